@@ -1,0 +1,1 @@
+"""The telemedicine server: settings, database, REST API and the application factory."""

@@ -1,0 +1,56 @@
+"""REST: JSON login, logout, and who am I."""
+
+from __future__ import annotations
+
+import pydantic
+from aiohttp import web
+
+from ..appkeys import SETTINGS
+from ..auth import COOKIE_NAME, caller, check_credentials, issue_token, public, revoke
+from ..http import json_response, parse_body
+from ..models import User
+
+routes = web.RouteTableDef()
+
+
+class LoginRequest(pydantic.BaseModel):
+    username: str = pydantic.Field(min_length=1, max_length=64)
+    password: str = pydantic.Field(min_length=1, max_length=1024)
+
+
+def user_json(user: User) -> dict:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role.value,
+        "hospital_id": user.hospital_id,
+        "locale": user.locale,
+    }
+
+
+@routes.post("/api/auth/login")
+@public
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LoginRequest)
+    user = await check_credentials(request, body.username, body.password)
+    token = issue_token(request, user)
+    return json_response({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": request.app[SETTINGS].access_token_ttl,
+        "user": user_json(user),
+    })
+
+
+@routes.post("/api/auth/logout")
+async def logout(request: web.Request) -> web.Response:
+    await revoke(request, caller(request).claims)
+    response = json_response({"logged_out": True})
+    response.del_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    return json_response(user_json(caller(request).user))

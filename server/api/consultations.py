@@ -1,0 +1,67 @@
+"""REST: the caller's consultations, one consultation, and creating one."""
+
+from __future__ import annotations
+
+
+import pydantic
+from aiohttp import web
+
+from .. import consultations
+from ..appkeys import DATABASE
+from ..auth import caller
+from ..errors import BadRequest
+from ..http import json_response, parse_body
+from ..permissions import can_create_consultation, can_view_consultation, require
+
+routes = web.RouteTableDef()
+
+
+class ConsultationCreate(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    title: str = pydantic.Field(min_length=1, max_length=200)
+    planned_start: pydantic.AwareDatetime
+    participant_ids: list[int] = pydantic.Field(min_length=1, max_length=16)
+    patient_id: int | None = None
+
+
+def consultation_id(request: web.Request) -> int:
+    raw = request.match_info["consultation_id"]
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{raw!r} is not a consultation id.", code="bad-id") from None
+
+
+@routes.get("/api/consultations")
+async def list_consultations(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        views = await consultations.list_for(session, who)
+    return json_response({"consultations": [v.to_json(with_patient=True) for v in views]})
+
+
+@routes.post("/api/consultations")
+async def create_consultation(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    require(can_create_consultation(who), N_("Only doctors, specialists and coordinators create consultations."))
+    body = await parse_body(request, ConsultationCreate)
+    async with request.app[DATABASE].session() as session:
+        created = await consultations.create(
+            session, who, title=body.title, planned_start=body.planned_start,
+            participant_ids=body.participant_ids, patient_id=body.patient_id,
+        )
+        assert created.id is not None
+        view = await consultations.load(session, created.id)
+    return json_response(view.to_json(with_patient=True), status=201)
+
+
+@routes.get("/api/consultations/{consultation_id}")
+async def get_consultation(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        view = await consultations.load(session, consultation_id(request))
+    require(can_view_consultation(who, view.scope), N_("You are not a participant of this consultation."))
+    return json_response(view.to_json(with_patient=True))
+
+

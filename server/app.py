@@ -1,0 +1,81 @@
+"""The application factory: ``create_app(settings)`` wires settings, database, keys, routes and pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from aiohttp import web
+
+from signaling import endpoint as signaling_endpoint
+from signaling.hub import RoomHub
+from web import STATIC_DIR, pages
+from web.render import Renderer
+
+from .api import auth as auth_api
+from .api import consultations as consultations_api
+from .api import health
+from .appkeys import DATABASE, HUB, KEYS, RENDERER, SETTINGS
+from .db import Database
+from .errors import SettingsError
+from .http import auth_middleware, error_middleware
+from .settings import Settings
+from .signing_keys import load_keyring
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob: mediastream:",
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+])
+
+
+async def prepare_database(database: Database, settings: Settings) -> None:
+    """Bring the embedded database up to date; refuse to start on a shared one that is behind."""
+    if settings.is_embedded_database:
+        await database.upgrade()
+        return
+    current, head = await database.current_revision(), Database.head_revision()
+    if current != head:
+        raise SettingsError(
+            f"The database schema is at revision {current or 'none'} but this version needs {head}: "
+            "run `telemed db upgrade` first (TELEMED_DATABASE_URL names the database)."
+        )
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
+    """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding)."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=2 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[KEYS] = load_keyring(settings)
+    app[RENDERER] = Renderer(settings)
+    app[HUB] = RoomHub(max_participants=settings.room_max_participants)
+
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        db = database or Database(settings.database_url)
+        try:
+            if database is None:
+                await prepare_database(db, settings)
+            app[DATABASE] = db
+            yield
+        finally:
+            await db.close()
+
+    app.cleanup_ctx.append(database_ctx)
+    app.on_response_prepare.append(_security_headers)
+    for module in (health, auth_api, consultations_api, signaling_endpoint, pages):
+        app.add_routes(module.routes)
+    app.router.add_static("/static", STATIC_DIR, append_version=True)
+    return app
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")  # pages and API answers hold health data

@@ -1,0 +1,213 @@
+"""The ``telemed`` command: serve, migrate the database, seed demo data, create accounts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from sqlmodel import col, or_, select
+
+from .accesslog import PathOnlyAccessLogger
+from .app import create_app, prepare_database
+from .db import Database
+from .demo import DEMO_PASSWORD, demo_logins, seed_demo
+from .errors import SettingsError
+from .models import Hospital, Role, User
+from .passwords import hash_password, password_problem
+from .settings import Settings, describe
+
+log = logging.getLogger("telemed")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+    )
+
+
+async def _serve(settings: Settings, demo: bool) -> None:
+    database = Database(settings.database_url)
+    try:
+        await prepare_database(database, settings)
+        if demo:
+            await seed_demo(database)
+    except BaseException:
+        await database.close()
+        raise
+    runner = web.AppRunner(create_app(settings, database=database), access_log_class=PathOnlyAccessLogger)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        url = f"http://[{shown_host}]:{port}" if ":" in shown_host else f"http://{shown_host}:{port}"
+        print(f"Telemed is listening on {url}", flush=True)
+        if demo:
+            print(f"Demo logins (password for each: {DEMO_PASSWORD}):")
+            for login in demo_logins():
+                print(f"  {login.username:<12} {login.role.value:<14} {login.display_name}")
+            print(f"Log in as dr.li in one browser and dr.wang in another, then open the consultation.",
+                  flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(settings, args.demo))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> None:
+        database = Database(settings.database_url)
+        try:
+            await database.upgrade(args.revision)
+            print(f"Database is at revision {await database.current_revision()}.")
+        finally:
+            await database.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> None:
+        database = Database(settings.database_url)
+        try:
+            await prepare_database(database, settings)
+            seeded = await seed_demo(database)
+            print("Demo partnership added." if seeded else "Demo partnership was already there.")
+        finally:
+            await database.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise SettingsError("The two passwords differ.")
+    return first
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    password = _read_password(args)
+    if problem := password_problem(password):
+        raise SettingsError(f"The password {problem}.")
+
+    async def run() -> None:
+        database = Database(settings.database_url)
+        try:
+            await prepare_database(database, settings)
+            async with database.session() as session:
+                hospital_filter = [Hospital.name == args.hospital]
+                if args.hospital.isdigit():
+                    hospital_filter.append(col(Hospital.id) == int(args.hospital))
+                hospital = (await session.exec(select(Hospital).where(or_(*hospital_filter)))).first()
+                if hospital is None:
+                    raise SettingsError(f"There is no hospital {args.hospital!r} (give its exact name or id).")
+                if (await session.exec(select(User).where(User.username == args.username))).first():
+                    raise SettingsError(f"The username {args.username!r} is taken.")
+                user = User(username=args.username, display_name=args.display_name or args.username,
+                            role=Role(args.role), hospital_id=hospital.id, password_hash=hash_password(password))
+                session.add(user)
+                await session.commit()
+                print(f"Created {user.role.value} {user.username!r} (id {user.id}) at {hospital.name}.")
+        finally:
+            await database.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def _settings_epilog() -> str:
+    rows = "\n".join(f"  {name:<36} {doc}" for name, _, doc in describe())
+    return f"Settings are read from the environment:\n{rows}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telemed",
+        description="Telemedicine video consultations for medical partnerships.",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", help="data directory (TELEMED_DATA_DIR; default ./var)")
+        return p
+
+    serve = with_data_dir(commands.add_parser(
+        "serve", help="run the web server",
+        description="Run the web server. On the embedded SQLite database, migrations are applied first."))
+    serve.add_argument("--host", help="address to listen on (TELEMED_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on, 0 for any free one (TELEMED_PORT; default 8080)")
+    serve.add_argument("--demo", action="store_true", help="seed the demo partnership and print its logins")
+    serve.set_defaults(func=cmd_serve)
+
+    db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    upgrade = with_data_dir(db_commands.add_parser(
+        "upgrade", help="apply schema migrations",
+        description="Apply the schema migrations to the database named by TELEMED_DATABASE_URL."))
+    upgrade.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    demo = with_data_dir(commands.add_parser(
+        "demo", help="seed demo data only",
+        description="Add the demo medical partnership, its clinicians and a consultation, if not there yet."))
+    demo.set_defaults(func=cmd_demo)
+
+    user = commands.add_parser("user", help="manage accounts", description="Manage accounts.")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")
+    create = with_data_dir(user_commands.add_parser(
+        "create", help="create an account",
+        description="Create an account. The password is asked for twice, or read from one line of stdin."))
+    create.add_argument("--username", required=True)
+    create.add_argument("--display-name", help="name shown to others (default: the username)")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--hospital", required=True, help="hospital name or id")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.set_defaults(func=cmd_user_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"telemed: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Demo data: a medical partnership with a provincial hospital, two county hospitals, clinicians and a consultation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from .db import Database
+from .models import (
+    Consultation,
+    ConsultationParticipant,
+    Department,
+    Hospital,
+    HospitalLevel,
+    Partnership,
+    PartnershipMember,
+    Patient,
+    Role,
+    Sex,
+    Specialty,
+    User,
+)
+from .passwords import hash_password
+
+DEMO_PASSWORD = "telemed-demo"
+LEAD_HOSPITAL = "江南省人民医院 Jiangnan Provincial People's Hospital"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    role: Role
+    display_name: str
+
+
+DEMO_USERS = (
+    # username, display name, role, hospital key, department key
+    ("dr.li", "李明 Li Ming", Role.COUNTY_DOCTOR, "qingshan", "qs-internal"),
+    ("dr.wang", "王芳 Wang Fang", Role.SPECIALIST, "provincial", "cardiology"),
+    ("dr.chen", "陈刚 Chen Gang", Role.COUNTY_DOCTOR, "baihe", None),
+    ("coord.zhao", "赵丽 Zhao Li", Role.COORDINATOR, "provincial", None),
+    ("admin", "系统管理员 Administrator", Role.ADMIN, "provincial", None),
+    ("auditor", "审计员 Auditor", Role.AUDITOR, "provincial", None),
+)
+
+
+def demo_logins() -> list[DemoLogin]:
+    return [DemoLogin(username, role, name) for username, name, role, _, _ in DEMO_USERS]
+
+
+async def seed_demo(database: Database) -> bool:
+    """Add the demo partnership unless it is already there. Returns True if it seeded anything."""
+    async with database.session() as session:
+        if (await session.exec(select(Hospital).where(Hospital.name == LEAD_HOSPITAL))).first():
+            return False
+        specialties = {
+            code: Specialty(code=code, name_zh=zh, name_en=en)
+            for code, zh, en in [
+                ("cardiology", "心血管内科", "Cardiology"),
+                ("neurology", "神经内科", "Neurology"),
+                ("endocrinology", "内分泌科", "Endocrinology"),
+                ("radiology", "放射科", "Radiology"),
+            ]
+        }
+        hospitals = {
+            "provincial": Hospital(name=LEAD_HOSPITAL, level=HospitalLevel.TERTIARY, region="江南省 Jiangnan"),
+            "qingshan": Hospital(name="青山县人民医院 Qingshan County People's Hospital",
+                                 level=HospitalLevel.COUNTY, region="江南省青山县 Qingshan County"),
+            "baihe": Hospital(name="白河县中医院 Baihe County TCM Hospital", level=HospitalLevel.COUNTY,
+                              region="江南省白河县 Baihe County"),
+        }
+        session.add_all([*specialties.values(), *hospitals.values()])
+        await session.flush()
+
+        partnership = Partnership(name="江南省人民医院医联体 Jiangnan Provincial Partnership",
+                                  lead_hospital_id=hospitals["provincial"].id)
+        session.add(partnership)
+        await session.flush()
+        session.add_all([PartnershipMember(partnership_id=partnership.id, hospital_id=h.id)
+                         for h in hospitals.values()])
+
+        departments = {
+            "cardiology": Department(hospital_id=hospitals["provincial"].id, name="心血管内科 Cardiology",
+                                     specialty_id=specialties["cardiology"].id),
+            "neurology": Department(hospital_id=hospitals["provincial"].id, name="神经内科 Neurology",
+                                    specialty_id=specialties["neurology"].id),
+            "qs-internal": Department(hospital_id=hospitals["qingshan"].id, name="内科 Internal Medicine"),
+        }
+        session.add_all(departments.values())
+        await session.flush()
+
+        password_hash = hash_password(DEMO_PASSWORD)
+        users = {}
+        for username, name, role, hospital, department in DEMO_USERS:
+            dept = departments.get(department) if department else None
+            users[username] = User(
+                username=username, display_name=name, role=role, password_hash=password_hash,
+                hospital_id=hospitals[hospital].id, department_id=dept.id if dept else None,
+                specialty_id=dept.specialty_id if dept else None,
+            )
+        session.add_all(users.values())
+        patient = Patient(hospital_id=hospitals["qingshan"].id, name="张伟 Zhang Wei", sex=Sex.MALE,
+                          birth_year=1958)
+        session.add(patient)
+        await session.flush()
+
+        consultation = Consultation(
+            title="胸痛随访会诊 Chest pain follow-up", hospital_id=hospitals["qingshan"].id,
+            patient_id=patient.id, planned_start=datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=15),
+            created_by=users["dr.li"].id,
+        )
+        session.add(consultation)
+        await session.flush()
+        session.add_all([
+            ConsultationParticipant(consultation_id=consultation.id, user_id=users[name].id)
+            for name in ("dr.li", "dr.wang")
+        ])
+        await session.commit()
+    return True

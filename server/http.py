@@ -1,0 +1,100 @@
+"""HTTP plumbing shared by every route: the error and auth middlewares, JSON bodies in and out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pydantic
+from aiohttp import web
+from yarl import URL
+
+from .auth import CALLER, authenticate, is_public, token_from
+from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_JSON_BODY = 1024 * 1024
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, default=str, ensure_ascii=False))
+
+
+async def parse_body(request: web.Request, model: type[Model]) -> Model:
+    """Read a JSON body into ``model``: 400 if it is not JSON, 422 naming each field that is wrong."""
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise BadRequest(f"The request body is larger than {MAX_JSON_BODY} bytes.", code="body-too-large")
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.", code="bad-json") from None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(validation_fields(exc)) from None
+
+
+def validation_fields(exc: pydantic.ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "body"
+        fields.setdefault(name, error["msg"])
+    return fields
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return origin is None  # no Origin: not a browser form, or a same-origin GET-style navigation
+    return URL(origin).authority == URL(f"//{request.host}").authority
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
+    try:
+        return await handler(request)
+    except TelemedError as exc:
+        if is_api(request) or request.headers.get("Upgrade", "").lower() == "websocket":
+            return json_response(exc.to_json(), status=exc.status)
+        if isinstance(exc, Unauthenticated):
+            target = f"/login?next={quote(request.path_qs, safe='')}&reason={exc.code}"
+            raise web.HTTPSeeOther(location=target) from None
+        from web.pages import render_error
+
+        return render_error(request, exc)
+    except web.HTTPException as exc:
+        if is_api(request) and exc.status >= 400:
+            code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
+            return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        error = TelemedError(N_("Something went wrong on the server; it has been logged."))
+        if is_api(request):
+            return json_response(error.to_json(), status=500)
+        from web.pages import render_error
+
+        return render_error(request, error)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Deny by default: every route not marked @public needs a valid token; roles are checked per handler."""
+    if is_public(request):
+        return await handler(request)
+    request[CALLER] = await authenticate(request)
+    _, source = token_from(request)
+    if source == "cookie" and request.method not in {"GET", "HEAD", "OPTIONS"} and not _same_origin(request):
+        raise Forbidden(N_("Cross-site request refused."), code="cross-site")
+    return await handler(request)

@@ -1,0 +1,181 @@
+"""Domain tables: hospitals, medical partnerships, departments, specialties, users, patients, consultations."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+# Named constraints, so later migrations can drop or alter them by name on every database.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores UTC, always hands back an aware datetime (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous across hospitals' time zones; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(enum_cls: type[enum.Enum]) -> sa.Enum:
+    # A VARCHAR, not a native PostgreSQL ENUM: adding a value later needs no ALTER TYPE migration.
+    return sa.Enum(enum_cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e],
+                   validate_strings=True)
+
+
+class HospitalLevel(str, enum.Enum):
+    COUNTY = "county"
+    SECONDARY = "secondary"
+    TERTIARY = "tertiary"
+
+
+class Role(str, enum.Enum):
+    COUNTY_DOCTOR = "county_doctor"
+    SPECIALIST = "specialist"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+
+
+class ConsultationStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Sex(str, enum.Enum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class Hospital(SQLModel, table=True):
+    __tablename__ = "hospital"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    level: HospitalLevel = Field(sa_type=_enum(HospitalLevel))
+    region: str = Field(max_length=200)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+
+
+class Partnership(SQLModel, table=True):
+    """A medical partnership (医联体): a lead hospital and the member hospitals it supports."""
+
+    __tablename__ = "partnership"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    lead_hospital_id: int = Field(foreign_key="hospital.id", index=True)
+
+
+class PartnershipMember(SQLModel, table=True):
+    __tablename__ = "partnership_member"
+
+    partnership_id: int = Field(foreign_key="partnership.id", primary_key=True)
+    hospital_id: int = Field(foreign_key="hospital.id", primary_key=True)
+
+
+class Specialty(SQLModel, table=True):
+    __tablename__ = "specialty"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    name_zh: str = Field(max_length=100)
+    name_en: str = Field(max_length=100)
+
+
+class Department(SQLModel, table=True):
+    __tablename__ = "department"
+    __table_args__ = (sa.UniqueConstraint("hospital_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hospital_id: int = Field(foreign_key="hospital.id", index=True)
+    name: str = Field(max_length=200)
+    specialty_id: int | None = Field(default=None, foreign_key="specialty.id")
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=100)
+    password_hash: str = Field(max_length=255)
+    role: Role = Field(sa_type=_enum(Role))
+    hospital_id: int = Field(foreign_key="hospital.id", index=True)
+    department_id: int | None = Field(default=None, foreign_key="department.id")
+    specialty_id: int | None = Field(default=None, foreign_key="specialty.id")
+    locale: str | None = Field(default=None, max_length=16)
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Patient(SQLModel, table=True):
+    """A patient's record. Patients are not user accounts: they join visits through invitations."""
+
+    __tablename__ = "patient"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hospital_id: int = Field(foreign_key="hospital.id", index=True)
+    name: str = Field(max_length=100)
+    sex: Sex = Field(default=Sex.UNKNOWN, sa_type=_enum(Sex))
+    birth_year: int | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Consultation(SQLModel, table=True):
+    __tablename__ = "consultation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    hospital_id: int = Field(foreign_key="hospital.id", index=True)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    planned_start: datetime = Field(sa_type=UTCDateTime)
+    status: ConsultationStatus = Field(default=ConsultationStatus.SCHEDULED, sa_type=_enum(ConsultationStatus))
+    created_by: int = Field(foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConsultationParticipant(SQLModel, table=True):
+    __tablename__ = "consultation_participant"
+
+    consultation_id: int = Field(foreign_key="consultation.id", primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", primary_key=True, index=True)
+
+
+class RevokedToken(SQLModel, table=True):
+    """Access tokens ended by logout before their expiry; rows are pruned once the token would have expired."""
+
+    __tablename__ = "revoked_token"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -1,0 +1,206 @@
+"""The one settings object: typed, frozen, read from ``TELEMED_*`` variables and command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SettingsError
+
+ENV_PREFIX = "TELEMED_"
+MIN_SECRET_BYTES = 32
+
+
+class Secret(str):
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_port(raw: str) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError("expected a port number from 0 to 65535")
+    return port
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive whole number")
+    return value
+
+
+def _parse_database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError("expected a URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    return raw
+
+
+def _parse_redis_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a URL starting with redis://, rediss:// or unix://")
+    return raw
+
+
+def _parse_secret(raw: str) -> Secret | None:
+    if not raw:
+        return None
+    if len(raw.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes long")
+    return Secret(raw)
+
+
+def _parse_secret_list(raw: str) -> tuple[Secret, ...]:
+    secrets = [part.strip() for part in raw.split(",") if part.strip()]
+    return tuple(_parse_secret(secret) for secret in secrets)  # type: ignore[misc]
+
+
+def _parse_ice_servers(raw: str) -> tuple[dict[str, Any], ...]:
+    """Either a JSON list of RTCIceServer objects or a comma-separated list of stun:/turn: URLs."""
+    raw = raw.strip()
+    if not raw:
+        return ()
+    if raw.startswith("["):
+        servers = json.loads(raw)
+        if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
+            raise ValueError("expected a JSON list of objects with a 'urls' field")
+        return tuple(servers)
+    urls = [url.strip() for url in raw.split(",") if url.strip()]
+    for url in urls:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            raise ValueError(f"{url!r} is not a stun:, turn: or turns: URL")
+    return tuple({"urls": url} for url in urls)
+
+
+def _parse_locale(raw: str) -> str:
+    from web.i18n import SUPPORTED_LOCALES
+
+    if raw not in SUPPORTED_LOCALES:
+        raise ValueError(f"expected one of {', '.join(SUPPORTED_LOCALES)}")
+    return raw
+
+
+def _parse_log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told. Each field is read from ``TELEMED_<FIELD NAME IN CAPITALS>``."""
+
+    host: str = _setting("127.0.0.1", str, "Address to listen on.")
+    port: int = _setting(8080, _parse_port, "Port to listen on; 0 picks a free one.")
+    data_dir: Path = _setting(
+        Path("var"), Path, "Where the embedded database, the signing key and recordings are kept."
+    )
+    database_url: str = _setting(
+        "",
+        _parse_database_url,
+        "SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db. "
+        "Default: an SQLite file in the data directory.",
+    )
+    redis_url: str | None = _setting(
+        None, _parse_redis_url, "Redis URL for the bus between server nodes. Unset: in-process bus, one node."
+    )
+    jwt_secret: Secret | None = _setting(
+        None,
+        _parse_secret,
+        "Key that signs access tokens (32 bytes or more). Unset: generated once and kept in the data directory.",
+    )
+    jwt_previous_secrets: tuple[Secret, ...] = _setting(
+        (), _parse_secret_list, "Comma-separated keys still accepted for verification while keys rotate."
+    )
+    jwt_issuer: str = _setting("telemed", str, "The iss claim of tokens this server issues and accepts.")
+    access_token_ttl: int = _setting(
+        8 * 3600, _parse_positive_int, "Lifetime of an access token in seconds (a clinic shift by default)."
+    )
+    cookie_secure: bool = _setting(
+        False, _parse_bool, "Mark the session cookie Secure. Set to true whenever the server is behind HTTPS."
+    )
+    ice_servers: tuple[dict[str, Any], ...] = _setting(
+        (),
+        _parse_ice_servers,
+        "STUN/TURN servers handed to browsers: a JSON list of RTCIceServer objects or comma-separated URLs.",
+    )
+    default_locale: str = _setting(
+        "zh-CN", _parse_locale, "Language of pages when neither the user nor the browser asks for one."
+    )
+    log_level: str = _setting("INFO", _parse_log_level, "DEBUG, INFO, WARNING or ERROR.")
+    signaling_max_message_bytes: int = _setting(
+        64 * 1024, _parse_positive_int, "Largest signaling message accepted; larger ones get an error."
+    )
+    room_max_participants: int = _setting(
+        8, _parse_positive_int, "Most participants a consultation room admits at once."
+    )
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from the environment, then apply already-typed overrides (from flags).
+
+        Raises SettingsError naming the variable when a value cannot be used.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = env_name(f.name)
+            if name in environ:
+                try:
+                    values[f.name] = f.metadata["parse"](environ[name])
+                except (ValueError, json.JSONDecodeError) as exc:
+                    raise SettingsError(f"{name}: {exc} (got {_shown(f.name, environ[name])})") from None
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        settings = cls(**values)
+        if not settings.database_url:
+            db_path = (settings.data_dir / "telemed.db").resolve()
+            settings = dataclasses.replace(settings, database_url=f"sqlite+aiosqlite:///{db_path}")
+        return settings
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _shown(field_name: str, raw: str) -> str:
+    return "a secret value" if "secret" in field_name else repr(raw)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for --help and the README table."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default if f.default is not None else ""
+        rows.append((env_name(f.name), str(default) if default != () else "", f.metadata["doc"]))
+    return rows

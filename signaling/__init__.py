@@ -1,0 +1,1 @@
+"""WebRTC signaling: the WebSocket protocol, rooms, and (later) the bus between server nodes."""

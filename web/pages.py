@@ -1,0 +1,148 @@
+"""The pages: login, dashboard, consultation room, language choice, and error pages."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import consultations
+from server.api.consultations import consultation_id
+from server.appkeys import DATABASE, RENDERER, SETTINGS
+from server.auth import (
+    COOKIE_NAME,
+    authenticate,
+    caller,
+    check_credentials,
+    issue_token,
+    public,
+    revoke,
+    set_session_cookie,
+)
+from server.errors import N_, TelemedError, Unauthenticated
+from server.models import ConsultationStatus, User
+from server.permissions import can_join_consultation, require
+
+from .i18n import SUPPORTED_LOCALES
+from .render import LANG_COOKIE
+
+routes = web.RouteTableDef()
+
+# Why the login page was shown, keyed by the error code that sent the browser there.
+LOGIN_REASONS = {
+    "token-expired": N_("Your session has expired. Please log in again."),
+    "token-revoked": N_("You have logged out. Please log in again."),
+    "login-required": N_("Please log in to continue."),
+}
+STATUS_LABELS = {
+    ConsultationStatus.SCHEDULED: N_("Scheduled"),
+    ConsultationStatus.IN_PROGRESS: N_("In progress"),
+    ConsultationStatus.COMPLETED: N_("Completed"),
+    ConsultationStatus.CANCELLED: N_("Cancelled"),
+}
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: an open redirect would let a phishing link borrow our login page."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def render_error(request: web.Request, error: TelemedError) -> web.Response:
+    return request.app[RENDERER].render(request, "error.html", {"error": error}, status=error.status)
+
+
+@routes.get("/login", name="login")
+@public
+async def login_page(request: web.Request) -> web.Response:
+    next_path = safe_next(request.query.get("next"))
+    try:
+        await authenticate(request)
+    except Unauthenticated:
+        pass
+    else:
+        raise web.HTTPSeeOther(next_path)
+    reason = LOGIN_REASONS.get(request.query.get("reason", ""))
+    return request.app[RENDERER].render(request, "login.html", {"next": next_path, "notice": reason, "error": None})
+
+
+@routes.post("/login")
+@public
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+    next_path = safe_next(str(form.get("next", "/")))
+    renderer = request.app[RENDERER]
+    try:
+        if not username or not password:
+            raise Unauthenticated(N_("Enter your username and password."))
+        user = await check_credentials(request, username, password)
+    except Unauthenticated as exc:
+        return renderer.render(
+            request, "login.html",
+            {"next": next_path, "notice": None, "error": renderer.gettext(request, exc.message),
+             "username": username},
+            status=401,
+        )
+    response = web.HTTPSeeOther(next_path)
+    set_session_cookie(request, response, issue_token(request, user))
+    raise response
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    await revoke(request, caller(request).claims)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE_NAME, path="/")
+    raise response
+
+
+@routes.post("/language")
+@public
+async def choose_language(request: web.Request) -> web.Response:
+    """Remember the chosen language on this browser and, for a logged-in user, on their account."""
+    form = await request.post()
+    locale = str(form.get("locale", ""))
+    back = safe_next(str(form.get("next", "/")))
+    if locale not in SUPPORTED_LOCALES:
+        raise web.HTTPSeeOther(back)
+    try:
+        who = await authenticate(request)
+    except Unauthenticated:
+        pass
+    else:
+        async with request.app[DATABASE].session() as session:
+            user = await session.get(User, who.user.id)
+            if user is not None:
+                user.locale = locale
+                session.add(user)
+                await session.commit()
+    response = web.HTTPSeeOther(back)
+    response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, samesite="Lax", path="/",
+                        secure=request.app[SETTINGS].cookie_secure)
+    raise response
+
+
+@routes.get("/", name="dashboard")
+async def dashboard(request: web.Request) -> web.Response:
+    who = caller(request)
+    async with request.app[DATABASE].session() as session:
+        views = await consultations.list_for(session, who.principal)
+    return request.app[RENDERER].render(request, "dashboard.html", {"consultations": views, "status_labels": STATUS_LABELS})
+
+
+@routes.get("/consultations/{consultation_id}", name="consultation")
+async def consultation_room(request: web.Request) -> web.Response:
+    who = caller(request)
+    async with request.app[DATABASE].session() as session:
+        view = await consultations.load(session, consultation_id(request))
+    require(can_join_consultation(who.principal, view.scope), N_("You are not a participant of this consultation."))
+    settings = request.app[SETTINGS]
+    config = {
+        "consultationId": view.consultation.id,
+        "signalingPath": f"/api/consultations/{view.consultation.id}/signaling",
+        "iceServers": list(settings.ice_servers),
+        "self": {"userId": who.user.id, "name": who.user.display_name},
+    }
+    return request.app[RENDERER].render(
+        request, "consultation.html", {"view": view, "config": config}
+    )

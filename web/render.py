@@ -1,0 +1,61 @@
+"""Renders Jinja2 templates in the caller's language: one environment per locale, built at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from server.auth import CALLER
+from server.settings import Settings
+
+from .i18n import SUPPORTED_LOCALES, negotiate, translations
+
+LANG_COOKIE = "telemed_lang"
+LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
+
+
+class Renderer:
+    """Owns the template environments. One per locale keeps gettext out of shared mutable state."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.default_locale = settings.default_locale
+        self._environments = {locale: self._environment(locale) for locale in SUPPORTED_LOCALES}
+
+    @staticmethod
+    def _environment(locale: str) -> jinja2.Environment:
+        env = jinja2.Environment(
+            loader=jinja2.PackageLoader("web", "templates"),
+            autoescape=True,
+            extensions=["jinja2.ext.i18n"],
+            undefined=jinja2.StrictUndefined,
+        )
+        env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+        env.globals["locale"] = locale
+        env.globals["locale_names"] = LOCALE_NAMES
+        return env
+
+    def locale_for(self, request: web.Request) -> str:
+        """The user's own setting, else the language they picked on this browser, else Accept-Language."""
+        caller = request.get(CALLER)
+        if caller is not None and caller.user.locale in SUPPORTED_LOCALES:
+            return caller.user.locale
+        chosen = request.cookies.get(LANG_COOKIE)
+        if chosen in SUPPORTED_LOCALES:
+            return chosen
+        return negotiate(request.headers.get("Accept-Language"), self.default_locale)
+
+    def render(self, request: web.Request, template: str, context: dict[str, Any] | None = None,
+               *, status: int = 200) -> web.Response:
+        locale = self.locale_for(request)
+        caller = request.get(CALLER)
+        html = self._environments[locale].get_template(template).render(
+            {"user": caller.user if caller else None, "request_path": request.path, **(context or {})}
+        )
+        response = web.Response(text=html, status=status, content_type="text/html")
+        response.headers["Content-Language"] = locale
+        return response
+
+    def gettext(self, request: web.Request, message: str) -> str:
+        return translations(self.locale_for(request)).gettext(message)
