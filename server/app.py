@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from signaling import endpoint as signaling_endpoint

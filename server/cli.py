@@ -48,14 +48,14 @@ async def _serve(settings: Settings, demo: bool) -> None:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         host, port = runner.addresses[0][:2]
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  (display only)
         url = f"http://[{shown_host}]:{port}" if ":" in shown_host else f"http://{shown_host}:{port}"
         print(f"Telemed is listening on {url}", flush=True)
         if demo:
             print(f"Demo logins (password for each: {DEMO_PASSWORD}):")
             for login in demo_logins():
                 print(f"  {login.username:<12} {login.role.value:<14} {login.display_name}")
-            print(f"Log in as dr.li in one browser and dr.wang in another, then open the consultation.",
+            print("Log in as dr.li in one browser and dr.wang in another, then open the consultation.",
                   flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .errors import NotFound, ValidationFailed
-from .models import Consultation, ConsultationParticipant, Hospital, Patient, PartnershipMember, User
+from .models import Consultation, ConsultationParticipant, Hospital, PartnershipMember, Patient, User
 from .permissions import ConsultationScope, Principal, can_add_participant
 
 

@@ -24,7 +24,7 @@ from .models import (
 )
 from .passwords import hash_password
 
-DEMO_PASSWORD = "telemed-demo"
+DEMO_PASSWORD = "telemed-demo"  # noqa: S105  (printed at start: it guards demo data only)
 LEAD_HOSPITAL = "江南省人民医院 Jiangnan Provincial People's Hospital"
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-
 # Named constraints, so later migrations can drop or alter them by name on every database.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -49,13 +48,13 @@ def _enum(enum_cls: type[enum.Enum]) -> sa.Enum:
                    validate_strings=True)
 
 
-class HospitalLevel(str, enum.Enum):
+class HospitalLevel(enum.StrEnum):
     COUNTY = "county"
     SECONDARY = "secondary"
     TERTIARY = "tertiary"
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     COUNTY_DOCTOR = "county_doctor"
     SPECIALIST = "specialist"
     COORDINATOR = "coordinator"
@@ -63,14 +62,14 @@ class Role(str, enum.Enum):
     AUDITOR = "auditor"
 
 
-class ConsultationStatus(str, enum.Enum):
+class ConsultationStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
 
-class Sex(str, enum.Enum):
+class Sex(enum.StrEnum):
     FEMALE = "female"
     MALE = "male"
     OTHER = "other"

@@ -10,7 +10,20 @@ from aiohttp import WSMsgType, web
 
 from .errors import CLOSE_NORMAL, AlreadyJoined, NotJoined, SignalingError, UnsupportedVersion, close_code_for
 from .hub import Outbox, RoomHub
-from .messages import PROTOCOL_VERSION, Answer, Candidate, Error, Join, Leave, Offer, Participant, Ping, Pong, dump, parse
+from .messages import (
+    PROTOCOL_VERSION,
+    Answer,
+    Candidate,
+    Error,
+    Join,
+    Leave,
+    Offer,
+    Participant,
+    Ping,
+    Pong,
+    dump,
+    parse,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from server import consultations
 from server.api.consultations import consultation_id
 from server.appkeys import DATABASE, HUB, SETTINGS
 from server.auth import caller
+from server.errors import N_
 from server.permissions import can_join_consultation, require
 
 from .connection import SignalingConnection

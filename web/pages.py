@@ -127,7 +127,8 @@ async def dashboard(request: web.Request) -> web.Response:
     who = caller(request)
     async with request.app[DATABASE].session() as session:
         views = await consultations.list_for(session, who.principal)
-    return request.app[RENDERER].render(request, "dashboard.html", {"consultations": views, "status_labels": STATUS_LABELS})
+    context = {"consultations": views, "status_labels": STATUS_LABELS}
+    return request.app[RENDERER].render(request, "dashboard.html", context)
 
 
 @routes.get("/consultations/{consultation_id}", name="consultation")

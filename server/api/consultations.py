@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import pydantic
 from aiohttp import web
 
 from .. import consultations
 from ..appkeys import DATABASE
 from ..auth import caller
-from ..errors import BadRequest
+from ..errors import N_, BadRequest
 from ..http import json_response, parse_body
 from ..permissions import can_create_consultation, can_view_consultation, require
 

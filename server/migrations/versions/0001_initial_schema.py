@@ -1,7 +1,7 @@
 """Initial schema: hospitals, partnerships, departments, specialties, users, patients, consultations.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23
 """
 

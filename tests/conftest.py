@@ -1,0 +1,110 @@
+"""Shared fixtures: settings in a temporary data directory, real servers on port 0, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
+
+from server.app import create_app, prepare_database
+from server.db import Database
+from server.demo import DEMO_PASSWORD, seed_demo
+from server.settings import Settings
+
+T = TypeVar("T")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TELEMED_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load(environ={}, data_dir=tmp_path / "var", port=0)
+
+
+async def _start(settings: Settings) -> TestClient:
+    database = Database(settings.database_url)
+    await prepare_database(database, settings)
+    await seed_demo(database)
+    client = TestClient(TestServer(create_app(settings, database=database), host="127.0.0.1", port=0))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
+    """A real server on a free port, seeded with the demo partnership."""
+    client = await _start(settings)
+    yield client
+    await client.close()
+
+
+async def login(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
+    """Log in through the JSON API; returns the Authorization header to send."""
+    response = await client.post("/api/auth/login", json={"username": username, "password": password})
+    assert response.status == 200, await response.text()
+    return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+
+
+def base_url(client: TestClient) -> URL:
+    return client.make_url("/")
+
+
+# ---- PostgreSQL ----
+
+_postgres_problem: list[str | None] = []
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run admin work on its own loop in a thread: sync fixtures may be set up while a test's loop runs."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncio.wait_for(asyncpg.connect(POSTGRES_ADMIN_URL.replace("+asyncpg", "")), 5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _postgres_unreachable() -> str | None:
+    if not _postgres_problem:
+        try:
+            _run(_admin("SELECT 1"))
+            _postgres_problem.append(None)
+        except Exception as exc:
+            where = URL(POSTGRES_ADMIN_URL)
+            _postgres_problem.append(f"PostgreSQL at {where.host}:{where.port} is not reachable "
+                                     f"({type(exc).__name__}: {exc}); set TELEMED_TEST_POSTGRES_URL")
+    return _postgres_problem[0]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    if problem := _postgres_unreachable():
+        pytest.skip(problem)
+    name = f"telemed_test_{secrets.token_hex(6)}"
+    _run(_admin(f'CREATE DATABASE "{name}"'))
+    yield str(URL(POSTGRES_ADMIN_URL).with_path(f"/{name}"))
+    _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on the embedded SQLite database and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")

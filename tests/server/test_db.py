@@ -1,0 +1,132 @@
+"""The database layer on SQLite and on a real PostgreSQL: migrations, round trips, constraints."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel, select
+
+from server.db import Database
+from server.demo import seed_demo
+from server.models import (
+    Consultation,
+    ConsultationParticipant,
+    ConsultationStatus,
+    Hospital,
+    HospitalLevel,
+    Role,
+    User,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def database(database_url: str):  # type: ignore[no-untyped-def]
+    db = Database(database_url)
+    await db.upgrade()
+    yield db
+    await db.close()
+
+
+async def test_migrations_reach_head_and_match_the_models(database: Database) -> None:
+    """A model change without a migration fails here, on both databases."""
+    assert await database.current_revision() == Database.head_revision()
+    async with database.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
+                                       SQLModel.metadata))
+    assert diff == []
+
+
+async def test_upgrade_twice_is_harmless(database: Database) -> None:
+    await database.upgrade()
+    assert await database.current_revision() == Database.head_revision()
+
+
+async def test_times_come_back_aware_and_in_utc(database: Database) -> None:
+    """A Beijing-time appointment is stored as the same instant on every database."""
+    beijing = timezone(timedelta(hours=8))
+    planned = datetime(2026, 12, 1, 9, 30, tzinfo=beijing)
+    await seed_demo(database)
+    async with database.session() as session:
+        doctor = (await session.exec(select(User).where(User.username == "dr.li"))).one()
+        consultation = Consultation(title="t", hospital_id=doctor.hospital_id, planned_start=planned,
+                                    created_by=doctor.id)
+        session.add(consultation)
+        await session.commit()
+        consultation_id = consultation.id
+    async with database.session() as session:
+        loaded = await session.get(Consultation, consultation_id)
+    assert loaded is not None
+    assert loaded.planned_start == planned
+    assert loaded.planned_start.tzinfo is not None and loaded.planned_start.utcoffset() == timedelta(0)
+    assert loaded.status is ConsultationStatus.SCHEDULED
+
+
+async def test_naive_datetimes_are_refused(database: Database) -> None:
+    await seed_demo(database)
+    async with database.session() as session:
+        doctor = (await session.exec(select(User).where(User.username == "dr.li"))).one()
+        session.add(Consultation(title="t", hospital_id=doctor.hospital_id, planned_start=datetime(2026, 1, 1),
+                                 created_by=doctor.id))
+        with pytest.raises(sa.exc.StatementError, match="naive datetimes"):
+            await session.commit()
+
+
+async def test_demo_seed_is_idempotent(database: Database) -> None:
+    assert await seed_demo(database) is True
+    assert await seed_demo(database) is False
+    async with database.session() as session:
+        users = (await session.exec(select(User))).all()
+        participants = (await session.exec(select(ConsultationParticipant))).all()
+    assert {u.role for u in users} == set(Role)
+    assert len(participants) == 2
+
+
+async def test_usernames_are_unique(database: Database) -> None:
+    await seed_demo(database)
+    async with database.session() as session:
+        hospital = (await session.exec(select(Hospital))).first()
+        session.add(User(username="dr.li", display_name="x", password_hash="x", role=Role.SPECIALIST,
+                         hospital_id=hospital.id))
+        with pytest.raises(sa.exc.IntegrityError):
+            await session.commit()
+
+
+async def test_foreign_keys_are_enforced(database: Database) -> None:
+    """SQLite ignores foreign keys unless told; the engine tells it."""
+    async with database.session() as session:
+        session.add(User(username="ghost", display_name="x", password_hash="x", role=Role.SPECIALIST,
+                         hospital_id=424242))
+        with pytest.raises(sa.exc.IntegrityError):
+            await session.commit()
+
+
+async def test_enums_are_checked_on_the_way_in(database: Database) -> None:
+    async with database.session() as session:
+        await session.exec(sa.insert(Hospital).values(name="h", level="county", region="r", timezone="Asia/Shanghai"))
+        await session.commit()
+        hospital = (await session.exec(select(Hospital))).one()
+        assert hospital.level is HospitalLevel.COUNTY
+        with pytest.raises(sa.exc.StatementError):
+            await session.exec(sa.insert(Hospital).values(name="h2", level="village", region="r"))
+
+
+async def test_ping(database: Database) -> None:
+    await database.ping()
+
+
+async def test_created_at_defaults_to_now(database: Database) -> None:
+    async with database.session() as session:
+        hospital = Hospital(name="h", level=HospitalLevel.COUNTY, region="r")
+        session.add(hospital)
+        await session.flush()
+        user = User(username="u", display_name="u", password_hash="x", role=Role.ADMIN, hospital_id=hospital.id)
+        session.add(user)
+        await session.commit()
+        assert abs(user.created_at - datetime.now(UTC)) < timedelta(seconds=30)

@@ -1,0 +1,30 @@
+"""Health probes: liveness always, readiness only while the database answers."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import create_app
+from server.db import Database
+from server.settings import Settings
+
+
+async def test_healthz_and_readyz(client: TestClient) -> None:
+    assert await (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["checks"] == {"database": "ok"}
+
+
+async def test_readyz_is_503_when_the_database_is_gone(settings: Settings) -> None:
+    # Port 9 (discard) has nothing listening here: connections are refused at once.
+    unreachable = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    client = TestClient(TestServer(create_app(settings, database=unreachable), host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        response = await client.get("/readyz")
+        assert response.status == 503
+        assert await response.json() == {"status": "not-ready", "checks": {"database": "unreachable"}}
+        assert (await client.get("/healthz")).status == 200
+    finally:
+        await client.close()

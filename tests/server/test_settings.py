@@ -1,0 +1,104 @@
+"""Settings: defaults, parsing from TELEMED_* variables, and start-up failures that name the variable."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from server.errors import SettingsError
+from server.settings import Secret, Settings, describe
+
+GOOD_SECRET = "s" * 40
+
+
+def test_defaults_are_embedded() -> None:
+    """With no environment, the server runs on SQLite in ./var with an in-process bus."""
+    settings = Settings.load(environ={})
+    assert settings.port == 8080
+    assert settings.redis_url is None
+    assert settings.is_embedded_database
+    assert settings.database_url == f"sqlite+aiosqlite:///{(Path('var') / 'telemed.db').resolve()}"
+    assert settings.default_locale == "zh-CN"
+
+
+def test_reads_environment_and_flags_override_it(tmp_path: Path) -> None:
+    env = {
+        "TELEMED_PORT": "9000",
+        "TELEMED_HOST": "0.0.0.0",
+        "TELEMED_DATA_DIR": str(tmp_path),
+        "TELEMED_DATABASE_URL": "postgresql+asyncpg://u@db/telemed",
+        "TELEMED_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "TELEMED_JWT_SECRET": GOOD_SECRET,
+        "TELEMED_JWT_PREVIOUS_SECRETS": f"{'a' * 32}, {'b' * 32}",
+        "TELEMED_COOKIE_SECURE": "yes",
+        "TELEMED_ICE_SERVERS": "stun:stun.example.org:3478,turn:turn.example.org",
+        "TELEMED_DEFAULT_LOCALE": "en",
+        "TELEMED_ACCESS_TOKEN_TTL": "600",
+    }
+    settings = Settings.load(environ=env, port=0)
+    assert settings.port == 0  # the flag wins
+    assert settings.host == "0.0.0.0"
+    assert settings.data_dir == tmp_path
+    assert not settings.is_embedded_database
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.jwt_secret == GOOD_SECRET
+    assert settings.jwt_previous_secrets == ("a" * 32, "b" * 32)
+    assert settings.cookie_secure is True
+    assert settings.ice_servers == ({"urls": "stun:stun.example.org:3478"}, {"urls": "turn:turn.example.org"})
+    assert settings.default_locale == "en"
+    assert settings.access_token_ttl == 600
+
+
+def test_ice_servers_as_json_keep_turn_credentials() -> None:
+    raw = '[{"urls": ["turn:t.example.org"], "username": "u", "credential": "c"}]'
+    settings = Settings.load(environ={"TELEMED_ICE_SERVERS": raw})
+    assert settings.ice_servers == ({"urls": ["turn:t.example.org"], "username": "u", "credential": "c"},)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("TELEMED_PORT", "eighty", "TELEMED_PORT"),
+        ("TELEMED_PORT", "70000", "0 to 65535"),
+        ("TELEMED_DATABASE_URL", "mysql://x", "sqlite+aiosqlite://"),
+        ("TELEMED_REDIS_URL", "http://x", "redis://"),
+        ("TELEMED_JWT_SECRET", "short", "at least 32 bytes"),
+        ("TELEMED_JWT_PREVIOUS_SECRETS", "short", "at least 32 bytes"),
+        ("TELEMED_COOKIE_SECURE", "maybe", "true or false"),
+        ("TELEMED_ICE_SERVERS", "http://stun", "is not a stun:"),
+        ("TELEMED_ICE_SERVERS", "[{\"x\": 1}]", "'urls'"),
+        ("TELEMED_ICE_SERVERS", "[not json", "TELEMED_ICE_SERVERS"),
+        ("TELEMED_DEFAULT_LOCALE", "fr", "zh-CN, en"),
+        ("TELEMED_LOG_LEVEL", "LOUD", "DEBUG"),
+        ("TELEMED_ACCESS_TOKEN_TTL", "-5", "positive"),
+        ("TELEMED_ROOM_MAX_PARTICIPANTS", "0", "positive"),
+    ],
+)
+def test_malformed_setting_names_the_variable(variable: str, value: str, says: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={variable: value})
+    assert caught.value.message.startswith(f"{variable}:")
+    assert says in caught.value.message
+
+
+def test_secret_values_never_show() -> None:
+    """A bad secret is not echoed in the error, and a good one is hidden from repr (and so from logs)."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={"TELEMED_JWT_SECRET": "hunter2-short"})
+    assert "hunter2" not in caught.value.message
+    settings = Settings.load(environ={"TELEMED_JWT_SECRET": GOOD_SECRET})
+    assert GOOD_SECRET not in repr(settings)
+    assert repr(Secret("x")) == "Secret('**********')"
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings.load(environ={}).port = 1  # type: ignore[misc]
+
+
+def test_every_setting_is_documented() -> None:
+    rows = describe()
+    assert len(rows) == len(dataclasses.fields(Settings))
+    assert all(name.startswith("TELEMED_") and doc for name, _, doc in rows)

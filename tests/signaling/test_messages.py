@@ -1,0 +1,99 @@
+"""The signaling wire format: what parses, what each bad message is answered with, and that nothing escapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signaling.errors import MalformedMessage, MessageTooLarge, SignalingError, UnknownMessageType
+from signaling.messages import (
+    Candidate,
+    Join,
+    Joined,
+    Offer,
+    Participant,
+    Ping,
+    RelayedCandidate,
+    dump,
+    parse,
+)
+
+LIMIT = 64 * 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type": "join"}', Join(protocol=1)),
+        ('{"type": "join", "protocol": 1}', Join(protocol=1)),
+        ('{"type": "offer", "to": "p1", "sdp": "v=0"}', Offer(to="p1", sdp="v=0")),
+        ('{"type": "candidate", "to": "p1", "candidate": null}', Candidate(to="p1", candidate=None)),
+        ('{"type": "ping", "id": 3}', Ping(id=3)),
+    ],
+)
+def test_valid_messages_parse_to_their_type(text: str, expected: object) -> None:
+    assert parse(text, max_bytes=LIMIT) == expected
+
+
+def test_browser_candidate_json_parses() -> None:
+    """What Chromium's RTCIceCandidate.toJSON() sends."""
+    browser = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "sdpMid": "0",
+               "sdpMLineIndex": 0, "usernameFragment": "abcd"}
+    message = parse(json.dumps({"type": "candidate", "to": "p", "candidate": browser}), max_bytes=LIMIT)
+    assert isinstance(message, Candidate) and message.candidate is not None
+    assert message.candidate.sdpMid == "0"
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "says"),
+    [
+        ("not json", MalformedMessage, "not valid JSON"),
+        ("[1, 2]", MalformedMessage, "JSON object"),
+        ('{"to": "x"}', MalformedMessage, "'type'"),
+        ('{"type": 7}', MalformedMessage, "'type'"),
+        ('{"type": "teleport"}', UnknownMessageType, "teleport"),
+        ('{"type": "offer", "to": "p1"}', MalformedMessage, "sdp: Field required"),
+        ('{"type": "offer", "to": "", "sdp": "v=0"}', MalformedMessage, "to:"),
+        ('{"type": "offer", "to": "p1", "sdp": 5}', MalformedMessage, "sdp:"),
+        ('{"type": "join", "admin": true}', MalformedMessage, "admin"),
+        ('{"type": "candidate", "to": "p", "candidate": {"candidate": "c", "sdpMLineIndex": -1}}',
+         MalformedMessage, "sdpMLineIndex"),
+        (b"\xff\xfe", MalformedMessage, "not valid JSON"),
+    ],
+)
+def test_bad_messages_say_what_is_wrong(text: str | bytes, error: type[SignalingError], says: str) -> None:
+    with pytest.raises(error) as caught:
+        parse(text, max_bytes=LIMIT)
+    assert says in caught.value.message
+
+
+def test_size_limit_counts_bytes_not_characters() -> None:
+    text = json.dumps({"type": "offer", "to": "p", "sdp": "会" * 100}, ensure_ascii=False)
+    assert len(text) < 200 < len(text.encode())
+    with pytest.raises(MessageTooLarge):
+        parse(text, max_bytes=200)
+
+
+def test_server_messages_use_wire_names() -> None:
+    me = Participant(id="a", user_id=1, name="李明", role="county_doctor")
+    assert json.loads(dump(Joined(self_=me, participants=())))["self"]["name"] == "李明"
+    assert json.loads(dump(RelayedCandidate(from_="a", candidate=None))) == {
+        "type": "candidate", "from": "a", "candidate": None}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                              lambda inner: st.lists(inner, max_size=4)
+                              | st.dictionaries(st.sampled_from(["type", "to", "sdp", "candidate", "id", "x"]),
+                                                inner, max_size=5),
+                              max_leaves=20).map(json.dumps)))
+def test_arbitrary_input_either_parses_or_raises_a_signaling_error(data: str | bytes) -> None:
+    """Nothing a client sends can raise anything but a SignalingError (which the server answers)."""
+    try:
+        parse(data, max_bytes=LIMIT)
+    except SignalingError:
+        pass
