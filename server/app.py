@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from signaling import endpoint as signaling_endpoint
 from signaling.hub import RoomHub
@@ -14,7 +15,7 @@ from web.render import Renderer
 from .api import auth as auth_api
 from .api import consultations as consultations_api
 from .api import health
-from .appkeys import DATABASE, HUB, KEYS, RENDERER, SETTINGS
+from .appkeys import DATABASE, HUB, KEYS, REDIS, RENDERER, SETTINGS
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
@@ -65,7 +66,19 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         finally:
             await db.close()
 
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Connects lazily: a Redis that is down at start-up shows in /readyz instead of stopping the node.
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
+            if settings.redis_url else None
+        app[REDIS] = client
+        try:
+            yield
+        finally:
+            if client is not None:
+                await client.aclose()
+
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(redis_ctx)
     app.on_response_prepare.append(_security_headers)
     for module in (health, auth_api, consultations_api, signaling_endpoint, pages):
         app.add_routes(module.routes)

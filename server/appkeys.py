@@ -1,10 +1,11 @@
-"""Typed keys for what the application holds: settings, database, keys, templates, signaling hub."""
+"""Typed keys for what the application holds: settings, database, keys, templates, signaling hub, Redis."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from .db import Database
 from .settings import Settings
@@ -19,3 +20,4 @@ DATABASE = web.AppKey("database", Database)
 KEYS = web.AppKey("keys", KeyRing)
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")

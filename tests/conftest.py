@@ -19,6 +19,8 @@ from server.db import Database
 from server.demo import DEMO_PASSWORD, seed_demo
 from server.settings import Settings
 
+from .support.redis_server import RedisServer
+
 T = TypeVar("T")
 POSTGRES_ADMIN_URL = os.environ.get(
     "TELEMED_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -108,3 +110,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# ---- Redis ----
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, on a free port."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """TELEMED_TEST_REDIS_URL when set, else a redis-server the test starts itself."""
+    return os.environ.get("TELEMED_TEST_REDIS_URL") or request.getfixturevalue("redis_server").url

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -14,6 +16,11 @@ from .i18n import SUPPORTED_LOCALES, negotiate, translations
 
 LANG_COOKIE = "telemed_lang"
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
+
+
+def local_time(moment: datetime, timezone: str) -> str:
+    """A moment as the clock on the hospital's wall shows it: clinicians plan in local time, not UTC."""
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 class Renderer:
@@ -32,6 +39,7 @@ class Renderer:
             undefined=jinja2.StrictUndefined,
         )
         env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+        env.filters["local_time"] = local_time
         env.globals["locale"] = locale
         env.globals["locale_names"] = LOCALE_NAMES
         return env

@@ -1,0 +1,138 @@
+"""The telemed command as a user runs it: a real process on a free port, and the admin subcommands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+TELEMED = [sys.executable, "-m", "server.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, data_dir: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*TELEMED, *args], input=stdin, capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "TELEMED_DATA_DIR": str(data_dir), **(env or {})})
+
+
+@contextmanager
+def serving(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """Start ``telemed serve --demo --port 0``; yield its URL and what it printed up to the logins."""
+    process = subprocess.Popen([*TELEMED, "serve", "--demo", "--port", "0", "--data-dir", str(data_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    printed = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("Log in as"):
+                break
+        text = "".join(printed)
+        match = re.search(r"listening on (http://\S+)", text)
+        assert match, f"no address printed:\n{text}"
+        # Keep reading the log so a full pipe never blocks the server.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        yield match.group(1), text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0, "a SIGTERM is a clean shutdown"
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_serve_demo_answers_health_and_login_and_prints_the_logins(tmp_path: Path) -> None:
+    with serving(tmp_path / "var") as (url, printed):
+        assert get(f"{url}/healthz") == (200, '{"status": "ok"}')
+        status, page = get(f"{url}/login", {"Accept-Language": "en"})
+        assert status == 200 and "<h1>Log in</h1>" in page
+        for username in ("dr.li", "dr.wang", "coord.zhao", "admin", "auditor"):
+            assert username in printed
+        assert "telemed-demo" in printed
+    assert (tmp_path / "var" / "telemed.db").exists()
+
+
+def test_a_restart_does_not_log_anyone_out(tmp_path: Path) -> None:
+    with serving(tmp_path / "var") as (url, _):
+        token = post_json(f"{url}/api/auth/login", {"username": "dr.li", "password": "telemed-demo"})["access_token"]
+    with serving(tmp_path / "var") as (url, _):
+        status, body = get(f"{url}/api/me", {"Authorization": f"Bearer {token}"})
+        assert status == 200 and json.loads(body)["username"] == "dr.li"
+
+
+def test_bad_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    result = run("serve", data_dir=tmp_path, env={"TELEMED_PORT": "http"})
+    assert result.returncode == 2
+    assert "TELEMED_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_shared_database_that_is_behind(tmp_path: Path, postgres_url: str) -> None:
+    result = run("serve", "--port", "0", data_dir=tmp_path, env={"TELEMED_DATABASE_URL": postgres_url})
+    assert result.returncode == 2
+    assert "telemed db upgrade" in result.stderr
+
+
+def test_db_upgrade_then_demo_then_user_create(tmp_path: Path, postgres_url: str) -> None:
+    env = {"TELEMED_DATABASE_URL": postgres_url}
+    upgraded = run("db", "upgrade", data_dir=tmp_path, env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "revision 0001" in upgraded.stdout
+    assert "added" in run("demo", data_dir=tmp_path, env=env).stdout
+    assert "already there" in run("demo", data_dir=tmp_path, env=env).stdout
+
+    created = run("user", "create", "--username", "dr.sun", "--display-name", "孙涛", "--role", "specialist",
+                  "--hospital", "江南省人民医院 Jiangnan Provincial People's Hospital", "--password-stdin",
+                  data_dir=tmp_path, env=env, stdin="a long enough password\n")
+    assert created.returncode == 0, created.stderr
+    assert "Created specialist 'dr.sun'" in created.stdout
+
+    taken = run("user", "create", "--username", "dr.sun", "--role", "specialist", "--hospital", "1",
+                "--password-stdin", data_dir=tmp_path, env=env, stdin="another long password\n")
+    assert taken.returncode == 2 and "taken" in taken.stderr
+    weak = run("user", "create", "--username", "x", "--role", "admin", "--hospital", "1", "--password-stdin",
+               data_dir=tmp_path, env=env, stdin="short\n")
+    assert weak.returncode == 2 and "at least 10 characters" in weak.stderr
+    nowhere = run("user", "create", "--username", "y", "--role", "admin", "--hospital", "Nowhere",
+                  "--password-stdin", data_dir=tmp_path, env=env, stdin="a long enough password\n")
+    assert nowhere.returncode == 2 and "no hospital 'Nowhere'" in nowhere.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "Telemedicine video consultations"),
+        (["serve"], "--demo"),
+        (["db", "upgrade"], "schema migrations"),
+        (["demo"], "demo medical partnership"),
+        (["user", "create"], "--password-stdin"),
+    ],
+)
+def test_help_says_what_each_command_does(tmp_path: Path, args: list[str], says: str) -> None:
+    result = run(*args, "--help", data_dir=tmp_path)
+    assert result.returncode == 0
+    assert says in result.stdout
+
+
+def test_console_script_is_installed() -> None:
+    assert shutil.which("telemed", path=str(Path(sys.executable).parent)), "pip install should create `telemed`"

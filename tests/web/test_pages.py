@@ -1,0 +1,134 @@
+"""The pages through a real server: login form, dashboard, room, language choice, errors and headers."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlmodel import select
+
+from server.appkeys import DATABASE
+from server.auth import COOKIE_NAME
+from server.models import Consultation, User
+
+EN = {"Accept-Language": "en"}
+
+
+async def form_login(client: TestClient, username: str, next_path: str = "/", password: str = "telemed-demo"):
+    return await client.post("/login", data={"username": username, "password": password, "next": next_path},
+                             allow_redirects=False, headers=EN)
+
+
+async def test_anonymous_visitor_is_sent_to_login_and_back(client: TestClient) -> None:
+    first = await client.get("/consultations/1", allow_redirects=False)
+    assert first.status == 303
+    assert first.headers["Location"].startswith("/login?next=")
+    page = await client.get(first.headers["Location"], headers=EN)
+    text = await page.text()
+    assert "Please log in to continue." in text
+    assert 'name="next" value="/consultations/1"' in text
+    response = await form_login(client, "dr.li", "/consultations/1")
+    assert response.status == 303 and response.headers["Location"] == "/consultations/1"
+
+
+async def test_wrong_password_shows_the_form_again_with_401(client: TestClient) -> None:
+    response = await form_login(client, "dr.li", password="wrong-password")
+    assert response.status == 401
+    text = await response.text()
+    assert "Wrong username or password." in text
+    assert 'value="dr.li"' in text, "the username is kept"
+    assert COOKIE_NAME not in response.cookies
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+async def test_login_never_redirects_off_site(client: TestClient, target: str) -> None:
+    response = await form_login(client, "dr.li", target)
+    assert response.headers["Location"] == "/"
+
+
+async def test_dashboard_lists_own_consultations_only(client: TestClient) -> None:
+    await form_login(client, "dr.wang")
+    text = await (await client.get("/", headers=EN)).text()
+    assert "Chest pain follow-up" in text and 'href="/consultations/1"' in text
+    async with client.app[DATABASE].session() as session:
+        planned = (await session.get(Consultation, 1)).planned_start
+    shanghai = (planned + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
+    assert f">{shanghai}</time>" in text, "times are shown in the hospital's time zone"
+    client.session.cookie_jar.clear()
+    await form_login(client, "dr.chen")
+    text = await (await client.get("/", headers=EN)).text()
+    assert "You have no consultations yet." in text and "Chest pain" not in text
+
+
+async def test_room_page_carries_its_config_and_security_headers(client: TestClient) -> None:
+    await form_login(client, "dr.li")
+    response = await client.get("/consultations/1", headers=EN)
+    assert response.status == 200
+    text = await response.text()
+    assert '"signalingPath": "/api/consultations/1/signaling"' in text
+    assert 'src="/static/js/room-page.js"' in text
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+    script = await client.get("/static/js/call.js")
+    assert script.status == 200 and "RTCPeerConnection" in await script.text()
+
+
+async def test_non_participant_gets_a_403_page(client: TestClient) -> None:
+    await form_login(client, "dr.chen")
+    response = await client.get("/consultations/1", headers=EN)
+    assert response.status == 403
+    assert "You are not a participant of this consultation." in await response.text()
+    missing = await client.get("/consultations/777", headers=EN)
+    assert missing.status == 404
+
+
+async def test_titles_cannot_break_out_of_the_page(client: TestClient) -> None:
+    """A title is user input: it must come out escaped in HTML and in the inline JSON."""
+    async with client.app[DATABASE].session() as session:
+        consultation = await session.get(Consultation, 1)
+        consultation.title = '</script><script>alert(1)</script>'
+        session.add(consultation)
+        await session.commit()
+    await form_login(client, "dr.li")
+    text = await (await client.get("/consultations/1")).text()
+    assert "<script>alert(1)" not in text
+    assert "&lt;/script&gt;" in text
+
+
+async def test_pages_speak_chinese_by_default_and_english_when_asked(client: TestClient) -> None:
+    chinese = await client.get("/login")
+    assert "<h1>登录</h1>" in await chinese.text()
+    assert chinese.headers["Content-Language"] == "zh-CN"
+    english = await client.get("/login", headers=EN)
+    assert "<h1>Log in</h1>" in await english.text()
+
+
+async def test_language_choice_is_kept_on_the_account(client: TestClient) -> None:
+    await form_login(client, "dr.wang")
+    chosen = await client.post("/language", data={"locale": "en", "next": "/"}, allow_redirects=False)
+    assert chosen.status == 303
+    async with client.app[DATABASE].session() as session:
+        user = (await session.exec(select(User).where(User.username == "dr.wang"))).one()
+    assert user.locale == "en"
+    client.session.cookie_jar.clear()
+    await form_login(client, "dr.wang")
+    # The account's setting beats the browser's Chinese Accept-Language on any device.
+    text = await (await client.get("/", headers={"Accept-Language": "zh-CN"})).text()
+    assert "My consultations" in text
+
+
+async def test_unknown_language_is_ignored(client: TestClient) -> None:
+    response = await client.post("/language", data={"locale": "xx", "next": "/login"}, allow_redirects=False)
+    assert response.status == 303 and "telemed_lang" not in response.cookies
+
+
+async def test_logout_from_the_page_ends_the_session(client: TestClient) -> None:
+    await form_login(client, "dr.li")
+    token = client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE_NAME].value
+    response = await client.post("/logout", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/login"
+    again = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert again.status == 401, "the old cookie's token is revoked, not only deleted from the browser"
+    assert re.search(r"token-revoked", await again.text())
