@@ -125,7 +125,9 @@ class Settings:
         "Default: an SQLite file in the data directory.",
     )
     redis_url: str | None = _setting(
-        None, _parse_redis_url, "Redis URL for the bus between server nodes. Unset: in-process bus, one node."
+        None,
+        _parse_redis_url,
+        "Redis URL; /readyz checks it. Rooms spanning several nodes over Redis are not built yet: run one node.",
     )
     jwt_secret: Secret | None = _setting(
         None,

@@ -102,3 +102,11 @@ def test_every_setting_is_documented() -> None:
     rows = describe()
     assert len(rows) == len(dataclasses.fields(Settings))
     assert all(name.startswith("TELEMED_") and doc for name, _, doc in rows)
+
+
+def test_readme_documents_every_setting() -> None:
+    """The configuration table in README.md stays true to the code."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, default, doc in describe():
+        assert f"| `{name}` |" in readme, f"README.md lacks {name}"
+        assert doc in readme, f"README.md describes {name} differently from the code"

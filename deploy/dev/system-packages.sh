@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: Chromium for the browser tests, redis-server for the multi-node tests.
+# Installs only what is missing, and only where it can (root, or sudo without a password).
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo=(sudo -n)
+else
+  echo "Missing Debian packages: ${missing[*]}. Install them (apt-get install ${missing[*]}), then run again." >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "Missing packages ${missing[*]}, and this is not a Debian-like system: install them by hand." >&2
+  exit 1
+fi
+echo "Installing ${missing[*]} from Debian..."
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-noto-cjk
