@@ -107,6 +107,6 @@ def test_every_setting_is_documented() -> None:
 def test_readme_documents_every_setting() -> None:
     """The configuration table in README.md stays true to the code."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    for name, default, doc in describe():
+    for name, _, doc in describe():
         assert f"| `{name}` |" in readme, f"README.md lacks {name}"
         assert doc in readme, f"README.md describes {name} differently from the code"
