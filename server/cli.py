@@ -8,6 +8,7 @@ import getpass
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -74,35 +75,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[None]], *, prepare: bool = True) -> int:
+    """Open the database (migrated, or checked to be current), do one piece of work, close it."""
 
     async def run() -> None:
         database = Database(settings.database_url)
         try:
-            await database.upgrade(args.revision)
-            print(f"Database is at revision {await database.current_revision()}.")
+            if prepare:
+                await prepare_database(database, settings)
+            await work(database)
         finally:
             await database.close()
 
     asyncio.run(run())
     return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    async def upgrade(database: Database) -> None:
+        await database.upgrade(args.revision)
+        print(f"Database is at revision {await database.current_revision()}.")
+
+    return _with_database(_settings(args), upgrade, prepare=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    async def seed(database: Database) -> None:
+        seeded = await seed_demo(database)
+        print("Demo partnership added." if seeded else "Demo partnership was already there.")
 
-    async def run() -> None:
-        database = Database(settings.database_url)
-        try:
-            await prepare_database(database, settings)
-            seeded = await seed_demo(database)
-            print("Demo partnership added." if seeded else "Demo partnership was already there.")
-        finally:
-            await database.close()
-
-    asyncio.run(run())
-    return 0
+    return _with_database(_settings(args), seed)
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -120,29 +122,23 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     if problem := password_problem(password):
         raise SettingsError(f"The password {problem}.")
 
-    async def run() -> None:
-        database = Database(settings.database_url)
-        try:
-            await prepare_database(database, settings)
-            async with database.session() as session:
-                hospital_filter = [Hospital.name == args.hospital]
-                if args.hospital.isdigit():
-                    hospital_filter.append(col(Hospital.id) == int(args.hospital))
-                hospital = (await session.exec(select(Hospital).where(or_(*hospital_filter)))).first()
-                if hospital is None:
-                    raise SettingsError(f"There is no hospital {args.hospital!r} (give its exact name or id).")
-                if (await session.exec(select(User).where(User.username == args.username))).first():
-                    raise SettingsError(f"The username {args.username!r} is taken.")
-                user = User(username=args.username, display_name=args.display_name or args.username,
-                            role=Role(args.role), hospital_id=hospital.id, password_hash=hash_password(password))
-                session.add(user)
-                await session.commit()
-                print(f"Created {user.role.value} {user.username!r} (id {user.id}) at {hospital.name}.")
-        finally:
-            await database.close()
+    async def create(database: Database) -> None:
+        async with database.session() as session:
+            hospital_filter = [Hospital.name == args.hospital]
+            if args.hospital.isdigit():
+                hospital_filter.append(col(Hospital.id) == int(args.hospital))
+            hospital = (await session.exec(select(Hospital).where(or_(*hospital_filter)))).first()
+            if hospital is None:
+                raise SettingsError(f"There is no hospital {args.hospital!r} (give its exact name or id).")
+            if (await session.exec(select(User).where(User.username == args.username))).first():
+                raise SettingsError(f"The username {args.username!r} is taken.")
+            user = User(username=args.username, display_name=args.display_name or args.username,
+                        role=Role(args.role), hospital_id=hospital.id, password_hash=hash_password(password))
+            session.add(user)
+            await session.commit()
+            print(f"Created {user.role.value} {user.username!r} (id {user.id}) at {hospital.name}.")
 
-    asyncio.run(run())
-    return 0
+    return _with_database(settings, create)
 
 
 def _settings_epilog() -> str:

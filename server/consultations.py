@@ -9,8 +9,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .errors import NotFound, ValidationFailed
-from .models import Consultation, ConsultationParticipant, Hospital, PartnershipMember, Patient, User
-from .permissions import ConsultationScope, Principal, can_add_participant
+from .models import Consultation, ConsultationParticipant, Hospital, Partnership, PartnershipMember, Patient, User
+from .permissions import CLINICAL_ROLES, ConsultationScope, Principal, can_add_participant
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,6 @@ async def list_for(session: AsyncSession, who: Principal) -> list[ConsultationVi
 
 async def partner_hospital_ids(session: AsyncSession, hospital_id: int) -> frozenset[int]:
     """Every hospital that shares a medical partnership with this one (leads count as members)."""
-    from .models import Partnership
-
     member_of = select(PartnershipMember.partnership_id).where(PartnershipMember.hospital_id == hospital_id)
     led = select(Partnership.id).where(Partnership.lead_hospital_id == hospital_id)
     partnerships = set((await session.exec(member_of)).all()) | set((await session.exec(led)).all())
@@ -138,7 +136,7 @@ async def create(
     await session.flush()
     assert consultation.id is not None
     members = set(participant_ids)
-    if who.role.value in {"county_doctor", "specialist"}:
+    if who.role in CLINICAL_ROLES:
         members.add(who.user_id)
     for user_id in sorted(members):
         session.add(ConsultationParticipant(consultation_id=consultation.id, user_id=user_id))

@@ -12,6 +12,7 @@ import pydantic
 from aiohttp import web
 from yarl import URL
 
+from .appkeys import RENDERER
 from .auth import CALLER, authenticate, is_public, token_from
 from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
 
@@ -59,6 +60,10 @@ def _same_origin(request: web.Request) -> bool:
     return URL(origin).authority == URL(f"//{request.host}").authority
 
 
+def _error_page(request: web.Request, error: TelemedError) -> web.Response:
+    return request.app[RENDERER].render(request, "error.html", {"error": error}, status=error.status)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
@@ -70,9 +75,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(exc, Unauthenticated):
             target = f"/login?next={quote(request.path_qs, safe='')}&reason={exc.code}"
             raise web.HTTPSeeOther(location=target) from None
-        from web.pages import render_error
-
-        return render_error(request, exc)
+        return _error_page(request, exc)
     except web.HTTPException as exc:
         if is_api(request) and exc.status >= 400:
             code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
@@ -83,9 +86,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = TelemedError(N_("Something went wrong on the server; it has been logged."))
         if is_api(request):
             return json_response(error.to_json(), status=500)
-        from web.pages import render_error
-
-        return render_error(request, error)
+        return _error_page(request, error)
 
 
 @web.middleware

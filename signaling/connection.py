@@ -51,7 +51,7 @@ class SignalingConnection:
         finally:
             if self.joined:
                 self.hub.leave(self.room_id, self.participant.id)
-            self.outbox.queue.put_nowait(_DONE)  # type: ignore[arg-type]
+            self.outbox.put_control(_DONE)
             try:
                 await asyncio.wait_for(writer, FLUSH_SECONDS)
             except TimeoutError:
@@ -73,7 +73,7 @@ class SignalingConnection:
                 if not self._handle(parse(data, max_bytes=self.max_message_bytes)):
                     return
             except SignalingError as error:
-                self.outbox.queue.put_nowait(error)
+                self.outbox.put_control(error)
                 if close_code_for(error) is not None:
                     return
 
@@ -88,7 +88,7 @@ class SignalingConnection:
             self.hub.join(self.room_id, self.participant, self.outbox)
             self.joined = True
         elif isinstance(message, Ping):
-            self.outbox.queue.put_nowait(Pong(id=message.id))
+            self.outbox.put_control(Pong(id=message.id))
         elif isinstance(message, Leave):
             return False
         elif isinstance(message, Offer | Answer | Candidate):

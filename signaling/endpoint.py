@@ -6,12 +6,10 @@ import secrets
 
 from aiohttp import web
 
-from server import consultations
-from server.api.consultations import consultation_id
-from server.appkeys import DATABASE, HUB, SETTINGS
+from server.api.consultations import load_authorized
+from server.appkeys import HUB, SETTINGS
 from server.auth import caller
-from server.errors import N_
-from server.permissions import can_join_consultation, require
+from server.permissions import can_join_consultation
 
 from .connection import SignalingConnection
 from .messages import Participant
@@ -29,9 +27,7 @@ def room_id_for(consultation: int) -> str:
 async def signaling(request: web.Request) -> web.WebSocketResponse:
     """Refusals (401, 403, 404) are plain HTTP answers given before the upgrade: no socket is opened for them."""
     who = caller(request)
-    async with request.app[DATABASE].session() as session:
-        view = await consultations.load(session, consultation_id(request))
-    require(can_join_consultation(who.principal, view.scope), N_("You are not a participant of this consultation."))
+    view = await load_authorized(request, can_join_consultation)
 
     settings = request.app[SETTINGS]
     # Frames far beyond the message limit are cut off by aiohttp (close 1009); frames a little over

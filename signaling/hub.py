@@ -29,6 +29,10 @@ class Outbox:
             return
         self.queue.put_nowait(message)
 
+    def put_control(self, item: ServerMessage | SignalingError | object) -> None:
+        """Answers to the connection's own requests (pong, errors, end): never refused, never counted."""
+        self.queue.put_nowait(item)  # type: ignore[arg-type]
+
 
 class RoomHub:
     """Holds this node's rooms. The seam for several nodes: effects are delivered through ``deliver``."""

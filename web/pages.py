@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server import consultations
-from server.api.consultations import consultation_id
+from server.api.consultations import load_authorized
 from server.appkeys import DATABASE, RENDERER, SETTINGS
 from server.auth import (
     COOKIE_NAME,
@@ -17,9 +17,9 @@ from server.auth import (
     revoke,
     set_session_cookie,
 )
-from server.errors import N_, TelemedError, Unauthenticated
+from server.errors import N_, Unauthenticated
 from server.models import ConsultationStatus, User
-from server.permissions import can_join_consultation, require
+from server.permissions import can_join_consultation
 
 from .i18n import SUPPORTED_LOCALES
 from .render import LANG_COOKIE
@@ -45,10 +45,6 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/"
-
-
-def render_error(request: web.Request, error: TelemedError) -> web.Response:
-    return request.app[RENDERER].render(request, "error.html", {"error": error}, status=error.status)
 
 
 @routes.get("/login", name="login")
@@ -134,9 +130,7 @@ async def dashboard(request: web.Request) -> web.Response:
 @routes.get("/consultations/{consultation_id}", name="consultation")
 async def consultation_room(request: web.Request) -> web.Response:
     who = caller(request)
-    async with request.app[DATABASE].session() as session:
-        view = await consultations.load(session, consultation_id(request))
-    require(can_join_consultation(who.principal, view.scope), N_("You are not a participant of this consultation."))
+    view = await load_authorized(request, can_join_consultation)
     settings = request.app[SETTINGS]
     config = {
         "consultationId": view.consultation.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pydantic
 from aiohttp import web
 
@@ -10,7 +12,7 @@ from ..appkeys import DATABASE
 from ..auth import caller
 from ..errors import N_, BadRequest
 from ..http import json_response, parse_body
-from ..permissions import can_create_consultation, can_view_consultation, require
+from ..permissions import ConsultationScope, Principal, can_create_consultation, can_view_consultation, require
 
 routes = web.RouteTableDef()
 
@@ -30,6 +32,16 @@ def consultation_id(request: web.Request) -> int:
         return int(raw)
     except ValueError:
         raise BadRequest(f"{raw!r} is not a consultation id.", code="bad-id") from None
+
+
+async def load_authorized(
+    request: web.Request, rule: Callable[[Principal, ConsultationScope], bool]
+) -> consultations.ConsultationView:
+    """The consultation named in the path, if ``rule`` lets the caller at it: else 400, 403 or 404."""
+    async with request.app[DATABASE].session() as session:
+        view = await consultations.load(session, consultation_id(request))
+    require(rule(caller(request).principal, view.scope), N_("You are not a participant of this consultation."))
+    return view
 
 
 @routes.get("/api/consultations")
@@ -57,10 +69,7 @@ async def create_consultation(request: web.Request) -> web.Response:
 
 @routes.get("/api/consultations/{consultation_id}")
 async def get_consultation(request: web.Request) -> web.Response:
-    who = caller(request).principal
-    async with request.app[DATABASE].session() as session:
-        view = await consultations.load(session, consultation_id(request))
-    require(can_view_consultation(who, view.scope), N_("You are not a participant of this consultation."))
+    view = await load_authorized(request, can_view_consultation)
     return json_response(view.to_json(with_patient=True))
 
 
