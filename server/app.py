@@ -15,10 +15,11 @@ from web.render import Renderer
 from .api import auth as auth_api
 from .api import consultations as consultations_api
 from .api import health
-from .appkeys import DATABASE, HUB, KEYS, REDIS, RENDERER, SETTINGS
+from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, REDIS, RENDERER, SETTINGS
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
+from .login_throttle import LoginThrottle
 from .settings import Settings
 from .signing_keys import load_keyring
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[KEYS] = load_keyring(settings)
     app[RENDERER] = Renderer(settings)
     app[HUB] = RoomHub(max_participants=settings.room_max_participants)
+    app[LOGIN_THROTTLE] = LoginThrottle()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         db = database or Database(settings.database_url)

@@ -8,6 +8,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from .db import Database
+from .login_throttle import LoginThrottle
 from .settings import Settings
 from .tokens import KeyRing
 
@@ -21,3 +22,4 @@ KEYS = web.AppKey("keys", KeyRing)
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
 REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)

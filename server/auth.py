@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,8 +12,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlmodel import delete, select
 
-from .appkeys import DATABASE, KEYS, SETTINGS
-from .errors import N_, Unauthenticated
+from .appkeys import DATABASE, KEYS, LOGIN_THROTTLE, SETTINGS
+from .errors import N_, TooManyRequests, Unauthenticated
 from .models import RevokedToken, User
 from .passwords import hash_password, verify_password
 from .permissions import Principal
@@ -92,12 +94,21 @@ def caller(request: web.Request) -> Caller:
 
 
 async def check_credentials(request: web.Request, username: str, password: str) -> User:
-    """The active user with these credentials, or Unauthenticated (the same message whichever part was wrong)."""
+    """The active user with these credentials, or Unauthenticated (the same message whichever part was wrong).
+
+    Repeated failures from one address answer TooManyRequests, before the password is even checked.
+    """
+    throttle, address, now = request.app[LOGIN_THROTTLE], request.remote or "", time.monotonic()
+    if (wait := throttle.retry_after(address, username, now)) is not None:
+        raise TooManyRequests(N_("Too many failed logins. Please wait a few minutes and try again."),
+                              retry_after=math.ceil(wait))
     async with request.app[DATABASE].session() as session:
         user = (await session.exec(select(User).where(User.username == username))).first()
     stored = user.password_hash if user is not None else _DUMMY_HASH
     if not verify_password(password, stored) or user is None or not user.is_active:
+        throttle.failed(address, username, now)
         raise Unauthenticated(N_("Wrong username or password."), code="bad-credentials")
+    throttle.succeeded(address, username)
     return user
 
 

@@ -75,6 +75,17 @@ class Conflict(TelemedError):
     code = "conflict"
 
 
+class TooManyRequests(TelemedError):
+    """Slow down; ``retry_after`` seconds travel in the body and in the Retry-After header."""
+
+    status = 429
+    code = "too-many-requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 class Unavailable(TelemedError):
     status = 503
     code = "unavailable"

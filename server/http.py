@@ -14,7 +14,7 @@ from yarl import URL
 
 from .appkeys import RENDERER
 from .auth import CALLER, authenticate, is_public, token_from
-from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
+from .errors import N_, BadRequest, Forbidden, TelemedError, TooManyRequests, Unauthenticated, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ MAX_JSON_BODY = 1024 * 1024
 
 def is_api(request: web.Request) -> bool:
     return request.path.startswith("/api/")
+
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -64,18 +65,24 @@ def _error_page(request: web.Request, error: TelemedError) -> web.Response:
     return request.app[RENDERER].render(request, "error.html", {"error": error}, status=error.status)
 
 
+def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
+    response = json_response(error.to_json(), status=error.status) if is_api(request) \
+        else _error_page(request, error)
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
     try:
         return await handler(request)
     except TelemedError as exc:
-        if is_api(request) or request.headers.get("Upgrade", "").lower() == "websocket":
-            return json_response(exc.to_json(), status=exc.status)
-        if isinstance(exc, Unauthenticated):
+        if isinstance(exc, Unauthenticated) and not is_api(request):
             target = f"/login?next={quote(request.path_qs, safe='')}&reason={exc.code}"
             raise web.HTTPSeeOther(location=target) from None
-        return _error_page(request, exc)
+        return _error_answer(request, exc)
     except web.HTTPException as exc:
         if is_api(request) and exc.status >= 400:
             code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
@@ -83,10 +90,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        error = TelemedError(N_("Something went wrong on the server; it has been logged."))
-        if is_api(request):
-            return json_response(error.to_json(), status=500)
-        return _error_page(request, error)
+        return _error_answer(request, TelemedError(N_("Something went wrong on the server; it has been logged.")))
 
 
 @web.middleware

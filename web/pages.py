@@ -17,7 +17,7 @@ from server.auth import (
     revoke,
     set_session_cookie,
 )
-from server.errors import N_, Unauthenticated
+from server.errors import N_, TooManyRequests, Unauthenticated
 from server.models import ConsultationStatus, User
 from server.permissions import can_join_consultation
 
@@ -72,13 +72,16 @@ async def login_submit(request: web.Request) -> web.Response:
         if not username or not password:
             raise Unauthenticated(N_("Enter your username and password."))
         user = await check_credentials(request, username, password)
-    except Unauthenticated as exc:
-        return renderer.render(
+    except (Unauthenticated, TooManyRequests) as exc:
+        response = renderer.render(
             request, "login.html",
             {"next": next_path, "notice": None, "error": renderer.gettext(request, exc.message),
              "username": username},
-            status=401,
+            status=exc.status,
         )
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     response = web.HTTPSeeOther(next_path)
     set_session_cookie(request, response, issue_token(request, user))
     raise response

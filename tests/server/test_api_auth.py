@@ -120,3 +120,20 @@ async def test_unknown_api_route_is_json_404(client: TestClient) -> None:
     response = await client.get("/api/nothing-here", headers=await login(client, "dr.li"))
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "not-found"
+
+
+async def test_password_guessing_is_slowed_to_429(client: TestClient) -> None:
+    """After five wrong passwords even the right one waits; other accounts are unaffected."""
+    for _ in range(5):
+        wrong = await client.post("/api/auth/login", json={"username": "dr.wang", "password": "guess-guess"})
+        assert wrong.status == 401
+    blocked = await client.post("/api/auth/login", json={"username": "dr.wang", "password": "telemed-demo"})
+    assert blocked.status == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+    body = await blocked.json()
+    assert body["error"]["code"] == "too-many-requests" and body["error"]["retry_after"] > 0
+    assert (await client.post("/api/auth/login", json={"username": "dr.li", "password": "telemed-demo"})).status == 200
+    form = await client.post("/login", data={"username": "dr.wang", "password": "telemed-demo"},
+                             headers={"Accept-Language": "en"}, allow_redirects=False)
+    assert form.status == 429
+    assert "Too many failed logins" in await form.text()
