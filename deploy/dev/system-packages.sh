@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the tests use: Chromium for the browser tests, redis-server for the multi-node tests.
+# Debian packages the tests use: Chromium and Firefox for the browser tests, redis-server for Redis tests.
 # Installs only what is missing, and only where it can (root, or sudo without a password).
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || missing+=(firefox-esr)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
