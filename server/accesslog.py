@@ -1,12 +1,22 @@
-"""Access log lines that never carry query strings or headers: tokens and invitation codes live there."""
+"""Access log lines that never carry query strings, headers or guest links: tokens live there."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+# Paths whose last part is a credential (a guest link is a bearer token in the path).
+SECRET_PATH_PREFIXES = ("/visit/",)
+
+
+def loggable_path(path: str) -> str:
+    for prefix in SECRET_PATH_PREFIXES:
+        if path.startswith(prefix):
+            return prefix + "…"
+    return path
+
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, request.path,
+        self.logger.info('%s "%s %s" %s %s %.1fms', request.remote, request.method, loggable_path(request.path),
                          response.status, response.body_length, time * 1000)

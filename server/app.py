@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from signaling import endpoint as signaling_endpoint
 from signaling.hub import RoomHub
+from signaling.log import LocalRoomLog
+from signaling.redis_log import RedisRoomLog
 from web import STATIC_DIR, pages
 from web.render import Renderer
 
 from .api import auth as auth_api
 from .api import consultations as consultations_api
+from .api import guests as guests_api
 from .api import health
-from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, REDIS, RENDERER, SETTINGS
+from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RENDERER, SETTINGS
+from .chat import chat_store
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
@@ -55,7 +59,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[SETTINGS] = settings
     app[KEYS] = load_keyring(settings)
     app[RENDERER] = Renderer(settings)
-    app[HUB] = RoomHub(max_participants=settings.room_max_participants)
     app[LOGIN_THROTTLE] = LoginThrottle()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -68,21 +71,26 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         finally:
             await db.close()
 
-    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-        # Connects lazily: a Redis that is down at start-up shows in /readyz instead of stopping the node.
-        client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
-            if settings.redis_url else None
-        app[REDIS] = client
+    async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Redis connects lazily: a Redis that is down at start-up shows in /readyz and in refused joins,
+        # and the node recovers by itself when it returns.
+        room_log = RedisRoomLog(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
+            else LocalRoomLog()
+        hub = RoomHub(room_log, node_id=settings.node_id or secrets.token_hex(4),
+                      max_participants=settings.room_max_participants, grace_seconds=settings.reconnect_grace,
+                      presence_ttl=settings.presence_ttl, chat_store=chat_store(app[DATABASE]))
+        await hub.start()
+        app[HUB] = hub
         try:
             yield
         finally:
-            if client is not None:
-                await client.aclose()
+            await hub.stop()
+            await room_log.close()
 
     app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(signaling_ctx)
     app.on_response_prepare.append(_security_headers)
-    for module in (health, auth_api, consultations_api, signaling_endpoint, pages):
+    for module in (health, auth_api, consultations_api, guests_api, signaling_endpoint, pages):
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app

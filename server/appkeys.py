@@ -1,11 +1,10 @@
-"""Typed keys for what the application holds: settings, database, keys, templates, signaling hub, Redis."""
+"""Typed keys for what the application holds: settings, database, keys, templates, signaling hub."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from .db import Database
 from .login_throttle import LoginThrottle
@@ -21,5 +20,4 @@ DATABASE = web.AppKey("database", Database)
 KEYS = web.AppKey("keys", KeyRing)
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
-REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)

@@ -178,3 +178,20 @@ class RevokedToken(SQLModel, table=True):
 
     jti: str = Field(primary_key=True, max_length=64)
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class ChatLine(SQLModel, table=True):
+    """A line of a consultation's chat, kept with the consultation in the order everyone saw it."""
+
+    __tablename__ = "chat_line"
+    __table_args__ = (sa.UniqueConstraint("consultation_id", "session", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    session: str = Field(max_length=64)  # one run of the room, from its first joiner to its emptying
+    seq: int  # position in that run's log: the order every participant saw
+    participant_id: str = Field(max_length=64)
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    name: str = Field(max_length=100)
+    text: str = Field(max_length=2000)
+    sent_at: datetime = Field(sa_type=UTCDateTime)

@@ -46,6 +46,19 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def _parse_node_id(raw: str) -> str:
+    if not raw.replace("-", "").replace("_", "").isalnum() or len(raw) > 64:
+        raise ValueError("expected letters, digits, - or _ (at most 64)")
+    return raw
+
+
 def _parse_database_url(raw: str) -> str:
     if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ValueError("expected a URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://")
@@ -127,7 +140,10 @@ class Settings:
     redis_url: str | None = _setting(
         None,
         _parse_redis_url,
-        "Redis URL; /readyz checks it. Rooms spanning several nodes over Redis are not built yet: run one node.",
+        "Redis URL: the bus that lets several nodes serve the same rooms. Unset: in-process bus, one node.",
+    )
+    redis_prefix: str = _setting(
+        "telemed", _parse_node_id, "Prefix of every Redis key, so deployments can share one Redis."
     )
     jwt_secret: Secret | None = _setting(
         None,
@@ -157,7 +173,23 @@ class Settings:
         64 * 1024, _parse_positive_int, "Largest signaling message accepted; larger ones get an error."
     )
     room_max_participants: int = _setting(
-        8, _parse_positive_int, "Most participants a consultation room admits at once."
+        8, _parse_positive_int, "Most participants a consultation room admits at once (and most waiting)."
+    )
+    heartbeat_interval: float = _setting(
+        20.0, _parse_positive_float, "Seconds of silence on a signaling socket before the server pings it."
+    )
+    heartbeat_timeout: float = _setting(
+        45.0, _parse_positive_float, "Seconds of silence after which the socket is closed and its seat held."
+    )
+    reconnect_grace: float = _setting(
+        30.0, _parse_positive_float, "Seconds a participant whose connection dropped keeps their seat."
+    )
+    presence_ttl: float = _setting(
+        10.0, _parse_positive_float,
+        "Seconds a node's presence lasts in Redis unless refreshed; a crashed node's participants go after it.",
+    )
+    node_id: str = _setting(
+        "", _parse_node_id, "This node's name among several. Default: a random name at each start."
     )
 
     @classmethod

@@ -1,26 +1,73 @@
-"""One signaling connection's loop: a reader that feeds the hub, a writer that drains the outbox."""
+"""One signaling connection's loop: a reader that turns messages into room events, a writer that drains
+the outbox, and a heartbeat that pings a silent client and drops a dead one (after Galène's clientLoop).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
+import time
 from contextlib import suppress
+from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
-from .errors import CLOSE_NORMAL, AlreadyJoined, NotJoined, SignalingError, UnsupportedVersion, close_code_for
-from .hub import Outbox, RoomHub
+from server.errors import Unauthenticated
+from server.tokens import KeyRing
+
+from .errors import (
+    CLOSE_NORMAL,
+    Abuse,
+    AlreadyJoined,
+    HeartbeatTimeout,
+    InvalidToken,
+    NotJoined,
+    RateLimited,
+    SignalingError,
+    UnsupportedVersion,
+    WrongRoom,
+    close_code_for,
+)
+from .events import (
+    Admitting,
+    Chatting,
+    Denying,
+    Disconnected,
+    Joining,
+    Leaving,
+    MediaChanged,
+    Relaying,
+    Removing,
+    Resuming,
+    RoomEvent,
+    Where,
+)
+from .grants import RoomClaims, verify_room_token
+from .hub import CloseRequest, RoomHub
 from .messages import (
     PROTOCOL_VERSION,
+    Admit,
     Answer,
     Candidate,
+    ClientMessage,
+    Deny,
     Error,
+    IceRestart,
+    InLobby,
     Join,
+    Joined,
     Leave,
+    MediaState,
     Offer,
     Participant,
     Ping,
     Pong,
+    Remove,
+    SendChat,
+    ServerMessage,
+    SetMediaState,
     dump,
     parse,
 )
@@ -31,71 +78,169 @@ _DONE = object()  # tells the writer that the reader has finished: flush what is
 FLUSH_SECONDS = 5.0
 
 
-class SignalingConnection:
-    """Serves one participant's WebSocket in one room until it closes, leaves or is closed for cause."""
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = 64 * 1024
+    ping_after: float = 20.0  # silence before the server pings
+    drop_after: float = 45.0  # silence before the server gives up on the client
+    rate: float = 30.0  # messages per second, sustained
+    burst: float = 100.0  # messages at once (a burst of ICE candidates)
+    abuse_after: int = 200  # messages dropped for rate before the connection is closed
 
-    def __init__(self, ws: web.WebSocketResponse, hub: RoomHub, room_id: str, participant: Participant,
-                 *, max_message_bytes: int) -> None:
-        self.ws = ws
-        self.hub = hub
-        self.room_id = room_id
-        self.participant = participant
-        self.max_message_bytes = max_message_bytes
-        self.outbox = Outbox()
-        self.joined = False
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def resume_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class SignalingConnection:
+    """Serves one WebSocket in one consultation's room until it closes, leaves, or is closed for cause."""
+
+    def __init__(self, ws: web.WebSocketResponse, hub: RoomHub, room_id: str, *, keys: KeyRing, issuer: str,
+                 limits: Limits) -> None:
+        self.ws, self.hub, self.room_id = ws, hub, room_id
+        self.keys, self.issuer, self.limits = keys, issuer, limits
+        self.conn = secrets.token_urlsafe(9)
+        self.at = Where(node=hub.node_id, conn=self.conn)
+        self.outbox = hub.attach(self.conn, room_id)
+        self.participant_id: str | None = None
+        self.resume_secret = ""
+        self.left = False
+        self.bucket = TokenBucket(limits.rate, limits.burst)
+        self.dropped = 0
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._write())
         try:
             await self._read()
         finally:
-            if self.joined:
-                self.hub.leave(self.room_id, self.participant.id)
+            await self._part()
             self.outbox.put_control(_DONE)
             try:
                 await asyncio.wait_for(writer, FLUSH_SECONDS)
             except TimeoutError:
-                log.info("signaling connection %s: gave up flushing to a client that does not read",
-                         self.participant.id)
+                log.info("signaling %s: gave up flushing to a client that does not read", self.conn)
+            self.hub.detach(self.conn, self.room_id)
             if not self.ws.closed:
                 await self.ws.close(code=CLOSE_NORMAL)
 
+    async def _part(self) -> None:
+        """Tell the room we are gone: a leave if the client said so, else a disconnect (the seat is kept)."""
+        if self.participant_id is None:
+            return
+        event: RoomEvent = (Leaving if self.left else Disconnected)(participant_id=self.participant_id, at=self.at)
+        with suppress(SignalingError):
+            await self.hub.submit(self.room_id, event, check=False)
+
     async def _read(self) -> None:
-        async for frame in self.ws:
-            if frame.type == WSMsgType.TEXT:
-                data: str | bytes = frame.data
-            elif frame.type == WSMsgType.BINARY:
-                data = frame.data
-            else:  # ERROR: the transport failed; CLOSE frames end the iteration themselves
-                log.info("signaling connection %s failed: %s", self.participant.id, self.ws.exception())
-                return
+        last_heard, pinged = time.monotonic(), False
+        while True:
+            wait = (self.limits.drop_after if pinged else self.limits.ping_after) - (time.monotonic() - last_heard)
             try:
-                if not self._handle(parse(data, max_bytes=self.max_message_bytes)):
+                frame = await self.ws.receive(timeout=max(wait, 0.01))
+            except TimeoutError:
+                if pinged:
+                    self.outbox.put_control(HeartbeatTimeout("No answer to pings; the connection is closed."))
+                    return
+                self.outbox.put_control(Ping())
+                pinged = True
+                continue
+            if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return  # CLOSE, CLOSING, CLOSED or ERROR: the socket is done
+            last_heard, pinged = time.monotonic(), False
+            try:
+                if not self.bucket.take():
+                    self.dropped += 1
+                    if self.dropped >= self.limits.abuse_after:
+                        raise Abuse("Too many messages, too fast; the connection is closed.")
+                    raise RateLimited("Too many messages; this one was dropped. Slow down.")
+                if not await self._handle(parse(frame.data, max_bytes=self.limits.max_message_bytes)):
                     return
             except SignalingError as error:
                 self.outbox.put_control(error)
                 if close_code_for(error) is not None:
                     return
 
-    def _handle(self, message: object) -> bool:
-        """Apply one message; False once the participant has left."""
-        if isinstance(message, Join):
-            if self.joined:
-                raise AlreadyJoined("You have already joined this room.")
-            if message.protocol != PROTOCOL_VERSION:
-                raise UnsupportedVersion(
-                    f"This server speaks signaling protocol {PROTOCOL_VERSION}, not {message.protocol}.")
-            self.hub.join(self.room_id, self.participant, self.outbox)
-            self.joined = True
-        elif isinstance(message, Ping):
+    async def _handle(self, message: ClientMessage) -> bool:
+        """Turn one client message into a room event; False once the client has left."""
+        if isinstance(message, Ping):
             self.outbox.put_control(Pong(id=message.id))
-        elif isinstance(message, Leave):
+            return True
+        if isinstance(message, Pong):
+            return True
+        if isinstance(message, Join):
+            await self._join(message)
+            return True
+        if self.participant_id is None:
+            raise NotJoined("Send join first.")
+        pid = self.participant_id
+        event: RoomEvent
+        if isinstance(message, Leave):
+            self.left = True
             return False
-        elif isinstance(message, Offer | Answer | Candidate):
-            if not self.joined:
-                raise NotJoined("Join the room before sending negotiation messages.")
-            self.hub.forward(self.room_id, self.participant.id, message)
+        if isinstance(message, Offer | Answer):
+            event = Relaying(sender=pid, to=message.to, type=message.type, sdp=message.sdp)
+        elif isinstance(message, Candidate):
+            event = Relaying(sender=pid, to=message.to, type="candidate", candidate=message.candidate)
+        elif isinstance(message, IceRestart):
+            event = Relaying(sender=pid, to=message.to, type="ice-restart")
+        elif isinstance(message, SetMediaState):
+            event = MediaChanged(participant_id=pid, media=MediaState(
+                muted=message.muted, camera_off=message.camera_off, screen_sharing=message.screen_sharing))
+        elif isinstance(message, SendChat):
+            event = Chatting(participant_id=pid, text=message.text, at_time=time.time())
+        elif isinstance(message, Admit):
+            event = Admitting(by=pid, participant_id=message.participant_id)
+        elif isinstance(message, Deny):
+            event = Denying(by=pid, participant_id=message.participant_id)
+        else:
+            assert isinstance(message, Remove)
+            event = Removing(by=pid, participant_id=message.participant_id)
+        await self.hub.submit(self.room_id, event, conn=self.conn)
         return True
+
+    async def _join(self, message: Join) -> None:
+        if self.participant_id is not None:
+            raise AlreadyJoined("You have already joined this room.")
+        if message.protocol != PROTOCOL_VERSION:
+            raise UnsupportedVersion(
+                f"This server speaks signaling protocol {PROTOCOL_VERSION}, not {message.protocol}.")
+        try:
+            claims = verify_room_token(self.keys, self.issuer, message.token)
+        except Unauthenticated as exc:
+            raise InvalidToken(exc.message) from None
+        if claims.room != self.room_id:
+            raise WrongRoom("This room token is for another consultation.")
+        self.resume_secret = secrets.token_urlsafe(24)
+        if message.resume:
+            pid, _, secret = message.resume.partition(".")
+            event: RoomEvent = Resuming(participant_id=pid, identity=claims.identity, at=self.at,
+                                        resume_hash=resume_hash(secret),
+                                        new_resume_hash=resume_hash(self.resume_secret))
+        else:
+            pid = secrets.token_urlsafe(9)
+            event = Joining(participant=self._participant(pid, claims), grants=claims.grants,
+                            identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret))
+        await self.hub.submit(self.room_id, event, conn=self.conn)
+        self.participant_id = pid
+
+    @staticmethod
+    def _participant(pid: str, claims: RoomClaims) -> Participant:
+        return Participant(id=pid, user_id=claims.user_id, name=claims.name, role=claims.role,
+                           guest=claims.is_guest)
 
     async def _write(self) -> None:
         while True:
@@ -107,9 +252,17 @@ class SignalingConnection:
                 if (code := close_code_for(item)) is not None:
                     await self.ws.close(code=code, message=item.code.encode())
                     return
+            elif isinstance(item, CloseRequest):
+                await self.ws.close(code=item.code, message=item.reason.encode())
+                return
             else:
-                await self._send(item)
+                await self._send(item)  # type: ignore[arg-type]
 
-    async def _send(self, message: object) -> None:
+    async def _send(self, message: ServerMessage) -> None:
+        if isinstance(message, Joined | InLobby):
+            if message.self_.id != self.participant_id:
+                self.participant_id = message.self_.id  # a resume may land on a seat id we did not pick
+            # Only the hash of the resume secret travels between nodes; the secret goes to its owner only.
+            message = message.model_copy(update={"resume": f"{message.self_.id}.{self.resume_secret}"})
         with suppress(ConnectionResetError):
-            await self.ws.send_str(dump(message))  # type: ignore[arg-type]
+            await self.ws.send_str(dump(message))

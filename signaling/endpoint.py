@@ -1,44 +1,66 @@
-"""The WebSocket route: authorizes the caller for the consultation, then hands the socket to a connection loop."""
+"""Routes for rooms: room tokens for participants and guests, and the WebSocket that joins with one."""
 
 from __future__ import annotations
 
-import secrets
-
 from aiohttp import web
 
-from server.api.consultations import load_authorized
-from server.appkeys import HUB, SETTINGS
-from server.auth import caller
+from server.api.consultations import consultation_id, load_authorized
+from server.appkeys import HUB, KEYS, SETTINGS
+from server.auth import caller, public
+from server.http import json_response
 from server.permissions import can_join_consultation
 
-from .connection import SignalingConnection
-from .messages import Participant
+from .connection import Limits, SignalingConnection
+from .grants import HOST, ROOM_TOKEN_TTL, RoomClaims, room_token
 
 routes = web.RouteTableDef()
-
-HEARTBEAT_SECONDS = 20.0
 
 
 def room_id_for(consultation: int) -> str:
     return f"consultation:{consultation}"
 
 
-@routes.get("/api/consultations/{consultation_id}/signaling")
-async def signaling(request: web.Request) -> web.WebSocketResponse:
-    """Refusals (401, 403, 404) are plain HTTP answers given before the upgrade: no socket is opened for them."""
-    who = caller(request)
-    view = await load_authorized(request, can_join_consultation)
-
+def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
     settings = request.app[SETTINGS]
+    return json_response({
+        "token": room_token(request.app[KEYS], settings.jwt_issuer, claims),
+        "room": claims.room,
+        "expires_in": ROOM_TOKEN_TTL,
+        "grants": claims.grants.model_dump(),
+        "signaling_path": f"/api/consultations/{consultation_of_room(claims.room)}/signaling",
+        "ice_servers": list(settings.ice_servers),
+    })
+
+
+def consultation_of_room(room: str) -> int:
+    return int(room.partition(":")[2])
+
+
+@routes.post("/api/consultations/{consultation_id}/room-token")
+async def issue_room_token(request: web.Request) -> web.Response:
+    """A participating clinician's pass into the room: hosts may admit, remove and record."""
+    view = await load_authorized(request, can_join_consultation)
+    user = caller(request).user
+    assert view.consultation.id is not None and user.id is not None
+    return token_answer(request, RoomClaims(
+        identity=f"user:{user.id}", room=room_id_for(view.consultation.id), name=user.display_name,
+        role=user.role.value, user_id=user.id, grants=HOST))
+
+
+@routes.get("/api/consultations/{consultation_id}/signaling")
+@public
+async def signaling(request: web.Request) -> web.WebSocketResponse:
+    """Public at the HTTP level: the room token in the first message decides (browsers cannot set headers
+    on a WebSocket, and guests have no session cookie). Refusals close with 4401 or 4403."""
+    room_id = room_id_for(consultation_id(request))
+    settings = request.app[SETTINGS]
+    limits = Limits(max_message_bytes=settings.signaling_max_message_bytes,
+                    ping_after=settings.heartbeat_interval, drop_after=settings.heartbeat_timeout)
     # Frames far beyond the message limit are cut off by aiohttp (close 1009); frames a little over
     # it reach parse(), which answers with a "too-large" error and keeps the connection.
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4 * settings.signaling_max_message_bytes)
+    ws = web.WebSocketResponse(max_msg_size=4 * limits.max_message_bytes)
     await ws.prepare(request)
-    participant = Participant(
-        id=secrets.token_urlsafe(9), user_id=who.principal.user_id, name=who.user.display_name,
-        role=who.user.role.value,
-    )
-    connection = SignalingConnection(ws, request.app[HUB], room_id_for(view.scope.consultation_id), participant,
-                                     max_message_bytes=settings.signaling_max_message_bytes)
+    connection = SignalingConnection(ws, request.app[HUB], room_id, keys=request.app[KEYS],
+                                     issuer=settings.jwt_issuer, limits=limits)
     await connection.run()
     return ws

@@ -1,6 +1,18 @@
-"""Signaling errors: each has a wire code; the few that end a connection map to one close code here."""
+"""Signaling errors: each has a wire code; the ones that end a connection carry its close code. One table."""
 
 from __future__ import annotations
+
+# Close codes a client can meet (documented in PROTOCOL.md). 4000-4999 is the application's range.
+CLOSE_NORMAL = 1000
+CLOSE_TOO_BIG = 1009
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403  # token for another room, turned away from the lobby, removed
+CLOSE_TIMEOUT = 4408  # no sign of life from the client within the heartbeat timeout
+CLOSE_ROOM_FULL = 4409
+CLOSE_REPLACED = 4410  # the same participant resumed on a newer connection
+CLOSE_ABUSE = 4429  # kept sending faster than allowed, or stopped reading
+CLOSE_UNAVAILABLE = 4503  # this node cannot reach the bus between nodes; try again (another node)
 
 
 class SignalingError(Exception):
@@ -38,34 +50,76 @@ class UnknownParticipant(SignalingError):
     code = "unknown-participant"
 
 
+class NotAllowed(SignalingError):
+    """The participant's grants do not cover this."""
+
+    code = "not-allowed"
+
+
+class ResumeFailed(SignalingError):
+    """The seat is gone or the resume token is wrong; the client should join afresh on the same socket."""
+
+    code = "resume-failed"
+
+
+class RateLimited(SignalingError):
+    """One message over the rate: dropped, answered, connection kept."""
+
+    code = "rate-limited"
+
+
 class UnsupportedVersion(SignalingError):
     code = "unsupported-version"
-    close_code = 4400
+    close_code = CLOSE_BAD_REQUEST
+
+
+class InvalidToken(SignalingError):
+    """The room token is missing, forged or expired."""
+
+    code = "unauthenticated"
+    close_code = CLOSE_UNAUTHENTICATED
+
+
+class WrongRoom(SignalingError):
+    code = "forbidden"
+    close_code = CLOSE_FORBIDDEN
 
 
 class RoomFull(SignalingError):
     code = "room-full"
-    close_code = 4409
+    close_code = CLOSE_ROOM_FULL
+
+
+class NoSeat(SignalingError):
+    """Admitting someone into a full room: refused, and the host's connection stays."""
+
+    code = "room-full"
+
+
+class HeartbeatTimeout(SignalingError):
+    code = "timeout"
+    close_code = CLOSE_TIMEOUT
+
+
+class Abuse(SignalingError):
+    """Persistent flooding: the connection is closed."""
+
+    code = "abuse"
+    close_code = CLOSE_ABUSE
 
 
 class SlowConsumer(SignalingError):
     """The client does not read its messages fast enough; keeping them would grow memory without bound."""
 
     code = "slow-consumer"
-    close_code = 4429
+    close_code = CLOSE_ABUSE
 
 
-# Close codes a client can meet (documented in PROTOCOL.md). 4000-4999 is the application's range.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_BIG = 1009
-CLOSE_CODES = {
-    "bad-request": 4400,
-    "unauthenticated": 4401,
-    "forbidden": 4403,
-    "room-full": 4409,
-    "slow-consumer": 4429,
-}
+class BusUnavailable(SignalingError):
+    """The node lost its connection to the bus between nodes: joins are refused until it is back."""
+
+    code = "unavailable"
+    close_code = CLOSE_UNAVAILABLE
 
 
 def close_code_for(error: SignalingError) -> int | None:

@@ -1,22 +1,44 @@
-"""The rooms of this node and the outboxes of their connections: applies room effects by queueing messages."""
+"""This node's side of the rooms: follows each room's log, applies it to a local copy, and carries out
+the effects that belong to this node (messages to its sockets, its grace timers, its chat writes).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
 
-from .errors import NotJoined, SignalingError, SlowConsumer
-from .messages import Answer, Candidate, Offer, Participant, ServerMessage
-from .room import Room, Send
+from .errors import BusUnavailable, SignalingError, SlowConsumer
+from .events import GraceExpired, NodeLost, RoomEvent
+from .log import CAUGHT_UP, BusError, RoomLog
+from .messages import ServerMessage
+from .room import Close, Deliver, Effect, Room, StartGrace, StoreChat
+
+log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 256
+IDLE_ROOM_SECONDS = 5.0  # how long a room with no local socket is still followed
+CATCH_UP_SECONDS = 5.0  # how long a join waits for this node to read a room's log before refusing
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    """Tells a connection's writer to close the socket with this code once what is queued is sent."""
+
+    code: int
+    reason: str
+
+
+OutboxItem = ServerMessage | SignalingError | CloseRequest | object
 
 
 class Outbox:
     """Messages waiting to be written to one connection; a client that stops reading is cut off, not buffered."""
 
     def __init__(self, limit: int = OUTBOX_LIMIT) -> None:
-        self.queue: asyncio.Queue[ServerMessage | SignalingError] = asyncio.Queue()
+        self.queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
         self.limit = limit
         self.overflowed = False
 
@@ -29,47 +51,181 @@ class Outbox:
             return
         self.queue.put_nowait(message)
 
-    def put_control(self, item: ServerMessage | SignalingError | object) -> None:
-        """Answers to the connection's own requests (pong, errors, end): never refused, never counted."""
-        self.queue.put_nowait(item)  # type: ignore[arg-type]
+    def put_control(self, item: OutboxItem) -> None:
+        """Answers to the connection's own requests and close requests: never refused, never counted."""
+        self.queue.put_nowait(item)
+
+
+ChatStore = Callable[[str, StoreChat], Awaitable[None]]
+
+
+@dataclass
+class Replica:
+    """This node's copy of one room, and what follows its log."""
+
+    room: Room
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    connections: set[str] = field(default_factory=set)
+    idle_since: float | None = None
 
 
 class RoomHub:
-    """Holds this node's rooms. The seam for several nodes: effects are delivered through ``deliver``."""
-
-    def __init__(self, *, max_participants: int, room_factory: Callable[..., Room] = Room) -> None:
+    def __init__(self, log_: RoomLog, *, node_id: str, max_participants: int, grace_seconds: float = 30.0,
+                 presence_ttl: float = 10.0, chat_store: ChatStore | None = None) -> None:
+        self.log = log_
+        self.node_id = node_id
         self.max_participants = max_participants
-        self._room_factory = room_factory
-        self._rooms: dict[str, Room] = {}
+        self.grace_seconds = grace_seconds
+        self.presence_ttl = presence_ttl
+        self.chat_store = chat_store
+        self._replicas: dict[str, Replica] = {}
         self._outboxes: dict[str, Outbox] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._presence: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.log.healthy
+
+    # ---- life cycle ----
+
+    async def start(self) -> None:
+        await self.log.announce(self.node_id, self.presence_ttl)
+        self._presence = asyncio.create_task(self._keep_presence())
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._presence, *self._tasks, *(r.task for r in self._replicas.values())) if t]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._replicas.clear()
+
+    # ---- connections ----
+
+    def attach(self, conn: str, room_id: str) -> Outbox:
+        outbox = Outbox()
+        self._outboxes[conn] = outbox
+        return outbox
+
+    def detach(self, conn: str, room_id: str) -> None:
+        self._outboxes.pop(conn, None)
+        replica = self._replicas.get(room_id)
+        if replica is not None:
+            replica.connections.discard(conn)
+            if not replica.connections:
+                replica.idle_since = asyncio.get_running_loop().time()
 
     def room(self, room_id: str) -> Room | None:
-        return self._rooms.get(room_id)
+        replica = self._replicas.get(room_id)
+        return replica.room if replica else None
 
-    def join(self, room_id: str, participant: Participant, outbox: Outbox) -> None:
-        room = self._rooms.get(room_id) or self._room_factory(room_id, max_participants=self.max_participants)
-        effects = room.join(participant)  # raises before anything changes if the join is refused
-        self._rooms[room_id] = room
-        self._outboxes[participant.id] = outbox
-        self.deliver(effects)
+    async def submit(self, room_id: str, event: RoomEvent, *, conn: str | None = None, check: bool = True) -> None:
+        """Append an event to the room's log. With ``check``, refuse at once what the room would refuse."""
+        replica = await self._replica(room_id)
+        if conn is not None:
+            replica.connections.add(conn)
+            replica.idle_since = None
+        if check and (error := replica.room.refusal(event)) is not None:
+            raise error
+        try:
+            await self.log.append(room_id, event)
+        except BusError:
+            raise BusUnavailable("This server cannot reach the others right now; please try again.") from None
 
-    def leave(self, room_id: str, participant_id: str) -> None:
-        room = self._rooms.get(room_id)
-        self._outboxes.pop(participant_id, None)
-        if room is None:
-            return
-        self.deliver(room.leave(participant_id))
-        if room.is_empty:
-            del self._rooms[room_id]
+    # ---- following the logs ----
 
-    def forward(self, room_id: str, sender_id: str, message: Offer | Answer | Candidate) -> None:
-        room = self._rooms.get(room_id)
-        if room is None:
-            raise NotJoined("Join the room before sending negotiation messages.")
-        self.deliver(room.forward(sender_id, message))
+    async def _replica(self, room_id: str) -> Replica:
+        replica = self._replicas.get(room_id)
+        if replica is None:
+            replica = Replica(Room(room_id, max_participants=self.max_participants))
+            self._replicas[room_id] = replica
+            replica.task = asyncio.create_task(self._follow(room_id, replica))
+        try:
+            await asyncio.wait_for(replica.ready.wait(), CATCH_UP_SECONDS)
+        except TimeoutError:
+            raise BusUnavailable("This server cannot reach the others right now; please try again.") from None
+        return replica
 
-    def deliver(self, effects: list[Send]) -> None:
+    async def _follow(self, room_id: str, replica: Replica) -> None:
+        seq, live = 0, False
+        async for item in self.log.follow(room_id):
+            if item is CAUGHT_UP:
+                live = True
+                replica.ready.set()
+                continue
+            seq += 1
+            try:
+                effects = replica.room.apply(item, seq)  # type: ignore[arg-type]
+            except Exception:  # a bug must not stop the room for everyone on this node
+                log.exception("room %s: could not apply event %d", room_id, seq)
+                continue
+            if live:
+                self._execute(room_id, effects)
+
+    def _execute(self, room_id: str, effects: list[Effect]) -> None:
         for effect in effects:
-            outbox = self._outboxes.get(effect.to)
-            if outbox is not None:
-                outbox.put(effect.message)
+            if isinstance(effect, Deliver | Close):
+                if effect.at.node != self.node_id or (outbox := self._outboxes.get(effect.at.conn)) is None:
+                    continue
+                if isinstance(effect, Deliver):
+                    outbox.put(effect.message)
+                else:
+                    outbox.put_control(CloseRequest(effect.code, effect.reason))
+            elif isinstance(effect, StartGrace) and effect.node == self.node_id:
+                self._spawn(self._expire_later(room_id, effect))
+            elif isinstance(effect, StoreChat) and effect.node == self.node_id and self.chat_store:
+                self._spawn(self.chat_store(room_id, effect))
+
+    async def _expire_later(self, room_id: str, grace: StartGrace) -> None:
+        await asyncio.sleep(self.grace_seconds)
+        await self._append_retrying(room_id, GraceExpired(participant_id=grace.participant_id, epoch=grace.epoch))
+
+    async def _append_retrying(self, room_id: str, event: RoomEvent) -> None:
+        """For events the node owes the room (timers, lost nodes): keep trying until the bus is back."""
+        delay = 0.2
+        while True:
+            try:
+                await self.log.append(room_id, event)
+                return
+            except BusError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- presence of nodes, and forgetting idle rooms ----
+
+    async def _keep_presence(self) -> None:
+        """Refresh this node's presence; append NodeLost for nodes whose presence ran out; drop idle rooms."""
+        while True:
+            await asyncio.sleep(self.presence_ttl / 3)
+            await self.log.announce(self.node_id, self.presence_ttl)
+            now = asyncio.get_running_loop().time()
+            for room_id, replica in list(self._replicas.items()):
+                others = {m.at.node for m in replica.room.members.values()} - {self.node_id}
+                for node in others:
+                    if not await self.log.node_alive(node):
+                        log.warning("node %s is gone; removing its participants from %s", node, room_id)
+                        self._spawn(self._append_retrying(room_id, NodeLost(node=node)))
+                if replica.idle_since is not None and now - replica.idle_since > IDLE_ROOM_SECONDS \
+                        and not self._owes_timer(replica):
+                    await self._drop(room_id, replica)
+
+    def _owes_timer(self, replica: Replica) -> bool:
+        """A member of this node is reconnecting: its grace timer runs here, so keep following."""
+        return any(m.at.node == self.node_id and m.status == "reconnecting" for m in replica.room.members.values())
+
+    async def _drop(self, room_id: str, replica: Replica) -> None:
+        self._replicas.pop(room_id, None)
+        if replica.task is not None:
+            replica.task.cancel()
+            with suppress(asyncio.CancelledError):
+                await replica.task
+        if replica.room.is_empty:
+            await self.log.forget(room_id)

@@ -12,14 +12,16 @@ import pydantic
 
 from .errors import MalformedMessage, MessageTooLarge, UnknownMessageType
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_SDP_CHARS = 32 * 1024
 MAX_CANDIDATE_CHARS = 1024
+MAX_CHAT_CHARS = 2000
+MAX_TOKEN_CHARS = 4096
 
 
 class _Message(pydantic.BaseModel):
     # populate_by_name: server code writes ``from_=``/``self_=``; the wire says "from"/"self".
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
 
 
 class IceCandidate(_Message):
@@ -31,13 +33,21 @@ class IceCandidate(_Message):
     usernameFragment: str | None = pydantic.Field(default=None, max_length=256)
 
 
+class MediaState(_Message):
+    muted: bool = False
+    camera_off: bool = False
+    screen_sharing: bool = False
+
+
 class Participant(_Message):
-    """Someone in the room. ``id`` names the connection, so one user in two tabs is two participants."""
+    """Someone in the room. ``id`` names the seat, kept across reconnects; one user in two tabs is two."""
 
     id: str
-    user_id: int
+    user_id: int | None
     name: str
     role: str
+    guest: bool = False
+    media: MediaState = MediaState()
 
 
 PeerId = Annotated[str, pydantic.Field(min_length=1, max_length=64)]
@@ -48,7 +58,9 @@ Sdp = Annotated[str, pydantic.Field(min_length=1, max_length=MAX_SDP_CHARS)]
 
 class Join(_Message):
     type: Literal["join"] = "join"
-    protocol: int = PROTOCOL_VERSION
+    protocol: int
+    token: str = pydantic.Field(min_length=1, max_length=MAX_TOKEN_CHARS)
+    resume: str | None = pydantic.Field(default=None, max_length=128)
 
 
 class Offer(_Message):
@@ -71,6 +83,40 @@ class Candidate(_Message):
     candidate: IceCandidate | None
 
 
+class IceRestart(_Message):
+    """Ask one participant to restart ICE towards the sender (send a new offer with fresh credentials)."""
+
+    type: Literal["ice-restart"] = "ice-restart"
+    to: PeerId
+
+
+class SetMediaState(_Message):
+    type: Literal["media-state"] = "media-state"
+    muted: bool
+    camera_off: bool
+    screen_sharing: bool = False
+
+
+class SendChat(_Message):
+    type: Literal["chat"] = "chat"
+    text: str = pydantic.Field(min_length=1, max_length=MAX_CHAT_CHARS)
+
+
+class Admit(_Message):
+    type: Literal["admit"] = "admit"
+    participant_id: PeerId
+
+
+class Deny(_Message):
+    type: Literal["deny"] = "deny"
+    participant_id: PeerId
+
+
+class Remove(_Message):
+    type: Literal["remove"] = "remove"
+    participant_id: PeerId
+
+
 class Leave(_Message):
     type: Literal["leave"] = "leave"
 
@@ -80,20 +126,57 @@ class Ping(_Message):
     id: int | None = None
 
 
-ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping
-CLIENT_TYPES = ("join", "offer", "answer", "candidate", "leave", "ping")
+class Pong(_Message):
+    """Sent by either side in answer to a ping."""
+
+    type: Literal["pong"] = "pong"
+    id: int | None = None
+
+
+ClientMessage = (
+    Join | Offer | Answer | Candidate | IceRestart | SetMediaState | SendChat | Admit | Deny | Remove | Leave | Ping
+    | Pong
+)
+RelayedRequest = Offer | Answer | Candidate | IceRestart
 _client_adapter: pydantic.TypeAdapter[ClientMessage] = pydantic.TypeAdapter(
     Annotated[ClientMessage, pydantic.Field(discriminator="type")]
 )
+CLIENT_TYPES = tuple(sorted(
+    model.model_fields["type"].default
+    for model in (Join, Offer, Answer, Candidate, IceRestart, SetMediaState, SendChat, Admit, Deny, Remove, Leave,
+                  Ping, Pong)
+))
 
 # ---- server to client ----
 
 
 class Joined(_Message):
+    """You are in the room (also after being admitted from the lobby, or after resuming)."""
+
     type: Literal["joined"] = "joined"
     self_: Participant = pydantic.Field(alias="self")
     participants: tuple[Participant, ...]
+    waiting: tuple[Participant, ...] = ()
+    chat: tuple[ChatMessage, ...] = ()
+    resume: str | None = None
+    resumed: bool = False
     protocol: int = PROTOCOL_VERSION
+
+
+class InLobby(_Message):
+    """You wait in the lobby until someone with the admit grant lets you in."""
+
+    type: Literal["lobby"] = "lobby"
+    self_: Participant = pydantic.Field(alias="self")
+    resume: str | None = None
+    protocol: int = PROTOCOL_VERSION
+
+
+class LobbyUpdate(_Message):
+    """To those who may admit: who is waiting now."""
+
+    type: Literal["lobby-update"] = "lobby-update"
+    waiting: tuple[Participant, ...]
 
 
 class ParticipantJoined(_Message):
@@ -103,6 +186,17 @@ class ParticipantJoined(_Message):
 
 class ParticipantLeft(_Message):
     type: Literal["participant-left"] = "participant-left"
+    participant_id: str
+    reason: Literal["left", "timeout", "removed", "node-lost"] = "left"
+
+
+class ParticipantReconnecting(_Message):
+    type: Literal["participant-reconnecting"] = "participant-reconnecting"
+    participant_id: str
+
+
+class ParticipantResumed(_Message):
+    type: Literal["participant-resumed"] = "participant-resumed"
     participant_id: str
 
 
@@ -124,9 +218,36 @@ class RelayedCandidate(_Message):
     candidate: IceCandidate | None
 
 
-class Pong(_Message):
-    type: Literal["pong"] = "pong"
-    id: int | None = None
+class RelayedIceRestart(_Message):
+    type: Literal["ice-restart"] = "ice-restart"
+    from_: str = pydantic.Field(alias="from")
+
+
+class MediaStateChanged(_Message):
+    type: Literal["media-state"] = "media-state"
+    participant_id: str
+    media: MediaState
+
+
+class ChatMessage(_Message):
+    """A chat line; ``id`` orders the consultation's chat, the same on every node."""
+
+    type: Literal["chat"] = "chat"
+    id: int
+    from_: str = pydantic.Field(alias="from")
+    name: str
+    text: str
+    at: float
+
+
+class Denied(_Message):
+    type: Literal["denied"] = "denied"
+    message: str
+
+
+class Removed(_Message):
+    type: Literal["removed"] = "removed"
+    message: str
 
 
 class Error(_Message):
@@ -136,8 +257,16 @@ class Error(_Message):
 
 
 ServerMessage = (
-    Joined | ParticipantJoined | ParticipantLeft | RelayedOffer | RelayedAnswer | RelayedCandidate | Pong | Error
+    Joined | InLobby | LobbyUpdate | ParticipantJoined | ParticipantLeft | ParticipantReconnecting
+    | ParticipantResumed | RelayedOffer | RelayedAnswer | RelayedCandidate | RelayedIceRestart | MediaStateChanged
+    | ChatMessage | Denied | Removed | Ping | Pong | Error
 )
+server_adapter: pydantic.TypeAdapter[ServerMessage] = pydantic.TypeAdapter(
+    Annotated[ServerMessage, pydantic.Field(discriminator="type")]
+)
+
+
+Joined.model_rebuild()
 
 
 def parse(text: str | bytes, *, max_bytes: int) -> ClientMessage:

@@ -1,80 +1,412 @@
-"""A consultation room as a pure state machine: events in, new state and messages to send out. No I/O."""
+"""A consultation room as a pure state machine: events in, new state and effects out. No I/O.
+
+Every node applies the same events in the same order (see events.py), so a refusal is decided here,
+at apply time, and comes out as an effect (an error to the sender), never as an exception.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from .errors import AlreadyJoined, NotJoined, RoomFull, UnknownParticipant
+from .errors import (
+    CLOSE_FORBIDDEN,
+    CLOSE_REPLACED,
+    AlreadyJoined,
+    NoSeat,
+    NotAllowed,
+    NotJoined,
+    ResumeFailed,
+    RoomFull,
+    SignalingError,
+    UnknownParticipant,
+)
+from .events import (
+    Admitting,
+    Chatting,
+    Denying,
+    Disconnected,
+    GraceExpired,
+    Joining,
+    Leaving,
+    MediaChanged,
+    NodeLost,
+    Relaying,
+    Removing,
+    Resuming,
+    RoomEvent,
+    Where,
+)
+from .grants import Grants
 from .messages import (
-    Answer,
-    Candidate,
+    ChatMessage,
+    Denied,
+    Error,
+    InLobby,
     Joined,
-    Offer,
+    LobbyUpdate,
+    MediaStateChanged,
     Participant,
     ParticipantJoined,
     ParticipantLeft,
+    ParticipantReconnecting,
+    ParticipantResumed,
     RelayedAnswer,
     RelayedCandidate,
+    RelayedIceRestart,
     RelayedOffer,
+    Removed,
     ServerMessage,
 )
 
+CHAT_KEPT = 200  # chat lines a newcomer sees; the whole chat is kept in the database
+
+
+class Status(enum.StrEnum):
+    WAITING = "waiting"  # in the lobby
+    PRESENT = "present"  # has a seat
+    RECONNECTING = "reconnecting"  # lost its socket; keeps its seat or lobby place for the grace period
+
+
+@dataclass
+class Member:
+    participant: Participant
+    grants: Grants
+    identity: str
+    at: Where
+    resume_hash: str
+    status: Status
+    seated: bool  # holds a seat in the room (not the lobby), whether or not its socket is up
+    epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
+
+    @property
+    def id(self) -> str:
+        return self.participant.id
+
+
+
+# ---- effects: what the node holding a connection (or the named node) must do ----
+
 
 @dataclass(frozen=True)
-class Send:
-    """An effect: deliver ``message`` to participant ``to``."""
-
-    to: str
+class Deliver:
+    at: Where
     message: ServerMessage
 
 
+@dataclass(frozen=True)
+class Close:
+    at: Where
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StartGrace:
+    """Start the grace timer; when it runs out, append GraceExpired(participant_id, epoch)."""
+
+    node: str
+    participant_id: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class StoreChat:
+    """Keep a chat line with the consultation; done once, by the sender's node."""
+
+    node: str
+    session: str
+    seq: int
+    participant: Participant
+    text: str
+    at_time: float
+
+
+Effect = Deliver | Close | StartGrace | StoreChat
+
+
 class Room:
-    """Who is in one consultation's room, and what each event makes the others see."""
+    """Who is in one consultation's room, who waits in its lobby, and what each event makes everyone see."""
 
     def __init__(self, room_id: str, *, max_participants: int) -> None:
         self.room_id = room_id
         self.max_participants = max_participants
-        self._participants: dict[str, Participant] = {}  # in order of joining
+        self.members: dict[str, Member] = {}  # in order of joining
+        self.chat: list[ChatMessage] = []  # the latest lines, shown to whoever joins
+        # Names this run of the room's log (the first joiner's random id): a log forgotten when the room
+        # emptied starts counting again, so (session, seq) is what orders a consultation's chat.
+        self.session = ""
+
+    # ---- views ----
 
     @property
     def participants(self) -> tuple[Participant, ...]:
-        return tuple(self._participants.values())
+        """Those with a seat, reconnecting ones included."""
+        return tuple(m.participant for m in self.members.values() if m.seated)
+
+    @property
+    def waiting(self) -> tuple[Participant, ...]:
+        return tuple(m.participant for m in self.members.values() if not m.seated)
 
     @property
     def is_empty(self) -> bool:
-        return not self._participants
+        return not self.members
 
-    def __contains__(self, participant_id: object) -> bool:
-        return participant_id in self._participants
+    def member(self, participant_id: str) -> Member | None:
+        return self.members.get(participant_id)
 
-    def join(self, newcomer: Participant) -> list[Send]:
-        if newcomer.id in self._participants:
-            raise AlreadyJoined("You have already joined this room.")
-        if len(self._participants) >= self.max_participants:
-            raise RoomFull(f"The room is full ({self.max_participants} participants).")
-        others = self.participants
-        self._participants[newcomer.id] = newcomer
-        effects = [Send(newcomer.id, Joined(self_=newcomer, participants=others))]
-        effects += [Send(p.id, ParticipantJoined(participant=newcomer)) for p in others]
+    # ---- events ----
+
+    def apply(self, event: RoomEvent, seq: int = 0) -> list[Effect]:
+        """Apply one event from the room's log; ``seq`` is its position there."""
+        handler = getattr(self, f"_on_{type(event).__name__}")
+        return handler(event, seq)
+
+    def refusal(self, event: RoomEvent) -> SignalingError | None:
+        """Why this event would be refused now, or None. Lets a node answer at once without a round trip."""
+        check = getattr(self, f"_check_{type(event).__name__}", None)
+        return check(event) if check else None
+
+    def _refuse(self, error: SignalingError, at: Where | None) -> list[Effect]:
+        if at is None:
+            return []
+        effects: list[Effect] = [Deliver(at, Error(code=error.code, message=error.message))]
+        if error.close_code is not None:
+            effects.append(Close(at, error.close_code, error.code))
         return effects
 
-    def leave(self, participant_id: str) -> list[Send]:
-        """Remove a participant; leaving twice, or without having joined, changes nothing."""
-        if self._participants.pop(participant_id, None) is None:
-            return []
-        return [Send(p.id, ParticipantLeft(participant_id=participant_id)) for p in self.participants]
+    def _origin(self, participant_id: str) -> Where | None:
+        member = self.members.get(participant_id)
+        return member.at if member else None
 
-    def forward(self, sender_id: str, message: Offer | Answer | Candidate) -> list[Send]:
-        """Pass negotiation from one participant to another, stamped with who sent it."""
-        if sender_id not in self._participants:
-            raise NotJoined("Join the room before sending negotiation messages.")
-        if message.to not in self._participants or message.to == sender_id:
-            raise UnknownParticipant(f"No other participant {message.to!r} is in this room.")
-        relayed: ServerMessage
-        if isinstance(message, Offer):
-            relayed = RelayedOffer(from_=sender_id, sdp=message.sdp)
-        elif isinstance(message, Answer):
-            relayed = RelayedAnswer(from_=sender_id, sdp=message.sdp)
+    # join
+
+    def _check_Joining(self, event: Joining) -> SignalingError | None:
+        if event.participant.id in self.members:
+            return AlreadyJoined("You have already joined this room.")
+        if event.grants.admit and len(self.participants) >= self.max_participants:
+            return RoomFull(f"The room is full ({self.max_participants} participants).")
+        if not event.grants.admit and len(self.waiting) >= self.max_participants:
+            return RoomFull("The waiting room is full; please try again later.")
+        return None
+
+    def _on_Joining(self, event: Joining, seq: int) -> list[Effect]:
+        if error := self._check_Joining(event):
+            return self._refuse(error, event.at)
+        self.session = self.session or event.participant.id
+        status = Status.PRESENT if event.grants.admit else Status.WAITING
+        member = Member(event.participant, event.grants, event.identity, event.at, event.resume_hash, status,
+                        seated=status is Status.PRESENT)
+        self.members[member.id] = member
+        if status is Status.WAITING:
+            return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]
+        return [self._joined(member), *self._to_seated(ParticipantJoined(participant=member.participant),
+                                                        but=member.id)]
+
+    # leaving, disconnecting, resuming, expiring
+
+    def _on_Leaving(self, event: Leaving, seq: int) -> list[Effect]:
+        member = self.members.get(event.participant_id)
+        if member is None or member.at != event.at:
+            return []  # already gone, or a connection that was since replaced
+        return self._drop(member, "left")
+
+    def _on_Disconnected(self, event: Disconnected, seq: int) -> list[Effect]:
+        member = self.members.get(event.participant_id)
+        if member is None or member.at != event.at or member.status is Status.RECONNECTING:
+            return []
+        member.status = Status.RECONNECTING
+        member.epoch += 1
+        effects: list[Effect] = [StartGrace(event.at.node, member.id, member.epoch)]
+        if member.seated:
+            effects += self._to_seated(ParticipantReconnecting(participant_id=member.id), but=member.id)
+        return effects
+
+    def _check_Resuming(self, event: Resuming) -> SignalingError | None:
+        member = self.members.get(event.participant_id)
+        if member is None:
+            return ResumeFailed("Your place in the room was not kept; join again.")
+        if member.identity != event.identity or member.resume_hash != event.resume_hash:
+            return ResumeFailed("That resume token does not match; join again.")
+        return None
+
+    def _on_Resuming(self, event: Resuming, seq: int) -> list[Effect]:
+        if error := self._check_Resuming(event):
+            return self._refuse(error, event.at)
+        member = self.members[event.participant_id]
+        effects: list[Effect] = []
+        if member.at != event.at and member.status is not Status.RECONNECTING:
+            # The old socket still looked alive here: the newer connection wins.
+            effects.append(Close(member.at, CLOSE_REPLACED, "replaced"))
+        member.at, member.resume_hash, member.epoch = event.at, event.new_resume_hash, member.epoch + 1
+        member.status = Status.PRESENT if member.seated else Status.WAITING
+        if member.status is Status.WAITING:
+            return [*effects, Deliver(member.at, InLobby(self_=member.participant))]
+        effects.append(self._joined(member, resumed=True))
+        return effects + self._to_seated(ParticipantResumed(participant_id=member.id), but=member.id)
+
+    def _on_GraceExpired(self, event: GraceExpired, seq: int) -> list[Effect]:
+        member = self.members.get(event.participant_id)
+        if member is None or member.status is not Status.RECONNECTING or member.epoch != event.epoch:
+            return []  # came back in time, or a timer from an earlier disconnection
+        return self._drop(member, "timeout")
+
+    def _on_NodeLost(self, event: NodeLost, seq: int) -> list[Effect]:
+        lost = [m for m in self.members.values() if m.at.node == event.node]
+        for member in lost:  # all of them first: nobody on the dead node is told anything
+            del self.members[member.id]
+        effects: list[Effect] = []
+        for member in lost:
+            if member.seated:
+                effects += self._to_seated(ParticipantLeft(participant_id=member.id, reason="node-lost"))
+        if any(not m.seated for m in lost):
+            effects += self._lobby_update()
+        return effects
+
+    # the lobby
+
+    def _host(self, participant_id: str, grant: str) -> SignalingError | None:
+        member = self.members.get(participant_id)
+        if member is None or member.status is not Status.PRESENT:
+            return NotJoined("You are not in the room.")
+        if not getattr(member.grants, grant):
+            return NotAllowed(f"You do not have the {grant} grant.")
+        return None
+
+    def _check_Admitting(self, event: Admitting) -> SignalingError | None:
+        target = self.members.get(event.participant_id)
+        if error := self._host(event.by, "admit"):
+            return error
+        if target is None or target.status is not Status.WAITING:
+            return UnknownParticipant(f"Nobody {event.participant_id!r} is waiting in the lobby.")
+        if len(self.participants) >= self.max_participants:
+            return NoSeat(f"The room is full ({self.max_participants} participants); someone must leave first.")
+        return None
+
+    def _on_Admitting(self, event: Admitting, seq: int) -> list[Effect]:
+        if error := self._check_Admitting(event):
+            return self._refuse(error, self._origin(event.by))
+        target = self.members[event.participant_id]
+        target.status, target.seated = Status.PRESENT, True
+        return [self._joined(target), *self._to_seated(ParticipantJoined(participant=target.participant),
+                                                        but=target.id), *self._lobby_update()]
+
+    def _check_Denying(self, event: Denying) -> SignalingError | None:
+        if error := self._host(event.by, "admit"):
+            return error
+        target = self.members.get(event.participant_id)
+        if target is None or target.seated:
+            return UnknownParticipant(f"Nobody {event.participant_id!r} is waiting in the lobby.")
+        return None
+
+    def _on_Denying(self, event: Denying, seq: int) -> list[Effect]:
+        if error := self._check_Denying(event):
+            return self._refuse(error, self._origin(event.by))
+        target = self.members.pop(event.participant_id)
+        return [Deliver(target.at, Denied(message="The doctor could not admit you to this consultation.")),
+                Close(target.at, CLOSE_FORBIDDEN, "denied"), *self._lobby_update()]
+
+    def _check_Removing(self, event: Removing) -> SignalingError | None:
+        if error := self._host(event.by, "moderate"):
+            return error
+        target = self.members.get(event.participant_id)
+        if target is None or not target.seated or target.id == event.by:
+            return UnknownParticipant(f"No other participant {event.participant_id!r} is in this room.")
+        return None
+
+    def _on_Removing(self, event: Removing, seq: int) -> list[Effect]:
+        if error := self._check_Removing(event):
+            return self._refuse(error, self._origin(event.by))
+        target = self.members[event.participant_id]
+        return [Deliver(target.at, Removed(message="You were removed from the consultation.")),
+                Close(target.at, CLOSE_FORBIDDEN, "removed"), *self._drop(target, "removed")]
+
+    # what participants send each other
+
+    def _speaker(self, participant_id: str) -> SignalingError | None:
+        member = self.members.get(participant_id)
+        if member is None or member.status is not Status.PRESENT:
+            return NotJoined("You are not in the room yet.")
+        return None
+
+    def _check_Relaying(self, event: Relaying) -> SignalingError | None:
+        if error := self._speaker(event.sender):
+            return error
+        target = self.members.get(event.to)
+        if target is None or not target.seated or event.to == event.sender:
+            return UnknownParticipant(f"No other participant {event.to!r} is in this room.")
+        if event.sdp is not None and not self.members[event.sender].grants.publish and sends_media(event.sdp):
+            return NotAllowed("You do not have the publish grant: offer and answer to receive only.")
+        return None
+
+    def _on_Relaying(self, event: Relaying, seq: int) -> list[Effect]:
+        if error := self._check_Relaying(event):
+            return self._refuse(error, self._origin(event.sender))
+        message: ServerMessage
+        if event.type == "offer":
+            message = RelayedOffer(from_=event.sender, sdp=event.sdp or "")
+        elif event.type == "answer":
+            message = RelayedAnswer(from_=event.sender, sdp=event.sdp or "")
+        elif event.type == "candidate":
+            message = RelayedCandidate(from_=event.sender, candidate=event.candidate)
         else:
-            relayed = RelayedCandidate(from_=sender_id, candidate=message.candidate)
-        return [Send(message.to, relayed)]
+            message = RelayedIceRestart(from_=event.sender)
+        return [Deliver(self.members[event.to].at, message)]
+
+    def _check_MediaChanged(self, event: MediaChanged) -> SignalingError | None:
+        return self._speaker(event.participant_id)
+
+    def _on_MediaChanged(self, event: MediaChanged, seq: int) -> list[Effect]:
+        if error := self._check_MediaChanged(event):
+            return self._refuse(error, self._origin(event.participant_id))
+        member = self.members[event.participant_id]
+        member.participant = member.participant.model_copy(update={"media": event.media})
+        return self._to_seated(MediaStateChanged(participant_id=member.id, media=event.media), but=member.id)
+
+    def _check_Chatting(self, event: Chatting) -> SignalingError | None:
+        return self._speaker(event.participant_id)
+
+    def _on_Chatting(self, event: Chatting, seq: int) -> list[Effect]:
+        if error := self._check_Chatting(event):
+            return self._refuse(error, self._origin(event.participant_id))
+        member = self.members[event.participant_id]
+        line = ChatMessage(id=seq, from_=member.id, name=member.participant.name, text=event.text,
+                           at=event.at_time)
+        self.chat = [*self.chat[-(CHAT_KEPT - 1):], line]
+        return [StoreChat(member.at.node, self.session, seq, member.participant, event.text, event.at_time),
+                *self._to_seated(line)]
+
+    # ---- helpers ----
+
+    def _joined(self, member: Member, *, resumed: bool = False) -> Deliver:
+        others = tuple(p for p in self.participants if p.id != member.id)
+        waiting = self.waiting if member.grants.admit else ()
+        return Deliver(member.at, Joined(self_=member.participant, participants=others, waiting=waiting,
+                                         chat=tuple(self.chat), resumed=resumed))
+
+    def _to_seated(self, message: ServerMessage, *, but: str | None = None) -> list[Effect]:
+        """To everyone with a live seat (a reconnecting one hears nothing until it resumes)."""
+        return [Deliver(m.at, message) for m in self.members.values()
+                if m.status is Status.PRESENT and m.id != but]
+
+    def _lobby_update(self) -> list[Effect]:
+        update = LobbyUpdate(waiting=self.waiting)
+        return [Deliver(m.at, update) for m in self.members.values()
+                if m.status is Status.PRESENT and m.grants.admit]
+
+    def _drop(self, member: Member, reason: str) -> list[Effect]:
+        del self.members[member.id]
+        if member.seated:
+            return self._to_seated(ParticipantLeft(participant_id=member.id, reason=reason))  # type: ignore[arg-type]
+        return self._lobby_update()
+
+
+def sends_media(sdp: str) -> bool:
+    """Whether an SDP offers to send audio or video (any m-section not recvonly or inactive)."""
+    for section in sdp.split("\nm=")[1:]:
+        kind, port = (section.split("\n", 1)[0].split(" ") + ["", ""])[:2]
+        if kind not in ("audio", "video") or port == "0":  # port 0: the section was rejected
+            continue
+        if "a=recvonly" not in section and "a=inactive" not in section:
+            return True
+    return False

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server import consultations
 from server.api.consultations import load_authorized
+from server.api.guests import guest_pass
 from server.appkeys import DATABASE, RENDERER, SETTINGS
 from server.auth import (
     COOKIE_NAME,
@@ -134,13 +135,31 @@ async def dashboard(request: web.Request) -> web.Response:
 async def consultation_room(request: web.Request) -> web.Response:
     who = caller(request)
     view = await load_authorized(request, can_join_consultation)
-    settings = request.app[SETTINGS]
     config = {
         "consultationId": view.consultation.id,
-        "signalingPath": f"/api/consultations/{view.consultation.id}/signaling",
-        "iceServers": list(settings.ice_servers),
+        "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
+        "guestLinkUrl": f"/api/consultations/{view.consultation.id}/guest-links",
         "self": {"userId": who.user.id, "name": who.user.display_name},
     }
     return request.app[RENDERER].render(
-        request, "consultation.html", {"view": view, "config": config}
+        request, "consultation.html", {"title": view.consultation.title, "subtitle": view.hospital.name,
+                                       "patient": view.patient.name if view.patient else None, "config": config}
     )
+
+
+@routes.get("/visit/{token}", name="visit")
+@public
+async def guest_visit(request: web.Request) -> web.Response:
+    """A guest's way in: the link itself is the credential; the guest waits in the lobby until admitted."""
+    token = request.match_info["token"]
+    visit, consultation = await guest_pass(request, token)
+    config = {
+        "consultationId": consultation.id,
+        "roomTokenUrl": "/api/guest/room-token",
+        "guest": token,
+        "self": {"userId": None, "name": visit.name},
+    }
+    # A guest sees the consultation's title and nothing of the record.
+    return request.app[RENDERER].render(
+        request, "consultation.html", {"title": consultation.title, "subtitle": None, "patient": None,
+                                       "config": config, "guest_name": visit.name})

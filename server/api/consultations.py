@@ -10,6 +10,7 @@ from aiohttp import web
 from .. import consultations
 from ..appkeys import DATABASE
 from ..auth import caller
+from ..chat import chat_lines
 from ..errors import N_, BadRequest
 from ..http import json_response, parse_body
 from ..permissions import ConsultationScope, Principal, can_create_consultation, can_view_consultation, require
@@ -73,3 +74,15 @@ async def get_consultation(request: web.Request) -> web.Response:
     return json_response(view.to_json(with_patient=True))
 
 
+
+
+@routes.get("/api/consultations/{consultation_id}/chat")
+async def consultation_chat(request: web.Request) -> web.Response:
+    """The consultation's chat, as its participants saw it."""
+    view = await load_authorized(request, can_view_consultation)
+    assert view.consultation.id is not None
+    async with request.app[DATABASE].session() as session:
+        lines = await chat_lines(session, view.consultation.id)
+    return json_response({"chat": [
+        {"participant_id": line.participant_id, "user_id": line.user_id, "name": line.name, "text": line.text,
+         "sent_at": line.sent_at.isoformat()} for line in lines]})

@@ -1,4 +1,5 @@
-"""Two clinicians in real Chromium log in, open the same consultation, and see and hear each other."""
+"""A consultation in real Chromium: the county doctor and the specialist see and hear each other, a patient
+waits in the lobby until the doctor admits them, and a dropped connection resumes its seat."""
 
 from __future__ import annotations
 
@@ -14,22 +15,25 @@ pytestmark = pytest.mark.e2e
 INBOUND_STATS = """
 async () => {
   const call = window.telemedCall;
-  const peer = call && [...call.peers.values()][0];
-  if (!peer) return null;
-  const result = {state: peer.pc.connectionState, video: null, audio: null};
-  (await peer.pc.getStats()).forEach((r) => {
-    if (r.type !== "inbound-rtp") return;
-    if (r.kind === "video") result.video = {framesDecoded: r.framesDecoded || 0, frameWidth: r.frameWidth || 0};
-    if (r.kind === "audio") result.audio = {packetsReceived: r.packetsReceived || 0,
-                                            totalSamplesReceived: r.totalSamplesReceived || 0};
-  });
+  if (!call) return null;
+  const result = {};
+  for (const [id, peer] of call.peers) {
+    const row = {state: peer.pc.connectionState, video: null, audio: null};
+    (await peer.pc.getStats()).forEach((r) => {
+      if (r.type !== "inbound-rtp") return;
+      if (r.kind === "video") row.video = {framesDecoded: r.framesDecoded || 0, frameWidth: r.frameWidth || 0};
+      if (r.kind === "audio") row.audio = {packetsReceived: r.packetsReceived || 0,
+                                           totalSamplesReceived: r.totalSamplesReceived || 0};
+    });
+    result[id] = row;
+  }
   return result;
 }
 """
 
 
-async def open_consultation(browser: Browser, base: str, username: str) -> Page:
-    """Log in through the form like a person, then open the consultation from the dashboard."""
+async def logged_in(browser: Browser, base: str, username: str) -> Page:
+    """Log in through the form like a person."""
     context = await browser.new_context(locale="en-US")
     page = await context.new_page()
     page.on("pageerror", lambda error: print(f"[{username}] page error: {error}"))
@@ -38,6 +42,11 @@ async def open_consultation(browser: Browser, base: str, username: str) -> Page:
     await page.get_by_label("Password").fill("telemed-demo")
     await page.get_by_role("button", name="Log in").click()
     await expect(page.get_by_role("heading", name="My consultations")).to_be_visible()
+    return page
+
+
+async def open_consultation(browser: Browser, base: str, username: str) -> Page:
+    page = await logged_in(browser, base, username)
     await page.get_by_role("link", name="Open").first.click()
     await expect(page.locator("#connection-state")).to_be_visible()
     return page
@@ -54,46 +63,97 @@ async def stats_when(page: Page, ready, within: float = 30) -> dict[str, Any]:  
     raise AssertionError(f"stats never became ready: {stats}")
 
 
-def decoding(stats: dict[str, Any]) -> bool:
-    return bool(stats["video"] and stats["video"]["framesDecoded"] > 0 and stats["audio"]
-                and stats["audio"]["packetsReceived"] > 0)
+def decoding_from(count: int):  # type: ignore[no-untyped-def]
+    def ready(stats: dict[str, Any]) -> bool:
+        rows = list(stats.values())
+        return len(rows) == count and all(
+            r["video"] and r["video"]["framesDecoded"] > 0 and r["audio"] and r["audio"]["packetsReceived"] > 0
+            for r in rows)
+    return ready
 
 
-async def assert_receiving(page: Page) -> None:
-    first = await stats_when(page, decoding)
+async def assert_receiving(page: Page, peers: int = 1) -> None:
+    """Video frames decoded and audio arriving from every remote participant, and still rising a moment later."""
+    first = await stats_when(page, decoding_from(peers))
     await asyncio.sleep(1.5)
     later = await page.evaluate(INBOUND_STATS)
-    assert later["video"]["framesDecoded"] > first["video"]["framesDecoded"], "video keeps being decoded"
-    assert later["video"]["frameWidth"] > 0
-    assert later["audio"]["packetsReceived"] > first["audio"]["packetsReceived"], "audio keeps arriving"
-    assert later["audio"]["totalSamplesReceived"] > 0
-    assert later["state"] == "connected"
+    for peer_id, row in first.items():
+        now = later[peer_id]
+        assert now["video"]["framesDecoded"] > row["video"]["framesDecoded"], "video keeps being decoded"
+        assert now["video"]["frameWidth"] > 0
+        assert now["audio"]["packetsReceived"] > row["audio"]["packetsReceived"], "audio keeps arriving"
+        assert now["audio"]["totalSamplesReceived"] > 0
+        assert now["state"] == "connected"
 
 
-async def test_doctor_and_specialist_see_and_hear_each_other(client: TestClient, browser: Browser) -> None:
+async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(client: TestClient,
+                                                                             browser: Browser) -> None:
     base = str(client.make_url("")).rstrip("/")
     doctor = await open_consultation(browser, base, "dr.li")
     await expect(doctor.locator("#connection-state")).to_have_attribute("data-state", "waiting")
     specialist = await open_consultation(browser, base, "dr.wang")
-
     await asyncio.gather(assert_receiving(doctor), assert_receiving(specialist))
     for page in (doctor, specialist):
         await expect(page.locator("#connection-state")).to_have_text("In call")
         await expect(page.locator("figure.remote video")).to_have_count(1)
 
-    # Mute and camera off stop what is sent without renegotiating the call.
+    # The doctor invites the patient from the room; the patient opens the link, with no account.
+    doctor.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("张伟 Zhang Wei")))
+    await doctor.get_by_role("button", name="Invite a patient").click()
+    await expect(doctor.locator("#invite-result")).to_be_visible()
+    link = await doctor.locator("#invite-link").input_value()
+    assert "/visit/" in link
+    patient = await (await browser.new_context(locale="en-US")).new_page()
+    await patient.goto(link)
+    await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "lobby")
+    await expect(patient.get_by_role("heading", name="Please wait")).to_be_visible()
+    await asyncio.sleep(1)
+    assert await patient.evaluate("window.telemedCall.peers.size") == 0, "no media before admission"
+
+    waiting = doctor.locator("#lobby-list li")
+    await expect(waiting).to_have_count(1)
+    await expect(waiting).to_contain_text("张伟 Zhang Wei")
+    await waiting.get_by_role("button", name="Admit").click()
+    await expect(patient.locator("#lobby-notice")).to_be_hidden()
+    await asyncio.gather(assert_receiving(patient, peers=2), assert_receiving(doctor, peers=2),
+                         assert_receiving(specialist, peers=2))
+    await expect(doctor.locator("#lobby-list li")).to_have_count(0)
+
+    # Mute and camera off stop what is sent, and the others see the microphone state.
     await doctor.get_by_role("button", name="Mute").click()
     await doctor.get_by_role("button", name="Turn camera off").click()
     enabled = await doctor.evaluate(
         "() => window.telemedCall.localStream.getTracks().map((t) => [t.kind, t.enabled])")
     assert sorted(enabled) == [["audio", False], ["video", False]]
-    await expect(doctor.get_by_role("button", name="Unmute")).to_be_visible()
+    await expect(specialist.locator("[data-badge=muted]")).to_have_count(1)
     await doctor.get_by_role("button", name="Unmute").click()
-    assert await doctor.evaluate("() => window.telemedCall.localStream.getAudioTracks()[0].enabled") is True
+    await expect(specialist.locator("[data-badge=muted]")).to_have_count(0)
 
-    # Hanging up ends the call here and takes the doctor's tile away on the other side.
+    # Chat reaches everyone, the patient included.
+    await specialist.locator("#chat-text").fill("ECG attached in the record")
+    await specialist.get_by_role("button", name="Send").click()
+    for page in (doctor, patient, specialist):
+        await expect(page.locator("#chat-lines li")).to_contain_text(["ECG attached in the record"])
+
+    # Hanging up ends the call here and takes the doctor's tile away on the other sides.
     await doctor.get_by_role("button", name="Hang up").click()
     await expect(doctor.locator("#connection-state")).to_have_attribute("data-state", "ended")
     await expect(doctor.get_by_role("link", name="Rejoin")).to_be_visible()
-    await expect(specialist.locator("figure.remote")).to_have_count(0)
-    await expect(specialist.locator("#connection-state")).to_have_attribute("data-state", "waiting")
+    await expect(specialist.locator("figure.remote")).to_have_count(1)
+    await expect(patient.locator("figure.remote")).to_have_count(1)
+
+
+async def test_a_dropped_connection_resumes_and_media_keeps_flowing(client: TestClient, browser: Browser) -> None:
+    base = str(client.make_url("")).rstrip("/")
+    doctor = await open_consultation(browser, base, "dr.li")
+    specialist = await open_consultation(browser, base, "dr.wang")
+    await asyncio.gather(assert_receiving(doctor), assert_receiving(specialist))
+    seat = await specialist.evaluate("window.telemedCall.self.id")
+
+    await specialist.evaluate("window.telemedCall.signaling.dropConnection()")
+    await expect(doctor.locator("[data-badge=reconnecting]")).to_have_count(1)
+    await expect(doctor.locator("[data-badge=reconnecting]")).to_have_count(0, timeout=15_000)
+    await expect(specialist.locator("#connection-state")).to_have_attribute("data-state", "connected")
+    assert await specialist.evaluate("window.telemedCall.self.id") == seat, "the same seat, not a new participant"
+    assert await doctor.locator("figure.remote").count() == 1
+    await asyncio.gather(assert_receiving(doctor), assert_receiving(specialist))

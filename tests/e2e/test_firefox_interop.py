@@ -58,7 +58,9 @@ async def test_firefox_and_chromium_see_and_hear_each_other(client: TestClient, 
     await assert_receiving(specialist)  # Chromium decodes Firefox's video and hears its audio
 
     first = await firefox.wait_for(f"{FIREFOX_INBOUND}.then((s) => s && s.video > 0 && s.audio > 0 && s)")
-    later = await firefox.wait_for(f"{FIREFOX_INBOUND}.then((s) => s && s.video > {first['video']} && s)")
-    assert later["width"] > 0 and later["audio"] > first["audio"] and later["state"] == "connected"
+    # Firefox refreshes its stats coarsely, so wait for both counters to move rather than sleeping a guess.
+    later = await firefox.wait_for(
+        f"{FIREFOX_INBOUND}.then((s) => s && s.video > {first['video']} && s.audio > {first['audio']} && s)")
+    assert later["width"] > 0 and later["state"] == "connected"
     assert await firefox.evaluate("document.querySelector('#connection-state').dataset.state") == "connected"
     await expect(specialist.locator("#connection-state")).to_have_attribute("data-state", "connected")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from server.db import Database
+
 TELEMED = [sys.executable, "-m", "server.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +99,7 @@ def test_db_upgrade_then_demo_then_user_create(tmp_path: Path, postgres_url: str
     env = {"TELEMED_DATABASE_URL": postgres_url}
     upgraded = run("db", "upgrade", data_dir=tmp_path, env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0001" in upgraded.stdout
+    assert f"revision {Database.head_revision()}" in upgraded.stdout
     assert "added" in run("demo", data_dir=tmp_path, env=env).stdout
     assert "already there" in run("demo", data_dir=tmp_path, env=env).stdout
 

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from ..conftest import login
 from ..support.media import SolidColourTrack, mean_yuv
-from .test_endpoint import PATH, receive
+from ..support.signaling_client import expect
+from .test_endpoint import enter
 
 RED = (81, 90, 240)
 BLUE = (41, 240, 110)
-
-
-async def _join(client: TestClient, username: str) -> tuple[ClientWebSocketResponse, dict]:
-    ws = await client.ws_connect(PATH, headers=await login(client, username))
-    await ws.send_json({"type": "join"})
-    return ws, await receive(ws)
 
 
 async def _first_frame_colour(pc: RTCPeerConnection, received: asyncio.Future) -> tuple[float, float, float]:
@@ -29,11 +22,11 @@ async def _first_frame_colour(pc: RTCPeerConnection, received: asyncio.Future) -
     return mean_yuv(frame)
 
 
-async def test_aiortc_peers_exchange_video_through_signaling(client: TestClient) -> None:
+async def test_aiortc_peers_exchange_video_through_signaling(room_client: TestClient) -> None:
     """The offer and answer cross the real server untouched, and decoded frames carry the sender's colour."""
-    li_ws, li_joined = await _join(client, "dr.li")
-    wang_ws, wang_joined = await _join(client, "dr.wang")
-    await receive(li_ws)  # participant-joined
+    li_ws, li_joined = await enter(room_client, "dr.li")
+    wang_ws, wang_joined = await enter(room_client, "dr.wang")
+    await expect(li_ws, "participant-joined")
     li_pc, wang_pc = RTCPeerConnection(), RTCPeerConnection()
     li_pc.addTrack(SolidColourTrack(RED))
     wang_pc.addTrack(SolidColourTrack(BLUE))
@@ -45,12 +38,12 @@ async def test_aiortc_peers_exchange_video_through_signaling(client: TestClient)
         # The newcomer offers (as the browser client does); aiortc puts every candidate in the SDP.
         await wang_pc.setLocalDescription(await wang_pc.createOffer())
         await wang_ws.send_json({"type": "offer", "to": li_joined["self"]["id"], "sdp": wang_pc.localDescription.sdp})
-        offer = await receive(li_ws)
+        offer = await expect(li_ws, "offer")
         assert offer["from"] == wang_joined["self"]["id"]
         await li_pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         await li_pc.setLocalDescription(await li_pc.createAnswer())
         await li_ws.send_json({"type": "answer", "to": offer["from"], "sdp": li_pc.localDescription.sdp})
-        answer = await receive(wang_ws)
+        answer = await expect(wang_ws, "answer")
         await wang_pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
 
         li_sees = await _first_frame_colour(li_pc, li_got)

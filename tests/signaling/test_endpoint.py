@@ -1,77 +1,200 @@
-"""The signaling WebSocket on a real server: authorization, relaying, and bad input that keeps the connection."""
+"""The signaling WebSocket on a real server, on both buses: tokens, the lobby, relaying, chat, reconnecting,
+heartbeats, limits, and bad input that keeps the connection."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-from typing import Any
+import time
 
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType, WSServerHandshakeError
+from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
+from sqlmodel import select
 
-from server.appkeys import HUB
+from server.appkeys import DATABASE, KEYS, SETTINGS
+from server.models import ChatLine
 from server.settings import Settings
+from server.tokens import AccessToken
+from signaling.grants import HOST, RoomClaims, room_token
 
-from ..conftest import _start, login
-
-PATH = "/api/consultations/1/signaling"
-
-
-async def receive(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    message = await ws.receive(timeout=5)
-    assert message.type == WSMsgType.TEXT, f"expected a message, got {message.type} {message.extra}"
-    return json.loads(message.data)
-
-
-async def join(client: TestClient, username: str) -> tuple[ClientWebSocketResponse, dict[str, Any]]:
-    ws = await client.ws_connect(PATH, headers=await login(client, username))
-    await ws.send_json({"type": "join", "protocol": 1})
-    joined = await receive(ws)
-    assert joined["type"] == "joined", joined
-    return ws, joined
+from ..conftest import _start
+from ..support.signaling_client import (
+    bearer,
+    connect,
+    expect,
+    expect_closed,
+    guest_token,
+    receive,
+)
+from ..support.signaling_client import room_token as token_for
 
 
-async def test_two_clinicians_meet_and_exchange_negotiation(client: TestClient) -> None:
-    li, li_joined = await join(client, "dr.li")
-    assert li_joined["participants"] == []
-    assert li_joined["self"]["name"] == "李明 Li Ming"
+async def enter(client: TestClient, username: str):  # type: ignore[no-untyped-def]
+    ws = await connect(client, await token_for(client, username))
+    return ws, await expect(ws, "joined")
 
-    wang, wang_joined = await join(client, "dr.wang")
+
+async def test_two_clinicians_meet_and_exchange_negotiation_in_order(room_client: TestClient) -> None:
+    li, li_joined = await enter(room_client, "dr.li")
+    assert li_joined["participants"] == [] and li_joined["self"]["name"] == "李明 Li Ming"
+    assert li_joined["resume"].startswith(li_joined["self"]["id"] + ".")
+    wang, wang_joined = await enter(room_client, "dr.wang")
     assert [p["id"] for p in wang_joined["participants"]] == [li_joined["self"]["id"]]
-    announced = await receive(li)
-    assert announced == {"type": "participant-joined", "participant": wang_joined["self"]}
+    assert (await expect(li, "participant-joined"))["participant"]["id"] == wang_joined["self"]["id"]
 
     li_id, wang_id = li_joined["self"]["id"], wang_joined["self"]["id"]
     await wang.send_json({"type": "offer", "to": li_id, "sdp": "v=0 offer"})
-    assert await receive(li) == {"type": "offer", "from": wang_id, "sdp": "v=0 offer"}
+    assert await expect(li, "offer") == {"type": "offer", "from": wang_id, "sdp": "v=0 offer"}
     await li.send_json({"type": "answer", "to": wang_id, "sdp": "v=0 answer"})
-    assert await receive(wang) == {"type": "answer", "from": li_id, "sdp": "v=0 answer"}
-    candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
-    for n in range(5):  # trickled candidates arrive in order
+    assert (await expect(wang, "answer"))["sdp"] == "v=0 answer"
+    candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMLineIndex": 0}
+    for n in range(20):
         await li.send_json({"type": "candidate", "to": wang_id, "candidate": {**candidate, "sdpMid": str(n)}})
-    for n in range(5):
-        assert (await receive(wang))["candidate"]["sdpMid"] == str(n)
+    assert [(await expect(wang, "candidate"))["candidate"]["sdpMid"] for _ in range(20)] == [str(n) for n in range(20)]
+
+    await li.send_json({"type": "media-state", "muted": True, "camera_off": False})
+    assert (await expect(wang, "media-state"))["media"]["muted"] is True
 
     await wang.send_json({"type": "leave"})
-    assert await receive(li) == {"type": "participant-left", "participant_id": wang_id}
-    assert (await wang.receive(timeout=5)).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+    assert await expect(li, "participant-left") == {"type": "participant-left", "participant_id": wang_id,
+                                                    "reason": "left"}
+    await expect_closed(wang, 1000)
     await li.close()
 
 
-async def test_a_dropped_socket_leaves_the_room(client: TestClient) -> None:
-    li, _ = await join(client, "dr.li")
-    wang, wang_joined = await join(client, "dr.wang")
-    await receive(li)  # wang joined
-    await wang.close()
-    assert await receive(li) == {"type": "participant-left", "participant_id": wang_joined["self"]["id"]}
-    await li.close()
-    for _ in range(50):
-        if client.app[HUB].room("consultation:1") is None:
+async def test_chat_is_ordered_the_same_for_everyone_and_kept(room_client: TestClient) -> None:
+    li, _ = await enter(room_client, "dr.li")
+    wang, _ = await enter(room_client, "dr.wang")
+    await expect(li, "participant-joined")
+    for n in range(5):  # both talk at once
+        await li.send_json({"type": "chat", "text": f"li {n}"})
+        await wang.send_json({"type": "chat", "text": f"wang {n}"})
+    seen_by_li = [(await expect(li, "chat")) for _ in range(10)]
+    seen_by_wang = [(await expect(wang, "chat")) for _ in range(10)]
+    assert [(m["id"], m["text"]) for m in seen_by_li] == [(m["id"], m["text"]) for m in seen_by_wang]
+    assert [m["text"] for m in seen_by_li if m["text"].startswith("li")] == [f"li {n}" for n in range(5)]
+    for _ in range(50):  # the sender's node writes the lines; give it a moment
+        async with room_client.app[DATABASE].session() as session:
+            kept = (await session.exec(select(ChatLine).where(ChatLine.consultation_id == 1))).all()
+        if len(kept) == 10:
             break
-        await asyncio.sleep(0.02)
-    assert client.app[HUB].room("consultation:1") is None, "an empty room is forgotten"
+        await asyncio.sleep(0.05)
+    response = await room_client.get("/api/consultations/1/chat", headers=await bearer(room_client, "", "dr.wang"))
+    assert [line["text"] for line in (await response.json())["chat"]] == [m["text"] for m in seen_by_li]
+    await li.close()
+    await wang.close()
+
+
+async def test_a_guest_waits_in_the_lobby_until_admitted(room_client: TestClient) -> None:
+    li, joined = await enter(room_client, "dr.li")
+    guest = await connect(room_client, await guest_token(room_client))
+    lobby = await expect(guest, "lobby")
+    assert lobby["self"]["guest"] is True and lobby["self"]["user_id"] is None
+    update = await expect(li, "lobby-update")
+    assert [p["name"] for p in update["waiting"]] == ["张伟 Zhang Wei"]
+
+    # Until admitted the guest can neither negotiate nor chat.
+    await guest.send_json({"type": "offer", "to": joined["self"]["id"], "sdp": "v=0"})
+    assert (await expect(guest, "error"))["code"] == "not-joined"
+    await li.send_json({"type": "admit", "participant_id": lobby["self"]["id"]})
+    admitted = await expect(guest, "joined")
+    assert [p["id"] for p in admitted["participants"]] == [joined["self"]["id"]]
+    assert (await expect(li, "participant-joined"))["participant"]["id"] == lobby["self"]["id"]
+    assert (await expect(li, "lobby-update"))["waiting"] == []
+    # A guest may not let others in.
+    await guest.send_json({"type": "admit", "participant_id": "anyone"})
+    assert (await expect(guest, "error"))["code"] == "not-allowed"
+    await li.close()
+    await guest.close()
+
+
+async def test_a_guest_turned_away_is_told_and_disconnected(room_client: TestClient) -> None:
+    li, _ = await enter(room_client, "dr.li")
+    guest = await connect(room_client, await guest_token(room_client))
+    lobby = await expect(guest, "lobby")
+    await expect(li, "lobby-update")
+    await li.send_json({"type": "deny", "participant_id": lobby["self"]["id"]})
+    assert (await expect(guest, "denied"))["message"]
+    await expect_closed(guest, 4403)
+    assert (await expect(li, "lobby-update"))["waiting"] == []
+    await li.close()
+
+
+async def test_a_dropped_participant_resumes_the_same_seat(room_client: TestClient) -> None:
+    """The other side sees 'reconnecting' and then the same participant, not a new one."""
+    li, _ = await enter(room_client, "dr.li")
+    wang, wang_joined = await enter(room_client, "dr.wang")
+    await expect(li, "participant-joined")
+    await wang.close(code=4000)  # the network drops: no leave
+    assert await expect(li, "participant-reconnecting") == {"type": "participant-reconnecting",
+                                                            "participant_id": wang_joined["self"]["id"]}
+    again = await connect(room_client, await token_for(room_client, "dr.wang"), resume=wang_joined["resume"])
+    resumed = await expect(again, "joined")
+    assert resumed["resumed"] is True and resumed["self"]["id"] == wang_joined["self"]["id"]
+    assert resumed["resume"] != wang_joined["resume"], "each resume hands out a new secret"
+    assert await expect(li, "participant-resumed") == {"type": "participant-resumed",
+                                                       "participant_id": wang_joined["self"]["id"]}
+    await li.close()
+    await again.close()
+
+
+async def test_resume_needs_the_secret_and_the_same_person(room_client: TestClient) -> None:
+    li, _ = await enter(room_client, "dr.li")
+    wang, wang_joined = await enter(room_client, "dr.wang")
+    await expect(li, "participant-joined")
+    await wang.close(code=4000)
+    await expect(li, "participant-reconnecting")
+    seat = wang_joined["self"]["id"]
+    for token, resume in [(await token_for(room_client, "dr.wang"), f"{seat}.wrong-secret"),
+                          (await token_for(room_client, "dr.li"), wang_joined["resume"])]:  # someone else
+        thief = await connect(room_client, token, resume=resume)
+        assert (await expect(thief, "error"))["code"] == "resume-failed"
+        await thief.close()
+    await li.close()
+
+
+async def test_a_seat_not_reclaimed_within_the_grace_period_is_freed(room_client: TestClient) -> None:
+    li, _ = await enter(room_client, "dr.li")
+    wang, wang_joined = await enter(room_client, "dr.wang")
+    await expect(li, "participant-joined")
+    started = time.monotonic()
+    await wang.close(code=4000)
+    await expect(li, "participant-reconnecting")
+    left = await expect(li, "participant-left", within=10)
+    assert left == {"type": "participant-left", "participant_id": wang_joined["self"]["id"], "reason": "timeout"}
+    assert 1.5 < time.monotonic() - started < 6, "after the 2 s grace period of these tests"
+    late = await connect(room_client, await token_for(room_client, "dr.wang"), resume=wang_joined["resume"])
+    assert (await expect(late, "error"))["code"] == "resume-failed"
+    await late.send_json({"type": "join", "protocol": 2, "token": await token_for(room_client, "dr.wang")})
+    assert (await expect(late, "joined"))["self"]["id"] != wang_joined["self"]["id"]
+    await li.close()
+    await late.close()
+
+
+async def test_a_silent_client_is_pinged_then_dropped(room_settings: Settings) -> None:
+    """Silence is answered with a ping; more silence closes with 4408 and the seat is held for a resume."""
+    client = await _start(dataclasses.replace(room_settings, heartbeat_interval=0.3, heartbeat_timeout=0.8))
+    try:
+        li, _ = await enter(client, "dr.li")
+        alive = asyncio.create_task(keep_alive(li))  # li's client is well: it shows signs of life
+        wang, wang_joined = await enter(client, "dr.wang")
+        await expect(li, "participant-joined")
+        assert (await receive(wang))["type"] == "ping"  # wang's client has hung: it never answers
+        error = await receive(wang)
+        assert error["type"] == "error" and error["code"] == "timeout"
+        await expect_closed(wang, 4408)
+        assert (await expect(li, "participant-reconnecting"))["participant_id"] == wang_joined["self"]["id"]
+        alive.cancel()
+        await li.close()
+    finally:
+        await client.close()
+
+
+async def keep_alive(ws) -> None:  # type: ignore[no-untyped-def]
+    while True:
+        await ws.send_json({"type": "pong"})
+        await asyncio.sleep(0.2)
 
 
 @pytest.mark.parametrize(
@@ -81,73 +204,84 @@ async def test_a_dropped_socket_leaves_the_room(client: TestClient) -> None:
         ('{"type": "warp"}', "unknown-type"),
         ('{"type": "offer", "to": "x"}', "malformed"),
         ('{"type": "offer", "to": "nobody", "sdp": "v=0"}', "unknown-participant"),
-        ('{"type": "join"}', "already-joined"),
+        ('{"type": "media-state", "muted": "yes", "camera_off": false}', "malformed"),
+        ('{"type": "join", "protocol": 2, "token": "t"}', "already-joined"),
+        ('{"type": "remove", "participant_id": "nobody"}', "unknown-participant"),
         ('{"type": "offer", "to": "x", "sdp": "' + "a" * 70_000 + '"}', "too-large"),
     ],
 )
-async def test_bad_messages_get_an_error_and_the_connection_stays(client: TestClient, payload: str,
+async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: TestClient, payload: str,
                                                                   code: str) -> None:
-    ws, _ = await join(client, "dr.li")
+    ws, _ = await enter(room_client, "dr.li")
     await ws.send_str(payload)
-    error = await receive(ws)
-    assert error["type"] == "error" and error["code"] == code and error["message"]
+    error = await expect(ws, "error")
+    assert error["code"] == code and error["message"]
     await ws.send_json({"type": "ping", "id": 9})
-    assert await receive(ws) == {"type": "pong", "id": 9}
+    assert await expect(ws, "pong") == {"type": "pong", "id": 9}
     await ws.close()
 
 
-async def test_negotiation_before_joining_is_refused(client: TestClient) -> None:
-    ws = await client.ws_connect(PATH, headers=await login(client, "dr.li"))
+async def test_negotiation_before_joining_is_refused(room_client: TestClient) -> None:
+    ws = await room_client.ws_connect("/api/consultations/1/signaling")
     await ws.send_json({"type": "offer", "to": "x", "sdp": "v=0"})
-    assert (await receive(ws))["code"] == "not-joined"
+    assert (await expect(ws, "error"))["code"] == "not-joined"
     await ws.close()
 
 
-async def test_unsupported_protocol_version_closes_with_4400(client: TestClient) -> None:
-    ws = await client.ws_connect(PATH, headers=await login(client, "dr.li"))
-    await ws.send_json({"type": "join", "protocol": 99})
-    assert (await receive(ws))["code"] == "unsupported-version"
-    assert (await ws.receive(timeout=5)).type == WSMsgType.CLOSE
-    assert ws.close_code == 4400
+async def _refused(client: TestClient, token: str, code: int, url: str = "") -> str:
+    ws = await connect(client, token, url=url)
+    error = await expect(ws, "error")
+    await expect_closed(ws, code)
+    return error["code"]
 
 
-async def test_huge_frame_closes_with_1009_and_the_server_lives_on(client: TestClient) -> None:
-    ws, _ = await join(client, "dr.li")
+async def test_forged_expired_and_other_room_tokens_are_refused(room_client: TestClient) -> None:
+    app = room_client.app
+    settings, keys = app[SETTINGS], app[KEYS]
+    claims = RoomClaims(identity="user:1", room="consultation:1", name="x", role="county_doctor", user_id=1,
+                        grants=HOST)
+    expired = room_token(keys, settings.jwt_issuer, claims, ttl=-60)
+    api_token = AccessToken(issuer=settings.jwt_issuer).with_identity("1").to_jwt(keys)
+    other_room = room_token(keys, settings.jwt_issuer, claims.model_copy(update={"room": "consultation:2"}))
+    assert await _refused(room_client, "forged.token.value", 4401) == "unauthenticated"
+    assert await _refused(room_client, expired, 4401) == "unauthenticated"
+    assert await _refused(room_client, api_token, 4401) == "unauthenticated"  # wrong audience
+    assert await _refused(room_client, other_room, 4403) == "forbidden"
+
+
+async def test_unsupported_protocol_version_closes_with_4400(room_client: TestClient) -> None:
+    ws = await room_client.ws_connect("/api/consultations/1/signaling")
+    await ws.send_json({"type": "join", "protocol": 1, "token": await token_for(room_client, "dr.li")})
+    assert (await expect(ws, "error"))["code"] == "unsupported-version"
+    await expect_closed(ws, 4400)
+
+
+async def test_huge_frame_closes_with_1009_and_the_server_lives_on(room_client: TestClient) -> None:
+    ws, _ = await enter(room_client, "dr.li")
     await ws.send_str("x" * (1024 * 1024))
-    closing = await ws.receive(timeout=5)
-    assert closing.type == WSMsgType.CLOSE
-    assert ws.close_code == 1009
-    again, _ = await join(client, "dr.li")
+    await expect_closed(ws, 1009)
+    again, _ = await enter(room_client, "dr.li")
     await again.close()
 
 
-@pytest.mark.parametrize(
-    ("username", "path", "status"),
-    [
-        (None, PATH, 401),
-        ("dr.chen", PATH, 403),
-        ("coord.zhao", PATH, 403),  # may read the record, does not enter the room
-        ("dr.li", "/api/consultations/404/signaling", 404),
-    ],
-)
-async def test_refused_before_the_upgrade(client: TestClient, username: str | None, path: str, status: int) -> None:
-    headers = await login(client, username) if username else {}
-    with pytest.raises(WSServerHandshakeError) as caught:
-        await client.ws_connect(path, headers=headers)
-    assert caught.value.status == status
+async def test_flooding_is_rate_limited_then_closed(room_client: TestClient) -> None:
+    ws, _ = await enter(room_client, "dr.li")
+    for n in range(400):
+        await ws.send_json({"type": "ping", "id": n})
+    codes = []
+    while True:
+        message = await ws.receive(timeout=5)
+        if message.type != WSMsgType.TEXT:
+            break
+        codes.append(message.json().get("code") or message.json()["type"])
+    assert "pong" in codes and "rate-limited" in codes and codes[-1] == "abuse"
+    assert ws.close_code == 4429
 
 
-async def test_a_full_room_refuses_with_room_full_and_4409(settings: Settings) -> None:
-    client = await _start(dataclasses.replace(settings, room_max_participants=1))
-    try:
-        first, _ = await join(client, "dr.li")
-        second = await client.ws_connect(PATH, headers=await login(client, "dr.wang"))
-        await second.send_json({"type": "join"})
-        assert (await receive(second))["code"] == "room-full"
-        assert (await second.receive(timeout=5)).type == WSMsgType.CLOSE
-        assert second.close_code == 4409
-        await first.send_json({"type": "ping"})
-        assert (await receive(first))["type"] == "pong", "the first participant is undisturbed"
-        await first.close()
-    finally:
-        await client.close()
+@pytest.mark.parametrize(("username", "consultation", "status"),
+                         [("dr.chen", 1, 403), ("coord.zhao", 1, 403), ("dr.li", 404, 404), (None, 1, 401)])
+async def test_room_tokens_only_for_participating_clinicians(room_client: TestClient, username: str | None,
+                                                             consultation: int, status: int) -> None:
+    headers = await bearer(room_client, "", username) if username else {}
+    response = await room_client.post(f"/api/consultations/{consultation}/room-token", headers=headers)
+    assert response.status == status

@@ -10,13 +10,19 @@ from hypothesis import strategies as st
 
 from signaling.errors import MalformedMessage, MessageTooLarge, SignalingError, UnknownMessageType
 from signaling.messages import (
+    CLIENT_TYPES,
+    Admit,
     Candidate,
+    IceRestart,
     Join,
     Joined,
     Offer,
     Participant,
     Ping,
+    Pong,
     RelayedCandidate,
+    SendChat,
+    SetMediaState,
     dump,
     parse,
 )
@@ -27,9 +33,15 @@ LIMIT = 64 * 1024
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"type": "join"}', Join(protocol=1)),
-        ('{"type": "join", "protocol": 1}', Join(protocol=1)),
+        ('{"type": "join", "protocol": 2, "token": "t"}', Join(protocol=2, token="t")),
+        ('{"type": "join", "protocol": 2, "token": "t", "resume": "p.s"}', Join(protocol=2, token="t", resume="p.s")),
         ('{"type": "offer", "to": "p1", "sdp": "v=0"}', Offer(to="p1", sdp="v=0")),
+        ('{"type": "ice-restart", "to": "p1"}', IceRestart(to="p1")),
+        ('{"type": "media-state", "muted": true, "camera_off": false}',
+         SetMediaState(muted=True, camera_off=False, screen_sharing=False)),
+        ('{"type": "chat", "text": "血压 150/95"}', SendChat(text="血压 150/95")),
+        ('{"type": "admit", "participant_id": "g1"}', Admit(participant_id="g1")),
+        ('{"type": "pong"}', Pong()),
         ('{"type": "candidate", "to": "p1", "candidate": null}', Candidate(to="p1", candidate=None)),
         ('{"type": "ping", "id": 3}', Ping(id=3)),
     ],
@@ -58,7 +70,11 @@ def test_browser_candidate_json_parses() -> None:
         ('{"type": "offer", "to": "p1"}', MalformedMessage, "sdp: Field required"),
         ('{"type": "offer", "to": "", "sdp": "v=0"}', MalformedMessage, "to:"),
         ('{"type": "offer", "to": "p1", "sdp": 5}', MalformedMessage, "sdp:"),
-        ('{"type": "join", "admin": true}', MalformedMessage, "admin"),
+        ('{"type": "join", "protocol": 2, "token": "t", "admin": true}', MalformedMessage, "admin"),
+        ('{"type": "join", "protocol": 2}', MalformedMessage, "token: Field required"),
+        ('{"type": "chat", "text": ""}', MalformedMessage, "text"),
+        ('{"type": "chat", "text": "' + "x" * 2001 + '"}', MalformedMessage, "text"),
+        ('{"type": "media-state", "muted": "yes", "camera_off": false}', MalformedMessage, "muted"),
         ('{"type": "candidate", "to": "p", "candidate": {"candidate": "c", "sdpMLineIndex": -1}}',
          MalformedMessage, "sdpMLineIndex"),
         (b"\xff\xfe", MalformedMessage, "not valid JSON"),
@@ -84,13 +100,16 @@ def test_server_messages_use_wire_names() -> None:
         "type": "candidate", "from": "a", "candidate": None}
 
 
+FIELDS = st.sampled_from(["type", "to", "sdp", "candidate", "id", "text", "token", "protocol", "x"])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | st.sampled_from(CLIENT_TYPES),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(FIELDS, inner, max_size=5),
+    max_leaves=20,
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=200), st.text(max_size=200),
-                 st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                              lambda inner: st.lists(inner, max_size=4)
-                              | st.dictionaries(st.sampled_from(["type", "to", "sdp", "candidate", "id", "x"]),
-                                                inner, max_size=5),
-                              max_leaves=20).map(json.dumps)))
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200), JSON_VALUES.map(json.dumps)))
 def test_arbitrary_input_either_parses_or_raises_a_signaling_error(data: str | bytes) -> None:
     """Nothing a client sends can raise anything but a SignalingError (which the server answers)."""
     try:

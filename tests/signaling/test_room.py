@@ -1,94 +1,252 @@
-"""The room state machine, table-driven: joins, leaves, forwarding, limits. No server involved."""
+"""The room state machine, table-driven: lobby, admit, deny, remove, limits, reconnect and resume.
+
+No server: events in, effects out. Effects are summarised as short tuples so each row reads like the protocol.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from signaling.errors import AlreadyJoined, NotJoined, RoomFull, SignalingError, UnknownParticipant
-from signaling.messages import (
-    Answer,
-    Candidate,
+from signaling.events import (
+    Admitting,
+    Chatting,
+    Denying,
+    Disconnected,
+    GraceExpired,
     IceCandidate,
+    Joining,
+    Leaving,
+    MediaChanged,
+    NodeLost,
+    Relaying,
+    Removing,
+    Resuming,
+    RoomEvent,
+    Where,
+)
+from signaling.grants import GUEST, HOST
+from signaling.messages import (
+    ChatMessage,
+    Error,
+    InLobby,
     Joined,
-    Offer,
+    LobbyUpdate,
+    MediaState,
+    MediaStateChanged,
     Participant,
     ParticipantJoined,
     ParticipantLeft,
-    RelayedAnswer,
-    RelayedCandidate,
-    RelayedOffer,
+    ParticipantReconnecting,
+    ParticipantResumed,
 )
-from signaling.room import Room, Send
+from signaling.room import Close, Deliver, Effect, Room, StartGrace, StoreChat, sends_media
+
+MAX = 3
 
 
-def person(pid: str) -> Participant:
-    return Participant(id=pid, user_id=ord(pid[0]), name=pid.upper(), role="specialist")
+def at(pid: str, node: str = "n1", generation: int = 0) -> Where:
+    return Where(node=node, conn=f"{pid}{generation or ''}")
 
 
-A, B, C = person("a"), person("b"), person("c")
+def join(pid: str, host: bool = True, node: str = "n1") -> Joining:
+    person = Participant(id=pid, user_id=None if not host else ord(pid[0]), name=pid.upper(),
+                         role="specialist" if host else "patient", guest=not host)
+    return Joining(participant=person, grants=HOST if host else GUEST, identity=f"id:{pid}", at=at(pid, node),
+                   resume_hash=f"hash-{pid}")
 
 
-def room_with(*people: Participant, max_participants: int = 3) -> Room:
-    room = Room("consultation:1", max_participants=max_participants)
-    for p in people:
-        room.join(p)
+def _detail(m: Any) -> Any:
+    """The one field that tells one message of a type from another."""
+    if isinstance(m, Joined):
+        return tuple(p.id for p in m.participants)
+    if isinstance(m, InLobby):
+        return m.self_.id
+    if isinstance(m, LobbyUpdate):
+        return tuple(p.id for p in m.waiting)
+    if isinstance(m, ParticipantJoined):
+        return m.participant.id
+    if isinstance(m, ParticipantLeft):
+        return (m.participant_id, m.reason)
+    if isinstance(m, ParticipantReconnecting | ParticipantResumed | MediaStateChanged):
+        return m.participant_id
+    if isinstance(m, ChatMessage):
+        return (m.id, m.text)
+    if isinstance(m, Error):
+        return m.code
+    return getattr(m, "from_", None)
+
+
+def summary(effects: list[Effect]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for effect in effects:
+        if isinstance(effect, Close):
+            rows.append(("close", effect.at.conn, effect.code))
+        elif isinstance(effect, StartGrace):
+            rows.append(("grace", effect.participant_id, effect.epoch))
+        elif isinstance(effect, StoreChat):
+            rows.append(("store", effect.node, effect.seq, effect.text))
+        else:
+            m = effect.message
+            detail = _detail(m)
+            rows.append((effect.at.conn, m.type, detail))
+    return rows
+
+
+def room_after(*events: RoomEvent) -> Room:
+    room = Room("consultation:1", max_participants=MAX)
+    for seq, event in enumerate(events, start=1):
+        room.apply(event, seq)
     return room
 
 
-@pytest.mark.parametrize(
-    ("present", "event", "expected"),
-    [
-        ((), ("join", A), [Send("a", Joined(self_=A, participants=()))]),
-        ((A,), ("join", B), [Send("b", Joined(self_=B, participants=(A,))),
-                             Send("a", ParticipantJoined(participant=B))]),
-        ((A, B), ("join", C), [Send("c", Joined(self_=C, participants=(A, B))),
-                               Send("a", ParticipantJoined(participant=C)),
-                               Send("b", ParticipantJoined(participant=C))]),
-        ((A, B), ("leave", "a"), [Send("b", ParticipantLeft(participant_id="a"))]),
-        ((A,), ("leave", "a"), []),
-        ((A,), ("leave", "zz"), []),
-        ((A, B), ("forward", "a", Offer(to="b", sdp="o")), [Send("b", RelayedOffer(from_="a", sdp="o"))]),
-        ((A, B), ("forward", "b", Answer(to="a", sdp="x")), [Send("a", RelayedAnswer(from_="b", sdp="x"))]),
-        ((A, B), ("forward", "a", Candidate(to="b", candidate=IceCandidate(candidate="c1"))),
-         [Send("b", RelayedCandidate(from_="a", candidate=IceCandidate(candidate="c1")))]),
-        ((A, B), ("forward", "a", Candidate(to="b", candidate=None)),
-         [Send("b", RelayedCandidate(from_="a", candidate=None))]),
-    ],
-)
-def test_events_produce_these_messages(present: tuple[Participant, ...], event: tuple, expected: list[Send]) -> None:
-    room = room_with(*present)
-    kind, *args = event
-    assert getattr(room, kind)(*args) == expected
+DOC, SPEC, PAT = join("d"), join("s"), join("p", host=False)
+OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
 
 
 @pytest.mark.parametrize(
-    ("present", "event", "error"),
+    ("before", "event", "expected"),
     [
-        ((A, B, C), ("join", person("d")), RoomFull),
-        ((A,), ("join", A), AlreadyJoined),
-        ((A,), ("forward", "zz", Offer(to="a", sdp="o")), NotJoined),
-        ((A, B), ("forward", "a", Offer(to="zz", sdp="o")), UnknownParticipant),
-        ((A, B), ("forward", "a", Offer(to="a", sdp="o")), UnknownParticipant),
+        # joining, and the lobby
+        ((), DOC, [("d", "joined", ())]),
+        ((DOC,), SPEC, [("s", "joined", ("d",)), ("d", "participant-joined", "s")]),
+        ((DOC,), PAT, [("p", "lobby", "p"), ("d", "lobby-update", ("p",))]),
+        ((), PAT, [("p", "lobby", "p")]),  # nobody to admit yet: wait
+        ((DOC, PAT), SPEC, [("s", "joined", ("d",)), ("d", "participant-joined", "s")]),
+        ((DOC, PAT), Admitting(by="d", participant_id="p"),
+         [("p", "joined", ("d",)), ("d", "participant-joined", "p"), ("d", "lobby-update", ())]),
+        ((DOC, PAT), Denying(by="d", participant_id="p"),
+         [("p", "denied", None), ("close", "p", 4403), ("d", "lobby-update", ())]),
+        ((DOC, PAT), Admitting(by="d", participant_id="nobody"), [("d", "error", "unknown-participant")]),
+        ((DOC, PAT), Admitting(by="p", participant_id="p"), [("p", "error", "not-joined")]),
+        ((DOC, PAT, Admitting(by="d", participant_id="p"), join("q", host=False)),
+         Admitting(by="p", participant_id="q"), [("p", "error", "not-allowed")]),
+        ((DOC, SPEC, join("t"), PAT), Admitting(by="d", participant_id="p"), [("d", "error", "room-full")]),
+        # limits
+        ((DOC, SPEC, join("t")), join("u"), [("u", "error", "room-full"), ("close", "u", 4409)]),
+        ((join("p1", False), join("p2", False), join("p3", False)), join("p4", False),
+         [("p4", "error", "room-full"), ("close", "p4", 4409)]),
+        ((DOC,), join("d"), [("d", "error", "already-joined")]),
+        # removing
+        ((DOC, SPEC), Removing(by="d", participant_id="s"),
+         [("s", "removed", None), ("close", "s", 4403), ("d", "participant-left", ("s", "removed"))]),
+        ((DOC, SPEC), Removing(by="d", participant_id="d"), [("d", "error", "unknown-participant")]),
+        ((DOC, PAT, Admitting(by="d", participant_id="p")), Removing(by="p", participant_id="d"),
+         [("p", "error", "not-allowed")]),
+        # negotiation and media state
+        ((DOC, SPEC), Relaying(sender="d", to="s", type="offer", sdp=OFFER), [("s", "offer", "d")]),
+        ((DOC, SPEC), Relaying(sender="s", to="d", type="candidate", candidate=IceCandidate(candidate="c")),
+         [("d", "candidate", "s")]),
+        ((DOC, SPEC), Relaying(sender="s", to="d", type="ice-restart"), [("d", "ice-restart", "s")]),
+        ((DOC, PAT), Relaying(sender="d", to="p", type="offer", sdp=OFFER), [("d", "error", "unknown-participant")]),
+        ((DOC, PAT), Relaying(sender="p", to="d", type="offer", sdp=OFFER), [("p", "error", "not-joined")]),
+        ((DOC, SPEC), Relaying(sender="d", to="d", type="offer", sdp=OFFER), [("d", "error", "unknown-participant")]),
+        ((DOC, SPEC), MediaChanged(participant_id="s", media=MediaState(muted=True)), [("d", "media-state", "s")]),
+        ((DOC, SPEC), Chatting(participant_id="s", text="BP 150/95", at_time=1.0),
+         [("store", "n1", 3, "BP 150/95"), ("d", "chat", (3, "BP 150/95")), ("s", "chat", (3, "BP 150/95"))]),
+        ((DOC, PAT), Chatting(participant_id="p", text="hello?", at_time=1.0), [("p", "error", "not-joined")]),
+        # leaving, dropping, resuming
+        ((DOC, SPEC), Leaving(participant_id="s", at=at("s")), [("d", "participant-left", ("s", "left"))]),
+        ((DOC, SPEC), Leaving(participant_id="s", at=at("s", generation=9)), []),  # a replaced connection
+        ((DOC, SPEC), Disconnected(participant_id="s", at=at("s")),
+         [("grace", "s", 1), ("d", "participant-reconnecting", "s")]),
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))),
+         Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
+                  new_resume_hash="h2"),
+         [("s2", "joined", ("d",)), ("d", "participant-resumed", "s")]),
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))),
+         Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="guess",
+                  new_resume_hash="h2"),
+         [("s2", "error", "resume-failed")]),
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))),
+         Resuming(participant_id="s", identity="id:someone-else", at=at("s", generation=2), resume_hash="hash-s",
+                  new_resume_hash="h2"),
+         [("s2", "error", "resume-failed")]),
+        ((DOC, SPEC),  # the server had not yet noticed the old socket die: the new one takes over
+         Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
+                  new_resume_hash="h2"),
+         [("close", "s", 4410), ("s2", "joined", ("d",)), ("d", "participant-resumed", "s")]),
+        ((DOC, PAT, Disconnected(participant_id="p", at=at("p"))),
+         Resuming(participant_id="p", identity="id:p", at=at("p", generation=2), resume_hash="hash-p",
+                  new_resume_hash="h2"),
+         [("p2", "lobby", "p")]),  # back in the lobby, same place
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), GraceExpired(participant_id="s", epoch=1),
+         [("d", "participant-left", ("s", "timeout"))]),
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s")),
+          Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
+                   new_resume_hash="h2")),
+         GraceExpired(participant_id="s", epoch=1), []),  # resumed in time: the old timer is void
+        ((DOC, join("s", node="n2"), join("t", node="n2")), NodeLost(node="n2"),
+         [("d", "participant-left", ("s", "node-lost")), ("d", "participant-left", ("t", "node-lost"))]),
+        ((DOC, join("p", host=False, node="n2")), NodeLost(node="n2"), [("d", "lobby-update", ())]),
     ],
 )
-def test_refused_events_change_nothing(present: tuple[Participant, ...], event: tuple,
-                                       error: type[SignalingError]) -> None:
-    room = room_with(*present)
-    kind, *args = event
-    with pytest.raises(error):
-        getattr(room, kind)(*args)
-    assert room.participants == present
+def test_event_produces(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
+    room = room_after(*before)
+    assert summary(room.apply(event, len(before) + 1)) == expected
 
 
-def test_a_seat_freed_by_leaving_can_be_taken() -> None:
-    room = room_with(A, B, C)
-    room.leave("b")
-    room.join(person("d"))
-    assert [p.id for p in room.participants] == ["a", "c", "d"]
+def test_refused_events_change_nothing() -> None:
+    room = room_after(DOC, SPEC, join("t"))
+    snapshot = [(m.id, m.status) for m in room.members.values()]
+    room.apply(join("u"), 4)
+    room.apply(Removing(by="d", participant_id="nobody"), 5)
+    room.apply(Relaying(sender="zz", to="d", type="offer", sdp=OFFER), 6)
+    assert [(m.id, m.status) for m in room.members.values()] == snapshot
 
 
-def test_room_is_empty_when_the_last_one_leaves() -> None:
-    room = room_with(A)
-    assert not room.is_empty and "a" in room
-    room.leave("a")
-    assert room.is_empty and "a" not in room
+def test_refusal_answers_without_changing_the_room() -> None:
+    room = room_after(DOC, SPEC, join("t"))
+    assert room.refusal(join("u")).code == "room-full"
+    assert room.refusal(join("v", host=False)) is None
+    assert len(room.members) == 3
+
+
+def test_a_reconnecting_participant_keeps_their_seat() -> None:
+    room = room_after(DOC, SPEC, join("t"), Disconnected(participant_id="t", at=at("t")))
+    assert summary(room.apply(join("u"), 5))[0] == ("u", "error", "room-full")
+    room.apply(GraceExpired(participant_id="t", epoch=1), 6)
+    assert summary(room.apply(join("u"), 7))[0] == ("u", "joined", ("d", "s"))
+
+
+def test_newcomers_see_the_chat_so_far_and_hosts_see_the_lobby() -> None:
+    room = room_after(DOC, PAT, Chatting(participant_id="d", text="first", at_time=1.0))
+    joined = room.apply(SPEC, 4)[0]
+    assert isinstance(joined, Deliver) and isinstance(joined.message, Joined)
+    assert [line.text for line in joined.message.chat] == ["first"]
+    assert [p.id for p in joined.message.waiting] == ["p"]
+
+
+def test_guests_never_see_the_lobby_list() -> None:
+    room = room_after(DOC, PAT, join("q", host=False), Admitting(by="d", participant_id="p"))
+    assert all(not (isinstance(e, Deliver) and e.at.conn == "p" and e.message.type == "lobby-update")
+               for e in room.apply(Denying(by="d", participant_id="q"), 5))
+
+
+@pytest.mark.parametrize(
+    ("sdp", "sends"),
+    [
+        ("v=0\r\nm=audio 9 UDP 111\r\na=sendrecv\r\n", True),
+        ("v=0\r\nm=video 9 UDP 96\r\na=sendonly\r\n", True),
+        ("v=0\r\nm=audio 9 UDP 111\r\na=recvonly\r\nm=video 9 UDP 96\r\na=inactive\r\n", False),
+        ("v=0\r\nm=video 0 UDP 96\r\na=sendrecv\r\n", False),  # rejected section
+        ("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", False),
+    ],
+)
+def test_sends_media(sdp: str, sends: bool) -> None:
+    assert sends_media(sdp) is sends
+
+
+def test_without_the_publish_grant_only_receive_only_offers_pass() -> None:
+    viewer = Joining(participant=Participant(id="v", user_id=9, name="V", role="specialist"),
+                     grants=HOST.model_copy(update={"publish": False}), identity="id:v", at=at("v"),
+                     resume_hash="h")
+    room = room_after(DOC, viewer)
+    assert summary(room.apply(Relaying(sender="v", to="d", type="offer", sdp=OFFER), 3)) == [
+        ("v", "error", "not-allowed")]
+    receive_only = OFFER.replace("sendrecv", "recvonly")
+    assert summary(room.apply(Relaying(sender="v", to="d", type="offer", sdp=receive_only), 4)) == [
+        ("d", "offer", "v")]
+    assert summary(room.apply(Relaying(sender="v", to="d", type="answer", sdp=receive_only), 5)) == [
+        ("d", "answer", "v")]

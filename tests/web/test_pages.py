@@ -67,7 +67,7 @@ async def test_room_page_carries_its_config_and_security_headers(client: TestCli
     response = await client.get("/consultations/1", headers=EN)
     assert response.status == 200
     text = await response.text()
-    assert '"signalingPath": "/api/consultations/1/signaling"' in text
+    assert '"roomTokenUrl": "/api/consultations/1/room-token"' in text
     assert 'src="/static/js/room-page.js"' in text
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"

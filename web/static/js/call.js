@@ -2,32 +2,45 @@
 // Negotiation follows the "perfect negotiation" pattern, so offers that cross on the wire resolve
 // themselves: the participant with the larger id is polite and rolls back its own offer.
 
-import { SignalingClient } from "./signaling.js";
+import { SignalingSession } from "./signaling.js";
 
 /**
  * @typedef {import("./signaling.js").Participant} Participant
- * @typedef {"idle"|"connecting"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"} CallState
+ * @typedef {import("./signaling.js").MediaState} MediaState
+ * @typedef {"idle"|"connecting"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"} CallState
  * @typedef {{pc: RTCPeerConnection, participant: Participant, polite: boolean, makingOffer: boolean,
  *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream}} Peer
  */
 
 export class ConsultationCall {
   /**
-   * @param {{signalingUrl: string, iceServers: RTCIceServer[], localStream: MediaStream | null}} options
+   * @param {{signalingUrl: string, fetchToken: () => Promise<{token: string, iceServers: RTCIceServer[]}>,
+   *          localStream: MediaStream | null}} options
    */
-  constructor({ signalingUrl, iceServers, localStream }) {
-    this.signaling = new SignalingClient(signalingUrl);
-    this.iceServers = iceServers;
+  constructor({ signalingUrl, fetchToken, localStream }) {
+    /** @type {RTCIceServer[]} */
+    this.iceServers = [];
+    this.signaling = new SignalingSession({
+      url: signalingUrl,
+      fetchToken: async () => {
+        const { token, iceServers } = await fetchToken();
+        this.iceServers = iceServers;
+        return token;
+      },
+    });
     this.localStream = localStream;
-    /** @type {string | null} */
-    this.selfId = null;
+    /** @type {Participant | null} */
+    this.self = null;
+    this.grants = { admit: false, moderate: false };
     /** @type {Map<string, Participant>} */
     this.participants = new Map();
     /** @type {Map<string, Peer>} */
     this.peers = new Map();
     /** @type {CallState} */
     this.state = "idle";
-    this.signalingOpen = false;
+    this.link = "connecting";
+    this.inLobby = false;
+    this.media = { muted: false, camera_off: false, screen_sharing: false };
 
     /** @type {(state: CallState) => void} */
     this.onstatechange = () => {};
@@ -37,47 +50,88 @@ export class ConsultationCall {
     this.onparticipantleft = () => {};
     /** @type {(participants: Participant[]) => void} */
     this.onparticipants = () => {};
+    /** @type {(waiting: Participant[]) => void} only for those who may admit */
+    this.onlobby = () => {};
+    /** @type {(line: {id: number, from: string, name: string, text: string, at: number}) => void} */
+    this.onchat = () => {};
+    /** @type {(participantId: string, status: "reconnecting"|"back") => void} */
+    this.onpeerstatus = () => {};
+    /** @type {(participantId: string, media: MediaState) => void} */
+    this.onmedia = () => {};
   }
 
-  async start() {
+  start() {
     this._setState("connecting");
     this.signaling.onmessage = (message) => this._onMessage(message).catch((err) => console.error(err));
-    this.signaling.onclose = () => {
-      this.signalingOpen = false;
+    this.signaling.onlinkstate = (link) => {
+      this.link = link;
       this._updateState();
     };
-    const joined = await this.signaling.connect();
-    this.signalingOpen = true;
-    this.selfId = joined.self.id;
-    // The newcomer calls everyone already present; they answer.
-    for (const participant of joined.participants) {
-      this.participants.set(participant.id, participant);
-      this._createPeer(participant, { initiate: true });
-    }
-    this._announceParticipants();
-    this._updateState();
+    this.signaling.onend = (code, reason) => {
+      if (reason === "denied") this._setState("denied");
+      else if (reason === "removed") this._setState("removed");
+      else if (code !== 1000) this._setState("failed");
+      this._closeAllPeers();
+    };
+    this.signaling.start();
   }
 
   /** @param {boolean} enabled */
   setMicrophoneEnabled(enabled) {
     for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = enabled;
+    this._sendMediaState({ muted: !enabled });
   }
 
   /** @param {boolean} enabled */
   setCameraEnabled(enabled) {
     for (const track of this.localStream?.getVideoTracks() ?? []) track.enabled = enabled;
+    this._sendMediaState({ camera_off: !enabled });
+  }
+
+  /** @param {string} text */
+  sendChat(text) {
+    return this.signaling.send({ type: "chat", text });
+  }
+
+  /** @param {string} participantId */
+  admit(participantId) {
+    this.signaling.send({ type: "admit", participant_id: participantId });
+  }
+
+  /** @param {string} participantId */
+  deny(participantId) {
+    this.signaling.send({ type: "deny", participant_id: participantId });
+  }
+
+  /** @param {string} participantId */
+  remove(participantId) {
+    this.signaling.send({ type: "remove", participant_id: participantId });
   }
 
   hangUp() {
     this.signaling.close();
-    for (const id of [...this.peers.keys()]) this._closePeer(id);
+    this._closeAllPeers();
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
     this._setState("ended");
+  }
+
+  /** @param {Partial<MediaState>} change */
+  _sendMediaState(change) {
+    this.media = { ...this.media, ...change };
+    this.signaling.send({ type: "media-state", ...this.media });
   }
 
   /** @param {import("./signaling.js").Message} message */
   async _onMessage(message) {
     switch (message.type) {
+      case "lobby":
+        this.self = message.self;
+        this.inLobby = true;
+        this._updateState();
+        break;
+      case "joined":
+        this._onJoined(message);
+        break;
       case "participant-joined":
         this.participants.set(message.participant.id, message.participant);
         this._announceParticipants();
@@ -87,6 +141,15 @@ export class ConsultationCall {
         this._closePeer(message.participant_id);
         this._announceParticipants();
         break;
+      case "participant-reconnecting":
+        this.onpeerstatus(message.participant_id, "reconnecting");
+        break;
+      case "participant-resumed":
+        this.onpeerstatus(message.participant_id, "back");
+        break;
+      case "lobby-update":
+        this.onlobby(message.waiting);
+        break;
       case "offer":
       case "answer":
         await this._onDescription(message.from, { type: message.type, sdp: message.sdp });
@@ -94,10 +157,47 @@ export class ConsultationCall {
       case "candidate":
         await this._onCandidate(message.from, message.candidate);
         break;
+      case "ice-restart":
+        this.peers.get(message.from)?.pc.restartIce();
+        break;
+      case "media-state": {
+        const participant = this.participants.get(message.participant_id);
+        if (participant) participant.media = message.media;
+        this.onmedia(message.participant_id, message.media);
+        break;
+      }
+      case "chat":
+        this.onchat(message);
+        break;
       case "error":
         console.warn(`signaling error ${message.code}: ${message.message}`);
         break;
     }
+  }
+
+  /** @param {import("./signaling.js").Message} message */
+  _onJoined(message) {
+    const wasIn = this.self?.id === message.self.id && !this.inLobby;
+    this.self = message.self;
+    this.inLobby = false;
+    const present = new Map(message.participants.map((p) => [p.id, p]));
+    for (const id of [...this.peers.keys()]) {
+      if (!present.has(id) || !message.resumed) this._closePeer(id);
+    }
+    this.participants = present;
+    if (message.resumed && wasIn) {
+      // Our network changed: new ICE credentials for every call still open; the others answer.
+      for (const peer of this.peers.values()) peer.pc.restartIce();
+    }
+    // The newcomer (or one just admitted) calls everyone present; calls that survived a resume stay.
+    for (const participant of message.participants) {
+      if (!this.peers.has(participant.id)) this._createPeer(participant, { initiate: true });
+    }
+    for (const line of message.chat ?? []) this.onchat(line);
+    if (message.waiting) this.onlobby(message.waiting);
+    if (this.media.muted || this.media.camera_off) this._sendMediaState({});
+    this._announceParticipants();
+    this._updateState();
   }
 
   /**
@@ -109,7 +209,7 @@ export class ConsultationCall {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     /** @type {Peer} */
     const peer = {
-      pc, participant, polite: /** @type {string} */ (this.selfId) > participant.id,
+      pc, participant, polite: /** @type {Participant} */ (this.self).id > participant.id,
       makingOffer: false, ignoreOffer: false, pendingCandidates: [], stream: new MediaStream(),
     };
     this.peers.set(participant.id, peer);
@@ -132,7 +232,11 @@ export class ConsultationCall {
         peer.makingOffer = false;
       }
     };
-    pc.onconnectionstatechange = () => this._updateState();
+    pc.onconnectionstatechange = () => {
+      // A call that broke while signaling stayed up (a network change on the other side): ask for new ICE.
+      if (pc.connectionState === "failed" && !peer.polite) pc.restartIce();
+      this._updateState();
+    };
     if (initiate) this._addLocalMedia(pc);
     return peer;
   }
@@ -209,17 +313,23 @@ export class ConsultationCall {
     this._updateState();
   }
 
+  _closeAllPeers() {
+    for (const id of [...this.peers.keys()]) this._closePeer(id);
+  }
+
   _announceParticipants() {
     this.onparticipants([...this.participants.values()]);
   }
 
   _updateState() {
-    if (this.state === "ended") return;
+    if (["ended", "denied", "removed", "failed"].includes(this.state) && this.link === "closed") return;
     const states = [...this.peers.values()].map((p) => p.pc.connectionState);
     /** @type {CallState} */
     let state;
-    if (states.includes("connected")) state = "connected";
-    else if (!this.signalingOpen) state = "failed";
+    if (this.link === "reconnecting") state = "reconnecting";
+    else if (this.link === "connecting") state = "connecting";
+    else if (this.inLobby) state = "lobby";
+    else if (states.includes("connected")) state = "connected";
     else if (states.includes("failed")) state = "failed";
     else if (states.includes("disconnected")) state = "reconnecting";
     else if (states.length === 0) state = "waiting";

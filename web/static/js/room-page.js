@@ -1,24 +1,42 @@
-// The consultation room page: draws videos, the connection state and the controls. All WebRTC and
-// signaling lives in call.js; this file only sets its callbacks and reacts to buttons.
+// The consultation room page: draws videos, the lobby, chat and the connection state, and reacts to
+// buttons. All WebRTC and signaling lives in call.js and signaling.js; this file only sets callbacks.
 
 import { ConsultationCall } from "./call.js";
 import { signalingUrl } from "./signaling.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
 const strings = JSON.parse(document.getElementById("room-strings").textContent);
+const $ = (id) => document.getElementById(id);
 
-const stateLabel = document.getElementById("connection-state");
-const videos = document.getElementById("videos");
-const waitingNote = document.getElementById("waiting-note");
-const micButton = document.getElementById("toggle-mic");
-const cameraButton = document.getElementById("toggle-camera");
-const hangUpButton = document.getElementById("hang-up");
+const stateLabel = $("connection-state");
+const videos = $("videos");
+const micButton = $("toggle-mic");
+const cameraButton = $("toggle-camera");
+const hangUpButton = $("hang-up");
+let grants = { admit: false, moderate: false };
 
 /** @param {string} state */
 function showState(state) {
   stateLabel.dataset.state = state;
   stateLabel.textContent = strings[state] ?? state;
+  $("lobby-notice").hidden = state !== "lobby";
+  if (["ended", "denied", "removed"].includes(state)) endControls(state === "ended");
 }
+
+/** A room token for this page: clinicians through their session, guests through their link. */
+async function fetchToken() {
+  const response = await fetch(config.roomTokenUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(config.guest ? { guest: config.guest } : {}),
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw new Error(`room token refused: ${response.status}`);
+  const answer = await response.json();
+  grants = answer.grants;
+  return { token: answer.token, iceServers: answer.ice_servers };
+}
+const signalingPath = `/api/consultations/${config.consultationId}/signaling`;
 
 /** Camera and microphone if we can, microphone alone if not, else join to watch and listen. */
 async function localMedia() {
@@ -33,85 +51,161 @@ async function localMedia() {
   return null;
 }
 
-/** @param {string} participantId @param {string} name */
-function tileFor(participantId, name) {
-  let tile = document.querySelector(`[data-participant="${CSS.escape(participantId)}"]`);
+/** @param {string} id */
+function tileOf(id) {
+  return document.querySelector(`[data-participant="${CSS.escape(id)}"]`);
+}
+
+/** @param {{id: string, name: string}} participant */
+function tileFor(participant) {
+  let tile = tileOf(participant.id);
   if (!tile) {
     tile = document.createElement("figure");
     tile.className = "tile remote";
-    tile.dataset.participant = participantId;
+    tile.dataset.participant = participant.id;
     const video = document.createElement("video");
     video.autoplay = true;
     video.playsInline = true;
     const caption = document.createElement("figcaption");
-    caption.textContent = name;
-    tile.append(video, caption);
+    caption.textContent = participant.name;
+    const badges = document.createElement("div");
+    badges.className = "badges";
+    tile.append(video, caption, badges);
+    if (grants.moderate) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove";
+      remove.textContent = strings.remove;
+      remove.addEventListener("click", () => call.remove(participant.id));
+      tile.append(remove);
+    }
     videos.append(tile);
   }
   return tile;
 }
 
-async function main() {
-  const localStream = await localMedia();
-  if (localStream) document.getElementById("local-video").srcObject = localStream;
+function badge(tile, key, text, on) {
+  let element = tile.querySelector(`[data-badge="${key}"]`);
+  if (on && !element) {
+    element = document.createElement("span");
+    element.className = "badge";
+    element.dataset.badge = key;
+    element.textContent = text;
+    tile.querySelector(".badges").append(element);
+  } else if (!on && element) {
+    element.remove();
+  }
+}
 
-  const call = new ConsultationCall({
-    signalingUrl: signalingUrl(config.signalingPath),
-    iceServers: config.iceServers,
-    localStream,
-  });
-  // A handle for debugging in the console and for the end-to-end tests' getStats() checks.
-  window.telemedCall = call;
-
-  call.onstatechange = showState;
-  call.onparticipants = (participants) => {
-    waitingNote.hidden = participants.length > 0;
-  };
-  call.onremotestream = (participant, stream) => {
-    const video = tileFor(participant.id, participant.name).querySelector("video");
-    if (video.srcObject !== stream) video.srcObject = stream;
-    video.play().catch(() => {
-      // Autoplay with sound was refused: play muted and let one click bring the sound back.
-      video.muted = true;
-      video.play();
-      document.addEventListener("click", () => { video.muted = false; }, { once: true });
-    });
-  };
-  call.onparticipantleft = (id) => {
-    document.querySelector(`[data-participant="${CSS.escape(id)}"]`)?.remove();
-  };
-
-  micButton.disabled = !localStream?.getAudioTracks().length;
-  cameraButton.disabled = !localStream?.getVideoTracks().length;
-  micButton.addEventListener("click", () => {
-    const muted = micButton.getAttribute("aria-pressed") !== "true";
-    call.setMicrophoneEnabled(!muted);
-    micButton.setAttribute("aria-pressed", String(muted));
-    micButton.textContent = muted ? strings.unmute : strings.mute;
-  });
-  cameraButton.addEventListener("click", () => {
-    const off = cameraButton.getAttribute("aria-pressed") !== "true";
-    call.setCameraEnabled(!off);
-    cameraButton.setAttribute("aria-pressed", String(off));
-    cameraButton.textContent = off ? strings.cameraOn : strings.cameraOff;
-  });
-  hangUpButton.addEventListener("click", () => {
-    call.hangUp();
-    micButton.disabled = cameraButton.disabled = hangUpButton.disabled = true;
+function endControls(canRejoin) {
+  micButton.disabled = cameraButton.disabled = hangUpButton.disabled = true;
+  if (canRejoin && !$("rejoin")) {
     const rejoin = document.createElement("a");
+    rejoin.id = "rejoin";
     rejoin.className = "button primary";
     rejoin.href = location.pathname;
     rejoin.textContent = strings.rejoin;
     hangUpButton.after(rejoin);
-  });
-  window.addEventListener("pagehide", () => call.hangUp());
-
-  try {
-    await call.start();
-  } catch (err) {
-    console.error(err);
-    showState("failed");
   }
 }
 
-main();
+const localStream = await localMedia();
+if (localStream) $("local-video").srcObject = localStream;
+
+const call = new ConsultationCall({ signalingUrl: signalingUrl(signalingPath), fetchToken, localStream });
+// A handle for debugging in the console and for the end-to-end tests' getStats() checks.
+window.telemedCall = call;
+
+call.onstatechange = showState;
+call.onparticipants = (participants) => {
+  $("waiting-note").hidden = participants.length > 0;
+};
+call.onremotestream = (participant, stream) => {
+  const video = tileFor(participant).querySelector("video");
+  if (video.srcObject !== stream) video.srcObject = stream;
+  video.play().catch(() => {
+    // Autoplay with sound was refused: play muted and let one click bring the sound back.
+    video.muted = true;
+    video.play();
+    document.addEventListener("click", () => { video.muted = false; }, { once: true });
+  });
+};
+call.onparticipantleft = (id) => tileOf(id)?.remove();
+call.onpeerstatus = (id, status) => {
+  const tile = tileOf(id);
+  if (!tile) return;
+  tile.toggleAttribute("data-reconnecting", status === "reconnecting");
+  badge(tile, "reconnecting", strings.peerReconnecting, status === "reconnecting");
+};
+call.onmedia = (id, media) => {
+  const tile = tileOf(id);
+  if (tile) badge(tile, "muted", strings.muted, media.muted);
+};
+call.onlobby = (waiting) => {
+  $("lobby-panel").hidden = !grants.admit;
+  const list = $("lobby-list");
+  list.replaceChildren(...waiting.map((guest) => {
+    const item = document.createElement("li");
+    item.dataset.waiting = guest.id;
+    const name = document.createElement("span");
+    name.textContent = guest.name;
+    const admit = document.createElement("button");
+    admit.type = "button";
+    admit.className = "primary";
+    admit.textContent = strings.admit;
+    admit.addEventListener("click", () => call.admit(guest.id));
+    const deny = document.createElement("button");
+    deny.type = "button";
+    deny.textContent = strings.deny;
+    deny.addEventListener("click", () => call.deny(guest.id));
+    item.append(name, admit, deny);
+    return item;
+  }));
+};
+const seenChat = new Set();
+call.onchat = (line) => {
+  if (seenChat.has(line.id)) return;  // history is sent again after a reconnect
+  seenChat.add(line.id);
+  const item = document.createElement("li");
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = line.name;
+  item.append(who, document.createTextNode(line.text));
+  $("chat-lines").append(item);
+  item.scrollIntoView({ block: "nearest" });
+};
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("chat-text");
+  if (input.value.trim() && call.sendChat(input.value.trim())) input.value = "";
+});
+micButton.disabled = !localStream?.getAudioTracks().length;
+cameraButton.disabled = !localStream?.getVideoTracks().length;
+micButton.addEventListener("click", () => {
+  const muted = micButton.getAttribute("aria-pressed") !== "true";
+  call.setMicrophoneEnabled(!muted);
+  micButton.setAttribute("aria-pressed", String(muted));
+  micButton.textContent = muted ? strings.unmute : strings.mute;
+});
+cameraButton.addEventListener("click", () => {
+  const off = cameraButton.getAttribute("aria-pressed") !== "true";
+  call.setCameraEnabled(!off);
+  cameraButton.setAttribute("aria-pressed", String(off));
+  cameraButton.textContent = off ? strings.cameraOn : strings.cameraOff;
+});
+hangUpButton.addEventListener("click", () => call.hangUp());
+$("invite-guest")?.addEventListener("click", async () => {
+  const name = prompt(strings.inviteName) ?? "";
+  if (!name.trim()) return;
+  const response = await fetch(config.guestLinkUrl, {
+    method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+    body: JSON.stringify({ name: name.trim() }),
+  });
+  if (!response.ok) return;
+  $("invite-link").value = new URL((await response.json()).url, location.href).href;
+  $("invite-result").hidden = false;
+});
+window.addEventListener("pagehide", () => call.hangUp());
+
+call.start();

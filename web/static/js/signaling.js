@@ -1,70 +1,136 @@
-// The signaling protocol's client side (see signaling/PROTOCOL.md): one WebSocket, typed messages.
+// The signaling protocol's client side (see signaling/PROTOCOL.md): one WebSocket at a time, joined with
+// a room token, reconnecting by itself with backoff and resuming its seat when the network drops.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+const PING_EVERY_MS = 10_000;
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+// Closes after which trying again cannot help: the server said no.
+const FINAL_CLOSES = new Set([1000, 4400, 4401, 4403, 4409, 4410, 4429]);
 
 /**
- * @typedef {{id: string, user_id: number, name: string, role: string}} Participant
- * @typedef {{type: "joined", self: Participant, participants: Participant[], protocol: number}} Joined
+ * @typedef {{muted: boolean, camera_off: boolean, screen_sharing: boolean}} MediaState
+ * @typedef {{id: string, user_id: number|null, name: string, role: string, guest: boolean, media: MediaState}} Participant
  * @typedef {{type: string, [key: string]: any}} Message
+ * @typedef {"connecting"|"open"|"reconnecting"|"closed"} LinkState
  */
 
-export class SignalingClient {
-  /** @param {string} url absolute ws:// or wss:// URL of the consultation's signaling endpoint */
-  constructor(url) {
+export class SignalingSession {
+  /**
+   * @param {{url: string, fetchToken: () => Promise<string>}} options
+   *   fetchToken is asked for a fresh room token before every (re)connection.
+   */
+  constructor({ url, fetchToken }) {
     this.url = url;
+    this.fetchToken = fetchToken;
     /** @type {WebSocket | null} */
     this.ws = null;
-    /** Called for every message after "joined". @type {(message: Message) => void} */
+    /** "<participant id>.<secret>", given by the server; lets a new socket take the same seat. */
+    this.resume = null;
+    this.attempt = 0;
+    this.stopped = false;
+    this.pingTimer = null;
+    /** @type {(message: Message) => void} every message from the server */
     this.onmessage = () => {};
-    /** Called once when the connection ends. @type {(code: number, reason: string) => void} */
-    this.onclose = () => {};
+    /** @type {(state: LinkState) => void} */
+    this.onlinkstate = () => {};
+    /** @type {(code: number, reason: string) => void} the session is over and will not reconnect */
+    this.onend = () => {};
   }
 
-  /**
-   * Open the socket and join the room.
-   * @returns {Promise<Joined>} resolves with the "joined" message; rejects if the server refuses.
-   */
-  connect() {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.url);
-      this.ws = ws;
-      let joined = false;
-      ws.onopen = () => this.send({ type: "join", protocol: PROTOCOL_VERSION });
-      ws.onmessage = (event) => {
-        let message;
-        try {
-          message = JSON.parse(event.data);
-        } catch {
-          console.warn("signaling: ignoring a message that is not JSON");
-          return;
-        }
-        if (!joined) {
-          if (message.type === "joined") {
-            joined = true;
-            resolve(message);
-          } else if (message.type === "error") {
-            reject(new Error(`${message.code}: ${message.message}`));
-          }
-          return;
-        }
-        this.onmessage(message);
-      };
-      ws.onclose = (event) => {
-        if (!joined) reject(new Error(`signaling closed before joining (${event.code} ${event.reason})`));
-        this.onclose(event.code, event.reason);
-      };
-    });
+  start() {
+    this._connect();
+  }
+
+  async _connect() {
+    this.onlinkstate(this.attempt === 0 ? "connecting" : "reconnecting");
+    let token;
+    try {
+      token = await this.fetchToken();
+    } catch (err) {
+      console.warn("could not get a room token", err);
+      this._retry();
+      return;
+    }
+    if (this.stopped) return;
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this._send({ type: "join", protocol: PROTOCOL_VERSION, token, ...(this.resume ? { resume: this.resume } : {}) });
+      this.pingTimer = setInterval(() => this._send({ type: "ping" }), PING_EVERY_MS);
+    };
+    ws.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        console.warn("signaling: ignoring a message that is not JSON");
+        return;
+      }
+      if (message.type === "ping") {
+        this._send({ type: "pong", id: message.id ?? null });
+        return;
+      }
+      if (message.type === "joined" || message.type === "lobby") {
+        this.resume = message.resume;
+        this.attempt = 0;
+        this.onlinkstate("open");
+      }
+      if (message.type === "error" && message.code === "resume-failed") {
+        // The seat is gone (the grace period passed): join again as someone new on this socket.
+        this.resume = null;
+        this.fetchToken().then((fresh) => this._send({ type: "join", protocol: PROTOCOL_VERSION, token: fresh }));
+      }
+      this.onmessage(message);
+    };
+    ws.onclose = (event) => {
+      clearInterval(this.pingTimer);
+      if (this.ws !== ws) return;
+      this.ws = null;
+      // A close we started ourselves reads as 1000 (the server's reply), so a simulated drop is flagged.
+      const dropped = ws.dropped === true;
+      if (this.stopped || (!dropped && FINAL_CLOSES.has(event.code))) {
+        this.onlinkstate("closed");
+        this.onend(event.code, event.reason);
+      } else {
+        this._retry();
+      }
+    };
+  }
+
+  _retry() {
+    if (this.stopped) return;
+    this.onlinkstate("reconnecting");
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] * (0.75 + Math.random() / 2);
+    this.attempt += 1;
+    setTimeout(() => this._connect(), delay);
   }
 
   /** @param {Message} message */
   send(message) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+    return this._send(message);
   }
 
+  /** @param {Message} message */
+  _send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  /** Leave for good: the seat is given up at once. */
   close() {
+    this.stopped = true;
+    this._send({ type: "leave" });
+    this.ws?.close(1000);
+  }
+
+  /** For tests and diagnosis: drop the socket as a network failure would (no leave is sent). */
+  dropConnection() {
     if (!this.ws) return;
-    this.send({ type: "leave" });
-    this.ws.close(1000);
+    this.ws.dropped = true;
+    this.ws.close(4000, "dropped");
   }
 }
 

@@ -1,0 +1,131 @@
+"""Room events: everything that changes a room, in the order of the room's log, the same on every node.
+
+Each node feeds the same events in the same order to its own copy of the pure ``Room``, so all copies
+agree. Events are JSON on the wire between nodes (the Redis log), hence pydantic models.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+
+from .grants import Grants
+from .messages import IceCandidate, MediaState, Participant
+
+
+class _Event(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+class Where(_Event):
+    """One connection: the node holding the socket and the connection's id there."""
+
+    node: str
+    conn: str
+
+
+class Joining(_Event):
+    kind: Literal["join"] = "join"
+    participant: Participant
+    grants: Grants
+    identity: str
+    at: Where
+    resume_hash: str
+
+
+class Leaving(_Event):
+    kind: Literal["leave"] = "leave"
+    participant_id: str
+    at: Where
+
+
+class Disconnected(_Event):
+    """The socket closed without a leave: the seat is kept for the grace period."""
+
+    kind: Literal["disconnect"] = "disconnect"
+    participant_id: str
+    at: Where
+
+
+class Resuming(_Event):
+    kind: Literal["resume"] = "resume"
+    participant_id: str
+    identity: str
+    at: Where
+    resume_hash: str
+    new_resume_hash: str
+
+
+class GraceExpired(_Event):
+    """Appended by the node that held the participant when the grace period ran out."""
+
+    kind: Literal["expire"] = "expire"
+    participant_id: str
+    epoch: int
+
+
+class NodeLost(_Event):
+    """A node stopped refreshing its presence: its connections are gone."""
+
+    kind: Literal["node-lost"] = "node-lost"
+    node: str
+
+
+class Admitting(_Event):
+    kind: Literal["admit"] = "admit"
+    by: str
+    participant_id: str
+
+
+class Denying(_Event):
+    kind: Literal["deny"] = "deny"
+    by: str
+    participant_id: str
+
+
+class Removing(_Event):
+    kind: Literal["remove"] = "remove"
+    by: str
+    participant_id: str
+
+
+class Relaying(_Event):
+    """Negotiation from one participant to another: offer, answer, candidate or ice-restart."""
+
+    kind: Literal["relay"] = "relay"
+    sender: str
+    to: str
+    type: Literal["offer", "answer", "candidate", "ice-restart"]
+    sdp: str | None = None
+    candidate: IceCandidate | None = None
+
+
+class MediaChanged(_Event):
+    kind: Literal["media"] = "media"
+    participant_id: str
+    media: MediaState
+
+
+class Chatting(_Event):
+    kind: Literal["chat"] = "chat"
+    participant_id: str
+    text: str
+    at_time: float
+
+
+RoomEvent = (
+    Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | Admitting | Denying | Removing
+    | Relaying | MediaChanged | Chatting
+)
+event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
+    Annotated[RoomEvent, pydantic.Field(discriminator="kind")]
+)
+
+
+def encode(event: RoomEvent) -> str:
+    return event.model_dump_json()
+
+
+def decode(data: str | bytes) -> RoomEvent:
+    return event_adapter.validate_json(data)

@@ -1,0 +1,66 @@
+"""Room tokens: short-lived JWTs that let one user or guest into one consultation's room with some grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+
+from server.errors import Unauthenticated
+from server.tokens import AccessToken, KeyRing, TokenVerifier
+
+ROOM_AUDIENCE = "telemed-room"
+ROOM_TOKEN_TTL = 10 * 60  # long enough to join or rejoin; the page asks for a fresh one each time
+
+
+class Grants(pydantic.BaseModel):
+    """What a participant may do in the room, in the manner of LiveKit's video grants."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    publish: bool = True  # send camera, microphone, screen
+    subscribe: bool = True  # receive the others' media
+    admit: bool = False  # enter without waiting; let others in from the lobby, or turn them away
+    record: bool = False  # start and stop recording (media relay, issue 4)
+    moderate: bool = False  # remove participants
+
+
+HOST = Grants(publish=True, subscribe=True, admit=True, record=True, moderate=True)
+GUEST = Grants(publish=True, subscribe=True)
+
+
+class RoomClaims(pydantic.BaseModel):
+    """Who the token is for and where it lets them in. ``identity`` is ``user:<id>`` or ``guest:<id>``."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    identity: str
+    room: str
+    name: str
+    role: str
+    user_id: int | None
+    grants: Grants
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user_id is None
+
+
+def room_token(keys: KeyRing, issuer: str, claims: RoomClaims, *, ttl: int = ROOM_TOKEN_TTL) -> str:
+    return (
+        AccessToken(issuer=issuer, audience=ROOM_AUDIENCE, ttl=ttl)
+        .with_identity(claims.identity)
+        .with_claims(room=claims.room, name=claims.name, role=claims.role, user_id=claims.user_id,
+                     grants=claims.grants.model_dump())
+        .to_jwt(keys)
+    )
+
+
+def verify_room_token(keys: KeyRing, issuer: str, token: str) -> RoomClaims:
+    """The token's claims; raises Unauthenticated (expired, forged, other audience) like any token."""
+    payload: dict[str, Any] = TokenVerifier(keys, issuer=issuer, audience=ROOM_AUDIENCE).verify(token)
+    try:
+        return RoomClaims(identity=payload["sub"], room=payload["room"], name=payload["name"], role=payload["role"],
+                          user_id=payload.get("user_id"), grants=Grants.model_validate(payload["grants"]))
+    except (KeyError, pydantic.ValidationError):
+        raise Unauthenticated("The room token lacks the room, name or grants.", code="token-invalid") from None

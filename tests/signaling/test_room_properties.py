@@ -1,0 +1,76 @@
+"""Property tests: any sequence of events leaves the room consistent, and no one outside it hears anything."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signaling.events import (
+    Admitting,
+    Chatting,
+    Denying,
+    Disconnected,
+    GraceExpired,
+    Joining,
+    Leaving,
+    MediaChanged,
+    NodeLost,
+    Relaying,
+    Removing,
+    Resuming,
+    RoomEvent,
+    Where,
+)
+from signaling.grants import GUEST, HOST
+from signaling.messages import MediaState, Participant
+from signaling.room import Close, Deliver, Room, Status
+
+MAX = 3
+pids = st.sampled_from(["a", "b", "c", "d", "e"])
+wheres = st.builds(Where, node=st.sampled_from(["n1", "n2"]), conn=st.sampled_from(["x", "y", "z", "w"]))
+
+
+def _join(pid: str, host: bool, where: Where) -> Joining:
+    return Joining(participant=Participant(id=pid, user_id=1 if host else None, name=pid, role="r", guest=not host),
+                   grants=HOST if host else GUEST, identity=f"id:{pid}", at=where, resume_hash=f"h:{pid}")
+
+
+events = st.one_of(
+    st.builds(_join, pids, st.booleans(), wheres),
+    st.builds(Leaving, participant_id=pids, at=wheres),
+    st.builds(Disconnected, participant_id=pids, at=wheres),
+    st.builds(lambda p, w, good: Resuming(participant_id=p, identity=f"id:{p}", at=w,
+                                          resume_hash=f"h:{p}" if good else "bad", new_resume_hash=f"h:{p}"),
+              pids, wheres, st.booleans()),
+    st.builds(GraceExpired, participant_id=pids, epoch=st.integers(0, 3)),
+    st.builds(NodeLost, node=st.sampled_from(["n1", "n2"])),
+    st.builds(Admitting, by=pids, participant_id=pids),
+    st.builds(Denying, by=pids, participant_id=pids),
+    st.builds(Removing, by=pids, participant_id=pids),
+    st.builds(lambda s, t, k: Relaying(sender=s, to=t, type=k, sdp="v=0" if k in ("offer", "answer") else None),
+              pids, pids, st.sampled_from(["offer", "answer", "candidate", "ice-restart"])),
+    st.builds(MediaChanged, participant_id=pids, media=st.builds(MediaState)),
+    st.builds(Chatting, participant_id=pids, text=st.text(min_size=1, max_size=5), at_time=st.floats(0, 1e9)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(events, min_size=1, max_size=40))
+def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> None:
+    room = Room("consultation:1", max_participants=MAX)
+    for seq, event in enumerate(sequence, start=1):
+        members_before = {m.at for m in room.members.values()}
+        effects = room.apply(event, seq)
+        asking = getattr(event, "at", None)
+        for effect in effects:
+            if isinstance(effect, Deliver | Close):
+                # Only members (before or after this event) and the connection that asked hear anything.
+                assert effect.at in members_before | {m.at for m in room.members.values()} | {asking}, (event, effect)
+        assert len(room.participants) <= MAX
+        assert len(room.waiting) <= MAX
+        assert not {p.id for p in room.participants} & {p.id for p in room.waiting}
+        for member in room.members.values():
+            assert member.status in set(Status)
+            assert member.epoch >= 0
+            assert not (member.status is Status.WAITING and member.seated), "a waiting member holds no seat"
+            assert not (member.grants.admit and member.status is Status.WAITING), "hosts never wait"
