@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from server.db import Database
+
+from ..support.processes import TelemedNode
 
 TELEMED = [sys.executable, "-m", "server.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,24 +30,11 @@ def run(*args: str, data_dir: Path, stdin: str | None = None, env: dict | None =
 @contextmanager
 def serving(data_dir: Path) -> Iterator[tuple[str, str]]:
     """Start ``telemed serve --demo --port 0``; yield its URL and what it printed up to the logins."""
-    process = subprocess.Popen([*TELEMED, "serve", "--demo", "--port", "0", "--data-dir", str(data_dir)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    printed = []
+    node = TelemedNode(data_dir).start()
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            printed.append(line)
-            if line.startswith("Log in as"):
-                break
-        text = "".join(printed)
-        match = re.search(r"listening on (http://\S+)", text)
-        assert match, f"no address printed:\n{text}"
-        # Keep reading the log so a full pipe never blocks the server.
-        threading.Thread(target=process.stdout.read, daemon=True).start()
-        yield match.group(1), text
+        yield node.url, node.printed
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0, "a SIGTERM is a clean shutdown"
+        assert node.stop() == 0, "a SIGTERM is a clean shutdown"
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, str]:

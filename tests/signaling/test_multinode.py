@@ -1,0 +1,111 @@
+"""Two real server processes and a real redis-server: one room served by both nodes."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ..support.processes import TelemedNode
+from ..support.redis_server import RedisServer
+from ..support.signaling_client import bearer, connect, expect, signaling_path
+
+PRESENCE_TTL = 2.0
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[TelemedNode, TelemedNode]]:
+    """Nodes a and b sharing one data directory (database and signing key) and one Redis."""
+    env = {"TELEMED_REDIS_URL": redis_server.url, "TELEMED_PRESENCE_TTL": str(PRESENCE_TTL),
+           "TELEMED_RECONNECT_GRACE": "30"}
+    data = tmp_path / "var"
+    with TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-a"}) as a:
+        with TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-b"}) as b:
+            yield a, b
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def enter(http: aiohttp.ClientSession, node: TelemedNode, username: str):  # type: ignore[no-untyped-def]
+    headers = await bearer(http, node.url, username)
+    response = await http.post(f"{node.url}/api/consultations/1/room-token", headers=headers)
+    token = (await response.json())["token"]
+    ws = await connect(http, token, url=f"{node.url.replace('http', 'ws')}{signaling_path()}")
+    return ws, await expect(ws, "joined")
+
+
+async def test_participants_on_different_nodes_meet_negotiate_and_chat_in_order(
+        nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
+    a, b = nodes
+    li, li_joined = await enter(http, a, "dr.li")
+    wang, wang_joined = await enter(http, b, "dr.wang")
+    assert [p["id"] for p in wang_joined["participants"]] == [li_joined["self"]["id"]]
+    assert (await expect(li, "participant-joined"))["participant"]["id"] == wang_joined["self"]["id"]
+
+    li_id, wang_id = li_joined["self"]["id"], wang_joined["self"]["id"]
+    await wang.send_json({"type": "offer", "to": li_id, "sdp": "v=0 from node b"})
+    assert (await expect(li, "offer"))["sdp"] == "v=0 from node b"
+    await li.send_json({"type": "answer", "to": wang_id, "sdp": "v=0 from node a"})
+    assert (await expect(wang, "answer"))["sdp"] == "v=0 from node a"
+    for n in range(30):
+        await li.send_json({"type": "candidate", "to": wang_id,
+                            "candidate": {"candidate": f"candidate:{n} 1 udp 1 127.0.0.1 {5000 + n} typ host"}})
+    got = [(await expect(wang, "candidate"))["candidate"]["candidate"] for _ in range(30)]
+    assert got == [f"candidate:{n} 1 udp 1 127.0.0.1 {5000 + n} typ host" for n in range(30)], "in order"
+
+    for n in range(5):
+        await li.send_json({"type": "chat", "text": f"a{n}"})
+        await wang.send_json({"type": "chat", "text": f"b{n}"})
+    on_a = [(m["id"], m["text"]) for m in [await expect(li, "chat") for _ in range(10)]]
+    on_b = [(m["id"], m["text"]) for m in [await expect(wang, "chat") for _ in range(10)]]
+    assert on_a == on_b, "both nodes show the chat in the same order"
+    await li.close()
+    await wang.close()
+
+
+async def test_a_participant_dropped_on_one_node_resumes_on_the_other(
+        nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
+    a, b = nodes
+    li, _ = await enter(http, a, "dr.li")
+    wang, wang_joined = await enter(http, b, "dr.wang")
+    await expect(li, "participant-joined")
+    await wang.close(code=4000)
+    assert (await expect(li, "participant-reconnecting"))["participant_id"] == wang_joined["self"]["id"]
+
+    # The load balancer sends the reconnecting browser to the other node.
+    headers = await bearer(http, a.url, "dr.wang")
+    token = (await (await http.post(f"{a.url}/api/consultations/1/room-token", headers=headers)).json())["token"]
+    again = await connect(http, token, url=f"{a.url.replace('http', 'ws')}{signaling_path()}",
+                          resume=wang_joined["resume"])
+    resumed = await expect(again, "joined")
+    assert resumed["resumed"] is True and resumed["self"]["id"] == wang_joined["self"]["id"]
+    assert (await expect(li, "participant-resumed"))["participant_id"] == wang_joined["self"]["id"]
+    await li.close()
+    await again.close()
+
+
+async def test_a_killed_node_s_participants_leave_everyone_s_view_within_the_ttl(
+        nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
+    a, b = nodes
+    li, _ = await enter(http, a, "dr.li")
+    wang, wang_joined = await enter(http, b, "dr.wang")
+    await expect(li, "participant-joined")
+    killed = time.monotonic()
+    b.stop(signal.SIGKILL)
+    left = await expect(li, "participant-left", within=PRESENCE_TTL * 4)
+    took = time.monotonic() - killed
+    assert left == {"type": "participant-left", "participant_id": wang_joined["self"]["id"], "reason": "node-lost"}
+    # The presence key lasts the TTL; node a checks every TTL/3, so the view is right within about 1.4 TTL.
+    assert took < PRESENCE_TTL * 2, f"took {took:.1f} s"
+    await li.send_json({"type": "ping", "id": 1})
+    assert (await expect(li, "pong"))["id"] == 1, "node a and its room carry on"
+    await li.close()
+    await wang.close()
