@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from signaling import endpoint as signaling_endpoint
+from signaling.errors import CLOSE_GOING_AWAY
 from signaling.hub import RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
@@ -87,8 +88,14 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             await hub.stop()
             await room_log.close()
 
+    async def close_sockets(app: web.Application) -> None:
+        # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
+        # reconnect, to another node if there is one, and resume their seats there.
+        app[HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
+
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(signaling_ctx)
+    app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(_security_headers)
     for module in (health, auth_api, consultations_api, guests_api, signaling_endpoint, pages):
         app.add_routes(module.routes)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling.hub import ChatStore
 from signaling.room import StoreChat
 
 from .db import Database
@@ -21,7 +22,7 @@ def consultation_of(room_id: str) -> int:
     return int(number)
 
 
-def chat_store(database: Database):  # type: ignore[no-untyped-def]
+def chat_store(database: Database) -> ChatStore:
     """The hub's callback that keeps a chat line with its consultation."""
 
     async def store(room_id: str, line: StoreChat) -> None:

@@ -141,6 +141,12 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     return _with_database(settings, create)
 
 
+def cmd_bench_signaling(args: argparse.Namespace) -> int:
+    from signaling.bench import main as bench_main
+
+    return bench_main(args.clients, args.rate or [1000, 4000], args.seconds, args.json)
+
+
 def _settings_epilog() -> str:
     rows = "\n".join(f"  {name:<36} {doc}" for name, _, doc in describe())
     return f"Settings are read from the environment:\n{rows}"
@@ -191,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--hospital", required=True, help="hospital name or id")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(func=cmd_user_create)
+
+    bench = commands.add_parser("bench", help="measure performance", description="Measure performance.")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    signaling_bench = bench_commands.add_parser(
+        "signaling", help="connections, memory, throughput and relay latency of signaling",
+        description="Start real nodes (one on the in-process bus, then two over a redis-server it starts), "
+                    "connect simulated participants in rooms of 2 to 4, relay messages at each rate, and "
+                    "report connections held, memory per connection, throughput and latency percentiles.")
+    signaling_bench.add_argument("--clients", type=int, default=1000, help="simulated participants (default 1000)")
+    signaling_bench.add_argument("--rate", type=int, action="append",
+                                 help="messages per second to offer; repeat for several (default 1000 and 4000)")
+    signaling_bench.add_argument("--seconds", type=float, default=10.0, help="seconds at each rate (default 10)")
+    signaling_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
+    signaling_bench.set_defaults(func=cmd_bench_signaling)
     return parser
 
 

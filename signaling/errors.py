@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # Close codes a client can meet (documented in PROTOCOL.md). 4000-4999 is the application's range.
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the node is shutting down; reconnect (to another node) and resume
 CLOSE_TOO_BIG = 1009
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401

@@ -118,6 +118,11 @@ class RoomHub:
             if not replica.connections:
                 replica.idle_since = asyncio.get_running_loop().time()
 
+    def close_all(self, code: int, reason: str) -> None:
+        """Ask every socket of this node to close (the node is shutting down): clients resume elsewhere."""
+        for outbox in self._outboxes.values():
+            outbox.put_control(CloseRequest(code, reason))
+
     def room(self, room_id: str) -> Room | None:
         replica = self._replicas.get(room_id)
         return replica.room if replica else None

@@ -61,29 +61,35 @@ class LocalRoomLog:
 
     def __init__(self) -> None:
         self._events: dict[str, list[RoomEvent]] = {}
-        self._appended = asyncio.Condition()
+        # Each follower has a queue of its own: an append wakes only the followers of its room.
+        self._followers: dict[str, set[asyncio.Queue[RoomEvent]]] = {}
 
     async def append(self, room_id: str, event: RoomEvent) -> None:
-        async with self._appended:
-            self._events.setdefault(room_id, []).append(event)
-            self._appended.notify_all()
+        self._events.setdefault(room_id, []).append(event)
+        for queue in self._followers.get(room_id, ()):
+            queue.put_nowait(event)
 
     async def follow(self, room_id: str) -> AsyncIterator[RoomEvent | CaughtUp]:
-        events = self._events.setdefault(room_id, [])
-        position = len(events)
-        for event in events[:position]:
-            yield event
-        yield CAUGHT_UP
-        while True:
-            async with self._appended:
-                await self._appended.wait_for(lambda seen=position: len(self._events.get(room_id, ())) > seen)
-                fresh = self._events[room_id][position:]
-            position += len(fresh)
-            for event in fresh:
+        queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
+        # Copy the history and register in one step (no await between), so no event is missed or doubled.
+        history = list(self._events.get(room_id, ()))
+        self._followers.setdefault(room_id, set()).add(queue)
+        try:
+            for event in history:
                 yield event
+            yield CAUGHT_UP
+            while True:
+                yield await queue.get()
+        finally:
+            followers = self._followers.get(room_id)
+            if followers is not None:
+                followers.discard(queue)
+                if not followers:
+                    del self._followers[room_id]
 
     async def forget(self, room_id: str) -> None:
-        self._events.pop(room_id, None)
+        if room_id not in self._followers:
+            self._events.pop(room_id, None)
 
     async def announce(self, node: str, ttl: float) -> None:
         pass

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from .events import RoomEvent, decode, encode
@@ -16,22 +18,52 @@ log = logging.getLogger(__name__)
 
 LOG_TTL_SECONDS = 12 * 3600  # a room's history outlives any consultation, then Redis drops it
 PAGE = 500
-BLOCK_MS = 5000
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
+POOL_SIZE = 64
+POOL_WAIT_SECONDS = 5
 
 
+
+
+# Append and announce in one atomic step, so the order of announcements is the order of the log.
+APPEND_SCRIPT = """
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1])
+return id
+"""
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class RedisRoomLog:
-    """Rooms shared by every node connected to the same Redis."""
+    """Rooms shared by every node connected to the same Redis.
+
+    Each room's log is a Stream (durable, replayable); new entries are also published on the room's
+    channel, and each node reads all its rooms' channels on one subscription. A follower subscribes
+    before it replays the stream and skips what it has already replayed, so nothing is lost or doubled.
+    """
 
     def __init__(self, url: str, *, prefix: str = "telemed") -> None:
-        self._redis = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=10)
+        # Blocking pool: under a burst, wait a moment for a free connection instead of failing.
+        pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS,
+                                               socket_connect_timeout=2, health_check_interval=10)
+        self._redis = Redis(connection_pool=pool)
+        self._append = self._redis.register_script(APPEND_SCRIPT)
         self._prefix = prefix
         self._healthy = True
+        self._followers: dict[str, set[_Follower]] = {}  # channel -> followers of that room on this node
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._reader: asyncio.Task[None] | None = None
 
     def stream_key(self, room_id: str) -> str:
         return f"{self._prefix}:room:{room_id}:log"
+
+    def channel(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}:events"
 
     def presence_key(self, node: str) -> str:
         return f"{self._prefix}:node:{node}"
@@ -49,39 +81,104 @@ class RedisRoomLog:
         self._healthy = healthy
 
     async def append(self, room_id: str, event: RoomEvent) -> None:
-        key = self.stream_key(room_id)
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(key, {"e": encode(event)})
-                pipe.expire(key, LOG_TTL_SECONDS)
-                await pipe.execute()
+            await self._append(keys=[self.stream_key(room_id), self.channel(room_id)],
+                               args=[encode(event), LOG_TTL_SECONDS])
         except (RedisError, OSError) as exc:
             self._mark(False, exc)
             raise BusError("the bus between nodes is unreachable") from exc
         self._mark(True)
 
     async def follow(self, room_id: str) -> AsyncIterator[RoomEvent | CaughtUp]:
-        key, last, attempt, replaying = self.stream_key(room_id), "0-0", 0, True
+        follower = _Follower(self.stream_key(room_id), self.channel(room_id))
+        self._followers.setdefault(follower.channel, set()).add(follower)
+        try:
+            await self._subscribe(follower.channel)
+            async for entry_id, event in self._read_stream(follower.stream, after="0-0"):
+                follower.last = entry_id
+                yield event
+            yield CAUGHT_UP
+            while True:
+                entry_id, event = await follower.queue.get()
+                if _id(entry_id) <= _id(follower.last):
+                    continue  # already replayed, or delivered twice after a reconnection
+                follower.last = entry_id
+                yield event
+        finally:
+            followers = self._followers.get(follower.channel, set())
+            followers.discard(follower)
+            if not followers:
+                self._followers.pop(follower.channel, None)
+                with suppress(RedisError, OSError):
+                    await self._pubsub.unsubscribe(follower.channel)
+
+    async def _subscribe(self, channel: str) -> None:
+        attempt = 0
         while True:
             try:
-                if replaying:  # what is there already, page by page
-                    entries = await self._redis.xrange(key, min="-" if last == "0-0" else f"({last}", count=PAGE)
-                else:  # then wait for what comes; a connection lost here resumes after the last id seen
-                    reply = await self._redis.xread({key: last}, block=BLOCK_MS, count=PAGE)
-                    entries = reply[0][1] if reply else []
+                await self._pubsub.subscribe(channel)
+                break
+            except (RedisError, OSError) as exc:
+                self._mark(False, exc)
+                await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+                attempt += 1
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read_channels())
+
+    async def _read_stream(self, key: str, *, after: str) -> AsyncIterator[tuple[str, RoomEvent]]:
+        """Entries after ``after``, page by page, retrying while Redis is away."""
+        last, attempt = after, 0
+        while True:
+            try:
+                entries = await self._redis.xrange(key, min="-" if last == "0-0" else f"({last}", count=PAGE)
             except (RedisError, OSError) as exc:
                 self._mark(False, exc)
                 await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
                 attempt += 1
                 continue
-            attempt = 0
             self._mark(True)
             for entry_id, fields in entries:
                 last = entry_id.decode()
-                yield decode(fields[b"e"])
-            if replaying and len(entries) < PAGE:
-                replaying = False
-                yield CAUGHT_UP
+                yield last, decode(fields[b"e"])
+            if len(entries) < PAGE:
+                return
+
+    async def _read_channels(self) -> None:
+        """This node's one reader of every room it follows."""
+        attempt = 0
+        while self._followers:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (RedisError, OSError) as exc:
+                self._mark(False, exc)
+                await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+                attempt += 1
+                await self._recover()
+                continue
+            if attempt:
+                attempt = 0
+                self._mark(True)
+            if message is None or message.get("type") != "message":
+                continue
+            entry_id, _, payload = message["data"].decode().partition(" ")
+            for follower in self._followers.get(message["channel"].decode(), ()):
+                follower.queue.put_nowait((entry_id, decode(payload)))
+
+    async def _recover(self) -> None:
+        """After a lost connection: subscribe again, then fetch from each stream what was published meanwhile."""
+        try:
+            with suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            if self._followers:
+                await self._pubsub.subscribe(*self._followers)
+        except (RedisError, OSError) as exc:
+            self._mark(False, exc)
+            return
+        for followers in list(self._followers.values()):
+            for follower in list(followers):
+                async for entry_id, event in self._read_stream(follower.stream, after=follower.last):
+                    follower.queue.put_nowait((entry_id, event))
 
     async def forget(self, room_id: str) -> None:
         pass  # other nodes may still follow it; the stream's TTL removes it
@@ -111,4 +208,18 @@ class RedisRoomLog:
         return True
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._reader
+        with suppress(RedisError, OSError):
+            await self._pubsub.aclose()
         await self._redis.aclose()
+
+
+@dataclass(eq=False)
+class _Follower:
+    stream: str
+    channel: str
+    last: str = "0-0"
+    queue: asyncio.Queue[tuple[str, RoomEvent]] = field(default_factory=asyncio.Queue)

@@ -17,9 +17,8 @@ from yarl import URL
 from server.app import create_app, prepare_database
 from server.db import Database
 from server.demo import DEMO_PASSWORD, seed_demo
+from server.devprocs import RedisServer
 from server.settings import Settings
-
-from .support.redis_server import RedisServer
 
 T = TypeVar("T")
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -152,7 +152,14 @@ async def consultation_room(request: web.Request) -> web.Response:
 async def guest_visit(request: web.Request) -> web.Response:
     """A guest's way in: the link itself is the credential; the guest waits in the lobby until admitted."""
     token = request.match_info["token"]
-    visit, consultation = await guest_pass(request, token)
+    try:
+        visit, consultation = await guest_pass(request, token)
+    except Unauthenticated as exc:
+        # A guest has no login to go back to: say what is wrong with the link instead of redirecting.
+        message = exc.message if exc.code == "link-closed" else N_(
+            "This link is not valid or has expired. Please ask the doctor for a new one.")
+        return request.app[RENDERER].render(
+            request, "error.html", {"error": Unauthenticated(message, code=exc.code)}, status=401)
     config = {
         "consultationId": consultation.id,
         "roomTokenUrl": "/api/guest/room-token",

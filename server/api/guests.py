@@ -13,7 +13,7 @@ from signaling.grants import GUEST, RoomClaims
 from ..appkeys import DATABASE, KEYS, SETTINGS
 from ..auth import public
 from ..errors import N_, NotFound, Unauthenticated
-from ..guests import GUEST_LINK_TTL, guest_link_token, verify_guest_link
+from ..guests import GUEST_LINK_TTL, GuestPass, guest_link_token, verify_guest_link
 from ..http import json_response, parse_body
 from ..models import Consultation, ConsultationStatus
 from ..permissions import can_join_consultation
@@ -43,7 +43,7 @@ async def create_guest_link(request: web.Request) -> web.Response:
     return json_response({"url": f"/visit/{token}", "expires_at": int(time.time()) + GUEST_LINK_TTL}, status=201)
 
 
-async def guest_pass(request: web.Request, token: str):  # type: ignore[no-untyped-def]
+async def guest_pass(request: web.Request, token: str) -> tuple[GuestPass, Consultation]:
     """The guest link's pass, if the link is valid and its consultation still open."""
     settings = request.app[SETTINGS]
     visit = verify_guest_link(request.app[KEYS], settings.jwt_issuer, token)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -15,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.db import Database
-
-from ..support.processes import TelemedNode
+from server.devprocs import TelemedNode
 
 TELEMED = [sys.executable, "-m", "server.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +125,25 @@ def test_help_says_what_each_command_does(tmp_path: Path, args: list[str], says:
 
 def test_console_script_is_installed() -> None:
     assert shutil.which("telemed", path=str(Path(sys.executable).parent)), "pip install should create `telemed`"
+
+
+async def test_sigterm_closes_signaling_sockets_with_1001_and_exits_promptly(tmp_path: Path) -> None:
+    """A rolling deploy: browsers are told 'going away' at once and reconnect elsewhere."""
+    import time
+
+    import aiohttp
+
+    from ..support.signaling_client import bearer, connect, expect
+
+    node = TelemedNode(tmp_path / "var").start()
+    async with aiohttp.ClientSession() as http:
+        headers = await bearer(http, node.url, "dr.li")
+        token = (await (await http.post(f"{node.url}/api/consultations/1/room-token", headers=headers)).json())
+        ws = await connect(http, token["token"], url=f"{node.url.replace('http', 'ws')}{token['signaling_path']}")
+        await expect(ws, "joined")
+        started = time.monotonic()
+        node.process.send_signal(signal.SIGTERM)
+        closing = await ws.receive(timeout=10)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+        assert await asyncio.to_thread(node.process.wait, 20) == 0
+        assert time.monotonic() - started < 10

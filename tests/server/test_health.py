@@ -8,10 +8,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.db import Database
+from server.devprocs import RedisServer
 from server.settings import Settings
 
 from ..conftest import _start
-from ..support.redis_server import RedisServer
 
 
 async def test_healthz_and_readyz(client: TestClient) -> None:

@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
+from server.devprocs import RedisServer
 from server.settings import Settings
 
 from ..conftest import _start
-from ..support.redis_server import RedisServer
 from ..support.signaling_client import connect, expect, expect_closed, room_token
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ..support.processes import TelemedNode
-from ..support.redis_server import RedisServer
+from server.devprocs import RedisServer, TelemedNode
+
 from ..support.signaling_client import bearer, connect, expect, signaling_path
 
 PRESENCE_TTL = 2.0
