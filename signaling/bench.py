@@ -8,6 +8,7 @@ both nodes, so every message takes the Redis path. Ratios are against the baseli
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import tempfile
 import time
@@ -196,6 +197,7 @@ async def _run_setup(setup: Setup, urls: list[str], node_pids: list[TelemedNode]
         setup.held = len(clients)
         pumps = [asyncio.create_task(c.pump()) for c in clients]
         await asyncio.sleep(2.0)  # participant-joined messages settle
+        gc.freeze()  # the load generator's own collector pauses must not count as relay latency
         after = sum(node.rss_bytes() for node in node_pids)
         setup.memory_per_connection_kib = round((after - before) / max(1, setup.held) / 1024, 1)
         for rate in rates:
