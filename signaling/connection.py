@@ -127,7 +127,7 @@ class SignalingConnection:
         try:
             await self._read()
         finally:
-            await self._part()
+            self._part()
             self.outbox.put_control(_DONE)
             try:
                 await asyncio.wait_for(writer, FLUSH_SECONDS)
@@ -137,13 +137,12 @@ class SignalingConnection:
             if not self.ws.closed:
                 await self.ws.close(code=CLOSE_NORMAL)
 
-    async def _part(self) -> None:
+    def _part(self) -> None:
         """Tell the room we are gone: a leave if the client said so, else a disconnect (the seat is kept)."""
         if self.participant_id is None:
             return
         event: RoomEvent = (Leaving if self.left else Disconnected)(participant_id=self.participant_id, at=self.at)
-        with suppress(SignalingError):
-            await self.hub.submit(self.room_id, event, check=False)
+        self.hub.owe(self.room_id, event)
 
     async def _read(self) -> None:
         last_heard, pinged = time.monotonic(), False

@@ -184,6 +184,11 @@ class RoomHub:
             elif isinstance(effect, StoreChat) and effect.node == self.node_id and self.chat_store:
                 self._spawn(self.chat_store(room_id, effect))
 
+    def owe(self, room_id: str, event: RoomEvent) -> None:
+        """Append an event the room must get even if the bus is down now (a socket's leave or disconnect):
+        dropping it would leave a participant in everyone's view for good."""
+        self._spawn(self._append_retrying(room_id, event))
+
     async def _expire_later(self, room_id: str, grace: StartGrace) -> None:
         await asyncio.sleep(self.grace_seconds)
         await self._append_retrying(room_id, GraceExpired(participant_id=grace.participant_id, epoch=grace.epoch))

@@ -145,40 +145,45 @@ class RedisRoomLog:
 
     async def _read_channels(self) -> None:
         """This node's one reader of every room it follows."""
-        attempt = 0
+        attempt, lost = 0, False
         while self._followers:
+            if lost:  # subscribe again and refill the gap; until that works, nothing can be read
+                if not await self._recover():
+                    await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+                    attempt += 1
+                    continue
+                lost, attempt = False, 0
+                self._mark(True)
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 self._mark(False, exc)
-                await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
-                attempt += 1
-                await self._recover()
+                lost = True
                 continue
-            if attempt:
-                attempt = 0
-                self._mark(True)
             if message is None or message.get("type") != "message":
                 continue
             entry_id, _, payload = message["data"].decode().partition(" ")
             for follower in self._followers.get(message["channel"].decode(), ()):
                 follower.queue.put_nowait((entry_id, decode(payload)))
 
-    async def _recover(self) -> None:
+    async def _recover(self) -> bool:
         """After a lost connection: subscribe again, then fetch from each stream what was published meanwhile."""
+        with suppress(RedisError, OSError):
+            await self._pubsub.aclose()
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
-            with suppress(RedisError, OSError):
-                await self._pubsub.aclose()
-            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             if self._followers:
                 await self._pubsub.subscribe(*self._followers)
+            for followers in list(self._followers.values()):
+                for follower in list(followers):
+                    entries = await self._redis.xrange(follower.stream, min=f"({follower.last}"
+                                                       if follower.last != "0-0" else "-")
+                    for entry_id, fields in entries:
+                        follower.queue.put_nowait((entry_id.decode(), decode(fields[b"e"])))
         except (RedisError, OSError) as exc:
             self._mark(False, exc)
-            return
-        for followers in list(self._followers.values()):
-            for follower in list(followers):
-                async for entry_id, event in self._read_stream(follower.stream, after=follower.last):
-                    follower.queue.put_nowait((entry_id, event))
+            return False
+        return True
 
     async def forget(self, room_id: str) -> None:
         pass  # other nodes may still follow it; the stream's TTL removes it

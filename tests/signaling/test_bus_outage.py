@@ -49,3 +49,25 @@ async def test_losing_redis_refuses_joins_then_recovers(settings: Settings, redi
         await wang.close()
     finally:
         await client.close()
+
+
+async def test_a_socket_closed_during_the_outage_is_not_forgotten(settings: Settings,
+                                                                  redis_server: RedisServer) -> None:
+    """Its disconnect is owed to the room and delivered once Redis is back: no ghost participant."""
+    client = await _start(dataclasses.replace(settings, redis_url=redis_server.url, presence_ttl=1.0))
+    try:
+        li = await connect(client, await room_token(client, "dr.li"))
+        await expect(li, "joined")
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        wang_seat = (await expect(wang, "joined"))["self"]["id"]
+        await expect(li, "participant-joined")
+
+        redis_server.stop()
+        await wang.close(code=4000)
+        await asyncio.sleep(0.5)
+        redis_server.start()
+        reconnecting = await expect(li, "participant-reconnecting", within=15)
+        assert reconnecting["participant_id"] == wang_seat
+        await li.close()
+    finally:
+        await client.close()

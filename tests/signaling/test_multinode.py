@@ -34,11 +34,17 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def enter(http: aiohttp.ClientSession, node: TelemedNode, username: str):  # type: ignore[no-untyped-def]
+async def connect_at(http: aiohttp.ClientSession, node: TelemedNode, username: str,
+                     resume: str | None = None) -> aiohttp.ClientWebSocketResponse:
+    """Log in on ``node``, get a room token there, and send join (with ``resume`` to take back a seat)."""
     headers = await bearer(http, node.url, username)
     response = await http.post(f"{node.url}/api/consultations/1/room-token", headers=headers)
     token = (await response.json())["token"]
-    ws = await connect(http, token, url=f"{node.url.replace('http', 'ws')}{signaling_path()}")
+    return await connect(http, token, url=f"{node.url.replace('http', 'ws')}{signaling_path()}", resume=resume)
+
+
+async def enter(http: aiohttp.ClientSession, node: TelemedNode, username: str):  # type: ignore[no-untyped-def]
+    ws = await connect_at(http, node, username)
     return ws, await expect(ws, "joined")
 
 
@@ -81,10 +87,7 @@ async def test_a_participant_dropped_on_one_node_resumes_on_the_other(
     assert (await expect(li, "participant-reconnecting"))["participant_id"] == wang_joined["self"]["id"]
 
     # The load balancer sends the reconnecting browser to the other node.
-    headers = await bearer(http, a.url, "dr.wang")
-    token = (await (await http.post(f"{a.url}/api/consultations/1/room-token", headers=headers)).json())["token"]
-    again = await connect(http, token, url=f"{a.url.replace('http', 'ws')}{signaling_path()}",
-                          resume=wang_joined["resume"])
+    again = await connect_at(http, a, "dr.wang", resume=wang_joined["resume"])
     resumed = await expect(again, "joined")
     assert resumed["resumed"] is True and resumed["self"]["id"] == wang_joined["self"]["id"]
     assert (await expect(li, "participant-resumed"))["participant_id"] == wang_joined["self"]["id"]
