@@ -258,6 +258,8 @@ class SignalingConnection:
                 await self._send(item)  # type: ignore[arg-type]
 
     async def _send(self, message: ServerMessage) -> None:
+        if isinstance(message, Error) and message.code == "resume-failed":
+            self.participant_id = None  # the room refused the seat: the client may join afresh here
         if isinstance(message, Joined | InLobby):
             if message.self_.id != self.participant_id:
                 self.participant_id = message.self_.id  # a resume may land on a seat id we did not pick

@@ -58,6 +58,7 @@ class RedisRoomLog:
         self._followers: dict[str, set[_Follower]] = {}  # channel -> followers of that room on this node
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._reader: asyncio.Task[None] | None = None
+        self._unsubscribe: set[str] = set()  # channels no follower needs any more
 
     def stream_key(self, room_id: str) -> str:
         return f"{self._prefix}:room:{room_id}:log"
@@ -105,14 +106,16 @@ class RedisRoomLog:
                 follower.last = entry_id
                 yield event
         finally:
+            # No network call here: this runs while the follow is being cancelled (a room dropped, the
+            # node stopping). The reader, which owns the subscription, unsubscribes between reads.
             followers = self._followers.get(follower.channel, set())
             followers.discard(follower)
             if not followers:
                 self._followers.pop(follower.channel, None)
-                with suppress(RedisError, OSError):
-                    await self._pubsub.unsubscribe(follower.channel)
+                self._unsubscribe.add(follower.channel)
 
     async def _subscribe(self, channel: str) -> None:
+        self._unsubscribe.discard(channel)
         attempt = 0
         while True:
             try:
@@ -155,6 +158,11 @@ class RedisRoomLog:
                 lost, attempt = False, 0
                 self._mark(True)
             try:
+                if self._unsubscribe:
+                    channels = [c for c in self._unsubscribe if c not in self._followers]
+                    self._unsubscribe.clear()
+                    if channels:
+                        await self._pubsub.unsubscribe(*channels)
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 self._mark(False, exc)
