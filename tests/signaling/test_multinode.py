@@ -77,12 +77,19 @@ async def test_participants_on_different_nodes_meet_negotiate_and_chat_in_order(
     await wang.close()
 
 
-async def test_a_participant_dropped_on_one_node_resumes_on_the_other(
-        nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
-    a, b = nodes
+async def doctor_on_a_specialist_on_b(http: aiohttp.ClientSession, a: TelemedNode,
+                                      b: TelemedNode):  # type: ignore[no-untyped-def]
+    """dr.li in the room through node a, dr.wang through node b, and dr.li told of dr.wang."""
     li, _ = await enter(http, a, "dr.li")
     wang, wang_joined = await enter(http, b, "dr.wang")
     await expect(li, "participant-joined")
+    return li, wang, wang_joined
+
+
+async def test_a_participant_dropped_on_one_node_resumes_on_the_other(
+        nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
+    a, b = nodes
+    li, wang, wang_joined = await doctor_on_a_specialist_on_b(http, a, b)
     await wang.close(code=4000)
     assert (await expect(li, "participant-reconnecting"))["participant_id"] == wang_joined["self"]["id"]
 
@@ -98,9 +105,7 @@ async def test_a_participant_dropped_on_one_node_resumes_on_the_other(
 async def test_a_killed_node_s_participants_leave_everyone_s_view_within_the_ttl(
         nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
     a, b = nodes
-    li, _ = await enter(http, a, "dr.li")
-    wang, wang_joined = await enter(http, b, "dr.wang")
-    await expect(li, "participant-joined")
+    li, wang, wang_joined = await doctor_on_a_specialist_on_b(http, a, b)
     killed = time.monotonic()
     b.stop(signal.SIGKILL)
     left = await expect(li, "participant-left", within=PRESENCE_TTL * 4)
