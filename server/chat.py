@@ -8,18 +8,12 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling.grants import consultation_of_room
 from signaling.hub import ChatStore
 from signaling.room import StoreChat
 
 from .db import Database
 from .models import ChatLine
-
-
-def consultation_of(room_id: str) -> int:
-    prefix, _, number = room_id.partition(":")
-    if prefix != "consultation" or not number.isdigit():
-        raise ValueError(f"{room_id!r} is not a consultation's room")
-    return int(number)
 
 
 def chat_store(database: Database) -> ChatStore:
@@ -28,7 +22,7 @@ def chat_store(database: Database) -> ChatStore:
     async def store(room_id: str, line: StoreChat) -> None:
         async with database.session() as session:
             session.add(ChatLine(
-                consultation_id=consultation_of(room_id), session=line.session, seq=line.seq,
+                consultation_id=consultation_of_room(room_id), session=line.session, seq=line.seq,
                 participant_id=line.participant.id, user_id=line.participant.user_id, name=line.participant.name,
                 text=line.text, sent_at=datetime.fromtimestamp(line.at_time, UTC),
             ))

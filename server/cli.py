@@ -32,6 +32,14 @@ log = logging.getLogger("telemed")
 GC_THRESHOLDS = (10_000, 50, 100)
 
 
+def tune_collector() -> None:
+    """For a long-lived event loop: what exists now lives as long as the process, so keep it out of the
+    collector's full passes (which pause the loop for 100 ms and more once thousands of sockets are
+    open), and make those passes rarer."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load(
         host=getattr(args, "host", None),
@@ -54,11 +62,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        # Everything made so far (modules, schemas, templates, the ORM's metadata) lives as long as the
-        # process: keep it out of the collector's full passes, which otherwise pause the event loop for
-        # 100 ms and more once thousands of sockets are open (measured: docs/benchmarks.md).
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        tune_collector()  # once start-up is done: modules, schemas, templates and the ORM's metadata
         host, port = runner.addresses[0][:2]
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  (display only)
         url = f"http://[{shown_host}]:{port}" if ":" in shown_host else f"http://{shown_host}:{port}"

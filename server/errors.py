@@ -23,6 +23,11 @@ class TelemedError(Exception):
             self.code = code
         self.details = details
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that belong with this error's answer, whatever shape the answer takes."""
+        return {}
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         body.update(self.details)
@@ -84,6 +89,10 @@ class TooManyRequests(TelemedError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retry_after=retry_after)
         self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Unavailable(TelemedError):

@@ -14,7 +14,7 @@ from yarl import URL
 
 from .appkeys import RENDERER
 from .auth import CALLER, authenticate, is_public, token_from
-from .errors import N_, BadRequest, Forbidden, TelemedError, TooManyRequests, Unauthenticated, ValidationFailed
+from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ def _error_page(request: web.Request, error: TelemedError) -> web.Response:
 def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
     response = json_response(error.to_json(), status=error.status) if is_api(request) \
         else _error_page(request, error)
-    if isinstance(error, TooManyRequests):
-        response.headers["Retry-After"] = str(error.retry_after)
+    response.headers.update(error.headers)
     return response
 
 

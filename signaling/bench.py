@@ -8,7 +8,6 @@ both nodes, so every message takes the Redis path. Ratios are against the baseli
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import tempfile
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from server.cli import GC_THRESHOLDS
+from server.cli import tune_collector
 from server.devprocs import RedisServer, TelemedNode, raise_open_file_limit
 from server.settings import Settings
 from server.signing_keys import load_keyring
@@ -198,9 +197,7 @@ async def _run_setup(setup: Setup, urls: list[str], node_pids: list[TelemedNode]
         setup.held = len(clients)
         pumps = [asyncio.create_task(c.pump()) for c in clients]
         await asyncio.sleep(2.0)  # participant-joined messages settle
-        # The load generator's own collector pauses must not count as relay latency: tune it as the server is.
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        tune_collector()  # its own collector pauses must not count as relay latency: tuned as the server is
         after = sum(node.rss_bytes() for node in node_pids)
         setup.memory_per_connection_kib = round((after - before) / max(1, setup.held) / 1024, 1)
         for rate in rates:

@@ -115,7 +115,7 @@ class SignalingConnection:
         self.keys, self.issuer, self.limits = keys, issuer, limits
         self.conn = secrets.token_urlsafe(9)
         self.at = Where(node=hub.node_id, conn=self.conn)
-        self.outbox = hub.attach(self.conn, room_id)
+        self.outbox = hub.attach(self.conn)
         self.participant_id: str | None = None
         self.resume_secret = ""
         self.left = False

@@ -11,13 +11,9 @@ from server.http import json_response
 from server.permissions import can_join_consultation
 
 from .connection import Limits, SignalingConnection
-from .grants import HOST, ROOM_TOKEN_TTL, RoomClaims, room_token
+from .grants import HOST, ROOM_TOKEN_TTL, RoomClaims, consultation_of_room, room_id_for, room_token
 
 routes = web.RouteTableDef()
-
-
-def room_id_for(consultation: int) -> str:
-    return f"consultation:{consultation}"
 
 
 def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
@@ -30,10 +26,6 @@ def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
         "signaling_path": f"/api/consultations/{consultation_of_room(claims.room)}/signaling",
         "ice_servers": list(settings.ice_servers),
     })
-
-
-def consultation_of_room(room: str) -> int:
-    return int(room.partition(":")[2])
 
 
 @routes.post("/api/consultations/{consultation_id}/room-token")

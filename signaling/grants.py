@@ -10,7 +10,21 @@ from server.errors import Unauthenticated
 from server.tokens import AccessToken, KeyRing, TokenVerifier
 
 ROOM_AUDIENCE = "telemed-room"
+ROOM_PREFIX = "consultation:"
 ROOM_TOKEN_TTL = 10 * 60  # long enough to join or rejoin; the page asks for a fresh one each time
+
+
+def room_id_for(consultation: int) -> str:
+    """The room of a consultation, as room tokens and room logs name it."""
+    return f"{ROOM_PREFIX}{consultation}"
+
+
+def consultation_of_room(room_id: str) -> int:
+    """The consultation a room belongs to; ValueError for a name that is not a consultation's room."""
+    number = room_id.removeprefix(ROOM_PREFIX)
+    if number == room_id or not number.isdigit():
+        raise ValueError(f"{room_id!r} is not a consultation's room")
+    return int(number)
 
 
 class Grants(pydantic.BaseModel):

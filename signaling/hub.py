@@ -14,7 +14,7 @@ from .errors import BusUnavailable, SignalingError, SlowConsumer
 from .events import GraceExpired, NodeLost, RoomEvent
 from .log import CAUGHT_UP, BusError, RoomLog
 from .messages import ServerMessage
-from .room import Close, Deliver, Effect, Room, StartGrace, StoreChat
+from .room import Close, Deliver, Effect, Room, StartGrace, Status, StoreChat
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class RoomHub:
 
     # ---- connections ----
 
-    def attach(self, conn: str, room_id: str) -> Outbox:
+    def attach(self, conn: str) -> Outbox:
         outbox = Outbox()
         self._outboxes[conn] = outbox
         return outbox
@@ -127,13 +127,13 @@ class RoomHub:
         replica = self._replicas.get(room_id)
         return replica.room if replica else None
 
-    async def submit(self, room_id: str, event: RoomEvent, *, conn: str | None = None, check: bool = True) -> None:
-        """Append an event to the room's log. With ``check``, refuse at once what the room would refuse."""
+    async def submit(self, room_id: str, event: RoomEvent, *, conn: str | None = None) -> None:
+        """Append an event to the room's log, refusing at once what the room would refuse."""
         replica = await self._replica(room_id)
         if conn is not None:
             replica.connections.add(conn)
             replica.idle_since = None
-        if check and (error := replica.room.refusal(event)) is not None:
+        if (error := replica.room.refusal(event)) is not None:
             raise error
         try:
             await self.log.append(room_id, event)
@@ -228,8 +228,10 @@ class RoomHub:
                     await self._drop(room_id, replica)
 
     def _owes_timer(self, replica: Replica) -> bool:
-        """A member of this node is reconnecting: its grace timer runs here, so keep following."""
-        return any(m.at.node == self.node_id and m.status == "reconnecting" for m in replica.room.members.values())
+        """A member of this node is reconnecting: it will most likely resume here within the grace period,
+        so keep the copy rather than replay the room's log when it does."""
+        return any(m.at.node == self.node_id and m.status is Status.RECONNECTING
+                   for m in replica.room.members.values())
 
     async def _drop(self, room_id: str, replica: Replica) -> None:
         self._replicas.pop(room_id, None)

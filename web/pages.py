@@ -80,8 +80,7 @@ async def login_submit(request: web.Request) -> web.Response:
              "username": username},
             status=exc.status,
         )
-        if isinstance(exc, TooManyRequests):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        response.headers.update(exc.headers)
         return response
     response = web.HTTPSeeOther(next_path)
     set_session_cookie(request, response, issue_token(request, user))
@@ -133,13 +132,11 @@ async def dashboard(request: web.Request) -> web.Response:
 
 @routes.get("/consultations/{consultation_id}", name="consultation")
 async def consultation_room(request: web.Request) -> web.Response:
-    who = caller(request)
     view = await load_authorized(request, can_join_consultation)
     config = {
         "consultationId": view.consultation.id,
         "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
         "guestLinkUrl": f"/api/consultations/{view.consultation.id}/guest-links",
-        "self": {"userId": who.user.id, "name": who.user.display_name},
     }
     return request.app[RENDERER].render(
         request, "consultation.html", {"title": view.consultation.title, "subtitle": view.hospital.name,
@@ -164,9 +161,8 @@ async def guest_visit(request: web.Request) -> web.Response:
         "consultationId": consultation.id,
         "roomTokenUrl": "/api/guest/room-token",
         "guest": token,
-        "self": {"userId": None, "name": visit.name},
     }
     # A guest sees the consultation's title and nothing of the record.
     return request.app[RENDERER].render(
         request, "consultation.html", {"title": consultation.title, "subtitle": None, "patient": None,
-                                       "config": config, "guest_name": visit.name})
+                                       "config": config})

@@ -74,8 +74,6 @@ async def get_consultation(request: web.Request) -> web.Response:
     return json_response(view.to_json(with_patient=True))
 
 
-
-
 @routes.get("/api/consultations/{consultation_id}/chat")
 async def consultation_chat(request: web.Request) -> web.Response:
     """The consultation's chat, as its participants saw it."""

@@ -7,8 +7,8 @@ import time
 import pydantic
 from aiohttp import web
 
-from signaling.endpoint import room_id_for, token_answer
-from signaling.grants import GUEST, RoomClaims
+from signaling.endpoint import token_answer
+from signaling.grants import GUEST, RoomClaims, room_id_for
 
 from ..appkeys import DATABASE, KEYS, SETTINGS
 from ..auth import public

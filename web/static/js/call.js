@@ -31,7 +31,6 @@ export class ConsultationCall {
     this.localStream = localStream;
     /** @type {Participant | null} */
     this.self = null;
-    this.grants = { admit: false, moderate: false };
     /** @type {Map<string, Participant>} */
     this.participants = new Map();
     /** @type {Map<string, Peer>} */
