@@ -1,0 +1,194 @@
+"""One consultation's media relay: a peer connection per participant, each track forwarded to the others.
+
+Each participant's browser makes one connection to the relay. Its offer carries its own microphone and
+camera (send) and then pairs of receive-only audio/video transceivers, the *slots*; the relay fills a
+slot with another participant's tracks and tells the browser which participant is in which slot (the
+layout). Slots are fixed at the first negotiation, so people joining and leaving never trigger a new
+offer/answer, and a screen share is the browser replacing its camera track in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from .errors import NegotiationFailed, NotInRelay
+from .forwarding import ForwardedTrack, FrameSink, Publication
+from .passthrough import on_keyframe_request, request_keyframe, tap_receiver
+
+log = logging.getLogger(__name__)
+
+Layout = dict[str, str]  # slot's video mid -> participant id
+
+
+@dataclass
+class Slot:
+    audio_mid: str
+    video_mid: str
+    audio: ForwardedTrack
+    video: ForwardedTrack
+    owner: str | None = None
+
+
+@dataclass
+class RelayPeer:
+    participant_id: str
+    pc: RTCPeerConnection
+    publish: bool
+    subscribe: bool
+    slots: list[Slot] = field(default_factory=list)
+    publications: dict[str, Publication] = field(default_factory=dict)  # by kind
+
+    def layout(self) -> Layout:
+        return {slot.video_mid: slot.owner for slot in self.slots if slot.owner is not None}
+
+
+class Relay:
+    """Forwards every participant's encoded audio and video to every other participant."""
+
+    def __init__(self, *, ice_servers: list[RTCIceServer] | None = None,
+                 on_layout: Callable[[str, Layout], None] | None = None,
+                 on_publication: Callable[[Publication], None] | None = None) -> None:
+        # max-bundle: every slot rides one transport. aiortc's default ("balanced") leaves the second and
+        # later m-lines of a kind on a transport it then discards when answering a bundled offer.
+        self.configuration = RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        self.peers: dict[str, RelayPeer] = {}
+        self._on_layout = on_layout or (lambda pid, layout: None)
+        self._on_publication = on_publication or (lambda publication: None)
+
+    # ---- negotiation ----
+
+    async def answer(self, participant_id: str, offer_sdp: str, *, publish: bool = True,
+                     subscribe: bool = True) -> str:
+        """Take a participant's offer (a new connection, replacing any earlier one) and return the answer."""
+        await self.remove(participant_id)
+        pc = RTCPeerConnection(self.configuration)
+        peer = RelayPeer(participant_id, pc, publish=publish, subscribe=subscribe)
+        self.peers[participant_id] = peer
+        pc.on("track", lambda track: self._on_track(peer, track))
+        pc.on("connectionstatechange", lambda: self._on_state(peer))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            self._make_slots(peer)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # aiortc raises ValueError, OperationError, InternalError... on bad SDP
+            await self.remove(participant_id)
+            raise NegotiationFailed(f"The relay could not accept that offer: {exc}") from None
+        self._fill_slots(peer)
+        self._announce(peer)
+        return pc.localDescription.sdp
+
+    async def add_candidate(self, participant_id: str, candidate: str, sdp_mid: str | None,
+                            sdp_mline_index: int | None) -> None:
+        peer = self.peers.get(participant_id)
+        if peer is None:
+            raise NotInRelay("Send an offer to the relay first.")
+        if not candidate:  # end of candidates
+            return
+        try:
+            ice = candidate_from_sdp(candidate.removeprefix("candidate:"))
+        except (ValueError, IndexError):
+            raise NegotiationFailed("That ICE candidate could not be read.") from None
+        ice.sdpMid, ice.sdpMLineIndex = sdp_mid, sdp_mline_index
+        await peer.pc.addIceCandidate(ice)
+
+    async def remove(self, participant_id: str) -> None:
+        """The participant left (or reconnected with a new offer): end what it published, close its peer."""
+        peer = self.peers.pop(participant_id, None)
+        if peer is None:
+            return
+        for publication in peer.publications.values():
+            publication.end()
+        for slot in peer.slots:
+            slot.audio.stop()
+            slot.video.stop()
+        for other in self.peers.values():
+            if any(slot.owner == participant_id for slot in other.slots):
+                for slot in other.slots:
+                    if slot.owner == participant_id:
+                        slot.owner = None
+                self._announce(other)
+        await peer.pc.close()
+
+    async def close(self) -> None:
+        for participant_id in list(self.peers):
+            await self.remove(participant_id)
+
+    # ---- what is flowing ----
+
+    def publications(self) -> list[Publication]:
+        return [p for peer in self.peers.values() for p in peer.publications.values() if not p.ended]
+
+    def add_sink(self, sink: FrameSink, publication: Publication) -> None:
+        publication.sinks.add(sink)
+        publication.request_keyframe()
+
+    # ---- internals ----
+
+    def _make_slots(self, peer: RelayPeer) -> None:
+        """Pair the offer's receive-only transceivers into slots, and put a forwarded track in each."""
+        wanting: dict[str, list[RTCRtpTransceiver]] = {"audio": [], "video": []}
+        for transceiver in peer.pc.getTransceivers():
+            if transceiver._offerDirection == "sendonly":  # the browser offered recvonly
+                wanting[transceiver.kind].append(transceiver)
+        if not peer.subscribe:
+            return
+        for audio_t, video_t in zip(wanting["audio"], wanting["video"], strict=False):
+            slot = Slot(audio_t.mid or "", video_t.mid or "", ForwardedTrack("audio"), ForwardedTrack("video"))
+            for transceiver, track in ((audio_t, slot.audio), (video_t, slot.video)):
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendonly"
+                on_keyframe_request(transceiver.sender, track.keyframe_wanted)
+            peer.slots.append(slot)
+
+    def _on_track(self, peer: RelayPeer, track: object) -> None:
+        receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.receiver.track is track)
+        kind = receiver.track.kind
+        if not peer.publish or kind in peer.publications:
+            return  # not allowed to publish, or a second track of a kind: not forwarded
+        publication = Publication(peer.participant_id, kind, lambda: request_keyframe(receiver))
+        tap_receiver(receiver, publication.deliver)
+        peer.publications[kind] = publication
+        for other in self.peers.values():
+            if other is not peer:
+                self._fill_slots(other)
+        self._on_publication(publication)
+
+    def _fill_slots(self, peer: RelayPeer) -> None:
+        """Give every other publishing participant a slot of this peer's, and attach its tracks."""
+        changed = False
+        for other in self.peers.values():
+            if other is peer or not other.publications:
+                continue
+            slot = next((s for s in peer.slots if s.owner == other.participant_id), None)
+            if slot is None:
+                slot = next((s for s in peer.slots if s.owner is None), None)
+                if slot is None:
+                    log.warning("relay: %s has no free slot for %s", peer.participant_id, other.participant_id)
+                    continue
+                slot.owner, changed = other.participant_id, True
+            slot.audio.attach(other.publications.get("audio"))
+            slot.video.attach(other.publications.get("video"))
+        if changed:
+            self._announce(peer)
+
+    def _announce(self, peer: RelayPeer) -> None:
+        self._on_layout(peer.participant_id, peer.layout())
+
+    def _on_state(self, peer: RelayPeer) -> None:
+        if peer.pc.connectionState in ("failed", "closed") and self.peers.get(peer.participant_id) is peer:
+            task = asyncio.ensure_future(self.remove(peer.participant_id))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+

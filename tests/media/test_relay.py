@@ -1,0 +1,90 @@
+"""Real aiortc peers through the relay: every subscriber decodes the publisher's pattern, nobody's
+frames are decoded or encoded in between, and a late joiner gets a key frame at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from media.relay import Relay
+
+from ..support.peers import PALETTE, RelayClient, palette_index
+
+SLOTS = 3
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[tuple[Relay, dict[str, RelayClient]]]:
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    yield relay, clients
+    await relay.close()
+    await asyncio.gather(*(c.close() for c in clients.values()))
+
+
+async def _join(relay: Relay, clients: dict[str, RelayClient], pid: str, *, camera: bool) -> RelayClient:
+    client = clients[pid] = RelayClient(pid, slots=SLOTS, camera=camera)
+    await client.join(relay)
+    return client
+
+
+async def _decoded_pattern(client: RelayClient, publisher: str, frames: int = 45) -> list[int | None]:
+    await client.wait_for_slot(publisher)
+    track = client.video_of(publisher)
+    return [palette_index(await asyncio.wait_for(track.recv(), 10)) for _ in range(frames)]
+
+
+async def test_one_publisher_three_subscribers_each_decode_the_pattern(relay) -> None:
+    """Three subscribers each decode the publisher's colour cycle intact: every frame is one of the
+    palette's colours (no corruption from forwarding) and the colours change (live, not one frozen frame)."""
+    relay_, clients = relay
+    await _join(relay_, clients, "doctor", camera=True)
+    subscribers = [await _join(relay_, clients, f"viewer{i}", camera=False) for i in range(3)]
+
+    seen = await asyncio.gather(*(_decoded_pattern(s, "doctor") for s in subscribers))
+
+    for pattern in seen:
+        assert None not in pattern, pattern
+        assert len(set(pattern)) >= 2, pattern
+    publication = relay_.peers["doctor"].publications["video"]
+    assert publication.frames >= 45
+    assert all(len(pattern) == 45 for pattern in seen)
+    assert set(PALETTE) and publication.codec == "VP8"
+
+
+async def test_late_joiner_gets_a_keyframe_within_a_second(relay) -> None:
+    """Once the publisher's encoder has stopped sending key frames, a newcomer still sees video within a
+    second of connecting: the relay gates it to a key frame and asks the publisher for one."""
+    relay_, clients = relay
+    await _join(relay_, clients, "doctor", camera=True)
+    early = await _join(relay_, clients, "early", camera=False)
+    await _decoded_pattern(early, "doctor", frames=60)  # two seconds in: the encoder has long warmed up
+    publication = relay_.peers["doctor"].publications["video"]
+    requests_before = publication.keyframe_requests
+
+    late = await _join(relay_, clients, "late", camera=False)
+    await late.wait_for_slot("doctor")
+    first = await asyncio.wait_for(late.video_of("doctor").recv(), 5)
+    loop = asyncio.get_running_loop()
+    assert late.connected_at is not None
+    assert loop.time() - late.connected_at < 1.0
+    assert palette_index(first) is not None
+    assert publication.keyframe_requests > requests_before
+
+
+async def test_leaving_frees_the_slot_and_others_keep_flowing(relay) -> None:
+    """A participant who leaves is taken out of everyone's layout; the remaining streams go on."""
+    relay_, clients = relay
+    await _join(relay_, clients, "doctor", camera=True)
+    await _join(relay_, clients, "specialist", camera=True)
+    patient = await _join(relay_, clients, "patient", camera=True)
+    await patient.wait_for_slot("doctor")
+    await patient.wait_for_slot("specialist")
+
+    await relay_.remove("specialist")
+    assert "specialist" not in patient.layout.values()
+    assert "specialist" not in clients["doctor"].layout.values()
+    pattern = await _decoded_pattern(patient, "doctor", frames=30)
+    assert None not in pattern

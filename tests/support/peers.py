@@ -1,0 +1,94 @@
+"""Real aiortc peers for media tests: a patterned camera, and clients of the relay that offer the way
+the browser does (own tracks first, then receive-only audio/video slots)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+from aiortc import (
+    AudioStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+
+from media.relay import Relay
+
+from .media import mean_yuv, solid_frame
+
+PALETTE = ((81, 90, 240), (145, 54, 34), (41, 240, 110))  # red, green, blue in YUV
+FRAMES_PER_COLOUR = 15
+
+
+class PatternTrack(VideoStreamTrack):
+    """A camera that cycles through PALETTE, half a second per colour: content a test can check."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.width, self.height, self.sent = width, height, 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        colour = PALETTE[(self.sent // FRAMES_PER_COLOUR) % len(PALETTE)]
+        self.sent += 1
+        frame = solid_frame(self.width, self.height, colour, pts)
+        frame.time_base = time_base
+        return frame
+
+
+def palette_index(frame: av.VideoFrame, tolerance: float = 14) -> int | None:
+    """Which palette colour a decoded frame shows, or None if it shows none of them (a broken frame)."""
+    seen = mean_yuv(frame)
+    for index, colour in enumerate(PALETTE):
+        if all(abs(a - b) < tolerance for a, b in zip(seen, colour, strict=True)):
+            return index
+    return None
+
+
+class RelayClient:
+    """A participant's side of the relay: one peer connection, like the browser's in relay mode."""
+
+    def __init__(self, participant_id: str, *, slots: int, camera: bool = True) -> None:
+        self.participant_id = participant_id
+        # max-bundle, as browsers do; aiortc's default strands a kind's later m-lines (see media/relay.py)
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.camera = PatternTrack() if camera else None
+        if self.camera is not None:
+            self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+            self.pc.addTransceiver(self.camera, direction="sendonly")
+        for _ in range(slots):
+            self.pc.addTransceiver("audio", direction="recvonly")
+            self.pc.addTransceiver("video", direction="recvonly")
+        self.layout: dict[str, str] = {}
+        self.layout_changed = asyncio.Event()
+        self.connected_at: float | None = None
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            if self.pc.connectionState == "connected" and self.connected_at is None:
+                self.connected_at = asyncio.get_running_loop().time()
+
+    async def join(self, relay: Relay) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await relay.answer(self.participant_id, self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    def on_layout(self, layout: dict[str, str]) -> None:
+        self.layout = layout
+        self.layout_changed.set()
+
+    def video_of(self, participant_id: str):
+        mid = next(mid for mid, owner in self.layout.items() if owner == participant_id)
+        return next(t.receiver.track for t in self.pc.getTransceivers() if t.mid == mid)
+
+    async def wait_for_slot(self, participant_id: str) -> None:
+        async with asyncio.timeout(10):
+            while participant_id not in self.layout.values():
+                self.layout_changed.clear()
+                await self.layout_changed.wait()
+
+    async def close(self) -> None:
+        await self.pc.close()
