@@ -92,3 +92,12 @@ class RelayClient:
 
     async def close(self) -> None:
         await self.pc.close()
+
+
+async def until(condition, seconds: float = 10.0, step: float = 0.05) -> None:
+    """Wait until ``condition()`` holds (polling: media counters have no event to wait on)."""
+    for _ in range(int(seconds / step)):
+        if condition():
+            return
+        await asyncio.sleep(step)
+    raise TimeoutError(f"still not true after {seconds} s: {condition}")

@@ -1,0 +1,273 @@
+"""Recording without transcoding: the relay's encoded frames muxed by PyAV into WebM, sealed on disk.
+
+A *segment* is one file holding every participant's audio and video from one stretch of a recording.
+Muxing, sealing and fsync run on the segment's own thread, fed by a queue, so the event loop (and every
+peer on it) never waits for the disk; aiortc's MediaRecorder encodes on the loop and stalls them all.
+
+While a segment is written it is WebM in "live" form (no seeking back to patch sizes), flushed and
+fsynced about once a second: if the process dies, everything up to the last flush still opens and
+plays. When a segment ends it is remuxed (packets copied, never decoded) into an ordinary WebM with
+cues, so browsers can seek, and sealed again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .forwarding import Publication
+from .passthrough import EncodedFrame
+from .sealed import SealedReader, SealedWriter
+
+log = logging.getLogger(__name__)
+
+MS = Fraction(1, 1000)
+FLUSH_SECONDS = 1.0  # at most this much is lost if the process is killed
+WAIT_FOR_KEYFRAME_SECONDS = 2.0  # a camera that sends no key frame by then is left out of the segment
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    participant_id: str
+    kind: str
+    codec: str
+    width: int = 0
+    height: int = 0
+
+
+@dataclass
+class SegmentResult:
+    path: Path
+    started_at: float  # wall clock
+    tracks: list[TrackInfo]
+    packets: int = 0
+    error: str | None = None
+
+
+def vp8_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a VP8 key frame's header (RFC 6386 9.1)."""
+    width, height = struct.unpack_from("<HH", data, 6)
+    return width & 0x3FFF, height & 0x3FFF
+
+
+def opus_template() -> av.audio.stream.AudioStream:
+    """A stream that says "Opus, stereo, 48 kHz" with its OpusHead, for the muxer to copy.
+
+    PyAV's add_mux_stream cannot set an audio stream's channels, and an Opus track in WebM needs them and
+    the OpusHead. Rather than open an encoder to get them, read them from the smallest Ogg Opus file:
+    the two header pages and one empty packet (RFC 7845)."""
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 0, 48_000, 0, 0)
+    tags = b"OpusTags" + struct.pack("<I", 7) + b"telemed" + struct.pack("<I", 0)
+    data = _ogg_page(head, 0, 0x02, 0) + _ogg_page(tags, 1, 0, 0) + _ogg_page(b"\xfc", 2, 0x04, 960)
+    return av.open(io.BytesIO(data)).streams.audio[0]
+
+
+def _ogg_page(packet: bytes, sequence: int, flags: int, granule: int) -> bytes:
+    lacing = bytes([255] * (len(packet) // 255) + [len(packet) % 255])
+    page = b"OggS" + struct.pack("<BBqIIIB", 0, flags, granule, 1, sequence, 0, len(lacing)) + lacing + packet
+    return page[:22] + struct.pack("<I", _ogg_crc(page)) + page[26:]
+
+
+def _ogg_crc(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+@dataclass
+class _Track:
+    publication: Publication
+    info: TrackInfo | None = None  # known once the first usable frame arrived
+    stream: av.stream.Stream | None = None
+    first_arrival: float = 0.0
+    first_timestamp: int = 0
+    last_pts: int = -1
+    pending: list[EncodedFrame] = field(default_factory=list)
+
+
+class Segment:
+    """One recording file, written by its own thread from frames the relay hands it."""
+
+    def __init__(self, path: Path, key: bytes, publications: list[Publication]) -> None:
+        self.path = path
+        self.origin = time.monotonic()
+        self.result = SegmentResult(path, time.time(), [])
+        self._tracks = {id(p): _Track(p) for p in publications}
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._key = key
+        self._sinks = {id(p): self._sink(id(p)) for p in publications}
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{path.name}", daemon=True)
+        self._thread.start()
+        for publication in publications:
+            publication.sinks.add(self._sinks[id(publication)])
+            publication.request_keyframe()
+
+    def _sink(self, key: int):
+        publication, started = self._tracks[key].publication, False
+
+        def sink(frame: EncodedFrame) -> None:  # on the event loop
+            nonlocal started
+            if not started and not frame.keyframe:
+                publication.request_keyframe()  # rate-limited there; asked until one comes
+                return
+            started = True
+            self._queue.put((key, frame))
+        return sink
+
+    def stop(self) -> None:
+        """Stop taking frames; the thread writes what it has and closes the file (see ``join``)."""
+        for track in self._tracks.values():
+            track.publication.sinks.discard(self._sinks[id(track.publication)])
+        self._queue.put(_STOP)
+
+    def join(self, timeout: float | None = None) -> SegmentResult:
+        self._thread.join(timeout)
+        return self.result
+
+    # ---- the writer thread ----
+
+    def _run(self) -> None:
+        sealed = SealedWriter(self.path, self._key)
+        container: av.container.OutputContainer | None = None
+        last_flush = time.monotonic()
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=0.25)
+                except queue.Empty:
+                    item = None
+                if item is _STOP:
+                    break
+                if item is not None:
+                    key, frame = item  # type: ignore[misc]
+                    self._take(self._tracks[key], frame)
+                if container is None and self._ready():
+                    container = self._open(sealed)
+                if container is not None:
+                    self._mux_pending(container)
+                    if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                        sealed.flush()
+                        last_flush = time.monotonic()
+            if container is None and any(t.info for t in self._tracks.values()):
+                container = self._open(sealed)
+            if container is not None:
+                self._mux_pending(container)
+                container.close()
+        except Exception as exc:  # the recording must never take the relay down with it
+            log.exception("recording %s failed", self.path.name)
+            self.result.error = str(exc)
+        finally:
+            sealed.close()
+
+    def _take(self, track: _Track, frame: EncodedFrame) -> None:
+        if track.stream is None and track.info is None:
+            if track.publication.kind == "video" and not frame.keyframe:
+                return  # a video track starts at a key frame
+            width, height = vp8_size(frame.data) if frame.codec == "VP8" else (0, 0)
+            track.info = TrackInfo(track.publication.participant_id, track.publication.kind, frame.codec,
+                                   width, height)
+            track.first_arrival, track.first_timestamp = frame.arrived, frame.timestamp
+        if track.info is not None:
+            track.pending.append(frame)
+
+    def _ready(self) -> bool:
+        if all(t.info is not None for t in self._tracks.values()):
+            return True
+        return time.monotonic() - self.origin > WAIT_FOR_KEYFRAME_SECONDS and any(t.info for t in self._tracks.values())
+
+    def _open(self, sealed: SealedWriter) -> av.container.OutputContainer:
+        # live: no seeking back (the sealed file is append-only); flush_packets: hand each packet to the
+        # sealed writer at once; max_interleave_delta: a silent track must not hold the others back.
+        container = av.open(sealed, "w", format="webm", options={
+            "live": "1", "flush_packets": "1", "cluster_time_limit": "1000", "max_interleave_delta": "1000000",
+        })
+        for track in self._tracks.values():
+            if track.info is None:
+                continue  # never sent a usable frame in time: not in this segment
+            if track.info.kind == "video":
+                stream = container.add_mux_stream(track.info.codec.lower(), width=track.info.width,
+                                                  height=track.info.height)
+            else:
+                stream = container.add_stream_from_template(opus_template())
+            stream.time_base = MS
+            track.stream = stream
+            self.result.tracks.append(track.info)
+        return container
+
+    def _mux_pending(self, container: av.container.OutputContainer) -> None:
+        for track in self._tracks.values():
+            if track.stream is None:
+                track.pending.clear()
+                continue
+            for frame in track.pending:
+                container.mux(self._packet(track, frame))
+                self.result.packets += 1
+            track.pending.clear()
+
+    def _packet(self, track: _Track, frame: EncodedFrame) -> av.Packet:
+        """A packet of our own (mux() rewrites timing in place), timed on the segment's clock: the track's
+        first frame by when it arrived, the rest by their RTP timestamps, never going backwards."""
+        offset_ms = (track.first_arrival - self.origin) * 1000
+        pts = round(offset_ms + (frame.timestamp - track.first_timestamp) * 1000 / frame.clock_rate)
+        pts = max(pts, track.last_pts + 1, 0)
+        track.last_pts = pts
+        packet = av.Packet(frame.data)
+        packet.pts = packet.dts = pts
+        packet.time_base = MS
+        packet.is_keyframe = frame.keyframe
+        packet.stream = track.stream
+        return packet
+
+
+@dataclass(frozen=True)
+class Finished:
+    duration: float  # seconds
+    sha256: str  # of the WebM a download gives
+    size: int
+    complete: bool  # False: the segment was cut off by a crash, and holds what was flushed
+
+
+def finalize(live: Path, final: Path, key: bytes) -> Finished:
+    """Remux a segment, packets copied as they are, into a seekable WebM; seal it; remove the live file."""
+    reader = SealedReader(live, key)
+    source = av.open(io.BytesIO(reader.read_all()), "r", format="webm")
+    out_buffer = io.BytesIO()
+    output = av.open(out_buffer, "w", format="webm")
+    mapping: dict[int, av.stream.Stream] = {}
+    for stream in source.streams:
+        if stream.type == "video":
+            out = output.add_mux_stream(stream.codec_context.name, width=stream.codec_context.width,
+                                        height=stream.codec_context.height)
+        else:
+            out = output.add_stream_from_template(opus_template())
+        out.time_base = MS
+        mapping[stream.index] = out
+    end = 0.0
+    for packet in source.demux():
+        if packet.dts is None or packet.stream.index not in mapping:
+            continue  # the flush packet at the end of each stream
+        end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+        packet.stream = mapping[packet.stream.index]
+        output.mux(packet)
+    output.close()
+    source.close()
+    data = out_buffer.getvalue()
+    writer = SealedWriter(final, key)
+    writer.write(data)
+    writer.close()
+    digest = SealedReader(final, key).sha256()
+    live.unlink()
+    return Finished(duration=end, sha256=digest, size=len(data), complete=reader.complete)
