@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiortc import RTCIceServer
+from sqlalchemy.exc import SQLAlchemyError
 
+from media.session import RelaySession
 from signaling import endpoint as signaling_endpoint
 from signaling.errors import CLOSE_GOING_AWAY
-from signaling.hub import RoomHub
+from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
 from web import STATIC_DIR, pages
@@ -19,14 +24,19 @@ from .api import auth as auth_api
 from .api import consultations as consultations_api
 from .api import guests as guests_api
 from .api import health
-from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RENDERER, SETTINGS
+from .api import recordings as recordings_api
+from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, RENDERER, SETTINGS
 from .chat import chat_store
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
 from .login_throttle import LoginThrottle
+from .recordings import DatabaseRecordingStore, recover_interrupted
 from .settings import Settings
-from .signing_keys import load_keyring
+from .signing_keys import load_keyring, load_recording_key
+
+log = logging.getLogger(__name__)
+RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shutdown
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -61,6 +71,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[KEYS] = load_keyring(settings)
     app[RENDERER] = Renderer(settings)
     app[LOGIN_THROTTLE] = LoginThrottle()
+    app[RECORDING_KEY] = load_recording_key(settings)
+    app[RELAYS] = {}
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         db = database or Database(settings.database_url)
@@ -68,6 +80,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             if database is None:
                 await prepare_database(db, settings)
             app[DATABASE] = db
+            await _recover_recordings(db, settings, app[RECORDING_KEY])
             yield
         finally:
             await db.close()
@@ -77,14 +90,33 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         # and the node recovers by itself when it returns.
         room_log = RedisRoomLog(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
             else LocalRoomLog()
+        store = DatabaseRecordingStore(app[DATABASE], settings.recordings_dir)
+        stun = [RTCIceServer(urls=server["urls"]) for server in settings.ice_servers
+                if "username" not in server]  # the relay has a public address; it needs STUN at most
+
+        def start_relay(hub: RoomHub, room_id: str, epoch: int) -> None:
+            old = app[RELAYS].get(room_id)
+            if old is not None and not old.task.done():
+                if old.epoch >= epoch:
+                    return  # already running (the log was replayed)
+                old.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "relay replaced"))
+            app[RELAYS][room_id] = RelaySession(hub, room_id, epoch, ice_servers=stun, store=store,
+                                                key=app[RECORDING_KEY])
+
         hub = RoomHub(room_log, node_id=settings.node_id or secrets.token_hex(4),
                       max_participants=settings.room_max_participants, grace_seconds=settings.reconnect_grace,
-                      presence_ttl=settings.presence_ttl, chat_store=chat_store(app[DATABASE]))
+                      presence_ttl=settings.presence_ttl, chat_store=chat_store(app[DATABASE]),
+                      relay_starter=start_relay)
         await hub.start()
         app[HUB] = hub
         try:
             yield
         finally:
+            relays = [relay.task for relay in app[RELAYS].values()]
+            for relay in app[RELAYS].values():
+                relay.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "server shutting down"))
+            if relays:
+                await asyncio.wait(relays, timeout=RELAY_STOP_SECONDS)
             await hub.stop()
             await room_log.close()
 
@@ -97,10 +129,20 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.cleanup_ctx.append(signaling_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(_security_headers)
-    for module in (health, auth_api, consultations_api, guests_api, signaling_endpoint, pages):
+    for module in (health, auth_api, consultations_api, guests_api, recordings_api, signaling_endpoint, pages):
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app
+
+
+async def _recover_recordings(database: Database, settings: Settings, key: bytes) -> None:
+    """Keep what a crash cut off. A database that is down now must not stop the node starting (/readyz
+    says so); the recordings are recovered at the next start."""
+    try:
+        if recovered := await recover_interrupted(database, settings.recordings_dir, key):
+            log.warning("kept %d recording(s) that the last shutdown cut off", recovered)
+    except (OSError, SQLAlchemyError):
+        log.exception("could not look for interrupted recordings; will try at the next start")
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

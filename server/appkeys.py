@@ -12,6 +12,7 @@ from .settings import Settings
 from .tokens import KeyRing
 
 if TYPE_CHECKING:
+    from media.session import RelaySession
     from signaling.hub import RoomHub
     from web.render import Renderer
 
@@ -21,3 +22,5 @@ KEYS = web.AppKey("keys", KeyRing)
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+RECORDING_KEY = web.AppKey("recording_key", bytes)
+RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")

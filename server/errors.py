@@ -98,3 +98,16 @@ class TooManyRequests(TelemedError):
 class Unavailable(TelemedError):
     status = 503
     code = "unavailable"
+
+
+class RangeNotSatisfiable(TelemedError):
+    status = 416
+    code = "range-not-satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}

@@ -195,3 +195,62 @@ class ChatLine(SQLModel, table=True):
     name: str = Field(max_length=100)
     text: str = Field(max_length=2000)
     sent_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RecordingConsent(SQLModel, table=True):
+    """A participant's answer about being recorded in one consultation: a new row each time it changes,
+    so what any recording relied on stays on record."""
+
+    __tablename__ = "recording_consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    identity: str = Field(max_length=80)  # user:<id> or guest:<id>, as in room tokens
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    name: str = Field(max_length=100)
+    given: bool
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RecordingStatus(enum.StrEnum):
+    RECORDING = "recording"
+    READY = "ready"
+    INTERRUPTED = "interrupted"  # the server stopped mid-recording; what was flushed was kept
+    FAILED = "failed"
+
+
+class Recording(SQLModel, table=True):
+    """One recorded segment of a consultation: a sealed WebM file with everyone's tracks."""
+
+    __tablename__ = "recording"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    file: str = Field(max_length=200)  # under the recordings directory
+    status: RecordingStatus = Field(default=RecordingStatus.RECORDING, sa_type=_enum(RecordingStatus))
+    started_by: str = Field(max_length=80)  # identity
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    duration: float | None = None
+    size: int | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+    tracks: str = Field(default="[]", sa_type=sa.Text)  # JSON: participant, kind, codec
+    participants: str = Field(default="[]", sa_type=sa.Text)  # JSON: identity, name, role
+    consent_ids: str = Field(default="[]", sa_type=sa.Text)  # JSON: the RecordingConsent rows relied on
+
+
+class AuditEvent(SQLModel, table=True):
+    """One entry of the audit trail. Each entry's hash covers the previous one's, so altering or removing
+    an entry breaks the chain from there on (server/audit.py checks it)."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str = Field(max_length=80)  # identity
+    action: str = Field(max_length=60)
+    consultation_id: int | None = Field(default=None, index=True)
+    subject: str = Field(default="", max_length=120)
+    detail: str = Field(default="{}", sa_type=sa.Text)
+    prev_hash: str = Field(max_length=64, unique=True)  # unique: two writers racing cannot both extend the chain
+    hash: str = Field(max_length=64)

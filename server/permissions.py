@@ -45,6 +45,11 @@ def can_join_consultation(who: Principal, scope: ConsultationScope) -> bool:
     return who.user_id in scope.participant_ids and who.role in CLINICAL_ROLES
 
 
+def can_access_recordings(who: Principal, scope: ConsultationScope) -> bool:
+    """A consultation's recordings: its participants, and auditors (every access is in the audit trail)."""
+    return who.user_id in scope.participant_ids or who.role is Role.AUDITOR
+
+
 def can_create_consultation(who: Principal) -> bool:
     return who.role in ORGANISING_ROLES
 

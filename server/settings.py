@@ -118,6 +118,21 @@ def _parse_log_level(raw: str) -> str:
     return level
 
 
+def _parse_recording_key(raw: str) -> Secret:
+    value = raw.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError("expected 64 hex digits (a 256-bit key)")
+    return Secret(value)
+
+
+def _parse_url_list(raw: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("turn:", "turns:", "stun:")):
+            raise ValueError(f"{url!r} is not a turn:, turns: or stun: URL")
+    return urls
+
+
 def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -165,12 +180,27 @@ class Settings:
         _parse_ice_servers,
         "STUN/TURN servers handed to browsers: a JSON list of RTCIceServer objects or comma-separated URLs.",
     )
+    turn_urls: tuple[str, ...] = _setting(
+        (), _parse_url_list,
+        "Comma-separated TURN URLs (turn:host:3478?transport=udp,...) given time-limited credentials.",
+    )
+    turn_secret: Secret | None = _setting(
+        None, _parse_secret, "Shared secret with coturn (static-auth-secret) that signs TURN credentials.",
+    )
+    turn_credential_ttl: int = _setting(
+        6 * 3600, _parse_positive_int, "Seconds a TURN credential stays valid (a long consultation and more).",
+    )
+    recording_key: Secret | None = _setting(
+        None, _parse_recording_key,
+        "AES-256 key that seals recordings at rest, as 64 hex digits. Unset: generated once into keys/ in the "
+        "data directory (development only; in production give it from a secrets store, apart from recordings).",
+    )
     default_locale: str = _setting(
         "zh-CN", _parse_locale, "Language of pages when neither the user nor the browser asks for one."
     )
     log_level: str = _setting("INFO", _parse_log_level, "DEBUG, INFO, WARNING or ERROR.")
     signaling_max_message_bytes: int = _setting(
-        64 * 1024, _parse_positive_int, "Largest signaling message accepted; larger ones get an error."
+        192 * 1024, _parse_positive_int, "Largest signaling message accepted; larger ones get an error."
     )
     room_max_participants: int = _setting(
         8, _parse_positive_int, "Most participants a consultation room admits at once (and most waiting)."
@@ -228,7 +258,7 @@ def env_name(field_name: str) -> str:
 
 
 def _shown(field_name: str, raw: str) -> str:
-    return "a secret value" if "secret" in field_name else repr(raw)
+    return "a secret value" if "secret" in field_name or "key" in field_name else repr(raw)
 
 
 def describe() -> list[tuple[str, str, str]]:

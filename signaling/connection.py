@@ -38,6 +38,7 @@ from .events import (
     Joining,
     Leaving,
     MediaChanged,
+    Recording,
     Relaying,
     Removing,
     Resuming,
@@ -68,6 +69,7 @@ from .messages import (
     SendChat,
     ServerMessage,
     SetMediaState,
+    SetRecording,
     dump,
     parse,
 )
@@ -80,7 +82,7 @@ FLUSH_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class Limits:
-    max_message_bytes: int = 64 * 1024
+    max_message_bytes: int = 192 * 1024
     ping_after: float = 20.0  # silence before the server pings
     drop_after: float = 45.0  # silence before the server gives up on the client
     rate: float = 30.0  # messages per second, sustained
@@ -205,6 +207,8 @@ class SignalingConnection:
             event = Admitting(by=pid, participant_id=message.participant_id)
         elif isinstance(message, Deny):
             event = Denying(by=pid, participant_id=message.participant_id)
+        elif isinstance(message, SetRecording):
+            event = Recording(by=pid, on=message.on)
         else:
             assert isinstance(message, Remove)
             event = Removing(by=pid, participant_id=message.participant_id)
@@ -232,7 +236,8 @@ class SignalingConnection:
         else:
             pid = secrets.token_urlsafe(9)
             event = Joining(participant=self._participant(pid, claims), grants=claims.grants,
-                            identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret))
+                            identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
+                            consent_id=claims.consent_id)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
 

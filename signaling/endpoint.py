@@ -5,10 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.consultations import consultation_id, load_authorized
-from server.appkeys import HUB, KEYS, SETTINGS
+from server.appkeys import DATABASE, HUB, KEYS, SETTINGS
 from server.auth import caller, public
 from server.http import json_response
+from server.ice import ice_servers_for
 from server.permissions import can_join_consultation
+from server.recordings import consent_on_record
 
 from .connection import Limits, SignalingConnection
 from .grants import HOST, ROOM_TOKEN_TTL, RoomClaims, consultation_of_room, room_id_for, room_token
@@ -24,7 +26,7 @@ def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
         "expires_in": ROOM_TOKEN_TTL,
         "grants": claims.grants.model_dump(),
         "signaling_path": f"/api/consultations/{consultation_of_room(claims.room)}/signaling",
-        "ice_servers": list(settings.ice_servers),
+        "ice_servers": ice_servers_for(settings, claims.identity),
     })
 
 
@@ -34,9 +36,12 @@ async def issue_room_token(request: web.Request) -> web.Response:
     view = await load_authorized(request, can_join_consultation)
     user = caller(request).user
     assert view.consultation.id is not None and user.id is not None
+    identity = f"user:{user.id}"
+    async with request.app[DATABASE].session() as session:
+        consent_id = await consent_on_record(session, view.consultation.id, identity)
     return token_answer(request, RoomClaims(
-        identity=f"user:{user.id}", room=room_id_for(view.consultation.id), name=user.display_name,
-        role=user.role.value, user_id=user.id, grants=HOST))
+        identity=identity, room=room_id_for(view.consultation.id), name=user.display_name,
+        role=user.role.value, user_id=user.id, grants=HOST, consent_id=consent_id))
 
 
 @routes.get("/api/consultations/{consultation_id}/signaling")

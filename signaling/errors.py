@@ -57,6 +57,18 @@ class NotAllowed(SignalingError):
     code = "not-allowed"
 
 
+class ConsentMissing(SignalingError):
+    """Recording needs the recording consent of everyone in the room."""
+
+    code = "consent-missing"
+
+
+class NotRelayed(SignalingError):
+    """A message for the media relay while the room is peer to peer."""
+
+    code = "not-relayed"
+
+
 class ResumeFailed(SignalingError):
     """The seat is gone or the resume token is wrong; the client should join afresh on the same socket."""
 

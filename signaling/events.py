@@ -32,6 +32,7 @@ class Joining(_Event):
     identity: str
     at: Where
     resume_hash: str
+    consent_id: int | None = None  # the participant's recording consent on record, if given
 
 
 class Leaving(_Event):
@@ -114,9 +115,37 @@ class Chatting(_Event):
     at_time: float
 
 
+class Consenting(_Event):
+    """Everyone in the room with this identity gave (``consent_id``) or withdrew (None) recording consent.
+
+    Appended by the server when the consent record is written, never by a participant's message."""
+
+    kind: Literal["consent"] = "consent"
+    identity: str
+    consent_id: int | None
+
+
+class Recording(_Event):
+    kind: Literal["recording"] = "recording"
+    by: str
+    on: bool
+
+
+class FromRelay(_Event):
+    """The media relay's answer, layout or error for one participant."""
+
+    kind: Literal["from-relay"] = "from-relay"
+    to: str
+    type: Literal["answer", "layout", "error"]
+    sdp: str | None = None
+    layout: dict[str, str] = {}
+    code: str = ""
+    message: str = ""
+
+
 RoomEvent = (
     Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | Admitting | Denying | Removing
-    | Relaying | MediaChanged | Chatting
+    | Relaying | MediaChanged | Chatting | Consenting | Recording | FromRelay
 )
 event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
     Annotated[RoomEvent, pydantic.Field(discriminator="kind")]

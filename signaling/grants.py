@@ -54,6 +54,7 @@ class RoomClaims(pydantic.BaseModel):
     role: str
     user_id: int | None
     grants: Grants
+    consent_id: int | None = None  # the recording consent on record when the token was issued
 
     @property
     def is_guest(self) -> bool:
@@ -65,7 +66,7 @@ def room_token(keys: KeyRing, issuer: str, claims: RoomClaims, *, ttl: int = ROO
         AccessToken(issuer=issuer, audience=ROOM_AUDIENCE, ttl=ttl)
         .with_identity(claims.identity)
         .with_claims(room=claims.room, name=claims.name, role=claims.role, user_id=claims.user_id,
-                     grants=claims.grants.model_dump())
+                     grants=claims.grants.model_dump(), consent_id=claims.consent_id)
         .to_jwt(keys)
     )
 
@@ -75,6 +76,7 @@ def verify_room_token(keys: KeyRing, issuer: str, token: str) -> RoomClaims:
     payload: dict[str, Any] = TokenVerifier(keys, issuer=issuer, audience=ROOM_AUDIENCE).verify(token)
     try:
         return RoomClaims(identity=payload["sub"], room=payload["room"], name=payload["name"], role=payload["role"],
-                          user_id=payload.get("user_id"), grants=Grants.model_validate(payload["grants"]))
+                          user_id=payload.get("user_id"), grants=Grants.model_validate(payload["grants"]),
+                          consent_id=payload.get("consent_id"))
     except (KeyError, pydantic.ValidationError):
         raise Unauthenticated("The room token lacks the room, name or grants.", code="token-invalid") from None

@@ -14,7 +14,7 @@ from .errors import BusUnavailable, SignalingError, SlowConsumer
 from .events import GraceExpired, NodeLost, RoomEvent
 from .log import CAUGHT_UP, BusError, RoomLog
 from .messages import ServerMessage
-from .room import Close, Deliver, Effect, Room, StartGrace, Status, StoreChat
+from .room import Close, Deliver, Effect, Room, StartGrace, StartRelay, Status, StoreChat
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class Outbox:
 
 
 ChatStore = Callable[[str, StoreChat], Awaitable[None]]
+RelayStarter = Callable[["RoomHub", str, int], None]  # (hub, room id, relay epoch): run the room's relay here
 
 
 @dataclass
@@ -72,13 +73,15 @@ class Replica:
 
 class RoomHub:
     def __init__(self, log_: RoomLog, *, node_id: str, max_participants: int, grace_seconds: float = 30.0,
-                 presence_ttl: float = 10.0, chat_store: ChatStore | None = None) -> None:
+                 presence_ttl: float = 10.0, chat_store: ChatStore | None = None,
+                 relay_starter: RelayStarter | None = None) -> None:
         self.log = log_
         self.node_id = node_id
         self.max_participants = max_participants
         self.grace_seconds = grace_seconds
         self.presence_ttl = presence_ttl
         self.chat_store = chat_store
+        self.relay_starter = relay_starter
         self._replicas: dict[str, Replica] = {}
         self._outboxes: dict[str, Outbox] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -105,9 +108,13 @@ class RoomHub:
 
     # ---- connections ----
 
-    def attach(self, conn: str) -> Outbox:
-        outbox = Outbox()
+    def attach(self, conn: str, *, room_id: str | None = None, limit: int = OUTBOX_LIMIT) -> Outbox:
+        """An outbox for one connection; with ``room_id``, the connection keeps that room followed here."""
+        outbox = Outbox(limit)
         self._outboxes[conn] = outbox
+        if room_id is not None and (replica := self._replicas.get(room_id)) is not None:
+            replica.connections.add(conn)
+            replica.idle_since = None
         return outbox
 
     def detach(self, conn: str, room_id: str) -> None:
@@ -183,6 +190,8 @@ class RoomHub:
                 self._spawn(self._expire_later(room_id, effect))
             elif isinstance(effect, StoreChat) and effect.node == self.node_id and self.chat_store:
                 self._spawn(self.chat_store(room_id, effect))
+            elif isinstance(effect, StartRelay) and effect.node == self.node_id and self.relay_starter:
+                self.relay_starter(self, room_id, effect.epoch)
 
     def owe(self, room_id: str, event: RoomEvent) -> None:
         """Append an event the room must get even if the bus is down now (a socket's leave or disconnect):

@@ -13,7 +13,7 @@ import pydantic
 from .errors import MalformedMessage, MessageTooLarge, UnknownMessageType
 
 PROTOCOL_VERSION = 2
-MAX_SDP_CHARS = 32 * 1024
+MAX_SDP_CHARS = 128 * 1024  # a relay offer: 2 m-lines per seat, about 3 KB each from Chromium
 MAX_CANDIDATE_CHARS = 1024
 MAX_CHAT_CHARS = 2000
 MAX_TOKEN_CHARS = 4096
@@ -48,6 +48,7 @@ class Participant(_Message):
     role: str
     guest: bool = False
     media: MediaState = MediaState()
+    recording_consent: bool = False
 
 
 PeerId = Annotated[str, pydantic.Field(min_length=1, max_length=64)]
@@ -117,6 +118,13 @@ class Remove(_Message):
     participant_id: PeerId
 
 
+class SetRecording(_Message):
+    """Start or stop recording (record grant; starting needs everyone's recording consent)."""
+
+    type: Literal["recording"] = "recording"
+    on: bool
+
+
 class Leave(_Message):
     type: Literal["leave"] = "leave"
 
@@ -134,8 +142,8 @@ class Pong(_Message):
 
 
 ClientMessage = (
-    Join | Offer | Answer | Candidate | IceRestart | SetMediaState | SendChat | Admit | Deny | Remove | Leave | Ping
-    | Pong
+    Join | Offer | Answer | Candidate | IceRestart | SetMediaState | SendChat | Admit | Deny | Remove | SetRecording
+    | Leave | Ping | Pong
 )
 RelayedRequest = Offer | Answer | Candidate | IceRestart
 _client_adapter: pydantic.TypeAdapter[ClientMessage] = pydantic.TypeAdapter(
@@ -143,8 +151,8 @@ _client_adapter: pydantic.TypeAdapter[ClientMessage] = pydantic.TypeAdapter(
 )
 CLIENT_TYPES = tuple(sorted(
     model.model_fields["type"].default
-    for model in (Join, Offer, Answer, Candidate, IceRestart, SetMediaState, SendChat, Admit, Deny, Remove, Leave,
-                  Ping, Pong)
+    for model in (Join, Offer, Answer, Candidate, IceRestart, SetMediaState, SendChat, Admit, Deny, Remove,
+                  SetRecording, Leave, Ping, Pong)
 ))
 
 # ---- server to client ----
@@ -160,6 +168,9 @@ class Joined(_Message):
     chat: tuple[ChatMessage, ...] = ()
     resume: str | None = None
     resumed: bool = False
+    mode: Literal["p2p", "relay"] = "p2p"
+    relay_slots: int = 0
+    recording: bool = False
     protocol: int = PROTOCOL_VERSION
 
 
@@ -240,6 +251,39 @@ class ChatMessage(_Message):
     at: float
 
 
+class RoomMode(_Message):
+    """How media flows now: p2p (each pair connects) or relay (everyone connects once, to the server).
+
+    On "relay", close the connections to the others and send one offer ``to: "relay"`` with your own
+    tracks and ``relay_slots`` pairs of receive-only audio/video transceivers."""
+
+    type: Literal["mode"] = "mode"
+    mode: Literal["p2p", "relay"]
+    relay_slots: int = 0
+
+
+class RelayLayout(_Message):
+    """Which participant the relay put in which of your slots: the slot's video mid -> participant id."""
+
+    type: Literal["layout"] = "layout"
+    slots: dict[str, str]
+
+
+class RecordingState(_Message):
+    type: Literal["recording"] = "recording"
+    on: bool
+    by: str | None = None
+    reason: Literal["started", "stopped", "consent-withdrawn", "consent-missing", "relay-lost", "left"] = "started"
+
+
+class ConsentState(_Message):
+    """A participant gave or withdrew consent to be recorded."""
+
+    type: Literal["consent"] = "consent"
+    participant_id: str
+    recording: bool
+
+
 class Denied(_Message):
     type: Literal["denied"] = "denied"
     message: str
@@ -259,7 +303,7 @@ class Error(_Message):
 ServerMessage = (
     Joined | InLobby | LobbyUpdate | ParticipantJoined | ParticipantLeft | ParticipantReconnecting
     | ParticipantResumed | RelayedOffer | RelayedAnswer | RelayedCandidate | RelayedIceRestart | MediaStateChanged
-    | ChatMessage | Denied | Removed | Ping | Pong | Error
+    | ChatMessage | RoomMode | RelayLayout | RecordingState | ConsentState | Denied | Removed | Ping | Pong | Error
 )
 server_adapter: pydantic.TypeAdapter[ServerMessage] = pydantic.TypeAdapter(
     Annotated[ServerMessage, pydantic.Field(discriminator="type")]

@@ -13,9 +13,11 @@ from .errors import (
     CLOSE_FORBIDDEN,
     CLOSE_REPLACED,
     AlreadyJoined,
+    ConsentMissing,
     NoSeat,
     NotAllowed,
     NotJoined,
+    NotRelayed,
     ResumeFailed,
     RoomFull,
     SignalingError,
@@ -24,13 +26,16 @@ from .errors import (
 from .events import (
     Admitting,
     Chatting,
+    Consenting,
     Denying,
     Disconnected,
+    FromRelay,
     GraceExpired,
     Joining,
     Leaving,
     MediaChanged,
     NodeLost,
+    Recording,
     Relaying,
     Removing,
     Resuming,
@@ -40,6 +45,7 @@ from .events import (
 from .grants import Grants
 from .messages import (
     ChatMessage,
+    ConsentState,
     Denied,
     Error,
     InLobby,
@@ -51,15 +57,25 @@ from .messages import (
     ParticipantLeft,
     ParticipantReconnecting,
     ParticipantResumed,
+    RecordingState,
     RelayedAnswer,
     RelayedCandidate,
     RelayedIceRestart,
     RelayedOffer,
+    RelayLayout,
     Removed,
+    RoomMode,
     ServerMessage,
 )
 
 CHAT_KEPT = 200  # chat lines a newcomer sees; the whole chat is kept in the database
+RELAY_ID = "relay"  # the media relay, as participants address it: offers and candidates go ``to: "relay"``
+RELAY_FROM = 3  # seated participants from which media goes through the relay
+
+
+def relay_conn(room_id: str) -> str:
+    """The relay's place among its node's connections: room events for it are delivered there."""
+    return f"relay:{room_id}"
 
 
 class Status(enum.StrEnum):
@@ -77,6 +93,7 @@ class Member:
     resume_hash: str
     status: Status
     seated: bool  # holds a seat in the room (not the lobby), whether or not its socket is up
+    consent_id: int | None = None  # the recording consent on record, if given
     epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
 
     @property
@@ -122,7 +139,15 @@ class StoreChat:
     at_time: float
 
 
-Effect = Deliver | Close | StartGrace | StoreChat
+@dataclass(frozen=True)
+class StartRelay:
+    """Run this room's media relay on ``node`` (``epoch`` counts relays started, so a stale one stops)."""
+
+    node: str
+    epoch: int
+
+
+Effect = Deliver | Close | StartGrace | StoreChat | StartRelay
 
 
 class Room:
@@ -136,6 +161,10 @@ class Room:
         # Names this run of the room's log (the first joiner's random id): a log forgotten when the room
         # emptied starts counting again, so (session, seq) is what orders a consultation's chat.
         self.session = ""
+        self.mode = "p2p"
+        self.relay_node: str | None = None
+        self.relay_epoch = 0
+        self.recording_by: str | None = None  # who started the recording now running, if one is
 
     # ---- views ----
 
@@ -154,6 +183,22 @@ class Room:
 
     def member(self, participant_id: str) -> Member | None:
         return self.members.get(participant_id)
+
+    @property
+    def recording(self) -> bool:
+        return self.recording_by is not None
+
+    @property
+    def relay_at(self) -> Where | None:
+        return Where(node=self.relay_node, conn=relay_conn(self.room_id)) if self.relay_node else None
+
+    @property
+    def relay_slots(self) -> int:
+        return self.max_participants - 1
+
+    def consents(self) -> dict[str, int | None]:
+        """Each seated participant's consent record (None: not given)."""
+        return {m.id: m.consent_id for m in self.members.values() if m.seated}
 
     # ---- events ----
 
@@ -195,13 +240,13 @@ class Room:
             return self._refuse(error, event.at)
         self.session = self.session or event.participant.id
         status = Status.PRESENT if event.grants.admit else Status.WAITING
-        member = Member(event.participant, event.grants, event.identity, event.at, event.resume_hash, status,
-                        seated=status is Status.PRESENT)
+        participant = event.participant.model_copy(update={"recording_consent": event.consent_id is not None})
+        member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
+                        seated=status is Status.PRESENT, consent_id=event.consent_id)
         self.members[member.id] = member
         if status is Status.WAITING:
             return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]
-        return [self._joined(member), *self._to_seated(ParticipantJoined(participant=member.participant),
-                                                        but=member.id)]
+        return self._seat(member)
 
     # leaving, disconnecting, resuming, expiring
 
@@ -252,6 +297,9 @@ class Room:
         return self._drop(member, "timeout")
 
     def _on_NodeLost(self, event: NodeLost, seq: int) -> list[Effect]:
+        relay_lost = self.relay_node == event.node
+        if relay_lost:
+            self.mode, self.relay_node = "p2p", None
         lost = [m for m in self.members.values() if m.at.node == event.node]
         for member in lost:  # all of them first: nobody on the dead node is told anything
             del self.members[member.id]
@@ -261,6 +309,13 @@ class Room:
                 effects += self._to_seated(ParticipantLeft(participant_id=member.id, reason="node-lost"))
         if any(not m.seated for m in lost):
             effects += self._lobby_update()
+        if relay_lost and self.participants:
+            # The relay went with the node: start another where a participant is (everyone reconnects to
+            # it), or go back to peer to peer if the room is small again. A recording ended with the relay.
+            if self.recording:
+                effects += self._stop_recording("relay-lost")
+            effects += self._ensure_mode(self.members[self.participants[0].id].at.node) \
+                or self._to_seated(RoomMode(mode="p2p"))
         return effects
 
     # the lobby
@@ -288,8 +343,7 @@ class Room:
             return self._refuse(error, self._origin(event.by))
         target = self.members[event.participant_id]
         target.status, target.seated = Status.PRESENT, True
-        return [self._joined(target), *self._to_seated(ParticipantJoined(participant=target.participant),
-                                                        but=target.id), *self._lobby_update()]
+        return [*self._seat(target), *self._lobby_update()]
 
     def _check_Denying(self, event: Denying) -> SignalingError | None:
         if error := self._host(event.by, "admit"):
@@ -332,6 +386,14 @@ class Room:
     def _check_Relaying(self, event: Relaying) -> SignalingError | None:
         if error := self._speaker(event.sender):
             return error
+        if event.to == RELAY_ID:
+            if self.mode != "relay":
+                return NotRelayed("This room is peer to peer now; send your offer to the other participant.")
+            if event.type in ("answer", "ice-restart"):
+                return NotAllowed("The relay takes offers and candidates; to restart, send a new offer.")
+            if event.sdp is not None and not self.members[event.sender].grants.publish and sends_media(event.sdp):
+                return NotAllowed("You do not have the publish grant: offer to receive only.")
+            return None
         target = self.members.get(event.to)
         if target is None or not target.seated or event.to == event.sender:
             return UnknownParticipant(f"No other participant {event.to!r} is in this room.")
@@ -351,7 +413,9 @@ class Room:
             message = RelayedCandidate(from_=event.sender, candidate=event.candidate)
         else:
             message = RelayedIceRestart(from_=event.sender)
-        return [Deliver(self.members[event.to].at, message)]
+        to = self.relay_at if event.to == RELAY_ID else self.members[event.to].at
+        assert to is not None
+        return [Deliver(to, message)]
 
     def _check_MediaChanged(self, event: MediaChanged) -> SignalingError | None:
         return self._speaker(event.participant_id)
@@ -376,18 +440,100 @@ class Room:
         return [StoreChat(member.at.node, self.session, seq, member.participant, event.text, event.at_time),
                 *self._to_seated(line)]
 
+    # recording and consent
+
+    def _check_Recording(self, event: Recording) -> SignalingError | None:
+        if error := self._host(event.by, "record"):
+            return error
+        if event.on and not self.recording:
+            missing = [m.participant.name for m in self.members.values() if m.seated and m.consent_id is None]
+            if missing:
+                return ConsentMissing("Recording needs everyone's consent; not yet given by: "
+                                      + ", ".join(missing) + ".")
+        return None
+
+    def _on_Recording(self, event: Recording, seq: int) -> list[Effect]:
+        if error := self._check_Recording(event):
+            return self._refuse(error, self._origin(event.by))
+        if event.on == self.recording:
+            return []
+        if not event.on:
+            return self._stop_recording("stopped")
+        self.recording_by = event.by
+        effects = self._ensure_mode(self.members[event.by].at.node, force=True)
+        return effects + self._to_seated(RecordingState(on=True, by=event.by, reason="started"))
+
+    def _on_Consenting(self, event: Consenting, seq: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for member in self.members.values():
+            if member.identity != event.identity:
+                continue
+            member.consent_id = event.consent_id
+            given = event.consent_id is not None
+            member.participant = member.participant.model_copy(update={"recording_consent": given})
+            if member.seated:
+                effects += self._to_seated(ConsentState(participant_id=member.id, recording=given))
+                if not given and self.recording:
+                    effects += self._stop_recording("consent-withdrawn")
+        return effects
+
+    def _check_FromRelay(self, event: FromRelay) -> SignalingError | None:
+        target = self.members.get(event.to)
+        if target is None or not target.seated:
+            return UnknownParticipant(f"No participant {event.to!r} is in this room.")
+        return None
+
+    def _on_FromRelay(self, event: FromRelay, seq: int) -> list[Effect]:
+        if self._check_FromRelay(event) is not None:
+            return []  # the participant left meanwhile
+        message: ServerMessage
+        if event.type == "answer":
+            message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "")
+        elif event.type == "layout":
+            message = RelayLayout(slots=event.layout)
+        else:
+            message = Error(code=event.code, message=event.message)
+        return [Deliver(self.members[event.to].at, message)]
+
+    def _stop_recording(self, reason: str) -> list[Effect]:
+        self.recording_by = None
+        return self._to_seated(RecordingState(on=False, reason=reason))  # type: ignore[arg-type]
+
+    def _ensure_mode(self, node: str, *, force: bool = False) -> list[Effect]:
+        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it)."""
+        if self.mode == "relay" or not (force or len(self.participants) >= RELAY_FROM):
+            return []
+        self.mode, self.relay_node = "relay", node
+        self.relay_epoch += 1
+        return [StartRelay(node, self.relay_epoch),
+                *self._to_seated(RoomMode(mode="relay", relay_slots=self.relay_slots))]
+
     # ---- helpers ----
+
+    def _seat(self, member: Member) -> list[Effect]:
+        """A member has just taken a seat: tell it and the others; the room may change how media flows."""
+        effects: list[Effect] = [
+            *self._to_seated(ParticipantJoined(participant=member.participant), but=member.id)]
+        effects += self._ensure_mode(member.at.node)
+        if self.recording and member.consent_id is None:
+            effects += self._stop_recording("consent-missing")
+        return [self._joined(member), *effects]
 
     def _joined(self, member: Member, *, resumed: bool = False) -> Deliver:
         others = tuple(p for p in self.participants if p.id != member.id)
         waiting = self.waiting if member.grants.admit else ()
         return Deliver(member.at, Joined(self_=member.participant, participants=others, waiting=waiting,
-                                         chat=tuple(self.chat), resumed=resumed))
+                                         chat=tuple(self.chat), resumed=resumed, mode=self.mode,  # type: ignore[arg-type]
+                                         relay_slots=self.relay_slots, recording=self.recording))
 
     def _to_seated(self, message: ServerMessage, *, but: str | None = None) -> list[Effect]:
-        """To everyone with a live seat (a reconnecting one hears nothing until it resumes)."""
-        return [Deliver(m.at, message) for m in self.members.values()
-                if m.status is Status.PRESENT and m.id != but]
+        """To everyone with a live seat (a reconnecting one hears nothing until it resumes), and to the relay
+        what it must act on."""
+        effects: list[Effect] = [Deliver(m.at, message) for m in self.members.values()
+                                 if m.status is Status.PRESENT and m.id != but]
+        if self.relay_at is not None and isinstance(message, ParticipantLeft | RecordingState):
+            effects.append(Deliver(self.relay_at, message))
+        return effects
 
     def _lobby_update(self) -> list[Effect]:
         update = LobbyUpdate(waiting=self.waiting)
@@ -396,9 +542,12 @@ class Room:
 
     def _drop(self, member: Member, reason: str) -> list[Effect]:
         del self.members[member.id]
-        if member.seated:
-            return self._to_seated(ParticipantLeft(participant_id=member.id, reason=reason))  # type: ignore[arg-type]
-        return self._lobby_update()
+        if not member.seated:
+            return self._lobby_update()
+        effects = self._to_seated(ParticipantLeft(participant_id=member.id, reason=reason))  # type: ignore[arg-type]
+        if self.recording_by == member.id:
+            effects += self._stop_recording("left")  # whoever started it answers for it; it ends with them
+        return effects
 
 
 def sends_media(sdp: str) -> bool:

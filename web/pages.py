@@ -137,6 +137,8 @@ async def consultation_room(request: web.Request) -> web.Response:
         "consultationId": view.consultation.id,
         "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
         "guestLinkUrl": f"/api/consultations/{view.consultation.id}/guest-links",
+        "consentUrl": f"/api/consultations/{view.consultation.id}/recording-consent",
+        "recordingsUrl": f"/api/consultations/{view.consultation.id}/recordings",
     }
     return request.app[RENDERER].render(
         request, "consultation.html", {"title": view.consultation.title, "subtitle": view.hospital.name,
@@ -160,6 +162,7 @@ async def guest_visit(request: web.Request) -> web.Response:
     config = {
         "consultationId": consultation.id,
         "roomTokenUrl": "/api/guest/room-token",
+        "consentUrl": "/api/guest/recording-consent",
         "guest": token,
     }
     # A guest sees the consultation's title and nothing of the record.

@@ -39,8 +39,15 @@ async def load_authorized(
     request: web.Request, rule: Callable[[Principal, ConsultationScope], bool]
 ) -> consultations.ConsultationView:
     """The consultation named in the path, if ``rule`` lets the caller at it: else 400, 403 or 404."""
+    return await authorize(request, consultation_id(request), rule)
+
+
+async def authorize(
+    request: web.Request, consultation: int, rule: Callable[[Principal, ConsultationScope], bool]
+) -> consultations.ConsultationView:
+    """The consultation, if ``rule`` lets the caller at it: else 403 or 404."""
     async with request.app[DATABASE].session() as session:
-        view = await consultations.load(session, consultation_id(request))
+        view = await consultations.load(session, consultation)
     require(rule(caller(request).principal, view.scope), N_("You are not a participant of this consultation."))
     return view
 

@@ -17,6 +17,7 @@ from ..guests import GUEST_LINK_TTL, GuestPass, guest_link_token, verify_guest_l
 from ..http import json_response, parse_body
 from ..models import Consultation, ConsultationStatus
 from ..permissions import can_join_consultation
+from ..recordings import consent_on_record
 from .consultations import load_authorized
 
 routes = web.RouteTableDef()
@@ -61,6 +62,9 @@ async def guest_pass(request: web.Request, token: str) -> tuple[GuestPass, Consu
 async def guest_room_token(request: web.Request) -> web.Response:
     body = await parse_body(request, GuestTokenRequest)
     visit, consultation = await guest_pass(request, body.guest)
+    assert consultation.id is not None
+    async with request.app[DATABASE].session() as session:
+        consent_id = await consent_on_record(session, consultation.id, visit.identity)
     return token_answer(request, RoomClaims(
         identity=visit.identity, room=room_id_for(consultation.id), name=visit.name, role="patient",
-        user_id=None, grants=GUEST))
+        user_id=None, grants=GUEST, consent_id=consent_id))

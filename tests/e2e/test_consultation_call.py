@@ -17,6 +17,22 @@ async () => {
   const call = window.telemedCall;
   if (!call) return null;
   const result = {};
+  if (call.relay) {  // relay mode: one connection, a slot (audio and video mid) per remote participant
+    const owners = {};
+    for (const slot of call.relay.slots) {
+      if (!slot.owner) continue;
+      owners[slot.video.mid] = slot.owner;
+      owners[slot.audio.mid] = slot.owner;
+    }
+    (await call.relay.pc.getStats()).forEach((r) => {
+      if (r.type !== "inbound-rtp" || !(r.mid in owners)) return;
+      const row = result[owners[r.mid]] ??= {state: call.relay.pc.connectionState, video: null, audio: null};
+      if (r.kind === "video") row.video = {framesDecoded: r.framesDecoded || 0, frameWidth: r.frameWidth || 0};
+      if (r.kind === "audio") row.audio = {packetsReceived: r.packetsReceived || 0,
+                                           totalSamplesReceived: r.totalSamplesReceived || 0};
+    });
+    return result;
+  }
   for (const [id, peer] of call.peers) {
     const row = {state: peer.pc.connectionState, video: null, audio: null};
     (await peer.pc.getStats()).forEach((r) => {
@@ -115,8 +131,11 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
     await expect(waiting).to_contain_text("张伟 Zhang Wei")
     await waiting.get_by_role("button", name="Admit").click()
     await expect(patient.locator("#lobby-notice")).to_be_hidden()
+    # With three in the room, media goes through the server's relay; nobody had to do anything.
     await asyncio.gather(assert_receiving(patient, peers=2), assert_receiving(doctor, peers=2),
                          assert_receiving(specialist, peers=2))
+    for page in (doctor, specialist, patient):
+        assert await page.evaluate("[window.telemedCall.mode, window.telemedCall.peers.size]") == ["relay", 0]
     await expect(doctor.locator("#lobby-list li")).to_have_count(0)
 
     # Mute and camera off stop what is sent, and the others see the microphone state.

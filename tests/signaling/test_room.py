@@ -12,14 +12,17 @@ import pytest
 from signaling.events import (
     Admitting,
     Chatting,
+    Consenting,
     Denying,
     Disconnected,
+    FromRelay,
     GraceExpired,
     IceCandidate,
     Joining,
     Leaving,
     MediaChanged,
     NodeLost,
+    Recording,
     Relaying,
     Removing,
     Resuming,
@@ -29,6 +32,7 @@ from signaling.events import (
 from signaling.grants import GUEST, HOST
 from signaling.messages import (
     ChatMessage,
+    ConsentState,
     Error,
     InLobby,
     Joined,
@@ -40,8 +44,10 @@ from signaling.messages import (
     ParticipantLeft,
     ParticipantReconnecting,
     ParticipantResumed,
+    RecordingState,
+    RoomMode,
 )
-from signaling.room import Close, Deliver, Effect, Room, StartGrace, StoreChat, sends_media
+from signaling.room import Close, Deliver, Effect, Room, StartGrace, StartRelay, StoreChat, sends_media
 
 MAX = 3
 
@@ -75,6 +81,12 @@ def _detail(m: Any) -> Any:
         return (m.id, m.text)
     if isinstance(m, Error):
         return m.code
+    if isinstance(m, RoomMode):
+        return m.mode
+    if isinstance(m, RecordingState):
+        return (m.on, m.reason)
+    if isinstance(m, ConsentState):
+        return (m.participant_id, m.recording)
     return getattr(m, "from_", None)
 
 
@@ -87,6 +99,8 @@ def summary(effects: list[Effect]) -> list[tuple[Any, ...]]:
             rows.append(("grace", effect.participant_id, effect.epoch))
         elif isinstance(effect, StoreChat):
             rows.append(("store", effect.node, effect.seq, effect.text))
+        elif isinstance(effect, StartRelay):
+            rows.append(("start-relay", effect.node, effect.epoch))
         else:
             m = effect.message
             detail = _detail(m)
@@ -177,8 +191,9 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
           Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
                    new_resume_hash="h2")),
          GraceExpired(participant_id="s", epoch=1), []),  # resumed in time: the old timer is void
-        ((DOC, join("s", node="n2"), join("t", node="n2")), NodeLost(node="n2"),
-         [("d", "participant-left", ("s", "node-lost")), ("d", "participant-left", ("t", "node-lost"))]),
+        ((DOC, join("s", node="n2"), join("t", node="n2")), NodeLost(node="n2"),  # the relay was on n2 too
+         [("d", "participant-left", ("s", "node-lost")), ("d", "participant-left", ("t", "node-lost")),
+          ("d", "mode", "p2p")]),
         ((DOC, join("p", host=False, node="n2")), NodeLost(node="n2"), [("d", "lobby-update", ())]),
     ],
 )
@@ -250,3 +265,63 @@ def test_without_the_publish_grant_only_receive_only_offers_pass() -> None:
         ("d", "offer", "v")]
     assert summary(room.apply(Relaying(sender="v", to="d", type="answer", sdp=receive_only), 5)) == [
         ("d", "answer", "v")]
+
+
+# ---- media mode, the relay, recording and consent ----
+
+RELAY = "relay:consultation:1"
+
+
+def consenting(pid: str, consent_id: int | None = 7) -> Consenting:
+    return Consenting(identity=f"id:{pid}", consent_id=consent_id)
+
+
+OFFER_TO_RELAY = Relaying(sender="d", to="relay", type="offer", sdp="v=0\r\nm=audio 9 x\r\na=sendrecv\r\n")
+
+
+@pytest.mark.parametrize(
+    ("before", "event", "expected"),
+    [
+        # the third seated participant switches the room to the relay, on the newcomer's node
+        ((DOC, SPEC), join("t", node="n2"),
+         [("t", "joined", ("d", "s")), ("d", "participant-joined", "t"), ("s", "participant-joined", "t"),
+          ("start-relay", "n2", 1), ("d", "mode", "relay"), ("s", "mode", "relay"), ("t", "mode", "relay")]),
+        # offers to the relay: refused while peer to peer, delivered to the relay's node otherwise
+        ((DOC, SPEC), OFFER_TO_RELAY, [("d", "error", "not-relayed")]),
+        ((DOC, SPEC, join("t")), OFFER_TO_RELAY, [(RELAY, "offer", "d")]),
+        ((DOC, SPEC, join("t")), Relaying(sender="d", to="relay", type="answer", sdp="v=0"),
+         [("d", "error", "not-allowed")]),
+        # recording needs everyone's consent, then forces the relay even for two
+        ((DOC, SPEC, consenting("d")), Recording(by="d", on=True), [("d", "error", "consent-missing")]),
+        ((DOC, SPEC, consenting("d"), consenting("s")), Recording(by="d", on=True),
+         [("start-relay", "n1", 1), ("d", "mode", "relay"), ("s", "mode", "relay"),
+          ("d", "recording", (True, "started")), ("s", "recording", (True, "started")),
+          (RELAY, "recording", (True, "started"))]),
+        ((DOC, join("p", host=False), Admitting(by="d", participant_id="p"), consenting("d"), consenting("p")),
+         Recording(by="p", on=True), [("p", "error", "not-allowed")]),  # a patient has no record grant
+        # withdrawing consent, or a newcomer without it, stops the recording at once
+        ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True)), consenting("s", None),
+         [("d", "consent", ("s", False)), ("s", "consent", ("s", False)),
+          ("d", "recording", (False, "consent-withdrawn")),
+          ("s", "recording", (False, "consent-withdrawn")), (RELAY, "recording", (False, "consent-withdrawn"))]),
+        ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True)), join("t"),
+         [("t", "joined", ("d", "s")), ("d", "participant-joined", "t"), ("s", "participant-joined", "t"),
+          ("d", "recording", (False, "consent-missing")), ("s", "recording", (False, "consent-missing")),
+          ("t", "recording", (False, "consent-missing")), (RELAY, "recording", (False, "consent-missing"))]),
+        ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True)), Recording(by="d", on=False),
+         [("d", "recording", (False, "stopped")), ("s", "recording", (False, "stopped")),
+          (RELAY, "recording", (False, "stopped"))]),
+        # the relay's answers go to the one participant
+        ((DOC, SPEC, join("t")), FromRelay(to="s", type="answer", sdp="v=0"), [("s", "answer", "relay")]),
+        ((DOC, SPEC, join("t")), FromRelay(to="gone", type="answer", sdp="v=0"), []),
+    ],
+)
+def test_media_events_produce(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
+    room = room_after(*before)
+    assert summary(room.apply(event, len(before) + 1)) == expected
+
+
+def test_consent_given_before_joining_travels_with_the_join() -> None:
+    room = room_after(DOC, SPEC.model_copy(update={"consent_id": 3}))
+    assert room.consents() == {"d": None, "s": 3}
+    assert room.member("s").participant.recording_consent

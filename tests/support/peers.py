@@ -4,6 +4,7 @@ the browser does (own tracks first, then receive-only audio/video slots)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import av
 from aiortc import (
@@ -72,9 +73,12 @@ class RelayClient:
                 self.connected_at = asyncio.get_running_loop().time()
 
     async def join(self, relay: Relay) -> None:
+        await self.negotiate(lambda sdp: relay.answer(self.participant_id, sdp))
+
+    async def negotiate(self, answer: Callable[[str], Awaitable[str]]) -> None:
+        """Offer, and apply the answer that ``answer`` gets for it (from a Relay, or through signaling)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await relay.answer(self.participant_id, self.pc.localDescription.sdp)
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await self.pc.setRemoteDescription(RTCSessionDescription(await answer(self.pc.localDescription.sdp), "answer"))
 
     def on_layout(self, layout: dict[str, str]) -> None:
         self.layout = layout

@@ -1,7 +1,10 @@
-// A consultation call: one RTCPeerConnection per remote participant, negotiated through signaling.
-// Negotiation follows the "perfect negotiation" pattern, so offers that cross on the wire resolve
-// themselves: the participant with the larger id is polite and rolls back its own offer.
+// A consultation call. Peer to peer (two people): one RTCPeerConnection per remote participant,
+// negotiated with the "perfect negotiation" pattern, so offers that cross on the wire resolve
+// themselves (the participant with the larger id is polite and rolls back its own offer).
+// Relay (three or more, or recording): one connection to the server's relay (relay-link.js). The room
+// says which, in "joined" and "mode" messages; the switch needs nothing from the user.
 
+import { RELAY, RelayLink } from "./relay-link.js";
 import { SignalingSession } from "./signaling.js";
 
 /**
@@ -40,6 +43,12 @@ export class ConsultationCall {
     this.link = "connecting";
     this.inLobby = false;
     this.media = { muted: false, camera_off: false, screen_sharing: false };
+    /** @type {"p2p"|"relay"} */
+    this.mode = "p2p";
+    this.relaySlots = 0;
+    /** @type {RelayLink | null} */
+    this.relay = null;
+    this.recording = false;
 
     /** @type {(state: CallState) => void} */
     this.onstatechange = () => {};
@@ -57,6 +66,17 @@ export class ConsultationCall {
     this.onpeerstatus = () => {};
     /** @type {(participantId: string, media: MediaState) => void} */
     this.onmedia = () => {};
+    /** @type {(state: {on: boolean, by: string | null, reason: string}) => void} */
+    this.onrecording = () => {};
+    /** @type {(participantId: string, given: boolean) => void} */
+    this.onconsent = () => {};
+    /** @type {(error: {code: string, message: string}) => void} */
+    this.onerror = () => {};
+  }
+
+  /** @param {boolean} on start or stop recording (needs the record grant and everyone's consent) */
+  setRecording(on) {
+    return this.signaling.send({ type: "recording", on });
   }
 
   start() {
@@ -70,7 +90,7 @@ export class ConsultationCall {
       if (reason === "denied") this._setState("denied");
       else if (reason === "removed") this._setState("removed");
       else if (code !== 1000) this._setState("failed");
-      this._closeAllPeers();
+      this._endMedia();
     };
     this.signaling.start();
   }
@@ -109,7 +129,7 @@ export class ConsultationCall {
 
   hangUp() {
     this.signaling.close();
-    this._closeAllPeers();
+    this._endMedia();
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
     this._setState("ended");
   }
@@ -151,8 +171,26 @@ export class ConsultationCall {
         break;
       case "offer":
       case "answer":
-        await this._onDescription(message.from, { type: message.type, sdp: message.sdp });
+        if (message.from === RELAY) await this.relay?.answer(message.sdp);
+        else await this._onDescription(message.from, { type: message.type, sdp: message.sdp });
         break;
+      case "mode":
+        this._setMode(message.mode, message.relay_slots);
+        break;
+      case "layout":
+        this.relay?.setLayout(message.slots);
+        break;
+      case "recording":
+        this.recording = message.on;
+        this.onrecording(message);
+        break;
+      case "consent": {
+        const participant = this.participants.get(message.participant_id);
+        if (participant) participant.recording_consent = message.recording;
+        if (this.self?.id === message.participant_id) this.self.recording_consent = message.recording;
+        this.onconsent(message.participant_id, message.recording);
+        break;
+      }
       case "candidate":
         await this._onCandidate(message.from, message.candidate);
         break;
@@ -170,6 +208,7 @@ export class ConsultationCall {
         break;
       case "error":
         console.warn(`signaling error ${message.code}: ${message.message}`);
+        this.onerror(message);
         break;
     }
   }
@@ -184,6 +223,18 @@ export class ConsultationCall {
       if (!present.has(id) || !message.resumed) this._closePeer(id);
     }
     this.participants = present;
+    this.recording = message.recording;
+    this.onrecording({ on: message.recording, by: null, reason: "started" });
+    this.onconsent(message.self.id, Boolean(message.self.recording_consent));
+    if (message.mode === "relay") {
+      this._announceParticipants();
+      this._setMode("relay", message.relay_slots, { restart: !(message.resumed && wasIn) });
+      for (const line of message.chat ?? []) this.onchat(line);
+      if (message.waiting) this.onlobby(message.waiting);
+      if (this.media.muted || this.media.camera_off) this._sendMediaState({});
+      this._updateState();
+      return;
+    }
     if (message.resumed && wasIn) {
       // Our network changed: new ICE credentials for every call still open; the others answer.
       for (const peer of this.peers.values()) peer.pc.restartIce();
@@ -197,6 +248,48 @@ export class ConsultationCall {
     if (this.media.muted || this.media.camera_off) this._sendMediaState({});
     this._announceParticipants();
     this._updateState();
+  }
+
+  /**
+   * Follow the room's media mode: into relay, close the calls to each participant and connect once to
+   * the relay; back to peer to peer, drop the relay and call the others again.
+   * @param {"p2p"|"relay"} mode
+   * @param {number} slots
+   * @param {{restart?: boolean}} options
+   */
+  _setMode(mode, slots, { restart = false } = {}) {
+    const changed = mode !== this.mode;
+    this.mode = mode;
+    if (mode === "relay") {
+      if (!changed && !restart && this.relay) return;
+      this._closeAllPeers();
+      this.relay?.close();
+      this.relaySlots = slots;
+      const relay = new RelayLink({ iceServers: this.iceServers, localStream: this.localStream, slots,
+        send: (m) => this.signaling.send(m) });
+      relay.onstream = (id, stream) => {
+        const participant = this.participants.get(id);
+        if (participant) this.onremotestream(participant, stream);
+      };
+      relay.ongone = (id) => this.onparticipantleft(id);
+      relay.onstatechange = () => this._updateState();
+      this.relay = relay;
+      relay.offer().catch((err) => console.error("relay offer failed", err));
+    } else if (changed) {
+      this._closeRelay();
+      for (const participant of this.participants.values()) {
+        // Both sides call again; the one with the larger id initiates so that only one offer is made.
+        if (/** @type {Participant} */ (this.self).id > participant.id) this._createPeer(participant, { initiate: true });
+      }
+    }
+    this._updateState();
+  }
+
+  _closeRelay() {
+    if (!this.relay) return;
+    for (const slot of this.relay.slots) if (slot.owner) this.onparticipantleft(slot.owner);
+    this.relay.close();
+    this.relay = null;
   }
 
   /**
@@ -316,13 +409,18 @@ export class ConsultationCall {
     for (const id of [...this.peers.keys()]) this._closePeer(id);
   }
 
+  _endMedia() {
+    this._closeAllPeers();
+    this._closeRelay();
+  }
+
   _announceParticipants() {
     this.onparticipants([...this.participants.values()]);
   }
 
   _updateState() {
     if (["ended", "denied", "removed", "failed"].includes(this.state) && this.link === "closed") return;
-    const states = [...this.peers.values()].map((p) => p.pc.connectionState);
+    const states = this.relay ? [this.relay.connectionState] : [...this.peers.values()].map((p) => p.pc.connectionState);
     /** @type {CallState} */
     let state;
     if (this.link === "reconnecting") state = "reconnecting";

@@ -13,7 +13,9 @@ const videos = $("videos");
 const micButton = $("toggle-mic");
 const cameraButton = $("toggle-camera");
 const hangUpButton = $("hang-up");
-let grants = { admit: false, moderate: false };
+const recordButton = $("toggle-recording");
+const consentBox = $("recording-consent");
+let grants = { admit: false, moderate: false, record: false };
 
 /** @param {string} state */
 function showState(state) {
@@ -121,7 +123,9 @@ call.onparticipants = (participants) => {
   $("waiting-note").hidden = participants.length > 0;
 };
 call.onremotestream = (participant, stream) => {
-  const video = tileFor(participant).querySelector("video");
+  const tile = tileFor(participant);
+  badge(tile, "no-consent", strings.noConsent, !participant.recording_consent);
+  const video = tile.querySelector("video");
   if (video.srcObject !== stream) video.srcObject = stream;
   video.play().catch(() => {
     // Autoplay with sound was refused: play muted and let one click bring the sound back.
@@ -136,6 +140,23 @@ call.onpeerstatus = (id, status) => {
   if (!tile) return;
   tile.toggleAttribute("data-reconnecting", status === "reconnecting");
   badge(tile, "reconnecting", strings.peerReconnecting, status === "reconnecting");
+};
+call.onrecording = (state) => {
+  $("recording-indicator").hidden = !state.on;
+  recordButton.hidden = !grants.record;
+  recordButton.setAttribute("aria-pressed", String(state.on));
+  recordButton.textContent = state.on ? strings.stopRecording : strings.startRecording;
+  const reasons = { "consent-withdrawn": strings.recordingConsentWithdrawn, "consent-missing": strings.recordingConsentMissing,
+    "relay-lost": strings.recordingRelayLost, left: strings.recordingLeft, stopped: strings.recordingStopped };
+  $("recording-message").textContent = state.on ? "" : (reasons[state.reason] ?? "");
+};
+call.onconsent = (id, given) => {
+  if (id === call.self?.id) consentBox.checked = given;
+  const tile = tileOf(id);
+  if (tile) badge(tile, "no-consent", strings.noConsent, !given);
+};
+call.onerror = (error) => {
+  if (error.code === "consent-missing" || error.code === "not-allowed") $("recording-message").textContent = error.message;
 };
 call.onmedia = (id, media) => {
   const tile = tileOf(id);
@@ -195,6 +216,15 @@ cameraButton.addEventListener("click", () => {
   cameraButton.textContent = off ? strings.cameraOn : strings.cameraOff;
 });
 hangUpButton.addEventListener("click", () => call.hangUp());
+recordButton.addEventListener("click", () => call.setRecording(!call.recording));
+consentBox.addEventListener("change", async () => {
+  // Consent is a record kept by the server (who, when, for which consultation), not a signaling message.
+  const response = await fetch(config.consentUrl, {
+    method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+    body: JSON.stringify(config.guest ? { guest: config.guest, given: consentBox.checked } : { given: consentBox.checked }),
+  });
+  if (!response.ok) consentBox.checked = !consentBox.checked;
+});
 $("invite-guest")?.addEventListener("click", async () => {
   const name = prompt(strings.inviteName) ?? "";
   if (!name.trim()) return;

@@ -1,0 +1,176 @@
+"""A room's media relay on the node the room chose for it, driven by the room's log like any connection.
+
+The room delivers to the relay what it must act on (offers and candidates sent ``to: "relay"``, who
+left, recording on or off); the relay answers through the log (``FromRelay`` events), so a participant
+on any node gets its answer and layout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from aiortc import RTCIceServer
+
+from signaling.errors import SignalingError
+from signaling.events import FromRelay, RoomEvent
+from signaling.hub import CloseRequest, RoomHub
+from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer
+from signaling.room import Room, relay_conn
+
+from .errors import MediaError
+from .forwarding import Publication
+from .recorder import Finished, Segment, SegmentResult, finalize
+from .relay import Layout, Relay
+
+log = logging.getLogger(__name__)
+
+RELAY_OUTBOX = 10_000  # the relay reads its outbox at once; the limit only guards against a stuck relay
+
+
+@dataclass(frozen=True)
+class SegmentFile:
+    """Where the store wants one segment written, and the id it keeps it under."""
+
+    recording_id: int
+    live_path: Path
+    final_path: Path
+
+
+class RecordingStore(Protocol):
+    """What keeps recordings' metadata (server/recordings.py implements it over the database)."""
+
+    async def begin(self, room: Room) -> SegmentFile: ...
+
+    async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None: ...
+
+
+class RelaySession:
+    def __init__(self, hub: RoomHub, room_id: str, epoch: int, *, ice_servers: list[RTCIceServer] | None = None,
+                 store: RecordingStore | None = None, key: bytes | None = None) -> None:
+        self.hub, self.room_id, self.epoch = hub, room_id, epoch
+        self.conn = relay_conn(room_id)
+        self.outbox = hub.attach(self.conn, room_id=room_id, limit=RELAY_OUTBOX)
+        self.relay = Relay(ice_servers=ice_servers, on_layout=self._layout, on_publication=self._published)
+        self.store, self.key = store, key
+        self.segment: tuple[Segment, SegmentFile] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.task = asyncio.create_task(self._run())
+
+    @property
+    def room(self) -> Room | None:
+        return self.hub.room(self.room_id)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                item = await self.outbox.queue.get()
+                if isinstance(item, CloseRequest):
+                    return
+                try:
+                    if not await self._handle(item):
+                        return
+                except MediaError as error:
+                    to = getattr(item, "from_", None)
+                    if to:
+                        self._send(FromRelay(to=to, type="error", code=error.code, message=error.message))
+        finally:
+            await self._stop_recording()
+            await self.relay.close()
+            self.hub.detach(self.conn, self.room_id)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _handle(self, item: object) -> bool:
+        """Act on one delivery; False when the room has nobody left to relay for."""
+        room = self.room
+        if isinstance(item, RelayedOffer):
+            member = room.member(item.from_) if room else None
+            if member is None:
+                return True
+            answer = await self.relay.answer(item.from_, item.sdp, publish=member.grants.publish,
+                                             subscribe=member.grants.subscribe)
+            self._send(FromRelay(to=item.from_, type="answer", sdp=answer))
+        elif isinstance(item, RelayedCandidate):
+            if item.candidate is not None:
+                await self.relay.add_candidate(item.from_, item.candidate.candidate, item.candidate.sdpMid,
+                                               item.candidate.sdpMLineIndex)
+        elif isinstance(item, ParticipantLeft):
+            await self.relay.remove(item.participant_id)
+            if room is None or not room.participants:
+                return False
+        elif isinstance(item, RecordingState):
+            if item.on:
+                await self._start_recording()
+            else:
+                await self._stop_recording()
+        return True
+
+    # ---- recording ----
+
+    async def _start_recording(self) -> None:
+        room = self.room
+        if self.store is None or self.key is None or room is None or self.segment is not None:
+            return
+        file = await self.store.begin(room)
+        file.live_path.parent.mkdir(parents=True, exist_ok=True)
+        self.segment = (Segment(file.live_path, self.key, self.relay.publications()), file)
+        log.info("recording %d started in %s", file.recording_id, self.room_id)
+
+    async def _stop_recording(self) -> None:
+        """Stop taking frames at once (consent may have just been withdrawn); finish the file after."""
+        if self.segment is None:
+            return
+        segment, file = self.segment
+        self.segment = None
+        segment.stop()
+        self._spawn(self._finish(segment, file))
+
+    async def _finish(self, segment: Segment, file: SegmentFile) -> None:
+        result = await asyncio.to_thread(segment.join)
+        finished = None
+        if result.tracks:
+            try:
+                finished = await asyncio.to_thread(finalize, file.live_path, file.final_path, self.key)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("recording %d could not be finished", file.recording_id)
+        if self.store is not None:
+            await self.store.finish(file, result, finished)
+        log.info("recording %d finished (%s)", file.recording_id, "ok" if finished else "nothing kept")
+
+    def _published(self, publication: Publication) -> None:
+        # A track that starts mid-recording cannot join a file whose header is written: roll to a new
+        # segment with everyone's tracks in it.
+        if self.segment is not None:
+            self._spawn(self._roll())
+
+    async def _roll(self) -> None:
+        await asyncio.sleep(0.5)  # a participant's audio and video arrive together: roll once, not twice
+        if self.segment is None or time.monotonic() - self.segment[0].origin < 0.5:
+            return
+        await self._stop_recording()
+        await self._start_recording()
+
+    # ---- answering through the room's log ----
+
+    def _layout(self, participant_id: str, layout: Layout) -> None:
+        self._send(FromRelay(to=participant_id, type="layout", layout=layout))
+
+    def _send(self, event: RoomEvent) -> None:
+        self._spawn(self._submit(event))
+
+    async def _submit(self, event: RoomEvent) -> None:
+        try:
+            await self.hub.submit(self.room_id, event)
+        except SignalingError as error:  # the participant left meanwhile, or the bus is down
+            log.info("relay %s: %s not delivered: %s", self.room_id, event.kind, error.code)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,150 @@
+"""REST: recording consent, the list of a consultation's recordings, and playback with range requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pydantic
+from aiohttp import web
+from sqlmodel import col, select
+
+from media.errors import TamperedRecording
+from media.sealed import SealedReader
+
+from .. import audit
+from ..appkeys import DATABASE, HUB, RECORDING_KEY, SETTINGS
+from ..auth import caller, public
+from ..errors import N_, BadRequest, NotFound, RangeNotSatisfiable, Unavailable
+from ..http import json_response, parse_body
+from ..models import Recording, RecordingStatus
+from ..permissions import can_access_recordings, can_join_consultation
+from ..recordings import set_consent
+from .consultations import authorize, load_authorized
+from .guests import guest_pass
+
+routes = web.RouteTableDef()
+
+READ_BYTES = 1024 * 1024  # decrypted per step while streaming a response
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class ConsentAnswer(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    given: bool
+
+
+class GuestConsentAnswer(ConsentAnswer):
+    guest: str = pydantic.Field(min_length=1, max_length=4096)
+
+
+@routes.post("/api/consultations/{consultation_id}/recording-consent")
+async def clinician_consent(request: web.Request) -> web.Response:
+    """A participating clinician gives or withdraws consent to being recorded in this consultation."""
+    view = await load_authorized(request, can_join_consultation)
+    body = await parse_body(request, ConsentAnswer)
+    user = caller(request).user
+    assert view.consultation.id is not None
+    consent = await set_consent(request.app[DATABASE], request.app[HUB], consultation_id=view.consultation.id,
+                                identity=f"user:{user.id}", user_id=user.id, name=user.display_name, given=body.given)
+    return json_response({"id": consent.id, "given": consent.given, "at": consent.at.isoformat()}, status=201)
+
+
+@routes.post("/api/guest/recording-consent")
+@public
+async def guest_consent(request: web.Request) -> web.Response:
+    """A patient invited by link gives or withdraws consent (the link's token is the credential)."""
+    body = await parse_body(request, GuestConsentAnswer)
+    visit, consultation = await guest_pass(request, body.guest)
+    assert consultation.id is not None
+    consent = await set_consent(request.app[DATABASE], request.app[HUB], consultation_id=consultation.id,
+                                identity=visit.identity, user_id=None, name=visit.name, given=body.given)
+    return json_response({"id": consent.id, "given": consent.given, "at": consent.at.isoformat()}, status=201)
+
+
+def _recording_json(row: Recording) -> dict[str, object]:
+    return {
+        "id": row.id, "status": row.status.value, "started_at": row.started_at.isoformat(),
+        "ended_at": row.ended_at.isoformat() if row.ended_at else None, "duration": row.duration, "size": row.size,
+        "sha256": row.sha256, "tracks": json.loads(row.tracks), "participants": json.loads(row.participants),
+        "consent_ids": json.loads(row.consent_ids), "media_url": f"/api/recordings/{row.id}/media",
+    }
+
+
+@routes.get("/api/consultations/{consultation_id}/recordings")
+async def list_recordings(request: web.Request) -> web.Response:
+    view = await load_authorized(request, can_access_recordings)
+    async with request.app[DATABASE].session() as session:
+        rows = (await session.exec(select(Recording).where(Recording.consultation_id == view.consultation.id)
+                                   .order_by(col(Recording.id)))).all()
+    return json_response({"recordings": [_recording_json(r) for r in rows]})
+
+
+@routes.get("/api/recordings/{recording_id}/media")
+async def recording_media(request: web.Request) -> web.StreamResponse:
+    """The recording as WebM, decrypted as it is sent; honours one byte range so players can seek."""
+    raw = request.match_info["recording_id"]
+    if not raw.isdigit():
+        raise BadRequest(f"{raw!r} is not a recording id.", code="bad-id")
+    async with request.app[DATABASE].session() as session:
+        row = await session.get(Recording, int(raw))
+    if row is None:
+        raise NotFound(N_("No such recording."))
+    await authorize(request, row.consultation_id, can_access_recordings)
+    if row.status not in (RecordingStatus.READY, RecordingStatus.INTERRUPTED):
+        raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
+    path = request.app[SETTINGS].recordings_dir / row.file
+    try:
+        reader = await asyncio.to_thread(SealedReader, path, request.app[RECORDING_KEY])
+    except FileNotFoundError:
+        raise NotFound(N_("The recording's file is missing on this server.")) from None
+    except TamperedRecording:
+        raise Unavailable(N_("The recording failed its integrity check."), code="recording-tampered") from None
+    start, end = _byte_range(request.headers.get("Range"), reader.size)
+    download = request.query.get("download") == "1"
+    await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}",
+                       action="recording.downloaded" if download else "recording.viewed",
+                       consultation_id=row.consultation_id, subject=f"recording:{row.id}",
+                       detail={"range": [start, end]})
+    partial = "Range" in request.headers
+    response = web.StreamResponse(status=206 if partial else 200, headers={
+        "Content-Type": "video/webm", "Accept-Ranges": "bytes", "Content-Length": str(end - start),
+        "Cache-Control": "private, no-store",
+    })
+    if partial:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
+    if download:
+        name = f"consultation-{row.consultation_id}-recording-{row.id}.webm"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    await response.prepare(request)
+    position = start
+    while position < end:
+        step = min(end, position + READ_BYTES)
+        try:
+            data = await asyncio.to_thread(lambda a=position, b=step: b"".join(reader.read_range(a, b)))
+        except TamperedRecording:
+            break  # the headers are gone; cutting the body short tells the client something is wrong
+        await response.write(data)
+        position = step
+    await response.write_eof()
+    return response
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int]:
+    """(start, end exclusive) for a Range header of one range, or the whole file."""
+    if header is None:
+        return 0, size
+    match = _RANGE.match(header.strip())
+    if match is None or not any(match.groups()):
+        raise RangeNotSatisfiable("Only a single bytes=start-end range is supported.", size=size)
+    first, last = match.groups()
+    if first:
+        start, end = int(first), (int(last) + 1 if last else size)
+    else:  # bytes=-N: the last N bytes
+        start, end = max(size - int(last), 0), size
+    end = min(end, size)
+    if start >= end:
+        raise RangeNotSatisfiable(f"The range is outside the recording's {size} bytes.", size=size)
+    return start, end

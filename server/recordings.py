@@ -1,0 +1,131 @@
+"""Recordings' metadata and consent on record: what the media relay writes through, and what the API reads.
+
+Files live under the recordings directory, sealed (media/sealed.py); the database keeps who was in each
+recording, on which consents it relied, its duration and SHA-256. Every start, end and access goes into
+the audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from media.recorder import Finished, SegmentResult, finalize
+from media.session import SegmentFile
+from signaling.events import Consenting
+from signaling.grants import consultation_of_room, room_id_for
+from signaling.hub import RoomHub
+from signaling.room import Room
+
+from . import audit
+from .db import Database
+from .models import Recording, RecordingConsent, RecordingStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+async def consent_on_record(session: AsyncSession, consultation_id: int, identity: str) -> int | None:
+    """The id of the identity's standing recording consent in this consultation, or None."""
+    latest = (await session.exec(
+        select(RecordingConsent)
+        .where(RecordingConsent.consultation_id == consultation_id, RecordingConsent.identity == identity)
+        .order_by(col(RecordingConsent.id).desc()).limit(1))).first()
+    return latest.id if latest is not None and latest.given else None
+
+
+async def set_consent(database: Database, hub: RoomHub, *, consultation_id: int, identity: str,
+                      user_id: int | None, name: str, given: bool) -> RecordingConsent:
+    """Keep the answer, then tell the room: a withdrawal stops a running recording within the second."""
+    async with database.session() as session:
+        consent = RecordingConsent(consultation_id=consultation_id, identity=identity, user_id=user_id, name=name,
+                                   given=given)
+        session.add(consent)
+        await session.commit()
+        await session.refresh(consent)
+    hub.owe(room_id_for(consultation_id), Consenting(identity=identity, consent_id=consent.id if given else None))
+    await audit.record(database, actor=identity, action="consent.given" if given else "consent.withdrawn",
+                       consultation_id=consultation_id, subject=f"recording-consent:{consent.id}")
+    return consent
+
+
+class DatabaseRecordingStore:
+    """The relay's RecordingStore: a row per segment, its file under ``directory``."""
+
+    def __init__(self, database: Database, directory: Path) -> None:
+        self.database, self.directory = database, directory
+
+    async def begin(self, room: Room) -> SegmentFile:
+        consultation_id = consultation_of_room(room.room_id)
+        starter = room.member(room.recording_by or "")
+        seated = [m for m in room.members.values() if m.seated]
+        name = f"{consultation_id}/{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+        async with self.database.session() as session:
+            row = Recording(
+                consultation_id=consultation_id, file=f"{name}.rec", started_by=starter.identity if starter else "",
+                participants=json.dumps([{"participant_id": m.id, "identity": m.identity,
+                                          "name": m.participant.name, "role": m.participant.role} for m in seated],
+                                        ensure_ascii=False),
+                consent_ids=json.dumps(sorted(m.consent_id for m in seated if m.consent_id is not None)))
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+        assert row.id is not None
+        await audit.record(self.database, actor=row.started_by, action="recording.started",
+                           consultation_id=consultation_id, subject=f"recording:{row.id}",
+                           detail={"consents": json.loads(row.consent_ids)})
+        return SegmentFile(row.id, self.directory / f"{name}.live", self.directory / row.file)
+
+    async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None:
+        async with self.database.session() as session:
+            row = await session.get(Recording, segment.recording_id)
+            if row is None:
+                return
+            row.ended_at = utcnow()
+            row.tracks = json.dumps([vars(t) for t in result.tracks])
+            if finished is None:
+                row.status = RecordingStatus.FAILED
+            else:
+                row.status = RecordingStatus.READY if finished.complete else RecordingStatus.INTERRUPTED
+                row.duration, row.size, row.sha256 = finished.duration, finished.size, finished.sha256
+            session.add(row)
+            await session.commit()
+            status, consultation_id = row.status, row.consultation_id
+        await audit.record(self.database, actor="system", action="recording.finished",
+                           consultation_id=consultation_id, subject=f"recording:{segment.recording_id}",
+                           detail={"status": status.value, "sha256": finished.sha256 if finished else None})
+
+
+async def recover_interrupted(database: Database, directory: Path, key: bytes) -> int:
+    """Finish recordings a crash cut off: what was flushed before it becomes a playable, seekable file."""
+    recovered = 0
+    async with database.session() as session:
+        rows = (await session.exec(select(Recording).where(Recording.status == RecordingStatus.RECORDING))).all()
+    for row in rows:
+        live = directory / row.file.replace(".rec", ".live")
+        if not live.exists():
+            continue  # written by another node, or nothing was ever flushed
+        try:
+            finished = await asyncio.to_thread(finalize, live, directory / row.file, key)
+            status = RecordingStatus.INTERRUPTED
+        except Exception:
+            log.exception("recording %s could not be recovered", row.id)
+            finished, status = None, RecordingStatus.FAILED
+        async with database.session() as session:
+            fresh = await session.get(Recording, row.id)
+            assert fresh is not None
+            fresh.status, fresh.ended_at = status, datetime.now(UTC)
+            if finished is not None:
+                fresh.duration, fresh.size, fresh.sha256 = finished.duration, finished.size, finished.sha256
+            session.add(fresh)
+            await session.commit()
+        await audit.record(database, actor="system", action="recording.recovered", consultation_id=row.consultation_id,
+                           subject=f"recording:{row.id}", detail={"status": status.value})
+        recovered += 1
+    return recovered

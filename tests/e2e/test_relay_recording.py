@@ -1,0 +1,73 @@
+"""Recording in real Chromium: three participants in relay mode give consent, the doctor records, and
+the finished recording plays in the browser."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, expect
+
+from .test_consultation_call import assert_receiving, open_consultation
+
+pytestmark = pytest.mark.e2e
+
+PLAY_RECORDING = """
+async () => {
+  const list = await (await fetch(window.roomConfigRecordingsUrl ?? "", {credentials: "same-origin"})).json();
+  const recording = list.recordings.find((r) => r.status === "ready");
+  if (!recording) return {error: "no ready recording", list};
+  const video = document.createElement("video");
+  video.muted = true;
+  video.src = recording.media_url;
+  document.body.append(video);
+  await video.play();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const seekable = video.seekable.length ? video.seekable.end(0) : 0;
+  return {currentTime: video.currentTime, width: video.videoWidth, duration: recording.duration,
+          tracks: recording.tracks.length, seekable, decoded: video.getVideoPlaybackQuality().totalVideoFrames};
+}
+"""
+
+
+async def test_doctor_records_with_everyones_consent_and_the_recording_plays(client: TestClient,
+                                                                            browser: Browser) -> None:
+    base = str(client.make_url("")).rstrip("/")
+    doctor = await open_consultation(browser, base, "dr.li")
+    specialist = await open_consultation(browser, base, "dr.wang")
+    doctor.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("张伟 Zhang Wei")))
+    await doctor.get_by_role("button", name="Invite a patient").click()
+    await expect(doctor.locator("#invite-result")).to_be_visible()
+    patient = await (await browser.new_context(locale="en-US")).new_page()
+    await patient.goto(await doctor.locator("#invite-link").input_value())
+    await doctor.locator("#lobby-list li").get_by_role("button", name="Admit").click()
+    pages = (doctor, specialist, patient)
+    await asyncio.gather(*(assert_receiving(page, peers=2) for page in pages))
+
+    # Nobody has consented yet: the doctor's attempt is refused and says why.
+    record = doctor.get_by_role("button", name="Start recording")
+    await record.click()
+    await expect(doctor.locator("#recording-message")).to_contain_text("consent")
+    for page in pages:
+        await page.locator("#recording-consent").check()
+    await expect(doctor.locator("[data-badge=no-consent]")).to_have_count(0)
+    await record.click()
+    for page in pages:
+        await expect(page.locator("#recording-indicator")).to_be_visible()
+    await asyncio.sleep(4)
+    await doctor.get_by_role("button", name="Stop recording").click()
+    for page in pages:
+        await expect(page.locator("#recording-indicator")).to_be_hidden()
+
+    await doctor.evaluate("window.roomConfigRecordingsUrl = '/api/consultations/1/recordings'")
+    played = None
+    for _ in range(40):
+        played = await doctor.evaluate(PLAY_RECORDING)
+        if "error" not in played:
+            break
+        await asyncio.sleep(0.25)
+    assert played is not None and "error" not in played, played
+    assert played["tracks"] == 6 and 3 <= played["duration"] <= 6, played
+    assert played["width"] > 0 and played["currentTime"] > 0.5 and played["decoded"] > 10, played
+    assert played["seekable"] > 3, played

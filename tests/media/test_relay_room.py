@@ -1,0 +1,131 @@
+"""The relay and recording driven by a real server: a third participant switches the room to the relay,
+everyone decodes everyone through it, and a recording runs only with everyone's consent."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import av
+from aiohttp.test_utils import TestClient
+
+from server import audit
+from server.appkeys import DATABASE
+
+from ..conftest import login
+from ..support.peers import palette_index
+from ..support.room_peer import RoomPeer
+from ..support.signaling_client import connect, expect, room_token
+
+
+async def _clinician(client: TestClient, username: str) -> RoomPeer:
+    ws = await connect(client, await room_token(client, username))
+    return RoomPeer(ws, await expect(ws, "joined"))
+
+
+async def _guest_link(client: TestClient) -> str:
+    link = await client.post("/api/consultations/1/guest-links", json={"name": "张伟 Zhang Wei"},
+                             headers=await login(client, "dr.li"))
+    return (await link.json())["url"].removeprefix("/visit/")
+
+
+async def _patient(client: TestClient, li: RoomPeer, visit: str) -> RoomPeer:
+    token = (await (await client.post("/api/guest/room-token", json={"guest": visit})).json())["token"]
+    ws = await connect(client, token)
+    lobby = await expect(ws, "lobby")
+    await li.send({"type": "admit", "participant_id": lobby["self"]["id"]})
+    return RoomPeer(ws, await expect(ws, "joined"))
+
+
+async def _sees(peer: RoomPeer, other: RoomPeer, frames: int = 20) -> list[int | None]:
+    assert peer.media is not None
+    await peer.media.wait_for_slot(other.id)
+    track = peer.media.video_of(other.id)
+    return [palette_index(await asyncio.wait_for(track.recv(), 10)) for _ in range(frames)]
+
+
+async def test_third_participant_switches_to_relay_and_recording_follows_consent(client: TestClient) -> None:
+    li = await _clinician(client, "dr.li")
+    wang = await _clinician(client, "dr.wang")
+    assert wang.joined["mode"] == "p2p"
+    visit = await _guest_link(client)
+    patient = await _patient(client, li, visit)
+    peers = (li, wang, patient)
+    try:
+        # The third seat switches the room to the relay, with no one asking.
+        assert patient.joined["mode"] == "relay"
+        for peer in (li, wang):
+            assert (await peer.next("mode"))["mode"] == "relay"
+        slots = patient.joined["relay_slots"]
+        await asyncio.gather(*(peer.join_relay(slots) for peer in peers))
+        for peer in peers:
+            for other in peers:
+                if other is not peer:
+                    seen = await _sees(peer, other)
+                    assert None not in seen, (peer.id, other.id, seen)
+
+        # Recording needs everyone's consent.
+        await li.send({"type": "recording", "on": True})
+        assert (await li.next("error"))["code"] == "consent-missing"
+        for username in ("dr.li", "dr.wang"):
+            answer = await client.post("/api/consultations/1/recording-consent", json={"given": True},
+                                       headers=await login(client, username))
+            assert answer.status == 201, await answer.text()
+        assert (await client.post("/api/guest/recording-consent", json={"guest": visit, "given": True})).status == 201
+        for _ in range(3):
+            assert (await li.next("consent"))["recording"] is True
+        await li.send({"type": "recording", "on": True})
+        for peer in peers:
+            state = await peer.next("recording")
+            assert state["on"] and state["by"] == li.id
+        await asyncio.sleep(3)
+
+        # The patient withdraws: the recording stops within a second, and everyone sees it.
+        loop = asyncio.get_running_loop()
+        withdrawn_at = loop.time()
+        await client.post("/api/guest/recording-consent", json={"guest": visit, "given": False})
+        for peer in peers:
+            state = await peer.next("recording", within=1)
+            assert state == {"type": "recording", "on": False, "by": None, "reason": "consent-withdrawn"}
+        assert loop.time() - withdrawn_at < 1.0
+
+        # The finished recording: listed for participants and auditors, played with ranges, audited.
+        headers = await login(client, "dr.wang")
+        recordings: list[dict] = []
+
+        async def ready() -> bool:
+            nonlocal recordings
+            recordings = (await (await client.get("/api/consultations/1/recordings", headers=headers)).json())[
+                "recordings"]
+            return bool(recordings) and recordings[0]["status"] == "ready"
+        for _ in range(100):
+            if await ready():
+                break
+            await asyncio.sleep(0.1)
+        recording = recordings[0]
+        assert recording["status"] == "ready" and len(recording["consent_ids"]) == 3
+        assert sorted(t["kind"] for t in recording["tracks"]) == ["audio"] * 3 + ["video"] * 3
+        assert 2.5 <= recording["duration"] <= 5, recording["duration"]
+
+        part = await client.get(recording["media_url"], headers={**headers, "Range": "bytes=0-99"})
+        assert part.status == 206 and len(await part.read()) == 100
+        assert part.headers["Content-Range"] == f"bytes 0-99/{recording['size']}"
+        whole = await client.get(recording["media_url"], headers=await login(client, "auditor"))
+        assert whole.status == 200
+        container = av.open(io.BytesIO(await whole.read()))
+        video = container.streams.video[0]
+        frames = [f for p in container.demux(video) for f in video.codec_context.decode(p)]
+        assert len(frames) > 30 and palette_index(frames[-1]) is not None
+        outsider = await client.get(recording["media_url"], headers=await login(client, "dr.chen"))
+        assert outsider.status == 403
+        bad_range = await client.get(recording["media_url"], headers={**headers, "Range": "bytes=999999999-"})
+        assert bad_range.status == 416
+
+        trail = await audit.trail(client.app[DATABASE], consultation_id=1)
+        actions = [e.action for e in trail]
+        for action in ("consent.given", "consent.withdrawn", "recording.started", "recording.finished",
+                       "recording.viewed"):
+            assert action in actions, actions
+        assert audit.verify(await audit.trail(client.app[DATABASE])) is None
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers))

@@ -1,0 +1,87 @@
+// Relay mode: one RTCPeerConnection to the server's media relay. Our own microphone and camera go
+// first; then `slots` pairs of receive-only audio/video transceivers, which the relay fills with the
+// other participants and names in "layout" messages (the slot's video mid -> participant id).
+// Slots are fixed for the life of the connection, so people coming and going never renegotiate.
+
+/**
+ * @typedef {{audio: RTCRtpTransceiver, video: RTCRtpTransceiver, stream: MediaStream, owner: string | null}} Slot
+ */
+
+export const RELAY = "relay";
+
+export class RelayLink {
+  /**
+   * @param {{iceServers: RTCIceServer[], localStream: MediaStream | null, slots: number,
+   *          send: (message: object) => boolean}} options
+   */
+  constructor({ iceServers, localStream, slots, send }) {
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    this.send = send;
+    /** @type {Slot[]} */
+    this.slots = [];
+    /** @type {(participantId: string, stream: MediaStream) => void} */
+    this.onstream = () => {};
+    /** @type {(participantId: string) => void} */
+    this.ongone = () => {};
+    /** @type {() => void} */
+    this.onstatechange = () => {};
+
+    const tracks = localStream?.getTracks() ?? [];
+    for (const kind of ["audio", "video"]) {
+      const track = tracks.find((t) => t.kind === kind);
+      // Always one sending transceiver per kind, so a camera turned on later (or a screen share)
+      // is a replaceTrack, never a new negotiation.
+      this.pc.addTransceiver(track ?? kind, { direction: track ? "sendonly" : "inactive",
+        streams: localStream ? [localStream] : [] });
+    }
+    for (let i = 0; i < slots; i++) {
+      const stream = new MediaStream();
+      const audio = this.pc.addTransceiver("audio", { direction: "recvonly" });
+      const video = this.pc.addTransceiver("video", { direction: "recvonly" });
+      stream.addTrack(audio.receiver.track);
+      stream.addTrack(video.receiver.track);
+      this.slots.push({ audio, video, stream, owner: null });
+    }
+    this.pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this.send({ type: "candidate", to: RELAY, candidate: candidate.toJSON() });
+    };
+    this.pc.onconnectionstatechange = () => this.onstatechange();
+  }
+
+  async offer() {
+    await this.pc.setLocalDescription();
+    const description = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
+    this.send({ type: "offer", to: RELAY, sdp: description.sdp });
+  }
+
+  /** @param {string} sdp */
+  async answer(sdp) {
+    await this.pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  /** @param {Record<string, string>} layout the slot's video mid -> participant id */
+  setLayout(layout) {
+    for (const slot of this.slots) {
+      const owner = layout[/** @type {string} */ (slot.video.mid)] ?? null;
+      if (owner === slot.owner) continue;
+      if (slot.owner) this.ongone(slot.owner);
+      slot.owner = owner;
+      if (owner) this.onstream(owner, slot.stream);
+    }
+  }
+
+  /** @param {MediaStreamTrack} track replaces what we send of its kind (a screen share for the camera) */
+  async replaceTrack(track) {
+    const transceiver = this.pc.getTransceivers().find((t) => t.sender.track?.kind === track.kind
+      || (t.direction !== "recvonly" && t.receiver.track.kind === track.kind));
+    await transceiver?.sender.replaceTrack(track);
+  }
+
+  get connectionState() {
+    return this.pc.connectionState;
+  }
+
+  close() {
+    this.pc.close();
+  }
+}
