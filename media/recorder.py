@@ -103,6 +103,7 @@ class Segment:
 
     def __init__(self, path: Path, key: bytes, publications: list[Publication]) -> None:
         self.path = path
+        self.publications = list(publications)
         self.origin = time.monotonic()
         self.result = SegmentResult(path, time.time(), [])
         self._tracks = {id(p): _Track(p) for p in publications}
@@ -238,6 +239,7 @@ class Finished:
     sha256: str  # of the WebM a download gives
     size: int
     complete: bool  # False: the segment was cut off by a crash, and holds what was flushed
+    streams: list[dict[str, object]]  # kind, codec (and size) of each track in the file
 
 
 def finalize(live: Path, final: Path, key: bytes) -> Finished:
@@ -247,7 +249,11 @@ def finalize(live: Path, final: Path, key: bytes) -> Finished:
     out_buffer = io.BytesIO()
     output = av.open(out_buffer, "w", format="webm")
     mapping: dict[int, av.stream.Stream] = {}
+    streams: list[dict[str, object]] = []
     for stream in source.streams:
+        streams.append({"kind": stream.type, "codec": stream.codec_context.name,
+                        **({"width": stream.codec_context.width, "height": stream.codec_context.height}
+                           if stream.type == "video" else {})})
         if stream.type == "video":
             out = output.add_mux_stream(stream.codec_context.name, width=stream.codec_context.width,
                                         height=stream.codec_context.height)
@@ -270,4 +276,4 @@ def finalize(live: Path, final: Path, key: bytes) -> Finished:
     writer.close()
     digest = SealedReader(final, key).sha256()
     live.unlink()
-    return Finished(duration=end, sha256=digest, size=len(data), complete=reader.complete)
+    return Finished(duration=end, sha256=digest, size=len(data), complete=reader.complete, streams=streams)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +58,8 @@ class RelaySession:
         self.relay = Relay(ice_servers=ice_servers, on_layout=self._layout, on_publication=self._published)
         self.store, self.key = store, key
         self.segment: tuple[Segment, SegmentFile] | None = None
+        self.recording_wanted = False
+        self._rolling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.task = asyncio.create_task(self._run())
 
@@ -79,6 +80,8 @@ class RelaySession:
                     to = getattr(item, "from_", None)
                     if to:
                         self._send(FromRelay(to=to, type="error", code=error.code, message=error.message))
+                except Exception:  # one participant's bad moment must not end everyone's media
+                    log.exception("relay %s: could not handle %s", self.room_id, type(item).__name__)
         finally:
             await self._stop_recording()
             await self.relay.close()
@@ -114,6 +117,15 @@ class RelaySession:
     # ---- recording ----
 
     async def _start_recording(self) -> None:
+        self.recording_wanted = True
+        if self.relay.publications():  # else the first publication starts the first segment
+            await self._start_segment()
+
+    async def _stop_recording(self) -> None:
+        self.recording_wanted = False
+        await self._stop_segment()
+
+    async def _start_segment(self) -> None:
         room = self.room
         if self.store is None or self.key is None or room is None or self.segment is not None:
             return
@@ -122,7 +134,7 @@ class RelaySession:
         self.segment = (Segment(file.live_path, self.key, self.relay.publications()), file)
         log.info("recording %d started in %s", file.recording_id, self.room_id)
 
-    async def _stop_recording(self) -> None:
+    async def _stop_segment(self) -> None:
         """Stop taking frames at once (consent may have just been withdrawn); finish the file after."""
         if self.segment is None:
             return
@@ -146,15 +158,18 @@ class RelaySession:
     def _published(self, publication: Publication) -> None:
         # A track that starts mid-recording cannot join a file whose header is written: roll to a new
         # segment with everyone's tracks in it.
-        if self.segment is not None:
+        if self.recording_wanted:
             self._spawn(self._roll())
 
     async def _roll(self) -> None:
         await asyncio.sleep(0.5)  # a participant's audio and video arrive together: roll once, not twice
-        if self.segment is None or time.monotonic() - self.segment[0].origin < 0.5:
-            return
-        await self._stop_recording()
-        await self._start_recording()
+        async with self._rolling:
+            flowing = {id(p) for p in self.relay.publications()}
+            recorded = {id(p) for p in self.segment[0].publications} if self.segment else set()
+            if not self.recording_wanted or flowing == recorded:
+                return
+            await self._stop_segment()
+            await self._start_segment()
 
     # ---- answering through the room's log ----
 

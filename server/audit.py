@@ -20,7 +20,7 @@ from .db import Database
 from .models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
-ATTEMPTS = 5
+ATTEMPTS = 20
 
 
 def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, consultation_id: int | None, subject: str,

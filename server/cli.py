@@ -156,6 +156,18 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     return _with_database(settings, create)
 
 
+def cmd_bench_relay(args: argparse.Namespace) -> int:
+    from media.bench import main_relay
+
+    return main_relay(args.subscribers or [1, 2, 4, 8, 16], args.seconds, args.capacity or None, args.json)
+
+
+def cmd_bench_recording(args: argparse.Namespace) -> int:
+    from media.bench import main_recording
+
+    return main_recording(args.seconds, args.json)
+
+
 def cmd_bench_signaling(args: argparse.Namespace) -> int:
     from signaling.bench import main as bench_main
 
@@ -226,6 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     signaling_bench.add_argument("--seconds", type=float, default=10.0, help="seconds at each rate (default 10)")
     signaling_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
     signaling_bench.set_defaults(func=cmd_bench_signaling)
+    relay_bench = bench_commands.add_parser(
+        "relay", help="media relay CPU, frame rate and added latency against aiortc's MediaRelay",
+        description="Forward one 640x480 VP8 30 fps stream to 1, 2, 4, 8 and 16 subscribers through the "
+                    "pass-through relay and through aiortc's MediaRelay, each in a process of its own.")
+    relay_bench.add_argument("--subscribers", type=int, action="append",
+                             help="subscriber counts to measure (repeatable; default 1 2 4 8 16)")
+    relay_bench.add_argument("--seconds", type=float, default=8.0, help="seconds measured at each point (default 8)")
+    relay_bench.add_argument("--capacity", type=int, default=0,
+                             help="also forward to this many subscribers through the relay alone (e.g. 100)")
+    relay_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
+    relay_bench.set_defaults(func=cmd_bench_relay)
+    recording_bench = bench_commands.add_parser(
+        "recording", help="recording CPU against aiortc's MediaRecorder",
+        description="Record one 640x480 VP8 30 fps stream by muxing its packets, and with MediaRecorder.")
+    recording_bench.add_argument("--seconds", type=float, default=10.0, help="seconds measured (default 10)")
+    recording_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
+    recording_bench.set_defaults(func=cmd_bench_recording)
     return parser
 
 

@@ -87,6 +87,14 @@ class DatabaseRecordingStore:
             row = await session.get(Recording, segment.recording_id)
             if row is None:
                 return
+            if not result.tracks and result.error is None:
+                # Nothing reached the file (everyone left, or stopped before media flowed): no recording.
+                await session.delete(row)
+                await session.commit()
+                segment.live_path.unlink(missing_ok=True)
+                await audit.record(self.database, actor="system", action="recording.discarded",
+                                   consultation_id=row.consultation_id, subject=f"recording:{segment.recording_id}")
+                return
             row.ended_at = utcnow()
             row.tracks = json.dumps([vars(t) for t in result.tracks])
             if finished is None:
@@ -123,6 +131,7 @@ async def recover_interrupted(database: Database, directory: Path, key: bytes) -
             fresh.status, fresh.ended_at = status, datetime.now(UTC)
             if finished is not None:
                 fresh.duration, fresh.size, fresh.sha256 = finished.duration, finished.size, finished.sha256
+                fresh.tracks = json.dumps(finished.streams)  # whose track is whose died with the process
             session.add(fresh)
             await session.commit()
         await audit.record(database, actor="system", action="recording.recovered", consultation_id=row.consultation_id,

@@ -547,6 +547,8 @@ class Room:
         effects = self._to_seated(ParticipantLeft(participant_id=member.id, reason=reason))  # type: ignore[arg-type]
         if self.recording_by == member.id:
             effects += self._stop_recording("left")  # whoever started it answers for it; it ends with them
+        if not self.participants:
+            self.mode, self.relay_node = "p2p", None  # the relay stops with its last participant
         return effects
 
 

@@ -33,7 +33,7 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 class ConsentAnswer(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    given: bool
+    given: pydantic.StrictBool  # a consent is a record: "yes" or 1 is not an answer
 
 
 class GuestConsentAnswer(ConsentAnswer):

@@ -207,7 +207,7 @@ async def keep_alive(ws) -> None:  # type: ignore[no-untyped-def]
         ('{"type": "media-state", "muted": "yes", "camera_off": false}', "malformed"),
         ('{"type": "join", "protocol": 2, "token": "t"}', "already-joined"),
         ('{"type": "remove", "participant_id": "nobody"}', "unknown-participant"),
-        ('{"type": "offer", "to": "x", "sdp": "' + "a" * 70_000 + '"}', "too-large"),
+        ('{"type": "offer", "to": "x", "sdp": "' + "a" * 200_000 + '"}', "too-large"),
     ],
 )
 async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: TestClient, payload: str,

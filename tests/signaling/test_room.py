@@ -325,3 +325,12 @@ def test_consent_given_before_joining_travels_with_the_join() -> None:
     room = room_after(DOC, SPEC.model_copy(update={"consent_id": 3}))
     assert room.consents() == {"d": None, "s": 3}
     assert room.member("s").participant.recording_consent
+
+
+def test_room_goes_back_to_peer_to_peer_when_the_last_seat_empties() -> None:
+    """The relay stops with its last participant; those still in the lobby start again peer to peer."""
+    room = room_after(DOC, SPEC, join("t"), join("p", host=False))
+    assert room.mode == "relay"
+    for n, pid in enumerate(("d", "s", "t")):
+        room.apply(Leaving(participant_id=pid, at=at(pid)), 10 + n)
+    assert room.mode == "p2p" and room.relay_at is None and [p.id for p in room.waiting] == ["p"]

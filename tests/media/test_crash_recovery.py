@@ -1,0 +1,67 @@
+"""A real server killed with SIGKILL mid-recording: at its next start the recording is finished from
+what was flushed, marked interrupted, and plays."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+from pathlib import Path
+
+import aiohttp
+import av
+
+from server.devprocs import TelemedNode
+
+from ..support.room_peer import RoomPeer
+from ..support.signaling_client import bearer, connect, expect, signaling_path
+
+
+async def _enter(session: aiohttp.ClientSession, base: str, username: str) -> RoomPeer:
+    headers = await bearer(session, base, username)
+    token = (await (await session.post(f"{base}/api/consultations/1/room-token", headers=headers)).json())["token"]
+    ws = await connect(session, token, url=f"{base}{signaling_path()}")
+    return RoomPeer(ws, await expect(ws, "joined"))
+
+
+async def test_recording_cut_off_by_sigkill_is_kept_at_the_next_start(tmp_path: Path) -> None:
+    node = await asyncio.to_thread(TelemedNode(tmp_path).start)
+    base = node.url.rstrip("/")
+    async with aiohttp.ClientSession() as session:
+        li, wang = await _enter(session, base, "dr.li"), await _enter(session, base, "dr.wang")
+        try:
+            for username in ("dr.li", "dr.wang"):
+                await session.post(f"{base}/api/consultations/1/recording-consent", json={"given": True},
+                                   headers=await bearer(session, base, username))
+            for _ in range(2):
+                await li.next("consent")
+            await li.send({"type": "recording", "on": True})
+            mode = await li.next("mode")
+            await asyncio.gather(li.join_relay(mode["relay_slots"]), wang.join_relay(mode["relay_slots"]))
+            assert (await li.next("recording"))["on"]
+            await wang.media.wait_for_slot(li.id)  # type: ignore[union-attr]
+            await asyncio.sleep(4)
+            node.stop(signal.SIGKILL)
+        finally:
+            await li.close()
+            await wang.close()
+
+    node = await asyncio.to_thread(TelemedNode(tmp_path).start)
+    base = node.url.rstrip("/")
+    try:
+        async with aiohttp.ClientSession() as session:
+            headers = await bearer(session, base, "dr.li")
+            listing = await (await session.get(f"{base}/api/consultations/1/recordings", headers=headers)).json()
+            [recording] = listing["recordings"]
+            assert recording["status"] == "interrupted", recording
+            assert recording["duration"] >= 2, recording
+            assert sorted(t["kind"] for t in recording["tracks"]) == ["audio", "audio", "video", "video"]
+            media = await session.get(f"{base}{recording['media_url']}", headers=headers)
+            assert media.status == 200
+            container = av.open(io.BytesIO(await media.read()))
+            assert len(container.streams.video) == 2 and len(container.streams.audio) == 2
+            video = container.streams.video[0]
+            frames = [f for p in container.demux(video) for f in video.codec_context.decode(p)]
+            assert len(frames) > 30
+    finally:
+        node.stop()
