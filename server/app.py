@@ -100,8 +100,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
                 if old.epoch >= epoch:
                     return  # already running (the log was replayed)
                 old.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "relay replaced"))
-            app[RELAYS][room_id] = RelaySession(hub, room_id, epoch, ice_servers=stun, store=store,
-                                                key=app[RECORDING_KEY])
+            session = RelaySession(hub, room_id, epoch, ice_servers=stun, store=store, key=app[RECORDING_KEY])
+            app[RELAYS][room_id] = session
+
+            def forget(_: asyncio.Task[None]) -> None:
+                if app[RELAYS].get(room_id) is session:
+                    del app[RELAYS][room_id]
+            session.task.add_done_callback(forget)
 
         hub = RoomHub(room_log, node_id=settings.node_id or secrets.token_hex(4),
                       max_participants=settings.room_max_participants, grace_seconds=settings.reconnect_grace,
