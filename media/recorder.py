@@ -72,6 +72,17 @@ def opus_template() -> av.audio.stream.AudioStream:
     return av.open(io.BytesIO(data)).streams.audio[0]
 
 
+def _muxed_stream(container: av.container.OutputContainer, kind: str, codec: str, width: int,
+                  height: int) -> av.stream.Stream:
+    """An output stream for packets as they are: no codec context is opened, so nothing can encode."""
+    if kind == "video":
+        stream = container.add_mux_stream(codec, width=width, height=height)
+    else:
+        stream = container.add_stream_from_template(opus_template())
+    stream.time_base = MS
+    return stream
+
+
 def _ogg_page(packet: bytes, sequence: int, flags: int, granule: int) -> bytes:
     lacing = bytes([255] * (len(packet) // 255) + [len(packet) % 255])
     page = b"OggS" + struct.pack("<BBqIIIB", 0, flags, granule, 1, sequence, 0, len(lacing)) + lacing + packet
@@ -198,13 +209,8 @@ class Segment:
         for track in self._tracks.values():
             if track.info is None:
                 continue  # never sent a usable frame in time: not in this segment
-            if track.info.kind == "video":
-                stream = container.add_mux_stream(track.info.codec.lower(), width=track.info.width,
-                                                  height=track.info.height)
-            else:
-                stream = container.add_stream_from_template(opus_template())
-            stream.time_base = MS
-            track.stream = stream
+            track.stream = _muxed_stream(container, track.info.kind, track.info.codec.lower(), track.info.width,
+                                         track.info.height)
             self.result.tracks.append(track.info)
         return container
 
@@ -254,13 +260,9 @@ def finalize(live: Path, final: Path, key: bytes) -> Finished:
         streams.append({"kind": stream.type, "codec": stream.codec_context.name,
                         **({"width": stream.codec_context.width, "height": stream.codec_context.height}
                            if stream.type == "video" else {})})
-        if stream.type == "video":
-            out = output.add_mux_stream(stream.codec_context.name, width=stream.codec_context.width,
-                                        height=stream.codec_context.height)
-        else:
-            out = output.add_stream_from_template(opus_template())
-        out.time_base = MS
-        mapping[stream.index] = out
+        mapping[stream.index] = _muxed_stream(output, stream.type, stream.codec_context.name,
+                                              stream.codec_context.width if stream.type == "video" else 0,
+                                              stream.codec_context.height if stream.type == "video" else 0)
     end = 0.0
     for packet in source.demux():
         if packet.dts is None or packet.stream.index not in mapping:

@@ -25,7 +25,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from .errors import NegotiationFailed, NotInRelay
-from .forwarding import ForwardedTrack, FrameSink, Publication
+from .forwarding import ForwardedTrack, Publication
 from .passthrough import on_keyframe_request, request_keyframe, tap_receiver
 
 log = logging.getLogger(__name__)
@@ -115,10 +115,10 @@ class Relay:
             slot.audio.stop()
             slot.video.stop()
         for other in self.peers.values():
-            if any(slot.owner == participant_id for slot in other.slots):
-                for slot in other.slots:
-                    if slot.owner == participant_id:
-                        slot.owner = None
+            freed = [slot for slot in other.slots if slot.owner == participant_id]
+            for slot in freed:
+                slot.owner = None
+            if freed:
                 self._announce(other)
         await peer.pc.close()
 
@@ -130,10 +130,6 @@ class Relay:
 
     def publications(self) -> list[Publication]:
         return [p for peer in self.peers.values() for p in peer.publications.values() if not p.ended]
-
-    def add_sink(self, sink: FrameSink, publication: Publication) -> None:
-        publication.sinks.add(sink)
-        publication.request_keyframe()
 
     # ---- internals ----
 

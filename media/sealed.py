@@ -56,14 +56,13 @@ class SealedWriter:
             del self._buffer[:self._chunk_bytes]
         return len(data)
 
-    def flush(self, *, durable: bool = True) -> None:
-        """Seal what is buffered and push it to disk (fsync unless ``durable`` is False)."""
+    def flush(self) -> None:
+        """Seal what is buffered and push it to disk (fsync: it must survive a crash)."""
         if self._buffer:
             self._seal(bytes(self._buffer), final=False)
             self._buffer.clear()
         self._file.flush()
-        if durable:
-            os.fsync(self._file.fileno())
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if self.closed:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -55,6 +54,21 @@ async def set_consent(database: Database, hub: RoomHub, *, consultation_id: int,
     return consent
 
 
+LIVE, FINAL = ".live", ".rec"
+
+
+def segment_file(directory: Path, row: Recording) -> SegmentFile:
+    """Where a recording's segment is written (live) and kept (final)."""
+    assert row.id is not None
+    stem = row.file.removesuffix(FINAL)
+    return SegmentFile(row.id, directory / f"{stem}{LIVE}", directory / row.file)
+
+
+def _keep(row: Recording, finished: Finished, status: RecordingStatus) -> None:
+    row.status, row.ended_at = status, utcnow()
+    row.duration, row.size, row.sha256 = finished.duration, finished.size, finished.sha256
+
+
 class DatabaseRecordingStore:
     """The relay's RecordingStore: a row per segment, its file under ``directory``."""
 
@@ -68,11 +82,11 @@ class DatabaseRecordingStore:
         name = f"{consultation_id}/{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
         async with self.database.session() as session:
             row = Recording(
-                consultation_id=consultation_id, file=f"{name}.rec", started_by=starter.identity if starter else "",
+                consultation_id=consultation_id, file=f"{name}{FINAL}", started_by=starter.identity if starter else "",
                 participants=json.dumps([{"participant_id": m.id, "identity": m.identity,
                                           "name": m.participant.name, "role": m.participant.role} for m in seated],
                                         ensure_ascii=False),
-                consent_ids=json.dumps(sorted(m.consent_id for m in seated if m.consent_id is not None)))
+                consent_ids=json.dumps(sorted(c for c in room.consents().values() if c is not None)))
             session.add(row)
             await session.commit()
             await session.refresh(row)
@@ -80,7 +94,7 @@ class DatabaseRecordingStore:
         await audit.record(self.database, actor=row.started_by, action="recording.started",
                            consultation_id=consultation_id, subject=f"recording:{row.id}",
                            detail={"consents": json.loads(row.consent_ids)})
-        return SegmentFile(row.id, self.directory / f"{name}.live", self.directory / row.file)
+        return segment_file(self.directory, row)
 
     async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None:
         async with self.database.session() as session:
@@ -95,13 +109,11 @@ class DatabaseRecordingStore:
                 await audit.record(self.database, actor="system", action="recording.discarded",
                                    consultation_id=row.consultation_id, subject=f"recording:{segment.recording_id}")
                 return
-            row.ended_at = utcnow()
             row.tracks = json.dumps([vars(t) for t in result.tracks])
             if finished is None:
-                row.status = RecordingStatus.FAILED
+                row.status, row.ended_at = RecordingStatus.FAILED, utcnow()
             else:
-                row.status = RecordingStatus.READY if finished.complete else RecordingStatus.INTERRUPTED
-                row.duration, row.size, row.sha256 = finished.duration, finished.size, finished.sha256
+                _keep(row, finished, RecordingStatus.READY if finished.complete else RecordingStatus.INTERRUPTED)
             session.add(row)
             await session.commit()
             status, consultation_id = row.status, row.consultation_id
@@ -116,21 +128,22 @@ async def recover_interrupted(database: Database, directory: Path, key: bytes) -
     async with database.session() as session:
         rows = (await session.exec(select(Recording).where(Recording.status == RecordingStatus.RECORDING))).all()
     for row in rows:
-        live = directory / row.file.replace(".rec", ".live")
-        if not live.exists():
+        file = segment_file(directory, row)
+        if not file.live_path.exists():
             continue  # written by another node, or nothing was ever flushed
         try:
-            finished = await asyncio.to_thread(finalize, live, directory / row.file, key)
-            status = RecordingStatus.INTERRUPTED
+            finished = await asyncio.to_thread(finalize, file.live_path, file.final_path, key)
         except Exception:
             log.exception("recording %s could not be recovered", row.id)
-            finished, status = None, RecordingStatus.FAILED
+            finished = None
+        status = RecordingStatus.INTERRUPTED if finished is not None else RecordingStatus.FAILED
         async with database.session() as session:
             fresh = await session.get(Recording, row.id)
             assert fresh is not None
-            fresh.status, fresh.ended_at = status, datetime.now(UTC)
-            if finished is not None:
-                fresh.duration, fresh.size, fresh.sha256 = finished.duration, finished.size, finished.sha256
+            if finished is None:
+                fresh.status, fresh.ended_at = status, utcnow()
+            else:
+                _keep(fresh, finished, status)
                 fresh.tracks = json.dumps(finished.streams)  # whose track is whose died with the process
             session.add(fresh)
             await session.commit()

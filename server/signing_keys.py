@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import SettingsError
@@ -43,7 +44,7 @@ def load_recording_key(settings: Settings) -> bytes:
     return key
 
 
-def _generated(path: Path, generate) -> str:  # type: ignore[no-untyped-def]
+def _generated(path: Path, generate: Callable[[], str]) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Written aside, then linked into place: link() fails if the file exists, so two processes
