@@ -22,7 +22,14 @@ from signaling.events import (
     Where,
 )
 from signaling.grants import GUEST, HOST
-from signaling.messages import MediaState, Participant
+from signaling.messages import (
+    MediaState,
+    Participant,
+    ParticipantLeft,
+    RecordingState,
+    RelayedCandidate,
+    RelayedOffer,
+)
 from signaling.room import Close, Deliver, Room, Status
 
 MAX = 3
@@ -60,12 +67,19 @@ def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> No
     room = Room("consultation:1", max_participants=MAX)
     for seq, event in enumerate(sequence, start=1):
         members_before = {m.at for m in room.members.values()}
+        relays = {room.relay_at}  # the room's relay, before this event and after it
         effects = room.apply(event, seq)
+        relays = (relays | {room.relay_at}) - {None}
         asking = getattr(event, "at", None)
         for effect in effects:
             if isinstance(effect, Deliver | Close):
-                # Only members (before or after this event) and the connection that asked hear anything.
-                assert effect.at in members_before | {m.at for m in room.members.values()} | {asking}, (event, effect)
+                # Only members (before or after this event), the connection that asked, and the room's relay
+                # hear anything; the relay only what it acts on.
+                assert effect.at in members_before | {m.at for m in room.members.values()} | {asking} | relays, \
+                    (event, effect)
+                if effect.at in relays and effect.at not in members_before:
+                    assert isinstance(effect, Deliver) and isinstance(
+                        effect.message, RelayedOffer | RelayedCandidate | ParticipantLeft | RecordingState), effect
         assert len(room.participants) <= MAX
         assert len(room.waiting) <= MAX
         assert not {p.id for p in room.participants} & {p.id for p in room.waiting}
