@@ -13,6 +13,10 @@ internals, both checked by tests/media/test_passthrough.py so an upgrade that mo
    ``pack()``, which only reads the bytes, ``pts`` and ``time_base`` (no encoding). A subscriber's
    PLI/FIR calls ``RTCRtpSender._send_keyframe()``, which on that path would set a flag nobody reads;
    :func:`on_keyframe_request` replaces it per sender so the request reaches the publisher instead.
+3. Codecs. Frames are forwarded as they are, so every leg of a room must carry the same video codec;
+   aiortc chooses from the offer's order with no say for the answerer. :func:`pin_codec` trims the
+   transceiver's negotiated ``_codecs`` (set by ``setRemoteDescription``, read by ``createAnswer``) to
+   one codec and its retransmission format.
 
 Tested with aiortc 1.16 (the range is pinned in pyproject.toml).
 """
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 
 _QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
 
@@ -57,11 +61,12 @@ def is_keyframe(codec: str, data: bytes) -> bool:
     if codec == "VP8":
         return bool(data) and not data[0] & 0x01  # RFC 6386 9.1: the P bit is 0 on key frames
     if codec == "H264":
-        return any(nal_type == 5 for nal_type in _h264_nal_types(data))
+        return any(nal_type == 5 for nal_type in h264_nal_types(data))
     return True  # audio: every frame stands alone
 
 
-def _h264_nal_types(data: bytes) -> list[int]:
+def h264_nal_types(data: bytes) -> list[int]:
+    """The type of each NAL unit in an Annex B frame (5: IDR slice, 7: SPS, 8: PPS)."""
     types, start = [], 0
     while (start := data.find(b"\x00\x00\x01", start)) != -1:
         start += 3
@@ -108,3 +113,20 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> None:
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` when the subscriber behind ``sender`` sends PLI or FIR."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def pin_codec(transceiver: RTCRtpTransceiver, mime_type: str) -> bool:
+    """Keep only ``mime_type`` (its first offered variant) and its RTX in what the answer will accept.
+
+    Call between ``setRemoteDescription`` and ``createAnswer``. False if the offer lacks the codec."""
+    codecs = getattr(transceiver, "_codecs", None)
+    if codecs is None:
+        raise RuntimeError("aiortc's RTCRtpTransceiver no longer keeps _codecs: media/passthrough.py must be "
+                           "brought up to date with this aiortc release")
+    chosen = next((c for c in codecs if c.mimeType.lower() == mime_type.lower()), None)
+    if chosen is None:
+        return False
+    retransmission = [c for c in codecs if c.mimeType.lower().endswith("/rtx")
+                      and c.parameters.get("apt") == chosen.payloadType]
+    transceiver._codecs = [chosen, *retransmission]
+    return True

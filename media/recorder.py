@@ -1,5 +1,8 @@
 """Recording without transcoding: the relay's encoded frames muxed by PyAV into WebM, sealed on disk.
 
+VP8 rooms give WebM; H.264 rooms give Matroska (WebM allows only VP8/VP9/AV1), whose CodecPrivate is
+built by the muxer from the SPS and PPS of the stream's first key frame, so it matches the real stream.
+
 A *segment* is one file holding every participant's audio and video from one stretch of a recording.
 Muxing, sealing and fsync run on the segment's own thread, fed by a queue, so the event loop (and every
 peer on it) never waits for the disk; aiortc's MediaRecorder encodes on the loop and stalls them all.
@@ -25,7 +28,7 @@ from pathlib import Path
 import av
 
 from .forwarding import Publication
-from .passthrough import EncodedFrame
+from .passthrough import EncodedFrame, h264_nal_types
 from .sealed import SealedReader, SealedWriter
 
 log = logging.getLogger(__name__)
@@ -72,10 +75,30 @@ def opus_template() -> av.audio.stream.AudioStream:
     return av.open(io.BytesIO(data)).streams.audio[0]
 
 
+def h264_template(keyframe: bytes) -> av.video.stream.VideoStream | None:
+    """A stream describing an H.264 track (size, profile, and SPS/PPS as extradata) read from its first
+    key frame, for the muxer to copy; None if that key frame carries no SPS and PPS to read.
+
+    WebRTC senders put SPS and PPS in front of every IDR frame, in Annex B form as aiortc hands them on;
+    Matroska's muxer turns that extradata into the avcC CodecPrivate and the packets into length-prefixed
+    NAL units as it writes them."""
+    types = h264_nal_types(keyframe)
+    if 7 not in types or 8 not in types:
+        return None
+    return av.open(io.BytesIO(keyframe), format="h264").streams.video[0]
+
+
+def container_format(codecs: set[str]) -> str:
+    """WebM when every track is VP8 and Opus; Matroska (its superset) when H.264 is in it."""
+    return "matroska" if "h264" in {c.lower() for c in codecs} else "webm"
+
+
 def _muxed_stream(container: av.container.OutputContainer, kind: str, codec: str, width: int,
-                  height: int) -> av.stream.Stream:
+                  height: int, template: av.stream.Stream | None = None) -> av.stream.Stream:
     """An output stream for packets as they are: no codec context is opened, so nothing can encode."""
-    if kind == "video":
+    if template is not None:
+        stream = container.add_stream_from_template(template)
+    elif kind == "video":
         stream = container.add_mux_stream(codec, width=width, height=height)
     else:
         stream = container.add_stream_from_template(opus_template())
@@ -102,6 +125,7 @@ def _ogg_crc(data: bytes) -> int:
 class _Track:
     publication: Publication
     info: TrackInfo | None = None  # known once the first usable frame arrived
+    template: av.stream.Stream | None = None  # H.264: read from the first key frame
     stream: av.stream.Stream | None = None
     first_arrival: float = 0.0
     first_timestamp: int = 0
@@ -189,6 +213,11 @@ class Segment:
             if track.publication.kind == "video" and not frame.keyframe:
                 return  # a video track starts at a key frame
             width, height = vp8_size(frame.data) if frame.codec == "VP8" else (0, 0)
+            if frame.codec == "H264":
+                track.template = h264_template(frame.data)
+                if track.template is None:
+                    return  # no SPS/PPS in front of this IDR: wait for a key frame that has them
+                width, height = track.template.codec_context.width, track.template.codec_context.height
             track.info = TrackInfo(track.publication.participant_id, track.publication.kind, frame.codec,
                                    width, height)
             track.first_arrival, track.first_timestamp = frame.arrived, frame.timestamp
@@ -203,14 +232,15 @@ class Segment:
     def _open(self, sealed: SealedWriter) -> av.container.OutputContainer:
         # live: no seeking back (the sealed file is append-only); flush_packets: hand each packet to the
         # sealed writer at once; max_interleave_delta: a silent track must not hold the others back.
-        container = av.open(sealed, "w", format="webm", options={
+        codecs = {t.info.codec for t in self._tracks.values() if t.info is not None}
+        container = av.open(sealed, "w", format=container_format(codecs), options={
             "live": "1", "flush_packets": "1", "cluster_time_limit": "1000", "max_interleave_delta": "1000000",
         })
         for track in self._tracks.values():
             if track.info is None:
                 continue  # never sent a usable frame in time: not in this segment
             track.stream = _muxed_stream(container, track.info.kind, track.info.codec.lower(), track.info.width,
-                                         track.info.height)
+                                         track.info.height, track.template)
             self.result.tracks.append(track.info)
         return container
 
@@ -249,11 +279,12 @@ class Finished:
 
 
 def finalize(live: Path, final: Path, key: bytes) -> Finished:
-    """Remux a segment, packets copied as they are, into a seekable WebM; seal it; remove the live file."""
+    """Remux a segment, packets copied as they are, into a seekable WebM (or Matroska, for H.264); seal
+    it; remove the live file."""
     reader = SealedReader(live, key)
-    source = av.open(io.BytesIO(reader.read_all()), "r", format="webm")
+    source = av.open(io.BytesIO(reader.read_all()), "r", format="matroska")
     out_buffer = io.BytesIO()
-    output = av.open(out_buffer, "w", format="webm")
+    output = av.open(out_buffer, "w", format=container_format({s.codec_context.name for s in source.streams}))
     mapping: dict[int, av.stream.Stream] = {}
     streams: list[dict[str, object]] = []
     for stream in source.streams:
@@ -262,7 +293,8 @@ def finalize(live: Path, final: Path, key: bytes) -> Finished:
                            if stream.type == "video" else {})})
         mapping[stream.index] = _muxed_stream(output, stream.type, stream.codec_context.name,
                                               stream.codec_context.width if stream.type == "video" else 0,
-                                              stream.codec_context.height if stream.type == "video" else 0)
+                                              stream.codec_context.height if stream.type == "video" else 0,
+                                              stream if stream.codec_context.name == "h264" else None)
     end = 0.0
     for packet in source.demux():
         if packet.dts is None or packet.stream.index not in mapping:

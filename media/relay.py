@@ -26,11 +26,13 @@ from aiortc.sdp import candidate_from_sdp
 
 from .errors import NegotiationFailed, NotInRelay
 from .forwarding import ForwardedTrack, Publication
-from .passthrough import on_keyframe_request, request_keyframe, tap_receiver
+from .passthrough import on_keyframe_request, pin_codec, request_keyframe, tap_receiver
 
 log = logging.getLogger(__name__)
 
 Layout = dict[str, str]  # slot's video mid -> participant id
+VIDEO_CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
+AUDIO_CODEC = "audio/opus"
 
 
 @dataclass
@@ -58,12 +60,14 @@ class RelayPeer:
 class Relay:
     """Forwards every participant's encoded audio and video to every other participant."""
 
-    def __init__(self, *, ice_servers: list[RTCIceServer] | None = None,
+    def __init__(self, *, ice_servers: list[RTCIceServer] | None = None, video_codec: str = "vp8",
                  on_layout: Callable[[str, Layout], None] | None = None,
                  on_publication: Callable[[Publication], None] | None = None) -> None:
         # max-bundle: every slot rides one transport. aiortc's default ("balanced") leaves the second and
         # later m-lines of a kind on a transport it then discards when answering a bundled offer.
         self.configuration = RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        # Frames pass through untouched, so the whole room speaks one video codec (and Opus).
+        self.video_codec = VIDEO_CODECS[video_codec]
         self.peers: dict[str, RelayPeer] = {}
         self._on_layout = on_layout or (lambda pid, layout: None)
         self._on_publication = on_publication or (lambda publication: None)
@@ -81,8 +85,12 @@ class Relay:
         pc.on("connectionstatechange", lambda: self._on_state(peer))
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            self._pin_codecs(peer)
             self._make_slots(peer)
             await pc.setLocalDescription(await pc.createAnswer())
+        except NegotiationFailed:
+            await self.remove(participant_id)
+            raise
         except Exception as exc:  # aiortc raises ValueError, OperationError, InternalError... on bad SDP
             await self.remove(participant_id)
             raise NegotiationFailed(f"The relay could not accept that offer: {exc}") from None
@@ -132,6 +140,14 @@ class Relay:
         return [p for peer in self.peers.values() for p in peer.publications.values() if not p.ended]
 
     # ---- internals ----
+
+    def _pin_codecs(self, peer: RelayPeer) -> None:
+        for transceiver in peer.pc.getTransceivers():
+            wanted = self.video_codec if transceiver.kind == "video" else AUDIO_CODEC
+            if not pin_codec(transceiver, wanted):
+                name = wanted.split("/")[1]
+                raise NegotiationFailed(f"This consultation's relay carries {name} {transceiver.kind}, "
+                                        f"and this browser did not offer it.")
 
     def _make_slots(self, peer: RelayPeer) -> None:
         """Pair the offer's receive-only transceivers into slots, and put a forwarded track in each."""

@@ -51,11 +51,12 @@ class RecordingStore(Protocol):
 
 class RelaySession:
     def __init__(self, hub: RoomHub, room_id: str, epoch: int, *, ice_servers: list[RTCIceServer] | None = None,
-                 store: RecordingStore | None = None, key: bytes | None = None) -> None:
+                 store: RecordingStore | None = None, key: bytes | None = None, video_codec: str = "vp8") -> None:
         self.hub, self.room_id, self.epoch = hub, room_id, epoch
         self.conn = relay_conn(room_id)
         self.outbox = hub.attach(self.conn, room_id=room_id, limit=RELAY_OUTBOX)
-        self.relay = Relay(ice_servers=ice_servers, on_layout=self._layout, on_publication=self._published)
+        self.relay = Relay(ice_servers=ice_servers, video_codec=video_codec, on_layout=self._layout,
+                           on_publication=self._published)
         self.store, self.key = store, key
         self.segment: tuple[Segment, SegmentFile] | None = None
         self.recording_wanted = False

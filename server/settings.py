@@ -53,6 +53,13 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_video_codec(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"vp8", "h264"}:
+        raise ValueError("expected vp8 or h264")
+    return value
+
+
 def _parse_node_id(raw: str) -> str:
     if not raw.replace("-", "").replace("_", "").isalnum() or len(raw) > 64:
         raise ValueError("expected letters, digits, - or _ (at most 64)")
@@ -194,6 +201,11 @@ class Settings:
         None, _parse_recording_key,
         "AES-256 key that seals recordings at rest, as 64 hex digits. Unset: generated once into keys/ in the "
         "data directory (development only; in production give it from a secrets store, apart from recordings).",
+    )
+    relay_video_codec: str = _setting(
+        "vp8", _parse_video_codec,
+        "The one video codec of relayed rooms, vp8 or h264: the relay forwards frames untouched, so every "
+        "browser in a room sends and receives it. Recordings of h264 rooms are Matroska, not WebM.",
     )
     default_locale: str = _setting(
         "zh-CN", _parse_locale, "Language of pages when neither the user nor the browser asks for one."

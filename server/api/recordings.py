@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from media.errors import TamperedRecording
+from media.recorder import container_format
 from media.sealed import SealedReader
 
 from .. import audit
@@ -64,12 +65,21 @@ async def guest_consent(request: web.Request) -> web.Response:
     return json_response({"id": consent.id, "given": consent.given, "at": consent.at.isoformat()}, status=201)
 
 
+def _media_type(row: Recording) -> tuple[str, str]:
+    """(Content-Type, file extension): WebM for VP8 rooms, Matroska when a track is H.264."""
+    codecs = {str(track.get("codec", "")).lower() for track in json.loads(row.tracks)}
+    if container_format(codecs) == "matroska":
+        return "video/x-matroska", "mkv"
+    return "video/webm", "webm"
+
+
 def _recording_json(row: Recording) -> dict[str, object]:
     return {
         "id": row.id, "status": row.status.value, "started_at": row.started_at.isoformat(),
         "ended_at": row.ended_at.isoformat() if row.ended_at else None, "duration": row.duration, "size": row.size,
         "sha256": row.sha256, "tracks": json.loads(row.tracks), "participants": json.loads(row.participants),
         "consent_ids": json.loads(row.consent_ids), "media_url": f"/api/recordings/{row.id}/media",
+        "media_type": _media_type(row)[0],
     }
 
 
@@ -84,7 +94,7 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 @routes.get("/api/recordings/{recording_id}/media")
 async def recording_media(request: web.Request) -> web.StreamResponse:
-    """The recording as WebM, decrypted as it is sent; honours one byte range so players can seek."""
+    """The recording as WebM or Matroska, decrypted as it is sent; honours one byte range so players can seek."""
     raw = request.match_info["recording_id"]
     if not raw.isdigit():
         raise BadRequest(f"{raw!r} is not a recording id.", code="bad-id")
@@ -109,14 +119,15 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
                        consultation_id=row.consultation_id, subject=f"recording:{row.id}",
                        detail={"range": [start, end]})
     partial = "Range" in request.headers
+    media_type, extension = _media_type(row)
     response = web.StreamResponse(status=206 if partial else 200, headers={
-        "Content-Type": "video/webm", "Accept-Ranges": "bytes", "Content-Length": str(end - start),
+        "Content-Type": media_type, "Accept-Ranges": "bytes", "Content-Length": str(end - start),
         "Cache-Control": "private, no-store",
     })
     if partial:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
     if download:
-        name = f"consultation-{row.consultation_id}-recording-{row.id}.webm"
+        name = f"consultation-{row.consultation_id}-recording-{row.id}.{extension}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     await response.prepare(request)
     position = start

@@ -28,9 +28,9 @@ KEY = secrets.token_bytes(32)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _call(relay: Relay, clients: dict[str, RelayClient]) -> None:
+async def _call(relay: Relay, clients: dict[str, RelayClient], video_codec: str | None = None) -> None:
     for pid in ("doctor", "specialist"):
-        clients[pid] = RelayClient(pid, slots=1)
+        clients[pid] = RelayClient(pid, slots=1, video_codec=video_codec)
         await clients[pid].join(relay)
     await until(lambda: len(relay.publications()) == 4 and all(p.frames for p in relay.publications()))
 
@@ -79,6 +79,61 @@ async def test_recording_holds_the_relayed_packets_unchanged(tmp_path: Path) -> 
     video = next(s for s in container.streams if s.type == "video")
     frames = [f for p in packets if p.stream.index == video.index for f in video.codec_context.decode(p)]
     assert len(frames) > 60 and all(palette_index(f) is not None for f in frames[5:])
+
+
+def _annex_b_units(data: bytes) -> list[bytes]:
+    # a NAL unit never ends in a zero byte: zeros before a start code belong to the start code
+    return [unit.strip(b"\x00") for unit in data.split(b"\x00\x00\x01") if unit.strip(b"\x00")]
+
+
+def _length_prefixed_units(data: bytes) -> list[bytes]:
+    units, at = [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at:at + 4], "big")
+        units.append(data[at + 4:at + 4 + size])
+        at += 4 + size
+    return units
+
+
+async def test_h264_recording_is_matroska_with_the_streams_own_parameters(tmp_path: Path) -> None:
+    """An H.264 room records into Matroska: CodecPrivate (avcC) comes from the stream's own SPS/PPS, every
+    video packet holds exactly the NAL units the relay received (reframed, not re-encoded), the length
+    is right, and the video decodes to the publisher's pattern."""
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(video_codec="h264", on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    try:
+        await _call(relay, clients, video_codec="H264")
+        received: set[tuple[bytes, ...]] = set()
+
+        def remember(frame: EncodedFrame) -> None:
+            if frame.codec == "H264":
+                received.add(tuple(_annex_b_units(frame.data)))
+        for publication in relay.publications():
+            publication.sinks.add(remember)
+        segment = Segment(tmp_path / "h264.live", KEY, relay.publications())
+        started = time.monotonic()
+        await asyncio.sleep(3)
+        segment.stop()
+        recorded = time.monotonic() - started
+        result = await asyncio.to_thread(segment.join, 10)
+    finally:
+        await relay.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
+
+    assert result.error is None and {t.codec for t in result.tracks} == {"H264", "opus"}
+    finished = await asyncio.to_thread(finalize, tmp_path / "h264.live", tmp_path / "h264.rec", KEY)
+    assert abs(finished.duration - recorded) <= 0.1 * recorded, (finished.duration, recorded)
+    data = SealedReader(tmp_path / "h264.rec", KEY).read_all()
+    container, packets = _demux(data)
+    assert container.format.name.startswith("matroska") and b"webm" not in data[:64]
+    video = [s for s in container.streams if s.type == "video"]
+    assert len(video) == 2 and all(s.codec_context.name == "h264" for s in video)
+    sps = next(u for units in received for u in units if u[0] & 0x1F == 7)
+    assert all(s.codec_context.extradata[0] == 1 and sps in s.codec_context.extradata for s in video)  # avcC
+    video_packets = [p for p in packets if p.stream.type == "video"]
+    assert video_packets and all(tuple(_length_prefixed_units(bytes(p))) in received for p in video_packets)
+    frames = [f for p in video_packets if p.stream.index == video[0].index for f in video[0].codec_context.decode(p)]
+    assert len(frames) > 45 and all(palette_index(f) is not None for f in frames[5:])
 
 
 def test_sealed_file_detects_tampering(tmp_path: Path) -> None:

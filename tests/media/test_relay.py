@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from media.errors import NegotiationFailed
 from media.relay import Relay
 
 from ..support.peers import PALETTE, RelayClient, palette_index
@@ -24,8 +25,9 @@ async def relay() -> AsyncIterator[tuple[Relay, dict[str, RelayClient]]]:
     await asyncio.gather(*(c.close() for c in clients.values()))
 
 
-async def _join(relay: Relay, clients: dict[str, RelayClient], pid: str, *, camera: bool) -> RelayClient:
-    client = clients[pid] = RelayClient(pid, slots=SLOTS, camera=camera)
+async def _join(relay: Relay, clients: dict[str, RelayClient], pid: str, *, camera: bool,
+                video_codec: str | None = None) -> RelayClient:
+    client = clients[pid] = RelayClient(pid, slots=SLOTS, camera=camera, video_codec=video_codec)
     await client.join(relay)
     return client
 
@@ -88,3 +90,37 @@ async def test_leaving_frees_the_slot_and_others_keep_flowing(relay) -> None:
     assert "specialist" not in clients["doctor"].layout.values()
     pattern = await _decoded_pattern(patient, "doctor", frames=30)
     assert None not in pattern
+
+
+async def test_h264_room_forwards_h264_untouched() -> None:
+    """A relay pinned to H.264 answers H.264 even to peers that would rather send VP8 (aiortc offers VP8
+    first, as Chromium does), and its subscribers decode the publisher's pattern from H.264 frames."""
+    clients: dict[str, RelayClient] = {}
+    relay_ = Relay(video_codec="h264", on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    try:
+        await _join(relay_, clients, "doctor", camera=True)
+        subscribers = [await _join(relay_, clients, f"viewer{i}", camera=False) for i in range(2)]
+        seen = await asyncio.gather(*(_decoded_pattern(s, "doctor") for s in subscribers))
+        publication = relay_.peers["doctor"].publications["video"]
+        assert publication.codec == "H264"
+        for pattern in seen:
+            assert None not in pattern and len(set(pattern)) >= 2, pattern
+        for client in clients.values():
+            video = [t for t in client.pc.getTransceivers() if t.kind == "video"]
+            assert all(c.mimeType in ("video/H264", "video/rtx") for t in video for c in t._codecs)
+    finally:
+        await relay_.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
+
+
+async def test_offer_without_the_rooms_codec_is_refused_clearly(relay) -> None:
+    """A browser that cannot send the room's codec is told so; the relay and the others go on."""
+    relay_, clients = relay
+    doctor = await _join(relay_, clients, "doctor", camera=True)
+    stranger = clients["h264-only"] = RelayClient("h264-only", slots=SLOTS, video_codec="H264")
+    with pytest.raises(NegotiationFailed, match="VP8 video"):
+        await stranger.join(relay_)
+    assert "h264-only" not in relay_.peers
+    viewer = await _join(relay_, clients, "viewer", camera=False)
+    assert None not in await _decoded_pattern(viewer, "doctor", frames=15)
+    assert doctor.participant_id in relay_.peers

@@ -4,6 +4,7 @@ everyone decodes everyone through it, and a recording runs only with everyone's 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 
 import av
@@ -11,8 +12,9 @@ from aiohttp.test_utils import TestClient
 
 from server import audit
 from server.appkeys import DATABASE
+from server.settings import Settings
 
-from ..conftest import login
+from ..conftest import _start, login
 from ..support.peers import palette_index
 from ..support.room_peer import RoomPeer
 from ..support.signaling_client import connect, expect, room_token
@@ -129,3 +131,46 @@ async def test_third_participant_switches_to_relay_and_recording_follows_consent
         assert audit.verify(await audit.trail(client.app[DATABASE])) is None
     finally:
         await asyncio.gather(*(peer.close() for peer in peers))
+
+
+async def test_h264_room_records_matroska(settings: Settings) -> None:
+    """A server whose relay carries H.264: two doctors record with consent (which switches the room to
+    the relay), and the recording is Matroska with H.264 video, served and named as such."""
+    client = await _start(dataclasses.replace(settings, relay_video_codec="h264"))
+    li, wang = await _clinician(client, "dr.li"), await _clinician(client, "dr.wang")
+    try:
+        for username in ("dr.li", "dr.wang"):
+            answer = await client.post("/api/consultations/1/recording-consent", json={"given": True},
+                                       headers=await login(client, username))
+            assert answer.status == 201, await answer.text()
+        await li.send({"type": "recording", "on": True})
+        for peer in (li, wang):
+            assert (await peer.next("mode"))["mode"] == "relay"
+        await asyncio.gather(*(peer.join_relay(li.joined["relay_slots"]) for peer in (li, wang)))
+        assert None not in await _sees(wang, li, frames=10)
+        assert (await li.next("recording"))["on"]
+        await asyncio.sleep(2)
+        await li.send({"type": "recording", "on": False})
+        assert not (await li.next("recording"))["on"]
+
+        headers = await login(client, "dr.wang")
+        recordings: list[dict] = []
+        for _ in range(100):
+            recordings = (await (await client.get("/api/consultations/1/recordings", headers=headers)).json())[
+                "recordings"]
+            if recordings and recordings[0]["status"] == "ready":
+                break
+            await asyncio.sleep(0.1)
+        recording = recordings[0]
+        assert recording["status"] == "ready" and recording["media_type"] == "video/x-matroska"
+        download = await client.get(recording["media_url"] + "?download=1", headers=headers)
+        assert download.status == 200 and download.headers["Content-Type"] == "video/x-matroska"
+        assert download.headers["Content-Disposition"].endswith('.mkv"')
+        container = av.open(io.BytesIO(await download.read()))
+        assert {s.codec_context.name for s in container.streams.video} == {"h264"}
+        video = container.streams.video[0]
+        frames = [f for p in container.demux(video) for f in video.codec_context.decode(p)]
+        assert len(frames) > 20 and palette_index(frames[-1]) is not None
+    finally:
+        await asyncio.gather(li.close(), wang.close())
+        await client.close()

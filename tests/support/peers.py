@@ -12,6 +12,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
     VideoStreamTrack,
 )
@@ -52,7 +53,7 @@ def palette_index(frame: av.VideoFrame, tolerance: float = 14) -> int | None:
 class RelayClient:
     """A participant's side of the relay: one peer connection, like the browser's in relay mode."""
 
-    def __init__(self, participant_id: str, *, slots: int, camera: bool = True) -> None:
+    def __init__(self, participant_id: str, *, slots: int, camera: bool = True, video_codec: str | None = None) -> None:
         self.participant_id = participant_id
         # max-bundle, as browsers do; aiortc's default strands a kind's later m-lines (see media/relay.py)
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -63,6 +64,12 @@ class RelayClient:
         for _ in range(slots):
             self.pc.addTransceiver("audio", direction="recvonly")
             self.pc.addTransceiver("video", direction="recvonly")
+        if video_codec is not None:  # offer only this video codec, as a browser limited to it would
+            wanted = [c for c in RTCRtpSender.getCapabilities("video").codecs
+                      if c.mimeType.lower() in (f"video/{video_codec}".lower(), "video/rtx")]
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver.setCodecPreferences(wanted)
         self.layout: dict[str, str] = {}
         self.layout_changed = asyncio.Event()
         self.connected_at: float | None = None
