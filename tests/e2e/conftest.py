@@ -12,6 +12,7 @@ from playwright.async_api import Browser, async_playwright
 CHROMIUM_FLAGS = [
     "--use-fake-device-for-media-stream",  # a synthetic camera (moving pattern) and microphone (beeps)
     "--use-fake-ui-for-media-stream",  # grant camera and microphone without a prompt
+    "--auto-select-desktop-capture-source=Entire screen",  # getDisplayMedia picks the (fake) screen
     "--allow-loopback-in-peer-connection",  # ICE over 127.0.0.1, where the test server lives
     "--autoplay-policy=no-user-gesture-required",
     "--no-sandbox",  # the tests run as root in CI

@@ -112,6 +112,12 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
     for page in (doctor, specialist):
         await expect(page.locator("#connection-state")).to_have_text("In call")
         await expect(page.locator("figure.remote video")).to_have_count(1)
+    # Peer to peer, a screen share replaces the camera on the call in place as well.
+    doctor_id = await doctor.evaluate("window.telemedCall.self.id")
+    await doctor.get_by_role("button", name="Share screen").click()
+    await stats_when(specialist, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 1280)
+    await doctor.get_by_role("button", name="Stop sharing").click()
+    await stats_when(specialist, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 640)
 
     # The doctor invites the patient from the room; the patient opens the link, with no account.
     doctor.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("张伟 Zhang Wei")))
@@ -147,6 +153,18 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
     await expect(specialist.locator("[data-badge=muted]")).to_have_count(1)
     await doctor.get_by_role("button", name="Unmute").click()
     await expect(specialist.locator("[data-badge=muted]")).to_have_count(0)
+    await doctor.get_by_role("button", name="Turn camera on").click()
+
+    # The doctor shares the screen (Chromium's fake 1280x720 capture) in place of the camera: the others
+    # receive it, see who is sharing, and their other streams carry on; stopping brings the camera back.
+    await doctor.get_by_role("button", name="Share screen").click()
+    for page in (specialist, patient):
+        await stats_when(page, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 1280)
+    await expect(specialist.locator("[data-badge=screen]")).to_have_count(1)
+    await asyncio.gather(assert_receiving(patient, peers=2), assert_receiving(specialist, peers=2))
+    await doctor.get_by_role("button", name="Stop sharing").click()
+    await stats_when(specialist, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 640)
+    await expect(specialist.locator("[data-badge=screen]")).to_have_count(0)
 
     # Chat reaches everyone, the patient included.
     await specialist.locator("#chat-text").fill("ECG attached in the record")

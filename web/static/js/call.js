@@ -43,6 +43,8 @@ export class ConsultationCall {
     this.link = "connecting";
     this.inLobby = false;
     this.media = { muted: false, camera_off: false, screen_sharing: false };
+    /** @type {MediaStreamTrack | null} a shared screen, sent in place of the camera */
+    this.screen = null;
     /** @type {"p2p"|"relay"} */
     this.mode = "p2p";
     this.relaySlots = 0;
@@ -107,6 +109,46 @@ export class ConsultationCall {
     this._sendMediaState({ camera_off: !enabled });
   }
 
+  /**
+   * Send a shared screen in place of the camera, or the camera again (null). Only our own video changes:
+   * in relay mode nothing is renegotiated, and the others' streams are not touched.
+   * @param {MediaStreamTrack | null} screen
+   */
+  async shareScreen(screen) {
+    this.screen?.stop();
+    this.screen = screen;
+    const video = this._outgoingVideo();
+    await this.relay?.setVideo(video);
+    for (const peer of this.peers.values()) await this._sendVideo(peer.pc, video);
+    this._sendMediaState({ screen_sharing: Boolean(screen) });
+  }
+
+  /** @returns {MediaStreamTrack | null} */
+  _outgoingVideo() {
+    return this.screen ?? this.localStream?.getVideoTracks()[0] ?? null;
+  }
+
+  /** @returns {MediaStreamTrack[]} what we send: the microphone, and the shared screen or the camera */
+  _localTracks() {
+    return (this.localStream?.getAudioTracks() ?? []).concat(this._outgoingVideo() ?? []);
+  }
+
+  /**
+   * @param {RTCPeerConnection} pc a call to one participant
+   * @param {MediaStreamTrack | null} track
+   */
+  async _sendVideo(pc, track) {
+    const transceiver = pc.getTransceivers().find((t) => t.receiver.track.kind === "video" && !t.stopped);
+    if (!transceiver) {
+      if (track) pc.addTrack(track, this.localStream ?? new MediaStream());  // renegotiates by itself
+      return;
+    }
+    // Without a camera the call only received video: sending too needs one renegotiation, started by
+    // the browser when the direction changes (onnegotiationneeded).
+    if (track && !transceiver.direction.startsWith("send")) transceiver.direction = "sendrecv";
+    await transceiver.sender.replaceTrack(track);
+  }
+
   /** @param {string} text */
   sendChat(text) {
     return this.signaling.send({ type: "chat", text });
@@ -131,6 +173,7 @@ export class ConsultationCall {
     this.signaling.close();
     this._endMedia();
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    this.screen?.stop();
     this._setState("ended");
   }
 
@@ -231,7 +274,7 @@ export class ConsultationCall {
       this._setMode("relay", message.relay_slots, { restart: !(message.resumed && wasIn) });
       for (const line of message.chat ?? []) this.onchat(line);
       if (message.waiting) this.onlobby(message.waiting);
-      if (this.media.muted || this.media.camera_off) this._sendMediaState({});
+      if (this.media.muted || this.media.camera_off || this.screen) this._sendMediaState({});
       this._updateState();
       return;
     }
@@ -245,7 +288,7 @@ export class ConsultationCall {
     }
     for (const line of message.chat ?? []) this.onchat(line);
     if (message.waiting) this.onlobby(message.waiting);
-    if (this.media.muted || this.media.camera_off) this._sendMediaState({});
+    if (this.media.muted || this.media.camera_off || this.screen) this._sendMediaState({});
     this._announceParticipants();
     this._updateState();
   }
@@ -266,7 +309,7 @@ export class ConsultationCall {
       this.relay?.close();
       this.relaySlots = slots;
       const relay = new RelayLink({ iceServers: this.iceServers, localStream: this.localStream, slots,
-        send: (m) => this.signaling.send(m) });
+        send: (m) => this.signaling.send(m), video: this.screen });
       relay.onstream = (id, stream) => {
         const participant = this.participants.get(id);
         if (participant) this.onremotestream(participant, stream);
@@ -335,8 +378,8 @@ export class ConsultationCall {
 
   /** Send our tracks, or ask to receive only when we have no camera or microphone. @param {RTCPeerConnection} pc */
   _addLocalMedia(pc) {
-    const tracks = this.localStream?.getTracks() ?? [];
-    for (const track of tracks) pc.addTrack(track, /** @type {MediaStream} */ (this.localStream));
+    const tracks = this._localTracks();
+    for (const track of tracks) pc.addTrack(track, this.localStream ?? new MediaStream());
     for (const kind of ["audio", "video"]) {
       if (!tracks.some((t) => t.kind === kind) && !pc.getTransceivers().some((t) => t.receiver.track.kind === kind)) {
         pc.addTransceiver(kind, { direction: "recvonly" });
@@ -363,7 +406,7 @@ export class ConsultationCall {
     if (description.type === "offer") {
       // Added after the offer is applied, our tracks reuse the transceivers it created: one round trip.
       if (pc.getSenders().every((s) => !s.track)) {
-        for (const track of this.localStream?.getTracks() ?? []) pc.addTrack(track, /** @type {MediaStream} */ (this.localStream));
+        for (const track of this._localTracks()) pc.addTrack(track, this.localStream ?? new MediaStream());
       }
       await pc.setLocalDescription();
       const answer = /** @type {RTCSessionDescription} */ (pc.localDescription);

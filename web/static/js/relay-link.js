@@ -12,9 +12,10 @@ export const RELAY = "relay";
 export class RelayLink {
   /**
    * @param {{iceServers: RTCIceServer[], localStream: MediaStream | null, slots: number,
-   *          send: (message: object) => boolean}} options
+   *          send: (message: object) => boolean, video?: MediaStreamTrack | null}} options
+   *   video: what to send as video instead of the camera (a shared screen)
    */
-  constructor({ iceServers, localStream, slots, send }) {
+  constructor({ iceServers, localStream, slots, send, video = null }) {
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     this.send = send;
     /** @type {Slot[]} */
@@ -27,12 +28,15 @@ export class RelayLink {
     this.onstatechange = () => {};
 
     const tracks = localStream?.getTracks() ?? [];
+    /** @type {Record<string, RTCRtpSender>} what we send of each kind */
+    this.senders = {};
     for (const kind of ["audio", "video"]) {
-      const track = tracks.find((t) => t.kind === kind);
-      // Always one sending transceiver per kind, so a camera turned on later (or a screen share)
-      // is a replaceTrack, never a new negotiation.
-      this.pc.addTransceiver(track ?? kind, { direction: track ? "sendonly" : "inactive",
+      const track = (kind === "video" ? video : null) ?? tracks.find((t) => t.kind === kind);
+      // Always one sending transceiver per kind, even with nothing to send yet, so a screen shared
+      // later (by someone without a camera, too) is a replaceTrack, never a new negotiation.
+      const transceiver = this.pc.addTransceiver(track ?? kind, { direction: "sendonly",
         streams: localStream ? [localStream] : [] });
+      this.senders[kind] = transceiver.sender;
     }
     for (let i = 0; i < slots; i++) {
       const stream = new MediaStream();
@@ -70,11 +74,9 @@ export class RelayLink {
     }
   }
 
-  /** @param {MediaStreamTrack} track replaces what we send of its kind (a screen share for the camera) */
-  async replaceTrack(track) {
-    const transceiver = this.pc.getTransceivers().find((t) => t.sender.track?.kind === track.kind
-      || (t.direction !== "recvonly" && t.receiver.track.kind === track.kind));
-    await transceiver?.sender.replaceTrack(track);
+  /** @param {MediaStreamTrack | null} track sent as our video from now on (a shared screen, the camera, nothing) */
+  async setVideo(track) {
+    await this.senders.video.replaceTrack(track);
   }
 
   get connectionState() {

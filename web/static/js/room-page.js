@@ -14,6 +14,7 @@ const micButton = $("toggle-mic");
 const cameraButton = $("toggle-camera");
 const hangUpButton = $("hang-up");
 const recordButton = $("toggle-recording");
+const shareButton = $("share-screen");
 const consentBox = $("recording-consent");
 let grants = { admit: false, moderate: false, record: false };
 
@@ -100,7 +101,7 @@ function badge(tile, key, text, on) {
 }
 
 function endControls(canRejoin) {
-  micButton.disabled = cameraButton.disabled = hangUpButton.disabled = true;
+  micButton.disabled = cameraButton.disabled = hangUpButton.disabled = shareButton.disabled = true;
   if (canRejoin && !$("rejoin")) {
     const rejoin = document.createElement("a");
     rejoin.id = "rejoin";
@@ -160,7 +161,9 @@ call.onerror = (error) => {
 };
 call.onmedia = (id, media) => {
   const tile = tileOf(id);
-  if (tile) badge(tile, "muted", strings.muted, media.muted);
+  if (!tile) return;
+  badge(tile, "muted", strings.muted, media.muted);
+  badge(tile, "screen", strings.sharingScreen, media.screen_sharing);
 };
 call.onlobby = (waiting) => {
   $("lobby-panel").hidden = !grants.admit;
@@ -216,6 +219,30 @@ cameraButton.addEventListener("click", () => {
   cameraButton.textContent = off ? strings.cameraOn : strings.cameraOff;
 });
 hangUpButton.addEventListener("click", () => call.hangUp());
+
+/** @param {MediaStreamTrack | null} screen */
+async function showSharing(screen) {
+  await call.shareScreen(screen);
+  shareButton.setAttribute("aria-pressed", String(Boolean(screen)));
+  shareButton.textContent = screen ? strings.stopSharing : strings.shareScreen;
+  $("local-video").srcObject = screen ? new MediaStream([screen]) : localStream;
+}
+shareButton.hidden = !navigator.mediaDevices?.getDisplayMedia;
+shareButton.addEventListener("click", async () => {
+  if (call.screen) return showSharing(null);
+  let captured;
+  try {
+    captured = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  } catch (err) {
+    console.warn("screen sharing refused or cancelled", err);
+    return;
+  }
+  const [screen] = captured.getVideoTracks();
+  screen.contentHint = "detail";  // images and reports: keep them sharp rather than smooth
+  // The browser's own "Stop sharing" bar ends the track: go back to the camera.
+  screen.addEventListener("ended", () => { if (call.screen === screen) showSharing(null); });
+  await showSharing(screen);
+});
 recordButton.addEventListener("click", () => call.setRecording(!call.recording));
 consentBox.addEventListener("change", async () => {
   // Consent is a record kept by the server (who, when, for which consultation), not a signaling message.
