@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
@@ -17,8 +18,10 @@ from yarl import URL
 from server.app import create_app, prepare_database
 from server.db import Database
 from server.demo import DEMO_PASSWORD, seed_demo
-from server.devprocs import RedisServer
+from server.devprocs import RedisServer, TelemedNode
 from server.settings import Settings
+
+from .support.nodes import PRESENCE_TTL
 
 T = TypeVar("T")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -127,3 +130,21 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def redis_url(request: pytest.FixtureRequest) -> str:
     """TELEMED_TEST_REDIS_URL when set, else a redis-server the test starts itself."""
     return os.environ.get("TELEMED_TEST_REDIS_URL") or request.getfixturevalue("redis_server").url
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[TelemedNode, TelemedNode]]:
+    """Two real server processes, nodes a and b, sharing one data directory (database and signing key)
+    and one Redis."""
+    env = {"TELEMED_REDIS_URL": redis_server.url, "TELEMED_PRESENCE_TTL": str(PRESENCE_TTL),
+           "TELEMED_RECONNECT_GRACE": "30"}
+    data = tmp_path / "var"
+    with TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-a"}) as a:
+        with TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-b"}) as b:
+            yield a, b
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -4,48 +4,13 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 
-from server.devprocs import RedisServer, TelemedNode
+from server.devprocs import TelemedNode
 
-from ..support.signaling_client import bearer, connect, expect, signaling_path
-
-PRESENCE_TTL = 2.0
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[TelemedNode, TelemedNode]]:
-    """Nodes a and b sharing one data directory (database and signing key) and one Redis."""
-    env = {"TELEMED_REDIS_URL": redis_server.url, "TELEMED_PRESENCE_TTL": str(PRESENCE_TTL),
-           "TELEMED_RECONNECT_GRACE": "30"}
-    data = tmp_path / "var"
-    with TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-a"}) as a:
-        with TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-b"}) as b:
-            yield a, b
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def connect_at(http: aiohttp.ClientSession, node: TelemedNode, username: str,
-                     resume: str | None = None) -> aiohttp.ClientWebSocketResponse:
-    """Log in on ``node``, get a room token there, and send join (with ``resume`` to take back a seat)."""
-    headers = await bearer(http, node.url, username)
-    response = await http.post(f"{node.url}/api/consultations/1/room-token", headers=headers)
-    token = (await response.json())["token"]
-    return await connect(http, token, url=f"{node.url.replace('http', 'ws')}{signaling_path()}", resume=resume)
-
-
-async def enter(http: aiohttp.ClientSession, node: TelemedNode, username: str):  # type: ignore[no-untyped-def]
-    ws = await connect_at(http, node, username)
-    return ws, await expect(ws, "joined")
+from ..support.nodes import PRESENCE_TTL, connect_at, enter
+from ..support.signaling_client import expect
 
 
 async def test_participants_on_different_nodes_meet_negotiate_and_chat_in_order(
