@@ -282,7 +282,7 @@ def finalize(live: Path, final: Path, key: bytes) -> Finished:
     """Remux a segment, packets copied as they are, into a seekable WebM (or Matroska, for H.264); seal
     it; remove the live file."""
     reader = SealedReader(live, key)
-    source = av.open(io.BytesIO(reader.read_all()), "r", format="matroska")
+    source = av.open(reader.stream(), "r", format="matroska")
     out_buffer = io.BytesIO()
     output = av.open(out_buffer, "w", format=container_format({s.codec_context.name for s in source.streams}))
     mapping: dict[int, av.stream.Stream] = {}

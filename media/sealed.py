@@ -9,7 +9,9 @@ without the check failing. A file with no final chunk was being written when the
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import io
 import os
 import secrets
 import struct
@@ -100,6 +102,7 @@ class SealedReader:
             if len(self._header) != HEADER_BYTES or not self._header.startswith(MAGIC):
                 raise TamperedRecording("This is not a sealed recording.")
             self._chunks = list(self._index(f))
+        self._starts = [c.start for c in self._chunks]
         self.size = sum(c.plain_bytes for c in self._chunks)
         self.complete = bool(self._chunks) and self._is_final(len(self._chunks) - 1)
 
@@ -141,11 +144,19 @@ class SealedReader:
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
         """Plaintext bytes ``start`` to ``end`` (exclusive), a chunk at a time."""
-        for index, chunk in enumerate(self._chunks):
-            if chunk.start + chunk.plain_bytes <= start or chunk.start >= end:
+        for index in range(max(bisect.bisect_right(self._starts, start) - 1, 0), len(self._chunks)):
+            chunk = self._chunks[index]
+            if chunk.start >= end:
+                return
+            if chunk.start + chunk.plain_bytes <= start:
                 continue
             data = self._plain(index)
             yield data[max(start - chunk.start, 0): end - chunk.start]
+
+    def stream(self) -> io.BufferedReader:
+        """The plaintext as a seekable binary file, decrypted a chunk at a time as it is read (for a demuxer,
+        without holding the whole recording in memory)."""
+        return io.BufferedReader(_PlainStream(self), buffer_size=CHUNK_BYTES)
 
     def read_all(self) -> bytes:
         return b"".join(self.read_range(0, self.size))
@@ -155,3 +166,29 @@ class SealedReader:
         for part in self.read_range(0, self.size):
             digest.update(part)
         return digest.hexdigest()
+
+
+class _PlainStream(io.RawIOBase):
+    def __init__(self, reader: SealedReader) -> None:
+        self._reader, self._position = reader, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._reader.size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        end = min(self._position + len(buffer), self._reader.size)
+        data = b"".join(self._reader.read_range(self._position, end)) if end > self._position else b""
+        buffer[:len(data)] = data
+        self._position += len(data)
+        return len(data)

@@ -51,7 +51,8 @@ class RecordingStore(Protocol):
 
 class RelaySession:
     def __init__(self, hub: RoomHub, room_id: str, epoch: int, *, ice_servers: list[RTCIceServer] | None = None,
-                 store: RecordingStore | None = None, key: bytes | None = None, video_codec: str = "vp8") -> None:
+                 store: RecordingStore | None = None, key: bytes | None = None, video_codec: str = "vp8",
+                 segment_seconds: float = 900.0) -> None:
         self.hub, self.room_id, self.epoch = hub, room_id, epoch
         self.conn = relay_conn(room_id)
         self.outbox = hub.attach(self.conn, room_id=room_id, limit=RELAY_OUTBOX)
@@ -60,6 +61,8 @@ class RelaySession:
         self.store, self.key = store, key
         self.segment: tuple[Segment, SegmentFile] | None = None
         self.recording_wanted = False
+        self.segment_seconds = segment_seconds
+        self._segment_timer: asyncio.Task[None] | None = None
         self._rolling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.task = asyncio.create_task(self._run())
@@ -132,7 +135,9 @@ class RelaySession:
             return
         file = await self.store.begin(room)
         file.live_path.parent.mkdir(parents=True, exist_ok=True)
-        self.segment = (Segment(file.live_path, self.key, self.relay.publications()), file)
+        segment = Segment(file.live_path, self.key, self.relay.publications())
+        self.segment = (segment, file)
+        self._segment_timer = asyncio.create_task(self._segment_ends(segment))
         log.info("recording %d started in %s", file.recording_id, self.room_id)
 
     async def _stop_segment(self) -> None:
@@ -142,6 +147,9 @@ class RelaySession:
         segment, file = self.segment
         self.segment = None
         segment.stop()
+        if self._segment_timer is not None and self._segment_timer is not asyncio.current_task():
+            self._segment_timer.cancel()
+        self._segment_timer = None
         self._spawn(self._finish(segment, file))
 
     async def _finish(self, segment: Segment, file: SegmentFile) -> None:
@@ -155,6 +163,15 @@ class RelaySession:
         if self.store is not None:
             await self.store.finish(file, result, finished)
         log.info("recording %d finished (%s)", file.recording_id, "ok" if finished else "nothing kept")
+
+    async def _segment_ends(self, segment: Segment) -> None:
+        """Roll to a new segment after segment_seconds, so no file grows without bound (finishing one
+        holds it in memory while it is remuxed)."""
+        await asyncio.sleep(self.segment_seconds)
+        async with self._rolling:
+            if self.segment is not None and self.segment[0] is segment and self.recording_wanted:
+                await self._stop_segment()
+                await self._start_segment()
 
     def _published(self, publication: Publication) -> None:
         # A track that starts mid-recording cannot join a file whose header is written: roll to a new

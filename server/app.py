@@ -101,7 +101,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
                     return  # already running (the log was replayed)
                 old.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "relay replaced"))
             session = RelaySession(hub, room_id, epoch, ice_servers=stun, store=store, key=app[RECORDING_KEY],
-                                   video_codec=settings.relay_video_codec)
+                                   video_codec=settings.relay_video_codec,
+                                   segment_seconds=settings.recording_segment_seconds)
             app[RELAYS][room_id] = session
 
             def forget(_: asyncio.Task[None]) -> None:

@@ -207,6 +207,11 @@ class Settings:
         "The one video codec of relayed rooms, vp8 or h264: the relay forwards frames untouched, so every "
         "browser in a room sends and receives it. Recordings of h264 rooms are Matroska, not WebM.",
     )
+    recording_segment_seconds: float = _setting(
+        900.0, _parse_positive_float,
+        "A recording is split into files of at most this many seconds (each is held in memory while it is "
+        "made seekable at its end).",
+    )
     default_locale: str = _setting(
         "zh-CN", _parse_locale, "Language of pages when neither the user nor the browser asks for one."
     )

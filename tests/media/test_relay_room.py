@@ -174,3 +174,40 @@ async def test_h264_room_records_matroska(settings: Settings) -> None:
     finally:
         await asyncio.gather(li.close(), wang.close())
         await client.close()
+
+
+async def test_long_recording_rolls_into_segments(settings: Settings) -> None:
+    """Past recording_segment_seconds a recording continues in a new file: each file is finished, plays,
+    and together they cover the time recorded."""
+    client = await _start(dataclasses.replace(settings, recording_segment_seconds=1.5))
+    li, wang = await _clinician(client, "dr.li"), await _clinician(client, "dr.wang")
+    try:
+        for username in ("dr.li", "dr.wang"):
+            await client.post("/api/consultations/1/recording-consent", json={"given": True},
+                              headers=await login(client, username))
+        await li.send({"type": "recording", "on": True})
+        await li.next("mode")
+        await asyncio.gather(*(peer.join_relay(li.joined["relay_slots"]) for peer in (li, wang)))
+        assert (await li.next("recording"))["on"]
+        await asyncio.sleep(4.5)
+        await li.send({"type": "recording", "on": False})
+        assert not (await li.next("recording"))["on"]
+
+        headers = await login(client, "dr.li")
+        recordings: list[dict] = []
+        for _ in range(100):
+            recordings = (await (await client.get("/api/consultations/1/recordings", headers=headers)).json())[
+                "recordings"]
+            if len(recordings) >= 3 and all(r["status"] == "ready" for r in recordings):
+                break
+            await asyncio.sleep(0.1)
+        assert len(recordings) >= 3 and all(r["status"] == "ready" for r in recordings), recordings
+        assert all(r["duration"] <= 2.0 for r in recordings), [r["duration"] for r in recordings]
+        assert sum(r["duration"] for r in recordings) >= 3.0
+        for recording in recordings:
+            media = await client.get(recording["media_url"], headers=headers)
+            container = av.open(io.BytesIO(await media.read()))
+            assert len(container.streams.video) == 2 and container.duration is not None
+    finally:
+        await asyncio.gather(li.close(), wang.close())
+        await client.close()
