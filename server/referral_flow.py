@@ -1,0 +1,176 @@
+"""A referral's life, as a pure state machine: which action is open to whom, from which state. No I/O.
+
+A county doctor drafts and submits a referral to a hospital of the partnership (optionally naming a
+specialist). That hospital's coordinators, or the specialist named, accept, decline (with a reason)
+or redirect it to another hospital or specialist of the partnership, whose turn it then is. An
+accepted referral is scheduled by booking a slot, goes into consultation when the call starts, and is
+completed by the specialist's written opinion, which goes back to the referring doctor. Until the
+consultation starts the referring doctor may cancel (with a reason); the receiving coordinators may
+too, once they have accepted it.
+
+``decide`` answers with the new state or raises: ``Forbidden`` (403) when the caller may never take
+that action on this referral, ``IllegalTransition`` (409) when they may, but not from its present state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import N_, Conflict, Forbidden, ValidationFailed
+from .models import Role
+
+
+class ReferralState(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REDIRECTED = "redirected"
+    SCHEDULED = "scheduled"
+    IN_CONSULTATION = "in_consultation"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class ReferralAction(enum.StrEnum):
+    SUBMIT = "submit"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    REDIRECT = "redirect"
+    SCHEDULE = "schedule"
+    START = "start"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+
+
+class Urgency(enum.StrEnum):
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+
+S, A = ReferralState, ReferralAction
+
+# From which states each action may be taken, and where it leads.
+TRANSITIONS: dict[ReferralAction, tuple[frozenset[ReferralState], ReferralState]] = {
+    A.SUBMIT: (frozenset({S.DRAFT}), S.SUBMITTED),
+    A.ACCEPT: (frozenset({S.SUBMITTED, S.REDIRECTED}), S.ACCEPTED),
+    A.DECLINE: (frozenset({S.SUBMITTED, S.REDIRECTED, S.ACCEPTED}), S.DECLINED),
+    A.REDIRECT: (frozenset({S.SUBMITTED, S.REDIRECTED, S.ACCEPTED}), S.REDIRECTED),
+    A.SCHEDULE: (frozenset({S.ACCEPTED}), S.SCHEDULED),
+    A.START: (frozenset({S.SCHEDULED}), S.IN_CONSULTATION),
+    A.COMPLETE: (frozenset({S.SCHEDULED, S.IN_CONSULTATION}), S.COMPLETED),
+    A.CANCEL: (frozenset({S.DRAFT, S.SUBMITTED, S.REDIRECTED, S.ACCEPTED, S.SCHEDULED}), S.CANCELLED),
+}
+NEEDS_REASON = frozenset({A.DECLINE, A.CANCEL, A.REDIRECT})
+WAITING_FOR_RECEIVER = frozenset({S.SUBMITTED, S.REDIRECTED})  # a coordinator's inbox
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    role: Role
+    hospital_id: int
+
+
+@dataclass(frozen=True)
+class ReferralFacts:
+    """What the rules need to know about one referral."""
+
+    state: ReferralState
+    referring_doctor_id: int
+    target_hospital_id: int
+    target_specialist_id: int | None = None
+    assigned_specialist_id: int | None = None  # the specialist of the booked appointment
+
+
+@dataclass(frozen=True)
+class Redirection:
+    hospital_id: int
+    specialist_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    action: ReferralAction
+    reason: str = ""
+    opinion: str = ""
+    redirect_to: Redirection | None = None
+    partner_hospital_ids: frozenset[int] = frozenset()  # where a redirect may go
+
+
+def is_receiver(actor: Actor, facts: ReferralFacts) -> bool:
+    """The receiving side: the target hospital's coordinators, and the specialist it names."""
+    if actor.role is Role.COORDINATOR:
+        return actor.hospital_id == facts.target_hospital_id
+    return actor.role is Role.SPECIALIST and actor.user_id == facts.target_specialist_id
+
+
+def may(actor: Actor, facts: ReferralFacts, action: ReferralAction) -> bool:
+    """Whether the caller's role and hospital allow ``action`` on this referral at all (any state)."""
+    referrer = actor.user_id == facts.referring_doctor_id and actor.role is Role.COUNTY_DOCTOR
+    if action is A.SUBMIT:
+        return referrer
+    if action in (A.ACCEPT, A.DECLINE, A.REDIRECT):
+        return is_receiver(actor, facts)
+    if action is A.SCHEDULE:
+        return actor.role is Role.COORDINATOR and actor.hospital_id == facts.target_hospital_id
+    if action is A.START:
+        return referrer or actor.user_id == facts.assigned_specialist_id
+    if action is A.COMPLETE:
+        return actor.role is Role.SPECIALIST and actor.user_id == facts.assigned_specialist_id
+    if action is A.CANCEL:
+        coordinator = actor.role is Role.COORDINATOR and actor.hospital_id == facts.target_hospital_id
+        return referrer or (coordinator and facts.state in (S.ACCEPTED, S.SCHEDULED))
+    return False
+
+
+_REFUSED = {
+    A.SUBMIT: N_("Only the referring doctor submits a referral."),
+    A.ACCEPT: N_("Only the receiving hospital's coordinators, or the specialist asked for, accept a referral."),
+    A.DECLINE: N_("Only the receiving hospital's coordinators, or the specialist asked for, decline a referral."),
+    A.REDIRECT: N_("Only the receiving hospital's coordinators, or the specialist asked for, redirect a referral."),
+    A.SCHEDULE: N_("Only the receiving hospital's coordinators book a referral's appointment."),
+    A.START: N_("Only the referring doctor and the booked specialist start the consultation."),
+    A.COMPLETE: N_("Only the booked specialist completes a referral with an opinion."),
+    A.CANCEL: N_("Only the referring doctor cancels a referral (the receiving coordinators once they accepted it)."),
+}
+
+
+class IllegalTransition(Conflict):
+    code = "illegal-transition"
+
+
+def decide(actor: Actor, facts: ReferralFacts, request: Request) -> ReferralState:
+    """The state ``request`` leads to, if ``actor`` may make it now."""
+    action = request.action
+    if not may(actor, facts, action):
+        raise Forbidden(_REFUSED[action])
+    sources, target = TRANSITIONS[action]
+    if facts.state not in sources:
+        raise IllegalTransition(f"A referral that is {facts.state.value} cannot be {_past(action)}.",
+                                state=facts.state.value, action=action.value)
+    if action in NEEDS_REASON and not request.reason.strip():
+        raise ValidationFailed({"reason": "give a reason, for the referring doctor's record"})
+    if action is A.COMPLETE and not request.opinion.strip():
+        raise ValidationFailed({"opinion": "the written opinion is what completes a referral"})
+    if action is A.REDIRECT:
+        to = request.redirect_to
+        if to is None:
+            raise ValidationFailed({"redirect_to": "name the hospital (and optionally the specialist) to send it to"})
+        if to.hospital_id not in request.partner_hospital_ids:
+            raise ValidationFailed({"redirect_to.hospital_id": "not a hospital of this referral's partnership"})
+        if to.hospital_id == facts.target_hospital_id and to.specialist_id in (None, facts.target_specialist_id):
+            raise ValidationFailed({"redirect_to": "that is where the referral already is"})
+    return target
+
+
+def _past(action: ReferralAction) -> str:
+    return {A.SUBMIT: "submitted", A.ACCEPT: "accepted", A.DECLINE: "declined", A.REDIRECT: "redirected",
+            A.SCHEDULE: "scheduled", A.START: "started", A.COMPLETE: "completed", A.CANCEL: "cancelled"}[action]
+
+
+def open_actions(actor: Actor, facts: ReferralFacts) -> list[ReferralAction]:
+    """What the caller may do next, for the page's buttons."""
+    return [a for a, (sources, _) in TRANSITIONS.items() if facts.state in sources and may(actor, facts, a)]
