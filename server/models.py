@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -69,6 +69,31 @@ class ConsultationStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class ReferralState(enum.StrEnum):
+    """Where a referral stands; server/referral_flow.py says how it moves."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REDIRECTED = "redirected"
+    SCHEDULED = "scheduled"
+    IN_CONSULTATION = "in_consultation"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Urgency(enum.StrEnum):
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+
+class AppointmentStatus(enum.StrEnum):
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+
+
 class Sex(enum.StrEnum):
     FEMALE = "female"
     MALE = "male"
@@ -110,6 +135,8 @@ class Specialty(SQLModel, table=True):
     code: str = Field(max_length=64, unique=True)
     name_zh: str = Field(max_length=100)
     name_en: str = Field(max_length=100)
+    # length of one appointment with a specialist of this specialty
+    slot_minutes: int = Field(default=30, sa_column_kwargs={"server_default": "30"})
 
 
 class Department(SQLModel, table=True):
@@ -254,3 +281,108 @@ class AuditEvent(SQLModel, table=True):
     detail: str = Field(default="{}", sa_type=sa.Text)
     prev_hash: str = Field(max_length=64, unique=True)  # unique: two writers racing cannot both extend the chain
     hash: str = Field(max_length=64)
+
+
+class Referral(SQLModel, table=True):
+    """A county doctor's request for a specialist's opinion on a patient, across the partnership."""
+
+    __tablename__ = "referral"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    referring_doctor_id: int = Field(foreign_key="user_account.id", index=True)
+    referring_hospital_id: int = Field(foreign_key="hospital.id")
+    partnership_id: int = Field(foreign_key="partnership.id")
+    specialty_id: int = Field(foreign_key="specialty.id")
+    target_hospital_id: int = Field(foreign_key="hospital.id", index=True)
+    target_specialist_id: int | None = Field(default=None, foreign_key="user_account.id")
+    urgency: Urgency = Field(sa_type=_enum(Urgency))
+    reason: str = Field(max_length=500)
+    summary: str = Field(default="", sa_type=sa.Text)
+    state: ReferralState = Field(default=ReferralState.DRAFT, sa_type=_enum(ReferralState), index=True)
+    decline_reason: str = Field(default="", max_length=1000)
+    cancel_reason: str = Field(default="", max_length=1000)
+    opinion: str = Field(default="", sa_type=sa.Text)  # the specialist's, back to the referring doctor
+    recommendations: str = Field(default="", sa_type=sa.Text)
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    version: int = Field(default=0)  # bumped by every transition: two racing transitions cannot both land
+
+
+class ReferralEvent(SQLModel, table=True):
+    """One transition of a referral: who moved it, from where to where, when, and why."""
+
+    __tablename__ = "referral_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referral.id", index=True)
+    action: str = Field(max_length=24)
+    from_state: str = Field(max_length=24)
+    to_state: str = Field(max_length=24)
+    actor_id: int = Field(foreign_key="user_account.id")
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    note: str = Field(default="", max_length=1000)
+
+
+class Availability(SQLModel, table=True):
+    """A specialist's weekly recurring hours, in their hospital's time zone."""
+
+    __tablename__ = "availability"
+
+    id: int | None = Field(default=None, primary_key=True)
+    specialist_id: int = Field(foreign_key="user_account.id", index=True)
+    weekday: int  # 0 Monday ... 6 Sunday
+    start_minute: int  # minutes after local midnight
+    end_minute: int
+
+
+class AvailabilityException(SQLModel, table=True):
+    """A one-off change on one local day: time off (available false) or extra hours (available true)."""
+
+    __tablename__ = "availability_exception"
+
+    id: int | None = Field(default=None, primary_key=True)
+    specialist_id: int = Field(foreign_key="user_account.id", index=True)
+    day: date
+    start_minute: int = 0
+    end_minute: int = 24 * 60
+    available: bool = False
+    note: str = Field(default="", max_length=200)
+
+
+class Appointment(SQLModel, table=True):
+    """A booked slot with a specialist for a referral. At most one live booking per specialist and start:
+    the partial unique index makes double booking impossible, however many requests race."""
+
+    __tablename__ = "appointment"
+    __table_args__ = (
+        sa.Index("uq_appointment_booked_slot", "specialist_id", "starts_at", unique=True,
+                 sqlite_where=sa.text("status = 'booked'"), postgresql_where=sa.text("status = 'booked'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referral.id", index=True)
+    specialist_id: int = Field(foreign_key="user_account.id")
+    starts_at: datetime = Field(sa_type=UTCDateTime)
+    ends_at: datetime = Field(sa_type=UTCDateTime)
+    status: AppointmentStatus = Field(default=AppointmentStatus.BOOKED, sa_type=_enum(AppointmentStatus))
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id")
+    booked_by: int = Field(foreign_key="user_account.id")
+    booked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    cancel_reason: str = Field(default="", max_length=1000)
+    reminded: bool = False
+
+
+class Notification(SQLModel, table=True):
+    """A line on a user's dashboard: a referral moved, an appointment was booked, moved or is near."""
+
+    __tablename__ = "notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    text: str = Field(max_length=500)
+    link: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

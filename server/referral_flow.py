@@ -18,19 +18,7 @@ import enum
 from dataclasses import dataclass
 
 from .errors import N_, Conflict, Forbidden, ValidationFailed
-from .models import Role
-
-
-class ReferralState(enum.StrEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    REDIRECTED = "redirected"
-    SCHEDULED = "scheduled"
-    IN_CONSULTATION = "in_consultation"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+from .models import ReferralState, Role
 
 
 class ReferralAction(enum.StrEnum):
@@ -42,12 +30,6 @@ class ReferralAction(enum.StrEnum):
     START = "start"
     COMPLETE = "complete"
     CANCEL = "cancel"
-
-
-class Urgency(enum.StrEnum):
-    ROUTINE = "routine"
-    URGENT = "urgent"
-    EMERGENCY = "emergency"
 
 
 S, A = ReferralState, ReferralAction

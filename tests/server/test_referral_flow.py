@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from server.errors import Forbidden, ValidationFailed
-from server.models import Role
+from server.models import ReferralState, Role
 from server.referral_flow import (
     Actor,
     IllegalTransition,
     Redirection,
     ReferralAction,
     ReferralFacts,
-    ReferralState,
     Request,
     decide,
     open_actions,
