@@ -25,6 +25,7 @@ from .api import consultations as consultations_api
 from .api import guests as guests_api
 from .api import health
 from .api import recordings as recordings_api
+from .api import referrals as referrals_api
 from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, RENDERER, SETTINGS
 from .chat import chat_store
 from .db import Database
@@ -136,7 +137,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.cleanup_ctx.append(signaling_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(_security_headers)
-    for module in (health, auth_api, consultations_api, guests_api, recordings_api, signaling_endpoint, pages):
+    for module in (health, auth_api, consultations_api, guests_api, recordings_api, referrals_api, signaling_endpoint,
+                   pages):
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app

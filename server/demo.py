@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from .db import Database
 from .models import (
+    Availability,
     Consultation,
     ConsultationParticipant,
     Department,
@@ -43,6 +44,8 @@ DEMO_USERS = (
     ("coord.zhao", "赵丽 Zhao Li", Role.COORDINATOR, "provincial", None),
     ("admin", "系统管理员 Administrator", Role.ADMIN, "provincial", None),
     ("auditor", "审计员 Auditor", Role.AUDITOR, "provincial", None),
+    ("dr.zhou", "周杰 Zhou Jie", Role.SPECIALIST, "provincial", "cardiology"),
+    ("dr.he", "何静 He Jing", Role.SPECIALIST, "provincial", "neurology"),
 )
 
 
@@ -112,6 +115,10 @@ async def seed_demo(database: Database) -> bool:
             created_by=users["dr.li"].id,
         )
         session.add(consultation)
+        # Specialists' clinic hours, in their hospital's zone: mornings and afternoons, Monday to Saturday.
+        for name in ("dr.wang", "dr.zhou", "dr.he"):
+            session.add_all([Availability(specialist_id=users[name].id, weekday=day, start_minute=start, end_minute=end)
+                             for day in range(6) for start, end in ((8 * 60, 12 * 60), (14 * 60, 18 * 60))])
         await session.flush()
         session.add_all([
             ConsultationParticipant(consultation_id=consultation.id, user_id=users[name].id)

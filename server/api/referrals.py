@@ -1,0 +1,188 @@
+"""REST: referrals and their transitions, free slots across the partnership, booking, notifications."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pydantic
+from aiohttp import web
+from sqlmodel import col, select
+
+from .. import audit, referrals, scheduling
+from ..appkeys import DATABASE
+from ..auth import caller
+from ..errors import BadRequest, ValidationFailed
+from ..http import json_response, parse_body
+from ..models import Notification, Urgency, utcnow
+from ..referral_flow import Redirection, ReferralAction
+
+routes = web.RouteTableDef()
+
+
+class _Body(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class ReferralCreate(_Body):
+    patient_id: int
+    specialty: str = pydantic.Field(min_length=1, max_length=64)
+    urgency: Urgency
+    reason: str = pydantic.Field(min_length=1, max_length=500)
+    summary: str = pydantic.Field(default="", max_length=20_000)
+    target_hospital_id: int
+    target_specialist_id: int | None = None
+    submit: bool = True  # false keeps it a draft
+
+
+class RedirectTarget(_Body):
+    hospital_id: int
+    specialist_id: int | None = None
+
+
+class ReferralActionBody(_Body):
+    action: ReferralAction
+    reason: str = pydantic.Field(default="", max_length=1000)
+    opinion: str = pydantic.Field(default="", max_length=20_000)
+    recommendations: str = pydantic.Field(default="", max_length=20_000)
+    redirect_to: RedirectTarget | None = None
+
+
+class Booking(_Body):
+    specialist_id: int
+    starts_at: pydantic.AwareDatetime
+
+
+class Rebooking(Booking):
+    reason: str = pydantic.Field(min_length=1, max_length=1000)
+
+
+def referral_id(request: web.Request) -> int:
+    raw = request.match_info["referral_id"]
+    if not raw.isdigit():
+        raise BadRequest(f"{raw!r} is not a referral id.", code="bad-id")
+    return int(raw)
+
+
+async def _audit(request: web.Request, action: str, referral: int, detail: dict | None = None) -> None:
+    await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}", action=action,
+                       subject=f"referral:{referral}", detail=detail)
+
+
+@routes.get("/api/referrals")
+async def list_referrals(request: web.Request) -> web.Response:
+    """The caller's referrals; ``?inbox=1``: those waiting for the receiving side, most urgent and oldest first."""
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        rows = await referrals.list_for(session, who, inbox=request.query.get("inbox") == "1")
+        return json_response({"referrals": [await referrals.describe(session, who, r, full=False) for r in rows]})
+
+
+@routes.post("/api/referrals")
+async def create_referral(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    body = await parse_body(request, ReferralCreate)
+    async with request.app[DATABASE].session() as session:
+        referral = await referrals.create(session, who, referrals.NewReferral(**body.model_dump()))
+        data = await referrals.describe(session, who, referral, full=True)
+    await _audit(request, "referral.created", data["id"], {"state": data["state"]})
+    return json_response(data, status=201)
+
+
+@routes.get("/api/referrals/{referral_id}")
+async def get_referral(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        referral, _ = await referrals.load_visible(session, who, referral_id(request))
+        return json_response(await referrals.describe(session, who, referral, full=True))
+
+
+@routes.post("/api/referrals/{referral_id}/actions")
+async def act_on_referral(request: web.Request) -> web.Response:
+    """Move a referral on: submit, accept, decline, redirect, start, complete or cancel (409 if it cannot)."""
+    who = caller(request).principal
+    body = await parse_body(request, ReferralActionBody)
+    target = Redirection(body.redirect_to.hospital_id, body.redirect_to.specialist_id) if body.redirect_to else None
+    async with request.app[DATABASE].session() as session:
+        referral = await referrals.act(session, who, referral_id(request), body.action, reason=body.reason,
+                                       opinion=body.opinion, recommendations=body.recommendations,
+                                       redirect_to=target)
+        data = await referrals.describe(session, who, referral, full=True)
+    await _audit(request, f"referral.{body.action.value}", data["id"], {"state": data["state"]})
+    return json_response(data)
+
+
+@routes.get("/api/slots")
+async def free_slots(request: web.Request) -> web.Response:
+    """Free slots across the caller's partnerships: ``?specialty=<code>&date=YYYY-MM-DD[&days=N]``."""
+    who = caller(request).principal
+    problems = {}
+    specialty = request.query.get("specialty", "")
+    if not specialty:
+        problems["specialty"] = "required: a specialty code"
+    try:
+        start = date.fromisoformat(request.query.get("date", ""))
+    except ValueError:
+        problems["date"] = "required: a day as YYYY-MM-DD"
+    days = request.query.get("days", "1")
+    if not days.isdigit():
+        problems["days"] = "a whole number of days"
+    if problems:
+        raise ValidationFailed(problems)
+    found = []
+    async with request.app[DATABASE].session() as session:
+        for day in scheduling.search_window(start, int(days)):
+            day_found = await scheduling.search(session, who, specialty, day)
+            found += [s.to_json() | {"date": day.isoformat()} for s in day_found]
+    return json_response({"specialists": found})
+
+
+@routes.post("/api/referrals/{referral_id}/appointment")
+async def book_appointment(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    body = await parse_body(request, Booking)
+    async with request.app[DATABASE].session() as session:
+        booked = await scheduling.book(session, who, referral_id(request), body.specialist_id, body.starts_at)
+        referral, _ = await referrals.load_visible(session, who, booked.referral_id)
+        data = await referrals.describe(session, who, referral, full=True)
+    await _audit(request, "appointment.booked", data["id"], {"appointment": booked.id,
+                                                            "starts_at": booked.starts_at.isoformat()})
+    return json_response(data, status=201)
+
+
+@routes.put("/api/referrals/{referral_id}/appointment")
+async def move_appointment(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    body = await parse_body(request, Rebooking)
+    async with request.app[DATABASE].session() as session:
+        moved = await scheduling.move(session, who, referral_id(request), body.specialist_id, body.starts_at,
+                                      body.reason)
+        referral, _ = await referrals.load_visible(session, who, moved.referral_id)
+        data = await referrals.describe(session, who, referral, full=True)
+    await _audit(request, "appointment.moved", data["id"], {"appointment": moved.id,
+                                                           "starts_at": moved.starts_at.isoformat()})
+    return json_response(data)
+
+
+@routes.get("/api/notifications")
+async def list_notifications(request: web.Request) -> web.Response:
+    """The caller's notifications, newest first (the last 100)."""
+    user_id = caller(request).user.id
+    async with request.app[DATABASE].session() as session:
+        rows = (await session.exec(select(Notification).where(Notification.user_id == user_id)
+                                   .order_by(col(Notification.id).desc()).limit(100))).all()
+    return json_response({"notifications": [
+        {"id": n.id, "text": n.text, "link": n.link, "created_at": n.created_at.isoformat(),
+         "read": n.read_at is not None} for n in rows]})
+
+
+@routes.post("/api/notifications/read")
+async def mark_notifications_read(request: web.Request) -> web.Response:
+    user_id = caller(request).user.id
+    async with request.app[DATABASE].session() as session:
+        rows = (await session.exec(select(Notification).where(Notification.user_id == user_id,
+                                                              col(Notification.read_at).is_(None)))).all()
+        for row in rows:
+            row.read_at = utcnow()
+            session.add(row)
+        await session.commit()
+    return json_response({"read": len(rows)})

@@ -1,0 +1,289 @@
+"""Referral records: creating, listing, showing and moving them through server/referral_flow.py.
+
+Every change is one transaction: the referral row (guarded by its version, so two racing transitions
+cannot both land), its event row and the notifications it causes are written together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .consultations import partner_hospital_ids
+from .errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
+from .models import (
+    Appointment,
+    AppointmentStatus,
+    Hospital,
+    Notification,
+    Partnership,
+    PartnershipMember,
+    Patient,
+    Referral,
+    ReferralEvent,
+    ReferralState,
+    Role,
+    Specialty,
+    Urgency,
+    User,
+    utcnow,
+)
+from .permissions import Principal
+from .referral_flow import (
+    WAITING_FOR_RECEIVER,
+    Actor,
+    Redirection,
+    ReferralAction,
+    ReferralFacts,
+    Request,
+    decide,
+    open_actions,
+)
+
+URGENCY_ORDER = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
+
+
+@dataclass(frozen=True)
+class NewReferral:
+    patient_id: int
+    specialty: str  # code
+    urgency: Urgency
+    reason: str
+    summary: str
+    target_hospital_id: int
+    target_specialist_id: int | None
+    submit: bool
+
+
+def actor(who: Principal) -> Actor:
+    return Actor(who.user_id, who.role, who.hospital_id)
+
+
+async def live_appointment(session: AsyncSession, referral_id: int) -> Appointment | None:
+    return (await session.exec(select(Appointment).where(Appointment.referral_id == referral_id,
+                                                         Appointment.status == AppointmentStatus.BOOKED))).first()
+
+
+def facts_of(referral: Referral, appointment: Appointment | None) -> ReferralFacts:
+    return ReferralFacts(state=referral.state, referring_doctor_id=referral.referring_doctor_id,
+                         target_hospital_id=referral.target_hospital_id,
+                         target_specialist_id=referral.target_specialist_id,
+                         assigned_specialist_id=appointment.specialist_id if appointment else None)
+
+
+def can_view(who: Principal, referral: Referral, appointment: Appointment | None) -> bool:
+    """The referring doctor, the receiving hospital's coordinators, and the specialists asked for or booked."""
+    if who.user_id in (referral.referring_doctor_id, referral.target_specialist_id):
+        return True
+    if appointment is not None and who.user_id == appointment.specialist_id:
+        return True
+    return who.role is Role.COORDINATOR and who.hospital_id == referral.target_hospital_id
+
+
+async def load_visible(session: AsyncSession, who: Principal, referral_id: int) -> tuple[Referral, Appointment | None]:
+    referral = await session.get(Referral, referral_id)
+    if referral is None:
+        raise NotFound(f"There is no referral {referral_id}.")
+    appointment = await live_appointment(session, referral_id)
+    if not can_view(who, referral, appointment):
+        raise Forbidden(N_("This referral is not yours to see."))
+    return referral, appointment
+
+
+async def create(session: AsyncSession, who: Principal, new: NewReferral) -> Referral:
+    """A county doctor's referral of one of their hospital's patients to a partner hospital."""
+    if who.role is not Role.COUNTY_DOCTOR:
+        raise Forbidden(N_("Only county doctors refer patients."))
+    problems: dict[str, str] = {}
+    patient = await session.get(Patient, new.patient_id)
+    if patient is None or patient.hospital_id != who.hospital_id:
+        problems["patient_id"] = f"patient {new.patient_id} is not registered at your hospital"
+    specialty = (await session.exec(select(Specialty).where(Specialty.code == new.specialty))).first()
+    if specialty is None:
+        problems["specialty"] = f"there is no specialty {new.specialty!r}"
+    partnership = await shared_partnership(session, who.hospital_id, new.target_hospital_id)
+    if partnership is None or new.target_hospital_id == who.hospital_id:
+        problems["target_hospital_id"] = "not a partner hospital of yours"
+    if new.target_specialist_id is not None:
+        specialist = await session.get(User, new.target_specialist_id)
+        if specialist is None or specialist.role is not Role.SPECIALIST or not specialist.is_active \
+                or specialist.hospital_id != new.target_hospital_id:
+            problems["target_specialist_id"] = "not a specialist of that hospital"
+        elif specialty is not None and specialist.specialty_id != specialty.id:
+            problems["target_specialist_id"] = "that specialist is not in the specialty asked for"
+    if problems:
+        raise ValidationFailed(problems)
+    assert specialty is not None and specialty.id is not None and partnership is not None
+    referral = Referral(patient_id=new.patient_id, referring_doctor_id=who.user_id,
+                        referring_hospital_id=who.hospital_id, partnership_id=partnership, specialty_id=specialty.id,
+                        target_hospital_id=new.target_hospital_id, target_specialist_id=new.target_specialist_id,
+                        urgency=new.urgency, reason=new.reason, summary=new.summary)
+    session.add(referral)
+    await session.flush()
+    assert referral.id is not None
+    session.add(ReferralEvent(referral_id=referral.id, action="create", from_state="", to_state=ReferralState.DRAFT,
+                              actor_id=who.user_id))
+    if new.submit:
+        await _apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
+    await session.commit()
+    return referral
+
+
+async def shared_partnership(session: AsyncSession, hospital_a: int, hospital_b: int) -> int | None:
+    """A partnership both hospitals belong to (a lead counts as a member)."""
+    for partnership in (await session.exec(select(Partnership))).all():
+        members = set((await session.exec(select(PartnershipMember.hospital_id)
+                                          .where(PartnershipMember.partnership_id == partnership.id))).all())
+        members.add(partnership.lead_hospital_id)
+        if hospital_a in members and hospital_b in members:
+            return partnership.id
+    return None
+
+
+async def act(session: AsyncSession, who: Principal, referral_id: int, action: ReferralAction, *, reason: str = "",
+              opinion: str = "", recommendations: str = "", redirect_to: Redirection | None = None) -> Referral:
+    """Take ``action`` on a referral the caller can see, and commit it with its event and notifications."""
+    referral, appointment = await load_visible(session, who, referral_id)
+    if action is ReferralAction.SCHEDULE:
+        raise ValidationFailed({"action": "a referral is scheduled by booking a slot for it"})
+    partners = await partner_hospital_ids(session, referral.target_hospital_id)
+    request = Request(action, reason=reason, opinion=opinion, redirect_to=redirect_to, partner_hospital_ids=partners)
+    if redirect_to is not None and redirect_to.specialist_id is not None:
+        specialist = await session.get(User, redirect_to.specialist_id)
+        if specialist is None or specialist.role is not Role.SPECIALIST \
+                or specialist.hospital_id != redirect_to.hospital_id:
+            raise ValidationFailed({"redirect_to.specialist_id": "not a specialist of that hospital"})
+    await _apply(session, who, referral, appointment, request, recommendations=recommendations)
+    await session.commit()
+    return referral
+
+
+async def _apply(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
+                 request: Request, *, recommendations: str = "", changes: dict[str, Any] | None = None,
+                 notice: str | None = None, also_notify: int | None = None) -> None:
+    """Decide, then write the new state (only if nobody moved the referral meanwhile), its event and the
+    notifications (``notice``, to everyone on the referral and ``also_notify``), uncommitted."""
+    assert referral.id is not None
+    before = referral.state
+    after = decide(actor(who), facts_of(referral, appointment), request)
+    values: dict[str, Any] = {"state": after, "updated_at": utcnow(), "version": referral.version + 1,
+                              **(changes or {})}
+    action = request.action
+    if action is ReferralAction.SUBMIT:
+        values["submitted_at"] = utcnow()
+    elif action is ReferralAction.DECLINE:
+        values["decline_reason"] = request.reason.strip()
+    elif action is ReferralAction.CANCEL:
+        values["cancel_reason"] = request.reason.strip()
+    elif action is ReferralAction.COMPLETE:
+        values["opinion"], values["recommendations"] = request.opinion.strip(), recommendations.strip()
+    elif action is ReferralAction.REDIRECT:
+        assert request.redirect_to is not None
+        values["target_hospital_id"] = request.redirect_to.hospital_id
+        values["target_specialist_id"] = request.redirect_to.specialist_id
+    updated = await session.exec(  # type: ignore[call-overload]
+        sa.update(Referral).where(col(Referral.id) == referral.id, col(Referral.version) == referral.version)
+        .values(**values))
+    if updated.rowcount != 1:
+        raise Conflict(N_("Someone else changed this referral a moment ago; reload it and try again."),
+                       code="referral-changed")
+    if action is ReferralAction.CANCEL and appointment is not None:
+        appointment.status, appointment.cancel_reason = AppointmentStatus.CANCELLED, request.reason.strip()
+        session.add(appointment)
+    session.add(ReferralEvent(referral_id=referral.id, action=action.value, from_state=before.value,
+                              to_state=after.value, actor_id=who.user_id, note=request.reason.strip()))
+    await session.refresh(referral)
+    await _notify(session, who, referral, appointment, notice or f"Referral #{referral.id}: {after.value}",
+                  also_notify)
+
+
+async def _notify(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
+                  text: str, also: int | None = None) -> None:
+    """Tell everyone on the referral but the one who acted: the referrer, the receiving side, the specialist."""
+    recipients = {referral.referring_doctor_id} | ({also} if also else set())
+    if referral.target_specialist_id:
+        recipients.add(referral.target_specialist_id)
+    if appointment is not None:
+        recipients.add(appointment.specialist_id)
+    coordinators = await session.exec(select(User.id).where(User.hospital_id == referral.target_hospital_id,
+                                                           User.role == Role.COORDINATOR, User.is_active == True))  # noqa: E712
+    recipients |= {c for c in coordinators.all() if c is not None}
+    recipients.discard(who.user_id)
+    for user_id in sorted(recipients):
+        session.add(Notification(user_id=user_id, text=text, link=f"/referrals/{referral.id}"))
+
+
+async def list_for(session: AsyncSession, who: Principal, *, inbox: bool = False) -> list[Referral]:
+    """The caller's referrals: made by them, asked of them or booked with them, or (coordinators) sent to
+    their hospital. ``inbox``: only those waiting for the receiving side, most urgent then oldest first."""
+    query = select(Referral)
+    if who.role is Role.COORDINATOR:
+        query = query.where(Referral.target_hospital_id == who.hospital_id)
+    elif who.role is Role.COUNTY_DOCTOR:
+        query = query.where(Referral.referring_doctor_id == who.user_id)
+    elif who.role is Role.SPECIALIST:
+        booked = select(Appointment.referral_id).where(Appointment.specialist_id == who.user_id,
+                                                       Appointment.status == AppointmentStatus.BOOKED)
+        query = query.where(sa.or_(col(Referral.target_specialist_id) == who.user_id, col(Referral.id).in_(booked)))
+    else:
+        return []
+    if inbox:
+        query = query.where(col(Referral.state).in_(list(WAITING_FOR_RECEIVER)))
+    rows = list((await session.exec(query)).all())
+    if inbox:
+        rows.sort(key=lambda r: (URGENCY_ORDER[r.urgency], r.submitted_at or r.created_at))
+    else:
+        rows.sort(key=lambda r: r.updated_at, reverse=True)
+    return rows
+
+
+async def describe(session: AsyncSession, who: Principal, referral: Referral, *, full: bool) -> dict[str, Any]:
+    """A referral as the API shows it; ``full`` adds the clinical summary, history and what the caller may do."""
+    assert referral.id is not None
+    patient = await session.get(Patient, referral.patient_id)
+    specialty = await session.get(Specialty, referral.specialty_id)
+    target = await session.get(Hospital, referral.target_hospital_id)
+    referrer = await session.get(User, referral.referring_doctor_id)
+    appointment = await live_appointment(session, referral.id)
+    assert patient is not None and specialty is not None and target is not None and referrer is not None
+    data: dict[str, Any] = {
+        "id": referral.id, "state": referral.state.value, "urgency": referral.urgency.value, "reason": referral.reason,
+        "patient": {"id": patient.id, "name": patient.name},
+        "specialty": {"code": specialty.code, "name_zh": specialty.name_zh, "name_en": specialty.name_en},
+        "target_hospital": {"id": target.id, "name": target.name},
+        "target_specialist_id": referral.target_specialist_id,
+        "referring_doctor": {"id": referrer.id, "display_name": referrer.display_name},
+        "created_at": _iso(referral.created_at), "submitted_at": _iso(referral.submitted_at),
+        "updated_at": _iso(referral.updated_at), "consultation_id": referral.consultation_id,
+        "appointment": _appointment_json(appointment),
+    }
+    if full:
+        events = (await session.exec(select(ReferralEvent).where(ReferralEvent.referral_id == referral.id)
+                                     .order_by(col(ReferralEvent.id)))).all()
+        names = {u.id: u.display_name for u in (await session.exec(
+            select(User).where(col(User.id).in_({e.actor_id for e in events})))).all()}
+        data.update({
+            "summary": referral.summary, "decline_reason": referral.decline_reason,
+            "cancel_reason": referral.cancel_reason, "opinion": referral.opinion,
+            "recommendations": referral.recommendations,
+            "events": [{"action": e.action, "from": e.from_state, "to": e.to_state, "at": _iso(e.at), "note": e.note,
+                        "by": {"id": e.actor_id, "display_name": names.get(e.actor_id, "")}} for e in events],
+            "actions": [a.value for a in open_actions(actor(who), facts_of(referral, appointment))],
+        })
+    return data
+
+
+def _appointment_json(appointment: Appointment | None) -> dict[str, Any] | None:
+    if appointment is None:
+        return None
+    return {"id": appointment.id, "specialist_id": appointment.specialist_id, "starts_at": _iso(appointment.starts_at),
+            "ends_at": _iso(appointment.ends_at), "consultation_id": appointment.consultation_id}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
