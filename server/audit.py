@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,16 +54,38 @@ async def record(database: Database, *, actor: str, action: str, consultation_id
     raise RuntimeError("could not append to the audit trail: too many concurrent writers")
 
 
-def verify(events: Sequence[AuditEvent]) -> int | None:
-    """The id of the first entry that does not follow from the one before it, or None if the chain holds."""
+@dataclass(frozen=True)
+class Break:
+    """Where the chain stops holding: the entry, and what happened to it or just before it."""
+
+    id: int | None
+    problem: str  # "altered", or "an entry before it was removed or inserted"
+
+    def __str__(self) -> str:
+        return f"entry {self.id}: {self.problem}"
+
+
+def check(events: Sequence[AuditEvent]) -> Break | None:
+    """The first place the chain does not hold, or None. An entry whose own hash no longer matches its
+    fields was altered; one whose link to the entry before is wrong had a neighbour removed or inserted.
+    (Removing the newest entries leaves a shorter chain that holds: keep the latest hash elsewhere, as
+    `telemed audit verify` prints it, to notice that.)"""
     prev = GENESIS
     for event in events:
-        expected = entry_hash(prev, event.at, event.actor, event.action, event.consultation_id, event.subject,
-                              event.detail)
-        if event.prev_hash != prev or event.hash != expected:
-            return event.id
+        own = entry_hash(event.prev_hash, event.at, event.actor, event.action, event.consultation_id, event.subject,
+                         event.detail)
+        if event.hash != own:
+            return Break(event.id, "altered")
+        if event.prev_hash != prev:
+            return Break(event.id, "an entry before it was removed or inserted")
         prev = event.hash
     return None
+
+
+def verify(events: Sequence[AuditEvent]) -> int | None:
+    """The id of the first entry that does not follow from the one before it, or None if the chain holds."""
+    found = check(events)
+    return found.id if found else None
 
 
 async def trail(database: Database, consultation_id: int | None = None) -> list[AuditEvent]:

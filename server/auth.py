@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlmodel import delete, select
 
+from . import audit
 from .appkeys import DATABASE, KEYS, LOGIN_THROTTLE, SETTINGS
 from .errors import N_, TooManyRequests, Unauthenticated
 from .models import RevokedToken, User
@@ -107,8 +108,12 @@ async def check_credentials(request: web.Request, username: str, password: str) 
     stored = user.password_hash if user is not None else _DUMMY_HASH
     if not verify_password(password, stored) or user is None or not user.is_active:
         throttle.failed(address, username, now)
+        await audit.record(request.app[DATABASE], actor="anonymous", action="auth.login_failed",
+                           subject=f"username:{username[:64]}", detail={"address": address})
         raise Unauthenticated(N_("Wrong username or password."), code="bad-credentials")
     throttle.succeeded(address, username)
+    await audit.record(request.app[DATABASE], actor=f"user:{user.id}", action="auth.login",
+                       detail={"address": address})
     return user
 
 

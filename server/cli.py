@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlmodel import col, or_, select
 
+from . import audit
 from .accesslog import PathOnlyAccessLogger
 from .app import create_app, prepare_database
 from .db import Database
@@ -122,6 +123,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _with_database(_settings(args), seed)
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Walk the audit trail's hash chain; exit 1 at the first entry altered, removed or inserted."""
+    outcome: list[audit.Break | None] = []
+
+    async def walk(database: Database) -> None:
+        events = await audit.trail(database)
+        found = audit.check(events)
+        outcome.append(found)
+        if found is None:
+            head = events[-1].hash if events else audit.GENESIS
+            print(f"Audit trail holds: {len(events)} entries; latest hash {head}.")
+        else:
+            print(f"Audit trail broken at {found}.", file=sys.stderr)
+
+    _with_database(_settings(args), walk)
+    return 1 if outcome and outcome[0] is not None else 0
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -212,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="seed demo data only",
         description="Add the demo medical partnership, its clinicians and a consultation, if not there yet."))
     demo.set_defaults(func=cmd_demo)
+
+    audit_parser = commands.add_parser("audit", help="the audit trail", description="The audit trail.")
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True, metavar="AUDIT_COMMAND")
+    audit_verify = with_data_dir(audit_commands.add_parser(
+        "verify", help="check the hash chain",
+        description="Walk the hash chain of the audit trail and report the first entry that was altered, "
+                    "removed or inserted (exit status 1), or the latest hash when it holds."))
+    audit_verify.set_defaults(func=cmd_audit_verify)
 
     user = commands.add_parser("user", help="manage accounts", description="Manage accounts.")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
+from server import audit
 from server.appkeys import DATABASE, KEYS, SETTINGS
 from server.auth import COOKIE_NAME
 from server.models import User
@@ -137,3 +138,13 @@ async def test_password_guessing_is_slowed_to_429(client: TestClient) -> None:
                              headers={"Accept-Language": "en"}, allow_redirects=False)
     assert form.status == 429
     assert "Too many failed logins" in await form.text()
+
+
+async def test_logins_and_failed_logins_are_audited(client: TestClient) -> None:
+    bad = await client.post("/api/auth/login", json={"username": "dr.li", "password": "wrong password"})
+    assert bad.status == 401
+    await login(client, "dr.li")
+    entries = [(e.actor, e.action, e.subject) for e in await audit.trail(client.app[DATABASE])]
+    assert entries[-2] == ("anonymous", "auth.login_failed", "username:dr.li")
+    assert entries[-1][1] == "auth.login" and entries[-1][0].startswith("user:")
+    assert all("wrong password" not in e.detail for e in await audit.trail(client.app[DATABASE]))

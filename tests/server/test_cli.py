@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from server import audit
 from server.db import Database
 from server.devprocs import TelemedNode
 
@@ -147,3 +149,27 @@ async def test_sigterm_closes_signaling_sockets_with_1001_and_exits_promptly(tmp
         assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
         assert await asyncio.to_thread(node.process.wait, 20) == 0
         assert time.monotonic() - started < 10
+
+
+def test_audit_verify_reports_the_first_altered_removed_or_inserted_entry(tmp_path: Path) -> None:
+    assert run("demo", data_dir=tmp_path).returncode == 0
+    database_file = tmp_path / "telemed.db"
+
+    async def append() -> None:
+        database = Database(f"sqlite+aiosqlite:///{database_file}")
+        for n in range(5):
+            await audit.record(database, actor=f"user:{n}", action="patient.viewed", subject="patient:1")
+        await database.close()
+    asyncio.run(append())
+    holds = run("audit", "verify", data_dir=tmp_path)
+    assert holds.returncode == 0 and "5 entries" in holds.stdout, holds.stderr
+
+    with sqlite3.connect(database_file) as db:
+        db.execute("UPDATE audit_event SET actor = 'user:999' WHERE id = 2")
+    altered = run("audit", "verify", data_dir=tmp_path)
+    assert altered.returncode == 1 and "entry 2: altered" in altered.stderr
+    with sqlite3.connect(database_file) as db:
+        db.execute("UPDATE audit_event SET actor = 'user:1' WHERE id = 2")
+        db.execute("DELETE FROM audit_event WHERE id = 3")
+    removed = run("audit", "verify", data_dir=tmp_path)
+    assert removed.returncode == 1 and "entry 4: an entry before it was removed or inserted" in removed.stderr
