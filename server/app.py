@@ -17,7 +17,7 @@ from signaling.errors import CLOSE_GOING_AWAY
 from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
-from web import STATIC_DIR, pages
+from web import STATIC_DIR, pages, referral_pages
 from web.render import Renderer
 
 from .api import auth as auth_api
@@ -138,7 +138,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(_security_headers)
     for module in (health, auth_api, consultations_api, guests_api, recordings_api, referrals_api, signaling_endpoint,
-                   pages):
+                   pages, referral_pages):
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app

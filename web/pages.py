@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from sqlmodel import col, select
 
 from server import consultations
 from server.api.consultations import load_authorized
@@ -19,7 +20,7 @@ from server.auth import (
     set_session_cookie,
 )
 from server.errors import N_, TooManyRequests, Unauthenticated
-from server.models import ConsultationStatus, User
+from server.models import ConsultationStatus, Notification, User
 from server.permissions import can_join_consultation
 
 from .i18n import SUPPORTED_LOCALES
@@ -126,7 +127,9 @@ async def dashboard(request: web.Request) -> web.Response:
     who = caller(request)
     async with request.app[DATABASE].session() as session:
         views = await consultations.list_for(session, who.principal)
-    context = {"consultations": views, "status_labels": STATUS_LABELS}
+        notifications = (await session.exec(select(Notification).where(Notification.user_id == who.user.id)
+                                            .order_by(col(Notification.id).desc()).limit(10))).all()
+    context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications}
     return request.app[RENDERER].render(request, "dashboard.html", context)
 
 

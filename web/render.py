@@ -18,8 +18,11 @@ LANG_COOKIE = "telemed_lang"
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
 
 
-def local_time(moment: datetime, timezone: str) -> str:
-    """A moment as the clock on the hospital's wall shows it: clinicians plan in local time, not UTC."""
+def local_time(moment: datetime | str, timezone: str) -> str:
+    """A moment (or its ISO text) as the clock on the hospital's wall shows it: clinicians plan in local
+    time, not UTC."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
 
 

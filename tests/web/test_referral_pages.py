@@ -1,0 +1,50 @@
+"""The referral pages keep the same rules as the API: outsiders get a 403 page, a refused action is
+shown on the page with its reason and changes nothing, and the new-referral form names what is wrong."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient
+
+from ..conftest import login
+from .test_pages import EN, form_login
+
+
+async def _referral(client: TestClient) -> int:
+    response = await client.post("/api/referrals", headers=await login(client, "dr.li"), json={
+        "patient_id": 1, "specialty": "cardiology", "urgency": "emergency", "reason": "Syncope at rest",
+        "target_hospital_id": 1})
+    assert response.status == 201, await response.text()
+    return (await response.json())["id"]
+
+
+async def test_outsider_gets_a_403_page(client: TestClient) -> None:
+    referral = await _referral(client)
+    await form_login(client, "dr.chen")
+    page = await client.get(f"/referrals/{referral}", headers=EN)
+    assert page.status == 403 and "Syncope at rest" not in await page.text()
+
+
+async def test_refused_action_is_explained_on_the_page(client: TestClient) -> None:
+    referral = await _referral(client)
+    await form_login(client, "coord.zhao")
+    refused = await client.post(f"/referrals/{referral}/action", data={"action": "complete", "opinion": "x"},
+                                headers=EN, allow_redirects=False)
+    assert refused.status == 403
+    assert "Only the booked specialist completes a referral with an opinion." in await refused.text()
+    no_reason = await client.post(f"/referrals/{referral}/action", data={"action": "decline", "reason": " "},
+                                  headers=EN, allow_redirects=False)
+    assert no_reason.status == 422 and "reason: give a reason" in await no_reason.text()
+    accepted = await client.post(f"/referrals/{referral}/action", data={"action": "accept"}, headers=EN,
+                                 allow_redirects=False)
+    assert accepted.status == 303 and accepted.headers["Location"] == f"/referrals/{referral}"
+    page = await (await client.get(f"/referrals/{referral}", headers=EN)).text()
+    assert 'data-state="accepted"' in page and 'id="booking"' in page
+
+
+async def test_new_referral_form_names_the_problem_and_keeps_the_input(client: TestClient) -> None:
+    await form_login(client, "dr.li")
+    form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "2",
+            "reason": "Palpitations", "summary": "kept"}  # 2: the doctor's own hospital
+    response = await client.post("/referrals/new", data=form, headers=EN, allow_redirects=False)
+    text = await response.text()
+    assert response.status == 422 and "target_hospital_id" in text and "Palpitations" in text

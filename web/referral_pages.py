@@ -1,0 +1,204 @@
+"""The referral pages: the list (a coordinator's inbox), a new referral, and one referral with the forms
+for what the caller may do next (accept, decline, redirect, book a slot, write the opinion, cancel).
+
+Plain forms, posted back here and redirected (post/redirect/get); the work is done by the same
+server/referrals.py and server/scheduling.py functions the REST API calls, so the rules are the same.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlmodel import col, select
+
+from server import audit, referrals, scheduling
+from server.appkeys import DATABASE, RENDERER
+from server.auth import caller
+from server.consultations import partner_hospital_ids
+from server.errors import N_, BadRequest, TelemedError
+from server.models import Hospital, Patient, Role, Specialty, Urgency, User
+from server.referral_flow import Redirection, ReferralAction
+
+routes = web.RouteTableDef()
+
+STATE_LABELS = {
+    "draft": N_("Draft"), "submitted": N_("Submitted"), "accepted": N_("Accepted"), "declined": N_("Declined"),
+    "redirected": N_("Redirected"), "scheduled": N_("Scheduled"), "in_consultation": N_("In consultation"),
+    "completed": N_("Completed"), "cancelled": N_("Cancelled"),
+}
+URGENCY_LABELS = {"routine": N_("Routine"), "urgent": N_("Urgent"), "emergency": N_("Emergency")}
+
+
+def _render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    return request.app[RENDERER].render(request, template, {
+        **context, "state_labels": STATE_LABELS, "urgency_labels": URGENCY_LABELS}, status=status)
+
+
+def _referral_id(request: web.Request) -> int:
+    raw = request.match_info["referral_id"]
+    if not raw.isdigit():
+        raise BadRequest(f"{raw!r} is not a referral id.", code="bad-id")
+    return int(raw)
+
+
+def _text(request: web.Request, message: str) -> str:
+    return request.app[RENDERER].gettext(request, message)
+
+
+def _error_text(request: web.Request, error: TelemedError) -> str:
+    text = request.app[RENDERER].gettext(request, error.message)
+    fields = error.details.get("fields")
+    return "; ".join(f"{k}: {v}" for k, v in fields.items()) if fields else text
+
+
+@routes.get("/referrals", name="referrals")
+async def referral_list(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        inbox = await referrals.list_for(session, who, inbox=True) if who.role is Role.COORDINATOR else []
+        rows = await referrals.list_for(session, who)
+        inbox_json = [await referrals.describe(session, who, r, full=False) for r in inbox]
+        rows_json = [await referrals.describe(session, who, r, full=False) for r in rows]
+    return _render(request, "referrals.html", {
+        "inbox": inbox_json, "referrals": rows_json, "can_refer": who.role is Role.COUNTY_DOCTOR})
+
+
+async def _new_form_choices(request: web.Request) -> dict[str, Any]:
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        partners = await partner_hospital_ids(session, who.hospital_id) - {who.hospital_id}
+        return {
+            "patients": (await session.exec(select(Patient).where(Patient.hospital_id == who.hospital_id)
+                                            .order_by(col(Patient.name)))).all(),
+            "specialties": (await session.exec(select(Specialty).order_by(col(Specialty.id)))).all(),
+            "hospitals": (await session.exec(select(Hospital).where(col(Hospital.id).in_(partners))
+                                             .order_by(col(Hospital.id)))).all(),
+            "specialists": (await session.exec(select(User).where(User.role == Role.SPECIALIST,
+                                                                  col(User.hospital_id).in_(partners))
+                                               .order_by(col(User.id)))).all(),
+            "urgencies": list(Urgency),
+        }
+
+
+@routes.get("/referrals/new", name="referral_new")
+async def referral_new(request: web.Request) -> web.Response:
+    context = await _new_form_choices(request)
+    return _render(request, "referral_new.html", {**context, "form": {}, "error": None})
+
+
+@routes.post("/referrals/new")
+async def referral_create(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    form = await request.post()
+    values = {k: str(v).strip() for k, v in form.items()}
+    try:
+        new = referrals.NewReferral(
+            patient_id=_int(values.get("patient_id")), specialty=values.get("specialty", ""),
+            urgency=Urgency(values.get("urgency", "routine")), reason=values.get("reason", ""),
+            summary=values.get("summary", ""), target_hospital_id=_int(values.get("target_hospital_id")),
+            target_specialist_id=_int(values["target_specialist_id"]) if values.get("target_specialist_id") else None,
+            submit=values.get("submit") != "draft")
+        if not new.reason:
+            raise BadRequest(N_("Give the reason for the referral."), code="reason-required")
+        async with request.app[DATABASE].session() as session:
+            referral = await referrals.create(session, who, new)
+    except (TelemedError, ValueError) as exc:
+        message = _error_text(request, exc) if isinstance(exc, TelemedError) else str(exc)
+        context = await _new_form_choices(request)
+        return _render(request, "referral_new.html", {**context, "form": values, "error": message}, status=422)
+    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action="referral.created",
+                       subject=f"referral:{referral.id}")
+    raise web.HTTPSeeOther(f"/referrals/{referral.id}")
+
+
+def _int(raw: str | None) -> int:
+    if not raw or not raw.isdigit():
+        raise BadRequest(N_("Choose from the lists."), code="choice-required")
+    return int(raw)
+
+
+@routes.get("/referrals/{referral_id}", name="referral")
+async def referral_page(request: web.Request) -> web.Response:
+    return await _render_referral(request, _referral_id(request))
+
+
+async def _render_referral(request: web.Request, referral_id: int, *, error: str | None = None,
+                           status: int = 200) -> web.Response:
+    who = caller(request).principal
+    day_raw = request.query.get("date")
+    async with request.app[DATABASE].session() as session:
+        referral, _ = await referrals.load_visible(session, who, referral_id)
+        data = await referrals.describe(session, who, referral, full=True)
+        partners = await partner_hospital_ids(session, referral.target_hospital_id)
+        hospitals = (await session.exec(select(Hospital).where(col(Hospital.id).in_(partners))
+                                        .order_by(col(Hospital.id)))).all()
+        specialists = (await session.exec(select(User).where(User.role == Role.SPECIALIST,
+                                                             col(User.hospital_id).in_(partners))
+                                          .order_by(col(User.id)))).all()
+        can_book = "schedule" in data["actions"]
+        slots: list[dict[str, Any]] = []
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+        day = date.fromisoformat(day_raw) if day_raw and _is_day(day_raw) else tomorrow
+        if can_book:
+            specialty = await session.get(Specialty, referral.specialty_id)
+            assert specialty is not None
+            for day_offset in range(7):
+                for found in await scheduling.search(session, who, specialty.code, day + timedelta(days=day_offset)):
+                    if found.hospital.id == referral.target_hospital_id:
+                        slots.append(found.to_json())
+    return _render(request, "referral.html", {
+        "referral": data, "hospitals": hospitals, "specialists": specialists, "can_book": can_book,
+        "slots": slots, "day": day.isoformat(), "error": error}, status)
+
+
+def _is_day(raw: str) -> bool:
+    try:
+        date.fromisoformat(raw)
+    except ValueError:
+        return False
+    return True
+
+
+@routes.post("/referrals/{referral_id}/action")
+async def referral_action(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    referral_id = _referral_id(request)
+    form = {k: str(v).strip() for k, v in (await request.post()).items()}
+    try:
+        action = ReferralAction(form.get("action", ""))
+        target = None
+        if action is ReferralAction.REDIRECT:
+            target = Redirection(_int(form.get("hospital_id")),
+                                 _int(form["specialist_id"]) if form.get("specialist_id") else None)
+        async with request.app[DATABASE].session() as session:
+            await referrals.act(session, who, referral_id, action, reason=form.get("reason", ""),
+                                opinion=form.get("opinion", ""), recommendations=form.get("recommendations", ""),
+                                redirect_to=target)
+    except ValueError:
+        return await _render_referral(request, referral_id, error=_text(request, N_("Unknown action.")), status=400)
+    except TelemedError as exc:
+        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
+    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action=f"referral.{action.value}",
+                       subject=f"referral:{referral_id}")
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}")
+
+
+@routes.post("/referrals/{referral_id}/book")
+async def referral_book(request: web.Request) -> web.Response:
+    who = caller(request).principal
+    referral_id = _referral_id(request)
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    try:
+        specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
+        starts_at = datetime.fromisoformat(starts_raw)
+        async with request.app[DATABASE].session() as session:
+            booked = await scheduling.book(session, who, referral_id, _int(specialist_raw), starts_at)
+    except ValueError:
+        return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422)
+    except TelemedError as exc:
+        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
+    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action="appointment.booked",
+                       subject=f"referral:{referral_id}", detail={"appointment": booked.id})
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}")
