@@ -270,3 +270,20 @@ async def test_concurrent_bookings_of_one_slot_exactly_one_wins(settings: Settin
         assert sorted(states) == ["accepted"] * 7 + ["scheduled"]
     finally:
         await client.close()
+
+
+async def test_cancelling_a_scheduled_referral_frees_its_slot(client: TestClient) -> None:
+    known = await ids(client)
+    referral = await create(client, known)
+    await act(client, "coord.zhao", referral["id"], "accept")
+    slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
+    booked = await client.post(f"/api/referrals/{referral['id']}/appointment",
+                               json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                               headers=await login(client, "coord.zhao"))
+    assert booked.status == 201
+    assert (await act(client, "dr.li", referral["id"], "cancel")).status == 422  # a reason is required
+    cancelled = await act(client, "dr.li", referral["id"], "cancel", reason="Patient admitted locally")
+    assert cancelled.status == 200
+    after = await cancelled.json()
+    assert after["state"] == "cancelled" and after["appointment"] is None
+    assert (await first_free_slot(client, "coord.zhao", known["dr.wang"]))["starts_at"] == slot["starts_at"]
