@@ -36,8 +36,8 @@ from .models import (
     utcnow,
 )
 from .permissions import Principal
-from .referral_flow import ReferralAction, Request
-from .referrals import _apply, load_visible
+from .referral_flow import ReferralAction, Request, may
+from .referrals import _apply, actor, facts_of, load_visible
 from .slots import DayChange, Hours, Slot, day_slots, is_slot
 
 SEARCH_DAYS_MAX = 31
@@ -48,12 +48,14 @@ class SpecialistSlots:
     specialist: User
     hospital: Hospital
     specialty: Specialty
+    day: date  # the hospital's local day
     slots: list[Slot]
 
     def to_json(self) -> dict[str, Any]:
         return {"specialist": {"id": self.specialist.id, "display_name": self.specialist.display_name},
                 "hospital": {"id": self.hospital.id, "name": self.hospital.name, "timezone": self.hospital.timezone},
                 "specialty": self.specialty.code, "slot_minutes": self.specialty.slot_minutes,
+                "date": self.day.isoformat(),
                 "slots": [{"starts_at": s.starts_at.isoformat(), "ends_at": s.ends_at.isoformat()} for s in self.slots]}
 
 
@@ -70,9 +72,11 @@ async def _booked(session: AsyncSession, specialist_id: int) -> list[datetime]:
         Appointment.specialist_id == specialist_id, Appointment.status == AppointmentStatus.BOOKED))).all())
 
 
-async def search(session: AsyncSession, who: Principal, specialty_code: str, day: date) -> list[SpecialistSlots]:
-    """Free slots on ``day`` (each hospital's local day) with every specialist of the specialty in the
-    caller's partnerships, soonest first."""
+async def search(session: AsyncSession, who: Principal, specialty_code: str,
+                 days: list[date]) -> list[SpecialistSlots]:
+    """Free slots on each of ``days`` (each hospital's local day) with every specialist of the specialty in
+    the caller's partnerships: one entry per specialist and day with slots, soonest first. Each
+    specialist's hours and bookings are read once, whatever the number of days."""
     specialty = (await session.exec(select(Specialty).where(Specialty.code == specialty_code))).first()
     if specialty is None:
         raise ValidationFailed({"specialty": f"there is no specialty {specialty_code!r}"})
@@ -87,10 +91,12 @@ async def search(session: AsyncSession, who: Principal, specialty_code: str, day
         hospital = await session.get(Hospital, specialist.hospital_id)
         assert hospital is not None
         hours, changes = await _hours(session, specialist.id)
-        slots = day_slots(day, hospital.timezone, hours, changes, specialty.slot_minutes,
-                          booked=await _booked(session, specialist.id), not_before=now)
-        if slots:
-            found.append(SpecialistSlots(specialist, hospital, specialty, slots))
+        booked = await _booked(session, specialist.id)
+        for day in days:
+            slots = day_slots(day, hospital.timezone, hours, changes, specialty.slot_minutes, booked=booked,
+                              not_before=now)
+            if slots:
+                found.append(SpecialistSlots(specialist, hospital, specialty, day, slots))
     found.sort(key=lambda s: s.slots[0].starts_at)
     return found
 
@@ -133,11 +139,11 @@ async def book(session: AsyncSession, who: Principal, referral_id: int, speciali
     booked = Appointment(referral_id=referral.id, specialist_id=specialist_id, starts_at=slot.starts_at,
                          ends_at=slot.ends_at, consultation_id=consultation.id, booked_by=who.user_id)
     session.add(booked)
-    await _claim(session)
+    await _claim_slot(session)
     await _apply(session, who, referral, appointment, Request(ReferralAction.SCHEDULE),
                  changes={"consultation_id": consultation.id}, also_notify=specialist_id,
                  notice=f"Referral #{referral.id}: appointment booked for {_when(slot.starts_at)}")
-    await _commit_booking(session)
+    await session.commit()
     return booked
 
 
@@ -145,7 +151,7 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
                reason: str) -> Appointment:
     """Reschedule a scheduled referral's appointment (the receiving coordinators), with a reason."""
     referral, appointment = await load_visible(session, who, referral_id)
-    if not (who.role is Role.COORDINATOR and who.hospital_id == referral.target_hospital_id):
+    if not may(actor(who), facts_of(referral, appointment), ReferralAction.SCHEDULE):  # whoever books, moves
         raise Forbidden(N_("Only the receiving hospital's coordinators reschedule an appointment."))
     if referral.state is not ReferralState.SCHEDULED or appointment is None:
         raise Conflict(f"A referral that is {referral.state.value} has no appointment to move.",
@@ -159,7 +165,7 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
     moved = Appointment(referral_id=referral_id, specialist_id=specialist_id, starts_at=slot.starts_at,
                         ends_at=slot.ends_at, consultation_id=appointment.consultation_id, booked_by=who.user_id)
     session.add(moved)
-    await _claim(session)
+    await _claim_slot(session)
     if appointment.consultation_id is not None:
         consultation = await session.get(Consultation, appointment.consultation_id)
         assert consultation is not None
@@ -175,18 +181,15 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
         session.add(Notification(user_id=user_id, link=f"/referrals/{referral_id}",
                                  text=f"Referral #{referral_id}: appointment moved to {_when(slot.starts_at)} "
                                       f"({reason.strip()[:300]})"))
-    await _commit_booking(session)
+    await session.commit()
     return moved
 
 
-async def _claim(session: AsyncSession) -> None:
-    """Write the new appointment now: the slot's unique index answers here if another booking won."""
-    await _commit_booking(session, flush_only=True)
-
-
-async def _commit_booking(session: AsyncSession, *, flush_only: bool = False) -> None:
+async def _claim_slot(session: AsyncSession) -> None:
+    """Write the new appointment now, before anything else: the slot's unique index refuses it here if
+    another booking won (PostgreSQL waits for a racing insert to commit, then refuses)."""
     try:
-        await (session.flush() if flush_only else session.commit())
+        await session.flush()
     except sa.exc.IntegrityError:
         await session.rollback()
         raise Conflict(N_("That slot was booked by someone else a moment ago; choose another."),

@@ -13,7 +13,9 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from server import audit, referrals, scheduling
+from server import referrals, scheduling
+from server.api.referrals import audit_referral
+from server.api.referrals import referral_id as path_referral_id
 from server.appkeys import DATABASE, RENDERER
 from server.auth import caller
 from server.consultations import partner_hospital_ids
@@ -34,13 +36,6 @@ URGENCY_LABELS = {"routine": N_("Routine"), "urgent": N_("Urgent"), "emergency":
 def _render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
     return request.app[RENDERER].render(request, template, {
         **context, "state_labels": STATE_LABELS, "urgency_labels": URGENCY_LABELS}, status=status)
-
-
-def _referral_id(request: web.Request) -> int:
-    raw = request.match_info["referral_id"]
-    if not raw.isdigit():
-        raise BadRequest(f"{raw!r} is not a referral id.", code="bad-id")
-    return int(raw)
 
 
 def _text(request: web.Request, message: str) -> str:
@@ -108,8 +103,8 @@ async def referral_create(request: web.Request) -> web.Response:
         message = _error_text(request, exc) if isinstance(exc, TelemedError) else str(exc)
         context = await _new_form_choices(request)
         return _render(request, "referral_new.html", {**context, "form": values, "error": message}, status=422)
-    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action="referral.created",
-                       subject=f"referral:{referral.id}")
+    assert referral.id is not None
+    await audit_referral(request, "referral.created", referral.id, {"state": referral.state.value})
     raise web.HTTPSeeOther(f"/referrals/{referral.id}")
 
 
@@ -121,7 +116,7 @@ def _int(raw: str | None) -> int:
 
 @routes.get("/referrals/{referral_id}", name="referral")
 async def referral_page(request: web.Request) -> web.Response:
-    return await _render_referral(request, _referral_id(request))
+    return await _render_referral(request, path_referral_id(request))
 
 
 async def _render_referral(request: web.Request, referral_id: int, *, error: str | None = None,
@@ -144,10 +139,9 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         if can_book:
             specialty = await session.get(Specialty, referral.specialty_id)
             assert specialty is not None
-            for day_offset in range(7):
-                for found in await scheduling.search(session, who, specialty.code, day + timedelta(days=day_offset)):
-                    if found.hospital.id == referral.target_hospital_id:
-                        slots.append(found.to_json())
+            week = scheduling.search_window(day, 7)
+            slots = [found.to_json() for found in await scheduling.search(session, who, specialty.code, week)
+                     if found.hospital.id == referral.target_hospital_id]
     return _render(request, "referral.html", {
         "referral": data, "hospitals": hospitals, "specialists": specialists, "can_book": can_book,
         "slots": slots, "day": day.isoformat(), "error": error}, status)
@@ -164,7 +158,7 @@ def _is_day(raw: str) -> bool:
 @routes.post("/referrals/{referral_id}/action")
 async def referral_action(request: web.Request) -> web.Response:
     who = caller(request).principal
-    referral_id = _referral_id(request)
+    referral_id = path_referral_id(request)
     form = {k: str(v).strip() for k, v in (await request.post()).items()}
     try:
         action = ReferralAction(form.get("action", ""))
@@ -180,15 +174,14 @@ async def referral_action(request: web.Request) -> web.Response:
         return await _render_referral(request, referral_id, error=_text(request, N_("Unknown action.")), status=400)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
-    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action=f"referral.{action.value}",
-                       subject=f"referral:{referral_id}")
+    await audit_referral(request, f"referral.{action.value}", referral_id)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
 
 
 @routes.post("/referrals/{referral_id}/book")
 async def referral_book(request: web.Request) -> web.Response:
     who = caller(request).principal
-    referral_id = _referral_id(request)
+    referral_id = path_referral_id(request)
     form = {k: str(v) for k, v in (await request.post()).items()}
     try:
         specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
@@ -199,6 +192,6 @@ async def referral_book(request: web.Request) -> web.Response:
         return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
-    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action="appointment.booked",
-                       subject=f"referral:{referral_id}", detail={"appointment": booked.id})
+    await audit_referral(request, "appointment.booked", referral_id, {"appointment": booked.id,
+                                                                     "starts_at": booked.starts_at.isoformat()})
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")

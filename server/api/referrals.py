@@ -63,7 +63,8 @@ def referral_id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _audit(request: web.Request, action: str, referral: int, detail: dict | None = None) -> None:
+async def audit_referral(request: web.Request, action: str, referral: int, detail: dict | None = None) -> None:
+    """Write the caller's action on a referral to the audit trail (for the API and the pages alike)."""
     await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}", action=action,
                        subject=f"referral:{referral}", detail=detail)
 
@@ -84,7 +85,7 @@ async def create_referral(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         referral = await referrals.create(session, who, referrals.NewReferral(**body.model_dump()))
         data = await referrals.describe(session, who, referral, full=True)
-    await _audit(request, "referral.created", data["id"], {"state": data["state"]})
+    await audit_referral(request, "referral.created", data["id"], {"state": data["state"]})
     return json_response(data, status=201)
 
 
@@ -107,7 +108,7 @@ async def act_on_referral(request: web.Request) -> web.Response:
                                        opinion=body.opinion, recommendations=body.recommendations,
                                        redirect_to=target)
         data = await referrals.describe(session, who, referral, full=True)
-    await _audit(request, f"referral.{body.action.value}", data["id"], {"state": data["state"]})
+    await audit_referral(request, f"referral.{body.action.value}", data["id"], {"state": data["state"]})
     return json_response(data)
 
 
@@ -128,12 +129,10 @@ async def free_slots(request: web.Request) -> web.Response:
         problems["days"] = "a whole number of days"
     if problems:
         raise ValidationFailed(problems)
-    found = []
+    window = scheduling.search_window(start, int(days))
     async with request.app[DATABASE].session() as session:
-        for day in scheduling.search_window(start, int(days)):
-            day_found = await scheduling.search(session, who, specialty, day)
-            found += [s.to_json() | {"date": day.isoformat()} for s in day_found]
-    return json_response({"specialists": found})
+        found = await scheduling.search(session, who, specialty, window)
+    return json_response({"specialists": [s.to_json() for s in found]})
 
 
 @routes.post("/api/referrals/{referral_id}/appointment")
@@ -144,7 +143,7 @@ async def book_appointment(request: web.Request) -> web.Response:
         booked = await scheduling.book(session, who, referral_id(request), body.specialist_id, body.starts_at)
         referral, _ = await referrals.load_visible(session, who, booked.referral_id)
         data = await referrals.describe(session, who, referral, full=True)
-    await _audit(request, "appointment.booked", data["id"], {"appointment": booked.id,
+    await audit_referral(request, "appointment.booked", data["id"], {"appointment": booked.id,
                                                             "starts_at": booked.starts_at.isoformat()})
     return json_response(data, status=201)
 
@@ -158,7 +157,7 @@ async def move_appointment(request: web.Request) -> web.Response:
                                       body.reason)
         referral, _ = await referrals.load_visible(session, who, moved.referral_id)
         data = await referrals.describe(session, who, referral, full=True)
-    await _audit(request, "appointment.moved", data["id"], {"appointment": moved.id,
+    await audit_referral(request, "appointment.moved", data["id"], {"appointment": moved.id,
                                                            "starts_at": moved.starts_at.isoformat()})
     return json_response(data)
 

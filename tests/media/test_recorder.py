@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -18,7 +19,7 @@ import pytest
 
 from media.errors import TamperedRecording
 from media.passthrough import EncodedFrame
-from media.recorder import Segment, finalize
+from media.recorder import Segment, SegmentResult, finalize
 from media.relay import Relay
 from media.sealed import SealedReader
 
@@ -35,6 +36,27 @@ async def _call(relay: Relay, clients: dict[str, RelayClient], video_codec: str 
     await until(lambda: len(relay.publications()) == 4 and all(p.frames for p in relay.publications()))
 
 
+async def _record_call(live: Path, seconds: float, remember: Callable[[EncodedFrame], None], *,
+                       video_codec: str = "vp8") -> tuple[SegmentResult, float]:
+    """Two participants through a relay of ``video_codec``, recorded for ``seconds`` into ``live``; every
+    frame the relay receives meanwhile also goes to ``remember``. The result and the seconds recorded."""
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(video_codec=video_codec, on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    try:
+        await _call(relay, clients, video_codec=None if video_codec == "vp8" else video_codec.upper())
+        for publication in relay.publications():
+            publication.sinks.add(remember)
+        segment = Segment(live, KEY, relay.publications())
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        segment.stop()
+        recorded = time.monotonic() - started
+        return await asyncio.to_thread(segment.join, 10), recorded
+    finally:
+        await relay.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
+
+
 def _demux(data: bytes) -> tuple[av.container.InputContainer, list[av.Packet]]:
     container = av.open(io.BytesIO(data))
     return container, [p for p in container.demux() if p.dts is not None]
@@ -44,25 +66,8 @@ async def test_recording_holds_the_relayed_packets_unchanged(tmp_path: Path) -> 
     """Every packet in the file is byte-identical to a frame the relay received (nothing re-encoded),
     the file has both participants' audio and video, its duration matches the time recorded (±10 %),
     and the video decodes to the publisher's pattern."""
-    clients: dict[str, RelayClient] = {}
-    relay = Relay(on_layout=lambda pid, layout: clients[pid].on_layout(layout))
-    try:
-        await _call(relay, clients)
-        received: set[bytes] = set()
-
-        def remember(frame: EncodedFrame) -> None:
-            received.add(frame.data)
-        for publication in relay.publications():
-            publication.sinks.add(remember)
-        segment = Segment(tmp_path / "one.live", KEY, relay.publications())
-        started = time.monotonic()
-        await asyncio.sleep(4)
-        segment.stop()
-        recorded = time.monotonic() - started
-        result = await asyncio.to_thread(segment.join, 10)
-    finally:
-        await relay.close()
-        await asyncio.gather(*(c.close() for c in clients.values()))
+    received: set[bytes] = set()
+    result, recorded = await _record_call(tmp_path / "one.live", 4, lambda frame: received.add(frame.data))
 
     assert result.error is None
     assert sorted((t.participant_id, t.kind) for t in result.tracks) == [
@@ -99,26 +104,12 @@ async def test_h264_recording_is_matroska_with_the_streams_own_parameters(tmp_pa
     """An H.264 room records into Matroska: CodecPrivate (avcC) comes from the stream's own SPS/PPS, every
     video packet holds exactly the NAL units the relay received (reframed, not re-encoded), the length
     is right, and the video decodes to the publisher's pattern."""
-    clients: dict[str, RelayClient] = {}
-    relay = Relay(video_codec="h264", on_layout=lambda pid, layout: clients[pid].on_layout(layout))
-    try:
-        await _call(relay, clients, video_codec="H264")
-        received: set[tuple[bytes, ...]] = set()
+    received: set[tuple[bytes, ...]] = set()
 
-        def remember(frame: EncodedFrame) -> None:
-            if frame.codec == "H264":
-                received.add(tuple(_annex_b_units(frame.data)))
-        for publication in relay.publications():
-            publication.sinks.add(remember)
-        segment = Segment(tmp_path / "h264.live", KEY, relay.publications())
-        started = time.monotonic()
-        await asyncio.sleep(3)
-        segment.stop()
-        recorded = time.monotonic() - started
-        result = await asyncio.to_thread(segment.join, 10)
-    finally:
-        await relay.close()
-        await asyncio.gather(*(c.close() for c in clients.values()))
+    def remember(frame: EncodedFrame) -> None:
+        if frame.codec == "H264":
+            received.add(tuple(_annex_b_units(frame.data)))
+    result, recorded = await _record_call(tmp_path / "h264.live", 3, remember, video_codec="h264")
 
     assert result.error is None and {t.codec for t in result.tracks} == {"H264", "opus"}
     finished = await asyncio.to_thread(finalize, tmp_path / "h264.live", tmp_path / "h264.rec", KEY)

@@ -32,12 +32,6 @@ async def _join(relay: Relay, clients: dict[str, RelayClient], pid: str, *, came
     return client
 
 
-async def _decoded_pattern(client: RelayClient, publisher: str, frames: int = 45) -> list[int | None]:
-    await client.wait_for_slot(publisher)
-    track = client.video_of(publisher)
-    return [palette_index(await asyncio.wait_for(track.recv(), 10)) for _ in range(frames)]
-
-
 async def test_one_publisher_three_subscribers_each_decode_the_pattern(relay) -> None:
     """Three subscribers each decode the publisher's colour cycle intact: every frame is one of the
     palette's colours (no corruption from forwarding) and the colours change (live, not one frozen frame)."""
@@ -45,7 +39,7 @@ async def test_one_publisher_three_subscribers_each_decode_the_pattern(relay) ->
     await _join(relay_, clients, "doctor", camera=True)
     subscribers = [await _join(relay_, clients, f"viewer{i}", camera=False) for i in range(3)]
 
-    seen = await asyncio.gather(*(_decoded_pattern(s, "doctor") for s in subscribers))
+    seen = await asyncio.gather(*(s.decoded_pattern("doctor", 45) for s in subscribers))
 
     for pattern in seen:
         assert None not in pattern, pattern
@@ -62,7 +56,7 @@ async def test_late_joiner_gets_a_keyframe_within_a_second(relay) -> None:
     relay_, clients = relay
     await _join(relay_, clients, "doctor", camera=True)
     early = await _join(relay_, clients, "early", camera=False)
-    await _decoded_pattern(early, "doctor", frames=60)  # two seconds in: the encoder has long warmed up
+    await early.decoded_pattern("doctor", 60)  # two seconds in: the encoder has long warmed up
     publication = relay_.peers["doctor"].publications["video"]
     requests_before = publication.keyframe_requests
 
@@ -88,7 +82,7 @@ async def test_leaving_frees_the_slot_and_others_keep_flowing(relay) -> None:
     await relay_.remove("specialist")
     assert "specialist" not in patient.layout.values()
     assert "specialist" not in clients["doctor"].layout.values()
-    pattern = await _decoded_pattern(patient, "doctor", frames=30)
+    pattern = await patient.decoded_pattern("doctor", 30)
     assert None not in pattern
 
 
@@ -100,7 +94,7 @@ async def test_h264_room_forwards_h264_untouched() -> None:
     try:
         await _join(relay_, clients, "doctor", camera=True)
         subscribers = [await _join(relay_, clients, f"viewer{i}", camera=False) for i in range(2)]
-        seen = await asyncio.gather(*(_decoded_pattern(s, "doctor") for s in subscribers))
+        seen = await asyncio.gather(*(s.decoded_pattern("doctor", 45) for s in subscribers))
         publication = relay_.peers["doctor"].publications["video"]
         assert publication.codec == "H264"
         for pattern in seen:
@@ -122,5 +116,5 @@ async def test_offer_without_the_rooms_codec_is_refused_clearly(relay) -> None:
         await stranger.join(relay_)
     assert "h264-only" not in relay_.peers
     viewer = await _join(relay_, clients, "viewer", camera=False)
-    assert None not in await _decoded_pattern(viewer, "doctor", frames=15)
+    assert None not in await viewer.decoded_pattern("doctor", 15)
     assert doctor.participant_id in relay_.peers

@@ -10,7 +10,6 @@ import aiohttp
 from server.devprocs import TelemedNode
 
 from ..support.nodes import enter, ws_url
-from ..support.peers import palette_index
 from ..support.room_peer import RoomPeer
 from ..support.signaling_client import bearer, connect, expect
 
@@ -28,13 +27,6 @@ async def _patient_through(http: aiohttp.ClientSession, node: TelemedNode, host_
     return RoomPeer(ws, await expect(ws, "joined"))
 
 
-async def _decodes(peer: RoomPeer, other: RoomPeer, frames: int = 15) -> list[int | None]:
-    assert peer.media is not None
-    await peer.media.wait_for_slot(other.id)
-    track = peer.media.video_of(other.id)
-    return [palette_index(await asyncio.wait_for(track.recv(), 10)) for _ in range(frames)]
-
-
 async def test_relay_serves_participants_on_both_nodes(nodes: tuple[TelemedNode, TelemedNode],
                                                       http: aiohttp.ClientSession) -> None:
     a, b = nodes
@@ -50,7 +42,7 @@ async def test_relay_serves_participants_on_both_nodes(nodes: tuple[TelemedNode,
         for peer in peers:
             for other in peers:
                 if other is not peer:
-                    seen = await _decodes(peer, other)
+                    seen = await peer.sees(other, 15)
                     assert None not in seen, (peer.id, other.id, seen)
 
         # The specialist on node b leaves: both remaining participants' slots drop them, media goes on.
@@ -58,7 +50,7 @@ async def test_relay_serves_participants_on_both_nodes(nodes: tuple[TelemedNode,
         for peer in (li, patient):
             assert peer.media is not None
             await asyncio.wait_for(_until_gone(peer, wang.id), 10)
-        assert None not in await _decodes(patient, li)
+        assert None not in await patient.sees(li, 15)
     finally:
         await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+from collections.abc import Callable
 
 import av
 from aiohttp.test_utils import TestClient
@@ -39,11 +40,17 @@ async def _patient(client: TestClient, li: RoomPeer, visit: str) -> RoomPeer:
     return RoomPeer(ws, await expect(ws, "joined"))
 
 
-async def _sees(peer: RoomPeer, other: RoomPeer, frames: int = 20) -> list[int | None]:
-    assert peer.media is not None
-    await peer.media.wait_for_slot(other.id)
-    track = peer.media.video_of(other.id)
-    return [palette_index(await asyncio.wait_for(track.recv(), 10)) for _ in range(frames)]
+async def _recordings_once(client: TestClient, headers: dict[str, str],
+                           done: Callable[[list[dict]], bool]) -> list[dict]:
+    """Consultation 1's recordings as listed once ``done`` holds of them, or after ten seconds."""
+    recordings: list[dict] = []
+    for _ in range(100):
+        answer = await client.get("/api/consultations/1/recordings", headers=headers)
+        recordings = (await answer.json())["recordings"]
+        if recordings and done(recordings):
+            break
+        await asyncio.sleep(0.1)
+    return recordings
 
 
 async def test_third_participant_switches_to_relay_and_recording_follows_consent(client: TestClient) -> None:
@@ -63,7 +70,7 @@ async def test_third_participant_switches_to_relay_and_recording_follows_consent
         for peer in peers:
             for other in peers:
                 if other is not peer:
-                    seen = await _sees(peer, other)
+                    seen = await peer.sees(other, 20)
                     assert None not in seen, (peer.id, other.id, seen)
 
         # Recording needs everyone's consent.
@@ -93,18 +100,7 @@ async def test_third_participant_switches_to_relay_and_recording_follows_consent
 
         # The finished recording: listed for participants and auditors, played with ranges, audited.
         headers = await login(client, "dr.wang")
-        recordings: list[dict] = []
-
-        async def ready() -> bool:
-            nonlocal recordings
-            recordings = (await (await client.get("/api/consultations/1/recordings", headers=headers)).json())[
-                "recordings"]
-            return bool(recordings) and recordings[0]["status"] == "ready"
-        for _ in range(100):
-            if await ready():
-                break
-            await asyncio.sleep(0.1)
-        recording = recordings[0]
+        recording = (await _recordings_once(client, headers, lambda rs: rs[0]["status"] == "ready"))[0]
         assert recording["status"] == "ready" and len(recording["consent_ids"]) == 3
         assert sorted(t["kind"] for t in recording["tracks"]) == ["audio"] * 3 + ["video"] * 3
         assert 2.5 <= recording["duration"] <= 5, recording["duration"]
@@ -147,21 +143,14 @@ async def test_h264_room_records_matroska(settings: Settings) -> None:
         for peer in (li, wang):
             assert (await peer.next("mode"))["mode"] == "relay"
         await asyncio.gather(*(peer.join_relay(li.joined["relay_slots"]) for peer in (li, wang)))
-        assert None not in await _sees(wang, li, frames=10)
+        assert None not in await wang.sees(li, 10)
         assert (await li.next("recording"))["on"]
         await asyncio.sleep(2)
         await li.send({"type": "recording", "on": False})
         assert not (await li.next("recording"))["on"]
 
         headers = await login(client, "dr.wang")
-        recordings: list[dict] = []
-        for _ in range(100):
-            recordings = (await (await client.get("/api/consultations/1/recordings", headers=headers)).json())[
-                "recordings"]
-            if recordings and recordings[0]["status"] == "ready":
-                break
-            await asyncio.sleep(0.1)
-        recording = recordings[0]
+        recording = (await _recordings_once(client, headers, lambda rs: rs[0]["status"] == "ready"))[0]
         assert recording["status"] == "ready" and recording["media_type"] == "video/x-matroska"
         download = await client.get(recording["media_url"] + "?download=1", headers=headers)
         assert download.status == 200 and download.headers["Content-Type"] == "video/x-matroska"
@@ -194,13 +183,8 @@ async def test_long_recording_rolls_into_segments(settings: Settings) -> None:
         assert not (await li.next("recording"))["on"]
 
         headers = await login(client, "dr.li")
-        recordings: list[dict] = []
-        for _ in range(100):
-            recordings = (await (await client.get("/api/consultations/1/recordings", headers=headers)).json())[
-                "recordings"]
-            if len(recordings) >= 3 and all(r["status"] == "ready" for r in recordings):
-                break
-            await asyncio.sleep(0.1)
+        recordings = await _recordings_once(
+            client, headers, lambda rs: len(rs) >= 3 and all(r["status"] == "ready" for r in rs))
         assert len(recordings) >= 3 and all(r["status"] == "ready" for r in recordings), recordings
         assert all(r["duration"] <= 2.0 for r in recordings), [r["duration"] for r in recordings]
         assert sum(r["duration"] for r in recordings) >= 3.0

@@ -101,6 +101,12 @@ class RelayClient:
                 self.layout_changed.clear()
                 await self.layout_changed.wait()
 
+    async def decoded_pattern(self, publisher: str, frames: int) -> list[int | None]:
+        """The palette index of each of the next ``frames`` frames decoded from ``publisher``'s video."""
+        await self.wait_for_slot(publisher)
+        track = self.video_of(publisher)
+        return [palette_index(await asyncio.wait_for(track.recv(), 10)) for _ in range(frames)]
+
     async def close(self) -> None:
         await self.pc.close()
 

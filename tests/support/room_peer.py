@@ -50,6 +50,11 @@ class RoomPeer:
         await self.media.negotiate(answer)
         return self.media
 
+    async def sees(self, other: RoomPeer, frames: int) -> list[int | None]:
+        """What the next ``frames`` frames of ``other``'s video through the relay show (palette indexes)."""
+        assert self.media is not None, "join the relay first"
+        return await self.media.decoded_pattern(other.id, frames)
+
     async def close(self) -> None:
         if self.media is not None:
             await self.media.close()
