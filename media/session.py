@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -49,6 +49,37 @@ class RecordingStore(Protocol):
     async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None: ...
 
 
+class InOrder:
+    """Submits events one after another, in the order they were put.
+
+    The relay's callbacks are synchronous and fire in bursts (a participant's audio and video tracks
+    arrive together, each filling every other participant's slots). Each layout carries a participant's
+    whole slot map, so the last one delivered must be the last one made. Concurrent submissions race
+    to a shared Redis log over different connections and can land in either order, leaving a browser
+    with an older layout that lacks someone.
+    """
+
+    def __init__(self, submit: Callable[[RoomEvent], Awaitable[None]]) -> None:
+        self._submit = submit
+        self._queue: asyncio.Queue[RoomEvent | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._drain())
+
+    def put(self, event: RoomEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def close(self) -> None:
+        """Submit what was put so far, then stop."""
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _drain(self) -> None:
+        while (event := await self._queue.get()) is not None:
+            try:
+                await self._submit(event)
+            except Exception:  # one lost event must not stop the ones after it
+                log.exception("could not submit %s", event.kind)
+
+
 class RelaySession:
     def __init__(self, hub: RoomHub, room_id: str, epoch: int, *, ice_servers: list[RTCIceServer] | None = None,
                  store: RecordingStore | None = None, key: bytes | None = None, video_codec: str = "vp8",
@@ -65,6 +96,7 @@ class RelaySession:
         self._segment_timer: asyncio.Task[None] | None = None
         self._rolling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outgoing = InOrder(self._submit)
         self.task = asyncio.create_task(self._run())
 
     @property
@@ -89,6 +121,7 @@ class RelaySession:
         finally:
             await self._stop_recording()
             await self.relay.close()
+            await self._outgoing.close()  # the layouts that closing the relay sent go out first
             self.hub.detach(self.conn, self.room_id)
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -195,7 +228,7 @@ class RelaySession:
         self._send(FromRelay(to=participant_id, type="layout", layout=layout))
 
     def _send(self, event: RoomEvent) -> None:
-        self._spawn(self._submit(event))
+        self._outgoing.put(event)
 
     async def _submit(self, event: RoomEvent) -> None:
         try:
