@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-# Paths whose last part is a credential (a guest link is a bearer token in the path).
-SECRET_PATH_PREFIXES = ("/visit/",)
+# Paths whose last part is a credential (invitation links and calendar feeds carry a token in the path).
+SECRET_PATH_PREFIXES = ("/visit/", "/calendar/")
 
 
 def loggable_path(path: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from aiortc import RTCIceServer
@@ -17,15 +19,24 @@ from signaling.errors import CLOSE_GOING_AWAY
 from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
-from web import STATIC_DIR, pages, referral_pages
+from web import STATIC_DIR, audit_pages, pages, referral_pages, visit_pages
 from web.render import Renderer
 
+from . import consent_templates, reminders
+from .api import attachments as attachments_api
+from .api import audit_log as audit_api
 from .api import auth as auth_api
+from .api import availability as availability_api
+from .api import calendar as calendar_api
+from .api import consents as consents_api
 from .api import consultations as consultations_api
-from .api import guests as guests_api
+from .api import docs as docs_api
+from .api import fhir as fhir_api
 from .api import health
+from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
+from .api import visits as visits_api
 from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, RENDERER, SETTINGS
 from .chat import chat_store
 from .db import Database
@@ -38,6 +49,13 @@ from .signing_keys import load_keyring, load_recording_key
 
 log = logging.getLogger(__name__)
 RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shutdown
+
+# Every module whose ``routes`` the app serves: the REST API, signaling, then the pages.
+ROUTE_MODULES = (
+    health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
+    patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, signaling_endpoint,
+    pages, referral_pages, visit_pages, audit_pages,
+)
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -81,6 +99,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             if database is None:
                 await prepare_database(db, settings)
             app[DATABASE] = db
+            await _publish_consent_texts(db)
             await _recover_recordings(db, settings, app[RECORDING_KEY])
             yield
         finally:
@@ -128,6 +147,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             await hub.stop()
             await room_log.close()
 
+    async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(reminders.run(app[DATABASE], timedelta(minutes=settings.reminder_minutes_before)))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def close_sockets(app: web.Application) -> None:
         # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
         # reconnect, to another node if there is one, and resume their seats there.
@@ -135,13 +161,23 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(signaling_ctx)
+    app.cleanup_ctx.append(reminders_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(_security_headers)
-    for module in (health, auth_api, consultations_api, guests_api, recordings_api, referrals_api, signaling_endpoint,
-                   pages, referral_pages):
+    for module in ROUTE_MODULES:
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app
+
+
+async def _publish_consent_texts(database: Database) -> None:
+    """Publish new consent texts. An edited published text stops the start (SettingsError); a database that
+    is down does not (/readyz says so, and the texts are published at the next start)."""
+    texts = consent_templates.read_texts()
+    try:
+        await consent_templates.publish(database, texts)
+    except (OSError, SQLAlchemyError):
+        log.exception("could not publish the consent texts; will try at the next start")
 
 
 async def _recover_recordings(database: Database, settings: Settings, key: bytes) -> None:

@@ -94,3 +94,49 @@ async def trail(database: Database, consultation_id: int | None = None) -> list[
         if consultation_id is not None:
             query = query.where(AuditEvent.consultation_id == consultation_id)
         return list((await session.exec(query)).all())
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an auditor looks for: every field narrows, none widens."""
+
+    actor: str | None = None  # exact identity, e.g. user:4 or patient:1
+    action: str | None = None  # exact, or a prefix ending in "." (consent. → consent.given, consent.withdrawn)
+    consultation_id: int | None = None
+    subject: str | None = None  # exact, e.g. referral:3
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_detail(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(self).items() if v is not None}
+
+
+async def search(database: Database, wanted: AuditFilter, *, limit: int | None = None,
+                 before_id: int | None = None) -> list[AuditEvent]:
+    """Entries matching ``wanted``, newest first; ``before_id`` pages back through older ones."""
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc())
+    if wanted.actor:
+        query = query.where(AuditEvent.actor == wanted.actor)
+    if wanted.action:
+        query = query.where(col(AuditEvent.action).startswith(wanted.action) if wanted.action.endswith(".")
+                            else AuditEvent.action == wanted.action)
+    if wanted.consultation_id is not None:
+        query = query.where(AuditEvent.consultation_id == wanted.consultation_id)
+    if wanted.subject:
+        query = query.where(AuditEvent.subject == wanted.subject)
+    if wanted.since is not None:
+        query = query.where(AuditEvent.at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(AuditEvent.at < wanted.until)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    if limit is not None:
+        query = query.limit(limit)
+    async with database.session() as session:
+        return list((await session.exec(query)).all())
+
+
+def to_json(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "at": event.at.isoformat(), "actor": event.actor, "action": event.action,
+            "consultation_id": event.consultation_id, "subject": event.subject, "detail": json.loads(event.detail),
+            "prev_hash": event.prev_hash, "hash": event.hash}

@@ -21,6 +21,7 @@ from .permissions import Principal
 from .tokens import AccessToken, TokenVerifier
 
 COOKIE_NAME = "telemed_session"
+PUBLIC_ATTRIBUTE = "telemed_public"
 
 # Compared against when the username is unknown, so a login takes as long whether or not the user exists.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -46,7 +47,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 
 def public(handler: Handler) -> Handler:
     """Mark a route as open to callers who have not logged in; every other route needs a login."""
-    handler.telemed_public = True  # type: ignore[attr-defined]
+    setattr(handler, PUBLIC_ATTRIBUTE, True)
     return handler
 
 
@@ -55,7 +56,7 @@ def is_public(request: web.Request) -> bool:
         return True  # unknown route or method: let it answer 404/405
     if isinstance(request.match_info.route.resource, web.StaticResource):
         return True
-    return getattr(request.match_info.handler, "telemed_public", False)
+    return getattr(request.match_info.handler, PUBLIC_ATTRIBUTE, False)
 
 
 def token_from(request: web.Request) -> tuple[str | None, str]:

@@ -111,3 +111,13 @@ class RangeNotSatisfiable(TelemedError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Content-Range": f"bytes */{self.size}"}
+
+
+class PayloadTooLarge(TelemedError):
+    status = 413
+    code = "too-large"
+
+
+class UnsupportedMediaType(TelemedError):
+    status = 415
+    code = "unsupported-type"

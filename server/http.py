@@ -28,6 +28,14 @@ def is_api(request: web.Request) -> bool:
 
 
 
+def path_id(request: web.Request, name: str) -> int:
+    """The whole-number id in the path's ``{name}`` (``consent_id``...): 400 ``bad-id`` for anything else."""
+    raw = request.match_info[name]
+    if not raw.isdigit():
+        raise BadRequest(f"{raw!r} is not a {name.removesuffix('_id')} id.", code="bad-id")
+    return int(raw)
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, default=str, ensure_ascii=False))
 

@@ -94,6 +94,24 @@ class AppointmentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class ConsentPurpose(enum.StrEnum):
+    """Each purpose is its own consent: health data is sensitive personal information (PIPL art. 29)."""
+
+    VIDEO = "video"  # taking part in a video consultation
+    RECORDING = "recording"  # being recorded in it
+    RECORD_SHARING = "record_sharing"  # the patient's records going to the partner hospital
+
+
+class ConsentMethod(enum.StrEnum):
+    CLICKED = "clicked"  # by the person themself, on a page
+    VERBAL = "verbal"  # said to a doctor, who recorded it on the person's behalf and is named
+
+
+class ConsentSubject(enum.StrEnum):
+    PATIENT = "patient"
+    PARTICIPANT = "participant"  # a clinician or other participant, about themself
+
+
 class Sex(enum.StrEnum):
     FEMALE = "female"
     MALE = "male"
@@ -161,6 +179,7 @@ class User(SQLModel, table=True):
     department_id: int | None = Field(default=None, foreign_key="department.id")
     specialty_id: int | None = Field(default=None, foreign_key="specialty.id")
     locale: str | None = Field(default=None, max_length=16)
+    calendar_nonce: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})  # rotates feeds
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -175,6 +194,11 @@ class Patient(SQLModel, table=True):
     name: str = Field(max_length=100)
     sex: Sex = Field(default=Sex.UNKNOWN, sa_type=_enum(Sex))
     birth_year: int | None = Field(default=None)
+    phone: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    # The national ID is never stored: a keyed hash to match it (server/patients.py), and its last four
+    # characters for people to tell two records apart.
+    national_id_hash: str | None = Field(default=None, max_length=64, index=True)
+    national_id_last4: str = Field(default="", max_length=4, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -186,6 +210,7 @@ class Consultation(SQLModel, table=True):
     hospital_id: int = Field(foreign_key="hospital.id", index=True)
     patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
     planned_start: datetime = Field(sa_type=UTCDateTime)
+    planned_end: datetime | None = Field(default=None, sa_type=UTCDateTime)  # the booked slot's end, if booked
     status: ConsultationStatus = Field(default=ConsultationStatus.SCHEDULED, sa_type=_enum(ConsultationStatus))
     created_by: int = Field(foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -224,19 +249,78 @@ class ChatLine(SQLModel, table=True):
     sent_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class RecordingConsent(SQLModel, table=True):
-    """A participant's answer about being recorded in one consultation: a new row each time it changes,
-    so what any recording relied on stays on record."""
+class ConsentTemplate(SQLModel, table=True):
+    """The text a consent was given to: one per purpose, version and language, never changed once published
+    (server/consent_templates.py publishes the files under server/consent_texts)."""
 
-    __tablename__ = "recording_consent"
+    __tablename__ = "consent_template"
+    __table_args__ = (sa.UniqueConstraint("purpose", "version", "locale"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: ConsentPurpose = Field(sa_type=_enum(ConsentPurpose))
+    version: int
+    locale: str = Field(max_length=16)
+    title: str = Field(max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    sha256: str = Field(max_length=64)
+    published_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Consent(SQLModel, table=True):
+    """One consent for one purpose, given by one person, kept for good: withdrawing stamps it, and giving
+    again makes a new row, so what any recording or sharing relied on stays on record."""
+
+    __tablename__ = "consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: ConsentPurpose = Field(sa_type=_enum(ConsentPurpose), index=True)
+    template_id: int = Field(foreign_key="consent_template.id")
+    subject: ConsentSubject = Field(sa_type=_enum(ConsentSubject))
+    identity: str = Field(max_length=80)  # user:<id>, guest:<id> or patient:<id>, as in room tokens
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    name: str = Field(max_length=100)
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id", index=True)
+    referral_id: int | None = Field(default=None, foreign_key="referral.id", index=True)
+    method: ConsentMethod = Field(sa_type=_enum(ConsentMethod))
+    recorded_by: int | None = Field(default=None, foreign_key="user_account.id")  # the doctor, for a verbal one
+    given_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    withdrawn_by: str = Field(default="", max_length=80)  # identity
+
+
+class PatientInvitation(SQLModel, table=True):
+    """A link for one patient into one consultation. The link is signed and expires; this row lets a
+    clinician revoke it before then, and says who sent it."""
+
+    __tablename__ = "patient_invitation"
 
     id: int | None = Field(default=None, primary_key=True)
     consultation_id: int = Field(foreign_key="consultation.id", index=True)
-    identity: str = Field(max_length=80)  # user:<id> or guest:<id>, as in room tokens
-    user_id: int | None = Field(default=None, foreign_key="user_account.id")
-    name: str = Field(max_length=100)
-    given: bool
-    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    patient_id: int = Field(foreign_key="patient.id")
+    created_by: int = Field(foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_by: int | None = Field(default=None, foreign_key="user_account.id")
+
+
+class Attachment(SQLModel, table=True):
+    """A test result or image sent with a referral, sealed on disk beside the recordings."""
+
+    __tablename__ = "attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referral.id", index=True)
+    file: str = Field(max_length=200)  # under the recordings directory
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    uploaded_by: int = Field(foreign_key="user_account.id")
+    uploaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class RecordingStatus(enum.StrEnum):
@@ -263,7 +347,7 @@ class Recording(SQLModel, table=True):
     sha256: str | None = Field(default=None, max_length=64)
     tracks: str = Field(default="[]", sa_type=sa.Text)  # JSON: participant, kind, codec
     participants: str = Field(default="[]", sa_type=sa.Text)  # JSON: identity, name, role
-    consent_ids: str = Field(default="[]", sa_type=sa.Text)  # JSON: the RecordingConsent rows relied on
+    consent_ids: str = Field(default="[]", sa_type=sa.Text)  # JSON: the recording Consent rows relied on
 
 
 class AuditEvent(SQLModel, table=True):

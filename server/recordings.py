@@ -13,45 +13,26 @@ import logging
 import secrets
 from pathlib import Path
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from media.recorder import Finished, SegmentResult, finalize
 from media.session import SegmentFile
-from signaling.events import Consenting
-from signaling.grants import consultation_of_room, room_id_for
-from signaling.hub import RoomHub
+from signaling.grants import consultation_of_room
 from signaling.room import Room
 
-from . import audit
+from . import audit, consents
 from .db import Database
-from .models import Recording, RecordingConsent, RecordingStatus, utcnow
+from .models import ConsentPurpose, Recording, RecordingStatus, utcnow
 
 log = logging.getLogger(__name__)
 
 
 async def consent_on_record(session: AsyncSession, consultation_id: int, identity: str) -> int | None:
     """The id of the identity's standing recording consent in this consultation, or None."""
-    latest = (await session.exec(
-        select(RecordingConsent)
-        .where(RecordingConsent.consultation_id == consultation_id, RecordingConsent.identity == identity)
-        .order_by(col(RecordingConsent.id).desc()).limit(1))).first()
-    return latest.id if latest is not None and latest.given else None
-
-
-async def set_consent(database: Database, hub: RoomHub, *, consultation_id: int, identity: str,
-                      user_id: int | None, name: str, given: bool) -> RecordingConsent:
-    """Keep the answer, then tell the room: a withdrawal stops a running recording within the second."""
-    async with database.session() as session:
-        consent = RecordingConsent(consultation_id=consultation_id, identity=identity, user_id=user_id, name=name,
-                                   given=given)
-        session.add(consent)
-        await session.commit()
-        await session.refresh(consent)
-    hub.owe(room_id_for(consultation_id), Consenting(identity=identity, consent_id=consent.id if given else None))
-    await audit.record(database, actor=identity, action="consent.given" if given else "consent.withdrawn",
-                       consultation_id=consultation_id, subject=f"recording-consent:{consent.id}")
-    return consent
+    found = await consents.standing(session, ConsentPurpose.RECORDING, identity=identity,
+                                    consultation_id=consultation_id)
+    return found.id if found is not None else None
 
 
 LIVE, FINAL = ".live", ".rec"
@@ -86,7 +67,7 @@ class DatabaseRecordingStore:
                 participants=json.dumps([{"participant_id": m.id, "identity": m.identity,
                                           "name": m.participant.name, "role": m.participant.role} for m in seated],
                                         ensure_ascii=False),
-                consent_ids=json.dumps(sorted(c for c in room.consents().values() if c is not None)))
+                consent_ids=json.dumps(room.relied_on()))
             session.add(row)
             await session.commit()
             await session.refresh(row)

@@ -14,11 +14,19 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import consents
+from .consents import How
 from .consultations import partner_hospital_ids
 from .errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from .models import (
     Appointment,
     AppointmentStatus,
+    Consent,
+    ConsentPurpose,
+    ConsentSubject,
+    ConsentTemplate,
+    Consultation,
+    ConsultationStatus,
     Hospital,
     Notification,
     Partnership,
@@ -42,9 +50,15 @@ from .referral_flow import (
     ReferralFacts,
     Request,
     decide,
+    may,
     open_actions,
 )
 
+CONSULTATION_FOLLOWS = {
+    ReferralAction.START: ConsultationStatus.IN_PROGRESS,
+    ReferralAction.COMPLETE: ConsultationStatus.COMPLETED,
+    ReferralAction.CANCEL: ConsultationStatus.CANCELLED,
+}
 URGENCY_ORDER = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
 
 
@@ -58,6 +72,9 @@ class NewReferral:
     target_hospital_id: int
     target_specialist_id: int | None
     submit: bool
+    # The patient's consent to sharing their records with the partner hospital, as the referring doctor
+    # recorded it (the patient told them, in the room): needed to send the referral.
+    sharing_consent: tuple[ConsentTemplate, How] | None = None
 
 
 def actor(who: Principal) -> Actor:
@@ -95,6 +112,16 @@ async def load_visible(session: AsyncSession, who: Principal, referral_id: int) 
     return referral, appointment
 
 
+async def load_with_records(session: AsyncSession, who: Principal, referral_id: int) -> Referral:
+    """A referral the caller sees together with its patient's records: the receiving side only while the
+    patient's consent to sharing stands (403 ``records-withheld`` otherwise)."""
+    referral, _ = await load_visible(session, who, referral_id)
+    if not await records_shared_with(session, who, referral):
+        raise Forbidden(N_("The patient has not consented to sharing their records with your hospital."),
+                        code="records-withheld")
+    return referral
+
+
 async def create(session: AsyncSession, who: Principal, new: NewReferral) -> Referral:
     """A county doctor's referral of one of their hospital's patients to a partner hospital."""
     if who.role is not Role.COUNTY_DOCTOR:
@@ -128,10 +155,34 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral) -> Ref
     assert referral.id is not None
     session.add(ReferralEvent(referral_id=referral.id, action="create", from_state="", to_state=ReferralState.DRAFT,
                               actor_id=who.user_id))
+    if new.sharing_consent is not None:
+        assert patient is not None and patient.id is not None
+        template, how = new.sharing_consent
+        session.add(consents.new_record(template, consents.Consenter(
+            ConsentSubject.PATIENT, consents.patient_identity(patient.id), patient.name, patient_id=patient.id),
+            consents.Scope(referral_id=referral.id), how))
     if new.submit:
+        await require_sharing_consent(session, referral)
         await _apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
     await session.commit()
     return referral
+
+
+async def sharing_consent(session: AsyncSession, referral: Referral) -> Consent | None:
+    """The patient's standing consent to sharing their records for this referral, or None."""
+    return await consents.standing(session, ConsentPurpose.RECORD_SHARING, referral_id=referral.id)
+
+
+async def require_sharing_consent(session: AsyncSession, referral: Referral) -> None:
+    if await sharing_consent(session, referral) is None:
+        raise ValidationFailed({"sharing_consent": "the patient's consent to sharing their records with the "
+                                                   "partner hospital is needed to send the referral"})
+
+
+async def records_shared_with(session: AsyncSession, who: Principal, referral: Referral) -> bool:
+    """Whether the caller may see the patient's records on this referral: the referring hospital always;
+    the receiving side only while the patient's consent to sharing stands."""
+    return who.hospital_id == referral.referring_hospital_id or await sharing_consent(session, referral) is not None
 
 
 async def shared_partnership(session: AsyncSession, hospital_a: int, hospital_b: int) -> int | None:
@@ -151,6 +202,8 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
     referral, appointment = await load_visible(session, who, referral_id)
     if action is ReferralAction.SCHEDULE:
         raise ValidationFailed({"action": "a referral is scheduled by booking a slot for it"})
+    if action is ReferralAction.SUBMIT and may(actor(who), facts_of(referral, appointment), action):
+        await require_sharing_consent(session, referral)
     partners = await partner_hospital_ids(session, referral.target_hospital_id)
     request = Request(action, reason=reason, opinion=opinion, redirect_to=redirect_to, partner_hospital_ids=partners)
     if redirect_to is not None and redirect_to.specialist_id is not None:
@@ -195,6 +248,10 @@ async def _apply(session: AsyncSession, who: Principal, referral: Referral, appo
     if action is ReferralAction.CANCEL and appointment is not None:
         appointment.status, appointment.cancel_reason = AppointmentStatus.CANCELLED, request.reason.strip()
         session.add(appointment)
+    if action in CONSULTATION_FOLLOWS and referral.consultation_id is not None:
+        # the consultation booked for the referral moves with it: a finished one admits nobody new
+        await session.exec(sa.update(Consultation).where(  # type: ignore[call-overload]
+            col(Consultation.id) == referral.consultation_id).values(status=CONSULTATION_FOLLOWS[action]))
     session.add(ReferralEvent(referral_id=referral.id, action=action.value, from_state=before.value,
                               to_state=after.value, actor_id=who.user_id, note=request.reason.strip()))
     await session.refresh(referral)
@@ -251,9 +308,12 @@ async def describe(session: AsyncSession, who: Principal, referral: Referral, *,
     referrer = await session.get(User, referral.referring_doctor_id)
     appointment = await live_appointment(session, referral.id)
     assert patient is not None and specialty is not None and target is not None and referrer is not None
+    shared = await records_shared_with(session, who, referral)
     data: dict[str, Any] = {
-        "id": referral.id, "state": referral.state.value, "urgency": referral.urgency.value, "reason": referral.reason,
-        "patient": {"id": patient.id, "name": patient.name},
+        "id": referral.id, "state": referral.state.value, "urgency": referral.urgency.value,
+        "reason": referral.reason if shared else None, "records_withheld": not shared,
+        "patient": {"id": patient.id, "name": patient.name, "sex": patient.sex.value, "birth_year": patient.birth_year}
+        if shared else None,
         "specialty": {"code": specialty.code, "name_zh": specialty.name_zh, "name_en": specialty.name_en},
         "target_hospital": {"id": target.id, "name": target.name},
         "target_specialist_id": referral.target_specialist_id,
@@ -267,8 +327,11 @@ async def describe(session: AsyncSession, who: Principal, referral: Referral, *,
                                      .order_by(col(ReferralEvent.id)))).all()
         names = {u.id: u.display_name for u in (await session.exec(
             select(User).where(col(User.id).in_({e.actor_id for e in events})))).all()}
+        consent = await sharing_consent(session, referral)
         data.update({
-            "summary": referral.summary, "decline_reason": referral.decline_reason,
+            "summary": referral.summary if shared else None,
+            "sharing_consent": consents.describe(consent) if consent else None,
+            "decline_reason": referral.decline_reason,
             "cancel_reason": referral.cancel_reason, "opinion": referral.opinion,
             "recommendations": referral.recommendations,
             "events": [{"action": e.action, "from": e.from_state, "to": e.to_state, "at": _iso(e.at), "note": e.note,

@@ -130,7 +130,8 @@ async def book(session: AsyncSession, who: Principal, referral_id: int, speciali
     patient = await session.get(Patient, referral.patient_id)
     assert patient is not None
     consultation = Consultation(title=referral.reason[:200], hospital_id=referral.referring_hospital_id,
-                                patient_id=referral.patient_id, planned_start=slot.starts_at, created_by=who.user_id)
+                                patient_id=referral.patient_id, planned_start=slot.starts_at, planned_end=slot.ends_at,
+                                created_by=who.user_id)
     session.add(consultation)
     await session.flush()
     assert consultation.id is not None
@@ -169,7 +170,7 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
     if appointment.consultation_id is not None:
         consultation = await session.get(Consultation, appointment.consultation_id)
         assert consultation is not None
-        consultation.planned_start = slot.starts_at
+        consultation.planned_start, consultation.planned_end = slot.starts_at, slot.ends_at
         session.add(consultation)
         if specialist_id != appointment.specialist_id:
             await session.exec(sa.delete(ConsultationParticipant).where(  # type: ignore[call-overload]

@@ -212,6 +212,24 @@ class Settings:
         "A recording is split into files of at most this many seconds (each is held in memory while it is "
         "made seekable at its end).",
     )
+    room_opens_minutes_before: int = _setting(
+        15, _parse_positive_int, "Minutes before a consultation's planned start that its room lets people in."
+    )
+    room_closes_minutes_after: int = _setting(
+        60, _parse_positive_int,
+        "Minutes after a consultation's planned end (its slot's end; an hour after the start if unbooked) "
+        "that its room stops letting people in. Those already in stay.",
+    )
+    invitation_hours: int = _setting(
+        24, _parse_positive_int,
+        "Hours a patient's invitation link lasts when the consultation has no planned end to expire with.",
+    )
+    reminder_minutes_before: int = _setting(
+        30, _parse_positive_int, "Minutes before an appointment that its participants get a reminder."
+    )
+    attachment_max_bytes: int = _setting(
+        20 * 1024 * 1024, _parse_positive_int, "Largest referral attachment (a test result or an image) accepted."
+    )
     default_locale: str = _setting(
         "zh-CN", _parse_locale, "Language of pages when neither the user nor the browser asks for one."
     )

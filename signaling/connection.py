@@ -237,7 +237,8 @@ class SignalingConnection:
             pid = secrets.token_urlsafe(9)
             event = Joining(participant=self._participant(pid, claims), grants=claims.grants,
                             identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
-                            consent_id=claims.consent_id)
+                            consent_id=claims.consent_id, patient=claims.patient,
+                            patient_consent_id=claims.patient_consent_id)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
 

@@ -7,10 +7,13 @@ from aiohttp import web
 from server.api.consultations import consultation_id, load_authorized
 from server.appkeys import DATABASE, HUB, KEYS, SETTINGS
 from server.auth import caller, public
+from server.consents import patient_identity
 from server.http import json_response
 from server.ice import ice_servers_for
+from server.models import utcnow
 from server.permissions import can_join_consultation
 from server.recordings import consent_on_record
+from server.room_window import RoomWindow
 
 from .connection import Limits, SignalingConnection
 from .grants import HOST, ROOM_TOKEN_TTL, RoomClaims, consultation_of_room, room_id_for, room_token
@@ -34,14 +37,18 @@ def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
 async def issue_room_token(request: web.Request) -> web.Response:
     """A participating clinician's pass into the room: hosts may admit, remove and record."""
     view = await load_authorized(request, can_join_consultation)
+    RoomWindow.of(view.consultation, request.app[SETTINGS]).check(utcnow())
     user = caller(request).user
     assert view.consultation.id is not None and user.id is not None
     identity = f"user:{user.id}"
+    patient = patient_identity(view.consultation.patient_id) if view.consultation.patient_id else None
     async with request.app[DATABASE].session() as session:
         consent_id = await consent_on_record(session, view.consultation.id, identity)
+        patient_consent = await consent_on_record(session, view.consultation.id, patient) if patient else None
     return token_answer(request, RoomClaims(
         identity=identity, room=room_id_for(view.consultation.id), name=user.display_name,
-        role=user.role.value, user_id=user.id, grants=HOST, consent_id=consent_id))
+        role=user.role.value, user_id=user.id, grants=HOST, consent_id=consent_id, patient=patient,
+        patient_consent_id=patient_consent))
 
 
 @routes.get("/api/consultations/{consultation_id}/signaling")

@@ -33,6 +33,8 @@ class Joining(_Event):
     at: Where
     resume_hash: str
     consent_id: int | None = None  # the participant's recording consent on record, if given
+    patient: str | None = None  # the consultation's patient, whose consent a recording needs
+    patient_consent_id: int | None = None  # their recording consent on record, if given
 
 
 class Leaving(_Event):
@@ -91,6 +93,15 @@ class Removing(_Event):
     participant_id: str
 
 
+class Expelling(_Event):
+    """Everyone in the room with this identity must go, now: their invitation was revoked or they withdrew
+    their consent to the video visit. Appended by the server, never by a participant's message."""
+
+    kind: Literal["expel"] = "expel"
+    identity: str
+    reason: Literal["invitation-revoked", "consent-withdrawn"]
+
+
 class Relaying(_Event):
     """Negotiation from one participant to another: offer, answer, candidate or ice-restart."""
 
@@ -145,7 +156,7 @@ class FromRelay(_Event):
 
 RoomEvent = (
     Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | Admitting | Denying | Removing
-    | Relaying | MediaChanged | Chatting | Consenting | Recording | FromRelay
+    | Expelling | Relaying | MediaChanged | Chatting | Consenting | Recording | FromRelay
 )
 event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
     Annotated[RoomEvent, pydantic.Field(discriminator="kind")]

@@ -55,6 +55,10 @@ class RoomClaims(pydantic.BaseModel):
     user_id: int | None
     grants: Grants
     consent_id: int | None = None  # the recording consent on record when the token was issued
+    # The consultation's patient (patient:<id>), who must consent to a recording whether or not they are
+    # in the room themselves (often they sit beside their doctor), and their consent when this was issued.
+    patient: str | None = None
+    patient_consent_id: int | None = None
 
     @property
     def is_guest(self) -> bool:
@@ -66,7 +70,8 @@ def room_token(keys: KeyRing, issuer: str, claims: RoomClaims, *, ttl: int = ROO
         AccessToken(issuer=issuer, audience=ROOM_AUDIENCE, ttl=ttl)
         .with_identity(claims.identity)
         .with_claims(room=claims.room, name=claims.name, role=claims.role, user_id=claims.user_id,
-                     grants=claims.grants.model_dump(), consent_id=claims.consent_id)
+                     grants=claims.grants.model_dump(), consent_id=claims.consent_id, patient=claims.patient,
+                     patient_consent_id=claims.patient_consent_id)
         .to_jwt(keys)
     )
 
@@ -77,6 +82,7 @@ def verify_room_token(keys: KeyRing, issuer: str, token: str) -> RoomClaims:
     try:
         return RoomClaims(identity=payload["sub"], room=payload["room"], name=payload["name"], role=payload["role"],
                           user_id=payload.get("user_id"), grants=Grants.model_validate(payload["grants"]),
-                          consent_id=payload.get("consent_id"))
+                          consent_id=payload.get("consent_id"), patient=payload.get("patient"),
+                          patient_consent_id=payload.get("patient_consent_id"))
     except (KeyError, pydantic.ValidationError):
         raise Unauthenticated("The room token lacks the room, name or grants.", code="token-invalid") from None

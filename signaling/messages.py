@@ -198,7 +198,7 @@ class ParticipantJoined(_Message):
 class ParticipantLeft(_Message):
     type: Literal["participant-left"] = "participant-left"
     participant_id: str
-    reason: Literal["left", "timeout", "removed", "node-lost"] = "left"
+    reason: Literal["left", "timeout", "removed", "node-lost", "consent-withdrawn", "invitation-revoked"] = "left"
 
 
 class ParticipantReconnecting(_Message):

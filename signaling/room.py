@@ -29,6 +29,7 @@ from .events import (
     Consenting,
     Denying,
     Disconnected,
+    Expelling,
     FromRelay,
     GraceExpired,
     Joining,
@@ -165,6 +166,10 @@ class Room:
         self.relay_node: str | None = None
         self.relay_epoch = 0
         self.recording_by: str | None = None  # who started the recording now running, if one is
+        # The consultation's patient and their recording consent: needed for any recording, in the room
+        # or not (a patient beside their doctor consents through them).
+        self.patient: str | None = None
+        self.patient_consent_id: int | None = None
 
     # ---- views ----
 
@@ -199,6 +204,13 @@ class Room:
     def consents(self) -> dict[str, int | None]:
         """Each seated participant's consent record (None: not given)."""
         return {m.id: m.consent_id for m in self.members.values() if m.seated}
+
+    def relied_on(self) -> list[int]:
+        """The consent records a recording now rests on: everyone seated, and the patient's."""
+        found = {c for c in self.consents().values() if c is not None}
+        if self.patient_consent_id is not None:
+            found.add(self.patient_consent_id)
+        return sorted(found)
 
     # ---- events ----
 
@@ -239,6 +251,8 @@ class Room:
         if error := self._check_Joining(event):
             return self._refuse(error, event.at)
         self.session = self.session or event.participant.id
+        if event.patient is not None:  # the newest token knows best (Consenting events keep it current)
+            self.patient, self.patient_consent_id = event.patient, event.patient_consent_id
         status = Status.PRESENT if event.grants.admit else Status.WAITING
         participant = event.participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
@@ -375,6 +389,20 @@ class Room:
         return [Deliver(target.at, Removed(message="You were removed from the consultation.")),
                 Close(target.at, CLOSE_FORBIDDEN, "removed"), *self._drop(target, "removed")]
 
+    EXPELLED = {
+        "invitation-revoked": "Your invitation to this consultation was withdrawn.",
+        "consent-withdrawn": "You withdrew your consent to the video consultation, so you have left it.",
+    }
+
+    def _on_Expelling(self, event: Expelling, seq: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for target in [m for m in self.members.values() if m.identity == event.identity]:
+            if target.status is not Status.RECONNECTING:  # in the room or in the lobby, on a live socket
+                effects += [Deliver(target.at, Removed(message=self.EXPELLED[event.reason])),
+                            Close(target.at, CLOSE_FORBIDDEN, event.reason)]
+            effects += self._drop(target, event.reason)
+        return effects
+
     # what participants send each other
 
     def _speaker(self, participant_id: str) -> SignalingError | None:
@@ -447,6 +475,9 @@ class Room:
             return error
         if event.on and not self.recording:
             missing = [m.participant.name for m in self.members.values() if m.seated and m.consent_id is None]
+            if self.patient is not None and self.patient_consent_id is None \
+                    and not any(m.identity == self.patient and m.seated for m in self.members.values()):
+                missing.append("the patient")
             if missing:
                 return ConsentMissing("Recording needs everyone's consent; not yet given by: "
                                       + ", ".join(missing) + ".")
@@ -465,6 +496,11 @@ class Room:
 
     def _on_Consenting(self, event: Consenting, seq: int) -> list[Effect]:
         effects: list[Effect] = []
+        if event.identity == self.patient:
+            self.patient_consent_id = event.consent_id
+            if event.consent_id is None and self.recording \
+                    and not any(m.identity == self.patient and m.seated for m in self.members.values()):
+                effects += self._stop_recording("consent-withdrawn")  # (a seated patient stops it below)
         for member in self.members.values():
             if member.identity != event.identity:
                 continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from sqlmodel import col, select
 
-from server import consultations
+from server import consent_templates, consultations
+from server.api.calendar import feed_url, with_feed_nonce
 from server.api.consultations import load_authorized
-from server.api.guests import guest_pass
 from server.appkeys import DATABASE, RENDERER, SETTINGS
 from server.auth import (
     COOKIE_NAME,
@@ -20,7 +20,7 @@ from server.auth import (
     set_session_cookie,
 )
 from server.errors import N_, TooManyRequests, Unauthenticated
-from server.models import ConsultationStatus, Notification, User
+from server.models import ConsentPurpose, ConsultationStatus, Notification, Role, User
 from server.permissions import can_join_consultation
 
 from .i18n import SUPPORTED_LOCALES
@@ -129,7 +129,10 @@ async def dashboard(request: web.Request) -> web.Response:
         views = await consultations.list_for(session, who.principal)
         notifications = (await session.exec(select(Notification).where(Notification.user_id == who.user.id)
                                             .order_by(col(Notification.id).desc()).limit(10))).all()
-    context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications}
+    clinician = who.user.role in (Role.COUNTY_DOCTOR, Role.SPECIALIST)
+    calendar_url = feed_url(request, await with_feed_nonce(request, rotate=False)) if clinician else None
+    context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
+               "calendar_url": calendar_url}
     return request.app[RENDERER].render(request, "dashboard.html", context)
 
 
@@ -139,36 +142,20 @@ async def consultation_room(request: web.Request) -> web.Response:
     config = {
         "consultationId": view.consultation.id,
         "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
-        "guestLinkUrl": f"/api/consultations/{view.consultation.id}/guest-links",
+        "invitationUrl": f"/api/consultations/{view.consultation.id}/invitations" if view.patient else None,
+        # the patient beside the doctor consents to recording through them
+        "patientConsentUrl": f"/api/consultations/{view.consultation.id}/consents" if view.patient else None,
         "consentUrl": f"/api/consultations/{view.consultation.id}/recording-consent",
         "recordingsUrl": f"/api/consultations/{view.consultation.id}/recordings",
     }
-    return request.app[RENDERER].render(
-        request, "consultation.html", {"title": view.consultation.title, "subtitle": view.hospital.name,
-                                       "patient": view.patient.name if view.patient else None, "config": config}
-    )
+    return await render_room(request, {"title": view.consultation.title, "subtitle": view.hospital.name,
+                                       "patient": view.patient.name if view.patient else None, "config": config})
 
 
-@routes.get("/visit/{token}", name="visit")
-@public
-async def guest_visit(request: web.Request) -> web.Response:
-    """A guest's way in: the link itself is the credential; the guest waits in the lobby until admitted."""
-    token = request.match_info["token"]
-    try:
-        visit, consultation = await guest_pass(request, token)
-    except Unauthenticated as exc:
-        # A guest has no login to go back to: say what is wrong with the link instead of redirecting.
-        message = exc.message if exc.code == "link-closed" else N_(
-            "This link is not valid or has expired. Please ask the doctor for a new one.")
-        return request.app[RENDERER].render(
-            request, "error.html", {"error": Unauthenticated(message, code=exc.code)}, status=401)
-    config = {
-        "consultationId": consultation.id,
-        "roomTokenUrl": "/api/guest/room-token",
-        "consentUrl": "/api/guest/recording-consent",
-        "guest": token,
-    }
-    # A guest sees the consultation's title and nothing of the record.
-    return request.app[RENDERER].render(
-        request, "consultation.html", {"title": consultation.title, "subtitle": None, "patient": None,
-                                       "config": config})
+async def render_room(request: web.Request, context: dict) -> web.Response:
+    """The room page, with the recording consent's current text beside its checkbox."""
+    renderer = request.app[RENDERER]
+    async with request.app[DATABASE].session() as session:
+        text = await consent_templates.current(session, ConsentPurpose.RECORDING, renderer.locale_for(request))
+    context["config"]["recordingTemplateId"] = text.id
+    return renderer.render(request, "consultation.html", {**context, "recording_text": text})

@@ -13,14 +13,16 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from server import referrals, scheduling
-from server.api.referrals import audit_referral
+from server import consent_templates, consents, referrals, scheduling
+from server.api.attachments import describe as describe_attachment
+from server.api.attachments import receive
+from server.api.referrals import audit_patient_view, audit_referral, create_with_consent
 from server.api.referrals import referral_id as path_referral_id
 from server.appkeys import DATABASE, RENDERER
 from server.auth import caller
 from server.consultations import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
-from server.models import Hospital, Patient, Role, Specialty, Urgency, User
+from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.referral_flow import Redirection, ReferralAction
 
 routes = web.RouteTableDef()
@@ -74,6 +76,8 @@ async def _new_form_choices(request: web.Request) -> dict[str, Any]:
                                                                   col(User.hospital_id).in_(partners))
                                                .order_by(col(User.id)))).all(),
             "urgencies": list(Urgency),
+            "sharing_text": await consent_templates.current(session, ConsentPurpose.RECORD_SHARING,
+                                                            request.app[RENDERER].locale_for(request)),
         }
 
 
@@ -85,26 +89,24 @@ async def referral_new(request: web.Request) -> web.Response:
 
 @routes.post("/referrals/new")
 async def referral_create(request: web.Request) -> web.Response:
-    who = caller(request).principal
     form = await request.post()
     values = {k: str(v).strip() for k, v in form.items()}
     try:
-        new = referrals.NewReferral(
+        fields = dict(
             patient_id=_int(values.get("patient_id")), specialty=values.get("specialty", ""),
             urgency=Urgency(values.get("urgency", "routine")), reason=values.get("reason", ""),
             summary=values.get("summary", ""), target_hospital_id=_int(values.get("target_hospital_id")),
             target_specialist_id=_int(values["target_specialist_id"]) if values.get("target_specialist_id") else None,
             submit=values.get("submit") != "draft")
-        if not new.reason:
+        if not fields["reason"]:
             raise BadRequest(N_("Give the reason for the referral."), code="reason-required")
-        async with request.app[DATABASE].session() as session:
-            referral = await referrals.create(session, who, new)
+        referral = await create_with_consent(
+            request, fields, verbal_consent=values.get("sharing_consent") == "verbal",
+            template_id=int(values["sharing_template_id"]) if values.get("sharing_template_id", "").isdigit() else None)
     except (TelemedError, ValueError) as exc:
         message = _error_text(request, exc) if isinstance(exc, TelemedError) else str(exc)
         context = await _new_form_choices(request)
         return _render(request, "referral_new.html", {**context, "form": values, "error": message}, status=422)
-    assert referral.id is not None
-    await audit_referral(request, "referral.created", referral.id, {"state": referral.state.value})
     raise web.HTTPSeeOther(f"/referrals/{referral.id}")
 
 
@@ -142,7 +144,16 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
             week = scheduling.search_window(day, 7)
             slots = [found.to_json() for found in await scheduling.search(session, who, specialty.code, week)
                      if found.hospital.id == referral.target_hospital_id]
+    await audit_patient_view(request, data)
+    attachments: list[dict[str, Any]] = []
+    if not data["records_withheld"]:
+        async with request.app[DATABASE].session() as session:
+            rows = (await session.exec(select(Attachment).where(Attachment.referral_id == referral_id)
+                                       .order_by(col(Attachment.id)))).all()
+        attachments = [describe_attachment(row) for row in rows]
     return _render(request, "referral.html", {
+        "attachments": attachments, "can_attach": who.user_id == data["referring_doctor"]["id"]
+        and data["state"] not in ("completed", "cancelled", "declined"),
         "referral": data, "hospitals": hospitals, "specialists": specialists, "can_book": can_book,
         "slots": slots, "day": day.isoformat(), "error": error}, status)
 
@@ -195,3 +206,30 @@ async def referral_book(request: web.Request) -> web.Response:
     await audit_referral(request, "appointment.booked", referral_id, {"appointment": booked.id,
                                                                      "starts_at": booked.starts_at.isoformat()})
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
+
+
+@routes.post("/referrals/{referral_id}/sharing-consent/withdraw")
+async def withdraw_sharing(request: web.Request) -> web.Response:
+    """The referring doctor records, on the patient's word, that they withdraw consent to sharing."""
+    who = caller(request).principal
+    referral_id = path_referral_id(request)
+    async with request.app[DATABASE].session() as session:
+        referral, _ = await referrals.load_visible(session, who, referral_id)
+        consent = await referrals.sharing_consent(session, referral)
+    if referral.referring_doctor_id != who.user_id:
+        return await _render_referral(request, referral_id, status=403, error=_text(
+            request, N_("Only the referring doctor records the patient's withdrawal.")))
+    if consent is not None and consent.id is not None:
+        await consents.withdraw(request.app[DATABASE], None, consent.id, f"user:{who.user_id}")
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}")
+
+
+@routes.post("/referrals/{referral_id}/attachments")
+async def attach(request: web.Request) -> web.Response:
+    """The referring doctor attaches a file from the referral page."""
+    referral_id = path_referral_id(request)
+    try:
+        await receive(request, referral_id)
+    except TelemedError as exc:
+        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}#attachments")

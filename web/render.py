@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from server.auth import CALLER
 from server.settings import Settings
@@ -24,6 +25,18 @@ def local_time(moment: datetime | str, timezone: str) -> str:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def markdown_paragraphs(text: str) -> Markup:
+    """The little Markdown consent texts use: paragraphs, and lists of lines starting with "- "."""
+    html: list[str] = []
+    for block in text.strip().split("\n\n"):
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        if lines and all(line.startswith("- ") for line in lines):
+            html.append("<ul>" + "".join(f"<li>{escape(line[2:])}</li>" for line in lines) + "</ul>")
+        elif lines:
+            html.append(f"<p>{escape(' '.join(lines))}</p>")
+    return Markup("".join(html))  # noqa: S704  (every piece of text above is escaped)
 
 
 class Renderer:
@@ -43,6 +56,7 @@ class Renderer:
         )
         env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
         env.filters["local_time"] = local_time
+        env.filters["markdown_paragraphs"] = markdown_paragraphs
         env.globals["locale"] = locale
         env.globals["locale_names"] = LOCALE_NAMES
         return env

@@ -9,6 +9,7 @@ from ..appkeys import SETTINGS
 from ..auth import COOKIE_NAME, caller, check_credentials, issue_token, public, revoke
 from ..http import json_response, parse_body
 from ..models import User
+from ..openapi import accepts
 
 routes = web.RouteTableDef()
 
@@ -31,6 +32,7 @@ def user_json(user: User) -> dict:
 
 @routes.post("/api/auth/login")
 @public
+@accepts(LoginRequest)
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
     user = await check_credentials(request, body.username, body.password)

@@ -11,8 +11,9 @@ from .. import consultations
 from ..appkeys import DATABASE
 from ..auth import caller
 from ..chat import chat_lines
-from ..errors import N_, BadRequest
-from ..http import json_response, parse_body
+from ..errors import N_
+from ..http import json_response, parse_body, path_id
+from ..openapi import accepts
 from ..permissions import ConsultationScope, Principal, can_create_consultation, can_view_consultation, require
 
 routes = web.RouteTableDef()
@@ -28,11 +29,7 @@ class ConsultationCreate(pydantic.BaseModel):
 
 
 def consultation_id(request: web.Request) -> int:
-    raw = request.match_info["consultation_id"]
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"{raw!r} is not a consultation id.", code="bad-id") from None
+    return path_id(request, "consultation_id")
 
 
 async def load_authorized(
@@ -61,6 +58,7 @@ async def list_consultations(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/consultations")
+@accepts(ConsultationCreate)
 async def create_consultation(request: web.Request) -> web.Response:
     who = caller(request).principal
     require(can_create_consultation(who), N_("Only doctors, specialists and coordinators create consultations."))

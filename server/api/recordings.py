@@ -15,15 +15,17 @@ from media.recorder import container_format
 from media.sealed import SealedReader
 
 from .. import audit
-from ..appkeys import DATABASE, HUB, RECORDING_KEY, SETTINGS
+from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from ..auth import caller, public
-from ..errors import N_, BadRequest, NotFound, RangeNotSatisfiable, Unavailable
-from ..http import json_response, parse_body
-from ..models import Recording, RecordingStatus
+from ..consents import Consenter, Scope
+from ..errors import N_, NotFound, RangeNotSatisfiable, Unavailable
+from ..http import json_response, parse_body, path_id
+from ..models import ConsentPurpose, ConsentSubject, Recording, RecordingStatus
+from ..openapi import accepts
 from ..permissions import can_access_recordings, can_join_consultation
-from ..recordings import set_consent
+from .consents import give_clicked, withdraw_own
 from .consultations import authorize, load_authorized
-from .guests import guest_pass
+from .visits import guest_pass
 
 routes = web.RouteTableDef()
 
@@ -35,6 +37,7 @@ class ConsentAnswer(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     given: pydantic.StrictBool  # a consent is a record: "yes" or 1 is not an answer
+    template_id: int | None = None  # the text shown; the current one if left out
 
 
 class GuestConsentAnswer(ConsentAnswer):
@@ -42,27 +45,38 @@ class GuestConsentAnswer(ConsentAnswer):
 
 
 @routes.post("/api/consultations/{consultation_id}/recording-consent")
-async def clinician_consent(request: web.Request) -> web.Response:
+@accepts(ConsentAnswer)
+async def clinician_recording_consent(request: web.Request) -> web.Response:
     """A participating clinician gives or withdraws consent to being recorded in this consultation."""
     view = await load_authorized(request, can_join_consultation)
     body = await parse_body(request, ConsentAnswer)
     user = caller(request).user
     assert view.consultation.id is not None
-    consent = await set_consent(request.app[DATABASE], request.app[HUB], consultation_id=view.consultation.id,
-                                identity=f"user:{user.id}", user_id=user.id, name=user.display_name, given=body.given)
-    return json_response({"id": consent.id, "given": consent.given, "at": consent.at.isoformat()}, status=201)
+    consenter = Consenter(ConsentSubject.PARTICIPANT, f"user:{user.id}", user.display_name, user_id=user.id)
+    return await _answer(request, view.consultation.id, consenter, body)
 
 
 @routes.post("/api/guest/recording-consent")
 @public
-async def guest_consent(request: web.Request) -> web.Response:
+@accepts(GuestConsentAnswer)
+async def guest_recording_consent(request: web.Request) -> web.Response:
     """A patient invited by link gives or withdraws consent (the link's token is the credential)."""
     body = await parse_body(request, GuestConsentAnswer)
-    visit, consultation = await guest_pass(request, body.guest)
-    assert consultation.id is not None
-    consent = await set_consent(request.app[DATABASE], request.app[HUB], consultation_id=consultation.id,
-                                identity=visit.identity, user_id=None, name=visit.name, given=body.given)
-    return json_response({"id": consent.id, "given": consent.given, "at": consent.at.isoformat()}, status=201)
+    visit = await guest_pass(request, body.guest)
+    assert visit.consultation.id is not None
+    return await _answer(request, visit.consultation.id, visit.consenter, body)
+
+
+async def _answer(request: web.Request, consultation_id: int, consenter: Consenter,
+                  body: ConsentAnswer) -> web.Response:
+    scope = Scope(consultation_id=consultation_id)
+    if body.given:
+        consent, _ = await give_clicked(request, ConsentPurpose.RECORDING, consenter, scope, body.template_id)
+        return json_response({"id": consent.id, "given": True, "at": consent.given_at.isoformat()}, status=201)
+    withdrawn = await withdraw_own(request, ConsentPurpose.RECORDING, consenter, scope)
+    if withdrawn is None or withdrawn.withdrawn_at is None:
+        return json_response({"id": None, "given": False, "at": None})  # nothing stood: nothing to withdraw
+    return json_response({"id": withdrawn.id, "given": False, "at": withdrawn.withdrawn_at.isoformat()})
 
 
 def _media_type(row: Recording) -> tuple[str, str]:
@@ -95,11 +109,8 @@ async def list_recordings(request: web.Request) -> web.Response:
 @routes.get("/api/recordings/{recording_id}/media")
 async def recording_media(request: web.Request) -> web.StreamResponse:
     """The recording as WebM or Matroska, decrypted as it is sent; honours one byte range so players can seek."""
-    raw = request.match_info["recording_id"]
-    if not raw.isdigit():
-        raise BadRequest(f"{raw!r} is not a recording id.", code="bad-id")
     async with request.app[DATABASE].session() as session:
-        row = await session.get(Recording, int(raw))
+        row = await session.get(Recording, path_id(request, "recording_id"))
     if row is None:
         raise NotFound(N_("No such recording."))
     await authorize(request, row.consultation_id, can_access_recordings)

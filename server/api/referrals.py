@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit, referrals, scheduling
-from ..appkeys import DATABASE
+from .. import audit, consent_templates, consents, referrals, scheduling
+from ..appkeys import DATABASE, RENDERER
 from ..auth import caller
-from ..errors import BadRequest, ValidationFailed
-from ..http import json_response, parse_body
-from ..models import Notification, Urgency, utcnow
+from ..consents import How
+from ..errors import ValidationFailed
+from ..http import json_response, parse_body, path_id
+from ..models import ConsentPurpose, Notification, Referral, Urgency, utcnow
+from ..openapi import accepts
 from ..referral_flow import Redirection, ReferralAction
 
 routes = web.RouteTableDef()
@@ -32,6 +35,10 @@ class ReferralCreate(_Body):
     target_hospital_id: int
     target_specialist_id: int | None = None
     submit: bool = True  # false keeps it a draft
+    # "verbal": the patient agreed, to the referring doctor, to their records going to the partner hospital
+    # (the current record-sharing text, or the one in sharing_template_id). Needed to submit.
+    sharing_consent: Literal["verbal"] | None = None
+    sharing_template_id: int | None = None
 
 
 class RedirectTarget(_Body):
@@ -57,10 +64,7 @@ class Rebooking(Booking):
 
 
 def referral_id(request: web.Request) -> int:
-    raw = request.match_info["referral_id"]
-    if not raw.isdigit():
-        raise BadRequest(f"{raw!r} is not a referral id.", code="bad-id")
-    return int(raw)
+    return path_id(request, "referral_id")
 
 
 async def audit_referral(request: web.Request, action: str, referral: int, detail: dict | None = None) -> None:
@@ -79,14 +83,43 @@ async def list_referrals(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/referrals")
+@accepts(ReferralCreate)
 async def create_referral(request: web.Request) -> web.Response:
     who = caller(request).principal
     body = await parse_body(request, ReferralCreate)
+    fields = body.model_dump(exclude={"sharing_consent", "sharing_template_id"})
+    referral = await create_with_consent(request, fields, verbal_consent=body.sharing_consent == "verbal",
+                                         template_id=body.sharing_template_id)
     async with request.app[DATABASE].session() as session:
-        referral = await referrals.create(session, who, referrals.NewReferral(**body.model_dump()))
         data = await referrals.describe(session, who, referral, full=True)
-    await audit_referral(request, "referral.created", data["id"], {"state": data["state"]})
     return json_response(data, status=201)
+
+
+async def create_with_consent(request: web.Request, fields: dict, *, verbal_consent: bool,
+                              template_id: int | None) -> Referral:
+    """Create a referral (for the API and the form alike), with the patient's consent to sharing their
+    records if the referring doctor records it, and audit both."""
+    who, database = caller(request).principal, request.app[DATABASE]
+    async with database.session() as session:
+        sharing = None
+        if verbal_consent:
+            template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING, template_id,
+                                                       request.app[RENDERER].locale_for(request))
+            sharing = (template, How.verbal(request, who.user_id))
+        referral = await referrals.create(session, who, referrals.NewReferral(**fields, sharing_consent=sharing))
+        consent = await referrals.sharing_consent(session, referral)
+    assert referral.id is not None
+    await audit_referral(request, "referral.created", referral.id, {"state": referral.state.value})
+    if consent is not None and sharing is not None:
+        await consents.given(database, None, consent, sharing[0])
+    return referral
+
+
+async def audit_patient_view(request: web.Request, data: dict) -> None:
+    """A referral shown with its patient's records is a view of the patient's record: audit it."""
+    if data.get("patient") and "summary" in data:
+        await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}", action="patient.viewed",
+                           subject=f"patient:{data['patient']['id']}", detail={"via": f"referral:{data['id']}"})
 
 
 @routes.get("/api/referrals/{referral_id}")
@@ -94,10 +127,13 @@ async def get_referral(request: web.Request) -> web.Response:
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id(request))
-        return json_response(await referrals.describe(session, who, referral, full=True))
+        data = await referrals.describe(session, who, referral, full=True)
+    await audit_patient_view(request, data)
+    return json_response(data)
 
 
 @routes.post("/api/referrals/{referral_id}/actions")
+@accepts(ReferralActionBody)
 async def act_on_referral(request: web.Request) -> web.Response:
     """Move a referral on: submit, accept, decline, redirect, start, complete or cancel (409 if it cannot)."""
     who = caller(request).principal
@@ -136,6 +172,7 @@ async def free_slots(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/referrals/{referral_id}/appointment")
+@accepts(Booking)
 async def book_appointment(request: web.Request) -> web.Response:
     who = caller(request).principal
     body = await parse_body(request, Booking)
@@ -149,6 +186,7 @@ async def book_appointment(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/referrals/{referral_id}/appointment")
+@accepts(Rebooking)
 async def move_appointment(request: web.Request) -> web.Response:
     who = caller(request).principal
     body = await parse_body(request, Rebooking)

@@ -68,6 +68,29 @@ async def open_consultation(browser: Browser, base: str, username: str) -> Page:
     return page
 
 
+async def patient_arrives(browser: Browser, link: str, *, record: bool = False) -> Page:
+    """A patient opens their invitation: agrees to the video visit (and, if asked, to recording), passes the
+    device check with the fake camera and microphone, hears the test sound, and goes to the waiting room."""
+    patient = await (await browser.new_context(locale="en-US")).new_page()
+    await patient.goto(link)
+    await expect(patient.get_by_role("heading", name="Before your video visit")).to_be_visible()
+    await expect(patient.locator("#continue")).to_have_count(0)
+    for purpose in ("video", "recording") if record else ("video",):
+        await patient.locator(f"#{purpose}").get_by_role("button", name="I agree").click()
+        await expect(patient.locator(f"#{purpose} .consent-state")).to_have_text("✓ You agreed.")
+    await patient.locator("#continue").click()
+    await patient.get_by_role("button", name="Start the check").click()
+    await expect(patient.locator("#check-camera")).to_have_attribute("data-state", "ok", timeout=10_000)
+    await expect(patient.locator("#check-microphone")).to_have_attribute("data-state", "ok", timeout=10_000)
+    await expect(patient.locator("#check-network")).to_have_attribute("data-state", "ok")
+    assert int(await patient.locator("#check-network").get_attribute("data-rtt") or "-1") >= 0
+    await patient.get_by_role("button", name="Play a test sound").click()
+    await patient.get_by_role("button", name="Yes").click()
+    await expect(patient.locator("#check-summary")).to_have_text("Everything works. You can go to the waiting room.")
+    await patient.get_by_role("link", name="Go to the waiting room").click()
+    return patient
+
+
 async def stats_when(page: Page, ready, within: float = 30) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + within
     stats = None
@@ -120,13 +143,11 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
     await stats_when(specialist, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 640)
 
     # The doctor invites the patient from the room; the patient opens the link, with no account.
-    doctor.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("张伟 Zhang Wei")))
-    await doctor.get_by_role("button", name="Invite a patient").click()
+    await doctor.get_by_role("button", name="Invite the patient").click()
     await expect(doctor.locator("#invite-result")).to_be_visible()
     link = await doctor.locator("#invite-link").input_value()
     assert "/visit/" in link
-    patient = await (await browser.new_context(locale="en-US")).new_page()
-    await patient.goto(link)
+    patient = await patient_arrives(browser, link)
     await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "lobby")
     await expect(patient.get_by_role("heading", name="Please wait")).to_be_visible()
     await asyncio.sleep(1)

@@ -1,16 +1,28 @@
-"""A referral in real Chromium, through the pages: the county doctor refers, the partner hospital's
-coordinator accepts it from the inbox and books a slot, the specialist is notified and writes the
-opinion, and the county doctor reads it."""
+"""A referral in real Chromium, through the pages: the county doctor refers (with the patient's consent to
+sharing their records, and an ECG image attached), the partner hospital's coordinator accepts it from the
+inbox and books a slot, the patient opens the invitation, consents, passes the device check and waits,
+the specialist admits them, then writes the opinion, and the county doctor reads it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
-from .test_consultation_call import logged_in
+from server.settings import Settings
+
+from .test_consultation_call import assert_receiving, logged_in, patient_arrives
 
 pytestmark = pytest.mark.e2e
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The first free slot may be days away: let its room open now, as a clinic setting could.
+    return replace(settings, room_opens_minutes_before=14 * 24 * 60)
 
 
 async def test_referral_from_request_to_opinion_in_the_browser(client: TestClient, browser: Browser) -> None:
@@ -24,9 +36,14 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     await doctor.get_by_label("Specialist (optional)").select_option(label="王芳 Wang Fang")
     await doctor.get_by_label("Reason").fill("Chest pain on exertion")
     await doctor.get_by_label("Clinical summary").fill("68-year-old man; ST depression in V4-V6.")
+    await doctor.get_by_label("I read this text to the patient and they agreed.").check()
     await doctor.get_by_role("button", name="Submit referral").click()
     await expect(doctor.locator("#referral-state")).to_have_text("Submitted")
     referral_url = doctor.url
+    await doctor.get_by_label("Attach a test result or image").set_input_files(
+        files=[{"name": "心电图 ECG.png", "mimeType": "image/png", "buffer": PNG}])
+    await doctor.get_by_role("button", name="Attach", exact=True).click()
+    await expect(doctor.locator("#attachments li")).to_contain_text("心电图 ECG.png")
 
     coordinator = await logged_in(browser, base, "coord.zhao")
     await coordinator.get_by_role("link", name="Referrals").click()
@@ -40,11 +57,39 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     await coordinator.get_by_role("button", name="Book", exact=True).click()
     await expect(coordinator.locator("#referral-state")).to_have_text("Scheduled")
     await expect(coordinator.locator("#appointment")).to_be_visible()
+    await expect(coordinator.locator("#attachments a", has_text="心电图 ECG.png")).to_be_visible()
 
+    # The county doctor opens the consultation's room and sends the patient the invitation.
+    await doctor.goto(referral_url)
+    await doctor.locator("#appointment").get_by_role("link", name="Consultation room").click()
+    await expect(doctor.locator("#connection-state")).to_have_attribute("data-state", "waiting")
+    await doctor.get_by_role("button", name="Invite the patient").click()
+    await expect(doctor.locator("#invite-result")).to_be_visible()
+    patient = await patient_arrives(browser, await doctor.locator("#invite-link").input_value())
+    await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "lobby")
+    await expect(patient.get_by_role("heading", name="Please wait")).to_be_visible()
+
+    # The specialist follows the notification, enters the room and admits the patient.
     specialist = await logged_in(browser, base, "dr.wang")
     notice = specialist.locator("#notifications a", has_text="appointment booked")
     await expect(notice).to_have_count(1)
     await notice.click()
+    referral_page = specialist.url
+    await specialist.locator("#appointment").get_by_role("link", name="Consultation room").click()
+    waiting = specialist.locator("#lobby-list li")
+    await expect(waiting).to_contain_text("张伟 Zhang Wei")
+    await waiting.get_by_role("button", name="Admit").click()
+    await expect(patient.locator("#lobby-notice")).to_be_hidden()
+    await assert_receiving(patient, peers=2)
+
+    # The doctor withdraws the invitation: the patient leaves the call at once and is told why.
+    await doctor.get_by_role("button", name="Withdraw the invitation").click()
+    await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "invitation-revoked")
+    await expect(patient.locator("#connection-state")).to_have_text(
+        "Your invitation to this consultation was withdrawn.")
+    await expect(doctor.locator("figure.remote")).to_have_count(1)  # the specialist stays
+
+    await specialist.goto(referral_page)
     await specialist.get_by_label("Opinion").fill("Stable angina. Start bisoprolol 2.5 mg daily.")
     await specialist.get_by_label("Recommendations").fill("Exercise ECG in four weeks.")
     await specialist.get_by_role("button", name="Send opinion and complete").click()

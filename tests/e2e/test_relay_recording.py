@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
-from .test_consultation_call import assert_receiving, open_consultation
+from .test_consultation_call import assert_receiving, open_consultation, patient_arrives
 
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +36,9 @@ async def test_doctor_records_with_everyones_consent_and_the_recording_plays(cli
     base = str(client.make_url("")).rstrip("/")
     doctor = await open_consultation(browser, base, "dr.li")
     specialist = await open_consultation(browser, base, "dr.wang")
-    doctor.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("张伟 Zhang Wei")))
-    await doctor.get_by_role("button", name="Invite a patient").click()
+    await doctor.get_by_role("button", name="Invite the patient").click()
     await expect(doctor.locator("#invite-result")).to_be_visible()
-    patient = await (await browser.new_context(locale="en-US")).new_page()
-    await patient.goto(await doctor.locator("#invite-link").input_value())
+    patient = await patient_arrives(browser, await doctor.locator("#invite-link").input_value())
     await doctor.locator("#lobby-list li").get_by_role("button", name="Admit").click()
     pages = (doctor, specialist, patient)
     await asyncio.gather(*(assert_receiving(page, peers=2) for page in pages))
@@ -71,3 +69,24 @@ async def test_doctor_records_with_everyones_consent_and_the_recording_plays(cli
     assert played["tracks"] == 6 and 3 <= played["duration"] <= 6, played
     assert played["width"] > 0 and played["currentTime"] > 0.5 and played["decoded"] > 10, played
     assert played["seekable"] > 3, played
+
+
+async def test_a_patient_beside_the_doctor_consents_through_them(client: TestClient, browser: Browser) -> None:
+    """The patient has no device of their own: recording waits for their consent, which the doctor records
+    on their word from the room, and then the recording starts."""
+    base = str(client.make_url("")).rstrip("/")
+    doctor = await open_consultation(browser, base, "dr.li")
+    specialist = await open_consultation(browser, base, "dr.wang")
+    await asyncio.gather(assert_receiving(doctor), assert_receiving(specialist))
+    for page in (doctor, specialist):
+        await page.locator("#recording-consent").check()
+    await expect(doctor.locator("[data-badge=no-consent]")).to_have_count(0)
+    record = doctor.get_by_role("button", name="Start recording")
+    await record.click()
+    await expect(doctor.locator("#recording-message")).to_contain_text("the patient")
+    await doctor.get_by_role("button", name="The patient beside me agrees to recording").click()
+    await expect(doctor.locator("#recording-message")).to_contain_text("with you named as the doctor")
+    await record.click()
+    for page in (doctor, specialist):
+        await expect(page.locator("#recording-indicator")).to_be_visible()
+    await doctor.get_by_role("button", name="Stop recording").click()

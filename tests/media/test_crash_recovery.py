@@ -28,6 +28,10 @@ async def test_recording_cut_off_by_sigkill_is_kept_at_the_next_start(tmp_path: 
     node = await asyncio.to_thread(TelemedNode(tmp_path).start)
     base = node.url.rstrip("/")
     async with aiohttp.ClientSession() as session:
+        # the patient, beside dr.li, agrees to the recording; dr.li records it
+        verbal = await session.post(f"{base}/api/consultations/1/consents", json={"purpose": "recording"},
+                                    headers=await bearer(session, base, "dr.li"))
+        assert verbal.status == 201, await verbal.text()
         li, wang = await _enter(session, base, "dr.li"), await _enter(session, base, "dr.wang")
         try:
             for username in ("dr.li", "dr.wang"):

@@ -11,16 +11,14 @@ from server.devprocs import TelemedNode
 
 from ..support.nodes import enter, ws_url
 from ..support.room_peer import RoomPeer
-from ..support.signaling_client import bearer, connect, expect
+from ..support.signaling_client import connect, expect
+from ..support.visits import patient_room_token
 
 
 async def _patient_through(http: aiohttp.ClientSession, node: TelemedNode, host_node: TelemedNode,
                            host: RoomPeer) -> RoomPeer:
     """A patient invited on ``host_node`` who opens the link on ``node`` and is admitted by ``host``."""
-    link = await http.post(f"{host_node.url}/api/consultations/1/guest-links", json={"name": "张伟 Zhang Wei"},
-                           headers=await bearer(http, host_node.url, "dr.li"))
-    visit = (await link.json())["url"].removeprefix("/visit/")
-    token = (await (await http.post(f"{node.url}/api/guest/room-token", json={"guest": visit})).json())["token"]
+    token = await patient_room_token(http, host_node.url, room_base=node.url)
     ws = await connect(http, token, url=ws_url(node))
     lobby = await expect(ws, "lobby")
     await host.send({"type": "admit", "participant_id": lobby["self"]["id"]})

@@ -19,6 +19,7 @@ from ..conftest import _start, login
 from ..support.peers import palette_index
 from ..support.room_peer import RoomPeer
 from ..support.signaling_client import connect, expect, room_token
+from ..support.visits import consent, invite
 
 
 async def _clinician(client: TestClient, username: str) -> RoomPeer:
@@ -26,10 +27,17 @@ async def _clinician(client: TestClient, username: str) -> RoomPeer:
     return RoomPeer(ws, await expect(ws, "joined"))
 
 
+async def patient_beside_consents(client: TestClient) -> None:
+    """The patient sits beside dr.li and agrees to the recording; dr.li records their word."""
+    verbal = await client.post("/api/consultations/1/consents", json={"purpose": "recording"},
+                               headers=await login(client, "dr.li"))
+    assert verbal.status == 201, await verbal.text()
+
+
 async def _guest_link(client: TestClient) -> str:
-    link = await client.post("/api/consultations/1/guest-links", json={"name": "张伟 Zhang Wei"},
-                             headers=await login(client, "dr.li"))
-    return (await link.json())["url"].removeprefix("/visit/")
+    guest = await invite(client)
+    await consent(client, guest)  # the video visit
+    return guest
 
 
 async def _patient(client: TestClient, li: RoomPeer, visit: str) -> RoomPeer:
@@ -133,6 +141,7 @@ async def test_h264_room_records_matroska(settings: Settings) -> None:
     """A server whose relay carries H.264: two doctors record with consent (which switches the room to
     the relay), and the recording is Matroska with H.264 video, served and named as such."""
     client = await _start(dataclasses.replace(settings, relay_video_codec="h264"))
+    await patient_beside_consents(client)
     li, wang = await _clinician(client, "dr.li"), await _clinician(client, "dr.wang")
     try:
         for username in ("dr.li", "dr.wang"):
@@ -169,6 +178,7 @@ async def test_long_recording_rolls_into_segments(settings: Settings) -> None:
     """Past recording_segment_seconds a recording continues in a new file: each file is finished, plays,
     and together they cover the time recorded."""
     client = await _start(dataclasses.replace(settings, recording_segment_seconds=1.5))
+    await patient_beside_consents(client)
     li, wang = await _clinician(client, "dr.li"), await _clinician(client, "dr.wang")
     try:
         for username in ("dr.li", "dr.wang"):

@@ -33,7 +33,7 @@ async def ids(client: TestClient) -> dict[str, int]:
 def new_referral(known: dict[str, int], **changes: Any) -> dict[str, Any]:
     return {"patient_id": 1, "specialty": "cardiology", "urgency": "urgent",
             "reason": "Chest pain on exertion, ECG changes", "summary": "68-year-old man; ST depression in V4-V6.",
-            "target_hospital_id": known["provincial"], **changes}
+            "target_hospital_id": known["provincial"], "sharing_consent": "verbal", **changes}
 
 
 async def create(client: TestClient, known: dict[str, int], **changes: Any) -> dict[str, Any]:
@@ -56,6 +56,19 @@ async def first_free_slot(client: TestClient, username: str, specialist: int) ->
     found = [s for s in (await response.json())["specialists"] if s["specialist"]["id"] == specialist]
     assert found, "the demo specialist has clinic hours within a week"
     return found[0]["slots"][0]
+
+
+async def booked_referral(client: TestClient) -> tuple[dict[str, Any], dict[str, int]]:
+    """A referral from dr.li to dr.wang, accepted and booked on dr.wang's first free slot; and the ids."""
+    known = await ids(client)
+    referral = await create(client, known, target_specialist_id=known["dr.wang"])
+    assert (await act(client, "coord.zhao", referral["id"], "accept")).status == 200
+    slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
+    booked = await client.post(f"/api/referrals/{referral['id']}/appointment",
+                               json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                               headers=await login(client, "coord.zhao"))
+    assert booked.status == 201, await booked.text()
+    return await booked.json(), known
 
 
 async def test_referral_journey_from_request_to_opinion(client: TestClient) -> None:

@@ -13,6 +13,11 @@ from sqlmodel import SQLModel, select
 from server.db import Database
 from server.demo import seed_demo
 from server.models import (
+    Consent,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentSubject,
+    ConsentTemplate,
     Consultation,
     ConsultationParticipant,
     ConsultationStatus,
@@ -130,3 +135,47 @@ async def test_created_at_defaults_to_now(database: Database) -> None:
         session.add(user)
         await session.commit()
         assert abs(user.created_at - datetime.now(UTC)) < timedelta(seconds=30)
+
+
+async def test_recording_consents_move_into_consent_records_keeping_their_ids(database_url: str) -> None:
+    """Recordings name the consents they relied on: the move to consent by purpose keeps every id, and a
+    withdrawal row becomes the withdrawal of the consent it ended."""
+    db = Database(database_url)
+    try:
+        await db.upgrade("0004")
+        now = datetime(2026, 11, 1, tzinfo=UTC)
+        async with db.engine.begin() as conn:  # the tables as revision 0004 had them
+            await conn.execute(sa.text("INSERT INTO hospital (id, name, level, region, timezone) "
+                                       "VALUES (1, 'h', 'county', 'r', 'Asia/Shanghai')"))
+            await conn.execute(sa.text(
+                "INSERT INTO user_account (id, username, display_name, password_hash, role, hospital_id, is_active, "
+                "created_at) VALUES (1, 'u', 'u', 'x', 'county_doctor', 1, true, :now)"), {"now": now})
+            await conn.execute(sa.text(
+                "INSERT INTO consultation (id, title, hospital_id, planned_start, status, created_by, created_at) "
+                "VALUES (1, 't', 1, :now, 'scheduled', 1, :now)"), {"now": now})
+        rows = [(3, "user:1", 1, True, "2026-11-01 09:00:00"), (5, "user:1", 1, False, "2026-11-01 09:05:00"),
+                (8, "user:1", 1, True, "2026-11-01 09:10:00"), (9, "guest:x", None, True, "2026-11-01 09:11:00")]
+        async with db.engine.begin() as conn:
+            for number, identity, user_id, given, at in rows:
+                await conn.execute(sa.text(
+                    "INSERT INTO recording_consent (id, consultation_id, identity, user_id, name, given, at) "
+                    "VALUES (:id, 1, :identity, :user_id, 'n', :given, :at)"),
+                    {"id": number, "identity": identity, "user_id": user_id, "given": given,
+                     "at": datetime.fromisoformat(at)})
+        await db.upgrade()
+        async with db.session() as session:
+            moved = (await session.exec(select(Consent).order_by(Consent.id))).all()
+            template = await session.get(ConsentTemplate, moved[0].template_id)
+            session.add(Consent(purpose=ConsentPurpose.VIDEO, template_id=template.id,
+                                subject=ConsentSubject.PATIENT, identity="patient:1", name="n",
+                                method=ConsentMethod.CLICKED))
+            await session.commit()  # new ids continue after the moved ones
+            newest = (await session.exec(select(Consent).order_by(Consent.id.desc()))).first()
+        assert [(c.id, c.identity, c.subject, c.withdrawn_at is not None) for c in moved] == [
+            (3, "user:1", ConsentSubject.PARTICIPANT, True), (8, "user:1", ConsentSubject.PARTICIPANT, False),
+            (9, "guest:x", ConsentSubject.PATIENT, False)]
+        assert moved[0].withdrawn_at == datetime(2026, 11, 1, 9, 5, tzinfo=UTC)
+        assert (template.purpose, template.version) == (ConsentPurpose.RECORDING, 0)
+        assert newest.id == 10
+    finally:
+        await db.close()

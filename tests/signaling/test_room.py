@@ -15,6 +15,7 @@ from signaling.events import (
     Consenting,
     Denying,
     Disconnected,
+    Expelling,
     FromRelay,
     GraceExpired,
     IceCandidate,
@@ -148,6 +149,15 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
         ((DOC, SPEC), Removing(by="d", participant_id="d"), [("d", "error", "unknown-participant")]),
         ((DOC, PAT, Admitting(by="d", participant_id="p")), Removing(by="p", participant_id="d"),
          [("p", "error", "not-allowed")]),
+        # the server expels an identity: an invitation revoked, the video consent withdrawn
+        ((DOC, PAT, Admitting(by="d", participant_id="p")), Expelling(identity="id:p", reason="consent-withdrawn"),
+         [("p", "removed", None), ("close", "p", 4403), ("d", "participant-left", ("p", "consent-withdrawn"))]),
+        ((DOC, PAT), Expelling(identity="id:p", reason="invitation-revoked"),
+         [("p", "removed", None), ("close", "p", 4403), ("d", "lobby-update", ())]),
+        ((DOC, PAT, Admitting(by="d", participant_id="p"), Disconnected(participant_id="p", at=at("p"))),
+         Expelling(identity="id:p", reason="invitation-revoked"),  # gone already: no seat held for a return
+         [("d", "participant-left", ("p", "invitation-revoked"))]),
+        ((DOC,), Expelling(identity="id:nobody", reason="invitation-revoked"), []),
         # negotiation and media state
         ((DOC, SPEC), Relaying(sender="d", to="s", type="offer", sdp=OFFER), [("s", "offer", "d")]),
         ((DOC, SPEC), Relaying(sender="s", to="d", type="candidate", candidate=IceCandidate(candidate="c")),
@@ -319,6 +329,40 @@ OFFER_TO_RELAY = Relaying(sender="d", to="relay", type="offer", sdp="v=0\r\nm=au
 def test_media_events_produce(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
     room = room_after(*before)
     assert summary(room.apply(event, len(before) + 1)) == expected
+
+
+# a consultation with a patient: the doctor's token names them; they sit beside the doctor, not in the room
+DOC_WITH_PATIENT = DOC.model_copy(update={"patient": "id:p"})
+STARTED = [("start-relay", "n1", 1), ("d", "mode", "relay"), ("s", "mode", "relay"),
+           ("d", "recording", (True, "started")), ("s", "recording", (True, "started")),
+           (RELAY, "recording", (True, "started"))]
+
+
+@pytest.mark.parametrize(
+    ("before", "event", "expected"),
+    [
+        ((DOC_WITH_PATIENT, SPEC, consenting("d"), consenting("s")), Recording(by="d", on=True),
+         [("d", "error", "consent-missing")]),
+        ((DOC_WITH_PATIENT, SPEC, consenting("d"), consenting("s"), consenting("p", 9)), Recording(by="d", on=True),
+         STARTED),
+        ((DOC.model_copy(update={"patient": "id:p", "patient_consent_id": 9}), SPEC, consenting("d"),
+          consenting("s")), Recording(by="d", on=True), STARTED),  # on record before the doctor joined
+        ((DOC_WITH_PATIENT, SPEC, consenting("d"), consenting("s"), consenting("p", 9), Recording(by="d", on=True)),
+         consenting("p", None),  # the doctor records the patient's withdrawal: the recording stops
+         [("d", "recording", (False, "consent-withdrawn")), ("s", "recording", (False, "consent-withdrawn")),
+          (RELAY, "recording", (False, "consent-withdrawn"))]),
+        ((DOC, SPEC, consenting("d"), consenting("s")), Recording(by="d", on=True), STARTED),  # no patient
+    ],
+)
+def test_a_recording_needs_the_patients_consent_in_the_room_or_not(before: tuple[RoomEvent, ...], event: RoomEvent,
+                                                                   expected: list[tuple]) -> None:
+    room = room_after(*before)
+    assert summary(room.apply(event, len(before) + 1)) == expected
+
+
+def test_a_recording_relies_on_the_patients_consent_too() -> None:
+    room = room_after(DOC_WITH_PATIENT, SPEC, consenting("d", 3), consenting("s", 4), consenting("p", 9))
+    assert room.relied_on() == [3, 4, 9]
 
 
 def test_consent_given_before_joining_travels_with_the_join() -> None:

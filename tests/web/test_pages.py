@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from server.appkeys import DATABASE
 from server.auth import COOKIE_NAME
-from server.models import Consultation, ConsultationStatus, User
+from server.models import Consultation, User
 
 EN = {"Accept-Language": "en"}
 
@@ -60,6 +60,17 @@ async def test_dashboard_lists_own_consultations_only(client: TestClient) -> Non
     await form_login(client, "dr.chen")
     text = await (await client.get("/", headers=EN)).text()
     assert "You have no consultations yet." in text and "Chest pain" not in text
+
+
+async def test_dashboard_offers_clinicians_their_calendar_feed(client: TestClient) -> None:
+    await form_login(client, "dr.wang")
+    text = await (await client.get("/", headers=EN)).text()
+    feed = re.search(r'value="(http://[^"]+/calendar/[^"]+\.ics)"', text)
+    assert feed, "a subscribable address"
+    assert (await client.get(feed[1].split(str(client.make_url("")).rstrip("/"), 1)[1])).status == 200
+    client.session.cookie_jar.clear()
+    await form_login(client, "auditor")
+    assert 'id="calendar"' not in await (await client.get("/", headers=EN)).text()
 
 
 async def test_room_page_carries_its_config_and_security_headers(client: TestClient) -> None:
@@ -132,46 +143,6 @@ async def test_logout_from_the_page_ends_the_session(client: TestClient) -> None
     again = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert again.status == 401, "the old cookie's token is revoked, not only deleted from the browser"
     assert re.search(r"token-revoked", await again.text())
-
-
-async def _guest_link(client: TestClient) -> str:
-    from ..conftest import login
-
-    response = await client.post("/api/consultations/1/guest-links", json={"name": "张伟 Zhang Wei"},
-                                 headers=await login(client, "dr.li"))
-    assert response.status == 201
-    return (await response.json())["url"]
-
-
-async def test_a_guest_link_opens_the_room_without_an_account(client: TestClient) -> None:
-    link = await _guest_link(client)
-    page = await client.get(link, headers=EN)
-    assert page.status == 200
-    text = await page.text()
-    assert "Chest pain follow-up" in text and '"roomTokenUrl": "/api/guest/room-token"' in text
-    assert "Qingshan County" not in text and "Patient:" not in text, "a guest sees the title, not the record"
-    assert "Invite a patient" not in text
-
-
-@pytest.mark.parametrize("link", ["/visit/not-a-token", "/visit/eyJhbGciOiJIUzI1NiJ9.e30.x"])
-async def test_a_bad_guest_link_explains_itself_instead_of_asking_for_a_login(client: TestClient,
-                                                                              link: str) -> None:
-    page = await client.get(link, headers=EN, allow_redirects=False)
-    assert page.status == 401
-    assert "Please ask the doctor for a new one." in await page.text()
-
-
-async def test_a_guest_link_stops_working_when_the_consultation_ends(client: TestClient) -> None:
-    link = await _guest_link(client)
-    async with client.app[DATABASE].session() as session:
-        consultation = await session.get(Consultation, 1)
-        consultation.status = ConsultationStatus.COMPLETED
-        session.add(consultation)
-        await session.commit()
-    page = await client.get(link, headers=EN)
-    assert page.status == 401 and "the link no longer works" in await page.text()
-    token = await client.post("/api/guest/room-token", json={"guest": link.removeprefix("/visit/")})
-    assert token.status == 401
 
 
 def test_guest_links_never_reach_the_access_log() -> None:

@@ -12,7 +12,7 @@ from .test_pages import EN, form_login
 async def _referral(client: TestClient) -> int:
     response = await client.post("/api/referrals", headers=await login(client, "dr.li"), json={
         "patient_id": 1, "specialty": "cardiology", "urgency": "emergency", "reason": "Syncope at rest",
-        "target_hospital_id": 1})
+        "target_hospital_id": 1, "sharing_consent": "verbal"})
     assert response.status == 201, await response.text()
     return (await response.json())["id"]
 
@@ -48,3 +48,24 @@ async def test_new_referral_form_names_the_problem_and_keeps_the_input(client: T
     response = await client.post("/referrals/new", data=form, headers=EN, allow_redirects=False)
     text = await response.text()
     assert response.status == 422 and "target_hospital_id" in text and "Palpitations" in text
+
+
+async def test_the_form_records_the_patients_consent_and_refuses_to_send_without_it(client: TestClient) -> None:
+    await form_login(client, "dr.li")
+    form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
+            "reason": "Palpitations", "summary": "Holter attached"}
+    refused = await client.post("/referrals/new", data=form, headers=EN, allow_redirects=False)
+    assert refused.status == 422 and "sharing_consent" in await refused.text()
+    page = await (await client.get("/referrals/new", headers=EN)).text()
+    assert "Consent to sharing your records with the partner hospital" in page
+    sent = await client.post("/referrals/new", data={**form, "sharing_consent": "verbal"}, headers=EN,
+                             allow_redirects=False)
+    assert sent.status == 303
+    referral = sent.headers["Location"]
+    shown = await (await client.get(referral, headers=EN)).text()
+    assert 'data-state="submitted"' in shown and "Record the patient's withdrawal" in shown
+    withdrawn = await client.post(f"{referral}/sharing-consent/withdraw", headers=EN, allow_redirects=False)
+    assert withdrawn.status == 303
+    await form_login(client, "coord.zhao")
+    seen = await (await client.get(referral, headers=EN)).text()
+    assert 'id="records-withheld"' in seen and "Holter attached" not in seen and "Palpitations" not in seen

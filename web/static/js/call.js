@@ -10,10 +10,14 @@ import { SignalingSession } from "./signaling.js";
 /**
  * @typedef {import("./signaling.js").Participant} Participant
  * @typedef {import("./signaling.js").MediaState} MediaState
- * @typedef {"idle"|"connecting"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"} CallState
+ * @typedef {"idle"|"connecting"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"} CallState
  * @typedef {{pc: RTCPeerConnection, participant: Participant, polite: boolean, makingOffer: boolean,
  *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream}} Peer
  */
+
+/** Why the server may send someone away for good: a host removed them, they withdrew their consent to
+ * the video visit, or their invitation was revoked. Each is a final state of the call. */
+const GONE = ["removed", "consent-withdrawn", "invitation-revoked"];
 
 export class ConsultationCall {
   /**
@@ -90,7 +94,7 @@ export class ConsultationCall {
     };
     this.signaling.onend = (code, reason) => {
       if (reason === "denied") this._setState("denied");
-      else if (reason === "removed") this._setState("removed");
+      else if (GONE.includes(reason)) this._setState(reason);
       else if (code !== 1000) this._setState("failed");
       this._endMedia();
     };
@@ -462,7 +466,7 @@ export class ConsultationCall {
   }
 
   _updateState() {
-    if (["ended", "denied", "removed", "failed"].includes(this.state) && this.link === "closed") return;
+    if (["ended", "denied", "failed", ...GONE].includes(this.state) && this.link === "closed") return;
     const states = this.relay ? [this.relay.connectionState] : [...this.peers.values()].map((p) => p.pc.connectionState);
     /** @type {CallState} */
     let state;

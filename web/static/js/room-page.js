@@ -23,7 +23,9 @@ function showState(state) {
   stateLabel.dataset.state = state;
   stateLabel.textContent = strings[state] ?? state;
   $("lobby-notice").hidden = state !== "lobby";
-  if (["ended", "denied", "removed"].includes(state)) endControls(state === "ended");
+  if (["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked"].includes(state)) {
+    endControls(state === "ended");
+  }
 }
 
 /** A room token for this page: clinicians through their session, guests through their link. */
@@ -248,20 +250,44 @@ consentBox.addEventListener("change", async () => {
   // Consent is a record kept by the server (who, when, for which consultation), not a signaling message.
   const response = await fetch(config.consentUrl, {
     method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
-    body: JSON.stringify(config.guest ? { guest: config.guest, given: consentBox.checked } : { given: consentBox.checked }),
+    body: JSON.stringify({ ...(config.guest ? { guest: config.guest } : {}), given: consentBox.checked,
+                           template_id: config.recordingTemplateId }),
   });
   if (!response.ok) consentBox.checked = !consentBox.checked;
 });
-$("invite-guest")?.addEventListener("click", async () => {
-  const name = prompt(strings.inviteName) ?? "";
-  if (!name.trim()) return;
-  const response = await fetch(config.guestLinkUrl, {
-    method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
-    body: JSON.stringify({ name: name.trim() }),
+$("invite-patient")?.addEventListener("click", async () => {
+  // The link is bound to this consultation's patient; it expires when the room closes, or is revoked.
+  const response = await fetch(config.invitationUrl, {
+    method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin", body: "{}",
   });
-  if (!response.ok) return;
-  $("invite-link").value = new URL((await response.json()).url, location.href).href;
+  if (!response.ok) {
+    $("recording-message").textContent = (await response.json()).error?.message ?? "";
+    return;
+  }
+  const invitation = await response.json();
+  $("invite-link").value = new URL(invitation.url, location.href).href;
+  $("revoke-invitation").dataset.url = `/api/invitations/${invitation.id}`;
+  $("revoke-invitation").disabled = false;
   $("invite-result").hidden = false;
+});
+$("patient-recording-consent")?.addEventListener("click", async () => {
+  // The patient said yes to the doctor, having heard the text: the doctor records it, and is named on it.
+  const response = await fetch(config.patientConsentUrl, {
+    method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+    body: JSON.stringify({ purpose: "recording", template_id: config.recordingTemplateId }),
+  });
+  const body = await response.json();
+  $("recording-message").textContent = response.ok ? strings.patientConsentRecorded : body.error?.message ?? "";
+});
+$("revoke-invitation")?.addEventListener("click", async () => {
+  // The link stops working at once, and a patient in the call or the waiting room by it leaves.
+  const button = $("revoke-invitation");
+  const response = await fetch(button.dataset.url, { method: "DELETE", credentials: "same-origin" });
+  if (response.ok) {
+    button.disabled = true;
+    $("invite-link").value = "";
+    $("recording-message").textContent = strings.invitationRevoked;
+  }
 });
 window.addEventListener("pagehide", () => call.hangUp());
 

@@ -1,0 +1,98 @@
+"""REST: each clinician's calendar feed (a secret URL for their calendar program) and its rotation."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from aiohttp import web
+from sqlmodel import col, select
+
+from .. import audit
+from ..appkeys import DATABASE, KEYS, SETTINGS
+from ..auth import caller, public
+from ..calendar_feed import CalendarEntry, build, feed_token, read_feed_token
+from ..errors import Unauthenticated
+from ..http import json_response
+from ..models import (
+    Appointment,
+    ConsultationParticipant,
+    Hospital,
+    Referral,
+    Specialty,
+    User,
+    utcnow,
+)
+
+routes = web.RouteTableDef()
+HISTORY = timedelta(days=30)  # past appointments kept in the feed
+
+
+def feed_url(request: web.Request, user: User) -> str:
+    assert user.id is not None
+    token = feed_token(request.app[KEYS], request.app[SETTINGS].jwt_issuer, user.id, user.calendar_nonce)
+    return str(request.url.with_path(f"/calendar/{token}.ics").with_query(None))
+
+
+async def with_feed_nonce(request: web.Request, *, rotate: bool) -> User:
+    async with request.app[DATABASE].session() as session:
+        user = await session.get(User, caller(request).user.id)
+        assert user is not None
+        if rotate or not user.calendar_nonce:
+            user.calendar_nonce = secrets.token_urlsafe(16)
+            session.add(user)
+            await session.commit()
+            await session.refresh(user)
+    return user
+
+
+@routes.get("/api/calendar")
+async def calendar_link(request: web.Request) -> web.Response:
+    """The caller's feed URL, to subscribe to in a calendar program. Treat it as a password."""
+    return json_response({"url": feed_url(request, await with_feed_nonce(request, rotate=False))})
+
+
+@routes.post("/api/calendar/rotate")
+async def rotate_calendar_link(request: web.Request) -> web.Response:
+    """A new feed URL; every earlier one stops working (for a link that leaked)."""
+    user = await with_feed_nonce(request, rotate=True)
+    await audit.record(request.app[DATABASE], actor=f"user:{user.id}", action="calendar.rotated")
+    return json_response({"url": feed_url(request, user)})
+
+
+@routes.get("/calendar/{token}.ics")
+@public
+async def calendar_feed(request: web.Request) -> web.Response:
+    """The feed. A calendar program is not a browser: a bad link gets a plain 401, not the login page."""
+    try:
+        user_id, nonce = read_feed_token(request.app[KEYS], request.app[SETTINGS].jwt_issuer,
+                                         request.match_info["token"])
+    except Unauthenticated as exc:
+        return web.Response(status=401, text=f"{exc.message}\n")
+    async with request.app[DATABASE].session() as session:
+        user = await session.get(User, user_id)
+        if user is None or not user.is_active or not nonce or user.calendar_nonce != nonce:
+            return web.Response(status=401, text="This calendar link was replaced or is no longer valid.\n")
+        rows = (await session.exec(
+            select(Appointment, Referral, Specialty, User, Hospital)
+            .join(ConsultationParticipant, col(ConsultationParticipant.consultation_id) == Appointment.consultation_id)
+            .join(Referral, col(Referral.id) == Appointment.referral_id)
+            .join(Specialty, col(Specialty.id) == Referral.specialty_id)
+            .join(User, col(User.id) == Appointment.specialist_id)
+            .join(Hospital, col(Hospital.id) == User.hospital_id)
+            .where(ConsultationParticipant.user_id == user_id, Appointment.starts_at >= utcnow() - HISTORY)
+            .order_by(col(Appointment.starts_at)))).all()
+        referrers = {u.id: u.display_name for u in (await session.exec(
+            select(User).where(col(User.id).in_({r.referring_doctor_id for _, r, _, _, _ in rows})))).all()}
+    chinese = (user.locale or request.app[SETTINGS].default_locale) == "zh-CN"
+    label = "远程会诊" if chinese else "Remote consultation"
+    entries = [CalendarEntry(
+        appointment_id=a.id or 0, starts_at=a.starts_at, ends_at=a.ends_at, timezone=hospital.timezone,
+        cancelled=a.status.value != "booked",
+        title=f"{label}: {s.name_zh if chinese else s.name_en} · {specialist.display_name} / "
+              f"{referrers.get(r.referring_doctor_id, '')}",
+        url=str(request.url.with_path(f"/consultations/{a.consultation_id}").with_query(None)))
+        for a, r, s, specialist, hospital in rows]
+    body = build(entries, host=request.url.host or "telemed", name=f"Telemed · {user.display_name}", now=utcnow())
+    return web.Response(body=body, content_type="text/calendar", charset="utf-8",
+                        headers={"Content-Disposition": 'inline; filename="telemed.ics"'})

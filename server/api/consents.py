@@ -1,0 +1,121 @@
+"""REST: consent texts, a patient's verbal consent recorded by their doctor, consents of a consultation,
+and withdrawal (which takes effect at once)."""
+
+from __future__ import annotations
+
+import pydantic
+from aiohttp import web
+from sqlmodel import col, select
+
+from .. import consent_templates, consents
+from ..appkeys import DATABASE, HUB, RENDERER
+from ..auth import caller
+from ..consents import Consenter, How, Scope, patient_identity
+from ..errors import N_, BadRequest, Conflict, Forbidden, NotFound
+from ..http import json_response, parse_body, path_id
+from ..models import Consent, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral
+from ..openapi import accepts
+from ..permissions import can_join_consultation
+from .consultations import authorize, load_authorized
+
+routes = web.RouteTableDef()
+
+
+class VerbalConsent(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    purpose: ConsentPurpose
+    template_id: int | None = None  # the text read to the patient; the current one if left out
+
+
+async def give_clicked(request: web.Request, purpose: ConsentPurpose, consenter: Consenter, scope: Scope,
+                       template_id: int | None) -> tuple[Consent, ConsentTemplate]:
+    """The person gives their own consent by clicking, to the text they were shown (the current one if
+    none is named): for the API, the room's checkbox and the patient's consent page alike."""
+    async with request.app[DATABASE].session() as session:
+        template = await consent_templates.offered(session, purpose, template_id,
+                                                   request.app[RENDERER].locale_for(request))
+    consent = await consents.give(request.app[DATABASE], request.app[HUB], template, consenter, scope,
+                                  How.clicked(request))
+    return consent, template
+
+
+async def withdraw_own(request: web.Request, purpose: ConsentPurpose, consenter: Consenter,
+                       scope: Scope) -> Consent | None:
+    """The person withdraws their own standing consent for this purpose and scope; None if none stood."""
+    async with request.app[DATABASE].session() as session:
+        found = await consents.standing(session, purpose, identity=consenter.identity,
+                                        consultation_id=None if scope.referral_id else scope.consultation_id,
+                                        referral_id=scope.referral_id)
+    if found is None or found.id is None:
+        return None
+    return await consents.withdraw(request.app[DATABASE], request.app[HUB], found.id, consenter.identity)
+
+
+@routes.get("/api/consent-templates")
+async def list_templates(request: web.Request) -> web.Response:
+    """The current text of each purpose, in the caller's language (``?locale=en|zh-CN`` to choose)."""
+    locale = request.query.get("locale") or request.app[RENDERER].locale_for(request)
+    async with request.app[DATABASE].session() as session:
+        texts = [await consent_templates.current(session, purpose, locale) for purpose in ConsentPurpose]
+    return json_response({"templates": [consent_templates.describe(t) for t in texts]})
+
+
+@routes.get("/api/consultations/{consultation_id}/consents")
+async def consultation_consents(request: web.Request) -> web.Response:
+    """Every consent given in this consultation, standing or withdrawn, for its participants."""
+    view = await load_authorized(request, can_join_consultation)
+    async with request.app[DATABASE].session() as session:
+        rows = (await session.exec(select(Consent, ConsentTemplate).join(ConsentTemplate).where(
+            Consent.consultation_id == view.consultation.id).order_by(col(Consent.id)))).all()
+    return json_response({"consents": [consents.describe(c, t) for c, t in rows]})
+
+
+@routes.post("/api/consultations/{consultation_id}/consents")
+@accepts(VerbalConsent)
+async def record_verbal_consent(request: web.Request) -> web.Response:
+    """A participating clinician records the patient's verbal consent (the patient is with them, without a
+    device of their own), for the video visit or for recording. The clinician is named on the record."""
+    view = await load_authorized(request, can_join_consultation)
+    body = await parse_body(request, VerbalConsent)
+    if view.patient is None or view.patient.id is None:
+        raise Conflict(N_("This consultation has no patient to consent."), code="no-patient")
+    if body.purpose is ConsentPurpose.RECORD_SHARING:
+        raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
+    user = caller(request).user
+    assert user.id is not None
+    async with request.app[DATABASE].session() as session:
+        template = await consent_templates.offered(session, body.purpose, body.template_id,
+                                                   request.app[RENDERER].locale_for(request))
+    patient = view.patient
+    consent = await consents.give(
+        request.app[DATABASE], request.app[HUB], template,
+        Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name, patient_id=patient.id),
+        Scope(consultation_id=view.consultation.id), How.verbal(request, user.id))
+    return json_response(consents.describe(consent, template), status=201)
+
+
+@routes.post("/api/consents/{consent_id}/withdraw")
+async def withdraw_consent(request: web.Request) -> web.Response:
+    """Withdraw a consent now. Clinicians withdraw their own; a patient's is withdrawn on their word by the
+    referring doctor (record sharing) or by a participating clinician (video, recording)."""
+    user = caller(request).user
+    async with request.app[DATABASE].session() as session:
+        consent = await session.get(Consent, path_id(request, "consent_id"))
+        if consent is None:
+            raise NotFound(N_("There is no such consent."))
+        referral = await session.get(Referral, consent.referral_id) if consent.referral_id else None
+    if consent.subject is ConsentSubject.PARTICIPANT:
+        allowed = consent.user_id == user.id
+    elif referral is not None:
+        allowed = referral.referring_doctor_id == user.id
+    else:
+        assert consent.consultation_id is not None
+        await authorize(request, consent.consultation_id, can_join_consultation)
+        allowed = True
+    if not allowed:
+        raise Forbidden(N_("Only the person who consented, or the doctor recording their word, withdraws it."))
+    assert consent.id is not None
+    withdrawn = await consents.withdraw(request.app[DATABASE], request.app[HUB], consent.id, f"user:{user.id}")
+    return json_response(consents.describe(withdrawn))
+

@@ -1,0 +1,195 @@
+"""REST: clinicians invite the consultation's patient by link; the patient, with the link as credential,
+reads and gives consents and trades the link for a room token once the video consent stands."""
+
+from __future__ import annotations
+
+import pydantic
+from aiohttp import web
+from sqlmodel import col, select
+
+from signaling.endpoint import token_answer
+from signaling.events import Expelling
+from signaling.grants import GUEST, RoomClaims, room_id_for
+
+from .. import audit, consent_templates, consents
+from ..appkeys import DATABASE, HUB, KEYS, RENDERER, SETTINGS
+from ..auth import caller, public
+from ..consents import Scope, patient_identity
+from ..errors import N_, Conflict, Forbidden, NotFound
+from ..http import json_response, parse_body, path_id
+from ..invitations import Visit, describe, expiry, invitation_token, open_visit
+from ..models import ConsentPurpose, PatientInvitation, Referral, utcnow
+from ..openapi import accepts
+from ..permissions import can_join_consultation
+from ..recordings import consent_on_record
+from ..room_window import RoomWindow
+from .consents import give_clicked, withdraw_own
+from .consultations import authorize, load_authorized
+
+routes = web.RouteTableDef()
+
+
+class GuestRequest(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    guest: str = pydantic.Field(min_length=1, max_length=4096, description="the invitation link's token")
+
+
+class GuestConsentRequest(GuestRequest):
+    purpose: ConsentPurpose
+    given: pydantic.StrictBool
+    template_id: int | None = None  # the text shown; the current one if left out
+
+
+@routes.post("/api/consultations/{consultation_id}/invitations")
+async def create_invitation(request: web.Request) -> web.Response:
+    """A participating clinician invites the consultation's patient: a link that expires when the room
+    closes and that they can revoke."""
+    view = await load_authorized(request, can_join_consultation)
+    consultation, settings = view.consultation, request.app[SETTINGS]
+    if consultation.patient_id is None:
+        raise Conflict(N_("This consultation has no patient to invite."), code="no-patient")
+    now, who = utcnow(), caller(request)
+    closes = RoomWindow.of(consultation, settings).closes
+    async with request.app[DATABASE].session() as session:
+        invitation = PatientInvitation(consultation_id=consultation.id, patient_id=consultation.patient_id,
+                                       created_by=who.user.id, created_at=now.replace(microsecond=0),
+                                       expires_at=expiry(now.replace(microsecond=0), closes,
+                                                         settings.invitation_hours))
+        session.add(invitation)
+        await session.commit()
+        await session.refresh(invitation)
+    token = invitation_token(request.app[KEYS], settings.jwt_issuer, invitation)
+    await audit.record(request.app[DATABASE], actor=f"user:{who.user.id}", action="invitation.created",
+                       consultation_id=consultation.id, subject=f"invitation:{invitation.id}",
+                       detail={"patient": consultation.patient_id, "expires_at": invitation.expires_at.isoformat()})
+    return json_response({**describe(invitation), "url": f"/visit/{token}"}, status=201)
+
+
+@routes.get("/api/consultations/{consultation_id}/invitations")
+async def list_invitations(request: web.Request) -> web.Response:
+    view = await load_authorized(request, can_join_consultation)
+    async with request.app[DATABASE].session() as session:
+        rows = (await session.exec(select(PatientInvitation).where(
+            PatientInvitation.consultation_id == view.consultation.id).order_by(col(PatientInvitation.id)))).all()
+    return json_response({"invitations": [describe(row) for row in rows]})
+
+
+@routes.delete("/api/invitations/{invitation_id}")
+async def revoke_invitation(request: web.Request) -> web.Response:
+    """Revoke a link at once: it opens nothing more, and a patient in the room by it leaves."""
+    invitation_id = path_id(request, "invitation_id")
+    async with request.app[DATABASE].session() as session:
+        invitation = await session.get(PatientInvitation, invitation_id)
+    if invitation is None:
+        raise NotFound(N_("There is no such invitation."))
+    await authorize(request, invitation.consultation_id, can_join_consultation)
+    who = caller(request)
+    async with request.app[DATABASE].session() as session:
+        invitation = await session.get(PatientInvitation, invitation_id)
+        assert invitation is not None
+        if invitation.revoked_at is None:
+            invitation.revoked_at, invitation.revoked_by = utcnow(), who.user.id
+            session.add(invitation)
+            await session.commit()
+            await session.refresh(invitation)
+    # a patient already in the room (or waiting) by this link leaves it now
+    request.app[HUB].owe(room_id_for(invitation.consultation_id), Expelling(
+        identity=patient_identity(invitation.patient_id), reason="invitation-revoked"))
+    await audit.record(request.app[DATABASE], actor=f"user:{who.user.id}", action="invitation.revoked",
+                       consultation_id=invitation.consultation_id, subject=f"invitation:{invitation.id}")
+    return json_response(describe(invitation))
+
+
+async def guest_pass(request: web.Request, token: str) -> Visit:
+    """The visit an invitation link opens, if it is valid, unrevoked and its consultation still open."""
+    settings = request.app[SETTINGS]
+    async with request.app[DATABASE].session() as session:
+        return await open_visit(session, request.app[KEYS], settings.jwt_issuer, token)
+
+
+async def visit_scope(request: web.Request, visit: Visit, purpose: ConsentPurpose) -> Scope:
+    """What a patient's consent for this purpose covers: the consultation, or for record sharing the
+    referral the consultation was booked for."""
+    if purpose is not ConsentPurpose.RECORD_SHARING:
+        return Scope(consultation_id=visit.consultation.id)
+    async with request.app[DATABASE].session() as session:
+        referral = (await session.exec(select(Referral).where(
+            Referral.consultation_id == visit.consultation.id))).first()
+    if referral is None:
+        raise Conflict(N_("This consultation was not booked through a referral: no records are shared."),
+                       code="no-referral")
+    return Scope(consultation_id=visit.consultation.id, referral_id=referral.id)
+
+
+async def visit_consents(request: web.Request, visit: Visit) -> list[dict]:
+    """Each purpose the patient is asked about: its current text and whether their consent stands."""
+    locale = request.app[RENDERER].locale_for(request)
+    answers = []
+    async with request.app[DATABASE].session() as session:
+        referral = (await session.exec(select(Referral).where(
+            Referral.consultation_id == visit.consultation.id))).first()
+        for purpose in ConsentPurpose:
+            if purpose is ConsentPurpose.RECORD_SHARING and referral is None:
+                continue
+            template = await consent_templates.current(session, purpose, locale)
+            found = await consents.standing(
+                session, purpose, identity=visit.identity,
+                consultation_id=None if purpose is ConsentPurpose.RECORD_SHARING else visit.consultation.id,
+                referral_id=referral.id if purpose is ConsentPurpose.RECORD_SHARING and referral else None)
+            answers.append({"purpose": purpose.value, "template": consent_templates.describe(template),
+                            "required": purpose is ConsentPurpose.VIDEO,
+                            "consent": consents.describe(found) if found else None})
+    return answers
+
+
+@routes.post("/api/guest/consents/list")
+@public
+@accepts(GuestRequest)
+async def guest_consents(request: web.Request) -> web.Response:
+    """The texts a patient is asked to consent to, one per purpose, and where each answer stands.
+    (POST, so the link's token travels in the body, not in a URL that proxies log.)"""
+    body = await parse_body(request, GuestRequest)
+    visit = await guest_pass(request, body.guest)
+    return json_response({"consents": await visit_consents(request, visit)})
+
+
+@routes.post("/api/guest/consents")
+@public
+@accepts(GuestConsentRequest)
+async def guest_consent(request: web.Request) -> web.Response:
+    """The patient gives or withdraws one consent, for one purpose, by clicking."""
+    body = await parse_body(request, GuestConsentRequest)
+    visit = await guest_pass(request, body.guest)
+    scope = await visit_scope(request, visit, body.purpose)
+    if body.given:
+        consent, template = await give_clicked(request, body.purpose, visit.consenter, scope, body.template_id)
+        return json_response(consents.describe(consent, template), status=201)
+    withdrawn = await withdraw_own(request, body.purpose, visit.consenter, scope)
+    if withdrawn is None:
+        raise Conflict(N_("There is no consent of yours for this to withdraw."), code="no-consent")
+    return json_response(consents.describe(withdrawn))
+
+
+@routes.post("/api/guest/room-token")
+@public
+@accepts(GuestRequest)
+async def guest_room_token(request: web.Request) -> web.Response:
+    """The patient's pass into the waiting room: only with the video consent standing, and only while the
+    room is open."""
+    body = await parse_body(request, GuestRequest)
+    visit = await guest_pass(request, body.guest)
+    consultation_id = visit.consultation.id
+    assert consultation_id is not None
+    RoomWindow.of(visit.consultation, request.app[SETTINGS]).check(utcnow())
+    async with request.app[DATABASE].session() as session:
+        video = await consents.standing(session, ConsentPurpose.VIDEO, identity=visit.identity,
+                                        consultation_id=consultation_id)
+        if video is None:
+            raise Forbidden(N_("Please read and agree to the video consultation consent first."),
+                            code="consent-required")
+        recording = await consent_on_record(session, consultation_id, visit.identity)
+    return token_answer(request, RoomClaims(
+        identity=visit.identity, room=room_id_for(consultation_id), name=visit.name, role="patient",
+        user_id=None, grants=GUEST, consent_id=recording, patient=visit.identity, patient_consent_id=recording))
+

@@ -1,0 +1,104 @@
+"""The OpenAPI 3.1 description of the REST API, built from the routes the app really serves.
+
+Paths, methods and path parameters come from the router; the summary and description from each
+handler's docstring; request bodies from the pydantic model a handler declares with ``@accepts``
+(a test checks that every handler reading a body declares the model it reads). Nothing is listed by
+hand, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pydantic
+from aiohttp import web
+from pydantic.json_schema import models_json_schema
+
+from .auth import COOKIE_NAME, PUBLIC_ATTRIBUTE
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+BODY_ATTRIBUTE = "request_model"
+DOCUMENTED_PREFIXES = ("/api/", "/calendar/")
+_PARAMETER = re.compile(r"{(\w+)}")
+
+
+def accepts(model: type[pydantic.BaseModel]) -> Callable[[Handler], Handler]:
+    """Declare the JSON body a handler reads (with ``parse_body(request, model)``)."""
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, BODY_ATTRIBUTE, model)
+        return handler
+    return mark
+
+
+def documented_routes(app: web.Application) -> list[tuple[str, str, Callable[..., Any]]]:
+    """(method, path, handler) of every API route, as the router serves them."""
+    found = []
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if route.method in ("HEAD", "OPTIONS") or not path.startswith(DOCUMENTED_PREFIXES):
+            continue
+        found.append((route.method, path, route.handler))
+    return sorted(found, key=lambda r: (r[1], r[0]))
+
+
+def build(app: web.Application, *, title: str, version: str) -> dict[str, Any]:
+    routes = documented_routes(app)
+    models = sorted({getattr(h, BODY_ATTRIBUTE) for _, _, h in routes if hasattr(h, BODY_ATTRIBUTE)},
+                    key=lambda m: m.__name__)
+    refs, schemas = models_json_schema([(m, "validation") for m in models],
+                                       ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = {**schemas.get("$defs", {}), "Error": ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, handler in routes:
+        doc = inspect.getdoc(handler) or handler.__name__.replace("_", " ").capitalize() + "."
+        summary, _, description = doc.partition("\n\n")
+        operation: dict[str, Any] = {
+            "operationId": handler.__name__,
+            "summary": " ".join(summary.split()),
+            "tags": [path.split("/")[2] if path.startswith("/api/") else "calendar"],
+            "responses": {
+                "200": {"description": "Success (201 for a creation)."},
+                "default": {"description": "An error: the code says what, the message says why.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        }
+        if description:
+            operation["description"] = " ".join(description.split())
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in _PARAMETER.findall(path)]
+        if parameters:
+            operation["parameters"] = parameters
+        model = getattr(handler, BODY_ATTRIBUTE, None)
+        if model is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": refs[(model, "validation")]}}}
+        if getattr(handler, PUBLIC_ATTRIBUTE, False):
+            operation["security"] = []
+        paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "Telemedicine across medical partnerships. Signaling (the WebSocket) is described "
+                                "in signaling/PROTOCOL.md."},
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME},
+        }},
+        "security": [{"bearer": []}, {"session": []}],
+    }
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string", "description": "stable, for programs"},
+        "message": {"type": "string", "description": "for people, in their language where translated"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "on 422: each field that is wrong, and why"},
+    }}},
+}

@@ -1,0 +1,206 @@
+"""Patient invitations and consents over the API: who may invite, what the link opens, what it needs."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlmodel import col, select
+
+from server import audit
+from server.appkeys import DATABASE, KEYS, SETTINGS
+from server.invitations import invitation_token
+from server.models import AuditEvent, Consent, ConsentTemplate, Consultation, PatientInvitation, utcnow
+from server.room_window import RoomWindow
+
+from ..conftest import login
+from ..support.signaling_client import connect, expect, expect_closed, receive, room_token
+from ..support.visits import consent, invite, patient_room_token
+
+
+async def _room_token(client: TestClient, guest: str) -> tuple[int, dict]:
+    response = await client.post("/api/guest/room-token", json={"guest": guest})
+    return response.status, await response.json()
+
+
+async def test_the_video_consent_opens_the_waiting_room_and_nothing_else(client: TestClient) -> None:
+    guest = await invite(client)
+    status, body = await _room_token(client, guest)
+    assert (status, body["error"]["code"]) == (403, "consent-required")
+
+    given = await consent(client, guest, "video")
+    assert (given["purpose"], given["method"], given["subject"]) == ("video", "clicked", "patient")
+    assert given["identity"] == "patient:1" and given["version"] == 1 and given["ip"] == "127.0.0.1"
+    assert given["user_agent"], "where the consent came from is kept"
+    status, body = await _room_token(client, guest)
+    assert status == 200
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["sub"] == "patient:1" and claims["grants"]["admit"] is False
+    assert claims["consent_id"] is None, "agreeing to the video is not agreeing to be recorded"
+
+
+async def test_each_purpose_is_its_own_consent_and_withdrawal_ends_it(client: TestClient) -> None:
+    guest = await invite(client)
+    listed = await (await client.post("/api/guest/consents/list", json={"guest": guest})).json()
+    assert [c["purpose"] for c in listed["consents"]] == ["video", "recording"], "no referral: nothing to share"
+    assert [c["required"] for c in listed["consents"]] == [True, False]
+    video = await consent(client, guest, "video")
+    recording = await consent(client, guest, "recording")
+    assert video["id"] != recording["id"]
+    again = await consent(client, guest, "recording")
+    assert again["id"] == recording["id"], "agreeing twice to the same text is one consent"
+
+    withdrawn = await consent(client, guest, "recording", given=False)
+    assert withdrawn["withdrawn_at"] and withdrawn["withdrawn_by"] == "patient:1"
+    response = await client.post("/api/guest/consents", json={"guest": guest, "purpose": "recording",
+                                                               "given": False})
+    assert (response.status, (await response.json())["error"]["code"]) == (409, "no-consent")
+    status, _ = await _room_token(client, guest)
+    assert status == 200, "the video consent still stands"
+    sharing = await client.post("/api/guest/consents", json={"guest": guest, "purpose": "record_sharing",
+                                                              "given": True})
+    assert (sharing.status, (await sharing.json())["error"]["code"]) == (409, "no-referral")
+
+    actions = [(e.action, json.loads(e.detail)["purpose"]) for e in await audit.trail(client.app[DATABASE], 1)
+               if e.action.startswith("consent.")]
+    assert actions == [("consent.given", "video"), ("consent.given", "recording"), ("consent.withdrawn", "recording")]
+
+
+@pytest.mark.parametrize("body", [
+    {"purpose": "video", "given": "yes"},
+    {"purpose": "everything", "given": True},
+    {"given": True},
+])
+async def test_bad_consent_answers_say_what_is_wrong_and_record_nothing(client: TestClient, body: dict) -> None:
+    guest = await invite(client)
+    response = await client.post("/api/guest/consents", json={"guest": guest, **body})
+    assert response.status == 422
+    assert (await response.json())["error"]["fields"]
+    async with client.app[DATABASE].session() as session:
+        assert (await session.exec(select(Consent))).all() == []
+
+
+async def test_consenting_to_an_outdated_text_is_refused(client: TestClient) -> None:
+    guest = await invite(client)
+    async with client.app[DATABASE].session() as session:
+        shown = (await session.exec(select(ConsentTemplate).where(ConsentTemplate.purpose == "video",
+                                                                  ConsentTemplate.locale == "en"))).one()
+        session.add(ConsentTemplate(purpose=shown.purpose, version=2, locale="en", title="New", body="Newer text.",
+                                    sha256="0" * 64))
+        await session.commit()
+    response = await client.post("/api/guest/consents", json={"guest": guest, "purpose": "video", "given": True,
+                                                               "template_id": shown.id},
+                                 headers={"Accept-Language": "en"})
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "consent-text-changed"
+
+
+async def test_only_participants_invite_and_only_a_patient_can_be_invited(client: TestClient) -> None:
+    for username, status in [("dr.chen", 403), ("coord.zhao", 403), ("auditor", 403)]:
+        response = await client.post("/api/consultations/1/invitations", json={},
+                                     headers=await login(client, username))
+        assert response.status == status, username
+    created = await client.post("/api/consultations", headers=await login(client, "dr.li"), json={
+        "title": "Case conference", "planned_start": utcnow().isoformat(), "participant_ids": [2]})
+    number = (await created.json())["id"]
+    response = await client.post(f"/api/consultations/{number}/invitations", json={},
+                                 headers=await login(client, "dr.li"))
+    assert (response.status, (await response.json())["error"]["code"]) == (409, "no-patient")
+
+
+async def test_a_revoked_link_stops_at_once_and_only_participants_revoke(client: TestClient) -> None:
+    guest = await invite(client)
+    await consent(client, guest)
+    async with client.app[DATABASE].session() as session:
+        invitation = (await session.exec(select(PatientInvitation))).one()
+    outsider = await client.delete(f"/api/invitations/{invitation.id}", headers=await login(client, "dr.chen"))
+    assert outsider.status == 403
+    assert (await _room_token(client, guest))[0] == 200
+    revoked = await client.delete(f"/api/invitations/{invitation.id}", headers=await login(client, "dr.wang"))
+    assert revoked.status == 200 and (await revoked.json())["active"] is False
+    status, body = await _room_token(client, guest)
+    assert (status, body["error"]["code"]) == (401, "link-revoked")
+    consents_page = await client.post("/api/guest/consents", json={"guest": guest, "purpose": "recording",
+                                                                    "given": True})
+    assert consents_page.status == 401
+    listed = await client.get("/api/consultations/1/invitations", headers=await login(client, "dr.li"))
+    assert [i["active"] for i in (await listed.json())["invitations"]] == [False]
+    assert (await client.delete("/api/invitations/999", headers=await login(client, "dr.li"))).status == 404
+
+
+async def test_a_link_expires_and_cannot_be_stretched(client: TestClient) -> None:
+    guest = await invite(client)
+    async with client.app[DATABASE].session() as session:
+        invitation = (await session.exec(select(PatientInvitation))).one()
+        consultation = await session.get(Consultation, 1)
+    assert invitation.expires_at == RoomWindow.of(consultation, client.app[SETTINGS]).closes, \
+        "the link expires when the room stops letting people in"
+    invitation.created_at -= timedelta(days=3)
+    invitation.expires_at = invitation.created_at + timedelta(hours=1)
+    expired = invitation_token(client.app[KEYS], "telemed", invitation)
+    status, body = await _room_token(client, expired)
+    assert (status, body["error"]["code"]) == (401, "token-expired")
+    forged = guest[:-4] + ("AAAA" if not guest.endswith("AAAA") else "BBBB")
+    assert (await _room_token(client, forged))[0] == 401
+
+
+@pytest.mark.parametrize(("shift", "code"), [(timedelta(hours=2), "room-not-open"),
+                                             (timedelta(hours=-3), "room-closed")])
+async def test_the_room_opens_shortly_before_the_start_and_closes_after_the_end(
+        client: TestClient, shift: timedelta, code: str) -> None:
+    guest = await invite(client)
+    await consent(client, guest)
+    async with client.app[DATABASE].session() as session:
+        consultation = await session.get(Consultation, 1)
+        consultation.planned_start = utcnow() + shift
+        session.add(consultation)
+        await session.commit()
+    status, body = await _room_token(client, guest)
+    assert (status, body["error"]["code"]) == (409, code)
+    clinician = await client.post("/api/consultations/1/room-token", headers=await login(client, "dr.li"))
+    assert clinician.status == 409 and (await clinician.json())["error"]["code"] == code
+
+
+async def test_invitations_are_audited(client: TestClient) -> None:
+    guest = await invite(client)
+    assert guest
+    async with client.app[DATABASE].session() as session:
+        actions = (await session.exec(select(AuditEvent.action).order_by(col(AuditEvent.id)))).all()
+    assert "invitation.created" in actions
+
+
+async def _admitted_patient(client: TestClient) -> tuple[Any, Any, str]:
+    """dr.li in the room, and the invited patient admitted: (li's socket, the patient's socket, the link)."""
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    guest = await invite(client)
+    patient = await connect(client, await patient_room_token(client, guest=guest))
+    lobby = await expect(patient, "lobby")
+    await li.send_json({"type": "admit", "participant_id": lobby["self"]["id"]})
+    await expect(patient, "joined")
+    return li, patient, guest
+
+
+@pytest.mark.parametrize("how", ["revoke", "withdraw"])
+async def test_a_patient_in_the_call_leaves_it_at_once(client: TestClient, how: str) -> None:
+    """Revoking the invitation, or the patient withdrawing the video consent, ends their part in the call."""
+    li, patient, guest = await _admitted_patient(client)
+    if how == "revoke":
+        listed = await client.get("/api/consultations/1/invitations", headers=await login(client, "dr.li"))
+        number = (await listed.json())["invitations"][0]["id"]
+        assert (await client.delete(f"/api/invitations/{number}", headers=await login(client, "dr.li"))).status == 200
+        reason = "invitation-revoked"
+    else:
+        await consent(client, guest, "video", given=False)
+        reason = "consent-withdrawn"
+    assert (await expect(patient, "removed"))["message"]
+    await expect_closed(patient, 4403)
+    seen = await receive(li)
+    while seen["type"] in ("lobby-update", "participant-joined"):  # from the admission, before the leaving
+        seen = await receive(li)
+    assert (seen["type"], seen["reason"]) == ("participant-left", reason)
+    await li.close()

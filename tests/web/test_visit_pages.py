@@ -1,0 +1,95 @@
+"""The patient's pages, reached by invitation link with no account: consent, device check, waiting room."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.appkeys import DATABASE
+from server.models import Consultation, ConsultationStatus
+
+from ..conftest import login
+from ..support.visits import invite
+
+EN = {"Accept-Language": "en"}
+
+
+async def _answer(client: TestClient, guest: str, purpose: str, answer: str) -> None:
+    page = await (await client.get(f"/visit/{guest}", headers=EN)).text()
+    template_id = re.search(rf'name="purpose" value="{purpose}">\s*<input type="hidden" name="template_id" '
+                            r'value="(\d+)"', page)
+    assert template_id, f"no form for {purpose}"
+    response = await client.post(f"/visit/{guest}/consent", headers=EN, allow_redirects=False,
+                                 data={"purpose": purpose, "template_id": template_id[1], "answer": answer})
+    assert response.status == 303 and response.headers["Location"].startswith(f"/visit/{guest}")
+
+
+async def test_the_link_asks_for_each_consent_before_anything_else(client: TestClient) -> None:
+    guest = await invite(client)
+    page = await client.get(f"/visit/{guest}", headers=EN)
+    text = await page.text()
+    assert page.status == 200 and "Consent to a video consultation" in text
+    assert "Consent to recording the consultation" in text, "recording is asked separately"
+    assert text.count('value="agree"') == 2 and 'id="continue"' not in text
+    assert "Qingshan County" not in text, "the patient sees the title, not the hospital's record"
+    for step in ("check", "room"):
+        skipped = await client.get(f"/visit/{guest}/{step}", headers=EN, allow_redirects=False)
+        assert skipped.status == 303 and skipped.headers["Location"] == f"/visit/{guest}", step
+
+    await _answer(client, guest, "video", "agree")
+    text = await (await client.get(f"/visit/{guest}", headers=EN)).text()
+    assert 'id="continue"' in text and text.count('value="withdraw"') == 1
+    check = await client.get(f"/visit/{guest}/check", headers=EN)
+    assert check.status == 200 and 'id="start-check"' in await check.text()
+    room = await (await client.get(f"/visit/{guest}/room", headers=EN)).text()
+    assert '"roomTokenUrl": "/api/guest/room-token"' in room and "Invite the patient" not in room
+    assert "Consent to recording the consultation" in room, "the recording checkbox shows its full text"
+
+    await _answer(client, guest, "video", "withdraw")
+    again = await client.get(f"/visit/{guest}/room", headers=EN, allow_redirects=False)
+    assert again.status == 303, "withdrawing the video consent closes the way in at once"
+
+
+async def test_the_consent_page_is_in_the_patients_language(client: TestClient) -> None:
+    guest = await invite(client)
+    text = await (await client.get(f"/visit/{guest}", headers={"Accept-Language": "zh-CN"})).text()
+    assert "远程视频会诊知情同意" in text and "会诊录制知情同意" in text
+
+
+async def test_a_bad_answer_is_explained_and_records_nothing(client: TestClient) -> None:
+    guest = await invite(client)
+    response = await client.post(f"/visit/{guest}/consent", headers=EN, data={"purpose": "all", "answer": "agree"})
+    text = await response.text()
+    assert "Your answer could not be recorded" in text and 'id="continue"' not in text
+
+
+@pytest.mark.parametrize("link", ["/visit/not-a-token", "/visit/eyJhbGciOiJIUzI1NiJ9.e30.x",
+                                  "/visit/not-a-token/check", "/visit/not-a-token/room"])
+async def test_a_bad_link_explains_itself_instead_of_asking_for_a_login(client: TestClient, link: str) -> None:
+    page = await client.get(link, headers=EN, allow_redirects=False)
+    assert page.status == 401
+    assert "Please ask the doctor for a new one." in await page.text()
+
+
+async def test_a_revoked_link_says_so(client: TestClient) -> None:
+    guest = await invite(client)
+    listed = await client.get("/api/consultations/1/invitations", headers=await login(client, "dr.li"))
+    number = (await listed.json())["invitations"][0]["id"]
+    await client.delete(f"/api/invitations/{number}", headers=await login(client, "dr.li"))
+    page = await client.get(f"/visit/{guest}", headers=EN)
+    assert page.status == 401 and "This invitation was withdrawn." in await page.text()
+
+
+async def test_a_link_stops_working_when_the_consultation_ends(client: TestClient) -> None:
+    guest = await invite(client)
+    async with client.app[DATABASE].session() as session:
+        consultation = await session.get(Consultation, 1)
+        consultation.status = ConsultationStatus.COMPLETED
+        session.add(consultation)
+        await session.commit()
+    page = await client.get(f"/visit/{guest}", headers=EN)
+    assert page.status == 401 and "the link no longer works" in await page.text()
+    token = await client.post("/api/guest/room-token", json={"guest": guest})
+    assert token.status == 401

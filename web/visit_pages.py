@@ -1,0 +1,123 @@
+"""The patient's way in, by invitation link and with no account: consent, device check, waiting room.
+
+Each step is its own page, and each refuses to be skipped: the device check and the room send the
+patient back to the consent page until the video consent stands. The link is the credential throughout.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import consents
+from server.api.consents import give_clicked, withdraw_own
+from server.api.visits import guest_pass, visit_consents, visit_scope
+from server.appkeys import DATABASE, RENDERER
+from server.auth import public
+from server.errors import N_, TelemedError, Unauthenticated
+from server.invitations import Visit
+from server.models import ConsentPurpose
+
+from .pages import render_room
+
+routes = web.RouteTableDef()
+
+PURPOSE_LABELS = {
+    ConsentPurpose.VIDEO: N_("Video consultation"),
+    ConsentPurpose.RECORDING: N_("Recording"),
+    ConsentPurpose.RECORD_SHARING: N_("Sharing your records with the partner hospital"),
+}
+
+
+async def _visit_or_page(request: web.Request) -> Visit | web.Response:
+    """The visit, or a page explaining what is wrong with the link (a patient has no login to go to)."""
+    try:
+        return await guest_pass(request, request.match_info["token"])
+    except Unauthenticated as exc:
+        message = exc.message if exc.code in ("link-closed", "link-revoked") else N_(
+            "This link is not valid or has expired. Please ask the doctor for a new one.")
+        return request.app[RENDERER].render(
+            request, "error.html", {"error": Unauthenticated(message, code=exc.code)}, status=401)
+
+
+async def _consented_visit(request: web.Request) -> Visit | web.Response:
+    """The visit, for the steps after consent: back to the consent page until the video consent stands."""
+    visit = await _visit_or_page(request)
+    if isinstance(visit, web.Response):
+        return visit
+    async with request.app[DATABASE].session() as session:
+        found = await consents.standing(session, ConsentPurpose.VIDEO, identity=visit.identity,
+                                        consultation_id=visit.consultation.id)
+    if found is None:
+        raise web.HTTPSeeOther(f"/visit/{request.match_info['token']}")
+    return visit
+
+
+@routes.get("/visit/{token}", name="visit")
+@public
+async def consent_page(request: web.Request) -> web.Response:
+    """Step 1: each purpose on its own, with its full text, agreed or declined separately."""
+    visit = await _visit_or_page(request)
+    if isinstance(visit, web.Response):
+        return visit
+    items = await visit_consents(request, visit)
+    context = {"title": visit.consultation.title, "patient": visit.name, "items": items,
+               "labels": PURPOSE_LABELS, "token": request.match_info["token"],
+               "error": request.query.get("error"),
+               "video_given": any(i["purpose"] == "video" and i["consent"] for i in items)}
+    return request.app[RENDERER].render(request, "visit_consent.html", context)
+
+
+@routes.post("/visit/{token}/consent")
+@public
+async def consent_answer(request: web.Request) -> web.Response:
+    """One answer, for one purpose: agree, or withdraw an earlier agreement. Back to the consent page."""
+    visit = await _visit_or_page(request)
+    if isinstance(visit, web.Response):
+        return visit
+    token = request.match_info["token"]
+    form = await request.post()
+    try:
+        purpose = ConsentPurpose(str(form.get("purpose", "")))
+        template_id = int(str(form.get("template_id", "")))
+    except ValueError:
+        raise web.HTTPSeeOther(f"/visit/{token}?error=bad-answer") from None
+    try:
+        scope = await visit_scope(request, visit, purpose)
+        if form.get("answer") == "agree":
+            await give_clicked(request, purpose, visit.consenter, scope, template_id)
+        elif await withdraw_own(request, purpose, visit.consenter, scope) is None:
+            raise web.HTTPSeeOther(f"/visit/{token}?error=no-consent")
+    except TelemedError as exc:
+        raise web.HTTPSeeOther(f"/visit/{token}?error={exc.code}") from None
+    raise web.HTTPSeeOther(f"/visit/{token}#{purpose.value}")
+
+
+@routes.get("/visit/{token}/check")
+@public
+async def device_check(request: web.Request) -> web.Response:
+    """Step 2: camera, microphone, speaker and the round trip to the server, checked in the browser."""
+    visit = await _consented_visit(request)
+    if isinstance(visit, web.Response):
+        return visit
+    token = request.match_info["token"]
+    return request.app[RENDERER].render(request, "visit_check.html", {
+        "title": visit.consultation.title, "token": token, "room_url": f"/visit/{token}/room"})
+
+
+@routes.get("/visit/{token}/room")
+@public
+async def waiting_room(request: web.Request) -> web.Response:
+    """Step 3: the room, where the patient waits in the lobby until a doctor admits them."""
+    visit = await _consented_visit(request)
+    if isinstance(visit, web.Response):
+        return visit
+    token = request.match_info["token"]
+    config = {
+        "consultationId": visit.consultation.id,
+        "roomTokenUrl": "/api/guest/room-token",
+        "consentUrl": "/api/guest/recording-consent",
+        "guest": token,
+    }
+    # A patient sees the consultation's title and nothing of the record.
+    return await render_room(request, {"title": visit.consultation.title, "subtitle": None, "patient": None,
+                                       "config": config})
