@@ -466,7 +466,9 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user_account.id", index=True)
-    text: str = Field(max_length=500)
+    kind: str = Field(default="", max_length=40)  # a key of server.notices.KINDS; "" in rows from before kinds
+    params: str = Field(default="{}", max_length=2000)  # the kind's facts, as JSON
+    text: str = Field(max_length=500)  # in English with UTC times, for rows without a kind
     link: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

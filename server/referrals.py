@@ -28,7 +28,6 @@ from .models import (
     Consultation,
     ConsultationStatus,
     Hospital,
-    Notification,
     Partnership,
     PartnershipMember,
     Patient,
@@ -41,6 +40,7 @@ from .models import (
     User,
     utcnow,
 )
+from .notices import Notice
 from .permissions import Principal
 from .referral_flow import (
     WAITING_FOR_RECEIVER,
@@ -218,7 +218,7 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
 
 async def _apply(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
                  request: Request, *, recommendations: str = "", changes: dict[str, Any] | None = None,
-                 notice: str | None = None, also_notify: int | None = None) -> None:
+                 notice: Notice | None = None, also_notify: int | None = None) -> None:
     """Decide, then write the new state (only if nobody moved the referral meanwhile), its event and the
     notifications (``notice``, to everyone on the referral and ``also_notify``), uncommitted."""
     assert referral.id is not None
@@ -255,12 +255,12 @@ async def _apply(session: AsyncSession, who: Principal, referral: Referral, appo
     session.add(ReferralEvent(referral_id=referral.id, action=action.value, from_state=before.value,
                               to_state=after.value, actor_id=who.user_id, note=request.reason.strip()))
     await session.refresh(referral)
-    await _notify(session, who, referral, appointment, notice or f"Referral #{referral.id}: {after.value}",
+    await _notify(session, who, referral, appointment, notice or Notice.referral_state(referral.id, after.value),
                   also_notify)
 
 
 async def _notify(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
-                  text: str, also: int | None = None) -> None:
+                  notice: Notice, also: int | None = None) -> None:
     """Tell everyone on the referral but the one who acted: the referrer, the receiving side, the specialist."""
     recipients = {referral.referring_doctor_id} | ({also} if also else set())
     if referral.target_specialist_id:
@@ -272,7 +272,7 @@ async def _notify(session: AsyncSession, who: Principal, referral: Referral, app
     recipients |= {c for c in coordinators.all() if c is not None}
     recipients.discard(who.user_id)
     for user_id in sorted(recipients):
-        session.add(Notification(user_id=user_id, text=text, link=f"/referrals/{referral.id}"))
+        session.add(notice.to(user_id))
 
 
 async def list_for(session: AsyncSession, who: Principal, *, inbox: bool = False) -> list[Referral]:

@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from .db import Database
-from .models import Appointment, AppointmentStatus, Notification, Referral, utcnow
+from .models import Appointment, AppointmentStatus, Referral, utcnow
+from .notices import Notice
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 30.0
@@ -35,11 +36,9 @@ async def send_due(database: Database, now: datetime, before: timedelta) -> int:
             if claimed.rowcount != 1:
                 continue  # another node reminded it
             minutes = max(0, round((appointment.starts_at - now).total_seconds() / 60))
-            text = (f"Reminder: referral #{referral.id}'s consultation starts in {minutes} min "
-                    f"({appointment.starts_at:%Y-%m-%d %H:%M} UTC)")
+            notice = Notice.reminder(referral.id, appointment.consultation_id, minutes, appointment.starts_at)
             for user_id in sorted({appointment.specialist_id, referral.referring_doctor_id}):
-                session.add(Notification(user_id=user_id, text=text,
-                                         link=f"/consultations/{appointment.consultation_id}"))
+                session.add(notice.to(user_id))
             await session.commit()
             sent += 1
     return sent

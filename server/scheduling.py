@@ -26,7 +26,6 @@ from .models import (
     Consultation,
     ConsultationParticipant,
     Hospital,
-    Notification,
     Patient,
     Referral,
     ReferralState,
@@ -35,6 +34,7 @@ from .models import (
     User,
     utcnow,
 )
+from .notices import Notice
 from .permissions import Principal
 from .referral_flow import ReferralAction, Request, may
 from .referrals import _apply, actor, facts_of, load_visible
@@ -143,7 +143,7 @@ async def book(session: AsyncSession, who: Principal, referral_id: int, speciali
     await _claim_slot(session)
     await _apply(session, who, referral, appointment, Request(ReferralAction.SCHEDULE),
                  changes={"consultation_id": consultation.id}, also_notify=specialist_id,
-                 notice=f"Referral #{referral.id}: appointment booked for {_when(slot.starts_at)}")
+                 notice=Notice.booked(referral.id, slot.starts_at))
     await session.commit()
     return booked
 
@@ -178,10 +178,9 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
                 col(ConsultationParticipant.user_id) == appointment.specialist_id))
             session.add(ConsultationParticipant(consultation_id=consultation.id, user_id=specialist_id))
     recipients = {referral.referring_doctor_id, specialist_id, appointment.specialist_id} - {who.user_id}
+    notice = Notice.moved(referral_id, slot.starts_at, reason)
     for user_id in sorted(recipients):
-        session.add(Notification(user_id=user_id, link=f"/referrals/{referral_id}",
-                                 text=f"Referral #{referral_id}: appointment moved to {_when(slot.starts_at)} "
-                                      f"({reason.strip()[:300]})"))
+        session.add(notice.to(user_id))
     await session.commit()
     return moved
 
@@ -195,10 +194,6 @@ async def _claim_slot(session: AsyncSession) -> None:
         await session.rollback()
         raise Conflict(N_("That slot was booked by someone else a moment ago; choose another."),
                        code="slot-taken") from None
-
-
-def _when(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def search_window(start: date, days: int) -> list[date]:

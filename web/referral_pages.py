@@ -23,15 +23,11 @@ from server.auth import caller
 from server.consultations import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
+from server.notices import STATE_LABELS
 from server.referral_flow import Redirection, ReferralAction
 
 routes = web.RouteTableDef()
 
-STATE_LABELS = {
-    "draft": N_("Draft"), "submitted": N_("Submitted"), "accepted": N_("Accepted"), "declined": N_("Declined"),
-    "redirected": N_("Redirected"), "scheduled": N_("Scheduled"), "in_consultation": N_("In consultation"),
-    "completed": N_("Completed"), "cancelled": N_("Cancelled"),
-}
 URGENCY_LABELS = {"routine": N_("Routine"), "urgent": N_("Urgent"), "emergency": N_("Emergency")}
 
 

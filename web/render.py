@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -84,3 +85,7 @@ class Renderer:
 
     def gettext(self, request: web.Request, message: str) -> str:
         return translations(self.locale_for(request)).gettext(message)
+
+    def translator(self, request: web.Request) -> Callable[[str], str]:
+        """gettext in the caller's language, for server code that puts things into words."""
+        return translations(self.locale_for(request)).gettext

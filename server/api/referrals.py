@@ -9,7 +9,7 @@ import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit, consent_templates, consents, referrals, scheduling
+from .. import audit, consent_templates, consents, notices, referrals, scheduling
 from ..appkeys import DATABASE, RENDERER
 from ..auth import caller
 from ..consents import How
@@ -202,14 +202,10 @@ async def move_appointment(request: web.Request) -> web.Response:
 
 @routes.get("/api/notifications")
 async def list_notifications(request: web.Request) -> web.Response:
-    """The caller's notifications, newest first (the last 100)."""
-    user_id = caller(request).user.id
+    """The caller's notifications, newest first (the last 100), in their language and time zone."""
     async with request.app[DATABASE].session() as session:
-        rows = (await session.exec(select(Notification).where(Notification.user_id == user_id)
-                                   .order_by(col(Notification.id).desc()).limit(100))).all()
-    return json_response({"notifications": [
-        {"id": n.id, "text": n.text, "link": n.link, "created_at": n.created_at.isoformat(),
-         "read": n.read_at is not None} for n in rows]})
+        rows = await notices.latest(session, caller(request).user, request.app[RENDERER].translator(request), limit=100)
+    return json_response({"notifications": [{**n, "created_at": n["created_at"].isoformat()} for n in rows]})
 
 
 @routes.post("/api/notifications/read")

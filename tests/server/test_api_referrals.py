@@ -100,7 +100,7 @@ async def test_referral_journey_from_request_to_opinion(client: TestClient) -> N
         assert consultation in [c["id"] for c in mine["consultations"]]
     assert (await first_free_slot(client, "coord.zhao", known["dr.wang"]))["starts_at"] != slot["starts_at"]
     notices = await (await client.get("/api/notifications", headers=await login(client, "dr.li"))).json()
-    assert any("appointment booked" in n["text"] for n in notices["notifications"])
+    assert any(n["kind"] == "appointment.booked" for n in notices["notifications"])
 
     # The specialist writes the opinion; it goes back to the referring doctor and stays with the referral.
     done = await act(client, "dr.wang", urgent["id"], "complete", opinion="Stable angina. Start bisoprolol 2.5 mg.",
@@ -189,7 +189,7 @@ async def test_only_receiving_coordinators_book_and_move(client: TestClient) -> 
     mine = await (await client.get("/api/consultations", headers=await login(client, "dr.zhou"))).json()
     assert after["consultation_id"] in [c["id"] for c in mine["consultations"]]
     notices = await (await client.get("/api/notifications", headers=await login(client, "dr.wang"))).json()
-    assert any("moved" in n["text"] and "Dr Wang is away" in n["text"] for n in notices["notifications"])
+    assert any(n["kind"] == "appointment.moved" and "Dr Wang is away" in n["text"] for n in notices["notifications"])
 
 
 async def test_illegal_transitions_are_409_with_a_message(client: TestClient) -> None:

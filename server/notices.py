@@ -1,0 +1,106 @@
+"""What a notification says: kept as a kind and its facts, put into words when it is read.
+
+A notification is read by someone other than the person whose action made it, often days later, in
+their own language and time zone: a county doctor in Qingshan reads in Chinese that the provincial
+hospital booked a slot at 14:30 their time. So rows keep the kind and its parameters, and ``words``
+renders them for the reader. ``text`` is also stored, in English with UTC times, for rows made before
+kinds existed and for anyone reading the database directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .errors import N_
+from .models import Hospital, Notification, User
+
+log = logging.getLogger(__name__)
+
+Gettext = Callable[[str], str]
+
+KINDS: dict[str, str] = {
+    "referral.state": N_("Referral #{referral}: {state}"),
+    "appointment.booked": N_("Referral #{referral}: appointment booked for {when}"),
+    "appointment.moved": N_("Referral #{referral}: appointment moved to {when} ({reason})"),
+    "appointment.reminder": N_("Reminder: referral #{referral}'s consultation starts in {minutes} min ({when})"),
+}
+
+STATE_LABELS = {
+    "draft": N_("Draft"), "submitted": N_("Submitted"), "accepted": N_("Accepted"), "declined": N_("Declined"),
+    "redirected": N_("Redirected"), "scheduled": N_("Scheduled"), "in_consultation": N_("In consultation"),
+    "completed": N_("Completed"), "cancelled": N_("Cancelled"),
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One thing to tell people, before it is addressed to anyone."""
+
+    kind: str
+    params: dict[str, Any]
+    link: str
+
+    @classmethod
+    def referral_state(cls, referral_id: int, state: str) -> Notice:
+        return cls("referral.state", {"referral": referral_id, "state": state}, f"/referrals/{referral_id}")
+
+    @classmethod
+    def booked(cls, referral_id: int, starts_at: datetime) -> Notice:
+        return cls("appointment.booked", {"referral": referral_id, "when": starts_at.isoformat()},
+                   f"/referrals/{referral_id}")
+
+    @classmethod
+    def moved(cls, referral_id: int, starts_at: datetime, reason: str) -> Notice:
+        return cls("appointment.moved", {"referral": referral_id, "when": starts_at.isoformat(),
+                                         "reason": reason.strip()[:300]}, f"/referrals/{referral_id}")
+
+    @classmethod
+    def reminder(cls, referral_id: int, consultation_id: int | None, minutes: int, starts_at: datetime) -> Notice:
+        return cls("appointment.reminder", {"referral": referral_id, "minutes": minutes,
+                                            "when": starts_at.isoformat()}, f"/consultations/{consultation_id}")
+
+    def to(self, user_id: int) -> Notification:
+        """The row that tells ``user_id``."""
+        return Notification(user_id=user_id, kind=self.kind, params=json.dumps(self.params, ensure_ascii=False),
+                            text=words(self.kind, self.params, lambda message: message, UTC), link=self.link)
+
+
+def words(kind: str, params: dict[str, Any], gettext: Gettext, zone: ZoneInfo | Any) -> str:
+    """The notice in the reader's language (``gettext``), its time in the reader's ``zone``."""
+    values = dict(params)
+    if "when" in values:
+        local = datetime.fromisoformat(values["when"]).astimezone(zone)
+        values["when"] = f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    if "state" in values:
+        values["state"] = gettext(STATE_LABELS.get(values["state"], values["state"]))
+    return gettext(KINDS[kind]).format(**values)
+
+
+def readable(row: Notification, gettext: Gettext, zone: ZoneInfo) -> str:
+    """What the dashboard shows for a row: its words for this reader, or the stored text for old rows."""
+    if row.kind not in KINDS:
+        return row.text
+    try:
+        return words(row.kind, json.loads(row.params), gettext, zone)
+    except (ValueError, KeyError, IndexError):  # a broken row or translation must not hide the dashboard
+        log.warning("notification %s could not be put into words; showing its stored text", row.id)
+        return row.text
+
+
+async def latest(session: AsyncSession, user: User, gettext: Gettext, *, limit: int) -> list[dict[str, Any]]:
+    """The user's newest notifications, in their words and their hospital's time zone."""
+    hospital = await session.get(Hospital, user.hospital_id)
+    zone = ZoneInfo(hospital.timezone) if hospital is not None else ZoneInfo("UTC")
+    rows = (await session.exec(select(Notification).where(Notification.user_id == user.id)
+                               .order_by(col(Notification.id).desc()).limit(limit))).all()
+    return [{"id": n.id, "kind": n.kind or None, "text": readable(n, gettext, zone), "link": n.link,
+             "created_at": n.created_at.astimezone(zone), "read": n.read_at is not None} for n in rows]
