@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server import consent_templates, consultations, notices
-from server.api.calendar import feed_url, with_feed_nonce
+from server.api.calendar import FEED_ROLES, feed_url, with_feed_nonce
 from server.api.consultations import load_authorized
 from server.appkeys import DATABASE, RENDERER, SETTINGS
 from server.auth import (
@@ -19,7 +19,7 @@ from server.auth import (
     set_session_cookie,
 )
 from server.errors import N_, TooManyRequests, Unauthenticated
-from server.models import ConsentPurpose, ConsultationStatus, Role, User
+from server.models import ConsentPurpose, ConsultationStatus, User
 from server.permissions import can_join_consultation
 
 from .i18n import SUPPORTED_LOCALES
@@ -127,8 +127,8 @@ async def dashboard(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         views = await consultations.list_for(session, who.principal)
         notifications = await notices.latest(session, who.user, request.app[RENDERER].translator(request), limit=10)
-    clinician = who.user.role in (Role.COUNTY_DOCTOR, Role.SPECIALIST)
-    calendar_url = feed_url(request, await with_feed_nonce(request, rotate=False)) if clinician else None
+    has_feed = who.user.role in FEED_ROLES
+    calendar_url = feed_url(request, await with_feed_nonce(request, rotate=False)) if has_feed else None
     context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
                "calendar_url": calendar_url}
     return request.app[RENDERER].render(request, "dashboard.html", context)

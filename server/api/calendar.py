@@ -1,10 +1,12 @@
-"""REST: each clinician's calendar feed (a secret URL for their calendar program) and its rotation."""
+"""REST: each clinician's and coordinator's calendar feed (a secret URL for their calendar program) and its rotation."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import web
 from sqlmodel import col, select
 
@@ -19,6 +21,7 @@ from ..models import (
     ConsultationParticipant,
     Hospital,
     Referral,
+    Role,
     Specialty,
     User,
     utcnow,
@@ -26,6 +29,7 @@ from ..models import (
 
 routes = web.RouteTableDef()
 HISTORY = timedelta(days=30)  # past appointments kept in the feed
+FEED_ROLES = frozenset({Role.COUNTY_DOCTOR, Role.SPECIALIST, Role.COORDINATOR})  # who has appointments
 
 
 def feed_url(request: web.Request, user: User) -> str:
@@ -60,6 +64,17 @@ async def rotate_calendar_link(request: web.Request) -> web.Response:
     return json_response({"url": feed_url(request, user)})
 
 
+def _whose(user: User) -> Any:
+    """The appointments in a user's feed: those they take part in, or for a coordinator every appointment
+    with their hospital's specialists (they book and move them). Other roles have none."""
+    if user.role is Role.COORDINATOR:
+        return User.hospital_id == user.hospital_id
+    if user.role in FEED_ROLES:
+        return col(Appointment.consultation_id).in_(
+            select(ConsultationParticipant.consultation_id).where(ConsultationParticipant.user_id == user.id))
+    return sa.false()
+
+
 @routes.get("/calendar/{token}.ics")
 @public
 async def calendar_feed(request: web.Request) -> web.Response:
@@ -75,12 +90,11 @@ async def calendar_feed(request: web.Request) -> web.Response:
             return web.Response(status=401, text="This calendar link was replaced or is no longer valid.\n")
         rows = (await session.exec(
             select(Appointment, Referral, Specialty, User, Hospital)
-            .join(ConsultationParticipant, col(ConsultationParticipant.consultation_id) == Appointment.consultation_id)
             .join(Referral, col(Referral.id) == Appointment.referral_id)
             .join(Specialty, col(Specialty.id) == Referral.specialty_id)
             .join(User, col(User.id) == Appointment.specialist_id)
             .join(Hospital, col(Hospital.id) == User.hospital_id)
-            .where(ConsultationParticipant.user_id == user_id, Appointment.starts_at >= utcnow() - HISTORY)
+            .where(_whose(user), Appointment.starts_at >= utcnow() - HISTORY)
             .order_by(col(Appointment.starts_at)))).all()
         referrers = {u.id: u.display_name for u in (await session.exec(
             select(User).where(col(User.id).in_({r.referring_doctor_id for _, r, _, _, _ in rows})))).all()}

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from server import reminders
 from server.appkeys import DATABASE
-from server.models import Appointment, Notification, utcnow
+from server.models import Appointment, Notification, Role, User, utcnow
 
 from ..conftest import login
 from .test_api_referrals import act, booked_referral, ids
@@ -49,6 +49,26 @@ async def test_the_calendar_feed_is_valid_icalendar_in_the_hospitals_zone(client
     outsider = icalendar.Calendar.from_ical(
         await (await client.get(_path(client, await _feed(client, "dr.chen")))).text())
     assert outsider.walk("VEVENT") == []
+
+
+async def _events(client: TestClient, username: str) -> list:
+    return icalendar.Calendar.from_ical(
+        await (await client.get(_path(client, await _feed(client, username)))).text()).walk("VEVENT")
+
+
+async def test_a_coordinator_follows_every_appointment_of_their_hospitals_specialists(client: TestClient) -> None:
+    referral, _ = await booked_referral(client)
+    [event] = await _events(client, "coord.zhao")  # booked it, takes no part in it
+    assert f"/consultations/{referral['consultation_id']}" in event["URL"]
+    # A coordinator of the referring county hospital has none of the provincial hospital's appointments.
+    async with client.app[DATABASE].session() as session:
+        zhao = (await session.exec(select(User).where(User.username == "coord.zhao"))).one()
+        qingshan = (await session.exec(select(User).where(User.username == "dr.li"))).one().hospital_id
+        session.add(User(username="coord.sun", display_name="Sun", role=Role.COORDINATOR, hospital_id=qingshan,
+                         password_hash=zhao.password_hash))
+        await session.commit()
+    assert await _events(client, "coord.sun") == []
+    assert await _events(client, "admin") == [], "no appointments are an administrator's"
 
 
 def _path(client: TestClient, url: str) -> str:
