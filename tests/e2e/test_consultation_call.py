@@ -102,6 +102,14 @@ async def stats_when(page: Page, ready, within: float = 30) -> dict[str, Any]:  
     raise AssertionError(f"stats never became ready: {stats}")
 
 
+def back_to_camera(peer_id: str):  # type: ignore[no-untyped-def]
+    """The peer's video is its 640-wide fake camera again, not the 1280-wide screen. Under load Chromium
+    may scale a camera down (its CPU adaptation), so anything up to 640 wide is the camera."""
+    def ready(stats: dict[str, Any]) -> bool:
+        return 0 < stats[peer_id]["video"]["frameWidth"] <= 640
+    return ready
+
+
 def decoding_from(count: int):  # type: ignore[no-untyped-def]
     def ready(stats: dict[str, Any]) -> bool:
         rows = list(stats.values())
@@ -140,7 +148,7 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
     await doctor.get_by_role("button", name="Share screen").click()
     await stats_when(specialist, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 1280)
     await doctor.get_by_role("button", name="Stop sharing").click()
-    await stats_when(specialist, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 640)
+    await stats_when(specialist, back_to_camera(doctor_id))
 
     # The doctor invites the patient from the room; the patient opens the link, with no account.
     await doctor.get_by_role("button", name="Invite the patient").click()
@@ -184,7 +192,7 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
     await expect(specialist.locator("[data-badge=screen]")).to_have_count(1)
     await asyncio.gather(assert_receiving(patient, peers=2), assert_receiving(specialist, peers=2))
     await doctor.get_by_role("button", name="Stop sharing").click()
-    await stats_when(specialist, lambda stats: stats[doctor_id]["video"]["frameWidth"] == 640)
+    await stats_when(specialist, back_to_camera(doctor_id))
     await expect(specialist.locator("[data-badge=screen]")).to_have_count(0)
 
     # Chat reaches everyone, the patient included.
