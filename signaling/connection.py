@@ -245,7 +245,7 @@ class SignalingConnection:
     @staticmethod
     def _participant(pid: str, claims: RoomClaims) -> Participant:
         return Participant(id=pid, user_id=claims.user_id, name=claims.name, role=claims.role,
-                           guest=claims.is_guest)
+                           guest=claims.is_guest, device_check=claims.device_check)
 
     async def _write(self) -> None:
         while True:

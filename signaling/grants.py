@@ -9,6 +9,8 @@ import pydantic
 from server.errors import Unauthenticated
 from server.tokens import AccessToken, KeyRing, TokenVerifier
 
+from .messages import DeviceCheck
+
 ROOM_AUDIENCE = "telemed-room"
 ROOM_PREFIX = "consultation:"
 ROOM_TOKEN_TTL = 10 * 60  # long enough to join or rejoin; the page asks for a fresh one each time
@@ -59,6 +61,7 @@ class RoomClaims(pydantic.BaseModel):
     # in the room themselves (often they sit beside their doctor), and their consent when this was issued.
     patient: str | None = None
     patient_consent_id: int | None = None
+    device_check: DeviceCheck | None = None  # a patient's device check, for the doctor admitting them
 
     @property
     def is_guest(self) -> bool:
@@ -71,7 +74,8 @@ def room_token(keys: KeyRing, issuer: str, claims: RoomClaims, *, ttl: int = ROO
         .with_identity(claims.identity)
         .with_claims(room=claims.room, name=claims.name, role=claims.role, user_id=claims.user_id,
                      grants=claims.grants.model_dump(), consent_id=claims.consent_id, patient=claims.patient,
-                     patient_consent_id=claims.patient_consent_id)
+                     patient_consent_id=claims.patient_consent_id,
+                     device_check=claims.device_check.model_dump() if claims.device_check else None)
         .to_jwt(keys)
     )
 
@@ -83,6 +87,7 @@ def verify_room_token(keys: KeyRing, issuer: str, token: str) -> RoomClaims:
         return RoomClaims(identity=payload["sub"], room=payload["room"], name=payload["name"], role=payload["role"],
                           user_id=payload.get("user_id"), grants=Grants.model_validate(payload["grants"]),
                           consent_id=payload.get("consent_id"), patient=payload.get("patient"),
-                          patient_consent_id=payload.get("patient_consent_id"))
+                          patient_consent_id=payload.get("patient_consent_id"),
+                          device_check=payload.get("device_check"))
     except (KeyError, pydantic.ValidationError):
         raise Unauthenticated("The room token lacks the room, name or grants.", code="token-invalid") from None

@@ -39,6 +39,16 @@ class MediaState(_Message):
     screen_sharing: bool = False
 
 
+class DeviceCheck(_Message):
+    """What a patient's device check found before the waiting room, as their browser reports it: each
+    part passed (true), failed (false) or was not tried (null). Shown to whoever admits them."""
+
+    camera: bool | None = None
+    microphone: bool | None = None
+    speaker: bool | None = None
+    rtt_ms: int | None = pydantic.Field(default=None, ge=0, le=60_000)
+
+
 class Participant(_Message):
     """Someone in the room. ``id`` names the seat, kept across reconnects; one user in two tabs is two."""
 
@@ -49,6 +59,7 @@ class Participant(_Message):
     guest: bool = False
     media: MediaState = MediaState()
     recording_consent: bool = False
+    device_check: DeviceCheck | None = None  # patients who took the check on their way in
 
 
 PeerId = Annotated[str, pydantic.Field(min_length=1, max_length=64)]

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from signaling.endpoint import token_answer
 from signaling.events import Expelling
 from signaling.grants import GUEST, RoomClaims, room_id_for
+from signaling.messages import DeviceCheck
 
 from .. import audit, consent_templates, consents
 from ..appkeys import DATABASE, HUB, KEYS, RENDERER, SETTINGS
@@ -33,6 +34,11 @@ class GuestRequest(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     guest: str = pydantic.Field(min_length=1, max_length=4096, description="the invitation link's token")
+
+
+class GuestRoomRequest(GuestRequest):
+    device_check: DeviceCheck | None = pydantic.Field(
+        default=None, description="what the device check found; shown to the doctor who admits the patient")
 
 
 class GuestConsentRequest(GuestRequest):
@@ -173,11 +179,11 @@ async def guest_consent(request: web.Request) -> web.Response:
 
 @routes.post("/api/guest/room-token")
 @public
-@accepts(GuestRequest)
+@accepts(GuestRoomRequest)
 async def guest_room_token(request: web.Request) -> web.Response:
     """The patient's pass into the waiting room: only with the video consent standing, and only while the
-    room is open."""
-    body = await parse_body(request, GuestRequest)
+    room is open. The device check's findings, if any, travel with it to the doctor's lobby list."""
+    body = await parse_body(request, GuestRoomRequest)
     visit = await guest_pass(request, body.guest)
     consultation_id = visit.consultation.id
     assert consultation_id is not None
@@ -191,5 +197,6 @@ async def guest_room_token(request: web.Request) -> web.Response:
         recording = await consent_on_record(session, consultation_id, visit.identity)
     return token_answer(request, RoomClaims(
         identity=visit.identity, room=room_id_for(consultation_id), name=visit.name, role="patient",
-        user_id=None, grants=GUEST, consent_id=recording, patient=visit.identity, patient_consent_id=recording))
+        user_id=None, grants=GUEST, consent_id=recording, patient=visit.identity, patient_consent_id=recording,
+        device_check=body.device_check))
 

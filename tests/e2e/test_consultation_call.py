@@ -4,6 +4,7 @@ waits in the lobby until the doctor admits them, and a dropped connection resume
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -164,6 +165,10 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
     waiting = doctor.locator("#lobby-list li")
     await expect(waiting).to_have_count(1)
     await expect(waiting).to_contain_text("张伟 Zhang Wei")
+    # What the patient's device check found, before the doctor lets them in.
+    found = waiting.locator(".device-check")
+    await expect(found).to_have_text(re.compile(r"^Camera ✓ · Microphone ✓ · Speaker ✓ · round trip \d+ ms$"))
+    await expect(found).to_have_attribute("data-state", "ok")
     await waiting.get_by_role("button", name="Admit").click()
     await expect(patient.locator("#lobby-notice")).to_be_hidden()
     # With three in the room, media goes through the server's relay; nobody had to do anything.

@@ -204,3 +204,38 @@ async def test_a_patient_in_the_call_leaves_it_at_once(client: TestClient, how: 
         seen = await receive(li)
     assert (seen["type"], seen["reason"]) == ("participant-left", reason)
     await li.close()
+
+
+async def test_the_admitting_doctor_sees_what_the_patients_device_check_found(client: TestClient) -> None:
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    guest = await invite(client)
+    await consent(client, guest)
+    found = {"camera": True, "microphone": False, "speaker": None, "rtt_ms": 48}
+    answer = await client.post("/api/guest/room-token", json={"guest": guest, "device_check": found})
+    assert answer.status == 200, await answer.text()
+    patient = await connect(client, (await answer.json())["token"])
+    await expect(patient, "lobby")
+    waiting = (await expect(li, "lobby-update"))["waiting"]
+    assert [w["device_check"] for w in waiting] == [found]
+    # A patient who skipped the check arrives without findings, and the doctor sees that too.
+    skipped = await connect(client, await patient_room_token(client))
+    await expect(skipped, "lobby")
+    waiting = (await expect(li, "lobby-update"))["waiting"]
+    assert sorted(json.dumps(w["device_check"]) for w in waiting) == sorted([json.dumps(found), "null"])
+    for ws in (li, patient, skipped):
+        await ws.close()
+
+
+@pytest.mark.parametrize(("check", "field"), [
+    ({"camera": "yes"}, "device_check.camera"),
+    ({"rtt_ms": -5}, "device_check.rtt_ms"),
+    ({"camera": True, "retina": True}, "device_check.retina"),
+])
+async def test_bad_device_check_findings_are_422_naming_the_field(client: TestClient, check: dict,
+                                                                   field: str) -> None:
+    guest = await invite(client)
+    await consent(client, guest)
+    answer = await client.post("/api/guest/room-token", json={"guest": guest, "device_check": check})
+    assert answer.status == 422
+    assert field in (await answer.json())["error"]["fields"]

@@ -1,5 +1,6 @@
 // The patient's device check before the waiting room: camera, microphone, speaker and the round trip
-// to the server, each shown as it passes or fails. Nothing here is sent anywhere.
+// to the server, each shown as it passes or fails. What it found is kept for this tab only and sent
+// with the patient's room token request, so the doctor who admits them sees it.
 
 const $ = (id) => document.getElementById(id);
 const strings = JSON.parse($("check-strings").textContent);
@@ -7,12 +8,16 @@ const SLOW_RTT_MS = 600;  // beyond this, video calls suffer; the patient is tol
 const PINGS = 5;
 
 const passed = { camera: false, microphone: false, speaker: false, network: false };
+// What the doctor sees: true (works), false (does not), null (not tried).
+const found = { camera: null, microphone: null, speaker: null, rtt_ms: null };
+const FOUND_KEY = `device-check:${location.pathname.split("/")[2]}`;  // /visit/<token>/check; room-page.js reads it
 
 function mark(name, ok, note = "") {
   const item = $(`check-${name}`);
   item.dataset.state = ok ? "ok" : "failed";
   item.querySelector(".result").textContent = `${ok ? "✓ " + strings.ok : "✗ " + strings.failed}${note ? " · " + note : ""}`;
   passed[name] = ok;
+  if (name !== "network") found[name] = ok;
   const all = Object.values(passed).every(Boolean);
   $("to-room").setAttribute("aria-disabled", String(!all));
   $("check-summary").textContent = all ? strings.allGood : strings.someFailed;
@@ -85,6 +90,7 @@ async function checkNetwork() {
   times.sort((a, b) => a - b);
   const median = Math.round(times[Math.floor(times.length / 2)]);
   $("check-network").dataset.rtt = String(median);
+  found.rtt_ms = median;
   const note = strings.rtt.replace("{ms}", String(median));
   mark("network", median < SLOW_RTT_MS, median < SLOW_RTT_MS ? note : `${note} · ${strings.slow}`);
 }
@@ -111,6 +117,12 @@ $("start-check").addEventListener("click", async () => {
   window.addEventListener("pagehide", () => stream.getTracks().forEach((t) => t.stop()));
 });
 
+function keepFindings() {
+  sessionStorage.setItem(FOUND_KEY, JSON.stringify(found));
+}
+
 $("to-room").addEventListener("click", (event) => {
   if ($("to-room").getAttribute("aria-disabled") === "true") event.preventDefault();
+  else keepFindings();
 });
+$("skip-check").addEventListener("click", keepFindings);

@@ -28,12 +28,21 @@ function showState(state) {
   }
 }
 
+/** What the patient's device check found on the way here (device-check.js keeps it), or null. */
+function deviceCheck() {
+  try {
+    return JSON.parse(sessionStorage.getItem(`device-check:${config.guest}`) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
 /** A room token for this page: clinicians through their session, guests through their link. */
 async function fetchToken() {
   const response = await fetch(config.roomTokenUrl, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(config.guest ? { guest: config.guest } : {}),
+    body: JSON.stringify(config.guest ? { guest: config.guest, device_check: deviceCheck() } : {}),
     credentials: "same-origin",
   });
   if (!response.ok) throw new Error(`room token refused: ${response.status}`);
@@ -167,6 +176,23 @@ call.onmedia = (id, media) => {
   badge(tile, "muted", strings.muted, media.muted);
   badge(tile, "screen", strings.sharingScreen, media.screen_sharing);
 };
+/** The waiting patient's device check as the admitting doctor sees it: each part working, not, or untried. */
+function checkSummary(check) {
+  const summary = document.createElement("span");
+  summary.className = "device-check";
+  if (!check) {
+    summary.textContent = strings.checkNotTaken;
+    summary.dataset.state = "none";
+    return summary;
+  }
+  const parts = [["camera", strings.camera], ["microphone", strings.microphone], ["speaker", strings.speaker]];
+  const mark = (value) => (value === true ? "✓" : value === false ? "✗" : "?");
+  const words = parts.map(([key, label]) => `${label} ${mark(check[key])}`);
+  if (check.rtt_ms !== null && check.rtt_ms !== undefined) words.push(strings.rtt.replace("{ms}", String(check.rtt_ms)));
+  summary.textContent = words.join(" · ");
+  summary.dataset.state = parts.every(([key]) => check[key] === true) ? "ok" : "problem";
+  return summary;
+}
 call.onlobby = (waiting) => {
   $("lobby-panel").hidden = !grants.admit;
   const list = $("lobby-list");
@@ -184,7 +210,7 @@ call.onlobby = (waiting) => {
     deny.type = "button";
     deny.textContent = strings.deny;
     deny.addEventListener("click", () => call.deny(guest.id));
-    item.append(name, admit, deny);
+    item.append(name, checkSummary(guest.device_check), admit, deny);
     return item;
   }));
 };
