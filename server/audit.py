@@ -1,27 +1,34 @@
 """The audit trail: who did what to which consultation, in a hash chain that shows any later change.
 
-Each entry's hash covers its fields and the previous entry's hash; ``verify`` walks the chain. The
-unique ``prev_hash`` column means two writers racing for the same place cannot both succeed: the loser
-reads the new end of the chain and tries again.
+Each entry's hash covers its fields and the previous entry's hash; ``check`` walks the chain.
+
+An entry is written in the same transaction as the change it records (``with_commit``), so the two
+land together or not at all: a crash can lose neither one alone. Appending holds the chain's lock
+(a transaction-scoped advisory lock on PostgreSQL, the database's write lock on SQLite) from reading
+the chain's end until the commit, so concurrent writers extend it one after another; the unique
+``prev_hash`` column is the backstop if anything ever bypassed that lock.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from .db import Database
+from .db import Database, SyncSession
 from .models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
-ATTEMPTS = 20
+PENDING = "audit.pending"  # session.info key: entries the next commit writes
+CHAIN_LOCK = 0x7E1E_A0D1  # PostgreSQL advisory lock key for appending to the chain
 
 
 def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, consultation_id: int | None, subject: str,
@@ -31,27 +38,67 @@ def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, consultati
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """What one audit entry says, before it has a place in the chain."""
+
+    actor: str
+    action: str
+    consultation_id: int | None = None
+    subject: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def after(self, prev: str) -> AuditEvent:
+        """This entry as the chain's next link, after the entry whose hash is ``prev``."""
+        text = json.dumps(self.detail, sort_keys=True, ensure_ascii=False)
+        at = utcnow()
+        return AuditEvent(at=at, actor=self.actor, action=self.action, consultation_id=self.consultation_id,
+                          subject=self.subject, detail=text, prev_hash=prev,
+                          hash=entry_hash(prev, at, self.actor, self.action, self.consultation_id, self.subject, text))
+
+
+def with_commit(session: AsyncSession, entry: Entry | Callable[[], Entry]) -> None:
+    """Have the session's next commit write ``entry`` at the end of the chain, in the same transaction.
+
+    Pass a callable to name what only exists once the change is flushed (a new row's id): it is called
+    at commit time, after the flush. If the transaction rolls back, the entry goes with it."""
+    if not session.in_transaction():
+        session.sync_session.begin()  # so that a rollback, even before any SQL, takes the entry with it
+    session.info.setdefault(PENDING, []).append(entry)
+
+
 async def record(database: Database, *, actor: str, action: str, consultation_id: int | None = None,
-                 subject: str = "", detail: dict[str, Any] | None = None) -> AuditEvent:
-    """Append one entry at the end of the chain."""
-    text = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False)
-    for _ in range(ATTEMPTS):
-        async with database.session() as session:
-            last = (await session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1))).first()
-            prev = last.hash if last else GENESIS
-            at = utcnow()
-            event = AuditEvent(at=at, actor=actor, action=action, consultation_id=consultation_id, subject=subject,
-                               detail=text, prev_hash=prev,
-                               hash=entry_hash(prev, at, actor, action, consultation_id, subject, text))
-            session.add(event)
-            try:
-                await session.commit()
-            except sa.exc.IntegrityError:
-                await session.rollback()
-                continue
-            await session.refresh(event)
-            return event
-    raise RuntimeError("could not append to the audit trail: too many concurrent writers")
+                 subject: str = "", detail: dict[str, Any] | None = None) -> None:
+    """Append one entry on its own: for what changes nothing else (a view, an export, a login)."""
+    async with database.session() as session:
+        with_commit(session, Entry(actor, action, consultation_id, subject, detail or {}))
+        await session.commit()
+
+
+def _write_pending(session: Session) -> None:
+    """Before a commit: the pending entries, appended under the chain's lock."""
+    pending: list[Entry | Callable[[], Entry]] = session.info.pop(PENDING, [])
+    if not pending:
+        return
+    session.flush()  # the change first, so all its row locks are held before the chain's lock is asked for
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    else:  # SQLite: any write takes the database's write lock; this one changes nothing
+        session.execute(sa.text("UPDATE audit_event SET id = id WHERE 0 = 1"))
+    prev = session.execute(sa.select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).scalar()
+    prev = prev or GENESIS
+    for item in pending:
+        event = (item() if callable(item) else item).after(prev)
+        session.add(event)
+        prev = event.hash
+
+
+def _forget_pending(session: Session, _transaction: object) -> None:
+    session.info.pop(PENDING, None)
+
+
+sa.event.listen(SyncSession, "before_commit", _write_pending)
+sa.event.listen(SyncSession, "after_soft_rollback", _forget_pending)
 
 
 @dataclass(frozen=True)

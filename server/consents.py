@@ -103,7 +103,7 @@ async def standing(session: AsyncSession, purpose: ConsentPurpose, *, identity: 
 
 
 def new_record(template: ConsentTemplate, consenter: Consenter, scope: Scope, how: How) -> Consent:
-    """A consent row, checked against the rules; the caller adds it to a session (and then calls ``given``)."""
+    """A consent row, checked against the rules; the caller adds it to a session with its ``given_entry``."""
     check(template.purpose, consenter, scope, how)
     return Consent(purpose=template.purpose, template_id=template.id, subject=consenter.subject,
                    identity=consenter.identity, user_id=consenter.user_id, patient_id=consenter.patient_id,
@@ -113,7 +113,7 @@ def new_record(template: ConsentTemplate, consenter: Consenter, scope: Scope, ho
 
 async def give(database: Database, hub: RoomHub | None, template: ConsentTemplate, consenter: Consenter,
                scope: Scope, how: How) -> Consent:
-    """Write the consent (unless the same one already stands), audit it, and tell the room."""
+    """Write the consent (unless the same one already stands) with its audit entry, and tell the room."""
     consent = new_record(template, consenter, scope, how)
     async with database.session() as session:
         already = await standing(session, template.purpose, identity=consenter.identity,
@@ -124,26 +124,25 @@ async def give(database: Database, hub: RoomHub | None, template: ConsentTemplat
         if already is not None:  # the same consent to a newer text replaces the older one
             already.withdrawn_at, already.withdrawn_by = utcnow(), consenter.identity
             session.add(already)
+        audit.with_commit(session, lambda: given_entry(consent, template))
         await session.commit()
         await session.refresh(consent)
-    await given(database, hub, consent, template)
+    if consent.purpose is ConsentPurpose.RECORDING and hub is not None and consent.consultation_id is not None:
+        hub.owe(room_id_for(consent.consultation_id), Consenting(identity=consent.identity, consent_id=consent.id))
     return consent
 
 
-async def given(database: Database, hub: RoomHub | None, consent: Consent, template: ConsentTemplate) -> None:
-    """After a consent is committed: tell the room (recording) and the audit trail."""
-    if consent.purpose is ConsentPurpose.RECORDING and hub is not None and consent.consultation_id is not None:
-        hub.owe(room_id_for(consent.consultation_id), Consenting(identity=consent.identity, consent_id=consent.id))
+def given_entry(consent: Consent, template: ConsentTemplate) -> audit.Entry:
+    """The audit entry of a consent given (called once the consent has its id)."""
     actor = f"user:{consent.recorded_by}" if consent.method is ConsentMethod.VERBAL else consent.identity
-    await audit.record(database, actor=actor, action="consent.given", consultation_id=consent.consultation_id,
-                       subject=f"consent:{consent.id}",
-                       detail={"purpose": consent.purpose.value, "template": template.id, "version": template.version,
-                               "method": consent.method.value, "for": consent.identity,
-                               "referral": consent.referral_id})
+    return audit.Entry(actor, "consent.given", consent.consultation_id, f"consent:{consent.id}",
+                       {"purpose": consent.purpose.value, "template": template.id, "version": template.version,
+                        "method": consent.method.value, "for": consent.identity, "referral": consent.referral_id})
 
 
 async def withdraw(database: Database, hub: RoomHub | None, consent_id: int, by: str) -> Consent:
-    """End a consent now. Withdrawing one already withdrawn answers 409 and changes nothing."""
+    """End a consent now, with its audit entry. Withdrawing one already withdrawn answers 409 and changes
+    nothing."""
     async with database.session() as session:
         consent = await session.get(Consent, consent_id)
         assert consent is not None, "callers load and authorize the consent first"
@@ -151,6 +150,9 @@ async def withdraw(database: Database, hub: RoomHub | None, consent_id: int, by:
             raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
         consent.withdrawn_at, consent.withdrawn_by = utcnow(), by
         session.add(consent)
+        audit.with_commit(session, audit.Entry(
+            by, "consent.withdrawn", consent.consultation_id, f"consent:{consent.id}",
+            {"purpose": consent.purpose.value, "for": consent.identity, "referral": consent.referral_id}))
         await session.commit()
         await session.refresh(consent)
     if hub is not None and consent.consultation_id is not None:
@@ -159,10 +161,6 @@ async def withdraw(database: Database, hub: RoomHub | None, consent_id: int, by:
             hub.owe(room, Consenting(identity=consent.identity, consent_id=None))
         elif consent.purpose is ConsentPurpose.VIDEO:  # the patient leaves the call at once
             hub.owe(room, Expelling(identity=consent.identity, reason="consent-withdrawn"))
-    await audit.record(database, actor=by, action="consent.withdrawn", consultation_id=consent.consultation_id,
-                       subject=f"consent:{consent.id}",
-                       detail={"purpose": consent.purpose.value, "for": consent.identity,
-                               "referral": consent.referral_id})
     return consent
 
 

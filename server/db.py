@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -35,6 +36,11 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-un
     cursor.close()
 
 
+class SyncSession(Session):
+    """The session under each AsyncSession. server/audit.py hooks its commits, to write audit entries in
+    the same transaction as the change they record."""
+
+
 class Database:
     """Owns the engine; hands out sessions; knows whether the schema is current."""
 
@@ -47,7 +53,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
-        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, sync_session_class=SyncSession,
+                                            expire_on_commit=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

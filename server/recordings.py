@@ -69,12 +69,12 @@ class DatabaseRecordingStore:
                                         ensure_ascii=False),
                 consent_ids=json.dumps(room.relied_on()))
             session.add(row)
+            audit.with_commit(session, lambda: audit.Entry(row.started_by, "recording.started", consultation_id,
+                                                           f"recording:{row.id}",
+                                                           {"consents": json.loads(row.consent_ids)}))
             await session.commit()
             await session.refresh(row)
         assert row.id is not None
-        await audit.record(self.database, actor=row.started_by, action="recording.started",
-                           consultation_id=consultation_id, subject=f"recording:{row.id}",
-                           detail={"consents": json.loads(row.consent_ids)})
         return segment_file(self.directory, row)
 
     async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None:
@@ -85,10 +85,10 @@ class DatabaseRecordingStore:
             if not result.tracks and result.error is None:
                 # Nothing reached the file (everyone left, or stopped before media flowed): no recording.
                 await session.delete(row)
+                audit.with_commit(session, audit.Entry("system", "recording.discarded", row.consultation_id,
+                                                       f"recording:{segment.recording_id}"))
                 await session.commit()
                 segment.live_path.unlink(missing_ok=True)
-                await audit.record(self.database, actor="system", action="recording.discarded",
-                                   consultation_id=row.consultation_id, subject=f"recording:{segment.recording_id}")
                 return
             row.tracks = json.dumps([vars(t) for t in result.tracks])
             if finished is None:
@@ -96,11 +96,11 @@ class DatabaseRecordingStore:
             else:
                 _keep(row, finished, RecordingStatus.READY if finished.complete else RecordingStatus.INTERRUPTED)
             session.add(row)
+            audit.with_commit(session, audit.Entry("system", "recording.finished", row.consultation_id,
+                                                   f"recording:{segment.recording_id}",
+                                                   {"status": row.status.value,
+                                                    "sha256": finished.sha256 if finished else None}))
             await session.commit()
-            status, consultation_id = row.status, row.consultation_id
-        await audit.record(self.database, actor="system", action="recording.finished",
-                           consultation_id=consultation_id, subject=f"recording:{segment.recording_id}",
-                           detail={"status": status.value, "sha256": finished.sha256 if finished else None})
 
 
 async def recover_interrupted(database: Database, directory: Path, key: bytes) -> int:
@@ -127,8 +127,8 @@ async def recover_interrupted(database: Database, directory: Path, key: bytes) -
                 _keep(fresh, finished, status)
                 fresh.tracks = json.dumps(finished.streams)  # whose track is whose died with the process
             session.add(fresh)
+            audit.with_commit(session, audit.Entry("system", "recording.recovered", row.consultation_id,
+                                                   f"recording:{row.id}", {"status": status.value}))
             await session.commit()
-        await audit.record(database, actor="system", action="recording.recovered", consultation_id=row.consultation_id,
-                           subject=f"recording:{row.id}", detail={"status": status.value})
         recovered += 1
     return recovered

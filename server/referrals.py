@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from . import consents
+from . import audit, consents
 from .consents import How
 from .consultations import partner_hospital_ids
 from .errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
@@ -155,12 +155,16 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral) -> Ref
     assert referral.id is not None
     session.add(ReferralEvent(referral_id=referral.id, action="create", from_state="", to_state=ReferralState.DRAFT,
                               actor_id=who.user_id))
+    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "referral.created", subject=f"referral:{referral.id}",
+                                           detail={"state": ReferralState.DRAFT.value}))
     if new.sharing_consent is not None:
         assert patient is not None and patient.id is not None
         template, how = new.sharing_consent
-        session.add(consents.new_record(template, consents.Consenter(
+        consent = consents.new_record(template, consents.Consenter(
             ConsentSubject.PATIENT, consents.patient_identity(patient.id), patient.name, patient_id=patient.id),
-            consents.Scope(referral_id=referral.id), how))
+            consents.Scope(referral_id=referral.id), how)
+        session.add(consent)
+        audit.with_commit(session, lambda: consents.given_entry(consent, template))
     if new.submit:
         await require_sharing_consent(session, referral)
         await _apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
@@ -219,8 +223,8 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
 async def _apply(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
                  request: Request, *, recommendations: str = "", changes: dict[str, Any] | None = None,
                  notice: Notice | None = None, also_notify: int | None = None) -> None:
-    """Decide, then write the new state (only if nobody moved the referral meanwhile), its event and the
-    notifications (``notice``, to everyone on the referral and ``also_notify``), uncommitted."""
+    """Decide, then write the new state (only if nobody moved the referral meanwhile), its event, its audit
+    entry and the notifications (``notice``, to everyone on the referral and ``also_notify``), uncommitted."""
     assert referral.id is not None
     before = referral.state
     after = decide(actor(who), facts_of(referral, appointment), request)
@@ -255,6 +259,8 @@ async def _apply(session: AsyncSession, who: Principal, referral: Referral, appo
     session.add(ReferralEvent(referral_id=referral.id, action=action.value, from_state=before.value,
                               to_state=after.value, actor_id=who.user_id, note=request.reason.strip()))
     await session.refresh(referral)
+    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", f"referral.{action.value}",
+                                           referral.consultation_id, f"referral:{referral.id}", {"state": after.value}))
     await _notify(session, who, referral, appointment, notice or Notice.referral_state(referral.id, after.value),
                   also_notify)
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import audit
 from .consultations import partner_hospital_ids
 from .errors import N_, Conflict, Forbidden, ValidationFailed
 from .models import (
@@ -141,6 +142,7 @@ async def book(session: AsyncSession, who: Principal, referral_id: int, speciali
                          ends_at=slot.ends_at, consultation_id=consultation.id, booked_by=who.user_id)
     session.add(booked)
     await _claim_slot(session)
+    audit.with_commit(session, _booking_entry(who, "appointment.booked", booked))
     await _apply(session, who, referral, appointment, Request(ReferralAction.SCHEDULE),
                  changes={"consultation_id": consultation.id}, also_notify=specialist_id,
                  notice=Notice.booked(referral.id, slot.starts_at))
@@ -181,8 +183,15 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
     notice = Notice.moved(referral_id, slot.starts_at, reason)
     for user_id in sorted(recipients):
         session.add(notice.to(user_id))
+    audit.with_commit(session, _booking_entry(who, "appointment.moved", moved))
     await session.commit()
     return moved
+
+
+def _booking_entry(who: Principal, action: str, appointment: Appointment) -> audit.Entry:
+    return audit.Entry(f"user:{who.user_id}", action, appointment.consultation_id,
+                       f"referral:{appointment.referral_id}",
+                       {"appointment": appointment.id, "starts_at": appointment.starts_at.isoformat()})
 
 
 async def _claim_slot(session: AsyncSession) -> None:

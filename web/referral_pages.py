@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from server import consent_templates, consents, referrals, scheduling
 from server.api.attachments import describe as describe_attachment
 from server.api.attachments import receive
-from server.api.referrals import audit_patient_view, audit_referral, create_with_consent
+from server.api.referrals import audit_patient_view, create_with_consent
 from server.api.referrals import referral_id as path_referral_id
 from server.appkeys import DATABASE, RENDERER
 from server.auth import caller
@@ -181,7 +181,6 @@ async def referral_action(request: web.Request) -> web.Response:
         return await _render_referral(request, referral_id, error=_text(request, N_("Unknown action.")), status=400)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
-    await audit_referral(request, f"referral.{action.value}", referral_id)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
 
 
@@ -194,13 +193,11 @@ async def referral_book(request: web.Request) -> web.Response:
         specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
         starts_at = datetime.fromisoformat(starts_raw)
         async with request.app[DATABASE].session() as session:
-            booked = await scheduling.book(session, who, referral_id, _int(specialist_raw), starts_at)
+            await scheduling.book(session, who, referral_id, _int(specialist_raw), starts_at)
     except ValueError:
         return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
-    await audit_referral(request, "appointment.booked", referral_id, {"appointment": booked.id,
-                                                                     "starts_at": booked.starts_at.isoformat()})
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
 
 

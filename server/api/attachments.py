@@ -64,14 +64,14 @@ async def receive(request: web.Request, number: int) -> Attachment:
                          sha256=digest, uploaded_by=who.user_id)
         async with request.app[DATABASE].session() as session:
             session.add(row)
+            audit.with_commit(session, lambda: audit.Entry(
+                f"user:{who.user_id}", "attachment.added", subject=f"referral:{referral.id}",
+                detail={"attachment": row.id, "type": row.content_type, "size": row.size, "sha256": digest}))
             await session.commit()
             await session.refresh(row)
     except (Exception, asyncio.CancelledError):
         await asyncio.to_thread(upload.discard)  # no file without its row, however the upload ended
         raise
-    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action="attachment.added",
-                       subject=f"referral:{referral.id}",
-                       detail={"attachment": row.id, "type": row.content_type, "size": row.size, "sha256": digest})
     return row
 
 

@@ -112,9 +112,9 @@ async def set_weekly_hours(request: web.Request) -> web.Response:
             col(Availability.specialist_id) == specialist.id))
         session.add_all([Availability(specialist_id=specialist.id, weekday=p.weekday, start_minute=_minutes(p.start),
                                       end_minute=_minutes(p.end)) for p in by_day])
+        audit.with_commit(session, audit.Entry(f"user:{caller(request).user.id}", "availability.set",
+                                               subject=f"user:{specialist.id}", detail={"periods": len(by_day)}))
         await session.commit()  # one transaction: the old hours and the new never mix
-    await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}", action="availability.set",
-                       subject=f"user:{specialist.id}", detail={"periods": len(by_day)})
     return await _answer(request, specialist)
 
 
@@ -127,10 +127,10 @@ async def add_exception(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         session.add(AvailabilityException(specialist_id=specialist.id, day=body.day, start_minute=_minutes(body.start),
                                           end_minute=_minutes(body.end), available=body.available, note=body.note))
+        audit.with_commit(session, audit.Entry(f"user:{caller(request).user.id}", "availability.exception",
+                                               subject=f"user:{specialist.id}",
+                                               detail={"day": body.day.isoformat(), "available": body.available}))
         await session.commit()
-    await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}",
-                       action="availability.exception", subject=f"user:{specialist.id}",
-                       detail={"day": body.day.isoformat(), "available": body.available})
     response = await _answer(request, specialist)
     response.set_status(201)
     return response
@@ -144,5 +144,7 @@ async def remove_exception(request: web.Request) -> web.Response:
         if found is None or found.specialist_id != specialist.id:
             raise NotFound(N_("There is no such exception."))
         await session.delete(found)
+        audit.with_commit(session, audit.Entry(f"user:{caller(request).user.id}", "availability.exception_removed",
+                                               subject=f"user:{specialist.id}", detail={"day": found.day.isoformat()}))
         await session.commit()
     return await _answer(request, specialist)

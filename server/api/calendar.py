@@ -39,12 +39,15 @@ def feed_url(request: web.Request, user: User) -> str:
 
 
 async def with_feed_nonce(request: web.Request, *, rotate: bool) -> User:
+    """The caller with a feed nonce: a new one if ``rotate`` (audited), else theirs, made on first use."""
     async with request.app[DATABASE].session() as session:
         user = await session.get(User, caller(request).user.id)
         assert user is not None
         if rotate or not user.calendar_nonce:
             user.calendar_nonce = secrets.token_urlsafe(16)
             session.add(user)
+            if rotate:
+                audit.with_commit(session, audit.Entry(f"user:{user.id}", "calendar.rotated"))
             await session.commit()
             await session.refresh(user)
     return user
@@ -60,7 +63,6 @@ async def calendar_link(request: web.Request) -> web.Response:
 async def rotate_calendar_link(request: web.Request) -> web.Response:
     """A new feed URL; every earlier one stops working (for a link that leaked)."""
     user = await with_feed_nonce(request, rotate=True)
-    await audit.record(request.app[DATABASE], actor=f"user:{user.id}", action="calendar.rotated")
     return json_response({"url": feed_url(request, user)})
 
 

@@ -64,10 +64,10 @@ async def register_patient(request: web.Request) -> web.Response:
         patient = Patient(hospital_id=who.hospital_id, name=body.name, sex=body.sex, birth_year=body.birth_year,
                           phone=body.phone, national_id_hash=digest, national_id_last4=last4 or "")
         session.add(patient)
+        audit.with_commit(session, lambda: audit.Entry(f"user:{who.user_id}", "patient.registered",
+                                                       subject=f"patient:{patient.id}"))
         await session.commit()
         await session.refresh(patient)
-    await audit.record(request.app[DATABASE], actor=f"user:{who.user_id}", action="patient.registered",
-                       subject=f"patient:{patient.id}")
     return json_response(patients.describe(patient, own_hospital=True), status=201)
 
 

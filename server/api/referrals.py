@@ -9,7 +9,7 @@ import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit, consent_templates, consents, notices, referrals, scheduling
+from .. import audit, consent_templates, notices, referrals, scheduling
 from ..appkeys import DATABASE, RENDERER
 from ..auth import caller
 from ..consents import How
@@ -67,12 +67,6 @@ def referral_id(request: web.Request) -> int:
     return path_id(request, "referral_id")
 
 
-async def audit_referral(request: web.Request, action: str, referral: int, detail: dict | None = None) -> None:
-    """Write the caller's action on a referral to the audit trail (for the API and the pages alike)."""
-    await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}", action=action,
-                       subject=f"referral:{referral}", detail=detail)
-
-
 @routes.get("/api/referrals")
 async def list_referrals(request: web.Request) -> web.Response:
     """The caller's referrals; ``?inbox=1``: those waiting for the receiving side, most urgent and oldest first."""
@@ -98,21 +92,15 @@ async def create_referral(request: web.Request) -> web.Response:
 async def create_with_consent(request: web.Request, fields: dict, *, verbal_consent: bool,
                               template_id: int | None) -> Referral:
     """Create a referral (for the API and the form alike), with the patient's consent to sharing their
-    records if the referring doctor records it, and audit both."""
-    who, database = caller(request).principal, request.app[DATABASE]
-    async with database.session() as session:
+    records if the referring doctor records it; both are audited in the same transaction."""
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
         sharing = None
         if verbal_consent:
             template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING, template_id,
                                                        request.app[RENDERER].locale_for(request))
             sharing = (template, How.verbal(request, who.user_id))
-        referral = await referrals.create(session, who, referrals.NewReferral(**fields, sharing_consent=sharing))
-        consent = await referrals.sharing_consent(session, referral)
-    assert referral.id is not None
-    await audit_referral(request, "referral.created", referral.id, {"state": referral.state.value})
-    if consent is not None and sharing is not None:
-        await consents.given(database, None, consent, sharing[0])
-    return referral
+        return await referrals.create(session, who, referrals.NewReferral(**fields, sharing_consent=sharing))
 
 
 async def audit_patient_view(request: web.Request, data: dict) -> None:
@@ -144,7 +132,6 @@ async def act_on_referral(request: web.Request) -> web.Response:
                                        opinion=body.opinion, recommendations=body.recommendations,
                                        redirect_to=target)
         data = await referrals.describe(session, who, referral, full=True)
-    await audit_referral(request, f"referral.{body.action.value}", data["id"], {"state": data["state"]})
     return json_response(data)
 
 
@@ -180,8 +167,6 @@ async def book_appointment(request: web.Request) -> web.Response:
         booked = await scheduling.book(session, who, referral_id(request), body.specialist_id, body.starts_at)
         referral, _ = await referrals.load_visible(session, who, booked.referral_id)
         data = await referrals.describe(session, who, referral, full=True)
-    await audit_referral(request, "appointment.booked", data["id"], {"appointment": booked.id,
-                                                            "starts_at": booked.starts_at.isoformat()})
     return json_response(data, status=201)
 
 
@@ -195,8 +180,6 @@ async def move_appointment(request: web.Request) -> web.Response:
                                       body.reason)
         referral, _ = await referrals.load_visible(session, who, moved.referral_id)
         data = await referrals.describe(session, who, referral, full=True)
-    await audit_referral(request, "appointment.moved", data["id"], {"appointment": moved.id,
-                                                           "starts_at": moved.starts_at.isoformat()})
     return json_response(data)
 
 

@@ -63,12 +63,12 @@ async def create_invitation(request: web.Request) -> web.Response:
                                        expires_at=expiry(now.replace(microsecond=0), closes,
                                                          settings.invitation_hours))
         session.add(invitation)
+        audit.with_commit(session, lambda: audit.Entry(
+            f"user:{who.user.id}", "invitation.created", consultation.id, f"invitation:{invitation.id}",
+            {"patient": consultation.patient_id, "expires_at": invitation.expires_at.isoformat()}))
         await session.commit()
         await session.refresh(invitation)
     token = invitation_token(request.app[KEYS], settings.jwt_issuer, invitation)
-    await audit.record(request.app[DATABASE], actor=f"user:{who.user.id}", action="invitation.created",
-                       consultation_id=consultation.id, subject=f"invitation:{invitation.id}",
-                       detail={"patient": consultation.patient_id, "expires_at": invitation.expires_at.isoformat()})
     return json_response({**describe(invitation), "url": f"/visit/{token}"}, status=201)
 
 
@@ -97,13 +97,13 @@ async def revoke_invitation(request: web.Request) -> web.Response:
         if invitation.revoked_at is None:
             invitation.revoked_at, invitation.revoked_by = utcnow(), who.user.id
             session.add(invitation)
+            audit.with_commit(session, audit.Entry(f"user:{who.user.id}", "invitation.revoked",
+                                                   invitation.consultation_id, f"invitation:{invitation.id}"))
             await session.commit()
             await session.refresh(invitation)
     # a patient already in the room (or waiting) by this link leaves it now
     request.app[HUB].owe(room_id_for(invitation.consultation_id), Expelling(
         identity=patient_identity(invitation.patient_id), reason="invitation-revoked"))
-    await audit.record(request.app[DATABASE], actor=f"user:{who.user.id}", action="invitation.revoked",
-                       consultation_id=invitation.consultation_id, subject=f"invitation:{invitation.id}")
     return json_response(describe(invitation))
 
 
