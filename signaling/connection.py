@@ -238,7 +238,7 @@ class SignalingConnection:
             event = Joining(participant=self._participant(pid, claims), grants=claims.grants,
                             identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
                             consent_id=claims.consent_id, patient=claims.patient,
-                            patient_consent_id=claims.patient_consent_id)
+                            patient_consent_id=claims.patient_consent_id, invitation=claims.invitation)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
 

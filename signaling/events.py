@@ -35,6 +35,7 @@ class Joining(_Event):
     consent_id: int | None = None  # the participant's recording consent on record, if given
     patient: str | None = None  # the consultation's patient, whose consent a recording needs
     patient_consent_id: int | None = None  # their recording consent on record, if given
+    invitation: int | None = None  # the invitation link a patient came in by
 
 
 class Leaving(_Event):
@@ -94,12 +95,14 @@ class Removing(_Event):
 
 
 class Expelling(_Event):
-    """Everyone in the room with this identity must go, now: their invitation was revoked or they withdrew
-    their consent to the video visit. Appended by the server, never by a participant's message."""
+    """Everyone in the room with this identity must go, now: they withdrew their consent to the video
+    visit, or (only those who came in by it) their ``invitation`` was revoked. Appended by the server,
+    never by a participant's message."""
 
     kind: Literal["expel"] = "expel"
     identity: str
     reason: Literal["invitation-revoked", "consent-withdrawn"]
+    invitation: int | None = None
 
 
 class Relaying(_Event):

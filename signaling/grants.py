@@ -62,6 +62,7 @@ class RoomClaims(pydantic.BaseModel):
     patient: str | None = None
     patient_consent_id: int | None = None
     device_check: DeviceCheck | None = None  # a patient's device check, for the doctor admitting them
+    invitation: int | None = None  # the invitation link a patient came in by (revoking it expels them)
 
     @property
     def is_guest(self) -> bool:
@@ -75,7 +76,8 @@ def room_token(keys: KeyRing, issuer: str, claims: RoomClaims, *, ttl: int = ROO
         .with_claims(room=claims.room, name=claims.name, role=claims.role, user_id=claims.user_id,
                      grants=claims.grants.model_dump(), consent_id=claims.consent_id, patient=claims.patient,
                      patient_consent_id=claims.patient_consent_id,
-                     device_check=claims.device_check.model_dump() if claims.device_check else None)
+                     device_check=claims.device_check.model_dump() if claims.device_check else None,
+                     invitation=claims.invitation)
         .to_jwt(keys)
     )
 
@@ -88,6 +90,6 @@ def verify_room_token(keys: KeyRing, issuer: str, token: str) -> RoomClaims:
                           user_id=payload.get("user_id"), grants=Grants.model_validate(payload["grants"]),
                           consent_id=payload.get("consent_id"), patient=payload.get("patient"),
                           patient_consent_id=payload.get("patient_consent_id"),
-                          device_check=payload.get("device_check"))
+                          device_check=payload.get("device_check"), invitation=payload.get("invitation"))
     except (KeyError, pydantic.ValidationError):
         raise Unauthenticated("The room token lacks the room, name or grants.", code="token-invalid") from None

@@ -95,6 +95,7 @@ class Member:
     status: Status
     seated: bool  # holds a seat in the room (not the lobby), whether or not its socket is up
     consent_id: int | None = None  # the recording consent on record, if given
+    invitation: int | None = None  # the invitation link a patient came in by
     epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
 
     @property
@@ -256,7 +257,7 @@ class Room:
         status = Status.PRESENT if event.grants.admit else Status.WAITING
         participant = event.participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
-                        seated=status is Status.PRESENT, consent_id=event.consent_id)
+                        seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation)
         self.members[member.id] = member
         if status is Status.WAITING:
             return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]
@@ -396,7 +397,8 @@ class Room:
 
     def _on_Expelling(self, event: Expelling, seq: int) -> list[Effect]:
         effects: list[Effect] = []
-        for target in [m for m in self.members.values() if m.identity == event.identity]:
+        for target in [m for m in self.members.values() if m.identity == event.identity
+                       and event.invitation in (None, m.invitation)]:
             if target.status is not Status.RECONNECTING:  # in the room or in the lobby, on a live socket
                 effects += [Deliver(target.at, Removed(message=self.EXPELLED[event.reason])),
                             Close(target.at, CLOSE_FORBIDDEN, event.reason)]

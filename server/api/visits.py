@@ -103,7 +103,7 @@ async def revoke_invitation(request: web.Request) -> web.Response:
             await session.refresh(invitation)
     # a patient already in the room (or waiting) by this link leaves it now
     request.app[HUB].owe(room_id_for(invitation.consultation_id), Expelling(
-        identity=patient_identity(invitation.patient_id), reason="invitation-revoked"))
+        identity=patient_identity(invitation.patient_id), reason="invitation-revoked", invitation=invitation.id))
     return json_response(describe(invitation))
 
 
@@ -198,5 +198,5 @@ async def guest_room_token(request: web.Request) -> web.Response:
     return token_answer(request, RoomClaims(
         identity=visit.identity, room=room_id_for(consultation_id), name=visit.name, role="patient",
         user_id=None, grants=GUEST, consent_id=recording, patient=visit.identity, patient_consent_id=recording,
-        device_check=body.device_check))
+        device_check=body.device_check, invitation=visit.invitation_id))
 

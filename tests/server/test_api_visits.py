@@ -239,3 +239,27 @@ async def test_bad_device_check_findings_are_422_naming_the_field(client: TestCl
     answer = await client.post("/api/guest/room-token", json={"guest": guest, "device_check": check})
     assert answer.status == 422
     assert field in (await answer.json())["error"]["fields"]
+
+
+async def test_revoking_one_link_leaves_a_patient_who_came_in_by_another(client: TestClient) -> None:
+    """A doctor sends a second link (the first went to the wrong phone) and revokes the first: the patient
+    who came in by the second stays; revoking that one removes them."""
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    first, second = await invite(client), await invite(client)
+    patient = await connect(client, await patient_room_token(client, guest=second))
+    lobby = await expect(patient, "lobby")
+    await li.send_json({"type": "admit", "participant_id": lobby["self"]["id"]})
+    await expect(patient, "joined")
+    headers = await login(client, "dr.li")
+    listed = (await (await client.get("/api/consultations/1/invitations", headers=headers)).json())["invitations"]
+    first_id, second_id = (row["id"] for row in listed)
+    assert (await client.delete(f"/api/invitations/{first_id}", headers=headers)).status == 200
+    assert (await client.post("/api/guest/room-token", json={"guest": first})).status == 401, "the first link is dead"
+    # A chat line goes through the room after the revocation did: the patient, still in the call, reads it.
+    await li.send_json({"type": "chat", "text": "Can you still hear me?"})
+    assert (await expect(patient, "chat"))["text"] == "Can you still hear me?"
+    assert (await client.delete(f"/api/invitations/{second_id}", headers=headers)).status == 200
+    assert (await expect(patient, "removed"))["message"]
+    await expect_closed(patient, 4403)
+    await li.close()

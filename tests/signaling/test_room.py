@@ -117,6 +117,7 @@ def room_after(*events: RoomEvent) -> Room:
 
 
 DOC, SPEC, PAT = join("d"), join("s"), join("p", host=False)
+PAT_BY_LINK_1 = PAT.model_copy(update={"invitation": 1})
 OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
 
 
@@ -158,6 +159,10 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
          Expelling(identity="id:p", reason="invitation-revoked"),  # gone already: no seat held for a return
          [("d", "participant-left", ("p", "invitation-revoked"))]),
         ((DOC,), Expelling(identity="id:nobody", reason="invitation-revoked"), []),
+        # revoking one invitation expels only whoever came in by it, not the same patient by another link
+        ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=2), []),
+        ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=1),
+         [("p", "removed", None), ("close", "p", 4403), ("d", "lobby-update", ())]),
         # negotiation and media state
         ((DOC, SPEC), Relaying(sender="d", to="s", type="offer", sdp=OFFER), [("s", "offer", "d")]),
         ((DOC, SPEC), Relaying(sender="s", to="d", type="candidate", candidate=IceCandidate(candidate="c")),
