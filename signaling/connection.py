@@ -9,6 +9,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -76,6 +77,9 @@ from .messages import (
 
 log = logging.getLogger(__name__)
 
+# Told once when a join (not a resume) is seated in the room: the claims it came with, and its seat id.
+OnSeated = Callable[[RoomClaims, str], Awaitable[None]]
+
 _DONE = object()  # tells the writer that the reader has finished: flush what is queued, then stop
 FLUSH_SECONDS = 5.0
 
@@ -112,7 +116,7 @@ class SignalingConnection:
     """Serves one WebSocket in one consultation's room until it closes, leaves, or is closed for cause."""
 
     def __init__(self, ws: web.WebSocketResponse, hub: RoomHub, room_id: str, *, keys: KeyRing, issuer: str,
-                 limits: Limits) -> None:
+                 limits: Limits, on_seated: OnSeated | None = None) -> None:
         self.ws, self.hub, self.room_id = ws, hub, room_id
         self.keys, self.issuer, self.limits = keys, issuer, limits
         self.conn = secrets.token_urlsafe(9)
@@ -123,6 +127,10 @@ class SignalingConnection:
         self.left = False
         self.bucket = TokenBucket(limits.rate, limits.burst)
         self.dropped = 0
+        self.on_seated = on_seated
+        self.claims: RoomClaims | None = None
+        self.joining_afresh = False  # a join, not a resume, waits to be seated
+        self._told: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._write())
@@ -228,6 +236,7 @@ class SignalingConnection:
         if claims.room != self.room_id:
             raise WrongRoom("This room token is for another consultation.")
         self.resume_secret = secrets.token_urlsafe(24)
+        self.claims, self.joining_afresh = claims, not message.resume
         if message.resume:
             pid, _, secret = message.resume.partition(".")
             event: RoomEvent = Resuming(participant_id=pid, identity=claims.identity, at=self.at,
@@ -241,6 +250,19 @@ class SignalingConnection:
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
+
+    def _tell_seated(self, participant_id: str) -> None:
+        """Run ``on_seated`` beside the connection: a slow or failing listener must not hold up messages."""
+        if self.on_seated is None or self.claims is None:
+            return
+        task = asyncio.ensure_future(self.on_seated(self.claims, participant_id))
+        self._told.add(task)
+        task.add_done_callback(self._told_done)
+
+    def _told_done(self, task: asyncio.Task[None]) -> None:
+        self._told.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("room %s: on_seated failed: %r", self.room_id, error)
 
     @staticmethod
     def _participant(pid: str, claims: RoomClaims) -> Participant:
@@ -266,6 +288,9 @@ class SignalingConnection:
     async def _send(self, message: ServerMessage) -> None:
         if isinstance(message, Error) and message.code == "resume-failed":
             self.participant_id = None  # the room refused the seat: the client may join afresh here
+        if isinstance(message, Joined) and self.joining_afresh:
+            self.joining_afresh = False
+            self._tell_seated(message.self_.id)
         if isinstance(message, Joined | InLobby):
             if message.self_.id != self.participant_id:
                 self.participant_id = message.self_.id  # a resume may land on a seat id we did not pick

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server import audit
 from server.api.consultations import consultation_id, load_authorized
 from server.appkeys import DATABASE, HUB, KEYS, SETTINGS
 from server.auth import caller, public
@@ -64,7 +65,15 @@ async def signaling(request: web.Request) -> web.WebSocketResponse:
     # it reach parse(), which answers with a "too-large" error and keeps the connection.
     ws = web.WebSocketResponse(max_msg_size=4 * limits.max_message_bytes)
     await ws.prepare(request)
+    database, consultation = request.app[DATABASE], consultation_id(request)
+
+    async def audit_seated(claims: RoomClaims, participant_id: str) -> None:
+        """Who was in the consultation, for the record: each join admitted to the room (not reconnects)."""
+        await audit.record(database, actor=claims.identity, action="consultation.joined",
+                           consultation_id=consultation, subject=f"participant:{participant_id}",
+                           detail={"role": claims.role, "invitation": claims.invitation})
+
     connection = SignalingConnection(ws, request.app[HUB], room_id, keys=request.app[KEYS],
-                                     issuer=settings.jwt_issuer, limits=limits)
+                                     issuer=settings.jwt_issuer, limits=limits, on_seated=audit_seated)
     await connection.run()
     return ws

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from server.appkeys import DATABASE, KEYS, SETTINGS
-from server.models import ChatLine
+from server.models import AuditEvent, ChatLine
 from server.settings import Settings
 from server.tokens import AccessToken
 from signaling.grants import HOST, RoomClaims, room_token
@@ -285,3 +285,44 @@ async def test_room_tokens_only_for_participating_clinicians(room_client: TestCl
     headers = await bearer(room_client, "", username) if username else {}
     response = await room_client.post(f"/api/consultations/{consultation}/room-token", headers=headers)
     assert response.status == status
+
+
+async def _joined_entries(client: TestClient, count: int) -> list[AuditEvent]:
+    """The consultation.joined entries, once there are ``count`` (they are written beside the socket)."""
+    entries: list[AuditEvent] = []
+    for _ in range(50):
+        async with client.app[DATABASE].session() as session:
+            entries = list((await session.exec(select(AuditEvent).where(
+                AuditEvent.action == "consultation.joined").order_by(AuditEvent.id))).all())
+        if len(entries) >= count:
+            break
+        await asyncio.sleep(0.1)
+    return entries
+
+
+async def test_each_admission_to_the_room_is_audited_once(room_client: TestClient) -> None:
+    """Who was in the consultation: every join that took a seat, not a wait in the lobby that ended in a
+    refusal, and not a reconnect to the same seat."""
+    li, li_joined = await enter(room_client, "dr.li")
+    wang, wang_joined = await enter(room_client, "dr.wang")
+    refused = await connect(room_client, await guest_token(room_client))
+    waiting = await expect(refused, "lobby")
+    await li.send_json({"type": "deny", "participant_id": waiting["self"]["id"]})
+    await expect_closed(refused, 4403)
+    patient = await connect(room_client, await guest_token(room_client))
+    lobby = await expect(patient, "lobby")
+    await li.send_json({"type": "admit", "participant_id": lobby["self"]["id"]})
+    await expect(patient, "joined")
+    await wang.close(code=4000)  # the network drops, and dr.wang comes back to the same seat
+    again = await connect(room_client, await token_for(room_client, "dr.wang"), resume=wang_joined["resume"])
+    assert (await expect(again, "joined"))["resumed"] is True
+
+    entries = await _joined_entries(room_client, 3)
+    await asyncio.sleep(0.3)
+    assert len(await _joined_entries(room_client, 3)) == 3, "the refused guest and the reconnect add nothing"
+    seats = [li_joined["self"]["id"], wang_joined["self"]["id"], lobby["self"]["id"]]
+    assert [e.subject for e in entries] == [f"participant:{seat}" for seat in seats]
+    assert [e.actor.split(":")[0] for e in entries] == ["user", "user", "patient"]
+    assert {e.consultation_id for e in entries} == {1}
+    for ws in (li, again, patient):
+        await ws.close()
