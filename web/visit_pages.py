@@ -28,22 +28,22 @@ PURPOSE_LABELS = {
 }
 
 
-async def _visit_or_page(request: web.Request) -> Visit | web.Response:
-    """The visit, or a page explaining what is wrong with the link (a patient has no login to go to)."""
+async def _visit(request: web.Request) -> Visit:
+    """The link's visit; else the answer is a page explaining what is wrong with the link (a patient has
+    no login to be sent to)."""
     try:
         return await guest_pass(request, request.match_info["token"])
     except Unauthenticated as exc:
         message = exc.message if exc.code in ("link-closed", "link-revoked") else N_(
             "This link is not valid or has expired. Please ask the doctor for a new one.")
-        return request.app[RENDERER].render(
+        page = request.app[RENDERER].render(
             request, "error.html", {"error": Unauthenticated(message, code=exc.code)}, status=401)
+        raise web.HTTPUnauthorized(text=page.text, headers=page.headers) from None
 
 
-async def _consented_visit(request: web.Request) -> Visit | web.Response:
+async def _consented_visit(request: web.Request) -> Visit:
     """The visit, for the steps after consent: back to the consent page until the video consent stands."""
-    visit = await _visit_or_page(request)
-    if isinstance(visit, web.Response):
-        return visit
+    visit = await _visit(request)
     async with request.app[DATABASE].session() as session:
         found = await consents.standing(session, ConsentPurpose.VIDEO, identity=visit.identity,
                                         consultation_id=visit.consultation.id)
@@ -56,9 +56,7 @@ async def _consented_visit(request: web.Request) -> Visit | web.Response:
 @public
 async def consent_page(request: web.Request) -> web.Response:
     """Step 1: each purpose on its own, with its full text, agreed or declined separately."""
-    visit = await _visit_or_page(request)
-    if isinstance(visit, web.Response):
-        return visit
+    visit = await _visit(request)
     items = await visit_consents(request, visit)
     context = {"title": visit.consultation.title, "patient": visit.name, "items": items,
                "labels": PURPOSE_LABELS, "token": request.match_info["token"],
@@ -71,9 +69,7 @@ async def consent_page(request: web.Request) -> web.Response:
 @public
 async def consent_answer(request: web.Request) -> web.Response:
     """One answer, for one purpose: agree, or withdraw an earlier agreement. Back to the consent page."""
-    visit = await _visit_or_page(request)
-    if isinstance(visit, web.Response):
-        return visit
+    visit = await _visit(request)
     token = request.match_info["token"]
     form = await request.post()
     try:
@@ -97,8 +93,6 @@ async def consent_answer(request: web.Request) -> web.Response:
 async def device_check(request: web.Request) -> web.Response:
     """Step 2: camera, microphone, speaker and the round trip to the server, checked in the browser."""
     visit = await _consented_visit(request)
-    if isinstance(visit, web.Response):
-        return visit
     token = request.match_info["token"]
     return request.app[RENDERER].render(request, "visit_check.html", {
         "title": visit.consultation.title, "token": token, "room_url": f"/visit/{token}/room"})
@@ -109,8 +103,6 @@ async def device_check(request: web.Request) -> web.Response:
 async def waiting_room(request: web.Request) -> web.Response:
     """Step 3: the room, where the patient waits in the lobby until a doctor admits them."""
     visit = await _consented_visit(request)
-    if isinstance(visit, web.Response):
-        return visit
     token = request.match_info["token"]
     config = {
         "consultationId": visit.consultation.id,

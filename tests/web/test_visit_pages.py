@@ -69,7 +69,7 @@ async def test_a_bad_answer_is_explained_and_records_nothing(client: TestClient)
                                   "/visit/not-a-token/check", "/visit/not-a-token/room"])
 async def test_a_bad_link_explains_itself_instead_of_asking_for_a_login(client: TestClient, link: str) -> None:
     page = await client.get(link, headers=EN, allow_redirects=False)
-    assert page.status == 401
+    assert page.status == 401 and page.content_type == "text/html" and page.headers["Content-Language"] == "en"
     assert "Please ask the doctor for a new one." in await page.text()
 
 
