@@ -84,7 +84,7 @@ class Renderer:
         return response
 
     def gettext(self, request: web.Request, message: str) -> str:
-        return translations(self.locale_for(request)).gettext(message)
+        return self.translator(request)(message)
 
     def translator(self, request: web.Request) -> Callable[[str], str]:
         """gettext in the caller's language, for server code that puts things into words."""
