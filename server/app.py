@@ -14,13 +14,12 @@ from aiortc import RTCIceServer
 from sqlalchemy.exc import SQLAlchemyError
 
 from media.session import RelaySession
-from signaling import endpoint as signaling_endpoint
 from signaling.errors import CLOSE_GOING_AWAY
 from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
 from web import STATIC_DIR, audit_pages, pages, referral_pages, visit_pages
-from web.render import Renderer
+from web.render import RENDERER, Renderer
 
 from . import consent_templates, reminders
 from .api import attachments as attachments_api
@@ -36,8 +35,9 @@ from .api import health
 from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
+from .api import rooms as rooms_api
 from .api import visits as visits_api
-from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, RENDERER, SETTINGS
+from .appkeys import DATABASE, ERROR_PAGE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, SETTINGS
 from .chat import chat_store
 from .db import Database
 from .errors import SettingsError
@@ -53,7 +53,7 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 # Every module whose ``routes`` the app serves: the REST API, signaling, then the pages.
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
-    patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, signaling_endpoint,
+    patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api,
     pages, referral_pages, visit_pages, audit_pages,
 )
 
@@ -88,7 +88,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[KEYS] = load_keyring(settings)
-    app[RENDERER] = Renderer(settings)
+    app[RENDERER] = Renderer()
+    app[ERROR_PAGE] = app[RENDERER].error_page
     app[LOGIN_THROTTLE] = LoginThrottle()
     app[RECORDING_KEY] = load_recording_key(settings)
     app[RELAYS] = {}

@@ -1,7 +1,8 @@
-"""Typed keys for what the application holds: settings, database, keys, templates, signaling hub."""
+"""Typed keys for what the application holds: settings, database, keys, the error page, signaling hub."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -14,12 +15,14 @@ from .tokens import KeyRing
 if TYPE_CHECKING:
     from media.session import RelaySession
     from signaling.hub import RoomHub
-    from web.render import Renderer
+
+    from .errors import TelemedError
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 KEYS = web.AppKey("keys", KeyRing)
-RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
+# How a page (not the API) shows an error; the app factory fills it from the web package.
+ERROR_PAGE: web.AppKey[Callable[[web.Request, TelemedError], web.Response]] = web.AppKey("error_page")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 RECORDING_KEY = web.AppKey("recording_key", bytes)

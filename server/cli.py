@@ -188,7 +188,7 @@ def cmd_bench_recording(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_signaling(args: argparse.Namespace) -> int:
-    from signaling.bench import main as bench_main
+    from .bench import main as bench_main
 
     return bench_main(args.clients, args.rate or [1000, 4000], args.seconds, args.json)
 

@@ -12,9 +12,10 @@ import pydantic
 from aiohttp import web
 from yarl import URL
 
-from .appkeys import RENDERER
+from .appkeys import ERROR_PAGE, SETTINGS
 from .auth import CALLER, authenticate, is_public, token_from
 from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
+from .i18n import SUPPORTED_LOCALES, negotiate, translations
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,27 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON_BODY = 1024 * 1024
 
 
+LANG_COOKIE = "telemed_lang"
+
+
 def is_api(request: web.Request) -> bool:
     return request.path.startswith("/api/")
 
+
+def locale_for(request: web.Request) -> str:
+    """The user's own setting, else the language they picked on this browser, else Accept-Language."""
+    caller = request.get(CALLER)
+    if caller is not None and caller.user.locale in SUPPORTED_LOCALES:
+        return caller.user.locale
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
+    return negotiate(request.headers.get("Accept-Language"), request.app[SETTINGS].default_locale)
+
+
+def translator(request: web.Request) -> Callable[[str], str]:
+    """gettext in the caller's language, for server code that puts things into words."""
+    return translations(locale_for(request)).gettext
 
 
 def path_id(request: web.Request, name: str) -> int:
@@ -69,13 +88,9 @@ def _same_origin(request: web.Request) -> bool:
     return URL(origin).authority == URL(f"//{request.host}").authority
 
 
-def _error_page(request: web.Request, error: TelemedError) -> web.Response:
-    return request.app[RENDERER].render(request, "error.html", {"error": error}, status=error.status)
-
-
 def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
     response = json_response(error.to_json(), status=error.status) if is_api(request) \
-        else _error_page(request, error)
+        else request.app[ERROR_PAGE](request, error)
     response.headers.update(error.headers)
     return response
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .i18n import SUPPORTED_LOCALES
 
 ENV_PREFIX = "TELEMED_"
 MIN_SECRET_BYTES = 32
@@ -111,8 +112,6 @@ def _parse_ice_servers(raw: str) -> tuple[dict[str, Any], ...]:
 
 
 def _parse_locale(raw: str) -> str:
-    from web.i18n import SUPPORTED_LOCALES
-
     if raw not in SUPPORTED_LOCALES:
         raise ValueError(f"expected one of {', '.join(SUPPORTED_LOCALES)}")
     return raw

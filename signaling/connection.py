@@ -15,15 +15,14 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
-from server.errors import Unauthenticated
-from server.tokens import KeyRing
-
 from .errors import (
     CLOSE_NORMAL,
     Abuse,
     AlreadyJoined,
+    ConsentWithdrawn,
     HeartbeatTimeout,
-    InvalidToken,
+    InvitationRevoked,
+    NotAllowed,
     NotJoined,
     RateLimited,
     SignalingError,
@@ -36,6 +35,7 @@ from .events import (
     Chatting,
     Denying,
     Disconnected,
+    Expelling,
     Joining,
     Leaving,
     MediaChanged,
@@ -46,7 +46,8 @@ from .events import (
     RoomEvent,
     Where,
 )
-from .grants import RoomClaims, verify_room_token
+from .gate import Gate
+from .grants import RoomClaims
 from .hub import CloseRequest, RoomHub
 from .messages import (
     PROTOCOL_VERSION,
@@ -115,10 +116,10 @@ def resume_hash(secret: str) -> str:
 class SignalingConnection:
     """Serves one WebSocket in one consultation's room until it closes, leaves, or is closed for cause."""
 
-    def __init__(self, ws: web.WebSocketResponse, hub: RoomHub, room_id: str, *, keys: KeyRing, issuer: str,
+    def __init__(self, ws: web.WebSocketResponse, hub: RoomHub, room_id: str, *, gate: Gate,
                  limits: Limits, on_seated: OnSeated | None = None) -> None:
         self.ws, self.hub, self.room_id = ws, hub, room_id
-        self.keys, self.issuer, self.limits = keys, issuer, limits
+        self.gate, self.limits = gate, limits
         self.conn = secrets.token_urlsafe(9)
         self.at = Where(node=hub.node_id, conn=self.conn)
         self.outbox = hub.attach(self.conn)
@@ -212,7 +213,7 @@ class SignalingConnection:
         elif isinstance(message, SendChat):
             event = Chatting(participant_id=pid, text=message.text, at_time=time.time())
         elif isinstance(message, Admit):
-            event = Admitting(by=pid, participant_id=message.participant_id)
+            event = await self._admitting(pid, message.participant_id)
         elif isinstance(message, Deny):
             event = Denying(by=pid, participant_id=message.participant_id)
         elif isinstance(message, SetRecording):
@@ -229,12 +230,10 @@ class SignalingConnection:
         if message.protocol != PROTOCOL_VERSION:
             raise UnsupportedVersion(
                 f"This server speaks signaling protocol {PROTOCOL_VERSION}, not {message.protocol}.")
-        try:
-            claims = verify_room_token(self.keys, self.issuer, message.token)
-        except Unauthenticated as exc:
-            raise InvalidToken(exc.message) from None
+        claims = self.gate.verify(message.token)
         if claims.room != self.room_id:
             raise WrongRoom("This room token is for another consultation.")
+        await self.gate.check(claims.identity, claims.invitation)
         self.resume_secret = secrets.token_urlsafe(24)
         self.claims, self.joining_afresh = claims, not message.resume
         if message.resume:
@@ -250,6 +249,21 @@ class SignalingConnection:
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
+
+    async def _admitting(self, host: str, participant_id: str) -> RoomEvent:
+        """Admit someone from the lobby, unless the server has barred them since they joined it: then they are
+        expelled, and the host hears why."""
+        room = self.hub.room(self.room_id)
+        waiting = room.members.get(participant_id) if room is not None else None
+        if waiting is None:
+            return Admitting(by=host, participant_id=participant_id)  # the room answers unknown-participant
+        try:
+            await self.gate.check(waiting.identity, waiting.invitation)
+        except (InvitationRevoked, ConsentWithdrawn) as barred:
+            await self.hub.submit(self.room_id, Expelling(identity=waiting.identity, reason=barred.code,
+                                                          invitation=waiting.invitation), conn=self.conn)
+            raise NotAllowed(f"{waiting.participant.name} can no longer be admitted: {barred.message}") from None
+        return Admitting(by=host, participant_id=participant_id)
 
     def _tell_seated(self, participant_id: str) -> None:
         """Run ``on_seated`` beside the connection: a slow or failing listener must not hold up messages."""

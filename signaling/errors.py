@@ -98,6 +98,20 @@ class WrongRoom(SignalingError):
     close_code = CLOSE_FORBIDDEN
 
 
+class InvitationRevoked(SignalingError):
+    """The invitation a patient's room token names was revoked after the token was issued."""
+
+    code = "invitation-revoked"
+    close_code = CLOSE_FORBIDDEN
+
+
+class ConsentWithdrawn(SignalingError):
+    """The patient withdrew their consent to the video visit after their room token was issued."""
+
+    code = "consent-withdrawn"
+    close_code = CLOSE_FORBIDDEN
+
+
 class RoomFull(SignalingError):
     code = "room-full"
     close_code = CLOSE_ROOM_FULL

@@ -8,8 +8,10 @@ from aiohttp import web
 
 from server import audit
 from server.api.audit_log import PAGE, chain_state, filter_from, require_auditor
-from server.appkeys import DATABASE, RENDERER
+from server.appkeys import DATABASE
 from server.errors import TelemedError
+
+from .render import RENDERER
 
 routes = web.RouteTableDef()
 FILTER_FIELDS = ("actor", "action", "consultation", "subject", "since", "until")

@@ -7,7 +7,7 @@ from aiohttp import web
 from server import consent_templates, consultations, notices
 from server.api.calendar import FEED_ROLES, feed_url, with_feed_nonce
 from server.api.consultations import load_authorized
-from server.appkeys import DATABASE, RENDERER, SETTINGS
+from server.appkeys import DATABASE, SETTINGS
 from server.auth import (
     COOKIE_NAME,
     authenticate,
@@ -19,11 +19,12 @@ from server.auth import (
     set_session_cookie,
 )
 from server.errors import N_, TooManyRequests, Unauthenticated
+from server.http import LANG_COOKIE, locale_for, translator
+from server.i18n import SUPPORTED_LOCALES
 from server.models import ConsentPurpose, ConsultationStatus, User
 from server.permissions import can_join_consultation
 
-from .i18n import SUPPORTED_LOCALES
-from .render import LANG_COOKIE
+from .render import RENDERER
 
 routes = web.RouteTableDef()
 
@@ -126,7 +127,7 @@ async def dashboard(request: web.Request) -> web.Response:
     who = caller(request)
     async with request.app[DATABASE].session() as session:
         views = await consultations.list_for(session, who.principal)
-        notifications = await notices.latest(session, who.user, request.app[RENDERER].translator(request), limit=10)
+        notifications = await notices.latest(session, who.user, translator(request), limit=10)
     has_feed = who.user.role in FEED_ROLES
     calendar_url = feed_url(request, await with_feed_nonce(request, rotate=False)) if has_feed else None
     context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
@@ -154,6 +155,6 @@ async def render_room(request: web.Request, context: dict) -> web.Response:
     """The room page, with the recording consent's current text beside its checkbox."""
     renderer = request.app[RENDERER]
     async with request.app[DATABASE].session() as session:
-        text = await consent_templates.current(session, ConsentPurpose.RECORDING, renderer.locale_for(request))
+        text = await consent_templates.current(session, ConsentPurpose.RECORDING, locale_for(request))
     context["config"]["recordingTemplateId"] = text.id
     return renderer.render(request, "consultation.html", {**context, "recording_text": text})

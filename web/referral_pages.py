@@ -18,13 +18,16 @@ from server.api.attachments import describe as describe_attachment
 from server.api.attachments import receive
 from server.api.referrals import audit_patient_view, create_with_consent
 from server.api.referrals import referral_id as path_referral_id
-from server.appkeys import DATABASE, RENDERER
+from server.appkeys import DATABASE
 from server.auth import caller
 from server.consultations import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
+from server.http import locale_for
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.notices import STATE_LABELS
 from server.referral_flow import Redirection, ReferralAction
+
+from .render import RENDERER
 
 routes = web.RouteTableDef()
 
@@ -73,7 +76,7 @@ async def _new_form_choices(request: web.Request) -> dict[str, Any]:
                                                .order_by(col(User.id)))).all(),
             "urgencies": list(Urgency),
             "sharing_text": await consent_templates.current(session, ConsentPurpose.RECORD_SHARING,
-                                                            request.app[RENDERER].locale_for(request)),
+                                                            locale_for(request)),
         }
 
 

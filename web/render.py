@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,11 +11,10 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from server.auth import CALLER
-from server.settings import Settings
+from server.errors import TelemedError
+from server.http import locale_for, translator
+from server.i18n import SUPPORTED_LOCALES, translations
 
-from .i18n import SUPPORTED_LOCALES, negotiate, translations
-
-LANG_COOKIE = "telemed_lang"
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
 
 
@@ -43,8 +41,7 @@ def markdown_paragraphs(text: str) -> Markup:
 class Renderer:
     """Owns the template environments. One per locale keeps gettext out of shared mutable state."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.default_locale = settings.default_locale
+    def __init__(self) -> None:
         self._environments = {locale: self._environment(locale) for locale in SUPPORTED_LOCALES}
 
     @staticmethod
@@ -62,19 +59,9 @@ class Renderer:
         env.globals["locale_names"] = LOCALE_NAMES
         return env
 
-    def locale_for(self, request: web.Request) -> str:
-        """The user's own setting, else the language they picked on this browser, else Accept-Language."""
-        caller = request.get(CALLER)
-        if caller is not None and caller.user.locale in SUPPORTED_LOCALES:
-            return caller.user.locale
-        chosen = request.cookies.get(LANG_COOKIE)
-        if chosen in SUPPORTED_LOCALES:
-            return chosen
-        return negotiate(request.headers.get("Accept-Language"), self.default_locale)
-
     def render(self, request: web.Request, template: str, context: dict[str, Any] | None = None,
                *, status: int = 200) -> web.Response:
-        locale = self.locale_for(request)
+        locale = locale_for(request)
         caller = request.get(CALLER)
         html = self._environments[locale].get_template(template).render(
             {"user": caller.user if caller else None, "request_path": request.path, **(context or {})}
@@ -84,8 +71,11 @@ class Renderer:
         return response
 
     def gettext(self, request: web.Request, message: str) -> str:
-        return self.translator(request)(message)
+        return translator(request)(message)
 
-    def translator(self, request: web.Request) -> Callable[[str], str]:
-        """gettext in the caller's language, for server code that puts things into words."""
-        return translations(self.locale_for(request)).gettext
+    def error_page(self, request: web.Request, error: TelemedError) -> web.Response:
+        """An error as a page in the caller's language (the API answers JSON instead)."""
+        return self.render(request, "error.html", {"error": error}, status=error.status)
+
+
+RENDERER = web.AppKey("renderer", Renderer)

@@ -11,13 +11,14 @@ from aiohttp import web
 from server import consents
 from server.api.consents import give_clicked, withdraw_own
 from server.api.visits import guest_pass, visit_consents, visit_scope
-from server.appkeys import DATABASE, RENDERER
+from server.appkeys import DATABASE
 from server.auth import public
 from server.errors import N_, TelemedError, Unauthenticated
 from server.invitations import Visit
 from server.models import ConsentPurpose
 
 from .pages import render_room
+from .render import RENDERER
 
 routes = web.RouteTableDef()
 

@@ -8,11 +8,11 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from .. import consent_templates, consents
-from ..appkeys import DATABASE, HUB, RENDERER
+from ..appkeys import DATABASE, HUB
 from ..auth import caller
 from ..consents import Consenter, How, Scope, patient_identity
 from ..errors import N_, BadRequest, Conflict, Forbidden, NotFound
-from ..http import json_response, parse_body, path_id
+from ..http import json_response, locale_for, parse_body, path_id
 from ..models import Consent, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral
 from ..openapi import accepts
 from ..permissions import can_join_consultation
@@ -34,7 +34,7 @@ async def give_clicked(request: web.Request, purpose: ConsentPurpose, consenter:
     none is named): for the API, the room's checkbox and the patient's consent page alike."""
     async with request.app[DATABASE].session() as session:
         template = await consent_templates.offered(session, purpose, template_id,
-                                                   request.app[RENDERER].locale_for(request))
+                                                   locale_for(request))
     consent = await consents.give(request.app[DATABASE], request.app[HUB], template, consenter, scope,
                                   How.clicked(request))
     return consent, template
@@ -55,7 +55,7 @@ async def withdraw_own(request: web.Request, purpose: ConsentPurpose, consenter:
 @routes.get("/api/consent-templates")
 async def list_templates(request: web.Request) -> web.Response:
     """The current text of each purpose, in the caller's language (``?locale=en|zh-CN`` to choose)."""
-    locale = request.query.get("locale") or request.app[RENDERER].locale_for(request)
+    locale = request.query.get("locale") or locale_for(request)
     async with request.app[DATABASE].session() as session:
         texts = [await consent_templates.current(session, purpose, locale) for purpose in ConsentPurpose]
     return json_response({"templates": [consent_templates.describe(t) for t in texts]})
@@ -86,7 +86,7 @@ async def record_verbal_consent(request: web.Request) -> web.Response:
     assert user.id is not None
     async with request.app[DATABASE].session() as session:
         template = await consent_templates.offered(session, body.purpose, body.template_id,
-                                                   request.app[RENDERER].locale_for(request))
+                                                   locale_for(request))
     patient = view.patient
     consent = await consents.give(
         request.app[DATABASE], request.app[HUB], template,

@@ -10,11 +10,11 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from .. import audit, consent_templates, notices, referrals, scheduling
-from ..appkeys import DATABASE, RENDERER
+from ..appkeys import DATABASE
 from ..auth import caller
 from ..consents import How
 from ..errors import ValidationFailed
-from ..http import json_response, parse_body, path_id
+from ..http import json_response, locale_for, parse_body, path_id, translator
 from ..models import ConsentPurpose, Notification, Referral, Urgency, utcnow
 from ..openapi import accepts
 from ..referral_flow import Redirection, ReferralAction
@@ -98,7 +98,7 @@ async def create_with_consent(request: web.Request, fields: dict, *, verbal_cons
         sharing = None
         if verbal_consent:
             template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING, template_id,
-                                                       request.app[RENDERER].locale_for(request))
+                                                       locale_for(request))
             sharing = (template, How.verbal(request, who.user_id))
         return await referrals.create(session, who, referrals.NewReferral(**fields, sharing_consent=sharing))
 
@@ -187,7 +187,7 @@ async def move_appointment(request: web.Request) -> web.Response:
 async def list_notifications(request: web.Request) -> web.Response:
     """The caller's notifications, newest first (the last 100), in their language and time zone."""
     async with request.app[DATABASE].session() as session:
-        rows = await notices.latest(session, caller(request).user, request.app[RENDERER].translator(request), limit=100)
+        rows = await notices.latest(session, caller(request).user, translator(request), limit=100)
     return json_response({"notifications": [{**n, "created_at": n["created_at"].isoformat()} for n in rows]})
 
 

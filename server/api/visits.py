@@ -7,17 +7,16 @@ import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
-from signaling.endpoint import token_answer
 from signaling.events import Expelling
 from signaling.grants import GUEST, RoomClaims, room_id_for
 from signaling.messages import DeviceCheck
 
 from .. import audit, consent_templates, consents
-from ..appkeys import DATABASE, HUB, KEYS, RENDERER, SETTINGS
+from ..appkeys import DATABASE, HUB, KEYS, SETTINGS
 from ..auth import caller, public
 from ..consents import Scope, patient_identity
 from ..errors import N_, Conflict, Forbidden, NotFound
-from ..http import json_response, parse_body, path_id
+from ..http import json_response, locale_for, parse_body, path_id
 from ..invitations import Visit, describe, expiry, invitation_token, open_visit
 from ..models import ConsentPurpose, PatientInvitation, Referral, utcnow
 from ..openapi import accepts
@@ -26,6 +25,7 @@ from ..recordings import consent_on_record
 from ..room_window import RoomWindow
 from .consents import give_clicked, withdraw_own
 from .consultations import authorize, load_authorized
+from .rooms import token_answer
 
 routes = web.RouteTableDef()
 
@@ -130,7 +130,7 @@ async def visit_scope(request: web.Request, visit: Visit, purpose: ConsentPurpos
 
 async def visit_consents(request: web.Request, visit: Visit) -> list[dict]:
     """Each purpose the patient is asked about: its current text and whether their consent stands."""
-    locale = request.app[RENDERER].locale_for(request)
+    locale = locale_for(request)
     answers = []
     async with request.app[DATABASE].session() as session:
         referral = (await session.exec(select(Referral).where(

@@ -263,3 +263,49 @@ async def test_revoking_one_link_leaves_a_patient_who_came_in_by_another(client:
     assert (await expect(patient, "removed"))["message"]
     await expect_closed(patient, 4403)
     await li.close()
+
+
+@pytest.mark.parametrize("how", ["revoke", "withdraw"])
+async def test_a_room_token_minted_before_a_revocation_no_longer_opens_the_room(client: TestClient,
+                                                                                 how: str) -> None:
+    """A patient's room token outlives neither their invitation nor their video consent: joining with it
+    afterwards is refused with the reason, and nobody is left in the lobby to admit."""
+    guest = await invite(client)
+    token = await patient_room_token(client, guest=guest)
+    if how == "revoke":
+        headers = await login(client, "dr.li")
+        listed = await (await client.get("/api/consultations/1/invitations", headers=headers)).json()
+        number = listed["invitations"][0]["id"]
+        assert (await client.delete(f"/api/invitations/{number}", headers=headers)).status == 200
+        reason = "invitation-revoked"
+    else:
+        await consent(client, guest, "video", given=False)
+        reason = "consent-withdrawn"
+    patient = await connect(client, token)
+    assert (await expect(patient, "error"))["code"] == reason
+    await expect_closed(patient, 4403)
+    li = await connect(client, await room_token(client, "dr.li"))
+    joined = await expect(li, "joined")
+    assert joined["waiting"] == [], "the refused patient never reached the lobby"
+    await li.close()
+
+
+async def test_a_host_cannot_admit_a_patient_whose_consent_lapsed_while_they_waited(client: TestClient) -> None:
+    """Admission asks again: a patient whose video consent is no longer on record (here withdrawn behind the
+    room's back) is not admitted but sent away, and the host is told why."""
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    patient = await connect(client, await patient_room_token(client))
+    lobby = await expect(patient, "lobby")
+    await expect(li, "lobby-update")
+    async with client.app[DATABASE].session() as session:
+        for row in (await session.exec(select(Consent).where(Consent.purpose == "video"))).all():
+            row.withdrawn_at = utcnow()
+            session.add(row)
+        await session.commit()
+    await li.send_json({"type": "admit", "participant_id": lobby["self"]["id"]})
+    refused = await expect(li, "error")
+    assert refused["code"] == "not-allowed" and "consent" in refused["message"]
+    assert (await expect(patient, "removed"))["message"]
+    await expect_closed(patient, 4403)
+    await li.close()

@@ -11,9 +11,9 @@ from sqlmodel import select
 
 from server import notices
 from server.appkeys import DATABASE
+from server.i18n import SUPPORTED_LOCALES, translations
 from server.models import Hospital, Notification, User
 from server.notices import KINDS, Notice
-from web.i18n import SUPPORTED_LOCALES, translations
 
 from ..conftest import login
 from .test_api_referrals import booked_referral

@@ -14,9 +14,10 @@ from sqlmodel import select
 
 from server.appkeys import DATABASE, KEYS, SETTINGS
 from server.models import AuditEvent, ChatLine
+from server.room_tokens import room_token
 from server.settings import Settings
 from server.tokens import AccessToken
-from signaling.grants import HOST, RoomClaims, room_token
+from signaling.grants import HOST, RoomClaims
 
 from ..conftest import _start
 from ..support.signaling_client import (

@@ -8,7 +8,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from web.i18n import catalog_path, negotiate, translations
+from server.i18n import catalog_path, negotiate, translations
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import audit
-from server.api.consultations import consultation_id, load_authorized
-from server.appkeys import DATABASE, HUB, KEYS, SETTINGS
-from server.auth import caller, public
-from server.consents import patient_identity
-from server.http import json_response
-from server.ice import ice_servers_for
-from server.models import utcnow
-from server.permissions import can_join_consultation
-from server.recordings import consent_on_record
-from server.room_window import RoomWindow
+from signaling.connection import Limits, SignalingConnection
+from signaling.grants import HOST, RoomClaims, consultation_of_room, room_id_for
 
-from .connection import Limits, SignalingConnection
-from .grants import HOST, ROOM_TOKEN_TTL, RoomClaims, consultation_of_room, room_id_for, room_token
+from .. import audit
+from ..appkeys import DATABASE, HUB, KEYS, SETTINGS
+from ..auth import caller, public
+from ..consents import patient_identity
+from ..http import json_response
+from ..ice import ice_servers_for
+from ..models import utcnow
+from ..permissions import can_join_consultation
+from ..recordings import consent_on_record
+from ..room_gate import RoomGate
+from ..room_tokens import ROOM_TOKEN_TTL, room_token
+from ..room_window import RoomWindow
+from .consultations import consultation_id, load_authorized
 
 routes = web.RouteTableDef()
 
@@ -73,7 +75,8 @@ async def signaling(request: web.Request) -> web.WebSocketResponse:
                            consultation_id=consultation, subject=f"participant:{participant_id}",
                            detail={"role": claims.role, "invitation": claims.invitation})
 
-    connection = SignalingConnection(ws, request.app[HUB], room_id, keys=request.app[KEYS],
-                                     issuer=settings.jwt_issuer, limits=limits, on_seated=audit_seated)
+    gate = RoomGate(database, request.app[KEYS], settings.jwt_issuer, consultation)
+    connection = SignalingConnection(ws, request.app[HUB], room_id, gate=gate, limits=limits,
+                                     on_seated=audit_seated)
     await connection.run()
     return ws

@@ -1,4 +1,4 @@
-"""Languages of the pages: gettext catalogs compiled in memory from the .po files, and locale negotiation."""
+"""Languages of the product: gettext catalogs compiled in memory from the .po files, and locale negotiation."""
 
 from __future__ import annotations
 

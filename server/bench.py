@@ -17,13 +17,14 @@ from typing import Any
 
 import aiohttp
 
-from server.cli import tune_collector
-from server.devprocs import RedisServer, TelemedNode, raise_open_file_limit
-from server.settings import Settings
-from server.signing_keys import load_keyring
+from signaling.grants import HOST, RoomClaims
+from signaling.messages import PROTOCOL_VERSION
 
-from .grants import HOST, RoomClaims, room_token
-from .messages import PROTOCOL_VERSION
+from .cli import tune_collector
+from .devprocs import RedisServer, TelemedNode, raise_open_file_limit
+from .room_tokens import room_token
+from .settings import Settings
+from .signing_keys import load_keyring
 
 ROOM_SIZES = (2, 3, 4)
 

@@ -1,0 +1,20 @@
+"""What signaling asks of the server, declared here so that signaling imports nothing from it: whether a room
+token is genuine, and whether whoever it names may still be let in. The app factory fills it in."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .grants import RoomClaims
+
+
+class Gate(Protocol):
+    def verify(self, token: str) -> RoomClaims:
+        """The claims of a room token this deployment issued; raises ``InvalidToken`` otherwise."""
+        ...
+
+    async def check(self, identity: str, invitation: int | None) -> None:
+        """Raises a ``SignalingError`` that closes the socket (``InvitationRevoked``, ``ConsentWithdrawn``)
+        while ``identity`` may not be in the room; asked when they join and again when a host admits them,
+        since a room token outlives the invitation or consent it was issued under."""
+        ...
