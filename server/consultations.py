@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from .errors import NotFound, ValidationFailed
-from .models import Consultation, ConsultationParticipant, Hospital, Partnership, PartnershipMember, Patient, User
-from .permissions import CLINICAL_ROLES, ConsultationScope, Principal, can_add_participant
+from . import disclosure
+from .errors import N_, NotFound, ValidationFailed
+from .models import (
+    Consultation,
+    ConsultationParticipant,
+    Hospital,
+    Partnership,
+    PartnershipMember,
+    Patient,
+    Referral,
+    User,
+)
+from .permissions import CLINICAL_ROLES, ConsultationScope, Principal, can_add_participant, require
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,13 @@ class ConsultationView:
     hospital: Hospital
     participants: tuple[User, ...]
     patient: Patient | None
+    # Booked for a referral whose patient has not (or no longer) consented to sharing their records with the
+    # caller's hospital: no patient, and no title (it was taken from the referral's reason).
+    withheld: bool = False
+
+    @property
+    def title(self) -> str | None:
+        return None if self.withheld else self.consultation.title
 
     @property
     def scope(self) -> ConsultationScope:
@@ -36,7 +54,8 @@ class ConsultationView:
         c = self.consultation
         data = {
             "id": c.id,
-            "title": c.title,
+            "title": self.title,
+            "records_withheld": self.withheld,
             "status": c.status.value,
             "planned_start": c.planned_start.isoformat(),
             "hospital": {"id": self.hospital.id, "name": self.hospital.name},
@@ -68,6 +87,24 @@ async def load(session: AsyncSession, consultation_id: int) -> ConsultationView:
     return ConsultationView(consultation, hospital, tuple(participants), patient)
 
 
+async def disclosed(session: AsyncSession, who: Principal,
+                    views: list[ConsultationView]) -> list[ConsultationView]:
+    """The views as the caller may see them: every view of a consultation goes through here (or ``visible``)."""
+    ids = [v.consultation.id for v in views]
+    booked = (await session.exec(select(Referral).where(col(Referral.consultation_id).in_(ids)))).all()
+    shared = await disclosure.shared_referrals(session, who, booked)
+    withheld = {r.consultation_id for r in booked if r.id not in shared}
+    return [replace(v, patient=None, withheld=True) if v.consultation.id in withheld else v for v in views]
+
+
+async def visible(session: AsyncSession, who: Principal, consultation_id: int,
+                  rule: Callable[[Principal, ConsultationScope], bool]) -> ConsultationView:
+    """The consultation, if ``rule`` lets the caller at it (403 or 404 otherwise), as they may see it."""
+    view = await load(session, consultation_id)
+    require(rule(who, view.scope), N_("You are not a participant of this consultation."))
+    return (await disclosed(session, who, [view]))[0]
+
+
 async def list_for(session: AsyncSession, who: Principal) -> list[ConsultationView]:
     """The consultations the caller takes part in, soonest first."""
     ids = (
@@ -78,7 +115,8 @@ async def list_for(session: AsyncSession, who: Principal) -> list[ConsultationVi
             .order_by(col(Consultation.planned_start))
         )
     ).all()
-    return [await load(session, consultation_id) for consultation_id in ids if consultation_id is not None]
+    return await disclosed(session, who, [await load(session, consultation_id) for consultation_id in ids
+                                          if consultation_id is not None])
 
 
 async def partner_hospital_ids(session: AsyncSession, hospital_id: int) -> frozenset[int]:

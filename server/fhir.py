@@ -192,7 +192,9 @@ def consent(row: Consent, template: ConsentTemplate, patient: Patient | None, re
 
 
 def encounter(consultation: Consultation, hospital: Hospital, patient: Patient | None, participants: list[User],
-              referral: Referral | None, started: datetime | None, ended: datetime | None) -> dict[str, Any]:
+              referral: Referral | None, started: datetime | None, ended: datetime | None,
+              *, title: str | None) -> dict[str, Any]:
+    """``patient``, ``referral`` and ``title`` as the reader may see them (None where withheld)."""
     period = {"start": instant(started or consultation.planned_start)}
     if ended is not None:
         period["end"] = instant(ended)
@@ -203,7 +205,7 @@ def encounter(consultation: Consultation, hospital: Hospital, patient: Patient |
         "status": ENCOUNTER_STATUS[consultation.status],
         "class": {"system": ACT_CODE, "code": "VR", "display": "virtual"},
         "type": [{"coding": [{"system": SNOMED, "code": "11429006", "display": "Consultation"}],
-                  "text": consultation.title}],
+                  "text": title or "Consultation"}],
         "participant": [{"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                                "code": "PART", "display": "Participation"}]}],
                          "individual": practitioner(user)} for user in participants],

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from . import audit, consents
+from . import audit, consents, disclosure
 from .consents import How
 from .consultations import partner_hospital_ids
 from .errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
@@ -186,7 +186,7 @@ async def require_sharing_consent(session: AsyncSession, referral: Referral) -> 
 async def records_shared_with(session: AsyncSession, who: Principal, referral: Referral) -> bool:
     """Whether the caller may see the patient's records on this referral: the referring hospital always;
     the receiving side only while the patient's consent to sharing stands."""
-    return who.hospital_id == referral.referring_hospital_id or await sharing_consent(session, referral) is not None
+    return await disclosure.shared_with(session, who, referral)
 
 
 async def shared_partnership(session: AsyncSession, hospital_a: int, hospital_b: int) -> int | None:

@@ -6,7 +6,6 @@ from aiohttp import web
 
 from server import consent_templates, consultations, notices
 from server.api.calendar import FEED_ROLES, feed_url, with_feed_nonce
-from server.api.consultations import load_authorized
 from server.appkeys import DATABASE, SETTINGS
 from server.auth import (
     COOKIE_NAME,
@@ -19,7 +18,7 @@ from server.auth import (
     set_session_cookie,
 )
 from server.errors import N_, TooManyRequests, Unauthenticated
-from server.http import LANG_COOKIE, locale_for, translator
+from server.http import LANG_COOKIE, locale_for, path_id, translator
 from server.i18n import SUPPORTED_LOCALES
 from server.models import ConsentPurpose, ConsultationStatus, User
 from server.permissions import can_join_consultation
@@ -137,7 +136,9 @@ async def dashboard(request: web.Request) -> web.Response:
 
 @routes.get("/consultations/{consultation_id}", name="consultation")
 async def consultation_room(request: web.Request) -> web.Response:
-    view = await load_authorized(request, can_join_consultation)
+    async with request.app[DATABASE].session() as session:
+        view = await consultations.visible(session, caller(request).principal,
+                                           path_id(request, "consultation_id"), can_join_consultation)
     config = {
         "consultationId": view.consultation.id,
         "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
@@ -147,7 +148,8 @@ async def consultation_room(request: web.Request) -> web.Response:
         "consentUrl": f"/api/consultations/{view.consultation.id}/recording-consent",
         "recordingsUrl": f"/api/consultations/{view.consultation.id}/recordings",
     }
-    return await render_room(request, {"title": view.consultation.title, "subtitle": view.hospital.name,
+    title = view.title or translator(request)(N_("Consultation #%(number)s")) % {"number": view.consultation.id}
+    return await render_room(request, {"title": title, "subtitle": view.hospital.name,
                                        "patient": view.patient.name if view.patient else None, "config": config})
 
 

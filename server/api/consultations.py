@@ -44,9 +44,7 @@ async def authorize(
 ) -> consultations.ConsultationView:
     """The consultation, if ``rule`` lets the caller at it: else 403 or 404."""
     async with request.app[DATABASE].session() as session:
-        view = await consultations.load(session, consultation)
-    require(rule(caller(request).principal, view.scope), N_("You are not a participant of this consultation."))
-    return view
+        return await consultations.visible(session, caller(request).principal, consultation, rule)
 
 
 @routes.get("/api/consultations")

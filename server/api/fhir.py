@@ -106,9 +106,9 @@ async def consultation_encounter(request: web.Request) -> web.Response:
             Referral.consultation_id == view.consultation.id))).first()
         events = (await session.exec(select(ReferralEvent).where(
             ReferralEvent.referral_id == referral.id))).all() if referral else []
-        shared = referral is None or await referrals.records_shared_with(session, caller(request).principal, referral)
     started = next((e.at for e in events if e.action == "start"), None)
     ended = next((e.at for e in events if e.action in ("complete", "cancel")), None)
     # without the patient's consent to sharing, the receiving side's export names no patient and no reason
-    return await _answer(request, fhir.encounter(view.consultation, view.hospital, view.patient if shared else None,
-                                                 list(users), referral if shared else None, started, ended))
+    return await _answer(request, fhir.encounter(view.consultation, view.hospital, view.patient, list(users),
+                                                 None if view.withheld else referral, started, ended,
+                                                 title=view.title))
