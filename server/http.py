@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -69,6 +69,15 @@ async def parse_body(request: web.Request, model: type[Model]) -> Model:
         raise BadRequest("The request body is not valid JSON.", code="bad-json") from None
     try:
         return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(validation_fields(exc)) from None
+
+
+def parse_form(values: Mapping[str, str], model: type[Model]) -> Model:
+    """A form's fields into ``model``, as ``parse_body`` reads a JSON body, so a page keeps the API's limits:
+    422 naming each field that is wrong. Fields the model does not name, and empty ones, are left out."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if k in model.model_fields and v != ""})
     except pydantic.ValidationError as exc:
         raise ValidationFailed(validation_fields(exc)) from None
 

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from . import consents
 from .models import ConsentPurpose, Patient, Referral, Role
 from .permissions import Principal
-from .referrals import can_view, live_appointment
+from .referrals.service import can_view, live_appointment
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"

@@ -62,6 +62,11 @@ def can_add_participant(who: Principal, invitee_role: Role, invitee_hospital_id:
     )
 
 
+def can_refer(who: Principal) -> bool:
+    """County doctors refer their hospital's patients to a partner hospital."""
+    return who.role is Role.COUNTY_DOCTOR
+
+
 def can_manage_users(who: Principal) -> bool:
     return who.role is Role.ADMIN
 

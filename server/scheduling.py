@@ -37,8 +37,8 @@ from .models import (
 )
 from .notices import Notice
 from .permissions import Principal
-from .referral_flow import ReferralAction, Request, may
-from .referrals import _apply, actor, facts_of, load_visible
+from .referrals.flow import ReferralAction, Request, may
+from .referrals.service import _apply, actor, facts_of, load_visible
 from .slots import DayChange, Hours, Slot, day_slots, is_slot
 
 SEARCH_DAYS_MAX = 31

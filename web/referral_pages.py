@@ -13,19 +13,20 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from server import consent_templates, consents, referrals, scheduling
+from server import consent_templates, consents, scheduling
 from server.api.attachments import describe as describe_attachment
 from server.api.attachments import receive
-from server.api.referrals import audit_patient_view, create_with_consent
-from server.api.referrals import referral_id as path_referral_id
 from server.appkeys import DATABASE
 from server.auth import caller
+from server.consents import How
 from server.consultations import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
-from server.http import locale_for
+from server.http import locale_for, parse_form, path_id
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.notices import STATE_LABELS
-from server.referral_flow import Redirection, ReferralAction
+from server.referrals import service as referrals
+from server.referrals.flow import Redirection, ReferralAction
+from server.referrals.inputs import ReferralCreate
 
 from .render import RENDERER
 
@@ -90,20 +91,15 @@ async def referral_new(request: web.Request) -> web.Response:
 async def referral_create(request: web.Request) -> web.Response:
     form = await request.post()
     values = {k: str(v).strip() for k, v in form.items()}
+    who = caller(request).principal
     try:
-        fields = dict(
-            patient_id=_int(values.get("patient_id")), specialty=values.get("specialty", ""),
-            urgency=Urgency(values.get("urgency", "routine")), reason=values.get("reason", ""),
-            summary=values.get("summary", ""), target_hospital_id=_int(values.get("target_hospital_id")),
-            target_specialist_id=_int(values["target_specialist_id"]) if values.get("target_specialist_id") else None,
-            submit=values.get("submit") != "draft")
-        if not fields["reason"]:
-            raise BadRequest(N_("Give the reason for the referral."), code="reason-required")
-        referral = await create_with_consent(
-            request, fields, verbal_consent=values.get("sharing_consent") == "verbal",
-            template_id=int(values["sharing_template_id"]) if values.get("sharing_template_id", "").isdigit() else None)
-    except (TelemedError, ValueError) as exc:
-        message = _error_text(request, exc) if isinstance(exc, TelemedError) else str(exc)
+        # the same model, limits and service as POST /api/referrals
+        body = parse_form({**values, "submit": str(values.get("submit") != "draft")}, ReferralCreate)
+        async with request.app[DATABASE].session() as session:
+            referral = await referrals.refer(session, who, body, locale=locale_for(request),
+                                             how=How.verbal(request, who.user_id))
+    except TelemedError as exc:
+        message = _error_text(request, exc)
         context = await _new_form_choices(request)
         return _render(request, "referral_new.html", {**context, "form": values, "error": message}, status=422)
     raise web.HTTPSeeOther(f"/referrals/{referral.id}")
@@ -117,7 +113,7 @@ def _int(raw: str | None) -> int:
 
 @routes.get("/referrals/{referral_id}", name="referral")
 async def referral_page(request: web.Request) -> web.Response:
-    return await _render_referral(request, path_referral_id(request))
+    return await _render_referral(request, path_id(request, "referral_id"))
 
 
 async def _render_referral(request: web.Request, referral_id: int, *, error: str | None = None,
@@ -143,7 +139,7 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
             week = scheduling.search_window(day, 7)
             slots = [found.to_json() for found in await scheduling.search(session, who, specialty.code, week)
                      if found.hospital.id == referral.target_hospital_id]
-    await audit_patient_view(request, data)
+    await referrals.audit_patient_view(request.app[DATABASE], who, data)
     attachments: list[dict[str, Any]] = []
     if not data["records_withheld"]:
         async with request.app[DATABASE].session() as session:
@@ -168,7 +164,7 @@ def _is_day(raw: str) -> bool:
 @routes.post("/referrals/{referral_id}/action")
 async def referral_action(request: web.Request) -> web.Response:
     who = caller(request).principal
-    referral_id = path_referral_id(request)
+    referral_id = path_id(request, "referral_id")
     form = {k: str(v).strip() for k, v in (await request.post()).items()}
     try:
         action = ReferralAction(form.get("action", ""))
@@ -190,7 +186,7 @@ async def referral_action(request: web.Request) -> web.Response:
 @routes.post("/referrals/{referral_id}/book")
 async def referral_book(request: web.Request) -> web.Response:
     who = caller(request).principal
-    referral_id = path_referral_id(request)
+    referral_id = path_id(request, "referral_id")
     form = {k: str(v) for k, v in (await request.post()).items()}
     try:
         specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
@@ -208,7 +204,7 @@ async def referral_book(request: web.Request) -> web.Response:
 async def withdraw_sharing(request: web.Request) -> web.Response:
     """The referring doctor records, on the patient's word, that they withdraw consent to sharing."""
     who = caller(request).principal
-    referral_id = path_referral_id(request)
+    referral_id = path_id(request, "referral_id")
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id)
         consent = await referrals.sharing_consent(session, referral)
@@ -223,7 +219,7 @@ async def withdraw_sharing(request: web.Request) -> web.Response:
 @routes.post("/referrals/{referral_id}/attachments")
 async def attach(request: web.Request) -> web.Response:
     """The referring doctor attaches a file from the referral page."""
-    referral_id = path_referral_id(request)
+    referral_id = path_id(request, "referral_id")
     try:
         await receive(request, referral_id)
     except TelemedError as exc:

@@ -11,13 +11,14 @@ from sqlmodel import col, select
 
 from media.sealed import SealedReader
 
-from .. import audit, referrals
+from .. import audit
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from ..attachments import ATTACHMENTS_DIR, SealedUpload, safe_filename
 from ..auth import caller
 from ..errors import N_, BadRequest, Forbidden, NotFound
 from ..http import json_response, path_id
 from ..models import Attachment, Referral, ReferralState
+from ..referrals import service as referrals
 from .referrals import referral_id
 
 routes = web.RouteTableDef()

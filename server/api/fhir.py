@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit, fhir, referrals
+from .. import audit, fhir
 from ..appkeys import DATABASE
 from ..auth import caller
 from ..errors import N_, NotFound
@@ -27,6 +27,7 @@ from ..models import (
     User,
 )
 from ..permissions import can_view_consultation
+from ..referrals import service as referrals
 from .consultations import authorize, load_authorized
 from .referrals import referral_id
 

@@ -3,64 +3,23 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
 
-import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit, consent_templates, notices, referrals, scheduling
+from .. import notices, scheduling
 from ..appkeys import DATABASE
 from ..auth import caller
 from ..consents import How
 from ..errors import ValidationFailed
 from ..http import json_response, locale_for, parse_body, path_id, translator
-from ..models import ConsentPurpose, Notification, Referral, Urgency, utcnow
+from ..models import Notification, utcnow
 from ..openapi import accepts
-from ..referral_flow import Redirection, ReferralAction
+from ..referrals import service as referrals
+from ..referrals.flow import Redirection
+from ..referrals.inputs import Booking, Rebooking, ReferralActionBody, ReferralCreate
 
 routes = web.RouteTableDef()
-
-
-class _Body(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-
-class ReferralCreate(_Body):
-    patient_id: int
-    specialty: str = pydantic.Field(min_length=1, max_length=64)
-    urgency: Urgency
-    reason: str = pydantic.Field(min_length=1, max_length=500)
-    summary: str = pydantic.Field(default="", max_length=20_000)
-    target_hospital_id: int
-    target_specialist_id: int | None = None
-    submit: bool = True  # false keeps it a draft
-    # "verbal": the patient agreed, to the referring doctor, to their records going to the partner hospital
-    # (the current record-sharing text, or the one in sharing_template_id). Needed to submit.
-    sharing_consent: Literal["verbal"] | None = None
-    sharing_template_id: int | None = None
-
-
-class RedirectTarget(_Body):
-    hospital_id: int
-    specialist_id: int | None = None
-
-
-class ReferralActionBody(_Body):
-    action: ReferralAction
-    reason: str = pydantic.Field(default="", max_length=1000)
-    opinion: str = pydantic.Field(default="", max_length=20_000)
-    recommendations: str = pydantic.Field(default="", max_length=20_000)
-    redirect_to: RedirectTarget | None = None
-
-
-class Booking(_Body):
-    specialist_id: int
-    starts_at: pydantic.AwareDatetime
-
-
-class Rebooking(Booking):
-    reason: str = pydantic.Field(min_length=1, max_length=1000)
 
 
 def referral_id(request: web.Request) -> int:
@@ -81,33 +40,11 @@ async def list_referrals(request: web.Request) -> web.Response:
 async def create_referral(request: web.Request) -> web.Response:
     who = caller(request).principal
     body = await parse_body(request, ReferralCreate)
-    fields = body.model_dump(exclude={"sharing_consent", "sharing_template_id"})
-    referral = await create_with_consent(request, fields, verbal_consent=body.sharing_consent == "verbal",
-                                         template_id=body.sharing_template_id)
     async with request.app[DATABASE].session() as session:
+        referral = await referrals.refer(session, who, body, locale=locale_for(request),
+                                         how=How.verbal(request, who.user_id))
         data = await referrals.describe(session, who, referral, full=True)
     return json_response(data, status=201)
-
-
-async def create_with_consent(request: web.Request, fields: dict, *, verbal_consent: bool,
-                              template_id: int | None) -> Referral:
-    """Create a referral (for the API and the form alike), with the patient's consent to sharing their
-    records if the referring doctor records it; both are audited in the same transaction."""
-    who = caller(request).principal
-    async with request.app[DATABASE].session() as session:
-        sharing = None
-        if verbal_consent:
-            template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING, template_id,
-                                                       locale_for(request))
-            sharing = (template, How.verbal(request, who.user_id))
-        return await referrals.create(session, who, referrals.NewReferral(**fields, sharing_consent=sharing))
-
-
-async def audit_patient_view(request: web.Request, data: dict) -> None:
-    """A referral shown with its patient's records is a view of the patient's record: audit it."""
-    if data.get("patient") and "summary" in data:
-        await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}", action="patient.viewed",
-                           subject=f"patient:{data['patient']['id']}", detail={"via": f"referral:{data['id']}"})
 
 
 @routes.get("/api/referrals/{referral_id}")
@@ -116,7 +53,7 @@ async def get_referral(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id(request))
         data = await referrals.describe(session, who, referral, full=True)
-    await audit_patient_view(request, data)
+    await referrals.audit_patient_view(request.app[DATABASE], who, data)
     return json_response(data)
 
 

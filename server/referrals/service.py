@@ -14,11 +14,12 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from . import audit, consents, disclosure
-from .consents import How
-from .consultations import partner_hospital_ids
-from .errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
-from .models import (
+from .. import audit, consent_templates, consents, disclosure
+from ..consents import How
+from ..consultations import partner_hospital_ids
+from ..db import Database
+from ..errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
+from ..models import (
     Appointment,
     AppointmentStatus,
     Consent,
@@ -40,9 +41,9 @@ from .models import (
     User,
     utcnow,
 )
-from .notices import Notice
-from .permissions import Principal
-from .referral_flow import (
+from ..notices import Notice
+from ..permissions import Principal, can_refer, require
+from .flow import (
     WAITING_FOR_RECEIVER,
     Actor,
     Redirection,
@@ -53,6 +54,7 @@ from .referral_flow import (
     may,
     open_actions,
 )
+from .inputs import ReferralCreate
 
 CONSULTATION_FOLLOWS = {
     ReferralAction.START: ConsultationStatus.IN_PROGRESS,
@@ -122,10 +124,23 @@ async def load_with_records(session: AsyncSession, who: Principal, referral_id: 
     return referral
 
 
+async def refer(session: AsyncSession, who: Principal, body: ReferralCreate, *, locale: str,
+                how: How) -> Referral:
+    """The one way in for a new referral, from the API and the form alike: with the patient's consent to
+    sharing their records when the referring doctor records it (``how``), both audited in one transaction."""
+    require(can_refer(who), N_("Only county doctors refer patients."))
+    sharing = None
+    if body.sharing_consent == "verbal":
+        template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING,
+                                                   body.sharing_template_id, locale)
+        sharing = (template, how)
+    fields = body.model_dump(exclude={"sharing_consent", "sharing_template_id"})
+    return await create(session, who, NewReferral(**fields, sharing_consent=sharing))
+
+
 async def create(session: AsyncSession, who: Principal, new: NewReferral) -> Referral:
     """A county doctor's referral of one of their hospital's patients to a partner hospital."""
-    if who.role is not Role.COUNTY_DOCTOR:
-        raise Forbidden(N_("Only county doctors refer patients."))
+    require(can_refer(who), N_("Only county doctors refer patients."))
     problems: dict[str, str] = {}
     patient = await session.get(Patient, new.patient_id)
     if patient is None or patient.hospital_id != who.hospital_id:
@@ -345,6 +360,14 @@ async def describe(session: AsyncSession, who: Principal, referral: Referral, *,
             "actions": [a.value for a in open_actions(actor(who), facts_of(referral, appointment))],
         })
     return data
+
+
+async def audit_patient_view(database: Database, who: Principal, data: dict[str, Any]) -> None:
+    """A referral shown with its patient's records (``describe(full=True)``) is a view of the patient's
+    record: audit it."""
+    if data.get("patient") and "summary" in data:
+        await audit.record(database, actor=f"user:{who.user_id}", action="patient.viewed",
+                           subject=f"patient:{data['patient']['id']}", detail={"via": f"referral:{data['id']}"})
 
 
 def _appointment_json(appointment: Appointment | None) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import pytest
 
 from server.errors import Forbidden, ValidationFailed
 from server.models import ReferralState, Role
-from server.referral_flow import (
+from server.referrals.flow import (
     Actor,
     IllegalTransition,
     Redirection,

@@ -17,8 +17,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .errors import N_, Conflict, Forbidden, ValidationFailed
-from .models import ReferralState, Role
+from ..errors import N_, Conflict, Forbidden, ValidationFailed
+from ..models import ReferralState, Role
 
 
 class ReferralAction(enum.StrEnum):

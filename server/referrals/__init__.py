@@ -1,0 +1,1 @@
+"""Referrals: the pure flow (``flow``), the operations on them (``service``) and their inputs (``inputs``)."""

@@ -1,0 +1,52 @@
+"""What a caller sends to act on referrals: one model per operation, parsed from a JSON body by the API and
+from a form by the pages, so both paths keep the same limits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from ..models import Urgency
+from .flow import ReferralAction
+
+
+class _Body(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class ReferralCreate(_Body):
+    patient_id: int
+    specialty: str = pydantic.Field(min_length=1, max_length=64)
+    urgency: Urgency
+    reason: str = pydantic.Field(min_length=1, max_length=500)
+    summary: str = pydantic.Field(default="", max_length=20_000)
+    target_hospital_id: int
+    target_specialist_id: int | None = None
+    submit: bool = True  # false keeps it a draft
+    # "verbal": the patient agreed, to the referring doctor, to their records going to the partner hospital
+    # (the current record-sharing text, or the one in sharing_template_id). Needed to submit.
+    sharing_consent: Literal["verbal"] | None = None
+    sharing_template_id: int | None = None
+
+
+class RedirectTarget(_Body):
+    hospital_id: int
+    specialist_id: int | None = None
+
+
+class ReferralActionBody(_Body):
+    action: ReferralAction
+    reason: str = pydantic.Field(default="", max_length=1000)
+    opinion: str = pydantic.Field(default="", max_length=20_000)
+    recommendations: str = pydantic.Field(default="", max_length=20_000)
+    redirect_to: RedirectTarget | None = None
+
+
+class Booking(_Body):
+    specialist_id: int
+    starts_at: pydantic.AwareDatetime
+
+
+class Rebooking(Booking):
+    reason: str = pydantic.Field(min_length=1, max_length=1000)
