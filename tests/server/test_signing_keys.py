@@ -17,7 +17,7 @@ def test_generated_once_and_kept_across_restarts(tmp_path: Path) -> None:
     first = load_keyring(settings)
     second = load_keyring(settings)
     assert first.current == second.current
-    assert len(first.current) >= 32
+    assert len(first.current.reveal()) >= 32
     mode = stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode)
     assert mode == 0o600, "the key file must be readable by its owner only"
     assert list(tmp_path.iterdir()) == [tmp_path / KEY_FILE], "no temporary file is left behind"
@@ -25,7 +25,7 @@ def test_generated_once_and_kept_across_restarts(tmp_path: Path) -> None:
 
 def test_configured_key_wins_and_writes_nothing(tmp_path: Path) -> None:
     settings = Settings.load(environ={"TELEMED_JWT_SECRET": "x" * 40}, data_dir=tmp_path)
-    assert load_keyring(settings).current == "x" * 40
+    assert load_keyring(settings).current.reveal() == "x" * 40
     assert not (tmp_path / KEY_FILE).exists()
 
 
