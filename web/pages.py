@@ -41,11 +41,25 @@ STATUS_LABELS = {
 }
 
 
+# What the WHATWG URL parser strips from both ends, and removes anywhere, before it reads a URL.
+_C0_OR_SPACE = "".join(chr(code) for code in range(0x21))
+_REMOVED_ANYWHERE = str.maketrans({"\t": None, "\n": None, "\r": None})
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path on this site: an open redirect would let a phishing link borrow our login page."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """Only a path on this site: an open redirect would let a phishing link borrow our login page.
+
+    The target is read the way a browser reads a Location (ends trimmed of controls and spaces, tab and
+    newlines dropped, a backslash taken as a slash) before it is checked, since "/<tab>/evil.example"
+    is "//evil.example", another host, to the browser. What is left must be a path starting with one
+    slash; anything else, or a path still holding a control character, becomes the dashboard.
+    """
+    path = (target or "").strip(_C0_OR_SPACE).translate(_REMOVED_ANYWHERE).replace("\\", "/")
+    if not path.startswith("/") or path.startswith("//"):
+        return "/"
+    if any(char < " " or char == "\x7f" for char in path):
+        return "/"
+    return path
 
 
 @routes.get("/login", name="login")

@@ -1,0 +1,90 @@
+"""The pages' defences (web/pages.py): no open redirect, no markup or 500 from an error message, no login CSRF."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+from yarl import URL
+
+from web.pages import safe_next
+
+EN = {"Accept-Language": "en"}
+
+
+async def form_login(client: TestClient, username: str, next_path: str = "/", password: str = "telemed-demo",
+                     headers: dict[str, str] | None = None):
+    return await client.post("/login", data={"username": username, "password": password, "next": next_path},
+                             allow_redirects=False, headers={**EN, **(headers or {})})
+
+
+# ---- open redirect ----
+
+OFF_SITE = [
+    None, "", " ", "\t",
+    "//evil.example", "///evil.example", "////evil.example",
+    "/\\evil.example", "\\/evil.example", "\\\\evil.example", "/\\/evil.example",
+    "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "\t//evil.example", " //evil.example",
+    "\x00//evil.example", "//evil.example\x1f", "/\t\\evil.example",
+    "https://evil.example", "http:evil.example", "https:/evil.example", "HTTPS://evil.example",
+    "javascript:alert(1)", " javascript:alert(1)", "java\tscript:alert(1)", "data:text/html,<script>",
+    "evil.example", "evil.example/path", ".//evil.example", "%2F%2Fevil.example",
+    "/x\x00y", "/x\x0by", "/x\x7fy",
+]
+ON_SITE = [
+    ("/", "/"),
+    ("/consultations/1", "/consultations/1"),
+    ("/referrals?state=sent&page=2", "/referrals?state=sent&page=2"),
+    ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),  # a path on this site: browsers do not decode it
+    ("/%09/evil.example", "/%09/evil.example"),
+    ("/a\\b", "/a/b"),  # the browser would follow /a/b
+    ("  /consultations/1\t", "/consultations/1"),
+    ("/consul\ttations/1", "/consultations/1"),
+    ("/visit/x#done", "/visit/x#done"),
+    ("/a//b", "/a//b"),
+]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_safe_next_refuses_every_way_off_the_site(target: str | None) -> None:
+    """Anything a browser would read as another host, a scheme or not a path becomes the dashboard."""
+    assert safe_next(target) == "/"
+
+
+@pytest.mark.parametrize(("target", "expected"), ON_SITE)
+def test_safe_next_keeps_paths_on_this_site(target: str, expected: str) -> None:
+    """A path on this site survives, as the browser will read it."""
+    assert safe_next(target) == expected
+
+
+async def test_login_page_does_not_redirect_a_logged_in_user_off_site(client: TestClient) -> None:
+    """GET /login?next=/%09/evil.example: the query decodes to "/<tab>/evil", which browsers read as //evil."""
+    assert (await form_login(client, "dr.li")).status == 303
+    for raw in ("/%09/evil.example", "/%5C/evil.example", "%09//evil.example", "/%0A/evil.example"):
+        response = await client.get(URL(f"/login?next={raw}", encoded=True), allow_redirects=False)
+        assert response.status == 303, raw
+        assert response.headers["Location"] == "/", raw
+
+
+async def test_login_page_form_carries_only_a_safe_next(client: TestClient) -> None:
+    """The login form's hidden next field never holds an off-site target to post back."""
+    response = await client.get(URL("/login?next=/%09/evil.example", encoded=True), headers=EN)
+    text = await response.text()
+    assert 'name="next" value="/"' in text and "evil.example" not in text
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\\/evil.example", "\t//evil.example", "/\r\n/evil.example"])
+async def test_login_form_does_not_redirect_off_site(client: TestClient, target: str) -> None:
+    """POST /login with a next that browsers normalise into //evil.example lands on the dashboard."""
+    response = await form_login(client, "dr.li", target)
+    assert response.status == 303
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\\/evil.example", "\t//evil.example", "https://evil.example"])
+async def test_language_choice_does_not_redirect_off_site(client: TestClient, target: str) -> None:
+    """The public POST /language sends the browser back only to a path on this site."""
+    response = await client.post("/language", data={"locale": "en", "next": target}, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/"
+    response = await client.post("/language", data={"locale": "fr", "next": target}, allow_redirects=False)
+    assert response.headers["Location"] == "/"
