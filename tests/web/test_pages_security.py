@@ -88,3 +88,32 @@ async def test_language_choice_does_not_redirect_off_site(client: TestClient, ta
     assert response.headers["Location"] == "/"
     response = await client.post("/language", data={"locale": "fr", "next": target}, allow_redirects=False)
     assert response.headers["Location"] == "/"
+
+
+# ---- error page ----
+
+META = "%3Cmeta%20http-equiv=%22refresh%22%20content=%220;url=https:%2F%2Fevil.example%22%3E"
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize("path", [f"/referrals/{META}", f"/consultations/{META}", "/referrals/%25d",
+                                  "/consultations/%25(x)s", "/referrals/%25s%25s%25s",
+                                  "/consultations/%25(msg)r%25%25"])
+async def test_error_page_shows_a_bad_address_as_text(client: TestClient, lang: str, path: str) -> None:
+    """A path segment lands in the error message: it is shown escaped and never %-formatted (no markup, no 500)."""
+    await form_login(client, "dr.li")
+    response = await client.get(URL(path, encoded=True), headers={"Accept-Language": lang})
+    assert response.status == 400
+    text = await response.text()
+    assert "<meta http-equiv" not in text and 'content="0;url' not in text
+    assert response.headers["Content-Language"] == lang
+    if "meta" in path:
+        assert "&lt;meta http-equiv=&#34;refresh&#34;" in text, "the input is still shown, as text"
+
+
+async def test_error_page_still_translates_known_messages(client: TestClient) -> None:
+    """Rendering the message as plain text keeps its translation."""
+    await form_login(client, "dr.chen")
+    response = await client.get("/consultations/1", headers={"Accept-Language": "zh-CN"})
+    assert response.status == 403
+    assert "您不是此会诊的参会者。" in await response.text()
