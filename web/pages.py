@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from yarl import URL
 
 from server import consent_templates, consultations, notices
 from server.api.calendar import FEED_ROLES, feed_url, with_feed_nonce
@@ -18,7 +19,7 @@ from server.auth import (
     revoke,
     set_session_cookie,
 )
-from server.errors import N_, TooManyRequests, Unauthenticated
+from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
 from server.models import ConsentPurpose, ConsultationStatus, User
 from server.permissions import can_join_consultation
 
@@ -62,6 +63,34 @@ def safe_next(target: str | None) -> str:
     return path
 
 
+def _on_this_site(url: str, request: web.Request) -> bool:
+    try:
+        return URL(url).authority == URL(f"//{request.host}").authority
+    except ValueError:
+        return False
+
+
+def refuse_cross_site(request: web.Request) -> None:
+    """403 for a form posted from another site's page: public forms have no session to tie a CSRF check to.
+
+    A browser always sends Origin on a cross-site form post; Sec-Fetch-Site and Referer also speak when
+    present. A client that sends none of them is not a browser another site can drive, so it is let in.
+    """
+    origin, referer = request.headers.get("Origin"), request.headers.get("Referer")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if origin is not None:
+        allowed = origin != "null" and _on_this_site(origin, request)
+    elif referer:
+        allowed = _on_this_site(referer, request)
+    else:
+        allowed = True
+    if fetch_site is not None and fetch_site not in {"same-origin", "none"}:
+        allowed = False
+    if not allowed:
+        raise Forbidden(N_("This form was sent from another site. Open this site's own page and try again."),
+                        code="cross-site")
+
+
 @routes.get("/login", name="login")
 @public
 async def login_page(request: web.Request) -> web.Response:
@@ -79,6 +108,8 @@ async def login_page(request: web.Request) -> web.Response:
 @routes.post("/login")
 @public
 async def login_submit(request: web.Request) -> web.Response:
+    # Login CSRF: another site's page posting its own credentials would leave the victim in its account.
+    refuse_cross_site(request)
     form = await request.post()
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     next_path = safe_next(str(form.get("next", "/")))
@@ -113,6 +144,7 @@ async def logout(request: web.Request) -> web.Response:
 @public
 async def choose_language(request: web.Request) -> web.Response:
     """Remember the chosen language on this browser and, for a logged-in user, on their account."""
+    refuse_cross_site(request)  # public, so the auth middleware's same-origin check does not cover it
     form = await request.post()
     locale = str(form.get("locale", ""))
     back = safe_next(str(form.get("next", "/")))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlmodel import select
 from yarl import URL
 
+from server.appkeys import DATABASE
+from server.models import User
 from web.pages import safe_next
 
 EN = {"Accept-Language": "en"}
@@ -117,3 +120,85 @@ async def test_error_page_still_translates_known_messages(client: TestClient) ->
     response = await client.get("/consultations/1", headers={"Accept-Language": "zh-CN"})
     assert response.status == 403
     assert "您不是此会诊的参会者。" in await response.text()
+
+
+# ---- login CSRF ----
+
+CROSS_SITE = [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Origin": "not a url at all"},
+    {"Referer": "https://evil.example/login-trap.html"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+]
+
+
+def _same_site(client: TestClient) -> dict[str, str]:
+    return {"Origin": str(client.make_url("/")).rstrip("/")}
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+async def test_login_form_refuses_a_post_from_another_site(client: TestClient, headers: dict[str, str]) -> None:
+    """Login CSRF: another site's page must not leave the victim logged in as the attacker."""
+    response = await form_login(client, "dr.li", headers=headers)
+    assert response.status == 403
+    assert "set-cookie" not in response.headers
+    assert "This form was sent from another site." in await response.text()
+    assert (await client.get("/", allow_redirects=False)).status == 303, "still logged out"
+
+
+async def test_login_form_refusal_is_translated(client: TestClient) -> None:
+    """The refusal speaks the visitor's language."""
+    response = await form_login(client, "dr.li", headers={"Origin": "https://evil.example",
+                                                          "Accept-Language": "zh-CN"})
+    assert response.status == 403
+    assert "此表单来自其他网站" in await response.text()
+
+
+async def test_login_form_from_this_site_or_without_origin_still_logs_in(client: TestClient) -> None:
+    """The site's own form (same Origin, Referer or Sec-Fetch-Site) and non-browser clients are let in."""
+    own = str(client.make_url("/login"))
+    for headers in ({}, _same_site(client), {"Referer": own}, {"Sec-Fetch-Site": "same-origin"},
+                    {**_same_site(client), "Sec-Fetch-Site": "same-origin", "Referer": own}):
+        client.session.cookie_jar.clear()
+        response = await form_login(client, "dr.li", headers=headers)
+        assert response.status == 303, headers
+        assert "set-cookie" in response.headers, headers
+
+
+async def test_origin_on_another_port_is_another_site(client: TestClient) -> None:
+    """Same host, other port: another origin, refused."""
+    url = client.make_url("/")
+    response = await form_login(client, "dr.li", headers={"Origin": f"http://{url.host}:{url.port + 1}"})
+    assert response.status == 403
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+async def test_language_choice_refuses_a_post_from_another_site(client: TestClient, headers: dict[str, str]) -> None:
+    """Another site cannot change a logged-in user's language, on the browser or on the account."""
+    await form_login(client, "dr.wang")
+    response = await client.post("/language", data={"locale": "en", "next": "/"}, allow_redirects=False,
+                                 headers={**EN, **headers})
+    assert response.status == 403
+    assert "This form was sent from another site." in await response.text()
+    assert "telemed_lang" not in response.cookies
+    async with client.app[DATABASE].session() as session:
+        user = (await session.exec(select(User).where(User.username == "dr.wang"))).one()
+    assert user.locale != "en"
+
+
+async def test_language_choice_from_this_site_still_works(client: TestClient) -> None:
+    """The language menu of the site's own pages keeps working."""
+    response = await client.post("/language", data={"locale": "en", "next": "/"}, allow_redirects=False,
+                                 headers=_same_site(client))
+    assert response.status == 303 and response.cookies["telemed_lang"].value == "en"
+
+
+async def test_api_login_sets_no_cookie(client: TestClient) -> None:
+    """The JSON login returns a bearer token and sets no cookie, so a cross-site post cannot log a browser in."""
+    response = await client.post("/api/auth/login", json={"username": "dr.li", "password": "telemed-demo"},
+                                 headers={"Origin": "https://evil.example"})
+    assert response.status == 200
+    assert "set-cookie" not in response.headers
+    assert "access-control-allow-origin" not in response.headers, "nor can that page read the token"
