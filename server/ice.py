@@ -26,6 +26,6 @@ def ice_servers_for(settings: Settings, identity: str, *, now: float | None = No
     servers = [dict(server) for server in settings.ice_servers]
     if settings.turn_urls and settings.turn_secret:
         expires_at = int(now if now is not None else time.time()) + settings.turn_credential_ttl
-        username, credential = turn_credential(settings.turn_secret, identity, expires_at)
+        username, credential = turn_credential(settings.turn_secret.reveal(), identity, expires_at)
         servers.append({"urls": list(settings.turn_urls), "username": username, "credential": credential})
     return servers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -17,11 +18,44 @@ ENV_PREFIX = "TELEMED_"
 MIN_SECRET_BYTES = 32
 
 
-class Secret(str):
-    """A string that never shows itself in a repr, a log line or a traceback."""
+class Secret:
+    """A value that never shows itself in a repr, a log line, an f-string or a traceback.
+
+    Not a ``str``: joining or encoding it fails loudly instead of quietly copying it into a message.
+    The few places that need the value (signing, HMAC, the recordings' key) ask for it with ``reveal()``.
+    """
+
+    __slots__ = ("_value",)
+    MASK = "**********"
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("a Secret holds a string")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself: for signing and key derivation only, never for a message."""
+        return self._value
+
+    def __str__(self) -> str:
+        return self.MASK
 
     def __repr__(self) -> str:
-        return "Secret('**********')"
+        return f"Secret('{self.MASK}')"
+
+    def __format__(self, spec: str) -> str:
+        return format(self.MASK, spec)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
 
 
 def _parse_bool(raw: str) -> bool:

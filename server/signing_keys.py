@@ -31,7 +31,7 @@ def load_keyring(settings: Settings) -> KeyRing:
 def load_recording_key(settings: Settings) -> bytes:
     """The AES-256 key recordings are sealed with: the setting, else a key generated once (development)."""
     if settings.recording_key:
-        return bytes.fromhex(settings.recording_key)
+        return bytes.fromhex(settings.recording_key.reveal())
     text = _generated(settings.data_dir / RECORDING_KEY_FILE, lambda: secrets.token_hex(RECORDING_KEY_BYTES))
     try:
         key = bytes.fromhex(text)

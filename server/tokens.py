@@ -17,9 +17,9 @@ ALGORITHM = "HS256"
 API_AUDIENCE = "telemed-api"
 
 
-def key_id(secret: str) -> str:
+def key_id(secret: Secret) -> str:
     """A stable, non-secret name for a key, carried in the token header as ``kid``."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return hashlib.sha256(secret.reveal().encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class AccessToken:
             "exp": issued + self.ttl,
             "jti": secrets.token_urlsafe(12),
         }
-        return jwt.encode(payload, keys.current, algorithm=ALGORITHM, headers={"kid": keys.current_kid})
+        return jwt.encode(payload, keys.current.reveal(), algorithm=ALGORITHM, headers={"kid": keys.current_kid})
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class TokenVerifier:
             # Time claims are checked below against one clock reading, so tests can pass ``now``.
             claims = jwt.decode(
                 token,
-                secret,
+                secret.reveal(),
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from yarl import URL
 
 from server import consent_templates, consultations, notices
 from server.api.calendar import FEED_ROLES, feed_url, with_feed_nonce
@@ -17,7 +18,7 @@ from server.auth import (
     revoke,
     set_session_cookie,
 )
-from server.errors import N_, TooManyRequests, Unauthenticated
+from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
 from server.http import LANG_COOKIE, locale_for, path_id, translator
 from server.i18n import SUPPORTED_LOCALES
 from server.models import ConsentPurpose, ConsultationStatus, User
@@ -41,11 +42,53 @@ STATUS_LABELS = {
 }
 
 
+# What the WHATWG URL parser strips from both ends, and removes anywhere, before it reads a URL.
+_C0_OR_SPACE = "".join(chr(code) for code in range(0x21))
+_REMOVED_ANYWHERE = str.maketrans({"\t": None, "\n": None, "\r": None})
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path on this site: an open redirect would let a phishing link borrow our login page."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """Only a path on this site: an open redirect would let a phishing link borrow our login page.
+
+    The target is read the way a browser reads a Location (ends trimmed of controls and spaces, tab and
+    newlines dropped, a backslash taken as a slash) before it is checked, since "/<tab>/evil.example"
+    is "//evil.example", another host, to the browser. What is left must be a path starting with one
+    slash; anything else, or a path still holding a control character, becomes the dashboard.
+    """
+    path = (target or "").strip(_C0_OR_SPACE).translate(_REMOVED_ANYWHERE).replace("\\", "/")
+    if not path.startswith("/") or path.startswith("//"):
+        return "/"
+    if any(char < " " or char == "\x7f" for char in path):
+        return "/"
+    return path
+
+
+def _on_this_site(url: str, request: web.Request) -> bool:
+    try:
+        return URL(url).authority == URL(f"//{request.host}").authority
+    except ValueError:
+        return False
+
+
+def refuse_cross_site(request: web.Request) -> None:
+    """403 for a form posted from another site's page: public forms have no session to tie a CSRF check to.
+
+    A browser always sends Origin on a cross-site form post; Sec-Fetch-Site and Referer also speak when
+    present. A client that sends none of them is not a browser another site can drive, so it is let in.
+    """
+    origin, referer = request.headers.get("Origin"), request.headers.get("Referer")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if origin is not None:
+        allowed = origin != "null" and _on_this_site(origin, request)
+    elif referer:
+        allowed = _on_this_site(referer, request)
+    else:
+        allowed = True
+    if fetch_site is not None and fetch_site not in {"same-origin", "none"}:
+        allowed = False
+    if not allowed:
+        raise Forbidden(N_("This form was sent from another site. Open this site's own page and try again."),
+                        code="cross-site")
 
 
 @routes.get("/login", name="login")
@@ -65,6 +108,8 @@ async def login_page(request: web.Request) -> web.Response:
 @routes.post("/login")
 @public
 async def login_submit(request: web.Request) -> web.Response:
+    # Login CSRF: another site's page posting its own credentials would leave the victim in its account.
+    refuse_cross_site(request)
     form = await request.post()
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     next_path = safe_next(str(form.get("next", "/")))
@@ -99,6 +144,7 @@ async def logout(request: web.Request) -> web.Response:
 @public
 async def choose_language(request: web.Request) -> web.Response:
     """Remember the chosen language on this browser and, for a logged-in user, on their account."""
+    refuse_cross_site(request)  # public, so the auth middleware's same-origin check does not cover it
     form = await request.post()
     locale = str(form.get("locale", ""))
     back = safe_next(str(form.get("next", "/")))

@@ -53,6 +53,9 @@ class Renderer:
             undefined=jinja2.StrictUndefined,
         )
         env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+        # For a message that may carry user input (an error's): `_()` marks its result safe and %-formats
+        # it, so `<meta>` would go out live and `%d` would raise. This looks it up, and autoescape escapes it.
+        env.filters["translate"] = translations(locale).gettext
         env.filters["local_time"] = local_time
         env.filters["markdown_paragraphs"] = markdown_paragraphs
         env.globals["locale"] = locale

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,8 @@ def test_reads_environment_and_flags_override_it(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path
     assert not settings.is_embedded_database
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
-    assert settings.jwt_secret == GOOD_SECRET
-    assert settings.jwt_previous_secrets == ("a" * 32, "b" * 32)
+    assert settings.jwt_secret is not None and settings.jwt_secret.reveal() == GOOD_SECRET
+    assert [secret.reveal() for secret in settings.jwt_previous_secrets] == ["a" * 32, "b" * 32]
     assert settings.cookie_secure is True
     assert settings.ice_servers == ({"urls": "stun:stun.example.org:3478"}, {"urls": "turn:turn.example.org"})
     assert settings.default_locale == "en"
@@ -91,6 +92,34 @@ def test_secret_values_never_show() -> None:
     settings = Settings.load(environ={"TELEMED_JWT_SECRET": GOOD_SECRET})
     assert GOOD_SECRET not in repr(settings)
     assert repr(Secret("x")) == "Secret('**********')"
+
+
+def test_a_secret_shows_a_mask_however_it_is_printed(caplog: pytest.LogCaptureFixture) -> None:
+    """str(), format(), '%s', '%r', f-strings and log lines all show a mask; only reveal() gives the value."""
+    secret = Settings.load(environ={"TELEMED_JWT_SECRET": GOOD_SECRET}).jwt_secret
+    assert secret is not None
+    # the old-style formats are the point here: logging and older code still use them
+    shown = [str(secret), repr(secret), format(secret), format(secret, ">20"), f"{secret}", f"{secret!s}",
+             f"{secret!r}", str((secret,)), str({"k": secret}),
+             "%s" % secret, "%r" % (secret,), "{}".format(secret)]  # noqa: UP031, UP032
+    for text in shown:
+        assert "s" * 8 not in text, text
+        assert "*" * 10 in text, text
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("telemed.test").info("signing with %s (%r)", secret, secret)
+        logging.getLogger("telemed.test").info(f"signing with {secret}")
+    assert GOOD_SECRET not in caplog.text and "*" * 10 in caplog.text
+    assert secret.reveal() == GOOD_SECRET
+
+
+def test_a_secret_is_not_a_string_that_leaks_by_joining() -> None:
+    """Concatenating or encoding a secret fails loudly instead of quietly putting it into a message."""
+    secret = Secret(GOOD_SECRET)
+    with pytest.raises(TypeError):
+        "key: " + secret  # type: ignore[operator]  # noqa: B018
+    assert not hasattr(secret, "encode")
+    assert secret == Secret(GOOD_SECRET) and secret != Secret("t" * 40) and secret != GOOD_SECRET
+    assert hash(secret) == hash(Secret(GOOD_SECRET))
 
 
 def test_settings_are_frozen() -> None:
