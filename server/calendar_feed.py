@@ -8,13 +8,18 @@ every old URL), and the events say nothing about the patient, only who meets who
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import icalendar
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import audit
 from .errors import Unauthenticated
+from .models import User
+from .permissions import Principal
 from .tokens import AccessToken, KeyRing, TokenVerifier
 
 CALENDAR_AUDIENCE = "telemed-calendar"
@@ -30,6 +35,22 @@ class CalendarEntry:
     cancelled: bool
     title: str  # no patient data: "Remote consultation: Cardiology, with Dr …"
     url: str
+
+
+async def feed_path(session: AsyncSession, who: Principal, keys: KeyRing, issuer: str, *, rotate: bool) -> str:
+    """The caller's feed path (``/calendar/<token>.ics``): with a new nonce if ``rotate`` (audited; every
+    earlier URL stops working), else with theirs, made on first use. Roles without appointments get an
+    empty feed (the dashboard offers the link only to those with ``has_calendar_feed``)."""
+    user = await session.get(User, who.user_id)
+    assert user is not None and user.id is not None
+    if rotate or not user.calendar_nonce:
+        user.calendar_nonce = secrets.token_urlsafe(16)
+        session.add(user)
+        if rotate:
+            audit.with_commit(session, audit.Entry(f"user:{user.id}", "calendar.rotated"))
+        await session.commit()
+        await session.refresh(user)
+    return f"/calendar/{feed_token(keys, issuer, user.id, user.calendar_nonce)}.ics"
 
 
 def feed_token(keys: KeyRing, issuer: str, user_id: int, nonce: str) -> str:

@@ -62,6 +62,11 @@ def can_add_participant(who: Principal, invitee_role: Role, invitee_hospital_id:
     )
 
 
+def has_calendar_feed(role: Role) -> bool:
+    """Those with appointments: clinicians, and coordinators (every appointment they book)."""
+    return role in ORGANISING_ROLES
+
+
 def can_refer(who: Principal) -> bool:
     """County doctors refer their hospital's patients to a partner hospital."""
     return who.role is Role.COUNTY_DOCTOR

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from server import consent_templates, consultations, notices
-from server.api.calendar import FEED_ROLES, feed_url, with_feed_nonce
-from server.appkeys import DATABASE, SETTINGS
+from server import calendar_feed, consent_templates, consultations, notices
+from server.appkeys import DATABASE, KEYS, SETTINGS
 from server.auth import (
     COOKIE_NAME,
     authenticate,
@@ -22,7 +21,7 @@ from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
 from server.http import LANG_COOKIE, locale_for, path_id, translator
 from server.i18n import SUPPORTED_LOCALES
 from server.models import ConsentPurpose, ConsultationStatus, User
-from server.permissions import can_join_consultation
+from server.permissions import can_join_consultation, has_calendar_feed
 
 from .render import RENDERER
 
@@ -173,8 +172,11 @@ async def dashboard(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         views = await consultations.list_for(session, who.principal)
         notifications = await notices.latest(session, who.user, translator(request), limit=10)
-    has_feed = who.user.role in FEED_ROLES
-    calendar_url = feed_url(request, await with_feed_nonce(request, rotate=False)) if has_feed else None
+        calendar_url = None
+        if has_calendar_feed(who.user.role):
+            path = await calendar_feed.feed_path(session, who.principal, request.app[KEYS],
+                                                 request.app[SETTINGS].jwt_issuer, rotate=False)
+            calendar_url = str(request.url.with_path(path).with_query(None))
     context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
                "calendar_url": calendar_url}
     return request.app[RENDERER].render(request, "dashboard.html", context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -10,10 +9,9 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit
 from ..appkeys import DATABASE, KEYS, SETTINGS
 from ..auth import caller, public
-from ..calendar_feed import CalendarEntry, build, feed_token, read_feed_token
+from ..calendar_feed import CalendarEntry, build, feed_path, read_feed_token
 from ..errors import Unauthenticated
 from ..http import json_response
 from ..models import (
@@ -26,44 +24,30 @@ from ..models import (
     User,
     utcnow,
 )
+from ..permissions import has_calendar_feed
 
 routes = web.RouteTableDef()
 HISTORY = timedelta(days=30)  # past appointments kept in the feed
-FEED_ROLES = frozenset({Role.COUNTY_DOCTOR, Role.SPECIALIST, Role.COORDINATOR})  # who has appointments
 
 
-def feed_url(request: web.Request, user: User) -> str:
-    assert user.id is not None
-    token = feed_token(request.app[KEYS], request.app[SETTINGS].jwt_issuer, user.id, user.calendar_nonce)
-    return str(request.url.with_path(f"/calendar/{token}.ics").with_query(None))
-
-
-async def with_feed_nonce(request: web.Request, *, rotate: bool) -> User:
-    """The caller with a feed nonce: a new one if ``rotate`` (audited), else theirs, made on first use."""
+async def feed_url(request: web.Request, *, rotate: bool) -> str:
+    """The caller's feed URL (a new one if ``rotate``), for this API and the dashboard alike."""
     async with request.app[DATABASE].session() as session:
-        user = await session.get(User, caller(request).user.id)
-        assert user is not None
-        if rotate or not user.calendar_nonce:
-            user.calendar_nonce = secrets.token_urlsafe(16)
-            session.add(user)
-            if rotate:
-                audit.with_commit(session, audit.Entry(f"user:{user.id}", "calendar.rotated"))
-            await session.commit()
-            await session.refresh(user)
-    return user
+        path = await feed_path(session, caller(request).principal, request.app[KEYS],
+                                             request.app[SETTINGS].jwt_issuer, rotate=rotate)
+    return str(request.url.with_path(path).with_query(None))
 
 
 @routes.get("/api/calendar")
 async def calendar_link(request: web.Request) -> web.Response:
     """The caller's feed URL, to subscribe to in a calendar program. Treat it as a password."""
-    return json_response({"url": feed_url(request, await with_feed_nonce(request, rotate=False))})
+    return json_response({"url": await feed_url(request, rotate=False)})
 
 
 @routes.post("/api/calendar/rotate")
 async def rotate_calendar_link(request: web.Request) -> web.Response:
     """A new feed URL; every earlier one stops working (for a link that leaked)."""
-    user = await with_feed_nonce(request, rotate=True)
-    return json_response({"url": feed_url(request, user)})
+    return json_response({"url": await feed_url(request, rotate=True)})
 
 
 def _whose(user: User) -> Any:
@@ -71,7 +55,7 @@ def _whose(user: User) -> Any:
     with their hospital's specialists (they book and move them). Other roles have none."""
     if user.role is Role.COORDINATOR:
         return User.hospital_id == user.hospital_id
-    if user.role in FEED_ROLES:
+    if has_calendar_feed(user.role):
         return col(Appointment.consultation_id).in_(
             select(ConsultationParticipant.consultation_id).where(ConsultationParticipant.user_id == user.id))
     return sa.false()
