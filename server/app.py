@@ -15,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from media.session import RelaySession
 from signaling.errors import CLOSE_GOING_AWAY
+from signaling.events import RoomEvent
+from signaling.grants import room_id_for
 from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
@@ -37,7 +39,7 @@ from .api import recordings as recordings_api
 from .api import referrals as referrals_api
 from .api import rooms as rooms_api
 from .api import visits as visits_api
-from .appkeys import DATABASE, ERROR_PAGE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, SETTINGS
+from .appkeys import DATABASE, ERROR_PAGE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, ROOMS, SETTINGS
 from .chat import chat_store
 from .db import Database
 from .errors import SettingsError
@@ -137,6 +139,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
                       relay_starter=start_relay)
         await hub.start()
         app[HUB] = hub
+        app[ROOMS] = HubRooms(hub)
         try:
             yield
         finally:
@@ -169,6 +172,16 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app
+
+
+class HubRooms:
+    """The domain's ``RoomNotifier``, carried out by this node's hub (the room log carries it to the rest)."""
+
+    def __init__(self, hub: RoomHub) -> None:
+        self.hub = hub
+
+    def tell(self, consultation_id: int, event: RoomEvent) -> None:
+        self.hub.owe(room_id_for(consultation_id), event)
 
 
 async def _publish_consent_texts(database: Database) -> None:

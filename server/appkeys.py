@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from signaling.hub import RoomHub
 
     from .errors import TelemedError
+    from .room_notifier import RoomNotifier
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -26,4 +27,5 @@ ERROR_PAGE: web.AppKey[Callable[[web.Request, TelemedError], web.Response]] = we
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 RECORDING_KEY = web.AppKey("recording_key", bytes)
+ROOMS: web.AppKey[RoomNotifier] = web.AppKey("rooms")  # what the domain tells rooms, through the hub
 RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")

@@ -15,13 +15,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from signaling.events import Consenting, Expelling
-from signaling.grants import room_id_for
-from signaling.hub import RoomHub
 
-from . import audit
+from . import audit, consent_templates
 from .db import Database
 from .errors import N_, Conflict, ValidationFailed
 from .models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, utcnow
+from .room_notifier import RoomNotifier
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def new_record(template: ConsentTemplate, consenter: Consenter, scope: Scope, ho
                    method=how.method, recorded_by=how.recorded_by, ip=how.ip, user_agent=how.user_agent)
 
 
-async def give(database: Database, hub: RoomHub | None, template: ConsentTemplate, consenter: Consenter,
+async def give(database: Database, rooms: RoomNotifier | None, template: ConsentTemplate, consenter: Consenter,
                scope: Scope, how: How) -> Consent:
     """Write the consent (unless the same one already stands) with its audit entry, and tell the room."""
     consent = new_record(template, consenter, scope, how)
@@ -127,8 +126,8 @@ async def give(database: Database, hub: RoomHub | None, template: ConsentTemplat
         audit.with_commit(session, lambda: given_entry(consent, template))
         await session.commit()
         await session.refresh(consent)
-    if consent.purpose is ConsentPurpose.RECORDING and hub is not None and consent.consultation_id is not None:
-        hub.owe(room_id_for(consent.consultation_id), Consenting(identity=consent.identity, consent_id=consent.id))
+    if consent.purpose is ConsentPurpose.RECORDING and rooms is not None and consent.consultation_id is not None:
+        rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=consent.id))
     return consent
 
 
@@ -140,7 +139,7 @@ def given_entry(consent: Consent, template: ConsentTemplate) -> audit.Entry:
                         "method": consent.method.value, "for": consent.identity, "referral": consent.referral_id})
 
 
-async def withdraw(database: Database, hub: RoomHub | None, consent_id: int, by: str) -> Consent:
+async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: int, by: str) -> Consent:
     """End a consent now, with its audit entry. Withdrawing one already withdrawn answers 409 and changes
     nothing."""
     async with database.session() as session:
@@ -155,13 +154,34 @@ async def withdraw(database: Database, hub: RoomHub | None, consent_id: int, by:
             {"purpose": consent.purpose.value, "for": consent.identity, "referral": consent.referral_id}))
         await session.commit()
         await session.refresh(consent)
-    if hub is not None and consent.consultation_id is not None:
-        room = room_id_for(consent.consultation_id)
+    if rooms is not None and consent.consultation_id is not None:
         if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second
-            hub.owe(room, Consenting(identity=consent.identity, consent_id=None))
+            rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=None))
         elif consent.purpose is ConsentPurpose.VIDEO:  # the patient leaves the call at once
-            hub.owe(room, Expelling(identity=consent.identity, reason="consent-withdrawn"))
+            rooms.tell(consent.consultation_id, Expelling(identity=consent.identity, reason="consent-withdrawn"))
     return consent
+
+
+async def give_clicked(database: Database, rooms: RoomNotifier | None, purpose: ConsentPurpose,
+                       consenter: Consenter, scope: Scope, template_id: int | None, *, locale: str,
+                       how: How) -> tuple[Consent, ConsentTemplate]:
+    """The person gives their own consent by clicking, to the text they were shown (the current one in
+    ``locale`` if none is named): for the API, the room's checkbox and the patient's consent page alike."""
+    async with database.session() as session:
+        template = await consent_templates.offered(session, purpose, template_id, locale)
+    return await give(database, rooms, template, consenter, scope, how), template
+
+
+async def withdraw_own(database: Database, rooms: RoomNotifier | None, purpose: ConsentPurpose,
+                       consenter: Consenter, scope: Scope) -> Consent | None:
+    """The person withdraws their own standing consent for this purpose and scope; None if none stood."""
+    async with database.session() as session:
+        found = await standing(session, purpose, identity=consenter.identity,
+                               consultation_id=None if scope.referral_id else scope.consultation_id,
+                               referral_id=scope.referral_id)
+    if found is None or found.id is None:
+        return None
+    return await withdraw(database, rooms, found.id, consenter.identity)
 
 
 def describe(consent: Consent, template: ConsentTemplate | None = None) -> dict:

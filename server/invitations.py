@@ -10,11 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from .consents import Consenter, patient_identity
-from .errors import N_, Unauthenticated
-from .models import ConsentSubject, Consultation, ConsultationStatus, Patient, PatientInvitation, utcnow
+from . import consent_templates, consents
+from .consents import Consenter, Scope, patient_identity
+from .errors import N_, Conflict, Unauthenticated
+from .models import (
+    ConsentPurpose,
+    ConsentSubject,
+    Consultation,
+    ConsultationStatus,
+    Patient,
+    PatientInvitation,
+    Referral,
+    utcnow,
+)
 from .tokens import AccessToken, KeyRing, TokenVerifier
 
 INVITATION_AUDIENCE = "telemed-invitation"
@@ -89,3 +100,36 @@ def describe(invitation: PatientInvitation) -> dict:
             "expires_at": invitation.expires_at.isoformat(),
             "revoked_at": invitation.revoked_at.isoformat() if invitation.revoked_at else None,
             "active": invitation.revoked_at is None and invitation.expires_at > utcnow()}
+
+
+async def scope_of(session: AsyncSession, visit: Visit, purpose: ConsentPurpose) -> Scope:
+    """What a patient's consent for this purpose covers: the consultation, or for record sharing the
+    referral the consultation was booked for (409 ``no-referral`` if there is none)."""
+    if purpose is not ConsentPurpose.RECORD_SHARING:
+        return Scope(consultation_id=visit.consultation.id)
+    referral = (await session.exec(select(Referral).where(
+        Referral.consultation_id == visit.consultation.id))).first()
+    if referral is None:
+        raise Conflict(N_("This consultation was not booked through a referral: no records are shared."),
+                       code="no-referral")
+    return Scope(consultation_id=visit.consultation.id, referral_id=referral.id)
+
+
+async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> list[dict]:
+    """Each purpose the patient is asked about: its current text and whether their consent stands (record
+    sharing only where the consultation was booked for a referral)."""
+    referral = (await session.exec(select(Referral).where(
+        Referral.consultation_id == visit.consultation.id))).first()
+    answers = []
+    for purpose in ConsentPurpose:
+        if purpose is ConsentPurpose.RECORD_SHARING and referral is None:
+            continue
+        template = await consent_templates.current(session, purpose, locale)
+        found = await consents.standing(
+            session, purpose, identity=visit.identity,
+            consultation_id=None if purpose is ConsentPurpose.RECORD_SHARING else visit.consultation.id,
+            referral_id=referral.id if purpose is ConsentPurpose.RECORD_SHARING and referral else None)
+        answers.append({"purpose": purpose.value, "template": consent_templates.describe(template),
+                        "required": purpose is ConsentPurpose.VIDEO,
+                        "consent": consents.describe(found) if found else None})
+    return answers

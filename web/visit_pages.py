@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import consents
-from server.api.consents import give_clicked, withdraw_own
-from server.api.visits import guest_pass, visit_consents, visit_scope
-from server.appkeys import DATABASE
+from server import consents, invitations
+from server.appkeys import DATABASE, KEYS, ROOMS, SETTINGS
 from server.auth import public
+from server.consents import How
 from server.errors import N_, TelemedError, Unauthenticated
+from server.http import locale_for
 from server.invitations import Visit
 from server.models import ConsentPurpose
 
@@ -33,7 +33,9 @@ async def _visit(request: web.Request) -> Visit:
     """The link's visit; else the answer is a page explaining what is wrong with the link (a patient has
     no login to be sent to)."""
     try:
-        return await guest_pass(request, request.match_info["token"])
+        async with request.app[DATABASE].session() as session:
+            return await invitations.open_visit(session, request.app[KEYS], request.app[SETTINGS].jwt_issuer,
+                                                request.match_info["token"])
     except Unauthenticated as exc:
         message = exc.message if exc.code in ("link-closed", "link-revoked") else N_(
             "This link is not valid or has expired. Please ask the doctor for a new one.")
@@ -58,7 +60,8 @@ async def _consented_visit(request: web.Request) -> Visit:
 async def consent_page(request: web.Request) -> web.Response:
     """Step 1: each purpose on its own, with its full text, agreed or declined separately."""
     visit = await _visit(request)
-    items = await visit_consents(request, visit)
+    async with request.app[DATABASE].session() as session:
+        items = await invitations.consents_asked(session, visit, locale_for(request))
     context = {"title": visit.consultation.title, "patient": visit.name, "items": items,
                "labels": PURPOSE_LABELS, "token": request.match_info["token"],
                "error": request.query.get("error"),
@@ -79,10 +82,13 @@ async def consent_answer(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPSeeOther(f"/visit/{token}?error=bad-answer") from None
     try:
-        scope = await visit_scope(request, visit, purpose)
+        async with request.app[DATABASE].session() as session:
+            scope = await invitations.scope_of(session, visit, purpose)
+        database, rooms = request.app[DATABASE], request.app[ROOMS]
         if form.get("answer") == "agree":
-            await give_clicked(request, purpose, visit.consenter, scope, template_id)
-        elif await withdraw_own(request, purpose, visit.consenter, scope) is None:
+            await consents.give_clicked(database, rooms, purpose, visit.consenter, scope, template_id,
+                                        locale=locale_for(request), how=How.clicked(request))
+        elif await consents.withdraw_own(database, rooms, purpose, visit.consenter, scope) is None:
             raise web.HTTPSeeOther(f"/visit/{token}?error=no-consent")
     except TelemedError as exc:
         raise web.HTTPSeeOther(f"/visit/{token}?error={exc.code}") from None

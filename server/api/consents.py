@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from .. import consent_templates, consents
-from ..appkeys import DATABASE, HUB
+from ..appkeys import DATABASE, ROOMS
 from ..auth import caller
 from ..consents import Consenter, How, Scope, patient_identity
 from ..errors import N_, BadRequest, Conflict, Forbidden, NotFound
@@ -26,30 +26,6 @@ class VerbalConsent(pydantic.BaseModel):
 
     purpose: ConsentPurpose
     template_id: int | None = None  # the text read to the patient; the current one if left out
-
-
-async def give_clicked(request: web.Request, purpose: ConsentPurpose, consenter: Consenter, scope: Scope,
-                       template_id: int | None) -> tuple[Consent, ConsentTemplate]:
-    """The person gives their own consent by clicking, to the text they were shown (the current one if
-    none is named): for the API, the room's checkbox and the patient's consent page alike."""
-    async with request.app[DATABASE].session() as session:
-        template = await consent_templates.offered(session, purpose, template_id,
-                                                   locale_for(request))
-    consent = await consents.give(request.app[DATABASE], request.app[HUB], template, consenter, scope,
-                                  How.clicked(request))
-    return consent, template
-
-
-async def withdraw_own(request: web.Request, purpose: ConsentPurpose, consenter: Consenter,
-                       scope: Scope) -> Consent | None:
-    """The person withdraws their own standing consent for this purpose and scope; None if none stood."""
-    async with request.app[DATABASE].session() as session:
-        found = await consents.standing(session, purpose, identity=consenter.identity,
-                                        consultation_id=None if scope.referral_id else scope.consultation_id,
-                                        referral_id=scope.referral_id)
-    if found is None or found.id is None:
-        return None
-    return await consents.withdraw(request.app[DATABASE], request.app[HUB], found.id, consenter.identity)
 
 
 @routes.get("/api/consent-templates")
@@ -89,7 +65,7 @@ async def record_verbal_consent(request: web.Request) -> web.Response:
                                                    locale_for(request))
     patient = view.patient
     consent = await consents.give(
-        request.app[DATABASE], request.app[HUB], template,
+        request.app[DATABASE], request.app[ROOMS], template,
         Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name, patient_id=patient.id),
         Scope(consultation_id=view.consultation.id), How.verbal(request, user.id))
     return json_response(consents.describe(consent, template), status=201)
@@ -116,6 +92,6 @@ async def withdraw_consent(request: web.Request) -> web.Response:
     if not allowed:
         raise Forbidden(N_("Only the person who consented, or the doctor recording their word, withdraws it."))
     assert consent.id is not None
-    withdrawn = await consents.withdraw(request.app[DATABASE], request.app[HUB], consent.id, f"user:{user.id}")
+    withdrawn = await consents.withdraw(request.app[DATABASE], request.app[ROOMS], consent.id, f"user:{user.id}")
     return json_response(consents.describe(withdrawn))
 

@@ -14,16 +14,15 @@ from media.errors import TamperedRecording
 from media.recorder import container_format
 from media.sealed import SealedReader
 
-from .. import audit
-from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
+from .. import audit, consents
+from ..appkeys import DATABASE, RECORDING_KEY, ROOMS, SETTINGS
 from ..auth import caller, public
-from ..consents import Consenter, Scope
+from ..consents import Consenter, How, Scope
 from ..errors import N_, NotFound, RangeNotSatisfiable, Unavailable
-from ..http import json_response, parse_body, path_id
+from ..http import json_response, locale_for, parse_body, path_id
 from ..models import ConsentPurpose, ConsentSubject, Recording, RecordingStatus
 from ..openapi import accepts
 from ..permissions import can_access_recordings, can_join_consultation
-from .consents import give_clicked, withdraw_own
 from .consultations import authorize, load_authorized
 from .visits import guest_pass
 
@@ -71,9 +70,12 @@ async def _answer(request: web.Request, consultation_id: int, consenter: Consent
                   body: ConsentAnswer) -> web.Response:
     scope = Scope(consultation_id=consultation_id)
     if body.given:
-        consent, _ = await give_clicked(request, ConsentPurpose.RECORDING, consenter, scope, body.template_id)
+        consent, _ = await consents.give_clicked(request.app[DATABASE], request.app[ROOMS], ConsentPurpose.RECORDING,
+                                                 consenter, scope, body.template_id, locale=locale_for(request),
+                                                 how=How.clicked(request))
         return json_response({"id": consent.id, "given": True, "at": consent.given_at.isoformat()}, status=201)
-    withdrawn = await withdraw_own(request, ConsentPurpose.RECORDING, consenter, scope)
+    withdrawn = await consents.withdraw_own(request.app[DATABASE], request.app[ROOMS], ConsentPurpose.RECORDING,
+                                            consenter, scope)
     if withdrawn is None or withdrawn.withdrawn_at is None:
         return json_response({"id": None, "given": False, "at": None})  # nothing stood: nothing to withdraw
     return json_response({"id": withdrawn.id, "given": False, "at": withdrawn.withdrawn_at.isoformat()})

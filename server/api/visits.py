@@ -11,19 +11,18 @@ from signaling.events import Expelling
 from signaling.grants import GUEST, RoomClaims, room_id_for
 from signaling.messages import DeviceCheck
 
-from .. import audit, consent_templates, consents
-from ..appkeys import DATABASE, HUB, KEYS, SETTINGS
+from .. import audit, consents
+from ..appkeys import DATABASE, KEYS, ROOMS, SETTINGS
 from ..auth import caller, public
-from ..consents import Scope, patient_identity
+from ..consents import How, Scope, patient_identity
 from ..errors import N_, Conflict, Forbidden, NotFound
 from ..http import json_response, locale_for, parse_body, path_id
-from ..invitations import Visit, describe, expiry, invitation_token, open_visit
-from ..models import ConsentPurpose, PatientInvitation, Referral, utcnow
+from ..invitations import Visit, consents_asked, describe, expiry, invitation_token, open_visit, scope_of
+from ..models import ConsentPurpose, PatientInvitation, utcnow
 from ..openapi import accepts
 from ..permissions import can_join_consultation
 from ..recordings import consent_on_record
 from ..room_window import RoomWindow
-from .consents import give_clicked, withdraw_own
 from .consultations import authorize, load_authorized
 from .rooms import token_answer
 
@@ -102,7 +101,7 @@ async def revoke_invitation(request: web.Request) -> web.Response:
             await session.commit()
             await session.refresh(invitation)
     # a patient already in the room (or waiting) by this link leaves it now
-    request.app[HUB].owe(room_id_for(invitation.consultation_id), Expelling(
+    request.app[ROOMS].tell(invitation.consultation_id, Expelling(
         identity=patient_identity(invitation.patient_id), reason="invitation-revoked", invitation=invitation.id))
     return json_response(describe(invitation))
 
@@ -115,38 +114,8 @@ async def guest_pass(request: web.Request, token: str) -> Visit:
 
 
 async def visit_scope(request: web.Request, visit: Visit, purpose: ConsentPurpose) -> Scope:
-    """What a patient's consent for this purpose covers: the consultation, or for record sharing the
-    referral the consultation was booked for."""
-    if purpose is not ConsentPurpose.RECORD_SHARING:
-        return Scope(consultation_id=visit.consultation.id)
     async with request.app[DATABASE].session() as session:
-        referral = (await session.exec(select(Referral).where(
-            Referral.consultation_id == visit.consultation.id))).first()
-    if referral is None:
-        raise Conflict(N_("This consultation was not booked through a referral: no records are shared."),
-                       code="no-referral")
-    return Scope(consultation_id=visit.consultation.id, referral_id=referral.id)
-
-
-async def visit_consents(request: web.Request, visit: Visit) -> list[dict]:
-    """Each purpose the patient is asked about: its current text and whether their consent stands."""
-    locale = locale_for(request)
-    answers = []
-    async with request.app[DATABASE].session() as session:
-        referral = (await session.exec(select(Referral).where(
-            Referral.consultation_id == visit.consultation.id))).first()
-        for purpose in ConsentPurpose:
-            if purpose is ConsentPurpose.RECORD_SHARING and referral is None:
-                continue
-            template = await consent_templates.current(session, purpose, locale)
-            found = await consents.standing(
-                session, purpose, identity=visit.identity,
-                consultation_id=None if purpose is ConsentPurpose.RECORD_SHARING else visit.consultation.id,
-                referral_id=referral.id if purpose is ConsentPurpose.RECORD_SHARING and referral else None)
-            answers.append({"purpose": purpose.value, "template": consent_templates.describe(template),
-                            "required": purpose is ConsentPurpose.VIDEO,
-                            "consent": consents.describe(found) if found else None})
-    return answers
+        return await scope_of(session, visit, purpose)
 
 
 @routes.post("/api/guest/consents/list")
@@ -157,7 +126,8 @@ async def guest_consents(request: web.Request) -> web.Response:
     (POST, so the link's token travels in the body, not in a URL that proxies log.)"""
     body = await parse_body(request, GuestRequest)
     visit = await guest_pass(request, body.guest)
-    return json_response({"consents": await visit_consents(request, visit)})
+    async with request.app[DATABASE].session() as session:
+        return json_response({"consents": await consents_asked(session, visit, locale_for(request))})
 
 
 @routes.post("/api/guest/consents")
@@ -169,9 +139,12 @@ async def guest_consent(request: web.Request) -> web.Response:
     visit = await guest_pass(request, body.guest)
     scope = await visit_scope(request, visit, body.purpose)
     if body.given:
-        consent, template = await give_clicked(request, body.purpose, visit.consenter, scope, body.template_id)
+        consent, template = await consents.give_clicked(
+            request.app[DATABASE], request.app[ROOMS], body.purpose, visit.consenter, scope, body.template_id,
+            locale=locale_for(request), how=How.clicked(request))
         return json_response(consents.describe(consent, template), status=201)
-    withdrawn = await withdraw_own(request, body.purpose, visit.consenter, scope)
+    withdrawn = await consents.withdraw_own(request.app[DATABASE], request.app[ROOMS], body.purpose,
+                                            visit.consenter, scope)
     if withdrawn is None:
         raise Conflict(N_("There is no consent of yours for this to withdraw."), code="no-consent")
     return json_response(consents.describe(withdrawn))

@@ -1,0 +1,14 @@
+"""How the server's domain tells a consultation's room what happened (a consent given or withdrawn, an
+invitation revoked), without knowing how rooms are run: the app factory fills it with the signaling hub."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from signaling.events import RoomEvent
+
+
+class RoomNotifier(Protocol):
+    def tell(self, consultation_id: int, event: RoomEvent) -> None:
+        """Append ``event`` to the consultation's room log, soon and retried; never raises."""
+        ...
