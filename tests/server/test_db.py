@@ -30,8 +30,6 @@ from server.models import (
     User,
 )
 
-pytestmark = pytest.mark.postgres
-
 
 @pytest.fixture
 async def database(database_url: str):  # type: ignore[no-untyped-def]
