@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import aiortc
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
-from media.passthrough import EncodedFrame, is_keyframe, tap_receiver
+from media.passthrough import EncodedFrame, is_keyframe, offered_direction, tap_receiver
 
 from ..support.peers import PatternTrack
 
@@ -62,3 +62,21 @@ async def test_tapped_receiver_hands_out_encoded_frames_and_never_decodes() -> N
         assert tapped[0].track._queue.empty()  # nothing was decoded
     finally:
         await asyncio.gather(sender_pc.close(), receiver_pc.close())
+
+
+async def test_offered_direction_is_the_direction_the_remote_offered() -> None:
+    """The relay makes slots of the transceivers a browser offered receive-only: offered_direction gives
+    each transceiver the direction the remote's offer wrote, and None where no offer said anything."""
+    directions = ["recvonly", "sendonly", "sendrecv", "inactive"]
+    browser, relay = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        for direction in directions:
+            browser.addTransceiver(VideoStreamTrack() if "send" in direction else "video", direction=direction)
+        unoffered = relay.addTransceiver("audio")
+        assert offered_direction(unoffered) is None
+        await browser.setLocalDescription(await browser.createOffer())
+        await relay.setRemoteDescription(browser.localDescription)
+        assert [offered_direction(t) for t in relay.getTransceivers() if t.kind == "video"] == directions
+        assert offered_direction(unoffered) is None
+    finally:
+        await asyncio.gather(browser.close(), relay.close())
