@@ -1,8 +1,8 @@
 """The one place that reaches into aiortc: encoded frames out of a receiver, and into a sender, untouched.
 
 aiortc decodes every received frame and encodes every sent one. A relay that did that would spend a
-core per handful of viewers (aiortc issues #1015, #1155, #559), so this module bends two of aiortc's
-internals, both checked by tests/media/test_passthrough.py so an upgrade that moves them fails loudly:
+core per handful of viewers (aiortc issues #1015, #1155, #559), so this module bends a few of aiortc's
+internals, all checked by tests/media/test_passthrough.py so an upgrade that moves them fails loudly:
 
 1. Receiving. ``RTCRtpReceiver._handle_rtp_packet`` puts each reassembled frame, as ``(codec,
    JitterFrame)``, on the private ``_RTCRtpReceiver__decoder_queue``, which ``receive()`` hands to its
@@ -12,11 +12,15 @@ internals, both checked by tests/media/test_passthrough.py so an upgrade that mo
 2. Sending. ``RTCRtpSender`` packetizes anything that is not an ``av.Frame`` through its encoder's
    ``pack()``, which only reads the bytes, ``pts`` and ``time_base`` (no encoding). A subscriber's
    PLI/FIR calls ``RTCRtpSender._send_keyframe()``, which on that path would set a flag nobody reads;
-   :func:`on_keyframe_request` replaces it per sender so the request reaches the publisher instead.
+   :func:`on_keyframe_request` replaces it per sender so the request reaches the publisher instead,
+   and :func:`request_keyframe` sends that publisher a PLI through the receiver's ``_send_rtcp_pli``.
 3. Codecs. Frames are forwarded as they are, so every leg of a room must carry the same video codec;
    aiortc chooses from the offer's order with no say for the answerer. :func:`pin_codec` trims the
    transceiver's negotiated ``_codecs`` (set by ``setRemoteDescription``, read by ``createAnswer``) to
    one codec and its retransmission format.
+4. Directions. aiortc keeps what the remote offer asked of each transceiver, seen from our side, in
+   ``_offerDirection`` (set by ``setRemoteDescription``, read by ``createAnswer``) and has no public
+   equivalent before the answer. :func:`offered_direction` reads it back as the remote peer wrote it.
 
 Tested with aiortc 1.16 (the range is pinned in pyproject.toml).
 """
@@ -130,3 +134,17 @@ def pin_codec(transceiver: RTCRtpTransceiver, mime_type: str) -> bool:
                       and c.parameters.get("apt") == chosen.payloadType]
     transceiver._codecs = [chosen, *retransmission]
     return True
+
+
+_REVERSED = {"sendonly": "recvonly", "recvonly": "sendonly"}
+
+
+def offered_direction(transceiver: RTCRtpTransceiver) -> str | None:
+    """The direction the remote peer's offer gave this transceiver, as the remote wrote it ("recvonly" for a
+    browser's receive-only slot); None if no offer has been applied. Valid from ``setRemoteDescription``
+    of an offer."""
+    if not hasattr(transceiver, "_offerDirection"):
+        raise RuntimeError("aiortc's RTCRtpTransceiver no longer keeps _offerDirection: media/passthrough.py must "
+                           "be brought up to date with this aiortc release")
+    ours = transceiver._offerDirection  # the offer's direction reversed to our side: its recvonly is our sendonly
+    return None if ours is None else _REVERSED.get(ours, ours)

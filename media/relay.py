@@ -26,7 +26,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from .errors import NegotiationFailed, NotInRelay
 from .forwarding import ForwardedTrack, Publication
-from .passthrough import on_keyframe_request, pin_codec, request_keyframe, tap_receiver
+from .passthrough import offered_direction, on_keyframe_request, pin_codec, request_keyframe, tap_receiver
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Relay:
         """Pair the offer's receive-only transceivers into slots, and put a forwarded track in each."""
         wanting: dict[str, list[RTCRtpTransceiver]] = {"audio": [], "video": []}
         for transceiver in peer.pc.getTransceivers():
-            if transceiver._offerDirection == "sendonly":  # the browser offered recvonly
+            if offered_direction(transceiver) == "recvonly":
                 wanting[transceiver.kind].append(transceiver)
         if not peer.subscribe:
             return

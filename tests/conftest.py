@@ -95,9 +95,38 @@ def _postgres_unreachable() -> str | None:
     return _postgres_problem[0]
 
 
+def uses_postgres(item: pytest.Item) -> bool:
+    """Whether a collected test gets a real PostgreSQL database: it asks for ``postgres_url``, or it is the
+    postgres variant of ``database_url`` (which asks for ``postgres_url`` only once it runs)."""
+    names = getattr(item, "fixturenames", ())
+    if "postgres_url" in names:
+        return True
+    callspec = getattr(item, "callspec", None)
+    return "database_url" in names and callspec is not None and callspec.params.get("database_url") == "postgres"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark exactly the tests that use PostgreSQL ``postgres``, so ``-m postgres`` runs that layer alone.
+
+    The marker follows the fixtures, not the file: a module-wide mark would select SQLite variants too."""
+    misplaced = []
+    for item in items:
+        if uses_postgres(item):
+            item.add_marker(pytest.mark.postgres)
+        elif item.get_closest_marker("postgres") is not None:
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError("marked postgres but never given a PostgreSQL database (tests/conftest.py marks "
+                                "the tests that use one; drop the mark): " + ", ".join(misplaced))
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    if request.node.get_closest_marker("postgres") is None:
+        pytest.fail(f"{request.node.nodeid} reaches PostgreSQL without the postgres marker: teach "
+                    "uses_postgres() in tests/conftest.py how it gets its database")
     if problem := _postgres_unreachable():
         pytest.skip(problem)
     name = f"telemed_test_{secrets.token_hex(6)}"

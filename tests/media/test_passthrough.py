@@ -1,64 +1,303 @@
-"""Guards the aiortc internals media/passthrough.py relies on: if an aiortc upgrade moves them, these
-fail by name instead of the relay silently decoding (or dropping) every frame."""
+"""Guards the aiortc internals media/passthrough.py bends, by what they do between real peer connections in
+one process (as aiortc's own tests run them): if an aiortc upgrade changes them, these fail by name instead
+of the relay silently decoding, re-encoding or dropping every frame, or losing key frame requests."""
 
 from __future__ import annotations
 
 import asyncio
+import struct
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import aiortc
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+import av
+import pytest
+from aiortc import (
+    AudioStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    VideoStreamTrack,
+    rtcrtpreceiver,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket
+from aiortc.sdp import SessionDescription
 
-from media.passthrough import EncodedFrame, is_keyframe, tap_receiver
+from media import forwarding
+from media.forwarding import ForwardedTrack
+from media.passthrough import (
+    EncodedFrame,
+    is_keyframe,
+    offered_direction,
+    on_keyframe_request,
+    pin_codec,
+    request_keyframe,
+    tap_receiver,
+)
+from media.relay import Relay
 
-from ..support.peers import PatternTrack
+from ..support.peers import PatternTrack, RelayClient, until
+
+
+@asynccontextmanager
+async def peers(count: int = 2) -> AsyncIterator[list[RTCPeerConnection]]:
+    pcs = [RTCPeerConnection() for _ in range(count)]
+    try:
+        yield pcs
+    finally:
+        await asyncio.gather(*(pc.close() for pc in pcs))
+
+
+async def negotiate(offerer: RTCPeerConnection, answerer: RTCPeerConnection,
+                    before_answer: Callable[[], None] = lambda: None) -> None:
+    """Offer and answer; ``before_answer`` runs where the relay pins codecs and makes slots."""
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    before_answer()
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
+def tap_tracks(pc: RTCPeerConnection, deliver: Callable[[EncodedFrame], None]) -> list[RTCRtpReceiver]:
+    """Tap each of ``pc``'s receivers on its ``track`` event, as the relay does; returns them as they come."""
+    tapped: list[RTCRtpReceiver] = []
+
+    @pc.on("track")
+    def _on_track(track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+        tap_receiver(receiver, deliver)
+        tapped.append(receiver)
+    return tapped
+
+
+def only(codec: str, transceiver: RTCRtpTransceiver) -> None:
+    """Offer just ``codec`` (and RTX) on ``transceiver``, as a browser limited to it would."""
+    transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities(transceiver.kind).codecs
+                                     if c.mimeType.lower() in (f"{transceiver.kind}/{codec}".lower(), "video/rtx")])
+
+
+class PacketTrack(MediaStreamTrack):
+    """Sends tapped frames on as av.Packets, the way ForwardedTrack does, with no timeline of its own."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.frames: asyncio.Queue[EncodedFrame] = asyncio.Queue()
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        return (await self.frames.get()).to_packet()
+
+
+@pytest.fixture
+def decoders_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The codec of every decoder aiortc's receivers create during the test."""
+    made: list[str] = []
+    real = rtcrtpreceiver.get_decoder
+
+    def spy(codec):  # type: ignore[no-untyped-def]
+        made.append(codec.name)
+        return real(codec)
+    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", spy)
+    return made
 
 
 def test_aiortc_version_is_the_one_pinned() -> None:
-    """pyproject.toml pins aiortc to the range this hook was tested against."""
+    """pyproject.toml pins aiortc to the range these behaviours were checked against."""
     assert aiortc.__version__.startswith("1.16."), aiortc.__version__
 
 
-def test_receiver_and_sender_have_the_hooks() -> None:
-    assert "_handle_rtp_packet" in vars(RTCRtpReceiver)
-    assert "_send_rtcp_pli" in vars(RTCRtpReceiver)
-    assert "_send_keyframe" in vars(RTCRtpSender)
-    assert "_next_encoded_frame" in vars(RTCRtpSender)
+@pytest.mark.parametrize(("codec", "data", "key"), [
+    ("VP8", b"\x10\x02\x00\x9d\x01\x2a", True),  # P bit 0: key frame
+    ("VP8", b"\x31\x02\x00", False),
+    ("VP8", b"", False),
+    ("H264", b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x65\x88", True),  # SPS then IDR
+    ("H264", b"\x00\x00\x00\x01\x41\x9a", False),  # a non-IDR slice
+    ("opus", b"\xfc", True),  # audio frames stand alone
+])
+def test_keyframe_detection(codec: str, data: bytes, key: bool) -> None:
+    """Subscribers are gated to key frames: a frame counted as key that is not would show them garbage."""
+    assert is_keyframe(codec, data) is key
 
 
-def test_keyframe_detection() -> None:
-    assert is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a")  # P bit 0: key frame
-    assert not is_keyframe("VP8", b"\x31\x02\x00")
-    assert is_keyframe("H264", b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x65\x88")  # SPS then IDR
-    assert not is_keyframe("H264", b"\x00\x00\x00\x01\x41\x9a")
-    assert is_keyframe("opus", b"\xfc")
+# ---- receiving: frames come out encoded, and nothing is decoded ----
 
 
-async def test_tapped_receiver_hands_out_encoded_frames_and_never_decodes() -> None:
-    """Frames come out whole and encoded (the first a VP8 key frame); the track's decoded-frame queue
-    stays empty, so no decoder ran."""
-    sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
-    sender_pc.addTrack(PatternTrack())
+async def test_untapped_receiver_decodes(decoders_made: list[str]) -> None:
+    """The control for the next test: without the tap, aiortc creates a VP8 decoder and the track yields
+    pictures, so the spy is watching the place where aiortc decodes."""
+    async with peers() as (camera, viewer):
+        camera.addTrack(PatternTrack())
+        tracks: list[MediaStreamTrack] = []
+        viewer.on("track", tracks.append)
+        await negotiate(camera, viewer)
+        await until(lambda: tracks)
+        assert isinstance(await asyncio.wait_for(tracks[0].recv(), 10), av.VideoFrame)
+        assert decoders_made == ["VP8"]
+
+
+async def test_tapped_receiver_hands_out_encoded_frames_and_its_decoder_thread_stays_idle(
+        decoders_made: list[str]) -> None:
+    """Frames come out whole and encoded, in order, the first a VP8 key frame; meanwhile no decoder is
+    created and the track yields no picture. Closing releases the idle decoder thread, and the track ends."""
     frames: list[EncodedFrame] = []
-    tapped: list[RTCRtpReceiver] = []
-
-    @receiver_pc.on("track")
-    def _on_track(track) -> None:
-        receiver = next(t.receiver for t in receiver_pc.getTransceivers() if t.receiver.track is track)
-        tap_receiver(receiver, frames.append)
-        tapped.append(receiver)
-
-    try:
-        await sender_pc.setLocalDescription(await sender_pc.createOffer())
-        await receiver_pc.setRemoteDescription(RTCSessionDescription(sender_pc.localDescription.sdp, "offer"))
-        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
-        await sender_pc.setRemoteDescription(RTCSessionDescription(receiver_pc.localDescription.sdp, "answer"))
-        for _ in range(100):
-            if len(frames) >= 20:
-                break
-            await asyncio.sleep(0.1)
-        assert len(frames) >= 20
+    before = set(threading.enumerate())
+    async with peers() as (camera, relay):
+        camera.addTrack(PatternTrack())
+        tapped = tap_tracks(relay, frames.append)
+        await negotiate(camera, relay)
+        await until(lambda: len(frames) >= 20)
         assert frames[0].codec == "VP8" and frames[0].keyframe and frames[0].clock_rate == 90_000
         assert [f.timestamp for f in frames] == sorted(f.timestamp for f in frames)
-        assert tapped[0].track._queue.empty()  # nothing was decoded
+        track = tapped[0].track
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(track.recv(), 0.5)
+        assert len(frames) > 20, "frames kept coming meanwhile"
+        assert decoders_made == []
+        decoder_threads = [t for t in set(threading.enumerate()) - before if t.name == "video-decoder"]
+        assert len(decoder_threads) == 1 and decoder_threads[0].is_alive()
+    assert not decoder_threads[0].is_alive()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(track.recv(), 5)
+
+
+# ---- sending: encoded frames go out as they came in ----
+
+
+@pytest.mark.parametrize(("kind", "codec"), [("video", "VP8"), ("video", "H264"), ("audio", "opus")])
+async def test_a_sender_given_packets_sends_them_unchanged(kind: str, codec: str) -> None:
+    """Frames tapped from one connection and handed to another's sender as av.Packets reach the far end
+    byte for byte, with the same key frames and spacing in time: packetized, never decoded or re-encoded."""
+    tapped: list[EncodedFrame] = []
+    received: list[EncodedFrame] = []
+    forwarded = PacketTrack(kind)
+
+    def keep_and_forward(frame: EncodedFrame) -> None:
+        tapped.append(frame)
+        forwarded.frames.put_nowait(frame)
+
+    async with peers(4) as (camera, relay_in, relay_out, viewer):
+        only(codec, camera.addTransceiver(PatternTrack() if kind == "video" else AudioStreamTrack(),
+                                          direction="sendonly"))
+        only(codec, relay_out.addTransceiver(forwarded, direction="sendonly"))
+        tap_tracks(relay_in, keep_and_forward)
+        tap_tracks(viewer, received.append)
+        await asyncio.gather(negotiate(camera, relay_in), negotiate(relay_out, viewer))
+        await until(lambda: len(received) >= 20, 20)
+
+    assert {f.codec for f in received} == {codec}
+    start = next(i for i, f in enumerate(tapped) if f.data == received[0].data)
+    sent = tapped[start:start + len(received)]
+    assert [f.data for f in received] == [f.data for f in sent]
+    assert [f.keyframe for f in received] == [f.keyframe for f in sent]
+    assert [f.timestamp - received[0].timestamp for f in received] == [f.timestamp - sent[0].timestamp
+                                                                        for f in sent]
+
+
+# ---- key frame requests: a subscriber's PLI or FIR reaches the relay, and the relay asks the publisher ----
+
+
+async def send_pli(receiver: RTCRtpReceiver) -> None:
+    await request_keyframe(receiver)  # what the relay itself sends to a publisher
+
+
+async def send_fir(receiver: RTCRtpReceiver) -> None:
+    # As aiortc routes it, by the media source SSRC; the FCI names the same SSRC and a sequence number.
+    ssrc = max(receiver.getSynchronizationSources(), key=lambda s: s.timestamp).source
+    await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=1, media_ssrc=ssrc,
+                                             fci=struct.pack("!LB3x", ssrc, 1)))
+
+
+@pytest.mark.parametrize("send_feedback", [send_pli, send_fir], ids=["PLI", "FIR"])
+async def test_a_subscribers_keyframe_request_reaches_the_relay_and_then_the_publisher(
+        send_feedback: Callable[[RTCRtpReceiver], object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """PLI or FIR sent over the wire to the relay's sender for a slot fires the relay's key frame callback
+    for that slot (on_keyframe_request), and the relay passes it on to the publisher as a PLI
+    (request_keyframe): a subscriber that lost a picture gets a key frame, not a frozen slot."""
+    monkeypatch.setattr(forwarding, "KEYFRAME_REQUEST_INTERVAL", 0)  # pass every request on, to count them
+    wanted: list[ForwardedTrack] = []
+    keyframe_wanted = ForwardedTrack.keyframe_wanted
+
+    def spy(track: ForwardedTrack) -> None:
+        wanted.append(track)
+        keyframe_wanted(track)
+    monkeypatch.setattr(ForwardedTrack, "keyframe_wanted", spy)
+
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    doctor = clients["doctor"] = RelayClient("doctor", slots=1)
+    viewer = clients["viewer"] = RelayClient("viewer", slots=1, camera=False)
+    camera_sender = next(t.sender for t in doctor.pc.getTransceivers() if t.sender.track is doctor.camera)
+    asked: list[None] = []
+    force_keyframe = camera_sender._send_keyframe
+
+    def publisher_asked() -> None:
+        asked.append(None)
+        force_keyframe()
+    on_keyframe_request(camera_sender, publisher_asked)
+    try:
+        await doctor.join(relay)
+        await viewer.join(relay)
+        await viewer.wait_for_slot("doctor")
+        seen = viewer.video_of("doctor")
+        receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.receiver.track is seen)
+        await until(lambda: receiver.getSynchronizationSources())
+        slot_track = relay.peers["viewer"].slots[0].video
+        wanted_before, asked_before = len(wanted), len(asked)
+
+        await send_feedback(receiver)
+        await until(lambda: len(wanted) > wanted_before and len(asked) > asked_before)
+        assert slot_track in wanted[wanted_before:]
     finally:
-        await asyncio.gather(sender_pc.close(), receiver_pc.close())
+        await relay.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
+
+
+# ---- negotiation: codec pinning and offered directions ----
+
+
+async def test_pinned_codec_is_the_only_one_answered_and_the_one_that_flows() -> None:
+    """aiortc offers VP8 before H.264; an answerer that pins H.264 answers H.264 (one variant) and its RTX
+    only, and the frames that arrive are H.264."""
+    frames: list[EncodedFrame] = []
+    async with peers() as (camera, relay):
+        camera.addTrack(PatternTrack())
+        tap_tracks(relay, frames.append)
+        pinned: list[bool] = []
+        await negotiate(camera, relay, lambda: pinned.append(pin_codec(relay.getTransceivers()[0], "video/H264")))
+        assert pinned == [True]
+        answered = SessionDescription.parse(relay.localDescription.sdp).media[0].rtp.codecs
+        h264, rtx = answered
+        assert (h264.mimeType, rtx.mimeType) == ("video/H264", "video/rtx")
+        assert rtx.parameters["apt"] == h264.payloadType
+        await until(lambda: frames)
+        assert {f.codec for f in frames} == {"H264"}
+
+
+async def test_pinning_a_codec_the_offer_lacks_says_so_and_changes_nothing() -> None:
+    """The relay refuses a browser that did not offer the room's codec: pin_codec says False, and the
+    answer is what it would have been."""
+    async with peers() as (camera, relay):
+        only("VP8", camera.addTransceiver(PatternTrack(), direction="sendonly"))
+        pinned: list[bool] = []
+        await negotiate(camera, relay, lambda: pinned.append(pin_codec(relay.getTransceivers()[0], "video/H264")))
+        assert pinned == [False]
+        answered = SessionDescription.parse(relay.localDescription.sdp).media[0].rtp.codecs
+        assert [c.mimeType for c in answered] == ["video/VP8", "video/rtx"]
+
+
+async def test_offered_direction_is_the_direction_the_remote_offered() -> None:
+    """The relay makes slots of the transceivers a browser offered receive-only: offered_direction gives
+    each transceiver the direction the remote's offer wrote, and None where no offer said anything."""
+    directions = ["recvonly", "sendonly", "sendrecv", "inactive"]
+    async with peers() as (browser, relay):
+        for direction in directions:
+            browser.addTransceiver(VideoStreamTrack() if "send" in direction else "video", direction=direction)
+        unoffered = relay.addTransceiver("audio")
+        assert offered_direction(unoffered) is None
+        await browser.setLocalDescription(await browser.createOffer())
+        await relay.setRemoteDescription(browser.localDescription)
+        assert [offered_direction(t) for t in relay.getTransceivers() if t.kind == "video"] == directions
+        assert offered_direction(unoffered) is None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -26,8 +29,6 @@ from server.models import (
     Role,
     User,
 )
-
-pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -122,8 +123,29 @@ async def test_enums_are_checked_on_the_way_in(database: Database) -> None:
             await session.exec(sa.insert(Hospital).values(name="h2", level="village", region="r"))
 
 
-async def test_ping(database: Database) -> None:
-    await database.ping()
+async def test_ping_returns_while_the_database_answers(database: Database) -> None:
+    """/readyz reports ready when ping returns: it must, on a live database, every time it is asked."""
+    for _ in range(3):
+        assert await database.ping() is None
+
+
+@pytest.mark.parametrize("where", ["postgres-nothing-listening", "sqlite-cannot-open"])
+async def test_ping_raises_at_once_when_the_database_cannot_answer(where: str, tmp_path: Path) -> None:
+    """/readyz reports not ready only if ping raises: a server that refuses connections, or a database
+    file that cannot be opened, must raise (the driver's error), and promptly, not hang the probe."""
+    url = {"postgres-nothing-listening": "postgresql+asyncpg://nobody@127.0.0.1:9/none",  # port 9: refused
+           "sqlite-cannot-open": f"sqlite+aiosqlite:///{tmp_path}"}[where]  # a directory, not a file
+    unreachable = Database(url)
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises((OSError, sa.exc.DBAPIError)):
+                await unreachable.ping()
+    finally:
+        await unreachable.close()
+        # After a failed open aiosqlite's worker thread is still closing; it must not outlive this loop.
+        for thread in threading.enumerate():
+            if "_connection_worker_thread" in thread.name:
+                await asyncio.to_thread(thread.join, 5)
 
 
 async def test_created_at_defaults_to_now(database: Database) -> None:
