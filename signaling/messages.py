@@ -17,6 +17,9 @@ MAX_SDP_CHARS = 128 * 1024  # a relay offer: 2 m-lines per seat, about 3 KB each
 MAX_CANDIDATE_CHARS = 1024
 MAX_CHAT_CHARS = 2000
 MAX_TOKEN_CHARS = 4096
+MAX_NUMBER_CHARS = 32  # a JSON number's characters: no field needs more, and int() of thousands of digits is slow
+MAX_DEPTH = 32  # nested objects and arrays: a message needs four; json's C parser recurses per level
+MAX_PING_ID_CHARS = 64
 
 
 class _Message(pydantic.BaseModel):
@@ -330,9 +333,13 @@ def parse(text: str | bytes, *, max_bytes: int) -> ClientMessage:
     if size > max_bytes:
         raise MessageTooLarge(f"Message is {size} bytes; the limit is {max_bytes}.")
     try:
-        data: Any = json.loads(text)
+        data: Any = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise MalformedMessage("Message is not valid JSON.") from None
+    except RecursionError:  # json's C parser recurses once per level; very deep input ends here
+        raise MalformedMessage(f"Message nests deeper than {MAX_DEPTH} levels.") from None
+    if _depth(text, data) > MAX_DEPTH:
+        raise MalformedMessage(f"Message nests deeper than {MAX_DEPTH} levels.")
     if not isinstance(data, dict):
         raise MalformedMessage("Message must be a JSON object.")
     kind = data.get("type")
@@ -347,6 +354,39 @@ def parse(text: str | bytes, *, max_bytes: int) -> ClientMessage:
             f"{'.'.join(str(p) for p in err['loc'][1:]) or 'message'}: {err['msg']}" for err in exc.errors()
         )
         raise MalformedMessage(f"Invalid {kind!r} message: {problems}.") from None
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits) > MAX_NUMBER_CHARS:
+        raise MalformedMessage(f"A number in the message is longer than {MAX_NUMBER_CHARS} characters.")
+    return int(digits)
+
+
+def _parse_float(digits: str) -> float:
+    if len(digits) > MAX_NUMBER_CHARS:
+        raise MalformedMessage(f"A number in the message is longer than {MAX_NUMBER_CHARS} characters.")
+    return float(digits)
+
+
+def _no_constant(name: str) -> None:
+    raise MalformedMessage(f"{name} is not a JSON number.")
+
+
+def _depth(text: str | bytes, data: Any) -> int:
+    """How deeply ``data`` nests objects and arrays (a top-level object is 1). Counting brackets in the
+    text first keeps the common case (a few of them) to one pass in C."""
+    brackets = (text.count(b"[") + text.count(b"{")) if isinstance(text, bytes) else (text.count("[") + text.count("{"))
+    if brackets <= MAX_DEPTH:
+        return brackets
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((child, level + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def dump(message: ServerMessage) -> str:

@@ -208,6 +208,10 @@ async def keep_alive(ws) -> None:  # type: ignore[no-untyped-def]
         ('{"type": "join", "protocol": 2, "token": "t"}', "already-joined"),
         ('{"type": "remove", "participant_id": "nobody"}', "unknown-participant"),
         ('{"type": "offer", "to": "x", "sdp": "' + "a" * 200_000 + '"}', "too-large"),
+        # past the parser's limits: these used to drop the socket with no word
+        ('{"type": "ping", "id": ' + "7" * 5000 + "}", "malformed"),
+        ("[" * 100_000, "malformed"),
+        ('{"type": "ping", "id": ' + "[" * 50_000 + "]" * 50_000 + "}", "malformed"),
     ],
 )
 async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: TestClient, payload: str,
