@@ -131,7 +131,8 @@ class StartGrace:
 
 @dataclass(frozen=True)
 class StoreChat:
-    """Keep a chat line with the consultation; done once, by the sender's node."""
+    """Keep a chat line with the consultation before delivering it (``node``: the sender's). Every node
+    that delivers it writes it first; the store keeps one copy."""
 
     node: str
     session: str

@@ -12,11 +12,13 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
-from server.appkeys import DATABASE, KEYS, SETTINGS
+from server.appkeys import DATABASE, HUB, KEYS, SETTINGS
 from server.models import AuditEvent, ChatLine
 from server.settings import Settings
 from server.tokens import AccessToken
 from signaling.grants import HOST, RoomClaims, room_token
+from signaling.hub import ChatStore
+from signaling.room import StoreChat
 
 from ..conftest import _start
 from ..support.signaling_client import (
@@ -223,6 +225,30 @@ async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: T
     await ws.send_json({"type": "ping", "id": 9})
     assert await expect(ws, "pong") == {"type": "pong", "id": 9}
     await ws.close()
+
+
+async def test_a_chat_line_can_be_read_back_as_soon_as_it_is_seen(room_client: TestClient) -> None:
+    """A line is stored before it is delivered: the chat API has it once any participant saw it, even when
+    the database is slow."""
+    hub = room_client.app[HUB]
+    store = hub.chat_store
+    assert store is not None
+
+    async def slow_store(room_id: str, line: StoreChat) -> None:
+        await asyncio.sleep(0.5)
+        await store(room_id, line)
+    slow: ChatStore = slow_store
+    hub.chat_store = slow
+    li, _ = await enter(room_client, "dr.li")
+    wang, _ = await enter(room_client, "dr.wang")
+    await expect(li, "participant-joined")
+    await li.send_json({"type": "chat", "text": "BP 150/95"})
+    await expect(li, "chat")
+    await expect(wang, "chat")
+    response = await room_client.get("/api/consultations/1/chat", headers=await bearer(room_client, "", "dr.wang"))
+    assert [line["text"] for line in (await response.json())["chat"]] == ["BP 150/95"]
+    await li.close()
+    await wang.close()
 
 
 async def test_negotiation_before_joining_is_refused(room_client: TestClient) -> None:
