@@ -24,6 +24,7 @@ from .errors import (
     AlreadyJoined,
     HeartbeatTimeout,
     InvalidToken,
+    JoinTimeout,
     NotJoined,
     RateLimited,
     SignalingError,
@@ -92,6 +93,7 @@ class Limits:
     rate: float = 30.0  # messages per second, sustained
     burst: float = 100.0  # messages at once (a burst of ICE candidates)
     abuse_after: int = 200  # messages dropped for rate before the connection is closed
+    join_within: float = 10.0  # a socket with no valid join by then is closed (pings do not count)
 
 
 class TokenBucket:
@@ -156,11 +158,22 @@ class SignalingConnection:
 
     async def _read(self) -> None:
         last_heard, pinged = time.monotonic(), False
+        join_by = last_heard + self.limits.join_within
         while True:
-            wait = (self.limits.drop_after if pinged else self.limits.ping_after) - (time.monotonic() - last_heard)
+            now = time.monotonic()
+            if self.participant_id is None and now >= join_by:
+                # No seat, no lobby place: nothing this socket holds is worth keeping open for.
+                self.outbox.put_control(JoinTimeout(
+                    f"No valid join within {self.limits.join_within:g} s; the connection is closed."))
+                return
+            wait = (self.limits.drop_after if pinged else self.limits.ping_after) - (now - last_heard)
+            if self.participant_id is None:
+                wait = min(wait, join_by - now)
             try:
                 frame = await self.ws.receive(timeout=max(wait, 0.01))
             except TimeoutError:
+                if self.participant_id is None and time.monotonic() >= join_by:
+                    continue  # the deadline, not silence: answered at the top of the loop
                 if pinged:
                     self.outbox.put_control(HeartbeatTimeout("No answer to pings; the connection is closed."))
                     return

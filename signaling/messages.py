@@ -212,7 +212,8 @@ class ParticipantJoined(_Message):
 class ParticipantLeft(_Message):
     type: Literal["participant-left"] = "participant-left"
     participant_id: str
-    reason: Literal["left", "timeout", "removed", "node-lost", "consent-withdrawn", "invitation-revoked"] = "left"
+    reason: Literal["left", "timeout", "removed", "node-lost", "consent-withdrawn", "invitation-revoked",
+                    "replaced"] = "left"
 
 
 class ParticipantReconnecting(_Message):

@@ -18,6 +18,7 @@ from .errors import (
     NotAllowed,
     NotJoined,
     NotRelayed,
+    Replaced,
     ResumeFailed,
     RoomFull,
     SignalingError,
@@ -240,18 +241,42 @@ class Room:
 
     # join
 
+    def _same_identity(self, identity: str) -> Member | None:
+        """The member this identity already has: one seat or lobby place per person (and so per invitation,
+        which names one patient), however many sockets they open."""
+        return next((m for m in self.members.values() if m.identity == identity), None)
+
     def _check_Joining(self, event: Joining) -> SignalingError | None:
         if event.participant.id in self.members:
             return AlreadyJoined("You have already joined this room.")
-        if event.grants.admit and len(self.participants) >= self.max_participants:
+        old = self._same_identity(event.identity)  # its place is freed for the newcomer
+        seated = len(self.participants) - (1 if old is not None and old.seated else 0)
+        waiting = len(self.waiting) - (1 if old is not None and not old.seated else 0)
+        if event.grants.admit and seated >= self.max_participants:
             return RoomFull(f"The room is full ({self.max_participants} participants).")
-        if not event.grants.admit and len(self.waiting) >= self.max_participants:
+        if not event.grants.admit and waiting >= self.max_participants:
             return RoomFull("The waiting room is full; please try again later.")
         return None
 
     def _on_Joining(self, event: Joining, seq: int) -> list[Effect]:
         if error := self._check_Joining(event):
             return self._refuse(error, event.at)
+        effects: list[Effect] = []
+        if (old := self._same_identity(event.identity)) is not None:
+            effects = self._replace(old)
+        return effects + self._enter(event)
+
+    def _replace(self, old: Member) -> list[Effect]:
+        """The same identity joined again (another tab, another device, a reload): the newer socket wins.
+        The old one is told and closed, and leaves like anyone else; the new one enters afresh (a guest
+        through the lobby again: an admission is for a connection the host saw, not for a link)."""
+        effects: list[Effect] = []
+        if old.status is not Status.RECONNECTING:
+            effects += self._refuse(Replaced("You joined this consultation again on another connection; "
+                                             "this one is closed."), old.at)
+        return effects + self._drop(old, "replaced")
+
+    def _enter(self, event: Joining) -> list[Effect]:
         self.session = self.session or event.participant.id
         if event.patient is not None:  # the newest token knows best (Consenting events keep it current)
             self.patient, self.patient_consent_id = event.patient, event.patient_consent_id

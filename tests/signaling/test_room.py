@@ -383,3 +383,58 @@ def test_room_goes_back_to_peer_to_peer_when_the_last_seat_empties() -> None:
     for n, pid in enumerate(("d", "s", "t")):
         room.apply(Leaving(participant_id=pid, at=at(pid)), 10 + n)
     assert room.mode == "p2p" and room.relay_at is None and [p.id for p in room.waiting] == ["p"]
+
+
+# ---- one seat or lobby place per identity ----
+
+def again(pid: str, generation: int, host: bool = True, node: str = "n1") -> Joining:
+    """The same person as join(pid) joining on another socket, as a new participant."""
+    first = join(pid, host, node)
+    return first.model_copy(update={
+        "participant": first.participant.model_copy(update={"id": f"{pid}{generation}"}),
+        "at": at(pid, node, generation)})
+
+
+@pytest.mark.parametrize(
+    ("before", "event", "expected"),
+    [
+        # a host on a second socket: the first is told and closed, leaves, and the second takes a seat
+        ((DOC, SPEC), again("s", 2),
+         [("s", "error", "replaced"), ("close", "s", 4410), ("d", "participant-left", ("s", "replaced")),
+          ("s2", "joined", ("d",)), ("d", "participant-joined", "s2")]),
+        # in a full room too: the identity's own seat is the one it takes
+        ((DOC, SPEC, join("t")), again("t", 2),
+         [("t", "error", "replaced"), ("close", "t", 4410), ("d", "participant-left", ("t", "replaced")),
+          ("s", "participant-left", ("t", "replaced")), (RELAY, "participant-left", ("t", "replaced")),
+          ("t2", "joined", ("d", "s")),
+          ("d", "participant-joined", "t2"), ("s", "participant-joined", "t2")]),
+        # a guest's second socket takes the lobby place of the first
+        ((DOC, PAT), again("p", 2, host=False),
+         [("p", "error", "replaced"), ("close", "p", 4410), ("d", "lobby-update", ()),
+          ("p2", "lobby", "p2"), ("d", "lobby-update", ("p2",))]),
+        # an admitted guest on a new socket waits again: an admission is for the connection the host saw
+        ((DOC, PAT, Admitting(by="d", participant_id="p")), again("p", 2, host=False),
+         [("p", "error", "replaced"), ("close", "p", 4410), ("d", "participant-left", ("p", "replaced")),
+          ("p2", "lobby", "p2"), ("d", "lobby-update", ("p2",))]),
+        # a reconnecting seat is replaced too, without a word to the socket that is gone
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), again("s", 2),
+         [("d", "participant-left", ("s", "replaced")), ("s2", "joined", ("d",)), ("d", "participant-joined", "s2")]),
+    ],
+)
+def test_one_place_per_identity(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
+    """A new socket with the same identity replaces the old one, so one token cannot take every seat."""
+    room = room_after(*before)
+    assert summary(room.apply(event, len(before) + 1)) == expected
+    assert len({m.identity for m in room.members.values()}) == len(room.members)
+
+
+def test_one_token_on_many_sockets_holds_one_seat_and_one_lobby_place() -> None:
+    """Twenty sockets of one clinician, twelve of one guest: the room keeps seats and lobby for others."""
+    room = room_after(DOC)
+    for n in range(1, 21):
+        room.apply(again("s", n), 1 + n)
+    for n in range(1, 13):
+        room.apply(again("p", n, host=False), 30 + n)
+    assert [p.id for p in room.participants] == ["d", "s20"] and [p.id for p in room.waiting] == ["p12"]
+    assert summary(room.apply(join("t"), 50))[0] == ("t", "joined", ("d", "s20"))
+    assert room.refusal(join("q", host=False)) is None
