@@ -143,16 +143,20 @@ class Leave(_Message):
     type: Literal["leave"] = "leave"
 
 
+# A ping's id is echoed as given: an integer, or a string (clients often use one).
+PingId = int | Annotated[str, pydantic.Field(max_length=MAX_PING_ID_CHARS)] | None
+
+
 class Ping(_Message):
     type: Literal["ping"] = "ping"
-    id: int | None = None
+    id: PingId = None
 
 
 class Pong(_Message):
     """Sent by either side in answer to a ping."""
 
     type: Literal["pong"] = "pong"
-    id: int | None = None
+    id: PingId = None
 
 
 ClientMessage = (

@@ -228,6 +228,14 @@ async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: T
     await ws.close()
 
 
+async def test_a_ping_id_may_be_a_string(room_client: TestClient) -> None:
+    """A ping's id comes back as it was sent, string or integer."""
+    ws, _ = await enter(room_client, "dr.li")
+    await ws.send_json({"type": "ping", "id": "probe-1"})
+    assert await expect(ws, "pong") == {"type": "pong", "id": "probe-1"}
+    await ws.close()
+
+
 async def test_a_chat_line_can_be_read_back_as_soon_as_it_is_seen(room_client: TestClient) -> None:
     """A line is stored before it is delivered: the chat API has it once any participant saw it, even when
     the database is slow."""

@@ -44,6 +44,7 @@ LIMIT = 64 * 1024
         ('{"type": "pong"}', Pong()),
         ('{"type": "candidate", "to": "p1", "candidate": null}', Candidate(to="p1", candidate=None)),
         ('{"type": "ping", "id": 3}', Ping(id=3)),
+        ('{"type": "ping", "id": "k-7"}', Ping(id="k-7")),  # clients often count with strings
     ],
 )
 def test_valid_messages_parse_to_their_type(text: str, expected: object) -> None:
@@ -78,6 +79,7 @@ def test_browser_candidate_json_parses() -> None:
         ('{"type": "candidate", "to": "p", "candidate": {"candidate": "c", "sdpMLineIndex": -1}}',
          MalformedMessage, "sdpMLineIndex"),
         (b"\xff\xfe", MalformedMessage, "not valid JSON"),
+        ('{"type": "ping", "id": true}', MalformedMessage, "id"),
         # numbers and nesting past the documented limits (int() of 5,000 digits raises ValueError, and
         # json's C parser raises RecursionError 1,000 levels down: neither may escape)
         ('{"type": "ping", "id": ' + "9" * 5000 + "}", MalformedMessage, "longer than 32"),
