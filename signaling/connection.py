@@ -213,8 +213,10 @@ class SignalingConnection:
         if isinstance(message, Leave):
             self.left = True
             return False
-        if isinstance(message, Offer | Answer):
-            event = Relaying(sender=pid, to=message.to, type=message.type, sdp=message.sdp)
+        if isinstance(message, Offer):
+            event = Relaying(sender=pid, to=message.to, type="offer", sdp=message.sdp, offer_id=message.offer_id)
+        elif isinstance(message, Answer):
+            event = Relaying(sender=pid, to=message.to, type="answer", sdp=message.sdp)
         elif isinstance(message, Candidate):
             event = Relaying(sender=pid, to=message.to, type="candidate", candidate=message.candidate)
         elif isinstance(message, IceRestart):

@@ -78,10 +78,24 @@ class Join(_Message):
     resume: str | None = pydantic.Field(default=None, max_length=128)
 
 
+OfferId = Annotated[str, pydantic.Field(min_length=1, max_length=64)]
+
+
 class Offer(_Message):
+    """SDP for one participant, or for the relay: an offer ``to: "relay"`` names itself with ``offer_id``
+    (chosen by the client), and the relay's answer echoes it, so a client applies only the answer to the
+    offer it is waiting for."""
+
     type: Literal["offer"] = "offer"
     to: PeerId
     sdp: Sdp
+    offer_id: OfferId | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _offer_id_for_the_relay_only(self) -> Offer:
+        if (self.to == "relay") != (self.offer_id is not None):
+            raise ValueError("offer_id is required on an offer to the relay, and only there")
+        return self
 
 
 class Answer(_Message):
@@ -188,6 +202,7 @@ class Joined(_Message):
     resumed: bool = False
     mode: Literal["p2p", "relay"] = "p2p"
     relay_slots: int = 0
+    relay_epoch: int = 0  # names the relay now running (see RoomMode); 0 while peer to peer
     recording: bool = False
     protocol: int = PROTOCOL_VERSION
 
@@ -230,13 +245,27 @@ class ParticipantResumed(_Message):
     participant_id: str
 
 
-class RelayedOffer(_Message):
+class _NamesItsOffer(_Message):
+    """An offer to the relay, or the relay's answer: ``offer_id`` travels only there, so peer-to-peer
+    offers and answers keep their shape on the wire."""
+
+    offer_id: str | None = None
+
+    @pydantic.model_serializer(mode="wrap")
+    def _without_absent_offer_id(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("offer_id") is None:
+            data.pop("offer_id", None)
+        return data
+
+
+class RelayedOffer(_NamesItsOffer):
     type: Literal["offer"] = "offer"
     from_: str = pydantic.Field(alias="from")
     sdp: str
 
 
-class RelayedAnswer(_Message):
+class RelayedAnswer(_NamesItsOffer):
     type: Literal["answer"] = "answer"
     from_: str = pydantic.Field(alias="from")
     sdp: str
@@ -274,21 +303,28 @@ class RoomMode(_Message):
     """How media flows now: p2p (each pair connects) or relay (everyone connects once, to the server).
 
     On "relay", close the connections to the others and send one offer ``to: "relay"`` with your own
-    tracks and ``relay_slots`` pairs of receive-only audio/video transceivers."""
+    tracks and ``relay_slots`` pairs of receive-only audio/video transceivers. Sent only on a change, and
+    never to whoever's ``joined`` already said it; each relay started has a new ``relay_epoch``."""
 
     type: Literal["mode"] = "mode"
     mode: Literal["p2p", "relay"]
     relay_slots: int = 0
+    relay_epoch: int = 0
 
 
 class RelayLayout(_Message):
-    """Which participant the relay put in which of your slots: the slot's video mid -> participant id."""
+    """Which participant the relay put in which of your slots: ``slots`` maps the slot's video mid, and
+    ``audio_slots`` its audio mid, to the participant id. Slots not named are empty."""
 
     type: Literal["layout"] = "layout"
     slots: dict[str, str]
+    audio_slots: dict[str, str] = {}
 
 
 class RecordingState(_Message):
+    """Recording started or stopped; ``by`` names who started it, or who stopped it by hand (null when
+    the server stopped it)."""
+
     type: Literal["recording"] = "recording"
     on: bool
     by: str | None = None

@@ -356,7 +356,7 @@ class Room:
             if self.recording:
                 effects += self._stop_recording("relay-lost")
             effects += self._ensure_mode(self.members[self.participants[0].id].at.node) \
-                or self._to_seated(RoomMode(mode="p2p"))
+                or self._to_seated(self._mode_message())
         return effects
 
     # the lobby
@@ -462,7 +462,7 @@ class Room:
             return self._refuse(error, self._origin(event.sender))
         message: ServerMessage
         if event.type == "offer":
-            message = RelayedOffer(from_=event.sender, sdp=event.sdp or "")
+            message = RelayedOffer(from_=event.sender, sdp=event.sdp or "", offer_id=event.offer_id)
         elif event.type == "answer":
             message = RelayedAnswer(from_=event.sender, sdp=event.sdp or "")
         elif event.type == "candidate":
@@ -517,7 +517,7 @@ class Room:
         if event.on == self.recording:
             return []
         if not event.on:
-            return self._stop_recording("stopped")
+            return self._stop_recording("stopped", by=event.by)
         self.recording_by = event.by
         effects = self._ensure_mode(self.members[event.by].at.node, force=True)
         return effects + self._to_seated(RecordingState(on=True, by=event.by, reason="started"))
@@ -552,25 +552,33 @@ class Room:
             return []  # the participant left meanwhile
         message: ServerMessage
         if event.type == "answer":
-            message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "")
+            message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "", offer_id=event.offer_id)
         elif event.type == "layout":
-            message = RelayLayout(slots=event.layout)
+            message = RelayLayout(slots=event.layout, audio_slots=event.audio_layout)
         else:
             message = Error(code=event.code, message=event.message)
         return [Deliver(self.members[event.to].at, message)]
 
-    def _stop_recording(self, reason: str) -> list[Effect]:
+    def _stop_recording(self, reason: str, *, by: str | None = None) -> list[Effect]:
+        """``by``: who stopped it by hand; None when the room stopped it (consent, a departure, the relay)."""
         self.recording_by = None
-        return self._to_seated(RecordingState(on=False, reason=reason))  # type: ignore[arg-type]
+        return self._to_seated(RecordingState(on=False, by=by, reason=reason))  # type: ignore[arg-type]
 
-    def _ensure_mode(self, node: str, *, force: bool = False) -> list[Effect]:
-        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it)."""
+    def _ensure_mode(self, node: str, *, force: bool = False, but: str | None = None) -> list[Effect]:
+        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it).
+
+        ``but``: the newcomer whose ``joined`` already says so; one notice per change per participant, or a
+        client connecting on each would offer twice."""
         if self.mode == "relay" or not (force or len(self.participants) >= RELAY_FROM):
             return []
         self.mode, self.relay_node = "relay", node
         self.relay_epoch += 1
-        return [StartRelay(node, self.relay_epoch),
-                *self._to_seated(RoomMode(mode="relay", relay_slots=self.relay_slots))]
+        return [StartRelay(node, self.relay_epoch), *self._to_seated(self._mode_message(), but=but)]
+
+    def _mode_message(self) -> RoomMode:
+        relayed = self.mode == "relay"
+        return RoomMode(mode=self.mode, relay_slots=self.relay_slots if relayed else 0,  # type: ignore[arg-type]
+                        relay_epoch=self.relay_epoch if relayed else 0)
 
     # ---- helpers ----
 
@@ -578,7 +586,7 @@ class Room:
         """A member has just taken a seat: tell it and the others; the room may change how media flows."""
         effects: list[Effect] = [
             *self._to_seated(ParticipantJoined(participant=member.participant), but=member.id)]
-        effects += self._ensure_mode(member.at.node)
+        effects += self._ensure_mode(member.at.node, but=member.id)
         if self.recording and member.consent_id is None:
             effects += self._stop_recording("consent-missing")
         return [self._joined(member), *effects]
@@ -588,7 +596,9 @@ class Room:
         waiting = self.waiting if member.grants.admit else ()
         return Deliver(member.at, Joined(self_=member.participant, participants=others, waiting=waiting,
                                          chat=tuple(self.chat), resumed=resumed, mode=self.mode,  # type: ignore[arg-type]
-                                         relay_slots=self.relay_slots, recording=self.recording))
+                                         relay_slots=self.relay_slots,
+                                         relay_epoch=self.relay_epoch if self.mode == "relay" else 0,
+                                         recording=self.recording))
 
     def _to_seated(self, message: ServerMessage, *, but: str | None = None) -> list[Effect]:
         """To everyone with a live seat (a reconnecting one hears nothing until it resumes), and to the relay

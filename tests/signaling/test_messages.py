@@ -45,6 +45,8 @@ LIMIT = 64 * 1024
         ('{"type": "candidate", "to": "p1", "candidate": null}', Candidate(to="p1", candidate=None)),
         ('{"type": "ping", "id": 3}', Ping(id=3)),
         ('{"type": "ping", "id": "k-7"}', Ping(id="k-7")),  # clients often count with strings
+        ('{"type": "offer", "to": "relay", "sdp": "v=0", "offer_id": "2.1"}',
+         Offer(to="relay", sdp="v=0", offer_id="2.1")),
     ],
 )
 def test_valid_messages_parse_to_their_type(text: str, expected: object) -> None:
@@ -79,6 +81,9 @@ def test_browser_candidate_json_parses() -> None:
         ('{"type": "candidate", "to": "p", "candidate": {"candidate": "c", "sdpMLineIndex": -1}}',
          MalformedMessage, "sdpMLineIndex"),
         (b"\xff\xfe", MalformedMessage, "not valid JSON"),
+        # an offer to the relay names itself, so the answer can name it back; to a participant, it does not
+        ('{"type": "offer", "to": "relay", "sdp": "v=0"}', MalformedMessage, "offer_id"),
+        ('{"type": "offer", "to": "p1", "sdp": "v=0", "offer_id": "1"}', MalformedMessage, "offer_id"),
         ('{"type": "ping", "id": true}', MalformedMessage, "id"),
         # numbers and nesting past the documented limits (int() of 5,000 digits raises ValueError, and
         # json's C parser raises RecursionError 1,000 levels down: neither may escape)
