@@ -1,1 +1,1 @@
-"""Media on the server: the forwarding relay and recording (issue 4). Empty until then: p2p needs neither."""
+"""Media on the server: the forwarding relay that carries rooms of three or more, and recording."""

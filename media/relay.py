@@ -56,6 +56,10 @@ class RelayPeer:
     def layout(self) -> Layout:
         return {slot.video_mid: slot.owner for slot in self.slots if slot.owner is not None}
 
+    def audio_layout(self) -> Layout:
+        """The same slots by their audio mid: a client need not assume how audio pairs with video."""
+        return {slot.audio_mid: slot.owner for slot in self.slots if slot.owner is not None}
+
 
 class Relay:
     """Forwards every participant's encoded audio and video to every other participant."""
@@ -77,6 +81,10 @@ class Relay:
     async def answer(self, participant_id: str, offer_sdp: str, *, publish: bool = True,
                      subscribe: bool = True) -> str:
         """Take a participant's offer (a new connection, replacing any earlier one) and return the answer."""
+        if not is_media_offer(offer_sdp):
+            # aiortc answers anything, even "hello", with an SDP that has no media: say no instead, and
+            # keep whatever connection the participant had.
+            raise NegotiationFailed("That offer is not SDP with audio or video in it.")
         await self.remove(participant_id)
         pc = RTCPeerConnection(self.configuration)
         peer = RelayPeer(participant_id, pc, publish=publish, subscribe=subscribe)
@@ -98,8 +106,9 @@ class Relay:
         self._announce(peer)
         return pc.localDescription.sdp
 
-    async def add_candidate(self, participant_id: str, candidate: str, sdp_mid: str | None,
+    async def add_candidate(self, participant_id: str, candidate: str | None, sdp_mid: str | None,
                             sdp_mline_index: int | None) -> None:
+        """A trickled candidate; None (or empty) ends the participant's gathering."""
         peer = self.peers.get(participant_id)
         if peer is None:
             raise NotInRelay("Send an offer to the relay first.")
@@ -135,6 +144,11 @@ class Relay:
             await self.remove(participant_id)
 
     # ---- what is flowing ----
+
+    def audio_layout(self, participant_id: str) -> Layout:
+        """Who is in which of this participant's slots, by the slot's audio mid."""
+        peer = self.peers.get(participant_id)
+        return peer.audio_layout() if peer is not None else {}
 
     def publications(self) -> list[Publication]:
         return [p for peer in self.peers.values() for p in peer.publications.values() if not p.ended]
@@ -204,3 +218,9 @@ class Relay:
             task = asyncio.ensure_future(self.remove(peer.participant_id))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
+
+
+def is_media_offer(sdp: str) -> bool:
+    """Whether ``sdp`` is a session description with at least one audio or video section."""
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    return lines[0].strip() == "v=0" and any(line.startswith(("m=audio ", "m=video ")) for line in lines)

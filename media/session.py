@@ -135,11 +135,12 @@ class RelaySession:
                 return True
             answer = await self.relay.answer(item.from_, item.sdp, publish=member.grants.publish,
                                              subscribe=member.grants.subscribe)
-            self._send(FromRelay(to=item.from_, type="answer", sdp=answer))
+            self._send(FromRelay(to=item.from_, type="answer", sdp=answer, offer_id=item.offer_id))
         elif isinstance(item, RelayedCandidate):
-            if item.candidate is not None:
-                await self.relay.add_candidate(item.from_, item.candidate.candidate, item.candidate.sdpMid,
-                                               item.candidate.sdpMLineIndex)
+            candidate = item.candidate
+            await self.relay.add_candidate(item.from_, candidate.candidate if candidate else None,
+                                           candidate.sdpMid if candidate else None,
+                                           candidate.sdpMLineIndex if candidate else None)
         elif isinstance(item, ParticipantLeft):
             await self.relay.remove(item.participant_id)
             if room is None or not room.participants:
@@ -225,7 +226,8 @@ class RelaySession:
     # ---- answering through the room's log ----
 
     def _layout(self, participant_id: str, layout: Layout) -> None:
-        self._send(FromRelay(to=participant_id, type="layout", layout=layout))
+        self._send(FromRelay(to=participant_id, type="layout", layout=layout,
+                             audio_layout=self.relay.audio_layout(participant_id)))
 
     def _send(self, event: RoomEvent) -> None:
         self._outgoing.put(event)

@@ -41,7 +41,7 @@ def can_view_consultation(who: Principal, scope: ConsultationScope) -> bool:
 
 
 def can_join_consultation(who: Principal, scope: ConsultationScope) -> bool:
-    """Only clinicians who are participants enter the room (patients come by invitation, later)."""
+    """Only clinicians who are participants take a room token this way (patients come by invitation link)."""
     return who.user_id in scope.participant_ids and who.role in CLINICAL_ROLES
 
 

@@ -279,6 +279,9 @@ class Settings:
     heartbeat_timeout: float = _setting(
         45.0, _parse_positive_float, "Seconds of silence after which the socket is closed and its seat held."
     )
+    join_timeout: float = _setting(
+        10.0, _parse_positive_float, "Seconds a new signaling socket has to send a valid join before it is closed."
+    )
     reconnect_grace: float = _setting(
         30.0, _parse_positive_float, "Seconds a participant whose connection dropped keeps their seat."
     )

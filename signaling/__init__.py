@@ -1,1 +1,1 @@
-"""WebRTC signaling: the WebSocket protocol, rooms, and (later) the bus between server nodes."""
+"""WebRTC signaling: the WebSocket protocol, rooms as pure state machines, and the log nodes share (Redis)."""

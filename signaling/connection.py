@@ -22,6 +22,7 @@ from .errors import (
     ConsentWithdrawn,
     HeartbeatTimeout,
     InvitationRevoked,
+    JoinTimeout,
     NotAllowed,
     NotJoined,
     RateLimited,
@@ -93,6 +94,7 @@ class Limits:
     rate: float = 30.0  # messages per second, sustained
     burst: float = 100.0  # messages at once (a burst of ICE candidates)
     abuse_after: int = 200  # messages dropped for rate before the connection is closed
+    join_within: float = 10.0  # a socket with no valid join by then is closed (pings do not count)
 
 
 class TokenBucket:
@@ -157,11 +159,22 @@ class SignalingConnection:
 
     async def _read(self) -> None:
         last_heard, pinged = time.monotonic(), False
+        join_by = last_heard + self.limits.join_within
         while True:
-            wait = (self.limits.drop_after if pinged else self.limits.ping_after) - (time.monotonic() - last_heard)
+            now = time.monotonic()
+            if self.participant_id is None and now >= join_by:
+                # No seat, no lobby place: nothing this socket holds is worth keeping open for.
+                self.outbox.put_control(JoinTimeout(
+                    f"No valid join within {self.limits.join_within:g} s; the connection is closed."))
+                return
+            wait = (self.limits.drop_after if pinged else self.limits.ping_after) - (now - last_heard)
+            if self.participant_id is None:
+                wait = min(wait, join_by - now)
             try:
                 frame = await self.ws.receive(timeout=max(wait, 0.01))
             except TimeoutError:
+                if self.participant_id is None and time.monotonic() >= join_by:
+                    continue  # the deadline, not silence: answered at the top of the loop
                 if pinged:
                     self.outbox.put_control(HeartbeatTimeout("No answer to pings; the connection is closed."))
                     return
@@ -201,8 +214,10 @@ class SignalingConnection:
         if isinstance(message, Leave):
             self.left = True
             return False
-        if isinstance(message, Offer | Answer):
-            event = Relaying(sender=pid, to=message.to, type=message.type, sdp=message.sdp)
+        if isinstance(message, Offer):
+            event = Relaying(sender=pid, to=message.to, type="offer", sdp=message.sdp, offer_id=message.offer_id)
+        elif isinstance(message, Answer):
+            event = Relaying(sender=pid, to=message.to, type="answer", sdp=message.sdp)
         elif isinstance(message, Candidate):
             event = Relaying(sender=pid, to=message.to, type="candidate", candidate=message.candidate)
         elif isinstance(message, IceRestart):

@@ -11,7 +11,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403  # token for another room, turned away from the lobby, removed
 CLOSE_TIMEOUT = 4408  # no sign of life from the client within the heartbeat timeout
 CLOSE_ROOM_FULL = 4409
-CLOSE_REPLACED = 4410  # the same participant resumed on a newer connection
+CLOSE_REPLACED = 4410  # the same participant resumed, or the same identity joined, on a newer connection
 CLOSE_ABUSE = 4429  # kept sending faster than allowed, or stopped reading
 CLOSE_UNAVAILABLE = 4503  # this node cannot reach the bus between nodes; try again (another node)
 
@@ -126,6 +126,20 @@ class NoSeat(SignalingError):
 class HeartbeatTimeout(SignalingError):
     code = "timeout"
     close_code = CLOSE_TIMEOUT
+
+
+class JoinTimeout(SignalingError):
+    """The socket sent no valid join within the join deadline: a seatless socket holds nothing open."""
+
+    code = "join-timeout"
+    close_code = CLOSE_TIMEOUT
+
+
+class Replaced(SignalingError):
+    """The same identity joined on a newer socket, which took this one's seat or lobby place."""
+
+    code = "replaced"
+    close_code = CLOSE_REPLACED
 
 
 class Abuse(SignalingError):

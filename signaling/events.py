@@ -114,6 +114,7 @@ class Relaying(_Event):
     type: Literal["offer", "answer", "candidate", "ice-restart"]
     sdp: str | None = None
     candidate: IceCandidate | None = None
+    offer_id: str | None = None  # an offer to the relay names itself; the relay's answer echoes it
 
 
 class MediaChanged(_Event):
@@ -146,13 +147,15 @@ class Recording(_Event):
 
 
 class FromRelay(_Event):
-    """The media relay's answer, layout or error for one participant."""
+    """The media relay's answer (to the offer ``offer_id``), layout or error for one participant."""
 
     kind: Literal["from-relay"] = "from-relay"
     to: str
     type: Literal["answer", "layout", "error"]
     sdp: str | None = None
-    layout: dict[str, str] = {}
+    offer_id: str | None = None
+    layout: dict[str, str] = {}  # slot's video mid -> participant id
+    audio_layout: dict[str, str] = {}  # slot's audio mid -> participant id
     code: str = ""
     message: str = ""
 

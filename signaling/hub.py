@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 256
 IDLE_ROOM_SECONDS = 5.0  # how long a room with no local socket is still followed
 CATCH_UP_SECONDS = 5.0  # how long a join waits for this node to read a room's log before refusing
+CHAT_STORE_SECONDS = 5.0  # how long a chat line's delivery waits for the database before going out unstored
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class Replica:
     task: asyncio.Task[None] | None = None
     connections: set[str] = field(default_factory=set)
     idle_since: float | None = None
+    # Effects waiting behind a chat line being stored, in log order, and the task carrying them out.
+    backlog: deque[list[Effect]] = field(default_factory=deque)
+    draining: asyncio.Task[None] | None = None
 
 
 class RoomHub:
@@ -98,7 +103,8 @@ class RoomHub:
         self._presence = asyncio.create_task(self._keep_presence())
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._presence, *self._tasks, *(r.task for r in self._replicas.values())) if t]
+        tasks = [t for t in (self._presence, *self._tasks, *(r.task for r in self._replicas.values()),
+                             *(r.draining for r in self._replicas.values())) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -175,7 +181,40 @@ class RoomHub:
                 log.exception("room %s: could not apply event %d", room_id, seq)
                 continue
             if live:
+                self._carry_out(room_id, replica, effects)
+
+    def _carry_out(self, room_id: str, replica: Replica, effects: list[Effect]) -> None:
+        """Carry out one event's effects, in log order. A chat line is stored before anyone here is told
+        of it, so whoever saw it can read it back from the API at once: its effects, and every later
+        event's, wait for the write (the room's state does not: it is already applied)."""
+        if replica.draining is None and not any(isinstance(e, StoreChat) for e in effects):
+            self._execute(room_id, effects)
+            return
+        replica.backlog.append(effects)
+        if replica.draining is None:
+            replica.draining = asyncio.create_task(self._drain(room_id, replica))
+
+    async def _drain(self, room_id: str, replica: Replica) -> None:
+        try:
+            while replica.backlog:
+                effects = replica.backlog.popleft()
+                for effect in effects:
+                    if isinstance(effect, StoreChat):
+                        await self._store_chat(room_id, effect)
                 self._execute(room_id, effects)
+        finally:
+            replica.draining = None
+
+    async def _store_chat(self, room_id: str, line: StoreChat) -> None:
+        """Every node that follows the room writes the line before delivering it (the store ignores a line
+        already kept), so no node waits on another's write. If the database fails, the line still goes
+        out: a chat that stops is worse than a line missing from the record, which the log names."""
+        if self.chat_store is None:
+            return
+        try:
+            await asyncio.wait_for(self.chat_store(room_id, line), CHAT_STORE_SECONDS)
+        except Exception:
+            log.exception("room %s: chat line %d delivered before it could be stored", room_id, line.seq)
 
     def _execute(self, room_id: str, effects: list[Effect]) -> None:
         for effect in effects:
@@ -188,8 +227,6 @@ class RoomHub:
                     outbox.put_control(CloseRequest(effect.code, effect.reason))
             elif isinstance(effect, StartGrace) and effect.node == self.node_id:
                 self._spawn(self._expire_later(room_id, effect))
-            elif isinstance(effect, StoreChat) and effect.node == self.node_id and self.chat_store:
-                self._spawn(self.chat_store(room_id, effect))
             elif isinstance(effect, StartRelay) and effect.node == self.node_id and self.relay_starter:
                 self.relay_starter(self, room_id, effect.epoch)
 
@@ -244,9 +281,10 @@ class RoomHub:
 
     async def _drop(self, room_id: str, replica: Replica) -> None:
         self._replicas.pop(room_id, None)
-        if replica.task is not None:
-            replica.task.cancel()
-            with suppress(asyncio.CancelledError):
-                await replica.task
+        for task in (replica.task, replica.draining):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         if replica.room.is_empty:
             await self.log.forget(room_id)

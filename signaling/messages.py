@@ -17,6 +17,9 @@ MAX_SDP_CHARS = 128 * 1024  # a relay offer: 2 m-lines per seat, about 3 KB each
 MAX_CANDIDATE_CHARS = 1024
 MAX_CHAT_CHARS = 2000
 MAX_TOKEN_CHARS = 4096
+MAX_NUMBER_CHARS = 32  # a JSON number's characters: no field needs more, and int() of thousands of digits is slow
+MAX_DEPTH = 32  # nested objects and arrays: a message needs four; json's C parser recurses per level
+MAX_PING_ID_CHARS = 64
 
 
 class _Message(pydantic.BaseModel):
@@ -75,10 +78,24 @@ class Join(_Message):
     resume: str | None = pydantic.Field(default=None, max_length=128)
 
 
+OfferId = Annotated[str, pydantic.Field(min_length=1, max_length=64)]
+
+
 class Offer(_Message):
+    """SDP for one participant, or for the relay: an offer ``to: "relay"`` names itself with ``offer_id``
+    (chosen by the client), and the relay's answer echoes it, so a client applies only the answer to the
+    offer it is waiting for."""
+
     type: Literal["offer"] = "offer"
     to: PeerId
     sdp: Sdp
+    offer_id: OfferId | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _offer_id_for_the_relay_only(self) -> Offer:
+        if (self.to == "relay") != (self.offer_id is not None):
+            raise ValueError("offer_id is required on an offer to the relay, and only there")
+        return self
 
 
 class Answer(_Message):
@@ -140,16 +157,20 @@ class Leave(_Message):
     type: Literal["leave"] = "leave"
 
 
+# A ping's id is echoed as given: an integer, or a string (clients often use one).
+PingId = int | Annotated[str, pydantic.Field(max_length=MAX_PING_ID_CHARS)] | None
+
+
 class Ping(_Message):
     type: Literal["ping"] = "ping"
-    id: int | None = None
+    id: PingId = None
 
 
 class Pong(_Message):
     """Sent by either side in answer to a ping."""
 
     type: Literal["pong"] = "pong"
-    id: int | None = None
+    id: PingId = None
 
 
 ClientMessage = (
@@ -181,6 +202,7 @@ class Joined(_Message):
     resumed: bool = False
     mode: Literal["p2p", "relay"] = "p2p"
     relay_slots: int = 0
+    relay_epoch: int = 0  # names the relay now running (see RoomMode); 0 while peer to peer
     recording: bool = False
     protocol: int = PROTOCOL_VERSION
 
@@ -209,7 +231,8 @@ class ParticipantJoined(_Message):
 class ParticipantLeft(_Message):
     type: Literal["participant-left"] = "participant-left"
     participant_id: str
-    reason: Literal["left", "timeout", "removed", "node-lost", "consent-withdrawn", "invitation-revoked"] = "left"
+    reason: Literal["left", "timeout", "removed", "node-lost", "consent-withdrawn", "invitation-revoked",
+                    "replaced"] = "left"
 
 
 class ParticipantReconnecting(_Message):
@@ -222,13 +245,27 @@ class ParticipantResumed(_Message):
     participant_id: str
 
 
-class RelayedOffer(_Message):
+class _NamesItsOffer(_Message):
+    """An offer to the relay, or the relay's answer: ``offer_id`` travels only there, so peer-to-peer
+    offers and answers keep their shape on the wire."""
+
+    offer_id: str | None = None
+
+    @pydantic.model_serializer(mode="wrap")
+    def _without_absent_offer_id(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("offer_id") is None:
+            data.pop("offer_id", None)
+        return data
+
+
+class RelayedOffer(_NamesItsOffer):
     type: Literal["offer"] = "offer"
     from_: str = pydantic.Field(alias="from")
     sdp: str
 
 
-class RelayedAnswer(_Message):
+class RelayedAnswer(_NamesItsOffer):
     type: Literal["answer"] = "answer"
     from_: str = pydantic.Field(alias="from")
     sdp: str
@@ -266,21 +303,28 @@ class RoomMode(_Message):
     """How media flows now: p2p (each pair connects) or relay (everyone connects once, to the server).
 
     On "relay", close the connections to the others and send one offer ``to: "relay"`` with your own
-    tracks and ``relay_slots`` pairs of receive-only audio/video transceivers."""
+    tracks and ``relay_slots`` pairs of receive-only audio/video transceivers. Sent only on a change, and
+    never to whoever's ``joined`` already said it; each relay started has a new ``relay_epoch``."""
 
     type: Literal["mode"] = "mode"
     mode: Literal["p2p", "relay"]
     relay_slots: int = 0
+    relay_epoch: int = 0
 
 
 class RelayLayout(_Message):
-    """Which participant the relay put in which of your slots: the slot's video mid -> participant id."""
+    """Which participant the relay put in which of your slots: ``slots`` maps the slot's video mid, and
+    ``audio_slots`` its audio mid, to the participant id. Slots not named are empty."""
 
     type: Literal["layout"] = "layout"
     slots: dict[str, str]
+    audio_slots: dict[str, str] = {}
 
 
 class RecordingState(_Message):
+    """Recording started or stopped; ``by`` names who started it, or who stopped it by hand (null when
+    the server stopped it)."""
+
     type: Literal["recording"] = "recording"
     on: bool
     by: str | None = None
@@ -330,9 +374,13 @@ def parse(text: str | bytes, *, max_bytes: int) -> ClientMessage:
     if size > max_bytes:
         raise MessageTooLarge(f"Message is {size} bytes; the limit is {max_bytes}.")
     try:
-        data: Any = json.loads(text)
+        data: Any = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise MalformedMessage("Message is not valid JSON.") from None
+    except RecursionError:  # json's C parser recurses once per level; very deep input ends here
+        raise MalformedMessage(f"Message nests deeper than {MAX_DEPTH} levels.") from None
+    if _depth(text, data) > MAX_DEPTH:
+        raise MalformedMessage(f"Message nests deeper than {MAX_DEPTH} levels.")
     if not isinstance(data, dict):
         raise MalformedMessage("Message must be a JSON object.")
     kind = data.get("type")
@@ -347,6 +395,39 @@ def parse(text: str | bytes, *, max_bytes: int) -> ClientMessage:
             f"{'.'.join(str(p) for p in err['loc'][1:]) or 'message'}: {err['msg']}" for err in exc.errors()
         )
         raise MalformedMessage(f"Invalid {kind!r} message: {problems}.") from None
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits) > MAX_NUMBER_CHARS:
+        raise MalformedMessage(f"A number in the message is longer than {MAX_NUMBER_CHARS} characters.")
+    return int(digits)
+
+
+def _parse_float(digits: str) -> float:
+    if len(digits) > MAX_NUMBER_CHARS:
+        raise MalformedMessage(f"A number in the message is longer than {MAX_NUMBER_CHARS} characters.")
+    return float(digits)
+
+
+def _no_constant(name: str) -> None:
+    raise MalformedMessage(f"{name} is not a JSON number.")
+
+
+def _depth(text: str | bytes, data: Any) -> int:
+    """How deeply ``data`` nests objects and arrays (a top-level object is 1). Counting brackets in the
+    text first keeps the common case (a few of them) to one pass in C."""
+    brackets = (text.count(b"[") + text.count(b"{")) if isinstance(text, bytes) else (text.count("[") + text.count("{"))
+    if brackets <= MAX_DEPTH:
+        return brackets
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((child, level + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def dump(message: ServerMessage) -> str:

@@ -18,6 +18,7 @@ from .errors import (
     NotAllowed,
     NotJoined,
     NotRelayed,
+    Replaced,
     ResumeFailed,
     RoomFull,
     SignalingError,
@@ -131,7 +132,8 @@ class StartGrace:
 
 @dataclass(frozen=True)
 class StoreChat:
-    """Keep a chat line with the consultation; done once, by the sender's node."""
+    """Keep a chat line with the consultation before delivering it (``node``: the sender's). Every node
+    that delivers it writes it first; the store keeps one copy."""
 
     node: str
     session: str
@@ -239,18 +241,42 @@ class Room:
 
     # join
 
+    def _same_identity(self, identity: str) -> Member | None:
+        """The member this identity already has: one seat or lobby place per person (and so per invitation,
+        which names one patient), however many sockets they open."""
+        return next((m for m in self.members.values() if m.identity == identity), None)
+
     def _check_Joining(self, event: Joining) -> SignalingError | None:
         if event.participant.id in self.members:
             return AlreadyJoined("You have already joined this room.")
-        if event.grants.admit and len(self.participants) >= self.max_participants:
+        old = self._same_identity(event.identity)  # its place is freed for the newcomer
+        seated = len(self.participants) - (1 if old is not None and old.seated else 0)
+        waiting = len(self.waiting) - (1 if old is not None and not old.seated else 0)
+        if event.grants.admit and seated >= self.max_participants:
             return RoomFull(f"The room is full ({self.max_participants} participants).")
-        if not event.grants.admit and len(self.waiting) >= self.max_participants:
+        if not event.grants.admit and waiting >= self.max_participants:
             return RoomFull("The waiting room is full; please try again later.")
         return None
 
     def _on_Joining(self, event: Joining, seq: int) -> list[Effect]:
         if error := self._check_Joining(event):
             return self._refuse(error, event.at)
+        effects: list[Effect] = []
+        if (old := self._same_identity(event.identity)) is not None:
+            effects = self._replace(old)
+        return effects + self._enter(event)
+
+    def _replace(self, old: Member) -> list[Effect]:
+        """The same identity joined again (another tab, another device, a reload): the newer socket wins.
+        The old one is told and closed, and leaves like anyone else; the new one enters afresh (a guest
+        through the lobby again: an admission is for a connection the host saw, not for a link)."""
+        effects: list[Effect] = []
+        if old.status is not Status.RECONNECTING:
+            effects += self._refuse(Replaced("You joined this consultation again on another connection; "
+                                             "this one is closed."), old.at)
+        return effects + self._drop(old, "replaced")
+
+    def _enter(self, event: Joining) -> list[Effect]:
         self.session = self.session or event.participant.id
         if event.patient is not None:  # the newest token knows best (Consenting events keep it current)
             self.patient, self.patient_consent_id = event.patient, event.patient_consent_id
@@ -330,7 +356,7 @@ class Room:
             if self.recording:
                 effects += self._stop_recording("relay-lost")
             effects += self._ensure_mode(self.members[self.participants[0].id].at.node) \
-                or self._to_seated(RoomMode(mode="p2p"))
+                or self._to_seated(self._mode_message())
         return effects
 
     # the lobby
@@ -436,7 +462,7 @@ class Room:
             return self._refuse(error, self._origin(event.sender))
         message: ServerMessage
         if event.type == "offer":
-            message = RelayedOffer(from_=event.sender, sdp=event.sdp or "")
+            message = RelayedOffer(from_=event.sender, sdp=event.sdp or "", offer_id=event.offer_id)
         elif event.type == "answer":
             message = RelayedAnswer(from_=event.sender, sdp=event.sdp or "")
         elif event.type == "candidate":
@@ -491,7 +517,7 @@ class Room:
         if event.on == self.recording:
             return []
         if not event.on:
-            return self._stop_recording("stopped")
+            return self._stop_recording("stopped", by=event.by)
         self.recording_by = event.by
         effects = self._ensure_mode(self.members[event.by].at.node, force=True)
         return effects + self._to_seated(RecordingState(on=True, by=event.by, reason="started"))
@@ -526,25 +552,33 @@ class Room:
             return []  # the participant left meanwhile
         message: ServerMessage
         if event.type == "answer":
-            message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "")
+            message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "", offer_id=event.offer_id)
         elif event.type == "layout":
-            message = RelayLayout(slots=event.layout)
+            message = RelayLayout(slots=event.layout, audio_slots=event.audio_layout)
         else:
             message = Error(code=event.code, message=event.message)
         return [Deliver(self.members[event.to].at, message)]
 
-    def _stop_recording(self, reason: str) -> list[Effect]:
+    def _stop_recording(self, reason: str, *, by: str | None = None) -> list[Effect]:
+        """``by``: who stopped it by hand; None when the room stopped it (consent, a departure, the relay)."""
         self.recording_by = None
-        return self._to_seated(RecordingState(on=False, reason=reason))  # type: ignore[arg-type]
+        return self._to_seated(RecordingState(on=False, by=by, reason=reason))  # type: ignore[arg-type]
 
-    def _ensure_mode(self, node: str, *, force: bool = False) -> list[Effect]:
-        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it)."""
+    def _ensure_mode(self, node: str, *, force: bool = False, but: str | None = None) -> list[Effect]:
+        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it).
+
+        ``but``: the newcomer whose ``joined`` already says so; one notice per change per participant, or a
+        client connecting on each would offer twice."""
         if self.mode == "relay" or not (force or len(self.participants) >= RELAY_FROM):
             return []
         self.mode, self.relay_node = "relay", node
         self.relay_epoch += 1
-        return [StartRelay(node, self.relay_epoch),
-                *self._to_seated(RoomMode(mode="relay", relay_slots=self.relay_slots))]
+        return [StartRelay(node, self.relay_epoch), *self._to_seated(self._mode_message(), but=but)]
+
+    def _mode_message(self) -> RoomMode:
+        relayed = self.mode == "relay"
+        return RoomMode(mode=self.mode, relay_slots=self.relay_slots if relayed else 0,  # type: ignore[arg-type]
+                        relay_epoch=self.relay_epoch if relayed else 0)
 
     # ---- helpers ----
 
@@ -552,7 +586,7 @@ class Room:
         """A member has just taken a seat: tell it and the others; the room may change how media flows."""
         effects: list[Effect] = [
             *self._to_seated(ParticipantJoined(participant=member.participant), but=member.id)]
-        effects += self._ensure_mode(member.at.node)
+        effects += self._ensure_mode(member.at.node, but=member.id)
         if self.recording and member.consent_id is None:
             effects += self._stop_recording("consent-missing")
         return [self._joined(member), *effects]
@@ -562,7 +596,9 @@ class Room:
         waiting = self.waiting if member.grants.admit else ()
         return Deliver(member.at, Joined(self_=member.participant, participants=others, waiting=waiting,
                                          chat=tuple(self.chat), resumed=resumed, mode=self.mode,  # type: ignore[arg-type]
-                                         relay_slots=self.relay_slots, recording=self.recording))
+                                         relay_slots=self.relay_slots,
+                                         relay_epoch=self.relay_epoch if self.mode == "relay" else 0,
+                                         recording=self.recording))
 
     def _to_seated(self, message: ServerMessage, *, but: str | None = None) -> list[Effect]:
         """To everyone with a live seat (a reconnecting one hears nothing until it resumes), and to the relay

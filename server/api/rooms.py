@@ -62,7 +62,8 @@ async def signaling(request: web.Request) -> web.WebSocketResponse:
     room_id = room_id_for(consultation_id(request))
     settings = request.app[SETTINGS]
     limits = Limits(max_message_bytes=settings.signaling_max_message_bytes,
-                    ping_after=settings.heartbeat_interval, drop_after=settings.heartbeat_timeout)
+                    ping_after=settings.heartbeat_interval, drop_after=settings.heartbeat_timeout,
+                    join_within=settings.join_timeout)
     # Frames far beyond the message limit are cut off by aiohttp (close 1009); frames a little over
     # it reach parse(), which answers with a "too-large" error and keeps the connection.
     ws = web.WebSocketResponse(max_msg_size=4 * limits.max_message_bytes)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from media.errors import NegotiationFailed
+from media.errors import NegotiationFailed, NotInRelay
 from media.relay import Relay
 
 from ..support.peers import PALETTE, RelayClient, palette_index
@@ -118,3 +118,23 @@ async def test_offer_without_the_rooms_codec_is_refused_clearly(relay) -> None:
     viewer = await _join(relay_, clients, "viewer", camera=False)
     assert None not in await viewer.decoded_pattern("doctor", 15)
     assert doctor.participant_id in relay_.peers
+
+
+async def test_an_offer_that_is_not_sdp_is_refused_and_the_connection_kept(relay) -> None:
+    """aiortc would answer "hello" with an SDP with no media: the relay says NegotiationFailed instead,
+    and a participant's working connection survives its bad offer."""
+    relay_, clients = relay
+    client = await _join(relay_, clients, "doctor", camera=True)
+    peer = relay_.peers["doctor"]
+    for junk in ("hello", "", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"):
+        with pytest.raises(NegotiationFailed):
+            await relay_.answer("doctor", junk)
+    assert relay_.peers["doctor"] is peer and client.pc.connectionState != "closed"
+
+
+async def test_a_candidate_before_any_offer_is_refused_even_the_last(relay) -> None:
+    """End of candidates (None) from someone with no connection is an error too, not silence."""
+    relay_, _ = relay
+    for candidate in (None, "", "candidate:1 1 udp 1 127.0.0.1 5000 typ host"):
+        with pytest.raises(NotInRelay):
+            await relay_.add_candidate("nobody", candidate, "0", 0)

@@ -10,13 +10,14 @@ from collections.abc import Callable
 
 import av
 from aiohttp.test_utils import TestClient
+from aiortc import RTCSessionDescription
 
 from server import audit
 from server.appkeys import DATABASE
 from server.settings import Settings
 
 from ..conftest import _start, login
-from ..support.peers import palette_index
+from ..support.peers import RelayClient, palette_index
 from ..support.room_peer import RoomPeer
 from ..support.signaling_client import connect, expect, room_token
 from ..support.visits import consent, invite
@@ -135,6 +136,70 @@ async def test_third_participant_switches_to_relay_and_recording_follows_consent
         assert audit.verify(await audit.trail(client.app[DATABASE])) is None
     finally:
         await asyncio.gather(*(peer.close() for peer in peers))
+
+
+async def _three_in_relay(client: TestClient) -> tuple[RoomPeer, RoomPeer, RoomPeer]:
+    """dr.li and dr.wang, then the patient admitted: the third seat switches the room to the relay."""
+    li = await _clinician(client, "dr.li")
+    wang = await _clinician(client, "dr.wang")
+    patient = await _patient(client, li, await _guest_link(client))
+    return li, wang, patient
+
+
+async def test_the_joiner_that_switches_to_the_relay_is_told_once_and_answers_name_their_offer(
+        client: TestClient) -> None:
+    """The patient whose seat switches the room learns it from "joined" alone (no "mode" follows), the
+    others from one "mode" with the same relay epoch. A client that offered twice anyway gets an answer per
+    offer, each naming its offer_id, applies the one for its latest offer, and gets media both ways."""
+    li, wang, patient = await _three_in_relay(client)
+    try:
+        epoch, slots = patient.joined["relay_epoch"], patient.joined["relay_slots"]
+        assert patient.joined["mode"] == "relay" and epoch >= 1
+        for peer in (li, wang):
+            mode = await peer.next("mode")
+            assert (mode["mode"], mode["relay_epoch"]) == ("relay", epoch)
+        await asyncio.gather(li.join_relay(slots), wang.join_relay(slots))
+
+        stale, latest = RelayClient(patient.id, slots=slots), RelayClient(patient.id, slots=slots)
+        patient.media = latest
+        for media in (stale, latest):
+            await media.pc.setLocalDescription(await media.pc.createOffer())
+        stale_id = await patient.offer_to_relay(stale.pc.localDescription.sdp)
+        latest_id = await patient.offer_to_relay(latest.pc.localDescription.sdp)
+        answers = [await patient.next("answer") for _ in range(2)]
+        assert [a["offer_id"] for a in answers] == [stale_id, latest_id] and stale_id != latest_id
+        await latest.pc.setRemoteDescription(RTCSessionDescription(answers[1]["sdp"], "answer"))
+        assert None not in await patient.sees(li, 10)
+        assert None not in await li.sees(patient, 10)
+        await stale.close()
+
+        await patient.send({"type": "ping", "id": 1})
+        await patient.next("pong")
+        assert patient.inbox["mode"].empty(), "joined said relay already: no second notice"
+        # The layout names the audio slot beside the video slot of each participant in it.
+        layout = latest.layout
+        audio_mids = {t.mid for t in latest.pc.getTransceivers() if t.kind == "audio"}
+        last = None
+        while not patient.inbox["layout"].empty():
+            last = patient.inbox["layout"].get_nowait()
+        assert last is not None and sorted(last["audio_slots"].values()) == sorted(layout.values())
+        assert set(last["audio_slots"]) <= audio_mids
+    finally:
+        await asyncio.gather(li.close(), wang.close(), patient.close())
+
+
+async def test_the_relay_answers_what_it_cannot_use_with_an_error(client: TestClient) -> None:
+    """An offer that is not SDP gets error "negotiation-failed", not an answer with no media in it; a
+    candidate before any offer, even the null that ends gathering, gets "not-in-relay"."""
+    li, wang, patient = await _three_in_relay(client)
+    try:
+        await patient.send({"type": "candidate", "to": "relay", "candidate": None})
+        assert (await patient.next("error"))["code"] == "not-in-relay"
+        await patient.send({"type": "offer", "to": "relay", "sdp": "hello", "offer_id": "x"})
+        assert (await patient.next("error"))["code"] == "negotiation-failed"
+        assert patient.inbox["answer"].empty()
+    finally:
+        await asyncio.gather(li.close(), wang.close(), patient.close())
 
 
 async def test_h264_room_records_matroska(settings: Settings) -> None:

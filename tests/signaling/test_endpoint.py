@@ -8,16 +8,20 @@ import dataclasses
 import time
 
 import pytest
-from aiohttp import WSMsgType
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientSession, WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
-from server.appkeys import DATABASE, KEYS, SETTINGS
+from server.appkeys import DATABASE, HUB, KEYS, SETTINGS
 from server.models import AuditEvent, ChatLine
+from server.room_gate import RoomGate
 from server.room_tokens import room_token
 from server.settings import Settings
 from server.tokens import AccessToken
+from signaling.connection import Limits, SignalingConnection
 from signaling.grants import HOST, RoomClaims
+from signaling.hub import ChatStore
+from signaling.room import StoreChat
 
 from ..conftest import _start
 from ..support.signaling_client import (
@@ -209,6 +213,10 @@ async def keep_alive(ws) -> None:  # type: ignore[no-untyped-def]
         ('{"type": "join", "protocol": 2, "token": "t"}', "already-joined"),
         ('{"type": "remove", "participant_id": "nobody"}', "unknown-participant"),
         ('{"type": "offer", "to": "x", "sdp": "' + "a" * 200_000 + '"}', "too-large"),
+        # past the parser's limits: these used to drop the socket with no word
+        ('{"type": "ping", "id": ' + "7" * 5000 + "}", "malformed"),
+        ("[" * 100_000, "malformed"),
+        ('{"type": "ping", "id": ' + "[" * 50_000 + "]" * 50_000 + "}", "malformed"),
     ],
 )
 async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: TestClient, payload: str,
@@ -220,6 +228,125 @@ async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: T
     await ws.send_json({"type": "ping", "id": 9})
     assert await expect(ws, "pong") == {"type": "pong", "id": 9}
     await ws.close()
+
+
+async def test_a_ping_id_may_be_a_string(room_client: TestClient) -> None:
+    """A ping's id comes back as it was sent, string or integer."""
+    ws, _ = await enter(room_client, "dr.li")
+    await ws.send_json({"type": "ping", "id": "probe-1"})
+    assert await expect(ws, "pong") == {"type": "pong", "id": "probe-1"}
+    await ws.close()
+
+
+async def test_a_chat_line_can_be_read_back_as_soon_as_it_is_seen(room_client: TestClient) -> None:
+    """A line is stored before it is delivered: the chat API has it once any participant saw it, even when
+    the database is slow."""
+    hub = room_client.app[HUB]
+    store = hub.chat_store
+    assert store is not None
+
+    async def slow_store(room_id: str, line: StoreChat) -> None:
+        await asyncio.sleep(0.5)
+        await store(room_id, line)
+    slow: ChatStore = slow_store
+    hub.chat_store = slow
+    li, _ = await enter(room_client, "dr.li")
+    wang, _ = await enter(room_client, "dr.wang")
+    await expect(li, "participant-joined")
+    await li.send_json({"type": "chat", "text": "BP 150/95"})
+    await expect(li, "chat")
+    await expect(wang, "chat")
+    response = await room_client.get("/api/consultations/1/chat", headers=await bearer(room_client, "", "dr.wang"))
+    assert [line["text"] for line in (await response.json())["chat"]] == ["BP 150/95"]
+    await li.close()
+    await wang.close()
+
+
+async def test_one_clinician_token_on_many_sockets_holds_one_seat(room_client: TestClient) -> None:
+    """Each new socket of the same identity takes the seat of the last, which gets error "replaced" and
+    closes with 4410; twenty of them leave the room's other seats free."""
+    token = await token_for(room_client, "dr.li")
+    last = None
+    for _ in range(20):
+        ws = await connect(room_client, token)
+        assert (await expect(ws, "joined"))["participants"] == []
+        if last is not None:
+            assert (await expect(last, "error"))["code"] == "replaced"
+            await expect_closed(last, 4410)
+        last = ws
+    wang, joined = await enter(room_client, "dr.wang")
+    assert [p["name"] for p in joined["participants"]] == ["李明 Li Ming"]
+    assert last is not None
+    await last.close()
+    await wang.close()
+
+
+async def test_one_guest_token_on_many_sockets_holds_one_lobby_place(room_client: TestClient) -> None:
+    """A patient's link opened on twelve sockets waits in the lobby once; each older socket is closed."""
+    li, _ = await enter(room_client, "dr.li")
+    token = await guest_token(room_client)
+    last = None
+    for _ in range(12):
+        ws = await connect(room_client, token)
+        await expect(ws, "lobby")
+        if last is not None:
+            assert (await expect(last, "error"))["code"] == "replaced"
+            await expect_closed(last, 4410)
+        last = ws
+    room = room_client.app[HUB].room("consultation:1")
+    assert room is not None and [p.name for p in room.waiting] == ["张伟 Zhang Wei"]
+    assert last is not None
+    await last.close()
+    await li.close()
+
+
+async def test_resuming_on_a_new_socket_while_the_old_one_is_open(room_client: TestClient) -> None:
+    """A resume (another tab with the secret, or a client that noticed the drop first) still takes back
+    the same seat: the old socket closes with 4410, the others see the same participant come back."""
+    li, _ = await enter(room_client, "dr.li")
+    wang, wang_joined = await enter(room_client, "dr.wang")
+    await expect(li, "participant-joined")
+    again = await connect(room_client, await token_for(room_client, "dr.wang"), resume=wang_joined["resume"])
+    resumed = await expect(again, "joined")
+    assert resumed["resumed"] is True and resumed["self"]["id"] == wang_joined["self"]["id"]
+    await expect_closed(wang, 4410)
+    assert (await expect(li, "participant-resumed"))["participant_id"] == wang_joined["self"]["id"]
+    await li.close()
+    await again.close()
+
+
+async def test_a_socket_that_never_joins_is_closed_at_the_join_deadline(room_client: TestClient) -> None:
+    """Pinging is not joining: a socket with no valid join by Limits.join_within gets error "join-timeout"
+    and closes with 4408 (the server's own join deadline is 10 s; here a short one, on the same hub)."""
+    assert Limits().join_within == 10.0
+    app = room_client.app
+
+    async def signaling(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        gate = RoomGate(app[DATABASE], app[KEYS], app[SETTINGS].jwt_issuer, 1)
+        await SignalingConnection(ws, app[HUB], "consultation:1", gate=gate, limits=Limits(join_within=0.6)).run()
+        return ws
+    small = web.Application()
+    small.router.add_get("/signaling", signaling)
+    async with TestServer(small, host="127.0.0.1", port=0) as server, ClientSession() as http:
+        idle = await http.ws_connect(server.make_url("/signaling"))
+        started = time.monotonic()
+        for n in range(4):
+            await idle.send_json({"type": "ping", "id": n})
+            assert (await expect(idle, "pong"))["id"] == n
+            await asyncio.sleep(0.1)
+        error = await expect(idle, "error", within=2)
+        assert error["code"] == "join-timeout"
+        await expect_closed(idle, 4408)
+        assert 0.5 < time.monotonic() - started < 1.5
+
+        joined = await connect(http, await token_for(room_client, "dr.li"), url=str(server.make_url("/signaling")))
+        await expect(joined, "joined")
+        await asyncio.sleep(0.8)
+        await joined.send_json({"type": "ping", "id": 1})
+        assert (await expect(joined, "pong"))["id"] == 1, "a joined socket is not held to the deadline"
+        await joined.close()
 
 
 async def test_negotiation_before_joining_is_refused(room_client: TestClient) -> None:

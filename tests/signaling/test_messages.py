@@ -44,6 +44,9 @@ LIMIT = 64 * 1024
         ('{"type": "pong"}', Pong()),
         ('{"type": "candidate", "to": "p1", "candidate": null}', Candidate(to="p1", candidate=None)),
         ('{"type": "ping", "id": 3}', Ping(id=3)),
+        ('{"type": "ping", "id": "k-7"}', Ping(id="k-7")),  # clients often count with strings
+        ('{"type": "offer", "to": "relay", "sdp": "v=0", "offer_id": "2.1"}',
+         Offer(to="relay", sdp="v=0", offer_id="2.1")),
     ],
 )
 def test_valid_messages_parse_to_their_type(text: str, expected: object) -> None:
@@ -78,12 +81,31 @@ def test_browser_candidate_json_parses() -> None:
         ('{"type": "candidate", "to": "p", "candidate": {"candidate": "c", "sdpMLineIndex": -1}}',
          MalformedMessage, "sdpMLineIndex"),
         (b"\xff\xfe", MalformedMessage, "not valid JSON"),
+        # an offer to the relay names itself, so the answer can name it back; to a participant, it does not
+        ('{"type": "offer", "to": "relay", "sdp": "v=0"}', MalformedMessage, "offer_id"),
+        ('{"type": "offer", "to": "p1", "sdp": "v=0", "offer_id": "1"}', MalformedMessage, "offer_id"),
+        ('{"type": "ping", "id": true}', MalformedMessage, "id"),
+        # numbers and nesting past the documented limits (int() of 5,000 digits raises ValueError, and
+        # json's C parser raises RecursionError 1,000 levels down: neither may escape)
+        ('{"type": "ping", "id": ' + "9" * 5000 + "}", MalformedMessage, "longer than 32"),
+        ('{"type": "ping", "id": 1.' + "5" * 40 + "}", MalformedMessage, "longer than 32"),
+        ('{"type": "ping", "id": NaN}', MalformedMessage, "NaN"),
+        ("[" * 60_000, MalformedMessage, "deeper than 32"),
+        ('{"type": "ping", "x": ' + "[" * 33 + "]" * 33 + "}", MalformedMessage, "deeper than 32"),
+        ('{"type": "ping", "x": ' + '{"a": ' * 900 + "1" + "}" * 900 + "}", MalformedMessage, "deeper than 32"),
     ],
 )
 def test_bad_messages_say_what_is_wrong(text: str | bytes, error: type[SignalingError], says: str) -> None:
     with pytest.raises(error) as caught:
         parse(text, max_bytes=LIMIT)
     assert says in caught.value.message
+
+
+def test_nesting_up_to_the_limit_is_only_judged_by_the_fields() -> None:
+    """32 levels pass the depth check (and are refused as an unknown field, not as too deep)."""
+    with pytest.raises(MalformedMessage) as caught:
+        parse('{"type": "ping", "x": ' + "[" * 31 + "]" * 31 + "}", max_bytes=LIMIT)
+    assert "deeper" not in caught.value.message and "x" in caught.value.message
 
 
 def test_size_limit_counts_bytes_not_characters() -> None:

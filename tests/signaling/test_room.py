@@ -5,6 +5,7 @@ No server: events in, effects out. Effects are summarised as short tuples so eac
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -47,6 +48,7 @@ from signaling.messages import (
     ParticipantResumed,
     RecordingState,
     RoomMode,
+    dump,
 )
 from signaling.room import Close, Deliver, Effect, Room, StartGrace, StartRelay, StoreChat, sends_media
 
@@ -297,10 +299,15 @@ OFFER_TO_RELAY = Relaying(sender="d", to="relay", type="offer", sdp="v=0\r\nm=au
 @pytest.mark.parametrize(
     ("before", "event", "expected"),
     [
-        # the third seated participant switches the room to the relay, on the newcomer's node
+        # the third seated participant switches the room to the relay, on the newcomer's node; its "joined"
+        # says so, and it gets no "mode" besides (a client connecting on each would offer twice)
         ((DOC, SPEC), join("t", node="n2"),
          [("t", "joined", ("d", "s")), ("d", "participant-joined", "t"), ("s", "participant-joined", "t"),
-          ("start-relay", "n2", 1), ("d", "mode", "relay"), ("s", "mode", "relay"), ("t", "mode", "relay")]),
+          ("start-relay", "n2", 1), ("d", "mode", "relay"), ("s", "mode", "relay")]),
+        ((DOC, SPEC, PAT), Admitting(by="d", participant_id="p"),  # admitted: the same, one notice
+         [("p", "joined", ("d", "s")), ("d", "participant-joined", "p"), ("s", "participant-joined", "p"),
+          ("start-relay", "n1", 1), ("d", "mode", "relay"), ("s", "mode", "relay"), ("d", "lobby-update", ()),
+          ("s", "lobby-update", ())]),
         # offers to the relay: refused while peer to peer, delivered to the relay's node otherwise
         ((DOC, SPEC), OFFER_TO_RELAY, [("d", "error", "not-relayed")]),
         ((DOC, SPEC, join("t")), OFFER_TO_RELAY, [(RELAY, "offer", "d")]),
@@ -383,3 +390,115 @@ def test_room_goes_back_to_peer_to_peer_when_the_last_seat_empties() -> None:
     for n, pid in enumerate(("d", "s", "t")):
         room.apply(Leaving(participant_id=pid, at=at(pid)), 10 + n)
     assert room.mode == "p2p" and room.relay_at is None and [p.id for p in room.waiting] == ["p"]
+
+
+def _messages(effects: list[Effect], conn: str) -> list[Any]:
+    return [e.message for e in effects if isinstance(e, Deliver) and e.at.conn == conn]
+
+
+def test_each_participant_hears_of_a_switch_to_the_relay_once_with_its_epoch() -> None:
+    """The newcomer whose join switches the room learns it from "joined" alone; the others from one
+    "mode". Both name the relay's epoch, so a client connects once per relay."""
+    room = room_after(DOC, SPEC)
+    effects = room.apply(join("t"), 3)
+    (joined,) = _messages(effects, "t")
+    assert isinstance(joined, Joined) and (joined.mode, joined.relay_epoch) == ("relay", 1)
+    for pid in ("d", "s"):
+        assert [(m.mode, m.relay_epoch) for m in _messages(effects, pid) if isinstance(m, RoomMode)] == [("relay", 1)]
+
+
+def test_a_relay_lost_with_its_node_is_announced_with_a_new_epoch() -> None:
+    """A relay restarted elsewhere is a new relay: "mode" says relay again, with the next epoch, so a
+    client already in relay mode knows to connect again."""
+    room = room_after(DOC, SPEC, join("t", node="n2"), join("u"))  # MAX is 3: u is refused
+    effects = room.apply(NodeLost(node="n2"), 5)
+    assert [(m.mode, m.relay_epoch) for m in _messages(effects, "d") if isinstance(m, RoomMode)] == [("p2p", 0)]
+    room = room_after(DOC, SPEC, join("t"), join("x", node="n2"))
+    room.relay_node = "n2"  # as if the relay had been started on n2
+    effects = room.apply(NodeLost(node="n2"), 5)
+    assert [(m.mode, m.relay_epoch) for m in _messages(effects, "d") if isinstance(m, RoomMode)] == [("relay", 2)]
+
+
+def test_offers_to_the_relay_and_its_answers_carry_the_offer_id() -> None:
+    """The relay's answer names the offer it answers, so a client drops an answer to an older offer."""
+    room = room_after(DOC, SPEC, join("t"))
+    (offer,) = room.apply(OFFER_TO_RELAY.model_copy(update={"offer_id": "1.2"}), 4)
+    assert isinstance(offer, Deliver) and offer.message.offer_id == "1.2"
+    (answer,) = room.apply(FromRelay(to="d", type="answer", sdp="v=0", offer_id="1.2"), 5)
+    assert isinstance(answer, Deliver) and answer.message.offer_id == "1.2"
+    assert '"offer_id":"1.2"' in dump(answer.message)
+    (p2p,) = room_after(DOC, SPEC).apply(Relaying(sender="d", to="s", type="answer", sdp=OFFER), 3)
+    assert "offer_id" not in dump(p2p.message), "peer-to-peer messages keep their shape"
+
+
+def test_a_layout_names_the_audio_slots_too() -> None:
+    """A client need not guess which audio transceiver carries whom."""
+    room = room_after(DOC, SPEC, join("t"))
+    (layout,) = room.apply(FromRelay(to="d", type="layout", layout={"3": "s"}, audio_layout={"2": "s"}), 4)
+    assert isinstance(layout, Deliver) and json.loads(dump(layout.message)) == {
+        "type": "layout", "slots": {"3": "s"}, "audio_slots": {"2": "s"}}
+
+
+def test_a_recording_stopped_by_hand_names_who_stopped_it() -> None:
+    """"by" says who stopped it; a recording the room stopped names nobody."""
+    before = (DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True))
+    stopped = room_after(*before).apply(Recording(by="s", on=False), 6)
+    assert {(m.on, m.by, m.reason) for m in _messages(stopped, "d")} == {(False, "s", "stopped")}
+    withdrawn = room_after(*before).apply(consenting("s", None), 6)
+    assert {(m.by, m.reason) for m in _messages(withdrawn, "d") if isinstance(m, RecordingState)} == {
+        (None, "consent-withdrawn")}
+
+
+# ---- one seat or lobby place per identity ----
+
+def again(pid: str, generation: int, host: bool = True, node: str = "n1") -> Joining:
+    """The same person as join(pid) joining on another socket, as a new participant."""
+    first = join(pid, host, node)
+    return first.model_copy(update={
+        "participant": first.participant.model_copy(update={"id": f"{pid}{generation}"}),
+        "at": at(pid, node, generation)})
+
+
+@pytest.mark.parametrize(
+    ("before", "event", "expected"),
+    [
+        # a host on a second socket: the first is told and closed, leaves, and the second takes a seat
+        ((DOC, SPEC), again("s", 2),
+         [("s", "error", "replaced"), ("close", "s", 4410), ("d", "participant-left", ("s", "replaced")),
+          ("s2", "joined", ("d",)), ("d", "participant-joined", "s2")]),
+        # in a full room too: the identity's own seat is the one it takes
+        ((DOC, SPEC, join("t")), again("t", 2),
+         [("t", "error", "replaced"), ("close", "t", 4410), ("d", "participant-left", ("t", "replaced")),
+          ("s", "participant-left", ("t", "replaced")), (RELAY, "participant-left", ("t", "replaced")),
+          ("t2", "joined", ("d", "s")),
+          ("d", "participant-joined", "t2"), ("s", "participant-joined", "t2")]),
+        # a guest's second socket takes the lobby place of the first
+        ((DOC, PAT), again("p", 2, host=False),
+         [("p", "error", "replaced"), ("close", "p", 4410), ("d", "lobby-update", ()),
+          ("p2", "lobby", "p2"), ("d", "lobby-update", ("p2",))]),
+        # an admitted guest on a new socket waits again: an admission is for the connection the host saw
+        ((DOC, PAT, Admitting(by="d", participant_id="p")), again("p", 2, host=False),
+         [("p", "error", "replaced"), ("close", "p", 4410), ("d", "participant-left", ("p", "replaced")),
+          ("p2", "lobby", "p2"), ("d", "lobby-update", ("p2",))]),
+        # a reconnecting seat is replaced too, without a word to the socket that is gone
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), again("s", 2),
+         [("d", "participant-left", ("s", "replaced")), ("s2", "joined", ("d",)), ("d", "participant-joined", "s2")]),
+    ],
+)
+def test_one_place_per_identity(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
+    """A new socket with the same identity replaces the old one, so one token cannot take every seat."""
+    room = room_after(*before)
+    assert summary(room.apply(event, len(before) + 1)) == expected
+    assert len({m.identity for m in room.members.values()}) == len(room.members)
+
+
+def test_one_token_on_many_sockets_holds_one_seat_and_one_lobby_place() -> None:
+    """Twenty sockets of one clinician, twelve of one guest: the room keeps seats and lobby for others."""
+    room = room_after(DOC)
+    for n in range(1, 21):
+        room.apply(again("s", n), 1 + n)
+    for n in range(1, 13):
+        room.apply(again("p", n, host=False), 30 + n)
+    assert [p.id for p in room.participants] == ["d", "s20"] and [p.id for p in room.waiting] == ["p12"]
+    assert summary(room.apply(join("t"), 50))[0] == ("t", "joined", ("d", "s20"))
+    assert room.refusal(join("q", host=False)) is None

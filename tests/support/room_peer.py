@@ -19,6 +19,7 @@ class RoomPeer:
         self.id: str = joined["self"]["id"]
         self.inbox: defaultdict[str, asyncio.Queue[dict[str, Any]]] = defaultdict(asyncio.Queue)
         self.media: RelayClient | None = None
+        self.offers = 0  # offers made to the relay: each names itself, and its answer names it back
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -41,14 +42,26 @@ class RoomPeer:
     async def join_relay(self, slots: int, *, camera: bool = True) -> RelayClient:
         """Connect to the relay as the browser does when the room says mode "relay"."""
         self.media = RelayClient(self.id, slots=slots, camera=camera)
+        await self.media.negotiate(self.ask_relay)
+        return self.media
 
-        async def answer(sdp: str) -> str:
-            await self.send({"type": "offer", "to": "relay", "sdp": sdp})
+    async def offer_to_relay(self, sdp: str) -> str:
+        """Send an offer to the relay; returns its offer_id."""
+        self.offers += 1
+        offer_id = f"{self.joined.get('relay_epoch', 0)}.{self.offers}"
+        await self.send({"type": "offer", "to": "relay", "sdp": sdp, "offer_id": offer_id})
+        return offer_id
+
+    async def answer_to(self, offer_id: str) -> str:
+        """The relay's answer to this offer, dropping answers to earlier ones, as PROTOCOL.md says to."""
+        while True:
             reply = await self.next("answer")
             assert reply["from"] == "relay"
-            return reply["sdp"]
-        await self.media.negotiate(answer)
-        return self.media
+            if reply["offer_id"] == offer_id:
+                return reply["sdp"]
+
+    async def ask_relay(self, sdp: str) -> str:
+        return await self.answer_to(await self.offer_to_relay(sdp))
 
     async def sees(self, other: RoomPeer, frames: int) -> list[int | None]:
         """What the next ``frames`` frames of ``other``'s video through the relay show (palette indexes)."""

@@ -52,6 +52,8 @@ export class ConsultationCall {
     /** @type {"p2p"|"relay"} */
     this.mode = "p2p";
     this.relaySlots = 0;
+    /** The relay we are connected to (the room's relay_epoch): a new one means connecting again. */
+    this.relayEpoch = 0;
     /** @type {RelayLink | null} */
     this.relay = null;
     this.recording = false;
@@ -218,14 +220,15 @@ export class ConsultationCall {
         break;
       case "offer":
       case "answer":
-        if (message.from === RELAY) await this.relay?.answer(message.sdp);
+        // An answer to an offer we no longer wait for (an earlier link's) is dropped by the link.
+        if (message.from === RELAY) await this.relay?.answer(message.sdp, message.offer_id);
         else await this._onDescription(message.from, { type: message.type, sdp: message.sdp });
         break;
       case "mode":
-        this._setMode(message.mode, message.relay_slots);
+        this._setMode(message.mode, message.relay_slots, { epoch: message.relay_epoch });
         break;
       case "layout":
-        this.relay?.setLayout(message.slots);
+        this.relay?.setLayout(message.slots, message.audio_slots);
         break;
       case "recording":
         this.recording = message.on;
@@ -275,7 +278,8 @@ export class ConsultationCall {
     this.onconsent(message.self.id, Boolean(message.self.recording_consent));
     if (message.mode === "relay") {
       this._announceParticipants();
-      this._setMode("relay", message.relay_slots, { restart: !(message.resumed && wasIn) });
+      this._setMode("relay", message.relay_slots,
+        { restart: !(message.resumed && wasIn), epoch: message.relay_epoch });
       for (const line of message.chat ?? []) this.onchat(line);
       if (message.waiting) this.onlobby(message.waiting);
       if (this.media.muted || this.media.camera_off || this.screen) this._sendMediaState({});
@@ -299,20 +303,22 @@ export class ConsultationCall {
 
   /**
    * Follow the room's media mode: into relay, close the calls to each participant and connect once to
-   * the relay; back to peer to peer, drop the relay and call the others again.
+   * the relay (once per relay: a relay restarted elsewhere has a new epoch); back to peer to peer, drop
+   * the relay and call the others again.
    * @param {"p2p"|"relay"} mode
    * @param {number} slots
-   * @param {{restart?: boolean}} options
+   * @param {{restart?: boolean, epoch?: number}} options
    */
-  _setMode(mode, slots, { restart = false } = {}) {
+  _setMode(mode, slots, { restart = false, epoch = 0 } = {}) {
     const changed = mode !== this.mode;
     this.mode = mode;
     if (mode === "relay") {
-      if (!changed && !restart && this.relay) return;
+      if (!changed && !restart && this.relay && epoch === this.relayEpoch) return;
       this._closeAllPeers();
       this.relay?.close();
       this.relaySlots = slots;
-      const relay = new RelayLink({ iceServers: this.iceServers, localStream: this.localStream, slots,
+      this.relayEpoch = epoch;
+      const relay = new RelayLink({ iceServers: this.iceServers, localStream: this.localStream, slots, epoch,
         send: (m) => this.signaling.send(m), video: this.screen });
       relay.onstream = (id, stream) => {
         const participant = this.participants.get(id);

@@ -2,6 +2,8 @@
 // first; then `slots` pairs of receive-only audio/video transceivers, which the relay fills with the
 // other participants and names in "layout" messages (the slot's video mid -> participant id).
 // Slots are fixed for the life of the connection, so people coming and going never renegotiate.
+// Each offer names itself (offer_id) and the relay's answer names it back: an answer to an earlier
+// offer (of this link or one closed since) is dropped, never applied to this connection.
 
 /**
  * @typedef {{audio: RTCRtpTransceiver, video: RTCRtpTransceiver, stream: MediaStream, owner: string | null}} Slot
@@ -9,15 +11,22 @@
 
 export const RELAY = "relay";
 
+/** Offers made by this page, so that no two links' offers share an id. */
+let offersMade = 0;
+
 export class RelayLink {
   /**
-   * @param {{iceServers: RTCIceServer[], localStream: MediaStream | null, slots: number,
+   * @param {{iceServers: RTCIceServer[], localStream: MediaStream | null, slots: number, epoch: number,
    *          send: (message: object) => boolean, video?: MediaStreamTrack | null}} options
+   *   epoch: the relay this link connects to (the room's relay_epoch);
    *   video: what to send as video instead of the camera (a shared screen)
    */
-  constructor({ iceServers, localStream, slots, send, video = null }) {
+  constructor({ iceServers, localStream, slots, epoch, send, video = null }) {
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     this.send = send;
+    this.epoch = epoch;
+    /** @type {string | null} the offer whose answer this link waits for */
+    this.offerId = null;
     /** @type {Slot[]} */
     this.slots = [];
     /** @type {(participantId: string, stream: MediaStream) => void} */
@@ -55,18 +64,31 @@ export class RelayLink {
   async offer() {
     await this.pc.setLocalDescription();
     const description = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
-    this.send({ type: "offer", to: RELAY, sdp: description.sdp });
+    offersMade += 1;
+    this.offerId = `${this.epoch}.${offersMade}`;
+    this.send({ type: "offer", to: RELAY, sdp: description.sdp, offer_id: this.offerId });
   }
 
-  /** @param {string} sdp */
-  async answer(sdp) {
+  /**
+   * Apply the relay's answer if it answers our current offer.
+   * @param {string} sdp
+   * @param {string | undefined} offerId the offer it answers
+   * @returns {Promise<boolean>} whether it was ours
+   */
+  async answer(sdp, offerId) {
+    if (offerId !== this.offerId || this.pc.signalingState !== "have-local-offer") return false;
     await this.pc.setRemoteDescription({ type: "answer", sdp });
+    return true;
   }
 
-  /** @param {Record<string, string>} layout the slot's video mid -> participant id */
-  setLayout(layout) {
+  /**
+   * @param {Record<string, string>} layout the slot's video mid -> participant id
+   * @param {Record<string, string>} [audioLayout] the slot's audio mid -> participant id
+   */
+  setLayout(layout, audioLayout = {}) {
     for (const slot of this.slots) {
-      const owner = layout[/** @type {string} */ (slot.video.mid)] ?? null;
+      const owner = layout[/** @type {string} */ (slot.video.mid)]
+        ?? audioLayout[/** @type {string} */ (slot.audio.mid)] ?? null;
       if (owner === slot.owner) continue;
       if (slot.owner) this.ongone(slot.owner);
       slot.owner = owner;
