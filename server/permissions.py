@@ -67,6 +67,59 @@ def has_calendar_feed(role: Role) -> bool:
     return role in ORGANISING_ROLES
 
 
+@dataclass(frozen=True)
+class ReferralScope:
+    """What the rules need to know about one referral: who sent it, to whom, and who is booked."""
+
+    referring_doctor_id: int
+    target_hospital_id: int
+    target_specialist_id: int | None
+    booked_specialist_id: int | None
+
+
+def can_view_referral(who: Principal, scope: ReferralScope) -> bool:
+    """The referring doctor, the receiving hospital's coordinators, and the specialists asked for or booked."""
+    if who.user_id in (scope.referring_doctor_id, scope.target_specialist_id, scope.booked_specialist_id):
+        return True
+    return who.role is Role.COORDINATOR and who.hospital_id == scope.target_hospital_id
+
+
+def has_referral_inbox(who: Principal) -> bool:
+    """Coordinators triage what is sent to their hospital."""
+    return who.role is Role.COORDINATOR
+
+
+def can_attach(who: Principal, scope: ReferralScope) -> bool:
+    """Results and images are added by the doctor who referred."""
+    return who.user_id == scope.referring_doctor_id
+
+
+def can_handle_patients(who: Principal) -> bool:
+    """Clinicians and coordinators register and look up their hospital's patients; administrators and
+    auditors see who did what (the audit trail), never health records."""
+    return who.role in ORGANISING_ROLES
+
+
+def can_edit_hours(who: Principal, specialist_id: int, specialist_hospital_id: int) -> bool:
+    """A specialist's clinic hours and time off: the specialist, and their hospital's coordinators."""
+    return who.user_id == specialist_id or (who.role is Role.COORDINATOR and who.hospital_id == specialist_hospital_id)
+
+
+def can_withdraw_consent(who: Principal, *, participant_consent_of: int | None, referring_doctor_id: int | None,
+                         in_consultation: bool) -> bool:
+    """A participant withdraws their own consent; a patient's is withdrawn on their word by the referring
+    doctor (record sharing) or by a clinician who may join the consultation (video, recording)."""
+    if participant_consent_of is not None:
+        return who.user_id == participant_consent_of
+    if referring_doctor_id is not None:
+        return who.user_id == referring_doctor_id
+    return in_consultation
+
+
+def can_read_audit(who: Principal) -> bool:
+    return who.role is Role.AUDITOR
+
+
 def can_refer(who: Principal) -> bool:
     """County doctors refer their hospital's patients to a partner hospital."""
     return who.role is Role.COUNTY_DOCTOR

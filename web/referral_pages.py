@@ -24,6 +24,7 @@ from server.errors import N_, BadRequest, TelemedError
 from server.http import locale_for, parse_form, path_id
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.notices import STATE_LABELS
+from server.permissions import can_refer, has_referral_inbox
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
 from server.referrals.inputs import ReferralCreate
@@ -54,12 +55,12 @@ def _error_text(request: web.Request, error: TelemedError) -> str:
 async def referral_list(request: web.Request) -> web.Response:
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
-        inbox = await referrals.list_for(session, who, inbox=True) if who.role is Role.COORDINATOR else []
+        inbox = await referrals.list_for(session, who, inbox=True) if has_referral_inbox(who) else []
         rows = await referrals.list_for(session, who)
         inbox_json = [await referrals.describe(session, who, r, full=False) for r in inbox]
         rows_json = [await referrals.describe(session, who, r, full=False) for r in rows]
     return _render(request, "referrals.html", {
-        "inbox": inbox_json, "referrals": rows_json, "can_refer": who.role is Role.COUNTY_DOCTOR})
+        "inbox": inbox_json, "referrals": rows_json, "can_refer": can_refer(who)})
 
 
 async def _new_form_choices(request: web.Request) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from .. import audit
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from ..attachments import ATTACHMENTS_DIR, SealedUpload, safe_filename
 from ..auth import caller
-from ..errors import N_, BadRequest, Forbidden, NotFound
+from ..errors import N_, BadRequest, NotFound
 from ..http import json_response, path_id
 from ..models import Attachment, Referral, ReferralState
+from ..permissions import can_attach, require
 from ..referrals import service as referrals
 from .referrals import referral_id
 
@@ -41,8 +42,7 @@ async def receive(request: web.Request, number: int) -> Attachment:
     """Store the one file of a multipart upload (field ``file``) as an attachment of the referral."""
     referral = await visible_referral(request, number)
     who = caller(request).principal
-    if referral.referring_doctor_id != who.user_id:
-        raise Forbidden(N_("Only the referring doctor adds attachments."))
+    require(can_attach(who, referrals.scope_of(referral, None)), N_("Only the referring doctor adds attachments."))
     if referral.state in CLOSED:
         raise BadRequest(N_("This referral is closed; nothing more can be attached."), code="referral-closed")
     if not request.content_type.startswith("multipart/form-data"):

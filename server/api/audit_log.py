@@ -15,9 +15,10 @@ from aiohttp import web
 from .. import audit
 from ..appkeys import DATABASE, SETTINGS
 from ..auth import caller
-from ..errors import N_, Forbidden, ValidationFailed
+from ..errors import N_, ValidationFailed
 from ..http import json_response
-from ..models import Role, utcnow
+from ..models import utcnow
+from ..permissions import can_read_audit, require
 
 routes = web.RouteTableDef()
 PAGE = 200
@@ -27,8 +28,7 @@ CSV_FIELDS = ("id", "at", "actor", "action", "consultation_id", "subject", "deta
 
 
 def require_auditor(request: web.Request) -> None:
-    if caller(request).user.role is not Role.AUDITOR:
-        raise Forbidden(N_("Only auditors read the audit trail."))
+    require(can_read_audit(caller(request).principal), N_("Only auditors read the audit trail."))
 
 
 def filter_from(query: Any) -> audit.AuditFilter:

@@ -14,10 +14,11 @@ from sqlmodel import col, select
 from .. import audit
 from ..appkeys import DATABASE
 from ..auth import caller
-from ..errors import N_, Forbidden, NotFound, ValidationFailed
+from ..errors import N_, NotFound, ValidationFailed
 from ..http import json_response, parse_body, path_id
 from ..models import Availability, AvailabilityException, Hospital, Role, User
 from ..openapi import accepts
+from ..permissions import can_edit_hours, require
 
 routes = web.RouteTableDef()
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -70,9 +71,9 @@ async def _editable(request: web.Request) -> User:
     if specialist is None or specialist.role is not Role.SPECIALIST:
         raise NotFound(N_("There is no such specialist."))
     who = caller(request).principal
-    coordinator = who.role is Role.COORDINATOR and who.hospital_id == specialist.hospital_id
-    if who.user_id != specialist.id and not coordinator:
-        raise Forbidden(N_("Only the specialist and their hospital's coordinators change their hours."))
+    assert specialist.id is not None
+    require(can_edit_hours(who, specialist.id, specialist.hospital_id),
+            N_("Only the specialist and their hospital's coordinators change their hours."))
     return specialist
 
 

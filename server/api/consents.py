@@ -11,11 +11,11 @@ from .. import consent_templates, consents
 from ..appkeys import DATABASE, ROOMS
 from ..auth import caller
 from ..consents import Consenter, How, Scope, patient_identity
-from ..errors import N_, BadRequest, Conflict, Forbidden, NotFound
+from ..errors import N_, BadRequest, Conflict, NotFound
 from ..http import json_response, locale_for, parse_body, path_id
 from ..models import Consent, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral
 from ..openapi import accepts
-from ..permissions import can_join_consultation
+from ..permissions import can_join_consultation, can_withdraw_consent, require
 from .consultations import authorize, load_authorized
 
 routes = web.RouteTableDef()
@@ -81,16 +81,14 @@ async def withdraw_consent(request: web.Request) -> web.Response:
         if consent is None:
             raise NotFound(N_("There is no such consent."))
         referral = await session.get(Referral, consent.referral_id) if consent.referral_id else None
-    if consent.subject is ConsentSubject.PARTICIPANT:
-        allowed = consent.user_id == user.id
-    elif referral is not None:
-        allowed = referral.referring_doctor_id == user.id
-    else:
+    participant = consent.user_id if consent.subject is ConsentSubject.PARTICIPANT else None
+    if participant is None and referral is None:
         assert consent.consultation_id is not None
-        await authorize(request, consent.consultation_id, can_join_consultation)
-        allowed = True
-    if not allowed:
-        raise Forbidden(N_("Only the person who consented, or the doctor recording their word, withdraws it."))
+        await authorize(request, consent.consultation_id, can_join_consultation)  # 403 if not
+    require(can_withdraw_consent(caller(request).principal, participant_consent_of=participant,
+                                 referring_doctor_id=referral.referring_doctor_id if referral else None,
+                                 in_consultation=True),
+            N_("Only the person who consented, or the doctor recording their word, withdraws it."))
     assert consent.id is not None
     withdrawn = await consents.withdraw(request.app[DATABASE], request.app[ROOMS], consent.id, f"user:{user.id}")
     return json_response(consents.describe(withdrawn))

@@ -13,11 +13,11 @@ from ..appkeys import DATABASE, RECORDING_KEY
 from ..auth import caller
 from ..errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from ..http import json_response, parse_body, path_id
-from ..models import Patient, Role, Sex
+from ..models import Patient, Sex
 from ..openapi import accepts
+from ..permissions import can_handle_patients, require
 
 routes = web.RouteTableDef()
-REGISTRARS = (Role.COUNTY_DOCTOR, Role.SPECIALIST, Role.COORDINATOR)
 
 
 class NewPatient(pydantic.BaseModel):
@@ -47,8 +47,7 @@ async def register_patient(request: web.Request) -> web.Response:
     """A clinician registers a patient of their own hospital. A national ID already registered there
     answers 409 with the existing record's id, so one person has one record."""
     who = caller(request).principal
-    if who.role not in REGISTRARS:
-        raise Forbidden(N_("Only clinicians register patients."))
+    require(can_handle_patients(who), N_("Only clinicians register patients."))
     body = await parse_body(request, NewPatient)
     digest = last4 = None
     if body.national_id:
@@ -76,8 +75,7 @@ async def list_patients(request: web.Request) -> web.Response:
     """The caller's hospital's patients (names and the last four of the ID, to pick one), or with
     ``?national_id=`` those matching it. A search by ID is audited, never with the ID itself."""
     who = caller(request).principal
-    if who.role not in REGISTRARS:
-        raise Forbidden(N_("Only clinicians look up patients."))
+    require(can_handle_patients(who), N_("Only clinicians look up patients."))
     raw = request.query.get("national_id")
     async with request.app[DATABASE].session() as session:
         if raw is not None:

@@ -42,7 +42,7 @@ from ..models import (
     utcnow,
 )
 from ..notices import Notice
-from ..permissions import Principal, can_refer, require
+from ..permissions import Principal, ReferralScope, can_refer, can_view_referral, require
 from .flow import (
     WAITING_FOR_RECEIVER,
     Actor,
@@ -95,13 +95,15 @@ def facts_of(referral: Referral, appointment: Appointment | None) -> ReferralFac
                          assigned_specialist_id=appointment.specialist_id if appointment else None)
 
 
+def scope_of(referral: Referral, appointment: Appointment | None) -> ReferralScope:
+    return ReferralScope(referring_doctor_id=referral.referring_doctor_id,
+                         target_hospital_id=referral.target_hospital_id,
+                         target_specialist_id=referral.target_specialist_id,
+                         booked_specialist_id=appointment.specialist_id if appointment else None)
+
+
 def can_view(who: Principal, referral: Referral, appointment: Appointment | None) -> bool:
-    """The referring doctor, the receiving hospital's coordinators, and the specialists asked for or booked."""
-    if who.user_id in (referral.referring_doctor_id, referral.target_specialist_id):
-        return True
-    if appointment is not None and who.user_id == appointment.specialist_id:
-        return True
-    return who.role is Role.COORDINATOR and who.hospital_id == referral.target_hospital_id
+    return can_view_referral(who, scope_of(referral, appointment))
 
 
 async def load_visible(session: AsyncSession, who: Principal, referral_id: int) -> tuple[Referral, Appointment | None]:

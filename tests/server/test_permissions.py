@@ -8,11 +8,21 @@ from server.models import Role
 from server.permissions import (
     ConsultationScope,
     Principal,
+    ReferralScope,
     can_add_participant,
+    can_attach,
     can_create_consultation,
+    can_edit_hours,
+    can_handle_patients,
     can_join_consultation,
     can_manage_users,
+    can_read_audit,
+    can_refer,
     can_view_consultation,
+    can_view_referral,
+    can_withdraw_consent,
+    has_calendar_feed,
+    has_referral_inbox,
 )
 
 COUNTY, PROVINCIAL, OTHER_COUNTY, OUTSIDE = 1, 2, 3, 9
@@ -77,3 +87,62 @@ def test_add_participant(invitee_role: Role, invitee_hospital: int, allowed: boo
 
 def test_only_admins_manage_users() -> None:
     assert [can_manage_users(p) for p in (li, zhao, admin, auditor)] == [False, False, True, False]
+
+
+REFERRAL = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,
+                         booked_specialist_id=None)
+BOOKED = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=None,
+                       booked_specialist_id=31)
+
+
+@pytest.mark.parametrize(("who", "scope", "view", "attach"), [
+    (li, REFERRAL, True, True),  # referred it
+    (wang, REFERRAL, True, False),  # asked for by name
+    (zhou, REFERRAL, False, False),  # the receiving hospital's other specialist
+    (zhou, BOOKED, True, False),  # ... once booked
+    (zhao, REFERRAL, True, False),  # the receiving hospital's coordinator
+    (qian, REFERRAL, False, False),  # a coordinator elsewhere
+    (chen, REFERRAL, False, False),  # another county doctor
+    (admin, REFERRAL, False, False),
+    (auditor, REFERRAL, False, False),
+])
+def test_who_sees_a_referral_and_adds_to_it(who: Principal, scope: ReferralScope, view: bool, attach: bool) -> None:
+    """Referrals are seen by the referrer, the receiving coordinators and the specialists asked for or
+    booked; only the referrer attaches results."""
+    assert can_view_referral(who, scope) is view
+    assert can_attach(who, scope) is attach
+
+
+@pytest.mark.parametrize(("who", "refer", "inbox", "patients", "feed", "audit"), [
+    (li, True, False, True, True, False),
+    (wang, False, False, True, True, False),
+    (zhao, False, True, True, True, False),
+    (admin, False, False, False, False, False),
+    (auditor, False, False, False, False, True),
+])
+def test_what_each_role_may_do(who: Principal, refer: bool, inbox: bool, patients: bool, feed: bool,
+                               audit: bool) -> None:
+    """County doctors refer, coordinators triage, clinicians and coordinators handle patients and have a
+    calendar, auditors alone read the trail; administrators and auditors never see health records."""
+    assert (can_refer(who), has_referral_inbox(who), can_handle_patients(who), has_calendar_feed(who.role),
+            can_read_audit(who)) == (refer, inbox, patients, feed, audit)
+
+
+@pytest.mark.parametrize(("who", "allowed"), [(wang, True), (zhao, True), (qian, False), (li, False), (zhou, False)])
+def test_who_edits_a_specialists_hours(who: Principal, allowed: bool) -> None:
+    """The specialist (wang, 20) and their hospital's coordinators."""
+    assert can_edit_hours(who, 20, PROVINCIAL) is allowed
+
+
+@pytest.mark.parametrize(("who", "kwargs", "allowed"), [
+    (wang, {"participant_consent_of": 20, "referring_doctor_id": None, "in_consultation": True}, True),
+    (li, {"participant_consent_of": 20, "referring_doctor_id": None, "in_consultation": True}, False),
+    (li, {"participant_consent_of": None, "referring_doctor_id": 10, "in_consultation": False}, True),
+    (zhao, {"participant_consent_of": None, "referring_doctor_id": 10, "in_consultation": True}, False),
+    (wang, {"participant_consent_of": None, "referring_doctor_id": None, "in_consultation": True}, True),
+    (chen, {"participant_consent_of": None, "referring_doctor_id": None, "in_consultation": False}, False),
+])
+def test_who_withdraws_a_consent(who: Principal, kwargs: dict, allowed: bool) -> None:
+    """A participant their own; a patient's sharing consent the referring doctor; a patient's video or
+    recording consent a clinician of the consultation."""
+    assert can_withdraw_consent(who, **kwargs) is allowed
