@@ -39,6 +39,7 @@ from .api import referrals as referrals_api
 from .api import visits as visits_api
 from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, RENDERER, SETTINGS
 from .chat import chat_store
+from .client_address import client_address_middleware
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
@@ -85,7 +86,8 @@ async def prepare_database(database: Database, settings: Settings) -> None:
 
 def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
     """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=2 * 1024 * 1024)
+    app = web.Application(middlewares=[client_address_middleware, error_middleware, auth_middleware],
+                          client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[KEYS] = load_keyring(settings)
     app[RENDERER] = Renderer(settings)

@@ -14,6 +14,7 @@ from sqlmodel import delete, select
 
 from . import audit
 from .appkeys import DATABASE, KEYS, LOGIN_THROTTLE, SETTINGS
+from .client_address import client_address
 from .errors import N_, TooManyRequests, Unauthenticated
 from .models import RevokedToken, User
 from .passwords import hash_password, verify_password
@@ -98,9 +99,9 @@ def caller(request: web.Request) -> Caller:
 async def check_credentials(request: web.Request, username: str, password: str) -> User:
     """The active user with these credentials, or Unauthenticated (the same message whichever part was wrong).
 
-    Repeated failures from one address answer TooManyRequests, before the password is even checked.
+    Repeated failures from one client address answer TooManyRequests, before the password is even checked.
     """
-    throttle, address, now = request.app[LOGIN_THROTTLE], request.remote or "", time.monotonic()
+    throttle, address, now = request.app[LOGIN_THROTTLE], client_address(request), time.monotonic()
     if (wait := throttle.retry_after(address, username, now)) is not None:
         raise TooManyRequests(N_("Too many failed logins. Please wait a few minutes and try again."),
                               retry_after=math.ceil(wait))

@@ -19,6 +19,7 @@ from signaling.grants import room_id_for
 from signaling.hub import RoomHub
 
 from . import audit
+from .client_address import client_address
 from .db import Database
 from .errors import N_, Conflict, ValidationFailed
 from .models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, utcnow
@@ -62,7 +63,8 @@ class Scope:
 
 
 def where(request: web.Request) -> tuple[str, str]:
-    return (request.remote or "")[:64], request.headers.get("User-Agent", "")[:300]
+    """From where a consent is given: the client's address (not the proxy's) and its browser."""
+    return client_address(request)[:64], request.headers.get("User-Agent", "")[:300]
 
 
 def patient_identity(patient_id: int) -> str:
