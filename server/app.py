@@ -43,8 +43,9 @@ from .client_address import client_address_middleware
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
-from .login_throttle import LoginThrottle
+from .login_throttle import InProcessThrottle
 from .recordings import DatabaseRecordingStore, recover_interrupted
+from .redis_throttle import RedisThrottle
 from .settings import Settings
 from .signing_keys import load_keyring, load_recording_key
 
@@ -91,7 +92,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[SETTINGS] = settings
     app[KEYS] = load_keyring(settings)
     app[RENDERER] = Renderer(settings)
-    app[LOGIN_THROTTLE] = LoginThrottle()
+    # With Redis, every node counts the same failed logins; a lone node counts them in memory.
+    app[LOGIN_THROTTLE] = RedisThrottle(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
+        else InProcessThrottle()
     app[RECORDING_KEY] = load_recording_key(settings)
     app[RELAYS] = {}
 
@@ -156,6 +159,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def close_throttle(app: web.Application) -> None:
+        await app[LOGIN_THROTTLE].close()
+
     async def close_sockets(app: web.Application) -> None:
         # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
         # reconnect, to another node if there is one, and resume their seats there.
@@ -165,6 +171,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.cleanup_ctx.append(signaling_ctx)
     app.cleanup_ctx.append(reminders_ctx)
     app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(close_throttle)
     app.on_response_prepare.append(_security_headers)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .db import Database
-from .login_throttle import LoginThrottle
+from .login_throttle import Throttle
 from .settings import Settings
 from .tokens import KeyRing
 
@@ -21,6 +21,6 @@ DATABASE = web.AppKey("database", Database)
 KEYS = web.AppKey("keys", KeyRing)
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
-LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
 RECORDING_KEY = web.AppKey("recording_key", bytes)
 RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")
