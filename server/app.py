@@ -37,13 +37,14 @@ from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
 from .api import visits as visits_api
-from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, RENDERER, SETTINGS
+from .appkeys import DATABASE, HUB, KEYS, LOGIN_THROTTLE, PASSWORDS, RECORDING_KEY, RELAYS, RENDERER, SETTINGS
 from .chat import chat_store
 from .client_address import client_address_middleware
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
 from .login_throttle import InProcessThrottle
+from .passwords import PasswordChecker
 from .recordings import DatabaseRecordingStore, recover_interrupted
 from .redis_throttle import RedisThrottle
 from .settings import Settings
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     # With Redis, every node counts the same failed logins; a lone node counts them in memory.
     app[LOGIN_THROTTLE] = RedisThrottle(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
         else InProcessThrottle()
+    app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
     app[RELAYS] = {}
 
@@ -159,8 +161,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    async def close_throttle(app: web.Application) -> None:
+    async def close_login(app: web.Application) -> None:
         await app[LOGIN_THROTTLE].close()
+        app[PASSWORDS].close()
 
     async def close_sockets(app: web.Application) -> None:
         # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
@@ -171,7 +174,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.cleanup_ctx.append(signaling_ctx)
     app.cleanup_ctx.append(reminders_ctx)
     app.on_shutdown.append(close_sockets)
-    app.on_cleanup.append(close_throttle)
+    app.on_cleanup.append(close_login)
     app.on_response_prepare.append(_security_headers)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .db import Database
 from .login_throttle import Throttle
+from .passwords import PasswordChecker
 from .settings import Settings
 from .tokens import KeyRing
 
@@ -22,5 +23,6 @@ KEYS = web.AppKey("keys", KeyRing)
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
 LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
+PASSWORDS = web.AppKey("passwords", PasswordChecker)
 RECORDING_KEY = web.AppKey("recording_key", bytes)
 RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")
