@@ -39,13 +39,16 @@ from .api import recordings as recordings_api
 from .api import referrals as referrals_api
 from .api import rooms as rooms_api
 from .api import visits as visits_api
-from .appkeys import DATABASE, ERROR_PAGE, HUB, KEYS, LOGIN_THROTTLE, RECORDING_KEY, RELAYS, ROOMS, SETTINGS
+from .appkeys import DATABASE, ERROR_PAGE, HUB, KEYS, LOGIN_THROTTLE, PASSWORDS, RECORDING_KEY, RELAYS, ROOMS, SETTINGS
 from .chat import chat_store
+from .client_address import client_address_middleware
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
-from .login_throttle import LoginThrottle
+from .login_throttle import InProcessThrottle
+from .passwords import PasswordChecker
 from .recordings import DatabaseRecordingStore, recover_interrupted
+from .redis_throttle import RedisThrottle
 from .settings import Settings
 from .signing_keys import load_keyring, load_recording_key
 
@@ -87,12 +90,16 @@ async def prepare_database(database: Database, settings: Settings) -> None:
 
 def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
     """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=2 * 1024 * 1024)
+    app = web.Application(middlewares=[client_address_middleware, error_middleware, auth_middleware],
+                          client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[KEYS] = load_keyring(settings)
     app[RENDERER] = Renderer()
     app[ERROR_PAGE] = app[RENDERER].error_page
-    app[LOGIN_THROTTLE] = LoginThrottle()
+    # With Redis, every node counts the same failed logins; a lone node counts them in memory.
+    app[LOGIN_THROTTLE] = RedisThrottle(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
+        else InProcessThrottle()
+    app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
     app[RELAYS] = {}
 
@@ -158,6 +165,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def close_login(app: web.Application) -> None:
+        await app[LOGIN_THROTTLE].close()
+        app[PASSWORDS].close()
+
     async def close_sockets(app: web.Application) -> None:
         # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
         # reconnect, to another node if there is one, and resume their seats there.
@@ -167,6 +178,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.cleanup_ctx.append(signaling_ctx)
     app.cleanup_ctx.append(reminders_ctx)
     app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(close_login)
     app.on_response_prepare.append(_security_headers)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)

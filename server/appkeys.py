@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .db import Database
-from .login_throttle import LoginThrottle
+from .login_throttle import Throttle
+from .passwords import PasswordChecker
 from .settings import Settings
 from .tokens import KeyRing
 
@@ -25,7 +26,8 @@ KEYS = web.AppKey("keys", KeyRing)
 # How a page (not the API) shows an error; the app factory fills it from the web package.
 ERROR_PAGE: web.AppKey[Callable[[web.Request, TelemedError], web.Response]] = web.AppKey("error_page")
 HUB: web.AppKey[RoomHub] = web.AppKey("hub")
-LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
+PASSWORDS = web.AppKey("passwords", PasswordChecker)
 RECORDING_KEY = web.AppKey("recording_key", bytes)
 ROOMS: web.AppKey[RoomNotifier] = web.AppKey("rooms")  # what the domain tells rooms, through the hub
 RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,10 +12,11 @@ from aiohttp import web
 from sqlmodel import delete, select
 
 from . import audit
-from .appkeys import DATABASE, KEYS, LOGIN_THROTTLE, SETTINGS
+from .appkeys import DATABASE, KEYS, LOGIN_THROTTLE, PASSWORDS, SETTINGS
+from .client_address import client_address
 from .errors import N_, TooManyRequests, Unauthenticated
 from .models import RevokedToken, User
-from .passwords import hash_password, verify_password
+from .passwords import hash_password
 from .permissions import Principal
 from .tokens import AccessToken, TokenVerifier
 
@@ -98,21 +98,22 @@ def caller(request: web.Request) -> Caller:
 async def check_credentials(request: web.Request, username: str, password: str) -> User:
     """The active user with these credentials, or Unauthenticated (the same message whichever part was wrong).
 
-    Repeated failures from one address answer TooManyRequests, before the password is even checked.
+    Repeated failures from one client address answer TooManyRequests, before the password is even checked.
+    The password is checked off the event loop, which relays media and signaling meanwhile.
     """
-    throttle, address, now = request.app[LOGIN_THROTTLE], request.remote or "", time.monotonic()
-    if (wait := throttle.retry_after(address, username, now)) is not None:
+    throttle, address = request.app[LOGIN_THROTTLE], client_address(request)
+    if (wait := await throttle.retry_after(address, username)) is not None:
         raise TooManyRequests(N_("Too many failed logins. Please wait a few minutes and try again."),
                               retry_after=math.ceil(wait))
     async with request.app[DATABASE].session() as session:
         user = (await session.exec(select(User).where(User.username == username))).first()
     stored = user.password_hash if user is not None else _DUMMY_HASH
-    if not verify_password(password, stored) or user is None or not user.is_active:
-        throttle.failed(address, username, now)
+    if not await request.app[PASSWORDS].verify(password, stored) or user is None or not user.is_active:
+        await throttle.failed(address, username)
         await audit.record(request.app[DATABASE], actor="anonymous", action="auth.login_failed",
                            subject=f"username:{username[:64]}", detail={"address": address})
         raise Unauthenticated(N_("Wrong username or password."), code="bad-credentials")
-    throttle.succeeded(address, username)
+    await throttle.succeeded(address, username)
     await audit.record(request.app[DATABASE], actor=f"user:{user.id}", action="auth.login",
                        detail={"address": address})
     return user

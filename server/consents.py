@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from signaling.events import Consenting, Expelling
 
 from . import audit, consent_templates
+from .client_address import client_address
 from .db import Database
 from .errors import N_, Conflict, ValidationFailed
 from .models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, utcnow
@@ -61,7 +62,8 @@ class Scope:
 
 
 def where(request: web.Request) -> tuple[str, str]:
-    return (request.remote or "")[:64], request.headers.get("User-Agent", "")[:300]
+    """From where a consent is given: the client's address (not the proxy's) and its browser."""
+    return client_address(request)[:64], request.headers.get("User-Agent", "")[:300]
 
 
 def patient_identity(patient_id: int) -> str:

@@ -1,11 +1,14 @@
-"""Password hashing with scrypt, a memory-hard KDF from the standard library."""
+"""Password hashing with scrypt, a memory-hard KDF from the standard library, and checking off the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 # 16 MiB of memory per hash (128 * n * r bytes): slow enough to hurt an attacker with a stolen
@@ -16,6 +19,9 @@ DEFAULT_P = 1
 SALT_BYTES = 16
 KEY_BYTES = 32
 MIN_PASSWORD_LENGTH = 10
+# Hashes a server runs at once, each taking a core for ~50-85 ms: a burst of logins queues for these
+# threads and leaves a core to the event loop that relays media and signaling (on two cores, one thread).
+CHECKING_THREADS = min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
 @dataclass(frozen=True)
@@ -80,3 +86,21 @@ def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"must be at least {MIN_PASSWORD_LENGTH} characters"
     return None
+
+
+class PasswordChecker:
+    """Checks passwords off the event loop, on a few threads of its own (scrypt releases the GIL).
+
+    The server's one way to verify a password; the CLI and the demo seeding may call ``hash_password``
+    directly, having no loop to keep free.
+    """
+
+    def __init__(self, threads: int = CHECKING_THREADS) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="telemed-password")
+
+    async def verify(self, password: str, encoded: str) -> bool:
+        """``verify_password`` on one of the checker's threads; waits its turn when they are all busy."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, verify_password, password, encoded)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -128,6 +129,11 @@ def _parse_secret_list(raw: str) -> tuple[Secret, ...]:
     return tuple(_parse_secret(secret) for secret in secrets)  # type: ignore[misc]
 
 
+def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated addresses or networks (10.0.0.7, 10.0.0.0/8, ::1); nothing at all trusts none."""
+    return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+
+
 def _parse_ice_servers(raw: str) -> tuple[dict[str, Any], ...]:
     """Either a JSON list of RTCIceServer objects or a comma-separated list of stun:/turn: URLs."""
     raw = raw.strip()
@@ -214,6 +220,13 @@ class Settings:
     )
     cookie_secure: bool = _setting(
         False, _parse_bool, "Mark the session cookie Secure. Set to true whenever the server is behind HTTPS."
+    )
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
+        _parse_networks,
+        "Comma-separated addresses or networks of the reverse proxies in front of this node (the shipped "
+        "nginx runs on the same host). Only a request from one of these has its client's address read from "
+        "X-Forwarded-For, from the right up to the first address not listed. Empty: trust no proxy.",
     )
     ice_servers: tuple[dict[str, Any], ...] = _setting(
         (),
@@ -337,5 +350,7 @@ def describe() -> list[tuple[str, str, str]]:
     rows = []
     for f in dataclasses.fields(Settings):
         default = f.default if f.default is not None else ""
-        rows.append((env_name(f.name), str(default) if default != () else "", f.metadata["doc"]))
+        if isinstance(default, tuple):  # shown the way the variable is written: comma-separated
+            default = ",".join(str(item) for item in default)
+        rows.append((env_name(f.name), str(default), f.metadata["doc"]))
     return rows
