@@ -15,6 +15,7 @@ from yarl import URL
 from .appkeys import RENDERER
 from .auth import CALLER, authenticate, is_public, token_from
 from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
+from .parsing import load_json, parse_id
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,13 @@ def is_api(request: web.Request) -> bool:
 
 
 def path_id(request: web.Request, name: str) -> int:
-    """The whole-number id in the path's ``{name}`` (``consent_id``...): 400 ``bad-id`` for anything else."""
+    """The id in the path's ``{name}`` (``consent_id``...): 400 ``bad-id`` for anything but ASCII digits
+    naming a possible row (see ``parsing.parse_id``)."""
     raw = request.match_info[name]
-    if not raw.isdigit():
-        raise BadRequest(f"{raw!r} is not a {name.removesuffix('_id')} id.", code="bad-id")
-    return int(raw)
+    number = parse_id(raw)
+    if number is None:
+        raise BadRequest(f"{raw[:40]!r} is not a {name.removesuffix('_id')} id.", code="bad-id")
+    return number
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -41,13 +44,14 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 async def parse_body(request: web.Request, model: type[Model]) -> Model:
-    """Read a JSON body into ``model``: 400 if it is not JSON, 422 naming each field that is wrong."""
+    """Read a JSON body into ``model``: 400 if it is not JSON or breaks the limits of ``parsing.load_json``,
+    422 naming each field that is wrong."""
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise BadRequest(f"The request body is larger than {MAX_JSON_BODY} bytes.", code="body-too-large")
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON.", code="bad-json") from None
+    body = await request.read()
+    if len(body) > MAX_JSON_BODY:  # sent chunked, without a Content-Length
+        raise BadRequest(f"The request body is larger than {MAX_JSON_BODY} bytes.", code="body-too-large")
+    data = load_json(body)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -1,0 +1,61 @@
+"""Bad input at the HTTP edge, on a real server: JSON bodies past their limits, ids that are not ids and
+unreadable Origin headers are each refused with 400, 403 or 422 saying why, never a logged 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.parsing import MAX_ID
+
+from ..conftest import login
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test if the server logged an unhandled error: each of these once did."""
+    with caplog.at_level(logging.ERROR, logger="server.http"):
+        yield
+    assert not [r for r in caplog.records if r.name == "server.http"], "the server logged an unhandled error"
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ('{"username": ' + "9" * 5000 + ', "password": "x"}', "bad-number"),
+    ("[" * 100_000 + "]" * 100_000, "too-deep"),
+    ('{"username": "dr.li", "password": NaN}', "bad-json"),
+    ('{"username": "dr.li", "password": "x"' + "}" * 3, "bad-json"),
+])
+async def test_login_refuses_bodies_past_the_limits(client: TestClient, no_tracebacks: None, body: str,
+                                                    code: str) -> None:
+    """Guards the one unauthenticated JSON route: a huge number or a deep array was a 500 before login."""
+    response = await client.post("/api/auth/login", data=body, headers=JSON)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == code
+
+
+async def test_a_body_sent_chunked_is_still_limited(client: TestClient, no_tracebacks: None) -> None:
+    """Guards the size limit when there is no Content-Length to check up front."""
+    async def chunks():
+        yield b'{"username": "dr.li", "password": "'
+        for _ in range(2048):
+            yield b"x" * 1024
+        yield b'"}'
+
+    response = await client.post("/api/auth/login", data=chunks(), headers=JSON)
+    assert response.status in (400, 413)
+
+
+@pytest.mark.parametrize("path", ["%C2%B2", "%D9%A1", "%EF%BC%91", "1%C2%B2", "-1", "0", "9" * 30, str(MAX_ID + 1)])
+async def test_an_id_that_is_not_ascii_digits_in_range_is_400(client: TestClient, no_tracebacks: None,
+                                                              path: str) -> None:
+    """Guards path ids: ``²`` crashed int(), ``١`` and ``１`` were read as consultation 1, 30 digits overflowed
+    the database, and the public signaling route showed it without a login."""
+    signaling = await client.get(f"/api/consultations/{path}/signaling")
+    assert signaling.status == 400 and (await signaling.json())["error"]["code"] == "bad-id"
+    read = await client.get(f"/api/consultations/{path}", headers=await login(client, "dr.li"))
+    assert read.status == 400 and (await read.json())["error"]["code"] == "bad-id"
