@@ -22,6 +22,7 @@ from ..errors import N_, NotFound, RangeNotSatisfiable, Unavailable
 from ..http import json_response, parse_body, path_id
 from ..models import ConsentPurpose, ConsentSubject, Recording, RecordingStatus
 from ..openapi import accepts
+from ..parsing import Id
 from ..permissions import can_access_recordings, can_join_consultation
 from .consents import give_clicked, withdraw_own
 from .consultations import authorize, load_authorized
@@ -37,7 +38,7 @@ class ConsentAnswer(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     given: pydantic.StrictBool  # a consent is a record: "yes" or 1 is not an answer
-    template_id: int | None = None  # the text shown; the current one if left out
+    template_id: Id | None = None  # the text shown; the current one if left out
 
 
 class GuestConsentAnswer(ConsentAnswer):

@@ -3,17 +3,21 @@ unreadable Origin headers are each refused with 400, 403 or 422 saying why, neve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.db import Database
 from server.parsing import MAX_ID
+from server.settings import Settings
 
-from ..conftest import login
+from ..conftest import _start, login
 
 JSON = {"Content-Type": "application/json"}
+CONSULTATION = {"title": "Follow-up", "planned_start": "2030-01-01T10:00:00+08:00", "participant_ids": [2]}
 
 
 @pytest.fixture
@@ -59,3 +63,39 @@ async def test_an_id_that_is_not_ascii_digits_in_range_is_400(client: TestClient
     assert signaling.status == 400 and (await signaling.json())["error"]["code"] == "bad-id"
     read = await client.get(f"/api/consultations/{path}", headers=await login(client, "dr.li"))
     assert read.status == 400 and (await read.json())["error"]["code"] == "bad-id"
+
+
+@pytest.mark.parametrize(("changes", "status", "field"), [
+    ({"participant_ids": [MAX_ID + 1]}, 422, "participant_ids.0"),
+    ({"participant_ids": [2**70]}, 400, None),  # past 64 bits: refused as the body is read
+    ({"patient_id": 2**63 - 1}, 422, "patient_id"),
+    ({"patient_id": 0}, 422, "patient_id"),
+])
+async def test_id_fields_past_the_id_columns_are_refused(client: TestClient, no_tracebacks: None, changes: dict,
+                                                         status: int, field: str | None) -> None:
+    """Guards pydantic int fields: an id the columns cannot hold was passed on to the database, which failed."""
+    response = await client.post("/api/consultations", json={**CONSULTATION, **changes},
+                                 headers=await login(client, "dr.li"))
+    assert response.status == status
+    error = (await response.json())["error"]
+    assert field is None or field in error["fields"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_the_largest_id_is_one_the_database_can_be_asked_about(settings: Settings, database_url: str,
+                                                                     no_tracebacks: None) -> None:
+    """Guards MAX_ID against the real columns: PostgreSQL's INTEGER ids refuse 2**31 outright (a 500 before),
+    so MAX_ID is "not found" there, and one more is a 400 before the database is asked."""
+    database = Database(database_url)
+    await database.upgrade()  # as `telemed db upgrade` does; only the embedded database upgrades itself
+    await database.close()
+    client = await _start(dataclasses.replace(settings, database_url=database_url))
+    try:
+        headers = await login(client, "dr.li")
+        assert (await client.get(f"/api/consultations/{MAX_ID}", headers=headers)).status == 404
+        assert (await client.get(f"/api/consultations/{MAX_ID + 1}", headers=headers)).status == 400
+        response = await client.post("/api/consultations", json={**CONSULTATION, "patient_id": MAX_ID},
+                                     headers=headers)
+        assert 400 <= response.status < 500, await response.text()
+    finally:
+        await client.close()
