@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -36,6 +36,15 @@ def path_id(request: web.Request, name: str) -> int:
     number = parse_id(raw)
     if number is None:
         raise BadRequest(f"{raw[:40]!r} is not a {name.removesuffix('_id')} id.", code="bad-id")
+    return number
+
+
+def query_id(query: Mapping[str, str], name: str, problems: dict[str, str], what: str = "an id") -> int | None:
+    """The id in ``?name=``, None if absent; one that is not an id goes into ``problems`` (for a 422)."""
+    raw = query.get(name, "")
+    number = parse_id(raw)
+    if raw and number is None:
+        problems[name] = what
     return number
 
 

@@ -24,6 +24,7 @@ from server.consultations import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.notices import STATE_LABELS
+from server.parsing import parse_id
 from server.referral_flow import Redirection, ReferralAction
 
 routes = web.RouteTableDef()
@@ -98,7 +99,7 @@ async def referral_create(request: web.Request) -> web.Response:
             raise BadRequest(N_("Give the reason for the referral."), code="reason-required")
         referral = await create_with_consent(
             request, fields, verbal_consent=values.get("sharing_consent") == "verbal",
-            template_id=int(values["sharing_template_id"]) if values.get("sharing_template_id", "").isdigit() else None)
+            template_id=_int(values["sharing_template_id"]) if values.get("sharing_template_id") else None)
     except (TelemedError, ValueError) as exc:
         message = _error_text(request, exc) if isinstance(exc, TelemedError) else str(exc)
         context = await _new_form_choices(request)
@@ -107,9 +108,11 @@ async def referral_create(request: web.Request) -> web.Response:
 
 
 def _int(raw: str | None) -> int:
-    if not raw or not raw.isdigit():
+    """The id a form's list sent; anything else (tampered with, or nothing chosen) is 400 choice-required."""
+    number = parse_id(raw)
+    if number is None:
         raise BadRequest(N_("Choose from the lists."), code="choice-required")
-    return int(raw)
+    return number
 
 
 @routes.get("/referrals/{referral_id}", name="referral")

@@ -17,7 +17,7 @@ from ..errors import ValidationFailed
 from ..http import json_response, parse_body, path_id
 from ..models import ConsentPurpose, Notification, Referral, Urgency, utcnow
 from ..openapi import accepts
-from ..parsing import Id
+from ..parsing import Id, parse_whole
 from ..referral_flow import Redirection, ReferralAction
 
 routes = web.RouteTableDef()
@@ -148,12 +148,12 @@ async def free_slots(request: web.Request) -> web.Response:
         start = date.fromisoformat(request.query.get("date", ""))
     except ValueError:
         problems["date"] = "required: a day as YYYY-MM-DD"
-    days = request.query.get("days", "1")
-    if not days.isdigit():
-        problems["days"] = "a whole number of days"
+    days = parse_whole(request.query.get("days", "1"), 1, scheduling.SEARCH_DAYS_MAX)
+    if days is None:
+        problems["days"] = f"a whole number of days, from 1 to {scheduling.SEARCH_DAYS_MAX}"
     if problems:
         raise ValidationFailed(problems)
-    window = scheduling.search_window(start, int(days))
+    window = scheduling.search_window(start, days)
     async with request.app[DATABASE].session() as session:
         found = await scheduling.search(session, who, specialty, window)
     return json_response({"specialists": [s.to_json() for s in found]})
