@@ -75,11 +75,22 @@ def validation_fields(exc: pydantic.ValidationError) -> dict[str, str]:
     return fields
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
+def same_origin(origin: str | None, host: str) -> bool:
+    """Whether a request with this ``Origin`` header came from a page served by ``host`` (the Host header)."""
     if origin is None or origin == "null":
         return origin is None  # no Origin: not a browser form, or a same-origin GET-style navigation
-    return URL(origin).authority == URL(f"//{request.host}").authority
+    try:
+        sent, here = URL(origin), URL(f"//{host}")
+        # A Host without a port is the default port of the scheme the browser used, which same-origin means
+        # the Origin's scheme (comparing yarl's authority would see "example.org:443" != "example.org").
+        return (sent.scheme in ("http", "https") and sent.host is not None and sent.host == here.host
+                and sent.port == (here.explicit_port or sent.with_port(None).port))
+    except ValueError:  # an Origin (or Host) yarl cannot read is no proof of coming from here
+        return False
+
+
+def _same_origin(request: web.Request) -> bool:
+    return same_origin(request.headers.get("Origin"), request.host)
 
 
 def _error_page(request: web.Request, error: TelemedError) -> web.Response:

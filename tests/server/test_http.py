@@ -99,3 +99,22 @@ async def test_the_largest_id_is_one_the_database_can_be_asked_about(settings: S
         assert 400 <= response.status < 500, await response.text()
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("origin", ["http://[::1", "http://a:99999", "http://%zz", "https://", "ftp://127.0.0.1"])
+async def test_a_cookie_write_with_an_unreadable_origin_is_cross_site(client: TestClient, no_tracebacks: None,
+                                                                      origin: str) -> None:
+    """Guards the cross-site check: an Origin yarl cannot parse raised ValueError (a 500) instead of a 403."""
+    await client.post("/login", data={"username": "dr.li", "password": "telemed-demo"}, allow_redirects=False)
+    response = await client.post("/api/auth/logout", headers={"Origin": origin})
+    assert response.status == 403 and (await response.json())["error"]["code"] == "cross-site"
+    assert (await client.get("/api/me")).status == 200, "the refused request changed nothing"
+
+
+async def test_a_cookie_write_from_our_own_page_on_the_default_port_is_allowed(client: TestClient) -> None:
+    """Guards same-origin writes behind TLS on 443: the browser's Origin has no port and neither has the Host,
+    which yarl's authority compared as "telemed.example:443" against "telemed.example" and refused."""
+    await client.post("/login", data={"username": "dr.li", "password": "telemed-demo"}, allow_redirects=False)
+    response = await client.post("/api/auth/logout", headers={"Origin": "https://telemed.example",
+                                                              "Host": "telemed.example"})
+    assert response.status == 200, await response.text()

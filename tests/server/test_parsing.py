@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.errors import BadRequest
+from server.http import same_origin
 from server.parsing import MAX_DEPTH, MAX_ID, Id, load_json, nesting_depth, parse_id, parse_whole
 
 
@@ -103,3 +104,26 @@ def test_no_body_escapes_as_anything_but_a_bad_request(body: bytes) -> None:
         load_json(body)
     except BadRequest:
         pass
+
+
+@pytest.mark.parametrize(("origin", "host", "expected"), [
+    (None, "telemed.example", True), ("null", "telemed.example", False),
+    ("https://telemed.example", "telemed.example", True), ("https://evil.example", "telemed.example", False),
+    ("https://telemed.example:443", "telemed.example", True), ("http://telemed.example", "telemed.example", True),
+    ("https://telemed.example:8443", "telemed.example", False),
+    ("https://telemed.example", "telemed.example:8443", False),
+    ("https://telemed.example:8443", "telemed.example:8443", True), ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
+    ("https://TELEMED.example", "telemed.example", True), ("ftp://telemed.example", "telemed.example", False),
+    ("https://", "telemed.example", False), ("https://evil.example", "", False),
+    ("http://[::1", "telemed.example", False), ("http://a:99999", "telemed.example", False),
+    ("http://\udcff", "telemed.example", False), ("https://telemed.example", "[bad", False),
+])
+def test_an_unreadable_origin_is_not_same_origin(origin: str | None, host: str, expected: bool) -> None:
+    """Guards the cookie-write check: an Origin (or Host) yarl cannot parse is cross-site, not a ValueError."""
+    assert same_origin(origin, host) is expected
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_same_origin_never_raises(origin: str, host: str) -> None:
+    """Guards the same check against any header text at all."""
+    assert same_origin(origin, host) in (True, False)
