@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pydantic
-from aiohttp import web
+from aiohttp import hdrs, web
 from yarl import URL
 
 from .appkeys import RENDERER
 from .auth import CALLER, authenticate, is_public, token_from
 from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
-from .parsing import load_json, parse_id
+from .parsing import load_json, multipart_problem, parse_id
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,10 @@ def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
     try:
+        if problem := multipart_problem(request.headers.get(hdrs.CONTENT_TYPE, "")):
+            # Refused here for every route: without a boundary, request.post() and request.multipart()
+            # raise ValueError in whichever handler reads the form.
+            raise BadRequest(problem, code="bad-multipart")
         return await handler(request)
     except TelemedError as exc:
         if isinstance(exc, Unauthenticated) and not is_api(request):

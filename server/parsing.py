@@ -16,6 +16,7 @@ from itertools import accumulate
 from typing import Annotated, Any
 
 import pydantic
+from aiohttp.helpers import parse_mimetype
 
 from .errors import N_, BadRequest
 
@@ -35,6 +36,7 @@ _DIGITS = re.compile(r"[0-9]+")  # not \d, not str.isdigit(): both take "²" and
 _STRING = re.compile(r'"(?:[^"\\]|\\[\s\S])*+(?:"|\\?\Z)')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")  # RFC 2046 bchars
 
 
 def parse_whole(raw: str | None, lowest: int, highest: int) -> int | None:
@@ -49,6 +51,20 @@ def parse_whole(raw: str | None, lowest: int, highest: int) -> int | None:
 def parse_id(raw: str | None) -> int | None:
     """The row id ``raw`` spells (ASCII digits, 1..MAX_ID), or None."""
     return parse_whole(raw, 1, MAX_ID)
+
+
+def multipart_problem(content_type: str) -> str | None:
+    """What is wrong with a multipart Content-Type header, or None if it is not multipart or has a boundary
+    aiohttp can split the body by (without one, its readers raise ValueError)."""
+    mimetype = parse_mimetype(content_type)
+    if mimetype.type != "multipart":
+        return None
+    boundary = mimetype.parameters.get("boundary", "")
+    if not boundary:
+        return f"The {mimetype.type}/{mimetype.subtype} Content-Type has no boundary."
+    if not _BOUNDARY.fullmatch(boundary):
+        return "The multipart boundary must be 1 to 70 letters, digits or '()+_,-./:=? characters."
+    return None
 
 
 def nesting_depth(text: str) -> int:

@@ -154,10 +154,10 @@ def _raw_part(disposition: bytes = b'form-data; name="file"; filename="ecg.pdf"'
 
 
 @pytest.mark.parametrize(("content_type", "body", "code"), [
-    ("multipart/form-data", _raw_part(), "bad-upload"),  # no boundary: aiohttp raised ValueError
-    ("multipart/form-data; boundary=", _raw_part(), "bad-upload"),
-    ("multipart/form-data; boundary=" + "b" * 71, _raw_part(), "bad-upload"),
-    ('multipart/form-data; boundary="a\\"b"', _raw_part(), "bad-upload"),
+    ("multipart/form-data", _raw_part(), "bad-multipart"),  # no boundary: aiohttp raised ValueError
+    ("multipart/form-data; boundary=", _raw_part(), "bad-multipart"),
+    ("multipart/form-data; boundary=" + "b" * 71, _raw_part(), "bad-multipart"),
+    ('multipart/form-data; boundary="a\\"b"', _raw_part(), "bad-multipart"),
     ("multipart/form-data; boundary=zzz", _raw_part(), "bad-upload"),  # not the boundary the body uses
     ("multipart/form-data; boundary=b", b"", "bad-upload"),
     ("multipart/form-data; boundary=b", b"--b\r\nnot a header\r\n\r\n%PDF\r\n--b--\r\n", "bad-upload"),

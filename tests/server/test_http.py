@@ -101,6 +101,16 @@ async def test_the_largest_id_is_one_the_database_can_be_asked_about(settings: S
         await client.close()
 
 
+@pytest.mark.parametrize("path", ["/login", "/api/auth/login", "/referrals/new", "/visit/x/consent"])
+async def test_a_multipart_body_without_a_boundary_is_400_on_any_route(client: TestClient, no_tracebacks: None,
+                                                                       path: str) -> None:
+    """Guards every handler that reads a form: request.post() raised ValueError on a multipart Content-Type
+    without a boundary, a 500 on the login page among others."""
+    response = await client.post(path, data=b"username=dr.li", allow_redirects=False,
+                                 headers={"Content-Type": "multipart/form-data"})
+    assert response.status == 400
+
+
 @pytest.mark.parametrize("origin", ["http://[::1", "http://a:99999", "http://%zz", "https://", "ftp://127.0.0.1"])
 async def test_a_cookie_write_with_an_unreadable_origin_is_cross_site(client: TestClient, no_tracebacks: None,
                                                                       origin: str) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from server.errors import BadRequest
 from server.http import same_origin
-from server.parsing import MAX_DEPTH, MAX_ID, Id, load_json, nesting_depth, parse_id, parse_whole
+from server.parsing import MAX_DEPTH, MAX_ID, Id, load_json, multipart_problem, nesting_depth, parse_id, parse_whole
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -127,3 +127,15 @@ def test_an_unreadable_origin_is_not_same_origin(origin: str | None, host: str, 
 def test_same_origin_never_raises(origin: str, host: str) -> None:
     """Guards the same check against any header text at all."""
     assert same_origin(origin, host) in (True, False)
+
+
+@pytest.mark.parametrize(("content_type", "refused"), [
+    ("multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW", False),
+    ('multipart/form-data; boundary="a b"', False),
+    ("application/json", False), ("application/x-www-form-urlencoded", False), ("", False),
+    ("multipart/form-data", True), ("multipart/form-data; boundary=", True), ("multipart/mixed", True),
+    ("multipart/form-data; boundary=" + "b" * 71, True), ('multipart/form-data; boundary="a\\"b"', True),
+])
+def test_a_multipart_content_type_needs_a_boundary(content_type: str, refused: bool) -> None:
+    """Guards the check that keeps aiohttp's form readers from raising ValueError on a missing boundary."""
+    assert (multipart_problem(content_type) is not None) is refused
