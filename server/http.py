@@ -9,13 +9,14 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pydantic
-from aiohttp import web
+from aiohttp import hdrs, web
 from yarl import URL
 
 from .appkeys import ERROR_PAGE, SETTINGS
 from .auth import CALLER, authenticate, is_public, token_from
 from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
 from .i18n import SUPPORTED_LOCALES, negotiate, translations
+from .parsing import load_json, multipart_problem, parse_id
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,22 @@ def translator(request: web.Request) -> Callable[[str], str]:
 
 
 def path_id(request: web.Request, name: str) -> int:
-    """The whole-number id in the path's ``{name}`` (``consent_id``...): 400 ``bad-id`` for anything else."""
+    """The id in the path's ``{name}`` (``consent_id``...): 400 ``bad-id`` for anything but ASCII digits
+    naming a possible row (see ``parsing.parse_id``)."""
     raw = request.match_info[name]
-    if not raw.isdigit():
-        raise BadRequest(f"{raw!r} is not a {name.removesuffix('_id')} id.", code="bad-id")
-    return int(raw)
+    number = parse_id(raw)
+    if number is None:
+        raise BadRequest(f"{raw[:40]!r} is not a {name.removesuffix('_id')} id.", code="bad-id")
+    return number
+
+
+def query_id(query: Mapping[str, str], name: str, problems: dict[str, str], what: str = "an id") -> int | None:
+    """The id in ``?name=``, None if absent; one that is not an id goes into ``problems`` (for a 422)."""
+    raw = query.get(name, "")
+    number = parse_id(raw)
+    if raw and number is None:
+        problems[name] = what
+    return number
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -60,13 +72,14 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 async def parse_body(request: web.Request, model: type[Model]) -> Model:
-    """Read a JSON body into ``model``: 400 if it is not JSON, 422 naming each field that is wrong."""
+    """Read a JSON body into ``model``: 400 if it is not JSON or breaks the limits of ``parsing.load_json``,
+    422 naming each field that is wrong."""
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise BadRequest(f"The request body is larger than {MAX_JSON_BODY} bytes.", code="body-too-large")
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON.", code="bad-json") from None
+    body = await request.read()
+    if len(body) > MAX_JSON_BODY:  # sent chunked, without a Content-Length
+        raise BadRequest(f"The request body is larger than {MAX_JSON_BODY} bytes.", code="body-too-large")
+    data = load_json(body)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -90,11 +103,22 @@ def validation_fields(exc: pydantic.ValidationError) -> dict[str, str]:
     return fields
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
+def same_origin(origin: str | None, host: str) -> bool:
+    """Whether a request with this ``Origin`` header came from a page served by ``host`` (the Host header)."""
     if origin is None or origin == "null":
         return origin is None  # no Origin: not a browser form, or a same-origin GET-style navigation
-    return URL(origin).authority == URL(f"//{request.host}").authority
+    try:
+        sent, here = URL(origin), URL(f"//{host}")
+        # A Host without a port is the default port of the scheme the browser used, which same-origin means
+        # the Origin's scheme (comparing yarl's authority would see "example.org:443" != "example.org").
+        return (sent.scheme in ("http", "https") and sent.host is not None and sent.host == here.host
+                and sent.port == (here.explicit_port or sent.with_port(None).port))
+    except ValueError:  # an Origin (or Host) yarl cannot read is no proof of coming from here
+        return False
+
+
+def _same_origin(request: web.Request) -> bool:
+    return same_origin(request.headers.get("Origin"), request.host)
 
 
 def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
@@ -108,6 +132,10 @@ def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
     try:
+        if problem := multipart_problem(request.headers.get(hdrs.CONTENT_TYPE, "")):
+            # Refused here for every route: without a boundary, request.post() and request.multipart()
+            # raise ValueError in whichever handler reads the form.
+            raise BadRequest(problem, code="bad-multipart")
         return await handler(request)
     except TelemedError as exc:
         if isinstance(exc, Unauthenticated) and not is_api(request):

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from server import audit
-from server.api.audit_log import PAGE, chain_state, filter_from, require_auditor
+from server.api.audit_log import PAGE, before_from, chain_state, filter_from, require_auditor
 from server.appkeys import DATABASE
 from server.errors import TelemedError
 
@@ -24,9 +24,7 @@ async def audit_page(request: web.Request) -> web.Response:
     error, events = None, []
     try:
         wanted = filter_from(request.query)
-        before = request.query.get("before", "")
-        events = await audit.search(request.app[DATABASE], wanted, limit=PAGE,
-                                    before_id=int(before) if before.isdigit() else None)
+        events = await audit.search(request.app[DATABASE], wanted, limit=PAGE, before_id=before_from(request.query))
     except TelemedError as exc:
         error = exc.message
     query = urlencode({k: v for k, v in form.items() if v})

@@ -24,6 +24,7 @@ from server.errors import N_, BadRequest, TelemedError
 from server.http import locale_for, parse_form, path_id
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.notices import STATE_LABELS
+from server.parsing import parse_id
 from server.permissions import can_refer, has_referral_inbox
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
@@ -107,9 +108,11 @@ async def referral_create(request: web.Request) -> web.Response:
 
 
 def _int(raw: str | None) -> int:
-    if not raw or not raw.isdigit():
+    """The id a form's list sent; anything else (tampered with, or nothing chosen) is 400 choice-required."""
+    number = parse_id(raw)
+    if number is None:
         raise BadRequest(N_("Choose from the lists."), code="choice-required")
-    return int(raw)
+    return number
 
 
 @routes.get("/referrals/{referral_id}", name="referral")

@@ -16,7 +16,7 @@ from .. import audit
 from ..appkeys import DATABASE, SETTINGS
 from ..auth import caller
 from ..errors import N_, ValidationFailed
-from ..http import json_response
+from ..http import json_response, query_id
 from ..models import utcnow
 from ..permissions import can_read_audit, require
 
@@ -29,6 +29,15 @@ CSV_FIELDS = ("id", "at", "actor", "action", "consultation_id", "subject", "deta
 
 def require_auditor(request: web.Request) -> None:
     require(can_read_audit(caller(request).principal), N_("Only auditors read the audit trail."))
+
+
+def before_from(query: Any) -> int | None:
+    """The ``before`` of a page of entries (the last id seen), None for the first page; 422 if not an id."""
+    problems: dict[str, str] = {}
+    before = query_id(query, "before", problems, "the id of the last entry seen")
+    if problems:
+        raise ValidationFailed(problems)
+    return before
 
 
 def filter_from(query: Any) -> audit.AuditFilter:
@@ -45,15 +54,13 @@ def filter_from(query: Any) -> audit.AuditFilter:
             problems[name] = "a day as YYYY-MM-DD"
             return None
 
-    consultation = query.get("consultation", "")
-    if consultation and not consultation.isdigit():
-        problems["consultation"] = "a consultation id"
+    consultation = query_id(query, "consultation", problems, "a consultation id")
     since, until = day("since"), day("until")
     if problems:
         raise ValidationFailed(problems)
     return audit.AuditFilter(
         actor=query.get("actor") or None, action=query.get("action") or None,
-        consultation_id=int(consultation) if consultation else None, subject=query.get("subject") or None,
+        consultation_id=consultation, subject=query.get("subject") or None,
         since=datetime.combine(since, time(), tzinfo=BEIJING) if since else None,
         until=datetime.combine(until + timedelta(days=1), time(), tzinfo=BEIJING) if until else None)
 
@@ -64,9 +71,7 @@ async def search_audit(request: web.Request) -> web.Response:
     ``since`` and ``until`` (days), newest first, ``PAGE`` at a time (``before`` = the last id seen)."""
     require_auditor(request)
     wanted = filter_from(request.query)
-    before = request.query.get("before", "")
-    events = await audit.search(request.app[DATABASE], wanted, limit=PAGE,
-                                before_id=int(before) if before.isdigit() else None)
+    events = await audit.search(request.app[DATABASE], wanted, limit=PAGE, before_id=before_from(request.query))
     return json_response({"entries": [audit.to_json(e) for e in events],
                           "more": len(events) == PAGE, "chain": await chain_state(request)})
 

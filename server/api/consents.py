@@ -15,6 +15,7 @@ from ..errors import N_, BadRequest, Conflict, NotFound
 from ..http import json_response, locale_for, parse_body, path_id
 from ..models import Consent, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral
 from ..openapi import accepts
+from ..parsing import Id
 from ..permissions import can_join_consultation, can_withdraw_consent, require
 from .consultations import authorize, load_authorized
 
@@ -25,7 +26,7 @@ class VerbalConsent(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     purpose: ConsentPurpose
-    template_id: int | None = None  # the text read to the patient; the current one if left out
+    template_id: Id | None = None  # the text read to the patient; the current one if left out
 
 
 @routes.get("/api/consent-templates")

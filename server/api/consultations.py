@@ -14,6 +14,7 @@ from ..chat import chat_lines
 from ..errors import N_
 from ..http import json_response, parse_body, path_id
 from ..openapi import accepts
+from ..parsing import Id
 from ..permissions import ConsultationScope, Principal, can_create_consultation, can_view_consultation, require
 
 routes = web.RouteTableDef()
@@ -24,8 +25,8 @@ class ConsultationCreate(pydantic.BaseModel):
 
     title: str = pydantic.Field(min_length=1, max_length=200)
     planned_start: pydantic.AwareDatetime
-    participant_ids: list[int] = pydantic.Field(min_length=1, max_length=16)
-    patient_id: int | None = None
+    participant_ids: list[Id] = pydantic.Field(min_length=1, max_length=16)
+    patient_id: Id | None = None
 
 
 def consultation_id(request: web.Request) -> int:

@@ -22,6 +22,7 @@ from ..errors import N_, NotFound, RangeNotSatisfiable, Unavailable
 from ..http import json_response, locale_for, parse_body, path_id
 from ..models import ConsentPurpose, ConsentSubject, Recording, RecordingStatus
 from ..openapi import accepts
+from ..parsing import Id
 from ..permissions import can_access_recordings, can_join_consultation
 from .consultations import authorize, load_authorized
 from .visits import guest_pass
@@ -29,14 +30,15 @@ from .visits import guest_pass
 routes = web.RouteTableDef()
 
 READ_BYTES = 1024 * 1024  # decrypted per step while streaming a response
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+# ASCII digits only (\d takes other scripts' digits), and few enough that int() is quick and never refuses.
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})$")
 
 
 class ConsentAnswer(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     given: pydantic.StrictBool  # a consent is a record: "yes" or 1 is not an answer
-    template_id: int | None = None  # the text shown; the current one if left out
+    template_id: Id | None = None  # the text shown; the current one if left out
 
 
 class GuestConsentAnswer(ConsentAnswer):

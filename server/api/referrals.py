@@ -15,6 +15,7 @@ from ..errors import ValidationFailed
 from ..http import json_response, locale_for, parse_body, path_id, translator
 from ..models import Notification, utcnow
 from ..openapi import accepts
+from ..parsing import parse_whole
 from ..referrals import service as referrals
 from ..referrals.flow import Redirection
 from ..referrals.inputs import Booking, Rebooking, ReferralActionBody, ReferralCreate
@@ -84,12 +85,12 @@ async def free_slots(request: web.Request) -> web.Response:
         start = date.fromisoformat(request.query.get("date", ""))
     except ValueError:
         problems["date"] = "required: a day as YYYY-MM-DD"
-    days = request.query.get("days", "1")
-    if not days.isdigit():
-        problems["days"] = "a whole number of days"
+    days = parse_whole(request.query.get("days", "1"), 1, scheduling.SEARCH_DAYS_MAX)
+    if days is None:
+        problems["days"] = f"a whole number of days, from 1 to {scheduling.SEARCH_DAYS_MAX}"
     if problems:
         raise ValidationFailed(problems)
-    window = scheduling.search_window(start, int(days))
+    window = scheduling.search_window(start, days)
     async with request.app[DATABASE].session() as session:
         found = await scheduling.search(session, who, specialty, window)
     return json_response({"specialists": [s.to_json() for s in found]})

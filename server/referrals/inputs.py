@@ -8,6 +8,7 @@ from typing import Literal
 import pydantic
 
 from ..models import Urgency
+from ..parsing import Id
 from .flow import ReferralAction
 
 
@@ -16,23 +17,23 @@ class _Body(pydantic.BaseModel):
 
 
 class ReferralCreate(_Body):
-    patient_id: int
+    patient_id: Id
     specialty: str = pydantic.Field(min_length=1, max_length=64)
     urgency: Urgency
     reason: str = pydantic.Field(min_length=1, max_length=500)
     summary: str = pydantic.Field(default="", max_length=20_000)
-    target_hospital_id: int
-    target_specialist_id: int | None = None
+    target_hospital_id: Id
+    target_specialist_id: Id | None = None
     submit: bool = True  # false keeps it a draft
     # "verbal": the patient agreed, to the referring doctor, to their records going to the partner hospital
     # (the current record-sharing text, or the one in sharing_template_id). Needed to submit.
     sharing_consent: Literal["verbal"] | None = None
-    sharing_template_id: int | None = None
+    sharing_template_id: Id | None = None
 
 
 class RedirectTarget(_Body):
-    hospital_id: int
-    specialist_id: int | None = None
+    hospital_id: Id
+    specialist_id: Id | None = None
 
 
 class ReferralActionBody(_Body):
@@ -44,7 +45,7 @@ class ReferralActionBody(_Body):
 
 
 class Booking(_Body):
-    specialist_id: int
+    specialist_id: Id
     starts_at: pydantic.AwareDatetime
 
 

@@ -43,7 +43,7 @@ async def _upload(client: TestClient, referral: int, data: bytes, filename: str,
 
 async def test_the_referring_doctor_attaches_and_the_partner_downloads(client: TestClient) -> None:
     referral = await create(client, await ids(client))
-    status, attached = await _upload(client, referral["id"], PDF, "../../心电图 ECG.pdf", content_type="image/png")
+    status, attached = await _upload(client, referral["id"], PDF, "心电图 ECG.pdf", content_type="image/png")
     assert status == 201, attached
     assert attached["content_type"] == "application/pdf", "the bytes decide, not what the browser claimed"
     assert attached["filename"] == "心电图 ECG.pdf" and attached["size"] == len(PDF)
@@ -118,3 +118,62 @@ async def test_a_request_without_a_file_is_explained(client: TestClient) -> None
     response = await client.post(f"/api/referrals/{referral['id']}/attachments", json={"file": "x"},
                                  headers=await login(client, "dr.li"))
     assert response.status == 400 and (await response.json())["error"]["code"] == "bad-upload"
+
+
+@pytest.mark.parametrize("name", ["../../心电图 ECG.pdf", "C:\\fakepath\\ecg.pdf", "/etc/ecg.pdf"])
+async def test_a_file_name_that_is_a_path_is_422(client: TestClient, name: str) -> None:
+    """Guards file names: a path (which no browser sends) is refused, naming the field, instead of being
+    quietly cut to its last part; nothing is stored."""
+    referral = await create(client, await ids(client))
+    got, body = await _upload(client, referral["id"], PDF, name)
+    assert (got, body["error"]["code"]) == (422, "validation-failed") and "file" in body["error"]["fields"]
+    await _nothing_stored(client)
+
+
+@pytest.mark.parametrize("disposition", [
+    b'form-data; name="file"; filename="..%2Fecg.pdf"',  # as a browser sends it: % is not escaped
+    b'form-data; name="file"; filename="ecg%00.exe.pdf"',  # a NUL cuts a name short wherever C reads it
+    b"form-data; name=\"file\"; filename*=UTF-8''ecg%00.pdf",
+    b"form-data; name=\"file\"; filename*=UTF-8''ecg%1B%5B31m.pdf",
+])
+async def test_a_file_name_with_control_characters_or_an_encoded_path_is_422(client: TestClient,
+                                                                            disposition: bytes) -> None:
+    """Guards file names as they are read (percent-decoded): a NUL, another control character or an encoded
+    path is refused, naming the field; nothing is stored."""
+    referral = await create(client, await ids(client))
+    response = await client.post(f"/api/referrals/{referral['id']}/attachments", data=_raw_part(disposition),
+                                 headers={**await login(client, "dr.li"),
+                                          "Content-Type": "multipart/form-data; boundary=b"})
+    body = await response.json()
+    assert (response.status, body["error"]["code"]) == (422, "validation-failed") and "file" in body["error"]["fields"]
+    await _nothing_stored(client)
+
+
+def _raw_part(disposition: bytes = b'form-data; name="file"; filename="ecg.pdf"', end: bytes = b"\r\n--b--\r\n"):
+    return b"--b\r\nContent-Disposition: " + disposition + b"\r\nContent-Type: application/pdf\r\n\r\n" + PDF + end
+
+
+@pytest.mark.parametrize(("content_type", "body", "code"), [
+    ("multipart/form-data", _raw_part(), "bad-multipart"),  # no boundary: aiohttp raised ValueError
+    ("multipart/form-data; boundary=", _raw_part(), "bad-multipart"),
+    ("multipart/form-data; boundary=" + "b" * 71, _raw_part(), "bad-multipart"),
+    ('multipart/form-data; boundary="a\\"b"', _raw_part(), "bad-multipart"),
+    ("multipart/form-data; boundary=zzz", _raw_part(), "bad-upload"),  # not the boundary the body uses
+    ("multipart/form-data; boundary=b", b"", "bad-upload"),
+    ("multipart/form-data; boundary=b", b"--b\r\nnot a header\r\n\r\n%PDF\r\n--b--\r\n", "bad-upload"),
+    ("multipart/form-data; boundary=b", _raw_part(b'form-data; name="file"; filename="ecg\x00.pdf"'), "bad-upload"),
+    ("multipart/form-data; boundary=b",
+     b'--b\r\nContent-Type: multipart/mixed\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--b--\r\n',
+     "bad-upload"),
+    ("multipart/form-data; boundary=b", _raw_part(end=b""), "upload-cut-short"),  # was stored, as if whole
+    ("multipart/form-data; boundary=b", _raw_part(end=b"\r\n--"), "upload-cut-short"),
+])
+async def test_a_malformed_multipart_body_is_400(client: TestClient, content_type: str, body: bytes,
+                                                 code: str) -> None:
+    """Guards the multipart reader: each of these raised ValueError or InvalidHeader (a 500), or stored a
+    file cut short; now each is a 400 saying so, and nothing is stored."""
+    referral = await create(client, await ids(client))
+    response = await client.post(f"/api/referrals/{referral['id']}/attachments", data=body,
+                                 headers={**await login(client, "dr.li"), "Content-Type": content_type})
+    assert response.status == 400 and (await response.json())["error"]["code"] == code
+    await _nothing_stored(client)

@@ -96,3 +96,23 @@ async def test_the_page_shows_the_trail_and_a_broken_chain(client: TestClient) -
     assert 'data-holds="false"' in broken and "altered" in broken
     bad = await client.get("/audit?since=soon", headers=EN)
     assert bad.status == 422 and "since" in await bad.text()
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("consultation=" + "9" * 30, "consultation"), ("consultation=%C2%B2", "consultation"),
+    ("consultation=%D9%A1", "consultation"), ("before=" + "9" * 30, "before"), ("before=%EF%BC%91", "before"),
+    ("before=next", "before"),
+])
+async def test_ids_in_filters_are_ascii_digits_within_range(client: TestClient, query: str, field: str) -> None:
+    """Guards ?consultation= and ?before=: 30 digits overflowed the database (a 500), ``²`` crashed int(),
+    ``١`` was read as 1, and a ``before`` that was not an id was silently dropped (the first page again)."""
+    auditor = await login(client, "auditor")
+    for path in ("/api/audit", "/api/audit/export"):
+        response = await client.get(f"{path}?{query}", headers=auditor)
+        if path == "/api/audit/export" and field == "before":
+            assert response.status == 200, "an export takes no page"
+            continue
+        assert response.status == 422 and field in (await response.json())["error"]["fields"]
+    await client.post("/login", data={"username": "auditor", "password": "telemed-demo"})
+    page = await client.get(f"/audit?{query}", headers=EN)
+    assert page.status == 422 and field in await page.text()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.api.recordings import _byte_range
+from server.errors import RangeNotSatisfiable
+
 from ..conftest import login
 
 
@@ -52,3 +55,18 @@ async def test_missing_or_malformed_recording(client: TestClient, path: str, sta
 
 async def test_recordings_need_a_login(client: TestClient) -> None:
     assert (await client.get("/api/consultations/1/recordings")).status == 401
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (None, (0, 100)), ("bytes=0-9", (0, 10)), ("bytes=90-", (90, 100)), ("bytes=-10", (90, 100)),
+    ("bytes=0-" + "9" * 18, (0, 100)),
+    ("bytes=١-", None), ("bytes=-١", None), ("bytes=" + "9" * 5000 + "-", None), ("bytes=0-" + "9" * 5000, None),
+])
+def test_a_range_is_ascii_digits(header: str | None, expected: tuple[int, int] | None) -> None:
+    """Guards the Range header: ``\\d`` took other scripts' digits (``١`` read as 1), and 5,000 digits made
+    int() raise ValueError (a 500) instead of a 416."""
+    if expected is None:
+        with pytest.raises(RangeNotSatisfiable):
+            _byte_range(header, 100)
+    else:
+        assert _byte_range(header, 100) == expected

@@ -300,3 +300,12 @@ async def test_cancelling_a_scheduled_referral_frees_its_slot(client: TestClient
     after = await cancelled.json()
     assert after["state"] == "cancelled" and after["appointment"] is None
     assert (await first_free_slot(client, "coord.zhao", known["dr.wang"]))["starts_at"] == slot["starts_at"]
+
+
+@pytest.mark.parametrize("days", ["%C2%B2", "%D9%A1", "9" * 5000, "0", "-1", "32"])
+async def test_slot_search_days_are_ascii_digits_within_range(client: TestClient, days: str) -> None:
+    """Guards ?days=: ``²`` and 5,000 digits passed isdigit() and crashed int() (a 500); ``١`` was read as 1."""
+    response = await client.get(f"/api/slots?specialty=cardiology&date=2030-01-07&days={days}",
+                                headers=await login(client, "coord.zhao"))
+    assert response.status == 422
+    assert set((await response.json())["error"]["fields"]) == {"days"}

@@ -110,3 +110,24 @@ async def test_the_form_and_the_api_refuse_the_same_input_alike(settings: Settin
             assert (await session.exec(select(Referral))).all() == [], "nothing half-written"
     finally:
         await client.close()
+
+
+async def test_ids_in_the_forms_are_ascii_digits_within_range(client: TestClient) -> None:
+    """Guards the forms' ids: 30 digits passed isdigit() and overflowed the database (a 500 page), ``²``
+    crashed int(); each is now the form again, naming the field (or asking to choose from the lists), and
+    nothing is made."""
+    referral = await _referral(client)
+    await form_login(client, "dr.li")
+    form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
+            "reason": "Palpitations", "sharing_consent": "verbal"}
+    for field, value in [("patient_id", "9" * 30), ("target_hospital_id", "²"), ("target_specialist_id", "9" * 30),
+                         ("sharing_template_id", "9" * 30), ("patient_id", "١")]:
+        response = await client.post("/referrals/new", data={**form, field: value}, headers=EN,
+                                     allow_redirects=False)
+        assert response.status == 422 and field in await response.text(), (field, value)
+    listed = await client.get("/api/referrals", headers=await login(client, "dr.li"))
+    assert [r["id"] for r in (await listed.json())["referrals"]] == [referral]
+    await form_login(client, "coord.zhao")
+    redirect = await client.post(f"/referrals/{referral}/action", headers=EN, allow_redirects=False,
+                                 data={"action": "redirect", "hospital_id": "9" * 30})
+    assert redirect.status in (400, 422) and "Choose from the lists." in await redirect.text()
