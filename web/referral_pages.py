@@ -58,10 +58,13 @@ async def referral_list(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         inbox = await referrals.list_for(session, who, inbox=True) if has_referral_inbox(who) else []
         rows = await referrals.list_for(session, who)
-        inbox_json = [await referrals.describe(session, who, r, full=False) for r in inbox]
-        rows_json = [await referrals.describe(session, who, r, full=False) for r in rows]
+        # the inbox is part of the list: one batch describes both
+        listed = {r.id for r in rows}
+        described = {d["id"]: d for d in await referrals.describe_many(
+            session, who, rows + [r for r in inbox if r.id not in listed])}
     return _render(request, "referrals.html", {
-        "inbox": inbox_json, "referrals": rows_json, "can_refer": can_refer(who)})
+        "inbox": [described[r.id] for r in inbox], "referrals": [described[r.id] for r in rows],
+        "can_refer": can_refer(who)})
 
 
 async def _new_form_choices(request: web.Request) -> dict[str, Any]:

@@ -33,7 +33,7 @@ async def list_referrals(request: web.Request) -> web.Response:
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
         rows = await referrals.list_for(session, who, inbox=request.query.get("inbox") == "1")
-        return json_response({"referrals": [await referrals.describe(session, who, r, full=False) for r in rows]})
+        return json_response({"referrals": await referrals.describe_many(session, who, rows)})
 
 
 @routes.post("/api/referrals")

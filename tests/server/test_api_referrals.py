@@ -19,6 +19,7 @@ from server.models import Appointment, AppointmentStatus, Consultation, Hospital
 from server.settings import Settings
 
 from ..conftest import _start, login
+from .referrals.test_service import add_referrals, statements
 
 
 async def ids(client: TestClient) -> dict[str, int]:
@@ -309,3 +310,26 @@ async def test_slot_search_days_are_ascii_digits_within_range(client: TestClient
                                 headers=await login(client, "coord.zhao"))
     assert response.status == 422
     assert set((await response.json())["error"]["fields"]) == {"days"}
+
+
+@pytest.mark.parametrize("path", ["/api/referrals", "/api/referrals?inbox=1"])
+async def test_the_list_and_the_inbox_cost_the_same_queries_for_five_referrals_as_for_two_hundred(
+        client: TestClient, path: str) -> None:
+    """GET /api/referrals describes its rows in one batch: the coordinator's list and inbox send as many
+    statements for two hundred referrals as for five."""
+    database = client.app[DATABASE]
+    headers = await login(client, "coord.zhao")
+
+    async def listed() -> tuple[list[dict[str, Any]], list[str]]:
+        with statements(database) as sent:
+            response = await client.get(path, headers=headers)
+            assert response.status == 200, await response.text()
+            rows = (await response.json())["referrals"]
+        return rows, sent
+
+    await add_referrals(database, 5)
+    few, with_few = await listed()
+    await add_referrals(database, 195, first=5)
+    many, with_many = await listed()
+    assert 0 < len(few) < len(many)
+    assert len(with_many) == len(with_few), with_many

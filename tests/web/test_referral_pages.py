@@ -4,6 +4,7 @@ shown on the page with its reason and changes nothing, and the new-referral form
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -15,6 +16,7 @@ from server.models import Referral
 from server.settings import Settings
 
 from ..conftest import _start, login
+from ..server.referrals.test_service import add_referrals, statements
 from .test_pages import EN, form_login
 
 
@@ -131,3 +133,31 @@ async def test_ids_in_the_forms_are_ascii_digits_within_range(client: TestClient
     redirect = await client.post(f"/referrals/{referral}/action", headers=EN, allow_redirects=False,
                                  data={"action": "redirect", "hospital_id": "9" * 30})
     assert redirect.status in (400, 422) and "Choose from the lists." in await redirect.text()
+
+
+async def test_the_list_page_costs_the_same_queries_for_five_referrals_as_for_two_hundred(
+        client: TestClient) -> None:
+    """/referrals describes the coordinator's inbox and list in one batch: as many statements for two
+    hundred referrals as for five, and each section shows the rows, in the order, the API lists."""
+    database = client.app[DATABASE]
+    headers = await login(client, "coord.zhao")
+    await form_login(client, "coord.zhao")
+
+    async def shown() -> tuple[str, list[str]]:
+        with statements(database) as sent:
+            page = await client.get("/referrals", headers=EN)
+            assert page.status == 200
+            text = await page.text()
+        return text, sent
+
+    await add_referrals(database, 5)
+    _, with_few = await shown()
+    await add_referrals(database, 195, first=5)
+    text, with_many = await shown()
+    assert len(with_many) == len(with_few), with_many
+
+    inbox, _, rest = text.partition("Inbox: waiting for your hospital")[2].partition("<h1>Referrals</h1>")
+    for section, path in ((inbox, "/api/referrals?inbox=1"), (rest, "/api/referrals")):
+        listed = (await (await client.get(path, headers=headers)).json())["referrals"]
+        assert re.findall(r'data-referral-id="(\d+)"', section) == [str(r["id"]) for r in listed]
+        assert len(listed) > 5
