@@ -7,17 +7,25 @@ commit fails the file is removed, so there is never a row without a file nor a f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import secrets
+import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 from media.sealed import SealedWriter
 
-from .errors import N_, PayloadTooLarge, UnsupportedMediaType
+from . import audit
+from .db import Database
+from .errors import N_, BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from .models import Attachment, ReferralState
+from .permissions import Principal, can_attach, require
+from .referrals import service as referrals
 
 ATTACHMENTS_DIR = "attachments"
 SNIFF_BYTES = 132  # enough for a DICOM file's preamble and magic
@@ -89,3 +97,57 @@ class SealedUpload:
             self._writer.close()
         self._temp.unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
+
+
+CLOSED = (ReferralState.COMPLETED, ReferralState.CANCELLED, ReferralState.DECLINED)
+# Reads the upload when asked: after the caller is known to be allowed, not before.
+UploadReader = Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]]
+
+
+def describe(row: Attachment) -> dict:
+    return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
+            "sha256": row.sha256, "uploaded_by": row.uploaded_by, "uploaded_at": row.uploaded_at.isoformat(),
+            "url": f"/api/attachments/{row.id}"}
+
+
+def upload_filename(raw: str) -> str:
+    """The name to keep for an uploaded file: 422 if it is a path or holds control characters (a NUL cuts a
+    name short in C; a path means the client sent something no browser does), else ``safe_filename``'s."""
+    name = unquote(raw)  # as safe_filename reads it: some clients percent-encode names
+    if "/" in name or "\\" in name:
+        raise ValidationFailed({"file": "a file name without a path (no / or \\)"})
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValidationFailed({"file": "a file name without control characters (such as NUL)"})
+    return safe_filename(raw)
+
+
+async def attach(database: Database, who: Principal, referral_id: int, read: UploadReader, *, root: Path,
+                 key: bytes, max_bytes: int) -> Attachment:
+    """The one way in for an attachment, from the API and the referral page alike: the referring doctor adds
+    a file to an open referral; it is sealed on disk and its row committed with its audit entry, or neither."""
+    async with database.session() as session:
+        referral = await referrals.load_with_records(session, who, referral_id)
+    require(can_attach(who, referrals.scope_of(referral, None)), N_("Only the referring doctor adds attachments."))
+    if referral.state in CLOSED:
+        raise BadRequest(N_("This referral is closed; nothing more can be attached."), code="referral-closed")
+    raw_name, chunks = await read()
+    filename = upload_filename(raw_name)
+    upload = SealedUpload(root / ATTACHMENTS_DIR / str(referral.id), key, max_bytes)
+    try:
+        async for chunk in chunks:
+            await asyncio.to_thread(upload.write, chunk)
+        kind, digest = await asyncio.to_thread(upload.finish)
+        row = Attachment(referral_id=referral.id, file=f"{ATTACHMENTS_DIR}/{referral.id}/{upload.name}",
+                         filename=filename, content_type=kind.content_type, size=upload.size,
+                         sha256=digest, uploaded_by=who.user_id)
+        async with database.session() as session:
+            session.add(row)
+            audit.with_commit(session, lambda: audit.Entry(
+                f"user:{who.user_id}", "attachment.added", subject=f"referral:{referral.id}",
+                detail={"attachment": row.id, "type": row.content_type, "size": row.size, "sha256": digest}))
+            await session.commit()
+            await session.refresh(row)
+    except (Exception, asyncio.CancelledError):
+        await asyncio.to_thread(upload.discard)  # no file without its row, however the upload ended
+        raise
+    return row

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pydantic
-from aiohttp import hdrs, web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from .appkeys import ERROR_PAGE, SETTINGS
@@ -162,3 +164,39 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if source == "cookie" and request.method not in {"GET", "HEAD", "OPTIONS"} and not _same_origin(request):
         raise Forbidden(N_("Cross-site request refused."), code="cross-site")
     return await handler(request)
+
+
+@contextlib.contextmanager
+def _malformed_upload() -> Iterator[None]:
+    """aiohttp's multipart reader says a body is malformed with ValueError or a 400 HttpProcessingError."""
+    try:
+        yield
+    except (ValueError, HttpProcessingError):
+        raise BadRequest(N_("The upload is not a well-formed multipart/form-data body."),
+                         code="bad-upload") from None
+
+
+async def file_upload(request: web.Request, field: str = "file") -> tuple[str, AsyncIterator[bytes]]:
+    """The file in the multipart body's part ``field``: its name as sent, and its bytes a chunk at a time
+    (400 if the body is not multipart, has no such part, or stops before the part's closing boundary)."""
+    if not request.content_type.startswith("multipart/form-data"):  # error_middleware checked the boundary
+        raise BadRequest(N_("Send the file as multipart/form-data, in a field named file."), code="bad-upload")
+    with _malformed_upload():
+        reader = await request.multipart()
+        part = await reader.next()
+        while part is not None and not (isinstance(part, BodyPartReader) and part.name == field):
+            part = await reader.next()
+    if part is None or not isinstance(part, BodyPartReader) or not part.filename:
+        raise BadRequest(N_("Send the file as multipart/form-data, in a field named file."), code="bad-upload")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while True:
+            with _malformed_upload():
+                chunk = await part.read_chunk(256 * 1024)
+            if not chunk and not part.at_eof():  # the body stopped before the part's closing boundary
+                raise BadRequest(N_("The upload ended before the file did; send it again."),
+                                 code="upload-cut-short")
+            if not chunk:
+                return
+            yield chunk
+    return part.filename, chunks()

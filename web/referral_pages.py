@@ -13,15 +13,13 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from server import consent_templates, consents, scheduling
-from server.api.attachments import describe as describe_attachment
-from server.api.attachments import receive
-from server.appkeys import DATABASE
+from server import attachments, consent_templates, consents, scheduling
+from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from server.auth import caller
 from server.consents import How
 from server.consultations import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
-from server.http import locale_for, parse_form, path_id
+from server.http import file_upload, locale_for, parse_form, path_id
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
@@ -152,7 +150,7 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         async with request.app[DATABASE].session() as session:
             rows = (await session.exec(select(Attachment).where(Attachment.referral_id == referral_id)
                                        .order_by(col(Attachment.id)))).all()
-        attachments = [describe_attachment(row) for row in rows]
+        attachments = [attachments.describe(row) for row in rows]
     return _render(request, "referral.html", {
         "attachments": attachments, "can_attach": who.user_id == data["referring_doctor"]["id"]
         and data["state"] not in ("completed", "cancelled", "declined"),
@@ -228,7 +226,10 @@ async def attach(request: web.Request) -> web.Response:
     """The referring doctor attaches a file from the referral page."""
     referral_id = path_id(request, "referral_id")
     try:
-        await receive(request, referral_id)
+        settings = request.app[SETTINGS]
+        await attachments.attach(request.app[DATABASE], caller(request).principal, referral_id,
+                                 lambda: file_upload(request), root=settings.recordings_dir,
+                                 key=request.app[RECORDING_KEY], max_bytes=settings.attachment_max_bytes)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}#attachments")
