@@ -14,7 +14,7 @@ from aiortc import RTCIceServer
 from sqlalchemy.exc import SQLAlchemyError
 
 from media.session import RelaySession
-from signaling.errors import CLOSE_GOING_AWAY
+from signaling.errors import CloseCode
 from signaling.events import RoomEvent
 from signaling.grants import room_id_for
 from signaling.hub import CloseRequest, RoomHub
@@ -122,7 +122,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             if old is not None and not old.task.done():
                 if old.epoch >= epoch:
                     return  # already running (the log was replayed)
-                old.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "relay replaced"))
+                old.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "relay replaced"))
             session = RelaySession(hub, room_id, epoch, ice_servers=stun, store=store, key=app[RECORDING_KEY],
                                    video_codec=settings.relay_video_codec,
                                    segment_seconds=settings.recording_segment_seconds)
@@ -145,7 +145,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         finally:
             relays = [relay.task for relay in app[RELAYS].values()]
             for relay in app[RELAYS].values():
-                relay.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "server shutting down"))
+                relay.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "server shutting down"))
             if relays:
                 await asyncio.wait(relays, timeout=RELAY_STOP_SECONDS)
             await hub.stop()
@@ -161,7 +161,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     async def close_sockets(app: web.Application) -> None:
         # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
         # reconnect, to another node if there is one, and resume their seats there.
-        app[HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
+        app[HUB].close_all(CloseCode.GOING_AWAY, "server shutting down")
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(signaling_ctx)
