@@ -20,7 +20,7 @@ from signaling.grants import room_id_for
 from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
-from web import STATIC_DIR, audit_pages, pages, referral_pages, visit_pages
+from web import STATIC_DIR, audit_pages, codes, pages, referral_pages, visit_pages
 from web.render import RENDERER, Renderer
 
 from . import consent_templates, reminders
@@ -52,11 +52,12 @@ from .signing_keys import load_keyring, load_recording_key
 log = logging.getLogger(__name__)
 RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shutdown
 
-# Every module whose ``routes`` the app serves: the REST API, signaling, then the pages.
+# Every module whose ``routes`` the app serves: the REST API, signaling, the pages, then the browser's copy of
+# the protocol's codes (a generated module among the static ones, so it comes before the static files).
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api,
-    pages, referral_pages, visit_pages, audit_pages,
+    pages, referral_pages, visit_pages, audit_pages, codes,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([
