@@ -1,10 +1,12 @@
 """Media errors: one root, each with a wire code and a message safe to show the participant.
 
-They reach clients as signaling ``error`` messages (see signaling/errors.py for the one mapping to
-close codes); none of them ends the signaling connection.
+The ones a participant can meet reach them as signaling ``error`` messages, so their codes are rows of
+signaling's one table (``ErrorCode`` in signaling/errors.py); none of them ends the signaling connection.
 """
 
 from __future__ import annotations
+
+from signaling.errors import ErrorCode
 
 
 class MediaError(Exception):
@@ -18,11 +20,11 @@ class MediaError(Exception):
 class NegotiationFailed(MediaError):
     """An offer or ICE candidate the relay could not use."""
 
-    code = "negotiation-failed"
+    code = ErrorCode.NEGOTIATION_FAILED.code
 
 
 class NotInRelay(MediaError):
-    code = "not-in-relay"
+    code = ErrorCode.NOT_IN_RELAY.code
 
 
 class RecordingError(MediaError):

@@ -14,13 +14,13 @@ from aiortc import RTCIceServer
 from sqlalchemy.exc import SQLAlchemyError
 
 from media.session import RelaySession
-from signaling.errors import CLOSE_GOING_AWAY
+from signaling.errors import CloseCode
 from signaling.events import RoomEvent
 from signaling.grants import room_id_for
 from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
-from web import STATIC_DIR, audit_pages, pages, referral_pages, visit_pages
+from web import STATIC_DIR, audit_pages, codes, pages, referral_pages, visit_pages
 from web.render import RENDERER, Renderer
 
 from . import consent_templates, reminders
@@ -55,11 +55,12 @@ from .signing_keys import load_keyring, load_recording_key
 log = logging.getLogger(__name__)
 RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shutdown
 
-# Every module whose ``routes`` the app serves: the REST API, signaling, then the pages.
+# Every module whose ``routes`` the app serves: the REST API, signaling, the pages, then the browser's copy of
+# the protocol's codes (a generated module among the static ones, so it comes before the static files).
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api,
-    pages, referral_pages, visit_pages, audit_pages,
+    pages, referral_pages, visit_pages, audit_pages, codes,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -129,7 +130,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             if old is not None and not old.task.done():
                 if old.epoch >= epoch:
                     return  # already running (the log was replayed)
-                old.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "relay replaced"))
+                old.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "relay replaced"))
             session = RelaySession(hub, room_id, epoch, ice_servers=stun, store=store, key=app[RECORDING_KEY],
                                    video_codec=settings.relay_video_codec,
                                    segment_seconds=settings.recording_segment_seconds)
@@ -152,7 +153,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         finally:
             relays = [relay.task for relay in app[RELAYS].values()]
             for relay in app[RELAYS].values():
-                relay.outbox.put_control(CloseRequest(CLOSE_GOING_AWAY, "server shutting down"))
+                relay.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "server shutting down"))
             if relays:
                 await asyncio.wait(relays, timeout=RELAY_STOP_SECONDS)
             await hub.stop()
@@ -172,7 +173,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     async def close_sockets(app: web.Application) -> None:
         # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
         # reconnect, to another node if there is one, and resume their seats there.
-        app[HUB].close_all(CLOSE_GOING_AWAY, "server shutting down")
+        app[HUB].close_all(CloseCode.GOING_AWAY, "server shutting down")
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(signaling_ctx)

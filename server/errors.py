@@ -1,8 +1,15 @@
-"""The server's error tree: each error has a stable code, a user-safe message and one HTTP status."""
+"""The server's error tree: each error has a stable code, a user-safe message and one HTTP status.
+
+``ErrorCode`` is the one table of the codes the server answers with and the status each goes with; the
+README's table of error codes is this one (a test holds it to it). Each error class takes its code and status
+from its row; a raise may pass a more precise ``code=``, which must be a row with the class's status (a test
+reads every raise in the source to check).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import Any, ClassVar
 
 
 def N_(message: str) -> str:
@@ -10,11 +17,89 @@ def N_(message: str) -> str:
     return message
 
 
+class ErrorCode(enum.Enum):
+    """An error code of the HTTP API (and the pages), the ``status`` it answers with, and ``when``."""
+
+    code: str
+    status: int | None
+    when: str
+
+    def __init__(self, code: str, status: int | None, when: str) -> None:
+        self.code = code
+        self.status = status
+        self.when = when
+
+    BAD_REQUEST = "bad-request", 400, "the request is malformed"
+    BAD_ID = "bad-id", 400, "an id in the path is not a whole number"
+    BAD_JSON = "bad-json", 400, "the body is not JSON"
+    BODY_TOO_LARGE = "body-too-large", 400, "a JSON body over 1 MiB"
+    BAD_UPLOAD = "bad-upload", 400, "an upload that is not `multipart/form-data` with a field `file`"
+    BAD_MULTIPART = "bad-multipart", 400, "a `multipart/form-data` body without a valid boundary"
+    UPLOAD_CUT_SHORT = "upload-cut-short", 400, "an upload that stops before its file does"
+    BAD_NUMBER = "bad-number", 400, "a number in a JSON body outside the signed 64-bit range, or too long"
+    TOO_DEEP = "too-deep", 400, "a JSON body nesting arrays or objects more than 32 deep"
+    REFERRAL_CLOSED = "referral-closed", 400, "attaching a file to a closed referral"
+    WRONG_SCOPE = "wrong-scope", 400, "consent to sharing records, given on a consultation (it goes on the referral)"
+    CHOICE_REQUIRED = "choice-required", 400, "a form sent without one of its choices (pages)"
+    UNAUTHENTICATED = "unauthenticated", 401, "the caller is not who they need to be"
+    LOGIN_REQUIRED = "login-required", 401, "no token and no session"
+    TOKEN_INVALID = ("token-invalid", 401,
+                     "an access, room, invitation or calendar token that is malformed, forged or not valid yet")
+    TOKEN_EXPIRED = "token-expired", 401, "the access token has expired; log in again"
+    TOKEN_REVOKED = "token-revoked", 401, "the session was logged out"
+    ACCOUNT_DISABLED = "account-disabled", 401, "the account no longer exists or is disabled"
+    BAD_CREDENTIALS = "bad-credentials", 401, "wrong username or password"
+    LINK_REVOKED = "link-revoked", 401, "an invitation link that was revoked"
+    LINK_CLOSED = "link-closed", 401, "an invitation link to a consultation that has ended"
+    FORBIDDEN = "forbidden", 403, "the caller's role or part in it does not allow this"
+    CROSS_SITE = "cross-site", 403, "a state-changing request or form from another site"
+    CONSENT_REQUIRED = "consent-required", 403, "a patient's room token before their video consent stands"
+    RECORDS_WITHHELD = ("records-withheld", 403,
+                        "the patient has not consented to sharing their records with the caller's hospital")
+    NOT_FOUND = "not-found", 404, "no such thing (or not one the caller may know of)"
+    METHOD_NOT_ALLOWED = "method-not-allowed", 405, "the path does not take this method"
+    CONFLICT = "conflict", 409, "not possible in the present state"
+    ILLEGAL_TRANSITION = "illegal-transition", 409, "a referral action its present state does not allow"
+    REFERRAL_CHANGED = "referral-changed", 409, "someone else changed the referral a moment ago"
+    SLOT_TAKEN = "slot-taken", 409, "the slot was booked by someone else first"
+    ROOM_NOT_OPEN = "room-not-open", 409, "a room token before the room opens"
+    ROOM_CLOSED = "room-closed", 409, "a room token after the room closed"
+    NO_PATIENT = "no-patient", 409, "inviting or recording the consent of a consultation's patient when it has none"
+    NO_CONSENT = "no-consent", 409, "withdrawing a consent the caller never gave"
+    CONSENT_WITHDRAWN = "consent-withdrawn", 409, "withdrawing a consent already withdrawn"
+    CONSENT_TEXT_CHANGED = ("consent-text-changed", 409,
+                            "consenting to a text that is no longer the current one (`current` names it)")
+    DUPLICATE_PATIENT = ("duplicate-patient", 409,
+                         "a patient with this national ID is already registered (`patient_id` names them)")
+    NO_REFERRAL = ("no-referral", 409,
+                   "consent to sharing records, for a consultation that was not booked through a referral")
+    TOO_LARGE = "too-large", 413, "an attachment over `TELEMED_ATTACHMENT_MAX_BYTES`"
+    UNSUPPORTED_TYPE = "unsupported-type", 415, "an attachment that is empty, or not PDF, PNG, JPEG or DICOM"
+    RANGE_NOT_SATISFIABLE = "range-not-satisfiable", 416, "a `Range` outside the recording"
+    VALIDATION_FAILED = "validation-failed", 422, "a field's value is wrong (`fields` names each one and why)"
+    TOO_MANY_REQUESTS = "too-many-requests", 429, "slow down (`retry_after`, and the `Retry-After` header)"
+    INTERNAL_ERROR = "internal-error", 500, "a fault of the server's, logged"
+    BAD_SETTING = "bad-setting", 500, "a setting is missing or malformed (start-up stops with it)"
+    UNAVAILABLE = "unavailable", 503, "the service cannot do this now; try again"
+    RECORDING_NOT_READY = "recording-not-ready", 503, "a recording that is not finished yet"
+    RECORDING_TAMPERED = "recording-tampered", 503, "a recording that failed its integrity check"
+    HTTP_ERROR = "http-error", None, "any other refusal by the HTTP layer itself, with its own status"
+
+
 class TelemedError(Exception):
     """Root of every error the server turns into an answer. The message is safe to show the caller."""
 
-    status = 500
-    code = "internal-error"
+    kind: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
+    code: str = kind.code
+    status: ClassVar[int] = kind.status  # every row but HTTP_ERROR has one
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__ or "status" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} takes its code and status from its row: kind = ErrorCode.…")
+        if cls.kind.status is None:
+            raise TypeError(f"{cls.__name__}: an error class answers with one status; {cls.kind.name} has none")
+        cls.code, cls.status = cls.kind.code, cls.kind.status
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -37,19 +122,17 @@ class TelemedError(Exception):
 class SettingsError(TelemedError):
     """A setting is missing or malformed; start-up stops with this message."""
 
-    code = "bad-setting"
+    kind = ErrorCode.BAD_SETTING
 
 
 class BadRequest(TelemedError):
-    status = 400
-    code = "bad-request"
+    kind = ErrorCode.BAD_REQUEST
 
 
 class ValidationFailed(TelemedError):
     """The request was well-formed but a field's value is unacceptable."""
 
-    status = 422
-    code = "validation-failed"
+    kind = ErrorCode.VALIDATION_FAILED
 
     def __init__(self, fields: dict[str, str]) -> None:
         summary = "; ".join(f"{name}: {reason}" for name, reason in fields.items())
@@ -57,34 +140,29 @@ class ValidationFailed(TelemedError):
 
 
 class Unauthenticated(TelemedError):
-    status = 401
-    code = "unauthenticated"
+    kind = ErrorCode.UNAUTHENTICATED
 
 
 class TokenExpired(Unauthenticated):
-    code = "token-expired"
+    kind = ErrorCode.TOKEN_EXPIRED
 
 
 class Forbidden(TelemedError):
-    status = 403
-    code = "forbidden"
+    kind = ErrorCode.FORBIDDEN
 
 
 class NotFound(TelemedError):
-    status = 404
-    code = "not-found"
+    kind = ErrorCode.NOT_FOUND
 
 
 class Conflict(TelemedError):
-    status = 409
-    code = "conflict"
+    kind = ErrorCode.CONFLICT
 
 
 class TooManyRequests(TelemedError):
     """Slow down; ``retry_after`` seconds travel in the body and in the Retry-After header."""
 
-    status = 429
-    code = "too-many-requests"
+    kind = ErrorCode.TOO_MANY_REQUESTS
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retry_after=retry_after)
@@ -96,13 +174,11 @@ class TooManyRequests(TelemedError):
 
 
 class Unavailable(TelemedError):
-    status = 503
-    code = "unavailable"
+    kind = ErrorCode.UNAVAILABLE
 
 
 class RangeNotSatisfiable(TelemedError):
-    status = 416
-    code = "range-not-satisfiable"
+    kind = ErrorCode.RANGE_NOT_SATISFIABLE
 
     def __init__(self, message: str, *, size: int) -> None:
         super().__init__(message)
@@ -114,10 +190,8 @@ class RangeNotSatisfiable(TelemedError):
 
 
 class PayloadTooLarge(TelemedError):
-    status = 413
-    code = "too-large"
+    kind = ErrorCode.TOO_LARGE
 
 
 class UnsupportedMediaType(TelemedError):
-    status = 415
-    code = "unsupported-type"
+    kind = ErrorCode.UNSUPPORTED_TYPE

@@ -16,7 +16,7 @@ from yarl import URL
 
 from .appkeys import ERROR_PAGE, SETTINGS
 from .auth import CALLER, authenticate, is_public, token_from
-from .errors import N_, BadRequest, Forbidden, TelemedError, Unauthenticated, ValidationFailed
+from .errors import N_, BadRequest, ErrorCode, Forbidden, TelemedError, Unauthenticated, ValidationFailed
 from .i18n import SUPPORTED_LOCALES, negotiate, translations
 from .parsing import load_json, multipart_problem, parse_id
 
@@ -130,6 +130,10 @@ def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
     return response
 
 
+# aiohttp's own refusals (no route, no such method) answered in the API's shape, with the table's codes.
+_HTTP_LAYER_CODES = {kind.status: kind.code for kind in (ErrorCode.NOT_FOUND, ErrorCode.METHOD_NOT_ALLOWED)}
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
@@ -146,7 +150,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_answer(request, exc)
     except web.HTTPException as exc:
         if is_api(request) and exc.status >= 400:
-            code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
+            code = _HTTP_LAYER_CODES.get(exc.status, ErrorCode.HTTP_ERROR.code)
             return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
         raise
     except Exception:

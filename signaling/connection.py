@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from aiohttp import WSMsgType, web
 
 from .errors import (
-    CLOSE_NORMAL,
     Abuse,
     AlreadyJoined,
+    CloseCode,
     ConsentWithdrawn,
     HeartbeatTimeout,
     InvitationRevoked,
@@ -26,6 +26,7 @@ from .errors import (
     NotAllowed,
     NotJoined,
     RateLimited,
+    ResumeFailed,
     SignalingError,
     UnsupportedVersion,
     WrongRoom,
@@ -148,7 +149,7 @@ class SignalingConnection:
                 log.info("signaling %s: gave up flushing to a client that does not read", self.conn)
             self.hub.detach(self.conn, self.room_id)
             if not self.ws.closed:
-                await self.ws.close(code=CLOSE_NORMAL)
+                await self.ws.close(code=CloseCode.NORMAL)
 
     def _part(self) -> None:
         """Tell the room we are gone: a leave if the client said so, else a disconnect (the seat is kept)."""
@@ -315,7 +316,7 @@ class SignalingConnection:
                 await self._send(item)  # type: ignore[arg-type]
 
     async def _send(self, message: ServerMessage) -> None:
-        if isinstance(message, Error) and message.code == "resume-failed":
+        if isinstance(message, Error) and message.code == ResumeFailed.code:
             self.participant_id = None  # the room refused the seat: the client may join afresh here
         if isinstance(message, Joined) and self.joining_afresh:
             self.joining_afresh = False

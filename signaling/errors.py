@@ -1,26 +1,111 @@
-"""Signaling errors: each has a wire code; the ones that end a connection carry its close code. One table."""
+"""Signaling errors and close codes: one table of each, which PROTOCOL.md documents and the browser imports.
+
+``CloseCode`` lists every WebSocket close code a client can meet; ``ErrorCode`` lists every ``error`` a
+client can get, one row per case, with the close code that ends the connection, if any. The error classes
+take their wire code and close code from their row; the browser gets both tables as an ES module that the
+server renders from them (web/codes.py), and a test holds PROTOCOL.md's tables to them.
+"""
 
 from __future__ import annotations
 
-# Close codes a client can meet (documented in PROTOCOL.md). 4000-4999 is the application's range.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001  # the node is shutting down; reconnect (to another node) and resume
-CLOSE_TOO_BIG = 1009
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403  # token for another room, turned away from the lobby, removed
-CLOSE_TIMEOUT = 4408  # no sign of life from the client within the heartbeat timeout
-CLOSE_ROOM_FULL = 4409
-CLOSE_REPLACED = 4410  # the same participant resumed, or the same identity joined, on a newer connection
-CLOSE_ABUSE = 4429  # kept sending faster than allowed, or stopped reading
-CLOSE_UNAVAILABLE = 4503  # this node cannot reach the bus between nodes; try again (another node)
+import enum
+from typing import ClassVar
+
+
+class CloseCode(enum.IntEnum):
+    """A WebSocket close code, what it means, and whether the browser client gives up after it (``final``)."""
+
+    meaning: str
+    final: bool
+
+    def __new__(cls, code: int, meaning: str, final: bool) -> CloseCode:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.meaning = meaning
+        member.final = final
+        return member
+
+    # 1000-1999 are the WebSocket protocol's own; 4000-4999 the application's.
+    NORMAL = 1000, "after `leave`", True
+    GOING_AWAY = 1001, "the node is shutting down; reconnect (to another node) and resume", False
+    TOO_BIG = 1009, "a frame over four times the message limit, cut off by the WebSocket layer", False
+    DROPPED = (4000, "never sent by the server: the browser client closes its own socket with it to act out a "
+               "network failure (tests, diagnosis)", False)
+    BAD_REQUEST = 4400, "`join` with another protocol version", True
+    UNAUTHENTICATED = 4401, "the room token is forged, expired, or not a room token", True
+    FORBIDDEN = (4403, "the room token is for another consultation; turned away from the lobby (`denied`), "
+                 "removed (`removed`), the invitation revoked or the video consent withdrawn", True)
+    TIMEOUT = 4408, "no sign of life within the heartbeat timeout, or no valid `join` in time", False
+    ROOM_FULL = 4409, "joining a full room or a full lobby", True
+    REPLACED = 4410, "the same participant resumed, or the same identity joined, on a newer socket", True
+    ABUSE = 4429, "kept flooding after being rate-limited, or stopped reading", True
+    UNAVAILABLE = 4503, "this node cannot reach the bus between nodes (Redis); try again (another node)", False
+
+
+class ErrorCode(enum.Enum):
+    """One case of the ``error`` message: its wire ``code``, the ``close`` code that follows it (None: the
+    connection stays open) and ``when`` it is sent. A wire code may have two cases (``room-full``)."""
+
+    code: str
+    close: CloseCode | None
+    when: str
+
+    def __init__(self, code: str, close: CloseCode | None, when: str) -> None:
+        self.code = code
+        self.close = close
+        self.when = when
+
+    MALFORMED = ("malformed", None, "not JSON, not an object, no `type`, a number over 32 characters, nesting "
+                 "over 32 levels, or a field missing, of the wrong type, or unknown (the message names it)")
+    UNKNOWN_TYPE = "unknown-type", None, "a `type` this server does not know"
+    TOO_LARGE = "too-large", None, "larger than the message limit"
+    NOT_JOINED = "not-joined", None, "before `join`, or from the lobby"
+    ALREADY_JOINED = "already-joined", None, "a second `join`"
+    UNKNOWN_PARTICIPANT = "unknown-participant", None, "`to` or `participant_id` names nobody it could"
+    NOT_ALLOWED = "not-allowed", None, "beyond one's grants"
+    NO_SEAT = "room-full", None, "admitting into a full room (to the host)"
+    RESUME_FAILED = "resume-failed", None, "the seat is gone or the secret is wrong"
+    RATE_LIMITED = "rate-limited", None, "over the message rate; the message was dropped"
+    NOT_RELAYED = "not-relayed", None, 'an offer or candidate `to: "relay"` while the room is `p2p`'
+    CONSENT_MISSING = "consent-missing", None, "`recording` `on` before everyone seated has consented"
+    # The media relay's (media/errors.py): it answers through the room, as a participant would.
+    NEGOTIATION_FAILED = ("negotiation-failed", None, "the relay could not use an offer (not SDP with audio or "
+                          "video, or without the room's codec) or a candidate")
+    NOT_IN_RELAY = "not-in-relay", None, "a candidate for the relay (`null` too) before an offer"
+    UNSUPPORTED_VERSION = "unsupported-version", CloseCode.BAD_REQUEST, "`join` with another protocol"
+    UNAUTHENTICATED = ("unauthenticated", CloseCode.UNAUTHENTICATED,
+                       "the room token is forged, expired, or not a room token")
+    FORBIDDEN = "forbidden", CloseCode.FORBIDDEN, "the room token is for another consultation"
+    INVITATION_REVOKED = ("invitation-revoked", CloseCode.FORBIDDEN,
+                          "`join` by a patient whose invitation was revoked after their room token was issued")
+    CONSENT_WITHDRAWN = ("consent-withdrawn", CloseCode.FORBIDDEN,
+                         "`join` by a patient who withdrew their video consent after their room token was issued")
+    ROOM_FULL = "room-full", CloseCode.ROOM_FULL, "joining a full room or a full lobby"
+    TIMEOUT = "timeout", CloseCode.TIMEOUT, "no sign of life within the heartbeat timeout"
+    JOIN_TIMEOUT = "join-timeout", CloseCode.TIMEOUT, "no valid `join` within 10 s of opening the socket"
+    REPLACED = "replaced", CloseCode.REPLACED, "the same identity joined on a newer socket"
+    ABUSE = "abuse", CloseCode.ABUSE, "kept flooding after being rate-limited"
+    SLOW_CONSUMER = "slow-consumer", CloseCode.ABUSE, "more than 256 messages wait for a client that does not read"
+    UNAVAILABLE = ("unavailable", CloseCode.UNAVAILABLE,
+                   "this node cannot reach the bus between nodes (Redis); try again")
 
 
 class SignalingError(Exception):
-    """An error answered with an ``error`` message; the connection stays open unless ``close_code`` is set."""
+    """An error answered with an ``error`` message; the connection stays open unless ``close_code`` is set.
 
-    code = "error"
-    close_code: int | None = None
+    Each subclass names its row of the table (``kind``), and takes its ``code`` and ``close_code`` from it.
+    """
+
+    kind: ClassVar[ErrorCode]
+    code: ClassVar[str]
+    close_code: ClassVar[CloseCode | None]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" not in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must name its row of the table: kind = ErrorCode.…")
+        cls.code = cls.kind.code
+        cls.close_code = cls.kind.close
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -28,141 +113,129 @@ class SignalingError(Exception):
 
 
 class MalformedMessage(SignalingError):
-    code = "malformed"
+    kind = ErrorCode.MALFORMED
 
 
 class UnknownMessageType(SignalingError):
-    code = "unknown-type"
+    kind = ErrorCode.UNKNOWN_TYPE
 
 
 class MessageTooLarge(SignalingError):
-    code = "too-large"
+    kind = ErrorCode.TOO_LARGE
 
 
 class NotJoined(SignalingError):
-    code = "not-joined"
+    kind = ErrorCode.NOT_JOINED
 
 
 class AlreadyJoined(SignalingError):
-    code = "already-joined"
+    kind = ErrorCode.ALREADY_JOINED
 
 
 class UnknownParticipant(SignalingError):
-    code = "unknown-participant"
+    kind = ErrorCode.UNKNOWN_PARTICIPANT
 
 
 class NotAllowed(SignalingError):
     """The participant's grants do not cover this."""
 
-    code = "not-allowed"
+    kind = ErrorCode.NOT_ALLOWED
 
 
 class ConsentMissing(SignalingError):
     """Recording needs the recording consent of everyone in the room."""
 
-    code = "consent-missing"
+    kind = ErrorCode.CONSENT_MISSING
 
 
 class NotRelayed(SignalingError):
     """A message for the media relay while the room is peer to peer."""
 
-    code = "not-relayed"
+    kind = ErrorCode.NOT_RELAYED
 
 
 class ResumeFailed(SignalingError):
     """The seat is gone or the resume token is wrong; the client should join afresh on the same socket."""
 
-    code = "resume-failed"
+    kind = ErrorCode.RESUME_FAILED
 
 
 class RateLimited(SignalingError):
     """One message over the rate: dropped, answered, connection kept."""
 
-    code = "rate-limited"
+    kind = ErrorCode.RATE_LIMITED
 
 
 class UnsupportedVersion(SignalingError):
-    code = "unsupported-version"
-    close_code = CLOSE_BAD_REQUEST
+    kind = ErrorCode.UNSUPPORTED_VERSION
 
 
 class InvalidToken(SignalingError):
     """The room token is missing, forged or expired."""
 
-    code = "unauthenticated"
-    close_code = CLOSE_UNAUTHENTICATED
+    kind = ErrorCode.UNAUTHENTICATED
 
 
 class WrongRoom(SignalingError):
-    code = "forbidden"
-    close_code = CLOSE_FORBIDDEN
+    kind = ErrorCode.FORBIDDEN
 
 
 class InvitationRevoked(SignalingError):
     """The invitation a patient's room token names was revoked after the token was issued."""
 
-    code = "invitation-revoked"
-    close_code = CLOSE_FORBIDDEN
+    kind = ErrorCode.INVITATION_REVOKED
 
 
 class ConsentWithdrawn(SignalingError):
     """The patient withdrew their consent to the video visit after their room token was issued."""
 
-    code = "consent-withdrawn"
-    close_code = CLOSE_FORBIDDEN
+    kind = ErrorCode.CONSENT_WITHDRAWN
 
 
 class RoomFull(SignalingError):
-    code = "room-full"
-    close_code = CLOSE_ROOM_FULL
+    kind = ErrorCode.ROOM_FULL
 
 
 class NoSeat(SignalingError):
     """Admitting someone into a full room: refused, and the host's connection stays."""
 
-    code = "room-full"
+    kind = ErrorCode.NO_SEAT
 
 
 class HeartbeatTimeout(SignalingError):
-    code = "timeout"
-    close_code = CLOSE_TIMEOUT
+    kind = ErrorCode.TIMEOUT
 
 
 class JoinTimeout(SignalingError):
     """The socket sent no valid join within the join deadline: a seatless socket holds nothing open."""
 
-    code = "join-timeout"
-    close_code = CLOSE_TIMEOUT
+    kind = ErrorCode.JOIN_TIMEOUT
 
 
 class Replaced(SignalingError):
     """The same identity joined on a newer socket, which took this one's seat or lobby place."""
 
-    code = "replaced"
-    close_code = CLOSE_REPLACED
+    kind = ErrorCode.REPLACED
 
 
 class Abuse(SignalingError):
     """Persistent flooding: the connection is closed."""
 
-    code = "abuse"
-    close_code = CLOSE_ABUSE
+    kind = ErrorCode.ABUSE
 
 
 class SlowConsumer(SignalingError):
     """The client does not read its messages fast enough; keeping them would grow memory without bound."""
 
-    code = "slow-consumer"
-    close_code = CLOSE_ABUSE
+    kind = ErrorCode.SLOW_CONSUMER
 
 
 class BusUnavailable(SignalingError):
     """The node lost its connection to the bus between nodes: joins are refused until it is back."""
 
-    code = "unavailable"
-    close_code = CLOSE_UNAVAILABLE
+    kind = ErrorCode.UNAVAILABLE
 
 
-def close_code_for(error: SignalingError) -> int | None:
+def close_code_for(error: SignalingError) -> CloseCode | None:
     """The WebSocket close code that ends the connection for this error, or None to keep it open."""
     return error.close_code

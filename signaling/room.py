@@ -10,9 +10,8 @@ import enum
 from dataclasses import dataclass
 
 from .errors import (
-    CLOSE_FORBIDDEN,
-    CLOSE_REPLACED,
     AlreadyJoined,
+    CloseCode,
     ConsentMissing,
     NoSeat,
     NotAllowed,
@@ -323,7 +322,7 @@ class Room:
         effects: list[Effect] = []
         if member.at != event.at and member.status is not Status.RECONNECTING:
             # The old socket still looked alive here: the newer connection wins.
-            effects.append(Close(member.at, CLOSE_REPLACED, "replaced"))
+            effects.append(Close(member.at, CloseCode.REPLACED, "replaced"))
         member.at, member.resume_hash, member.epoch = event.at, event.new_resume_hash, member.epoch + 1
         member.status = Status.PRESENT if member.seated else Status.WAITING
         if member.status is Status.WAITING:
@@ -399,7 +398,7 @@ class Room:
             return self._refuse(error, self._origin(event.by))
         target = self.members.pop(event.participant_id)
         return [Deliver(target.at, Denied(message="The doctor could not admit you to this consultation.")),
-                Close(target.at, CLOSE_FORBIDDEN, "denied"), *self._lobby_update()]
+                Close(target.at, CloseCode.FORBIDDEN, "denied"), *self._lobby_update()]
 
     def _check_Removing(self, event: Removing) -> SignalingError | None:
         if error := self._host(event.by, "moderate"):
@@ -414,7 +413,7 @@ class Room:
             return self._refuse(error, self._origin(event.by))
         target = self.members[event.participant_id]
         return [Deliver(target.at, Removed(message="You were removed from the consultation.")),
-                Close(target.at, CLOSE_FORBIDDEN, "removed"), *self._drop(target, "removed")]
+                Close(target.at, CloseCode.FORBIDDEN, "removed"), *self._drop(target, "removed")]
 
     EXPELLED = {
         "invitation-revoked": "Your invitation to this consultation was withdrawn.",
@@ -427,7 +426,7 @@ class Room:
                        and event.invitation in (None, m.invitation)]:
             if target.status is not Status.RECONNECTING:  # in the room or in the lobby, on a live socket
                 effects += [Deliver(target.at, Removed(message=self.EXPELLED[event.reason])),
-                            Close(target.at, CLOSE_FORBIDDEN, event.reason)]
+                            Close(target.at, CloseCode.FORBIDDEN, event.reason)]
             effects += self._drop(target, event.reason)
         return effects
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..errors import N_, Conflict, Forbidden, ValidationFailed
+from ..errors import N_, Conflict, ErrorCode, Forbidden, ValidationFailed
 from ..models import ReferralState, Role
 
 
@@ -121,7 +121,7 @@ _REFUSED = {
 
 
 class IllegalTransition(Conflict):
-    code = "illegal-transition"
+    kind = ErrorCode.ILLEGAL_TRANSITION
 
 
 def decide(actor: Actor, facts: ReferralFacts, request: Request) -> ReferralState:

@@ -4,6 +4,7 @@
 // Relay (three or more, or recording): one connection to the server's relay (relay-link.js). The room
 // says which, in "joined" and "mode" messages; the switch needs nothing from the user.
 
+import { CLOSE } from "./codes.js";
 import { RELAY, RelayLink } from "./relay-link.js";
 import { SignalingSession } from "./signaling.js";
 
@@ -97,7 +98,7 @@ export class ConsultationCall {
     this.signaling.onend = (code, reason) => {
       if (reason === "denied") this._setState("denied");
       else if (GONE.includes(reason)) this._setState(reason);
-      else if (code !== 1000) this._setState("failed");
+      else if (code !== CLOSE.NORMAL) this._setState("failed");
       this._endMedia();
     };
     this.signaling.start();

@@ -2,6 +2,7 @@
 // buttons. All WebRTC and signaling lives in call.js and signaling.js; this file only sets callbacks.
 
 import { ConsultationCall } from "./call.js";
+import { ERRORS } from "./codes.js";
 import { signalingUrl } from "./signaling.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
@@ -168,7 +169,7 @@ call.onconsent = (id, given) => {
   if (tile) badge(tile, "no-consent", strings.noConsent, !given);
 };
 call.onerror = (error) => {
-  if (error.code === "consent-missing" || error.code === "not-allowed") $("recording-message").textContent = error.message;
+  if (error.code === ERRORS.CONSENT_MISSING || error.code === ERRORS.NOT_ALLOWED) $("recording-message").textContent = error.message;
 };
 call.onmedia = (id, media) => {
   const tile = tileOf(id);

@@ -1,11 +1,14 @@
 // The signaling protocol's client side (see signaling/PROTOCOL.md): one WebSocket at a time, joined with
 // a room token, reconnecting by itself with backoff and resuming its seat when the network drops.
 
+import { CLOSE, ERRORS, FINAL_CLOSES } from "./codes.js";
+
+// The version this code speaks, so it stays written here: the server refuses a client it does not speak.
 export const PROTOCOL_VERSION = 2;
 const PING_EVERY_MS = 10_000;
-const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const BACKOFF_MS = [0.5, 1, 2, 4, 8].map((seconds) => seconds * 1000);
 // Closes after which trying again cannot help: the server said no.
-const FINAL_CLOSES = new Set([1000, 4400, 4401, 4403, 4409, 4410, 4429]);
+const FINAL = new Set(FINAL_CLOSES);
 
 /**
  * @typedef {{muted: boolean, camera_off: boolean, screen_sharing: boolean}} MediaState
@@ -75,7 +78,7 @@ export class SignalingSession {
         this.attempt = 0;
         this.onlinkstate("open");
       }
-      if (message.type === "error" && message.code === "resume-failed") {
+      if (message.type === "error" && message.code === ERRORS.RESUME_FAILED) {
         // The seat is gone (the grace period passed): join again as someone new on this socket.
         this.resume = null;
         this.fetchToken().then((fresh) => this._send({ type: "join", protocol: PROTOCOL_VERSION, token: fresh }));
@@ -86,9 +89,9 @@ export class SignalingSession {
       clearInterval(this.pingTimer);
       if (this.ws !== ws) return;
       this.ws = null;
-      // A close we started ourselves reads as 1000 (the server's reply), so a simulated drop is flagged.
+      // A close we started ourselves reads as CLOSE.NORMAL (the server's reply), so a simulated drop is flagged.
       const dropped = ws.dropped === true;
-      if (this.stopped || (!dropped && FINAL_CLOSES.has(event.code))) {
+      if (this.stopped || (!dropped && FINAL.has(event.code))) {
         this.onlinkstate("closed");
         this.onend(event.code, event.reason);
       } else {
@@ -123,14 +126,14 @@ export class SignalingSession {
   close() {
     this.stopped = true;
     this._send({ type: "leave" });
-    this.ws?.close(1000);
+    this.ws?.close(CLOSE.NORMAL);
   }
 
   /** For tests and diagnosis: drop the socket as a network failure would (no leave is sent). */
   dropConnection() {
     if (!this.ws) return;
     this.ws.dropped = true;
-    this.ws.close(4000, "dropped");
+    this.ws.close(CLOSE.DROPPED, "dropped");
   }
 }
 
