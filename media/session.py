@@ -42,7 +42,7 @@ class SegmentFile:
 
 
 class RecordingStore(Protocol):
-    """What keeps recordings' metadata (server/recordings.py implements it over the database)."""
+    """What keeps recordings' metadata (server/consultations/recordings.py implements it over the database)."""
 
     async def begin(self, room: Room) -> SegmentFile: ...
 

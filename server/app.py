@@ -23,7 +23,6 @@ from signaling.redis_log import RedisRoomLog
 from web import STATIC_DIR, audit_pages, codes, pages, referral_pages, visit_pages
 from web.render import RENDERER, Renderer
 
-from . import consent_templates, reminders
 from .api import attachments as attachments_api
 from .api import audit_log as audit_api
 from .api import auth as auth_api
@@ -40,17 +39,19 @@ from .api import referrals as referrals_api
 from .api import rooms as rooms_api
 from .api import visits as visits_api
 from .appkeys import DATABASE, ERROR_PAGE, HUB, KEYS, LOGIN_THROTTLE, PASSWORDS, RECORDING_KEY, RELAYS, ROOMS, SETTINGS
-from .chat import chat_store
 from .client_address import client_address_middleware
+from .consent import templates as consent_templates
+from .consultations.chat import chat_store
+from .consultations.recordings import DatabaseRecordingStore, recover_interrupted
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
-from .login_throttle import InProcessThrottle
-from .passwords import PasswordChecker
-from .recordings import DatabaseRecordingStore, recover_interrupted
-from .redis_throttle import RedisThrottle
+from .identity.login_throttle import InProcessThrottle
+from .identity.passwords import PasswordChecker
+from .identity.redis_throttle import RedisThrottle
+from .identity.signing_keys import load_keyring, load_recording_key
+from .scheduling import reminders
 from .settings import Settings
-from .signing_keys import load_keyring, load_recording_key
 
 log = logging.getLogger(__name__)
 RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shutdown

@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .db import Database
-from .login_throttle import Throttle
-from .passwords import PasswordChecker
+from .identity.login_throttle import Throttle
+from .identity.passwords import PasswordChecker
+from .identity.tokens import KeyRing
 from .settings import Settings
-from .tokens import KeyRing
 
 if TYPE_CHECKING:
     from media.session import RelaySession
     from signaling.hub import RoomHub
 
+    from .consultations.room_notifier import RoomNotifier
     from .errors import TelemedError
-    from .room_notifier import RoomNotifier
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)

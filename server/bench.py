@@ -21,10 +21,10 @@ from signaling.grants import HOST, RoomClaims
 from signaling.messages import PROTOCOL_VERSION
 
 from .cli import tune_collector
+from .consultations.room_tokens import room_token
 from .devprocs import RedisServer, TelemedNode, raise_open_file_limit
-from .room_tokens import room_token
+from .identity.signing_keys import load_keyring
 from .settings import Settings
-from .signing_keys import load_keyring
 
 ROOM_SIZES = (2, 3, 4)
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from aiohttp import web
 from sqlmodel import col, or_, select
 
-from . import audit
 from .accesslog import PathOnlyAccessLogger
 from .app import create_app, prepare_database
+from .audit import trail as audit
 from .db import Database
 from .demo import DEMO_PASSWORD, demo_logins, seed_demo
 from .errors import SettingsError
+from .identity.passwords import hash_password, password_problem
 from .models import Hospital, Role, User
-from .passwords import hash_password, password_problem
 from .settings import Settings, describe
 
 log = logging.getLogger("telemed")

@@ -37,7 +37,7 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-un
 
 
 class SyncSession(Session):
-    """The session under each AsyncSession. server/audit.py hooks its commits, to write audit entries in
+    """The session under each AsyncSession. server/audit/trail.py hooks its commits, to write audit entries in
     the same transaction as the change they record."""
 
 

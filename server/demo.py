@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import select
 
 from .db import Database
+from .identity.passwords import hash_password
 from .models import (
     Availability,
     Consultation,
@@ -23,7 +24,6 @@ from .models import (
     Specialty,
     User,
 )
-from .passwords import hash_password
 
 DEMO_PASSWORD = "telemed-demo"  # noqa: S105  (printed at start: it guards demo data only)
 LEAD_HOSPITAL = "江南省人民医院 Jiangnan Provincial People's Hospital"

@@ -15,9 +15,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from .appkeys import ERROR_PAGE, SETTINGS
-from .auth import CALLER, authenticate, is_public, token_from
 from .errors import N_, BadRequest, ErrorCode, Forbidden, TelemedError, Unauthenticated, ValidationFailed
 from .i18n import SUPPORTED_LOCALES, negotiate, translations
+from .identity.auth import CALLER, authenticate, is_public, token_from
 from .parsing import load_json, multipart_problem, parse_id
 
 log = logging.getLogger(__name__)

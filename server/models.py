@@ -70,7 +70,7 @@ class ConsultationStatus(enum.StrEnum):
 
 
 class ReferralState(enum.StrEnum):
-    """Where a referral stands; server/referral_flow.py says how it moves."""
+    """Where a referral stands; server/referrals/flow.py says how it moves."""
 
     DRAFT = "draft"
     SUBMITTED = "submitted"
@@ -195,7 +195,7 @@ class Patient(SQLModel, table=True):
     sex: Sex = Field(default=Sex.UNKNOWN, sa_type=_enum(Sex))
     birth_year: int | None = Field(default=None)
     phone: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
-    # The national ID is never stored: a keyed hash to match it (server/patients.py), and its last four
+    # The national ID is never stored: a keyed hash to match it (server/patients/records.py), and its last four
     # characters for people to tell two records apart.
     national_id_hash: str | None = Field(default=None, max_length=64, index=True)
     national_id_last4: str = Field(default="", max_length=4, sa_column_kwargs={"server_default": ""})
@@ -251,7 +251,7 @@ class ChatLine(SQLModel, table=True):
 
 class ConsentTemplate(SQLModel, table=True):
     """The text a consent was given to: one per purpose, version and language, never changed once published
-    (server/consent_templates.py publishes the files under server/consent_texts)."""
+    (server/consent/templates.py publishes the files under server/consent/texts)."""
 
     __tablename__ = "consent_template"
     __table_args__ = (sa.UniqueConstraint("purpose", "version", "locale"),)
@@ -352,7 +352,7 @@ class Recording(SQLModel, table=True):
 
 class AuditEvent(SQLModel, table=True):
     """One entry of the audit trail. Each entry's hash covers the previous one's, so altering or removing
-    an entry breaks the chain from there on (server/audit.py checks it)."""
+    an entry breaks the chain from there on (server/audit/trail.py checks it)."""
 
     __tablename__ = "audit_event"
 

@@ -17,7 +17,7 @@ import pydantic
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
-from .auth import COOKIE_NAME, PUBLIC_ATTRIBUTE
+from .identity.auth import COOKIE_NAME, PUBLIC_ATTRIBUTE
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 BODY_ATTRIBUTE = "request_model"

@@ -1,5 +1,5 @@
 """What a room token says: who it lets into which consultation's room, with which grants. The server signs
-and verifies the tokens (``server/room_tokens.py``); signaling only reads the claims."""
+and verifies the tokens (``server/consultations/room_tokens.py``); signaling only reads the claims."""
 
 from __future__ import annotations
 

@@ -6,10 +6,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from server import audit, audit_review
 from server.appkeys import DATABASE
-from server.auth import caller
+from server.audit import review as audit_review
+from server.audit import trail as audit
 from server.errors import N_, TelemedError
+from server.identity.auth import caller
 from server.permissions import can_read_audit, require
 
 from .render import RENDERER

@@ -12,7 +12,7 @@ import json
 
 from aiohttp import web
 
-from server.auth import public
+from server.identity.auth import public
 from signaling.errors import CloseCode, ErrorCode
 
 PATH = "/static/js/codes.js"

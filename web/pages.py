@@ -5,9 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from server import calendar_feed, consent_templates, consultations, notices
+from server import notices
 from server.appkeys import DATABASE, KEYS, SETTINGS
-from server.auth import (
+from server.consent import templates as consent_templates
+from server.consultations import service as consultations
+from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
+from server.http import LANG_COOKIE, locale_for, path_id, translator
+from server.i18n import SUPPORTED_LOCALES
+from server.identity.auth import (
     COOKIE_NAME,
     authenticate,
     caller,
@@ -17,11 +22,9 @@ from server.auth import (
     revoke,
     set_session_cookie,
 )
-from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
-from server.http import LANG_COOKIE, locale_for, path_id, translator
-from server.i18n import SUPPORTED_LOCALES
 from server.models import ConsentPurpose, ConsultationStatus, User
 from server.permissions import can_join_consultation, has_calendar_feed
+from server.scheduling import calendar_feed
 
 from .render import RENDERER
 

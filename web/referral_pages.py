@@ -2,7 +2,7 @@
 for what the caller may do next (accept, decline, redirect, book a slot, write the opinion, cancel).
 
 Plain forms, posted back here and redirected (post/redirect/get); the work is done by the same
-server/referrals.py and server/scheduling.py functions the REST API calls, so the rules are the same.
+server/referrals/service.py and server/scheduling/service.py functions the REST API calls, so the rules are the same.
 """
 
 from __future__ import annotations
@@ -13,20 +13,23 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from server import attachments, consent_templates, consents, scheduling
 from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
-from server.auth import caller
-from server.consents import How
-from server.consultations import partner_hospital_ids
+from server.consent import records as consents
+from server.consent import templates as consent_templates
+from server.consent.records import How
+from server.consultations.service import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
 from server.http import file_upload, locale_for, parse_form, path_id
+from server.identity.auth import caller
 from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
-from server.permissions import can_refer, has_referral_inbox
+from server.permissions import can_attach, can_refer, has_referral_inbox
+from server.referrals import attachments
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
 from server.referrals.inputs import ReferralCreate
+from server.scheduling import service as scheduling
 
 from .render import RENDERER
 
@@ -145,15 +148,15 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
             slots = [found.to_json() for found in await scheduling.search(session, who, specialty.code, week)
                      if found.hospital.id == referral.target_hospital_id]
     await referrals.audit_patient_view(request.app[DATABASE], who, data)
-    attachments: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
     if not data["records_withheld"]:
         async with request.app[DATABASE].session() as session:
             rows = (await session.exec(select(Attachment).where(Attachment.referral_id == referral_id)
                                        .order_by(col(Attachment.id)))).all()
-        attachments = [attachments.describe(row) for row in rows]
+        files = [attachments.describe(row) for row in rows]
     return _render(request, "referral.html", {
-        "attachments": attachments, "can_attach": who.user_id == data["referring_doctor"]["id"]
-        and data["state"] not in ("completed", "cancelled", "declined"),
+        "attachments": files, "can_attach": can_attach(who, referrals.scope_of(referral, None))
+        and referral.state not in attachments.CLOSED,
         "referral": data, "hospitals": hospitals, "specialists": specialists, "can_book": can_book,
         "slots": slots, "day": day.isoformat(), "error": error}, status)
 

@@ -10,10 +10,10 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from server.auth import CALLER
 from server.errors import TelemedError
 from server.http import locale_for, translator
 from server.i18n import SUPPORTED_LOCALES, translations
+from server.identity.auth import CALLER
 
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import consents, invitations
 from server.appkeys import DATABASE, KEYS, ROOMS, SETTINGS
-from server.auth import public
-from server.consents import How
+from server.consent import records as consents
+from server.consent.records import How
 from server.errors import N_, TelemedError, Unauthenticated
 from server.http import locale_for
-from server.invitations import Visit
+from server.identity.auth import public
 from server.models import ConsentPurpose
+from server.patients import invitations
+from server.patients.invitations import Visit
 
 from .pages import render_room
 from .render import RENDERER

@@ -11,12 +11,13 @@ from sqlmodel import col, select
 
 from media.sealed import SealedReader
 
-from .. import attachments, audit
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
-from ..auth import caller
+from ..audit import trail as audit
 from ..errors import N_, NotFound
 from ..http import file_upload, json_response, path_id
+from ..identity.auth import caller
 from ..models import Attachment, Referral
+from ..referrals import attachments
 from ..referrals import service as referrals
 from .referrals import referral_id
 

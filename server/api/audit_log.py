@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import audit, audit_review
 from ..appkeys import DATABASE, SETTINGS
-from ..auth import caller
+from ..audit import review as audit_review
+from ..audit import trail as audit
 from ..http import json_response
+from ..identity.auth import caller
 from ..models import utcnow
 
 routes = web.RouteTableDef()

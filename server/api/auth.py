@@ -6,8 +6,8 @@ import pydantic
 from aiohttp import web
 
 from ..appkeys import SETTINGS
-from ..auth import COOKIE_NAME, caller, check_credentials, issue_token, public, revoke
 from ..http import json_response, parse_body
+from ..identity.auth import COOKIE_NAME, caller, check_credentials, issue_token, public, revoke
 from ..models import User
 from ..openapi import accepts
 

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit
 from ..appkeys import DATABASE
-from ..auth import caller
+from ..audit import trail as audit
 from ..errors import N_, NotFound, ValidationFailed
 from ..http import json_response, parse_body, path_id
+from ..identity.auth import caller
 from ..models import Availability, AvailabilityException, Hospital, Role, User
 from ..openapi import accepts
 from ..permissions import can_edit_hours, require

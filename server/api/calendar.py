@@ -10,10 +10,9 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from ..appkeys import DATABASE, KEYS, SETTINGS
-from ..auth import caller, public
-from ..calendar_feed import CalendarEntry, build, feed_path, read_feed_token
 from ..errors import Unauthenticated
 from ..http import json_response
+from ..identity.auth import caller, public
 from ..models import (
     Appointment,
     ConsultationParticipant,
@@ -25,6 +24,7 @@ from ..models import (
     utcnow,
 )
 from ..permissions import has_calendar_feed
+from ..scheduling.calendar_feed import CalendarEntry, build, feed_path, read_feed_token
 
 routes = web.RouteTableDef()
 HISTORY = timedelta(days=30)  # past appointments kept in the feed

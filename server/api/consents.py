@@ -7,12 +7,13 @@ import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import consent_templates, consents
 from ..appkeys import DATABASE, ROOMS
-from ..auth import caller
-from ..consents import Consenter, How, Scope, patient_identity
+from ..consent import records as consents
+from ..consent import templates as consent_templates
+from ..consent.records import Consenter, How, Scope, patient_identity
 from ..errors import N_, BadRequest, Conflict, NotFound
 from ..http import json_response, locale_for, parse_body, path_id
+from ..identity.auth import caller
 from ..models import Consent, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral
 from ..openapi import accepts
 from ..parsing import Id

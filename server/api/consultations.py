@@ -7,12 +7,12 @@ from collections.abc import Callable
 import pydantic
 from aiohttp import web
 
-from .. import consultations
 from ..appkeys import DATABASE
-from ..auth import caller
-from ..chat import chat_lines
+from ..consultations import service as consultations
+from ..consultations.chat import chat_lines
 from ..errors import N_
 from ..http import json_response, parse_body, path_id
+from ..identity.auth import caller
 from ..openapi import accepts
 from ..parsing import Id
 from ..permissions import ConsultationScope, Principal, can_create_consultation, can_view_consultation, require

@@ -6,8 +6,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from ..auth import public
 from ..http import json_response
+from ..identity.auth import public
 from ..openapi import build
 
 routes = web.RouteTableDef()

@@ -9,11 +9,12 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit, fhir
 from ..appkeys import DATABASE
-from ..auth import caller
+from ..audit import trail as audit
 from ..errors import N_, NotFound
+from ..fhir import resources as fhir
 from ..http import json_response, path_id
+from ..identity.auth import caller
 from ..models import (
     Appointment,
     Consent,

@@ -7,8 +7,8 @@ import logging
 from aiohttp import web
 
 from ..appkeys import DATABASE, HUB, SETTINGS
-from ..auth import public
 from ..http import json_response
+from ..identity.auth import public
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)

@@ -8,13 +8,14 @@ import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import audit, patients
 from ..appkeys import DATABASE, RECORDING_KEY
-from ..auth import caller
+from ..audit import trail as audit
 from ..errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from ..http import json_response, parse_body, path_id
+from ..identity.auth import caller
 from ..models import Patient, Sex
 from ..openapi import accepts
+from ..patients import records as patients
 from ..permissions import can_handle_patients, require
 
 routes = web.RouteTableDef()

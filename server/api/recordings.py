@@ -14,12 +14,13 @@ from media.errors import TamperedRecording
 from media.recorder import container_format
 from media.sealed import SealedReader
 
-from .. import audit, consents
 from ..appkeys import DATABASE, RECORDING_KEY, ROOMS, SETTINGS
-from ..auth import caller, public
-from ..consents import Consenter, How, Scope
+from ..audit import trail as audit
+from ..consent import records as consents
+from ..consent.records import Consenter, How, Scope
 from ..errors import N_, NotFound, RangeNotSatisfiable, Unavailable
 from ..http import json_response, locale_for, parse_body, path_id
+from ..identity.auth import caller, public
 from ..models import ConsentPurpose, ConsentSubject, Recording, RecordingStatus
 from ..openapi import accepts
 from ..parsing import Id

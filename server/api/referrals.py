@@ -7,18 +7,19 @@ from datetime import date
 from aiohttp import web
 from sqlmodel import col, select
 
-from .. import notices, scheduling
+from .. import notices
 from ..appkeys import DATABASE
-from ..auth import caller
-from ..consents import How
+from ..consent.records import How
 from ..errors import ValidationFailed
 from ..http import json_response, locale_for, parse_body, path_id, translator
+from ..identity.auth import caller
 from ..models import Notification, utcnow
 from ..openapi import accepts
 from ..parsing import parse_whole
 from ..referrals import service as referrals
 from ..referrals.flow import Redirection
 from ..referrals.inputs import Booking, Rebooking, ReferralActionBody, ReferralCreate
+from ..scheduling import service as scheduling
 
 routes = web.RouteTableDef()
 

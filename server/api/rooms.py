@@ -7,18 +7,18 @@ from aiohttp import web
 from signaling.connection import Limits, SignalingConnection
 from signaling.grants import HOST, RoomClaims, consultation_of_room, room_id_for
 
-from .. import audit
 from ..appkeys import DATABASE, HUB, KEYS, SETTINGS
-from ..auth import caller, public
-from ..consents import patient_identity
+from ..audit import trail as audit
+from ..consent.records import patient_identity
+from ..consultations.ice import ice_servers_for
+from ..consultations.recordings import consent_on_record
+from ..consultations.room_gate import RoomGate
+from ..consultations.room_tokens import ROOM_TOKEN_TTL, room_token
+from ..consultations.room_window import RoomWindow
 from ..http import json_response
-from ..ice import ice_servers_for
+from ..identity.auth import caller, public
 from ..models import utcnow
 from ..permissions import can_join_consultation
-from ..recordings import consent_on_record
-from ..room_gate import RoomGate
-from ..room_tokens import ROOM_TOKEN_TTL, room_token
-from ..room_window import RoomWindow
 from .consultations import consultation_id, load_authorized
 
 routes = web.RouteTableDef()

@@ -11,18 +11,19 @@ from signaling.events import Expelling
 from signaling.grants import GUEST, RoomClaims, room_id_for
 from signaling.messages import DeviceCheck
 
-from .. import audit, consents
 from ..appkeys import DATABASE, KEYS, ROOMS, SETTINGS
-from ..auth import caller, public
-from ..consents import How, Scope, patient_identity
+from ..audit import trail as audit
+from ..consent import records as consents
+from ..consent.records import How, Scope, patient_identity
+from ..consultations.recordings import consent_on_record
+from ..consultations.room_window import RoomWindow
 from ..errors import N_, Conflict, Forbidden, NotFound
 from ..http import json_response, locale_for, parse_body, path_id
-from ..invitations import Visit, consents_asked, describe, expiry, invitation_token, open_visit, scope_of
+from ..identity.auth import caller, public
 from ..models import ConsentPurpose, PatientInvitation, utcnow
 from ..openapi import accepts
+from ..patients.invitations import Visit, consents_asked, describe, expiry, invitation_token, open_visit, scope_of
 from ..permissions import can_join_consultation
-from ..recordings import consent_on_record
-from ..room_window import RoomWindow
 from .consultations import authorize, load_authorized
 from .rooms import token_answer
 

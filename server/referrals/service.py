@@ -1,4 +1,4 @@
-"""Referral records: creating, listing, showing and moving them through server/referral_flow.py.
+"""Referral records: creating, listing, showing and moving them through server/referrals/flow.py.
 
 Every change is one transaction: the referral row (guarded by its version, so two racing transitions
 cannot both land), its event row and the notifications it causes are written together or not at all.
@@ -14,9 +14,11 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from .. import audit, consent_templates, consents, disclosure
-from ..consents import How
-from ..consultations import partner_hospital_ids
+from ..audit import trail as audit
+from ..consent import records as consents
+from ..consent import templates as consent_templates
+from ..consent.records import How
+from ..consultations.service import partner_hospital_ids
 from ..db import Database
 from ..errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from ..models import (
@@ -42,6 +44,7 @@ from ..models import (
     utcnow,
 )
 from ..notices import Notice
+from ..patients import disclosure
 from ..permissions import Principal, ReferralScope, can_refer, can_view_referral, require
 from .flow import (
     WAITING_FOR_RECEIVER,

@@ -12,8 +12,8 @@ import av
 from aiohttp.test_utils import TestClient
 from aiortc import RTCSessionDescription
 
-from server import audit
 from server.appkeys import DATABASE
+from server.audit import trail as audit
 from server.settings import Settings
 
 from ..conftest import _start, login

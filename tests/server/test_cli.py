@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from server import audit
+from server.audit import trail as audit
 from server.db import Database
 from server.devprocs import TelemedNode
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from server import audit
 from server.accesslog import PathOnlyAccessLogger
 from server.app import create_app, prepare_database
 from server.appkeys import DATABASE
+from server.audit import trail as audit
 from server.client_address import forwarded_client
 from server.db import Database
 from server.demo import seed_demo

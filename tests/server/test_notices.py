@@ -16,7 +16,7 @@ from server.models import Hospital, Notification, User
 from server.notices import KINDS, Notice
 
 from ..conftest import login
-from .test_api_referrals import booked_referral
+from .api.test_referrals import booked_referral
 
 SLOT = datetime(2026, 12, 1, 6, 30, tzinfo=UTC)  # 14:30 in Beijing, 12:30 in Ürümqi
 SAMPLES = [Notice.referral_state(7, "accepted"), Notice.booked(7, SLOT), Notice.moved(7, SLOT, "away {at} a course"),

@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
 from server.appkeys import DATABASE, HUB, KEYS, SETTINGS
+from server.consultations.room_gate import RoomGate
+from server.consultations.room_tokens import room_token
+from server.identity.tokens import AccessToken
 from server.models import AuditEvent, ChatLine
-from server.room_gate import RoomGate
-from server.room_tokens import room_token
 from server.settings import Settings
-from server.tokens import AccessToken
 from signaling.connection import Limits, SignalingConnection
 from signaling.grants import HOST, RoomClaims
 from signaling.hub import ChatStore

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from server.consultations.room_tokens import room_token, verify_room_token
 from server.errors import Unauthenticated
-from server.room_tokens import room_token, verify_room_token
+from server.identity.tokens import KeyRing
 from server.settings import Secret
-from server.tokens import KeyRing
 from signaling.grants import GUEST, HOST, RoomClaims, consultation_of_room, room_id_for
 
 KEYS = KeyRing(current=Secret("r" * 64))

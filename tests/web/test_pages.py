@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from server.appkeys import DATABASE
-from server.auth import COOKIE_NAME
+from server.identity.auth import COOKIE_NAME
 from server.models import Consultation, User
 
 EN = {"Accept-Language": "en"}

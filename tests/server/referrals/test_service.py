@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server import consent_templates
+from server.consent import templates as consent_templates
 from server.db import Database
 from server.demo import seed_demo
 from server.models import (

@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail, and what auditors do with it."""

@@ -1,0 +1,1 @@
+"""Consent by purpose: the records, and the published texts they refer to."""

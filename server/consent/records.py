@@ -1,0 +1,200 @@
+"""Consent records: who consented to what, for which consultation or referral, how, when and from where.
+
+Each purpose (video, recording, record sharing) is its own consent. A consent stands from when it is
+given until it is withdrawn; withdrawing stamps the row and takes effect at once (a recording stops
+within the second, the partner hospital can no longer open the records). Giving again writes a new row,
+so what each recording or each sharing relied on stays on record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from signaling.events import Consenting, Expelling
+
+from ..audit import trail as audit
+from ..client_address import client_address
+from ..consultations.room_notifier import RoomNotifier
+from ..db import Database
+from ..errors import N_, Conflict, ValidationFailed
+from ..models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, utcnow
+from . import templates as consent_templates
+
+
+@dataclass(frozen=True)
+class Consenter:
+    """The person the consent is about."""
+
+    subject: ConsentSubject
+    identity: str  # user:<id> for a clinician, patient:<id> for a patient
+    name: str
+    user_id: int | None = None
+    patient_id: int | None = None
+
+
+@dataclass(frozen=True)
+class How:
+    """How the consent was given: clicked by the person, or said to a doctor who recorded it."""
+
+    method: ConsentMethod
+    recorded_by: int | None = None
+    ip: str = ""
+    user_agent: str = ""
+
+    @classmethod
+    def clicked(cls, request: web.Request) -> How:
+        return cls(ConsentMethod.CLICKED, None, *where(request))
+
+    @classmethod
+    def verbal(cls, request: web.Request, doctor_id: int) -> How:
+        return cls(ConsentMethod.VERBAL, doctor_id, *where(request))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the consent is for: a consultation (video, recording) or a referral (record sharing)."""
+
+    consultation_id: int | None = None
+    referral_id: int | None = None
+
+
+def where(request: web.Request) -> tuple[str, str]:
+    """From where a consent is given: the client's address (not the proxy's) and its browser."""
+    return client_address(request)[:64], request.headers.get("User-Agent", "")[:300]
+
+
+def patient_identity(patient_id: int) -> str:
+    return f"patient:{patient_id}"
+
+
+def check(purpose: ConsentPurpose, consenter: Consenter, scope: Scope, how: How) -> None:
+    """The rules a consent record must keep, before anything is written."""
+    problems: dict[str, str] = {}
+    if purpose is ConsentPurpose.RECORD_SHARING:
+        if scope.referral_id is None:
+            problems["referral"] = "sharing records is consented to for one referral"
+        if consenter.subject is not ConsentSubject.PATIENT:
+            problems["subject"] = "only the patient consents to sharing their records"
+    elif scope.consultation_id is None:
+        problems["consultation"] = f"{purpose} consent is for one consultation"
+    if purpose is ConsentPurpose.VIDEO and consenter.subject is not ConsentSubject.PATIENT:
+        problems["subject"] = "video consent is the patient's"
+    if how.method is ConsentMethod.VERBAL and how.recorded_by is None:
+        problems["recorded_by"] = "a verbal consent names the doctor who recorded it"
+    if how.method is ConsentMethod.VERBAL and consenter.subject is not ConsentSubject.PATIENT:
+        problems["method"] = "clinicians consent for themselves, by clicking"
+    if problems:
+        raise ValidationFailed(problems)
+
+
+async def standing(session: AsyncSession, purpose: ConsentPurpose, *, identity: str | None = None,
+                   consultation_id: int | None = None, referral_id: int | None = None) -> Consent | None:
+    """The consent in force for this purpose and scope, or None."""
+    query = select(Consent).where(Consent.purpose == purpose, col(Consent.withdrawn_at).is_(None))
+    if identity is not None:
+        query = query.where(Consent.identity == identity)
+    if consultation_id is not None:
+        query = query.where(Consent.consultation_id == consultation_id)
+    if referral_id is not None:
+        query = query.where(Consent.referral_id == referral_id)
+    return (await session.exec(query.order_by(col(Consent.id).desc()).limit(1))).first()
+
+
+def new_record(template: ConsentTemplate, consenter: Consenter, scope: Scope, how: How) -> Consent:
+    """A consent row, checked against the rules; the caller adds it to a session with its ``given_entry``."""
+    check(template.purpose, consenter, scope, how)
+    return Consent(purpose=template.purpose, template_id=template.id, subject=consenter.subject,
+                   identity=consenter.identity, user_id=consenter.user_id, patient_id=consenter.patient_id,
+                   name=consenter.name, consultation_id=scope.consultation_id, referral_id=scope.referral_id,
+                   method=how.method, recorded_by=how.recorded_by, ip=how.ip, user_agent=how.user_agent)
+
+
+async def give(database: Database, rooms: RoomNotifier | None, template: ConsentTemplate, consenter: Consenter,
+               scope: Scope, how: How) -> Consent:
+    """Write the consent (unless the same one already stands) with its audit entry, and tell the room."""
+    consent = new_record(template, consenter, scope, how)
+    async with database.session() as session:
+        already = await standing(session, template.purpose, identity=consenter.identity,
+                                 consultation_id=scope.consultation_id, referral_id=scope.referral_id)
+        if already is not None and already.template_id == template.id:
+            return already  # giving it twice is not two consents
+        session.add(consent)
+        if already is not None:  # the same consent to a newer text replaces the older one
+            already.withdrawn_at, already.withdrawn_by = utcnow(), consenter.identity
+            session.add(already)
+        audit.with_commit(session, lambda: given_entry(consent, template))
+        await session.commit()
+        await session.refresh(consent)
+    if consent.purpose is ConsentPurpose.RECORDING and rooms is not None and consent.consultation_id is not None:
+        rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=consent.id))
+    return consent
+
+
+def given_entry(consent: Consent, template: ConsentTemplate) -> audit.Entry:
+    """The audit entry of a consent given (called once the consent has its id)."""
+    actor = f"user:{consent.recorded_by}" if consent.method is ConsentMethod.VERBAL else consent.identity
+    return audit.Entry(actor, "consent.given", consent.consultation_id, f"consent:{consent.id}",
+                       {"purpose": consent.purpose.value, "template": template.id, "version": template.version,
+                        "method": consent.method.value, "for": consent.identity, "referral": consent.referral_id})
+
+
+async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: int, by: str) -> Consent:
+    """End a consent now, with its audit entry. Withdrawing one already withdrawn answers 409 and changes
+    nothing."""
+    async with database.session() as session:
+        consent = await session.get(Consent, consent_id)
+        assert consent is not None, "callers load and authorize the consent first"
+        if consent.withdrawn_at is not None:
+            raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
+        consent.withdrawn_at, consent.withdrawn_by = utcnow(), by
+        session.add(consent)
+        audit.with_commit(session, audit.Entry(
+            by, "consent.withdrawn", consent.consultation_id, f"consent:{consent.id}",
+            {"purpose": consent.purpose.value, "for": consent.identity, "referral": consent.referral_id}))
+        await session.commit()
+        await session.refresh(consent)
+    if rooms is not None and consent.consultation_id is not None:
+        if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second
+            rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=None))
+        elif consent.purpose is ConsentPurpose.VIDEO:  # the patient leaves the call at once
+            rooms.tell(consent.consultation_id, Expelling(identity=consent.identity, reason="consent-withdrawn"))
+    return consent
+
+
+async def give_clicked(database: Database, rooms: RoomNotifier | None, purpose: ConsentPurpose,
+                       consenter: Consenter, scope: Scope, template_id: int | None, *, locale: str,
+                       how: How) -> tuple[Consent, ConsentTemplate]:
+    """The person gives their own consent by clicking, to the text they were shown (the current one in
+    ``locale`` if none is named): for the API, the room's checkbox and the patient's consent page alike."""
+    async with database.session() as session:
+        template = await consent_templates.offered(session, purpose, template_id, locale)
+    return await give(database, rooms, template, consenter, scope, how), template
+
+
+async def withdraw_own(database: Database, rooms: RoomNotifier | None, purpose: ConsentPurpose,
+                       consenter: Consenter, scope: Scope) -> Consent | None:
+    """The person withdraws their own standing consent for this purpose and scope; None if none stood."""
+    async with database.session() as session:
+        found = await standing(session, purpose, identity=consenter.identity,
+                               consultation_id=None if scope.referral_id else scope.consultation_id,
+                               referral_id=scope.referral_id)
+    if found is None or found.id is None:
+        return None
+    return await withdraw(database, rooms, found.id, consenter.identity)
+
+
+def describe(consent: Consent, template: ConsentTemplate | None = None) -> dict:
+    return {
+        "id": consent.id, "purpose": consent.purpose.value, "subject": consent.subject.value,
+        "identity": consent.identity, "name": consent.name, "consultation_id": consent.consultation_id,
+        "referral_id": consent.referral_id, "method": consent.method.value, "recorded_by": consent.recorded_by,
+        "template_id": consent.template_id, "version": template.version if template else None,
+        "locale": template.locale if template else None, "given_at": consent.given_at.isoformat(),
+        "ip": consent.ip, "user_agent": consent.user_agent,
+        "withdrawn_at": consent.withdrawn_at.isoformat() if consent.withdrawn_at else None,
+        "withdrawn_by": consent.withdrawn_by or None,
+    }

@@ -1,0 +1,1 @@
+"""Consultations and their rooms: records, opening hours, room tokens and gate, chat, recordings."""

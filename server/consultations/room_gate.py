@@ -1,0 +1,40 @@
+"""The server's side of signaling's ``Gate``: room tokens are verified with this deployment's keys, and a
+patient is let into the room (and admitted from its lobby) only while their invitation and their consent
+to the video visit stand, however fresh their room token."""
+
+from __future__ import annotations
+
+from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked
+from signaling.grants import RoomClaims
+
+from ..consent.records import standing
+from ..db import Database
+from ..errors import Unauthenticated
+from ..identity.tokens import KeyRing
+from ..models import ConsentPurpose, PatientInvitation
+from .room_tokens import verify_room_token
+
+
+class RoomGate:
+    """One consultation's gate, for one signaling connection."""
+
+    def __init__(self, database: Database, keys: KeyRing, issuer: str, consultation_id: int) -> None:
+        self.database, self.keys, self.issuer, self.consultation_id = database, keys, issuer, consultation_id
+
+    def verify(self, token: str) -> RoomClaims:
+        try:
+            return verify_room_token(self.keys, self.issuer, token)
+        except Unauthenticated as exc:
+            raise InvalidToken(exc.message) from None
+
+    async def check(self, identity: str, invitation: int | None) -> None:
+        if invitation is None:
+            return  # clinicians: their room token is only issued to participants, and lasts minutes
+        async with self.database.session() as session:
+            link = await session.get(PatientInvitation, invitation)
+            if link is None or link.revoked_at is not None or link.consultation_id != self.consultation_id:
+                raise InvitationRevoked("Your invitation to this consultation was withdrawn.")
+            video = await standing(session, ConsentPurpose.VIDEO, identity=identity,
+                                   consultation_id=self.consultation_id)
+        if video is None:
+            raise ConsentWithdrawn("You withdrew your consent to the video consultation.")

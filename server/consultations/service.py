@@ -1,0 +1,182 @@
+"""Consultation records: loading them with what the permission rules need, listing, creating."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..errors import N_, NotFound, ValidationFailed
+from ..models import (
+    Consultation,
+    ConsultationParticipant,
+    Hospital,
+    Partnership,
+    PartnershipMember,
+    Patient,
+    Referral,
+    User,
+)
+from ..patients import disclosure
+from ..permissions import CLINICAL_ROLES, ConsultationScope, Principal, can_add_participant, require
+
+
+@dataclass(frozen=True)
+class ConsultationView:
+    """A consultation with its participants and hospital, ready to show or to check permissions on."""
+
+    consultation: Consultation
+    hospital: Hospital
+    participants: tuple[User, ...]
+    patient: Patient | None
+    # Booked for a referral whose patient has not (or no longer) consented to sharing their records with the
+    # caller's hospital: no patient, and no title (it was taken from the referral's reason).
+    withheld: bool = False
+
+    @property
+    def title(self) -> str | None:
+        return None if self.withheld else self.consultation.title
+
+    @property
+    def scope(self) -> ConsultationScope:
+        assert self.consultation.id is not None
+        return ConsultationScope(
+            consultation_id=self.consultation.id,
+            hospital_id=self.consultation.hospital_id,
+            participant_ids=frozenset(u.id for u in self.participants if u.id is not None),
+            participant_hospital_ids=frozenset(u.hospital_id for u in self.participants),
+        )
+
+    def to_json(self, *, with_patient: bool) -> dict:
+        c = self.consultation
+        data = {
+            "id": c.id,
+            "title": self.title,
+            "records_withheld": self.withheld,
+            "status": c.status.value,
+            "planned_start": c.planned_start.isoformat(),
+            "hospital": {"id": self.hospital.id, "name": self.hospital.name},
+            "participants": [
+                {"id": u.id, "display_name": u.display_name, "role": u.role.value, "hospital_id": u.hospital_id}
+                for u in self.participants
+            ],
+        }
+        if with_patient and self.patient is not None:
+            data["patient"] = {"id": self.patient.id, "name": self.patient.name}
+        return data
+
+
+async def load(session: AsyncSession, consultation_id: int) -> ConsultationView:
+    consultation = await session.get(Consultation, consultation_id)
+    if consultation is None:
+        raise NotFound(f"There is no consultation {consultation_id}.")
+    participants = (
+        await session.exec(
+            select(User)
+            .join(ConsultationParticipant, col(ConsultationParticipant.user_id) == col(User.id))
+            .where(ConsultationParticipant.consultation_id == consultation_id)
+            .order_by(col(User.id))
+        )
+    ).all()
+    hospital = await session.get(Hospital, consultation.hospital_id)
+    assert hospital is not None
+    patient = await session.get(Patient, consultation.patient_id) if consultation.patient_id else None
+    return ConsultationView(consultation, hospital, tuple(participants), patient)
+
+
+async def disclosed(session: AsyncSession, who: Principal,
+                    views: list[ConsultationView]) -> list[ConsultationView]:
+    """The views as the caller may see them: every view of a consultation goes through here (or ``visible``)."""
+    ids = [v.consultation.id for v in views]
+    booked = (await session.exec(select(Referral).where(col(Referral.consultation_id).in_(ids)))).all()
+    shared = await disclosure.shared_referrals(session, who, booked)
+    withheld = {r.consultation_id for r in booked if r.id not in shared}
+    return [replace(v, patient=None, withheld=True) if v.consultation.id in withheld else v for v in views]
+
+
+async def visible(session: AsyncSession, who: Principal, consultation_id: int,
+                  rule: Callable[[Principal, ConsultationScope], bool]) -> ConsultationView:
+    """The consultation, if ``rule`` lets the caller at it (403 or 404 otherwise), as they may see it."""
+    view = await load(session, consultation_id)
+    require(rule(who, view.scope), N_("You are not a participant of this consultation."))
+    return (await disclosed(session, who, [view]))[0]
+
+
+async def list_for(session: AsyncSession, who: Principal) -> list[ConsultationView]:
+    """The consultations the caller takes part in, soonest first."""
+    ids = (
+        await session.exec(
+            select(Consultation.id)
+            .join(ConsultationParticipant, col(ConsultationParticipant.consultation_id) == col(Consultation.id))
+            .where(ConsultationParticipant.user_id == who.user_id)
+            .order_by(col(Consultation.planned_start))
+        )
+    ).all()
+    return await disclosed(session, who, [await load(session, consultation_id) for consultation_id in ids
+                                          if consultation_id is not None])
+
+
+async def partner_hospital_ids(session: AsyncSession, hospital_id: int) -> frozenset[int]:
+    """Every hospital that shares a medical partnership with this one (leads count as members)."""
+    member_of = select(PartnershipMember.partnership_id).where(PartnershipMember.hospital_id == hospital_id)
+    led = select(Partnership.id).where(Partnership.lead_hospital_id == hospital_id)
+    partnerships = set((await session.exec(member_of)).all()) | set((await session.exec(led)).all())
+    if not partnerships:
+        return frozenset()
+    members = await session.exec(
+        select(PartnershipMember.hospital_id).where(col(PartnershipMember.partnership_id).in_(partnerships))
+    )
+    leads = await session.exec(select(Partnership.lead_hospital_id).where(col(Partnership.id).in_(partnerships)))
+    return frozenset(members.all()) | frozenset(leads.all())
+
+
+async def create(
+    session: AsyncSession,
+    who: Principal,
+    *,
+    title: str,
+    planned_start: datetime,
+    participant_ids: list[int],
+    patient_id: int | None,
+) -> Consultation:
+    """Create a consultation with the caller (if a clinician) and the named clinicians as participants.
+
+    Every invitee must be an active clinician of the caller's hospital or a partner hospital; the
+    patient must be registered at the caller's hospital. Nothing is written unless all of that holds.
+    """
+    problems: dict[str, str] = {}
+    partners = await partner_hospital_ids(session, who.hospital_id)
+    invitees = (await session.exec(select(User).where(col(User.id).in_(participant_ids)))).all()
+    found = {u.id: u for u in invitees}
+    for user_id in participant_ids:
+        user = found.get(user_id)
+        if user is None or not user.is_active:
+            problems["participant_ids"] = f"user {user_id} does not exist"
+        elif not can_add_participant(who, user.role, user.hospital_id, partners):
+            problems["participant_ids"] = (
+                f"user {user_id} is not a clinician of your hospital or of a partner hospital"
+            )
+    if patient_id is not None:
+        patient = await session.get(Patient, patient_id)
+        if patient is None or patient.hospital_id != who.hospital_id:
+            problems["patient_id"] = f"patient {patient_id} is not registered at your hospital"
+    if problems:
+        raise ValidationFailed(problems)
+
+    consultation = Consultation(
+        title=title, hospital_id=who.hospital_id, patient_id=patient_id,
+        planned_start=planned_start, created_by=who.user_id,
+    )
+    session.add(consultation)
+    await session.flush()
+    assert consultation.id is not None
+    members = set(participant_ids)
+    if who.role in CLINICAL_ROLES:
+        members.add(who.user_id)
+    for user_id in sorted(members):
+        session.add(ConsultationParticipant(consultation_id=consultation.id, user_id=user_id))
+    await session.commit()
+    return consultation

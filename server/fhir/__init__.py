@@ -1,0 +1,1 @@
+"""FHIR R4 resources built from our records, for hospital systems."""

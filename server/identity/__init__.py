@@ -1,0 +1,1 @@
+"""Who is calling: logins, passwords and their throttle, access tokens, signing keys."""

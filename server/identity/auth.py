@@ -1,0 +1,152 @@
+"""Authentication: who is calling (bearer token or session cookie), logging in and logging out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from sqlmodel import delete, select
+
+from ..appkeys import DATABASE, KEYS, LOGIN_THROTTLE, PASSWORDS, SETTINGS
+from ..audit import trail as audit
+from ..client_address import client_address
+from ..errors import N_, TooManyRequests, Unauthenticated
+from ..models import RevokedToken, User
+from ..permissions import Principal
+from .passwords import hash_password
+from .tokens import AccessToken, TokenVerifier
+
+COOKIE_NAME = "telemed_session"
+PUBLIC_ATTRIBUTE = "telemed_public"
+
+# Compared against when the username is unknown, so a login takes as long whether or not the user exists.
+_DUMMY_HASH = hash_password("not-a-real-password")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request's user and the claims of the token it came with."""
+
+    user: User
+    claims: dict[str, Any]
+
+    @property
+    def principal(self) -> Principal:
+        assert self.user.id is not None
+        return Principal(user_id=self.user.id, role=self.user.role, hospital_id=self.user.hospital_id)
+
+
+CALLER = web.RequestKey("caller", Caller)
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a route as open to callers who have not logged in; every other route needs a login."""
+    setattr(handler, PUBLIC_ATTRIBUTE, True)
+    return handler
+
+
+def is_public(request: web.Request) -> bool:
+    if request.match_info.http_exception is not None:
+        return True  # unknown route or method: let it answer 404/405
+    if isinstance(request.match_info.route.resource, web.StaticResource):
+        return True
+    return getattr(request.match_info.handler, PUBLIC_ATTRIBUTE, False)
+
+
+def token_from(request: web.Request) -> tuple[str | None, str]:
+    """The request's token and where it came from: ``bearer`` or ``cookie``."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("The Authorization header must be 'Bearer <token>'.", code="token-invalid")
+        return token.strip(), "bearer"
+    return request.cookies.get(COOKIE_NAME), "cookie"
+
+
+async def authenticate(request: web.Request) -> Caller:
+    """Verify the request's token and load its user, or raise Unauthenticated with the reason."""
+    token, _ = token_from(request)
+    if not token:
+        raise Unauthenticated(N_("Please log in."), code="login-required")
+    settings = request.app[SETTINGS]
+    claims = TokenVerifier(request.app[KEYS], issuer=settings.jwt_issuer).verify(token)
+    async with request.app[DATABASE].session() as session:
+        if await session.get(RevokedToken, claims["jti"]) is not None:
+            raise Unauthenticated(N_("This session has been logged out; please log in again."), code="token-revoked")
+        try:
+            user_id = int(claims["sub"])
+        except ValueError:
+            raise Unauthenticated("The access token names no user.", code="token-invalid") from None
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthenticated(N_("This account no longer exists or has been disabled."), code="account-disabled")
+    return Caller(user=user, claims=claims)
+
+
+def caller(request: web.Request) -> Caller:
+    """The authenticated caller of a non-public route (set by the auth middleware)."""
+    return request[CALLER]
+
+
+async def check_credentials(request: web.Request, username: str, password: str) -> User:
+    """The active user with these credentials, or Unauthenticated (the same message whichever part was wrong).
+
+    Repeated failures from one client address answer TooManyRequests, before the password is even checked.
+    The password is checked off the event loop, which relays media and signaling meanwhile.
+    """
+    throttle, address = request.app[LOGIN_THROTTLE], client_address(request)
+    if (wait := await throttle.retry_after(address, username)) is not None:
+        raise TooManyRequests(N_("Too many failed logins. Please wait a few minutes and try again."),
+                              retry_after=math.ceil(wait))
+    async with request.app[DATABASE].session() as session:
+        user = (await session.exec(select(User).where(User.username == username))).first()
+    stored = user.password_hash if user is not None else _DUMMY_HASH
+    if not await request.app[PASSWORDS].verify(password, stored) or user is None or not user.is_active:
+        await throttle.failed(address, username)
+        await audit.record(request.app[DATABASE], actor="anonymous", action="auth.login_failed",
+                           subject=f"username:{username[:64]}", detail={"address": address})
+        raise Unauthenticated(N_("Wrong username or password."), code="bad-credentials")
+    await throttle.succeeded(address, username)
+    await audit.record(request.app[DATABASE], actor=f"user:{user.id}", action="auth.login",
+                       detail={"address": address})
+    return user
+
+
+def issue_token(request: web.Request, user: User) -> str:
+    settings = request.app[SETTINGS]
+    return (
+        AccessToken(issuer=settings.jwt_issuer, ttl=settings.access_token_ttl)
+        .with_identity(str(user.id))
+        .with_claims(role=user.role.value, hospital=user.hospital_id, name=user.display_name)
+        .to_jwt(request.app[KEYS])
+    )
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    settings = request.app[SETTINGS]
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=settings.access_token_ttl,
+        httponly=True,  # page scripts never need the token; keep it out of reach of injected script
+        secure=settings.cookie_secure,
+        samesite="Lax",  # not sent on cross-site POSTs, which is most of CSRF
+        path="/",
+    )
+
+
+async def revoke(request: web.Request, claims: dict[str, Any]) -> None:
+    """End this token before its expiry; prune revocations of tokens that have expired anyway."""
+    now = datetime.now(UTC)
+    async with request.app[DATABASE].session() as session:
+        await session.exec(delete(RevokedToken).where(RevokedToken.expires_at < now))  # type: ignore[call-overload]
+        if await session.get(RevokedToken, claims["jti"]) is None:
+            session.add(RevokedToken(jti=claims["jti"], expires_at=datetime.fromtimestamp(claims["exp"], UTC)))
+        await session.commit()

@@ -1,0 +1,136 @@
+"""Patient invitations: a signed link that lets one patient into one consultation, with no account.
+
+The link is a JWT for the ``telemed-invitation`` audience naming the invitation, the patient and the
+consultation. Its signature and expiry are checked first; then its row, which a clinician can revoke
+before it expires. Every use of the link checks both, so a revoked link stops working at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..consent import records as consents
+from ..consent import templates as consent_templates
+from ..consent.records import Consenter, Scope, patient_identity
+from ..errors import N_, Conflict, Unauthenticated
+from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
+from ..models import (
+    ConsentPurpose,
+    ConsentSubject,
+    Consultation,
+    ConsultationStatus,
+    Patient,
+    PatientInvitation,
+    Referral,
+    utcnow,
+)
+
+INVITATION_AUDIENCE = "telemed-invitation"
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What a valid invitation link lets its holder be: this patient, in this consultation."""
+
+    invitation_id: int
+    consultation: Consultation
+    patient: Patient
+
+    @property
+    def identity(self) -> str:
+        assert self.patient.id is not None
+        return patient_identity(self.patient.id)
+
+    @property
+    def name(self) -> str:
+        return self.patient.name
+
+    @property
+    def consenter(self) -> Consenter:
+        return Consenter(ConsentSubject.PATIENT, self.identity, self.patient.name, patient_id=self.patient.id)
+
+
+def invitation_token(keys: KeyRing, issuer: str, invitation: PatientInvitation) -> str:
+    assert invitation.id is not None
+    ttl = int((invitation.expires_at - invitation.created_at).total_seconds())
+    return (
+        AccessToken(issuer=issuer, audience=INVITATION_AUDIENCE, ttl=ttl)
+        .with_identity(patient_identity(invitation.patient_id))
+        .with_claims(inv=invitation.id, consultation=invitation.consultation_id)
+        .to_jwt(keys, now=invitation.created_at.timestamp())
+    )
+
+
+async def open_visit(session: AsyncSession, keys: KeyRing, issuer: str, token: str) -> Visit:
+    """The visit a link opens; Unauthenticated if it is forged, expired, revoked or its consultation is over."""
+    claims = TokenVerifier(keys, issuer=issuer, audience=INVITATION_AUDIENCE).verify(token)
+    invitation_id, consultation_id = claims.get("inv"), claims.get("consultation")
+    if not isinstance(invitation_id, int) or not isinstance(consultation_id, int):
+        raise Unauthenticated("The invitation link is incomplete.", code="token-invalid")
+    invitation = await session.get(PatientInvitation, invitation_id)
+    if invitation is None or invitation.consultation_id != consultation_id \
+            or patient_identity(invitation.patient_id) != claims["sub"]:
+        raise Unauthenticated("The invitation link is not valid.", code="token-invalid")
+    if invitation.revoked_at is not None:
+        raise Unauthenticated(N_("This invitation was withdrawn. Please ask the doctor for a new one."),
+                              code="link-revoked")
+    consultation = await session.get(Consultation, consultation_id)
+    patient = await session.get(Patient, invitation.patient_id)
+    if consultation is None or patient is None or consultation.patient_id != patient.id:
+        raise Unauthenticated("The invitation link is not valid.", code="token-invalid")
+    if consultation.status in (ConsultationStatus.COMPLETED, ConsultationStatus.CANCELLED):
+        raise Unauthenticated(N_("This consultation has ended; the link no longer works."), code="link-closed")
+    return Visit(invitation_id, consultation, patient)
+
+
+def expiry(now: datetime, room_closes: datetime | None, default_hours: int) -> datetime:
+    """When a new invitation expires: when its room stops admitting, if that is known and later than now."""
+    fallback = now + timedelta(hours=default_hours)
+    if room_closes is None or room_closes <= now:
+        return fallback
+    return min(room_closes, now + timedelta(days=31))
+
+
+def describe(invitation: PatientInvitation) -> dict:
+    return {"id": invitation.id, "consultation_id": invitation.consultation_id, "patient_id": invitation.patient_id,
+            "created_by": invitation.created_by, "created_at": invitation.created_at.isoformat(),
+            "expires_at": invitation.expires_at.isoformat(),
+            "revoked_at": invitation.revoked_at.isoformat() if invitation.revoked_at else None,
+            "active": invitation.revoked_at is None and invitation.expires_at > utcnow()}
+
+
+async def scope_of(session: AsyncSession, visit: Visit, purpose: ConsentPurpose) -> Scope:
+    """What a patient's consent for this purpose covers: the consultation, or for record sharing the
+    referral the consultation was booked for (409 ``no-referral`` if there is none)."""
+    if purpose is not ConsentPurpose.RECORD_SHARING:
+        return Scope(consultation_id=visit.consultation.id)
+    referral = (await session.exec(select(Referral).where(
+        Referral.consultation_id == visit.consultation.id))).first()
+    if referral is None:
+        raise Conflict(N_("This consultation was not booked through a referral: no records are shared."),
+                       code="no-referral")
+    return Scope(consultation_id=visit.consultation.id, referral_id=referral.id)
+
+
+async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> list[dict]:
+    """Each purpose the patient is asked about: its current text and whether their consent stands (record
+    sharing only where the consultation was booked for a referral)."""
+    referral = (await session.exec(select(Referral).where(
+        Referral.consultation_id == visit.consultation.id))).first()
+    answers = []
+    for purpose in ConsentPurpose:
+        if purpose is ConsentPurpose.RECORD_SHARING and referral is None:
+            continue
+        template = await consent_templates.current(session, purpose, locale)
+        found = await consents.standing(
+            session, purpose, identity=visit.identity,
+            consultation_id=None if purpose is ConsentPurpose.RECORD_SHARING else visit.consultation.id,
+            referral_id=referral.id if purpose is ConsentPurpose.RECORD_SHARING and referral else None)
+        answers.append({"purpose": purpose.value, "template": consent_templates.describe(template),
+                        "required": purpose is ConsentPurpose.VIDEO,
+                        "consent": consents.describe(found) if found else None})
+    return answers

@@ -1,0 +1,1 @@
+"""Scheduling: specialists' hours and slots, booking, calendar feeds, reminders."""

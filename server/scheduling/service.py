@@ -1,0 +1,211 @@
+"""Specialists' free slots across a partnership, and booking them for referrals.
+
+Booking writes the appointment, the consultation it will take place in, and the referral's move to
+``scheduled`` in one transaction. Two coordinators racing for one slot both pass every check; the
+partial unique index on (specialist, start) of live appointments lets exactly one commit, and the
+other gets a 409 that says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..audit import trail as audit
+from ..consultations.service import partner_hospital_ids
+from ..errors import N_, Conflict, Forbidden, ValidationFailed
+from ..models import (
+    Appointment,
+    AppointmentStatus,
+    Availability,
+    AvailabilityException,
+    Consultation,
+    ConsultationParticipant,
+    Hospital,
+    Patient,
+    Referral,
+    ReferralState,
+    Role,
+    Specialty,
+    User,
+    utcnow,
+)
+from ..notices import Notice
+from ..permissions import Principal
+from ..referrals.flow import ReferralAction, Request, may
+from ..referrals.service import _apply, actor, facts_of, load_visible
+from .slots import DayChange, Hours, Slot, day_slots, is_slot
+
+SEARCH_DAYS_MAX = 31
+
+
+@dataclass(frozen=True)
+class SpecialistSlots:
+    specialist: User
+    hospital: Hospital
+    specialty: Specialty
+    day: date  # the hospital's local day
+    slots: list[Slot]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"specialist": {"id": self.specialist.id, "display_name": self.specialist.display_name},
+                "hospital": {"id": self.hospital.id, "name": self.hospital.name, "timezone": self.hospital.timezone},
+                "specialty": self.specialty.code, "slot_minutes": self.specialty.slot_minutes,
+                "date": self.day.isoformat(),
+                "slots": [{"starts_at": s.starts_at.isoformat(), "ends_at": s.ends_at.isoformat()} for s in self.slots]}
+
+
+async def _hours(session: AsyncSession, specialist_id: int) -> tuple[list[Hours], list[DayChange]]:
+    weekly = (await session.exec(select(Availability).where(Availability.specialist_id == specialist_id))).all()
+    changes = (await session.exec(select(AvailabilityException)
+                                  .where(AvailabilityException.specialist_id == specialist_id))).all()
+    return ([Hours(a.weekday, a.start_minute, a.end_minute) for a in weekly],
+            [DayChange(c.day, c.start_minute, c.end_minute, c.available) for c in changes])
+
+
+async def _booked(session: AsyncSession, specialist_id: int) -> list[datetime]:
+    return list((await session.exec(select(Appointment.starts_at).where(
+        Appointment.specialist_id == specialist_id, Appointment.status == AppointmentStatus.BOOKED))).all())
+
+
+async def search(session: AsyncSession, who: Principal, specialty_code: str,
+                 days: list[date]) -> list[SpecialistSlots]:
+    """Free slots on each of ``days`` (each hospital's local day) with every specialist of the specialty in
+    the caller's partnerships: one entry per specialist and day with slots, soonest first. Each
+    specialist's hours and bookings are read once, whatever the number of days."""
+    specialty = (await session.exec(select(Specialty).where(Specialty.code == specialty_code))).first()
+    if specialty is None:
+        raise ValidationFailed({"specialty": f"there is no specialty {specialty_code!r}"})
+    hospitals = await partner_hospital_ids(session, who.hospital_id) | {who.hospital_id}
+    specialists = (await session.exec(select(User).where(
+        User.role == Role.SPECIALIST, User.specialty_id == specialty.id, User.is_active == True,  # noqa: E712
+        col(User.hospital_id).in_(hospitals)).order_by(col(User.id)))).all()
+    found = []
+    now = utcnow()
+    for specialist in specialists:
+        assert specialist.id is not None
+        hospital = await session.get(Hospital, specialist.hospital_id)
+        assert hospital is not None
+        hours, changes = await _hours(session, specialist.id)
+        booked = await _booked(session, specialist.id)
+        for day in days:
+            slots = day_slots(day, hospital.timezone, hours, changes, specialty.slot_minutes, booked=booked,
+                              not_before=now)
+            if slots:
+                found.append(SpecialistSlots(specialist, hospital, specialty, day, slots))
+    found.sort(key=lambda s: s.slots[0].starts_at)
+    return found
+
+
+async def _bookable(session: AsyncSession, referral: Referral, specialist_id: int, starts_at: datetime) -> Slot:
+    """The slot, if ``specialist_id`` is a specialist of the receiving hospital in the referral's
+    specialty and ``starts_at`` is the start of one of their future slots; else 422 naming the field."""
+    specialist = await session.get(User, specialist_id)
+    if specialist is None or specialist.role is not Role.SPECIALIST or not specialist.is_active \
+            or specialist.hospital_id != referral.target_hospital_id \
+            or specialist.specialty_id != referral.specialty_id:
+        raise ValidationFailed({"specialist_id": "not a specialist of the receiving hospital in this specialty"})
+    hospital = await session.get(Hospital, specialist.hospital_id)
+    specialty = await session.get(Specialty, referral.specialty_id)
+    assert hospital is not None and specialty is not None
+    if starts_at <= utcnow():
+        raise ValidationFailed({"starts_at": "that time has passed"})
+    hours, changes = await _hours(session, specialist_id)
+    slot = is_slot(starts_at, hospital.timezone, hours, changes, specialty.slot_minutes)
+    if slot is None:
+        raise ValidationFailed({"starts_at": "not the start of one of this specialist's slots"})
+    return slot
+
+
+async def book(session: AsyncSession, who: Principal, referral_id: int, specialist_id: int,
+               starts_at: datetime) -> Appointment:
+    """Book a slot for an accepted referral: appointment, consultation and the referral's new state at once."""
+    referral, appointment = await load_visible(session, who, referral_id)
+    assert referral.id is not None
+    slot = await _bookable(session, referral, specialist_id, starts_at)
+    patient = await session.get(Patient, referral.patient_id)
+    assert patient is not None
+    consultation = Consultation(title=referral.reason[:200], hospital_id=referral.referring_hospital_id,
+                                patient_id=referral.patient_id, planned_start=slot.starts_at, planned_end=slot.ends_at,
+                                created_by=who.user_id)
+    session.add(consultation)
+    await session.flush()
+    assert consultation.id is not None
+    session.add_all([ConsultationParticipant(consultation_id=consultation.id, user_id=user_id)
+                     for user_id in sorted({referral.referring_doctor_id, specialist_id})])
+    booked = Appointment(referral_id=referral.id, specialist_id=specialist_id, starts_at=slot.starts_at,
+                         ends_at=slot.ends_at, consultation_id=consultation.id, booked_by=who.user_id)
+    session.add(booked)
+    await _claim_slot(session)
+    audit.with_commit(session, _booking_entry(who, "appointment.booked", booked))
+    await _apply(session, who, referral, appointment, Request(ReferralAction.SCHEDULE),
+                 changes={"consultation_id": consultation.id}, also_notify=specialist_id,
+                 notice=Notice.booked(referral.id, slot.starts_at))
+    await session.commit()
+    return booked
+
+
+async def move(session: AsyncSession, who: Principal, referral_id: int, specialist_id: int, starts_at: datetime,
+               reason: str) -> Appointment:
+    """Reschedule a scheduled referral's appointment (the receiving coordinators), with a reason."""
+    referral, appointment = await load_visible(session, who, referral_id)
+    if not may(actor(who), facts_of(referral, appointment), ReferralAction.SCHEDULE):  # whoever books, moves
+        raise Forbidden(N_("Only the receiving hospital's coordinators reschedule an appointment."))
+    if referral.state is not ReferralState.SCHEDULED or appointment is None:
+        raise Conflict(f"A referral that is {referral.state.value} has no appointment to move.",
+                       code="illegal-transition")
+    if not reason.strip():
+        raise ValidationFailed({"reason": "give a reason, for both parties"})
+    slot = await _bookable(session, referral, specialist_id, starts_at)
+    appointment.status, appointment.cancel_reason = AppointmentStatus.CANCELLED, f"rescheduled: {reason.strip()}"
+    session.add(appointment)
+    await session.flush()  # the old slot is free before the new one is taken (it may be the same specialist)
+    moved = Appointment(referral_id=referral_id, specialist_id=specialist_id, starts_at=slot.starts_at,
+                        ends_at=slot.ends_at, consultation_id=appointment.consultation_id, booked_by=who.user_id)
+    session.add(moved)
+    await _claim_slot(session)
+    if appointment.consultation_id is not None:
+        consultation = await session.get(Consultation, appointment.consultation_id)
+        assert consultation is not None
+        consultation.planned_start, consultation.planned_end = slot.starts_at, slot.ends_at
+        session.add(consultation)
+        if specialist_id != appointment.specialist_id:
+            await session.exec(sa.delete(ConsultationParticipant).where(  # type: ignore[call-overload]
+                col(ConsultationParticipant.consultation_id) == consultation.id,
+                col(ConsultationParticipant.user_id) == appointment.specialist_id))
+            session.add(ConsultationParticipant(consultation_id=consultation.id, user_id=specialist_id))
+    recipients = {referral.referring_doctor_id, specialist_id, appointment.specialist_id} - {who.user_id}
+    notice = Notice.moved(referral_id, slot.starts_at, reason)
+    for user_id in sorted(recipients):
+        session.add(notice.to(user_id))
+    audit.with_commit(session, _booking_entry(who, "appointment.moved", moved))
+    await session.commit()
+    return moved
+
+
+def _booking_entry(who: Principal, action: str, appointment: Appointment) -> audit.Entry:
+    return audit.Entry(f"user:{who.user_id}", action, appointment.consultation_id,
+                       f"referral:{appointment.referral_id}",
+                       {"appointment": appointment.id, "starts_at": appointment.starts_at.isoformat()})
+
+
+async def _claim_slot(session: AsyncSession) -> None:
+    """Write the new appointment now, before anything else: the slot's unique index refuses it here if
+    another booking won (PostgreSQL waits for a racing insert to commit, then refuses)."""
+    try:
+        await session.flush()
+    except sa.exc.IntegrityError:
+        await session.rollback()
+        raise Conflict(N_("That slot was booked by someone else a moment ago; choose another."),
+                       code="slot-taken") from None
+
+
+def search_window(start: date, days: int) -> list[date]:
+    if not 1 <= days <= SEARCH_DAYS_MAX:
+        raise ValidationFailed({"days": f"from 1 to {SEARCH_DAYS_MAX}"})
+    return [start + timedelta(days=n) for n in range(days)]

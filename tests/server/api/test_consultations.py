@@ -1,0 +1,105 @@
+"""Consultations through the API: each user sees only their own; 403 and 404 where they should be."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from ...conftest import login
+
+
+async def _ids(client: TestClient, username: str) -> list[int]:
+    response = await client.get("/api/consultations", headers=await login(client, username))
+    assert response.status == 200
+    return [c["id"] for c in (await response.json())["consultations"]]
+
+
+async def test_each_user_lists_only_their_own_consultations(client: TestClient) -> None:
+    assert await _ids(client, "dr.li") == [1]
+    assert await _ids(client, "dr.wang") == [1]
+    assert await _ids(client, "dr.chen") == []
+    assert await _ids(client, "auditor") == []
+
+
+async def test_participant_reads_the_consultation(client: TestClient) -> None:
+    response = await client.get("/api/consultations/1", headers=await login(client, "dr.wang"))
+    assert response.status == 200
+    body = await response.json()
+    assert [p["display_name"] for p in body["participants"]] == ["李明 Li Ming", "王芳 Wang Fang"]
+    assert body["patient"]["name"] == "张伟 Zhang Wei"
+
+
+@pytest.mark.parametrize(
+    ("username", "path", "status", "code"),
+    [
+        ("dr.chen", "/api/consultations/1", 403, "forbidden"),
+        ("admin", "/api/consultations/1", 403, "forbidden"),
+        ("auditor", "/api/consultations/1", 403, "forbidden"),
+        ("dr.li", "/api/consultations/999", 404, "not-found"),
+        ("dr.li", "/api/consultations/abc", 400, "bad-id"),
+        ("coord.zhao", "/api/consultations/1", 200, None),
+    ],
+)
+async def test_who_may_open_a_consultation(client: TestClient, username: str, path: str, status: int,
+                                           code: str | None) -> None:
+    response = await client.get(path, headers=await login(client, username))
+    assert response.status == status
+    if code:
+        error = (await response.json())["error"]
+        assert error["code"] == code
+        assert error["message"]
+
+
+def _new(**changes: object) -> dict:
+    body: dict = {"title": "Diabetes review", "participant_ids": [2],
+                  "planned_start": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    body.update(changes)
+    return body
+
+
+async def test_county_doctor_creates_a_consultation_with_a_partner_specialist(client: TestClient) -> None:
+    headers = await login(client, "dr.li")
+    response = await client.post("/api/consultations", json=_new(patient_id=1), headers=headers)
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    assert {p["id"] for p in created["participants"]} == {1, 2}  # the creator takes part
+    assert created["id"] in await _ids(client, "dr.wang")
+    assert created["id"] not in await _ids(client, "dr.chen")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"planned_start": "2026-12-01T09:00:00"}, "planned_start"),  # no time zone: ambiguous
+        ({"participant_ids": []}, "participant_ids"),
+        ({"participant_ids": [999]}, "participant_ids"),
+        ({"participant_ids": [4]}, "participant_ids"),  # a coordinator is not a clinician
+        ({"title": ""}, "title"),
+        ({"patient_id": 999}, "patient_id"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+async def test_invalid_consultation_is_422_naming_the_field_and_writes_nothing(
+        client: TestClient, changes: dict, field: str) -> None:
+    headers = await login(client, "dr.li")
+    before = await _ids(client, "dr.li")
+    response = await client.post("/api/consultations", json=_new(**changes), headers=headers)
+    assert response.status == 422
+    assert field in (await response.json())["error"]["fields"]
+    assert await _ids(client, "dr.li") == before
+
+
+async def test_patient_of_another_hospital_cannot_be_attached(client: TestClient) -> None:
+    """dr.wang works at the provincial hospital; the demo patient is registered at Qingshan."""
+    response = await client.post("/api/consultations", json=_new(participant_ids=[1], patient_id=1),
+                                 headers=await login(client, "dr.wang"))
+    assert response.status == 422
+    assert "patient_id" in (await response.json())["error"]["fields"]
+
+
+@pytest.mark.parametrize("username", ["auditor", "admin"])
+async def test_non_clinical_roles_cannot_create(client: TestClient, username: str) -> None:
+    response = await client.post("/api/consultations", json=_new(), headers=await login(client, username))
+    assert response.status == 403

@@ -1,0 +1,335 @@
+"""Referrals through the REST API: the whole journey, every role's forbidden actions, illegal moves,
+validation, and concurrent bookings of one slot on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlmodel import select
+
+from server.appkeys import DATABASE
+from server.audit import trail as audit
+from server.db import Database
+from server.models import Appointment, AppointmentStatus, Consultation, Hospital, User
+from server.settings import Settings
+
+from ...conftest import _start, login
+from ..referrals.test_service import add_referrals, statements
+
+
+async def ids(client: TestClient) -> dict[str, int]:
+    """Demo hospitals and users by a short name."""
+    async with client.app[DATABASE].session() as session:
+        users = {u.username: u.id for u in (await session.exec(select(User))).all()}
+        hospitals = {h.name.split()[0]: h.id for h in (await session.exec(select(Hospital))).all()}
+    return {**users, "provincial": hospitals["江南省人民医院"], "qingshan": hospitals["青山县人民医院"],
+            "baihe": hospitals["白河县中医院"]}
+
+
+def new_referral(known: dict[str, int], **changes: Any) -> dict[str, Any]:
+    return {"patient_id": 1, "specialty": "cardiology", "urgency": "urgent",
+            "reason": "Chest pain on exertion, ECG changes", "summary": "68-year-old man; ST depression in V4-V6.",
+            "target_hospital_id": known["provincial"], "sharing_consent": "verbal", **changes}
+
+
+async def create(client: TestClient, known: dict[str, int], **changes: Any) -> dict[str, Any]:
+    response = await client.post("/api/referrals", json=new_referral(known, **changes),
+                                 headers=await login(client, "dr.li"))
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def act(client: TestClient, username: str, referral: int, action: str, **fields: Any) -> Any:
+    return await client.post(f"/api/referrals/{referral}/actions", json={"action": action, **fields},
+                             headers=await login(client, username))
+
+
+async def first_free_slot(client: TestClient, username: str, specialist: int) -> dict[str, Any]:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    response = await client.get(f"/api/slots?specialty=cardiology&date={tomorrow}&days=7",
+                                headers=await login(client, username))
+    assert response.status == 200, await response.text()
+    found = [s for s in (await response.json())["specialists"] if s["specialist"]["id"] == specialist]
+    assert found, "the demo specialist has clinic hours within a week"
+    return found[0]["slots"][0]
+
+
+async def booked_referral(client: TestClient) -> tuple[dict[str, Any], dict[str, int]]:
+    """A referral from dr.li to dr.wang, accepted and booked on dr.wang's first free slot; and the ids."""
+    known = await ids(client)
+    referral = await create(client, known, target_specialist_id=known["dr.wang"])
+    assert (await act(client, "coord.zhao", referral["id"], "accept")).status == 200
+    slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
+    booked = await client.post(f"/api/referrals/{referral['id']}/appointment",
+                               json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                               headers=await login(client, "coord.zhao"))
+    assert booked.status == 201, await booked.text()
+    return await booked.json(), known
+
+
+async def test_referral_journey_from_request_to_opinion(client: TestClient) -> None:
+    known = await ids(client)
+    routine = await create(client, known, urgency="routine", reason="Palpitations, routine review")
+    urgent = await create(client, known, target_specialist_id=known["dr.wang"])
+    assert urgent["state"] == "submitted" and urgent["actions"] == ["cancel"]
+
+    # The receiving coordinator's inbox: most urgent first, whatever the order they came in.
+    inbox = await client.get("/api/referrals?inbox=1", headers=await login(client, "coord.zhao"))
+    assert [r["id"] for r in (await inbox.json())["referrals"]] == [urgent["id"], routine["id"]]
+    zhao = await login(client, "coord.zhao")
+    detail = await (await client.get(f"/api/referrals/{urgent['id']}", headers=zhao)).json()
+    assert set(detail["actions"]) == {"accept", "decline", "redirect"}
+    assert detail["summary"].startswith("68-year-old")
+
+    assert (await act(client, "coord.zhao", urgent["id"], "accept")).status == 200
+    slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
+    booked = await client.post(f"/api/referrals/{urgent['id']}/appointment",
+                               json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                               headers=await login(client, "coord.zhao"))
+    assert booked.status == 201, await booked.text()
+    scheduled = await booked.json()
+    assert scheduled["state"] == "scheduled" and scheduled["appointment"]["starts_at"] == slot["starts_at"]
+    consultation = scheduled["consultation_id"]
+    # The consultation exists for both doctors, at the slot's time; the slot is no longer offered.
+    for username in ("dr.li", "dr.wang"):
+        mine = await (await client.get("/api/consultations", headers=await login(client, username))).json()
+        assert consultation in [c["id"] for c in mine["consultations"]]
+    assert (await first_free_slot(client, "coord.zhao", known["dr.wang"]))["starts_at"] != slot["starts_at"]
+    notices = await (await client.get("/api/notifications", headers=await login(client, "dr.li"))).json()
+    assert any(n["kind"] == "appointment.booked" for n in notices["notifications"])
+
+    # The specialist writes the opinion; it goes back to the referring doctor and stays with the referral.
+    done = await act(client, "dr.wang", urgent["id"], "complete", opinion="Stable angina. Start bisoprolol 2.5 mg.",
+                     recommendations="Exercise ECG in 4 weeks at the county hospital.")
+    assert done.status == 200, await done.text()
+    seen = await (await client.get(f"/api/referrals/{urgent['id']}", headers=await login(client, "dr.li"))).json()
+    assert seen["state"] == "completed" and seen["opinion"].startswith("Stable angina")
+    assert [e["to"] for e in seen["events"]] == ["draft", "submitted", "accepted", "scheduled", "completed"]
+    assert seen["events"][-1]["by"]["id"] == known["dr.wang"]
+
+    trail = [e.action for e in await audit.trail(client.app[DATABASE])]
+    for action in ("referral.created", "referral.accept", "appointment.booked", "referral.complete"):
+        assert action in trail
+
+
+FORBIDDEN = [
+    # (who, what they try on a submitted referral from dr.li to the provincial hospital, naming dr.wang)
+    ("dr.li", "accept", {}),
+    ("dr.chen", "cancel", {"reason": "not mine"}),
+    ("dr.zhou", "accept", {}),  # a specialist there, but not the one asked for
+    ("dr.wang", "submit", {}),
+    ("coord.zhao", "complete", {"opinion": "x"}),
+    ("admin", "decline", {"reason": "x"}),
+    ("auditor", "accept", {}),
+]
+
+
+@pytest.mark.parametrize(("username", "action", "fields"), FORBIDDEN)
+async def test_forbidden_actions_are_403_and_change_nothing(client: TestClient, username: str, action: str,
+                                                            fields: dict) -> None:
+    known = await ids(client)
+    referral = await create(client, known, target_specialist_id=known["dr.wang"])
+    response = await act(client, username, referral["id"], action, **fields)
+    assert response.status == 403, await response.text()
+    assert (await response.json())["error"]["message"]
+    after = await (await client.get(f"/api/referrals/{referral['id']}", headers=await login(client, "dr.li"))).json()
+    assert after["state"] == "submitted" and len(after["events"]) == 2
+
+
+@pytest.mark.parametrize("username", ["dr.chen", "dr.zhou", "admin", "auditor"])
+async def test_outsiders_cannot_see_a_referral(client: TestClient, username: str) -> None:
+    known = await ids(client)
+    referral = await create(client, known, target_specialist_id=known["dr.wang"])
+    response = await client.get(f"/api/referrals/{referral['id']}", headers=await login(client, username))
+    assert response.status == 403
+    listed = await (await client.get("/api/referrals", headers=await login(client, username))).json()
+    assert referral["id"] not in [r["id"] for r in listed["referrals"]]
+
+
+@pytest.mark.parametrize(("username", "body"), [
+    ("coord.zhao", {}),  # coordinators do not refer
+    ("dr.wang", {}),
+    ("auditor", {}),
+])
+async def test_only_county_doctors_refer(client: TestClient, username: str, body: dict) -> None:
+    known = await ids(client)
+    response = await client.post("/api/referrals", json=new_referral(known), headers=await login(client, username))
+    assert response.status == 403
+
+
+async def test_only_receiving_coordinators_book_and_move(client: TestClient) -> None:
+    known = await ids(client)
+    referral = await create(client, known)
+    await act(client, "coord.zhao", referral["id"], "accept")
+    slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
+    for username in ("dr.li", "dr.wang"):
+        response = await client.post(f"/api/referrals/{referral['id']}/appointment",
+                                     json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                                     headers=await login(client, username))
+        assert response.status == 403, username
+    booked = await client.post(f"/api/referrals/{referral['id']}/appointment",
+                               json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                               headers=await login(client, "coord.zhao"))
+    assert booked.status == 201
+    later = (datetime.fromisoformat(slot["starts_at"]) + timedelta(minutes=30)).isoformat()
+    moved = await client.put(f"/api/referrals/{referral['id']}/appointment",
+                             json={"specialist_id": known["dr.wang"], "starts_at": later, "reason": "clinic overrun"},
+                             headers=await login(client, "dr.li"))
+    assert moved.status == 403
+    moved = await client.put(f"/api/referrals/{referral['id']}/appointment",
+                             json={"specialist_id": known["dr.zhou"], "starts_at": later, "reason": "Dr Wang is away"},
+                             headers=await login(client, "coord.zhao"))
+    assert moved.status == 200, await moved.text()
+    after = await moved.json()
+    assert after["appointment"]["starts_at"] == later and after["appointment"]["specialist_id"] == known["dr.zhou"]
+    mine = await (await client.get("/api/consultations", headers=await login(client, "dr.zhou"))).json()
+    assert after["consultation_id"] in [c["id"] for c in mine["consultations"]]
+    notices = await (await client.get("/api/notifications", headers=await login(client, "dr.wang"))).json()
+    assert any(n["kind"] == "appointment.moved" and "Dr Wang is away" in n["text"] for n in notices["notifications"])
+
+
+async def test_illegal_transitions_are_409_with_a_message(client: TestClient) -> None:
+    known = await ids(client)
+    referral = await create(client, known)
+    declined = await act(client, "coord.zhao", referral["id"], "decline", reason="Please refer to neurology")
+    assert declined.status == 200
+    assert (await declined.json())["decline_reason"] == "Please refer to neurology"
+    again = await act(client, "coord.zhao", referral["id"], "accept")
+    assert again.status == 409
+    error = (await again.json())["error"]
+    assert error["code"] == "illegal-transition"
+    assert error["message"] == "A referral that is declined cannot be accepted."
+    early = await client.post(f"/api/referrals/{referral['id']}/appointment",
+                              json={"specialist_id": known["dr.wang"], "starts_at": "2030-01-07T01:00:00+00:00"},
+                              headers=await login(client, "coord.zhao"))
+    assert early.status in (409, 422)
+
+
+async def test_redirect_hands_the_referral_to_another_specialist(client: TestClient) -> None:
+    known = await ids(client)
+    referral = await create(client, known, target_specialist_id=known["dr.wang"])
+    moved = await act(client, "dr.wang", referral["id"], "redirect", reason="Dr Zhou runs the arrhythmia clinic",
+                      redirect_to={"hospital_id": known["provincial"], "specialist_id": known["dr.zhou"]})
+    assert moved.status == 200, await moved.text()
+    assert (await moved.json())["state"] == "redirected"
+    assert (await act(client, "dr.wang", referral["id"], "accept")).status == 403  # no longer theirs
+    assert (await act(client, "dr.zhou", referral["id"], "accept")).status == 200
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"urgency": "whenever"}, "urgency"),
+    ({"reason": ""}, "reason"),
+    ({"specialty": "astrology"}, "specialty"),
+    ({"patient_id": 999}, "patient_id"),
+    ({"target_hospital_id": 999}, "target_hospital_id"),
+    ({"target_specialist_id": 4}, "target_specialist_id"),  # the coordinator is no specialist
+    ({"extra": 1}, "extra"),
+])
+async def test_invalid_referral_is_422_naming_the_field_and_writes_nothing(client: TestClient, changes: dict,
+                                                                          field: str) -> None:
+    known = await ids(client)
+    headers = await login(client, "dr.li")
+    response = await client.post("/api/referrals", json=new_referral(known, **changes), headers=headers)
+    assert response.status == 422, await response.text()
+    assert field in (await response.json())["error"]["fields"]
+    assert (await (await client.get("/api/referrals", headers=headers)).json())["referrals"] == []
+
+
+async def test_slot_search_validates_its_query(client: TestClient) -> None:
+    response = await client.get("/api/slots?date=tomorrow", headers=await login(client, "coord.zhao"))
+    assert response.status == 422
+    assert set((await response.json())["error"]["fields"]) == {"specialty", "date"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_concurrent_bookings_of_one_slot_exactly_one_wins(settings: Settings, database_url: str) -> None:
+    """Eight coordinators' requests for the same slot at the same moment, each for a different accepted
+    referral: one appointment, seven clear conflicts, and nothing half-written for the losers."""
+    database = Database(database_url)
+    await database.upgrade()  # as `telemed db upgrade` does; only the embedded database upgrades itself
+    await database.close()
+    client = await _start(dataclasses.replace(settings, database_url=database_url))
+    try:
+        known = await ids(client)
+        referrals = [await create(client, known) for _ in range(8)]
+        for referral in referrals:
+            assert (await act(client, "coord.zhao", referral["id"], "accept")).status == 200
+        slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
+        headers = await login(client, "coord.zhao")
+
+        async def book(referral: dict) -> Any:
+            return await client.post(f"/api/referrals/{referral['id']}/appointment",
+                                     json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                                     headers=headers)
+        answers = await asyncio.gather(*(book(r) for r in referrals))
+        statuses = sorted(a.status for a in answers)
+        assert statuses == [201] + [409] * 7, statuses
+        for answer in answers:
+            if answer.status == 409:
+                assert (await answer.json())["error"]["code"] == "slot-taken"
+
+        async with client.app[DATABASE].session() as session:
+            live = (await session.exec(select(Appointment).where(
+                Appointment.status == AppointmentStatus.BOOKED))).all()
+            consultations = (await session.exec(select(Consultation))).all()
+        assert len(live) == 1
+        assert len(consultations) == 2  # the demo's, and the winner's: the losers left none behind
+        states = [(await (await client.get(f"/api/referrals/{r['id']}", headers=headers)).json())["state"]
+                  for r in referrals]
+        assert sorted(states) == ["accepted"] * 7 + ["scheduled"]
+    finally:
+        await client.close()
+
+
+async def test_cancelling_a_scheduled_referral_frees_its_slot(client: TestClient) -> None:
+    known = await ids(client)
+    referral = await create(client, known)
+    await act(client, "coord.zhao", referral["id"], "accept")
+    slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
+    booked = await client.post(f"/api/referrals/{referral['id']}/appointment",
+                               json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
+                               headers=await login(client, "coord.zhao"))
+    assert booked.status == 201
+    assert (await act(client, "dr.li", referral["id"], "cancel")).status == 422  # a reason is required
+    cancelled = await act(client, "dr.li", referral["id"], "cancel", reason="Patient admitted locally")
+    assert cancelled.status == 200
+    after = await cancelled.json()
+    assert after["state"] == "cancelled" and after["appointment"] is None
+    assert (await first_free_slot(client, "coord.zhao", known["dr.wang"]))["starts_at"] == slot["starts_at"]
+
+
+@pytest.mark.parametrize("days", ["%C2%B2", "%D9%A1", "9" * 5000, "0", "-1", "32"])
+async def test_slot_search_days_are_ascii_digits_within_range(client: TestClient, days: str) -> None:
+    """Guards ?days=: ``²`` and 5,000 digits passed isdigit() and crashed int() (a 500); ``١`` was read as 1."""
+    response = await client.get(f"/api/slots?specialty=cardiology&date=2030-01-07&days={days}",
+                                headers=await login(client, "coord.zhao"))
+    assert response.status == 422
+    assert set((await response.json())["error"]["fields"]) == {"days"}
+
+
+@pytest.mark.parametrize("path", ["/api/referrals", "/api/referrals?inbox=1"])
+async def test_the_list_and_the_inbox_cost_the_same_queries_for_five_referrals_as_for_two_hundred(
+        client: TestClient, path: str) -> None:
+    """GET /api/referrals describes its rows in one batch: the coordinator's list and inbox send as many
+    statements for two hundred referrals as for five."""
+    database = client.app[DATABASE]
+    headers = await login(client, "coord.zhao")
+
+    async def listed() -> tuple[list[dict[str, Any]], list[str]]:
+        with statements(database) as sent:
+            response = await client.get(path, headers=headers)
+            assert response.status == 200, await response.text()
+            rows = (await response.json())["referrals"]
+        return rows, sent
+
+    await add_referrals(database, 5)
+    few, with_few = await listed()
+    await add_referrals(database, 195, first=5)
+    many, with_many = await listed()
+    assert 0 < len(few) < len(many)
+    assert len(with_many) == len(with_few), with_many

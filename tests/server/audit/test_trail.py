@@ -1,0 +1,101 @@
+"""The audit trail is a hash chain: entries appended in order verify, and any change to one is found."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from server.audit import trail as audit
+from server.db import Database
+from server.demo import seed_demo
+from server.models import AuditEvent, Notification, User
+
+
+async def test_chain_verifies_and_shows_where_it_was_altered(database_url: str) -> None:
+    database = Database(database_url)
+    await database.upgrade()
+    try:
+        await asyncio.gather(*(audit.record(database, actor=f"user:{n}", action="recording.viewed",
+                                            consultation_id=1, subject="recording:1", detail={"n": n})
+                               for n in range(6)))  # concurrent writers still make one chain
+        events = await audit.trail(database)
+        assert len(events) == 6 and audit.verify(events) is None
+        assert len({e.prev_hash for e in events}) == 6
+
+        async with database.session() as session:
+            await session.exec(sa.update(AuditEvent).where(AuditEvent.id == events[3].id)
+                               .values(actor="user:999"))  # type: ignore[call-overload]
+            await session.commit()
+        assert audit.verify(await audit.trail(database)) == events[3].id
+    finally:
+        await database.close()
+
+
+async def _count(database: Database, model: type) -> int:
+    async with database.session() as session:
+        return len((await session.exec(select(model))).all())
+
+
+async def test_a_change_and_its_audit_entry_land_together_or_not_at_all(database_url: str) -> None:
+    database = Database(database_url)
+    await database.upgrade()
+    await seed_demo(database)
+    entries, notes = len(await audit.trail(database)), await _count(database, Notification)
+    try:
+        # The entry cannot be written: the change it records is not committed either.
+        def broken() -> audit.Entry:
+            raise RuntimeError("the entry could not be made")
+        async with database.session() as session:
+            session.add(Notification(user_id=1, text="kept only with its entry"))
+            audit.with_commit(session, broken)
+            with pytest.raises(RuntimeError):
+                await session.commit()
+        assert await _count(database, Notification) == notes
+
+        # The change cannot be committed (a second user with a taken name): no entry is left behind.
+        async with database.session() as session:
+            taken = (await session.exec(select(User))).first()
+            assert taken is not None
+            session.add(User(username=taken.username, display_name="Copy", role=taken.role,
+                             hospital_id=taken.hospital_id, password_hash="x"))
+            audit.with_commit(session, audit.Entry("user:1", "user.created", subject="user:copy"))
+            with pytest.raises(sa.exc.IntegrityError):
+                await session.commit()
+        assert len(await audit.trail(database)) == entries
+
+        # An entry made before a rollback does not ride on the session's next commit.
+        async with database.session() as session:
+            audit.with_commit(session, audit.Entry("user:1", "abandoned"))
+            await session.rollback()
+            session.add(Notification(user_id=1, text="later"))
+            audit.with_commit(session, lambda: audit.Entry("user:1", "notified"))
+            await session.commit()
+        assert [e.action for e in (await audit.trail(database))[entries:]] == ["notified"]
+    finally:
+        await database.close()
+
+
+async def test_entries_made_in_concurrent_transactions_form_one_chain(database_url: str) -> None:
+    database = Database(database_url)
+    await database.upgrade()
+    await seed_demo(database)
+    entries, notes = len(await audit.trail(database)), await _count(database, Notification)
+
+    async def change(n: int) -> None:
+        async with database.session() as session:
+            note = Notification(user_id=1, text=f"change {n}")
+            session.add(note)
+            await session.flush()
+            await asyncio.sleep(0.01 * (n % 3))  # interleave the transactions
+            audit.with_commit(session, lambda: audit.Entry(f"user:{n}", "notified", subject=f"notification:{note.id}"))
+            await session.commit()
+    try:
+        await asyncio.gather(*(change(n) for n in range(8)))
+        events = await audit.trail(database)
+        assert len(events) == entries + 8 and audit.verify(events) is None
+        assert await _count(database, Notification) == notes + 8
+    finally:
+        await database.close()

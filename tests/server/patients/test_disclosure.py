@@ -1,0 +1,86 @@
+"""Nothing derived from a referral's clinical text reaches the receiving hospital once the patient withdraws
+their consent to sharing their records: not the consultation booked for it (whose title was the reason), on
+any route that shows a consultation, referral, patient, FHIR resource, notification or calendar entry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
+
+from server.appkeys import DATABASE
+from server.consultations import service as consultations
+from server.models import Role
+from server.permissions import Principal
+
+from ...conftest import login
+from ..api.test_referrals import booked_referral
+
+REASON = "Chest pain on exertion"
+SUMMARY = "ST depression"
+PATIENT = "Zhang Wei"
+
+
+async def _seen(client: TestClient, username: str, referral: dict) -> dict[str, str]:
+    """Every route that can show something of this referral, as ``username`` reads it."""
+    headers = await login(client, username)
+    consultation = referral["consultation_id"]
+    paths = [f"/api/consultations/{consultation}", "/api/consultations", f"/api/consultations/{consultation}/fhir",
+             f"/api/referrals/{referral['id']}", "/api/referrals", "/api/notifications", "/",
+             f"/referrals/{referral['id']}", "/referrals"]
+    if username != "coord.zhao":  # coordinators do not sit in the room
+        paths.append(f"/consultations/{consultation}")
+    seen = {}
+    for path in paths:
+        response = await client.get(path, headers=headers)
+        assert response.status == 200, (path, response.status, await response.text())
+        seen[path] = await response.text()
+    # the demo's own consultation (no referral, the patient present) is listed too: look at this one only
+    listed = json.loads(seen["/api/consultations"])["consultations"]
+    seen["/api/consultations"] = json.dumps([c for c in listed if c["id"] == consultation], ensure_ascii=False)
+    feed = await (await client.get("/api/calendar", headers=headers)).json()
+    seen["calendar"] = await (await client.get("/" + feed["url"].split("/", 3)[3])).text()
+    return seen
+
+
+@pytest.mark.parametrize("username", ["dr.wang", "coord.zhao"])
+async def test_a_withdrawal_hides_the_reason_on_every_route(client: TestClient, username: str) -> None:
+    referral, _ = await booked_referral(client)
+    before = await _seen(client, username, referral)
+    assert REASON in before[f"/api/consultations/{referral['consultation_id']}"], "shown while consent stands"
+
+    consent = referral["sharing_consent"]["id"]
+    withdrawn = await client.post(f"/api/consents/{consent}/withdraw", headers=await login(client, "dr.li"))
+    assert withdrawn.status == 200
+
+    after = await _seen(client, username, referral)
+    leaks = {path: word for path, text in after.items() for word in (REASON, SUMMARY, PATIENT) if word in text}
+    assert not leaks, f"clinical text reached the partner hospital after the withdrawal: {leaks}"
+    mine = json.loads(after["/api/consultations"])
+    assert not mine or (mine[0]["records_withheld"] is True and mine[0]["title"] is None)
+
+
+async def test_the_referring_hospital_keeps_its_own_record(client: TestClient) -> None:
+    referral, _ = await booked_referral(client)
+    consent = referral["sharing_consent"]["id"]
+    await client.post(f"/api/consents/{consent}/withdraw", headers=await login(client, "dr.li"))
+    own = await client.get(f"/api/consultations/{referral['consultation_id']}", headers=await login(client, "dr.li"))
+    assert REASON in await own.text()
+
+
+async def test_a_list_of_consultations_is_disclosed_with_a_constant_number_of_queries(client: TestClient) -> None:
+    """``disclosed`` asks the database twice whatever the number of consultations (no query per row)."""
+    statements: list[str] = []
+    database = client.app[DATABASE]
+    async with database.session() as session:
+        views = [await consultations.load(session, 1)] * 50
+        def count(*args: object) -> None:
+            statements.append(str(args[2]))
+        sa.event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            shown = await consultations.disclosed(session, Principal(99, Role.SPECIALIST, 1), views)
+        finally:
+            sa.event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    assert len(shown) == 50 and len(statements) <= 2

@@ -1,0 +1,54 @@
+"""Slots from weekly hours and one-off exceptions, in the hospital's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from server.scheduling.slots import DayChange, Hours, day_slots, is_slot, open_minutes
+
+MONDAY = date(2026, 11, 23)
+WEEK = [Hours(0, 9 * 60, 12 * 60), Hours(0, 14 * 60, 15 * 60), Hours(2, 9 * 60, 10 * 60)]
+
+
+def utc(hour: int, minute: int = 0, day: int = 23) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("day", "changes", "expected"), [
+    (MONDAY, [], [(540, 720), (840, 900)]),
+    (date(2026, 11, 24), [], []),  # Tuesday: no hours
+    (MONDAY, [DayChange(MONDAY, 0, 1440, False)], []),  # the whole day off
+    (MONDAY, [DayChange(MONDAY, 600, 660, False)], [(540, 600), (660, 720), (840, 900)]),  # an hour off
+    (MONDAY, [DayChange(MONDAY, 720, 780, True)], [(540, 780), (840, 900)]),  # extra hour, merged
+    (MONDAY, [DayChange(date(2026, 11, 30), 0, 1440, False)], [(540, 720), (840, 900)]),  # another Monday
+])
+def test_open_minutes(day: date, changes: list[DayChange], expected: list[tuple[int, int]]) -> None:
+    assert open_minutes(day, WEEK, changes) == expected
+
+
+def test_slots_are_in_the_hospital_s_zone_and_whole() -> None:
+    slots = day_slots(MONDAY, "Asia/Shanghai", WEEK, [], 45)
+    # 09:00-12:00 holds four 45-minute slots (the last 09:00+180); 14:00-15:00 holds one.
+    assert [s.starts_at for s in slots] == [utc(1), utc(1, 45), utc(2, 30), utc(3, 15), utc(6)]
+    assert all((s.ends_at - s.starts_at).total_seconds() == 45 * 60 for s in slots)
+
+
+def test_booked_and_past_slots_are_not_offered() -> None:
+    slots = day_slots(MONDAY, "Asia/Shanghai", WEEK, [], 60, booked=[utc(2)], not_before=utc(1, 30))
+    assert [s.starts_at for s in slots] == [utc(3), utc(6)]
+
+
+def test_daylight_saving_zone_keeps_local_hours() -> None:
+    """A hospital in a zone with summer time: 09:00 local is 08:00 UTC in summer and 09:00 in winter."""
+    summer = day_slots(date(2026, 7, 6), "Europe/London", [Hours(0, 540, 600)], [], 60)
+    winter = day_slots(date(2026, 12, 7), "Europe/London", [Hours(0, 540, 600)], [], 60)
+    assert summer[0].starts_at.hour == 8 and winter[0].starts_at.hour == 9
+
+
+def test_is_slot_accepts_only_real_starts() -> None:
+    assert is_slot(utc(1), "Asia/Shanghai", WEEK, [], 30) is not None
+    assert is_slot(utc(1, 10), "Asia/Shanghai", WEEK, [], 30) is None  # not on the grid
+    assert is_slot(utc(5), "Asia/Shanghai", WEEK, [], 30) is None  # 13:00 local: lunch
+    assert is_slot(utc(1, day=24), "Asia/Shanghai", WEEK, [], 30) is None  # Tuesday
