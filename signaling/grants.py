@@ -31,7 +31,7 @@ class Grants(pydantic.BaseModel):
     publish: bool = True  # send camera, microphone, screen
     subscribe: bool = True  # receive the others' media
     admit: bool = False  # enter without waiting; let others in from the lobby, or turn them away
-    record: bool = False  # start and stop recording (media relay, issue 4)
+    record: bool = False  # start and stop recording (through the media relay)
     moderate: bool = False  # remove participants
 
 
