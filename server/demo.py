@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from .db import Database
 from .identity.passwords import hash_password
@@ -13,6 +13,7 @@ from .models import (
     Availability,
     Consultation,
     ConsultationParticipant,
+    ConsultationStatus,
     Department,
     Hospital,
     HospitalLevel,
@@ -53,10 +54,28 @@ def demo_logins() -> list[DemoLogin]:
     return [DemoLogin(username, role, name) for username, name, role, _, _ in DEMO_USERS]
 
 
+DEMO_TITLE = "胸痛随访会诊 Chest pain follow-up"
+
+
+def demo_start() -> datetime:
+    """When the demo consultation is planned: a few minutes from now, so its room is open now (it opens
+    TELEMED_ROOM_OPENS_MINUTES_BEFORE the start) and stays open for the walk-through."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+
+
 async def seed_demo(database: Database) -> bool:
-    """Add the demo partnership unless it is already there. Returns True if it seeded anything."""
+    """Add the demo partnership unless it is already there, and plan the demo consultation for now, so
+    README's walk-through works on any day the demo is started. Returns True if it seeded anything."""
     async with database.session() as session:
         if (await session.exec(select(Hospital).where(Hospital.name == LEAD_HOSPITAL))).first():
+            demo = (await session.exec(select(Consultation).where(Consultation.title == DEMO_TITLE)
+                                       .order_by(col(Consultation.id)))).first()
+            if demo is not None:
+                demo.planned_start, demo.planned_end = demo_start(), None
+                if demo.status in (ConsultationStatus.COMPLETED, ConsultationStatus.CANCELLED):
+                    demo.status = ConsultationStatus.SCHEDULED
+                session.add(demo)
+                await session.commit()
             return False
         specialties = {
             code: Specialty(code=code, name_zh=zh, name_en=en)
@@ -110,8 +129,7 @@ async def seed_demo(database: Database) -> bool:
         await session.flush()
 
         consultation = Consultation(
-            title="胸痛随访会诊 Chest pain follow-up", hospital_id=hospitals["qingshan"].id,
-            patient_id=patient.id, planned_start=datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=15),
+            title=DEMO_TITLE, hospital_id=hospitals["qingshan"].id, patient_id=patient.id, planned_start=demo_start(),
             created_by=users["dr.li"].id,
         )
         session.add(consultation)

@@ -1,0 +1,41 @@
+"""The demo works on any day it is started: README's walk-through opens the demo consultation's room."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import select
+
+from server.app import prepare_database
+from server.consultations.room_window import RoomWindow
+from server.db import Database
+from server.demo import DEMO_TITLE, seed_demo
+from server.models import Consultation, ConsultationStatus, utcnow
+from server.settings import Settings
+
+
+async def test_a_later_start_plans_the_demo_consultation_for_now(tmp_path: Path) -> None:
+    """Seeded days ago and long closed, the demo consultation's room is open again after the next
+    ``telemed serve --demo`` (which seeds again), and nothing else is seeded twice."""
+    settings = Settings.load(environ={}, data_dir=tmp_path / "var", port=0)
+    database = Database(settings.database_url)
+    await prepare_database(database, settings)
+    try:
+        assert await seed_demo(database) is True
+        async with database.session() as session:
+            demo = (await session.exec(select(Consultation).where(Consultation.title == DEMO_TITLE))).one()
+            demo.planned_start = utcnow() - timedelta(days=3)
+            demo.status = ConsultationStatus.COMPLETED
+            session.add(demo)
+            await session.commit()
+            assert utcnow() > RoomWindow.of(demo, settings).closes, "closed, as the next day finds it"
+
+        assert await seed_demo(database) is False, "the partnership is not seeded twice"
+        async with database.session() as session:
+            [demo] = (await session.exec(select(Consultation).where(Consultation.title == DEMO_TITLE))).all()
+        assert demo.status is ConsultationStatus.SCHEDULED
+        window = RoomWindow.of(demo, settings)
+        assert window.opens <= utcnow() and utcnow() + timedelta(hours=1) < window.closes
+    finally:
+        await database.close()
