@@ -69,6 +69,17 @@ class ConsultationStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class ReferralAction(enum.StrEnum):
+    SUBMIT = "submit"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    REDIRECT = "redirect"
+    SCHEDULE = "schedule"
+    START = "start"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+
+
 class ReferralState(enum.StrEnum):
     """Where a referral stands; server/referrals/flow.py says how it moves."""
 

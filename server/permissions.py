@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import Forbidden
-from .models import Role
+from .models import ReferralAction, ReferralState, Role
 
 CLINICAL_ROLES = frozenset({Role.COUNTY_DOCTOR, Role.SPECIALIST})
 # Coordinators organise consultations for their hospital; they do not sit in on the video.
@@ -82,6 +82,34 @@ def can_view_referral(who: Principal, scope: ReferralScope) -> bool:
     if who.user_id in (scope.referring_doctor_id, scope.target_specialist_id, scope.booked_specialist_id):
         return True
     return who.role is Role.COORDINATOR and who.hospital_id == scope.target_hospital_id
+
+
+def is_referral_receiver(who: Principal, scope: ReferralScope) -> bool:
+    """The receiving side: the target hospital's coordinators, and the specialist it names."""
+    if who.role is Role.COORDINATOR:
+        return who.hospital_id == scope.target_hospital_id
+    return who.role is Role.SPECIALIST and who.user_id == scope.target_specialist_id
+
+
+def may_act_on_referral(who: Principal, scope: ReferralScope, state: ReferralState, action: ReferralAction) -> bool:
+    """Whether the caller's role and hospital allow ``action`` on this referral at all; from which states
+    it may be taken is the flow's business (``referrals/flow.py``)."""
+    A = ReferralAction
+    referrer = who.user_id == scope.referring_doctor_id and who.role is Role.COUNTY_DOCTOR
+    if action is A.SUBMIT:
+        return referrer
+    if action in (A.ACCEPT, A.DECLINE, A.REDIRECT):
+        return is_referral_receiver(who, scope)
+    if action is A.SCHEDULE:
+        return who.role is Role.COORDINATOR and who.hospital_id == scope.target_hospital_id
+    if action is A.START:
+        return referrer or who.user_id == scope.booked_specialist_id
+    if action is A.COMPLETE:
+        return who.role is Role.SPECIALIST and who.user_id == scope.booked_specialist_id
+    if action is A.CANCEL:
+        coordinator = who.role is Role.COORDINATOR and who.hospital_id == scope.target_hospital_id
+        return referrer or (coordinator and state in (ReferralState.ACCEPTED, ReferralState.SCHEDULED))
+    return False
 
 
 def has_referral_inbox(who: Principal) -> bool:

@@ -14,23 +14,11 @@ that action on this referral, ``IllegalTransition`` (409) when they may, but not
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from ..errors import N_, Conflict, ErrorCode, Forbidden, ValidationFailed
-from ..models import ReferralState, Role
-
-
-class ReferralAction(enum.StrEnum):
-    SUBMIT = "submit"
-    ACCEPT = "accept"
-    DECLINE = "decline"
-    REDIRECT = "redirect"
-    SCHEDULE = "schedule"
-    START = "start"
-    COMPLETE = "complete"
-    CANCEL = "cancel"
-
+from ..models import ReferralAction, ReferralState
+from ..permissions import Principal, ReferralScope, may_act_on_referral
 
 S, A = ReferralState, ReferralAction
 
@@ -49,11 +37,7 @@ NEEDS_REASON = frozenset({A.DECLINE, A.CANCEL, A.REDIRECT})
 WAITING_FOR_RECEIVER = frozenset({S.SUBMITTED, S.REDIRECTED})  # a coordinator's inbox
 
 
-@dataclass(frozen=True)
-class Actor:
-    user_id: int
-    role: Role
-    hospital_id: int
+Actor = Principal  # who acts on a referral, as the permission rules see them
 
 
 @dataclass(frozen=True)
@@ -82,30 +66,13 @@ class Request:
     partner_hospital_ids: frozenset[int] = frozenset()  # where a redirect may go
 
 
-def is_receiver(actor: Actor, facts: ReferralFacts) -> bool:
-    """The receiving side: the target hospital's coordinators, and the specialist it names."""
-    if actor.role is Role.COORDINATOR:
-        return actor.hospital_id == facts.target_hospital_id
-    return actor.role is Role.SPECIALIST and actor.user_id == facts.target_specialist_id
-
-
 def may(actor: Actor, facts: ReferralFacts, action: ReferralAction) -> bool:
-    """Whether the caller's role and hospital allow ``action`` on this referral at all (any state)."""
-    referrer = actor.user_id == facts.referring_doctor_id and actor.role is Role.COUNTY_DOCTOR
-    if action is A.SUBMIT:
-        return referrer
-    if action in (A.ACCEPT, A.DECLINE, A.REDIRECT):
-        return is_receiver(actor, facts)
-    if action is A.SCHEDULE:
-        return actor.role is Role.COORDINATOR and actor.hospital_id == facts.target_hospital_id
-    if action is A.START:
-        return referrer or actor.user_id == facts.assigned_specialist_id
-    if action is A.COMPLETE:
-        return actor.role is Role.SPECIALIST and actor.user_id == facts.assigned_specialist_id
-    if action is A.CANCEL:
-        coordinator = actor.role is Role.COORDINATOR and actor.hospital_id == facts.target_hospital_id
-        return referrer or (coordinator and facts.state in (S.ACCEPTED, S.SCHEDULED))
-    return False
+    """Whether the caller's role and hospital allow ``action`` on this referral at all (any state): the
+    rule is ``permissions.may_act_on_referral``."""
+    scope = ReferralScope(referring_doctor_id=facts.referring_doctor_id, target_hospital_id=facts.target_hospital_id,
+                          target_specialist_id=facts.target_specialist_id,
+                          booked_specialist_id=facts.assigned_specialist_id)
+    return may_act_on_referral(actor, scope, facts.state, action)
 
 
 _REFUSED = {
