@@ -144,6 +144,12 @@ def can_withdraw_consent(who: Principal, *, participant_consent_of: int | None, 
     return in_consultation
 
 
+def can_speak_for_patient(who: Principal, patient_hospital_id: int) -> bool:
+    """Records what a patient says (their verbal consent): a clinician at the patient's side, of the
+    patient's own hospital; never the specialist of the partner hospital at the other end of the call."""
+    return who.role in CLINICAL_ROLES and who.hospital_id == patient_hospital_id
+
+
 def can_read_audit(who: Principal) -> bool:
     return who.role is Role.AUDITOR
 

@@ -97,6 +97,9 @@ class Member:
     consent_id: int | None = None  # the recording consent on record, if given
     invitation: int | None = None  # the invitation link a patient came in by
     epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
+    # A guest (a patient) sees the chat from their first seating on, not what clinicians said before:
+    # the first chat line id they may see; None for clinicians, who see it all.
+    chat_from: int | None = None
 
     @property
     def id(self) -> str:
@@ -583,6 +586,8 @@ class Room:
 
     def _seat(self, member: Member) -> list[Effect]:
         """A member has just taken a seat: tell it and the others; the room may change how media flows."""
+        if member.participant.guest and member.chat_from is None:
+            member.chat_from = self.chat[-1].id + 1 if self.chat else 0
         effects: list[Effect] = [
             *self._to_seated(ParticipantJoined(participant=member.participant), but=member.id)]
         effects += self._ensure_mode(member.at.node, but=member.id)
@@ -594,7 +599,8 @@ class Room:
         others = tuple(p for p in self.participants if p.id != member.id)
         waiting = self.waiting if member.grants.admit else ()
         return Deliver(member.at, Joined(self_=member.participant, participants=others, waiting=waiting,
-                                         chat=tuple(self.chat), resumed=resumed, mode=self.mode,  # type: ignore[arg-type]
+                                         chat=tuple(line for line in self.chat if line.id >= (member.chat_from or 0)),
+                                         resumed=resumed, mode=self.mode,  # type: ignore[arg-type]
                                          relay_slots=self.relay_slots,
                                          relay_epoch=self.relay_epoch if self.mode == "relay" else 0,
                                          recording=self.recording))

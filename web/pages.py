@@ -23,7 +23,7 @@ from server.identity.auth import (
     set_session_cookie,
 )
 from server.models import ConsentPurpose, ConsultationStatus, User
-from server.permissions import can_join_consultation, has_calendar_feed
+from server.permissions import can_join_consultation, can_speak_for_patient, has_calendar_feed
 from server.scheduling import calendar_feed
 
 from .render import RENDERER
@@ -187,15 +187,16 @@ async def dashboard(request: web.Request) -> web.Response:
 
 @routes.get("/consultations/{consultation_id}", name="consultation")
 async def consultation_room(request: web.Request) -> web.Response:
+    who = caller(request).principal
     async with request.app[DATABASE].session() as session:
-        view = await consultations.visible(session, caller(request).principal,
-                                           path_id(request, "consultation_id"), can_join_consultation)
+        view = await consultations.visible(session, who, path_id(request, "consultation_id"), can_join_consultation)
+    beside_patient = view.patient is not None and can_speak_for_patient(who, view.patient.hospital_id)
     config = {
         "consultationId": view.consultation.id,
         "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
         "invitationUrl": f"/api/consultations/{view.consultation.id}/invitations" if view.patient else None,
         # the patient beside the doctor consents to recording through them
-        "patientConsentUrl": f"/api/consultations/{view.consultation.id}/consents" if view.patient else None,
+        "patientConsentUrl": f"/api/consultations/{view.consultation.id}/consents" if beside_patient else None,
         "consentUrl": f"/api/consultations/{view.consultation.id}/recording-consent",
         "recordingsUrl": f"/api/consultations/{view.consultation.id}/recordings",
     }

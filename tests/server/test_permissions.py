@@ -18,6 +18,7 @@ from server.permissions import (
     can_manage_users,
     can_read_audit,
     can_refer,
+    can_speak_for_patient,
     can_view_consultation,
     can_view_referral,
     can_withdraw_consent,
@@ -146,3 +147,10 @@ def test_who_withdraws_a_consent(who: Principal, kwargs: dict, allowed: bool) ->
     """A participant their own; a patient's sharing consent the referring doctor; a patient's video or
     recording consent a clinician of the consultation."""
     assert can_withdraw_consent(who, **kwargs) is allowed
+
+
+@pytest.mark.parametrize(("who", "allowed"), [(li, True), (chen, False), (wang, False), (zhao, False), (admin, False)])
+def test_who_records_a_patients_word(who: Principal, allowed: bool) -> None:
+    """A clinician of the patient's own hospital (COUNTY) speaks for the patient beside them; the partner
+    hospital's specialist, coordinators and administrators do not."""
+    assert can_speak_for_patient(who, COUNTY) is allowed

@@ -250,6 +250,23 @@ def test_newcomers_see_the_chat_so_far_and_hosts_see_the_lobby() -> None:
     assert [p.id for p in joined.message.waiting] == ["p"]
 
 
+def test_an_admitted_patient_sees_the_chat_from_their_admission_on() -> None:
+    """What the clinicians said before the patient was let in stays theirs: the patient's ``joined`` carries
+    no earlier line, a line after it reaches them, and resuming their seat does not bring the old ones."""
+    room = room_after(DOC, Chatting(participant_id="d", text="before the patient", at_time=1.0), PAT)
+    joined = [e for e in room.apply(Admitting(by="d", participant_id="p"), 4)
+              if isinstance(e, Deliver) and isinstance(e.message, Joined) and e.at.conn == "p"]
+    assert [line.text for line in joined[0].message.chat] == []
+    room.apply(Chatting(participant_id="d", text="hello", at_time=2.0), 5)
+    room.apply(Disconnected(participant_id="p", at=at("p")), 6)
+    resumed = [e for e in room.apply(Resuming(participant_id="p", identity="id:p", at=at("p", generation=1),
+                                              resume_hash="hash-p", new_resume_hash="hash-p2"), 7)
+               if isinstance(e, Deliver) and isinstance(e.message, Joined)]
+    assert [line.text for line in resumed[0].message.chat] == ["hello"]
+    doc_view = room_after(DOC, Chatting(participant_id="d", text="before the patient", at_time=1.0), SPEC)
+    assert [line.text for line in doc_view.chat] == ["before the patient"], "clinicians see it all"
+
+
 def test_guests_never_see_the_lobby_list() -> None:
     room = room_after(DOC, PAT, join("q", host=False), Admitting(by="d", participant_id="p"))
     assert all(not (isinstance(e, Deliver) and e.at.conn == "p" and e.message.type == "lobby-update")

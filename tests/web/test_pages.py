@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -150,3 +151,15 @@ def test_guest_links_never_reach_the_access_log() -> None:
 
     assert loggable_path("/visit/eyJhbGciOi.secret.sig") == "/visit/…"
     assert loggable_path("/consultations/1") == "/consultations/1"
+
+
+async def test_only_a_clinician_beside_the_patient_is_offered_to_record_their_consent(client: TestClient) -> None:
+    """The county doctor sits with the patient and may record their word; the partner hospital's specialist
+    at the other end of the call is not offered "the patient beside me agrees to recording"."""
+    offered = {}
+    for username in ("dr.li", "dr.wang"):
+        await form_login(client, username)
+        page = await (await client.get("/consultations/1", headers=EN)).text()
+        config = json.loads(page.split('id="room-config">', 1)[1].split("</script>", 1)[0])
+        offered[username] = (config["patientConsentUrl"] is not None, 'id="patient-recording-consent"' in page)
+    assert offered == {"dr.li": (True, True), "dr.wang": (False, False)}

@@ -91,7 +91,10 @@ function tileFor(participant) {
       remove.type = "button";
       remove.className = "remove";
       remove.textContent = strings.remove;
-      remove.addEventListener("click", () => call.remove(participant.id));
+      remove.addEventListener("click", () => {
+        // Removing someone ends their part in the consultation: ask first.
+        if (window.confirm(strings.confirmRemove.replace("{name}", participant.name))) call.remove(participant.id);
+      });
       tile.append(remove);
     }
     videos.append(tile);
