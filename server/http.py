@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every route: the error and auth middlewares, JSON bodies in and out."""
+"""HTTP plumbing shared by every route: the error and auth middlewares, the caller's language, JSON bodies,
+forms and uploads parsed in (through ``parsing``'s limits), JSON out."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON_BODY = 1024 * 1024
-
-
 LANG_COOKIE = "telemed_lang"
 
 
