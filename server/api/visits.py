@@ -5,26 +5,23 @@ from __future__ import annotations
 
 import pydantic
 from aiohttp import web
-from sqlmodel import col, select
 
-from signaling.events import Expelling
 from signaling.grants import GUEST, RoomClaims, room_id_for
 from signaling.messages import DeviceCheck
 
 from ..appkeys import DATABASE, KEYS, ROOMS, SETTINGS
-from ..audit import trail as audit
 from ..consent import records as consents
-from ..consent.records import How, Scope, patient_identity
+from ..consent.records import How, Scope
 from ..consultations.recordings import consent_on_record
 from ..consultations.room_window import RoomWindow
-from ..errors import N_, Conflict, Forbidden, NotFound
+from ..errors import N_, Conflict, Forbidden
 from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
-from ..models import ConsentPurpose, PatientInvitation, utcnow
+from ..models import ConsentPurpose, utcnow
 from ..openapi import accepts
-from ..patients.invitations import Visit, consents_asked, describe, expiry, invitation_token, open_visit, scope_of
-from ..permissions import can_join_consultation
-from .consultations import authorize, load_authorized
+from ..patients import invitations
+from ..patients.invitations import Visit, consents_asked, describe, open_visit, scope_of
+from .consultations import consultation_id
 from .rooms import token_answer
 
 routes = web.RouteTableDef()
@@ -51,59 +48,25 @@ class GuestConsentRequest(GuestRequest):
 async def create_invitation(request: web.Request) -> web.Response:
     """A participating clinician invites the consultation's patient: a link that expires when the room
     closes and that they can revoke."""
-    view = await load_authorized(request, can_join_consultation)
-    consultation, settings = view.consultation, request.app[SETTINGS]
-    if consultation.patient_id is None:
-        raise Conflict(N_("This consultation has no patient to invite."), code="no-patient")
-    now, who = utcnow(), caller(request)
-    closes = RoomWindow.of(consultation, settings).closes
     async with request.app[DATABASE].session() as session:
-        invitation = PatientInvitation(consultation_id=consultation.id, patient_id=consultation.patient_id,
-                                       created_by=who.user.id, created_at=now.replace(microsecond=0),
-                                       expires_at=expiry(now.replace(microsecond=0), closes,
-                                                         settings.invitation_hours))
-        session.add(invitation)
-        audit.with_commit(session, lambda: audit.Entry(
-            f"user:{who.user.id}", "invitation.created", consultation.id, f"invitation:{invitation.id}",
-            {"patient": consultation.patient_id, "expires_at": invitation.expires_at.isoformat()}))
-        await session.commit()
-        await session.refresh(invitation)
-    token = invitation_token(request.app[KEYS], settings.jwt_issuer, invitation)
+        invitation, token = await invitations.create(session, caller(request).principal, consultation_id(request),
+                                                     settings=request.app[SETTINGS], keys=request.app[KEYS])
     return json_response({**describe(invitation), "url": f"/visit/{token}"}, status=201)
 
 
 @routes.get("/api/consultations/{consultation_id}/invitations")
 async def list_invitations(request: web.Request) -> web.Response:
-    view = await load_authorized(request, can_join_consultation)
     async with request.app[DATABASE].session() as session:
-        rows = (await session.exec(select(PatientInvitation).where(
-            PatientInvitation.consultation_id == view.consultation.id).order_by(col(PatientInvitation.id)))).all()
+        rows = await invitations.list_for(session, caller(request).principal, consultation_id(request))
     return json_response({"invitations": [describe(row) for row in rows]})
 
 
 @routes.delete("/api/invitations/{invitation_id}")
 async def revoke_invitation(request: web.Request) -> web.Response:
     """Revoke a link at once: it opens nothing more, and a patient in the room by it leaves."""
-    invitation_id = path_id(request, "invitation_id")
     async with request.app[DATABASE].session() as session:
-        invitation = await session.get(PatientInvitation, invitation_id)
-    if invitation is None:
-        raise NotFound(N_("There is no such invitation."))
-    await authorize(request, invitation.consultation_id, can_join_consultation)
-    who = caller(request)
-    async with request.app[DATABASE].session() as session:
-        invitation = await session.get(PatientInvitation, invitation_id)
-        assert invitation is not None
-        if invitation.revoked_at is None:
-            invitation.revoked_at, invitation.revoked_by = utcnow(), who.user.id
-            session.add(invitation)
-            audit.with_commit(session, audit.Entry(f"user:{who.user.id}", "invitation.revoked",
-                                                   invitation.consultation_id, f"invitation:{invitation.id}"))
-            await session.commit()
-            await session.refresh(invitation)
-    # a patient already in the room (or waiting) by this link leaves it now
-    request.app[ROOMS].tell(invitation.consultation_id, Expelling(
-        identity=patient_identity(invitation.patient_id), reason="invitation-revoked", invitation=invitation.id))
+        invitation = await invitations.revoke(session, caller(request).principal, path_id(request, "invitation_id"),
+                                              request.app[ROOMS])
     return json_response(describe(invitation))
 
 

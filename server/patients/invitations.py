@@ -3,6 +3,10 @@
 The link is a JWT for the ``telemed-invitation`` audience naming the invitation, the patient and the
 consultation. Its signature and expiry are checked first; then its row, which a clinician can revoke
 before it expires. Every use of the link checks both, so a revoked link stops working at once.
+
+Creating, listing and revoking invitations are the operations here: participating clinicians only
+(``permissions.can_join_consultation``), each change audited in its own transaction, and a revocation
+told to the room so that a patient in it by that link leaves.
 """
 
 from __future__ import annotations
@@ -10,13 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling.events import Expelling
+
+from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent import templates as consent_templates
 from ..consent.records import Consenter, Scope, patient_identity
-from ..errors import N_, Conflict, Unauthenticated
+from ..consultations import service as consultations
+from ..consultations.room_notifier import RoomNotifier
+from ..consultations.room_window import RoomWindow
+from ..errors import N_, Conflict, NotFound, Unauthenticated
 from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
 from ..models import (
     ConsentPurpose,
@@ -28,6 +38,8 @@ from ..models import (
     Referral,
     utcnow,
 )
+from ..permissions import Principal, can_join_consultation
+from ..settings import Settings
 
 INVITATION_AUDIENCE = "telemed-invitation"
 
@@ -93,6 +105,53 @@ def expiry(now: datetime, room_closes: datetime | None, default_hours: int) -> d
     if room_closes is None or room_closes <= now:
         return fallback
     return min(room_closes, now + timedelta(days=31))
+
+
+async def create(session: AsyncSession, who: Principal, consultation_id: int, *, settings: Settings,
+                 keys: KeyRing) -> tuple[PatientInvitation, str]:
+    """A participating clinician invites the consultation's patient: the invitation, audited with it, and
+    its link's token. The link expires when the room stops admitting (``expiry``)."""
+    consultation = (await consultations.visible(session, who, consultation_id, can_join_consultation)).consultation
+    if consultation.patient_id is None:
+        raise Conflict(N_("This consultation has no patient to invite."), code="no-patient")
+    now = utcnow().replace(microsecond=0)
+    invitation = PatientInvitation(consultation_id=consultation_id, patient_id=consultation.patient_id,
+                                   created_by=who.user_id, created_at=now,
+                                   expires_at=expiry(now, RoomWindow.of(consultation, settings).closes,
+                                                     settings.invitation_hours))
+    session.add(invitation)
+    audit.with_commit(session, lambda: audit.Entry(
+        f"user:{who.user_id}", "invitation.created", consultation_id, f"invitation:{invitation.id}",
+        {"patient": invitation.patient_id, "expires_at": invitation.expires_at.isoformat()}))
+    await session.commit()
+    await session.refresh(invitation)
+    return invitation, invitation_token(keys, settings.jwt_issuer, invitation)
+
+
+async def list_for(session: AsyncSession, who: Principal, consultation_id: int) -> list[PatientInvitation]:
+    """A consultation's invitations, oldest first, to its participating clinicians."""
+    await consultations.visible(session, who, consultation_id, can_join_consultation)
+    return list((await session.exec(select(PatientInvitation).where(
+        PatientInvitation.consultation_id == consultation_id).order_by(col(PatientInvitation.id)))).all())
+
+
+async def revoke(session: AsyncSession, who: Principal, invitation_id: int, rooms: RoomNotifier) -> PatientInvitation:
+    """Revoke a link at once, audited: it opens nothing more, and a patient in the room by it (or waiting)
+    leaves. Revoking it again changes nothing but tells the room again."""
+    invitation = await session.get(PatientInvitation, invitation_id)
+    if invitation is None:
+        raise NotFound(N_("There is no such invitation."))
+    await consultations.visible(session, who, invitation.consultation_id, can_join_consultation)
+    if invitation.revoked_at is None:
+        invitation.revoked_at, invitation.revoked_by = utcnow(), who.user_id
+        session.add(invitation)
+        audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "invitation.revoked",
+                                               invitation.consultation_id, f"invitation:{invitation.id}"))
+        await session.commit()
+        await session.refresh(invitation)
+    rooms.tell(invitation.consultation_id, Expelling(
+        identity=patient_identity(invitation.patient_id), reason="invitation-revoked", invitation=invitation.id))
+    return invitation
 
 
 def describe(invitation: PatientInvitation) -> dict:

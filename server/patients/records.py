@@ -1,5 +1,6 @@
-"""Patients' records: the minimum needed, a national ID kept only as a keyed hash for matching, and
-who may see a record (every view is audited by the handlers).
+"""Patients' records: the minimum needed, a national ID kept only as a keyed hash for matching, who may
+see a record, and the operations on them (registering, looking up, viewing), each audited in the same
+transaction as what it does.
 
 The national ID (居民身份证号码, GB 11643-1999) is checked, then hashed with HMAC-SHA256 under a key
 derived from the recordings' key: the same ID always gives the same hash, so a doctor can find a
@@ -14,13 +15,16 @@ import hmac
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..audit import trail as audit
 from ..consent import records as consents
+from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..models import ConsentPurpose, Patient, Referral
-from ..permissions import Principal, can_handle_patients
+from ..permissions import Principal, can_handle_patients, require
 from ..referrals.service import can_view, live_appointment
+from .inputs import NewPatient
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -76,3 +80,66 @@ def describe(patient: Patient, *, own_hospital: bool) -> dict:
     if own_hospital:
         shown["phone"] = patient.phone or None
     return shown
+
+
+def shown_to(who: Principal, patient: Patient) -> dict:
+    """The record as this caller sees it (one they may view)."""
+    return describe(patient, own_hospital=who.hospital_id == patient.hospital_id)
+
+
+def _checked_national_id(raw: str) -> str:
+    try:
+        return normalise_national_id(raw)
+    except ValueError as exc:
+        raise ValidationFailed({"national_id": str(exc)}) from None
+
+
+async def register(session: AsyncSession, who: Principal, body: NewPatient, key: bytes) -> Patient:
+    """A clinician registers a patient of their own hospital, audited with the new row. A national ID
+    already registered there is a Conflict naming the existing record, so one person has one record."""
+    require(can_handle_patients(who), N_("Only clinicians register patients."))
+    digest = last4 = None
+    if body.national_id:
+        national_id = _checked_national_id(body.national_id)
+        digest, last4 = national_id_hash(key, national_id), national_id[-4:]
+    if digest is not None:
+        found = (await session.exec(select(Patient).where(Patient.national_id_hash == digest,
+                                                          Patient.hospital_id == who.hospital_id))).first()
+        if found is not None:
+            raise Conflict(N_("A patient with this national ID is already registered at your hospital."),
+                           code="duplicate-patient", patient_id=found.id)
+    patient = Patient(hospital_id=who.hospital_id, name=body.name, sex=body.sex, birth_year=body.birth_year,
+                      phone=body.phone, national_id_hash=digest, national_id_last4=last4 or "")
+    session.add(patient)
+    audit.with_commit(session, lambda: audit.Entry(f"user:{who.user_id}", "patient.registered",
+                                                   subject=f"patient:{patient.id}"))
+    await session.commit()
+    await session.refresh(patient)
+    return patient
+
+
+async def look_up(session: AsyncSession, who: Principal, key: bytes, national_id: str | None) -> list[Patient]:
+    """The caller's hospital's patients by name, or those matching ``national_id``. A search by ID is
+    audited (with what it found, never with the ID itself)."""
+    require(can_handle_patients(who), N_("Only clinicians look up patients."))
+    if national_id is None:
+        return list((await session.exec(select(Patient).where(Patient.hospital_id == who.hospital_id)
+                                        .order_by(col(Patient.name)))).all())
+    found = await find_by_national_id(session, key, who.hospital_id, _checked_national_id(national_id))
+    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "patient.searched",
+                                           detail={"by": "national_id", "found": [p.id for p in found]}))
+    await session.commit()
+    return found
+
+
+async def view(session: AsyncSession, who: Principal, patient_id: int, *, via: str) -> Patient:
+    """One patient's record, to those who may see it (``may_view``); every view goes into the audit trail,
+    saying where it was shown (``via``)."""
+    patient = await session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(N_("There is no such patient."))
+    require(await may_view(session, who, patient), N_("This patient's record is not yours to see."))
+    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "patient.viewed", subject=f"patient:{patient.id}",
+                                           detail={"via": via}))
+    await session.commit()
+    return patient
