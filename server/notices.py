@@ -21,7 +21,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .errors import N_
-from .models import Hospital, Notification, User
+from .models import Hospital, Notification, User, utcnow
+from .permissions import Principal
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +105,15 @@ async def latest(session: AsyncSession, user: User, gettext: Gettext, *, limit: 
                                .order_by(col(Notification.id).desc()).limit(limit))).all()
     return [{"id": n.id, "kind": n.kind or None, "text": readable(n, gettext, zone), "link": n.link,
              "created_at": n.created_at.astimezone(zone), "read": n.read_at is not None} for n in rows]
+
+
+async def mark_read(session: AsyncSession, who: Principal) -> int:
+    """Mark every unread notification of the caller's as read now; how many there were. Nobody marks
+    another's: the caller's own rows are the only ones touched."""
+    rows = (await session.exec(select(Notification).where(Notification.user_id == who.user_id,
+                                                          col(Notification.read_at).is_(None)))).all()
+    for row in rows:
+        row.read_at = utcnow()
+        session.add(row)
+    await session.commit()
+    return len(rows)

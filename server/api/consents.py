@@ -3,31 +3,21 @@ and withdrawal (which takes effect at once)."""
 
 from __future__ import annotations
 
-import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 
 from ..appkeys import DATABASE, ROOMS
 from ..consent import records as consents
 from ..consent import templates as consent_templates
-from ..consent.records import Consenter, How, Scope, patient_identity
-from ..errors import N_, BadRequest, Conflict, NotFound
+from ..consent.records import How, VerbalConsent
 from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller
-from ..models import Consent, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral
+from ..models import Consent, ConsentPurpose, ConsentTemplate
 from ..openapi import accepts
-from ..parsing import Id
-from ..permissions import can_join_consultation, can_withdraw_consent, require
-from .consultations import authorize, load_authorized
+from ..permissions import can_join_consultation
+from .consultations import consultation_id, load_authorized
 
 routes = web.RouteTableDef()
-
-
-class VerbalConsent(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    purpose: ConsentPurpose
-    template_id: Id | None = None  # the text read to the patient; the current one if left out
 
 
 @routes.get("/api/consent-templates")
@@ -54,22 +44,11 @@ async def consultation_consents(request: web.Request) -> web.Response:
 async def record_verbal_consent(request: web.Request) -> web.Response:
     """A participating clinician records the patient's verbal consent (the patient is with them, without a
     device of their own), for the video visit or for recording. The clinician is named on the record."""
-    view = await load_authorized(request, can_join_consultation)
+    who = caller(request).principal
     body = await parse_body(request, VerbalConsent)
-    if view.patient is None or view.patient.id is None:
-        raise Conflict(N_("This consultation has no patient to consent."), code="no-patient")
-    if body.purpose is ConsentPurpose.RECORD_SHARING:
-        raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
-    user = caller(request).user
-    assert user.id is not None
-    async with request.app[DATABASE].session() as session:
-        template = await consent_templates.offered(session, body.purpose, body.template_id,
-                                                   locale_for(request))
-    patient = view.patient
-    consent = await consents.give(
-        request.app[DATABASE], request.app[ROOMS], template,
-        Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name, patient_id=patient.id),
-        Scope(consultation_id=view.consultation.id), How.verbal(request, user.id))
+    consent, template = await consents.record_verbal(request.app[DATABASE], request.app[ROOMS], who,
+                                                     consultation_id(request), body, locale=locale_for(request),
+                                                     how=How.verbal(request, who.user_id))
     return json_response(consents.describe(consent, template), status=201)
 
 
@@ -77,21 +56,6 @@ async def record_verbal_consent(request: web.Request) -> web.Response:
 async def withdraw_consent(request: web.Request) -> web.Response:
     """Withdraw a consent now. Clinicians withdraw their own; a patient's is withdrawn on their word by the
     referring doctor (record sharing) or by a participating clinician (video, recording)."""
-    user = caller(request).user
-    async with request.app[DATABASE].session() as session:
-        consent = await session.get(Consent, path_id(request, "consent_id"))
-        if consent is None:
-            raise NotFound(N_("There is no such consent."))
-        referral = await session.get(Referral, consent.referral_id) if consent.referral_id else None
-    participant = consent.user_id if consent.subject is ConsentSubject.PARTICIPANT else None
-    if participant is None and referral is None:
-        assert consent.consultation_id is not None
-        await authorize(request, consent.consultation_id, can_join_consultation)  # 403 if not
-    require(can_withdraw_consent(caller(request).principal, participant_consent_of=participant,
-                                 referring_doctor_id=referral.referring_doctor_id if referral else None,
-                                 in_consultation=True),
-            N_("Only the person who consented, or the doctor recording their word, withdraws it."))
-    assert consent.id is not None
-    withdrawn = await consents.withdraw(request.app[DATABASE], request.app[ROOMS], consent.id, f"user:{user.id}")
+    withdrawn = await consents.withdraw_as(request.app[DATABASE], request.app[ROOMS], caller(request).principal,
+                                           path_id(request, "consent_id"))
     return json_response(consents.describe(withdrawn))
-

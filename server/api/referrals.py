@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 from aiohttp import web
-from sqlmodel import col, select
 
 from .. import notices
 from ..appkeys import DATABASE
@@ -13,7 +12,6 @@ from ..consent.records import How
 from ..errors import ValidationFailed
 from ..http import json_response, locale_for, parse_body, path_id, translator
 from ..identity.auth import caller
-from ..models import Notification, utcnow
 from ..openapi import accepts
 from ..parsing import parse_whole
 from ..referrals import service as referrals
@@ -132,12 +130,6 @@ async def list_notifications(request: web.Request) -> web.Response:
 
 @routes.post("/api/notifications/read")
 async def mark_notifications_read(request: web.Request) -> web.Response:
-    user_id = caller(request).user.id
     async with request.app[DATABASE].session() as session:
-        rows = (await session.exec(select(Notification).where(Notification.user_id == user_id,
-                                                              col(Notification.read_at).is_(None)))).all()
-        for row in rows:
-            row.read_at = utcnow()
-            session.add(row)
-        await session.commit()
-    return json_response({"read": len(rows)})
+        read = await notices.mark_read(session, caller(request).principal)
+    return json_response({"read": read})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pydantic
 from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,10 +19,13 @@ from signaling.events import Consenting, Expelling
 
 from ..audit import trail as audit
 from ..client_address import client_address
+from ..consultations import service as consultations
 from ..consultations.room_notifier import RoomNotifier
 from ..db import Database
-from ..errors import N_, Conflict, ValidationFailed
-from ..models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, utcnow
+from ..errors import N_, BadRequest, Conflict, NotFound, ValidationFailed
+from ..models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral, utcnow
+from ..parsing import Id
+from ..permissions import Principal, can_join_consultation, can_withdraw_consent, require
 from . import templates as consent_templates
 
 
@@ -60,6 +64,15 @@ class Scope:
 
     consultation_id: int | None = None
     referral_id: int | None = None
+
+
+class VerbalConsent(pydantic.BaseModel):
+    """A patient's consent said to a participating clinician, who records it."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    purpose: ConsentPurpose
+    template_id: Id | None = None  # the text read to the patient; the current one if left out
 
 
 def where(request: web.Request) -> tuple[str, str]:
@@ -185,6 +198,46 @@ async def withdraw_own(database: Database, rooms: RoomNotifier | None, purpose: 
     if found is None or found.id is None:
         return None
     return await withdraw(database, rooms, found.id, consenter.identity)
+
+
+async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Principal, consultation_id: int,
+                        body: VerbalConsent, *, locale: str, how: How) -> tuple[Consent, ConsentTemplate]:
+    """A participating clinician records the patient's verbal consent (the patient is with them, without a
+    device of their own), for the video visit or for recording; ``how`` names the clinician."""
+    async with database.session() as session:
+        view = await consultations.visible(session, who, consultation_id, can_join_consultation)
+    patient = view.patient
+    if patient is None or patient.id is None:
+        raise Conflict(N_("This consultation has no patient to consent."), code="no-patient")
+    if body.purpose is ConsentPurpose.RECORD_SHARING:
+        raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
+    async with database.session() as session:
+        template = await consent_templates.offered(session, body.purpose, body.template_id, locale)
+    consent = await give(
+        database, rooms, template,
+        Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name, patient_id=patient.id),
+        Scope(consultation_id=consultation_id), how)
+    return consent, template
+
+
+async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Principal, consent_id: int) -> Consent:
+    """The caller withdraws a consent now: clinicians their own; a patient's on the patient's word, by the
+    referring doctor (record sharing) or by a clinician who may join the consultation (video, recording)."""
+    async with database.session() as session:
+        consent = await session.get(Consent, consent_id)
+        if consent is None:
+            raise NotFound(N_("There is no such consent."))
+        referral = await session.get(Referral, consent.referral_id) if consent.referral_id else None
+        participant = consent.user_id if consent.subject is ConsentSubject.PARTICIPANT else None
+        if participant is None and referral is None:
+            assert consent.consultation_id is not None
+            await consultations.visible(session, who, consent.consultation_id, can_join_consultation)  # 403 if not
+    require(can_withdraw_consent(who, participant_consent_of=participant,
+                                 referring_doctor_id=referral.referring_doctor_id if referral else None,
+                                 in_consultation=True),
+            N_("Only the person who consented, or the doctor recording their word, withdraws it."))
+    assert consent.id is not None
+    return await withdraw(database, rooms, consent.id, f"user:{who.user_id}")
 
 
 def describe(consent: Consent, template: ConsentTemplate | None = None) -> dict:

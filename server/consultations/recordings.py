@@ -1,4 +1,5 @@
-"""Recordings' metadata and consent on record: what the media relay writes through, and what the API reads.
+"""Recordings' metadata and consent on record: what the media relay writes through, and what people may
+list, play and consent to.
 
 Files live under the recordings directory, sealed (media/sealed.py); the database keeps who was in each
 recording, on which consents it relied, its duration and SHA-256. Every start, end and access goes into
@@ -11,20 +12,31 @@ import asyncio
 import json
 import logging
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlmodel import select
+import pydantic
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from media.recorder import Finished, SegmentResult, finalize
+from media.errors import TamperedRecording
+from media.recorder import Finished, SegmentResult, container_format, finalize
+from media.sealed import SealedReader
 from media.session import SegmentFile
 from signaling.grants import consultation_of_room
 from signaling.room import Room
 
 from ..audit import trail as audit
 from ..consent import records as consents
+from ..consent.records import Consenter, How, Scope
 from ..db import Database
-from ..models import ConsentPurpose, Recording, RecordingStatus, utcnow
+from ..errors import N_, NotFound, Unavailable
+from ..models import Consent, ConsentPurpose, ConsentSubject, Recording, RecordingStatus, User, utcnow
+from ..parsing import Id
+from ..permissions import Principal, can_access_recordings, can_join_consultation
+from .room_notifier import RoomNotifier
+from .service import visible
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +145,94 @@ async def recover_interrupted(database: Database, directory: Path, key: bytes) -
             await session.commit()
         recovered += 1
     return recovered
+
+
+# ---- what people do with recordings: consent, list, play ----
+
+
+class ConsentAnswer(pydantic.BaseModel):
+    """Yes or no to being recorded in one consultation."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    given: pydantic.StrictBool  # a consent is a record: "yes" or 1 is not an answer
+    template_id: Id | None = None  # the text shown; the current one if left out
+
+
+async def answer_consent(database: Database, rooms: RoomNotifier | None, consultation_id: int, consenter: Consenter,
+                         answer: ConsentAnswer, *, locale: str, how: How) -> Consent | None:
+    """Give or withdraw ``consenter``'s own recording consent in this consultation (the room is told at
+    once). Returns the consent given, or the one withdrawn, or None when there was none to withdraw. The
+    caller has established who ``consenter`` is: a clinician through ``clinician_consent``, a patient
+    through their invitation link."""
+    scope = Scope(consultation_id=consultation_id)
+    if answer.given:
+        consent, _ = await consents.give_clicked(database, rooms, ConsentPurpose.RECORDING, consenter, scope,
+                                                 answer.template_id, locale=locale, how=how)
+        return consent
+    return await consents.withdraw_own(database, rooms, ConsentPurpose.RECORDING, consenter, scope)
+
+
+async def clinician_consent(database: Database, rooms: RoomNotifier | None, who: Principal, consultation_id: int,
+                            answer: ConsentAnswer, *, locale: str, how: How) -> Consent | None:
+    """A clinician who may join the consultation gives or withdraws consent to being recorded in it."""
+    async with database.session() as session:
+        await visible(session, who, consultation_id, can_join_consultation)
+        user = await session.get(User, who.user_id)
+    assert user is not None
+    consenter = Consenter(ConsentSubject.PARTICIPANT, f"user:{who.user_id}", user.display_name, user_id=who.user_id)
+    return await answer_consent(database, rooms, consultation_id, consenter, answer, locale=locale, how=how)
+
+
+def media_type(row: Recording) -> tuple[str, str]:
+    """(Content-Type, file extension): WebM for VP8 rooms, Matroska when a track is H.264."""
+    codecs = {str(track.get("codec", "")).lower() for track in json.loads(row.tracks)}
+    if container_format(codecs) == "matroska":
+        return "video/x-matroska", "mkv"
+    return "video/webm", "webm"
+
+
+async def list_for(database: Database, who: Principal, consultation_id: int) -> list[Recording]:
+    """A consultation's recordings, oldest first, to its participants and auditors."""
+    async with database.session() as session:
+        await visible(session, who, consultation_id, can_access_recordings)
+        return list((await session.exec(select(Recording).where(Recording.consultation_id == consultation_id)
+                                        .order_by(col(Recording.id)))).all())
+
+
+@dataclass(frozen=True)
+class Playback:
+    """A recording opened for one viewer: its decrypting reader and the bytes to send, already audited."""
+
+    recording: Recording
+    reader: SealedReader
+    start: int
+    end: int  # exclusive
+    media_type: str
+    extension: str
+
+
+async def play(database: Database, who: Principal, recording_id: int, *, root: Path, key: bytes,
+               span: Callable[[int], tuple[int, int]], download: bool) -> Playback:
+    """Open a finished recording for those who may access it, and audit the access (viewed or
+    downloaded, with the byte range) before a byte is sent. ``span`` says which bytes are asked for,
+    given the recording's size (raising if none can be sent); nothing is audited if it refuses."""
+    async with database.session() as session:
+        row = await session.get(Recording, recording_id)
+        if row is None:
+            raise NotFound(N_("No such recording."))
+        await visible(session, who, row.consultation_id, can_access_recordings)
+    if row.status not in (RecordingStatus.READY, RecordingStatus.INTERRUPTED):
+        raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
+    try:
+        reader = await asyncio.to_thread(SealedReader, root / row.file, key)
+    except FileNotFoundError:
+        raise NotFound(N_("The recording's file is missing on this server.")) from None
+    except TamperedRecording:
+        raise Unavailable(N_("The recording failed its integrity check."), code="recording-tampered") from None
+    start, end = span(reader.size)
+    await audit.record(database, actor=f"user:{who.user_id}",
+                       action="recording.downloaded" if download else "recording.viewed",
+                       consultation_id=row.consultation_id, subject=f"recording:{row.id}",
+                       detail={"range": [start, end]})
+    return Playback(row, reader, start, end, *media_type(row))

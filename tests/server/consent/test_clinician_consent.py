@@ -1,0 +1,92 @@
+"""A patient's consent recorded and withdrawn by a clinician, as services: who may, and the audit entry
+written with the record."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlmodel import col, select
+
+from server.appkeys import DATABASE
+from server.consent import records as consents
+from server.consent.records import How, VerbalConsent
+from server.db import Database
+from server.errors import BadRequest, Forbidden
+from server.models import AuditEvent, Consent, ConsentMethod, ConsentPurpose, Consultation, User
+from server.permissions import Principal
+
+VIDEO = VerbalConsent(purpose=ConsentPurpose.VIDEO)
+
+
+async def principal(database: Database, username: str) -> Principal:
+    async with database.session() as session:
+        user = (await session.exec(select(User).where(User.username == username))).one()
+    assert user.id is not None
+    return Principal(user.id, user.role, user.hospital_id)
+
+
+async def demo_consultation(database: Database) -> int:
+    async with database.session() as session:
+        found = (await session.exec(select(Consultation.id))).first()
+    assert found is not None
+    return found
+
+
+async def audit_tail(database: Database) -> list[AuditEvent]:
+    async with database.session() as session:
+        return list((await session.exec(select(AuditEvent).order_by(col(AuditEvent.id)))).all())
+
+
+def verbal(who: Principal) -> How:
+    return How(ConsentMethod.VERBAL, who.user_id, "127.0.0.1", "test")
+
+
+@pytest.mark.parametrize("username", ["dr.zhou", "coord.zhao", "dr.chen", "admin", "auditor"])
+async def test_only_a_participating_clinician_records_a_patients_verbal_consent(client: TestClient,
+                                                                                username: str) -> None:
+    """Those who may not join the consultation are refused, and nothing is written or audited."""
+    database = client.app[DATABASE]
+    who = await principal(database, username)
+    consultation = await demo_consultation(database)
+    before = await audit_tail(database)
+    with pytest.raises(Forbidden):
+        await consents.record_verbal(database, None, who, consultation, VIDEO, locale="en", how=verbal(who))
+    assert await audit_tail(database) == before
+    async with database.session() as session:
+        assert (await session.exec(select(Consent))).all() == []
+
+
+async def test_the_recorded_consent_names_the_clinician_and_is_audited_with_it(client: TestClient) -> None:
+    database = client.app[DATABASE]
+    li = await principal(database, "dr.li")
+    consultation = await demo_consultation(database)
+    consent, template = await consents.record_verbal(database, None, li, consultation, VIDEO, locale="en",
+                                                     how=verbal(li))
+    assert (consent.method, consent.recorded_by, template.purpose) == (
+        ConsentMethod.VERBAL, li.user_id, ConsentPurpose.VIDEO)
+    entry = (await audit_tail(database))[-1]
+    assert (entry.actor, entry.action, entry.consultation_id, entry.subject) == (
+        f"user:{li.user_id}", "consent.given", consultation, f"consent:{consent.id}")
+    with pytest.raises(BadRequest):
+        await consents.record_verbal(database, None, li, consultation,
+                                     VerbalConsent(purpose=ConsentPurpose.RECORD_SHARING), locale="en", how=verbal(li))
+
+
+@pytest.mark.parametrize("username", ["dr.zhou", "coord.zhao", "auditor"])
+async def test_a_patients_consent_is_withdrawn_only_by_a_clinician_of_the_consultation(client: TestClient,
+                                                                                       username: str) -> None:
+    database = client.app[DATABASE]
+    li, wang, other = [await principal(database, name) for name in ("dr.li", "dr.wang", username)]
+    consultation = await demo_consultation(database)
+    consent, _ = await consents.record_verbal(database, None, li, consultation, VIDEO, locale="en", how=verbal(li))
+    assert consent.id is not None
+    before = await audit_tail(database)
+    with pytest.raises(Forbidden):
+        await consents.withdraw_as(database, None, other, consent.id)
+    assert await audit_tail(database) == before
+
+    withdrawn = await consents.withdraw_as(database, None, wang, consent.id)
+    assert withdrawn.withdrawn_at is not None and withdrawn.withdrawn_by == f"user:{wang.user_id}"
+    entry = (await audit_tail(database))[-1]
+    assert (entry.actor, entry.action, entry.subject) == (
+        f"user:{wang.user_id}", "consent.withdrawn", f"consent:{consent.id}")
