@@ -12,6 +12,7 @@ from server.consultations import service as consultations
 from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
 from server.http import LANG_COOKIE, locale_for, path_id, translator
 from server.i18n import SUPPORTED_LOCALES
+from server.identity import accounts
 from server.identity.auth import (
     COOKIE_NAME,
     authenticate,
@@ -22,7 +23,7 @@ from server.identity.auth import (
     revoke,
     set_session_cookie,
 )
-from server.models import ConsentPurpose, ConsultationStatus, User
+from server.models import ConsentPurpose, ConsultationStatus
 from server.permissions import can_join_consultation, can_speak_for_patient, has_calendar_feed
 from server.scheduling import calendar_feed
 
@@ -158,11 +159,7 @@ async def choose_language(request: web.Request) -> web.Response:
         pass
     else:
         async with request.app[DATABASE].session() as session:
-            user = await session.get(User, who.user.id)
-            if user is not None:
-                user.locale = locale
-                session.add(user)
-                await session.commit()
+            await accounts.set_locale(session, who.principal, locale)
     response = web.HTTPSeeOther(back)
     response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, samesite="Lax", path="/",
                         secure=request.app[SETTINGS].cookie_secure)

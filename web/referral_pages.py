@@ -11,21 +11,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlmodel import col, select
 
 from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from server.consent import records as consents
 from server.consent import templates as consent_templates
 from server.consent.records import How
-from server.consultations.service import partner_hospital_ids
 from server.errors import N_, BadRequest, TelemedError
 from server.http import file_upload, locale_for, parse_form, path_id
 from server.identity.auth import caller
-from server.models import Attachment, ConsentPurpose, Hospital, Patient, Role, Specialty, Urgency, User
+from server.models import ConsentPurpose, Specialty, Urgency
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
 from server.permissions import can_attach, can_refer, has_referral_inbox
-from server.referrals import attachments
+from server.referrals import attachments, choices, views
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
 from server.referrals.inputs import ReferralCreate
@@ -61,7 +59,7 @@ async def referral_list(request: web.Request) -> web.Response:
         rows = await referrals.list_for(session, who)
         # the inbox is part of the list: one batch describes both
         listed = {r.id for r in rows}
-        described = {d["id"]: d for d in await referrals.describe_many(
+        described = {d["id"]: d for d in await views.describe_many(
             session, who, rows + [r for r in inbox if r.id not in listed])}
     return _render(request, "referrals.html", {
         "inbox": [described[r.id] for r in inbox], "referrals": [described[r.id] for r in rows],
@@ -71,16 +69,8 @@ async def referral_list(request: web.Request) -> web.Response:
 async def _new_form_choices(request: web.Request) -> dict[str, Any]:
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
-        partners = await partner_hospital_ids(session, who.hospital_id) - {who.hospital_id}
         return {
-            "patients": (await session.exec(select(Patient).where(Patient.hospital_id == who.hospital_id)
-                                            .order_by(col(Patient.name)))).all(),
-            "specialties": (await session.exec(select(Specialty).order_by(col(Specialty.id)))).all(),
-            "hospitals": (await session.exec(select(Hospital).where(col(Hospital.id).in_(partners))
-                                             .order_by(col(Hospital.id)))).all(),
-            "specialists": (await session.exec(select(User).where(User.role == Role.SPECIALIST,
-                                                                  col(User.hospital_id).in_(partners))
-                                               .order_by(col(User.id)))).all(),
+            **await choices.for_new_referral(session, who),
             "urgencies": list(Urgency),
             "sharing_text": await consent_templates.current(session, ConsentPurpose.RECORD_SHARING,
                                                             locale_for(request)),
@@ -130,13 +120,8 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
     day_raw = request.query.get("date")
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id)
-        data = await referrals.describe(session, who, referral, full=True)
-        partners = await partner_hospital_ids(session, referral.target_hospital_id)
-        hospitals = (await session.exec(select(Hospital).where(col(Hospital.id).in_(partners))
-                                        .order_by(col(Hospital.id)))).all()
-        specialists = (await session.exec(select(User).where(User.role == Role.SPECIALIST,
-                                                             col(User.hospital_id).in_(partners))
-                                          .order_by(col(User.id)))).all()
+        data = await views.describe(session, who, referral, full=True)
+        hospitals, specialists = await choices.partners(session, referral.target_hospital_id)
         can_book = "schedule" in data["actions"]
         slots: list[dict[str, Any]] = []
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
@@ -147,13 +132,11 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
             week = scheduling.search_window(day, 7)
             slots = [found.to_json() for found in await scheduling.search(session, who, specialty.code, week)
                      if found.hospital.id == referral.target_hospital_id]
-    await referrals.audit_patient_view(request.app[DATABASE], who, data)
+    await views.audit_patient_view(request.app[DATABASE], who, data)
     files: list[dict[str, Any]] = []
     if not data["records_withheld"]:
         async with request.app[DATABASE].session() as session:
-            rows = (await session.exec(select(Attachment).where(Attachment.referral_id == referral_id)
-                                       .order_by(col(Attachment.id)))).all()
-        files = [attachments.describe(row) for row in rows]
+            files = [attachments.describe(row) for row in await attachments.list_for(session, who, referral_id)]
     return _render(request, "referral.html", {
         "attachments": files, "can_attach": can_attach(who, referrals.scope_of(referral, None))
         and referral.state not in attachments.CLOSED,

@@ -3,17 +3,11 @@ list and download them (each download audited)."""
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlmodel import col, select
-
-from media.sealed import SealedReader
 
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
-from ..audit import trail as audit
-from ..errors import N_, NotFound
 from ..http import file_upload, json_response, path_id
 from ..identity.auth import caller
 from ..models import Attachment, Referral
@@ -47,25 +41,17 @@ async def add_attachment(request: web.Request) -> web.Response:
 
 @routes.get("/api/referrals/{referral_id}/attachments")
 async def list_attachments(request: web.Request) -> web.Response:
-    referral = await visible_referral(request, referral_id(request))
     async with request.app[DATABASE].session() as session:
-        rows = (await session.exec(select(Attachment).where(Attachment.referral_id == referral.id)
-                                   .order_by(col(Attachment.id)))).all()
+        rows = await attachments.list_for(session, caller(request).principal, referral_id(request))
     return json_response({"attachments": [attachments.describe(row) for row in rows]})
 
 
 @routes.get("/api/attachments/{attachment_id}")
 async def download_attachment(request: web.Request) -> web.Response:
     """The file, decrypted, to those who see the referral's records; every download is audited."""
-    async with request.app[DATABASE].session() as session:
-        row = await session.get(Attachment, path_id(request, "attachment_id"))
-    if row is None:
-        raise NotFound(N_("There is no such attachment."))
-    await visible_referral(request, row.referral_id)
-    path = request.app[SETTINGS].recordings_dir / row.file
-    data = await asyncio.to_thread(lambda: SealedReader(path, request.app[RECORDING_KEY]).read_all())
-    await audit.record(request.app[DATABASE], actor=f"user:{caller(request).user.id}", action="attachment.downloaded",
-                       subject=f"referral:{row.referral_id}", detail={"attachment": row.id})
+    row, data = await attachments.download(request.app[DATABASE], caller(request).principal,
+                                           path_id(request, "attachment_id"),
+                                           root=request.app[SETTINGS].recordings_dir, key=request.app[RECORDING_KEY])
     disposition = "inline" if row.content_type in ("application/pdf", "image/png", "image/jpeg") else "attachment"
     plain = row.filename.encode("ascii", "replace").decode().replace("?", "_")  # Chinese names go in filename*
     return web.Response(body=data, content_type=row.content_type, headers={

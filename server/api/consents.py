@@ -4,7 +4,6 @@ and withdrawal (which takes effect at once)."""
 from __future__ import annotations
 
 from aiohttp import web
-from sqlmodel import col, select
 
 from ..appkeys import DATABASE, ROOMS
 from ..consent import records as consents
@@ -12,10 +11,9 @@ from ..consent import templates as consent_templates
 from ..consent.records import How, VerbalConsent
 from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller
-from ..models import Consent, ConsentPurpose, ConsentTemplate
+from ..models import ConsentPurpose
 from ..openapi import accepts
-from ..permissions import can_join_consultation
-from .consultations import consultation_id, load_authorized
+from .consultations import consultation_id
 
 routes = web.RouteTableDef()
 
@@ -32,10 +30,8 @@ async def list_templates(request: web.Request) -> web.Response:
 @routes.get("/api/consultations/{consultation_id}/consents")
 async def consultation_consents(request: web.Request) -> web.Response:
     """Every consent given in this consultation, standing or withdrawn, for its participants."""
-    view = await load_authorized(request, can_join_consultation)
     async with request.app[DATABASE].session() as session:
-        rows = (await session.exec(select(Consent, ConsentTemplate).join(ConsentTemplate).where(
-            Consent.consultation_id == view.consultation.id).order_by(col(Consent.id)))).all()
+        rows = await consents.list_for_consultation(session, caller(request).principal, consultation_id(request))
     return json_response({"consents": [consents.describe(c, t) for c, t in rows]})
 
 

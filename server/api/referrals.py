@@ -15,6 +15,7 @@ from ..identity.auth import caller
 from ..openapi import accepts
 from ..parsing import parse_whole
 from ..referrals import service as referrals
+from ..referrals import views
 from ..referrals.flow import Redirection
 from ..referrals.inputs import Booking, Rebooking, ReferralActionBody, ReferralCreate
 from ..scheduling import service as scheduling
@@ -32,7 +33,7 @@ async def list_referrals(request: web.Request) -> web.Response:
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
         rows = await referrals.list_for(session, who, inbox=request.query.get("inbox") == "1")
-        return json_response({"referrals": await referrals.describe_many(session, who, rows)})
+        return json_response({"referrals": await views.describe_many(session, who, rows)})
 
 
 @routes.post("/api/referrals")
@@ -43,7 +44,7 @@ async def create_referral(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         referral = await referrals.refer(session, who, body, locale=locale_for(request),
                                          how=How.verbal(request, who.user_id))
-        data = await referrals.describe(session, who, referral, full=True)
+        data = await views.describe(session, who, referral, full=True)
     return json_response(data, status=201)
 
 
@@ -52,8 +53,8 @@ async def get_referral(request: web.Request) -> web.Response:
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id(request))
-        data = await referrals.describe(session, who, referral, full=True)
-    await referrals.audit_patient_view(request.app[DATABASE], who, data)
+        data = await views.describe(session, who, referral, full=True)
+    await views.audit_patient_view(request.app[DATABASE], who, data)
     return json_response(data)
 
 
@@ -68,7 +69,7 @@ async def act_on_referral(request: web.Request) -> web.Response:
         referral = await referrals.act(session, who, referral_id(request), body.action, reason=body.reason,
                                        opinion=body.opinion, recommendations=body.recommendations,
                                        redirect_to=target)
-        data = await referrals.describe(session, who, referral, full=True)
+        data = await views.describe(session, who, referral, full=True)
     return json_response(data)
 
 
@@ -103,7 +104,7 @@ async def book_appointment(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         booked = await scheduling.book(session, who, referral_id(request), body.specialist_id, body.starts_at)
         referral, _ = await referrals.load_visible(session, who, booked.referral_id)
-        data = await referrals.describe(session, who, referral, full=True)
+        data = await views.describe(session, who, referral, full=True)
     return json_response(data, status=201)
 
 
@@ -116,7 +117,7 @@ async def move_appointment(request: web.Request) -> web.Response:
         moved = await scheduling.move(session, who, referral_id(request), body.specialist_id, body.starts_at,
                                       body.reason)
         referral, _ = await referrals.load_visible(session, who, moved.referral_id)
-        data = await referrals.describe(session, who, referral, full=True)
+        data = await views.describe(session, who, referral, full=True)
     return json_response(data)
 
 

@@ -8,7 +8,6 @@ from signaling.connection import Limits, SignalingConnection
 from signaling.grants import HOST, RoomClaims, consultation_of_room, room_id_for
 
 from ..appkeys import DATABASE, HUB, KEYS, SETTINGS
-from ..audit import trail as audit
 from ..consent.records import patient_identity
 from ..consultations.ice import ice_servers_for
 from ..consultations.recordings import consent_on_record
@@ -70,14 +69,8 @@ async def signaling(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     database, consultation = request.app[DATABASE], consultation_id(request)
 
-    async def audit_seated(claims: RoomClaims, participant_id: str) -> None:
-        """Who was in the consultation, for the record: each join admitted to the room (not reconnects)."""
-        await audit.record(database, actor=claims.identity, action="consultation.joined",
-                           consultation_id=consultation, subject=f"participant:{participant_id}",
-                           detail={"role": claims.role, "invitation": claims.invitation})
-
     gate = RoomGate(database, request.app[KEYS], settings.jwt_issuer, consultation)
     connection = SignalingConnection(ws, request.app[HUB], room_id, gate=gate, limits=limits,
-                                     on_seated=audit_seated)
+                                     on_seated=gate.seated)
     await connection.run()
     return ws

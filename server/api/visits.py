@@ -6,18 +6,15 @@ from __future__ import annotations
 import pydantic
 from aiohttp import web
 
-from signaling.grants import GUEST, RoomClaims, room_id_for
 from signaling.messages import DeviceCheck
 
 from ..appkeys import DATABASE, KEYS, ROOMS, SETTINGS
 from ..consent import records as consents
 from ..consent.records import How, Scope
-from ..consultations.recordings import consent_on_record
-from ..consultations.room_window import RoomWindow
-from ..errors import N_, Conflict, Forbidden
+from ..errors import N_, Conflict
 from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
-from ..models import ConsentPurpose, utcnow
+from ..models import ConsentPurpose
 from ..openapi import accepts
 from ..patients import invitations
 from ..patients.invitations import Visit, consents_asked, describe, open_visit, scope_of
@@ -122,18 +119,7 @@ async def guest_room_token(request: web.Request) -> web.Response:
     room is open. The device check's findings, if any, travel with it to the doctor's lobby list."""
     body = await parse_body(request, GuestRoomRequest)
     visit = await guest_pass(request, body.guest)
-    consultation_id = visit.consultation.id
-    assert consultation_id is not None
-    RoomWindow.of(visit.consultation, request.app[SETTINGS]).check(utcnow())
     async with request.app[DATABASE].session() as session:
-        video = await consents.standing(session, ConsentPurpose.VIDEO, identity=visit.identity,
-                                        consultation_id=consultation_id)
-        if video is None:
-            raise Forbidden(N_("Please read and agree to the video consultation consent first."),
-                            code="consent-required")
-        recording = await consent_on_record(session, consultation_id, visit.identity)
-    return token_answer(request, RoomClaims(
-        identity=visit.identity, room=room_id_for(consultation_id), name=visit.name, role="patient",
-        user_id=None, grants=GUEST, consent_id=recording, patient=visit.identity, patient_consent_id=recording,
-        device_check=body.device_check, invitation=visit.invitation_id))
+        claims = await invitations.room_claims(session, visit, body.device_check, settings=request.app[SETTINGS])
+    return token_answer(request, claims)
 

@@ -8,6 +8,7 @@ so what each recording or each sharing relied on stays on record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pydantic
@@ -238,6 +239,14 @@ async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Princ
             N_("Only the person who consented, or the doctor recording their word, withdraws it."))
     assert consent.id is not None
     return await withdraw(database, rooms, consent.id, f"user:{who.user_id}")
+
+
+async def list_for_consultation(session: AsyncSession, who: Principal,
+                                consultation_id: int) -> Sequence[tuple[Consent, ConsentTemplate]]:
+    """Every consent given in a consultation, standing or withdrawn, with its text, for its clinicians."""
+    await consultations.visible(session, who, consultation_id, can_join_consultation)
+    return (await session.exec(select(Consent, ConsentTemplate).join(ConsentTemplate).where(
+        Consent.consultation_id == consultation_id).order_by(col(Consent.id)))).all()
 
 
 def describe(consent: Consent, template: ConsentTemplate | None = None) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked
 from signaling.grants import RoomClaims
 
+from ..audit import trail as audit
 from ..consent.records import standing
 from ..db import Database
 from ..errors import Unauthenticated
@@ -26,6 +27,12 @@ class RoomGate:
             return verify_room_token(self.keys, self.issuer, token)
         except Unauthenticated as exc:
             raise InvalidToken(exc.message) from None
+
+    async def seated(self, claims: RoomClaims, participant_id: str) -> None:
+        """Who was in the consultation, for the record: each join admitted to the room (not reconnects)."""
+        await audit.record(self.database, actor=claims.identity, action="consultation.joined",
+                           consultation_id=self.consultation_id, subject=f"participant:{participant_id}",
+                           detail={"role": claims.role, "invitation": claims.invitation})
 
     async def check(self, identity: str, invitation: int | None) -> None:
         if invitation is None:

@@ -18,15 +18,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from signaling.events import Expelling
+from signaling.grants import GUEST, RoomClaims, room_id_for
+from signaling.messages import DeviceCheck
 
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent import templates as consent_templates
 from ..consent.records import Consenter, Scope, patient_identity
 from ..consultations import service as consultations
+from ..consultations.recordings import consent_on_record
 from ..consultations.room_notifier import RoomNotifier
 from ..consultations.room_window import RoomWindow
-from ..errors import N_, Conflict, NotFound, Unauthenticated
+from ..errors import N_, Conflict, Forbidden, NotFound, Unauthenticated
 from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
 from ..models import (
     ConsentPurpose,
@@ -193,3 +196,20 @@ async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> li
                         "required": purpose is ConsentPurpose.VIDEO,
                         "consent": consents.describe(found) if found else None})
     return answers
+
+
+async def room_claims(session: AsyncSession, visit: Visit, device_check: DeviceCheck | None, *,
+                      settings: Settings) -> RoomClaims:
+    """The patient's pass into the waiting room: only while the room is open, and only with their consent
+    to the video visit standing. The device check's findings travel with it to the doctor's lobby list."""
+    consultation_id = visit.consultation.id
+    assert consultation_id is not None
+    RoomWindow.of(visit.consultation, settings).check(utcnow())
+    video = await consents.standing(session, ConsentPurpose.VIDEO, identity=visit.identity,
+                                    consultation_id=consultation_id)
+    if video is None:
+        raise Forbidden(N_("Please read and agree to the video consultation consent first."), code="consent-required")
+    recording = await consent_on_record(session, consultation_id, visit.identity)
+    return RoomClaims(identity=visit.identity, room=room_id_for(consultation_id), name=visit.name, role="patient",
+                      user_id=None, grants=GUEST, consent_id=recording, patient=visit.identity,
+                      patient_consent_id=recording, device_check=device_check, invitation=visit.invitation_id)

@@ -13,16 +13,19 @@ import hashlib
 import os
 import secrets
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from media.sealed import SealedWriter
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from media.sealed import SealedReader, SealedWriter
 
 from ..audit import trail as audit
 from ..db import Database
-from ..errors import N_, BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from ..errors import N_, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..models import Attachment, ReferralState
 from ..permissions import Principal, can_attach, require
 from . import service as referrals
@@ -108,6 +111,28 @@ def describe(row: Attachment) -> dict:
     return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
             "sha256": row.sha256, "uploaded_by": row.uploaded_by, "uploaded_at": row.uploaded_at.isoformat(),
             "url": f"/api/attachments/{row.id}"}
+
+
+async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> Sequence[Attachment]:
+    """A referral's attachments, oldest first, for whoever sees its patient's records (403 otherwise)."""
+    await referrals.load_with_records(session, who, referral_id)
+    return (await session.exec(select(Attachment).where(Attachment.referral_id == referral_id)
+                               .order_by(col(Attachment.id)))).all()
+
+
+async def download(database: Database, who: Principal, attachment_id: int, *, root: Path,
+                   key: bytes) -> tuple[Attachment, bytes]:
+    """An attachment and its bytes, decrypted, for whoever sees its referral's records (403 otherwise); every
+    download goes into the audit trail."""
+    async with database.session() as session:
+        row = await session.get(Attachment, attachment_id)
+        if row is None:
+            raise NotFound(N_("There is no such attachment."))
+        await referrals.load_with_records(session, who, row.referral_id)
+    data = await asyncio.to_thread(lambda: SealedReader(root / row.file, key).read_all())
+    await audit.record(database, actor=f"user:{who.user_id}", action="attachment.downloaded",
+                       subject=f"referral:{row.referral_id}", detail={"attachment": row.id})
+    return row, data
 
 
 def upload_filename(raw: str) -> str:

@@ -7,8 +7,7 @@ cannot both land), its event row and the notifications it causes are written tog
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -19,7 +18,6 @@ from ..consent import records as consents
 from ..consent import templates as consent_templates
 from ..consent.records import How
 from ..consultations.service import partner_hospital_ids
-from ..db import Database
 from ..errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from ..models import (
     Appointment,
@@ -30,7 +28,6 @@ from ..models import (
     ConsentTemplate,
     Consultation,
     ConsultationStatus,
-    Hospital,
     Partnership,
     PartnershipMember,
     Patient,
@@ -55,7 +52,6 @@ from .flow import (
     Request,
     decide,
     may,
-    open_actions,
 )
 from .inputs import ReferralCreate
 
@@ -65,7 +61,6 @@ CONSULTATION_FOLLOWS = {
     ReferralAction.CANCEL: ConsultationStatus.CANCELLED,
 }
 URGENCY_ORDER = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
-_Row = TypeVar("_Row", Patient, Specialty, Hospital, User)
 
 
 @dataclass(frozen=True)
@@ -324,110 +319,3 @@ async def list_for(session: AsyncSession, who: Principal, *, inbox: bool = False
     else:
         rows.sort(key=lambda r: r.updated_at, reverse=True)
     return rows
-
-
-@dataclass(frozen=True)
-class _Named:
-    """What a list of referrals names, loaded for all of them at once: a query per kind of row, not per
-    referral, so a list of two hundred costs what a list of five does."""
-
-    patients: dict[int, Patient]
-    specialties: dict[int, Specialty]
-    hospitals: dict[int, Hospital]
-    users: dict[int, User]
-    appointments: dict[int, Appointment]  # the live one, by referral id
-    shared: set[int]  # the referrals whose patient records the caller may see
-
-    @classmethod
-    async def load(cls, session: AsyncSession, who: Principal, referrals: list[Referral]) -> _Named:
-        ids = {r.id for r in referrals}
-        booked = (await session.exec(select(Appointment).where(
-            col(Appointment.referral_id).in_(ids), Appointment.status == AppointmentStatus.BOOKED)
-            .order_by(col(Appointment.id)))).all()
-        appointments: dict[int, Appointment] = {}
-        for appointment in booked:  # at most one is live; should two be, the first booked is shown
-            appointments.setdefault(appointment.referral_id, appointment)
-        return cls(patients=await _by_id(session, Patient, {r.patient_id for r in referrals}),
-                   specialties=await _by_id(session, Specialty, {r.specialty_id for r in referrals}),
-                   hospitals=await _by_id(session, Hospital, {r.target_hospital_id for r in referrals}),
-                   users=await _by_id(session, User, {r.referring_doctor_id for r in referrals}),
-                   appointments=appointments, shared=await disclosure.shared_referrals(session, who, referrals))
-
-    def describe(self, referral: Referral) -> dict[str, Any]:
-        assert referral.id is not None
-        patient = self.patients[referral.patient_id]
-        specialty = self.specialties[referral.specialty_id]
-        target = self.hospitals[referral.target_hospital_id]
-        referrer = self.users[referral.referring_doctor_id]
-        shared = referral.id in self.shared
-        return {
-            "id": referral.id, "state": referral.state.value, "urgency": referral.urgency.value,
-            "reason": referral.reason if shared else None, "records_withheld": not shared,
-            "patient": {"id": patient.id, "name": patient.name, "sex": patient.sex.value,
-                        "birth_year": patient.birth_year} if shared else None,
-            "specialty": {"code": specialty.code, "name_zh": specialty.name_zh, "name_en": specialty.name_en},
-            "target_hospital": {"id": target.id, "name": target.name},
-            "target_specialist_id": referral.target_specialist_id,
-            "referring_doctor": {"id": referrer.id, "display_name": referrer.display_name},
-            "created_at": _iso(referral.created_at), "submitted_at": _iso(referral.submitted_at),
-            "updated_at": _iso(referral.updated_at), "consultation_id": referral.consultation_id,
-            "appointment": _appointment_json(self.appointments.get(referral.id)),
-        }
-
-
-async def _by_id(session: AsyncSession, model: type[_Row], ids: set[int]) -> dict[int, _Row]:
-    rows = (await session.exec(select(model).where(col(model.id).in_(ids)))).all()
-    return {row.id: row for row in rows if row.id is not None}
-
-
-async def describe_many(session: AsyncSession, who: Principal, referrals: list[Referral]) -> list[dict[str, Any]]:
-    """Referrals as the API lists them (``describe(full=False)`` of each), in a fixed number of queries."""
-    if not referrals:
-        return []
-    named = await _Named.load(session, who, referrals)
-    return [named.describe(r) for r in referrals]
-
-
-async def describe(session: AsyncSession, who: Principal, referral: Referral, *, full: bool) -> dict[str, Any]:
-    """A referral as the API shows it; ``full`` adds the clinical summary, history and what the caller may do."""
-    assert referral.id is not None
-    named = await _Named.load(session, who, [referral])
-    data = named.describe(referral)
-    if full:
-        shared = referral.id in named.shared
-        events = (await session.exec(select(ReferralEvent).where(ReferralEvent.referral_id == referral.id)
-                                     .order_by(col(ReferralEvent.id)))).all()
-        names = {u.id: u.display_name for u in (await session.exec(
-            select(User).where(col(User.id).in_({e.actor_id for e in events})))).all()}
-        consent = await sharing_consent(session, referral)
-        data.update({
-            "summary": referral.summary if shared else None,
-            "sharing_consent": consents.describe(consent) if consent else None,
-            "decline_reason": referral.decline_reason,
-            "cancel_reason": referral.cancel_reason, "opinion": referral.opinion,
-            "recommendations": referral.recommendations,
-            "events": [{"action": e.action, "from": e.from_state, "to": e.to_state, "at": _iso(e.at), "note": e.note,
-                        "by": {"id": e.actor_id, "display_name": names.get(e.actor_id, "")}} for e in events],
-            "actions": [a.value for a in open_actions(actor(who), facts_of(referral,
-                                                                           named.appointments.get(referral.id)))],
-        })
-    return data
-
-
-async def audit_patient_view(database: Database, who: Principal, data: dict[str, Any]) -> None:
-    """A referral shown with its patient's records (``describe(full=True)``) is a view of the patient's
-    record: audit it."""
-    if data.get("patient") and "summary" in data:
-        await audit.record(database, actor=f"user:{who.user_id}", action="patient.viewed",
-                           subject=f"patient:{data['patient']['id']}", detail={"via": f"referral:{data['id']}"})
-
-
-def _appointment_json(appointment: Appointment | None) -> dict[str, Any] | None:
-    if appointment is None:
-        return None
-    return {"id": appointment.id, "specialist_id": appointment.specialist_id, "starts_at": _iso(appointment.starts_at),
-            "ends_at": _iso(appointment.ends_at), "consultation_id": appointment.consultation_id}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

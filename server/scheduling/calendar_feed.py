@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
+import sqlalchemy as sa
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
-from ..errors import Unauthenticated
+from ..errors import N_, Unauthenticated
 from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
-from ..models import User
-from ..permissions import Principal
+from ..models import (
+    Appointment,
+    ConsultationParticipant,
+    Hospital,
+    Referral,
+    Role,
+    Specialty,
+    User,
+    utcnow,
+)
+from ..permissions import Principal, has_calendar_feed
 
 CALENDAR_AUDIENCE = "telemed-calendar"
+HISTORY = timedelta(days=30)  # past appointments kept in the feed
 FEED_TTL = 2 * 365 * 24 * 3600  # calendar programs keep a subscription for years; rotate to end one
 
 
@@ -88,3 +101,43 @@ def build(entries: list[CalendarEntry], *, host: str, name: str, now: datetime) 
         calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical()
+
+
+def _whose(user: User) -> Any:
+    """The appointments in a user's feed: those they take part in, or for a coordinator every appointment
+    with their hospital's specialists (they book and move them). Other roles have none."""
+    if user.role is Role.COORDINATOR:
+        return User.hospital_id == user.hospital_id
+    if has_calendar_feed(user.role):
+        return col(Appointment.consultation_id).in_(
+            select(ConsultationParticipant.consultation_id).where(ConsultationParticipant.user_id == user.id))
+    return sa.false()
+
+
+async def feed_entries(session: AsyncSession, keys: KeyRing, issuer: str, token: str, *, origin: str,
+                       default_locale: str) -> tuple[User, list[CalendarEntry]]:
+    """The feed a token opens: its user and their appointments of the last 30 days and to come, in their
+    language; ``Unauthenticated`` for a forged token or one whose nonce was rotated away."""
+    user_id, nonce = read_feed_token(keys, issuer, token)
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active or not nonce or user.calendar_nonce != nonce:
+        raise Unauthenticated(N_("This calendar link was replaced or is no longer valid."), code="token-invalid")
+    rows = (await session.exec(
+        select(Appointment, Referral, Specialty, User, Hospital)
+        .join(Referral, col(Referral.id) == Appointment.referral_id)
+        .join(Specialty, col(Specialty.id) == Referral.specialty_id)
+        .join(User, col(User.id) == Appointment.specialist_id)
+        .join(Hospital, col(Hospital.id) == User.hospital_id)
+        .where(_whose(user), Appointment.starts_at >= utcnow() - HISTORY)
+        .order_by(col(Appointment.starts_at)))).all()
+    referrers = {u.id: u.display_name for u in (await session.exec(
+        select(User).where(col(User.id).in_({r.referring_doctor_id for _, r, _, _, _ in rows})))).all()}
+    chinese = (user.locale or default_locale) == "zh-CN"
+    label = "远程会诊" if chinese else "Remote consultation"
+    return user, [CalendarEntry(
+        appointment_id=a.id or 0, starts_at=a.starts_at, ends_at=a.ends_at, timezone=hospital.timezone,
+        cancelled=a.status.value != "booked",
+        title=f"{label}: {s.name_zh if chinese else s.name_en} · {specialist.display_name} / "
+              f"{referrers.get(r.referring_doctor_id, '')}",
+        url=f"{origin}/consultations/{a.consultation_id}")
+        for a, r, s, specialist, hospital in rows]

@@ -16,7 +16,7 @@ from server.models import Referral
 from server.settings import Settings
 
 from ..conftest import _start, login
-from ..server.referrals.test_service import add_referrals, statements
+from ..server.referrals.test_views import add_referrals, statements
 from .test_pages import EN, form_login
 
 

@@ -19,7 +19,7 @@ from server.models import Appointment, AppointmentStatus, Consultation, Hospital
 from server.settings import Settings
 
 from ...conftest import _start, login
-from ..referrals.test_service import add_referrals, statements
+from ..referrals.test_views import add_referrals, statements
 
 
 async def ids(client: TestClient) -> dict[str, int]:

@@ -36,6 +36,7 @@ from server.models import (
 )
 from server.permissions import Principal
 from server.referrals import service as referrals
+from server.referrals import views
 
 VIEWERS = ("coord.zhao", "dr.li", "dr.chen", "dr.wang", "dr.zhou", "dr.he")
 BASE = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
@@ -135,7 +136,7 @@ async def listed(database: Database, username: str, *, inbox: bool) -> tuple[lis
         who = await principal(session, username)
         with statements(database) as sent:
             rows = await referrals.list_for(session, who, inbox=inbox)
-            described = await referrals.describe_many(session, who, rows)
+            described = await views.describe_many(session, who, rows)
     return described, sent
 
 
@@ -201,7 +202,7 @@ async def test_a_batched_list_describes_each_referral_as_describing_it_alone_did
         async with database.session() as session:
             who = await principal(session, username)
             rows = await referrals.list_for(session, who)
-            batched = await referrals.describe_many(session, who, rows)
+            batched = await views.describe_many(session, who, rows)
         async with database.session() as session:
             expected = [await one_at_a_time(session, who, r) for r in rows]
         assert batched == expected, username
@@ -223,8 +224,8 @@ async def test_the_receiving_side_sees_a_withheld_referral_withheld_in_the_list(
         withheld = (await session.exec(select(Referral).where(Referral.reason == "Reason 1"))).one()
         coordinator = await principal(session, "coord.zhao")
         referrer = await principal(session, "dr.chen")
-        theirs = await referrals.describe_many(session, coordinator, [withheld])
-        ours = await referrals.describe_many(session, referrer, [withheld])
+        theirs = await views.describe_many(session, coordinator, [withheld])
+        ours = await views.describe_many(session, referrer, [withheld])
     assert theirs[0]["records_withheld"] is True and theirs[0]["patient"] is None and theirs[0]["reason"] is None
     assert ours[0]["records_withheld"] is False and ours[0]["patient"]["name"] == "Patient 1"
     assert ours[0]["reason"] == "Reason 1"
@@ -235,5 +236,5 @@ async def test_an_empty_list_asks_nothing(database: Database) -> None:
     async with database.session() as session:
         who = await principal(session, "coord.zhao")
         with statements(database) as sent:
-            assert await referrals.describe_many(session, who, []) == []
+            assert await views.describe_many(session, who, []) == []
     assert sent == []
