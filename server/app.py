@@ -38,7 +38,20 @@ from .api import recordings as recordings_api
 from .api import referrals as referrals_api
 from .api import rooms as rooms_api
 from .api import visits as visits_api
-from .appkeys import DATABASE, ERROR_PAGE, HUB, KEYS, LOGIN_THROTTLE, PASSWORDS, RECORDING_KEY, RELAYS, ROOMS, SETTINGS
+from .appkeys import (
+    AUDIT,
+    DATABASE,
+    ERROR_PAGE,
+    HUB,
+    KEYS,
+    LOGIN_THROTTLE,
+    PASSWORDS,
+    RECORDING_KEY,
+    RELAYS,
+    ROOMS,
+    SETTINGS,
+)
+from .audit import trail as audit_trail
 from .client_address import client_address_middleware
 from .consent import templates as consent_templates
 from .consultations.chat import chat_store
@@ -111,10 +124,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             if database is None:
                 await prepare_database(db, settings)
             app[DATABASE] = db
+            app[AUDIT] = audit_trail.Batcher(db)
             await _publish_consent_texts(db)
             await _recover_recordings(db, settings, app[RECORDING_KEY])
             yield
         finally:
+            if AUDIT in app:
+                await app[AUDIT].close()  # the entries still queued, before the database goes
             await db.close()
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:

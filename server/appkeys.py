@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from media.session import RelaySession
     from signaling.hub import RoomHub
 
+    from .audit.trail import Batcher
     from .consultations.room_notifier import RoomNotifier
     from .errors import TelemedError
 
@@ -30,4 +31,5 @@ LOGIN_THROTTLE = web.AppKey("login_throttle", Throttle)
 PASSWORDS = web.AppKey("passwords", PasswordChecker)
 RECORDING_KEY = web.AppKey("recording_key", bytes)
 ROOMS: web.AppKey[RoomNotifier] = web.AppKey("rooms")  # what the domain tells rooms, through the hub
+AUDIT: web.AppKey[Batcher] = web.AppKey("audit")  # audit entries written in batches, beside the caller
 RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")

@@ -7,7 +7,7 @@ from aiohttp import web
 from signaling.connection import Limits, SignalingConnection
 from signaling.grants import HOST, RoomClaims, consultation_of_room, room_id_for
 
-from ..appkeys import DATABASE, HUB, KEYS, SETTINGS
+from ..appkeys import AUDIT, DATABASE, HUB, KEYS, SETTINGS
 from ..consent.records import patient_identity
 from ..consultations.ice import ice_servers_for
 from ..consultations.recordings import consent_on_record
@@ -69,7 +69,7 @@ async def signaling(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     database, consultation = request.app[DATABASE], consultation_id(request)
 
-    gate = RoomGate(database, request.app[KEYS], settings.jwt_issuer, consultation)
+    gate = RoomGate(database, request.app[KEYS], settings.jwt_issuer, consultation, batcher=request.app[AUDIT])
     connection = SignalingConnection(ws, request.app[HUB], room_id, gate=gate, limits=limits,
                                      on_seated=gate.seated)
     await connection.run()

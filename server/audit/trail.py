@@ -11,8 +11,10 @@ the chain's end until the commit, so concurrent writers extend it one after anot
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +27,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import Database, SyncSession
 from ..models import AuditEvent, utcnow
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 PENDING = "audit.pending"  # session.info key: entries the next commit writes
@@ -73,6 +77,63 @@ async def record(database: Database, *, actor: str, action: str, consultation_id
     async with database.session() as session:
         with_commit(session, Entry(actor, action, consultation_id, subject, detail or {}))
         await session.commit()
+
+
+class Batcher:
+    """Appends entries that change nothing else, many to a transaction, beside the caller.
+
+    For what happens in crowds, such as each admission to a room: a transaction per entry queues every
+    writer on the chain's lock and the connection pool (2000 joins held 2000 tasks, each with a session
+    waiting its turn, for seconds after the joins were served). ``add`` only queues the entry; one task
+    writes whatever is queued in a single transaction, in the order added, then whatever came meanwhile.
+    A failed write is retried; entries still not written after the last try are logged, one line each.
+    ``close`` (at shutdown, before the database closes) writes what is left."""
+
+    MAX_BATCH = 500
+    RETRY_SECONDS = (0.2, 1.0, 3.0)
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._queued: list[Entry] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, entry: Entry) -> None:
+        self._queued.append(entry)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
+
+    async def flush(self) -> None:
+        """Until every entry added so far is written (or given up on)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    close = flush
+
+    async def _write(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued[:self.MAX_BATCH], self._queued[self.MAX_BATCH:]
+            await self._write_batch(batch)
+
+    async def _write_batch(self, batch: list[Entry]) -> None:
+        for attempt, pause in enumerate((*self.RETRY_SECONDS, None)):
+            try:
+                async with self.database.session() as session:
+                    for entry in batch:
+                        with_commit(session, entry)
+                    await session.commit()
+                return
+            except Exception as exc:  # noqa: BLE001  (the database's errors vary by driver; all are retried)
+                if pause is None:
+                    for entry in batch:
+                        log.error("audit entry not written after %d tries (%r): %s %s %s %s %s", attempt + 1, exc,
+                                  entry.actor, entry.action, entry.consultation_id, entry.subject,
+                                  json.dumps(entry.detail, sort_keys=True))
+                    return
+                await asyncio.sleep(pause)
 
 
 def _write_pending(session: Session) -> None:

@@ -99,3 +99,59 @@ async def test_entries_made_in_concurrent_transactions_form_one_chain(database_u
         assert await _count(database, Notification) == notes + 8
     finally:
         await database.close()
+
+
+async def test_a_batcher_writes_a_crowd_of_entries_in_a_few_transactions_in_order(database_url: str) -> None:
+    """Many joins at once: every entry lands, in the order added, as one chain, without a transaction each."""
+    database = Database(database_url)
+    await database.upgrade()
+    commits = 0
+
+    def counted(_session: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa.event.listen(audit.SyncSession, "after_commit", counted)
+    try:
+        batcher = audit.Batcher(database)
+        for n in range(1200):
+            batcher.add(audit.Entry(f"user:{n}", "consultation.joined", 1, f"participant:p{n}", {"n": n}))
+        assert batcher.queued == 1200  # queued, not written, until the loop runs the writer
+        await batcher.flush()
+        events = await audit.trail(database)
+        assert [e.subject for e in events] == [f"participant:p{n}" for n in range(1200)]
+        assert audit.verify(events) is None
+        assert commits <= 1200 // audit.Batcher.MAX_BATCH + 1
+    finally:
+        sa.event.remove(audit.SyncSession, "after_commit", counted)
+        await database.close()
+
+
+async def test_a_batcher_retries_a_failed_write_and_logs_what_it_could_not_write(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/audit.db")
+    await database.upgrade()
+    monkeypatch.setattr(audit.Batcher, "RETRY_SECONDS", (0.0, 0.0))
+    failures = 2
+
+    def flaky(_session: object) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    sa.event.listen(audit.SyncSession, "before_commit", flaky)
+    try:
+        batcher = audit.Batcher(database)
+        batcher.add(audit.Entry("user:1", "consultation.joined", 1, "participant:a"))
+        await batcher.flush()
+        assert [e.subject for e in await audit.trail(database)] == ["participant:a"]  # the third try wrote it
+
+        failures = 3
+        batcher.add(audit.Entry("user:2", "consultation.joined", 1, "participant:b"))
+        await batcher.close()
+        assert len(await audit.trail(database)) == 1
+        assert "audit entry not written after 3 tries" in caplog.text and "participant:b" in caplog.text
+    finally:
+        sa.event.remove(audit.SyncSession, "before_commit", flaky)
+        await database.close()
