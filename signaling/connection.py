@@ -82,6 +82,7 @@ log = logging.getLogger(__name__)
 
 # Told once when a join (not a resume) is seated in the room: the claims it came with, and its seat id.
 OnSeated = Callable[[RoomClaims, str], Awaitable[None]]
+_TOLD: set[asyncio.Task[None]] = set()  # on_seated calls under way (held so they are not collected), all connections
 
 _DONE = object()  # tells the writer that the reader has finished: flush what is queued, then stop
 FLUSH_SECONDS = 5.0
@@ -134,7 +135,6 @@ class SignalingConnection:
         self.on_seated = on_seated
         self.claims: RoomClaims | None = None
         self.joining_afresh = False  # a join, not a resume, waits to be seated
-        self._told: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._write())
@@ -251,7 +251,8 @@ class SignalingConnection:
             raise WrongRoom("This room token is for another consultation.")
         await self.gate.check(claims.identity, claims.invitation)
         self.resume_secret = secrets.token_urlsafe(24)
-        self.claims, self.joining_afresh = claims, not message.resume
+        self.joining_afresh = not message.resume
+        self.claims = claims if self.joining_afresh and self.on_seated is not None else None
         if message.resume:
             pid, _, secret = message.resume.partition(".")
             event: RoomEvent = Resuming(participant_id=pid, identity=claims.identity, at=self.at,
@@ -286,18 +287,21 @@ class SignalingConnection:
         if self.on_seated is None or self.claims is None:
             return
         task = asyncio.ensure_future(self.on_seated(self.claims, participant_id))
-        self._told.add(task)
+        self.claims = None  # told: a connection need not hold its token's claims for as long as it lasts
+        _TOLD.add(task)
         task.add_done_callback(self._told_done)
 
     def _told_done(self, task: asyncio.Task[None]) -> None:
-        self._told.discard(task)
+        _TOLD.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("room %s: on_seated failed: %r", self.room_id, error)
 
     @staticmethod
     def _participant(pid: str, claims: RoomClaims) -> Participant:
+        # recording_consent as the room will set it, so the room keeps this one (participants are frozen)
         return Participant(id=pid, user_id=claims.user_id, name=claims.name, role=claims.role,
-                           guest=claims.is_guest, device_check=claims.device_check)
+                           guest=claims.is_guest, recording_consent=claims.consent_id is not None,
+                           device_check=claims.device_check)
 
     async def _write(self) -> None:
         while True:

@@ -283,7 +283,9 @@ class Room:
         if event.patient is not None:  # the newest token knows best (Consenting events keep it current)
             self.patient, self.patient_consent_id = event.patient, event.patient_consent_id
         status = Status.PRESENT if event.grants.admit else Status.WAITING
-        participant = event.participant.model_copy(update={"recording_consent": event.consent_id is not None})
+        participant = event.participant
+        if participant.recording_consent != (event.consent_id is not None):  # else shared, not copied, per member
+            participant = participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
                         seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation)
         self.members[member.id] = member
