@@ -106,7 +106,7 @@ class RelaySession:
     async def _run(self) -> None:
         try:
             while True:
-                item = await self.outbox.queue.get()
+                item = await self.outbox.get()
                 if isinstance(item, CloseRequest):
                     return
                 try:

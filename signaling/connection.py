@@ -305,7 +305,7 @@ class SignalingConnection:
 
     async def _write(self) -> None:
         while True:
-            item = await self.outbox.queue.get()
+            item = await self.outbox.get()
             if item is _DONE:
                 return
             if isinstance(item, SignalingError):

@@ -37,25 +37,50 @@ OutboxItem = ServerMessage | SignalingError | CloseRequest | object
 
 
 class Outbox:
-    """Messages waiting to be written to one connection; a client that stops reading is cut off, not buffered."""
+    """Messages waiting to be written to one connection; a client that stops reading is cut off, not buffered.
+
+    One reader (the connection's writer, or a relay) takes them with ``get``. A deque and that reader's
+    future, not an asyncio.Queue: a Queue keeps three deques (for items, getters and putters), about
+    2 KiB a connection before anything is queued."""
+
+    __slots__ = ("_items", "_reader", "limit", "overflowed")
 
     def __init__(self, limit: int = OUTBOX_LIMIT) -> None:
-        self.queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
+        self._items: deque[OutboxItem] = deque()
+        self._reader: asyncio.Future[None] | None = None
         self.limit = limit
         self.overflowed = False
+
+    def qsize(self) -> int:
+        return len(self._items)
 
     def put(self, message: ServerMessage) -> None:
         if self.overflowed:
             return
-        if self.queue.qsize() >= self.limit:
+        if len(self._items) >= self.limit:
             self.overflowed = True
-            self.queue.put_nowait(SlowConsumer("Too many messages are waiting for this connection."))
+            self._push(SlowConsumer("Too many messages are waiting for this connection."))
             return
-        self.queue.put_nowait(message)
+        self._push(message)
 
     def put_control(self, item: OutboxItem) -> None:
         """Answers to the connection's own requests and close requests: never refused, never counted."""
-        self.queue.put_nowait(item)
+        self._push(item)
+
+    def _push(self, item: OutboxItem) -> None:
+        self._items.append(item)
+        if self._reader is not None and not self._reader.done():
+            self._reader.set_result(None)
+
+    async def get(self) -> OutboxItem:
+        """The oldest item, once there is one."""
+        while not self._items:
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        return self._items.popleft()
 
 
 ChatStore = Callable[[str, StoreChat], Awaitable[None]]
@@ -72,7 +97,8 @@ class Replica:
     connections: set[str] = field(default_factory=set)
     idle_since: float | None = None
     # Effects waiting behind a chat line being stored, in log order, and the task carrying them out.
-    backlog: deque[list[Effect]] = field(default_factory=deque)
+    # (A list: rarely more than a few long, and an empty one is 56 bytes where a deque is 760, per room.)
+    backlog: list[list[Effect]] = field(default_factory=list)
     draining: asyncio.Task[None] | None = None
 
 
@@ -197,7 +223,7 @@ class RoomHub:
     async def _drain(self, room_id: str, replica: Replica) -> None:
         try:
             while replica.backlog:
-                effects = replica.backlog.popleft()
+                effects = replica.backlog.pop(0)
                 for effect in effects:
                     if isinstance(effect, StoreChat):
                         await self._store_chat(room_id, effect)
