@@ -61,19 +61,26 @@ class InOrder:
 
     def __init__(self, submit: Callable[[RoomEvent], Awaitable[None]]) -> None:
         self._submit = submit
-        self._queue: asyncio.Queue[RoomEvent | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._drain())
+        # Made on the first put: a relay that never answers anyone (most rooms, most of the time before
+        # the first offer) holds no queue and no task.
+        self._queue: asyncio.Queue[RoomEvent | None] | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def put(self, event: RoomEvent) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._drain(self._queue))
         self._queue.put_nowait(event)
 
     async def close(self) -> None:
         """Submit what was put so far, then stop."""
+        if self._queue is None or self._task is None:
+            return
         self._queue.put_nowait(None)
         await self._task
 
-    async def _drain(self) -> None:
-        while (event := await self._queue.get()) is not None:
+    async def _drain(self, queue: asyncio.Queue[RoomEvent | None]) -> None:
+        while (event := await queue.get()) is not None:
             try:
                 await self._submit(event)
             except Exception:  # one lost event must not stop the ones after it
