@@ -89,7 +89,7 @@ class Batcher:
     A failed write is retried; entries still not written after the last try are logged, one line each.
     ``close`` (at shutdown, before the database closes) writes what is left."""
 
-    MAX_BATCH = 500
+    MAX_BATCH = 100
     RETRY_SECONDS = (0.2, 1.0, 3.0)
 
     def __init__(self, database: Database) -> None:
