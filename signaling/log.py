@@ -54,6 +54,26 @@ class RoomLog(Protocol):
     async def close(self) -> None: ...
 
 
+class _Follower:
+    """One follower of a room in a LocalRoomLog: what it waits on for the next append."""
+
+    __slots__ = ("_waiter",)
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
 class LocalRoomLog:
     """All rooms' logs in this process: one node, nothing to start."""
 
@@ -61,29 +81,37 @@ class LocalRoomLog:
 
     def __init__(self) -> None:
         self._events: dict[str, list[RoomEvent]] = {}
-        # Each follower has a queue of its own: an append wakes only the followers of its room.
-        self._followers: dict[str, set[asyncio.Queue[RoomEvent]]] = {}
+        # Each follower reads the room's own list from where it is, and waits on a future of its own once it
+        # has read it all: an append wakes only the followers of its room, and nothing is queued twice.
+        self._followers: dict[str, set[_Follower]] = {}
 
     async def append(self, room_id: str, event: RoomEvent) -> None:
         self._events.setdefault(room_id, []).append(event)
-        for queue in self._followers.get(room_id, ()):
-            queue.put_nowait(event)
+        for follower in self._followers.get(room_id, ()):
+            follower.wake()
 
     async def follow(self, room_id: str) -> AsyncIterator[RoomEvent | CaughtUp]:
-        queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
-        # Copy the history and register in one step (no await between), so no event is missed or doubled.
-        history = list(self._events.get(room_id, ()))
-        self._followers.setdefault(room_id, set()).add(queue)
+        # Take the list and register in one step (no await between), so no event is missed or doubled; while
+        # anyone follows the room, its list is only appended to (forget leaves a followed room alone).
+        events = self._events.setdefault(room_id, [])
+        follower = _Follower()
+        self._followers.setdefault(room_id, set()).add(follower)
         try:
-            for event in history:
-                yield event
+            history, read = len(events), 0
+            while read < history:
+                read += 1
+                yield events[read - 1]
             yield CAUGHT_UP
             while True:
-                yield await queue.get()
+                if read < len(events):
+                    read += 1
+                    yield events[read - 1]
+                else:
+                    await follower.wait()
         finally:
             followers = self._followers.get(room_id)
             if followers is not None:
-                followers.discard(queue)
+                followers.discard(follower)
                 if not followers:
                     del self._followers[room_id]
 
