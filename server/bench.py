@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -260,7 +261,99 @@ def as_text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(clients: int, rates: list[int], seconds: float, as_json: bool) -> int:
+# How much worse than the recorded figure a run may be before --compare calls it a regression, as a
+# fraction of the recorded value. Memory repeats within a few per cent; latency on a shared machine
+# does not, and the tail least of all, so the latency bounds are wide: they catch a path that became
+# several times slower (as the audit-per-join regression made the Redis path), not noise.
+TOLERANCES = {
+    "memory_per_connection_kib": 0.15,
+    "latency_ms_p50": 0.75,
+    "latency_ms_p99": 2.0,
+    "redis_added_latency_ms_p50": 1.5,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One figure of a run against the recorded one."""
+
+    what: str
+    recorded: float
+    now: float
+    tolerance: float
+
+    @property
+    def ratio(self) -> float:
+        return self.now / self.recorded if self.recorded else float("inf") if self.now else 1.0
+
+    @property
+    def regressed(self) -> bool:
+        return self.now > self.recorded * (1 + self.tolerance)
+
+    def line(self) -> str:
+        verdict = f"REGRESSED (limit {1 + self.tolerance:.2f}x)" if self.regressed else "ok"
+        return f"  {self.what:<58} {self.recorded:>9g} -> {self.now:>9g}  {self.ratio:5.2f}x  {verdict}"
+
+
+def compare(report: dict[str, Any], recorded: dict[str, Any],
+            tolerances: dict[str, float] | None = None) -> tuple[list[Check], list[str]]:
+    """Each figure of ``report`` that ``recorded`` also has, and notes on what could not be compared or
+    was lost outright (connections not held, messages not delivered): those count as regressions too."""
+    limits = {**TOLERANCES, **(tolerances or {})}
+    checks: list[Check] = []
+    problems: list[str] = []
+    if (report.get("clients"), report.get("seconds_per_rate")) != (recorded.get("clients"),
+                                                                   recorded.get("seconds_per_rate")):
+        problems.append(f"note: recorded with {recorded.get('clients')} clients, "
+                        f"{recorded.get('seconds_per_rate')} s per rate; this run "
+                        f"{report.get('clients')}, {report.get('seconds_per_rate')} s: compare like with like")
+    then_setups = {s["nodes"]: s for s in recorded.get("setups", [])}
+    for setup in report["setups"]:
+        then = then_setups.get(setup["nodes"])
+        if then is None:
+            continue
+        name = "one node" if setup["nodes"] == 1 else f"{setup['nodes']} nodes"
+        if setup["held"] < setup["clients"]:
+            problems.append(f"REGRESSED: {name} held {setup['held']} of {setup['clients']} connections")
+        checks.append(Check(f"{name}: memory per connection (KiB)", then["memory_per_connection_kib"],
+                            setup["memory_per_connection_kib"], limits["memory_per_connection_kib"]))
+        then_phases = {p["offered_per_second"]: p for p in then["phases"]}
+        for phase in setup["phases"]:
+            rate = phase["offered_per_second"]
+            if phase["delivered"] < phase["sent"]:
+                problems.append(f"REGRESSED: {name} at {rate} msg/s delivered {phase['delivered']} "
+                                f"of {phase['sent']}")
+            if (old := then_phases.get(rate)) is None:
+                continue
+            for metric in ("latency_ms_p50", "latency_ms_p99"):
+                checks.append(Check(f"{name} at {rate} msg/s: {metric.removeprefix('latency_ms_')} (ms)",
+                                    old[metric], phase[metric], limits[metric]))
+    if "redis_added_latency_ms_p50" in recorded and report["rates"][:1] == recorded.get("rates", [])[:1]:
+        checks.append(Check("Redis path added at p50 (ms)", recorded["redis_added_latency_ms_p50"],
+                            report["redis_added_latency_ms_p50"], limits["redis_added_latency_ms_p50"]))
+    return checks, problems
+
+
+def comparison_text(checks: list[Check], problems: list[str], source: str) -> str:
+    lines = [f"against {source} (recorded -> now, ratio):", *(c.line() for c in checks), *problems]
+    regressed = sum(c.regressed for c in checks) + sum(p.startswith("REGRESSED") for p in problems)
+    lines.append(f"{regressed} regression(s)" if regressed else "no regression beyond the tolerances")
+    return "\n".join(lines)
+
+
+def regressed(checks: list[Check], problems: list[str]) -> bool:
+    return any(c.regressed for c in checks) or any(p.startswith("REGRESSED") for p in problems)
+
+
+def main(clients: int, rates: list[int], seconds: float, as_json: bool, compare_with: Path | None = None,
+         tolerances: dict[str, float] | None = None) -> int:
+    """Run, print, and with ``compare_with`` (a recorded --json report) also print each figure against it:
+    the exit status is 1 when any is worse than its tolerance allows."""
+    recorded = json.loads(compare_with.read_text()) if compare_with else None
     report = asyncio.run(run(clients, rates, seconds))
     print(json.dumps(report, indent=2) if as_json else as_text(report))
-    return 0
+    if recorded is None:
+        return 0
+    checks, problems = compare(report, recorded, tolerances)
+    print(comparison_text(checks, problems, str(compare_with)), file=sys.stderr if as_json else sys.stdout)
+    return 1 if regressed(checks, problems) else 0

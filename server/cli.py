@@ -188,9 +188,17 @@ def cmd_bench_recording(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_signaling(args: argparse.Namespace) -> int:
+    from .bench import TOLERANCES
     from .bench import main as bench_main
 
-    return bench_main(args.clients, args.rate or [1000, 4000], args.seconds, args.json)
+    tolerances = {}
+    for item in args.tolerance or []:
+        metric, _, fraction = item.partition("=")
+        if metric not in TOLERANCES:
+            raise SystemExit(f"--tolerance: no figure {metric!r}; one of {', '.join(TOLERANCES)}")
+        tolerances[metric] = float(fraction)
+    return bench_main(args.clients, args.rate or [1000, 4000], args.seconds, args.json,
+                      compare_with=Path(args.compare) if args.compare else None, tolerances=tolerances)
 
 
 def _settings_epilog() -> str:
@@ -264,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="messages per second to offer; repeat for several (default 1000 and 4000)")
     signaling_bench.add_argument("--seconds", type=float, default=10.0, help="seconds at each rate (default 10)")
     signaling_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
+    signaling_bench.add_argument("--compare", metavar="REPORT.json",
+                                 help="also print each figure against a recorded --json report (e.g. "
+                                      "docs/bench/signaling-2000.json) and exit 1 if any is worse than its "
+                                      "tolerance allows")
+    signaling_bench.add_argument("--tolerance", action="append", metavar="METRIC=FRACTION",
+                                 help="how much worse a figure may be, as a fraction of the recorded one "
+                                      "(defaults: memory_per_connection_kib=0.15, latency_ms_p50=0.75, "
+                                      "latency_ms_p99=2.0, redis_added_latency_ms_p50=1.5)")
     signaling_bench.set_defaults(func=cmd_bench_signaling)
     relay_bench = bench_commands.add_parser(
         "relay", help="media relay CPU, frame rate and added latency against aiortc's MediaRelay",
