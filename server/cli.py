@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     signaling_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
     signaling_bench.add_argument("--compare", metavar="REPORT.json",
                                  help="also print each figure against a recorded --json report (e.g. "
-                                      "docs/bench/signaling-2000.json) and exit 1 if any is worse than its "
+                                      "docs/bench/signaling.json) and exit 1 if any is worse than its "
                                       "tolerance allows")
     signaling_bench.add_argument("--tolerance", action="append", metavar="METRIC=FRACTION",
                                  help="how much worse a figure may be, as a fraction of the recorded one "
