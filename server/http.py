@@ -179,6 +179,14 @@ def _malformed_upload() -> Iterator[None]:
                          code="bad-upload") from None
 
 
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A page's form fields as text (a urlencoded or multipart body): 400 ``bad-upload`` if the body is
+    malformed, which aiohttp reports as ValueError, not as an answer."""
+    with _malformed_upload():
+        form = await request.post()
+    return {name: str(value) for name, value in form.items()}
+
+
 async def file_upload(request: web.Request, field: str = "file") -> tuple[str, AsyncIterator[bytes]]:
     """The file in the multipart body's part ``field``: its name as sent, and its bytes a chunk at a time
     (400 if the body is not multipart, has no such part, or stops before the part's closing boundary)."""

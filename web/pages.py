@@ -10,7 +10,7 @@ from server.appkeys import DATABASE, KEYS, SETTINGS
 from server.consent import templates as consent_templates
 from server.consultations import service as consultations
 from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
-from server.http import LANG_COOKIE, locale_for, path_id, translator
+from server.http import LANG_COOKIE, locale_for, path_id, read_form, translator
 from server.i18n import SUPPORTED_LOCALES
 from server.identity import accounts
 from server.identity.auth import (
@@ -113,7 +113,7 @@ async def login_page(request: web.Request) -> web.Response:
 async def login_submit(request: web.Request) -> web.Response:
     # Login CSRF: another site's page posting its own credentials would leave the victim in its account.
     refuse_cross_site(request)
-    form = await request.post()
+    form = await read_form(request)
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     next_path = safe_next(str(form.get("next", "/")))
     renderer = request.app[RENDERER]
@@ -148,7 +148,7 @@ async def logout(request: web.Request) -> web.Response:
 async def choose_language(request: web.Request) -> web.Response:
     """Remember the chosen language on this browser and, for a logged-in user, on their account."""
     refuse_cross_site(request)  # public, so the auth middleware's same-origin check does not cover it
-    form = await request.post()
+    form = await read_form(request)
     locale = str(form.get("locale", ""))
     back = safe_next(str(form.get("next", "/")))
     if locale not in SUPPORTED_LOCALES:

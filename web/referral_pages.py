@@ -17,7 +17,7 @@ from server.consent import records as consents
 from server.consent import templates as consent_templates
 from server.consent.records import How
 from server.errors import N_, BadRequest, TelemedError
-from server.http import file_upload, locale_for, parse_form, path_id
+from server.http import file_upload, locale_for, parse_form, path_id, read_form
 from server.identity.auth import caller
 from server.models import ConsentPurpose, Specialty, Urgency
 from server.notices import STATE_LABELS
@@ -85,7 +85,7 @@ async def referral_new(request: web.Request) -> web.Response:
 
 @routes.post("/referrals/new")
 async def referral_create(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     values = {k: str(v).strip() for k, v in form.items()}
     who = caller(request).principal
     try:
@@ -156,7 +156,7 @@ def _is_day(raw: str) -> bool:
 async def referral_action(request: web.Request) -> web.Response:
     who = caller(request).principal
     referral_id = path_id(request, "referral_id")
-    form = {k: str(v).strip() for k, v in (await request.post()).items()}
+    form = {k: v.strip() for k, v in (await read_form(request)).items()}
     try:
         action = ReferralAction(form.get("action", ""))
         target = None
@@ -178,7 +178,7 @@ async def referral_action(request: web.Request) -> web.Response:
 async def referral_book(request: web.Request) -> web.Response:
     who = caller(request).principal
     referral_id = path_id(request, "referral_id")
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form = await read_form(request)
     try:
         specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
         starts_at = datetime.fromisoformat(starts_raw)

@@ -12,9 +12,10 @@ from server.appkeys import DATABASE, KEYS, ROOMS, SETTINGS
 from server.consent import records as consents
 from server.consent.records import How
 from server.errors import N_, TelemedError, Unauthenticated
-from server.http import locale_for
+from server.http import locale_for, read_form
 from server.identity.auth import public
 from server.models import ConsentPurpose
+from server.parsing import parse_id
 from server.patients import invitations
 from server.patients.invitations import Visit
 
@@ -76,12 +77,14 @@ async def consent_answer(request: web.Request) -> web.Response:
     """One answer, for one purpose: agree, or withdraw an earlier agreement. Back to the consent page."""
     visit = await _visit(request)
     token = request.match_info["token"]
-    form = await request.post()
+    form = await read_form(request)
+    template_id = parse_id(form.get("template_id"))  # ASCII digits naming a possible row, else None
     try:
-        purpose = ConsentPurpose(str(form.get("purpose", "")))
-        template_id = int(str(form.get("template_id", "")))
+        purpose = ConsentPurpose(form.get("purpose", ""))
     except ValueError:
-        raise web.HTTPSeeOther(f"/visit/{token}?error=bad-answer") from None
+        purpose = None
+    if purpose is None or template_id is None:
+        raise web.HTTPSeeOther(f"/visit/{token}?error=bad-answer")
     try:
         async with request.app[DATABASE].session() as session:
             scope = await invitations.scope_of(session, visit, purpose)
