@@ -59,15 +59,6 @@ def path_id(request: web.Request, name: str) -> int:
     return number
 
 
-def query_id(query: Mapping[str, str], name: str, problems: dict[str, str], what: str = "an id") -> int | None:
-    """The id in ``?name=``, None if absent; one that is not an id goes into ``problems`` (for a 422)."""
-    raw = query.get(name, "")
-    number = parse_id(raw)
-    if raw and number is None:
-        problems[name] = what
-    return number
-
-
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, default=str, ensure_ascii=False))
 

@@ -12,6 +12,7 @@ import json
 import math
 import re
 from array import array
+from collections.abc import Mapping
 from itertools import accumulate
 from typing import Annotated, Any
 
@@ -51,6 +52,15 @@ def parse_whole(raw: str | None, lowest: int, highest: int) -> int | None:
 def parse_id(raw: str | None) -> int | None:
     """The row id ``raw`` spells (ASCII digits, 1..MAX_ID), or None."""
     return parse_whole(raw, 1, MAX_ID)
+
+
+def query_id(query: Mapping[str, str], name: str, problems: dict[str, str], what: str = "an id") -> int | None:
+    """The id in ``?name=``, None if absent; one that is not an id goes into ``problems`` (for a 422)."""
+    raw = query.get(name, "")
+    number = parse_id(raw)
+    if raw and number is None:
+        problems[name] = what
+    return number
 
 
 def multipart_problem(content_type: str) -> str | None:

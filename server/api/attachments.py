@@ -10,18 +10,11 @@ from aiohttp import web
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from ..http import file_upload, json_response, path_id
 from ..identity.auth import caller
-from ..models import Attachment, Referral
+from ..models import Attachment
 from ..referrals import attachments
-from ..referrals import service as referrals
 from .referrals import referral_id
 
 routes = web.RouteTableDef()
-
-
-async def visible_referral(request: web.Request, number: int) -> Referral:
-    """The referral, if the caller sees it and its patient's records (403 otherwise)."""
-    async with request.app[DATABASE].session() as session:
-        return await referrals.load_with_records(session, caller(request).principal, number)
 
 
 async def receive(request: web.Request, number: int) -> Attachment:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from ..db import Database
 from ..errors import N_, ValidationFailed
 from ..models import AuditEvent, utcnow
-from ..parsing import parse_id
+from ..parsing import query_id
 from ..permissions import Principal, can_read_audit, require
 from . import trail as audit
 
@@ -33,14 +33,6 @@ class Page:
     chain: dict[str, Any]
 
 
-def _id(query: Mapping[str, str], name: str, problems: dict[str, str], what: str) -> int | None:
-    raw = query.get(name, "")
-    number = parse_id(raw)
-    if raw and number is None:
-        problems[name] = what
-    return number
-
-
 def filter_from(query: Mapping[str, str]) -> audit.AuditFilter:
     """The filter in a query string; 422 naming each field that cannot be read."""
     problems: dict[str, str] = {}
@@ -55,7 +47,7 @@ def filter_from(query: Mapping[str, str]) -> audit.AuditFilter:
             problems[name] = "a day as YYYY-MM-DD"
             return None
 
-    consultation = _id(query, "consultation", problems, "a consultation id")
+    consultation = query_id(query, "consultation", problems, "a consultation id")
     since, until = day("since"), day("until")
     if problems:
         raise ValidationFailed(problems)
@@ -79,7 +71,7 @@ async def search(database: Database, who: Principal, query: Mapping[str, str]) -
     require(can_read_audit(who), N_("Only auditors read the audit trail."))
     wanted = filter_from(query)
     problems: dict[str, str] = {}
-    before = _id(query, "before", problems, "the id of the last entry seen")
+    before = query_id(query, "before", problems, "the id of the last entry seen")
     if problems:
         raise ValidationFailed(problems)
     events = await audit.search(database, wanted, limit=PAGE, before_id=before)
