@@ -92,13 +92,15 @@ class RelaySession:
                  store: RecordingStore | None = None, key: bytes | None = None, video_codec: str = "vp8",
                  segment_seconds: float = 900.0) -> None:
         self.hub, self.room_id, self.epoch = hub, room_id, epoch
-        self.conn = relay_conn(room_id)
+        self.conn = relay_conn(room_id, epoch)
         self.outbox = hub.attach(self.conn, room_id=room_id, limit=RELAY_OUTBOX)
         self.relay = Relay(ice_servers=ice_servers, video_codec=video_codec, on_layout=self._layout,
                            on_publication=self._published)
         self.store, self.key = store, key
         self.segment: tuple[Segment, SegmentFile] | None = None
-        self.recording_wanted = False
+        # A recording a host started while the relay had no node to run on starts with the first track.
+        room = hub.room(room_id)
+        self.recording_wanted = room is not None and room.recording
         self.segment_seconds = segment_seconds
         self._segment_timer: asyncio.Task[None] | None = None
         self._rolling = asyncio.Lock()

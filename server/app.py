@@ -158,7 +158,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
                     del app[RELAYS][room_id]
             session.task.add_done_callback(forget)
 
-        hub = RoomHub(room_log, node_id=settings.node_id or secrets.token_hex(4),
+        # Each start is a run of its own: sockets, grace timers and relays of a run killed a moment ago are
+        # not this run's, and the name tells the other nodes that the run before is gone.
+        name = settings.node_id or secrets.token_hex(4)
+        hub = RoomHub(room_log, node_id=f"{name}.{secrets.token_hex(3)}", node_name=name,
                       max_participants=settings.room_max_participants, grace_seconds=settings.reconnect_grace,
                       presence_ttl=settings.presence_ttl, chat_store=chat_store(app[DATABASE]),
                       relay_starter=start_relay)
@@ -188,9 +191,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         app[PASSWORDS].close()
 
     async def close_sockets(app: web.Application) -> None:
-        # Without this, shutdown waits for every open WebSocket. 1001 (going away) tells browsers to
-        # reconnect, to another node if there is one, and resume their seats there.
-        app[HUB].close_all(CloseCode.GOING_AWAY, "server shutting down")
+        # A graceful stop hands over: relays move now, and every socket is closed with 1001 (going away),
+        # which tells browsers to reconnect, to another node if there is one, and resume their seats there.
+        # (Without closing them, shutdown would wait for every open WebSocket.)
+        await app[HUB].drain(settings.drain_seconds)
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(signaling_ctx)
@@ -210,8 +214,8 @@ class HubRooms:
     def __init__(self, hub: RoomHub) -> None:
         self.hub = hub
 
-    def tell(self, consultation_id: int, event: RoomEvent) -> None:
-        self.hub.owe(room_id_for(consultation_id), event)
+    async def tell(self, consultation_id: int, event: RoomEvent) -> None:
+        await self.hub.tell(room_id_for(consultation_id), event)
 
 
 async def _publish_consent_texts(database: Database) -> None:

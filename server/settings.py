@@ -300,10 +300,16 @@ class Settings:
     )
     presence_ttl: float = _setting(
         10.0, _parse_positive_float,
-        "Seconds a node's presence lasts in Redis unless refreshed; a crashed node's participants go after it.",
+        "Seconds within which the other nodes declare a crashed node lost (its participants then reconnect "
+        "elsewhere, or leave one TTL later; a relay it ran moves).",
     )
     node_id: str = _setting(
-        "", _parse_node_id, "This node's name among several. Default: a random name at each start."
+        "", _parse_node_id, "This node's name among several (each start is a new run of it, and the run before "
+        "is declared lost at once). Default: a random name at each start."
+    )
+    drain_seconds: float = _setting(
+        10.0, _parse_positive_float, "Seconds a stopping node (SIGTERM) waits for its sockets to move to other "
+        "nodes before it exits; its relays move at once."
     )
 
     @classmethod

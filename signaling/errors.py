@@ -68,6 +68,8 @@ class ErrorCode(enum.Enum):
     RATE_LIMITED = "rate-limited", None, "over the message rate; the message was dropped"
     NOT_RELAYED = "not-relayed", None, 'an offer or candidate `to: "relay"` while the room is `p2p`'
     CONSENT_MISSING = "consent-missing", None, "`recording` `on` before everyone seated has consented"
+    CHAT_NOT_STORED = ("chat-not-stored", None, "a `chat` line the server could not keep with the consultation "
+                       "(its database is unreachable): nobody was shown it; send it again")
     # The media relay's (media/errors.py): it answers through the room, as a participant would.
     NEGOTIATION_FAILED = ("negotiation-failed", None, "the relay could not use an offer (not SDP with audio or "
                           "video, or without the room's codec) or a candidate")
@@ -146,6 +148,12 @@ class ConsentMissing(SignalingError):
     """Recording needs the recording consent of everyone in the room."""
 
     kind = ErrorCode.CONSENT_MISSING
+
+
+class ChatNotStored(SignalingError):
+    """A chat line that could not be written to the consultation's record; it was shown to nobody."""
+
+    kind = ErrorCode.CHAT_NOT_STORED
 
 
 class NotRelayed(SignalingError):

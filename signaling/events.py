@@ -62,17 +62,27 @@ class Resuming(_Event):
 
 
 class GraceExpired(_Event):
-    """Appended by the node that held the participant when the grace period ran out."""
+    """Appended when a reconnecting participant's grace period ran out: by the node that held them, or (after
+    their node was lost) by every node that follows the room; the room acts on the first."""
 
     kind: Literal["expire"] = "expire"
     participant_id: str
     epoch: int
+    reason: Literal["timeout", "node-lost"] = "timeout"
 
 
 class NodeLost(_Event):
-    """A node stopped refreshing its presence: its connections are gone."""
+    """A node stopped refreshing its presence (killed, or cut off), or finished stopping: its connections
+    are gone, and so is any relay it ran. Appended by every node that notices; the room acts on the first."""
 
     kind: Literal["node-lost"] = "node-lost"
+    node: str
+
+
+class NodeStopping(_Event):
+    """A node is shutting down gracefully (SIGTERM): it takes nothing new, and a relay it runs must move."""
+
+    kind: Literal["node-stopping"] = "node-stopping"
     node: str
 
 
@@ -130,6 +140,15 @@ class Chatting(_Event):
     at_time: float
 
 
+class ChatStored(_Event):
+    """The sender's node wrote chat line ``seq`` (a Chatting event's place in the log) with the consultation,
+    or could not (``stored`` false): only a stored line is shown, so the record has every line anyone saw."""
+
+    kind: Literal["chat-stored"] = "chat-stored"
+    seq: int
+    stored: bool
+
+
 class Consenting(_Event):
     """Everyone in the room with this identity gave (``consent_id``) or withdrew (None) recording consent.
 
@@ -161,8 +180,8 @@ class FromRelay(_Event):
 
 
 RoomEvent = (
-    Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | Admitting | Denying | Removing
-    | Expelling | Relaying | MediaChanged | Chatting | Consenting | Recording | FromRelay
+    Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | NodeStopping | Admitting | Denying
+    | Removing | Expelling | Relaying | MediaChanged | Chatting | ChatStored | Consenting | Recording | FromRelay
 )
 event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
     Annotated[RoomEvent, pydantic.Field(discriminator="kind")]

@@ -11,18 +11,36 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from .errors import BusUnavailable, SignalingError, SlowConsumer
-from .events import GraceExpired, NodeLost, RoomEvent
+from .errors import BusUnavailable, CloseCode, SignalingError, SlowConsumer
+from .events import ChatStored, GraceExpired, Joining, NodeLost, NodeStopping, Resuming, RoomEvent
 from .log import CAUGHT_UP, BusError, RoomLog
 from .messages import ServerMessage
-from .room import Close, Deliver, Effect, Room, StartGrace, StartRelay, Status, StoreChat
+from .room import (
+    ANY_NODE,
+    Close,
+    Deliver,
+    Effect,
+    Room,
+    StartGrace,
+    StartRelay,
+    Status,
+    StopRelay,
+    StoreChat,
+    relay_conn,
+)
 
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 256
 IDLE_ROOM_SECONDS = 5.0  # how long a room with no local socket is still followed
 CATCH_UP_SECONDS = 5.0  # how long a join waits for this node to read a room's log before refusing
-CHAT_STORE_SECONDS = 5.0  # how long a chat line's delivery waits for the database before going out unstored
+CHAT_STORE_SECONDS = 5.0  # how long a chat line may wait for the database before it is refused
+# Presence: this node's key lives PRESENCE_KEEPS of the TTL and is refreshed, and others checked, every
+# PRESENCE_EVERY of it. A killed node is declared lost within (KEEPS + EVERY) TTL < TTL; a node whose loop
+# stalls less than (KEEPS - EVERY) TTL is never taken for lost.
+PRESENCE_KEEPS = 0.75
+PRESENCE_EVERY = 0.125
+BOUNDED_APPEND_SECONDS = 2.0  # how long a stopping node tries to tell a room it is going
 
 
 @dataclass(frozen=True)
@@ -96,18 +114,19 @@ class Replica:
     task: asyncio.Task[None] | None = None
     connections: set[str] = field(default_factory=set)
     idle_since: float | None = None
-    # Effects waiting behind a chat line being stored, in log order, and the task carrying them out.
-    # (A list: rarely more than a few long, and an empty one is 56 bytes where a deque is 760, per room.)
-    backlog: list[list[Effect]] = field(default_factory=list)
-    draining: asyncio.Task[None] | None = None
+    # The last chat line this node is storing: lines are stored, and shown, one after another in log order.
+    chat_tail: asyncio.Future[None] | None = None
 
 
 class RoomHub:
     def __init__(self, log_: RoomLog, *, node_id: str, max_participants: int, grace_seconds: float = 30.0,
                  presence_ttl: float = 10.0, chat_store: ChatStore | None = None,
-                 relay_starter: RelayStarter | None = None) -> None:
+                 relay_starter: RelayStarter | None = None, node_name: str | None = None) -> None:
+        """``node_id``: this run of the node, unique to it (a node restarted is a new one); ``node_name``: the
+        name it runs under (TELEMED_NODE_ID), whose previous run is declared gone when this one starts."""
         self.log = log_
         self.node_id = node_id
+        self.node_name = node_name
         self.max_participants = max_participants
         self.grace_seconds = grace_seconds
         self.presence_ttl = presence_ttl
@@ -117,6 +136,8 @@ class RoomHub:
         self._outboxes: dict[str, Outbox] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._presence: asyncio.Task[None] | None = None
+        self.stopping = False  # shutting down: no join or resume is taken here any more
+        self._blind_until = 0.0  # until then, another node's missing presence proves nothing (see _sweep)
 
     @property
     def healthy(self) -> bool:
@@ -125,12 +146,41 @@ class RoomHub:
     # ---- life cycle ----
 
     async def start(self) -> None:
-        await self.log.announce(self.node_id, self.presence_ttl)
+        await self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS)
+        if self.node_name is not None:
+            await self.log.succeed(self.node_name, self.node_id)
         self._presence = asyncio.create_task(self._keep_presence())
 
+    async def drain(self, seconds: float) -> None:
+        """Stop gracefully (SIGTERM): take nothing new; tell every room this node is going, so a relay running
+        here moves to another node now; close every socket with 1001 so its client resumes on another node;
+        wait (at most ``seconds``) until the rooms have seen them go; then declare this node lost, so that
+        other nodes keep the seats of those not back yet (with their grace timers, not this node's)."""
+        self.stopping = True
+        loop = asyncio.get_running_loop()
+        rooms = list(self._replicas)
+        await asyncio.gather(*(self._append_bounded(room_id, NodeStopping(node=self.node_id)) for room_id in rooms))
+        self.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        deadline = loop.time() + seconds
+        # (Polled: the rooms change as their logs are read, with no one event to wait on.)
+        while loop.time() < deadline and any(self._holds(replica) for replica in self._replicas.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(self._append_bounded(room_id, NodeLost(node=self.node_id))
+                               for room_id, replica in list(self._replicas.items())
+                               if any(m.at.node == self.node_id for m in replica.room.members.values())))
+        await self.log.withdraw(self.node_id)
+
+    def _holds(self, replica: Replica) -> bool:
+        """Whether a participant of this room is still on a live socket here."""
+        return any(m.at.node == self.node_id and m.status is not Status.RECONNECTING
+                   for m in replica.room.members.values())
+
+    async def _append_bounded(self, room_id: str, event: RoomEvent) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._append_retrying(room_id, event), BOUNDED_APPEND_SECONDS)
+
     async def stop(self) -> None:
-        tasks = [t for t in (self._presence, *self._tasks, *(r.task for r in self._replicas.values()),
-                             *(r.draining for r in self._replicas.values())) if t]
+        tasks = [t for t in (self._presence, *self._tasks, *(r.task for r in self._replicas.values())) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -172,6 +222,8 @@ class RoomHub:
         if conn is not None:
             replica.connections.add(conn)
             replica.idle_since = None
+        if self.stopping and isinstance(event, Joining | Resuming):
+            raise BusUnavailable("This server is shutting down; connect again (to another server).")
         if (error := replica.room.refusal(event)) is not None:
             raise error
         try:
@@ -207,40 +259,24 @@ class RoomHub:
                 log.exception("room %s: could not apply event %d", room_id, seq)
                 continue
             if live:
-                self._carry_out(room_id, replica, effects)
-
-    def _carry_out(self, room_id: str, replica: Replica, effects: list[Effect]) -> None:
-        """Carry out one event's effects, in log order. A chat line is stored before anyone here is told
-        of it, so whoever saw it can read it back from the API at once: its effects, and every later
-        event's, wait for the write (the room's state does not: it is already applied)."""
-        if replica.draining is None and not any(isinstance(e, StoreChat) for e in effects):
-            self._execute(room_id, effects)
-            return
-        replica.backlog.append(effects)
-        if replica.draining is None:
-            replica.draining = asyncio.create_task(self._drain(room_id, replica))
-
-    async def _drain(self, room_id: str, replica: Replica) -> None:
-        try:
-            while replica.backlog:
-                effects = replica.backlog.pop(0)
-                for effect in effects:
-                    if isinstance(effect, StoreChat):
-                        await self._store_chat(room_id, effect)
                 self._execute(room_id, effects)
-        finally:
-            replica.draining = None
 
-    async def _store_chat(self, room_id: str, line: StoreChat) -> None:
-        """Every node that follows the room writes the line before delivering it (the store ignores a line
-        already kept), so no node waits on another's write. If the database fails, the line still goes
-        out: a chat that stops is worse than a line missing from the record, which the log names."""
+    async def _store_chat(self, room_id: str, line: StoreChat, after: asyncio.Future[None] | None) -> None:
+        """Keep a chat line with the consultation, then tell the room whether it was kept: only then is it
+        shown (or its sender told it was not). ``after``: the line before it, which goes first."""
+        if after is not None:
+            await asyncio.wait({after})
+        stored = False
         if self.chat_store is None:
-            return
-        try:
-            await asyncio.wait_for(self.chat_store(room_id, line), CHAT_STORE_SECONDS)
-        except Exception:
-            log.exception("room %s: chat line %d delivered before it could be stored", room_id, line.seq)
+            stored = True
+        else:
+            try:
+                await asyncio.wait_for(self.chat_store(room_id, line), CHAT_STORE_SECONDS)
+                stored = True
+            except Exception as exc:  # the database is down or slow: the line is refused, not lost unseen
+                log.warning("room %s: chat line %d could not be stored (%s); its sender is told",
+                            room_id, line.seq, type(exc).__name__)
+        await self._append_retrying(room_id, ChatStored(seq=line.seq, stored=stored))
 
     def _execute(self, room_id: str, effects: list[Effect]) -> None:
         for effect in effects:
@@ -251,10 +287,24 @@ class RoomHub:
                     outbox.put(effect.message)
                 else:
                     outbox.put_control(CloseRequest(effect.code, effect.reason))
-            elif isinstance(effect, StartGrace) and effect.node == self.node_id:
+            elif isinstance(effect, StartGrace) and effect.node in (self.node_id, ANY_NODE):
                 self._spawn(self._expire_later(room_id, effect))
+            elif isinstance(effect, StoreChat) and effect.node == self.node_id \
+                    and (replica := self._replicas.get(room_id)) is not None:
+                replica.chat_tail = self._spawn(self._store_chat(room_id, effect, replica.chat_tail))
             elif isinstance(effect, StartRelay) and effect.node == self.node_id and self.relay_starter:
                 self.relay_starter(self, room_id, effect.epoch)
+            elif isinstance(effect, StopRelay) and effect.node == self.node_id:
+                if (outbox := self._outboxes.get(relay_conn(room_id, effect.epoch))) is not None:
+                    outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "relay moved"))
+
+    async def tell(self, room_id: str, event: RoomEvent) -> None:
+        """Append an event the server owes the room (a consent, an expulsion) now, so what follows comes after
+        it; if the bus is away, go on trying in the background rather than hold the caller."""
+        try:
+            await asyncio.wait_for(self.log.append(room_id, event), BOUNDED_APPEND_SECONDS)
+        except (BusError, TimeoutError):
+            self.owe(room_id, event)  # (these events are idempotent: appending one twice changes nothing)
 
     def owe(self, room_id: str, event: RoomEvent) -> None:
         """Append an event the room must get even if the bus is down now (a socket's leave or disconnect):
@@ -262,8 +312,10 @@ class RoomHub:
         self._spawn(self._append_retrying(room_id, event))
 
     async def _expire_later(self, room_id: str, grace: StartGrace) -> None:
-        await asyncio.sleep(self.grace_seconds)
-        await self._append_retrying(room_id, GraceExpired(participant_id=grace.participant_id, epoch=grace.epoch))
+        # A participant whose node died and who has not resumed within a presence TTL is not coming back.
+        await asyncio.sleep(self.presence_ttl if grace.reason == "node-lost" else self.grace_seconds)
+        await self._append_retrying(room_id, GraceExpired(participant_id=grace.participant_id, epoch=grace.epoch,
+                                                          reason=grace.reason))  # type: ignore[arg-type]
 
     async def _append_retrying(self, room_id: str, event: RoomEvent) -> None:
         """For events the node owes the room (timers, lost nodes): keep trying until the bus is back."""
@@ -276,41 +328,58 @@ class RoomHub:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Awaitable[None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ---- presence of nodes, and forgetting idle rooms ----
 
     async def _keep_presence(self) -> None:
         """Refresh this node's presence; append NodeLost for nodes whose presence ran out; drop idle rooms."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.presence_ttl / 3)
-            await self.log.announce(self.node_id, self.presence_ttl)
-            now = asyncio.get_running_loop().time()
+            await asyncio.sleep(self.presence_ttl * PRESENCE_EVERY)
+            if not await self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS):
+                # Our own key was gone: Redis lost its data (restarted empty), or this node stalled. Others'
+                # keys may be missing for the same reason: give them a TTL to announce themselves again.
+                self._blind_until = loop.time() + self.presence_ttl
+            if loop.time() >= self._blind_until:
+                await self._sweep()
+            now = loop.time()
             for room_id, replica in list(self._replicas.items()):
-                others = {m.at.node for m in replica.room.members.values()} - {self.node_id}
-                for node in others:
-                    if not await self.log.node_alive(node):
-                        log.warning("node %s is gone; removing its participants from %s", node, room_id)
-                        self._spawn(self._append_retrying(room_id, NodeLost(node=node)))
                 if replica.idle_since is not None and now - replica.idle_since > IDLE_ROOM_SECONDS \
                         and not self._owes_timer(replica):
                     await self._drop(room_id, replica)
 
+    async def _sweep(self) -> None:
+        """Declare lost, in every room that still counts on them, the nodes whose presence ran out: those
+        where members sit, and those running a relay. Each node is asked about once per sweep."""
+        rooms: dict[str, list[str]] = {}
+        for room_id, replica in self._replicas.items():
+            room = replica.room
+            nodes = {m.at.node for m in room.members.values()} | ({room.relay_node} if room.relay_node else set())
+            for node in nodes - room.lost_nodes - {self.node_id}:
+                rooms.setdefault(node, []).append(room_id)
+        for node, room_ids in rooms.items():
+            if not await self.log.node_alive(node):
+                log.warning("node %s is gone; its participants are reconnecting in %d room(s)", node, len(room_ids))
+                for room_id in room_ids:
+                    self._spawn(self._append_retrying(room_id, NodeLost(node=node)))
+
     def _owes_timer(self, replica: Replica) -> bool:
-        """A member of this node is reconnecting: it will most likely resume here within the grace period,
-        so keep the copy rather than replay the room's log when it does."""
-        return any(m.at.node == self.node_id and m.status is Status.RECONNECTING
-                   for m in replica.room.members.values())
+        """A member is reconnecting whose timer this node runs (it was here, or its node is lost): it will
+        most likely resume within the grace period, so keep the copy rather than replay the room's log."""
+        room = replica.room
+        return any(m.status is Status.RECONNECTING and (m.at.node == self.node_id or m.at.node in room.lost_nodes)
+                   for m in room.members.values())
 
     async def _drop(self, room_id: str, replica: Replica) -> None:
         self._replicas.pop(room_id, None)
-        for task in (replica.task, replica.draining):
-            if task is not None:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+        if replica.task is not None:
+            replica.task.cancel()
+            with suppress(asyncio.CancelledError):
+                await replica.task
         if replica.room.is_empty:
             await self.log.forget(room_id)

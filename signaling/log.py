@@ -42,8 +42,17 @@ class RoomLog(Protocol):
     async def forget(self, room_id: str) -> None:
         """The room is empty and no node needs its history any more."""
 
-    async def announce(self, node: str, ttl: float) -> None:
-        """Say that ``node`` is alive for the next ``ttl`` seconds."""
+    async def announce(self, node: str, ttl: float) -> bool:
+        """Say that ``node`` is alive for the next ``ttl`` seconds; whether its presence was still there
+        (False the first time, and when the log lost it: it expired, or Redis restarted empty)."""
+        ...
+
+    async def succeed(self, name: str, node: str) -> None:
+        """``node`` is the new run of the node called ``name``: the run before it (killed, restarted at
+        once) is gone now, and its presence goes with it, so other nodes declare it lost at once."""
+
+    async def withdraw(self, node: str) -> None:
+        """``node`` has stopped: its presence ends now, not when it would have run out."""
 
     async def node_alive(self, node: str) -> bool: ...
 
@@ -119,7 +128,13 @@ class LocalRoomLog:
         if room_id not in self._followers:
             self._events.pop(room_id, None)
 
-    async def announce(self, node: str, ttl: float) -> None:
+    async def announce(self, node: str, ttl: float) -> bool:
+        return True
+
+    async def succeed(self, name: str, node: str) -> None:
+        pass
+
+    async def withdraw(self, node: str) -> None:
         pass
 
     async def node_alive(self, node: str) -> bool:

@@ -17,6 +17,7 @@ from .log import CAUGHT_UP, BusError, CaughtUp
 log = logging.getLogger(__name__)
 
 LOG_TTL_SECONDS = 12 * 3600  # a room's history outlives any consultation, then Redis drops it
+NAME_TTL_SECONDS = 7 * 24 * 3600  # which run of a named node is the latest: kept for a week
 PAGE = 500
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
 POOL_SIZE = 64
@@ -68,6 +69,9 @@ class RedisRoomLog:
 
     def presence_key(self, node: str) -> str:
         return f"{self._prefix}:node:{node}"
+
+    def name_key(self, name: str) -> str:
+        return f"{self._prefix}:node-name:{name}"
 
     @property
     def healthy(self) -> bool:
@@ -196,13 +200,27 @@ class RedisRoomLog:
     async def forget(self, room_id: str) -> None:
         pass  # other nodes may still follow it; the stream's TTL removes it
 
-    async def announce(self, node: str, ttl: float) -> None:
+    async def announce(self, node: str, ttl: float) -> bool:
         try:
-            await self._redis.set(self.presence_key(node), "1", px=int(ttl * 1000))
+            before = await self._redis.set(self.presence_key(node), "1", px=int(ttl * 1000), get=True)
         except (RedisError, OSError) as exc:
             self._mark(False, exc)
-            return
+            return True  # unknown: the next announcement will tell
         self._mark(True)
+        return before is not None
+
+    async def succeed(self, name: str, node: str) -> None:
+        try:
+            before = await self._redis.set(self.name_key(name), node, ex=NAME_TTL_SECONDS, get=True)
+            if before is not None and before.decode() != node:
+                await self._redis.delete(self.presence_key(before.decode()))
+                log.warning("node %s restarted: its previous run %s is gone", name, before.decode())
+        except (RedisError, OSError) as exc:
+            self._mark(False, exc)  # the old run's presence runs out by itself within a TTL
+
+    async def withdraw(self, node: str) -> None:
+        with suppress(RedisError, OSError):
+            await self._redis.delete(self.presence_key(node))
 
     async def node_alive(self, node: str) -> bool:
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .errors import (
     AlreadyJoined,
+    ChatNotStored,
     CloseCode,
     ConsentMissing,
     NoSeat,
@@ -25,6 +26,7 @@ from .errors import (
 )
 from .events import (
     Admitting,
+    ChatStored,
     Chatting,
     Consenting,
     Denying,
@@ -36,6 +38,7 @@ from .events import (
     Leaving,
     MediaChanged,
     NodeLost,
+    NodeStopping,
     Recording,
     Relaying,
     Removing,
@@ -72,11 +75,13 @@ from .messages import (
 CHAT_KEPT = 200  # chat lines a newcomer sees; the whole chat is kept in the database
 RELAY_ID = "relay"  # the media relay, as participants address it: offers and candidates go ``to: "relay"``
 RELAY_FROM = 3  # seated participants from which media goes through the relay
+ANY_NODE = "*"  # a timer every node following the room runs (the node that would have is gone)
 
 
-def relay_conn(room_id: str) -> str:
-    """The relay's place among its node's connections: room events for it are delivered there."""
-    return f"relay:{room_id}"
+def relay_conn(room_id: str, epoch: int) -> str:
+    """A relay's place among its node's connections: room events for it are delivered there. Each relay
+    started has its own, so a relay moved away and back never shares an outbox with the one before."""
+    return f"relay:{room_id}:{epoch}"
 
 
 class Status(enum.StrEnum):
@@ -125,17 +130,22 @@ class Close:
 
 @dataclass(frozen=True)
 class StartGrace:
-    """Start the grace timer; when it runs out, append GraceExpired(participant_id, epoch)."""
+    """Start the grace timer on ``node`` (ANY_NODE: on every node following the room); when it runs out,
+    append GraceExpired(participant_id, epoch, reason). ``node-lost``: the participant's socket died with
+    its node, and a live client reconnects at once, so the timer is short (a presence TTL); ``timeout``:
+    the reconnection grace."""
 
     node: str
     participant_id: str
     epoch: int
+    reason: str = "timeout"
 
 
 @dataclass(frozen=True)
 class StoreChat:
-    """Keep a chat line with the consultation before delivering it (``node``: the sender's). Every node
-    that delivers it writes it first; the store keeps one copy."""
+    """Keep a chat line with the consultation, then append ChatStored(seq, stored) (``node``: the sender's,
+    the only one that writes it). Nobody is shown the line before it is kept: a line is stored or refused,
+    never only shown."""
 
     node: str
     session: str
@@ -153,7 +163,15 @@ class StartRelay:
     epoch: int
 
 
-Effect = Deliver | Close | StartGrace | StoreChat | StartRelay
+@dataclass(frozen=True)
+class StopRelay:
+    """Stop relay ``epoch`` on ``node``: the room moved it elsewhere (its node is stopping, or was lost)."""
+
+    node: str
+    epoch: int
+
+
+Effect = Deliver | Close | StartGrace | StoreChat | StartRelay | StopRelay
 
 
 class Room:
@@ -168,8 +186,15 @@ class Room:
         # emptied starts counting again, so (session, seq) is what orders a consultation's chat.
         self.session = ""
         self.mode = "p2p"
+        # In relay mode, None while the relay has no node to run on (its node went, and nobody present is
+        # on a live node yet): it starts where the next participant takes or resumes a seat.
         self.relay_node: str | None = None
         self.relay_epoch = 0
+        self.lost_nodes: set[str] = set()  # nodes declared lost (each process start is a node of its own)
+        self.stopping: set[str] = set()  # nodes shutting down: no relay is started there
+        # Chat lines waiting for their sender's node to store them: log position -> (sender, node, line).
+        self.pending_chat: dict[int, tuple[str, str, ChatMessage]] = {}
+        self.seq = 0  # the position in the log of the event being applied
         self.recording_by: str | None = None  # who started the recording now running, if one is
         # The consultation's patient and their recording consent: needed for any recording, in the room
         # or not (a patient beside their doctor consents through them).
@@ -200,7 +225,12 @@ class Room:
 
     @property
     def relay_at(self) -> Where | None:
-        return Where(node=self.relay_node, conn=relay_conn(self.room_id)) if self.relay_node else None
+        return Where(node=self.relay_node, conn=relay_conn(self.room_id, self.relay_epoch)) \
+            if self.relay_node else None
+
+    def live(self, node: str) -> bool:
+        """Whether a relay may start on ``node``: not lost, not shutting down."""
+        return node not in self.lost_nodes and node not in self.stopping
 
     @property
     def relay_slots(self) -> int:
@@ -221,11 +251,16 @@ class Room:
 
     def apply(self, event: RoomEvent, seq: int = 0) -> list[Effect]:
         """Apply one event from the room's log; ``seq`` is its position there."""
+        self.seq = seq
         handler = getattr(self, f"_on_{type(event).__name__}")
         return handler(event, seq)
 
     def refusal(self, event: RoomEvent) -> SignalingError | None:
         """Why this event would be refused now, or None. Lets a node answer at once without a round trip."""
+        if isinstance(event, Recording):
+            # Rests on consents the server appends (from any node): this copy may not have read the latest
+            # yet, so the room decides when the event comes up in the log, after every consent given before.
+            return None
         check = getattr(self, f"_check_{type(event).__name__}", None)
         return check(event) if check else None
 
@@ -332,36 +367,51 @@ class Room:
         member.status = Status.PRESENT if member.seated else Status.WAITING
         if member.status is Status.WAITING:
             return [*effects, Deliver(member.at, InLobby(self_=member.participant))]
+        placed = self._ensure_mode(member.at.node, but=member.id)  # a relay waiting for a node starts here
         effects.append(self._joined(member, resumed=True))
-        return effects + self._to_seated(ParticipantResumed(participant_id=member.id), but=member.id)
+        return effects + placed + self._to_seated(ParticipantResumed(participant_id=member.id), but=member.id)
 
     def _on_GraceExpired(self, event: GraceExpired, seq: int) -> list[Effect]:
         member = self.members.get(event.participant_id)
         if member is None or member.status is not Status.RECONNECTING or member.epoch != event.epoch:
-            return []  # came back in time, or a timer from an earlier disconnection
-        return self._drop(member, "timeout")
+            return []  # came back in time, a timer from an earlier disconnection, or another node's timer
+        return self._drop(member, event.reason)
 
     def _on_NodeLost(self, event: NodeLost, seq: int) -> list[Effect]:
-        relay_lost = self.relay_node == event.node
-        if relay_lost:
-            self.mode, self.relay_node = "p2p", None
-        lost = [m for m in self.members.values() if m.at.node == event.node]
-        for member in lost:  # all of them first: nobody on the dead node is told anything
-            del self.members[member.id]
+        """A node is gone with its sockets: their participants are reconnecting (a live client comes back at
+        once, on another node), and a relay that ran there moves."""
+        if event.node in self.lost_nodes:
+            return []  # another node said so first
+        self.lost_nodes.add(event.node)
+        self.stopping.discard(event.node)
         effects: list[Effect] = []
-        for member in lost:
+        dropped = []  # whose socket died with the node (all marked first: nobody there is told anything)
+        for member in [m for m in self.members.values() if m.at.node == event.node]:
+            member.epoch += 1
+            if member.status is Status.RECONNECTING:
+                # Its socket had closed before (a graceful stop): it keeps the whole grace period, but the
+                # timer that node ran is gone, so every node still following the room runs one.
+                effects.append(StartGrace(ANY_NODE, member.id, member.epoch))
+                continue
+            member.status = Status.RECONNECTING
+            effects.append(StartGrace(ANY_NODE, member.id, member.epoch, reason="node-lost"))
+            dropped.append(member)
+        for member in dropped:
             if member.seated:
-                effects += self._to_seated(ParticipantLeft(participant_id=member.id, reason="node-lost"))
-        if any(not m.seated for m in lost):
-            effects += self._lobby_update()
-        if relay_lost and self.participants:
-            # The relay went with the node: start another where a participant is (everyone reconnects to
-            # it), or go back to peer to peer if the room is small again. A recording ended with the relay.
-            if self.recording:
-                effects += self._stop_recording("relay-lost")
-            effects += self._ensure_mode(self.members[self.participants[0].id].at.node) \
-                or self._to_seated(self._mode_message())
+                effects += self._to_seated(ParticipantReconnecting(participant_id=member.id))
+        for seq_, (_, node, _) in list(self.pending_chat.items()):
+            if node == event.node:
+                del self.pending_chat[seq_]  # its node can no longer say whether it kept the line
+        if self.relay_node == event.node:
+            effects += self._move_relay()
         return effects
+
+    def _on_NodeStopping(self, event: NodeStopping, seq: int) -> list[Effect]:
+        """A node is shutting down: a relay it runs moves now, while its sockets go to other nodes."""
+        if event.node in self.lost_nodes or event.node in self.stopping:
+            return []
+        self.stopping.add(event.node)
+        return self._move_relay() if self.relay_node == event.node else []
 
     # the lobby
 
@@ -449,6 +499,8 @@ class Room:
         if event.to == RELAY_ID:
             if self.mode != "relay":
                 return NotRelayed("This room is peer to peer now; send your offer to the other participant.")
+            if self.relay_node is None:
+                return NotRelayed("The relay is moving to another server; wait for the mode message.")
             if event.type in ("answer", "ice-restart"):
                 return NotAllowed("The relay takes offers and candidates; to restart, send a new offer.")
             if event.sdp is not None and not self.members[event.sender].grants.publish and sends_media(event.sdp):
@@ -496,9 +548,19 @@ class Room:
         member = self.members[event.participant_id]
         line = ChatMessage(id=seq, from_=member.id, name=member.participant.name, text=event.text,
                            at=event.at_time)
+        self.pending_chat[seq] = (member.id, member.at.node, line)
+        return [StoreChat(member.at.node, self.session, seq, member.participant, event.text, event.at_time)]
+
+    def _on_ChatStored(self, event: ChatStored, seq: int) -> list[Effect]:
+        pending = self.pending_chat.pop(event.seq, None)
+        if pending is None:
+            return []
+        sender, _, line = pending
+        if not event.stored:
+            return self._refuse(ChatNotStored("Your message could not be saved with the consultation, so nobody "
+                                              "was shown it; please send it again."), self._origin(sender))
         self.chat = [*self.chat[-(CHAT_KEPT - 1):], line]
-        return [StoreChat(member.at.node, self.session, seq, member.participant, event.text, event.at_time),
-                *self._to_seated(line)]
+        return self._to_seated(line)
 
     # recording and consent
 
@@ -569,15 +631,44 @@ class Room:
         return self._to_seated(RecordingState(on=False, by=by, reason=reason))  # type: ignore[arg-type]
 
     def _ensure_mode(self, node: str, *, force: bool = False, but: str | None = None) -> list[Effect]:
-        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it).
+        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it), on
+        ``node`` (where the participant who made it so is) unless that node is going; in relay mode, start a
+        relay that has no node yet on ``node``.
 
         ``but``: the newcomer whose ``joined`` already says so; one notice per change per participant, or a
         client connecting on each would offer twice."""
-        if self.mode == "relay" or not (force or len(self.participants) >= RELAY_FROM):
+        if self.mode == "relay":
+            return self._start_relay(node, but=but) if self.relay_node is None and self.live(node) else []
+        if not (force or len(self.participants) >= RELAY_FROM):
             return []
-        self.mode, self.relay_node = "relay", node
+        self.mode = "relay"
+        home = node if self.live(node) else self._relay_home()
+        return self._start_relay(home, but=but) if home is not None else []
+
+    def _start_relay(self, node: str, *, but: str | None = None) -> list[Effect]:
+        self.relay_node = node
         self.relay_epoch += 1
         return [StartRelay(node, self.relay_epoch), *self._to_seated(self._mode_message(), but=but)]
+
+    def _relay_home(self) -> str | None:
+        """A node where the relay can run: that of the first participant present on a live node."""
+        return next((m.at.node for m in self.members.values()
+                     if m.seated and m.status is Status.PRESENT and self.live(m.at.node)), None)
+
+    def _move_relay(self) -> list[Effect]:
+        """The relay's node is lost or stopping. A recording stops with it (the interrupted file is finished
+        where it can be; a host starts a new one). The relay starts on another node, and everyone connects to
+        it (a new epoch); a room small again goes back to peer to peer; with nobody present on a live node
+        yet, it starts where the next participant takes or resumes a seat."""
+        effects: list[Effect] = self._stop_recording("relay-lost") if self.recording else []
+        assert self.relay_node is not None
+        effects.append(StopRelay(self.relay_node, self.relay_epoch))
+        self.relay_node = None
+        if len(self.participants) < RELAY_FROM:
+            self.mode = "p2p"
+            return effects + self._to_seated(self._mode_message())
+        home = self._relay_home()
+        return effects + (self._start_relay(home) if home is not None else [])
 
     def _mode_message(self) -> RoomMode:
         relayed = self.mode == "relay"
@@ -589,7 +680,7 @@ class Room:
     def _seat(self, member: Member) -> list[Effect]:
         """A member has just taken a seat: tell it and the others; the room may change how media flows."""
         if member.participant.guest and member.chat_from is None:
-            member.chat_from = self.chat[-1].id + 1 if self.chat else 0
+            member.chat_from = self.seq  # lines said before (lower in the log), even if kept after, are not theirs
         effects: list[Effect] = [
             *self._to_seated(ParticipantJoined(participant=member.participant), but=member.id)]
         effects += self._ensure_mode(member.at.node, but=member.id)

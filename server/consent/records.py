@@ -144,7 +144,7 @@ async def give(database: Database, rooms: RoomNotifier | None, template: Consent
         await session.commit()
         await session.refresh(consent)
     if consent.purpose is ConsentPurpose.RECORDING and rooms is not None and consent.consultation_id is not None:
-        rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=consent.id))
+        await rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=consent.id))
     return consent
 
 
@@ -173,9 +173,9 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
         await session.refresh(consent)
     if rooms is not None and consent.consultation_id is not None:
         if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second
-            rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=None))
+            await rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=None))
         elif consent.purpose is ConsentPurpose.VIDEO:  # the patient leaves the call at once
-            rooms.tell(consent.consultation_id, Expelling(identity=consent.identity, reason="consent-withdrawn"))
+            await rooms.tell(consent.consultation_id, Expelling(identity=consent.identity, reason="consent-withdrawn"))
     return consent
 
 

@@ -9,6 +9,8 @@ from signaling.events import RoomEvent
 
 
 class RoomNotifier(Protocol):
-    def tell(self, consultation_id: int, event: RoomEvent) -> None:
-        """Append ``event`` to the consultation's room log, soon and retried; never raises."""
+    async def tell(self, consultation_id: int, event: RoomEvent) -> None:
+        """Append ``event`` to the consultation's room log before returning, so that what the caller does
+        next (say, start a recording right after a consent's 201) comes after it in the room; if the log
+        cannot be reached now, it is appended later, retried. Never raises."""
         ...

@@ -152,7 +152,7 @@ async def revoke(session: AsyncSession, who: Principal, invitation_id: int, room
                                                invitation.consultation_id, f"invitation:{invitation.id}"))
         await session.commit()
         await session.refresh(invitation)
-    rooms.tell(invitation.consultation_id, Expelling(
+    await rooms.tell(invitation.consultation_id, Expelling(
         identity=patient_identity(invitation.patient_id), reason="invitation-revoked", invitation=invitation.id))
     return invitation
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import aiohttp
 
-from server.devprocs import TelemedNode
+from server.devprocs import RedisServer, TelemedNode
 
 from ..support.nodes import PRESENCE_TTL, connect_at, enter
 from ..support.signaling_client import expect
@@ -67,18 +68,48 @@ async def test_a_participant_dropped_on_one_node_resumes_on_the_other(
     await again.close()
 
 
-async def test_a_killed_node_s_participants_leave_everyone_s_view_within_the_ttl(
+async def test_a_killed_node_s_participants_are_reconnecting_within_the_ttl_then_leave(
         nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
+    """A node killed outright cannot say its sockets died: the others declare it lost within
+    TELEMED_PRESENCE_TTL, show its participants as reconnecting at once, and let them go (`node-lost`) when
+    they have not resumed elsewhere within another TTL."""
     a, b = nodes
     li, wang, wang_joined = await doctor_on_a_specialist_on_b(http, a, b)
     killed = time.monotonic()
     b.stop(signal.SIGKILL)
+    reconnecting = await expect(li, "participant-reconnecting", within=PRESENCE_TTL * 4)
+    noticed = time.monotonic() - killed
+    assert reconnecting["participant_id"] == wang_joined["self"]["id"]
+    assert noticed < PRESENCE_TTL, f"declared lost after {noticed:.1f} s"
     left = await expect(li, "participant-left", within=PRESENCE_TTL * 4)
     took = time.monotonic() - killed
     assert left == {"type": "participant-left", "participant_id": wang_joined["self"]["id"], "reason": "node-lost"}
-    # The presence key lasts the TTL; node a checks every TTL/3, so the view is right within about 1.4 TTL.
-    assert took < PRESENCE_TTL * 2, f"took {took:.1f} s"
+    assert PRESENCE_TTL * 0.9 < took - noticed < PRESENCE_TTL * 2, f"left {took - noticed:.1f} s after"
     await li.send_json({"type": "ping", "id": 1})
     assert (await expect(li, "pong"))["id"] == 1, "node a and its room carry on"
     await li.close()
     await wang.close()
+
+
+async def test_a_node_restarted_at_once_under_its_name_has_its_old_participants_declared_lost(
+        tmp_path: Path, redis_server: RedisServer, http: aiohttp.ClientSession) -> None:
+    """systemd restarts a crashed node at once under the same TELEMED_NODE_ID: the new run says the old one
+    is gone, so its participants are reconnecting at once (not after a TTL), and gone a TTL later."""
+    env = {"TELEMED_REDIS_URL": redis_server.url, "TELEMED_PRESENCE_TTL": "6", "TELEMED_RECONNECT_GRACE": "30"}
+    data = tmp_path / "var"
+    with TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-a"}) as a:
+        b = TelemedNode(data, {**env, "TELEMED_NODE_ID": "node-b"}).start()
+        try:
+            li, wang, wang_joined = await doctor_on_a_specialist_on_b(http, a, b)
+            b.stop(signal.SIGKILL)
+            b.start()
+            restarted = time.monotonic()
+            reconnecting = await expect(li, "participant-reconnecting", within=10)
+            assert reconnecting["participant_id"] == wang_joined["self"]["id"]
+            assert time.monotonic() - restarted < 6 / 4, "the old run is lost as soon as the new one starts"
+            left = await expect(li, "participant-left", within=10)
+            assert left["reason"] == "node-lost"
+            await li.close()
+            await wang.close()
+        finally:
+            b.stop()

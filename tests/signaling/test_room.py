@@ -12,6 +12,7 @@ import pytest
 
 from signaling.events import (
     Admitting,
+    ChatStored,
     Chatting,
     Consenting,
     Denying,
@@ -24,6 +25,7 @@ from signaling.events import (
     Leaving,
     MediaChanged,
     NodeLost,
+    NodeStopping,
     Recording,
     Relaying,
     Removing,
@@ -50,7 +52,18 @@ from signaling.messages import (
     RoomMode,
     dump,
 )
-from signaling.room import Close, Deliver, Effect, Room, StartGrace, StartRelay, StoreChat, sends_media
+from signaling.room import (
+    ANY_NODE,
+    Close,
+    Deliver,
+    Effect,
+    Room,
+    StartGrace,
+    StartRelay,
+    StopRelay,
+    StoreChat,
+    sends_media,
+)
 
 MAX = 3
 
@@ -98,8 +111,12 @@ def summary(effects: list[Effect]) -> list[tuple[Any, ...]]:
     for effect in effects:
         if isinstance(effect, Close):
             rows.append(("close", effect.at.conn, effect.code))
-        elif isinstance(effect, StartGrace):
+        elif isinstance(effect, StartGrace) and effect.reason == "timeout" and effect.node != ANY_NODE:
             rows.append(("grace", effect.participant_id, effect.epoch))
+        elif isinstance(effect, StartGrace):
+            rows.append(("grace", effect.participant_id, effect.epoch, effect.reason, effect.node))
+        elif isinstance(effect, StopRelay):
+            rows.append(("stop-relay", effect.node, effect.epoch))
         elif isinstance(effect, StoreChat):
             rows.append(("store", effect.node, effect.seq, effect.text))
         elif isinstance(effect, StartRelay):
@@ -174,8 +191,14 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
         ((DOC, PAT), Relaying(sender="p", to="d", type="offer", sdp=OFFER), [("p", "error", "not-joined")]),
         ((DOC, SPEC), Relaying(sender="d", to="d", type="offer", sdp=OFFER), [("d", "error", "unknown-participant")]),
         ((DOC, SPEC), MediaChanged(participant_id="s", media=MediaState(muted=True)), [("d", "media-state", "s")]),
-        ((DOC, SPEC), Chatting(participant_id="s", text="BP 150/95", at_time=1.0),
-         [("store", "n1", 3, "BP 150/95"), ("d", "chat", (3, "BP 150/95")), ("s", "chat", (3, "BP 150/95"))]),
+        # a chat line is kept by its sender's node, and shown once it is kept; one that could not be is refused
+        ((DOC, SPEC), Chatting(participant_id="s", text="BP 150/95", at_time=1.0), [("store", "n1", 3, "BP 150/95")]),
+        ((DOC, SPEC, Chatting(participant_id="s", text="BP 150/95", at_time=1.0)), ChatStored(seq=3, stored=True),
+         [("d", "chat", (3, "BP 150/95")), ("s", "chat", (3, "BP 150/95"))]),
+        ((DOC, SPEC, Chatting(participant_id="s", text="BP 150/95", at_time=1.0)), ChatStored(seq=3, stored=False),
+         [("s", "error", "chat-not-stored")]),
+        ((DOC, SPEC, Chatting(participant_id="s", text="BP", at_time=1.0), ChatStored(seq=3, stored=True)),
+         ChatStored(seq=3, stored=True), []),  # told twice: shown once
         ((DOC, PAT), Chatting(participant_id="p", text="hello?", at_time=1.0), [("p", "error", "not-joined")]),
         # leaving, dropping, resuming
         ((DOC, SPEC), Leaving(participant_id="s", at=at("s")), [("d", "participant-left", ("s", "left"))]),
@@ -208,10 +231,24 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
           Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
                    new_resume_hash="h2")),
          GraceExpired(participant_id="s", epoch=1), []),  # resumed in time: the old timer is void
-        ((DOC, join("s", node="n2"), join("t", node="n2")), NodeLost(node="n2"),  # the relay was on n2 too
-         [("d", "participant-left", ("s", "node-lost")), ("d", "participant-left", ("t", "node-lost")),
-          ("d", "mode", "p2p")]),
-        ((DOC, join("p", host=False, node="n2")), NodeLost(node="n2"), [("d", "lobby-update", ())]),
+        # a lost node's participants are reconnecting (their clients resume elsewhere at once, or leave one
+        # presence TTL later, on every node's timer); the relay, on n2 too, moves to n1
+        ((DOC, join("s", node="n2"), join("t", node="n2")), NodeLost(node="n2"),
+         [("grace", "s", 1, "node-lost", "*"), ("grace", "t", 1, "node-lost", "*"),
+          ("d", "participant-reconnecting", "s"), ("d", "participant-reconnecting", "t"),
+          ("stop-relay", "n2", 1), ("start-relay", "n1", 2), ("d", "mode", "relay")]),
+        ((DOC, join("s", node="n2"), NodeLost(node="n2")), NodeLost(node="n2"), []),  # another node said it first
+        ((DOC, join("s", node="n2"), NodeLost(node="n2")),
+         GraceExpired(participant_id="s", epoch=1, reason="node-lost"),
+         [("d", "participant-left", ("s", "node-lost"))]),
+        ((DOC, join("s", node="n2"), Disconnected(participant_id="s", at=at("s", node="n2"))), NodeLost(node="n2"),
+         [("grace", "s", 2, "timeout", "*")]),  # its socket had closed: the whole grace, on the others' timers
+        ((DOC, join("p", host=False, node="n2")), NodeLost(node="n2"), [("grace", "p", 1, "node-lost", "*")]),
+        # a node stopping: the relay moves at once; its participants stay until their sockets go
+        ((DOC, join("s", node="n2"), join("t")), NodeStopping(node="n2"), []),  # the relay is on n1
+        ((DOC, join("s", node="n2"), join("t", node="n2")), NodeStopping(node="n2"),
+         [("stop-relay", "n2", 1), ("start-relay", "n1", 2), ("d", "mode", "relay"), ("s", "mode", "relay"),
+          ("t", "mode", "relay")]),
     ],
 )
 def test_event_produces(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
@@ -243,8 +280,9 @@ def test_a_reconnecting_participant_keeps_their_seat() -> None:
 
 
 def test_newcomers_see_the_chat_so_far_and_hosts_see_the_lobby() -> None:
-    room = room_after(DOC, PAT, Chatting(participant_id="d", text="first", at_time=1.0))
-    joined = room.apply(SPEC, 4)[0]
+    room = room_after(DOC, PAT, Chatting(participant_id="d", text="first", at_time=1.0),
+                      ChatStored(seq=3, stored=True))
+    joined = room.apply(SPEC, 5)[0]
     assert isinstance(joined, Deliver) and isinstance(joined.message, Joined)
     assert [line.text for line in joined.message.chat] == ["first"]
     assert [p.id for p in joined.message.waiting] == ["p"]
@@ -253,17 +291,20 @@ def test_newcomers_see_the_chat_so_far_and_hosts_see_the_lobby() -> None:
 def test_an_admitted_patient_sees_the_chat_from_their_admission_on() -> None:
     """What the clinicians said before the patient was let in stays theirs: the patient's ``joined`` carries
     no earlier line, a line after it reaches them, and resuming their seat does not bring the old ones."""
-    room = room_after(DOC, Chatting(participant_id="d", text="before the patient", at_time=1.0), PAT)
+    room = room_after(DOC, Chatting(participant_id="d", text="before the patient", at_time=1.0), PAT,
+                      ChatStored(seq=2, stored=True))  # kept (and shown) after the patient entered the lobby
     joined = [e for e in room.apply(Admitting(by="d", participant_id="p"), 4)
               if isinstance(e, Deliver) and isinstance(e.message, Joined) and e.at.conn == "p"]
     assert [line.text for line in joined[0].message.chat] == []
     room.apply(Chatting(participant_id="d", text="hello", at_time=2.0), 5)
-    room.apply(Disconnected(participant_id="p", at=at("p")), 6)
+    room.apply(ChatStored(seq=5, stored=True), 6)
+    room.apply(Disconnected(participant_id="p", at=at("p")), 7)
     resumed = [e for e in room.apply(Resuming(participant_id="p", identity="id:p", at=at("p", generation=1),
-                                              resume_hash="hash-p", new_resume_hash="hash-p2"), 7)
+                                              resume_hash="hash-p", new_resume_hash="hash-p2"), 8)
                if isinstance(e, Deliver) and isinstance(e.message, Joined)]
     assert [line.text for line in resumed[0].message.chat] == ["hello"]
-    doc_view = room_after(DOC, Chatting(participant_id="d", text="before the patient", at_time=1.0), SPEC)
+    doc_view = room_after(DOC, Chatting(participant_id="d", text="before the patient", at_time=1.0),
+                          ChatStored(seq=2, stored=True), SPEC)
     assert [line.text for line in doc_view.chat] == ["before the patient"], "clinicians see it all"
 
 
@@ -303,7 +344,7 @@ def test_without_the_publish_grant_only_receive_only_offers_pass() -> None:
 
 # ---- media mode, the relay, recording and consent ----
 
-RELAY = "relay:consultation:1"
+RELAY = "relay:consultation:1:1"  # the room's first relay (epoch 1)
 
 
 def consenting(pid: str, consent_id: int | None = 7) -> Consenting:
@@ -426,9 +467,14 @@ def test_each_participant_hears_of_a_switch_to_the_relay_once_with_its_epoch() -
 
 def test_a_relay_lost_with_its_node_is_announced_with_a_new_epoch() -> None:
     """A relay restarted elsewhere is a new relay: "mode" says relay again, with the next epoch, so a
-    client already in relay mode knows to connect again."""
+    client already in relay mode knows to connect again; a room of two goes back to peer to peer."""
     room = room_after(DOC, SPEC, join("t", node="n2"), join("u"))  # MAX is 3: u is refused
-    effects = room.apply(NodeLost(node="n2"), 5)
+    effects = room.apply(NodeLost(node="n2"), 5)  # t is reconnecting, still one of three
+    assert [(m.mode, m.relay_epoch) for m in _messages(effects, "d") if isinstance(m, RoomMode)] == [("relay", 2)]
+    assert room.relay_node == "n1"
+    room = room_after(DOC, join("s", node="n2"))
+    room.mode, room.relay_node, room.relay_epoch = "relay", "n2", 1  # as if recording had started it there
+    effects = room.apply(NodeLost(node="n2"), 3)
     assert [(m.mode, m.relay_epoch) for m in _messages(effects, "d") if isinstance(m, RoomMode)] == [("p2p", 0)]
     room = room_after(DOC, SPEC, join("t"), join("x", node="n2"))
     room.relay_node = "n2"  # as if the relay had been started on n2

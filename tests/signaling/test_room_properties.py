@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from signaling.events import (
     Admitting,
+    ChatStored,
     Chatting,
     Denying,
     Disconnected,
@@ -15,6 +16,7 @@ from signaling.events import (
     Leaving,
     MediaChanged,
     NodeLost,
+    NodeStopping,
     Relaying,
     Removing,
     Resuming,
@@ -34,7 +36,8 @@ from signaling.room import Close, Deliver, Room, Status
 
 MAX = 3
 pids = st.sampled_from(["a", "b", "c", "d", "e"])
-wheres = st.builds(Where, node=st.sampled_from(["n1", "n2"]), conn=st.sampled_from(["x", "y", "z", "w"]))
+nodes = st.sampled_from(["n1", "n2", "n3"])
+wheres = st.builds(Where, node=nodes, conn=st.sampled_from(["x", "y", "z", "w"]))
 
 
 def _join(pid: str, host: bool, where: Where) -> Joining:
@@ -49,8 +52,11 @@ events = st.one_of(
     st.builds(lambda p, w, good: Resuming(participant_id=p, identity=f"id:{p}", at=w,
                                           resume_hash=f"h:{p}" if good else "bad", new_resume_hash=f"h:{p}"),
               pids, wheres, st.booleans()),
-    st.builds(GraceExpired, participant_id=pids, epoch=st.integers(0, 3)),
-    st.builds(NodeLost, node=st.sampled_from(["n1", "n2"])),
+    st.builds(GraceExpired, participant_id=pids, epoch=st.integers(0, 3),
+              reason=st.sampled_from(["timeout", "node-lost"])),
+    st.builds(NodeLost, node=nodes),
+    st.builds(NodeStopping, node=nodes),
+    st.builds(ChatStored, seq=st.integers(1, 40), stored=st.booleans()),
     st.builds(Admitting, by=pids, participant_id=pids),
     st.builds(Denying, by=pids, participant_id=pids),
     st.builds(Removing, by=pids, participant_id=pids),
@@ -80,6 +86,8 @@ def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> No
                 if effect.at in relays and effect.at not in members_before:
                     assert isinstance(effect, Deliver) and isinstance(
                         effect.message, RelayedOffer | RelayedCandidate | ParticipantLeft | RecordingState), effect
+        if room.relay_node is not None:
+            assert room.mode == "relay" and room.live(room.relay_node), "a relay never runs on a going node"
         assert len(room.participants) <= MAX
         assert len(room.waiting) <= MAX
         assert not {p.id for p in room.participants} & {p.id for p in room.waiting}

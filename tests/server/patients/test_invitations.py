@@ -29,7 +29,7 @@ class Rooms:
     def __init__(self) -> None:
         self.told: list[tuple[int, RoomEvent]] = []
 
-    def tell(self, consultation_id: int, event: RoomEvent) -> None:
+    async def tell(self, consultation_id: int, event: RoomEvent) -> None:
         self.told.append((consultation_id, event))
 
 
