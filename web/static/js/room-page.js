@@ -173,6 +173,12 @@ call.onconsent = (id, given) => {
 };
 call.onerror = (error) => {
   if (error.code === ERRORS.CONSENT_MISSING || error.code === ERRORS.NOT_ALLOWED) $("recording-message").textContent = error.message;
+  if (error.code === ERRORS.CHAT_NOT_STORED) {
+    // Nobody was shown the line: give it back to its writer rather than lose it.
+    const input = $("chat-text");
+    if (!input.value && unsentChat.length) input.value = unsentChat.shift() ?? "";
+    $("chat-status").textContent = strings.chatNotStored;
+  }
 };
 call.onmedia = (id, media) => {
   const tile = tileOf(id);
@@ -219,9 +225,16 @@ call.onlobby = (waiting) => {
   }));
 };
 const seenChat = new Set();
+/** Lines sent and not yet seen back from the room, oldest first: a line is shown once the server kept it. */
+const unsentChat = [];
 call.onchat = (line) => {
   if (seenChat.has(line.id)) return;  // history is sent again after a reconnect
   seenChat.add(line.id);
+  if (line.from === call.self?.id) {
+    const index = unsentChat.indexOf(line.text);
+    if (index >= 0) unsentChat.splice(index, 1);
+    $("chat-status").textContent = "";
+  }
   const item = document.createElement("li");
   const who = document.createElement("span");
   who.className = "who";
@@ -234,7 +247,11 @@ call.onchat = (line) => {
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("chat-text");
-  if (input.value.trim() && call.sendChat(input.value.trim())) input.value = "";
+  const text = input.value.trim();
+  if (text && call.sendChat(text)) {
+    unsentChat.push(text);
+    input.value = "";
+  }
 });
 micButton.disabled = !localStream?.getAudioTracks().length;
 cameraButton.disabled = !localStream?.getVideoTracks().length;
