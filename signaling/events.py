@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import pydantic
 
 from .grants import Grants
-from .messages import IceCandidate, MediaState, Participant
+from .messages import ChatMessage, IceCandidate, MediaState, Participant
 
 
 class _Event(pydantic.BaseModel):
@@ -179,9 +179,53 @@ class FromRelay(_Event):
     message: str = ""
 
 
+class MemberState(_Event):
+    """One member of a room as a snapshot keeps it (see room.Member)."""
+
+    participant: Participant
+    grants: Grants
+    identity: str
+    at: Where
+    resume_hash: str
+    status: Literal["waiting", "present", "reconnecting"]
+    seated: bool
+    consent_id: int | None = None
+    invitation: int | None = None
+    epoch: int = 0
+    chat_from: int | None = None
+
+
+class PendingChat(_Event):
+    seq: int
+    sender: str
+    node: str
+    line: ChatMessage
+
+
+class Snapshot(_Event):
+    """A room's whole state, as of log position ``seq``: the first entry of a log re-seeded by a node after
+    Redis lost it (restarted empty). Whoever reads it takes it as the room, and counts on from ``seq``."""
+
+    kind: Literal["snapshot"] = "snapshot"
+    seq: int
+    session: str
+    members: list[MemberState]
+    chat: list[ChatMessage]
+    pending_chat: list[PendingChat] = []
+    mode: Literal["p2p", "relay"]
+    relay_node: str | None
+    relay_epoch: int
+    lost_nodes: list[str] = []
+    stopping: list[str] = []
+    recording_by: str | None = None
+    patient: str | None = None
+    patient_consent_id: int | None = None
+
+
 RoomEvent = (
     Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | NodeStopping | Admitting | Denying
     | Removing | Expelling | Relaying | MediaChanged | Chatting | ChatStored | Consenting | Recording | FromRelay
+    | Snapshot
 )
 event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
     Annotated[RoomEvent, pydantic.Field(discriminator="kind")]

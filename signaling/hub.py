@@ -12,8 +12,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 
 from .errors import BusUnavailable, CloseCode, SignalingError, SlowConsumer
-from .events import ChatStored, GraceExpired, Joining, NodeLost, NodeStopping, Resuming, RoomEvent
-from .log import CAUGHT_UP, BusError, RoomLog
+from .events import ChatStored, GraceExpired, Joining, NodeLost, NodeStopping, Resuming, RoomEvent, Snapshot
+from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, RoomLog
 from .messages import ServerMessage
 from .room import (
     ANY_NODE,
@@ -227,9 +227,21 @@ class RoomHub:
         if (error := replica.room.refusal(event)) is not None:
             raise error
         try:
-            await self.log.append(room_id, event)
+            await self._append(room_id, event)
         except BusError:
             raise BusUnavailable("This server cannot reach the others right now; please try again.") from None
+
+    async def _append(self, room_id: str, event: RoomEvent) -> None:
+        """Append to a room's log. If this node's copy has a history and the log is gone (Redis restarted
+        empty), re-seed the log from the copy first, so the event does not start a room without its members."""
+        replica = self._replicas.get(room_id)
+        continuing = replica is not None and replica.room.seq > 0
+        try:
+            await self.log.append(room_id, event, continuing=continuing)
+        except LogLost:
+            assert replica is not None
+            await self._reseed(room_id, replica)
+            await self.log.append(room_id, event)
 
     # ---- following the logs ----
 
@@ -252,7 +264,10 @@ class RoomHub:
                 live = True
                 replica.ready.set()
                 continue
-            seq += 1
+            if item is LOG_LOST:  # Redis lost the log: start it again from this copy, unless a node did first
+                self._spawn(self._reseed_retrying(room_id, replica))
+                continue
+            seq = item.seq if isinstance(item, Snapshot) else seq + 1
             try:
                 effects = replica.room.apply(item, seq)  # type: ignore[arg-type]
             except Exception:  # a bug must not stop the room for everyone on this node
@@ -260,6 +275,20 @@ class RoomHub:
                 continue
             if live:
                 self._execute(room_id, effects)
+
+    async def _reseed(self, room_id: str, replica: Replica) -> None:
+        if await self.log.reseed(room_id, replica.room.snapshot()):
+            log.warning("room %s: re-seeded its log from this node's copy (as of event %d)", room_id, replica.room.seq)
+
+    async def _reseed_retrying(self, room_id: str, replica: Replica) -> None:
+        delay = 0.2
+        while self._replicas.get(room_id) is replica:
+            try:
+                await self._reseed(room_id, replica)
+                return
+            except BusError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _store_chat(self, room_id: str, line: StoreChat, after: asyncio.Future[None] | None) -> None:
         """Keep a chat line with the consultation, then tell the room whether it was kept: only then is it
@@ -302,7 +331,7 @@ class RoomHub:
         """Append an event the server owes the room (a consent, an expulsion) now, so what follows comes after
         it; if the bus is away, go on trying in the background rather than hold the caller."""
         try:
-            await asyncio.wait_for(self.log.append(room_id, event), BOUNDED_APPEND_SECONDS)
+            await asyncio.wait_for(self._append(room_id, event), BOUNDED_APPEND_SECONDS)
         except (BusError, TimeoutError):
             self.owe(room_id, event)  # (these events are idempotent: appending one twice changes nothing)
 
@@ -322,7 +351,7 @@ class RoomHub:
         delay = 0.2
         while True:
             try:
-                await self.log.append(room_id, event)
+                await self._append(room_id, event)
                 return
             except BusError:
                 await asyncio.sleep(delay)

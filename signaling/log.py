@@ -18,12 +18,23 @@ class BusError(Exception):
     """The log cannot be reached (the connection to Redis is down)."""
 
 
-class CaughtUp:
+class LogLost(Exception):
+    """The room's log is gone (Redis restarted empty): re-seed it from the copy before appending to it."""
+
+
+class Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
     def __repr__(self) -> str:
-        return "CAUGHT_UP"
+        return self.name
 
 
-CAUGHT_UP = CaughtUp()
+CaughtUp = Marker
+CAUGHT_UP = Marker("CAUGHT_UP")
+# The log this follower was reading is gone (Redis restarted empty): what follows is a new log, which
+# starts with a snapshot of the room (RoomHub re-seeds it from its copy, unless another node did first).
+LOG_LOST = Marker("LOG_LOST")
 
 
 class RoomLog(Protocol):
@@ -32,11 +43,18 @@ class RoomLog(Protocol):
     @property
     def healthy(self) -> bool: ...
 
-    async def append(self, room_id: str, event: RoomEvent) -> None:
-        """Add an event at the end of the room's log; raises BusError if it cannot."""
+    async def append(self, room_id: str, event: RoomEvent, *, continuing: bool = False) -> None:
+        """Add an event at the end of the room's log; raises BusError if it cannot. ``continuing``: the
+        appender's copy of the room has a history, so a log that is gone must be re-seeded first (LogLost)
+        rather than started afresh with this event."""
 
-    def follow(self, room_id: str) -> AsyncIterator[RoomEvent | CaughtUp]:
-        """Every event of the room from the first, then CAUGHT_UP, then new ones as they come."""
+    async def reseed(self, room_id: str, snapshot: RoomEvent) -> bool:
+        """Start the room's log again with ``snapshot``, unless it exists (another node re-seeded it first)."""
+        ...
+
+    def follow(self, room_id: str) -> AsyncIterator[RoomEvent | Marker]:
+        """Every event of the room from the first, then CAUGHT_UP, then new ones as they come; LOG_LOST
+        when the log vanished, then the new log's events."""
         ...
 
     async def forget(self, room_id: str) -> None:
@@ -94,7 +112,10 @@ class LocalRoomLog:
         # has read it all: an append wakes only the followers of its room, and nothing is queued twice.
         self._followers: dict[str, set[_Follower]] = {}
 
-    async def append(self, room_id: str, event: RoomEvent) -> None:
+    async def reseed(self, room_id: str, snapshot: RoomEvent) -> bool:
+        return False  # this log is never lost
+
+    async def append(self, room_id: str, event: RoomEvent, *, continuing: bool = False) -> None:
         self._events.setdefault(room_id, []).append(event)
         for follower in self._followers.get(room_id, ()):
             follower.wake()

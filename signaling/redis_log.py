@@ -12,7 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from .events import RoomEvent, decode, encode
-from .log import CAUGHT_UP, BusError, CaughtUp
+from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, Marker
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,14 @@ POOL_WAIT_SECONDS = 5
 
 
 
-# Append and announce in one atomic step, so the order of announcements is the order of the log.
+# Append and announce in one atomic step, so the order of announcements is the order of the log. ARGV[3]:
+# "any" appends; "existing" only to a log that exists (the appender's copy has a history: a log gone since
+# must be re-seeded first); "absent" only starts a log (a re-seed: the first node to do it wins).
 APPEND_SCRIPT = """
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (ARGV[3] == 'existing' and not exists) or (ARGV[3] == 'absent' and exists) then
+  return false
+end
 local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1])
@@ -85,16 +91,24 @@ class RedisRoomLog:
                 log.error("redis bus is unreachable: %s", type(why).__name__ if why else "unknown")
         self._healthy = healthy
 
-    async def append(self, room_id: str, event: RoomEvent) -> None:
+    async def append(self, room_id: str, event: RoomEvent, *, continuing: bool = False) -> None:
+        if not await self._add(room_id, event, "existing" if continuing else "any"):
+            raise LogLost(room_id)
+
+    async def reseed(self, room_id: str, snapshot: RoomEvent) -> bool:
+        return await self._add(room_id, snapshot, "absent")
+
+    async def _add(self, room_id: str, event: RoomEvent, mode: str) -> bool:
         try:
-            await self._append(keys=[self.stream_key(room_id), self.channel(room_id)],
-                               args=[encode(event), LOG_TTL_SECONDS])
+            added = await self._append(keys=[self.stream_key(room_id), self.channel(room_id)],
+                                       args=[encode(event), LOG_TTL_SECONDS, mode])
         except (RedisError, OSError) as exc:
             self._mark(False, exc)
             raise BusError("the bus between nodes is unreachable") from exc
         self._mark(True)
+        return added is not None
 
-    async def follow(self, room_id: str) -> AsyncIterator[RoomEvent | CaughtUp]:
+    async def follow(self, room_id: str) -> AsyncIterator[RoomEvent | Marker]:
         follower = _Follower(self.stream_key(room_id), self.channel(room_id))
         self._followers.setdefault(follower.channel, set()).add(follower)
         try:
@@ -105,6 +119,10 @@ class RedisRoomLog:
             yield CAUGHT_UP
             while True:
                 entry_id, event = await follower.queue.get()
+                if event is LOG_LOST:
+                    follower.last = "0-0"  # what follows is the new log, from its first entry
+                    yield LOG_LOST
+                    continue
                 if _id(entry_id) <= _id(follower.last):
                     continue  # already replayed, or delivered twice after a reconnection
                 follower.last = entry_id
@@ -188,8 +206,15 @@ class RedisRoomLog:
                 await self._pubsub.subscribe(*self._followers)
             for followers in list(self._followers.values()):
                 for follower in list(followers):
-                    entries = await self._redis.xrange(follower.stream, min=f"({follower.last}"
-                                                       if follower.last != "0-0" else "-")
+                    start = f"({follower.last}" if follower.last != "0-0" else "-"
+                    if follower.last != "0-0" and not await self._redis.xrange(follower.stream, min=follower.last,
+                                                                                max=follower.last, count=1):
+                        # Redis came back without its data: this room's log is gone. Read the new one from
+                        # its start (a snapshot, once a node has re-seeded it).
+                        log.warning("the log of %s is gone (Redis restarted empty); re-seeding it", follower.stream)
+                        follower.queue.put_nowait(("0-0", LOG_LOST))
+                        start = "-"
+                    entries = await self._redis.xrange(follower.stream, min=start)
                     for entry_id, fields in entries:
                         follower.queue.put_nowait((entry_id.decode(), decode(fields[b"e"])))
         except (RedisError, OSError) as exc:
@@ -253,4 +278,4 @@ class _Follower:
     stream: str
     channel: str
     last: str = "0-0"
-    queue: asyncio.Queue[tuple[str, RoomEvent]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[tuple[str, RoomEvent | Marker]] = field(default_factory=asyncio.Queue)

@@ -37,13 +37,16 @@ from .events import (
     Joining,
     Leaving,
     MediaChanged,
+    MemberState,
     NodeLost,
     NodeStopping,
+    PendingChat,
     Recording,
     Relaying,
     Removing,
     Resuming,
     RoomEvent,
+    Snapshot,
     Where,
 )
 from .grants import Grants
@@ -246,6 +249,36 @@ class Room:
         if self.patient_consent_id is not None:
             found.add(self.patient_consent_id)
         return sorted(found)
+
+    # ---- snapshots: a log re-seeded after Redis lost it ----
+
+    def snapshot(self) -> Snapshot:
+        """The whole room as of the last event applied, to start a new log with."""
+        return Snapshot(
+            seq=self.seq, session=self.session, chat=self.chat, mode=self.mode,  # type: ignore[arg-type]
+            members=[MemberState(participant=m.participant, grants=m.grants, identity=m.identity, at=m.at,
+                                 resume_hash=m.resume_hash, status=m.status.value, seated=m.seated,
+                                 consent_id=m.consent_id, invitation=m.invitation, epoch=m.epoch,
+                                 chat_from=m.chat_from) for m in self.members.values()],
+            pending_chat=[PendingChat(seq=seq, sender=sender, node=node, line=line)
+                          for seq, (sender, node, line) in self.pending_chat.items()],
+            relay_node=self.relay_node, relay_epoch=self.relay_epoch, lost_nodes=sorted(self.lost_nodes),
+            stopping=sorted(self.stopping), recording_by=self.recording_by, patient=self.patient,
+            patient_consent_id=self.patient_consent_id)
+
+    def _on_Snapshot(self, event: Snapshot, seq: int) -> list[Effect]:
+        """Become the room the snapshot describes. Nothing changes for anyone (every copy was that room, or
+        one event or two behind it), so nobody is told anything."""
+        self.seq, self.session, self.chat, self.mode = event.seq, event.session, list(event.chat), event.mode
+        self.members = {m.participant.id: Member(m.participant, m.grants, m.identity, m.at, m.resume_hash,
+                                                 Status(m.status), m.seated, m.consent_id, m.invitation, m.epoch,
+                                                 m.chat_from) for m in event.members}
+        self.pending_chat = {p.seq: (p.sender, p.node, p.line) for p in event.pending_chat}
+        self.relay_node, self.relay_epoch = event.relay_node, event.relay_epoch
+        self.lost_nodes, self.stopping = set(event.lost_nodes), set(event.stopping)
+        self.recording_by, self.patient, self.patient_consent_id = \
+            event.recording_by, event.patient, event.patient_consent_id
+        return []
 
     # ---- events ----
 

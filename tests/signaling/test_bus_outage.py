@@ -7,12 +7,14 @@ import dataclasses
 import logging
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from server.app import create_app
 from server.devprocs import RedisServer
 from server.settings import Settings
 
 from ..conftest import _start
-from ..support.signaling_client import connect, expect, expect_closed, room_token
+from ..support.signaling_client import bearer, connect, expect, expect_closed, guest_token, room_token
 
 
 async def ready_status(client) -> int:  # type: ignore[no-untyped-def]
@@ -71,3 +73,53 @@ async def test_a_socket_closed_during_the_outage_is_not_forgotten(settings: Sett
         await li.close()
     finally:
         await client.close()
+
+
+async def test_a_room_in_progress_survives_redis_restarting_empty(settings: Settings,
+                                                                 redis_server: RedisServer) -> None:
+    """Redis restarted without its data (a failover, or no persistence): the nodes re-seed each room's log
+    from their copies, so the two participants (one per node) still see each other and chat both ways,
+    chat ids keep increasing, every line shown is stored, and a newcomer after the restart, through a third
+    node that never followed the room (so it knows only what the re-seeded log says), sees them both."""
+    shared = dataclasses.replace(settings, redis_url=redis_server.url, presence_ttl=2.0)
+    a = await _start(dataclasses.replace(shared, node_id="node-a"))
+    b = TestClient(TestServer(create_app(dataclasses.replace(shared, node_id="node-b")), host="127.0.0.1", port=0))
+    c = TestClient(TestServer(create_app(dataclasses.replace(shared, node_id="node-c")), host="127.0.0.1", port=0))
+    await b.start_server()
+    await c.start_server()
+    try:
+        li = await connect(a, await room_token(a, "dr.li"))
+        li_id = (await expect(li, "joined"))["self"]["id"]
+        wang = await connect(b, await room_token(b, "dr.wang"))
+        wang_id = (await expect(wang, "joined"))["self"]["id"]
+        await expect(li, "participant-joined")
+        await li.send_json({"type": "chat", "text": "before"})
+        before = (await expect(wang, "chat"))["id"]
+        await expect(li, "chat")
+
+        redis_server.stop()
+        redis_server.start()  # same port, empty
+
+        await wang.send_json({"type": "chat", "text": "after, from b"})
+        after = await expect(li, "chat", within=15)  # sent once node b is back on the bus
+        assert after["text"] == "after, from b" and after["from"] == wang_id and after["id"] > before
+        await expect(wang, "chat")
+        await li.send_json({"type": "media-state", "muted": True, "camera_off": False, "screen_sharing": False})
+        assert (await expect(wang, "media-state", within=10))["participant_id"] == li_id
+
+        patient = await connect(c, await guest_token(a))
+        waiting = await expect(patient, "lobby", within=10)
+        assert (await expect(li, "lobby-update"))["waiting"][0]["id"] == waiting["self"]["id"]
+        await li.send_json({"type": "admit", "participant_id": waiting["self"]["id"]})
+        joined = await expect(patient, "joined", within=10)
+        assert {p["id"] for p in joined["participants"]} == {li_id, wang_id}
+
+        headers = await bearer(a, "", "dr.li")
+        stored = (await (await a.get("/api/consultations/1/chat", headers=headers)).json())["chat"]
+        assert [line["text"] for line in stored] == ["before", "after, from b"]
+        for ws in (li, wang, patient):
+            await ws.close()
+    finally:
+        await c.close()
+        await b.close()
+        await a.close()
