@@ -67,7 +67,7 @@ class ErrorCode(enum.Enum):
     RESUME_FAILED = "resume-failed", None, "the seat is gone or the secret is wrong"
     RATE_LIMITED = "rate-limited", None, "over the message rate; the message was dropped"
     NOT_RELAYED = "not-relayed", None, 'an offer or candidate `to: "relay"` while the room is `p2p`'
-    CONSENT_MISSING = "consent-missing", None, "`recording` `on` before everyone seated has consented"
+    CONSENT_MISSING = "consent-missing", None, "`recording` `on` before everyone present has consented"
     CHAT_NOT_STORED = ("chat-not-stored", None, "a `chat` line the server could not keep with the consultation "
                        "(its database is unreachable): nobody was shown it; send it again")
     # The media relay's (media/errors.py): it answers through the room, as a participant would.

@@ -402,7 +402,10 @@ class Room:
             return [*effects, Deliver(member.at, InLobby(self_=member.participant))]
         placed = self._ensure_mode(member.at.node, but=member.id)  # a relay waiting for a node starts here
         effects.append(self._joined(member, resumed=True))
-        return effects + placed + self._to_seated(ParticipantResumed(participant_id=member.id), but=member.id)
+        effects += placed + self._to_seated(ParticipantResumed(participant_id=member.id), but=member.id)
+        if self.recording and member.consent_id is None:  # started while they were away
+            effects += self._stop_recording("consent-missing")
+        return effects
 
     def _on_GraceExpired(self, event: GraceExpired, seq: int) -> list[Effect]:
         member = self.members.get(event.participant_id)
@@ -601,7 +604,10 @@ class Room:
         if error := self._host(event.by, "record"):
             return error
         if event.on and not self.recording:
-            missing = [m.participant.name for m in self.members.values() if m.seated and m.consent_id is None]
+            # Those present: a participant reconnecting (whose node died, say) does not hold up a recording;
+            # if they come back without consent, it stops then, as for a newcomer.
+            missing = [m.participant.name for m in self.members.values()
+                       if m.seated and m.status is Status.PRESENT and m.consent_id is None]
             if self.patient is not None and self.patient_consent_id is None \
                     and not any(m.identity == self.patient and m.seated for m in self.members.values()):
                 missing.append("the patient")

@@ -565,3 +565,16 @@ def test_one_token_on_many_sockets_holds_one_seat_and_one_lobby_place() -> None:
     assert [p.id for p in room.participants] == ["d", "s20"] and [p.id for p in room.waiting] == ["p12"]
     assert summary(room.apply(join("t"), 50))[0] == ("t", "joined", ("d", "s20"))
     assert room.refusal(join("q", host=False)) is None
+
+
+def test_a_participant_whose_node_died_does_not_hold_up_a_recording_but_stops_it_without_consent() -> None:
+    """A ghost seat must not block recording: someone reconnecting after their node died is not asked for
+    consent; if they resume without it, the recording stops (consent-missing), as for a newcomer."""
+    consenting = [join(pid).model_copy(update={"consent_id": n}) for n, pid in enumerate("ds", start=1)]
+    absent = join("t", node="n2")  # no recording consent
+    room = room_after(*consenting, absent, NodeLost(node="n2"))
+    effects = room.apply(Recording(by="d", on=True), 5)
+    assert ("d", "recording", (True, "started")) in summary(effects) and room.recording
+    effects = room.apply(Resuming(participant_id="t", identity="id:t", at=at("t", node="n1", generation=2),
+                                  resume_hash="hash-t", new_resume_hash="h2"), 6)
+    assert ("d", "recording", (False, "consent-missing")) in summary(effects) and not room.recording
