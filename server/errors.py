@@ -47,6 +47,7 @@ class ErrorCode(enum.Enum):
                      "an access, room, invitation or calendar token that is malformed, forged or not valid yet")
     TOKEN_EXPIRED = "token-expired", 401, "the access token has expired; log in again"
     TOKEN_REVOKED = "token-revoked", 401, "the session was logged out"
+    SESSION_ENDED = "session-ended", 401, "an administrator disabled the account or reset its password since this login"
     ACCOUNT_DISABLED = "account-disabled", 401, "the account no longer exists or is disabled"
     BAD_CREDENTIALS = "bad-credentials", 401, "wrong username or password"
     LINK_REVOKED = "link-revoked", 401, "an invitation link that was revoked"
@@ -59,6 +60,8 @@ class ErrorCode(enum.Enum):
     NOT_FOUND = "not-found", 404, "no such thing (or not one the caller may know of)"
     METHOD_NOT_ALLOWED = "method-not-allowed", 405, "the path does not take this method"
     CONFLICT = "conflict", 409, "not possible in the present state"
+    LAST_ADMINISTRATOR = ("last-administrator", 409,
+                          "disabling or demoting the last active administrator, which would leave nobody to administer")
     ILLEGAL_TRANSITION = "illegal-transition", 409, "a referral action its present state does not allow"
     REFERRAL_CHANGED = "referral-changed", 409, "someone else changed the referral a moment ago"
     SLOT_TAKEN = "slot-taken", 409, "the slot was booked by someone else first"

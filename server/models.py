@@ -192,6 +192,9 @@ class User(SQLModel, table=True):
     locale: str | None = Field(default=None, max_length=16)
     calendar_nonce: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})  # rotates feeds
     is_active: bool = Field(default=True)
+    # Bumped when the account is disabled or its password reset: a token carries the generation it was issued
+    # in, and one from an earlier generation no longer works (server/identity/auth.py).
+    session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

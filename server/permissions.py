@@ -159,7 +159,10 @@ def can_refer(who: Principal) -> bool:
     return who.role is Role.COUNTY_DOCTOR
 
 
-def can_manage_users(who: Principal) -> bool:
+def can_administer(who: Principal) -> bool:
+    """Administrators run the platform: accounts, hospitals, departments, specialties and partnerships, across
+    every hospital (an administrator's own hospital only says where they work: there are no hospital-scoped
+    administrators). They see no health records."""
     return who.role is Role.ADMIN
 
 

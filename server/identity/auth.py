@@ -21,6 +21,9 @@ from .passwords import hash_password
 from .tokens import AccessToken, TokenVerifier
 
 COOKIE_NAME = "telemed_session"
+# The account's session generation when the token was issued: disabling the account or resetting its password
+# moves the account on, which ends every token of an earlier generation (absent in older tokens: 0).
+GENERATION_CLAIM = "gen"
 PUBLIC_ATTRIBUTE = "telemed_public"
 
 # Compared against when the username is unknown, so a login takes as long whether or not the user exists.
@@ -87,6 +90,9 @@ async def authenticate(request: web.Request) -> Caller:
         user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthenticated(N_("This account no longer exists or has been disabled."), code="account-disabled")
+    if claims.get(GENERATION_CLAIM, 0) != user.session_generation:
+        raise Unauthenticated(N_("An administrator has ended this session; please log in again."),
+                              code="session-ended")
     return Caller(user=user, claims=claims)
 
 
@@ -124,7 +130,8 @@ def issue_token(request: web.Request, user: User) -> str:
     return (
         AccessToken(issuer=settings.jwt_issuer, ttl=settings.access_token_ttl)
         .with_identity(str(user.id))
-        .with_claims(role=user.role.value, hospital=user.hospital_id, name=user.display_name)
+        .with_claims(role=user.role.value, hospital=user.hospital_id, name=user.display_name,
+                     **{GENERATION_CLAIM: user.session_generation})
         .to_jwt(request.app[KEYS])
     )
 

@@ -1,0 +1,273 @@
+"""Accounts, as an administrator runs them: find, create, edit (name, role, hospital, department, specialty),
+disable and re-enable, and reset a password. Each change is audited with it.
+
+Disabling an account or resetting its password moves the account to a new session generation, which ends
+every session it had (``identity/auth.py`` refuses tokens of an earlier one); re-enabling it does not bring
+them back. The platform always keeps an active administrator: disabling or demoting the last one is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, func, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..audit import trail as audit
+from ..errors import N_, Conflict, NotFound, ValidationFailed
+from ..identity.passwords import hash_password
+from ..models import Department, Hospital, Role, Specialty, User
+from ..permissions import Principal
+from . import actor, commit, require_administrator
+from .inputs import AccountQuery, AccountUpdate, NewAccount, PasswordReset
+
+PAGE_SIZE = 25
+# Generated passwords: no 0/O, 1/l/I to misread when it is read out over the phone; 3 groups of 4 from 31
+# characters is about 59 bits, plenty for a password the user is asked to replace and logins are throttled on.
+_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def generate_password() -> str:
+    return "-".join("".join(secrets.choice(_ALPHABET) for _ in range(4)) for _ in range(3))
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account as the console shows it, with the names of where it works."""
+
+    user: User
+    hospital: Hospital
+    department: Department | None
+    specialty: Specialty | None
+
+    @property
+    def id(self) -> int:
+        assert self.user.id is not None
+        return self.user.id
+
+    def to_json(self) -> dict[str, Any]:
+        user = self.user
+        return {
+            "id": user.id, "username": user.username, "display_name": user.display_name, "role": user.role.value,
+            "hospital": {"id": self.hospital.id, "name": self.hospital.name},
+            "department": {"id": self.department.id, "name": self.department.name} if self.department else None,
+            "specialty": {"id": self.specialty.id, "code": self.specialty.code, "name_zh": self.specialty.name_zh,
+                          "name_en": self.specialty.name_en} if self.specialty else None,
+            "is_active": user.is_active, "locale": user.locale, "created_at": user.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    """One page of a search, and where it stands among the rest."""
+
+    accounts: list[Account]
+    total: int
+    page: int
+    pages: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"accounts": [a.to_json() for a in self.accounts], "total": self.total, "page": self.page,
+                "pages": self.pages, "page_size": PAGE_SIZE}
+
+
+async def describe(session: AsyncSession, users: Iterable[User]) -> list[Account]:
+    """The accounts with their hospitals, departments and specialties: a query per kind, not per account."""
+    users = list(users)
+
+    async def by_id(model: type[Any], ids: set[int | None]) -> dict[int, Any]:
+        wanted = {i for i in ids if i is not None}
+        if not wanted:
+            return {}
+        return {row.id: row for row in (await session.exec(select(model).where(col(model.id).in_(wanted)))).all()}
+
+    hospitals = await by_id(Hospital, {u.hospital_id for u in users})
+    departments = await by_id(Department, {u.department_id for u in users})
+    specialties = await by_id(Specialty, {u.specialty_id for u in users})
+    return [Account(u, hospitals[u.hospital_id], departments.get(u.department_id or 0),
+                    specialties.get(u.specialty_id or 0)) for u in users]
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search(session: AsyncSession, who: Principal, query: AccountQuery) -> AccountPage:
+    """Accounts matching the query, by username, a page at a time (a page past the last shows the last)."""
+    require_administrator(who)
+    wanted = []
+    if query.q:
+        pattern = _like(query.q)
+        wanted.append(or_(col(User.username).ilike(pattern, escape="\\"),
+                          col(User.display_name).ilike(pattern, escape="\\")))
+    if query.hospital_id is not None:
+        wanted.append(col(User.hospital_id) == query.hospital_id)
+    if query.role is not None:
+        wanted.append(col(User.role) == query.role)
+    if query.status != "any":
+        wanted.append(col(User.is_active) == (query.status == "active"))
+    total = (await session.exec(select(func.count()).select_from(User).where(*wanted))).one()
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    page = min(query.page, pages)
+    users = (await session.exec(select(User).where(*wanted).order_by(col(User.username))
+                                .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all()
+    return AccountPage(await describe(session, users), total, page, pages)
+
+
+async def _user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(N_("There is no such account."))
+    return user
+
+
+async def get(session: AsyncSession, who: Principal, user_id: int) -> Account:
+    require_administrator(who)
+    return (await describe(session, [await _user(session, user_id)]))[0]
+
+
+async def by_username(session: AsyncSession, who: Principal, username: str) -> Account:
+    """The account with exactly this username (the command line names accounts this way)."""
+    require_administrator(who)
+    user = (await session.exec(select(User).where(User.username == username))).first()
+    if user is None:
+        raise NotFound(N_("There is no such account."))
+    return (await describe(session, [user]))[0]
+
+
+async def _placement(session: AsyncSession, role: Role, hospital_id: int, department_id: int | None,
+                     specialty_id: int | None) -> int | None:
+    """Check where an account is to work; the specialty it ends up with (a specialist without one takes their
+    department's). 422 naming each field that does not fit."""
+    problems: dict[str, str] = {}
+    if await session.get(Hospital, hospital_id) is None:
+        problems["hospital_id"] = N_("There is no such hospital.")
+    department = await session.get(Department, department_id) if department_id is not None else None
+    if department_id is not None and (department is None or department.hospital_id != hospital_id):
+        problems["department_id"] = N_("Not a department of the account's hospital.")
+    if specialty_id is not None and await session.get(Specialty, specialty_id) is None:
+        problems["specialty_id"] = N_("There is no such specialty.")
+    if specialty_id is None and department is not None:
+        specialty_id = department.specialty_id
+    if role is Role.SPECIALIST and specialty_id is None and "specialty_id" not in problems:
+        problems["specialty_id"] = N_("A specialist needs a specialty: referrals and slots are matched by it.")
+    if problems:
+        raise ValidationFailed(problems)
+    return specialty_id
+
+
+async def _keep_an_administrator(session: AsyncSession, user: User, *, role: Role, active: bool) -> None:
+    """Refuse a change that would leave no active administrator: the platform would have nobody to run it
+    (short of the shell). The administrators' rows are locked until the commit, so two administrators demoting
+    each other at once cannot both succeed."""
+    if not (user.role is Role.ADMIN and user.is_active) or (role is Role.ADMIN and active):
+        return
+    if session.sync_session.get_bind().dialect.name == "sqlite":
+        # SQLite has no FOR UPDATE, and reads outside a write transaction: take its write lock (as a write
+        # that changes nothing) so the count below is read in the transaction that makes the change.
+        await session.exec(sa.text("UPDATE user_account SET id = id WHERE 0 = 1"))  # type: ignore[call-overload]
+    # Every active administrator's row, the target's too: two transactions demoting two different ones then
+    # wait for each other here, instead of each locking only the other's row and both going ahead.
+    admins = (await session.exec(select(User.id).where(User.role == Role.ADMIN, col(User.is_active).is_(True))
+                                 .order_by(col(User.id)).with_for_update())).all()
+    if not [i for i in admins if i != user.id]:
+        raise Conflict(N_("This is the last active administrator. Make another account an administrator first, "
+                          "so that someone can still run the platform."), code="last-administrator")
+
+
+async def create(session: AsyncSession, who: Principal, body: NewAccount) -> tuple[Account, str | None]:
+    """A new account; returns it and the password generated for it, if none was given (shown once, never
+    stored or logged in the clear)."""
+    require_administrator(who)
+    taken = (await session.exec(select(User.id).where(func.lower(User.username) == body.username.lower()))).first()
+    if taken is not None:
+        raise Conflict(N_("This username is taken."))
+    specialty_id = await _placement(session, body.role, body.hospital_id, body.department_id, body.specialty_id)
+    generated = None if body.password else generate_password()
+    password_hash = await asyncio.to_thread(hash_password, body.password or generated or "")
+    user = User(username=body.username, display_name=body.display_name, role=body.role,
+                hospital_id=body.hospital_id, department_id=body.department_id, specialty_id=specialty_id,
+                password_hash=password_hash)
+    session.add(user)
+    audit.with_commit(session, lambda: audit.Entry(actor(who), "account.created", subject=f"user:{user.id}", detail={
+        "username": user.username, "role": user.role.value, "hospital_id": user.hospital_id,
+        "generated_password": generated is not None}))
+    await commit(session)
+    return (await describe(session, [user]))[0], generated
+
+
+_EDITABLE = ("display_name", "role", "hospital_id", "department_id", "specialty_id")
+
+
+async def update(session: AsyncSession, who: Principal, user_id: int, body: AccountUpdate) -> Account:
+    """Change an account's name, role or place of work; the audit entry keeps each change's before and after.
+    A role takes effect at the account's next request: roles are read from the account, not the token."""
+    require_administrator(who)
+    user = await _user(session, user_id)
+    specialty_id = await _placement(session, body.role, body.hospital_id, body.department_id, body.specialty_id)
+    await _keep_an_administrator(session, user, role=body.role, active=user.is_active)
+    after = {**body.model_dump(include=set(_EDITABLE)), "specialty_id": specialty_id}
+    changes = {name: [_plain(getattr(user, name)), _plain(after[name])] for name in _EDITABLE
+               if getattr(user, name) != after[name]}
+    if changes:
+        for name in changes:
+            setattr(user, name, after[name])
+        session.add(user)
+        audit.with_commit(session, audit.Entry(actor(who), "account.updated", subject=f"user:{user_id}",
+                                               detail={"changes": changes}))
+        await commit(session)
+    return (await describe(session, [user]))[0]
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, Role) else value
+
+
+async def disable(session: AsyncSession, who: Principal, user_id: int) -> Account:
+    """The account can no longer log in, and every session it had ends at its next request. Disabling a
+    disabled account changes nothing."""
+    require_administrator(who)
+    user = await _user(session, user_id)
+    if user.is_active:
+        await _keep_an_administrator(session, user, role=user.role, active=False)
+        user.is_active = False
+        user.session_generation += 1
+        session.add(user)
+        audit.with_commit(session, audit.Entry(actor(who), "account.disabled", subject=f"user:{user_id}"))
+        await session.commit()
+    return (await describe(session, [user]))[0]
+
+
+async def enable(session: AsyncSession, who: Principal, user_id: int) -> Account:
+    """The account may log in again (with its password as it was); its old sessions stay ended."""
+    require_administrator(who)
+    user = await _user(session, user_id)
+    if not user.is_active:
+        user.is_active = True
+        session.add(user)
+        audit.with_commit(session, audit.Entry(actor(who), "account.enabled", subject=f"user:{user_id}"))
+        await session.commit()
+    return (await describe(session, [user]))[0]
+
+
+async def reset_password(session: AsyncSession, who: Principal, user_id: int, body: PasswordReset) -> str | None:
+    """Give the account a new password (the one sent, or a generated one, which is returned to be shown once)
+    and end its sessions. The audit entry says whether it was generated, never what it is."""
+    require_administrator(who)
+    user = await _user(session, user_id)
+    generated = None if body.password else generate_password()
+    user.password_hash = await asyncio.to_thread(hash_password, body.password or generated or "")
+    user.session_generation += 1
+    session.add(user)
+    audit.with_commit(session, audit.Entry(actor(who), "account.password_reset", subject=f"user:{user_id}",
+                                           detail={"generated": generated is not None}))
+    await session.commit()
+    return generated
+

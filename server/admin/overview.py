@@ -1,0 +1,39 @@
+"""What the console's front page counts, and the administrator's own time zone for the times it shows."""
+
+from __future__ import annotations
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..models import Department, Hospital, Partnership, Role, Specialty, User
+from ..permissions import Principal
+from . import SHELL, require_administrator
+
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+async def counts(session: AsyncSession, who: Principal) -> dict[str, int]:
+    """How many of each thing the console manages: accounts (active, disabled, active administrators),
+    hospitals, departments, specialties and partnerships."""
+    require_administrator(who)
+
+    async def count(model: type, *where: object) -> int:
+        return (await session.exec(select(func.count()).select_from(model).where(*where))).one()
+
+    return {
+        "active_accounts": await count(User, col(User.is_active).is_(True)),
+        "disabled_accounts": await count(User, col(User.is_active).is_(False)),
+        "administrators": await count(User, col(User.is_active).is_(True), User.role == Role.ADMIN),
+        "hospitals": await count(Hospital),
+        "departments": await count(Department),
+        "specialties": await count(Specialty),
+        "partnerships": await count(Partnership),
+    }
+
+
+async def home_zone(session: AsyncSession, who: Principal) -> str:
+    """The time zone of the administrator's hospital, which the console shows times in."""
+    if who == SHELL:
+        return DEFAULT_ZONE
+    hospital = await session.get(Hospital, who.hospital_id)
+    return hospital.timezone if hospital is not None else DEFAULT_ZONE
