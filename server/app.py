@@ -23,6 +23,7 @@ from signaling.redis_log import RedisRoomLog
 from web import STATIC_DIR, audit_pages, codes, pages, referral_pages, visit_pages
 from web.render import RENDERER, Renderer
 
+from .api import admin as admin_api
 from .api import attachments as attachments_api
 from .api import audit_log as audit_api
 from .api import auth as auth_api
@@ -73,7 +74,7 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 # the protocol's codes (a generated module among the static ones, so it comes before the static files).
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
-    patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api,
+    patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
     pages, referral_pages, visit_pages, audit_pages, codes,
 )
 

@@ -1,0 +1,241 @@
+"""REST: the administrator's console. Accounts (find, create, edit, disable, enable, reset a password),
+hospitals and their departments, specialties, and partnerships with their members; administrators only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..admin import accounts, hospitals, overview, partnerships, specialties
+from ..admin.inputs import (
+    AccountQuery,
+    AccountUpdate,
+    DepartmentInput,
+    HospitalInput,
+    MemberInput,
+    NewAccount,
+    NewPartnership,
+    PartnershipUpdate,
+    PasswordReset,
+    SpecialtyInput,
+)
+from ..appkeys import DATABASE
+from ..http import json_response, parse_body, parse_form, path_id
+from ..identity.auth import caller
+from ..openapi import accepts
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/admin/overview")
+async def admin_overview(request: web.Request) -> web.Response:
+    """How many accounts (active, disabled, active administrators), hospitals, departments, specialties and
+    partnerships there are."""
+    async with request.app[DATABASE].session() as session:
+        return json_response(await overview.counts(session, caller(request).principal))
+
+
+# ---- accounts ----
+
+@routes.get("/api/admin/accounts")
+async def list_accounts(request: web.Request) -> web.Response:
+    """Accounts by username, 25 to a page: ``q`` (part of a username or name), ``hospital_id``, ``role``,
+    ``status`` (active, disabled or any), ``page``; 422 naming a parameter that is wrong."""
+    query = parse_form(request.query, AccountQuery)
+    async with request.app[DATABASE].session() as session:
+        page = await accounts.search(session, caller(request).principal, query)
+    return json_response(page.to_json())
+
+
+@routes.post("/api/admin/accounts")
+@accepts(NewAccount)
+async def create_account(request: web.Request) -> web.Response:
+    """A new account. Without a ``password`` one is generated and returned in ``password``, this once."""
+    body = await parse_body(request, NewAccount)
+    async with request.app[DATABASE].session() as session:
+        account, generated = await accounts.create(session, caller(request).principal, body)
+    return json_response({**account.to_json(), "password": generated}, status=201)
+
+
+@routes.get("/api/admin/accounts/{user_id}")
+async def get_account(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].session() as session:
+        account = await accounts.get(session, caller(request).principal, path_id(request, "user_id"))
+    return json_response(account.to_json())
+
+
+@routes.put("/api/admin/accounts/{user_id}")
+@accepts(AccountUpdate)
+async def update_account(request: web.Request) -> web.Response:
+    """Set an account's name, role, hospital, department and specialty. 409 ``last-administrator`` for
+    demoting the last active administrator."""
+    body = await parse_body(request, AccountUpdate)
+    async with request.app[DATABASE].session() as session:
+        account = await accounts.update(session, caller(request).principal, path_id(request, "user_id"), body)
+    return json_response(account.to_json())
+
+
+@routes.post("/api/admin/accounts/{user_id}/disable")
+async def disable_account(request: web.Request) -> web.Response:
+    """The account can no longer log in, and its sessions end at once. 409 ``last-administrator`` for the
+    last active administrator."""
+    async with request.app[DATABASE].session() as session:
+        account = await accounts.disable(session, caller(request).principal, path_id(request, "user_id"))
+    return json_response(account.to_json())
+
+
+@routes.post("/api/admin/accounts/{user_id}/enable")
+async def enable_account(request: web.Request) -> web.Response:
+    """The account may log in again; the sessions that disabling it ended stay ended."""
+    async with request.app[DATABASE].session() as session:
+        account = await accounts.enable(session, caller(request).principal, path_id(request, "user_id"))
+    return json_response(account.to_json())
+
+
+@routes.post("/api/admin/accounts/{user_id}/password")
+@accepts(PasswordReset)
+async def reset_password(request: web.Request) -> web.Response:
+    """A new password for the account, which ends its sessions. Without a ``password`` one is generated and
+    returned in ``password``, this once."""
+    body = await parse_body(request, PasswordReset)
+    async with request.app[DATABASE].session() as session:
+        generated = await accounts.reset_password(session, caller(request).principal, path_id(request, "user_id"),
+                                                  body)
+    return json_response({"password": generated})
+
+
+# ---- hospitals, departments, specialties ----
+
+@routes.get("/api/admin/hospitals")
+async def list_hospitals(request: web.Request) -> web.Response:
+    """Every hospital with its departments and how many accounts work there."""
+    async with request.app[DATABASE].session() as session:
+        found = await hospitals.list_all(session, caller(request).principal)
+    return json_response({"hospitals": [view.to_json() for view in found]})
+
+
+@routes.post("/api/admin/hospitals")
+@accepts(HospitalInput)
+async def create_hospital(request: web.Request) -> web.Response:
+    """A hospital: name, level, region and IANA time zone (422 for a zone the server does not know)."""
+    body = await parse_body(request, HospitalInput)
+    async with request.app[DATABASE].session() as session:
+        hospital = await hospitals.create(session, caller(request).principal, body)
+    return json_response(hospitals.hospital_json(hospital), status=201)
+
+
+@routes.get("/api/admin/hospitals/{hospital_id}")
+async def get_hospital(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].session() as session:
+        view = await hospitals.get(session, caller(request).principal, path_id(request, "hospital_id"))
+    return json_response(view.to_json())
+
+
+@routes.put("/api/admin/hospitals/{hospital_id}")
+@accepts(HospitalInput)
+async def update_hospital(request: web.Request) -> web.Response:
+    body = await parse_body(request, HospitalInput)
+    async with request.app[DATABASE].session() as session:
+        hospital = await hospitals.update(session, caller(request).principal, path_id(request, "hospital_id"), body)
+    return json_response(hospitals.hospital_json(hospital))
+
+
+@routes.post("/api/admin/hospitals/{hospital_id}/departments")
+@accepts(DepartmentInput)
+async def add_department(request: web.Request) -> web.Response:
+    body = await parse_body(request, DepartmentInput)
+    async with request.app[DATABASE].session() as session:
+        department = await hospitals.add_department(session, caller(request).principal,
+                                                    path_id(request, "hospital_id"), body)
+    return json_response(hospitals.department_json(department), status=201)
+
+
+@routes.put("/api/admin/departments/{department_id}")
+@accepts(DepartmentInput)
+async def update_department(request: web.Request) -> web.Response:
+    body = await parse_body(request, DepartmentInput)
+    async with request.app[DATABASE].session() as session:
+        department = await hospitals.update_department(session, caller(request).principal,
+                                                       path_id(request, "department_id"), body)
+    return json_response(hospitals.department_json(department))
+
+
+@routes.get("/api/admin/specialties")
+async def list_specialties(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].session() as session:
+        found = await specialties.list_all(session, caller(request).principal)
+    return json_response({"specialties": [specialties.specialty_json(s) for s in found]})
+
+
+@routes.post("/api/admin/specialties")
+@accepts(SpecialtyInput)
+async def create_specialty(request: web.Request) -> web.Response:
+    body = await parse_body(request, SpecialtyInput)
+    async with request.app[DATABASE].session() as session:
+        specialty = await specialties.create(session, caller(request).principal, body)
+    return json_response(specialties.specialty_json(specialty), status=201)
+
+
+@routes.put("/api/admin/specialties/{specialty_id}")
+@accepts(SpecialtyInput)
+async def update_specialty(request: web.Request) -> web.Response:
+    body = await parse_body(request, SpecialtyInput)
+    async with request.app[DATABASE].session() as session:
+        specialty = await specialties.update(session, caller(request).principal, path_id(request, "specialty_id"),
+                                             body)
+    return json_response(specialties.specialty_json(specialty))
+
+
+# ---- partnerships ----
+
+@routes.get("/api/admin/partnerships")
+async def list_partnerships(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].session() as session:
+        found = await partnerships.list_all(session, caller(request).principal)
+    return json_response({"partnerships": [view.to_json() for view in found]})
+
+
+@routes.post("/api/admin/partnerships")
+@accepts(NewPartnership)
+async def create_partnership(request: web.Request) -> web.Response:
+    """A partnership: its lead hospital and member hospitals (the lead is always a member)."""
+    body = await parse_body(request, NewPartnership)
+    async with request.app[DATABASE].session() as session:
+        view = await partnerships.create(session, caller(request).principal, body)
+    return json_response(view.to_json(), status=201)
+
+
+@routes.get("/api/admin/partnerships/{partnership_id}")
+async def get_partnership(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].session() as session:
+        view = await partnerships.get(session, caller(request).principal, path_id(request, "partnership_id"))
+    return json_response(view.to_json())
+
+
+@routes.put("/api/admin/partnerships/{partnership_id}")
+@accepts(PartnershipUpdate)
+async def update_partnership(request: web.Request) -> web.Response:
+    """Rename a partnership or give it another lead."""
+    body = await parse_body(request, PartnershipUpdate)
+    async with request.app[DATABASE].session() as session:
+        view = await partnerships.update(session, caller(request).principal, path_id(request, "partnership_id"),
+                                         body)
+    return json_response(view.to_json())
+
+
+@routes.post("/api/admin/partnerships/{partnership_id}/members")
+@accepts(MemberInput)
+async def add_partnership_member(request: web.Request) -> web.Response:
+    body = await parse_body(request, MemberInput)
+    async with request.app[DATABASE].session() as session:
+        view = await partnerships.add_member(session, caller(request).principal,
+                                             path_id(request, "partnership_id"), body)
+    return json_response(view.to_json())
+
+
+@routes.delete("/api/admin/partnerships/{partnership_id}/members/{hospital_id}")
+async def remove_partnership_member(request: web.Request) -> web.Response:
+    """The hospital leaves the partnership; 409 for its lead."""
+    async with request.app[DATABASE].session() as session:
+        view = await partnerships.remove_member(session, caller(request).principal,
+                                                path_id(request, "partnership_id"), path_id(request, "hospital_id"))
+    return json_response(view.to_json())

@@ -1,0 +1,191 @@
+"""/api/admin: administrators only (403 for everyone else), 422 naming each bad field, the last active
+administrator kept, and a disabled account or a reset password ending the sessions it had, through a real
+server."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from ...conftest import login
+
+HOSPITAL = {"name": "高山县医院 Gaoshan County Hospital", "level": "county", "region": "西川省 Xichuan",
+            "timezone": "Asia/Urumqi"}
+
+# Every operation, with a body that is valid, so that only the caller's role can refuse it.
+OPERATIONS = [
+    ("GET", "/api/admin/overview", None),
+    ("GET", "/api/admin/accounts", None),
+    ("POST", "/api/admin/accounts", {"username": "dr.sun", "display_name": "Sun", "role": "county_doctor",
+                                     "hospital_id": 2}),
+    ("GET", "/api/admin/accounts/1", None),
+    ("PUT", "/api/admin/accounts/1", {"display_name": "Li", "role": "auditor", "hospital_id": 2}),
+    ("POST", "/api/admin/accounts/1/disable", None),
+    ("POST", "/api/admin/accounts/1/enable", None),
+    ("POST", "/api/admin/accounts/1/password", {}),
+    ("GET", "/api/admin/hospitals", None),
+    ("POST", "/api/admin/hospitals", HOSPITAL),
+    ("GET", "/api/admin/hospitals/1", None),
+    ("PUT", "/api/admin/hospitals/1", {**HOSPITAL, "name": "江南省人民医院 Jiangnan Provincial People's Hospital",
+                                       "level": "tertiary", "timezone": "Asia/Shanghai"}),
+    ("POST", "/api/admin/hospitals/1/departments", {"name": "Dermatology"}),
+    ("PUT", "/api/admin/departments/1", {"name": "心血管内科 Cardiology", "specialty_id": 1}),
+    ("GET", "/api/admin/specialties", None),
+    ("POST", "/api/admin/specialties", {"code": "dermatology", "name_zh": "皮肤科", "name_en": "Dermatology"}),
+    ("PUT", "/api/admin/specialties/1", {"code": "cardiology", "name_zh": "心内科", "name_en": "Cardiology"}),
+    ("GET", "/api/admin/partnerships", None),
+    ("POST", "/api/admin/partnerships", {"name": "P", "lead_hospital_id": 1, "member_ids": [2]}),
+    ("GET", "/api/admin/partnerships/1", None),
+    ("PUT", "/api/admin/partnerships/1", {"name": "江南省人民医院医联体 Jiangnan Provincial Partnership",
+                                          "lead_hospital_id": 1}),
+    ("POST", "/api/admin/partnerships/1/members", {"hospital_id": 3}),
+    ("DELETE", "/api/admin/partnerships/1/members/3", None),
+]
+
+
+@pytest.mark.parametrize("username", ["dr.li", "dr.wang", "coord.zhao", "auditor"])
+async def test_everyone_but_administrators_is_refused(client: TestClient, username: str) -> None:
+    headers = await login(client, username)
+    for method, path, body in OPERATIONS:
+        response = await client.request(method, path, json=body, headers=headers)
+        assert response.status == 403, (method, path, await response.text())
+        assert (await response.json())["error"]["code"] == "forbidden"
+    anonymous = await client.get("/api/admin/accounts")
+    assert anonymous.status == 401
+
+
+async def test_every_operation_answers_an_administrator(client: TestClient) -> None:
+    headers = await login(client, "admin")
+    for method, path, body in OPERATIONS:
+        response = await client.request(method, path, json=body, headers=headers)
+        assert response.status in (200, 201), (method, path, await response.text())
+
+
+@pytest.mark.parametrize(("method", "path", "body", "fields"), [
+    ("POST", "/api/admin/hospitals", {**HOSPITAL, "timezone": "Beijing"}, {"timezone"}),
+    ("POST", "/api/admin/hospitals", {**HOSPITAL, "level": "huge", "name": ""}, {"level", "name"}),
+    ("POST", "/api/admin/accounts", {"username": "a b", "display_name": "x", "role": "king", "hospital_id": 1,
+                                     "password": "short"}, {"username", "role", "password"}),
+    ("POST", "/api/admin/accounts", {"username": "dr.sun", "display_name": "Sun", "role": "specialist",
+                                     "hospital_id": 2}, {"specialty_id"}),
+    ("PUT", "/api/admin/accounts/1", {"display_name": "Li", "role": "county_doctor", "hospital_id": 2,
+                                      "department_id": 1}, {"department_id"}),
+    ("POST", "/api/admin/specialties", {"code": "Skin!", "name_zh": "皮肤科", "name_en": "Skin",
+                                        "slot_minutes": 7}, {"code", "slot_minutes"}),
+    ("POST", "/api/admin/partnerships", {"name": "P", "lead_hospital_id": 99}, {"lead_hospital_id"}),
+    ("POST", "/api/admin/partnerships/1/members", {"hospital_id": "two"}, {"hospital_id"}),
+    ("POST", "/api/admin/accounts/1/password", {"password": "short", "extra": 1}, {"password", "extra"}),
+    ("GET", "/api/admin/accounts?role=king&page=0&hospital_id=x", None, {"role", "page", "hospital_id"}),
+])
+async def test_bad_fields_are_named(client: TestClient, method: str, path: str, body: dict | None,
+                                    fields: set[str]) -> None:
+    response = await client.request(method, path, json=body, headers=await login(client, "admin"))
+    assert response.status == 422, await response.text()
+    error = (await response.json())["error"]
+    assert error["code"] == "validation-failed" and set(error["fields"]) == fields
+
+
+async def test_the_last_administrator_is_kept(client: TestClient) -> None:
+    headers = await login(client, "admin")
+    me = (await (await client.get("/api/me", headers=headers)).json())["id"]
+    for method, path, body in [("POST", f"/api/admin/accounts/{me}/disable", None),
+                               ("PUT", f"/api/admin/accounts/{me}", {"display_name": "Me", "role": "auditor",
+                                                                      "hospital_id": 1})]:
+        response = await client.request(method, path, json=body, headers=headers)
+        assert response.status == 409
+        error = (await response.json())["error"]
+        assert error["code"] == "last-administrator" and "last active administrator" in error["message"]
+    assert (await client.get("/api/admin/overview", headers=headers)).status == 200, "still an administrator"
+
+
+async def _login_status(client: TestClient, username: str, password: str) -> int:
+    response = await client.post("/api/auth/login", json={"username": username, "password": password})
+    return response.status
+
+
+async def test_a_disabled_account_cannot_log_in_and_its_sessions_end_for_good(client: TestClient) -> None:
+    admin = await login(client, "admin")
+    li = await login(client, "dr.li")
+    li_id = (await (await client.get("/api/me", headers=li)).json())["id"]
+    disabled = await client.post(f"/api/admin/accounts/{li_id}/disable", headers=admin)
+    assert disabled.status == 200 and (await disabled.json())["is_active"] is False
+
+    stale = await client.get("/api/me", headers=li)
+    assert stale.status == 401 and (await stale.json())["error"]["code"] == "account-disabled"
+    assert await _login_status(client, "dr.li", "telemed-demo") == 401
+
+    assert (await client.post(f"/api/admin/accounts/{li_id}/enable", headers=admin)).status == 200
+    revived = await client.get("/api/me", headers=li)
+    assert revived.status == 401 and (await revived.json())["error"]["code"] == "session-ended", \
+        "re-enabling does not bring back the sessions disabling ended"
+    assert (await client.get("/api/me", headers=await login(client, "dr.li"))).status == 200
+
+
+async def test_a_reset_password_logs_in_and_ends_the_old_sessions(client: TestClient) -> None:
+    admin = await login(client, "admin")
+    li = await login(client, "dr.li")
+    li_id = (await (await client.get("/api/me", headers=li)).json())["id"]
+    response = await client.post(f"/api/admin/accounts/{li_id}/password", json={}, headers=admin)
+    generated = (await response.json())["password"]
+    assert response.status == 200 and len(generated) >= 10
+    assert (await client.get("/api/me", headers=li)).status == 401
+    assert await _login_status(client, "dr.li", "telemed-demo") == 401
+    assert (await client.get("/api/me", headers=await login(client, "dr.li", generated))).status == 200
+
+    chosen = await client.post(f"/api/admin/accounts/{li_id}/password", json={"password": "chosen by admin 1"},
+                               headers=admin)
+    assert chosen.status == 200 and (await chosen.json()) == {"password": None}
+    assert await _login_status(client, "dr.li", "chosen by admin 1") == 200
+
+
+async def test_a_new_role_takes_effect_on_the_next_request(client: TestClient) -> None:
+    admin = await login(client, "admin")
+    chen = await login(client, "dr.chen")
+    me = await (await client.get("/api/me", headers=chen)).json()
+    assert (await client.get("/api/audit", headers=chen)).status == 403
+    changed = await client.put(f"/api/admin/accounts/{me['id']}", headers=admin, json={
+        "display_name": "陈刚 Chen Gang", "role": "auditor", "hospital_id": me["hospital_id"]})
+    assert changed.status == 200 and (await changed.json())["role"] == "auditor"
+    assert (await client.get("/api/audit", headers=chen)).status == 200, "the same token, the new role"
+
+
+async def test_accounts_are_created_found_and_listed_a_page_at_a_time(client: TestClient) -> None:
+    admin = await login(client, "admin")
+    created = await client.post("/api/admin/accounts", headers=admin, json={
+        "username": "dr.sun", "display_name": "孙涛 Sun Tao", "role": "specialist", "hospital_id": 1,
+        "department_id": 1})
+    account = await created.json()
+    assert created.status == 201 and account["password"] and account["specialty"]["code"] == "cardiology"
+    assert await _login_status(client, "dr.sun", account["password"]) == 200
+    fetched = await (await client.get(f"/api/admin/accounts/{account['id']}", headers=admin)).json()
+    assert "password" not in fetched and fetched["username"] == "dr.sun"
+    taken = await client.post("/api/admin/accounts", headers=admin, json={
+        "username": "DR.SUN", "display_name": "x", "role": "auditor", "hospital_id": 1})
+    assert taken.status == 409
+    page = await (await client.get("/api/admin/accounts?q=孙涛&role=specialist", headers=admin)).json()
+    assert [a["username"] for a in page["accounts"]] == ["dr.sun"] and (page["total"], page["pages"]) == (1, 1)
+
+
+async def test_a_hospital_and_a_partnership_through_the_api(client: TestClient) -> None:
+    admin = await login(client, "admin")
+    hospital = await (await client.post("/api/admin/hospitals", json=HOSPITAL, headers=admin)).json()
+    assert hospital["timezone"] == "Asia/Urumqi"
+    partnership = await client.post("/api/admin/partnerships", headers=admin, json={
+        "name": "西川医联体", "lead_hospital_id": 1, "member_ids": [hospital["id"]]})
+    body = await partnership.json()
+    assert partnership.status == 201 and [m["id"] for m in body["members"]] == [hospital["id"]]
+    lead_leaves = await client.delete(f"/api/admin/partnerships/{body['id']}/members/1", headers=admin)
+    assert lead_leaves.status == 409
+    left = await client.delete(f"/api/admin/partnerships/{body['id']}/members/{hospital['id']}", headers=admin)
+    assert (await left.json())["members"] == []
+
+
+async def test_the_openapi_document_names_the_bodies(client: TestClient) -> None:
+    document = await (await client.get("/api/openapi.json")).json()
+    for path, method, model in [("/api/admin/accounts", "post", "NewAccount"),
+                                ("/api/admin/hospitals", "post", "HospitalInput"),
+                                ("/api/admin/accounts/{user_id}/password", "post", "PasswordReset"),
+                                ("/api/admin/partnerships/{partnership_id}/members", "post", "MemberInput")]:
+        ref = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{model}"
+    assert "timezone" in document["components"]["schemas"]["HospitalInput"]["properties"]
