@@ -1,4 +1,4 @@
-"""The ``telemed`` command: serve, migrate the database, seed demo data, create accounts."""
+"""The ``telemed`` command: serve, migrate the database, seed demo data, manage accounts."""
 
 from __future__ import annotations
 
@@ -11,21 +11,28 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
+import pydantic
 from aiohttp import web
 from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .accesslog import PathOnlyAccessLogger
+from .admin import SHELL, accounts
+from .admin.inputs import AccountQuery, NewAccount, PasswordReset
 from .app import create_app, prepare_database
 from .audit import trail as audit
 from .db import Database
 from .demo import DEMO_PASSWORD, demo_logins, seed_demo
-from .errors import SettingsError
-from .identity.passwords import hash_password, password_problem
-from .models import Hospital, Role, User
+from .errors import SettingsError, TelemedError
+from .http import validation_fields
+from .identity.passwords import password_problem
+from .models import Hospital, Role
 from .settings import Settings, describe
 
 log = logging.getLogger("telemed")
+Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 # Collect the youngest objects every 10 000 allocations instead of 700, so full passes, which stop the
 # event loop for tens of milliseconds with thousands of sockets open, come far less often. Measured:
@@ -150,29 +157,101 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
+def _input(model: type[Model], **values: object) -> Model:
+    """Arguments into the operation's input model, as the API and the pages parse theirs."""
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as exc:
+        raise SettingsError("; ".join(f"{k}: {v}" for k, v in validation_fields(exc).items())) from None
+
+
+def _as_shell(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[None]]) -> int:
+    """Run one console operation as the shell (an administrator: it holds the machine); an error the operation
+    refuses with (no such account, the last administrator...) is printed like a bad setting, exit status 2."""
+
+    async def run(database: Database) -> None:
+        async with database.session() as session:
+            try:
+                await work(session)
+            except TelemedError as exc:
+                raise SettingsError(exc.message) from None
+
+    return _with_database(_settings(args), run)
+
+
+async def _hospital_id(session: AsyncSession, name_or_id: str) -> int:
+    hospital_filter = [Hospital.name == name_or_id]
+    if name_or_id.isdigit():
+        hospital_filter.append(col(Hospital.id) == int(name_or_id))
+    hospital = (await session.exec(select(Hospital).where(or_(*hospital_filter)))).first()
+    if hospital is None or hospital.id is None:
+        raise SettingsError(f"There is no hospital {name_or_id!r} (give its exact name or id).")
+    return hospital.id
+
+
 def cmd_user_create(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     password = _read_password(args)
     if problem := password_problem(password):
         raise SettingsError(f"The password {problem}.")
 
-    async def create(database: Database) -> None:
-        async with database.session() as session:
-            hospital_filter = [Hospital.name == args.hospital]
-            if args.hospital.isdigit():
-                hospital_filter.append(col(Hospital.id) == int(args.hospital))
-            hospital = (await session.exec(select(Hospital).where(or_(*hospital_filter)))).first()
-            if hospital is None:
-                raise SettingsError(f"There is no hospital {args.hospital!r} (give its exact name or id).")
-            if (await session.exec(select(User).where(User.username == args.username))).first():
-                raise SettingsError(f"The username {args.username!r} is taken.")
-            user = User(username=args.username, display_name=args.display_name or args.username,
-                        role=Role(args.role), hospital_id=hospital.id, password_hash=hash_password(password))
-            session.add(user)
-            await session.commit()
-            print(f"Created {user.role.value} {user.username!r} (id {user.id}) at {hospital.name}.")
+    async def create(session: AsyncSession) -> None:
+        body = _input(NewAccount, username=args.username, display_name=args.display_name or args.username,
+                      role=args.role, hospital_id=await _hospital_id(session, args.hospital), password=password)
+        account, _ = await accounts.create(session, SHELL, body)
+        print(f"Created {account.user.role.value} {account.user.username!r} (id {account.id}) "
+              f"at {account.hospital.name}.")
 
-    return _with_database(settings, create)
+    return _as_shell(args, create)
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    async def show(session: AsyncSession) -> None:
+        hospital = await _hospital_id(session, args.hospital) if args.hospital else None
+        query = _input(AccountQuery, q=args.search, hospital_id=hospital, role=args.role, status=args.status)
+        while True:
+            page = await accounts.search(session, SHELL, query)
+            for a in page.accounts:
+                state = "active" if a.user.is_active else "disabled"
+                print(f"{a.user.username:<20} {a.user.role.value:<14} {state:<9} {a.hospital.name}  "
+                      f"{a.user.display_name}")
+            if page.page >= page.pages:
+                break
+            query = query.model_copy(update={"page": page.page + 1})
+        print(f"{page.total} account(s).", file=sys.stderr)
+
+    return _as_shell(args, show)
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    async def disable(session: AsyncSession) -> None:
+        account = await accounts.by_username(session, SHELL, args.username)
+        await accounts.disable(session, SHELL, account.id)
+        print(f"Disabled {args.username!r}: it cannot log in, and its sessions have ended.")
+
+    return _as_shell(args, disable)
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    async def enable(session: AsyncSession) -> None:
+        account = await accounts.by_username(session, SHELL, args.username)
+        await accounts.enable(session, SHELL, account.id)
+        print(f"Enabled {args.username!r}: it can log in again with its password.")
+
+    return _as_shell(args, enable)
+
+
+def cmd_user_reset_password(args: argparse.Namespace) -> int:
+    password = None if args.generate else _read_password(args)
+    body = _input(PasswordReset, password=password)
+
+    async def reset(session: AsyncSession) -> None:
+        account = await accounts.by_username(session, SHELL, args.username)
+        generated = await accounts.reset_password(session, SHELL, account.id, body)
+        if generated:
+            print(f"New password for {args.username!r} (shown this once; give it to them privately): {generated}")
+        print(f"The password of {args.username!r} was reset, and its sessions have ended.")
+
+    return _as_shell(args, reset)
 
 
 def cmd_bench_relay(args: argparse.Namespace) -> int:
@@ -259,6 +338,34 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--hospital", required=True, help="hospital name or id")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(func=cmd_user_create)
+    listing = with_data_dir(user_commands.add_parser(
+        "list", help="list accounts", description="List accounts by username: username, role, state, hospital, "
+                                                   "name. Each option narrows the list."))
+    listing.add_argument("--search", default="", help="part of a username or a name")
+    listing.add_argument("--hospital", help="hospital name or id")
+    listing.add_argument("--role", choices=[r.value for r in Role])
+    listing.add_argument("--status", choices=["active", "disabled", "any"], default="any")
+    listing.set_defaults(func=cmd_user_list)
+    disable = with_data_dir(user_commands.add_parser(
+        "disable", help="disable an account",
+        description="Disable an account: it can no longer log in, and every session it has ends now (re-enabling "
+                    "it does not bring them back). The last active administrator cannot be disabled."))
+    disable.add_argument("username")
+    disable.set_defaults(func=cmd_user_disable)
+    enable = with_data_dir(user_commands.add_parser(
+        "enable", help="re-enable a disabled account",
+        description="Let a disabled account log in again, with the password it had."))
+    enable.add_argument("username")
+    enable.set_defaults(func=cmd_user_enable)
+    reset = with_data_dir(user_commands.add_parser(
+        "reset-password", help="give an account a new password",
+        description="Give an account a new password and end its sessions. The password is asked for twice, "
+                    "read from one line of stdin, or generated and printed once."))
+    reset.add_argument("username")
+    source = reset.add_mutually_exclusive_group()
+    source.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    source.add_argument("--generate", action="store_true", help="generate a temporary password and print it")
+    reset.set_defaults(func=cmd_user_reset_password)
 
     bench = commands.add_parser("bench", help="measure performance", description="Measure performance.")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")

@@ -144,8 +144,9 @@ async def by_username(session: AsyncSession, who: Principal, username: str) -> A
 
 async def _placement(session: AsyncSession, role: Role, hospital_id: int, department_id: int | None,
                      specialty_id: int | None) -> int | None:
-    """Check where an account is to work; the specialty it ends up with (a specialist without one takes their
-    department's). 422 naming each field that does not fit."""
+    """Check where an account is to work; the specialty it ends up with (without one, the department's).
+    422 naming each field that does not fit. (A specialist may be left without a specialty while being set up;
+    referrals and slot searches do not find them until they have one, which the console points out.)"""
     problems: dict[str, str] = {}
     if await session.get(Hospital, hospital_id) is None:
         problems["hospital_id"] = N_("There is no such hospital.")
@@ -156,8 +157,6 @@ async def _placement(session: AsyncSession, role: Role, hospital_id: int, depart
         problems["specialty_id"] = N_("There is no such specialty.")
     if specialty_id is None and department is not None:
         specialty_id = department.specialty_id
-    if role is Role.SPECIALIST and specialty_id is None and "specialty_id" not in problems:
-        problems["specialty_id"] = N_("A specialist needs a specialty: referrals and slots are matched by it.")
     if problems:
         raise ValidationFailed(problems)
     return specialty_id

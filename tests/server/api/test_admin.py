@@ -67,7 +67,7 @@ async def test_every_operation_answers_an_administrator(client: TestClient) -> N
     ("POST", "/api/admin/accounts", {"username": "a b", "display_name": "x", "role": "king", "hospital_id": 1,
                                      "password": "short"}, {"username", "role", "password"}),
     ("POST", "/api/admin/accounts", {"username": "dr.sun", "display_name": "Sun", "role": "specialist",
-                                     "hospital_id": 2}, {"specialty_id"}),
+                                     "hospital_id": 2, "specialty_id": 99}, {"specialty_id"}),
     ("PUT", "/api/admin/accounts/1", {"display_name": "Li", "role": "county_doctor", "hospital_id": 2,
                                       "department_id": 1}, {"department_id"}),
     ("POST", "/api/admin/specialties", {"code": "Skin!", "name_zh": "皮肤科", "name_en": "Skin",

@@ -1,0 +1,93 @@
+"""``telemed user list|disable|enable|reset-password`` as an operator runs them: real processes on an SQLite
+data directory, through the same services as the console, audited as the shell."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from server.audit import trail as audit
+from server.db import Database
+from server.identity.passwords import verify_password
+from server.models import User
+
+from .test_cli import run
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "var"
+    seeded = run("demo", data_dir=data)
+    assert seeded.returncode == 0, seeded.stderr
+    return data
+
+
+def _read(data_dir: Path, username: str) -> tuple[User, list[tuple[str, str]]]:
+    async def read() -> tuple[User, list[tuple[str, str]]]:
+        database = Database(f"sqlite+aiosqlite:///{data_dir / 'telemed.db'}")
+        try:
+            async with database.session() as session:
+                user = (await session.exec(select(User).where(User.username == username))).one()
+            return user, [(e.actor, e.action) for e in await audit.trail(database)]
+        finally:
+            await database.close()
+    return asyncio.run(read())
+
+
+def test_user_list_narrows_by_each_option(data_dir: Path) -> None:
+    listed = run("user", "list", data_dir=data_dir)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == sorted(line.split()[0] for line in lines)
+    assert any(line.split()[:3] == ["dr.li", "county_doctor", "active"] for line in lines)
+    specialists = run("user", "list", "--role", "specialist", "--search", "wang", data_dir=data_dir)
+    assert [line.split()[0] for line in specialists.stdout.splitlines()] == ["dr.wang"]
+    assert "1 account(s)." in specialists.stderr
+    nowhere = run("user", "list", "--hospital", "Nowhere", data_dir=data_dir)
+    assert nowhere.returncode == 2 and "no hospital 'Nowhere'" in nowhere.stderr
+
+
+def test_disable_enable_and_the_last_administrator(data_dir: Path) -> None:
+    disabled = run("user", "disable", "dr.li", data_dir=data_dir)
+    assert disabled.returncode == 0 and "sessions have ended" in disabled.stdout
+    assert not _read(data_dir, "dr.li")[0].is_active
+    assert "disabled" in run("user", "list", "--status", "disabled", data_dir=data_dir).stdout
+    enabled = run("user", "enable", "dr.li", data_dir=data_dir)
+    assert enabled.returncode == 0
+    user, trail = _read(data_dir, "dr.li")
+    assert user.is_active and ("shell", "account.disabled") in trail and ("shell", "account.enabled") in trail
+
+    last = run("user", "disable", "admin", data_dir=data_dir)
+    assert last.returncode == 2 and "last active administrator" in last.stderr and "Traceback" not in last.stderr
+    missing = run("user", "disable", "nobody", data_dir=data_dir)
+    assert missing.returncode == 2 and "no such account" in missing.stderr
+
+
+def test_reset_password_generated_or_given(data_dir: Path) -> None:
+    generated = run("user", "reset-password", "dr.li", "--generate", data_dir=data_dir)
+    assert generated.returncode == 0, generated.stderr
+    password = generated.stdout.split("privately): ", 1)[1].split()[0]
+    user, trail = _read(data_dir, "dr.li")
+    assert verify_password(password, user.password_hash) and user.session_generation == 1
+    assert ("shell", "account.password_reset") in trail
+
+    given = run("user", "reset-password", "dr.li", "--password-stdin", data_dir=data_dir,
+                stdin="chosen at the shell\n")
+    assert given.returncode == 0 and "privately" not in given.stdout
+    assert verify_password("chosen at the shell", _read(data_dir, "dr.li")[0].password_hash)
+    short = run("user", "reset-password", "dr.li", "--password-stdin", data_dir=data_dir, stdin="short\n")
+    assert short.returncode == 2 and "password" in short.stderr
+
+
+def test_user_create_goes_through_the_console_and_is_audited(data_dir: Path) -> None:
+    created = run("user", "create", "--username", "dr.sun", "--display-name", "孙涛", "--role", "county_doctor",
+                  "--hospital", "2", "--password-stdin", data_dir=data_dir, stdin="a long enough password\n")
+    assert created.returncode == 0, created.stderr
+    assert "Created county_doctor 'dr.sun'" in created.stdout
+    assert ("shell", "account.created") in _read(data_dir, "dr.sun")[1]
+    bad = run("user", "create", "--username", "a b", "--role", "auditor", "--hospital", "1", "--password-stdin",
+              data_dir=data_dir, stdin="a long enough password\n")
+    assert bad.returncode == 2 and "username" in bad.stderr
