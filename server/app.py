@@ -20,7 +20,7 @@ from signaling.grants import room_id_for
 from signaling.hub import CloseRequest, RoomHub
 from signaling.log import LocalRoomLog
 from signaling.redis_log import RedisRoomLog
-from web import STATIC_DIR, audit_pages, codes, pages, referral_pages, visit_pages
+from web import STATIC_DIR, admin_pages, audit_pages, codes, pages, referral_pages, visit_pages
 from web.render import RENDERER, Renderer
 
 from .api import admin as admin_api
@@ -75,7 +75,7 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
-    pages, referral_pages, visit_pages, audit_pages, codes,
+    pages, referral_pages, visit_pages, audit_pages, admin_pages, codes,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([

@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 
 import pydantic
 
+from ..errors import N_
 from ..identity.passwords import MIN_PASSWORD_LENGTH
 from ..models import HospitalLevel, Role
 from ..parsing import Id
@@ -71,7 +72,7 @@ class HospitalInput(_Body):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         if value not in time_zones():
-            raise ValueError("not a time zone of the IANA database, such as Asia/Shanghai")
+            raise ValueError(N_("Not a time zone of the IANA database, such as Asia/Shanghai."))
         return value
 
 
