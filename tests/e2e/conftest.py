@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
+
+from web import STATIC_DIR
+
+AXE = STATIC_DIR / "vendor" / "axe-core" / "axe.min.js"  # vendored by web/vendor.py
+AXE_FAILING_IMPACTS = ("serious", "critical")
 
 CHROMIUM_FLAGS = [
     "--use-fake-device-for-media-stream",  # a synthetic camera (moving pattern) and microphone (beeps)
@@ -39,3 +45,26 @@ async def browser() -> AsyncIterator[Browser]:
                                                    args=CHROMIUM_FLAGS)
         yield browser
         await browser.close()
+
+
+@functools.cache
+def _axe_source() -> str:
+    return AXE.read_text()
+
+
+async def assert_accessible(page: Page) -> None:
+    """Run axe-core on the page as it is now; fail listing every violation of serious or critical impact.
+
+    axe is injected as a script file and run in the page, so it sees what a screen reader would: labels,
+    names, contrast, landmarks and language, in whichever language the page is in."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        # Evaluated rather than added with page.add_script_tag(path=...): that inserts an inline <script>, which
+        # the pages' Content-Security-Policy (script-src 'self') rightly blocks; evaluation comes through the
+        # DevTools protocol, which the policy does not govern, and leaves the page's own policy in force.
+        await page.evaluate(f"{_axe_source()}\n;0")
+    results = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    failing = [v for v in results["violations"] if v.get("impact") in AXE_FAILING_IMPACTS]
+    lines = [f"{v['impact']}: {v['id']}: {v['help']} ({v['helpUrl']})\n" + "\n".join(
+        f"    {', '.join(map(str, node['target']))}: {node.get('failureSummary', '').splitlines()[-1:]}"
+        for node in v["nodes"][:5]) for v in failing]
+    assert not failing, f"{page.url} has accessibility violations:\n" + "\n".join(lines)
