@@ -257,6 +257,8 @@ async def user_update(request: web.Request) -> web.Response:
             await accounts.update(session, caller(request).principal, user_id, body)
     except TelemedError as exc:
         return await _account_page(request, user_id, form=form, failure=FormError(request, exc), status=exc.status)
+    if user_id == caller(request).user.id and body.role is not Role.ADMIN:
+        raise web.HTTPSeeOther("/")  # they gave up the console: its pages would now answer 403
     raise _see(f"/admin/users/{user_id}", "account-updated")
 
 

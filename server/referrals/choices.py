@@ -21,7 +21,8 @@ async def partners(session: AsyncSession, hospital_id: int, *,
     if besides_itself:
         ids -= {hospital_id}
     hospitals = (await session.exec(select(Hospital).where(col(Hospital.id).in_(ids)).order_by(col(Hospital.id)))).all()
-    specialists = (await session.exec(select(User).where(User.role == Role.SPECIALIST, col(User.hospital_id).in_(ids))
+    specialists = (await session.exec(select(User).where(User.role == Role.SPECIALIST, col(User.hospital_id).in_(ids),
+                                                         col(User.is_active).is_(True))  # disabled: not offered
                                       .order_by(col(User.id)))).all()
     return hospitals, specialists
 

@@ -343,3 +343,27 @@ async def test_chinese_pages_have_no_english_left(client: TestClient) -> None:
             text = re.sub(r"\b[A-Z][A-Za-z_]+/[A-Za-z_/+-]+", " ", text)  # time zones, as IANA names them
             leftovers += [w for w in re.findall(r"[A-Za-z][A-Za-z'’]+", text) if w not in {"English", "CST", "IANA"}]
         assert not leftovers, f"{path}: {leftovers}"
+
+
+async def test_a_disabled_specialist_is_no_longer_offered_for_referrals(client: TestClient) -> None:
+    await form_login(client, "dr.li")
+    assert "王芳 Wang Fang" in await (await client.get("/referrals/new", headers=EN)).text()
+    client.session.cookie_jar.clear()
+    await form_login(client, "admin")
+    assert (await post(client, f"/admin/users/{(await _user(client, 'dr.wang')).id}/disable", {})).status == 303
+    client.session.cookie_jar.clear()
+    await form_login(client, "dr.li")
+    assert "王芳 Wang Fang" not in await (await client.get("/referrals/new", headers=EN)).text()
+
+
+async def test_an_administrator_who_gives_up_the_role_lands_on_the_dashboard(client: TestClient) -> None:
+    await form_login(client, "admin")
+    created = await post(client, "/admin/users/new", {"username": "admin2", "display_name": "Second", "role": "admin",
+                                                      "hospital_id": "1", "password_mode": "set",
+                                                      "password": "second admin password"})
+    assert created.status == 303
+    me = await _user(client, "admin")
+    response = await post(client, f"/admin/users/{me.id}", {"display_name": me.display_name, "role": "auditor",
+                                                             "hospital_id": "1"})
+    assert response.status == 303 and response.headers["Location"] == "/"
+    assert (await client.get("/admin", headers=EN)).status == 403
