@@ -165,6 +165,10 @@ class RoomHub:
         # (Polled: the rooms change as their logs are read, with no one event to wait on.)
         while loop.time() < deadline and any(self._holds(replica) for replica in self._replicas.values()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+        if storing := [r.chat_tail for r in self._replicas.values() if r.chat_tail is not None]:
+            await asyncio.wait(storing, timeout=CHAT_STORE_SECONDS)  # lines being kept are shown or refused
+        if self._presence is not None:
+            self._presence.cancel()  # else it would announce this node again after it withdrew
         await asyncio.gather(*(self._append_bounded(room_id, NodeLost(node=self.node_id))
                                for room_id, replica in list(self._replicas.items())
                                if any(m.at.node == self.node_id for m in replica.room.members.values())))
