@@ -48,9 +48,8 @@ async def test_pages_connect_to_the_new_relay_when_its_node_stops(settings: Sett
         b_closed = True
         for page in (doctor, specialist):
             await expect(page.locator("#connection-state")).to_have_text("In call", timeout=15_000)
-            async with asyncio.timeout(15):
-                while await page.evaluate("window.telemedCall.relayEpoch") == first_epoch:
-                    await asyncio.sleep(0.1)
+            await page.wait_for_function("epoch => window.telemedCall.relayEpoch > epoch", arg=first_epoch,
+                                         timeout=15_000)
         assert await doctor.evaluate("window.telemedCall.relayEpoch") > first_epoch
         await asyncio.gather(assert_receiving(doctor, peers=1), assert_receiving(specialist, peers=1))
     finally:
