@@ -81,6 +81,9 @@ class ErrorCode(enum.Enum):
     INTERNAL_ERROR = "internal-error", 500, "a fault of the server's, logged"
     BAD_SETTING = "bad-setting", 500, "a setting is missing or malformed (start-up stops with it)"
     UNAVAILABLE = "unavailable", 503, "the service cannot do this now; try again"
+    DATABASE_UNAVAILABLE = ("database-unavailable", 503,
+                            "the database cannot be reached right now; try again (`retry_after`, and the "
+                            "`Retry-After` header)")
     RECORDING_NOT_READY = "recording-not-ready", 503, "a recording that is not finished yet"
     RECORDING_TAMPERED = "recording-tampered", 503, "a recording that failed its integrity check"
     HTTP_ERROR = "http-error", None, "any other refusal by the HTTP layer itself, with its own status"
@@ -175,6 +178,24 @@ class TooManyRequests(TelemedError):
 
 class Unavailable(TelemedError):
     kind = ErrorCode.UNAVAILABLE
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached (refused, cut off, restarting); the same request may work in a few
+    seconds, which ``retry_after`` and Retry-After say. A change whose connection broke while it committed may
+    have landed: a client resends it with the same ``Idempotency-Key`` to have it done exactly once."""
+
+    kind = ErrorCode.DATABASE_UNAVAILABLE
+    RETRY_AFTER = 5
+
+    def __init__(self, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(N_("The service cannot reach its database right now. Please try again in a few seconds."),
+                         retry_after=retry_after)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class RangeNotSatisfiable(TelemedError):

@@ -15,8 +15,17 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from .appkeys import ERROR_PAGE, SETTINGS
-from .errors import N_, BadRequest, ErrorCode, Forbidden, TelemedError, Unauthenticated, ValidationFailed
+from .appkeys import DATABASE, ERROR_PAGE, SETTINGS
+from .errors import (
+    N_,
+    BadRequest,
+    DatabaseUnavailable,
+    ErrorCode,
+    Forbidden,
+    TelemedError,
+    Unauthenticated,
+    ValidationFailed,
+)
 from .i18n import SUPPORTED_LOCALES, negotiate, translations
 from .identity.auth import CALLER, authenticate, is_public, token_from
 from .parsing import load_json, multipart_problem, parse_id
@@ -126,7 +135,9 @@ _HTTP_LAYER_CODES = {kind.status: kind.code for kind in (ErrorCode.NOT_FOUND, Er
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
+    """The one place errors become answers: JSON for the API, a redirect or an error page for pages. A database
+    that cannot be reached is a 503 ``database-unavailable`` with Retry-After on every route, not a fault of
+    ours: no traceback (``Database.down`` logs the outage once)."""
     try:
         if problem := multipart_problem(request.headers.get(hdrs.CONTENT_TYPE, "")):
             # Refused here for every route: without a boundary, request.post() and request.multipart()
@@ -143,7 +154,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             code = _HTTP_LAYER_CODES.get(exc.status, ErrorCode.HTTP_ERROR.code)
             return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
         raise
-    except Exception:
+    except Exception as exc:
+        database = request.app.get(DATABASE)
+        if database is not None and database.down(exc):  # logged once per outage, not once per request
+            return _error_answer(request, DatabaseUnavailable())
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error_answer(request, TelemedError(N_("Something went wrong on the server; it has been logged.")))
 
