@@ -15,6 +15,7 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
+from . import idempotency
 from .appkeys import DATABASE, ERROR_PAGE, SETTINGS
 from .errors import (
     N_,
@@ -33,6 +34,7 @@ from .parsing import load_json, multipart_problem, parse_id
 log = logging.getLogger(__name__)
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+Result = TypeVar("Result")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON_BODY = 1024 * 1024
 LANG_COOKIE = "telemed_lang"
@@ -102,6 +104,39 @@ def validation_fields(exc: pydantic.ValidationError) -> dict[str, str]:
         name = ".".join(str(part) for part in error["loc"]) or "body"
         fields.setdefault(name, error["msg"])
     return fields
+
+
+async def answer_once(request: web.Request, owner: str, body: pydantic.BaseModel | None,
+                      render: Callable[[Result], Awaitable[idempotency.Answer]],
+                      operation: Callable[[idempotency.Reply[Result]], Awaitable[object]]) -> web.Response:
+    """Carry out a creating operation once per ``Idempotency-Key`` (server/idempotency.py), if the request
+    has one (400 naming the header if it is malformed): when the key came before with the same request, the
+    answer given then, marked ``Idempotent-Replayed: true``; with another request, 422. Else ``operation``,
+    handed a Reply that its commit puts into words with ``render`` and stores with its change; the answer is
+    the one stored. The face still only parses, calls and renders: the operation's own transaction holds the
+    key, and ``owner`` (``idempotency.of_user``...) keeps one caller's keys apart from another's."""
+    once = idempotency.Once.of(request.headers.get(idempotency.KEY_HEADER), owner, request.method, request.path,
+                               body.model_dump(mode="json") if body is not None else None)
+    database = request.app[DATABASE]
+    if once is not None and (answer := await idempotency.stored(database, once)) is not None:
+        return _answer_response(answer, replayed=True)
+    reply = idempotency.Reply(render, once)
+    try:
+        await operation(reply)
+    except idempotency.KeyInUse:  # the first request with this key committed while this one waited for it
+        assert once is not None
+        if (answer := await idempotency.stored(database, once)) is None:
+            raise
+        return _answer_response(answer, replayed=True)
+    assert reply.answer is not None, "the operation commits through idempotency.commit"
+    return _answer_response(reply.answer, replayed=False)
+
+
+def _answer_response(answer: idempotency.Answer, *, replayed: bool) -> web.Response:
+    response = web.Response(text=answer.text, status=answer.status, content_type="application/json")
+    if replayed:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+    return response
 
 
 def same_origin(origin: str | None, host: str) -> bool:
