@@ -71,6 +71,10 @@ class TcpProxy:
         self._trap = (marker, sprung)
         return sprung
 
+    def disarm(self) -> None:
+        """Take back a trap that has not sprung."""
+        self._trap = None
+
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
