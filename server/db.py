@@ -42,7 +42,8 @@ def unreachable(exc: BaseException) -> bool:
     these as bare OSErrors); a connection SQLAlchemy saw break mid-statement (``connection_invalidated``); a
     PostgreSQL that is shutting down, starting up or out of connection slots; the pool's own timeout (every
     connection busy); SQLite locked by another writer past busy_timeout. Not outages: a constraint or a
-    syntax error, a missing table, SQLite's other OperationalErrors (a missing table is one too)."""
+    syntax error, a missing table (an OperationalError too, on SQLite), an OSError from anything but the
+    database's connection (a file that cannot be written)."""
     if isinstance(exc, sa.exc.DBAPIError):
         if exc.connection_invalidated:
             return True
