@@ -23,6 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+CONNECT_SECONDS = 5.0  # to open a connection to PostgreSQL
+POOL_WAIT_SECONDS = 10.0  # for a free connection from the pool
 log = logging.getLogger(__name__)
 
 # SQLSTATEs of a PostgreSQL that cannot serve now, whatever was asked: class 08 (the connection failed or
@@ -147,7 +149,10 @@ class Database:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+        # A PostgreSQL that hangs rather than refusing must become a 503 within seconds, not asyncpg's minute.
+        connect_args = {"timeout": CONNECT_SECONDS} if url.startswith("postgresql") else {}
+        self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args,
+                                                       pool_timeout=POOL_WAIT_SECONDS)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, sync_session_class=SyncSession,
