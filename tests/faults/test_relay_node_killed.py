@@ -8,29 +8,12 @@ import aiohttp
 import pytest
 
 from ..support.cluster import Cluster
-from ..support.relayed_call import RelayedCall, every_pair_decodes, three_in_relay
-from ..support.resilient_peer import ResilientPeer
+from ..support.relayed_call import assert_no_failed_resume, every_pair_decodes, new_relay_epoch, three_in_relay
 from .conftest import PRESENCE_TTL
 
 pytestmark = pytest.mark.faults
 
 KILL_TO_MEDIA = PRESENCE_TTL + 5  # the node is declared lost within the TTL; then a new relay and one offer each
-
-
-async def new_relay_epoch(peer: ResilientPeer, call: RelayedCall, since: float, *, told_by: tuple[str, ...] = ("mode",),
-                          within: float = PRESENCE_TTL + 5) -> int:
-    """The epoch of the relay that replaced the call's, as ``peer`` is told it (by ``mode``, or by the
-    ``joined`` of its resume when ``told_by`` allows)."""
-    event = await peer.event(told_by, after=since, within=within,
-                             where=lambda m: m["mode"] == "relay" and m["relay_epoch"] != call.epoch)
-    assert event.data["relay_epoch"] > call.epoch, event.data
-    return event.data["relay_epoch"]
-
-
-def assert_no_failed_resume(*peers: ResilientPeer) -> None:
-    for peer in peers:
-        failed = peer.seen("error", where=lambda m: m["code"] == "resume-failed")
-        assert not failed, f"{peer.name}: {failed}"
 
 
 async def test_relay_node_killed_its_participant_resumes_and_media_returns(
@@ -47,8 +30,8 @@ async def test_relay_node_killed_its_participant_resumes_and_media_returns(
         assert resumed.data["self"]["id"] == victim.id and cluster.name_of(victim.url) != "c"
         recovery("kill to resumed on another node", resumed.at - killed)
 
-        epochs = {await new_relay_epoch(peer, call, killed) for peer in call.others(victim)}
-        epochs.add(await new_relay_epoch(victim, call, killed, told_by=("mode", "joined")))
+        epochs = {await new_relay_epoch(peer, call.epoch, killed) for peer in call.others(victim)}
+        epochs.add(await new_relay_epoch(victim, call.epoch, killed, told_by=("mode", "joined")))
         assert len(epochs) == 1, f"one new relay, told the same to everyone: {epochs}"
 
         took = await every_pair_decodes(call.peers, since=killed, within=KILL_TO_MEDIA + 10, after_epoch=call.epoch)
@@ -84,7 +67,7 @@ async def test_relay_node_killed_its_participant_gone_the_others_carry_on(
             assert first is left, "reconnecting first, then left"
             recovery(f"kill to participant-reconnecting ({peer.name})", reconnecting.at - killed)
             recovery(f"kill to participant-left ({peer.name})", left.at - killed)
-        epochs = {await new_relay_epoch(peer, call, killed) for peer in remaining}
+        epochs = {await new_relay_epoch(peer, call.epoch, killed) for peer in remaining}
         assert len(epochs) == 1, epochs
 
         took = await every_pair_decodes(remaining, since=killed, within=KILL_TO_MEDIA + 10, after_epoch=call.epoch)

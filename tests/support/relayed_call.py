@@ -92,3 +92,19 @@ async def every_pair_decodes(peers: tuple[ResilientPeer, ...] | list[ResilientPe
     took = await asyncio.gather(*(peer.media_flowing_from(other, since=since, within=within, after_epoch=after_epoch)
                                   for peer, other in itertools.permutations(peers, 2)))
     return max(took)
+
+
+async def new_relay_epoch(peer: ResilientPeer, old_epoch: int, since: float, *,
+                          told_by: tuple[str, ...] = ("mode",), within: float = 10) -> int:
+    """The epoch of the relay that replaced ``old_epoch``'s, as ``peer`` is told it after ``since``: by
+    ``mode``, or also by the ``joined`` of its resume when ``told_by`` says so."""
+    event = await peer.event(told_by, after=since, within=within,
+                             where=lambda m: m["mode"] == "relay" and m["relay_epoch"] != old_epoch)
+    assert event.data["relay_epoch"] > old_epoch, event.data
+    return event.data["relay_epoch"]
+
+
+def assert_no_failed_resume(*peers: ResilientPeer) -> None:
+    for peer in peers:
+        failed = peer.seen("error", where=lambda m: m["code"] == "resume-failed")
+        assert not failed, f"{peer.name} could not resume: {failed}"

@@ -182,7 +182,7 @@ class ResilientPeer:
     async def event(self, kind: str | tuple[str, ...], *, after: float = -math.inf, within: float = 10,
                     where: Callable[[dict[str, Any]], bool] | None = None) -> Event:
         """The first event of ``kind`` at or after ``after`` (and matching ``where``), waiting for it."""
-        await self._until(lambda: bool(self.seen(kind, after=after, where=where)), within,
+        await self.until(lambda: bool(self.seen(kind, after=after, where=where)), within,
                           f"{self.name}: no {kind} since {after:.2f}")
         return self.seen(kind, after=after, where=where)[0]
 
@@ -197,7 +197,7 @@ class ResilientPeer:
             return times[frames - 1] if len(times) >= frames else None
 
         name = other.name if isinstance(other, ResilientPeer) else other
-        await self._until(lambda: reached() is not None, within,
+        await self.until(lambda: reached() is not None, within,
                           f"{self.name} decodes no video of {name} since {since:.2f} (epoch > {after_epoch})")
         took = reached()
         assert took is not None
@@ -209,7 +209,8 @@ class ResilientPeer:
         times = [start, *(t for t, _ in self.frames[other.id] if start < t < end), end]
         return max(b - a for a, b in itertools.pairwise(times))
 
-    async def _until(self, condition: Callable[[], bool], within: float, failure: str) -> None:
+    async def until(self, condition: Callable[[], bool], within: float, failure: str) -> None:
+        """Wait until ``condition()`` holds; fail with ``failure`` (and the latest events) after ``within``."""
         deadline = self.now() + within
         while not condition():
             if self._runner is not None and self._runner.done() and not self._runner.cancelled() \
@@ -219,8 +220,13 @@ class ResilientPeer:
                 raise AssertionError(f"{failure} (within {within:g} s); last events: {self._recent()}")
             await asyncio.sleep(0.02)
 
-    def _recent(self, count: int = 8) -> list[tuple[float, str]]:
-        return [(round(e.at, 2), e.type) for e in self.events[-count:]]
+    def _recent(self, count: int = 8) -> list[tuple[float, str] | tuple[float, str, Any]]:
+        """The latest events, with an error's code and a closed socket's."""
+        shown: list[tuple[float, str] | tuple[float, str, Any]] = []
+        for e in self.events[-count:]:
+            detail = e.data.get("code") if e.type in ("error", "socket-closed") else None
+            shown.append((round(e.at, 2), e.type, detail) if detail is not None else (round(e.at, 2), e.type))
+        return shown
 
     def _record(self, kind: str, data: dict[str, Any]) -> None:
         self.events.append(Event(self.now(), kind, data))
