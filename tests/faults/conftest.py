@@ -23,22 +23,33 @@ _FIGURES: dict[str, dict[str, float]] = {}
 _WRITTEN: list[Path] = []
 
 
-def cluster_env(redis_url: str) -> dict[str, str]:
-    return {"TELEMED_REDIS_URL": redis_url, "TELEMED_PRESENCE_TTL": str(PRESENCE_TTL),
-            "TELEMED_DRAIN_SECONDS": str(DRAIN_SECONDS), "TELEMED_RECONNECT_GRACE": str(RECONNECT_GRACE)}
+@pytest.fixture
+def start_cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Callable[..., Cluster]]:
+    """``start_cluster(presence_ttl=...)``: nodes a, b and c sharing one data directory and one Redis, with
+    short timers; their logs in ``tmp_path/logs``. Stopped at the end of the test."""
+    started: list[Cluster] = []
+
+    def start(presence_ttl: float = PRESENCE_TTL) -> Cluster:
+        env = {"TELEMED_REDIS_URL": redis_server.url, "TELEMED_PRESENCE_TTL": str(presence_ttl),
+               "TELEMED_DRAIN_SECONDS": str(DRAIN_SECONDS), "TELEMED_RECONNECT_GRACE": str(RECONNECT_GRACE)}
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        print(f"node logs: {logs}")
+        cluster = Cluster(tmp_path / "var", env, logs=logs)
+        started.append(cluster)
+        return cluster.start()
+
+    try:
+        yield start
+    finally:
+        for cluster in started:
+            cluster.close()
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
-    """Nodes a, b and c sharing one data directory and one Redis; their logs in ``tmp_path/logs``."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    nodes = Cluster(tmp_path / "var", cluster_env(redis_server.url), logs=logs).start()
-    print(f"node logs: {logs}")
-    try:
-        yield nodes
-    finally:
-        nodes.close()
+def cluster(start_cluster: Callable[..., Cluster]) -> Cluster:
+    """Nodes a, b and c with a presence TTL of PRESENCE_TTL."""
+    return start_cluster()
 
 
 @pytest.fixture

@@ -13,18 +13,23 @@ from ..support.relayed_call import assert_no_failed_resume, every_pair_decodes, 
 from ..support.resilient_peer import Clinician, ResilientPeer
 from ..support.signaling_client import bearer
 from ..support.visits import consent, invite
-from .conftest import PRESENCE_TTL
 
 pytestmark = pytest.mark.faults
 
+# Longer than the others' TTL: a restart takes a few seconds on a loaded machine, and the test must tell a
+# loss declared because the new run started from one declared because the old run's presence ran out.
+PRESENCE_TTL = 12.0
+
 
 async def test_a_node_restarted_under_its_name_lets_its_participant_go(
-        cluster: Cluster, http: aiohttp.ClientSession, recovery: Callable[[str, float], None]) -> None:
+        start_cluster: Callable[..., Cluster], http: aiohttp.ClientSession,
+        recovery: Callable[[str, float], None]) -> None:
     """Guards node incarnations: node b is SIGKILLed and started again at once as node-b. Its participant
     (dr.wang, who does not come back) is seen reconnecting within moments of the restart, not a TTL later,
     and gone (``node-lost``) within about two presence TTLs of the kill; then nothing waits on them: the
     recording their missing consent blocked starts, and a newcomer's ``joined`` lists only who is there.
     Media between the two others, through the relay on node c, goes on throughout."""
+    cluster = start_cluster(presence_ttl=PRESENCE_TTL)
     base = cluster.url("a")
     guest = await invite(http, base)
     await consent(http, guest, base=base)
@@ -52,9 +57,12 @@ async def test_a_node_restarted_under_its_name_lets_its_participant_go(
             left = await peer.event("participant-left", after=killed, within=PRESENCE_TTL * 3,
                                     where=lambda m: m["participant_id"] == wang.id)
             assert left.at >= reconnecting.at and left.data["reason"] == "node-lost", left.data
+            # The new run announces itself before it listens, so this may come before start_again returns.
             recovery(f"restart to participant-reconnecting ({peer.name})", reconnecting.at - restarted)
+            recovery(f"kill to participant-reconnecting ({peer.name})", reconnecting.at - killed)
             recovery(f"kill to participant-left ({peer.name})", left.at - killed)
-            assert reconnecting.at - restarted < PRESENCE_TTL / 3, "the new incarnation gives the old one up at once"
+            assert reconnecting.at - restarted < PRESENCE_TTL / 8 + 0.5, \
+                f"reconnecting {reconnecting.at - restarted:.1f} s after the restart: not given up at once"
             assert left.at - killed < PRESENCE_TTL * 2 + 1, f"gone {left.at - killed:.1f} s after the kill"
         gone = li.seen("participant-left")[-1].at
         gap = max(li.longest_gap(patient, killed, gone), patient.longest_gap(li, killed, gone))

@@ -47,7 +47,10 @@ async def admit(host: ResilientPeer, patient: ResilientPeer, url: str) -> None:
     lobby = await patient.enter(url)
     assert lobby["type"] == "lobby", lobby
     await host.send({"type": "admit", "participant_id": lobby["self"]["id"]})
-    await patient.event("joined", after=since)
+    try:
+        await patient.event("joined", after=since)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the host {host.name} saw {host.recent(12)}") from None
 
 
 async def three_in_relay(http: ClientSession, cluster: Cluster, relay_on: str = "c", *,

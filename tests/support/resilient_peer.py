@@ -43,6 +43,10 @@ class Refused(Exception):
     """A node answered a token request with something other than a token (it may be stopping)."""
 
 
+class RelayRefused(Exception):
+    """The room answered an offer to the relay with an error (``not-relayed`` while the relay has no node)."""
+
+
 class Credential(Protocol):
     """Who a peer is: it asks a node for a fresh room token before every connection, as the browser does."""
 
@@ -87,7 +91,7 @@ class Patient:
 class Event:
     """Something a peer saw: a message's ``type`` (and the message), or one of its own:
     ``socket-open``, ``socket-closed`` (``code``), ``connect-failed``, ``relay-connected`` (``epoch``),
-    ``relay-offer-unanswered``."""
+    ``relay-offer-unanswered`` (timed out, or refused, or the socket went)."""
 
     at: float
     type: str
@@ -217,10 +221,10 @@ class ResilientPeer:
                     and (error := self._runner.exception()) is not None:
                 raise AssertionError(f"{self.name}'s connection failed: {error!r}") from error
             if self.now() > deadline:
-                raise AssertionError(f"{failure} (within {within:g} s); last events: {self._recent()}")
+                raise AssertionError(f"{failure} (within {within:g} s); last events: {self.recent()}")
             await asyncio.sleep(0.02)
 
-    def _recent(self, count: int = 8) -> list[tuple[float, str] | tuple[float, str, Any]]:
+    def recent(self, count: int = 8) -> list[tuple[float, str] | tuple[float, str, Any]]:
         """The latest events, with an error's code and a closed socket's."""
         shown: list[tuple[float, str] | tuple[float, str, Any]] = []
         for e in self.events[-count:]:
@@ -315,6 +319,12 @@ class ResilientPeer:
                 answer.set_result(message["sdp"])
         elif kind == "layout" and self.media is not None:
             self.media.on_layout(message["slots"])
+        elif kind == "error" and message["code"] in ("not-relayed", "negotiation-failed"):
+            # Errors name no offer: every offer waiting is refused, and made again.
+            for answer in self._answers.values():
+                if not answer.done():
+                    answer.set_exception(RelayRefused(message["code"]))
+            self._answers.clear()
         elif kind == "error" and message["code"] == "resume-failed":
             # As the browser does: the seat is gone, so join afresh on the same socket.
             self.resume = None
@@ -358,7 +368,7 @@ class ResilientPeer:
                 await self.ws.send_json({"type": "offer", "to": "relay", "sdp": client.pc.localDescription.sdp,
                                          "offer_id": offer_id})
                 sdp = await asyncio.wait_for(answer, ANSWER_SECONDS)
-            except (TimeoutError, ConnectionError, aiohttp.ClientError) as error:
+            except (TimeoutError, ConnectionError, aiohttp.ClientError, RelayRefused) as error:
                 self._record("relay-offer-unanswered", {"epoch": epoch, "error": repr(error)})
                 await self._drop_media()
                 await asyncio.sleep(0.2)
