@@ -163,6 +163,8 @@ async def test_stopping_the_recording_node_stops_the_recording_which_a_host_star
         nobody_left(call, stopped)
 
         cut, again = (await finished_recordings(http, base, 2))[-2:]
+        print(f"the recording cut off: {cut['status']}, {cut['duration']} s; the next: {again['status']}, "
+              f"{again['duration']} s")
         assert cut["status"] in ("ready", "interrupted"), cut
         assert again["status"] == "ready", again
         for recording in (cut, again):

@@ -67,6 +67,9 @@ async def test_relay_node_killed_its_participant_gone_the_others_carry_on(
             assert first is left, "reconnecting first, then left"
             recovery(f"kill to participant-reconnecting ({peer.name})", reconnecting.at - killed)
             recovery(f"kill to participant-left ({peer.name})", left.at - killed)
+            assert reconnecting.at - killed < PRESENCE_TTL + 0.5, "declared lost within the presence TTL"
+            held = left.at - reconnecting.at
+            assert PRESENCE_TTL / 2 < held < PRESENCE_TTL + 1.5, f"seat held {held:.1f} s, not one presence TTL"
         epochs = {await new_relay_epoch(peer, call.epoch, killed) for peer in remaining}
         assert len(epochs) == 1, epochs
 
