@@ -187,7 +187,7 @@ class ResilientPeer:
                     where: Callable[[dict[str, Any]], bool] | None = None) -> Event:
         """The first event of ``kind`` at or after ``after`` (and matching ``where``), waiting for it."""
         await self.until(lambda: bool(self.seen(kind, after=after, where=where)), within,
-                          f"{self.name}: no {kind} since {after:.2f}")
+                         f"{self.name}: no {kind} since {after:.2f}")
         return self.seen(kind, after=after, where=where)[0]
 
     async def media_flowing_from(self, other: ResilientPeer | str, *, since: float, within: float,
@@ -202,10 +202,15 @@ class ResilientPeer:
 
         name = other.name if isinstance(other, ResilientPeer) else other
         await self.until(lambda: reached() is not None, within,
-                          f"{self.name} decodes no video of {name} since {since:.2f} (epoch > {after_epoch})")
+                         f"{self.name} decodes no video of {name} since {since:.2f} (epoch > {after_epoch})")
         took = reached()
         assert took is not None
         return took - since
+
+    def last_frame_from(self, other: ResilientPeer) -> float | None:
+        """When a frame of ``other``'s camera last decoded correctly here (None: never)."""
+        frames = self.frames.get(other.id or "")
+        return frames[-1][0] if frames else None
 
     def longest_gap(self, other: ResilientPeer, start: float, end: float) -> float:
         """The longest time in [start, end] without a correct frame from ``other``."""
