@@ -14,9 +14,9 @@ from yarl import URL
 from server.db import Database
 from server.devprocs import TelemedNode
 
-from ..support.pg_proxy import PgProxy
 from ..support.resilient_peer import Clinician, ResilientPeer
 from ..support.signaling_client import bearer
+from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 
@@ -51,8 +51,10 @@ async def test_a_chat_line_that_cannot_be_stored_is_refused_and_not_delivered(
     await database.upgrade()
     await database.close()
     target = URL(postgres_url)
-    proxy = await PgProxy(target.host or "127.0.0.1", target.port or 5432).start()
-    through_proxy = str(target.with_port(proxy.port))
+    assert target.host is not None and target.port is not None
+    proxy = TcpProxy(target.host, target.port)
+    await proxy.accept()
+    through_proxy = str(target.with_host("127.0.0.1").with_port(proxy.port))
     node = TelemedNode(tmp_path / "var", {"TELEMED_DATABASE_URL": through_proxy}, log_file=tmp_path / "node.log")
     await asyncio.to_thread(node.start)  # in a thread: the proxy it reaches the database through runs on this loop
     li = ResilientPeer(http, [node.url], Clinician("dr.li"))
