@@ -11,23 +11,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from .effects import ANY_NODE, Close, Deliver, Effect, StartGrace, StartRelay, StopRelay, StoreChat, relay_conn
 from .errors import BusUnavailable, CloseCode, SignalingError, SlowConsumer
 from .events import ChatStored, GraceExpired, Joining, NodeLost, NodeStopping, Resuming, RoomEvent, Snapshot
 from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, RoomLog
+from .members import Status
 from .messages import ServerMessage
-from .room import (
-    ANY_NODE,
-    Close,
-    Deliver,
-    Effect,
-    Room,
-    StartGrace,
-    StartRelay,
-    Status,
-    StopRelay,
-    StoreChat,
-    relay_conn,
-)
+from .room import Room
 
 log = logging.getLogger(__name__)
 
