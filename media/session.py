@@ -16,11 +16,13 @@ from typing import Protocol
 
 from aiortc import RTCIceServer
 
+from signaling.effects import relay_conn
 from signaling.errors import SignalingError
 from signaling.events import FromRelay, RoomEvent
-from signaling.hub import CloseRequest, RoomHub
+from signaling.hub import RoomHub
 from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer
-from signaling.room import Room, relay_conn
+from signaling.outbox import CloseRequest
+from signaling.room import Room
 
 from .errors import MediaError
 from .forwarding import Publication

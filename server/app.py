@@ -17,8 +17,9 @@ from media.session import RelaySession
 from signaling.errors import CloseCode
 from signaling.events import RoomEvent
 from signaling.grants import room_id_for
-from signaling.hub import CloseRequest, RoomHub
+from signaling.hub import RoomHub
 from signaling.log import LocalRoomLog
+from signaling.outbox import CloseRequest
 from signaling.redis_log import RedisRoomLog
 from web import STATIC_DIR, admin_pages, audit_pages, codes, pages, referral_pages, visit_pages
 from web.render import RENDERER, Renderer

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,10 +33,12 @@ def free_port() -> int:
 
 
 class TelemedNode:
-    """One ``telemed serve --demo --port 0`` process; ``url`` is read back from what it prints."""
+    """One ``telemed serve --demo`` process, on ``port`` (0: a free one); ``url`` is read back from what it
+    prints. With ``log_file``, everything it prints is appended there (a fault test's evidence)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.data_dir, self.env = data_dir, env or {}
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, *, port: int = 0,
+                 log_file: Path | None = None) -> None:
+        self.data_dir, self.env, self.port, self.log_file = data_dir, env or {}, port, log_file
         self.process: subprocess.Popen | None = None
         self.url = ""
         self.printed = ""
@@ -47,7 +50,8 @@ class TelemedNode:
 
     def start(self) -> TelemedNode:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--demo", "--port", "0", "--data-dir", str(self.data_dir)],
+            [sys.executable, "-m", "server.cli", "serve", "--demo", "--port", str(self.port),
+             "--data-dir", str(self.data_dir)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env={**os.environ, **self.env})
         assert self.process.stdout is not None
         lines = []
@@ -62,8 +66,45 @@ class TelemedNode:
             raise RuntimeError(f"telemed did not start:\n{self.printed}")
         self.url = match.group(1)
         # Keep reading the log so a full pipe never blocks the server.
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        threading.Thread(target=self._keep_reading, args=(self.process.stdout,), daemon=True).start()
         return self
+
+    def _keep_reading(self, stream: IO[str]) -> None:
+        if self.log_file is None:
+            stream.read()
+            return
+        with self.log_file.open("a") as log:
+            log.write(self.printed)
+            for line in stream:
+                log.write(line)
+                log.flush()
+
+    def start_again(self) -> TelemedNode:
+        """A new process (a new incarnation) with the same name and settings, on the port the last one
+        listened on, so the node's URL stays valid for clients that know it."""
+        assert self.process is not None and self.process.poll() is not None, "stop the running process first"
+        self.port = int(self.url.rsplit(":", 1)[1])
+        for attempt in range(20):  # the port is free once the old process is gone; a moment's retry is enough
+            try:
+                return self.start()
+            except RuntimeError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
+        raise AssertionError("unreachable")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` and return at once (``wait`` for the exit)."""
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 20) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None

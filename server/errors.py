@@ -41,6 +41,8 @@ class ErrorCode(enum.Enum):
     REFERRAL_CLOSED = "referral-closed", 400, "attaching a file to a closed referral"
     WRONG_SCOPE = "wrong-scope", 400, "consent to sharing records, given on a consultation (it goes on the referral)"
     CHOICE_REQUIRED = "choice-required", 400, "a form sent without one of its choices (pages)"
+    BAD_IDEMPOTENCY_KEY = ("bad-idempotency-key", 400,
+                           "an `Idempotency-Key` header that is not 1 to 128 printable ASCII characters")
     UNAUTHENTICATED = "unauthenticated", 401, "the caller is not who they need to be"
     LOGIN_REQUIRED = "login-required", 401, "no token and no session"
     TOKEN_INVALID = ("token-invalid", 401,
@@ -76,14 +78,21 @@ class ErrorCode(enum.Enum):
                          "a patient with this national ID is already registered (`patient_id` names them)")
     NO_REFERRAL = ("no-referral", 409,
                    "consent to sharing records, for a consultation that was not booked through a referral")
+    IDEMPOTENCY_KEY_IN_USE = ("idempotency-key-in-use", 409,
+                              "a request with the same `Idempotency-Key` is still being handled; try again")
     TOO_LARGE = "too-large", 413, "an attachment over `TELEMED_ATTACHMENT_MAX_BYTES`"
     UNSUPPORTED_TYPE = "unsupported-type", 415, "an attachment that is empty, or not PDF, PNG, JPEG or DICOM"
     RANGE_NOT_SATISFIABLE = "range-not-satisfiable", 416, "a `Range` outside the recording"
     VALIDATION_FAILED = "validation-failed", 422, "a field's value is wrong (`fields` names each one and why)"
+    IDEMPOTENCY_KEY_REUSED = ("idempotency-key-reused", 422,
+                              "an `Idempotency-Key` sent before with a different request (`key` names it)")
     TOO_MANY_REQUESTS = "too-many-requests", 429, "slow down (`retry_after`, and the `Retry-After` header)"
     INTERNAL_ERROR = "internal-error", 500, "a fault of the server's, logged"
     BAD_SETTING = "bad-setting", 500, "a setting is missing or malformed (start-up stops with it)"
     UNAVAILABLE = "unavailable", 503, "the service cannot do this now; try again"
+    DATABASE_UNAVAILABLE = ("database-unavailable", 503,
+                            "the database cannot be reached right now; try again (`retry_after`, and the "
+                            "`Retry-After` header)")
     RECORDING_NOT_READY = "recording-not-ready", 503, "a recording that is not finished yet"
     RECORDING_TAMPERED = "recording-tampered", 503, "a recording that failed its integrity check"
     HTTP_ERROR = "http-error", None, "any other refusal by the HTTP layer itself, with its own status"
@@ -178,6 +187,24 @@ class TooManyRequests(TelemedError):
 
 class Unavailable(TelemedError):
     kind = ErrorCode.UNAVAILABLE
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached (refused, cut off, restarting); the same request may work in a few
+    seconds, which ``retry_after`` and Retry-After say. A change whose connection broke while it committed may
+    have landed: a client resends it with the same ``Idempotency-Key`` to have it done exactly once."""
+
+    kind = ErrorCode.DATABASE_UNAVAILABLE
+    RETRY_AFTER = 5
+
+    def __init__(self, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(N_("The service cannot reach its database right now. Please try again in a few seconds."),
+                         retry_after=retry_after)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class RangeNotSatisfiable(TelemedError):

@@ -15,8 +15,18 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from .appkeys import ERROR_PAGE, SETTINGS
-from .errors import N_, BadRequest, ErrorCode, Forbidden, TelemedError, Unauthenticated, ValidationFailed
+from . import idempotency
+from .appkeys import DATABASE, ERROR_PAGE, SETTINGS
+from .errors import (
+    N_,
+    BadRequest,
+    DatabaseUnavailable,
+    ErrorCode,
+    Forbidden,
+    TelemedError,
+    Unauthenticated,
+    ValidationFailed,
+)
 from .i18n import SUPPORTED_LOCALES, negotiate, translations
 from .identity.auth import CALLER, authenticate, is_public, token_from
 from .parsing import load_json, multipart_problem, parse_id
@@ -24,6 +34,7 @@ from .parsing import load_json, multipart_problem, parse_id
 log = logging.getLogger(__name__)
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+Result = TypeVar("Result")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON_BODY = 1024 * 1024
 LANG_COOKIE = "telemed_lang"
@@ -95,6 +106,39 @@ def validation_fields(exc: pydantic.ValidationError) -> dict[str, str]:
     return fields
 
 
+async def answer_once(request: web.Request, owner: str, body: pydantic.BaseModel | None,
+                      render: Callable[[Result], Awaitable[idempotency.Answer]],
+                      operation: Callable[[idempotency.Reply[Result]], Awaitable[object]]) -> web.Response:
+    """Carry out a creating operation once per ``Idempotency-Key`` (server/idempotency.py), if the request
+    has one (400 naming the header if it is malformed): when the key came before with the same request, the
+    answer given then, marked ``Idempotent-Replayed: true``; with another request, 422. Else ``operation``,
+    handed a Reply that its commit puts into words with ``render`` and stores with its change; the answer is
+    the one stored. The face still only parses, calls and renders: the operation's own transaction holds the
+    key, and ``owner`` (``idempotency.of_user``...) keeps one caller's keys apart from another's."""
+    once = idempotency.Once.of(request.headers.get(idempotency.KEY_HEADER), owner, request.method, request.path,
+                               body.model_dump(mode="json") if body is not None else None)
+    database = request.app[DATABASE]
+    if once is not None and (answer := await idempotency.stored(database, once)) is not None:
+        return _answer_response(answer, replayed=True)
+    reply = idempotency.Reply(render, once)
+    try:
+        await operation(reply)
+    except idempotency.KeyInUse:  # the first request with this key committed while this one waited for it
+        assert once is not None
+        if (answer := await idempotency.stored(database, once)) is None:
+            raise
+        return _answer_response(answer, replayed=True)
+    assert reply.answer is not None, "the operation commits through idempotency.commit"
+    return _answer_response(reply.answer, replayed=False)
+
+
+def _answer_response(answer: idempotency.Answer, *, replayed: bool) -> web.Response:
+    response = web.Response(text=answer.text, status=answer.status, content_type="application/json")
+    if replayed:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+    return response
+
+
 def same_origin(origin: str | None, host: str) -> bool:
     """Whether a request with this ``Origin`` header came from a page served by ``host`` (the Host header)."""
     if origin is None or origin == "null":
@@ -126,7 +170,9 @@ _HTTP_LAYER_CODES = {kind.status: kind.code for kind in (ErrorCode.NOT_FOUND, Er
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place errors become answers: JSON for the API, a redirect or an error page for pages."""
+    """The one place errors become answers: JSON for the API, a redirect or an error page for pages. A database
+    that cannot be reached is a 503 ``database-unavailable`` with Retry-After on every route, not a fault of
+    ours: no traceback (``Database.down`` logs the outage once)."""
     try:
         if problem := multipart_problem(request.headers.get(hdrs.CONTENT_TYPE, "")):
             # Refused here for every route: without a boundary, request.post() and request.multipart()
@@ -143,7 +189,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             code = _HTTP_LAYER_CODES.get(exc.status, ErrorCode.HTTP_ERROR.code)
             return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
         raise
-    except Exception:
+    except Exception as exc:
+        database = request.app.get(DATABASE)
+        if database is not None and database.down(exc):  # logged once per outage, not once per request
+            return _error_answer(request, DatabaseUnavailable())
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error_answer(request, TelemedError(N_("Something went wrong on the server; it has been logged.")))
 

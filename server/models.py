@@ -486,3 +486,17 @@ class Notification(SQLModel, table=True):
     link: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A key a caller sent with a creating request, what the request was, and the answer it got: written in
+    the same transaction as what the request created, kept 24 hours (server/idempotency.py)."""
+
+    __tablename__ = "idempotency_key"
+
+    owner: str = Field(primary_key=True, max_length=40)  # whose keys: user:<id>, or invitation:<id> for a patient
+    key: str = Field(primary_key=True, max_length=128)
+    fingerprint: str = Field(max_length=64)  # SHA-256 of the method, the path and the body
+    status: int = 0  # the answer's, put by the operation's commit
+    body: str = Field(default="", sa_type=sa.Text)  # the answer's JSON, as sent
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

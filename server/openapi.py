@@ -2,8 +2,9 @@
 
 Paths, methods and path parameters come from the router; the summary and description from each
 handler's docstring; request bodies from the pydantic model a handler declares with ``@accepts``
-(a test checks that every handler reading a body declares the model it reads). Nothing is listed by
-hand, so the document cannot drift from the code.
+(a test checks that every handler reading a body declares the model it reads), and the
+``Idempotency-Key`` header from ``@idempotent`` (likewise checked against the handlers that take one).
+Nothing is listed by hand, so the document cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import pydantic
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from .idempotency import KEY_HEADER, KEY_PATTERN, REPLAYED_HEADER
 from .identity.auth import COOKIE_NAME, PUBLIC_ATTRIBUTE
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 BODY_ATTRIBUTE = "request_model"
+IDEMPOTENT_ATTRIBUTE = "idempotent"
 DOCUMENTED_PREFIXES = ("/api/", "/calendar/")
 _PARAMETER = re.compile(r"{(\w+)}")
 
@@ -31,6 +34,12 @@ def accepts(model: type[pydantic.BaseModel]) -> Callable[[Handler], Handler]:
         setattr(handler, BODY_ATTRIBUTE, model)
         return handler
     return mark
+
+
+def idempotent(handler: Handler) -> Handler:
+    """Declare that a handler takes an ``Idempotency-Key`` (it answers through ``http.answer_once``)."""
+    setattr(handler, IDEMPOTENT_ATTRIBUTE, True)
+    return handler
 
 
 def documented_routes(app: web.Application) -> list[tuple[str, str, Callable[..., Any]]]:
@@ -69,6 +78,9 @@ def build(app: web.Application, *, title: str, version: str) -> dict[str, Any]:
             operation["description"] = " ".join(description.split())
         parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                       for name in _PARAMETER.findall(path)]
+        if getattr(handler, IDEMPOTENT_ATTRIBUTE, False):
+            parameters.append(IDEMPOTENCY_KEY)
+            operation["responses"]["200"]["headers"] = {REPLAYED_HEADER: REPLAYED}
         if parameters:
             operation["parameters"] = parameters
         model = getattr(handler, BODY_ATTRIBUTE, None)
@@ -91,6 +103,17 @@ def build(app: web.Application, *, title: str, version: str) -> dict[str, Any]:
         "security": [{"bearer": []}, {"session": []}],
     }
 
+
+IDEMPOTENCY_KEY = {
+    "name": KEY_HEADER, "in": "header", "required": False,
+    "description": "A key of the caller's choosing, new for each new request: the same request sent again with "
+                   "the same key within 24 hours (after a 503 or a dropped connection) is answered as the "
+                   "first time, with the same status and body and `Idempotent-Replayed: true`, and is not "
+                   "done twice. The same key with a different request is 422 `idempotency-key-reused`.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": KEY_PATTERN},
+}
+REPLAYED = {"description": "`true` when the answer is the one stored under the request's `Idempotency-Key`.",
+            "schema": {"type": "string", "enum": ["true"]}}
 
 ERROR_SCHEMA = {
     "type": "object",

@@ -50,7 +50,7 @@ from .events import (
 )
 from .gate import Gate
 from .grants import RoomClaims
-from .hub import CloseRequest, RoomHub
+from .hub import RoomHub
 from .messages import (
     PROTOCOL_VERSION,
     Admit,
@@ -77,6 +77,7 @@ from .messages import (
     dump,
     parse,
 )
+from .outbox import CloseRequest
 
 log = logging.getLogger(__name__)
 

@@ -6,32 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from .errors import BusUnavailable, CloseCode, SignalingError, SlowConsumer
+from .effects import ANY_NODE, Close, Deliver, Effect, StartGrace, StartRelay, StopRelay, StoreChat, relay_conn
+from .errors import BusUnavailable, CloseCode
 from .events import ChatStored, GraceExpired, Joining, NodeLost, NodeStopping, Resuming, RoomEvent, Snapshot
 from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, RoomLog
-from .messages import ServerMessage
-from .room import (
-    ANY_NODE,
-    Close,
-    Deliver,
-    Effect,
-    Room,
-    StartGrace,
-    StartRelay,
-    Status,
-    StopRelay,
-    StoreChat,
-    relay_conn,
-)
+from .members import Status
+from .outbox import OUTBOX_LIMIT, CloseRequest, Outbox
+from .room import Room
 
 log = logging.getLogger(__name__)
 
-OUTBOX_LIMIT = 256
 IDLE_ROOM_SECONDS = 5.0  # how long a room with no local socket is still followed
 CATCH_UP_SECONDS = 5.0  # how long a join waits for this node to read a room's log before refusing
 CHAT_STORE_SECONDS = 5.0  # how long a chat line may wait for the database before it is refused
@@ -41,64 +29,6 @@ CHAT_STORE_SECONDS = 5.0  # how long a chat line may wait for the database befor
 PRESENCE_KEEPS = 0.75
 PRESENCE_EVERY = 0.125
 BOUNDED_APPEND_SECONDS = 2.0  # how long a stopping node tries to tell a room it is going
-
-
-@dataclass(frozen=True)
-class CloseRequest:
-    """Tells a connection's writer to close the socket with this code once what is queued is sent."""
-
-    code: int
-    reason: str
-
-
-OutboxItem = ServerMessage | SignalingError | CloseRequest | object
-
-
-class Outbox:
-    """Messages waiting to be written to one connection; a client that stops reading is cut off, not buffered.
-
-    One reader (the connection's writer, or a relay) takes them with ``get``. A deque and that reader's
-    future, not an asyncio.Queue: a Queue keeps three deques (for items, getters and putters), about
-    2 KiB a connection before anything is queued."""
-
-    __slots__ = ("_items", "_reader", "limit", "overflowed")
-
-    def __init__(self, limit: int = OUTBOX_LIMIT) -> None:
-        self._items: deque[OutboxItem] = deque()
-        self._reader: asyncio.Future[None] | None = None
-        self.limit = limit
-        self.overflowed = False
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    def put(self, message: ServerMessage) -> None:
-        if self.overflowed:
-            return
-        if len(self._items) >= self.limit:
-            self.overflowed = True
-            self._push(SlowConsumer("Too many messages are waiting for this connection."))
-            return
-        self._push(message)
-
-    def put_control(self, item: OutboxItem) -> None:
-        """Answers to the connection's own requests and close requests: never refused, never counted."""
-        self._push(item)
-
-    def _push(self, item: OutboxItem) -> None:
-        self._items.append(item)
-        if self._reader is not None and not self._reader.done():
-            self._reader.set_result(None)
-
-    async def get(self) -> OutboxItem:
-        """The oldest item, once there is one."""
-        while not self._items:
-            self._reader = asyncio.get_running_loop().create_future()
-            try:
-                await self._reader
-            finally:
-                self._reader = None
-        return self._items.popleft()
 
 
 ChatStore = Callable[[str, StoreChat], Awaitable[None]]
@@ -165,6 +95,10 @@ class RoomHub:
         # (Polled: the rooms change as their logs are read, with no one event to wait on.)
         while loop.time() < deadline and any(self._holds(replica) for replica in self._replicas.values()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+        if storing := [r.chat_tail for r in self._replicas.values() if r.chat_tail is not None]:
+            await asyncio.wait(storing, timeout=CHAT_STORE_SECONDS)  # lines being kept are shown or refused
+        if self._presence is not None:
+            self._presence.cancel()  # else it would announce this node again after it withdrew
         await asyncio.gather(*(self._append_bounded(room_id, NodeLost(node=self.node_id))
                                for room_id, replica in list(self._replicas.items())
                                if any(m.at.node == self.node_id for m in replica.room.members.values())))

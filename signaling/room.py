@@ -6,14 +6,12 @@ at apply time, and comes out as an effect (an error to the sender), never as an 
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-
+from . import snapshots
+from .effects import ANY_NODE, Close, Deliver, Effect, StartGrace, StoreChat
 from .errors import (
     AlreadyJoined,
     ChatNotStored,
     CloseCode,
-    ConsentMissing,
     NoSeat,
     NotAllowed,
     NotJoined,
@@ -28,19 +26,14 @@ from .events import (
     Admitting,
     ChatStored,
     Chatting,
-    Consenting,
     Denying,
     Disconnected,
     Expelling,
-    FromRelay,
     GraceExpired,
     Joining,
     Leaving,
     MediaChanged,
-    MemberState,
     NodeLost,
-    NodeStopping,
-    PendingChat,
     Recording,
     Relaying,
     Removing,
@@ -49,10 +42,9 @@ from .events import (
     Snapshot,
     Where,
 )
-from .grants import Grants
+from .members import Member, Status
 from .messages import (
     ChatMessage,
-    ConsentState,
     Denied,
     Error,
     InLobby,
@@ -69,115 +61,17 @@ from .messages import (
     RelayedCandidate,
     RelayedIceRestart,
     RelayedOffer,
-    RelayLayout,
     Removed,
-    RoomMode,
     ServerMessage,
 )
+from .room_media import RELAY_FROM, RELAY_ID, MediaRules, sends_media
+
+__all__ = ["CHAT_KEPT", "RELAY_FROM", "RELAY_ID", "Member", "Room", "Status", "sends_media"]
 
 CHAT_KEPT = 200  # chat lines a newcomer sees; the whole chat is kept in the database
-RELAY_ID = "relay"  # the media relay, as participants address it: offers and candidates go ``to: "relay"``
-RELAY_FROM = 3  # seated participants from which media goes through the relay
-ANY_NODE = "*"  # a timer every node following the room runs (the node that would have is gone)
 
 
-def relay_conn(room_id: str, epoch: int) -> str:
-    """A relay's place among its node's connections: room events for it are delivered there. Each relay
-    started has its own, so a relay moved away and back never shares an outbox with the one before."""
-    return f"relay:{room_id}:{epoch}"
-
-
-class Status(enum.StrEnum):
-    WAITING = "waiting"  # in the lobby
-    PRESENT = "present"  # has a seat
-    RECONNECTING = "reconnecting"  # lost its socket; keeps its seat or lobby place for the grace period
-
-
-@dataclass
-class Member:
-    participant: Participant
-    grants: Grants
-    identity: str
-    at: Where
-    resume_hash: str
-    status: Status
-    seated: bool  # holds a seat in the room (not the lobby), whether or not its socket is up
-    consent_id: int | None = None  # the recording consent on record, if given
-    invitation: int | None = None  # the invitation link a patient came in by
-    epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
-    # A guest (a patient) sees the chat from their first seating on, not what clinicians said before:
-    # the first chat line id they may see; None for clinicians, who see it all.
-    chat_from: int | None = None
-
-    @property
-    def id(self) -> str:
-        return self.participant.id
-
-
-
-# ---- effects: what the node holding a connection (or the named node) must do ----
-
-
-@dataclass(frozen=True)
-class Deliver:
-    at: Where
-    message: ServerMessage
-
-
-@dataclass(frozen=True)
-class Close:
-    at: Where
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class StartGrace:
-    """Start the grace timer on ``node`` (ANY_NODE: on every node following the room); when it runs out,
-    append GraceExpired(participant_id, epoch, reason). ``node-lost``: the participant's socket died with
-    its node, and a live client reconnects at once, so the timer is short (a presence TTL); ``timeout``:
-    the reconnection grace."""
-
-    node: str
-    participant_id: str
-    epoch: int
-    reason: str = "timeout"
-
-
-@dataclass(frozen=True)
-class StoreChat:
-    """Keep a chat line with the consultation, then append ChatStored(seq, stored) (``node``: the sender's,
-    the only one that writes it). Nobody is shown the line before it is kept: a line is stored or refused,
-    never only shown."""
-
-    node: str
-    session: str
-    seq: int
-    participant: Participant
-    text: str
-    at_time: float
-
-
-@dataclass(frozen=True)
-class StartRelay:
-    """Run this room's media relay on ``node`` (``epoch`` counts relays started, so a stale one stops)."""
-
-    node: str
-    epoch: int
-
-
-@dataclass(frozen=True)
-class StopRelay:
-    """Stop relay ``epoch`` on ``node``: the room moved it elsewhere (its node is stopping, or was lost)."""
-
-    node: str
-    epoch: int
-
-
-Effect = Deliver | Close | StartGrace | StoreChat | StartRelay | StopRelay
-
-
-class Room:
+class Room(MediaRules):
     """Who is in one consultation's room, who waits in its lobby, and what each event makes everyone see."""
 
     def __init__(self, room_id: str, *, max_participants: int) -> None:
@@ -222,62 +116,16 @@ class Room:
     def member(self, participant_id: str) -> Member | None:
         return self.members.get(participant_id)
 
-    @property
-    def recording(self) -> bool:
-        return self.recording_by is not None
-
-    @property
-    def relay_at(self) -> Where | None:
-        return Where(node=self.relay_node, conn=relay_conn(self.room_id, self.relay_epoch)) \
-            if self.relay_node else None
-
-    def live(self, node: str) -> bool:
-        """Whether a relay may start on ``node``: not lost, not shutting down."""
-        return node not in self.lost_nodes and node not in self.stopping
-
-    @property
-    def relay_slots(self) -> int:
-        return self.max_participants - 1
-
-    def consents(self) -> dict[str, int | None]:
-        """Each seated participant's consent record (None: not given)."""
-        return {m.id: m.consent_id for m in self.members.values() if m.seated}
-
-    def relied_on(self) -> list[int]:
-        """The consent records a recording now rests on: everyone seated, and the patient's."""
-        found = {c for c in self.consents().values() if c is not None}
-        if self.patient_consent_id is not None:
-            found.add(self.patient_consent_id)
-        return sorted(found)
-
     # ---- snapshots: a log re-seeded after Redis lost it ----
 
     def snapshot(self) -> Snapshot:
         """The whole room as of the last event applied, to start a new log with."""
-        return Snapshot(
-            seq=self.seq, session=self.session, chat=self.chat, mode=self.mode,  # type: ignore[arg-type]
-            members=[MemberState(participant=m.participant, grants=m.grants, identity=m.identity, at=m.at,
-                                 resume_hash=m.resume_hash, status=m.status.value, seated=m.seated,
-                                 consent_id=m.consent_id, invitation=m.invitation, epoch=m.epoch,
-                                 chat_from=m.chat_from) for m in self.members.values()],
-            pending_chat=[PendingChat(seq=seq, sender=sender, node=node, line=line)
-                          for seq, (sender, node, line) in self.pending_chat.items()],
-            relay_node=self.relay_node, relay_epoch=self.relay_epoch, lost_nodes=sorted(self.lost_nodes),
-            stopping=sorted(self.stopping), recording_by=self.recording_by, patient=self.patient,
-            patient_consent_id=self.patient_consent_id)
+        return snapshots.take(self)
 
     def _on_Snapshot(self, event: Snapshot, seq: int) -> list[Effect]:
         """Become the room the snapshot describes. Nothing changes for anyone (every copy was that room, or
-        one event or two behind it), so nobody is told anything."""
-        self.seq, self.session, self.chat, self.mode = event.seq, event.session, list(event.chat), event.mode
-        self.members = {m.participant.id: Member(m.participant, m.grants, m.identity, m.at, m.resume_hash,
-                                                 Status(m.status), m.seated, m.consent_id, m.invitation, m.epoch,
-                                                 m.chat_from) for m in event.members}
-        self.pending_chat = {p.seq: (p.sender, p.node, p.line) for p in event.pending_chat}
-        self.relay_node, self.relay_epoch = event.relay_node, event.relay_epoch
-        self.lost_nodes, self.stopping = set(event.lost_nodes), set(event.stopping)
-        self.recording_by, self.patient, self.patient_consent_id = \
-            event.recording_by, event.patient, event.patient_consent_id
+        an event or two behind it), so nobody is told anything."""
+        snapshots.restore(self, event)
         return []
 
     # ---- events ----
@@ -442,13 +290,6 @@ class Room:
             effects += self._move_relay()
         return effects
 
-    def _on_NodeStopping(self, event: NodeStopping, seq: int) -> list[Effect]:
-        """A node is shutting down: a relay it runs moves now, while its sockets go to other nodes."""
-        if event.node in self.lost_nodes or event.node in self.stopping:
-            return []
-        self.stopping.add(event.node)
-        return self._move_relay() if self.relay_node == event.node else []
-
     # the lobby
 
     def _host(self, participant_id: str, grant: str) -> SignalingError | None:
@@ -598,122 +439,6 @@ class Room:
         self.chat = [*self.chat[-(CHAT_KEPT - 1):], line]
         return self._to_seated(line)
 
-    # recording and consent
-
-    def _check_Recording(self, event: Recording) -> SignalingError | None:
-        if error := self._host(event.by, "record"):
-            return error
-        if event.on and not self.recording:
-            # Those present: a participant reconnecting (whose node died, say) does not hold up a recording;
-            # if they come back without consent, it stops then, as for a newcomer.
-            missing = [m.participant.name for m in self.members.values()
-                       if m.seated and m.status is Status.PRESENT and m.consent_id is None]
-            if self.patient is not None and self.patient_consent_id is None \
-                    and not any(m.identity == self.patient and m.seated for m in self.members.values()):
-                missing.append("the patient")
-            if missing:
-                return ConsentMissing("Recording needs everyone's consent; not yet given by: "
-                                      + ", ".join(missing) + ".")
-        return None
-
-    def _on_Recording(self, event: Recording, seq: int) -> list[Effect]:
-        if error := self._check_Recording(event):
-            return self._refuse(error, self._origin(event.by))
-        if event.on == self.recording:
-            return []
-        if not event.on:
-            return self._stop_recording("stopped", by=event.by)
-        self.recording_by = event.by
-        effects = self._ensure_mode(self.members[event.by].at.node, force=True)
-        return effects + self._to_seated(RecordingState(on=True, by=event.by, reason="started"))
-
-    def _on_Consenting(self, event: Consenting, seq: int) -> list[Effect]:
-        effects: list[Effect] = []
-        if event.identity == self.patient:
-            self.patient_consent_id = event.consent_id
-            if event.consent_id is None and self.recording \
-                    and not any(m.identity == self.patient and m.seated for m in self.members.values()):
-                effects += self._stop_recording("consent-withdrawn")  # (a seated patient stops it below)
-        for member in self.members.values():
-            if member.identity != event.identity:
-                continue
-            member.consent_id = event.consent_id
-            given = event.consent_id is not None
-            member.participant = member.participant.model_copy(update={"recording_consent": given})
-            if member.seated:
-                effects += self._to_seated(ConsentState(participant_id=member.id, recording=given))
-                if not given and self.recording:
-                    effects += self._stop_recording("consent-withdrawn")
-        return effects
-
-    def _check_FromRelay(self, event: FromRelay) -> SignalingError | None:
-        target = self.members.get(event.to)
-        if target is None or not target.seated:
-            return UnknownParticipant(f"No participant {event.to!r} is in this room.")
-        return None
-
-    def _on_FromRelay(self, event: FromRelay, seq: int) -> list[Effect]:
-        if self._check_FromRelay(event) is not None:
-            return []  # the participant left meanwhile
-        message: ServerMessage
-        if event.type == "answer":
-            message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "", offer_id=event.offer_id)
-        elif event.type == "layout":
-            message = RelayLayout(slots=event.layout, audio_slots=event.audio_layout)
-        else:
-            message = Error(code=event.code, message=event.message)
-        return [Deliver(self.members[event.to].at, message)]
-
-    def _stop_recording(self, reason: str, *, by: str | None = None) -> list[Effect]:
-        """``by``: who stopped it by hand; None when the room stopped it (consent, a departure, the relay)."""
-        self.recording_by = None
-        return self._to_seated(RecordingState(on=False, by=by, reason=reason))  # type: ignore[arg-type]
-
-    def _ensure_mode(self, node: str, *, force: bool = False, but: str | None = None) -> list[Effect]:
-        """Switch to the relay when the room has grown to RELAY_FROM (or ``force``: recording needs it), on
-        ``node`` (where the participant who made it so is) unless that node is going; in relay mode, start a
-        relay that has no node yet on ``node``.
-
-        ``but``: the newcomer whose ``joined`` already says so; one notice per change per participant, or a
-        client connecting on each would offer twice."""
-        if self.mode == "relay":
-            return self._start_relay(node, but=but) if self.relay_node is None and self.live(node) else []
-        if not (force or len(self.participants) >= RELAY_FROM):
-            return []
-        self.mode = "relay"
-        home = node if self.live(node) else self._relay_home()
-        return self._start_relay(home, but=but) if home is not None else []
-
-    def _start_relay(self, node: str, *, but: str | None = None) -> list[Effect]:
-        self.relay_node = node
-        self.relay_epoch += 1
-        return [StartRelay(node, self.relay_epoch), *self._to_seated(self._mode_message(), but=but)]
-
-    def _relay_home(self) -> str | None:
-        """A node where the relay can run: that of the first participant present on a live node."""
-        return next((m.at.node for m in self.members.values()
-                     if m.seated and m.status is Status.PRESENT and self.live(m.at.node)), None)
-
-    def _move_relay(self) -> list[Effect]:
-        """The relay's node is lost or stopping. A recording stops with it (the interrupted file is finished
-        where it can be; a host starts a new one). The relay starts on another node, and everyone connects to
-        it (a new epoch); a room small again goes back to peer to peer; with nobody present on a live node
-        yet, it starts where the next participant takes or resumes a seat."""
-        effects: list[Effect] = self._stop_recording("relay-lost") if self.recording else []
-        assert self.relay_node is not None
-        effects.append(StopRelay(self.relay_node, self.relay_epoch))
-        self.relay_node = None
-        if len(self.participants) < RELAY_FROM:
-            self.mode = "p2p"
-            return effects + self._to_seated(self._mode_message())
-        home = self._relay_home()
-        return effects + (self._start_relay(home) if home is not None else [])
-
-    def _mode_message(self) -> RoomMode:
-        relayed = self.mode == "relay"
-        return RoomMode(mode=self.mode, relay_slots=self.relay_slots if relayed else 0,  # type: ignore[arg-type]
-                        relay_epoch=self.relay_epoch if relayed else 0)
-
     # ---- helpers ----
 
     def _seat(self, member: Member) -> list[Effect]:
@@ -761,14 +486,3 @@ class Room:
         if not self.participants:
             self.mode, self.relay_node = "p2p", None  # the relay stops with its last participant
         return effects
-
-
-def sends_media(sdp: str) -> bool:
-    """Whether an SDP offers to send audio or video (any m-section not recvonly or inactive)."""
-    for section in sdp.split("\nm=")[1:]:
-        kind, port = (section.split("\n", 1)[0].split(" ") + ["", ""])[:2]
-        if kind not in ("audio", "video") or port == "0":  # port 0: the section was rejected
-            continue
-        if "a=recvonly" not in section and "a=inactive" not in section:
-            return True
-    return False

@@ -5,17 +5,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import idempotency
 from ..appkeys import DATABASE, ROOMS
 from ..consent import records as consents
 from ..consent import templates as consent_templates
 from ..consent.records import How, VerbalConsent
-from ..http import json_response, locale_for, parse_body, path_id
+from ..http import answer_once, json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller
-from ..models import ConsentPurpose
-from ..openapi import accepts
+from ..models import Consent, ConsentPurpose
+from ..openapi import accepts, idempotent
 from .consultations import consultation_id
 
 routes = web.RouteTableDef()
+
+
+async def given_answer(given: consents.Given) -> idempotency.Answer:
+    """The answer to a consent given: 201 and the consent, with its text's version and language."""
+    return idempotency.Answer.of(201, consents.describe(*given))
+
+
+async def withdrawn_answer(consent: Consent) -> idempotency.Answer:
+    return idempotency.Answer.of(200, consents.describe(consent))
 
 
 @routes.get("/api/consent-templates")
@@ -37,15 +47,18 @@ async def consultation_consents(request: web.Request) -> web.Response:
 
 @routes.post("/api/consultations/{consultation_id}/consents")
 @accepts(VerbalConsent)
+@idempotent
 async def record_verbal_consent(request: web.Request) -> web.Response:
     """A participating clinician records the patient's verbal consent (the patient is with them, without a
-    device of their own), for the video visit or for recording. The clinician is named on the record."""
+    device of their own), for the video visit or for recording. The clinician is named on the record. Once
+    per ``Idempotency-Key``."""
     who = caller(request).principal
     body = await parse_body(request, VerbalConsent)
-    consent, template = await consents.record_verbal(request.app[DATABASE], request.app[ROOMS], who,
-                                                     consultation_id(request), body, locale=locale_for(request),
-                                                     how=How.verbal(request, who.user_id))
-    return json_response(consents.describe(consent, template), status=201)
+    return await answer_once(
+        request, idempotency.of_user(who.user_id), body, given_answer,
+        lambda reply: consents.record_verbal(request.app[DATABASE], request.app[ROOMS], who, consultation_id(request),
+                                             body, locale=locale_for(request), how=How.verbal(request, who.user_id),
+                                             reply=reply))
 
 
 @routes.post("/api/consents/{consent_id}/withdraw")

@@ -26,11 +26,13 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """The node can serve: its database answers, and so does Redis when one is configured."""
     checks: dict[str, str] = {}
+    database = request.app[DATABASE]
     try:
-        await request.app[DATABASE].ping()
+        await database.ping()
         checks["database"] = "ok"
     except Exception as exc:  # any failure of the driver means not ready
-        log.warning("readiness: database unreachable: %s", type(exc).__name__)
+        if not database.down(exc):  # an outage is logged once for the probes and requests it fails
+            log.warning("readiness: database unreachable: %s", type(exc).__name__)
         checks["database"] = "unreachable"
     if request.app[SETTINGS].redis_url:
         # Not ready while the bus is down: a load balancer then sends new calls to another node.

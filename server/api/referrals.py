@@ -6,13 +6,14 @@ from datetime import date
 
 from aiohttp import web
 
-from .. import notices
+from .. import idempotency, notices
 from ..appkeys import DATABASE
 from ..consent.records import How
 from ..errors import ValidationFailed
-from ..http import json_response, locale_for, parse_body, path_id, translator
+from ..http import answer_once, json_response, locale_for, parse_body, path_id, translator
 from ..identity.auth import caller
-from ..openapi import accepts
+from ..models import Appointment, Referral
+from ..openapi import accepts, idempotent
 from ..parsing import parse_whole
 from ..referrals import service as referrals
 from ..referrals import views
@@ -38,14 +39,18 @@ async def list_referrals(request: web.Request) -> web.Response:
 
 @routes.post("/api/referrals")
 @accepts(ReferralCreate)
+@idempotent
 async def create_referral(request: web.Request) -> web.Response:
+    """Refer a patient to a partner hospital (once per ``Idempotency-Key``)."""
     who = caller(request).principal
     body = await parse_body(request, ReferralCreate)
     async with request.app[DATABASE].session() as session:
-        referral = await referrals.refer(session, who, body, locale=locale_for(request),
-                                         how=How.verbal(request, who.user_id))
-        data = await views.describe(session, who, referral, full=True)
-    return json_response(data, status=201)
+        async def created(referral: Referral) -> idempotency.Answer:
+            return idempotency.Answer.of(201, await views.describe(session, who, referral, full=True))
+        return await answer_once(
+            request, idempotency.of_user(who.user_id), body, created,
+            lambda reply: referrals.refer(session, who, body, locale=locale_for(request),
+                                          how=How.verbal(request, who.user_id), reply=reply))
 
 
 @routes.get("/api/referrals/{referral_id}")
@@ -98,14 +103,19 @@ async def free_slots(request: web.Request) -> web.Response:
 
 @routes.post("/api/referrals/{referral_id}/appointment")
 @accepts(Booking)
+@idempotent
 async def book_appointment(request: web.Request) -> web.Response:
+    """Book a slot for an accepted referral (once per ``Idempotency-Key``)."""
     who = caller(request).principal
     body = await parse_body(request, Booking)
     async with request.app[DATABASE].session() as session:
-        booked = await scheduling.book(session, who, referral_id(request), body.specialist_id, body.starts_at)
-        referral, _ = await referrals.load_visible(session, who, booked.referral_id)
-        data = await views.describe(session, who, referral, full=True)
-    return json_response(data, status=201)
+        async def booked(appointment: Appointment) -> idempotency.Answer:
+            referral, _ = await referrals.load_visible(session, who, appointment.referral_id)
+            return idempotency.Answer.of(201, await views.describe(session, who, referral, full=True))
+        return await answer_once(
+            request, idempotency.of_user(who.user_id), body, booked,
+            lambda reply: scheduling.book(session, who, referral_id(request), body.specialist_id, body.starts_at,
+                                          reply=reply))
 
 
 @routes.put("/api/referrals/{referral_id}/appointment")

@@ -8,16 +8,18 @@ from aiohttp import web
 
 from signaling.messages import DeviceCheck
 
+from .. import idempotency
 from ..appkeys import DATABASE, KEYS, ROOMS, SETTINGS
 from ..consent import records as consents
 from ..consent.records import How, Scope
 from ..errors import N_, Conflict
-from ..http import json_response, locale_for, parse_body, path_id
+from ..http import answer_once, json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
-from ..models import ConsentPurpose
-from ..openapi import accepts
+from ..models import Consent, ConsentPurpose, PatientInvitation
+from ..openapi import accepts, idempotent
 from ..patients import invitations
 from ..patients.invitations import Visit, consents_asked, describe, open_visit, scope_of
+from .consents import given_answer, withdrawn_answer
 from .consultations import consultation_id
 from .rooms import token_answer
 
@@ -42,13 +44,21 @@ class GuestConsentRequest(GuestRequest):
 
 
 @routes.post("/api/consultations/{consultation_id}/invitations")
+@idempotent
 async def create_invitation(request: web.Request) -> web.Response:
     """A participating clinician invites the consultation's patient: a link that expires when the room
-    closes and that they can revoke."""
+    closes and that they can revoke (one per ``Idempotency-Key``)."""
+    who = caller(request).principal
     async with request.app[DATABASE].session() as session:
-        invitation, token = await invitations.create(session, caller(request).principal, consultation_id(request),
-                                                     settings=request.app[SETTINGS], keys=request.app[KEYS])
-    return json_response({**describe(invitation), "url": f"/visit/{token}"}, status=201)
+        return await answer_once(
+            request, idempotency.of_user(who.user_id), None, _invited,
+            lambda reply: invitations.create(session, who, consultation_id(request), settings=request.app[SETTINGS],
+                                             keys=request.app[KEYS], reply=reply))
+
+
+async def _invited(made: tuple[PatientInvitation, str]) -> idempotency.Answer:
+    invitation, token = made
+    return idempotency.Answer.of(201, {**describe(invitation), "url": f"/visit/{token}"})
 
 
 @routes.get("/api/consultations/{consultation_id}/invitations")
@@ -94,21 +104,27 @@ async def guest_consents(request: web.Request) -> web.Response:
 @routes.post("/api/guest/consents")
 @public
 @accepts(GuestConsentRequest)
+@idempotent
 async def guest_consent(request: web.Request) -> web.Response:
-    """The patient gives or withdraws one consent, for one purpose, by clicking."""
+    """The patient gives or withdraws one consent, for one purpose, by clicking (once per
+    ``Idempotency-Key``)."""
     body = await parse_body(request, GuestConsentRequest)
     visit = await guest_pass(request, body.guest)
     scope = await visit_scope(request, visit, body.purpose)
+    database, rooms, owner = request.app[DATABASE], request.app[ROOMS], idempotency.of_invitation(visit.invitation_id)
     if body.given:
-        consent, template = await consents.give_clicked(
-            request.app[DATABASE], request.app[ROOMS], body.purpose, visit.consenter, scope, body.template_id,
-            locale=locale_for(request), how=How.clicked(request))
-        return json_response(consents.describe(consent, template), status=201)
-    withdrawn = await consents.withdraw_own(request.app[DATABASE], request.app[ROOMS], body.purpose,
-                                            visit.consenter, scope)
-    if withdrawn is None:
-        raise Conflict(N_("There is no consent of yours for this to withdraw."), code="no-consent")
-    return json_response(consents.describe(withdrawn))
+        return await answer_once(
+            request, owner, body, given_answer,
+            lambda reply: consents.give_clicked(database, rooms, body.purpose, visit.consenter, scope,
+                                                body.template_id, locale=locale_for(request),
+                                                how=How.clicked(request), reply=reply))
+
+    async def withdraw(reply: idempotency.Reply[Consent]) -> Consent:
+        withdrawn = await consents.withdraw_own(database, rooms, body.purpose, visit.consenter, scope, reply=reply)
+        if withdrawn is None:
+            raise Conflict(N_("There is no consent of yours for this to withdraw."), code="no-consent")
+        return withdrawn
+    return await answer_once(request, owner, body, withdrawn_answer, withdraw)
 
 
 @routes.post("/api/guest/room-token")

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from signaling.events import Consenting, Expelling
 
+from .. import idempotency
 from ..audit import trail as audit
 from ..client_address import client_address
 from ..consultations import service as consultations
@@ -127,22 +128,29 @@ def new_record(template: ConsentTemplate, consenter: Consenter, scope: Scope, ho
                    method=how.method, recorded_by=how.recorded_by, ip=how.ip, user_agent=how.user_agent)
 
 
+Given = tuple[Consent, ConsentTemplate]
+
+
 async def give(database: Database, rooms: RoomNotifier | None, template: ConsentTemplate, consenter: Consenter,
-               scope: Scope, how: How) -> Consent:
-    """Write the consent (unless the same one already stands) with its audit entry, and tell the room."""
+               scope: Scope, how: How, *, reply: idempotency.Reply[Given] | None = None) -> Consent:
+    """Write the consent (unless the same one already stands) with its audit entry, and tell the room. Given
+    a ``reply``, the request's idempotency key and answer are stored with the consent."""
     consent = new_record(template, consenter, scope, how)
     async with database.session() as session:
+        await idempotency.claim(session, reply)
         already = await standing(session, template.purpose, identity=consenter.identity,
                                  consultation_id=scope.consultation_id, referral_id=scope.referral_id)
         if already is not None and already.template_id == template.id:
+            await idempotency.commit(session, reply, (already, template))  # the key, if any
             return already  # giving it twice is not two consents
         session.add(consent)
         if already is not None:  # the same consent to a newer text replaces the older one
             already.withdrawn_at, already.withdrawn_by = utcnow(), consenter.identity
             session.add(already)
         audit.with_commit(session, lambda: given_entry(consent, template))
-        await session.commit()
-        await session.refresh(consent)
+        # Nothing is read back after the commit: a database lost just after it cannot turn a consent that
+        # was given into an error (the session keeps what it wrote).
+        await idempotency.commit(session, reply, (consent, template))
     if consent.purpose is ConsentPurpose.RECORDING and rooms is not None and consent.consultation_id is not None:
         await rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=consent.id))
     return consent
@@ -156,10 +164,12 @@ def given_entry(consent: Consent, template: ConsentTemplate) -> audit.Entry:
                         "method": consent.method.value, "for": consent.identity, "referral": consent.referral_id})
 
 
-async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: int, by: str) -> Consent:
+async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: int, by: str, *,
+                   reply: idempotency.Reply[Consent] | None = None) -> Consent:
     """End a consent now, with its audit entry. Withdrawing one already withdrawn answers 409 and changes
-    nothing."""
+    nothing. Given a ``reply``, the request's idempotency key and answer are stored with the withdrawal."""
     async with database.session() as session:
+        await idempotency.claim(session, reply)
         consent = await session.get(Consent, consent_id)
         assert consent is not None, "callers load and authorize the consent first"
         if consent.withdrawn_at is not None:
@@ -169,8 +179,7 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
         audit.with_commit(session, audit.Entry(
             by, "consent.withdrawn", consent.consultation_id, f"consent:{consent.id}",
             {"purpose": consent.purpose.value, "for": consent.identity, "referral": consent.referral_id}))
-        await session.commit()
-        await session.refresh(consent)
+        await idempotency.commit(session, reply, consent)
     if rooms is not None and consent.consultation_id is not None:
         if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second
             await rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=None))
@@ -181,16 +190,17 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
 
 async def give_clicked(database: Database, rooms: RoomNotifier | None, purpose: ConsentPurpose,
                        consenter: Consenter, scope: Scope, template_id: int | None, *, locale: str,
-                       how: How) -> tuple[Consent, ConsentTemplate]:
+                       how: How, reply: idempotency.Reply[Given] | None = None) -> Given:
     """The person gives their own consent by clicking, to the text they were shown (the current one in
     ``locale`` if none is named): for the API, the room's checkbox and the patient's consent page alike."""
     async with database.session() as session:
         template = await consent_templates.offered(session, purpose, template_id, locale)
-    return await give(database, rooms, template, consenter, scope, how), template
+    return await give(database, rooms, template, consenter, scope, how, reply=reply), template
 
 
 async def withdraw_own(database: Database, rooms: RoomNotifier | None, purpose: ConsentPurpose,
-                       consenter: Consenter, scope: Scope) -> Consent | None:
+                       consenter: Consenter, scope: Scope, *,
+                       reply: idempotency.Reply[Consent] | None = None) -> Consent | None:
     """The person withdraws their own standing consent for this purpose and scope; None if none stood."""
     async with database.session() as session:
         found = await standing(session, purpose, identity=consenter.identity,
@@ -198,11 +208,12 @@ async def withdraw_own(database: Database, rooms: RoomNotifier | None, purpose: 
                                referral_id=scope.referral_id)
     if found is None or found.id is None:
         return None
-    return await withdraw(database, rooms, found.id, consenter.identity)
+    return await withdraw(database, rooms, found.id, consenter.identity, reply=reply)
 
 
 async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Principal, consultation_id: int,
-                        body: VerbalConsent, *, locale: str, how: How) -> tuple[Consent, ConsentTemplate]:
+                        body: VerbalConsent, *, locale: str, how: How,
+                        reply: idempotency.Reply[Given] | None = None) -> Given:
     """A participating clinician records the patient's verbal consent (the patient is with them, without a
     device of their own), for the video visit or for recording; ``how`` names the clinician."""
     async with database.session() as session:
@@ -217,7 +228,7 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
     consent = await give(
         database, rooms, template,
         Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name, patient_id=patient.id),
-        Scope(consultation_id=consultation_id), how)
+        Scope(consultation_id=consultation_id), how, reply=reply)
     return consent, template
 
 

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling.effects import StoreChat
 from signaling.grants import consultation_of_room
 from signaling.hub import ChatStore
-from signaling.room import StoreChat
 
 from ..db import Database
 from ..models import ChatLine

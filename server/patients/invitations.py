@@ -21,6 +21,7 @@ from signaling.events import Expelling
 from signaling.grants import GUEST, RoomClaims, room_id_for
 from signaling.messages import DeviceCheck
 
+from .. import idempotency
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent import templates as consent_templates
@@ -111,9 +112,12 @@ def expiry(now: datetime, room_closes: datetime | None, default_hours: int) -> d
 
 
 async def create(session: AsyncSession, who: Principal, consultation_id: int, *, settings: Settings,
-                 keys: KeyRing) -> tuple[PatientInvitation, str]:
+                 keys: KeyRing, reply: idempotency.Reply[tuple[PatientInvitation, str]] | None = None,
+                 ) -> tuple[PatientInvitation, str]:
     """A participating clinician invites the consultation's patient: the invitation, audited with it, and
-    its link's token. The link expires when the room stops admitting (``expiry``)."""
+    its link's token. The link expires when the room stops admitting (``expiry``). Given a ``reply``, the
+    request's idempotency key and answer (the link among it) are stored with the invitation."""
+    await idempotency.claim(session, reply)
     consultation = (await consultations.visible(session, who, consultation_id, can_join_consultation)).consultation
     if consultation.patient_id is None:
         raise Conflict(N_("This consultation has no patient to invite."), code="no-patient")
@@ -126,9 +130,12 @@ async def create(session: AsyncSession, who: Principal, consultation_id: int, *,
     audit.with_commit(session, lambda: audit.Entry(
         f"user:{who.user_id}", "invitation.created", consultation_id, f"invitation:{invitation.id}",
         {"patient": invitation.patient_id, "expires_at": invitation.expires_at.isoformat()}))
-    await session.commit()
-    await session.refresh(invitation)
-    return invitation, invitation_token(keys, settings.jwt_issuer, invitation)
+    await session.flush()
+    made = invitation, invitation_token(keys, settings.jwt_issuer, invitation)
+    # Nothing is read back after the commit: a database lost just after it cannot turn a done invitation
+    # into an error (the session keeps what it wrote).
+    await idempotency.commit(session, reply, made)
+    return made
 
 
 async def list_for(session: AsyncSession, who: Principal, consultation_id: int) -> list[PatientInvitation]:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .. import idempotency
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent import templates as consent_templates
@@ -126,21 +127,25 @@ async def load_with_records(session: AsyncSession, who: Principal, referral_id: 
 
 
 async def refer(session: AsyncSession, who: Principal, body: ReferralCreate, *, locale: str,
-                how: How) -> Referral:
+                how: How, reply: idempotency.Reply[Referral] | None = None) -> Referral:
     """The one way in for a new referral, from the API and the form alike: with the patient's consent to
-    sharing their records when the referring doctor records it (``how``), both audited in one transaction."""
+    sharing their records when the referring doctor records it (``how``), both audited in one transaction
+    (with the request's idempotency key and answer, given a ``reply``)."""
     require(can_refer(who), N_("Only county doctors refer patients."))
+    await idempotency.claim(session, reply)
     sharing = None
     if body.sharing_consent == "verbal":
         template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING,
                                                    body.sharing_template_id, locale)
         sharing = (template, how)
     fields = body.model_dump(exclude={"sharing_consent", "sharing_template_id"})
-    return await create(session, who, NewReferral(**fields, sharing_consent=sharing))
+    return await create(session, who, NewReferral(**fields, sharing_consent=sharing), reply=reply)
 
 
-async def create(session: AsyncSession, who: Principal, new: NewReferral) -> Referral:
-    """A county doctor's referral of one of their hospital's patients to a partner hospital."""
+async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
+                 reply: idempotency.Reply[Referral] | None = None) -> Referral:
+    """A county doctor's referral of one of their hospital's patients to a partner hospital (``refer``
+    claims the idempotency key, if any, before it comes here)."""
     require(can_refer(who), N_("Only county doctors refer patients."))
     problems: dict[str, str] = {}
     patient = await session.get(Patient, new.patient_id)
@@ -184,7 +189,7 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral) -> Ref
     if new.submit:
         await require_sharing_consent(session, referral)
         await _apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
-    await session.commit()
+    await idempotency.commit(session, reply, referral)
     return referral
 
 

@@ -49,6 +49,7 @@ async def run(database: Database, before: timedelta, *, every: float = SWEEP_SEC
     while True:
         try:
             await send_due(database, utcnow(), before)
-        except (OSError, SQLAlchemyError):
-            log.warning("could not send reminders this time; will try again", exc_info=True)
+        except (OSError, SQLAlchemyError) as exc:
+            if not database.down(exc):  # an outage is logged once, not with a traceback a minute
+                log.warning("could not send reminders this time; will try again", exc_info=True)
         await asyncio.sleep(every)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .. import idempotency
 from ..audit import trail as audit
 from ..consultations.service import partner_hospital_ids
 from ..errors import N_, Conflict, Forbidden, ValidationFailed
@@ -123,8 +124,10 @@ async def _bookable(session: AsyncSession, referral: Referral, specialist_id: in
 
 
 async def book(session: AsyncSession, who: Principal, referral_id: int, specialist_id: int,
-               starts_at: datetime) -> Appointment:
-    """Book a slot for an accepted referral: appointment, consultation and the referral's new state at once."""
+               starts_at: datetime, *, reply: idempotency.Reply[Appointment] | None = None) -> Appointment:
+    """Book a slot for an accepted referral: appointment, consultation and the referral's new state at once
+    (with the request's idempotency key and answer, given a ``reply``)."""
+    await idempotency.claim(session, reply)
     referral, appointment = await load_visible(session, who, referral_id)
     assert referral.id is not None
     slot = await _bookable(session, referral, specialist_id, starts_at)
@@ -146,7 +149,7 @@ async def book(session: AsyncSession, who: Principal, referral_id: int, speciali
     await _apply(session, who, referral, appointment, Request(ReferralAction.SCHEDULE),
                  changes={"consultation_id": consultation.id}, also_notify=specialist_id,
                  notice=Notice.booked(referral.id, slot.starts_at))
-    await session.commit()
+    await idempotency.commit(session, reply, booked)
     return booked
 
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel, select
 
-from server.db import Database
+from server.db import Database, Outage, unreachable
 from server.demo import seed_demo
 from server.models import (
     Consent,
@@ -201,3 +203,101 @@ async def test_recording_consents_move_into_consent_records_keeping_their_ids(da
         assert newest.id == 10
     finally:
         await db.close()
+
+
+# ---- outages: which errors are the database being out of reach, and what is logged about them ----
+
+
+def _raised_in(module: str, exc: BaseException) -> BaseException:
+    """``exc`` as raised by code of ``module``, so its traceback runs through that module's frames."""
+    namespace: dict = {"__name__": module}
+    exec("def throw(exc):\n    raise exc\n", namespace)  # noqa: S102  (a fixed, local snippet)
+    try:
+        namespace["throw"](exc)
+    except BaseException as caught:  # noqa: BLE001
+        return caught
+    raise AssertionError("unreachable")
+
+
+def _wrapped(cls: type[sa.exc.DBAPIError], orig: BaseException, *, invalidated: bool = False) -> sa.exc.DBAPIError:
+    return cls("SELECT 1", {}, orig, connection_invalidated=invalidated)
+
+
+OUTAGES = [
+    ("refused while the pool connects", _raised_in("sqlalchemy.pool.base", ConnectionRefusedError(111, "refused"))),
+    ("timed out in asyncpg's connect", _raised_in("asyncpg.connect_utils", TimeoutError())),
+    ("cut mid-statement", _wrapped(sa.exc.DBAPIError, Exception("connection was closed"), invalidated=True)),
+    ("cut mid-commit", _wrapped(sa.exc.InterfaceError, Exception("connection is closed"), invalidated=True)),
+    ("PostgreSQL starting up", asyncpg.exceptions.CannotConnectNowError("the database system is starting up")),
+    ("PostgreSQL out of connection slots", asyncpg.exceptions.TooManyConnectionsError("too many clients")),
+    ("PostgreSQL shutting down, wrapped", _wrapped(sa.exc.OperationalError,
+                                                   asyncpg.exceptions.AdminShutdownError("terminating"))),
+    ("the pool exhausted", sa.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached")),
+    ("SQLite locked past busy_timeout",
+     _wrapped(sa.exc.OperationalError, sqlite3.OperationalError("database is locked"))),
+]
+FAULTS = [
+    ("a file that cannot be written", _raised_in("server.consultations.recordings", OSError(28, "No space left"))),
+    ("a unique constraint", _wrapped(sa.exc.IntegrityError, asyncpg.exceptions.UniqueViolationError("duplicate"))),
+    ("SQLite: a missing table", _wrapped(sa.exc.OperationalError, sqlite3.OperationalError("no such table: x"))),
+    ("SQLite: a constraint", _wrapped(sa.exc.IntegrityError, sqlite3.IntegrityError("UNIQUE constraint failed"))),
+    ("a bug", KeyError("id")),
+]
+
+
+@pytest.mark.parametrize(("what", "exc"), OUTAGES, ids=[what for what, _ in OUTAGES])
+def test_outages_are_told_from_faults(what: str, exc: BaseException) -> None:
+    """Guards the line between a 503 and a 500: a database out of reach is an outage (503, retry later)."""
+    assert unreachable(exc), what
+
+
+@pytest.mark.parametrize(("what", "exc"), FAULTS, ids=[what for what, _ in FAULTS])
+def test_faults_are_not_outages(what: str, exc: BaseException) -> None:
+    """...and a fault of ours, or a statement the database refused, stays a 500 with its traceback."""
+    assert not unreachable(exc), what
+
+
+REFUSED = ConnectionRefusedError(111, "Connect call failed")
+
+# (time, event) -> the line logged, if any; "x" is a failure, "ok" a connection that works.
+OUTAGE_LOGS = [
+    ("one short outage: a warning, then an info line", [
+        (0, "x", "database unreachable (ConnectionRefusedError: [Errno 111] Connect call failed); answering 503 "
+                 "until it is back"),
+        (1, "x", None), (2, "x", None),
+        (3, "ok", "database reachable again after 3.0 s (2 more failures meanwhile)"),
+        (4, "ok", None)]),
+    ("a long outage: reminded once a minute", [
+        (0, "x", "database unreachable (ConnectionRefusedError: [Errno 111] Connect call failed); answering 503 "
+                 "until it is back"),
+        (30, "x", None),
+        (61, "x", "database still unreachable after 61 s (ConnectionRefusedError: [Errno 111] Connect call "
+                  "failed); 2 failures since the last warning"),
+        (70, "ok", "database reachable again after 70.0 s")]),
+    ("a flapping database: one warning a minute, the rest counted", [
+        (0, "x", "database unreachable (ConnectionRefusedError: [Errno 111] Connect call failed); answering 503 "
+                 "until it is back"),
+        (1, "ok", "database reachable again after 1.0 s"),
+        (2, "x", None), (3, "ok", None), (4, "x", None), (5, "ok", None),
+        (70, "x", "database unreachable (ConnectionRefusedError: [Errno 111] Connect call failed); answering 503 "
+                  "until it is back; 3 failures since the last warning"),
+        (71, "ok", "database reachable again after 1.0 s")]),
+    ("an outage begun during the quiet minute is warned of when it outlasts it", [
+        (0, "x", "database unreachable (ConnectionRefusedError: [Errno 111] Connect call failed); answering 503 "
+                 "until it is back"),
+        (1, "ok", "database reachable again after 1.0 s"),
+        (10, "x", None),
+        (65, "x", "database unreachable for 55 s (ConnectionRefusedError: [Errno 111] Connect call failed); "
+                  "answering 503 until it is back; 2 failures since the last warning"),
+        (66, "ok", "database reachable again after 56.0 s")]),
+]
+
+
+@pytest.mark.parametrize(("what", "events"), OUTAGE_LOGS, ids=[what for what, _ in OUTAGE_LOGS])
+def test_an_outage_is_logged_once_not_per_request(what: str, events: list) -> None:
+    """Guards the log through an outage: a line when it starts, a reminder a minute, a line when it ends,
+    however many requests it fails (the issue counted sixty tracebacks)."""
+    outage = Outage()
+    for now, event, expected in events:
+        line = outage.failed(REFUSED, now) if event == "x" else outage.answered(now)
+        assert line == expected, (what, now)

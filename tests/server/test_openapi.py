@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from openapi_spec_validator import validate
 
-from server.openapi import BODY_ATTRIBUTE, documented_routes
+from server.openapi import BODY_ATTRIBUTE, IDEMPOTENT_ATTRIBUTE, documented_routes
 
 
 def served(app: web.Application) -> set[tuple[str, str]]:
@@ -69,3 +69,34 @@ def test_every_handler_that_reads_a_body_declares_it(client: TestClient) -> None
         read = re.findall(r"parse_body\(request, (\w+)\)", inspect.getsource(handler))
         declared = getattr(handler, BODY_ATTRIBUTE, None)
         assert read == ([declared.__name__] if declared else []), f"{method} {path}"
+
+
+IDEMPOTENT = {("post", "/api/referrals"), ("post", "/api/referrals/{referral_id}/appointment"),
+              ("post", "/api/consultations/{consultation_id}/consents"), ("post", "/api/guest/consents"),
+              ("post", "/api/consultations/{consultation_id}/invitations")}
+
+
+async def test_the_creating_operations_take_an_idempotency_key(client: TestClient) -> None:
+    """Guards the document's promise of idempotency: the operations that create a referral, a booking, a
+    consent or an invitation, and only they, describe the optional Idempotency-Key header and the
+    Idempotent-Replayed answer header."""
+    document = await (await client.get("/api/openapi.json")).json()
+    taking = set()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            headers = [p for p in operation.get("parameters", []) if p["in"] == "header"]
+            if headers:
+                [header] = headers
+                assert header["name"] == "Idempotency-Key" and header["required"] is False
+                assert header["schema"]["maxLength"] == 128
+                assert "Idempotent-Replayed" in operation["responses"]["200"]["headers"]
+                taking.add((method, path))
+    assert taking == IDEMPOTENT
+
+
+def test_every_handler_that_answers_once_declares_it(client: TestClient) -> None:
+    """The header is documented from @idempotent: a handler reading the key without it would make the
+    document lie, and one marked without reading it would promise what it does not do."""
+    for method, path, handler in documented_routes(client.app):
+        reads = "answer_once(" in inspect.getsource(handler)
+        assert reads == getattr(handler, IDEMPOTENT_ATTRIBUTE, False), f"{method} {path}"

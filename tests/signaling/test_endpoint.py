@@ -19,9 +19,9 @@ from server.identity.tokens import AccessToken
 from server.models import AuditEvent, ChatLine
 from server.settings import Settings
 from signaling.connection import Limits, SignalingConnection
+from signaling.effects import StoreChat
 from signaling.grants import HOST, RoomClaims
 from signaling.hub import ChatStore
-from signaling.room import StoreChat
 
 from ..conftest import _start
 from ..support.signaling_client import (

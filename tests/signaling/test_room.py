@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from signaling.effects import ANY_NODE, Close, Deliver, Effect, StartGrace, StartRelay, StopRelay, StoreChat
 from signaling.events import (
     Admitting,
     ChatStored,
@@ -52,18 +53,7 @@ from signaling.messages import (
     RoomMode,
     dump,
 )
-from signaling.room import (
-    ANY_NODE,
-    Close,
-    Deliver,
-    Effect,
-    Room,
-    StartGrace,
-    StartRelay,
-    StopRelay,
-    StoreChat,
-    sends_media,
-)
+from signaling.room import Room, sends_media
 
 MAX = 3
 

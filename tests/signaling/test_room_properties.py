@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from signaling.effects import Close, Deliver
 from signaling.events import (
     Admitting,
     ChatStored,
@@ -32,7 +33,7 @@ from signaling.messages import (
     RelayedCandidate,
     RelayedOffer,
 )
-from signaling.room import Close, Deliver, Room, Status
+from signaling.room import Room, Status
 
 MAX = 3
 pids = st.sampled_from(["a", "b", "c", "d", "e"])

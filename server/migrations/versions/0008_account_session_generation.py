@@ -4,8 +4,8 @@ session it had, for good (re-enabling it does not bring them back).
 Tokens carry the generation they were issued in; tokens from before this revision carry none and count as
 generation 0, which every existing account is at, so nobody is logged out by the upgrade.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

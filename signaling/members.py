@@ -1,0 +1,37 @@
+"""Who is in a room: a member's seat or lobby place, the connection it is on, and what it may do."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .events import Where
+from .grants import Grants
+from .messages import Participant
+
+
+class Status(enum.StrEnum):
+    WAITING = "waiting"  # in the lobby
+    PRESENT = "present"  # has a seat
+    RECONNECTING = "reconnecting"  # lost its socket; keeps its seat or lobby place for the grace period
+
+
+@dataclass
+class Member:
+    participant: Participant
+    grants: Grants
+    identity: str
+    at: Where
+    resume_hash: str
+    status: Status
+    seated: bool  # holds a seat in the room (not the lobby), whether or not its socket is up
+    consent_id: int | None = None  # the recording consent on record, if given
+    invitation: int | None = None  # the invitation link a patient came in by
+    epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
+    # A guest (a patient) sees the chat from their first seating on, not what clinicians said before:
+    # the first chat line id they may see; None for clinicians, who see it all.
+    chat_from: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.participant.id
