@@ -133,6 +133,12 @@ def can_edit_hours(who: Principal, specialist_id: int, specialist_hospital_id: i
     return who.user_id == specialist_id or (who.role is Role.COORDINATOR and who.hospital_id == specialist_hospital_id)
 
 
+def keeps_clinic_hours(who: Principal) -> bool:
+    """Who has clinic hours to keep: a specialist their own, a coordinator their hospital's specialists'
+    (``can_edit_hours`` decides for each specialist)."""
+    return who.role in (Role.SPECIALIST, Role.COORDINATOR)
+
+
 def can_withdraw_consent(who: Principal, *, participant_consent_of: int | None, referring_doctor_id: int | None,
                          in_consultation: bool) -> bool:
     """A participant withdraws their own consent; a patient's is withdrawn on their word by the referring
