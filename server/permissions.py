@@ -54,6 +54,12 @@ def can_create_consultation(who: Principal) -> bool:
     return who.role in ORGANISING_ROLES
 
 
+def joins_what_they_plan(who: Principal) -> bool:
+    """A clinician who sets up a consultation takes part in it (and so may invite its patient at once); a
+    coordinator organises it without sitting in."""
+    return who.role in CLINICAL_ROLES
+
+
 def can_add_participant(who: Principal, invitee_role: Role, invitee_hospital_id: int,
                         partner_hospital_ids: frozenset[int]) -> bool:
     """A clinician from the caller's own hospital or one of its partnerships' hospitals."""

@@ -24,11 +24,11 @@ from ..models import (
 )
 from ..patients import disclosure
 from ..permissions import (
-    CLINICAL_ROLES,
     ConsultationScope,
     Principal,
     can_add_participant,
     can_create_consultation,
+    joins_what_they_plan,
     require,
 )
 from .inputs import NewConsultation
@@ -181,7 +181,7 @@ async def create(session: AsyncSession, who: Principal, body: NewConsultation, *
     await session.flush()
     assert consultation.id is not None
     members = set(body.participant_ids)
-    if who.role in CLINICAL_ROLES:
+    if joins_what_they_plan(who):
         members.add(who.user_id)
     for user_id in sorted(members):
         session.add(ConsultationParticipant(consultation_id=consultation.id, user_id=user_id))

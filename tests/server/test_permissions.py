@@ -24,6 +24,7 @@ from server.permissions import (
     can_withdraw_consent,
     has_calendar_feed,
     has_referral_inbox,
+    joins_what_they_plan,
     keeps_clinic_hours,
 )
 
@@ -70,6 +71,12 @@ def test_view_and_join(who: Principal, view: bool, join: bool) -> None:
 )
 def test_create(who: Principal, allowed: bool) -> None:
     assert can_create_consultation(who) is allowed
+
+
+@pytest.mark.parametrize(("who", "joins"), [(li, True), (wang, True), (zhao, False), (admin, False), (auditor, False)])
+def test_who_takes_part_in_what_they_plan(who: Principal, joins: bool) -> None:
+    """Clinicians sit in on the consultations they set up (and may invite the patient); coordinators do not."""
+    assert joins_what_they_plan(who) is joins
 
 
 @pytest.mark.parametrize(
