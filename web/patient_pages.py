@@ -21,7 +21,7 @@ from server.notices import STATE_LABELS
 from server.patients import chart as charts
 from server.patients import records
 from server.patients.inputs import NewPatient, PatientSearch
-from server.permissions import can_create_consultation, can_refer
+from server.permissions import can_create_consultation, can_handle_patients, can_refer, require
 
 from .forms import field_errors, summary
 from .pages import STATUS_LABELS
@@ -69,6 +69,7 @@ async def patient_list(request: web.Request) -> web.Response:
 
 @routes.get("/patients/new", name="patient_new")
 async def patient_new(request: web.Request) -> web.Response:
+    require(can_handle_patients(caller(request).principal), N_("Only clinicians register patients."))
     return _render(request, "patient_new.html", {"form": {}, "errors": {}, "error": None, "existing": None})
 
 
