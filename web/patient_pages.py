@@ -31,7 +31,6 @@ from .render import RENDERER
 routes = web.RouteTableDef()
 
 SEX_LABELS = {Sex.FEMALE: N_("Female"), Sex.MALE: N_("Male"), Sex.OTHER: N_("Other"), Sex.UNKNOWN: N_("Not recorded")}
-SEARCH_FIELDS = ("name", "national_id")
 NEW_PATIENT_FIELDS = ("name", "sex", "birth_year", "phone", "national_id")
 
 
@@ -45,25 +44,40 @@ def _render(request: web.Request, template: str, context: dict[str, Any], status
 
 @routes.get("/patients", name="patients")
 async def patient_list(request: web.Request) -> web.Response:
-    """The hospital's patients, a page at a time, or those matching a name or a national ID."""
+    """The hospital's patients, a page at a time, or those whose name holds ``?name=``."""
+    form = {name: request.query[name] for name in ("name", "page") if name in request.query}
+    return await _search(request, form)
+
+
+@routes.post("/patients")
+async def patient_find(request: web.Request) -> web.Response:
+    """Those matching a national ID: posted, so that the ID stays out of addresses, history and logs."""
+    form = {k: v.strip() for k, v in (await read_form(request)).items() if k == "national_id"}
+    return await _search(request, form)
+
+
+async def _search(request: web.Request, form: dict[str, str]) -> web.Response:
     who = caller(request).principal
-    form = {name: request.query.get(name, "").strip() for name in SEARCH_FIELDS}
     errors: dict[str, str] = {}
     found = None
     try:
-        query = parse_form(request.query, PatientSearch)
+        query = parse_form(form, PatientSearch)
         async with request.app[DATABASE].session() as session:
             found = await records.look_up(session, who, _key(request), query)
     except ValidationFailed as exc:
         errors = field_errors(exc, translator(request))
+    name = form.get("name", "").strip()
 
     def page_url(page: int) -> str:
-        return "/patients?" + urlencode({**{k: v for k, v in form.items() if v}, "page": page})
+        return "/patients?" + urlencode({**({"name": name} if name else {}), "page": page})
 
+    by_id = "national_id" in form
     return _render(request, "patients.html", {
-        "form": form, "errors": errors, "found": found, "searched": any(form.values()),
-        "previous": page_url(found.page - 1) if found and found.page > 1 else None,
-        "next": page_url(found.page + 1) if found and found.page < found.pages else None,
+        "name": name, "by_id": by_id, "errors": errors, "found": found, "searched": bool(name) or by_id,
+        # an ID is shown again only to be corrected, never once it has found someone
+        "national_id": form.get("national_id", "") if errors else "",
+        "previous": page_url(found.page - 1) if found and found.page > 1 and not by_id else None,
+        "next": page_url(found.page + 1) if found and found.page < found.pages and not by_id else None,
     }, status=422 if errors else 200)
 
 

@@ -71,7 +71,7 @@ async def test_a_doctor_sets_up_a_multi_party_consultation_and_invites_the_patie
     assert 'data-copy="#link-' in page and 'data-copied="Link copied."' in page
     qr = re.search(r'<img src="(data:image/svg\+xml[^"]+)" alt="QR code of the invitation link"', page)
     assert qr and "<svg" in unquote(qr[1]) and "<script" not in unquote(qr[1])
-    message = re.search(r'<textarea id="message-\d+" rows="6" readonly>([^<]+)</textarea>', page)
+    message = re.search(r'<textarea id="message-\d+" rows="7" readonly>([^<]+)</textarea>', page)
     assert message
     when = datetime.fromisoformat(start)
     assert message[1].startswith("Hello 张伟 Zhang Wei, this is 李明 Li Ming of 青山县人民医院")
@@ -79,7 +79,7 @@ async def test_a_doctor_sets_up_a_multi_party_consultation_and_invites_the_patie
     assert "周杰 Zhou Jie" in page and "王芳 Wang Fang" in page
 
     chinese = await (await client.get(target, headers=ZH)).text()
-    message = re.search(r'<textarea id="message-\d+" rows="6" readonly>([^<]+)</textarea>', chinese)
+    message = re.search(r'<textarea id="message-\d+" rows="7" readonly>([^<]+)</textarea>', chinese)
     assert message and message[1].startswith("张伟 Zhang Wei您好，我是青山县人民医院")
     assert f"{when.year}年{when.month}月{when.day}日" in message[1] and "（中国标准时间）" in message[1]
     assert "复制链接" in chinese and 'data-copied="链接已复制。"' in chinese

@@ -42,8 +42,11 @@ async def test_a_doctor_registers_finds_and_opens_a_patient(client: TestClient) 
 
     by_name = await (await client.get("/patients?name=xiuying", headers=EN)).text()
     assert f'href="{chart_path}"' in by_name and "Zhang Wei" not in by_name
-    by_id = await (await client.get(f"/patients?national_id={NATIONAL_ID.lower()}", headers=EN)).text()
-    assert f'href="{chart_path}"' in by_id
+    by_id = await (await client.post("/patients", data={"national_id": NATIONAL_ID.lower()}, headers=EN)).text()
+    assert f'href="{chart_path}"' in by_id and NATIONAL_ID.lower() not in by_id, "found, and not shown again"
+    wrong = await client.post("/patients", data={"national_id": "110105194912310021"}, headers=EN)
+    assert wrong.status == 422
+    assert _error_beside(await wrong.text(), "national_id").startswith("the check character does not match")
     nobody = await (await client.get("/patients?name=nobody", headers=EN)).text()
     assert "No patient of your hospital matches this search." in nobody
 
@@ -85,7 +88,7 @@ async def test_the_list_is_paged(client: TestClient) -> None:
         assert (await client.post("/api/patients", json={"name": f"Liu {n:02d}"}, headers=headers)).status == 201
     await form_login(client, "dr.li")
     first = await (await client.get("/patients", headers=EN)).text()
-    assert "Page 1 of 2 (22 patients)" in first and 'href="/patients?page=2"' in first
+    assert "Page 1 of 2; 22 in all" in first and 'href="/patients?page=2"' in first
     second = await (await client.get("/patients?page=2", headers=EN)).text()
     assert second.count("data-patient-id") == 2 and 'href="/patients?page=1"' in second
     bad = await client.get("/patients?page=0", headers=EN)
