@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlmodel import select
 
 from server.appkeys import DATABASE
-from server.models import Patient
+from server.db import Database
+from server.demo import seed_demo
+from server.models import Patient, User
 from server.patients import records
 from server.patients.inputs import PatientSearch
+from server.permissions import Principal
 
 from .test_records import key_of, principal
 
@@ -47,3 +51,25 @@ async def test_a_page_at_a_time(client: TestClient) -> None:
     assert {p.total for p in pages} == {46} and pages[0].pages == 3
     names = [patient.name for p in pages for patient in p.patients]
     assert len(set(names)) == 46 and names == sorted(names)
+
+
+async def test_the_name_search_means_the_same_on_both_databases(database_url: str) -> None:
+    """ILIKE with an escape character: PostgreSQL and SQLite must agree on case, % and _."""
+    database = Database(database_url)
+    try:
+        await database.upgrade()
+        await seed_demo(database)
+        async with database.session() as session:
+            li = (await session.exec(select(User).where(User.username == "dr.li"))).one()
+            assert li.id is not None
+            session.add_all([Patient(hospital_id=li.hospital_id, name=n) for n in ("100% sure", "1000 sure", "A_B")])
+            await session.commit()
+        who = Principal(li.id, li.role, li.hospital_id)
+        found = {}
+        async with database.session() as session:
+            for name in ("ZHANG", "100%", "_"):
+                page = await records.look_up(session, who, b"k" * 32, PatientSearch(name=name))
+                found[name] = sorted(p.name for p in page.patients)
+        assert found == {"ZHANG": ["张伟 Zhang Wei"], "100%": ["100% sure"], "_": ["A_B"]}
+    finally:
+        await database.close()
