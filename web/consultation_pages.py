@@ -99,7 +99,8 @@ def _message(request: web.Request, view: consultations.ConsultationView, link: i
              url: str) -> str:
     gettext = translator(request)
     values = {"inviter": link.inviter.display_name, "hospital": link.inviter_hospital.name,
-              "title": view.title or "", "url": url,
+              "title": view.title or gettext(N_("Consultation #%(number)s")) % {"number": view.consultation.id},
+              "url": url,
               "when": for_patient(view.consultation.planned_start, view.hospital.timezone, locale_for(request))}
     if view.patient is None:
         return gettext(MESSAGE_NO_NAME) % values
