@@ -21,7 +21,20 @@ from signaling.hub import RoomHub
 from signaling.log import LocalRoomLog
 from signaling.outbox import CloseRequest
 from signaling.redis_log import RedisRoomLog
-from web import STATIC_DIR, admin_pages, audit_pages, codes, pages, referral_pages, visit_pages
+from web import (
+    STATIC_DIR,
+    admin_pages,
+    audit_pages,
+    codes,
+    consultation_pages,
+    nav,
+    notification_pages,
+    pages,
+    patient_pages,
+    referral_pages,
+    schedule_pages,
+    visit_pages,
+)
 from web.render import RENDERER, Renderer
 
 from .api import admin as admin_api
@@ -76,6 +89,8 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
+    # before pages: /consultations/new must not be read as /consultations/{consultation_id}
+    consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, codes,
 )
 
@@ -107,7 +122,8 @@ async def prepare_database(database: Database, settings: Settings) -> None:
 
 def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
     """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding)."""
-    app = web.Application(middlewares=[client_address_middleware, error_middleware, auth_middleware],
+    app = web.Application(middlewares=[client_address_middleware, error_middleware, auth_middleware,
+                                       nav.unread_middleware],
                           client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[KEYS] = load_keyring(settings)

@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pydantic
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from .errors import N_
+from .errors import N_, NotFound
 from .models import Hospital, Notification, User, utcnow
+from .parsing import Id
 from .permissions import Principal
 
 log = logging.getLogger(__name__)
@@ -107,13 +110,38 @@ async def latest(session: AsyncSession, user: User, gettext: Gettext, *, limit: 
              "created_at": n.created_at.astimezone(zone), "read": n.read_at is not None} for n in rows]
 
 
-async def mark_read(session: AsyncSession, who: Principal) -> int:
-    """Mark every unread notification of the caller's as read now; how many there were. Nobody marks
-    another's: the caller's own rows are the only ones touched."""
-    rows = (await session.exec(select(Notification).where(Notification.user_id == who.user_id,
-                                                          col(Notification.read_at).is_(None)))).all()
+class MarkRead(pydantic.BaseModel):
+    """Which of the caller's notifications to mark read: the ``ids`` given, else every unread one."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    ids: list[Id] | None = pydantic.Field(default=None, max_length=200)
+
+
+async def unread_count(session: AsyncSession, who: Principal) -> int:
+    """How many of the caller's notifications are unread (the badge beside their name)."""
+    return (await session.exec(select(sa.func.count()).select_from(Notification).where(
+        Notification.user_id == who.user_id, col(Notification.read_at).is_(None)))).one()
+
+
+async def mark_read(session: AsyncSession, who: Principal, body: MarkRead | None = None) -> int:
+    """Mark the caller's unread notifications read now (those of ``body.ids`` only, if given); how many
+    there were. Nobody marks another's: the caller's own rows are the only ones touched."""
+    query = select(Notification).where(Notification.user_id == who.user_id, col(Notification.read_at).is_(None))
+    if body is not None and body.ids is not None:
+        query = query.where(col(Notification.id).in_(body.ids))
+    rows = (await session.exec(query)).all()
     for row in rows:
         row.read_at = utcnow()
         session.add(row)
     await session.commit()
     return len(rows)
+
+
+async def follow(session: AsyncSession, who: Principal, notification_id: int) -> str:
+    """Open one of the caller's notifications: it is read from now on; where it leads. Another's is 404."""
+    row = await session.get(Notification, notification_id)
+    if row is None or row.user_id != who.user_id:
+        raise NotFound(N_("There is no such notification."))
+    await mark_read(session, who, MarkRead(ids=[notification_id]))
+    return row.link

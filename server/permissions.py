@@ -54,6 +54,12 @@ def can_create_consultation(who: Principal) -> bool:
     return who.role in ORGANISING_ROLES
 
 
+def joins_what_they_plan(who: Principal) -> bool:
+    """A clinician who sets up a consultation takes part in it (and so may invite its patient at once); a
+    coordinator organises it without sitting in."""
+    return who.role in CLINICAL_ROLES
+
+
 def can_add_participant(who: Principal, invitee_role: Role, invitee_hospital_id: int,
                         partner_hospital_ids: frozenset[int]) -> bool:
     """A clinician from the caller's own hospital or one of its partnerships' hospitals."""
@@ -131,6 +137,12 @@ def can_handle_patients(who: Principal) -> bool:
 def can_edit_hours(who: Principal, specialist_id: int, specialist_hospital_id: int) -> bool:
     """A specialist's clinic hours and time off: the specialist, and their hospital's coordinators."""
     return who.user_id == specialist_id or (who.role is Role.COORDINATOR and who.hospital_id == specialist_hospital_id)
+
+
+def keeps_clinic_hours(who: Principal) -> bool:
+    """Who has clinic hours to keep: a specialist their own, a coordinator their hospital's specialists'
+    (``can_edit_hours`` decides for each specialist)."""
+    return who.role in (Role.SPECIALIST, Role.COORDINATOR)
 
 
 def can_withdraw_consent(who: Principal, *, participant_consent_of: int | None, referring_doctor_id: int | None,

@@ -15,6 +15,9 @@ from server.http import locale_for, translator
 from server.i18n import SUPPORTED_LOCALES, translations
 from server.identity.auth import CALLER
 
+from . import nav
+from .clock import zoned
+
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
 
 
@@ -57,6 +60,7 @@ class Renderer:
         # it, so `<meta>` would go out live and `%d` would raise. This looks it up, and autoescape escapes it.
         env.filters["translate"] = translations(locale).gettext
         env.filters["local_time"] = local_time
+        env.filters["zoned"] = zoned
         env.filters["markdown_paragraphs"] = markdown_paragraphs
         env.globals["locale"] = locale
         env.globals["locale_names"] = LOCALE_NAMES
@@ -67,7 +71,8 @@ class Renderer:
         locale = locale_for(request)
         caller = request.get(CALLER)
         html = self._environments[locale].get_template(template).render(
-            {"user": caller.user if caller else None, "request_path": request.path, **(context or {})}
+            {"user": caller.user if caller else None, "request_path": request.path, **nav.context(request),
+             **(context or {})}
         )
         response = web.Response(text=html, status=status, content_type="text/html")
         response.headers["Content-Language"] = locale

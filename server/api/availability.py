@@ -10,13 +10,23 @@ from ..http import json_response, parse_body, path_id
 from ..identity.auth import caller
 from ..openapi import accepts
 from ..scheduling import hours
-from ..scheduling.hours import NewException, WeeklyHours
+from ..scheduling.hours import NewException, TimeOff, WeeklyHours
 
 routes = web.RouteTableDef()
 
 
 def _specialist_id(request: web.Request) -> int:
     return path_id(request, "specialist_id")
+
+
+@routes.get("/api/specialists")
+async def list_specialists(request: web.Request) -> web.Response:
+    """The specialists whose clinic hours the caller keeps: a specialist themselves, a coordinator their
+    hospital's; 403 for other roles."""
+    async with request.app[DATABASE].session() as session:
+        found = await hours.editable_specialists(session, caller(request).principal)
+    return json_response({"specialists": [{"id": u.id, "display_name": u.display_name, "hospital_id": u.hospital_id}
+                                          for u in found]})
 
 
 @routes.get("/api/specialists/{specialist_id}/availability")
@@ -52,3 +62,13 @@ async def remove_exception(request: web.Request) -> web.Response:
         shown = await hours.remove_exception(session, caller(request).principal, _specialist_id(request),
                                              path_id(request, "exception_id"))
     return json_response(shown.to_json())
+
+
+@routes.post("/api/specialists/{specialist_id}/time-off")
+@accepts(TimeOff)
+async def add_time_off(request: web.Request) -> web.Response:
+    """Whole days off from ``first_day`` to ``last_day`` (up to 92 days), one exception a day."""
+    body = await parse_body(request, TimeOff)
+    async with request.app[DATABASE].session() as session:
+        shown = await hours.add_time_off(session, caller(request).principal, _specialist_id(request), body)
+    return json_response(shown.to_json(), status=201)

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pydantic
 from aiohttp import web
 
 from ..appkeys import DATABASE
 from ..consultations import service as consultations
 from ..consultations.chat import chat_lines
-from ..errors import N_
+from ..consultations.inputs import NewConsultation
 from ..http import json_response, parse_body, path_id
 from ..identity.auth import caller
 from ..openapi import accepts
-from ..parsing import Id
-from ..permissions import ConsultationScope, Principal, can_create_consultation, can_view_consultation, require
+from ..permissions import ConsultationScope, Principal, can_view_consultation
 
 routes = web.RouteTableDef()
-
-
-class ConsultationCreate(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    title: str = pydantic.Field(min_length=1, max_length=200)
-    planned_start: pydantic.AwareDatetime
-    participant_ids: list[Id] = pydantic.Field(min_length=1, max_length=16)
-    patient_id: Id | None = None
 
 
 def consultation_id(request: web.Request) -> int:
@@ -57,16 +46,16 @@ async def list_consultations(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/consultations")
-@accepts(ConsultationCreate)
+@accepts(NewConsultation)
 async def create_consultation(request: web.Request) -> web.Response:
+    """Set up a consultation at the caller's hospital with clinicians of it or of a partner hospital.
+
+    The start must be in the future; ``duration_minutes`` sets its planned end (when its room closes
+    follows from it). A 422 names each field that is wrong."""
     who = caller(request).principal
-    require(can_create_consultation(who), N_("Only doctors, specialists and coordinators create consultations."))
-    body = await parse_body(request, ConsultationCreate)
+    body = await parse_body(request, NewConsultation)
     async with request.app[DATABASE].session() as session:
-        created = await consultations.create(
-            session, who, title=body.title, planned_start=body.planned_start,
-            participant_ids=body.participant_ids, patient_id=body.patient_id,
-        )
+        created = await consultations.create(session, who, body)
         assert created.id is not None
         view = await consultations.load(session, created.id)
     return json_response(view.to_json(with_patient=True), status=201)

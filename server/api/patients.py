@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..appkeys import DATABASE, RECORDING_KEY
-from ..http import json_response, parse_body, path_id
+from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
 from ..openapi import accepts
 from ..patients import records as patients
-from ..patients.inputs import NewPatient
+from ..patients.inputs import NewPatient, PatientSearch
 
 routes = web.RouteTableDef()
 
@@ -31,13 +31,15 @@ async def register_patient(request: web.Request) -> web.Response:
 
 @routes.get("/api/patients")
 async def list_patients(request: web.Request) -> web.Response:
-    """The caller's hospital's patients (names and the last four of the ID, to pick one), or with
-    ``?national_id=`` those matching it. A search by ID is audited, never with the ID itself."""
+    """The caller's hospital's patients (names and the last four of the ID, to pick one), ``?name=`` a part
+    of the name, ``?page=`` (from 1), 20 a page; or with ``?national_id=`` those matching it. A search by ID
+    is audited, never with the ID itself."""
+    query = parse_form(request.query, PatientSearch)
     async with request.app[DATABASE].session() as session:
-        found = await patients.look_up(session, caller(request).principal, _key(request),
-                                       request.query.get("national_id"))
+        found = await patients.look_up(session, caller(request).principal, _key(request), query)
     return json_response({"patients": [{"id": p.id, "name": p.name, "birth_year": p.birth_year,
-                                        "national_id_last4": p.national_id_last4 or None} for p in found]})
+                                        "national_id_last4": p.national_id_last4 or None} for p in found.patients],
+                          "page": found.page, "pages": found.pages, "total": found.total})
 
 
 @routes.get("/api/patients/{patient_id}")

@@ -13,6 +13,7 @@ from ..errors import ValidationFailed
 from ..http import answer_once, json_response, locale_for, parse_body, path_id, translator
 from ..identity.auth import caller
 from ..models import Appointment, Referral
+from ..notices import MarkRead
 from ..openapi import accepts, idempotent
 from ..parsing import parse_whole
 from ..referrals import service as referrals
@@ -133,14 +134,21 @@ async def move_appointment(request: web.Request) -> web.Response:
 
 @routes.get("/api/notifications")
 async def list_notifications(request: web.Request) -> web.Response:
-    """The caller's notifications, newest first (the last 100), in their language and time zone."""
+    """The caller's notifications, newest first (the last 100), in their language and time zone, and how
+    many are unread."""
+    who = caller(request)
     async with request.app[DATABASE].session() as session:
-        rows = await notices.latest(session, caller(request).user, translator(request), limit=100)
-    return json_response({"notifications": [{**n, "created_at": n["created_at"].isoformat()} for n in rows]})
+        rows = await notices.latest(session, who.user, translator(request), limit=100)
+        unread = await notices.unread_count(session, who.principal)
+    return json_response({"notifications": [{**n, "created_at": n["created_at"].isoformat()} for n in rows],
+                          "unread": unread})
 
 
 @routes.post("/api/notifications/read")
+@accepts(MarkRead)
 async def mark_notifications_read(request: web.Request) -> web.Response:
+    """Mark the caller's notifications read: those of ``ids``, or with no body every unread one."""
+    body = await parse_body(request, MarkRead) if request.body_exists else None
     async with request.app[DATABASE].session() as session:
-        read = await notices.mark_read(session, caller(request).principal)
+        read = await notices.mark_read(session, caller(request).principal, body)
     return json_response({"read": read})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ..audit import trail as audit
 from ..errors import N_, NotFound, ValidationFailed
 from ..models import (
     Consultation,
@@ -19,9 +20,18 @@ from ..models import (
     Patient,
     Referral,
     User,
+    utcnow,
 )
 from ..patients import disclosure
-from ..permissions import CLINICAL_ROLES, ConsultationScope, Principal, can_add_participant, require
+from ..permissions import (
+    ConsultationScope,
+    Principal,
+    can_add_participant,
+    can_create_consultation,
+    joins_what_they_plan,
+    require,
+)
+from .inputs import NewConsultation
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class ConsultationView:
             "records_withheld": self.withheld,
             "status": c.status.value,
             "planned_start": c.planned_start.isoformat(),
+            "planned_end": c.planned_end.isoformat() if c.planned_end else None,
             "hospital": {"id": self.hospital.id, "name": self.hospital.name},
             "participants": [
                 {"id": u.id, "display_name": u.display_name, "role": u.role.value, "hospital_id": u.hospital_id}
@@ -133,50 +144,51 @@ async def partner_hospital_ids(session: AsyncSession, hospital_id: int) -> froze
     return frozenset(members.all()) | frozenset(leads.all())
 
 
-async def create(
-    session: AsyncSession,
-    who: Principal,
-    *,
-    title: str,
-    planned_start: datetime,
-    participant_ids: list[int],
-    patient_id: int | None,
-) -> Consultation:
-    """Create a consultation with the caller (if a clinician) and the named clinicians as participants.
+async def create(session: AsyncSession, who: Principal, body: NewConsultation, *,
+                 now: datetime | None = None) -> Consultation:
+    """Set up a consultation at the caller's hospital, with the caller (if a clinician) and the named
+    clinicians taking part, audited in the same transaction.
 
-    Every invitee must be an active clinician of the caller's hospital or a partner hospital; the
-    patient must be registered at the caller's hospital. Nothing is written unless all of that holds.
+    Every invitee must be an active clinician of the caller's hospital or a partner hospital; the patient
+    must be registered at the caller's hospital; the start must be in the future. Nothing is written
+    unless all of that holds, and a 422 names each field that does not.
     """
+    require(can_create_consultation(who), N_("Only doctors, specialists and coordinators create consultations."))
     problems: dict[str, str] = {}
+    if body.planned_start <= (now or utcnow()):
+        problems["planned_start"] = N_("The start must be in the future.")
     partners = await partner_hospital_ids(session, who.hospital_id)
-    invitees = (await session.exec(select(User).where(col(User.id).in_(participant_ids)))).all()
+    invitees = (await session.exec(select(User).where(col(User.id).in_(body.participant_ids)))).all()
     found = {u.id: u for u in invitees}
-    for user_id in participant_ids:
+    for user_id in body.participant_ids:
         user = found.get(user_id)
-        if user is None or not user.is_active:
-            problems["participant_ids"] = f"user {user_id} does not exist"
-        elif not can_add_participant(who, user.role, user.hospital_id, partners):
-            problems["participant_ids"] = (
-                f"user {user_id} is not a clinician of your hospital or of a partner hospital"
-            )
-    if patient_id is not None:
-        patient = await session.get(Patient, patient_id)
+        if user is None or not user.is_active \
+                or not can_add_participant(who, user.role, user.hospital_id, partners):
+            problems["participant_ids"] = N_("Choose active clinicians of your hospital or of a partner hospital.")
+    if body.patient_id is not None:
+        patient = await session.get(Patient, body.patient_id)
         if patient is None or patient.hospital_id != who.hospital_id:
-            problems["patient_id"] = f"patient {patient_id} is not registered at your hospital"
+            problems["patient_id"] = N_("Choose a patient registered at your hospital.")
     if problems:
         raise ValidationFailed(problems)
 
+    planned_end = body.planned_start + timedelta(minutes=body.duration_minutes) if body.duration_minutes else None
     consultation = Consultation(
-        title=title, hospital_id=who.hospital_id, patient_id=patient_id,
-        planned_start=planned_start, created_by=who.user_id,
+        title=body.title, hospital_id=who.hospital_id, patient_id=body.patient_id,
+        planned_start=body.planned_start, planned_end=planned_end, created_by=who.user_id,
     )
     session.add(consultation)
     await session.flush()
     assert consultation.id is not None
-    members = set(participant_ids)
-    if who.role in CLINICAL_ROLES:
+    members = set(body.participant_ids)
+    if joins_what_they_plan(who):
         members.add(who.user_id)
     for user_id in sorted(members):
         session.add(ConsultationParticipant(consultation_id=consultation.id, user_id=user_id))
+    audit.with_commit(session, audit.Entry(
+        f"user:{who.user_id}", "consultation.created", consultation.id, f"consultation:{consultation.id}",
+        {"participants": sorted(members), "patient": body.patient_id,
+         "planned_start": body.planned_start.isoformat()}))
     await session.commit()
+    await session.refresh(consultation)
     return consultation

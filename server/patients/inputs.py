@@ -20,3 +20,13 @@ class NewPatient(pydantic.BaseModel):
     birth_year: Annotated[int, pydantic.Field(ge=1900, le=2100)] | None = None
     phone: str = pydantic.Field(default="", max_length=32, pattern=r"^[0-9+\- ]*$")
     national_id: str | None = pydantic.Field(default=None, max_length=32)
+
+
+# Finding patients of the caller's hospital: by a part of the name, or by national ID (which wins when both
+# are given, and is audited); a page of PAGE_SIZE at a time. (No docstring: see NewPatient.)
+class PatientSearch(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = pydantic.Field(default=None, max_length=100)
+    national_id: str | None = pydantic.Field(default=None, max_length=32)
+    page: int = pydantic.Field(default=1, ge=1, le=100_000)

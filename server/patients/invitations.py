@@ -37,9 +37,11 @@ from ..models import (
     ConsentSubject,
     Consultation,
     ConsultationStatus,
+    Hospital,
     Patient,
     PatientInvitation,
     Referral,
+    User,
     utcnow,
 )
 from ..permissions import Principal, can_join_consultation
@@ -162,6 +164,33 @@ async def revoke(session: AsyncSession, who: Principal, invitation_id: int, room
     await rooms.tell(invitation.consultation_id, Expelling(
         identity=patient_identity(invitation.patient_id), reason="invitation-revoked", invitation=invitation.id))
     return invitation
+
+
+@dataclass(frozen=True)
+class Shareable:
+    """A link still to send: the invitation, its link's token, and who sent it from which hospital."""
+
+    invitation: PatientInvitation
+    token: str
+    inviter: User
+    inviter_hospital: Hospital
+
+
+async def shareable(session: AsyncSession, who: Principal, consultation_id: int, *, settings: Settings,
+                    keys: KeyRing) -> list[Shareable]:
+    """The consultation's invitations still working (not revoked, not expired), newest first, with their
+    links, to its participating clinicians: the same links ``create`` handed out, to send again."""
+    now = utcnow()
+    active = [i for i in await list_for(session, who, consultation_id)
+              if i.revoked_at is None and i.expires_at > now]
+    found = []
+    for invitation in reversed(active):
+        inviter = await session.get(User, invitation.created_by)
+        assert inviter is not None
+        hospital = await session.get(Hospital, inviter.hospital_id)
+        assert hospital is not None
+        found.append(Shareable(invitation, invitation_token(keys, settings.jwt_issuer, invitation), inviter, hospital))
+    return found
 
 
 def describe(invitation: PatientInvitation) -> dict:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlmodel import col, select
@@ -24,7 +26,7 @@ from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..models import ConsentPurpose, Patient, Referral
 from ..permissions import Principal, can_handle_patients, require
 from ..referrals.service import can_view, live_appointment
-from .inputs import NewPatient
+from .inputs import NewPatient, PatientSearch
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -39,10 +41,10 @@ def normalise_national_id(raw: str) -> str:
     """The ID in canonical form, or ValueError saying what is wrong with it."""
     value = raw.strip().replace(" ", "").upper()
     if len(value) != 18 or not value[:17].isdigit() or value[17] not in "0123456789X":
-        raise ValueError("a national ID is 17 digits and a check character (a digit or X)")
+        raise ValueError(N_("a national ID is 17 digits and a check character (a digit or X)"))
     expected = _CHECK[sum(int(d) * w for d, w in zip(value[:17], _WEIGHTS, strict=True)) % 11]
     if value[17] != expected:
-        raise ValueError("the check character does not match: please check the number")
+        raise ValueError(N_("the check character does not match: please check the number"))
     return value
 
 
@@ -118,18 +120,46 @@ async def register(session: AsyncSession, who: Principal, body: NewPatient, key:
     return patient
 
 
-async def look_up(session: AsyncSession, who: Principal, key: bytes, national_id: str | None) -> list[Patient]:
-    """The caller's hospital's patients by name, or those matching ``national_id``. A search by ID is
-    audited (with what it found, never with the ID itself)."""
+PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    """One page of a hospital's patients, and how many there are in all."""
+
+    patients: list[Patient]
+    page: int
+    total: int
+    per_page: int = PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _like(fragment: str) -> str:
+    """A LIKE pattern matching ``fragment`` anywhere, its own % and _ taken literally."""
+    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def look_up(session: AsyncSession, who: Principal, key: bytes, query: PatientSearch) -> PatientPage:
+    """The caller's hospital's patients, by name (a part of it, any case), a page at a time; or those
+    matching ``query.national_id``. A search by ID is audited (with what it found, never with the ID)."""
     require(can_handle_patients(who), N_("Only clinicians look up patients."))
-    if national_id is None:
-        return list((await session.exec(select(Patient).where(Patient.hospital_id == who.hospital_id)
-                                        .order_by(col(Patient.name)))).all())
-    found = await find_by_national_id(session, key, who.hospital_id, _checked_national_id(national_id))
-    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "patient.searched",
-                                           detail={"by": "national_id", "found": [p.id for p in found]}))
-    await session.commit()
-    return found
+    if query.national_id:
+        found = await find_by_national_id(session, key, who.hospital_id, _checked_national_id(query.national_id))
+        audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "patient.searched",
+                                               detail={"by": "national_id", "found": [p.id for p in found]}))
+        await session.commit()
+        return PatientPage(found, 1, len(found), per_page=max(PAGE_SIZE, len(found)))
+    where = [Patient.hospital_id == who.hospital_id]
+    if query.name:
+        where.append(col(Patient.name).ilike(_like(query.name), escape="\\"))
+    total = (await session.exec(select(sa.func.count()).select_from(Patient).where(*where))).one()
+    rows = (await session.exec(select(Patient).where(*where).order_by(col(Patient.name), col(Patient.id))
+                               .offset((query.page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all()
+    return PatientPage(list(rows), query.page, total)
 
 
 async def view(session: AsyncSession, who: Principal, patient_id: int, *, via: str) -> Patient:

@@ -24,6 +24,8 @@ from server.permissions import (
     can_withdraw_consent,
     has_calendar_feed,
     has_referral_inbox,
+    joins_what_they_plan,
+    keeps_clinic_hours,
 )
 
 COUNTY, PROVINCIAL, OTHER_COUNTY, OUTSIDE = 1, 2, 3, 9
@@ -69,6 +71,12 @@ def test_view_and_join(who: Principal, view: bool, join: bool) -> None:
 )
 def test_create(who: Principal, allowed: bool) -> None:
     assert can_create_consultation(who) is allowed
+
+
+@pytest.mark.parametrize(("who", "joins"), [(li, True), (wang, True), (zhao, False), (admin, False), (auditor, False)])
+def test_who_takes_part_in_what_they_plan(who: Principal, joins: bool) -> None:
+    """Clinicians sit in on the consultations they set up (and may invite the patient); coordinators do not."""
+    assert joins_what_they_plan(who) is joins
 
 
 @pytest.mark.parametrize(
@@ -140,6 +148,13 @@ def test_what_each_role_may_do(who: Principal, refer: bool, inbox: bool, patient
 def test_who_edits_a_specialists_hours(who: Principal, allowed: bool) -> None:
     """The specialist (wang, 20) and their hospital's coordinators."""
     assert can_edit_hours(who, 20, PROVINCIAL) is allowed
+
+
+@pytest.mark.parametrize(("who", "keeps"), [(wang, True), (zhou, True), (zhao, True), (qian, True), (li, False),
+                                            (admin, False), (auditor, False)])
+def test_who_has_clinic_hours_to_keep(who: Principal, keeps: bool) -> None:
+    """Specialists keep their own hours and coordinators their hospital's specialists': they get the editor."""
+    assert keeps_clinic_hours(who) is keeps
 
 
 @pytest.mark.parametrize(("who", "kwargs", "allowed"), [

@@ -140,3 +140,21 @@ async def test_a_doctor_records_the_patients_verbal_consent_in_the_consultation(
     assert [c["purpose"] for c in listed["consents"]] == ["recording"]
     wrong = await client.post("/api/consultations/1/consents", json={"purpose": "record_sharing"}, headers=doctor)
     assert wrong.status == 400
+
+
+async def test_the_list_is_searched_by_name_and_paged(client: TestClient) -> None:
+    headers = await login(client, "dr.li")
+    for n in range(21):
+        response = await client.post("/api/patients", json={"name": f"Liu {n:02d}"}, headers=headers)
+        assert response.status == 201
+    first = await (await client.get("/api/patients?name=liu", headers=headers)).json()
+    assert (len(first["patients"]), first["total"], first["pages"], first["page"]) == (20, 21, 2, 1)
+    second = await (await client.get("/api/patients?name=liu&page=2", headers=headers)).json()
+    assert [p["name"] for p in second["patients"]] == ["Liu 20"]
+
+
+@pytest.mark.parametrize(("query", "field"), [("page=0", "page"), ("page=x", "page"),
+                                              ("national_id=123", "national_id")])
+async def test_a_bad_search_is_named(client: TestClient, query: str, field: str) -> None:
+    response = await client.get(f"/api/patients?{query}", headers=await login(client, "dr.li"))
+    assert response.status == 422 and field in (await response.json())["error"]["fields"]

@@ -147,7 +147,7 @@ async def test_a_specialist_and_their_coordinators_edit_the_hours(client: TestCl
     ({"hours": [{"weekday": 1, "start": "10:00", "end": "09:00"}]}, "hours.0"),
     ({"hours": [{"weekday": 1, "start": "9am", "end": "10:00"}]}, "hours.0.start"),
     ({"hours": [{"weekday": 1, "start": "09:00", "end": "11:00"}, {"weekday": 1, "start": "10:00", "end": "12:00"}]},
-     "hours"),
+     "hours.1"),
 ])
 async def test_bad_hours_are_named_and_the_old_ones_kept(client: TestClient, body: dict, field: str) -> None:
     known = await ids(client)
@@ -158,3 +158,31 @@ async def test_bad_hours_are_named_and_the_old_ones_kept(client: TestClient, bod
     after = await (await client.get(f"/api/specialists/{known['dr.wang']}/availability", headers=headers)).json()
     assert after == before
 
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"first_day": "2030-05-07", "last_day": "2030-05-03"}, "last_day"),
+    ({"first_day": "2030-01-01", "last_day": "2030-06-01"}, "last_day"),  # over 92 days
+    ({"first_day": "May 3rd"}, "first_day"),
+    ({"first_day": "2030-05-03", "note": "x" * 201}, "note"),
+])
+async def test_bad_time_off_is_named(client: TestClient, body: dict, field: str) -> None:
+    known = await ids(client)
+    response = await client.post(f"/api/specialists/{known['dr.wang']}/time-off", json=body,
+                                 headers=await login(client, "dr.wang"))
+    assert response.status == 422 and field in (await response.json())["error"]["fields"]
+
+
+async def test_time_off_and_the_specialists_one_keeps(client: TestClient) -> None:
+    known = await ids(client)
+    body = {"first_day": "2030-05-03", "last_day": "2030-05-05", "note": "course"}
+    for username, status in [("dr.zhou", 403), ("dr.li", 403), ("coord.zhao", 201)]:
+        response = await client.post(f"/api/specialists/{known['dr.wang']}/time-off", json=body,
+                                     headers=await login(client, username))
+        assert response.status == status, username
+    shown = await response.json()
+    assert [e["day"] for e in shown["exceptions"]] == ["2030-05-03", "2030-05-04", "2030-05-05"]
+    kept = await (await client.get("/api/specialists", headers=await login(client, "coord.zhao"))).json()
+    assert sorted(s["id"] for s in kept["specialists"]) == sorted([known["dr.wang"], known["dr.zhou"], known["dr.he"]])
+    refused = await client.get("/api/specialists", headers=await login(client, "dr.li"))
+    assert refused.status == 403

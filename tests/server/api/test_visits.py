@@ -105,7 +105,8 @@ async def test_only_participants_invite_and_only_a_patient_can_be_invited(client
                                      headers=await login(client, username))
         assert response.status == status, username
     created = await client.post("/api/consultations", headers=await login(client, "dr.li"), json={
-        "title": "Case conference", "planned_start": utcnow().isoformat(), "participant_ids": [2]})
+        "title": "Case conference", "planned_start": (utcnow() + timedelta(minutes=5)).isoformat(),
+        "participant_ids": [2]})
     number = (await created.json())["id"]
     response = await client.post(f"/api/consultations/{number}/invitations", json={},
                                  headers=await login(client, "dr.li"))

@@ -16,7 +16,7 @@ from server.db import Database
 from server.errors import Conflict, Forbidden, ValidationFailed
 from server.models import AuditEvent, Patient, Role, User
 from server.patients import records
-from server.patients.inputs import NewPatient
+from server.patients.inputs import NewPatient, PatientSearch
 from server.permissions import Principal
 
 NATIONAL_ID = "11010519491231002X"
@@ -26,7 +26,7 @@ Operation = Callable[..., Awaitable[object]]
 OPERATIONS: dict[str, Operation] = {
     "register": lambda session, who, key: records.register(session, who, NewPatient(name="王秀英",
                                                                                   national_id=NATIONAL_ID), key),
-    "look_up": lambda session, who, key: records.look_up(session, who, key, NATIONAL_ID),
+    "look_up": lambda session, who, key: records.look_up(session, who, key, PatientSearch(national_id=NATIONAL_ID)),
     "view": lambda session, who, key: records.view(session, who, DEMO_PATIENT, via="test"),
 }
 
@@ -109,8 +109,8 @@ async def test_a_search_is_audited_with_what_it_found_never_the_id(client: TestC
         patient = await records.register(session, who, NewPatient(name="王秀英", national_id=NATIONAL_ID),
                                          key_of(client))
     async with database.session() as session:
-        found = await records.look_up(session, who, key_of(client), NATIONAL_ID)
-        listed = await records.look_up(session, who, key_of(client), None)
+        found = (await records.look_up(session, who, key_of(client), PatientSearch(national_id=NATIONAL_ID))).patients
+        listed = (await records.look_up(session, who, key_of(client), PatientSearch())).patients
     assert [p.id for p in found] == [patient.id]
     assert patient.id in [p.id for p in listed] and DEMO_PATIENT in [p.id for p in listed]
     searches = [e for e in await audit.trail(database) if e.action == "patient.searched"]

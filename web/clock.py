@@ -1,0 +1,33 @@
+"""Times as a clinician reads them: on their hospital's clock, with the zone's short name beside them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime, get_timezone_name
+
+
+def zoned(moment: datetime | str, zone: str) -> str:
+    """``2030-05-03 14:30 CST``: the moment on ``zone``'s clock and that zone's short name then."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def zone_label(zone: str, at: datetime | None = None) -> str:
+    """``Asia/Shanghai, CST``: a form's label for the clock its times are read on."""
+    local = (at or datetime.now(ZoneInfo(zone))).astimezone(ZoneInfo(zone))
+    return f"{zone}, {local.tzname()}"
+
+
+def for_patient(moment: datetime, zone: str, locale: str) -> str:
+    """The moment in words a patient reads in a message, with the zone named in full in their language:
+    ``Thursday, 3 May 2030, 14:30 (China Standard Time)``, ``2030年5月3日星期五 14:30（中国标准时间）``."""
+    local = moment.astimezone(ZoneInfo(zone))
+    babel_locale = locale.replace("-", "_")
+    name = get_timezone_name(local, width="long", locale=babel_locale)
+    if babel_locale.startswith("zh"):
+        return f"{format_datetime(local, 'y年M月d日EEEE HH:mm', locale=babel_locale)}（{name}）"
+    return f"{format_datetime(local, 'EEEE, d MMMM y, HH:mm', locale=babel_locale)} ({name})"
