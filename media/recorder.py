@@ -37,6 +37,7 @@ MS = Fraction(1, 1000)
 FLUSH_SECONDS = 1.0  # at most this much is lost if the process is killed
 WAIT_FOR_KEYFRAME_SECONDS = 2.0  # a camera that sends no key frame by then is left out of the segment
 _STOP = object()
+PARTICIPANT_TAG = "title"  # Matroska's track name: the participant id of the track's publisher
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,9 @@ class Segment:
                 continue  # never sent a usable frame in time: not in this segment
             track.stream = _muxed_stream(container, track.info.kind, track.info.codec.lower(), track.info.width,
                                          track.info.height, track.template)
+            # Whose track this is, in the file itself: a segment a crash cut off is finished from the file
+            # alone, and its player still needs to know which audio goes with which video.
+            track.stream.metadata[PARTICIPANT_TAG] = track.info.participant_id
             self.result.tracks.append(track.info)
         return container
 
@@ -275,7 +279,7 @@ class Finished:
     sha256: str  # of the WebM a download gives
     size: int
     complete: bool  # False: the segment was cut off by a crash, and holds what was flushed
-    streams: list[dict[str, object]]  # kind, codec (and size) of each track in the file
+    streams: list[dict[str, object]]  # kind, codec (and size), and whose (participant_id) if the file says
 
 
 def finalize(live: Path, final: Path, key: bytes) -> Finished:
@@ -288,13 +292,17 @@ def finalize(live: Path, final: Path, key: bytes) -> Finished:
     mapping: dict[int, av.stream.Stream] = {}
     streams: list[dict[str, object]] = []
     for stream in source.streams:
+        owner = stream.metadata.get(PARTICIPANT_TAG)  # absent in files recorded before it was written
         streams.append({"kind": stream.type, "codec": stream.codec_context.name,
                         **({"width": stream.codec_context.width, "height": stream.codec_context.height}
-                           if stream.type == "video" else {})})
+                           if stream.type == "video" else {}),
+                        **({"participant_id": owner} if owner else {})})
         mapping[stream.index] = _muxed_stream(output, stream.type, stream.codec_context.name,
                                               stream.codec_context.width if stream.type == "video" else 0,
                                               stream.codec_context.height if stream.type == "video" else 0,
                                               stream if stream.codec_context.name == "h264" else None)
+        if owner:
+            mapping[stream.index].metadata[PARTICIPANT_TAG] = owner
     end = 0.0
     for packet in source.demux():
         if packet.dts is None or packet.stream.index not in mapping:

@@ -1,0 +1,53 @@
+"""A short call recorded in-process: participants with cameras of one colour each, through the relay and the
+recorder, finished into a sealed file as the server keeps it. Tests of playback check each participant's
+stream shows that participant's colour."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from media.recorder import Finished, Segment, SegmentResult, finalize
+from media.relay import Relay
+
+from .media import SolidColourTrack
+from .peers import PALETTE, RelayClient, until
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    path: Path  # the sealed, finished recording
+    result: SegmentResult  # what the recorder wrote: its tracks, in the file's order
+    finished: Finished
+    colours: dict[str, int]  # participant id -> index into PALETTE of their camera's colour
+
+
+async def record_call(directory: Path, key: bytes, participants: tuple[str, ...] = ("doctor", "specialist", "patient"),
+                      seconds: float = 3.0, *, video_codec: str = "vp8", name: str = "call") -> RecordedCall:
+    """Record ``participants`` (each camera a colour of PALETTE, in order) for ``seconds`` into
+    ``directory/name.rec``, sealed under ``key``."""
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(video_codec=video_codec, on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    colours = {pid: index % len(PALETTE) for index, pid in enumerate(participants)}
+    try:
+        for pid in participants:
+            client = RelayClient(pid, slots=len(participants) - 1,
+                                 video_codec=None if video_codec == "vp8" else video_codec.upper())
+            camera = next(t.sender for t in client.pc.getTransceivers()
+                          if t.kind == "video" and t.direction == "sendonly")
+            camera.replaceTrack(SolidColourTrack(PALETTE[colours[pid]]))
+            clients[pid] = client
+            await client.join(relay)
+        await until(lambda: len(relay.publications()) == 2 * len(participants)
+                    and all(p.frames for p in relay.publications()), seconds=20)
+        live, final = directory / f"{name}.live", directory / f"{name}.rec"
+        segment = Segment(live, key, relay.publications())
+        await asyncio.sleep(seconds)
+        segment.stop()
+        result = await asyncio.to_thread(segment.join, 10)
+    finally:
+        await relay.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
+    finished = await asyncio.to_thread(finalize, live, final, key)
+    return RecordedCall(final, result, finished, colours)
