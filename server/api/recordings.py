@@ -1,23 +1,25 @@
 """REST: recording consent, the list of a consultation's recordings, and playback with range requests.
-Who may do each, and the audit entry of every playback, are in ``consultations/recordings.py``; this
-parses, and streams."""
+Who may do each, and the audit entry of every playback, are in ``consultations/recordings.py`` (the
+whole file) and ``consultations/playback.py`` (a viewing, and each participant's stream); this parses,
+and streams."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
+from urllib.parse import urlencode
 
 import pydantic
 from aiohttp import web
 
 from media.errors import TamperedRecording
 
-from ..appkeys import DATABASE, RECORDING_KEY, ROOMS, SETTINGS
+from ..appkeys import DATABASE, KEYS, RECORDING_KEY, ROOMS, SETTINGS
 from ..consent.records import How
-from ..consultations import recordings
+from ..consultations import playback, recordings
 from ..consultations.recordings import ConsentAnswer
-from ..errors import RangeNotSatisfiable
+from ..errors import N_, NotFound, RangeNotSatisfiable
 from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
 from ..models import Consent, Recording
@@ -77,6 +79,7 @@ def _recording_json(row: Recording) -> dict[str, object]:
         "ended_at": row.ended_at.isoformat() if row.ended_at else None, "duration": row.duration, "size": row.size,
         "sha256": row.sha256, "tracks": json.loads(row.tracks), "participants": json.loads(row.participants),
         "consent_ids": json.loads(row.consent_ids), "media_url": f"/api/recordings/{row.id}/media",
+        "viewings_url": f"/api/recordings/{row.id}/viewings", "player_url": f"/recordings/{row.id}",
         "media_type": recordings.media_type(row)[0],
     }
 
@@ -95,17 +98,64 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
                                      path_id(request, "recording_id"), root=request.app[SETTINGS].recordings_dir,
                                      key=request.app[RECORDING_KEY], download=download,
                                      span=lambda size: _byte_range(request.headers.get("Range"), size))
-    row, reader, start, end = playback.recording, playback.reader, playback.start, playback.end
+    name = f"consultation-{playback.recording.consultation_id}-recording-{playback.recording.id}.{playback.extension}"
+    return await _send(request, playback, attachment=name if download else None)
+
+
+@routes.post("/api/recordings/{recording_id}/viewings")
+async def open_viewing(request: web.Request) -> web.Response:
+    """Open a recording in a player: audited once, here; the answer names each participant's stream,
+    whose requests carry the viewing and are not audited again."""
+    settings = request.app[SETTINGS]
+    viewing = await playback.open_viewing(request.app[DATABASE], caller(request).principal,
+                                          path_id(request, "recording_id"), root=settings.recordings_dir,
+                                          key=request.app[RECORDING_KEY], keys=request.app[KEYS],
+                                          issuer=settings.jwt_issuer)
+    return json_response(viewing_json(viewing), status=201)
+
+
+@routes.get("/api/recordings/{recording_id}/participants/{number}/media")
+async def participant_media(request: web.Request) -> web.StreamResponse:
+    """One participant's audio and video of a recording (WebM, or MP4 for H.264), for a viewing's player:
+    packets as recorded, never re-encoded; one byte range so the player can seek."""
+    settings = request.app[SETTINGS]
+    number = request.match_info["number"]
+    if not number.isascii() or not number.isdigit() or len(number) > 3:
+        raise NotFound(N_("This recording has no such participant."))
+    opened = await playback.participant_stream(
+        request.app[DATABASE], caller(request).principal, path_id(request, "recording_id"), int(number),
+        request.query.get("viewing", ""), root=settings.recordings_dir, key=request.app[RECORDING_KEY],
+        keys=request.app[KEYS], issuer=settings.jwt_issuer,
+        span=lambda size: _byte_range(request.headers.get("Range"), size))
+    return await _send(request, opened, attachment=None)
+
+
+def viewing_json(viewing: playback.Viewing) -> dict[str, object]:
+    """A viewing as the player needs it: the recording, and each participant with their stream's address."""
+    row = viewing.recording
+    return {
+        "viewing": viewing.id, "recording": _recording_json(row),
+        "participants": [{
+            "number": p.number, "participant_id": p.participant_id, "name": p.name, "role": p.role,
+            "kinds": list(p.kinds), "media_type": p.format.media_type,
+            "media_url": f"/api/recordings/{row.id}/participants/{p.number}/media?"
+                         + urlencode({"viewing": viewing.token}),
+        } for p in viewing.participants],
+    }
+
+
+async def _send(request: web.Request, opened: recordings.Playback, *, attachment: str | None) -> web.StreamResponse:
+    """Stream what a service opened, decrypting as it goes: 206 with Content-Range for a Range request."""
+    reader, start, end = opened.reader, opened.start, opened.end
     partial = "Range" in request.headers
     response = web.StreamResponse(status=206 if partial else 200, headers={
-        "Content-Type": playback.media_type, "Accept-Ranges": "bytes", "Content-Length": str(end - start),
+        "Content-Type": opened.media_type, "Accept-Ranges": "bytes", "Content-Length": str(end - start),
         "Cache-Control": "private, no-store",
     })
     if partial:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
-    if download:
-        name = f"consultation-{row.consultation_id}-recording-{row.id}.{playback.extension}"
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    if attachment is not None:
+        response.headers["Content-Disposition"] = f'attachment; filename="{attachment}"'
     await response.prepare(request)
     position = start
     while position < end:

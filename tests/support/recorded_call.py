@@ -5,11 +5,17 @@ stream shows that participant's colour."""
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
+
 from media.recorder import Finished, Segment, SegmentResult, finalize
 from media.relay import Relay
+from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
+from server.models import Recording, RecordingStatus
 
 from .media import SolidColourTrack
 from .peers import PALETTE, RelayClient, until
@@ -51,3 +57,28 @@ async def record_call(directory: Path, key: bytes, participants: tuple[str, ...]
         await asyncio.gather(*(c.close() for c in clients.values()))
     finished = await asyncio.to_thread(finalize, live, final, key)
     return RecordedCall(final, result, finished, colours)
+
+
+async def stored_call(app: web.Application, consultation_id: int = 1, seconds: float = 3.0, *,
+                      names: dict[str, tuple[str, str]] | None = None, video_codec: str = "vp8") -> Recording:
+    """A call recorded in-process and kept as the server keeps a finished recording: sealed under the
+    server's recordings directory with its row (tracks, and who was seated) in the database. ``names``
+    gives each participant id a (name, role); by default the demo's doctor, specialist and a patient."""
+    names = names or {"doctor": ("李明 Li Ming", "county_doctor"), "specialist": ("王芳 Wang Fang", "specialist"),
+                      "patient": ("张伟 Zhang Wei", "patient")}
+    root: Path = app[SETTINGS].recordings_dir
+    directory = root / str(consultation_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"call-{secrets.token_hex(4)}"
+    call = await record_call(directory, app[RECORDING_KEY], tuple(names), seconds, video_codec=video_codec, name=name)
+    async with app[DATABASE].session() as session:
+        row = Recording(
+            consultation_id=consultation_id, file=f"{consultation_id}/{name}.rec", status=RecordingStatus.READY,
+            started_by="user:1", duration=call.finished.duration, size=call.finished.size,
+            sha256=call.finished.sha256, tracks=json.dumps([vars(t) for t in call.result.tracks]),
+            participants=json.dumps([{"participant_id": pid, "identity": f"guest:{pid}", "name": name, "role": role}
+                                     for pid, (name, role) in names.items()], ensure_ascii=False))
+        session.add(row)
+        await session.commit()
+        await session.refresh(row)
+    return row
