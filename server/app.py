@@ -31,6 +31,7 @@ from web import (
     notification_pages,
     pages,
     patient_pages,
+    recording_pages,
     referral_pages,
     schedule_pages,
     visit_pages,
@@ -91,7 +92,7 @@ ROUTE_MODULES = (
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
-    pages, referral_pages, visit_pages, audit_pages, admin_pages, codes,
+    pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, codes,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([
