@@ -168,7 +168,8 @@ export class SyncGroup extends EventTarget {
     if (!this.wanted) {
       for (const element of this.live) if (!element.paused) element.pause();
       this.stopChecking();
-      this.setState(leader?.ended ? "ended" : this.state === "loading" ? "ready" : "paused");
+      const fresh = this.state === "loading" || this.state === "ready"; // never played yet
+      this.setState(leader?.ended ? "ended" : fresh ? "ready" : "paused");
       return;
     }
     if (leader?.ended) {

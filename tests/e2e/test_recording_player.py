@@ -1,0 +1,149 @@
+"""The recording player in real Chromium: a call of three participants, each camera its own colour,
+recorded through the relay and the recorder, plays with every participant's video decoding in its own
+tile, on one clock, and one seek bar moves them all; the whole viewing is one audit entry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, Page, expect
+from sqlmodel import col, select
+
+from server.appkeys import DATABASE
+from server.models import AuditEvent
+
+from ..support.recorded_call import stored_call
+from .test_consultation_call import logged_in
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+
+# Each tile: how far it has played, how many frames it has shown, its picture's size, and the colour at
+# the middle of its picture (drawn onto a canvas), as [r, g, b].
+TILES = """
+() => [...document.querySelectorAll(".player-tile video")].map((video) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 8; canvas.height = 8;
+  const context = canvas.getContext("2d", {willReadFrequently: true});
+  let rgb = null;
+  if (video.videoWidth) {
+    context.drawImage(video, video.videoWidth / 2 - 4, video.videoHeight / 2 - 4, 8, 8, 0, 0, 8, 8);
+    rgb = [...context.getImageData(4, 4, 1, 1).data.slice(0, 3)];
+  }
+  return {time: video.currentTime, frames: video.getVideoPlaybackQuality().totalVideoFrames,
+          width: video.videoWidth, paused: video.paused, muted: video.muted, rgb,
+          name: video.closest("figure").querySelector(".player-name").textContent};
+})
+"""
+
+
+async def tiles(page: Page) -> list[dict[str, Any]]:
+    return await page.evaluate(TILES)
+
+
+async def shoot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def spread(rows: list[dict[str, Any]]) -> float:
+    times = [r["time"] for r in rows]
+    return max(times) - min(times)
+
+
+async def viewings(client: TestClient) -> list[AuditEvent]:
+    async with client.app[DATABASE].session() as session:
+        return list((await session.exec(select(AuditEvent).where(AuditEvent.action == "recording.viewed")
+                                        .order_by(col(AuditEvent.id)))).all())
+
+
+async def test_every_participant_plays_side_by_side_on_one_clock(client: TestClient, browser: Browser) -> None:
+    row = await stored_call(client.app, seconds=6)
+    base = str(client.make_url("")).rstrip("/")
+    page = await logged_in(browser, base, "dr.wang")
+    page.on("console", lambda message: print(f"[player] {message.type}: {message.text}"))
+    await page.goto(f"{base}/consultations/1/recordings")
+    await expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
+    await shoot(page, "recordings-en")
+    await page.get_by_role("link", name="Play").first.click()
+
+    play = page.get_by_role("button", name="Play")
+    await expect(play).to_be_enabled(timeout=20_000)  # every participant can play
+    await expect(page.locator("#player-status")).to_have_text("Ready to play.")
+    first = await tiles(page)
+    assert [t["name"] for t in first] == ["李明 Li Ming", "王芳 Wang Fang", "张伟 Zhang Wei"]
+    assert all(t["width"] == 320 and not t["muted"] for t in first), first
+    await play.click()
+    await expect(page.get_by_role("button", name="Pause")).to_be_visible()
+
+    samples = []
+    for _ in range(8):
+        await asyncio.sleep(0.25)
+        samples.append(await tiles(page))
+    assert all(spread(s) <= 0.2 for s in samples), [[round(t["time"], 3) for t in s] for s in samples]
+    now = samples[-1]
+    assert all(t["frames"] > f["frames"] + 10 for t, f in zip(now, first, strict=True)), (first, now)
+    assert all(not t["paused"] and t["time"] > 1 for t in now), now
+    # Each tile shows its own participant: the doctor's camera was red, the specialist's green, the
+    # patient's blue (tests/support/recorded_call.py gives them PALETTE in that order).
+    assert [max(range(3), key=lambda c: t["rgb"][c]) for t in now] == [0, 1, 2], [t["rgb"] for t in now]
+    await shoot(page, "player-en")
+
+    # One seek bar moves everyone, playing or not.
+    seek = page.get_by_role("slider", name="Position in the recording")
+    await seek.fill("0.5")
+    await asyncio.sleep(0.6)
+    moved = await tiles(page)
+    assert all(t["time"] < 1.8 for t in moved) and spread(moved) <= 0.2, moved
+    await page.get_by_role("button", name="Pause").click()
+    await expect(page.get_by_role("button", name="Play")).to_be_visible()
+    await seek.focus()
+    await page.keyboard.press("Home")  # to the start
+    await page.keyboard.press("ArrowRight")  # and five seconds on
+    await expect(page.locator("#player-status")).to_have_text("Paused.")
+    await expect(page.locator("#position")).to_contain_text("0:05 / 0:06")
+    await asyncio.sleep(0.5)
+    paused = await tiles(page)
+    assert all(t["paused"] for t in paused) and all(4.9 < t["time"] <= 5.1 for t in paused), paused
+
+    # Played to the end, everyone stops together.
+    await page.get_by_role("button", name="Play").click()
+    await expect(page.locator("#player-status")).to_have_text("The recording has ended.", timeout=10_000)
+    assert all(t["paused"] for t in await tiles(page))
+
+    # However many range requests all that took, it was one viewing.
+    entries = await viewings(client)
+    assert [(e.subject, e.actor) for e in entries] == [(f"recording:{row.id}", entries[0].actor)]
+
+
+async def test_the_pages_in_chinese(client: TestClient, browser: Browser) -> None:
+    """The list and the player in zh-CN (screenshots to look at), and the player works by keyboard alone."""
+    row = await stored_call(client.app, seconds=3)
+    base = str(client.make_url("")).rstrip("/")
+    page = await logged_in(browser, base, "auditor")
+    await page.get_by_role("button", name="简体中文").click()
+    await page.goto(f"{base}/consultations/1/recordings")
+    await expect(page.get_by_role("heading", name="录像")).to_be_visible()
+    await shoot(page, "recordings-zh-CN")
+    await page.goto(f"{base}/recordings/{row.id}")
+    play = page.get_by_role("button", name="播放", exact=True)
+    await expect(play).to_be_enabled(timeout=20_000)
+    await play.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="暂停")).to_be_visible()
+    await asyncio.sleep(1)
+    rows = await tiles(page)
+    assert all(t["frames"] > 5 and t["time"] > 0.5 for t in rows) and spread(rows) <= 0.2, rows
+    await page.keyboard.press("Enter")  # focus stays on the one button, which now pauses
+    await expect(page.locator("#player-status")).to_have_text("已暂停。")
+    await shoot(page, "player-zh-CN")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shoot(page, "player-zh-CN-phone")
+    boxes = [await v.bounding_box() for v in await page.locator(".player-tile video").all()]
+    assert all(b is not None for b in boxes)
+    assert len({round(b["x"]) for b in boxes if b}) == 1, "stacked on a phone"
