@@ -17,6 +17,7 @@ from server.appkeys import DATABASE
 from server.models import AuditEvent
 
 from ..support.recorded_call import stored_call
+from .conftest import assert_accessible
 from .test_consultation_call import logged_in
 
 pytestmark = pytest.mark.e2e
@@ -70,11 +71,13 @@ async def test_every_participant_plays_side_by_side_on_one_clock(client: TestCli
     await page.goto(f"{base}/consultations/1/recordings")
     await expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
     await shoot(page, "recordings-en")
+    await assert_accessible(page)
     await page.get_by_role("link", name="Play").first.click()
 
     play = page.get_by_role("button", name="Play")
     await expect(play).to_be_enabled(timeout=20_000)  # every participant can play
     await expect(page.locator("#player-status")).to_have_text("Ready to play.")
+    await assert_accessible(page)
     first = await tiles(page)
     assert [t["name"] for t in first] == ["李明 Li Ming", "王芳 Wang Fang", "张伟 Zhang Wei"]
     assert all(t["width"] == 320 and not t["muted"] for t in first), first
@@ -130,6 +133,7 @@ async def test_the_pages_in_chinese(client: TestClient, browser: Browser) -> Non
     await page.goto(f"{base}/consultations/1/recordings")
     await expect(page.get_by_role("heading", name="录像")).to_be_visible()
     await shoot(page, "recordings-zh-CN")
+    await assert_accessible(page)
     await page.goto(f"{base}/recordings/{row.id}")
     play = page.get_by_role("button", name="播放", exact=True)
     await expect(play).to_be_enabled(timeout=20_000)
@@ -142,8 +146,10 @@ async def test_the_pages_in_chinese(client: TestClient, browser: Browser) -> Non
     await page.keyboard.press("Enter")  # focus stays on the one button, which now pauses
     await expect(page.locator("#player-status")).to_have_text("已暂停。")
     await shoot(page, "player-zh-CN")
+    await assert_accessible(page)
     await page.set_viewport_size({"width": 390, "height": 844})
     await shoot(page, "player-zh-CN-phone")
+    await assert_accessible(page)
     boxes = [await v.bounding_box() for v in await page.locator(".player-tile video").all()]
     assert all(b is not None for b in boxes)
     assert len({round(b["x"]) for b in boxes if b}) == 1, "stacked on a phone"
