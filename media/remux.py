@@ -24,7 +24,7 @@ from pathlib import Path
 
 import av
 
-from .sealed import SealedReader, SealedWriter
+from .sealed import CHUNK_BYTES, SealedReader, SealedWriter
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,11 @@ def split(source: io.RawIOBase | io.BufferedIOBase, parts: Sequence[Sequence[int
             output.close()
     finally:
         container.close()
-    return [Part(b.getvalue(), f, n, p) for b, f, n, p in zip(buffers, formats, packets, payload, strict=True)]
+    made = []
+    for number, fmt in enumerate(formats):
+        made.append(Part(buffers[number].getvalue(), fmt, packets[number], payload[number]))
+        buffers[number].close()  # one copy of each part at a time, not two
+    return made
 
 
 def ensure_parts(recording: Path, key: bytes, parts: Sequence[Sequence[int]], targets: Sequence[Path]) -> None:
@@ -107,13 +111,18 @@ def ensure_parts(recording: Path, key: bytes, parts: Sequence[Sequence[int]], ta
         fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
         if all(target.exists() for target in targets):
             return
-        made = split(SealedReader(recording, key).stream(), parts)
-        for part, target in zip(made, targets, strict=True):
+        made: list[Part | None] = list(split(SealedReader(recording, key).stream(), parts))
+        for number, target in enumerate(targets):
+            part, made[number] = made[number], None  # let each part go once it is sealed
+            assert part is not None
             if target.exists():
                 continue
             partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
             writer = SealedWriter(partial, key)
-            writer.write(part.data)
+            data = memoryview(part.data)
+            for at in range(0, len(data), CHUNK_BYTES):  # a chunk at a time: the writer copies what it is given
+                writer.write(data[at:at + CHUNK_BYTES])
+            del data, part
             writer.close()
             try:
                 os.link(partial, target)
