@@ -9,6 +9,7 @@ from server.permissions import (
     ConsultationScope,
     Principal,
     ReferralScope,
+    can_access_recordings,
     can_add_participant,
     can_administer,
     can_attach,
@@ -176,3 +177,17 @@ def test_who_records_a_patients_word(who: Principal, allowed: bool) -> None:
     """A clinician of the patient's own hospital (COUNTY) speaks for the patient beside them; the partner
     hospital's specialist, coordinators and administrators do not."""
     assert can_speak_for_patient(who, COUNTY) is allowed
+
+
+@pytest.mark.parametrize(
+    ("who", "allowed"),
+    [(li, True), (wang, True), (chen, False), (zhou, False), (zhao, False), (qian, False), (admin, False),
+     (auditor, True), (promoted, True)],
+    ids=["participant doctor", "participant specialist", "other doctor", "colleague of participant",
+         "coordinator of participant hospital", "coordinator elsewhere", "admin", "auditor", "promoted"],
+)
+def test_who_lists_plays_and_views_recordings(who: Principal, allowed: bool) -> None:
+    """A consultation's recordings (the list, the file, a viewing in the player and its streams): its
+    participants, and auditors of any hospital; never a coordinator, who organises but was not in the call.
+    Patients hold no account, so no principal: their invitation link opens no recording."""
+    assert can_access_recordings(who, SCOPE) is allowed
