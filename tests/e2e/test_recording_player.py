@@ -164,3 +164,19 @@ async def test_the_pages_in_chinese(client: TestClient, browser: Browser) -> Non
     boxes = [await v.bounding_box() for v in await page.locator(".player-tile video").all()]
     assert all(b is not None for b in boxes)
     assert len({round(b["x"]) for b in boxes if b}) == 1, "stacked on a phone"
+
+
+async def test_an_h264_recording_plays_too(client: TestClient, browser: Browser) -> None:
+    """An H.264 room's recording is split into MP4s (H.264 and Opus), which Chromium plays the same way."""
+    row = await stored_call(client.app, seconds=4, video_codec="h264")
+    base = str(client.make_url("")).rstrip("/")
+    page = await logged_in(browser, base, "dr.wang")
+    await page.goto(f"{base}/recordings/{row.id}")
+    play = page.get_by_role("button", name="Play")
+    await expect(play).to_be_enabled(timeout=20_000)
+    assert await page.locator("video[data-type='video/mp4']").count() == 3
+    await play.click()
+    await asyncio.sleep(1.5)
+    rows = await tiles(page)
+    assert all(t["frames"] > 10 and not t["paused"] for t in rows) and spread(rows) <= 0.2, rows
+    assert [max(range(3), key=lambda c: t["rgb"][c]) for t in rows] == [0, 1, 2], [t["rgb"] for t in rows]
