@@ -72,7 +72,7 @@ async def test_clinic_pages(client: TestClient, browser: Browser, locale: str) -
     await doctor.get_by_role("button", name=t("Register")).click()  # nothing filled in: told beside the field
     await expect(doctor.locator("#error-name")).to_have_text(t("Please fill this in."))
     await _shot(doctor, "patient-new-errors", locale)
-    await doctor.get_by_label(t("Name")).first.fill("王秀英 Wang Xiuying")
+    await doctor.get_by_label(t("Full name")).first.fill("王秀英 Wang Xiuying")
     await doctor.get_by_label(t("Sex")).select_option(label=t("Female"))
     await doctor.get_by_label(t("Year of birth")).fill("1949")
     await doctor.get_by_label(t("Phone")).fill("138 0000 0000")
