@@ -130,3 +130,9 @@ def _appointment_json(appointment: Appointment | None) -> dict[str, Any] | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+async def reader_zone(session: AsyncSession, who: Principal) -> str:
+    """The time zone of the caller's hospital: the referral pages show every time on its clock."""
+    hospital = await session.get(Hospital, who.hospital_id)
+    return hospital.timezone if hospital is not None else "UTC"
