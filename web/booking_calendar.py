@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from server.scheduling.service import BookingWeek
-from server.scheduling.slots import SlotStatus
+from server.scheduling.slots import ShownDay, SlotStatus
 
 from .clock import clock_time, day_and_month, day_span, weekday, zone_names
 
@@ -32,8 +32,9 @@ class SlotCell:
 @dataclass(frozen=True)
 class DayCell:
     head: DayHead
-    slots: list[SlotCell]
+    slots: list[SlotCell]  # free and booked; a slot already begun is left out
     time_off: bool
+    over: bool  # the day had slots, and every one has begun: it says so instead of listing them
 
     @property
     def free(self) -> int:
@@ -76,15 +77,20 @@ def calendar(week: BookingWeek, locale: str) -> Calendar:
     for row in week.rows:
         assert row.specialist.id is not None
         rows.append(SpecialistRow(row.specialist.id, row.specialist.display_name, row.asked_for, [
-            DayCell(head, [SlotCell(clock_time(s.starts_at, zone), s.starts_at.isoformat(), s.status.value,
-                                    slot_value(row.specialist.id, s.starts_at.isoformat())) for s in day.slots],
-                    day.time_off)
-            for head, day in zip(heads, row.days, strict=True)]))
+            _cell(head, day, row.specialist.id, zone) for head, day in zip(heads, row.days, strict=True)]))
     moments = [s.starts_at for row in week.rows for day in row.days for s in day.slots]
     return Calendar(heads, rows, day_span(week.days[0], week.days[-1], locale), zone, zone_names(moments, zone),
                     week.start.isoformat(), _iso(week.earlier), _iso(week.later),
                     this_week=week.days[0] <= week.today <= week.days[-1], today=week.today.isoformat(),
                     free=week.free)
+
+
+def _cell(head: DayHead, day: ShownDay, specialist_id: int, zone: str) -> DayCell:
+    """A day of one specialist's: past slots are left out (a week of greyed-out mornings hid the free ones)."""
+    shown = [SlotCell(clock_time(s.starts_at, zone), s.starts_at.isoformat(), s.status.value,
+                      slot_value(specialist_id, s.starts_at.isoformat()))
+             for s in day.slots if s.status is not SlotStatus.PAST]
+    return DayCell(head, shown, day.time_off, over=bool(day.slots) and not shown)
 
 
 def _iso(day: date | None) -> str | None:
