@@ -130,3 +130,11 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
     await expect(page.locator("#booking")).to_have_count(0)
     await assert_accessible(page)
     await _shot(page, "referral-booked", locale, phone)
+
+    # Cancel is a quiet button that opens a confirmation, not the page's loudest element.
+    await page.locator("#cancel summary").click()
+    confirm = page.get_by_role("button", name=t("Yes, cancel the referral"))
+    await expect(confirm).to_be_visible()
+    await expect(page.locator("#cancel").get_by_label(t("Reason"))).to_be_visible()
+    await assert_accessible(page)
+    await _shot(page, "referral-cancel-confirm", locale, phone)
