@@ -1,5 +1,6 @@
-"""The referral pages: the list (a coordinator's inbox), a new referral, and one referral with the forms
-for what the caller may do next (accept, decline, redirect, book a slot, write the opinion, cancel).
+"""The referral pages: the list (a coordinator's inbox, then the rest), a new referral, and one referral with
+the forms for what the caller may do next (accept, decline, redirect, book a slot from the week's calendar,
+write the opinion, cancel). Every time is on the reader's hospital's clock, with the zone's short name.
 
 Plain forms, posted back here and redirected (post/redirect/get); the work is done by the same
 server/referrals/service.py and server/scheduling/service.py functions the REST API calls, so the rules are the same.
@@ -7,7 +8,7 @@ server/referrals/service.py and server/scheduling/service.py functions the REST 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -16,19 +17,22 @@ from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from server.consent import records as consents
 from server.consent import templates as consent_templates
 from server.consent.records import How
-from server.errors import N_, BadRequest, TelemedError
-from server.http import file_upload, locale_for, parse_form, path_id, read_form
+from server.errors import N_, BadRequest, TelemedError, ValidationFailed
+from server.http import file_upload, locale_for, parse_form, path_id, read_form, translator
 from server.identity.auth import caller
-from server.models import ConsentPurpose, Specialty, Urgency
+from server.models import ConsentPurpose, ReferralState, Urgency
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
 from server.permissions import can_attach, can_refer, has_referral_inbox
 from server.referrals import attachments, choices, views
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
-from server.referrals.inputs import ReferralCreate
+from server.referrals.inputs import Booking, ReferralCreate, ReferralSearch
 from server.scheduling import service as scheduling
 
+from .booking_calendar import calendar
+from .clock import zone_names
+from .forms import say
 from .render import RENDERER
 
 routes = web.RouteTableDef()
@@ -48,21 +52,37 @@ def _text(request: web.Request, message: str) -> str:
 def _error_text(request: web.Request, error: TelemedError) -> str:
     text = request.app[RENDERER].gettext(request, error.message)
     fields = error.details.get("fields")
-    return "; ".join(f"{k}: {v}" for k, v in fields.items()) if fields else text
+    gettext = translator(request)
+    return "; ".join(f"{k}: {say(str(v), gettext)}" for k, v in fields.items()) if fields else text
+
+
+def _page_link(request: web.Request, key: str, page: int) -> str:
+    """This list's address at another page of one of its sections, keeping the search and the other's page."""
+    return str(request.rel_url.update_query({key: str(page)}))
 
 
 @routes.get("/referrals", name="referrals")
 async def referral_list(request: web.Request) -> web.Response:
+    """The caller's referrals, a page at a time, searchable; a coordinator's inbox first, and each referral once."""
     who = caller(request).principal
+    error = None
+    try:
+        search = parse_form(dict(request.query), ReferralSearch)  # the model the search's limits live in
+    except ValidationFailed as exc:
+        search, error = ReferralSearch(), _error_text(request, exc)
     async with request.app[DATABASE].session() as session:
-        inbox = await referrals.list_for(session, who, inbox=True) if has_referral_inbox(who) else []
-        rows = await referrals.list_for(session, who)
-        # the inbox is part of the list: one batch describes both
-        listed = {r.id for r in rows}
+        zone = await views.reader_zone(session, who)
+        inbox = await referrals.find(session, who, search, box="inbox") if has_referral_inbox(who) else None
+        rest = await referrals.find(session, who, search, box="others" if inbox is not None else "all")
+        # one batch describes both sections
         described = {d["id"]: d for d in await views.describe_many(
-            session, who, rows + [r for r in inbox if r.id not in listed])}
+            session, who, (inbox.referrals if inbox else []) + rest.referrals)}
     return _render(request, "referrals.html", {
-        "inbox": [described[r.id] for r in inbox], "referrals": [described[r.id] for r in rows],
+        "inbox": inbox and [described[r.id] for r in inbox.referrals], "inbox_page": inbox,
+        "referrals": [described[r.id] for r in rest.referrals], "page": rest,
+        "search": search, "states": list(ReferralState), "error": error, "searched": bool(search.name or search.state),
+        "receiving": not can_refer(who), "zone": zone,
+        "zone_short": zone_names([], zone), "page_link": lambda key, n: _page_link(request, key, n),
         "can_refer": can_refer(who)})
 
 
@@ -115,23 +135,17 @@ async def referral_page(request: web.Request) -> web.Response:
 
 
 async def _render_referral(request: web.Request, referral_id: int, *, error: str | None = None,
-                           status: int = 200) -> web.Response:
+                           status: int = 200, week_raw: str | None = None) -> web.Response:
     who = caller(request).principal
-    day_raw = request.query.get("date")
+    week_raw = week_raw or request.query.get("week")
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id)
         data = await views.describe(session, who, referral, full=True)
+        zone = await views.reader_zone(session, who)
         hospitals, specialists = await choices.partners(session, referral.target_hospital_id)
-        can_book = "schedule" in data["actions"]
-        slots: list[dict[str, Any]] = []
-        tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
-        day = date.fromisoformat(day_raw) if day_raw and _is_day(day_raw) else tomorrow
-        if can_book:
-            specialty = await session.get(Specialty, referral.specialty_id)
-            assert specialty is not None
-            week = scheduling.search_window(day, 7)
-            slots = [found.to_json() for found in await scheduling.search(session, who, specialty.code, week)
-                     if found.hospital.id == referral.target_hospital_id]
+        week = None
+        if "schedule" in data["actions"]:
+            week = await scheduling.booking_week(session, who, referral_id, _day(week_raw))
     await views.audit_patient_view(request.app[DATABASE], who, data)
     files: list[dict[str, Any]] = []
     if not data["records_withheld"]:
@@ -140,16 +154,17 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
     return _render(request, "referral.html", {
         "attachments": files, "can_attach": can_attach(who, referrals.scope_of(referral, None))
         and referral.state not in attachments.CLOSED,
-        "referral": data, "hospitals": hospitals, "specialists": specialists, "can_book": can_book,
-        "slots": slots, "day": day.isoformat(), "error": error}, status)
+        "referral": data, "hospitals": hospitals, "specialists": specialists, "zone": zone,
+        "calendar": calendar(week, locale_for(request)) if week else None,
+        "asked_week": bool(week_raw), "error": error}, status)
 
 
-def _is_day(raw: str) -> bool:
+def _day(raw: str | None) -> date | None:
+    """The ``?week=YYYY-MM-DD`` a calendar link carries; anything else asks for the default week."""
     try:
-        date.fromisoformat(raw)
+        return date.fromisoformat(raw) if raw else None
     except ValueError:
-        return False
-    return True
+        return None
 
 
 @routes.post("/referrals/{referral_id}/action")
@@ -176,19 +191,24 @@ async def referral_action(request: web.Request) -> web.Response:
 
 @routes.post("/referrals/{referral_id}/book")
 async def referral_book(request: web.Request) -> web.Response:
+    """A slot chosen in the calendar: its button sends ``<specialist id>@<start>``, read into the API's own
+    ``Booking`` and booked by the same service as ``POST /api/referrals/{id}/appointment``."""
     who = caller(request).principal
     referral_id = path_id(request, "referral_id")
     form = await read_form(request)
+    week = form.get("week")
+    specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
+    if not specialist_raw or not starts_raw:
+        return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422,
+                                      week_raw=week)
     try:
-        specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
-        starts_at = datetime.fromisoformat(starts_raw)
+        body = parse_form({"specialist_id": specialist_raw, "starts_at": starts_raw}, Booking)
         async with request.app[DATABASE].session() as session:
-            await scheduling.book(session, who, referral_id, _int(specialist_raw), starts_at)
-    except ValueError:
-        return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422)
+            await scheduling.book(session, who, referral_id, body.specialist_id, body.starts_at)
     except TelemedError as exc:
-        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
-    raise web.HTTPSeeOther(f"/referrals/{referral_id}")
+        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status,
+                                      week_raw=week)
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}#appointment")
 
 
 @routes.post("/referrals/{referral_id}/sharing-consent/withdraw")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,3 +33,12 @@ async def shared_referrals(session: AsyncSession, who: Principal, referrals: Ite
 
 async def shared_with(session: AsyncSession, who: Principal, referral: Referral) -> bool:
     return bool(await shared_referrals(session, who, [referral]))
+
+
+def shared_condition(who: Principal) -> sa.ColumnElement[bool]:
+    """``shared_referrals`` as a condition on the referral table, for a query that filters or orders by what
+    only a shared referral shows (a search by the patient's name must not find a withheld one). EXISTS, not a
+    join: a referral with several consents is still one row."""
+    standing = sa.exists().where(col(Consent.referral_id) == col(Referral.id),
+                                 Consent.purpose == ConsentPurpose.RECORD_SHARING, col(Consent.withdrawn_at).is_(None))
+    return sa.or_(col(Referral.referring_hospital_id) == who.hospital_id, standing)

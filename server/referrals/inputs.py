@@ -7,7 +7,7 @@ from typing import Literal
 
 import pydantic
 
-from ..models import Urgency
+from ..models import ReferralState, Urgency
 from ..parsing import Id
 from .flow import ReferralAction
 
@@ -51,3 +51,15 @@ class Booking(_Body):
 
 class Rebooking(Booking):
     reason: str = pydantic.Field(min_length=1, max_length=1000)
+
+
+# Finding referrals in the caller's lists: by a part of the patient's name (only among those whose records the
+# caller may see) and by state; a page of PAGE_SIZE at a time, the inbox paged on its own. (No docstring: it
+# would become the OpenAPI schema's description.)
+class ReferralSearch(_Body):
+    model_config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = pydantic.Field(default=None, max_length=100)
+    state: ReferralState | None = None
+    page: int = pydantic.Field(default=1, ge=1, le=100_000)
+    inbox_page: int = pydantic.Field(default=1, ge=1, le=100_000)

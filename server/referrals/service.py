@@ -7,7 +7,7 @@ cannot both land), its event row and the notifications it causes are written tog
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -54,7 +54,7 @@ from .flow import (
     decide,
     may,
 )
-from .inputs import ReferralCreate
+from .inputs import ReferralCreate, ReferralSearch
 
 CONSULTATION_FOLLOWS = {
     ReferralAction.START: ConsultationStatus.IN_PROGRESS,
@@ -62,6 +62,8 @@ CONSULTATION_FOLLOWS = {
     ReferralAction.CANCEL: ConsultationStatus.CANCELLED,
 }
 URGENCY_ORDER = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
+PAGE_SIZE = 20
+Box = Literal["inbox", "others", "all"]  # waiting for the receiving side; every other one; both
 
 
 @dataclass(frozen=True)
@@ -302,25 +304,78 @@ async def _notify(session: AsyncSession, who: Principal, referral: Referral, app
         session.add(notice.to(user_id))
 
 
-async def list_for(session: AsyncSession, who: Principal, *, inbox: bool = False) -> list[Referral]:
-    """The caller's referrals: made by them, asked of them or booked with them, or (coordinators) sent to
-    their hospital. ``inbox``: only those waiting for the receiving side, most urgent then oldest first."""
-    query = select(Referral)
+def _visible(who: Principal) -> sa.ColumnElement[bool] | None:
+    """Which referrals are the caller's to list, as a condition (None: none are): made by them, asked of them
+    or booked with them, or (coordinators) sent to their hospital."""
     if who.role is Role.COORDINATOR:
-        query = query.where(Referral.target_hospital_id == who.hospital_id)
-    elif who.role is Role.COUNTY_DOCTOR:
-        query = query.where(Referral.referring_doctor_id == who.user_id)
-    elif who.role is Role.SPECIALIST:
+        return col(Referral.target_hospital_id) == who.hospital_id
+    if who.role is Role.COUNTY_DOCTOR:
+        return col(Referral.referring_doctor_id) == who.user_id
+    if who.role is Role.SPECIALIST:
         booked = select(Appointment.referral_id).where(Appointment.specialist_id == who.user_id,
                                                        Appointment.status == AppointmentStatus.BOOKED)
-        query = query.where(sa.or_(col(Referral.target_specialist_id) == who.user_id, col(Referral.id).in_(booked)))
-    else:
+        return sa.or_(col(Referral.target_specialist_id) == who.user_id, col(Referral.id).in_(booked))
+    return None
+
+
+def _in_box(box: Box) -> list[sa.ColumnElement[bool]]:
+    waiting = col(Referral.state).in_(list(WAITING_FOR_RECEIVER))
+    return [waiting] if box == "inbox" else [sa.not_(waiting)] if box == "others" else []
+
+
+def _order(box: Box) -> list[Any]:
+    """The inbox most urgent, then longest waiting, first; any other list most recently changed first."""
+    if box == "inbox":
+        urgency = sa.case({u: n for u, n in URGENCY_ORDER.items()}, value=col(Referral.urgency))
+        return [urgency, sa.func.coalesce(col(Referral.submitted_at), col(Referral.created_at)), col(Referral.id)]
+    return [col(Referral.updated_at).desc(), col(Referral.id).desc()]
+
+
+async def list_for(session: AsyncSession, who: Principal, *, inbox: bool = False) -> list[Referral]:
+    """The caller's referrals (see ``_visible``), all of them. ``inbox``: only those waiting for the receiving
+    side, most urgent then oldest first."""
+    visible = _visible(who)
+    if visible is None:
         return []
-    if inbox:
-        query = query.where(col(Referral.state).in_(list(WAITING_FOR_RECEIVER)))
-    rows = list((await session.exec(query)).all())
-    if inbox:
-        rows.sort(key=lambda r: (URGENCY_ORDER[r.urgency], r.submitted_at or r.created_at))
-    else:
-        rows.sort(key=lambda r: r.updated_at, reverse=True)
-    return rows
+    box: Box = "inbox" if inbox else "all"
+    return list((await session.exec(select(Referral).where(visible, *_in_box(box)).order_by(*_order(box)))).all())
+
+
+@dataclass(frozen=True)
+class ReferralPage:
+    referrals: list[Referral]
+    page: int
+    total: int
+    per_page: int = PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+async def find(session: AsyncSession, who: Principal, search: ReferralSearch, *, box: Box) -> ReferralPage:
+    """A page of the caller's referrals in ``box`` (``inbox`` pages by ``search.inbox_page``, the others by
+    ``search.page``). ``others`` leaves out what the inbox lists, so a coordinator sees each referral once.
+    A name matches only referrals whose patient records the caller may see: a withheld one is never found
+    by the name it hides."""
+    visible = _visible(who)
+    page = search.inbox_page if box == "inbox" else search.page
+    if visible is None:
+        return ReferralPage([], page, 0)
+    where = [visible, *_in_box(box)]
+    if search.state is not None:
+        where.append(col(Referral.state) == search.state)
+    query = select(Referral)
+    if search.name:
+        query = query.join(Patient, col(Patient.id) == col(Referral.patient_id))
+        where += [col(Patient.name).ilike(_like(search.name), escape="\\"), disclosure.shared_condition(who)]
+    total = (await session.exec(query.with_only_columns(sa.func.count()).where(*where))).one()
+    rows = (await session.exec(query.where(*where).order_by(*_order(box))
+                               .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all()
+    return ReferralPage(list(rows), page, total)
+
+
+def _like(fragment: str) -> str:
+    """A LIKE pattern matching ``fragment`` anywhere, its own % and _ taken literally."""
+    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -45,7 +45,8 @@ class _Named:
             appointments.setdefault(appointment.referral_id, appointment)
         return cls(patients=await _by_id(session, Patient, {r.patient_id for r in referrals}),
                    specialties=await _by_id(session, Specialty, {r.specialty_id for r in referrals}),
-                   hospitals=await _by_id(session, Hospital, {r.target_hospital_id for r in referrals}),
+                   hospitals=await _by_id(session, Hospital, {r.target_hospital_id for r in referrals}
+                                          | {r.referring_hospital_id for r in referrals}),
                    users=await _by_id(session, User, {r.referring_doctor_id for r in referrals}),
                    appointments=appointments, shared=await disclosure.shared_referrals(session, who, referrals))
 
@@ -54,6 +55,7 @@ class _Named:
         patient = self.patients[referral.patient_id]
         specialty = self.specialties[referral.specialty_id]
         target = self.hospitals[referral.target_hospital_id]
+        referring = self.hospitals[referral.referring_hospital_id]
         referrer = self.users[referral.referring_doctor_id]
         shared = referral.id in self.shared
         return {
@@ -63,6 +65,7 @@ class _Named:
                         "birth_year": patient.birth_year} if shared else None,
             "specialty": {"code": specialty.code, "name_zh": specialty.name_zh, "name_en": specialty.name_en},
             "target_hospital": {"id": target.id, "name": target.name},
+            "referring_hospital": {"id": referring.id, "name": referring.name},
             "target_specialist_id": referral.target_specialist_id,
             "referring_doctor": {"id": referrer.id, "display_name": referrer.display_name},
             "created_at": _iso(referral.created_at), "submitted_at": _iso(referral.submitted_at),
@@ -127,3 +130,9 @@ def _appointment_json(appointment: Appointment | None) -> dict[str, Any] | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+async def reader_zone(session: AsyncSession, who: Principal) -> str:
+    """The time zone of the caller's hospital: the referral pages show every time on its clock."""
+    hospital = await session.get(Hospital, who.hospital_id)
+    return hospital.timezone if hospital is not None else "UTC"

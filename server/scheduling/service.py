@@ -1,4 +1,5 @@
-"""Specialists' free slots across a partnership, and booking them for referrals.
+"""Specialists' free slots across a partnership, a referral's week of them as a booking calendar, and
+booking them for referrals.
 
 Booking writes the appointment, the consultation it will take place in, and the referral's move to
 ``scheduled`` in one transaction. Two coordinators racing for one slot both pass every check; the
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -40,9 +42,11 @@ from ..notices import Notice
 from ..permissions import Principal
 from ..referrals.flow import ReferralAction, Request, may
 from ..referrals.service import _apply, actor, facts_of, load_visible
-from .slots import DayChange, Hours, Slot, day_slots, is_slot
+from .slots import DayChange, Hours, ShownDay, Slot, day_slots, is_slot, shown_day, week_of
 
 SEARCH_DAYS_MAX = 31
+LOOKAHEAD_WEEKS = 12  # how far the calendar looks for a week with a free slot, when not asked for one
+WEEKS_AHEAD_MAX = 52  # the furthest week the calendar shows
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,78 @@ async def search(session: AsyncSession, who: Principal, specialty_code: str,
                 found.append(SpecialistSlots(specialist, hospital, specialty, day, slots))
     found.sort(key=lambda s: s.slots[0].starts_at)
     return found
+
+
+@dataclass(frozen=True)
+class SpecialistWeek:
+    specialist: User
+    asked_for: bool  # the specialist the referring doctor named
+    days: list[ShownDay]  # Monday to Sunday
+
+
+@dataclass(frozen=True)
+class BookingWeek:
+    """A week of the receiving hospital's specialists in a referral's specialty, for booking it: every slot
+    of their hours on the hospital's clock, free, booked or past."""
+
+    hospital: Hospital  # whose clock the days and times are on
+    specialty: Specialty
+    start: date  # the Monday
+    today: date  # on the hospital's clock
+    rows: list[SpecialistWeek]
+    earlier: date | None  # the Monday before, unless this is the current week
+    later: date | None
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range(7)]
+
+    @property
+    def free(self) -> int:
+        return sum(day.free for row in self.rows for day in row.days)
+
+
+async def booking_week(session: AsyncSession, who: Principal, referral_id: int, week: date | None) -> BookingWeek:
+    """The week from ``week``'s Monday for booking the referral (the receiving coordinators). Without a
+    ``week``, the current one on the hospital's clock, or else the first with a free slot within
+    LOOKAHEAD_WEEKS; a week before the current one, or past WEEKS_AHEAD_MAX, is brought within them."""
+    referral, appointment = await load_visible(session, who, referral_id)
+    if not may(actor(who), facts_of(referral, appointment), ReferralAction.SCHEDULE):
+        raise Forbidden(N_("Only the receiving hospital's coordinators book a referral's appointment."))
+    hospital = await session.get(Hospital, referral.target_hospital_id)
+    specialty = await session.get(Specialty, referral.specialty_id)
+    assert hospital is not None and specialty is not None
+    specialists = (await session.exec(select(User).where(
+        User.role == Role.SPECIALIST, User.specialty_id == specialty.id, User.is_active == True,  # noqa: E712
+        User.hospital_id == hospital.id).order_by(col(User.id)))).all()
+    now = utcnow()
+    today = now.astimezone(ZoneInfo(hospital.timezone)).date()
+    current, last = week_of(today), week_of(today) + timedelta(weeks=WEEKS_AHEAD_MAX)
+    known = [(specialist, *await _hours(session, specialist.id), await _booked(session, specialist.id))
+             for specialist in specialists if specialist.id is not None]
+
+    def rows(start: date) -> list[SpecialistWeek]:
+        return [SpecialistWeek(specialist, specialist.id == referral.target_specialist_id, [
+            shown_day(start + timedelta(days=n), hospital.timezone, hours, changes, specialty.slot_minutes,
+                      booked=booked, now=now) for n in range(7)])
+            for specialist, hours, changes, booked in known]
+
+    if week is not None:
+        start = min(max(week_of(week), current), last)
+        shown = rows(start)
+    else:
+        start, shown = current, rows(current)
+        for ahead in range(1, LOOKAHEAD_WEEKS):
+            if any(day.free for row in shown for day in row.days):
+                break
+            later = rows(current + timedelta(weeks=ahead))
+            if any(day.free for row in later for day in row.days):
+                start, shown = current + timedelta(weeks=ahead), later
+                break
+    shown.sort(key=lambda row: not row.asked_for)  # the one asked for first; else by id, as read
+    return BookingWeek(hospital, specialty, start, today, shown,
+                       earlier=start - timedelta(weeks=1) if start > current else None,
+                       later=start + timedelta(weeks=1) if start < last else None)
 
 
 async def _bookable(session: AsyncSession, referral: Referral, specialist_id: int, starts_at: datetime) -> Slot:

@@ -1,8 +1,10 @@
 """A specialist's bookable slots on one day: weekly hours, minus time off, plus extra hours, cut into
-slots of the specialty's length, in the hospital's time zone. Pure: the caller brings the rows."""
+slots of the specialty's length, in the hospital's time zone; and a week of them as a booking calendar
+shows it, free, booked or past. Pure: the caller brings the rows."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -86,3 +88,51 @@ def is_slot(starts_at: datetime, zone: str, hours: Iterable[Hours], changes: Ite
     wanted = starts_at.astimezone(UTC)
     return next((s for s in day_slots(local_day, zone, list(hours), list(changes), slot_minutes)
                  if s.starts_at == wanted), None)
+
+
+class SlotStatus(enum.StrEnum):
+    """What a booking calendar shows a slot as: only a free one can be booked."""
+
+    FREE = "free"
+    BOOKED = "booked"
+    PAST = "past"
+
+
+@dataclass(frozen=True)
+class ShownSlot:
+    starts_at: datetime  # UTC
+    ends_at: datetime
+    status: SlotStatus
+
+
+@dataclass(frozen=True)
+class ShownDay:
+    """One specialist's local day in a booking calendar: every slot of their hours, and whether they took
+    time off that day (so an empty day says why)."""
+
+    day: date
+    slots: list[ShownSlot]
+    time_off: bool
+
+    @property
+    def free(self) -> int:
+        return sum(s.status is SlotStatus.FREE for s in self.slots)
+
+
+def shown_day(day: date, zone: str, hours: Iterable[Hours], changes: Iterable[DayChange], slot_minutes: int, *,
+              booked: Iterable[datetime], now: datetime) -> ShownDay:
+    """Every slot of local ``day``, each free, booked or past (a booked slot is shown booked even once past:
+    what matters to a coordinator is that it was taken)."""
+    changes = list(changes)
+    taken = {b.astimezone(UTC) for b in booked}
+    shown = []
+    for slot in day_slots(day, zone, list(hours), changes, slot_minutes):
+        status = SlotStatus.BOOKED if slot.starts_at in taken else \
+            SlotStatus.PAST if slot.starts_at < now else SlotStatus.FREE
+        shown.append(ShownSlot(slot.starts_at, slot.ends_at, status))
+    return ShownDay(day, shown, any(c.day == day and not c.available for c in changes))
+
+
+def week_of(day: date) -> date:
+    """The Monday of ``day``'s week (weeks run Monday to Sunday, as ``Hours.weekday`` counts them)."""
+    return day - timedelta(days=day.weekday())

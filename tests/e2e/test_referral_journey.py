@@ -1,7 +1,7 @@
 """A referral in real Chromium, through the pages: the county doctor refers (with the patient's consent to
 sharing their records, and an ECG image attached), the partner hospital's coordinator accepts it from the
-inbox and books a slot, the patient opens the invitation, consents, passes the device check and waits,
-the specialist admits them, then writes the opinion, and the county doctor reads it."""
+inbox and books a slot from the week's calendar, the patient opens the invitation, consents, passes the
+device check and waits, the specialist admits them, then writes the opinion, and the county doctor reads it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from playwright.async_api import Browser, expect
 
 from server.settings import Settings
 
+from .conftest import assert_accessible
+from .test_clinic_pages import _shot
 from .test_consultation_call import assert_receiving, logged_in, patient_arrives
 
 pytestmark = pytest.mark.e2e
@@ -37,6 +39,7 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     await doctor.get_by_label("Reason").fill("Chest pain on exertion")
     await doctor.get_by_label("Clinical summary").fill("68-year-old man; ST depression in V4-V6.")
     await doctor.get_by_label("I read this text to the patient and they agreed.").check()
+    await _shot(doctor, "referral-new", "en")
     await doctor.get_by_role("button", name="Submit referral").click()
     await expect(doctor.locator("#referral-state")).to_have_text("Submitted")
     referral_url = doctor.url
@@ -50,13 +53,26 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     inbox = coordinator.locator("section", has_text="Inbox").locator("tr[data-referral-id]")
     await expect(inbox).to_have_count(1)
     await expect(inbox).to_contain_text("Chest pain on exertion")
+    await expect(inbox).to_contain_text("青山县人民医院 Qingshan County People's Hospital")
+    await expect(inbox).to_contain_text("李明 Li Ming")
+    await assert_accessible(coordinator)
     await inbox.get_by_role("link", name="Open").click()
+    await assert_accessible(coordinator)
     await coordinator.get_by_role("button", name="Accept").click()
     await expect(coordinator.locator("#referral-state")).to_have_text("Accepted")
-    await coordinator.locator("#booking fieldset", has_text="Wang Fang").locator("input[type=radio]").first.check()
-    await coordinator.get_by_role("button", name="Book", exact=True).click()
+    # The calendar: Wang Fang, asked for by name, is its first row; her first free slot books the referral.
+    wang = coordinator.locator("#booking tbody tr").first
+    await expect(wang).to_contain_text("王芳 Wang Fang")
+    await expect(wang).to_contain_text("Asked for by the referring doctor")
+    await assert_accessible(coordinator)
+    slot = wang.locator("button.slot.free").first
+    when = await slot.get_attribute("data-starts-at")
+    chosen = (await slot.inner_text()).split(",")[0].strip()
+    await slot.click()
     await expect(coordinator.locator("#referral-state")).to_have_text("Scheduled")
-    await expect(coordinator.locator("#appointment")).to_be_visible()
+    await expect(coordinator.locator("#appointment time")).to_have_attribute("datetime", str(when))
+    await expect(coordinator.locator("#appointment")).to_contain_text(f"{chosen} CST")
+    await _shot(coordinator, "referral-journey-booked", "en")
     await expect(coordinator.locator("#attachments a", has_text="心电图 ECG.png")).to_be_visible()
 
     # The county doctor opens the consultation's room and sends the patient the invitation.

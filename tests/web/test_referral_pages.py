@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -13,6 +14,7 @@ from sqlmodel import select
 from server.appkeys import DATABASE
 from server.db import Database
 from server.models import Referral
+from server.referrals.service import PAGE_SIZE
 from server.settings import Settings
 
 from ..conftest import _start, login
@@ -138,7 +140,8 @@ async def test_ids_in_the_forms_are_ascii_digits_within_range(client: TestClient
 async def test_the_list_page_costs_the_same_queries_for_five_referrals_as_for_two_hundred(
         client: TestClient) -> None:
     """/referrals describes the coordinator's inbox and list in one batch: as many statements for two
-    hundred referrals as for five, and each section shows the rows, in the order, the API lists."""
+    hundred referrals as for five, and each section shows the rows, in the order, the API lists (its first
+    page; the rest leaves out what the inbox holds)."""
     database = client.app[DATABASE]
     headers = await login(client, "coord.zhao")
     await form_login(client, "coord.zhao")
@@ -156,8 +159,48 @@ async def test_the_list_page_costs_the_same_queries_for_five_referrals_as_for_tw
     text, with_many = await shown()
     assert len(with_many) == len(with_few), with_many
 
-    inbox, _, rest = text.partition("Inbox: waiting for your hospital")[2].partition("<h1>Referrals</h1>")
-    for section, path in ((inbox, "/api/referrals?inbox=1"), (rest, "/api/referrals")):
-        listed = (await (await client.get(path, headers=headers)).json())["referrals"]
-        assert re.findall(r'data-referral-id="(\d+)"', section) == [str(r["id"]) for r in listed]
-        assert len(listed) > 5
+    inbox, _, rest = text.partition('id="inbox"')[2].partition('id="others"')
+    waiting = (await (await client.get("/api/referrals?inbox=1", headers=headers)).json())["referrals"]
+    everything = (await (await client.get("/api/referrals", headers=headers)).json())["referrals"]
+    others = [r for r in everything if r["id"] not in {w["id"] for w in waiting}]
+    for section, listed in ((inbox, waiting), (rest, others)):
+        assert re.findall(r'data-referral-id="(\d+)"', section) == [str(r["id"]) for r in listed][:PAGE_SIZE]
+        assert len(listed) > PAGE_SIZE
+    assert "Page 1 of" in inbox and "Page 1 of" in rest
+
+
+async def test_the_inbox_lists_each_referral_once_with_its_sender_and_when_it_came(client: TestClient) -> None:
+    """A waiting referral is in the coordinator's inbox once (it was listed again below it), naming the
+    referring hospital and doctor, its urgency, and when it came on the hospital's clock (CST, not UTC);
+    accepted, it moves to the other section, still once."""
+    referral = await _referral(client)
+    await form_login(client, "coord.zhao")
+    text = await (await client.get("/referrals", headers=EN)).text()
+    assert text.count(f'data-referral-id="{referral}"') == 1
+    inbox = text.partition('id="inbox"')[2].partition('id="others"')[0]
+    row = inbox.partition(f'data-referral-id="{referral}"')[2].partition("</tr>")[0]
+    assert "青山县人民医院 Qingshan County People&#39;s Hospital" in row and "李明 Li Ming" in row
+    assert "urgency-emergency" in row and "Emergency" in row
+    async with client.app[DATABASE].session() as session:
+        submitted = (await session.get(Referral, referral)).submitted_at
+    local = submitted.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert f">{local} CST</time>" in row and "UTC" not in text
+    assert "Times in Asia/Shanghai (CST)." in text
+    await client.post(f"/referrals/{referral}/action", data={"action": "accept"}, headers=EN)
+    text = await (await client.get("/referrals", headers=EN)).text()
+    assert text.count(f'data-referral-id="{referral}"') == 1
+    assert f'data-referral-id="{referral}"' in text.partition('id="others"')[2]
+
+
+async def test_the_list_is_searched_by_patient_name_and_state(client: TestClient) -> None:
+    await add_referrals(client.app[DATABASE], 30)
+    await form_login(client, "dr.li")
+    found = await (await client.get("/referrals?name=patient+2&state=", headers=EN)).text()
+    names = re.findall(r'<td data-label="Patient" class="patient">([^<]+)</td>', found)
+    assert names and all(name.startswith("Patient 2") for name in names) and "Show all" in found
+    drafts = await (await client.get("/referrals?state=draft", headers=EN)).text()
+    assert set(re.findall(r'data-state="(\w+)"', drafts.partition('id="others"')[2])) == {"draft"}
+    nothing = await (await client.get("/referrals?name=nobody", headers=EN)).text()
+    assert "No referral matches this search." in nothing
+    wrong = await client.get("/referrals?page=0&state=lost", headers=EN)
+    assert wrong.status == 200 and "page:" in await wrong.text() and 'role="alert"' in await wrong.text()

@@ -147,10 +147,12 @@ async def one_at_a_time(session: AsyncSession, who: Principal, referral: Referra
     patient = await session.get(Patient, referral.patient_id)
     specialty = await session.get(Specialty, referral.specialty_id)
     target = await session.get(Hospital, referral.target_hospital_id)
+    referring = await session.get(Hospital, referral.referring_hospital_id)
     referrer = await session.get(User, referral.referring_doctor_id)
     appointment = (await session.exec(select(Appointment).where(
         Appointment.referral_id == referral.id, Appointment.status == AppointmentStatus.BOOKED))).first()
     assert patient is not None and specialty is not None and target is not None and referrer is not None
+    assert referring is not None
     shared = await referrals.records_shared_with(session, who, referral)
 
     def iso(value: datetime | None) -> str | None:
@@ -162,6 +164,7 @@ async def one_at_a_time(session: AsyncSession, who: Principal, referral: Referra
         if shared else None,
         "specialty": {"code": specialty.code, "name_zh": specialty.name_zh, "name_en": specialty.name_en},
         "target_hospital": {"id": target.id, "name": target.name},
+        "referring_hospital": {"id": referring.id, "name": referring.name},
         "target_specialist_id": referral.target_specialist_id,
         "referring_doctor": {"id": referrer.id, "display_name": referrer.display_name},
         "created_at": iso(referral.created_at), "submitted_at": iso(referral.submitted_at),

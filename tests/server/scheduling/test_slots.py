@@ -6,7 +6,16 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from server.scheduling.slots import DayChange, Hours, day_slots, is_slot, open_minutes
+from server.scheduling.slots import (
+    DayChange,
+    Hours,
+    SlotStatus,
+    day_slots,
+    is_slot,
+    open_minutes,
+    shown_day,
+    week_of,
+)
 
 MONDAY = date(2026, 11, 23)
 WEEK = [Hours(0, 9 * 60, 12 * 60), Hours(0, 14 * 60, 15 * 60), Hours(2, 9 * 60, 10 * 60)]
@@ -52,3 +61,41 @@ def test_is_slot_accepts_only_real_starts() -> None:
     assert is_slot(utc(1, 10), "Asia/Shanghai", WEEK, [], 30) is None  # not on the grid
     assert is_slot(utc(5), "Asia/Shanghai", WEEK, [], 30) is None  # 13:00 local: lunch
     assert is_slot(utc(1, day=24), "Asia/Shanghai", WEEK, [], 30) is None  # Tuesday
+
+
+F, B, P = SlotStatus.FREE, SlotStatus.BOOKED, SlotStatus.PAST
+
+
+@pytest.mark.parametrize(("booked", "now", "expected"), [
+    ([], utc(0), [F, F, F, F]),  # 09:00-12:00 and 14:00-15:00 local, in 60-minute slots, before they start
+    ([utc(2)], utc(0), [F, B, F, F]),  # 10:00 local taken
+    ([], utc(2), [P, F, F, F]),  # at 10:00 local, 09:00 has passed; 10:00 starts now and is still free
+    ([utc(1)], utc(2, 30), [B, P, F, F]),  # booked stays booked once past
+    ([utc(1, day=30)], utc(0), [F, F, F, F]),  # a booking another Monday
+])
+def test_a_calendar_day_shows_every_slot_free_booked_or_past(booked: list[datetime], now: datetime,
+                                                             expected: list[SlotStatus]) -> None:
+    hours = [Hours(0, 9 * 60, 12 * 60), Hours(0, 14 * 60, 15 * 60)]
+    day = shown_day(MONDAY, "Asia/Shanghai", hours, [], 60, booked=booked, now=now)
+    assert [s.status for s in day.slots] == expected
+    assert [s.starts_at for s in day.slots] == [utc(1), utc(2), utc(3), utc(6)]
+    assert day.free == expected.count(F) and not day.time_off
+
+
+@pytest.mark.parametrize(("changes", "slots", "time_off"), [
+    ([], 8, False),  # 09:00-12:00 and 14:00-15:00 in 30-minute slots
+    ([DayChange(MONDAY, 0, 1440, False)], 0, True),  # the day off: empty, and says why
+    ([DayChange(MONDAY, 600, 660, False)], 6, True),  # an hour off
+    ([DayChange(date(2026, 11, 30), 0, 1440, False)], 8, False),  # next Monday off
+])
+def test_a_calendar_day_says_when_time_off_emptied_it(changes: list[DayChange], slots: int, time_off: bool) -> None:
+    day = shown_day(MONDAY, "Asia/Shanghai", WEEK, changes, 30, booked=[], now=utc(0))
+    assert (len(day.slots), day.time_off) == (slots, time_off)
+
+
+@pytest.mark.parametrize(("day", "monday"), [
+    (MONDAY, MONDAY), (date(2026, 11, 29), MONDAY), (date(2026, 11, 30), date(2026, 11, 30)),
+    (date(2027, 1, 2), date(2026, 12, 28)),  # across the new year
+])
+def test_week_of_is_its_monday(day: date, monday: date) -> None:
+    assert week_of(day) == monday
