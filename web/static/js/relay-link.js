@@ -11,6 +11,16 @@
 
 export const RELAY = "relay";
 
+/**
+ * The latest audio level (0 to 1) of what a receiver gets, or 0 if none came lately or it carries no
+ * level (the RTP header extension was not negotiated).
+ * @param {RTCRtpReceiver} receiver
+ */
+export function loudness(receiver) {
+  const [latest] = receiver.getSynchronizationSources?.() ?? [];
+  return latest?.audioLevel ?? 0;
+}
+
 /** Offers made by this page, so that no two links' offers share an id. */
 let offersMade = 0;
 
@@ -99,6 +109,13 @@ export class RelayLink {
   /** @param {MediaStreamTrack | null} track sent as our video from now on (a shared screen, the camera, nothing) */
   async setVideo(track) {
     await this.senders.video.replaceTrack(track);
+  }
+
+  /** @returns {Map<string, number>} each slot's owner -> how loud they are now (see loudness) */
+  audioLevels() {
+    const levels = new Map();
+    for (const slot of this.slots) if (slot.owner) levels.set(slot.owner, loudness(slot.audio.receiver));
+    return levels;
   }
 
   get connectionState() {
