@@ -85,12 +85,12 @@ async def test_a_closed_room_says_so_and_offers_the_way_back(client: TestClient)
     await _plan(client, 1, datetime.now(UTC) - timedelta(days=1))
     await form_login(client, "dr.li")
     page = await (await client.get("/consultations/1", headers=EN)).text()
-    assert "This consultation room has closed" in page and "Nobody can join it any more." in page
+    assert "This consultation room has closed" in page and "; nobody can join it any more." in page
     assert re.search(r'<a class="button primary" id="room-back" href="/">Back to my consultations</a>', page)
     assert 'id="room-not-open" aria-labelledby="room-not-open-title" hidden' in page
     assert _config(page)["window"]["state"] == "closed"
     chinese = await (await client.get("/consultations/1", headers=ZH)).text()
-    assert "会诊室已关闭" in chinese and "返回我的会诊" in chinese
+    assert "会诊室已关闭" in chinese and "返回我的会诊" in chinese and " 关闭，已无法再进入。" in chinese
 
 
 async def test_an_open_room_shows_the_call_and_no_notice(client: TestClient) -> None:

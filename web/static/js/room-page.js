@@ -401,7 +401,7 @@ if (referralPanel) {
 }
 
 if (config.window.state === "closed") {
-  showClosed();
+  showState("room-closed");
 } else {
   if (config.window.state === "not-open") {
     showState("not-open");

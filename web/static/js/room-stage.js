@@ -1,6 +1,6 @@
 // The room's videos, laid out as in any video product: one large tile (the participant pinned, else a
 // shared screen, else whoever speaks), the other participants in a strip, and the self-view small in a
-// corner of the large one. Only the page's DOM: the call (call.js) knows nothing of it.
+// corner of the large one (in the strip when the large one is a screen, so as not to hide any of it). Only the page's DOM: the call (call.js) knows nothing of it.
 //
 // Tiles never move in the document (a <video> taken out of it stops playing); each gets a data-role
 // ("main", "strip" or "pip") and app.css places it.
@@ -204,11 +204,13 @@ export class RoomStage {
   /** Give every tile its role. */
   layout() {
     const main = this._mainId();
+    // Over a shared screen the self-view would hide part of it: it joins the strip instead.
+    const overScreen = this.tileOf(main)?.hasAttribute("data-screen") ?? false;
     let strip = 0;
     for (const element of this.container.querySelectorAll(".tile")) {
       const tile = /** @type {HTMLElement} */ (element);
       const id = tile.dataset.participant;
-      const role = id === main ? "main" : id === SELF ? "pip" : "strip";
+      const role = id === main ? "main" : id === SELF && !overScreen ? "pip" : "strip";
       if (role === "strip") strip += 1;
       tile.dataset.role = role;
       tile.querySelector(".pin")?.setAttribute("aria-pressed", String(id === this.pinned));
