@@ -239,6 +239,7 @@ async def _room(request: web.Request, consultation_id: int, *, opinion: dict[str
         "consultationId": view.consultation.id,
         "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
         "invitationUrl": f"/api/consultations/{view.consultation.id}/invitations" if view.patient else None,
+        "hasPatient": view.patient is not None,
         # the patient beside the doctor consents to recording through them
         "patientConsentUrl": f"/api/consultations/{view.consultation.id}/consents" if beside_patient else None,
         "consentUrl": f"/api/consultations/{view.consultation.id}/recording-consent",

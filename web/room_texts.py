@@ -23,8 +23,8 @@ SIGNALING_ERRORS: dict[ErrorCode, str] = {
     ErrorCode.RESUME_FAILED: N_("Your place in the room was not kept; joining again."),
     ErrorCode.RATE_LIMITED: N_("Too much at once: the last thing you sent was dropped."),
     ErrorCode.NOT_RELAYED: N_("The video was being set up the wrong way; it is set up again."),
-    ErrorCode.CONSENT_MISSING: N_("Recording needs everyone's consent first: see who is marked "
-                                  "\u201cno recording consent\u201d."),
+    # (The page names who has not consented, as far as it knows: see consentMissing* in consultation.html.)
+    ErrorCode.CONSENT_MISSING: N_("Recording needs everyone's consent first."),
     ErrorCode.CHAT_NOT_STORED: N_("Your last message could not be saved with the consultation, so nobody saw "
                                   "it. It is back in the box: send it again."),
     ErrorCode.NEGOTIATION_FAILED: N_("The media server could not set up the video."),

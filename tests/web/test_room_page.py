@@ -113,7 +113,7 @@ async def test_the_page_carries_each_signaling_errors_words_in_the_readers_langu
     errors = _strings(await (await client.get("/consultations/1", headers=ZH)).text())["errors"]
     assert set(errors) == {kind.code for kind in ErrorCode}
     assert errors["room-full"] == "会诊室已满，暂时无法再进入。"
-    assert errors["consent-missing"].startswith("录像需要所有人先同意")
+    assert errors["consent-missing"] == "录像需要所有人先同意。"
 
 
 async def _booked(client: TestClient) -> tuple[int, int, dict[str, int]]:

@@ -4,7 +4,7 @@
 // room-panel.js's.
 
 import { ConsultationCall } from "./call.js";
-import { ERRORS } from "./codes.js";
+import { API_ERRORS, ERRORS } from "./codes.js";
 import { postInPlace, tabs } from "./room-panel.js";
 import { RoomStage, SELF } from "./room-stage.js";
 import { serverClock, untilOpen } from "./room-window.js";
@@ -35,10 +35,10 @@ let countdown = new AbortController();
 // Token refusals after which asking again cannot help, and the state the call ends in. A patient's link
 // expires when the room closes, so for them an expired or closed link means the same as a closed room.
 const FINAL_REFUSALS = {
-  "room-closed": "room-closed",
-  "link-revoked": "invitation-revoked",
-  "consent-required": "consent-withdrawn",
-  ...(config.guest ? { "link-closed": "room-closed", "token-expired": "room-closed" } : {}),
+  [API_ERRORS.ROOM_CLOSED]: "room-closed",
+  [API_ERRORS.LINK_REVOKED]: "invitation-revoked",
+  [API_ERRORS.CONSENT_REQUIRED]: "consent-withdrawn",
+  ...(config.guest ? { [API_ERRORS.LINK_CLOSED]: "room-closed", [API_ERRORS.TOKEN_EXPIRED]: "room-closed" } : {}),
 };
 const ENDED = ["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked", "room-closed"];
 
@@ -92,7 +92,7 @@ async function fetchToken() {
   });
   if (!response.ok) {
     const error = await response.json().then((body) => body.error ?? {}, () => ({}));
-    if (error.code === "room-not-open" && error.opens_at) {
+    if (error.code === API_ERRORS.ROOM_NOT_OPEN && error.opens_at) {
       // This device's clock said it was time; the server's did not. Count down again, to the server's time.
       const opensAt = Date.parse(error.opens_at);
       countDownTo(opensAt);
@@ -151,6 +151,18 @@ function errorText(error) {
   return strings.errors[error.code] ?? error.message;
 }
 
+/**
+ * Why recording cannot start, naming who has not consented as far as this page knows: those in the room
+ * without consent, or else (the server refused, so someone has not) the patient, who need not be in it.
+ * @param {{code: string, message: string}} error
+ */
+function consentMissingText(error) {
+  const present = [call?.self, ...(call?.participants.values() ?? [])];
+  const names = present.filter((p) => p && !p.recording_consent).map((p) => p.name);
+  if (names.length) return strings.consentMissingNames.replace("{names}", names.join(strings.nameSeparator));
+  return config.hasPatient ? strings.consentMissingPatient : errorText(error);
+}
+
 /** Into the room: camera and microphone, then the call. */
 async function join() {
   $("stage").hidden = false;
@@ -207,7 +219,9 @@ function wire(call) {
       const input = $("chat-text");
       if (!input.value && unsentChat.length) input.value = unsentChat.shift() ?? "";
       $("chat-status").textContent = errorText(error);
-    } else if (error.code === ERRORS.CONSENT_MISSING || error.code === ERRORS.NOT_ALLOWED) {
+    } else if (error.code === ERRORS.CONSENT_MISSING) {
+      $("recording-message").textContent = consentMissingText(error);
+    } else if (error.code === ERRORS.NOT_ALLOWED) {
       $("recording-message").textContent = errorText(error);
     } else {
       $("call-message").textContent = errorText(error);
