@@ -237,6 +237,28 @@ async def test_pin_enlarge_and_full_screen(client: TestClient, browser: Browser,
     await doctor.wait_for_function("document.fullscreenElement === null")
 
 
+async def test_the_large_tile_follows_whoever_speaks(client: TestClient, browser: Browser) -> None:
+    """Three in the room (so through the relay): the one who speaks takes the large tile, a moment after they
+    start. Muting a microphone sends silence, so whoever is left speaking is the speaker."""
+    base = str(client.make_url("")).rstrip("/")
+    doctor, specialist = await in_call(browser, base, "en")
+    guest = await invite(client)
+    await consent(client, guest)
+    patient = await (await browser.new_context(locale="en")).new_page()
+    await patient.goto(f"{base}/visit/{guest}/room")
+    await doctor.locator("#lobby-list li").get_by_role("button", name="Admit").click()
+    await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
+    await expect(doctor.locator("figure.remote")).to_have_count(2, timeout=30_000)
+    tile = {who: doctor.locator(f'figure[data-participant="{await page.evaluate("window.telemedCall.self.id")}"]')
+            for who, page in (("specialist", specialist), ("patient", patient))}
+    # (Both fake microphones beep, so either may be the speaker at first: each speaks alone in turn.)
+    for speaking, silent in (("patient", specialist), ("specialist", patient)):
+        await silent.locator("#toggle-mic").click()
+        await expect(tile[speaking]).to_have_attribute("data-role", "main", timeout=15_000)
+        await silent.locator("#toggle-mic").click()
+    await shot(doctor, "room-three-desktop-en")
+
+
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_a_shared_screen_is_large_and_whole(client: TestClient, browser: Browser, locale: str) -> None:
     _ = words(locale)

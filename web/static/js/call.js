@@ -160,16 +160,17 @@ export class ConsultationCall {
   }
 
   /**
-   * How loud each remote participant is right now, from 0 to 1: the audio level the browser reads off the
-   * packets it receives (RTCRtpReceiver.getSynchronizationSources), so the page can show who speaks.
-   * @returns {Map<string, number>} participant id -> level; 0 for a participant whose level is unknown
+   * How loud each remote participant is right now, from 0 to 1 (the level the browser measures on the audio
+   * it decodes), so the page can show who speaks.
+   * @returns {Promise<Map<string, number>>} participant id -> level; 0 for one whose level is unknown
    */
-  audioLevels() {
+  async audioLevels() {
     if (this.relay) return this.relay.audioLevels();
     const levels = new Map();
     for (const [id, peer] of this.peers) {
       const receiver = peer.pc.getReceivers().find((r) => r.track.kind === "audio");
-      levels.set(id, receiver ? loudness(receiver) : 0);
+      const [level] = receiver ? loudness(await receiver.getStats()).values() : [];
+      levels.set(id, level ?? 0);
     }
     return levels;
   }

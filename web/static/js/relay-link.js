@@ -12,13 +12,17 @@
 export const RELAY = "relay";
 
 /**
- * The latest audio level (0 to 1) of what a receiver gets, or 0 if none came lately or it carries no
- * level (the RTP header extension was not negotiated).
- * @param {RTCRtpReceiver} receiver
+ * How loud each received audio stream is now (0 to 1), by its mid: the level the browser measures on the
+ * audio it decodes (inbound-rtp audioLevel), which needs nothing of the sender or the relay.
+ * @param {RTCStatsReport} report
+ * @returns {Map<string, number>}
  */
-export function loudness(receiver) {
-  const [latest] = receiver.getSynchronizationSources?.() ?? [];
-  return latest?.audioLevel ?? 0;
+export function loudness(report) {
+  const levels = new Map();
+  report.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio" && r.mid !== undefined) levels.set(r.mid, r.audioLevel ?? 0);
+  });
+  return levels;
 }
 
 /** Offers made by this page, so that no two links' offers share an id. */
@@ -111,10 +115,13 @@ export class RelayLink {
     await this.senders.video.replaceTrack(track);
   }
 
-  /** @returns {Map<string, number>} each slot's owner -> how loud they are now (see loudness) */
-  audioLevels() {
+  /** @returns {Promise<Map<string, number>>} each slot's owner -> how loud they are now (see loudness) */
+  async audioLevels() {
+    const byMid = loudness(await this.pc.getStats());
     const levels = new Map();
-    for (const slot of this.slots) if (slot.owner) levels.set(slot.owner, loudness(slot.audio.receiver));
+    for (const slot of this.slots) {
+      if (slot.owner) levels.set(slot.owner, byMid.get(/** @type {string} */ (slot.audio.mid)) ?? 0);
+    }
     return levels;
   }
 

@@ -134,7 +134,7 @@ const stage = new RoomStage({
 fullscreenButton.hidden = !document.fullscreenEnabled;
 
 function endControls(canRejoin) {
-  micButton.disabled = cameraButton.disabled = hangUpButton.disabled = shareButton.disabled = true;
+  micButton.disabled = cameraButton.disabled = hangUpButton.disabled = shareButton.disabled = recordButton.disabled = true;
   if (canRejoin && !$("rejoin")) {
     const rejoin = document.createElement("a");
     rejoin.id = "rejoin";
@@ -178,8 +178,20 @@ async function join() {
   window.telemedCall = call;
   wire(call);
   call.start();
-  // Who speaks, a few times a second: the large tile follows them (unless someone is pinned).
-  setInterval(() => stage.hear(call.audioLevels()), 300);
+  followTheSpeaker(call);
+}
+
+/** Who speaks, a few times a second: the large tile follows them (unless someone is pinned or sharing).
+ * @param {ConsultationCall} call */
+async function followTheSpeaker(call) {
+  while (!ENDED.includes(call.state)) {
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    try {
+      stage.hear(await call.audioLevels());
+    } catch (err) {
+      console.warn("could not read audio levels", err);  // a connection closed meanwhile: next time
+    }
+  }
 }
 
 /** @param {ConsultationCall} call */

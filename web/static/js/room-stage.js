@@ -12,8 +12,10 @@
 
 /** The self-view's key among the tiles: remote participants are keyed by their participant id. */
 export const SELF = "self";
-// A level above this is someone speaking (0..1; the fake microphone's beeps and speech are well above it).
+// A (smoothed) level above this is someone speaking (0..1; speech is well above it, a quiet room below).
 const SPEAKING = 0.02;
+// How much of the last smoothed level each new reading keeps: speech comes in bursts, a voice does not.
+const SMOOTHING = 0.6;
 // The loudest voice takes the large tile only after this long, so a cough does not swap the layout.
 const SWITCH_AFTER_MS = 1200;
 
@@ -33,6 +35,8 @@ export class RoomStage {
     this.speaker = null;
     /** @type {{id: string, since: number} | null} who is louder than the speaker, and since when */
     this.challenger = null;
+    /** @type {Map<string, number>} each remote participant's smoothed audio level */
+    this.loudness = new Map();
     const local = this.tileOf(SELF);
     if (local) this._wire(local, SELF);
     this.layout();
@@ -109,6 +113,7 @@ export class RoomStage {
   /** @param {string} id */
   remove(id) {
     this.tileOf(id)?.remove();
+    this.loudness.delete(id);
     if (this.pinned === id) this.pinned = null;
     if (this.speaker === id) this.speaker = null;
     this.layout();
@@ -157,10 +162,13 @@ export class RoomStage {
    * @param {number} [now]
    */
   hear(levels, now = performance.now()) {
+    for (const [id, level] of levels) {
+      this.loudness.set(id, SMOOTHING * (this.loudness.get(id) ?? 0) + (1 - SMOOTHING) * level);
+    }
     if (document.fullscreenElement) return;
     let loudest = null;
     let top = SPEAKING;
-    for (const [id, level] of levels) {
+    for (const [id, level] of this.loudness) {
       if (level > top && this.tileOf(id)) {
         loudest = id;
         top = level;
