@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from yarl import URL
@@ -35,6 +33,7 @@ from server.referrals import service as referrals
 from server.referrals.inputs import ReferralActionBody
 from server.scheduling import calendar_feed
 
+from .clock import zoned
 from .referral_pages import URGENCY_LABELS
 from .render import RENDERER
 from .room_texts import signaling_errors
@@ -271,12 +270,6 @@ async def _referral_panel(request: web.Request, consultation_id: int) -> dict[st
             "opinion_form": {"opinion": "", "recommendations": "", "error": None}}
 
 
-def _on_clock(moment: datetime, zone: str) -> str:
-    """``2030-05-03 14:30 CST``: the moment on the reader's clock, with that zone's short name then."""
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-
-
 async def render_room(request: web.Request, context: dict, *, consultation: Consultation, reader_hospital_id: int,
                       status: int = 200) -> web.Response:
     """The room page: whether the room lets people in yet (and when it opens, on the clock of the reader's
@@ -296,7 +289,7 @@ async def render_room(request: web.Request, context: dict, *, consultation: Cons
     context.setdefault("referral", None)
     context.setdefault("back_url", None)
     room_window = {"state": state, "opens_at": window.opens.isoformat(), "closes_at": window.closes.isoformat(),
-                   "opens": _on_clock(window.opens, zone), "closes": _on_clock(window.closes, zone), "zone": zone}
+                   "opens": zoned(window.opens, zone), "closes": zoned(window.closes, zone), "zone": zone}
     return renderer.render(request, "consultation.html", {
         **context, "recording_text": text, "window": room_window,
         "signaling_errors": signaling_errors(translator(request))}, status=status)
