@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from yarl import URL
 
@@ -9,8 +11,9 @@ from server import notices
 from server.appkeys import DATABASE, KEYS, SETTINGS
 from server.consent import templates as consent_templates
 from server.consultations import service as consultations
-from server.errors import N_, Forbidden, TooManyRequests, Unauthenticated
-from server.http import LANG_COOKIE, locale_for, path_id, read_form, translator
+from server.consultations.room_window import RoomWindow
+from server.errors import N_, Forbidden, NotFound, TelemedError, TooManyRequests, Unauthenticated
+from server.http import LANG_COOKIE, locale_for, parse_form, path_id, read_form, translator
 from server.i18n import SUPPORTED_LOCALES
 from server.identity import accounts
 from server.identity.auth import (
@@ -23,11 +26,17 @@ from server.identity.auth import (
     revoke,
     set_session_cookie,
 )
-from server.models import ConsentPurpose, ConsultationStatus
+from server.models import ConsentPurpose, Consultation, ConsultationStatus, Hospital, ReferralAction, utcnow
 from server.permissions import can_join_consultation, can_speak_for_patient, has_calendar_feed
+from server.referrals import attachments, views
+from server.referrals import service as referrals
+from server.referrals.inputs import ReferralActionBody
 from server.scheduling import calendar_feed
 
+from .clock import zoned
+from .referral_pages import URGENCY_LABELS
 from .render import RENDERER
+from .room_texts import signaling_errors
 
 routes = web.RouteTableDef()
 
@@ -185,28 +194,102 @@ async def dashboard(request: web.Request) -> web.Response:
 
 @routes.get("/consultations/{consultation_id}", name="consultation")
 async def consultation_room(request: web.Request) -> web.Response:
+    return await _room(request, path_id(request, "consultation_id"))
+
+
+@routes.post("/consultations/{consultation_id}/opinion")
+async def room_opinion(request: web.Request) -> web.Response:
+    """The booked specialist writes the opinion from the room: the referral page's "complete" action, through
+    the same model and service (``referrals.service.act``), back to the room."""
+    who = caller(request).principal
+    consultation_id = path_id(request, "consultation_id")
+    form = await read_form(request)
+    values = {"action": ReferralAction.COMPLETE.value, "opinion": form.get("opinion", "").strip(),
+              "recommendations": form.get("recommendations", "").strip()}
+    try:
+        body = parse_form(values, ReferralActionBody)
+        async with request.app[DATABASE].session() as session:
+            # only a consultation the caller is in, and only the referral it was booked for
+            await consultations.visible(session, who, consultation_id, can_join_consultation)
+            found = await referrals.booked_for(session, who, consultation_id)
+            if found is None:
+                raise NotFound(N_("This consultation was not booked for a referral you can see."))
+            referral, _ = found
+            assert referral.id is not None
+            await referrals.act(session, who, referral.id, body.action, opinion=body.opinion,
+                                recommendations=body.recommendations)
+    except TelemedError as exc:
+        fields = exc.details.get("fields")
+        message = translator(request)(exc.message)
+        if fields:
+            message = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
+        return await _room(request, consultation_id, opinion={**values, "error": message}, status=exc.status)
+    raise web.HTTPSeeOther(f"/consultations/{consultation_id}#referral-panel")
+
+
+async def _room(request: web.Request, consultation_id: int, *, opinion: dict[str, str] | None = None,
+                status: int = 200) -> web.Response:
+    """A clinician's room: the call, and beside it the referral the consultation was booked for."""
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
-        view = await consultations.visible(session, who, path_id(request, "consultation_id"), can_join_consultation)
+        view = await consultations.visible(session, who, consultation_id, can_join_consultation)
     beside_patient = view.patient is not None and can_speak_for_patient(who, view.patient.hospital_id)
     config = {
         "consultationId": view.consultation.id,
         "roomTokenUrl": f"/api/consultations/{view.consultation.id}/room-token",
         "invitationUrl": f"/api/consultations/{view.consultation.id}/invitations" if view.patient else None,
+        "hasPatient": view.patient is not None,
         # the patient beside the doctor consents to recording through them
         "patientConsentUrl": f"/api/consultations/{view.consultation.id}/consents" if beside_patient else None,
         "consentUrl": f"/api/consultations/{view.consultation.id}/recording-consent",
         "recordingsUrl": f"/api/consultations/{view.consultation.id}/recordings",
     }
     title = view.title or translator(request)(N_("Consultation #%(number)s")) % {"number": view.consultation.id}
+    referral = await _referral_panel(request, consultation_id)
+    if referral is not None and opinion is not None:
+        referral["opinion_form"] = opinion
     return await render_room(request, {"title": title, "subtitle": view.hospital.name,
-                                       "patient": view.patient.name if view.patient else None, "config": config})
+                                       "patient": view.patient.name if view.patient else None, "config": config,
+                                       "referral": referral, "urgency_labels": URGENCY_LABELS, "back_url": "/"},
+                             consultation=view.consultation, reader_hospital_id=who.hospital_id, status=status)
 
 
-async def render_room(request: web.Request, context: dict) -> web.Response:
-    """The room page, with the recording consent's current text beside its checkbox."""
+async def _referral_panel(request: web.Request, consultation_id: int) -> dict[str, Any] | None:
+    """The referral the consultation was booked for, as the caller may see it (its patient's records only
+    while they may: ``views.describe`` and ``attachments.list_for`` ask ``patients/disclosure.py``), or None."""
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        found = await referrals.booked_for(session, who, consultation_id)
+        if found is None:
+            return None
+        data = await views.describe(session, who, found[0], full=True)
+        files = [] if data["records_withheld"] else [
+            attachments.describe(row) for row in await attachments.list_for(session, who, data["id"])]
+    await views.audit_patient_view(request.app[DATABASE], who, data)
+    return {**data, "attachments": files, "can_write_opinion": ReferralAction.COMPLETE.value in data["actions"],
+            "opinion_form": {"opinion": "", "recommendations": "", "error": None}}
+
+
+async def render_room(request: web.Request, context: dict, *, consultation: Consultation, reader_hospital_id: int,
+                      status: int = 200) -> web.Response:
+    """The room page: whether the room lets people in yet (and when it opens, on the clock of the reader's
+    hospital), the recording consent's current text beside its checkbox, and the signaling errors' words."""
     renderer = request.app[RENDERER]
+    window = RoomWindow.of(consultation, request.app[SETTINGS])
+    now = utcnow()
     async with request.app[DATABASE].session() as session:
         text = await consent_templates.current(session, ConsentPurpose.RECORDING, locale_for(request))
+        hospital = await session.get(Hospital, reader_hospital_id)
+    zone = hospital.timezone if hospital else "UTC"
+    state = window.state(now)
     context["config"]["recordingTemplateId"] = text.id
-    return renderer.render(request, "consultation.html", {**context, "recording_text": text})
+    # The server's clock too, so that a browser whose clock is off still counts down to the right moment.
+    context["config"]["window"] = {"state": state, "opensAt": window.opens.isoformat(),
+                                   "closesAt": window.closes.isoformat(), "now": now.isoformat()}
+    context.setdefault("referral", None)
+    context.setdefault("back_url", None)
+    room_window = {"state": state, "opens_at": window.opens.isoformat(), "closes_at": window.closes.isoformat(),
+                   "opens": zoned(window.opens, zone), "closes": zoned(window.closes, zone), "zone": zone}
+    return renderer.render(request, "consultation.html", {
+        **context, "recording_text": text, "window": room_window,
+        "signaling_errors": signaling_errors(translator(request))}, status=status)

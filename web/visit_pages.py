@@ -121,6 +121,7 @@ async def waiting_room(request: web.Request) -> web.Response:
         "consentUrl": "/api/guest/recording-consent",
         "guest": token,
     }
-    # A patient sees the consultation's title and nothing of the record.
+    # A patient sees the consultation's title and nothing of the record; times on their own hospital's clock.
     return await render_room(request, {"title": visit.consultation.title, "subtitle": None, "patient": None,
-                                       "config": config})
+                                       "config": config},
+                             consultation=visit.consultation, reader_hospital_id=visit.patient.hospital_id)

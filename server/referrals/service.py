@@ -118,6 +118,19 @@ async def load_visible(session: AsyncSession, who: Principal, referral_id: int) 
     return referral, appointment
 
 
+async def booked_for(session: AsyncSession, who: Principal,
+                     consultation_id: int) -> tuple[Referral, Appointment | None] | None:
+    """The referral a consultation was booked for (booking gives the referral its consultation), if the
+    caller may see that referral; None if the consultation was not booked for one, or the caller may not."""
+    referral = (await session.exec(select(Referral).where(Referral.consultation_id == consultation_id)
+                                   .order_by(col(Referral.id)))).first()
+    if referral is None:
+        return None
+    assert referral.id is not None
+    appointment = await live_appointment(session, referral.id)
+    return (referral, appointment) if can_view(who, referral, appointment) else None
+
+
 async def load_with_records(session: AsyncSession, who: Principal, referral_id: int) -> Referral:
     """A referral the caller sees together with its patient's records: the receiving side only while the
     patient's consent to sharing stands (403 ``records-withheld`` otherwise)."""

@@ -8,6 +8,7 @@ import re
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.errors import ErrorCode as ApiErrorCode
 from signaling.errors import CloseCode, ErrorCode
 from web import STATIC_DIR
 from web.codes import PATH, render_module
@@ -29,11 +30,12 @@ def exports(source: str) -> dict[str, object]:
 
 def test_module_is_the_table() -> None:
     """The module exports every close code by name, the final ones, and every error row's wire code by its
-    name, exactly as signaling/errors.py has them."""
+    name, exactly as signaling/errors.py has them; and the HTTP API's error codes as server/errors.py has them."""
     assert exports(render_module()) == {
         "CLOSE": {close.name: int(close) for close in CloseCode},
         "FINAL_CLOSES": [int(close) for close in CloseCode if close.final],
         "ERRORS": {kind.name: kind.code for kind in ErrorCode},
+        "API_ERRORS": {kind.name: kind.code for kind in ApiErrorCode},
     }
 
 

@@ -5,13 +5,13 @@
 // says which, in "joined" and "mode" messages; the switch needs nothing from the user.
 
 import { CLOSE } from "./codes.js";
-import { RELAY, RelayLink } from "./relay-link.js";
+import { RELAY, RelayLink, loudness } from "./relay-link.js";
 import { SignalingSession } from "./signaling.js";
 
 /**
  * @typedef {import("./signaling.js").Participant} Participant
  * @typedef {import("./signaling.js").MediaState} MediaState
- * @typedef {"idle"|"connecting"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"} CallState
+ * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"room-closed"} CallState
  * @typedef {{pc: RTCPeerConnection, participant: Participant, polite: boolean, makingOffer: boolean,
  *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream}} Peer
  */
@@ -19,6 +19,8 @@ import { SignalingSession } from "./signaling.js";
 /** Why the server may send someone away for good: a host removed them, they withdrew their consent to
  * the video visit, or their invitation was revoked. Each is a final state of the call. */
 const GONE = ["removed", "consent-withdrawn", "invitation-revoked"];
+/** Every state the call ends in for good: nothing after it changes the state. */
+const ENDINGS = ["ended", "denied", "failed", "room-closed", ...GONE];
 
 export class ConsultationCall {
   /**
@@ -97,7 +99,8 @@ export class ConsultationCall {
     };
     this.signaling.onend = (code, reason) => {
       if (reason === "denied") this._setState("denied");
-      else if (GONE.includes(reason)) this._setState(reason);
+      // A refused room token (code null) ends the call with its reason: the room closed, the link withdrawn...
+      else if (GONE.includes(reason) || reason === "room-closed") this._setState(/** @type {CallState} */ (reason));
       else if (code !== CLOSE.NORMAL) this._setState("failed");
       this._endMedia();
     };
@@ -154,6 +157,22 @@ export class ConsultationCall {
     // the browser when the direction changes (onnegotiationneeded).
     if (track && !transceiver.direction.startsWith("send")) transceiver.direction = "sendrecv";
     await transceiver.sender.replaceTrack(track);
+  }
+
+  /**
+   * How loud each remote participant is right now, from 0 to 1 (the level the browser measures on the audio
+   * it decodes), so the page can show who speaks.
+   * @returns {Promise<Map<string, number>>} participant id -> level; 0 for one whose level is unknown
+   */
+  async audioLevels() {
+    if (this.relay) return this.relay.audioLevels();
+    const levels = new Map();
+    for (const [id, peer] of this.peers) {
+      const receiver = peer.pc.getReceivers().find((r) => r.track.kind === "audio");
+      const [level] = receiver ? loudness(await receiver.getStats()).values() : [];
+      levels.set(id, level ?? 0);
+    }
+    return levels;
   }
 
   /** @param {string} text */
@@ -473,11 +492,12 @@ export class ConsultationCall {
   }
 
   _updateState() {
-    if (["ended", "denied", "failed", ...GONE].includes(this.state) && this.link === "closed") return;
+    if (ENDINGS.includes(this.state) && this.link === "closed") return;
     const states = this.relay ? [this.relay.connectionState] : [...this.peers.values()].map((p) => p.pc.connectionState);
     /** @type {CallState} */
     let state;
     if (this.link === "reconnecting") state = "reconnecting";
+    else if (this.link === "not-open") state = "not-open";
     else if (this.link === "connecting") state = "connecting";
     else if (this.inLobby) state = "lobby";
     else if (states.includes("connected")) state = "connected";

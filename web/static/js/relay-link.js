@@ -11,6 +11,20 @@
 
 export const RELAY = "relay";
 
+/**
+ * How loud each received audio stream is now (0 to 1), by its mid: the level the browser measures on the
+ * audio it decodes (inbound-rtp audioLevel), which needs nothing of the sender or the relay.
+ * @param {RTCStatsReport} report
+ * @returns {Map<string, number>}
+ */
+export function loudness(report) {
+  const levels = new Map();
+  report.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio" && r.mid !== undefined) levels.set(r.mid, r.audioLevel ?? 0);
+  });
+  return levels;
+}
+
 /** Offers made by this page, so that no two links' offers share an id. */
 let offersMade = 0;
 
@@ -99,6 +113,16 @@ export class RelayLink {
   /** @param {MediaStreamTrack | null} track sent as our video from now on (a shared screen, the camera, nothing) */
   async setVideo(track) {
     await this.senders.video.replaceTrack(track);
+  }
+
+  /** @returns {Promise<Map<string, number>>} each slot's owner -> how loud they are now (see loudness) */
+  async audioLevels() {
+    const byMid = loudness(await this.pc.getStats());
+    const levels = new Map();
+    for (const slot of this.slots) {
+      if (slot.owner) levels.set(slot.owner, byMid.get(/** @type {string} */ (slot.audio.mid)) ?? 0);
+    }
+    return levels;
   }
 
   get connectionState() {

@@ -1,32 +1,76 @@
-// The consultation room page: draws videos, the lobby, chat and the connection state, and reacts to
-// buttons. All WebRTC and signaling lives in call.js and signaling.js; this file only sets callbacks.
+// The consultation room page: waits for the room to open, draws the lobby, chat and the connection state,
+// and reacts to buttons. WebRTC and signaling live in call.js and signaling.js, which this file only gives
+// callbacks; the videos' layout is room-stage.js's, the countdown room-window.js's, the side panel
+// room-panel.js's.
 
 import { ConsultationCall } from "./call.js";
-import { ERRORS } from "./codes.js";
-import { signalingUrl } from "./signaling.js";
+import { API_ERRORS, ERRORS } from "./codes.js";
+import { postInPlace, tabs } from "./room-panel.js";
+import { RoomStage, SELF } from "./room-stage.js";
+import { serverClock, untilOpen } from "./room-window.js";
+import { TokenRefused, signalingUrl } from "./signaling.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
 const strings = JSON.parse(document.getElementById("room-strings").textContent);
 const $ = (id) => document.getElementById(id);
 
 const stateLabel = $("connection-state");
-const videos = $("videos");
 const micButton = $("toggle-mic");
 const cameraButton = $("toggle-camera");
 const hangUpButton = $("hang-up");
 const recordButton = $("toggle-recording");
 const shareButton = $("share-screen");
+const enlargeButton = $("enlarge");
+const fullscreenButton = $("fullscreen");
 const consentBox = $("recording-consent");
-let grants = { admit: false, moderate: false, record: false };
+const clock = serverClock(config.window.now);
+let grants = { admit: false, moderate: false, record: false, publish: false };
+/** @type {ConsultationCall | null} */
+let call = null;
+/** @type {MediaStream | null} */
+let localStream = null;
+/** Stops the countdown shown, when another takes its place. */
+let countdown = new AbortController();
+
+// Token refusals after which asking again cannot help, and the state the call ends in. A patient's link
+// expires when the room closes, so for them an expired or closed link means the same as a closed room.
+const FINAL_REFUSALS = {
+  [API_ERRORS.ROOM_CLOSED]: "room-closed",
+  [API_ERRORS.LINK_REVOKED]: "invitation-revoked",
+  [API_ERRORS.CONSENT_REQUIRED]: "consent-withdrawn",
+  ...(config.guest ? { [API_ERRORS.LINK_CLOSED]: "room-closed", [API_ERRORS.TOKEN_EXPIRED]: "room-closed" } : {}),
+};
+const ENDED = ["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked", "room-closed"];
 
 /** @param {string} state */
 function showState(state) {
   stateLabel.dataset.state = state;
   stateLabel.textContent = strings[state] ?? state;
   $("lobby-notice").hidden = state !== "lobby";
-  if (["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked"].includes(state)) {
-    endControls(state === "ended");
-  }
+  $("room-not-open").hidden = state !== "not-open";
+  if (state === "room-closed") showClosed();
+  if (ENDED.includes(state)) endControls(state === "ended");
+}
+
+/** The room has closed: say so, with the way back, and let go of the camera. */
+function showClosed() {
+  countdown.abort();
+  $("room-closed").hidden = false;
+  $("room-not-open").hidden = true;
+  $("stage").hidden = true;
+  $("chat-panel").hidden = true;
+  for (const track of localStream?.getTracks() ?? []) track.stop();
+}
+
+/**
+ * Count down to the room's opening (on the server's clock), showing when it opens.
+ * @param {number} opensAt
+ */
+function countDownTo(opensAt) {
+  countdown.abort();
+  countdown = new AbortController();
+  $("room-not-open").hidden = false;
+  return untilOpen({ opensAt, clock, element: $("opens-in"), strings, signal: countdown.signal });
 }
 
 /** What the patient's device check found on the way here (device-check.js keeps it), or null. */
@@ -46,9 +90,20 @@ async function fetchToken() {
     body: JSON.stringify(config.guest ? { guest: config.guest, device_check: deviceCheck() } : {}),
     credentials: "same-origin",
   });
-  if (!response.ok) throw new Error(`room token refused: ${response.status}`);
+  if (!response.ok) {
+    const error = await response.json().then((body) => body.error ?? {}, () => ({}));
+    if (error.code === API_ERRORS.ROOM_NOT_OPEN && error.opens_at) {
+      // This device's clock said it was time; the server's did not. Count down again, to the server's time.
+      const opensAt = Date.parse(error.opens_at);
+      countDownTo(opensAt);
+      throw new TokenRefused("not-open", opensAt - clock());
+    }
+    if (FINAL_REFUSALS[error.code]) throw new TokenRefused(FINAL_REFUSALS[error.code]);
+    throw new Error(`room token refused: ${response.status}`);
+  }
   const answer = await response.json();
   grants = answer.grants;
+  shareButton.hidden = !(grants.publish && navigator.mediaDevices?.getDisplayMedia);
   return { token: answer.token, iceServers: answer.ice_servers };
 }
 const signalingPath = `/api/consultations/${config.consultationId}/signaling`;
@@ -66,57 +121,20 @@ async function localMedia() {
   return null;
 }
 
-/** @param {string} id */
-function tileOf(id) {
-  return document.querySelector(`[data-participant="${CSS.escape(id)}"]`);
-}
-
-/** @param {{id: string, name: string}} participant */
-function tileFor(participant) {
-  let tile = tileOf(participant.id);
-  if (!tile) {
-    tile = document.createElement("figure");
-    tile.className = "tile remote";
-    tile.dataset.participant = participant.id;
-    const video = document.createElement("video");
-    video.autoplay = true;
-    video.playsInline = true;
-    const caption = document.createElement("figcaption");
-    caption.textContent = participant.name;
-    const badges = document.createElement("div");
-    badges.className = "badges";
-    tile.append(video, caption, badges);
-    if (grants.moderate) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "remove";
-      remove.textContent = strings.remove;
-      remove.addEventListener("click", () => {
-        // Removing someone ends their part in the consultation: ask first.
-        if (window.confirm(strings.confirmRemove.replace("{name}", participant.name))) call.remove(participant.id);
-      });
-      tile.append(remove);
-    }
-    videos.append(tile);
-  }
-  return tile;
-}
-
-function badge(tile, key, text, on) {
-  let element = tile.querySelector(`[data-badge="${key}"]`);
-  if (on && !element) {
-    element = document.createElement("span");
-    element.className = "badge";
-    element.dataset.badge = key;
-    element.textContent = text;
-    tile.querySelector(".badges").append(element);
-  } else if (!on && element) {
-    element.remove();
-  }
-}
+const stage = new RoomStage({
+  container: $("videos"),
+  strings,
+  canRemove: () => grants.moderate,
+  onremove: (person) => {
+    // Removing someone ends their part in the consultation: ask first.
+    if (window.confirm(strings.confirmRemove.replace("{name}", person.name))) call?.remove(person.id);
+  },
+});
+// Only where the browser lets a page go full screen (not an iPhone's Safari, say).
+fullscreenButton.hidden = !document.fullscreenEnabled;
 
 function endControls(canRejoin) {
-  micButton.disabled = cameraButton.disabled = hangUpButton.disabled = shareButton.disabled = true;
+  micButton.disabled = cameraButton.disabled = hangUpButton.disabled = shareButton.disabled = recordButton.disabled = true;
   if (canRejoin && !$("rejoin")) {
     const rejoin = document.createElement("a");
     rejoin.id = "rejoin";
@@ -127,65 +145,150 @@ function endControls(canRejoin) {
   }
 }
 
-const localStream = await localMedia();
-if (localStream) $("local-video").srcObject = localStream;
+/** The server's words for a signaling error, in the reader's language; its English only for a code we do
+ * not know (a newer server's). @param {{code: string, message: string}} error */
+function errorText(error) {
+  return strings.errors[error.code] ?? error.message;
+}
 
-const call = new ConsultationCall({ signalingUrl: signalingUrl(signalingPath), fetchToken, localStream });
-// A handle for debugging in the console and for the end-to-end tests' getStats() checks.
-window.telemedCall = call;
+/**
+ * Why recording cannot start, naming who has not consented as far as this page knows: those in the room
+ * without consent, or else (the server refused, so someone has not) the patient, who need not be in it.
+ * @param {{code: string, message: string}} error
+ */
+function consentMissingText(error) {
+  const present = [call?.self, ...(call?.participants.values() ?? [])];
+  const names = present.filter((p) => p && !p.recording_consent).map((p) => p.name);
+  if (names.length) return strings.consentMissingNames.replace("{names}", names.join(strings.nameSeparator));
+  return config.hasPatient ? strings.consentMissingPatient : errorText(error);
+}
 
-call.onstatechange = showState;
-call.onparticipants = (participants) => {
-  $("waiting-note").hidden = participants.length > 0;
-};
-call.onremotestream = (participant, stream) => {
-  const tile = tileFor(participant);
-  badge(tile, "no-consent", strings.noConsent, !participant.recording_consent);
-  const video = tile.querySelector("video");
-  if (video.srcObject !== stream) video.srcObject = stream;
-  video.play().catch(() => {
-    // Autoplay with sound was refused: play muted and let one click bring the sound back.
-    video.muted = true;
-    video.play();
-    document.addEventListener("click", () => { video.muted = false; }, { once: true });
-  });
-};
-call.onparticipantleft = (id) => tileOf(id)?.remove();
-call.onpeerstatus = (id, status) => {
-  const tile = tileOf(id);
-  if (!tile) return;
-  tile.toggleAttribute("data-reconnecting", status === "reconnecting");
-  badge(tile, "reconnecting", strings.peerReconnecting, status === "reconnecting");
-};
-call.onrecording = (state) => {
-  $("recording-indicator").hidden = !state.on;
-  recordButton.hidden = !grants.record;
-  recordButton.setAttribute("aria-pressed", String(state.on));
-  recordButton.textContent = state.on ? strings.stopRecording : strings.startRecording;
-  const reasons = { "consent-withdrawn": strings.recordingConsentWithdrawn, "consent-missing": strings.recordingConsentMissing,
-    "relay-lost": strings.recordingRelayLost, left: strings.recordingLeft, stopped: strings.recordingStopped };
-  $("recording-message").textContent = state.on ? "" : (reasons[state.reason] ?? "");
-};
-call.onconsent = (id, given) => {
-  if (id === call.self?.id) consentBox.checked = given;
-  const tile = tileOf(id);
-  if (tile) badge(tile, "no-consent", strings.noConsent, !given);
-};
-call.onerror = (error) => {
-  if (error.code === ERRORS.CONSENT_MISSING || error.code === ERRORS.NOT_ALLOWED) $("recording-message").textContent = error.message;
-  if (error.code === ERRORS.CHAT_NOT_STORED) {
-    // Nobody was shown the line: give it back to its writer rather than lose it.
-    const input = $("chat-text");
-    if (!input.value && unsentChat.length) input.value = unsentChat.shift() ?? "";
-    $("chat-status").textContent = strings.chatNotStored;
+/** Into the room: camera and microphone, then the call. */
+async function join() {
+  $("stage").hidden = false;
+  // The chat, unless the referral's tab is the one open.
+  $("chat-panel").hidden = $("tab-chat")?.getAttribute("aria-selected") === "false";
+  localStream = await localMedia();
+  if (localStream) $("local-video").srcObject = localStream;
+  micButton.disabled = !localStream?.getAudioTracks().length;
+  cameraButton.disabled = !localStream?.getVideoTracks().length;
+
+  call = new ConsultationCall({ signalingUrl: signalingUrl(signalingPath), fetchToken, localStream });
+  // A handle for debugging in the console and for the end-to-end tests' getStats() checks.
+  window.telemedCall = call;
+  wire(call);
+  call.start();
+  followTheSpeaker(call);
+}
+
+/** Who speaks, a few times a second: the large tile follows them (unless someone is pinned or sharing).
+ * @param {ConsultationCall} call */
+async function followTheSpeaker(call) {
+  while (!ENDED.includes(call.state)) {
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    try {
+      stage.hear(await call.audioLevels());
+    } catch (err) {
+      console.warn("could not read audio levels", err);  // a connection closed meanwhile: next time
+    }
   }
-};
-call.onmedia = (id, media) => {
-  const tile = tileOf(id);
-  if (!tile) return;
-  badge(tile, "muted", strings.muted, media.muted);
-  badge(tile, "screen", strings.sharingScreen, media.screen_sharing);
-};
+}
+
+/** @param {ConsultationCall} call */
+function wire(call) {
+  call.onstatechange = showState;
+  call.onparticipants = (participants) => {
+    $("waiting-note").hidden = participants.length > 0;
+    for (const participant of participants) stage.setScreen(participant.id, Boolean(participant.media?.screen_sharing));
+  };
+  call.onremotestream = (participant, stream) => {
+    stage.show(participant, stream);
+    stage.badge(participant.id, "no-consent", strings.noConsent, !participant.recording_consent);
+    stage.setScreen(participant.id, Boolean(participant.media?.screen_sharing));
+  };
+  call.onparticipantleft = (id) => stage.remove(id);
+  call.onpeerstatus = (id, status) => {
+    stage.tileOf(id)?.toggleAttribute("data-reconnecting", status === "reconnecting");
+    stage.badge(id, "reconnecting", strings.peerReconnecting, status === "reconnecting");
+  };
+  call.onrecording = (state) => {
+    $("recording-indicator").hidden = !state.on;
+    recordButton.hidden = !grants.record;
+    recordButton.setAttribute("aria-pressed", String(state.on));
+    label(recordButton, state.on ? strings.stopRecording : strings.startRecording);
+    const reasons = { "consent-withdrawn": strings.recordingConsentWithdrawn, "consent-missing": strings.recordingConsentMissing,
+      "relay-lost": strings.recordingRelayLost, left: strings.recordingLeft, stopped: strings.recordingStopped };
+    $("recording-message").textContent = state.on ? "" : (reasons[state.reason] ?? "");
+  };
+  call.onconsent = (id, given) => {
+    if (id === call.self?.id) consentBox.checked = given;
+    stage.badge(id, "no-consent", strings.noConsent, !given);
+  };
+  call.onerror = (error) => {
+    if (error.code === ERRORS.RESUME_FAILED) return;  // signaling.js joins again by itself
+    if (error.code === ERRORS.CHAT_NOT_STORED) {
+      // Nobody was shown the line: give it back to its writer rather than lose it.
+      const input = $("chat-text");
+      if (!input.value && unsentChat.length) input.value = unsentChat.shift() ?? "";
+      $("chat-status").textContent = errorText(error);
+    } else if (error.code === ERRORS.CONSENT_MISSING) {
+      $("recording-message").textContent = consentMissingText(error);
+    } else if (error.code === ERRORS.NOT_ALLOWED) {
+      $("recording-message").textContent = errorText(error);
+    } else {
+      $("call-message").textContent = errorText(error);
+    }
+  };
+  call.onmedia = (id, media) => {
+    stage.badge(id, "muted", strings.muted, media.muted);
+    stage.badge(id, "screen", strings.sharingScreen, media.screen_sharing);
+    stage.setScreen(id, media.screen_sharing);
+  };
+  call.onlobby = (waiting) => {
+    $("lobby-panel").hidden = !grants.admit || waiting.length === 0;
+    $("lobby-list").replaceChildren(...waiting.map((guest) => {
+      const item = document.createElement("li");
+      item.dataset.waiting = guest.id;
+      const name = document.createElement("span");
+      name.textContent = guest.name;
+      const admit = document.createElement("button");
+      admit.type = "button";
+      admit.className = "primary";
+      admit.textContent = strings.admit;
+      admit.addEventListener("click", () => call.admit(guest.id));
+      const deny = document.createElement("button");
+      deny.type = "button";
+      deny.textContent = strings.deny;
+      deny.addEventListener("click", () => call.deny(guest.id));
+      item.append(name, checkSummary(guest.device_check), admit, deny);
+      return item;
+    }));
+  };
+  call.onchat = (line) => {
+    if (seenChat.has(line.id)) return;  // history is sent again after a reconnect
+    seenChat.add(line.id);
+    if (line.from === call.self?.id) {
+      const index = unsentChat.indexOf(line.text);
+      if (index >= 0) unsentChat.splice(index, 1);
+      $("chat-status").textContent = "";
+    }
+    const item = document.createElement("li");
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = line.name;
+    item.append(who, document.createTextNode(line.text));
+    $("chat-lines").append(item);
+    // Scroll the chat, not the page: on a phone the chat is below the video, out of sight.
+    const lines = $("chat-lines");
+    lines.scrollTop = lines.scrollHeight;
+  };
+}
+
+/** A control's visible words (beside its icon), which are also its accessible name. */
+function label(button, text) {
+  button.querySelector("span").textContent = text;
+}
+
 /** The waiting patient's device check as the admitting doctor sees it: each part working, not, or untried. */
 function checkSummary(check) {
   const summary = document.createElement("span");
@@ -197,88 +300,49 @@ function checkSummary(check) {
   }
   const parts = [["camera", strings.camera], ["microphone", strings.microphone], ["speaker", strings.speaker]];
   const mark = (value) => (value === true ? "✓" : value === false ? "✗" : "?");
-  const words = parts.map(([key, label]) => `${label} ${mark(check[key])}`);
+  const words = parts.map(([key, name]) => `${name} ${mark(check[key])}`);
   if (check.rtt_ms !== null && check.rtt_ms !== undefined) words.push(strings.rtt.replace("{ms}", String(check.rtt_ms)));
   summary.textContent = words.join(" · ");
   summary.dataset.state = parts.every(([key]) => check[key] === true) ? "ok" : "problem";
   return summary;
 }
-call.onlobby = (waiting) => {
-  $("lobby-panel").hidden = !grants.admit;
-  const list = $("lobby-list");
-  list.replaceChildren(...waiting.map((guest) => {
-    const item = document.createElement("li");
-    item.dataset.waiting = guest.id;
-    const name = document.createElement("span");
-    name.textContent = guest.name;
-    const admit = document.createElement("button");
-    admit.type = "button";
-    admit.className = "primary";
-    admit.textContent = strings.admit;
-    admit.addEventListener("click", () => call.admit(guest.id));
-    const deny = document.createElement("button");
-    deny.type = "button";
-    deny.textContent = strings.deny;
-    deny.addEventListener("click", () => call.deny(guest.id));
-    item.append(name, checkSummary(guest.device_check), admit, deny);
-    return item;
-  }));
-};
 const seenChat = new Set();
 /** Lines sent and not yet seen back from the room, oldest first: a line is shown once the server kept it. */
 const unsentChat = [];
-call.onchat = (line) => {
-  if (seenChat.has(line.id)) return;  // history is sent again after a reconnect
-  seenChat.add(line.id);
-  if (line.from === call.self?.id) {
-    const index = unsentChat.indexOf(line.text);
-    if (index >= 0) unsentChat.splice(index, 1);
-    $("chat-status").textContent = "";
-  }
-  const item = document.createElement("li");
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = line.name;
-  item.append(who, document.createTextNode(line.text));
-  $("chat-lines").append(item);
-  item.scrollIntoView({ block: "nearest" });
-};
 
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("chat-text");
   const text = input.value.trim();
-  if (text && call.sendChat(text)) {
+  if (text && call?.sendChat(text)) {
     unsentChat.push(text);
     input.value = "";
   }
 });
-micButton.disabled = !localStream?.getAudioTracks().length;
-cameraButton.disabled = !localStream?.getVideoTracks().length;
 micButton.addEventListener("click", () => {
   const muted = micButton.getAttribute("aria-pressed") !== "true";
-  call.setMicrophoneEnabled(!muted);
+  call?.setMicrophoneEnabled(!muted);
   micButton.setAttribute("aria-pressed", String(muted));
-  micButton.textContent = muted ? strings.unmute : strings.mute;
+  label(micButton, muted ? strings.unmute : strings.mute);
 });
 cameraButton.addEventListener("click", () => {
   const off = cameraButton.getAttribute("aria-pressed") !== "true";
-  call.setCameraEnabled(!off);
+  call?.setCameraEnabled(!off);
   cameraButton.setAttribute("aria-pressed", String(off));
-  cameraButton.textContent = off ? strings.cameraOn : strings.cameraOff;
+  label(cameraButton, off ? strings.cameraOn : strings.cameraOff);
 });
-hangUpButton.addEventListener("click", () => call.hangUp());
+hangUpButton.addEventListener("click", () => call?.hangUp());
 
 /** @param {MediaStreamTrack | null} screen */
 async function showSharing(screen) {
-  await call.shareScreen(screen);
+  await call?.shareScreen(screen);
   shareButton.setAttribute("aria-pressed", String(Boolean(screen)));
-  shareButton.textContent = screen ? strings.stopSharing : strings.shareScreen;
+  label(shareButton, screen ? strings.stopSharing : strings.shareScreen);
   $("local-video").srcObject = screen ? new MediaStream([screen]) : localStream;
+  stage.setScreen(SELF, Boolean(screen));
 }
-shareButton.hidden = !navigator.mediaDevices?.getDisplayMedia;
 shareButton.addEventListener("click", async () => {
-  if (call.screen) return showSharing(null);
+  if (call?.screen) return showSharing(null);
   let captured;
   try {
     captured = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
@@ -289,10 +353,20 @@ shareButton.addEventListener("click", async () => {
   const [screen] = captured.getVideoTracks();
   screen.contentHint = "detail";  // images and reports: keep them sharp rather than smooth
   // The browser's own "Stop sharing" bar ends the track: go back to the camera.
-  screen.addEventListener("ended", () => { if (call.screen === screen) showSharing(null); });
+  screen.addEventListener("ended", () => { if (call?.screen === screen) showSharing(null); });
   await showSharing(screen);
 });
-recordButton.addEventListener("click", () => call.setRecording(!call.recording));
+recordButton.addEventListener("click", () => call?.setRecording(!call.recording));
+enlargeButton.addEventListener("click", () => {
+  // The videos across the whole window, the panel below them.
+  const on = enlargeButton.getAttribute("aria-pressed") !== "true";
+  enlargeButton.setAttribute("aria-pressed", String(on));
+  $("room").toggleAttribute("data-enlarged", on);
+});
+fullscreenButton.addEventListener("click", () => stage.toggleFullscreen().catch((err) => console.warn("full screen refused", err)));
+document.addEventListener("fullscreenchange", () => {
+  label(fullscreenButton, document.fullscreenElement ? strings.exitFullscreen : strings.fullscreen);
+});
 consentBox.addEventListener("change", async () => {
   // Consent is a record kept by the server (who, when, for which consultation), not a signaling message.
   const response = await fetch(config.consentUrl, {
@@ -336,6 +410,29 @@ $("revoke-invitation")?.addEventListener("click", async () => {
     $("recording-message").textContent = strings.invitationRevoked;
   }
 });
-window.addEventListener("pagehide", () => call.hangUp());
+window.addEventListener("pagehide", () => call?.hangUp());
 
-call.start();
+// The side panel: chat and, for clinicians, the referral the consultation was booked for.
+const tablist = document.querySelector('[role="tablist"]');
+const selectPanel = tablist ? tabs(tablist) : null;
+if (selectPanel && location.hash === "#referral-panel") selectPanel("tab-referral");
+const referralPanel = $("referral-panel");
+if (referralPanel) {
+  postInPlace(referralPanel, {
+    onreplaced: (panel, ok) => {
+      if (ok) $("call-message").textContent = strings.opinionSent;
+      panel.querySelector('[role="alert"], h3')?.scrollIntoView({ block: "nearest" });
+    },
+  });
+}
+
+if (config.window.state === "closed") {
+  showState("room-closed");
+} else {
+  if (config.window.state === "not-open") {
+    showState("not-open");
+    await countDownTo(Date.parse(config.window.opensAt));
+    $("room-not-open").hidden = true;
+  }
+  join();
+}

@@ -7,6 +7,9 @@ import { CLOSE, ERRORS, FINAL_CLOSES } from "./codes.js";
 export const PROTOCOL_VERSION = 2;
 const PING_EVERY_MS = 10_000;
 const BACKOFF_MS = [0.5, 1, 2, 4, 8].map((seconds) => seconds * 1000);
+// Asked again at the room's opening by this browser's clock, but never sooner than this: a clock ahead of
+// the server's would otherwise ask again and again in the last moments before it opens.
+const NOT_OPEN_RECHECK_MS = 2000;
 // Closes after which trying again cannot help: the server said no.
 const FINAL = new Set(FINAL_CLOSES);
 
@@ -14,8 +17,25 @@ const FINAL = new Set(FINAL_CLOSES);
  * @typedef {{muted: boolean, camera_off: boolean, screen_sharing: boolean}} MediaState
  * @typedef {{id: string, user_id: number|null, name: string, role: string, guest: boolean, media: MediaState}} Participant
  * @typedef {{type: string, [key: string]: any}} Message
- * @typedef {"connecting"|"open"|"reconnecting"|"closed"} LinkState
+ * @typedef {"connecting"|"open"|"reconnecting"|"not-open"|"closed"} LinkState
  */
+
+/**
+ * The server would not give a room token, and asking again on the usual backoff cannot help: the room is
+ * not open yet (ask again in `retryIn` ms), or never will be for this page (`retryIn` null: the room has
+ * closed, the invitation was withdrawn...). fetchToken throws it; `reason` is passed on to onend.
+ */
+export class TokenRefused extends Error {
+  /**
+   * @param {string} reason
+   * @param {number | null} retryIn
+   */
+  constructor(reason, retryIn = null) {
+    super(`room token refused: ${reason}`);
+    this.reason = reason;
+    this.retryIn = retryIn;
+  }
+}
 
 export class SignalingSession {
   /**
@@ -36,7 +56,8 @@ export class SignalingSession {
     this.onmessage = () => {};
     /** @type {(state: LinkState) => void} */
     this.onlinkstate = () => {};
-    /** @type {(code: number, reason: string) => void} the session is over and will not reconnect */
+    /** @type {(code: number | null, reason: string) => void} the session is over and will not reconnect;
+     * code is null when it ended without a socket (a TokenRefused's reason) */
     this.onend = () => {};
   }
 
@@ -50,6 +71,10 @@ export class SignalingSession {
     try {
       token = await this.fetchToken();
     } catch (err) {
+      if (err instanceof TokenRefused) {
+        this._refused(err);
+        return;
+      }
       console.warn("could not get a room token", err);
       this._retry();
       return;
@@ -81,7 +106,9 @@ export class SignalingSession {
       if (message.type === "error" && message.code === ERRORS.RESUME_FAILED) {
         // The seat is gone (the grace period passed): join again as someone new on this socket.
         this.resume = null;
-        this.fetchToken().then((fresh) => this._send({ type: "join", protocol: PROTOCOL_VERSION, token: fresh }));
+        this.fetchToken()
+          .then((fresh) => this._send({ type: "join", protocol: PROTOCOL_VERSION, token: fresh }))
+          .catch((err) => (err instanceof TokenRefused ? this._refused(err) : this.dropConnection()));
       }
       this.onmessage(message);
     };
@@ -98,6 +125,22 @@ export class SignalingSession {
         this._retry();
       }
     };
+  }
+
+  /** @param {TokenRefused} refusal */
+  _refused(refusal) {
+    if (this.stopped) return;
+    if (refusal.retryIn !== null) {
+      this.onlinkstate("not-open");
+      setTimeout(() => this._connect(), Math.max(refusal.retryIn, NOT_OPEN_RECHECK_MS));
+      return;
+    }
+    this.stopped = true;
+    const ws = this.ws;
+    this.ws = null;  // its close is ours: onclose has nothing to add
+    ws?.close(CLOSE.NORMAL);
+    this.onlinkstate("closed");
+    this.onend(null, refusal.reason);
   }
 
   _retry() {
