@@ -126,7 +126,8 @@ class RelaySession:
                 except MediaError as error:
                     to = getattr(item, "from_", None)
                     if to:
-                        self._send(FromRelay(to=to, type="error", code=error.code, message=error.message))
+                        self._send(FromRelay(epoch=self.epoch, to=to, type="error", code=error.code,
+                                             message=error.message))
                 except Exception:  # one participant's bad moment must not end everyone's media
                     log.exception("relay %s: could not handle %s", self.room_id, type(item).__name__)
         finally:
@@ -146,7 +147,7 @@ class RelaySession:
                 return True
             answer = await self.relay.answer(item.from_, item.sdp, publish=member.grants.publish,
                                              subscribe=member.grants.subscribe)
-            self._send(FromRelay(to=item.from_, type="answer", sdp=answer, offer_id=item.offer_id))
+            self._send(FromRelay(epoch=self.epoch, to=item.from_, type="answer", sdp=answer, offer_id=item.offer_id))
         elif isinstance(item, RelayedCandidate):
             candidate = item.candidate
             await self.relay.add_candidate(item.from_, candidate.candidate if candidate else None,
@@ -237,7 +238,7 @@ class RelaySession:
     # ---- answering through the room's log ----
 
     def _layout(self, participant_id: str, layout: Layout) -> None:
-        self._send(FromRelay(to=participant_id, type="layout", layout=layout,
+        self._send(FromRelay(epoch=self.epoch, to=participant_id, type="layout", layout=layout,
                              audio_layout=self.relay.audio_layout(participant_id)))
 
     def _send(self, event: RoomEvent) -> None:

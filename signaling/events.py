@@ -166,9 +166,12 @@ class Recording(_Event):
 
 
 class FromRelay(_Event):
-    """The media relay's answer (to the offer ``offer_id``), layout or error for one participant."""
+    """The media relay's answer (to the offer ``offer_id``), layout or error for one participant, from the
+    relay of ``epoch``: a relay the room has replaced may still be closing, and its last layouts (everyone
+    gone) must not reach a client already connected to its successor."""
 
     kind: Literal["from-relay"] = "from-relay"
+    epoch: int = 0  # 0: written by a node older than this field (a rolling upgrade), passed on as before
     to: str
     type: Literal["answer", "layout", "error"]
     sdp: str | None = None

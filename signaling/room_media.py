@@ -6,7 +6,7 @@ state machine (``Room`` in room.py mixes it in): events in, effects out, no I/O.
 from __future__ import annotations
 
 from .effects import Deliver, Effect, StartRelay, StopRelay, relay_conn
-from .errors import ConsentMissing, SignalingError, UnknownParticipant
+from .errors import ConsentMissing, NotRelayed, SignalingError, UnknownParticipant
 from .events import Consenting, FromRelay, NodeStopping, Recording, Where
 from .members import Status
 from .messages import ConsentState, Error, RecordingState, RelayedAnswer, RelayLayout, RoomMode, ServerMessage
@@ -100,6 +100,8 @@ class MediaRules:
         return effects
 
     def _check_FromRelay(self, event: FromRelay) -> SignalingError | None:
+        if event.epoch and (event.epoch != self.relay_epoch or self.relay_node is None):
+            return NotRelayed("That relay has been replaced.")
         target = self.members.get(event.to)
         if target is None or not target.seated:
             return UnknownParticipant(f"No participant {event.to!r} is in this room.")
@@ -107,7 +109,7 @@ class MediaRules:
 
     def _on_FromRelay(self, event: FromRelay, seq: int) -> list[Effect]:
         if self._check_FromRelay(event) is not None:
-            return []  # the participant left meanwhile
+            return []  # the participant left meanwhile, or the relay was replaced
         message: ServerMessage
         if event.type == "answer":
             message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "", offer_id=event.offer_id)

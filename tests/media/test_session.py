@@ -10,7 +10,7 @@ from signaling.events import FromRelay, RoomEvent
 
 def _layouts(count: int) -> list[FromRelay]:
     """A participant's successive layouts, each with one more publisher in it, as a burst of joins makes."""
-    return [FromRelay(to="p1", type="layout", layout={f"v{i}": f"p{i}" for i in range(2, n + 2)})
+    return [FromRelay(epoch=1, to="p1", type="layout", layout={f"v{i}": f"p{i}" for i in range(2, n + 2)})
             for n in range(count)]
 
 

@@ -382,8 +382,8 @@ OFFER_TO_RELAY = Relaying(sender="d", to="relay", type="offer", sdp="v=0\r\nm=au
          [("d", "recording", (False, "stopped")), ("s", "recording", (False, "stopped")),
           (RELAY, "recording", (False, "stopped"))]),
         # the relay's answers go to the one participant
-        ((DOC, SPEC, join("t")), FromRelay(to="s", type="answer", sdp="v=0"), [("s", "answer", "relay")]),
-        ((DOC, SPEC, join("t")), FromRelay(to="gone", type="answer", sdp="v=0"), []),
+        ((DOC, SPEC, join("t")), FromRelay(epoch=1, to="s", type="answer", sdp="v=0"), [("s", "answer", "relay")]),
+        ((DOC, SPEC, join("t")), FromRelay(epoch=1, to="gone", type="answer", sdp="v=0"), []),
     ],
 )
 def test_media_events_produce(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
@@ -472,12 +472,26 @@ def test_a_relay_lost_with_its_node_is_announced_with_a_new_epoch() -> None:
     assert [(m.mode, m.relay_epoch) for m in _messages(effects, "d") if isinstance(m, RoomMode)] == [("relay", 2)]
 
 
+def test_a_replaced_relay_is_not_heard() -> None:
+    """A relay that is moved away closes while its successor already answers: its last layouts (everyone
+    gone) once reached pages connected to the new relay and emptied their slots for good. The room passes
+    on only what the relay of its current epoch says."""
+    room = room_after(DOC, SPEC, join("t"), join("x", node="n2"))
+    room.relay_node = "n2"  # as if the relay had been started on n2
+    room.apply(NodeStopping(node="n2"), 5)
+    assert (room.relay_node, room.relay_epoch) == ("n1", 2)
+    assert room.apply(FromRelay(epoch=1, to="d", type="layout", layout={}), 6) == []
+    assert room.apply(FromRelay(epoch=1, to="d", type="answer", sdp="v=0", offer_id="1.1"), 7) == []
+    (layout,) = room.apply(FromRelay(epoch=2, to="d", type="layout", layout={"3": "s"}), 8)
+    assert isinstance(layout, Deliver) and layout.message.slots == {"3": "s"}
+
+
 def test_offers_to_the_relay_and_its_answers_carry_the_offer_id() -> None:
     """The relay's answer names the offer it answers, so a client drops an answer to an older offer."""
     room = room_after(DOC, SPEC, join("t"))
     (offer,) = room.apply(OFFER_TO_RELAY.model_copy(update={"offer_id": "1.2"}), 4)
     assert isinstance(offer, Deliver) and offer.message.offer_id == "1.2"
-    (answer,) = room.apply(FromRelay(to="d", type="answer", sdp="v=0", offer_id="1.2"), 5)
+    (answer,) = room.apply(FromRelay(epoch=1, to="d", type="answer", sdp="v=0", offer_id="1.2"), 5)
     assert isinstance(answer, Deliver) and answer.message.offer_id == "1.2"
     assert '"offer_id":"1.2"' in dump(answer.message)
     (p2p,) = room_after(DOC, SPEC).apply(Relaying(sender="d", to="s", type="answer", sdp=OFFER), 3)
@@ -487,7 +501,7 @@ def test_offers_to_the_relay_and_its_answers_carry_the_offer_id() -> None:
 def test_a_layout_names_the_audio_slots_too() -> None:
     """A client need not guess which audio transceiver carries whom."""
     room = room_after(DOC, SPEC, join("t"))
-    (layout,) = room.apply(FromRelay(to="d", type="layout", layout={"3": "s"}, audio_layout={"2": "s"}), 4)
+    (layout,) = room.apply(FromRelay(epoch=1, to="d", type="layout", layout={"3": "s"}, audio_layout={"2": "s"}), 4)
     assert isinstance(layout, Deliver) and json.loads(dump(layout.message)) == {
         "type": "layout", "slots": {"3": "s"}, "audio_slots": {"2": "s"}}
 
