@@ -12,10 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
 from ..consent import records as consents
+from ..consultations import service as consultations
 from ..db import Database
 from ..models import Appointment, AppointmentStatus, Hospital, Patient, Referral, ReferralEvent, Specialty, User
 from ..patients import disclosure
-from ..permissions import Principal
+from ..permissions import Principal, can_join_consultation
 from .flow import open_actions
 from .service import actor, facts_of, sharing_consent
 
@@ -109,6 +110,9 @@ async def describe(session: AsyncSession, who: Principal, referral: Referral, *,
                         "by": {"id": e.actor_id, "display_name": names.get(e.actor_id, "")}} for e in events],
             "actions": [a.value for a in open_actions(actor(who), facts_of(referral,
                                                                            named.appointments.get(referral.id)))],
+            # A link to the room only for those who may take a seat in it (a coordinator books, not joins).
+            "can_join_room": referral.consultation_id is not None and can_join_consultation(
+                who, (await consultations.load(session, referral.consultation_id)).scope),
         })
     return data
 
