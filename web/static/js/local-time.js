@@ -9,15 +9,20 @@ const PARTS = /** @type {const} */ ({
 });
 
 /**
- * A moment in words on `timeZone`'s clock (this browser's by default): "Thu, May 2, 2030, 11:30 PM PDT",
- * "2030年5月2日周四 GMT-7 23:30".
+ * A moment in words on `timeZone`'s clock (this browser's by default), the zone's short name last as on
+ * every other page: "Thu, May 2, 2030, 11:30 PM PDT", "2030年5月2日周四 23:30 GMT-7" (Chinese puts it
+ * before the time by itself).
  * @param {Date | number} moment
  * @param {string} [locale] the page's language by default
  * @param {string} [timeZone]
  * @returns {string}
  */
 export function localText(moment, locale = document.documentElement.lang, timeZone = undefined) {
-  return new Intl.DateTimeFormat(locale || undefined, { ...PARTS, timeZone }).format(moment);
+  const parts = new Intl.DateTimeFormat(locale || undefined, { ...PARTS, timeZone }).formatToParts(moment);
+  const zone = parts.find((part) => part.type === "timeZoneName")?.value;
+  const rest = parts.filter((part) => part.type !== "timeZoneName").map((part) => part.value).join("")
+    .replace(/\s+/g, " ").trim();
+  return zone ? `${rest} ${zone}` : rest;
 }
 
 /**
