@@ -22,10 +22,12 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import zones
 from .errors import N_, NotFound
-from .models import Hospital, Notification, User, utcnow
+from .models import Notification, User, utcnow
 from .parsing import Id
 from .permissions import Principal
+from .settings import DEFAULT_TIMEZONE
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +102,11 @@ def readable(row: Notification, gettext: Gettext, zone: ZoneInfo) -> str:
         return row.text
 
 
-async def latest(session: AsyncSession, user: User, gettext: Gettext, *, limit: int) -> list[dict[str, Any]]:
-    """The user's newest notifications, in their words and their hospital's time zone."""
-    hospital = await session.get(Hospital, user.hospital_id)
-    zone = ZoneInfo(hospital.timezone) if hospital is not None else ZoneInfo("UTC")
+async def latest(session: AsyncSession, user: User, gettext: Gettext, *, limit: int,
+                 fallback: str = DEFAULT_TIMEZONE) -> list[dict[str, Any]]:
+    """The user's newest notifications, in their words and their hospital's time zone (``fallback``'s
+    without one)."""
+    zone = ZoneInfo(await zones.hospital_zone(session, user.hospital_id, fallback))
     rows = (await session.exec(select(Notification).where(Notification.user_id == user.id)
                                .order_by(col(Notification.id).desc()).limit(limit))).all()
     return [{"id": n.id, "kind": n.kind or None, "text": readable(n, gettext, zone), "link": n.link,

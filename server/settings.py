@@ -11,12 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import SettingsError
 from .i18n import SUPPORTED_LOCALES
 
 ENV_PREFIX = "TELEMED_"
 MIN_SECRET_BYTES = 32
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 class Secret:
@@ -66,6 +68,14 @@ def _parse_bool(raw: str) -> bool:
     if value in {"0", "false", "no", "off"}:
         return False
     raise ValueError("expected true or false")
+
+
+def _parse_time_zone(raw: str) -> str:
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name such as Asia/Shanghai") from None
+    return raw.strip()
 
 
 def _parse_port(raw: str) -> int:
@@ -278,6 +288,10 @@ class Settings:
     )
     default_locale: str = _setting(
         "zh-CN", _parse_locale, "Language of pages when neither the user nor the browser asks for one."
+    )
+    default_timezone: str = _setting(
+        DEFAULT_TIMEZONE, _parse_time_zone,
+        "Time zone of the times shown to an account without a hospital (the shell's administrator), an IANA name.",
     )
     log_level: str = _setting("INFO", _parse_log_level, "DEBUG, INFO, WARNING or ERROR.")
     signaling_max_message_bytes: int = _setting(

@@ -34,7 +34,7 @@ from server.admin.inputs import (
     SpecialtyInput,
     time_zones,
 )
-from server.appkeys import DATABASE
+from server.appkeys import DATABASE, SETTINGS
 from server.errors import N_, TelemedError, ValidationFailed
 from server.http import parse_form, path_id, read_form
 from server.identity.auth import caller
@@ -136,7 +136,8 @@ async def _form(request: web.Request) -> dict[str, str]:
 
 
 async def _zone(session: AsyncSession, request: web.Request) -> ZoneInfo:
-    return ZoneInfo(await overview.home_zone(session, caller(request).principal))
+    who = caller(request).principal
+    return ZoneInfo(await overview.home_zone(session, who, request.app[SETTINGS].default_timezone))
 
 
 def shown_at(moment: datetime, zone: ZoneInfo) -> str:

@@ -29,7 +29,7 @@ from .clock import for_patient, zone_label
 from .forms import field_errors, on_clock, summary
 from .pages import STATUS_LABELS
 from .qr import svg_data_uri
-from .render import RENDERER
+from .render import RENDERER, page_zone
 
 routes = web.RouteTableDef()
 
@@ -116,6 +116,7 @@ async def invitation_page(request: web.Request) -> web.Response:
         view = await consultations.visible(session, who, consultation_id, can_join_consultation)
         links = await invitations.shareable(session, who, consultation_id, settings=request.app[SETTINGS],
                                             keys=request.app[KEYS]) if view.consultation.patient_id else []
+        zone = await page_zone(request, session)
     shown = []
     for link in links:
         url = str(request.url.with_path(f"/visit/{link.token}").with_query(None))
@@ -123,7 +124,7 @@ async def invitation_page(request: web.Request) -> web.Response:
                       "created_at": link.invitation.created_at, "expires_at": link.invitation.expires_at,
                       "message": _message(request, view, link, url)})
     return request.app[RENDERER].render(request, "invitations.html", {
-        "view": view, "links": shown, "status_labels": STATUS_LABELS, "zone": view.hospital.timezone,
+        "view": view, "links": shown, "status_labels": STATUS_LABELS, "zone": zone,
         "has_patient": view.consultation.patient_id is not None})
 
 

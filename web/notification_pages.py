@@ -6,12 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from server import notices
-from server.appkeys import DATABASE
+from server.appkeys import DATABASE, SETTINGS
 from server.http import path_id, read_form, translator
 from server.identity.auth import caller
 
 from .pages import safe_next
-from .render import RENDERER
+from .render import RENDERER, page_zone
 
 routes = web.RouteTableDef()
 
@@ -20,8 +20,10 @@ routes = web.RouteTableDef()
 async def notification_list(request: web.Request) -> web.Response:
     who = caller(request)
     async with request.app[DATABASE].session() as session:
-        rows = await notices.latest(session, who.user, translator(request), limit=100)
-    return request.app[RENDERER].render(request, "notifications.html", {"notifications": rows})
+        rows = await notices.latest(session, who.user, translator(request), limit=100,
+                                    fallback=request.app[SETTINGS].default_timezone)
+        zone = await page_zone(request, session)
+    return request.app[RENDERER].render(request, "notifications.html", {"notifications": rows, "zone": zone})
 
 
 @routes.get("/notifications/{notification_id}", name="notification")

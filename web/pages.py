@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from server import notices
+from server import notices, zones
 from server.appkeys import DATABASE, KEYS, SETTINGS
 from server.consent import templates as consent_templates
 from server.consultations import service as consultations
@@ -26,7 +26,7 @@ from server.identity.auth import (
     revoke,
     set_session_cookie,
 )
-from server.models import ConsentPurpose, Consultation, ConsultationStatus, Hospital, ReferralAction, utcnow
+from server.models import ConsentPurpose, Consultation, ConsultationStatus, ReferralAction, utcnow
 from server.permissions import can_join_consultation, can_speak_for_patient, has_calendar_feed
 from server.referrals import attachments, views
 from server.referrals import service as referrals
@@ -35,7 +35,7 @@ from server.scheduling import calendar_feed
 
 from .clock import zoned
 from .referral_pages import URGENCY_LABELS
-from .render import RENDERER
+from .render import RENDERER, page_zone
 from .room_texts import signaling_errors
 
 routes = web.RouteTableDef()
@@ -181,14 +181,16 @@ async def dashboard(request: web.Request) -> web.Response:
     who = caller(request)
     async with request.app[DATABASE].session() as session:
         views = await consultations.list_for(session, who.principal)
-        notifications = await notices.latest(session, who.user, translator(request), limit=10)
+        zone = await page_zone(request, session)
+        notifications = await notices.latest(session, who.user, translator(request), limit=10,
+                                             fallback=request.app[SETTINGS].default_timezone)
         calendar_url = None
         if has_calendar_feed(who.user.role):
             path = await calendar_feed.feed_path(session, who.principal, request.app[KEYS],
                                                  request.app[SETTINGS].jwt_issuer, rotate=False)
             calendar_url = str(request.url.with_path(path).with_query(None))
     context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
-               "calendar_url": calendar_url}
+               "calendar_url": calendar_url, "zone": zone}
     return request.app[RENDERER].render(request, "dashboard.html", context)
 
 
@@ -271,16 +273,16 @@ async def _referral_panel(request: web.Request, consultation_id: int) -> dict[st
 
 
 async def render_room(request: web.Request, context: dict, *, consultation: Consultation, reader_hospital_id: int,
-                      status: int = 200) -> web.Response:
+                      status: int = 200, patient: bool = False) -> web.Response:
     """The room page: whether the room lets people in yet (and when it opens, on the clock of the reader's
-    hospital), the recording consent's current text beside its checkbox, and the signaling errors' words."""
+    hospital, or for a ``patient`` on their browser's, the hospital's being what shows without script), the
+    recording consent's current text beside its checkbox, and the signaling errors' words."""
     renderer = request.app[RENDERER]
     window = RoomWindow.of(consultation, request.app[SETTINGS])
     now = utcnow()
     async with request.app[DATABASE].session() as session:
         text = await consent_templates.current(session, ConsentPurpose.RECORDING, locale_for(request))
-        hospital = await session.get(Hospital, reader_hospital_id)
-    zone = hospital.timezone if hospital else "UTC"
+        zone = await zones.hospital_zone(session, reader_hospital_id, request.app[SETTINGS].default_timezone)
     state = window.state(now)
     context["config"]["recordingTemplateId"] = text.id
     # The server's clock too, so that a browser whose clock is off still counts down to the right moment.
@@ -289,7 +291,8 @@ async def render_room(request: web.Request, context: dict, *, consultation: Cons
     context.setdefault("referral", None)
     context.setdefault("back_url", None)
     room_window = {"state": state, "opens_at": window.opens.isoformat(), "closes_at": window.closes.isoformat(),
-                   "opens": zoned(window.opens, zone), "closes": zoned(window.closes, zone), "zone": zone}
+                   "opens": zoned(window.opens, zone), "closes": zoned(window.closes, zone), "zone": zone,
+                   "in_browser_zone": patient}
     return renderer.render(request, "consultation.html", {
         **context, "recording_text": text, "window": room_window,
         "signaling_errors": signaling_errors(translator(request))}, status=status)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from server.appkeys import DATABASE, RECORDING_KEY
+from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from server.errors import N_, TelemedError, ValidationFailed
 from server.http import parse_form, path_id, read_form, translator
 from server.identity.auth import caller
@@ -108,7 +108,8 @@ async def patient_page(request: web.Request) -> web.Response:
     """One patient's chart: the record, their consultations and referrals as the viewer may see them."""
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
-        chart = await charts.chart(session, who, path_id(request, "patient_id"))
+        chart = await charts.chart(session, who, path_id(request, "patient_id"),
+                                   request.app[SETTINGS].default_timezone)
     return _render(request, "patient.html", {
         "chart": chart, "status_labels": STATUS_LABELS, "urgency_labels": URGENCY_LABELS, "state_labels": STATE_LABELS,
         "can_plan": chart.own_hospital and can_create_consultation(who),

@@ -18,7 +18,8 @@ from server.identity.auth import caller
 from server.models import Recording, RecordingStatus
 from server.permissions import can_join_consultation
 
-from .render import RENDERER, local_time
+from .clock import zoned
+from .render import RENDERER
 
 routes = web.RouteTableDef()
 
@@ -59,11 +60,12 @@ def _consultation_title(request: web.Request, view: ConsultationView) -> str:
 @routes.get("/consultations/{consultation_id}/recordings", name="consultation_recordings")
 async def recordings_page(request: web.Request) -> web.Response:
     who = caller(request).principal
-    shelf = await playback.shelf(request.app[DATABASE], who, path_id(request, "consultation_id"))
+    shelf = await playback.shelf(request.app[DATABASE], who, path_id(request, "consultation_id"),
+                                 request.app[SETTINGS].default_timezone)
     _ = translator(request)
     rows = [{
         "id": row.id,
-        "started": local_time(row.started_at, shelf.timezone),
+        "started": zoned(row.started_at, shelf.timezone),
         "started_iso": row.started_at.isoformat(),
         "duration": clock(row.duration),
         "participants": [participant_label(request, p) for p in participants],
@@ -75,7 +77,7 @@ async def recordings_page(request: web.Request) -> web.Response:
     view = shelf.consultation
     return request.app[RENDERER].render(request, "recordings.html", {
         "title": _consultation_title(request, view), "consultation_id": view.consultation.id,
-        "hospital": view.hospital.name, "timezone": shelf.timezone, "recordings": rows,
+        "hospital": view.hospital.name, "recordings": rows,
         "may_join": can_join_consultation(who, view.scope),
     })
 
@@ -87,7 +89,7 @@ async def player_page(request: web.Request) -> web.Response:
     viewing = await playback.open_viewing(request.app[DATABASE], caller(request).principal,
                                           path_id(request, "recording_id"), root=settings.recordings_dir,
                                           key=request.app[RECORDING_KEY], keys=request.app[KEYS],
-                                          issuer=settings.jwt_issuer)
+                                          issuer=settings.jwt_issuer, fallback=settings.default_timezone)
     row = viewing.recording
     tiles = [{
         **participant_label(request, p), "number": p.number, "has_video": p.has_video,
@@ -97,7 +99,7 @@ async def player_page(request: web.Request) -> web.Response:
     return request.app[RENDERER].render(request, "recording_player.html", {
         "title": _consultation_title(request, viewing.consultation),
         "consultation_id": row.consultation_id, "recording": row, "tiles": tiles,
-        "started": local_time(row.started_at, viewing.timezone), "timezone": viewing.timezone,
+        "started": zoned(row.started_at, viewing.timezone),
         "duration": clock(row.duration), "download": _download_url(row),
         "config": {"duration": row.duration or 0, "viewing": viewing.id},
     })

@@ -71,7 +71,7 @@ async def referral_list(request: web.Request) -> web.Response:
     except ValidationFailed as exc:
         search, error = ReferralSearch(), _error_text(request, exc)
     async with request.app[DATABASE].session() as session:
-        zone = await views.reader_zone(session, who)
+        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
         inbox = await referrals.find(session, who, search, box="inbox") if has_referral_inbox(who) else None
         rest = await referrals.find(session, who, search, box="others" if inbox is not None else "all")
         # one batch describes both sections
@@ -141,7 +141,7 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id)
         data = await views.describe(session, who, referral, full=True)
-        zone = await views.reader_zone(session, who)
+        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
         hospitals, specialists = await choices.partners(session, referral.target_hospital_id)
         week = None
         if "schedule" in data["actions"]:

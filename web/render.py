@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import zones
+from server.appkeys import SETTINGS
 from server.errors import TelemedError
 from server.http import locale_for, translator
 from server.i18n import SUPPORTED_LOCALES, translations
-from server.identity.auth import CALLER
+from server.identity.auth import CALLER, caller
 
 from . import nav
 from .clock import zoned
@@ -21,12 +22,9 @@ from .clock import zoned
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
 
 
-def local_time(moment: datetime | str, timezone: str) -> str:
-    """A moment (or its ISO text) as the clock on the hospital's wall shows it: clinicians plan in local
-    time, not UTC."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+async def page_zone(request: web.Request, session: AsyncSession) -> str:
+    """The zone the caller reads this page's times in: their hospital's, else the deployment's default."""
+    return await zones.reader_zone(session, caller(request).principal, request.app[SETTINGS].default_timezone)
 
 
 def markdown_paragraphs(text: str) -> Markup:
@@ -59,7 +57,6 @@ class Renderer:
         # For a message that may carry user input (an error's): `_()` marks its result safe and %-formats
         # it, so `<meta>` would go out live and `%d` would raise. This looks it up, and autoescape escapes it.
         env.filters["translate"] = translations(locale).gettext
-        env.filters["local_time"] = local_time
         env.filters["zoned"] = zoned
         env.filters["markdown_paragraphs"] = markdown_paragraphs
         env.globals["locale"] = locale

@@ -121,7 +121,8 @@ async def waiting_room(request: web.Request) -> web.Response:
         "consentUrl": "/api/guest/recording-consent",
         "guest": token,
     }
-    # A patient sees the consultation's title and nothing of the record; times on their own hospital's clock.
+    # A patient sees the consultation's title and nothing of the record; times on their browser's clock.
     return await render_room(request, {"title": visit.consultation.title, "subtitle": None, "patient": None,
                                        "config": config},
-                             consultation=visit.consultation, reader_hospital_id=visit.patient.hospital_id)
+                             consultation=visit.consultation, reader_hospital_id=visit.patient.hospital_id,
+                             patient=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .. import zones
 from ..models import Department, Hospital, Partnership, Role, Specialty, User
 from ..permissions import Principal
+from ..settings import DEFAULT_TIMEZONE
 from . import SHELL, require_administrator
-
-DEFAULT_ZONE = "Asia/Shanghai"
 
 
 async def counts(session: AsyncSession, who: Principal) -> dict[str, int]:
@@ -31,9 +31,8 @@ async def counts(session: AsyncSession, who: Principal) -> dict[str, int]:
     }
 
 
-async def home_zone(session: AsyncSession, who: Principal) -> str:
+async def home_zone(session: AsyncSession, who: Principal, fallback: str = DEFAULT_TIMEZONE) -> str:
     """The time zone of the administrator's hospital, which the console shows times in."""
     if who == SHELL:
-        return DEFAULT_ZONE
-    hospital = await session.get(Hospital, who.hospital_id)
-    return hospital.timezone if hospital is not None else DEFAULT_ZONE
+        return fallback
+    return await zones.reader_zone(session, who, fallback)

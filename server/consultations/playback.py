@@ -23,13 +23,15 @@ from media.errors import TamperedRecording
 from media.remux import PartFormat, ensure_parts, part_format
 from media.sealed import SealedReader
 
+from .. import zones
 from ..audit import trail as audit
 from ..db import Database
 from ..errors import N_, NotFound, TokenExpired, Unauthenticated, Unavailable
 from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
-from ..models import Hospital, Recording, RecordingStatus
+from ..models import Recording, RecordingStatus
 from ..parsing import Id
 from ..permissions import Principal, can_access_recordings
+from ..settings import DEFAULT_TIMEZONE
 from .recordings import Playback
 from .service import ConsultationView, visible
 
@@ -143,19 +145,20 @@ class Viewing:
     timezone: str
 
 
-async def shelf(database: Database, who: Principal, consultation_id: int) -> Shelf:
+async def shelf(database: Database, who: Principal, consultation_id: int,
+                fallback: str = DEFAULT_TIMEZONE) -> Shelf:
     """The consultation's recordings, oldest first, for its participants and auditors (listing opens no
     recording, so it is not audited)."""
     async with database.session() as session:
         view = await visible(session, who, consultation_id, can_access_recordings)
         rows = (await session.exec(select(Recording).where(Recording.consultation_id == consultation_id)
                                    .order_by(col(Recording.id)))).all()
-        hospital = await session.get(Hospital, who.hospital_id)
-    return Shelf(view, [(row, participants_of(row)) for row in rows], hospital.timezone if hospital else "UTC")
+        zone = await zones.reader_zone(session, who, fallback)
+    return Shelf(view, [(row, participants_of(row)) for row in rows], zone)
 
 
 async def open_viewing(database: Database, who: Principal, recording_id: Id, *, root: Path, key: bytes,
-                       keys: KeyRing, issuer: str) -> Viewing:
+                       keys: KeyRing, issuer: str, fallback: str = DEFAULT_TIMEZONE) -> Viewing:
     """Open a finished recording in the player: one ``recording.viewed`` audit entry, written before any
     of it is sent, and a token for the player's stream requests. Nothing is audited if it is refused, not
     finished, or its file is missing or damaged."""
@@ -164,7 +167,7 @@ async def open_viewing(database: Database, who: Principal, recording_id: Id, *, 
         if row is None:
             raise NotFound(N_("No such recording."))
         view = await visible(session, who, row.consultation_id, can_access_recordings)
-        hospital = await session.get(Hospital, who.hospital_id)
+        zone = await zones.reader_zone(session, who, fallback)
     if row.status not in PLAYABLE:
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
     await _open_sealed(root / row.file, key)
@@ -174,7 +177,7 @@ async def open_viewing(database: Database, who: Principal, recording_id: Id, *, 
                        consultation_id=row.consultation_id, subject=f"recording:{row.id}",
                        detail={"viewing": viewing_id, "participants": len(participants)})
     token = viewing_token(keys, issuer, ViewingClaims(viewing_id, who.user_id, recording_id))
-    return Viewing(viewing_id, token, row, participants, view, hospital.timezone if hospital else "UTC")
+    return Viewing(viewing_id, token, row, participants, view, zone)
 
 
 async def participant_stream(database: Database, who: Principal, recording_id: Id, number: int, token: str, *,

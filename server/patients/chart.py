@@ -9,12 +9,14 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .. import zones
 from ..consultations import service as consultations
 from ..consultations.service import ConsultationView
-from ..models import Consultation, Hospital, Patient, Referral
+from ..models import Consultation, Patient, Referral
 from ..permissions import Principal, can_view_consultation
 from ..referrals import views as referral_views
 from ..referrals.service import can_view, live_appointment
+from ..settings import DEFAULT_TIMEZONE
 from . import records
 
 
@@ -28,10 +30,9 @@ class Chart:
     referrals: list[dict[str, Any]]  # as ``referrals.views.describe_many``, newest first
 
 
-async def chart(session: AsyncSession, who: Principal, patient_id: int) -> Chart:
+async def chart(session: AsyncSession, who: Principal, patient_id: int, fallback: str = DEFAULT_TIMEZONE) -> Chart:
     """The patient's chart, to those who may see the record (403/404 otherwise); the view is audited."""
     patient = await records.view(session, who, patient_id, via="chart")
-    hospital = await session.get(Hospital, who.hospital_id)
     ids = (await session.exec(select(Consultation.id).where(Consultation.patient_id == patient_id)
                               .order_by(col(Consultation.planned_start).desc()))).all()
     loaded = [await consultations.load(session, i) for i in ids if i is not None]
@@ -41,5 +42,5 @@ async def chart(session: AsyncSession, who: Principal, patient_id: int) -> Chart
     visible = [r for r in rows if r.id is not None and can_view(who, r, await live_appointment(session, r.id))]
     return Chart(patient=patient, shown=records.shown_to(who, patient),
                  own_hospital=who.hospital_id == patient.hospital_id,
-                 zone=hospital.timezone if hospital else "UTC", consultations=seen,
+                 zone=await zones.reader_zone(session, who, fallback), consultations=seen,
                  referrals=await referral_views.describe_many(session, who, visible))

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .. import zones
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..consultations import service as consultations
@@ -17,6 +18,7 @@ from ..db import Database
 from ..models import Appointment, AppointmentStatus, Hospital, Patient, Referral, ReferralEvent, Specialty, User
 from ..patients import disclosure
 from ..permissions import Principal, can_join_consultation
+from ..settings import DEFAULT_TIMEZONE
 from .flow import open_actions
 from .service import actor, facts_of, sharing_consent
 
@@ -136,7 +138,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-async def reader_zone(session: AsyncSession, who: Principal) -> str:
+async def reader_zone(session: AsyncSession, who: Principal, fallback: str = DEFAULT_TIMEZONE) -> str:
     """The time zone of the caller's hospital: the referral pages show every time on its clock."""
-    hospital = await session.get(Hospital, who.hospital_id)
-    return hospital.timezone if hospital is not None else "UTC"
+    return await zones.reader_zone(session, who, fallback)

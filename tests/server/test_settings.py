@@ -36,6 +36,7 @@ def test_reads_environment_and_flags_override_it(tmp_path: Path) -> None:
         "TELEMED_COOKIE_SECURE": "yes",
         "TELEMED_ICE_SERVERS": "stun:stun.example.org:3478,turn:turn.example.org",
         "TELEMED_DEFAULT_LOCALE": "en",
+        "TELEMED_DEFAULT_TIMEZONE": "Europe/London",
         "TELEMED_ACCESS_TOKEN_TTL": "600",
     }
     settings = Settings.load(environ=env, port=0)
@@ -49,6 +50,7 @@ def test_reads_environment_and_flags_override_it(tmp_path: Path) -> None:
     assert settings.cookie_secure is True
     assert settings.ice_servers == ({"urls": "stun:stun.example.org:3478"}, {"urls": "turn:turn.example.org"})
     assert settings.default_locale == "en"
+    assert settings.default_timezone == "Europe/London"
     assert settings.access_token_ttl == 600
 
 
@@ -72,6 +74,8 @@ def test_ice_servers_as_json_keep_turn_credentials() -> None:
         ("TELEMED_ICE_SERVERS", "[{\"x\": 1}]", "'urls'"),
         ("TELEMED_ICE_SERVERS", "[not json", "TELEMED_ICE_SERVERS"),
         ("TELEMED_DEFAULT_LOCALE", "fr", "zh-CN, en"),
+        ("TELEMED_DEFAULT_TIMEZONE", "Mars/Olympus_Mons", "IANA time zone"),
+        ("TELEMED_DEFAULT_TIMEZONE", "../etc/passwd", "IANA time zone"),
         ("TELEMED_LOG_LEVEL", "LOUD", "DEBUG"),
         ("TELEMED_ACCESS_TOKEN_TTL", "-5", "positive"),
         ("TELEMED_ROOM_MAX_PARTICIPANTS", "0", "positive"),

@@ -56,7 +56,8 @@ async def test_dashboard_lists_own_consultations_only(client: TestClient) -> Non
     async with client.app[DATABASE].session() as session:
         planned = (await session.get(Consultation, 1)).planned_start
     shanghai = (planned + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
-    assert f">{shanghai}</time>" in text, "times are shown in the hospital's time zone"
+    assert f">{shanghai} CST</time>" in text, "times are shown in the hospital's time zone, labelled"
+    assert "Asia/Shanghai" not in text, "the zone is named by its short name, not its IANA name"
     client.session.cookie_jar.clear()
     await form_login(client, "dr.chen")
     text = await (await client.get("/", headers=EN)).text()

@@ -7,6 +7,7 @@ import { ConsultationCall } from "./call.js";
 import { API_ERRORS, ERRORS } from "./codes.js";
 import { postInPlace, tabs } from "./room-panel.js";
 import { RoomStage, SELF } from "./room-stage.js";
+import { localize } from "./local-time.js";
 import { serverClock, untilOpen } from "./room-window.js";
 import { TokenRefused, signalingUrl } from "./signaling.js";
 
@@ -63,12 +64,15 @@ function showClosed() {
 }
 
 /**
- * Count down to the room's opening (on the server's clock), showing when it opens.
+ * Count down to the room's opening (on the server's clock), showing when it opens: a patient reads that
+ * on this device's clock and zone (local-time.js), a clinician on their hospital's, as the server wrote it.
  * @param {number} opensAt
  */
 function countDownTo(opensAt) {
   countdown.abort();
   countdown = new AbortController();
+  const shown = /** @type {HTMLTimeElement} */ ($("opens-at"));
+  if (shown.hasAttribute("data-local")) localize(shown, opensAt);
   $("room-not-open").hidden = false;
   return untilOpen({ opensAt, clock, element: $("opens-in"), strings, signal: countdown.signal });
 }
