@@ -280,5 +280,6 @@ def action_choices(gettext: Gettext) -> list[tuple[str, list[tuple[str, str]]]]:
     grouped: dict[str, list[tuple[str, str]]] = {}
     for action, label in ACTIONS.items():
         family = action.split(".")[0] + "."
-        grouped.setdefault(family, [(family, gettext(N_("All of them")))]).append((action, gettext(label)))
+        whole = gettext(N_("%(family)s: all")) % {"family": gettext(FAMILIES[family])}
+        grouped.setdefault(family, [(family, whole)]).append((action, gettext(label)))
     return [(gettext(FAMILIES[family]), options) for family, options in grouped.items()]

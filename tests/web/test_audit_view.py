@@ -242,7 +242,7 @@ async def _activity(client: TestClient) -> None:
     (EN, ["李明 Li Ming", "County doctor", "青山县人民医院", "Patient invited", "Consent given", "Purpose",
           "Taking part by video", "Patient 1 (张* Z**** W**)", "Logged in", "When (CST)", "As recorded (JSON)"]),
     (ZH, ["李明 Li Ming", "县级医生", "青山县人民医院", "邀请患者", "给出知情同意", "用途", "参加视频会诊",
-          "患者 1（张* Z**** W**）", "登录", "时间（CST）", "原始记录（JSON）", ">至<"]),
+          "患者 1（张* Z**** W**）", "登录", "时间（CST）", "原始记录（JSON）", ">截止日期<"]),
 ])
 async def test_the_page_speaks_of_people_and_actions(client: TestClient, headers: dict[str, str],
                                                      words: list[str]) -> None:
@@ -260,7 +260,7 @@ async def test_the_page_speaks_of_people_and_actions(client: TestClient, headers
     assert "张伟" not in text, "a patient's name is not shown to auditors"
     assert "<details" in table and "&#34;actor&#34;: &#34;user:1&#34;" in table
     if headers is ZH:
-        assert "转至" not in text, "the date range's To is 至, not 'transfer to'"
+        assert "转至" not in text, "the date range's To is 截止日期, not 'transfer to'"
 
 
 @pytest.mark.parametrize(("query", "field", "message"), [
