@@ -18,7 +18,8 @@ routes = web.RouteTableDef()
 @routes.get("/api/audit")
 async def search_audit(request: web.Request) -> web.Response:
     """Entries matching ``actor``, ``action`` (``consent.`` for a family), ``consultation``, ``subject``,
-    ``since`` and ``until`` (days), newest first, 200 at a time (``before`` = the last id seen)."""
+    ``since`` and ``until`` (days on the clock of the auditor's hospital), newest first, 200 at a time
+    (``before`` = the last id seen)."""
     page = await audit_review.search(request.app[DATABASE], caller(request).principal, request.query)
     return json_response({"entries": [audit.to_json(e) for e in page.entries], "more": page.more,
                           "chain": page.chain})
