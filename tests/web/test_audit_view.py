@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from markupsafe import escape
 from sqlmodel import select
 
+from server.admin.overview import DEFAULT_ZONE
 from server.appkeys import DATABASE
 from server.audit import review
 from server.audit import trail as audit
@@ -344,3 +345,14 @@ async def test_the_trail_pages_back_and_returns_to_the_newest(client: TestClient
     assert "action=consent." in link and "before=" in link
     second = await (await client.get(link, headers=EN)).text()
     assert second.count('data-action="consent.') == 1 and 'href="/audit?action=consent."' in second
+
+
+async def test_an_auditor_without_a_hospital_reads_the_deployments_default_zone(client: TestClient) -> None:
+    """The zone falls back to the deployment's default (the console's) when the caller has no hospital."""
+    database = client.app[DATABASE]
+    async with database.session() as session:
+        auditor = (await session.exec(select(User).where(User.username == "auditor"))).one()
+    assert await review.reader_zone(database, Principal(auditor.id or 0, Role.AUDITOR, 0)) == DEFAULT_ZONE
+    await _set_zone(client, "auditor", "Asia/Kathmandu")
+    assert await review.reader_zone(database, Principal(auditor.id or 0, Role.AUDITOR, auditor.hospital_id)) \
+        == "Asia/Kathmandu"
