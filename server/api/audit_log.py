@@ -18,8 +18,10 @@ routes = web.RouteTableDef()
 @routes.get("/api/audit")
 async def search_audit(request: web.Request) -> web.Response:
     """Entries matching ``actor``, ``action`` (``consent.`` for a family), ``consultation``, ``subject``,
-    ``since`` and ``until`` (days), newest first, 200 at a time (``before`` = the last id seen)."""
-    page = await audit_review.search(request.app[DATABASE], caller(request).principal, request.query)
+    ``since`` and ``until`` (days on the clock of the auditor's hospital), newest first, 200 at a time
+    (``before`` = the last id seen)."""
+    page = await audit_review.search(request.app[DATABASE], caller(request).principal, request.query,
+                                     fallback=request.app[SETTINGS].default_timezone)
     return json_response({"entries": [audit.to_json(e) for e in page.entries], "more": page.more,
                           "chain": page.chain})
 
@@ -29,7 +31,8 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
     """The matching entries, oldest first, as ``format=csv`` or ``json``, for download. The export is
     recorded in the trail (who, which filter, how many)."""
     body, kind = await audit_review.export(request.app[DATABASE], caller(request).principal, request.query,
-                                           issuer=request.app[SETTINGS].jwt_issuer)
+                                           issuer=request.app[SETTINGS].jwt_issuer,
+                                           fallback=request.app[SETTINGS].default_timezone)
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     return web.Response(text=body, content_type="application/json" if kind == "json" else "text/csv",
                         charset="utf-8",
