@@ -256,7 +256,7 @@ function controller(viewer) {
     viewer.dataset.kind = kind;
     viewer.dataset.loaded = "false";
     part("title").textContent = name;
-    full.href = link.href;
+    full.href = link.getAttribute("href") ?? "";
     full.textContent = strings.full[kind] ?? strings.full.file;
     stage.setAttribute("aria-label", fill(strings.imageLabel, { name }));
     image.alt = name;
@@ -274,11 +274,11 @@ function controller(viewer) {
     say(picture ? strings.loading : "");
     if (kind === "pdf") {
       frame.title = name;
-      frame.setAttribute("src", link.href);
+      frame.setAttribute("src", link.getAttribute("href") ?? "");
     } else {
       frame.removeAttribute("src");
     }
-    if (kind === "image") image.src = link.href;
+    if (kind === "image") image.src = link.getAttribute("href") ?? "";
     else if (kind === "dicom") loadDicom(link, 0);
     part("title").focus();
     viewer.scrollIntoView({ block: "nearest" });
