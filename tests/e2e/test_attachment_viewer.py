@@ -17,7 +17,7 @@ from ..server.api.test_attachments import _upload
 from ..server.api.test_referrals import booked_referral
 from ..support.dicom import PATIENT_ID, PATIENT_NAME, dicom_file, gradient
 from .conftest import assert_accessible
-from .test_room_layout import LOCALES, in_call, settings, shot, signed_in, words  # noqa: F401 (settings: fixture)
+from .test_room_layout import LOCALES, PHONE, in_call, settings, shot, signed_in, words  # noqa: F401 (settings: fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -159,3 +159,54 @@ async def test_the_specialist_opens_an_image_beside_the_call(client: TestClient,
     await expect(specialist.locator("#connection-state")).to_have_attribute("data-state", "connected")
     await shot(specialist, "attachment-viewer-room-zh-CN")
     await assert_accessible(specialist)
+
+
+PINCH = """
+(stage) => {
+  // Two fingers 100 px apart spreading to 200 px about the stage's centre, as a touch screen sends them.
+  const box = stage.getBoundingClientRect();
+  const [cx, cy] = [box.left + box.width / 2, box.top + box.height / 2];
+  const send = (type, id, x) => stage.dispatchEvent(new PointerEvent(type, {
+    pointerId: id, pointerType: "touch", isPrimary: id === 11, clientX: x, clientY: cy, bubbles: true }));
+  send("pointerdown", 11, cx - 50); send("pointerdown", 12, cx + 50);
+  send("pointermove", 11, cx - 100); send("pointermove", 12, cx + 100);
+  send("pointerup", 11, cx - 100); send("pointerup", 12, cx + 100);
+}
+"""
+
+
+async def test_drag_and_pinch_on_a_phone(client: TestClient, browser: Browser) -> None:
+    """On a 390×844 phone the viewer fits the screen (nothing to scroll sideways); a drag moves the picture by
+    as much as the finger moved, and two fingers spreading to twice their distance zoom it twice as large."""
+    base = str(client.make_url("")).rstrip("/")
+    referral = await attached_referral(client)
+    page = await signed_in(browser, base, "coord.zhao", "en", **PHONE)
+    await page.goto(f"{base}/referrals/{referral['id']}")
+    await page.get_by_role("link", name="心电图 ECG.png").click()
+    viewer = page.locator("#attachment-viewer")
+    await expect(viewer).to_have_attribute("data-loaded", "true")
+    stage = viewer.locator("[data-part='stage']")
+    image = viewer.locator("img")
+    assert await page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    for button in await viewer.get_by_role("button").all():
+        box = await button.bounding_box()
+        if box is not None:  # (hidden ones have none)
+            assert box["width"] >= 44 and box["height"] >= 44, await button.inner_text()
+
+    before = await image.bounding_box()
+    box = await stage.bounding_box()
+    assert before is not None and box is not None
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.mouse.move(*middle)
+    await page.mouse.down()
+    await page.mouse.move(middle[0] + 40, middle[1] + 25, steps=5)
+    await page.mouse.up()
+    after = await image.bounding_box()
+    assert after is not None
+    assert (after["x"] - before["x"], after["y"] - before["y"]) == (pytest.approx(40, abs=1), pytest.approx(25, abs=1))
+
+    fit = await scale(page)
+    await stage.evaluate(PINCH)
+    assert await scale(page) == pytest.approx(fit * 2, rel=1e-3)
+    await shot(page, "attachment-viewer-phone-en", full_page=True)
+    await assert_accessible(page)

@@ -159,7 +159,11 @@ function controller(viewer) {
     return { distance: Math.hypot(a.x - b.x, a.y - b.y), middle: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } };
   };
   stage.addEventListener("pointerdown", (event) => {
-    stage.setPointerCapture(event.pointerId);
+    try {
+      stage.setPointerCapture(event.pointerId);
+    } catch {
+      // a pointer the browser no longer knows (lifted already): follow it without capture
+    }
     pointers.set(event.pointerId, centre(event.clientX, event.clientY));
     stage.classList.add("dragging");
   });
