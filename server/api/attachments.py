@@ -9,11 +9,11 @@ from aiohttp import web
 
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from ..errors import ValidationFailed
-from ..http import file_upload, json_response, path_id
+from ..http import file_upload, json_response, path_id, translator
 from ..identity.auth import caller
 from ..models import Attachment
 from ..parsing import parse_whole
-from ..referrals import attachments
+from ..referrals import attachments, dicom
 from .referrals import referral_id
 
 routes = web.RouteTableDef()
@@ -71,8 +71,14 @@ async def preview_attachment(request: web.Request) -> web.Response:
     frame = parse_whole(request.query.get("frame", "0"), 0, MAX_FRAME)
     if frame is None:
         raise ValidationFailed({"frame": f"a whole number from 0 to {MAX_FRAME}"})
-    rendering = await attachments.preview(request.app[DATABASE], caller(request).principal,
-                                          path_id(request, "attachment_id"), frame=frame,
-                                          root=request.app[SETTINGS].recordings_dir, key=request.app[RECORDING_KEY])
+    try:
+        rendering = await attachments.preview(request.app[DATABASE], caller(request).principal,
+                                              path_id(request, "attachment_id"), frame=frame,
+                                              root=request.app[SETTINGS].recordings_dir,
+                                              key=request.app[RECORDING_KEY])
+    except (dicom.NoPreview, dicom.DicomCompressed) as refused:
+        # Said in the reader's language: a person reads this one, beside the file they wanted to see.
+        refused.message = translator(request)(refused.message)
+        raise
     return json_response(rendering.to_json())
 

@@ -15,7 +15,7 @@ from server.referrals.dicom import encode_png
 
 from ..server.api.test_attachments import _upload
 from ..server.api.test_referrals import booked_referral
-from ..support.dicom import PATIENT_ID, PATIENT_NAME, dicom_file, gradient
+from ..support.dicom import JPEG_DICOM_SYNTAX, PATIENT_ID, PATIENT_NAME, dicom_file, gradient
 from .conftest import assert_accessible
 from .test_room_layout import LOCALES, PHONE, in_call, settings, shot, signed_in, words  # noqa: F401 (settings: fixture)
 
@@ -51,7 +51,7 @@ async def attached_referral(client: TestClient) -> dict:
     referral, _known = await booked_referral(client)
     frames = np.stack([gradient() // 4 + 1000 * k for k in range(3)])
     for data, name in ((photo(), "心电图 ECG.png"), (dicom_file(frames, window=(1500, 3000)), "胸部 CT.dcm"),
-                       (PDF, "报告 report.pdf")):
+                       (PDF, "报告 report.pdf"), (dicom_file(syntax=JPEG_DICOM_SYNTAX), "压缩 JPEG.dcm")):
         status, row = await _upload(client, referral["id"], data, name)
         assert status == 201, row
     return referral
@@ -133,9 +133,20 @@ async def test_images_dicom_and_pdf_on_the_referral_page(client: TestClient, bro
     await shot(page, f"attachment-viewer-pdf-{locale}")
     await assert_accessible(page)
 
+    # A compression the server cannot decode is said plainly, in the reader's language, with the download.
+    await page.get_by_role("link", name="压缩 JPEG.dcm").click()
+    await expect(viewer.locator("[data-part='status']")).to_have_text(_(
+        "This DICOM image is compressed in a way the viewer cannot show. Download the file and open it in a "
+        "DICOM viewer."))
+    await expect(stage).to_be_hidden()
+    await expect(viewer.get_by_role("button", name=_("Zoom in"))).to_be_hidden()
+    await expect(viewer.get_by_role("link", name=_("Download the DICOM file"))).to_be_visible()
+    await shot(page, f"attachment-viewer-compressed-{locale}")
+    await assert_accessible(page)
+
     await viewer.get_by_role("button", name=_("Close the viewer")).click()
     await expect(viewer).to_be_hidden()
-    await expect(page.get_by_role("link", name="报告 report.pdf")).to_be_focused()
+    await expect(page.get_by_role("link", name="压缩 JPEG.dcm")).to_be_focused()
 
 
 async def test_the_specialist_opens_an_image_beside_the_call(client: TestClient, browser: Browser) -> None:

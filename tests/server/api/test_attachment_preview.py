@@ -126,3 +126,11 @@ async def test_a_frame_that_is_not_a_whole_number_is_a_422(client: TestClient, f
     response = await client.get(f"/api/attachments/{row['id']}/preview?frame={frame}",
                                 headers=await login(client, "dr.li"))
     assert response.status == 422 and "frame" in (await response.json())["error"]["fields"]
+
+
+async def test_what_cannot_be_drawn_is_said_in_the_reader_s_language(client: TestClient) -> None:
+    _referral, row = await attached(client, dicom_file(syntax=JPEG_DICOM_SYNTAX), "jpeg.dcm")
+    headers = {**await login(client, "dr.li"), "Accept-Language": "zh-CN"}
+    answer = await (await client.get(f"/api/attachments/{row['id']}/preview", headers=headers)).json()
+    assert answer["error"]["message"].startswith("此 DICOM 影像的压缩格式无法在查看器中显示")
+    assert answer["error"]["transfer_syntax"] == "1.2.840.10008.1.2.4.50"

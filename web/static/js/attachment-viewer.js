@@ -212,14 +212,14 @@ function controller(viewer) {
       answer = await response.json();
       if (!response.ok) {
         say(strings.errors[answer?.error?.code] ?? strings.errors.default, true);
-        stage.hidden = true;
+        for (const name of ["stage", "tools", "keys", "frames"]) part(name).hidden = true;
         return;
       }
     } catch (error) {
       if (/** @type {Error} */ (error).name !== "AbortError") say(strings.errors.default, true);
       return;
     }
-    stage.hidden = false;
+    for (const name of ["stage", "tools", "keys"]) part(name).hidden = false;
     viewer.dataset.frame = String(answer.frame);
     frames.hidden = answer.frames < 2;
     frameInput.max = String(answer.frames);
