@@ -81,9 +81,13 @@ class ErrorCode(enum.Enum):
     IDEMPOTENCY_KEY_IN_USE = ("idempotency-key-in-use", 409,
                               "a request with the same `Idempotency-Key` is still being handled; try again")
     TOO_LARGE = "too-large", 413, "an attachment over `TELEMED_ATTACHMENT_MAX_BYTES`"
-    UNSUPPORTED_TYPE = "unsupported-type", 415, "an attachment that is empty, or not PDF, PNG, JPEG or DICOM"
+    UNSUPPORTED_TYPE = "unsupported-type", 415, "an attachment that is empty, or not PDF, PNG, JPEG, WebP or DICOM"
     RANGE_NOT_SATISFIABLE = "range-not-satisfiable", 416, "a `Range` outside the recording"
     VALIDATION_FAILED = "validation-failed", 422, "a field's value is wrong (`fields` names each one and why)"
+    NO_PREVIEW = "no-preview", 422, "a preview of an attachment that is not DICOM, cannot be read or holds no image"
+    DICOM_COMPRESSED = ("dicom-compressed", 422,
+                        "a preview of a DICOM image compressed in a way the server cannot decode (`transfer_syntax` "
+                        "names it): download the file instead")
     IDEMPOTENCY_KEY_REUSED = ("idempotency-key-reused", 422,
                               "an `Idempotency-Key` sent before with a different request (`key` names it)")
     TOO_MANY_REQUESTS = "too-many-requests", 429, "slow down (`retry_after`, and the `Retry-After` header)"

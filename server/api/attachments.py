@@ -8,13 +8,20 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
-from ..http import file_upload, json_response, path_id
+from ..errors import ValidationFailed
+from ..http import file_upload, json_response, path_id, translator
 from ..identity.auth import caller
 from ..models import Attachment
-from ..referrals import attachments
+from ..parsing import parse_whole
+from ..referrals import attachments, dicom
 from .referrals import referral_id
 
 routes = web.RouteTableDef()
+INLINE = ("application/pdf", "image/png", "image/jpeg", "image/webp")
+MAX_FRAME = 65_535
+# The file alone, sandboxed: whatever it holds runs nothing here. Framed only by our own pages, where the
+# attachment viewer shows PDFs (the pages' own policy allows same-origin frames through default-src 'self').
+ATTACHMENT_POLICY = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
 async def receive(request: web.Request, number: int) -> Attachment:
@@ -27,7 +34,7 @@ async def receive(request: web.Request, number: int) -> Attachment:
 
 @routes.post("/api/referrals/{referral_id}/attachments")
 async def add_attachment(request: web.Request) -> web.Response:
-    """Attach a test result or image (PDF, PNG, JPEG or DICOM, as ``multipart/form-data`` field ``file``),
+    """Attach a test result or image (PDF, PNG, JPEG, WebP or DICOM, as ``multipart/form-data`` field ``file``),
     checked by its content, up to TELEMED_ATTACHMENT_MAX_BYTES; 413 if larger, 415 if another type."""
     return json_response(attachments.describe(await receive(request, referral_id(request))), status=201)
 
@@ -45,9 +52,33 @@ async def download_attachment(request: web.Request) -> web.Response:
     row, data = await attachments.download(request.app[DATABASE], caller(request).principal,
                                            path_id(request, "attachment_id"),
                                            root=request.app[SETTINGS].recordings_dir, key=request.app[RECORDING_KEY])
-    disposition = "inline" if row.content_type in ("application/pdf", "image/png", "image/jpeg") else "attachment"
+    disposition = "inline" if row.content_type in INLINE else "attachment"
     plain = row.filename.encode("ascii", "replace").decode().replace("?", "_")  # Chinese names go in filename*
     return web.Response(body=data, content_type=row.content_type, headers={
         "Content-Disposition": f"{disposition}; filename=\"{plain}\"; filename*=UTF-8''{quote(row.filename)}",
-        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"})
+        "Content-Security-Policy": ATTACHMENT_POLICY})
+
+
+@routes.get("/api/attachments/{attachment_id}/preview")
+async def preview_attachment(request: web.Request) -> web.Response:
+    """A DICOM attachment's frame (``frame``, from 0) drawn as PNG, with the facts to read it by.
+
+    JSON: ``width``, ``height``, ``frame``, ``frames``, ``window`` (``center``, ``width``, ``source``: ``file``
+    or ``min-max``; null for colour), ``modality``, ``study_date``, ``body_part``, ``series_description`` when
+    the file has them (never the patient's name or ID), and ``image``, the PNG as a ``data:`` URL. For those
+    who may download the file, audited as a download; 422 ``no-preview`` for a file that is not DICOM or
+    holds no image, 422 ``dicom-compressed`` for a compression the server cannot decode."""
+    frame = parse_whole(request.query.get("frame", "0"), 0, MAX_FRAME)
+    if frame is None:
+        raise ValidationFailed({"frame": f"a whole number from 0 to {MAX_FRAME}"})
+    try:
+        rendering = await attachments.preview(request.app[DATABASE], caller(request).principal,
+                                              path_id(request, "attachment_id"), frame=frame,
+                                              root=request.app[SETTINGS].recordings_dir,
+                                              key=request.app[RECORDING_KEY])
+    except (dicom.NoPreview, dicom.DicomCompressed) as refused:
+        # Said in the reader's language: a person reads this one, beside the file they wanted to see.
+        refused.message = translator(request)(refused.message)
+        raise
+    return json_response(rendering.to_json())
 

@@ -28,6 +28,7 @@ from ..db import Database
 from ..errors import N_, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..models import Attachment, ReferralState
 from ..permissions import Principal, can_attach, require
+from . import dicom
 from . import service as referrals
 
 ATTACHMENTS_DIR = "attachments"
@@ -41,13 +42,15 @@ class Kind:
 
 
 def sniff(head: bytes) -> Kind | None:
-    """What a file is, from its first bytes: PDF, PNG, JPEG or DICOM (the formats of results and images)."""
+    """What a file is, from its first bytes: PDF, PNG, JPEG, WebP or DICOM (the formats of results and images)."""
     if head.startswith(b"%PDF-"):
         return Kind("application/pdf", "pdf")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return Kind("image/png", "png")
     if head.startswith(b"\xff\xd8\xff"):
         return Kind("image/jpeg", "jpg")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return Kind("image/webp", "webp")
     if len(head) >= 132 and head[128:132] == b"DICM":
         return Kind("application/dicom", "dcm")
     return None
@@ -88,7 +91,7 @@ class SealedUpload:
         """Close the file and move it into place; (kind, SHA-256). Refuses a type that is not allowed."""
         kind = sniff(self._head)
         if kind is None:
-            raise UnsupportedMediaType(N_("Attach PDF reports or PNG, JPEG or DICOM images."))
+            raise UnsupportedMediaType(N_("Attach PDF reports or PNG, JPEG, WebP or DICOM images."))
         if self.size == 0:
             raise UnsupportedMediaType(N_("The file is empty."))
         self._writer.close()
@@ -120,19 +123,44 @@ async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> S
                                .order_by(col(Attachment.id)))).all()
 
 
-async def download(database: Database, who: Principal, attachment_id: int, *, root: Path,
-                   key: bytes) -> tuple[Attachment, bytes]:
-    """An attachment and its bytes, decrypted, for whoever sees its referral's records (403 otherwise); every
-    download goes into the audit trail."""
+async def _allowed(database: Database, who: Principal, attachment_id: int) -> Attachment:
+    """The one gate to an attachment, for downloads and previews alike: 404 if there is none, 403 for whoever
+    does not see its referral's records."""
     async with database.session() as session:
         row = await session.get(Attachment, attachment_id)
         if row is None:
             raise NotFound(N_("There is no such attachment."))
         await referrals.load_with_records(session, who, row.referral_id)
+    return row
+
+
+async def _read(database: Database, who: Principal, row: Attachment, *, root: Path, key: bytes, action: str,
+                **detail: int) -> bytes:
+    """The file decrypted in memory (nothing is written in clear), and the audit entry saying who read it."""
     data = await asyncio.to_thread(lambda: SealedReader(root / row.file, key).read_all())
-    await audit.record(database, actor=f"user:{who.user_id}", action="attachment.downloaded",
-                       subject=f"referral:{row.referral_id}", detail={"attachment": row.id})
-    return row, data
+    await audit.record(database, actor=f"user:{who.user_id}", action=action,
+                       subject=f"referral:{row.referral_id}", detail={"attachment": row.id, **detail})
+    return data
+
+
+async def download(database: Database, who: Principal, attachment_id: int, *, root: Path,
+                   key: bytes) -> tuple[Attachment, bytes]:
+    """An attachment and its bytes, decrypted, for whoever sees its referral's records (403 otherwise); every
+    download goes into the audit trail."""
+    row = await _allowed(database, who, attachment_id)
+    return row, await _read(database, who, row, root=root, key=key, action="attachment.downloaded")
+
+
+async def preview(database: Database, who: Principal, attachment_id: int, *, frame: int = 0, root: Path,
+                  key: bytes) -> dicom.Rendering:
+    """A DICOM attachment's frame drawn as PNG, with the facts the specialist reads it by (never the patient's
+    name or ID from the file), for whoever may download it (the same checks), audited as a download is.
+    Drawn in memory and cached nowhere: the file stays sealed at rest. 422 ``no-preview`` for another type."""
+    row = await _allowed(database, who, attachment_id)
+    if row.content_type != "application/dicom":
+        raise dicom.NoPreview(N_("Only DICOM images have a preview; open the file itself."))
+    data = await _read(database, who, row, root=root, key=key, action="attachment.previewed", frame=frame)
+    return await asyncio.to_thread(dicom.render, data, frame)
 
 
 def upload_filename(raw: str) -> str:

@@ -204,3 +204,29 @@ async def test_the_list_is_searched_by_patient_name_and_state(client: TestClient
     assert "No referral matches this search." in nothing
     wrong = await client.get("/referrals?page=0&state=lost", headers=EN)
     assert wrong.status == 200 and "page:" in await wrong.text() and 'role="alert"' in await wrong.text()
+
+
+async def test_attachments_open_in_the_viewer_in_the_reader_s_language(client: TestClient) -> None:
+    """Each attachment link says how the viewer shows it (image, PDF, DICOM), the viewer and its script come
+    only with attachments, its words are the reader's, and the PDF's own policy lets this origin frame it."""
+    from ..server.api.test_attachments import PDF, PNG, _upload
+    from ..support.dicom import dicom_file
+
+    referral = await _referral(client)
+    await form_login(client, "dr.li")
+    empty = await (await client.get(f"/referrals/{referral}", headers=EN)).text()
+    assert 'id="attachment-viewer"' not in empty and "attachment-viewer.js" not in empty
+    for data, name in ((PNG, "ECG.png"), (PDF, "report.pdf"), (dicom_file(), "CT.dcm")):
+        assert (await _upload(client, referral, data, name))[0] == 201
+    page = await (await client.get(f"/referrals/{referral}", headers=EN)).text()
+    kinds = re.findall(r'data-kind="(\w+)">([^<]+)</a>', page)
+    assert kinds == [("image", "ECG.png"), ("pdf", "report.pdf"), ("dicom", "CT.dcm")]
+    assert 'id="attachment-viewer"' in page and '<script type="module" src="/static/js/attachment-viewer.js">' in page
+    assert "Rotate" in page and "Zoom in" in page
+    chinese = await (await client.get(f"/referrals/{referral}", headers={"Accept-Language": "zh-CN"})).text()
+    assert "旋转" in chinese and "放大" in chinese and "Rotate" not in chinese and "Zoom in" not in chinese
+    pdf = re.search(r'href="(/api/attachments/\d+)" data-id="\d+" data-kind="pdf"', page)
+    assert pdf is not None
+    served = await client.get(pdf.group(1))
+    policy = served.headers["Content-Security-Policy"]
+    assert "sandbox" in policy and "frame-ancestors 'self'" in policy

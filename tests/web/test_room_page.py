@@ -139,7 +139,10 @@ async def test_the_referral_is_beside_the_call_with_only_what_the_viewer_may_see
         page = await _room(client, username, consultation)
         assert 'id="referral-panel"' in page and f"Referral #{referral}" in page
         assert reason in page and summary in page
-        assert re.search(r'<a href="/api/attachments/\d+" target="_blank" rel="noopener">心电图 ECG.png</a>', page)
+        # Opened in the viewer beside the call; without scripts, in a new tab (leaving the page ends the call).
+        assert re.search(r'<a href="/api/attachments/\d+" data-id="\d+" data-kind="image" target="_blank" '
+                         r'rel="noopener">心电图 ECG.png</a>', page)
+        assert 'id="attachment-viewer"' in page and "/static/js/attachment-viewer.js" in page
         # Only the booked specialist writes the opinion, and from the room it goes to the room's own route.
         has_form = f'action="/consultations/{consultation}/opinion"' in page
         assert has_form == (username == "dr.wang"), username
@@ -152,6 +155,7 @@ async def test_the_referral_is_beside_the_call_with_only_what_the_viewer_may_see
     page = await _room(client, "dr.wang", consultation)
     assert 'id="referral-withheld"' in page
     assert reason not in page and summary not in page and "心电图" not in page and "/api/attachments/" not in page
+    assert 'id="attachment-viewer"' not in page
     page = await _room(client, "dr.li", consultation)
     assert reason in page and "心电图 ECG.png" in page, "the referring hospital keeps seeing its own records"
 

@@ -25,6 +25,8 @@ def test_types_are_told_by_their_bytes() -> None:
     assert sniff(PNG).content_type == "image/png" and sniff(PDF).content_type == "application/pdf"
     assert sniff(b"\xff\xd8\xff\xe0" + bytes(10)).content_type == "image/jpeg"
     assert sniff(DICOM).content_type == "application/dicom"
+    assert sniff(b"RIFF\x24\x00\x00\x00WEBPVP8 " + bytes(20)).content_type == "image/webp"
+    assert sniff(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(20)) is None, "RIFF alone is not enough"
     assert sniff(b"MZ\x90\x00 an executable") is None and sniff(b"<html><script>") is None
 
 
