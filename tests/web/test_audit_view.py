@@ -86,12 +86,16 @@ def written_actions() -> tuple[set[str], list[str]]:
                 return set()  # an Entry's action passed on (room_gate), read where the Entry is made
             if isinstance(node, ast.Name) and isinstance(inside, ast.FunctionDef | ast.AsyncFunctionDef):
                 names = [a.arg for a in inside.args.args]
-                if node.id in names:  # a helper's parameter: what its callers in this module pass
-                    position = names.index(node.id)
+                keywords = [a.arg for a in inside.args.kwonlyargs]
+                if node.id in names + keywords:  # a helper's parameter: what its callers in this module pass
                     passed: set[str] = set()
                     for call, caller_inside in calls:
-                        if isinstance(call.func, ast.Name) and call.func.id == inside.name:
-                            passed |= resolve(call.args[position], caller_inside, where)
+                        if not (isinstance(call.func, ast.Name) and call.func.id == inside.name):
+                            continue
+                        if node.id in names and len(call.args) > names.index(node.id):
+                            passed |= resolve(call.args[names.index(node.id)], caller_inside, where)
+                        passed |= {v for k in call.keywords if k.arg == node.id
+                                   for v in resolve(k.value, caller_inside, where)}
                     return passed
             unread.append(f"{where}: {ast.unparse(node)}")
             return set()
