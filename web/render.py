@@ -17,6 +17,7 @@ from server.identity.auth import CALLER
 
 from . import nav
 from .clock import zoned
+from .refusals import error_text
 
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
 
@@ -83,7 +84,8 @@ class Renderer:
 
     def error_page(self, request: web.Request, error: TelemedError) -> web.Response:
         """An error as a page in the caller's language (the API answers JSON instead)."""
-        return self.render(request, "error.html", {"error": error}, status=error.status)
+        return self.render(request, "error.html", {"error": error, "message": error_text(error, translator(request))},
+                           status=error.status)
 
 
 RENDERER = web.AppKey("renderer", Renderer)
