@@ -12,6 +12,7 @@ import pydantic
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.appkeys import DATABASE
 from server.errors import N_, NC_, ErrorCode, TelemedError, ValidationFailed
 from server.http import refusal
 from server.i18n import translations
@@ -22,6 +23,7 @@ from web.forms import FIELD_LABELS, field_errors, field_lines, say
 from web.refusals import BY_CODE, ILLEGAL, error_text
 from web.room_texts import SIGNALING_ERRORS, api_errors, signaling_errors
 
+from ..server.referrals.test_views import add_referrals
 from ..support.visits import invite
 from .test_pages import EN, form_login
 
@@ -191,3 +193,14 @@ async def test_the_consent_heading_is_not_the_rooms_live_indicator(client: TestC
     await form_login(client, "dr.li")
     room = await (await client.get("/consultations/1", headers=ZH)).text()
     assert 'id="recording-indicator"' in room and "● 录像中" in room
+
+
+async def test_the_referral_list_counts_referrals_not_patients(client: TestClient) -> None:
+    """The pager's words are shared with the patient list in English only: in Chinese the referral list counts
+    条转诊, not 位患者 (a message context keeps them apart)."""
+    await add_referrals(client.app[DATABASE], 50)
+    await form_login(client, "dr.li")
+    text = await (await client.get("/referrals", headers=ZH)).text()
+    assert re.search(r"第 1 页，共 \d+ 页，共 \d+ 条转诊", text) and "位患者" not in text
+    english = await (await client.get("/referrals", headers=EN)).text()
+    assert re.search(r"Page 1 of \d+; \d+ in all", english)
