@@ -341,7 +341,20 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
                 data={"name": "", "level": "huge", "region": "", "timezone": "Mars/Olympus"})
     await check("new specialty refused", "POST", "/admin/specialties", status=422,
                 data={"code": "", "name_zh": "", "name_en": "", "slot_minutes": "7"})
+    await check("account refused", "POST", "/admin/users/2", status=422,
+                data={"display_name": "", "role": "nobody", "hospital_id": "1"})
+    await check("short password", "POST", "/admin/users/2/password", status=422,
+                data={"password_mode": "set", "password": "short"})
+    await check("last administrator", "POST", "/admin/users/5/disable", status=409)
+    await check("department refused", "POST", "/admin/hospitals/1/departments", status=422, data={"name": ""})
+    await check("partnership refused", "POST", "/admin/partnerships", status=422,
+                data={"name": "", "lead_hospital_id": "x"})
+    await check("member refused", "POST", "/admin/partnerships/1/members", status=(400, 404, 422),
+                data={"hospital_id": "999"})
+    await check("lead cannot leave", "POST", "/admin/partnerships/1/members/1/remove", status=409)
     await check("forbidden referral", "GET", f"/referrals/{referral}", status=403)
+    await check("no such notification", "GET", "/notifications/999999", status=404)
+    await check("forbidden patient", "GET", "/patients/1", status=403)
 
     missing = page_routes(client) - pages.seen
     assert not missing, f"page routes this test does not render: {sorted(missing)}"

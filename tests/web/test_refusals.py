@@ -19,6 +19,7 @@ from server.i18n import translations
 from server.models import ReferralState
 from server.referrals.flow import IllegalTransition, ReferralAction
 from signaling.errors import ErrorCode as SignalingCode
+from web import STATIC_DIR
 from web.forms import FIELD_LABELS, field_errors, field_lines, say
 from web.refusals import BY_CODE, ILLEGAL, error_text
 from web.room_texts import SIGNALING_ERRORS, api_errors, signaling_errors
@@ -204,3 +205,11 @@ async def test_the_referral_list_counts_referrals_not_patients(client: TestClien
     assert re.search(r"第 1 页，共 \d+ 页，共 \d+ 条转诊", text) and "位患者" not in text
     english = await (await client.get("/referrals", headers=EN)).text()
     assert re.search(r"Page 1 of \d+; \d+ in all", english)
+
+
+def test_the_rooms_script_shows_refusals_by_their_code() -> None:
+    """The room's script says a refused request of its own (an invitation, a consent) by the API error code's
+    sentence that the page hands it (``apiErrors``), never by the API's English ``message``."""
+    script = (STATIC_DIR / "js" / "room-page.js").read_text()
+    assert "error?.message" not in script
+    assert "strings.apiErrors[code]" in script
