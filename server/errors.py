@@ -11,10 +11,18 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar
 
+from .i18n import Contextual
+
 
 def N_(message: str) -> str:
     """Mark a user-facing message for translation; pages translate it when they show it."""
     return message
+
+
+def NC_(context: str, message: str) -> str:
+    """Mark a message whose words depend on where it is shown (pybabel's ``-k NC_:1c,2``): it is translated
+    under ``context`` (``msgctxt``), as ``pgettext`` would, by whichever gettext later shows it."""
+    return Contextual(context, message)
 
 
 class ErrorCode(enum.Enum):
@@ -146,13 +154,18 @@ class BadRequest(TelemedError):
 
 
 class ValidationFailed(TelemedError):
-    """The request was well-formed but a field's value is unacceptable."""
+    """The request was well-formed but a field's value is unacceptable.
+
+    ``fields`` names each wrong field and why, in English (the API's 422; our reasons are marked ``N_``). A
+    refusal by pydantic also keeps, per field, pydantic's error type and its context (``min_length``...), so a
+    page can say it in the reader's words without reading pydantic's English."""
 
     kind = ErrorCode.VALIDATION_FAILED
 
-    def __init__(self, fields: dict[str, str]) -> None:
+    def __init__(self, fields: dict[str, str], *, kinds: dict[str, tuple[str, dict[str, Any]]] | None = None) -> None:
         summary = "; ".join(f"{name}: {reason}" for name, reason in fields.items())
         super().__init__(f"Invalid input: {summary}", fields=fields)
+        self.kinds = kinds or {}
 
 
 class Unauthenticated(TelemedError):
@@ -169,6 +182,20 @@ class Forbidden(TelemedError):
 
 class NotFound(TelemedError):
     kind = ErrorCode.NOT_FOUND
+
+
+class MethodNotAllowed(TelemedError):
+    """The path exists but does not take this method; ``allowed`` goes out in the Allow header."""
+
+    kind = ErrorCode.METHOD_NOT_ALLOWED
+
+    def __init__(self, message: str, *, allowed: frozenset[str] | set[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(sorted(self.allowed))}
 
 
 class Conflict(TelemedError):

@@ -23,6 +23,8 @@ from .errors import (
     DatabaseUnavailable,
     ErrorCode,
     Forbidden,
+    MethodNotAllowed,
+    NotFound,
     TelemedError,
     Unauthenticated,
     ValidationFailed,
@@ -86,7 +88,7 @@ async def parse_body(request: web.Request, model: type[Model]) -> Model:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ValidationFailed(validation_fields(exc)) from None
+        raise refusal(exc) from None
 
 
 def parse_form(values: Mapping[str, str], model: type[Model]) -> Model:
@@ -95,7 +97,7 @@ def parse_form(values: Mapping[str, str], model: type[Model]) -> Model:
     try:
         return model.model_validate({k: v for k, v in values.items() if k in model.model_fields and v != ""})
     except pydantic.ValidationError as exc:
-        raise ValidationFailed(validation_fields(exc)) from None
+        raise refusal(exc) from None
 
 
 def validation_fields(exc: pydantic.ValidationError) -> dict[str, str]:
@@ -104,6 +106,19 @@ def validation_fields(exc: pydantic.ValidationError) -> dict[str, str]:
         name = ".".join(str(part) for part in error["loc"]) or "body"
         fields.setdefault(name, error["msg"])
     return fields
+
+
+def refusal(exc: pydantic.ValidationError) -> ValidationFailed:
+    """pydantic's refusal as ours: each field's English reason (the API's), and its error type and context
+    (for the pages, which put it in the reader's words)."""
+    kinds: dict[str, tuple[str, dict[str, Any]]] = {}
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "body"
+        context = dict(error.get("ctx") or {})
+        if "error" in context:  # a ValueError raised by a validator: its message, marked N_ where raised
+            context["error"] = str(context["error"])
+        kinds.setdefault(name, (error["type"], context))
+    return ValidationFailed(validation_fields(exc), kinds=kinds)
 
 
 async def answer_once(request: web.Request, owner: str, body: pydantic.BaseModel | None,
@@ -188,6 +203,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if is_api(request) and exc.status >= 400:
             code = _HTTP_LAYER_CODES.get(exc.status, ErrorCode.HTTP_ERROR.code)
             return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+        if isinstance(exc, web.HTTPNotFound) and not exc.text.startswith("<"):
+            return _error_answer(request, NotFound(N_("There is no page at this address.")))
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            return _error_answer(request, MethodNotAllowed(N_("This page cannot be opened that way."),
+                                                           allowed=exc.allowed_methods))
         raise
     except Exception as exc:
         database = request.app.get(DATABASE)
@@ -200,6 +220,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Deny by default: every route not marked @public needs a valid token; roles are checked per handler."""
+    if request.match_info.http_exception is not None and not is_api(request):
+        # No such page (or method): the error page is the caller's, in their language, if they are logged in.
+        with contextlib.suppress(TelemedError):
+            if token_from(request)[0] is not None:
+                request[CALLER] = await authenticate(request)
     if is_public(request):
         return await handler(request)
     request[CALLER] = await authenticate(request)

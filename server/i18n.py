@@ -1,4 +1,5 @@
-"""Languages of the product: gettext catalogs compiled in memory from the .po files, and locale negotiation."""
+"""Languages of the product: gettext catalogs compiled in memory from the .po files, messages that carry their
+context (one English word, two meanings), and locale negotiation."""
 
 from __future__ import annotations
 
@@ -22,17 +23,64 @@ def catalog_path(locale: str) -> Path:
     return LOCALE_DIR / locale.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+class Contextual(str):
+    """A message whose translation depends on where it is shown (``msgctxt`` in the catalog): "Recording" is
+    录像 as a consent's heading and 录像中 as the room's live indicator. It is its English words, so it can be
+    shown, compared and formatted like any message; ``Translations`` looks it up under its context."""
+
+    context: str
+
+    def __new__(cls, context: str, message: str) -> Contextual:
+        made = super().__new__(cls, message)
+        made.context = context
+        return made
+
+
+class Translations:
+    """One locale's gettext, which also knows messages marked with a context (``Contextual``) and can say
+    whether the catalog has words for a message (else its English would show in a page of another language)."""
+
+    def __init__(self, inner: gettext.NullTranslations, *, source: bool) -> None:
+        self._inner = inner
+        self.source = source  # the language messages are written in: every message is known
+
+    def gettext(self, message: str) -> str:
+        if isinstance(message, Contextual):
+            return self._inner.pgettext(message.context, str(message))
+        return self._inner.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._inner.ngettext(singular, plural, n)
+
+    def pgettext(self, context: str, message: str) -> str:
+        return self._inner.pgettext(context, message)
+
+    def npgettext(self, context: str, singular: str, plural: str, n: int) -> str:
+        return self._inner.npgettext(context, singular, plural, n)
+
+    def knows(self, message: str) -> bool:
+        """Whether ``message`` has words in this language (in the source language, every message has)."""
+        return self.source or self.gettext(message) != message
+
+
 @cache
-def translations(locale: str) -> gettext.NullTranslations:
+def translations(locale: str) -> Translations:
     """The locale's translations. Compiled from the .po at first use, so there is no build step to forget."""
     if locale == SOURCE_LOCALE:
-        return gettext.NullTranslations()
+        return Translations(gettext.NullTranslations(), source=True)
     with catalog_path(locale).open("rb") as f:
         catalog = read_po(f, locale=locale.replace("-", "_"))
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+    return Translations(gettext.GNUTranslations(buffer), source=False)
+
+
+def knows(gettext: object, message: str) -> bool:
+    """Whether a gettext function (``translations(locale).gettext``) has words for ``message``; any other
+    function is taken to."""
+    owner = getattr(gettext, "__self__", None)
+    return not isinstance(owner, Translations) or owner.knows(message)
 
 
 def negotiate(accept_language: str | None, default: str) -> str:

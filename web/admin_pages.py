@@ -10,7 +10,6 @@ post that made it, once, and kept nowhere.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -36,11 +35,12 @@ from server.admin.inputs import (
 )
 from server.appkeys import DATABASE, SETTINGS
 from server.errors import N_, TelemedError, ValidationFailed
-from server.http import parse_form, path_id, read_form
+from server.http import parse_form, path_id, read_form, translator
 from server.identity.auth import caller
 from server.models import HospitalLevel, Role
 from server.parsing import parse_id
 
+from .forms import field_lines, summary
 from .pages import safe_next
 from .render import RENDERER
 
@@ -55,15 +55,6 @@ LEVEL_LABELS = {
     HospitalLevel.TERTIARY: N_("Tertiary hospital"),
 }
 STATUS_LABELS = {"any": N_("Any status"), "active": N_("Active"), "disabled": N_("Disabled")}
-# The fields of server/admin/inputs.py, as the forms label them: an error names the field the way the page does.
-FIELD_LABELS = {
-    "username": N_("Username"), "display_name": N_("Full name"), "role": N_("Role"), "hospital_id": N_("Hospital"),
-    "department_id": N_("Department"), "specialty_id": N_("Specialty"), "password": N_("Password"),
-    "name": N_("Name"), "level": N_("Level"), "region": N_("Region"), "timezone": N_("Time zone"),
-    "code": N_("Code"), "name_zh": N_("Chinese name"), "name_en": N_("English name"),
-    "slot_minutes": N_("Appointment length (minutes)"), "lead_hospital_id": N_("Lead hospital"),
-    "member_ids": N_("Member hospitals"), "q": N_("Search"), "status": N_("Status"), "page": N_("Page"),
-}
 DONE = {
     "account-created": N_("The account was created."), "account-updated": N_("The account was saved."),
     "disabled": N_("The account was disabled; its sessions have ended."),
@@ -79,44 +70,17 @@ DONE = {
 }
 
 
-# pydantic's reasons (in English) as the reader's words: (its message, ours with the number it names).
-REASONS = [
-    (re.compile(r"Field required"), N_("Required.")),
-    (re.compile(r"String should have at least (\d+) characters?"), N_("At least %(n)s characters.")),
-    (re.compile(r"String should have at most (\d+) characters?"), N_("At most %(n)s characters.")),
-    (re.compile(r"Input should be greater than or equal to (\d+)"), N_("At least %(n)s.")),
-    (re.compile(r"Input should be less than or equal to (\d+)"), N_("At most %(n)s.")),
-    (re.compile(r"Input should be a multiple of (\d+)"), N_("A multiple of %(n)s.")),
-    (re.compile(r"Input should be a valid integer.*"), N_("A whole number.")),
-    (re.compile(r"String should match pattern .*"), N_("Not in the expected form.")),
-    (re.compile(r"Input should be .*"), N_("Choose one of the options.")),
-    (re.compile(r"Extra inputs are not permitted"), N_("Not a field of this form.")),
-]
-
-
-def reason_words(request: web.Request, reason: str) -> str:
-    """Why a field was refused, in the reader's language: our own reasons are messages of the catalog, and
-    pydantic's are matched to one (its words otherwise, which name the problem at least in English)."""
-    gettext = request.app[RENDERER].gettext
-    reason = reason.removeprefix("Value error, ")
-    for pattern, words in REASONS:
-        if found := pattern.fullmatch(reason):
-            return gettext(request, words) % {"n": found.group(1)} if found.groups() else gettext(request, words)
-    return gettext(request, reason)
-
-
 class FormError:
-    """Why a form was refused, in the reader's words: the message, and each field with its label."""
+    """Why a form was refused, in the reader's words: the message, and each field with its label (the shared
+    table of ``forms.FIELD_LABELS``), never its code name."""
 
     def __init__(self, request: web.Request, error: TelemedError) -> None:
-        gettext = request.app[RENDERER].gettext
+        gettext = translator(request)
         fields = error.details.get("fields") or {}
         self.status = error.status
         self.fields = set(fields)
-        self.message = gettext(request, N_("Please correct the fields marked below.")) if fields \
-            else gettext(request, error.message)
-        self.details = [f"{gettext(request, FIELD_LABELS.get(name, name))}: {reason_words(request, reason)}"
-                        for name, reason in fields.items()]
+        self.message = summary(error, gettext)
+        self.details = field_lines(error, gettext)
 
 
 def _render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:

@@ -34,9 +34,11 @@ from server.referrals.inputs import ReferralActionBody
 from server.scheduling import calendar_feed
 
 from .clock import zoned
+from .forms import field_errors, summary
 from .referral_pages import URGENCY_LABELS
+from .refusals import error_text
 from .render import RENDERER, page_zone
-from .room_texts import signaling_errors
+from .room_texts import api_errors, signaling_errors
 
 routes = web.RouteTableDef()
 
@@ -134,7 +136,7 @@ async def login_submit(request: web.Request) -> web.Response:
     except (Unauthenticated, TooManyRequests) as exc:
         response = renderer.render(
             request, "login.html",
-            {"next": next_path, "notice": None, "error": renderer.gettext(request, exc.message),
+            {"next": next_path, "notice": None, "error": error_text(exc, translator(request)),
              "username": username},
             status=exc.status,
         )
@@ -221,11 +223,10 @@ async def room_opinion(request: web.Request) -> web.Response:
             await referrals.act(session, who, referral.id, body.action, opinion=body.opinion,
                                 recommendations=body.recommendations)
     except TelemedError as exc:
-        fields = exc.details.get("fields")
-        message = translator(request)(exc.message)
-        if fields:
-            message = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
-        return await _room(request, consultation_id, opinion={**values, "error": message}, status=exc.status)
+        # each field's refusal beside it, in the reader's words, as on the referral page
+        gettext = translator(request)
+        return await _room(request, consultation_id, status=exc.status, opinion={
+            **values, "error": summary(exc, gettext), "errors": field_errors(exc, gettext)})
     raise web.HTTPSeeOther(f"/consultations/{consultation_id}#referral-panel")
 
 
@@ -269,7 +270,7 @@ async def _referral_panel(request: web.Request, consultation_id: int) -> dict[st
             attachments.describe(row) for row in await attachments.list_for(session, who, data["id"])]
     await views.audit_patient_view(request.app[DATABASE], who, data)
     return {**data, "attachments": files, "can_write_opinion": ReferralAction.COMPLETE.value in data["actions"],
-            "opinion_form": {"opinion": "", "recommendations": "", "error": None}}
+            "opinion_form": {"opinion": "", "recommendations": "", "error": None, "errors": {}}}
 
 
 async def render_room(request: web.Request, context: dict, *, consultation: Consultation, reader_hospital_id: int,
@@ -295,4 +296,5 @@ async def render_room(request: web.Request, context: dict, *, consultation: Cons
                    "in_browser_zone": patient}
     return renderer.render(request, "consultation.html", {
         **context, "recording_text": text, "window": room_window,
-        "signaling_errors": signaling_errors(translator(request))}, status=status)
+        "signaling_errors": signaling_errors(translator(request)), "api_errors": api_errors(translator(request))},
+        status=status)

@@ -32,7 +32,7 @@ from server.scheduling import service as scheduling
 
 from .booking_calendar import calendar
 from .clock import zone_names
-from .forms import say
+from .forms import refusal_text
 from .render import RENDERER
 
 routes = web.RouteTableDef()
@@ -49,11 +49,13 @@ def _text(request: web.Request, message: str) -> str:
     return request.app[RENDERER].gettext(request, message)
 
 
-def _error_text(request: web.Request, error: TelemedError) -> str:
-    text = request.app[RENDERER].gettext(request, error.message)
-    fields = error.details.get("fields")
-    gettext = translator(request)
-    return "; ".join(f"{k}: {say(str(v), gettext)}" for k, v in fields.items()) if fields else text
+# The list's search names its fields as the search form labels them.
+SEARCH_LABELS = {"name": N_("Patient's name"), "state": N_("State")}
+
+
+def _error_text(request: web.Request, error: TelemedError, labels: dict[str, str] | None = None) -> str:
+    """A refusal as the page says it: each wrong field by its label, or the error's message, translated."""
+    return refusal_text(error, translator(request), labels)
 
 
 def _page_link(request: web.Request, key: str, page: int) -> str:
@@ -69,7 +71,7 @@ async def referral_list(request: web.Request) -> web.Response:
     try:
         search = parse_form(dict(request.query), ReferralSearch)  # the model the search's limits live in
     except ValidationFailed as exc:
-        search, error = ReferralSearch(), _error_text(request, exc)
+        search, error = ReferralSearch(), _error_text(request, exc, SEARCH_LABELS)
     async with request.app[DATABASE].session() as session:
         zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
         inbox = await referrals.find(session, who, search, box="inbox") if has_referral_inbox(who) else None

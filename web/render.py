@@ -18,6 +18,7 @@ from server.identity.auth import CALLER, caller
 
 from . import nav
 from .clock import zoned
+from .refusals import error_text
 
 LOCALE_NAMES = {"zh-CN": "简体中文", "en": "English"}
 
@@ -80,7 +81,8 @@ class Renderer:
 
     def error_page(self, request: web.Request, error: TelemedError) -> web.Response:
         """An error as a page in the caller's language (the API answers JSON instead)."""
-        return self.render(request, "error.html", {"error": error}, status=error.status)
+        return self.render(request, "error.html", {"error": error, "message": error_text(error, translator(request))},
+                           status=error.status)
 
 
 RENDERER = web.AppKey("renderer", Renderer)

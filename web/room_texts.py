@@ -1,4 +1,5 @@
-"""The room page's words for the signaling server's ``error`` codes, which it sends in English only."""
+"""The room page's words for the signaling server's ``error`` codes, which it sends in English only, and for
+the HTTP API's error codes its script meets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Callable
 
 from server.errors import N_
 from signaling.errors import ErrorCode
+
+from .refusals import BY_CODE
 
 # One text per case of signaling/errors.py's table (a test holds it to the table): the browser shows the
 # text for the code it gets, and the server's English message only for a code this table does not know.
@@ -46,3 +49,9 @@ SIGNALING_ERRORS: dict[ErrorCode, str] = {
 def signaling_errors(gettext: Callable[[str], str]) -> dict[str, str]:
     """Each wire code's text in the reader's language, as the room page's script looks them up."""
     return {kind.code: gettext(text) for kind, text in SIGNALING_ERRORS.items()}
+
+
+def api_errors(gettext: Callable[[str], str]) -> dict[str, str]:
+    """Each HTTP API error code's sentence in the reader's language (``web/refusals.BY_CODE``), for what the
+    room's script shows when a request of its own is refused (an invitation, a consent)."""
+    return {kind.code: gettext(text) for kind, text in BY_CODE.items()}

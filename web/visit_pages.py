@@ -11,7 +11,7 @@ from aiohttp import web
 from server.appkeys import DATABASE, KEYS, ROOMS, SETTINGS
 from server.consent import records as consents
 from server.consent.records import How
-from server.errors import N_, TelemedError, Unauthenticated
+from server.errors import N_, NC_, TelemedError, Unauthenticated
 from server.http import locale_for, read_form
 from server.identity.auth import public
 from server.models import ConsentPurpose
@@ -26,7 +26,7 @@ routes = web.RouteTableDef()
 
 PURPOSE_LABELS = {
     ConsentPurpose.VIDEO: N_("Video consultation"),
-    ConsentPurpose.RECORDING: N_("Recording"),
+    ConsentPurpose.RECORDING: NC_("consent purpose", "Recording"),  # its heading, not the room's "recording now"
     ConsentPurpose.RECORD_SHARING: N_("Sharing your records with the partner hospital"),
 }
 
@@ -41,8 +41,7 @@ async def _visit(request: web.Request) -> Visit:
     except Unauthenticated as exc:
         message = exc.message if exc.code in ("link-closed", "link-revoked") else N_(
             "This link is not valid or has expired. Please ask the doctor for a new one.")
-        page = request.app[RENDERER].render(
-            request, "error.html", {"error": Unauthenticated(message, code=exc.code)}, status=401)
+        page = request.app[RENDERER].error_page(request, Unauthenticated(message, code=exc.code))
         raise web.HTTPUnauthorized(text=page.text, headers=page.headers) from None
 
 

@@ -168,9 +168,9 @@ def upload_filename(raw: str) -> str:
     name short in C; a path means the client sent something no browser does), else ``safe_filename``'s."""
     name = unquote(raw)  # as safe_filename reads it: some clients percent-encode names
     if "/" in name or "\\" in name:
-        raise ValidationFailed({"file": "a file name without a path (no / or \\)"})
+        raise ValidationFailed({"file": N_("a file name without a path (no / or \\)")})
     if any(unicodedata.category(c) == "Cc" for c in name):
-        raise ValidationFailed({"file": "a file name without control characters (such as NUL)"})
+        raise ValidationFailed({"file": N_("a file name without control characters (such as NUL)")})
     return safe_filename(raw)
 
 

@@ -101,17 +101,18 @@ def decide(actor: Actor, facts: ReferralFacts, request: Request) -> ReferralStat
         raise IllegalTransition(f"A referral that is {facts.state.value} cannot be {_past(action)}.",
                                 state=facts.state.value, action=action.value)
     if action in NEEDS_REASON and not request.reason.strip():
-        raise ValidationFailed({"reason": "give a reason, for the referring doctor's record"})
+        raise ValidationFailed({"reason": N_("give a reason, for the referring doctor's record")})
     if action is A.COMPLETE and not request.opinion.strip():
-        raise ValidationFailed({"opinion": "the written opinion is what completes a referral"})
+        raise ValidationFailed({"opinion": N_("the written opinion is what completes a referral")})
     if action is A.REDIRECT:
         to = request.redirect_to
         if to is None:
-            raise ValidationFailed({"redirect_to": "name the hospital (and optionally the specialist) to send it to"})
+            raise ValidationFailed({"redirect_to": N_("name the hospital (and optionally the specialist) to send it "
+                                                      "to")})
         if to.hospital_id not in request.partner_hospital_ids:
-            raise ValidationFailed({"redirect_to.hospital_id": "not a hospital of this referral's partnership"})
+            raise ValidationFailed({"redirect_to.hospital_id": N_("not a hospital of this referral's partnership")})
         if to.hospital_id == facts.target_hospital_id and to.specialist_id in (None, facts.target_specialist_id):
-            raise ValidationFailed({"redirect_to": "that is where the referral already is"})
+            raise ValidationFailed({"redirect_to": N_("that is where the referral already is")})
     return target
 
 

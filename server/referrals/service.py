@@ -165,20 +165,20 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
     problems: dict[str, str] = {}
     patient = await session.get(Patient, new.patient_id)
     if patient is None or patient.hospital_id != who.hospital_id:
-        problems["patient_id"] = f"patient {new.patient_id} is not registered at your hospital"
+        problems["patient_id"] = N_("this patient is not registered at your hospital")
     specialty = (await session.exec(select(Specialty).where(Specialty.code == new.specialty))).first()
     if specialty is None:
-        problems["specialty"] = f"there is no specialty {new.specialty!r}"
+        problems["specialty"] = N_("there is no such specialty")
     partnership = await shared_partnership(session, who.hospital_id, new.target_hospital_id)
     if partnership is None or new.target_hospital_id == who.hospital_id:
-        problems["target_hospital_id"] = "not a partner hospital of yours"
+        problems["target_hospital_id"] = N_("not a partner hospital of yours")
     if new.target_specialist_id is not None:
         specialist = await session.get(User, new.target_specialist_id)
         if specialist is None or specialist.role is not Role.SPECIALIST or not specialist.is_active \
                 or specialist.hospital_id != new.target_hospital_id:
-            problems["target_specialist_id"] = "not a specialist of that hospital"
+            problems["target_specialist_id"] = N_("not a specialist of that hospital")
         elif specialty is not None and specialist.specialty_id != specialty.id:
-            problems["target_specialist_id"] = "that specialist is not in the specialty asked for"
+            problems["target_specialist_id"] = N_("that specialist is not in the specialty asked for")
     if problems:
         raise ValidationFailed(problems)
     assert specialty is not None and specialty.id is not None and partnership is not None
@@ -215,8 +215,8 @@ async def sharing_consent(session: AsyncSession, referral: Referral) -> Consent 
 
 async def require_sharing_consent(session: AsyncSession, referral: Referral) -> None:
     if await sharing_consent(session, referral) is None:
-        raise ValidationFailed({"sharing_consent": "the patient's consent to sharing their records with the "
-                                                   "partner hospital is needed to send the referral"})
+        raise ValidationFailed({"sharing_consent": N_("the patient's consent to sharing their records with the "
+                                                      "partner hospital is needed to send the referral")})
 
 
 async def records_shared_with(session: AsyncSession, who: Principal, referral: Referral) -> bool:
@@ -241,7 +241,7 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
     """Take ``action`` on a referral the caller can see, and commit it with its event and notifications."""
     referral, appointment = await load_visible(session, who, referral_id)
     if action is ReferralAction.SCHEDULE:
-        raise ValidationFailed({"action": "a referral is scheduled by booking a slot for it"})
+        raise ValidationFailed({"action": N_("a referral is scheduled by booking a slot for it")})
     if action is ReferralAction.SUBMIT and may(actor(who), facts_of(referral, appointment), action):
         await require_sharing_consent(session, referral)
     partners = await partner_hospital_ids(session, referral.target_hospital_id)
@@ -250,7 +250,7 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
         specialist = await session.get(User, redirect_to.specialist_id)
         if specialist is None or specialist.role is not Role.SPECIALIST \
                 or specialist.hospital_id != redirect_to.hospital_id:
-            raise ValidationFailed({"redirect_to.specialist_id": "not a specialist of that hospital"})
+            raise ValidationFailed({"redirect_to.specialist_id": N_("not a specialist of that hospital")})
     await _apply(session, who, referral, appointment, request, recommendations=recommendations)
     await session.commit()
     return referral

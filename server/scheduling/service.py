@@ -85,7 +85,7 @@ async def search(session: AsyncSession, who: Principal, specialty_code: str,
     specialist's hours and bookings are read once, whatever the number of days."""
     specialty = (await session.exec(select(Specialty).where(Specialty.code == specialty_code))).first()
     if specialty is None:
-        raise ValidationFailed({"specialty": f"there is no specialty {specialty_code!r}"})
+        raise ValidationFailed({"specialty": N_("there is no such specialty")})
     hospitals = await partner_hospital_ids(session, who.hospital_id) | {who.hospital_id}
     specialists = (await session.exec(select(User).where(
         User.role == Role.SPECIALIST, User.specialty_id == specialty.id, User.is_active == True,  # noqa: E712
@@ -186,16 +186,16 @@ async def _bookable(session: AsyncSession, referral: Referral, specialist_id: in
     if specialist is None or specialist.role is not Role.SPECIALIST or not specialist.is_active \
             or specialist.hospital_id != referral.target_hospital_id \
             or specialist.specialty_id != referral.specialty_id:
-        raise ValidationFailed({"specialist_id": "not a specialist of the receiving hospital in this specialty"})
+        raise ValidationFailed({"specialist_id": N_("not a specialist of the receiving hospital in this specialty")})
     hospital = await session.get(Hospital, specialist.hospital_id)
     specialty = await session.get(Specialty, referral.specialty_id)
     assert hospital is not None and specialty is not None
     if starts_at <= utcnow():
-        raise ValidationFailed({"starts_at": "that time has passed"})
+        raise ValidationFailed({"starts_at": N_("that time has passed")})
     hours, changes = await _hours(session, specialist_id)
     slot = is_slot(starts_at, hospital.timezone, hours, changes, specialty.slot_minutes)
     if slot is None:
-        raise ValidationFailed({"starts_at": "not the start of one of this specialist's slots"})
+        raise ValidationFailed({"starts_at": N_("not the start of one of this specialist's slots")})
     return slot
 
 
@@ -239,7 +239,7 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
         raise Conflict(f"A referral that is {referral.state.value} has no appointment to move.",
                        code="illegal-transition")
     if not reason.strip():
-        raise ValidationFailed({"reason": "give a reason, for both parties"})
+        raise ValidationFailed({"reason": N_("give a reason, for both parties")})
     slot = await _bookable(session, referral, specialist_id, starts_at)
     appointment.status, appointment.cancel_reason = AppointmentStatus.CANCELLED, f"rescheduled: {reason.strip()}"
     session.add(appointment)

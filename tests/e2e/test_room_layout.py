@@ -351,6 +351,17 @@ async def test_the_specialist_reads_the_referral_and_sends_the_opinion_without_l
     await shot(specialist, f"room-referral-desktop-specialist-{locale}")
     await assert_accessible(specialist)
 
+    # An opinion of blanks (the browser's own check switched off) is refused beside its field, in the reader's
+    # words, the panel replaced in place and the call going on.
+    await specialist.evaluate("document.getElementById('opinion-form').noValidate = true")
+    await panel.get_by_label(_("Opinion")).fill("   ")
+    await panel.get_by_role("button", name=_("Send opinion and complete")).click()
+    await expect(panel.locator("#error-opinion")).to_have_text(_("the written opinion is what completes a referral"))
+    await expect(panel.get_by_role("alert")).to_have_text(_("Please correct the fields marked below."))
+    await expect(panel.get_by_label(_("Opinion"))).to_have_attribute("aria-invalid", "true")
+    assert await specialist.evaluate("(call) => call === window.telemedCall", call)
+    await shot(specialist, f"room-opinion-refused-{locale}")
+
     await panel.get_by_label(_("Opinion")).fill("Stable angina. Start bisoprolol 2.5 mg daily.")
     await panel.get_by_label(_("Recommendations")).fill("Exercise ECG in four weeks.")
     await panel.get_by_role("button", name=_("Send opinion and complete")).click()

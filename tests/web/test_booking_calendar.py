@@ -124,7 +124,7 @@ async def test_the_calendar_and_the_api_refuse_the_same_booking_alike(client: Te
                             json={"specialist_id": 2, "starts_at": "2031-01-06T08:00"})
     assert api.status == 422 and "starts_at" in (await api.json())["error"]["fields"]
     page = await client.post(f"/referrals/{referral}/book", data={"slot": "2@2031-01-06T08:00"}, headers=EN)
-    assert page.status == 422 and "starts_at: Enter a date and a time." in await page.text()
+    assert page.status == 422 and "Time: Enter a date and a time." in await page.text()
     nothing = await client.post(f"/referrals/{referral}/book", data={}, headers=EN)
     assert nothing.status == 422 and "Choose a slot." in await nothing.text()
     calendar = _calendar(await (await client.get(f"/referrals/{referral}?week={_next_monday()}", headers=EN)).text())

@@ -185,11 +185,15 @@ async def test_the_specialist_writes_the_opinion_from_the_room(client: TestClien
                               allow_redirects=False)
     assert empty.status == 422
     page = await empty.text()
-    assert 'role="alert">opinion: the written opinion is what completes a referral' in page
+    # the refusal beside its field, in the reader's words (never the field's code name "opinion:")
+    assert 'role="alert">Please correct the fields marked below.' in page
+    assert 'id="error-opinion">the written opinion is what completes a referral' in page
+    assert 'aria-describedby="error-opinion"' in page and "opinion:" not in page
     assert 'id="stage"' in page, "the room again, not the referral page"
     too_long = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
                                  data={"opinion": "x" * 20_001, "recommendations": "kept"})
-    assert too_long.status == 422 and "opinion:" in await too_long.text(), "the API's limits hold"
+    assert too_long.status == 422 and 'id="error-opinion">At most 20000 characters.' in await too_long.text(), \
+        "the API's limits hold"
     assert ">kept</textarea>" in await too_long.text(), "what was written is kept"
 
     sent = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,

@@ -155,6 +155,13 @@ function errorText(error) {
   return strings.errors[error.code] ?? error.message;
 }
 
+/** What to say when a request of this page's own is refused: the sentence for the API's error code, in the
+ * reader's language (never the API's English message). @param {Response} response */
+async function refusalText(response) {
+  const code = await response.json().then((body) => body.error?.code, () => undefined);
+  return strings.apiErrors[code] ?? strings.apiErrors["http-error"];
+}
+
 /**
  * Why recording cannot start, naming who has not consented as far as this page knows: those in the room
  * without consent, or else (the server refused, so someone has not) the patient, who need not be in it.
@@ -378,7 +385,10 @@ consentBox.addEventListener("change", async () => {
     body: JSON.stringify({ ...(config.guest ? { guest: config.guest } : {}), given: consentBox.checked,
                            template_id: config.recordingTemplateId }),
   });
-  if (!response.ok) consentBox.checked = !consentBox.checked;
+  if (!response.ok) {
+    consentBox.checked = !consentBox.checked;
+    $("recording-message").textContent = await refusalText(response);
+  }
 });
 $("invite-patient")?.addEventListener("click", async () => {
   // The link is bound to this consultation's patient; it expires when the room closes, or is revoked.
@@ -386,7 +396,7 @@ $("invite-patient")?.addEventListener("click", async () => {
     method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin", body: "{}",
   });
   if (!response.ok) {
-    $("recording-message").textContent = (await response.json()).error?.message ?? "";
+    $("recording-message").textContent = await refusalText(response);
     return;
   }
   const invitation = await response.json();
@@ -401,8 +411,7 @@ $("patient-recording-consent")?.addEventListener("click", async () => {
     method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
     body: JSON.stringify({ purpose: "recording", template_id: config.recordingTemplateId }),
   });
-  const body = await response.json();
-  $("recording-message").textContent = response.ok ? strings.patientConsentRecorded : body.error?.message ?? "";
+  $("recording-message").textContent = response.ok ? strings.patientConsentRecorded : await refusalText(response);
 });
 $("revoke-invitation")?.addEventListener("click", async () => {
   // The link stops working at once, and a patient in the call or the waiting room by it leaves.
