@@ -210,7 +210,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         query = _input(AccountQuery, q=args.search, hospital_id=hospital, role=args.role, status=args.status)
         while True:
             page = await accounts.search(session, SHELL, query)
-            for a in page.accounts:
+            for a in page.items:
                 state = "active" if a.user.is_active else "disabled"
                 print(f"{a.user.username:<20} {a.user.role.value:<14} {state:<9} {a.hospital.name}  "
                       f"{a.user.display_name}")

@@ -76,13 +76,13 @@ async def referral_list(request: web.Request) -> web.Response:
         rest = await referrals.find(session, who, search, box="others" if inbox is not None else "all")
         # one batch describes both sections
         described = {d["id"]: d for d in await views.describe_many(
-            session, who, (inbox.referrals if inbox else []) + rest.referrals)}
+            session, who, (inbox.items if inbox else []) + rest.items)}
     return _render(request, "referrals.html", {
-        "inbox": inbox and [described[r.id] for r in inbox.referrals], "inbox_page": inbox,
-        "referrals": [described[r.id] for r in rest.referrals], "page": rest,
+        "inbox": inbox and [described[r.id] for r in inbox.items], "inbox_page": inbox,
+        "referrals": [described[r.id] for r in rest.items], "page": rest,
         "search": search, "states": list(ReferralState), "error": error, "searched": bool(search.name or search.state),
         "receiving": not can_refer(who), "zone": zone,
-        "zone_short": zone_names([], zone), "page_link": lambda key, n: _page_link(request, key, n),
+        "zone_short": zone_names([], zone), "page_link": lambda key: lambda n: _page_link(request, key, n),
         "can_refer": can_refer(who)})
 
 
