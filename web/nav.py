@@ -14,7 +14,15 @@ from server.appkeys import DATABASE
 from server.errors import N_
 from server.http import Handler, is_api
 from server.identity.auth import CALLER
-from server.permissions import Principal, can_create_consultation, can_handle_patients, keeps_clinic_hours
+from server.permissions import (
+    Principal,
+    can_create_consultation,
+    can_handle_patients,
+    can_list_consultations,
+    can_read_audit,
+    has_referrals,
+    keeps_clinic_hours,
+)
 
 UNREAD = web.RequestKey("unread_notices", int)
 
@@ -28,12 +36,18 @@ class NavLink:
 def links(who: Principal) -> list[NavLink]:
     """The pages of the top bar this caller may use, by the rules in ``server/permissions.py``."""
     shown = []
+    if can_list_consultations(who):
+        shown.append(NavLink("/consultations", N_("Consultations")))
+    if has_referrals(who):
+        shown.append(NavLink("/referrals", N_("Referrals")))
     if can_handle_patients(who):
         shown.append(NavLink("/patients", N_("Patients")))
     if can_create_consultation(who):
         shown.append(NavLink("/consultations/new", N_("New consultation")))
     if keeps_clinic_hours(who):
         shown.append(NavLink("/hours", N_("Clinic hours")))
+    if can_read_audit(who):
+        shown.append(NavLink("/audit", N_("Audit trail")))
     return shown
 
 

@@ -23,7 +23,7 @@ from server.identity.auth import caller
 from server.models import ConsentPurpose, ReferralState, Urgency
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
-from server.permissions import can_attach, can_refer, has_referral_inbox
+from server.permissions import can_attach, can_refer, has_referral_inbox, has_referrals, require
 from server.referrals import attachments, choices, views
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
@@ -65,6 +65,7 @@ def _page_link(request: web.Request, key: str, page: int) -> str:
 async def referral_list(request: web.Request) -> web.Response:
     """The caller's referrals, a page at a time, searchable; a coordinator's inbox first, and each referral once."""
     who = caller(request).principal
+    require(has_referrals(who), N_("Only clinicians and coordinators work with referrals."))
     error = None
     try:
         search = parse_form(dict(request.query), ReferralSearch)  # the model the search's limits live in
