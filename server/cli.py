@@ -249,7 +249,8 @@ def cmd_user_reset_password(args: argparse.Namespace) -> int:
         generated = await accounts.reset_password(session, SHELL, account.id, body)
         if generated:
             print(f"New password for {args.username!r} (shown this once; give it to them privately): {generated}")
-        print(f"The password of {args.username!r} was reset, and its sessions have ended.")
+        print(f"The password of {args.username!r} was reset, and its sessions have ended. It is temporary: "
+              "they set their own at their next login.")
 
     return _as_shell(args, reset)
 

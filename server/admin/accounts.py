@@ -168,7 +168,8 @@ async def _keep_an_administrator(session: AsyncSession, user: User, *, role: Rol
 
 async def create(session: AsyncSession, who: Principal, body: NewAccount) -> tuple[Account, str | None]:
     """A new account; returns it and the password generated for it, if none was given (shown once, never
-    stored or logged in the clear)."""
+    stored or logged in the clear). Either way the password is temporary: its user sets their own at the first
+    login."""
     require_administrator(who)
     taken = (await session.exec(select(User.id).where(func.lower(User.username) == body.username.lower()))).first()
     if taken is not None:
@@ -178,7 +179,7 @@ async def create(session: AsyncSession, who: Principal, body: NewAccount) -> tup
     password_hash = await asyncio.to_thread(hash_password, body.password or generated or "")
     user = User(username=body.username, display_name=body.display_name, role=body.role,
                 hospital_id=body.hospital_id, department_id=body.department_id, specialty_id=specialty_id,
-                password_hash=password_hash)
+                password_hash=password_hash, must_change_password=True)
     session.add(user)
     audit.with_commit(session, lambda: audit.Entry(actor(who), "account.created", subject=f"user:{user.id}", detail={
         "username": user.username, "role": user.role.value, "hospital_id": user.hospital_id,
@@ -243,11 +244,13 @@ async def enable(session: AsyncSession, who: Principal, user_id: int) -> Account
 
 async def reset_password(session: AsyncSession, who: Principal, user_id: int, body: PasswordReset) -> str | None:
     """Give the account a new password (the one sent, or a generated one, which is returned to be shown once)
-    and end its sessions. The audit entry says whether it was generated, never what it is."""
+    and end its sessions. The password is temporary: its user must set their own at the next login. The audit
+    entry says whether it was generated, never what it is."""
     require_administrator(who)
     user = await _user(session, user_id)
     generated = None if body.password else generate_password()
     user.password_hash = await asyncio.to_thread(hash_password, body.password or generated or "")
+    user.must_change_password = True  # known to the administrator: the user sets their own at the next login
     user.session_generation += 1
     session.add(user)
     audit.with_commit(session, audit.Entry(actor(who), "account.password_reset", subject=f"user:{user_id}",
