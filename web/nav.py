@@ -16,7 +16,6 @@ from server.http import Handler, is_api
 from server.identity.auth import CALLER
 from server.permissions import (
     Principal,
-    can_create_consultation,
     can_handle_patients,
     can_list_consultations,
     can_read_audit,
@@ -42,8 +41,6 @@ def links(who: Principal) -> list[NavLink]:
         shown.append(NavLink("/referrals", N_("Referrals")))
     if can_handle_patients(who):
         shown.append(NavLink("/patients", N_("Patients")))
-    if can_create_consultation(who):
-        shown.append(NavLink("/consultations/new", N_("New consultation")))
     if keeps_clinic_hours(who):
         shown.append(NavLink("/hours", N_("Clinic hours")))
     if can_read_audit(who):
