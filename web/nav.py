@@ -62,5 +62,7 @@ def context(request: web.Request) -> dict[str, Any]:
     """What base.html's top bar shows for this request."""
     who = request.get(CALLER)
     if who is None:
-        return {"nav_links": [], "unread_count": None}
-    return {"nav_links": links(who.principal), "unread_count": request.get(UNREAD)}
+        return {"nav_links": [], "unread_count": None, "password_pending": False}
+    if who.user.must_change_password:  # every link would lead back to the change-password page
+        return {"nav_links": [], "unread_count": None, "password_pending": True}
+    return {"nav_links": links(who.principal), "unread_count": request.get(UNREAD), "password_pending": False}
