@@ -22,12 +22,13 @@ from .conftest import assert_accessible
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = os.environ.get("TELEMED_TEST_SCREENSHOTS")
+if SCREENSHOTS:
+    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
 
 
 async def _checked(page: Page, name: str, locale: str) -> None:
     await assert_accessible(page)
     if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(Path(SCREENSHOTS) / f"consultations-{name}-{locale}.png"), full_page=True)
 
 
@@ -43,7 +44,8 @@ async def test_a_coordinator_finds_consultations(client: TestClient, browser: Br
     await page.locator("input[name=password]").fill("telemed-demo")
     await page.get_by_role("button", name=t("Log in")).click()
 
-    await page.get_by_role("navigation", name=t("Main")).get_by_role("link", name=t("Consultations"), exact=True).click()
+    main_nav = page.get_by_role("navigation", name=t("Main"))
+    await main_nav.get_by_role("link", name=t("Consultations"), exact=True).click()
     await expect(page.get_by_role("heading", name=t("Consultations"), exact=True)).to_be_visible()
     rows = page.locator("#consultation-list tbody tr")
     await expect(rows).to_have_count(20)

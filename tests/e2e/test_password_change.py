@@ -20,12 +20,13 @@ from .conftest import assert_accessible
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = os.environ.get("TELEMED_TEST_SCREENSHOTS")
+if SCREENSHOTS:
+    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
 
 
 async def _checked(page: Page, name: str, locale: str) -> None:
     await assert_accessible(page)
     if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(Path(SCREENSHOTS) / f"password-{name}-{locale}.png"), full_page=True)
 
 
