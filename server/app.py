@@ -23,6 +23,7 @@ from signaling.outbox import CloseRequest
 from signaling.redis_log import RedisRoomLog
 from web import (
     STATIC_DIR,
+    account_pages,
     admin_pages,
     audit_pages,
     codes,
@@ -92,7 +93,7 @@ ROUTE_MODULES = (
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
-    pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, codes,
+    pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, account_pages, codes,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([

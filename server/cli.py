@@ -210,7 +210,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         query = _input(AccountQuery, q=args.search, hospital_id=hospital, role=args.role, status=args.status)
         while True:
             page = await accounts.search(session, SHELL, query)
-            for a in page.accounts:
+            for a in page.items:
                 state = "active" if a.user.is_active else "disabled"
                 print(f"{a.user.username:<20} {a.user.role.value:<14} {state:<9} {a.hospital.name}  "
                       f"{a.user.display_name}")
@@ -249,7 +249,8 @@ def cmd_user_reset_password(args: argparse.Namespace) -> int:
         generated = await accounts.reset_password(session, SHELL, account.id, body)
         if generated:
             print(f"New password for {args.username!r} (shown this once; give it to them privately): {generated}")
-        print(f"The password of {args.username!r} was reset, and its sessions have ended.")
+        print(f"The password of {args.username!r} was reset, and its sessions have ended. It is temporary: "
+              "they set their own at their next login.")
 
     return _as_shell(args, reset)
 

@@ -64,6 +64,8 @@ class ErrorCode(enum.Enum):
     LINK_CLOSED = "link-closed", 401, "an invitation link to a consultation that has ended"
     FORBIDDEN = "forbidden", 403, "the caller's role or part in it does not allow this"
     CROSS_SITE = "cross-site", 403, "a state-changing request or form from another site"
+    PASSWORD_CHANGE_REQUIRED = ("password-change-required", 403,
+                                "the account has a temporary password: set a new one (`POST /api/me/password`) first")
     CONSENT_REQUIRED = "consent-required", 403, "a patient's room token before their video consent stands"
     RECORDS_WITHHELD = ("records-withheld", 403,
                         "the patient has not consented to sharing their records with the caller's hospital")

@@ -30,7 +30,7 @@ from .errors import (
     ValidationFailed,
 )
 from .i18n import SUPPORTED_LOCALES, negotiate, translations
-from .identity.auth import CALLER, authenticate, is_public, token_from
+from .identity.auth import CALLER, authenticate, is_public, token_from, waits_for_password_change
 from .parsing import load_json, multipart_problem, parse_id
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_answer(request, TelemedError(N_("Something went wrong on the server; it has been logged.")))
 
 
+CHANGE_PAGE = "/account/password"  # where a user with a temporary password is sent by every page
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Deny by default: every route not marked @public needs a valid token; roles are checked per handler."""
@@ -227,10 +230,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 request[CALLER] = await authenticate(request)
     if is_public(request):
         return await handler(request)
-    request[CALLER] = await authenticate(request)
+    request[CALLER] = who = await authenticate(request)
     _, source = token_from(request)
     if source == "cookie" and request.method not in {"GET", "HEAD", "OPTIONS"} and not _same_origin(request):
         raise Forbidden(N_("Cross-site request refused."), code="cross-site")
+    if waits_for_password_change(request, who):
+        if is_api(request):
+            raise Forbidden(N_("Your password is a temporary one: set a new password first."),
+                            code="password-change-required")
+        raise web.HTTPSeeOther(CHANGE_PAGE)
     return await handler(request)
 
 

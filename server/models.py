@@ -195,6 +195,9 @@ class User(SQLModel, table=True):
     # Bumped when the account is disabled or its password reset: a token carries the generation it was issued
     # in, and one from an earlier generation no longer works (server/identity/auth.py).
     session_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Set by an administrator's create or reset (the password is temporary, known to them): until the user
+    # sets their own, every page leads to the change-password page and the API answers 403.
+    must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -50,6 +50,12 @@ def can_access_recordings(who: Principal, scope: ConsultationScope) -> bool:
     return who.user_id in scope.participant_ids or who.role is Role.AUDITOR
 
 
+def can_list_consultations(who: Principal) -> bool:
+    """The consultations list: those who take part in consultations or organise them (which ones each sees is
+    ``can_view_consultation``'s rule). Administrators and auditors see no health records."""
+    return who.role in ORGANISING_ROLES
+
+
 def can_create_consultation(who: Principal) -> bool:
     return who.role in ORGANISING_ROLES
 
@@ -116,6 +122,12 @@ def may_act_on_referral(who: Principal, scope: ReferralScope, state: ReferralSta
         coordinator = who.role is Role.COORDINATOR and who.hospital_id == scope.target_hospital_id
         return referrer or (coordinator and state in (ReferralState.ACCEPTED, ReferralState.SCHEDULED))
     return False
+
+
+def has_referrals(who: Principal) -> bool:
+    """The referrals list: those who send, receive or are booked for referrals (which ones each sees is
+    ``can_view_referral``'s rule). Administrators and auditors see no health records."""
+    return who.role in ORGANISING_ROLES
 
 
 def has_referral_inbox(who: Principal) -> bool:

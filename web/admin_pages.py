@@ -156,9 +156,8 @@ async def user_list(request: web.Request) -> web.Response:
 
     return _render(request, "admin_users.html", {
         **choices, "section": "users", "page": page, "query": query, "failure": failure,
-        "created": {a.id: shown_at(a.user.created_at, zone) for a in page.accounts}, "filtered": bool(filters),
-        "previous": page_link(page.page - 1) if page.page > 1 else None,
-        "next": page_link(page.page + 1) if page.page < page.pages else None,
+        "created": {a.id: shown_at(a.user.created_at, zone) for a in page.items}, "filtered": bool(filters),
+        "page_link": page_link,
         "back": request.path_qs}, status=failure.status if failure else 200)
 
 

@@ -17,15 +17,17 @@ from aiohttp import web
 from server.appkeys import DATABASE, KEYS, ROOMS, SETTINGS
 from server.consultations import choices
 from server.consultations import service as consultations
-from server.consultations.inputs import DURATIONS, NewConsultation
-from server.errors import N_, TelemedError
+from server.consultations.inputs import DURATIONS, ConsultationSearch, NewConsultation
+from server.errors import N_, TelemedError, ValidationFailed
 from server.http import locale_for, parse_form, path_id, read_form, translator
 from server.identity.auth import caller
+from server.models import ConsultationStatus
 from server.parsing import parse_id
 from server.patients import invitations
-from server.permissions import can_join_consultation
+from server.permissions import can_create_consultation, can_join_consultation, can_list_consultations, require
+from server.referrals.views import reader_zone
 
-from .clock import for_patient, zone_label
+from .clock import for_patient, zone_label, zone_names
 from .forms import field_errors, on_clock, summary
 from .pages import STATUS_LABELS
 from .qr import svg_data_uri
@@ -60,6 +62,37 @@ async def _form_page(request: web.Request, form: dict[str, Any], *, errors: dict
     return request.app[RENDERER].render(request, "consultation_new.html", {
         "choices": offered, "form": form, "errors": errors or {}, "error": error, "durations": DURATIONS,
         "zone": zone_label(zone)}, status=status)
+
+
+SEARCH_FIELDS = ("q", "status", "since", "until", "page")
+
+
+@routes.get("/consultations", name="consultations")
+async def consultation_list(request: web.Request) -> web.Response:
+    """The consultations the caller may see, latest first, a page at a time, searched by patient or title,
+    status and days on the hospital's clock (``consultations.find``, as GET /api/consultations)."""
+    who = caller(request).principal
+    require(can_list_consultations(who), N_("Only clinicians and coordinators list consultations."))
+    form = {k: request.query[k].strip() for k in SEARCH_FIELDS if k in request.query}
+    errors: dict[str, str] = {}
+    async with request.app[DATABASE].session() as session:
+        try:
+            search = parse_form(form, ConsultationSearch)
+        except ValidationFailed as exc:
+            errors, search = field_errors(exc, translator(request)), ConsultationSearch()
+        found = await consultations.find(session, who, search) if not errors else None
+        zone = await reader_zone(session, who)
+    kept = {k: v for k, v in form.items() if k != "page" and v}
+
+    def page_url(page: int) -> str:
+        return str(request.rel_url.with_query({**kept, "page": str(page)}))
+
+    return request.app[RENDERER].render(request, "consultations.html", {
+        "form": form, "errors": errors, "found": found, "searched": bool(kept), "page_url": page_url,
+        "statuses": list(ConsultationStatus), "status_labels": STATUS_LABELS, "zone": zone,
+        "zone_short": zone_names([], zone), "can_create": can_create_consultation(who),
+        "may_join": {v.consultation.id: can_join_consultation(who, v.scope) for v in (found.items if found else [])},
+    }, status=422 if errors else 200)
 
 
 @routes.get("/consultations/new", name="consultation_new")

@@ -77,6 +77,7 @@ UNACCEPTED = N_("This value is not accepted.")
 _PYDANTIC: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^Field required$"), N_("Please fill this in.")),
     (re.compile(r"^String should have at least 1 character"), N_("Please fill this in.")),
+    (re.compile(r"^String should have at least (?P<n>\d+) character"), N_("At least %(n)s characters.")),
     (re.compile(r"^String should have at most (?P<n>\d+) character"), N_("At most %(n)s characters.")),
     (re.compile(r"^Input should be greater than or equal to (?P<n>\S+)$"), N_("At least %(n)s.")),
     (re.compile(r"^Input should be less than or equal to (?P<n>\S+)$"), N_("At most %(n)s.")),

@@ -14,7 +14,14 @@ from server.appkeys import DATABASE
 from server.errors import N_
 from server.http import Handler, is_api
 from server.identity.auth import CALLER
-from server.permissions import Principal, can_create_consultation, can_handle_patients, keeps_clinic_hours
+from server.permissions import (
+    Principal,
+    can_handle_patients,
+    can_list_consultations,
+    can_read_audit,
+    has_referrals,
+    keeps_clinic_hours,
+)
 
 UNREAD = web.RequestKey("unread_notices", int)
 
@@ -28,12 +35,16 @@ class NavLink:
 def links(who: Principal) -> list[NavLink]:
     """The pages of the top bar this caller may use, by the rules in ``server/permissions.py``."""
     shown = []
+    if can_list_consultations(who):
+        shown.append(NavLink("/consultations", N_("Consultations")))
+    if has_referrals(who):
+        shown.append(NavLink("/referrals", N_("Referrals")))
     if can_handle_patients(who):
         shown.append(NavLink("/patients", N_("Patients")))
-    if can_create_consultation(who):
-        shown.append(NavLink("/consultations/new", N_("New consultation")))
     if keeps_clinic_hours(who):
         shown.append(NavLink("/hours", N_("Clinic hours")))
+    if can_read_audit(who):
+        shown.append(NavLink("/audit", N_("Audit trail")))
     return shown
 
 
@@ -51,5 +62,7 @@ def context(request: web.Request) -> dict[str, Any]:
     """What base.html's top bar shows for this request."""
     who = request.get(CALLER)
     if who is None:
-        return {"nav_links": [], "unread_count": None}
-    return {"nav_links": links(who.principal), "unread_count": request.get(UNREAD)}
+        return {"nav_links": [], "unread_count": None, "password_pending": False}
+    if who.user.must_change_password:  # every link would lead back to the change-password page
+        return {"nav_links": [], "unread_count": None, "password_pending": True}
+    return {"nav_links": links(who.principal), "unread_count": request.get(UNREAD), "password_pending": False}

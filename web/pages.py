@@ -19,6 +19,7 @@ from server.identity import accounts
 from server.identity.auth import (
     COOKIE_NAME,
     authenticate,
+    before_password_change,
     caller,
     check_credentials,
     issue_token,
@@ -148,6 +149,7 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 @routes.post("/logout")
+@before_password_change
 async def logout(request: web.Request) -> web.Response:
     await revoke(request, caller(request).claims)
     response = web.HTTPSeeOther("/login")

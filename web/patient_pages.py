@@ -76,8 +76,7 @@ async def _search(request: web.Request, form: dict[str, str]) -> web.Response:
         "name": name, "by_id": by_id, "errors": errors, "found": found, "searched": bool(name) or by_id,
         # an ID is shown again only to be corrected, never once it has found someone
         "national_id": form.get("national_id", "") if errors else "",
-        "previous": page_url(found.page - 1) if found and found.page > 1 and not by_id else None,
-        "next": page_url(found.page + 1) if found and found.page < found.pages and not by_id else None,
+        "page_url": page_url,
     }, status=422 if errors else 200)
 
 

@@ -23,7 +23,7 @@ from server.identity.auth import caller
 from server.models import ConsentPurpose, ReferralState, Urgency
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
-from server.permissions import can_attach, can_refer, has_referral_inbox
+from server.permissions import can_attach, can_refer, has_referral_inbox, has_referrals, require
 from server.referrals import attachments, choices, views
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
@@ -67,6 +67,7 @@ def _page_link(request: web.Request, key: str, page: int) -> str:
 async def referral_list(request: web.Request) -> web.Response:
     """The caller's referrals, a page at a time, searchable; a coordinator's inbox first, and each referral once."""
     who = caller(request).principal
+    require(has_referrals(who), N_("Only clinicians and coordinators work with referrals."))
     error = None
     try:
         search = parse_form(dict(request.query), ReferralSearch)  # the model the search's limits live in
@@ -78,13 +79,13 @@ async def referral_list(request: web.Request) -> web.Response:
         rest = await referrals.find(session, who, search, box="others" if inbox is not None else "all")
         # one batch describes both sections
         described = {d["id"]: d for d in await views.describe_many(
-            session, who, (inbox.referrals if inbox else []) + rest.referrals)}
+            session, who, (inbox.items if inbox else []) + rest.items)}
     return _render(request, "referrals.html", {
-        "inbox": inbox and [described[r.id] for r in inbox.referrals], "inbox_page": inbox,
-        "referrals": [described[r.id] for r in rest.referrals], "page": rest,
+        "inbox": inbox and [described[r.id] for r in inbox.items], "inbox_page": inbox,
+        "referrals": [described[r.id] for r in rest.items], "page": rest,
         "search": search, "states": list(ReferralState), "error": error, "searched": bool(search.name or search.state),
         "receiving": not can_refer(who), "zone": zone,
-        "zone_short": zone_names([], zone), "page_link": lambda key, n: _page_link(request, key, n),
+        "zone_short": zone_names([], zone), "page_link": lambda key: lambda n: _page_link(request, key, n),
         "can_refer": can_refer(who)})
 
 

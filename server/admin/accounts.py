@@ -9,7 +9,6 @@ them back. The platform always keeps an active administrator: disabling or demot
 from __future__ import annotations
 
 import asyncio
-import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from ..audit import trail as audit
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..identity.passwords import hash_password
 from ..models import Department, Hospital, Role, Specialty, User
+from ..paging import LIKE_ESCAPE, Page, like_pattern, offset, pages_for
 from ..permissions import Principal
 from . import actor, commit, require_administrator
 from .inputs import AccountQuery, AccountUpdate, NewAccount, PasswordReset
@@ -63,18 +63,9 @@ class Account:
         }
 
 
-@dataclass(frozen=True)
-class AccountPage:
-    """One page of a search, and where it stands among the rest."""
-
-    accounts: list[Account]
-    total: int
-    page: int
-    pages: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"accounts": [a.to_json() for a in self.accounts], "total": self.total, "page": self.page,
-                "pages": self.pages, "page_size": PAGE_SIZE}
+def page_json(found: Page[Account]) -> dict[str, Any]:
+    """A page of accounts as the API answers it."""
+    return {"accounts": [a.to_json() for a in found.items], **found.meta(), "page_size": found.per_page}
 
 
 async def describe(session: AsyncSession, users: Iterable[User]) -> list[Account]:
@@ -94,19 +85,14 @@ async def describe(session: AsyncSession, users: Iterable[User]) -> list[Account
                     specialties.get(u.specialty_id or 0)) for u in users]
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-async def search(session: AsyncSession, who: Principal, query: AccountQuery) -> AccountPage:
+async def search(session: AsyncSession, who: Principal, query: AccountQuery) -> Page[Account]:
     """Accounts matching the query, by username, a page at a time (a page past the last shows the last)."""
     require_administrator(who)
     wanted = []
     if query.q:
-        pattern = _like(query.q)
-        wanted.append(or_(col(User.username).ilike(pattern, escape="\\"),
-                          col(User.display_name).ilike(pattern, escape="\\")))
+        pattern = like_pattern(query.q)
+        wanted.append(or_(col(User.username).ilike(pattern, escape=LIKE_ESCAPE),
+                          col(User.display_name).ilike(pattern, escape=LIKE_ESCAPE)))
     if query.hospital_id is not None:
         wanted.append(col(User.hospital_id) == query.hospital_id)
     if query.role is not None:
@@ -114,11 +100,10 @@ async def search(session: AsyncSession, who: Principal, query: AccountQuery) -> 
     if query.status != "any":
         wanted.append(col(User.is_active) == (query.status == "active"))
     total = (await session.exec(select(func.count()).select_from(User).where(*wanted))).one()
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    page = min(query.page, pages)
+    page = min(query.page, pages_for(total, PAGE_SIZE))
     users = (await session.exec(select(User).where(*wanted).order_by(col(User.username))
-                                .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all()
-    return AccountPage(await describe(session, users), total, page, pages)
+                                .offset(offset(page, PAGE_SIZE)).limit(PAGE_SIZE))).all()
+    return Page(await describe(session, users), page, PAGE_SIZE, total)
 
 
 async def _user(session: AsyncSession, user_id: int) -> User:
@@ -183,7 +168,8 @@ async def _keep_an_administrator(session: AsyncSession, user: User, *, role: Rol
 
 async def create(session: AsyncSession, who: Principal, body: NewAccount) -> tuple[Account, str | None]:
     """A new account; returns it and the password generated for it, if none was given (shown once, never
-    stored or logged in the clear)."""
+    stored or logged in the clear). Either way the password is temporary: its user sets their own at the first
+    login."""
     require_administrator(who)
     taken = (await session.exec(select(User.id).where(func.lower(User.username) == body.username.lower()))).first()
     if taken is not None:
@@ -193,7 +179,7 @@ async def create(session: AsyncSession, who: Principal, body: NewAccount) -> tup
     password_hash = await asyncio.to_thread(hash_password, body.password or generated or "")
     user = User(username=body.username, display_name=body.display_name, role=body.role,
                 hospital_id=body.hospital_id, department_id=body.department_id, specialty_id=specialty_id,
-                password_hash=password_hash)
+                password_hash=password_hash, must_change_password=True)
     session.add(user)
     audit.with_commit(session, lambda: audit.Entry(actor(who), "account.created", subject=f"user:{user.id}", detail={
         "username": user.username, "role": user.role.value, "hospital_id": user.hospital_id,
@@ -258,11 +244,13 @@ async def enable(session: AsyncSession, who: Principal, user_id: int) -> Account
 
 async def reset_password(session: AsyncSession, who: Principal, user_id: int, body: PasswordReset) -> str | None:
     """Give the account a new password (the one sent, or a generated one, which is returned to be shown once)
-    and end its sessions. The audit entry says whether it was generated, never what it is."""
+    and end its sessions. The password is temporary: its user must set their own at the next login. The audit
+    entry says whether it was generated, never what it is."""
     require_administrator(who)
     user = await _user(session, user_id)
     generated = None if body.password else generate_password()
     user.password_hash = await asyncio.to_thread(hash_password, body.password or generated or "")
+    user.must_change_password = True  # known to the administrator: the user sets their own at the next login
     user.session_generation += 1
     session.add(user)
     audit.with_commit(session, audit.Entry(actor(who), "account.password_reset", subject=f"user:{user_id}",

@@ -43,7 +43,7 @@ async def list_accounts(request: web.Request) -> web.Response:
     query = parse_form(request.query, AccountQuery)
     async with request.app[DATABASE].session() as session:
         page = await accounts.search(session, caller(request).principal, query)
-    return json_response(page.to_json())
+    return json_response(accounts.page_json(page))
 
 
 @routes.post("/api/admin/accounts")

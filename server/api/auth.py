@@ -5,9 +5,20 @@ from __future__ import annotations
 import pydantic
 from aiohttp import web
 
-from ..appkeys import SETTINGS
+from ..appkeys import DATABASE, PASSWORDS, SETTINGS
 from ..http import json_response, parse_body
-from ..identity.auth import COOKIE_NAME, caller, check_credentials, issue_token, public, revoke
+from ..identity import accounts
+from ..identity.accounts import PasswordChange
+from ..identity.auth import (
+    COOKIE_NAME,
+    before_password_change,
+    caller,
+    check_credentials,
+    issue_token,
+    public,
+    revoke,
+    set_session_cookie,
+)
 from ..models import User
 from ..openapi import accepts
 
@@ -27,6 +38,7 @@ def user_json(user: User) -> dict:
         "role": user.role.value,
         "hospital_id": user.hospital_id,
         "locale": user.locale,
+        "must_change_password": user.must_change_password,
     }
 
 
@@ -46,6 +58,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/auth/logout")
+@before_password_change
 async def logout(request: web.Request) -> web.Response:
     await revoke(request, caller(request).claims)
     response = json_response({"logged_out": True})
@@ -53,6 +66,26 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+@routes.post("/api/me/password")
+@before_password_change
+@accepts(PasswordChange)
+async def change_password(request: web.Request) -> web.Response:
+    """Set the caller's own password: ``current_password`` is needed unless the present one is a temporary
+    one from an administrator. Every other session of the account ends; the answer carries a new access token
+    for this one (and renews its cookie, if it came with one)."""
+    who = caller(request)
+    body = await parse_body(request, PasswordChange)
+    async with request.app[DATABASE].session() as session:
+        user = await accounts.change_password(session, who.principal, body, verify=request.app[PASSWORDS].verify)
+    token = issue_token(request, user)
+    response = json_response({"access_token": token, "token_type": "Bearer",
+                              "expires_in": request.app[SETTINGS].access_token_ttl, "user": user_json(user)})
+    if request.cookies.get(COOKIE_NAME):
+        set_session_cookie(request, response, token)
+    return response
+
+
 @routes.get("/api/me")
+@before_password_change
 async def me(request: web.Request) -> web.Response:
     return json_response(user_json(caller(request).user))

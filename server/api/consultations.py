@@ -9,8 +9,8 @@ from aiohttp import web
 from ..appkeys import DATABASE
 from ..consultations import service as consultations
 from ..consultations.chat import chat_lines
-from ..consultations.inputs import NewConsultation
-from ..http import json_response, parse_body, path_id
+from ..consultations.inputs import ConsultationSearch, NewConsultation
+from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
 from ..openapi import accepts
 from ..permissions import ConsultationScope, Principal, can_view_consultation
@@ -39,10 +39,15 @@ async def authorize(
 
 @routes.get("/api/consultations")
 async def list_consultations(request: web.Request) -> web.Response:
+    """The consultations the caller may see, latest start first, 20 a page: ``q`` (a part of the patient's
+    name or the title), ``status``, ``since`` and ``until`` (days, YYYY-MM-DD, on the clock of the caller's
+    hospital, both included), ``page``; the same search as the /consultations page. 422 naming a parameter
+    that is wrong; 403 for administrators and auditors."""
     who = caller(request).principal
+    search = parse_form(request.query, ConsultationSearch)
     async with request.app[DATABASE].session() as session:
-        views = await consultations.list_for(session, who)
-    return json_response({"consultations": [v.to_json(with_patient=True) for v in views]})
+        found = await consultations.find(session, who, search)
+    return json_response({"consultations": [v.to_json(with_patient=True) for v in found.items], **found.meta()})
 
 
 @routes.post("/api/consultations")

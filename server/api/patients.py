@@ -38,7 +38,7 @@ async def list_patients(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         found = await patients.look_up(session, caller(request).principal, _key(request), query)
     return json_response({"patients": [{"id": p.id, "name": p.name, "birth_year": p.birth_year,
-                                        "national_id_last4": p.national_id_last4 or None} for p in found.patients],
+                                        "national_id_last4": p.national_id_last4 or None} for p in found.items],
                           "page": found.page, "pages": found.pages, "total": found.total})
 
 

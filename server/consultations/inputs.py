@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pydantic
 
+from ..errors import N_
+from ..models import ConsultationStatus
 from ..parsing import Id
 
 DURATIONS = (15, 30, 45, 60, 90, 120)  # what the page offers; the API takes any length within the limits
@@ -22,3 +26,25 @@ class NewConsultation(pydantic.BaseModel):
     duration_minutes: int | None = pydantic.Field(default=None, ge=5, le=480)
     participant_ids: list[Id] = pydantic.Field(min_length=1, max_length=16)
     patient_id: Id | None = None
+
+
+# Finding consultations in the caller's list: a part of the patient's name or of the title (only among those
+# whose records the caller may see), the status, and a range of days on the clock of the caller's hospital
+# (both ends included); a page of PAGE_SIZE at a time. (No docstring: see NewConsultation.)
+class ConsultationSearch(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    q: str | None = pydantic.Field(default=None, max_length=100)
+    status: ConsultationStatus | None = None
+    since: datetime.date | None = None
+    until: datetime.date | None = None
+    page: int = pydantic.Field(default=1, ge=1, le=100_000)
+
+    @pydantic.field_validator("until")
+    @classmethod
+    def _not_before_since(cls, value: datetime.date | None,
+                          info: pydantic.ValidationInfo) -> datetime.date | None:
+        since = info.data.get("since")
+        if value is not None and since is not None and value < since:
+            raise ValueError(N_("The last day cannot come before the first."))
+        return value

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,19 +21,24 @@ from ..models import (
     PartnershipMember,
     Patient,
     Referral,
+    Role,
     User,
     utcnow,
 )
+from ..paging import LIKE_ESCAPE, Page, like_pattern, offset
 from ..patients import disclosure
 from ..permissions import (
     ConsultationScope,
     Principal,
     can_add_participant,
     can_create_consultation,
+    can_list_consultations,
     joins_what_they_plan,
     require,
 )
-from .inputs import NewConsultation
+from .inputs import ConsultationSearch, NewConsultation
+
+PAGE_SIZE = 20
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,56 @@ async def list_for(session: AsyncSession, who: Principal) -> list[ConsultationVi
     ).all()
     return await disclosed(session, who, [await load(session, consultation_id) for consultation_id in ids
                                           if consultation_id is not None])
+
+
+def _visible(who: Principal) -> sa.ColumnElement[bool]:
+    """``can_view_consultation`` as a condition on the consultation table, so a list can be searched and paged
+    in the database: the caller's own consultations, and for a coordinator those of their hospital or in
+    which one of its clinicians takes part. (tests/server/consultations/test_search.py holds the two equal.)"""
+    takes_part = sa.exists().where(col(ConsultationParticipant.consultation_id) == col(Consultation.id),
+                                   col(ConsultationParticipant.user_id) == who.user_id)
+    if who.role is not Role.COORDINATOR:
+        return takes_part
+    colleague_takes_part = sa.exists().where(
+        col(ConsultationParticipant.consultation_id) == col(Consultation.id),
+        col(ConsultationParticipant.user_id) == col(User.id), col(User.hospital_id) == who.hospital_id)
+    return sa.or_(takes_part, col(Consultation.hospital_id) == who.hospital_id, colleague_takes_part)
+
+
+def _withheld(who: Principal) -> sa.ColumnElement[bool]:
+    """``disclosed``'s rule as a condition: booked for a referral whose records the caller may not see."""
+    return sa.exists().where(col(Referral.consultation_id) == col(Consultation.id),
+                             sa.not_(disclosure.shared_condition(who)))
+
+
+async def find(session: AsyncSession, who: Principal, search: ConsultationSearch) -> Page[ConsultationView]:
+    """A page of the consultations the caller may see (``can_view_consultation``), latest start first,
+    searched by a part of the patient's name or the title (never finding one whose records are withheld from
+    the caller by what they hide), by status, and by days on the clock of the caller's hospital."""
+    require(can_list_consultations(who), N_("Only clinicians and coordinators list consultations."))
+    where = [_visible(who)]
+    if search.q:
+        pattern = like_pattern(search.q)
+        named = sa.exists().where(col(Patient.id) == col(Consultation.patient_id),
+                                  col(Patient.name).ilike(pattern, escape=LIKE_ESCAPE))
+        where.append(sa.and_(sa.not_(_withheld(who)),
+                             sa.or_(col(Consultation.title).ilike(pattern, escape=LIKE_ESCAPE), named)))
+    if search.status is not None:
+        where.append(col(Consultation.status) == search.status)
+    if search.since is not None or search.until is not None:
+        hospital = await session.get(Hospital, who.hospital_id)
+        zone = ZoneInfo(hospital.timezone if hospital else "UTC")
+        if search.since is not None:
+            where.append(col(Consultation.planned_start) >= datetime.combine(search.since, time(), tzinfo=zone))
+        if search.until is not None:
+            day_after = datetime.combine(search.until + timedelta(days=1), time(), tzinfo=zone)
+            where.append(col(Consultation.planned_start) < day_after)
+    total = (await session.exec(select(sa.func.count()).select_from(Consultation).where(*where))).one()
+    ids = (await session.exec(select(Consultation.id).where(*where)
+                              .order_by(col(Consultation.planned_start).desc(), col(Consultation.id).desc())
+                              .offset(offset(search.page, PAGE_SIZE)).limit(PAGE_SIZE))).all()
+    views = await disclosed(session, who, [await load(session, i) for i in ids if i is not None])
+    return Page(views, search.page, PAGE_SIZE, total)
 
 
 async def partner_hospital_ids(session: AsyncSession, hospital_id: int) -> frozenset[int]:

@@ -25,6 +25,7 @@ COOKIE_NAME = "telemed_session"
 # moves the account on, which ends every token of an earlier generation (absent in older tokens: 0).
 GENERATION_CLAIM = "gen"
 PUBLIC_ATTRIBUTE = "telemed_public"
+BEFORE_CHANGE_ATTRIBUTE = "telemed_before_password_change"
 
 # Compared against when the username is unknown, so a login takes as long whether or not the user exists.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -52,6 +53,19 @@ def public(handler: Handler) -> Handler:
     """Mark a route as open to callers who have not logged in; every other route needs a login."""
     setattr(handler, PUBLIC_ATTRIBUTE, True)
     return handler
+
+
+def before_password_change(handler: Handler) -> Handler:
+    """Mark a route as open to a user who must still replace a temporary password (changing it, logging out,
+    who am I); every other route leads them to the change first."""
+    setattr(handler, BEFORE_CHANGE_ATTRIBUTE, True)
+    return handler
+
+
+def waits_for_password_change(request: web.Request, who: Caller) -> bool:
+    """Whether this request must wait until the caller has replaced their temporary password."""
+    return who.user.must_change_password and not getattr(request.match_info.handler,
+                                                          BEFORE_CHANGE_ATTRIBUTE, False)
 
 
 def is_public(request: web.Request) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes
@@ -24,6 +23,7 @@ from ..audit import trail as audit
 from ..consent import records as consents
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..models import ConsentPurpose, Patient, Referral
+from ..paging import LIKE_ESCAPE, Page, like_pattern, offset
 from ..permissions import Principal, can_handle_patients, require
 from ..referrals.service import can_view, live_appointment
 from .inputs import NewPatient, PatientSearch
@@ -123,27 +123,7 @@ async def register(session: AsyncSession, who: Principal, body: NewPatient, key:
 PAGE_SIZE = 20
 
 
-@dataclass(frozen=True)
-class PatientPage:
-    """One page of a hospital's patients, and how many there are in all."""
-
-    patients: list[Patient]
-    page: int
-    total: int
-    per_page: int = PAGE_SIZE
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-def _like(fragment: str) -> str:
-    """A LIKE pattern matching ``fragment`` anywhere, its own % and _ taken literally."""
-    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-async def look_up(session: AsyncSession, who: Principal, key: bytes, query: PatientSearch) -> PatientPage:
+async def look_up(session: AsyncSession, who: Principal, key: bytes, query: PatientSearch) -> Page[Patient]:
     """The caller's hospital's patients, by name (a part of it, any case), a page at a time; or those
     matching ``query.national_id``. A search by ID is audited (with what it found, never with the ID)."""
     require(can_handle_patients(who), N_("Only clinicians look up patients."))
@@ -152,14 +132,14 @@ async def look_up(session: AsyncSession, who: Principal, key: bytes, query: Pati
         audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "patient.searched",
                                                detail={"by": "national_id", "found": [p.id for p in found]}))
         await session.commit()
-        return PatientPage(found, 1, len(found), per_page=max(PAGE_SIZE, len(found)))
+        return Page(found, 1, max(PAGE_SIZE, len(found)), len(found))
     where = [Patient.hospital_id == who.hospital_id]
     if query.name:
-        where.append(col(Patient.name).ilike(_like(query.name), escape="\\"))
+        where.append(col(Patient.name).ilike(like_pattern(query.name), escape=LIKE_ESCAPE))
     total = (await session.exec(select(sa.func.count()).select_from(Patient).where(*where))).one()
     rows = (await session.exec(select(Patient).where(*where).order_by(col(Patient.name), col(Patient.id))
-                               .offset((query.page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all()
-    return PatientPage(list(rows), query.page, total)
+                               .offset(offset(query.page, PAGE_SIZE)).limit(PAGE_SIZE))).all()
+    return Page(list(rows), query.page, PAGE_SIZE, total)
 
 
 async def view(session: AsyncSession, who: Principal, patient_id: int, *, via: str) -> Patient:

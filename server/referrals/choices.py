@@ -9,8 +9,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..consultations.service import partner_hospital_ids
+from ..errors import N_
 from ..models import Hospital, Patient, Role, Specialty, User
-from ..permissions import Principal
+from ..permissions import Principal, can_refer, require
 
 
 async def partners(session: AsyncSession, hospital_id: int, *,
@@ -28,7 +29,8 @@ async def partners(session: AsyncSession, hospital_id: int, *,
 
 
 async def for_new_referral(session: AsyncSession, who: Principal) -> dict[str, Sequence]:
-    """The choices of the new-referral form for this county doctor."""
+    """The choices of the new-referral form for this county doctor (403 for anyone who does not refer)."""
+    require(can_refer(who), N_("Only county doctors refer patients."))
     hospitals, specialists = await partners(session, who.hospital_id, besides_itself=True)
     return {
         "patients": (await session.exec(select(Patient).where(Patient.hospital_id == who.hospital_id)

@@ -42,6 +42,7 @@ from ..models import (
     utcnow,
 )
 from ..notices import Notice
+from ..paging import LIKE_ESCAPE, Page, like_pattern, offset
 from ..patients import disclosure
 from ..permissions import Principal, ReferralScope, can_refer, can_view_referral, require
 from .flow import (
@@ -354,19 +355,7 @@ async def list_for(session: AsyncSession, who: Principal, *, inbox: bool = False
     return list((await session.exec(select(Referral).where(visible, *_in_box(box)).order_by(*_order(box)))).all())
 
 
-@dataclass(frozen=True)
-class ReferralPage:
-    referrals: list[Referral]
-    page: int
-    total: int
-    per_page: int = PAGE_SIZE
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-async def find(session: AsyncSession, who: Principal, search: ReferralSearch, *, box: Box) -> ReferralPage:
+async def find(session: AsyncSession, who: Principal, search: ReferralSearch, *, box: Box) -> Page[Referral]:
     """A page of the caller's referrals in ``box`` (``inbox`` pages by ``search.inbox_page``, the others by
     ``search.page``). ``others`` leaves out what the inbox lists, so a coordinator sees each referral once.
     A name matches only referrals whose patient records the caller may see: a withheld one is never found
@@ -374,21 +363,16 @@ async def find(session: AsyncSession, who: Principal, search: ReferralSearch, *,
     visible = _visible(who)
     page = search.inbox_page if box == "inbox" else search.page
     if visible is None:
-        return ReferralPage([], page, 0)
+        return Page([], page, PAGE_SIZE, 0)
     where = [visible, *_in_box(box)]
     if search.state is not None:
         where.append(col(Referral.state) == search.state)
     query = select(Referral)
     if search.name:
         query = query.join(Patient, col(Patient.id) == col(Referral.patient_id))
-        where += [col(Patient.name).ilike(_like(search.name), escape="\\"), disclosure.shared_condition(who)]
+        where += [col(Patient.name).ilike(like_pattern(search.name), escape=LIKE_ESCAPE),
+                  disclosure.shared_condition(who)]
     total = (await session.exec(query.with_only_columns(sa.func.count()).where(*where))).one()
     rows = (await session.exec(query.where(*where).order_by(*_order(box))
-                               .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all()
-    return ReferralPage(list(rows), page, total)
-
-
-def _like(fragment: str) -> str:
-    """A LIKE pattern matching ``fragment`` anywhere, its own % and _ taken literally."""
-    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+                               .offset(offset(page, PAGE_SIZE)).limit(PAGE_SIZE))).all()
+    return Page(list(rows), page, PAGE_SIZE, total)

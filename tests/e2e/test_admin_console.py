@@ -29,12 +29,19 @@ async def _context(browser: Browser, locale: str) -> BrowserContext:
     return await browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
 
 
-async def _log_in(page: Page, base: str, locale: str, username: str, password: str) -> None:
+async def _log_in(page: Page, base: str, locale: str, username: str, password: str, *,
+                  then_change_to: str | None = None) -> None:
+    """Log in; with a temporary password, set ``then_change_to`` first, as every page then asks."""
     t = translations(locale).gettext
     await page.goto(f"{base}/login")
     await page.locator("input[name=username]").fill(username)
     await page.locator("input[name=password]").fill(password)
     await page.get_by_role("button", name=t("Log in")).click()
+    if then_change_to:
+        await expect(page.locator("#forced")).to_be_visible()
+        await page.locator("input[name=new_password]").fill(then_change_to)
+        await page.locator("input[name=new_password_again]").fill(then_change_to)
+        await page.get_by_role("button", name=t("Change password")).click()
     await expect(page.get_by_role("heading", name=t("My consultations"))).to_be_visible()
 
 
@@ -124,7 +131,7 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     # The user logs in; the administrator resets the password; the old session ends, the new password works.
     user_context = await _context(browser, locale)
     user = await user_context.new_page()
-    await _log_in(user, base, locale, username, first_password)
+    await _log_in(user, base, locale, username, first_password, then_change_to="gao-own-password-1")
     await admin.locator("#reset-password").get_by_role("button", name=t("Reset password")).click()
     await expect(admin.locator("#done")).to_have_text(t("The password was changed; the account's sessions have ended."))
     password = await admin.locator("#generated-password output").inner_text()
@@ -134,7 +141,8 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await expect(user).to_have_url(re.compile(r"/login\?"))
     await expect(user.locator(".notice")).to_have_text(
         t("An administrator has ended your session. Please log in again."))
-    await _log_in(user, base, locale, username, password)
+    password, temporary = "gao-own-password-2", password
+    await _log_in(user, base, locale, username, temporary, then_change_to=password)
 
     # Disabled from the list: the user is thrown out; enabled again: they log in with the same password.
     await nav.get_by_role("link", name=t("Accounts")).click()

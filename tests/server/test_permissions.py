@@ -17,6 +17,7 @@ from server.permissions import (
     can_edit_hours,
     can_handle_patients,
     can_join_consultation,
+    can_list_consultations,
     can_read_audit,
     can_refer,
     can_speak_for_patient,
@@ -25,6 +26,7 @@ from server.permissions import (
     can_withdraw_consent,
     has_calendar_feed,
     has_referral_inbox,
+    has_referrals,
     joins_what_they_plan,
     keeps_clinic_hours,
 )
@@ -191,3 +193,18 @@ def test_who_lists_plays_and_views_recordings(who: Principal, allowed: bool) -> 
     participants, and auditors of any hospital; never a coordinator, who organises but was not in the call.
     Patients hold no account, so no principal: their invitation link opens no recording."""
     assert can_access_recordings(who, SCOPE) is allowed
+
+
+@pytest.mark.parametrize(("who", "referrals", "consultations", "new_referral", "new_consultation", "hours"), [
+    (li, True, True, True, True, False),
+    (wang, True, True, False, True, True),
+    (zhao, True, True, False, True, True),
+    (admin, False, False, False, False, False),
+    (auditor, False, False, False, False, False),
+])
+def test_which_lists_and_forms_each_role_opens(who: Principal, referrals: bool, consultations: bool,
+                                               new_referral: bool, new_consultation: bool, hours: bool) -> None:
+    """The rules behind the nav's links and the pages' 403s: an auditor could open /referrals/new (and saw the
+    hospital's patients in it); administrators and auditors open no list or form of health records."""
+    assert (has_referrals(who), can_list_consultations(who), can_refer(who), can_create_consultation(who),
+            keeps_clinic_hours(who)) == (referrals, consultations, new_referral, new_consultation, hours)

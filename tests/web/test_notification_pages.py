@@ -72,8 +72,8 @@ async def test_the_top_bar_shows_what_the_role_may_open(client: TestClient) -> N
         nav = page.split('<nav class="topbar-links"', 1)[1].split("</nav>", 1)[0]
         links[username] = re.findall(r'href="(/[^"]*)"', nav)
     assert links == {
-        "dr.li": ["/patients", "/consultations/new", "/notifications"],
-        "dr.wang": ["/patients", "/consultations/new", "/hours", "/notifications"],
-        "coord.zhao": ["/patients", "/consultations/new", "/hours", "/notifications"],
-        "auditor": ["/notifications"],
+        "dr.li": ["/consultations", "/referrals", "/patients", "/notifications"],
+        "dr.wang": ["/consultations", "/referrals", "/patients", "/hours", "/notifications"],
+        "coord.zhao": ["/consultations", "/referrals", "/patients", "/hours", "/notifications"],
+        "auditor": ["/audit", "/notifications"],
     }

@@ -55,7 +55,7 @@ async def test_search_filters_and_pages(database: Database, admin: Principal) ->
     async def found(**query: object) -> list[str]:
         async with database.session() as session:
             page = await service.search(session, admin, AccountQuery.model_validate(query))
-        return [a.user.username for a in page.accounts]
+        return [a.user.username for a in page.items]
 
     assert await found(q="dr.") == ["dr.chen", "dr.he", "dr.li", "dr.wang", "dr.zhou"]
     assert await found(q="王芳") == ["dr.wang"]
@@ -75,10 +75,10 @@ async def test_search_filters_and_pages(database: Database, admin: Principal) ->
         first = await service.search(session, admin, AccountQuery(q="nurse"))
         second = await service.search(session, admin, AccountQuery(q="nurse", page=2))
         beyond = await service.search(session, admin, AccountQuery(q="nurse", page=99))
-    assert (first.total, first.pages, len(first.accounts)) == (PAGE_SIZE + 5, 2, PAGE_SIZE)
-    assert [a.user.username for a in second.accounts] == [f"nurse{n:02}" for n in range(PAGE_SIZE, PAGE_SIZE + 5)]
-    assert beyond.page == 2 and beyond.accounts == second.accounts, "past the last page shows the last"
-    assert second.accounts[0].hospital.id == hospital and first.to_json()["page_size"] == PAGE_SIZE
+    assert (first.total, first.pages, len(first.items)) == (PAGE_SIZE + 5, 2, PAGE_SIZE)
+    assert [a.user.username for a in second.items] == [f"nurse{n:02}" for n in range(PAGE_SIZE, PAGE_SIZE + 5)]
+    assert beyond.page == 2 and beyond.items == second.items, "past the last page shows the last"
+    assert second.items[0].hospital.id == hospital and service.page_json(first)["page_size"] == PAGE_SIZE
 
 
 async def test_create_hashes_the_password_and_audits_without_it(database: Database, admin: Principal) -> None:

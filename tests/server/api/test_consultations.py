@@ -20,7 +20,13 @@ async def test_each_user_lists_only_their_own_consultations(client: TestClient) 
     assert await _ids(client, "dr.li") == [1]
     assert await _ids(client, "dr.wang") == [1]
     assert await _ids(client, "dr.chen") == []
-    assert await _ids(client, "auditor") == []
+
+
+async def test_auditors_and_administrators_list_no_consultations(client: TestClient) -> None:
+    """Guards health records: the list is refused (403) to those who see none, not answered empty."""
+    for username in ("auditor", "admin"):
+        response = await client.get("/api/consultations", headers=await login(client, username))
+        assert response.status == 403 and (await response.json())["error"]["code"] == "forbidden"
 
 
 async def test_participant_reads_the_consultation(client: TestClient) -> None:

@@ -109,8 +109,8 @@ async def test_a_search_is_audited_with_what_it_found_never_the_id(client: TestC
         patient = await records.register(session, who, NewPatient(name="王秀英", national_id=NATIONAL_ID),
                                          key_of(client))
     async with database.session() as session:
-        found = (await records.look_up(session, who, key_of(client), PatientSearch(national_id=NATIONAL_ID))).patients
-        listed = (await records.look_up(session, who, key_of(client), PatientSearch())).patients
+        found = (await records.look_up(session, who, key_of(client), PatientSearch(national_id=NATIONAL_ID))).items
+        listed = (await records.look_up(session, who, key_of(client), PatientSearch())).items
     assert [p.id for p in found] == [patient.id]
     assert patient.id in [p.id for p in listed] and DEMO_PATIENT in [p.id for p in listed]
     searches = [e for e in await audit.trail(database) if e.action == "patient.searched"]

@@ -37,7 +37,7 @@ async def test_by_a_part_of_the_name(client: TestClient, name: str, expected: li
     await _add(client, 3, ["张四 Zhang Si"])  # Baihe's: never shown to Qingshan
     async with client.app[DATABASE].session() as session:
         found = await records.look_up(session, who, key_of(client), PatientSearch(name=name))
-    assert sorted(p.name for p in found.patients) == sorted(expected) and found.total == len(expected)
+    assert sorted(p.name for p in found.items) == sorted(expected) and found.total == len(expected)
 
 
 async def test_a_page_at_a_time(client: TestClient) -> None:
@@ -47,9 +47,9 @@ async def test_a_page_at_a_time(client: TestClient) -> None:
     async with client.app[DATABASE].session() as session:
         for page in (1, 2, 3, 4):
             pages.append(await records.look_up(session, who, key_of(client), PatientSearch(page=page)))
-    assert [len(p.patients) for p in pages] == [20, 20, 6, 0]
+    assert [len(p.items) for p in pages] == [20, 20, 6, 0]
     assert {p.total for p in pages} == {46} and pages[0].pages == 3
-    names = [patient.name for p in pages for patient in p.patients]
+    names = [patient.name for p in pages for patient in p.items]
     assert len(set(names)) == 46 and names == sorted(names)
 
 
@@ -69,7 +69,7 @@ async def test_the_name_search_means_the_same_on_both_databases(database_url: st
         async with database.session() as session:
             for name in ("ZHANG", "100%", "_"):
                 page = await records.look_up(session, who, b"k" * 32, PatientSearch(name=name))
-                found[name] = sorted(p.name for p in page.patients)
+                found[name] = sorted(p.name for p in page.items)
         assert found == {"ZHANG": ["张伟 Zhang Wei"], "100%": ["100% sure"], "_": ["A_B"]}
     finally:
         await database.close()

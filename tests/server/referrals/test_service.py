@@ -49,10 +49,10 @@ async def _all_pages(database: Database, username: str, search: ReferralSearch,
     async with database.session() as session:
         who = await principal(session, username)
         first = await referrals.find(session, who, search, box=box)
-        found += first.referrals
+        found += first.items
         for page in range(2, first.pages + 1):
             key = "inbox_page" if box == "inbox" else "page"
-            found += (await referrals.find(session, who, search.model_copy(update={key: page}), box=box)).referrals
+            found += (await referrals.find(session, who, search.model_copy(update={key: page}), box=box)).items
         assert len(found) == first.total
     return found
 
@@ -82,8 +82,8 @@ async def test_a_page_holds_page_size_rows_and_counts_them_all(database: Databas
         who = await principal(session, "coord.zhao")
         first = await referrals.find(session, who, SEARCH, box="others")
         beyond = await referrals.find(session, who, SEARCH.model_copy(update={"page": first.pages + 1}), box="others")
-    assert len(first.referrals) == referrals.PAGE_SIZE and first.pages == -(-first.total // referrals.PAGE_SIZE)
-    assert beyond.referrals == [] and beyond.total == first.total
+    assert len(first.items) == referrals.PAGE_SIZE and first.pages == -(-first.total // referrals.PAGE_SIZE)
+    assert beyond.items == [] and beyond.total == first.total
 
 
 async def test_a_name_finds_only_referrals_whose_records_the_caller_sees(database: Database) -> None:
@@ -114,7 +114,7 @@ async def test_a_name_is_matched_literally_and_a_state_filters(database: Databas
         assert (await referrals.find(session, who, ReferralSearch(name="%"), box="all")).total == 0
         assert (await referrals.find(session, who, ReferralSearch(name="_"), box="all")).total == 0
         drafts = await referrals.find(session, who, ReferralSearch(state=ReferralState.DRAFT), box="all")
-        assert drafts.total > 0 and {r.state for r in drafts.referrals} == {ReferralState.DRAFT}
+        assert drafts.total > 0 and {r.state for r in drafts.items} == {ReferralState.DRAFT}
         waiting = await referrals.find(session, who, ReferralSearch(state=ReferralState.SUBMITTED), box="others")
         assert waiting.total == 0, "a waiting state is the inbox's, not the rest's"
 
