@@ -40,6 +40,7 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.TOKEN_REVOKED: N_("You have logged out. Please log in again."),
     ErrorCode.SESSION_ENDED: N_("An administrator has ended your session. Please log in again."),
     ErrorCode.ACCOUNT_DISABLED: N_("This account is disabled."),
+    ErrorCode.PASSWORD_CHANGE_REQUIRED: N_("Your password is temporary: choose your own password before you go on."),
     ErrorCode.BAD_CREDENTIALS: N_("Wrong username or password."),
     ErrorCode.LINK_REVOKED: N_("This link was withdrawn. Please ask the doctor for a new one."),
     ErrorCode.LINK_CLOSED: N_("This consultation has ended, so its link no longer works."),

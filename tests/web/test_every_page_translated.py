@@ -260,6 +260,12 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await check("room", "GET", f"/consultations/{consultation}", route="/consultations/{consultation_id}")
     await check("demo room", "GET", "/consultations/1")
     await check("new consultation", "GET", "/consultations/new", route="/consultations/new")
+    await check("consultations", "GET", "/consultations", route="/consultations")
+    await check("consultations refused search", "GET", "/consultations?since=2030-05-04&until=2030-05-01",
+                status=(200, 422))
+    await check("own password", "GET", "/account/password", route="/account/password")
+    await check("own password refused", "POST", "/account/password", status=(400, 422),
+                data={"current_password": "", "new_password": "short", "new_password_again": "other"})
     await check("new consultation refused", "POST", "/consultations/new", status=(400, 422),
                 data={"patient_id": "1", "title": "", "planned_start": "nonsense", "duration_minutes": "x"})
     await check("invitations", "GET", "/consultations/1/invitations",

@@ -197,12 +197,12 @@ async def test_the_consent_heading_is_not_the_rooms_live_indicator(client: TestC
 
 
 async def test_the_referral_list_counts_referrals_not_patients(client: TestClient) -> None:
-    """The pager's words are shared with the patient list in English only: in Chinese the referral list counts
-    条转诊, not 位患者 (a message context keeps them apart)."""
+    """The pager's words are shared by every list: in Chinese they count 条 (entries), never 位患者 (patients)
+    on the referral list."""
     await add_referrals(client.app[DATABASE], 50)
     await form_login(client, "dr.li")
     text = await (await client.get("/referrals", headers=ZH)).text()
-    assert re.search(r"第 1 页，共 \d+ 页，共 \d+ 条转诊", text) and "位患者" not in text
+    assert re.search(r"第 1 / \d+ 页，共 \d+ 条", text) and "位患者" not in text
     english = await (await client.get("/referrals", headers=EN)).text()
     assert re.search(r"Page 1 of \d+; \d+ in all", english)
 
