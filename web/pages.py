@@ -28,7 +28,16 @@ from server.identity.auth import (
     set_session_cookie,
 )
 from server.models import ConsentPurpose, Consultation, ConsultationStatus, ReferralAction, utcnow
-from server.permissions import can_join_consultation, can_speak_for_patient, has_calendar_feed
+from server.permissions import (
+    Principal,
+    Role,
+    can_administer,
+    can_join_consultation,
+    can_read_audit,
+    can_speak_for_patient,
+    has_calendar_feed,
+    has_referrals,
+)
 from server.referrals import attachments, views
 from server.referrals import service as referrals
 from server.referrals.inputs import ReferralActionBody
@@ -194,8 +203,22 @@ async def dashboard(request: web.Request) -> web.Response:
                                                  request.app[SETTINGS].jwt_issuer, rotate=False)
             calendar_url = str(request.url.with_path(path).with_query(None))
     context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
-               "calendar_url": calendar_url, "zone": zone}
+               "calendar_url": calendar_url, "zone": zone, "workspace": workspace(who.principal)}
     return request.app[RENDERER].render(request, "dashboard.html", context)
+
+
+def workspace(who: Principal) -> tuple[str, str, str] | None:
+    """Where the day's work is for those whose work is not their own consultations: (address, what is there,
+    the button's words), all N_-marked; None for clinicians, whose consultations are their work."""
+    if can_administer(who):
+        return "/admin", N_("Accounts, hospitals and partnerships are managed in the administration console."), \
+            N_("Open the administration console")
+    if can_read_audit(who):
+        return "/audit", N_("Who did what, and when, is in the audit trail."), N_("Open the audit trail")
+    if who.role is Role.COORDINATOR and has_referrals(who):
+        return "/referrals", N_("Referrals to your hospital are triaged and booked from the referral inbox."), \
+            N_("Open the referral inbox")
+    return None
 
 
 @routes.get("/consultations/{consultation_id}", name="consultation")

@@ -164,3 +164,24 @@ async def test_only_a_clinician_beside_the_patient_is_offered_to_record_their_co
         config = json.loads(page.split('id="room-config">', 1)[1].split("</script>", 1)[0])
         offered[username] = (config["patientConsentUrl"] is not None, 'id="patient-recording-consent"' in page)
     assert offered == {"dr.li": (True, True), "dr.wang": (False, False)}
+
+
+@pytest.mark.parametrize(("username", "workspace", "words"), [
+    ("coord.zhao", "/referrals", "打开转诊收件箱"),
+    ("auditor", "/audit", "查看审计日志"),
+    ("admin", "/admin", "进入系统管理"),
+    ("dr.li", None, None),
+])
+async def test_the_home_page_leads_each_role_to_its_work(client: TestClient, username: str, workspace: str | None,
+                                                         words: str | None) -> None:
+    """A coordinator, auditor or administrator has no consultations of their own: their home page leads to
+    where their work is (in their language); a clinician's home is their consultations, with no such card."""
+    await form_login(client, username)
+    page = await (await client.get("/", headers={"Accept-Language": "zh-CN"})).text()
+    if workspace is None:
+        assert 'id="workspace"' not in page
+        return
+    card = page[page.index('id="workspace"'):]
+    card = card[:card.index("</section>")]
+    assert f'href="{workspace}"' in card and words in card
+    assert (await client.get(workspace)).status == 200, "the card leads to a page its reader may open"
