@@ -1,5 +1,6 @@
 """Referral attachments: test results and images, checked by what their bytes are (not by what the
-browser says they are), sealed on disk under the recordings' key, beside the recordings.
+browser says they are), sealed on disk beside the recordings, each under a data key of its own
+(``server/retention/data_keys.py``; files from before per-file keys stay under the recordings' key).
 
 A file is written sealed to a temporary name and renamed into place before its row is committed; if the
 commit fails the file is removed, so there is never a row without a file nor a file without a row.
@@ -28,6 +29,7 @@ from ..db import Database
 from ..errors import N_, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..models import Attachment, ReferralState
 from ..permissions import Principal, can_attach, require
+from ..retention import data_keys
 from . import service as referrals
 
 ATTACHMENTS_DIR = "attachments"
@@ -129,7 +131,13 @@ async def download(database: Database, who: Principal, attachment_id: int, *, ro
         if row is None:
             raise NotFound(N_("There is no such attachment."))
         await referrals.load_with_records(session, who, row.referral_id)
-    data = await asyncio.to_thread(lambda: SealedReader(root / row.file, key).read_all())
+        try:
+            if row.purged_at is not None:
+                raise data_keys.KeyShredded(row.id)
+            own = await data_keys.key_of(session, key, row.data_key_id)
+        except data_keys.KeyShredded:
+            raise NotFound(N_("This attachment was deleted when its retention period ended.")) from None
+    data = await asyncio.to_thread(lambda: SealedReader(root / row.file, own).read_all())
     await audit.record(database, actor=f"user:{who.user_id}", action="attachment.downloaded",
                        subject=f"referral:{row.referral_id}", detail={"attachment": row.id})
     return row, data
@@ -157,7 +165,8 @@ async def attach(database: Database, who: Principal, referral_id: int, read: Upl
         raise BadRequest(N_("This referral is closed; nothing more can be attached."), code="referral-closed")
     raw_name, chunks = await read()
     filename = upload_filename(raw_name)
-    upload = SealedUpload(root / ATTACHMENTS_DIR / str(referral.id), key, max_bytes)
+    own = data_keys.new_key()
+    upload = SealedUpload(root / ATTACHMENTS_DIR / str(referral.id), own, max_bytes)
     try:
         async for chunk in chunks:
             await asyncio.to_thread(upload.write, chunk)
@@ -166,6 +175,7 @@ async def attach(database: Database, who: Principal, referral_id: int, read: Upl
                          filename=filename, content_type=kind.content_type, size=upload.size,
                          sha256=digest, uploaded_by=who.user_id)
         async with database.session() as session:
+            row.data_key_id = await data_keys.keep(session, key, own)
             session.add(row)
             audit.with_commit(session, lambda: audit.Entry(
                 f"user:{who.user_id}", "attachment.added", subject=f"referral:{referral.id}",
