@@ -187,7 +187,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     for item in done.held:
         print(f"held {item['kind']} {item['id']} (patient {item['patient_id']}, consultation "
               f"{item['consultation_id']}): expired {item['expired_at']}, kept by a legal hold")
-    print(f"At {done.now.isoformat()}: {len(done.purged)} {verb}, {len(done.held)} held"
+    print(f"At {done.now.astimezone(UTC).isoformat()}: {len(done.purged)} {verb}, {len(done.held)} held"
           + ("" if done.dry_run else f", {done.files_removed} file(s) removed") + ".")
     return 0
 

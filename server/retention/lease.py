@@ -20,7 +20,7 @@ async def acquire(database: Database, name: str, holder: str, ttl: timedelta, *,
     table = JobLease.__table__  # type: ignore[attr-defined]
     free = table.c.expires_at <= now
     async with database.session() as session:
-        taken = await session.execute(
+        taken = await session.exec(  # type: ignore[call-overload]
             sa.update(table).where(table.c.name == name, sa.or_(free, table.c.holder == holder) if renew else free)
             .values(holder=holder, expires_at=now + ttl))
         if taken.rowcount == 1:  # type: ignore[attr-defined]
@@ -28,7 +28,8 @@ async def acquire(database: Database, name: str, holder: str, ttl: timedelta, *,
             return True
         try:
             # Nobody ever held it: the primary key lets one insert through, the other gets an IntegrityError.
-            await session.execute(sa.insert(table).values(name=name, holder=holder, expires_at=now + ttl))
+            await session.exec(sa.insert(table).values(  # type: ignore[call-overload]
+                name=name, holder=holder, expires_at=now + ttl))
             await session.commit()
             return True
         except sa.exc.IntegrityError:
@@ -40,6 +41,6 @@ async def release(database: Database, name: str, holder: str) -> None:
     """Give the lease up at once (if ``holder`` still has it), so the next run need not wait for it to expire."""
     table = JobLease.__table__  # type: ignore[attr-defined]
     async with database.session() as session:
-        await session.execute(sa.update(table).where(table.c.name == name, table.c.holder == holder)
-                              .values(expires_at=utcnow()))
+        await session.exec(sa.update(table).where(  # type: ignore[call-overload]
+            table.c.name == name, table.c.holder == holder).values(expires_at=utcnow()))
         await session.commit()

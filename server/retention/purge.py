@@ -100,25 +100,26 @@ def _remove(paths: list[Path]) -> int:
     return removed
 
 
-async def _purge_one(database: Database, root: Path, item: Item, periods: Periods, now: datetime) -> bool:
-    """Purge one item in its own transaction, then remove its files; False if it was not ours to purge (another
-    runner did it first, or a hold was placed on it since it was listed)."""
+async def _purge_one(database: Database, root: Path, item: Item, periods: Periods, now: datetime) -> int | None:
+    """Purge one item in its own transaction, then remove its files (how many); None if it was not ours to purge
+    (another runner did it first, or a hold was placed on it since it was listed)."""
     model: type[Recording] | type[Attachment] = Recording if item.kind is Kind.RECORDING else Attachment
     async with database.session() as session:
         row = await session.get(model, item.id)
         if row is None or row.purged_at is not None:
-            return False
+            return None
         if (await active_holds(session)).cover(item):
-            return False
+            return None
         key_id = row.data_key_id
         table = model.__table__  # type: ignore[attr-defined]
-        marked = await session.execute(sa.update(table).where(table.c.id == item.id, table.c.purged_at.is_(None))
-                                       .values(purged_at=now, data_key_id=None))
+        marked = await session.exec(  # type: ignore[call-overload]
+            sa.update(table).where(table.c.id == item.id, table.c.purged_at.is_(None))
+            .values(purged_at=now, data_key_id=None))
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             await session.rollback()
-            return False
+            return None
         if key_id is not None:
-            await session.execute(sa.delete(DataKey.__table__).where(DataKey.__table__.c.id == key_id))  # type: ignore[attr-defined]
+            await session.exec(sa.delete(DataKey).where(col(DataKey.id) == key_id))  # type: ignore[call-overload]
         detail = _describe(item, periods) | {
             "file": row.file, "sha256": row.sha256, "reason": "retention period ended",
             # A file from before per-file keys is sealed under the deployment's key: a backup of it stays readable.
@@ -129,8 +130,7 @@ async def _purge_one(database: Database, root: Path, item: Item, periods: Period
             entry = audit.Entry(ACTOR, "retention.purged", None, f"referral:{row.referral_id}", detail)  # type: ignore[union-attr]
         audit.with_commit(session, entry)
         await session.commit()
-    await asyncio.to_thread(_remove, files_of(root, item.kind, row))
-    return True
+    return await asyncio.to_thread(_remove, files_of(root, item.kind, row))
 
 
 async def _sweep(database: Database, root: Path) -> int:
@@ -157,10 +157,13 @@ async def run(database: Database, root: Path, periods: Periods, *, now: datetime
     verdicts = policy.sort(items, periods, holds, now)
     outcome.held = [_describe(i, periods) for i in verdicts[Verdict.HELD]]
     for item in verdicts[Verdict.PURGE]:
-        if dry_run or await _purge_one(database, root, item, periods, now):
+        if dry_run:
             outcome.purged.append(_describe(item, periods))
+        elif (removed := await _purge_one(database, root, item, periods, now)) is not None:
+            outcome.purged.append(_describe(item, periods))
+            outcome.files_removed += removed
     if not dry_run:
-        outcome.files_removed = await _sweep(database, root)
+        outcome.files_removed += await _sweep(database, root)
     if outcome.purged or outcome.held:
         log.info("retention %s: %d purged, %d held", "dry run" if dry_run else "run", len(outcome.purged),
                  len(outcome.held))

@@ -17,6 +17,7 @@ from server.permissions import (
     can_edit_hours,
     can_handle_patients,
     can_join_consultation,
+    can_manage_holds,
     can_read_audit,
     can_refer,
     can_speak_for_patient,
@@ -191,3 +192,12 @@ def test_who_lists_plays_and_views_recordings(who: Principal, allowed: bool) -> 
     participants, and auditors of any hospital; never a coordinator, who organises but was not in the call.
     Patients hold no account, so no principal: their invitation link opens no recording."""
     assert can_access_recordings(who, SCOPE) is allowed
+
+
+@pytest.mark.parametrize(("who", "allowed"), [
+    (admin, True), (auditor, True), (li, False), (wang, False), (zhao, False), (qian, False), (promoted, True),
+])
+def test_legal_holds_are_for_administrators_and_auditors(who: Principal, allowed: bool) -> None:
+    """Holds keep records past their retention: administrators and auditors place and release them, never the
+    clinicians or coordinators whose own records a hold may concern."""
+    assert can_manage_holds(who) is allowed
