@@ -49,6 +49,7 @@ from .api import consultations as consultations_api
 from .api import docs as docs_api
 from .api import fhir as fhir_api
 from .api import health
+from .api import holds as holds_api
 from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
@@ -92,6 +93,7 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
+    holds_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, codes,
