@@ -27,6 +27,7 @@ from web import (
     audit_pages,
     codes,
     consultation_pages,
+    hold_pages,
     nav,
     notification_pages,
     pages,
@@ -97,6 +98,7 @@ ROUTE_MODULES = (
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, codes,
+    hold_pages,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([

@@ -14,7 +14,13 @@ from server.appkeys import DATABASE
 from server.errors import N_
 from server.http import Handler, is_api
 from server.identity.auth import CALLER
-from server.permissions import Principal, can_create_consultation, can_handle_patients, keeps_clinic_hours
+from server.permissions import (
+    Principal,
+    can_create_consultation,
+    can_handle_patients,
+    can_manage_holds,
+    keeps_clinic_hours,
+)
 
 UNREAD = web.RequestKey("unread_notices", int)
 
@@ -34,6 +40,8 @@ def links(who: Principal) -> list[NavLink]:
         shown.append(NavLink("/consultations/new", N_("New consultation")))
     if keeps_clinic_hours(who):
         shown.append(NavLink("/hours", N_("Clinic hours")))
+    if can_manage_holds(who):
+        shown.append(NavLink("/holds", N_("Legal holds")))
     return shown
 
 
