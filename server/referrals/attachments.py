@@ -112,7 +112,8 @@ UploadReader = Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]]
 def describe(row: Attachment) -> dict:
     return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
             "sha256": row.sha256, "uploaded_by": row.uploaded_by, "uploaded_at": row.uploaded_at.isoformat(),
-            "url": f"/api/attachments/{row.id}"}
+            "url": f"/api/attachments/{row.id}",
+            "purged_at": row.purged_at.isoformat() if row.purged_at else None}  # then the url answers 404
 
 
 async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> Sequence[Attachment]:

@@ -105,3 +105,33 @@ async def test_the_chinese_page_has_no_english_left(client: TestClient) -> None:
         text = re.sub(r"\b[A-Z][A-Za-z_]+/[A-Za-z_/+-]+", " ", text)
         leftovers += [w for w in re.findall(r"[A-Za-z][A-Za-z'’]+", text) if w not in {"English", "CST"}]
     assert not leftovers, leftovers
+
+
+@pytest.mark.parametrize(("headers", "words"), [(EN, "Deleted at the end of its retention period"),
+                                                (ZH, "保存期满，已删除")])
+async def test_purged_files_show_as_deleted_not_as_links(client: TestClient, headers: dict, words: str) -> None:
+    """After the purge a recording is listed without Play or Download, and an attachment by name without a
+    link, each saying why."""
+    from datetime import timedelta
+
+    from server.appkeys import SETTINGS
+    from server.models import utcnow
+    from server.retention import purge
+
+    from ..server.api.test_attachments import PDF, _upload
+    from ..server.api.test_referrals import create, ids
+    from ..server.retention.test_purge import PERIODS, recorded
+
+    row = await recorded(client, 1)
+    referral = await create(client, await ids(client))
+    status, attached = await _upload(client, referral["id"], PDF, "ecg.pdf")
+    assert status == 201
+    await form_login(client, "dr.li")
+    shelf = await (await client.get("/consultations/1/recordings", headers=headers)).text()
+    assert f'href="/recordings/{row.id}"' in shelf and words not in shelf
+    await purge.run(client.app[DATABASE], client.app[SETTINGS].recordings_dir, PERIODS,
+                    now=utcnow() + timedelta(days=16 * 365))
+    shelf = await (await client.get("/consultations/1/recordings", headers=headers)).text()
+    assert f'href="/recordings/{row.id}"' not in shelf and words in shelf
+    page = await (await client.get(f"/referrals/{referral['id']}", headers=headers)).text()
+    assert "ecg.pdf" in page and attached["url"] not in page and words in page
