@@ -4,6 +4,7 @@ second run, or a run cut off half-way and run again, does no harm."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from datetime import timedelta
@@ -33,11 +34,14 @@ from server.models import (
 from server.permissions import Principal
 from server.retention import holds, purge
 from server.retention.holds import PlaceHold, ReleaseHold
+from server.settings import Settings
 from signaling.grants import room_id_for
 from signaling.room import Room
 
+from ...conftest import _start, login
 from ..api.test_attachments import PDF, _upload
 from ..api.test_referrals import create, ids
+from ..consultations.test_recordings import stored_recording
 
 MEDIA = bytes(range(256)) * 40
 PERIODS = purge.periods_of(3 * 365, 15 * 365)
@@ -185,7 +189,6 @@ async def test_an_attachment_goes_after_fifteen_years_with_its_key(client: TestC
     assert not (root / row.file).exists() and await row_of(client, DataKey, row.data_key_id) is None
     entry = (await purges(client))[-1]
     assert entry.subject == f"referral:{referral['id']}" and json.loads(entry.detail)["id"] == row.id
-    from ...conftest import login
     gone = await client.get(attached["url"], headers=await login(client, "dr.li"))
     assert gone.status == 404
 
@@ -193,7 +196,6 @@ async def test_an_attachment_goes_after_fifteen_years_with_its_key(client: TestC
 async def test_a_file_from_before_per_file_keys_still_plays_and_is_purged_with_a_warning(client: TestClient) -> None:
     """A recording sealed under the deployment's key (no data key row) reads as before; its purge deletes the
     file and says in the audit trail that a backup of it stays readable."""
-    from ..consultations.test_recordings import stored_recording
     legacy = await stored_recording(client)
     assert legacy.data_key_id is None
     auditor = await who(client, "auditor")
@@ -235,3 +237,26 @@ async def test_a_dry_run_changes_nothing(client: TestClient) -> None:
     fresh = await row_of(client, Recording, row.id)
     assert fresh.purged_at is None and await row_of(client, DataKey, row.data_key_id) is not None
     assert (client.app[SETTINGS].recordings_dir / row.file).exists() and await purges(client) == []
+
+
+async def test_a_server_purges_on_its_schedule(tmp_path: Path) -> None:
+    """A node started with a short TELEMED_RETENTION_INTERVAL runs the purge by itself: a recording that ended
+    four years ago (its end moved back, the clock's move the other way) is purged without anyone asking."""
+    settings = Settings.load(environ={"TELEMED_RETENTION_INTERVAL": "1"}, data_dir=tmp_path / "var", port=0)
+    client = await _start(settings)
+    try:
+        row = await recorded(client, 1)
+        async with client.app[DATABASE].session() as session:
+            old = await session.get(Recording, row.id)
+            assert old is not None
+            old.started_at = old.ended_at = utcnow() - timedelta(days=4 * 365)
+            session.add(old)
+            await session.commit()
+        for _ in range(100):
+            if (await row_of(client, Recording, row.id)).purged_at is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert (await row_of(client, Recording, row.id)).purged_at is not None
+        assert [e.subject for e in await purges(client)] == [f"recording:{row.id}"]
+    finally:
+        await client.close()
