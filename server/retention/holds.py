@@ -74,9 +74,13 @@ async def names(session: AsyncSession, holds: list[LegalHold]) -> dict[int, str]
 
 async def place(session: AsyncSession, who: Principal, body: PlaceHold) -> LegalHold:
     _require(who)
-    if body.patient_id is not None and await session.get(Patient, body.patient_id) is None:
+    # Locked as the purge locks them (purge.lock_subjects): an item being purged now is either purged first or
+    # kept by this hold, never purged after the hold stands.
+    if body.patient_id is not None and (await session.exec(
+            select(Patient.id).where(Patient.id == body.patient_id).with_for_update())).first() is None:
         raise NotFound(N_("There is no such patient."))
-    if body.consultation_id is not None and await session.get(Consultation, body.consultation_id) is None:
+    if body.consultation_id is not None and (await session.exec(
+            select(Consultation.id).where(Consultation.id == body.consultation_id).with_for_update())).first() is None:
         raise NotFound(N_("There is no such consultation."))
     hold = LegalHold(patient_id=body.patient_id, consultation_id=body.consultation_id, reason=body.reason,
                      placed_by=who.user_id)

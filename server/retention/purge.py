@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
 from ..db import Database
-from ..models import Attachment, Consultation, DataKey, LegalHold, Recording, Referral, utcnow
+from ..models import Attachment, Consultation, DataKey, LegalHold, Patient, Recording, Referral, utcnow
 from . import policy
 from .policy import Holds, Item, Kind, Periods, Verdict
 
@@ -72,6 +72,16 @@ async def candidates(session: AsyncSession, periods: Periods, now: datetime) -> 
     return items
 
 
+async def lock_subjects(session: AsyncSession, patient_id: int | None, consultation_id: int | None) -> None:
+    """Lock the patient's and the consultation's rows (in that order) until the transaction ends, as placing a
+    hold does: a hold placed while an item is being purged either is seen by the purge or waits for it. (On
+    PostgreSQL; SQLite has one writer at a time, and a purge whose read of the holds went stale fails to write.)"""
+    if patient_id is not None:
+        await session.exec(select(Patient.id).where(Patient.id == patient_id).with_for_update())
+    if consultation_id is not None:
+        await session.exec(select(Consultation.id).where(Consultation.id == consultation_id).with_for_update())
+
+
 def _describe(item: Item, periods: Periods) -> dict[str, Any]:
     return {"kind": item.kind.value, "id": item.id, "patient_id": item.patient_id,
             "consultation_id": item.consultation_id, "anchor": item.anchor.isoformat(),
@@ -108,6 +118,7 @@ async def _purge_one(database: Database, root: Path, item: Item, periods: Period
         row = await session.get(model, item.id)
         if row is None or row.purged_at is not None:
             return None
+        await lock_subjects(session, item.patient_id, item.consultation_id)
         if (await active_holds(session)).cover(item):
             return None
         key_id = row.data_key_id

@@ -130,3 +130,35 @@ async def test_the_schedule_runs_once_per_interval_whichever_node_checks(databas
     finally:
         mp.undo()
     assert calls == ["run"]
+
+
+async def test_a_hold_placed_during_a_purge_waits_for_it_on_postgres(postgres_url: str) -> None:
+    """The purge locks the patient's and consultation's rows while it decides and deletes; placing a hold on
+    either waits until that transaction ends, so a hold never stands over an item purged after it."""
+    from server.models import Role, User
+    from server.permissions import Principal
+    from server.retention import holds
+    from server.retention.holds import PlaceHold
+
+    database = Database(postgres_url)
+    try:
+        await database.upgrade()
+        await seed_demo(database)
+        async with database.session() as session:
+            auditor = (await session.exec(select(User).where(User.role == Role.AUDITOR))).first()
+        assert auditor is not None and auditor.id is not None
+        who = Principal(auditor.id, auditor.role, auditor.hospital_id)
+
+        async def place() -> None:
+            async with database.session() as session:
+                await holds.place(session, who, PlaceHold(patient_id=1, reason="court order"))
+
+        async with database.session() as purging:
+            await purge.lock_subjects(purging, 1, 1)
+            placing = asyncio.create_task(place())
+            await asyncio.sleep(0.5)
+            assert not placing.done(), "the hold waits for the purge's transaction"
+            await purging.commit()
+        await asyncio.wait_for(placing, 5)
+    finally:
+        await database.close()
