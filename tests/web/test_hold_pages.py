@@ -135,3 +135,29 @@ async def test_purged_files_show_as_deleted_not_as_links(client: TestClient, hea
     assert f'href="/recordings/{row.id}"' not in shelf and words in shelf
     page = await (await client.get(f"/referrals/{referral['id']}", headers=headers)).text()
     assert "ecg.pdf" in page and attached["url"] not in page and words in page
+
+
+@pytest.mark.parametrize(("headers", "purged", "placed"), [(EN, "Deleted at the end of its retention period",
+                                                             "Legal hold placed"),
+                                                            (ZH, "保存期满，已删除", "设立法律保全")])
+async def test_the_audit_page_tells_purges_and_holds_in_words(client: TestClient, headers: dict, purged: str,
+                                                              placed: str) -> None:
+    from datetime import timedelta
+
+    from server.appkeys import SETTINGS
+    from server.models import utcnow
+    from server.retention import purge
+
+    from ..server.retention.test_purge import PERIODS, recorded
+
+    await recorded(client, 1)
+    await purge.run(client.app[DATABASE], client.app[SETTINGS].recordings_dir, PERIODS,
+                    now=utcnow() + timedelta(days=4 * 365))
+    await form_login(client, "auditor")
+    await post(client, "/holds", {"subject": "consultation", "number": "1", "reason": "x"})
+    page = await client.get("/audit", headers=headers)
+    entries = (await page.text()).split("<tbody>", 1)[1]
+    assert page.status == 200 and purged in entries and placed in entries
+    filtered = await client.get("/audit?action=retention.", headers=headers)
+    entries = (await filtered.text()).split("<tbody>", 1)[1]
+    assert filtered.status == 200 and purged in entries and placed not in entries
