@@ -41,6 +41,7 @@ class SegmentFile:
     recording_id: int
     live_path: Path
     final_path: Path
+    key: bytes | None = None  # the segment's own data key; None: the session's key
 
 
 class RecordingStore(Protocol):
@@ -181,7 +182,7 @@ class RelaySession:
             return
         file = await self.store.begin(room)
         file.live_path.parent.mkdir(parents=True, exist_ok=True)
-        segment = Segment(file.live_path, self.key, self.relay.publications())
+        segment = Segment(file.live_path, file.key or self.key, self.relay.publications())
         self.segment = (segment, file)
         self._segment_timer = asyncio.create_task(self._segment_ends(segment))
         log.info("recording %d started in %s", file.recording_id, self.room_id)
@@ -203,7 +204,8 @@ class RelaySession:
         finished = None
         if result.tracks:
             try:
-                finished = await asyncio.to_thread(finalize, file.live_path, file.final_path, self.key)  # type: ignore[arg-type]
+                finished = await asyncio.to_thread(finalize, file.live_path, file.final_path,
+                                                  file.key or self.key)  # type: ignore[arg-type]
             except Exception:
                 log.exception("recording %d could not be finished", file.recording_id)
         if self.store is not None:

@@ -28,6 +28,7 @@ from web import (
     audit_pages,
     codes,
     consultation_pages,
+    hold_pages,
     nav,
     notification_pages,
     pages,
@@ -50,6 +51,7 @@ from .api import consultations as consultations_api
 from .api import docs as docs_api
 from .api import fhir as fhir_api
 from .api import health
+from .api import holds as holds_api
 from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
@@ -80,6 +82,8 @@ from .identity.login_throttle import InProcessThrottle
 from .identity.passwords import PasswordChecker
 from .identity.redis_throttle import RedisThrottle
 from .identity.signing_keys import load_keyring, load_recording_key
+from .retention import purge
+from .retention import schedule as retention_schedule
 from .scheduling import reminders
 from .settings import Settings
 
@@ -91,9 +95,11 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
+    holds_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, account_pages, codes,
+    hold_pages,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -158,7 +164,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         # and the node recovers by itself when it returns.
         room_log = RedisRoomLog(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
             else LocalRoomLog()
-        store = DatabaseRecordingStore(app[DATABASE], settings.recordings_dir)
+        store = DatabaseRecordingStore(app[DATABASE], settings.recordings_dir, app[RECORDING_KEY])
         stun = [RTCIceServer(urls=server["urls"]) for server in settings.ice_servers
                 if "username" not in server]  # the relay has a public address; it needs STUN at most
 
@@ -206,6 +212,19 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = None
+        if settings.retention_interval:
+            periods = purge.periods_of(settings.retention_recordings_days, settings.retention_records_days)
+            task = asyncio.create_task(retention_schedule.loop(
+                app[DATABASE], settings.recordings_dir, periods, retention_schedule.holder_name(settings.node_id),
+                interval=settings.retention_interval))
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def close_login(app: web.Application) -> None:
         await app[LOGIN_THROTTLE].close()
         app[PASSWORDS].close()
@@ -219,6 +238,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(signaling_ctx)
     app.cleanup_ctx.append(reminders_ctx)
+    app.cleanup_ctx.append(retention_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_cleanup.append(close_login)
     app.on_response_prepare.append(_security_headers)

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +30,8 @@ from .errors import SettingsError, TelemedError
 from .http import validation_fields
 from .identity.passwords import password_problem
 from .models import Hospital, Role
+from .retention import purge
+from .retention import schedule as retention_schedule
 from .settings import Settings, describe
 
 log = logging.getLogger("telemed")
@@ -146,6 +149,47 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
     _with_database(_settings(args), walk)
     return 1 if outcome and outcome[0] is not None else 0
+
+
+def _instant(raw: str) -> datetime:
+    """An ISO 8601 date or time for ``--now``; one without a zone is read as UTC."""
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 8601 date or time (2029-06-01T00:00:00+08:00)") \
+            from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    """Purge what has outlived its retention (or, with --dry-run, say what would go); exit 1 if a purge is
+    running elsewhere."""
+    settings = _settings(args)
+    periods = purge.periods_of(settings.retention_recordings_days, settings.retention_records_days)
+    outcome: list[purge.Outcome | None] = []
+
+    async def work(database: Database) -> None:
+        if args.dry_run:
+            outcome.append(await purge.run(database, settings.recordings_dir, periods, now=args.now, dry_run=True))
+        else:
+            outcome.append(await retention_schedule.run_exclusive(
+                database, settings.recordings_dir, periods, retention_schedule.holder_name("cli"), now=args.now))
+
+    _with_database(settings, work)
+    done = outcome[0] if outcome else None
+    if done is None:
+        print("Another purge is running now; try again when it has finished.", file=sys.stderr)
+        return 1
+    verb = "would purge" if done.dry_run else "purged"
+    for item in done.purged:
+        print(f"{verb} {item['kind']} {item['id']} (patient {item['patient_id']}, consultation "
+              f"{item['consultation_id']}): kept until {item['expired_at']}")
+    for item in done.held:
+        print(f"held {item['kind']} {item['id']} (patient {item['patient_id']}, consultation "
+              f"{item['consultation_id']}): expired {item['expired_at']}, kept by a legal hold")
+    print(f"At {done.now.astimezone(UTC).isoformat()}: {len(done.purged)} {verb}, {len(done.held)} held"
+          + ("" if done.dry_run else f", {done.files_removed} file(s) removed") + ".")
+    return 0
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -327,6 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Walk the hash chain of the audit trail and report the first entry that was altered, "
                     "removed or inserted (exit status 1), or the latest hash when it holds."))
     audit_verify.set_defaults(func=cmd_audit_verify)
+
+    retention = commands.add_parser("retention", help="retention of recordings and records",
+                                    description="Retention of recordings and records.")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True,
+                                                  metavar="RETENTION_COMMAND")
+    retention_run = with_data_dir(retention_commands.add_parser(
+        "run", help="purge what has outlived its retention",
+        description="Delete for good (the file and its own key) the recordings and attachments whose retention "
+                    "has run out, except those under a legal hold; each is recorded in the audit trail. Runs "
+                    "once, and not while another purge runs (exit status 1 then)."))
+    retention_run.add_argument("--dry-run", action="store_true", help="list what would be purged; change nothing")
+    retention_run.add_argument("--now", type=_instant, default=None,
+                               help="the moment to judge expiry at, ISO 8601 (UTC if no zone); default: now")
+    retention_run.set_defaults(func=cmd_retention_run)
 
     user = commands.add_parser("user", help="manage accounts", description="Manage accounts.")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")

@@ -324,6 +324,44 @@ class PatientInvitation(SQLModel, table=True):
     revoked_by: int | None = Field(default=None, foreign_key="user_account.id")
 
 
+class DataKey(SQLModel, table=True):
+    """One file's own AES-256 key, sealed under the deployment's recording key. Deleting the row makes the
+    file unreadable for good, and every copy of it in a backup too ("crypto-shredding")."""
+
+    __tablename__ = "data_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    wrapped: str = Field(max_length=200)  # hex: nonce, then the sealed key and its tag
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LegalHold(SQLModel, table=True):
+    """Keeps a patient's or a consultation's files past their retention until it is released."""
+
+    __tablename__ = "legal_hold"
+    __table_args__ = (sa.CheckConstraint("(patient_id IS NULL) <> (consultation_id IS NULL)", name="one_subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id", index=True)
+    reason: str = Field(max_length=500)
+    placed_by: int = Field(foreign_key="user_account.id")
+    placed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    released_by: int | None = Field(default=None, foreign_key="user_account.id")
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    release_reason: str | None = Field(default=None, max_length=500)
+
+
+class JobLease(SQLModel, table=True):
+    """Which node runs a scheduled job now, until when: one node at a time, whatever the database."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class Attachment(SQLModel, table=True):
     """A test result or image sent with a referral, sealed on disk beside the recordings."""
 
@@ -338,6 +376,9 @@ class Attachment(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     uploaded_by: int = Field(foreign_key="user_account.id")
     uploaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The file's own key (None: sealed under the deployment's recording key, as before per-file keys).
+    data_key_id: int | None = Field(default=None, foreign_key="data_key.id")
+    purged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # its retention ran out: file gone
 
 
 class RecordingStatus(enum.StrEnum):
@@ -365,6 +406,9 @@ class Recording(SQLModel, table=True):
     tracks: str = Field(default="[]", sa_type=sa.Text)  # JSON: participant, kind, codec
     participants: str = Field(default="[]", sa_type=sa.Text)  # JSON: identity, name, role
     consent_ids: str = Field(default="[]", sa_type=sa.Text)  # JSON: the recording Consent rows relied on
+    # The file's own key (None: sealed under the deployment's recording key, as before per-file keys).
+    data_key_id: int | None = Field(default=None, foreign_key="data_key.id")
+    purged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # its retention ran out: file gone
 
 
 class AuditEvent(SQLModel, table=True):

@@ -178,6 +178,13 @@ def can_read_audit(who: Principal) -> bool:
     return who.role is Role.AUDITOR
 
 
+def can_manage_holds(who: Principal) -> bool:
+    """Legal holds (keeping a patient's or a consultation's files past their retention) are placed, released
+    and listed by administrators, who run the platform, and auditors, who answer to regulators and courts;
+    never by clinicians, whose own records a hold may concern."""
+    return who.role in (Role.ADMIN, Role.AUDITOR)
+
+
 def can_refer(who: Principal) -> bool:
     """County doctors refer their hospital's patients to a partner hospital."""
     return who.role is Role.COUNTY_DOCTOR

@@ -92,6 +92,13 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return value
+
+
 def _parse_positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
@@ -285,6 +292,20 @@ class Settings:
     )
     attachment_max_bytes: int = _setting(
         20 * 1024 * 1024, _parse_positive_int, "Largest referral attachment (a test result or an image) accepted."
+    )
+    retention_recordings_days: int = _setting(
+        3 * 365, _parse_positive_int,
+        "Days audio and video recordings are kept after they end; then the purge deletes each file and its key.",
+    )
+    retention_records_days: int = _setting(
+        15 * 365, _parse_positive_int,
+        "Days a consultation's records are kept: a referral's attachments are purged this long after the "
+        "referral last changed. The audit trail is never deleted.",
+    )
+    retention_interval: int = _setting(
+        24 * 3600, _parse_non_negative_int,
+        "Seconds between scheduled purges, run by one node at a time (a lease in the database); 0: only "
+        "`telemed retention run` purges.",
     )
     default_locale: str = _setting(
         "zh-CN", _parse_locale, "Language of pages when neither the user nor the browser asks for one."

@@ -75,6 +75,9 @@ ACTIONS: dict[str, str] = {
     "recording.downloaded": N_("Recording downloaded"),
     "fhir.exported": N_("Record exported as FHIR"),
     "audit.exported": N_("Audit trail exported"),
+    "hold.placed": N_("Legal hold placed"),
+    "hold.released": N_("Legal hold released"),
+    "retention.purged": N_("Deleted at the end of its retention period"),
 }
 # The families the action filter offers whole (``consent.`` matches every consent action).
 FAMILIES: dict[str, str] = {
@@ -84,6 +87,7 @@ FAMILIES: dict[str, str] = {
     "appointment.": N_("Appointments"), "availability.": N_("Clinic hours"), "calendar.": N_("Calendar"),
     "consultation.": N_("Consultations"), "invitation.": N_("Invitations"), "consent.": N_("Consents"),
     "recording.": N_("Recordings"), "fhir.": N_("FHIR exports"), "audit.": N_("Audit trail"),
+    "hold.": N_("Legal holds"), "retention.": N_("Retention"),
 }
 ROLE_LABELS: dict[str, str] = {
     Role.COUNTY_DOCTOR: N_("County doctor"), Role.SPECIALIST: N_("Specialist"), Role.COORDINATOR: N_("Coordinator"),
@@ -120,6 +124,9 @@ DETAIL_LABELS = {
     "name_en": N_("English name"), "slot_minutes": N_("Minutes per appointment"), "display_name": N_("Full name"),
     "actor": N_("Who"), "action": N_("Action"), "consultation_id": N_("Consultation"), "subject": N_("Subject"),
     "since": N_("From"), "until": N_("Until"),
+    "hold": N_("Legal hold"), "reason": N_("Reason"), "kind": N_("Kind"), "id": N_("Number"),
+    "patient_id": N_("Patient"), "anchor": N_("Kept from"), "expired_at": N_("Kept until"),
+    "period_days": N_("Days kept"), "file": N_("File"), "key": N_("Key"),
 }
 TIMES = {"starts_at", "expires_at", "planned_start", "since", "until"}
 WORDS: dict[str, dict[str, str]] = {

@@ -18,6 +18,7 @@ from server.permissions import (
     Principal,
     can_handle_patients,
     can_list_consultations,
+    can_manage_holds,
     can_read_audit,
     has_referrals,
     keeps_clinic_hours,
@@ -45,6 +46,8 @@ def links(who: Principal) -> list[NavLink]:
         shown.append(NavLink("/hours", N_("Clinic hours")))
     if can_read_audit(who):
         shown.append(NavLink("/audit", N_("Audit trail")))
+    if can_manage_holds(who):
+        shown.append(NavLink("/holds", N_("Legal holds")))
     return shown
 
 

@@ -22,6 +22,7 @@ from server.patients import chart as charts
 from server.patients import records
 from server.patients.inputs import NewPatient, PatientSearch
 from server.permissions import can_create_consultation, can_handle_patients, can_refer, require
+from server.retention import holds
 
 from .forms import field_errors, summary
 from .pages import STATUS_LABELS
@@ -109,7 +110,9 @@ async def patient_page(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         chart = await charts.chart(session, who, path_id(request, "patient_id"),
                                    request.app[SETTINGS].default_timezone)
+        held = await holds.standing_on(session, patient_id=chart.patient.id)
     return _render(request, "patient.html", {
-        "chart": chart, "status_labels": STATUS_LABELS, "urgency_labels": URGENCY_LABELS, "state_labels": STATE_LABELS,
+        "chart": chart, "held_since": min((h.placed_at for h in held), default=None),
+        "status_labels": STATUS_LABELS, "urgency_labels": URGENCY_LABELS, "state_labels": STATE_LABELS,
         "can_plan": chart.own_hospital and can_create_consultation(who),
         "can_refer": chart.own_hospital and can_refer(who)})

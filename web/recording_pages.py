@@ -17,6 +17,7 @@ from server.http import path_id, translator
 from server.identity.auth import caller
 from server.models import Recording, RecordingStatus
 from server.permissions import can_join_consultation
+from server.retention import holds
 
 from .clock import zoned
 from .render import RENDERER
@@ -70,12 +71,17 @@ async def recordings_page(request: web.Request) -> web.Response:
         "duration": clock(row.duration),
         "participants": [participant_label(request, p) for p in participants],
         "status": row.status.value,
-        "status_label": _(RECORDING_STATUS_LABELS[row.status]),
-        "playable": row.status in playback.PLAYABLE,
+        "status_label": _(N_("Deleted at the end of its retention period")) if row.purged_at is not None
+        else _(RECORDING_STATUS_LABELS[row.status]),
+        "playable": row.status in playback.PLAYABLE and row.purged_at is None,
         "download": _download_url(row),
     } for row, participants in shelf.recordings]
     view = shelf.consultation
+    async with request.app[DATABASE].session() as session:
+        held = await holds.standing_on(session, patient_id=view.consultation.patient_id,
+                                       consultation_id=view.consultation.id)
     return request.app[RENDERER].render(request, "recordings.html", {
+        "held_since": zoned(min(h.placed_at for h in held), shelf.timezone) if held else None,
         "title": _consultation_title(request, view), "consultation_id": view.consultation.id,
         "hospital": view.hospital.name, "recordings": rows,
         "may_join": can_join_consultation(who, view.scope),

@@ -32,7 +32,7 @@ from ..models import Recording, RecordingStatus
 from ..parsing import Id
 from ..permissions import Principal, can_access_recordings
 from ..settings import DEFAULT_TIMEZONE
-from .recordings import Playback
+from .recordings import Playback, key_of
 from .service import ConsultationView, visible
 
 VIEWING_AUDIENCE = "telemed-recording-viewing"
@@ -168,9 +168,10 @@ async def open_viewing(database: Database, who: Principal, recording_id: Id, *, 
             raise NotFound(N_("No such recording."))
         view = await visible(session, who, row.consultation_id, can_access_recordings)
         zone = await zones.reader_zone(session, who, fallback)
+        own = await key_of(session, row, key)
     if row.status not in PLAYABLE:
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
-    await _open_sealed(root / row.file, key)
+    await _open_sealed(root / row.file, own)
     participants = participants_of(row)
     viewing_id = secrets.token_urlsafe(9)
     await audit.record(database, actor=f"user:{who.user_id}", action="recording.viewed",
@@ -193,6 +194,7 @@ async def participant_stream(database: Database, who: Principal, recording_id: I
         if row is None:
             raise NotFound(N_("No such recording."))
         await visible(session, who, row.consultation_id, can_access_recordings)
+        own = await key_of(session, row, key)
     if row.status not in PLAYABLE:
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
     participants = participants_of(row)
@@ -200,12 +202,12 @@ async def participant_stream(database: Database, who: Principal, recording_id: I
         raise NotFound(N_("This recording has no such participant."))
     targets = [part_path(root, row, p) for p in participants]
     try:
-        await asyncio.to_thread(ensure_parts, root / row.file, key, [p.streams for p in participants], targets)
+        await asyncio.to_thread(ensure_parts, root / row.file, own, [p.streams for p in participants], targets)
     except FileNotFoundError:
         raise NotFound(N_("The recording's file is missing on this server.")) from None
     except TamperedRecording:
         raise Unavailable(N_("The recording failed its integrity check."), code="recording-tampered") from None
-    reader = await _open_sealed(targets[number], key)
+    reader = await _open_sealed(targets[number], own)
     start, end = span(reader.size)
     fmt = participants[number].format
     return Playback(row, reader, start, end, fmt.media_type, fmt.extension)

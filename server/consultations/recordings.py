@@ -35,6 +35,7 @@ from ..errors import N_, NotFound, Unavailable
 from ..models import Consent, ConsentPurpose, ConsentSubject, Recording, RecordingStatus, User, utcnow
 from ..parsing import Id
 from ..permissions import Principal, can_access_recordings, can_join_consultation
+from ..retention import data_keys
 from .room_notifier import RoomNotifier
 from .service import visible
 
@@ -51,11 +52,25 @@ async def consent_on_record(session: AsyncSession, consultation_id: int, identit
 LIVE, FINAL = ".live", ".rec"
 
 
-def segment_file(directory: Path, row: Recording) -> SegmentFile:
-    """Where a recording's segment is written (live) and kept (final)."""
+def segment_file(directory: Path, row: Recording, key: bytes | None = None) -> SegmentFile:
+    """Where a recording's segment is written (live) and kept (final), and the key it is sealed under."""
     assert row.id is not None
     stem = row.file.removesuffix(FINAL)
-    return SegmentFile(row.id, directory / f"{stem}{LIVE}", directory / row.file)
+    return SegmentFile(row.id, directory / f"{stem}{LIVE}", directory / row.file, key)
+
+
+def live_path(directory: Path, row: Recording) -> Path:
+    return directory / f"{row.file.removesuffix(FINAL)}{LIVE}"
+
+
+async def key_of(session: AsyncSession, row: Recording, master: bytes) -> bytes:
+    """The key a recording's file is sealed under (404 once the purge has deleted it)."""
+    if row.purged_at is not None:
+        raise NotFound(N_("This recording was deleted when its retention period ended."))
+    try:
+        return await data_keys.key_of(session, master, row.data_key_id)
+    except data_keys.KeyShredded:
+        raise NotFound(N_("This recording was deleted when its retention period ended.")) from None
 
 
 def _keep(row: Recording, finished: Finished, status: RecordingStatus) -> None:
@@ -64,10 +79,11 @@ def _keep(row: Recording, finished: Finished, status: RecordingStatus) -> None:
 
 
 class DatabaseRecordingStore:
-    """The relay's RecordingStore: a row per segment, its file under ``directory``."""
+    """The relay's RecordingStore: a row per segment, its file under ``directory``, sealed under a data key
+    of its own when the store is given the deployment's ``key`` to keep it under."""
 
-    def __init__(self, database: Database, directory: Path) -> None:
-        self.database, self.directory = database, directory
+    def __init__(self, database: Database, directory: Path, key: bytes | None = None) -> None:
+        self.database, self.directory, self.key = database, directory, key
 
     async def begin(self, room: Room) -> SegmentFile:
         consultation_id = consultation_of_room(room.room_id)
@@ -81,6 +97,9 @@ class DatabaseRecordingStore:
                                           "name": m.participant.name, "role": m.participant.role} for m in seated],
                                         ensure_ascii=False),
                 consent_ids=json.dumps(room.relied_on()))
+            own = data_keys.new_key() if self.key is not None else None
+            if own is not None and self.key is not None:
+                row.data_key_id = await data_keys.keep(session, self.key, own)
             session.add(row)
             audit.with_commit(session, lambda: audit.Entry(row.started_by, "recording.started", consultation_id,
                                                            f"recording:{row.id}",
@@ -88,7 +107,7 @@ class DatabaseRecordingStore:
             await session.commit()
             await session.refresh(row)
         assert row.id is not None
-        return segment_file(self.directory, row)
+        return segment_file(self.directory, row, own)
 
     async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None:
         async with self.database.session() as session:
@@ -126,7 +145,9 @@ async def recover_interrupted(database: Database, directory: Path, key: bytes) -
         if not file.live_path.exists():
             continue  # written by another node, or nothing was ever flushed
         try:
-            finished = await asyncio.to_thread(finalize, file.live_path, file.final_path, key)
+            async with database.session() as session:
+                own = await key_of(session, row, key)
+            finished = await asyncio.to_thread(finalize, file.live_path, file.final_path, own)
         except Exception:
             log.exception("recording %s could not be recovered", row.id)
             finished = None
@@ -222,10 +243,11 @@ async def play(database: Database, who: Principal, recording_id: int, *, root: P
         if row is None:
             raise NotFound(N_("No such recording."))
         await visible(session, who, row.consultation_id, can_access_recordings)
+        own = await key_of(session, row, key)
     if row.status not in (RecordingStatus.READY, RecordingStatus.INTERRUPTED):
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
     try:
-        reader = await asyncio.to_thread(SealedReader, root / row.file, key)
+        reader = await asyncio.to_thread(SealedReader, root / row.file, own)
     except FileNotFoundError:
         raise NotFound(N_("The recording's file is missing on this server.")) from None
     except TamperedRecording:

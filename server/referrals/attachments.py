@@ -1,5 +1,6 @@
 """Referral attachments: test results and images, checked by what their bytes are (not by what the
-browser says they are), sealed on disk under the recordings' key, beside the recordings.
+browser says they are), sealed on disk beside the recordings, each under a data key of its own
+(``server/retention/data_keys.py``; files from before per-file keys stay under the recordings' key).
 
 A file is written sealed to a temporary name and renamed into place before its row is committed; if the
 commit fails the file is removed, so there is never a row without a file nor a file without a row.
@@ -28,6 +29,7 @@ from ..db import Database
 from ..errors import N_, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..models import Attachment, ReferralState
 from ..permissions import Principal, can_attach, require
+from ..retention import data_keys
 from . import dicom
 from . import service as referrals
 
@@ -113,7 +115,8 @@ UploadReader = Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]]
 def describe(row: Attachment) -> dict:
     return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
             "sha256": row.sha256, "uploaded_by": row.uploaded_by, "uploaded_at": row.uploaded_at.isoformat(),
-            "url": f"/api/attachments/{row.id}"}
+            "url": f"/api/attachments/{row.id}",
+            "purged_at": row.purged_at.isoformat() if row.purged_at else None}  # then the url answers 404
 
 
 async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> Sequence[Attachment]:
@@ -136,8 +139,16 @@ async def _allowed(database: Database, who: Principal, attachment_id: int) -> At
 
 async def _read(database: Database, who: Principal, row: Attachment, *, root: Path, key: bytes, action: str,
                 **detail: int) -> bytes:
-    """The file decrypted in memory (nothing is written in clear), and the audit entry saying who read it."""
-    data = await asyncio.to_thread(lambda: SealedReader(root / row.file, key).read_all())
+    """The file decrypted in memory (nothing is written in clear) with its own key, and the audit entry saying
+    who read it; 404 once its retention period ended and it was purged (its key is gone with it)."""
+    async with database.session() as session:
+        try:
+            if row.purged_at is not None:
+                raise data_keys.KeyShredded(row.id)
+            own = await data_keys.key_of(session, key, row.data_key_id)
+        except data_keys.KeyShredded:
+            raise NotFound(N_("This attachment was deleted when its retention period ended.")) from None
+    data = await asyncio.to_thread(lambda: SealedReader(root / row.file, own).read_all())
     await audit.record(database, actor=f"user:{who.user_id}", action=action,
                        subject=f"referral:{row.referral_id}", detail={"attachment": row.id, **detail})
     return data
@@ -185,7 +196,8 @@ async def attach(database: Database, who: Principal, referral_id: int, read: Upl
         raise BadRequest(N_("This referral is closed; nothing more can be attached."), code="referral-closed")
     raw_name, chunks = await read()
     filename = upload_filename(raw_name)
-    upload = SealedUpload(root / ATTACHMENTS_DIR / str(referral.id), key, max_bytes)
+    own = data_keys.new_key()
+    upload = SealedUpload(root / ATTACHMENTS_DIR / str(referral.id), own, max_bytes)
     try:
         async for chunk in chunks:
             await asyncio.to_thread(upload.write, chunk)
@@ -194,6 +206,7 @@ async def attach(database: Database, who: Principal, referral_id: int, read: Upl
                          filename=filename, content_type=kind.content_type, size=upload.size,
                          sha256=digest, uploaded_by=who.user_id)
         async with database.session() as session:
+            row.data_key_id = await data_keys.keep(session, key, own)
             session.add(row)
             audit.with_commit(session, lambda: audit.Entry(
                 f"user:{who.user_id}", "attachment.added", subject=f"referral:{referral.id}",

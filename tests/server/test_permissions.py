@@ -18,6 +18,7 @@ from server.permissions import (
     can_handle_patients,
     can_join_consultation,
     can_list_consultations,
+    can_manage_holds,
     can_read_audit,
     can_refer,
     can_speak_for_patient,
@@ -208,3 +209,12 @@ def test_which_lists_and_forms_each_role_opens(who: Principal, referrals: bool, 
     hospital's patients in it); administrators and auditors open no list or form of health records."""
     assert (has_referrals(who), can_list_consultations(who), can_refer(who), can_create_consultation(who),
             keeps_clinic_hours(who)) == (referrals, consultations, new_referral, new_consultation, hours)
+
+
+@pytest.mark.parametrize(("who", "allowed"), [
+    (admin, True), (auditor, True), (li, False), (wang, False), (zhao, False), (qian, False), (promoted, True),
+])
+def test_legal_holds_are_for_administrators_and_auditors(who: Principal, allowed: bool) -> None:
+    """Holds keep records past their retention: administrators and auditors place and release them, never the
+    clinicians or coordinators whose own records a hold may concern."""
+    assert can_manage_holds(who) is allowed

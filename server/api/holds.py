@@ -1,0 +1,45 @@
+"""REST: legal holds on a patient or a consultation, for administrators and auditors."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..appkeys import DATABASE
+from ..http import json_response, parse_body, path_id
+from ..identity.auth import caller
+from ..openapi import accepts
+from ..retention import holds
+from ..retention.holds import PlaceHold, ReleaseHold
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/holds")
+async def list_holds(request: web.Request) -> web.Response:
+    """Legal holds, standing ones first, newest first; ``active=1`` for the standing ones alone."""
+    async with request.app[DATABASE].session() as session:
+        rows = await holds.list_all(session, caller(request).principal,
+                                    active_only=request.query.get("active") in ("1", "true"))
+    return json_response({"holds": [holds.hold_json(h) for h in rows]})
+
+
+@routes.post("/api/holds")
+@accepts(PlaceHold)
+async def place_hold(request: web.Request) -> web.Response:
+    """Place a legal hold on a patient (``patient_id``) or a consultation (``consultation_id``), with a reason:
+    their recordings and attachments are kept past their retention until it is released. Audited."""
+    body = await parse_body(request, PlaceHold)
+    async with request.app[DATABASE].session() as session:
+        hold = await holds.place(session, caller(request).principal, body)
+    return json_response(holds.hold_json(hold), status=201)
+
+
+@routes.post("/api/holds/{hold_id}/release")
+@accepts(ReleaseHold)
+async def release_hold(request: web.Request) -> web.Response:
+    """Release a standing legal hold, with a reason (409 if it was released already); the next purge may
+    delete what it kept. Audited."""
+    body = await parse_body(request, ReleaseHold)
+    async with request.app[DATABASE].session() as session:
+        hold = await holds.release(session, caller(request).principal, path_id(request, "hold_id"), body)
+    return json_response(holds.hold_json(hold))
