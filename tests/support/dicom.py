@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     ExplicitVRLittleEndian,
-    JPEGBaseline8Bit,
+    JPEGLSLossless,
     RLELossless,
     SecondaryCaptureImageStorage,
     generate_uid,
@@ -61,7 +61,7 @@ def dicom_file(frames: np.ndarray | None = None, *, window: tuple[float, float] 
     return out.getvalue()
 
 
-JPEG_DICOM_SYNTAX = JPEGBaseline8Bit
+JPEG_DICOM_SYNTAX = JPEGLSLossless  # no decoder here for it, with or without Pillow
 
 
 def png_pixels(png: bytes) -> np.ndarray:

@@ -333,6 +333,8 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await pages.as_user("auditor")
     pages.seen.add("/audit")
     await check("forbidden room", "GET", "/consultations/1", status=403)
+    await check("legal holds", "GET", "/holds", route="/holds")
+    await check("legal hold refused", "POST", "/holds", status=(400, 422), data={"patient_id": "x", "reason": ""})
 
     # the administrator
     await pages.as_user("admin")

@@ -35,6 +35,7 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
     "/admin/users/new": ("/admin/users/new", ADMIN),
     "/admin/users/{user_id}": ("/admin/users/1", ADMIN),
     "/audit": ("/audit", {"auditor"}),
+    "/holds": ("/holds", {"admin", "auditor"}),
     "/consultations": ("/consultations", CLINICAL),
     "/consultations/new": ("/consultations/new", CLINICAL),
     "/consultations/{consultation_id}": ("/consultations/1", {"dr.li", "dr.wang"}),

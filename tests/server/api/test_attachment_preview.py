@@ -133,4 +133,4 @@ async def test_what_cannot_be_drawn_is_said_in_the_reader_s_language(client: Tes
     headers = {**await login(client, "dr.li"), "Accept-Language": "zh-CN"}
     answer = await (await client.get(f"/api/attachments/{row['id']}/preview", headers=headers)).json()
     assert answer["error"]["message"].startswith("此 DICOM 影像的压缩格式无法在查看器中显示")
-    assert answer["error"]["transfer_syntax"] == "1.2.840.10008.1.2.4.50"
+    assert answer["error"]["transfer_syntax"] == "1.2.840.10008.1.2.4.80"

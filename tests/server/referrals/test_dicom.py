@@ -93,7 +93,7 @@ def test_a_compression_without_a_decoder_is_named() -> None:
     """JPEG needs a plug-in this server does not install: 422 dicom-compressed, naming the syntax."""
     with pytest.raises(DicomCompressed) as refused:
         render(dicom_file(syntax=JPEG_DICOM_SYNTAX))
-    assert refused.value.status == 422 and refused.value.details["transfer_syntax"] == "1.2.840.10008.1.2.4.50"
+    assert refused.value.status == 422 and refused.value.details["transfer_syntax"] == "1.2.840.10008.1.2.4.80"
 
 
 @pytest.mark.parametrize("data", [b"not a DICOM file" * 20, bytes(128) + b"DICM" + bytes(64)])
