@@ -71,7 +71,7 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     admin.on("pageerror", lambda error: print(f"[admin] page error: {error}"))
     await _log_in(admin, base, locale, "admin", "telemed-demo")
 
-    await admin.get_by_role("link", name=t("Administration")).click()
+    await admin.get_by_role("link", name=t("Administration"), exact=True).click()
     await expect(admin.get_by_role("heading", name=t("Administration"), exact=True)).to_be_visible()
     await expect(admin.locator("#counts li")).to_have_count(7)
     await _checked(admin, locale, "overview")

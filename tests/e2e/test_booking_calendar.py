@@ -94,7 +94,8 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
     await _shot(page, "referral-inbox", locale, phone)
 
     # The referral: accepted, then the calendar of the week's slots.
-    await inbox_row.get_by_role("link", name=re.compile(t("Open"))).click()
+    open_referral = translations(locale).pgettext("open a referral", "Open")
+    await inbox_row.get_by_role("link", name=re.compile(open_referral)).click()
     await page.get_by_role("button", name=t("Accept")).click()
     await expect(page.locator("#referral-state")).to_have_text(t("Accepted"))
     calendar = page.locator("#booking")
