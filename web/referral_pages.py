@@ -32,7 +32,7 @@ from server.scheduling import service as scheduling
 
 from .booking_calendar import calendar
 from .clock import zone_names
-from .forms import refusal_text
+from .forms import field_errors, refusal_text
 from .render import RENDERER
 
 routes = web.RouteTableDef()
@@ -120,7 +120,8 @@ async def referral_create(request: web.Request) -> web.Response:
     except TelemedError as exc:
         message = _error_text(request, exc)
         context = await _new_form_choices(request)
-        return _render(request, "referral_new.html", {**context, "form": values, "error": message}, status=422)
+        return _render(request, "referral_new.html", {**context, "form": values, "error": message,
+                                                      "errors": field_errors(exc, translator(request))}, status=422)
     raise web.HTTPSeeOther(f"/referrals/{referral.id}")
 
 

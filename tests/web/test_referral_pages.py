@@ -69,6 +69,14 @@ async def test_the_form_records_the_patients_consent_and_refuses_to_send_without
             "reason": "Palpitations", "summary": "Holter attached"}
     refused = await client.post("/referrals/new", data=form, headers=EN, allow_redirects=False)
     assert refused.status == 422 and "sharing_consent" in await refused.text()
+    # the refusal sits beside the checkbox too, tied to it for a screen reader, in the reader's language
+    chinese = await (await client.post("/referrals/new", data=form, headers={"Accept-Language": "zh-CN"},
+                                       allow_redirects=False)).text()
+    checkbox = re.search(r'<input type="checkbox" name="sharing_consent"[^>]*>', chinese)
+    assert checkbox and 'aria-invalid="true"' in checkbox.group(0) and 'aria-describedby="error-sharing_consent"' \
+        in checkbox.group(0)
+    beside = re.search(r'<span class="field-error" id="error-sharing_consent">([^<]+)</span>', chinese)
+    assert beside and re.search(r"[\u4e00-\u9fff]", beside.group(1)), "the reason beside the box is in Chinese"
     page = await (await client.get("/referrals/new", headers=EN)).text()
     assert "Consent to sharing your records with the partner hospital" in page
     sent = await client.post("/referrals/new", data={**form, "sharing_consent": "verbal"}, headers=EN,
