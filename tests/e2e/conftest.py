@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -14,6 +15,8 @@ from web import STATIC_DIR
 
 AXE = STATIC_DIR / "vendor" / "axe-core" / "axe.min.js"  # vendored by web/vendor.py
 AXE_FAILING_IMPACTS = ("serious", "critical")
+# A folder to keep a picture of each page the tests check there, for a person to look at (none by default).
+SCREENSHOTS = os.environ.get("TELEMED_TEST_SCREENSHOTS")
 
 CHROMIUM_FLAGS = [
     "--use-fake-device-for-media-stream",  # a synthetic camera (moving pattern) and microphone (beeps)
@@ -68,3 +71,12 @@ async def assert_accessible(page: Page) -> None:
         f"    {', '.join(map(str, node['target']))}: {node.get('failureSummary', '').splitlines()[-1:]}"
         for node in v["nodes"][:5]) for v in failing]
     assert not failing, f"{page.url} has accessibility violations:\n" + "\n".join(lines)
+
+
+async def checked(page: Page, name: str) -> None:
+    """The page passes axe-core as it is now; with TELEMED_TEST_SCREENSHOTS set, a full-page picture of it is
+    kept there as ``name``.png."""
+    await assert_accessible(page)
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (a folder, once, in a test)
+        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)

@@ -6,9 +6,7 @@ the size of a phone."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,7 +17,7 @@ from server.demo import DEMO_PASSWORD
 
 from ..server.api.test_referrals import booked_referral
 from ..support.visits import consent, invite
-from .conftest import assert_accessible
+from .conftest import assert_accessible, checked
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +29,6 @@ NOT_PAGES = re.compile(r"^/(static|api|fhir|logout)\b|\.(ics|csv|json|pdf|png|jp
                        r"/media$|/content$")
 # Each kind of page once: /referrals/12 and /referrals/13 are the same page with other data.
 IDS = re.compile(r"/(\d+|[0-9a-f]{8}-[0-9a-f-]{27}|[A-Za-z0-9_-]{20,})(?=/|$)")
-# TELEMED_SCREENSHOTS=dir: keep a picture of each page the crawl opens, for a person to look at.
-SHOTS = os.environ.get("TELEMED_SCREENSHOTS")
 MOST_PAGES = 60  # a crawl that finds more kinds of page than this is following something it should not
 
 
@@ -57,10 +53,7 @@ async def crawl(page: Page, base: str, start: str, shot_prefix: str = "") -> dic
         if response.status != 200:
             continue
         await page.wait_for_load_state("load")
-        await assert_accessible(page)
-        if SHOTS:
-            name = re.sub(r"[^A-Za-z0-9]+", "_", kind).strip("_") or "home"
-            await page.screenshot(path=f"{SHOTS}/{shot_prefix}-{name}.png", full_page=True)
+        await checked(page, f"{shot_prefix}-{re.sub(r'[^A-Za-z0-9]+', '_', kind).strip('_') or 'home'}")
         hrefs = await page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))")
         for href in hrefs:
             parts = urlsplit(href)
@@ -91,8 +84,6 @@ async def test_every_page_a_role_can_reach_is_accessible_and_allowed(client: Tes
     links to something its reader is refused: every link a role is shown leads to a page it may open."""
     await booked_referral(client)  # so that referral, booking and notification pages have something to show
     base = str(client.make_url("")).rstrip("/")
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (once, before the browser starts)
     page = await logged_in(browser, base, username, locale)
     seen = await crawl(page, base, "/", f"{username}-{locale}")
     refused = {kind: found for kind, found in seen.items() if found[0] != 200}

@@ -7,9 +7,7 @@ Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each page th
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -17,10 +15,9 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from server.i18n import translations
 
-from .conftest import assert_accessible
+from .conftest import checked
 
 pytestmark = pytest.mark.e2e
-SCREENSHOTS = os.environ.get("TELEMED_TEST_SCREENSHOTS")
 QINGSHAN = "青山县人民医院 Qingshan County People's Hospital"
 PHONE = {"width": 390, "height": 844}
 
@@ -45,24 +42,9 @@ async def _log_in(page: Page, base: str, locale: str, username: str, password: s
     await expect(page.get_by_role("heading", name=t("My consultations"))).to_be_visible()
 
 
-@pytest.fixture
-def screenshots() -> Path | None:
-    if not SCREENSHOTS:
-        return None
-    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-    return Path(SCREENSHOTS)
-
-
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
-async def test_an_administrator_runs_the_console(client: TestClient, browser: Browser, locale: str,
-                                                 screenshots: Path | None) -> None:
+async def test_an_administrator_runs_the_console(client: TestClient, browser: Browser, locale: str) -> None:
     t = translations(locale).gettext
-
-    async def _checked(page: Page, locale: str, name: str) -> None:
-        """Accessible, and photographed when asked."""
-        await assert_accessible(page)
-        if screenshots:
-            await page.screenshot(path=str(screenshots / f"admin-{name}-{locale}.png"), full_page=True)
 
     base = str(client.make_url("")).rstrip("/")
     hospital = f"高山县医院 Gaoshan County Hospital {locale}"
@@ -74,12 +56,12 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await admin.get_by_role("link", name=t("Administration"), exact=True).click()
     await expect(admin.get_by_role("heading", name=t("Administration"), exact=True)).to_be_visible()
     await expect(admin.locator("#counts li")).to_have_count(7)
-    await _checked(admin, locale, "overview")
+    await checked(admin, f"admin-overview-{locale}")
 
     # A hospital in its own time zone, with a department.
     nav = admin.get_by_role("navigation", name=t("Administration"))
     await nav.get_by_role("link", name=t("Hospitals")).click()
-    await _checked(admin, locale, "hospitals")
+    await checked(admin, f"admin-hospitals-{locale}")
     form = admin.locator("#new-hospital")
     await form.get_by_label(t("Name")).fill(hospital)
     await form.get_by_label(t("Level")).select_option(label=t("County hospital"))
@@ -92,11 +74,11 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await department.get_by_label(t("Name")).fill("全科 General Practice")
     await department.get_by_role("button", name=t("Add department")).click()
     await expect(admin.locator("#done")).to_have_text(t("The department was added."))
-    await _checked(admin, locale, "hospital")
+    await checked(admin, f"admin-hospital-{locale}")
 
     await nav.get_by_role("link", name=t("Specialties")).click()
     await expect(admin.locator("#specialties li")).to_have_count(4)
-    await _checked(admin, locale, "specialties")
+    await checked(admin, f"admin-specialties-{locale}")
 
     # A partnership that the new hospital leads, with Qingshan as a member.
     await nav.get_by_role("link", name=t("Partnerships")).click()
@@ -105,16 +87,16 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await form.get_by_label(t("Lead hospital")).select_option(label=hospital)
     await form.get_by_role("checkbox", name=QINGSHAN).check()
     await expect(form.get_by_role("checkbox", name=QINGSHAN)).to_be_checked()
-    await _checked(admin, locale, "partnerships")
+    await checked(admin, f"admin-partnerships-{locale}")
     await form.get_by_role("button", name=t("Create partnership")).click()
     await expect(admin.locator("#done")).to_have_text(t("The partnership was created."))
     await expect(admin.locator("#members")).to_contain_text(QINGSHAN)
     await expect(admin.locator("#members")).to_contain_text(hospital)
-    await _checked(admin, locale, "partnership")
+    await checked(admin, f"admin-partnership-{locale}")
 
     # An account at the new hospital, with a password generated and shown once.
     await nav.get_by_role("link", name=t("Accounts")).click()
-    await _checked(admin, locale, "users")
+    await checked(admin, f"admin-users-{locale}")
     await admin.get_by_role("link", name=t("New account")).click()
     form = admin.locator("#new-account")
     await form.get_by_label(t("Username")).fill(username)
@@ -122,7 +104,7 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await form.get_by_label(t("Role")).select_option(label=t("County doctor"))
     await form.get_by_label(t("Hospital")).select_option(label=hospital)
     await form.get_by_label(t("Department (optional)")).select_option(label="全科 General Practice")
-    await _checked(admin, locale, "user-new")
+    await checked(admin, f"admin-user-new-{locale}")
     await form.get_by_role("button", name=t("Create account")).click()
     await expect(admin.locator("#done")).to_have_text(t("The account was created."))
     first_password = await admin.locator("#generated-password output").inner_text()
@@ -136,7 +118,7 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await expect(admin.locator("#done")).to_have_text(t("The password was changed; the account's sessions have ended."))
     password = await admin.locator("#generated-password output").inner_text()
     assert password != first_password
-    await _checked(admin, locale, "user-password")
+    await checked(admin, f"admin-user-password-{locale}")
     await user.reload()
     await expect(user).to_have_url(re.compile(r"/login\?"))
     await expect(user.locator(".notice")).to_have_text(
@@ -157,7 +139,7 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await expect(user).to_have_url(re.compile(r"/login\?"))
     await row.get_by_role("link", name=username, exact=True).click()
     await expect(admin.locator("#account-status")).to_have_text(t("Disabled"))
-    await _checked(admin, locale, "user-disabled")
+    await checked(admin, f"admin-user-disabled-{locale}")
     await admin.get_by_role("button", name=t("Enable account")).click()
     await expect(admin.locator("#account-status")).to_have_text(t("Active"))
     await _log_in(user, base, locale, username, password)
@@ -166,9 +148,9 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await admin.set_viewport_size(PHONE)
     await admin.goto(f"{base}/admin/users")
     await expect(admin.locator("#accounts tbody tr").first).to_be_visible()
-    await _checked(admin, locale, "users-phone")
+    await checked(admin, f"admin-users-phone-{locale}")
     assert await admin.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     await admin.goto(f"{base}/admin/users/new")
-    await _checked(admin, locale, "user-new-phone")
+    await checked(admin, f"admin-user-new-phone-{locale}")
     assert await admin.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     await user_context.close()

@@ -7,13 +7,11 @@ Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each state t
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from server.appkeys import DATABASE
 from server.audit import trail as audit
@@ -22,10 +20,9 @@ from web.audit_view import ACTIONS
 
 from ..server.api.test_referrals import booked_referral
 from ..support.visits import consent, invite
-from .conftest import assert_accessible
+from .conftest import checked
 
 pytestmark = pytest.mark.e2e
-SCREENSHOTS = os.environ.get("TELEMED_TEST_SCREENSHOTS")
 
 
 async def _trail(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,12 +39,6 @@ async def _trail(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
                        detail={"via": "chart"})
     monkeypatch.undo()
 
-
-async def _checked(page: Page, locale: str, name: str) -> None:
-    """Accessible, and photographed when asked."""
-    await assert_accessible(page)
-    if SCREENSHOTS:
-        await page.screenshot(path=str(Path(SCREENSHOTS) / f"audit-{name}-{locale}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
@@ -80,7 +71,7 @@ async def test_an_auditor_reads_and_filters_the_trail(client: TestClient, browse
     await expect(raw.locator("pre")).to_be_hidden()
     await raw.locator("summary").click()
     await expect(raw.locator("pre")).to_contain_text('"action": "referral.accept"')
-    await _checked(page, locale, "trail")
+    await checked(page, f"audit-trail-{locale}")
 
     # The record viewed at 23:30 UTC shows on 05-04 of the auditor's clock, and that day's filter finds it.
     form = page.locator("#audit-filter")
@@ -91,7 +82,7 @@ async def test_an_auditor_reads_and_filters_the_trail(client: TestClient, browse
     await expect(table.locator("tbody tr")).to_have_count(1)
     await expect(table.locator("td.when")).to_have_text("2030-05-04 07:30:00")
     await expect(table.locator("td.action")).to_have_text(t(ACTIONS["patient.viewed"]))
-    await _checked(page, locale, "filtered")
+    await checked(page, f"audit-filtered-{locale}")
 
     # The day range the wrong way round: refused beside the To field, in the page's language.
     await form.get_by_label(t("From"), exact=True).fill("2030-05-05")
@@ -100,7 +91,7 @@ async def test_an_auditor_reads_and_filters_the_trail(client: TestClient, browse
     await expect(until).to_have_attribute("aria-invalid", "true")
     await expect(page.locator("#error-until")).to_have_text(t("The last day comes before the first day."))
     await expect(page.get_by_role("alert")).to_be_visible()
-    await _checked(page, locale, "refused")
+    await checked(page, f"audit-refused-{locale}")
 
     # A name in the table shows that person's entries only.
     await page.goto(f"{base}/audit")

@@ -6,30 +6,20 @@ Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each page th
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from server.appkeys import DATABASE
 from server.i18n import translations
 
 from ..server.consultations.test_search import add_consultations
-from .conftest import assert_accessible
+from .conftest import checked
 
 pytestmark = pytest.mark.e2e
-SCREENSHOTS = os.environ.get("TELEMED_TEST_SCREENSHOTS")
-if SCREENSHOTS:
-    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
 
-
-async def _checked(page: Page, name: str, locale: str) -> None:
-    await assert_accessible(page)
-    if SCREENSHOTS:
-        await page.screenshot(path=str(Path(SCREENSHOTS) / f"consultations-{name}-{locale}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
@@ -49,7 +39,7 @@ async def test_a_coordinator_finds_consultations(client: TestClient, browser: Br
     await expect(page.get_by_role("heading", name=t("Consultations"), exact=True)).to_be_visible()
     rows = page.locator("#consultation-list tbody tr")
     await expect(rows).to_have_count(20)
-    await _checked(page, "list", locale)
+    await checked(page, f"consultations-list-{locale}")
     await page.get_by_role("link", name=t("Next")).click()
     await expect(page).to_have_url(re.compile(r"page=2"))
     await expect(page.get_by_role("link", name=t("Previous"))).to_be_visible()
@@ -61,7 +51,7 @@ async def test_a_coordinator_finds_consultations(client: TestClient, browser: Br
     statuses = await page.locator("#consultation-list tbody td[data-status]").evaluate_all(
         "cells => cells.map(c => c.dataset.status)")
     assert statuses and set(statuses) == {"cancelled"}
-    await _checked(page, "by-status", locale)
+    await checked(page, f"consultations-by-status-{locale}")
 
     # An upside-down range is refused beside the field, in the page's language.
     await page.goto(f"{base}/consultations")
@@ -70,7 +60,7 @@ async def test_a_coordinator_finds_consultations(client: TestClient, browser: Br
     await page.get_by_role("button", name=t("Search")).click()
     await expect(page.locator("#error-until")).to_have_text(t("The last day cannot come before the first."))
     await expect(page.get_by_label(t("Until (day)"))).to_have_attribute("aria-invalid", "true")
-    await _checked(page, "bad-range", locale)
+    await checked(page, f"consultations-bad-range-{locale}")
 
     # One day on the hospital's clock: the consultations planned that day, and none else.
     await page.get_by_label(t("From (day)")).fill("2030-03-05")

@@ -7,27 +7,16 @@ Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each page th
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
 
 from server.i18n import translations
 
-from .conftest import assert_accessible
+from .conftest import checked
 
 pytestmark = pytest.mark.e2e
-SCREENSHOTS = os.environ.get("TELEMED_TEST_SCREENSHOTS")
-if SCREENSHOTS:
-    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
 
-
-async def _checked(page: Page, name: str, locale: str) -> None:
-    await assert_accessible(page)
-    if SCREENSHOTS:
-        await page.screenshot(path=str(Path(SCREENSHOTS) / f"password-{name}-{locale}.png"), full_page=True)
 
 
 async def _log_in(page: Page, base: str, t, username: str, password: str) -> None:  # noqa: ANN001
@@ -52,7 +41,7 @@ async def test_reset_login_forced_change_dashboard(client: TestClient, browser: 
     await expect(doctor.get_by_role("heading", name=t("Change your password"))).to_be_visible()
     await expect(doctor.locator("#forced")).to_be_visible()
     await expect(doctor.locator("input[name=current_password]")).to_have_count(0)
-    await _checked(doctor, "forced", locale)
+    await checked(doctor, f"password-forced-{locale}")
     await doctor.goto(f"{base}/patients")  # any other page leads back here
     await expect(doctor.locator("#forced")).to_be_visible()
 
@@ -62,14 +51,14 @@ async def test_reset_login_forced_change_dashboard(client: TestClient, browser: 
     await doctor.get_by_label(t("New password again")).fill("short")
     await doctor.get_by_role("button", name=t("Change password")).click()
     await expect(doctor.locator("#error-new_password")).to_have_text(t("At least %(n)s characters.") % {"n": 10})
-    await _checked(doctor, "too-short", locale)
+    await checked(doctor, f"password-too-short-{locale}")
 
     # (the field's name now carries its refusal too)
     await doctor.locator("input[name=new_password]").fill("li-own-password-1")
     await doctor.locator("input[name=new_password_again]").fill("li-own-password-1")
     await doctor.get_by_role("button", name=t("Change password")).click()
     await expect(doctor.get_by_role("heading", name=t("My consultations"))).to_be_visible()
-    await _checked(doctor, "dashboard", locale)
+    await checked(doctor, f"password-dashboard-{locale}")
 
     # Later, of their own accord: the current password is asked for.
     await doctor.get_by_role("link", name=t("Change password")).click()
@@ -79,4 +68,4 @@ async def test_reset_login_forced_change_dashboard(client: TestClient, browser: 
     await doctor.get_by_role("button", name=t("Change password")).click()
     await expect(doctor.locator("#changed")).to_have_text(
         t("Your password has been changed. Your sessions on other devices have ended."))
-    await _checked(doctor, "changed", locale)
+    await checked(doctor, f"password-changed-{locale}")
