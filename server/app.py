@@ -52,6 +52,7 @@ from .api import health
 from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
+from .api import reports as reports_api
 from .api import rooms as rooms_api
 from .api import visits as visits_api
 from .appkeys import (
@@ -89,7 +90,8 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 # the protocol's codes (a generated module among the static ones, so it comes before the static files).
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
-    patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
+    patients_api, visits_api, recordings_api, referrals_api, reports_api, attachments_api, fhir_api, rooms_api,
+    admin_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, codes,

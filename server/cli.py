@@ -280,6 +280,27 @@ def cmd_bench_signaling(args: argparse.Namespace) -> int:
                       compare_with=Path(args.compare) if args.compare else None, tolerances=tolerances)
 
 
+def cmd_icd10_load(args: argparse.Namespace) -> int:
+    """Make a hospital's ICD-10 list (a UTF-8 CSV) the one reports' diagnoses are picked from."""
+    from .reports import icd10
+
+    try:
+        diagnoses = icd10.parse_csv(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"telemed: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    except TelemedError as exc:
+        print(f"telemed: {args.file}: {exc.message}", file=sys.stderr)
+        return 1
+
+    async def load(database: Database) -> None:
+        async with database.session() as session:
+            count = await icd10.replace(session, diagnoses, actor="shell")
+        print(f"Loaded {count} ICD-10 diagnoses from {args.file}; reports now pick from this list.")
+
+    return _with_database(_settings(args), load)
+
+
 def _settings_epilog() -> str:
     rows = "\n".join(f"  {name:<36} {doc}" for name, _, doc in describe())
     return f"Settings are read from the environment:\n{rows}"
@@ -326,6 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Walk the hash chain of the audit trail and report the first entry that was altered, "
                     "removed or inserted (exit status 1), or the latest hash when it holds."))
     audit_verify.set_defaults(func=cmd_audit_verify)
+
+    icd10_parser = commands.add_parser("icd10", help="the ICD-10 code list",
+                                       description="The ICD-10 code list reports' diagnoses are picked from.")
+    icd10_commands = icd10_parser.add_subparsers(dest="icd10_command", required=True, metavar="ICD10_COMMAND")
+    icd10_load = with_data_dir(icd10_commands.add_parser(
+        "load", help="load the hospital's own list",
+        description="Replace the code list with the hospital's own (for instance the national edition, GB/T "
+                    "14396): a UTF-8 CSV with a header row naming code and title_zh and/or title_en."))
+    icd10_load.add_argument("file", help="the CSV file")
+    icd10_load.set_defaults(func=cmd_icd10_load)
 
     user = commands.add_parser("user", help="manage accounts", description="Manage accounts.")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")
