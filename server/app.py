@@ -65,6 +65,7 @@ from .appkeys import (
     PASSWORDS,
     RECORDING_KEY,
     RELAYS,
+    REPORTS,
     ROOMS,
     SETTINGS,
 )
@@ -80,6 +81,8 @@ from .identity.login_throttle import InProcessThrottle
 from .identity.passwords import PasswordChecker
 from .identity.redis_throttle import RedisThrottle
 from .identity.signing_keys import load_keyring, load_recording_key
+from .reports import signing as report_signing
+from .reports.service import ReportTools
 from .scheduling import reminders
 from .settings import Settings
 
@@ -137,6 +140,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         else InProcessThrottle()
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
+    # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
+    app[REPORTS] = ReportTools(report_signing.load(settings), settings.recordings_dir, app[RECORDING_KEY],
+                               settings.default_locale)
     app[RELAYS] = {}
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import pydantic
 from aiohttp import web
 
-from ..appkeys import DATABASE
-from ..http import json_response, locale_for, parse_form
+from ..appkeys import DATABASE, REPORTS
+from ..http import json_response, locale_for, parse_body, parse_form, path_id
 from ..identity.auth import caller
+from ..openapi import accepts
 from ..reports import icd10
+from ..reports import service as reports
+from ..reports.inputs import ReportInput
+from ..reports.service import ReportTools
+from .referrals import referral_id
 
 routes = web.RouteTableDef()
 
@@ -30,3 +35,67 @@ async def search_icd10(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         found = await icd10.search(session, query.q)
     return json_response({"diagnoses": [{"code": d.code, "title": d.title(locale)} for d in found]})
+
+
+def _tools(request: web.Request) -> ReportTools:
+    return request.app[REPORTS]
+
+
+@routes.get("/api/referrals/{referral_id}/reports")
+async def list_reports(request: web.Request) -> web.Response:
+    """Every signed version of a referral's consultation report, oldest first, for those who see its records."""
+    async with request.app[DATABASE].session() as session:
+        rows = await reports.list_for(session, caller(request).principal, referral_id(request))
+    return json_response({"reports": [reports.describe(row) for row in rows]})
+
+
+@routes.post("/api/referrals/{referral_id}/reports")
+@accepts(ReportInput)
+async def sign_report(request: web.Request) -> web.Response:
+    """The booked specialist signs the consultation report: it is rendered as a PDF in the referring doctor's
+    language, signed (PAdES) with the hospital's certificate, and completes the referral. 409 if already signed
+    (amend it), 422 for a diagnosis code not in the list in use."""
+    body = await parse_body(request, ReportInput)
+    async with request.app[DATABASE].session() as session:
+        row = await reports.sign(session, caller(request).principal, referral_id(request), body,
+                                 tools=_tools(request))
+    return json_response(reports.describe(row), status=201)
+
+
+@routes.post("/api/reports/{report_id}/amendments")
+@accepts(ReportInput)
+async def amend_report(request: web.Request) -> web.Response:
+    """A new signed version of the report, superseding this one (the latest; 409 otherwise), which is kept."""
+    body = await parse_body(request, ReportInput)
+    async with request.app[DATABASE].session() as session:
+        row = await reports.amend(session, caller(request).principal, path_id(request, "report_id"), body,
+                                  tools=_tools(request))
+    return json_response(reports.describe(row), status=201)
+
+
+@routes.post("/api/reports/{report_id}/acknowledgement")
+async def acknowledge_report(request: web.Request) -> web.Response:
+    """The referring doctor acknowledges receipt of this version (once; again changes nothing)."""
+    async with request.app[DATABASE].session() as session:
+        row = await reports.acknowledge(session, caller(request).principal, path_id(request, "report_id"))
+    return json_response(reports.describe(row))
+
+
+@routes.get("/api/reports/{report_id}/pdf")
+async def download_report(request: web.Request) -> web.Response:
+    """The signed PDF, to those who see the referral's records; every download is audited."""
+    row, data = await reports.download(request.app[DATABASE], caller(request).principal,
+                                       path_id(request, "report_id"), tools=_tools(request))
+    name = f"report-{row.referral_id}-v{row.version}.pdf"
+    return web.Response(body=data, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Security-Policy": "sandbox; default-src 'none'"})
+
+
+@routes.get("/api/reports/{report_id}/verification")
+async def verify_report(request: web.Request) -> web.Response:
+    """Whether the stored signed PDF still holds: its signature (intact, over the whole file, made with this
+    deployment's certificate), who signed it, and its SHA-256 against the one recorded in the audit trail."""
+    found = await reports.verification(request.app[DATABASE], caller(request).principal,
+                                       path_id(request, "report_id"), tools=_tools(request))
+    return json_response(found.to_json())
