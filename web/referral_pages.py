@@ -18,10 +18,10 @@ from server.appkeys import DATABASE, RECORDING_KEY, REPORTS, SETTINGS
 from server.consent import records as consents
 from server.consent import templates as consent_templates
 from server.consent.records import How
-from server.errors import N_, BadRequest, TelemedError, ValidationFailed
+from server.errors import N_, BadRequest, NotFound, TelemedError, ValidationFailed
 from server.http import file_upload, locale_for, parse_form, path_id, read_form, translator
 from server.identity.auth import caller
-from server.models import ConsentPurpose, ReferralState, Urgency
+from server.models import ConsentPurpose, ConsultationReport, ReferralState, Urgency
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
 from server.permissions import can_acknowledge_report, can_attach, can_refer, can_sign_report, has_referral_inbox
@@ -233,6 +233,21 @@ async def referral_report_acknowledge(request: web.Request) -> web.Response:
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}#report")
+
+
+@routes.get("/referrals/{referral_id}/reports/{report_id}/verification")
+async def referral_report_verification(request: web.Request) -> web.Response:
+    """Whether a report version's stored PDF still holds, in words (``reports.verification``, as
+    ``GET /api/reports/{id}/verification``)."""
+    who = caller(request).principal
+    report_id = path_id(request, "report_id")
+    found = await reports.verification(request.app[DATABASE], who, report_id, tools=request.app[REPORTS])
+    async with request.app[DATABASE].session() as session:
+        report = await session.get(ConsultationReport, report_id)
+        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
+    if report is None or report.referral_id != path_id(request, "referral_id"):
+        raise NotFound(N_("There is no such report."))
+    return _render(request, "report_verification.html", {"found": found, "report": report, "zone": zone})
 
 
 @routes.post("/referrals/{referral_id}/book")

@@ -104,7 +104,7 @@ def decide(actor: Actor, facts: ReferralFacts, request: Request) -> ReferralStat
     if action in NEEDS_REASON and not request.reason.strip():
         raise ValidationFailed({"reason": "give a reason, for the referring doctor's record"})
     if action is A.COMPLETE and not request.report_signed:
-        raise ValidationFailed({"report": "a referral is completed by signing its consultation report"})
+        raise ValidationFailed({"report": N_("a referral is completed by signing its consultation report")})
     if action is A.REDIRECT:
         to = request.redirect_to
         if to is None:

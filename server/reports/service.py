@@ -220,7 +220,7 @@ async def _visible(session: AsyncSession, who: Principal, report_id: int) -> Con
 async def _diagnosis(session: AsyncSession, body: ReportInput) -> icd10.Diagnosis:
     found = await icd10.lookup(session, body.diagnosis_code)
     if found is None:
-        raise ValidationFailed({"diagnosis_code": "not a code of the ICD-10 list in use; pick one from the list"})
+        raise ValidationFailed({"diagnosis_code": N_("not a code of the ICD-10 list in use; pick one from the list")})
     return found
 
 

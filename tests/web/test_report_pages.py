@@ -7,6 +7,10 @@ from __future__ import annotations
 import re
 
 from aiohttp.test_utils import TestClient
+from sqlmodel import select
+
+from server.appkeys import DATABASE, REPORTS
+from server.models import ConsultationReport
 
 from ..server.api.test_referrals import booked_referral
 from .test_pages import EN, form_login
@@ -57,3 +61,28 @@ async def test_sign_acknowledge_and_amend_from_the_referral_page(client: TestCli
     refused = await client.post(f"/referrals/{referral}/report", headers=EN, allow_redirects=False,
                                 data={**REPORT, "amends": report_id})
     assert refused.status == 409 and "amend the latest" in await refused.text()
+
+
+async def test_the_verification_page_says_whether_the_report_holds(client: TestClient) -> None:
+    """In words, in the reader's language: a stored report holds; once its file is swapped for another
+    version's (validly signed, but not the one recorded), it does not, and the page says which check failed."""
+    booked, _ = await booked_referral(client)
+    referral = booked["id"]
+    await _as(client, "dr.wang")
+    assert (await client.post(f"/referrals/{referral}/report", headers=EN, data=REPORT)).status == 200
+    page = await (await client.get(f"/referrals/{referral}", headers=EN)).text()
+    first = re.findall(r'id="report-(\d+)"', page)[0]
+    await client.post(f"/referrals/{referral}/report", headers=EN, data={**REPORT, "amends": first})
+    address = f"/referrals/{referral}/reports/{first}/verification"
+    assert address in page
+    holds = await (await client.get(address, headers=ZH)).text()
+    assert 'data-holds="true"' in holds and "报告有效" in holds and "Telemed demo report signing" in holds
+
+    tools = client.app[REPORTS]
+    async with client.app[DATABASE].session() as session:
+        rows = {r.version: r for r in (await session.exec(select(ConsultationReport))).all()}
+    (tools.root / rows[1].file).write_bytes((tools.root / rows[2].file).read_bytes())
+    broken = await (await client.get(address, headers=EN)).text()
+    assert 'data-holds="false"' in broken and "Do not rely on this file." in broken
+    assert re.search(r"SHA-256 as recorded in the audit trail</dt><dd>No", broken)
+    assert (await client.get(f"/referrals/{referral}/reports/999/verification", headers=EN)).status == 404

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import pydantic
 import pytest
 from pypdf import PdfReader
 from sqlmodel import select
@@ -253,3 +254,11 @@ async def test_telemed_report_verify(database: Database, tools: reports.ReportTo
     assert f"report {row.id}, version 1 of referral {referral_id}; in the audit trail yes" in out
     code, out = await asyncio.to_thread(verify, appended)
     assert code == 1 and "Recorded:   NO" in out and "does NOT hold" in out
+
+
+@pytest.mark.parametrize("field", ["findings", "diagnosis_code", "recommendations"])
+def test_control_characters_are_refused(field: str) -> None:
+    """What is signed is what prints: a NUL or an escape sequence in any field is a 422, line breaks are kept."""
+    with pytest.raises(pydantic.ValidationError, match="only printable text"):
+        ReportInput.model_validate({**REPORT.model_dump(), field: "x\x00y"})
+    assert ReportInput.model_validate({**REPORT.model_dump(), "findings": "a\nb\tc"}).findings == "a\nb\tc"
