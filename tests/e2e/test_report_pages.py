@@ -1,6 +1,7 @@
 """The consultation report in real Chromium, in English and Chinese: the specialist finds the diagnosis by a word
 (the suggestions come from the ICD-10 list as they type), signs the report from the referral page, and the
-referring doctor downloads the signed PDF and acknowledges receipt; both pages pass axe and fit a phone.
+referring doctor downloads the signed PDF, acknowledges receipt and checks the signature; the pages pass axe and
+fit a phone.
 
 Screenshots are saved to screenshots/ (not committed) for a person to look at."""
 
@@ -51,6 +52,10 @@ async def test_the_report_is_signed_and_acknowledged_from_the_referral_page(clie
     await report.get_by_role("button", name=_("Acknowledge receipt")).click()
     await expect(doctor.locator("#report")).to_contain_text(_("Receipt acknowledged"))
     await shot(doctor, f"report-signed-doctor-{locale}", full_page=True)
+    await assert_accessible(doctor)
+    await report.get_by_role("link", name=_("Check the signature")).click()
+    await expect(doctor.locator("#verification")).to_have_attribute("data-holds", "true")
+    await shot(doctor, f"report-verification-doctor-{locale}", full_page=True)
     await assert_accessible(doctor)
 
     phone = await signed_in(browser, base, "dr.li", locale, **PHONE)

@@ -84,5 +84,5 @@ async def test_the_verification_page_says_whether_the_report_holds(client: TestC
     (tools.root / rows[1].file).write_bytes((tools.root / rows[2].file).read_bytes())
     broken = await (await client.get(address, headers=EN)).text()
     assert 'data-holds="false"' in broken and "Do not rely on this file." in broken
-    assert re.search(r"SHA-256 as recorded in the audit trail</dt><dd>No", broken)
+    assert re.search(r"SHA-256 as recorded in the audit trail</dt><dd>Failed", broken)
     assert (await client.get(f"/referrals/{referral}/reports/999/verification", headers=EN)).status == 404
