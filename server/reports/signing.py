@@ -74,10 +74,21 @@ def load(settings: Settings) -> ReportSigner:
     except (OSError, ValueError) as exc:
         raise SettingsError(f"cannot read the report signing certificate or key ({cert_path}, {key_path}): "
                             f"{exc}") from exc
-    if signer is None or not certificates:
+    if signer is None or not certificates or not _pair(cert_path, key_path):
         raise SettingsError(f"{cert_path} and {key_path} do not hold a certificate and its private key "
                             "(TELEMED_REPORT_SIGNING_CERT, TELEMED_REPORT_SIGNING_KEY).")
     return ReportSigner(signer, certificates)
+
+
+def _pair(cert_path: Path, key_path: Path) -> bool:
+    """Whether the key is the certificate's: found at start-up, not at the first report signed."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return False
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return cert.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki)
 
 
 def _write_self_signed(cert_path: Path, key_path: Path) -> None:

@@ -40,6 +40,11 @@ def test_the_certificate_and_key_come_from_settings(tmp_path: Path, signer: sign
     assert signing.load(configured).subject == signer.subject
     with pytest.raises(SettingsError, match="both"):
         signing.load(Settings.load(environ={"TELEMED_REPORT_SIGNING_CERT": "x.pem"}, data_dir=tmp_path))
+    signing.load(Settings.load(environ={}, data_dir=tmp_path / "other"))
+    with pytest.raises(SettingsError, match="do not hold a certificate and its private key"):
+        signing.load(Settings.load(environ={  # a certificate with another pair's key
+            "TELEMED_REPORT_SIGNING_CERT": str(var / signing.DEMO_CERT_FILE),
+            "TELEMED_REPORT_SIGNING_KEY": str(tmp_path / "other" / signing.DEMO_KEY_FILE)}))
     with pytest.raises(SettingsError, match="cannot read"):
         signing.load(Settings.load(environ={"TELEMED_REPORT_SIGNING_CERT": str(tmp_path / "no.pem"),
                                             "TELEMED_REPORT_SIGNING_KEY": str(tmp_path / "no.pem")}))
