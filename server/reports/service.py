@@ -43,6 +43,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..notices import Notice
 from ..permissions import Principal, can_acknowledge_report, can_sign_report, require
 from ..referrals import service as referrals
 from ..referrals.flow import Request
@@ -122,6 +123,8 @@ async def amend(session: AsyncSession, who: Principal, report_id: int, body: Rep
     diagnosis = await _diagnosis(session, body)
     await session.exec(sa.update(Referral).where(col(Referral.id) == referral.id).values(  # type: ignore[call-overload]
         opinion=body.findings, recommendations=body.recommendations, updated_at=utcnow()))
+    amended = Notice.report("report.amended", previous.referral_id, previous.version + 1)
+    session.add(amended.to(referral.referring_doctor_id))  # the requesting hospital's record changed
     return await _issue(session, who, referral, body, diagnosis, tools=tools, previous=previous)
 
 
@@ -136,6 +139,7 @@ async def acknowledge(session: AsyncSession, who: Principal, report_id: int) -> 
     if row.acknowledged_at is None:
         row.acknowledged_by, row.acknowledged_at = who.user_id, utcnow()
         session.add(row)
+        session.add(Notice.report("report.acknowledged", row.referral_id, row.version).to(row.author_id))
         audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "report.acknowledged", row.consultation_id,
                                                f"report:{row.id}", {"referral": row.referral_id,
                                                                     "version": row.version}))

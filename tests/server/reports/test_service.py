@@ -34,6 +34,7 @@ from server.models import (
     Consultation,
     ConsultationReport,
     Hospital,
+    Notification,
     Partnership,
     Patient,
     Referral,
@@ -197,6 +198,10 @@ async def test_amendments_keep_every_version(database: Database, tools: reports.
     assert [(r.version, r.diagnosis_code, r.supersedes_id) for r in kept] == [(1, "I20.8", None),
                                                                              (2, "I20.9", first.id)]
     assert first.pdf_sha256 != second.pdf_sha256
+    async with database.session() as session:
+        told = (await session.exec(select(Notification).where(Notification.kind == "report.amended"))).all()
+    assert [(n.user_id, n.link) for n in told] == [((await _who(database, "dr.li")).user_id,
+                                                    f"/referrals/{referral_id}#report")]
     assert "修订第1版" in text_of(SealedReader(tools.root / second.file, tools.key).read_all())
     for row in kept:
         assert (await reports.verification(database, await _who(database, "dr.li"), row.id, tools=tools)).holds
@@ -216,7 +221,8 @@ async def test_the_referring_doctor_acknowledges_once(database: Database, tools:
     assert done.acknowledged_by == li.user_id and again.acknowledged_at == done.acknowledged_at
     async with database.session() as session:
         acks = (await session.exec(select(AuditEvent).where(AuditEvent.action == "report.acknowledged"))).all()
-    assert len(acks) == 1
+        told = (await session.exec(select(Notification).where(Notification.kind == "report.acknowledged"))).all()
+    assert len(acks) == 1 and [n.user_id for n in told] == [row.author_id]
 
 
 async def test_verification_catches_a_file_replaced_on_disk(database: Database, tools: reports.ReportTools) -> None:
