@@ -530,6 +530,20 @@ class ConsultationReport(SQLModel, table=True):
     supersedes_id: int | None = Field(default=None, foreign_key="consultation_report.id")
 
 
+class ReportRendition(SQLModel, table=True):
+    """A report version in another language than its record copy (``ConsultationReport.file``, in the requesting
+    hospital's language): the same facts, rendered and signed at the same time, for a reader of that language."""
+
+    __tablename__ = "consultation_report_rendition"
+    __table_args__ = (sa.UniqueConstraint("report_id", "locale"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="consultation_report.id", index=True)
+    locale: str = Field(max_length=16)
+    file: str = Field(max_length=200)
+    pdf_sha256: str = Field(max_length=64, index=True)
+
+
 class Icd10Code(SQLModel, table=True):
     """One diagnosis of the ICD-10 code list a report's diagnosis is picked from: the packaged WHO list, or
     the hospital's own (`telemed icd10 load`, e.g. the national edition GB/T 14396)."""

@@ -241,7 +241,8 @@ async def referral_report_verification(request: web.Request) -> web.Response:
     ``GET /api/reports/{id}/verification``)."""
     who = caller(request).principal
     report_id = path_id(request, "report_id")
-    found = await reports.verification(request.app[DATABASE], who, report_id, tools=request.app[REPORTS])
+    found = await reports.verification(request.app[DATABASE], who, report_id, tools=request.app[REPORTS],
+                                       locale=locale_for(request))
     async with request.app[DATABASE].session() as session:
         report = await session.get(ConsultationReport, report_id)
         zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)

@@ -6,7 +6,9 @@ import pydantic
 from aiohttp import web
 
 from ..appkeys import DATABASE, REPORTS
+from ..errors import N_, ValidationFailed
 from ..http import json_response, locale_for, parse_body, parse_form, path_id
+from ..i18n import SUPPORTED_LOCALES
 from ..identity.auth import caller
 from ..openapi import accepts
 from ..reports import icd10
@@ -46,7 +48,8 @@ async def list_reports(request: web.Request) -> web.Response:
     """Every signed version of a referral's consultation report, oldest first, for those who see its records."""
     async with request.app[DATABASE].session() as session:
         rows = await reports.list_for(session, caller(request).principal, referral_id(request))
-    return json_response({"reports": [reports.describe(row) for row in rows]})
+        described = [await reports.shown(session, row) for row in rows]
+    return json_response({"reports": described})
 
 
 @routes.post("/api/referrals/{referral_id}/reports")
@@ -59,7 +62,8 @@ async def sign_report(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         row = await reports.sign(session, caller(request).principal, referral_id(request), body,
                                  tools=_tools(request))
-    return json_response(reports.describe(row), status=201)
+        described = await reports.shown(session, row)
+    return json_response(described, status=201)
 
 
 @routes.post("/api/reports/{report_id}/amendments")
@@ -70,7 +74,8 @@ async def amend_report(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         row = await reports.amend(session, caller(request).principal, path_id(request, "report_id"), body,
                                   tools=_tools(request))
-    return json_response(reports.describe(row), status=201)
+        described = await reports.shown(session, row)
+    return json_response(described, status=201)
 
 
 @routes.post("/api/reports/{report_id}/acknowledgement")
@@ -78,15 +83,29 @@ async def acknowledge_report(request: web.Request) -> web.Response:
     """The referring doctor acknowledges receipt of this version (once; again changes nothing)."""
     async with request.app[DATABASE].session() as session:
         row = await reports.acknowledge(session, caller(request).principal, path_id(request, "report_id"))
-    return json_response(reports.describe(row))
+        described = await reports.shown(session, row)
+    return json_response(described)
+
+
+def _language(request: web.Request) -> str:
+    """``?locale=`` (one of ``languages``), else the reader's language."""
+    asked = request.query.get("locale")
+    if asked is None:
+        return locale_for(request)
+    if asked not in SUPPORTED_LOCALES:
+        raise ValidationFailed({"locale": N_("one of the languages the report is in")})
+    return asked
 
 
 @routes.get("/api/reports/{report_id}/pdf")
 async def download_report(request: web.Request) -> web.Response:
-    """The signed PDF, to those who see the referral's records; every download is audited."""
-    row, data = await reports.download(request.app[DATABASE], caller(request).principal,
-                                       path_id(request, "report_id"), tools=_tools(request))
-    name = f"report-{row.referral_id}-v{row.version}.pdf"
+    """The signed PDF in the reader's language (or ``?locale=``; every version is signed in each language the
+    platform speaks, the requesting hospital's being the record copy), to those who see the referral's
+    records; every download is audited."""
+    row, shown, data = await reports.download(request.app[DATABASE], caller(request).principal,
+                                              path_id(request, "report_id"), tools=_tools(request),
+                                              locale=_language(request))
+    name = f"report-{row.referral_id}-v{row.version}-{shown}.pdf"
     return web.Response(body=data, content_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{name}"',
         "Content-Security-Policy": "sandbox; default-src 'none'"})
@@ -94,8 +113,10 @@ async def download_report(request: web.Request) -> web.Response:
 
 @routes.get("/api/reports/{report_id}/verification")
 async def verify_report(request: web.Request) -> web.Response:
-    """Whether the stored signed PDF still holds: its signature (intact, over the whole file, made with this
-    deployment's certificate), who signed it, and its SHA-256 against the one recorded in the audit trail."""
+    """Whether the stored signed PDF (in the reader's language, or ``?locale=``) still holds: its signature
+    (intact, over the whole file, made with this deployment's certificate), who signed it, and its SHA-256
+    against the one recorded in the audit trail."""
     found = await reports.verification(request.app[DATABASE], caller(request).principal,
-                                       path_id(request, "report_id"), tools=_tools(request))
+                                       path_id(request, "report_id"), tools=_tools(request),
+                                       locale=_language(request))
     return json_response(found.to_json())

@@ -9,6 +9,7 @@ land together or not at all; the sealed PDF is written before the commit and rem
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from ..models import (
     Referral,
     ReferralAction,
     ReferralEvent,
+    ReportRendition,
     Role,
     User,
     utcnow,
@@ -69,8 +71,10 @@ class ReportTools:
     default_locale: str = "zh-CN"
 
 
-def describe(row: ConsultationReport) -> dict:
-    return {"id": row.id, "referral_id": row.referral_id, "consultation_id": row.consultation_id,
+def describe(row: ConsultationReport, renditions: Sequence[str] = ()) -> dict:
+    """A version as the API shows it; ``renditions``: the other languages its PDF is in (``?locale=``)."""
+    return {"id": row.id, "languages": [row.locale, *renditions], "referral_id": row.referral_id,
+            "consultation_id": row.consultation_id,
             "version": row.version, "author_id": row.author_id, "findings": row.findings,
             "diagnosis": {"code": row.diagnosis_code, "text": row.diagnosis_text},
             "recommendations": row.recommendations, "locale": row.locale, "created_at": row.created_at.isoformat(),
@@ -79,6 +83,12 @@ def describe(row: ConsultationReport) -> dict:
             "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
             "supersedes_id": row.supersedes_id, "url": f"/api/reports/{row.id}/pdf",
             "verification_url": f"/api/reports/{row.id}/verification"}
+
+
+async def shown(session: AsyncSession, row: ConsultationReport) -> dict:
+    """``describe`` with the languages the version's PDF is in."""
+    assert row.id is not None
+    return describe(row, await languages(session, row.id))
 
 
 async def versions(session: AsyncSession, referral_id: int) -> Sequence[ConsultationReport]:
@@ -148,16 +158,34 @@ async def acknowledge(session: AsyncSession, who: Principal, report_id: int) -> 
     return row
 
 
-async def download(database: Database, who: Principal, report_id: int, *,
-                   tools: ReportTools) -> tuple[ConsultationReport, bytes]:
-    """A report version's signed PDF, for whoever sees the referral's records; every download is audited."""
+async def languages(session: AsyncSession, report_id: int) -> list[str]:
+    """The languages a version's PDF was rendered in besides its record copy's."""
+    return list((await session.exec(select(ReportRendition.locale).where(ReportRendition.report_id == report_id)
+                                    .order_by(col(ReportRendition.locale)))).all())
+
+
+async def _file_in(session: AsyncSession, row: ConsultationReport, locale: str | None) -> tuple[str, str]:
+    """(file, locale) of the version in ``locale`` if it was rendered in it, else its record copy."""
+    if locale is not None and locale != row.locale:
+        other = (await session.exec(select(ReportRendition).where(ReportRendition.report_id == row.id,
+                                                                  ReportRendition.locale == locale))).first()
+        if other is not None:
+            return other.file, other.locale
+    return row.file, row.locale
+
+
+async def download(database: Database, who: Principal, report_id: int, *, tools: ReportTools,
+                   locale: str | None = None) -> tuple[ConsultationReport, str, bytes]:
+    """A report version's signed PDF in ``locale`` (else its record copy's language), for whoever sees the
+    referral's records, with the language it is in; every download is audited."""
     async with database.session() as session:
         row = await _visible(session, who, report_id)
-    data = await asyncio.to_thread(lambda: SealedReader(tools.root / row.file, tools.key).read_all())
+        file, shown = await _file_in(session, row, locale)
+    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, tools.key).read_all())
     await audit.record(database, actor=f"user:{who.user_id}", action="report.downloaded",
                        consultation_id=row.consultation_id, subject=f"report:{row.id}",
-                       detail={"referral": row.referral_id, "version": row.version})
-    return row, data
+                       detail={"referral": row.referral_id, "version": row.version, "locale": shown})
+    return row, shown, data
 
 
 @dataclass(frozen=True)
@@ -167,6 +195,7 @@ class Verification:
     check: signing.Check
     report: ConsultationReport | None  # the report whose recorded hash this file has, if any
     in_audit_trail: bool  # the audit trail recorded this hash when the report was signed
+    locale: str | None = None  # the language of the recorded PDF this file is
 
     @property
     def hash_matches(self) -> bool:
@@ -183,7 +212,7 @@ class Verification:
                 "signer": c.signer, "signed_at": c.signed_at.isoformat() if c.signed_at else None,
                 "sha256": c.sha256, "hash_matches": self.hash_matches, "in_audit_trail": self.in_audit_trail,
                 "report": {"id": self.report.id, "referral_id": self.report.referral_id,
-                           "version": self.report.version} if self.report else None}
+                           "version": self.report.version, "locale": self.locale} if self.report else None}
 
 
 async def verify_bytes(session: AsyncSession, pdf: bytes, signer: signing.ReportSigner) -> Verification:
@@ -191,24 +220,33 @@ async def verify_bytes(session: AsyncSession, pdf: bytes, signer: signing.Report
     found = await asyncio.to_thread(signing.check, pdf, signer)
     report = (await session.exec(select(ConsultationReport)
                                  .where(ConsultationReport.pdf_sha256 == found.sha256))).first()
+    locale = report.locale if report else None
+    if report is None:
+        other = (await session.exec(select(ReportRendition)
+                                    .where(ReportRendition.pdf_sha256 == found.sha256))).first()
+        if other is not None:
+            report, locale = await session.get(ConsultationReport, other.report_id), other.locale
     in_trail = False
     if report is not None:
         entries = (await session.exec(select(AuditEvent.detail).where(
             AuditEvent.subject == f"report:{report.id}",
             col(AuditEvent.action).in_(["report.signed", "report.amended"])))).all()
-        in_trail = any(f'"sha256": "{found.sha256}"' in detail for detail in entries)
-    return Verification(found, report, in_trail)
+        in_trail = any(f'"{found.sha256}"' in detail for detail in entries)
+    return Verification(found, report, in_trail, locale)
 
 
-async def verification(database: Database, who: Principal, report_id: int, *, tools: ReportTools) -> Verification:
-    """The stored PDF of a report version, checked: its signature, and its hash against the row's and the
-    audit trail's (a file changed on disk, or a row changed in the database, shows here)."""
+async def verification(database: Database, who: Principal, report_id: int, *, tools: ReportTools,
+                       locale: str | None = None) -> Verification:
+    """The stored PDF of a report version (in ``locale``, as ``download`` picks it), checked: its signature,
+    and its hash against the one recorded for that version and language in the database and the audit trail
+    (a file changed or swapped on disk, or a row changed in the database, shows here)."""
     async with database.session() as session:
         row = await _visible(session, who, report_id)
-    data = await asyncio.to_thread(lambda: SealedReader(tools.root / row.file, tools.key).read_all())
+        file, shown = await _file_in(session, row, locale)
+    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, tools.key).read_all())
     async with database.session() as session:
         found = await verify_bytes(session, data, tools.signer)
-    if found.report is not None and found.report.id != row.id:
+    if found.report is not None and (found.report.id != row.id or found.locale != shown):
         return Verification(found.check, None, False)
     return found
 
@@ -243,29 +281,44 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
     session.add(row)
     await session.flush()
     assert row.id is not None
-    facts = await _facts(session, referral, row, locale, previous)
-    specialist = facts.specialist
-    pdf = await asyncio.to_thread(lambda: tools.signer.sign(
-        render.render(facts, locale), name=specialist, reason=translations(locale).gettext("Consultation report"),
-        location=facts.consulting_hospital))
-    digest = hashlib.sha256(pdf).hexdigest()
     directory = tools.root / REPORTS_DIR / str(referral.id)
-    path = directory / f"{secrets.token_hex(12)}.sealed"
-    await asyncio.to_thread(_seal, path, tools.key, pdf)
-    row.file, row.pdf_sha256 = str(path.relative_to(tools.root)), digest
-    session.add(row)
-    action = "report.amended" if previous else "report.signed"
-    audit.with_commit(session, audit.Entry(
-        f"user:{who.user_id}", action, row.consultation_id, f"report:{row.id}",
-        {"referral": referral.id, "version": row.version, "sha256": digest, "signer": row.signer_subject,
-         "diagnosis": row.diagnosis_code, **({"supersedes": previous.id} if previous else {})}))
+    written: list[Path] = []
+    hashes: dict[str, str] = {}
     try:
+        # The record copy in the requesting hospital's language, and the same facts in every other language,
+        # each signed: a reader gets it in theirs.
+        for shown in [locale, *(other for other in SUPPORTED_LOCALES if other != locale)]:
+            facts = dataclasses.replace(await _facts(session, referral, row, shown, previous),
+                                        diagnosis_text=diagnosis.title(shown))
+            pdf = await asyncio.to_thread(_signed, tools.signer, facts, shown)
+            path = directory / f"{secrets.token_hex(12)}.sealed"
+            await asyncio.to_thread(_seal, path, tools.key, pdf)
+            written.append(path)
+            hashes[shown] = hashlib.sha256(pdf).hexdigest()
+            file = str(path.relative_to(tools.root))
+            if shown == locale:
+                row.file, row.pdf_sha256 = file, hashes[shown]
+            else:
+                session.add(ReportRendition(report_id=row.id, locale=shown, file=file, pdf_sha256=hashes[shown]))
+        session.add(row)
+        action = "report.amended" if previous else "report.signed"
+        audit.with_commit(session, audit.Entry(
+            f"user:{who.user_id}", action, row.consultation_id, f"report:{row.id}",
+            {"referral": referral.id, "version": row.version, "sha256": row.pdf_sha256, "locale": locale,
+             "renditions": {k: v for k, v in hashes.items() if k != locale}, "signer": row.signer_subject,
+             "diagnosis": row.diagnosis_code, **({"supersedes": previous.id} if previous else {})}))
         await session.commit()
     except BaseException:
-        path.unlink(missing_ok=True)  # no file without its row
+        for path in written:
+            path.unlink(missing_ok=True)  # no file without its row
         raise
     await session.refresh(row)
     return row
+
+
+def _signed(signer: signing.ReportSigner, facts: render.ReportFacts, locale: str) -> bytes:
+    return signer.sign(render.render(facts, locale), name=facts.specialist,
+                       reason=translations(locale).gettext("Consultation report"), location=facts.consulting_hospital)
 
 
 def _seal(path: Path, key: bytes, data: bytes) -> None:

@@ -75,14 +75,18 @@ async def test_the_verification_page_says_whether_the_report_holds(client: TestC
     await client.post(f"/referrals/{referral}/report", headers=EN, data={**REPORT, "amends": first})
     address = f"/referrals/{referral}/reports/{first}/verification"
     assert address in page
+    await _as(client, "dr.li")  # the referring doctor checks what they received
     holds = await (await client.get(address, headers=ZH)).text()
     assert 'data-holds="true"' in holds and "报告有效" in holds and "Telemed demo report signing" in holds
 
     tools = client.app[REPORTS]
     async with client.app[DATABASE].session() as session:
         rows = {r.version: r for r in (await session.exec(select(ConsultationReport))).all()}
+    assert rows[1].locale == "zh-CN"  # the record copy, in the requesting hospital's language
     (tools.root / rows[1].file).write_bytes((tools.root / rows[2].file).read_bytes())
-    broken = await (await client.get(address, headers=EN)).text()
-    assert 'data-holds="false"' in broken and "Do not rely on this file." in broken
-    assert re.search(r"SHA-256 as recorded in the audit trail</dt><dd>Failed", broken)
+    broken = await (await client.get(address, headers=ZH)).text()
+    assert 'data-holds="false"' in broken and "请勿依据此文件" in broken
+    assert re.search(r"SHA-256 与审计日志记录一致</dt><dd>未通过", broken)
+    english = await (await client.get(address, headers=EN)).text()
+    assert 'data-holds="true"' in english, "the English rendition was not touched"
     assert (await client.get(f"/referrals/{referral}/reports/999/verification", headers=EN)).status == 404

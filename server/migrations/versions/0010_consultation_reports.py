@@ -1,5 +1,5 @@
-"""Consultation reports: the specialist's signed report (会诊报告) on a referral, one row per signed version,
-and the ICD-10 code list its diagnosis is picked from.
+"""Consultation reports: the specialist's signed report (会诊报告) on a referral, one row per signed version
+(with its renditions in the other languages), and the ICD-10 code list its diagnosis is picked from.
 
 Revision ID: 0010
 Revises: 0008
@@ -54,6 +54,22 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_consultation_report_referral_id'), 'consultation_report', ['referral_id'], unique=False)
     op.create_table(
+        'consultation_report_rendition',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('report_id', sa.Integer(), nullable=False),
+        sa.Column('locale', sa.String(length=16), nullable=False),
+        sa.Column('file', sa.String(length=200), nullable=False),
+        sa.Column('pdf_sha256', sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(['report_id'], ['consultation_report.id'],
+                                name=op.f('fk_consultation_report_rendition_report_id_consultation_report')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_consultation_report_rendition')),
+        sa.UniqueConstraint('report_id', 'locale', name=op.f('uq_consultation_report_rendition_report_id')),
+    )
+    op.create_index(op.f('ix_consultation_report_rendition_report_id'), 'consultation_report_rendition',
+                    ['report_id'], unique=False)
+    op.create_index(op.f('ix_consultation_report_rendition_pdf_sha256'), 'consultation_report_rendition',
+                    ['pdf_sha256'], unique=False)
+    op.create_table(
         'icd10_code',
         sa.Column('code', sa.String(length=16), nullable=False),
         sa.Column('title_en', sa.String(length=300), nullable=False),
@@ -64,5 +80,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('icd10_code')
+    op.drop_index(op.f('ix_consultation_report_rendition_pdf_sha256'), table_name='consultation_report_rendition')
+    op.drop_index(op.f('ix_consultation_report_rendition_report_id'), table_name='consultation_report_rendition')
+    op.drop_table('consultation_report_rendition')
     op.drop_index(op.f('ix_consultation_report_referral_id'), table_name='consultation_report')
     op.drop_table('consultation_report')

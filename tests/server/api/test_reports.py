@@ -37,9 +37,13 @@ async def test_the_report_journey(client: TestClient) -> None:
 
     listed = await (await client.get(f"/api/referrals/{referral}/reports", headers=li)).json()
     assert [r["id"] for r in listed["reports"]] == [report["id"]]
-    pdf = await client.get(report["url"], headers=li)
+    assert report["languages"] == ["zh-CN", "en"]  # the record copy in the requesting hospital's language first
+    pdf = await client.get(report["url"] + "?locale=zh-CN", headers=li)
     assert pdf.status == 200 and pdf.content_type == "application/pdf"
     assert hashlib.sha256(await pdf.read()).hexdigest() == report["pdf_sha256"]
+    english = await client.get(report["url"], headers={**li, "Accept-Language": "en"})
+    assert english.status == 200 and "-en.pdf" in english.headers["Content-Disposition"]
+    assert (await client.get(report["url"] + "?locale=fr", headers=li)).status == 422
     verified = await (await client.get(report["verification_url"], headers=li)).json()
     assert verified["holds"] and verified["hash_matches"] and verified["signature"]["trusted"]
     assert verified["signer"] == report["signer_subject"] and verified["report"]["version"] == 1

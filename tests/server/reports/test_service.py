@@ -5,6 +5,7 @@ the audit chain, and verification catches a file changed on disk."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import re
 from collections.abc import AsyncIterator
@@ -133,6 +134,16 @@ async def test_signing_completes_the_referral_with_a_signed_pdf_in_the_readers_l
     assert "referral.complete" in {e.action for e in trail} and audit.check(trail) is None
     found = await reports.verification(database, await _who(database, "dr.li"), row.id, tools=tools)
     assert found.holds and found.check.signer == tools.signer.subject
+
+    # The same facts, signed at the same time, in English for an English reader; its hash is in the trail too.
+    li = await _who(database, "dr.li")
+    _, shown, english = await reports.download(database, li, row.id, tools=tools, locale="en")
+    assert shown == "en" and hashlib.sha256(english).hexdigest() in signed[0].detail
+    text = text_of(english)
+    for expected in ["Consultationreport", "Requestinghospital", "Otherformsofanginapectoris", "Sharingrecords"]:
+        assert expected in text, expected
+    found = await reports.verification(database, li, row.id, tools=tools, locale="en")
+    assert found.holds and found.locale == "en"
 
 
 async def _who(database: Database, username: str):  # noqa: ANN202
