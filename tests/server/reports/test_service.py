@@ -1,6 +1,6 @@
-"""Report service on SQLite: signing completes the referral and nothing else does; only the booked specialist
-signs and amends, only the referring doctor acknowledges; amendments keep every version; the PDF's hash is in
-the audit chain, and verification catches a file changed on disk."""
+"""Report service on SQLite and PostgreSQL: signing completes the referral and nothing else does; only the
+booked specialist signs and amends, only the referring doctor acknowledges; amendments keep every version; the
+PDF's hash is in the audit chain, and verification catches a file changed on disk."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ REPORT = ReportInput(findings="Exertional chest pain; ST depression V4-V6.", dia
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}")
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """The demo partnership, on SQLite and on PostgreSQL."""
+    database = Database(database_url)
     await database.upgrade()
     await seed_demo(database)
     await consent_templates.publish(database)
