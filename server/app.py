@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app[RECORDING_KEY] = load_recording_key(settings)
     # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
     app[REPORTS] = ReportTools(report_signing.load(settings), settings.recordings_dir, app[RECORDING_KEY],
-                               settings.default_locale)
+                               settings.default_locale, report_signing.load_hospitals(settings))
     app[RELAYS] = {}
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:

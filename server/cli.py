@@ -312,12 +312,12 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
         print(f"telemed: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
     settings = _settings(args)
-    signer = signing.load(settings)
+    signer, hospitals = signing.load(settings), signing.load_hospitals(settings)
     outcome: list[reports.Verification] = []
 
     async def verify(database: Database) -> None:
         async with database.session() as session:
-            outcome.append(await reports.verify_bytes(session, pdf, signer))
+            outcome.append(await reports.verify_bytes(session, pdf, signer, *hospitals.values()))
 
     _with_database(settings, verify)
     found = outcome[0]

@@ -267,6 +267,11 @@ class Settings:
     report_signing_key: Path | None = _setting(
         None, Path, "PEM file of the private key of TELEMED_REPORT_SIGNING_CERT (unencrypted PKCS#8 or PKCS#1).",
     )
+    report_signing_dir: Path | None = _setting(
+        None, Path,
+        "Directory of hospitals' own report signing pairs, <hospital id>.crt.pem and <hospital id>.key.pem: a "
+        "specialist's report is signed with their hospital's pair, else with TELEMED_REPORT_SIGNING_CERT.",
+    )
     relay_video_codec: str = _setting(
         "vp8", _parse_video_codec,
         "The one video codec of relayed rooms, vp8 or h264: the relay forwards frames untouched, so every "

@@ -63,12 +63,20 @@ METHOD_WORDS = {ConsentMethod.CLICKED: N_("Agreed on a page"),
 
 @dataclass(frozen=True)
 class ReportTools:
-    """What signing and reading reports needs beside the database: the signer, and where sealed files go."""
+    """What signing and reading reports needs beside the database: the signers, and where sealed files go."""
 
-    signer: signing.ReportSigner
+    signer: signing.ReportSigner  # the deployment's: for a hospital without a pair of its own
     root: Path  # the recordings directory: reports are sealed under it, like attachments
     key: bytes
     default_locale: str = "zh-CN"
+    hospitals: dict[int, signing.ReportSigner] = dataclasses.field(default_factory=dict)  # their own pairs
+
+    def signer_for(self, hospital_id: int) -> signing.ReportSigner:
+        return self.hospitals.get(hospital_id, self.signer)
+
+    @property
+    def others(self) -> tuple[signing.ReportSigner, ...]:
+        return tuple(self.hospitals.values())
 
 
 def describe(row: ConsultationReport, renditions: Sequence[str] = ()) -> dict:
@@ -215,9 +223,11 @@ class Verification:
                            "version": self.report.version, "locale": self.locale} if self.report else None}
 
 
-async def verify_bytes(session: AsyncSession, pdf: bytes, signer: signing.ReportSigner) -> Verification:
-    """Check a PDF as it is now against what was recorded when a report was signed (for the CLI and the API)."""
-    found = await asyncio.to_thread(signing.check, pdf, signer)
+async def verify_bytes(session: AsyncSession, pdf: bytes, signer: signing.ReportSigner,
+                       *others: signing.ReportSigner) -> Verification:
+    """Check a PDF as it is now against what was recorded when a report was signed (for the CLI and the API),
+    trusting the certificates of ``signer`` and ``others``."""
+    found = await asyncio.to_thread(signing.check, pdf, signer, *others)
     report = (await session.exec(select(ConsultationReport)
                                  .where(ConsultationReport.pdf_sha256 == found.sha256))).first()
     locale = report.locale if report else None
@@ -245,7 +255,7 @@ async def verification(database: Database, who: Principal, report_id: int, *, to
         file, shown = await _file_in(session, row, locale)
     data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, tools.key).read_all())
     async with database.session() as session:
-        found = await verify_bytes(session, data, tools.signer)
+        found = await verify_bytes(session, data, tools.signer, *tools.others)
     if found.report is not None and (found.report.id != row.id or found.locale != shown):
         return Verification(found.check, None, False)
     return found
@@ -272,11 +282,12 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
     """Render, sign and seal a version, add its row and audit entry, and commit (uncommitted work included)."""
     assert referral.id is not None
     locale = await _reader_locale(session, referral, tools.default_locale)
+    signer = tools.signer_for(who.hospital_id)  # the specialist's hospital's
     row = ConsultationReport(referral_id=referral.id, consultation_id=referral.consultation_id,
                              version=previous.version + 1 if previous else 1, author_id=who.user_id,
                              findings=body.findings, diagnosis_code=diagnosis.code,
                              diagnosis_text=diagnosis.title(locale), recommendations=body.recommendations,
-                             locale=locale, file="", pdf_sha256="", signer_subject=tools.signer.subject,
+                             locale=locale, file="", pdf_sha256="", signer_subject=signer.subject,
                              supersedes_id=previous.id if previous else None)
     session.add(row)
     await session.flush()
@@ -290,7 +301,7 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
         for shown in [locale, *(other for other in SUPPORTED_LOCALES if other != locale)]:
             facts = dataclasses.replace(await _facts(session, referral, row, shown, previous),
                                         diagnosis_text=diagnosis.title(shown))
-            pdf = await asyncio.to_thread(_signed, tools.signer, facts, shown)
+            pdf = await asyncio.to_thread(_signed, signer, facts, shown)
             path = directory / f"{secrets.token_hex(12)}.sealed"
             await asyncio.to_thread(_seal, path, tools.key, pdf)
             written.append(path)

@@ -1,11 +1,13 @@
 """Signing consultation reports (PAdES, with pyHanko) and checking a signed report later.
 
-The certificate and key are the consulting hospital's, from settings (``TELEMED_REPORT_SIGNING_CERT`` and
-``_KEY``). Without them, a self-signed pair is generated once into ``keys/`` in the data directory, so the demo
-signs on a fresh machine; a report signed with it says so in its signer's name.
+The certificate and key are the consulting hospital's, from settings: a hospital's own pair in
+``TELEMED_REPORT_SIGNING_DIR`` (``<hospital id>.crt.pem`` and ``<hospital id>.key.pem``), else the deployment's
+(``TELEMED_REPORT_SIGNING_CERT`` and ``_KEY``). Without those, a self-signed pair is generated once into
+``keys/`` in the data directory, so the demo signs on a fresh machine; a report signed with it says so in its
+signer's name.
 
-A signature is *trusted* when the certificate that made it is the one this deployment signs with, or chains
-to one of the certificates in the configured file (its issuers).
+A signature is *trusted* when the certificate that made it is one this deployment signs with, or chains to
+one of the certificates that follow one in its file (its issuers).
 """
 
 from __future__ import annotations
@@ -68,6 +70,26 @@ def load(settings: Settings) -> ReportSigner:
         cert_path, key_path = settings.data_dir / DEMO_CERT_FILE, settings.data_dir / DEMO_KEY_FILE
         if not cert_path.exists() or not key_path.exists():
             _write_self_signed(cert_path, key_path)
+    return _load_pair(cert_path, key_path)
+
+
+def load_hospitals(settings: Settings) -> dict[int, ReportSigner]:
+    """Each hospital's own pair from ``TELEMED_REPORT_SIGNING_DIR``, by hospital id (none if unset)."""
+    directory = settings.report_signing_dir
+    if directory is None:
+        return {}
+    if not directory.is_dir():
+        raise SettingsError(f"TELEMED_REPORT_SIGNING_DIR: {directory} is not a directory.")
+    found: dict[int, ReportSigner] = {}
+    for cert_path in sorted(directory.glob("*.crt.pem")):
+        stem = cert_path.name.removesuffix(".crt.pem")
+        if not stem.isdigit():
+            raise SettingsError(f"TELEMED_REPORT_SIGNING_DIR: {cert_path.name} is not named <hospital id>.crt.pem.")
+        found[int(stem)] = _load_pair(cert_path, directory / f"{stem}.key.pem")
+    return found
+
+
+def _load_pair(cert_path: Path, key_path: Path) -> ReportSigner:
     try:
         certificates = tuple(load_certs_from_pemder([str(cert_path)]))
         signer = signers.SimpleSigner.load(str(key_path), str(cert_path), ca_chain_files=None)
@@ -138,8 +160,8 @@ class Check:
         return self.signed and self.intact and self.whole_file and self.trusted
 
 
-def check(pdf: bytes, signer: ReportSigner) -> Check:
-    """Validate the report's signature against this deployment's certificate (blocking: run it in a thread)."""
+def check(pdf: bytes, signer: ReportSigner, *others: ReportSigner) -> Check:
+    """Validate the report's signature against this deployment's certificates (blocking: run it in a thread)."""
     digest = hashlib.sha256(pdf).hexdigest()
     try:
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
@@ -148,13 +170,14 @@ def check(pdf: bytes, signer: ReportSigner) -> Check:
     if not signatures:
         return Check(digest, False, False, False, False, "", None)
     embedded = signatures[-1]
-    ours, issuers = signer.certificates[0], list(signer.certificates[1:])
+    ours = {s.certificates[0].dump() for s in (signer, *others)}
+    issuers = [issuer for s in (signer, *others) for issuer in s.certificates[1:]]
     try:
         status = validate_pdf_signature(embedded, ValidationContext(trust_roots=issuers, allow_fetching=False))
     except (SigningError, ValueError) as exc:
         return Check(digest, True, False, False, False, str(exc), None)
     cert = status.signing_cert
-    trusted = bool(status.trusted) or cert.dump() == ours.dump()
+    trusted = bool(status.trusted) or cert.dump() in ours
     return Check(digest, True, bool(status.intact and status.valid),
                  status.coverage == SignatureCoverageLevel.ENTIRE_FILE, trusted, cert.subject.human_friendly,
                  status.signer_reported_dt)

@@ -5,6 +5,7 @@ PDF's hash is in the audit chain, and verification catches a file changed on dis
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import re
@@ -235,6 +236,25 @@ async def test_the_referring_doctor_acknowledges_once(database: Database, tools:
         acks = (await session.exec(select(AuditEvent).where(AuditEvent.action == "report.acknowledged"))).all()
         told = (await session.exec(select(Notification).where(Notification.kind == "report.acknowledged"))).all()
     assert len(acks) == 1 and [n.user_id for n in told] == [row.author_id]
+
+
+async def test_the_specialists_hospital_signs_with_its_own_pair(database: Database, tools: reports.ReportTools,
+                                                                tmp_path: Path) -> None:
+    """A hospital with a pair of its own in TELEMED_REPORT_SIGNING_DIR signs its specialists' reports with it."""
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    async with database.session() as session:
+        wang = await principal(session, "dr.wang")
+    signing._write_self_signed(pairs / f"{wang.hospital_id}.crt.pem", pairs / f"{wang.hospital_id}.key.pem")
+    own = signing.load_hospitals(Settings.load(environ={"TELEMED_REPORT_SIGNING_DIR": str(pairs)}))
+    tools = dataclasses.replace(tools, hospitals=own)
+    referral_id = await booked(database)
+    async with database.session() as session:
+        row = await reports.sign(session, wang, referral_id, REPORT, tools=tools)
+    pdf = SealedReader(tools.root / row.file, tools.key).read_all()
+    by_own, by_default = [await asyncio.to_thread(signing.check, pdf, s) for s in (own[wang.hospital_id], tools.signer)]
+    assert by_own.trusted and not by_default.trusted and row.signer_subject == own[wang.hospital_id].subject
+    assert (await reports.verification(database, await _who(database, "dr.li"), row.id, tools=tools)).holds
 
 
 async def test_verification_catches_a_file_replaced_on_disk(database: Database, tools: reports.ReportTools) -> None:

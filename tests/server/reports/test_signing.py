@@ -86,3 +86,22 @@ def test_another_partys_certificate_is_not_trusted(tmp_path: Path, signer: signi
 def test_an_unsigned_or_unreadable_file(signer: signing.ReportSigner) -> None:
     assert not signing.check(render(FACTS, "en"), signer).signed
     assert not signing.check(b"not a pdf", signer).signed
+
+
+def test_hospitals_sign_with_their_own_pairs(tmp_path: Path, signer: signing.ReportSigner) -> None:
+    """TELEMED_REPORT_SIGNING_DIR: <hospital id>.crt.pem and .key.pem, by hospital; their signatures are trusted
+    beside the deployment's; a file not named by a hospital id stops start-up."""
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    signing._write_self_signed(pairs / "2.crt.pem", pairs / "2.key.pem")
+    settings = Settings.load(environ={"TELEMED_REPORT_SIGNING_DIR": str(pairs)}, data_dir=tmp_path / "var")
+    hospitals = signing.load_hospitals(settings)
+    assert set(hospitals) == {2} and hospitals[2].subject == signer.subject  # both demo pairs, named alike
+    assert hospitals[2].certificates[0].dump() != signer.certificates[0].dump()
+    signed = hospitals[2].sign(render(FACTS, "en"), name="x", reason="r", location="l")
+    assert signing.check(signed, signer, *hospitals.values()).holds
+    assert not signing.check(signed, signer).trusted  # without the hospital's pair, not ours
+    assert signing.load_hospitals(Settings.load(environ={}, data_dir=tmp_path)) == {}
+    (pairs / "provincial.crt.pem").write_text("x")
+    with pytest.raises(SettingsError, match="hospital id"):
+        signing.load_hospitals(settings)
