@@ -55,6 +55,7 @@ from .api import holds as holds_api
 from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
+from .api import reports as reports_api
 from .api import rooms as rooms_api
 from .api import visits as visits_api
 from .appkeys import (
@@ -67,6 +68,7 @@ from .appkeys import (
     PASSWORDS,
     RECORDING_KEY,
     RELAYS,
+    REPORTS,
     ROOMS,
     SETTINGS,
 )
@@ -82,6 +84,8 @@ from .identity.login_throttle import InProcessThrottle
 from .identity.passwords import PasswordChecker
 from .identity.redis_throttle import RedisThrottle
 from .identity.signing_keys import load_keyring, load_recording_key
+from .reports import signing as report_signing
+from .reports.service import ReportTools
 from .retention import purge
 from .retention import schedule as retention_schedule
 from .scheduling import reminders
@@ -94,8 +98,8 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 # the protocol's codes (a generated module among the static ones, so it comes before the static files).
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
-    patients_api, visits_api, recordings_api, referrals_api, attachments_api, fhir_api, rooms_api, admin_api,
-    holds_api,
+    patients_api, visits_api, recordings_api, referrals_api, reports_api, attachments_api, fhir_api, rooms_api,
+    admin_api, holds_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, account_pages, codes,
@@ -142,6 +146,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         else InProcessThrottle()
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
+    # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
+    app[REPORTS] = ReportTools(report_signing.load(settings), settings.recordings_dir, app[RECORDING_KEY],
+                               settings.default_locale, report_signing.load_hospitals(settings))
     app[RELAYS] = {}
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .audit.trail import Batcher
     from .consultations.room_notifier import RoomNotifier
     from .errors import TelemedError
+    from .reports.service import ReportTools
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -32,4 +33,5 @@ PASSWORDS = web.AppKey("passwords", PasswordChecker)
 RECORDING_KEY = web.AppKey("recording_key", bytes)
 ROOMS: web.AppKey[RoomNotifier] = web.AppKey("rooms")  # what the domain tells rooms, through the hub
 AUDIT: web.AppKey[Batcher] = web.AppKey("audit")  # audit entries written in batches, beside the caller
+REPORTS: web.AppKey[ReportTools] = web.AppKey("reports")  # signing and reading consultation reports
 RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")

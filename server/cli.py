@@ -325,6 +325,66 @@ def cmd_bench_signaling(args: argparse.Namespace) -> int:
                       compare_with=Path(args.compare) if args.compare else None, tolerances=tolerances)
 
 
+def cmd_icd10_load(args: argparse.Namespace) -> int:
+    """Make a hospital's ICD-10 list (a UTF-8 CSV) the one reports' diagnoses are picked from."""
+    from .reports import icd10
+
+    try:
+        diagnoses = icd10.parse_csv(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"telemed: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    except TelemedError as exc:
+        print(f"telemed: {args.file}: {exc.message}", file=sys.stderr)
+        return 1
+
+    async def load(database: Database) -> None:
+        async with database.session() as session:
+            count = await icd10.replace(session, diagnoses, actor="shell")
+        print(f"Loaded {count} ICD-10 diagnoses from {args.file}; reports now pick from this list.")
+
+    return _with_database(_settings(args), load)
+
+
+def cmd_report_verify(args: argparse.Namespace) -> int:
+    """Check a signed report PDF: its signature, and its hash against the one recorded; exit 1 unless both hold."""
+    from .reports import service as reports
+    from .reports import signing
+
+    try:
+        pdf = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"telemed: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    settings = _settings(args)
+    signer, hospitals = signing.load(settings), signing.load_hospitals(settings)
+    outcome: list[reports.Verification] = []
+
+    async def verify(database: Database) -> None:
+        async with database.session() as session:
+            outcome.append(await reports.verify_bytes(session, pdf, signer, *hospitals.values()))
+
+    _with_database(settings, verify)
+    found = outcome[0]
+    c = found.check
+
+    def yes(value: bool) -> str:
+        return "yes" if value else "NO"
+
+    print(f"File:       {args.file}\nSHA-256:    {c.sha256}")
+    print(f"Signed:     {yes(c.signed)}" + (f" by {c.signer}" if c.signer else "")
+          + (f" at {c.signed_at.isoformat()}" if c.signed_at else ""))
+    print(f"Signature:  intact {yes(c.intact)}; covers the whole file {yes(c.whole_file)}; "
+          f"made with this deployment's certificate {yes(c.trusted)}")
+    if found.report is not None:
+        print(f"Recorded:   report {found.report.id}, version {found.report.version} of referral "
+              f"{found.report.referral_id}; in the audit trail {yes(found.in_audit_trail)}")
+    else:
+        print("Recorded:   NO (no report was signed with this hash)")
+    print("The report holds." if found.holds else "The report does NOT hold.")
+    return 0 if found.holds else 1
+
+
 def _settings_epilog() -> str:
     rows = "\n".join(f"  {name:<36} {doc}" for name, _, doc in describe())
     return f"Settings are read from the environment:\n{rows}"
@@ -385,6 +445,27 @@ def build_parser() -> argparse.ArgumentParser:
     retention_run.add_argument("--now", type=_instant, default=None,
                                help="the moment to judge expiry at, ISO 8601 (UTC if no zone); default: now")
     retention_run.set_defaults(func=cmd_retention_run)
+
+    icd10_parser = commands.add_parser("icd10", help="the ICD-10 code list",
+                                       description="The ICD-10 code list reports' diagnoses are picked from.")
+    icd10_commands = icd10_parser.add_subparsers(dest="icd10_command", required=True, metavar="ICD10_COMMAND")
+    icd10_load = with_data_dir(icd10_commands.add_parser(
+        "load", help="load the hospital's own list",
+        description="Replace the code list with the hospital's own (for instance the national edition, GB/T "
+                    "14396): a UTF-8 CSV with a header row naming code and title_zh and/or title_en."))
+    icd10_load.add_argument("file", help="the CSV file")
+    icd10_load.set_defaults(func=cmd_icd10_load)
+
+    report_parser = commands.add_parser("report", help="consultation reports",
+                                        description="Signed consultation reports.")
+    report_commands = report_parser.add_subparsers(dest="report_command", required=True, metavar="REPORT_COMMAND")
+    report_verify = with_data_dir(report_commands.add_parser(
+        "verify", help="check a signed report PDF",
+        description="Say whether a report PDF's signature holds (intact, over the whole file, made with this "
+                    "deployment's certificate), who signed it, and whether its SHA-256 is the one recorded when "
+                    "it was signed. Exit status 1 unless all hold."))
+    report_verify.add_argument("file", help="the PDF file")
+    report_verify.set_defaults(func=cmd_report_verify)
 
     user = commands.add_parser("user", help="manage accounts", description="Manage accounts.")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")

@@ -77,6 +77,8 @@ class ErrorCode(enum.Enum):
     ILLEGAL_TRANSITION = "illegal-transition", 409, "a referral action its present state does not allow"
     REFERRAL_CHANGED = "referral-changed", 409, "someone else changed the referral a moment ago"
     SLOT_TAKEN = "slot-taken", 409, "the slot was booked by someone else first"
+    REPORT_EXISTS = "report-exists", 409, "signing a referral's report when it has one (amend it instead)"
+    REPORT_SUPERSEDED = "report-superseded", 409, "amending a report version that is not the latest"
     ROOM_NOT_OPEN = "room-not-open", 409, "a room token before the room opens"
     ROOM_CLOSED = "room-closed", 409, "a room token after the room closed"
     NO_PATIENT = "no-patient", 409, "inviting or recording the consent of a consultation's patient when it has none"

@@ -547,3 +547,56 @@ class IdempotencyKey(SQLModel, table=True):
     status: int = 0  # the answer's, put by the operation's commit
     body: str = Field(default="", sa_type=sa.Text)  # the answer's JSON, as sent
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class ConsultationReport(SQLModel, table=True):
+    """One signed version of the specialist's consultation report (会诊报告) on a referral. An amendment is a
+    new row that ``supersedes`` the one before; no version is ever changed or removed. The signed PDF is
+    sealed on disk (``file``, under the recordings directory, like attachments); its SHA-256 is here and in
+    the audit trail, so a copy can be checked against what was issued."""
+
+    __tablename__ = "consultation_report"
+    __table_args__ = (sa.UniqueConstraint("referral_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referral.id", index=True)
+    consultation_id: int | None = Field(default=None, foreign_key="consultation.id")
+    version: int = Field(default=1)
+    author_id: int = Field(foreign_key="user_account.id")  # the specialist who signed it
+    findings: str = Field(sa_type=sa.Text)
+    diagnosis_code: str = Field(max_length=16)
+    diagnosis_text: str = Field(max_length=300)
+    recommendations: str = Field(default="", sa_type=sa.Text)
+    locale: str = Field(max_length=16)  # the language the PDF was rendered in
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    file: str = Field(max_length=200)  # the signed PDF, sealed, under the recordings directory
+    pdf_sha256: str = Field(max_length=64)
+    signer_subject: str = Field(max_length=300)  # the signing certificate's subject, as the PDF's signature says
+    acknowledged_by: int | None = Field(default=None, foreign_key="user_account.id")
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    supersedes_id: int | None = Field(default=None, foreign_key="consultation_report.id")
+
+
+class ReportRendition(SQLModel, table=True):
+    """A report version in another language than its record copy (``ConsultationReport.file``, in the requesting
+    hospital's language): the same facts, rendered and signed at the same time, for a reader of that language."""
+
+    __tablename__ = "consultation_report_rendition"
+    __table_args__ = (sa.UniqueConstraint("report_id", "locale"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="consultation_report.id", index=True)
+    locale: str = Field(max_length=16)
+    file: str = Field(max_length=200)
+    pdf_sha256: str = Field(max_length=64, index=True)
+
+
+class Icd10Code(SQLModel, table=True):
+    """One diagnosis of the ICD-10 code list a report's diagnosis is picked from: the packaged WHO list, or
+    the hospital's own (`telemed icd10 load`, e.g. the national edition GB/T 14396)."""
+
+    __tablename__ = "icd10_code"
+
+    code: str = Field(primary_key=True, max_length=16)
+    title_en: str = Field(default="", max_length=300)
+    title_zh: str = Field(default="", max_length=300)

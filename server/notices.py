@@ -38,6 +38,8 @@ KINDS: dict[str, str] = {
     "appointment.booked": N_("Referral #{referral}: appointment booked for {when}"),
     "appointment.moved": N_("Referral #{referral}: appointment moved to {when} ({reason})"),
     "appointment.reminder": N_("Reminder: referral #{referral}'s consultation starts in {minutes} min ({when})"),
+    "report.amended": N_("Referral #{referral}: the consultation report was amended (version {version})"),
+    "report.acknowledged": N_("Referral #{referral}: the referring doctor acknowledged the report (version {version})"),
 }
 
 STATE_LABELS = {
@@ -73,6 +75,11 @@ class Notice:
     def reminder(cls, referral_id: int, consultation_id: int | None, minutes: int, starts_at: datetime) -> Notice:
         return cls("appointment.reminder", {"referral": referral_id, "minutes": minutes,
                                             "when": starts_at.isoformat()}, f"/consultations/{consultation_id}")
+
+    @classmethod
+    def report(cls, kind: str, referral_id: int, version: int) -> Notice:
+        """``report.amended`` (to the referring doctor) or ``report.acknowledged`` (to the report's author)."""
+        return cls(kind, {"referral": referral_id, "version": version}, f"/referrals/{referral_id}#report")
 
     def to(self, user_id: int) -> Notification:
         """The row that tells ``user_id``."""

@@ -117,7 +117,7 @@ def may_act_on_referral(who: Principal, scope: ReferralScope, state: ReferralSta
     if action is A.START:
         return referrer or who.user_id == scope.booked_specialist_id
     if action is A.COMPLETE:
-        return who.role is Role.SPECIALIST and who.user_id == scope.booked_specialist_id
+        return can_sign_report(who, scope)  # a referral is completed by signing its report
     if action is A.CANCEL:
         coordinator = who.role is Role.COORDINATOR and who.hospital_id == scope.target_hospital_id
         return referrer or (coordinator and state in (ReferralState.ACCEPTED, ReferralState.SCHEDULED))
@@ -128,6 +128,17 @@ def has_referrals(who: Principal) -> bool:
     """The referrals list: those who send, receive or are booked for referrals (which ones each sees is
     ``can_view_referral``'s rule). Administrators and auditors see no health records."""
     return who.role in ORGANISING_ROLES
+
+
+def can_sign_report(who: Principal, scope: ReferralScope) -> bool:
+    """The consultation report, and its amendments, are signed by the specialist taking the referral: the one
+    booked for it (not merely the one asked for, nor a colleague of theirs)."""
+    return who.role is Role.SPECIALIST and who.user_id == scope.booked_specialist_id
+
+
+def can_acknowledge_report(who: Principal, scope: ReferralScope) -> bool:
+    """The referring doctor acknowledges receipt of the report, for the requesting hospital's record."""
+    return who.role is Role.COUNTY_DOCTOR and who.user_id == scope.referring_doctor_id
 
 
 def has_referral_inbox(who: Principal) -> bool:

@@ -265,6 +265,20 @@ class Settings:
         "AES-256 key that seals recordings at rest, as 64 hex digits. Unset: generated once into keys/ in the "
         "data directory (development only; in production give it from a secrets store, apart from recordings).",
     )
+    report_signing_cert: Path | None = _setting(
+        None, Path,
+        "PEM file of the certificate consultation reports are signed with (PAdES): the consulting hospital's, "
+        "optionally followed by its issuers. Unset: a self-signed one is generated once into keys/ in the data "
+        "directory (demo and development only).",
+    )
+    report_signing_key: Path | None = _setting(
+        None, Path, "PEM file of the private key of TELEMED_REPORT_SIGNING_CERT (unencrypted PKCS#8 or PKCS#1).",
+    )
+    report_signing_dir: Path | None = _setting(
+        None, Path,
+        "Directory of hospitals' own report signing pairs, <hospital id>.crt.pem and <hospital id>.key.pem: a "
+        "specialist's report is signed with their hospital's pair, else with TELEMED_REPORT_SIGNING_CERT.",
+    )
     relay_video_codec: str = _setting(
         "vp8", _parse_video_codec,
         "The one video codec of relayed rooms, vp8 or h264: the relay forwards frames untouched, so every "

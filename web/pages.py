@@ -8,7 +8,7 @@ from aiohttp import web
 from yarl import URL
 
 from server import notices, zones
-from server.appkeys import DATABASE, KEYS, SETTINGS
+from server.appkeys import DATABASE, KEYS, REPORTS, SETTINGS
 from server.consent import templates as consent_templates
 from server.consultations import service as consultations
 from server.consultations.room_window import RoomWindow
@@ -40,7 +40,8 @@ from server.permissions import (
 )
 from server.referrals import attachments, views
 from server.referrals import service as referrals
-from server.referrals.inputs import ReferralActionBody
+from server.reports import service as reports
+from server.reports.inputs import ReportInput
 from server.scheduling import calendar_feed
 
 from .clock import zoned
@@ -228,15 +229,15 @@ async def consultation_room(request: web.Request) -> web.Response:
 
 @routes.post("/consultations/{consultation_id}/opinion")
 async def room_opinion(request: web.Request) -> web.Response:
-    """The booked specialist writes the opinion from the room: the referral page's "complete" action, through
-    the same model and service (``referrals.service.act``), back to the room."""
+    """The booked specialist signs the consultation report from the room, which completes the referral: the
+    referral page's report form, through the same model and service (``reports.service.sign``), back to the
+    room."""
     who = caller(request).principal
     consultation_id = path_id(request, "consultation_id")
     form = await read_form(request)
-    values = {"action": ReferralAction.COMPLETE.value, "opinion": form.get("opinion", "").strip(),
-              "recommendations": form.get("recommendations", "").strip()}
+    values = {k: form.get(k, "").strip() for k in ("findings", "diagnosis_code", "recommendations")}
     try:
-        body = parse_form(values, ReferralActionBody)
+        body = parse_form(values, ReportInput)
         async with request.app[DATABASE].session() as session:
             # only a consultation the caller is in, and only the referral it was booked for
             await consultations.visible(session, who, consultation_id, can_join_consultation)
@@ -245,17 +246,16 @@ async def room_opinion(request: web.Request) -> web.Response:
                 raise NotFound(N_("This consultation was not booked for a referral you can see."))
             referral, _ = found
             assert referral.id is not None
-            await referrals.act(session, who, referral.id, body.action, opinion=body.opinion,
-                                recommendations=body.recommendations)
+            await reports.sign(session, who, referral.id, body, tools=request.app[REPORTS])
     except TelemedError as exc:
         # each field's refusal beside it, in the reader's words, as on the referral page
         gettext = translator(request)
-        return await _room(request, consultation_id, status=exc.status, opinion={
+        return await _room(request, consultation_id, status=exc.status, report_form={
             **values, "error": summary(exc, gettext), "errors": field_errors(exc, gettext)})
     raise web.HTTPSeeOther(f"/consultations/{consultation_id}#referral-panel")
 
 
-async def _room(request: web.Request, consultation_id: int, *, opinion: dict[str, str] | None = None,
+async def _room(request: web.Request, consultation_id: int, *, report_form: dict[str, str] | None = None,
                 status: int = 200) -> web.Response:
     """A clinician's room: the call, and beside it the referral the consultation was booked for."""
     who = caller(request).principal
@@ -274,8 +274,8 @@ async def _room(request: web.Request, consultation_id: int, *, opinion: dict[str
     }
     title = view.title or translator(request)(N_("Consultation #%(number)s")) % {"number": view.consultation.id}
     referral = await _referral_panel(request, consultation_id)
-    if referral is not None and opinion is not None:
-        referral["opinion_form"] = opinion
+    if referral is not None and report_form is not None:
+        referral["report_form"] = report_form
     return await render_room(request, {"title": title, "subtitle": view.hospital.name,
                                        "patient": view.patient.name if view.patient else None, "config": config,
                                        "referral": referral, "urgency_labels": URGENCY_LABELS, "back_url": "/"},
@@ -293,9 +293,11 @@ async def _referral_panel(request: web.Request, consultation_id: int) -> dict[st
         data = await views.describe(session, who, found[0], full=True)
         files = [] if data["records_withheld"] else [
             attachments.describe(row) for row in await attachments.list_for(session, who, data["id"])]
+        signed = [] if data["records_withheld"] else await reports.versions(session, data["id"])
     await views.audit_patient_view(request.app[DATABASE], who, data)
     return {**data, "attachments": files, "can_write_opinion": ReferralAction.COMPLETE.value in data["actions"],
-            "opinion_form": {"opinion": "", "recommendations": "", "error": None, "errors": {}}}
+            "report": reports.describe(signed[-1]) if signed else None,
+            "report_form": {"findings": "", "diagnosis_code": "", "recommendations": "", "error": None, "errors": {}}}
 
 
 async def render_room(request: web.Request, context: dict, *, consultation: Consultation, reader_hospital_id: int,

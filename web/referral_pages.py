@@ -1,6 +1,7 @@
 """The referral pages: the list (a coordinator's inbox, then the rest), a new referral, and one referral with
 the forms for what the caller may do next (accept, decline, redirect, book a slot from the week's calendar,
-write the opinion, cancel). Every time is on the reader's hospital's clock, with the zone's short name.
+sign the consultation report and amend it, acknowledge it, cancel). Every time is on the reader's hospital's
+clock, with the zone's short name.
 
 Plain forms, posted back here and redirected (post/redirect/get); the work is done by the same
 server/referrals/service.py and server/scheduling/service.py functions the REST API calls, so the rules are the same.
@@ -13,21 +14,31 @@ from typing import Any
 
 from aiohttp import web
 
-from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
+from server.appkeys import DATABASE, RECORDING_KEY, REPORTS, SETTINGS
 from server.consent import records as consents
 from server.consent import templates as consent_templates
 from server.consent.records import How
-from server.errors import N_, BadRequest, TelemedError, ValidationFailed
+from server.errors import N_, BadRequest, NotFound, TelemedError, ValidationFailed
 from server.http import file_upload, locale_for, parse_form, path_id, read_form, translator
 from server.identity.auth import caller
-from server.models import ConsentPurpose, ReferralState, Urgency
+from server.models import ConsentPurpose, ConsultationReport, ReferralState, Urgency
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
-from server.permissions import can_attach, can_refer, has_referral_inbox, has_referrals, require
+from server.permissions import (
+    can_acknowledge_report,
+    can_attach,
+    can_refer,
+    can_sign_report,
+    has_referral_inbox,
+    has_referrals,
+    require,
+)
 from server.referrals import attachments, choices, views
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
 from server.referrals.inputs import Booking, ReferralCreate, ReferralSearch
+from server.reports import service as reports
+from server.reports.inputs import ReportInput
 from server.scheduling import service as scheduling
 
 from .booking_calendar import calendar
@@ -139,12 +150,16 @@ async def referral_page(request: web.Request) -> web.Response:
 
 
 async def _render_referral(request: web.Request, referral_id: int, *, error: str | None = None,
-                           status: int = 200, week_raw: str | None = None) -> web.Response:
+                           status: int = 200, week_raw: str | None = None,
+                           report_form: dict[str, str] | None = None) -> web.Response:
     who = caller(request).principal
     week_raw = week_raw or request.query.get("week")
     async with request.app[DATABASE].session() as session:
-        referral, _ = await referrals.load_visible(session, who, referral_id)
+        referral, appointment = await referrals.load_visible(session, who, referral_id)
         data = await views.describe(session, who, referral, full=True)
+        scope = referrals.scope_of(referral, appointment)
+        versions = [] if data["records_withheld"] else [
+            reports.describe(row) for row in await reports.versions(session, referral_id)]
         zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
         hospitals, specialists = await choices.partners(session, referral.target_hospital_id)
         week = None
@@ -159,6 +174,9 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         "attachments": files, "can_attach": can_attach(who, referrals.scope_of(referral, None))
         and referral.state not in attachments.CLOSED,
         "referral": data, "hospitals": hospitals, "specialists": specialists, "zone": zone,
+        "reports": versions, "can_sign_report": can_sign_report(who, scope),
+        "can_acknowledge_report": can_acknowledge_report(who, scope),
+        "report_form": report_form or {"findings": "", "diagnosis_code": "", "recommendations": ""},
         "calendar": calendar(week, locale_for(request)) if week else None,
         "asked_week": bool(week_raw), "error": error}, status)
 
@@ -184,13 +202,65 @@ async def referral_action(request: web.Request) -> web.Response:
                                  _int(form["specialist_id"]) if form.get("specialist_id") else None)
         async with request.app[DATABASE].session() as session:
             await referrals.act(session, who, referral_id, action, reason=form.get("reason", ""),
-                                opinion=form.get("opinion", ""), recommendations=form.get("recommendations", ""),
                                 redirect_to=target)
     except ValueError:
         return await _render_referral(request, referral_id, error=_text(request, N_("Unknown action.")), status=400)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
+
+
+REPORT_FIELDS = ("findings", "diagnosis_code", "recommendations")
+
+
+@routes.post("/referrals/{referral_id}/report")
+async def referral_report(request: web.Request) -> web.Response:
+    """The booked specialist signs the consultation report, completing the referral (``reports.sign``, as
+    ``POST /api/referrals/{id}/reports``); with ``amends``, a new version of that one (``reports.amend``)."""
+    who = caller(request).principal
+    referral_id = path_id(request, "referral_id")
+    form = {k: str(v).strip() for k, v in (await read_form(request)).items()}
+    values = {k: form.get(k, "") for k in REPORT_FIELDS}
+    try:
+        body = parse_form(values, ReportInput)
+        async with request.app[DATABASE].session() as session:
+            if form.get("amends"):
+                await reports.amend(session, who, _int(form["amends"]), body, tools=request.app[REPORTS])
+            else:
+                await reports.sign(session, who, referral_id, body, tools=request.app[REPORTS])
+    except TelemedError as exc:
+        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status,
+                                      report_form={**values, "errors": field_errors(exc, translator(request))})
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}#report")
+
+
+@routes.post("/referrals/{referral_id}/reports/{report_id}/acknowledge")
+async def referral_report_acknowledge(request: web.Request) -> web.Response:
+    """The referring doctor acknowledges receipt of a report version (``reports.acknowledge``)."""
+    who = caller(request).principal
+    referral_id = path_id(request, "referral_id")
+    try:
+        async with request.app[DATABASE].session() as session:
+            await reports.acknowledge(session, who, path_id(request, "report_id"))
+    except TelemedError as exc:
+        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}#report")
+
+
+@routes.get("/referrals/{referral_id}/reports/{report_id}/verification")
+async def referral_report_verification(request: web.Request) -> web.Response:
+    """Whether a report version's stored PDF still holds, in words (``reports.verification``, as
+    ``GET /api/reports/{id}/verification``)."""
+    who = caller(request).principal
+    report_id = path_id(request, "report_id")
+    found = await reports.verification(request.app[DATABASE], who, report_id, tools=request.app[REPORTS],
+                                       locale=locale_for(request))
+    async with request.app[DATABASE].session() as session:
+        report = await session.get(ConsultationReport, report_id)
+        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
+    if report is None or report.referral_id != path_id(request, "referral_id"):
+        raise NotFound(N_("There is no such report."))
+    return _render(request, "report_verification.html", {"found": found, "report": report, "zone": zone})
 
 
 @routes.post("/referrals/{referral_id}/book")

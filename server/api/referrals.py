@@ -67,13 +67,14 @@ async def get_referral(request: web.Request) -> web.Response:
 @routes.post("/api/referrals/{referral_id}/actions")
 @accepts(ReferralActionBody)
 async def act_on_referral(request: web.Request) -> web.Response:
-    """Move a referral on: submit, accept, decline, redirect, start, complete or cancel (409 if it cannot)."""
+    """Move a referral on: submit, accept, decline, redirect, start or cancel (409 if it cannot). A referral is
+    completed by signing its consultation report (``POST /api/referrals/{id}/reports``), not here: ``complete``
+    answers 422."""
     who = caller(request).principal
     body = await parse_body(request, ReferralActionBody)
     target = Redirection(body.redirect_to.hospital_id, body.redirect_to.specialist_id) if body.redirect_to else None
     async with request.app[DATABASE].session() as session:
         referral = await referrals.act(session, who, referral_id(request), body.action, reason=body.reason,
-                                       opinion=body.opinion, recommendations=body.recommendations,
                                        redirect_to=target)
         data = await views.describe(session, who, referral, full=True)
     return json_response(data)

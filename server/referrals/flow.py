@@ -4,7 +4,8 @@ A county doctor drafts and submits a referral to a hospital of the partnership (
 specialist). That hospital's coordinators, or the specialist named, accept, decline (with a reason)
 or redirect it to another hospital or specialist of the partnership, whose turn it then is. An
 accepted referral is scheduled by booking a slot, goes into consultation when the call starts, and is
-completed by the specialist's written opinion, which goes back to the referring doctor. Until the
+completed by the specialist's signed consultation report (server/reports/), which goes back to the referring
+doctor: there is no completing without one. Until the
 consultation starts the referring doctor may cancel (with a reason); the receiving coordinators may
 too, once they have accepted it.
 
@@ -61,7 +62,7 @@ class Redirection:
 class Request:
     action: ReferralAction
     reason: str = ""
-    opinion: str = ""
+    report_signed: bool = False  # only signing the report (server/reports/service.py) completes a referral
     redirect_to: Redirection | None = None
     partner_hospital_ids: frozenset[int] = frozenset()  # where a redirect may go
 
@@ -82,7 +83,7 @@ _REFUSED = {
     A.REDIRECT: N_("Only the receiving hospital's coordinators, or the specialist asked for, redirect a referral."),
     A.SCHEDULE: N_("Only the receiving hospital's coordinators book a referral's appointment."),
     A.START: N_("Only the referring doctor and the booked specialist start the consultation."),
-    A.COMPLETE: N_("Only the booked specialist completes a referral with an opinion."),
+    A.COMPLETE: N_("Only the booked specialist completes a referral, by signing its report."),
     A.CANCEL: N_("Only the referring doctor cancels a referral (the receiving coordinators once they accepted it)."),
 }
 
@@ -102,8 +103,8 @@ def decide(actor: Actor, facts: ReferralFacts, request: Request) -> ReferralStat
                                 state=facts.state.value, action=action.value)
     if action in NEEDS_REASON and not request.reason.strip():
         raise ValidationFailed({"reason": N_("give a reason, for the referring doctor's record")})
-    if action is A.COMPLETE and not request.opinion.strip():
-        raise ValidationFailed({"opinion": N_("the written opinion is what completes a referral")})
+    if action is A.COMPLETE and not request.report_signed:
+        raise ValidationFailed({"report": N_("a referral is completed by signing its consultation report")})
     if action is A.REDIRECT:
         to = request.redirect_to
         if to is None:

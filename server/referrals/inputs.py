@@ -39,8 +39,6 @@ class RedirectTarget(_Body):
 class ReferralActionBody(_Body):
     action: ReferralAction
     reason: str = pydantic.Field(default="", max_length=1000)
-    opinion: str = pydantic.Field(default="", max_length=20_000)
-    recommendations: str = pydantic.Field(default="", max_length=20_000)
     redirect_to: RedirectTarget | None = None
 
 

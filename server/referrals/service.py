@@ -204,7 +204,7 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
         audit.with_commit(session, lambda: consents.given_entry(consent, template))
     if new.submit:
         await require_sharing_consent(session, referral)
-        await _apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
+        await apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
     await idempotency.commit(session, reply, referral)
     return referral
 
@@ -238,28 +238,29 @@ async def shared_partnership(session: AsyncSession, hospital_a: int, hospital_b:
 
 
 async def act(session: AsyncSession, who: Principal, referral_id: int, action: ReferralAction, *, reason: str = "",
-              opinion: str = "", recommendations: str = "", redirect_to: Redirection | None = None) -> Referral:
-    """Take ``action`` on a referral the caller can see, and commit it with its event and notifications."""
+              redirect_to: Redirection | None = None) -> Referral:
+    """Take ``action`` on a referral the caller can see, and commit it with its event and notifications. (A
+    referral is completed by signing its report, server/reports/service.py: ``complete`` here answers 422.)"""
     referral, appointment = await load_visible(session, who, referral_id)
     if action is ReferralAction.SCHEDULE:
         raise ValidationFailed({"action": N_("a referral is scheduled by booking a slot for it")})
     if action is ReferralAction.SUBMIT and may(actor(who), facts_of(referral, appointment), action):
         await require_sharing_consent(session, referral)
     partners = await partner_hospital_ids(session, referral.target_hospital_id)
-    request = Request(action, reason=reason, opinion=opinion, redirect_to=redirect_to, partner_hospital_ids=partners)
+    request = Request(action, reason=reason, redirect_to=redirect_to, partner_hospital_ids=partners)
     if redirect_to is not None and redirect_to.specialist_id is not None:
         specialist = await session.get(User, redirect_to.specialist_id)
         if specialist is None or specialist.role is not Role.SPECIALIST \
                 or specialist.hospital_id != redirect_to.hospital_id:
             raise ValidationFailed({"redirect_to.specialist_id": N_("not a specialist of that hospital")})
-    await _apply(session, who, referral, appointment, request, recommendations=recommendations)
+    await apply(session, who, referral, appointment, request)
     await session.commit()
     return referral
 
 
-async def _apply(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
-                 request: Request, *, recommendations: str = "", changes: dict[str, Any] | None = None,
-                 notice: Notice | None = None, also_notify: int | None = None) -> None:
+async def apply(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
+                request: Request, *, changes: dict[str, Any] | None = None,
+                notice: Notice | None = None, also_notify: int | None = None) -> None:
     """Decide, then write the new state (only if nobody moved the referral meanwhile), its event, its audit
     entry and the notifications (``notice``, to everyone on the referral and ``also_notify``), uncommitted."""
     assert referral.id is not None
@@ -274,8 +275,6 @@ async def _apply(session: AsyncSession, who: Principal, referral: Referral, appo
         values["decline_reason"] = request.reason.strip()
     elif action is ReferralAction.CANCEL:
         values["cancel_reason"] = request.reason.strip()
-    elif action is ReferralAction.COMPLETE:
-        values["opinion"], values["recommendations"] = request.opinion.strip(), recommendations.strip()
     elif action is ReferralAction.REDIRECT:
         assert request.redirect_to is not None
         values["target_hospital_id"] = request.redirect_to.hospital_id

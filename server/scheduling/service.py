@@ -41,7 +41,7 @@ from ..models import (
 from ..notices import Notice
 from ..permissions import Principal
 from ..referrals.flow import ReferralAction, Request, may
-from ..referrals.service import _apply, actor, facts_of, load_visible
+from ..referrals.service import actor, apply, facts_of, load_visible
 from .slots import DayChange, Hours, ShownDay, Slot, day_slots, is_slot, shown_day, week_of
 
 SEARCH_DAYS_MAX = 31
@@ -222,9 +222,9 @@ async def book(session: AsyncSession, who: Principal, referral_id: int, speciali
     session.add(booked)
     await _claim_slot(session)
     audit.with_commit(session, _booking_entry(who, "appointment.booked", booked))
-    await _apply(session, who, referral, appointment, Request(ReferralAction.SCHEDULE),
-                 changes={"consultation_id": consultation.id}, also_notify=specialist_id,
-                 notice=Notice.booked(referral.id, slot.starts_at))
+    await apply(session, who, referral, appointment, Request(ReferralAction.SCHEDULE),
+                changes={"consultation_id": consultation.id}, also_notify=specialist_id,
+                notice=Notice.booked(referral.id, slot.starts_at))
     await idempotency.commit(session, reply, booked)
     return booked
 

@@ -1,7 +1,7 @@
 """A referral in real Chromium, through the pages: the county doctor refers (with the patient's consent to
 sharing their records, and an ECG image attached), the partner hospital's coordinator accepts it from the
 inbox and books a slot from the week's calendar, the patient opens the invitation, consents, passes the
-device check and waits, the specialist admits them, then writes the opinion, and the county doctor reads it."""
+device check and waits, the specialist admits them, then signs the report, and the county doctor reads it."""
 
 from __future__ import annotations
 
@@ -106,12 +106,14 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     await expect(doctor.locator("figure.remote")).to_have_count(1)  # the specialist stays
 
     await specialist.goto(referral_page)
-    await specialist.get_by_label("Opinion").fill("Stable angina. Start bisoprolol 2.5 mg daily.")
+    await specialist.get_by_label("Findings").fill("Stable angina. Start bisoprolol 2.5 mg daily.")
+    await specialist.get_by_label("Diagnosis (ICD-10 code)").fill("I20.8")
     await specialist.get_by_label("Recommendations").fill("Exercise ECG in four weeks.")
-    await specialist.get_by_role("button", name="Send opinion and complete").click()
+    await specialist.get_by_role("button", name="Sign the report and complete").click()
     await expect(specialist.locator("#referral-state")).to_have_text("Completed")
 
     await doctor.goto(referral_url)
-    await expect(doctor.locator("#opinion")).to_contain_text("Stable angina. Start bisoprolol 2.5 mg daily.")
-    await expect(doctor.locator("#opinion")).to_contain_text("Exercise ECG in four weeks.")
+    await expect(doctor.locator("#report")).to_contain_text("Stable angina. Start bisoprolol 2.5 mg daily.")
+    await expect(doctor.locator("#report")).to_contain_text("Exercise ECG in four weeks.")
+    await expect(doctor.locator("#report-diagnosis")).to_contain_text("I20.8")
     await expect(doctor.locator("#history li")).to_have_count(5)

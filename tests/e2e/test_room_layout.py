@@ -2,7 +2,7 @@
 counts down on the reader's clock and starts by itself, a closed one says so and stops asking; the speaker
 (or a shared screen, whole) is large and the self-view small in its corner, a click pins a tile and a second
 unpins it; a patient on a phone gets the video first, thumb-sized controls and nothing to scroll sideways;
-the specialist reads the referral and sends the opinion beside the call without leaving it.
+the specialist reads the referral and signs the report beside the call without leaving it.
 
 Screenshots of each are saved to screenshots/ (not committed) for a person to look at."""
 
@@ -331,7 +331,7 @@ async def test_a_patient_on_a_phone(client: TestClient, browser: Browser, locale
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-async def test_the_specialist_reads_the_referral_and_sends_the_opinion_without_leaving_the_call(
+async def test_the_specialist_reads_the_referral_and_signs_the_report_without_leaving_the_call(
         client: TestClient, browser: Browser, locale: str) -> None:
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
@@ -351,20 +351,22 @@ async def test_the_specialist_reads_the_referral_and_sends_the_opinion_without_l
     await shot(specialist, f"room-referral-desktop-specialist-{locale}")
     await assert_accessible(specialist)
 
-    # An opinion of blanks (the browser's own check switched off) is refused beside its field, in the reader's
+    # A report of blanks (the browser's own check switched off) is refused beside its field, in the reader's
     # words, the panel replaced in place and the call going on.
     await specialist.evaluate("document.getElementById('opinion-form').noValidate = true")
-    await panel.get_by_label(_("Opinion")).fill("   ")
-    await panel.get_by_role("button", name=_("Send opinion and complete")).click()
-    await expect(panel.locator("#error-opinion")).to_have_text(_("the written opinion is what completes a referral"))
+    await panel.get_by_label(_("Findings")).fill("   ")
+    await panel.get_by_label(_("Diagnosis (ICD-10 code)")).fill("I20.8")
+    await panel.get_by_role("button", name=_("Sign the report and complete")).click()
+    await expect(panel.locator("#error-findings")).to_be_visible()
     await expect(panel.get_by_role("alert")).to_have_text(_("Please correct the fields marked below."))
-    await expect(panel.get_by_label(_("Opinion"))).to_have_attribute("aria-invalid", "true")
+    await expect(panel.get_by_label(_("Findings"))).to_have_attribute("aria-invalid", "true")
     assert await specialist.evaluate("(call) => call === window.telemedCall", call)
     await shot(specialist, f"room-opinion-refused-{locale}")
 
-    await panel.get_by_label(_("Opinion")).fill("Stable angina. Start bisoprolol 2.5 mg daily.")
+    await panel.get_by_label(_("Findings")).fill("Stable angina. Start bisoprolol 2.5 mg daily.")
+    await panel.get_by_label(_("Diagnosis (ICD-10 code)")).fill("I20.8")
     await panel.get_by_label(_("Recommendations")).fill("Exercise ECG in four weeks.")
-    await panel.get_by_role("button", name=_("Send opinion and complete")).click()
+    await panel.get_by_role("button", name=_("Sign the report and complete")).click()
     await expect(panel.locator("#referral-opinion")).to_contain_text("Stable angina.")
     await expect(panel.locator("form")).to_have_count(0)
     # The same page, the same call: still in it.

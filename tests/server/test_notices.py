@@ -20,7 +20,8 @@ from .api.test_referrals import booked_referral
 
 SLOT = datetime(2026, 12, 1, 6, 30, tzinfo=UTC)  # 14:30 in Beijing, 12:30 in Ürümqi
 SAMPLES = [Notice.referral_state(7, "accepted"), Notice.booked(7, SLOT), Notice.moved(7, SLOT, "away {at} a course"),
-           Notice.reminder(7, 3, 15, SLOT)]
+           Notice.reminder(7, 3, 15, SLOT), Notice.report("report.amended", 7, 2),
+           Notice.report("report.acknowledged", 7, 1)]
 
 
 def test_every_kind_has_a_sample() -> None:

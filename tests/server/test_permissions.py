@@ -10,6 +10,7 @@ from server.permissions import (
     Principal,
     ReferralScope,
     can_access_recordings,
+    can_acknowledge_report,
     can_add_participant,
     can_administer,
     can_attach,
@@ -21,6 +22,7 @@ from server.permissions import (
     can_manage_holds,
     can_read_audit,
     can_refer,
+    can_sign_report,
     can_speak_for_patient,
     can_view_consultation,
     can_view_referral,
@@ -131,6 +133,29 @@ def test_who_sees_a_referral_and_adds_to_it(who: Principal, scope: ReferralScope
     booked; only the referrer attaches results."""
     assert can_view_referral(who, scope) is view
     assert can_attach(who, scope) is attach
+
+
+BOOKED_WANG = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,
+                            booked_specialist_id=20)
+
+
+@pytest.mark.parametrize(("who", "scope", "sign", "acknowledge"), [
+    (wang, BOOKED_WANG, True, False),  # asked for and booked: takes the referral
+    (wang, REFERRAL, False, False),  # asked for by name, not (yet) booked
+    (zhou, BOOKED, True, False),  # booked, though another was asked for
+    (zhou, BOOKED_WANG, False, False),  # a colleague of the booked specialist
+    (zhao, BOOKED_WANG, False, False),  # the receiving coordinator organises, does not sign
+    (li, BOOKED_WANG, False, True),  # the referring doctor acknowledges receipt
+    (chen, BOOKED_WANG, False, False),  # another county doctor
+    (admin, BOOKED_WANG, False, False),
+    (auditor, BOOKED_WANG, False, False),
+])
+def test_who_signs_and_acknowledges_a_report(who: Principal, scope: ReferralScope, sign: bool,
+                                             acknowledge: bool) -> None:
+    """Only the specialist booked for the referral signs (and amends) its report; only the doctor who referred
+    acknowledges it."""
+    assert can_sign_report(who, scope) is sign
+    assert can_acknowledge_report(who, scope) is acknowledge
 
 
 @pytest.mark.parametrize(("who", "refer", "inbox", "patients", "feed", "audit"), [

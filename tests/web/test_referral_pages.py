@@ -40,10 +40,10 @@ async def test_outsider_gets_a_403_page(client: TestClient) -> None:
 async def test_refused_action_is_explained_on_the_page(client: TestClient) -> None:
     referral = await _referral(client)
     await form_login(client, "coord.zhao")
-    refused = await client.post(f"/referrals/{referral}/action", data={"action": "complete", "opinion": "x"},
+    refused = await client.post(f"/referrals/{referral}/action", data={"action": "complete"},
                                 headers=EN, allow_redirects=False)
     assert refused.status == 403
-    assert "Only the booked specialist completes a referral with an opinion." in await refused.text()
+    assert "Only the booked specialist completes a referral, by signing its report." in await refused.text()
     no_reason = await client.post(f"/referrals/{referral}/action", data={"action": "decline", "reason": " "},
                                   headers=EN, allow_redirects=False)
     assert no_reason.status == 422 and "Reason: give a reason" in await no_reason.text()

@@ -178,26 +178,29 @@ async def test_the_patient_sees_nothing_of_the_referral(client: TestClient) -> N
     assert 'id="referral-panel"' not in page and "ST depression" not in page and "心电图" not in page
 
 
-async def test_the_specialist_writes_the_opinion_from_the_room(client: TestClient) -> None:
+async def test_the_specialist_signs_the_report_from_the_room(client: TestClient) -> None:
+    """The room's report form signs the report through the same model and service as the API; a refusal comes
+    back to the room with what was written kept; once signed, the room shows the report and no form."""
     referral, consultation, _ = await _booked(client)
     await _room(client, "dr.wang", consultation)
-    empty = await client.post(f"/consultations/{consultation}/opinion", data={"opinion": " "}, headers=EN,
-                              allow_redirects=False)
+    empty = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+                              data={"findings": " ", "diagnosis_code": "I20.8"})
     assert empty.status == 422
     page = await empty.text()
-    # the refusal beside its field, in the reader's words (never the field's code name "opinion:")
+    # the refusal beside its field, in the reader's words (never the field's code name "findings:")
     assert 'role="alert">Please correct the fields marked below.' in page
-    assert 'id="error-opinion">the written opinion is what completes a referral' in page
-    assert 'aria-describedby="error-opinion"' in page and "opinion:" not in page
+    assert 'id="error-findings">' in page and 'aria-describedby="error-findings"' in page and "findings:" not in page
     assert 'id="stage"' in page, "the room again, not the referral page"
-    too_long = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
-                                 data={"opinion": "x" * 20_001, "recommendations": "kept"})
-    assert too_long.status == 422 and 'id="error-opinion">At most 20000 characters.' in await too_long.text(), \
-        "the API's limits hold"
-    assert ">kept</textarea>" in await too_long.text(), "what was written is kept"
+    unknown = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+                                data={"findings": "Angina.", "diagnosis_code": "Q99.99", "recommendations": "kept"})
+    text = await unknown.text()
+    assert unknown.status == 422 and 'id="error-diagnosis_code">' in text and "diagnosis_code:" not in text, \
+        "the API's rules hold, said beside the field"
+    assert ">kept</textarea>" in text, "what was written is kept"
 
     sent = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
-                             data={"opinion": "Stable angina.", "recommendations": "Exercise ECG in four weeks."})
+                             data={"findings": "Stable angina.", "diagnosis_code": "I20.8",
+                                   "recommendations": "Exercise ECG in four weeks."})
     assert sent.status == 303 and sent.headers["Location"] == f"/consultations/{consultation}#referral-panel"
     async with client.app[DATABASE].session() as session:
         row = await session.get(Referral, referral)
@@ -205,17 +208,17 @@ async def test_the_specialist_writes_the_opinion_from_the_room(client: TestClien
         assert (row.state, row.opinion, row.recommendations) == (
             ReferralState.COMPLETED, "Stable angina.", "Exercise ECG in four weeks.")
     page = await (await client.get(f"/consultations/{consultation}", headers=EN)).text()
-    assert 'id="referral-opinion"' in page and "Stable angina." in page
-    assert "/opinion" not in page, "a completed referral takes no second opinion"
+    assert 'id="referral-opinion"' in page and "Stable angina." in page and "I20.8" in page
+    assert "/opinion" not in page, "a completed referral takes no second report"
 
 
 async def test_only_the_booked_specialist_may_send_the_opinion(client: TestClient) -> None:
     referral, consultation, _ = await _booked(client)
     await _room(client, "dr.li", consultation)
-    refused = await client.post(f"/consultations/{consultation}/opinion", data={"opinion": "Mine."}, headers=EN,
-                                allow_redirects=False)
+    refused = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+                                data={"findings": "Mine.", "diagnosis_code": "I20.8"})
     assert refused.status == 403
-    assert "Only the booked specialist completes a referral with an opinion." in await refused.text()
+    assert "Only the specialist booked for this referral signs its report." in await refused.text()
     outsider = await _room_refused(client, "dr.chen", consultation)
     assert outsider == 403
     response = await client.get(f"/api/referrals/{referral}", headers=await login(client, "dr.li"))
@@ -225,6 +228,6 @@ async def test_only_the_booked_specialist_may_send_the_opinion(client: TestClien
 async def _room_refused(client: TestClient, username: str, consultation: int) -> int:
     client.session.cookie_jar.clear()
     await form_login(client, username)
-    response = await client.post(f"/consultations/{consultation}/opinion", data={"opinion": "x"}, headers=EN,
-                                 allow_redirects=False)
+    response = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+                                 data={"findings": "x", "diagnosis_code": "I20.8"})
     return response.status

@@ -103,10 +103,14 @@ async def test_referral_journey_from_request_to_opinion(client: TestClient) -> N
     notices = await (await client.get("/api/notifications", headers=await login(client, "dr.li"))).json()
     assert any(n["kind"] == "appointment.booked" for n in notices["notifications"])
 
-    # The specialist writes the opinion; it goes back to the referring doctor and stays with the referral.
-    done = await act(client, "dr.wang", urgent["id"], "complete", opinion="Stable angina. Start bisoprolol 2.5 mg.",
-                     recommendations="Exercise ECG in 4 weeks at the county hospital.")
-    assert done.status == 200, await done.text()
+    # The specialist signs the report, which completes the referral; it goes back to the referring doctor and
+    # stays with the referral. (The bare "complete" action no longer does: there is no completing without one.)
+    bare = await act(client, "dr.wang", urgent["id"], "complete")
+    assert bare.status == 422 and "report" in (await bare.json())["error"]["fields"]
+    done = await client.post(f"/api/referrals/{urgent['id']}/reports", headers=await login(client, "dr.wang"), json={
+        "findings": "Stable angina. Start bisoprolol 2.5 mg.", "diagnosis_code": "I20.8",
+        "recommendations": "Exercise ECG in 4 weeks at the county hospital."})
+    assert done.status == 201, await done.text()
     seen = await (await client.get(f"/api/referrals/{urgent['id']}", headers=await login(client, "dr.li"))).json()
     assert seen["state"] == "completed" and seen["opinion"].startswith("Stable angina")
     assert [e["to"] for e in seen["events"]] == ["draft", "submitted", "accepted", "scheduled", "completed"]
@@ -123,7 +127,7 @@ FORBIDDEN = [
     ("dr.chen", "cancel", {"reason": "not mine"}),
     ("dr.zhou", "accept", {}),  # a specialist there, but not the one asked for
     ("dr.wang", "submit", {}),
-    ("coord.zhao", "complete", {"opinion": "x"}),
+    ("coord.zhao", "complete", {}),
     ("admin", "decline", {"reason": "x"}),
     ("auditor", "accept", {}),
 ]

@@ -39,9 +39,11 @@ async def _export(client: TestClient, path: str, username: str = "dr.li") -> dic
 async def _completed_referral(client: TestClient) -> dict[str, Any]:
     referral, _ = await booked_referral(client)
     assert (await act(client, "dr.wang", referral["id"], "start")).status == 200
-    done = await act(client, "dr.wang", referral["id"], "complete", opinion="Stable angina.",
-                     recommendations="Exercise ECG in 4 weeks.")
-    assert done.status == 200
+    signed = await client.post(f"/api/referrals/{referral['id']}/reports", headers=await login(client, "dr.wang"),
+                               json={"findings": "Stable angina.", "diagnosis_code": "I20.8",
+                                     "recommendations": "Exercise ECG in 4 weeks."})
+    assert signed.status == 201, await signed.text()  # signing the report completes the referral
+    done = await client.get(f"/api/referrals/{referral['id']}", headers=await login(client, "dr.wang"))
     return await done.json()
 
 

@@ -36,7 +36,7 @@ def facts(state: ReferralState, *, booked: bool = False) -> ReferralFacts:
 
 
 def request(action: ReferralAction) -> Request:
-    return Request(action, reason="patient moved away", opinion="Start a beta blocker; review in 4 weeks.",
+    return Request(action, reason="patient moved away", report_signed=True,
                    redirect_to=Redirection(CITY), partner_hospital_ids=PARTNERS)
 
 
@@ -114,7 +114,7 @@ def test_illegal_transition_says_what_and_from_where() -> None:
 @pytest.mark.parametrize(("action", "change", "field"), [
     (A.DECLINE, {"reason": "  "}, "reason"),
     (A.CANCEL, {"reason": ""}, "reason"),
-    (A.COMPLETE, {"opinion": ""}, "opinion"),
+    (A.COMPLETE, {"report_signed": False}, "report"),  # only signing the report completes a referral
     (A.REDIRECT, {"redirect_to": None}, "redirect_to"),
     (A.REDIRECT, {"redirect_to": Redirection(OUTSIDE)}, "redirect_to.hospital_id"),
     (A.REDIRECT, {"redirect_to": Redirection(PROVINCIAL, wang.user_id)}, "redirect_to"),  # where it is already
@@ -123,7 +123,7 @@ def test_missing_or_wrong_details_name_the_field(action: ReferralAction, change:
     who, state = {A.DECLINE: (zhao, S.SUBMITTED), A.CANCEL: (li, S.SUBMITTED), A.COMPLETE: (wang, S.IN_CONSULTATION),
                   A.REDIRECT: (zhao, S.SUBMITTED)}[action]
     base = request(action)
-    changed = Request(action, **{**{k: getattr(base, k) for k in ("reason", "opinion", "redirect_to",
+    changed = Request(action, **{**{k: getattr(base, k) for k in ("reason", "report_signed", "redirect_to",
                                                                    "partner_hospital_ids")}, **change})
     with pytest.raises(ValidationFailed) as caught:
         decide(who, facts(state, booked=True), changed)

@@ -1,4 +1,4 @@
-// The panel beside the call: tabs between the chat and the referral, and the specialist's opinion form,
+// The panel beside the call: tabs between the chat and the referral, and the specialist's report form,
 // sent without leaving the page (leaving it would end the call).
 
 /**
