@@ -54,6 +54,11 @@ ACTIONS: dict[str, str] = {
     "attachment.added": N_("Attachment added"),
     "attachment.downloaded": N_("Attachment downloaded"),
     "attachment.previewed": N_("Attachment previewed"),
+    "report.signed": N_("Consultation report signed"),
+    "report.amended": N_("Consultation report amended"),
+    "report.acknowledged": N_("Receipt of the report acknowledged"),
+    "report.downloaded": N_("Consultation report downloaded"),
+    "icd10.loaded": N_("ICD-10 code list loaded"),
     "appointment.booked": N_("Appointment booked"),
     "appointment.moved": N_("Appointment moved"),
     "availability.set": N_("Clinic hours set"),
@@ -87,7 +92,8 @@ FAMILIES: dict[str, str] = {
     "appointment.": N_("Appointments"), "availability.": N_("Clinic hours"), "calendar.": N_("Calendar"),
     "consultation.": N_("Consultations"), "invitation.": N_("Invitations"), "consent.": N_("Consents"),
     "recording.": N_("Recordings"), "fhir.": N_("FHIR exports"), "audit.": N_("Audit trail"),
-    "hold.": N_("Legal holds"), "retention.": N_("Retention"),
+    "hold.": N_("Legal holds"), "retention.": N_("Retention"), "report.": N_("Consultation reports"),
+    "icd10.": N_("Code lists"),
 }
 ROLE_LABELS: dict[str, str] = {
     Role.COUNTY_DOCTOR: N_("County doctor"), Role.SPECIALIST: N_("Specialist"), Role.COORDINATOR: N_("Coordinator"),
@@ -104,6 +110,7 @@ NUMBERED = {
     "recording": N_("Recording %(id)s"), "consultation": N_("Consultation %(id)s"),
     "participant": N_("Room seat %(id)s"), "username": N_("Username %(id)s"), "attachment": N_("Attachment %(id)s"),
     "appointment": N_("Appointment %(id)s"), "template": N_("Consent text %(id)s"),
+    "report": N_("Report %(id)s"),
 }
 DETAIL_LABELS = {
     "address": N_("IP address"), "appointment": N_("Appointment"), "starts_at": N_("Starts"),
@@ -127,6 +134,8 @@ DETAIL_LABELS = {
     "hold": N_("Legal hold"), "reason": N_("Reason"), "kind": N_("Kind"), "id": N_("Number"),
     "patient_id": N_("Patient"), "anchor": N_("Kept from"), "expired_at": N_("Kept until"),
     "period_days": N_("Days kept"), "file": N_("File"), "key": N_("Key"),
+    "locale": N_("Language"), "renditions": N_("Other languages"), "signer": N_("Signed with"),
+    "diagnosis": N_("Diagnosis"), "supersedes": N_("Replaces version"), "codes": N_("Codes"),
 }
 TIMES = {"starts_at", "expires_at", "planned_start", "since", "until"}
 WORDS: dict[str, dict[str, str]] = {

@@ -97,6 +97,11 @@ def written_actions() -> tuple[set[str], list[str]]:
                         passed |= {v for k in call.keywords if k.arg == node.id
                                    for v in resolve(k.value, caller_inside, where)}
                     return passed
+            if isinstance(node, ast.Name) and inside is not None:  # a local variable: what it is assigned
+                assigned = [a.value for a in ast.walk(inside) if isinstance(a, ast.Assign)
+                            and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)]
+                if assigned:
+                    return set().union(*(resolve(value, inside, where) for value in assigned))
             unread.append(f"{where}: {ast.unparse(node)}")
             return set()
 
