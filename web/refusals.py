@@ -66,6 +66,8 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: N_("The same request is still being handled. Try again in a moment."),
     ErrorCode.TOO_LARGE: N_("The file is too large."),
     ErrorCode.UNSUPPORTED_TYPE: N_("Only PDF, PNG, JPEG, WebP and DICOM files can be attached."),
+    ErrorCode.REPORT_EXISTS: N_("This referral already has a signed report: amend it instead."),
+    ErrorCode.REPORT_SUPERSEDED: N_("A newer version of this report exists: amend the latest one."),
     ErrorCode.NO_PREVIEW: N_("This file has no preview here; open the file itself."),
     ErrorCode.DICOM_COMPRESSED: N_("This DICOM image is compressed in a way the viewer cannot show. Download the "
                                    "file to open it in your own viewer."),

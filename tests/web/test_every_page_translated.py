@@ -31,7 +31,7 @@ ZH = {"Accept-Language": "zh-CN"}
 
 # Text read the same in both languages: units, formats and names of standards or products.
 ALLOWED = {"utc", "cst", "gmt", "pdf", "png", "jpeg", "webp", "dicom", "kib", "mib", "sms", "wechat", "qr", "id",
-           "hh", "mm", "yyyy", "dd", "fhir", "ics", "url", "ms", "min", "iana", "csv", "json", "ip"}
+           "hh", "mm", "yyyy", "dd", "fhir", "ics", "url", "ms", "min", "iana", "csv", "json", "ip", "icd", "sha"}
 # An IANA zone name (Asia/Shanghai, America/Argentina/Buenos_Aires) is a name, not a word of ours.
 ZONE = re.compile(r"\b[A-Z][A-Za-z]+(?:/[A-Za-z_\-]+)+")
 PLACEHOLDER = re.compile(r"\{[a-z_]+\}|%\([a-z_]+\)s")
@@ -302,8 +302,8 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     # the specialist, in the room booked for the referral
     await pages.as_user("dr.wang")
     await check("specialist's room", "GET", f"/consultations/{consultation}")
-    await check("opinion refused", "POST", f"/consultations/{consultation}/opinion", status=422,
-                data={"opinion": " ", "recommendations": ""})
+    await check("report refused in the room", "POST", f"/consultations/{consultation}/opinion", status=422,
+                data={"findings": " ", "diagnosis_code": "I20.8", "recommendations": ""})
     await check("own hours", "GET", "/hours", status=303, route="/hours")
     async with client.app[DATABASE].session() as session:
         wang = (await session.exec(select(User).where(User.username == "dr.wang"))).one()[0]
@@ -365,6 +365,20 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await check("forbidden referral", "GET", f"/referrals/{referral}", status=403)
     await check("no such notification", "GET", "/notifications/999999", status=404)
     await check("forbidden patient", "GET", "/patients/1", status=403)
+
+    # the specialist signs the report, which completes the referral (so last): its refusal and its check
+    await pages.as_user("dr.wang")
+    report = {"findings": "稳定型心绞痛。", "diagnosis_code": "I20.8", "recommendations": "四周后复查运动心电图。"}
+    await check("report refused", "POST", f"/referrals/{referral}/report", status=422,
+                data={**report, "diagnosis_code": "nope"})
+    signed = await client.post(f"/referrals/{referral}/report", data=report, headers=ZH, allow_redirects=False)
+    assert signed.status == 303, await signed.text()
+    shown = await (await client.get(f"/referrals/{referral}", headers=ZH)).text()
+    verification = re.search(r'href="(/referrals/\d+/reports/\d+/verification)"', shown)
+    assert verification, "the signed version links to its check"
+    await check("report check", "GET", verification[1],
+                route="/referrals/{referral_id}/reports/{report_id}/verification")
+    await check("signed referral", "GET", f"/referrals/{referral}")
 
     missing = page_routes(client) - pages.seen
     assert not missing, f"page routes this test does not render: {sorted(missing)}"

@@ -75,5 +75,5 @@ async def test_the_top_bar_shows_what_the_role_may_open(client: TestClient) -> N
         "dr.li": ["/consultations", "/referrals", "/patients", "/notifications"],
         "dr.wang": ["/consultations", "/referrals", "/patients", "/hours", "/notifications"],
         "coord.zhao": ["/consultations", "/referrals", "/patients", "/hours", "/notifications"],
-        "auditor": ["/audit", "/notifications"],
+        "auditor": ["/audit", "/holds", "/notifications"],
     }

@@ -51,7 +51,8 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
 }
 # Pages of one thing that the demo does not have: their own tests walk them with one at hand
 # (tests/web/test_referral_pages.py, test_notification_pages.py, test_recording_pages.py).
-ELSEWHERE = {"/referrals/{referral_id}", "/notifications/{notification_id}", "/recordings/{recording_id}"}
+ELSEWHERE = {"/referrals/{referral_id}", "/notifications/{notification_id}", "/recordings/{recording_id}",
+             "/referrals/{referral_id}/reports/{report_id}/verification"}  # (tests/web/test_report_pages.py)
 
 
 def page_routes(client: TestClient) -> set[str]:

@@ -33,7 +33,8 @@ async def test_sign_acknowledge_and_amend_from_the_referral_page(client: TestCli
     assert 'id="report-form"' in page and "data-icd10" in page and "diagnosis-picker.js" in page
     bad = await client.post(f"/referrals/{referral}/report", headers=EN, allow_redirects=False,
                             data={**REPORT, "diagnosis_code": "nope"})
-    assert bad.status == 422 and "diagnosis_code:" in await bad.text()
+    assert bad.status == 422 and 'id="error-diagnosis_code"' in await bad.text() and "diagnosis_code:" not in \
+        await bad.text(), "the refusal is said beside the field, not by its code name"
     assert "Stable angina.</textarea>" in await bad.text(), "what was written is kept"
     signed = await client.post(f"/referrals/{referral}/report", headers=EN, allow_redirects=False, data=REPORT)
     assert signed.status == 303 and signed.headers["Location"] == f"/referrals/{referral}#report"
