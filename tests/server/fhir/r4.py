@@ -18,8 +18,15 @@ SCHEMA = Path(__file__).parents[2] / "data" / "fhir-r4-schema" / "fhir.schema.js
 
 @functools.cache
 def _definitions() -> dict[str, Any]:
+    """The schema's definitions. The package ships HL7's R4 schema as generated for 4.0.0, whose lists of FHIR
+    versions stop there: 4.0.1 (R4's technical correction, what we serve) is added to those lists alone."""
     schema = json.loads(SCHEMA.read_text())
     assert schema["id"] == "http://hl7.org/fhir/json-schema/4.0", "the R4 schema"
+    lists = [d["properties"]["fhirVersion"]["enum"] for d in schema["definitions"].values()
+             if "enum" in d.get("properties", {}).get("fhirVersion", {})]
+    assert lists and all(versions[-1] == "4.0.0" for versions in lists)
+    for versions in lists:
+        versions.append("4.0.1")
     return schema["definitions"]
 
 
