@@ -125,7 +125,7 @@ async def fhir_structure_definition(request: web.Request) -> web.Response:
 
 async def _export(request: web.Request, loader: service.Loader, number: int) -> web.Response:
     return answer(await service.read(request.app[DATABASE], caller(request).principal, loader, number,
-                                     site(request), action=service.EXPORTED))
+                                     site(request), exported=True))
 
 
 @routes.get("/api/referrals/{referral_id}/fhir")

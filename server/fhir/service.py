@@ -44,9 +44,6 @@ from ..referrals import service as referrals
 from . import resources as fhir
 from .resources import Site
 
-READ = "fhir.read"
-EXPORTED = "fhir.exported"
-
 
 @dataclass(frozen=True)
 class Read:
@@ -64,22 +61,25 @@ class Read:
 Loader = Callable[[AsyncSession, Principal, int, Site], Awaitable[Read]]
 
 
-def _audited(session: AsyncSession, who: Principal, action: str, read: Read, *, also: list[str] | None = None) -> None:
+def _audited(session: AsyncSession, who: Principal, read: Read, *, exported: bool = False,
+             also: list[str] | None = None) -> None:
     """A read of patient data is audited under the patient (``patient:<id>``, as the pages' views are); one of a
-    consultation without a patient the reader may see, under the consultation. The directory is not audited."""
-    if read.patient_id is None and read.consultation_id is None and action == READ:
+    consultation without a patient the reader may see, under the consultation. The directory is not audited
+    (an export through the older /api routes always is)."""
+    if read.patient_id is None and read.consultation_id is None and not exported:
         return
     subject = f"patient:{read.patient_id}" if read.patient_id is not None else read.reference
-    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", action, read.consultation_id, subject,
+    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "fhir.exported" if exported else "fhir.read",
+                                           read.consultation_id, subject,
                                            {"resource": read.reference, **({"bundle": also} if also else {})}))
 
 
 async def read(database: Database, who: Principal, loader: Loader, number: int, site: Site, *,
-               action: str = READ) -> dict[str, Any]:
-    """One resource by id, audited in the same transaction as nothing else (a read changes nothing)."""
+               exported: bool = False) -> dict[str, Any]:
+    """One resource by id, audited (``fhir.read``; ``fhir.exported`` for the older /api exports)."""
     async with database.session() as session:
         found = await loader(session, who, number, site)
-        _audited(session, who, action, found)
+        _audited(session, who, found, exported=exported)
         await session.commit()
     return found.resource
 
@@ -293,7 +293,7 @@ async def referral_bundle(database: Database, who: Principal, referral_id: int, 
                        "timestamp": fhir.instant(utcnow()),
                        "entry": [{"fullUrl": f"{site.fhir}/{r.reference}", "resource": r.resource} for r in reads]},
                       referral.patient_id, referral.consultation_id)
-        _audited(session, who, READ, bundle, also=[r.reference for r in reads])
+        _audited(session, who, bundle, also=[r.reference for r in reads])
         await session.commit()
     return bundle.resource
 
