@@ -283,11 +283,15 @@ async def referral_bundle(database: Database, who: Principal, referral_id: int, 
             completed = await _completion(session, referral_id)
             assert completed is not None
             people.append(completed.actor_id)
-        for user_id in dict.fromkeys(people):
-            reads.append(await load_practitioner(session, who, user_id, site))
-            reads.append(await load_practitioner_role(session, who, user_id, site))
-        for hospital_id in dict.fromkeys([referral.referring_hospital_id, referral.target_hospital_id]):
-            reads.append(await load_organization(session, who, hospital_id, site))
+        directory = [(loader, user_id) for user_id in dict.fromkeys(people)
+                     for loader in (load_practitioner, load_practitioner_role)]
+        directory += [(load_organization, hospital_id) for hospital_id
+                      in dict.fromkeys([referral.referring_hospital_id, referral.target_hospital_id])]
+        for loader, number in directory:
+            try:
+                reads.append(await loader(session, who, number, site))
+            except NotFound:
+                pass  # no longer in the caller's partnerships: its read would not answer either
         bundle = Read({"resourceType": "Bundle", "id": f"referral-{referral_id}", "type": "collection",
                        "identifier": {"system": site.system("referral-bundle"), "value": str(referral_id)},
                        "timestamp": fhir.instant(utcnow()),

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from yarl import URL
 
 from server.appkeys import DATABASE
-from server.models import AuditEvent, Consent, ConsentTemplate
+from server.models import AuditEvent, Consent, ConsentTemplate, Hospital, HospitalLevel, Role, User
 from server.settings import Settings
 
 from ...conftest import login
@@ -253,3 +253,24 @@ async def test_a_token_is_required_and_unknowns_are_not_found(client: TestClient
                  "/fhir/StructureDefinition/nothing", "/fhir/Bundle/referral-999999", "/fhir/Binary/999999"):
         outcome = await fhir_get(client, path, status=404)
         assert outcome["issue"][0]["code"] == "not-found", path
+
+
+async def test_the_directory_stops_at_the_partnerships(client: TestClient) -> None:
+    """Clinicians and hospitals outside the caller's partnerships are not theirs to list (404); administrators,
+    who run every hospital's accounts, read them."""
+    async with client.app[DATABASE].session() as session:
+        outside = Hospital(name="Elsewhere County Hospital", level=HospitalLevel.COUNTY, region="Elsewhere")
+        session.add(outside)
+        await session.flush()
+        assert outside.id is not None
+        stranger = User(username="dr.out", display_name="Dr Out", password_hash="!", role=Role.COUNTY_DOCTOR,
+                        hospital_id=outside.id)
+        session.add(stranger)
+        await session.commit()
+        await session.refresh(stranger)
+    for path in (f"/fhir/Organization/{outside.id}", f"/fhir/Practitioner/{stranger.id}",
+                 f"/fhir/PractitionerRole/{stranger.id}"):
+        outcome = await fhir_get(client, path, status=404)
+        assert "Elsewhere" not in json.dumps(outcome) and "Dr Out" not in json.dumps(outcome)
+    assert (await fhir_get(client, f"/fhir/Practitioner/{stranger.id}", "admin"))["name"] == [{"text": "Dr Out"}]
+    assert (await fhir_get(client, "/fhir/Practitioner/1"))["name"][0]["text"]
