@@ -43,7 +43,28 @@ LANG_COOKIE = "telemed_lang"
 
 
 def is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+    """The REST API and the FHIR API: answered in JSON (never a page or a redirect to the login)."""
+    return request.path.startswith("/api/") or is_fhir(request)
+
+
+def is_fhir(request: web.Request) -> bool:
+    return request.path == "/fhir" or request.path.startswith("/fhir/")
+
+
+# The FHIR issue type (http://hl7.org/fhir/valueset-issue-type.html) of each status the server answers with.
+ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               409: "conflict", 410: "deleted", 413: "too-costly", 422: "processing", 429: "throttled",
+               503: "transient"}
+
+
+def operation_outcome(status: int, code: str, message: str) -> web.Response:
+    """An error of the FHIR API, as FHIR says errors are: an OperationOutcome, our code as its diagnostics."""
+    body = {"resourceType": "OperationOutcome", "issue": [{
+        "severity": "error", "code": ISSUE_TYPES.get(status, "exception"), "details": {"text": message},
+        "diagnostics": code}]}
+    response = json_response(body, status=status)
+    response.content_type = "application/fhir+json"
+    return response
 
 
 def locale_for(request: web.Request) -> str:
@@ -173,6 +194,10 @@ def _same_origin(request: web.Request) -> bool:
 
 
 def _error_answer(request: web.Request, error: TelemedError) -> web.Response:
+    if is_fhir(request):
+        response = operation_outcome(error.status, error.code, error.to_json()["error"]["message"])
+        response.headers.update(error.headers)
+        return response
     response = json_response(error.to_json(), status=error.status) if is_api(request) \
         else request.app[ERROR_PAGE](request, error)
     response.headers.update(error.headers)
@@ -202,6 +227,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if is_api(request) and exc.status >= 400:
             code = _HTTP_LAYER_CODES.get(exc.status, ErrorCode.HTTP_ERROR.code)
+            if is_fhir(request):
+                return operation_outcome(exc.status, code, exc.reason)
             return json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
         if isinstance(exc, web.HTTPNotFound) and not exc.text.startswith("<"):
             return _error_answer(request, NotFound(N_("There is no page at this address.")))

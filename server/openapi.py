@@ -24,7 +24,9 @@ from .identity.auth import COOKIE_NAME, PUBLIC_ATTRIBUTE
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 BODY_ATTRIBUTE = "request_model"
 IDEMPOTENT_ATTRIBUTE = "idempotent"
-DOCUMENTED_PREFIXES = ("/api/", "/calendar/")
+FHIR_ATTRIBUTE = "fhir_resource"
+DOCUMENTED_PREFIXES = ("/api/", "/calendar/", "/fhir/")
+FHIR_JSON = "application/fhir+json"
 _PARAMETER = re.compile(r"{(\w+)}")
 
 
@@ -32,6 +34,14 @@ def accepts(model: type[pydantic.BaseModel]) -> Callable[[Handler], Handler]:
     """Declare the JSON body a handler reads (with ``parse_body(request, model)``)."""
     def mark(handler: Handler) -> Handler:
         setattr(handler, BODY_ATTRIBUTE, model)
+        return handler
+    return mark
+
+
+def answers_fhir(resource_type: str) -> Callable[[Handler], Handler]:
+    """Declare that a handler answers with a FHIR R4 resource of this type, as ``application/fhir+json``."""
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, FHIR_ATTRIBUTE, resource_type)
         return handler
     return mark
 
@@ -59,7 +69,8 @@ def build(app: web.Application, *, title: str, version: str) -> dict[str, Any]:
                     key=lambda m: m.__name__)
     refs, schemas = models_json_schema([(m, "validation") for m in models],
                                        ref_template="#/components/schemas/{model}")
-    components: dict[str, Any] = {**schemas.get("$defs", {}), "Error": ERROR_SCHEMA}
+    components: dict[str, Any] = {**schemas.get("$defs", {}), "Error": ERROR_SCHEMA,
+                                  "OperationOutcome": OPERATION_OUTCOME_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for method, path, handler in routes:
         doc = inspect.getdoc(handler) or handler.__name__.replace("_", " ").capitalize() + "."
@@ -67,13 +78,22 @@ def build(app: web.Application, *, title: str, version: str) -> dict[str, Any]:
         operation: dict[str, Any] = {
             "operationId": handler.__name__,
             "summary": " ".join(summary.split()),
-            "tags": [path.split("/")[2] if path.startswith("/api/") else "calendar"],
+            "tags": [path.split("/")[2] if path.startswith("/api/") else path.split("/")[1]],
             "responses": {
                 "200": {"description": "Success (201 for a creation)."},
                 "default": {"description": "An error: the code says what, the message says why.",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
         }
+        if resource_type := getattr(handler, FHIR_ATTRIBUTE, None):
+            operation["responses"]["200"] = {"description": f"The {resource_type} (FHIR R4).", "content": {
+                FHIR_JSON: {"schema": {"type": "object", "required": ["resourceType"],
+                                       "properties": {"resourceType": {"const": resource_type}}}}}}
+            if path.startswith("/fhir/"):
+                operation["responses"]["default"] = {
+                    "description": "An error, as a FHIR OperationOutcome (404 for what the caller may not know "
+                                   "exists, 403 where the pages refuse, 401 without a token).",
+                    "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}}
         if description:
             operation["description"] = " ".join(description.split())
         parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -115,6 +135,14 @@ IDEMPOTENCY_KEY = {
 REPLAYED = {"description": "`true` when the answer is the one stored under the request's `Idempotency-Key`.",
             "schema": {"type": "string", "enum": ["true"]}}
 
+OPERATION_OUTCOME_SCHEMA = {
+    "type": "object", "required": ["resourceType", "issue"],
+    "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array", "items": {
+        "type": "object", "required": ["severity", "code"], "properties": {
+            "severity": {"type": "string"}, "code": {"type": "string", "description": "the FHIR issue type"},
+            "diagnostics": {"type": "string", "description": "our error code (the README's table)"},
+            "details": {"type": "object", "properties": {"text": {"type": "string"}}}}}}},
+}
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],

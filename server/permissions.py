@@ -185,6 +185,13 @@ def can_speak_for_patient(who: Principal, patient_hospital_id: int) -> bool:
     return who.role in CLINICAL_ROLES and who.hospital_id == patient_hospital_id
 
 
+def can_see_colleague(who: Principal, hospital_id: int, partner_hospital_ids: frozenset[int]) -> bool:
+    """The staff directory (the FHIR API's Practitioner, PractitionerRole and Organization: names and roles, no
+    health records): the hospitals of the caller's partnerships, whose clinicians they refer to, book and meet;
+    administrators, who run every hospital's accounts, see them all."""
+    return who.role is Role.ADMIN or hospital_id == who.hospital_id or hospital_id in partner_hospital_ids
+
+
 def can_read_audit(who: Principal) -> bool:
     return who.role is Role.AUDITOR
 

