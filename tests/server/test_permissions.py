@@ -24,12 +24,14 @@ from server.permissions import (
     can_speak_for_patient,
     can_view_consultation,
     can_view_referral,
+    can_supervise,
     can_withdraw_consent,
     has_calendar_feed,
     has_referral_inbox,
     has_referrals,
     joins_what_they_plan,
     keeps_clinic_hours,
+    oversees,
 )
 
 COUNTY, PROVINCIAL, OTHER_COUNTY, OUTSIDE = 1, 2, 3, 9
@@ -44,6 +46,7 @@ zhao = Principal(40, Role.COORDINATOR, PROVINCIAL)  # coordinator of a participa
 qian = Principal(41, Role.COORDINATOR, OTHER_COUNTY)  # coordinator elsewhere
 admin = Principal(50, Role.ADMIN, PROVINCIAL)
 auditor = Principal(60, Role.AUDITOR, PROVINCIAL)
+supervisor = Principal(70, Role.SUPERVISOR, PROVINCIAL)  # a health commission's; oversees partnership 1
 # A participant whose role changed to admin keeps the record but not the room.
 promoted = Principal(10, Role.ADMIN, COUNTY)
 
@@ -218,3 +221,24 @@ def test_legal_holds_are_for_administrators_and_auditors(who: Principal, allowed
     """Holds keep records past their retention: administrators and auditors place and release them, never the
     clinicians or coordinators whose own records a hold may concern."""
     assert can_manage_holds(who) is allowed
+
+
+@pytest.mark.parametrize(("who", "partnership", "supervise", "sees"), [
+    (supervisor, 1, True, True),
+    (supervisor, 2, True, False),  # a partnership it does not oversee
+    (admin, 1, False, False), (auditor, 1, False, False), (li, 1, False, False), (wang, 1, False, False),
+    (zhao, 1, False, False),
+])
+def test_supervisors_read_the_statistics_of_what_they_oversee(who: Principal, partnership: int, supervise: bool,
+                                                              sees: bool) -> None:
+    """Statistics are a supervisor's, of the partnerships linked to them; clinicians, coordinators,
+    administrators and auditors neither open the page nor read any partnership's figures."""
+    assert can_supervise(who) is supervise
+    assert oversees(who, frozenset({1}), partnership) is sees
+
+
+@pytest.mark.parametrize("rule", [can_list_consultations, has_referrals, can_handle_patients, can_refer,
+                                  can_read_audit, can_manage_holds, can_administer, keeps_clinic_hours])
+def test_supervisors_see_no_health_record(rule: object) -> None:
+    """A supervisor opens no list of consultations, referrals or patients, no audit trail and no console."""
+    assert rule(supervisor) is False  # type: ignore[operator]
