@@ -87,8 +87,9 @@ async def craft(client: TestClient) -> dict[str, int]:
         session.add(Consent(purpose=ConsentPurpose.RECORD_SHARING, template_id=templates[ConsentPurpose.RECORD_SHARING],
                             subject=ConsentSubject.PATIENT, identity=f"patient:{patient.id}", patient_id=patient.id,
                             name=patient.name, referral_id=crafted["A"].id, method=ConsentMethod.VERBAL))
-        held = [Consultation(title=SECRET_TEXT, hospital_id=qingshan, patient_id=patient.id, created_by=users["dr.li"].id,
-                             planned_start=datetime(2026, 3, day, 1, tzinfo=UTC), status=status)
+        held = [Consultation(title=SECRET_TEXT, hospital_id=qingshan, patient_id=patient.id,
+                             created_by=users["dr.li"].id, planned_start=datetime(2026, 3, day, 1, tzinfo=UTC),
+                             status=status)
                 for day, status in ((15, ConsultationStatus.COMPLETED), (16, ConsultationStatus.COMPLETED),
                                     (17, ConsultationStatus.SCHEDULED))]
         session.add_all(held)
