@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 40  # room for the value axis on the left, the months below
+WIDTH, HEIGHT = 360, 200
+LEFT, RIGHT, TOP, BOTTOM = 40, 8, 10, 28  # room for the value axis on the left, the months below
+MAX_LABELS = 5  # month labels under the bars that fit side by side
 
 
 @dataclass(frozen=True)
 class Bar:
     label: str  # the month, YYYY-MM
+    tick_label: str  # the label under the bar: every few bars only, so that a year's labels do not overlap
     value: float | None  # None: nothing to show (no referral to take a median of), drawn as no bar
     x: float
     y: float
@@ -45,14 +47,15 @@ def nice_top(largest: float) -> float:
 
 
 def bars(points: list[tuple[str, float | None]]) -> Chart:
-    """One bar per point, left to right, scaled to a round maximum, with five ticks on the value axis."""
+    """One bar per point, left to right, scaled to a round maximum, with six ticks (fifths) on the value axis."""
     top = nice_top(max((v for _, v in points if v is not None), default=0.0))
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_width / max(1, len(points))
+    every = math.ceil(len(points) / MAX_LABELS) or 1
     shown = []
     for i, (label, value) in enumerate(points):
         height = 0.0 if value is None else plot_height * value / top
-        shown.append(Bar(label, value, round(LEFT + i * slot + slot * 0.15, 1), round(TOP + plot_height - height, 1),
-                         round(slot * 0.7, 1), round(height, 1)))
-    ticks = [Tick(round(top * k / 4, 2), round(TOP + plot_height * (1 - k / 4), 1)) for k in range(5)]
+        x, y = round(LEFT + i * slot + slot * 0.15, 1), round(TOP + plot_height - height, 1)
+        shown.append(Bar(label, label if i % every == 0 else "", value, x, y, round(slot * 0.7, 1), round(height, 1)))
+    ticks = [Tick(round(top * k / 5, 2), round(TOP + plot_height * (1 - k / 5), 1)) for k in range(6)]
     return Chart(shown, ticks)
