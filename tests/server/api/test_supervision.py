@@ -109,3 +109,22 @@ async def test_a_supervisor_of_another_partnership_sees_nothing_of_this_one(clie
     assert {r["hospital_id"] for r in body["rows"]} == {ids["baihe"]}
     assert all(r["referrals_received"] == r["referrals_sent"] == 0 for r in body["rows"] + body["totals"])
     assert (await client.get(f"{URL}?partnership_id=1", headers=other)).status == 403
+
+
+async def test_administrators_link_supervisors_through_the_api(client: TestClient) -> None:
+    """The console's REST face: list, unlink (the supervisor then oversees nothing: their export names no
+    partnership), refuse a clinician's account (422), link back; nobody but an administrator may (403)."""
+    admin = await login(client, "admin")
+    path = "/api/admin/partnerships/1/supervisors"
+    listed = await (await client.get(path, headers=admin)).json()
+    [supervisor] = listed["supervisors"]
+    assert supervisor["username"] == "supervisor"
+    removed = await client.delete(f"{path}/{supervisor['id']}", headers=admin)
+    assert removed.status == 200 and (await removed.json())["supervisors"] == []
+    body = await (await client.get(URL, headers=await login(client, "supervisor"))).json()
+    assert body["partnerships"] == [] and body["rows"] == []
+    assert (await client.delete(f"{path}/{supervisor['id']}", headers=admin)).status == 404
+    assert (await client.post(path, json={"user_id": 1}, headers=admin)).status == 422
+    added = await client.post(path, json={"user_id": supervisor["id"]}, headers=admin)
+    assert [s["id"] for s in (await added.json())["supervisors"]] == [supervisor["id"]]
+    assert (await client.get(path, headers=await login(client, "supervisor"))).status == 403
