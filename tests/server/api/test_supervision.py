@@ -17,6 +17,7 @@ from server.supervision.statistics import COUNTS, DURATIONS, FIELDS, SCHEMA_VERS
 
 from ...conftest import login
 from ..supervision.history import SECRET_NATIONAL_ID, SECRET_TEXT, craft
+from .test_referrals import booked_referral
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "supervision.md"
 URL = "/api/supervision/statistics"
@@ -128,3 +129,17 @@ async def test_administrators_link_supervisors_through_the_api(client: TestClien
     added = await client.post(path, json={"user_id": supervisor["id"]}, headers=admin)
     assert [s["id"] for s in (await added.json())["supervisors"]] == [supervisor["id"]]
     assert (await client.get(path, headers=await login(client, "supervisor"))).status == 403
+
+
+async def test_a_referral_made_through_the_api_shows_in_this_months_figures(client: TestClient) -> None:
+    """End to end over the real flow (not crafted rows): dr.li's referral, accepted and booked by the
+    coordinator, counts this month as sent by Qingshan and received, accepted and booked by the provincial
+    hospital, with a turnaround of minutes at most; its reason and summary appear nowhere in the export."""
+    await booked_referral(client)
+    text = await (await client.get(URL, headers=await login(client, "supervisor"))).text()
+    assert "68-year-old" not in text and "Chest pain" not in text
+    body = await (await client.get(URL, headers=await login(client, "supervisor"))).json()
+    month = body["totals"][-1]
+    assert (month["referrals_sent"], month["referrals_received"], month["referrals_accepted"],
+            month["referrals_booked"], month["sharing_consent_coverage"]) == (1, 1, 1, 1, 1.0)
+    assert 0 <= month["hours_to_accepted_median"] <= month["hours_to_booked_median"] < 0.1
