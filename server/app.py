@@ -36,6 +36,7 @@ from web import (
     recording_pages,
     referral_pages,
     schedule_pages,
+    supervision_pages,
     visit_pages,
 )
 from web.render import RENDERER, Renderer
@@ -57,6 +58,7 @@ from .api import recordings as recordings_api
 from .api import referrals as referrals_api
 from .api import reports as reports_api
 from .api import rooms as rooms_api
+from .api import supervision as supervision_api
 from .api import visits as visits_api
 from .appkeys import (
     AUDIT,
@@ -99,11 +101,11 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 ROUTE_MODULES = (
     health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, reports_api, attachments_api, fhir_api, rooms_api,
-    admin_api, holds_api,
+    admin_api, holds_api, supervision_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, account_pages, codes,
-    hold_pages,
+    hold_pages, supervision_pages,
 )
 
 CONTENT_SECURITY_POLICY = "; ".join([

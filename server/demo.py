@@ -19,6 +19,7 @@ from .models import (
     HospitalLevel,
     Partnership,
     PartnershipMember,
+    PartnershipSupervisor,
     Patient,
     Role,
     Sex,
@@ -47,6 +48,7 @@ DEMO_USERS = (
     ("auditor", "审计员 Auditor", Role.AUDITOR, "provincial", None),
     ("dr.zhou", "周杰 Zhou Jie", Role.SPECIALIST, "provincial", "cardiology"),
     ("dr.he", "何静 He Jing", Role.SPECIALIST, "provincial", "neurology"),
+    ("supervisor", "省卫健委 Provincial Health Commission", Role.SUPERVISOR, "provincial", None),
 )
 
 
@@ -123,6 +125,8 @@ async def seed_demo(database: Database) -> bool:
                 specialty_id=dept.specialty_id if dept else None,
             )
         session.add_all(users.values())
+        await session.flush()
+        session.add(PartnershipSupervisor(partnership_id=partnership.id, user_id=users["supervisor"].id))
         patient = Patient(hospital_id=hospitals["qingshan"].id, name="张伟 Zhang Wei", sex=Sex.MALE,
                           birth_year=1958)
         session.add(patient)

@@ -60,6 +60,7 @@ class Role(enum.StrEnum):
     COORDINATOR = "coordinator"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    SUPERVISOR = "supervisor"  # a regional health commission's: statistics of the partnerships it oversees
 
 
 class ConsultationStatus(enum.StrEnum):
@@ -155,6 +156,16 @@ class PartnershipMember(SQLModel, table=True):
 
     partnership_id: int = Field(foreign_key="partnership.id", primary_key=True)
     hospital_id: int = Field(foreign_key="hospital.id", primary_key=True)
+
+
+class PartnershipSupervisor(SQLModel, table=True):
+    """A supervisor account (a regional health commission's) overseeing a partnership: it sees that
+    partnership's statistics (server/supervision/), never a patient."""
+
+    __tablename__ = "partnership_supervisor"
+
+    partnership_id: int = Field(foreign_key="partnership.id", primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", primary_key=True, index=True)
 
 
 class Specialty(SQLModel, table=True):

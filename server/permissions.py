@@ -215,6 +215,18 @@ def can_administer(who: Principal) -> bool:
     return who.role is Role.ADMIN
 
 
+def can_supervise(who: Principal) -> bool:
+    """Supervisors (a regional health commission's accounts) read the statistics of the partnerships they
+    oversee: aggregates only, never a patient. Nobody else opens the supervision page or its export."""
+    return who.role is Role.SUPERVISOR
+
+
+def oversees(who: Principal, overseen: frozenset[int], partnership_id: int) -> bool:
+    """Whether a partnership's statistics are the caller's to read: a supervisor's, of one of the partnerships
+    an administrator linked them to (``overseen``); a supervisor of another partnership sees nothing of it."""
+    return can_supervise(who) and partnership_id in overseen
+
+
 def require(allowed: bool, message: str) -> None:
     """Turn a rule's answer into a 403 with a message that says what was refused."""
     if not allowed:

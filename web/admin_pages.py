@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.admin import accounts, hospitals, overview, partnerships, specialties
+from server.admin import accounts, hospitals, overview, partnerships, specialties, supervisors
 from server.admin.inputs import (
     AccountQuery,
     AccountUpdate,
@@ -31,6 +31,7 @@ from server.admin.inputs import (
     PartnershipUpdate,
     PasswordReset,
     SpecialtyInput,
+    SupervisorInput,
     time_zones,
 )
 from server.appkeys import DATABASE, SETTINGS
@@ -48,7 +49,7 @@ routes = web.RouteTableDef()
 
 ROLE_LABELS = {
     Role.COUNTY_DOCTOR: N_("County doctor"), Role.SPECIALIST: N_("Specialist"), Role.COORDINATOR: N_("Coordinator"),
-    Role.ADMIN: N_("Administrator"), Role.AUDITOR: N_("Auditor"),
+    Role.ADMIN: N_("Administrator"), Role.AUDITOR: N_("Auditor"), Role.SUPERVISOR: N_("Supervisor"),
 }
 LEVEL_LABELS = {
     HospitalLevel.COUNTY: N_("County hospital"), HospitalLevel.SECONDARY: N_("Secondary hospital"),
@@ -67,6 +68,8 @@ DONE = {
     "partnership-updated": N_("The partnership was saved."),
     "member-added": N_("The hospital joined the partnership."),
     "member-removed": N_("The hospital left the partnership."),
+    "supervisor-added": N_("The supervisor now oversees the partnership."),
+    "supervisor-removed": N_("The supervisor no longer oversees the partnership."),
 }
 
 
@@ -427,11 +430,13 @@ async def _partnership_page(request: web.Request, partnership_id: int, *, form: 
     async with request.app[DATABASE].session() as session:
         view = await partnerships.get(session, who, partnership_id)
         all_hospitals = await hospitals.list_all(session, who)
+        overseeing, candidates = await supervisors.of_partnership(session, who, partnership_id)
     inside = {view.lead.id, *(h.id for h in view.members)}
     shown = {"name": view.partnership.name, "lead_hospital_id": str(view.lead.id)}
     return _render(request, "admin_partnership.html", {
         "section": "partnerships", "view": view, "hospitals": all_hospitals, "form": form or shown,
-        "outside": [h.hospital for h in all_hospitals if h.hospital.id not in inside], "failure": failure},
+        "outside": [h.hospital for h in all_hospitals if h.hospital.id not in inside], "failure": failure,
+        "supervisors": overseeing, "candidates": candidates},
         status=failure.status if failure else 200)
 
 
@@ -476,3 +481,27 @@ async def member_remove(request: web.Request) -> web.Response:
     except TelemedError as exc:
         return await _partnership_page(request, partnership_id, failure=FormError(request, exc))
     raise _see(f"/admin/partnerships/{partnership_id}", "member-removed")
+
+
+@routes.post("/admin/partnerships/{partnership_id}/supervisors")
+async def supervisor_add(request: web.Request) -> web.Response:
+    partnership_id = path_id(request, "partnership_id")
+    form = await _form(request)
+    try:
+        body = parse_form(form, SupervisorInput)
+        async with request.app[DATABASE].session() as session:
+            await supervisors.link(session, caller(request).principal, partnership_id, body)
+    except TelemedError as exc:
+        return await _partnership_page(request, partnership_id, failure=FormError(request, exc))
+    raise _see(f"/admin/partnerships/{partnership_id}", "supervisor-added")
+
+
+@routes.post("/admin/partnerships/{partnership_id}/supervisors/{user_id}/remove")
+async def supervisor_remove(request: web.Request) -> web.Response:
+    partnership_id = path_id(request, "partnership_id")
+    try:
+        async with request.app[DATABASE].session() as session:
+            await supervisors.unlink(session, caller(request).principal, partnership_id, path_id(request, "user_id"))
+    except TelemedError as exc:
+        return await _partnership_page(request, partnership_id, failure=FormError(request, exc))
+    raise _see(f"/admin/partnerships/{partnership_id}", "supervisor-removed")

@@ -39,6 +39,8 @@ ACTIONS: dict[str, str] = {
     "partnership.updated": N_("Partnership changed"),
     "partnership.member_added": N_("Hospital added to a partnership"),
     "partnership.member_removed": N_("Hospital removed from a partnership"),
+    "partnership.supervisor_added": N_("Supervisor linked to a partnership"),
+    "partnership.supervisor_removed": N_("Supervisor unlinked from a partnership"),
     "patient.registered": N_("Patient registered"),
     "patient.searched": N_("Patients looked up by national ID"),
     "patient.viewed": N_("Patient's record viewed"),

@@ -20,6 +20,7 @@ from server.permissions import (
     can_list_consultations,
     can_manage_holds,
     can_read_audit,
+    can_supervise,
     has_referrals,
     keeps_clinic_hours,
 )
@@ -48,6 +49,8 @@ def links(who: Principal) -> list[NavLink]:
         shown.append(NavLink("/audit", N_("Audit trail")))
     if can_manage_holds(who):
         shown.append(NavLink("/holds", N_("Legal holds")))
+    if can_supervise(who):
+        shown.append(NavLink("/supervision", N_("Supervision")))
     return shown
 
 

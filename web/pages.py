@@ -35,6 +35,7 @@ from server.permissions import (
     can_join_consultation,
     can_read_audit,
     can_speak_for_patient,
+    can_supervise,
     has_calendar_feed,
     has_referrals,
 )
@@ -216,6 +217,9 @@ def workspace(who: Principal) -> tuple[str, str, str] | None:
             N_("Open the administration console")
     if can_read_audit(who):
         return "/audit", N_("Who did what, and when, is in the audit trail."), N_("Open the audit trail")
+    if can_supervise(who):
+        return "/supervision", N_("The statistics of the partnerships you oversee are on the supervision page."), \
+            N_("Open the supervision statistics")
     if who.role is Role.COORDINATOR and has_referrals(who):
         return "/referrals", N_("Referrals to your hospital are triaged and booked from the referral inbox."), \
             N_("Open the referral inbox")

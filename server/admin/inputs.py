@@ -101,3 +101,7 @@ class PartnershipUpdate(_Body):
 
 class MemberInput(_Body):
     hospital_id: Id
+
+
+class SupervisorInput(_Body):
+    user_id: Id

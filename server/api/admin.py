@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..admin import accounts, hospitals, overview, partnerships, specialties
+from ..admin import accounts, hospitals, overview, partnerships, specialties, supervisors
 from ..admin.inputs import (
     AccountQuery,
     AccountUpdate,
@@ -17,6 +17,7 @@ from ..admin.inputs import (
     PartnershipUpdate,
     PasswordReset,
     SpecialtyInput,
+    SupervisorInput,
 )
 from ..appkeys import DATABASE
 from ..http import json_response, parse_body, parse_form, path_id
@@ -239,3 +240,36 @@ async def remove_partnership_member(request: web.Request) -> web.Response:
         view = await partnerships.remove_member(session, caller(request).principal,
                                                 path_id(request, "partnership_id"), path_id(request, "hospital_id"))
     return json_response(view.to_json())
+
+
+async def _supervisors_json(request: web.Request, partnership_id: int) -> web.Response:
+    async with request.app[DATABASE].session() as session:
+        linked, _ = await supervisors.of_partnership(session, caller(request).principal, partnership_id)
+    return json_response({"supervisors": [{"id": u.id, "username": u.username, "display_name": u.display_name}
+                                          for u in linked]})
+
+
+@routes.get("/api/admin/partnerships/{partnership_id}/supervisors")
+async def list_partnership_supervisors(request: web.Request) -> web.Response:
+    """The supervisor accounts overseeing the partnership (they read its statistics)."""
+    return await _supervisors_json(request, path_id(request, "partnership_id"))
+
+
+@routes.post("/api/admin/partnerships/{partnership_id}/supervisors")
+@accepts(SupervisorInput)
+async def add_partnership_supervisor(request: web.Request) -> web.Response:
+    """A supervisor account comes to oversee the partnership; 422 for an account of another role. Audited."""
+    body = await parse_body(request, SupervisorInput)
+    partnership_id = path_id(request, "partnership_id")
+    async with request.app[DATABASE].session() as session:
+        await supervisors.link(session, caller(request).principal, partnership_id, body)
+    return await _supervisors_json(request, partnership_id)
+
+
+@routes.delete("/api/admin/partnerships/{partnership_id}/supervisors/{user_id}")
+async def remove_partnership_supervisor(request: web.Request) -> web.Response:
+    """The supervisor no longer oversees the partnership; 404 if they did not. Audited."""
+    partnership_id = path_id(request, "partnership_id")
+    async with request.app[DATABASE].session() as session:
+        await supervisors.unlink(session, caller(request).principal, partnership_id, path_id(request, "user_id"))
+    return await _supervisors_json(request, partnership_id)

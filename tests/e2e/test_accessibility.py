@@ -21,7 +21,7 @@ from .conftest import assert_accessible, checked
 
 pytestmark = pytest.mark.e2e
 
-ROLES = ["dr.li", "dr.wang", "coord.zhao", "admin", "auditor"]
+ROLES = ["dr.li", "dr.wang", "coord.zhao", "admin", "auditor", "supervisor"]
 LOCALES = ["en", "zh-CN"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 # Not pages: files, feeds, exports and the way out. Their own tests check them.

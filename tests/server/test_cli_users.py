@@ -91,3 +91,16 @@ def test_user_create_goes_through_the_console_and_is_audited(data_dir: Path) -> 
     bad = run("user", "create", "--username", "a b", "--role", "auditor", "--hospital", "1", "--password-stdin",
               data_dir=data_dir, stdin="a long enough password\n")
     assert bad.returncode == 2 and "username" in bad.stderr
+
+
+def test_user_create_makes_a_supervisor(data_dir: Path) -> None:
+    """``--role supervisor`` is offered and makes an account of that role (the administrator then links it to
+    the partnerships it oversees); the demo's own supervisor is listed by role."""
+    created = run("user", "create", "--username", "commission.li", "--display-name", "市卫健委 City Commission",
+                  "--role", "supervisor", "--hospital", "1", "--password-stdin", data_dir=data_dir,
+                  stdin="a long enough password\n")
+    assert created.returncode == 0, created.stderr
+    assert "Created supervisor 'commission.li'" in created.stdout
+    assert _read(data_dir, "commission.li")[0].role.value == "supervisor"
+    listed = run("user", "list", "--role", "supervisor", data_dir=data_dir)
+    assert listed.returncode == 0 and "commission.li" in listed.stdout and "supervisor " in listed.stdout

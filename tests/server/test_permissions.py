@@ -25,6 +25,7 @@ from server.permissions import (
     can_see_colleague,
     can_sign_report,
     can_speak_for_patient,
+    can_supervise,
     can_view_consultation,
     can_view_referral,
     can_withdraw_consent,
@@ -33,6 +34,7 @@ from server.permissions import (
     has_referrals,
     joins_what_they_plan,
     keeps_clinic_hours,
+    oversees,
 )
 
 COUNTY, PROVINCIAL, OTHER_COUNTY, OUTSIDE = 1, 2, 3, 9
@@ -47,6 +49,7 @@ zhao = Principal(40, Role.COORDINATOR, PROVINCIAL)  # coordinator of a participa
 qian = Principal(41, Role.COORDINATOR, OTHER_COUNTY)  # coordinator elsewhere
 admin = Principal(50, Role.ADMIN, PROVINCIAL)
 auditor = Principal(60, Role.AUDITOR, PROVINCIAL)
+supervisor = Principal(70, Role.SUPERVISOR, PROVINCIAL)  # a health commission's; oversees partnership 1
 # A participant whose role changed to admin keeps the record but not the room.
 promoted = Principal(10, Role.ADMIN, COUNTY)
 
@@ -253,3 +256,24 @@ def test_the_staff_directory_is_the_partnerships(who: Principal, hospital: int, 
     """The FHIR API's Practitioner, PractitionerRole and Organization: the caller's hospital and its partners
     (here hospital 2); another partnership's staff are not theirs to list, except for administrators."""
     assert can_see_colleague(who, hospital, frozenset({who.hospital_id, 2})) is allowed
+
+
+@pytest.mark.parametrize(("who", "partnership", "supervise", "sees"), [
+    (supervisor, 1, True, True),
+    (supervisor, 2, True, False),  # a partnership it does not oversee
+    (admin, 1, False, False), (auditor, 1, False, False), (li, 1, False, False), (wang, 1, False, False),
+    (zhao, 1, False, False),
+])
+def test_supervisors_read_the_statistics_of_what_they_oversee(who: Principal, partnership: int, supervise: bool,
+                                                              sees: bool) -> None:
+    """Statistics are a supervisor's, of the partnerships linked to them; clinicians, coordinators,
+    administrators and auditors neither open the page nor read any partnership's figures."""
+    assert can_supervise(who) is supervise
+    assert oversees(who, frozenset({1}), partnership) is sees
+
+
+@pytest.mark.parametrize("rule", [can_list_consultations, has_referrals, can_handle_patients, can_refer,
+                                  can_read_audit, can_manage_holds, can_administer, keeps_clinic_hours])
+def test_supervisors_see_no_health_record(rule: object) -> None:
+    """A supervisor opens no list of consultations, referrals or patients, no audit trail and no console."""
+    assert rule(supervisor) is False  # type: ignore[operator]

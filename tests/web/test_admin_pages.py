@@ -12,7 +12,16 @@ from sqlmodel import delete, select
 
 from server.admin.accounts import PAGE_SIZE
 from server.appkeys import DATABASE
-from server.models import Department, Hospital, Partnership, PartnershipMember, Role, Specialty, User
+from server.models import (
+    Department,
+    Hospital,
+    Partnership,
+    PartnershipMember,
+    PartnershipSupervisor,
+    Role,
+    Specialty,
+    User,
+)
 
 from ..conftest import login
 
@@ -73,7 +82,7 @@ async def test_administrators_get_a_link_and_an_overview_with_counts(client: Tes
     assert '<a href="/admin" class="admin-link">Administration</a>' in home
     text = await (await client.get("/admin", headers=EN)).text()
     counts = [(label, int(n)) for n, label in re.findall(r'<span class="count">(\d+)</span>([^<]+)</a>', text)]
-    assert counts == [("Active accounts", 8), ("Disabled accounts", 0), ("Active administrators", 1),
+    assert counts == [("Active accounts", 9), ("Disabled accounts", 0), ("Active administrators", 1),
                       ("Hospitals", 3), ("Departments", 3), ("Specialties", 4), ("Partnerships", 1)]
     assert 'aria-current="page">Overview' in text
 
@@ -280,6 +289,7 @@ async def test_partnerships_with_their_members(client: TestClient) -> None:
 async def test_empty_states_say_so(client: TestClient) -> None:
     async with client.app[DATABASE].session() as session:
         await session.exec(delete(PartnershipMember))  # type: ignore[call-overload]
+        await session.exec(delete(PartnershipSupervisor))  # type: ignore[call-overload]
         await session.exec(delete(Partnership))  # type: ignore[call-overload]
         await session.commit()
     await form_login(client, "admin")

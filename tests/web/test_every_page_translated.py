@@ -338,6 +338,12 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await check("legal holds", "GET", "/holds", route="/holds")
     await check("legal hold refused", "POST", "/holds", status=(400, 422), data={"patient_id": "x", "reason": ""})
 
+    # the supervisor
+    await pages.as_user("supervisor")
+    await check("supervision", "GET", "/supervision", route="/supervision")
+    await check("supervision refused months", "GET", "/supervision?from_month=2026-05&to_month=2026-01", status=422)
+    await check("supervision refused partnership", "GET", "/supervision?partnership_id=999", status=403)
+
     # the administrator
     await pages.as_user("admin")
     for path in ("/admin", "/admin/users", "/admin/users/new", "/admin/users/1", "/admin/hospitals",

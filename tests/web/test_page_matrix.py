@@ -14,7 +14,7 @@ from server.identity.auth import PUBLIC_ATTRIBUTE
 from .test_pages import EN, form_login
 
 ZH = {"Accept-Language": "zh-CN"}
-ROLES = ("dr.li", "dr.wang", "coord.zhao", "admin", "auditor")  # county doctor, specialist, coordinator, ...
+ROLES = ("dr.li", "dr.wang", "coord.zhao", "admin", "auditor", "supervisor")  # county doctor, specialist, ...
 CLINICAL = {"dr.li", "dr.wang", "coord.zhao"}
 EVERYONE = set(ROLES)
 ADMIN = {"admin"}
@@ -36,6 +36,7 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
     "/admin/users/{user_id}": ("/admin/users/1", ADMIN),
     "/audit": ("/audit", {"auditor"}),
     "/holds": ("/holds", {"admin", "auditor"}),
+    "/supervision": ("/supervision", {"supervisor"}),
     "/consultations": ("/consultations", CLINICAL),
     "/consultations/new": ("/consultations/new", CLINICAL),
     "/consultations/{consultation_id}": ("/consultations/1", {"dr.li", "dr.wang"}),

@@ -170,6 +170,7 @@ async def test_only_a_clinician_beside_the_patient_is_offered_to_record_their_co
     ("coord.zhao", "/referrals", "打开转诊收件箱"),
     ("auditor", "/audit", "查看审计日志"),
     ("admin", "/admin", "进入系统管理"),
+    ("supervisor", "/supervision", "打开监管统计"),
     ("dr.li", None, None),
 ])
 async def test_the_home_page_leads_each_role_to_its_work(client: TestClient, username: str, workspace: str | None,

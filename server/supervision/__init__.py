@@ -1,0 +1,1 @@
+"""Supervision: statistics of the partnerships a regional health commission oversees (aggregates only)."""
