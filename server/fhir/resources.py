@@ -25,6 +25,7 @@ from ..models import (
     ConsentPurpose,
     ConsentTemplate,
     Consultation,
+    ConsultationReport,
     ConsultationStatus,
     Hospital,
     Patient,
@@ -343,10 +344,13 @@ def encounter(consultation: Consultation, hospital: Hospital, patient: Patient |
     return resource
 
 
-def diagnostic_report(record: ReferralRecord, author: User, issued: datetime, site: Site) -> dict[str, Any]:
-    """The specialist's opinion on a completed referral: final, issued when the referral was completed, its
-    author the specialist (as PractitionerRole and Practitioner), the opinion and recommendations as its
-    conclusion. Its id is the referral's (one opinion per referral)."""
+def diagnostic_report(record: ReferralRecord, author: User, issued: datetime, site: Site,
+                      report: ConsultationReport | None = None) -> dict[str, Any]:
+    """The specialist's opinion on a completed referral: final (amended once a later version was signed),
+    issued when the referral was completed or its latest report signed, its author the specialist (as
+    PractitionerRole and Practitioner), the opinion and recommendations as its conclusion, the report's
+    ICD-10 diagnosis as its conclusion code and the signed PDF as its presented form. Its id is the
+    referral's (one report per referral, in versions)."""
     r = record.referral
     conclusion = r.opinion + (f"\n\nRecommendations: {r.recommendations}" if r.recommendations else "")
     resource: dict[str, Any] = {
@@ -369,10 +373,20 @@ def diagnostic_report(record: ReferralRecord, author: User, issued: datetime, si
     }
     if r.consultation_id is not None:
         resource["encounter"] = {"reference": f"Encounter/{r.consultation_id}"}
-    # SIGNED REPORT PDF GOES HERE: once the signed PDF report exists (being built on another branch), attach it as
-    #   resource["presentedForm"] = [{"contentType": "application/pdf", "language": ..., "url": <the PDF's URL>,
-    #                                 "hash": <base64 SHA-1 of the bytes>, "title": ..., "creation": <signed at>}]
-    # (the same permission rule as this report; the PDF answers at a URL that checks it again).
+    if report is not None:
+        if report.version > 1:
+            resource["status"] = "amended"
+        resource["issued"] = instant(report.created_at)
+        if report.diagnosis_code:
+            resource["conclusionCode"] = [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10",
+                                                       "code": report.diagnosis_code,
+                                                       "display": report.diagnosis_text}]}]
+        # The signed PDF, at an address that checks the reader again. Attachment.hash is SHA-1 by definition;
+        # the PDF's SHA-256, which the audit chain holds, is what /api/reports/{id}/verification checks.
+        resource["presentedForm"] = [{"contentType": "application/pdf", "language": report.locale,
+                                      "url": f"{site.url}/api/reports/{report.id}/pdf",
+                                      "title": f"Consultation report, version {report.version}",
+                                      "creation": instant(report.created_at)}]
     return resource
 
 

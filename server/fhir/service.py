@@ -29,6 +29,7 @@ from ..models import (
     ConsentSubject,
     ConsentTemplate,
     ConsultationParticipant,
+    ConsultationReport,
     Hospital,
     Patient,
     Referral,
@@ -237,9 +238,11 @@ async def load_diagnostic_report(session: AsyncSession, who: Principal, referral
     completed = await _completion(session, referral_id)
     if record.referral.state is not ReferralState.COMPLETED or completed is None or not record.referral.opinion:
         raise NotFound(N_("This referral has no opinion yet."))
-    author = await session.get(User, completed.actor_id)
+    signed = (await session.exec(select(ConsultationReport).where(ConsultationReport.referral_id == referral_id)
+                                 .order_by(col(ConsultationReport.version).desc()))).first()
+    author = await session.get(User, signed.author_id if signed is not None else completed.actor_id)
     assert author is not None
-    return Read(fhir.diagnostic_report(record, author, completed.at, site), record.patient.id,
+    return Read(fhir.diagnostic_report(record, author, completed.at, site, signed), record.patient.id,
                 record.referral.consultation_id)
 
 

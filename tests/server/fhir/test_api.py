@@ -90,10 +90,13 @@ async def completed_and_moved(client: TestClient) -> dict[str, Any]:
                             json={"given": True}, headers=await login(client, "dr.wang"))
     assert own.status in (200, 201), await own.text()
     assert (await act(client, "dr.wang", referral["id"], "start")).status == 200
-    done = await act(client, "dr.wang", referral["id"], "complete", opinion="Stable angina.",
-                     recommendations="Exercise ECG in 4 weeks.")
-    assert done.status == 200, await done.text()
-    return {**await done.json(), "first_appointment": first}
+    signed = await client.post(f"/api/referrals/{referral['id']}/reports", headers=await login(client, "dr.wang"),
+                               json={"findings": "Stable angina.", "diagnosis_code": "I20.8",
+                                     "recommendations": "Exercise ECG in 4 weeks."})
+    assert signed.status == 201, await signed.text()
+    done = await client.get(f"/api/referrals/{referral['id']}", headers=await login(client, "dr.li"))
+    assert (await done.json())["state"] == "completed"
+    return {**await done.json(), "first_appointment": first, "report": await signed.json()}
 
 
 async def test_metadata_lists_exactly_what_is_served(client: TestClient) -> None:
@@ -150,6 +153,14 @@ async def test_the_opinion_is_a_diagnostic_report_with_author_and_time(client: T
     assert [p["reference"] for p in report["performer"]] == [f"PractitionerRole/{specialist}",
                                                               f"Practitioner/{specialist}"]
     assert report["issued"] and report["basedOn"] == [{"reference": f"ServiceRequest/{referral['id']}"}]
+    # the signed report: its ICD-10 diagnosis, and its PDF at an address that checks the reader again
+    assert report["conclusionCode"][0]["coding"][0] == {"system": "http://hl7.org/fhir/sid/icd-10", "code": "I20.8",
+                                                        "display": referral["report"]["diagnosis"]["text"]}
+    (form,) = report["presentedForm"]
+    assert form["contentType"] == "application/pdf" and form["creation"]
+    pdf = await client.get(URL(form["url"]).path, headers=await login(client, "dr.li"))
+    assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF-")
+    assert (await client.get(URL(form["url"]).path, headers=await login(client, "dr.chen"))).status in (403, 404)
     role = await fhir_get(client, f"/fhir/PractitionerRole/{specialist}")
     assert role["specialty"][0]["coding"][0]["code"] == "cardiology"
 
