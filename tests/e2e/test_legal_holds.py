@@ -6,38 +6,22 @@ Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each page th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from server.i18n import translations
 
-from .conftest import assert_accessible
-from .test_admin_console import PHONE, SCREENSHOTS, _context, _log_in
+from .conftest import checked
+from .test_admin_console import PHONE, _context, _log_in
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def shots() -> Path | None:
-    if not SCREENSHOTS:
-        return None
-    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-    return Path(SCREENSHOTS)
-
-
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_an_auditor_places_and_releases_a_hold_the_doctor_sees(client: TestClient, browser: Browser,
-                                                                     locale: str, shots: Path | None) -> None:
+                                                                     locale: str) -> None:
     t = translations(locale).gettext
-
-    async def _checked(page: Page, name: str) -> None:
-        """Accessible, and photographed when asked."""
-        await assert_accessible(page)
-        if shots:
-            await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
     base = str(client.make_url("")).rstrip("/")
     auditor = await (await _context(browser, locale)).new_page()
@@ -45,7 +29,7 @@ async def test_an_auditor_places_and_releases_a_hold_the_doctor_sees(client: Tes
     await auditor.get_by_role("link", name=t("Legal holds")).click()
     await expect(auditor.get_by_role("heading", name=t("Legal holds"), exact=True)).to_be_visible()
     await expect(auditor.locator("#empty")).to_be_visible()
-    await _checked(auditor, f"holds-empty-{locale}")
+    await checked(auditor, f"holds-empty-{locale}")
 
     form = auditor.locator("#new-hold")
     await form.get_by_label(t("A patient")).check()
@@ -58,7 +42,7 @@ async def test_an_auditor_places_and_releases_a_hold_the_doctor_sees(client: Tes
     row = auditor.locator("#holds tbody tr").first
     await expect(row).to_have_attribute("data-active", "true")
     await expect(row).to_contain_text(t("Patient #%(number)s") % {"number": 1})
-    await _checked(auditor, f"holds-standing-{locale}")
+    await checked(auditor, f"holds-standing-{locale}")
 
     doctor_context = await browser.new_context(locale=locale, viewport=PHONE)
     doctor = await doctor_context.new_page()
@@ -66,13 +50,13 @@ async def test_an_auditor_places_and_releases_a_hold_the_doctor_sees(client: Tes
     await doctor.goto(f"{base}/patients/1")
     await expect(doctor.locator("#legal-hold")).to_contain_text(t("Under legal hold"))
     await expect(doctor.locator("#legal-hold")).not_to_contain_text("Complaint")
-    await _checked(doctor, f"chart-held-phone-{locale}")
+    await checked(doctor, f"chart-held-phone-{locale}")
 
     await row.get_by_label(t("Why it is released")).fill("已结案 Closed")
     await row.get_by_role("button", name=t("Release")).click()
     await expect(auditor.locator("#done")).to_have_text(t("The legal hold was released."))
     await expect(auditor.locator("#holds tbody tr").first).to_have_attribute("data-active", "false")
-    await _checked(auditor, f"holds-released-{locale}")
+    await checked(auditor, f"holds-released-{locale}")
 
     await doctor.reload()
     await expect(doctor.get_by_role("heading", name="张伟 Zhang Wei")).to_be_visible()

@@ -6,17 +6,15 @@ Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each view th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from server.i18n import translations
 
 from ..server.supervision.history import craft
-from .conftest import assert_accessible
-from .test_admin_console import PHONE, SCREENSHOTS, _context, _log_in
+from .conftest import checked
+from .test_admin_console import PHONE, _context, _log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -25,22 +23,13 @@ pytestmark = pytest.mark.e2e
 async def test_a_supervisor_reads_and_exports_the_statistics(client: TestClient, browser: Browser,
                                                              locale: str) -> None:
     t = translations(locale).gettext
-    shots = Path(SCREENSHOTS) if SCREENSHOTS else None
-    if shots:
-        shots.mkdir(parents=True, exist_ok=True)
-
-    async def _checked(page: Page, name: str) -> None:
-        await assert_accessible(page)
-        if shots:
-            await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-
     ids = await craft(client)
     base = str(client.make_url("")).rstrip("/")
     page = await (await _context(browser, locale)).new_page()
     await _log_in(page, base, locale, "supervisor", "telemed-demo")
     await page.locator("header.topbar").get_by_role("link", name=t("Supervision"), exact=True).click()
     await expect(page.get_by_role("heading", name=t("Supervision"), exact=True)).to_be_visible()
-    await _checked(page, f"supervision-default-{locale}")
+    await checked(page, f"supervision-default-{locale}")
 
     form = page.locator("#supervision-filter")
     await form.get_by_label(t("From month")).fill("2026-03")
@@ -52,7 +41,7 @@ async def test_a_supervisor_reads_and_exports_the_statistics(client: TestClient,
     await expect(chart.locator("svg title").first).to_have_text(t("Referrals received per month"))
     await chart.get_by_text(t("The numbers of this chart")).click()
     await expect(chart.locator("tbody tr").first).to_contain_text("3")
-    await _checked(page, f"supervision-march-{locale}")
+    await checked(page, f"supervision-march-{locale}")
 
     await form.get_by_label(t("Hospital"), exact=True).select_option(str(ids["qingshan"]))
     await form.get_by_role("button", name=t("Show")).click()
@@ -65,4 +54,4 @@ async def test_a_supervisor_reads_and_exports_the_statistics(client: TestClient,
 
     await page.set_viewport_size(PHONE)
     await page.reload()
-    await _checked(page, f"supervision-phone-{locale}")
+    await checked(page, f"supervision-phone-{locale}")
