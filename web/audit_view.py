@@ -139,6 +139,7 @@ DETAIL_LABELS = {
     "period_days": N_("Days kept"), "file": N_("File"), "key": N_("Key"),
     "locale": N_("Language"), "renditions": N_("Other languages"), "signer": N_("Signed with"),
     "diagnosis": N_("Diagnosis"), "supersedes": N_("Replaces version"), "codes": N_("Codes"),
+    "reports": N_("Report versions read"),
 }
 TIMES = {"starts_at", "expires_at", "planned_start", "since", "until"}
 WORDS: dict[str, dict[str, str]] = {

@@ -105,9 +105,16 @@ async def versions(session: AsyncSession, referral_id: int) -> Sequence[Consulta
 
 
 async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> Sequence[ConsultationReport]:
-    """Every signed version of a referral's report, oldest first, for whoever sees its patient's records."""
-    await referrals.load_with_records(session, who, referral_id)
-    return await versions(session, referral_id)
+    """Every signed version of a referral's report, oldest first, for whoever sees its patient's records. The
+    findings are the patient's record: reading them is a view of it, audited as the referral page's is."""
+    referral = await referrals.load_with_records(session, who, referral_id)
+    rows = await versions(session, referral_id)
+    if rows:
+        audit.with_commit(session, audit.Entry(
+            f"user:{who.user_id}", "patient.viewed", referral.consultation_id, f"patient:{referral.patient_id}",
+            {"via": f"referral:{referral_id}", "reports": len(rows)}))
+        await session.commit()
+    return rows
 
 
 async def sign(session: AsyncSession, who: Principal, referral_id: int, body: ReportInput, *,

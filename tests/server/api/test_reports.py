@@ -4,8 +4,13 @@ verified, acknowledged by the referring doctor, amended into a new version; refu
 from __future__ import annotations
 
 import hashlib
+import json
 
 from aiohttp.test_utils import TestClient
+from sqlmodel import col, select
+
+from server.appkeys import DATABASE
+from server.models import AuditEvent
 
 from ...conftest import login
 from .test_referrals import booked_referral
@@ -72,3 +77,32 @@ async def test_outsiders_see_no_report(client: TestClient) -> None:
     for path in (f"/api/referrals/{referral}/reports", report["url"], report["verification_url"]):
         assert (await client.get(path, headers=chen)).status == 403, path
     assert (await client.get("/api/reports/999999/verification", headers=chen)).status == 404
+
+
+async def test_a_withdrawn_sharing_consent_withholds_the_report_and_its_words(client: TestClient) -> None:
+    """The report's findings were also copied onto the referral as its opinion: once the patient withdraws
+    their consent to sharing, the receiving side reads neither the report nor those words, on the API or
+    on the page, while the referring hospital still does."""
+    booked, _ = await booked_referral(client)
+    referral = booked["id"]
+    signed = await client.post(f"/api/referrals/{referral}/reports", json=BODY, headers=await login(client, "dr.wang"))
+    assert signed.status == 201, await signed.text()
+    li = await login(client, "dr.li")
+    consent = (await (await client.get(f"/api/referrals/{referral}", headers=li)).json())["sharing_consent"]
+    withdrawn = await client.post(f"/api/consents/{consent['id']}/withdraw", headers=li)
+    assert withdrawn.status == 200, await withdrawn.text()
+    for username in ("dr.wang", "coord.zhao"):
+        seen = await (await client.get(f"/api/referrals/{referral}", headers=await login(client, username))).json()
+        assert seen["records_withheld"] and seen["opinion"] is None and seen["recommendations"] is None, username
+        assert "ST depression" not in json.dumps(seen), username
+        listed = await client.get(f"/api/referrals/{referral}/reports", headers=await login(client, username))
+        assert listed.status == 403, username
+    own = await (await client.get(f"/api/referrals/{referral}", headers=li)).json()
+    assert own["opinion"].startswith("Exertional angina"), "the referring hospital keeps its record"
+    listed = await client.get(f"/api/referrals/{referral}/reports", headers=li)
+    assert listed.status == 200 and len((await listed.json())["reports"]) == 1
+    async with client.app[DATABASE].session() as session:
+        viewed = (await session.exec(select(AuditEvent).where(AuditEvent.action == "patient.viewed")
+                                     .order_by(col(AuditEvent.id).desc()))).first()
+    assert viewed is not None and json.loads(viewed.detail) == {"via": f"referral:{referral}", "reports": 1}, \
+        "reading the report's findings through the API is a view of the patient's record, audited"
