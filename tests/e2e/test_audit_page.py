@@ -54,7 +54,7 @@ async def test_an_auditor_reads_and_filters_the_trail(client: TestClient, browse
     await page.locator("input[name=username]").fill("auditor")
     await page.locator("input[name=password]").fill("telemed-demo")
     await page.get_by_role("button", name=t("Log in")).click()
-    await page.get_by_role("link", name=t("Audit trail")).click()
+    await page.get_by_role("link", name=t("Audit trail"), exact=True).click()
     await expect(page.get_by_role("heading", name=t("Audit trail"))).to_be_visible()
 
     table = page.locator("#audit-entries")
