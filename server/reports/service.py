@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -297,7 +298,11 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
                              locale=locale, file="", pdf_sha256="", signer_subject=signer.subject,
                              supersedes_id=previous.id if previous else None)
     session.add(row)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # the same version signed meanwhile by a request that read what this one did
+        await session.rollback()
+        raise _signed_meanwhile(previous) from None
     assert row.id is not None
     directory = tools.root / REPORTS_DIR / str(referral.id)
     written: list[Path] = []
@@ -326,12 +331,22 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
              "renditions": {k: v for k, v in hashes.items() if k != locale}, "signer": row.signer_subject,
              "diagnosis": row.diagnosis_code, **({"supersedes": previous.id} if previous else {})}))
         await session.commit()
-    except BaseException:
+    except BaseException as exc:
         for path in written:
             path.unlink(missing_ok=True)  # no file without its row
+        if isinstance(exc, IntegrityError):
+            await session.rollback()
+            raise _signed_meanwhile(previous) from None
         raise
     await session.refresh(row)
     return row
+
+
+def _signed_meanwhile(previous: ConsultationReport | None) -> Conflict:
+    """Two signatures of the same version raced: the one that lost is told as if it had come a moment later."""
+    if previous is None:
+        return Conflict(N_("This referral's report is already signed; amend it instead."), code="report-exists")
+    return Conflict(N_("This is not the latest version of the report; amend the latest."), code="report-superseded")
 
 
 def _signed(signer: signing.ReportSigner, facts: render.ReportFacts, locale: str) -> bytes:

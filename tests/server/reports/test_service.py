@@ -300,3 +300,27 @@ def test_control_characters_are_refused(field: str) -> None:
     with pytest.raises(pydantic.ValidationError, match="only printable text"):
         ReportInput.model_validate({**REPORT.model_dump(), field: "x\x00y"})
     assert ReportInput.model_validate({**REPORT.model_dump(), "findings": "a\nb\tc"}).findings == "a\nb\tc"
+
+
+async def test_two_amendments_of_the_same_version_one_is_told_it_came_late(
+        database: Database, tools: reports.ReportTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two specialists' browsers amending version 1 at once both read it as the latest: the second to write
+    version 2 meets the unique (referral, version) key. That once was a 500; it is the same 409
+    ``report-superseded`` as coming a moment later, and leaves no sealed file behind."""
+    referral_id = await booked(database)
+    async with database.session() as session:
+        wang = await principal(session, "dr.wang")
+        first = await reports.sign(session, wang, referral_id, REPORT, tools=tools)
+    async with database.session() as session:
+        await reports.amend(session, wang, first.id, REPORT, tools=tools)
+    directory = tools.root / reports.REPORTS_DIR / str(referral_id)
+    files = sorted(directory.iterdir())
+
+    async def as_read_before_the_other_wrote(session: object, referral: int) -> list:
+        return [first]
+    monkeypatch.setattr(reports, "versions", as_read_before_the_other_wrote)
+    async with database.session() as session:
+        with pytest.raises(Conflict) as late:
+            await reports.amend(session, wang, first.id, REPORT, tools=tools)
+    assert late.value.code == "report-superseded"
+    assert sorted(directory.iterdir()) == files, "no file without its row"
