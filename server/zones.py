@@ -4,11 +4,17 @@ without one (``TELEMED_DEFAULT_TIMEZONE``). Patients read theirs in their browse
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .models import Hospital
 from .permissions import Principal
 from .settings import DEFAULT_TIMEZONE
+
+# The days a filter may name: each one's midnight, and the midnight after it, exist in UTC on every clock
+# (year 1 east of Greenwich, or the day after 9999-12-31, would not: a 500 instead of a refusal).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9999, 12, 30)
 
 
 async def hospital_zone(session: AsyncSession, hospital_id: int | None, fallback: str = DEFAULT_TIMEZONE) -> str:

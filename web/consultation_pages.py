@@ -25,7 +25,6 @@ from server.models import ConsultationStatus
 from server.parsing import parse_id
 from server.patients import invitations
 from server.permissions import can_create_consultation, can_join_consultation, can_list_consultations, require
-from server.referrals.views import reader_zone
 
 from .clock import for_patient, zone_label, zone_names
 from .forms import field_errors, on_clock, summary
@@ -80,8 +79,9 @@ async def consultation_list(request: web.Request) -> web.Response:
             search = parse_form(form, ConsultationSearch)
         except ValidationFailed as exc:
             errors, search = field_errors(exc, translator(request)), ConsultationSearch()
-        found = await consultations.find(session, who, search) if not errors else None
-        zone = await reader_zone(session, who)
+        fallback = request.app[SETTINGS].default_timezone
+        found = await consultations.find(session, who, search, fallback=fallback) if not errors else None
+        zone = await page_zone(request, session)
     kept = {k: v for k, v in form.items() if k != "page" and v}
 
     def page_url(page: int) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..appkeys import DATABASE
+from ..appkeys import DATABASE, SETTINGS
 from ..consultations import service as consultations
 from ..consultations.chat import chat_lines
 from ..consultations.inputs import ConsultationSearch, NewConsultation
@@ -46,7 +46,7 @@ async def list_consultations(request: web.Request) -> web.Response:
     who = caller(request).principal
     search = parse_form(request.query, ConsultationSearch)
     async with request.app[DATABASE].session() as session:
-        found = await consultations.find(session, who, search)
+        found = await consultations.find(session, who, search, fallback=request.app[SETTINGS].default_timezone)
     return json_response({"consultations": [v.to_json(with_patient=True) for v in found.items], **found.meta()})
 
 

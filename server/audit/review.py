@@ -26,12 +26,12 @@ from ..models import AuditEvent, Department, Hospital, Partnership, Patient, Spe
 from ..parsing import query_id
 from ..permissions import Principal, can_read_audit, require
 from ..settings import DEFAULT_TIMEZONE
+from ..zones import FIRST_DAY, LAST_DAY
 from . import trail as audit
 
 PAGE = 200
 EXPORT_MAX = 100_000
 # A day's midnight must stay a datetime in every zone once made UTC (year 1 in Shanghai is year 0 in UTC).
-FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9999, 12, 30)
 CSV_FIELDS = ("id", "at", "actor", "action", "consultation_id", "subject", "detail", "prev_hash", "hash")
 FILTER_FIELDS = ("actor", "action", "consultation", "subject", "since", "until")
 

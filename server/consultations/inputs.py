@@ -9,6 +9,7 @@ import pydantic
 from ..errors import N_
 from ..models import ConsultationStatus
 from ..parsing import Id
+from ..zones import FIRST_DAY, LAST_DAY
 
 DURATIONS = (15, 30, 45, 60, 90, 120)  # what the page offers; the API takes any length within the limits
 
@@ -36,8 +37,8 @@ class ConsultationSearch(pydantic.BaseModel):
 
     q: str | None = pydantic.Field(default=None, max_length=100)
     status: ConsultationStatus | None = None
-    since: datetime.date | None = None
-    until: datetime.date | None = None
+    since: datetime.date | None = pydantic.Field(default=None, ge=FIRST_DAY, le=LAST_DAY)
+    until: datetime.date | None = pydantic.Field(default=None, ge=FIRST_DAY, le=LAST_DAY)
     page: int = pydantic.Field(default=1, ge=1, le=100_000)
 
     @pydantic.field_validator("until")

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .. import zones
 from ..audit import trail as audit
 from ..errors import N_, NotFound, ValidationFailed
 from ..models import (
@@ -36,6 +37,7 @@ from ..permissions import (
     joins_what_they_plan,
     require,
 )
+from ..settings import DEFAULT_TIMEZONE
 from .inputs import ConsultationSearch, NewConsultation
 
 PAGE_SIZE = 20
@@ -157,7 +159,8 @@ def _withheld(who: Principal) -> sa.ColumnElement[bool]:
                              sa.not_(disclosure.shared_condition(who)))
 
 
-async def find(session: AsyncSession, who: Principal, search: ConsultationSearch) -> Page[ConsultationView]:
+async def find(session: AsyncSession, who: Principal, search: ConsultationSearch, *,
+               fallback: str = DEFAULT_TIMEZONE) -> Page[ConsultationView]:
     """A page of the consultations the caller may see (``can_view_consultation``), latest start first,
     searched by a part of the patient's name or the title (never finding one whose records are withheld from
     the caller by what they hide), by status, and by days on the clock of the caller's hospital."""
@@ -172,8 +175,7 @@ async def find(session: AsyncSession, who: Principal, search: ConsultationSearch
     if search.status is not None:
         where.append(col(Consultation.status) == search.status)
     if search.since is not None or search.until is not None:
-        hospital = await session.get(Hospital, who.hospital_id)
-        zone = ZoneInfo(hospital.timezone if hospital else "UTC")
+        zone = ZoneInfo(await zones.reader_zone(session, who, fallback))  # the days the page shows
         if search.since is not None:
             where.append(col(Consultation.planned_start) >= datetime.combine(search.since, time(), tzinfo=zone))
         if search.until is not None:

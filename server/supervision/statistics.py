@@ -40,6 +40,7 @@ from ..models import (
 )
 from ..parsing import Id
 from ..permissions import Principal, can_supervise, oversees, require
+from ..zones import FIRST_DAY, LAST_DAY
 
 SCHEMA_VERSION = 1  # docs/supervision.md: bumped when a field changes meaning or goes; new fields keep it
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -53,6 +54,13 @@ class StatisticsQuery(pydantic.BaseModel):
     to_month: str | None = pydantic.Field(default=None, pattern=MONTH.pattern)
     partnership_id: Id | None = None
     hospital_id: Id | None = None
+
+    @pydantic.field_validator("from_month", "to_month")
+    @classmethod
+    def _a_month_every_clock_has(cls, value: str | None) -> str | None:
+        if value is not None and not FIRST_DAY.year <= int(value[:4]) < LAST_DAY.year:
+            raise ValueError(N_("Choose a month from 1900 to 9998."))
+        return value
 
 
 # The figures of one row, in the order of the CSV's columns (docs/supervision.md describes each).

@@ -109,3 +109,12 @@ async def test_patient_of_another_hospital_cannot_be_attached(client: TestClient
 async def test_non_clinical_roles_cannot_create(client: TestClient, username: str) -> None:
     response = await client.post("/api/consultations", json=_new(), headers=await login(client, username))
     assert response.status == 403
+
+
+@pytest.mark.parametrize("query", ["until=9999-12-31", "since=0001-01-01"])
+async def test_a_day_no_clock_can_hold_is_refused_not_a_500(client: TestClient, query: str) -> None:
+    """The day after 9999-12-31, or year 1 east of Greenwich, has no instant in UTC: such a day is a 422
+    naming its parameter, as the audit trail's filter answers."""
+    response = await client.get(f"/api/consultations?{query}", headers=await login(client, "dr.li"))
+    assert response.status == 422, await response.text()
+    assert query.split("=")[0] in (await response.json())["error"]["fields"]

@@ -143,3 +143,11 @@ async def test_a_referral_made_through_the_api_shows_in_this_months_figures(clie
     assert (month["referrals_sent"], month["referrals_received"], month["referrals_accepted"],
             month["referrals_booked"], month["sharing_consent_coverage"]) == (1, 1, 1, 1, 1.0)
     assert 0 <= month["hours_to_accepted_median"] <= month["hours_to_booked_median"] < 0.1
+
+
+@pytest.mark.parametrize("query", ["from_month=0000-01", "to_month=9999-12", "from_month=1899-12"])
+async def test_a_month_no_clock_can_hold_is_refused_not_a_500(client: TestClient, query: str) -> None:
+    """Year 0 or 10000 cannot be turned into UTC on every clock: such a month is a 422 naming its field."""
+    response = await client.get(f"{URL}?{query}", headers=await login(client, "supervisor"))
+    assert response.status == 422, await response.text()
+    assert query.split("=")[0] in (await response.json())["error"]["fields"]
