@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+import sqlalchemy as sa
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,8 +100,14 @@ async def release(session: AsyncSession, who: Principal, hold_id: int, body: Rel
         raise NotFound(N_("There is no such legal hold."))
     if hold.released_at is not None:
         raise Conflict(N_("This legal hold was released already."))
-    hold.released_at, hold.released_by, hold.release_reason = utcnow(), who.user_id, body.reason
-    session.add(hold)
+    # Released only if still standing when written: of two releases at once, one is told it came second.
+    released = await session.exec(sa.update(LegalHold).where(  # type: ignore[call-overload]
+        col(LegalHold.id) == hold_id, col(LegalHold.released_at).is_(None)).values(
+        released_at=utcnow(), released_by=who.user_id, release_reason=body.reason))
+    if released.rowcount != 1:
+        await session.rollback()
+        raise Conflict(N_("This legal hold was released already."))
+    await session.refresh(hold)
     audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "hold.released", hold.consultation_id,
                                            subject_of(hold), {"hold": hold.id, "reason": body.reason}))
     await session.commit()

@@ -74,3 +74,20 @@ async def test_a_hold_on_nobody_is_404(client: TestClient) -> None:
             await holds.place(session, admin, PlaceHold(consultation_id=999, reason="x"))
         with pytest.raises(NotFound):
             await holds.release(session, admin, 999, ReleaseHold(reason="x"))
+
+
+async def test_two_releases_at_once_release_once(client: TestClient) -> None:
+    """Two people releasing the same hold at once both read it as standing: one releases it, the other is
+    told it was released already, and the trail says it once."""
+    database = client.app[DATABASE]
+    auditor, admin = await who(client, "auditor"), await who(client, "admin")
+    async with database.session() as session:
+        hold = await holds.place(session, auditor, PlaceHold(patient_id=1, reason="Complaint 18"))
+    async with database.session() as first, database.session() as second:
+        assert (await first.get(type(hold), hold.id)).released_at is None  # first has read it standing
+        await holds.release(second, admin, hold.id, ReleaseHold(reason="Closed"))
+        with pytest.raises(Conflict):
+            await holds.release(first, auditor, hold.id, ReleaseHold(reason="Also closed"))
+    async with database.session() as session:
+        released = (await session.exec(select(AuditEvent).where(AuditEvent.action == "hold.released"))).all()
+    assert [json.loads(e.detail)["reason"] for e in released] == ["Closed"]
