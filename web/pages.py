@@ -30,14 +30,13 @@ from server.identity.auth import (
 from server.models import ConsentPurpose, Consultation, ConsultationStatus, ReferralAction, utcnow
 from server.permissions import (
     Principal,
-    Role,
     can_administer,
     can_join_consultation,
     can_read_audit,
     can_speak_for_patient,
     can_supervise,
     has_calendar_feed,
-    has_referrals,
+    has_referral_inbox,
 )
 from server.referrals import attachments, views
 from server.referrals import service as referrals
@@ -220,7 +219,7 @@ def workspace(who: Principal) -> tuple[str, str, str] | None:
     if can_supervise(who):
         return "/supervision", N_("The statistics of the partnerships you oversee are on the supervision page."), \
             N_("Open the supervision statistics")
-    if who.role is Role.COORDINATOR and has_referrals(who):
+    if has_referral_inbox(who):
         return "/referrals", N_("Referrals to your hospital are triaged and booked from the referral inbox."), \
             N_("Open the referral inbox")
     return None

@@ -225,7 +225,8 @@ async def referral_report(request: web.Request) -> web.Response:
         body = parse_form(values, ReportInput)
         async with request.app[DATABASE].session() as session:
             if form.get("amends"):
-                await reports.amend(session, who, _int(form["amends"]), body, tools=request.app[REPORTS])
+                await reports.amend(session, who, _int(form["amends"]), body, tools=request.app[REPORTS],
+                                    of_referral=referral_id)
             else:
                 await reports.sign(session, who, referral_id, body, tools=request.app[REPORTS])
     except TelemedError as exc:
@@ -241,7 +242,7 @@ async def referral_report_acknowledge(request: web.Request) -> web.Response:
     referral_id = path_id(request, "referral_id")
     try:
         async with request.app[DATABASE].session() as session:
-            await reports.acknowledge(session, who, path_id(request, "report_id"))
+            await reports.acknowledge(session, who, path_id(request, "report_id"), of_referral=referral_id)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}#report")

@@ -134,11 +134,12 @@ async def sign(session: AsyncSession, who: Principal, referral_id: int, body: Re
 
 
 async def amend(session: AsyncSession, who: Principal, report_id: int, body: ReportInput, *,
-                tools: ReportTools) -> ConsultationReport:
+                tools: ReportTools, of_referral: int | None = None) -> ConsultationReport:
     """A new signed version of a completed referral's report, superseding the latest (which stays, as every
-    version does); committed. Only from the latest version (409 otherwise: someone amended it meanwhile)."""
+    version does); committed. Only from the latest version (409 otherwise: someone amended it meanwhile).
+    ``of_referral``: the referral an address names it under (404 if it is another's)."""
     previous = await session.get(ConsultationReport, report_id)
-    if previous is None:
+    if previous is None or of_referral not in (None, previous.referral_id):
         raise NotFound(N_("There is no such report."))
     referral, appointment = await referrals.load_visible(session, who, previous.referral_id)
     require(can_sign_report(who, referrals.scope_of(referral, appointment)),
@@ -154,10 +155,12 @@ async def amend(session: AsyncSession, who: Principal, report_id: int, body: Rep
     return await _issue(session, who, referral, body, diagnosis, tools=tools, previous=previous)
 
 
-async def acknowledge(session: AsyncSession, who: Principal, report_id: int) -> ConsultationReport:
-    """The referring doctor acknowledges receipt of a report version, once (again: unchanged); committed."""
+async def acknowledge(session: AsyncSession, who: Principal, report_id: int, *,
+                      of_referral: int | None = None) -> ConsultationReport:
+    """The referring doctor acknowledges receipt of a report version, once (again: unchanged); committed.
+    ``of_referral``: the referral an address names it under (404 if it is another's)."""
     row = await session.get(ConsultationReport, report_id)
-    if row is None:
+    if row is None or of_referral not in (None, row.referral_id):
         raise NotFound(N_("There is no such report."))
     referral, appointment = await referrals.load_visible(session, who, row.referral_id)
     require(can_acknowledge_report(who, referrals.scope_of(referral, appointment)),

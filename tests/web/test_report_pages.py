@@ -91,3 +91,25 @@ async def test_the_verification_page_says_whether_the_report_holds(client: TestC
     english = await (await client.get(address, headers=EN)).text()
     assert 'data-holds="true"' in english, "the English rendition was not touched"
     assert (await client.get(f"/referrals/{referral}/reports/999/verification", headers=EN)).status == 404
+
+
+async def test_a_report_named_under_another_referral_is_not_found(client: TestClient) -> None:
+    """The forms name a report under its referral's address: a report of another referral there is 404, not
+    acknowledged or amended under the wrong referral's page."""
+    booked, _ = await booked_referral(client)
+    referral = booked["id"]
+    await _as(client, "dr.wang")
+    assert (await client.post(f"/referrals/{referral}/report", headers=EN, allow_redirects=False,
+                              data=REPORT)).status == 303
+    async with client.app[DATABASE].session() as session:
+        report = (await session.exec(select(ConsultationReport))).one()
+    amended = await client.post(f"/referrals/{referral + 1}/report", headers=EN, allow_redirects=False,
+                                data={**REPORT, "amends": str(report.id)})
+    assert amended.status == 404
+    await _as(client, "dr.li")
+    acknowledged = await client.post(f"/referrals/{referral + 1}/reports/{report.id}/acknowledge", headers=EN,
+                                     allow_redirects=False)
+    assert acknowledged.status == 404
+    async with client.app[DATABASE].session() as session:
+        assert (await session.get(ConsultationReport, report.id)).acknowledged_at is None
+        assert len((await session.exec(select(ConsultationReport))).all()) == 1
