@@ -352,7 +352,11 @@ def diagnostic_report(record: ReferralRecord, author: User, issued: datetime, si
     ICD-10 diagnosis as its conclusion code and the signed PDF as its presented form. Its id is the
     referral's (one report per referral, in versions)."""
     r = record.referral
-    conclusion = r.opinion + (f"\n\nRecommendations: {r.recommendations}" if r.recommendations else "")
+    # the signed words where there is a signed report (the referral's opinion is its copy, or, for a referral
+    # completed before reports were signed, the only record of them)
+    findings, recommendations = (report.findings, report.recommendations) if report else (r.opinion,
+                                                                                          r.recommendations)
+    conclusion = findings + (f"\n\nRecommendations: {recommendations}" if recommendations else "")
     resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": str(r.id),
