@@ -90,6 +90,12 @@ class RoomHub:
         loop = asyncio.get_running_loop()
         rooms = list(self._replicas)
         await asyncio.gather(*(self._append_bounded(room_id, NodeStopping(node=self.node_id)) for room_id in rooms))
+        # What the rooms say on reading it (a recording stopped with the relay, the relay's new place) goes to
+        # this node's sockets too: they close after it, not before, or their clients would miss it.
+        told = loop.time() + min(seconds, BOUNDED_APPEND_SECONDS)
+        while loop.time() < told and any(self.node_id not in self._replicas[room_id].room.stopping  # noqa: ASYNC110
+                                          for room_id in rooms if room_id in self._replicas):
+            await asyncio.sleep(0.02)
         self.close_all(CloseCode.GOING_AWAY, "server shutting down")
         deadline = loop.time() + seconds
         # (Polled: the rooms change as their logs are read, with no one event to wait on.)
