@@ -377,3 +377,15 @@ async def test_an_administrator_who_gives_up_the_role_lands_on_the_dashboard(cli
                                                              "hospital_id": "1"})
     assert response.status == 303 and response.headers["Location"] == "/"
     assert (await client.get("/admin", headers=EN)).status == 403
+
+
+async def test_every_admin_page_has_a_plain_title_and_each_section_once(client: TestClient) -> None:
+    """A merge once copied the partnership page's Supervisors card into its <title> block: the tab read as a
+    form, and the card's ids stood twice. Each page's title is plain text, and no id is used twice."""
+    await form_login(client, "admin")
+    for path in PAGES:
+        page = await (await client.get(path, headers=EN)).text()
+        title = re.search(r"<title>(.*?)</title>", page, re.S)
+        assert title and "<" not in title.group(1) and len(title.group(1)) < 200, path
+        ids = re.findall(r'\sid="([^"]+)"', page)
+        assert len(ids) == len(set(ids)), (path, sorted(i for i in ids if ids.count(i) > 1))
