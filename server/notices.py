@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from . import zones
 from .errors import N_, NotFound
 from .models import Notification, User, utcnow
+from .outputs import Out
 from .parsing import Id
 from .permissions import Principal
 from .settings import DEFAULT_TIMEZONE
@@ -118,6 +119,27 @@ async def latest(session: AsyncSession, user: User, gettext: Gettext, *, limit: 
                                .order_by(col(Notification.id).desc()).limit(limit))).all()
     return [{"id": n.id, "kind": n.kind or None, "text": readable(n, gettext, zone), "link": n.link,
              "created_at": n.created_at.astimezone(zone), "read": n.read_at is not None} for n in rows]
+
+
+class NotificationShown(Out):
+    id: int
+    kind: str | None
+    text: str
+    link: str
+    created_at: datetime
+    read: bool
+
+
+class NotificationList(Out):
+    """The caller's newest notifications, in their words and their hospital's time zone, and how many are
+    unread."""
+
+    notifications: list[NotificationShown]
+    unread: int
+
+
+class ReadCount(Out):
+    read: int
 
 
 class MarkRead(pydantic.BaseModel):

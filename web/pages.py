@@ -27,7 +27,7 @@ from server.identity.auth import (
     revoke,
     set_session_cookie,
 )
-from server.models import ConsentPurpose, Consultation, ConsultationStatus, ReferralAction, utcnow
+from server.models import ConsentPurpose, Consultation, ConsultationStatus, utcnow
 from server.permissions import (
     Principal,
     can_administer,
@@ -298,7 +298,7 @@ async def _referral_panel(request: web.Request, consultation_id: int) -> dict[st
             attachments.describe(row) for row in await attachments.list_for(session, who, data["id"])]
         signed = [] if data["records_withheld"] else await reports.versions(session, data["id"])
     await views.audit_patient_view(request.app[DATABASE], who, data)
-    return {**data, "attachments": files, "can_write_opinion": ReferralAction.COMPLETE.value in data["actions"],
+    return {**data, "attachments": files, "can_write_opinion": data["can_sign_report"],
             "report": reports.describe(signed[-1]) if signed else None,
             "report_form": {"findings": "", "diagnosis_code": "", "recommendations": "", "error": None, "errors": {}}}
 

@@ -163,7 +163,7 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
         hospitals, specialists = await choices.partners(session, referral.target_hospital_id)
         week = None
-        if "schedule" in data["actions"]:
+        if data["can_book"]:
             week = await scheduling.booking_week(session, who, referral_id, _day(week_raw))
     await views.audit_patient_view(request.app[DATABASE], who, data)
     files: list[dict[str, Any]] = []

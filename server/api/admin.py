@@ -22,12 +22,14 @@ from ..admin.inputs import (
 from ..appkeys import DATABASE
 from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
-from ..openapi import accepts
+from ..openapi import accepts, answers, queries
+from ..outputs import Untyped
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/api/admin/overview")
+@answers(Untyped)
 async def admin_overview(request: web.Request) -> web.Response:
     """How many accounts (active, disabled, active administrators), hospitals, departments, specialties and
     partnerships there are."""
@@ -38,6 +40,8 @@ async def admin_overview(request: web.Request) -> web.Response:
 # ---- accounts ----
 
 @routes.get("/api/admin/accounts")
+@queries(AccountQuery)
+@answers(Untyped)
 async def list_accounts(request: web.Request) -> web.Response:
     """Accounts by username, 25 to a page: ``q`` (part of a username or name), ``hospital_id``, ``role``,
     ``status`` (active, disabled or any), ``page``; 422 naming a parameter that is wrong."""
@@ -48,6 +52,7 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/accounts")
+@answers(Untyped, status=201)
 @accepts(NewAccount)
 async def create_account(request: web.Request) -> web.Response:
     """A new account. Without a ``password`` one is generated and returned in ``password``, this once."""
@@ -58,6 +63,7 @@ async def create_account(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/admin/accounts/{user_id}")
+@answers(Untyped)
 async def get_account(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         account = await accounts.get(session, caller(request).principal, path_id(request, "user_id"))
@@ -65,6 +71,7 @@ async def get_account(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/admin/accounts/{user_id}")
+@answers(Untyped)
 @accepts(AccountUpdate)
 async def update_account(request: web.Request) -> web.Response:
     """Set an account's name, role, hospital, department and specialty. 409 ``last-administrator`` for
@@ -76,6 +83,7 @@ async def update_account(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/accounts/{user_id}/disable")
+@answers(Untyped)
 async def disable_account(request: web.Request) -> web.Response:
     """The account can no longer log in, and its sessions end at once. 409 ``last-administrator`` for the
     last active administrator."""
@@ -85,6 +93,7 @@ async def disable_account(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/accounts/{user_id}/enable")
+@answers(Untyped)
 async def enable_account(request: web.Request) -> web.Response:
     """The account may log in again; the sessions that disabling it ended stay ended."""
     async with request.app[DATABASE].session() as session:
@@ -93,6 +102,7 @@ async def enable_account(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/accounts/{user_id}/password")
+@answers(Untyped)
 @accepts(PasswordReset)
 async def reset_password(request: web.Request) -> web.Response:
     """A new password for the account, which ends its sessions. Without a ``password`` one is generated and
@@ -107,6 +117,7 @@ async def reset_password(request: web.Request) -> web.Response:
 # ---- hospitals, departments, specialties ----
 
 @routes.get("/api/admin/hospitals")
+@answers(Untyped)
 async def list_hospitals(request: web.Request) -> web.Response:
     """Every hospital with its departments and how many accounts work there."""
     async with request.app[DATABASE].session() as session:
@@ -115,6 +126,7 @@ async def list_hospitals(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/hospitals")
+@answers(Untyped, status=201)
 @accepts(HospitalInput)
 async def create_hospital(request: web.Request) -> web.Response:
     """A hospital: name, level, region and IANA time zone (422 for a zone the server does not know)."""
@@ -125,6 +137,7 @@ async def create_hospital(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/admin/hospitals/{hospital_id}")
+@answers(Untyped)
 async def get_hospital(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         view = await hospitals.get(session, caller(request).principal, path_id(request, "hospital_id"))
@@ -132,6 +145,7 @@ async def get_hospital(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/admin/hospitals/{hospital_id}")
+@answers(Untyped)
 @accepts(HospitalInput)
 async def update_hospital(request: web.Request) -> web.Response:
     body = await parse_body(request, HospitalInput)
@@ -141,6 +155,7 @@ async def update_hospital(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/hospitals/{hospital_id}/departments")
+@answers(Untyped, status=201)
 @accepts(DepartmentInput)
 async def add_department(request: web.Request) -> web.Response:
     body = await parse_body(request, DepartmentInput)
@@ -151,6 +166,7 @@ async def add_department(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/admin/departments/{department_id}")
+@answers(Untyped)
 @accepts(DepartmentInput)
 async def update_department(request: web.Request) -> web.Response:
     body = await parse_body(request, DepartmentInput)
@@ -161,6 +177,7 @@ async def update_department(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/admin/specialties")
+@answers(Untyped)
 async def list_specialties(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         found = await specialties.list_all(session, caller(request).principal)
@@ -168,6 +185,7 @@ async def list_specialties(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/specialties")
+@answers(Untyped, status=201)
 @accepts(SpecialtyInput)
 async def create_specialty(request: web.Request) -> web.Response:
     body = await parse_body(request, SpecialtyInput)
@@ -177,6 +195,7 @@ async def create_specialty(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/admin/specialties/{specialty_id}")
+@answers(Untyped)
 @accepts(SpecialtyInput)
 async def update_specialty(request: web.Request) -> web.Response:
     body = await parse_body(request, SpecialtyInput)
@@ -189,6 +208,7 @@ async def update_specialty(request: web.Request) -> web.Response:
 # ---- partnerships ----
 
 @routes.get("/api/admin/partnerships")
+@answers(Untyped)
 async def list_partnerships(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         found = await partnerships.list_all(session, caller(request).principal)
@@ -196,6 +216,7 @@ async def list_partnerships(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/partnerships")
+@answers(Untyped, status=201)
 @accepts(NewPartnership)
 async def create_partnership(request: web.Request) -> web.Response:
     """A partnership: its lead hospital and member hospitals (the lead is always a member)."""
@@ -206,6 +227,7 @@ async def create_partnership(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/admin/partnerships/{partnership_id}")
+@answers(Untyped)
 async def get_partnership(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         view = await partnerships.get(session, caller(request).principal, path_id(request, "partnership_id"))
@@ -213,6 +235,7 @@ async def get_partnership(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/admin/partnerships/{partnership_id}")
+@answers(Untyped)
 @accepts(PartnershipUpdate)
 async def update_partnership(request: web.Request) -> web.Response:
     """Rename a partnership or give it another lead."""
@@ -224,6 +247,7 @@ async def update_partnership(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/admin/partnerships/{partnership_id}/members")
+@answers(Untyped)
 @accepts(MemberInput)
 async def add_partnership_member(request: web.Request) -> web.Response:
     body = await parse_body(request, MemberInput)
@@ -234,6 +258,7 @@ async def add_partnership_member(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/admin/partnerships/{partnership_id}/members/{hospital_id}")
+@answers(Untyped)
 async def remove_partnership_member(request: web.Request) -> web.Response:
     """The hospital leaves the partnership; 409 for its lead."""
     async with request.app[DATABASE].session() as session:
@@ -250,12 +275,14 @@ async def _supervisors_json(request: web.Request, partnership_id: int) -> web.Re
 
 
 @routes.get("/api/admin/partnerships/{partnership_id}/supervisors")
+@answers(Untyped)
 async def list_partnership_supervisors(request: web.Request) -> web.Response:
     """The supervisor accounts overseeing the partnership (they read its statistics)."""
     return await _supervisors_json(request, path_id(request, "partnership_id"))
 
 
 @routes.post("/api/admin/partnerships/{partnership_id}/supervisors")
+@answers(Untyped)
 @accepts(SupervisorInput)
 async def add_partnership_supervisor(request: web.Request) -> web.Response:
     """A supervisor account comes to oversee the partnership; 422 for an account of another role. Audited."""
@@ -267,6 +294,7 @@ async def add_partnership_supervisor(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/admin/partnerships/{partnership_id}/supervisors/{user_id}")
+@answers(Untyped)
 async def remove_partnership_supervisor(request: web.Request) -> web.Response:
     """The supervisor no longer oversees the partnership; 404 if they did not. Audited."""
     partnership_id = path_id(request, "partnership_id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pydantic
 from aiohttp import web
 
 from ..appkeys import DATABASE, RECORDING_KEY, SETTINGS
@@ -12,11 +13,20 @@ from ..errors import ValidationFailed
 from ..http import file_upload, json_response, path_id, translator
 from ..identity.auth import caller
 from ..models import Attachment
+from ..openapi import accepts_upload, answers, answers_media, queries
+from ..outputs import Untyped
 from ..parsing import parse_whole
 from ..referrals import attachments, dicom
 from .referrals import referral_id
 
 routes = web.RouteTableDef()
+
+
+# The query of an attachment's preview. (No docstring: see reports.Icd10Query.)
+class PreviewQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    frame: int = pydantic.Field(default=0, ge=0, description="which frame of a multi-frame DICOM image")
 INLINE = ("application/pdf", "image/png", "image/jpeg", "image/webp")
 MAX_FRAME = 65_535
 # The file alone, sandboxed: whatever it holds runs nothing here. Framed only by our own pages, where the
@@ -33,6 +43,8 @@ async def receive(request: web.Request, number: int) -> Attachment:
 
 
 @routes.post("/api/referrals/{referral_id}/attachments")
+@accepts_upload()
+@answers(Untyped, status=201)
 async def add_attachment(request: web.Request) -> web.Response:
     """Attach a test result or image (PDF, PNG, JPEG, WebP or DICOM, as ``multipart/form-data`` field ``file``),
     checked by its content, up to TELEMED_ATTACHMENT_MAX_BYTES; 413 if larger, 415 if another type."""
@@ -40,6 +52,7 @@ async def add_attachment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/referrals/{referral_id}/attachments")
+@answers(Untyped)
 async def list_attachments(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         rows = await attachments.list_for(session, caller(request).principal, referral_id(request))
@@ -47,6 +60,11 @@ async def list_attachments(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/attachments/{attachment_id}")
+@answers_media("application/pdf", description="The file as uploaded.")
+@answers_media("image/png", description="The file as uploaded.")
+@answers_media("image/jpeg", description="The file as uploaded.")
+@answers_media("image/webp", description="The file as uploaded.")
+@answers_media("application/dicom", description="The file as uploaded.")
 async def download_attachment(request: web.Request) -> web.Response:
     """The file, decrypted, to those who see the referral's records; every download is audited."""
     row, data = await attachments.download(request.app[DATABASE], caller(request).principal,
@@ -60,6 +78,8 @@ async def download_attachment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/attachments/{attachment_id}/preview")
+@queries(PreviewQuery)
+@answers(Untyped)
 async def preview_attachment(request: web.Request) -> web.Response:
     """A DICOM attachment's frame (``frame``, from 0) drawn as PNG, with the facts to read it by.
 

@@ -3,6 +3,10 @@ itself an entry of the trail)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Literal
+
+import pydantic
 from aiohttp import web
 
 from ..appkeys import DATABASE, SETTINGS
@@ -11,11 +15,41 @@ from ..audit import trail as audit
 from ..http import json_response
 from ..identity.auth import caller
 from ..models import utcnow
+from ..openapi import answers, answers_media, queries
+from ..outputs import Untyped
 
 routes = web.RouteTableDef()
 
 
+# The query of the audit trail's search. (No docstring: see reports.Icd10Query.)
+class AuditQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    actor: str | None = pydantic.Field(default=None, description="who acted: user:<id>, guest:..., system")
+    action: str | None = pydantic.Field(default=None, description="an action, or a family such as consent.")
+    consultation: int | None = pydantic.Field(default=None, ge=1, description="a consultation's number")
+    subject: str | None = pydantic.Field(default=None, description="what it was done to: patient:<id>...")
+    since: dt.date | None = pydantic.Field(default=None, description="the first day, on the auditor's clock")
+    until: dt.date | None = pydantic.Field(default=None, description="the last day, on the auditor's clock")
+    before: int | None = pydantic.Field(default=None, ge=1, description="the last id seen")
+
+
+# The query of the audit trail's export. (No docstring: see reports.Icd10Query.)
+class AuditExportQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    actor: str | None = pydantic.Field(default=None, description="who acted: user:<id>, guest:..., system")
+    action: str | None = pydantic.Field(default=None, description="an action, or a family such as consent.")
+    consultation: int | None = pydantic.Field(default=None, ge=1, description="a consultation's number")
+    subject: str | None = pydantic.Field(default=None, description="what it was done to: patient:<id>...")
+    since: dt.date | None = pydantic.Field(default=None, description="the first day, on the auditor's clock")
+    until: dt.date | None = pydantic.Field(default=None, description="the last day, on the auditor's clock")
+    format: Literal["csv", "json"] = "csv"
+
+
 @routes.get("/api/audit")
+@queries(AuditQuery)
+@answers(Untyped)
 async def search_audit(request: web.Request) -> web.Response:
     """Entries matching ``actor``, ``action`` (``consent.`` for a family), ``consultation``, ``subject``,
     ``since`` and ``until`` (days on the clock of the auditor's hospital), newest first, 200 at a time
@@ -27,6 +61,9 @@ async def search_audit(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/audit/export")
+@queries(AuditExportQuery)
+@answers_media("text/csv", description="The entries as CSV.")
+@answers(Untyped, description="The entries as JSON.")
 async def export_audit(request: web.Request) -> web.StreamResponse:
     """The matching entries, oldest first, as ``format=csv`` or ``json``, for download. The export is
     recorded in the trail (who, which filter, how many)."""

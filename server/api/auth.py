@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pydantic
 from aiohttp import web
 
@@ -19,8 +21,9 @@ from ..identity.auth import (
     revoke,
     set_session_cookie,
 )
-from ..models import User
-from ..openapi import accepts
+from ..models import Role, User
+from ..openapi import accepts, answers
+from ..outputs import Out
 
 routes = web.RouteTableDef()
 
@@ -28,6 +31,29 @@ routes = web.RouteTableDef()
 class LoginRequest(pydantic.BaseModel):
     username: str = pydantic.Field(min_length=1, max_length=64)
     password: str = pydantic.Field(min_length=1, max_length=1024)
+
+
+class UserShown(Out):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    hospital_id: int | None
+    locale: str | None
+    must_change_password: bool
+
+
+class TokenShown(Out):
+    """A bearer token for the ``Authorization`` header, good for ``expires_in`` seconds, and whose it is."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    user: UserShown
+
+
+class LoggedOut(Out):
+    logged_out: bool
 
 
 def user_json(user: User) -> dict:
@@ -45,6 +71,7 @@ def user_json(user: User) -> dict:
 @routes.post("/api/auth/login")
 @public
 @accepts(LoginRequest)
+@answers(TokenShown)
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
     user = await check_credentials(request, body.username, body.password)
@@ -59,6 +86,7 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/auth/logout")
 @before_password_change
+@answers(LoggedOut)
 async def logout(request: web.Request) -> web.Response:
     await revoke(request, caller(request).claims)
     response = json_response({"logged_out": True})
@@ -69,6 +97,7 @@ async def logout(request: web.Request) -> web.Response:
 @routes.post("/api/me/password")
 @before_password_change
 @accepts(PasswordChange)
+@answers(TokenShown)
 async def change_password(request: web.Request) -> web.Response:
     """Set the caller's own password: ``current_password`` is needed unless the present one is a temporary
     one from an administrator. Every other session of the account ends; the answer carries a new access token
@@ -87,5 +116,6 @@ async def change_password(request: web.Request) -> web.Response:
 
 @routes.get("/api/me")
 @before_password_change
+@answers(UserShown)
 async def me(request: web.Request) -> web.Response:
     return json_response(user_json(caller(request).user))

@@ -8,7 +8,8 @@ from aiohttp import web
 from ..appkeys import DATABASE
 from ..http import json_response, parse_body, path_id
 from ..identity.auth import caller
-from ..openapi import accepts
+from ..openapi import accepts, answers
+from ..outputs import Untyped
 from ..scheduling import hours
 from ..scheduling.hours import NewException, TimeOff, WeeklyHours
 
@@ -20,6 +21,7 @@ def _specialist_id(request: web.Request) -> int:
 
 
 @routes.get("/api/specialists")
+@answers(Untyped)
 async def list_specialists(request: web.Request) -> web.Response:
     """The specialists whose clinic hours the caller keeps: a specialist themselves, a coordinator their
     hospital's; 403 for other roles."""
@@ -30,6 +32,7 @@ async def list_specialists(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/specialists/{specialist_id}/availability")
+@answers(Untyped)
 async def get_availability(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         shown = await hours.show(session, caller(request).principal, _specialist_id(request))
@@ -37,6 +40,7 @@ async def get_availability(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/specialists/{specialist_id}/availability")
+@answers(Untyped)
 @accepts(WeeklyHours)
 async def set_weekly_hours(request: web.Request) -> web.Response:
     """Replace the weekly hours (periods of one weekday may not overlap)."""
@@ -47,6 +51,7 @@ async def set_weekly_hours(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/specialists/{specialist_id}/exceptions")
+@answers(Untyped, status=201)
 @accepts(NewException)
 async def add_exception(request: web.Request) -> web.Response:
     """Time off or extra hours on one local day."""
@@ -57,6 +62,7 @@ async def add_exception(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/specialists/{specialist_id}/exceptions/{exception_id}")
+@answers(Untyped)
 async def remove_exception(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         shown = await hours.remove_exception(session, caller(request).principal, _specialist_id(request),
@@ -65,6 +71,7 @@ async def remove_exception(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/specialists/{specialist_id}/time-off")
+@answers(Untyped, status=201)
 @accepts(TimeOff)
 async def add_time_off(request: web.Request) -> web.Response:
     """Whole days off from ``first_day`` to ``last_day`` (up to 92 days), one exception a day."""

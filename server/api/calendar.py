@@ -9,9 +9,15 @@ from ..errors import Unauthenticated
 from ..http import json_response
 from ..identity.auth import caller, public
 from ..models import utcnow
+from ..openapi import answers, answers_media
+from ..outputs import Out
 from ..scheduling.calendar_feed import build, feed_entries, feed_path
 
 routes = web.RouteTableDef()
+
+
+class CalendarLink(Out):
+    url: str
 
 
 async def feed_url(request: web.Request, *, rotate: bool) -> str:
@@ -23,18 +29,21 @@ async def feed_url(request: web.Request, *, rotate: bool) -> str:
 
 
 @routes.get("/api/calendar")
+@answers(CalendarLink)
 async def calendar_link(request: web.Request) -> web.Response:
     """The caller's feed URL, to subscribe to in a calendar program. Treat it as a password."""
     return json_response({"url": await feed_url(request, rotate=False)})
 
 
 @routes.post("/api/calendar/rotate")
+@answers(CalendarLink)
 async def rotate_calendar_link(request: web.Request) -> web.Response:
     """A new feed URL; every earlier one stops working (for a link that leaked)."""
     return json_response({"url": await feed_url(request, rotate=True)})
 
 
 @routes.get("/calendar/{token}.ics")
+@answers_media("text/calendar", description="The feed (iCalendar).")
 @public
 async def calendar_feed(request: web.Request) -> web.Response:
     """The feed. A calendar program is not a browser: a bad link gets a plain 401, not the login page."""

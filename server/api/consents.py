@@ -3,6 +3,7 @@ and withdrawal (which takes effect at once)."""
 
 from __future__ import annotations
 
+import pydantic
 from aiohttp import web
 
 from .. import idempotency
@@ -13,10 +14,18 @@ from ..consent.records import How, VerbalConsent
 from ..http import answer_once, json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller
 from ..models import Consent, ConsentPurpose
-from ..openapi import accepts, idempotent
+from ..openapi import accepts, answers, idempotent, queries
+from ..outputs import Untyped
 from .consultations import consultation_id
 
 routes = web.RouteTableDef()
+
+
+# The query of the consent texts. (No docstring: see reports.Icd10Query.)
+class TemplateQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    locale: str | None = pydantic.Field(default=None, description="the language, else the reader's")
 
 
 async def given_answer(given: consents.Given) -> idempotency.Answer:
@@ -29,6 +38,8 @@ async def withdrawn_answer(consent: Consent) -> idempotency.Answer:
 
 
 @routes.get("/api/consent-templates")
+@queries(TemplateQuery)
+@answers(Untyped)
 async def list_templates(request: web.Request) -> web.Response:
     """The current text of each purpose, in the caller's language (``?locale=en|zh-CN`` to choose)."""
     locale = request.query.get("locale") or locale_for(request)
@@ -38,6 +49,7 @@ async def list_templates(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/consultations/{consultation_id}/consents")
+@answers(Untyped)
 async def consultation_consents(request: web.Request) -> web.Response:
     """Every consent given in this consultation, standing or withdrawn, for its participants."""
     async with request.app[DATABASE].session() as session:
@@ -46,6 +58,7 @@ async def consultation_consents(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/consultations/{consultation_id}/consents")
+@answers(Untyped, status=201)
 @accepts(VerbalConsent)
 @idempotent
 async def record_verbal_consent(request: web.Request) -> web.Response:
@@ -62,6 +75,7 @@ async def record_verbal_consent(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/consents/{consent_id}/withdraw")
+@answers(Untyped)
 async def withdraw_consent(request: web.Request) -> web.Response:
     """Withdraw a consent now. Clinicians withdraw their own; a patient's is withdrawn on their word by the
     referring doctor (record sharing) or by a participating clinician (video, recording)."""

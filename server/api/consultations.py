@@ -12,7 +12,8 @@ from ..consultations.chat import chat_lines
 from ..consultations.inputs import ConsultationSearch, NewConsultation
 from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
-from ..openapi import accepts
+from ..openapi import accepts, answers, queries
+from ..outputs import Untyped
 from ..permissions import ConsultationScope, Principal, can_view_consultation
 
 routes = web.RouteTableDef()
@@ -38,6 +39,8 @@ async def authorize(
 
 
 @routes.get("/api/consultations")
+@queries(ConsultationSearch)
+@answers(Untyped)
 async def list_consultations(request: web.Request) -> web.Response:
     """The consultations the caller may see, latest start first, 20 a page: ``q`` (a part of the patient's
     name or the title), ``status``, ``since`` and ``until`` (days, YYYY-MM-DD, on the clock of the caller's
@@ -51,6 +54,7 @@ async def list_consultations(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/consultations")
+@answers(Untyped, status=201)
 @accepts(NewConsultation)
 async def create_consultation(request: web.Request) -> web.Response:
     """Set up a consultation at the caller's hospital with clinicians of it or of a partner hospital.
@@ -67,12 +71,14 @@ async def create_consultation(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/consultations/{consultation_id}")
+@answers(Untyped)
 async def get_consultation(request: web.Request) -> web.Response:
     view = await load_authorized(request, can_view_consultation)
     return json_response(view.to_json(with_patient=True))
 
 
 @routes.get("/api/consultations/{consultation_id}/chat")
+@answers(Untyped)
 async def consultation_chat(request: web.Request) -> web.Response:
     """The consultation's chat, as its participants saw it."""
     view = await load_authorized(request, can_view_consultation)

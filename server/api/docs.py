@@ -8,12 +8,14 @@ from aiohttp import web
 
 from ..http import json_response
 from ..identity.auth import public
-from ..openapi import build
+from ..openapi import answers, build
+from ..outputs import Untyped
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/api/openapi.json")
+@answers(Untyped, description="This document.")
 @public
 async def openapi_document(request: web.Request) -> web.Response:
     """This API described as OpenAPI 3.1, built from the routes the server serves."""

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+import pydantic
 from aiohttp import web
 
 from ..appkeys import DATABASE
 from ..http import json_response, parse_body, path_id
 from ..identity.auth import caller
-from ..openapi import accepts
+from ..openapi import accepts, answers, queries
+from ..outputs import Untyped
 from ..retention import holds
 from ..retention.holds import PlaceHold, ReleaseHold
 
 routes = web.RouteTableDef()
 
 
+# The query of the legal holds' list. (No docstring: see reports.Icd10Query.)
+class HoldQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    active: Literal["1", "true", "0", "false"] | None = pydantic.Field(
+        default=None, description="1: the standing ones alone")
+
+
 @routes.get("/api/holds")
+@queries(HoldQuery)
+@answers(Untyped)
 async def list_holds(request: web.Request) -> web.Response:
     """Legal holds, standing ones first, newest first; ``active=1`` for the standing ones alone."""
     async with request.app[DATABASE].session() as session:
@@ -24,6 +38,7 @@ async def list_holds(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/holds")
+@answers(Untyped, status=201)
 @accepts(PlaceHold)
 async def place_hold(request: web.Request) -> web.Response:
     """Place a legal hold on a patient (``patient_id``) or a consultation (``consultation_id``), with a reason:
@@ -35,6 +50,7 @@ async def place_hold(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/holds/{hold_id}/release")
+@answers(Untyped)
 @accepts(ReleaseHold)
 async def release_hold(request: web.Request) -> web.Response:
     """Release a standing legal hold, with a reason (409 if it was released already); the next purge may

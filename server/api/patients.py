@@ -7,7 +7,7 @@ from aiohttp import web
 from ..appkeys import DATABASE, RECORDING_KEY
 from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
-from ..openapi import accepts
+from ..openapi import accepts, answers, queries
 from ..patients import records as patients
 from ..patients.inputs import NewPatient, PatientSearch
 
@@ -20,6 +20,7 @@ def _key(request: web.Request) -> bytes:
 
 @routes.post("/api/patients")
 @accepts(NewPatient)
+@answers(patients.PatientShown, status=201, description="The patient, registered.")
 async def register_patient(request: web.Request) -> web.Response:
     """A clinician registers a patient of their own hospital. A national ID already registered there
     answers 409 with the existing record's id, so one person has one record."""
@@ -30,6 +31,8 @@ async def register_patient(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/patients")
+@queries(PatientSearch)
+@answers(patients.PatientPage)
 async def list_patients(request: web.Request) -> web.Response:
     """The caller's hospital's patients (names and the last four of the ID, to pick one), ``?name=`` a part
     of the name, ``?page=`` (from 1), 20 a page; or with ``?national_id=`` those matching it. A search by ID
@@ -43,6 +46,7 @@ async def list_patients(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/patients/{patient_id}")
+@answers(patients.PatientShown)
 async def get_patient(request: web.Request) -> web.Response:
     """One patient's record, to those who may see it; every view goes into the audit trail."""
     who = caller(request).principal

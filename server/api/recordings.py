@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Literal
 from urllib.parse import urlencode
 
 import pydantic
@@ -23,11 +24,26 @@ from ..errors import N_, NotFound, RangeNotSatisfiable
 from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
 from ..models import Consent, Recording
-from ..openapi import accepts
+from ..openapi import accepts, answers, answers_media, queries
+from ..outputs import Untyped
 from .consultations import consultation_id
 from .visits import guest_pass
 
 routes = web.RouteTableDef()
+
+
+# The query of a recording's media. (No docstring: see reports.Icd10Query.)
+class MediaQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    download: Literal["1"] | None = pydantic.Field(default=None, description="1: as an attachment, to save")
+
+
+# The query of a participant's media. (No docstring: see reports.Icd10Query.)
+class ViewingQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    viewing: str = pydantic.Field(default="", description="the viewing token from POST .../viewings")
 
 READ_BYTES = 1024 * 1024  # decrypted per step while streaming a response
 # ASCII digits only (\d takes other scripts' digits), and few enough that int() is quick and never refuses.
@@ -39,6 +55,8 @@ class GuestConsentAnswer(ConsentAnswer):
 
 
 @routes.post("/api/consultations/{consultation_id}/recording-consent")
+@answers(Untyped, status=201, description="Consent given.")
+@answers(Untyped, description="Consent withdrawn (or none stood).")
 @accepts(ConsentAnswer)
 async def clinician_recording_consent(request: web.Request) -> web.Response:
     """A participating clinician gives or withdraws consent to being recorded in this consultation."""
@@ -51,6 +69,8 @@ async def clinician_recording_consent(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/guest/recording-consent")
+@answers(Untyped, status=201, description="Consent given.")
+@answers(Untyped, description="Consent withdrawn (or none stood).")
 @public
 @accepts(GuestConsentAnswer)
 async def guest_recording_consent(request: web.Request) -> web.Response:
@@ -85,12 +105,16 @@ def _recording_json(row: Recording) -> dict[str, object]:
 
 
 @routes.get("/api/consultations/{consultation_id}/recordings")
+@answers(Untyped)
 async def list_recordings(request: web.Request) -> web.Response:
     rows = await recordings.list_for(request.app[DATABASE], caller(request).principal, consultation_id(request))
     return json_response({"recordings": [_recording_json(r) for r in rows]})
 
 
 @routes.get("/api/recordings/{recording_id}/media")
+@queries(MediaQuery)
+@answers_media("video/webm", description="The recording.")
+@answers_media("video/webm", status=206, description="The byte range asked for.")
 async def recording_media(request: web.Request) -> web.StreamResponse:
     """The recording as WebM or Matroska, decrypted as it is sent; honours one byte range so players can seek."""
     download = request.query.get("download") == "1"
@@ -103,6 +127,7 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/recordings/{recording_id}/viewings")
+@answers(Untyped, status=201)
 async def open_viewing(request: web.Request) -> web.Response:
     """Open a recording in a player: audited once, here; the answer names each participant's stream,
     whose requests carry the viewing and are not audited again."""
@@ -115,6 +140,11 @@ async def open_viewing(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/recordings/{recording_id}/participants/{number}/media")
+@queries(ViewingQuery)
+@answers_media("video/webm", description="The participant's media (or video/mp4).")
+@answers_media("video/mp4", description="The participant's media (H.264).")
+@answers_media("video/webm", status=206, description="The byte range asked for.")
+@answers_media("video/mp4", status=206, description="The byte range asked for.")
 async def participant_media(request: web.Request) -> web.StreamResponse:
     """One participant's audio and video of a recording (WebM, or MP4 for H.264), for a viewing's player:
     packets as recorded, never re-encoded; one byte range so the player can seek."""

@@ -10,16 +10,16 @@ from .. import idempotency, notices
 from ..appkeys import DATABASE
 from ..consent.records import How
 from ..errors import ValidationFailed
-from ..http import answer_once, json_response, locale_for, parse_body, path_id, translator
+from ..http import answer_once, json_response, locale_for, parse_body, parse_form, path_id, translator
 from ..identity.auth import caller
 from ..models import Appointment, Referral
-from ..notices import MarkRead
-from ..openapi import accepts, idempotent
+from ..notices import MarkRead, NotificationList, ReadCount
+from ..openapi import accepts, answers, idempotent, queries
 from ..parsing import parse_whole
 from ..referrals import service as referrals
 from ..referrals import views
 from ..referrals.flow import Redirection
-from ..referrals.inputs import Booking, Rebooking, ReferralActionBody, ReferralCreate
+from ..referrals.inputs import Booking, Rebooking, ReferralActionBody, ReferralCreate, ReferralListQuery
 from ..scheduling import service as scheduling
 
 routes = web.RouteTableDef()
@@ -30,16 +30,19 @@ def referral_id(request: web.Request) -> int:
 
 
 @routes.get("/api/referrals")
+@queries(ReferralListQuery)
+@answers(views.ReferralList)
 async def list_referrals(request: web.Request) -> web.Response:
     """The caller's referrals; ``?inbox=1``: those waiting for the receiving side, most urgent and oldest first."""
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
-        rows = await referrals.list_for(session, who, inbox=request.query.get("inbox") == "1")
+        rows = await referrals.list_for(session, who, inbox=parse_form(request.query, ReferralListQuery).inbox)
         return json_response({"referrals": await views.describe_many(session, who, rows)})
 
 
 @routes.post("/api/referrals")
 @accepts(ReferralCreate)
+@answers(views.ReferralDetail, status=201, description="The referral, created.")
 @idempotent
 async def create_referral(request: web.Request) -> web.Response:
     """Refer a patient to a partner hospital (once per ``Idempotency-Key``)."""
@@ -55,6 +58,7 @@ async def create_referral(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/referrals/{referral_id}")
+@answers(views.ReferralDetail)
 async def get_referral(request: web.Request) -> web.Response:
     who = caller(request).principal
     async with request.app[DATABASE].session() as session:
@@ -66,6 +70,7 @@ async def get_referral(request: web.Request) -> web.Response:
 
 @routes.post("/api/referrals/{referral_id}/actions")
 @accepts(ReferralActionBody)
+@answers(views.ReferralDetail, description="The referral, moved on.")
 async def act_on_referral(request: web.Request) -> web.Response:
     """Move a referral on: submit, accept, decline, redirect, start or cancel (409 if it cannot). A referral is
     completed by signing its consultation report (``POST /api/referrals/{id}/reports``), not here: ``complete``
@@ -81,6 +86,8 @@ async def act_on_referral(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/slots")
+@queries(scheduling.SlotQuery)
+@answers(scheduling.FreeSlots)
 async def free_slots(request: web.Request) -> web.Response:
     """Free slots across the caller's partnerships: ``?specialty=<code>&date=YYYY-MM-DD[&days=N]``."""
     who = caller(request).principal
@@ -105,6 +112,7 @@ async def free_slots(request: web.Request) -> web.Response:
 
 @routes.post("/api/referrals/{referral_id}/appointment")
 @accepts(Booking)
+@answers(views.ReferralDetail, status=201, description="The referral, scheduled: its appointment booked.")
 @idempotent
 async def book_appointment(request: web.Request) -> web.Response:
     """Book a slot for an accepted referral (once per ``Idempotency-Key``)."""
@@ -122,6 +130,7 @@ async def book_appointment(request: web.Request) -> web.Response:
 
 @routes.put("/api/referrals/{referral_id}/appointment")
 @accepts(Rebooking)
+@answers(views.ReferralDetail, description="The referral, its appointment moved.")
 async def move_appointment(request: web.Request) -> web.Response:
     who = caller(request).principal
     body = await parse_body(request, Rebooking)
@@ -134,6 +143,7 @@ async def move_appointment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/notifications")
+@answers(NotificationList)
 async def list_notifications(request: web.Request) -> web.Response:
     """The caller's notifications, newest first (the last 100), in their language and time zone, and how
     many are unread."""
@@ -147,6 +157,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 
 @routes.post("/api/notifications/read")
 @accepts(MarkRead)
+@answers(ReadCount, description="How many were marked read.")
 async def mark_notifications_read(request: web.Request) -> web.Response:
     """Mark the caller's notifications read: those of ``ids``, or with no body every unread one."""
     body = await parse_body(request, MarkRead) if request.body_exists else None

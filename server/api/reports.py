@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pydantic
 from aiohttp import web
 
@@ -10,7 +12,8 @@ from ..errors import N_, ValidationFailed
 from ..http import json_response, locale_for, parse_body, parse_form, path_id
 from ..i18n import SUPPORTED_LOCALES
 from ..identity.auth import caller
-from ..openapi import accepts
+from ..openapi import accepts, answers, answers_media, queries
+from ..outputs import Out
 from ..reports import icd10
 from ..reports import service as reports
 from ..reports.inputs import ReportInput
@@ -27,7 +30,25 @@ class Icd10Query(pydantic.BaseModel):
     q: str = pydantic.Field(default="", max_length=100)
 
 
+class DiagnosisFound(Out):
+    code: str
+    title: str
+
+
+class Icd10Found(Out):
+    diagnoses: list[DiagnosisFound]
+
+
+# Which language's signed PDF: one the platform speaks, else the reader's. (No docstring: see Icd10Query.)
+class ReportLanguage(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    locale: Literal[SUPPORTED_LOCALES] | None = None  # type: ignore[valid-type]
+
+
 @routes.get("/api/icd10")
+@queries(Icd10Query)
+@answers(Icd10Found)
 async def search_icd10(request: web.Request) -> web.Response:
     """Diagnoses for a report's autocomplete: ``?q=`` the start of a code or a part of a title; up to 20, codes
     that start with it first, titles in the reader's language. The hospital's own list once it loaded one."""
@@ -44,6 +65,7 @@ def _tools(request: web.Request) -> ReportTools:
 
 
 @routes.get("/api/referrals/{referral_id}/reports")
+@answers(reports.ReportList)
 async def list_reports(request: web.Request) -> web.Response:
     """Every signed version of a referral's consultation report, oldest first, for those who see its records."""
     async with request.app[DATABASE].session() as session:
@@ -54,6 +76,7 @@ async def list_reports(request: web.Request) -> web.Response:
 
 @routes.post("/api/referrals/{referral_id}/reports")
 @accepts(ReportInput)
+@answers(reports.ReportShown, status=201, description="The signed report.")
 async def sign_report(request: web.Request) -> web.Response:
     """The booked specialist signs the consultation report: it is rendered as a PDF in the referring doctor's
     language, signed (PAdES) with the hospital's certificate, and completes the referral. 409 if already signed
@@ -68,6 +91,7 @@ async def sign_report(request: web.Request) -> web.Response:
 
 @routes.post("/api/reports/{report_id}/amendments")
 @accepts(ReportInput)
+@answers(reports.ReportShown, status=201, description="The new signed version.")
 async def amend_report(request: web.Request) -> web.Response:
     """A new signed version of the report, superseding this one (the latest; 409 otherwise), which is kept."""
     body = await parse_body(request, ReportInput)
@@ -79,6 +103,7 @@ async def amend_report(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/reports/{report_id}/acknowledgement")
+@answers(reports.ReportShown, description="The version, acknowledged.")
 async def acknowledge_report(request: web.Request) -> web.Response:
     """The referring doctor acknowledges receipt of this version (once; again changes nothing)."""
     async with request.app[DATABASE].session() as session:
@@ -98,6 +123,8 @@ def _language(request: web.Request) -> str:
 
 
 @routes.get("/api/reports/{report_id}/pdf")
+@queries(ReportLanguage)
+@answers_media("application/pdf", description="The signed PDF (PAdES).")
 async def download_report(request: web.Request) -> web.Response:
     """The signed PDF in the reader's language (or ``?locale=``; every version is signed in each language the
     platform speaks, the requesting hospital's being the record copy), to those who see the referral's
@@ -112,6 +139,8 @@ async def download_report(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/reports/{report_id}/verification")
+@queries(ReportLanguage)
+@answers(reports.VerificationShown)
 async def verify_report(request: web.Request) -> web.Response:
     """Whether the stored signed PDF (in the reader's language, or ``?locale=``) still holds: its signature
     (intact, over the whole file, made with this deployment's certificate), who signed it, and its SHA-256

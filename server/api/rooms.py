@@ -17,6 +17,8 @@ from ..consultations.room_window import RoomWindow
 from ..http import json_response
 from ..identity.auth import caller, public
 from ..models import utcnow
+from ..openapi import answers, answers_empty
+from ..outputs import Untyped
 from ..permissions import can_join_consultation
 from .consultations import consultation_id, load_authorized
 
@@ -36,6 +38,7 @@ def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
 
 
 @routes.post("/api/consultations/{consultation_id}/room-token")
+@answers(Untyped)
 async def issue_room_token(request: web.Request) -> web.Response:
     """A participating clinician's pass into the room: hosts may admit, remove and record."""
     view = await load_authorized(request, can_join_consultation)
@@ -54,6 +57,7 @@ async def issue_room_token(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/consultations/{consultation_id}/signaling")
+@answers_empty(101, description="Switching to the WebSocket of signaling/PROTOCOL.md.")
 @public
 async def signaling(request: web.Request) -> web.WebSocketResponse:
     """Public at the HTTP level: the room token in the first message decides (browsers cannot set headers

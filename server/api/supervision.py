@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 
 from ..appkeys import DATABASE, SETTINGS
 from ..http import parse_form
 from ..identity.auth import caller
+from ..openapi import answers, answers_media, queries
+from ..outputs import Untyped
 from ..supervision import export, statistics
 from ..supervision.statistics import StatisticsQuery
 
 routes = web.RouteTableDef()
 
 
+# The statistics' filter, and the form of the answer. (No docstring: see reports.Icd10Query.)
+class StatisticsExportQuery(StatisticsQuery):
+    format: Literal["json", "csv"] = "json"
+
+
 @routes.get("/api/supervision/statistics")
+@queries(StatisticsExportQuery)
+@answers(Untyped, description="The statistics as JSON.")
+@answers_media("text/csv", description="The statistics as CSV.")
 async def supervision_statistics(request: web.Request) -> web.Response:
     """Per hospital and month: consultations held and recorded, referrals sent and received, turnaround
     medians and p90s (hours), declined and redirected shares, consent coverage; no patient datum. Filters

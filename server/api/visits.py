@@ -16,7 +16,8 @@ from ..errors import N_, Conflict
 from ..http import answer_once, json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
 from ..models import Consent, ConsentPurpose, PatientInvitation
-from ..openapi import accepts, idempotent
+from ..openapi import accepts, answers, idempotent
+from ..outputs import Untyped
 from ..patients import invitations
 from ..patients.invitations import Visit, consents_asked, describe, open_visit, scope_of
 from .consents import given_answer, withdrawn_answer
@@ -44,6 +45,7 @@ class GuestConsentRequest(GuestRequest):
 
 
 @routes.post("/api/consultations/{consultation_id}/invitations")
+@answers(Untyped, status=201)
 @idempotent
 async def create_invitation(request: web.Request) -> web.Response:
     """A participating clinician invites the consultation's patient: a link that expires when the room
@@ -62,6 +64,7 @@ async def _invited(made: tuple[PatientInvitation, str]) -> idempotency.Answer:
 
 
 @routes.get("/api/consultations/{consultation_id}/invitations")
+@answers(Untyped)
 async def list_invitations(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         rows = await invitations.list_for(session, caller(request).principal, consultation_id(request))
@@ -69,6 +72,7 @@ async def list_invitations(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/invitations/{invitation_id}")
+@answers(Untyped)
 async def revoke_invitation(request: web.Request) -> web.Response:
     """Revoke a link at once: it opens nothing more, and a patient in the room by it leaves."""
     async with request.app[DATABASE].session() as session:
@@ -90,6 +94,7 @@ async def visit_scope(request: web.Request, visit: Visit, purpose: ConsentPurpos
 
 
 @routes.post("/api/guest/consents/list")
+@answers(Untyped)
 @public
 @accepts(GuestRequest)
 async def guest_consents(request: web.Request) -> web.Response:
@@ -102,6 +107,8 @@ async def guest_consents(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/guest/consents")
+@answers(Untyped, status=201, description="The consent, given.")
+@answers(Untyped, description="The consent, withdrawn.")
 @public
 @accepts(GuestConsentRequest)
 @idempotent
@@ -128,6 +135,7 @@ async def guest_consent(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/guest/room-token")
+@answers(Untyped)
 @public
 @accepts(GuestRoomRequest)
 async def guest_room_token(request: web.Request) -> web.Response:

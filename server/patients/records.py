@@ -22,7 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..errors import N_, Conflict, NotFound, ValidationFailed
-from ..models import ConsentPurpose, Patient, Referral
+from ..models import ConsentPurpose, Patient, Referral, Sex
+from ..outputs import Out
 from ..paging import LIKE_ESCAPE, Page, like_pattern, offset
 from ..permissions import Principal, can_handle_patients, require
 from ..referrals.service import can_view, live_appointment
@@ -73,6 +74,32 @@ async def may_view(session: AsyncSession, who: Principal, patient: Patient) -> b
         if await consents.standing(session, ConsentPurpose.RECORD_SHARING, referral_id=referral.id) is not None:
             return True
     return False
+
+
+class PatientShown(Out):
+    """A patient's record as shown; ``phone`` only to the patient's own hospital."""
+
+    id: int
+    name: str
+    sex: Sex
+    birth_year: int | None
+    hospital_id: int
+    national_id_last4: str | None
+    phone: str | None = None
+
+
+class PatientListed(Out):
+    id: int
+    name: str
+    birth_year: int | None
+    national_id_last4: str | None
+
+
+class PatientPage(Out):
+    patients: list[PatientListed]
+    page: int
+    pages: int
+    total: int
 
 
 def describe(patient: Patient, *, own_hospital: bool) -> dict:

@@ -51,6 +51,13 @@ class Rebooking(Booking):
     reason: str = pydantic.Field(min_length=1, max_length=1000)
 
 
+# ``GET /api/referrals``: all the caller's referrals, or with ``inbox`` those waiting for the receiving side.
+# (No docstring: see ReferralSearch.)
+class ReferralListQuery(_Body):
+    inbox: bool = pydantic.Field(default=False, description="only those waiting for the receiving side "
+                                                             "(the coordinators' inbox), most urgent first")
+
+
 # Finding referrals in the caller's lists: by a part of the patient's name (only among those whose records the
 # caller may see) and by state; a page of PAGE_SIZE at a time, the inbox paged on its own. (No docstring: it
 # would become the OpenAPI schema's description.)

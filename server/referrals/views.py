@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import pydantic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,7 +16,21 @@ from ..audit import trail as audit
 from ..consent import records as consents
 from ..consultations import service as consultations
 from ..db import Database
-from ..models import Appointment, AppointmentStatus, Hospital, Patient, Referral, ReferralEvent, Specialty, User
+from ..models import (
+    Appointment,
+    AppointmentStatus,
+    Hospital,
+    Patient,
+    Referral,
+    ReferralAction,
+    ReferralEvent,
+    ReferralState,
+    Sex,
+    Specialty,
+    Urgency,
+    User,
+)
+from ..outputs import Named, Out, Person
 from ..patients import disclosure
 from ..permissions import Principal, can_join_consultation
 from ..settings import DEFAULT_TIMEZONE
@@ -23,6 +38,101 @@ from .flow import open_actions
 from .service import actor, facts_of, sharing_consent
 
 _Row = TypeVar("_Row", Patient, Specialty, Hospital, User)
+
+
+# ---- what the API answers (server/openapi.py describes it from these) ----
+
+class PatientBrief(Out):
+    id: int
+    name: str
+    sex: Sex
+    birth_year: int | None
+
+
+class SpecialtyShown(Out):
+    code: str
+    name_zh: str
+    name_en: str
+
+
+class AppointmentShown(Out):
+    id: int
+    specialist_id: int
+    starts_at: datetime
+    ends_at: datetime
+    consultation_id: int | None
+
+
+class ReferralShown(Out):
+    """A referral in a list. ``patient``, ``reason`` are null where its records are withheld from the caller."""
+
+    id: int
+    state: ReferralState
+    urgency: Urgency
+    reason: str | None
+    records_withheld: bool
+    patient: PatientBrief | None
+    specialty: SpecialtyShown
+    target_hospital: Named
+    referring_hospital: Named
+    target_specialist_id: int | None
+    referring_doctor: Person
+    created_at: datetime
+    submitted_at: datetime | None
+    updated_at: datetime
+    consultation_id: int | None
+    appointment: AppointmentShown | None
+
+
+class ReferralEventShown(Out):
+    action: str
+    from_state: str = pydantic.Field(alias="from")
+    to: str
+    at: datetime
+    note: str
+    by: Person
+
+
+class SharingConsent(Out):
+    id: int
+    purpose: str
+    subject: str
+    identity: str
+    name: str
+    consultation_id: int | None
+    referral_id: int | None
+    method: str
+    recorded_by: int | None
+    template_id: int | None
+    version: int | None
+    locale: str | None
+    given_at: datetime
+    ip: str | None
+    user_agent: str | None
+    withdrawn_at: datetime | None
+    withdrawn_by: int | None
+
+
+class ReferralDetail(ReferralShown):
+    """A referral in full: its clinical summary (null where withheld), history, and what the caller may do
+    next: ``actions`` through ``POST /api/referrals/{id}/actions``, ``can_book`` a slot
+    (``POST /api/referrals/{id}/appointment``), ``can_sign_report`` (``POST /api/referrals/{id}/reports``)."""
+
+    summary: str | None
+    sharing_consent: SharingConsent | None
+    decline_reason: str | None
+    cancel_reason: str | None
+    opinion: str | None
+    recommendations: str | None
+    events: list[ReferralEventShown]
+    actions: list[ReferralAction]
+    can_book: bool
+    can_sign_report: bool
+    can_join_room: bool
+
+
+class ReferralList(Out):
+    referrals: list[ReferralShown]
 
 
 @dataclass(frozen=True)
@@ -111,13 +221,25 @@ async def describe(session: AsyncSession, who: Principal, referral: Referral, *,
             "recommendations": referral.recommendations if shared else None,
             "events": [{"action": e.action, "from": e.from_state, "to": e.to_state, "at": _iso(e.at), "note": e.note,
                         "by": {"id": e.actor_id, "display_name": names.get(e.actor_id, "")}} for e in events],
-            "actions": [a.value for a in open_actions(actor(who), facts_of(referral,
-                                                                           named.appointments.get(referral.id)))],
+            **_next_steps(who, referral, named.appointments.get(referral.id)),
             # A link to the room only for those who may take a seat in it (a coordinator books, not joins).
             "can_join_room": referral.consultation_id is not None and can_join_consultation(
                 who, (await consultations.load(session, referral.consultation_id)).scope),
         })
     return data
+
+
+# What the caller may do next but not through ``POST /api/referrals/{id}/actions``, which refuses these two
+# with 422: a referral is scheduled by booking a slot, and completed by signing its report.
+_ELSEWHERE = {ReferralAction.SCHEDULE: "can_book", ReferralAction.COMPLETE: "can_sign_report"}
+
+
+def _next_steps(who: Principal, referral: Referral, appointment: Appointment | None) -> dict[str, Any]:
+    """``actions``: what the caller may send to the actions endpoint now; ``can_book``, ``can_sign_report``:
+    the two steps that have endpoints of their own."""
+    open_now = open_actions(actor(who), facts_of(referral, appointment))
+    return {"actions": [a.value for a in open_now if a not in _ELSEWHERE],
+            **{flag: action in open_now for action, flag in _ELSEWHERE.items()}}
 
 
 async def audit_patient_view(database: Database, who: Principal, data: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ from ..models import (
     utcnow,
 )
 from ..notices import Notice
+from ..outputs import Out
 from ..permissions import Principal, can_acknowledge_report, can_sign_report, require
 from ..referrals import service as referrals
 from ..referrals.flow import Request
@@ -78,6 +79,66 @@ class ReportTools:
     @property
     def others(self) -> tuple[signing.ReportSigner, ...]:
         return tuple(self.hospitals.values())
+
+
+class Diagnosis(Out):
+    code: str
+    text: str
+
+
+class ReportShown(Out):
+    """One signed version of a consultation report. ``url`` is its PDF (``?locale=`` one of ``languages``),
+    ``verification_url`` the check of its signature."""
+
+    id: int
+    languages: list[str]
+    referral_id: int
+    consultation_id: int | None
+    version: int
+    author_id: int
+    findings: str
+    diagnosis: Diagnosis
+    recommendations: str
+    locale: str
+    created_at: datetime
+    pdf_sha256: str
+    signer_subject: str
+    acknowledged_by: int | None
+    acknowledged_at: datetime | None
+    supersedes_id: int | None
+    url: str
+    verification_url: str
+
+
+class ReportList(Out):
+    reports: list[ReportShown]
+
+
+class SignatureCheck(Out):
+    signed: bool
+    intact: bool
+    covers_whole_file: bool
+    trusted: bool
+
+
+class VerifiedReport(Out):
+    id: int
+    referral_id: int
+    version: int
+    locale: str | None
+
+
+class VerificationShown(Out):
+    """Whether a signed PDF holds: its signature, who signed it and when, and its hash against the audit trail."""
+
+    holds: bool
+    signature: SignatureCheck
+    signer: str
+    signed_at: datetime | None
+    sha256: str
+    hash_matches: bool
+    in_audit_trail: bool
+    report: VerifiedReport | None
 
 
 def describe(row: ConsultationReport, renditions: Sequence[str] = ()) -> dict:

@@ -9,11 +9,13 @@ other gets a 409 that says so.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pydantic
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -39,6 +41,7 @@ from ..models import (
     utcnow,
 )
 from ..notices import Notice
+from ..outputs import Out, Person
 from ..permissions import Principal
 from ..referrals.flow import ReferralAction, Request, may
 from ..referrals.service import actor, apply, facts_of, load_visible
@@ -47,6 +50,42 @@ from .slots import DayChange, Hours, ShownDay, Slot, day_slots, is_slot, shown_d
 SEARCH_DAYS_MAX = 31
 LOOKAHEAD_WEEKS = 12  # how far the calendar looks for a week with a free slot, when not asked for one
 WEEKS_AHEAD_MAX = 52  # the furthest week the calendar shows
+
+
+# ``GET /api/slots``: free slots of a specialty from a day on, for ``days`` days. (The handler checks each
+# itself, naming what is wrong.)
+class SlotQuery(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    specialty: str = pydantic.Field(min_length=1, max_length=64, description="a specialty code")
+    date: dt.date = pydantic.Field(description="the first day, YYYY-MM-DD")
+    days: int = pydantic.Field(default=1, ge=1, le=SEARCH_DAYS_MAX, description="how many days from it")
+
+
+class SlotShown(Out):
+    starts_at: datetime
+    ends_at: datetime
+
+
+class SlotHospital(Out):
+    id: int
+    name: str
+    timezone: str
+
+
+class SpecialistSlotsShown(Out):
+    """One specialist's free slots on one local day of their hospital."""
+
+    specialist: Person
+    hospital: SlotHospital
+    specialty: str
+    slot_minutes: int
+    date: dt.date
+    slots: list[SlotShown]
+
+
+class FreeSlots(Out):
+    specialists: list[SpecialistSlotsShown]
 
 
 @dataclass(frozen=True)

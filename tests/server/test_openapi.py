@@ -9,7 +9,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from openapi_spec_validator import validate
 
-from server.openapi import BODY_ATTRIBUTE, IDEMPOTENT_ATTRIBUTE, documented_routes
+from server.openapi import (
+    BODY_ATTRIBUTE,
+    IDEMPOTENT_ATTRIBUTE,
+    QUERY_ATTRIBUTE,
+    UPLOAD_ATTRIBUTE,
+    documented_routes,
+    successes,
+)
+from server.outputs import Untyped
 
 
 def served(app: web.Application) -> set[tuple[str, str]]:
@@ -58,7 +66,17 @@ async def test_bodies_parameters_and_openness_are_described(client: TestClient) 
     assert "sharing_consent" in schema["properties"]
     action = document["paths"]["/api/referrals/{referral_id}/actions"]["post"]
     assert action["parameters"] == [{"name": "referral_id", "in": "path", "required": True,
-                                     "schema": {"type": "string"}}]
+                                     "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}]
+    created = create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    assert created == "#/components/schemas/ReferralDetail"
+    slots = {p["name"]: p for p in document["paths"]["/api/slots"]["get"]["parameters"]}
+    assert slots["date"]["required"] and slots["date"]["schema"]["format"] == "date"
+    assert not slots["days"]["required"] and slots["days"]["schema"]["maximum"] == 31
+    pdf = document["paths"]["/api/reports/{report_id}/pdf"]["get"]["responses"]["200"]["content"]
+    assert pdf == {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+    assert "text/calendar" in document["paths"]["/calendar/{token}.ics"]["get"]["responses"]["200"]["content"]
+    upload = document["paths"]["/api/referrals/{referral_id}/attachments"]["post"]["requestBody"]["content"]
+    assert upload["multipart/form-data"]["schema"]["required"] == ["file"]
     assert document["paths"]["/api/guest/room-token"]["post"]["security"] == []
     assert "security" not in document["paths"]["/api/referrals"]["get"], "logged in, as the document's default"
 
@@ -85,9 +103,12 @@ async def test_fhir_routes_answer_fhir_json(client: TestClient) -> None:
 def test_every_handler_that_reads_a_body_declares_it(client: TestClient) -> None:
     """The document's bodies come from @accepts: a handler reading another model would make it lie."""
     for method, path, handler in documented_routes(client.app):
-        read = re.findall(r"parse_body\(request, (\w+)\)", inspect.getsource(handler))
+        source = inspect.getsource(handler)
+        read = re.findall(r"parse_body\(request, (\w+)\)", source)
         declared = getattr(handler, BODY_ATTRIBUTE, None)
         assert read == ([declared.__name__] if declared else []), f"{method} {path}"
+        uploads = "file_upload(" in source or "receive(request" in source
+        assert uploads == hasattr(handler, UPLOAD_ATTRIBUTE), f"{method} {path}: declare it with @accepts_upload()"
 
 
 IDEMPOTENT = {("post", "/api/referrals"), ("post", "/api/referrals/{referral_id}/appointment"),
@@ -108,7 +129,8 @@ async def test_the_creating_operations_take_an_idempotency_key(client: TestClien
                 [header] = headers
                 assert header["name"] == "Idempotency-Key" and header["required"] is False
                 assert header["schema"]["maxLength"] == 128
-                assert "Idempotent-Replayed" in operation["responses"]["200"]["headers"]
+                assert all("Idempotent-Replayed" in answer["headers"]
+                           for status, answer in operation["responses"].items() if status != "default")
                 taking.add((method, path))
     assert taking == IDEMPOTENT
 
@@ -119,3 +141,69 @@ def test_every_handler_that_answers_once_declares_it(client: TestClient) -> None
     for method, path, handler in documented_routes(client.app):
         reads = "answer_once(" in inspect.getsource(handler)
         assert reads == getattr(handler, IDEMPOTENT_ATTRIBUTE, False), f"{method} {path}"
+
+
+def _reading(handler: object) -> str:
+    """The handler's source and that of its module's functions it hands the request to (``_language(request)``)."""
+    source = inspect.getsource(handler)
+    module = inspect.getmodule(handler)
+    for name in set(re.findall(r"\b(_?\w+)\(request\b", source)):
+        helper = getattr(module, name, None)
+        if inspect.isfunction(helper) and helper.__module__ == getattr(module, "__name__", None):
+            source += inspect.getsource(helper)
+    return source
+
+
+def test_every_handler_that_reads_the_query_declares_it(client: TestClient) -> None:
+    """The query parameters are documented from @queries: a handler reading ``request.query`` without it
+    would take parameters no integrator can know of, and one reading a parameter its model does not name
+    would make the document lie. (Fix: ``@queries(Model)`` with the model it parses the query into.)"""
+    for method, path, handler in documented_routes(client.app):
+        source = _reading(handler)
+        declared = getattr(handler, QUERY_ATTRIBUTE, None)
+        where = f"{method} {path} ({handler.__module__}.{handler.__name__})"
+        if "request.query" not in source:
+            assert declared is None, f"{where} declares query parameters it does not read"
+            continue
+        assert declared is not None, f"{where} reads request.query: declare it with @queries(Model)"
+        for parsed in re.findall(r"parse_form\(request\.query, (\w+)\)", source):
+            assert parsed == declared.__name__, f"{where} parses the query into {parsed}"
+        for name in re.findall(r"request\.query\.get\(\"(\w+)\"", source):
+            assert name in declared.model_fields, f"{where} reads ?{name}=, which {declared.__name__} does not name"
+
+
+# Operations whose success answer is still an open JSON object (server.outputs.Untyped), not a model of its
+# fields. This list only shrinks: a new route declares a model of what it answers.
+UNTYPED = {
+    "admin_overview", "list_accounts", "create_account", "get_account", "update_account", "disable_account",
+    "enable_account", "reset_password", "update_department", "list_hospitals", "create_hospital", "get_hospital",
+    "update_hospital", "add_department", "list_partnerships", "create_partnership", "get_partnership",
+    "update_partnership", "add_partnership_member", "remove_partnership_member", "list_partnership_supervisors",
+    "add_partnership_supervisor", "remove_partnership_supervisor", "list_specialties", "create_specialty",
+    "update_specialty", "preview_attachment", "add_attachment", "list_attachments", "search_audit", "export_audit",
+    "list_templates", "consultation_consents", "record_verbal_consent", "withdraw_consent", "list_consultations",
+    "create_consultation", "get_consultation", "consultation_chat", "openapi_document", "list_holds", "place_hold",
+    "release_hold", "create_invitation", "list_invitations", "revoke_invitation", "guest_consents", "guest_consent",
+    "guest_room_token", "clinician_recording_consent", "guest_recording_consent", "list_recordings",
+    "open_viewing", "issue_room_token", "supervision_statistics", "list_specialists", "get_availability",
+    "set_weekly_hours", "add_exception", "remove_exception", "add_time_off",
+}
+
+
+def test_every_route_declares_its_success_answer(client: TestClient) -> None:
+    """Each operation says what it answers on success, so a generated client gets a typed result: a model
+    (``@answers(Model, status=201)``), a media type (``@answers_media("text/calendar")``), no body
+    (``@answers_empty(204)``) or a FHIR resource (``@answers_fhir``). The API tests check each answer they get
+    against it (tests/server/api/conftest.py). A handler that sends ``status=201`` declares 201."""
+    untyped = set()
+    for method, path, handler in documented_routes(client.app):
+        where = f"{method} {path} ({handler.__module__}.{handler.__name__})"
+        answers = successes(handler)
+        assert answers, f"{where} declares no success answer: add @answers(Model) (or _media/_empty/_fhir)"
+        source = inspect.getsource(handler)
+        for status in re.findall(r"status=(2\d\d)", source):
+            assert int(status) in {a.status for a in answers}, f"{where} answers {status}: declare it"
+        if any(a.model is Untyped for a in answers):
+            untyped.add(handler.__name__)
+    assert untyped <= UNTYPED, f"new operations answering Untyped; give them a model: {sorted(untyped - UNTYPED)}"
+    assert UNTYPED - untyped == set(), f"typed now: take them off UNTYPED: {sorted(UNTYPED - untyped)}"

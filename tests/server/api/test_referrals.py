@@ -86,7 +86,9 @@ async def test_referral_journey_from_request_to_opinion(client: TestClient) -> N
     assert set(detail["actions"]) == {"accept", "decline", "redirect"}
     assert detail["summary"].startswith("68-year-old")
 
-    assert (await act(client, "coord.zhao", urgent["id"], "accept")).status == 200
+    accepted = await (await act(client, "coord.zhao", urgent["id"], "accept")).json()
+    # Booking has its endpoint: offered as can_book, not as an action the actions endpoint would refuse.
+    assert accepted["can_book"] and "schedule" not in accepted["actions"] and not accepted["can_sign_report"]
     slot = await first_free_slot(client, "coord.zhao", known["dr.wang"])
     booked = await client.post(f"/api/referrals/{urgent['id']}/appointment",
                                json={"specialist_id": known["dr.wang"], "starts_at": slot["starts_at"]},
@@ -105,6 +107,10 @@ async def test_referral_journey_from_request_to_opinion(client: TestClient) -> N
 
     # The specialist signs the report, which completes the referral; it goes back to the referring doctor and
     # stays with the referral. (The bare "complete" action no longer does: there is no completing without one.)
+    # Signing is offered as can_sign_report; "complete" is not listed as an action, since the endpoint refuses it.
+    wangs = await (await client.get(f"/api/referrals/{urgent['id']}", headers=await login(client, "dr.wang"))).json()
+    assert wangs["can_sign_report"] and "complete" not in wangs["actions"] and not wangs["can_book"]
+    assert set(wangs["actions"]) == {"start"}
     bare = await act(client, "dr.wang", urgent["id"], "complete")
     assert bare.status == 422 and "report" in (await bare.json())["error"]["fields"]
     done = await client.post(f"/api/referrals/{urgent['id']}/reports", headers=await login(client, "dr.wang"), json={
