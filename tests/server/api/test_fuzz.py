@@ -52,9 +52,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _with_small_ids(document: dict[str, Any]) -> dict[str, Any]:
-    """The document, but each ``{…_id}`` path parameter may also be one of the demo data's small ids: the
-    document rightly says "string" (that is what a path holds), and random strings alone would rarely get
-    past the id check into the handlers behind it."""
+    """The document, but each ``{…_id}`` path parameter one of the demo data's small ids or any string: the
+    document's ids span the whole column, so random ones would rarely name a row and get past the lookup
+    into the handlers behind it, and strings keep the id check itself fuzzed."""
     document = copy.deepcopy(document)
     for operations in document["paths"].values():
         for operation in operations.values():
