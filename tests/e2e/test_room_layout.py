@@ -353,7 +353,7 @@ async def test_the_specialist_reads_the_referral_and_signs_the_report_without_le
 
     # A report of blanks (the browser's own check switched off) is refused beside its field, in the reader's
     # words, the panel replaced in place and the call going on.
-    await specialist.evaluate("document.getElementById('opinion-form').noValidate = true")
+    await specialist.evaluate("document.getElementById('report-form').noValidate = true")
     await panel.get_by_label(_("Findings")).fill("   ")
     await panel.get_by_label(_("Diagnosis (ICD-10 code)")).fill("I20.8")
     await panel.get_by_role("button", name=_("Sign the report and complete")).click()
@@ -361,13 +361,14 @@ async def test_the_specialist_reads_the_referral_and_signs_the_report_without_le
     await expect(panel.get_by_role("alert")).to_have_text(_("Please correct the fields marked below."))
     await expect(panel.get_by_label(_("Findings"))).to_have_attribute("aria-invalid", "true")
     assert await specialist.evaluate("(call) => call === window.telemedCall", call)
-    await shot(specialist, f"room-opinion-refused-{locale}")
+    await shot(specialist, f"room-report-refused-{locale}")
 
     await panel.get_by_label(_("Findings")).fill("Stable angina. Start bisoprolol 2.5 mg daily.")
     await panel.get_by_label(_("Diagnosis (ICD-10 code)")).fill("I20.8")
     await panel.get_by_label(_("Recommendations")).fill("Exercise ECG in four weeks.")
     await panel.get_by_role("button", name=_("Sign the report and complete")).click()
-    await expect(panel.locator("#referral-opinion")).to_contain_text("Stable angina.")
+    # Signing renders and signs a PDF in each language: seconds on a loaded machine.
+    await expect(panel.locator("#referral-report")).to_contain_text("Stable angina.", timeout=20_000)
     await expect(panel.locator("form")).to_have_count(0)
     # The same page, the same call: still in it.
     assert await specialist.evaluate("(call) => call === window.telemedCall", call)
