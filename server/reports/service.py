@@ -122,7 +122,13 @@ async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> S
 async def sign(session: AsyncSession, who: Principal, referral_id: int, body: ReportInput, *,
                tools: ReportTools) -> ConsultationReport:
     """The booked specialist signs the report, which completes the referral; committed. 409 if it already has
-    one (amend it instead)."""
+    one (amend it instead).
+
+    Signing does not need the patient's records to be shared with the specialist's hospital at that moment
+    (consent withdrawn after the call, say): the report is the specialist's own words, and it goes into the
+    requesting hospital's record, which holds the patient's data by right. The PDF names the patient, so the
+    specialist's side reads it back (``download``) only while the records are shared, like everything else
+    about the patient."""
     referral, appointment = await referrals.load_visible(session, who, referral_id)
     require(can_sign_report(who, referrals.scope_of(referral, appointment)),
             N_("Only the specialist booked for this referral signs its report."))
