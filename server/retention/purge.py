@@ -1,5 +1,5 @@
-"""The purge: deletes the recordings, attachments and signed reports' PDFs whose retention has run out, for good, never one under a
-legal hold, and says what it deleted in the audit trail.
+"""The purge: deletes the recordings, attachments and signed reports' PDFs whose retention has run out, for
+good, never one under a legal hold, and says what it deleted in the audit trail.
 
 Each item goes in its own transaction: the row is marked purged, its data key row deleted and one
 ``retention.purged`` entry appended, together or not at all; only then are its files removed. A run cut off
