@@ -172,13 +172,17 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             outcome.append(await purge.run(database, settings.recordings_dir, periods, now=args.now, dry_run=True))
         else:
-            outcome.append(await retention_schedule.run_exclusive(
-                database, settings.recordings_dir, periods, retention_schedule.holder_name("cli"), now=args.now))
+            try:
+                outcome.append(await retention_schedule.run_exclusive(
+                    database, settings.recordings_dir, periods, retention_schedule.holder_name("cli"), now=args.now))
+            except retention_schedule.LeaseLost:
+                outcome.append(None)
 
     _with_database(settings, work)
     done = outcome[0] if outcome else None
     if done is None:
-        print("Another purge is running now; try again when it has finished.", file=sys.stderr)
+        print("Another purge is running now (or took over from this one); try again when it has finished.",
+              file=sys.stderr)
         return 1
     verb = "would purge" if done.dry_run else "purged"
     for item in done.purged:

@@ -564,7 +564,9 @@ class ConsultationReport(SQLModel, table=True):
     """One signed version of the specialist's consultation report (会诊报告) on a referral. An amendment is a
     new row that ``supersedes`` the one before; no version is ever changed or removed. The signed PDF is
     sealed on disk (``file``, under the recordings directory, like attachments); its SHA-256 is here and in
-    the audit trail, so a copy can be checked against what was issued."""
+    the audit trail, so a copy can be checked against what was issued. When the records' retention ends the
+    purge deletes the PDFs and their key; the row (what was found, diagnosed and recommended, and the hash)
+    stays, like the audit trail."""
 
     __tablename__ = "consultation_report"
     __table_args__ = (sa.UniqueConstraint("referral_id", "version"),)
@@ -581,7 +583,11 @@ class ConsultationReport(SQLModel, table=True):
     locale: str = Field(max_length=16)  # the language the PDF was rendered in
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     file: str = Field(max_length=200)  # the signed PDF, sealed, under the recordings directory
-    pdf_sha256: str = Field(max_length=64)
+    pdf_sha256: str = Field(max_length=64, index=True)
+    # The key this version's PDFs (record copy and renditions) are sealed under; deleted with them by the purge
+    # when the records' retention ends (server/retention), so a backup of the files cannot be read either.
+    data_key_id: int | None = Field(default=None, foreign_key="data_key.id")
+    purged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     signer_subject: str = Field(max_length=300)  # the signing certificate's subject, as the PDF's signature says
     acknowledged_by: int | None = Field(default=None, foreign_key="user_account.id")
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

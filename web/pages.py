@@ -230,8 +230,8 @@ async def consultation_room(request: web.Request) -> web.Response:
     return await _room(request, path_id(request, "consultation_id"))
 
 
-@routes.post("/consultations/{consultation_id}/opinion")
-async def room_opinion(request: web.Request) -> web.Response:
+@routes.post("/consultations/{consultation_id}/report")
+async def room_report(request: web.Request) -> web.Response:
     """The booked specialist signs the consultation report from the room, which completes the referral: the
     referral page's report form, through the same model and service (``reports.service.sign``), back to the
     room."""
@@ -298,7 +298,7 @@ async def _referral_panel(request: web.Request, consultation_id: int) -> dict[st
             attachments.describe(row) for row in await attachments.list_for(session, who, data["id"])]
         signed = [] if data["records_withheld"] else await reports.versions(session, data["id"])
     await views.audit_patient_view(request.app[DATABASE], who, data)
-    return {**data, "attachments": files, "can_write_opinion": data["can_sign_report"],
+    return {**data, "attachments": files, "can_write_report": data["can_sign_report"],
             "report": reports.describe(signed[-1]) if signed else None,
             "report_form": {"findings": "", "diagnosis_code": "", "recommendations": "", "error": None, "errors": {}}}
 

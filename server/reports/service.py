@@ -51,6 +51,7 @@ from ..outputs import Out
 from ..permissions import Principal, can_acknowledge_report, can_sign_report, require
 from ..referrals import service as referrals
 from ..referrals.flow import Request
+from ..retention import data_keys
 from . import icd10, render, signing
 from .inputs import ReportInput
 
@@ -182,7 +183,13 @@ async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> S
 async def sign(session: AsyncSession, who: Principal, referral_id: int, body: ReportInput, *,
                tools: ReportTools) -> ConsultationReport:
     """The booked specialist signs the report, which completes the referral; committed. 409 if it already has
-    one (amend it instead)."""
+    one (amend it instead).
+
+    Signing does not need the patient's records to be shared with the specialist's hospital at that moment
+    (consent withdrawn after the call, say): the report is the specialist's own words, and it goes into the
+    requesting hospital's record, which holds the patient's data by right. The PDF names the patient, so the
+    specialist's side reads it back (``download``) only while the records are shared, like everything else
+    about the patient."""
     referral, appointment = await referrals.load_visible(session, who, referral_id)
     require(can_sign_report(who, referrals.scope_of(referral, appointment)),
             N_("Only the specialist booked for this referral signs its report."))
@@ -261,7 +268,8 @@ async def download(database: Database, who: Principal, report_id: int, *, tools:
     async with database.session() as session:
         row = await _visible(session, who, report_id)
         file, shown = await _file_in(session, row, locale)
-    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, tools.key).read_all())
+        own = await _key_of(session, row, tools)
+    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, own).read_all())
     await audit.record(database, actor=f"user:{who.user_id}", action="report.downloaded",
                        consultation_id=row.consultation_id, subject=f"report:{row.id}",
                        detail={"referral": row.referral_id, "version": row.version, "locale": shown})
@@ -325,12 +333,24 @@ async def verification(database: Database, who: Principal, report_id: int, *, to
     async with database.session() as session:
         row = await _visible(session, who, report_id)
         file, shown = await _file_in(session, row, locale)
-    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, tools.key).read_all())
+        own = await _key_of(session, row, tools)
+    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, own).read_all())
     async with database.session() as session:
         found = await verify_bytes(session, data, tools.signer, *tools.others)
     if found.report is not None and (found.report.id != row.id or found.locale != shown):
         return Verification(found.check, None, False)
     return found
+
+
+async def _key_of(session: AsyncSession, row: ConsultationReport, tools: ReportTools) -> bytes:
+    """The key the version's PDFs are sealed under; 404 once the records' retention ended and the purge deleted
+    them (the row, and its hash in the audit trail, remain)."""
+    try:
+        if row.purged_at is not None:
+            raise data_keys.KeyShredded(row.id or 0)
+        return await data_keys.key_of(session, tools.key, row.data_key_id)
+    except data_keys.KeyShredded:
+        raise NotFound(N_("This report's PDF was deleted when its retention period ended.")) from None
 
 
 async def _visible(session: AsyncSession, who: Principal, report_id: int) -> ConsultationReport:
@@ -368,6 +388,8 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
         await session.rollback()
         raise _signed_meanwhile(previous) from None
     assert row.id is not None
+    own = data_keys.new_key()  # this version's: the purge deletes it with the files when retention ends
+    row.data_key_id = await data_keys.keep(session, tools.key, own)
     directory = tools.root / REPORTS_DIR / str(referral.id)
     written: list[Path] = []
     hashes: dict[str, str] = {}
@@ -379,7 +401,7 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
                                         diagnosis_text=diagnosis.title(shown))
             pdf = await asyncio.to_thread(_signed, signer, facts, shown)
             path = directory / f"{secrets.token_hex(12)}.sealed"
-            await asyncio.to_thread(_seal, path, tools.key, pdf)
+            await asyncio.to_thread(_seal, path, own, pdf)
             written.append(path)
             hashes[shown] = hashlib.sha256(pdf).hexdigest()
             file = str(path.relative_to(tools.root))

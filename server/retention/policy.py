@@ -1,7 +1,7 @@
 """What has outlived its retention at a given moment: pure, no I/O.
 
 Each kind of file is kept for its own period from its anchor (a recording from its end; a referral's
-attachment from the last change to its referral, when the case was closed), and not a day less while a
+attachment or signed report from the last change to its referral, when the case was closed), and not a day less while a
 legal hold stands on its patient or its consultation. The audit trail is no kind here: it is never deleted.
 """
 
@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 class Kind(enum.StrEnum):
     RECORDING = "recording"  # audio and video
     ATTACHMENT = "attachment"  # part of the consultation's record: a result or image sent with a referral
+    REPORT = "report"  # a signed report version's PDFs (the record copy and its other languages)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The purge: deletes the recordings and attachments whose retention has run out, for good, never one under a
-legal hold, and says what it deleted in the audit trail.
+"""The purge: deletes the recordings, attachments and signed reports' PDFs whose retention has run out, for
+good, never one under a legal hold, and says what it deleted in the audit trail.
 
 Each item goes in its own transaction: the row is marked purged, its data key row deleted and one
 ``retention.purged`` entry appended, together or not at all; only then are its files removed. A run cut off
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
 from ..db import Database
-from ..models import Attachment, Consultation, DataKey, LegalHold, Patient, Recording, Referral, utcnow
+from ..models import (
+    Attachment,
+    Consultation,
+    ConsultationReport,
+    DataKey,
+    LegalHold,
+    Patient,
+    Recording,
+    Referral,
+    ReportRendition,
+    utcnow,
+)
 from . import policy
 from .policy import Holds, Item, Kind, Periods, Verdict
 
@@ -69,7 +81,20 @@ async def candidates(session: AsyncSession, periods: Periods, now: datetime) -> 
         assert row.id is not None
         items.append(Item(Kind.ATTACHMENT, row.id, max(row.uploaded_at, referral.updated_at), referral.patient_id,
                           referral.consultation_id))
+    reports = await session.exec(
+        select(ConsultationReport, Referral).join(Referral, col(Referral.id) == ConsultationReport.referral_id)
+        .where(col(ConsultationReport.purged_at).is_(None), ConsultationReport.created_at <= now - periods.records)
+        .order_by(col(ConsultationReport.id)))
+    for report, referral in reports.all():
+        assert report.id is not None
+        items.append(Item(Kind.REPORT, report.id, max(report.created_at, referral.updated_at), referral.patient_id,
+                          referral.consultation_id))
     return items
+
+
+Row = Recording | Attachment | ConsultationReport
+MODELS: dict[Kind, type[Row]] = {Kind.RECORDING: Recording, Kind.ATTACHMENT: Attachment,
+                                 Kind.REPORT: ConsultationReport}
 
 
 async def lock_subjects(session: AsyncSession, patient_id: int | None, consultation_id: int | None) -> None:
@@ -89,11 +114,13 @@ def _describe(item: Item, periods: Periods) -> dict[str, Any]:
             "period_days": periods.of(item.kind).days}
 
 
-def files_of(root: Path, kind: Kind, row: Recording | Attachment) -> list[Path]:
+def files_of(root: Path, kind: Kind, row: Row, others: list[str] = []) -> list[Path]:  # noqa: B006 (never changed)
     """Every file an item keeps on disk: a recording's segment (final, and live if a crash left one) and its
-    players' copies; an attachment's file."""
+    players' copies; an attachment's file; a report version's record copy and ``others`` (its renditions')."""
     if kind is Kind.ATTACHMENT:
         return [root / row.file]
+    if kind is Kind.REPORT:
+        return [root / row.file, *(root / file for file in others)]
     stem = row.file.removesuffix(".rec")
     return [root / row.file, root / f"{stem}.live", root / STREAMS_DIR / str(row.id)]
 
@@ -113,7 +140,7 @@ def _remove(paths: list[Path]) -> int:
 async def _purge_one(database: Database, root: Path, item: Item, periods: Periods, now: datetime) -> int | None:
     """Purge one item in its own transaction, then remove its files (how many); None if it was not ours to purge
     (another runner did it first, or a hold was placed on it since it was listed)."""
-    model: type[Recording] | type[Attachment] = Recording if item.kind is Kind.RECORDING else Attachment
+    model = MODELS[item.kind]
     async with database.session() as session:
         row = await session.get(model, item.id)
         if row is None or row.purged_at is not None:
@@ -131,17 +158,28 @@ async def _purge_one(database: Database, root: Path, item: Item, periods: Period
             return None
         if key_id is not None:
             await session.exec(sa.delete(DataKey).where(col(DataKey.id) == key_id))  # type: ignore[call-overload]
+        others = await _renditions(session, item)
+        sha256 = row.pdf_sha256 if isinstance(row, ConsultationReport) else row.sha256
         detail = _describe(item, periods) | {
-            "file": row.file, "sha256": row.sha256, "reason": "retention period ended",
+            "file": row.file, "sha256": sha256, "reason": "retention period ended",
             # A file from before per-file keys is sealed under the deployment's key: a backup of it stays readable.
             "key": "own key deleted" if key_id is not None else "deployment key (backups stay readable)"}
         if item.kind is Kind.RECORDING:
             entry = audit.Entry(ACTOR, "retention.purged", item.consultation_id, f"recording:{item.id}", detail)
+        elif item.kind is Kind.REPORT:
+            entry = audit.Entry(ACTOR, "retention.purged", item.consultation_id, f"report:{item.id}", detail)
         else:
             entry = audit.Entry(ACTOR, "retention.purged", None, f"referral:{row.referral_id}", detail)  # type: ignore[union-attr]
         audit.with_commit(session, entry)
         await session.commit()
-    return await asyncio.to_thread(_remove, files_of(root, item.kind, row))
+    return await asyncio.to_thread(_remove, files_of(root, item.kind, row, others))
+
+
+async def _renditions(session: AsyncSession, item: Item) -> list[str]:
+    """A report version's files in its other languages (nothing for other kinds)."""
+    if item.kind is not Kind.REPORT:
+        return []
+    return list((await session.exec(select(ReportRendition.file).where(ReportRendition.report_id == item.id))).all())
 
 
 async def _sweep(database: Database, root: Path) -> int:
@@ -150,9 +188,16 @@ async def _sweep(database: Database, root: Path) -> int:
     async with database.session() as session:
         recordings = (await session.exec(select(Recording).where(col(Recording.purged_at).is_not(None)))).all()
         attachments = (await session.exec(select(Attachment).where(col(Attachment.purged_at).is_not(None)))).all()
-    for kind, rows in ((Kind.RECORDING, recordings), (Kind.ATTACHMENT, attachments)):
+        reports = (await session.exec(select(ConsultationReport)
+                                      .where(col(ConsultationReport.purged_at).is_not(None)))).all()
+        others = {r.id: await _renditions(session, Item(Kind.REPORT, r.id, r.created_at, None, None))
+                  for r in reports if r.id is not None}
+    kinds: list[tuple[Kind, Sequence[Row]]] = [(Kind.RECORDING, recordings), (Kind.ATTACHMENT, attachments),
+                                               (Kind.REPORT, reports)]
+    for kind, rows in kinds:
         for row in rows:
-            removed += await asyncio.to_thread(_remove, files_of(root, kind, row))
+            removed += await asyncio.to_thread(_remove, files_of(root, kind, row, others.get(row.id or 0, [])
+                                                                  if kind is Kind.REPORT else []))
     return removed
 
 

@@ -73,10 +73,24 @@ async def assert_accessible(page: Page) -> None:
     assert not failing, f"{page.url} has accessibility violations:\n" + "\n".join(lines)
 
 
+async def screenshot(page: Page, name: str, *, full_page: bool = True, phone: bool = False) -> None:
+    """With TELEMED_TEST_SCREENSHOTS set, keep a picture of the page there as ``name``.png (with ``phone``, taken
+    at the 390x844 viewport, as ``name``-390x844.png, and the viewport put back); nothing otherwise."""
+    if not SCREENSHOTS:
+        return
+    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (a folder, once, in a test)
+    if not phone:
+        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=full_page)
+        return
+    size = page.viewport_size
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}-390x844.png"), full_page=full_page)
+    if size is not None:
+        await page.set_viewport_size(size)
+
+
 async def checked(page: Page, name: str) -> None:
     """The page passes axe-core as it is now; with TELEMED_TEST_SCREENSHOTS set, a full-page picture of it is
     kept there as ``name``.png."""
     await assert_accessible(page)
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (a folder, once, in a test)
-        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+    await screenshot(page, name)

@@ -20,8 +20,8 @@ from server.scheduling.slots import week_of
 from web.clock import day_and_month, weekday
 
 from ..conftest import login
-from .conftest import assert_accessible
-from .test_clinic_pages import PHONE, SHOTS
+from .conftest import assert_accessible, screenshot
+from .test_clinic_pages import PHONE
 
 pytestmark = pytest.mark.e2e
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -61,11 +61,6 @@ async def _coordinator(browser: Browser, base: str, locale: str, t: Callable[[st
     return page
 
 
-async def _shot(page: Page, name: str, locale: str, phone: bool) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    await page.screenshot(path=SHOTS / f"{name}-{locale}{'-390x844' if phone else ''}.png", full_page=True)
-
-
 @pytest.mark.parametrize(("locale", "phone"), [("en", False), ("zh-CN", False), ("zh-CN", True)],
                          ids=["en", "zh-CN", "zh-CN-390x844"])
 async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, browser: Browser, locale: str,
@@ -91,7 +86,7 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
         box = await inbox_row.locator(cell).first.bounding_box()
         assert box is not None and box["width"] > 60, (cell, box)
     await assert_accessible(page)
-    await _shot(page, "referral-inbox", locale, phone)
+    await screenshot(page, f"referral-inbox-{locale}{'-390x844' if phone else ''}")
 
     # The referral: accepted, then the calendar of the week's slots.
     open_referral = translations(locale).pgettext("open a referral", "Open")
@@ -105,7 +100,7 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
     await expect(calendar.locator("#booking-referral")).to_contain_text(t("Urgent"))
     await expect(calendar.locator("#booking-referral")).to_contain_text("李明 Li Ming")
     await assert_accessible(page)
-    await _shot(page, "referral-calendar", locale, phone)
+    await screenshot(page, f"referral-calendar-{locale}{'-390x844' if phone else ''}")
 
     # The next week, a link away, has Monday's 09:00 with Wang Fang booked and 08:00 free.
     if not await calendar.locator(f"table[data-week='{monday}']").count():
@@ -122,7 +117,7 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
     await expect(monday_cell.locator(".slot.booked")).to_have_text(re.compile("^09:00"))
     assert await monday_cell.locator(".slot.booked button").count() == 0
     await assert_accessible(page)
-    await _shot(page, "referral-calendar-next-week", locale, phone)
+    await screenshot(page, f"referral-calendar-next-week-{locale}{'-390x844' if phone else ''}")
 
     await monday_cell.get_by_role("button", name=re.compile("^08:00")).click()
     await expect(page.locator("#referral-state")).to_have_text(t("Scheduled"))
@@ -130,7 +125,7 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
     await expect(page.locator("#appointment")).not_to_contain_text("UTC")
     await expect(page.locator("#booking")).to_have_count(0)
     await assert_accessible(page)
-    await _shot(page, "referral-booked", locale, phone)
+    await screenshot(page, f"referral-booked-{locale}{'-390x844' if phone else ''}")
 
     # Cancel is a quiet button that opens a confirmation, not the page's loudest element.
     await page.locator("#cancel summary").click()
@@ -138,4 +133,4 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
     await expect(confirm).to_be_visible()
     await expect(page.locator("#cancel").get_by_label(t("Reason"))).to_be_visible()
     await assert_accessible(page)
-    await _shot(page, "referral-cancel-confirm", locale, phone)
+    await screenshot(page, f"referral-cancel-confirm-{locale}{'-390x844' if phone else ''}")

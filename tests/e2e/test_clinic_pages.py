@@ -7,7 +7,6 @@ unread count in the top bar. Screenshots of each page go to screenshots/ (not co
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -17,9 +16,9 @@ from playwright.async_api import Browser, Page, expect
 from server.i18n import translations
 
 from ..conftest import login
+from .conftest import screenshot
 
 pytestmark = pytest.mark.e2e
-SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 NATIONAL_ID = "11010519491231002X"
 PHONE = {"width": 390, "height": 844}
 
@@ -36,18 +35,6 @@ async def _logged_in(browser: Browser, base: str, username: str, locale: str,
     await page.get_by_role("button", name=t("Log in")).click()
     await expect(page.get_by_role("heading", name=t("My consultations"))).to_be_visible()
     return page
-
-
-async def _shot(page: Page, name: str, locale: str, *, phone: bool = False) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    if phone:
-        size = page.viewport_size
-        await page.set_viewport_size(PHONE)
-        await page.screenshot(path=SHOTS / f"{name}-{locale}-390x844.png", full_page=True)
-        assert size is not None
-        await page.set_viewport_size(size)
-    else:
-        await page.screenshot(path=SHOTS / f"{name}-{locale}.png", full_page=True)
 
 
 async def _refer_to_wang(client: TestClient, reason: str) -> None:
@@ -67,11 +54,11 @@ async def test_clinic_pages(client: TestClient, browser: Browser, locale: str) -
     doctor = await _logged_in(browser, base, "dr.li", locale, t)
     nav = doctor.locator("nav.topbar-links")
     await nav.get_by_role("link", name=t("Patients"), exact=True).click()
-    await _shot(doctor, "patients", locale)
+    await screenshot(doctor, f"patients-{locale}")
     await doctor.get_by_role("link", name=t("Register a patient")).click()
     await doctor.get_by_role("button", name=t("Register")).click()  # nothing filled in: told beside the field
     await expect(doctor.locator("#error-name")).to_have_text(t("Please fill this in."))
-    await _shot(doctor, "patient-new-errors", locale)
+    await screenshot(doctor, f"patient-new-errors-{locale}")
     await doctor.get_by_label(t("Full name")).first.fill("王秀英 Wang Xiuying")
     await doctor.get_by_label(t("Sex")).select_option(label=t("Female"))
     await doctor.get_by_label(t("Year of birth")).fill("1949")
@@ -86,10 +73,10 @@ async def test_clinic_pages(client: TestClient, browser: Browser, locale: str) -
     await doctor.get_by_role("button", name=t("Find by ID")).click()
     found = doctor.locator("#patient-list li")
     await expect(found).to_have_count(1)
-    await _shot(doctor, "patients-found", locale)
+    await screenshot(doctor, f"patients-found-{locale}")
     await found.get_by_role("link", name="王秀英 Wang Xiuying").click()
     assert doctor.url == chart
-    await _shot(doctor, "patient", locale)
+    await screenshot(doctor, f"patient-{locale}")
 
     # ... sets up a consultation with two specialists of the partner hospital and invites the patient.
     await doctor.get_by_role("link", name=t("Set up a consultation")).click()
@@ -98,8 +85,8 @@ async def test_clinic_pages(client: TestClient, browser: Browser, locale: str) -
     await doctor.get_by_label("周杰 Zhou Jie").check()
     await doctor.get_by_label(t("Duration")).select_option(label=t("%(minutes)s minutes") % {"minutes": 60})
     await expect(doctor.locator("input[name=invite]")).to_be_checked()
-    await _shot(doctor, "consultation-new", locale)
-    await _shot(doctor, "consultation-new", locale, phone=True)
+    await screenshot(doctor, f"consultation-new-{locale}")
+    await screenshot(doctor, f"consultation-new-{locale}", phone=True)
     await doctor.get_by_role("button", name=t("Set up the consultation")).click()
     await expect(doctor.get_by_role("heading", name=t("Invite the patient"))).to_be_visible()
     qr = doctor.get_by_role("img", name=t("QR code of the invitation link"))
@@ -112,8 +99,8 @@ async def test_clinic_pages(client: TestClient, browser: Browser, locale: str) -
     await doctor.get_by_role("button", name=t("Copy link")).click()
     await expect(doctor.locator("[id$=-copied][data-state=copied]").first).to_have_text(t("Link copied."))
     assert await doctor.evaluate("navigator.clipboard.readText()") == link
-    await _shot(doctor, "invitations", locale)
-    await _shot(doctor, "invitations", locale, phone=True)
+    await screenshot(doctor, f"invitations-{locale}")
+    await screenshot(doctor, f"invitations-{locale}", phone=True)
 
     # A specialist keeps their hours: Sunday morning added, and a week of time off.
     await _refer_to_wang(client, "Palpitations")
@@ -131,14 +118,14 @@ async def test_clinic_pages(client: TestClient, browser: Browser, locale: str) -
     await specialist.get_by_label(t("Note (optional)")).fill("学术会议 congress")
     await specialist.get_by_role("button", name=t("Add time off")).click()
     await expect(specialist.locator("#time-off-list li")).to_have_count(1)
-    await _shot(specialist, "hours", locale)
-    await _shot(specialist, "hours", locale, phone=True)
+    await screenshot(specialist, f"hours-{locale}")
+    await screenshot(specialist, f"hours-{locale}", phone=True)
 
     # ... and opens a notification: the count in the top bar drops, then "mark all read" clears it.
     count = specialist.locator("#unread-count")
     await expect(count).to_have_attribute("data-count", "2")
     await specialist.locator("#nav-notifications").click()
-    await _shot(specialist, "notifications", locale)
+    await screenshot(specialist, f"notifications-{locale}")
     await specialist.locator("#notifications li.unread a").first.click()
     await expect(specialist.locator("#referral-state")).to_be_visible()
     await expect(count).to_have_attribute("data-count", "1")

@@ -5,7 +5,6 @@ tile, on one clock, and one seek bar moves them all; the whole viewing is one au
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +16,11 @@ from server.appkeys import DATABASE
 from server.models import AuditEvent
 
 from ..support.recorded_call import stored_call
-from .conftest import assert_accessible
+from .conftest import assert_accessible, screenshot
 from .test_consultation_call import logged_in
 
 pytestmark = pytest.mark.e2e
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 # Each tile: how far it has played, how many frames it has shown, its picture's size, and the colour at
 # the middle of its picture (drawn onto a canvas), as [r, g, b].
@@ -47,11 +45,6 @@ async def tiles(page: Page) -> list[dict[str, Any]]:
     return await page.evaluate(TILES)
 
 
-async def shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
 def spread(rows: list[dict[str, Any]]) -> float:
     times = [r["time"] for r in rows]
     return max(times) - min(times)
@@ -70,7 +63,7 @@ async def test_every_participant_plays_side_by_side_on_one_clock(client: TestCli
     page.on("console", lambda message: print(f"[player] {message.type}: {message.text}"))
     await page.goto(f"{base}/consultations/1/recordings")
     await expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
-    await shoot(page, "recordings-en")
+    await screenshot(page, "recordings-en")
     await assert_accessible(page)
     await page.get_by_role("link", name="Play").first.click()
 
@@ -106,7 +99,7 @@ async def test_every_participant_plays_side_by_side_on_one_clock(client: TestCli
     realigned = await tiles(page)
     assert spread(realigned) <= 0.2 and await page.evaluate("window.telemedPlayer.corrected") > corrected, realigned
     assert [max(range(3), key=lambda c: t["rgb"][c]) for t in now] == [0, 1, 2], [t["rgb"] for t in now]
-    await shoot(page, "player-en")
+    await screenshot(page, "player-en")
 
     # One seek bar moves everyone, playing or not.
     seek = page.get_by_role("slider", name="Position in the recording")
@@ -143,7 +136,7 @@ async def test_the_pages_in_chinese(client: TestClient, browser: Browser) -> Non
     await page.get_by_role("button", name="简体中文").click()
     await page.goto(f"{base}/consultations/1/recordings")
     await expect(page.get_by_role("heading", name="录像")).to_be_visible()
-    await shoot(page, "recordings-zh-CN")
+    await screenshot(page, "recordings-zh-CN")
     await assert_accessible(page)
     await page.goto(f"{base}/recordings/{row.id}")
     play = page.get_by_role("button", name="播放", exact=True)
@@ -156,10 +149,10 @@ async def test_the_pages_in_chinese(client: TestClient, browser: Browser) -> Non
     assert all(t["frames"] > 5 and t["time"] > 0.5 for t in rows) and spread(rows) <= 0.2, rows
     await page.keyboard.press("Enter")  # focus stays on the one button, which now pauses
     await expect(page.locator("#player-status")).to_have_text("已暂停。")
-    await shoot(page, "player-zh-CN")
+    await screenshot(page, "player-zh-CN")
     await assert_accessible(page)
     await page.set_viewport_size({"width": 390, "height": 844})
-    await shoot(page, "player-zh-CN-phone")
+    await screenshot(page, "player-zh-CN-phone")
     await assert_accessible(page)
     boxes = [await v.bounding_box() for v in await page.locator(".player-tile video").all()]
     assert all(b is not None for b in boxes)

@@ -12,7 +12,6 @@ import asyncio
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,11 +29,10 @@ from ..conftest import login
 from ..server.api.test_attachments import PNG, _upload
 from ..server.api.test_referrals import booked_referral, ids
 from ..support.visits import consent, invite
-from .conftest import assert_accessible
+from .conftest import assert_accessible, screenshot
 
 pytestmark = pytest.mark.e2e
 LOCALES = ["en", "zh-CN"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 # How the page draws a video: the picture's size inside the element's box, as object-fit places it.
 SHOWN = """
@@ -63,11 +61,6 @@ def settings(settings: Settings) -> Settings:
 def words(locale: str):  # type: ignore[no-untyped-def]
     """The page's own words in ``locale``, from the catalog the server renders it with."""
     return translations(locale).gettext
-
-
-async def shot(page: Page, name: str, **options: Any) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), **options)
 
 
 async def signed_in(browser: Browser, base: str, username: str, locale: str, **context: Any) -> Page:
@@ -141,7 +134,7 @@ async def test_a_room_not_open_yet_counts_down_and_opens_by_itself(client: TestC
     assert await doctor.locator("#opens-in").text_content() != before, "it counts down"
     await expect(doctor.locator("#connection-state")).to_have_attribute("data-state", "not-open")
     await expect(doctor.locator("#stage")).to_be_hidden()
-    await shot(doctor, f"room-not-open-desktop-{locale}")
+    await screenshot(doctor, f"room-not-open-desktop-{locale}")
     await assert_accessible(doctor)
     assert asked == [], "no room token is asked for before the room opens"
 
@@ -166,7 +159,7 @@ async def test_a_closed_room_says_so_and_stops_asking(client: TestClient, browse
     await expect(closed.get_by_role("heading")).to_have_text(_("This consultation room has closed"))
     await expect(closed.get_by_role("link", name=_("Back to my consultations"))).to_have_attribute("href", "/")
     await expect(doctor.locator("#stage")).to_be_hidden()
-    await shot(doctor, f"room-closed-desktop-{locale}")
+    await screenshot(doctor, f"room-closed-desktop-{locale}")
     await assert_accessible(doctor)
     await asyncio.sleep(4)
     assert asked == [] and sockets == [], "a closed room is not asked again and again"
@@ -200,7 +193,7 @@ async def test_pin_enlarge_and_full_screen(client: TestClient, browser: Browser,
     big, small = await remote.bounding_box(), await local.bounding_box()
     assert big and small and small["width"] < big["width"] / 3
     assert big["x"] + big["width"] / 2 < small["x"] and big["y"] + big["height"] / 2 < small["y"], "bottom right"
-    await shot(doctor, f"room-call-desktop-{locale}")
+    await screenshot(doctor, f"room-call-desktop-{locale}")
     await assert_accessible(doctor)
 
     # A click on a tile pins it large; a second click unpins it.
@@ -209,7 +202,7 @@ async def test_pin_enlarge_and_full_screen(client: TestClient, browser: Browser,
     await expect(remote).to_have_attribute("data-role", "strip")
     pin_self = local.get_by_role("button", name=_("Pin {name}").replace("{name}", _("You")))
     await expect(pin_self).to_have_attribute("aria-pressed", "true")
-    await shot(doctor, f"room-pinned-self-desktop-{locale}")
+    await screenshot(doctor, f"room-pinned-self-desktop-{locale}")
     await local.click()
     await expect(remote).to_have_attribute("data-role", "main")
     await expect(pin_self).to_have_attribute("aria-pressed", "false")
@@ -256,7 +249,7 @@ async def test_the_large_tile_follows_whoever_speaks(client: TestClient, browser
         await silent.locator("#toggle-mic").click()
         await expect(tile[speaking]).to_have_attribute("data-role", "main", timeout=15_000)
         await silent.locator("#toggle-mic").click()
-    await shot(doctor, "room-three-desktop-en")
+    await screenshot(doctor, "room-three-desktop-en")
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -283,7 +276,7 @@ async def test_a_shared_screen_is_large_and_whole(client: TestClient, browser: B
     await expect(specialist.locator("#local-tile")).to_have_attribute("data-role", "strip")
     # The sharer's own view of the screen is not mirrored like a camera.
     assert await doctor.locator("#local-video").evaluate("(v) => getComputedStyle(v).transform") == "none"
-    await shot(specialist, f"room-screen-desktop-{locale}")
+    await screenshot(specialist, f"room-screen-desktop-{locale}")
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -300,7 +293,7 @@ async def test_a_patient_on_a_phone(client: TestClient, browser: Browser, locale
     await patient.goto(f"{base}/visit/{guest}/room")
     await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "lobby", timeout=20_000)
     assert await horizontal_overflow(patient) <= 390
-    await shot(patient, f"room-lobby-phone-patient-{locale}")
+    await screenshot(patient, f"room-lobby-phone-patient-{locale}")
 
     doctor = await signed_in(browser, base, "dr.li", locale)
     await doctor.goto(f"{base}/consultations/1")
@@ -324,10 +317,10 @@ async def test_a_patient_on_a_phone(client: TestClient, browser: Browser, locale
     chat = await patient.locator("#chat-panel").bounding_box()
     assert videos and bar and chat and videos["y"] < bar["y"] < chat["y"]
     assert bar["y"] + bar["height"] <= 844, "the controls are on the screen"
-    await shot(patient, f"room-call-phone-patient-{locale}")
-    await shot(patient, f"room-call-phone-patient-full-{locale}", full_page=True)
+    await screenshot(patient, f"room-call-phone-patient-{locale}")
+    await screenshot(patient, f"room-call-phone-patient-full-{locale}", full_page=True)
     await assert_accessible(patient)
-    await shot(doctor, f"room-call-desktop-doctor-with-patient-{locale}")
+    await screenshot(doctor, f"room-call-desktop-doctor-with-patient-{locale}")
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -348,12 +341,12 @@ async def test_the_specialist_reads_the_referral_and_signs_the_report_without_le
     await expect(panel).to_contain_text("ST depression in V4-V6")
     attachment = panel.get_by_role("link", name="心电图 ECG.png")
     await expect(attachment).to_have_attribute("target", "_blank")
-    await shot(specialist, f"room-referral-desktop-specialist-{locale}")
+    await screenshot(specialist, f"room-referral-desktop-specialist-{locale}")
     await assert_accessible(specialist)
 
     # A report of blanks (the browser's own check switched off) is refused beside its field, in the reader's
     # words, the panel replaced in place and the call going on.
-    await specialist.evaluate("document.getElementById('opinion-form').noValidate = true")
+    await specialist.evaluate("document.getElementById('report-form').noValidate = true")
     await panel.get_by_label(_("Findings")).fill("   ")
     await panel.get_by_label(_("Diagnosis (ICD-10 code)")).fill("I20.8")
     await panel.get_by_role("button", name=_("Sign the report and complete")).click()
@@ -361,13 +354,14 @@ async def test_the_specialist_reads_the_referral_and_signs_the_report_without_le
     await expect(panel.get_by_role("alert")).to_have_text(_("Please correct the fields marked below."))
     await expect(panel.get_by_label(_("Findings"))).to_have_attribute("aria-invalid", "true")
     assert await specialist.evaluate("(call) => call === window.telemedCall", call)
-    await shot(specialist, f"room-opinion-refused-{locale}")
+    await screenshot(specialist, f"room-report-refused-{locale}")
 
     await panel.get_by_label(_("Findings")).fill("Stable angina. Start bisoprolol 2.5 mg daily.")
     await panel.get_by_label(_("Diagnosis (ICD-10 code)")).fill("I20.8")
     await panel.get_by_label(_("Recommendations")).fill("Exercise ECG in four weeks.")
     await panel.get_by_role("button", name=_("Sign the report and complete")).click()
-    await expect(panel.locator("#referral-opinion")).to_contain_text("Stable angina.")
+    # Signing renders and signs a PDF in each language: seconds on a loaded machine.
+    await expect(panel.locator("#referral-report")).to_contain_text("Stable angina.", timeout=20_000)
     await expect(panel.locator("form")).to_have_count(0)
     # The same page, the same call: still in it.
     assert await specialist.evaluate("(call) => call === window.telemedCall", call)
@@ -379,4 +373,4 @@ async def test_the_specialist_reads_the_referral_and_signs_the_report_without_le
     await phone.goto(f"{base}/consultations/{consultation}#referral-panel")
     await expect(phone.locator("#referral-panel")).to_be_visible()
     assert await horizontal_overflow(phone) <= 390
-    await shot(phone, f"room-referral-phone-specialist-{locale}", full_page=True)
+    await screenshot(phone, f"room-referral-phone-specialist-{locale}", full_page=True)

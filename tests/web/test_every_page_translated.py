@@ -304,7 +304,7 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     # the specialist, in the room booked for the referral
     await pages.as_user("dr.wang")
     await check("specialist's room", "GET", f"/consultations/{consultation}")
-    await check("report refused in the room", "POST", f"/consultations/{consultation}/opinion", status=422,
+    await check("report refused in the room", "POST", f"/consultations/{consultation}/report", status=422,
                 data={"findings": " ", "diagnosis_code": "I20.8", "recommendations": ""})
     await check("own hours", "GET", "/hours", status=303, route="/hours")
     async with client.app[DATABASE].session() as session:

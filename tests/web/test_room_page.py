@@ -1,7 +1,7 @@
 """The consultation room page: when its room is not open yet or has closed it says so (with the opening time
 on the reader's clock), and beside the call it shows the referral the consultation was booked for, with only
-what the viewer may see, and the specialist's opinion form, which completes the referral and returns to the
-room."""
+what the viewer may see, and the specialist's report form, which signs the report, completes the referral and
+returns to the room."""
 
 from __future__ import annotations
 
@@ -143,8 +143,8 @@ async def test_the_referral_is_beside_the_call_with_only_what_the_viewer_may_see
         assert re.search(r'<a href="/api/attachments/\d+" data-id="\d+" data-kind="image" target="_blank" '
                          r'rel="noopener">心电图 ECG.png</a>', page)
         assert 'id="attachment-viewer"' in page and "/static/js/attachment-viewer.js" in page
-        # Only the booked specialist writes the opinion, and from the room it goes to the room's own route.
-        has_form = f'action="/consultations/{consultation}/opinion"' in page
+        # Only the booked specialist signs the report, and from the room it goes to the room's own route.
+        has_form = f'action="/consultations/{consultation}/report"' in page
         assert has_form == (username == "dr.wang"), username
 
     # The patient withdraws their consent to sharing their records (through the referring doctor): the
@@ -183,7 +183,7 @@ async def test_the_specialist_signs_the_report_from_the_room(client: TestClient)
     back to the room with what was written kept; once signed, the room shows the report and no form."""
     referral, consultation, _ = await _booked(client)
     await _room(client, "dr.wang", consultation)
-    empty = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+    empty = await client.post(f"/consultations/{consultation}/report", headers=EN, allow_redirects=False,
                               data={"findings": " ", "diagnosis_code": "I20.8"})
     assert empty.status == 422
     page = await empty.text()
@@ -191,14 +191,14 @@ async def test_the_specialist_signs_the_report_from_the_room(client: TestClient)
     assert 'role="alert">Please correct the fields marked below.' in page
     assert 'id="error-findings">' in page and 'aria-describedby="error-findings"' in page and "findings:" not in page
     assert 'id="stage"' in page, "the room again, not the referral page"
-    unknown = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+    unknown = await client.post(f"/consultations/{consultation}/report", headers=EN, allow_redirects=False,
                                 data={"findings": "Angina.", "diagnosis_code": "Q99.99", "recommendations": "kept"})
     text = await unknown.text()
     assert unknown.status == 422 and 'id="error-diagnosis_code">' in text and "diagnosis_code:" not in text, \
         "the API's rules hold, said beside the field"
     assert ">kept</textarea>" in text, "what was written is kept"
 
-    sent = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+    sent = await client.post(f"/consultations/{consultation}/report", headers=EN, allow_redirects=False,
                              data={"findings": "Stable angina.", "diagnosis_code": "I20.8",
                                    "recommendations": "Exercise ECG in four weeks."})
     assert sent.status == 303 and sent.headers["Location"] == f"/consultations/{consultation}#referral-panel"
@@ -208,14 +208,14 @@ async def test_the_specialist_signs_the_report_from_the_room(client: TestClient)
         assert (row.state, row.opinion, row.recommendations) == (
             ReferralState.COMPLETED, "Stable angina.", "Exercise ECG in four weeks.")
     page = await (await client.get(f"/consultations/{consultation}", headers=EN)).text()
-    assert 'id="referral-opinion"' in page and "Stable angina." in page and "I20.8" in page
-    assert "/opinion" not in page, "a completed referral takes no second report"
+    assert 'id="referral-report"' in page and "Stable angina." in page and "I20.8" in page
+    assert 'id="report-form"' not in page, "a completed referral takes no second report"
 
 
-async def test_only_the_booked_specialist_may_send_the_opinion(client: TestClient) -> None:
+async def test_only_the_booked_specialist_may_sign_the_report(client: TestClient) -> None:
     referral, consultation, _ = await _booked(client)
     await _room(client, "dr.li", consultation)
-    refused = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+    refused = await client.post(f"/consultations/{consultation}/report", headers=EN, allow_redirects=False,
                                 data={"findings": "Mine.", "diagnosis_code": "I20.8"})
     assert refused.status == 403
     assert "Only the specialist booked for this referral signs its report." in await refused.text()
@@ -228,6 +228,6 @@ async def test_only_the_booked_specialist_may_send_the_opinion(client: TestClien
 async def _room_refused(client: TestClient, username: str, consultation: int) -> int:
     client.session.cookie_jar.clear()
     await form_login(client, username)
-    response = await client.post(f"/consultations/{consultation}/opinion", headers=EN, allow_redirects=False,
+    response = await client.post(f"/consultations/{consultation}/report", headers=EN, allow_redirects=False,
                                  data={"findings": "x", "diagnosis_code": "I20.8"})
     return response.status

@@ -18,13 +18,13 @@ import pytest
 from pypdf import PdfReader
 from sqlmodel import select
 
-from media.sealed import SealedReader
+from media.sealed import SealedReader, SealedWriter
 from server.audit import trail as audit
 from server.cli import main
 from server.consent import templates as consent_templates
 from server.db import Database
 from server.demo import seed_demo
-from server.errors import Conflict, Forbidden, ValidationFailed
+from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.models import (
     Appointment,
     AuditEvent,
@@ -35,6 +35,7 @@ from server.models import (
     ConsentTemplate,
     Consultation,
     ConsultationReport,
+    DataKey,
     Hospital,
     Notification,
     Partnership,
@@ -42,14 +43,18 @@ from server.models import (
     Referral,
     ReferralAction,
     ReferralState,
+    ReportRendition,
     Specialty,
     Urgency,
     User,
+    utcnow,
 )
 from server.referrals import service as referrals
 from server.reports import service as reports
 from server.reports import signing
 from server.reports.inputs import ReportInput
+from server.retention import data_keys, holds, purge
+from server.retention.holds import PlaceHold, ReleaseHold
 from server.settings import Settings
 
 from ..referrals.test_views import BASE, principal
@@ -108,6 +113,14 @@ async def booked(database: Database, state: ReferralState = ReferralState.IN_CON
         return referral.id
 
 
+async def pdf_of(database: Database, tools: reports.ReportTools, row: ConsultationReport) -> bytes:
+    """A version's record copy as sealed on disk, under the version's own key."""
+    async with database.session() as session:
+        own = await data_keys.key_of(session, tools.key, row.data_key_id)
+    assert row.data_key_id is not None and own != tools.key, "sealed under a key of its own"
+    return SealedReader(tools.root / row.file, own).read_all()
+
+
 def text_of(pdf: bytes) -> str:
     return re.sub(r"\s+", "", "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages))
 
@@ -125,7 +138,7 @@ async def test_signing_completes_the_referral_with_a_signed_pdf_in_the_readers_l
     assert referral.state is ReferralState.COMPLETED and referral.opinion == REPORT.findings
     assert consultation.status.value == "completed"
     assert row.version == 1 and row.diagnosis_code == "I20.8" and row.locale == "zh-CN"
-    pdf = SealedReader(tools.root / row.file, tools.key).read_all()
+    pdf = await pdf_of(database, tools, row)
     text = text_of(pdf)
     for expected in ["会诊报告", "青山县人民医院", "江南省人民医院", "张伟", "I20.8", "已记录的同意",
                      "向合作医院提供病历", "口头告知医生，由医生记录", "(Asia/Shanghai,UTC+08:00)"]:
@@ -215,7 +228,7 @@ async def test_amendments_keep_every_version(database: Database, tools: reports.
         told = (await session.exec(select(Notification).where(Notification.kind == "report.amended"))).all()
     assert [(n.user_id, n.link) for n in told] == [((await _who(database, "dr.li")).user_id,
                                                     f"/referrals/{referral_id}#report")]
-    assert "修订第1版" in text_of(SealedReader(tools.root / second.file, tools.key).read_all())
+    assert "修订第1版" in text_of(await pdf_of(database, tools, second))
     for row in kept:
         assert (await reports.verification(database, await _who(database, "dr.li"), row.id, tools=tools)).holds
 
@@ -251,7 +264,7 @@ async def test_the_specialists_hospital_signs_with_its_own_pair(database: Databa
     referral_id = await booked(database)
     async with database.session() as session:
         row = await reports.sign(session, wang, referral_id, REPORT, tools=tools)
-    pdf = SealedReader(tools.root / row.file, tools.key).read_all()
+    pdf = await pdf_of(database, tools, row)
     by_own, by_default = [await asyncio.to_thread(signing.check, pdf, s) for s in (own[wang.hospital_id], tools.signer)]
     assert by_own.trusted and not by_default.trusted and row.signer_subject == own[wang.hospital_id].subject
     assert (await reports.verification(database, await _who(database, "dr.li"), row.id, tools=tools)).holds
@@ -265,7 +278,13 @@ async def test_verification_catches_a_file_replaced_on_disk(database: Database, 
         first = await reports.sign(session, wang, referral_id, REPORT, tools=tools)
     async with database.session() as session:
         second = await reports.amend(session, wang, first.id, REPORT, tools=tools)
-    (tools.root / first.file).write_bytes((tools.root / second.file).read_bytes())
+    async with database.session() as session:
+        own = await data_keys.key_of(session, tools.key, first.data_key_id)
+    swapped = await pdf_of(database, tools, second)
+    (tools.root / first.file).unlink()
+    writer = SealedWriter(tools.root / first.file, own)  # sealed as the first's, but the second's PDF
+    writer.write(swapped)
+    writer.close()
     found = await reports.verification(database, await _who(database, "dr.li"), first.id, tools=tools)
     assert found.check.holds and not found.hash_matches and not found.holds
 
@@ -276,7 +295,7 @@ async def test_telemed_report_verify(database: Database, tools: reports.ReportTo
     referral_id = await booked(database)
     async with database.session() as session:
         row = await reports.sign(session, await principal(session, "dr.wang"), referral_id, REPORT, tools=tools)
-    pdf = SealedReader(tools.root / row.file, tools.key).read_all()
+    pdf = await pdf_of(database, tools, row)
     good, appended = tmp_path / "good.pdf", tmp_path / "appended.pdf"
     good.write_bytes(pdf)
     appended.write_bytes(pdf + b"\n% a line added after signing\n")
@@ -324,3 +343,44 @@ async def test_two_amendments_of_the_same_version_one_is_told_it_came_late(
             await reports.amend(session, wang, first.id, REPORT, tools=tools)
     assert late.value.code == "report-superseded"
     assert sorted(directory.iterdir()) == files, "no file without its row"
+
+
+async def test_the_purge_deletes_a_reports_pdfs_and_key_after_fifteen_years_unless_held(
+        database: Database, tools: reports.ReportTools) -> None:
+    """A signed report's PDFs (record copy and other languages) are kept with the records for 15 years, not the
+    recordings' 3; then the purge deletes them and the version's key (a backup of the files cannot be read), the
+    download says they were deleted, and the row and its hash stay. A legal hold on the patient keeps them."""
+    referral_id = await booked(database)
+    async with database.session() as session:
+        row = await reports.sign(session, await principal(session, "dr.wang"), referral_id, REPORT, tools=tools)
+    async with database.session() as session:
+        auditor = await principal(session, "auditor")
+        referral = await session.get(Referral, referral_id)
+        hold = await holds.place(session, auditor, PlaceHold(patient_id=referral.patient_id, reason="court order"))
+    async with database.session() as session:
+        renditions = (await session.exec(select(ReportRendition).where(ReportRendition.report_id == row.id))).all()
+    files = [tools.root / row.file, *(tools.root / r.file for r in renditions)]
+    assert len(files) == 2 and all(f.exists() for f in files)
+    periods = purge.periods_of(3 * 365, 15 * 365)
+    later = utcnow() + timedelta(days=15 * 365 + 2)
+
+    early = await purge.run(database, tools.root, periods, now=utcnow() + timedelta(days=4 * 365))
+    assert early.purged == [] and early.held == [], "not after the recordings' three years"
+    kept = await purge.run(database, tools.root, periods, now=later)
+    assert kept.purged == [] and [(p["kind"], p["id"]) for p in kept.held] == [("report", row.id)]
+    assert all(f.exists() for f in files), "held: untouched"
+    async with database.session() as session:
+        await holds.release(session, auditor, hold.id, ReleaseHold(reason="case closed"))
+    outcome = await purge.run(database, tools.root, periods, now=later)
+    assert [(p["kind"], p["id"]) for p in outcome.purged] == [("report", row.id)]
+    assert not any(f.exists() for f in files)
+    async with database.session() as session:
+        gone = await session.get(ConsultationReport, row.id)
+        assert gone.purged_at is not None and gone.data_key_id is None and gone.pdf_sha256 == row.pdf_sha256
+        assert await session.get(DataKey, row.data_key_id) is None
+    with pytest.raises(NotFound, match="retention period"):
+        await reports.download(database, await _who(database, "dr.li"), row.id, tools=tools, locale="en")
+    trail = await audit.trail(database)
+    purged = [e for e in trail if e.action == "retention.purged"]
+    assert [e.subject for e in purged] == [f"report:{row.id}"] and row.pdf_sha256 in purged[0].detail
+    assert audit.check(trail) is None

@@ -162,3 +162,65 @@ async def test_a_hold_placed_during_a_purge_waits_for_it_on_postgres(postgres_ur
         await asyncio.wait_for(placing, 5)
     finally:
         await database.close()
+
+
+async def test_a_long_purge_keeps_its_lease_and_stops_when_it_is_taken(database: Database, tmp_path: Path) -> None:
+    """A purge that outlasts several renewal periods keeps the run lease (nobody else can start one meanwhile);
+    when another holder takes the lease anyway (this node was cut off past its expiry), the purge is stopped
+    and LeaseLost raised, so two purges never run at once."""
+    periods = purge.periods_of(1, 1)
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.set()
+        await release.wait()
+        return purge.Outcome(utcnow(), False)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(purge, "run", slow)
+    try:
+        running = asyncio.create_task(schedule.run_exclusive(database, tmp_path, periods, "a",
+                                                             renew_every=timedelta(seconds=0.05)))
+        await started.wait()
+        await asyncio.sleep(0.3)  # several renewals
+        assert not await lease.acquire(database, schedule.RUN_LEASE, "b", MINUTE), "still held while it runs"
+        release.set()
+        assert await running is not None
+        assert await lease.acquire(database, schedule.RUN_LEASE, "b", MINUTE), "released when it ends"
+        await lease.release(database, schedule.RUN_LEASE, "b")
+
+        release.clear()
+        started.clear()
+        running = asyncio.create_task(schedule.run_exclusive(database, tmp_path, periods, "a",
+                                                             renew_every=timedelta(seconds=0.05)))
+        await started.wait()
+        # Another holder takes it as if it had expired (its "now" is past the lease's end).
+        assert await lease.acquire(database, schedule.RUN_LEASE, "b", MINUTE, now=utcnow() + schedule.RUN_TTL * 2)
+        with pytest.raises(schedule.LeaseLost):
+            await asyncio.wait_for(running, 5)
+    finally:
+        mp.undo()
+
+
+async def test_the_schedule_loop_survives_any_failure_of_one_run(database: Database, tmp_path: Path) -> None:
+    """A run that fails with an unexpected error (not the database's, not the disk's) is logged and the loop
+    checks again; a loop that died would silently never purge again."""
+    periods = purge.periods_of(1, 1)
+    calls: list[str] = []
+
+    async def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("run")
+        raise ValueError("a bug in one run")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(purge, "run", failing)
+    try:
+        task = asyncio.create_task(schedule.loop(database, tmp_path, periods, "a", interval=0.1, check_every=0.15))
+        await asyncio.sleep(0.8)
+        assert not task.done(), "the loop is still running"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        mp.undo()
+    assert len(calls) >= 2, calls

@@ -433,7 +433,7 @@ const referralPanel = $("referral-panel");
 if (referralPanel) {
   postInPlace(referralPanel, {
     onreplaced: (panel, ok) => {
-      if (ok) $("call-message").textContent = strings.opinionSent;
+      if (ok) $("call-message").textContent = strings.reportSigned;
       panel.querySelector('[role="alert"], h3')?.scrollIntoView({ block: "nearest" });
     },
   });
