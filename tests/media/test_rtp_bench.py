@@ -6,8 +6,8 @@ from media.rtp_bench import bench
 
 
 async def test_the_latency_bench_measures_frames_and_packets_against_direct_in_one_run() -> None:
-    """Both servers and the direct connection beside each deliver decoded frames to their probes; both servers report CPU; the
-    per-packet costs are measured."""
+    """Both servers, and the direct connection beside each, deliver decoded frames to their probes; both
+    servers report CPU; the per-packet costs are measured."""
     report = await bench(seconds=1.5, subscribers=1, warmup=1.5)
     assert [p["mode"] for p in report["points"]] == ["frames", "packets"]
     for point in report["points"]:

@@ -221,3 +221,42 @@ async def test_a_viewers_keyframe_request_reaches_the_publisher() -> None:
         before = len(asked)
         await receiver_of(c.viewer, c.viewer_tracks[0])._send_rtcp_pli(c.sender.ssrc)
         await until(lambda: len(asked) > before, 5)
+
+
+async def test_the_viewer_decodes_on_across_a_switch_of_source_without_a_gap() -> None:
+    """Switching a viewer's stream to another camera (a smaller picture, its own SSRC, sequence numbers
+    and timestamps) happens at that camera's key frame and is seamless to the viewer: same SSRC, no
+    sequence gap for it to NACK, and its decoder goes straight on with the new camera's pictures."""
+    async with chain("video", "VP8", 90_000) as c:
+        second, second_in = RTCPeerConnection(), RTCPeerConnection()
+        try:
+            only("VP8", second.addTransceiver(PatternTrack(160, 120), direction="sendonly"))
+            sources: list[PacketSource] = []
+
+            @second_in.on("track")
+            def on_in(track: MediaStreamTrack) -> None:
+                receiver = receiver_of(second_in, track)
+                sources.append(PacketSource("second", "video", lambda ssrc: request_keyframe(receiver, ssrc)))
+                tap_packets(receiver, sources[0].deliver)
+            nacked: list[int] = []
+            answer = c.output.nacked
+
+            def spy(seqs: list[int]) -> None:
+                nacked.extend(seqs)
+                answer(seqs)
+            c.sender.on_nack = spy
+            await negotiate(second, second_in)
+            await until(lambda: c.viewer_tracks and sources and sources[0].packets > 10, 10)
+            track = c.viewer_tracks[0]
+            assert (await asyncio.wait_for(track.recv(), 10)).width == 320
+            c.output.select(sources[0])
+            sizes = [(f.width, f.height) for f in [await asyncio.wait_for(track.recv(), 10) for _ in range(60)]]
+            assert sizes[-1] == (160, 120), sizes
+            switch = sizes.index((160, 120))
+            assert set(sizes[switch:]) == {(160, 120)}, "no picture of the first camera after the switch"
+            assert c.output.rewriter.current.source == "second" and sources[0].keyframe_requests >= 1
+            receiver = receiver_of(c.viewer, track)
+            assert {s.source for s in receiver.getSynchronizationSources()} == {c.sender.ssrc}
+            assert nacked == [], "the viewer saw no gap in sequence numbers"
+        finally:
+            await asyncio.gather(second.close(), second_in.close())
