@@ -178,8 +178,9 @@ class _Segment:
     first_out: int
     seq_offset: int
     ts_offset: int
-    pid_offset: int = 0
-    tl0_offset: int = 0
+    pid_in: int = -1  # the newest source picture id seen (-1: none yet), in the source's width
+    pid_out: int = 0  # what it went out as, 15 bits
+    tl0_offset: int = -1  # fixed at this segment's first TL0PICIDX
     last_in: int = 0  # highest source sequence number forwarded so far
 
 
@@ -260,7 +261,6 @@ class StreamRewriter:
         out_ts = (self._last_ts + step) % TS_MOD
         segment = _Segment(source, sequence_number, self._next_seq, (self._next_seq - sequence_number) % SEQ_MOD,
                            (out_ts - timestamp) % TS_MOD, last_in=(sequence_number - 1) % SEQ_MOD)
-        segment.pid_offset, segment.tl0_offset = -1, -1  # fixed at this segment's first VP8 descriptor
         self.current = segment
         self.segments = [*self.segments[-(SEGMENTS_KEPT - 1):], segment]
         return segment
@@ -279,13 +279,20 @@ class StreamRewriter:
             return payload
         pid = tl0 = None
         if d.picture_id is not None:
-            if segment.pid_offset < 0:
+            if segment.pid_in < 0:
                 # the stream's first source keeps its own ids; later ones run on from the last sent
-                segment.pid_offset = 0 if self._last_pid < 0 else (self._last_pid + 1 - d.picture_id) % (1 << 15)
-            pid = (d.picture_id + segment.pid_offset) % (1 << 15)
-            if segment is self.current:
-                self._last_pid = pid if self._last_pid < 0 or (pid - self._last_pid) % (1 << 15) < 1 << 14 \
-                    else self._last_pid
+                segment.pid_in = d.picture_id
+                segment.pid_out = d.picture_id if self._last_pid < 0 else (self._last_pid + 1) % (1 << 15)
+            # unwrap in the source's width (a 7-bit id wraps every 128 frames), go on in 15 bits
+            width = 1 << d.picture_id_bits
+            delta = (d.picture_id - segment.pid_in) % width
+            if delta >= width // 2:
+                delta -= width  # an older frame (reordered or retransmitted)
+            pid = (segment.pid_out + delta) % (1 << 15)
+            if delta > 0:
+                segment.pid_in, segment.pid_out = d.picture_id, pid
+            if segment is self.current and delta >= 0:
+                self._last_pid = segment.pid_out
         if d.tl0picidx is not None:
             if segment.tl0_offset < 0:
                 segment.tl0_offset = 0 if self._last_tl0 < 0 else (self._last_tl0 + 1 - d.tl0picidx) % 256

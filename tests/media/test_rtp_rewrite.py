@@ -231,6 +231,23 @@ def test_vp8_picture_ids_run_on_across_a_switch_in_each_sources_width() -> None:
     assert len(narrow.payload) == len(vp8(key=True, picture_id=100, bits=7))
 
 
+def test_a_seven_bit_picture_id_that_wraps_still_runs_on_in_fifteen_bits() -> None:
+    """A source with 7-bit picture ids wraps every 128 frames; the next source must still continue from
+    the last id sent, not from where the 7-bit value happened to stand."""
+    rw = StreamRewriter(1, "video", "VP8", 90_000)
+    feed = Feed(rw)
+    rw.select("narrow")
+    feed("narrow", 1, 0, vp8(key=True, picture_id=126, bits=7))
+    feed("narrow", 2, 3000, vp8(picture_id=127, bits=7))
+    wrapped = feed("narrow", 3, 6000, vp8(picture_id=0, bits=7))
+    assert vp8_descriptor(wrapped.payload).picture_id == 0
+    late = rw.again("narrow", 2, 3000, True, vp8(picture_id=127, bits=7))
+    assert vp8_descriptor(late.payload).picture_id == 127
+    rw.select("wide")
+    first = feed("wide", 50, 0, vp8(key=True, picture_id=9000))
+    assert vp8_descriptor(first.payload).picture_id == 129  # 126, 127, 128 (sent as 0), then 129
+
+
 def test_a_nacked_sequence_number_maps_back_to_its_source_packet_and_is_rewritten_the_same() -> None:
     """A viewer's NACK names outgoing numbers; the relay answers from the publisher's cache, so each must
     map to the source packet it was, across switches, and come out again byte for byte."""
