@@ -143,7 +143,7 @@ class PacketSender:
         self._rtx_seq = 0
         self._octets = 0
         self._queue: deque[bytes] = deque()
-        self._writing = False
+        self._writing: asyncio.Future[None] | None = None  # the task writing the queue out, while it runs
         self._ready = asyncio.Event()
         sender.replaceTrack(_Idle(sender.kind))
         send, handle_rtcp = sender.send, sender._handle_rtcp_packet
@@ -216,9 +216,8 @@ class PacketSender:
 
     def _write(self, data: bytes) -> None:
         self._queue.append(data)
-        if not self._writing:
-            self._writing = True
-            asyncio.ensure_future(self._drain())
+        if self._writing is None:
+            self._writing = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
         transport = self.sender.transport
@@ -228,7 +227,7 @@ class PacketSender:
         except ConnectionError:
             self._queue.clear()
         finally:
-            self._writing = False
+            self._writing = None
 
     async def _handle_rtcp(self, packet: object) -> None:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
