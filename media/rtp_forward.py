@@ -1,0 +1,111 @@
+"""Packets from a publisher to viewers: the glue between media/rtp_tap.py (aiortc) and media/rtp_rewrite.py
+(the rewriting). Not yet used by media/relay.py; docs/packet-forwarding.md says what remains for that.
+
+- :class:`PacketSource` is one publisher's stream on the relay: every packet goes into its cache and to
+  each attached output at once, and key frame requests go upstream at most every
+  ``KEYFRAME_REQUEST_INTERVAL`` seconds, as media/forwarding.py does for frames.
+- :class:`PacketOutput` is one viewer's stream: a rewriter and the sender it writes to. NACKs are answered
+  from the cache of the source each lost packet came from; PLI/FIR is passed to the source forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from aiortc.rtp import RtpPacket
+
+from .rtp_rewrite import PacketCache, RateLimit, StreamRewriter
+from .rtp_tap import PacketSender, TappedPacket
+
+KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds, as media/forwarding.py
+CACHE_PACKETS = 1024  # about 2-4 s of a 640x480 stream; NACKs for older packets are too late anyway
+
+
+class PacketSource:
+    """One publisher's stream: packets in (from :func:`media.rtp_tap.tap_packets`), out to every output."""
+
+    def __init__(self, name: str, kind: str, ask_keyframe: Callable[[int], Awaitable[None]], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name, self.kind = name, kind
+        self.cache: PacketCache[RtpPacket] = PacketCache(CACHE_PACKETS)
+        self.outputs: set[PacketOutput] = set()
+        self.ssrc: int | None = None
+        self.packets = self.keyframe_requests = 0
+        self._ask, self._limit = ask_keyframe, RateLimit(KEYFRAME_REQUEST_INTERVAL, clock)
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def deliver(self, tapped: TappedPacket) -> None:
+        packet = tapped.packet
+        self.packets += 1
+        self.ssrc = packet.ssrc
+        self.cache.put(packet.sequence_number, packet)
+        for output in tuple(self.outputs):
+            output.offer(self, tapped)
+
+    def request_keyframe(self) -> None:
+        if self.kind != "video" or self.ssrc is None or not self._limit.allow():
+            return
+        self.keyframe_requests += 1
+        task = asyncio.ensure_future(self._ask(self.ssrc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class PacketOutput:
+    """One viewer's outgoing stream of a kind: forwards the selected source's packets, rewritten."""
+
+    def __init__(self, sender: PacketSender, kind: str, codec: str, clock_rate: int) -> None:
+        self.sender = sender
+        self.rewriter = StreamRewriter(sender.ssrc, kind, codec, clock_rate)
+        self.sources: dict[str, PacketSource] = {}
+        self.selected: PacketSource | None = None
+        sender.on_nack = self.nacked
+        sender.on_keyframe_request = self.keyframe_wanted
+
+    def select(self, source: PacketSource | None) -> None:
+        """Forward ``source`` from its next key frame (None: stop). The previous source goes on until then."""
+        if source is not None:
+            self.sources[source.name] = source
+            source.outputs.add(self)
+        self.selected = source
+        self.rewriter.select(None if source is None else source.name)
+        if source is not None:
+            source.request_keyframe()
+
+    def offer(self, source: PacketSource, tapped: TappedPacket) -> None:
+        if not self.sender.ready:  # not connected yet: a key frame sent now would be lost, wait for the next
+            return
+        packet = tapped.packet
+        out = self.rewriter.rewrite(source.name, packet.sequence_number, packet.timestamp, bool(packet.marker),
+                                    packet.payload, tapped.arrived)
+        if out is not None:
+            self.sender.send(out, packet)
+        elif self.rewriter.waiting and source is self.selected:
+            source.request_keyframe()
+        if self.rewriter.current is not None and self.rewriter.current.source != source.name \
+                and source is not self.selected:
+            source.outputs.discard(self)  # switched away from it for good
+
+    def nacked(self, sequence_numbers: list[int]) -> None:
+        for seq in sequence_numbers:
+            origin = self.rewriter.original(seq)
+            if origin is None or origin[0] not in self.sources:
+                continue
+            packet = self.sources[origin[0]].cache.get(origin[1])
+            if packet is None:
+                continue
+            out = self.rewriter.again(origin[0], packet.sequence_number, packet.timestamp, bool(packet.marker),
+                                      packet.payload)
+            if out is not None:
+                self.sender.retransmit(out, packet)
+
+    def keyframe_wanted(self) -> None:
+        if self.selected is not None:
+            self.selected.request_keyframe()
+
+    def close(self) -> None:
+        for source in self.sources.values():
+            source.outputs.discard(self)
+        self.rewriter.select(None)

@@ -1,0 +1,238 @@
+"""The one place that reaches into aiortc for RTP packets: taken off a receiver as they arrive, and put out on
+a sender's transport as that sender's own stream, with the headers media/rtp_rewrite.py computed.
+
+aiortc has no public API for packets: a receiver's track yields decoded frames, a sender's track must
+give frames or whole encoded packets that it packetizes itself (aiortc issue #627: "it does consume your
+RTP data"). Taking RTP below the RTCPeerConnection (our own DTLS-SRTP with pylibsrtp) would mean redoing
+ICE, DTLS, SDP and RTCP that aiortc does well; instead this module keeps the RTCPeerConnection for all of
+that and bends a few internals, each checked by tests/media/test_rtp_tap.py so an upgrade that moves them
+fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
+
+1. Receiving. ``RTCRtpReceiver._handle_rtp_packet`` keeps receive statistics (for its receiver reports),
+   unwraps RTX, NACKs gaps upstream and depayloads, then hands each packet to its private jitter buffer
+   ``_RTCRtpReceiver__jitter_buffer.add(packet)``, which returns ``(pli_wanted, frame_or_None)``.
+   :func:`tap_packets` swaps that jitter buffer for a :class:`_PacketTap` that passes every packet on at
+   once and returns ``(False, None)``: no reassembly, no wait, and no frame ever reaches the decoder thread.
+   The packet's codec comes from the receiver's private ``_RTCRtpReceiver__codecs`` (payload type to
+   codec, filled by ``receive()``).
+2. Sending. :class:`PacketSender` gives a sender a track that never yields (so its ``_run_rtp`` loop waits
+   and never creates an encoder), learns the negotiated payload types, RTX and MID by wrapping the
+   sender's ``send(parameters)`` (called by the peer connection once connected), and writes packets with
+   the sender's SSRC (``_ssrc``, ``_rtx_ssrc``) through ``RTCDtlsTransport._send_rtp`` (SRTP protect and
+   send). It keeps the sender's private counters (``_RTCRtpSender__ntp_timestamp``, ``__rtp_timestamp``,
+   ``__packet_count``, ``__octet_count``) up to date, so the sender reports aiortc sends every second tie
+   our RTP clock to wall time as a browser needs for lip sync.
+3. Feedback. aiortc's RTP router delivers RTCP for a sender's SSRC to ``sender._handle_rtcp_packet``;
+   :class:`PacketSender` replaces it per sender: NACKs and PLI/FIR go to callbacks (answered from the
+   publisher's cache, passed upstream), receiver reports and REMB still reach aiortc's own handler.
+4. Key frames upstream: :func:`request_keyframe` sends a PLI for the source SSRC through the receiver's
+   ``_send_rtcp_pli``.
+
+Tested with aiortc 1.16 (the range is pinned in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import RTCRtpReceiver, RTCRtpSender, clock
+from aiortc.codecs import is_rtx
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    wrap_rtx,
+)
+
+from .rtp_rewrite import Outgoing
+
+_JITTER = "_RTCRtpReceiver__jitter_buffer"
+_CODECS = "_RTCRtpReceiver__codecs"
+_SENDER_COUNTERS = ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp",
+                    "_RTCRtpSender__packet_count", "_RTCRtpSender__octet_count")
+
+
+def _stale(what: str) -> RuntimeError:
+    return RuntimeError(f"aiortc no longer has {what}: media/rtp_tap.py must be brought up to date with "
+                        f"this aiortc release")
+
+
+@dataclass(frozen=True, slots=True)
+class TappedPacket:
+    """One RTP packet of a publisher's stream as it arrived (RTX already unwrapped). ``packet`` is aiortc's
+    parsed RtpPacket; nobody may change it, as the cache and every viewer share it."""
+
+    codec: str  # "VP8", "H264", "opus"
+    clock_rate: int
+    packet: RtpPacket
+    arrived: float
+
+
+class _PacketTap:
+    """Stands in for a receiver's jitter buffer: each packet goes to ``deliver`` as it comes."""
+
+    def __init__(self, receiver: RTCRtpReceiver, deliver: Callable[[TappedPacket], None]) -> None:
+        self.codecs = getattr(receiver, _CODECS)
+        self.deliver = deliver
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:  # called by aiortc on the event loop
+        codec = self.codecs.get(packet.payload_type)
+        if codec is not None:
+            self.deliver(TappedPacket(codec.name, codec.clockRate, packet, time.monotonic()))
+        return False, None
+
+
+def tap_packets(receiver: RTCRtpReceiver, deliver: Callable[[TappedPacket], None]) -> None:
+    """Send this receiver's RTP packets to ``deliver`` as they arrive, instead of assembling frames.
+
+    Call before media flows (the ``track`` event will do). The receiver still sends receiver reports and
+    NACKs upstream; its track yields nothing."""
+    if not hasattr(receiver, _JITTER) or not isinstance(getattr(receiver, _CODECS, None), dict):
+        raise _stale("RTCRtpReceiver's jitter buffer or codec table")
+    setattr(receiver, _JITTER, _PacketTap(receiver, deliver))
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Ask the publisher behind ``receiver`` for a key frame of stream ``media_ssrc`` (RTCP PLI)."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+class _Idle(MediaStreamTrack):
+    """A track that yields nothing until stopped: the sender's own RTP loop waits on it and encodes nothing."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._stopped = asyncio.Event()
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        await self._stopped.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        super().stop()
+        self._stopped.set()
+
+
+class PacketSender:
+    """Sends already-packetized RTP as ``sender``'s stream. Make it before the connection is established
+    (right after creating the transceiver, or after ``setRemoteDescription`` for an answerer)."""
+
+    def __init__(self, sender: RTCRtpSender, *, on_nack: Callable[[list[int]], None] = lambda seqs: None,
+                 on_keyframe_request: Callable[[], None] = lambda: None) -> None:
+        if not hasattr(sender, "_ssrc") or not hasattr(sender, "_rtx_ssrc") \
+                or not all(hasattr(sender, name) for name in _SENDER_COUNTERS):
+            raise _stale("RTCRtpSender's SSRCs or report counters")
+        self.sender = sender
+        self.on_nack, self.on_keyframe_request = on_nack, on_keyframe_request
+        self.payload_type: int | None = None
+        self.rtx_payload_type: int | None = None
+        self.mid: str | None = None
+        self.sent = self.retransmitted = 0
+        self._extensions = HeaderExtensionsMap()
+        self._rtx_seq = 0
+        self._octets = 0
+        self._queue: deque[bytes] = deque()
+        self._writing: asyncio.Future[None] | None = None  # the task writing the queue out, while it runs
+        self._ready = asyncio.Event()
+        sender.replaceTrack(_Idle(sender.kind))
+        send, handle_rtcp = sender.send, sender._handle_rtcp_packet
+
+        async def send_with(parameters: RTCRtpSendParameters) -> None:
+            self._configure(parameters)
+            await send(parameters)
+        sender.send = send_with  # type: ignore[method-assign]
+        self._aiortc_rtcp = handle_rtcp
+        sender._handle_rtcp_packet = self._handle_rtcp  # type: ignore[method-assign]
+
+    @property
+    def ssrc(self) -> int:
+        return self.sender._ssrc
+
+    @property
+    def ready(self) -> bool:
+        """Negotiated and connected: packets can go out."""
+        return self.payload_type is not None
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def send(self, out: Outgoing, source: RtpPacket | None = None) -> None:
+        """Queue ``out`` for the wire now, under this sender's SSRC and payload type. ``source`` is the
+        packet it came from, whose audio level travels on. Dropped while not yet connected."""
+        if self.payload_type is None:
+            return
+        packet = self._packet(out, source)
+        self._write(packet.serialize(self._extensions))
+        self.sent += 1
+        self._octets += len(out.payload)
+        sender = self.sender
+        setattr(sender, _SENDER_COUNTERS[0], clock.current_ntp_time())
+        setattr(sender, _SENDER_COUNTERS[1], out.timestamp)
+        setattr(sender, _SENDER_COUNTERS[2], self.sent)
+        setattr(sender, _SENDER_COUNTERS[3], self._octets)
+
+    def retransmit(self, out: Outgoing, source: RtpPacket | None = None) -> None:
+        """Send ``out`` again for a NACK: as RTX when negotiated (RFC 4588), else as it was."""
+        if self.payload_type is None:
+            return
+        packet = self._packet(out, source)
+        if self.rtx_payload_type is not None:
+            packet = wrap_rtx(packet, payload_type=self.rtx_payload_type, sequence_number=self._rtx_seq,
+                              ssrc=self.sender._rtx_ssrc)
+            self._rtx_seq = (self._rtx_seq + 1) % (1 << 16)
+        self._write(packet.serialize(self._extensions))
+        self.retransmitted += 1
+
+    # ---- internals ----
+
+    def _configure(self, parameters: RTCRtpSendParameters) -> None:
+        main = parameters.codecs[0]
+        self.payload_type, self.mid = main.payloadType, parameters.muxId
+        self.rtx_payload_type = next((c.payloadType for c in parameters.codecs
+                                      if is_rtx(c) and c.parameters.get("apt") == main.payloadType), None)
+        self._extensions.configure(parameters)
+        self._ready.set()
+
+    def _packet(self, out: Outgoing, source: RtpPacket | None) -> RtpPacket:
+        packet = RtpPacket(payload_type=self.payload_type or 0, marker=int(out.marker),
+                           sequence_number=out.sequence_number, timestamp=out.timestamp,
+                           ssrc=self.sender._ssrc, payload=out.payload)
+        packet.extensions.mid = self.mid
+        packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        if source is not None:
+            packet.extensions.audio_level = source.extensions.audio_level
+        return packet
+
+    def _write(self, data: bytes) -> None:
+        self._queue.append(data)
+        if self._writing is None:
+            self._writing = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        transport = self.sender.transport
+        try:
+            while self._queue:
+                await transport._send_rtp(self._queue.popleft())
+        except ConnectionError:
+            self._queue.clear()
+        finally:
+            self._writing = None
+
+    async def _handle_rtcp(self, packet: object) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self.on_nack(list(packet.lost))
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            self.on_keyframe_request()
+        else:  # receiver reports (round-trip time, loss), REMB
+            await self._aiortc_rtcp(packet)
