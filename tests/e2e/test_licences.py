@@ -35,7 +35,8 @@ async def test_an_administrator_verifies_a_licence_the_specialist_waits_for(clie
     # A mistyped number is refused beside its field, and nothing changes.
     await licence.get_by_label(t("Licence number")).fill("12345")
     await licence.get_by_role("button", name=t("Save licence")).click()
-    await expect(admin.locator("#failure")).to_contain_text(t("A practising licence number (执业证书编码) is 15 digits."))
+    await expect(admin.locator("#failure")).to_contain_text(
+        t("A practising licence number (执业证书编码) is 15 digits."))
     await expect(admin.locator("#licence-state")).to_have_text(t("Verified"))
     licence = admin.locator("#licence")
     await licence.get_by_label(t("Licence number")).fill("110320000601234")
