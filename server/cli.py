@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .accesslog import PathOnlyAccessLogger
 from .admin import SHELL, accounts
-from .admin.inputs import AccountQuery, NewAccount, PasswordReset
+from .admin.inputs import AccountQuery, LicenceInput, NewAccount, PasswordReset
 from .app import create_app, prepare_database
 from .audit import trail as audit
 from .db import Database
@@ -29,7 +29,7 @@ from .demo import DEMO_PASSWORD, demo_logins, seed_demo
 from .errors import SettingsError, TelemedError
 from .http import validation_fields
 from .identity.passwords import password_problem
-from .models import Hospital, Role
+from .models import Hospital, ProfessionalTitle, Role
 from .retention import purge
 from .retention import schedule as retention_schedule
 from .settings import Settings, describe
@@ -242,14 +242,42 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     if problem := password_problem(password):
         raise SettingsError(f"The password {problem}.")
 
+    # the licence is checked before the account is made, so a mistyped number leaves no half-made account
+    licence = _input(LicenceInput, licence_number=args.licence or "",
+                     professional_title=args.title or ProfessionalTitle.NONE.value)
+
     async def create(session: AsyncSession) -> None:
         body = _input(NewAccount, username=args.username, display_name=args.display_name or args.username,
                       role=args.role, hospital_id=await _hospital_id(session, args.hospital), password=password)
         account, _ = await accounts.create(session, SHELL, body)
         print(f"Created {account.user.role.value} {account.user.username!r} (id {account.id}) "
               f"at {account.hospital.name}.")
+        if args.licence or args.title or args.verified:
+            await _licence(session, account.id, args.username, licence, args.verified)
 
     return _as_shell(args, create)
+
+
+async def _licence(session: AsyncSession, user_id: int, username: str, body: LicenceInput, verify: bool) -> None:
+    """Enter a clinician's licence (and title) and, asked to, verify it, as an administrator would in the
+    console; the audit trail names the shell."""
+    account = await accounts.set_licence(session, SHELL, user_id, body)
+    if verify:
+        account = await accounts.verify_licence(session, SHELL, user_id)
+    state = "verified" if account.user.licence_verified else "not verified"
+    print(f"Licence of {username!r}: {account.user.licence_number or '(none)'}, "
+          f"{account.user.professional_title.value} ({state}).")
+
+
+def cmd_user_licence(args: argparse.Namespace) -> int:
+    async def licence(session: AsyncSession) -> None:
+        account = await accounts.by_username(session, SHELL, args.username)
+        body = _input(LicenceInput,
+                      licence_number=account.user.licence_number if args.number is None else args.number,
+                      professional_title=account.user.professional_title.value if args.title is None else args.title)
+        await _licence(session, account.id, args.username, body, args.verify)
+
+    return _as_shell(args, licence)
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
@@ -481,7 +509,21 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--hospital", required=True, help="hospital name or id")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.add_argument("--licence", help="a clinician's practising licence number (执业证书编码, 15 digits)")
+    create.add_argument("--title", choices=[t.value for t in ProfessionalTitle], help="a clinician's title")
+    create.add_argument("--verified", action="store_true",
+                        help="record the licence as verified (by the shell) at once, as when bootstrapping")
     create.set_defaults(func=cmd_user_create)
+    licence = with_data_dir(user_commands.add_parser(
+        "licence", help="enter or verify a clinician's licence",
+        description="Set a clinician's practising licence number and title (changing either clears its "
+                    "verification) and, with --verify, record that you checked them. Until it is verified the "
+                    "clinician cannot host a consultation, be booked or sign a report."))
+    licence.add_argument("username")
+    licence.add_argument("--number", help="the licence number (执业证书编码, 15 digits; \"\" for none)")
+    licence.add_argument("--title", choices=[t.value for t in ProfessionalTitle])
+    licence.add_argument("--verify", action="store_true", help="record the licence as verified")
+    licence.set_defaults(func=cmd_user_licence)
     listing = with_data_dir(user_commands.add_parser(
         "list", help="list accounts", description="List accounts by username: username, role, state, hospital, "
                                                    "name. Each option narrows the list."))

@@ -21,10 +21,12 @@ from .models import (
     PartnershipMember,
     PartnershipSupervisor,
     Patient,
+    ProfessionalTitle,
     Role,
     Sex,
     Specialty,
     User,
+    utcnow,
 )
 
 DEMO_PASSWORD = "telemed-demo"  # noqa: S105  (printed at start: it guards demo data only)
@@ -50,6 +52,17 @@ DEMO_USERS = (
     ("dr.he", "何静 He Jing", Role.SPECIALIST, "provincial", "neurology"),
     ("supervisor", "省卫健委 Provincial Health Commission", Role.SUPERVISOR, "provincial", None),
 )
+
+
+# The clinicians' practising licences (医师执业证书编码, 15 digits) and titles, verified by the demo's administrator
+# at seeding so the walk-through works; ``telemed users licence`` or the console shows an unverified one.
+DEMO_LICENCES = {
+    "dr.li": ("141330000101234", ProfessionalTitle.ATTENDING),
+    "dr.wang": ("110320000205678", ProfessionalTitle.CHIEF),
+    "dr.chen": ("141330000309012", ProfessionalTitle.RESIDENT),
+    "dr.zhou": ("110320000403456", ProfessionalTitle.ASSOCIATE_CHIEF),
+    "dr.he": ("110320000507890", ProfessionalTitle.ATTENDING),
+}
 
 
 def demo_logins() -> list[DemoLogin]:
@@ -126,6 +139,9 @@ async def seed_demo(database: Database) -> bool:
             )
         session.add_all(users.values())
         await session.flush()
+        for username, (number, title) in DEMO_LICENCES.items():
+            users[username].licence_number, users[username].professional_title = number, title
+            users[username].licence_verified_at, users[username].licence_verified_by = utcnow(), users["admin"].id
         session.add(PartnershipSupervisor(partnership_id=partnership.id, user_id=users["supervisor"].id))
         patient = Patient(hospital_id=hospitals["qingshan"].id, name="张伟 Zhang Wei", sex=Sex.MALE,
                           birth_year=1958)

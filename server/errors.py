@@ -69,6 +69,8 @@ class ErrorCode(enum.Enum):
     CONSENT_REQUIRED = "consent-required", 403, "a patient's room token before their video consent stands"
     RECORDS_WITHHELD = ("records-withheld", 403,
                         "the patient has not consented to sharing their records with the caller's hospital")
+    LICENCE_UNVERIFIED = ("licence-unverified", 403,
+                          "a clinician whose licence no administrator has verified yet, signing a report")
     NOT_FOUND = "not-found", 404, "no such thing (or not one the caller may know of)"
     METHOD_NOT_ALLOWED = "method-not-allowed", 405, "the path does not take this method"
     CONFLICT = "conflict", 409, "not possible in the present state"
@@ -77,6 +79,8 @@ class ErrorCode(enum.Enum):
     ILLEGAL_TRANSITION = "illegal-transition", 409, "a referral action its present state does not allow"
     REFERRAL_CHANGED = "referral-changed", 409, "someone else changed the referral a moment ago"
     SLOT_TAKEN = "slot-taken", 409, "the slot was booked by someone else first"
+    SPECIALIST_UNVERIFIED = ("specialist-unverified", 409,
+                             "booking a specialist whose licence no administrator has verified yet")
     REPORT_EXISTS = "report-exists", 409, "signing a referral's report when it has one (amend it instead)"
     REPORT_SUPERSEDED = "report-superseded", 409, "amending a report version that is not the latest"
     ROOM_NOT_OPEN = "room-not-open", 409, "a room token before the room opens"

@@ -131,6 +131,16 @@ class Sex(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class ProfessionalTitle(enum.StrEnum):
+    """A clinician's professional title (职称), as their licence records it; ``none`` for other accounts."""
+
+    NONE = "none"
+    RESIDENT = "resident"  # 住院医师
+    ATTENDING = "attending"  # 主治医师
+    ASSOCIATE_CHIEF = "associate_chief"  # 副主任医师
+    CHIEF = "chief"  # 主任医师
+
+
 class Hospital(SQLModel, table=True):
     __tablename__ = "hospital"
 
@@ -209,7 +219,19 @@ class User(SQLModel, table=True):
     # Set by an administrator's create or reset (the password is temporary, known to them): until the user
     # sets their own, every page leads to the change-password page and the API answers 403.
     must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    # A clinician's practising licence (医师执业证书编码) and title, as an administrator entered them; until an
+    # administrator verifies them (who and when, kept here and in the audit trail) the clinician cannot host a
+    # consultation, be booked or sign a report (server/permissions.py). Changing either clears the verification.
+    licence_number: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    professional_title: ProfessionalTitle = Field(default=ProfessionalTitle.NONE, sa_type=_enum(ProfessionalTitle),
+                                                  sa_column_kwargs={"server_default": ProfessionalTitle.NONE.value})
+    licence_verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    licence_verified_by: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    @property
+    def licence_verified(self) -> bool:
+        return self.licence_verified_at is not None
 
 
 class Patient(SQLModel, table=True):

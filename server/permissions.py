@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import Forbidden
-from .models import ReferralAction, ReferralState, Role
+from .errors import N_, Forbidden
+from .models import ReferralAction, ReferralState, Role, User
 
 CLINICAL_ROLES = frozenset({Role.COUNTY_DOCTOR, Role.SPECIALIST})
 # Coordinators organise consultations for their hospital; they do not sit in on the video.
@@ -19,6 +19,17 @@ class Principal:
     user_id: int
     role: Role
     hospital_id: int
+    # An administrator has verified the account's practising licence (clinicians; ``principal_of`` reads it
+    # from the account at each request). False unless said: a rule never takes a licence on trust.
+    licence_verified: bool = False
+
+
+def principal_of(user: User) -> Principal:
+    """The rules' view of an account, as it stands now (role and licence are read from the account, never
+    from a token)."""
+    assert user.id is not None
+    return Principal(user_id=user.id, role=user.role, hospital_id=user.hospital_id,
+                     licence_verified=user.licence_verified_at is not None)
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,34 @@ class ConsultationScope:
     hospital_id: int
     participant_ids: frozenset[int]
     participant_hospital_ids: frozenset[int]
+
+
+# What an unverified clinician is told, wherever one of the licence rules below refuses them.
+LICENCE_UNVERIFIED = N_("Your licence has not been verified by an administrator yet; until it is you cannot host "
+                        "consultations, be booked or sign reports.")
+
+
+def needs_licence(role: Role) -> bool:
+    """Clinicians practise under a licence an administrator verifies; other accounts have none to verify."""
+    return role in CLINICAL_ROLES
+
+
+def awaits_licence(who: Principal) -> bool:
+    """A clinician whose licence no administrator has verified yet (their pages say what it keeps from them)."""
+    return needs_licence(who.role) and not who.licence_verified
+
+
+def can_host(who: Principal) -> bool:
+    """Hosting a consultation's room (entering without waiting, admitting from the lobby, recording, removing):
+    a clinician whose licence is verified. A participant whose licence is not yet verified still takes part,
+    as a guest does: they wait in the lobby until a host admits them, and cannot record or admit anyone."""
+    return who.role in CLINICAL_ROLES and who.licence_verified
+
+
+def can_be_booked(role: Role, licence_verified: bool) -> bool:
+    """Whose slots a referral may be booked into: specialists whose licence an administrator has verified
+    (the booking calendar leaves the others out, and booking one is refused)."""
+    return role is Role.SPECIALIST and licence_verified
 
 
 def can_view_consultation(who: Principal, scope: ConsultationScope) -> bool:
@@ -132,7 +171,14 @@ def has_referrals(who: Principal) -> bool:
 
 def can_sign_report(who: Principal, scope: ReferralScope) -> bool:
     """The consultation report, and its amendments, are signed by the specialist taking the referral: the one
-    booked for it (not merely the one asked for, nor a colleague of theirs)."""
+    booked for it (not merely the one asked for, nor a colleague of theirs), once their licence is verified: a
+    report signed without a verified licence is not one a regulator can rely on."""
+    return is_report_signer(who, scope) and who.licence_verified
+
+
+def is_report_signer(who: Principal, scope: ReferralScope) -> bool:
+    """The specialist booked for the referral, whose report it is to sign, verified licence or not (the
+    referral page shows them why they cannot sign yet)."""
     return who.role is Role.SPECIALIST and who.user_id == scope.booked_specialist_id
 
 
@@ -231,3 +277,9 @@ def require(allowed: bool, message: str) -> None:
     """Turn a rule's answer into a 403 with a message that says what was refused."""
     if not allowed:
         raise Forbidden(message)
+
+
+def require_licence(who: Principal) -> None:
+    """A 403 ``licence-unverified`` for a clinician whose licence is not verified yet, saying so."""
+    if awaits_licence(who):
+        raise Forbidden(LICENCE_UNVERIFIED, code="licence-unverified")

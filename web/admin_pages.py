@@ -1,5 +1,6 @@
 """The administrator's console: an overview, accounts (search, a page each, role, disable and enable, reset a
-password), hospitals with their departments, specialties, and partnerships with their members.
+password, a clinician's licence entered and verified), hospitals with their departments, specialties, and
+partnerships with their members.
 
 Plain forms posted back here, then redirected (post/redirect/get) with ``?done=`` naming what happened; a
 form that fails is shown again with what was typed and why. Each form is parsed into the model of
@@ -25,6 +26,7 @@ from server.admin.inputs import (
     AccountUpdate,
     DepartmentInput,
     HospitalInput,
+    LicenceInput,
     MemberInput,
     NewAccount,
     NewPartnership,
@@ -40,8 +42,9 @@ from server.http import parse_form, path_id, read_form, translator
 from server.identity.auth import caller
 from server.models import HospitalLevel, Role
 from server.parsing import parse_id
+from server.permissions import CLINICAL_ROLES
 
-from .forms import field_lines, summary
+from .forms import TITLE_LABELS, field_lines, summary
 from .pages import safe_next
 from .render import RENDERER
 
@@ -61,6 +64,8 @@ DONE = {
     "disabled": N_("The account was disabled; its sessions have ended."),
     "enabled": N_("The account was enabled; it can log in with its password."),
     "password": N_("The password was changed; the account's sessions have ended."),
+    "licence-saved": N_("The licence was saved. Verify it once you have checked it."),
+    "licence-verified": N_("The licence was verified."),
     "hospital-created": N_("The hospital was created."), "hospital-updated": N_("The hospital was saved."),
     "department-added": N_("The department was added."), "department-updated": N_("The department was saved."),
     "specialty-created": N_("The specialty was created."), "specialty-updated": N_("The specialty was saved."),
@@ -90,7 +95,8 @@ def _render(request: web.Request, template: str, context: dict[str, Any], status
     done = DONE.get(request.query.get("done", "")) if request.method == "GET" else None
     return request.app[RENDERER].render(request, template, {
         "role_labels": ROLE_LABELS, "level_labels": LEVEL_LABELS, "status_labels": STATUS_LABELS,
-        "roles": list(Role), "levels": list(HospitalLevel), "done": done, "failure": None, "form": {},
+        "roles": list(Role), "levels": list(HospitalLevel), "done": done, "title_labels": TITLE_LABELS,
+        "clinical_roles": {r.value for r in CLINICAL_ROLES}, "failure": None, "form": {},
         "generated_password": None, **context}, status=status)
 
 
@@ -193,7 +199,7 @@ async def user_create(request: web.Request) -> web.Response:
 
 async def _account_page(request: web.Request, user_id: int, *, form: Mapping[str, str] | None = None,
                         failure: FormError | None = None, generated: str | None = None, done: str | None = None,
-                        status: int = 200) -> web.Response:
+                        status: int = 200, licence_form: Mapping[str, str] | None = None) -> web.Response:
     async with request.app[DATABASE].session() as session:
         account = await accounts.get(session, caller(request).principal, user_id)
         choices = await _choices(session, request)
@@ -203,7 +209,11 @@ async def _account_page(request: web.Request, user_id: int, *, form: Mapping[str
              "specialty_id": str(account.user.specialty_id or "")}
     context = {**choices, "section": "users", "account": account, "form": form or shown, "failure": failure,
                "created": shown_at(account.user.created_at, zone), "generated_password": generated,
-               "is_self": account.id == caller(request).user.id}
+               "is_self": account.id == caller(request).user.id,
+               "licence_form": licence_form or {"licence_number": account.user.licence_number,
+                                                "professional_title": account.user.professional_title.value},
+               "licence_verified_at": shown_at(account.user.licence_verified_at, zone)
+               if account.user.licence_verified_at else None}
     if done:  # the answer to a post, which is not redirected: say what it did here
         context["done"] = done
     return _render(request, "admin_user.html", context, status=status)
@@ -267,6 +277,31 @@ async def user_password(request: web.Request) -> web.Response:
     if generated is None:
         raise _see(f"/admin/users/{user_id}", "password")
     return await _account_page(request, user_id, generated=generated, done=DONE["password"])
+
+
+@routes.post("/admin/users/{user_id}/licence")
+async def user_licence(request: web.Request) -> web.Response:
+    user_id = path_id(request, "user_id")
+    form = await _form(request)
+    try:
+        body = parse_form(form, LicenceInput)  # as PUT /api/admin/accounts/{id}/licence
+        async with request.app[DATABASE].session() as session:
+            await accounts.set_licence(session, caller(request).principal, user_id, body)
+    except TelemedError as exc:
+        return await _account_page(request, user_id, licence_form=form, failure=FormError(request, exc),
+                                   status=exc.status)
+    raise _see(f"/admin/users/{user_id}", "licence-saved")
+
+
+@routes.post("/admin/users/{user_id}/licence/verify")
+async def user_licence_verify(request: web.Request) -> web.Response:
+    user_id = path_id(request, "user_id")
+    try:
+        async with request.app[DATABASE].session() as session:
+            await accounts.verify_licence(session, caller(request).principal, user_id)
+    except TelemedError as exc:
+        return await _account_page(request, user_id, failure=FormError(request, exc), status=exc.status)
+    raise _see(f"/admin/users/{user_id}", "licence-verified")
 
 
 # ---- hospitals and departments ----

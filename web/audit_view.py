@@ -17,6 +17,8 @@ from server.errors import N_
 from server.models import AuditEvent, Role
 from server.notices import STATE_LABELS
 
+from .forms import TITLE_LABELS
+
 Gettext = Callable[[str], str]
 
 # Every action the server writes (tests/web/test_audit_view.py finds them in server/ and holds this table to them).
@@ -28,6 +30,8 @@ ACTIONS: dict[str, str] = {
     "account.disabled": N_("Account disabled"),
     "account.enabled": N_("Account re-enabled"),
     "account.password_reset": N_("Password reset"),
+    "account.licence_changed": N_("Practising licence entered or changed"),
+    "account.licence_verified": N_("Practising licence verified"),
     "account.password_changed": N_("Password changed by its owner"),
     "hospital.created": N_("Hospital added"),
     "hospital.updated": N_("Hospital changed"),
@@ -140,6 +144,8 @@ DETAIL_LABELS = {
     "locale": N_("Language"), "renditions": N_("Other languages"), "signer": N_("Signed with"),
     "diagnosis": N_("Diagnosis"), "supersedes": N_("Replaces version"), "codes": N_("Codes"),
     "reports": N_("Report versions read"),
+    "licence_number": N_("Licence number"), "professional_title": N_("Professional title"),
+    "verification_cleared": N_("Earlier verification cleared"),
 }
 TIMES = {"starts_at", "expires_at", "planned_start", "since", "until"}
 WORDS: dict[str, dict[str, str]] = {
@@ -154,6 +160,7 @@ WORDS: dict[str, dict[str, str]] = {
     "level": {"county": N_("County hospital"), "secondary": N_("Secondary hospital"),
               "tertiary": N_("Tertiary hospital")},
     "by": {"national_id": N_("National ID")},
+    "professional_title": TITLE_LABELS,
     "via": {"chart": N_("the patient's chart"), "api": N_("the API")},
 }
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from server.errors import N_, TelemedError
 from server.i18n import knows
+from server.models import ProfessionalTitle
 
 from .refusals import error_text
 
@@ -46,6 +47,15 @@ FIELD_LABELS = {
     "hours": N_("Clinic hours"), "first_day": N_("First day"), "last_day": N_("Last day"), "note": N_("Note"),
     # patients
     "sex": N_("Sex"), "birth_year": N_("Year of birth"), "phone": N_("Phone"), "national_id": N_("National ID"),
+    # clinicians' licences
+    "licence_number": N_("Licence number"), "professional_title": N_("Professional title"),
+}
+# A clinician's professional title (职称), wherever it is shown or chosen.
+TITLE_LABELS: dict[str, str] = {
+    ProfessionalTitle.NONE: N_("No title"), ProfessionalTitle.RESIDENT: N_("Resident physician"),
+    ProfessionalTitle.ATTENDING: N_("Attending physician"),
+    ProfessionalTitle.ASSOCIATE_CHIEF: N_("Associate chief physician"),
+    ProfessionalTitle.CHIEF: N_("Chief physician"),
 }
 
 # pydantic's error types (server/http.refusal keeps them) and what a person is told instead; %(name)s are the

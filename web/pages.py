@@ -30,6 +30,7 @@ from server.identity.auth import (
 from server.models import ConsentPurpose, Consultation, ConsultationStatus, utcnow
 from server.permissions import (
     Principal,
+    awaits_licence,
     can_administer,
     can_join_consultation,
     can_read_audit,
@@ -204,7 +205,8 @@ async def dashboard(request: web.Request) -> web.Response:
                                                  request.app[SETTINGS].jwt_issuer, rotate=False)
             calendar_url = str(request.url.with_path(path).with_query(None))
     context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
-               "calendar_url": calendar_url, "zone": zone, "workspace": workspace(who.principal)}
+               "calendar_url": calendar_url, "zone": zone, "workspace": workspace(who.principal),
+               "licence_notice": awaits_licence(who.principal)}
     return request.app[RENDERER].render(request, "dashboard.html", context)
 
 
@@ -281,7 +283,8 @@ async def _room(request: web.Request, consultation_id: int, *, report_form: dict
         referral["report_form"] = report_form
     return await render_room(request, {"title": title, "subtitle": view.hospital.name,
                                        "patient": view.patient.name if view.patient else None, "config": config,
-                                       "referral": referral, "urgency_labels": URGENCY_LABELS, "back_url": "/"},
+                                       "referral": referral, "urgency_labels": URGENCY_LABELS, "back_url": "/",
+                                       "licence_notice": awaits_licence(who)},
                              consultation=view.consultation, reader_hospital_id=who.hospital_id, status=status)
 
 
@@ -321,6 +324,7 @@ async def render_room(request: web.Request, context: dict, *, consultation: Cons
                                    "closesAt": window.closes.isoformat(), "now": now.isoformat()}
     context.setdefault("referral", None)
     context.setdefault("back_url", None)
+    context.setdefault("licence_notice", False)  # a clinician's room says when they come in as a guest
     room_window = {"state": state, "opens_at": window.opens.isoformat(), "closes_at": window.closes.isoformat(),
                    "opens": zoned(window.opens, zone), "closes": zoned(window.closes, zone), "zone": zone,
                    "in_browser_zone": patient}

@@ -25,12 +25,14 @@ from server.models import ConsentPurpose, ConsultationReport, ReferralState, Urg
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
 from server.permissions import (
+    awaits_licence,
     can_acknowledge_report,
     can_attach,
     can_refer,
     can_sign_report,
     has_referral_inbox,
     has_referrals,
+    is_report_signer,
     require,
 )
 from server.referrals import attachments, choices, views
@@ -175,6 +177,9 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         and referral.state not in attachments.CLOSED,
         "referral": data, "hospitals": hospitals, "specialists": specialists, "zone": zone,
         "reports": versions, "can_sign_report": can_sign_report(who, scope),
+        # theirs to sign but for their licence: the page says why they cannot yet
+        "signing_awaits_licence": is_report_signer(who, scope) and awaits_licence(who)
+        and referral.state in (ReferralState.SCHEDULED, ReferralState.IN_CONSULTATION),
         "can_acknowledge_report": can_acknowledge_report(who, scope),
         "report_form": report_form or {"findings": "", "diagnosis_code": "", "recommendations": ""},
         "calendar": calendar(week, locale_for(request)) if week else None,

@@ -48,12 +48,16 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.CROSS_SITE: N_("This form was sent from another site. Open this site's own page and try again."),
     ErrorCode.CONSENT_REQUIRED: N_("The patient has not agreed to the video consultation yet."),
     ErrorCode.RECORDS_WITHHELD: N_("The patient has not agreed to sharing their records with your hospital."),
+    ErrorCode.LICENCE_UNVERIFIED: N_("Your licence has not been verified by an administrator yet; until it is you "
+                                     "cannot host consultations, be booked or sign reports."),
     ErrorCode.NOT_FOUND: N_("There is nothing here, or nothing you may see."),
     ErrorCode.METHOD_NOT_ALLOWED: N_("This page cannot be opened that way."),
     ErrorCode.CONFLICT: N_("This cannot be done in the present state. Reload the page to see it."),
     ErrorCode.LAST_ADMINISTRATOR: N_("This is the last active administrator: someone must stay to administer."),
     ErrorCode.ILLEGAL_TRANSITION: N_("This cannot be done to the referral in its present state."),
     ErrorCode.REFERRAL_CHANGED: N_("Someone else changed the referral a moment ago. Look at it again."),
+    ErrorCode.SPECIALIST_UNVERIFIED: N_("This specialist's licence has not been verified by an administrator yet, "
+                                        "so they cannot be booked. Choose another specialist."),
     ErrorCode.SLOT_TAKEN: N_("Someone else booked this time first. Choose another."),
     ErrorCode.ROOM_NOT_OPEN: N_("The room is not open yet"),
     ErrorCode.ROOM_CLOSED: N_("This consultation room has closed"),

@@ -1,5 +1,12 @@
 """Accounts, as an administrator runs them: find, create, edit (name, role, hospital, department, specialty),
-disable and re-enable, and reset a password. Each change is audited with it.
+disable and re-enable, reset a password, and enter and verify a clinician's practising licence. Each change is
+audited with it.
+
+A clinician's licence number and title are entered (``set_licence``) and verified (``verify_licence``) as two
+steps: verifying says an administrator checked them against the certificate or the national register, and the
+account and the audit trail keep who did and when. Changing the number or the title clears the verification;
+until it is given again the clinician cannot host a consultation, be booked or sign a report
+(``permissions.can_host``, ``can_be_booked``, ``can_sign_report``).
 
 Disabling an account or resetting its password moves the account to a new session generation, which ends
 every session it had (``identity/auth.py`` refuses tokens of an earlier one); re-enabling it does not bring
@@ -21,11 +28,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..audit import trail as audit
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..identity.passwords import hash_password
-from ..models import Department, Hospital, Role, Specialty, User
+from ..models import Department, Hospital, ProfessionalTitle, Role, Specialty, User, utcnow
 from ..paging import LIKE_ESCAPE, Page, like_pattern, offset, pages_for
-from ..permissions import Principal
-from . import actor, commit, require_administrator
-from .inputs import AccountQuery, AccountUpdate, NewAccount, PasswordReset
+from ..permissions import Principal, needs_licence
+from . import SHELL, actor, commit, require_administrator
+from .inputs import AccountQuery, AccountUpdate, LicenceInput, NewAccount, PasswordReset
 
 PAGE_SIZE = 25
 # Generated passwords: no 0/O, 1/l/I to misread when it is read out over the phone; 3 groups of 4 from 31
@@ -45,6 +52,7 @@ class Account:
     hospital: Hospital
     department: Department | None
     specialty: Specialty | None
+    verifier: User | None = None  # the administrator who verified the licence (None: the shell, or not verified)
 
     @property
     def id(self) -> int:
@@ -60,6 +68,9 @@ class Account:
             "specialty": {"id": self.specialty.id, "code": self.specialty.code, "name_zh": self.specialty.name_zh,
                           "name_en": self.specialty.name_en} if self.specialty else None,
             "is_active": user.is_active, "locale": user.locale, "created_at": user.created_at.isoformat(),
+            "licence": {"number": user.licence_number, "professional_title": user.professional_title.value,
+                        "verified_at": user.licence_verified_at.isoformat() if user.licence_verified_at else None,
+                        "verified_by": user.licence_verified_by},
         }
 
 
@@ -81,8 +92,9 @@ async def describe(session: AsyncSession, users: Iterable[User]) -> list[Account
     hospitals = await by_id(Hospital, {u.hospital_id for u in users})
     departments = await by_id(Department, {u.department_id for u in users})
     specialties = await by_id(Specialty, {u.specialty_id for u in users})
+    verifiers = await by_id(User, {u.licence_verified_by for u in users})
     return [Account(u, hospitals[u.hospital_id], departments.get(u.department_id or 0),
-                    specialties.get(u.specialty_id or 0)) for u in users]
+                    specialties.get(u.specialty_id or 0), verifiers.get(u.licence_verified_by or 0)) for u in users]
 
 
 async def search(session: AsyncSession, who: Principal, query: AccountQuery) -> Page[Account]:
@@ -212,7 +224,56 @@ async def update(session: AsyncSession, who: Principal, user_id: int, body: Acco
 
 
 def _plain(value: object) -> object:
-    return value.value if isinstance(value, Role) else value
+    return value.value if isinstance(value, Role | ProfessionalTitle) else value
+
+
+_LICENCE = ("licence_number", "professional_title")
+
+
+async def set_licence(session: AsyncSession, who: Principal, user_id: int, body: LicenceInput) -> Account:
+    """Enter or correct a clinician's licence number and title; the audit entry keeps each change's before and
+    after. A change to either clears an earlier verification (the entry says so): what was verified is no
+    longer what is on record. 422 naming the field for an account that is not a clinician's."""
+    require_administrator(who)
+    user = await _user(session, user_id)
+    if not needs_licence(user.role) and (body.licence_number or body.professional_title is not ProfessionalTitle.NONE):
+        raise ValidationFailed({"licence_number" if body.licence_number else "professional_title":
+                                N_("Only clinicians (county doctors and specialists) have a practising licence.")})
+    after = body.model_dump(include=set(_LICENCE))
+    changes = {name: [_plain(getattr(user, name)), _plain(after[name])] for name in _LICENCE
+               if getattr(user, name) != after[name]}
+    if changes:
+        cleared = user.licence_verified_at is not None
+        for name in changes:
+            setattr(user, name, after[name])
+        user.licence_verified_at = user.licence_verified_by = None
+        session.add(user)
+        audit.with_commit(session, audit.Entry(actor(who), "account.licence_changed", subject=f"user:{user_id}",
+                                               detail={"changes": changes, "verification_cleared": cleared}))
+        await commit(session)
+    return (await describe(session, [user]))[0]
+
+
+async def verify_licence(session: AsyncSession, who: Principal, user_id: int) -> Account:
+    """Record that an administrator checked the clinician's licence number and title (against the certificate
+    or the national register): who and when, on the account and in the audit trail, with what was verified.
+    Verifying a verified licence changes nothing. 422 naming ``licence_number`` while there is none to verify."""
+    require_administrator(who)
+    user = await _user(session, user_id)
+    if not needs_licence(user.role):
+        raise ValidationFailed({"licence_number": N_("Only clinicians (county doctors and specialists) have a "
+                                                     "practising licence.")})
+    if not user.licence_number:
+        raise ValidationFailed({"licence_number": N_("Enter the licence number before verifying it.")})
+    if user.licence_verified_at is None:
+        user.licence_verified_at = utcnow()
+        user.licence_verified_by = None if who == SHELL else who.user_id  # the shell is no account
+        session.add(user)
+        audit.with_commit(session, audit.Entry(actor(who), "account.licence_verified", subject=f"user:{user_id}",
+                                               detail={"licence_number": user.licence_number,
+                                                       "professional_title": user.professional_title.value}))
+        await commit(session)
+    return (await describe(session, [user]))[0]
 
 
 async def disable(session: AsyncSession, who: Principal, user_id: int) -> Account:

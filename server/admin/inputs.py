@@ -11,12 +11,13 @@ import pydantic
 
 from ..errors import N_
 from ..identity.passwords import MIN_PASSWORD_LENGTH
-from ..models import HospitalLevel, Role
+from ..models import HospitalLevel, ProfessionalTitle, Role
 from ..parsing import Id
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"  # as logins are typed: no spaces, no look-alike letters
 SPECIALTY_CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"  # it appears in URLs (?specialty=cardiology)
 MAX_MEMBERS = 500
+LICENCE_DIGITS = 15
 
 
 @cache
@@ -55,6 +56,23 @@ class AccountUpdate(_Body):
     hospital_id: Id
     department_id: Id | None = None
     specialty_id: Id | None = None
+
+
+class LicenceInput(_Body):
+    licence_number: str = pydantic.Field(default="", max_length=32)  # "" for none (yet)
+    professional_title: ProfessionalTitle = ProfessionalTitle.NONE
+
+    @pydantic.field_validator("licence_number")
+    @classmethod
+    def _licence_form(cls, value: str) -> str:
+        # The 医师执业证书编码 on a physician's practising certificate (医师执业证书) is 15 digits, as the national
+        # register of practising physicians shows it. Anything else is refused rather than stored as typed: the
+        # usual mistakes are the 27-digit qualification certificate number (医师资格证书编码), which is another
+        # document, and spaces or full-width digits copied from a scan (spaces between groups are dropped).
+        number = value.replace(" ", "").replace("\u3000", "")
+        if number and not (len(number) == LICENCE_DIGITS and number.isascii() and number.isdigit()):
+            raise ValueError(N_("A practising licence number (执业证书编码) is 15 digits."))
+        return number
 
 
 class PasswordReset(_Body):

@@ -1,4 +1,5 @@
-"""REST: the administrator's console. Accounts (find, create, edit, disable, enable, reset a password),
+"""REST: the administrator's console. Accounts (find, create, edit, disable, enable, reset a password, enter and
+verify a clinician's licence),
 hospitals and their departments, specialties, and partnerships with their members; administrators only."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ..admin.inputs import (
     AccountUpdate,
     DepartmentInput,
     HospitalInput,
+    LicenceInput,
     MemberInput,
     NewAccount,
     NewPartnership,
@@ -112,6 +114,29 @@ async def reset_password(request: web.Request) -> web.Response:
         generated = await accounts.reset_password(session, caller(request).principal, path_id(request, "user_id"),
                                                   body)
     return json_response({"password": generated})
+
+
+@routes.put("/api/admin/accounts/{user_id}/licence")
+@answers(Untyped)
+@accepts(LicenceInput)
+async def set_licence(request: web.Request) -> web.Response:
+    """A clinician's practising licence number (15 digits, or "" for none) and professional title. Changing
+    either clears the licence's verification. 422 naming the field for a malformed number, or for an account
+    that is not a clinician's."""
+    body = await parse_body(request, LicenceInput)
+    async with request.app[DATABASE].session() as session:
+        account = await accounts.set_licence(session, caller(request).principal, path_id(request, "user_id"), body)
+    return json_response(account.to_json())
+
+
+@routes.post("/api/admin/accounts/{user_id}/licence/verify")
+@answers(Untyped)
+async def verify_licence(request: web.Request) -> web.Response:
+    """Record that the caller checked the clinician's licence number and title; the account's ``licence``
+    then names who and when (so does the audit trail). 422 ``licence_number`` while it has none."""
+    async with request.app[DATABASE].session() as session:
+        account = await accounts.verify_licence(session, caller(request).principal, path_id(request, "user_id"))
+    return json_response(account.to_json())
 
 
 # ---- hospitals, departments, specialties ----

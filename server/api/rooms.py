@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from signaling.connection import Limits, SignalingConnection
-from signaling.grants import HOST, RoomClaims, consultation_of_room, room_id_for
+from signaling.grants import GUEST, HOST, RoomClaims, consultation_of_room, room_id_for
 
 from ..appkeys import AUDIT, DATABASE, HUB, KEYS, SETTINGS
 from ..consent.records import patient_identity
@@ -19,7 +19,7 @@ from ..identity.auth import caller, public
 from ..models import utcnow
 from ..openapi import answers, answers_empty
 from ..outputs import Untyped
-from ..permissions import can_join_consultation
+from ..permissions import can_host, can_join_consultation
 from .consultations import consultation_id, load_authorized
 
 routes = web.RouteTableDef()
@@ -40,7 +40,9 @@ def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
 @routes.post("/api/consultations/{consultation_id}/room-token")
 @answers(Untyped)
 async def issue_room_token(request: web.Request) -> web.Response:
-    """A participating clinician's pass into the room: hosts may admit, remove and record."""
+    """A participating clinician's pass into the room: hosts may admit, remove and record. A clinician whose
+    licence is not verified yet comes in as a guest (``permissions.can_host``): they wait in the lobby for a
+    host, and the answer's grants have no admit, record or moderate."""
     view = await load_authorized(request, can_join_consultation)
     RoomWindow.of(view.consultation, request.app[SETTINGS]).check(utcnow())
     user = caller(request).user
@@ -52,7 +54,8 @@ async def issue_room_token(request: web.Request) -> web.Response:
         patient_consent = await consent_on_record(session, view.consultation.id, patient) if patient else None
     return token_answer(request, RoomClaims(
         identity=identity, room=room_id_for(view.consultation.id), name=user.display_name,
-        role=user.role.value, user_id=user.id, grants=HOST, consent_id=consent_id, patient=patient,
+        role=user.role.value, user_id=user.id, grants=HOST if can_host(caller(request).principal) else GUEST,
+        consent_id=consent_id, patient=patient,
         patient_consent_id=patient_consent))
 
 

@@ -29,6 +29,7 @@ from ..models import (
     ConsultationStatus,
     Hospital,
     Patient,
+    ProfessionalTitle,
     Referral,
     ReferralState,
     Role,
@@ -153,10 +154,31 @@ def patient(row: Patient, site: Site, *, own_hospital: bool) -> dict[str, Any]:
     return resource
 
 
+# A clinician's professional title (职称), as a qualification's text in English and Chinese.
+TITLE_TEXT = {
+    ProfessionalTitle.RESIDENT: "Resident physician (住院医师)",
+    ProfessionalTitle.ATTENDING: "Attending physician (主治医师)",
+    ProfessionalTitle.ASSOCIATE_CHIEF: "Associate chief physician (副主任医师)",
+    ProfessionalTitle.CHIEF: "Chief physician (主任医师)",
+}
+
+
 def practitioner_resource(user: User, site: Site) -> dict[str, Any]:
-    """A clinician as the directory shows them: name only (no account details)."""
-    return {"resourceType": "Practitioner", "id": str(user.id), "identifier": site.identifier("practitioner", user.id),
-            "active": user.is_active, "name": [{"text": user.display_name}]}
+    """A clinician as the directory shows them: name, and once an administrator has verified it, their practising
+    licence (an identifier of type MD, from when it was verified) and title (a qualification); no account
+    details. An unverified licence is left out: the directory says only what was checked."""
+    identifiers = site.identifier("practitioner", user.id)
+    resource: dict[str, Any] = {"resourceType": "Practitioner", "id": str(user.id), "identifier": identifiers,
+                                "active": user.is_active, "name": [{"text": user.display_name}]}
+    if user.licence_verified_at is not None and user.licence_number:
+        identifiers.append({"use": "official", "system": site.system("physician-practising-licence"),
+                            "value": user.licence_number, "period": {"start": user.licence_verified_at.isoformat()},
+                            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                                 "code": "MD", "display": "Medical License number"}],
+                                     "text": "医师执业证书编码"}})
+        if user.professional_title in TITLE_TEXT:
+            resource["qualification"] = [{"code": {"text": TITLE_TEXT[user.professional_title]}}]
+    return resource
 
 
 ROLE_CODE = {  # http://terminology.hl7.org/CodeSystem/practitioner-role

@@ -16,7 +16,7 @@ from ..audit import trail as audit
 from ..client_address import client_address
 from ..errors import N_, TooManyRequests, Unauthenticated
 from ..models import RevokedToken, User
-from ..permissions import Principal
+from ..permissions import Principal, principal_of
 from .passwords import hash_password
 from .tokens import AccessToken, TokenVerifier
 
@@ -40,8 +40,7 @@ class Caller:
 
     @property
     def principal(self) -> Principal:
-        assert self.user.id is not None
-        return Principal(user_id=self.user.id, role=self.user.role, hospital_id=self.user.hospital_id)
+        return principal_of(self.user)
 
 
 CALLER = web.RequestKey("caller", Caller)

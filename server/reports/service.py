@@ -48,7 +48,7 @@ from ..models import (
 )
 from ..notices import Notice
 from ..outputs import Out
-from ..permissions import Principal, can_acknowledge_report, can_sign_report, require
+from ..permissions import Principal, can_acknowledge_report, is_report_signer, require, require_licence
 from ..referrals import service as referrals
 from ..referrals.flow import Request
 from ..retention import data_keys
@@ -191,8 +191,9 @@ async def sign(session: AsyncSession, who: Principal, referral_id: int, body: Re
     specialist's side reads it back (``download``) only while the records are shared, like everything else
     about the patient."""
     referral, appointment = await referrals.load_visible(session, who, referral_id)
-    require(can_sign_report(who, referrals.scope_of(referral, appointment)),
+    require(is_report_signer(who, referrals.scope_of(referral, appointment)),
             N_("Only the specialist booked for this referral signs its report."))
+    require_licence(who)  # theirs to sign, once an administrator has verified their licence
     if await versions(session, referral_id):
         raise Conflict(N_("This referral's report is already signed; amend it instead."), code="report-exists")
     diagnosis = await _diagnosis(session, body)
@@ -210,8 +211,9 @@ async def amend(session: AsyncSession, who: Principal, report_id: int, body: Rep
     if previous is None or of_referral not in (None, previous.referral_id):
         raise NotFound(N_("There is no such report."))
     referral, appointment = await referrals.load_visible(session, who, previous.referral_id)
-    require(can_sign_report(who, referrals.scope_of(referral, appointment)),
+    require(is_report_signer(who, referrals.scope_of(referral, appointment)),
             N_("Only the specialist booked for this referral signs its report."))
+    require_licence(who)  # theirs to sign, once an administrator has verified their licence
     latest = (await versions(session, previous.referral_id))[-1]
     if latest.id != previous.id:
         raise Conflict(N_("This is not the latest version of the report; amend the latest."), code="report-superseded")

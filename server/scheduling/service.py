@@ -42,7 +42,7 @@ from ..models import (
 )
 from ..notices import Notice
 from ..outputs import Out, Person
-from ..permissions import Principal
+from ..permissions import Principal, can_be_booked
 from ..referrals.flow import ReferralAction, Request, may
 from ..referrals.service import actor, apply, facts_of, load_visible
 from .slots import DayChange, Hours, ShownDay, Slot, day_slots, is_slot, shown_day, week_of
@@ -131,7 +131,7 @@ async def search(session: AsyncSession, who: Principal, specialty_code: str,
         col(User.hospital_id).in_(hospitals)).order_by(col(User.id)))).all()
     found = []
     now = utcnow()
-    for specialist in specialists:
+    for specialist in [s for s in specialists if can_be_booked(s.role, s.licence_verified)]:
         assert specialist.id is not None
         hospital = await session.get(Hospital, specialist.hospital_id)
         assert hospital is not None
@@ -188,6 +188,7 @@ async def booking_week(session: AsyncSession, who: Principal, referral_id: int, 
     specialists = (await session.exec(select(User).where(
         User.role == Role.SPECIALIST, User.specialty_id == specialty.id, User.is_active == True,  # noqa: E712
         User.hospital_id == hospital.id).order_by(col(User.id)))).all()
+    specialists = [s for s in specialists if can_be_booked(s.role, s.licence_verified)]
     now = utcnow()
     today = now.astimezone(ZoneInfo(hospital.timezone)).date()
     current, last = week_of(today), week_of(today) + timedelta(weeks=WEEKS_AHEAD_MAX)
@@ -226,6 +227,9 @@ async def _bookable(session: AsyncSession, referral: Referral, specialist_id: in
             or specialist.hospital_id != referral.target_hospital_id \
             or specialist.specialty_id != referral.specialty_id:
         raise ValidationFailed({"specialist_id": N_("not a specialist of the receiving hospital in this specialty")})
+    if not can_be_booked(specialist.role, specialist.licence_verified):
+        raise Conflict(N_("This specialist's licence has not been verified by an administrator yet, so they cannot "
+                          "be booked. Choose another specialist."), code="specialist-unverified")
     hospital = await session.get(Hospital, specialist.hospital_id)
     specialty = await session.get(Specialty, referral.specialty_id)
     assert hospital is not None and specialty is not None

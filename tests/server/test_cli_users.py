@@ -104,3 +104,30 @@ def test_user_create_makes_a_supervisor(data_dir: Path) -> None:
     assert _read(data_dir, "commission.li")[0].role.value == "supervisor"
     listed = run("user", "list", "--role", "supervisor", data_dir=data_dir)
     assert listed.returncode == 0 and "commission.li" in listed.stdout and "supervisor " in listed.stdout
+
+
+def test_an_operator_enters_and_verifies_a_licence(data_dir: Path) -> None:
+    """``user licence`` sets a clinician's number and title (clearing the verification), ``--verify`` records
+    the shell verifying it, and ``user create --licence --title --verified`` bootstraps a verified clinician;
+    a malformed number is refused before any account is made."""
+    changed = run("user", "licence", "dr.li", "--title", "chief", data_dir=data_dir)
+    assert changed.returncode == 0, changed.stderr
+    user, trail = _read(data_dir, "dr.li")
+    assert user.professional_title == "chief" and user.licence_verified_at is None
+    verified = run("user", "licence", "dr.li", "--verify", data_dir=data_dir)
+    assert verified.returncode == 0 and "(verified)" in verified.stdout
+    user, trail = _read(data_dir, "dr.li")
+    assert user.licence_verified_at is not None and user.licence_verified_by is None  # the shell is no account
+    assert trail[-2:] == [("shell", "account.licence_changed"), ("shell", "account.licence_verified")]
+
+    bad = run("user", "create", "--username", "dr.sun", "--role", "specialist", "--hospital", "1", "--licence",
+              "12345", "--password-stdin", data_dir=data_dir, stdin="a long enough password\n")
+    assert bad.returncode == 2 and "licence_number" in bad.stderr
+    assert "dr.sun" not in run("user", "list", data_dir=data_dir).stdout
+    made = run("user", "create", "--username", "dr.sun", "--role", "specialist", "--hospital", "1", "--licence",
+               "110320000601234", "--title", "attending", "--verified", "--password-stdin", data_dir=data_dir,
+               stdin="a long enough password\n")
+    assert made.returncode == 0, made.stderr
+    user, _ = _read(data_dir, "dr.sun")
+    assert (user.licence_number, user.professional_title) == ("110320000601234", "attending")
+    assert user.licence_verified_at is not None

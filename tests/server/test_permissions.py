@@ -1,22 +1,31 @@
-"""Permission rules, table-driven: who may view, join and create consultations, and whom they may invite."""
+"""Permission rules, table-driven: who may view, join and create consultations, and whom they may invite; what an
+unverified licence keeps a clinician from (hosting, being booked, signing)."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
+
 import pytest
 
-from server.models import Role
+from server.errors import Forbidden
+from server.models import Role, User
 from server.permissions import (
+    LICENCE_UNVERIFIED,
     ConsultationScope,
     Principal,
     ReferralScope,
+    awaits_licence,
     can_access_recordings,
     can_acknowledge_report,
     can_add_participant,
     can_administer,
     can_attach,
+    can_be_booked,
     can_create_consultation,
     can_edit_hours,
     can_handle_patients,
+    can_host,
     can_join_consultation,
     can_list_consultations,
     can_manage_holds,
@@ -32,19 +41,24 @@ from server.permissions import (
     has_calendar_feed,
     has_referral_inbox,
     has_referrals,
+    is_report_signer,
     joins_what_they_plan,
     keeps_clinic_hours,
+    needs_licence,
     oversees,
+    principal_of,
+    require_licence,
 )
 
 COUNTY, PROVINCIAL, OTHER_COUNTY, OUTSIDE = 1, 2, 3, 9
 SCOPE = ConsultationScope(consultation_id=5, hospital_id=COUNTY, participant_ids=frozenset({10, 20}),
                           participant_hospital_ids=frozenset({COUNTY, PROVINCIAL}))
 
-li = Principal(10, Role.COUNTY_DOCTOR, COUNTY)  # participant
-wang = Principal(20, Role.SPECIALIST, PROVINCIAL)  # participant
-chen = Principal(30, Role.COUNTY_DOCTOR, OTHER_COUNTY)  # not a participant
-zhou = Principal(31, Role.SPECIALIST, PROVINCIAL)  # same hospital as a participant, not one himself
+# The clinicians' licences are verified, unless said (``unverified``).
+li = Principal(10, Role.COUNTY_DOCTOR, COUNTY, licence_verified=True)  # participant
+wang = Principal(20, Role.SPECIALIST, PROVINCIAL, licence_verified=True)  # participant
+chen = Principal(30, Role.COUNTY_DOCTOR, OTHER_COUNTY, licence_verified=True)  # not a participant
+zhou = Principal(31, Role.SPECIALIST, PROVINCIAL, licence_verified=True)  # same hospital as a participant, not one
 zhao = Principal(40, Role.COORDINATOR, PROVINCIAL)  # coordinator of a participant's hospital
 qian = Principal(41, Role.COORDINATOR, OTHER_COUNTY)  # coordinator elsewhere
 admin = Principal(50, Role.ADMIN, PROVINCIAL)
@@ -159,6 +173,7 @@ def test_who_signs_and_acknowledges_a_report(who: Principal, scope: ReferralScop
     """Only the specialist booked for the referral signs (and amends) its report; only the doctor who referred
     acknowledges it."""
     assert can_sign_report(who, scope) is sign
+    assert is_report_signer(who, scope) is sign
     assert can_acknowledge_report(who, scope) is acknowledge
 
 
@@ -277,3 +292,51 @@ def test_supervisors_read_the_statistics_of_what_they_oversee(who: Principal, pa
 def test_supervisors_see_no_health_record(rule: object) -> None:
     """A supervisor opens no list of consultations, referrals or patients, no audit trail and no console."""
     assert rule(supervisor) is False  # type: ignore[operator]
+
+
+def unverified(who: Principal) -> Principal:
+    return dataclasses.replace(who, licence_verified=False)
+
+
+@pytest.mark.parametrize(("who", "needs", "awaits", "host"), [
+    (li, True, False, True), (wang, True, False, True),
+    (unverified(li), True, True, False), (unverified(wang), True, True, False),
+    # other roles have no licence: nothing waits for one, and none hosts a room (they do not sit in on calls)
+    (zhao, False, False, False), (admin, False, False, False), (auditor, False, False, False),
+    (supervisor, False, False, False), (dataclasses.replace(admin, licence_verified=True), False, False, False),
+])
+def test_only_verified_clinicians_host_a_room(who: Principal, needs: bool, awaits: bool, host: bool) -> None:
+    """A clinician hosts (admits, records, removes) only once an administrator has verified their licence; an
+    unverified one is told so, and nobody else is told anything about licences."""
+    assert needs_licence(who.role) is needs
+    assert awaits_licence(who) is awaits
+    assert can_host(who) is host
+    if awaits:
+        with pytest.raises(Forbidden) as refused:
+            require_licence(who)
+        assert (refused.value.code, refused.value.message) == ("licence-unverified", LICENCE_UNVERIFIED)
+    else:
+        require_licence(who)
+
+
+@pytest.mark.parametrize(("role", "verified", "bookable"), [
+    (Role.SPECIALIST, True, True), (Role.SPECIALIST, False, False),
+    (Role.COUNTY_DOCTOR, True, False), (Role.COORDINATOR, True, False), (Role.ADMIN, True, False),
+])
+def test_only_verified_specialists_are_booked(role: Role, verified: bool, bookable: bool) -> None:
+    """Slots are booked with specialists whose licence is verified, never with an unverified one."""
+    assert can_be_booked(role, verified) is bookable
+
+
+def test_an_unverified_booked_specialist_signs_nothing() -> None:
+    """The booked specialist is still the report's signer, but cannot sign until their licence is verified."""
+    assert is_report_signer(unverified(wang), BOOKED_WANG)
+    assert not can_sign_report(unverified(wang), BOOKED_WANG)
+
+
+@pytest.mark.parametrize(("verified_at", "verified"), [(None, False), (datetime(2026, 12, 1, tzinfo=UTC), True)])
+def test_a_principal_reads_the_licence_from_the_account(verified_at: datetime | None, verified: bool) -> None:
+    """The rules see an account's licence as verified exactly when an administrator has stamped it."""
+    user = User(id=20, username="w", display_name="W", password_hash="x", role=Role.SPECIALIST,
+                hospital_id=PROVINCIAL, licence_verified_at=verified_at)
+    assert principal_of(user) == Principal(20, Role.SPECIALIST, PROVINCIAL, licence_verified=verified)

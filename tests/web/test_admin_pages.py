@@ -389,3 +389,34 @@ async def test_every_admin_page_has_a_plain_title_and_each_section_once(client: 
         assert title and "<" not in title.group(1) and len(title.group(1)) < 200, path
         ids = re.findall(r'\sid="([^"]+)"', page)
         assert len(ids) == len(set(ids)), (path, sorted(i for i in ids if ids.count(i) > 1))
+
+
+async def test_a_licence_is_entered_then_verified_and_its_clinician_told_until_then(client: TestClient) -> None:
+    """The account page saves a clinician's licence (a malformed number is refused beside its field, keeping what
+    was typed), which leaves it unverified: the list and the page say so, and the clinician's dashboard tells them
+    what it keeps from them; verifying names the administrator, and the notice goes."""
+    await form_login(client, "admin")
+    he = await _user(client, "dr.he")
+    refused = await post(client, f"/admin/users/{he.id}/licence",
+                         {"licence_number": "12345", "professional_title": "chief"})
+    text = await refused.text()
+    assert refused.status == 422 and "Licence number: A practising licence number" in text
+    assert 'name="licence_number" maxlength="32" inputmode="numeric" autocomplete="off" value="12345"' in text
+    saved = await post(client, f"/admin/users/{he.id}/licence",
+                       {"licence_number": "110320000601234", "professional_title": "chief"})
+    assert saved.headers["Location"] == f"/admin/users/{he.id}?done=licence-saved"
+    page = await (await client.get(saved.headers["Location"], headers=EN)).text()
+    assert 'id="licence-state">Not verified' in page and 'id="licence-unverified"' in page
+    listed = await (await client.get("/admin/users?q=dr.he", headers=EN)).text()
+    assert re.search(r'data-username="dr.he".*?licence-unverified', listed, re.S)
+
+    clinician = await client.get("/", headers={**EN, **await login(client, "dr.he")})
+    assert "Your licence has not been verified by an administrator yet" in await clinician.text()
+
+    verified = await post(client, f"/admin/users/{he.id}/licence/verify", {})
+    assert verified.headers["Location"] == f"/admin/users/{he.id}?done=licence-verified"
+    page = await (await client.get(verified.headers["Location"], headers=EN)).text()
+    assert 'id="licence-state">Verified' in page and "Verified by 系统管理员 Administrator on" in page
+    assert 'id="verify-licence"' not in page, "nothing left to verify"
+    clinician = await client.get("/", headers={**EN, **await login(client, "dr.he")})
+    assert "Your licence has not been verified" not in await clinician.text()

@@ -363,6 +363,9 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
                 data={"display_name": "", "role": "nobody", "hospital_id": "1"})
     await check("short password", "POST", "/admin/users/2/password", status=422,
                 data={"password_mode": "set", "password": "short"})
+    await check("licence refused", "POST", "/admin/users/1/licence", status=422,
+                data={"licence_number": "12345", "professional_title": "chief"})
+    await check("no licence for a coordinator", "POST", "/admin/users/4/licence/verify", status=422)
     await check("last administrator", "POST", "/admin/users/5/disable", status=409)
     await check("department refused", "POST", "/admin/hospitals/1/departments", status=422, data={"name": ""})
     await check("partnership refused", "POST", "/admin/partnerships", status=422,

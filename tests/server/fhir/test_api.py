@@ -285,3 +285,21 @@ async def test_the_directory_stops_at_the_partnerships(client: TestClient) -> No
         assert "Elsewhere" not in json.dumps(outcome) and "Dr Out" not in json.dumps(outcome)
     assert (await fhir_get(client, f"/fhir/Practitioner/{stranger.id}", "admin"))["name"] == [{"text": "Dr Out"}]
     assert (await fhir_get(client, "/fhir/Practitioner/1"))["name"][0]["text"]
+
+
+async def test_a_practitioner_carries_a_verified_licence_and_title_only(client: TestClient) -> None:
+    """A verified clinician's Practitioner (valid R4) has their licence as an MD identifier from when it was
+    verified, and their title as a qualification; once the verification is cleared, neither is shown."""
+    async with client.app[DATABASE].session() as session:
+        wang = (await session.exec(select(User).where(User.username == "dr.wang"))).one()
+    found = await fhir_get(client, f"/fhir/Practitioner/{wang.id}")
+    (licence,) = [i for i in found["identifier"] if i.get("type", {}).get("coding", [{}])[0].get("code") == "MD"]
+    assert licence["value"] == wang.licence_number and licence["system"] == \
+        f"{PUBLIC}/fhir/sid/physician-practising-licence"
+    assert found["qualification"] == [{"code": {"text": "Chief physician (主任医师)"}}]
+
+    changed = await client.put(f"/api/admin/accounts/{wang.id}/licence", headers=await login(client, "admin"),
+                               json={"licence_number": wang.licence_number, "professional_title": "attending"})
+    assert changed.status == 200
+    found = await fhir_get(client, f"/fhir/Practitioner/{wang.id}")
+    assert [i for i in found["identifier"] if "type" in i] == [] and "qualification" not in found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from server.errors import Forbidden, ValidationFailed
@@ -21,12 +23,12 @@ S, A = ReferralState, ReferralAction
 COUNTY, PROVINCIAL, CITY, OUTSIDE = 1, 2, 3, 9
 PARTNERS = frozenset({COUNTY, PROVINCIAL, CITY})
 
-li = Actor(10, Role.COUNTY_DOCTOR, COUNTY)  # the referring doctor
-chen = Actor(11, Role.COUNTY_DOCTOR, COUNTY)  # a colleague of li's
+li = Actor(10, Role.COUNTY_DOCTOR, COUNTY, licence_verified=True)  # the referring doctor
+chen = Actor(11, Role.COUNTY_DOCTOR, COUNTY, licence_verified=True)  # a colleague of li's
 zhao = Actor(40, Role.COORDINATOR, PROVINCIAL)  # the receiving hospital's coordinator
 qian = Actor(41, Role.COORDINATOR, CITY)  # a coordinator of another partner hospital
-wang = Actor(20, Role.SPECIALIST, PROVINCIAL)  # the specialist asked for, later booked
-zhou = Actor(21, Role.SPECIALIST, PROVINCIAL)  # another specialist there
+wang = Actor(20, Role.SPECIALIST, PROVINCIAL, licence_verified=True)  # the specialist asked for, later booked
+zhou = Actor(21, Role.SPECIALIST, PROVINCIAL, licence_verified=True)  # another specialist there
 auditor = Actor(60, Role.AUDITOR, PROVINCIAL)
 
 
@@ -76,6 +78,7 @@ CASES = [
     (wang, A.COMPLETE, S.IN_CONSULTATION, False, Forbidden),  # asked for, but not the one booked
     (li, A.COMPLETE, S.IN_CONSULTATION, True, Forbidden),  # the opinion is the specialist's
     (zhao, A.COMPLETE, S.IN_CONSULTATION, True, Forbidden),
+    (dataclasses.replace(wang, licence_verified=False), A.COMPLETE, S.IN_CONSULTATION, True, Forbidden),  # unverified
     (li, A.CANCEL, S.DRAFT, False, S.CANCELLED),
     (li, A.CANCEL, S.SCHEDULED, True, S.CANCELLED),
     (li, A.CANCEL, S.IN_CONSULTATION, True, IllegalTransition),

@@ -34,7 +34,7 @@ from server.models import (
     Urgency,
     User,
 )
-from server.permissions import Principal
+from server.permissions import Principal, principal_of
 from server.referrals import service as referrals
 from server.referrals import views
 
@@ -54,9 +54,8 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 
 async def principal(session: AsyncSession, username: str) -> Principal:
-    user = (await session.exec(select(User).where(User.username == username))).one()
-    assert user.id is not None
-    return Principal(user.id, user.role, user.hospital_id)
+    """The account as the rules see it now (its licence too)."""
+    return principal_of((await session.exec(select(User).where(User.username == username))).one())
 
 
 async def add_referrals(database: Database, count: int, *, first: int = 0) -> None:

@@ -1,0 +1,44 @@
+"""Clinicians' licences: each account's practising licence number (医师执业证书编码) and professional title, and
+who verified them and when.
+
+Accounts that exist at the upgrade start with no licence and unverified: a regulator relies on an
+administrator having checked each clinician, so nobody is verified by a migration. Until an administrator
+enters and verifies a clinician's licence (the console, or ``telemed users licence``), that clinician cannot
+host a consultation, be booked or sign a report.
+
+Revision ID: 0014
+Revises: 0012
+Create Date: 2026-12-06 10:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0014'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('user_account', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('licence_number', sa.String(length=32), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('professional_title',
+                                      sa.Enum('none', 'resident', 'attending', 'associate_chief', 'chief',
+                                              name='professionaltitle', native_enum=False, length=24),
+                                      nullable=False, server_default='none'))
+        batch_op.add_column(sa.Column('licence_verified_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('licence_verified_by', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_user_account_licence_verified_by_user_account'),
+                                    'user_account', ['licence_verified_by'], ['id'])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('user_account', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_user_account_licence_verified_by_user_account'), type_='foreignkey')
+        batch_op.drop_column('licence_verified_by')
+        batch_op.drop_column('licence_verified_at')
+        batch_op.drop_column('professional_title')
+        batch_op.drop_column('licence_number')
