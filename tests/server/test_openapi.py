@@ -176,7 +176,8 @@ def test_every_handler_that_reads_the_query_declares_it(client: TestClient) -> N
 # fields. This list only shrinks: a new route declares a model of what it answers.
 UNTYPED = {
     "admin_overview", "list_accounts", "create_account", "get_account", "update_account", "disable_account",
-    "enable_account", "reset_password", "set_licence", "verify_licence", "update_department", "list_hospitals", "create_hospital", "get_hospital",
+    "enable_account", "reset_password", "set_licence", "verify_licence", "update_department", "list_hospitals",
+    "create_hospital", "get_hospital",
     "update_hospital", "add_department", "list_partnerships", "create_partnership", "get_partnership",
     "update_partnership", "add_partnership_member", "remove_partnership_member", "list_partnership_supervisors",
     "add_partnership_supervisor", "remove_partnership_supervisor", "list_specialties", "create_specialty",
