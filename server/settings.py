@@ -316,6 +316,11 @@ class Settings:
         24, _parse_positive_int,
         "Hours a patient's invitation link lasts when the consultation has no planned end to expire with.",
     )
+    identity_attempts: int = _setting(
+        5, _parse_positive_int,
+        "Wrong answers to a patient's identity check (name and last four of the national ID) before their "
+        "invitation link locks; the clinician then sends a new link.",
+    )
     reminder_minutes_before: int = _setting(
         30, _parse_positive_int, "Minutes before an appointment that its participants get a reminder."
     )

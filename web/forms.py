@@ -46,6 +46,8 @@ FIELD_LABELS = {
     "hours": N_("Clinic hours"), "first_day": N_("First day"), "last_day": N_("Last day"), "note": N_("Note"),
     # patients
     "sex": N_("Sex"), "birth_year": N_("Year of birth"), "phone": N_("Phone"), "national_id": N_("National ID"),
+    # a patient's identity check (server/patients/identity_check.py)
+    "id_last4": N_("Last four characters of your national ID"),
 }
 
 # pydantic's error types (server/http.refusal keeps them) and what a person is told instead; %(name)s are the
