@@ -36,6 +36,7 @@ from datetime import datetime
 import pydantic
 import sqlalchemy as sa
 from aiohttp import web
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
@@ -123,11 +124,10 @@ async def confirm(session: AsyncSession, visit: Visit, answer: IdentityAnswer, *
         await session.commit()
         return _proof(keys, settings.jwt_issuer, visit, invitation)
     # Counted in the row, not read-modify-written here: two wrong answers at once each add one.
-    table = PatientInvitation.__table__  # type: ignore[attr-defined]
-    count = (await session.execute(
-        sa.update(table).where(table.c.id == invitation.id, table.c.locked_at.is_(None))
-        .values(failed_identity_attempts=table.c.failed_identity_attempts + 1)
-        .returning(table.c.failed_identity_attempts))).scalar_one_or_none()
+    unlocked = (col(PatientInvitation.id) == invitation.id, col(PatientInvitation.locked_at).is_(None))
+    count = (await session.exec(sa.update(PatientInvitation).where(*unlocked)  # type: ignore[call-overload]
+                                .values(failed_identity_attempts=col(PatientInvitation.failed_identity_attempts) + 1)
+                                .returning(col(PatientInvitation.failed_identity_attempts)))).scalar_one_or_none()
     if count is None:  # another answer locked it meanwhile
         await session.rollback()
         raise locked()
@@ -135,8 +135,8 @@ async def confirm(session: AsyncSession, visit: Visit, answer: IdentityAnswer, *
     audit.with_commit(session, audit.Entry(visit.identity, "invitation.identity_failed", consultation_id, subject,
                                            {"attempt": count, "limit": limit}))
     if count >= limit:
-        await session.execute(sa.update(table).where(table.c.id == invitation.id, table.c.locked_at.is_(None))
-                              .values(locked_at=utcnow()))
+        await session.exec(sa.update(PatientInvitation).where(*unlocked)  # type: ignore[call-overload]
+                           .values(locked_at=utcnow()))
         audit.with_commit(session, audit.Entry(visit.identity, "invitation.locked", consultation_id, subject,
                                                {"attempts": count}))
         await session.commit()
