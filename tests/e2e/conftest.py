@@ -80,3 +80,14 @@ async def checked(page: Page, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  (a folder, once, in a test)
         await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
+async def pass_identity_check(page: Page, base: str, guest: str, *, name: str = "张伟 Zhang Wei",
+                              last4: str = "") -> None:
+    """The patient's browser answers its link's identity check (the demo patient's name by default; the
+    demo record has no national ID) and lands on the consent page, the proof kept in its cookie."""
+    await page.goto(f"{base}/visit/{guest}/identity")
+    await page.locator("input[name=name]").fill(name)
+    await page.locator("input[name=id_last4]").fill(last4)
+    await page.locator("form[action$='/identity'] button[type=submit]").click()
+    await page.wait_for_url(f"{base}/visit/{guest}")
