@@ -73,7 +73,8 @@ class ErrorCode(enum.Enum):
                                 "the account has a temporary password: set a new one (`POST /api/me/password`) first")
     CONSENT_REQUIRED = "consent-required", 403, "a patient's room token before their video consent stands"
     IDENTITY_REQUIRED = ("identity-required", 403,
-                         "a patient's consent or room token before they confirmed who they are (`POST /api/guest/identity`)")
+                         "a patient's consent or room token before they confirmed who they are "
+                         "(`POST /api/guest/identity`)")
     RECORDS_WITHHELD = ("records-withheld", 403,
                         "the patient has not consented to sharing their records with the caller's hospital")
     NOT_FOUND = "not-found", 404, "no such thing (or not one the caller may know of)"

@@ -284,7 +284,8 @@ async def _room(request: web.Request, consultation_id: int, *, report_form: dict
         referral["report_form"] = report_form
     return await render_room(request, {"title": title, "subtitle": view.hospital.name,
                                        "patient": view.patient.name if view.patient else None, "config": config,
-                                       "referral": referral, "locked_invitations": locked, "urgency_labels": URGENCY_LABELS, "back_url": "/"},
+                                       "referral": referral, "locked_invitations": locked,
+                                       "urgency_labels": URGENCY_LABELS, "back_url": "/"},
                              consultation=view.consultation, reader_hospital_id=who.hospital_id, status=status)
 
 

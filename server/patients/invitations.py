@@ -212,7 +212,8 @@ def describe(invitation: PatientInvitation) -> dict:
             "revoked_at": invitation.revoked_at.isoformat() if invitation.revoked_at else None,
             "failed_identity_attempts": invitation.failed_identity_attempts,
             "locked_at": invitation.locked_at.isoformat() if invitation.locked_at else None,
-            "active": invitation.revoked_at is None and invitation.locked_at is None and invitation.expires_at > utcnow()}
+            "active": (invitation.revoked_at is None and invitation.locked_at is None
+                       and invitation.expires_at > utcnow())}
 
 
 async def scope_of(session: AsyncSession, visit: Visit, purpose: ConsentPurpose) -> Scope:

@@ -45,7 +45,8 @@ async def test_filters_narrow_the_trail(client: TestClient) -> None:
     consents = await (await client.get("/api/audit?action=consent.", headers=auditor)).json()
     assert [e["action"] for e in consents["entries"]] == ["consent.withdrawn", "consent.given", "consent.given"]
     patient = await (await client.get("/api/audit?actor=patient:1&consultation=1", headers=auditor)).json()
-    assert {e["actor"] for e in patient["entries"]} == {"patient:1"} and len(patient["entries"]) == 4  # identity, 3 consents
+    # the identity check and three consents
+    assert {e["actor"] for e in patient["entries"]} == {"patient:1"} and len(patient["entries"]) == 4
     logins = await (await client.get("/api/audit?action=auth.login", headers=auditor)).json()
     assert logins["entries"] and all(e["action"] == "auth.login" for e in logins["entries"])
     none = await (await client.get("/api/audit?since=2000-01-01&until=2000-01-02", headers=auditor)).json()
