@@ -251,7 +251,9 @@ class Settings:
         "each request came to.",
     )
     cookie_secure: bool = _setting(
-        False, _parse_bool, "Mark the session cookie Secure. Set to true whenever the server is behind HTTPS."
+        False, _parse_bool,
+        "Mark the session cookie and patients' identity cookies Secure. Set to true whenever the server is behind "
+        "HTTPS.",
     )
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
         (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
