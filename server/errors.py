@@ -62,11 +62,19 @@ class ErrorCode(enum.Enum):
     BAD_CREDENTIALS = "bad-credentials", 401, "wrong username or password"
     LINK_REVOKED = "link-revoked", 401, "an invitation link that was revoked"
     LINK_CLOSED = "link-closed", 401, "an invitation link to a consultation that has ended"
+    LINK_LOCKED = ("link-locked", 401,
+                   "an invitation link locked after too many wrong answers to the patient's identity check")
+    IDENTITY_MISMATCH = ("identity-mismatch", 401,
+                         "a name or last four of the national ID that do not match the invited patient "
+                         "(`attempts_left` says how many tries remain)")
     FORBIDDEN = "forbidden", 403, "the caller's role or part in it does not allow this"
     CROSS_SITE = "cross-site", 403, "a state-changing request or form from another site"
     PASSWORD_CHANGE_REQUIRED = ("password-change-required", 403,
                                 "the account has a temporary password: set a new one (`POST /api/me/password`) first")
     CONSENT_REQUIRED = "consent-required", 403, "a patient's room token before their video consent stands"
+    IDENTITY_REQUIRED = ("identity-required", 403,
+                         "a patient's consent or room token before they confirmed who they are "
+                         "(`POST /api/guest/identity`)")
     RECORDS_WITHHELD = ("records-withheld", 403,
                         "the patient has not consented to sharing their records with the caller's hospital")
     LICENCE_UNVERIFIED = ("licence-unverified", 403,

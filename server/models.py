@@ -355,6 +355,10 @@ class PatientInvitation(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_by: int | None = Field(default=None, foreign_key="user_account.id")
+    # Wrong answers to the identity check before consent (server/patients/identity_check.py), counted in the
+    # row by ``UPDATE ... SET n = n + 1`` so that concurrent tries cannot lose one; at the limit the link locks.
+    failed_identity_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    locked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DataKey(SQLModel, table=True):

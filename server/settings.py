@@ -251,7 +251,9 @@ class Settings:
         "each request came to.",
     )
     cookie_secure: bool = _setting(
-        False, _parse_bool, "Mark the session cookie Secure. Set to true whenever the server is behind HTTPS."
+        False, _parse_bool,
+        "Mark the session cookie and patients' identity cookies Secure. Set to true whenever the server is behind "
+        "HTTPS.",
     )
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
         (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
@@ -315,6 +317,11 @@ class Settings:
     invitation_hours: int = _setting(
         24, _parse_positive_int,
         "Hours a patient's invitation link lasts when the consultation has no planned end to expire with.",
+    )
+    identity_attempts: int = _setting(
+        5, _parse_positive_int,
+        "Wrong answers to a patient's identity check (name and last four of the national ID) before their "
+        "invitation link locks; the clinician then sends a new link.",
     )
     reminder_minutes_before: int = _setting(
         30, _parse_positive_int, "Minutes before an appointment that its participants get a reminder."

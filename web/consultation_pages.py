@@ -142,13 +142,15 @@ def _message(request: web.Request, view: consultations.ConsultationView, link: i
 
 @routes.get("/consultations/{consultation_id}/invitations", name="invitations")
 async def invitation_page(request: web.Request) -> web.Response:
-    """The consultation's working invitation links, each with a copy button, its QR code and a message."""
+    """The consultation's working invitation links, each with a copy button, its QR code and a message; and
+    the links locked by wrong answers to the patient's identity check, for which a new one is needed."""
     who = caller(request).principal
     consultation_id = path_id(request, "consultation_id")
     async with request.app[DATABASE].session() as session:
         view = await consultations.visible(session, who, consultation_id, can_join_consultation)
         links = await invitations.shareable(session, who, consultation_id, settings=request.app[SETTINGS],
                                             keys=request.app[KEYS]) if view.consultation.patient_id else []
+        locked = await invitations.locked_for(session, who, consultation_id) if view.consultation.patient_id else []
         zone = await page_zone(request, session)
     shown = []
     for link in links:
@@ -157,7 +159,7 @@ async def invitation_page(request: web.Request) -> web.Response:
                       "created_at": link.invitation.created_at, "expires_at": link.invitation.expires_at,
                       "message": _message(request, view, link, url)})
     return request.app[RENDERER].render(request, "invitations.html", {
-        "view": view, "links": shown, "status_labels": STATUS_LABELS, "zone": zone,
+        "view": view, "links": shown, "locked": locked, "status_labels": STATUS_LABELS, "zone": zone,
         "has_patient": view.consultation.patient_id is not None})
 
 

@@ -47,6 +47,8 @@ FIELD_LABELS = {
     "hours": N_("Clinic hours"), "first_day": N_("First day"), "last_day": N_("Last day"), "note": N_("Note"),
     # patients
     "sex": N_("Sex"), "birth_year": N_("Year of birth"), "phone": N_("Phone"), "national_id": N_("National ID"),
+    # a patient's identity check (server/patients/identity_check.py)
+    "id_last4": N_("Last four characters of your national ID"),
     # clinicians' licences
     "licence_number": N_("Licence number"), "professional_title": N_("Professional title"),
 }

@@ -28,6 +28,7 @@ from server.identity.auth import (
     set_session_cookie,
 )
 from server.models import ConsentPurpose, Consultation, ConsultationStatus, utcnow
+from server.patients import invitations
 from server.permissions import (
     Principal,
     awaits_licence,
@@ -278,12 +279,15 @@ async def _room(request: web.Request, consultation_id: int, *, report_form: dict
         "recordingsUrl": f"/api/consultations/{view.consultation.id}/recordings",
     }
     title = view.title or translator(request)(N_("Consultation #%(number)s")) % {"number": view.consultation.id}
+    async with request.app[DATABASE].session() as session:  # links the patient's identity check locked
+        locked = len(await invitations.locked_for(session, who, consultation_id)) if view.patient else 0
     referral = await _referral_panel(request, consultation_id)
     if referral is not None and report_form is not None:
         referral["report_form"] = report_form
     return await render_room(request, {"title": title, "subtitle": view.hospital.name,
                                        "patient": view.patient.name if view.patient else None, "config": config,
-                                       "referral": referral, "urgency_labels": URGENCY_LABELS, "back_url": "/",
+                                       "referral": referral, "locked_invitations": locked,
+                                       "urgency_labels": URGENCY_LABELS, "back_url": "/",
                                        "licence_notice": awaits_licence(who)},
                              consultation=view.consultation, reader_hospital_id=who.hospital_id, status=status)
 

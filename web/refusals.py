@@ -44,9 +44,13 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.BAD_CREDENTIALS: N_("Wrong username or password."),
     ErrorCode.LINK_REVOKED: N_("This link was withdrawn. Please ask the doctor for a new one."),
     ErrorCode.LINK_CLOSED: N_("This consultation has ended, so its link no longer works."),
+    ErrorCode.LINK_LOCKED: N_(
+        "This link is locked after too many wrong answers. Please contact your clinic for a new link."),
+    ErrorCode.IDENTITY_MISMATCH: N_("The name or the last four characters of the national ID do not match our record."),
     ErrorCode.FORBIDDEN: N_("You are not allowed to do this."),
     ErrorCode.CROSS_SITE: N_("This form was sent from another site. Open this site's own page and try again."),
     ErrorCode.CONSENT_REQUIRED: N_("The patient has not agreed to the video consultation yet."),
+    ErrorCode.IDENTITY_REQUIRED: N_("Please confirm who you are first."),
     ErrorCode.RECORDS_WITHHELD: N_("The patient has not agreed to sharing their records with your hospital."),
     ErrorCode.LICENCE_UNVERIFIED: N_("Your licence has not been verified by an administrator yet; until it is you "
                                      "cannot host consultations, be booked or sign reports."),

@@ -27,7 +27,7 @@ from ..models import Consent, Recording
 from ..openapi import accepts, answers, answers_media, queries
 from ..outputs import Untyped
 from .consultations import consultation_id
-from .visits import guest_pass
+from .visits import IDENTITY_FIELD, guest_pass
 
 routes = web.RouteTableDef()
 
@@ -52,6 +52,7 @@ _RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})$")
 
 class GuestConsentAnswer(ConsentAnswer):
     guest: str = pydantic.Field(min_length=1, max_length=4096)
+    identity: str | None = IDENTITY_FIELD
 
 
 @routes.post("/api/consultations/{consultation_id}/recording-consent")
@@ -76,7 +77,7 @@ async def clinician_recording_consent(request: web.Request) -> web.Response:
 async def guest_recording_consent(request: web.Request) -> web.Response:
     """A patient invited by link gives or withdraws consent (the link's token is the credential)."""
     body = await parse_body(request, GuestConsentAnswer)
-    visit = await guest_pass(request, body.guest)
+    visit = await guest_pass(request, body.guest, body.identity)
     assert visit.consultation.id is not None
     answered = await recordings.answer_consent(request.app[DATABASE], request.app[ROOMS], visit.consultation.id,
                                                visit.consenter, body, locale=locale_for(request),

@@ -48,6 +48,7 @@ from ..permissions import Principal, can_join_consultation
 from ..settings import Settings
 
 INVITATION_AUDIENCE = "telemed-invitation"
+LOCKED_MESSAGE = N_("This link is locked after too many wrong answers. Please contact your clinic for a new link.")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def invitation_token(keys: KeyRing, issuer: str, invitation: PatientInvitation) 
 
 
 async def open_visit(session: AsyncSession, keys: KeyRing, issuer: str, token: str) -> Visit:
-    """The visit a link opens; Unauthenticated if it is forged, expired, revoked or its consultation is over."""
+    """The visit a link opens; Unauthenticated if it is forged, expired, revoked, locked or its consultation
+    is over. Who holds it is not checked here: ``identity_check.require`` asks for that where it matters."""
     claims = TokenVerifier(keys, issuer=issuer, audience=INVITATION_AUDIENCE).verify(token)
     invitation_id, consultation_id = claims.get("inv"), claims.get("consultation")
     if not isinstance(invitation_id, int) or not isinstance(consultation_id, int):
@@ -96,6 +98,8 @@ async def open_visit(session: AsyncSession, keys: KeyRing, issuer: str, token: s
     if invitation.revoked_at is not None:
         raise Unauthenticated(N_("This invitation was withdrawn. Please ask the doctor for a new one."),
                               code="link-revoked")
+    if invitation.locked_at is not None:  # too many wrong answers to the identity check (identity_check.py)
+        raise Unauthenticated(LOCKED_MESSAGE, code="link-locked")
     consultation = await session.get(Consultation, consultation_id)
     patient = await session.get(Patient, invitation.patient_id)
     if consultation is None or patient is None or consultation.patient_id != patient.id:
@@ -178,11 +182,11 @@ class Shareable:
 
 async def shareable(session: AsyncSession, who: Principal, consultation_id: int, *, settings: Settings,
                     keys: KeyRing) -> list[Shareable]:
-    """The consultation's invitations still working (not revoked, not expired), newest first, with their
+    """The consultation's invitations still working (not revoked, locked or expired), newest first, with their
     links, to its participating clinicians: the same links ``create`` handed out, to send again."""
     now = utcnow()
     active = [i for i in await list_for(session, who, consultation_id)
-              if i.revoked_at is None and i.expires_at > now]
+              if i.revoked_at is None and i.locked_at is None and i.expires_at > now]
     found = []
     for invitation in reversed(active):
         inviter = await session.get(User, invitation.created_by)
@@ -193,12 +197,23 @@ async def shareable(session: AsyncSession, who: Principal, consultation_id: int,
     return found
 
 
+async def locked_for(session: AsyncSession, who: Principal, consultation_id: int) -> list[PatientInvitation]:
+    """The consultation's links locked by wrong answers to the identity check and not yet expired or
+    withdrawn, newest first: the clinician sees them, to send the patient a new link."""
+    now = utcnow()
+    return [i for i in reversed(await list_for(session, who, consultation_id))
+            if i.locked_at is not None and i.revoked_at is None and i.expires_at > now]
+
+
 def describe(invitation: PatientInvitation) -> dict:
     return {"id": invitation.id, "consultation_id": invitation.consultation_id, "patient_id": invitation.patient_id,
             "created_by": invitation.created_by, "created_at": invitation.created_at.isoformat(),
             "expires_at": invitation.expires_at.isoformat(),
             "revoked_at": invitation.revoked_at.isoformat() if invitation.revoked_at else None,
-            "active": invitation.revoked_at is None and invitation.expires_at > utcnow()}
+            "failed_identity_attempts": invitation.failed_identity_attempts,
+            "locked_at": invitation.locked_at.isoformat() if invitation.locked_at else None,
+            "active": (invitation.revoked_at is None and invitation.locked_at is None
+                       and invitation.expires_at > utcnow())}
 
 
 async def scope_of(session: AsyncSession, visit: Visit, purpose: ConsentPurpose) -> Scope:

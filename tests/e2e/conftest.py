@@ -94,3 +94,14 @@ async def checked(page: Page, name: str) -> None:
     kept there as ``name``.png."""
     await assert_accessible(page)
     await screenshot(page, name)
+
+
+async def pass_identity_check(page: Page, base: str, guest: str, *, name: str = "张伟 Zhang Wei",
+                              last4: str = "") -> None:
+    """The patient's browser answers its link's identity check (the demo patient's name by default; the
+    demo record has no national ID) and lands on the consent page, the proof kept in its cookie."""
+    await page.goto(f"{base}/visit/{guest}/identity")
+    await page.locator("input[name=name]").fill(name)
+    await page.locator("input[name=id_last4]").fill(last4)
+    await page.locator("form[action$='/identity'] button[type=submit]").click()
+    await page.wait_for_url(f"{base}/visit/{guest}")

@@ -17,7 +17,7 @@ from server.demo import DEMO_PASSWORD
 
 from ..server.api.test_referrals import booked_referral
 from ..support.visits import consent, invite
-from .conftest import assert_accessible, checked
+from .conftest import assert_accessible, checked, pass_identity_check
 
 pytestmark = pytest.mark.e2e
 
@@ -95,12 +95,15 @@ async def test_every_page_a_role_can_reach_is_accessible_and_allowed(client: Tes
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_the_patients_pages_are_accessible_on_a_phone(client: TestClient, browser: Browser,
                                                             locale: str) -> None:
-    """The patient's way in (consent, device check, waiting room), at 390x844, passes axe-core in each
-    language, before and after consenting."""
+    """The patient's way in (who they are, consent, device check, waiting room), at 390x844, passes axe-core
+    in each language, before and after consenting."""
     base = str(client.make_url("")).rstrip("/")
     guest = await invite(client)
     page = await (await browser.new_context(locale=locale, **PHONE)).new_page()
     await page.goto(f"{base}/visit/{guest}")
+    assert page.url.endswith("/identity"), "the browser has not answered the identity check yet"
+    await assert_accessible(page)
+    await pass_identity_check(page, base, guest)
     await assert_accessible(page)
     await consent(client, guest)
     for path in (f"/visit/{guest}/check", f"/visit/{guest}/room"):

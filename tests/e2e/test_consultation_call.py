@@ -70,10 +70,14 @@ async def open_consultation(browser: Browser, base: str, username: str) -> Page:
 
 
 async def patient_arrives(browser: Browser, link: str, *, record: bool = False) -> Page:
-    """A patient opens their invitation: agrees to the video visit (and, if asked, to recording), passes the
-    device check with the fake camera and microphone, hears the test sound, and goes to the waiting room."""
+    """A patient opens their invitation: says who they are, agrees to the video visit (and, if asked, to
+    recording), passes the device check with the fake camera and microphone, hears the test sound, and goes
+    to the waiting room."""
     patient = await (await browser.new_context(locale="en-US")).new_page()
     await patient.goto(link)
+    await expect(patient.get_by_role("heading", name="Confirm who you are")).to_be_visible()
+    await patient.get_by_label("Full name").fill("张伟 Zhang Wei")
+    await patient.get_by_role("button", name="Continue").click()
     await expect(patient.get_by_role("heading", name="Before your video visit")).to_be_visible()
     await expect(patient.locator("#continue")).to_have_count(0)
     for purpose in ("video", "recording") if record else ("video",):

@@ -19,7 +19,7 @@ from server.appkeys import SETTINGS
 from ..support.visits import consent, invite
 from ..web.test_recording_pages import _set_zone
 from ..web.test_room_page import _plan
-from .conftest import assert_accessible
+from .conftest import assert_accessible, pass_identity_check
 from .test_room_layout import PHONE, shot, signed_in, words
 
 pytestmark = pytest.mark.e2e
@@ -57,6 +57,7 @@ async def test_the_patient_reads_the_opening_on_their_phones_clock(client: TestC
     patient = await phone.new_page()
     errors: list[str] = []
     patient.on("pageerror", lambda error: errors.append(str(error)))
+    await pass_identity_check(patient, base, guest)
     await patient.goto(f"{base}/visit/{guest}/room")
     await expect(patient.get_by_role("heading", name=_("The room is not open yet"))).to_be_visible()
     shown = patient.locator("#opens-at")

@@ -29,7 +29,7 @@ from ..conftest import login
 from ..server.api.test_attachments import PNG, _upload
 from ..server.api.test_referrals import booked_referral, ids
 from ..support.visits import consent, invite
-from .conftest import assert_accessible, screenshot
+from .conftest import assert_accessible, pass_identity_check, screenshot
 
 pytestmark = pytest.mark.e2e
 LOCALES = ["en", "zh-CN"]
@@ -238,6 +238,7 @@ async def test_the_large_tile_follows_whoever_speaks(client: TestClient, browser
     guest = await invite(client)
     await consent(client, guest)
     patient = await (await browser.new_context(locale="en")).new_page()
+    await pass_identity_check(patient, base, guest)
     await patient.goto(f"{base}/visit/{guest}/room")
     await doctor.locator("#lobby-list li").get_by_role("button", name="Admit").click()
     await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
@@ -290,6 +291,7 @@ async def test_a_patient_on_a_phone(client: TestClient, browser: Browser, locale
     await phone.add_init_script("delete MediaDevices.prototype.getDisplayMedia")
     patient = await phone.new_page()
     patient.on("pageerror", lambda error: print(f"[patient] page error: {error}"))
+    await pass_identity_check(patient, base, guest)
     await patient.goto(f"{base}/visit/{guest}/room")
     await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "lobby", timeout=20_000)
     assert await horizontal_overflow(patient) <= 390

@@ -22,7 +22,7 @@ from ..support.relayed_call import (
 )
 from ..support.resilient_peer import ResilientPeer
 from ..support.signaling_client import bearer
-from ..support.visits import consent, invite
+from ..support.visits import as_guest, consent, invite
 from .conftest import DRAIN_SECONDS
 
 pytestmark = pytest.mark.faults
@@ -90,7 +90,7 @@ async def consent_to_recording(http: aiohttp.ClientSession, base: str, guest: st
         answer = await http.post(f"{base}/api/consultations/1/recording-consent", json={"given": True},
                                  headers=await bearer(http, base, username))
         assert answer.status == 201, await answer.text()
-    answer = await http.post(f"{base}/api/guest/recording-consent", json={"guest": guest, "given": True})
+    answer = await http.post(f"{base}/api/guest/recording-consent", json=as_guest(guest, given=True))
     assert answer.status == 201, await answer.text()
 
 

@@ -12,7 +12,7 @@ from ..support.cluster import Cluster
 from ..support.relayed_call import assert_no_failed_resume, every_pair_decodes, three_in_relay
 from ..support.resilient_peer import Clinician, ResilientPeer
 from ..support.signaling_client import bearer
-from ..support.visits import consent, invite
+from ..support.visits import as_guest, consent, invite
 
 pytestmark = pytest.mark.faults
 
@@ -36,7 +36,7 @@ async def test_a_node_restarted_under_its_name_lets_its_participant_go(
     answer = await http.post(f"{base}/api/consultations/1/recording-consent", json={"given": True},
                              headers=await bearer(http, base, "dr.li"))
     assert answer.status == 201, await answer.text()
-    answer = await http.post(f"{base}/api/guest/recording-consent", json={"guest": guest, "given": True})
+    answer = await http.post(f"{base}/api/guest/recording-consent", json=as_guest(guest, given=True))
     assert answer.status == 201, await answer.text()
     call = await three_in_relay(http, cluster, relay_on="c", guest=guest)
     li, wang, patient = call.peers

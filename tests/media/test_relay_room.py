@@ -20,7 +20,7 @@ from ..conftest import _start, login
 from ..support.peers import RelayClient, palette_index
 from ..support.room_peer import RoomPeer
 from ..support.signaling_client import connect, expect, room_token
-from ..support.visits import consent, invite
+from ..support.visits import as_guest, consent, invite
 
 
 async def _clinician(client: TestClient, username: str) -> RoomPeer:
@@ -42,7 +42,7 @@ async def _guest_link(client: TestClient) -> str:
 
 
 async def _patient(client: TestClient, li: RoomPeer, visit: str) -> RoomPeer:
-    token = (await (await client.post("/api/guest/room-token", json={"guest": visit})).json())["token"]
+    token = (await (await client.post("/api/guest/room-token", json=as_guest(visit))).json())["token"]
     ws = await connect(client, token)
     lobby = await expect(ws, "lobby")
     await li.send({"type": "admit", "participant_id": lobby["self"]["id"]})
@@ -89,7 +89,7 @@ async def test_third_participant_switches_to_relay_and_recording_follows_consent
             answer = await client.post("/api/consultations/1/recording-consent", json={"given": True},
                                        headers=await login(client, username))
             assert answer.status == 201, await answer.text()
-        assert (await client.post("/api/guest/recording-consent", json={"guest": visit, "given": True})).status == 201
+        assert (await client.post("/api/guest/recording-consent", json=as_guest(visit, given=True))).status == 201
         for _ in range(3):
             assert (await li.next("consent"))["recording"] is True
         await li.send({"type": "recording", "on": True})
@@ -101,7 +101,7 @@ async def test_third_participant_switches_to_relay_and_recording_follows_consent
         # The patient withdraws: the recording stops within a second, and everyone sees it.
         loop = asyncio.get_running_loop()
         withdrawn_at = loop.time()
-        await client.post("/api/guest/recording-consent", json={"guest": visit, "given": False})
+        await client.post("/api/guest/recording-consent", json=as_guest(visit, given=False))
         for peer in peers:
             state = await peer.next("recording", within=1)
             assert state == {"type": "recording", "on": False, "by": None, "reason": "consent-withdrawn"}

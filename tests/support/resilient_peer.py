@@ -32,6 +32,7 @@ from signaling.messages import PROTOCOL_VERSION
 
 from .peers import RelayClient, palette_index
 from .signaling_client import DEMO_PASSWORD, signaling_path
+from .visits import as_guest
 
 CONNECT_SECONDS = 5.0  # one attempt at a node: token, socket and join sent
 BACKOFF = (0.5, 1, 2, 4, 8)  # web/static/js/signaling.js: before each round of attempts, with jitter
@@ -81,7 +82,7 @@ class Patient:
     name: str = "patient"
 
     async def room_token(self, http: ClientSession, base: str) -> str:
-        answer = await http.post(f"{base}/api/guest/room-token", json={"guest": self.guest})
+        answer = await http.post(f"{base}/api/guest/room-token", json=as_guest(self.guest))
         if answer.status != 200:
             raise Refused(f"guest room token at {base}: {answer.status} {await answer.text()}")
         return (await answer.json())["token"]

@@ -24,7 +24,7 @@ from server.i18n import catalog_path
 from server.models import Notification, Specialty, User
 
 from ..server.consultations.test_recordings import stored_recording
-from ..support.visits import consent, invite
+from ..support.visits import DEMO_PATIENT, consent, invite
 from .test_pages import form_login
 
 ZH = {"Accept-Language": "zh-CN"}
@@ -234,7 +234,7 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     referral = await _scheduled_referral(client, pages)
     consultation = await _consultation_of(client, referral)
     recording = await stored_recording(client)
-    guest = await invite(client)
+    guest, locked = await invite(client, confirmed=False), await invite(client, confirmed=False)
     check = pages.check
 
     # anybody
@@ -243,6 +243,18 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await check("login reason", "GET", "/login?reason=token-expired")
     await check("wrong password", "POST", "/login", status=401, data={"username": "dr.li", "password": "wrong"})
     await check("empty login", "POST", "/login", status=401, data={"username": "", "password": ""})
+    await check("visit consent before identity", "GET", f"/visit/{guest}", status=303)
+    await check("visit identity", "GET", f"/visit/{guest}/identity", route="/visit/{token}/identity")
+    await check("visit identity wrong", "POST", f"/visit/{guest}/identity", status=401,
+                data={"name": "李四", "id_last4": ""})
+    await check("visit identity malformed", "POST", f"/visit/{guest}/identity", status=422,
+                data={"name": "", "id_last4": "1"})
+    await check("visit identity right", "POST", f"/visit/{guest}/identity", status=303,
+                data={"name": DEMO_PATIENT, "id_last4": ""})
+    for _ in range(4):
+        await check("visit identity wrong", "POST", f"/visit/{locked}/identity", status=401, data={"name": "李四"})
+    await check("visit identity locking", "POST", f"/visit/{locked}/identity", status=401, data={"name": "李四"})
+    await check("visit link locked", "GET", f"/visit/{locked}/identity", status=401)
     await check("visit consent", "GET", f"/visit/{guest}", route="/visit/{token}")
     await check("visit consent refused", "GET", f"/visit/{guest}?error=bad-answer")
     await check("visit bad link", "GET", "/visit/not-a-token", status=401)

@@ -1,4 +1,5 @@
-"""The patient's pages, reached by invitation link with no account: consent, device check, waiting room."""
+"""The patient's pages, reached by invitation link with no account: who they are, consent, device check,
+waiting room."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from server.appkeys import DATABASE
 from server.models import Consultation, ConsultationStatus
 
 from ..conftest import login
-from ..support.visits import invite
+from ..support.visits import DEMO_PATIENT, invite
 
 EN = {"Accept-Language": "en"}
+ZH = {"Accept-Language": "zh-CN"}
 
 
 async def _answer(client: TestClient, guest: str, purpose: str, answer: str) -> None:
@@ -93,3 +95,61 @@ async def test_a_link_stops_working_when_the_consultation_ends(client: TestClien
     assert page.status == 401 and "the link no longer works" in await page.text()
     token = await client.post("/api/guest/room-token", json={"guest": guest})
     assert token.status == 401
+
+
+async def test_the_link_asks_who_one_is_before_anything_of_the_visit(client: TestClient) -> None:
+    """Every step sends a browser that has not answered to the identity page, which shows nothing of the
+    patient's record; a right answer (the name as typed on a Chinese keyboard) leads to consent."""
+    guest = await invite(client, confirmed=False)
+    for step in ("", "/check", "/room"):
+        skipped = await client.get(f"/visit/{guest}{step}", headers=EN, allow_redirects=False)
+        assert (skipped.status, skipped.headers["Location"]) == (303, f"/visit/{guest}/identity"), step
+    consent = await client.post(f"/visit/{guest}/consent", headers=EN, allow_redirects=False,
+                                data={"purpose": "video", "template_id": "1", "answer": "agree"})
+    assert consent.status == 303 and consent.headers["Location"] == f"/visit/{guest}/identity"
+    page = await (await client.get(f"/visit/{guest}/identity", headers=EN)).text()
+    assert "Confirm who you are" in page and DEMO_PATIENT not in page and "Zhang" not in page
+    right = await client.post(f"/visit/{guest}/identity", headers=EN, allow_redirects=False,
+                              data={"name": "张伟\u3000ＺＨＡＮＧ　wei", "id_last4": ""})
+    assert (right.status, right.headers["Location"]) == (303, f"/visit/{guest}")
+    assert "HttpOnly" in right.headers["Set-Cookie"]
+    assert (await client.get(f"/visit/{guest}", headers=EN)).status == 200
+    again = await client.get(f"/visit/{guest}/identity", headers=EN, allow_redirects=False)
+    assert again.status == 303, "a browser that has answered goes straight on"
+
+
+@pytest.mark.parametrize(("headers", "wrong", "left", "locked"), [
+    (EN, "do not match the patient", "You can try 4 more times", "Please contact your clinic"),
+    (ZH, "所填信息与此链接的受邀患者不符", "您还可以再试 4 次", "请联系您的就诊医院"),
+])
+async def test_wrong_answers_say_how_many_remain_and_then_that_the_link_is_locked(
+        client: TestClient, headers: dict, wrong: str, left: str, locked: str) -> None:
+    """A wrong answer says so without saying which part, and how many tries remain, in the patient's
+    language; the fifth locks the link, and from then on its page says to contact the clinic."""
+    guest = await invite(client, confirmed=False)
+    answer = await client.post(f"/visit/{guest}/identity", headers=headers, data={"name": "李四", "id_last4": "5678"})
+    page = await answer.text()
+    assert answer.status == 401 and wrong in page and left in page
+    assert "5678" not in page, "the last four typed are not shown back"
+    for _ in range(4):
+        answer = await client.post(f"/visit/{guest}/identity", headers=headers, data={"name": "李四"})
+    assert answer.status == 401 and locked in await answer.text()
+    for step in ("/identity", ""):
+        page = await client.get(f"/visit/{guest}{step}", headers=headers)
+        assert page.status == 401 and locked in await page.text()
+
+
+async def test_the_clinician_sees_a_locked_link_and_can_send_a_new_one(client: TestClient) -> None:
+    """The room page and the invitation page show a link the identity check locked, apart from the working
+    ones, and creating a new link still works."""
+    guest = await invite(client, confirmed=False)
+    for _ in range(5):
+        await client.post(f"/visit/{guest}/identity", headers=EN, data={"name": "李四"})
+    headers = {**EN, **await login(client, "dr.li")}
+    room = await (await client.get("/consultations/1", headers=headers)).text()
+    assert 'id="locked-invitation"' in room
+    page = await (await client.get("/consultations/1/invitations", headers=headers)).text()
+    assert 'data-locked="true"' in page and "after 5 wrong answers" in page
+    assert guest not in page, "a locked link is not offered to send again"
+    created = await client.post("/consultations/1/invitations", headers=headers, allow_redirects=False)
+    assert created.status == 303

@@ -45,7 +45,8 @@ async def test_filters_narrow_the_trail(client: TestClient) -> None:
     consents = await (await client.get("/api/audit?action=consent.", headers=auditor)).json()
     assert [e["action"] for e in consents["entries"]] == ["consent.withdrawn", "consent.given", "consent.given"]
     patient = await (await client.get("/api/audit?actor=patient:1&consultation=1", headers=auditor)).json()
-    assert {e["actor"] for e in patient["entries"]} == {"patient:1"} and len(patient["entries"]) == 3
+    # the identity check and three consents
+    assert {e["actor"] for e in patient["entries"]} == {"patient:1"} and len(patient["entries"]) == 4
     logins = await (await client.get("/api/audit?action=auth.login", headers=auditor)).json()
     assert logins["entries"] and all(e["action"] == "auth.login" for e in logins["entries"])
     none = await (await client.get("/api/audit?since=2000-01-01&until=2000-01-02", headers=auditor)).json()
@@ -74,11 +75,11 @@ async def test_exports_hold_the_chain_and_are_themselves_audited(client: TestCli
 
     as_json = await client.get("/api/audit/export?actor=patient:1&format=json", headers=auditor)
     document = await as_json.json()
-    assert document["filter"] == {"actor": "patient:1"} and len(document["entries"]) == 3
+    assert document["filter"] == {"actor": "patient:1"} and len(document["entries"]) == 4  # identity, 3 consents
 
     exports = await (await client.get("/api/audit?action=audit.exported", headers=auditor)).json()
     details = [e["detail"] for e in exports["entries"]]
-    assert details == [{"format": "json", "filter": {"actor": "patient:1"}, "entries": 3},
+    assert details == [{"format": "json", "filter": {"actor": "patient:1"}, "entries": 4},
                        {"format": "csv", "filter": {"action": "consent."}, "entries": 3}]
     assert {e["actor"] for e in exports["entries"]} == {"user:6"}
 

@@ -19,7 +19,7 @@ from server.patients.invitations import invitation_token
 
 from ...conftest import login
 from ...support.signaling_client import connect, expect, expect_closed, receive, room_token
-from ...support.visits import consent, invite, patient_room_token
+from ...support.visits import DEMO_PATIENT, consent, invite, patient_room_token
 
 
 async def _room_token(client: TestClient, guest: str) -> tuple[int, dict]:
@@ -314,3 +314,62 @@ async def test_a_host_cannot_admit_a_patient_whose_consent_lapsed_while_they_wai
     assert (await expect(patient, "removed"))["message"]
     await expect_closed(patient, 4403)
     await li.close()
+
+
+async def _identity(client: TestClient, guest: str, name: str, last4: str = "") -> tuple[int, dict]:
+    response = await client.post("/api/guest/identity", json={"guest": guest, "name": name, "id_last4": last4},
+                                 headers={"Accept-Language": "en"})
+    return response.status, await response.json()
+
+
+async def test_nothing_past_the_link_without_confirming_who_one_is(client: TestClient) -> None:
+    """The consents, their list, recording consent and the room token all answer 403 ``identity-required``
+    until the identity check is passed: the server enforces the order, not only the pages."""
+    guest = await invite(client, confirmed=False)
+    for path, body in [("/api/guest/consents/list", {}), ("/api/guest/consents", {"purpose": "video", "given": True}),
+                       ("/api/guest/recording-consent", {"given": True}), ("/api/guest/room-token", {})]:
+        response = await client.post(path, json={"guest": guest, **body})
+        assert (response.status, (await response.json())["error"]["code"]) == (403, "identity-required"), path
+    status, answer = await _identity(client, guest, f"  {DEMO_PATIENT.upper()} ")
+    assert status == 200 and answer["identity"]
+    assert (await client.post("/api/guest/consents/list", json={"guest": guest})).status == 200, \
+        "the cookie the check set is this browser's proof"
+
+
+async def test_the_proof_travels_in_the_body_without_a_cookie(client: TestClient) -> None:
+    """An API client without cookies sends the proof as ``identity``; a proof of another link opens nothing."""
+    first, second = await invite(client, confirmed=False), await invite(client, confirmed=False)
+    _, answer = await _identity(client, first, DEMO_PATIENT)
+    client.session.cookie_jar.clear()
+    refused = await client.post("/api/guest/consents/list", json={"guest": first})
+    assert refused.status == 403
+    listed = await client.post("/api/guest/consents/list", json={"guest": first, "identity": answer["identity"]})
+    assert listed.status == 200
+    other = await client.post("/api/guest/consents/list", json={"guest": second, "identity": answer["identity"]})
+    assert (other.status, (await other.json())["error"]["code"]) == (403, "identity-required")
+
+
+async def test_wrong_answers_say_what_remains_and_the_fifth_locks_the_link(client: TestClient) -> None:
+    """A wrong answer says neither which part was wrong nor echoes it, only how many tries remain; a malformed
+    one is a 422 and not counted; the fifth wrong one locks the link everywhere, and the clinicians see it."""
+    guest = await invite(client, confirmed=False)
+    status, answer = await _identity(client, guest, DEMO_PATIENT, "12")
+    assert status == 422 and list(answer["error"]["fields"]) == ["id_last4"]
+    remaining = []
+    for n in range(4):
+        status, answer = await _identity(client, guest, f"Li Si {n}")
+        assert (status, answer["error"]["code"]) == (401, "identity-mismatch")
+        assert "Li Si" not in json.dumps(answer)
+        remaining.append(answer["error"]["attempts_left"])
+    assert remaining == [4, 3, 2, 1]
+    status, answer = await _identity(client, guest, "Li Si")
+    assert (status, answer["error"]["code"]) == (401, "link-locked")
+    assert "clinic" in answer["error"]["message"]
+    status, answer = await _identity(client, guest, DEMO_PATIENT)
+    assert (status, answer["error"]["code"]) == (401, "link-locked"), "not even the right answer opens it now"
+    listed = await client.get("/api/consultations/1/invitations", headers=await login(client, "dr.li"))
+    [row] = (await listed.json())["invitations"]
+    assert (row["active"], row["failed_identity_attempts"], row["locked_at"] is not None) == (False, 5, True)
+    again = await client.post("/api/consultations/1/invitations", json={}, headers=await login(client, "dr.li"))
+    fresh = (await again.json())["url"].removeprefix("/visit/")
+    assert (await _identity(client, fresh, DEMO_PATIENT))[0] == 200, "a new link starts its own count"

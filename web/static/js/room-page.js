@@ -39,7 +39,8 @@ const FINAL_REFUSALS = {
   [API_ERRORS.ROOM_CLOSED]: "room-closed",
   [API_ERRORS.LINK_REVOKED]: "invitation-revoked",
   [API_ERRORS.CONSENT_REQUIRED]: "consent-withdrawn",
-  ...(config.guest ? { [API_ERRORS.LINK_CLOSED]: "room-closed", [API_ERRORS.TOKEN_EXPIRED]: "room-closed" } : {}),
+  ...(config.guest ? { [API_ERRORS.LINK_CLOSED]: "room-closed", [API_ERRORS.TOKEN_EXPIRED]: "room-closed",
+                      [API_ERRORS.LINK_LOCKED]: "invitation-revoked" } : {}),
 };
 const ENDED = ["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked", "room-closed"];
 
