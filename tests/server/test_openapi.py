@@ -176,11 +176,10 @@ def test_every_handler_that_reads_the_query_declares_it(client: TestClient) -> N
 # fields. This list only shrinks: a new route declares a model of what it answers.
 UNTYPED = {
     "list_accounts", "create_account", "get_account", "update_account", "disable_account", "enable_account",
-    "reset_password", "list_consultations", "create_consultation", "get_consultation", "consultation_chat",
-    "openapi_document", "list_holds", "place_hold", "release_hold", "create_invitation", "list_invitations",
-    "revoke_invitation", "guest_consents", "guest_consent", "guest_room_token", "clinician_recording_consent",
-    "guest_recording_consent", "list_recordings", "open_viewing", "issue_room_token", "supervision_statistics",
-    "list_specialists", "get_availability", "set_weekly_hours", "add_exception", "remove_exception", "add_time_off",
+    "reset_password", "openapi_document", "create_invitation", "list_invitations", "revoke_invitation",
+    "guest_consents", "guest_consent", "guest_room_token", "clinician_recording_consent", "guest_recording_consent",
+    "list_recordings", "open_viewing", "issue_room_token", "supervision_statistics", "list_specialists",
+    "get_availability", "set_weekly_hours", "add_exception", "remove_exception", "add_time_off",
 }
 
 
