@@ -178,7 +178,7 @@ UNTYPED = {
     "list_accounts", "create_account", "get_account", "update_account", "disable_account", "enable_account",
     "reset_password", "openapi_document", "create_invitation", "list_invitations", "revoke_invitation",
     "guest_consents", "guest_consent", "guest_room_token", "clinician_recording_consent", "guest_recording_consent",
-    "list_recordings", "open_viewing", "issue_room_token", "supervision_statistics",
+    "list_recordings", "open_viewing", "issue_room_token",
 }
 
 
