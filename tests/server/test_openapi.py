@@ -177,8 +177,7 @@ def test_every_handler_that_reads_the_query_declares_it(client: TestClient) -> N
 UNTYPED = {
     "list_accounts", "create_account", "get_account", "update_account", "disable_account", "enable_account",
     "reset_password", "openapi_document", "create_invitation", "list_invitations", "revoke_invitation",
-    "guest_consents", "guest_consent", "guest_room_token", "clinician_recording_consent", "guest_recording_consent",
-    "list_recordings", "open_viewing", "issue_room_token",
+    "guest_consents", "guest_consent", "guest_room_token", "guest_recording_consent",
 }
 
 
