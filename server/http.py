@@ -94,6 +94,9 @@ def path_id(request: web.Request, name: str) -> int:
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
+    """``data`` as JSON: a response model (``outputs.Out``) as its fields say, by their JSON names."""
+    if isinstance(data, pydantic.BaseModel):
+        data = data.model_dump(mode="json", by_alias=True)
     return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, default=str, ensure_ascii=False))
 
 

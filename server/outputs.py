@@ -5,7 +5,15 @@ field added to an answer and not to the document."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import pydantic
+
+# A moment an answer names, written as ``datetime.isoformat`` writes it (``+00:00``, not pydantic's ``Z``), as
+# the answers built by hand before their models wrote it.
+Instant = Annotated[datetime, pydantic.PlainSerializer(lambda moment: moment.isoformat(), return_type=str,
+                                                       when_used="json")]
 
 
 class Out(pydantic.BaseModel):

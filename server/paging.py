@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .outputs import Out
+
 T = TypeVar("T")
 
 
@@ -35,6 +37,18 @@ class Page(Generic[T]):
         """Where this page stands, for a JSON answer beside its items."""
         return {"page": self.page, "pages": self.pages, "per_page": self.per_page, "total": self.total,
                 "has_next": self.has_next, "has_prev": self.has_prev}
+
+
+class PageShown(Out):
+    """Where a page of a list stands: its number (from 1), how many there are, how many items a page holds,
+    how many in all, and whether there is a next or a previous page."""
+
+    page: int
+    pages: int
+    per_page: int
+    total: int
+    has_next: bool
+    has_prev: bool
 
 
 def pages_for(total: int, per_page: int) -> int:

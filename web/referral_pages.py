@@ -168,7 +168,7 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         if data["can_book"]:
             week = await scheduling.booking_week(session, who, referral_id, _day(week_raw))
     await views.audit_patient_view(request.app[DATABASE], who, data)
-    files: list[dict[str, Any]] = []
+    files: list[attachments.AttachmentShown] = []
     if not data["records_withheld"]:
         async with request.app[DATABASE].session() as session:
             files = [attachments.describe(row) for row in await attachments.list_for(session, who, referral_id)]

@@ -5,17 +5,43 @@ practises. Each change is audited with it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
 from ..errors import N_, Conflict, NotFound, ValidationFailed
-from ..models import Department, Hospital, Specialty, User
+from ..models import Department, Hospital, HospitalLevel, Specialty, User
+from ..outputs import Out
 from ..permissions import Principal
 from . import actor, commit, require_administrator
 from .inputs import DepartmentInput, HospitalInput
+
+
+class HospitalShown(Out):
+    id: int
+    name: str
+    level: HospitalLevel
+    region: str
+    timezone: str  # IANA
+
+
+class DepartmentShown(Out):
+    id: int
+    hospital_id: int
+    name: str
+    specialty_id: int | None
+
+
+class HospitalDetail(HospitalShown):
+    """A hospital with how many accounts work there and its departments."""
+
+    accounts: int
+    departments: list[DepartmentShown]
+
+
+class HospitalList(Out):
+    hospitals: list[HospitalDetail]
 
 
 @dataclass(frozen=True)
@@ -26,19 +52,21 @@ class HospitalView:
     departments: list[Department]
     accounts: int
 
-    def to_json(self) -> dict[str, Any]:
-        return {**hospital_json(self.hospital), "accounts": self.accounts,
-                "departments": [department_json(d) for d in self.departments]}
+    def shown(self) -> HospitalDetail:
+        return HospitalDetail(**hospital_shown(self.hospital).model_dump(), accounts=self.accounts,
+                              departments=[department_shown(d) for d in self.departments])
 
 
-def hospital_json(hospital: Hospital) -> dict[str, Any]:
-    return {"id": hospital.id, "name": hospital.name, "level": hospital.level.value, "region": hospital.region,
-            "timezone": hospital.timezone}
+def hospital_shown(hospital: Hospital) -> HospitalShown:
+    assert hospital.id is not None
+    return HospitalShown(id=hospital.id, name=hospital.name, level=hospital.level, region=hospital.region,
+                         timezone=hospital.timezone)
 
 
-def department_json(department: Department) -> dict[str, Any]:
-    return {"id": department.id, "hospital_id": department.hospital_id, "name": department.name,
-            "specialty_id": department.specialty_id}
+def department_shown(department: Department) -> DepartmentShown:
+    assert department.id is not None
+    return DepartmentShown(id=department.id, hospital_id=department.hospital_id, name=department.name,
+                           specialty_id=department.specialty_id)
 
 
 async def list_all(session: AsyncSession, who: Principal) -> list[HospitalView]:

@@ -9,7 +9,6 @@ removed from it while it leads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,9 +16,23 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..audit import trail as audit
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..models import Hospital, Partnership, PartnershipMember
+from ..outputs import Named, Out
 from ..permissions import Principal
 from . import actor, commit, require_administrator
 from .inputs import MemberInput, NewPartnership, PartnershipUpdate
+
+
+class PartnershipShown(Out):
+    """A partnership, its lead hospital and its other members (by name), by id and name."""
+
+    id: int
+    name: str
+    lead: Named
+    members: list[Named]
+
+
+class PartnershipList(Out):
+    partnerships: list[PartnershipShown]
 
 
 @dataclass(frozen=True)
@@ -30,10 +43,11 @@ class PartnershipView:
     lead: Hospital
     members: list[Hospital]  # besides the lead
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.partnership.id, "name": self.partnership.name,
-                "lead": {"id": self.lead.id, "name": self.lead.name},
-                "members": [{"id": h.id, "name": h.name} for h in self.members]}
+    def shown(self) -> PartnershipShown:
+        assert self.partnership.id is not None and self.lead.id is not None
+        return PartnershipShown(id=self.partnership.id, name=self.partnership.name,
+                                lead=Named(id=self.lead.id, name=self.lead.name),
+                                members=[Named(id=h.id, name=h.name) for h in self.members if h.id is not None])
 
 
 async def _views(session: AsyncSession, partnerships: list[Partnership]) -> list[PartnershipView]:

@@ -3,22 +3,36 @@ languages, and how long one appointment lasts. Each change is audited with it.""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
 from ..errors import N_, Conflict, NotFound
 from ..models import Specialty
+from ..outputs import Out
 from ..permissions import Principal
 from . import actor, commit, require_administrator
 from .inputs import SpecialtyInput
 
 
-def specialty_json(specialty: Specialty) -> dict[str, Any]:
-    return {"id": specialty.id, "code": specialty.code, "name_zh": specialty.name_zh, "name_en": specialty.name_en,
-            "slot_minutes": specialty.slot_minutes}
+class SpecialtyRecord(Out):
+    """A specialty as the console keeps it: ``slot_minutes`` is how long one appointment lasts."""
+
+    id: int
+    code: str
+    name_zh: str
+    name_en: str
+    slot_minutes: int
+
+
+class SpecialtyList(Out):
+    specialties: list[SpecialtyRecord]
+
+
+def shown(specialty: Specialty) -> SpecialtyRecord:
+    assert specialty.id is not None
+    return SpecialtyRecord(id=specialty.id, code=specialty.code, name_zh=specialty.name_zh, name_en=specialty.name_en,
+                        slot_minutes=specialty.slot_minutes)
 
 
 async def list_all(session: AsyncSession, who: Principal) -> list[Specialty]:

@@ -10,9 +10,27 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..audit import trail as audit
 from ..errors import N_, NotFound, ValidationFailed
 from ..models import Partnership, PartnershipSupervisor, Role, User
+from ..outputs import Out
 from ..permissions import Principal
 from . import actor, commit, require_administrator
 from .inputs import SupervisorInput
+
+
+class SupervisorShown(Out):
+    id: int
+    username: str
+    display_name: str
+
+
+class SupervisorList(Out):
+    """The supervisor accounts overseeing a partnership."""
+
+    supervisors: list[SupervisorShown]
+
+
+def listed(linked: list[User]) -> SupervisorList:
+    return SupervisorList(supervisors=[SupervisorShown(id=u.id, username=u.username, display_name=u.display_name)
+                                       for u in linked if u.id is not None])
 
 
 async def _partnership(session: AsyncSession, partnership_id: int) -> Partnership:

@@ -31,7 +31,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/admin/overview")
-@answers(Untyped)
+@answers(overview.Overview)
 async def admin_overview(request: web.Request) -> web.Response:
     """How many accounts (active, disabled, active administrators), hospitals, departments, specialties and
     partnerships there are."""
@@ -142,125 +142,125 @@ async def verify_licence(request: web.Request) -> web.Response:
 # ---- hospitals, departments, specialties ----
 
 @routes.get("/api/admin/hospitals")
-@answers(Untyped)
+@answers(hospitals.HospitalList)
 async def list_hospitals(request: web.Request) -> web.Response:
     """Every hospital with its departments and how many accounts work there."""
     async with request.app[DATABASE].session() as session:
         found = await hospitals.list_all(session, caller(request).principal)
-    return json_response({"hospitals": [view.to_json() for view in found]})
+    return json_response(hospitals.HospitalList(hospitals=[view.shown() for view in found]))
 
 
 @routes.post("/api/admin/hospitals")
-@answers(Untyped, status=201)
+@answers(hospitals.HospitalShown, status=201, description="The hospital, created.")
 @accepts(HospitalInput)
 async def create_hospital(request: web.Request) -> web.Response:
     """A hospital: name, level, region and IANA time zone (422 for a zone the server does not know)."""
     body = await parse_body(request, HospitalInput)
     async with request.app[DATABASE].session() as session:
         hospital = await hospitals.create(session, caller(request).principal, body)
-    return json_response(hospitals.hospital_json(hospital), status=201)
+    return json_response(hospitals.hospital_shown(hospital), status=201)
 
 
 @routes.get("/api/admin/hospitals/{hospital_id}")
-@answers(Untyped)
+@answers(hospitals.HospitalDetail)
 async def get_hospital(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         view = await hospitals.get(session, caller(request).principal, path_id(request, "hospital_id"))
-    return json_response(view.to_json())
+    return json_response(view.shown())
 
 
 @routes.put("/api/admin/hospitals/{hospital_id}")
-@answers(Untyped)
+@answers(hospitals.HospitalShown)
 @accepts(HospitalInput)
 async def update_hospital(request: web.Request) -> web.Response:
     body = await parse_body(request, HospitalInput)
     async with request.app[DATABASE].session() as session:
         hospital = await hospitals.update(session, caller(request).principal, path_id(request, "hospital_id"), body)
-    return json_response(hospitals.hospital_json(hospital))
+    return json_response(hospitals.hospital_shown(hospital))
 
 
 @routes.post("/api/admin/hospitals/{hospital_id}/departments")
-@answers(Untyped, status=201)
+@answers(hospitals.DepartmentShown, status=201, description="The department, added.")
 @accepts(DepartmentInput)
 async def add_department(request: web.Request) -> web.Response:
     body = await parse_body(request, DepartmentInput)
     async with request.app[DATABASE].session() as session:
         department = await hospitals.add_department(session, caller(request).principal,
                                                     path_id(request, "hospital_id"), body)
-    return json_response(hospitals.department_json(department), status=201)
+    return json_response(hospitals.department_shown(department), status=201)
 
 
 @routes.put("/api/admin/departments/{department_id}")
-@answers(Untyped)
+@answers(hospitals.DepartmentShown)
 @accepts(DepartmentInput)
 async def update_department(request: web.Request) -> web.Response:
     body = await parse_body(request, DepartmentInput)
     async with request.app[DATABASE].session() as session:
         department = await hospitals.update_department(session, caller(request).principal,
                                                        path_id(request, "department_id"), body)
-    return json_response(hospitals.department_json(department))
+    return json_response(hospitals.department_shown(department))
 
 
 @routes.get("/api/admin/specialties")
-@answers(Untyped)
+@answers(specialties.SpecialtyList)
 async def list_specialties(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         found = await specialties.list_all(session, caller(request).principal)
-    return json_response({"specialties": [specialties.specialty_json(s) for s in found]})
+    return json_response(specialties.SpecialtyList(specialties=[specialties.shown(s) for s in found]))
 
 
 @routes.post("/api/admin/specialties")
-@answers(Untyped, status=201)
+@answers(specialties.SpecialtyRecord, status=201, description="The specialty, created.")
 @accepts(SpecialtyInput)
 async def create_specialty(request: web.Request) -> web.Response:
     body = await parse_body(request, SpecialtyInput)
     async with request.app[DATABASE].session() as session:
         specialty = await specialties.create(session, caller(request).principal, body)
-    return json_response(specialties.specialty_json(specialty), status=201)
+    return json_response(specialties.shown(specialty), status=201)
 
 
 @routes.put("/api/admin/specialties/{specialty_id}")
-@answers(Untyped)
+@answers(specialties.SpecialtyRecord)
 @accepts(SpecialtyInput)
 async def update_specialty(request: web.Request) -> web.Response:
     body = await parse_body(request, SpecialtyInput)
     async with request.app[DATABASE].session() as session:
         specialty = await specialties.update(session, caller(request).principal, path_id(request, "specialty_id"),
                                              body)
-    return json_response(specialties.specialty_json(specialty))
+    return json_response(specialties.shown(specialty))
 
 
 # ---- partnerships ----
 
 @routes.get("/api/admin/partnerships")
-@answers(Untyped)
+@answers(partnerships.PartnershipList)
 async def list_partnerships(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         found = await partnerships.list_all(session, caller(request).principal)
-    return json_response({"partnerships": [view.to_json() for view in found]})
+    return json_response(partnerships.PartnershipList(partnerships=[view.shown() for view in found]))
 
 
 @routes.post("/api/admin/partnerships")
-@answers(Untyped, status=201)
+@answers(partnerships.PartnershipShown, status=201, description="The partnership, created.")
 @accepts(NewPartnership)
 async def create_partnership(request: web.Request) -> web.Response:
     """A partnership: its lead hospital and member hospitals (the lead is always a member)."""
     body = await parse_body(request, NewPartnership)
     async with request.app[DATABASE].session() as session:
         view = await partnerships.create(session, caller(request).principal, body)
-    return json_response(view.to_json(), status=201)
+    return json_response(view.shown(), status=201)
 
 
 @routes.get("/api/admin/partnerships/{partnership_id}")
-@answers(Untyped)
+@answers(partnerships.PartnershipShown)
 async def get_partnership(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         view = await partnerships.get(session, caller(request).principal, path_id(request, "partnership_id"))
-    return json_response(view.to_json())
+    return json_response(view.shown())
 
 
 @routes.put("/api/admin/partnerships/{partnership_id}")
-@answers(Untyped)
+@answers(partnerships.PartnershipShown)
 @accepts(PartnershipUpdate)
 async def update_partnership(request: web.Request) -> web.Response:
     """Rename a partnership or give it another lead."""
@@ -268,46 +268,45 @@ async def update_partnership(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         view = await partnerships.update(session, caller(request).principal, path_id(request, "partnership_id"),
                                          body)
-    return json_response(view.to_json())
+    return json_response(view.shown())
 
 
 @routes.post("/api/admin/partnerships/{partnership_id}/members")
-@answers(Untyped)
+@answers(partnerships.PartnershipShown)
 @accepts(MemberInput)
 async def add_partnership_member(request: web.Request) -> web.Response:
     body = await parse_body(request, MemberInput)
     async with request.app[DATABASE].session() as session:
         view = await partnerships.add_member(session, caller(request).principal,
                                              path_id(request, "partnership_id"), body)
-    return json_response(view.to_json())
+    return json_response(view.shown())
 
 
 @routes.delete("/api/admin/partnerships/{partnership_id}/members/{hospital_id}")
-@answers(Untyped)
+@answers(partnerships.PartnershipShown)
 async def remove_partnership_member(request: web.Request) -> web.Response:
     """The hospital leaves the partnership; 409 for its lead."""
     async with request.app[DATABASE].session() as session:
         view = await partnerships.remove_member(session, caller(request).principal,
                                                 path_id(request, "partnership_id"), path_id(request, "hospital_id"))
-    return json_response(view.to_json())
+    return json_response(view.shown())
 
 
 async def _supervisors_json(request: web.Request, partnership_id: int) -> web.Response:
     async with request.app[DATABASE].session() as session:
         linked, _ = await supervisors.of_partnership(session, caller(request).principal, partnership_id)
-    return json_response({"supervisors": [{"id": u.id, "username": u.username, "display_name": u.display_name}
-                                          for u in linked]})
+    return json_response(supervisors.listed(linked))
 
 
 @routes.get("/api/admin/partnerships/{partnership_id}/supervisors")
-@answers(Untyped)
+@answers(supervisors.SupervisorList)
 async def list_partnership_supervisors(request: web.Request) -> web.Response:
     """The supervisor accounts overseeing the partnership (they read its statistics)."""
     return await _supervisors_json(request, path_id(request, "partnership_id"))
 
 
 @routes.post("/api/admin/partnerships/{partnership_id}/supervisors")
-@answers(Untyped)
+@answers(supervisors.SupervisorList)
 @accepts(SupervisorInput)
 async def add_partnership_supervisor(request: web.Request) -> web.Response:
     """A supervisor account comes to oversee the partnership; 422 for an account of another role. Audited."""
@@ -319,7 +318,7 @@ async def add_partnership_supervisor(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/admin/partnerships/{partnership_id}/supervisors/{user_id}")
-@answers(Untyped)
+@answers(supervisors.SupervisorList)
 async def remove_partnership_supervisor(request: web.Request) -> web.Response:
     """The supervisor no longer oversees the partnership; 404 if they did not. Audited."""
     partnership_id = path_id(request, "partnership_id")

@@ -14,7 +14,6 @@ from ..http import file_upload, json_response, path_id, translator
 from ..identity.auth import caller
 from ..models import Attachment
 from ..openapi import accepts_upload, answers, answers_media, queries
-from ..outputs import Untyped
 from ..parsing import parse_whole
 from ..referrals import attachments, dicom
 from .referrals import referral_id
@@ -44,7 +43,7 @@ async def receive(request: web.Request, number: int) -> Attachment:
 
 @routes.post("/api/referrals/{referral_id}/attachments")
 @accepts_upload()
-@answers(Untyped, status=201)
+@answers(attachments.AttachmentShown, status=201, description="The attachment, stored.")
 async def add_attachment(request: web.Request) -> web.Response:
     """Attach a test result or image (PDF, PNG, JPEG, WebP or DICOM, as ``multipart/form-data`` field ``file``),
     checked by its content, up to TELEMED_ATTACHMENT_MAX_BYTES; 413 if larger, 415 if another type."""
@@ -52,11 +51,11 @@ async def add_attachment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/referrals/{referral_id}/attachments")
-@answers(Untyped)
+@answers(attachments.AttachmentList)
 async def list_attachments(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         rows = await attachments.list_for(session, caller(request).principal, referral_id(request))
-    return json_response({"attachments": [attachments.describe(row) for row in rows]})
+    return json_response(attachments.AttachmentList(attachments=[attachments.describe(row) for row in rows]))
 
 
 @routes.get("/api/attachments/{attachment_id}")
@@ -79,7 +78,7 @@ async def download_attachment(request: web.Request) -> web.Response:
 
 @routes.get("/api/attachments/{attachment_id}/preview")
 @queries(PreviewQuery)
-@answers(Untyped)
+@answers(dicom.DicomPreview)
 async def preview_attachment(request: web.Request) -> web.Response:
     """A DICOM attachment's frame (``frame``, from 0) drawn as PNG, with the facts to read it by.
 
@@ -100,5 +99,5 @@ async def preview_attachment(request: web.Request) -> web.Response:
         # Said in the reader's language: a person reads this one, beside the file they wanted to see.
         refused.message = translator(request)(refused.message)
         raise
-    return json_response(rendering.to_json())
+    return json_response(rendering.shown())
 

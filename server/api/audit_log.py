@@ -16,7 +16,6 @@ from ..http import json_response
 from ..identity.auth import caller
 from ..models import utcnow
 from ..openapi import answers, answers_media, queries
-from ..outputs import Untyped
 
 routes = web.RouteTableDef()
 
@@ -49,21 +48,21 @@ class AuditExportQuery(pydantic.BaseModel):
 
 @routes.get("/api/audit")
 @queries(AuditQuery)
-@answers(Untyped)
+@answers(audit_review.AuditSearchPage)
 async def search_audit(request: web.Request) -> web.Response:
     """Entries matching ``actor``, ``action`` (``consent.`` for a family), ``consultation``, ``subject``,
     ``since`` and ``until`` (days on the clock of the auditor's hospital), newest first, 200 at a time
     (``before`` = the last id seen)."""
     page = await audit_review.search(request.app[DATABASE], caller(request).principal, request.query,
                                      fallback=request.app[SETTINGS].default_timezone)
-    return json_response({"entries": [audit.to_json(e) for e in page.entries], "more": page.more,
-                          "chain": page.chain})
+    return json_response(audit_review.AuditSearchPage(entries=[audit.shown(e) for e in page.entries],
+                                                      more=page.more, chain=page.chain))
 
 
 @routes.get("/api/audit/export")
 @queries(AuditExportQuery)
 @answers_media("text/csv", description="The entries as CSV.")
-@answers(Untyped, description="The entries as JSON.")
+@answers(audit_review.AuditExport, description="The entries as JSON.")
 async def export_audit(request: web.Request) -> web.StreamResponse:
     """The matching entries, oldest first, as ``format=csv`` or ``json``, for download. The export is
     recorded in the trail (who, which filter, how many)."""

@@ -15,7 +15,6 @@ from ..http import answer_once, json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller
 from ..models import Consent, ConsentPurpose
 from ..openapi import accepts, answers, idempotent, queries
-from ..outputs import Untyped
 from .consultations import consultation_id
 
 routes = web.RouteTableDef()
@@ -39,26 +38,26 @@ async def withdrawn_answer(consent: Consent) -> idempotency.Answer:
 
 @routes.get("/api/consent-templates")
 @queries(TemplateQuery)
-@answers(Untyped)
+@answers(consent_templates.TemplateList)
 async def list_templates(request: web.Request) -> web.Response:
     """The current text of each purpose, in the caller's language (``?locale=en|zh-CN`` to choose)."""
     locale = request.query.get("locale") or locale_for(request)
     async with request.app[DATABASE].session() as session:
         texts = [await consent_templates.current(session, purpose, locale) for purpose in ConsentPurpose]
-    return json_response({"templates": [consent_templates.describe(t) for t in texts]})
+    return json_response(consent_templates.TemplateList(templates=[consent_templates.shown(t) for t in texts]))
 
 
 @routes.get("/api/consultations/{consultation_id}/consents")
-@answers(Untyped)
+@answers(consents.ConsentList)
 async def consultation_consents(request: web.Request) -> web.Response:
     """Every consent given in this consultation, standing or withdrawn, for its participants."""
     async with request.app[DATABASE].session() as session:
         rows = await consents.list_for_consultation(session, caller(request).principal, consultation_id(request))
-    return json_response({"consents": [consents.describe(c, t) for c, t in rows]})
+    return json_response(consents.ConsentList(consents=[consents.shown(c, t) for c, t in rows]))
 
 
 @routes.post("/api/consultations/{consultation_id}/consents")
-@answers(Untyped, status=201)
+@answers(consents.ConsentShown, status=201, description="The consent, recorded.")
 @accepts(VerbalConsent)
 @idempotent
 async def record_verbal_consent(request: web.Request) -> web.Response:
@@ -75,10 +74,10 @@ async def record_verbal_consent(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/consents/{consent_id}/withdraw")
-@answers(Untyped)
+@answers(consents.ConsentShown, description="The consent, withdrawn.")
 async def withdraw_consent(request: web.Request) -> web.Response:
     """Withdraw a consent now. Clinicians withdraw their own; a patient's is withdrawn on their word by the
     referring doctor (record sharing) or by a participating clinician (video, recording)."""
     withdrawn = await consents.withdraw_as(request.app[DATABASE], request.app[ROOMS], caller(request).principal,
                                            path_id(request, "consent_id"))
-    return json_response(consents.describe(withdrawn))
+    return json_response(consents.shown(withdrawn))

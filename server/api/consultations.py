@@ -7,13 +7,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..appkeys import DATABASE, SETTINGS
+from ..consultations import chat
 from ..consultations import service as consultations
-from ..consultations.chat import chat_lines
 from ..consultations.inputs import ConsultationSearch, NewConsultation
 from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
 from ..openapi import accepts, answers, queries
-from ..outputs import Untyped
 from ..permissions import ConsultationScope, Principal, can_view_consultation
 
 routes = web.RouteTableDef()
@@ -40,7 +39,7 @@ async def authorize(
 
 @routes.get("/api/consultations")
 @queries(ConsultationSearch)
-@answers(Untyped)
+@answers(consultations.ConsultationPage)
 async def list_consultations(request: web.Request) -> web.Response:
     """The consultations the caller may see, latest start first, 20 a page: ``q`` (a part of the patient's
     name or the title), ``status``, ``since`` and ``until`` (days, YYYY-MM-DD, on the clock of the caller's
@@ -50,11 +49,12 @@ async def list_consultations(request: web.Request) -> web.Response:
     search = parse_form(request.query, ConsultationSearch)
     async with request.app[DATABASE].session() as session:
         found = await consultations.find(session, who, search, fallback=request.app[SETTINGS].default_timezone)
-    return json_response({"consultations": [v.to_json(with_patient=True) for v in found.items], **found.meta()})
+    return json_response(consultations.ConsultationPage(consultations=[v.shown() for v in found.items],
+                                                        **found.meta()))
 
 
 @routes.post("/api/consultations")
-@answers(Untyped, status=201)
+@answers(consultations.ConsultationShown, status=201, description="The consultation, set up.")
 @accepts(NewConsultation)
 async def create_consultation(request: web.Request) -> web.Response:
     """Set up a consultation at the caller's hospital with clinicians of it or of a partner hospital.
@@ -67,24 +67,22 @@ async def create_consultation(request: web.Request) -> web.Response:
         created = await consultations.create(session, who, body)
         assert created.id is not None
         view = await consultations.load(session, created.id)
-    return json_response(view.to_json(with_patient=True), status=201)
+    return json_response(view.shown(), status=201)
 
 
 @routes.get("/api/consultations/{consultation_id}")
-@answers(Untyped)
+@answers(consultations.ConsultationShown)
 async def get_consultation(request: web.Request) -> web.Response:
     view = await load_authorized(request, can_view_consultation)
-    return json_response(view.to_json(with_patient=True))
+    return json_response(view.shown())
 
 
 @routes.get("/api/consultations/{consultation_id}/chat")
-@answers(Untyped)
+@answers(chat.Chat)
 async def consultation_chat(request: web.Request) -> web.Response:
     """The consultation's chat, as its participants saw it."""
     view = await load_authorized(request, can_view_consultation)
     assert view.consultation.id is not None
     async with request.app[DATABASE].session() as session:
-        lines = await chat_lines(session, view.consultation.id)
-    return json_response({"chat": [
-        {"participant_id": line.participant_id, "user_id": line.user_id, "name": line.name, "text": line.text,
-         "sent_at": line.sent_at.isoformat()} for line in lines]})
+        lines = await chat.chat_lines(session, view.consultation.id)
+    return json_response(chat.shown(lines))

@@ -11,7 +11,6 @@ from ..appkeys import DATABASE
 from ..http import json_response, parse_body, path_id
 from ..identity.auth import caller
 from ..openapi import accepts, answers, queries
-from ..outputs import Untyped
 from ..retention import holds
 from ..retention.holds import PlaceHold, ReleaseHold
 
@@ -28,17 +27,17 @@ class HoldQuery(pydantic.BaseModel):
 
 @routes.get("/api/holds")
 @queries(HoldQuery)
-@answers(Untyped)
+@answers(holds.HoldList)
 async def list_holds(request: web.Request) -> web.Response:
     """Legal holds, standing ones first, newest first; ``active=1`` for the standing ones alone."""
     async with request.app[DATABASE].session() as session:
         rows = await holds.list_all(session, caller(request).principal,
                                     active_only=request.query.get("active") in ("1", "true"))
-    return json_response({"holds": [holds.hold_json(h) for h in rows]})
+    return json_response(holds.HoldList(holds=[holds.shown(h) for h in rows]))
 
 
 @routes.post("/api/holds")
-@answers(Untyped, status=201)
+@answers(holds.HoldShown, status=201, description="The hold, placed.")
 @accepts(PlaceHold)
 async def place_hold(request: web.Request) -> web.Response:
     """Place a legal hold on a patient (``patient_id``) or a consultation (``consultation_id``), with a reason:
@@ -46,11 +45,11 @@ async def place_hold(request: web.Request) -> web.Response:
     body = await parse_body(request, PlaceHold)
     async with request.app[DATABASE].session() as session:
         hold = await holds.place(session, caller(request).principal, body)
-    return json_response(holds.hold_json(hold), status=201)
+    return json_response(holds.shown(hold), status=201)
 
 
 @routes.post("/api/holds/{hold_id}/release")
-@answers(Untyped)
+@answers(holds.HoldShown, description="The hold, released.")
 @accepts(ReleaseHold)
 async def release_hold(request: web.Request) -> web.Response:
     """Release a standing legal hold, with a reason (409 if it was released already); the next purge may
@@ -58,4 +57,4 @@ async def release_hold(request: web.Request) -> web.Response:
     body = await parse_body(request, ReleaseHold)
     async with request.app[DATABASE].session() as session:
         hold = await holds.release(session, caller(request).principal, path_id(request, "hold_id"), body)
-    return json_response(holds.hold_json(hold))
+    return json_response(holds.shown(hold))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import pydantic
@@ -23,9 +23,9 @@ from ..consultations.recordings import ConsentAnswer
 from ..errors import N_, NotFound, RangeNotSatisfiable
 from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
-from ..models import Consent, Recording
+from ..models import Consent, Recording, RecordingStatus
 from ..openapi import accepts, answers, answers_media, queries
-from ..outputs import Untyped
+from ..outputs import Instant, Out, Untyped
 from .consultations import consultation_id
 from .visits import IDENTITY_FIELD, guest_pass
 
@@ -55,9 +55,60 @@ class GuestConsentAnswer(ConsentAnswer):
     identity: str | None = IDENTITY_FIELD
 
 
+class RecordingConsentShown(Out):
+    """The consent to being recorded as it now stands: given (``at`` it was given), or withdrawn (``at`` it was
+    withdrawn; ``id`` and ``at`` null when none stood)."""
+
+    id: int | None
+    given: bool
+    at: Instant | None
+
+
+class RecordingShown(Out):
+    """A recording: its file's state, length (seconds), size and SHA-256; the tracks and participants it holds
+    and the consents it relied on; where to play it (``media_url``, ``player_url``) or open it in a viewing."""
+
+    id: int
+    status: RecordingStatus
+    started_at: Instant
+    ended_at: Instant | None
+    duration: float | None
+    size: int | None
+    sha256: str | None
+    tracks: list[dict[str, Any]]
+    participants: list[dict[str, Any]]
+    consent_ids: list[int]
+    media_url: str
+    viewings_url: str
+    player_url: str
+    media_type: str
+
+
+class RecordingList(Out):
+    recordings: list[RecordingShown]
+
+
+class ViewedParticipant(Out):
+    """One participant of a recording in a viewing: their stream's address carries the viewing's token."""
+
+    number: int
+    participant_id: str | None
+    name: str | None
+    role: str | None
+    kinds: list[str]
+    media_type: str
+    media_url: str
+
+
+class ViewingShown(Out):
+    viewing: str
+    recording: RecordingShown
+    participants: list[ViewedParticipant]
+
+
 @routes.post("/api/consultations/{consultation_id}/recording-consent")
-@answers(Untyped, status=201, description="Consent given.")
-@answers(Untyped, description="Consent withdrawn (or none stood).")
+@answers(RecordingConsentShown, status=201, description="Consent given.")
+@answers(RecordingConsentShown, description="Consent withdrawn (or none stood).")
 @accepts(ConsentAnswer)
 async def clinician_recording_consent(request: web.Request) -> web.Response:
     """A participating clinician gives or withdraws consent to being recorded in this consultation."""
@@ -88,28 +139,27 @@ async def guest_recording_consent(request: web.Request) -> web.Response:
 def _answer(body: ConsentAnswer, consent: Consent | None) -> web.Response:
     if body.given:
         assert consent is not None
-        return json_response({"id": consent.id, "given": True, "at": consent.given_at.isoformat()}, status=201)
-    if consent is None or consent.withdrawn_at is None:
-        return json_response({"id": None, "given": False, "at": None})  # nothing stood: nothing to withdraw
-    return json_response({"id": consent.id, "given": False, "at": consent.withdrawn_at.isoformat()})
+        return json_response(RecordingConsentShown(id=consent.id, given=True, at=consent.given_at), status=201)
+    if consent is None or consent.withdrawn_at is None:  # nothing stood: nothing to withdraw
+        return json_response(RecordingConsentShown(id=None, given=False, at=None))
+    return json_response(RecordingConsentShown(id=consent.id, given=False, at=consent.withdrawn_at))
 
 
-def _recording_json(row: Recording) -> dict[str, object]:
-    return {
-        "id": row.id, "status": row.status.value, "started_at": row.started_at.isoformat(),
-        "ended_at": row.ended_at.isoformat() if row.ended_at else None, "duration": row.duration, "size": row.size,
-        "sha256": row.sha256, "tracks": json.loads(row.tracks), "participants": json.loads(row.participants),
-        "consent_ids": json.loads(row.consent_ids), "media_url": f"/api/recordings/{row.id}/media",
-        "viewings_url": f"/api/recordings/{row.id}/viewings", "player_url": f"/recordings/{row.id}",
-        "media_type": recordings.media_type(row)[0],
-    }
+def _recording_shown(row: Recording) -> RecordingShown:
+    assert row.id is not None
+    return RecordingShown(
+        id=row.id, status=row.status, started_at=row.started_at, ended_at=row.ended_at, duration=row.duration,
+        size=row.size, sha256=row.sha256, tracks=json.loads(row.tracks), participants=json.loads(row.participants),
+        consent_ids=json.loads(row.consent_ids), media_url=f"/api/recordings/{row.id}/media",
+        viewings_url=f"/api/recordings/{row.id}/viewings", player_url=f"/recordings/{row.id}",
+        media_type=recordings.media_type(row)[0])
 
 
 @routes.get("/api/consultations/{consultation_id}/recordings")
-@answers(Untyped)
+@answers(RecordingList)
 async def list_recordings(request: web.Request) -> web.Response:
     rows = await recordings.list_for(request.app[DATABASE], caller(request).principal, consultation_id(request))
-    return json_response({"recordings": [_recording_json(r) for r in rows]})
+    return json_response(RecordingList(recordings=[_recording_shown(r) for r in rows]))
 
 
 @routes.get("/api/recordings/{recording_id}/media")
@@ -128,7 +178,7 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/recordings/{recording_id}/viewings")
-@answers(Untyped, status=201)
+@answers(ViewingShown, status=201, description="The viewing, opened.")
 async def open_viewing(request: web.Request) -> web.Response:
     """Open a recording in a player: audited once, here; the answer names each participant's stream,
     whose requests carry the viewing and are not audited again."""
@@ -137,7 +187,7 @@ async def open_viewing(request: web.Request) -> web.Response:
                                           path_id(request, "recording_id"), root=settings.recordings_dir,
                                           key=request.app[RECORDING_KEY], keys=request.app[KEYS],
                                           issuer=settings.jwt_issuer)
-    return json_response(viewing_json(viewing), status=201)
+    return json_response(viewing_shown(viewing), status=201)
 
 
 @routes.get("/api/recordings/{recording_id}/participants/{number}/media")
@@ -161,18 +211,14 @@ async def participant_media(request: web.Request) -> web.StreamResponse:
     return await _send(request, opened, attachment=None)
 
 
-def viewing_json(viewing: playback.Viewing) -> dict[str, object]:
+def viewing_shown(viewing: playback.Viewing) -> ViewingShown:
     """A viewing as the player needs it: the recording, and each participant with their stream's address."""
     row = viewing.recording
-    return {
-        "viewing": viewing.id, "recording": _recording_json(row),
-        "participants": [{
-            "number": p.number, "participant_id": p.participant_id, "name": p.name, "role": p.role,
-            "kinds": list(p.kinds), "media_type": p.format.media_type,
-            "media_url": f"/api/recordings/{row.id}/participants/{p.number}/media?"
-                         + urlencode({"viewing": viewing.token}),
-        } for p in viewing.participants],
-    }
+    return ViewingShown(viewing=viewing.id, recording=_recording_shown(row), participants=[ViewedParticipant(
+        number=p.number, participant_id=p.participant_id, name=p.name, role=p.role, kinds=list(p.kinds),
+        media_type=p.format.media_type,
+        media_url=f"/api/recordings/{row.id}/participants/{p.number}/media?" + urlencode({"viewing": viewing.token}),
+    ) for p in viewing.participants])
 
 
 async def _send(request: web.Request, opened: recordings.Playback, *, attachment: str | None) -> web.StreamResponse:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from signaling.connection import Limits, SignalingConnection
-from signaling.grants import GUEST, HOST, RoomClaims, consultation_of_room, room_id_for
+from signaling.grants import GUEST, HOST, Grants, RoomClaims, consultation_of_room, room_id_for
 
 from ..appkeys import AUDIT, DATABASE, HUB, KEYS, SETTINGS
 from ..consent.records import patient_identity
@@ -18,27 +20,37 @@ from ..http import json_response
 from ..identity.auth import caller, public
 from ..models import utcnow
 from ..openapi import answers, answers_empty
-from ..outputs import Untyped
+from ..outputs import Out
 from ..permissions import can_host, can_join_consultation
 from .consultations import consultation_id, load_authorized
 
 routes = web.RouteTableDef()
 
 
+class RoomToken(Out):
+    """A pass into a consultation's room (signaling/PROTOCOL.md): the token to send on ``signaling_path``'s
+    WebSocket within ``expires_in`` seconds, what it grants, and the ICE servers (STUN, and TURN with
+    credentials of their own) to connect through."""
+
+    token: str
+    room: str
+    expires_in: int
+    grants: Grants
+    signaling_path: str
+    ice_servers: list[dict[str, Any]]
+
+
 def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
     settings = request.app[SETTINGS]
-    return json_response({
-        "token": room_token(request.app[KEYS], settings.jwt_issuer, claims),
-        "room": claims.room,
-        "expires_in": ROOM_TOKEN_TTL,
-        "grants": claims.grants.model_dump(),
-        "signaling_path": f"/api/consultations/{consultation_of_room(claims.room)}/signaling",
-        "ice_servers": ice_servers_for(settings, claims.identity),
-    })
+    return json_response(RoomToken(
+        token=room_token(request.app[KEYS], settings.jwt_issuer, claims), room=claims.room,
+        expires_in=ROOM_TOKEN_TTL, grants=claims.grants,
+        signaling_path=f"/api/consultations/{consultation_of_room(claims.room)}/signaling",
+        ice_servers=ice_servers_for(settings, claims.identity)))
 
 
 @routes.post("/api/consultations/{consultation_id}/room-token")
-@answers(Untyped)
+@answers(RoomToken)
 async def issue_room_token(request: web.Request) -> web.Response:
     """A participating clinician's pass into the room: hosts may admit, remove and record. A clinician whose
     licence is not verified yet comes in as a guest (``permissions.can_host``): they wait in the lobby for a

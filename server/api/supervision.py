@@ -10,7 +10,6 @@ from ..appkeys import DATABASE, SETTINGS
 from ..http import parse_form
 from ..identity.auth import caller
 from ..openapi import answers, answers_media, queries
-from ..outputs import Untyped
 from ..supervision import export, statistics
 from ..supervision.statistics import StatisticsQuery
 
@@ -24,7 +23,7 @@ class StatisticsExportQuery(StatisticsQuery):
 
 @routes.get("/api/supervision/statistics")
 @queries(StatisticsExportQuery)
-@answers(Untyped, description="The statistics as JSON.")
+@answers(statistics.SupervisionStatistics, description="The statistics as JSON.")
 @answers_media("text/csv", description="The statistics as CSV.")
 async def supervision_statistics(request: web.Request) -> web.Response:
     """Per hospital and month: consultations held and recorded, referrals sent and received, turnaround

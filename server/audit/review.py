@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pydantic
 import sqlalchemy as sa
 from sqlmodel import col
 
@@ -23,6 +24,7 @@ from .. import zones
 from ..db import Database
 from ..errors import N_, ValidationFailed
 from ..models import AuditEvent, Department, Hospital, Partnership, Patient, Specialty, User, utcnow
+from ..outputs import Instant, Out
 from ..parsing import query_id
 from ..permissions import Principal, can_read_audit, require
 from ..settings import DEFAULT_TIMEZONE
@@ -40,7 +42,7 @@ FILTER_FIELDS = ("actor", "action", "consultation", "subject", "since", "until")
 class Page:
     entries: list[AuditEvent]
     more: bool  # another page of older entries follows
-    chain: dict[str, Any]
+    chain: AuditChain
     zone: str  # the clock the filter's days were read on, and the page shows times on
 
 
@@ -220,12 +222,40 @@ async def names(database: Database, who: Principal, events: Sequence[AuditEvent]
     return found
 
 
-async def chain_state(database: Database) -> dict[str, Any]:
+class AuditChain(Out):
+    """Whether the whole chain holds, where it breaks if not (``break``), how many entries it has, and its
+    newest hash (keep it elsewhere, to notice the newest entries removed)."""
+
+    holds: bool
+    broken_at: str | None = pydantic.Field(alias="break")
+    entries: int
+    latest_hash: str
+
+
+class AuditSearchPage(Out):
+    """Entries newest first; ``more``: older ones follow (ask with ``before`` = the last id); the chain's state."""
+
+    entries: list[audit.AuditEntry]
+    more: bool
+    chain: AuditChain
+
+
+class AuditExport(Out):
+    """An export of the trail: when, by which server (``issuer``), with which filter, and the entries oldest
+    first."""
+
+    exported_at: Instant
+    issuer: str
+    filter: dict[str, Any]
+    entries: list[audit.AuditEntry]
+
+
+async def chain_state(database: Database) -> AuditChain:
     """Whether the whole chain holds, where it breaks if not, and its newest hash (keep it elsewhere)."""
     events = await audit.trail(database)
     found = audit.check(events)
-    return {"holds": found is None, "break": str(found) if found else None, "entries": len(events),
-            "latest_hash": events[-1].hash if events else audit.GENESIS}
+    return AuditChain(holds=found is None, broken_at=str(found) if found else None, entries=len(events),
+                      latest_hash=events[-1].hash if events else audit.GENESIS)
 
 
 async def search(database: Database, who: Principal, query: Mapping[str, str], *,
@@ -255,10 +285,11 @@ async def export(database: Database, who: Principal, query: Mapping[str, str], *
     kind = query.get("format", "csv")
     if kind not in ("csv", "json"):
         raise ValidationFailed({"format": N_("Choose CSV or JSON.")})
-    rows = [audit.to_json(e) for e in reversed(await audit.search(database, wanted, limit=EXPORT_MAX))]
+    entries = [audit.shown(e) for e in reversed(await audit.search(database, wanted, limit=EXPORT_MAX))]
+    rows = [e.model_dump(mode="json") for e in entries]
     if kind == "json":
-        body = json.dumps({"exported_at": utcnow().isoformat(), "issuer": issuer, "filter": wanted.as_detail(),
-                           "entries": rows}, ensure_ascii=False, indent=1)
+        shown = AuditExport(exported_at=utcnow(), issuer=issuer, filter=wanted.as_detail(), entries=entries)
+        body = json.dumps(shown.model_dump(mode="json"), ensure_ascii=False, indent=1)
     else:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\r\n")

@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import Database, SyncSession
 from ..models import AuditEvent, utcnow
+from ..outputs import Instant, Out
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,28 @@ async def search(database: Database, wanted: AuditFilter, *, limit: int | None =
         return list((await session.exec(query)).all())
 
 
+class AuditEntry(Out):
+    """One entry of the audit trail: who (``actor``) did what (``action``) to what (``subject``), when, with
+    the action's own facts (``detail``, an object whose keys depend on the action), and its place in the
+    hash chain."""
+
+    id: int
+    at: Instant
+    actor: str
+    action: str
+    consultation_id: int | None
+    subject: str
+    detail: Any
+    prev_hash: str
+    hash: str
+
+
+def shown(event: AuditEvent) -> AuditEntry:
+    assert event.id is not None
+    return AuditEntry(id=event.id, at=event.at, actor=event.actor, action=event.action,
+                      consultation_id=event.consultation_id, subject=event.subject, detail=json.loads(event.detail),
+                      prev_hash=event.prev_hash, hash=event.hash)
+
+
 def to_json(event: AuditEvent) -> dict[str, Any]:
-    return {"id": event.id, "at": event.at.isoformat(), "actor": event.actor, "action": event.action,
-            "consultation_id": event.consultation_id, "subject": event.subject, "detail": json.loads(event.detail),
-            "prev_hash": event.prev_hash, "hash": event.hash}
+    return shown(event).model_dump(mode="json")

@@ -26,6 +26,7 @@ from ..consultations.room_notifier import RoomNotifier
 from ..db import Database
 from ..errors import N_, BadRequest, Conflict, NotFound, ValidationFailed
 from ..models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral, utcnow
+from ..outputs import Instant, Out
 from ..parsing import Id
 from ..permissions import Principal, can_join_consultation, can_withdraw_consent, require
 from . import templates as consent_templates
@@ -260,14 +261,46 @@ async def list_for_consultation(session: AsyncSession, who: Principal,
         Consent.consultation_id == consultation_id).order_by(col(Consent.id)))).all()
 
 
+class ConsentShown(Out):
+    """A consent as kept: for what (``purpose``), by whom (``subject``, ``identity``, ``name``), how
+    (``method``; ``recorded_by`` the doctor of a verbal one), to which text (``template_id``, with its
+    ``version`` and ``locale`` where known), when and from where; ``withdrawn_at`` and ``withdrawn_by`` (an
+    identity) once withdrawn."""
+
+    id: int
+    purpose: ConsentPurpose
+    subject: ConsentSubject
+    identity: str
+    name: str
+    consultation_id: int | None
+    referral_id: int | None
+    method: ConsentMethod
+    recorded_by: int | None
+    template_id: int | None
+    version: int | None
+    locale: str | None
+    given_at: Instant
+    ip: str | None
+    user_agent: str | None
+    withdrawn_at: Instant | None
+    withdrawn_by: str | None
+
+
+class ConsentList(Out):
+    consents: list[ConsentShown]
+
+
+def shown(consent: Consent, template: ConsentTemplate | None = None) -> ConsentShown:
+    assert consent.id is not None
+    return ConsentShown(
+        id=consent.id, purpose=consent.purpose, subject=consent.subject, identity=consent.identity,
+        name=consent.name, consultation_id=consent.consultation_id, referral_id=consent.referral_id,
+        method=consent.method, recorded_by=consent.recorded_by, template_id=consent.template_id,
+        version=template.version if template else None, locale=template.locale if template else None,
+        given_at=consent.given_at, ip=consent.ip, user_agent=consent.user_agent, withdrawn_at=consent.withdrawn_at,
+        withdrawn_by=consent.withdrawn_by or None)
+
+
 def describe(consent: Consent, template: ConsentTemplate | None = None) -> dict:
-    return {
-        "id": consent.id, "purpose": consent.purpose.value, "subject": consent.subject.value,
-        "identity": consent.identity, "name": consent.name, "consultation_id": consent.consultation_id,
-        "referral_id": consent.referral_id, "method": consent.method.value, "recorded_by": consent.recorded_by,
-        "template_id": consent.template_id, "version": template.version if template else None,
-        "locale": template.locale if template else None, "given_at": consent.given_at.isoformat(),
-        "ip": consent.ip, "user_agent": consent.user_agent,
-        "withdrawn_at": consent.withdrawn_at.isoformat() if consent.withdrawn_at else None,
-        "withdrawn_by": consent.withdrawn_by or None,
-    }
+    """``shown`` as JSON, for answers still built as dicts around it."""
+    return shown(consent, template).model_dump(mode="json")

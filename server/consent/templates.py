@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db import Database
 from ..errors import N_, Conflict, NotFound, SettingsError
 from ..models import ConsentPurpose, ConsentTemplate
+from ..outputs import Out
 
 TEXTS_DIR = Path(__file__).parent / "texts"
 LOCALES = ("zh_CN", "en")
@@ -117,6 +118,29 @@ async def offered(session: AsyncSession, purpose: ConsentPurpose, template_id: i
     return shown
 
 
+class TemplateShown(Out):
+    """A consent text: its purpose, version and language, its title and body (Markdown), and the SHA-256 of
+    the body a consent given to it relies on."""
+
+    id: int
+    purpose: ConsentPurpose
+    version: int
+    locale: str
+    title: str
+    body: str
+    sha256: str
+
+
+class TemplateList(Out):
+    templates: list[TemplateShown]
+
+
+def shown(template: ConsentTemplate) -> TemplateShown:
+    assert template.id is not None
+    return TemplateShown(id=template.id, purpose=template.purpose, version=template.version, locale=template.locale,
+                         title=template.title, body=template.body, sha256=template.sha256)
+
+
 def describe(template: ConsentTemplate) -> dict:
-    return {"id": template.id, "purpose": template.purpose.value, "version": template.version,
-            "locale": template.locale, "title": template.title, "body": template.body, "sha256": template.sha256}
+    """``shown`` as JSON, for answers still built as dicts around it."""
+    return shown(template).model_dump(mode="json")

@@ -14,6 +14,29 @@ from signaling.hub import ChatStore
 
 from ..db import Database
 from ..models import ChatLine
+from ..outputs import Instant, Out
+
+
+class ChatLineShown(Out):
+    """A line as participants saw it: who sent it (``participant_id`` in the room; ``user_id`` null for a
+    guest), and when by the sender's clock."""
+
+    participant_id: str
+    user_id: int | None
+    name: str
+    text: str
+    sent_at: Instant
+
+
+class Chat(Out):
+    """The consultation's chat, in the order participants saw it."""
+
+    chat: list[ChatLineShown]
+
+
+def shown(lines: list[ChatLine]) -> Chat:
+    return Chat(chat=[ChatLineShown(participant_id=line.participant_id, user_id=line.user_id, name=line.name,
+                                    text=line.text, sent_at=line.sent_at) for line in lines])
 
 
 def chat_store(database: Database) -> ChatStore:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pydantic
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +19,7 @@ from ..errors import N_, NotFound, ValidationFailed
 from ..models import (
     Consultation,
     ConsultationParticipant,
+    ConsultationStatus,
     Hospital,
     Partnership,
     PartnershipMember,
@@ -26,7 +29,8 @@ from ..models import (
     User,
     utcnow,
 )
-from ..paging import LIKE_ESCAPE, Page, like_pattern, offset
+from ..outputs import Instant, Named, Out
+from ..paging import LIKE_ESCAPE, Page, PageShown, like_pattern, offset
 from ..patients import disclosure
 from ..permissions import (
     ConsultationScope,
@@ -41,6 +45,39 @@ from ..settings import DEFAULT_TIMEZONE
 from .inputs import ConsultationSearch, NewConsultation
 
 PAGE_SIZE = 20
+
+
+class ParticipantShown(Out):
+    id: int
+    display_name: str
+    role: Role
+    hospital_id: int
+
+
+class ConsultationShown(Out):
+    """A consultation: ``title`` null and ``patient`` left out where the patient's records are withheld from
+    the caller (``records_withheld``); ``patient`` is left out too for a consultation without one."""
+
+    id: int
+    title: str | None
+    records_withheld: bool
+    status: ConsultationStatus
+    planned_start: Instant
+    planned_end: Instant | None
+    hospital: Named
+    participants: list[ParticipantShown]
+    patient: Named | None = None
+
+    @pydantic.model_serializer(mode="wrap")
+    def _patient_if_any(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        shown: dict[str, Any] = handler(self)
+        if shown.get("patient") is None:
+            shown.pop("patient", None)
+        return shown
+
+
+class ConsultationPage(PageShown):
+    consultations: list[ConsultationShown]
 
 
 @dataclass(frozen=True)
@@ -69,24 +106,16 @@ class ConsultationView:
             participant_hospital_ids=frozenset(u.hospital_id for u in self.participants),
         )
 
-    def to_json(self, *, with_patient: bool) -> dict:
-        c = self.consultation
-        data = {
-            "id": c.id,
-            "title": self.title,
-            "records_withheld": self.withheld,
-            "status": c.status.value,
-            "planned_start": c.planned_start.isoformat(),
-            "planned_end": c.planned_end.isoformat() if c.planned_end else None,
-            "hospital": {"id": self.hospital.id, "name": self.hospital.name},
-            "participants": [
-                {"id": u.id, "display_name": u.display_name, "role": u.role.value, "hospital_id": u.hospital_id}
-                for u in self.participants
-            ],
-        }
-        if with_patient and self.patient is not None:
-            data["patient"] = {"id": self.patient.id, "name": self.patient.name}
-        return data
+    def shown(self) -> ConsultationShown:
+        c, patient = self.consultation, self.patient
+        assert c.id is not None and self.hospital.id is not None
+        return ConsultationShown(
+            id=c.id, title=self.title, records_withheld=self.withheld, status=c.status,
+            planned_start=c.planned_start, planned_end=c.planned_end,
+            hospital=Named(id=self.hospital.id, name=self.hospital.name),
+            participants=[ParticipantShown(id=u.id, display_name=u.display_name, role=u.role,
+                                           hospital_id=u.hospital_id) for u in self.participants if u.id is not None],
+            patient=Named(id=patient.id, name=patient.name) if patient is not None and patient.id is not None else None)
 
 
 async def load(session: AsyncSession, consultation_id: int) -> ConsultationView:

@@ -28,6 +28,7 @@ from ..audit import trail as audit
 from ..db import Database
 from ..errors import N_, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from ..models import Attachment, ReferralState
+from ..outputs import Instant, Out
 from ..permissions import Principal, can_attach, require
 from ..retention import data_keys
 from . import dicom
@@ -112,11 +113,30 @@ CLOSED = (ReferralState.COMPLETED, ReferralState.CANCELLED, ReferralState.DECLIN
 UploadReader = Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]]
 
 
-def describe(row: Attachment) -> dict:
-    return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
-            "sha256": row.sha256, "uploaded_by": row.uploaded_by, "uploaded_at": row.uploaded_at.isoformat(),
-            "url": f"/api/attachments/{row.id}",
-            "purged_at": row.purged_at.isoformat() if row.purged_at else None}  # then the url answers 404
+class AttachmentShown(Out):
+    """An attachment of a referral: ``url`` downloads it, until its retention ends (``purged_at``; the url
+    answers 404 from then on)."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_by: int
+    uploaded_at: Instant
+    url: str
+    purged_at: Instant | None
+
+
+class AttachmentList(Out):
+    attachments: list[AttachmentShown]
+
+
+def describe(row: Attachment) -> AttachmentShown:
+    assert row.id is not None
+    return AttachmentShown(id=row.id, filename=row.filename, content_type=row.content_type, size=row.size,
+                           sha256=row.sha256, uploaded_by=row.uploaded_by, uploaded_at=row.uploaded_at,
+                           url=f"/api/attachments/{row.id}", purged_at=row.purged_at)
 
 
 async def list_for(session: AsyncSession, who: Principal, referral_id: int) -> Sequence[Attachment]:

@@ -19,8 +19,10 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
+import pydantic
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -28,6 +30,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.pixels.decoders.base import get_decoder
 
 from ..errors import N_, ErrorCode, TelemedError, ValidationFailed
+from ..outputs import Out
 
 MAX_PIXELS = 64 * 1024 * 1024  # a frame larger than any radiograph; beyond it a file is more likely a trap
 
@@ -51,7 +54,33 @@ class Window:
 
     center: float
     width: float
-    source: str
+    source: Literal["file", "min-max"]
+
+
+class WindowShown(Out):
+    center: float
+    width: float
+    source: Literal["file", "min-max"]
+
+
+class DicomPreview(Out):
+    """A DICOM frame drawn as PNG (``image``, a ``data:`` URL), the window it was drawn under (null for colour),
+    and the facts to read it by when the file has them (a fact it lacks is left out, not null)."""
+
+    width: int
+    height: int
+    frame: int
+    frames: int
+    window: WindowShown | None
+    modality: str | None = None
+    study_date: str | None = None
+    body_part: str | None = None
+    series_description: str | None = None
+    image: str
+
+    @pydantic.model_serializer(mode="wrap")
+    def _facts_it_has(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None or k not in FACTS.values()}
 
 
 @dataclass(frozen=True)
@@ -66,12 +95,12 @@ class Rendering:
     window: Window | None  # None for colour images, shown as they are
     facts: dict[str, str]  # modality, study_date, body_part, series_description, when the file has them
 
-    def to_json(self) -> dict:
-        return {"width": self.width, "height": self.height, "frame": self.frame, "frames": self.frames,
-                "window": None if self.window is None else {"center": self.window.center,
-                                                             "width": self.window.width,
-                                                             "source": self.window.source},
-                **self.facts, "image": "data:image/png;base64," + base64.b64encode(self.png).decode()}
+    def shown(self) -> DicomPreview:
+        window = None if self.window is None else WindowShown(center=self.window.center, width=self.window.width,
+                                                              source=self.window.source)
+        return DicomPreview(width=self.width, height=self.height, frame=self.frame, frames=self.frames,
+                            window=window, **self.facts,
+                            image="data:image/png;base64," + base64.b64encode(self.png).decode())
 
 
 # Tags a specialist reads an image by, and the key each goes out under. Nothing that names the patient.

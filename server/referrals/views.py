@@ -93,33 +93,13 @@ class ReferralEventShown(Out):
     by: Person
 
 
-class SharingConsent(Out):
-    id: int
-    purpose: str
-    subject: str
-    identity: str
-    name: str
-    consultation_id: int | None
-    referral_id: int | None
-    method: str
-    recorded_by: int | None
-    template_id: int | None
-    version: int | None
-    locale: str | None
-    given_at: datetime
-    ip: str | None
-    user_agent: str | None
-    withdrawn_at: datetime | None
-    withdrawn_by: int | None
-
-
 class ReferralDetail(ReferralShown):
     """A referral in full: its clinical summary (null where withheld), history, and what the caller may do
     next: ``actions`` through ``POST /api/referrals/{id}/actions``, ``can_book`` a slot
     (``POST /api/referrals/{id}/appointment``), ``can_sign_report`` (``POST /api/referrals/{id}/reports``)."""
 
     summary: str | None
-    sharing_consent: SharingConsent | None
+    sharing_consent: consents.ConsentShown | None
     decline_reason: str | None
     cancel_reason: str | None
     opinion: str | None

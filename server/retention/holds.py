@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pydantic
 import sqlalchemy as sa
 from sqlmodel import col, or_, select
@@ -13,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..audit import trail as audit
 from ..errors import N_, Conflict, NotFound
 from ..models import Consultation, LegalHold, Patient, User, utcnow
+from ..outputs import Instant, Out
 from ..parsing import Id
 from ..permissions import Principal, can_manage_holds, require
 
@@ -46,12 +45,32 @@ def subject_of(hold: LegalHold) -> str:
     return f"patient:{hold.patient_id}" if hold.patient_id is not None else f"consultation:{hold.consultation_id}"
 
 
-def hold_json(hold: LegalHold) -> dict[str, Any]:
-    return {"id": hold.id, "patient_id": hold.patient_id, "consultation_id": hold.consultation_id,
-            "reason": hold.reason, "placed_by": hold.placed_by, "placed_at": hold.placed_at.isoformat(),
-            "released_by": hold.released_by,
-            "released_at": hold.released_at.isoformat() if hold.released_at else None,
-            "release_reason": hold.release_reason, "active": hold.released_at is None}
+class HoldShown(Out):
+    """A legal hold on a patient or a consultation (one of the two ids), who placed it (a user id), when and
+    why, and, once released (``active`` false), who released it, when and why."""
+
+    id: int
+    patient_id: int | None
+    consultation_id: int | None
+    reason: str
+    placed_by: int
+    placed_at: Instant
+    released_by: int | None
+    released_at: Instant | None
+    release_reason: str | None
+    active: bool
+
+
+class HoldList(Out):
+    holds: list[HoldShown]
+
+
+def shown(hold: LegalHold) -> HoldShown:
+    assert hold.id is not None
+    return HoldShown(id=hold.id, patient_id=hold.patient_id, consultation_id=hold.consultation_id, reason=hold.reason,
+                     placed_by=hold.placed_by, placed_at=hold.placed_at, released_by=hold.released_by,
+                     released_at=hold.released_at, release_reason=hold.release_reason,
+                     active=hold.released_at is None)
 
 
 async def list_all(session: AsyncSession, who: Principal, *, active_only: bool = False) -> list[LegalHold]:

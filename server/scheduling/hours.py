@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..audit import trail as audit
 from ..errors import N_, NotFound, ValidationFailed
 from ..models import Availability, AvailabilityException, Hospital, Role, User
+from ..outputs import Out
 from ..permissions import Principal, can_edit_hours, keeps_clinic_hours, require
 
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -87,6 +88,46 @@ class NewException(Period):
     end: str = pydantic.Field(default="24:00", pattern=_CLOCK.pattern)
 
 
+class HoursShown(Out):
+    """A weekly period: ``weekday`` 0 (Monday) to 6, ``start`` and ``end`` local HH:MM."""
+
+    weekday: int
+    start: str
+    end: str
+
+
+class ExceptionShown(Out):
+    """A one-off change on one local day: time off (``available`` false) or extra hours, HH:MM."""
+
+    id: int
+    day: date
+    start: str
+    end: str
+    available: bool
+    note: str
+
+
+class AvailabilityShown(Out):
+    """A specialist's weekly hours and exceptions, as local HH:MM in their hospital's ``timezone``."""
+
+    specialist_id: int
+    timezone: str
+    hours: list[HoursShown]
+    exceptions: list[ExceptionShown]
+
+
+class SpecialistShown(Out):
+    id: int
+    display_name: str
+    hospital_id: int
+
+
+class SpecialistList(Out):
+    """The specialists whose clinic hours the caller keeps."""
+
+    specialists: list[SpecialistShown]
+
+
 @dataclass(frozen=True)
 class SpecialistHours:
     """A specialist's hours as they stand, in their hospital's zone."""
@@ -97,15 +138,17 @@ class SpecialistHours:
     weekly: list[Availability]
     exceptions: list[AvailabilityException]
 
+    def shown(self) -> AvailabilityShown:
+        return AvailabilityShown(
+            specialist_id=self.specialist_id, timezone=self.timezone,
+            hours=[HoursShown(weekday=h.weekday, start=_clock(h.start_minute), end=_clock(h.end_minute))
+                   for h in self.weekly],
+            exceptions=[ExceptionShown(id=c.id, day=c.day, start=_clock(c.start_minute), end=_clock(c.end_minute),
+                                       available=c.available, note=c.note)
+                        for c in self.exceptions if c.id is not None])
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "specialist_id": self.specialist_id, "timezone": self.timezone,
-            "hours": [{"weekday": h.weekday, "start": _clock(h.start_minute), "end": _clock(h.end_minute)}
-                      for h in self.weekly],
-            "exceptions": [{"id": c.id, "day": c.day.isoformat(), "start": _clock(c.start_minute),
-                            "end": _clock(c.end_minute), "available": c.available, "note": c.note}
-                           for c in self.exceptions],
-        }
+        return self.shown().model_dump(mode="json")
 
 
 async def _editable(session: AsyncSession, who: Principal, specialist_id: int) -> User:

@@ -38,6 +38,7 @@ from ..models import (
     Referral,
     ReferralEvent,
 )
+from ..outputs import Instant, Named, Out
 from ..parsing import Id
 from ..permissions import Principal, can_supervise, oversees, require
 from ..zones import FIRST_DAY, LAST_DAY
@@ -72,6 +73,30 @@ SHARES = ("recording_coverage", "recording_consent_coverage", "sharing_consent_c
 STAGES = ("accepted", "booked", "reported")  # submitted -> each; from the first event of each kind
 DURATIONS = tuple(f"hours_to_{stage}_{which}" for stage in STAGES for which in ("median", "p90"))
 FIELDS = ("month", "hospital_id", "hospital_name", *COUNTS, *SHARES, *DURATIONS)
+# A row of the JSON export, its fields FIELDS': the counts whole numbers, shares and durations null where
+# there is nothing to take them of (docs/supervision.md describes each).
+StatisticsRow = pydantic.create_model(
+    "StatisticsRow", __base__=Out,
+    __doc__="One hospital in one month (``hospital_id`` and ``hospital_name`` null in ``totals``, all of them "
+            "together); the fields and their meaning are docs/supervision.md's.",
+    month=(str, ...), hospital_id=(int | None, ...), hospital_name=(str | None, ...),
+    **{name: (int, ...) for name in COUNTS}, **{name: (float | None, ...) for name in (*SHARES, *DURATIONS)})
+
+
+class SupervisionStatistics(Out):
+    """The statistics as the JSON export sends them (docs/supervision.md): per hospital and month (``rows``)
+    and per month for every hospital of the filter (``totals``), months in ``time_zone``."""
+
+    schema_version: int
+    time_zone: str
+    from_month: str
+    to_month: str
+    generated_at: Instant
+    partnerships: list[Named]
+    rows: list[StatisticsRow]  # type: ignore[valid-type]
+    totals: list[StatisticsRow]  # type: ignore[valid-type]
+
+
 STAGE_ACTION = {"accepted": "accept", "booked": "schedule", "reported": "complete"}
 
 
@@ -119,11 +144,15 @@ class Statistics:
     rows: list[dict[str, Any]]  # per hospital and month, hospitals by name, months in order
     totals: list[dict[str, Any]]  # per month, every hospital in the filter together
 
+    def shown(self) -> SupervisionStatistics:
+        return SupervisionStatistics(
+            schema_version=SCHEMA_VERSION, time_zone=self.zone, from_month=self.from_month, to_month=self.to_month,
+            generated_at=datetime.now(UTC).replace(microsecond=0),
+            partnerships=[Named(id=i, name=n) for i, n in self.partnerships],
+            rows=[StatisticsRow(**row) for row in self.rows], totals=[StatisticsRow(**row) for row in self.totals])
+
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "time_zone": self.zone, "from_month": self.from_month,
-                "to_month": self.to_month, "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "partnerships": [{"id": i, "name": n} for i, n in self.partnerships],
-                "rows": self.rows, "totals": self.totals}
+        return self.shown().model_dump(mode="json")
 
 
 def month_of(moment: datetime, zone: ZoneInfo) -> str:

@@ -173,21 +173,14 @@ def test_every_handler_that_reads_the_query_declares_it(client: TestClient) -> N
 
 
 # Operations whose success answer is still an open JSON object (server.outputs.Untyped), not a model of its
-# fields. This list only shrinks: a new route declares a model of what it answers.
+# fields. This list only shrinks: a new route declares a model of what it answers. ``openapi_document`` stays:
+# it answers an OpenAPI document, whose schema is the OpenAPI specification's, not one of ours (the first test
+# validates it against that).
 UNTYPED = {
-    "admin_overview", "list_accounts", "create_account", "get_account", "update_account", "disable_account",
-    "enable_account", "reset_password", "set_licence", "verify_licence", "update_department", "list_hospitals",
-    "create_hospital", "get_hospital",
-    "update_hospital", "add_department", "list_partnerships", "create_partnership", "get_partnership",
-    "update_partnership", "add_partnership_member", "remove_partnership_member", "list_partnership_supervisors",
-    "add_partnership_supervisor", "remove_partnership_supervisor", "list_specialties", "create_specialty",
-    "update_specialty", "preview_attachment", "add_attachment", "list_attachments", "search_audit", "export_audit",
-    "list_templates", "consultation_consents", "record_verbal_consent", "withdraw_consent", "list_consultations",
-    "create_consultation", "get_consultation", "consultation_chat", "openapi_document", "list_holds", "place_hold",
-    "release_hold", "create_invitation", "list_invitations", "revoke_invitation", "guest_consents", "guest_consent",
-    "guest_room_token", "clinician_recording_consent", "guest_recording_consent", "list_recordings",
-    "open_viewing", "issue_room_token", "supervision_statistics", "list_specialists", "get_availability",
-    "set_weekly_hours", "add_exception", "remove_exception", "add_time_off",
+    "list_accounts", "create_account", "get_account", "update_account", "disable_account", "enable_account",
+    "reset_password", "set_licence", "verify_licence", "openapi_document", "create_invitation", "list_invitations",
+    "revoke_invitation",
+    "guest_consents", "guest_consent", "guest_room_token", "guest_recording_consent",
 }
 
 

@@ -80,7 +80,7 @@ def test_the_facts_shown_and_the_identity_left_out() -> None:
     rendering = render(dicom_file())
     assert rendering.facts == {"modality": "CT", "study_date": "2026-12-01", "body_part": "CHEST",
                                "series_description": "胸部平扫 Chest plain"}
-    answer = str(rendering.to_json())
+    answer = rendering.shown().model_dump_json()
     for identity in (PATIENT_NAME, "Zhang San", PATIENT_ID, "19560301"):
         assert identity not in answer
 
