@@ -29,7 +29,8 @@ from ..audit import trail as audit
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..identity.passwords import hash_password
 from ..models import Department, Hospital, ProfessionalTitle, Role, Specialty, User, utcnow
-from ..paging import LIKE_ESCAPE, Page, like_pattern, offset, pages_for
+from ..outputs import Instant, Named, Out
+from ..paging import LIKE_ESCAPE, Page, PageShown, like_pattern, offset, pages_for
 from ..permissions import Principal, needs_licence
 from . import SHELL, actor, commit, require_administrator
 from .inputs import AccountQuery, AccountUpdate, LicenceInput, NewAccount, PasswordReset
@@ -59,24 +60,75 @@ class Account:
         assert self.user.id is not None
         return self.user.id
 
-    def to_json(self) -> dict[str, Any]:
-        user = self.user
-        return {
-            "id": user.id, "username": user.username, "display_name": user.display_name, "role": user.role.value,
-            "hospital": {"id": self.hospital.id, "name": self.hospital.name},
-            "department": {"id": self.department.id, "name": self.department.name} if self.department else None,
-            "specialty": {"id": self.specialty.id, "code": self.specialty.code, "name_zh": self.specialty.name_zh,
-                          "name_en": self.specialty.name_en} if self.specialty else None,
-            "is_active": user.is_active, "locale": user.locale, "created_at": user.created_at.isoformat(),
-            "licence": {"number": user.licence_number, "professional_title": user.professional_title.value,
-                        "verified_at": user.licence_verified_at.isoformat() if user.licence_verified_at else None,
-                        "verified_by": user.licence_verified_by},
-        }
+    def shown(self) -> AccountShown:
+        user, specialty = self.user, self.specialty
+        return AccountShown(
+            id=self.id, username=user.username, display_name=user.display_name, role=user.role,
+            hospital=Named(id=self.hospital.id or 0, name=self.hospital.name),
+            department=Named(id=self.department.id or 0, name=self.department.name) if self.department else None,
+            specialty=SpecialtyRef(id=specialty.id or 0, code=specialty.code, name_zh=specialty.name_zh,
+                                   name_en=specialty.name_en) if specialty else None,
+            is_active=user.is_active, locale=user.locale, created_at=user.created_at,
+            licence=LicenceShown(number=user.licence_number, professional_title=user.professional_title,
+                                 verified_at=user.licence_verified_at, verified_by=user.licence_verified_by))
 
 
-def page_json(found: Page[Account]) -> dict[str, Any]:
+class SpecialtyRef(Out):
+    id: int
+    code: str
+    name_zh: str
+    name_en: str
+
+
+class LicenceShown(Out):
+    """A clinician's practising licence (执业证书编码) and title; ``verified_at``/``verified_by``: the
+    administrator's check (None until then, or again once the number or title changed; ``verified_by`` is
+    None too when the operator verified it at the shell)."""
+
+    number: str
+    professional_title: ProfessionalTitle
+    verified_at: Instant | None
+    verified_by: int | None
+
+
+class AccountShown(Out):
+    """An account as the console shows it."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    hospital: Named
+    department: Named | None
+    specialty: SpecialtyRef | None
+    is_active: bool
+    locale: str | None
+    created_at: Instant
+    licence: LicenceShown
+
+
+class AccountCreated(AccountShown):
+    """A new account, with the password generated for it (this once; None when the administrator chose one)."""
+
+    password: str | None
+
+
+class GeneratedPassword(Out):
+    """A reset's password: the one generated (this once), or None when the administrator chose it."""
+
+    password: str | None
+
+
+class AccountPage(PageShown):
+    """A page of accounts; ``page_size`` is ``per_page`` under its older name."""
+
+    accounts: list[AccountShown]
+    page_size: int
+
+
+def page_shown(found: Page[Account]) -> AccountPage:
     """A page of accounts as the API answers it."""
-    return {"accounts": [a.to_json() for a in found.items], **found.meta(), "page_size": found.per_page}
+    return AccountPage(accounts=[a.shown() for a in found.items], page_size=found.per_page, **found.meta())
 
 
 async def describe(session: AsyncSession, users: Iterable[User]) -> list[Account]:

@@ -25,7 +25,6 @@ from ..appkeys import DATABASE
 from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
 from ..openapi import accepts, answers, queries
-from ..outputs import Untyped
 
 routes = web.RouteTableDef()
 
@@ -43,37 +42,37 @@ async def admin_overview(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/accounts")
 @queries(AccountQuery)
-@answers(Untyped)
+@answers(accounts.AccountPage)
 async def list_accounts(request: web.Request) -> web.Response:
     """Accounts by username, 25 to a page: ``q`` (part of a username or name), ``hospital_id``, ``role``,
     ``status`` (active, disabled or any), ``page``; 422 naming a parameter that is wrong."""
     query = parse_form(request.query, AccountQuery)
     async with request.app[DATABASE].session() as session:
         page = await accounts.search(session, caller(request).principal, query)
-    return json_response(accounts.page_json(page))
+    return json_response(accounts.page_shown(page))
 
 
 @routes.post("/api/admin/accounts")
-@answers(Untyped, status=201)
+@answers(accounts.AccountCreated, status=201)
 @accepts(NewAccount)
 async def create_account(request: web.Request) -> web.Response:
     """A new account. Without a ``password`` one is generated and returned in ``password``, this once."""
     body = await parse_body(request, NewAccount)
     async with request.app[DATABASE].session() as session:
         account, generated = await accounts.create(session, caller(request).principal, body)
-    return json_response({**account.to_json(), "password": generated}, status=201)
+    return json_response(accounts.AccountCreated(**dict(account.shown()), password=generated), status=201)
 
 
 @routes.get("/api/admin/accounts/{user_id}")
-@answers(Untyped)
+@answers(accounts.AccountShown)
 async def get_account(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         account = await accounts.get(session, caller(request).principal, path_id(request, "user_id"))
-    return json_response(account.to_json())
+    return json_response(account.shown())
 
 
 @routes.put("/api/admin/accounts/{user_id}")
-@answers(Untyped)
+@answers(accounts.AccountShown)
 @accepts(AccountUpdate)
 async def update_account(request: web.Request) -> web.Response:
     """Set an account's name, role, hospital, department and specialty. 409 ``last-administrator`` for
@@ -81,30 +80,30 @@ async def update_account(request: web.Request) -> web.Response:
     body = await parse_body(request, AccountUpdate)
     async with request.app[DATABASE].session() as session:
         account = await accounts.update(session, caller(request).principal, path_id(request, "user_id"), body)
-    return json_response(account.to_json())
+    return json_response(account.shown())
 
 
 @routes.post("/api/admin/accounts/{user_id}/disable")
-@answers(Untyped)
+@answers(accounts.AccountShown)
 async def disable_account(request: web.Request) -> web.Response:
     """The account can no longer log in, and its sessions end at once. 409 ``last-administrator`` for the
     last active administrator."""
     async with request.app[DATABASE].session() as session:
         account = await accounts.disable(session, caller(request).principal, path_id(request, "user_id"))
-    return json_response(account.to_json())
+    return json_response(account.shown())
 
 
 @routes.post("/api/admin/accounts/{user_id}/enable")
-@answers(Untyped)
+@answers(accounts.AccountShown)
 async def enable_account(request: web.Request) -> web.Response:
     """The account may log in again; the sessions that disabling it ended stay ended."""
     async with request.app[DATABASE].session() as session:
         account = await accounts.enable(session, caller(request).principal, path_id(request, "user_id"))
-    return json_response(account.to_json())
+    return json_response(account.shown())
 
 
 @routes.post("/api/admin/accounts/{user_id}/password")
-@answers(Untyped)
+@answers(accounts.GeneratedPassword)
 @accepts(PasswordReset)
 async def reset_password(request: web.Request) -> web.Response:
     """A new password for the account, which ends its sessions. Without a ``password`` one is generated and
@@ -113,11 +112,11 @@ async def reset_password(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         generated = await accounts.reset_password(session, caller(request).principal, path_id(request, "user_id"),
                                                   body)
-    return json_response({"password": generated})
+    return json_response(accounts.GeneratedPassword(password=generated))
 
 
 @routes.put("/api/admin/accounts/{user_id}/licence")
-@answers(Untyped)
+@answers(accounts.AccountShown)
 @accepts(LicenceInput)
 async def set_licence(request: web.Request) -> web.Response:
     """A clinician's practising licence number (15 digits, or "" for none) and professional title. Changing
@@ -126,17 +125,17 @@ async def set_licence(request: web.Request) -> web.Response:
     body = await parse_body(request, LicenceInput)
     async with request.app[DATABASE].session() as session:
         account = await accounts.set_licence(session, caller(request).principal, path_id(request, "user_id"), body)
-    return json_response(account.to_json())
+    return json_response(account.shown())
 
 
 @routes.post("/api/admin/accounts/{user_id}/licence/verify")
-@answers(Untyped)
+@answers(accounts.AccountShown)
 async def verify_licence(request: web.Request) -> web.Response:
     """Record that the caller checked the clinician's licence number and title; the account's ``licence``
     then names who and when (so does the audit trail). 422 ``licence_number`` while it has none."""
     async with request.app[DATABASE].session() as session:
         account = await accounts.verify_licence(session, caller(request).principal, path_id(request, "user_id"))
-    return json_response(account.to_json())
+    return json_response(account.shown())
 
 
 # ---- hospitals, departments, specialties ----

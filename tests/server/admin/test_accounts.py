@@ -78,7 +78,7 @@ async def test_search_filters_and_pages(database: Database, admin: Principal) ->
     assert (first.total, first.pages, len(first.items)) == (PAGE_SIZE + 5, 2, PAGE_SIZE)
     assert [a.user.username for a in second.items] == [f"nurse{n:02}" for n in range(PAGE_SIZE, PAGE_SIZE + 5)]
     assert beyond.page == 2 and beyond.items == second.items, "past the last page shows the last"
-    assert second.items[0].hospital.id == hospital and service.page_json(first)["page_size"] == PAGE_SIZE
+    assert second.items[0].hospital.id == hospital and service.page_shown(first).page_size == PAGE_SIZE
 
 
 async def test_create_hashes_the_password_and_audits_without_it(database: Database, admin: Principal) -> None:
