@@ -132,7 +132,8 @@ async def consent_page(request: web.Request) -> web.Response:
     """Step 2: each purpose on its own, with its full text, agreed or declined separately."""
     visit = await _confirmed_visit(request)
     async with request.app[DATABASE].session() as session:
-        items = await invitations.consents_asked(session, visit, locale_for(request))
+        items = [asked.model_dump(mode="json")
+                 for asked in await invitations.consents_asked(session, visit, locale_for(request))]
     context = {"title": visit.consultation.title, "patient": visit.name, "items": items,
                "labels": PURPOSE_LABELS, "token": request.match_info["token"],
                "error": request.query.get("error"),

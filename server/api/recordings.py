@@ -25,7 +25,7 @@ from ..http import json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
 from ..models import Consent, Recording, RecordingStatus
 from ..openapi import accepts, answers, answers_media, queries
-from ..outputs import Instant, Out, Untyped
+from ..outputs import Instant, Out
 from .consultations import consultation_id
 from .visits import IDENTITY_FIELD, guest_pass
 
@@ -121,8 +121,8 @@ async def clinician_recording_consent(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/guest/recording-consent")
-@answers(Untyped, status=201, description="Consent given.")
-@answers(Untyped, description="Consent withdrawn (or none stood).")
+@answers(RecordingConsentShown, status=201, description="Consent given.")
+@answers(RecordingConsentShown, description="Consent withdrawn (or none stood).")
 @public
 @accepts(GuestConsentAnswer)
 async def guest_recording_consent(request: web.Request) -> web.Response:

@@ -19,13 +19,12 @@ from ..http import answer_once, json_response, locale_for, parse_body, path_id
 from ..identity.auth import caller, public
 from ..models import Consent, ConsentPurpose, PatientInvitation
 from ..openapi import accepts, answers, idempotent
-from ..outputs import Untyped
 from ..patients import identity_check, invitations
 from ..patients.identity_check import IdentityAnswer, IdentityConfirmed
-from ..patients.invitations import Visit, consents_asked, describe, open_visit, scope_of
+from ..patients.invitations import Visit, consents_asked, open_visit, scope_of
 from .consents import given_answer, withdrawn_answer
 from .consultations import consultation_id
-from .rooms import token_answer
+from .rooms import RoomToken, token_answer
 
 routes = web.RouteTableDef()
 
@@ -58,7 +57,7 @@ class GuestConsentRequest(GuestRequest):
 
 
 @routes.post("/api/consultations/{consultation_id}/invitations")
-@answers(Untyped, status=201)
+@answers(invitations.InvitationCreated, status=201)
 @idempotent
 async def create_invitation(request: web.Request) -> web.Response:
     """A participating clinician invites the consultation's patient: a link that expires when the room
@@ -73,25 +72,26 @@ async def create_invitation(request: web.Request) -> web.Response:
 
 async def _invited(made: tuple[PatientInvitation, str]) -> idempotency.Answer:
     invitation, token = made
-    return idempotency.Answer.of(201, {**describe(invitation), "url": f"/visit/{token}"})
+    created = invitations.InvitationCreated(**dict(invitations.shown(invitation)), url=f"/visit/{token}")
+    return idempotency.Answer.of(201, created.model_dump(mode="json"))
 
 
 @routes.get("/api/consultations/{consultation_id}/invitations")
-@answers(Untyped)
+@answers(invitations.InvitationList)
 async def list_invitations(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         rows = await invitations.list_for(session, caller(request).principal, consultation_id(request))
-    return json_response({"invitations": [describe(row) for row in rows]})
+    return json_response(invitations.InvitationList(invitations=[invitations.shown(row) for row in rows]))
 
 
 @routes.delete("/api/invitations/{invitation_id}")
-@answers(Untyped)
+@answers(invitations.InvitationShown)
 async def revoke_invitation(request: web.Request) -> web.Response:
     """Revoke a link at once: it opens nothing more, and a patient in the room by it leaves."""
     async with request.app[DATABASE].session() as session:
         invitation = await invitations.revoke(session, caller(request).principal, path_id(request, "invitation_id"),
                                               request.app[ROOMS])
-    return json_response(describe(invitation))
+    return json_response(invitations.shown(invitation))
 
 
 async def link_visit(request: web.Request, token: str) -> Visit:
@@ -135,7 +135,7 @@ async def guest_identity(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/guest/consents/list")
-@answers(Untyped)
+@answers(invitations.ConsentsAsked)
 @public
 @accepts(GuestRequest)
 async def guest_consents(request: web.Request) -> web.Response:
@@ -144,12 +144,13 @@ async def guest_consents(request: web.Request) -> web.Response:
     body = await parse_body(request, GuestRequest)
     visit = await guest_pass(request, body.guest, body.identity)
     async with request.app[DATABASE].session() as session:
-        return json_response({"consents": await consents_asked(session, visit, locale_for(request))})
+        return json_response(invitations.ConsentsAsked(consents=await consents_asked(session, visit,
+                                                                                      locale_for(request))))
 
 
 @routes.post("/api/guest/consents")
-@answers(Untyped, status=201, description="The consent, given.")
-@answers(Untyped, description="The consent, withdrawn.")
+@answers(consents.ConsentShown, status=201, description="The consent, given.")
+@answers(consents.ConsentShown, description="The consent, withdrawn.")
 @public
 @accepts(GuestConsentRequest)
 @idempotent
@@ -176,7 +177,7 @@ async def guest_consent(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/guest/room-token")
-@answers(Untyped)
+@answers(RoomToken)
 @public
 @accepts(GuestRoomRequest)
 async def guest_room_token(request: web.Request) -> web.Response:

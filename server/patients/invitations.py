@@ -25,7 +25,8 @@ from .. import idempotency
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent import templates as consent_templates
-from ..consent.records import Consenter, Scope, patient_identity
+from ..consent.records import Consenter, ConsentShown, Scope, patient_identity
+from ..consent.templates import TemplateShown
 from ..consultations import service as consultations
 from ..consultations.recordings import consent_on_record
 from ..consultations.room_notifier import RoomNotifier
@@ -44,6 +45,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..outputs import Instant, Out
 from ..permissions import Principal, can_join_consultation
 from ..settings import Settings
 
@@ -205,15 +207,54 @@ async def locked_for(session: AsyncSession, who: Principal, consultation_id: int
             if i.locked_at is not None and i.revoked_at is None and i.expires_at > now]
 
 
-def describe(invitation: PatientInvitation) -> dict:
-    return {"id": invitation.id, "consultation_id": invitation.consultation_id, "patient_id": invitation.patient_id,
-            "created_by": invitation.created_by, "created_at": invitation.created_at.isoformat(),
-            "expires_at": invitation.expires_at.isoformat(),
-            "revoked_at": invitation.revoked_at.isoformat() if invitation.revoked_at else None,
-            "failed_identity_attempts": invitation.failed_identity_attempts,
-            "locked_at": invitation.locked_at.isoformat() if invitation.locked_at else None,
-            "active": (invitation.revoked_at is None and invitation.locked_at is None
-                       and invitation.expires_at > utcnow())}
+class InvitationShown(Out):
+    """A patient's link as the clinicians see it: ``active`` while it still opens (not revoked, not locked by
+    wrong answers to its identity check, not expired)."""
+
+    id: int
+    consultation_id: int
+    patient_id: int
+    created_by: int
+    created_at: Instant
+    expires_at: Instant
+    revoked_at: Instant | None
+    failed_identity_attempts: int
+    locked_at: Instant | None
+    active: bool
+
+
+class InvitationCreated(InvitationShown):
+    """A new link, with its address (``/visit/<token>``): shown this once, never stored."""
+
+    url: str
+
+
+class InvitationList(Out):
+    invitations: list[InvitationShown]
+
+
+class ConsentAsked(Out):
+    """One purpose a patient is asked about: its current text, whether it must be agreed to before the visit,
+    and their consent if it stands."""
+
+    purpose: ConsentPurpose
+    template: TemplateShown
+    required: bool
+    consent: ConsentShown | None
+
+
+class ConsentsAsked(Out):
+    consents: list[ConsentAsked]
+
+
+def shown(invitation: PatientInvitation) -> InvitationShown:
+    assert invitation.id is not None
+    return InvitationShown(
+        id=invitation.id, consultation_id=invitation.consultation_id, patient_id=invitation.patient_id,
+        created_by=invitation.created_by, created_at=invitation.created_at, expires_at=invitation.expires_at,
+        revoked_at=invitation.revoked_at, failed_identity_attempts=invitation.failed_identity_attempts,
+        locked_at=invitation.locked_at,
+        active=invitation.revoked_at is None and invitation.locked_at is None and invitation.expires_at > utcnow())
 
 
 async def scope_of(session: AsyncSession, visit: Visit, purpose: ConsentPurpose) -> Scope:
@@ -229,7 +270,7 @@ async def scope_of(session: AsyncSession, visit: Visit, purpose: ConsentPurpose)
     return Scope(consultation_id=visit.consultation.id, referral_id=referral.id)
 
 
-async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> list[dict]:
+async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> list[ConsentAsked]:
     """Each purpose the patient is asked about: its current text and whether their consent stands (record
     sharing only where the consultation was booked for a referral)."""
     referral = (await session.exec(select(Referral).where(
@@ -243,9 +284,9 @@ async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> li
             session, purpose, identity=visit.identity,
             consultation_id=None if purpose is ConsentPurpose.RECORD_SHARING else visit.consultation.id,
             referral_id=referral.id if purpose is ConsentPurpose.RECORD_SHARING and referral else None)
-        answers.append({"purpose": purpose.value, "template": consent_templates.describe(template),
-                        "required": purpose is ConsentPurpose.VIDEO,
-                        "consent": consents.describe(found) if found else None})
+        answers.append(ConsentAsked(purpose=purpose, template=consent_templates.shown(template),
+                                    required=purpose is ConsentPurpose.VIDEO,
+                                    consent=consents.shown(found) if found else None))
     return answers
 
 
