@@ -104,6 +104,10 @@ async def describe(session: AsyncSession, who: Principal, referral: Referral, *,
         consent = await sharing_consent(session, referral)
         data.update({
             "summary": referral.summary if shared else None,
+            # the consultation request's clinical content, withheld with the summary (``request.py`` shows it whole)
+            **{key: getattr(referral, key) if shared else None
+               for key in ("question", "working_diagnosis", "diagnosis_code", "history", "results")},
+            "title_wanted": referral.title_wanted.value,
             "sharing_consent": consents.describe(consent) if consent else None,
             "decline_reason": referral.decline_reason,
             # the specialist's words are the patient's record: withheld with the summary when consent is

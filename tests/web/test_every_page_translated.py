@@ -199,7 +199,7 @@ async def _scheduled_referral(client: TestClient, pages: Pages) -> int:
     await pages.as_user("dr.li")
     created = await client.post("/referrals/new", headers=ZH, allow_redirects=False, data={
         "patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
-        "target_specialist_id": "", "reason": "静息时晕厥", "summary": "心电图见附件", "sharing_consent": "verbal"})
+        "target_specialist_id": "", "reason": "静息时晕厥", "summary": "心电图见附件", "question": "是否为心源性晕厥？", "sharing_consent": "verbal"})
     assert created.status == 303, await created.text()
     referral = int(created.headers["Location"].rsplit("/", 1)[1])
     await pages.as_user("coord.zhao")
@@ -288,7 +288,7 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
         "reason": "心悸"})
     await check("new referral wrong fields", "POST", "/referrals/new", status=(400, 422), data={
         "patient_id": "1", "specialty": "", "urgency": "whenever", "target_hospital_id": "2", "reason": "x" * 600,
-        "sharing_consent": "verbal"})
+        "question": "是否为心源性晕厥？", "sharing_consent": "verbal"})
     await check("referral", "GET", f"/referrals/{referral}", route="/referrals/{referral_id}")
     await check("refused cancel without reason", "POST", f"/referrals/{referral}/action", status=422,
                 data={"action": "cancel", "reason": ""})
