@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.models import Role
+from server.models import ReferralState, Role
 from server.permissions import (
     ConsultationScope,
     Principal,
@@ -16,6 +16,7 @@ from server.permissions import (
     can_attach,
     can_create_consultation,
     can_edit_hours,
+    can_edit_referral_request,
     can_handle_patients,
     can_join_consultation,
     can_list_consultations,
@@ -137,6 +138,20 @@ def test_who_sees_a_referral_and_adds_to_it(who: Principal, scope: ReferralScope
     booked; only the referrer attaches results."""
     assert can_view_referral(who, scope) is view
     assert can_attach(who, scope) is attach
+
+
+@pytest.mark.parametrize(("who", "state", "allowed"), [
+    (li, ReferralState.DRAFT, True),  # the referrer, before sending it
+    (li, ReferralState.SUBMITTED, False),  # once sent, it is what the receiving side decided on
+    (li, ReferralState.DECLINED, False),
+    (wang, ReferralState.DRAFT, False),  # asked for by name, but it is not his request
+    (zhao, ReferralState.DRAFT, False),
+    (chen, ReferralState.DRAFT, False),  # another county doctor
+    (admin, ReferralState.DRAFT, False),
+])
+def test_only_the_referrer_rewrites_a_draft_request(who: Principal, state: ReferralState, allowed: bool) -> None:
+    """The consultation request is rewritten by its referring doctor, and only while it is a draft."""
+    assert can_edit_referral_request(who, REFERRAL, state) is allowed
 
 
 BOOKED_WANG = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,
