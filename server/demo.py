@@ -13,6 +13,7 @@ from .db import Database
 from .identity.passwords import hash_password
 from .models import (
     Availability,
+    ConsentMethod,
     Consultation,
     ConsultationParticipant,
     ConsultationStatus,
@@ -22,7 +23,6 @@ from .models import (
     Partnership,
     PartnershipMember,
     PartnershipSupervisor,
-    ConsentMethod,
     Patient,
     Referral,
     Role,

@@ -52,7 +52,8 @@ CONSENT_WORDS = {
     "withdrawn": N_("Withdrawn: the patient's records are withheld from the consulting hospital"),
     "none": N_("Not given: the consulting hospital sees nothing of the patient"),
 }
-METHOD_WORDS = {ConsentMethod.CLICKED: N_("agreed on a page"), ConsentMethod.VERBAL: N_("said to %(doctor)s, who recorded it")}
+METHOD_WORDS = {ConsentMethod.CLICKED: N_("agreed on a page"),
+                ConsentMethod.VERBAL: N_("said to %(doctor)s, who recorded it")}
 
 
 @dataclass(frozen=True)

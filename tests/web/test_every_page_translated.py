@@ -200,7 +200,8 @@ async def _scheduled_referral(client: TestClient, pages: Pages) -> int:
     await pages.as_user("dr.li")
     created = await client.post("/referrals/new", headers=ZH, allow_redirects=False, data={
         "patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
-        "target_specialist_id": "", "reason": "静息时晕厥", "summary": "心电图见附件", "question": "是否为心源性晕厥？", "sharing_consent": "verbal"})
+        "target_specialist_id": "", "reason": "静息时晕厥", "summary": "心电图见附件",
+        "question": "是否为心源性晕厥？", "sharing_consent": "verbal"})
     assert created.status == 303, await created.text()
     referral = int(created.headers["Location"].rsplit("/", 1)[1])
     await pages.as_user("coord.zhao")

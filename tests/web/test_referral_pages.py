@@ -111,7 +111,8 @@ async def test_the_form_and_the_api_refuse_the_same_input_alike(settings: Settin
     client = await _start(dataclasses.replace(settings, database_url=database_url))
     try:
         form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
-                "reason": "Palpitations", "question": "Is this cardiac syncope?", "sharing_consent": "verbal", **changes}
+                "reason": "Palpitations", "question": "Is this cardiac syncope?", "sharing_consent": "verbal",
+                **changes}
         api_body = {**form, "patient_id": form["patient_id"], "target_hospital_id": 1}
         api = await client.post("/api/referrals", json=api_body, headers=await login(client, "dr.li"))
         assert api.status == 422 and field in (await api.json())["error"]["fields"]

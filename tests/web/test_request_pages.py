@@ -106,8 +106,8 @@ async def test_a_draft_request_is_rewritten_on_its_form(client: TestClient) -> N
     refused = await client.post(f"{draft}/request/edit", data={**values, "question": "新的问题？",
                                                                 "diagnosis_code": "nope"}, headers=EN)
     assert refused.status == 422 and 'id="error-diagnosis_code"' in await refused.text()
-    saved = await client.post(f"{draft}/request/edit", data={**values, "question": "新的问题？", "diagnosis_code": "I10"},
-                              headers=EN, allow_redirects=False)
+    saved = await client.post(f"{draft}/request/edit", headers=EN, allow_redirects=False,
+                              data={**values, "question": "新的问题？", "diagnosis_code": "I10"})
     assert saved.status == 303
     assert "新的问题？" in await (await client.get(draft, headers=EN)).text()
 

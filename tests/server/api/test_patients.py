@@ -74,7 +74,8 @@ async def test_administrators_and_auditors_see_no_health_records(client: TestCli
 async def _refer(client: TestClient) -> dict:
     response = await client.post("/api/referrals", headers=await login(client, "dr.li"), json={
         "patient_id": 1, "specialty": "cardiology", "urgency": "urgent", "reason": "Syncope at rest",
-        "summary": "Holter: pauses of 3 s.", "target_hospital_id": 1, "question": "Is this cardiac syncope?", "sharing_consent": "verbal"})
+        "summary": "Holter: pauses of 3 s.", "target_hospital_id": 1, "question": "Is this cardiac syncope?",
+        "sharing_consent": "verbal"})
     assert response.status == 201, await response.text()
     return await response.json()
 

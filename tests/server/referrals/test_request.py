@@ -24,7 +24,8 @@ from server.referrals.inputs import ReferralCreate, ReferralRequestEdit
 from .test_views import principal
 
 REQUEST = {"reason": "胸痛三天", "question": "是否需要冠脉造影？", "working_diagnosis": "不稳定型心绞痛？",
-           "diagnosis_code": "i20.0", "history": "高血压十年，吸烟四十年。", "results": "心电图：V4-V6 导联 ST 段压低。",
+           "diagnosis_code": "i20.0", "history": "高血压十年，吸烟四十年。",
+           "results": "心电图：V4-V6 导联 ST 段压低。",
            "summary": "68岁男性，活动后胸痛。", "title_wanted": "associate_chief"}
 
 
