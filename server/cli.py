@@ -25,7 +25,7 @@ from .admin.inputs import AccountQuery, LicenceInput, NewAccount, PasswordReset
 from .app import create_app, prepare_database
 from .audit import trail as audit
 from .db import Database
-from .demo import DEMO_PASSWORD, demo_logins, seed_demo
+from .demo import DEMO_PASSWORD, demo_logins, seed_demo, seed_demo_referrals
 from .errors import SettingsError, TelemedError
 from .http import validation_fields
 from .identity.passwords import password_problem
@@ -65,6 +65,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
         await prepare_database(database, settings)
         if demo:
             await seed_demo(database)
+            await seed_demo_referrals(database)
     except BaseException:
         await database.close()
         raise
@@ -128,6 +129,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     async def seed(database: Database) -> None:
         seeded = await seed_demo(database)
+        await seed_demo_referrals(database)
         print("Demo partnership added." if seeded else "Demo partnership was already there.")
 
     return _with_database(_settings(args), seed)

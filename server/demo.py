@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import col, select
 
+from .consent import templates as consent_templates
+from .consent.records import How
 from .db import Database
 from .identity.passwords import hash_password
 from .models import (
     Availability,
+    ConsentMethod,
     Consultation,
     ConsultationParticipant,
     ConsultationStatus,
@@ -22,12 +25,16 @@ from .models import (
     PartnershipSupervisor,
     Patient,
     ProfessionalTitle,
+    Referral,
     Role,
     Sex,
     Specialty,
     User,
     utcnow,
 )
+from .permissions import Principal
+from .referrals import service as referrals
+from .referrals.inputs import ReferralCreate
 
 DEMO_PASSWORD = "telemed-demo"  # noqa: S105  (printed at start: it guards demo data only)
 LEAD_HOSPITAL = "江南省人民医院 Jiangnan Provincial People's Hospital"
@@ -163,4 +170,51 @@ async def seed_demo(database: Database) -> bool:
             for name in ("dr.li", "dr.wang")
         ])
         await session.commit()
+    return True
+
+
+# The demo's referrals from dr.li at Qingshan to the provincial hospital, each with its consultation request
+# (会诊申请单) written as a county doctor would: one sent, with the patient's consent to sharing, and one draft.
+DEMO_REFERRALS = (
+    {"specialty": "cardiology", "urgency": "urgent", "specialist": "dr.wang", "submit": True,
+     "reason": "活动后胸痛反复发作三天",
+     "question": "请协助明确胸痛原因：是否为不稳定型心绞痛？是否需要转上级医院行冠脉造影，还是可在县医院继续药物治疗？",
+     "working_diagnosis": "不稳定型心绞痛？高血压病2级（很高危）", "diagnosis_code": "I20.0",
+     "history": "高血压病史10年，规律服用氨氯地平5 mg 每日一次，血压控制欠佳（150/95 mmHg左右）。吸烟40年，每日20支。"
+                "父亲60岁时患急性心肌梗死。否认糖尿病史。",
+     "results": "心电图（12月3日）：窦性心律，V4–V6导联ST段压低0.1 mV。\n肌钙蛋白I：0.02 ng/mL（正常范围）。\n"
+                "血脂：LDL-C 4.1 mmol/L。\n心脏超声：左室射血分数58%，未见节段性室壁运动异常。",
+     "summary": "68岁男性，3天前活动后出现胸骨后压榨样疼痛，持续约5分钟，休息后缓解，共发作4次。"
+                "查体：血压152/96 mmHg，心率78次/分，心肺听诊未见明显异常。",
+     "title_wanted": "associate_chief"},
+    {"specialty": "neurology", "urgency": "routine", "specialist": None, "submit": False,
+     "reason": "反复头晕一个月", "question": "", "working_diagnosis": "后循环缺血？", "diagnosis_code": "",
+     "history": "头晕多在转头时出现，无耳鸣及听力下降。高血压病史10年。",
+     "results": "头颅CT（11月28日）：未见明显异常。颈椎X线：C5–C6椎间隙变窄。", "summary": "",
+     "title_wanted": "chief"},
+)
+
+
+async def seed_demo_referrals(database: Database) -> bool:
+    """Add the demo's referrals (through the referral service, audited, as a doctor would) unless the demo
+    patient already has some. Returns True if it added them."""
+    await consent_templates.publish(database)
+    async with database.session() as session:
+        patient = (await session.exec(select(Patient).where(Patient.name == "张伟 Zhang Wei"))).first()
+        lead = (await session.exec(select(Hospital).where(Hospital.name == LEAD_HOSPITAL))).first()
+        users = {u.username: u for u in (await session.exec(select(User))).all()}
+        if patient is None or lead is None or "dr.li" not in users or (await session.exec(
+                select(Referral).where(Referral.patient_id == patient.id))).first() is not None:
+            return False
+        doctor = users["dr.li"]
+    assert doctor.id is not None
+    who = Principal(doctor.id, doctor.role, doctor.hospital_id)
+    for demo in DEMO_REFERRALS:
+        specialist = users[demo["specialist"]].id if demo["specialist"] else None
+        body = ReferralCreate.model_validate({
+            **{k: v for k, v in demo.items() if k != "specialist"}, "patient_id": patient.id,
+            "target_hospital_id": lead.id, "target_specialist_id": specialist,
+            "sharing_consent": "verbal" if demo["submit"] else None})
+        async with database.session() as session:
+            await referrals.refer(session, who, body, locale="zh-CN", how=How(ConsentMethod.VERBAL, doctor.id))
     return True

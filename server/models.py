@@ -101,6 +101,15 @@ class Urgency(enum.StrEnum):
     EMERGENCY = "emergency"
 
 
+class TitleWanted(enum.StrEnum):
+    """The professional title a consultation request asks for (专业技术职称): any specialist, or at least this."""
+
+    ANY = "any"
+    ATTENDING = "attending"  # 主治医师
+    ASSOCIATE_CHIEF = "associate_chief"  # 副主任医师
+    CHIEF = "chief"  # 主任医师
+
+
 class AppointmentStatus(enum.StrEnum):
     BOOKED = "booked"
     CANCELLED = "cancelled"
@@ -481,6 +490,15 @@ class Referral(SQLModel, table=True):
     urgency: Urgency = Field(sa_type=_enum(Urgency))
     reason: str = Field(max_length=500)
     summary: str = Field(default="", sa_type=sa.Text)
+    # The consultation request (会诊申请单): what the specialist is asked, and what the asker knows so far.
+    # Server defaults keep rows from before the request form valid (empty, and any title).
+    question: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
+    working_diagnosis: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
+    diagnosis_code: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})  # ICD-10, if any
+    history: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
+    results: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
+    title_wanted: TitleWanted = Field(default=TitleWanted.ANY, sa_type=_enum(TitleWanted),
+                                      sa_column_kwargs={"server_default": "any"})
     state: ReferralState = Field(default=ReferralState.DRAFT, sa_type=_enum(ReferralState), index=True)
     decline_reason: str = Field(default="", max_length=1000)
     cancel_reason: str = Field(default="", max_length=1000)

@@ -197,6 +197,12 @@ def can_attach(who: Principal, scope: ReferralScope) -> bool:
     return who.user_id == scope.referring_doctor_id
 
 
+def can_edit_referral_request(who: Principal, scope: ReferralScope, state: ReferralState) -> bool:
+    """A consultation request is rewritten by the doctor who made it, while it is a draft: once submitted, it
+    is what the receiving side read and decided on."""
+    return who.user_id == scope.referring_doctor_id and state is ReferralState.DRAFT
+
+
 def can_handle_patients(who: Principal) -> bool:
     """Clinicians and coordinators register and look up their hospital's patients; administrators and
     auditors see who did what (the audit trail), never health records."""

@@ -49,6 +49,7 @@ ACTIONS: dict[str, str] = {
     "patient.searched": N_("Patients looked up by national ID"),
     "patient.viewed": N_("Patient's record viewed"),
     "referral.created": N_("Referral drafted"),
+    "referral.request_edited": N_("Draft referral's request rewritten"),
     "referral.submit": N_("Referral submitted"),
     "referral.accept": N_("Referral accepted"),
     "referral.decline": N_("Referral declined"),

@@ -36,7 +36,10 @@ FIELD_LABELS = {
     # referrals and their actions (server/referrals/inputs.py, flow.py)
     "patient_id": N_("Patient"), "specialty": N_("Specialty wanted"), "urgency": N_("Urgency"),
     "reason": N_("Reason"), "summary": N_("Clinical summary"), "target_hospital_id": N_("Partner hospital"),
-    "target_specialist_id": N_("Specialist (optional)"),
+    "target_specialist_id": N_("Specialist (optional)"), "question": N_("Question for the specialist"),
+    "working_diagnosis": N_("Working diagnosis"), "diagnosis_code": N_("ICD-10 code"),
+    "history": N_("Relevant history"), "results": N_("Relevant results"),
+    "title_wanted": N_("Professional title wanted"),
     "sharing_consent": N_("Consent to sharing the patient's records"), "action": N_("Action"),
     "redirect_to": N_("Redirect to hospital"), "redirect_to.hospital_id": N_("Redirect to hospital"),
     "redirect_to.specialist_id": N_("Specialist (optional)"), "opinion": N_("Opinion"),

@@ -21,13 +21,14 @@ from server.consent.records import How
 from server.errors import N_, BadRequest, NotFound, TelemedError, ValidationFailed
 from server.http import file_upload, locale_for, parse_form, path_id, read_form, translator
 from server.identity.auth import caller
-from server.models import ConsentPurpose, ConsultationReport, ReferralState, Urgency
+from server.models import ConsentPurpose, ConsultationReport, ReferralState, Urgency, utcnow
 from server.notices import STATE_LABELS
 from server.parsing import parse_id
 from server.permissions import (
     awaits_licence,
     can_acknowledge_report,
     can_attach,
+    can_edit_referral_request,
     can_refer,
     can_sign_report,
     has_referral_inbox,
@@ -35,10 +36,11 @@ from server.permissions import (
     is_report_signer,
     require,
 )
-from server.referrals import attachments, choices, views
+from server.referrals import attachments, choices, request_pdf, views
+from server.referrals import request as consultation_request
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
-from server.referrals.inputs import Booking, ReferralCreate, ReferralSearch
+from server.referrals.inputs import Booking, ReferralCreate, ReferralRequestEdit, ReferralSearch
 from server.reports import service as reports
 from server.reports.inputs import ReportInput
 from server.scheduling import service as scheduling
@@ -55,7 +57,8 @@ URGENCY_LABELS = {"routine": N_("Routine"), "urgent": N_("Urgent"), "emergency":
 
 def _render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
     return request.app[RENDERER].render(request, template, {
-        **context, "state_labels": STATE_LABELS, "urgency_labels": URGENCY_LABELS}, status=status)
+        **context, "state_labels": STATE_LABELS, "urgency_labels": URGENCY_LABELS,
+        "title_words": consultation_request.TITLE_WORDS}, status=status)
 
 
 def _text(request: web.Request, message: str) -> str:
@@ -180,10 +183,79 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         # theirs to sign but for their licence: the page says why they cannot yet
         "signing_awaits_licence": is_report_signer(who, scope) and awaits_licence(who)
         and referral.state in (ReferralState.SCHEDULED, ReferralState.IN_CONSULTATION),
+        "can_edit_request": can_edit_referral_request(who, scope, referral.state),
         "can_acknowledge_report": can_acknowledge_report(who, scope),
         "report_form": report_form or {"findings": "", "diagnosis_code": "", "recommendations": ""},
         "calendar": calendar(week, locale_for(request)) if week else None,
         "asked_week": bool(week_raw), "error": error}, status)
+
+
+REQUEST_FIELDS = tuple(ReferralRequestEdit.model_fields)
+
+
+@routes.get("/referrals/{referral_id}/request", name="referral_request")
+async def request_page(request: web.Request) -> web.Response:
+    """The referral's consultation request laid out like the paper form, printable: the same facts as
+    ``GET /api/referrals/{id}/request`` and the PDF, on the reader's clock, read audited."""
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        facts = await consultation_request.gather(session, who, path_id(request, "referral_id"))
+        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
+    await consultation_request.audit_read(request.app[DATABASE], who, facts, "page")
+    return _render(request, "referral_request.html", {
+        "request": facts, "clinical": facts.clinical, "zone": zone, "words": consultation_request})
+
+
+@routes.get("/referrals/{referral_id}/request.pdf", name="referral_request_pdf")
+async def request_pdf_file(request: web.Request) -> web.Response:
+    """The consultation request as a PDF, in the reader's language and on their hospital's clock."""
+    who = caller(request).principal
+    referral_id = path_id(request, "referral_id")
+    async with request.app[DATABASE].session() as session:
+        facts = await consultation_request.gather(session, who, referral_id)
+        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
+    await consultation_request.audit_read(request.app[DATABASE], who, facts, "pdf")
+    pdf = request_pdf.render(facts, locale_for(request), zone, printed_at=utcnow())
+    return web.Response(body=pdf, content_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="consultation-request-{referral_id}.pdf"',
+        "Cache-Control": "no-store"})
+
+
+async def _edit_form(request: web.Request, referral_id: int, form: dict[str, str], *,
+                     error: TelemedError | None = None) -> web.Response:
+    context = {"referral_id": referral_id, "form": form, "error": None, "errors": {}}
+    if error is not None:
+        context.update(error=_error_text(request, error), errors=field_errors(error, translator(request)))
+    return _render(request, "referral_request_edit.html", context, status=error.status if error else 200)
+
+
+@routes.get("/referrals/{referral_id}/request/edit", name="referral_request_edit")
+async def request_edit(request: web.Request) -> web.Response:
+    """A draft's consultation request, in the new referral form's fields, for its referring doctor."""
+    who = caller(request).principal
+    referral_id = path_id(request, "referral_id")
+    async with request.app[DATABASE].session() as session:
+        referral, appointment = await referrals.load_visible(session, who, referral_id)
+    require(can_edit_referral_request(who, referrals.scope_of(referral, appointment), referral.state),
+            N_("Only the referring doctor changes a referral's request, and only while it is a draft."))
+    form = {name: str(getattr(referral, name).value if name == "title_wanted" else getattr(referral, name))
+            for name in REQUEST_FIELDS}
+    return await _edit_form(request, referral_id, form)
+
+
+@routes.post("/referrals/{referral_id}/request/edit")
+async def request_save(request: web.Request) -> web.Response:
+    """Save a draft's request (``referrals.edit_request``, as ``PUT /api/referrals/{id}/request``)."""
+    who = caller(request).principal
+    referral_id = path_id(request, "referral_id")
+    values = {k: str(v).strip() for k, v in (await read_form(request)).items() if k in REQUEST_FIELDS}
+    try:
+        body = parse_form(values, ReferralRequestEdit)
+        async with request.app[DATABASE].session() as session:
+            await referrals.edit_request(session, who, referral_id, body)
+    except TelemedError as exc:
+        return await _edit_form(request, referral_id, values, error=exc)
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}")
 
 
 def _day(raw: str | None) -> date | None:

@@ -16,10 +16,18 @@ from ..models import Appointment, Referral
 from ..notices import MarkRead, NotificationList, ReadCount
 from ..openapi import accepts, answers, idempotent, queries
 from ..parsing import parse_whole
+from ..referrals import request as consultation_request
 from ..referrals import service as referrals
 from ..referrals import views
 from ..referrals.flow import Redirection
-from ..referrals.inputs import Booking, Rebooking, ReferralActionBody, ReferralCreate, ReferralListQuery
+from ..referrals.inputs import (
+    Booking,
+    Rebooking,
+    ReferralActionBody,
+    ReferralCreate,
+    ReferralListQuery,
+    ReferralRequestEdit,
+)
 from ..scheduling import service as scheduling
 
 routes = web.RouteTableDef()
@@ -65,6 +73,32 @@ async def get_referral(request: web.Request) -> web.Response:
         referral, _ = await referrals.load_visible(session, who, referral_id(request))
         data = await views.describe(session, who, referral, full=True)
     await views.audit_patient_view(request.app[DATABASE], who, data)
+    return json_response(data)
+
+
+@routes.get("/api/referrals/{referral_id}/request")
+@answers(consultation_request.RequestShown)
+async def get_request(request: web.Request) -> web.Response:
+    """The referral's consultation request (会诊申请单) as the receiving side reads it: hospitals, doctors,
+    specialty and title wanted, the consent's status from the consent records, and (where the patient's records
+    may be seen) the patient, reason, question, working diagnosis, history, results and summary, else null."""
+    who = caller(request).principal
+    async with request.app[DATABASE].session() as session:
+        facts = await consultation_request.gather(session, who, referral_id(request))
+    await consultation_request.audit_read(request.app[DATABASE], who, facts, "json")
+    return json_response(facts.shown(locale_for(request)))
+
+
+@routes.put("/api/referrals/{referral_id}/request")
+@accepts(ReferralRequestEdit)
+@answers(views.ReferralDetail, description="The referral with its rewritten request.")
+async def edit_request(request: web.Request) -> web.Response:
+    """The referring doctor rewrites a draft's consultation request (every field; 403 once it is submitted)."""
+    who = caller(request).principal
+    body = await parse_body(request, ReferralRequestEdit)
+    async with request.app[DATABASE].session() as session:
+        referral = await referrals.edit_request(session, who, referral_id(request), body)
+        data = await views.describe(session, who, referral, full=True)
     return json_response(data)
 
 

@@ -3,25 +3,53 @@ from a form by the pages, so both paths keep the same limits."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Literal
 
 import pydantic
 
-from ..models import ReferralState, Urgency
+from ..errors import N_
+from ..models import ReferralState, TitleWanted, Urgency
 from ..parsing import Id
+from ..reports.inputs import KEPT_CONTROLS
 from .flow import ReferralAction
+
+REQUEST_TEXTS = ("question", "working_diagnosis", "history", "results")
 
 
 class _Body(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
 
-class ReferralCreate(_Body):
+# The consultation request (会诊申请单) a referral carries: the reason and clinical summary, the question put to
+# the specialist (needed to submit), the working diagnosis (free text, with an ICD-10 code of the list in use
+# if one fits, GET /api/icd10), relevant history and results, and the professional title wanted.
+class ReferralRequestFields(_Body):
+    model_config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = pydantic.Field(min_length=1, max_length=500)
+    summary: str = pydantic.Field(default="", max_length=20_000)
+    question: str = pydantic.Field(default="", max_length=4000)
+    working_diagnosis: str = pydantic.Field(default="", max_length=500)
+    diagnosis_code: str = pydantic.Field(default="", max_length=16)
+    history: str = pydantic.Field(default="", max_length=20_000)
+    results: str = pydantic.Field(default="", max_length=20_000)
+    title_wanted: TitleWanted = TitleWanted.ANY
+
+    @pydantic.field_validator("reason", "summary", *REQUEST_TEXTS, "diagnosis_code")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # A record a regulator relies on keeps only what prints (and line breaks): PostgreSQL refuses NUL,
+        # and an escape sequence would be invisible on the page and in the PDF.
+        if any(unicodedata.category(c) == "Cc" and c not in KEPT_CONTROLS for c in value):
+            raise ValueError(N_("only printable text and line breaks"))
+        return value
+
+
+class ReferralCreate(ReferralRequestFields):
     patient_id: Id
     specialty: str = pydantic.Field(min_length=1, max_length=64)
     urgency: Urgency
-    reason: str = pydantic.Field(min_length=1, max_length=500)
-    summary: str = pydantic.Field(default="", max_length=20_000)
     target_hospital_id: Id
     target_specialist_id: Id | None = None
     submit: bool = True  # false keeps it a draft
@@ -29,6 +57,11 @@ class ReferralCreate(_Body):
     # (the current record-sharing text, or the one in sharing_template_id). Needed to submit.
     sharing_consent: Literal["verbal"] | None = None
     sharing_template_id: Id | None = None
+
+
+# A draft's request, rewritten by its referring doctor before it is submitted (every field, as on creation).
+class ReferralRequestEdit(ReferralRequestFields):
+    pass
 
 
 class RedirectTarget(_Body):

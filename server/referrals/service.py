@@ -37,6 +37,7 @@ from ..models import (
     ReferralState,
     Role,
     Specialty,
+    TitleWanted,
     Urgency,
     User,
     utcnow,
@@ -44,7 +45,15 @@ from ..models import (
 from ..notices import Notice
 from ..paging import LIKE_ESCAPE, Page, like_pattern, offset
 from ..patients import disclosure
-from ..permissions import Principal, ReferralScope, can_refer, can_view_referral, require
+from ..permissions import (
+    Principal,
+    ReferralScope,
+    can_edit_referral_request,
+    can_refer,
+    can_view_referral,
+    require,
+)
+from ..reports import icd10
 from .flow import (
     WAITING_FOR_RECEIVER,
     Actor,
@@ -55,7 +64,7 @@ from .flow import (
     decide,
     may,
 )
-from .inputs import ReferralCreate, ReferralSearch
+from .inputs import ReferralCreate, ReferralRequestEdit, ReferralSearch
 
 CONSULTATION_FOLLOWS = {
     ReferralAction.START: ConsultationStatus.IN_PROGRESS,
@@ -77,6 +86,12 @@ class NewReferral:
     target_hospital_id: int
     target_specialist_id: int | None
     submit: bool
+    question: str = ""  # the consultation request's (inputs.ReferralRequestFields): needed to submit
+    working_diagnosis: str = ""
+    diagnosis_code: str = ""
+    history: str = ""
+    results: str = ""
+    title_wanted: TitleWanted = TitleWanted.ANY
     # The patient's consent to sharing their records with the partner hospital, as the referring doctor
     # recorded it (the patient told them, in the room): needed to send the referral.
     sharing_consent: tuple[ConsentTemplate, How] | None = None
@@ -182,13 +197,20 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
             problems["target_specialist_id"] = N_("not a specialist of that hospital")
         elif specialty is not None and specialist.specialty_id != specialty.id:
             problems["target_specialist_id"] = N_("that specialist is not in the specialty asked for")
+    code = await _diagnosis_code(session, new.diagnosis_code, problems)
+    if new.submit and not new.question:
+        problems["question"] = QUESTION_NEEDED
+    if new.submit and new.sharing_consent is None:  # a new referral has no other consent on record
+        problems["sharing_consent"] = SHARING_NEEDED
     if problems:
         raise ValidationFailed(problems)
     assert specialty is not None and specialty.id is not None and partnership is not None
     referral = Referral(patient_id=new.patient_id, referring_doctor_id=who.user_id,
                         referring_hospital_id=who.hospital_id, partnership_id=partnership, specialty_id=specialty.id,
                         target_hospital_id=new.target_hospital_id, target_specialist_id=new.target_specialist_id,
-                        urgency=new.urgency, reason=new.reason, summary=new.summary)
+                        urgency=new.urgency, reason=new.reason, summary=new.summary, question=new.question,
+                        working_diagnosis=new.working_diagnosis, diagnosis_code=code, history=new.history,
+                        results=new.results, title_wanted=new.title_wanted)
     session.add(referral)
     await session.flush()
     assert referral.id is not None
@@ -205,10 +227,62 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
         session.add(consent)
         audit.with_commit(session, lambda: consents.given_entry(consent, template))
     if new.submit:
-        await require_sharing_consent(session, referral)
+        await require_complete(session, referral)
         await apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
     await idempotency.commit(session, reply, referral)
     return referral
+
+
+QUESTION_NEEDED = N_("the question for the specialist is needed to submit the referral")
+
+
+async def _diagnosis_code(session: AsyncSession, raw: str, problems: dict[str, str]) -> str:
+    """The working diagnosis's ICD-10 code as the list in use spells it, or "" for none; a code not in the
+    list is a problem under ``diagnosis_code``."""
+    if not raw:
+        return ""
+    found = await icd10.lookup(session, raw)
+    if found is None:
+        problems["diagnosis_code"] = N_("not a code of the ICD-10 list in use; pick one from the list")
+        return ""
+    return found.code
+
+
+async def edit_request(session: AsyncSession, who: Principal, referral_id: int, body: ReferralRequestEdit) -> Referral:
+    """The referring doctor rewrites a draft's consultation request (every field of it), committed and
+    audited; the receiving side never saw a draft, so nothing else changes."""
+    referral, appointment = await load_visible(session, who, referral_id)
+    require(can_edit_referral_request(who, scope_of(referral, appointment), referral.state),
+            N_("Only the referring doctor changes a referral's request, and only while it is a draft."))
+    problems: dict[str, str] = {}
+    code = await _diagnosis_code(session, body.diagnosis_code, problems)
+    if problems:
+        raise ValidationFailed(problems)
+    values = {**body.model_dump(), "diagnosis_code": code, "updated_at": utcnow(), "version": referral.version + 1}
+    updated = await session.exec(  # type: ignore[call-overload]
+        sa.update(Referral).where(col(Referral.id) == referral_id, col(Referral.version) == referral.version)
+        .values(**values))
+    if updated.rowcount != 1:
+        raise Conflict(N_("Someone else changed this referral a moment ago; reload it and try again."),
+                       code="referral-changed")
+    audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "referral.request_edited",
+                                           subject=f"referral:{referral_id}",
+                                           detail={"state": referral.state.value}))
+    await session.commit()
+    await session.refresh(referral)
+    return referral
+
+
+async def require_complete(session: AsyncSession, referral: Referral) -> None:
+    """What a referral needs before it is sent: the question for the specialist, and the patient's consent
+    to sharing their records (each missing one named)."""
+    problems: dict[str, str] = {}
+    if not referral.question.strip():
+        problems["question"] = QUESTION_NEEDED
+    if await sharing_consent(session, referral) is None:
+        problems["sharing_consent"] = SHARING_NEEDED
+    if problems:
+        raise ValidationFailed(problems)
 
 
 async def sharing_consent(session: AsyncSession, referral: Referral) -> Consent | None:
@@ -216,10 +290,8 @@ async def sharing_consent(session: AsyncSession, referral: Referral) -> Consent 
     return await consents.standing(session, ConsentPurpose.RECORD_SHARING, referral_id=referral.id)
 
 
-async def require_sharing_consent(session: AsyncSession, referral: Referral) -> None:
-    if await sharing_consent(session, referral) is None:
-        raise ValidationFailed({"sharing_consent": N_("the patient's consent to sharing their records with the "
-                                                      "partner hospital is needed to send the referral")})
+SHARING_NEEDED = N_("the patient's consent to sharing their records with the partner hospital is needed to send "
+                    "the referral")
 
 
 async def records_shared_with(session: AsyncSession, who: Principal, referral: Referral) -> bool:
@@ -247,7 +319,7 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
     if action is ReferralAction.SCHEDULE:
         raise ValidationFailed({"action": N_("a referral is scheduled by booking a slot for it")})
     if action is ReferralAction.SUBMIT and may(actor(who), facts_of(referral, appointment), action):
-        await require_sharing_consent(session, referral)
+        await require_complete(session, referral)
     partners = await partner_hospital_ids(session, referral.target_hospital_id)
     request = Request(action, reason=reason, redirect_to=redirect_to, partner_hospital_ids=partners)
     if redirect_to is not None and redirect_to.specialist_id is not None:

@@ -27,6 +27,7 @@ from ..models import (
     ReferralState,
     Sex,
     Specialty,
+    TitleWanted,
     Urgency,
     User,
 )
@@ -99,6 +100,13 @@ class ReferralDetail(ReferralShown):
     (``POST /api/referrals/{id}/appointment``), ``can_sign_report`` (``POST /api/referrals/{id}/reports``)."""
 
     summary: str | None
+    # the consultation request's clinical content, null where withheld (``GET .../request`` shows it whole)
+    question: str | None
+    working_diagnosis: str | None
+    diagnosis_code: str | None
+    history: str | None
+    results: str | None
+    title_wanted: TitleWanted
     sharing_consent: consents.ConsentShown | None
     decline_reason: str | None
     cancel_reason: str | None
@@ -194,6 +202,10 @@ async def describe(session: AsyncSession, who: Principal, referral: Referral, *,
         consent = await sharing_consent(session, referral)
         data.update({
             "summary": referral.summary if shared else None,
+            # the consultation request's clinical content, withheld with the summary (``request.py`` shows it whole)
+            **{key: getattr(referral, key) if shared else None
+               for key in ("question", "working_diagnosis", "diagnosis_code", "history", "results")},
+            "title_wanted": referral.title_wanted.value,
             "sharing_consent": consents.describe(consent) if consent else None,
             "decline_reason": referral.decline_reason,
             # the specialist's words are the patient's record: withheld with the summary when consent is

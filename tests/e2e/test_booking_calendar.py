@@ -30,7 +30,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 async def _refer(client: TestClient, reason: str, urgency: str) -> int:
     response = await client.post("/api/referrals", headers=await login(client, "dr.li"), json={
         "patient_id": 1, "specialty": "cardiology", "urgency": urgency, "reason": reason,
-        "target_hospital_id": 1, "sharing_consent": "verbal"})
+        "target_hospital_id": 1, "question": "Is this cardiac syncope?", "sharing_consent": "verbal"})
     assert response.status == 201, await response.text()
     return (await response.json())["id"]
 

@@ -41,7 +41,8 @@ async def _refer_to_wang(client: TestClient, reason: str) -> None:
     """A referral from dr.li naming dr.wang, which notifies him."""
     response = await client.post("/api/referrals", headers=await login(client, "dr.li"), json={
         "patient_id": 1, "specialty": "cardiology", "urgency": "urgent", "reason": reason,
-        "target_hospital_id": 1, "target_specialist_id": 2, "sharing_consent": "verbal"})
+        "target_hospital_id": 1, "target_specialist_id": 2, "question": "Is this cardiac syncope?",
+        "sharing_consent": "verbal"})
     assert response.status == 201, await response.text()
 
 

@@ -37,6 +37,7 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     await doctor.get_by_label("Urgency").select_option(label="Urgent")
     await doctor.get_by_label("Specialist (optional)").select_option(label="王芳 Wang Fang")
     await doctor.get_by_label("Reason").fill("Chest pain on exertion")
+    await doctor.get_by_label("Question for the specialist").fill("Is coronary angiography needed?")
     await doctor.get_by_label("Clinical summary").fill("68-year-old man; ST depression in V4-V6.")
     await doctor.get_by_label("I read this text to the patient and they agreed.").check()
     await _shot(doctor, "referral-new", "en")

@@ -10,8 +10,9 @@ from sqlmodel import select
 from server.app import prepare_database
 from server.consultations.room_window import RoomWindow
 from server.db import Database
-from server.demo import DEMO_TITLE, seed_demo
-from server.models import Consultation, ConsultationStatus, utcnow
+from server.demo import DEMO_TITLE, seed_demo, seed_demo_referrals
+from server.models import Consultation, ConsultationStatus, Referral, ReferralState, TitleWanted, utcnow
+from server.referrals import service as referrals
 from server.settings import Settings
 
 
@@ -37,5 +38,27 @@ async def test_a_later_start_plans_the_demo_consultation_for_now(tmp_path: Path)
         assert demo.status is ConsultationStatus.SCHEDULED
         window = RoomWindow.of(demo, settings)
         assert window.opens <= utcnow() and utcnow() + timedelta(hours=1) < window.closes
+    finally:
+        await database.close()
+
+
+async def test_the_demo_referrals_carry_a_whole_request_once(tmp_path: Path) -> None:
+    """``telemed demo`` and ``serve --demo`` add a sent referral with its consultation request in Chinese
+    (question, diagnosis and code, history, results, title wanted) and the patient's consent, and a draft;
+    starting again adds none."""
+    settings = Settings.load(environ={}, data_dir=tmp_path / "var", port=0)
+    database = Database(settings.database_url)
+    await prepare_database(database, settings)
+    try:
+        await seed_demo(database)
+        assert await seed_demo_referrals(database) is True
+        assert await seed_demo_referrals(database) is False, "not seeded twice"
+        async with database.session() as session:
+            sent, draft = (await session.exec(select(Referral).order_by(Referral.id))).all()
+            consent = await referrals.sharing_consent(session, sent)
+        assert sent.state is ReferralState.SUBMITTED and consent is not None
+        assert "冠脉造影" in sent.question and sent.diagnosis_code == "I20.0" and sent.history and sent.results
+        assert sent.title_wanted is TitleWanted.ASSOCIATE_CHIEF
+        assert draft.state is ReferralState.DRAFT and draft.question == "" and draft.results
     finally:
         await database.close()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from server.errors import Forbidden
-from server.models import Role, User
+from server.models import ReferralState, Role, User
 from server.permissions import (
     LICENCE_UNVERIFIED,
     ConsultationScope,
@@ -24,6 +24,7 @@ from server.permissions import (
     can_be_booked,
     can_create_consultation,
     can_edit_hours,
+    can_edit_referral_request,
     can_handle_patients,
     can_host,
     can_join_consultation,
@@ -151,6 +152,20 @@ def test_who_sees_a_referral_and_adds_to_it(who: Principal, scope: ReferralScope
     booked; only the referrer attaches results."""
     assert can_view_referral(who, scope) is view
     assert can_attach(who, scope) is attach
+
+
+@pytest.mark.parametrize(("who", "state", "allowed"), [
+    (li, ReferralState.DRAFT, True),  # the referrer, before sending it
+    (li, ReferralState.SUBMITTED, False),  # once sent, it is what the receiving side decided on
+    (li, ReferralState.DECLINED, False),
+    (wang, ReferralState.DRAFT, False),  # asked for by name, but it is not his request
+    (zhao, ReferralState.DRAFT, False),
+    (chen, ReferralState.DRAFT, False),  # another county doctor
+    (admin, ReferralState.DRAFT, False),
+])
+def test_only_the_referrer_rewrites_a_draft_request(who: Principal, state: ReferralState, allowed: bool) -> None:
+    """The consultation request is rewritten by its referring doctor, and only while it is a draft."""
+    assert can_edit_referral_request(who, REFERRAL, state) is allowed
 
 
 BOOKED_WANG = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,

@@ -24,6 +24,7 @@ from server.i18n import catalog_path
 from server.models import Notification, Specialty, User
 
 from ..server.consultations.test_recordings import stored_recording
+from ..support.pdf import pdf_text
 from ..support.visits import DEMO_PATIENT, consent, invite
 from .test_pages import form_login
 
@@ -199,7 +200,8 @@ async def _scheduled_referral(client: TestClient, pages: Pages) -> int:
     await pages.as_user("dr.li")
     created = await client.post("/referrals/new", headers=ZH, allow_redirects=False, data={
         "patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
-        "target_specialist_id": "", "reason": "静息时晕厥", "summary": "心电图见附件", "sharing_consent": "verbal"})
+        "target_specialist_id": "", "reason": "静息时晕厥", "summary": "心电图见附件",
+        "question": "是否为心源性晕厥？", "sharing_consent": "verbal"})
     assert created.status == 303, await created.text()
     referral = int(created.headers["Location"].rsplit("/", 1)[1])
     await pages.as_user("coord.zhao")
@@ -300,8 +302,21 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
         "reason": "心悸"})
     await check("new referral wrong fields", "POST", "/referrals/new", status=(400, 422), data={
         "patient_id": "1", "specialty": "", "urgency": "whenever", "target_hospital_id": "2", "reason": "x" * 600,
-        "sharing_consent": "verbal"})
+        "question": "是否为心源性晕厥？", "sharing_consent": "verbal"})
     await check("referral", "GET", f"/referrals/{referral}", route="/referrals/{referral_id}")
+    await check("consultation request", "GET", f"/referrals/{referral}/request",
+                route="/referrals/{referral_id}/request")
+    pdf = await client.get(f"/referrals/{referral}/request.pdf", headers=ZH)
+    assert pdf.status == 200 and "会诊申请单" in pdf_text(await pdf.read()), "the PDF's labels are in Chinese"
+    pages.seen.add("/referrals/{referral_id}/request.pdf")  # a PDF, not a page: its words, test_request_pdf.py
+    draft = await client.post("/referrals/new", headers=ZH, allow_redirects=False, data={
+        "patient_id": "1", "specialty": "cardiology", "urgency": "routine", "target_hospital_id": "1",
+        "reason": "复诊", "submit": "draft"})
+    assert draft.status == 303, await draft.text()
+    await check("draft request edit", "GET", f"{draft.headers['Location']}/request/edit",
+                route="/referrals/{referral_id}/request/edit")
+    await check("draft request edit refused", "POST", f"{draft.headers['Location']}/request/edit", status=422,
+                data={"reason": "", "diagnosis_code": "nope", "title_wanted": "professor"})
     await check("refused cancel without reason", "POST", f"/referrals/{referral}/action", status=422,
                 data={"action": "cancel", "reason": ""})
     await check("refused action", "POST", f"/referrals/{referral}/action", status=403,
@@ -402,6 +417,8 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await check("report check", "GET", verification[1],
                 route="/referrals/{referral_id}/reports/{report_id}/verification")
     await check("signed referral", "GET", f"/referrals/{referral}")
+    await pages.as_user("coord.zhao")
+    await check("consultation request, receiving side", "GET", f"/referrals/{referral}/request")
 
     missing = page_routes(client) - pages.seen
     assert not missing, f"page routes this test does not render: {sorted(missing)}"

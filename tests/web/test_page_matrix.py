@@ -53,7 +53,11 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
 # Pages of one thing that the demo does not have: their own tests walk them with one at hand
 # (tests/web/test_referral_pages.py, test_notification_pages.py, test_recording_pages.py).
 ELSEWHERE = {"/referrals/{referral_id}", "/notifications/{notification_id}", "/recordings/{recording_id}",
-             "/referrals/{referral_id}/reports/{report_id}/verification"}  # (tests/web/test_report_pages.py)
+             "/referrals/{referral_id}/reports/{report_id}/verification",  # (tests/web/test_report_pages.py)
+             # the consultation request: as whoever may see the referral (its edit form: the referring doctor,
+             # while a draft), tests/web/test_request_pages.py
+             "/referrals/{referral_id}/request", "/referrals/{referral_id}/request.pdf",
+             "/referrals/{referral_id}/request/edit"}
 
 
 def page_routes(client: TestClient) -> set[str]:

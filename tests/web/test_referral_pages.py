@@ -25,7 +25,7 @@ from .test_pages import EN, form_login
 async def _referral(client: TestClient) -> int:
     response = await client.post("/api/referrals", headers=await login(client, "dr.li"), json={
         "patient_id": 1, "specialty": "cardiology", "urgency": "emergency", "reason": "Syncope at rest",
-        "target_hospital_id": 1, "sharing_consent": "verbal"})
+        "target_hospital_id": 1, "question": "Is this cardiac syncope?", "sharing_consent": "verbal"})
     assert response.status == 201, await response.text()
     return (await response.json())["id"]
 
@@ -79,8 +79,8 @@ async def test_the_form_records_the_patients_consent_and_refuses_to_send_without
     assert beside and re.search(r"[\u4e00-\u9fff]", beside.group(1)), "the reason beside the box is in Chinese"
     page = await (await client.get("/referrals/new", headers=EN)).text()
     assert "Consent to sharing your records with the partner hospital" in page
-    sent = await client.post("/referrals/new", data={**form, "sharing_consent": "verbal"}, headers=EN,
-                             allow_redirects=False)
+    sent = await client.post("/referrals/new", data={**form, "question": "Is this cardiac syncope?",
+                                                     "sharing_consent": "verbal"}, headers=EN, allow_redirects=False)
     assert sent.status == 303
     referral = sent.headers["Location"]
     shown = await (await client.get(referral, headers=EN)).text()
@@ -111,7 +111,8 @@ async def test_the_form_and_the_api_refuse_the_same_input_alike(settings: Settin
     client = await _start(dataclasses.replace(settings, database_url=database_url))
     try:
         form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
-                "reason": "Palpitations", "sharing_consent": "verbal", **changes}
+                "reason": "Palpitations", "question": "Is this cardiac syncope?", "sharing_consent": "verbal",
+                **changes}
         api_body = {**form, "patient_id": form["patient_id"], "target_hospital_id": 1}
         api = await client.post("/api/referrals", json=api_body, headers=await login(client, "dr.li"))
         assert api.status == 422 and field in (await api.json())["error"]["fields"]
@@ -131,7 +132,7 @@ async def test_ids_in_the_forms_are_ascii_digits_within_range(client: TestClient
     referral = await _referral(client)
     await form_login(client, "dr.li")
     form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
-            "reason": "Palpitations", "sharing_consent": "verbal"}
+            "reason": "Palpitations", "question": "Is this cardiac syncope?", "sharing_consent": "verbal"}
     for field, value in [("patient_id", "9" * 30), ("target_hospital_id", "²"), ("target_specialist_id", "9" * 30),
                          ("sharing_template_id", "9" * 30), ("patient_id", "١")]:
         response = await client.post("/referrals/new", data={**form, field: value}, headers=EN,

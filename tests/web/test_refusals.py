@@ -175,7 +175,7 @@ async def test_accepting_an_accepted_referral_is_refused_in_the_readers_words(cl
     await form_login(client, "dr.li")
     created = await client.post("/referrals/new", headers=headers, allow_redirects=False, data={
         "patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
-        "reason": "心悸", "sharing_consent": "verbal"})
+        "reason": "心悸", "question": "是否为心源性晕厥？", "sharing_consent": "verbal"})
     referral = created.headers["Location"]
     client.session.cookie_jar.clear()
     await form_login(client, "coord.zhao")

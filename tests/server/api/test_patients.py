@@ -74,7 +74,8 @@ async def test_administrators_and_auditors_see_no_health_records(client: TestCli
 async def _refer(client: TestClient) -> dict:
     response = await client.post("/api/referrals", headers=await login(client, "dr.li"), json={
         "patient_id": 1, "specialty": "cardiology", "urgency": "urgent", "reason": "Syncope at rest",
-        "summary": "Holter: pauses of 3 s.", "target_hospital_id": 1, "sharing_consent": "verbal"})
+        "summary": "Holter: pauses of 3 s.", "target_hospital_id": 1, "question": "Is this cardiac syncope?",
+        "sharing_consent": "verbal"})
     assert response.status == 201, await response.text()
     return await response.json()
 
@@ -116,14 +117,14 @@ async def test_records_reach_the_partner_hospital_only_while_the_patient_consent
 async def test_a_referral_is_not_sent_without_the_patients_consent(client: TestClient) -> None:
     doctor = await login(client, "dr.li")
     body = {"patient_id": 1, "specialty": "cardiology", "urgency": "routine", "reason": "Review",
-            "target_hospital_id": 1}
+            "question": "Is the murmur significant?", "target_hospital_id": 1}
     refused = await client.post("/api/referrals", json=body, headers=doctor)
     assert refused.status == 422 and "sharing_consent" in (await refused.json())["error"]["fields"]
     draft = await client.post("/api/referrals", json={**body, "submit": False}, headers=doctor)
     assert draft.status == 201, "a draft shares nothing and needs no consent yet"
     number = (await draft.json())["id"]
     submit = await client.post(f"/api/referrals/{number}/actions", json={"action": "submit"}, headers=doctor)
-    assert submit.status == 422
+    assert submit.status == 422 and list((await submit.json())["error"]["fields"]) == ["sharing_consent"]
     assert (await (await client.get(f"/api/referrals/{number}", headers=doctor)).json())["state"] == "draft"
 
 

@@ -34,7 +34,8 @@ async def ids(client: TestClient) -> dict[str, int]:
 def new_referral(known: dict[str, int], **changes: Any) -> dict[str, Any]:
     return {"patient_id": 1, "specialty": "cardiology", "urgency": "urgent",
             "reason": "Chest pain on exertion, ECG changes", "summary": "68-year-old man; ST depression in V4-V6.",
-            "target_hospital_id": known["provincial"], "sharing_consent": "verbal", **changes}
+            "target_hospital_id": known["provincial"], "question": "Is there myocardial ischaemia?",
+            "sharing_consent": "verbal", **changes}
 
 
 async def create(client: TestClient, known: dict[str, int], **changes: Any) -> dict[str, Any]:
