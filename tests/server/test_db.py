@@ -301,3 +301,63 @@ def test_an_outage_is_logged_once_not_per_request(what: str, events: list) -> No
     for now, event, expected in events:
         line = outage.failed(REFUSED, now) if event == "x" else outage.answered(now)
         assert line == expected, (what, now)
+
+
+async def test_a_deployment_with_records_upgrades_from_0012_keeping_them(database_url: str) -> None:
+    """The migrations after 0012 run on a database that has rows in every table they alter: accounts that
+    consultations and referrals refer to, referrals with appointments, report versions with renditions and
+    amendments, invitations. (On SQLite a migration that copies such a table fails: foreign keys are on.)
+    Every row is kept, with the new columns' defaults."""
+    db = Database(database_url)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    statements = [
+        "INSERT INTO hospital (id, name, level, region, timezone) VALUES (1, 'h', 'county', 'r', 'Asia/Shanghai')",
+        "INSERT INTO user_account (id, username, display_name, password_hash, role, hospital_id, is_active, "
+        "created_at) VALUES (1, 'dr', 'Dr', 'x', 'specialist', 1, true, :now)",
+        "INSERT INTO patient (id, hospital_id, name, sex, created_at) VALUES (1, 1, 'p', 'unknown', :now)",
+        "INSERT INTO consultation (id, title, hospital_id, planned_start, status, created_by, created_at) "
+        "VALUES (1, 't', 1, :now, 'scheduled', 1, :now)",
+        "INSERT INTO partnership (id, name, lead_hospital_id) VALUES (1, 'p', 1)",
+        "INSERT INTO specialty (id, code, name_zh, name_en) VALUES (1, 'c', '心内科', 'Cardiology')",
+        "INSERT INTO referral (id, patient_id, referring_doctor_id, referring_hospital_id, partnership_id, "
+        "specialty_id, target_hospital_id, urgency, reason, summary, state, decline_reason, cancel_reason, opinion, "
+        "recommendations, created_at, updated_at, version, consultation_id) VALUES (1, 1, 1, 1, 1, 1, 1, 'routine', "
+        "'r', '', 'completed', '', '', 'o', '', :now, :now, 3, 1)",
+        "INSERT INTO appointment (id, referral_id, specialist_id, starts_at, ends_at, status, booked_by, booked_at, "
+        "cancel_reason, reminded) VALUES (1, 1, 1, :now, :now, 'booked', 1, :now, '', false)",
+        "INSERT INTO consultation_report (id, referral_id, version, author_id, findings, diagnosis_code, "
+        "diagnosis_text, recommendations, locale, created_at, file, pdf_sha256, signer_subject) VALUES "
+        "(1, 1, 1, 1, 'f', 'I20.8', 'd', '', 'zh-CN', :now, 'a.sealed', 'aa', 's')",
+        "INSERT INTO consultation_report (id, referral_id, version, author_id, findings, diagnosis_code, "
+        "diagnosis_text, recommendations, locale, created_at, file, pdf_sha256, signer_subject, supersedes_id) "
+        "VALUES (2, 1, 2, 1, 'f2', 'I20.8', 'd', '', 'zh-CN', :now, 'b.sealed', 'bb', 's', 1)",
+        "INSERT INTO consultation_report_rendition (id, report_id, locale, file, pdf_sha256) "
+        "VALUES (1, 1, 'en', 'c.sealed', 'cc')",
+        "INSERT INTO patient_invitation (id, consultation_id, patient_id, created_by, created_at, expires_at) "
+        "VALUES (1, 1, 1, 1, :now, :now)",
+    ]
+    try:
+        await db.upgrade("0012")
+        async with db.engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(sa.text(statement), {"now": now})
+        await db.upgrade()
+        assert await db.current_revision() == Database.head_revision()
+        async with db.engine.connect() as conn:
+            counts = {table: (await conn.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                      for table in ("user_account", "referral", "appointment", "consultation_report",
+                                    "consultation_report_rendition", "patient_invitation")}
+            user = (await conn.execute(sa.text(
+                "SELECT licence_number, professional_title, licence_verified_at FROM user_account"))).one()
+            referral = (await conn.execute(sa.text("SELECT question, title_wanted FROM referral"))).one()
+            invitation = (await conn.execute(sa.text(
+                "SELECT failed_identity_attempts, locked_at FROM patient_invitation"))).one()
+            report = (await conn.execute(sa.text(
+                "SELECT data_key_id, purged_at, supersedes_id FROM consultation_report WHERE id = 2"))).one()
+        assert counts == {"user_account": 1, "referral": 1, "appointment": 1, "consultation_report": 2,
+                          "consultation_report_rendition": 1, "patient_invitation": 1}
+        assert tuple(user) == ("", "none", None), "existing clinicians start unverified"
+        assert tuple(referral) == ("", "any") and tuple(invitation) == (0, None)
+        assert tuple(report) == (None, None, 1), "older reports stay under the deployment's key"
+    finally:
+        await db.close()

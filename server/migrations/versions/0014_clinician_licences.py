@@ -23,16 +23,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('licence_number', sa.String(length=32), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('professional_title',
-                                      sa.Enum('none', 'resident', 'attending', 'associate_chief', 'chief',
-                                              name='professionaltitle', native_enum=False, length=24),
-                                      nullable=False, server_default='none'))
-        batch_op.add_column(sa.Column('licence_verified_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('licence_verified_by', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_user_account_licence_verified_by_user_account'),
-                                    'user_account', ['licence_verified_by'], ['id'])
+    # Plain ADD COLUMN, not batch mode: on SQLite a batch copies user_account, and dropping the old copy fails
+    # while other tables' rows refer to it (foreign keys are on, and cannot be turned off inside the
+    # migration's transaction). The reference is written inline, which SQLite's ADD COLUMN accepts.
+    op.add_column('user_account', sa.Column('licence_number', sa.String(length=32), nullable=False,
+                                            server_default=''))
+    op.add_column('user_account', sa.Column('professional_title',
+                                            sa.Enum('none', 'resident', 'attending', 'associate_chief', 'chief',
+                                                    name='professionaltitle', native_enum=False, length=24),
+                                            nullable=False, server_default='none'))
+    op.add_column('user_account', sa.Column('licence_verified_at', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('user_account', sa.Column(
+        'licence_verified_by', sa.Integer(),
+        sa.ForeignKey('user_account.id', name=op.f('fk_user_account_licence_verified_by_user_account')),
+        nullable=True), inline_references=True)
 
 
 def downgrade() -> None:

@@ -19,12 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('consultation_report', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('data_key_id', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('purged_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_consultation_report_data_key_id_data_key'), 'data_key',
-                                    ['data_key_id'], ['id'])
-        batch_op.create_index(batch_op.f('ix_consultation_report_pdf_sha256'), ['pdf_sha256'], unique=False)
+    # Plain ADD COLUMN (the reference inline), not batch mode: on SQLite a batch copies the table, and dropping
+    # the old copy fails while renditions and amendments refer to its rows (see 0014).
+    op.add_column('consultation_report', sa.Column(
+        'data_key_id', sa.Integer(),
+        sa.ForeignKey('data_key.id', name=op.f('fk_consultation_report_data_key_id_data_key')),
+        nullable=True), inline_references=True)
+    op.add_column('consultation_report', sa.Column('purged_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_index(op.f('ix_consultation_report_pdf_sha256'), 'consultation_report', ['pdf_sha256'], unique=False)
 
 
 def downgrade() -> None:
