@@ -123,6 +123,7 @@ class ErrorCode(enum.Enum):
                             "`Retry-After` header)")
     RECORDING_NOT_READY = "recording-not-ready", 503, "a recording that is not finished yet"
     RECORDING_TAMPERED = "recording-tampered", 503, "a recording that failed its integrity check"
+    REPORT_TAMPERED = "report-tampered", 503, "a signed report whose stored file failed its integrity check"
     HTTP_ERROR = "http-error", None, "any other refusal by the HTTP layer itself, with its own status"
 
 

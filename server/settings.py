@@ -335,8 +335,8 @@ class Settings:
     )
     retention_records_days: int = _setting(
         15 * 365, _parse_positive_int,
-        "Days a consultation's records are kept: a referral's attachments are purged this long after the "
-        "referral last changed. The audit trail is never deleted.",
+        "Days a consultation's records are kept: a referral's attachments and signed reports' PDFs are purged "
+        "this long after the referral last changed. The audit trail is never deleted.",
     )
     retention_interval: int = _setting(
         24 * 3600, _parse_non_negative_int,

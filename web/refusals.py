@@ -90,6 +90,8 @@ BY_CODE: dict[ErrorCode, str] = {
                                        "few seconds."),
     ErrorCode.RECORDING_NOT_READY: N_("This recording is not finished yet."),
     ErrorCode.RECORDING_TAMPERED: N_("This recording failed its integrity check and cannot be played."),
+    ErrorCode.REPORT_TAMPERED: N_("This report's stored file failed its integrity check; ask the consulting "
+                                  "hospital for a copy."),
     ErrorCode.HTTP_ERROR: N_("The request could not be carried out."),
 }
 _ROWS = {row.code: row for row in ErrorCode}

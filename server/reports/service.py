@@ -22,11 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from media.errors import TamperedRecording
 from media.sealed import SealedReader, SealedWriter
 
 from ..audit import trail as audit
 from ..db import Database
-from ..errors import N_, Conflict, NotFound, ValidationFailed
+from ..errors import N_, Conflict, NotFound, Unavailable, ValidationFailed
 from ..i18n import SUPPORTED_LOCALES, translations
 from ..models import (
     AuditEvent,
@@ -271,7 +272,9 @@ async def download(database: Database, who: Principal, report_id: int, *, tools:
         row = await _visible(session, who, report_id)
         file, shown = await _file_in(session, row, locale)
         own = await _key_of(session, row, tools)
-    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, own).read_all())
+    data = await _read_sealed(tools.root / file, own)
+    if data is None:
+        raise Unavailable(N_("This report's stored file failed its integrity check."), code="report-tampered")
     await audit.record(database, actor=f"user:{who.user_id}", action="report.downloaded",
                        consultation_id=row.consultation_id, subject=f"report:{row.id}",
                        detail={"referral": row.referral_id, "version": row.version, "locale": shown})
@@ -336,12 +339,25 @@ async def verification(database: Database, who: Principal, report_id: int, *, to
         row = await _visible(session, who, report_id)
         file, shown = await _file_in(session, row, locale)
         own = await _key_of(session, row, tools)
-    data = await asyncio.to_thread(lambda: SealedReader(tools.root / file, own).read_all())
+    data = await _read_sealed(tools.root / file, own)
+    if data is None:  # changed on disk: it is no longer what was sealed, let alone what was signed
+        return Verification(signing.Check("", False, False, False, False, "", None), None, False)
     async with database.session() as session:
         found = await verify_bytes(session, data, tools.signer, *tools.others)
     if found.report is not None and (found.report.id != row.id or found.locale != shown):
         return Verification(found.check, None, False)
     return found
+
+
+async def _read_sealed(path: Path, key: bytes) -> bytes | None:
+    """A sealed file's bytes; None if they fail its integrity check (changed or swapped on disk). 404 if the
+    file is missing."""
+    try:
+        return await asyncio.to_thread(lambda: SealedReader(path, key).read_all())
+    except FileNotFoundError:
+        raise NotFound(N_("This report's file is missing on this server.")) from None
+    except TamperedRecording:
+        return None
 
 
 async def _key_of(session: AsyncSession, row: ConsultationReport, tools: ReportTools) -> bytes:

@@ -24,7 +24,7 @@ from server.cli import main
 from server.consent import templates as consent_templates
 from server.db import Database
 from server.demo import seed_demo
-from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from server.models import (
     Appointment,
     AuditEvent,
@@ -384,3 +384,23 @@ async def test_the_purge_deletes_a_reports_pdfs_and_key_after_fifteen_years_unle
     purged = [e for e in trail if e.action == "retention.purged"]
     assert [e.subject for e in purged] == [f"report:{row.id}"] and row.pdf_sha256 in purged[0].detail
     assert audit.check(trail) is None
+
+
+async def test_a_report_file_changed_on_disk_is_said_so_not_a_server_error(
+        database: Database, tools: reports.ReportTools) -> None:
+    """A stored PDF whose sealed bytes were changed (or swapped for another version's, sealed under another key)
+    fails its integrity check: verification says it does not hold, and a download is refused with
+    ``report-tampered``, never a 500."""
+    referral_id = await booked(database)
+    async with database.session() as session:
+        row = await reports.sign(session, await principal(session, "dr.wang"), referral_id, REPORT, tools=tools)
+    path = tools.root / row.file
+    sealed = bytearray(path.read_bytes())
+    sealed[-40] ^= 0xFF
+    path.write_bytes(bytes(sealed))
+    li = await _who(database, "dr.li")
+    found = await reports.verification(database, li, row.id, tools=tools)
+    assert not found.holds and not found.hash_matches and not found.check.signed
+    with pytest.raises(Unavailable) as refused:
+        await reports.download(database, li, row.id, tools=tools)
+    assert refused.value.code == "report-tampered"
