@@ -42,6 +42,7 @@ from ..models import (
 FHIR_VERSION = "4.0.1"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 SNOMED = "http://snomed.info/sct"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
 LOINC = "http://loinc.org"
 VIRTUAL_SERVICE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.virtualService"
 
@@ -240,10 +241,20 @@ def service_request(record: ReferralRecord, site: Site) -> dict[str, Any]:
         + ([practitioner(record.target_specialist)] if record.target_specialist else []),
         "reasonCode": [{"text": r.reason}],
     }
+    if r.working_diagnosis or r.diagnosis_code:  # the requesting doctor's working diagnosis, coded if they picked
+        working: dict[str, Any] = {"text": r.working_diagnosis or r.diagnosis_code}
+        if r.diagnosis_code:
+            working["coding"] = [{"system": ICD10, "code": r.diagnosis_code}]
+        resource["reasonCode"].append(working)
     if r.consultation_id is not None:
         resource["encounter"] = {"reference": f"Encounter/{r.consultation_id}"}
-    if r.summary:
-        resource["note"] = [{"text": r.summary}]
+    # The consultation request's free text (会诊申请单), each part labelled in both languages: R4's
+    # ServiceRequest has no element of its own for the question put to the specialist, the history or results.
+    notes = [f"{label}: {text}" if label else text for label, text in (
+        ("", r.summary), ("Question for the specialist / 会诊目的及要求", r.question),
+        ("Relevant history / 相关病史", r.history), ("Relevant results / 相关检查结果", r.results)) if text]
+    if notes:
+        resource["note"] = [{"text": text} for text in notes]
     return resource
 
 
@@ -404,7 +415,7 @@ def diagnostic_report(record: ReferralRecord, author: User, issued: datetime, si
             resource["status"] = "amended"
         resource["issued"] = instant(report.created_at)
         if report.diagnosis_code:
-            resource["conclusionCode"] = [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10",
+            resource["conclusionCode"] = [{"coding": [{"system": ICD10,
                                                        "code": report.diagnosis_code,
                                                        "display": report.diagnosis_text}]}]
         # The signed PDF, at an address that checks the reader again. Attachment.hash is SHA-1 by definition;

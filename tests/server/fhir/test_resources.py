@@ -110,3 +110,18 @@ def test_the_checker_refuses_what_r4_does_not_define() -> None:
         valid_r4({"resourceType": "Consent", "status": "active"})
     with pytest.raises(FHIRValidationError):  # the model's own check, behind the schema's
         model("Consent")({"resourceType": "Consent", "status": "active"}, strict=True)
+
+
+async def test_the_service_request_carries_the_consultation_request(client: TestClient) -> None:
+    """The request's working diagnosis is a second reason, coded in ICD-10 where the doctor picked a code; the
+    question, history and results are notes, each labelled in both languages; valid R4."""
+    referral = await create(client, await ids(client), working_diagnosis="不稳定型心绞痛？", diagnosis_code="I20.0",
+                            history="高血压十年。", results="心电图：V4-V6 ST 段压低。")
+    request = await _export(client, f"/api/referrals/{referral['id']}/fhir")
+    assert request["reasonCode"][0] == {"text": "Chest pain on exertion, ECG changes"}
+    assert request["reasonCode"][1] == {"text": "不稳定型心绞痛？",
+                                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I20.0"}]}
+    notes = [n["text"] for n in request["note"]]
+    assert notes == ["68-year-old man; ST depression in V4-V6.",
+                     "Question for the specialist / 会诊目的及要求: Is there myocardial ischaemia?",
+                     "Relevant history / 相关病史: 高血压十年。", "Relevant results / 相关检查结果: 心电图：V4-V6 ST 段压低。"]
