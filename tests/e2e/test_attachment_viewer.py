@@ -16,8 +16,8 @@ from server.referrals.dicom import encode_png
 from ..server.api.test_attachments import _upload
 from ..server.api.test_referrals import booked_referral
 from ..support.dicom import JPEG_DICOM_SYNTAX, PATIENT_ID, PATIENT_NAME, dicom_file, gradient
-from .conftest import assert_accessible
-from .test_room_layout import LOCALES, PHONE, in_call, settings, shot, signed_in, words  # noqa: F401 (settings: fixture)
+from .conftest import assert_accessible, screenshot
+from .test_room_layout import LOCALES, PHONE, in_call, settings, signed_in, words  # noqa: F401 (settings: fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +88,7 @@ async def test_images_dicom_and_pdf_on_the_referral_page(client: TestClient, bro
     await expect(stage).to_have_attribute("data-rotation", "90")
     await expect(viewer.get_by_role("link", name=_("Open full size"))).to_have_attribute(
         "href", await page.get_by_role("link", name="心电图 ECG.png").get_attribute("href") or "")
-    await shot(page, f"attachment-viewer-image-{locale}", full_page=True)
+    await screenshot(page, f"attachment-viewer-image-{locale}", full_page=True)
     await assert_accessible(page)
 
     await page.get_by_role("link", name="胸部 CT.dcm").click()
@@ -115,7 +115,7 @@ async def test_images_dicom_and_pdf_on_the_referral_page(client: TestClient, bro
     before = await scale(page)
     await viewer.get_by_role("button", name=_("Zoom in")).click()
     assert await scale(page) > before
-    await shot(page, f"attachment-viewer-dicom-{locale}", full_page=True)
+    await screenshot(page, f"attachment-viewer-dicom-{locale}", full_page=True)
     await assert_accessible(page)
 
     await page.get_by_role("link", name="报告 report.pdf").click()
@@ -130,7 +130,7 @@ async def test_images_dicom_and_pdf_on_the_referral_page(client: TestClient, bro
         await page.wait_for_timeout(100)
     assert any(f.url.startswith("chrome-extension://") for f in page.frames), [f.url for f in page.frames]
     await page.wait_for_timeout(500)
-    await shot(page, f"attachment-viewer-pdf-{locale}")
+    await screenshot(page, f"attachment-viewer-pdf-{locale}")
     await assert_accessible(page)
 
     # A compression the server cannot decode is said plainly, in the reader's language, with the download.
@@ -141,7 +141,7 @@ async def test_images_dicom_and_pdf_on_the_referral_page(client: TestClient, bro
     await expect(stage).to_be_hidden()
     await expect(viewer.get_by_role("button", name=_("Zoom in"))).to_be_hidden()
     await expect(viewer.get_by_role("link", name=_("Download the DICOM file"))).to_be_visible()
-    await shot(page, f"attachment-viewer-compressed-{locale}")
+    await screenshot(page, f"attachment-viewer-compressed-{locale}")
     await assert_accessible(page)
 
     await viewer.get_by_role("button", name=_("Close the viewer")).click()
@@ -168,7 +168,7 @@ async def test_the_specialist_opens_an_image_beside_the_call(client: TestClient,
     assert len(specialist.context.pages) == 1, "opened beside the call, not in a new tab"
     assert await specialist.evaluate("(call) => call === window.telemedCall", call)
     await expect(specialist.locator("#connection-state")).to_have_attribute("data-state", "connected")
-    await shot(specialist, "attachment-viewer-room-zh-CN")
+    await screenshot(specialist, "attachment-viewer-room-zh-CN")
     await assert_accessible(specialist)
 
 
@@ -219,5 +219,5 @@ async def test_drag_and_pinch_on_a_phone(client: TestClient, browser: Browser) -
     fit = await scale(page)
     await stage.evaluate(PINCH)
     assert await scale(page) == pytest.approx(fit * 2, rel=1e-3)
-    await shot(page, "attachment-viewer-phone-en", full_page=True)
+    await screenshot(page, "attachment-viewer-phone-en", full_page=True)
     await assert_accessible(page)

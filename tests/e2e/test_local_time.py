@@ -19,8 +19,8 @@ from server.appkeys import SETTINGS
 from ..support.visits import consent, invite
 from ..web.test_recording_pages import _set_zone
 from ..web.test_room_page import _plan
-from .conftest import assert_accessible, pass_identity_check
-from .test_room_layout import PHONE, shot, signed_in, words
+from .conftest import assert_accessible, pass_identity_check, screenshot
+from .test_room_layout import PHONE, signed_in, words
 
 pytestmark = pytest.mark.e2e
 BROWSER_ZONE = "America/Los_Angeles"
@@ -71,7 +71,7 @@ async def test_the_patient_reads_the_opening_on_their_phones_clock(client: TestC
     assert datetime.fromisoformat(await shown.get_attribute("datetime") or "") == opens
     await expect(patient.locator("#opens-in")).not_to_have_text("…")  # the countdown runs beside it
     assert not errors, errors
-    await shot(patient, f"local-time-phone-patient-{locale}")
+    await screenshot(patient, f"local-time-phone-patient-{locale}")
     await assert_accessible(patient)
     await phone.close()
 
@@ -79,6 +79,6 @@ async def test_the_patient_reads_the_opening_on_their_phones_clock(client: TestC
     doctor = await signed_in(browser, base, "dr.li", locale, timezone_id=BROWSER_ZONE)
     await doctor.goto(f"{base}/consultations/1")
     await expect(doctor.locator("#opens-at")).to_have_text(_hospital_text(opens))
-    await shot(doctor, f"local-time-desktop-doctor-{locale}")
+    await screenshot(doctor, f"local-time-desktop-doctor-{locale}")
     await assert_accessible(doctor)
     await doctor.context.close()

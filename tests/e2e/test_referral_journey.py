@@ -13,8 +13,7 @@ from playwright.async_api import Browser, expect
 
 from server.settings import Settings
 
-from .conftest import assert_accessible
-from .test_clinic_pages import _shot
+from .conftest import assert_accessible, screenshot
 from .test_consultation_call import assert_receiving, logged_in, patient_arrives
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +39,7 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     await doctor.get_by_label("Question for the specialist").fill("Is coronary angiography needed?")
     await doctor.get_by_label("Clinical summary").fill("68-year-old man; ST depression in V4-V6.")
     await doctor.get_by_label("I read this text to the patient and they agreed.").check()
-    await _shot(doctor, "referral-new", "en")
+    await screenshot(doctor, "referral-new-en")
     await doctor.get_by_role("button", name="Submit referral").click()
     await expect(doctor.locator("#referral-state")).to_have_text("Submitted")
     referral_url = doctor.url
@@ -73,7 +72,7 @@ async def test_referral_from_request_to_opinion_in_the_browser(client: TestClien
     await expect(coordinator.locator("#referral-state")).to_have_text("Scheduled")
     await expect(coordinator.locator("#appointment time")).to_have_attribute("datetime", str(when))
     await expect(coordinator.locator("#appointment")).to_contain_text(f"{chosen} CST")
-    await _shot(coordinator, "referral-journey-booked", "en")
+    await screenshot(coordinator, "referral-journey-booked-en")
     await expect(coordinator.locator("#attachments a", has_text="心电图 ECG.png")).to_be_visible()
 
     # The county doctor opens the consultation's room and sends the patient the invitation.

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
 from ..server.api.test_referrals import booked_referral
-from .conftest import assert_accessible
-from .test_room_layout import LOCALES, PHONE, shot, signed_in, words
+from .conftest import assert_accessible, screenshot
+from .test_room_layout import LOCALES, PHONE, signed_in, words
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ async def test_the_report_is_signed_and_acknowledged_from_the_referral_page(clie
     await expect(form.locator("datalist option[value='I20.8']")).to_have_count(1)
     await diagnosis.fill("I20.8")
     await form.get_by_label(_("Recommendations")).fill("Coronary angiography.")
-    await shot(specialist, f"report-form-specialist-{locale}", full_page=True)
+    await screenshot(specialist, f"report-form-specialist-{locale}", full_page=True)
     await assert_accessible(specialist)
     await form.get_by_role("button", name=_("Sign the report and complete")).click()
     await expect(specialist.locator("#report-diagnosis")).to_contain_text("I20.8")
@@ -51,14 +51,14 @@ async def test_the_report_is_signed_and_acknowledged_from_the_referral_page(clie
     assert (await (await download.value).path()).read_bytes().startswith(b"%PDF-")
     await report.get_by_role("button", name=_("Acknowledge receipt")).click()
     await expect(doctor.locator("#report")).to_contain_text(_("Receipt acknowledged"))
-    await shot(doctor, f"report-signed-doctor-{locale}", full_page=True)
+    await screenshot(doctor, f"report-signed-doctor-{locale}", full_page=True)
     await assert_accessible(doctor)
     await report.get_by_role("link", name=_("Check the signature")).click()
     await expect(doctor.locator("#verification")).to_have_attribute("data-holds", "true")
-    await shot(doctor, f"report-verification-doctor-{locale}", full_page=True)
+    await screenshot(doctor, f"report-verification-doctor-{locale}", full_page=True)
     await assert_accessible(doctor)
 
     phone = await signed_in(browser, base, "dr.li", locale, **PHONE)
     await phone.goto(address + "#report")
     assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
-    await shot(phone, f"report-signed-doctor-phone-{locale}", full_page=True)
+    await screenshot(phone, f"report-signed-doctor-phone-{locale}", full_page=True)

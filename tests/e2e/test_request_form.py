@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
-from .conftest import assert_accessible
-from .test_room_layout import LOCALES, PHONE, shot, signed_in, words
+from .conftest import assert_accessible, screenshot
+from .test_room_layout import LOCALES, PHONE, signed_in, words
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ async def test_a_request_is_sent_and_read_as_the_paper_form(client: TestClient, 
     await form.get_by_label(_("Relevant results (examinations and tests)")).fill(RESULTS)
     await form.get_by_label(_("Professional title wanted")).select_option("associate_chief")
     await form.locator("input[name=sharing_consent]").check()
-    await shot(doctor, f"request-form-doctor-{locale}", full_page=True)
+    await screenshot(doctor, f"request-form-doctor-{locale}", full_page=True)
     await assert_accessible(doctor)
     await form.get_by_role("button", name=_("Submit referral")).click()
     await expect(doctor.locator("#referral-state")).to_have_attribute("data-state", "submitted")
@@ -63,13 +63,13 @@ async def test_a_request_is_sent_and_read_as_the_paper_form(client: TestClient, 
         await expect(reader.locator("#print-request")).to_be_visible()
         width = await reader.evaluate("document.documentElement.scrollWidth")
         assert width <= (390 if options else 1280), f"{username}: the request fits the screen ({width}px)"
-        await shot(reader, f"request-page-{username}-{locale}", full_page=True)
+        await screenshot(reader, f"request-page-{username}-{locale}", full_page=True)
         await assert_accessible(reader)
         await reader.emulate_media(media="print")
         await expect(reader.locator(".topbar")).to_be_hidden()
         await expect(reader.locator(".request-tools")).to_be_hidden()
         await expect(reader.locator("#request-question")).to_be_visible()
-        await shot(reader, f"request-print-{username}-{locale}", full_page=True)
+        await screenshot(reader, f"request-print-{username}-{locale}", full_page=True)
         await reader.emulate_media(media="screen")
         pdf = await reader.context.request.get(f"{base}/referrals/{referral}/request.pdf")
         assert pdf.ok and (await pdf.body()).startswith(b"%PDF-")

@@ -124,4 +124,5 @@ async def test_the_service_request_carries_the_consultation_request(client: Test
     notes = [n["text"] for n in request["note"]]
     assert notes == ["68-year-old man; ST depression in V4-V6.",
                      "Question for the specialist / 会诊目的及要求: Is there myocardial ischaemia?",
-                     "Relevant history / 相关病史: 高血压十年。", "Relevant results / 相关检查结果: 心电图：V4-V6 ST 段压低。"]
+                     "Relevant history / 相关病史: 高血压十年。",
+                     "Relevant results / 相关检查结果: 心电图：V4-V6 ST 段压低。"]
