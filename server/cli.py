@@ -30,6 +30,7 @@ from .errors import SettingsError, TelemedError
 from .http import validation_fields
 from .identity.passwords import password_problem
 from .models import Hospital, ProfessionalTitle, Role
+from .permissions import needs_licence
 from .retention import purge
 from .retention import schedule as retention_schedule
 from .settings import Settings, describe
@@ -247,6 +248,11 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     # the licence is checked before the account is made, so a mistyped number leaves no half-made account
     licence = _input(LicenceInput, licence_number=args.licence or "",
                      professional_title=args.title or ProfessionalTitle.NONE.value)
+    if (args.licence or args.title or args.verified) and not needs_licence(Role(args.role)):
+        raise SettingsError(f"A {args.role} has no practising licence: --licence, --title and --verified are for "
+                            "county doctors and specialists.")
+    if args.verified and not args.licence:
+        raise SettingsError("--verified needs the --licence number that was checked.")
 
     async def create(session: AsyncSession) -> None:
         body = _input(NewAccount, username=args.username, display_name=args.display_name or args.username,
@@ -265,7 +271,8 @@ async def _licence(session: AsyncSession, user_id: int, username: str, body: Lic
     console; the audit trail names the shell."""
     account = await accounts.set_licence(session, SHELL, user_id, body)
     if verify:
-        account = await accounts.verify_licence(session, SHELL, user_id)
+        account = await accounts.verify_licence(session, SHELL, user_id, LicenceInput(
+            licence_number=account.user.licence_number, professional_title=account.user.professional_title))
     state = "verified" if account.user.licence_verified else "not verified"
     print(f"Licence of {username!r}: {account.user.licence_number or '(none)'}, "
           f"{account.user.professional_title.value} ({state}).")

@@ -62,7 +62,7 @@ DEMO_USERS = (
 
 
 # The clinicians' practising licences (医师执业证书编码, 15 digits) and titles, verified by the demo's administrator
-# at seeding so the walk-through works; ``telemed users licence`` or the console shows an unverified one.
+# at seeding so the walk-through works; ``telemed user licence`` or the console shows an unverified one.
 DEMO_LICENCES = {
     "dr.li": ("141330000101234", ProfessionalTitle.ATTENDING),
     "dr.wang": ("110320000205678", ProfessionalTitle.CHIEF),

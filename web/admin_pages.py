@@ -296,9 +296,11 @@ async def user_licence(request: web.Request) -> web.Response:
 @routes.post("/admin/users/{user_id}/licence/verify")
 async def user_licence_verify(request: web.Request) -> web.Response:
     user_id = path_id(request, "user_id")
+    form = await read_form(request)
     try:
+        seen = parse_form({k: form.get(k, "") for k in ("licence_number", "professional_title")}, LicenceInput)
         async with request.app[DATABASE].session() as session:
-            await accounts.verify_licence(session, caller(request).principal, user_id)
+            await accounts.verify_licence(session, caller(request).principal, user_id, seen)
     except TelemedError as exc:
         return await _account_page(request, user_id, failure=FormError(request, exc), status=exc.status)
     raise _see(f"/admin/users/{user_id}", "licence-verified")

@@ -9,6 +9,7 @@ server/referrals/service.py and server/scheduling/service.py functions the REST 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
@@ -215,7 +216,8 @@ async def request_pdf_file(request: web.Request) -> web.Response:
         facts = await consultation_request.gather(session, who, referral_id)
         zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
     await consultation_request.audit_read(request.app[DATABASE], who, facts, "pdf")
-    pdf = request_pdf.render(facts, locale_for(request), zone, printed_at=utcnow())
+    # fpdf2 and the embedded CJK font take a while: off the event loop that carries everyone's signaling
+    pdf = await asyncio.to_thread(request_pdf.render, facts, locale_for(request), zone, printed_at=utcnow())
     return web.Response(body=pdf, content_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="consultation-request-{referral_id}.pdf"',
         "Cache-Control": "no-store"})

@@ -82,7 +82,8 @@ async def _consented_visit(request: web.Request) -> Visit:
 def _identity_page(request: web.Request, visit: Visit, *, form: dict[str, str] | None = None,
                    error: TelemedError | None = None) -> web.Response:
     gettext = translator(request)
-    context = {"title": visit.consultation.title, "token": request.match_info["token"], "form": form or {},
+    # Nothing of the visit (its title is often clinical) before the holder of the link has said who they are.
+    context = {"token": request.match_info["token"], "form": form or {},
                "errors": field_errors(error, gettext) if error else {}, "wrong": None}
     if error is not None and error.code == "identity-mismatch":
         context["wrong"] = error.details["attempts_left"]

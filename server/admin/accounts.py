@@ -306,10 +306,13 @@ async def set_licence(session: AsyncSession, who: Principal, user_id: int, body:
     return (await describe(session, [user]))[0]
 
 
-async def verify_licence(session: AsyncSession, who: Principal, user_id: int) -> Account:
+async def verify_licence(session: AsyncSession, who: Principal, user_id: int, seen: LicenceInput) -> Account:
     """Record that an administrator checked the clinician's licence number and title (against the certificate
     or the national register): who and when, on the account and in the audit trail, with what was verified.
-    Verifying a verified licence changes nothing. 422 naming ``licence_number`` while there is none to verify."""
+    ``seen`` is the number and title they checked: if the account holds others now (changed by someone else
+    since they read it), nothing is verified and 409 says so; the update is conditional on them, so a change
+    racing the verification cannot be verified unseen. Verifying a verified licence changes nothing. 422 naming
+    ``licence_number`` while there is none to verify."""
     require_administrator(who)
     user = await _user(session, user_id)
     if not needs_licence(user.role):
@@ -317,15 +320,30 @@ async def verify_licence(session: AsyncSession, who: Principal, user_id: int) ->
                                                      "practising licence.")})
     if not user.licence_number:
         raise ValidationFailed({"licence_number": N_("Enter the licence number before verifying it.")})
+    if (user.licence_number, user.professional_title) != (seen.licence_number, seen.professional_title):
+        raise Conflict(LICENCE_CHANGED)
     if user.licence_verified_at is None:
-        user.licence_verified_at = utcnow()
-        user.licence_verified_by = None if who == SHELL else who.user_id  # the shell is no account
-        session.add(user)
+        table = User.__table__  # type: ignore[attr-defined]
+        verified = await session.exec(sa.update(table).where(  # type: ignore[call-overload]
+            table.c.id == user_id, table.c.licence_number == seen.licence_number,
+            table.c.professional_title == seen.professional_title, table.c.licence_verified_at.is_(None))
+            .values(licence_verified_at=utcnow(), licence_verified_by=None if who == SHELL else who.user_id))
+        if verified.rowcount != 1:  # type: ignore[attr-defined]
+            await session.rollback()
+            user = await _user(session, user_id)
+            if (user.licence_number, user.professional_title) != (seen.licence_number, seen.professional_title):
+                raise Conflict(LICENCE_CHANGED)
+            return (await describe(session, [user]))[0]  # verified meanwhile, as seen: nothing to do
         audit.with_commit(session, audit.Entry(actor(who), "account.licence_verified", subject=f"user:{user_id}",
-                                               detail={"licence_number": user.licence_number,
-                                                       "professional_title": user.professional_title.value}))
+                                               detail={"licence_number": seen.licence_number,
+                                                       "professional_title": seen.professional_title.value}))
         await commit(session)
+        await session.refresh(user)
     return (await describe(session, [user]))[0]
+
+
+LICENCE_CHANGED = N_("The licence was changed since you read it: check the number and title shown now, then "
+                     "verify again.")
 
 
 async def disable(session: AsyncSession, who: Principal, user_id: int) -> Account:

@@ -130,11 +130,15 @@ async def set_licence(request: web.Request) -> web.Response:
 
 @routes.post("/api/admin/accounts/{user_id}/licence/verify")
 @answers(accounts.AccountShown)
+@accepts(LicenceInput)
 async def verify_licence(request: web.Request) -> web.Response:
-    """Record that the caller checked the clinician's licence number and title; the account's ``licence``
-    then names who and when (so does the audit trail). 422 ``licence_number`` while it has none."""
+    """Record that the caller checked the clinician's licence number and title, sent as they read them; the
+    account's ``licence`` then names who and when (so does the audit trail). 409 if the account holds another
+    number or title now; 422 ``licence_number`` while it has none."""
+    body = await parse_body(request, LicenceInput)
     async with request.app[DATABASE].session() as session:
-        account = await accounts.verify_licence(session, caller(request).principal, path_id(request, "user_id"))
+        account = await accounts.verify_licence(session, caller(request).principal, path_id(request, "user_id"),
+                                                body)
     return json_response(account.shown())
 
 

@@ -202,10 +202,14 @@ class RequestShown(Out):
 
 
 async def sharing_status(session: AsyncSession, referral_id: int) -> SharingConsent:
-    """The patient's consent to sharing their records for this referral, as the consent records say it."""
-    row = (await session.exec(select(Consent, ConsentTemplate).join(ConsentTemplate).where(
+    """The patient's consent to sharing their records for this referral, as the consent records say it: one in
+    force if any (what disclosure goes by), else the latest withdrawn one, else none."""
+    sharing = select(Consent, ConsentTemplate).join(ConsentTemplate).where(
         Consent.referral_id == referral_id, Consent.purpose == ConsentPurpose.RECORD_SHARING)
-        .order_by(col(Consent.id).desc()).limit(1))).first()
+    row = (await session.exec(sharing.where(col(Consent.withdrawn_at).is_(None))
+                              .order_by(col(Consent.id).desc()).limit(1))).first()
+    if row is None:
+        row = (await session.exec(sharing.order_by(col(Consent.id).desc()).limit(1))).first()
     if row is None:
         return SharingConsent("none")
     consent, template = row

@@ -8,6 +8,7 @@ a purge runs (by a node or by ``telemed retention run``), so two never run at on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -63,6 +64,9 @@ async def run_exclusive(database: Database, root: Path, periods: Periods, holder
     finally:
         if not running.done():
             running.cancel()
+            # let it stop (a commit or a file removal under way ends first) before another may take the lease
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
         await lease.release(database, RUN_LEASE, holder)
 
 

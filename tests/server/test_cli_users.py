@@ -131,3 +131,15 @@ def test_an_operator_enters_and_verifies_a_licence(data_dir: Path) -> None:
     user, _ = _read(data_dir, "dr.sun")
     assert (user.licence_number, user.professional_title) == ("110320000601234", "attending")
     assert user.licence_verified_at is not None
+
+
+def test_licence_options_for_an_account_without_one_make_no_account(data_dir: Path) -> None:
+    """A coordinator has no licence, and ``--verified`` needs the number checked: both are refused (exit 2)
+    before the account is made, so no half-made account is left behind."""
+    for options in (["--role", "coordinator", "--licence", "110320000601234"],
+                    ["--role", "specialist", "--verified"]):
+        refused = run("user", "create", "--username", "someone", "--hospital", "1", *options, "--password-stdin",
+                      data_dir=data_dir, stdin="a long enough password\n")
+        assert refused.returncode == 2, (options, refused.stdout, refused.stderr)
+        assert "licence" in refused.stderr
+        assert "someone" not in run("user", "list", data_dir=data_dir).stdout

@@ -413,7 +413,8 @@ async def test_a_licence_is_entered_then_verified_and_its_clinician_told_until_t
     clinician = await client.get("/", headers={**EN, **await login(client, "dr.he")})
     assert "Your licence has not been verified by an administrator yet" in await clinician.text()
 
-    verified = await post(client, f"/admin/users/{he.id}/licence/verify", {})
+    verified = await post(client, f"/admin/users/{he.id}/licence/verify",
+                          {"licence_number": "110320000601234", "professional_title": "chief"})
     assert verified.headers["Location"] == f"/admin/users/{he.id}?done=licence-verified"
     page = await (await client.get(verified.headers["Location"], headers=EN)).text()
     assert 'id="licence-state">Verified' in page and "Verified by 系统管理员 Administrator on" in page

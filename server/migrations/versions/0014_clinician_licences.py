@@ -3,7 +3,7 @@ who verified them and when.
 
 Accounts that exist at the upgrade start with no licence and unverified: a regulator relies on an
 administrator having checked each clinician, so nobody is verified by a migration. Until an administrator
-enters and verifies a clinician's licence (the console, or ``telemed users licence``), that clinician cannot
+enters and verifies a clinician's licence (the console, or ``telemed user licence``), that clinician cannot
 host a consultation, be booked or sign a report.
 
 Revision ID: 0014

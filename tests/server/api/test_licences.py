@@ -35,17 +35,25 @@ async def _licence(client: TestClient, user_id: int, **body: Any) -> Any:
     return await client.put(f"/api/admin/accounts/{user_id}/licence", json=body, headers=await login(client, "admin"))
 
 
+async def _verify(client: TestClient, user_id: int, username: str = "admin") -> Any:
+    """Verify the licence as the account shows it now (what the administrator has in front of them)."""
+    shown = await client.get(f"/api/admin/accounts/{user_id}", headers=await login(client, "admin"))
+    licence = (await shown.json())["licence"]
+    return await client.post(f"/api/admin/accounts/{user_id}/licence/verify", headers=await login(client, username),
+                             json={"licence_number": licence["number"],
+                                   "professional_title": licence["professional_title"]})
+
+
 async def test_an_administrator_enters_then_verifies_a_licence(client: TestClient) -> None:
     """Entering a number and title leaves the licence unverified; verifying names who and when, in the account
     and in the audit trail; a changed title clears the verification again."""
     known = await ids(client)
-    admin = await login(client, "admin")
     entered = await _licence(client, known["dr.he"], licence_number="1103 2000 0601 234", professional_title="chief")
     assert entered.status == 200, await entered.text()
     licence = (await entered.json())["licence"]
     assert licence == {"number": LICENCE, "professional_title": "chief", "verified_at": None, "verified_by": None}
 
-    verified = await client.post(f"/api/admin/accounts/{known['dr.he']}/licence/verify", headers=admin)
+    verified = await _verify(client, known["dr.he"])
     assert verified.status == 200, await verified.text()
     licence = (await verified.json())["licence"]
     assert licence["verified_by"] == known["admin"]
@@ -84,12 +92,10 @@ async def test_only_clinicians_have_a_licence_and_only_administrators_verify(cli
     known = await ids(client)
     refused = await _licence(client, known["coord.zhao"], licence_number=LICENCE)
     assert refused.status == 422 and "licence_number" in (await refused.json())["error"]["fields"]
-    own = await client.post(f"/api/admin/accounts/{known['dr.he']}/licence/verify",
-                            headers=await login(client, "dr.he"))
+    own = await _verify(client, known["dr.he"], "dr.he")
     assert own.status == 403
     await _licence(client, known["dr.he"], licence_number="", professional_title="attending")
-    empty = await client.post(f"/api/admin/accounts/{known['dr.he']}/licence/verify",
-                              headers=await login(client, "admin"))
+    empty = await _verify(client, known["dr.he"])
     assert empty.status == 422 and "licence_number" in (await empty.json())["error"]["fields"]
 
 
@@ -115,8 +121,7 @@ async def test_an_unverified_specialist_is_neither_offered_nor_booked(client: Te
     assert booked.status == 409
     assert (await booked.json())["error"]["code"] == "specialist-unverified"
 
-    assert (await client.post(f"/api/admin/accounts/{known['dr.zhou']}/licence/verify",
-                              headers=await login(client, "admin"))).status == 200
+    assert (await _verify(client, known["dr.zhou"])).status == 200
     assert slot in (await offered())[known["dr.zhou"]]
 
 
@@ -137,8 +142,23 @@ async def test_an_unverified_specialist_signs_no_report_and_hosts_no_room(client
                                               "moderate": False}
 
     known = await ids(client)
-    assert (await client.post(f"/api/admin/accounts/{known['dr.wang']}/licence/verify",
-                              headers=await login(client, "admin"))).status == 200
+    assert (await _verify(client, known["dr.wang"])).status == 200
     token = await client.post("/api/consultations/1/room-token", headers=wang)
     assert (await token.json())["grants"]["admit"] is True
     assert (await client.post(f"/api/referrals/{booked['id']}/reports", json=BODY, headers=wang)).status == 201
+
+
+async def test_a_licence_changed_since_it_was_read_is_not_verified(client: TestClient) -> None:
+    """The administrator verifies the number and title they read; if another changed them meanwhile, the
+    verification is refused (409) and nothing is recorded, so a number nobody checked is never marked verified."""
+    known = await ids(client)
+    await _licence(client, known["dr.he"], licence_number=LICENCE, professional_title="chief")
+    await _licence(client, known["dr.he"], licence_number="110320000609999", professional_title="chief")
+    stale = await client.post(f"/api/admin/accounts/{known['dr.he']}/licence/verify",
+                              headers=await login(client, "admin"),
+                              json={"licence_number": LICENCE, "professional_title": "chief"})
+    assert stale.status == 409, await stale.text()
+    assert "changed since you read it" in (await stale.json())["error"]["message"]
+    shown = await client.get(f"/api/admin/accounts/{known['dr.he']}", headers=await login(client, "admin"))
+    assert (await shown.json())["licence"]["verified_at"] is None
+    assert (await _verify(client, known["dr.he"])).status == 200
