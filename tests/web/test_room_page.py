@@ -139,6 +139,9 @@ async def test_the_referral_is_beside_the_call_with_only_what_the_viewer_may_see
         page = await _room(client, username, consultation)
         assert 'id="referral-panel"' in page and f"Referral #{referral}" in page
         assert reason in page and summary in page
+        # the question put to the specialist, and the whole request a click away
+        assert '<p class="prewrap" id="referral-question">Is there myocardial ischaemia?</p>' in page
+        assert f'href="/referrals/{referral}/request"' in page
         # Opened in the viewer beside the call; without scripts, in a new tab (leaving the page ends the call).
         assert re.search(r'<a href="/api/attachments/\d+" data-id="\d+" data-kind="image" target="_blank" '
                          r'rel="noopener">心电图 ECG.png</a>', page)
@@ -155,6 +158,7 @@ async def test_the_referral_is_beside_the_call_with_only_what_the_viewer_may_see
     page = await _room(client, "dr.wang", consultation)
     assert 'id="referral-withheld"' in page
     assert reason not in page and summary not in page and "心电图" not in page and "/api/attachments/" not in page
+    assert "myocardial ischaemia" not in page
     assert 'id="attachment-viewer"' not in page
     page = await _room(client, "dr.li", consultation)
     assert reason in page and "心电图 ECG.png" in page, "the referring hospital keeps seeing its own records"
