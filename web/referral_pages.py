@@ -198,11 +198,9 @@ REQUEST_FIELDS = tuple(ReferralRequestEdit.model_fields)
 async def request_page(request: web.Request) -> web.Response:
     """The referral's consultation request laid out like the paper form, printable: the same facts as
     ``GET /api/referrals/{id}/request`` and the PDF, on the reader's clock, read audited."""
-    who = caller(request).principal
-    async with request.app[DATABASE].session() as session:
-        facts = await consultation_request.gather(session, who, path_id(request, "referral_id"))
-        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
-    await consultation_request.audit_read(request.app[DATABASE], who, facts, "page")
+    facts, zone = await consultation_request.read(request.app[DATABASE], caller(request).principal,
+                                                  path_id(request, "referral_id"), "page",
+                                                  default_zone=request.app[SETTINGS].default_timezone)
     return _render(request, "referral_request.html", {
         "request": facts, "clinical": facts.clinical, "zone": zone, "words": consultation_request})
 
@@ -210,12 +208,9 @@ async def request_page(request: web.Request) -> web.Response:
 @routes.get("/referrals/{referral_id}/request.pdf", name="referral_request_pdf")
 async def request_pdf_file(request: web.Request) -> web.Response:
     """The consultation request as a PDF, in the reader's language and on their hospital's clock."""
-    who = caller(request).principal
     referral_id = path_id(request, "referral_id")
-    async with request.app[DATABASE].session() as session:
-        facts = await consultation_request.gather(session, who, referral_id)
-        zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
-    await consultation_request.audit_read(request.app[DATABASE], who, facts, "pdf")
+    facts, zone = await consultation_request.read(request.app[DATABASE], caller(request).principal, referral_id,
+                                                  "pdf", default_zone=request.app[SETTINGS].default_timezone)
     # fpdf2 and the embedded CJK font take a while: off the event loop that carries everyone's signaling
     pdf = await asyncio.to_thread(request_pdf.render, facts, locale_for(request), zone, printed_at=utcnow())
     return web.Response(body=pdf, content_type="application/pdf", headers={

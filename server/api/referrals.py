@@ -7,7 +7,7 @@ from datetime import date
 from aiohttp import web
 
 from .. import idempotency, notices
-from ..appkeys import DATABASE
+from ..appkeys import DATABASE, SETTINGS
 from ..consent.records import How
 from ..errors import ValidationFailed
 from ..http import answer_once, json_response, locale_for, parse_body, parse_form, path_id, translator
@@ -82,10 +82,9 @@ async def get_request(request: web.Request) -> web.Response:
     """The referral's consultation request (会诊申请单) as the receiving side reads it: hospitals, doctors,
     specialty and title wanted, the consent's status from the consent records, and (where the patient's records
     may be seen) the patient, reason, question, working diagnosis, history, results and summary, else null."""
-    who = caller(request).principal
-    async with request.app[DATABASE].session() as session:
-        facts = await consultation_request.gather(session, who, referral_id(request))
-    await consultation_request.audit_read(request.app[DATABASE], who, facts, "json")
+    facts, _ = await consultation_request.read(request.app[DATABASE], caller(request).principal,
+                                               referral_id(request), "json",
+                                               default_zone=request.app[SETTINGS].default_timezone)
     return json_response(facts.shown(locale_for(request)))
 
 

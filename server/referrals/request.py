@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .. import zones
 from ..audit import trail as audit
 from ..db import Database
 from ..errors import N_
@@ -250,6 +251,17 @@ async def facts_of(session: AsyncSession, who: Principal, referral: Referral) ->
         title_wanted=referral.title_wanted, target_specialist=specialist.display_name if specialist else "",
         created_at=referral.created_at, submitted_at=referral.submitted_at,
         consent=await sharing_status(session, referral.id), clinical=clinical)
+
+
+async def read(database: Database, who: Principal, referral_id: int, shown_as: Format, *,
+               default_zone: str) -> tuple[RequestFacts, str]:
+    """The one way to read a request, whatever its form (page, PDF, JSON): its facts as the caller may see them,
+    the caller's clock (their hospital's zone), and the read audited where it shows the patient."""
+    async with database.session() as session:
+        facts = await gather(session, who, referral_id)
+        zone = await zones.reader_zone(session, who, default_zone)
+    await audit_read(database, who, facts, shown_as)
+    return facts, zone
 
 
 async def audit_read(database: Database, who: Principal, facts: RequestFacts, shown_as: Format) -> None:
