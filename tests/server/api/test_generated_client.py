@@ -89,6 +89,8 @@ async def test_a_generated_client_carries_a_referral_from_patient_to_acknowledge
     draft = await op("referrals", "create_referral").asyncio(client=li, body=models.ReferralCreate(
         patient_id=patient.id, specialty="cardiology", urgency=models.Urgency.URGENT,
         reason="Chest pain on exertion", summary="ST depression in V4-V6.",
+        question="Is there myocardial ischaemia?", working_diagnosis="Stable angina?", diagnosis_code="I20.8",
+        title_wanted=models.TitleWanted.ASSOCIATE_CHIEF,
         target_hospital_id=wang_user.hospital_id, target_specialist_id=wang_user.id, submit=False,
         sharing_consent="verbal"))
     assert isinstance(draft, models.ReferralDetail), draft
@@ -115,6 +117,10 @@ async def test_a_generated_client_carries_a_referral_from_patient_to_acknowledge
     assert isinstance(booked, models.ReferralDetail), booked
     assert booked.state == models.ReferralState.SCHEDULED and booked.appointment.starts_at == slot.starts_at
 
+    asked = await op("referrals", "get_request").asyncio(referral_id=draft.id, client=wang)
+    assert isinstance(asked, models.RequestShown), asked
+    assert asked.question == "Is there myocardial ischaemia?" and asked.working_diagnosis.code == "I20.8"
+    assert asked.title_wanted == models.TitleWanted.ASSOCIATE_CHIEF and asked.sharing_consent.status == "given"
     mine = await op("referrals", "get_referral").asyncio(referral_id=draft.id, client=wang)
     assert mine.can_sign_report and models.ReferralAction.COMPLETE not in mine.actions
     signed = await op("referrals", "sign_report").asyncio(referral_id=draft.id, client=wang, body=models.ReportInput(
