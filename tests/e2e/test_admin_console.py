@@ -134,7 +134,7 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await expect(admin.locator("#accounts tbody tr")).to_have_count(1)
     await row.get_by_role("button", name=f"{t('Disable')} {username}").click()
     await expect(admin.locator("#done")).to_have_text(t("The account was disabled; its sessions have ended."))
-    await expect(row.locator(".badge")).to_have_text(t("Disabled"))
+    await expect(row.locator(".badge.status-disabled")).to_have_text(t("Disabled"))
     await user.reload()
     await expect(user).to_have_url(re.compile(r"/login\?"))
     await row.get_by_role("link", name=username, exact=True).click()
