@@ -3,8 +3,6 @@ a wrong answer is explained and a right one leads to consent; five wrong answers
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
@@ -14,17 +12,11 @@ from server.i18n import translations
 from server.models import Patient
 
 from ..support.visits import invite
-from .conftest import assert_accessible
+from .conftest import assert_accessible, screenshot
 
 pytestmark = pytest.mark.e2e
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
-
-
-async def _shot(page: Page, name: str, locale: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    await page.screenshot(path=SHOTS / f"{name}-{locale}-390x844.png", full_page=True)
 
 
 async def _with_national_id(client: TestClient, last4: str) -> None:
@@ -59,15 +51,18 @@ async def test_a_wrong_answer_is_explained_and_a_right_one_leads_to_consent(
     await expect(page.get_by_label(_("Full name"))).to_be_visible()
     await expect(page.get_by_label(_("Last four characters of your national ID"))).to_be_visible()
     await assert_accessible(page)
-    await _shot(page, "visit-identity", locale)
+    await screenshot(page, f"visit-identity-{locale}-390x844")
 
     await _answer(page, "张伟 Zhang Wei", "1234")
     alert = page.get_by_role("alert")
-    await expect(alert).to_contain_text(_("These details do not match the patient this link was sent to."))
-    await expect(alert).to_contain_text("4")
+    # one sentence pair, without a stray space between the Chinese sentences
+    await expect(alert).to_have_text(translations(locale).ngettext(
+        "These details do not match the patient this link was sent to. You can try %(num)s more time before the "
+        "link is locked.", "These details do not match the patient this link was sent to. You can try %(num)s "
+        "more times before the link is locked.", 4) % {"num": 4})
     await expect(page.get_by_label(_("Last four characters of your national ID"))).to_have_value("")
     await assert_accessible(page)
-    await _shot(page, "visit-identity-wrong", locale)
+    await screenshot(page, f"visit-identity-wrong-{locale}-390x844")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px phone"
 
@@ -93,7 +88,7 @@ async def test_five_wrong_answers_lock_the_link(client: TestClient, browser: Bro
     locked = _("This link is locked after too many wrong answers. Please contact your clinic for a new link.")
     await expect(page.get_by_text(locked)).to_be_visible()
     await assert_accessible(page)
-    await _shot(page, "visit-identity-locked", locale)
+    await screenshot(page, f"visit-identity-locked-{locale}-390x844")
     response = await page.goto(f"{base}/visit/{guest}")
     assert response is not None and response.status == 401
     await expect(page.get_by_text(locked)).to_be_visible()
