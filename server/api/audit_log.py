@@ -20,8 +20,8 @@ from ..openapi import answers, answers_media, queries
 routes = web.RouteTableDef()
 
 
-# The query of the audit trail's search. (No docstring: see reports.Icd10Query.)
-class AuditQuery(pydantic.BaseModel):
+# The filters of the audit trail, shared by its search and its export. (No docstring: see reports.Icd10Query.)
+class AuditFilter(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     actor: str | None = pydantic.Field(default=None, description="who acted: user:<id>, guest:..., system")
@@ -30,19 +30,15 @@ class AuditQuery(pydantic.BaseModel):
     subject: str | None = pydantic.Field(default=None, description="what it was done to: patient:<id>...")
     since: dt.date | None = pydantic.Field(default=None, description="the first day, on the auditor's clock")
     until: dt.date | None = pydantic.Field(default=None, description="the last day, on the auditor's clock")
+
+
+# The query of the audit trail's search.
+class AuditQuery(AuditFilter):
     before: int | None = pydantic.Field(default=None, ge=1, description="the last id seen")
 
 
-# The query of the audit trail's export. (No docstring: see reports.Icd10Query.)
-class AuditExportQuery(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    actor: str | None = pydantic.Field(default=None, description="who acted: user:<id>, guest:..., system")
-    action: str | None = pydantic.Field(default=None, description="an action, or a family such as consent.")
-    consultation: int | None = pydantic.Field(default=None, ge=1, description="a consultation's number")
-    subject: str | None = pydantic.Field(default=None, description="what it was done to: patient:<id>...")
-    since: dt.date | None = pydantic.Field(default=None, description="the first day, on the auditor's clock")
-    until: dt.date | None = pydantic.Field(default=None, description="the last day, on the auditor's clock")
+# The query of the audit trail's export.
+class AuditExportQuery(AuditFilter):
     format: Literal["csv", "json"] = "csv"
 
 

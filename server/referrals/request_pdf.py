@@ -6,25 +6,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fpdf import FPDF
-from fpdf.enums import WrapMode, XPos, YPos
+from fpdf.enums import XPos, YPos
 
 from ..i18n import translations
-from ..reports.render import FONT, font_path, on_clock
+from ..reports.render import FONT, FormPdf, on_clock
 from .request import CONSENT_WORDS, METHOD_WORDS, SEX_WORDS, TITLE_WORDS, URGENCY_WORDS, RequestFacts
 
 
 def render(facts: RequestFacts, locale: str, zone: str, *, printed_at: datetime) -> bytes:
     """The request's PDF, every label in ``locale`` and every time on ``zone``'s clock, labelled."""
     _ = translations(locale).gettext
-    wrap = WrapMode.CHAR if locale.startswith("zh") else WrapMode.WORD
-    pdf = FPDF(format="A4")
-    pdf.set_title(_("Consultation request"))
-    pdf.set_creator("telemed")
-    pdf.set_lang("zh-CN" if locale.startswith("zh") else "en")
-    pdf.set_auto_page_break(True, margin=18)
-    pdf.add_font(FONT, "", font_path())
-    pdf.add_page()
+    form = FormPdf(_("Consultation request"), locale)
+    pdf, wrap = form.pdf, form.wrap
     pdf.set_font(FONT, size=12)
     pdf.cell(0, 7, facts.consulting_hospital, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=18)
@@ -34,22 +27,7 @@ def render(facts: RequestFacts, locale: str, zone: str, *, printed_at: datetime)
              new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
 
-    def row(label: str, value: str) -> None:
-        pdf.set_font(FONT, size=10)
-        pdf.set_text_color(90, 90, 90)
-        pdf.cell(48, 6, label)
-        pdf.set_text_color(0, 0, 0)
-        pdf.multi_cell(0, 6, value or "—", wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-
-    def section(title: str, text: str) -> None:
-        pdf.ln(3)
-        pdf.set_font(FONT, size=13)
-        pdf.cell(0, 8, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_draw_color(180, 180, 180)
-        pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
-        pdf.ln(1)
-        pdf.set_font(FONT, size=11)
-        pdf.multi_cell(0, 6, text or "—", wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    row, section = form.row, form.section
 
     row(_("Requesting hospital"), facts.requesting_hospital)
     row(_("Requesting doctor"), facts.requesting_doctor)

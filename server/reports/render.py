@@ -63,17 +63,45 @@ def on_clock(at: datetime, zone: str) -> str:
     return f"{local:%Y-%m-%d %H:%M} ({zone}, UTC{offset[:3]}:{offset[3:]})"
 
 
+class FormPdf:
+    """An A4 form in one language (the report, the consultation request): the CJK font, lines broken as the
+    language breaks them, label-and-value rows and titled sections."""
+
+    def __init__(self, title: str, locale: str) -> None:
+        self.wrap = WrapMode.CHAR if locale.startswith("zh") else WrapMode.WORD
+        self.pdf = pdf = FPDF(format="A4")
+        pdf.set_title(title)
+        pdf.set_creator("telemed")
+        pdf.set_lang("zh-CN" if locale.startswith("zh") else "en")
+        pdf.set_auto_page_break(True, margin=18)
+        pdf.add_font(FONT, "", font_path())
+        pdf.add_page()
+
+    def row(self, label: str, value: str) -> None:
+        pdf = self.pdf
+        pdf.set_font(FONT, size=10)
+        pdf.set_text_color(90, 90, 90)
+        pdf.cell(48, 6, label)
+        pdf.set_text_color(0, 0, 0)
+        pdf.multi_cell(0, 6, value or "—", wrapmode=self.wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def section(self, title: str, text: str) -> None:
+        pdf = self.pdf
+        pdf.ln(3)
+        pdf.set_font(FONT, size=13)
+        pdf.cell(0, 8, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_draw_color(180, 180, 180)
+        pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
+        pdf.ln(1)
+        pdf.set_font(FONT, size=11)
+        pdf.multi_cell(0, 6, text or "—", wrapmode=self.wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
 def render(facts: ReportFacts, locale: str) -> bytes:
     """The report's PDF (not yet signed), every label in ``locale``."""
     _ = translations(locale).gettext
-    wrap = WrapMode.CHAR if locale.startswith("zh") else WrapMode.WORD
-    pdf = FPDF(format="A4")
-    pdf.set_title(_("Consultation report"))
-    pdf.set_creator("telemed")
-    pdf.set_lang("zh-CN" if locale.startswith("zh") else "en")
-    pdf.set_auto_page_break(True, margin=18)
-    pdf.add_font(FONT, "", font_path())
-    pdf.add_page()
+    form = FormPdf(_("Consultation report"), locale)
+    pdf, wrap = form.pdf, form.wrap
     pdf.set_font(FONT, size=18)
     pdf.cell(0, 10, _("Consultation report"), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9)
@@ -84,22 +112,7 @@ def render(facts: ReportFacts, locale: str) -> bytes:
     pdf.cell(0, 6, version, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
 
-    def row(label: str, value: str) -> None:
-        pdf.set_font(FONT, size=10)
-        pdf.set_text_color(90, 90, 90)
-        pdf.cell(48, 6, label)
-        pdf.set_text_color(0, 0, 0)
-        pdf.multi_cell(0, 6, value or "—", wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-
-    def section(title: str, text: str) -> None:
-        pdf.ln(3)
-        pdf.set_font(FONT, size=13)
-        pdf.cell(0, 8, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_draw_color(180, 180, 180)
-        pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
-        pdf.ln(1)
-        pdf.set_font(FONT, size=11)
-        pdf.multi_cell(0, 6, text or "—", wrapmode=wrap, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    row, section = form.row, form.section
 
     row(_("Requesting hospital"), facts.requesting_hospital)
     row(_("Consulting hospital"), facts.consulting_hospital)
