@@ -20,7 +20,6 @@ from aiortc import (
     RTCRtpSender,
     RTCRtpTransceiver,
     VideoStreamTrack,
-    rtcrtpreceiver,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket
@@ -89,19 +88,6 @@ class PacketTrack(MediaStreamTrack):
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         return (await self.frames.get()).to_packet()
-
-
-@pytest.fixture
-def decoders_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The codec of every decoder aiortc's receivers create during the test."""
-    made: list[str] = []
-    real = rtcrtpreceiver.get_decoder
-
-    def spy(codec):  # type: ignore[no-untyped-def]
-        made.append(codec.name)
-        return real(codec)
-    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", spy)
-    return made
 
 
 def test_aiortc_version_is_the_one_pinned() -> None:

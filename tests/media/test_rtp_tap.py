@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import av
 import pytest
-from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver
+from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 
 from media.passthrough import EncodedFrame, tap_receiver
@@ -37,19 +37,6 @@ def only(codec: str, transceiver) -> None:  # type: ignore[no-untyped-def]
 
 def receiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver:
     return next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-
-
-@pytest.fixture
-def decoders_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The codec of every decoder aiortc's receivers create during the test."""
-    made: list[str] = []
-    real = rtcrtpreceiver.get_decoder
-
-    def spy(codec):  # type: ignore[no-untyped-def]
-        made.append(codec.name)
-        return real(codec)
-    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", spy)
-    return made
 
 
 @dataclass
