@@ -7,8 +7,9 @@ on the client side), except one *probe* that decodes, reads the number and so th
 "Added latency" is the probe's delay through the server minus its delay on a direct connection,
 measured in the same run.
 
-Baselines, measured in the same run: aiortc's ``MediaRelay`` (decodes once, encodes per subscriber) and
-``MediaRecorder`` (decodes and encodes into WebM).
+Baselines, measured in the same run: the frame-level forwarding the relay used before it forwarded packets
+(media/forwarding.py's ``ForwardedTrack``: whole frames out of aiortc's jitter buffer), aiortc's
+``MediaRelay`` (decodes once, encodes per subscriber) and ``MediaRecorder`` (decodes and encodes into WebM).
 """
 
 from __future__ import annotations
@@ -90,8 +91,33 @@ def _server_main(conn: Connection, kind: str, directory: str) -> None:
     asyncio.run(_serve(conn, kind, Path(directory)))
 
 
-async def _serve(conn: Connection, kind: str, directory: Path) -> None:
+def frame_publication(pc: RTCPeerConnection, track: Any) -> Any:
+    """The frame-level baseline's publisher side: ``track``'s encoded frames as a Publication."""
     from .forwarding import Publication
+    from .passthrough import request_keyframe
+
+    receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+    publication = Publication("publisher", track.kind, lambda: request_keyframe(receiver))
+    tap_receiver(receiver, publication.deliver)
+    return publication
+
+
+def frame_subscription(pc: RTCPeerConnection, publication: Any) -> None:
+    """The frame-level baseline's subscriber side: a ForwardedTrack of ``publication`` on each video
+    transceiver of ``pc`` (call between setRemoteDescription and createAnswer)."""
+    from .forwarding import ForwardedTrack
+    from .passthrough import on_keyframe_request
+
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            track = ForwardedTrack("video")
+            transceiver.sender.replaceTrack(track)
+            transceiver.direction = "sendonly"
+            on_keyframe_request(transceiver.sender, track.keyframe_wanted)
+            track.attach(publication)
+
+
+async def _serve(conn: Connection, kind: str, directory: Path) -> None:
     from .recorder import Segment
     from .relay import Relay
 
@@ -113,23 +139,22 @@ async def _serve(conn: Connection, kind: str, directory: Path) -> None:
 
             @pc.on("track")
             def on_track(track: Any, pc: RTCPeerConnection = pc) -> None:
-                if kind == "segment":  # encoded frames from the start: receiving alone decodes nothing
-                    receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-                    publication = Publication("publisher", "video", _noop)
-                    tap_receiver(receiver, publication.deliver)
-                    source.set_result(publication)
+                if kind in ("segment", "frames"):  # encoded frames from the start: receiving decodes nothing
+                    source.set_result(frame_publication(pc, track))
                 else:
                     source.set_result(track)
             await pc.setRemoteDescription(RTCSessionDescription(args[0], "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             conn.send(pc.localDescription.sdp)
-        elif request == "subscribe":  # baseline relay: MediaRelay re-encodes for each subscriber
+        elif request == "subscribe":  # the baselines: frames forwarded, or MediaRelay re-encoding for each
             pc = RTCPeerConnection(_config())
             pcs.append(pc)
             await pc.setRemoteDescription(RTCSessionDescription(args[0], "offer"))
             track = await source
+            if kind == "frames":
+                frame_subscription(pc, track)
             for transceiver in pc.getTransceivers():
-                if transceiver.kind == "video":
+                if transceiver.kind == "video" and kind != "frames":
                     transceiver.sender.replaceTrack(media_relay.subscribe(track, buffered=False))
                     transceiver.direction = "sendonly"
             await pc.setLocalDescription(await pc.createAnswer())
@@ -157,10 +182,6 @@ async def _serve(conn: Connection, kind: str, directory: Path) -> None:
                 await pc.close()
             conn.send("ok")
             return
-
-
-async def _noop() -> None:
-    return None
 
 
 class ServerProcess:
@@ -333,7 +354,7 @@ async def bench_relay(sizes: list[int], seconds: float, capacity: int | None) ->
     direct = await _direct_delay(seconds)
     points = []
     for size in sizes:
-        for mode in ("relay", "mediarelay"):
+        for mode in ("relay", "frames", "mediarelay"):
             point = await relay_point(mode, size, seconds)
             if point.delay_ms_median is not None:
                 point.delay_ms_median = round(point.delay_ms_median - direct, 1)
@@ -341,11 +362,12 @@ async def bench_relay(sizes: list[int], seconds: float, capacity: int | None) ->
     rows = [asdict(p) for p in points]
     for size in sizes:
         ours = next(p for p in points if p.subscribers == size and p.mode == "relay")
-        base = next(p for p in points if p.subscribers == size and p.mode == "mediarelay")
         for row in rows:
             if row["subscribers"] == size and row["mode"] == "relay":
-                row["cpu_ratio_to_mediarelay"] = round(ours.cpu_per_subscriber / base.cpu_per_subscriber, 3) \
-                    if base.cpu_per_subscriber else None
+                for baseline in ("frames", "mediarelay"):
+                    base = next(p for p in points if p.subscribers == size and p.mode == baseline)
+                    row[f"cpu_ratio_to_{baseline}"] = round(ours.cpu_per_subscriber / base.cpu_per_subscriber,
+                                                            3) if base.cpu_per_subscriber else None
     result: dict[str, Any] = {"direct_delay_ms": round(direct, 1), "points": rows,
                               "note": "delay_ms_median is added latency: through the server minus direct"}
     if capacity:
@@ -366,7 +388,8 @@ def main_relay(sizes: list[int], seconds: float, capacity: int | None, as_json: 
         print(json.dumps(result, indent=2))
     else:
         print(f"direct connection delay (probe): {result['direct_delay_ms']} ms")
-        _print("relay (pass-through) against aiortc MediaRelay, 640x480 VP8 30 fps:", result["points"])
+        _print("relay (packets) against frame forwarding and aiortc MediaRelay, 640x480 VP8 30 fps:",
+               result["points"])
         if "capacity" in result:
             _print("capacity run:", [result["capacity"]])
     return 0

@@ -1,5 +1,9 @@
 """One consultation's media relay: a peer connection per participant, each track forwarded to the others.
 
+RTP packets are forwarded as they arrive (media/rtp_forward.py), rewritten per viewer; nothing is
+decoded, encoded or held back for a whole frame. Whole frames are assembled only for the recorder, off the
+forwarding path (a :class:`Publication` per published track, fed while a recording takes it).
+
 Each participant's browser makes one connection to the relay. Its offer carries its own microphone and
 camera (send) and then pairs of receive-only audio/video transceivers, the *slots*; the relay fills a
 slot with another participant's tracks and tells the browser which participant is in which slot (the
@@ -10,6 +14,7 @@ offer/answer, and a screen share is the browser replacing its camera track in pl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,23 +29,26 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from . import passthrough, rtp_tap
 from .errors import NegotiationFailed, NotInRelay
-from .forwarding import ForwardedTrack, Publication
-from .passthrough import offered_direction, on_keyframe_request, pin_codec, request_keyframe, tap_receiver
+from .forwarding import Publication
+from .passthrough import offered_direction, pin_codec, tap_receiver
+from .rtp_forward import PacketOutput, PacketSource
 
 log = logging.getLogger(__name__)
 
 Layout = dict[str, str]  # slot's video mid -> participant id
 VIDEO_CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 AUDIO_CODEC = "audio/opus"
+CLOCK_RATES = {"audio": 48_000, "video": 90_000}
 
 
 @dataclass
 class Slot:
     audio_mid: str
     video_mid: str
-    audio: ForwardedTrack
-    video: ForwardedTrack
+    audio: PacketOutput
+    video: PacketOutput
     owner: str | None = None
 
 
@@ -51,7 +59,8 @@ class RelayPeer:
     publish: bool
     subscribe: bool
     slots: list[Slot] = field(default_factory=list)
-    publications: dict[str, Publication] = field(default_factory=dict)  # by kind
+    sources: dict[str, PacketSource] = field(default_factory=dict)  # by kind: what the viewers get
+    publications: dict[str, Publication] = field(default_factory=dict)  # by kind: frames for the recorder
 
     def layout(self) -> Layout:
         return {slot.video_mid: slot.owner for slot in self.slots if slot.owner is not None}
@@ -73,6 +82,7 @@ class Relay:
         # Frames pass through untouched, so the whole room speaks one video codec (and Opus).
         self.video_codec = VIDEO_CODECS[video_codec]
         self.peers: dict[str, RelayPeer] = {}
+        self._names = itertools.count()  # a source's name is unique: a participant who reconnects is a new source
         self._on_layout = on_layout or (lambda pid, layout: None)
         self._on_publication = on_publication or (lambda publication: None)
 
@@ -126,11 +136,13 @@ class Relay:
         peer = self.peers.pop(participant_id, None)
         if peer is None:
             return
+        for source in peer.sources.values():
+            source.end()
         for publication in peer.publications.values():
             publication.end()
         for slot in peer.slots:
-            slot.audio.stop()
-            slot.video.stop()
+            slot.audio.close()
+            slot.video.close()
         for other in self.peers.values():
             freed = [slot for slot in other.slots if slot.owner == participant_id]
             for slot in freed:
@@ -150,6 +162,10 @@ class Relay:
         peer = self.peers.get(participant_id)
         return peer.audio_layout() if peer is not None else {}
 
+    def sources(self) -> list[PacketSource]:
+        """Every published track's packet stream, as the viewers get it."""
+        return [s for peer in self.peers.values() for s in peer.sources.values()]
+
     def publications(self) -> list[Publication]:
         return [p for peer in self.peers.values() for p in peer.publications.values() if not p.ended]
 
@@ -164,7 +180,7 @@ class Relay:
                                         f"and this browser did not offer it.")
 
     def _make_slots(self, peer: RelayPeer) -> None:
-        """Pair the offer's receive-only transceivers into slots, and put a forwarded track in each."""
+        """Pair the offer's receive-only transceivers into slots, and put a packet output in each."""
         wanting: dict[str, list[RTCRtpTransceiver]] = {"audio": [], "video": []}
         for transceiver in peer.pc.getTransceivers():
             if offered_direction(transceiver) == "recvonly":
@@ -172,21 +188,27 @@ class Relay:
         if not peer.subscribe:
             return
         for audio_t, video_t in zip(wanting["audio"], wanting["video"], strict=False):
-            slot = Slot(audio_t.mid or "", video_t.mid or "", ForwardedTrack("audio"), ForwardedTrack("video"))
-            for transceiver, track in ((audio_t, slot.audio), (video_t, slot.video)):
-                transceiver.sender.replaceTrack(track)
-                transceiver.direction = "sendonly"
-                on_keyframe_request(transceiver.sender, track.keyframe_wanted)
-            peer.slots.append(slot)
+            audio, video = self._output(audio_t), self._output(video_t)
+            peer.slots.append(Slot(audio_t.mid or "", video_t.mid or "", audio, video))
+
+    def _output(self, transceiver: RTCRtpTransceiver) -> PacketOutput:
+        # Made before the connection is up, so the sender learns its payload types when it starts.
+        transceiver.direction = "sendonly"
+        codec = (self.video_codec if transceiver.kind == "video" else AUDIO_CODEC).split("/")[1]
+        return PacketOutput(rtp_tap.PacketSender(transceiver.sender), transceiver.kind, codec,
+                            CLOCK_RATES[transceiver.kind])
 
     def _on_track(self, peer: RelayPeer, track: object) -> None:
         receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.receiver.track is track)
         kind = receiver.track.kind
-        if not peer.publish or kind in peer.publications:
+        if not peer.publish or kind in peer.sources:
             return  # not allowed to publish, or a second track of a kind: not forwarded
-        publication = Publication(peer.participant_id, kind, lambda: request_keyframe(receiver))
+        source = PacketSource(f"{peer.participant_id}/{kind}/{next(self._names)}", kind,
+                              lambda ssrc: rtp_tap.request_keyframe(receiver, ssrc))
+        publication = Publication(peer.participant_id, kind, lambda: passthrough.request_keyframe(receiver))
+        rtp_tap.tap_packets(receiver, source.deliver, frames_wanted=lambda: bool(publication.sinks))
         tap_receiver(receiver, publication.deliver)
-        peer.publications[kind] = publication
+        peer.sources[kind], peer.publications[kind] = source, publication
         for other in self.peers.values():
             if other is not peer:
                 self._fill_slots(other)
@@ -196,7 +218,7 @@ class Relay:
         """Give every other publishing participant a slot of this peer's, and attach its tracks."""
         changed = False
         for other in self.peers.values():
-            if other is peer or not other.publications:
+            if other is peer or not other.sources:
                 continue
             slot = next((s for s in peer.slots if s.owner == other.participant_id), None)
             if slot is None:
@@ -205,8 +227,8 @@ class Relay:
                     log.warning("relay: %s has no free slot for %s", peer.participant_id, other.participant_id)
                     continue
                 slot.owner, changed = other.participant_id, True
-            slot.audio.attach(other.publications.get("audio"))
-            slot.video.attach(other.publications.get("video"))
+            slot.audio.select(other.sources.get("audio"))
+            slot.video.select(other.sources.get("video"))
         if changed:
             self._announce(peer)
 

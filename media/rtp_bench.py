@@ -1,6 +1,6 @@
-"""Added latency per relay hop: packet forwarding (media/rtp_forward.py) against today's frame forwarding
-(media/relay.py), each against a direct connection at the same moment. ``python -m media.rtp_bench
-[--seconds S] [--subscribers N] [--json]``
+"""Added latency per relay hop: the relay's packet forwarding (media/relay.py) against the frame-level
+forwarding it replaced (media/forwarding.py), each against a direct connection at the same moment.
+``python -m media.rtp_bench [--seconds S] [--subscribers N] [--json]``
 
 The method of ``telemed bench relay`` (media/bench.py, whose numbered camera it reuses), made robust to
 a busy machine: one camera's 640x480 30 fps frames, whose top rows spell the frame number, go to two
@@ -26,7 +26,17 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
-from .bench import BITS, NumberedCamera, Subscriber, _config, _connect, _subscriber, read_number
+from .bench import (
+    BITS,
+    NumberedCamera,
+    Subscriber,
+    _config,
+    _connect,
+    _subscriber,
+    frame_publication,
+    frame_subscription,
+    read_number,
+)
 
 MODES = ("frames", "packets")
 
@@ -36,51 +46,35 @@ def _server_main(conn: Connection, kind: str) -> None:
 
 
 async def _serve(conn: Connection, kind: str) -> None:
+    """``packets``: the relay itself (media/relay.py); ``frames``: the frame-level forwarding it replaced."""
     from .relay import Relay
-    from .rtp_forward import PacketOutput, PacketSource
-    from .rtp_tap import PacketSender, request_keyframe, tap_packets
 
     loop = asyncio.get_running_loop()
     relay = Relay()
     pcs: list[RTCPeerConnection] = []
-    outputs: list[PacketOutput] = []
-    source: list[PacketSource] = []
+    publication: asyncio.Future[Any] = loop.create_future()
     while True:
         request, *args = await loop.run_in_executor(None, conn.recv)
-        if kind == "frames" and request in ("publish", "subscribe"):
+        if kind == "packets" and request in ("publish", "subscribe"):
             name = "publisher" if request == "publish" else f"s{len(relay.peers)}"
             conn.send(await relay.answer(name, args[0]))
-        elif request == "publish":
+        elif request in ("publish", "subscribe"):
             pc = RTCPeerConnection(_config())
             pcs.append(pc)
-
-            @pc.on("track")
-            def on_track(track: Any, pc: RTCPeerConnection = pc) -> None:
-                receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-                publication = PacketSource("publisher", track.kind, lambda ssrc: request_keyframe(receiver, ssrc))
-                tap_packets(receiver, publication.deliver)
-                source.append(publication)
+            if request == "publish":
+                @pc.on("track")
+                def on_track(track: Any, pc: RTCPeerConnection = pc) -> None:
+                    if track.kind == "video" and not publication.done():
+                        publication.set_result(frame_publication(pc, track))
             await pc.setRemoteDescription(RTCSessionDescription(args[0], "offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-            conn.send(pc.localDescription.sdp)
-        elif request == "subscribe":
-            pc = RTCPeerConnection(_config())
-            pcs.append(pc)
-            await pc.setRemoteDescription(RTCSessionDescription(args[0], "offer"))
-            for transceiver in pc.getTransceivers():
-                if transceiver.kind == "video":
-                    transceiver.direction = "sendonly"
-                    output = PacketOutput(PacketSender(transceiver.sender), "video", "VP8", 90_000)
-                    output.select(source[0])
-                    outputs.append(output)
+            if request == "subscribe":
+                frame_subscription(pc, await publication)
             await pc.setLocalDescription(await pc.createAnswer())
             conn.send(pc.localDescription.sdp)
         elif request == "cpu":
             times = os.times()
             conn.send(times.user + times.system)
         elif request == "stop":
-            for output in outputs:
-                output.close()
             await relay.close()
             for pc in pcs:
                 await pc.close()

@@ -1,5 +1,5 @@
 """Packets from a publisher to viewers: the glue between media/rtp_tap.py (aiortc) and media/rtp_rewrite.py
-(the rewriting). Not yet used by media/relay.py; docs/packet-forwarding.md says what remains for that.
+(the rewriting), used by media/relay.py.
 
 - :class:`PacketSource` is one publisher's stream on the relay: every packet goes into its cache and to
   each attached output at once, and key frame requests go upstream at most every
@@ -32,6 +32,7 @@ class PacketSource:
         self.cache: PacketCache[RtpPacket] = PacketCache(CACHE_PACKETS)
         self.outputs: set[PacketOutput] = set()
         self.ssrc: int | None = None
+        self.codec: str | None = None  # "VP8", "H264", "opus", from the first packet
         self.packets = self.keyframe_requests = 0
         self._ask, self._limit = ask_keyframe, RateLimit(KEYFRAME_REQUEST_INTERVAL, clock)
         self._tasks: set[asyncio.Future[None]] = set()
@@ -39,10 +40,17 @@ class PacketSource:
     def deliver(self, tapped: TappedPacket) -> None:
         packet = tapped.packet
         self.packets += 1
-        self.ssrc = packet.ssrc
+        self.ssrc, self.codec = packet.ssrc, tapped.codec
         self.cache.put(packet.sequence_number, packet)
         for output in tuple(self.outputs):
             output.offer(self, tapped)
+
+    def end(self) -> None:
+        """The publisher is gone: every output forwarding it goes quiet (and stays, ready for another)."""
+        for output in tuple(self.outputs):
+            if output.selected is self:
+                output.select(None)
+        self.outputs.clear()
 
     def request_keyframe(self) -> None:
         if self.kind != "video" or self.ssrc is None or not self._limit.allow():
@@ -66,6 +74,8 @@ class PacketOutput:
 
     def select(self, source: PacketSource | None) -> None:
         """Forward ``source`` from its next key frame (None: stop). The previous source goes on until then."""
+        if source is self.selected:
+            return
         if source is not None:
             self.sources[source.name] = source
             source.outputs.add(self)

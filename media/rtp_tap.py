@@ -13,6 +13,8 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
    ``_RTCRtpReceiver__jitter_buffer.add(packet)``, which returns ``(pli_wanted, frame_or_None)``.
    :func:`tap_packets` swaps that jitter buffer for a :class:`_PacketTap` that passes every packet on at
    once and returns ``(False, None)``: no reassembly, no wait, and no frame ever reaches the decoder thread.
+   While a recording wants frames, the tap also feeds a fresh copy of aiortc's own jitter buffer and returns
+   what it returns, so aiortc hands whole frames to the receiver's decoder queue as it always did.
    The packet's codec comes from the receiver's private ``_RTCRtpReceiver__codecs`` (payload type to
    codec, filled by ``receive()``).
 2. Sending. :class:`PacketSender` gives a sender a track that never yields (so its ``_run_rtp`` loop waits
@@ -34,6 +36,7 @@ Tested with aiortc 1.16 (the range is pinned in pyproject.toml).
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import (
@@ -79,27 +83,43 @@ class TappedPacket:
 
 
 class _PacketTap:
-    """Stands in for a receiver's jitter buffer: each packet goes to ``deliver`` as it comes."""
+    """Stands in for a receiver's jitter buffer: each packet goes to ``deliver`` as it comes, and on to a
+    real jitter buffer only while someone wants whole frames (the recorder)."""
 
-    def __init__(self, receiver: RTCRtpReceiver, deliver: Callable[[TappedPacket], None]) -> None:
+    def __init__(self, receiver: RTCRtpReceiver, deliver: Callable[[TappedPacket], None],
+                 frames_wanted: Callable[[], bool]) -> None:
         self.codecs = getattr(receiver, _CODECS)
-        self.deliver = deliver
+        self.deliver, self.frames_wanted = deliver, frames_wanted
+        self._pristine: JitterBuffer = getattr(receiver, _JITTER)  # aiortc's own, sized for the kind, unused
+        self._frames: JitterBuffer | None = None
 
-    def add(self, packet: RtpPacket) -> tuple[bool, None]:  # called by aiortc on the event loop
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:  # called by aiortc on the event loop
         codec = self.codecs.get(packet.payload_type)
         if codec is not None:
             self.deliver(TappedPacket(codec.name, codec.clockRate, packet, time.monotonic()))
-        return False, None
+        if not self.frames_wanted():
+            self._frames = None  # so frames wanted again start from a clean buffer, not a stale origin
+            return False, None
+        if self._frames is None:
+            self._frames = copy.deepcopy(self._pristine)
+        # aiortc puts a whole frame on the receiver's decoder queue (media/passthrough.py's tap), and sends
+        # a PLI when the buffer says the stream broke: both only while recording.
+        return self._frames.add(packet)
 
 
-def tap_packets(receiver: RTCRtpReceiver, deliver: Callable[[TappedPacket], None]) -> None:
+def tap_packets(receiver: RTCRtpReceiver, deliver: Callable[[TappedPacket], None], *,
+                frames_wanted: Callable[[], bool] = lambda: False) -> None:
     """Send this receiver's RTP packets to ``deliver`` as they arrive, instead of assembling frames.
 
     Call before media flows (the ``track`` event will do). The receiver still sends receiver reports and
-    NACKs upstream; its track yields nothing."""
-    if not hasattr(receiver, _JITTER) or not isinstance(getattr(receiver, _CODECS, None), dict):
+    NACKs upstream. While ``frames_wanted()`` is true, packets also go through aiortc's jitter buffer
+    and whole frames come out where the receiver puts them (take them with
+    :func:`media.passthrough.tap_receiver`); assembling frames stays off the forwarding path, after each
+    packet has been forwarded."""
+    if not isinstance(getattr(receiver, _JITTER, None), JitterBuffer) \
+            or not isinstance(getattr(receiver, _CODECS, None), dict):
         raise _stale("RTCRtpReceiver's jitter buffer or codec table")
-    setattr(receiver, _JITTER, _PacketTap(receiver, deliver))
+    setattr(receiver, _JITTER, _PacketTap(receiver, deliver, frames_wanted))
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

@@ -298,7 +298,7 @@ class Settings:
     )
     relay_video_codec: str = _setting(
         "vp8", _parse_video_codec,
-        "The one video codec of relayed rooms, vp8 or h264: the relay forwards frames untouched, so every "
+        "The one video codec of relayed rooms, vp8 or h264: the relay forwards packets untouched, so every "
         "browser in a room sends and receives it. Recordings of h264 rooms are Matroska, not WebM.",
     )
     recording_segment_seconds: float = _setting(

@@ -33,7 +33,8 @@ async def _call(relay: Relay, clients: dict[str, RelayClient], video_codec: str 
     for pid in ("doctor", "specialist"):
         clients[pid] = RelayClient(pid, slots=1, video_codec=video_codec)
         await clients[pid].join(relay)
-    await until(lambda: len(relay.publications()) == 4 and all(p.frames for p in relay.publications()))
+    # Packets flow from the start; frames are assembled only once a recording takes them.
+    await until(lambda: len(relay.sources()) == 4 and all(s.packets for s in relay.sources()))
 
 
 async def _record_call(live: Path, seconds: float, remember: Callable[[EncodedFrame], None], *,

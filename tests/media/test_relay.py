@@ -1,17 +1,23 @@
-"""Real aiortc peers through the relay: every subscriber decodes the publisher's pattern, nobody's
-frames are decoded or encoded in between, and a late joiner gets a key frame at once."""
+"""Real aiortc peers through the relay: every subscriber decodes the publisher's pattern, forwarded packet
+by packet (nothing decoded, encoded or assembled into frames in between), and a late joiner gets a key
+frame at once."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import struct
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+from aiortc import RTCRtpReceiver
+from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket
 
+from media import passthrough, rtp_forward
 from media.errors import NegotiationFailed, NotInRelay
 from media.relay import Relay
+from media.rtp_forward import PacketOutput
 
-from ..support.peers import PALETTE, RelayClient, palette_index
+from ..support.peers import PALETTE, RelayClient, palette_index, until
 
 SLOTS = 3
 
@@ -34,7 +40,8 @@ async def _join(relay: Relay, clients: dict[str, RelayClient], pid: str, *, came
 
 async def test_one_publisher_three_subscribers_each_decode_the_pattern(relay) -> None:
     """Three subscribers each decode the publisher's colour cycle intact: every frame is one of the
-    palette's colours (no corruption from forwarding) and the colours change (live, not one frozen frame)."""
+    palette's colours (no corruption from forwarding) and the colours change (live, not one frozen frame).
+    The relay forwarded packets and assembled no frame, as nobody was recording."""
     relay_, clients = relay
     await _join(relay_, clients, "doctor", camera=True)
     subscribers = [await _join(relay_, clients, f"viewer{i}", camera=False) for i in range(3)]
@@ -44,10 +51,14 @@ async def test_one_publisher_three_subscribers_each_decode_the_pattern(relay) ->
     for pattern in seen:
         assert None not in pattern, pattern
         assert len(set(pattern)) >= 2, pattern
-    publication = relay_.peers["doctor"].publications["video"]
-    assert publication.frames >= 45
+    peer = relay_.peers["doctor"]
+    source = peer.sources["video"]
+    assert source.packets >= 45 and source.codec == "VP8"
     assert all(len(pattern) == 45 for pattern in seen)
-    assert set(PALETTE) and publication.codec == "VP8"
+    assert set(PALETTE) and peer.publications["video"].frames == 0
+    for viewer in (f"viewer{i}" for i in range(3)):
+        slot = next(s for s in relay_.peers[viewer].slots if s.owner == "doctor")
+        assert slot.video.selected is source and slot.video.rewriter.forwarded >= 45
 
 
 async def test_late_joiner_gets_a_keyframe_within_a_second(relay) -> None:
@@ -57,8 +68,8 @@ async def test_late_joiner_gets_a_keyframe_within_a_second(relay) -> None:
     await _join(relay_, clients, "doctor", camera=True)
     early = await _join(relay_, clients, "early", camera=False)
     await early.decoded_pattern("doctor", 60)  # two seconds in: the encoder has long warmed up
-    publication = relay_.peers["doctor"].publications["video"]
-    requests_before = publication.keyframe_requests
+    source = relay_.peers["doctor"].sources["video"]
+    requests_before = source.keyframe_requests
 
     late = await _join(relay_, clients, "late", camera=False)
     await late.wait_for_slot("doctor")
@@ -67,7 +78,7 @@ async def test_late_joiner_gets_a_keyframe_within_a_second(relay) -> None:
     assert late.connected_at is not None
     assert loop.time() - late.connected_at < 1.0
     assert palette_index(first) is not None
-    assert publication.keyframe_requests > requests_before
+    assert source.keyframe_requests > requests_before
 
 
 async def test_leaving_frees_the_slot_and_others_keep_flowing(relay) -> None:
@@ -95,8 +106,7 @@ async def test_h264_room_forwards_h264_untouched() -> None:
         await _join(relay_, clients, "doctor", camera=True)
         subscribers = [await _join(relay_, clients, f"viewer{i}", camera=False) for i in range(2)]
         seen = await asyncio.gather(*(s.decoded_pattern("doctor", 45) for s in subscribers))
-        publication = relay_.peers["doctor"].publications["video"]
-        assert publication.codec == "H264"
+        assert relay_.peers["doctor"].sources["video"].codec == "H264"
         for pattern in seen:
             assert None not in pattern and len(set(pattern)) >= 2, pattern
         for client in clients.values():
@@ -138,3 +148,62 @@ async def test_a_candidate_before_any_offer_is_refused_even_the_last(relay) -> N
     for candidate in (None, "", "candidate:1 1 udp 1 127.0.0.1 5000 typ host"):
         with pytest.raises(NotInRelay):
             await relay_.add_candidate("nobody", candidate, "0", 0)
+
+
+# ---- key frame requests: a subscriber's PLI or FIR reaches the relay, and the relay asks the publisher ----
+
+
+async def send_pli(receiver: RTCRtpReceiver) -> None:
+    await passthrough.request_keyframe(receiver)
+
+
+async def send_fir(receiver: RTCRtpReceiver) -> None:
+    # As aiortc routes it, by the media source SSRC; the FCI names the same SSRC and a sequence number.
+    ssrc = max(receiver.getSynchronizationSources(), key=lambda s: s.timestamp).source
+    await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=1, media_ssrc=ssrc,
+                                             fci=struct.pack("!LB3x", ssrc, 1)))
+
+
+@pytest.mark.parametrize("send_feedback", [send_pli, send_fir], ids=["PLI", "FIR"])
+async def test_a_subscribers_keyframe_request_reaches_the_relay_and_then_the_publisher(
+        send_feedback: Callable[[RTCRtpReceiver], object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """PLI or FIR sent over the wire to the relay's sender for a slot reaches that slot's packet output
+    (media/rtp_tap.py's feedback hook), and the relay passes it on to the publisher as a PLI: a subscriber
+    that lost a picture gets a key frame, not a frozen slot."""
+    monkeypatch.setattr(rtp_forward, "KEYFRAME_REQUEST_INTERVAL", 0)  # pass every request on, to count them
+    wanted: list[PacketOutput] = []
+    keyframe_wanted = PacketOutput.keyframe_wanted
+
+    def spy(output: PacketOutput) -> None:
+        wanted.append(output)
+        keyframe_wanted(output)
+    monkeypatch.setattr(PacketOutput, "keyframe_wanted", spy)
+
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    doctor = clients["doctor"] = RelayClient("doctor", slots=1)
+    viewer = clients["viewer"] = RelayClient("viewer", slots=1, camera=False)
+    camera_sender = next(t.sender for t in doctor.pc.getTransceivers() if t.sender.track is doctor.camera)
+    asked: list[None] = []
+    force_keyframe = camera_sender._send_keyframe
+
+    def publisher_asked() -> None:
+        asked.append(None)
+        force_keyframe()
+    passthrough.on_keyframe_request(camera_sender, publisher_asked)
+    try:
+        await doctor.join(relay)
+        await viewer.join(relay)
+        await viewer.wait_for_slot("doctor")
+        seen = viewer.video_of("doctor")
+        receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.receiver.track is seen)
+        await until(lambda: receiver.getSynchronizationSources())
+        slot_track = relay.peers["viewer"].slots[0].video
+        wanted_before, asked_before = len(wanted), len(asked)
+
+        await send_feedback(receiver)
+        await until(lambda: len(wanted) > wanted_before and len(asked) > asked_before)
+        assert slot_track in wanted[wanted_before:]
+    finally:
+        await relay.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))

@@ -45,8 +45,8 @@ async def record_call(directory: Path, key: bytes, participants: tuple[str, ...]
             camera.replaceTrack(SolidColourTrack(PALETTE[colours[pid]]))
             clients[pid] = client
             await client.join(relay)
-        await until(lambda: len(relay.publications()) == 2 * len(participants)
-                    and all(p.frames for p in relay.publications()), seconds=20)
+        await until(lambda: len(relay.sources()) == 2 * len(participants)
+                    and all(s.packets for s in relay.sources()), seconds=20)
         live, final = directory / f"{name}.live", directory / f"{name}.rec"
         segment = Segment(live, key, relay.publications())
         await asyncio.sleep(seconds)
