@@ -1,0 +1,120 @@
+"""Which layer of the others' video a viewer gets, from what its link reports: pure, no I/O.
+
+Every publisher in a relayed room may send its camera twice (Galène's way around aiortc's missing
+simulcast, aiortc issue #676): the normal *high* layer and a *low* one of about 320x180 at 150 kbps, on a
+second video transceiver. Per viewer the relay forwards the high layer while the viewer's link keeps up,
+the low layer when it does not, and no video at all (*paused*: audio only) below that. Audio is never
+paused. A viewer may also ask for audio only, and for video again. (A publisher that sends no low layer
+is forwarded at its only layer where the choice is LOW.)
+
+The viewer's link is one connection (everything is bundled), so one choice covers all its slots. What
+the relay learns of it: receiver reports (the fraction of packets lost since the last report, per
+stream) and REMB (the receiver's estimate of the bitrate its link carries; aiortc and Chromium send it
+when transport-wide feedback is not negotiated, which aiortc never negotiates).
+
+The rules, in the manner of the forwarding servers that adapt per viewer (LiveKit, Jitsi's videobridge):
+- **down at once**: a report with more loss than ``LOSS_DOWN`` moves down a step (more than
+  ``LOSS_PAUSE``, straight to paused); an estimate below what the current layer needs moves down to the
+  layer it can carry;
+- **up slowly**: a step up only after the link has held, without a bad report, for ``hold`` seconds;
+  ``hold`` starts at ``HOLD_SECONDS`` and doubles (up to ``HOLD_MAX_SECONDS``) whenever a step up is
+  followed by a step down within twice its hold, so a link that cannot carry the higher layer is not
+  made to prove it every few seconds; it returns to ``HOLD_SECONDS`` once the high layer has held for
+  ``HOLD_MAX_SECONDS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Layer(StrEnum):
+    """What a viewer gets of each publisher's video, best first."""
+
+    HIGH = "high"
+    LOW = "low"
+    PAUSED = "paused"  # audio only
+
+
+ORDER = (Layer.PAUSED, Layer.LOW, Layer.HIGH)
+NEEDS_BPS = {Layer.HIGH: 400_000, Layer.LOW: 120_000, Layer.PAUSED: 0}  # the estimate a layer needs
+LOSS_DOWN = 0.10  # more lost than this in a report: one step down
+LOSS_PAUSE = 0.30  # more lost than this: straight to audio only
+LOSS_OK = 0.02  # at most this much lost counts as a good report
+HOLD_SECONDS = 4.0
+ESTIMATE_GRACE_SECONDS = 3.0
+HOLD_MAX_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkReport:
+    """One thing a viewer's link said: a loss fraction (0-1) from a receiver report, or a REMB estimate."""
+
+    at: float  # seconds, monotonic
+    lost: float | None = None
+    estimate_bps: int | None = None
+
+
+class LayerChoice:
+    """One viewer's choice. Feed it :meth:`report`s and :meth:`tick`s; read :attr:`layer` (the automatic
+    choice, capped by what the viewer asked for)."""
+
+    def __init__(self, now: float) -> None:
+        self.auto = Layer.HIGH
+        self.video_wanted = True  # False: the viewer asked for audio only
+        self.hold = HOLD_SECONDS
+        self._good_since = now  # the link has held since then
+        self._changed_at = now
+        self._last_up: float | None = None
+
+    @property
+    def layer(self) -> Layer:
+        return self.auto if self.video_wanted else Layer.PAUSED
+
+    def want_video(self, wanted: bool) -> Layer:
+        """The viewer asked for audio only (False) or for video again (True): video comes back on the
+        automatic choice's layer, not forced above what the link carries."""
+        self.video_wanted = wanted
+        return self.layer
+
+    def report(self, report: LinkReport) -> Layer:
+        """Take one report; the layer to forward from now on."""
+        down = 0
+        if report.lost is not None:
+            if report.lost > LOSS_PAUSE:
+                down = len(ORDER)
+            elif report.lost > LOSS_DOWN:
+                down = 1
+            elif report.lost > LOSS_OK:
+                self._good_since = report.at  # not bad enough to step down, not good enough to climb
+        # An estimate describes what the link carried a moment ago: right after a change it still speaks
+        # of the old layer, so it counts only once the layer has been on for ESTIMATE_GRACE_SECONDS. It
+        # never holds a climb back: a receiver's estimate grows only with what it is sent, so a link on
+        # the low layer would never be estimated to carry the high one.
+        if report.estimate_bps is not None and report.at - self._changed_at >= ESTIMATE_GRACE_SECONDS:
+            fits = max(i for i, layer in enumerate(ORDER) if NEEDS_BPS[layer] <= report.estimate_bps)
+            down = max(down, ORDER.index(self.auto) - fits)
+        if down > 0:
+            if self.auto == Layer.PAUSED:
+                self._good_since = report.at
+            else:
+                self._step(-down, report.at)
+        return self.tick(report.at)
+
+    def tick(self, now: float) -> Layer:
+        """Time passed: climb a step if the link has held long enough."""
+        if self.auto == Layer.HIGH and now - self._changed_at >= HOLD_MAX_SECONDS:
+            self.hold = HOLD_SECONDS  # the top layer held: the link is good again
+        if self.auto != Layer.HIGH and now - self._good_since >= self.hold:
+            self._step(1, now)
+        return self.layer
+
+    def _step(self, by: int, now: float) -> None:
+        index = max(0, min(len(ORDER) - 1, ORDER.index(self.auto) + by))
+        if by < 0 and self._last_up is not None and now - self._last_up < 2 * self.hold:
+            self.hold = min(self.hold * 2, HOLD_MAX_SECONDS)  # the climb failed: wait longer before the next
+        if by > 0:
+            self._last_up = now
+        self.auto = ORDER[index]
+        self._good_since = self._changed_at = now

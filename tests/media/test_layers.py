@@ -1,0 +1,86 @@
+"""The per-viewer layer choice (media/layers.py): down at once, up only after the link has held, audio only
+when asked, and a climb that fails makes the next one wait longer. Tables, no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from media.layers import (
+    ESTIMATE_GRACE_SECONDS,
+    HOLD_MAX_SECONDS,
+    HOLD_SECONDS,
+    Layer,
+    LayerChoice,
+    LinkReport,
+)
+
+# (reports as (seconds, lost fraction or None, estimate or None), the layer after the last one)
+CASES = [
+    ("a clean link stays high", [(1, 0.0, None), (2, 0.0, 2_000_000)], Layer.HIGH),
+    ("a little loss is no reason to move", [(1, 0.05, None)], Layer.HIGH),
+    ("loss over 10 % steps down at once", [(1, 0.15, None)], Layer.LOW),
+    ("more loss on the low layer pauses video", [(1, 0.15, None), (1.5, 0.15, None)], Layer.PAUSED),
+    ("loss over 30 % goes straight to audio only", [(1, 0.4, None)], Layer.PAUSED),
+    ("an estimate below the high layer's need steps to low", [(4, None, 300_000)], Layer.LOW),
+    ("an estimate below the low layer's need pauses", [(4, None, 60_000)], Layer.PAUSED),
+    ("an estimate in the first seconds of a layer still speaks of before", [(1, None, 60_000)], Layer.HIGH),
+    ("back up a step once the link held for the hold time",
+     [(1, 0.15, None), (1 + HOLD_SECONDS - 0.1, 0.0, None), (1 + HOLD_SECONDS, 0.0, None)], Layer.HIGH),
+    ("not before", [(1, 0.15, None), (1 + HOLD_SECONDS - 0.1, 0.0, None)], Layer.LOW),
+    ("moderate loss does not count as holding", [(1, 0.15, None), (3, 0.05, None), (1 + HOLD_SECONDS, 0.0, None)],
+     Layer.LOW),
+    ("one step at a time from paused", [(1, 0.5, None), (1 + HOLD_SECONDS, 0.0, None)], Layer.LOW),
+    ("and the next after another hold",
+     [(1, 0.5, None), (1 + HOLD_SECONDS, 0.0, None), (1 + 2 * HOLD_SECONDS, 0.0, None)], Layer.HIGH),
+    ("a low estimate right after a climb is the old layer's: ignored",
+     [(1, 0.15, None), (1 + HOLD_SECONDS, 0.0, None), (2 + HOLD_SECONDS, None, 200_000)], Layer.HIGH),
+]
+
+
+@pytest.mark.parametrize(("reports", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_layer_follows_the_reports(reports: list[tuple[float, float | None, int | None]],
+                                       expected: Layer) -> None:
+    """Each row: the reports a viewer's link sent, and the layer it then gets."""
+    choice = LayerChoice(0.0)
+    for at, lost, estimate in reports:
+        layer = choice.report(LinkReport(at, lost, estimate))
+    assert layer == expected
+
+
+def test_asking_for_audio_only_pauses_video_and_asking_again_brings_back_what_the_link_carries() -> None:
+    """Audio only is the viewer's to choose, whatever the link; video comes back on the automatic layer
+    (low here, as the link was lossy), not forced to high."""
+    choice = LayerChoice(0.0)
+    assert choice.want_video(False) == Layer.PAUSED
+    assert choice.report(LinkReport(1.0, lost=0.0)) == Layer.PAUSED
+    choice.report(LinkReport(2.0, lost=0.2))
+    assert choice.layer == Layer.PAUSED
+    assert choice.want_video(True) == Layer.LOW
+
+
+def test_a_failed_climb_doubles_the_hold_and_a_steady_link_resets_it() -> None:
+    """A link that loses packets as soon as it is given the high layer is tried again only after twice
+    the hold, then four times, up to the maximum; the high layer holding for that maximum brings the
+    hold back to the start."""
+    choice = LayerChoice(0.0)
+    now = 1.0
+    choice.report(LinkReport(now, lost=0.2))
+    holds = []
+    for _ in range(6):
+        now += choice.hold
+        assert choice.tick(now) == Layer.HIGH
+        now += 0.5
+        assert choice.report(LinkReport(now, lost=0.2)) == Layer.LOW  # the climb failed
+        holds.append(choice.hold)
+    assert holds == [min(HOLD_SECONDS * 2 ** n, HOLD_MAX_SECONDS) for n in range(1, 7)]
+    choice.tick(now + choice.hold)  # up again, and this time it holds
+    assert choice.tick(now + choice.hold + HOLD_MAX_SECONDS) == Layer.HIGH
+    assert choice.hold == HOLD_SECONDS
+
+
+def test_an_estimate_that_comes_back_up_does_not_keep_video_paused() -> None:
+    """Paused for a low estimate, video returns after the hold once reports are clean, even though the
+    estimate is not refreshed (a receiver sent nothing cannot estimate more)."""
+    choice = LayerChoice(0.0)
+    assert choice.report(LinkReport(ESTIMATE_GRACE_SECONDS, estimate_bps=50_000)) == Layer.PAUSED
+    assert choice.tick(ESTIMATE_GRACE_SECONDS + HOLD_SECONDS) == Layer.LOW
