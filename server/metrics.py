@@ -2,8 +2,8 @@
 gauges read from the app's state at each scrape (``Metrics.on_scrape``) rather than kept up to date everywhere.
 
 Label values are bounded: an HTTP request is counted under its route's template (``/api/referrals/{referral_id}``),
-never its path, which would carry ids and the tokens of invitation links and calendar feeds; a method aiohttp
-has no route for is ``OTHER``; a signaling message under its type. ``GET /metrics`` itself is
+never its path, which would carry ids and the tokens of invitation links and calendar feeds; a method outside
+HTTP's usual ones is ``OTHER``; a signaling message under its type. ``GET /metrics`` itself is
 ``server/api/metrics.py``; who may read it, ``permissions.require_metrics_access``.
 """
 

@@ -76,7 +76,8 @@ def with_commit(session: AsyncSession, entry: Entry | Callable[[], Entry]) -> No
 
 def count_appends(database: Database, listener: Callable[[int], None]) -> None:
     """Tell ``listener`` how many entries each commit through ``database`` appended to the chain (the server's
-    metrics count them): only commits that landed, never a transaction rolled back."""
+    metrics count them): only commits that landed, never a transaction rolled back. One listener per
+    database: an app sharing another's Database takes the counting over."""
     database.session_info[ON_APPENDED] = listener
 
 
