@@ -53,6 +53,7 @@ from .api import docs as docs_api
 from .api import fhir as fhir_api
 from .api import health
 from .api import holds as holds_api
+from .api import metrics as metrics_api
 from .api import patients as patients_api
 from .api import recordings as recordings_api
 from .api import referrals as referrals_api
@@ -67,6 +68,7 @@ from .appkeys import (
     HUB,
     KEYS,
     LOGIN_THROTTLE,
+    METRICS,
     PASSWORDS,
     RECORDING_KEY,
     RELAYS,
@@ -86,6 +88,16 @@ from .identity.login_throttle import InProcessThrottle
 from .identity.passwords import PasswordChecker
 from .identity.redis_throttle import RedisThrottle
 from .identity.signing_keys import load_keyring, load_recording_key
+from .metrics import (
+    CountingThrottle,
+    Metrics,
+    count_audit_appends,
+    metrics_middleware,
+    watch_database,
+    watch_hub,
+    watch_recordings,
+    watch_redis,
+)
 from .reports import signing as report_signing
 from .reports.service import ReportTools
 from .retention import purge
@@ -99,7 +111,7 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 # Every module whose ``routes`` the app serves: the REST API, signaling, the pages, then the browser's copy of
 # the protocol's codes (a generated module among the static ones, so it comes before the static files).
 ROUTE_MODULES = (
-    health, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
+    health, metrics_api, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
     patients_api, visits_api, recordings_api, referrals_api, reports_api, attachments_api, fhir_api, rooms_api,
     admin_api, holds_api, supervision_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
@@ -136,16 +148,19 @@ async def prepare_database(database: Database, settings: Settings) -> None:
 
 def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
     """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding)."""
-    app = web.Application(middlewares=[client_address_middleware, error_middleware, auth_middleware,
-                                       nav.unread_middleware],
+    # The metrics' middleware is outermost: it counts each answer as it finally went out.
+    app = web.Application(middlewares=[metrics_middleware, client_address_middleware, error_middleware,
+                                       auth_middleware, nav.unread_middleware],
                           client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
+    app[METRICS] = metrics = Metrics()
     app[KEYS] = load_keyring(settings)
     app[RENDERER] = Renderer()
     app[ERROR_PAGE] = app[RENDERER].error_page
     # With Redis, every node counts the same failed logins; a lone node counts them in memory.
-    app[LOGIN_THROTTLE] = RedisThrottle(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
-        else InProcessThrottle()
+    app[LOGIN_THROTTLE] = CountingThrottle(
+        RedisThrottle(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url
+        else InProcessThrottle(), metrics)
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
     # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
@@ -159,6 +174,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
             if database is None:
                 await prepare_database(db, settings)
             app[DATABASE] = db
+            count_audit_appends(metrics, db)
+            watch_database(metrics, db)
             app[AUDIT] = audit_trail.Batcher(db)
             await _publish_consent_texts(db)
             await _recover_recordings(db, settings, app[RECORDING_KEY])
@@ -174,6 +191,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         room_log = RedisRoomLog(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
             else LocalRoomLog()
         store = DatabaseRecordingStore(app[DATABASE], settings.recordings_dir, app[RECORDING_KEY])
+        watch_recordings(metrics, store)
         stun = [RTCIceServer(urls=server["urls"]) for server in settings.ice_servers
                 if "username" not in server]  # the relay has a public address; it needs STUN at most
 
@@ -202,6 +220,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
                       relay_starter=start_relay)
         await hub.start()
         app[HUB] = hub
+        watch_hub(metrics, hub)
+        if settings.redis_url:
+            watch_redis(metrics, hub)
         app[ROOMS] = HubRooms(hub)
         try:
             yield

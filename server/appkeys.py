@@ -1,4 +1,4 @@
-"""Typed keys for what the application holds: settings, database, keys, the error page, signaling hub."""
+"""Typed keys for what the application holds: settings, database, keys, the error page, signaling hub, metrics."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .audit.trail import Batcher
     from .consultations.room_notifier import RoomNotifier
     from .errors import TelemedError
+    from .metrics import Metrics
     from .reports.service import ReportTools
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -35,3 +36,4 @@ ROOMS: web.AppKey[RoomNotifier] = web.AppKey("rooms")  # what the domain tells r
 AUDIT: web.AppKey[Batcher] = web.AppKey("audit")  # audit entries written in batches, beside the caller
 REPORTS: web.AppKey[ReportTools] = web.AppKey("reports")  # signing and reading consultation reports
 RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # this app's own Prometheus registry and its counters

@@ -23,11 +23,11 @@ def forwarded_client(peer: str | None, forwarded_for: Iterable[str], trusted: Se
     address ends the walk at the last address vouched for.
     """
     address = peer or ""
-    if not _is_trusted(_parse(address), trusted):
+    if not _is_trusted(parse_address(address), trusted):
         return address
     hops = [hop.strip() for header in forwarded_for for hop in header.split(",") if hop.strip()]
     for hop in reversed(hops):
-        parsed = _parse(hop)
+        parsed = parse_address(hop)
         if parsed is None:
             break
         address = str(parsed)
@@ -36,7 +36,7 @@ def forwarded_client(peer: str | None, forwarded_for: Iterable[str], trusted: Se
     return address
 
 
-def _parse(text: str) -> IPv4Address | IPv6Address | None:
+def parse_address(text: str) -> IPv4Address | IPv6Address | None:
     """An address as proxies write it: ``192.0.2.7``, ``2001:db8::7``, or with a port (``192.0.2.7:5050``,
     ``[2001:db8::7]:5050``). IPv4 mapped into IPv6 (a dual-stack socket's ``::ffff:127.0.0.1``) is IPv4."""
     if text.startswith("["):

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -155,8 +156,11 @@ class Database:
                                                        pool_timeout=POOL_WAIT_SECONDS)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
+        # Copied into each new session's ``info``: what the app asks its sessions to carry (the audit trail's
+        # listener for appends, server/audit/trail.py).
+        self.session_info: dict[str, Any] = {}
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, sync_session_class=SyncSession,
-                                            expire_on_commit=False)
+                                            expire_on_commit=False, info=self.session_info)
         self.outage = Outage()
         self.clock: Callable[[], float] = time.monotonic
         # A connection handed out has passed its pre-ping: the database answers again.

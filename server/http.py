@@ -43,8 +43,9 @@ LANG_COOKIE = "telemed_lang"
 
 
 def is_api(request: web.Request) -> bool:
-    """The REST API and the FHIR API: answered in JSON (never a page or a redirect to the login)."""
-    return request.path.startswith("/api/") or is_fhir(request)
+    """The REST API, the FHIR API and the metrics: answered in JSON (never a page or a redirect to the login;
+    a scraper refused reads why)."""
+    return request.path.startswith("/api/") or is_fhir(request) or request.path == "/metrics"
 
 
 def is_fhir(request: web.Request) -> bool:

@@ -1,11 +1,15 @@
-"""Who may do what: pure rules over roles, hospitals and consultation membership. No I/O."""
+"""Who may do what: pure rules over roles, hospitals and consultation membership, and who may read the
+node's metrics. No I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-from .errors import N_, Forbidden
+from .errors import N_, Forbidden, Unauthenticated
 from .models import ReferralAction, ReferralState, Role, User
+from .settings import Secret
 
 CLINICAL_ROLES = frozenset({Role.COUNTY_DOCTOR, Role.SPECIALIST})
 # Coordinators organise consultations for their hospital; they do not sit in on the video.
@@ -289,3 +293,23 @@ def require_licence(who: Principal) -> None:
     """A 403 ``licence-unverified`` for a clinician whose licence is not verified yet, saying so."""
     if awaits_licence(who):
         raise Forbidden(LICENCE_UNVERIFIED, code="licence-unverified")
+
+
+def require_metrics_access(peer: IPv4Address | IPv6Address | None, networks: Sequence[IPv4Network | IPv6Network],
+                           bearer: str | None, token: Secret | None) -> None:
+    """Who reads ``GET /metrics``: no account, but a scraper on one of the monitoring ``networks`` (the
+    connection's own peer, ``TELEMED_METRICS_NETWORKS``), or anywhere with the metrics ``token``
+    (``TELEMED_METRICS_TOKEN``, compared in constant time). A token sent is always checked: a wrong one is a 401
+    even from the monitoring network, so a scraper's misconfiguration shows at once. From elsewhere without a
+    token, a 401 if one would open it, else a 403."""
+    if token is not None and bearer is not None:
+        if Secret(bearer) == token:
+            return
+        raise Unauthenticated(N_("Wrong metrics token."))
+    if peer is not None and any(peer in network for network in networks):
+        return
+    if token is not None:
+        raise Unauthenticated(N_("Metrics are open to this address only with the metrics token: send "
+                                 "Authorization: Bearer and the token."))
+    raise Forbidden(N_("Metrics are open only to the monitoring networks (TELEMED_METRICS_NETWORKS), which this "
+                       "address is not in."))

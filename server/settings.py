@@ -262,6 +262,20 @@ class Settings:
         "nginx runs on the same host). Only a request from one of these has its client's address read from "
         "X-Forwarded-For, from the right up to the first address not listed. Empty: trust no proxy.",
     )
+    metrics_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
+        _parse_networks,
+        "Comma-separated addresses or networks that may read GET /metrics without a token (a Prometheus on "
+        "this host by default). Matched against the connection's own peer address, never X-Forwarded-For: a "
+        "scraper comes to the node directly, not through the public proxy, so a request a proxy forwarded (it "
+        "carries X-Forwarded-For) needs the token wherever it came from. Empty: only TELEMED_METRICS_TOKEN "
+        "opens it.",
+    )
+    metrics_token: Secret | None = _setting(
+        None, _parse_secret,
+        "Bearer token (32 bytes or more) that opens GET /metrics from any address, for a scraper outside "
+        "TELEMED_METRICS_NETWORKS. Compared in constant time and never logged. Unset: the networks alone decide.",
+    )
     ice_servers: tuple[dict[str, Any], ...] = _setting(
         (),
         _parse_ice_servers,
@@ -419,7 +433,8 @@ def env_name(field_name: str) -> str:
 
 
 def _shown(field_name: str, raw: str) -> str:
-    return "a secret value" if "secret" in field_name or "key" in field_name else repr(raw)
+    secret = "secret" in field_name or "key" in field_name or field_name.endswith("_token")
+    return "a secret value" if secret else repr(raw)
 
 
 def describe() -> list[tuple[str, str, str]]:

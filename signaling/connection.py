@@ -83,6 +83,9 @@ log = logging.getLogger(__name__)
 
 # Told once when a join (not a resume) is seated in the room: the claims it came with, and its seat id.
 OnSeated = Callable[[RoomClaims, str], Awaitable[None]]
+# Told after each client message is handled, whether or not it was refused: its type and the seconds it took
+# (the server's metrics time them; signaling knows nothing of them).
+OnHandled = Callable[[str, float], None]
 _TOLD: set[asyncio.Task[None]] = set()  # on_seated calls under way (held so they are not collected), all connections
 
 _DONE = object()  # tells the writer that the reader has finished: flush what is queued, then stop
@@ -122,7 +125,7 @@ class SignalingConnection:
     """Serves one WebSocket in one consultation's room until it closes, leaves, or is closed for cause."""
 
     def __init__(self, ws: web.WebSocketResponse, hub: RoomHub, room_id: str, *, gate: Gate,
-                 limits: Limits, on_seated: OnSeated | None = None) -> None:
+                 limits: Limits, on_seated: OnSeated | None = None, on_handled: OnHandled | None = None) -> None:
         self.ws, self.hub, self.room_id = ws, hub, room_id
         self.gate, self.limits = gate, limits
         self.conn = secrets.token_urlsafe(9)
@@ -134,6 +137,7 @@ class SignalingConnection:
         self.bucket = TokenBucket(limits.rate, limits.burst)
         self.dropped = 0
         self.on_seated = on_seated
+        self.on_handled = on_handled
         self.claims: RoomClaims | None = None
         self.joining_afresh = False  # a join, not a resume, waits to be seated
 
@@ -192,7 +196,14 @@ class SignalingConnection:
                     if self.dropped >= self.limits.abuse_after:
                         raise Abuse("Too many messages, too fast; the connection is closed.")
                     raise RateLimited("Too many messages; this one was dropped. Slow down.")
-                if not await self._handle(parse(frame.data, max_bytes=self.limits.max_message_bytes)):
+                message = parse(frame.data, max_bytes=self.limits.max_message_bytes)
+                started = time.perf_counter()
+                try:
+                    going_on = await self._handle(message)
+                finally:
+                    if self.on_handled is not None:
+                        self.on_handled(message.type, time.perf_counter() - started)
+                if not going_on:
                     return
             except SignalingError as error:
                 self.outbox.put_control(error)

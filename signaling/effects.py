@@ -9,13 +9,19 @@ from dataclasses import dataclass
 from .events import Where
 from .messages import Participant, ServerMessage
 
-ANY_NODE = "*"  # a timer every node following the room runs (the node that would have is gone)
+ANY_NODE = "*"
+RELAY_PREFIX = "relay:"  # a timer every node following the room runs (the node that would have is gone)
 
 
 def relay_conn(room_id: str, epoch: int) -> str:
     """A relay's place among its node's connections: room events for it are delivered there. Each relay
     started has its own, so a relay moved away and back never shares an outbox with the one before."""
-    return f"relay:{room_id}:{epoch}"
+    return f"{RELAY_PREFIX}{room_id}:{epoch}"
+
+
+def is_relay_conn(conn: str) -> bool:
+    """Whether a connection is a relay's (a client's is a random URL-safe name, which has no colon)."""
+    return conn.startswith(RELAY_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,18 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from .effects import ANY_NODE, Close, Deliver, Effect, StartGrace, StartRelay, StopRelay, StoreChat, relay_conn
+from .effects import (
+    ANY_NODE,
+    Close,
+    Deliver,
+    Effect,
+    StartGrace,
+    StartRelay,
+    StopRelay,
+    StoreChat,
+    is_relay_conn,
+    relay_conn,
+)
 from .errors import BusUnavailable, CloseCode
 from .events import ChatStored, GraceExpired, Joining, NodeLost, NodeStopping, Resuming, RoomEvent, Snapshot
 from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, RoomLog
@@ -33,6 +44,16 @@ BOUNDED_APPEND_SECONDS = 2.0  # how long a stopping node tries to tell a room it
 
 ChatStore = Callable[[str, StoreChat], Awaitable[None]]
 RelayStarter = Callable[["RoomHub", str, int], None]  # (hub, room id, relay epoch): run the room's relay here
+
+
+@dataclass(frozen=True)
+class Census:
+    """What this node holds now, for monitoring: the rooms it follows, its clients' sockets (relays left
+    out) and the participants on them, by status (a reconnecting one counts where its socket was)."""
+
+    rooms: int
+    connections: int
+    participants: dict[Status, int]
 
 
 @dataclass
@@ -151,6 +172,16 @@ class RoomHub:
         """Ask every socket of this node to close (the node is shutting down): clients resume elsewhere."""
         for outbox in self._outboxes.values():
             outbox.put_control(CloseRequest(code, reason))
+
+    def census(self) -> Census:
+        """Counted now, from this node's copies of its rooms: cheap enough for every scrape."""
+        participants = dict.fromkeys(Status, 0)
+        for replica in self._replicas.values():
+            for member in replica.room.members.values():
+                if member.at.node == self.node_id:
+                    participants[member.status] += 1
+        return Census(rooms=len(self._replicas), participants=participants,
+                      connections=sum(1 for conn in self._outboxes if not is_relay_conn(conn)))
 
     def room(self, room_id: str) -> Room | None:
         replica = self._replicas.get(room_id)

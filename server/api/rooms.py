@@ -9,7 +9,7 @@ from aiohttp import web
 from signaling.connection import Limits, SignalingConnection
 from signaling.grants import GUEST, HOST, Grants, RoomClaims, consultation_of_room, room_id_for
 
-from ..appkeys import AUDIT, DATABASE, HUB, KEYS, SETTINGS
+from ..appkeys import AUDIT, DATABASE, HUB, KEYS, METRICS, SETTINGS
 from ..consent.records import patient_identity
 from ..consultations.ice import ice_servers_for
 from ..consultations.recordings import consent_on_record
@@ -90,6 +90,6 @@ async def signaling(request: web.Request) -> web.WebSocketResponse:
 
     gate = RoomGate(database, request.app[KEYS], settings.jwt_issuer, consultation, batcher=request.app[AUDIT])
     connection = SignalingConnection(ws, request.app[HUB], room_id, gate=gate, limits=limits,
-                                     on_seated=gate.seated)
+                                     on_seated=gate.seated, on_handled=request.app[METRICS].signaling_handled)
     await connection.run()
     return ws

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 PENDING = "audit.pending"  # session.info key: entries the next commit writes
+APPENDED = "audit.appended"  # session.info key: how many entries the transaction under way appended
+ON_APPENDED = "audit.on_appended"  # session.info key: told how many entries each commit appended
 CHAIN_LOCK = 0x7E1E_A0D1  # PostgreSQL advisory lock key for appending to the chain
 
 
@@ -70,6 +72,13 @@ def with_commit(session: AsyncSession, entry: Entry | Callable[[], Entry]) -> No
     if not session.in_transaction():
         session.sync_session.begin()  # so that a rollback, even before any SQL, takes the entry with it
     session.info.setdefault(PENDING, []).append(entry)
+
+
+def count_appends(database: Database, listener: Callable[[int], None]) -> None:
+    """Tell ``listener`` how many entries each commit through ``database`` appended to the chain (the server's
+    metrics count them): only commits that landed, never a transaction rolled back. One listener per
+    database: an app sharing another's Database takes the counting over."""
+    database.session_info[ON_APPENDED] = listener
 
 
 async def record(database: Database, *, actor: str, action: str, consultation_id: int | None = None,
@@ -153,13 +162,22 @@ def _write_pending(session: Session) -> None:
         event = (item() if callable(item) else item).after(prev)
         session.add(event)
         prev = event.hash
+    session.info[APPENDED] = session.info.get(APPENDED, 0) + len(pending)
+
+
+def _tell_appended(session: Session) -> None:
+    appended = session.info.pop(APPENDED, 0)
+    if appended and (listener := session.info.get(ON_APPENDED)) is not None:
+        listener(appended)
 
 
 def _forget_pending(session: Session, _transaction: object) -> None:
     session.info.pop(PENDING, None)
+    session.info.pop(APPENDED, None)
 
 
 sa.event.listen(SyncSession, "before_commit", _write_pending)
+sa.event.listen(SyncSession, "after_commit", _tell_appended)
 sa.event.listen(SyncSession, "after_soft_rollback", _forget_pending)
 
 

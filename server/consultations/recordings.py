@@ -84,6 +84,9 @@ class DatabaseRecordingStore:
 
     def __init__(self, database: Database, directory: Path, key: bytes | None = None) -> None:
         self.database, self.directory, self.key = database, directory, key
+        # What this node is recording now and has kept so far, for its metrics (read at each scrape).
+        self.in_progress: set[int] = set()  # ids of the segments begun here and not finished yet
+        self.bytes_kept = 0  # bytes of the finished segments' files kept since start-up
 
     async def begin(self, room: Room) -> SegmentFile:
         consultation_id = consultation_of_room(room.room_id)
@@ -107,9 +110,13 @@ class DatabaseRecordingStore:
             await session.commit()
             await session.refresh(row)
         assert row.id is not None
+        self.in_progress.add(row.id)
         return segment_file(self.directory, row, own)
 
     async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None:
+        self.in_progress.discard(segment.recording_id)
+        if finished is not None and result.tracks:
+            self.bytes_kept += finished.size
         async with self.database.session() as session:
             row = await session.get(Recording, segment.recording_id)
             if row is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from ipaddress import ip_address, ip_network
 
 import pytest
 
-from server.errors import Forbidden
+from server.errors import Forbidden, Unauthenticated
 from server.models import ReferralState, Role, User
 from server.permissions import (
     LICENCE_UNVERIFIED,
@@ -49,7 +50,9 @@ from server.permissions import (
     oversees,
     principal_of,
     require_licence,
+    require_metrics_access,
 )
+from server.settings import Secret
 
 COUNTY, PROVINCIAL, OTHER_COUNTY, OUTSIDE = 1, 2, 3, 9
 SCOPE = ConsultationScope(consultation_id=5, hospital_id=COUNTY, participant_ids=frozenset({10, 20}),
@@ -355,3 +358,33 @@ def test_a_principal_reads_the_licence_from_the_account(verified_at: datetime | 
     user = User(id=20, username="w", display_name="W", password_hash="x", role=Role.SPECIALIST,
                 hospital_id=PROVINCIAL, licence_verified_at=verified_at)
     assert principal_of(user) == Principal(20, Role.SPECIALIST, PROVINCIAL, licence_verified=verified)
+
+
+MONITORING = (ip_network("10.9.0.0/16"), ip_network("::1/128"))
+METRICS_TOKEN = Secret("t" * 40)
+
+
+@pytest.mark.parametrize(("peer", "bearer", "token", "refused"), [
+    ("10.9.3.4", None, None, None),  # the monitoring network, no token needed
+    ("::1", None, METRICS_TOKEN, None),
+    ("10.8.3.4", None, None, Forbidden),  # elsewhere, and no token would open it
+    (None, None, None, Forbidden),  # a request a proxy forwarded: no peer of its own to trust
+    ("10.8.3.4", None, METRICS_TOKEN, Unauthenticated),  # elsewhere: the token would open it
+    ("10.8.3.4", "t" * 40, METRICS_TOKEN, None),
+    (None, "t" * 40, METRICS_TOKEN, None),
+    ("10.8.3.4", "t" * 39, METRICS_TOKEN, Unauthenticated),
+    ("10.9.3.4", "x" * 40, METRICS_TOKEN, Unauthenticated),  # a wrong token is refused even from the network
+    ("10.9.3.4", "x" * 40, None, None),  # no token configured: a header is nobody's token; the network decides
+    ("10.8.3.4", "t" * 40, None, Forbidden),
+])
+def test_who_reads_the_metrics(peer: str | None, bearer: str | None, token: Secret | None,
+                               refused: type[Exception] | None) -> None:
+    """Guards the monitoring fence: the network by the connection's peer, or the token; a token sent is always
+    checked; a 401 where the token would open, else a 403."""
+    address = ip_address(peer) if peer is not None else None
+    if refused is None:
+        require_metrics_access(address, MONITORING, bearer, token)
+    else:
+        with pytest.raises(refused) as caught:
+            require_metrics_access(address, MONITORING, bearer, token)
+        assert type(caught.value) is refused

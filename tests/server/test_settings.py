@@ -54,6 +54,14 @@ def test_reads_environment_and_flags_override_it(tmp_path: Path) -> None:
     assert settings.access_token_ttl == 600
 
 
+def test_metrics_are_for_loopback_by_default() -> None:
+    """Guards the default fence of GET /metrics: loopback only, no token; a list of networks replaces it."""
+    assert [str(n) for n in Settings.load(environ={}).metrics_networks] == ["127.0.0.1/32", "::1/128"]
+    assert Settings.load(environ={}).metrics_token is None
+    chosen = Settings.load(environ={"TELEMED_METRICS_NETWORKS": "10.9.0.0/16, 192.0.2.7"}).metrics_networks
+    assert [str(n) for n in chosen] == ["10.9.0.0/16", "192.0.2.7/32"]
+
+
 def test_ice_servers_as_json_keep_turn_credentials() -> None:
     raw = '[{"urls": ["turn:t.example.org"], "username": "u", "credential": "c"}]'
     settings = Settings.load(environ={"TELEMED_ICE_SERVERS": raw})
@@ -79,6 +87,8 @@ def test_ice_servers_as_json_keep_turn_credentials() -> None:
         ("TELEMED_LOG_LEVEL", "LOUD", "DEBUG"),
         ("TELEMED_ACCESS_TOKEN_TTL", "-5", "positive"),
         ("TELEMED_ROOM_MAX_PARTICIPANTS", "0", "positive"),
+        ("TELEMED_METRICS_NETWORKS", "10.0.0.0/33", "TELEMED_METRICS_NETWORKS"),
+        ("TELEMED_METRICS_TOKEN", "short", "at least 32 bytes"),
     ],
 )
 def test_malformed_setting_names_the_variable(variable: str, value: str, says: str) -> None:
@@ -93,7 +103,10 @@ def test_secret_values_never_show() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.load(environ={"TELEMED_JWT_SECRET": "hunter2-short"})
     assert "hunter2" not in caught.value.message
-    settings = Settings.load(environ={"TELEMED_JWT_SECRET": GOOD_SECRET})
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={"TELEMED_METRICS_TOKEN": "hunter2-short"})
+    assert "hunter2" not in caught.value.message
+    settings = Settings.load(environ={"TELEMED_JWT_SECRET": GOOD_SECRET, "TELEMED_METRICS_TOKEN": GOOD_SECRET})
     assert GOOD_SECRET not in repr(settings)
     assert repr(Secret("x")) == "Secret('**********')"
 

@@ -186,12 +186,12 @@ class Pages:
 
 
 def page_routes(client: TestClient) -> set[str]:
-    """Every GET route that answers with a page: all but the APIs (REST and FHIR), static files, health checks
-    and feeds."""
+    """Every GET route that answers with a page: all but the APIs (REST and FHIR), static files, health checks,
+    metrics and feeds."""
     return {route.resource.canonical for route in client.app.router.routes()
             if route.method == "GET" and route.resource is not None
-            and not route.resource.canonical.startswith(("/api/", "/static", "/healthz", "/readyz", "/calendar/",
-                                                         "/fhir/"))}
+            and not route.resource.canonical.startswith(("/api/", "/static", "/healthz", "/readyz", "/metrics",
+                                                         "/calendar/", "/fhir/"))}
 
 
 async def _scheduled_referral(client: TestClient, pages: Pages) -> int:
