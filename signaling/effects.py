@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from .events import Where
 from .messages import Participant, ServerMessage
 
-ANY_NODE = "*"
-RELAY_PREFIX = "relay:"  # a timer every node following the room runs (the node that would have is gone)
+ANY_NODE = "*"  # a timer every node following the room runs (the node that would have is gone)
+RELAY_PREFIX = "relay:"  # how a relay's connection name begins
 
 
 def relay_conn(room_id: str, epoch: int) -> str:
