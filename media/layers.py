@@ -10,12 +10,15 @@ is forwarded at its only layer where the choice is LOW.)
 The viewer's link is one connection (everything is bundled), so one choice covers all its slots. What
 the relay learns of it: receiver reports (the fraction of packets lost since the last report, per
 stream) and REMB (the receiver's estimate of the bitrate its link carries; aiortc and Chromium send it
-when transport-wide feedback is not negotiated, which aiortc never negotiates).
+when transport-wide feedback is not negotiated, which aiortc never negotiates). An estimate is weighed
+against what the relay is sending that viewer, never against a fixed figure: a receiver estimates little
+more than it is sent, so a still picture's few kilobits must not read as a weak link.
 
 The rules, in the manner of the forwarding servers that adapt per viewer (LiveKit, Jitsi's videobridge):
 - **down at once**: a report with more loss than ``LOSS_DOWN`` moves down a step (more than
-  ``LOSS_PAUSE``, straight to paused); an estimate below what the current layer needs moves down to the
-  layer it can carry;
+  ``LOSS_PAUSE``, straight to paused), and so does an estimate below ``ESTIMATE_SHORT`` of what the
+  relay is sending the viewer; the other streams' reports of the same moment (``DOWN_GRACE_SECONDS``)
+  move it no further;
 - **up slowly**: a step up only after the link has held, without a bad report, for ``hold`` seconds;
   ``hold`` starts at ``HOLD_SECONDS`` and doubles (up to ``HOLD_MAX_SECONDS``) whenever a step up is
   followed by a step down within twice its hold, so a link that cannot carry the higher layer is not
@@ -38,22 +41,27 @@ class Layer(StrEnum):
 
 
 ORDER = (Layer.PAUSED, Layer.LOW, Layer.HIGH)
-NEEDS_BPS = {Layer.HIGH: 400_000, Layer.LOW: 120_000, Layer.PAUSED: 0}  # the estimate a layer needs
+ESTIMATE_SHORT = 0.75  # an estimate below this share of what is being sent: the link cannot carry it
 LOSS_DOWN = 0.10  # more lost than this in a report: one step down
 LOSS_PAUSE = 0.30  # more lost than this: straight to audio only
 LOSS_OK = 0.02  # at most this much lost counts as a good report
 HOLD_SECONDS = 4.0
 ESTIMATE_GRACE_SECONDS = 3.0
+# Each stream of the link reports on its own (audio and every video slot, about once a second each), so
+# for a moment after a step down the other streams' reports still describe the time before it.
+DOWN_GRACE_SECONDS = 1.5
 HOLD_MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class LinkReport:
-    """One thing a viewer's link said: a loss fraction (0-1) from a receiver report, or a REMB estimate."""
+    """One thing a viewer's link said: a loss fraction (0-1) from a receiver report, or a REMB estimate
+    with the bitrate the relay was sending that viewer meanwhile."""
 
     at: float  # seconds, monotonic
     lost: float | None = None
     estimate_bps: int | None = None
+    sending_bps: int | None = None
 
 
 class LayerChoice:
@@ -67,34 +75,39 @@ class LayerChoice:
         self._good_since = now  # the link has held since then
         self._changed_at = now
         self._last_up: float | None = None
+        self._last_down: float | None = None
 
     @property
     def layer(self) -> Layer:
         return self.auto if self.video_wanted else Layer.PAUSED
 
-    def want_video(self, wanted: bool) -> Layer:
-        """The viewer asked for audio only (False) or for video again (True): video comes back on the
-        automatic choice's layer, not forced above what the link carries."""
+    def want_video(self, wanted: bool, now: float) -> Layer:
+        """The viewer asked for audio only (False) or for video again (True). Video comes back on the
+        automatic choice's layer, not forced above what the link carries; but a viewer whose video the link
+        had paused, and who asks for it, gets the low layer tried at once rather than after the hold."""
         self.video_wanted = wanted
+        if wanted and self.auto == Layer.PAUSED:
+            self._step(1, now)
         return self.layer
 
     def report(self, report: LinkReport) -> Layer:
         """Take one report; the layer to forward from now on."""
         down = 0
-        if report.lost is not None:
-            if report.lost > LOSS_PAUSE:
+        settling = self._last_down is not None and report.at - self._last_down < DOWN_GRACE_SECONDS
+        if report.lost is not None and report.lost > LOSS_OK:
+            self._good_since = report.at  # the link has not held
+            if report.lost > LOSS_PAUSE and not settling:
                 down = len(ORDER)
-            elif report.lost > LOSS_DOWN:
+            elif report.lost > LOSS_DOWN and not settling:
                 down = 1
-            elif report.lost > LOSS_OK:
-                self._good_since = report.at  # not bad enough to step down, not good enough to climb
         # An estimate describes what the link carried a moment ago: right after a change it still speaks
         # of the old layer, so it counts only once the layer has been on for ESTIMATE_GRACE_SECONDS. It
         # never holds a climb back: a receiver's estimate grows only with what it is sent, so a link on
         # the low layer would never be estimated to carry the high one.
-        if report.estimate_bps is not None and report.at - self._changed_at >= ESTIMATE_GRACE_SECONDS:
-            fits = max(i for i, layer in enumerate(ORDER) if NEEDS_BPS[layer] <= report.estimate_bps)
-            down = max(down, ORDER.index(self.auto) - fits)
+        if report.estimate_bps is not None and report.sending_bps \
+                and report.at - self._changed_at >= ESTIMATE_GRACE_SECONDS \
+                and report.estimate_bps < ESTIMATE_SHORT * report.sending_bps:
+            down = max(down, 1)
         if down > 0:
             if self.auto == Layer.PAUSED:
                 self._good_since = report.at
@@ -116,5 +129,7 @@ class LayerChoice:
             self.hold = min(self.hold * 2, HOLD_MAX_SECONDS)  # the climb failed: wait longer before the next
         if by > 0:
             self._last_up = now
+        else:
+            self._last_down = now
         self.auto = ORDER[index]
         self._good_since = self._changed_at = now

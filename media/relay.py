@@ -9,6 +9,11 @@ camera (send) and then pairs of receive-only audio/video transceivers, the *slot
 slot with another participant's tracks and tells the browser which participant is in which slot (the
 layout). Slots are fixed at the first negotiation, so people joining and leaving never trigger a new
 offer/answer, and a screen share is the browser replacing its camera track in place.
+
+A publisher may send its camera twice: a second sending video transceiver carries a low layer (about
+320x180). Per viewer, :class:`media.layers.LayerChoice` picks from the viewer's receiver reports and REMB
+whether its slots get the others' high layer, their low layer, or no video (audio only), and the layout
+says which (``video_layout``). Only the high layer is recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +38,7 @@ from aiortc.sdp import candidate_from_sdp
 from . import passthrough, rtp_tap
 from .errors import NegotiationFailed, NotInRelay
 from .forwarding import Publication
+from .layers import Layer, LayerChoice, LinkReport
 from .passthrough import offered_direction, pin_codec, tap_receiver
 from .rtp_forward import PacketOutput, PacketSource
 
@@ -58,8 +65,10 @@ class RelayPeer:
     pc: RTCPeerConnection
     publish: bool
     subscribe: bool
+    choice: LayerChoice
+    sent: tuple[float, int] = (0.0, 0)  # when, and how many payload bytes the relay had sent this viewer then
     slots: list[Slot] = field(default_factory=list)
-    sources: dict[str, PacketSource] = field(default_factory=dict)  # by kind: what the viewers get
+    sources: dict[str, PacketSource] = field(default_factory=dict)  # by layer (AUDIO, HIGH, LOW): for viewers
     publications: dict[str, Publication] = field(default_factory=dict)  # by kind: frames for the recorder
 
     def layout(self) -> Layout:
@@ -70,18 +79,24 @@ class RelayPeer:
         return {slot.audio_mid: slot.owner for slot in self.slots if slot.owner is not None}
 
 
+AUDIO = "audio"  # the keys of RelayPeer.sources: a publisher's audio, its camera, and its camera's low layer
+SENT_VIDEO = (Layer.HIGH, Layer.LOW)  # a publisher's sending video transceivers, in m-line order
+
+
 class Relay:
     """Forwards every participant's encoded audio and video to every other participant."""
 
     def __init__(self, *, ice_servers: list[RTCIceServer] | None = None, video_codec: str = "vp8",
                  on_layout: Callable[[str, Layout], None] | None = None,
-                 on_publication: Callable[[Publication], None] | None = None) -> None:
+                 on_publication: Callable[[Publication], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         # max-bundle: every slot rides one transport. aiortc's default ("balanced") leaves the second and
         # later m-lines of a kind on a transport it then discards when answering a bundled offer.
         self.configuration = RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         # Frames pass through untouched, so the whole room speaks one video codec (and Opus).
         self.video_codec = VIDEO_CODECS[video_codec]
         self.peers: dict[str, RelayPeer] = {}
+        self._clock = clock
         self._names = itertools.count()  # a source's name is unique: a participant who reconnects is a new source
         self._on_layout = on_layout or (lambda pid, layout: None)
         self._on_publication = on_publication or (lambda publication: None)
@@ -95,9 +110,12 @@ class Relay:
             # aiortc answers anything, even "hello", with an SDP that has no media: say no instead, and
             # keep whatever connection the participant had.
             raise NegotiationFailed("That offer is not SDP with audio or video in it.")
-        await self.remove(participant_id)
+        before = self.peers.get(participant_id)
+        await self._close(participant_id)
         pc = RTCPeerConnection(self.configuration)
-        peer = RelayPeer(participant_id, pc, publish=publish, subscribe=subscribe)
+        # A new offer from the same participant keeps what it asked for (audio only, say) and how its link was.
+        choice = before.choice if before is not None else LayerChoice(self._clock())
+        peer = RelayPeer(participant_id, pc, publish=publish, subscribe=subscribe, choice=choice)
         self.peers[participant_id] = peer
         pc.on("track", lambda track: self._on_track(peer, track))
         pc.on("connectionstatechange", lambda: self._on_state(peer))
@@ -131,8 +149,19 @@ class Relay:
         ice.sdpMid, ice.sdpMLineIndex = sdp_mid, sdp_mline_index
         await peer.pc.addIceCandidate(ice)
 
+    def want_video(self, participant_id: str, wanted: bool) -> None:
+        """The participant asked for audio only (False) or for the others' video again (True)."""
+        peer = self.peers.get(participant_id)
+        if peer is None:
+            raise NotInRelay("Send an offer to the relay first.")
+        peer.choice.want_video(wanted, self._clock())
+        self._choose(peer, changed=True)
+
     async def remove(self, participant_id: str) -> None:
-        """The participant left (or reconnected with a new offer): end what it published, close its peer."""
+        """The participant left: end what it published, close its peer."""
+        await self._close(participant_id)
+
+    async def _close(self, participant_id: str) -> None:
         peer = self.peers.pop(participant_id, None)
         if peer is None:
             return
@@ -162,6 +191,18 @@ class Relay:
         peer = self.peers.get(participant_id)
         return peer.audio_layout() if peer is not None else {}
 
+    def video_layout(self, participant_id: str) -> Layout:
+        """What each of this participant's filled slots forwards of its owner's video, by the slot's video
+        mid: "high", "low" or "paused" (audio only); a slot whose owner sends no video is not named."""
+        peer = self.peers.get(participant_id)
+        layout: Layout = {}
+        for slot in peer.slots if peer is not None else ():
+            owner = self.peers.get(slot.owner) if slot.owner is not None else None
+            if owner is not None and (Layer.HIGH in owner.sources or Layer.LOW in owner.sources):
+                selected = slot.video.selected
+                layout[slot.video_mid] = selected.layer if selected is not None else Layer.PAUSED
+        return layout
+
     def sources(self) -> list[PacketSource]:
         """Every published track's packet stream, as the viewers get it."""
         return [s for peer in self.peers.values() for s in peer.sources.values()]
@@ -188,31 +229,77 @@ class Relay:
         if not peer.subscribe:
             return
         for audio_t, video_t in zip(wanting["audio"], wanting["video"], strict=False):
-            audio, video = self._output(audio_t), self._output(video_t)
+            audio, video = self._output(peer, audio_t), self._output(peer, video_t)
             peer.slots.append(Slot(audio_t.mid or "", video_t.mid or "", audio, video))
 
-    def _output(self, transceiver: RTCRtpTransceiver) -> PacketOutput:
+    def _output(self, peer: RelayPeer, transceiver: RTCRtpTransceiver) -> PacketOutput:
         # Made before the connection is up, so the sender learns its payload types when it starts.
         transceiver.direction = "sendonly"
         codec = (self.video_codec if transceiver.kind == "video" else AUDIO_CODEC).split("/")[1]
-        return PacketOutput(rtp_tap.PacketSender(transceiver.sender), transceiver.kind, codec,
-                            CLOCK_RATES[transceiver.kind])
+        sender = rtp_tap.PacketSender(transceiver.sender)
+        sender.on_loss = lambda lost: self._heard(peer, LinkReport(self._clock(), lost=lost))
+        sender.on_estimate = lambda bps: self._estimated(peer, bps)
+        return PacketOutput(sender, transceiver.kind, codec, CLOCK_RATES[transceiver.kind])
+
+    def _estimated(self, peer: RelayPeer, bps: int) -> None:
+        """A REMB: weighed against what the relay sent this viewer since the one before."""
+        now = self._clock()
+        sent = sum(s.audio.sender.octets + s.video.sender.octets for s in peer.slots)
+        (then, sent_then), peer.sent = peer.sent, (now, sent)
+        sending = round((sent - sent_then) * 8 / (now - then)) if then and now - then > 0.2 else None
+        self._heard(peer, LinkReport(now, estimate_bps=bps, sending_bps=sending))
+
+    def _heard(self, peer: RelayPeer, report: LinkReport) -> None:
+        if self.peers.get(peer.participant_id) is peer:
+            before = peer.choice.layer
+            self._choose(peer, changed=peer.choice.report(report) != before)
+
+    def _choose(self, peer: RelayPeer, *, changed: bool) -> None:
+        """Point each of the viewer's video slots at the layer its choice says, and say so if it changed."""
+        if not changed:
+            return
+        for slot in peer.slots:
+            owner = self.peers.get(slot.owner) if slot.owner is not None else None
+            slot.video.select(self._video_for(peer, owner) if owner is not None else None)
+        log.info("relay: %s now gets %s video", peer.participant_id, peer.choice.layer)
+        self._announce(peer)
+
+    @staticmethod
+    def _video_for(viewer: RelayPeer, publisher: RelayPeer) -> PacketSource | None:
+        layer = viewer.choice.layer
+        if layer == Layer.PAUSED:
+            return None
+        if layer == Layer.LOW and Layer.LOW in publisher.sources:
+            return publisher.sources[Layer.LOW]
+        return publisher.sources.get(Layer.HIGH)
 
     def _on_track(self, peer: RelayPeer, track: object) -> None:
-        receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.receiver.track is track)
-        kind = receiver.track.kind
-        if not peer.publish or kind in peer.sources:
-            return  # not allowed to publish, or a second track of a kind: not forwarded
-        source = PacketSource(f"{peer.participant_id}/{kind}/{next(self._names)}", kind,
-                              lambda ssrc: rtp_tap.request_keyframe(receiver, ssrc))
-        publication = Publication(peer.participant_id, kind, lambda: passthrough.request_keyframe(receiver))
-        rtp_tap.tap_packets(receiver, source.deliver, frames_wanted=lambda: bool(publication.sinks))
-        tap_receiver(receiver, publication.deliver)
-        peer.sources[kind], peer.publications[kind] = source, publication
+        transceiver = next(t for t in peer.pc.getTransceivers() if t.receiver.track is track)
+        receiver, kind = transceiver.receiver, transceiver.kind
+        if kind == "audio":
+            key = AUDIO
+        else:  # the first video the publisher sends is its camera, the second that camera's low layer
+            sent = [t for t in peer.pc.getTransceivers()
+                    if t.kind == "video" and offered_direction(t) in ("sendonly", "sendrecv")]
+            index = sent.index(transceiver) if transceiver in sent else len(SENT_VIDEO)
+            key = SENT_VIDEO[index] if index < len(SENT_VIDEO) else ""
+        if not peer.publish or not key or key in peer.sources:
+            return  # not allowed to publish, or a track beyond those forwarded
+        source = PacketSource(f"{peer.participant_id}/{key}/{next(self._names)}", kind,
+                              lambda ssrc: rtp_tap.request_keyframe(receiver, ssrc), layer=key)
+        peer.sources[key] = source
+        if key == Layer.LOW:  # viewers only: the recording keeps the camera's own picture
+            rtp_tap.tap_packets(receiver, source.deliver)
+        else:
+            publication = Publication(peer.participant_id, kind, lambda: passthrough.request_keyframe(receiver))
+            rtp_tap.tap_packets(receiver, source.deliver, frames_wanted=lambda: bool(publication.sinks))
+            tap_receiver(receiver, publication.deliver)
+            peer.publications[kind] = publication
         for other in self.peers.values():
             if other is not peer:
                 self._fill_slots(other)
-        self._on_publication(publication)
+        if key != Layer.LOW:
+            self._on_publication(publication)
 
     def _fill_slots(self, peer: RelayPeer) -> None:
         """Give every other publishing participant a slot of this peer's, and attach its tracks."""
@@ -227,8 +314,10 @@ class Relay:
                     log.warning("relay: %s has no free slot for %s", peer.participant_id, other.participant_id)
                     continue
                 slot.owner, changed = other.participant_id, True
-            slot.audio.select(other.sources.get("audio"))
-            slot.video.select(other.sources.get("video"))
+            video = slot.video.selected
+            slot.audio.select(other.sources.get(AUDIO))
+            slot.video.select(self._video_for(peer, other))
+            changed = changed or slot.video.selected is not video
         if changed:
             self._announce(peer)
 

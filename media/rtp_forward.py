@@ -26,9 +26,10 @@ CACHE_PACKETS = 1024  # about 2-4 s of a 640x480 stream; NACKs for older packets
 class PacketSource:
     """One publisher's stream: packets in (from :func:`media.rtp_tap.tap_packets`), out to every output."""
 
-    def __init__(self, name: str, kind: str, ask_keyframe: Callable[[int], Awaitable[None]], *,
+    def __init__(self, name: str, kind: str, ask_keyframe: Callable[[int], Awaitable[None]], *, layer: str = "",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name, self.kind = name, kind
+        self.layer = layer  # which of its publisher's streams this is, for the relay ("high", "low"...)
         self.cache: PacketCache[RtpPacket] = PacketCache(CACHE_PACKETS)
         self.outputs: set[PacketOutput] = set()
         self.ssrc: int | None = None

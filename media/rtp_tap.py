@@ -26,7 +26,8 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
    our RTP clock to wall time as a browser needs for lip sync.
 3. Feedback. aiortc's RTP router delivers RTCP for a sender's SSRC to ``sender._handle_rtcp_packet``;
    :class:`PacketSender` replaces it per sender: NACKs and PLI/FIR go to callbacks (answered from the
-   publisher's cache, passed upstream), receiver reports and REMB still reach aiortc's own handler.
+   publisher's cache, passed upstream), receiver reports and REMB still reach aiortc's own handler, and
+   then tell us the viewer's loss and estimated bitrate (media/layers.py chooses from them).
 4. Key frames upstream: :func:`request_keyframe` sends a PLI for the source SSRC through the receiver's
    ``_send_rtcp_pli``.
 
@@ -40,6 +41,7 @@ import copy
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, clock
@@ -48,13 +50,17 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import (
+    RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
+    unpack_remb_fci,
     wrap_rtx,
 )
 
@@ -150,11 +156,16 @@ class PacketSender:
 
     def __init__(self, sender: RTCRtpSender, *, on_nack: Callable[[list[int]], None] = lambda seqs: None,
                  on_keyframe_request: Callable[[], None] = lambda: None) -> None:
+        """``on_nack`` and ``on_keyframe_request`` take the viewer's feedback; set ``on_loss`` (the fraction
+        of this stream's packets lost, 0-1, from each receiver report) and ``on_estimate`` (the bitrate,
+        in bits per second, the viewer's REMB says its link carries) to learn about the viewer's link."""
         if not hasattr(sender, "_ssrc") or not hasattr(sender, "_rtx_ssrc") \
                 or not all(hasattr(sender, name) for name in _SENDER_COUNTERS):
             raise _stale("RTCRtpSender's SSRCs or report counters")
         self.sender = sender
         self.on_nack, self.on_keyframe_request = on_nack, on_keyframe_request
+        self.on_loss: Callable[[float], None] = lambda fraction: None
+        self.on_estimate: Callable[[int], None] = lambda bps: None
         self.payload_type: int | None = None
         self.rtx_payload_type: int | None = None
         self.mid: str | None = None
@@ -178,6 +189,11 @@ class PacketSender:
     @property
     def ssrc(self) -> int:
         return self.sender._ssrc
+
+    @property
+    def octets(self) -> int:
+        """Payload bytes sent so far (not counting retransmissions)."""
+        return self._octets
 
     @property
     def ready(self) -> bool:
@@ -254,5 +270,12 @@ class PacketSender:
             self.on_nack(list(packet.lost))
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
             self.on_keyframe_request()
-        else:  # receiver reports (round-trip time, loss), REMB
+        else:  # receiver reports (round-trip time, loss), REMB: aiortc keeps its statistics, we learn too
             await self._aiortc_rtcp(packet)
+            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+                for report in packet.reports:
+                    if report.ssrc == self.sender._ssrc:
+                        self.on_loss(report.fraction_lost / 256)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                with suppress(ValueError):
+                    self.on_estimate(unpack_remb_fci(packet.fci)[0])

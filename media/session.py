@@ -20,7 +20,7 @@ from signaling.effects import relay_conn
 from signaling.errors import SignalingError
 from signaling.events import FromRelay, RoomEvent
 from signaling.hub import RoomHub
-from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer
+from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer, RelayedReceiveVideo
 from signaling.outbox import CloseRequest
 from signaling.room import Room
 
@@ -149,6 +149,8 @@ class RelaySession:
             answer = await self.relay.answer(item.from_, item.sdp, publish=member.grants.publish,
                                              subscribe=member.grants.subscribe)
             self._send(FromRelay(epoch=self.epoch, to=item.from_, type="answer", sdp=answer, offer_id=item.offer_id))
+        elif isinstance(item, RelayedReceiveVideo):
+            self.relay.want_video(item.from_, item.video)
         elif isinstance(item, RelayedCandidate):
             candidate = item.candidate
             await self.relay.add_candidate(item.from_, candidate.candidate if candidate else None,
@@ -241,7 +243,8 @@ class RelaySession:
 
     def _layout(self, participant_id: str, layout: Layout) -> None:
         self._send(FromRelay(epoch=self.epoch, to=participant_id, type="layout", layout=layout,
-                             audio_layout=self.relay.audio_layout(participant_id)))
+                             audio_layout=self.relay.audio_layout(participant_id),
+                             video_layout=self.relay.video_layout(participant_id)))
 
     def _send(self, event: RoomEvent) -> None:
         self._outgoing.put(event)

@@ -69,6 +69,7 @@ from .messages import (
     Participant,
     Ping,
     Pong,
+    ReceiveVideo,
     Remove,
     SendChat,
     ServerMessage,
@@ -235,6 +236,8 @@ class SignalingConnection:
             event = Relaying(sender=pid, to=message.to, type="candidate", candidate=message.candidate)
         elif isinstance(message, IceRestart):
             event = Relaying(sender=pid, to=message.to, type="ice-restart")
+        elif isinstance(message, ReceiveVideo):
+            event = Relaying(sender=pid, to=message.to, type="receive", video=message.video)
         elif isinstance(message, SetMediaState):
             event = MediaChanged(participant_id=pid, media=MediaState(
                 muted=message.muted, camera_off=message.camera_off, screen_sharing=message.screen_sharing))

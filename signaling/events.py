@@ -116,15 +116,17 @@ class Expelling(_Event):
 
 
 class Relaying(_Event):
-    """Negotiation from one participant to another: offer, answer, candidate or ice-restart."""
+    """Negotiation from one participant to another: offer, answer, candidate or ice-restart; or, to the
+    relay, whether the sender receives video (``receive``)."""
 
     kind: Literal["relay"] = "relay"
     sender: str
     to: str
-    type: Literal["offer", "answer", "candidate", "ice-restart"]
+    type: Literal["offer", "answer", "candidate", "ice-restart", "receive"]
     sdp: str | None = None
     candidate: IceCandidate | None = None
     offer_id: str | None = None  # an offer to the relay names itself; the relay's answer echoes it
+    video: bool | None = None  # receive: video (True) or audio only (False)
 
 
 class MediaChanged(_Event):
@@ -178,6 +180,7 @@ class FromRelay(_Event):
     offer_id: str | None = None
     layout: dict[str, str] = {}  # slot's video mid -> participant id
     audio_layout: dict[str, str] = {}  # slot's audio mid -> participant id
+    video_layout: dict[str, str] = {}  # slot's video mid -> "high", "low" or "paused"
     code: str = ""
     message: str = ""
 

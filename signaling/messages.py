@@ -153,6 +153,14 @@ class SetRecording(_Message):
     on: bool
 
 
+class ReceiveVideo(_Message):
+    """To the relay: receive the others' video (``video: true``, the default) or audio only (``false``)."""
+
+    type: Literal["receive"] = "receive"
+    to: Literal["relay"]
+    video: bool
+
+
 class Leave(_Message):
     type: Literal["leave"] = "leave"
 
@@ -174,8 +182,8 @@ class Pong(_Message):
 
 
 ClientMessage = (
-    Join | Offer | Answer | Candidate | IceRestart | SetMediaState | SendChat | Admit | Deny | Remove | SetRecording
-    | Leave | Ping | Pong
+    Join | Offer | Answer | Candidate | IceRestart | ReceiveVideo | SetMediaState | SendChat | Admit | Deny | Remove
+    | SetRecording | Leave | Ping | Pong
 )
 RelayedRequest = Offer | Answer | Candidate | IceRestart
 _client_adapter: pydantic.TypeAdapter[ClientMessage] = pydantic.TypeAdapter(
@@ -183,8 +191,8 @@ _client_adapter: pydantic.TypeAdapter[ClientMessage] = pydantic.TypeAdapter(
 )
 CLIENT_TYPES = tuple(sorted(
     model.model_fields["type"].default
-    for model in (Join, Offer, Answer, Candidate, IceRestart, SetMediaState, SendChat, Admit, Deny, Remove,
-                  SetRecording, Leave, Ping, Pong)
+    for model in (Join, Offer, Answer, Candidate, IceRestart, ReceiveVideo, SetMediaState, SendChat, Admit, Deny,
+                  Remove, SetRecording, Leave, Ping, Pong)
 ))
 
 # ---- server to client ----
@@ -282,6 +290,14 @@ class RelayedIceRestart(_Message):
     from_: str = pydantic.Field(alias="from")
 
 
+class RelayedReceiveVideo(_Message):
+    """To the relay (never to a client): ``from`` asked for the others' video, or for audio only."""
+
+    type: Literal["receive"] = "receive"
+    from_: str = pydantic.Field(alias="from")
+    video: bool
+
+
 class MediaStateChanged(_Message):
     type: Literal["media-state"] = "media-state"
     participant_id: str
@@ -314,11 +330,14 @@ class RoomMode(_Message):
 
 class RelayLayout(_Message):
     """Which participant the relay put in which of your slots: ``slots`` maps the slot's video mid, and
-    ``audio_slots`` its audio mid, to the participant id. Slots not named are empty."""
+    ``audio_slots`` its audio mid, to the participant id. Slots not named are empty. ``video`` says, by the
+    slot's video mid, what the relay forwards of that participant's video to you: ``high``, ``low`` (your
+    link cannot carry more) or ``paused`` (audio only: your link cannot carry video, or you asked)."""
 
     type: Literal["layout"] = "layout"
     slots: dict[str, str]
     audio_slots: dict[str, str] = {}
+    video: dict[str, Literal["high", "low", "paused"]] = {}
 
 
 class RecordingState(_Message):
@@ -357,7 +376,8 @@ class Error(_Message):
 
 ServerMessage = (
     Joined | InLobby | LobbyUpdate | ParticipantJoined | ParticipantLeft | ParticipantReconnecting
-    | ParticipantResumed | RelayedOffer | RelayedAnswer | RelayedCandidate | RelayedIceRestart | MediaStateChanged
+    | ParticipantResumed | RelayedOffer | RelayedAnswer | RelayedCandidate | RelayedIceRestart | RelayedReceiveVideo
+    | MediaStateChanged
     | ChatMessage | RoomMode | RelayLayout | RecordingState | ConsentState | Denied | Removed | Ping | Pong | Error
 )
 server_adapter: pydantic.TypeAdapter[ServerMessage] = pydantic.TypeAdapter(

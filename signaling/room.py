@@ -61,6 +61,7 @@ from .messages import (
     RelayedCandidate,
     RelayedIceRestart,
     RelayedOffer,
+    RelayedReceiveVideo,
     Removed,
     ServerMessage,
 )
@@ -379,7 +380,7 @@ class Room(MediaRules):
             if self.relay_node is None:
                 return NotRelayed("The relay is moving to another server; wait for the mode message.")
             if event.type in ("answer", "ice-restart"):
-                return NotAllowed("The relay takes offers and candidates; to restart, send a new offer.")
+                return NotAllowed("The relay takes offers, candidates and receive; to restart, send a new offer.")
             if event.sdp is not None and not self.members[event.sender].grants.publish and sends_media(event.sdp):
                 return NotAllowed("You do not have the publish grant: offer to receive only.")
             return None
@@ -400,6 +401,8 @@ class Room(MediaRules):
             message = RelayedAnswer(from_=event.sender, sdp=event.sdp or "")
         elif event.type == "candidate":
             message = RelayedCandidate(from_=event.sender, candidate=event.candidate)
+        elif event.type == "receive":
+            message = RelayedReceiveVideo(from_=event.sender, video=bool(event.video))
         else:
             message = RelayedIceRestart(from_=event.sender)
         to = self.relay_at if event.to == RELAY_ID else self.members[event.to].at

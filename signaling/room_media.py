@@ -114,7 +114,8 @@ class MediaRules:
         if event.type == "answer":
             message = RelayedAnswer(from_=RELAY_ID, sdp=event.sdp or "", offer_id=event.offer_id)
         elif event.type == "layout":
-            message = RelayLayout(slots=event.layout, audio_slots=event.audio_layout)
+            message = RelayLayout(slots=event.layout, audio_slots=event.audio_layout,
+                                  video=event.video_layout)  # type: ignore[arg-type]
         else:
             message = Error(code=event.code, message=event.message)
         return [Deliver(self.members[event.to].at, message)]

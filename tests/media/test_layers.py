@@ -14,16 +14,21 @@ from media.layers import (
     LinkReport,
 )
 
-# (reports as (seconds, lost fraction or None, estimate or None), the layer after the last one)
+# (reports as (seconds, lost fraction or None, estimate or None, sending or None), the layer after the last)
 CASES = [
-    ("a clean link stays high", [(1, 0.0, None), (2, 0.0, 2_000_000)], Layer.HIGH),
+    ("a clean link stays high", [(1, 0.0, None, None), (4, None, 2_000_000, 1_000_000)], Layer.HIGH),
+    ("a small estimate for a small stream is no weak link", [(4, None, 30_000, 25_000)], Layer.HIGH),
     ("a little loss is no reason to move", [(1, 0.05, None)], Layer.HIGH),
     ("loss over 10 % steps down at once", [(1, 0.15, None)], Layer.LOW),
-    ("more loss on the low layer pauses video", [(1, 0.15, None), (1.5, 0.15, None)], Layer.PAUSED),
+    ("more loss on the low layer pauses video", [(1, 0.15, None), (2.6, 0.15, None)], Layer.PAUSED),
+    ("another stream's report of the same moment moves no further", [(1, 0.15, None), (1.5, 0.15, None)],
+     Layer.LOW),
     ("loss over 30 % goes straight to audio only", [(1, 0.4, None)], Layer.PAUSED),
-    ("an estimate below the high layer's need steps to low", [(4, None, 300_000)], Layer.LOW),
-    ("an estimate below the low layer's need pauses", [(4, None, 60_000)], Layer.PAUSED),
-    ("an estimate in the first seconds of a layer still speaks of before", [(1, None, 60_000)], Layer.HIGH),
+    ("an estimate short of what is sent steps down", [(4, None, 300_000, 600_000)], Layer.LOW),
+    ("and again if it stays short after the grace",
+     [(4, None, 300_000, 600_000), (4 + ESTIMATE_GRACE_SECONDS, None, 80_000, 150_000)], Layer.PAUSED),
+    ("an estimate in the first seconds of a layer still speaks of before", [(1, None, 60_000, 600_000)],
+     Layer.HIGH),
     ("back up a step once the link held for the hold time",
      [(1, 0.15, None), (1 + HOLD_SECONDS - 0.1, 0.0, None), (1 + HOLD_SECONDS, 0.0, None)], Layer.HIGH),
     ("not before", [(1, 0.15, None), (1 + HOLD_SECONDS - 0.1, 0.0, None)], Layer.LOW),
@@ -33,17 +38,16 @@ CASES = [
     ("and the next after another hold",
      [(1, 0.5, None), (1 + HOLD_SECONDS, 0.0, None), (1 + 2 * HOLD_SECONDS, 0.0, None)], Layer.HIGH),
     ("a low estimate right after a climb is the old layer's: ignored",
-     [(1, 0.15, None), (1 + HOLD_SECONDS, 0.0, None), (2 + HOLD_SECONDS, None, 200_000)], Layer.HIGH),
+     [(1, 0.15, None), (1 + HOLD_SECONDS, 0.0, None), (2 + HOLD_SECONDS, None, 200_000, 600_000)], Layer.HIGH),
 ]
 
 
 @pytest.mark.parametrize(("reports", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_the_layer_follows_the_reports(reports: list[tuple[float, float | None, int | None]],
-                                       expected: Layer) -> None:
+def test_the_layer_follows_the_reports(reports: list[tuple], expected: Layer) -> None:
     """Each row: the reports a viewer's link sent, and the layer it then gets."""
     choice = LayerChoice(0.0)
-    for at, lost, estimate in reports:
-        layer = choice.report(LinkReport(at, lost, estimate))
+    for at, lost, *estimate in reports:
+        layer = choice.report(LinkReport(at, lost, *estimate))
     assert layer == expected
 
 
@@ -51,11 +55,20 @@ def test_asking_for_audio_only_pauses_video_and_asking_again_brings_back_what_th
     """Audio only is the viewer's to choose, whatever the link; video comes back on the automatic layer
     (low here, as the link was lossy), not forced to high."""
     choice = LayerChoice(0.0)
-    assert choice.want_video(False) == Layer.PAUSED
+    assert choice.want_video(False, 0.5) == Layer.PAUSED
     assert choice.report(LinkReport(1.0, lost=0.0)) == Layer.PAUSED
     choice.report(LinkReport(2.0, lost=0.2))
     assert choice.layer == Layer.PAUSED
-    assert choice.want_video(True) == Layer.LOW
+    assert choice.want_video(True, 2.5) == Layer.LOW
+
+
+def test_asking_for_video_that_the_link_paused_tries_the_low_layer_at_once() -> None:
+    """The "try video again" of a viewer whose link paused video is answered now, with the low layer; if
+    the link still cannot carry it, the next report pauses it again."""
+    choice = LayerChoice(0.0)
+    assert choice.report(LinkReport(1.0, lost=0.5)) == Layer.PAUSED
+    assert choice.want_video(True, 1.5) == Layer.LOW
+    assert choice.report(LinkReport(3.0, lost=0.2)) == Layer.PAUSED
 
 
 def test_a_failed_climb_doubles_the_hold_and_a_steady_link_resets_it() -> None:
@@ -78,9 +91,11 @@ def test_a_failed_climb_doubles_the_hold_and_a_steady_link_resets_it() -> None:
     assert choice.hold == HOLD_SECONDS
 
 
-def test_an_estimate_that_comes_back_up_does_not_keep_video_paused() -> None:
-    """Paused for a low estimate, video returns after the hold once reports are clean, even though the
-    estimate is not refreshed (a receiver sent nothing cannot estimate more)."""
+def test_a_short_estimate_does_not_keep_video_down_once_the_link_holds() -> None:
+    """Moved down for a short estimate, video climbs back after the hold once reports are clean: a
+    receiver sent less cannot estimate more, so the estimate never holds a climb back."""
     choice = LayerChoice(0.0)
-    assert choice.report(LinkReport(ESTIMATE_GRACE_SECONDS, estimate_bps=50_000)) == Layer.PAUSED
-    assert choice.tick(ESTIMATE_GRACE_SECONDS + HOLD_SECONDS) == Layer.LOW
+    at = ESTIMATE_GRACE_SECONDS
+    assert choice.report(LinkReport(at, estimate_bps=100_000, sending_bps=500_000)) == Layer.LOW
+    assert choice.report(LinkReport(at + 1, estimate_bps=100_000, sending_bps=120_000)) == Layer.LOW
+    assert choice.tick(at + HOLD_SECONDS) == Layer.HIGH

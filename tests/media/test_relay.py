@@ -52,7 +52,7 @@ async def test_one_publisher_three_subscribers_each_decode_the_pattern(relay) ->
         assert None not in pattern, pattern
         assert len(set(pattern)) >= 2, pattern
     peer = relay_.peers["doctor"]
-    source = peer.sources["video"]
+    source = peer.sources["high"]
     assert source.packets >= 45 and source.codec == "VP8"
     assert all(len(pattern) == 45 for pattern in seen)
     assert set(PALETTE) and peer.publications["video"].frames == 0
@@ -68,7 +68,7 @@ async def test_late_joiner_gets_a_keyframe_within_a_second(relay) -> None:
     await _join(relay_, clients, "doctor", camera=True)
     early = await _join(relay_, clients, "early", camera=False)
     await early.decoded_pattern("doctor", 60)  # two seconds in: the encoder has long warmed up
-    source = relay_.peers["doctor"].sources["video"]
+    source = relay_.peers["doctor"].sources["high"]
     requests_before = source.keyframe_requests
 
     late = await _join(relay_, clients, "late", camera=False)
@@ -106,7 +106,7 @@ async def test_h264_room_forwards_h264_untouched() -> None:
         await _join(relay_, clients, "doctor", camera=True)
         subscribers = [await _join(relay_, clients, f"viewer{i}", camera=False) for i in range(2)]
         seen = await asyncio.gather(*(s.decoded_pattern("doctor", 45) for s in subscribers))
-        assert relay_.peers["doctor"].sources["video"].codec == "H264"
+        assert relay_.peers["doctor"].sources["high"].codec == "H264"
         for pattern in seen:
             assert None not in pattern and len(set(pattern)) >= 2, pattern
         for client in clients.values():

@@ -498,12 +498,28 @@ def test_offers_to_the_relay_and_its_answers_carry_the_offer_id() -> None:
     assert "offer_id" not in dump(p2p.message), "peer-to-peer messages keep their shape"
 
 
-def test_a_layout_names_the_audio_slots_too() -> None:
-    """A client need not guess which audio transceiver carries whom."""
+def test_a_layout_names_the_audio_slots_and_what_each_forwards_of_the_video() -> None:
+    """A client need not guess which audio transceiver carries whom, and learns which slots the relay
+    forwards at the low layer or has paused (audio only)."""
     room = room_after(DOC, SPEC, join("t"))
-    (layout,) = room.apply(FromRelay(epoch=1, to="d", type="layout", layout={"3": "s"}, audio_layout={"2": "s"}), 4)
+    (layout,) = room.apply(FromRelay(epoch=1, to="d", type="layout", layout={"3": "s", "5": "t"},
+                                     audio_layout={"2": "s", "4": "t"},
+                                     video_layout={"3": "low", "5": "paused"}), 4)
     assert isinstance(layout, Deliver) and json.loads(dump(layout.message)) == {
-        "type": "layout", "slots": {"3": "s"}, "audio_slots": {"2": "s"}}
+        "type": "layout", "slots": {"3": "s", "5": "t"}, "audio_slots": {"2": "s", "4": "t"},
+        "video": {"3": "low", "5": "paused"}}
+
+
+def test_asking_the_relay_for_audio_only_reaches_the_relay_and_nobody_else() -> None:
+    """"receive" goes to the relay's connection as the sender's wish; in a peer-to-peer room there is no
+    relay to ask, and the sender is told so."""
+    room = room_after(DOC, SPEC, join("t"))
+    (wish,) = room.apply(Relaying(sender="d", to="relay", type="receive", video=False), 4)
+    assert isinstance(wish, Deliver) and wish.at == room.relay_at is not None
+    assert json.loads(dump(wish.message)) == {"type": "receive", "from": "d", "video": False}
+    (refused,) = room_after(DOC, SPEC).apply(Relaying(sender="d", to="relay", type="receive", video=True), 3)
+    assert isinstance(refused, Deliver) and refused.message.type == "error"
+    assert refused.message.code == "not-relayed"
 
 
 def test_a_recording_stopped_by_hand_names_who_stopped_it() -> None:

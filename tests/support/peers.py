@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import av
 from aiortc import (
@@ -12,6 +13,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
     VideoStreamTrack,
@@ -22,6 +24,7 @@ from media.relay import Relay
 from .media import mean_yuv, solid_frame
 
 PALETTE = ((81, 90, 240), (145, 54, 34), (41, 240, 110))  # red, green, blue in YUV
+LOW_SIZE = (160, 120)  # a RelayClient's low layer; its camera is PatternTrack's default, 320x240
 FRAMES_PER_COLOUR = 15
 
 
@@ -53,7 +56,10 @@ def palette_index(frame: av.VideoFrame, tolerance: float = 14) -> int | None:
 class RelayClient:
     """A participant's side of the relay: one peer connection, like the browser's in relay mode."""
 
-    def __init__(self, participant_id: str, *, slots: int, camera: bool = True, video_codec: str | None = None) -> None:
+    def __init__(self, participant_id: str, *, slots: int, camera: bool = True, video_codec: str | None = None,
+                 low_layer: bool = False) -> None:
+        """``low_layer``: also send the camera's pattern at a quarter of its size on a second video
+        transceiver, as the browser sends its low layer in relay mode."""
         self.participant_id = participant_id
         # max-bundle, as browsers do; aiortc's default strands a kind's later m-lines (see media/relay.py)
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -61,6 +67,8 @@ class RelayClient:
         if self.camera is not None:
             self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
             self.pc.addTransceiver(self.camera, direction="sendonly")
+            if low_layer:
+                self.pc.addTransceiver(PatternTrack(LOW_SIZE[0], LOW_SIZE[1]), direction="sendonly")
         for _ in range(slots):
             self.pc.addTransceiver("audio", direction="recvonly")
             self.pc.addTransceiver("video", direction="recvonly")
@@ -78,6 +86,9 @@ class RelayClient:
         def _state() -> None:
             if self.pc.connectionState == "connected" and self.connected_at is None:
                 self.connected_at = asyncio.get_running_loop().time()
+
+        for transceiver in self.pc.getTransceivers():
+            _route_retransmissions(transceiver.receiver)
 
     async def join(self, relay: Relay) -> None:
         await self.negotiate(lambda sdp: relay.answer(self.participant_id, sdp))
@@ -109,6 +120,20 @@ class RelayClient:
 
     async def close(self) -> None:
         await self.pc.close()
+
+
+def _route_retransmissions(receiver: RTCRtpReceiver) -> None:
+    """aiortc's RTP router knows a receiver's RTX stream only by its payload type, which every video slot
+    shares, so with two slots or more it drops every retransmission (browsers route by SSRC). Once the
+    receiver is registered, route its RTX by SSRC as browsers do, so loss is repaired as in a browser."""
+    receive = receiver.receive
+
+    async def receive_and_route(parameters: Any) -> None:
+        await receive(parameters)
+        router = receiver.transport._rtp_router
+        for rtx_ssrc in getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}):
+            router.ssrc_table[rtx_ssrc] = receiver
+    receiver.receive = receive_and_route  # type: ignore[method-assign]
 
 
 async def until(condition, seconds: float = 10.0, step: float = 0.05) -> None:

@@ -1,0 +1,166 @@
+"""Real aiortc peers through the relay with two layers: a viewer whose link loses packets moves to the
+publisher's low layer and then to audio only while the others keep the high layer, and comes back when
+its link recovers; a viewer may ask for audio only and for video again. Loss is injected at the viewer,
+before its receivers see the packets (as aiortc's own tests drop packets), so its receiver reports say so."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from media import layers
+from media.layers import Layer
+from media.relay import Relay
+
+from ..support.peers import LOW_SIZE, RelayClient, palette_index, until
+
+HOLD = 2.5  # seconds a link must hold before a step up (4 s in service), so the test takes seconds
+HIGH_SIZE = (320, 240)  # a RelayClient's camera
+
+
+class Lossy:
+    """Drops ``share`` of each stream's RTP packets reaching a client's receivers, evenly, until set to 0.
+    Retransmissions get through (on a real link most do), so loss shows in the client's receiver reports
+    while its pictures are repaired; aiortc's receiver, unlike a browser's, asks again for a lost
+    retransmission only at the next new gap, and would stall on one."""
+
+    def __init__(self, client: RelayClient) -> None:
+        self.share = 0.0
+        self.dropped = 0
+        self._seen: dict[int, int] = {}
+        for transceiver in client.pc.getTransceivers():
+            receiver = transceiver.receiver
+            receiver._handle_rtp_packet = self._wrap(receiver, receiver._handle_rtp_packet)  # type: ignore[method-assign]
+
+    def _wrap(self, receiver: Any, handle: Any) -> Any:
+        async def lossy(packet: Any, arrival_time_ms: int) -> None:
+            if packet.ssrc not in getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}):
+                seen = self._seen[packet.ssrc] = self._seen.get(packet.ssrc, 0) + 1
+                if int(seen * self.share) != int((seen - 1) * self.share):
+                    self.dropped += 1
+                    return
+            await handle(packet, arrival_time_ms)
+        return lossy
+
+
+@pytest.fixture
+async def room(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Relay, dict[str, RelayClient]]]:
+    """A doctor who sends two layers, and two viewers (slots for one publisher each)."""
+    monkeypatch.setattr(layers, "HOLD_SECONDS", HOLD)
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    clients["doctor"] = RelayClient("doctor", slots=2, low_layer=True)
+    clients["steady"] = RelayClient("steady", slots=2, camera=False)
+    clients["weak"] = RelayClient("weak", slots=2, camera=False)
+    for client in clients.values():
+        await client.join(relay)
+    yield relay, clients
+    await relay.close()
+    await asyncio.gather(*(c.close() for c in clients.values()))
+
+
+def _layer(relay: Relay, viewer: str) -> str | None:
+    return next(iter(relay.video_layout(viewer).values()), None)
+
+
+async def _shows(client: RelayClient, size: tuple[int, int], publisher: str = "doctor") -> None:
+    """``client`` decodes ten frames in a row of ``size`` showing the pattern, within ten seconds (frames
+    decoded before a switch of layer are still queued in aiortc's track: they are read past)."""
+    track = client.video_of(publisher)
+    async with asyncio.timeout(10):
+        in_a_row = 0
+        while in_a_row < 10:
+            frame = await track.recv()
+            ok = (frame.width, frame.height) == size and palette_index(frame) is not None
+            in_a_row = in_a_row + 1 if ok else 0
+
+
+def _audio_packets(relay: Relay, viewer: str) -> int:
+    return sum(slot.audio.rewriter.forwarded for slot in relay.peers[viewer].slots)
+
+
+async def test_a_lossy_viewer_steps_down_to_low_then_audio_only_while_the_other_keeps_high(room) -> None:
+    """15 % loss at one viewer gives it the publisher's low layer, which it keeps at 5 % loss and decodes
+    at the low layer's size; 40 % pauses its video while its audio keeps coming. The other viewer keeps
+    the high layer throughout. Once the loss stops, the weak viewer climbs back, a step at a time, to the
+    high layer."""
+    relay, clients = room
+    weak, steady = clients["weak"], clients["steady"]
+    await weak.wait_for_slot("doctor")
+    await _shows(steady, HIGH_SIZE)
+    await _shows(weak, HIGH_SIZE)
+    assert _layer(relay, "weak") == Layer.HIGH
+    link = Lossy(weak)
+
+    link.share = 0.15
+    await until(lambda: _layer(relay, "weak") == Layer.LOW, seconds=15)
+    link.share = 0.05  # neither bad enough to step down nor good enough to climb: the viewer stays on low
+    await _shows(weak, LOW_SIZE)
+    assert _layer(relay, "weak") == Layer.LOW
+    assert _layer(relay, "steady") == Layer.HIGH
+    await _shows(steady, HIGH_SIZE)
+
+    link.share = 0.4
+    await until(lambda: _layer(relay, "weak") == Layer.PAUSED, seconds=15)
+    audio = _audio_packets(relay, "weak")
+    await asyncio.sleep(1)
+    assert _audio_packets(relay, "weak") > audio + 25, "audio goes on while video is paused"
+    assert _layer(relay, "steady") == Layer.HIGH
+
+    link.share = 0.0
+    await until(lambda: _layer(relay, "weak") == Layer.LOW, seconds=15)
+    await until(lambda: _layer(relay, "weak") == Layer.HIGH, seconds=15)
+    await _shows(weak, HIGH_SIZE)
+    assert link.dropped > 0
+
+
+async def test_a_viewer_may_ask_for_audio_only_and_for_video_again(room) -> None:
+    """"Audio only" stops the video forwarded to that viewer (its audio goes on, nobody else's changes);
+    asking for video again brings the high layer back on a clean link."""
+    relay, clients = room
+    weak = clients["weak"]
+    await weak.wait_for_slot("doctor")
+    await _shows(weak, HIGH_SIZE)
+    slot = next(s for s in relay.peers["weak"].slots if s.owner == "doctor")
+
+    relay.want_video("weak", False)
+    assert _layer(relay, "weak") == Layer.PAUSED and slot.video.selected is None
+    forwarded, audio = slot.video.rewriter.forwarded, _audio_packets(relay, "weak")
+    await asyncio.sleep(1)
+    assert slot.video.rewriter.forwarded == forwarded
+    assert _audio_packets(relay, "weak") > audio + 25
+    assert _layer(relay, "steady") == Layer.HIGH
+
+    relay.want_video("weak", True)
+    assert _layer(relay, "weak") == Layer.HIGH
+    await _shows(weak, HIGH_SIZE)
+
+
+async def test_the_low_layer_is_not_recorded_and_a_single_layer_publisher_is_forwarded_at_low() -> None:
+    """Only the camera's own picture is a publication (what the recorder takes); and a viewer on the low
+    layer still sees a publisher that sends no low layer, at the only layer it has."""
+    clients: dict[str, RelayClient] = {}
+    relay = Relay(on_layout=lambda pid, layout: clients[pid].on_layout(layout))
+    try:
+        clients["doctor"] = RelayClient("doctor", slots=2, low_layer=True)
+        clients["patient"] = RelayClient("patient", slots=2)  # one layer only
+        clients["viewer"] = RelayClient("viewer", slots=2, camera=False)
+        for client in clients.values():
+            await client.join(relay)
+        await until(lambda: len(relay.sources()) == 5)
+        assert sorted(p.participant_id for p in relay.publications() if p.kind == "video") == ["doctor", "patient"]
+        assert sorted(relay.peers["doctor"].sources) == ["audio", "high", "low"]
+
+        relay.peers["viewer"].choice.auto = Layer.LOW
+        relay.want_video("viewer", True)  # re-chooses every slot
+        assert sorted(relay.video_layout("viewer").values()) == ["high", "low"]
+        viewer = clients["viewer"]
+        await viewer.wait_for_slot("patient")
+        await _shows(viewer, HIGH_SIZE, "patient")
+        await _shows(viewer, LOW_SIZE)
+    finally:
+        await relay.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
