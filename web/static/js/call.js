@@ -60,6 +60,8 @@ export class ConsultationCall {
     /** @type {RelayLink | null} */
     this.relay = null;
     this.recording = false;
+    /** Whether we asked for audio only (relay mode: the relay stops forwarding the others' video). */
+    this.audioOnly = false;
 
     /** @type {(state: CallState) => void} */
     this.onstatechange = () => {};
@@ -75,6 +77,10 @@ export class ConsultationCall {
     this.onchat = () => {};
     /** @type {(participantId: string, status: "reconnecting"|"back") => void} */
     this.onpeerstatus = () => {};
+    /** @type {(mode: "p2p"|"relay") => void} */
+    this.onmode = () => {};
+    /** @type {(participantId: string, video: "high"|"low"|"paused") => void} what the relay sends us of someone's video */
+    this.onvideostate = () => {};
     /** @type {(participantId: string, media: MediaState) => void} */
     this.onmedia = () => {};
     /** @type {(state: {on: boolean, by: string | null, reason: string}) => void} */
@@ -83,6 +89,22 @@ export class ConsultationCall {
     this.onconsent = () => {};
     /** @type {(error: {code: string, message: string}) => void} */
     this.onerror = () => {};
+  }
+
+  /**
+   * Audio only (true): the relay stops sending us the others' video, to spare a weak link; false: video
+   * again. Through the relay only; in a call of two, the browsers adapt their own bitrate.
+   * @param {boolean} on
+   */
+  setAudioOnly(on) {
+    this.audioOnly = on;
+    this.relay?.receiveVideo(!on);
+  }
+
+  /** Ask the relay to try video again after it paused it for our link (it tries the low layer at once). */
+  retryVideo() {
+    this.audioOnly = false;
+    this.relay?.receiveVideo(true);
   }
 
   /** @param {boolean} on start or stop recording (needs the record grant and everyone's consent) */
@@ -241,14 +263,17 @@ export class ConsultationCall {
       case "offer":
       case "answer":
         // An answer to an offer we no longer wait for (an earlier link's) is dropped by the link.
-        if (message.from === RELAY) await this.relay?.answer(message.sdp, message.offer_id);
+        // A new relay starts with video: tell it again if we asked for audio only.
+        if (message.from === RELAY && await this.relay?.answer(message.sdp, message.offer_id) && this.audioOnly) {
+          this.relay?.receiveVideo(false);
+        }
         else await this._onDescription(message.from, { type: message.type, sdp: message.sdp });
         break;
       case "mode":
         this._setMode(message.mode, message.relay_slots, { epoch: message.relay_epoch });
         break;
       case "layout":
-        this.relay?.setLayout(message.slots, message.audio_slots);
+        this.relay?.setLayout(message.slots, message.audio_slots, message.video);
         break;
       case "recording":
         this.recording = message.on;
@@ -332,6 +357,7 @@ export class ConsultationCall {
   _setMode(mode, slots, { restart = false, epoch = 0 } = {}) {
     const changed = mode !== this.mode;
     this.mode = mode;
+    this.onmode(mode);
     if (mode === "relay") {
       if (!changed && !restart && this.relay && epoch === this.relayEpoch) return;
       this._closeAllPeers();
@@ -346,6 +372,7 @@ export class ConsultationCall {
       };
       relay.ongone = (id) => this.onparticipantleft(id);
       relay.onstatechange = () => this._updateState();
+      relay.onvideostate = (id, video) => this.onvideostate(id, video);
       this.relay = relay;
       relay.offer().catch((err) => console.error("relay offer failed", err));
     } else if (changed) {

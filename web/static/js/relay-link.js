@@ -4,9 +4,13 @@
 // Slots are fixed for the life of the connection, so people coming and going never renegotiate.
 // Each offer names itself (offer_id) and the relay's answer names it back: an answer to an earlier
 // offer (of this link or one closed since) is dropped, never applied to this connection.
+// Our camera goes out twice: as it is, and as a low layer (about 320x180 at 150 kbps) on a second video
+// transceiver, which the relay forwards to those whose link cannot carry more. The relay says in each
+// "layout" what every slot carries (high, low, or paused: audio only) and we may ask it for audio only.
 
 /**
- * @typedef {{audio: RTCRtpTransceiver, video: RTCRtpTransceiver, stream: MediaStream, owner: string | null}} Slot
+ * @typedef {{audio: RTCRtpTransceiver, video: RTCRtpTransceiver, stream: MediaStream, owner: string | null,
+ *            videoState?: "high" | "low" | "paused"}} Slot
  */
 
 export const RELAY = "relay";
@@ -27,6 +31,19 @@ export function loudness(report) {
 
 /** Offers made by this page, so that no two links' offers share an id. */
 let offersMade = 0;
+
+/** The low layer's height, bitrate and frame rate. */
+export const LOW_LAYER = { height: 180, maxBitrate: 150_000, maxFramerate: 15 };
+
+/**
+ * How much to scale a track down for the low layer.
+ * @param {MediaStreamTrack | null} track
+ * @returns {number}
+ */
+export function lowLayerScale(track) {
+  const height = track?.getSettings?.().height ?? 720;
+  return Math.max(1, height / LOW_LAYER.height);
+}
 
 export class RelayLink {
   /**
@@ -49,6 +66,8 @@ export class RelayLink {
     this.ongone = () => {};
     /** @type {() => void} */
     this.onstatechange = () => {};
+    /** @type {(participantId: string, video: "high" | "low" | "paused") => void} what the relay forwards of someone's video */
+    this.onvideostate = () => {};
 
     const tracks = localStream?.getTracks() ?? [];
     /** @type {Record<string, RTCRtpSender>} what we send of each kind */
@@ -61,6 +80,12 @@ export class RelayLink {
         streams: localStream ? [localStream] : [] });
       this.senders[kind] = transceiver.sender;
     }
+    // Right after the camera: the relay takes a second sending video as its low layer.
+    const camera = video ?? tracks.find((t) => t.kind === "video") ?? null;
+    this.senders.low = this.pc.addTransceiver(camera ?? "video", { direction: "sendonly",
+      streams: localStream ? [localStream] : [],
+      sendEncodings: [{ scaleResolutionDownBy: lowLayerScale(camera), maxBitrate: LOW_LAYER.maxBitrate,
+                        maxFramerate: LOW_LAYER.maxFramerate }] }).sender;
     for (let i = 0; i < slots; i++) {
       const stream = new MediaStream();
       const audio = this.pc.addTransceiver("audio", { direction: "recvonly" });
@@ -98,21 +123,44 @@ export class RelayLink {
   /**
    * @param {Record<string, string>} layout the slot's video mid -> participant id
    * @param {Record<string, string>} [audioLayout] the slot's audio mid -> participant id
+   * @param {Record<string, "high" | "low" | "paused">} [videoLayout] the slot's video mid -> what it carries
    */
-  setLayout(layout, audioLayout = {}) {
+  setLayout(layout, audioLayout = {}, videoLayout = {}) {
     for (const slot of this.slots) {
-      const owner = layout[/** @type {string} */ (slot.video.mid)]
-        ?? audioLayout[/** @type {string} */ (slot.audio.mid)] ?? null;
-      if (owner === slot.owner) continue;
-      if (slot.owner) this.ongone(slot.owner);
-      slot.owner = owner;
-      if (owner) this.onstream(owner, slot.stream);
+      const mid = /** @type {string} */ (slot.video.mid);
+      const owner = layout[mid] ?? audioLayout[/** @type {string} */ (slot.audio.mid)] ?? null;
+      if (owner !== slot.owner) {
+        if (slot.owner) this.ongone(slot.owner);
+        slot.owner = owner;
+        slot.videoState = undefined;
+        if (owner) this.onstream(owner, slot.stream);
+      }
+      const state = videoLayout[mid] ?? "high";
+      if (owner && state !== slot.videoState) {
+        slot.videoState = state;
+        this.onvideostate(owner, state);
+      }
     }
+  }
+
+  /**
+   * Receive the others' video (true; also "try again" after the relay paused it for our link) or audio only.
+   * @param {boolean} video
+   */
+  receiveVideo(video) {
+    this.send({ type: "receive", to: RELAY, video });
   }
 
   /** @param {MediaStreamTrack | null} track sent as our video from now on (a shared screen, the camera, nothing) */
   async setVideo(track) {
     await this.senders.video.replaceTrack(track);
+    const low = this.senders.low;
+    await low.replaceTrack(track);
+    const parameters = low.getParameters();
+    if (parameters.encodings?.length) {
+      parameters.encodings[0].scaleResolutionDownBy = lowLayerScale(track);  // a screen is not the camera's size
+      await low.setParameters(parameters).catch((err) => console.warn("low layer not rescaled", err));
+    }
   }
 
   /** @returns {Promise<Map<string, number>>} each slot's owner -> how loud they are now (see loudness) */

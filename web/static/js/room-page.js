@@ -21,6 +21,7 @@ const cameraButton = $("toggle-camera");
 const hangUpButton = $("hang-up");
 const recordButton = $("toggle-recording");
 const shareButton = $("share-screen");
+const audioOnlyButton = $("audio-only");
 const enlargeButton = $("enlarge");
 const fullscreenButton = $("fullscreen");
 const consentBox = $("recording-consent");
@@ -140,6 +141,7 @@ fullscreenButton.hidden = !document.fullscreenEnabled;
 
 function endControls(canRejoin) {
   micButton.disabled = cameraButton.disabled = hangUpButton.disabled = shareButton.disabled = recordButton.disabled = true;
+  audioOnlyButton.disabled = true;
   if (canRejoin && !$("rejoin")) {
     const rejoin = document.createElement("a");
     rejoin.id = "rejoin";
@@ -219,6 +221,9 @@ function wire(call) {
     stage.setScreen(participant.id, Boolean(participant.media?.screen_sharing));
   };
   call.onparticipantleft = (id) => stage.remove(id);
+  // Audio only is the relay's to do: with two people the browsers adapt their own bitrate.
+  call.onmode = (mode) => { audioOnlyButton.hidden = mode !== "relay"; };
+  call.onvideostate = (id, video) => stage.setVideo(id, video, { chosen: call.audioOnly, retry: () => call.retryVideo() });
   call.onpeerstatus = (id, status) => {
     stage.tileOf(id)?.toggleAttribute("data-reconnecting", status === "reconnecting");
     stage.badge(id, "reconnecting", strings.peerReconnecting, status === "reconnecting");
@@ -369,6 +374,12 @@ shareButton.addEventListener("click", async () => {
   await showSharing(screen);
 });
 recordButton.addEventListener("click", () => call?.setRecording(!call.recording));
+audioOnlyButton.addEventListener("click", () => {
+  const on = audioOnlyButton.getAttribute("aria-pressed") !== "true";
+  call?.setAudioOnly(on);
+  audioOnlyButton.setAttribute("aria-pressed", String(on));
+  label(audioOnlyButton, on ? strings.showVideo : strings.audioOnly);
+});
 enlargeButton.addEventListener("click", () => {
   // The videos across the whole window, the panel below them.
   const on = enlargeButton.getAttribute("aria-pressed") !== "true";

@@ -149,6 +149,38 @@ export class RoomStage {
     }
   }
 
+  /**
+   * What the relay sends us of someone's video: "high", "low" (a "lower quality" badge) or "paused" (audio
+   * only: a note on the tile saying why, and, if our link paused it, a button to try video again).
+   * @param {string} id @param {"high"|"low"|"paused"} video @param {{chosen: boolean, retry: () => void}} options
+   *   chosen: we asked for audio only; retry: ask the relay to try video again
+   */
+  setVideo(id, video, { chosen, retry }) {
+    const tile = this.tileOf(id);
+    if (!tile) return;
+    tile.dataset.video = video;
+    this.badge(id, "low", this.strings.videoLow, video === "low");
+    tile.querySelector(".video-note")?.remove();
+    if (video !== "paused") return;
+    const note = document.createElement("div");
+    note.className = "video-note";
+    note.setAttribute("role", "status");
+    const text = document.createElement("p");
+    text.textContent = chosen ? this.strings.videoPausedChosen : this.strings.videoPausedWeak;
+    note.append(text);
+    if (!chosen) {
+      const again = document.createElement("button");
+      again.type = "button";
+      again.textContent = this.strings.tryVideo;
+      again.addEventListener("click", (event) => {
+        event.stopPropagation();
+        retry();
+      });
+      note.append(again);
+    }
+    tile.append(note);
+  }
+
   /** Pin a tile large, or unpin it if it is the pinned one. @param {string} id */
   togglePin(id) {
     this.pinned = this.pinned === id ? null : id;
