@@ -17,7 +17,7 @@ internals, all checked by tests/media/test_passthrough.py so an upgrade that mov
 3. Codecs. Frames are forwarded as they are, so every leg of a room must carry the same video codec;
    aiortc chooses from the offer's order with no say for the answerer. :func:`pin_codec` trims the
    transceiver's negotiated ``_codecs`` (set by ``setRemoteDescription``, read by ``createAnswer``) to
-   one codec and its retransmission format.
+   one codec and its retransmission format; :func:`ask_opus_resilience` sets Opus's FEC and DTX there.
 4. Directions. aiortc keeps what the remote offer asked of each transceiver, seen from our side, in
    ``_offerDirection`` (set by ``setRemoteDescription``, read by ``createAnswer``) and has no public
    equivalent before the answer. :func:`offered_direction` reads it back as the remote peer wrote it.
@@ -134,6 +134,20 @@ def pin_codec(transceiver: RTCRtpTransceiver, mime_type: str) -> bool:
                       and c.parameters.get("apt") == chosen.payloadType]
     transceiver._codecs = [chosen, *retransmission]
     return True
+
+
+# In an answer, Opus's format parameters say what the answerer takes: in-band forward error correction
+# (a lost 20 ms is rebuilt from the next packet) and discontinuous transmission (near nothing sent in
+# silence). The relay forwards Opus as it comes, so every viewer's decoder gets both (RFC 7587 7.1).
+OPUS_RESILIENCE = {"useinbandfec": 1, "usedtx": 1}
+
+
+def ask_opus_resilience(transceiver: RTCRtpTransceiver) -> None:
+    """Ask the sender of this audio transceiver for Opus with in-band FEC and DTX. Call after
+    :func:`pin_codec` (the answer then carries them in its fmtp)."""
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters = {**codec.parameters, **OPUS_RESILIENCE}
 
 
 _REVERSED = {"sendonly": "recvonly", "recvonly": "sendonly"}

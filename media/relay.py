@@ -39,7 +39,7 @@ from . import passthrough, rtp_tap
 from .errors import NegotiationFailed, NotInRelay
 from .forwarding import Publication
 from .layers import Layer, LayerChoice, LinkReport
-from .passthrough import offered_direction, pin_codec, tap_receiver
+from .passthrough import ask_opus_resilience, offered_direction, pin_codec, tap_receiver
 from .rtp_forward import PacketOutput, PacketSource
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,8 @@ class Relay:
                 name = wanted.split("/")[1]
                 raise NegotiationFailed(f"This consultation's relay carries {name} {transceiver.kind}, "
                                         f"and this browser did not offer it.")
+            if transceiver.kind == "audio":
+                ask_opus_resilience(transceiver)  # audio is never paused: make it survive loss, and cheap
 
     def _make_slots(self, peer: RelayPeer) -> None:
         """Pair the offer's receive-only transceivers into slots, and put a packet output in each."""

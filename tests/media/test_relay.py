@@ -5,6 +5,7 @@ frame at once."""
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 from collections.abc import AsyncIterator, Callable
 
@@ -115,6 +116,19 @@ async def test_h264_room_forwards_h264_untouched() -> None:
     finally:
         await relay_.close()
         await asyncio.gather(*(c.close() for c in clients.values()))
+
+
+async def test_the_relay_asks_every_sender_for_opus_with_fec_and_dtx(relay) -> None:
+    """Each audio section of the relay's answer asks for in-band FEC and DTX, so lost audio is rebuilt from
+    the next packet and silence costs next to nothing, on the publisher's leg and every viewer's."""
+    relay_, clients = relay
+    client = await _join(relay_, clients, "doctor", camera=True)
+    answer = client.pc.remoteDescription.sdp
+    opus = re.search(r"a=rtpmap:(\d+) opus/48000", answer)
+    assert opus is not None
+    fmtps = re.findall(rf"a=fmtp:{opus.group(1)} (.*)", answer)
+    assert len(fmtps) == 1 + SLOTS  # the microphone's section and each slot's
+    assert all("useinbandfec=1" in f and "usedtx=1" in f for f in fmtps), fmtps
 
 
 async def test_offer_without_the_rooms_codec_is_refused_clearly(relay) -> None:
