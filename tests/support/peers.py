@@ -98,6 +98,12 @@ class RelayClient:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.pc.setRemoteDescription(RTCSessionDescription(await answer(self.pc.localDescription.sdp), "answer"))
 
+    def audio_mids(self) -> set[str]:
+        """The audio mids of the slots that have someone in them (audio pairs with video slot by slot)."""
+        transceivers = self.pc.getTransceivers()
+        return {transceivers[i - 1].mid or "" for i, t in enumerate(transceivers)
+                if t.kind == "video" and t.mid in self.layout and i > 0 and transceivers[i - 1].kind == "audio"}
+
     def on_layout(self, layout: dict[str, str]) -> None:
         self.layout = layout
         self.layout_changed.set()
