@@ -291,10 +291,11 @@ class Relay:
                               lambda ssrc: rtp_tap.request_keyframe(receiver, ssrc), layer=key)
         peer.sources[key] = source
         if key == Layer.LOW:  # viewers only: the recording keeps the camera's own picture
-            rtp_tap.tap_packets(receiver, source.deliver)
+            rtp_tap.tap_packets(receiver, source.deliver, on_sender_report=source.sender_report)
         else:
             publication = Publication(peer.participant_id, kind, lambda: passthrough.request_keyframe(receiver))
-            rtp_tap.tap_packets(receiver, source.deliver, frames_wanted=lambda: bool(publication.sinks))
+            rtp_tap.tap_packets(receiver, source.deliver, frames_wanted=lambda: bool(publication.sinks),
+                                on_sender_report=source.sender_report)
             tap_receiver(receiver, publication.deliver)
             peer.publications[kind] = publication
         for other in self.peers.values():

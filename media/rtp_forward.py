@@ -34,6 +34,7 @@ class PacketSource:
         self.outputs: set[PacketOutput] = set()
         self.ssrc: int | None = None
         self.codec: str | None = None  # "VP8", "H264", "opus", from the first packet
+        self.reported: tuple[int, int] | None = None  # the publisher's last sender report: (NTP, RTP timestamp)
         self.packets = self.keyframe_requests = 0
         self._ask, self._limit = ask_keyframe, RateLimit(KEYFRAME_REQUEST_INTERVAL, clock)
         self._tasks: set[asyncio.Future[None]] = set()
@@ -45,6 +46,10 @@ class PacketSource:
         self.cache.put(packet.sequence_number, packet)
         for output in tuple(self.outputs):
             output.offer(self, tapped)
+
+    def sender_report(self, ntp: int, rtp: int) -> None:
+        """The publisher's sender report: its NTP time at RTP timestamp ``rtp``."""
+        self.reported = (ntp, rtp)
 
     def end(self) -> None:
         """The publisher is gone: every output forwarding it goes quiet (and stays, ready for another)."""
@@ -92,12 +97,21 @@ class PacketOutput:
         out = self.rewriter.rewrite(source.name, packet.sequence_number, packet.timestamp, bool(packet.marker),
                                     packet.payload, tapped.arrived)
         if out is not None:
-            self.sender.send(out, packet)
+            self.sender.send(out, packet, report=self._report(source))
         elif self.rewriter.waiting and source is self.selected:
             source.request_keyframe()
         if self.rewriter.current is not None and self.rewriter.current.source != source.name \
                 and source is not self.selected:
             source.outputs.discard(self)  # switched away from it for good
+
+    def _report(self, source: PacketSource) -> tuple[int, int] | None:
+        """The publisher's last sender report in this stream's timestamps: what keeps a viewer's audio
+        and video of one publisher in step, as the publisher had them."""
+        segment = self.rewriter.current
+        if source.reported is None or segment is None or segment.source != source.name:
+            return None
+        ntp, rtp = source.reported
+        return ntp, (rtp + segment.ts_offset) % (1 << 32)
 
     def nacked(self, sequence_numbers: list[int]) -> None:
         for seq in sequence_numbers:

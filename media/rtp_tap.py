@@ -24,6 +24,8 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
    send). It keeps the sender's private counters (``_RTCRtpSender__ntp_timestamp``, ``__rtp_timestamp``,
    ``__packet_count``, ``__octet_count``) up to date, so the sender reports aiortc sends every second tie
    our RTP clock to wall time as a browser needs for lip sync.
+   Where the publisher has sent a sender report, the counters carry its NTP time and its RTP timestamp
+   translated to ours instead, so every viewer gets the publisher's own audio/video timing (lip sync).
 3. Feedback. aiortc's RTP router delivers RTCP for a sender's SSRC to ``sender._handle_rtcp_packet``;
    :class:`PacketSender` replaces it per sender: NACKs and PLI/FIR go to callbacks (answered from the
    publisher's cache, passed upstream), receiver reports and REMB still reach aiortc's own handler, and
@@ -114,18 +116,28 @@ class _PacketTap:
 
 
 def tap_packets(receiver: RTCRtpReceiver, deliver: Callable[[TappedPacket], None], *,
-                frames_wanted: Callable[[], bool] = lambda: False) -> None:
+                frames_wanted: Callable[[], bool] = lambda: False,
+                on_sender_report: Callable[[int, int], None] = lambda ntp, rtp: None) -> None:
     """Send this receiver's RTP packets to ``deliver`` as they arrive, instead of assembling frames.
 
     Call before media flows (the ``track`` event will do). The receiver still sends receiver reports and
     NACKs upstream. While ``frames_wanted()`` is true, packets also go through aiortc's jitter buffer
     and whole frames come out where the receiver puts them (take them with
     :func:`media.passthrough.tap_receiver`); assembling frames stays off the forwarding path, after each
-    packet has been forwarded."""
+    packet has been forwarded. ``on_sender_report(ntp, rtp)`` hears each of the publisher's sender
+    reports: the NTP time (64-bit) its RTP timestamp ``rtp`` stood for, what keeps its audio and video
+    in step."""
     if not isinstance(getattr(receiver, _JITTER, None), JitterBuffer) \
             or not isinstance(getattr(receiver, _CODECS, None), dict):
         raise _stale("RTCRtpReceiver's jitter buffer or codec table")
     setattr(receiver, _JITTER, _PacketTap(receiver, deliver, frames_wanted))
+    handle_rtcp = receiver._handle_rtcp_packet
+
+    async def hear_reports(packet: object) -> None:
+        await handle_rtcp(packet)
+        if isinstance(packet, RtcpSrPacket):
+            on_sender_report(packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+    receiver._handle_rtcp_packet = hear_reports  # type: ignore[method-assign]
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -203,9 +215,12 @@ class PacketSender:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
-    def send(self, out: Outgoing, source: RtpPacket | None = None) -> None:
+    def send(self, out: Outgoing, source: RtpPacket | None = None, *,
+             report: tuple[int, int] | None = None) -> None:
         """Queue ``out`` for the wire now, under this sender's SSRC and payload type. ``source`` is the
-        packet it came from, whose audio level travels on. Dropped while not yet connected."""
+        packet it came from, whose audio level travels on. ``report``: the (NTP, RTP timestamp) pair the
+        sender reports of this stream will carry, the publisher's own translated to this stream's
+        timestamps; without it, they tie this packet's timestamp to now. Dropped while not yet connected."""
         if self.payload_type is None:
             return
         packet = self._packet(out, source)
@@ -213,8 +228,9 @@ class PacketSender:
         self.sent += 1
         self._octets += len(out.payload)
         sender = self.sender
-        setattr(sender, _SENDER_COUNTERS[0], clock.current_ntp_time())
-        setattr(sender, _SENDER_COUNTERS[1], out.timestamp)
+        ntp, rtp = report if report is not None else (clock.current_ntp_time(), out.timestamp)
+        setattr(sender, _SENDER_COUNTERS[0], ntp)
+        setattr(sender, _SENDER_COUNTERS[1], rtp)
         setattr(sender, _SENDER_COUNTERS[2], self.sent)
         setattr(sender, _SENDER_COUNTERS[3], self._octets)
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiortc import RTCRtpReceiver
-from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket
+from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket, RtcpSrPacket
 
 from media import passthrough, rtp_forward
 from media.errors import NegotiationFailed, NotInRelay
@@ -221,3 +221,37 @@ async def test_a_subscribers_keyframe_request_reaches_the_relay_and_then_the_pub
     finally:
         await relay.close()
         await asyncio.gather(*(c.close() for c in clients.values()))
+
+
+async def test_viewers_get_the_publishers_own_sender_reports_in_their_streams_timestamps(relay) -> None:
+    """Lip sync: the sender reports a viewer gets for a publisher's audio and video carry the publisher's
+    own NTP times, with the RTP timestamps moved by exactly the offset the relay applies to that stream,
+    so the viewer lines audio up with video as the publisher had them (not as the relay forwarded them)."""
+    relay_, clients = relay
+    await _join(relay_, clients, "doctor", camera=True)
+    viewer = await _join(relay_, clients, "viewer", camera=False)
+    await viewer.wait_for_slot("doctor")
+    heard: dict[int, list[tuple[int, int]]] = {}
+    for transceiver in viewer.pc.getTransceivers():
+        receiver = transceiver.receiver
+        handle = receiver._handle_rtcp_packet
+
+        async def spy(packet, handle=handle) -> None:  # type: ignore[no-untyped-def]
+            if isinstance(packet, RtcpSrPacket):
+                heard.setdefault(packet.ssrc, []).append(
+                    (packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp))
+            await handle(packet)
+        receiver._handle_rtcp_packet = spy
+    slot = next(s for s in relay_.peers["viewer"].slots if s.owner == "doctor")
+    outputs = {"audio": slot.audio, "video": slot.video}
+    published: dict[str, dict[int, int]] = {"audio": {}, "video": {}}  # the publisher's reports: NTP -> RTP
+    def matched(kind: str) -> bool:
+        output = outputs[kind]
+        if output.selected is not None and output.selected.reported is not None:  # (sent about once a second)
+            ntp, rtp = output.selected.reported
+            published[kind][ntp] = rtp
+        offset = output.rewriter.current.ts_offset if output.rewriter.current is not None else None
+        return offset is not None and any(
+            ntp in published[kind] and rtp == (published[kind][ntp] + offset) % (1 << 32)
+            for ntp, rtp in heard.get(output.sender.ssrc, []))
+    await until(lambda: matched("audio") and matched("video"), seconds=15)
