@@ -46,6 +46,7 @@ from .api import attachments as attachments_api
 from .api import audit_log as audit_api
 from .api import auth as auth_api
 from .api import availability as availability_api
+from .api import bandwidth as bandwidth_api
 from .api import calendar as calendar_api
 from .api import consents as consents_api
 from .api import consultations as consultations_api
@@ -112,8 +113,8 @@ RELAY_STOP_SECONDS = 10.0  # for relays to finish their recordings' files at shu
 # the protocol's codes (a generated module among the static ones, so it comes before the static files).
 ROUTE_MODULES = (
     health, metrics_api, docs_api, audit_api, auth_api, availability_api, calendar_api, consultations_api, consents_api,
-    patients_api, visits_api, recordings_api, referrals_api, reports_api, attachments_api, fhir_api, rooms_api,
-    admin_api, holds_api, supervision_api,
+    patients_api, visits_api, bandwidth_api, recordings_api, referrals_api, reports_api, attachments_api, fhir_api,
+    rooms_api, admin_api, holds_api, supervision_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
     pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, account_pages, codes,

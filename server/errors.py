@@ -104,7 +104,8 @@ class ErrorCode(enum.Enum):
                    "consent to sharing records, for a consultation that was not booked through a referral")
     IDEMPOTENCY_KEY_IN_USE = ("idempotency-key-in-use", 409,
                               "a request with the same `Idempotency-Key` is still being handled; try again")
-    TOO_LARGE = "too-large", 413, "an attachment over `TELEMED_ATTACHMENT_MAX_BYTES`"
+    TOO_LARGE = ("too-large", 413,
+                 "an attachment over `TELEMED_ATTACHMENT_MAX_BYTES`, or a bandwidth probe's upload over 512 KiB")
     UNSUPPORTED_TYPE = "unsupported-type", 415, "an attachment that is empty, or not PDF, PNG, JPEG, WebP or DICOM"
     RANGE_NOT_SATISFIABLE = "range-not-satisfiable", 416, "a `Range` outside the recording"
     VALIDATION_FAILED = "validation-failed", 422, "a field's value is wrong (`fields` names each one and why)"

@@ -50,6 +50,9 @@ class DeviceCheck(_Message):
     microphone: bool | None = None
     speaker: bool | None = None
     rtt_ms: int | None = pydantic.Field(default=None, ge=0, le=60_000)
+    # Measured against the server's bandwidth probe; absent from older clients, null when not measured.
+    down_kbps: int | None = pydantic.Field(default=None, ge=0, le=10_000_000)
+    up_kbps: int | None = pydantic.Field(default=None, ge=0, le=10_000_000)
 
 
 class Participant(_Message):

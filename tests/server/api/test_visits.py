@@ -212,7 +212,7 @@ async def test_the_admitting_doctor_sees_what_the_patients_device_check_found(cl
     await expect(li, "joined")
     guest = await invite(client)
     await consent(client, guest)
-    found = {"camera": True, "microphone": False, "speaker": None, "rtt_ms": 48}
+    found = {"camera": True, "microphone": False, "speaker": None, "rtt_ms": 48, "down_kbps": 240, "up_kbps": 1800}
     answer = await client.post("/api/guest/room-token", json={"guest": guest, "device_check": found})
     assert answer.status == 200, await answer.text()
     patient = await connect(client, (await answer.json())["token"])
@@ -235,6 +235,8 @@ async def test_the_admitting_doctor_sees_what_the_patients_device_check_found(cl
 @pytest.mark.parametrize(("check", "field"), [
     ({"camera": "yes"}, "device_check.camera"),
     ({"rtt_ms": -5}, "device_check.rtt_ms"),
+    ({"down_kbps": -1}, "device_check.down_kbps"),
+    ({"up_kbps": "fast"}, "device_check.up_kbps"),
     ({"camera": True, "retina": True}, "device_check.retina"),
 ])
 async def test_bad_device_check_findings_are_422_naming_the_field(client: TestClient, check: dict,
@@ -244,6 +246,24 @@ async def test_bad_device_check_findings_are_422_naming_the_field(client: TestCl
     answer = await client.post("/api/guest/room-token", json={"guest": guest, "device_check": check})
     assert answer.status == 422
     assert field in (await answer.json())["error"]["fields"]
+
+
+async def test_a_device_check_without_bandwidth_still_counts(client: TestClient) -> None:
+    """A browser with the check page of before the bandwidth probe sends no ``down_kbps``/``up_kbps``: its
+    findings are taken, and the doctor reads the bandwidth as not measured (null)."""
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    guest = await invite(client)
+    await consent(client, guest)
+    older = {"camera": True, "microphone": True, "speaker": True, "rtt_ms": 30}
+    answer = await client.post("/api/guest/room-token", json={"guest": guest, "device_check": older})
+    assert answer.status == 200, await answer.text()
+    patient = await connect(client, (await answer.json())["token"])
+    await expect(patient, "lobby")
+    waiting = (await expect(li, "lobby-update"))["waiting"]
+    assert [w["device_check"] for w in waiting] == [older | {"down_kbps": None, "up_kbps": None}]
+    for ws in (li, patient):
+        await ws.close()
 
 
 async def test_revoking_one_link_leaves_a_patient_who_came_in_by_another(client: TestClient) -> None:

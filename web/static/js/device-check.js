@@ -1,16 +1,27 @@
-// The patient's device check before the waiting room: camera, microphone, speaker and the round trip
-// to the server, each shown as it passes or fails. What it found is kept for this tab only and sent
-// with the patient's room token request, so the doctor who admits them sees it.
+// The patient's device check before the waiting room: camera, microphone, speaker, the round trip to the
+// server and the bandwidth to and from it, each shown as it passes or fails. What it found is kept for this
+// tab only and sent with the patient's room token request, so the doctor who admits them sees it; so is the
+// patient's choice to start with audio only, which room-page.js carries out.
 
 const $ = (id) => document.getElementById(id);
 const strings = JSON.parse($("check-strings").textContent);
 const SLOW_RTT_MS = 600;  // beyond this, video calls suffer; the patient is told, not stopped
 const PINGS = 5;
+// Below this either way (kbit/s), offer audio only: the relay's low layer alone is 150 kbit/s, audio (Opus)
+// up to about 40, and their packets' overhead and a link that varies need the rest; a slower link makes
+// even the low layer stutter and takes the sound down with it. Told, not stopped, like the round trip.
+const LOW_KBPS = 300;
+const FIRST_DOWNLOAD = 512 * 1024;
+const FULL_DOWNLOAD = 2 * 1024 * 1024;  // the probe's most; only when the first came in fast
+const FAST_ENOUGH_MS = 1000;
+const UPLOAD = 256 * 1024;
 
 const passed = { camera: false, microphone: false, speaker: false, network: false };
-// What the doctor sees: true (works), false (does not), null (not tried).
-const found = { camera: null, microphone: null, speaker: null, rtt_ms: null };
-const FOUND_KEY = `device-check:${location.pathname.split("/")[2]}`;  // /visit/<token>/check; room-page.js reads it
+// What the doctor sees: true (works), false (does not), null (not tried); bandwidth in kbit/s or null.
+const found = { camera: null, microphone: null, speaker: null, rtt_ms: null, down_kbps: null, up_kbps: null };
+const TOKEN = location.pathname.split("/")[2];  // /visit/<token>/check
+const FOUND_KEY = `device-check:${TOKEN}`;  // room-page.js reads it
+const AUDIO_ONLY_KEY = `device-check:${TOKEN}:audio-only`;  // "true" when the patient chose to start with audio only
 
 function mark(name, ok, note = "") {
   const item = $(`check-${name}`);
@@ -95,10 +106,75 @@ async function checkNetwork() {
   mark("network", median < SLOW_RTT_MS, median < SLOW_RTT_MS ? note : `${note} · ${strings.slow}`);
 }
 
+/** POST a probe request with the link's token; the answer's body read whole. */
+async function probe(path, fields) {
+  const response = await fetch(`/api/guest/bandwidth/${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ guest: TOKEN, ...fields }),
+    cache: "no-store",
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw new Error(`bandwidth probe refused: ${response.status}`);
+  return response.arrayBuffer();
+}
+
+/** kbit/s of ``bytes`` moved in ``ms`` (the request's own round trip included, so a little under the link). */
+const kbps = (bytes, ms) => Math.round((bytes * 8) / Math.max(ms, 1));
+
+async function timedDownload(bytes) {
+  const start = performance.now();
+  const body = await probe("download", { bytes });
+  const ms = performance.now() - start;
+  return { ms, kbps: kbps(body.byteLength, ms) };
+}
+
+async function measureBandwidth() {
+  const row = $("check-bandwidth");
+  row.querySelector(".result").textContent = strings.measuring;
+  try {
+    let down = await timedDownload(FIRST_DOWNLOAD);
+    if (down.ms < FAST_ENOUGH_MS) down = await timedDownload(FULL_DOWNLOAD);  // a fast link: time it longer
+    // Filler the server only counts; random letters, so nothing on the way could shrink it.
+    const letters = new Uint8Array(UPLOAD);
+    for (let at = 0; at < UPLOAD; at += 65536) crypto.getRandomValues(letters.subarray(at, at + 65536));  // its most
+    const data = new TextDecoder().decode(letters.map((b) => 97 + (b % 26)));
+    const start = performance.now();
+    await probe("upload", { data });
+    found.down_kbps = down.kbps;
+    found.up_kbps = kbps(UPLOAD, performance.now() - start);
+  } catch (err) {
+    // Not measured is not a failure: the room stays open to the patient.
+    console.warn("bandwidth not measured", err);
+    row.dataset.state = "unknown";
+    row.querySelector(".result").textContent = strings.notMeasured;
+    return;
+  }
+  const low = found.down_kbps < LOW_KBPS || found.up_kbps < LOW_KBPS;
+  const note = strings.bandwidth.replace("{down}", String(found.down_kbps)).replace("{up}", String(found.up_kbps));
+  row.dataset.state = low ? "low" : "ok";
+  row.dataset.downKbps = String(found.down_kbps);
+  row.dataset.upKbps = String(found.up_kbps);
+  row.querySelector(".result").textContent = low ? `${note} · ${strings.lowBandwidth}` : note;
+  if (low) offerAudioOnly();
+}
+
+/** Too slow for video: suggest audio only, chosen already unless the patient said otherwise in this tab. */
+function offerAudioOnly() {
+  const box = /** @type {HTMLInputElement} */ ($("start-audio-only"));
+  box.checked = sessionStorage.getItem(AUDIO_ONLY_KEY) !== "false";
+  sessionStorage.setItem(AUDIO_ONLY_KEY, String(box.checked));
+  $("audio-only-offer").hidden = false;
+}
+
+$("start-audio-only").addEventListener("change", (event) => {
+  sessionStorage.setItem(AUDIO_ONLY_KEY, String(/** @type {HTMLInputElement} */ (event.target).checked));
+});
+
 $("start-check").addEventListener("click", async () => {
   $("start-check").disabled = true;
   const audio = new AudioContext();
-  checkNetwork();
+  checkNetwork().then(measureBandwidth);  // one after the other: the pings would slow the download
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });

@@ -88,6 +88,16 @@ function deviceCheck() {
   }
 }
 
+/** Whether the patient chose, at the device check, to start with audio only (device-check.js keeps it). */
+const startAudioOnly = Boolean(config.guest) && sessionStorage.getItem(`device-check:${config.guest}:audio-only`) === "true";
+
+/** @param {boolean} on audio only asked for (the relay is told) and the button shows it */
+function setAudioOnly(on) {
+  call?.setAudioOnly(on);
+  audioOnlyButton.setAttribute("aria-pressed", String(on));
+  label(audioOnlyButton, on ? strings.showVideo : strings.audioOnly);
+}
+
 /** A room token for this page: clinicians through their session, guests through their link. */
 async function fetchToken() {
   const response = await fetch(config.roomTokenUrl, {
@@ -191,6 +201,8 @@ async function join() {
   // A handle for debugging in the console and for the end-to-end tests' getStats() checks.
   window.telemedCall = call;
   wire(call);
+  // Asked for before the relay exists: the call tells each relay it connects to (call.js).
+  if (startAudioOnly) setAudioOnly(true);
   call.start();
   followTheSpeaker(call);
 }
@@ -222,7 +234,11 @@ function wire(call) {
   };
   call.onparticipantleft = (id) => stage.remove(id);
   // Audio only is the relay's to do: with two people the browsers adapt their own bitrate.
-  call.onmode = (mode) => { audioOnlyButton.hidden = mode !== "relay"; };
+  // A patient who chose audio only at the device check is told, while two, that it waits for the relay.
+  call.onmode = (mode) => {
+    audioOnlyButton.hidden = mode !== "relay";
+    $("audio-only-pending").hidden = !(mode === "p2p" && call.audioOnly);
+  };
   call.onvideostate = (id, video) => stage.setVideo(id, video, { chosen: call.audioOnly, retry: () => call.retryVideo() });
   call.onpeerstatus = (id, status) => {
     stage.tileOf(id)?.toggleAttribute("data-reconnecting", status === "reconnecting");
@@ -319,6 +335,9 @@ function checkSummary(check) {
   const mark = (value) => (value === true ? "✓" : value === false ? "✗" : "?");
   const words = parts.map(([key, name]) => `${name} ${mark(check[key])}`);
   if (check.rtt_ms !== null && check.rtt_ms !== undefined) words.push(strings.rtt.replace("{ms}", String(check.rtt_ms)));
+  if (Number.isInteger(check.down_kbps) && Number.isInteger(check.up_kbps)) {
+    words.push(strings.bandwidth.replace("{down}", String(check.down_kbps)).replace("{up}", String(check.up_kbps)));
+  }
   summary.textContent = words.join(" · ");
   summary.dataset.state = parts.every(([key]) => check[key] === true) ? "ok" : "problem";
   return summary;
@@ -374,12 +393,7 @@ shareButton.addEventListener("click", async () => {
   await showSharing(screen);
 });
 recordButton.addEventListener("click", () => call?.setRecording(!call.recording));
-audioOnlyButton.addEventListener("click", () => {
-  const on = audioOnlyButton.getAttribute("aria-pressed") !== "true";
-  call?.setAudioOnly(on);
-  audioOnlyButton.setAttribute("aria-pressed", String(on));
-  label(audioOnlyButton, on ? strings.showVideo : strings.audioOnly);
-});
+audioOnlyButton.addEventListener("click", () => setAudioOnly(audioOnlyButton.getAttribute("aria-pressed") !== "true"));
 enlargeButton.addEventListener("click", () => {
   // The videos across the whole window, the panel below them.
   const on = enlargeButton.getAttribute("aria-pressed") !== "true";
