@@ -7,6 +7,7 @@ Screenshots are saved where TELEMED_TEST_SCREENSHOTS says (not committed) for a 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -15,9 +16,8 @@ from playwright.async_api import Browser, Page, Route, expect
 from server.appkeys import RELAYS
 
 from ..support.peers import until
-from ..support.visits import consent, invite
-from .conftest import checked, pass_identity_check, screenshot
-from .test_room_layout import LOCALES, PHONE, in_call, words
+from .conftest import checked, screenshot
+from .test_room_layout import LOCALES, in_call, patient_on_a_phone, words
 
 pytestmark = pytest.mark.e2e
 
@@ -25,14 +25,15 @@ UPLOAD_DELAY_S = 9  # 256 KiB in 9 s is about 230 kbit/s: under the check's 300
 
 
 async def _at_the_check(browser: Browser, base: str, client: TestClient, locale: str) -> tuple[Page, str]:
-    guest = await invite(client)
-    await consent(client, guest)
-    phone = await browser.new_context(locale=locale, **PHONE)
-    patient = await phone.new_page()
-    patient.on("pageerror", lambda error: print(f"[patient] page error: {error}"))
-    await pass_identity_check(patient, base, guest)
-    await patient.goto(f"{base}/visit/{guest}/check")
-    return patient, guest
+    return await patient_on_a_phone(browser, base, client, locale, page="check")
+
+
+async def _finish_the_check(patient: Page, _: Any) -> None:
+    """The rest of the check passes: the microphone hears, the patient heard the test sound, the room opens."""
+    await expect(patient.locator("#check-microphone")).to_have_attribute("data-state", "ok", timeout=10_000)
+    await patient.get_by_role("button", name=_("Play a test sound")).click()
+    await patient.get_by_role("button", name=_("Yes")).click()
+    await expect(patient.locator("#to-room")).to_have_attribute("aria-disabled", "false", timeout=10_000)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -49,10 +50,7 @@ async def test_the_check_shows_the_measured_bandwidth(client: TestClient, browse
     assert int(await row.get_attribute("data-up-kbps") or "0") >= 300
     await expect(row.locator(".result")).to_contain_text("kbit/s")
     await expect(patient.locator("#audio-only-offer")).to_be_hidden()
-    await expect(patient.locator("#check-microphone")).to_have_attribute("data-state", "ok", timeout=10_000)
-    await patient.get_by_role("button", name=_("Play a test sound")).click()
-    await patient.get_by_role("button", name=_("Yes")).click()
-    await expect(patient.locator("#to-room")).to_have_attribute("aria-disabled", "false", timeout=10_000)
+    await _finish_the_check(patient, _)
     await checked(patient, f"check-bandwidth-phone-{locale}")
     await patient.locator("#to-room").click()
     kept = await patient.evaluate(f"JSON.parse(sessionStorage.getItem('device-check:{guest}'))")
@@ -83,10 +81,7 @@ async def test_a_slow_link_suggests_audio_only_and_the_relayed_room_honours_it(c
     await expect(row.locator(".result")).to_contain_text(_("too slow for video"))
     box = patient.get_by_label(_("Start with audio only"))
     await expect(box).to_be_checked()
-    await expect(patient.locator("#check-microphone")).to_have_attribute("data-state", "ok", timeout=10_000)
-    await patient.get_by_role("button", name=_("Play a test sound")).click()
-    await patient.get_by_role("button", name=_("Yes")).click()
-    await expect(patient.locator("#to-room")).to_have_attribute("aria-disabled", "false", timeout=10_000)
+    await _finish_the_check(patient, _)
     await checked(patient, f"check-bandwidth-slow-phone-{locale}")
     await patient.locator("#to-room").click()
 

@@ -19,9 +19,8 @@ from media.relay import Relay
 from server.appkeys import RELAYS
 
 from ..support.peers import until
-from ..support.visits import consent, invite
-from .conftest import assert_accessible, pass_identity_check, screenshot
-from .test_room_layout import LOCALES, PHONE, in_call, words
+from .conftest import assert_accessible, screenshot
+from .test_room_layout import LOCALES, in_call, patient_on_a_phone, words
 
 pytestmark = pytest.mark.e2e
 
@@ -63,14 +62,7 @@ async def test_two_layers_audio_only_by_choice_and_video_paused_for_a_weak_link(
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     doctor, specialist = await in_call(browser, base, locale)
-    guest = await invite(client)
-    await consent(client, guest)
-    phone = await browser.new_context(locale=locale, **PHONE)
-    await phone.add_init_script("delete MediaDevices.prototype.getDisplayMedia")
-    patient = await phone.new_page()
-    patient.on("pageerror", lambda error: print(f"[patient] page error: {error}"))
-    await pass_identity_check(patient, base, guest)
-    await patient.goto(f"{base}/visit/{guest}/room")
+    patient, _guest = await patient_on_a_phone(browser, base, client, locale)
     await doctor.locator("#lobby-list li").get_by_role("button", name=_("Admit")).click()
     await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
     await expect(patient.locator("figure.remote")).to_have_count(2, timeout=30_000)

@@ -102,6 +102,21 @@ async def in_call(browser: Browser, base: str, locale: str, consultation: int = 
     return doctor, specialist
 
 
+async def patient_on_a_phone(browser: Browser, base: str, client: TestClient, locale: str, *,
+                             page: str = "room") -> tuple[Page, str]:
+    """A patient invited and consenting, in a phone's browser (which has no screen capture), past the identity
+    check and on their visit's ``page``: the page and the invitation link's token."""
+    guest = await invite(client)
+    await consent(client, guest)
+    phone = await browser.new_context(locale=locale, **PHONE)
+    await phone.add_init_script("delete MediaDevices.prototype.getDisplayMedia")
+    patient = await phone.new_page()
+    patient.on("pageerror", lambda error: print(f"[patient] page error: {error}"))
+    await pass_identity_check(patient, base, guest)
+    await patient.goto(f"{base}/visit/{guest}/{page}")
+    return patient, guest
+
+
 async def horizontal_overflow(page: Page) -> int:
     return await page.evaluate("document.scrollingElement.scrollWidth")
 
@@ -284,15 +299,7 @@ async def test_a_shared_screen_is_large_and_whole(client: TestClient, browser: B
 async def test_a_patient_on_a_phone(client: TestClient, browser: Browser, locale: str) -> None:
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
-    guest = await invite(client)
-    await consent(client, guest)
-    phone = await browser.new_context(locale=locale, **PHONE)
-    # A phone's browser has no screen capture.
-    await phone.add_init_script("delete MediaDevices.prototype.getDisplayMedia")
-    patient = await phone.new_page()
-    patient.on("pageerror", lambda error: print(f"[patient] page error: {error}"))
-    await pass_identity_check(patient, base, guest)
-    await patient.goto(f"{base}/visit/{guest}/room")
+    patient, _guest = await patient_on_a_phone(browser, base, client, locale)
     await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "lobby", timeout=20_000)
     assert await horizontal_overflow(patient) <= 390
     await screenshot(patient, f"room-lobby-phone-patient-{locale}")
