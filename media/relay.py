@@ -93,7 +93,7 @@ class Relay:
         # max-bundle: every slot rides one transport. aiortc's default ("balanced") leaves the second and
         # later m-lines of a kind on a transport it then discards when answering a bundled offer.
         self.configuration = RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-        # Frames pass through untouched, so the whole room speaks one video codec (and Opus).
+        # Packets pass through untouched, so the whole room speaks one video codec (and Opus).
         self.video_codec = VIDEO_CODECS[video_codec]
         self.peers: dict[str, RelayPeer] = {}
         self._clock = clock
@@ -202,6 +202,19 @@ class Relay:
                 selected = slot.video.selected
                 layout[slot.video_mid] = selected.layer if selected is not None else Layer.PAUSED
         return layout
+
+    def census(self) -> tuple[dict[str, int], dict[str, int]]:
+        """What this relay forwards now: streams by kind (outputs with a source selected), and viewers (those
+        with slots) by the layer their link gets (high, low, paused). For the node's metrics."""
+        streams = {"audio": 0, "video": 0}
+        viewers = {layer.value: 0 for layer in Layer}
+        for peer in self.peers.values():
+            for slot in peer.slots:
+                streams["audio"] += slot.audio.selected is not None
+                streams["video"] += slot.video.selected is not None
+            if peer.slots:
+                viewers[peer.choice.layer.value] += 1
+        return streams, viewers
 
     def sources(self) -> list[PacketSource]:
         """Every published track's packet stream, as the viewers get it."""

@@ -98,6 +98,7 @@ from .metrics import (
     watch_hub,
     watch_recordings,
     watch_redis,
+    watch_relays,
 )
 from .reports import signing as report_signing
 from .reports.service import ReportTools
@@ -222,6 +223,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         await hub.start()
         app[HUB] = hub
         watch_hub(metrics, hub)
+        watch_relays(metrics, app[RELAYS])
         if settings.redis_url:
             watch_redis(metrics, hub)
         app[ROOMS] = HubRooms(hub)

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from media.session import RelaySession
 from signaling.hub import RoomHub
 
 from .appkeys import METRICS
@@ -191,6 +192,29 @@ def watch_hub(metrics: Metrics, hub: RoomHub) -> None:
         "Participants whose socket is (or, reconnecting, was) on this node, by status: present, waiting, reconnecting.",
         lambda: {(status.value,): count for status, count in hub.census().participants.items()},
         labels=["status"])
+
+
+def watch_relays(metrics: Metrics, relays: Mapping[str, RelaySession]) -> None:
+    """The media relays this node runs, their forwarded streams by kind and their viewers by layer (what
+    each viewer's link gets: high, low, paused), counted at each scrape."""
+    def census() -> tuple[dict[str, int], dict[str, int]]:
+        streams, viewers = {"audio": 0, "video": 0}, {"high": 0, "low": 0, "paused": 0}
+        for session in relays.values():
+            room_streams, room_viewers = session.relay.census()
+            for kind, count in room_streams.items():
+                streams[kind] += count
+            for layer, count in room_viewers.items():
+                viewers[layer] += count
+        return streams, viewers
+
+    metrics.on_scrape("telemed_relays", "Media relays (one per relayed room) running on this node.",
+                      lambda: len(relays))
+    metrics.on_scrape("telemed_relay_streams", "Streams this node's relays forward now, by kind.",
+                      lambda: {(kind,): count for kind, count in census()[0].items()}, labels=["kind"])
+    metrics.on_scrape("telemed_relay_viewers",
+                      "Viewers of this node's relays by the video layer their link gets: high, low, paused "
+                      "(audio only).",
+                      lambda: {(layer,): count for layer, count in census()[1].items()}, labels=["layer"])
 
 
 def watch_redis(metrics: Metrics, hub: RoomHub) -> None:

@@ -17,6 +17,7 @@ from server.audit import trail as audit
 from server.settings import Settings
 
 from ..conftest import _start, login
+from ..server.test_metrics import scrape, total
 from ..support.peers import RelayClient, palette_index
 from ..support.room_peer import RoomPeer
 from ..support.signaling_client import connect, expect, room_token
@@ -184,6 +185,43 @@ async def test_the_joiner_that_switches_to_the_relay_is_told_once_and_answers_na
             last = patient.inbox["layout"].get_nowait()
         assert last is not None and sorted(last["audio_slots"].values()) == sorted(layout.values())
         assert set(last["audio_slots"]) <= audio_mids
+    finally:
+        await asyncio.gather(li.close(), wang.close(), patient.close())
+
+
+async def _layout_until(peer: RoomPeer, done: Callable[[dict], bool]) -> dict:
+    while not done(layout := await peer.next("layout")):
+        pass
+    return layout
+
+
+async def test_audio_only_asked_through_signaling_pauses_the_askers_video_and_the_node_counts_it(
+        client: TestClient) -> None:
+    """A participant's "receive" with video false goes through the room to the relay: its next layout marks
+    every filled slot "paused" while the others' still say "high", and the node's metrics count one paused
+    viewer; "video": true brings the high layer back to it."""
+    li, wang, patient = await _three_in_relay(client)
+    try:
+        slots = patient.joined["relay_slots"]
+        for peer in (li, wang):
+            await peer.next("mode")
+        await asyncio.gather(li.join_relay(slots), wang.join_relay(slots), patient.join_relay(slots))
+        assert None not in await patient.sees(li, 5)
+        def everyone(state: str) -> Callable[[dict], bool]:
+            return lambda layout: len(layout.get("video", {})) == 2 and set(layout["video"].values()) == {state}
+
+        await patient.send({"type": "receive", "to": "relay", "video": False})
+        await _layout_until(patient, everyone("paused"))
+        samples = await scrape(client)
+        assert total(samples, "telemed_relays") == 1
+        assert total(samples, "telemed_relay_viewers", layer="paused") == 1
+        assert total(samples, "telemed_relay_viewers", layer="high") == 2
+        assert total(samples, "telemed_relay_streams", kind="audio") == 6  # each hears the two others
+        assert total(samples, "telemed_relay_streams", kind="video") == 4  # all but the patient's two
+
+        await patient.send({"type": "receive", "to": "relay", "video": True})
+        await _layout_until(patient, everyone("high"))
+        assert None not in await patient.sees(wang, 5)
     finally:
         await asyncio.gather(li.close(), wang.close(), patient.close())
 
