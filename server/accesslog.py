@@ -17,7 +17,7 @@ from .client_address import client_address
 # Paths whose last part is a credential (invitation links and calendar feeds carry a token in the path).
 SECRET_PATH_PREFIXES = ("/visit/", "/calendar/")
 REQUEST_ID_HEADER = "X-Request-Id"
-REQUEST_ID = "request_id"  # the request's key for it
+REQUEST_ID = web.RequestKey("request_id", str)
 # A proxy's id is kept only if it cannot smuggle anything into a log line: short, and of plain characters.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -59,4 +59,4 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info('%s "%s %s" %s %s %.1fms', client_address(request), request.method,
                          loggable_path(request.path), response.status, response.body_length, time * 1000,
-                         extra={REQUEST_ID: request.get(REQUEST_ID)})
+                         extra={"request_id": request.get(REQUEST_ID)})

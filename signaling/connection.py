@@ -151,6 +151,8 @@ class SignalingConnection:
         try:
             await self._read()
         finally:
+            if self.participant_id is not None:
+                log.info("signaling %s: %s", self.conn, "left" if self.left else "disconnected")
             self._part()
             self.outbox.put_control(_DONE)
             try:
@@ -286,6 +288,7 @@ class SignalingConnection:
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
         logcontext.participant.set(pid)
+        log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
 
     async def _admitting(self, host: str, participant_id: str) -> RoomEvent:
         """Admit someone from the lobby, unless the server has barred them since they joined it: then they are
