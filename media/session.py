@@ -16,6 +16,7 @@ from typing import Protocol
 
 from aiortc import RTCIceServer
 
+from signaling import logcontext
 from signaling.effects import relay_conn
 from signaling.errors import SignalingError
 from signaling.events import FromRelay, RoomEvent
@@ -109,7 +110,7 @@ class RelaySession:
         self._rolling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._outgoing = InOrder(self._submit)
-        self.task = asyncio.create_task(self._run())
+        self.task = asyncio.create_task(self._run(), context=logcontext.room_context(room_id))  # lines name the room
 
     @property
     def room(self) -> Room | None:

@@ -41,6 +41,7 @@ from web import (
 )
 from web.render import RENDERER, Renderer
 
+from .accesslog import request_id_header, request_id_middleware
 from .api import admin as admin_api
 from .api import attachments as attachments_api
 from .api import audit_log as audit_api
@@ -151,8 +152,8 @@ async def prepare_database(database: Database, settings: Settings) -> None:
 def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
     """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding)."""
     # The metrics' middleware is outermost: it counts each answer as it finally went out.
-    app = web.Application(middlewares=[metrics_middleware, client_address_middleware, error_middleware,
-                                       auth_middleware, nav.unread_middleware],
+    app = web.Application(middlewares=[metrics_middleware, request_id_middleware, client_address_middleware,
+                                       error_middleware, auth_middleware, nav.unread_middleware],
                           client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()
@@ -275,6 +276,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
     app.on_shutdown.append(close_sockets)
     app.on_cleanup.append(close_login)
     app.on_response_prepare.append(_security_headers)
+    app.on_response_prepare.append(request_id_header)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)

@@ -19,6 +19,8 @@ from aiohttp import web
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling import logcontext
+
 from .accesslog import PathOnlyAccessLogger
 from .admin import SHELL, accounts
 from .admin.inputs import AccountQuery, LicenceInput, NewAccount, PasswordReset
@@ -98,7 +100,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logcontext.configure(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings, args.demo))
     return 0
 

@@ -152,8 +152,10 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         # A PostgreSQL that hangs rather than refusing must become a 503 within seconds, not asyncpg's minute.
         connect_args = {"timeout": CONNECT_SECONDS} if url.startswith("postgresql") else {}
+        # hide_parameters: a failed statement's error (and so its logged traceback) must not carry the values
+        # bound to it, which are patients' names, tokens' hashes and chat lines.
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args,
-                                                       pool_timeout=POOL_WAIT_SECONDS)
+                                                       pool_timeout=POOL_WAIT_SECONDS, hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
         # Copied into each new session's ``info``: what the app asks its sessions to carry (the audit trail's

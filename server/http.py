@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from . import idempotency
+from .accesslog import loggable_path
 from .appkeys import DATABASE, ERROR_PAGE, SETTINGS
 from .errors import (
     N_,
@@ -244,7 +245,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         database = request.app.get(DATABASE)
         if database is not None and database.down(exc):  # logged once per outage, not once per request
             return _error_answer(request, DatabaseUnavailable())
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, loggable_path(request.path))  # no guest link
         return _error_answer(request, TelemedError(N_("Something went wrong on the server; it has been logged.")))
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from signaling.logcontext import FORMATS as LOG_FORMATS
+
 from .errors import SettingsError
 from .i18n import SUPPORTED_LOCALES
 
@@ -187,6 +189,13 @@ def _parse_log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
     return level
+
+
+def _parse_log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError(f"expected {' or '.join(LOG_FORMATS)}")
+    return value
 
 
 def _parse_recording_key(raw: str) -> Secret:
@@ -365,6 +374,11 @@ class Settings:
         "Time zone of the times shown to an account without a hospital (the shell's administrator), an IANA name.",
     )
     log_level: str = _setting("INFO", _parse_log_level, "DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = _setting(
+        "text", _parse_log_format,
+        "How log lines are written: text (readable lines) or json (one JSON object per line with time, level, "
+        "logger, message and, when known, request_id, room and participant).",
+    )
     signaling_max_message_bytes: int = _setting(
         192 * 1024, _parse_positive_int, "Largest signaling message accepted; larger ones get an error."
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
+from . import logcontext
 from .errors import (
     Abuse,
     AlreadyJoined,
@@ -143,10 +144,15 @@ class SignalingConnection:
         self.joining_afresh = False  # a join, not a resume, waits to be seated
 
     async def run(self) -> None:
+        # This task is the connection's alone, so what it sets names only its lines. The room is set before
+        # the writer starts, so the writer's lines name it too; the participant is set in each once known.
+        logcontext.room.set(self.room_id)
         writer = asyncio.create_task(self._write())
         try:
             await self._read()
         finally:
+            if self.participant_id is not None:
+                log.info("signaling %s: %s", self.conn, "left" if self.left else "disconnected")
             self._part()
             self.outbox.put_control(_DONE)
             try:
@@ -281,6 +287,8 @@ class SignalingConnection:
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
+        logcontext.participant.set(pid)
+        log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
 
     async def _admitting(self, host: str, participant_id: str) -> RoomEvent:
         """Admit someone from the lobby, unless the server has barred them since they joined it: then they are
@@ -343,6 +351,7 @@ class SignalingConnection:
         if isinstance(message, Joined | InLobby):
             if message.self_.id != self.participant_id:
                 self.participant_id = message.self_.id  # a resume may land on a seat id we did not pick
+            logcontext.participant.set(message.self_.id)  # the writer's own context
             # Only the hash of the resume secret travels between nodes; the secret goes to its owner only.
             message = message.model_copy(update={"resume": f"{message.self_.id}.{self.resume_secret}"})
         with suppress(ConnectionResetError):

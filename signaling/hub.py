@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from . import logcontext
 from .effects import (
     ANY_NODE,
     Close,
@@ -221,7 +222,8 @@ class RoomHub:
         if replica is None:
             replica = Replica(Room(room_id, max_participants=self.max_participants))
             self._replicas[room_id] = replica
-            replica.task = asyncio.create_task(self._follow(room_id, replica))
+            # Its own context: the room's loop outlives the connection or request that happened to start it.
+            replica.task = asyncio.create_task(self._follow(room_id, replica), context=logcontext.room_context(room_id))
         try:
             await asyncio.wait_for(replica.ready.wait(), CATCH_UP_SECONDS)
         except TimeoutError:

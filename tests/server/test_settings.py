@@ -85,6 +85,7 @@ def test_ice_servers_as_json_keep_turn_credentials() -> None:
         ("TELEMED_DEFAULT_TIMEZONE", "Mars/Olympus_Mons", "IANA time zone"),
         ("TELEMED_DEFAULT_TIMEZONE", "../etc/passwd", "IANA time zone"),
         ("TELEMED_LOG_LEVEL", "LOUD", "DEBUG"),
+        ("TELEMED_LOG_FORMAT", "xml", "text or json"),
         ("TELEMED_ACCESS_TOKEN_TTL", "-5", "positive"),
         ("TELEMED_ROOM_MAX_PARTICIPANTS", "0", "positive"),
         ("TELEMED_METRICS_NETWORKS", "10.0.0.0/33", "TELEMED_METRICS_NETWORKS"),
