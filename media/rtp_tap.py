@@ -66,7 +66,7 @@ from aiortc.rtp import (
     wrap_rtx,
 )
 
-from .rtp_rewrite import Outgoing
+from .rtp_rewrite import Outgoing, keyframe_start
 
 _JITTER = "_RTCRtpReceiver__jitter_buffer"
 _CODECS = "_RTCRtpReceiver__codecs"
@@ -109,6 +109,10 @@ class _PacketTap:
             self._frames = None  # so frames wanted again start from a clean buffer, not a stale origin
             return False, None
         if self._frames is None:
+            if codec is None or not keyframe_start(codec.name, packet.payload):
+                # Begun mid-stream, a fresh buffer must start at a key frame's first packet: else the first
+                # "frame" it assembles is the tail of one, which no muxer or decoder can use.
+                return False, None
             self._frames = copy.deepcopy(self._pristine)
         # aiortc puts a whole frame on the receiver's decoder queue (media/passthrough.py's tap), and sends
         # a PLI when the buffer says the stream broke: both only while recording.

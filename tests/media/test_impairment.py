@@ -19,43 +19,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import pytest
-from aiortc import AudioStreamTrack, RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc import AudioStreamTrack, RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
 from media.layers import Layer
 from media.relay import Relay
 
-from ..support.peers import RelayClient, until
+from ..support.peers import RelayClient, TestCamera, until
 
 ROOT = Path(__file__).resolve().parents[2]
 # 300 kbit/s with at most 50 ms of queue: a link that drops what it cannot carry, not one that buffers for ever
 CAP = ["tbf", "rate", "300kbit", "burst", "6kb", "latency", "50ms"]
 LOSS_PERCENT = 5
-
-
-class Camera(VideoStreamTrack):
-    """``noise``: frames no encoder can squeeze (the high layer, at the encoder's full bitrate, more than
-    the cap); else a moving gradient, cheap to encode (the low layer, well under it)."""
-
-    def __init__(self, width: int, height: int, *, noise: bool) -> None:
-        super().__init__()
-        self.width, self.height, self.noise, self.count = width, height, noise, 0
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        self.count += 1
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        y = frame.planes[0]
-        if self.noise:
-            y.update(os.urandom(y.buffer_size))
-        else:
-            row = bytes((x + self.count * 4) & 0xFF for x in range(y.line_size))
-            y.update(row * self.height)
-        for plane in frame.planes[1:]:
-            plane.update(bytes([128]) * plane.buffer_size)
-        frame.pts, frame.time_base = pts, time_base
-        return frame
 
 
 def _ip(*args: str) -> None:
@@ -156,8 +131,8 @@ async def room(namespace: tuple[str, str, str]) -> AsyncIterator[tuple[Relay, Re
     relay = Relay(on_layout=lambda pid, layout: clients[pid].on_layout(layout) if pid in clients else None)
     publisher = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     publisher.addTransceiver(AudioStreamTrack(), direction="sendonly")
-    publisher.addTransceiver(Camera(320, 240, noise=True), direction="sendonly")
-    publisher.addTransceiver(Camera(160, 120, noise=False), direction="sendonly")
+    publisher.addTransceiver(TestCamera(320, 240, noise=True), direction="sendonly")
+    publisher.addTransceiver(TestCamera(160, 120, noise=False), direction="sendonly")
     remote = await RemoteViewer.start(ns, slots=2)
     try:
         await publisher.setLocalDescription(await publisher.createOffer())

@@ -15,10 +15,12 @@ from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket, RtcpSrPacket
 
 from media import passthrough, rtp_forward
 from media.errors import NegotiationFailed, NotInRelay
+from media.passthrough import EncodedFrame
+from media.recorder import vp8_size
 from media.relay import Relay
 from media.rtp_forward import PacketOutput
 
-from ..support.peers import PALETTE, RelayClient, palette_index, until
+from ..support.peers import PALETTE, RelayClient, TestCamera, palette_index, until
 
 SLOTS = 3
 
@@ -129,6 +131,30 @@ async def test_the_relay_asks_every_sender_for_opus_with_fec_and_dtx(relay) -> N
     fmtps = re.findall(rf"a=fmtp:{opus.group(1)} (.*)", answer)
     assert len(fmtps) == 1 + SLOTS  # the microphone's section and each slot's
     assert all("useinbandfec=1" in f and "usedtx=1" in f for f in fmtps), fmtps
+
+
+async def test_a_recording_begun_mid_stream_gets_whole_frames_from_a_key_frame_on(relay) -> None:
+    """Frames are assembled only while a recording takes them, from a fresh jitter buffer; begun while a
+    frame of many packets is in flight, it must start at a key frame's first packet: the first frame the
+    recorder gets is a whole key frame of the camera's size, never the tail of one."""
+    relay_, clients = relay
+    doctor = RelayClient("doctor", slots=SLOTS)
+    clients["doctor"] = doctor
+    camera = next(t.sender for t in doctor.pc.getTransceivers() if t.sender.track is doctor.camera)
+    camera.replaceTrack(TestCamera(640, 480, noise=True))  # frames of a dozen packets or more
+    await doctor.join(relay_)
+    await until(lambda: "high" in relay_.peers["doctor"].sources
+                and relay_.peers["doctor"].sources["high"].packets > 100)
+    publication = relay_.peers["doctor"].publications["video"]
+    frames: list[EncodedFrame] = []
+    for _ in range(3):  # three starts, each at a moment the stream is mid-frame more often than not
+        frames.clear()
+        publication.sinks.add(frames.append)
+        publication.request_keyframe()
+        await until(lambda: len(frames) >= 2)
+        publication.sinks.discard(frames.append)
+        await asyncio.sleep(0.2)  # frames stop being assembled; the next start is afresh
+        assert frames[0].keyframe and vp8_size(frames[0].data) == (640, 480), frames[0].data[:10]
 
 
 async def test_offer_without_the_rooms_codec_is_refused_clearly(relay) -> None:

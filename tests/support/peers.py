@@ -4,6 +4,7 @@ the browser does (own tracks first, then receive-only audio/video slots)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,6 +42,30 @@ class PatternTrack(VideoStreamTrack):
         self.sent += 1
         frame = solid_frame(self.width, self.height, colour, pts)
         frame.time_base = time_base
+        return frame
+
+
+class TestCamera(VideoStreamTrack):
+    """``noise``: frames no encoder can squeeze (the high layer, at the encoder's full bitrate, more than
+    the cap); else a moving gradient, cheap to encode (the low layer, well under it)."""
+
+    def __init__(self, width: int, height: int, *, noise: bool) -> None:
+        super().__init__()
+        self.width, self.height, self.noise, self.count = width, height, noise, 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        self.count += 1
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        y = frame.planes[0]
+        if self.noise:
+            y.update(os.urandom(y.buffer_size))
+        else:
+            row = bytes((x + self.count * 4) & 0xFF for x in range(y.line_size))
+            y.update(row * self.height)
+        for plane in frame.planes[1:]:
+            plane.update(bytes([128]) * plane.buffer_size)
+        frame.pts, frame.time_base = pts, time_base
         return frame
 
 
