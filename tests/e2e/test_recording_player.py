@@ -5,6 +5,7 @@ tile, on one clock, and one seek bar moves them all; the whole viewing is one au
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -113,7 +114,8 @@ async def test_every_participant_plays_side_by_side_on_one_clock(client: TestCli
     await page.keyboard.press("Home")  # to the start
     await page.keyboard.press("ArrowRight")  # and five seconds on
     await expect(page.locator("#player-status")).to_have_text("Paused.")
-    await expect(page.locator("#position")).to_contain_text("0:05 / 0:06")
+    # Recorded for 6 s of wall time: on a busy machine the clock of the frames may run a little past that.
+    await expect(page.locator("#position")).to_have_text(re.compile(r"^0:05 / 0:0[67]$"))
     await asyncio.sleep(0.5)
     paused = await tiles(page)
     assert all(t["paused"] for t in paused) and all(4.9 < t["time"] <= 5.1 for t in paused), paused

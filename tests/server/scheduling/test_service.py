@@ -85,7 +85,10 @@ async def test_the_week_lists_the_specialty_s_specialists_by_day_on_the_hospital
     assert [s.starts_at.astimezone(ZONE).strftime("%H:%M") for s in monday.slots][:2] == ["08:00", "08:30"]
     assert len(monday.slots) == 16 and week.rows[1].days[6].slots == []
     assert monday.slots[0].starts_at.tzinfo is not None and monday.slots[0].starts_at.astimezone(UTC).hour == 0
-    assert week.free > 0 and week.earlier is None and week.later == week.start + timedelta(weeks=1)
+    assert week.free > 0 and week.later == week.start + timedelta(weeks=1)
+    # The current week, unless nothing in it is free any more (a Sunday: no hours): then the next, with a way
+    # back to the current one and never before it.
+    assert week.earlier == (None if week.start == week_of(today) else week_of(today))
 
 
 async def test_a_booked_slot_is_shown_booked_and_past_slots_past(database: Database) -> None:
