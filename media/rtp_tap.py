@@ -30,6 +30,8 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
    :class:`PacketSender` replaces it per sender: NACKs and PLI/FIR go to callbacks (answered from the
    publisher's cache, passed upstream), receiver reports and REMB still reach aiortc's own handler, and
    then tell us the viewer's loss and estimated bitrate (media/layers.py chooses from them).
+   Sender reports from a publisher reach ``receiver._handle_rtcp_packet``; :func:`tap_packets` wraps it to
+   hear each one after aiortc has (the publisher's NTP time for its RTP timestamps).
 4. Key frames upstream: :func:`request_keyframe` sends a PLI for the source SSRC through the receiver's
    ``_send_rtcp_pli``.
 
