@@ -3,6 +3,10 @@
 The room delivers to the relay what it must act on (offers and candidates sent ``to: "relay"``, who
 left, recording on or off); the relay answers through the log (``FromRelay`` events), so a participant
 on any node gets its answer and layout.
+
+The session sees the node only through a ``RelayHost``: what the room looks like now, a way to answer
+through the log, and the recording store. On the node's own loop that host is the hub itself
+(``RelaySession.on_node``); in a worker process (media/workers.py) it is the pipe to the node.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiortc import RTCIceServer
 
@@ -22,7 +26,7 @@ from signaling.errors import SignalingError
 from signaling.events import FromRelay, RoomEvent
 from signaling.hub import RoomHub
 from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer, RelayedReceiveVideo
-from signaling.outbox import CloseRequest
+from signaling.outbox import CloseRequest, OutboxItem
 from signaling.room import Room
 
 from .errors import MediaError
@@ -51,6 +55,66 @@ class RecordingStore(Protocol):
     async def begin(self, room: Room) -> SegmentFile: ...
 
     async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class RelayView:
+    """The room as its relay needs to see it now: what each seated member may do (publish, subscribe),
+    whether anyone is left, whether a recording is wanted."""
+
+    grants: dict[str, tuple[bool, bool]]
+    occupied: bool
+    recording: bool
+
+    @classmethod
+    def of(cls, room: Room | None) -> RelayView:
+        if room is None:
+            return cls({}, occupied=False, recording=False)
+        return cls({m.id: (m.grants.publish, m.grants.subscribe) for m in room.members.values() if m.seated},
+                   occupied=bool(room.participants), recording=room.recording)
+
+
+class RelayHost(Protocol):
+    """The node, as a relay session sees it."""
+
+    def view(self) -> RelayView:
+        """The room now."""
+
+    async def submit(self, event: RoomEvent) -> None:
+        """Append to the room's log (raises SignalingError when the room refuses or the bus is down)."""
+
+    async def begin(self) -> SegmentFile | None:
+        """Where a new recording segment goes; None: nothing to record into (no store, or no room)."""
+
+    async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None:
+        """Keep a finished (or failed) segment's metadata."""
+
+
+class Inbox(Protocol):
+    async def get(self) -> OutboxItem: ...
+
+
+class HubHost:
+    """A relay on the node's own loop: the hub's copy of the room, its log, and the recording store."""
+
+    def __init__(self, hub: RoomHub, room_id: str, store: RecordingStore | None) -> None:
+        self.hub, self.room_id, self.store = hub, room_id, store
+
+    def view(self) -> RelayView:
+        return RelayView.of(self.hub.room(self.room_id))
+
+    async def submit(self, event: RoomEvent) -> None:
+        await self.hub.submit(self.room_id, event)
+
+    async def begin(self) -> SegmentFile | None:
+        room = self.hub.room(self.room_id)
+        if self.store is None or room is None:
+            return None
+        return await self.store.begin(room)
+
+    async def finish(self, segment: SegmentFile, result: SegmentResult, finished: Finished | None) -> None:
+        if self.store is not None:
+            await self.store.finish(segment, result, finished)
 
 
 class InOrder:
@@ -92,29 +156,38 @@ class InOrder:
 
 
 class RelaySession:
-    def __init__(self, hub: RoomHub, room_id: str, epoch: int, *, ice_servers: list[RTCIceServer] | None = None,
-                 store: RecordingStore | None = None, key: bytes | None = None, video_codec: str = "vp8",
-                 segment_seconds: float = 900.0) -> None:
-        self.hub, self.room_id, self.epoch = hub, room_id, epoch
-        self.conn = relay_conn(room_id, epoch)
-        self.outbox = hub.attach(self.conn, room_id=room_id, limit=RELAY_OUTBOX)
+    """One room's relay: reads what the room delivers from ``inbox`` until a CloseRequest (or until nobody is
+    left), and answers through ``host``. ``on_close`` runs when it has stopped."""
+
+    def __init__(self, inbox: Inbox, host: RelayHost, room_id: str, epoch: int, *,
+                 ice_servers: list[RTCIceServer] | None = None, key: bytes | None = None, video_codec: str = "vp8",
+                 segment_seconds: float = 900.0, on_close: Callable[[], None] | None = None) -> None:
+        self.outbox, self.host, self.room_id, self.epoch = inbox, host, room_id, epoch
         self.relay = Relay(ice_servers=ice_servers, video_codec=video_codec, on_layout=self._layout,
                            on_publication=self._published)
-        self.store, self.key = store, key
+        self.key = key
         self.segment: tuple[Segment, SegmentFile] | None = None
         # A recording a host started while the relay had no node to run on starts with the first track.
-        room = hub.room(room_id)
-        self.recording_wanted = room is not None and room.recording
+        self.recording_wanted = host.view().recording
         self.segment_seconds = segment_seconds
+        self._on_close = on_close
         self._segment_timer: asyncio.Task[None] | None = None
         self._rolling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._outgoing = InOrder(self._submit)
         self.task = asyncio.create_task(self._run(), context=logcontext.room_context(room_id))  # lines name the room
 
-    @property
-    def room(self) -> Room | None:
-        return self.hub.room(self.room_id)
+    @classmethod
+    def on_node(cls, hub: RoomHub, room_id: str, epoch: int, *, store: RecordingStore | None = None,
+                **config: Any) -> RelaySession:
+        """A relay on the node's own event loop, fed by the hub like a connection."""
+        conn = relay_conn(room_id, epoch)
+        outbox = hub.attach(conn, room_id=room_id, limit=RELAY_OUTBOX)
+        return cls(outbox, HubHost(hub, room_id, store), room_id, epoch,
+                   on_close=lambda: hub.detach(conn, room_id), **config)
+
+    def census(self) -> tuple[dict[str, int], dict[str, int]]:
+        return self.relay.census()
 
     async def _run(self) -> None:
         try:
@@ -136,19 +209,19 @@ class RelaySession:
             await self._stop_recording()
             await self.relay.close()
             await self._outgoing.close()  # the layouts that closing the relay sent go out first
-            self.hub.detach(self.conn, self.room_id)
+            if self._on_close is not None:
+                self._on_close()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _handle(self, item: object) -> bool:
         """Act on one delivery; False when the room has nobody left to relay for."""
-        room = self.room
+        view = self.host.view()
         if isinstance(item, RelayedOffer):
-            member = room.member(item.from_) if room else None
-            if member is None:
+            grants = view.grants.get(item.from_)
+            if grants is None:
                 return True
-            answer = await self.relay.answer(item.from_, item.sdp, publish=member.grants.publish,
-                                             subscribe=member.grants.subscribe)
+            answer = await self.relay.answer(item.from_, item.sdp, publish=grants[0], subscribe=grants[1])
             self._send(FromRelay(epoch=self.epoch, to=item.from_, type="answer", sdp=answer, offer_id=item.offer_id))
         elif isinstance(item, RelayedReceiveVideo):
             self.relay.want_video(item.from_, item.video)
@@ -159,7 +232,7 @@ class RelaySession:
                                            candidate.sdpMLineIndex if candidate else None)
         elif isinstance(item, ParticipantLeft):
             await self.relay.remove(item.participant_id)
-            if room is None or not room.participants:
+            if not view.occupied:
                 return False
         elif isinstance(item, RecordingState):
             if item.on:
@@ -180,10 +253,11 @@ class RelaySession:
         await self._stop_segment()
 
     async def _start_segment(self) -> None:
-        room = self.room
-        if self.store is None or self.key is None or room is None or self.segment is not None:
+        if self.key is None or self.segment is not None:
             return
-        file = await self.store.begin(room)
+        file = await self.host.begin()
+        if file is None or self.segment is not None:
+            return
         file.live_path.parent.mkdir(parents=True, exist_ok=True)
         segment = Segment(file.live_path, file.key or self.key, self.relay.publications())
         self.segment = (segment, file)
@@ -211,8 +285,7 @@ class RelaySession:
                                                   file.key or self.key)  # type: ignore[arg-type]
             except Exception:
                 log.exception("recording %d could not be finished", file.recording_id)
-        if self.store is not None:
-            await self.store.finish(file, result, finished)
+        await self.host.finish(file, result, finished)
         log.info("recording %d finished (%s)", file.recording_id, "ok" if finished else "nothing kept")
 
     async def _segment_ends(self, segment: Segment) -> None:
@@ -252,7 +325,7 @@ class RelaySession:
 
     async def _submit(self, event: RoomEvent) -> None:
         try:
-            await self.hub.submit(self.room_id, event)
+            await self.host.submit(event)
         except SignalingError as error:  # the participant left meanwhile, or the bus is down
             log.info("relay %s: %s not delivered: %s", self.room_id, event.kind, error.code)
 

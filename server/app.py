@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,6 +15,7 @@ from aiortc import RTCIceServer
 from sqlalchemy.exc import SQLAlchemyError
 
 from media.session import RelaySession
+from media.workers import RelayWorkers, WorkerConfig
 from signaling.errors import CloseCode
 from signaling.events import RoomEvent
 from signaling.grants import room_id_for
@@ -149,8 +151,9 @@ async def prepare_database(database: Database, settings: Settings) -> None:
         )
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> web.Application:
-    """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding)."""
+def create_app(settings: Settings, *, database: Database | None = None, warm_relays: bool = False) -> web.Application:
+    """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding);
+    ``warm_relays``: start a relay worker at once rather than with the first relayed room (``telemed serve``)."""
     # The metrics' middleware is outermost: it counts each answer as it finally went out.
     app = web.Application(middlewares=[metrics_middleware, request_id_middleware, client_address_middleware,
                                        error_middleware, auth_middleware, nav.unread_middleware],
@@ -198,15 +201,23 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         stun = [RTCIceServer(urls=server["urls"]) for server in settings.ice_servers
                 if "username" not in server]  # the relay has a public address; it needs STUN at most
 
+        workers = settings.relay_workers if settings.relay_workers is not None else _cores()
+        pool = RelayWorkers(workers, WorkerConfig(
+            ice_servers=[{"urls": server.urls} for server in stun], key=app[RECORDING_KEY],
+            video_codec=settings.relay_video_codec, segment_seconds=settings.recording_segment_seconds,
+            log_level=settings.log_level, log_format=settings.log_format), store) if workers else None
+        if pool is not None and warm_relays:
+            pool.warm()
+
         def start_relay(hub: RoomHub, room_id: str, epoch: int) -> None:
             old = app[RELAYS].get(room_id)
             if old is not None and not old.task.done():
                 if old.epoch >= epoch:
                     return  # already running (the log was replayed)
                 old.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "relay replaced"))
-            session = RelaySession(hub, room_id, epoch, ice_servers=stun, store=store, key=app[RECORDING_KEY],
-                                   video_codec=settings.relay_video_codec,
-                                   segment_seconds=settings.recording_segment_seconds)
+            session = pool.start(hub, room_id, epoch) if pool is not None else RelaySession.on_node(
+                hub, room_id, epoch, store=store, ice_servers=stun, key=app[RECORDING_KEY],
+                video_codec=settings.relay_video_codec, segment_seconds=settings.recording_segment_seconds)
             app[RELAYS][room_id] = session
 
             def forget(_: asyncio.Task[None]) -> None:
@@ -236,6 +247,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
                 relay.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "server shutting down"))
             if relays:
                 await asyncio.wait(relays, timeout=RELAY_STOP_SECONDS)
+            if pool is not None:
+                await pool.close()
             await hub.stop()
             await room_log.close()
 
@@ -281,6 +294,11 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app
+
+
+def _cores() -> int:
+    """The cores this process may run on: one relay worker each, by default."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class HubRooms:

@@ -14,7 +14,7 @@ from .identity.tokens import KeyRing
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from media.session import RelaySession
+    from media.workers import NodeRelay
     from signaling.hub import RoomHub
 
     from .audit.trail import Batcher
@@ -35,5 +35,5 @@ RECORDING_KEY = web.AppKey("recording_key", bytes)
 ROOMS: web.AppKey[RoomNotifier] = web.AppKey("rooms")  # what the domain tells rooms, through the hub
 AUDIT: web.AppKey[Batcher] = web.AppKey("audit")  # audit entries written in batches, beside the caller
 REPORTS: web.AppKey[ReportTools] = web.AppKey("reports")  # signing and reading consultation reports
-RELAYS: web.AppKey[dict[str, RelaySession]] = web.AppKey("relays")
+RELAYS: web.AppKey[dict[str, NodeRelay]] = web.AppKey("relays")  # this node's relays, by room
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # this app's own Prometheus registry and its counters

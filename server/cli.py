@@ -72,7 +72,8 @@ async def _serve(settings: Settings, demo: bool) -> None:
     except BaseException:
         await database.close()
         raise
-    runner = web.AppRunner(create_app(settings, database=database), access_log_class=PathOnlyAccessLogger)
+    runner = web.AppRunner(create_app(settings, database=database, warm_relays=True),
+                           access_log_class=PathOnlyAccessLogger)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from media.session import RelaySession
+from media.workers import NodeRelay
 from signaling.hub import RoomHub
 
 from .appkeys import METRICS
@@ -194,13 +194,13 @@ def watch_hub(metrics: Metrics, hub: RoomHub) -> None:
         labels=["status"])
 
 
-def watch_relays(metrics: Metrics, relays: Mapping[str, RelaySession]) -> None:
+def watch_relays(metrics: Metrics, relays: Mapping[str, NodeRelay]) -> None:
     """The media relays this node runs, their forwarded streams by kind and their viewers by layer (what
     each viewer's link gets: high, low, paused), counted at each scrape."""
     def census() -> tuple[dict[str, int], dict[str, int]]:
         streams, viewers = {"audio": 0, "video": 0}, {"high": 0, "low": 0, "paused": 0}
         for session in relays.values():
-            room_streams, room_viewers = session.relay.census()
+            room_streams, room_viewers = session.census()
             for kind, count in room_streams.items():
                 streams[kind] += count
             for layer, count in room_viewers.items():

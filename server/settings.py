@@ -324,6 +324,12 @@ class Settings:
         "The one video codec of relayed rooms, vp8 or h264: the relay forwards packets untouched, so every "
         "browser in a room sends and receives it. Recordings of h264 rooms are Matroska, not WebM.",
     )
+    relay_workers: int | None = _setting(
+        None, _parse_non_negative_int,
+        "Worker processes that run this node's media relays, so that media work never delays signaling and "
+        "HTTP (started as relayed rooms need them; one that dies is replaced and its rooms' relays move). "
+        "0: relays run in the node's own process. Unset: one per core.",
+    )
     recording_segment_seconds: float = _setting(
         900.0, _parse_positive_float,
         "A recording is split into files of at most this many seconds (each is held in memory while it is "

@@ -86,6 +86,14 @@ class NodeStopping(_Event):
     node: str
 
 
+class RelayLost(_Event):
+    """The relay of ``epoch`` stopped without being asked (the worker process that ran it died) on a node that
+    lives on: it moves, as when its node is lost. Appended by that node."""
+
+    kind: Literal["relay-lost"] = "relay-lost"
+    epoch: int
+
+
 class Admitting(_Event):
     kind: Literal["admit"] = "admit"
     by: str
@@ -229,9 +237,9 @@ class Snapshot(_Event):
 
 
 RoomEvent = (
-    Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | NodeStopping | Admitting | Denying
-    | Removing | Expelling | Relaying | MediaChanged | Chatting | ChatStored | Consenting | Recording | FromRelay
-    | Snapshot
+    Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | NodeStopping | RelayLost | Admitting
+    | Denying | Removing | Expelling | Relaying | MediaChanged | Chatting | ChatStored | Consenting | Recording
+    | FromRelay | Snapshot
 )
 event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
     Annotated[RoomEvent, pydantic.Field(discriminator="kind")]

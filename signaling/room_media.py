@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .effects import Deliver, Effect, StartRelay, StopRelay, relay_conn
 from .errors import ConsentMissing, NotRelayed, SignalingError, UnknownParticipant
-from .events import Consenting, FromRelay, NodeStopping, Recording, Where
+from .events import Consenting, FromRelay, NodeStopping, Recording, RelayLost, Where
 from .members import Status
 from .messages import ConsentState, Error, RecordingState, RelayedAnswer, RelayLayout, RoomMode, ServerMessage
 
@@ -52,6 +52,13 @@ class MediaRules:
             return []
         self.stopping.add(event.node)
         return self._move_relay() if self.relay_node == event.node else []
+
+    def _on_RelayLost(self, event: RelayLost, seq: int) -> list[Effect]:
+        """The relay of that epoch died on a node that lives on (its worker process): it moves, as when its node
+        is lost. A report about a relay already replaced changes nothing."""
+        if self.relay_node is None or event.epoch != self.relay_epoch:
+            return []
+        return self._move_relay()
 
     def _check_Recording(self, event: Recording) -> SignalingError | None:
         if error := self._host(event.by, "record"):

@@ -7,6 +7,7 @@ Screenshots are saved where TELEMED_TEST_SCREENSHOTS says (not committed) for a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, Route, expect
 
 from server.appkeys import RELAYS
+from server.settings import Settings
 
 from ..support.peers import until
 from .conftest import checked, screenshot
@@ -22,6 +24,12 @@ from .test_room_layout import LOCALES, in_call, patient_on_a_phone, words
 pytestmark = pytest.mark.e2e
 
 UPLOAD_DELAY_S = 9  # 256 KiB in 9 s is about 230 kbit/s: under the check's 300
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The relay runs on the node's own loop (not in a worker process), where the test reads what it chose."""
+    return dataclasses.replace(settings, relay_workers=0)
 
 
 async def _at_the_check(browser: Browser, base: str, client: TestClient, locale: str) -> tuple[Page, str]:

@@ -8,6 +8,7 @@ Screenshots are saved to screenshots/ (not committed) for a person to look at.""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from media.layers import Layer, LinkReport
 from media.relay import Relay
 from server.appkeys import RELAYS
+from server.settings import Settings
 
 from ..support.peers import until
 from .conftest import assert_accessible, screenshot
@@ -37,6 +39,12 @@ LOW_PICTURES = """() => [...document.querySelectorAll("figure.remote video")].ev
 
 async def _seat(page: Page) -> str:
     return await page.evaluate("window.telemedCall.self.id")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The relay runs on the node's own loop (not in a worker process), where the test reads what it chose."""
+    return dataclasses.replace(settings, relay_workers=0)
 
 
 def _relay(client: TestClient) -> Relay:

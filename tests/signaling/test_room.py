@@ -29,6 +29,7 @@ from signaling.events import (
     NodeStopping,
     Recording,
     Relaying,
+    RelayLost,
     Removing,
     Resuming,
     RoomEvent,
@@ -239,6 +240,13 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
         ((DOC, join("s", node="n2"), join("t", node="n2")), NodeStopping(node="n2"),
          [("stop-relay", "n2", 1), ("start-relay", "n1", 2), ("d", "mode", "relay"), ("s", "mode", "relay"),
           ("t", "mode", "relay")]),
+        # the relay's worker process died on a node that lives on: it moves (here to the same node, a new
+        # epoch everyone connects to); a report about an epoch already replaced changes nothing
+        ((DOC, SPEC, join("t")), RelayLost(epoch=1),
+         [("stop-relay", "n1", 1), ("start-relay", "n1", 2), ("d", "mode", "relay"), ("s", "mode", "relay"),
+          ("t", "mode", "relay")]),
+        ((DOC, SPEC, join("t"), RelayLost(epoch=1)), RelayLost(epoch=1), []),
+        ((DOC, SPEC), RelayLost(epoch=0), []),  # never relayed
     ],
 )
 def test_event_produces(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:

@@ -1,0 +1,82 @@
+"""Relays in worker processes (media/workers.py, media/worker.py): a relayed room's media never runs on the
+node's own loop, and a worker that dies takes only its relays, which move."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from aiohttp.test_utils import TestClient
+
+from media.workers import RemoteRelay
+from server.appkeys import RELAYS
+
+from ..support.peers import until
+from ..support.room_peer import RoomPeer
+from .test_relay_room import _three_in_relay
+
+
+def _only_relay(client: TestClient) -> RemoteRelay:
+    (relay,) = client.app[RELAYS].values()
+    assert isinstance(relay, RemoteRelay)
+    return relay
+
+
+async def _everyone_sees_everyone(peers: tuple[RoomPeer, ...]) -> None:
+    for peer in peers:
+        for other in peers:
+            if other is not peer:
+                seen = await peer.sees(other, 5)
+                assert None not in seen, (peer.id, other.id, seen)
+
+
+async def test_the_relay_runs_in_a_worker_process_and_media_flows_through_it(client: TestClient) -> None:
+    """Three in the room: the relay that forwards their media is a worker process of the node (another
+    pid, a live child), and each participant decodes the two others through it; the node's metrics count
+    the streams the worker reports."""
+    peers = await _three_in_relay(client)
+    try:
+        slots = peers[2].joined["relay_slots"]
+        for peer in peers[:2]:
+            await peer.next("mode")
+        await asyncio.gather(*(peer.join_relay(slots) for peer in peers))
+        await _everyone_sees_everyone(peers)
+        relay = _only_relay(client)
+        pid = relay.worker.pid
+        assert pid is not None and pid != os.getpid()
+        os.kill(pid, 0)  # alive
+        await until(lambda: relay.census()[0]["video"] == 6, seconds=5)  # each gets the two others' video
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers))
+
+
+async def test_a_worker_killed_mid_call_moves_its_relay_and_media_comes_back(client: TestClient) -> None:
+    """SIGKILL to the worker running the room's relay, mid-call: the node tells the room at once (a new
+    relay epoch in "mode" to everyone), a new worker process takes the relay, everyone connects to it and
+    decodes the others again; the node itself, its sockets and the room go on."""
+    peers = await _three_in_relay(client)
+    try:
+        slots, epoch = peers[2].joined["relay_slots"], peers[2].joined["relay_epoch"]
+        for peer in peers[:2]:
+            await peer.next("mode")
+        await asyncio.gather(*(peer.join_relay(slots) for peer in peers))
+        await _everyone_sees_everyone(peers)
+        first = _only_relay(client)
+        killed = first.worker.pid
+        assert killed is not None
+
+        os.kill(killed, signal.SIGKILL)
+        moved = [await peer.next("mode", within=10) for peer in peers]
+        assert {m["mode"] for m in moved} == {"relay"}
+        assert {m["relay_epoch"] for m in moved} == {epoch + 1}
+
+        for peer in peers:
+            await peer.media.close()  # type: ignore[union-attr]
+        await asyncio.gather(*(peer.join_relay(slots) for peer in peers))
+        await _everyone_sees_everyone(peers)
+        second = _only_relay(client)
+        assert second.epoch == epoch + 1
+        assert second.worker.pid not in (None, killed)
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers))
