@@ -209,10 +209,10 @@ class RelaySession:
             await self._stop_recording()
             await self.relay.close()
             await self._outgoing.close()  # the layouts that closing the relay sent go out first
+            if self._tasks:  # a recording's file being finished: its metadata goes to the store through the host
+                await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._on_close is not None:
                 self._on_close()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _handle(self, item: object) -> bool:
         """Act on one delivery; False when the room has nobody left to relay for."""
