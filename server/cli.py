@@ -355,6 +355,12 @@ def cmd_bench_recording(args: argparse.Namespace) -> int:
     return main_recording(args.seconds, args.json)
 
 
+def cmd_bench_mixed(args: argparse.Namespace) -> int:
+    from .bench_mixed import main as mixed_main
+
+    return mixed_main(args.clients, args.rate, args.seconds, args.streams, args.json)
+
+
 def cmd_bench_signaling(args: argparse.Namespace) -> int:
     from .bench import TOLERANCES
     from .bench import main as bench_main
@@ -597,6 +603,17 @@ def build_parser() -> argparse.ArgumentParser:
                              help="also forward to this many subscribers through the relay alone (e.g. 100)")
     relay_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
     relay_bench.set_defaults(func=cmd_bench_relay)
+    mixed_bench = bench_commands.add_parser(
+        "mixed", help="signaling latency with and without relayed media, relay in workers or on the node's loop",
+        description="On one real node, time signaling messages alone and beside media rooms relaying at least "
+                    "--streams video streams (real aiortc peers in a process of their own), with the relay on "
+                    "the node's own loop and in its worker processes.")
+    mixed_bench.add_argument("--clients", type=int, default=200, help="signaling participants (default 200)")
+    mixed_bench.add_argument("--rate", type=int, default=500, help="signaling messages per second (default 500)")
+    mixed_bench.add_argument("--seconds", type=float, default=10.0, help="seconds measured each time (default 10)")
+    mixed_bench.add_argument("--streams", type=int, default=100, help="relayed video streams (default 100)")
+    mixed_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
+    mixed_bench.set_defaults(func=cmd_bench_mixed)
     recording_bench = bench_commands.add_parser(
         "recording", help="recording CPU against aiortc's MediaRecorder",
         description="Record one 640x480 VP8 30 fps stream by muxing its packets, and with MediaRecorder.")
