@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("signaling", "media", "server", "web")
-COMPOSITION_ROOT = {"server.app", "server.cli", "server.bench"}
+COMPOSITION_ROOT = {"server.app", "server.cli", "server.bench", "server.bench_mixed"}
 
 
 def layer(module: str) -> str:
