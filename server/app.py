@@ -41,6 +41,7 @@ from web import (
 )
 from web.render import RENDERER, Renderer
 
+from . import storage
 from .accesslog import request_id_header, request_id_middleware
 from .api import admin as admin_api
 from .api import attachments as attachments_api
@@ -166,6 +167,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         else InProcessThrottle(), metrics)
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
+    storage.prepare(settings.recordings_dir)  # a new deployment's; /readyz says if it cannot be reached
     # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
     app[REPORTS] = ReportTools(report_signing.load(settings), settings.recordings_dir, app[RECORDING_KEY],
                                settings.default_locale, report_signing.load_hospitals(settings))

@@ -27,6 +27,7 @@ from media.session import SegmentFile
 from signaling.grants import consultation_of_room
 from signaling.room import Room
 
+from .. import storage
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent.records import Consenter, How, Scope
@@ -255,8 +256,8 @@ async def play(database: Database, who: Principal, recording_id: int, *, root: P
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
     try:
         reader = await asyncio.to_thread(SealedReader, root / row.file, own)
-    except FileNotFoundError:
-        raise NotFound(N_("The recording's file is missing on this server.")) from None
+    except OSError as exc:
+        raise await storage.unreadable(root, exc, N_("The recording's file is missing on this server.")) from None
     except TamperedRecording:
         raise Unavailable(N_("The recording failed its integrity check."), code="recording-tampered") from None
     start, end = span(reader.size)
