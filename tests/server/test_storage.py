@@ -5,6 +5,8 @@ temporarily unavailable (503 ``storage-unavailable``, the translated error page 
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +15,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server import storage
-from server.appkeys import SETTINGS
+from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
+from server.consultations.recordings import live_path, recover_interrupted
+from server.models import Recording, RecordingStatus
 
 from ..conftest import login
 from .api.test_attachments import PDF, _upload
 from .api.test_referrals import create, ids
 from .consultations.test_recordings import stored_recording
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -89,3 +95,40 @@ async def test_the_player_page_says_temporarily_unavailable_in_the_readers_langu
         page = await client.get(f"/recordings/{recording.id}", headers=headers)
         assert page.status == 503 and page.content_type == "text/html"
         assert words in await page.text()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from media.sealed import SealedWriter
+writer = SealedWriter(Path(sys.argv[1]), bytes.fromhex(sys.argv[2]))
+writer.write(b"frames")
+writer.flush()
+print("writing", flush=True)
+sys.stdin.read()  # until the test lets go, as a node records until the call ends
+"""
+
+
+async def test_a_node_starting_leaves_a_recording_another_node_writes_alone(client: TestClient) -> None:
+    """On shared storage a node's start-up recovery sees another node's live recording: it must not finish
+    it while that node (another process, holding its file) still writes; once the writer is gone (killed),
+    it is recovered as before."""
+    root = client.app[SETTINGS].recordings_dir
+    row = await stored_recording(client, RecordingStatus.RECORDING)
+    live = live_path(root, row)
+    (root / row.file).unlink()
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, str(live), client.app[RECORDING_KEY].hex(), cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert await asyncio.wait_for(writer.stdout.readline(), 30) == b"writing\n"  # type: ignore[union-attr]
+        assert await recover_interrupted(client.app[DATABASE], root, client.app[RECORDING_KEY]) == 0
+        assert live.exists()
+        async with client.app[DATABASE].session() as session:
+            assert (await session.get(Recording, row.id)).status == RecordingStatus.RECORDING  # type: ignore[union-attr]
+    finally:
+        writer.kill()
+        await writer.wait()
+    assert await recover_interrupted(client.app[DATABASE], root, client.app[RECORDING_KEY]) == 1
+    async with client.app[DATABASE].session() as session:
+        assert (await session.get(Recording, row.id)).status != RecordingStatus.RECORDING  # type: ignore[union-attr]
