@@ -39,6 +39,7 @@ from .audit import trail as audit
 from .db import Database, alembic_config
 from .identity.signing_keys import KEY_FILE, RECORDING_KEY_FILE
 from .settings import Settings
+from .storage import MARKER, problem
 
 FORMAT = "telemed-backup"
 VERSION = 1
@@ -258,6 +259,9 @@ def backup(settings: Settings, destination: Path, *, now: datetime | None = None
         raise BackupError(f"{destination} already exists; give a new file name.")
     key = configured_recording_key(settings)
     kind = _kind(settings.database_url)
+    if unusable := problem(settings.recordings_dir):
+        raise BackupError(f"Not backing up without the files: {unusable}. Mount it (or start the server once, "
+                          "which creates it) and try again.")
     revision = asyncio.run(_revision(settings.database_url))
     if revision is None:
         raise BackupError("The database has no schema yet: there is nothing to back up.")
@@ -349,7 +353,9 @@ def _check_revision(manifest: dict[str, Any]) -> None:
 
 
 def _holds_files(directory: Path) -> bool:
-    return directory.exists() and any(p.is_file() or p.is_symlink() for p in directory.rglob("*"))
+    """Whether there is anything but the marker a node writes at its first start (server/storage.py)."""
+    return directory.exists() and any((p.is_file() or p.is_symlink()) and p != directory / MARKER
+                                      for p in directory.rglob("*"))
 
 
 def _check_empty(settings: Settings, force: bool) -> None:

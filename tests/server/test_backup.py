@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from media.sealed import SealedReader
 from server import backup as backups
+from server import storage
 from server.app import create_app, prepare_database
 from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
 from server.audit import trail as audit
@@ -168,6 +169,7 @@ def small_backup(tmp_path: Path) -> tuple[Settings, Path]:
             await database.close()
 
     asyncio.run(seed())
+    storage.prepare(old.recordings_dir)  # as the server does at its first start
     (old.recordings_dir / "7").mkdir(parents=True)
     (old.recordings_dir / "7" / "a.rec").write_bytes(b"sealed bytes")
     (old.recordings_dir / "streams" / "v1").mkdir(parents=True)
@@ -176,7 +178,7 @@ def small_backup(tmp_path: Path) -> tuple[Settings, Path]:
     (old.data_dir / RECORDING_KEY_FILE).write_text(secrets.token_hex(32))
     archive = tmp_path / "small.tar.gz"
     done = backups.backup(old, archive)
-    assert done.files == 1, "the players' derived copies are not backed up"
+    assert done.files == 2, "the marker and the recording; the players' derived copies are not backed up"
     return old, archive
 
 
@@ -214,6 +216,8 @@ def test_force_replaces_what_is_there(tmp_path: Path, small_backup: tuple[Settin
     """Without --force a restore over files refuses and names them; with it, the old files go."""
     old, archive = small_backup
     new = _fresh(tmp_path, old)
+    storage.prepare(new.recordings_dir)
+    assert backups.restore(new, archive).files == 2, "a node started once before the restore is still empty"
     (new.recordings_dir / "9").mkdir(parents=True)
     (new.recordings_dir / "9" / "stray.rec").write_bytes(b"x")
     with pytest.raises(backups.NotEmpty, match="recordings directory"):
@@ -221,7 +225,7 @@ def test_force_replaces_what_is_there(tmp_path: Path, small_backup: tuple[Settin
     done = backups.restore(new, archive, force=True)
     assert done.audit_break is None and done.audit_entries >= 2
     assert sorted(str(p.relative_to(new.recordings_dir)) for p in new.recordings_dir.rglob("*") if p.is_file()) \
-        == ["7/a.rec"]
+        == [storage.MARKER, "7/a.rec"]
 
 
 def test_a_wrong_key_is_refused_by_fingerprint(tmp_path: Path, small_backup: tuple[Settings, Path]) -> None:
@@ -255,3 +259,14 @@ def test_not_a_backup_is_refused(tmp_path: Path) -> None:
         backups.restore(new, newer)
     with pytest.raises(backups.BackupError, match="no backup file"):
         backups.restore(new, tmp_path / "missing.tar")
+
+
+def test_no_backup_without_the_files(tmp_path: Path, small_backup: tuple[Settings, Path]) -> None:
+    """A backup taken while the recordings' storage is not mounted (an empty mount point) would hold the
+    database and none of the files: it is refused, saying why, and no archive is left."""
+    old, _ = small_backup
+    old.recordings_dir.rename(tmp_path / "aside")
+    old.recordings_dir.mkdir()
+    with pytest.raises(backups.BackupError, match="is its storage mounted"):
+        backups.backup(old, tmp_path / "empty.tar")
+    assert not (tmp_path / "empty.tar").exists()
