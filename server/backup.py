@@ -109,8 +109,10 @@ def _keys_needed(settings: Settings, key: bytes | None) -> dict[str, Any]:
         },
         "jwt_secret": {"source": "TELEMED_JWT_SECRET" if settings.jwt_secret else KEY_FILE,
                        "needed": "not to read data: without the same one, everyone logs in again"},
-        "report_signing": {"source": "TELEMED_REPORT_SIGNING_CERT/KEY/DIR, else keys/ in the data directory",
-                           "needed": "to sign new reports; reports already signed verify without it"},
+        "report_signing": {"source": "TELEMED_REPORT_SIGNING_CERT/KEY/DIR, else keys/report-signing-*.pem in the "
+                                     "data directory",
+                           "needed": "for reports signed before to verify as this deployment's, and to sign new "
+                                     "ones with the same certificate"},
     }
 
 
