@@ -276,7 +276,12 @@ def backup(settings: Settings, destination: Path, *, now: datetime | None = None
             _dump_database(settings.database_url, dump)
             member = SQLITE_MEMBER if kind == "sqlite" else POSTGRES_MEMBER
             database = {"kind": kind, "schema_revision": revision, **_add_file(tar, dump, member)}
-            files = [_add_file(tar, path, name) for path, name in _stored_files(settings.recordings_dir)]
+            files = []
+            for path, name in _stored_files(settings.recordings_dir):
+                try:
+                    files.append(_add_file(tar, path, name))
+                except FileNotFoundError:
+                    continue  # gone since it was listed: an upload's temporary file, a live segment finished
             manifest = {
                 "format": FORMAT, "version": VERSION,
                 "created_at": (now or datetime.now(UTC)).isoformat(),

@@ -127,6 +127,9 @@ async def test_a_backup_restored_into_a_fresh_deployment_holds_its_trail_files_a
 
     again = await asyncio.to_thread(telemed, "restore", str(archive), data_dir=new_dir, database_url=fresh_url)
     assert again.returncode == 2 and "--force" in again.stderr, "never over data that is there"
+    forced = await asyncio.to_thread(telemed, "restore", "--force", str(archive), data_dir=new_dir,
+                                     database_url=fresh_url)
+    assert forced.returncode == 0, forced.stderr  # what follows checks this second restore, over the first
 
     new = Settings.load(environ={}, data_dir=new_dir, database_url=fresh_url, port=0)
     client = await _serving(new, seed=False)
