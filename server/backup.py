@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, Literal
 
+import pydantic
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
@@ -311,6 +312,34 @@ class _Bytes:
 # ---- restore ----
 
 
+class _Member(pydantic.BaseModel):
+    path: str
+    size: int = pydantic.Field(ge=0)
+    sha256: str = pydantic.Field(pattern="^[0-9a-f]{64}$")
+
+
+class _Database(_Member):
+    kind: Literal["sqlite", "postgresql"]
+    schema_revision: str
+
+
+class _RecordingKey(pydantic.BaseModel):
+    fingerprint: str | None
+
+
+class _Keys(pydantic.BaseModel):
+    recording_key: _RecordingKey
+
+
+class _Manifest(pydantic.BaseModel):
+    """What a restore reads of a manifest (it may say more), checked before anything is unpacked."""
+
+    created_at: str
+    database: _Database
+    files: list[_Member]
+    keys: _Keys
+
+
 def read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     try:
         raw = tar.extractfile(MANIFEST)
@@ -327,6 +356,11 @@ def read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     if manifest.get("version") != VERSION:
         raise ArchiveDamaged(f"This backup is in version {manifest.get('version')} of the format; this telemed "
                              f"reads version {VERSION}. Restore it with the telemed that made it.")
+    try:
+        _Manifest.model_validate(manifest)
+    except pydantic.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.errors()[0]["loc"])
+        raise ArchiveDamaged(f"The backup's manifest.json is damaged (at {where}).") from None
     return manifest
 
 
@@ -431,7 +465,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
         _check_key(settings, manifest)
         _check_empty(settings, force)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # Staged beside the recordings directory (the same file system), checked, then moved into place.
+        # Staged in the data directory and checked whole; only then put in place.
         stage = Path(tempfile.mkdtemp(prefix=".restore-", dir=settings.data_dir))
         try:
             dump = stage / "database"
@@ -439,17 +473,30 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
             files = stage / "recordings"
             files.mkdir()
             for entry in manifest["files"]:
-                relative = _member_name(entry["path"]).relative_to(FILES)
+                name = _member_name(entry["path"])
+                if len(name.parts) < 2 or name.parts[0] != FILES:
+                    raise ArchiveDamaged(f"The backup lists {name} among the files, outside {FILES}/.")
+                relative = name.relative_to(FILES)
                 _extract(tar, entry, files.joinpath(*relative.parts))
             _put_database(settings, dump, force)
-            if settings.recordings_dir.exists():
-                shutil.rmtree(settings.recordings_dir)  # empty, or --force said to delete it
-            settings.recordings_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(files, settings.recordings_dir)
+            _put_files(files, settings.recordings_dir)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     events = asyncio.run(audit_trail(settings.database_url))
     return RestoreDone(len(manifest["files"]), database["schema_revision"], len(events), audit.check(events))
+
+
+def _put_files(staged: Path, directory: Path) -> None:
+    """The staged files into the recordings directory, whose own content goes first (only a marker, or
+    --force said so). The directory itself stays: it may be the mount point of shared storage."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in directory.iterdir():
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    for new in staged.iterdir():
+        shutil.move(new, directory / new.name)
 
 
 def _put_database(settings: Settings, dump: Path, force: bool) -> None:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -243,9 +243,24 @@ def test_a_wrong_key_is_refused_by_fingerprint(tmp_path: Path, small_backup: tup
     assert other not in refused.value.message and not new.data_dir.exists()
 
 
-def test_not_a_backup_is_refused(tmp_path: Path) -> None:
-    """A tar without our manifest, one of a newer format, and a missing file: each says so."""
-    new = Settings.load(environ={}, data_dir=tmp_path / "new", port=0)
+def _with_manifest(source: Path, target: Path, change: Callable[[dict], None]) -> Path:
+    """``source``'s members with its manifest changed by ``change``."""
+    with tarfile.open(source) as tar, tarfile.open(target, "w") as out:
+        manifest = backups.read_manifest(tar)
+        change(manifest)
+        for member in tar.getmembers():
+            data = json.dumps(manifest).encode() if member.name == backups.MANIFEST \
+                else tar.extractfile(member).read()  # type: ignore[union-attr]
+            member.size = len(data)
+            out.addfile(member, _reader(data))
+    return target
+
+
+def test_not_a_backup_is_refused(tmp_path: Path, small_backup: tuple[Settings, Path]) -> None:
+    """A tar without our manifest, one of a newer format, a malformed manifest, a member named to climb out
+    of the data directory, and a missing file: each says so, and nothing is written."""
+    old, archive = small_backup
+    new = _fresh(tmp_path, old)
     plain = tmp_path / "plain.tar"
     with tarfile.open(plain, "w") as tar:
         info = tarfile.TarInfo("notes.txt")
@@ -260,6 +275,16 @@ def test_not_a_backup_is_refused(tmp_path: Path) -> None:
         tar.addfile(info, _reader(raw))
     with pytest.raises(backups.ArchiveDamaged, match="version 2"):
         backups.restore(new, newer)
+    malformed = _with_manifest(archive, tmp_path / "malformed.tar", lambda m: m["files"][0].pop("sha256"))
+    with pytest.raises(backups.ArchiveDamaged, match="at files/0/sha256"):
+        backups.restore(new, malformed)
+
+    def climb(manifest: dict) -> None:
+        manifest["files"][-1]["path"] = "files/../../outside"
+
+    with pytest.raises(backups.ArchiveDamaged, match="unsafe name"):
+        backups.restore(new, _with_manifest(archive, tmp_path / "unsafe.tar", climb))
+    assert not (tmp_path / "outside").exists() and not new.recordings_dir.exists()
     with pytest.raises(backups.BackupError, match="no backup file"):
         backups.restore(new, tmp_path / "missing.tar")
 
