@@ -21,7 +21,8 @@ from server.models import Recording, RecordingStatus
 
 from ..conftest import login
 from .api.test_attachments import PDF, _upload
-from .api.test_referrals import create, ids
+from .api.test_referrals import booked_referral, create, ids
+from .api.test_reports import BODY as REPORT
 from .consultations.test_recordings import stored_recording
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,3 +133,23 @@ async def test_a_node_starting_leaves_a_recording_another_node_writes_alone(clie
     assert await recover_interrupted(client.app[DATABASE], root, client.app[RECORDING_KEY]) == 1
     async with client.app[DATABASE].session() as session:
         assert (await session.get(Recording, row.id)).status != RecordingStatus.RECORDING  # type: ignore[union-attr]
+
+
+async def test_a_signed_report_out_of_reach_is_unavailable_not_missing(client: TestClient) -> None:
+    """A signed report's PDF and its verification, with the storage gone, are 503 storage-unavailable; a
+    report whose file is really gone stays 404."""
+    booked, _ = await booked_referral(client)
+    signed = await client.post(f"/api/referrals/{booked['id']}/reports", json=REPORT,
+                               headers=await login(client, "dr.wang"))
+    assert signed.status == 201, await signed.text()
+    report = await signed.json()
+    doctor = await login(client, "dr.li")
+    root = client.app[SETTINGS].recordings_dir
+    with storage_gone(root, "empty mount point"):
+        for url in (report["url"], report["verification_url"]):
+            await _refused(await client.get(url, headers=doctor), "storage-unavailable", 503)
+    assert (await client.get(report["url"], headers=doctor)).status == 200
+    for path in (root / "reports").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    await _refused(await client.get(report["url"], headers=doctor), "not-found", 404)
