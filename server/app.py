@@ -167,7 +167,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> web.A
         else InProcessThrottle(), metrics)
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
-    storage.prepare(settings.recordings_dir)  # a new deployment's; /readyz says if it cannot be reached
+    # A new deployment's; /readyz says if it cannot be reached, or holds files sealed under another key.
+    storage.prepare(settings.recordings_dir, app[RECORDING_KEY])
     # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
     app[REPORTS] = ReportTools(report_signing.load(settings), settings.recordings_dir, app[RECORDING_KEY],
                                settings.default_locale, report_signing.load_hospitals(settings))

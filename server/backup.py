@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -40,7 +39,7 @@ from .audit import trail as audit
 from .db import Database, alembic_config
 from .identity.signing_keys import KEY_FILE, RECORDING_KEY_FILE
 from .settings import Settings
-from .storage import MARKER, problem
+from .storage import MARKER, fingerprint, problem
 
 FORMAT = "telemed-backup"
 VERSION = 1
@@ -50,7 +49,6 @@ SQLITE_MEMBER = "database/telemed.db"
 POSTGRES_MEMBER = "database/telemed.pgdump"
 # Under the recordings directory, rebuilt from the recordings when played: not worth keeping twice.
 DERIVED = ("streams",)
-FINGERPRINT_INFO = b"telemed backup: recording key fingerprint v1"
 COPY_BYTES = 1024 * 1024
 
 
@@ -93,11 +91,6 @@ def configured_recording_key(settings: Settings) -> bytes | None:
     except ValueError:
         raise WrongKey(f"{path} does not hold 64 hex digits; restore the right key file or set "
                        "TELEMED_RECORDING_KEY.") from None
-
-
-def fingerprint(key: bytes) -> str:
-    """Names a key without revealing it: an HMAC under the key of a fixed text."""
-    return hmac.new(key, FINGERPRINT_INFO, hashlib.sha256).hexdigest()[:32]
 
 
 def _keys_needed(settings: Settings, key: bytes | None) -> dict[str, Any]:

@@ -151,6 +151,7 @@ async def test_a_backup_restored_into_a_fresh_deployment_holds_its_trail_files_a
         assert download.status == 200 and await download.read() == PDF
         assert hashlib.sha256(PDF).hexdigest() == attachment.sha256
         assert client.app[SETTINGS].recordings_dir == new.recordings_dir
+        assert (await client.get("/readyz")).status == 200, "the restored files are under this node's key"
     finally:
         await client.close()
         await client.app[DATABASE].close()
@@ -172,13 +173,13 @@ def small_backup(tmp_path: Path) -> tuple[Settings, Path]:
             await database.close()
 
     asyncio.run(seed())
-    storage.prepare(old.recordings_dir)  # as the server does at its first start
+    (old.data_dir / "keys").mkdir()
+    (old.data_dir / RECORDING_KEY_FILE).write_text(secrets.token_hex(32))
+    storage.prepare(old.recordings_dir, bytes.fromhex((old.data_dir / RECORDING_KEY_FILE).read_text()))  # as a node
     (old.recordings_dir / "7").mkdir(parents=True)
     (old.recordings_dir / "7" / "a.rec").write_bytes(b"sealed bytes")
     (old.recordings_dir / "streams" / "v1").mkdir(parents=True)
     (old.recordings_dir / "streams" / "v1" / "derived.webm").write_bytes(b"rebuilt when played")
-    (old.data_dir / "keys").mkdir()
-    (old.data_dir / RECORDING_KEY_FILE).write_text(secrets.token_hex(32))
     archive = tmp_path / "small.tar.gz"
     done = backups.backup(old, archive)
     assert done.files == 2, "the marker and the recording; the players' derived copies are not backed up"
@@ -219,7 +220,7 @@ def test_force_replaces_what_is_there(tmp_path: Path, small_backup: tuple[Settin
     """Without --force a restore over files refuses and names them; with it, the old files go."""
     old, archive = small_backup
     new = _fresh(tmp_path, old)
-    storage.prepare(new.recordings_dir)
+    storage.prepare(new.recordings_dir, bytes.fromhex((new.data_dir / RECORDING_KEY_FILE).read_text()))
     assert backups.restore(new, archive).files == 2, "a node started once before the restore is still empty"
     (new.recordings_dir / "9").mkdir(parents=True)
     (new.recordings_dir / "9" / "stray.rec").write_bytes(b"x")

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from server import storage
 from server.api.health import Readiness
 from server.app import create_app
+from server.appkeys import RECORDING_KEY
 from server.db import Database
 from server.devprocs import RedisServer
 from server.settings import Settings
@@ -89,6 +90,20 @@ async def test_readyz_says_when_the_recordings_storage_is_gone(client: TestClien
 
     moved.rename(directory)
     assert (await readiness(client, 200)).checks["storage"] == "ok"
+
+
+async def test_readyz_says_when_the_files_are_sealed_under_another_key(client: TestClient,
+                                                                        settings: Settings) -> None:
+    """A node given another recording key than the shared directory's files are sealed under (its marker
+    names the key's fingerprint) is not ready, and says what to do without naming either key."""
+    marker = settings.recordings_dir / MARKER
+    assert storage.fingerprint(client.app[RECORDING_KEY]) in marker.read_text()
+    other = storage.fingerprint(b"\x01" * 32)
+    marker.write_text(storage.MARKER_TEXT + storage.FINGERPRINT_LINE + other + "\n")
+    ready = await readiness(client, 503)
+    assert "give every node the same TELEMED_RECORDING_KEY" in ready.problems["storage"]
+    assert other not in ready.problems["storage"] and client.app[RECORDING_KEY].hex() not in json.dumps(
+        ready.model_dump())
 
 
 async def test_readyz_says_when_the_recordings_storage_is_read_only(client: TestClient, settings: Settings,
