@@ -17,6 +17,9 @@ import hmac
 import logging
 import os
 import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from .errors import NotFound, StorageUnavailable
@@ -83,13 +86,42 @@ def problem(directory: Path, *, writable: bool = False, key: bytes | None = None
     return None
 
 
-async def check(directory: Path, *, writable: bool = False, key: bytes | None = None) -> str | None:
+async def check(directory: Path) -> str | None:
     """``problem`` off the event loop, given up after PROBE_SECONDS (a hung mount is a problem too)."""
     try:
-        return await asyncio.wait_for(asyncio.to_thread(problem, directory, writable=writable, key=key),
-                                      PROBE_SECONDS)
+        return await asyncio.wait_for(asyncio.to_thread(problem, directory), PROBE_SECONDS)
     except TimeoutError:
         return f"the recordings directory did not answer within {PROBE_SECONDS:g} s"
+
+
+class Probe:
+    """Readiness probes of the directory, in a thread of their own and one at a time: while one hangs (a
+    storage server that does not answer) the next says so at once, rather than piling up threads in the
+    default executor, which the event loop also needs (name lookups for Redis, sealed files' reads)."""
+
+    def __init__(self, directory: Path, key: bytes) -> None:
+        self.directory, self.key = directory, key
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="storage-probe")
+        self._running: Future[str | None] | None = None
+        self._started = 0.0
+
+    async def check(self) -> str | None:
+        """``problem`` (writable, under this node's key), or why there is no answer within PROBE_SECONDS. A
+        probe already under way is waited for (for what is left of its time), not doubled."""
+        now = time.monotonic()
+        if self._running is None or self._running.done():
+            self._running = self._thread.submit(partial(problem, self.directory, writable=True, key=self.key))
+            self._started = now
+        left = self._started + PROBE_SECONDS - now
+        try:
+            if left <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._running)), left)
+        except TimeoutError:
+            return f"the recordings directory did not answer within {PROBE_SECONDS:g} s"
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
 
 async def unreadable(directory: Path, exc: OSError, missing: str) -> StorageUnavailable | NotFound:

@@ -7,8 +7,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from .. import storage
-from ..appkeys import DATABASE, HUB, RECORDING_KEY, RELAYS, SETTINGS
+from ..appkeys import DATABASE, HUB, RELAYS, SETTINGS, STORAGE_PROBE
 from ..http import json_response
 from ..identity.auth import public
 from ..outputs import Out
@@ -76,8 +75,7 @@ async def readyz(request: web.Request) -> web.Response:
         else:
             checks["redis"] = "unreachable"
             problems["redis"] = "Redis does not answer"
-    if problem := await storage.check(request.app[SETTINGS].recordings_dir, writable=True,
-                                      key=request.app[RECORDING_KEY]):
+    if problem := await request.app[STORAGE_PROBE].check():
         checks["storage"] = "unavailable"
         problems["storage"] = problem
     else:

@@ -3,9 +3,13 @@ directory answer, each check named in the answer with what is wrong, and nothing
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import errno
 import json
+import threading
+import time
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -104,6 +108,31 @@ async def test_readyz_says_when_the_files_are_sealed_under_another_key(client: T
     assert "give every node the same TELEMED_RECORDING_KEY" in ready.problems["storage"]
     assert other not in ready.problems["storage"] and client.app[RECORDING_KEY].hex() not in json.dumps(
         ready.model_dump())
+
+
+async def test_readyz_says_when_the_recordings_storage_hangs(client: TestClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage server that does not answer (a hung NFS mount) makes the node not ready within the probe's
+    time; while that probe still hangs, the next answers at once instead of starting another stuck thread;
+    once the storage answers again, so does the probe."""
+    answered = threading.Event()
+    real = storage.problem
+
+    def hung(*args: Any, **kwargs: Any) -> str | None:
+        answered.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "problem", hung)
+    started = time.monotonic()
+    first = await readiness(client, 503)
+    assert first.problems == {"storage": "the recordings directory did not answer within 2 s"}
+    assert storage.PROBE_SECONDS <= time.monotonic() - started < storage.PROBE_SECONDS + 2
+    started = time.monotonic()
+    assert (await readiness(client, 503)).problems == first.problems
+    assert time.monotonic() - started < 1, "no second probe waits behind the hung one"
+    answered.set()
+    await asyncio.sleep(0.2)  # the hung probe returns
+    assert (await readiness(client, 200)).checks["storage"] == "ok"
 
 
 async def test_readyz_says_when_the_recordings_storage_is_read_only(client: TestClient, settings: Settings,
