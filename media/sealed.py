@@ -10,6 +10,7 @@ without the check failing. A file with no final chunk was being written when the
 from __future__ import annotations
 
 import bisect
+import fcntl
 import hashlib
 import io
 import os
@@ -46,6 +47,9 @@ class SealedWriter:
         self._buffer = bytearray()
         self._index = 0
         self._file = open(path, "xb")  # noqa: SIM115 - closed in close(); never overwrite a recording
+        # Held until closed, so another node sharing the directory sees the file is being written
+        # (``being_written``) and leaves it alone; the kernel (or the NFS server) drops it if we die.
+        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._file.write(self._header)
         self.plaintext_bytes = 0
         self.closed = False
@@ -81,6 +85,18 @@ class SealedWriter:
         sealed = self._aead.encrypt(nonce, chunk, _aad(self._header, self._index, final))
         self._file.write(struct.pack(">I", len(sealed)) + sealed)
         self._index += 1
+
+
+def being_written(path: Path) -> bool:
+    """Whether a process, on this node or another sharing the directory, still writes ``path`` (it holds the
+    lock a ``SealedWriter`` takes). Raises FileNotFoundError if there is no such file."""
+    with open(path, "r+b") as f:  # for writing: on NFS an exclusive lock needs it
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
 
 @dataclass(frozen=True)

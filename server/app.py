@@ -43,6 +43,7 @@ from web import (
 )
 from web.render import RENDERER, Renderer
 
+from . import storage
 from .accesslog import request_id_header, request_id_middleware
 from .api import admin as admin_api
 from .api import attachments as attachments_api
@@ -79,6 +80,7 @@ from .appkeys import (
     REPORTS,
     ROOMS,
     SETTINGS,
+    STORAGE_PROBE,
 )
 from .audit import trail as audit_trail
 from .client_address import client_address_middleware
@@ -169,6 +171,10 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         else InProcessThrottle(), metrics)
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
+    # A new deployment's; /readyz says if it cannot be reached, or holds files sealed under another key.
+    storage.prepare(settings.recordings_dir, app[RECORDING_KEY])
+    app[STORAGE_PROBE] = storage.Probe(settings.recordings_dir, app[RECORDING_KEY])
+    app.on_cleanup.append(lambda app: _close_probe(app[STORAGE_PROBE]))
     # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
     app[REPORTS] = ReportTools(report_signing.load(settings), settings.recordings_dir, app[RECORDING_KEY],
                                settings.default_locale, report_signing.load_hospitals(settings))
@@ -329,6 +335,10 @@ async def _recover_recordings(database: Database, settings: Settings, key: bytes
             log.warning("kept %d recording(s) that the last shutdown cut off", recovered)
     except (OSError, SQLAlchemyError):
         log.exception("could not look for interrupted recordings; will try at the next start")
+
+
+async def _close_probe(probe: storage.Probe) -> None:
+    probe.close()
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

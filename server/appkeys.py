@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .errors import TelemedError
     from .metrics import Metrics
     from .reports.service import ReportTools
+    from .storage import Probe
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -36,4 +37,5 @@ ROOMS: web.AppKey[RoomNotifier] = web.AppKey("rooms")  # what the domain tells r
 AUDIT: web.AppKey[Batcher] = web.AppKey("audit")  # audit entries written in batches, beside the caller
 REPORTS: web.AppKey[ReportTools] = web.AppKey("reports")  # signing and reading consultation reports
 RELAYS: web.AppKey[dict[str, NodeRelay]] = web.AppKey("relays")  # this node's relays, by room
+STORAGE_PROBE: web.AppKey[Probe] = web.AppKey("storage_probe")  # /readyz's look at the recordings directory
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # this app's own Prometheus registry and its counters

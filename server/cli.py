@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from signaling import logcontext
 
+from . import backup as backups
 from .accesslog import PathOnlyAccessLogger
 from .admin import SHELL, accounts
 from .admin.inputs import AccountQuery, LicenceInput, NewAccount, PasswordReset
@@ -155,6 +156,29 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
     _with_database(_settings(args), walk)
     return 1 if outcome and outcome[0] is not None else 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Write the database and the sealed files into one archive with a manifest; never the keys."""
+    done = backups.backup(_settings(args), Path(args.file))
+    print(f"Backed up the database (schema revision {done.schema_revision}) and {done.files} file(s), "
+          f"{done.bytes} bytes, to {done.path}.")
+    print("The keys are not in it: keep the recording key (TELEMED_RECORDING_KEY, or keys/recording-key in the "
+          "data directory) apart from it; without it nothing in the backup can be opened.")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup into an empty data directory and database; exit 1 if the audit trail it brings back
+    does not hold."""
+    done = backups.restore(_settings(args), Path(args.file), force=args.force)
+    print(f"Restored the database (schema revision {done.schema_revision}) and {done.files} file(s).")
+    if done.audit_break is not None:
+        print(f"Audit trail broken at {done.audit_break}.", file=sys.stderr)
+        return 1
+    print(f"Audit trail holds: {done.audit_entries} entries. Run `telemed db upgrade` if this telemed is newer "
+          "than the one that made the backup.")
+    return 0
 
 
 def _instant(raw: str) -> datetime:
@@ -482,6 +506,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "removed or inserted (exit status 1), or the latest hash when it holds."))
     audit_verify.set_defaults(func=cmd_audit_verify)
 
+    backup_parser = with_data_dir(commands.add_parser(
+        "backup", help="back up the database and the sealed files",
+        description="Write the database (SQLite's online backup, or pg_dump) and the sealed recordings, "
+                    "attachments and reports' PDFs into one tar file (.tar.gz to compress) with a manifest of "
+                    "their SHA-256. Never the keys: the manifest says which recording key the files need."))
+    backup_parser.add_argument("file", help="the archive to write (must not exist yet)")
+    backup_parser.set_defaults(func=cmd_backup)
+    restore_parser = with_data_dir(commands.add_parser(
+        "restore", help="restore a backup into an empty deployment",
+        description="Restore a backup into the data directory and the database TELEMED_DATABASE_URL names, "
+                    "after checking every file against the manifest and that the configured recording key is "
+                    "the one the files need. Refuses if either already holds data, unless --force; then "
+                    "checks the audit trail (exit status 1 if it does not hold)."))
+    restore_parser.add_argument("file", help="the archive telemed backup wrote")
+    restore_parser.add_argument("--force", action="store_true",
+                                help="delete the recordings and the database that are there first")
+    restore_parser.set_defaults(func=cmd_restore)
+
     retention = commands.add_parser("retention", help="retention of recordings and records",
                                     description="Retention of recordings and records.")
     retention_commands = retention.add_subparsers(dest="retention_command", required=True,
@@ -627,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except SettingsError as exc:
+    except (SettingsError, backups.BackupError) as exc:
         print(f"telemed: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -122,6 +122,10 @@ class ErrorCode(enum.Enum):
     DATABASE_UNAVAILABLE = ("database-unavailable", 503,
                             "the database cannot be reached right now; try again (`retry_after`, and the "
                             "`Retry-After` header)")
+    STORAGE_UNAVAILABLE = ("storage-unavailable", 503,
+                           "the storage of recordings, attachments and reports cannot be reached right now (a "
+                           "missing mount, a storage server down); try again (`retry_after`, and the `Retry-After` "
+                           "header)")
     RECORDING_NOT_READY = "recording-not-ready", 503, "a recording that is not finished yet"
     RECORDING_TAMPERED = "recording-tampered", 503, "a recording that failed its integrity check"
     REPORT_TAMPERED = "report-tampered", 503, "a signed report whose stored file failed its integrity check"
@@ -249,6 +253,23 @@ class DatabaseUnavailable(Unavailable):
     def __init__(self, retry_after: int = RETRY_AFTER) -> None:
         super().__init__(N_("The service cannot reach its database right now. Please try again in a few seconds."),
                          retry_after=retry_after)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StorageUnavailable(Unavailable):
+    """The directory that holds recordings, attachments and reports cannot be reached (not mounted, its storage
+    server down, unreadable): the file is not missing, only out of reach, and the same request may work later."""
+
+    kind = ErrorCode.STORAGE_UNAVAILABLE
+    RETRY_AFTER = 30
+
+    def __init__(self, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(N_("This file is temporarily unavailable: its storage cannot be reached right now. Please "
+                            "try again in a little while."), retry_after=retry_after)
         self.retry_after = retry_after
 
     @property

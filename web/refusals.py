@@ -88,6 +88,8 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.UNAVAILABLE: N_("The service cannot do this right now. Please try again shortly."),
     ErrorCode.DATABASE_UNAVAILABLE: N_("The service cannot reach its database right now. Please try again in a "
                                        "few seconds."),
+    ErrorCode.STORAGE_UNAVAILABLE: N_("This file is temporarily unavailable: its storage cannot be reached right "
+                                      "now. Please try again in a little while."),
     ErrorCode.RECORDING_NOT_READY: N_("This recording is not finished yet."),
     ErrorCode.RECORDING_TAMPERED: N_("This recording failed its integrity check and cannot be played."),
     ErrorCode.REPORT_TAMPERED: N_("This report's stored file failed its integrity check; ask the consulting "

@@ -23,7 +23,7 @@ from media.errors import TamperedRecording
 from media.remux import PartFormat, ensure_parts, part_format
 from media.sealed import SealedReader
 
-from .. import zones
+from .. import storage, zones
 from ..audit import trail as audit
 from ..db import Database
 from ..errors import N_, NotFound, TokenExpired, Unauthenticated, Unavailable
@@ -171,7 +171,7 @@ async def open_viewing(database: Database, who: Principal, recording_id: Id, *, 
         own = await key_of(session, row, key)
     if row.status not in PLAYABLE:
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
-    await _open_sealed(root / row.file, own)
+    await _open_sealed(root, row.file, own)
     participants = participants_of(row)
     viewing_id = secrets.token_urlsafe(9)
     await audit.record(database, actor=f"user:{who.user_id}", action="recording.viewed",
@@ -203,11 +203,11 @@ async def participant_stream(database: Database, who: Principal, recording_id: I
     targets = [part_path(root, row, p) for p in participants]
     try:
         await asyncio.to_thread(ensure_parts, root / row.file, own, [p.streams for p in participants], targets)
-    except FileNotFoundError:
-        raise NotFound(N_("The recording's file is missing on this server.")) from None
+    except OSError as exc:
+        raise await storage.unreadable(root, exc, N_("The recording's file is missing on this server.")) from None
     except TamperedRecording:
         raise Unavailable(N_("The recording failed its integrity check."), code="recording-tampered") from None
-    reader = await _open_sealed(targets[number], own)
+    reader = await _open_sealed(root, targets[number].relative_to(root), own)
     start, end = span(reader.size)
     fmt = participants[number].format
     return Playback(row, reader, start, end, fmt.media_type, fmt.extension)
@@ -218,11 +218,13 @@ def part_path(root: Path, row: Recording, participant: RecordedParticipant) -> P
     return root / STREAMS_DIR / str(row.id) / f"{participant.number}.{participant.format.extension}.rec"
 
 
-async def _open_sealed(path: Path, key: bytes) -> SealedReader:
+async def _open_sealed(root: Path, file: str | Path, key: bytes) -> SealedReader:
+    """A sealed file under the recordings directory ``root``: 404 if it is missing, 503 if the directory's
+    storage cannot be reached (``storage.unreadable``)."""
     try:
-        return await asyncio.to_thread(SealedReader, path, key)
-    except FileNotFoundError:
-        raise NotFound(N_("The recording's file is missing on this server.")) from None
+        return await asyncio.to_thread(SealedReader, root / file, key)
+    except OSError as exc:
+        raise await storage.unreadable(root, exc, N_("The recording's file is missing on this server.")) from None
     except TamperedRecording:
         raise Unavailable(N_("The recording failed its integrity check."), code="recording-tampered") from None
 

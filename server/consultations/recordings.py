@@ -22,11 +22,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from media.errors import TamperedRecording
 from media.recorder import Finished, SegmentResult, container_format, finalize
-from media.sealed import SealedReader
+from media.sealed import SealedReader, being_written
 from media.session import SegmentFile
 from signaling.grants import consultation_of_room
 from signaling.room import Room
 
+from .. import storage
 from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent.records import Consenter, How, Scope
@@ -143,14 +144,18 @@ class DatabaseRecordingStore:
 
 
 async def recover_interrupted(database: Database, directory: Path, key: bytes) -> int:
-    """Finish recordings a crash cut off: what was flushed before it becomes a playable, seekable file."""
+    """Finish recordings a crash cut off: what was flushed before it becomes a playable, seekable file. One
+    another node is still writing (the recordings directory is shared) is left to it."""
     recovered = 0
     async with database.session() as session:
         rows = (await session.exec(select(Recording).where(Recording.status == RecordingStatus.RECORDING))).all()
     for row in rows:
         file = segment_file(directory, row)
-        if not file.live_path.exists():
-            continue  # written by another node, or nothing was ever flushed
+        try:
+            if await asyncio.to_thread(being_written, file.live_path):
+                continue  # another node, sharing the recordings directory, is recording it now
+        except FileNotFoundError:
+            continue  # on another node's disk, or nothing was ever flushed
         try:
             async with database.session() as session:
                 own = await key_of(session, row, key)
@@ -255,8 +260,8 @@ async def play(database: Database, who: Principal, recording_id: int, *, root: P
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")
     try:
         reader = await asyncio.to_thread(SealedReader, root / row.file, own)
-    except FileNotFoundError:
-        raise NotFound(N_("The recording's file is missing on this server.")) from None
+    except OSError as exc:
+        raise await storage.unreadable(root, exc, N_("The recording's file is missing on this server.")) from None
     except TamperedRecording:
         raise Unavailable(N_("The recording failed its integrity check."), code="recording-tampered") from None
     start, end = span(reader.size)

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from media.sealed import SealedReader, SealedWriter
 
+from .. import storage
 from ..audit import trail as audit
 from ..db import Database
 from ..errors import N_, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -168,7 +169,10 @@ async def _read(database: Database, who: Principal, row: Attachment, *, root: Pa
             own = await data_keys.key_of(session, key, row.data_key_id)
         except data_keys.KeyShredded:
             raise NotFound(N_("This attachment was deleted when its retention period ended.")) from None
-    data = await asyncio.to_thread(lambda: SealedReader(root / row.file, own).read_all())
+    try:
+        data = await asyncio.to_thread(lambda: SealedReader(root / row.file, own).read_all())
+    except OSError as exc:
+        raise await storage.unreadable(root, exc, N_("This attachment's file is missing on this server.")) from None
     await audit.record(database, actor=f"user:{who.user_id}", action=action,
                        subject=f"referral:{row.referral_id}", detail={"attachment": row.id, **detail})
     return data

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from media.errors import TamperedRecording
 from media.sealed import SealedReader, SealedWriter
 
+from .. import storage
 from ..audit import trail as audit
 from ..db import Database
 from ..errors import N_, Conflict, NotFound, Unavailable, ValidationFailed
@@ -272,7 +273,7 @@ async def download(database: Database, who: Principal, report_id: int, *, tools:
         row = await _visible(session, who, report_id)
         file, shown = await _file_in(session, row, locale)
         own = await _key_of(session, row, tools)
-    data = await _read_sealed(tools.root / file, own)
+    data = await _read_sealed(tools.root, file, own)
     if data is None:
         raise Unavailable(N_("This report's stored file failed its integrity check."), code="report-tampered")
     await audit.record(database, actor=f"user:{who.user_id}", action="report.downloaded",
@@ -339,7 +340,7 @@ async def verification(database: Database, who: Principal, report_id: int, *, to
         row = await _visible(session, who, report_id)
         file, shown = await _file_in(session, row, locale)
         own = await _key_of(session, row, tools)
-    data = await _read_sealed(tools.root / file, own)
+    data = await _read_sealed(tools.root, file, own)
     if data is None:  # changed on disk: it is no longer what was sealed, let alone what was signed
         return Verification(signing.Check("", False, False, False, False, "", None), None, False)
     async with database.session() as session:
@@ -349,13 +350,13 @@ async def verification(database: Database, who: Principal, report_id: int, *, to
     return found
 
 
-async def _read_sealed(path: Path, key: bytes) -> bytes | None:
+async def _read_sealed(root: Path, file: str, key: bytes) -> bytes | None:
     """A sealed file's bytes; None if they fail its integrity check (changed or swapped on disk). 404 if the
-    file is missing."""
+    file is missing, 503 if the recordings directory ``root`` cannot be reached (``storage.unreadable``)."""
     try:
-        return await asyncio.to_thread(lambda: SealedReader(path, key).read_all())
-    except FileNotFoundError:
-        raise NotFound(N_("This report's file is missing on this server.")) from None
+        return await asyncio.to_thread(lambda: SealedReader(root / file, key).read_all())
+    except OSError as exc:
+        raise await storage.unreadable(root, exc, N_("This report's file is missing on this server.")) from None
     except TamperedRecording:
         return None
 

@@ -199,7 +199,7 @@ async def test_audio_only_asked_through_signaling_pauses_the_askers_video_and_th
         client: TestClient) -> None:
     """A participant's "receive" with video false goes through the room to the relay: its next layout marks
     every filled slot "paused" while the others' still say "high", and the node's metrics count one paused
-    viewer; "video": true brings the high layer back to it."""
+    viewer (and /readyz its relay and streams); "video": true brings the high layer back to it."""
     li, wang, patient = await _three_in_relay(client)
     try:
         slots = patient.joined["relay_slots"]
@@ -223,6 +223,8 @@ async def test_audio_only_asked_through_signaling_pauses_the_askers_video_and_th
         assert total(samples, "telemed_relay_viewers", layer="high") == 2
         assert total(samples, "telemed_relay_streams", kind="audio") == 6  # each hears the two others
         assert total(samples, "telemed_relay_streams", kind="video") == 4  # all but the patient's two
+        ready = await (await client.get("/readyz")).json()  # what the node tells a load balancer
+        assert ready["relays"] == {"rooms": 1, "streams": 10, "limit": None} and ready["checks"]["relays"] == "ok"
 
         await patient.send({"type": "receive", "to": "relay", "video": True})
         await _layout_until(patient, everyone("high"))

@@ -1,0 +1,133 @@
+"""The recordings directory, where recordings, attachments and reports' PDFs are kept sealed: on a local
+disk for one node, on storage every node mounts at the same path for several. Whether it can be reached now,
+so a file out of reach answers "temporarily unavailable" (503), never "missing" (404).
+
+A marker file, written when the node starts, tells the directory the deployment writes to from an empty
+mount point whose storage is not mounted (where every file would otherwise look deleted). It names the
+recording key's fingerprint (never the key), so a node given another key than the files here are sealed under
+says so instead of writing files the other nodes cannot open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import hmac
+import logging
+import os
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+from .errors import NotFound, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+MARKER = ".telemed-storage"
+MARKER_TEXT = "The recordings, attachments and reports of a telemed deployment. Do not delete this file.\n"
+FINGERPRINT_LINE = "recording key fingerprint: "
+FINGERPRINT_INFO = b"telemed: recording key fingerprint v1"
+# A storage server that hangs (NFS) must not hold a probe or a request for long.
+PROBE_SECONDS = 2.0
+
+
+def fingerprint(key: bytes) -> str:
+    """Names a key without revealing it: an HMAC under the key of a fixed text."""
+    return hmac.new(key, FINGERPRINT_INFO, hashlib.sha256).hexdigest()[:32]
+
+
+def prepare(directory: Path, key: bytes) -> None:
+    """Create the directory and its marker, naming ``key``'s fingerprint, if they are not there (a new
+    deployment). A directory that cannot be created, or whose files are sealed under another key, is logged
+    and shows in /readyz; it does not stop the node starting."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker = directory / MARKER
+        if not marker.exists():
+            marker.write_text(f"{MARKER_TEXT}{FINGERPRINT_LINE}{fingerprint(key)}\n")
+        elif (wrong := _other_key(marker, key)) is not None:
+            log.warning(wrong)
+    except OSError as exc:
+        log.warning("the recordings directory cannot be prepared: %s", errno.errorcode.get(exc.errno or 0, "error"))
+
+
+def _other_key(marker: Path, key: bytes) -> str | None:
+    for line in marker.read_text().splitlines():
+        if line.startswith(FINGERPRINT_LINE) and line.removeprefix(FINGERPRINT_LINE).strip() != fingerprint(key):
+            return ("the recordings directory's files are sealed under another recording key than this node's "
+                    "(fingerprints differ): give every node the same TELEMED_RECORDING_KEY")
+    return None
+
+
+def problem(directory: Path, *, writable: bool = False, key: bytes | None = None) -> str | None:
+    """What keeps the directory from being used now, in words that name no path; None if it can be. Given
+    ``key``, the files here must be sealed under it (as the marker says)."""
+    try:
+        if not directory.is_dir():
+            return "the recordings directory is missing (is its storage mounted?)" if not directory.exists() \
+                else "the recordings directory is not a directory"
+        marker = directory / MARKER
+        if not marker.is_file():
+            return f"the recordings directory has no {MARKER} marker (is its storage mounted?)"
+        if key is not None and (wrong := _other_key(marker, key)) is not None:
+            return wrong
+        os.listdir(directory)  # readable, and its storage answers
+        if writable:
+            fd, probe = tempfile.mkstemp(prefix=".readyz-", dir=directory)
+            os.close(fd)
+            os.unlink(probe)
+    except PermissionError:
+        return "the recordings directory cannot be read or written by this node (permissions)"
+    except OSError as exc:
+        return f"the recordings directory cannot be used ({errno.errorcode.get(exc.errno or 0, 'error')})"
+    return None
+
+
+async def check(directory: Path) -> str | None:
+    """``problem`` off the event loop, given up after PROBE_SECONDS (a hung mount is a problem too)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(problem, directory), PROBE_SECONDS)
+    except TimeoutError:
+        return f"the recordings directory did not answer within {PROBE_SECONDS:g} s"
+
+
+class Probe:
+    """Readiness probes of the directory, in a thread of their own and one at a time: while one hangs (a
+    storage server that does not answer) the next says so at once, rather than piling up threads in the
+    default executor, which the event loop also needs (name lookups for Redis, sealed files' reads)."""
+
+    def __init__(self, directory: Path, key: bytes) -> None:
+        self.directory, self.key = directory, key
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="storage-probe")
+        self._running: Future[str | None] | None = None
+        self._started = 0.0
+
+    async def check(self) -> str | None:
+        """``problem`` (writable, under this node's key), or why there is no answer within PROBE_SECONDS. A
+        probe already under way is waited for (for what is left of its time), not doubled."""
+        now = time.monotonic()
+        if self._running is None or self._running.done():
+            self._running = self._thread.submit(partial(problem, self.directory, writable=True, key=self.key))
+            self._started = now
+        left = self._started + PROBE_SECONDS - now
+        try:
+            if left <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._running)), left)
+        except TimeoutError:
+            return f"the recordings directory did not answer within {PROBE_SECONDS:g} s"
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+
+async def unreadable(directory: Path, exc: OSError, missing: str) -> StorageUnavailable | NotFound:
+    """The refusal for a file under ``directory`` that could not be opened (``exc``): 503 when the storage
+    cannot be reached or read, 404 with ``missing`` only when it can, and the file is not there."""
+    if isinstance(exc, FileNotFoundError) and await check(directory) is None:
+        return NotFound(missing)
+    log.warning("a stored file is out of reach: %s", errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+    return StorageUnavailable()
