@@ -189,16 +189,40 @@ class Pilot:
         written = {}
         for name, template in TEMPLATES.items():
             path = etc / name
-            path.write_text(render(template.read_text(), self.values))
-            path.chmod(0o600)
+            # Whole or not at all: with compose, every container writes the same files at its start.
+            partial = etc / f".{name}.{os.getpid()}"
+            partial.write_text(render(template.read_text(), self.values))
+            partial.chmod(0o600)
+            partial.replace(path)
             written[name] = path
         return written
 
+    def command(self, service: str) -> tuple[list[str], dict[str, str]]:
+        """The command line and extra environment of one service: ``redis-server``, ``turnserver``, ``nginx``,
+        a node (``node-a``...), or ``migrate`` (the database's migrations, once per upgrade)."""
+        etc = self.state / "etc"
+        if service == "redis-server":
+            return [_binary("redis-server"), str(etc / "redis.conf"), *self.extra_args.get(service, [])], {}
+        if service == "turnserver":
+            return [_binary("turnserver"), "-c", str(etc / "turnserver.conf"), *self.extra_args.get(service, [])], {}
+        if service == "nginx":
+            return [_binary("nginx"), "-c", str(etc / "nginx.conf"), "-p", str(self.state),
+                    "-e", str(self.state / "logs" / "nginx" / "error.log"), "-g", "daemon off;",
+                    *self.extra_args.get(service, [])], {}
+        if service == "migrate":
+            return self.telemed("db", "upgrade"), self.node_environment()
+        if service in self.node_names:
+            port = self.node_ports(self.values)[self.node_names.index(service)]
+            return self.telemed("serve"), {**self.node_environment(), "TELEMED_NODE_ID": service,
+                                           "TELEMED_PORT": str(port)}
+        raise SystemExit(f"no service {service!r}: one of redis-server, turnserver, nginx, migrate, "
+                         f"{', '.join(self.node_names)}")
+
     # ---- processes ----
 
-    def _spawn(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    def _spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> subprocess.Popen:
         log = (self.state / "logs" / f"{name}.log").open("ab")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env},
                                    start_new_session=True)  # a Ctrl-C at the terminal reaches this script alone
         log.close()
         self.processes[name] = process
@@ -207,30 +231,25 @@ class Pilot:
 
     def start(self) -> Pilot:
         """Everything, in dependency order, each one answering before the next starts."""
-        paths = self.write_configuration()
+        self.write_configuration()
         v = self.values
-        redis = self._spawn("redis-server", [_binary("redis-server"), str(paths["redis.conf"]),
-                                             *self.extra_args.get("redis-server", [])])
+        redis = self._spawn("redis-server", *self.command("redis-server"))
         wait_for_port(int(v["REDIS_PORT"]), redis, "redis-server")
-        turn = self._spawn("turnserver", [_binary("turnserver"), "-c", str(paths["turnserver.conf"]),
-                                          *self.extra_args.get("turnserver", [])])
+        turn = self._spawn("turnserver", *self.command("turnserver"))
         wait_for_port(int(v["TURN_TLS_PORT"]), turn, "turnserver", host=self.turn_host(v))
         # Once for all nodes, before any serves: they share the database.
-        subprocess.run(self.telemed("db", "upgrade"), env={**os.environ, **self.node_environment()}, check=True,
-                       stdout=subprocess.DEVNULL)
+        command, env = self.command("migrate")
+        subprocess.run(command, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
         for name in self.node_names:
             self.start_node(name)
-        nginx = self._spawn("nginx", [_binary("nginx"), "-c", str(paths["nginx.conf"]), "-p", str(self.state),
-                                      "-e", str(self.state / "logs" / "nginx" / "error.log"), "-g", "daemon off;",
-                                      *self.extra_args.get("nginx", [])])
+        nginx = self._spawn("nginx", *self.command("nginx"))
         wait_for_port(int(v["HTTPS_PORT"]), nginx, "nginx")
         return self
 
     def start_node(self, name: str) -> subprocess.Popen:
         """Node ``name`` (node-a, node-b, ...) on its port, once its /healthz answers."""
         port = self.node_ports(self.values)[self.node_names.index(name)]
-        env = {**self.node_environment(), "TELEMED_NODE_ID": name, "TELEMED_PORT": str(port)}
-        process = self._spawn(name, self.telemed("serve"), env)
+        process = self._spawn(name, *self.command(name))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -242,6 +261,13 @@ class Pilot:
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError(f"{name} did not answer on port {port}")
+
+    def run(self, service: str) -> None:
+        """Become one service, in the foreground (a container's whole life; see docker-compose.yml)."""
+        self.write_configuration()
+        command, env = self.command(service)
+        sys.stdout.flush()
+        os.execvpe(command[0], command, {**os.environ, **env})  # noqa: S606
 
     def stop(self) -> None:
         """nginx first (no new requests), then the nodes (they drain), coturn and Redis last."""
@@ -293,12 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", type=Path, required=True, help="settings file (see pilot.env.example)")
     parser.add_argument("--render-only", action="store_true",
                         help="write the configuration files into STATE_DIR/etc and exit")
+    parser.add_argument("--run", metavar="SERVICE",
+                        help="run one service in the foreground (redis-server, turnserver, nginx, migrate, node-a...), "
+                             "as each container of docker-compose.yml does")
     args = parser.parse_args(argv)
     pilot = Pilot(read_env_file(args.env))
     if args.render_only:
         for path in pilot.write_configuration().values():
             print(path)
         return 0
+    if args.run:
+        pilot.run(args.run)
     try:
         pilot.start()
         pilot.supervise()

@@ -3,6 +3,7 @@ counts it, and a client cannot write another one in), plain HTTP is sent to HTTP
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ async def log_in(deployment: Any, source: str, password: str, headers: dict[str,
             return answer.status
 
 
+def node_logs(state: Path) -> str:
+    return "".join(path.read_text() for path in sorted((state / "logs").glob("node-*.log")))
+
+
 async def test_logins_through_nginx_are_throttled_per_real_client_address(deployment: Any) -> None:
     """nginx hands the app the address each client connected from (through its TLS port's PROXY protocol hop
     and X-Forwarded-For), and the nodes trust nginx alone: after repeated failures from 127.0.0.2 its logins
@@ -40,7 +45,7 @@ async def test_logins_through_nginx_are_throttled_per_real_client_address(deploy
     assert await log_in(deployment, "127.0.0.3", "wrong password") == 401
     assert await log_in(deployment, "127.0.0.3", DEMO_PASSWORD) == 200
 
-    logs = "".join(path.read_text() for path in sorted(Path(deployment.state, "logs").glob("node-*.log")))
+    logs = await asyncio.to_thread(node_logs, deployment.state)
     assert '127.0.0.2 "POST /api/auth/login" 401' in logs, "the nodes' access logs show the client's address"
     assert '127.0.0.3 "POST /api/auth/login" 200' in logs
     assert '198.51.100.7 "POST' not in logs
