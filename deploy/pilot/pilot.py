@@ -36,6 +36,8 @@ from urllib.parse import quote
 DEPLOY = Path(__file__).resolve().parents[1]
 TEMPLATES = {"nginx.conf": DEPLOY / "nginx.conf.template", "turnserver.conf": DEPLOY / "turnserver.conf.template",
              "redis.conf": DEPLOY / "redis.conf.template"}
+# Debian builds nginx's stream module (TLS on 443 shared with TURN) as a module of its own.
+DEBIAN_STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 # The topology's names, with their defaults (None: required).
@@ -53,7 +55,7 @@ PARAMETERS: dict[str, str | None] = {
     "NODE_PORTS": "8081,8082",  # one telemed node per port, on 127.0.0.1
     "NGINX_INTERNAL_HTTPS_PORT": "8443",  # loopback hops inside nginx
     "NGINX_INTERNAL_TURNS_PORT": "8444",
-    "NGINX_MODULES": "load_module /usr/lib/nginx/modules/ngx_stream_module.so;",  # Debian: stream is a module
+    "NGINX_MODULES": "",  # default: Debian's stream module (libnginx-mod-stream) loaded, if nginx is built so
     "TURN_LISTEN_IP": "0.0.0.0",
     "TURN_PORT": "3478",
     "TURN_TLS_PORT": "5349",  # on loopback only in effect: reached through nginx's 443
@@ -122,6 +124,8 @@ class Pilot:
         if missing:
             raise SystemExit(f"settings missing: {', '.join(missing)} (see deploy/pilot/pilot.env.example)")
         state = Path(values["STATE_DIR"])
+        if not values["NGINX_MODULES"] and DEBIAN_STREAM_MODULE.exists():
+            values["NGINX_MODULES"] = f"load_module {DEBIAN_STREAM_MODULE};"
         values.setdefault("TURN_ALLOWED_PEER_IPS", "")
         values["TURN_ALLOWED_PEER_IPS"] = values["TURN_ALLOWED_PEER_IPS"] or values["TURN_RELAY_IP"]
         values.update({

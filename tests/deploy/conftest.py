@@ -11,6 +11,7 @@ import ipaddress
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -70,6 +71,11 @@ def _free_udp_range(size: int = 40) -> tuple[int, int]:
 def deployment(tmp_path: Path, postgres_url: str) -> Iterator[object]:
     """The pilot deployment, started; stopped (everything) at the end of the test. Its logs stay in
     ``tmp_path/state/logs``."""
+    missing = [binary for binary in ("nginx", "turnserver", "redis-server")
+               if shutil.which(binary, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: `make install-test` installs Debian's nginx, "
+                    "libnginx-mod-stream, coturn and redis-server (deploy/dev/system-packages.sh)")
     pilot_module = load_pilot()
     cert, key = self_signed(tmp_path)
     turn_min, turn_max = _free_udp_range()
