@@ -81,6 +81,20 @@ async def videos_shown(page: Page, count: int) -> None:
                                  f"return w.length === {count} && w.every((x) => x > 0); }}", timeout=20_000)
 
 
+async def receiving_again(page: Page, peers: int, within: float = 30) -> None:
+    """``assert_receiving`` once the call has settled after a node was lost: meanwhile the relay may move
+    (a new connection, new slots) and a participant who resumed may take a new slot, so a pair of readings
+    a moment apart can straddle the change; such a pair is read again, until ``within`` runs out."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await assert_receiving(page, peers=peers)
+        except (AssertionError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
+
+
 async def signaling_sockets(http: aiohttp.ClientSession, port: int) -> int:
     """Signaling WebSockets open on one node, from its own /metrics (scraped directly, as an operator does)."""
     async with http.get(f"http://127.0.0.1:{port}/metrics") as answer:
@@ -131,6 +145,19 @@ async def test_a_call_through_nginx_and_turn_over_tls_survives_a_killed_node(dep
     await doctor.get_by_role("button", name="Stop recording").click()
     for page in pages:
         await expect(page.locator("#recording-indicator")).to_be_hidden()
+    consultation = re.search(r"/consultations/(\d+)", doctor.url)
+    assert consultation, doctor.url
+    recordings_url = f"/api/consultations/{consultation.group(1)}/recordings"
+    # The node that ran the relay seals the file a moment after the stop: wait for that, since a node killed
+    # before it has finished leaves the recording unfinished until that node starts again.
+    statuses: list[str] = []
+    for _ in range(80):  # a look every quarter second, for 20 s
+        statuses = await doctor.evaluate(
+            "async (url) => (await (await fetch(url)).json()).recordings.map((r) => r.status)", recordings_url)
+        if statuses == ["ready"]:
+            break
+        await asyncio.sleep(0.25)
+    assert statuses == ["ready"], statuses
 
     ports = dict(zip(deployment.node_names, deployment.node_ports(deployment.values), strict=True))
     async with aiohttp.ClientSession() as http:
@@ -144,7 +171,7 @@ async def test_a_call_through_nginx_and_turn_over_tls_survives_a_killed_node(dep
         # Whoever was on the killed node comes back through nginx, which now has only the other node to offer.
         for page in pages:
             await expect(page.locator("#connection-state")).to_have_text("In call", timeout=30_000)
-        await asyncio.gather(*(assert_receiving(page, peers=2) for page in pages))
+        await asyncio.gather(*(receiving_again(page, peers=2) for page in pages))
         deadline, now = time.monotonic() + 20, 0
         for _ in range(80):  # a scrape at most every quarter second, for 20 s
             now = await signaling_sockets(http, ports[survivor])
@@ -157,9 +184,7 @@ async def test_a_call_through_nginx_and_turn_over_tls_survives_a_killed_node(dep
         await videos_shown(page, 2)
     await screenshot(patient, "deploy-patient-after-a-node-was-killed")
 
-    consultation = re.search(r"/consultations/(\d+)", doctor.url)
-    assert consultation, doctor.url
-    await doctor.evaluate(f"window.roomConfigRecordingsUrl = '/api/consultations/{consultation.group(1)}/recordings'")
+    await doctor.evaluate(f"window.roomConfigRecordingsUrl = '{recordings_url}'")
     played = None
     for _ in range(40):
         played = await doctor.evaluate(PLAY_RECORDING)
@@ -168,4 +193,6 @@ async def test_a_call_through_nginx_and_turn_over_tls_survives_a_killed_node(dep
         await asyncio.sleep(0.25)
     assert played is not None and "error" not in played, played
     assert played["tracks"] == 6 and 3 <= played["duration"] <= 8, played
-    assert played["width"] > 0 and played["currentTime"] > 0.5 and played["decoded"] > 10, played
+    # Decoded pictures, not a frame rate: three browsers and TURN over TLS on a busy machine send the camera
+    # at a few frames a second.
+    assert played["width"] > 0 and played["currentTime"] > 0.5 and played["decoded"] >= 3, played
