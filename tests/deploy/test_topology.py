@@ -89,7 +89,7 @@ async def receiving_again(page: Page, peers: int, within: float = 30) -> None:
     while True:
         try:
             return await assert_receiving(page, peers=peers)
-        except (AssertionError, KeyError):
+        except (AssertionError, KeyError, TypeError):  # a slot without its video or audio yet
             if time.monotonic() > deadline:
                 raise
         await asyncio.sleep(0.5)
