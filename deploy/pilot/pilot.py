@@ -53,6 +53,8 @@ PARAMETERS: dict[str, str | None] = {
     "HTTPS_PORT": "443",
     "HTTP_PORT": "80",
     "NODE_PORTS": "8081,8082",  # one telemed node per port, on 127.0.0.1
+    # nginx's upstream, when the nodes run elsewhere (--render-only for other hosts): host:port,host:port
+    "NODE_ADDRESSES": "",
     "NGINX_INTERNAL_HTTPS_PORT": "8443",  # loopback hops inside nginx
     "NGINX_INTERNAL_TURNS_PORT": "8444",
     "NGINX_MODULES": "",  # default: Debian's stream module (libnginx-mod-stream) loaded, if nginx is built so
@@ -133,8 +135,8 @@ class Pilot:
             "TURN_RUN_DIR": str(state / "run" / "turn"), "TURN_LOG_FILE": str(state / "logs" / "turnserver.log"),
             "TURN_REALM": values["TURN_SERVER_NAME"], "REDIS_DIR": str(state / "redis"),
             "TURN_TLS_UPSTREAM": f"{self.turn_host(values)}:{values['TURN_TLS_PORT']}",
-            "TELEMED_UPSTREAM_SERVERS": " ".join(f"server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;"
-                                                 for port in self.node_ports(values)),
+            "TELEMED_UPSTREAM_SERVERS": " ".join(f"server {address} max_fails=1 fail_timeout=10s;"
+                                                 for address in self.node_addresses(values)),
         })
         self.values, self.state = values, state
 
@@ -142,6 +144,11 @@ class Pilot:
     def turn_host(values: Mapping[str, str]) -> str:
         """Where nginx finds coturn's TLS port: loopback, unless coturn listens on one address only."""
         return "127.0.0.1" if values["TURN_LISTEN_IP"] in ("0.0.0.0", "") else values["TURN_LISTEN_IP"]
+
+    @classmethod
+    def node_addresses(cls, values: Mapping[str, str]) -> list[str]:
+        listed = [address.strip() for address in values["NODE_ADDRESSES"].split(",") if address.strip()]
+        return listed or [f"127.0.0.1:{port}" for port in cls.node_ports(values)]
 
     @staticmethod
     def node_ports(values: Mapping[str, str]) -> list[int]:

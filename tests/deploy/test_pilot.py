@@ -39,6 +39,17 @@ def test_the_example_settings_fill_every_template(tmp_path: Path) -> None:
     assert env["TELEMED_PUBLIC_URL"] == "https://telemed.example-hospital.cn"
 
 
+def test_nodes_on_other_hosts_are_named_upstream(tmp_path: Path) -> None:
+    """For a larger deployment the same templates name nodes elsewhere (NODE_ADDRESSES), every one upstream."""
+    pilot_module = load_pilot()
+    settings = pilot_module.read_env_file(_example_settings(tmp_path))
+    pilot = pilot_module.Pilot({**settings, "STATE_DIR": str(tmp_path / "state"),
+                                "NODE_ADDRESSES": "10.0.0.11:8080, 10.0.0.12:8080,10.0.0.13:8080"})
+    nginx = pilot.write_configuration()["nginx.conf"].read_text()
+    assert nginx.count("max_fails=1 fail_timeout=10s;") == 3
+    assert "server 10.0.0.13:8080 max_fails" in nginx and "127.0.0.1:8081" not in nginx
+
+
 def test_a_missing_value_is_named() -> None:
     render = load_pilot().render
     assert render("listen ${PORT}; proxy_set_header Host $host;", {"PORT": "443"}) == \
