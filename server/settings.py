@@ -213,6 +213,16 @@ def _parse_url_list(raw: str) -> tuple[str, ...]:
     return urls
 
 
+ICE_TRANSPORT_POLICIES = ("all", "relay")
+
+
+def _parse_ice_transport_policy(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ICE_TRANSPORT_POLICIES:
+        raise ValueError(f"expected {' or '.join(ICE_TRANSPORT_POLICIES)}")
+    return value
+
+
 def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -296,6 +306,11 @@ class Settings:
     )
     turn_secret: Secret | None = _setting(
         None, _parse_secret, "Shared secret with coturn (static-auth-secret) that signs TURN credentials.",
+    )
+    ice_transport_policy: str = _setting(
+        "all", _parse_ice_transport_policy,
+        "Browsers' iceTransportPolicy: all (direct, STUN and TURN paths) or relay (media only through TURN, "
+        "for networks that allow nothing else, and to test TURN).",
     )
     turn_credential_ttl: int = _setting(
         6 * 3600, _parse_positive_int, "Seconds a TURN credential stays valid (a long consultation and more).",

@@ -13,7 +13,7 @@ from server.consent import templates as consent_templates
 from server.consultations import service as consultations
 from server.consultations.room_window import RoomWindow
 from server.errors import N_, Forbidden, NotFound, TelemedError, TooManyRequests, Unauthenticated
-from server.http import LANG_COOKIE, locale_for, parse_form, path_id, read_form, translator
+from server.http import LANG_COOKIE, locale_for, parse_form, path_id, read_form, same_origin, translator
 from server.i18n import SUPPORTED_LOCALES
 from server.identity import accounts
 from server.identity.auth import (
@@ -92,8 +92,11 @@ def safe_next(target: str | None) -> str:
 
 
 def _on_this_site(url: str, request: web.Request) -> bool:
+    """Whether an Origin or Referer names this site, by the rules of ``same_origin``: a proxy that writes the
+    port into Host ("example.org:443") serves the same site as a browser's "https://example.org"."""
     try:
-        return URL(url).authority == URL(f"//{request.host}").authority
+        parsed = URL(url)
+        return parsed.absolute and same_origin(str(parsed.origin()), request.host)
     except ValueError:
         return False
 

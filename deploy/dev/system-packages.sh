@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: Chromium and Firefox for the browser tests, redis-server for Redis tests,
-# iproute2 and nftables for the impaired-link test.
+# iproute2 and nftables for the impaired-link test, and nginx (with its stream module), coturn and pg_dump for
+# the deploy tests, which start deploy/'s whole topology.
 # Installs only what is missing, and only where it can (root, or sudo without a password).
 set -euo pipefail
 
@@ -11,6 +12,21 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # The impaired-link test: namespaces, veth pairs and tc from iproute2, random loss from nftables.
 command -v tc >/dev/null 2>&1 || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+# The deploy tests (tests/deploy): nginx in front, with the stream module that shares 443 with TURN over TLS
+# (a module of its own in Debian), coturn, and pg_dump for backups.
+PATH="$PATH:/usr/sbin:/sbin"
+services=()
+if ! command -v nginx >/dev/null 2>&1; then
+  missing+=(nginx libnginx-mod-stream)
+  services+=(nginx)
+elif [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ] && ! nginx -V 2>&1 | grep -qE -- '--with-stream( |$)'; then
+  missing+=(libnginx-mod-stream)
+fi
+if ! command -v turnserver >/dev/null 2>&1; then
+  missing+=(coturn)
+  services+=(coturn)
+fi
+command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -28,3 +44,8 @@ fi
 echo "Installing ${missing[*]} from Debian..."
 "${sudo[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-noto-cjk
+# The tests start their own nginx and coturn on free ports: the packages' system services, installed just now,
+# would only hold ports 80 and 3478 on this machine, so they are stopped and left disabled.
+if [ ${#services[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
+  "${sudo[@]}" systemctl disable --now "${services[@]}" >/dev/null 2>&1 || true
+fi

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -30,7 +30,8 @@ routes = web.RouteTableDef()
 class RoomToken(Out):
     """A pass into a consultation's room (signaling/PROTOCOL.md): the token to send on ``signaling_path``'s
     WebSocket within ``expires_in`` seconds, what it grants, and the ICE servers (STUN, and TURN with
-    credentials of their own) to connect through."""
+    credentials of their own) to connect through, with the ``ice_transport_policy`` to give the browser's
+    RTCPeerConnection (``relay``: through TURN only)."""
 
     token: str
     room: str
@@ -38,6 +39,7 @@ class RoomToken(Out):
     grants: Grants
     signaling_path: str
     ice_servers: list[dict[str, Any]]
+    ice_transport_policy: Literal["all", "relay"]
 
 
 def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
@@ -46,7 +48,8 @@ def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
         token=room_token(request.app[KEYS], settings.jwt_issuer, claims), room=claims.room,
         expires_in=ROOM_TOKEN_TTL, grants=claims.grants,
         signaling_path=f"/api/consultations/{consultation_of_room(claims.room)}/signaling",
-        ice_servers=ice_servers_for(settings, claims.identity)))
+        ice_servers=ice_servers_for(settings, claims.identity),
+        ice_transport_policy=settings.ice_transport_policy))
 
 
 @routes.post("/api/consultations/{consultation_id}/room-token")

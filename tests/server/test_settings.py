@@ -157,3 +157,13 @@ def test_readme_documents_every_setting() -> None:
     for name, _, doc in describe():
         assert f"| `{name}` |" in readme, f"README.md lacks {name}"
         assert doc in readme, f"README.md describes {name} differently from the code"
+
+
+def test_ice_transport_policy_is_all_or_relay() -> None:
+    """Browsers get ``relay`` only when asked (TURN only: a locked-down network, or the deploy test); anything
+    but ``all`` or ``relay`` stops the start naming the variable, since a browser would reject it mid-call."""
+    assert Settings.load(environ={}).ice_transport_policy == "all"
+    assert Settings.load(environ={"TELEMED_ICE_TRANSPORT_POLICY": "Relay"}).ice_transport_policy == "relay"
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={"TELEMED_ICE_TRANSPORT_POLICY": "turn-only"})
+    assert "TELEMED_ICE_TRANSPORT_POLICY" in str(caught.value)

@@ -174,6 +174,20 @@ async def test_origin_on_another_port_is_another_site(client: TestClient) -> Non
     assert response.status == 403
 
 
+async def test_a_proxy_writing_the_default_port_into_host_serves_the_same_site(client: TestClient) -> None:
+    """deploy/nginx.conf.template writes Host as ``name:443`` (HTTP/2 requests carry no Host of their own, and
+    a port other than 443 must reach the app): the browser's Origin ``https://name``, without the port, and
+    its Referer are still this site; another port or scheme is not."""
+    for origin in ("https://telemed.example", "https://telemed.example/login"):
+        client.session.cookie_jar.clear()
+        header = "Origin" if origin.count("/") == 2 else "Referer"
+        response = await form_login(client, "dr.li", headers={"Host": "telemed.example:443", header: origin})
+        assert response.status == 303, origin
+    for origin in ("http://telemed.example", "https://telemed.example:8443"):
+        response = await form_login(client, "dr.li", headers={"Host": "telemed.example:443", "Origin": origin})
+        assert response.status == 403, origin
+
+
 @pytest.mark.parametrize("headers", CROSS_SITE)
 async def test_language_choice_refuses_a_post_from_another_site(client: TestClient, headers: dict[str, str]) -> None:
     """Another site cannot change a logged-in user's language, on the browser or on the account."""

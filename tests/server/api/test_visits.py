@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -16,8 +17,9 @@ from server.audit import trail as audit
 from server.consultations.room_window import RoomWindow
 from server.models import AuditEvent, Consent, ConsentTemplate, Consultation, PatientInvitation, utcnow
 from server.patients.invitations import invitation_token
+from server.settings import Settings
 
-from ...conftest import login
+from ...conftest import _start, login
 from ...support.signaling_client import connect, expect, expect_closed, receive, room_token
 from ...support.visits import DEMO_PATIENT, consent, invite, patient_room_token
 
@@ -393,3 +395,16 @@ async def test_wrong_answers_say_what_remains_and_the_fifth_locks_the_link(clien
     again = await client.post("/api/consultations/1/invitations", json={}, headers=await login(client, "dr.li"))
     fresh = (await again.json())["url"].removeprefix("/visit/")
     assert (await _identity(client, fresh, DEMO_PATIENT))[0] == 200, "a new link starts its own count"
+
+
+async def test_room_tokens_carry_the_ice_transport_policy(settings: Settings) -> None:
+    """A deployment that sends media through TURN only (TELEMED_ICE_TRANSPORT_POLICY=relay) says so in every
+    room token, which room-page.js hands to each RTCPeerConnection; by default browsers may take any path."""
+    for policy in ("all", "relay"):
+        client = await _start(dataclasses.replace(settings, ice_transport_policy=policy))
+        try:
+            answer = await client.post("/api/consultations/1/room-token", headers=await login(client, "dr.li"))
+            assert answer.status == 200, await answer.text()
+            assert (await answer.json())["ice_transport_policy"] == policy
+        finally:
+            await client.close()

@@ -24,17 +24,22 @@ const ENDINGS = ["ended", "denied", "failed", "room-closed", ...GONE];
 
 export class ConsultationCall {
   /**
-   * @param {{signalingUrl: string, fetchToken: () => Promise<{token: string, iceServers: RTCIceServer[]}>,
+   * @param {{signalingUrl: string,
+   *          fetchToken: () => Promise<{token: string, iceServers: RTCIceServer[],
+   *                                     iceTransportPolicy?: RTCIceTransportPolicy}>,
    *          localStream: MediaStream | null}} options
    */
   constructor({ signalingUrl, fetchToken, localStream }) {
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
+    /** @type {RTCIceTransportPolicy} "relay": media only through TURN, as the server says */
+    this.iceTransportPolicy = "all";
     this.signaling = new SignalingSession({
       url: signalingUrl,
       fetchToken: async () => {
-        const { token, iceServers } = await fetchToken();
+        const { token, iceServers, iceTransportPolicy } = await fetchToken();
         this.iceServers = iceServers;
+        this.iceTransportPolicy = iceTransportPolicy ?? "all";
         return token;
       },
     });
@@ -364,7 +369,8 @@ export class ConsultationCall {
       this.relay?.close();
       this.relaySlots = slots;
       this.relayEpoch = epoch;
-      const relay = new RelayLink({ iceServers: this.iceServers, localStream: this.localStream, slots, epoch,
+      const relay = new RelayLink({ iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy,
+        localStream: this.localStream, slots, epoch,
         send: (m) => this.signaling.send(m), video: this.screen });
       relay.onstream = (id, stream) => {
         const participant = this.participants.get(id);
@@ -398,7 +404,7 @@ export class ConsultationCall {
    * @returns {Peer}
    */
   _createPeer(participant, { initiate }) {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy });
     /** @type {Peer} */
     const peer = {
       pc, participant, polite: /** @type {Participant} */ (this.self).id > participant.id,

@@ -47,13 +47,13 @@ export function lowLayerScale(track) {
 
 export class RelayLink {
   /**
-   * @param {{iceServers: RTCIceServer[], localStream: MediaStream | null, slots: number, epoch: number,
+   * @param {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy, localStream: MediaStream | null, slots: number, epoch: number,
    *          send: (message: object) => boolean, video?: MediaStreamTrack | null}} options
    *   epoch: the relay this link connects to (the room's relay_epoch);
    *   video: what to send as video instead of the camera (a shared screen)
    */
-  constructor({ iceServers, localStream, slots, epoch, send, video = null }) {
-    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+  constructor({ iceServers, iceTransportPolicy = "all", localStream, slots, epoch, send, video = null }) {
+    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy, bundlePolicy: "max-bundle" });
     this.send = send;
     this.epoch = epoch;
     /** @type {string | null} the offer whose answer this link waits for */

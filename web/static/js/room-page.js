@@ -120,7 +120,7 @@ async function fetchToken() {
   const answer = await response.json();
   grants = answer.grants;
   shareButton.hidden = !(grants.publish && navigator.mediaDevices?.getDisplayMedia);
-  return { token: answer.token, iceServers: answer.ice_servers };
+  return { token: answer.token, iceServers: answer.ice_servers, iceTransportPolicy: answer.ice_transport_policy };
 }
 const signalingPath = `/api/consultations/${config.consultationId}/signaling`;
 
