@@ -29,7 +29,8 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
 3. Feedback. aiortc's RTP router delivers RTCP for a sender's SSRC to ``sender._handle_rtcp_packet``;
    :class:`PacketSender` replaces it per sender: NACKs and PLI/FIR go to callbacks (answered from the
    publisher's cache, passed upstream), receiver reports and REMB still reach aiortc's own handler, and
-   then tell us the viewer's loss and estimated bitrate (media/layers.py chooses from them).
+   then tell us the viewer's loss and estimated bitrate (media/layers.py chooses from them). The router
+   hands one REMB to every sender it names; only the sender named first passes its estimate on.
    Sender reports from a publisher reach ``receiver._handle_rtcp_packet``; :func:`tap_packets` wraps it to
    hear each one after aiortc has (the publisher's NTP time for its RTP timestamps).
 4. Key frames upstream: :func:`request_keyframe` sends a PLI for the source SSRC through the receiver's
@@ -176,7 +177,9 @@ class PacketSender:
                  on_keyframe_request: Callable[[], None] = lambda: None) -> None:
         """``on_nack`` and ``on_keyframe_request`` take the viewer's feedback; set ``on_loss`` (the fraction
         of this stream's packets lost, 0-1, from each receiver report) and ``on_estimate`` (the bitrate,
-        in bits per second, the viewer's REMB says its link carries) to learn about the viewer's link."""
+        in bits per second, the viewer's REMB says its link carries; heard by the sender of the first stream a
+        REMB names, so once per REMB however many of the viewer's streams it names) to learn about the
+        viewer's link."""
         if not hasattr(sender, "_ssrc") or not hasattr(sender, "_rtx_ssrc") \
                 or not all(hasattr(sender, name) for name in _SENDER_COUNTERS):
             raise _stale("RTCRtpSender's SSRCs or report counters")
@@ -300,4 +303,8 @@ class PacketSender:
                         self.on_loss(report.fraction_lost / 256)
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 with suppress(ValueError):
-                    self.on_estimate(unpack_remb_fci(packet.fci)[0])
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                    # One REMB estimates the viewer's whole link and names every stream it carries; the
+                    # router hands it to each sender named. Only the first passes it on, so it counts once.
+                    if ssrcs and ssrcs[0] == self.sender._ssrc:
+                        self.on_estimate(bitrate)

@@ -14,6 +14,7 @@ import av
 import pytest
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from media.passthrough import EncodedFrame, tap_receiver
 from media.rtp_forward import PacketOutput, PacketSource
@@ -247,3 +248,33 @@ async def test_the_viewer_decodes_on_across_a_switch_of_source_without_a_gap() -
             assert nacked == [], "the viewer saw no gap in sequence numbers"
         finally:
             await asyncio.gather(second.close(), second_in.close())
+
+
+async def test_a_remb_naming_several_streams_is_heard_once_by_the_stream_named_first() -> None:
+    """A browser's REMB estimates its whole link and names every stream it gets; aiortc's RTP router hands
+    it to each sender it names. Only the sender named first passes the estimate on, so the relay weighs
+    one REMB once (it compares the estimate with all it sent the viewer since the REMB before)."""
+    relay_out, viewer = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        senders = [PacketSender(relay_out.addTransceiver("video", direction="sendonly").sender) for _ in range(2)]
+        heard: list[tuple[int, int]] = []
+        for index, sender in enumerate(senders):
+            sender.on_estimate = lambda bps, index=index: heard.append((index, bps))  # type: ignore[misc]
+        await negotiate(relay_out, viewer)
+        for sender in senders:
+            await asyncio.wait_for(sender.wait_ready(), 10)
+        receiver = viewer.getTransceivers()[0].receiver
+        await until(lambda: relay_out.connectionState == "connected", 10)
+
+        async def remb(bitrate: int, first: int, second: int) -> None:
+            await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1234, media_ssrc=0,
+                                                     fci=pack_remb_fci(bitrate, [senders[first].ssrc,
+                                                                                 senders[second].ssrc])))
+        await remb(250_000, 0, 1)
+        await until(lambda: heard, 5)
+        await remb(400_000, 1, 0)
+        await until(lambda: len(heard) >= 2, 5)
+        await asyncio.sleep(0.3)  # time for any second delivery of either to arrive
+        assert heard == [(0, 250_000), (1, 400_000)]
+    finally:
+        await asyncio.gather(relay_out.close(), viewer.close())
