@@ -46,36 +46,60 @@ Reading = float | Mapping[tuple[str, ...], float] | None
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ScrapeCollector(Collector):
-    """A metric read from the app's state each time it is scraped."""
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric read at scrape time: its name, help text, label names and type."""
 
-    def __init__(self, name: str, documentation: str, read: Callable[[], Reading], *,
-                 labels: Sequence[str] = (), kind: Literal["gauge", "counter"] = "gauge") -> None:
-        self.name, self.documentation, self.read = name, documentation, read
-        self.labels, self.kind = tuple(labels), kind
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+    kind: Literal["gauge", "counter"] = "gauge"
 
-    def _family(self) -> GaugeMetricFamily | CounterMetricFamily:
+    def empty(self) -> GaugeMetricFamily | CounterMetricFamily:
         family = GaugeMetricFamily if self.kind == "gauge" else CounterMetricFamily
         return family(self.name, self.documentation, labels=self.labels)
 
-    def describe(self) -> Iterator[Metric]:
-        yield self._family()
-
-    def collect(self) -> Iterator[Metric]:
-        try:
-            reading = self.read()
-        except Exception:  # a reading that fails loses its own sample, not the whole scrape
-            log.exception("metrics: reading %s failed", self.name)
-            return
+    def sampled(self, reading: Reading) -> Metric | None:
         if reading is None:
-            return
-        family = self._family()
+            return None
+        family = self.empty()
         if isinstance(reading, Mapping):
             for values, value in reading.items():
                 family.add_metric(list(values), value)
         else:
             family.add_metric([], reading)
-        yield family
+        return family
+
+
+class ReadingsCollector(Collector):
+    """Metrics read together from the app's state each time they are scraped: ``read`` is called once per
+    scrape and returns one reading per family, in order (one census of the relays for two metrics)."""
+
+    def __init__(self, families: Sequence[Family], read: Callable[[], Sequence[Reading]]) -> None:
+        self.families, self.read = tuple(families), read
+
+    def describe(self) -> Iterator[Metric]:
+        for family in self.families:
+            yield family.empty()
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            readings = self.read()
+        except Exception:  # a reading that fails loses its own samples, not the whole scrape
+            log.exception("metrics: reading %s failed", ", ".join(f.name for f in self.families))
+            return
+        for family, reading in zip(self.families, readings, strict=True):
+            metric = family.sampled(reading)
+            if metric is not None:
+                yield metric
+
+
+class ScrapeCollector(ReadingsCollector):
+    """A metric read from the app's state each time it is scraped."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], Reading], *,
+                 labels: Sequence[str] = (), kind: Literal["gauge", "counter"] = "gauge") -> None:
+        super().__init__([Family(name, documentation, tuple(labels), kind)], lambda: (read(),))
 
 
 @dataclass
@@ -130,6 +154,11 @@ class Metrics:
             metrics.on_scrape("telemed_relay_streams", "Streams the relays forward.", lambda: count_streams())
         """
         self.registry.register(ScrapeCollector(name, documentation, read, labels=labels, kind=kind))
+
+    def on_scrape_together(self, families: Sequence[Family], read: Callable[[], Sequence[Reading]]) -> None:
+        """Like ``on_scrape`` for several metrics that come from one look at the state: ``read`` is called
+        once per scrape and returns a reading per family, in order."""
+        self.registry.register(ReadingsCollector(families, read))
 
     def probe_on_scrape(self, name: str, documentation: str, measure: Callable[[], Awaitable[float | None]]) -> None:
         """Like ``on_scrape``, for a value that must be awaited: ``measure`` runs before each scrape, given
@@ -196,8 +225,9 @@ def watch_hub(metrics: Metrics, hub: RoomHub) -> None:
 
 def watch_relays(metrics: Metrics, relays: Mapping[str, NodeRelay]) -> None:
     """The media relays this node runs, their forwarded streams by kind and their viewers by layer (what
-    each viewer's link gets: high, low, paused), counted at each scrape."""
-    def census() -> tuple[dict[str, int], dict[str, int]]:
+    each viewer's link gets: high, low, paused), counted at each scrape: one census of each relay per
+    scrape gives both counts."""
+    def census() -> tuple[Reading, Reading]:
         streams, viewers = {"audio": 0, "video": 0}, {"high": 0, "low": 0, "paused": 0}
         for session in relays.values():
             room_streams, room_viewers = session.census()
@@ -205,16 +235,16 @@ def watch_relays(metrics: Metrics, relays: Mapping[str, NodeRelay]) -> None:
                 streams[kind] += count
             for layer, count in room_viewers.items():
                 viewers[layer] += count
-        return streams, viewers
+        return ({(kind,): count for kind, count in streams.items()},
+                {(layer,): count for layer, count in viewers.items()})
 
     metrics.on_scrape("telemed_relays", "Media relays (one per relayed room) running on this node.",
                       lambda: len(relays))
-    metrics.on_scrape("telemed_relay_streams", "Streams this node's relays forward now, by kind.",
-                      lambda: {(kind,): count for kind, count in census()[0].items()}, labels=["kind"])
-    metrics.on_scrape("telemed_relay_viewers",
-                      "Viewers of this node's relays by the video layer their link gets: high, low, paused "
-                      "(audio only).",
-                      lambda: {(layer,): count for layer, count in census()[1].items()}, labels=["layer"])
+    metrics.on_scrape_together(
+        [Family("telemed_relay_streams", "Streams this node's relays forward now, by kind.", ("kind",)),
+         Family("telemed_relay_viewers", "Viewers of this node's relays by the video layer their link gets: high, "
+                "low, paused (audio only).", ("layer",))],
+        census)
 
 
 def watch_redis(metrics: Metrics, hub: RoomHub) -> None:

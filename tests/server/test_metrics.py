@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -20,7 +21,7 @@ from media.recorder import Finished, SegmentResult, TrackInfo
 from server.appkeys import DATABASE, HUB, METRICS, RECORDING_KEY, SETTINGS
 from server.consultations.recordings import DatabaseRecordingStore
 from server.devprocs import RedisServer
-from server.metrics import Metrics, ScrapeCollector, watch_recordings
+from server.metrics import Metrics, ScrapeCollector, watch_recordings, watch_relays
 from server.settings import Secret, Settings
 from signaling.grants import room_id_for
 from signaling.room import Room
@@ -233,6 +234,37 @@ def test_a_reading_that_fails_loses_only_its_own_sample() -> None:
         raise RuntimeError("no state")
     assert list(ScrapeCollector("telemed_broken", "Broken.", broken).collect()) == []
     assert list(ScrapeCollector("telemed_none", "Nothing now.", lambda: None).collect()) == []
+
+
+class CountedRelay:
+    """A relay's census as media/relay.py gives it, counting how often it is taken."""
+
+    def __init__(self, streams: dict[str, int], viewers: dict[str, int]) -> None:
+        self.streams, self.viewers, self.taken = streams, viewers, 0
+
+    def census(self) -> tuple[dict[str, int], dict[str, int]]:
+        self.taken += 1
+        return self.streams, self.viewers
+
+
+async def test_each_relay_is_counted_once_a_scrape() -> None:
+    """Guards the relay gauges' cost: a scrape takes each relay's census once (it walks every viewer's
+    slots) for both the streams and the viewers, and sums the rooms."""
+    relays = {"room-1": CountedRelay({"audio": 2, "video": 2}, {"high": 1, "low": 1, "paused": 0}),
+              "room-2": CountedRelay({"audio": 6, "video": 3}, {"high": 1, "low": 0, "paused": 2})}
+    metrics = Metrics()
+    watch_relays(metrics, {room: SimpleNamespace(relay=relay) for room, relay in relays.items()})  # type: ignore[misc]
+    for scrapes in (1, 2):
+        text, _ = await metrics.exposition()
+        assert [relay.taken for relay in relays.values()] == [scrapes, scrapes]
+    samples = {(s.name, tuple(s.labels.values())): s.value
+               for family in text_string_to_metric_families(text.decode()) for s in family.samples}
+    assert samples[("telemed_relays", ())] == 2
+    assert samples[("telemed_relay_streams", ("audio",))] == 8
+    assert samples[("telemed_relay_streams", ("video",))] == 5
+    assert samples[("telemed_relay_viewers", ("high",))] == 2
+    assert samples[("telemed_relay_viewers", ("low",))] == 1
+    assert samples[("telemed_relay_viewers", ("paused",))] == 2
 
 
 def metric_names_in(expression: str) -> set[str]:
