@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from server.appkeys import RELAYS
 from server.settings import Settings
@@ -32,6 +32,25 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, relay_workers=0)
 
 
+def speed(kbps: int, _: Any) -> str:
+    """A speed as the page must word it (web/static/js/link-speed.js), in the reader's language."""
+    if kbps > 100_000:
+        return _("more than 100 Mbit/s")
+    if kbps < 1000:
+        return _("{n} kbit/s").format(n=kbps)
+    return _("{n} Mbit/s").format(n=f"{kbps / 1000:.1f}")
+
+
+async def measured(row: Locator) -> tuple[int, int]:
+    """The kbit/s down and up the check measured, as it keeps them on its row."""
+    return (int(await row.get_attribute("data-down-kbps") or "0"),
+            int(await row.get_attribute("data-up-kbps") or "0"))
+
+
+def bandwidth(down: int, up: int, _: Any) -> str:
+    return _("{down} down · {up} up").format(down=speed(down, _), up=speed(up, _))
+
+
 async def _at_the_check(browser: Browser, base: str, client: TestClient, locale: str) -> tuple[Page, str]:
     return await patient_on_a_phone(browser, base, client, locale, page="check")
 
@@ -46,17 +65,19 @@ async def _finish_the_check(patient: Page, _: Any) -> None:
 
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_the_check_shows_the_measured_bandwidth(client: TestClient, browser: Browser, locale: str) -> None:
-    """On a fast link the check shows kbit/s down and up, offers nothing, and keeps the measure for the room
-    token request; the room button does not wait on it."""
+    """On a fast link the check shows the speeds down and up in the reader's words (kbit/s, Mbit/s with one
+    decimal, or "more than 100 Mbit/s": a loopback link measures hundreds of Mbit/s, once shown as a raw
+    six-figure kbit/s), offers nothing, and keeps the measure, in kbit/s, for the room token request; the
+    room button does not wait on it."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     patient, guest = await _at_the_check(browser, base, client, locale)
     await patient.get_by_role("button", name=_("Start the check")).click()
     row = patient.locator("#check-bandwidth")
     await expect(row).to_have_attribute("data-state", "ok", timeout=20_000)
-    assert int(await row.get_attribute("data-down-kbps") or "0") >= 300
-    assert int(await row.get_attribute("data-up-kbps") or "0") >= 300
-    await expect(row.locator(".result")).to_contain_text("kbit/s")
+    down, up = await measured(row)
+    assert down >= 300 and up >= 300
+    await expect(row.locator(".result")).to_have_text(bandwidth(down, up, _))
     await expect(patient.locator("#audio-only-offer")).to_be_hidden()
     await _finish_the_check(patient, _)
     await checked(patient, f"check-bandwidth-phone-{locale}")
@@ -87,6 +108,10 @@ async def test_a_slow_link_suggests_audio_only_and_the_relayed_room_honours_it(c
     row = patient.locator("#check-bandwidth")
     await expect(row).to_have_attribute("data-state", "low", timeout=30_000)
     await expect(row.locator(".result")).to_contain_text(_("too slow for video"))
+    down, up = await measured(row)
+    assert up < 300
+    await expect(row.locator(".result")).to_have_text(
+        f"{bandwidth(down, up, _)} · {_('too slow for video')}")
     box = patient.get_by_label(_("Start with audio only"))
     await expect(box).to_be_checked()
     await _finish_the_check(patient, _)
@@ -94,7 +119,7 @@ async def test_a_slow_link_suggests_audio_only_and_the_relayed_room_honours_it(c
     await patient.locator("#to-room").click()
 
     lobby = doctor.locator("#lobby-list li")
-    await expect(lobby.locator(".device-check")).to_contain_text("kbit/s", timeout=20_000)
+    await expect(lobby.locator(".device-check")).to_contain_text(bandwidth(down, up, _), timeout=20_000)
     await lobby.get_by_role("button", name=_("Admit")).click()
     await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
     await expect(patient.locator("figure.remote")).to_have_count(2, timeout=30_000)
@@ -108,3 +133,31 @@ async def test_a_slow_link_suggests_audio_only_and_the_relayed_room_honours_it(c
     await until(lambda: bool(session.relay.video_layout(seat))
                 and set(session.relay.video_layout(seat).values()) == {"paused"}, seconds=20)
     await screenshot(patient, f"room-audio-only-from-check-phone-{locale}")
+
+
+# kbit/s as measured, what the reader reads in English (the Chinese from the catalog, the same rule)
+SPEEDS = [(0, "0 kbit/s"), (230, "230 kbit/s"), (999, "999 kbit/s"), (1000, "1.0 Mbit/s"), (1549, "1.5 Mbit/s"),
+          (25_960, "26.0 Mbit/s"), (100_000, "100.0 Mbit/s"), (100_001, "more than 100 Mbit/s"),
+          (588_674, "more than 100 Mbit/s")]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_speeds_are_worded_in_kbit_or_mbit_in_the_readers_language(client: TestClient, browser: Browser,
+                                                                         locale: str) -> None:
+    """link-speed.js, run in the check page with the page's own strings, words each speed by the rule: whole
+    kbit/s below 1000, Mbit/s with one decimal up to 100 Mbit/s, and beyond that what the probe can tell:
+    "more than 100 Mbit/s"."""
+    _ = words(locale)
+    base = str(client.make_url("")).rstrip("/")
+    patient, _guest = await _at_the_check(browser, base, client, locale)
+    shown = await patient.evaluate("""async (speeds) => {
+        const { speed } = await import("/static/js/link-speed.js");
+        const strings = JSON.parse(document.getElementById("check-strings").textContent);
+        return speeds.map((kbps) => speed(kbps, strings));
+    }""", [kbps for kbps, _english in SPEEDS])
+    assert shown == [speed(kbps, _) for kbps, _english in SPEEDS]
+    if locale == "en":
+        assert shown == [english for _kbps, english in SPEEDS]
+    else:
+        assert "超过 100 Mbit/s" in shown
+    await patient.context.close()

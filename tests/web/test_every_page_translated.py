@@ -33,7 +33,7 @@ ZH = {"Accept-Language": "zh-CN"}
 # Text read the same in both languages: units, formats and names of standards or products.
 ALLOWED = {"utc", "cst", "gmt", "pdf", "png", "jpeg", "webp", "dicom", "kib", "mib", "sms", "wechat", "qr", "id",
            "hh", "mm", "yyyy", "dd", "fhir", "ics", "url", "ms", "min", "iana", "csv", "json", "ip", "icd", "sha",
-           "kbit"}  # kbit/s, as Chinese technical writing also gives a connection's speed
+           "kbit", "mbit"}  # kbit/s and Mbit/s, as Chinese technical writing also gives a connection's speed
 # An IANA zone name (Asia/Shanghai, America/Argentina/Buenos_Aires) is a name, not a word of ours.
 ZONE = re.compile(r"\b[A-Z][A-Za-z]+(?:/[A-Za-z_\-]+)+")
 PLACEHOLDER = re.compile(r"\{[a-z_]+\}|%\([a-z_]+\)s")

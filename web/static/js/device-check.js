@@ -3,6 +3,8 @@
 // tab only and sent with the patient's room token request, so the doctor who admits them sees it; so is the
 // patient's choice to start with audio only, which room-page.js carries out.
 
+import { bandwidth } from "./link-speed.js";
+
 const $ = (id) => document.getElementById(id);
 const strings = JSON.parse($("check-strings").textContent);
 const SLOW_RTT_MS = 600;  // beyond this, video calls suffer; the patient is told, not stopped
@@ -151,7 +153,7 @@ async function measureBandwidth() {
     return;
   }
   const low = found.down_kbps < LOW_KBPS || found.up_kbps < LOW_KBPS;
-  const note = strings.bandwidth.replace("{down}", String(found.down_kbps)).replace("{up}", String(found.up_kbps));
+  const note = bandwidth(found.down_kbps, found.up_kbps, strings);
   row.dataset.state = low ? "low" : "ok";
   row.dataset.downKbps = String(found.down_kbps);
   row.dataset.upKbps = String(found.up_kbps);

@@ -7,6 +7,7 @@ import { ConsultationCall } from "./call.js";
 import { API_ERRORS, ERRORS } from "./codes.js";
 import { postInPlace, tabs } from "./room-panel.js";
 import { RoomStage, SELF } from "./room-stage.js";
+import { bandwidth } from "./link-speed.js";
 import { localize } from "./local-time.js";
 import { serverClock, untilOpen } from "./room-window.js";
 import { TokenRefused, signalingUrl } from "./signaling.js";
@@ -336,7 +337,7 @@ function checkSummary(check) {
   const words = parts.map(([key, name]) => `${name} ${mark(check[key])}`);
   if (check.rtt_ms !== null && check.rtt_ms !== undefined) words.push(strings.rtt.replace("{ms}", String(check.rtt_ms)));
   if (Number.isInteger(check.down_kbps) && Number.isInteger(check.up_kbps)) {
-    words.push(strings.bandwidth.replace("{down}", String(check.down_kbps)).replace("{up}", String(check.up_kbps)));
+    words.push(bandwidth(check.down_kbps, check.up_kbps, strings));
   }
   summary.textContent = words.join(" · ");
   summary.dataset.state = parts.every(([key]) => check[key] === true) ? "ok" : "problem";
