@@ -308,3 +308,18 @@ class PacketSender:
                     # router hands it to each sender named. Only the first passes it on, so it counts once.
                     if ssrcs and ssrcs[0] == self.sender._ssrc:
                         self.on_estimate(bitrate)
+
+
+def route_retransmissions_by_ssrc(receiver: RTCRtpReceiver) -> None:
+    """For an aiortc *client* of the relay: aiortc's RTP router knows a receiver's RTX stream only by its
+    payload type, which every video slot shares, so with two slots or more it drops every retransmission
+    (browsers route by SSRC). Once the receiver is registered, route its RTX by SSRC as browsers do, so
+    loss is repaired as in a browser. (The tests' clients and the impairment benchmark's viewers.)"""
+    receive = receiver.receive
+
+    async def receive_and_route(parameters: object) -> None:
+        await receive(parameters)  # type: ignore[arg-type]
+        router = receiver.transport._rtp_router
+        for rtx_ssrc in getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}):
+            router.ssrc_table[rtx_ssrc] = receiver
+    receiver.receive = receive_and_route  # type: ignore[method-assign]

@@ -385,6 +385,13 @@ def cmd_bench_mixed(args: argparse.Namespace) -> int:
     return mixed_main(args.clients, args.rate, args.seconds, args.streams, args.json)
 
 
+def cmd_bench_impairment(args: argparse.Namespace) -> int:
+    from media.impairment import main as impairment_main
+
+    return impairment_main(args.json, clear_seconds=args.clear_seconds, capped_seconds=args.capped_seconds,
+                           recovery_seconds=args.recovery_seconds, settled_seconds=args.settled_seconds)
+
+
 def cmd_bench_signaling(args: argparse.Namespace) -> int:
     from .bench import TOLERANCES
     from .bench import main as bench_main
@@ -662,6 +669,22 @@ def build_parser() -> argparse.ArgumentParser:
     recording_bench.add_argument("--seconds", type=float, default=10.0, help="seconds measured (default 10)")
     recording_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
     recording_bench.set_defaults(func=cmd_bench_recording)
+    impairment_bench = bench_commands.add_parser(
+        "impairment", help="each viewer's layer, frame rate, frozen time and audio behind a capped, lossy link",
+        description="Relay a two-layer publisher to two viewers, one of them in a network namespace whose "
+                    "link is clear, then capped at 300 kbit/s with 5 %% loss, then clear again; report per "
+                    "viewer the layer over time, frames per second, frozen time and audio received, lost and "
+                    "concealed, and the time back to the high layer. Needs root, iproute2 and nftables.")
+    impairment_bench.add_argument("--clear-seconds", type=float, default=5.0,
+                                  help="seconds measured before the cap (default 5)")
+    impairment_bench.add_argument("--capped-seconds", type=float, default=20.0,
+                                  help="seconds the cap holds (default 20)")
+    impairment_bench.add_argument("--recovery-seconds", type=float, default=60.0,
+                                  help="longest wait for the high layer once the cap is lifted (default 60)")
+    impairment_bench.add_argument("--settled-seconds", type=float, default=10.0,
+                                  help="seconds measured once the high layer is back (default 10)")
+    impairment_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
+    impairment_bench.set_defaults(func=cmd_bench_impairment)
     return parser
 
 

@@ -15,12 +15,13 @@ from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket, RtcpSrPacket
 
 from media import passthrough, rtp_forward
 from media.errors import NegotiationFailed, NotInRelay
+from media.impairment import LoadCamera
 from media.passthrough import EncodedFrame
 from media.recorder import vp8_size
 from media.relay import Relay
 from media.rtp_forward import PacketOutput
 
-from ..support.peers import PALETTE, RelayClient, TestCamera, palette_index, until
+from ..support.peers import PALETTE, RelayClient, palette_index, until
 
 SLOTS = 3
 
@@ -141,7 +142,7 @@ async def test_a_recording_begun_mid_stream_gets_whole_frames_from_a_key_frame_o
     doctor = RelayClient("doctor", slots=SLOTS)
     clients["doctor"] = doctor
     camera = next(t.sender for t in doctor.pc.getTransceivers() if t.sender.track is doctor.camera)
-    camera.replaceTrack(TestCamera(640, 480, noise=True))  # frames of a dozen packets or more
+    camera.replaceTrack(LoadCamera(640, 480, noise=True))  # frames of a dozen packets or more
     await doctor.join(relay_)
     await until(lambda: "high" in relay_.peers["doctor"].sources
                 and relay_.peers["doctor"].sources["high"].packets > 100)

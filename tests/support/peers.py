@@ -4,9 +4,7 @@ the browser does (own tracks first, then receive-only audio/video slots)."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import av
 from aiortc import (
@@ -14,13 +12,13 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
-    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
     VideoStreamTrack,
 )
 
 from media.relay import Relay
+from media.rtp_tap import route_retransmissions_by_ssrc
 
 from .media import mean_yuv, solid_frame
 
@@ -42,30 +40,6 @@ class PatternTrack(VideoStreamTrack):
         self.sent += 1
         frame = solid_frame(self.width, self.height, colour, pts)
         frame.time_base = time_base
-        return frame
-
-
-class TestCamera(VideoStreamTrack):
-    """``noise``: frames no encoder can squeeze (the high layer, at the encoder's full bitrate, more than
-    the cap); else a moving gradient, cheap to encode (the low layer, well under it)."""
-
-    def __init__(self, width: int, height: int, *, noise: bool) -> None:
-        super().__init__()
-        self.width, self.height, self.noise, self.count = width, height, noise, 0
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        self.count += 1
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        y = frame.planes[0]
-        if self.noise:
-            y.update(os.urandom(y.buffer_size))
-        else:
-            row = bytes((x + self.count * 4) & 0xFF for x in range(y.line_size))
-            y.update(row * self.height)
-        for plane in frame.planes[1:]:
-            plane.update(bytes([128]) * plane.buffer_size)
-        frame.pts, frame.time_base = pts, time_base
         return frame
 
 
@@ -113,7 +87,7 @@ class RelayClient:
                 self.connected_at = asyncio.get_running_loop().time()
 
         for transceiver in self.pc.getTransceivers():
-            _route_retransmissions(transceiver.receiver)
+            route_retransmissions_by_ssrc(transceiver.receiver)
 
     async def join(self, relay: Relay) -> None:
         await self.negotiate(lambda sdp: relay.answer(self.participant_id, sdp))
@@ -151,20 +125,6 @@ class RelayClient:
 
     async def close(self) -> None:
         await self.pc.close()
-
-
-def _route_retransmissions(receiver: RTCRtpReceiver) -> None:
-    """aiortc's RTP router knows a receiver's RTX stream only by its payload type, which every video slot
-    shares, so with two slots or more it drops every retransmission (browsers route by SSRC). Once the
-    receiver is registered, route its RTX by SSRC as browsers do, so loss is repaired as in a browser."""
-    receive = receiver.receive
-
-    async def receive_and_route(parameters: Any) -> None:
-        await receive(parameters)
-        router = receiver.transport._rtp_router
-        for rtx_ssrc in getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}):
-            router.ssrc_table[rtx_ssrc] = receiver
-    receiver.receive = receive_and_route  # type: ignore[method-assign]
 
 
 async def until(condition, seconds: float = 10.0, step: float = 0.05) -> None:
