@@ -35,6 +35,9 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
    hear each one after aiortc has (the publisher's NTP time for its RTP timestamps).
 4. Key frames upstream: :func:`request_keyframe` sends a PLI for the source SSRC through the receiver's
    ``_send_rtcp_pli``.
+5. For aiortc *clients* of the relay (tests, the impairment benchmark's viewers):
+   :func:`route_retransmissions_by_ssrc` adds a receiver's RTX SSRCs (``_RTCRtpReceiver__rtx_ssrc``) to
+   its transport's router (``_rtp_router.ssrc_table``), as browsers route retransmissions.
 
 Tested with aiortc 1.16 (the range is pinned in pyproject.toml).
 """
