@@ -213,8 +213,8 @@ async def run(link: ImpairedLink, *, clear_seconds: float = 5, capped_seconds: f
               recovery_seconds: float = 60, settled_seconds: float = 10) -> dict[str, Any]:
     """The scenario on an open ``link``; the report (times in seconds from when the cap was applied).
     Phases: *clear* before the cap, *capped*, *recovering* from the lift until the relay gives the weak
-    viewer the high layer again, and *recovered*: ``settled_seconds`` from a second after its first
-    high-layer frame is decoded (absent if it never came back within ``recovery_seconds``)."""
+    viewer the high layer again, and *recovered*: ``settled_seconds`` from when its first high-layer frame
+    is decoded again (absent if it never came back within ``recovery_seconds``)."""
     relay = Relay()
     publisher = await _publish(relay)
     viewers = {"weak": await ViewerProcess.start(2, link), "steady": await ViewerProcess.start(2)}
@@ -257,7 +257,7 @@ async def run(link: ImpairedLink, *, clear_seconds: float = 5, capped_seconds: f
             high_frames_at = next(t for t, size in weak.video if t > back_at and size == high)
         except TimeoutError:
             pass
-        settled_from = (high_frames_at or time.monotonic()) + 1
+        settled_from = high_frames_at or time.monotonic()
         await asyncio.sleep(max(0.0, settled_from + settled_seconds - time.monotonic()) + 1)  # + the last report
     finally:
         if sampling is not None:
@@ -268,7 +268,7 @@ async def run(link: ImpairedLink, *, clear_seconds: float = 5, capped_seconds: f
             await viewer.close()
 
     phases = {"clear": (clear_at, capped_at), "capped": (capped_at, lifted_at),
-              "recovering": (lifted_at, back_at or settled_from - 1)}
+              "recovering": (lifted_at, back_at or settled_from)}
     if back_at is not None:
         phases["recovered"] = (settled_from, settled_from + settled_seconds)
 
@@ -292,12 +292,12 @@ def as_text(report: dict[str, Any]) -> str:
     for name, viewer in report["viewers"].items():
         changes = ", ".join(f"{layer} at {t:+.1f} s" for t, layer in viewer["layers"])
         lines.append(f"{name} viewer: {changes}")
-        lines.append(f"  {'phase':<11} {'from':>7} {'to':>7}  {'layers (s)':<26} {'fps':>5} {'frozen s':>8} "
+        lines.append(f"  {'phase':<11} {'from':>7} {'to':>7}  {'layers (s)':<32} {'fps':>5} {'frozen s':>8} "
                      f"{'not paused':>10}  {'audio rx':>8} {'lost':>5} {'concealed ms':>12}")
         for phase, row in viewer["phases"].items():
             start, end = report["phases"][phase]
             layers = " ".join(f"{layer} {s:g}" for layer, s in row["layer_seconds"].items())
-            lines.append(f"  {phase:<11} {start:>+7.1f} {end:>+7.1f}  {layers:<26} {row['fps']:>5} "
+            lines.append(f"  {phase:<11} {start:>+7.1f} {end:>+7.1f}  {layers:<32} {row['fps']:>5} "
                          f"{row['frozen_s']:>8} {row['frozen_outside_pause_s']:>10}  {row['audio_received']:>8} "
                          f"{row['audio_lost']:>5} {row['audio_concealed_ms']:>12}")
         lines.append("")
@@ -318,6 +318,9 @@ def main(as_json: bool, *, clear_seconds: float, capped_seconds: float, recovery
     try:
         report = asyncio.run(run(link, clear_seconds=clear_seconds, capped_seconds=capped_seconds,
                                  recovery_seconds=recovery_seconds, settled_seconds=settled_seconds))
+    except TimeoutError as error:  # the viewers never got going: nothing to measure
+        print(f"telemed bench impairment: {error}", file=sys.stderr)
+        return 1
     finally:
         link.close()
     print(json.dumps(report, indent=2) if as_json else as_text(report))

@@ -8,6 +8,7 @@ cap is lifted it comes back to the high layer. Skipped, saying why, where networ
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from media.impairment import Seen, figures, run
+from media.impairment import Seen, as_text, figures, run
 from media.netns import ImpairedLink, NamespaceUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,8 @@ async def test_a_viewer_behind_a_capped_lossy_link_steps_down_and_the_others_kee
 
     assert report["recovery"]["to_high_layer_s"] is not None, report["recovery"]
     recovered = weak["recovered"]
-    assert recovered["sizes"].get("320x240", 0) >= 30, recovered  # decoding the high layer again
+    assert recovered["sizes"].get("320x240", 0) >= 30, recovered  # decoding the high layer again (for a second
+    # at least: a first climb may be undone after 3 s, docs/benchmarks.md)
 
 
 def _seen(video: list[float], layers: list[tuple[float, str]], audio: list[tuple[float, float]] = (),
@@ -101,3 +103,15 @@ def test_the_bench_says_why_when_it_cannot_make_a_namespace(tmp_path: Path) -> N
     assert result.returncode != 0
     assert "install iproute2 and nftables" in result.stderr, result.stderr
     assert result.stdout == ""
+
+
+def test_the_text_report_reads_a_recorded_run() -> None:
+    """``telemed bench impairment`` without --json prints each viewer's layers over time, a row per phase and
+    the time back to the high layer (read from the run recorded in docs/bench/impairment.json)."""
+    report = json.loads((ROOT / "docs" / "bench" / "impairment.json").read_text())
+    text = as_text(report)
+    assert "weak viewer: high at -7.0 s, low at +0.3 s, paused at +2.1 s" in text
+    assert "steady viewer: high at -7.0 s\n" in text
+    assert sum(line.lstrip().startswith(("clear", "capped", "recovering", "recovered"))
+               for line in text.splitlines()) == 8
+    assert "back on the high layer in 8.94 s, its frames decoded in 10.12 s" in text
