@@ -11,7 +11,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -237,7 +236,8 @@ def test_a_reading_that_fails_loses_only_its_own_sample() -> None:
 
 
 class CountedRelay:
-    """A relay's census as media/relay.py gives it, counting how often it is taken."""
+    """A relay's census as a node's relay gives it (media/workers.py), counting how often it is taken (in a
+    worker, a copy of the worker's last report; on the node's loop, a walk over every viewer's slots)."""
 
     def __init__(self, streams: dict[str, int], viewers: dict[str, int]) -> None:
         self.streams, self.viewers, self.taken = streams, viewers, 0
@@ -253,7 +253,7 @@ async def test_each_relay_is_counted_once_a_scrape() -> None:
     relays = {"room-1": CountedRelay({"audio": 2, "video": 2}, {"high": 1, "low": 1, "paused": 0}),
               "room-2": CountedRelay({"audio": 6, "video": 3}, {"high": 1, "low": 0, "paused": 2})}
     metrics = Metrics()
-    watch_relays(metrics, {room: SimpleNamespace(relay=relay) for room, relay in relays.items()})  # type: ignore[misc]
+    watch_relays(metrics, relays)  # type: ignore[arg-type]
     for scrapes in (1, 2):
         text, _ = await metrics.exposition()
         assert [relay.taken for relay in relays.values()] == [scrapes, scrapes]
