@@ -56,7 +56,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -320,8 +320,8 @@ def route_retransmissions_by_ssrc(receiver: RTCRtpReceiver) -> None:
     loss is repaired as in a browser. (The tests' clients and the impairment benchmark's viewers.)"""
     receive = receiver.receive
 
-    async def receive_and_route(parameters: object) -> None:
-        await receive(parameters)  # type: ignore[arg-type]
+    async def receive_and_route(parameters: RTCRtpReceiveParameters) -> None:
+        await receive(parameters)
         router = receiver.transport._rtp_router
         for rtx_ssrc in getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}):
             router.ssrc_table[rtx_ssrc] = receiver
