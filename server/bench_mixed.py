@@ -109,20 +109,24 @@ class MediaPeer:
         self.reader.cancel()
 
 
-def _media_main(conn: Connection, url: str, tokens: list[tuple[int, str, bool]], slots: int) -> None:
-    asyncio.run(_media(conn, url, tokens, slots))
+def _media_main(conn: Connection, url: str, tokens: list[tuple[int, str, bool]]) -> None:
+    asyncio.run(_media(conn, url, tokens))
 
 
-async def _media(conn: Connection, url: str, tokens: list[tuple[int, str, bool]], slots: int) -> None:
+async def _media(conn: Connection, url: str, tokens: list[tuple[int, str, bool]]) -> None:
     """Join every media room's participants, connect them to the relay, say so, and hold until told to stop."""
     peers: list[MediaPeer] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+    # limit=0: every open WebSocket holds a connection, and the default pool stops at 100.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=None)) as http:
         for room, token, publish in tokens:
             ws = await http.ws_connect(f"{url}/api/consultations/{room}/signaling", heartbeat=None, max_msg_size=0)
             await ws.send_json({"type": "join", "protocol": PROTOCOL_VERSION, "token": token})
-            peers.append(MediaPeer(ws, slots, publish))
-        await asyncio.gather(*(peer.connect() for peer in peers))
-        conn.send("connected")
+            # A viewer needs one slot (one publisher per room); the publisher needs none.
+            peers.append(MediaPeer(ws, 0 if publish else 1, publish))
+        results = await asyncio.gather(*(peer.connect() for peer in peers), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        conn.send(f"{len(failed)} of {len(peers)} did not connect: {failed[0]!r}" if failed else "connected")
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
 
@@ -181,16 +185,21 @@ async def _one(name: str, workers: str, clients: int, rate: int, seconds: float,
 
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        load = context.Process(target=_media_main, args=(theirs, node.url, _media_tokens(data, streams),
-                                                         VIEWERS_PER_ROOM), daemon=True)
+        load = context.Process(target=_media_main, args=(theirs, node.url, _media_tokens(data, streams)),
+                               daemon=True)
         load.start()
         try:
-            if not await asyncio.get_running_loop().run_in_executor(None, ours.poll, 180):
-                raise RuntimeError("the media rooms did not connect within 180 s")
-            ours.recv()
-            await asyncio.sleep(5)  # every viewer gets its first key frame; the relays settle
+            if not await asyncio.get_running_loop().run_in_executor(None, ours.poll, 300):
+                raise RuntimeError("the media rooms did not connect within 300 s")
+            if (said := ours.recv()) != "connected":
+                raise RuntimeError(f"the media rooms: {said}")
             async with aiohttp.ClientSession() as http:
-                forwarded = await _forwarded(http, node.url)
+                for _ in range(60):  # every viewer has had its first key frame
+                    forwarded = await _forwarded(http, node.url)
+                    if forwarded.get("video", 0) >= streams:
+                        break
+                    await asyncio.sleep(1)
+                await asyncio.sleep(2)
             cpu_before, wall_before = _cpu_seconds(node.pid), time.perf_counter()
             busy = Setup(f"{name}: signaling with media", nodes=1, clients=clients, rooms=0)
             await _run_setup(busy, [node.url], [node], data, [rate], seconds, split_rooms=False)
