@@ -230,7 +230,10 @@ class Worker:
             self._pending.clear()
             log.info("relay worker %d started (pid %d)", self.index, self.process.pid)
             while (message := await read_frame(self.process.stdout)) is not None:
-                self._handle(message)
+                try:
+                    self._handle(message)
+                except Exception:  # one frame it could not use must not end every relay it runs
+                    log.exception("relay worker %d: could not handle %s", self.index, message.get("op"))
         except Exception:
             log.exception("relay worker %d failed", self.index)
         finally:
