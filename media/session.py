@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,7 +257,12 @@ class RelaySession:
         if self.key is None or self.segment is not None:
             return
         file = await self.host.begin()
-        if file is None or self.segment is not None:
+        if file is None:
+            return
+        if not self.recording_wanted or self.segment is not None:
+            # Stopped (consent withdrawn, say) or begun elsewhere while the store answered: this segment
+            # records nothing, and an empty result removes its row.
+            await self.host.finish(file, SegmentResult(file.live_path, time.time(), []), None)
             return
         file.live_path.parent.mkdir(parents=True, exist_ok=True)
         segment = Segment(file.live_path, file.key or self.key, self.relay.publications())

@@ -110,9 +110,14 @@ class WorkerProcess:
             return
         host = PipeHost(self, relay, view)
         inbox = Outbox(RELAY_OUTBOX)
-        session = RelaySession(inbox, host, room_id, epoch, ice_servers=self.ice_servers, key=self.config.key,
-                               video_codec=self.config.video_codec, segment_seconds=self.config.segment_seconds,
-                               on_close=lambda: self._ended(relay))
+        try:
+            session = RelaySession(inbox, host, room_id, epoch, ice_servers=self.ice_servers, key=self.config.key,
+                                   video_codec=self.config.video_codec,
+                                   segment_seconds=self.config.segment_seconds, on_close=lambda: self._ended(relay))
+        except Exception:
+            log.exception("relay worker: could not start the relay of %s", room_id)
+            self.send({"op": "lost", "relay": relay})  # the room moves it, as if this worker had died
+            return
         self.sessions[relay] = (session, inbox, host)
 
     def _ended(self, relay: str) -> None:
@@ -152,18 +157,32 @@ async def serve(input_: BinaryIO, output: BinaryIO) -> None:
     logcontext.configure(config.log_level, config.log_format)
     worker = WorkerProcess(writer, config)
     reporting = asyncio.create_task(worker.report())
-    while (message := await read_frame(reader)) is not None:
-        if message.get("op") == "exit":
-            reporting.cancel()
-            await worker.stop()
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            writer.close()
-            return
-        try:
-            worker.handle(message)
-        except Exception:  # one bad frame must not end every relay of this worker
-            log.exception("relay worker: could not handle %s", message.get("op"))
+    exited = asyncio.Event()
+
+    async def stop() -> None:
+        reporting.cancel()
+        await worker.stop()
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+        exited.set()
+
+    async def read() -> None:
+        stopping: asyncio.Task[None] | None = None
+        while (message := await read_frame(reader)) is not None:
+            if message.get("op") == "exit":  # stop, still reading: the store's answers come this way
+                stopping = stopping or asyncio.create_task(stop())
+                continue
+            try:
+                worker.handle(message)
+            except Exception:  # one bad frame must not end every relay of this worker
+                log.exception("relay worker: could not handle %s", message.get("op"))
+
+    reading = asyncio.create_task(read())
+    await asyncio.wait([reading, asyncio.create_task(exited.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if exited.is_set():
+        reading.cancel()
+        return
     # The node died without saying goodbye: die with it, as the relay would have in the node's own process.
     # A recording's live file keeps what was flushed, and the node finishes it at its next start; finishing
     # it here would leave a file whose metadata no node wrote.

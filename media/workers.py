@@ -26,9 +26,11 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,7 +40,7 @@ import pydantic
 from signaling import logcontext
 from signaling.effects import relay_conn
 from signaling.errors import SignalingError
-from signaling.events import RelayLost, RoomEvent, decode
+from signaling.events import FromRelay, RelayLost, RoomEvent, decode
 from signaling.hub import RoomHub
 from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer, RelayedReceiveVideo
 from signaling.outbox import CloseRequest
@@ -200,8 +202,9 @@ class RemoteRelay:
 class Worker:
     """One worker process, as the node sees it."""
 
-    def __init__(self, pool: RelayWorkers, index: int) -> None:
-        self.pool, self.index = pool, index
+    def __init__(self, pool: RelayWorkers, index: int, pause: float = 0.0) -> None:
+        """``pause``: seconds to wait before starting the process (one after another died quickly)."""
+        self.pool, self.index, self.pause = pool, index, pause
         self.relays: dict[str, RemoteRelay] = {}
         self.process: asyncio.subprocess.Process | None = None
         self.started = time.monotonic()
@@ -222,8 +225,13 @@ class Worker:
 
     async def _run(self) -> None:
         try:
+            await asyncio.sleep(self.pause)
+            # The process that parses untrusted RTP, DTLS and SDP gets none of the node's settings (its
+            # secrets among them): what it needs comes in the hello frame.
+            env = {name: value for name, value in os.environ.items() if not name.startswith("TELEMED_")}
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "media.worker", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                sys.executable, "-m", "media.worker", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                env=env)
             assert self.process.stdin is not None and self.process.stdout is not None
             for data in self._pending:
                 self.process.stdin.write(data)
@@ -245,6 +253,8 @@ class Worker:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()  # its output ended: whatever it still does, it does for no one
             code = await self.process.wait()
+            if self.process.stdin is not None:
+                self.process.stdin.close()
         for relay in list(self.relays.values()):
             relay.outbox.put_control(_LOST)
         self.relays.clear()
@@ -257,26 +267,32 @@ class Worker:
             for conn, (streams, viewers) in message["relays"].items():
                 if (known := self.relays.get(conn)) is not None:
                     known.forwarded = (streams, viewers)
+        elif op == "call":  # (a segment's finish may come after its relay stopped)
+            self.pool.call(self, relay, message)
         elif relay is None:
-            if op == "call":  # the relay is gone meanwhile: nothing to keep
-                self.send({"op": "reply", "call": message["call"], "error": "no such relay"})
+            return
         elif op == "submit":
-            relay.outgoing.put(decode(json.dumps(message["event"])))
+            event = decode(json.dumps(message["event"]))
+            # A worker speaks for its relays and nothing else: only their answers, layouts and errors.
+            if isinstance(event, FromRelay) and event.epoch == relay.epoch:
+                relay.outgoing.put(event)
+            else:
+                log.warning("relay %s: its worker sent a %s event; dropped", relay.room_id, event.kind)
         elif op == "ended":
             relay.outbox.put_control(_ENDED)
-        elif op == "call":
-            self.pool.call(self, relay, message)
+        elif op == "lost":  # it could not start it
+            relay.outbox.put_control(_LOST)
 
     async def stop(self) -> None:
         """Close its stdin (it stops its relays and exits); kill it if it has not within CLOSE_SECONDS."""
         if self.process is None:
             self.task.cancel()
             return
+        # stdin stays open until it has exited: its relays' last recording-store calls are answered on it.
         if self.process.stdin is not None and not self.process.stdin.is_closing():
             self.process.stdin.write(frame({"op": "exit"}))
-            self.process.stdin.close()
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), CLOSE_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self.task), CLOSE_SECONDS + 5)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
@@ -290,10 +306,14 @@ class RelayWorkers:
     """The node's worker processes: starts a room's relay in the one running fewest, answers their calls,
     replaces one that dies."""
 
-    def __init__(self, count: int, config: WorkerConfig, store: RecordingStore | None) -> None:
+    def __init__(self, count: int, config: WorkerConfig, store: RecordingStore | None,
+                 recover: Callable[[list[int]], Awaitable[None]] | None = None) -> None:
+        """``recover``: finish, as a node does at its start, the recordings a worker was making when it died."""
         if count < 1:
             raise ValueError("at least one worker")
-        self.count, self.config, self.store = count, config, store
+        self.count, self.config, self.store, self.recover = count, config, store, recover
+        # The segments the store began for each worker: what a finish may name, and what its death leaves.
+        self.segments: dict[int, tuple[Worker, SegmentFile]] = {}
         self.closing = False
         self._pause = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -316,48 +336,56 @@ class RelayWorkers:
             worker = min(self.workers, key=lambda w: len(w.relays))
         return RemoteRelay(worker, hub, room_id, epoch)
 
-    def call(self, worker: Worker, relay: RemoteRelay, message: dict[str, Any]) -> None:
+    def call(self, worker: Worker, relay: RemoteRelay | None, message: dict[str, Any]) -> None:
         self._spawn(self._call(worker, relay, message))
 
-    async def _call(self, worker: Worker, relay: RemoteRelay, message: dict[str, Any]) -> None:
+    async def _call(self, worker: Worker, relay: RemoteRelay | None, message: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"op": "reply", "call": message["call"]}
         try:
-            if message["method"] == "begin":
+            if message["method"] == "begin" and relay is not None:
                 room = relay.hub.room(relay.room_id)
                 segment = await self.store.begin(room) if self.store is not None and room is not None else None
+                if segment is not None:
+                    self.segments[segment.recording_id] = (worker, segment)
                 reply["result"] = segment_to_json(segment) if segment is not None else None
             elif message["method"] == "finish":
+                # The segment as the store began it, not as the worker describes it: its row and its file.
+                begun = self.segments.get(int(message["segment"]["recording_id"]))
+                if begun is None or begun[0] is not worker:
+                    raise LookupError("no segment of this worker by that id")
+                del self.segments[begun[1].recording_id]
                 if self.store is not None:
-                    await self.store.finish(segment_from_json(message["segment"]),
-                                            result_adapter.validate_python(message["result"]),
+                    await self.store.finish(begun[1], result_adapter.validate_python(message["result"]),
                                             finished_adapter.validate_python(message["finished"]))
                 reply["result"] = None
             else:
-                reply["error"] = f"no method {message['method']!r}"
+                reply["error"] = f"no method {message['method']!r} here"
         except Exception as exc:  # the worker's relay goes on; the recording's metadata says what it can
-            log.exception("relay %s: the store's %s failed", relay.room_id, message.get("method"))
+            log.exception("relay worker %d: the store's %s failed", worker.index, message.get("method"))
             reply["error"] = type(exc).__name__
         worker.send(reply)
 
     def died(self, worker: Worker, code: int | None) -> None:
+        left = [recording_id for recording_id, (owner, _) in self.segments.items() if owner is worker]
+        for recording_id in left:
+            del self.segments[recording_id]
+        if left and self.recover is not None:  # its locks went with it: the files can be finished now
+            self._spawn(self.recover(left))
         if self.closing or worker not in self.workers:
             return
         self.workers.remove(worker)  # at once: a relay that moves now must not be started in it
         log.error("relay worker %d (pid %s) ended with %s; starting another", worker.index, worker.pid, code)
-        # One that keeps dying at start (a broken install) is started again less and less often.
-        if time.monotonic() - worker.started > QUICK_DEATH_SECONDS:
+        # One that keeps dying at start (a broken install, a room whose media kills it) is started again less
+        # and less often: every new worker waits the pause, also one started for a relay that moves.
+        if time.monotonic() - worker.started > QUICK_DEATH_SECONDS + self._pause:
             self._pause = 0.0
         else:
             self._pause = min(MAX_RESPAWN_PAUSE, max(1.0, self._pause * 2))
-        self._spawn(self._replace(self._pause))
-
-    async def _replace(self, pause: float) -> None:
-        await asyncio.sleep(pause)
-        if not self.closing and len(self.workers) < self.count:  # (a relay moving meanwhile may have started one)
+        if len(self.workers) < self.count:
             self._add()
 
     def _add(self) -> Worker:
-        worker = Worker(self, next(self._numbers))
+        worker = Worker(self, next(self._numbers), self._pause)
         self.workers.append(worker)
         return worker
 

@@ -208,10 +208,17 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
                 if "username" not in server]  # the relay has a public address; it needs STUN at most
 
         workers = settings.relay_workers if settings.relay_workers is not None else _cores()
+        async def recover(recording_ids: list[int]) -> None:
+            """A worker died mid-recording: finish what it flushed now, as a node does at its next start
+            (a file another process still writes is locked, and left alone)."""
+            for recording_id in recording_ids:
+                store.in_progress.discard(recording_id)
+            await _recover_recordings(app[DATABASE], settings, app[RECORDING_KEY])
+
         pool = RelayWorkers(workers, WorkerConfig(
             ice_servers=[{"urls": server.urls} for server in stun], key=app[RECORDING_KEY],
             video_codec=settings.relay_video_codec, segment_seconds=settings.recording_segment_seconds,
-            log_level=settings.log_level, log_format=settings.log_format), store) if workers else None
+            log_level=settings.log_level, log_format=settings.log_format), store, recover) if workers else None
         if pool is not None and warm_relays:
             pool.warm()
 

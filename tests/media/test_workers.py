@@ -12,9 +12,11 @@ from aiohttp.test_utils import TestClient
 from media.workers import RemoteRelay
 from server.appkeys import RELAYS
 
+from ..conftest import login
 from ..support.peers import until
 from ..support.room_peer import RoomPeer
-from .test_relay_room import _three_in_relay
+from ..support.visits import as_guest
+from .test_relay_room import _clinician, _guest_link, _patient, _recordings_once, _three_in_relay
 
 
 def _only_relay(client: TestClient) -> RemoteRelay:
@@ -78,5 +80,47 @@ async def test_a_worker_killed_mid_call_moves_its_relay_and_media_comes_back(cli
         second = _only_relay(client)
         assert second.epoch == epoch + 1
         assert second.worker.pid not in (None, killed)
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers))
+
+
+async def test_a_worker_killed_mid_recording_leaves_a_recording_that_is_kept(client: TestClient) -> None:
+    """SIGKILL to the worker while it records: everyone is told the recording stopped (``relay-lost``), and
+    the node finishes what the worker flushed at once, as it would at its next start: the recording is listed
+    as interrupted, with every track, not left "recording" until the node restarts."""
+    li = await _clinician(client, "dr.li")
+    wang = await _clinician(client, "dr.wang")
+    visit = await _guest_link(client)
+    patient = await _patient(client, li, visit)
+    peers = (li, wang, patient)
+    try:
+        for peer in (li, wang):
+            await peer.next("mode")
+        await asyncio.gather(*(peer.join_relay(patient.joined["relay_slots"]) for peer in peers))
+        await _everyone_sees_everyone(peers)
+        for username in ("dr.li", "dr.wang"):
+            answer = await client.post("/api/consultations/1/recording-consent", json={"given": True},
+                                       headers=await login(client, username))
+            assert answer.status == 201, await answer.text()
+        assert (await client.post("/api/guest/recording-consent", json=as_guest(visit, given=True))).status == 201
+        for _ in range(3):
+            await li.next("consent")
+        await li.send({"type": "recording", "on": True})
+        for peer in peers:
+            assert (await peer.next("recording"))["on"]
+        await asyncio.sleep(3)
+
+        worker = _only_relay(client).worker
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        for peer in peers:
+            assert await peer.next("recording") == {"type": "recording", "on": False, "by": None,
+                                                    "reason": "relay-lost"}
+        headers = await login(client, "dr.li")
+        recordings = await _recordings_once(client, headers, lambda rs: rs[0]["status"] != "recording")
+        (recording,) = recordings
+        assert recording["status"] == "interrupted", recording
+        assert recording["duration"] > 0.5, recording  # what it had flushed (it flushes every second)
+        assert sorted(t["kind"] for t in recording["tracks"]) == ["audio"] * 3 + ["video"] * 3, recording
     finally:
         await asyncio.gather(*(peer.close() for peer in peers))
