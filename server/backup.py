@@ -34,6 +34,7 @@ import pydantic
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from .audit import trail as audit
 from .db import Database, alembic_config
@@ -214,6 +215,9 @@ async def _revision(url: str) -> str | None:
     database = Database(url)
     try:
         return await database.current_revision()
+    except (OSError, SQLAlchemyError) as exc:
+        raise DatabaseToolFailed(f"The database cannot be reached ({type(exc).__name__}); is it running, and "
+                                 "is TELEMED_DATABASE_URL right?") from None
     finally:
         await database.close()
 
@@ -223,6 +227,9 @@ async def _postgres_tables(url: str) -> list[str]:
     try:
         async with database.engine.connect() as conn:
             return await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    except (OSError, SQLAlchemyError) as exc:
+        raise DatabaseToolFailed(f"The database cannot be reached ({type(exc).__name__}); is it running, and "
+                                 "is TELEMED_DATABASE_URL right?") from None
     finally:
         await database.close()
 
@@ -264,8 +271,10 @@ def backup(settings: Settings, destination: Path, *, now: datetime | None = None
     mode = "w:gz" if destination.name.endswith((".tar.gz", ".tgz")) else "w"
     partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
     try:
-        with tempfile.TemporaryDirectory(prefix="telemed-backup-") as scratch, \
-                tarfile.open(partial, mode, format=tarfile.PAX_FORMAT) as tar:
+        # Readable by its owner only from its first byte: it holds patients' records in the clear.
+        handle = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        with handle, tempfile.TemporaryDirectory(prefix="telemed-backup-") as scratch, \
+                tarfile.open(fileobj=handle, mode=mode, format=tarfile.PAX_FORMAT) as tar:
             dump = Path(scratch) / "database"
             _dump_database(settings.database_url, dump)
             member = SQLITE_MEMBER if kind == "sqlite" else POSTGRES_MEMBER
@@ -502,6 +511,9 @@ def _put_database(settings: Settings, dump: Path, force: bool) -> None:
         shutil.move(dump, path)
         return
     if force:
+        # Read the dump's table of contents first: a dump this pg_restore cannot read (a newer format) must
+        # fail before the database there is emptied, not after.
+        _run_tool(["pg_restore", "--list", str(dump)], url)
         asyncio.run(_empty_postgres(url))
     _run_tool(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
                f"--dbname={make_url(url).database}", str(dump)], url)

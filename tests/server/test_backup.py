@@ -98,6 +98,7 @@ async def test_a_backup_restored_into_a_fresh_deployment_holds_its_trail_files_a
     archive = tmp_path / "backup.tar"
     made = await asyncio.to_thread(telemed, "backup", str(archive), data_dir=old.data_dir, database_url=database_url)
     assert made.returncode == 0, made.stderr
+    assert archive.stat().st_mode & 0o777 == 0o600, "patients' records: readable by the owner alone"
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         manifest = backups.read_manifest(tar)
