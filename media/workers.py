@@ -185,7 +185,8 @@ class RemoteRelay:
             log.info("relay %s: %s not delivered: %s", self.room_id, event.kind, error.code)
 
     async def _until_ended(self) -> bool:
-        """After a close: wait for the worker to say the relay stopped; False if it died or hung meanwhile."""
+        """After a close: wait for the worker to say the relay stopped; False if it died meanwhile (one that
+        hangs is given up on after CLOSE_SECONDS, as stopped: the room has moved on)."""
         try:
             async with asyncio.timeout(CLOSE_SECONDS):
                 while True:
