@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from ..e2e.conftest import CHROMIUM_FLAGS, chromium_path, screenshot
 from ..e2e.test_consultation_call import assert_receiving, open_consultation, patient_arrives
-from ..e2e.test_relay_recording import PLAY_RECORDING
+from ..e2e.test_relay_recording import play_a_ready_recording
 from .conftest import SERVER_NAME, TURN_SERVER_NAME
 
 pytestmark = pytest.mark.deploy
@@ -184,14 +184,7 @@ async def test_a_call_through_nginx_and_turn_over_tls_survives_a_killed_node(dep
         await videos_shown(page, 2)
     await screenshot(patient, "deploy-patient-after-a-node-was-killed")
 
-    await doctor.evaluate(f"window.roomConfigRecordingsUrl = '{recordings_url}'")
-    played = None
-    for _ in range(40):
-        played = await doctor.evaluate(PLAY_RECORDING)
-        if "error" not in played:
-            break
-        await asyncio.sleep(0.25)
-    assert played is not None and "error" not in played, played
+    played = await play_a_ready_recording(doctor, recordings_url)
     assert played["tracks"] == 6 and 3 <= played["duration"] <= 8, played
     # Decoded pictures, not a frame rate: three browsers and TURN over TLS on a busy machine send the camera
     # at a few frames a second.

@@ -4,10 +4,11 @@ the finished recording plays in the browser."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from .test_consultation_call import assert_receiving, open_consultation, patient_arrives
 
@@ -29,6 +30,20 @@ async () => {
           tracks: recording.tracks.length, seekable, decoded: video.getVideoPlaybackQuality().totalVideoFrames};
 }
 """
+
+
+async def play_a_ready_recording(page: Page, recordings_url: str) -> dict[str, Any]:
+    """What the page's browser plays of the first ready recording at ``recordings_url`` (the listing), once
+    there is one (trying for ten seconds)."""
+    await page.evaluate(f"window.roomConfigRecordingsUrl = '{recordings_url}'")
+    played = None
+    for _ in range(40):
+        played = await page.evaluate(PLAY_RECORDING)
+        if "error" not in played:
+            break
+        await asyncio.sleep(0.25)
+    assert played is not None and "error" not in played, played
+    return played
 
 
 async def test_doctor_records_with_everyones_consent_and_the_recording_plays(client: TestClient,
@@ -58,14 +73,7 @@ async def test_doctor_records_with_everyones_consent_and_the_recording_plays(cli
     for page in pages:
         await expect(page.locator("#recording-indicator")).to_be_hidden()
 
-    await doctor.evaluate("window.roomConfigRecordingsUrl = '/api/consultations/1/recordings'")
-    played = None
-    for _ in range(40):
-        played = await doctor.evaluate(PLAY_RECORDING)
-        if "error" not in played:
-            break
-        await asyncio.sleep(0.25)
-    assert played is not None and "error" not in played, played
+    played = await play_a_ready_recording(doctor, "/api/consultations/1/recordings")
     assert played["tracks"] == 6 and 3 <= played["duration"] <= 6, played
     # Decoded pictures, not a frame rate: three browsers on a busy 2-core machine send their cameras at a few
     # frames a second (the relay and recorder keep what they get; tests/media checks recorded frame rates).

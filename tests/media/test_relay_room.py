@@ -50,6 +50,18 @@ async def _patient(client: TestClient, li: RoomPeer, visit: str) -> RoomPeer:
     return RoomPeer(ws, await expect(ws, "joined"))
 
 
+async def everyone_consents_to_recording(client: TestClient, visit: str, host: RoomPeer) -> None:
+    """dr.li, dr.wang and the patient (through their invitation ``visit``) consent to the recording, and the
+    room tells ``host`` of each."""
+    for username in ("dr.li", "dr.wang"):
+        answer = await client.post("/api/consultations/1/recording-consent", json={"given": True},
+                                   headers=await login(client, username))
+        assert answer.status == 201, await answer.text()
+    assert (await client.post("/api/guest/recording-consent", json=as_guest(visit, given=True))).status == 201
+    for _ in range(3):
+        assert (await host.next("consent"))["recording"] is True
+
+
 async def _recordings_once(client: TestClient, headers: dict[str, str],
                            done: Callable[[list[dict]], bool]) -> list[dict]:
     """Consultation 1's recordings as listed once ``done`` holds of them, or after ten seconds."""
@@ -86,13 +98,7 @@ async def test_third_participant_switches_to_relay_and_recording_follows_consent
         # Recording needs everyone's consent.
         await li.send({"type": "recording", "on": True})
         assert (await li.next("error"))["code"] == "consent-missing"
-        for username in ("dr.li", "dr.wang"):
-            answer = await client.post("/api/consultations/1/recording-consent", json={"given": True},
-                                       headers=await login(client, username))
-            assert answer.status == 201, await answer.text()
-        assert (await client.post("/api/guest/recording-consent", json=as_guest(visit, given=True))).status == 201
-        for _ in range(3):
-            assert (await li.next("consent"))["recording"] is True
+        await everyone_consents_to_recording(client, visit, li)
         await li.send({"type": "recording", "on": True})
         for peer in peers:
             state = await peer.next("recording")

@@ -15,8 +15,14 @@ from server.appkeys import RELAYS
 from ..conftest import login
 from ..support.peers import until
 from ..support.room_peer import RoomPeer
-from ..support.visits import as_guest
-from .test_relay_room import _clinician, _guest_link, _patient, _recordings_once, _three_in_relay
+from .test_relay_room import (
+    _clinician,
+    _guest_link,
+    _patient,
+    _recordings_once,
+    _three_in_relay,
+    everyone_consents_to_recording,
+)
 
 
 def _only_relay(client: TestClient) -> RemoteRelay:
@@ -98,13 +104,7 @@ async def test_a_worker_killed_mid_recording_leaves_a_recording_that_is_kept(cli
             await peer.next("mode")
         await asyncio.gather(*(peer.join_relay(patient.joined["relay_slots"]) for peer in peers))
         await _everyone_sees_everyone(peers)
-        for username in ("dr.li", "dr.wang"):
-            answer = await client.post("/api/consultations/1/recording-consent", json={"given": True},
-                                       headers=await login(client, username))
-            assert answer.status == 201, await answer.text()
-        assert (await client.post("/api/guest/recording-consent", json=as_guest(visit, given=True))).status == 201
-        for _ in range(3):
-            await li.next("consent")
+        await everyone_consents_to_recording(client, visit, li)
         await li.send({"type": "recording", "on": True})
         for peer in peers:
             assert (await peer.next("recording"))["on"]
