@@ -31,6 +31,14 @@ def _only_relay(client: TestClient) -> RemoteRelay:
     return relay
 
 
+async def _all_on_the_relay(peers: tuple[RoomPeer, RoomPeer, RoomPeer]) -> None:
+    """The two who were there hear that the room is relayed; all three connect to the relay and see each other."""
+    for peer in peers[:2]:
+        await peer.next("mode")
+    await asyncio.gather(*(peer.join_relay(peers[2].joined["relay_slots"]) for peer in peers))
+    await _everyone_sees_everyone(peers)
+
+
 async def _everyone_sees_everyone(peers: tuple[RoomPeer, ...]) -> None:
     for peer in peers:
         for other in peers:
@@ -45,11 +53,7 @@ async def test_the_relay_runs_in_a_worker_process_and_media_flows_through_it(cli
     the streams the worker reports."""
     peers = await _three_in_relay(client)
     try:
-        slots = peers[2].joined["relay_slots"]
-        for peer in peers[:2]:
-            await peer.next("mode")
-        await asyncio.gather(*(peer.join_relay(slots) for peer in peers))
-        await _everyone_sees_everyone(peers)
+        await _all_on_the_relay(peers)
         relay = _only_relay(client)
         pid = relay.worker.pid
         assert pid is not None and pid != os.getpid()
@@ -66,10 +70,7 @@ async def test_a_worker_killed_mid_call_moves_its_relay_and_media_comes_back(cli
     peers = await _three_in_relay(client)
     try:
         slots, epoch = peers[2].joined["relay_slots"], peers[2].joined["relay_epoch"]
-        for peer in peers[:2]:
-            await peer.next("mode")
-        await asyncio.gather(*(peer.join_relay(slots) for peer in peers))
-        await _everyone_sees_everyone(peers)
+        await _all_on_the_relay(peers)
         first = _only_relay(client)
         killed = first.worker.pid
         assert killed is not None
@@ -100,10 +101,7 @@ async def test_a_worker_killed_mid_recording_leaves_a_recording_that_is_kept(cli
     patient = await _patient(client, li, visit)
     peers = (li, wang, patient)
     try:
-        for peer in (li, wang):
-            await peer.next("mode")
-        await asyncio.gather(*(peer.join_relay(patient.joined["relay_slots"]) for peer in peers))
-        await _everyone_sees_everyone(peers)
+        await _all_on_the_relay(peers)
         await everyone_consents_to_recording(client, visit, li)
         await li.send({"type": "recording", "on": True})
         for peer in peers:
