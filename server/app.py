@@ -127,6 +127,8 @@ ROUTE_MODULES = (
     hold_pages, supervision_pages,
 )
 
+MEDIA_NODE_ROUTES = (health, metrics_api)  # a media node serves no user: its probes, and its metrics
+
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
@@ -155,7 +157,12 @@ async def prepare_database(database: Database, settings: Settings) -> None:
 
 def create_app(settings: Settings, *, database: Database | None = None, warm_relays: bool = False) -> web.Application:
     """Build the application. Pass ``database`` to share one already prepared (the CLI does, after seeding);
-    ``warm_relays``: start a relay worker at once rather than with the first relayed room (``telemed serve``)."""
+    ``warm_relays``: start a relay worker at once rather than with the first relayed room (``telemed serve``).
+    A media node (``TELEMED_NODE_ROLE=media``) runs only the relays other nodes hand it, and its probes."""
+    media_only = settings.node_role == "media"
+    if media_only and not settings.redis_url:
+        raise SettingsError("TELEMED_NODE_ROLE=media needs TELEMED_REDIS_URL: a media node runs the relays of "
+                            "rooms that other nodes serve, and learns of them through Redis.")
     # The metrics' middleware is outermost: it counts each answer as it finally went out.
     app = web.Application(middlewares=[metrics_middleware, request_id_middleware, client_address_middleware,
                                        error_middleware, auth_middleware, nav.unread_middleware],
@@ -244,7 +251,8 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         hub = RoomHub(room_log, node_id=f"{name}.{secrets.token_hex(3)}", node_name=name,
                       max_participants=settings.room_max_participants, grace_seconds=settings.reconnect_grace,
                       presence_ttl=settings.presence_ttl, chat_store=chat_store(app[DATABASE]),
-                      relay_starter=start_relay)
+                      relay_starter=start_relay, media_only=media_only, relay_limit=settings.relay_limit,
+                      relay_count=lambda: len(app[RELAYS]))
         await hub.start()
         app[HUB] = hub
         watch_hub(metrics, hub)
@@ -297,15 +305,17 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(signaling_ctx)
-    app.cleanup_ctx.append(reminders_ctx)
-    app.cleanup_ctx.append(retention_ctx)
+    if not media_only:  # the other nodes remind and purge
+        app.cleanup_ctx.append(reminders_ctx)
+        app.cleanup_ctx.append(retention_ctx)
     app.on_shutdown.append(close_sockets)
     app.on_cleanup.append(close_login)
     app.on_response_prepare.append(_security_headers)
     app.on_response_prepare.append(request_id_header)
-    for module in ROUTE_MODULES:
+    for module in MEDIA_NODE_ROUTES if media_only else ROUTE_MODULES:
         app.add_routes(module.routes)
-    app.router.add_static("/static", STATIC_DIR, append_version=True)
+    if not media_only:
+        app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app
 
 

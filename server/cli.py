@@ -36,7 +36,7 @@ from .models import Hospital, ProfessionalTitle, Role
 from .permissions import needs_licence
 from .retention import purge
 from .retention import schedule as retention_schedule
-from .settings import Settings, describe
+from .settings import NODE_ROLES, Settings, describe
 
 log = logging.getLogger("telemed")
 Model = TypeVar("Model", bound=pydantic.BaseModel)
@@ -60,6 +60,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+        node_role=getattr(args, "role", None),
     )
 
 
@@ -67,7 +68,8 @@ async def _serve(settings: Settings, demo: bool) -> None:
     database = Database(settings.database_url)
     try:
         await prepare_database(database, settings)
-        if demo:
+        media_only = settings.node_role == "media"
+        if demo and not media_only:  # (the nodes that serve users seed the demo)
             await seed_demo(database)
             await seed_demo_referrals(database)
     except BaseException:
@@ -83,8 +85,12 @@ async def _serve(settings: Settings, demo: bool) -> None:
         host, port = runner.addresses[0][:2]
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  (display only)
         url = f"http://[{shown_host}]:{port}" if ":" in shown_host else f"http://{shown_host}:{port}"
-        print(f"Telemed is listening on {url}", flush=True)
-        if demo:
+        if media_only:
+            print(f"Telemed media node is listening on {url} (probes and metrics only; it runs the relays "
+                  "other nodes hand it)", flush=True)
+        else:
+            print(f"Telemed is listening on {url}", flush=True)
+        if demo and not media_only:
             print(f"Demo logins (password for each: {DEMO_PASSWORD}):")
             for login in demo_logins():
                 print(f"  {login.username:<12} {login.role.value:<14} {login.display_name}")
@@ -490,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (TELEMED_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on, 0 for any free one (TELEMED_PORT; default 8080)")
     serve.add_argument("--demo", action="store_true", help="seed the demo partnership and print its logins")
+    serve.add_argument("--role", choices=NODE_ROLES,
+                       help="all: pages, API, signaling and relays; media: only relays other nodes hand this one "
+                            "(TELEMED_NODE_ROLE; default all)")
     serve.set_defaults(func=cmd_serve)
 
     db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")

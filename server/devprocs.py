@@ -57,7 +57,7 @@ class TelemedNode:
         lines = []
         for line in self.process.stdout:
             lines.append(line)
-            if line.startswith("Log in as"):
+            if line.startswith(("Log in as", "Telemed media node is listening")):  # (a media node has no logins)
                 break
         self.printed = "".join(lines)
         match = re.search(r"listening on (http://\S+)", self.printed)

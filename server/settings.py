@@ -223,6 +223,16 @@ def _parse_ice_transport_policy(raw: str) -> str:
     return value
 
 
+NODE_ROLES = ("all", "media")
+
+
+def _parse_node_role(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in NODE_ROLES:
+        raise ValueError(f"expected {' or '.join(NODE_ROLES)}")
+    return value
+
+
 def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -344,6 +354,17 @@ class Settings:
         "Worker processes that run this node's media relays, so that media work never delays signaling and "
         "HTTP (started as relayed rooms need them; one that dies is replaced and its rooms' relays move). "
         "0: relays run in the node's own process. Unset: one per core.",
+    )
+    relay_limit: int | None = _setting(
+        None, _parse_non_negative_int,
+        "The most media relays this node should run. New relayed rooms go to a media node, else to a node with "
+        "room (this one first if it has); when none has, the relay runs here anyway and /readyz says "
+        "over-capacity. Unset: no limit.",
+    )
+    node_role: str = _setting(
+        "all", _parse_node_role,
+        "What this node does: all (pages, API, signaling and relays) or media (only the relays other nodes "
+        "hand it, and /healthz, /readyz and /metrics; needs TELEMED_REDIS_URL). Also `telemed serve --role`.",
     )
     recording_segment_seconds: float = _setting(
         900.0, _parse_positive_float,

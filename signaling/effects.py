@@ -66,10 +66,12 @@ class StoreChat:
 
 @dataclass(frozen=True)
 class StartRelay:
-    """Run this room's media relay on ``node`` (``epoch`` counts relays started, so a stale one stops)."""
+    """Run this room's media relay on ``node`` (``epoch`` counts relays started, so a stale one stops).
+    ``placed``: the relay was handed to ``node``, which runs it; otherwise ``node`` may hand it on."""
 
     node: str
     epoch: int
+    placed: bool = False
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,15 @@ class RelayLost(_Event):
     epoch: int
 
 
+class RelayHandoff(_Event):
+    """The node the room gave relay ``epoch`` hands it to ``node`` (a media-only node, or one with room while it
+    has none: see placement.py). Appended by the node the room named, which has not started it."""
+
+    kind: Literal["relay-handoff"] = "relay-handoff"
+    epoch: int
+    node: str
+
+
 class Admitting(_Event):
     kind: Literal["admit"] = "admit"
     by: str
@@ -237,9 +246,9 @@ class Snapshot(_Event):
 
 
 RoomEvent = (
-    Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | NodeStopping | RelayLost | Admitting
-    | Denying | Removing | Expelling | Relaying | MediaChanged | Chatting | ChatStored | Consenting | Recording
-    | FromRelay | Snapshot
+    Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | NodeStopping | RelayLost | RelayHandoff
+    | Admitting | Denying | Removing | Expelling | Relaying | MediaChanged | Chatting | ChatStored | Consenting
+    | Recording | FromRelay | Snapshot
 )
 event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
     Annotated[RoomEvent, pydantic.Field(discriminator="kind")]

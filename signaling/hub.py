@@ -24,10 +24,21 @@ from .effects import (
     relay_conn,
 )
 from .errors import BusUnavailable, CloseCode
-from .events import ChatStored, GraceExpired, Joining, NodeLost, NodeStopping, Resuming, RoomEvent, Snapshot
+from .events import (
+    ChatStored,
+    GraceExpired,
+    Joining,
+    NodeLost,
+    NodeStopping,
+    RelayHandoff,
+    Resuming,
+    RoomEvent,
+    Snapshot,
+)
 from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, RoomLog
 from .members import Status
 from .outbox import OUTBOX_LIMIT, CloseRequest, Outbox
+from .placement import RelayHost, place_relay
 from .room import Room
 
 log = logging.getLogger(__name__)
@@ -73,9 +84,13 @@ class Replica:
 class RoomHub:
     def __init__(self, log_: RoomLog, *, node_id: str, max_participants: int, grace_seconds: float = 30.0,
                  presence_ttl: float = 10.0, chat_store: ChatStore | None = None,
-                 relay_starter: RelayStarter | None = None, node_name: str | None = None) -> None:
+                 relay_starter: RelayStarter | None = None, node_name: str | None = None,
+                 media_only: bool = False, relay_limit: int | None = None,
+                 relay_count: Callable[[], int] = lambda: 0) -> None:
         """``node_id``: this run of the node, unique to it (a node restarted is a new one); ``node_name``: the
-        name it runs under (TELEMED_NODE_ID), whose previous run is declared gone when this one starts."""
+        name it runs under (TELEMED_NODE_ID), whose previous run is declared gone when this one starts.
+        ``media_only``: this node serves no participant and runs relays handed to it; ``relay_limit``: the
+        most relays it should run (None: no limit); ``relay_count``: how many it runs now."""
         self.log = log_
         self.node_id = node_id
         self.node_name = node_name
@@ -84,10 +99,14 @@ class RoomHub:
         self.presence_ttl = presence_ttl
         self.chat_store = chat_store
         self.relay_starter = relay_starter
+        self.media_only = media_only
+        self.relay_limit = relay_limit
+        self.relay_count = relay_count
         self._replicas: dict[str, Replica] = {}
         self._outboxes: dict[str, Outbox] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._presence: asyncio.Task[None] | None = None
+        self._handed: asyncio.Task[None] | None = None
         self.stopping = False  # shutting down: no join or resume is taken here any more
         self._blind_until = 0.0  # until then, another node's missing presence proves nothing (see _sweep)
 
@@ -98,10 +117,17 @@ class RoomHub:
     # ---- life cycle ----
 
     async def start(self) -> None:
-        await self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS)
+        await self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS, self.relay_host())
         if self.node_name is not None:
             await self.log.succeed(self.node_name, self.node_id)
         self._presence = asyncio.create_task(self._keep_presence())
+        if self.relay_starter is not None:
+            self._handed = asyncio.create_task(self._take_handed_relays())
+
+    def relay_host(self) -> RelayHost:
+        """What this node says about itself in its presence, for the placement of relays."""
+        return RelayHost(media_only=self.media_only, relays=self.relay_count(), limit=self.relay_limit,
+                         open=not self.stopping)
 
     async def drain(self, seconds: float) -> None:
         """Stop gracefully (SIGTERM): take nothing new; tell every room this node is going, so a relay running
@@ -110,6 +136,9 @@ class RoomHub:
         other nodes keep the seats of those not back yet (with their grace timers, not this node's)."""
         self.stopping = True
         loop = asyncio.get_running_loop()
+        # Closed at once in this node's presence: no relay is handed here any more.
+        await asyncio.wait_for(self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS, self.relay_host()),
+                               BOUNDED_APPEND_SECONDS)
         rooms = list(self._replicas)
         await asyncio.gather(*(self._append_bounded(room_id, NodeStopping(node=self.node_id)) for room_id in rooms))
         # What the rooms say on reading it (a recording stopped with the relay, the relay's new place) goes to
@@ -142,7 +171,8 @@ class RoomHub:
             await asyncio.wait_for(self._append_retrying(room_id, event), BOUNDED_APPEND_SECONDS)
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._presence, *self._tasks, *(r.task for r in self._replicas.values())) if t]
+        replicas = (r.task for r in self._replicas.values())
+        tasks = [t for t in (self._presence, self._handed, *self._tasks, *replicas) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -236,6 +266,10 @@ class RoomHub:
             if item is CAUGHT_UP:
                 live = True
                 replica.ready.set()
+                # A relay handed to this node before it followed the room (placement.py): start it now.
+                room = replica.room
+                if room.relay_node == self.node_id and self.relay_starter is not None:
+                    self.relay_starter(self, room_id, room.relay_epoch)
                 continue
             if item is LOG_LOST:  # Redis lost the log: start it again from this copy, unless a node did first
                 self._spawn(self._reseed_retrying(room_id, replica))
@@ -295,10 +329,49 @@ class RoomHub:
                     and (replica := self._replicas.get(room_id)) is not None:
                 replica.chat_tail = self._spawn(self._store_chat(room_id, effect, replica.chat_tail))
             elif isinstance(effect, StartRelay) and effect.node == self.node_id and self.relay_starter:
-                self.relay_starter(self, room_id, effect.epoch)
+                if effect.placed:
+                    self.relay_starter(self, room_id, effect.epoch)
+                else:
+                    self._spawn(self._place_relay(room_id, effect.epoch))
             elif isinstance(effect, StopRelay) and effect.node == self.node_id:
                 if (outbox := self._outboxes.get(relay_conn(room_id, effect.epoch))) is not None:
                     outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "relay moved"))
+
+    async def _place_relay(self, room_id: str, epoch: int) -> None:
+        """The room gave this node relay ``epoch``: run it here, or hand it to the node that should
+        (placement.py) and wake that node up. If the presences or the log cannot be read, it runs here."""
+        assert self.relay_starter is not None
+        try:
+            hosts = await asyncio.wait_for(self.log.relay_hosts(), BOUNDED_APPEND_SECONDS)
+        except (BusError, TimeoutError):
+            hosts = {}
+        hosts[self.node_id] = self.relay_host()
+        node = place_relay(self.node_id, hosts)
+        if node != self.node_id:
+            try:
+                await asyncio.wait_for(self._append(room_id, RelayHandoff(epoch=epoch, node=node)),
+                                       BOUNDED_APPEND_SECONDS)
+                await asyncio.wait_for(self.log.hand(node, room_id), BOUNDED_APPEND_SECONDS)
+                log.info("room %s: relay %d handed to node %s", room_id, epoch, node)
+                return
+            except (BusError, TimeoutError):
+                log.warning("room %s: could not hand relay %d to node %s; it runs here", room_id, epoch, node)
+        self.relay_starter(self, room_id, epoch)
+
+    async def _take_handed_relays(self) -> None:
+        """Follow the rooms whose relay another node hands to this one: the relay starts as this node's copy of
+        the room catches up (see ``_follow``), and the room is forgotten like any once its relay has gone."""
+        async for room_id in self.log.handed(self.node_id):
+            self._spawn(self._follow_handed(room_id))
+
+    async def _follow_handed(self, room_id: str) -> None:
+        try:
+            replica = await self._replica(room_id)
+        except BusUnavailable:
+            log.warning("room %s: a relay was handed here but its log cannot be read", room_id)
+            return
+        if not replica.connections and replica.idle_since is None:
+            replica.idle_since = asyncio.get_running_loop().time()  # dropped unless its relay is running here
 
     async def tell(self, room_id: str, event: RoomEvent) -> None:
         """Append an event the server owes the room (a consent, an expulsion) now, so what follows comes after
@@ -343,7 +416,7 @@ class RoomHub:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.presence_ttl * PRESENCE_EVERY)
-            if not await self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS):
+            if not await self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS, self.relay_host()):
                 # Our own key was gone: Redis lost its data (restarted empty), or this node stalled. Others'
                 # keys may be missing for the same reason: give them a TTL to announce themselves again.
                 self._blind_until = loop.time() + self.presence_ttl

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from .events import RoomEvent
+from .placement import RelayHost
 
 
 class BusError(Exception):
@@ -60,9 +61,21 @@ class RoomLog(Protocol):
     async def forget(self, room_id: str) -> None:
         """The room is empty and no node needs its history any more."""
 
-    async def announce(self, node: str, ttl: float) -> bool:
-        """Say that ``node`` is alive for the next ``ttl`` seconds; whether its presence was still there
-        (False the first time, and when the log lost it: it expired, or Redis restarted empty)."""
+    async def announce(self, node: str, ttl: float, host: RelayHost | None = None) -> bool:
+        """Say that ``node`` is alive for the next ``ttl`` seconds, and what relays it takes (``host``);
+        whether its presence was still there (False the first time, and when the log lost it: it expired,
+        or Redis restarted empty)."""
+        ...
+
+    async def relay_hosts(self) -> dict[str, RelayHost]:
+        """Every live node's presence: what relays each takes. Raises BusError if it cannot be read."""
+        ...
+
+    async def hand(self, node: str, room_id: str) -> None:
+        """Tell ``node`` that a room's relay was handed to it (it may not follow that room yet)."""
+
+    def handed(self, node: str) -> AsyncIterator[str]:
+        """The rooms whose relay is handed to ``node``, as they are (a node reads its own, for good)."""
         ...
 
     async def succeed(self, name: str, node: str) -> None:
@@ -111,6 +124,10 @@ class LocalRoomLog:
         # Each follower reads the room's own list from where it is, and waits on a future of its own once it
         # has read it all: an append wakes only the followers of its room, and nothing is queued twice.
         self._followers: dict[str, set[_Follower]] = {}
+        # Hubs sharing this log (tests run several nodes in one process): their presences, and the rooms
+        # whose relay one hands another.
+        self._hosts: dict[str, RelayHost] = {}
+        self._handed: dict[str, asyncio.Queue[str]] = {}
 
     async def reseed(self, room_id: str, snapshot: RoomEvent) -> bool:
         return False  # this log is never lost
@@ -149,14 +166,26 @@ class LocalRoomLog:
         if room_id not in self._followers:
             self._events.pop(room_id, None)
 
-    async def announce(self, node: str, ttl: float) -> bool:
+    async def announce(self, node: str, ttl: float, host: RelayHost | None = None) -> bool:
+        self._hosts[node] = host or RelayHost()
         return True
+
+    async def relay_hosts(self) -> dict[str, RelayHost]:
+        return dict(self._hosts)
+
+    async def hand(self, node: str, room_id: str) -> None:
+        self._handed.setdefault(node, asyncio.Queue()).put_nowait(room_id)
+
+    async def handed(self, node: str) -> AsyncIterator[str]:
+        queue = self._handed.setdefault(node, asyncio.Queue())
+        while True:
+            yield await queue.get()
 
     async def succeed(self, name: str, node: str) -> None:
         pass
 
     async def withdraw(self, node: str) -> None:
-        pass
+        self._hosts.pop(node, None)
 
     async def node_alive(self, node: str) -> bool:
         return True  # the only node is this one

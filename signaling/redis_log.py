@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from .events import RoomEvent, decode, encode
 from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, Marker
+from .placement import RelayHost
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,8 @@ PAGE = 500
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
 POOL_SIZE = 64
 POOL_WAIT_SECONDS = 5
-
-
-
+HANDED_TTL_SECONDS = 60  # rooms handed to a node that never read them (it died) are dropped after this
+HANDED_WAIT_SECONDS = 1.0  # a node's wait for rooms handed to it, in one BLPOP
 
 # Append and announce in one atomic step, so the order of announcements is the order of the log. ARGV[3]:
 # "any" appends; "existing" only to a log that exists (the appender's copy has a history: a log gone since
@@ -78,6 +78,9 @@ class RedisRoomLog:
 
     def name_key(self, name: str) -> str:
         return f"{self._prefix}:node-name:{name}"
+
+    def handed_key(self, node: str) -> str:
+        return f"{self._prefix}:node-handed:{node}"
 
     @property
     def healthy(self) -> bool:
@@ -225,14 +228,49 @@ class RedisRoomLog:
     async def forget(self, room_id: str) -> None:
         pass  # other nodes may still follow it; the stream's TTL removes it
 
-    async def announce(self, node: str, ttl: float) -> bool:
+    async def announce(self, node: str, ttl: float, host: RelayHost | None = None) -> bool:
         try:
-            before = await self._redis.set(self.presence_key(node), "1", px=int(ttl * 1000), get=True)
+            before = await self._redis.set(self.presence_key(node), (host or RelayHost()).to_json(),
+                                           px=int(ttl * 1000), get=True)
         except (RedisError, OSError) as exc:
             self._mark(False, exc)
             return True  # unknown: the next announcement will tell
         self._mark(True)
         return before is not None
+
+    async def relay_hosts(self) -> dict[str, RelayHost]:
+        prefix = self.presence_key("")
+        try:
+            keys = [key async for key in self._redis.scan_iter(match=prefix + "*", count=200)]
+            values = await self._redis.mget(keys) if keys else []
+        except (RedisError, OSError) as exc:
+            self._mark(False, exc)
+            raise BusError("the bus between nodes is unreachable") from exc
+        return {key.decode()[len(prefix):]: RelayHost.from_json(value)
+                for key, value in zip(keys, values, strict=True) if value is not None}
+
+    async def hand(self, node: str, room_id: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.rpush(self.handed_key(node), room_id).expire(self.handed_key(node),
+                                                                        HANDED_TTL_SECONDS).execute()
+        except (RedisError, OSError) as exc:
+            self._mark(False, exc)
+            raise BusError("the bus between nodes is unreachable") from exc
+
+    async def handed(self, node: str) -> AsyncIterator[str]:
+        attempt = 0
+        while True:
+            try:
+                item = await self._redis.blpop([self.handed_key(node)], timeout=HANDED_WAIT_SECONDS)
+            except (RedisError, OSError) as exc:
+                self._mark(False, exc)
+                await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+                attempt += 1
+                continue
+            attempt = 0
+            if item is not None:
+                yield item[1].decode()
 
     async def succeed(self, name: str, node: str) -> None:
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .effects import Deliver, Effect, StartRelay, StopRelay, relay_conn
 from .errors import ConsentMissing, NotRelayed, SignalingError, UnknownParticipant
-from .events import Consenting, FromRelay, NodeStopping, Recording, RelayLost, Where
+from .events import Consenting, FromRelay, NodeStopping, Recording, RelayHandoff, RelayLost, Where
 from .members import Status
 from .messages import ConsentState, Error, RecordingState, RelayedAnswer, RelayLayout, RoomMode, ServerMessage
 
@@ -59,6 +59,17 @@ class MediaRules:
         if self.relay_node is None or event.epoch != self.relay_epoch:
             return []
         return self._move_relay()
+
+    def _on_RelayHandoff(self, event: RelayHandoff, seq: int) -> list[Effect]:
+        """The node given relay ``epoch`` hands it to another (placement.py), before starting it: it starts
+        there, as a new epoch everyone connects to. A node lost or stopping meanwhile is not handed it: the
+        relay starts on the node that handed it over (which is live: the relay would have moved otherwise). A
+        handoff of a relay already replaced changes nothing."""
+        if self.relay_node is None or event.epoch != self.relay_epoch:
+            return []
+        self.relay_node = event.node if self.live(event.node) else self.relay_node
+        self.relay_epoch += 1
+        return [StartRelay(self.relay_node, self.relay_epoch, placed=True), *self._to_seated(self._mode_message())]
 
     def _check_Recording(self, event: Recording) -> SignalingError | None:
         if error := self._host(event.by, "record"):

@@ -49,7 +49,7 @@ def relay_load(app: web.Application) -> RelayLoad:
     streams = 0
     for session in app[RELAYS].values():
         streams += sum(session.census()[0].values())
-    return RelayLoad(rooms=len(app[RELAYS]), streams=streams)
+    return RelayLoad(rooms=len(app[RELAYS]), streams=streams, limit=app[SETTINGS].relay_limit)
 
 
 @routes.get("/readyz")

@@ -25,17 +25,19 @@ _WRITTEN: list[Path] = []
 
 @pytest.fixture
 def start_cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Callable[..., Cluster]]:
-    """``start_cluster(presence_ttl=...)``: nodes a, b and c sharing one data directory and one Redis, with
-    short timers; their logs in ``tmp_path/logs``. Stopped at the end of the test."""
+    """``start_cluster(presence_ttl=..., media=..., env_of=...)``: nodes a, b and c (and the media nodes named
+    in ``media``; ``env_of``: a node's own settings) sharing one data directory and one Redis, with short
+    timers; their logs in ``tmp_path/logs``. Stopped at the end of the test."""
     started: list[Cluster] = []
 
-    def start(presence_ttl: float = PRESENCE_TTL) -> Cluster:
+    def start(presence_ttl: float = PRESENCE_TTL, *, media: tuple[str, ...] = (),
+              env_of: dict[str, dict[str, str]] | None = None) -> Cluster:
         env = {"TELEMED_REDIS_URL": redis_server.url, "TELEMED_PRESENCE_TTL": str(presence_ttl),
                "TELEMED_DRAIN_SECONDS": str(DRAIN_SECONDS), "TELEMED_RECONNECT_GRACE": str(RECONNECT_GRACE)}
         logs = tmp_path / "logs"
         logs.mkdir()
         print(f"node logs: {logs}")
-        cluster = Cluster(tmp_path / "var", env, logs=logs)
+        cluster = Cluster(tmp_path / "var", env, logs=logs, media=media, env_of=env_of)
         started.append(cluster)
         return cluster.start()
 

@@ -12,13 +12,20 @@ from server.devprocs import TelemedNode
 
 
 class Cluster:
-    """Nodes ``node-<name>``; ``urls`` is in the order of ``names`` and stays valid across restarts."""
+    """Nodes ``node-<name>``; ``urls`` is in the order of ``names`` and stays valid across restarts. The nodes
+    named in ``media`` are media nodes (``TELEMED_NODE_ROLE=media``): they serve no participant, and are
+    left out of ``urls``; ``env_of`` adds settings of one node."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], names: tuple[str, ...] = ("a", "b", "c"),
-                 logs: Path | None = None) -> None:
-        self.nodes = {name: TelemedNode(data_dir, {**env, "TELEMED_NODE_ID": f"node-{name}"},
-                                        log_file=logs / f"node-{name}.log" if logs else None)
-                      for name in names}
+                 logs: Path | None = None, *, media: tuple[str, ...] = (),
+                 env_of: dict[str, dict[str, str]] | None = None) -> None:
+        def env_for(name: str) -> dict[str, str]:
+            role = {"TELEMED_NODE_ROLE": "media"} if name in media else {}
+            return {**env, "TELEMED_NODE_ID": f"node-{name}", **role, **(env_of or {}).get(name, {})}
+
+        self.nodes = {name: TelemedNode(data_dir, env_for(name), log_file=logs / f"node-{name}.log" if logs else None)
+                      for name in (*names, *media)}
+        self.media = media
         self.logs = logs
 
     def start(self) -> Cluster:
@@ -34,7 +41,8 @@ class Cluster:
 
     @property
     def urls(self) -> list[str]:
-        return [node.url for node in self.nodes.values()]
+        """Where participants connect: every node but the media nodes."""
+        return [node.url for name, node in self.nodes.items() if name not in self.media]
 
     def url(self, name: str) -> str:
         return self.nodes[name].url
