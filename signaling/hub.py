@@ -137,8 +137,9 @@ class RoomHub:
         self.stopping = True
         loop = asyncio.get_running_loop()
         # Closed at once in this node's presence: no relay is handed here any more.
-        await asyncio.wait_for(self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS, self.relay_host()),
-                               BOUNDED_APPEND_SECONDS)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS,
+                                                     self.relay_host()), BOUNDED_APPEND_SECONDS)
         rooms = list(self._replicas)
         await asyncio.gather(*(self._append_bounded(room_id, NodeStopping(node=self.node_id)) for room_id in rooms))
         # What the rooms say on reading it (a recording stopped with the relay, the relay's new place) goes to

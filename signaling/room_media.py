@@ -67,9 +67,12 @@ class MediaRules:
         handoff of a relay already replaced changes nothing."""
         if self.relay_node is None or event.epoch != self.relay_epoch:
             return []
+        # (Stopped in case it started anyway: its node gave up waiting on the log, say.)
+        stop = StopRelay(self.relay_node, self.relay_epoch)
         self.relay_node = event.node if self.live(event.node) else self.relay_node
         self.relay_epoch += 1
-        return [StartRelay(self.relay_node, self.relay_epoch, placed=True), *self._to_seated(self._mode_message())]
+        return [stop, StartRelay(self.relay_node, self.relay_epoch, placed=True),
+                *self._to_seated(self._mode_message())]
 
     def _check_Recording(self, event: Recording) -> SignalingError | None:
         if error := self._host(event.by, "record"):

@@ -250,19 +250,19 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
         ((DOC, SPEC), RelayLost(epoch=0), []),  # never relayed
         # the node given the relay hands it to another (a media node): it starts there, a new epoch for all
         ((DOC, SPEC, join("t")), RelayHandoff(epoch=1, node="m"),
-         [("start-relay", "m", 2, "placed"), ("d", "mode", "relay"), ("s", "mode", "relay"),
+         [("stop-relay", "n1", 1), ("start-relay", "m", 2, "placed"), ("d", "mode", "relay"), ("s", "mode", "relay"),
           ("t", "mode", "relay")]),
         # a handoff of a relay already replaced, or in a room not relayed, changes nothing
         ((DOC, SPEC, join("t"), RelayLost(epoch=1)), RelayHandoff(epoch=1, node="m"), []),
         ((DOC, SPEC), RelayHandoff(epoch=0, node="m"), []),
         # handed to a node lost meanwhile: it starts on the node that handed it over
         ((DOC, SPEC, join("t"), NodeLost(node="m")), RelayHandoff(epoch=1, node="m"),
-         [("start-relay", "n1", 2, "placed"), ("d", "mode", "relay"), ("s", "mode", "relay"),
+         [("stop-relay", "n1", 1), ("start-relay", "n1", 2, "placed"), ("d", "mode", "relay"), ("s", "mode", "relay"),
           ("t", "mode", "relay")]),
         # (the relay moved off a stopping node is placed again by its new node, n2)
         ((DOC, join("s", node="n2"), join("t"), NodeStopping(node="m"), NodeStopping(node="n1")),
          RelayHandoff(epoch=2, node="m"),
-         [("start-relay", "n2", 3, "placed"), ("d", "mode", "relay"), ("s", "mode", "relay"),
+         [("stop-relay", "n2", 2), ("start-relay", "n2", 3, "placed"), ("d", "mode", "relay"), ("s", "mode", "relay"),
           ("t", "mode", "relay")]),
     ],
 )
