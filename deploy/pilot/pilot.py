@@ -11,8 +11,11 @@ database's migrations, then runs in the foreground until SIGTERM or Ctrl-C, rest
 and stops everything on the way out. Logs go to ``STATE_DIR/logs``, process ids to ``STATE_DIR/run``.
 
 The settings file holds ``NAME=value`` lines: the topology's names (``PARAMETERS`` below, also in
-pilot.env.example) and any ``TELEMED_*`` setting for the nodes. Standard library only: it runs before
-anything else is installed.
+pilot.env.example) and any ``TELEMED_*`` setting for the nodes. Each service is given only the settings it
+reads (``READS`` below): its configuration file holds its own secrets alone, and a node's environment none of
+Redis's or coturn's but what it uses to reach them. ``--run SERVICE`` without ``--env`` takes that service's
+settings from the environment, as docker-compose.yml gives each container its own. Standard library only: it
+runs before anything else is installed.
 """
 
 from __future__ import annotations
@@ -69,6 +72,41 @@ PARAMETERS: dict[str, str | None] = {
     "TELEMED_COMMAND": "telemed",  # e.g. /opt/telemed/.venv/bin/telemed
 }
 
+# The settings each service reads, and nothing else reaches it: a secret goes only where it is used (the TURN
+# secret to coturn and the nodes, Redis's password to Redis and the nodes, nothing secret to nginx). A node also
+# reads every TELEMED_* setting; the migrations only the database's URL. docker-compose.yml gives each container
+# exactly these (tests/deploy/test_compose.py holds the two to it).
+READS: dict[str, frozenset[str]] = {
+    "redis-server": frozenset({"STATE_DIR", "REDIS_PASSWORD", "REDIS_BIND", "REDIS_PORT"}),
+    "turnserver": frozenset({
+        "STATE_DIR", "TURN_SERVER_NAME", "TLS_CERT", "TLS_KEY", "TURN_SECRET", "TURN_RELAY_IP", "TURN_LISTEN_IP",
+        "TURN_PORT", "TURN_TLS_PORT", "TURN_MIN_PORT", "TURN_MAX_PORT", "TURN_ALLOWED_PEER_IPS"}),
+    "nginx": frozenset({
+        "STATE_DIR", "SERVER_NAME", "TURN_SERVER_NAME", "TLS_CERT", "TLS_KEY", "HTTPS_PORT", "HTTP_PORT",
+        "NODE_PORTS", "NODE_ADDRESSES", "NGINX_INTERNAL_HTTPS_PORT", "NGINX_INTERNAL_TURNS_PORT", "NGINX_MODULES",
+        "TURN_LISTEN_IP", "TURN_TLS_PORT"}),
+    "migrate": frozenset({"STATE_DIR", "TELEMED_COMMAND", "TELEMED_DATABASE_URL"}),
+    # Where the node is reached (its port, the public URL, TURN's URLs) and the secrets of what it reaches.
+    "node": frozenset({
+        "STATE_DIR", "TELEMED_COMMAND", "NODE_PORTS", "SERVER_NAME", "HTTPS_PORT", "TURN_SERVER_NAME", "TURN_PORT",
+        "TURN_SECRET", "REDIS_PASSWORD", "REDIS_PORT"}),
+}
+# What each service renders from the templates.
+CONFIGURATION = {"redis-server": ("redis.conf",), "turnserver": ("turnserver.conf",), "nginx": ("nginx.conf",)}
+
+
+def reads(service: str, name: str) -> bool:
+    """Whether ``service`` (``node-a``... for a node) is given the setting ``name``."""
+    kind = "node" if service.startswith("node-") else service
+    if kind not in READS:
+        raise SystemExit(f"no service {service!r}: one of redis-server, turnserver, nginx, migrate, node-a...")
+    return name in READS[kind] or (kind == "node" and name.startswith("TELEMED_"))
+
+
+def settings_for(service: str, settings: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``settings`` (a settings file, or an environment) that ``service`` reads."""
+    return {name: value for name, value in settings.items() if reads(service, name)}
+
 
 def read_env_file(path: Path) -> dict[str, str]:
     """``NAME=value`` lines; blank lines and ``#`` comments skipped; a value may be quoted."""
@@ -113,31 +151,39 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, within: float
 class Pilot:
     """The deployment: ``settings`` are the file's names (topology and ``TELEMED_*``). ``extra_args`` adds
     command-line options to a service (``"turnserver"``, ``"nginx"``, ``"redis-server"``), which override its
-    configuration file: the tests use it for what only a test needs."""
+    configuration file: the tests use it for what only a test needs. ``service`` narrows it to one service (a
+    container's): only that service's settings are kept and required, and only its configuration written."""
 
     settings: dict[str, str]
     extra_args: dict[str, list[str]] = field(default_factory=dict)
+    service: str | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        values = {name: default for name, default in PARAMETERS.items() if default is not None}
-        values.update(self.settings)
-        missing = [name for name, default in PARAMETERS.items() if default is None and not values.get(name)]
+        needed = list(PARAMETERS) if self.service is None else [
+            name for name in PARAMETERS if reads(self.service, name)]
+        given = self.settings if self.service is None else settings_for(self.service, self.settings)
+        values = {name: PARAMETERS[name] or "" for name in needed}
+        values.update(given)
+        missing = [name for name in needed if PARAMETERS[name] is None and not values.get(name)]
         if missing:
             raise SystemExit(f"settings missing: {', '.join(missing)} (see deploy/pilot/pilot.env.example)")
         state = Path(values["STATE_DIR"])
-        if not values["NGINX_MODULES"] and DEBIAN_STREAM_MODULE.exists():
+        if "NGINX_MODULES" in values and not values["NGINX_MODULES"] and DEBIAN_STREAM_MODULE.exists():
             values["NGINX_MODULES"] = f"load_module {DEBIAN_STREAM_MODULE};"
-        values.setdefault("TURN_ALLOWED_PEER_IPS", "")
-        values["TURN_ALLOWED_PEER_IPS"] = values["TURN_ALLOWED_PEER_IPS"] or values["TURN_RELAY_IP"]
-        values.update({
-            "NGINX_RUN_DIR": str(state / "run" / "nginx"), "NGINX_LOG_DIR": str(state / "logs" / "nginx"),
-            "TURN_RUN_DIR": str(state / "run" / "turn"), "TURN_LOG_FILE": str(state / "logs" / "turnserver.log"),
-            "TURN_REALM": values["TURN_SERVER_NAME"], "REDIS_DIR": str(state / "redis"),
-            "TURN_TLS_UPSTREAM": f"{self.turn_host(values)}:{values['TURN_TLS_PORT']}",
-            "TELEMED_UPSTREAM_SERVERS": " ".join(f"server {address} max_fails=1 fail_timeout=10s;"
-                                                 for address in self.node_addresses(values)),
-        })
+        if "TURN_RELAY_IP" in values:
+            values["TURN_ALLOWED_PEER_IPS"] = values.get("TURN_ALLOWED_PEER_IPS") or values["TURN_RELAY_IP"]
+        # Names the templates use, made from the settings (each only where what it is made from is given).
+        values.update({"NGINX_RUN_DIR": str(state / "run" / "nginx"), "NGINX_LOG_DIR": str(state / "logs" / "nginx"),
+                       "TURN_RUN_DIR": str(state / "run" / "turn"),
+                       "TURN_LOG_FILE": str(state / "logs" / "turnserver.log"), "REDIS_DIR": str(state / "redis")})
+        if "TURN_SERVER_NAME" in values:
+            values["TURN_REALM"] = values["TURN_SERVER_NAME"]
+        if "TURN_LISTEN_IP" in values and "TURN_TLS_PORT" in values:
+            values["TURN_TLS_UPSTREAM"] = f"{self.turn_host(values)}:{values['TURN_TLS_PORT']}"
+        if "NODE_ADDRESSES" in values and "NODE_PORTS" in values:
+            values["TELEMED_UPSTREAM_SERVERS"] = " ".join(f"server {address} max_fails=1 fail_timeout=10s;"
+                                                          for address in self.node_addresses(values))
         self.values, self.state = values, state
 
     @staticmethod
@@ -168,7 +214,8 @@ class Pilot:
         return f"redis://:{quote(self.values['REDIS_PASSWORD'], safe='')}@127.0.0.1:{self.values['REDIS_PORT']}/0"
 
     def node_environment(self) -> dict[str, str]:
-        """What every node is given: the file's TELEMED_* settings over what this topology implies."""
+        """What every node is given: the file's TELEMED_* settings over what this topology implies (and no other
+        setting: Redis's password only inside TELEMED_REDIS_URL, the TURN secret as TELEMED_TURN_SECRET)."""
         v = self.values
         implied = {
             "TELEMED_HOST": "127.0.0.1",
@@ -191,16 +238,18 @@ class Pilot:
     # ---- configuration ----
 
     def write_configuration(self) -> dict[str, Path]:
-        """Render the templates into STATE_DIR/etc (secrets inside: readable by root alone)."""
+        """Render the templates into STATE_DIR/etc (secrets inside: readable by root alone); for one service,
+        its own alone."""
         etc = self.state / "etc"
         for folder in (etc, self.state / "logs" / "nginx", self.state / "run" / "nginx", self.state / "run" / "turn",
                        self.state / "redis", self.state / "data"):
             folder.mkdir(parents=True, exist_ok=True)
         etc.chmod(0o700)
+        names = list(TEMPLATES) if self.service is None else CONFIGURATION.get(self.service, ())
         written = {}
-        for name, template in TEMPLATES.items():
-            path = etc / name
-            # Whole or not at all: with compose, every container writes the same files at its start.
+        for name in names:
+            template, path = TEMPLATES[name], etc / name
+            # Whole or not at all: a service never reads a half-written file.
             partial = etc / f".{name}.{os.getpid()}"
             partial.write_text(render(template.read_text(), self.values))
             partial.chmod(0o600)
@@ -221,7 +270,9 @@ class Pilot:
                     "-e", str(self.state / "logs" / "nginx" / "error.log"), "-g", "daemon off;",
                     *self.extra_args.get(service, [])], {}
         if service == "migrate":
-            return self.telemed("db", "upgrade"), self.node_environment()
+            return self.telemed("db", "upgrade"), {
+                "TELEMED_DATA_DIR": str(self.state / "data"),
+                **{name: value for name, value in self.values.items() if name == "TELEMED_DATABASE_URL"}}
         if service in self.node_names:
             port = self.node_ports(self.values)[self.node_names.index(service)]
             return self.telemed("serve"), {**self.node_environment(), "TELEMED_NODE_ID": service,
@@ -233,7 +284,7 @@ class Pilot:
 
     def _spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> subprocess.Popen:
         log = (self.state / "logs" / f"{name}.log").open("ab")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env},
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**_inherited(), **env},
                                    start_new_session=True)  # a Ctrl-C at the terminal reaches this script alone
         log.close()
         self.processes[name] = process
@@ -250,7 +301,7 @@ class Pilot:
         wait_for_port(int(v["TURN_TLS_PORT"]), turn, "turnserver", host=self.turn_host(v))
         # Once for all nodes, before any serves: they share the database.
         command, env = self.command("migrate")
-        subprocess.run(command, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(command, env={**_inherited(), **env}, check=True, stdout=subprocess.DEVNULL)
         for name in self.node_names:
             self.start_node(name)
         nginx = self._spawn("nginx", *self.command("nginx"))
@@ -274,11 +325,13 @@ class Pilot:
         raise RuntimeError(f"{name} did not answer on port {port}")
 
     def run(self, service: str) -> None:
-        """Become one service, in the foreground (a container's whole life; see docker-compose.yml)."""
+        """Become one service, in the foreground (a container's whole life; see docker-compose.yml). The
+        settings themselves stay behind: the service gets them through its configuration file or its own
+        environment (a node's TELEMED_*), never as the names this script reads."""
         self.write_configuration()
         command, env = self.command(service)
         sys.stdout.flush()
-        os.execvpe(command[0], command, {**os.environ, **env})  # noqa: S606
+        os.execvpe(command[0], command, {**_inherited(), **env})  # noqa: S606
 
     def stop(self) -> None:
         """nginx first (no new requests), then the nodes (they drain), coturn and Redis last."""
@@ -317,6 +370,13 @@ class Pilot:
                     print(error, file=sys.stderr, flush=True)
 
 
+def _inherited() -> dict[str, str]:
+    """This process's environment without the settings this script reads (PATH, HOME, locale...): a service
+    gets its settings from ``Pilot.command`` alone, whatever this script was started with."""
+    return {name: value for name, value in os.environ.items()
+            if name not in PARAMETERS and not name.startswith("TELEMED_")}
+
+
 def _binary(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
     if found is None:
@@ -327,20 +387,24 @@ def _binary(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", type=Path, required=True, help="settings file (see pilot.env.example)")
+    parser.add_argument("--env", type=Path,
+                        help="settings file (see pilot.env.example); with --run, the environment if not given")
     parser.add_argument("--render-only", action="store_true",
                         help="write the configuration files into STATE_DIR/etc and exit")
     parser.add_argument("--run", metavar="SERVICE",
                         help="run one service in the foreground (redis-server, turnserver, nginx, migrate, node-a...), "
-                             "as each container of docker-compose.yml does")
+                             "as each container of docker-compose.yml does, with that service's settings alone")
     args = parser.parse_args(argv)
-    pilot = Pilot(read_env_file(args.env))
+    if args.env is None and not args.run:
+        parser.error("--env is needed, unless --run takes the settings from the environment")
+    settings = read_env_file(args.env) if args.env is not None else dict(os.environ)
+    if args.run:
+        Pilot(settings, service=args.run).run(args.run)
+    pilot = Pilot(settings)
     if args.render_only:
         for path in pilot.write_configuration().values():
             print(path)
         return 0
-    if args.run:
-        pilot.run(args.run)
     try:
         pilot.start()
         pilot.supervise()

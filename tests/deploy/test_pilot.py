@@ -3,11 +3,18 @@ left alone, and a missing value stops it naming what is missing (never an empty 
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import load_pilot
+from server.devprocs import free_port
+
+from .conftest import PILOT_PATH, load_pilot
 from .test_compose import _example_settings
 
 pytestmark = pytest.mark.deploy
@@ -59,5 +66,43 @@ def test_a_missing_value_is_named() -> None:
 
 
 def test_required_settings_are_named(tmp_path: Path) -> None:
+    """The whole pilot requires every required name; one service (a container) only those it reads."""
+    pilot_module = load_pilot()
     with pytest.raises(SystemExit, match="SERVER_NAME.*TURN_SECRET"):
-        load_pilot().Pilot({"STATE_DIR": str(tmp_path)})
+        pilot_module.Pilot({"STATE_DIR": str(tmp_path)})
+    turn = r"missing: TURN_SERVER_NAME, TLS_CERT, TLS_KEY, TURN_SECRET, TURN_RELAY_IP \("
+    with pytest.raises(SystemExit, match=turn):
+        pilot_module.Pilot({"STATE_DIR": str(tmp_path)}, service="turnserver")
+    with pytest.raises(SystemExit, match=r"missing: REDIS_PASSWORD \("):
+        pilot_module.Pilot({"STATE_DIR": str(tmp_path), "TURN_SECRET": "x" * 32}, service="redis-server")
+    with pytest.raises(SystemExit, match="no service 'postgres'"):
+        pilot_module.Pilot({"STATE_DIR": str(tmp_path)}, service="postgres")
+
+
+def test_a_service_runs_from_its_own_environment(tmp_path: Path) -> None:
+    """As in its container (Dockerfile's entrypoint, docker-compose.yml's environment): ``pilot.py --run
+    redis-server`` with no settings file, Redis's settings alone in its environment, renders its configuration
+    and becomes redis-server, which asks for the password; and the password is in its configuration file, not
+    in the environment of the process it became."""
+    port, password = free_port(), secrets.token_hex(16)
+    env = {"PATH": os.environ["PATH"] + ":/usr/sbin:/sbin", "STATE_DIR": str(tmp_path / "state"),
+           "REDIS_PASSWORD": password, "REDIS_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, str(PILOT_PATH), "--run", "redis-server"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        load_pilot().wait_for_port(port, process, "redis-server")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(b"PING\r\n")
+            assert connection.recv(100).startswith(b"-NOAUTH")
+            connection.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                answer += connection.recv(100)
+            assert answer == b"+OK\r\n+PONG\r\n"
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+        assert b"redis-server" in Path(f"/proc/{process.pid}/cmdline").read_bytes()  # the script became it
+        assert not [entry for entry in environ if entry.startswith((b"REDIS_", b"STATE_DIR="))]
+        assert f"requirepass {password}" in (tmp_path / "state" / "etc" / "redis.conf").read_text()
+    finally:
+        process.terminate()
+        process.wait(10)
