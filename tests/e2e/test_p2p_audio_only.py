@@ -8,12 +8,13 @@ Screenshots are saved where TELEMED_TEST_SCREENSHOTS says (not committed) for a 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from server.appkeys import HUB, RELAYS
 from server.settings import Settings
@@ -116,6 +117,43 @@ async def _decoding(page: Page) -> dict[str, Any]:
     raise AssertionError(f"no video decoded: {now}")
 
 
+async def doctor_and_patient(client: TestClient, browser: Browser, locale: str) -> tuple[Page, Page]:
+    """The doctor at a desk and the patient on a phone, admitted: two in the room, peer to peer, the
+    patient's page decoding the doctor's video."""
+    _ = words(locale)
+    base = str(client.make_url("")).rstrip("/")
+    doctor = await signed_in(browser, base, "dr.li", locale)
+    await doctor.goto(f"{base}/consultations/1")
+    await expect(doctor.locator("#connection-state")).to_have_attribute("data-state", "waiting", timeout=20_000)
+    patient, _guest = await patient_on_a_phone(browser, base, client, locale)
+    await doctor.locator("#lobby-list li").get_by_role("button", name=_("Admit")).click()
+    await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
+    assert await patient.evaluate("window.telemedCall.mode") == "p2p"
+    await _decoding(patient)
+    return doctor, patient
+
+
+async def relayed_while_the_specialist_is_in(client: TestClient, browser: Browser, patient: Page, locale: str) -> None:
+    """The specialist joins (three: relayed) and hangs up again; the room stays relayed, with two."""
+    _ = words(locale)
+    base = str(client.make_url("")).rstrip("/")
+    specialist = await signed_in(browser, base, "dr.wang", locale)
+    await specialist.goto(f"{base}/consultations/1")
+    await expect(patient.locator("figure.remote")).to_have_count(2, timeout=30_000)
+    assert await patient.evaluate("window.telemedCall.mode") == "relay"
+    await specialist.get_by_role("button", name=_("Hang up")).click()
+    await expect(patient.locator("figure.remote")).to_have_count(1, timeout=20_000)
+
+
+async def relay_lost(client: TestClient) -> None:
+    """The relay's worker dies (as its node would report it): a room of two goes back to peer to peer."""
+    room_id = room_id_for(1)
+    room = client.app[HUB].room(room_id)
+    assert room is not None and room.mode == "relay"
+    await client.app[HUB].submit(room_id, RelayLost(epoch=room.relay_epoch))
+    await until(lambda: room.mode == "p2p", seconds=10)
+
+
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_relay(
         client: TestClient, browser: Browser, locale: str) -> None:
@@ -127,14 +165,7 @@ async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_
     to peer again; "Show video" then brings the doctor's video back on the new call."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
-    doctor = await signed_in(browser, base, "dr.li", locale)
-    await doctor.goto(f"{base}/consultations/1")
-    await expect(doctor.locator("#connection-state")).to_have_attribute("data-state", "waiting", timeout=20_000)
-    patient, _guest = await patient_on_a_phone(browser, base, client, locale)
-    await doctor.locator("#lobby-list li").get_by_role("button", name=_("Admit")).click()
-    await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
-    assert await patient.evaluate("window.telemedCall.mode") == "p2p"
-    await _decoding(patient)
+    doctor, patient = await doctor_and_patient(client, browser, locale)
 
     # Audio only, peer to peer: the same control as through the relay.
     await patient.get_by_role("button", name=_("Audio only")).click()
@@ -172,11 +203,7 @@ async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_
     # The specialist leaves and the relay is lost: two again, peer to peer, still audio only.
     await specialist.get_by_role("button", name=_("Hang up")).click()
     await expect(patient.locator("figure.remote")).to_have_count(1, timeout=20_000)
-    room_id = room_id_for(1)
-    room = client.app[HUB].room(room_id)
-    assert room is not None
-    await client.app[HUB].submit(room_id, RelayLost(epoch=room.relay_epoch))
-    await until(lambda: room.mode == "p2p", seconds=10)
+    await relay_lost(client)
     for page in (patient, doctor):
         await expect(page.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
     await expect(tile).to_have_count(1, timeout=20_000)
@@ -187,4 +214,40 @@ async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_
     await sending_stalls(doctor)
     await show_video.click()
     await expect(tile.locator(".video-note")).to_have_count(0)
+    await frames_come_back(patient, back)
+
+
+async def test_a_page_resuming_into_a_room_back_to_peer_to_peer_leaves_the_relay_and_keeps_audio_only(
+        client: TestClient, browser: Browser) -> None:
+    """The patient chose audio only in a relayed room of two. Their socket drops and stays away (their room
+    token requests are held back) while the relay is lost and the room goes back to peer to peer; they take
+    their seat back, and "joined" says p2p. The page once kept its dead relay connection (only "mode" moved
+    it back to peer to peer); it leaves the relay, calls the doctor, and the doctor's browser, told again,
+    sends it no video until "Show video"."""
+    _ = words("en")
+    doctor, patient = await doctor_and_patient(client, browser, "en")
+    await relayed_while_the_specialist_is_in(client, browser, patient, "en")
+    await patient.get_by_role("button", name=_("Audio only")).click()
+    await expect(patient.locator("figure.remote .video-note")).to_have_count(1, timeout=20_000)
+    seat = await patient.evaluate("window.telemedCall.self.id")
+
+    held = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await held.wait()
+        await route.continue_()
+    await patient.route("**/room-token", hold)
+    await patient.evaluate("window.telemedCall.signaling.dropConnection()")
+    await expect(doctor.locator("[data-badge=reconnecting]")).to_have_count(1, timeout=10_000)
+    await relay_lost(client)
+    held.set()
+    await expect(doctor.locator("[data-badge=reconnecting]")).to_have_count(0, timeout=20_000)
+    assert await patient.evaluate("window.telemedCall.self.id") == seat, "the same seat"
+    await expect(patient.locator("#connection-state")).to_have_attribute("data-state", "connected", timeout=30_000)
+    assert await patient.evaluate("[window.telemedCall.mode, window.telemedCall.relay, window.telemedCall.peers.size]"
+                                  ) == ["p2p", None, 1]
+    tile = patient.locator("figure.remote")
+    await expect(tile).to_have_attribute("data-video", "paused", timeout=20_000)
+    back = await video_stalls(patient)
+    await patient.get_by_role("button", name=_("Show video")).click()
     await frames_come_back(patient, back)

@@ -370,6 +370,12 @@ export class ConsultationCall {
       this._updateState();
       return;
     }
+    if (this.mode === "relay") {
+      // The room went back to peer to peer while we were away: its "mode" went to our old socket.
+      this.mode = "p2p";
+      this.onmode("p2p");
+      this._closeRelay();
+    }
     if (message.resumed && wasIn) {
       // Our network changed: new ICE credentials for every call still open; the others answer.
       for (const peer of this.peers.values()) peer.pc.restartIce();
