@@ -133,8 +133,9 @@ class Expelling(_Event):
 
 
 class Relaying(_Event):
-    """Negotiation from one participant to another: offer, answer, candidate or ice-restart; or, to the
-    relay, whether the sender receives video (``receive``)."""
+    """Negotiation from one participant to another, or to the relay: offer, answer, candidate or ice-restart;
+    or whether the sender receives video (``receive``: of everyone, from the relay; of one participant's
+    camera, from that participant on their peer-to-peer call)."""
 
     kind: Literal["relay"] = "relay"
     sender: str

@@ -157,10 +157,11 @@ class SetRecording(_Message):
 
 
 class ReceiveVideo(_Message):
-    """To the relay: receive the others' video (``video: true``, the default) or audio only (``false``)."""
+    """Receive video (``video: true``) or audio only (``false``): to the relay, of everyone it forwards; to a
+    participant, of that participant's camera on the sender's peer-to-peer call with them."""
 
     type: Literal["receive"] = "receive"
-    to: Literal["relay"]
+    to: PeerId
     video: bool
 
 
@@ -294,7 +295,8 @@ class RelayedIceRestart(_Message):
 
 
 class RelayedReceiveVideo(_Message):
-    """To the relay (never to a client): ``from`` asked for the others' video, or for audio only."""
+    """``from`` asks for video or for audio only: of everyone, to the relay; of your camera, to a participant
+    (who sends ``from`` no video on their peer-to-peer call while it stands)."""
 
     type: Literal["receive"] = "receive"
     from_: str = pydantic.Field(alias="from")

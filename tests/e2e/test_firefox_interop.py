@@ -11,6 +11,7 @@ from playwright.async_api import Browser, expect
 
 from ..support.firefox import Firefox, firefox_path
 from .test_consultation_call import assert_receiving, open_consultation
+from .test_p2p_audio_only import frames_come_back, video_stalls
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +43,8 @@ async def firefox(tmp_path: Path) -> AsyncIterator[Firefox]:
 
 async def test_firefox_and_chromium_see_and_hear_each_other(client: TestClient, browser: Browser,
                                                             firefox: Firefox) -> None:
+    """Each decodes the other's video and hears its audio; audio only chosen in Chromium stops Firefox's
+    video on the call (Firefox's setParameters), and video comes back when asked for."""
     base = str(client.make_url("")).rstrip("/")
     await firefox.goto(f"{base}/login")
     await firefox.evaluate("""(() => {
@@ -64,3 +67,9 @@ async def test_firefox_and_chromium_see_and_hear_each_other(client: TestClient, 
     assert later["width"] > 0 and later["state"] == "connected"
     assert await firefox.evaluate("document.querySelector('#connection-state').dataset.state") == "connected"
     await expect(specialist.locator("#connection-state")).to_have_attribute("data-state", "connected")
+
+    # Audio only, chosen in Chromium: Firefox turns its video to the specialist off, and on again.
+    await specialist.get_by_role("button", name="Audio only").click()
+    stalled = await video_stalls(specialist)
+    await specialist.get_by_role("button", name="Show video").click()
+    await frames_come_back(specialist, stalled)

@@ -60,6 +60,10 @@ async def test_two_clinicians_meet_and_exchange_negotiation_in_order(room_client
 
     await li.send_json({"type": "media-state", "muted": True, "camera_off": False})
     assert (await expect(wang, "media-state"))["media"]["muted"] is True
+    # audio only, peer to peer: wang asks li for no video, then for video again, in the relay's shape
+    for video in (False, True):
+        await wang.send_json({"type": "receive", "to": li_id, "video": video})
+        assert await expect(li, "receive") == {"type": "receive", "from": wang_id, "video": video}
 
     await wang.send_json({"type": "leave"})
     assert await expect(li, "participant-left") == {"type": "participant-left", "participant_id": wang_id,

@@ -20,6 +20,7 @@ from signaling.messages import (
     Participant,
     Ping,
     Pong,
+    ReceiveVideo,
     RelayedCandidate,
     SendChat,
     SetMediaState,
@@ -47,6 +48,9 @@ LIMIT = 64 * 1024
         ('{"type": "ping", "id": "k-7"}', Ping(id="k-7")),  # clients often count with strings
         ('{"type": "offer", "to": "relay", "sdp": "v=0", "offer_id": "2.1"}',
          Offer(to="relay", sdp="v=0", offer_id="2.1")),
+        # audio only: asked of the relay, or of the one other participant on a peer-to-peer call
+        ('{"type": "receive", "to": "relay", "video": false}', ReceiveVideo(to="relay", video=False)),
+        ('{"type": "receive", "to": "p1", "video": true}', ReceiveVideo(to="p1", video=True)),
     ],
 )
 def test_valid_messages_parse_to_their_type(text: str, expected: object) -> None:
@@ -85,6 +89,9 @@ def test_browser_candidate_json_parses() -> None:
         ('{"type": "offer", "to": "relay", "sdp": "v=0"}', MalformedMessage, "offer_id"),
         ('{"type": "offer", "to": "p1", "sdp": "v=0", "offer_id": "1"}', MalformedMessage, "offer_id"),
         ('{"type": "ping", "id": true}', MalformedMessage, "id"),
+        ('{"type": "receive", "to": "p1"}', MalformedMessage, "video: Field required"),
+        ('{"type": "receive", "to": "", "video": false}', MalformedMessage, "to:"),
+        ('{"type": "receive", "to": "p1", "video": "no"}', MalformedMessage, "video"),
         # numbers and nesting past the documented limits (int() of 5,000 digits raises ValueError, and
         # json's C parser raises RecursionError 1,000 levels down: neither may escape)
         ('{"type": "ping", "id": ' + "9" * 5000 + "}", MalformedMessage, "longer than 32"),

@@ -51,9 +51,11 @@ from signaling.messages import (
     ParticipantLeft,
     ParticipantReconnecting,
     ParticipantResumed,
+    ReceiveVideo,
     RecordingState,
     RoomMode,
     dump,
+    parse,
 )
 from signaling.room import Room, sends_media
 
@@ -132,6 +134,11 @@ PAT_BY_LINK_1 = PAT.model_copy(update={"invitation": 1})
 OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
 
 
+def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
+    """``sender`` asks ``to`` for audio only (or for video again) on their peer-to-peer call."""
+    return Relaying(sender=sender, to=to, type="receive", video=video)
+
+
 @pytest.mark.parametrize(
     ("before", "event", "expected"),
     [
@@ -183,6 +190,19 @@ OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
         ((DOC, PAT), Relaying(sender="p", to="d", type="offer", sdp=OFFER), [("p", "error", "not-joined")]),
         ((DOC, SPEC), Relaying(sender="d", to="d", type="offer", sdp=OFFER), [("d", "error", "unknown-participant")]),
         ((DOC, SPEC), MediaChanged(participant_id="s", media=MediaState(muted=True)), [("d", "media-state", "s")]),
+        # audio only on a peer-to-peer call: the wish goes to the one who would send the video, whatever the
+        # room's mode (a client keeps it for when the two are peer to peer again); never to the lobby, to
+        # oneself, or from the lobby. To one reconnecting it goes to their old socket and is lost: the
+        # chooser says it again when they hear "participant-resumed"
+        ((DOC, SPEC), wish("s", "d"), [("d", "receive", "s")]),
+        ((DOC, SPEC), wish("s", "d", video=True), [("d", "receive", "s")]),
+        ((DOC, SPEC, join("t")), wish("s", "d"), [("d", "receive", "s")]),
+        ((DOC, PAT), wish("d", "p"), [("d", "error", "unknown-participant")]),
+        ((DOC, PAT), wish("p", "d"), [("p", "error", "not-joined")]),
+        ((DOC, SPEC), wish("d", "d"), [("d", "error", "unknown-participant")]),
+        ((DOC, SPEC), wish("d", "gone"), [("d", "error", "unknown-participant")]),
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), wish("d", "s"), [("s", "receive", "d")]),
+        ((DOC, SPEC, Leaving(participant_id="s", at=at("s"))), wish("d", "s"), [("d", "error", "unknown-participant")]),
         # a chat line is kept by its sender's node, and shown once it is kept; one that could not be is refused
         ((DOC, SPEC), Chatting(participant_id="s", text="BP 150/95", at_time=1.0), [("store", "n1", 3, "BP 150/95")]),
         ((DOC, SPEC, Chatting(participant_id="s", text="BP 150/95", at_time=1.0)), ChatStored(seq=3, stored=True),
@@ -545,6 +565,20 @@ def test_asking_the_relay_for_audio_only_reaches_the_relay_and_nobody_else() -> 
     (refused,) = room_after(DOC, SPEC).apply(Relaying(sender="d", to="relay", type="receive", video=True), 3)
     assert isinstance(refused, Deliver) and refused.message.type == "error"
     assert refused.message.code == "not-relayed"
+
+
+def test_asking_a_participant_for_audio_only_reaches_them_alone_in_the_relays_shape() -> None:
+    """On a peer-to-peer call "receive" goes to the participant named, and to nobody else, with the same wire
+    shape the relay gets ({type, from, video}): one message, whoever pauses the video. From the socket, what
+    the client sent parses and becomes that event."""
+    room = room_after(DOC, SPEC)
+    client = parse('{"type": "receive", "to": "d", "video": false}', max_bytes=1024)
+    assert isinstance(client, ReceiveVideo)
+    (wish,) = room.apply(Relaying(sender="s", to=client.to, type="receive", video=client.video), 3)
+    assert isinstance(wish, Deliver) and wish.at == at("d")
+    assert json.loads(dump(wish.message)) == {"type": "receive", "from": "s", "video": False}
+    relayed = room_after(DOC, SPEC, join("t")).apply(Relaying(sender="s", to="relay", type="receive", video=False), 4)
+    assert [json.loads(dump(e.message)) for e in relayed if isinstance(e, Deliver)] == [json.loads(dump(wish.message))]
 
 
 def test_a_recording_stopped_by_hand_names_who_stopped_it() -> None:

@@ -3,6 +3,9 @@
 // themselves (the participant with the larger id is polite and rolls back its own offer).
 // Relay (three or more, or recording): one connection to the server's relay (relay-link.js). The room
 // says which, in "joined" and "mode" messages; the switch needs nothing from the user.
+// Audio only works in both: the relay stops forwarding us video, or, peer to peer, each participant stops
+// sending us theirs on their call with us (`receive` to them; see signaling/PROTOCOL.md). The choice is
+// ours and outlives every connection, so it carries over when the room switches either way.
 
 import { CLOSE } from "./codes.js";
 import { RELAY, RelayLink, loudness } from "./relay-link.js";
@@ -13,7 +16,8 @@ import { SignalingSession } from "./signaling.js";
  * @typedef {import("./signaling.js").MediaState} MediaState
  * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"room-closed"} CallState
  * @typedef {{pc: RTCPeerConnection, participant: Participant, polite: boolean, makingOffer: boolean,
- *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream}} Peer
+ *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream,
+ *            videoWish: Promise<void>}} Peer   videoWish: our video's encodings being turned off or on, one at a time
  */
 
 /** Why the server may send someone away for good: a host removed them, they withdrew their consent to
@@ -65,8 +69,14 @@ export class ConsultationCall {
     /** @type {RelayLink | null} */
     this.relay = null;
     this.recording = false;
-    /** Whether we asked for audio only (relay mode: the relay stops forwarding the others' video). */
+    /** Whether we asked for audio only: the relay stops forwarding the others' video, or peer to peer they
+     * stop sending us theirs. */
     this.audioOnly = false;
+    /** @type {Map<string, boolean | null>} what we last told each participant of our wish for their video
+     * (none: nothing yet, which they take as video; null: they may have missed it, say it again) */
+    this.toldVideo = new Map();
+    /** @type {Set<string>} the participants who asked us for audio only: our calls with them carry no video */
+    this.audioOnlyFor = new Set();
 
     /** @type {(state: CallState) => void} */
     this.onstatechange = () => {};
@@ -84,7 +94,8 @@ export class ConsultationCall {
     this.onpeerstatus = () => {};
     /** @type {(mode: "p2p"|"relay") => void} */
     this.onmode = () => {};
-    /** @type {(participantId: string, video: "high"|"low"|"paused") => void} what the relay sends us of someone's video */
+    /** @type {(participantId: string, video: "high"|"low"|"paused") => void} what comes to us of someone's
+     * video: through the relay, what it forwards; peer to peer, "paused" while we chose audio only, else "high" */
     this.onvideostate = () => {};
     /** @type {(participantId: string, media: MediaState) => void} */
     this.onmedia = () => {};
@@ -97,13 +108,16 @@ export class ConsultationCall {
   }
 
   /**
-   * Audio only (true): the relay stops sending us the others' video, to spare a weak link; false: video
-   * again. Through the relay only; in a call of two, the browsers adapt their own bitrate.
+   * Audio only (true): nobody's video comes to us, to spare a weak link; false: video again. Through the
+   * relay we ask the relay; peer to peer, each participant (they turn their video to us off or on, with a
+   * key frame on the way back). Shown on each tile at once.
    * @param {boolean} on
    */
   setAudioOnly(on) {
     this.audioOnly = on;
     this.relay?.receiveVideo(!on);
+    this._tellVideoWish();
+    if (!this.relay) for (const id of this.peers.keys()) this._showPeerVideo(id);
   }
 
   /** Ask the relay to try video again after it paused it for our link (it tries the low layer at once). */
@@ -249,10 +263,13 @@ export class ConsultationCall {
         break;
       case "participant-joined":
         this.participants.set(message.participant.id, message.participant);
+        this._tellVideoWish();
         this._announceParticipants();
         break;
       case "participant-left":
         this.participants.delete(message.participant_id);
+        this.toldVideo.delete(message.participant_id);
+        this.audioOnlyFor.delete(message.participant_id);
         this._closePeer(message.participant_id);
         this._announceParticipants();
         break;
@@ -260,8 +277,19 @@ export class ConsultationCall {
         this.onpeerstatus(message.participant_id, "reconnecting");
         break;
       case "participant-resumed":
+        // What we told their old socket while they were away is lost: say it again.
+        if (this.toldVideo.has(message.participant_id)) this.toldVideo.set(message.participant_id, null);
+        this._tellVideoWish();
         this.onpeerstatus(message.participant_id, "back");
         break;
+      case "receive": {
+        // A participant asks for audio only (or video again) on their call with us.
+        if (message.video) this.audioOnlyFor.delete(message.from);
+        else this.audioOnlyFor.add(message.from);
+        const peer = this.peers.get(message.from);
+        if (peer) this._applyVideoWish(peer);
+        break;
+      }
       case "lobby-update":
         this.onlobby(message.waiting);
         break;
@@ -322,6 +350,12 @@ export class ConsultationCall {
     for (const id of [...this.peers.keys()]) {
       if (!present.has(id) || !message.resumed) this._closePeer(id);
     }
+    // Wishes about video live as long as both seats: a new seat of ours starts afresh; after a resume, say
+    // ours again (a message sent as our socket died may have been lost).
+    for (const wishes of [this.toldVideo, this.audioOnlyFor]) {
+      for (const id of [...wishes.keys()]) if (!present.has(id) || !(message.resumed && wasIn)) wishes.delete(id);
+    }
+    for (const id of this.toldVideo.keys()) this.toldVideo.set(id, null);
     this.participants = present;
     this.recording = message.recording;
     this.onrecording({ on: message.recording, by: null, reason: "started" });
@@ -336,6 +370,12 @@ export class ConsultationCall {
       this._updateState();
       return;
     }
+    if (this.mode === "relay") {
+      // The room went back to peer to peer while we were away: its "mode" went to our old socket.
+      this.mode = "p2p";
+      this.onmode("p2p");
+      this._closeRelay();
+    }
     if (message.resumed && wasIn) {
       // Our network changed: new ICE credentials for every call still open; the others answer.
       for (const peer of this.peers.values()) peer.pc.restartIce();
@@ -347,6 +387,7 @@ export class ConsultationCall {
     for (const line of message.chat ?? []) this.onchat(line);
     if (message.waiting) this.onlobby(message.waiting);
     if (this.media.muted || this.media.camera_off || this.screen) this._sendMediaState({});
+    this._tellVideoWish();
     this._announceParticipants();
     this._updateState();
   }
@@ -387,8 +428,50 @@ export class ConsultationCall {
         // Both sides call again; the one with the larger id initiates so that only one offer is made.
         if (/** @type {Participant} */ (this.self).id > participant.id) this._createPeer(participant, { initiate: true });
       }
+      this._tellVideoWish();  // what we chose while relayed
     }
     this._updateState();
+  }
+
+  /**
+   * Peer to peer, tell each participant our wish for their video wherever they may not know it. Only what
+   * went out is taken as told; the rest goes with the next call (our resume, theirs, a newcomer, a choice).
+   */
+  _tellVideoWish() {
+    if (this.mode !== "p2p" || this.inLobby || !this.self) return;
+    const video = !this.audioOnly;
+    for (const id of this.participants.keys()) {
+      if ((this.toldVideo.has(id) ? this.toldVideo.get(id) : true) === video) continue;
+      if (this.signaling.send({ type: "receive", to: id, video })) this.toldVideo.set(id, video);
+    }
+  }
+
+  /** Peer to peer, mark someone's picture as we chose: paused (audio only) or not. @param {string} id */
+  _showPeerVideo(id) {
+    this.onvideostate(id, this.audioOnly ? "paused" : "high");
+  }
+
+  /**
+   * Send a participant our video or none, as they asked, on our call with them: the video senders'
+   * encodings turned off or on (setParameters). Not a renegotiation: ICE, the SDP and a screen share's
+   * replaceTrack are untouched, and the parameters outlive them; checked again after every negotiation all
+   * the same. Turned back on, the encoder starts with a key frame. One change at a time per call, since
+   * setParameters must be given what the last getParameters returned.
+   * @param {Peer} peer
+   */
+  _applyVideoWish(peer) {
+    peer.videoWish = peer.videoWish.then(async () => {
+      const active = !this.audioOnlyFor.has(peer.participant.id);
+      for (const transceiver of peer.pc.getTransceivers()) {
+        if (transceiver.receiver.track.kind !== "video" || transceiver.stopped) continue;
+        const parameters = transceiver.sender.getParameters();
+        const encodings = parameters.encodings ?? [];
+        // None yet: the sender is not negotiated; this runs again when it is.
+        if (!encodings.length || encodings.every((e) => (e.active ?? true) === active)) continue;
+        for (const encoding of encodings) encoding.active = active;
+        await transceiver.sender.setParameters(parameters);
+      }
+    }).catch((err) => console.warn("could not turn our video to a participant off or on", err));
   }
 
   _closeRelay() {
@@ -409,11 +492,13 @@ export class ConsultationCall {
     const peer = {
       pc, participant, polite: /** @type {Participant} */ (this.self).id > participant.id,
       makingOffer: false, ignoreOffer: false, pendingCandidates: [], stream: new MediaStream(),
+      videoWish: Promise.resolve(),
     };
     this.peers.set(participant.id, peer);
     pc.ontrack = ({ track }) => {
       peer.stream.addTrack(track);
       this.onremotestream(participant, peer.stream);
+      this._showPeerVideo(participant.id);
     };
     pc.onicecandidate = ({ candidate }) => {
       this.signaling.send({ type: "candidate", to: participant.id, candidate: candidate ? candidate.toJSON() : null });
@@ -429,6 +514,10 @@ export class ConsultationCall {
       } finally {
         peer.makingOffer = false;
       }
+    };
+    // After each negotiation (the first, a renegotiation, an ICE restart): our video to them as they asked.
+    pc.onsignalingstatechange = () => {
+      if (pc.signalingState === "stable") this._applyVideoWish(peer);
     };
     pc.onconnectionstatechange = () => {
       // A call that broke while signaling stayed up (a network change on the other side): ask for new ICE.

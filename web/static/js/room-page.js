@@ -92,7 +92,7 @@ function deviceCheck() {
 /** Whether the patient chose, at the device check, to start with audio only (device-check.js keeps it). */
 const startAudioOnly = Boolean(config.guest) && sessionStorage.getItem(`device-check:${config.guest}:audio-only`) === "true";
 
-/** @param {boolean} on audio only asked for (the relay is told) and the button shows it */
+/** @param {boolean} on audio only asked for (of the relay, or peer to peer of the others) and the button shows it */
 function setAudioOnly(on) {
   call?.setAudioOnly(on);
   audioOnlyButton.setAttribute("aria-pressed", String(on));
@@ -202,7 +202,7 @@ async function join() {
   // A handle for debugging in the console and for the end-to-end tests' getStats() checks.
   window.telemedCall = call;
   wire(call);
-  // Asked for before the relay exists: the call tells each relay it connects to (call.js).
+  // Asked for before anyone is met: the call tells each participant and each relay it meets (call.js).
   if (startAudioOnly) setAudioOnly(true);
   call.start();
   followTheSpeaker(call);
@@ -234,12 +234,6 @@ function wire(call) {
     stage.setScreen(participant.id, Boolean(participant.media?.screen_sharing));
   };
   call.onparticipantleft = (id) => stage.remove(id);
-  // Audio only is the relay's to do: with two people the browsers adapt their own bitrate.
-  // A patient who chose audio only at the device check is told, while two, that it waits for the relay.
-  call.onmode = (mode) => {
-    audioOnlyButton.hidden = mode !== "relay";
-    $("audio-only-pending").hidden = !(mode === "p2p" && call.audioOnly);
-  };
   call.onvideostate = (id, video) => stage.setVideo(id, video, { chosen: call.audioOnly, retry: () => call.retryVideo() });
   call.onpeerstatus = (id, status) => {
     stage.tileOf(id)?.toggleAttribute("data-reconnecting", status === "reconnecting");

@@ -150,14 +150,18 @@ export class RoomStage {
   }
 
   /**
-   * What the relay sends us of someone's video: "high", "low" (a "lower quality" badge) or "paused" (audio
-   * only: a note on the tile saying why, and, if our link paused it, a button to try video again).
+   * What comes to us of someone's video: "high", "low" (the relay's low layer: a "lower quality" badge) or
+   * "paused" (audio only: a note on the tile saying why, and, if our link paused it, a button to try video
+   * again). Told the same again, the tile stays as it is (its note is not announced twice).
    * @param {string} id @param {"high"|"low"|"paused"} video @param {{chosen: boolean, retry: () => void}} options
    *   chosen: we asked for audio only; retry: ask the relay to try video again
    */
   setVideo(id, video, { chosen, retry }) {
     const tile = this.tileOf(id);
     if (!tile) return;
+    const shown = `${video}${video === "paused" && chosen ? " chosen" : ""}`;
+    if (tile.dataset.videoShown === shown) return;
+    tile.dataset.videoShown = shown;
     tile.dataset.video = video;
     this.badge(id, "low", this.strings.videoLow, video === "low");
     tile.querySelector(".video-note")?.remove();
