@@ -107,6 +107,7 @@ class RoomHub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._presence: asyncio.Task[None] | None = None
         self._handed: asyncio.Task[None] | None = None
+        self._relay_hosts: dict[str, RelayHost] = {}  # every node's presence, as last read
         self.stopping = False  # shutting down: no join or resume is taken here any more
         self._blind_until = 0.0  # until then, another node's missing presence proves nothing (see _sweep)
 
@@ -120,6 +121,7 @@ class RoomHub:
         await self.log.announce(self.node_id, self.presence_ttl * PRESENCE_KEEPS, self.relay_host())
         if self.node_name is not None:
             await self.log.succeed(self.node_name, self.node_id)
+        await self._read_relay_hosts()
         self._presence = asyncio.create_task(self._keep_presence())
         if self.relay_starter is not None:
             self._handed = asyncio.create_task(self._take_handed_relays())
@@ -330,34 +332,29 @@ class RoomHub:
                     and (replica := self._replicas.get(room_id)) is not None:
                 replica.chat_tail = self._spawn(self._store_chat(room_id, effect, replica.chat_tail))
             elif isinstance(effect, StartRelay) and effect.node == self.node_id and self.relay_starter:
-                if effect.placed:
+                # Decided now, from the presences as last read: a relay that stays here starts before the
+                # offers that follow in the log are delivered to it.
+                node = self.node_id if effect.placed else place_relay(
+                    self.node_id, {**self._relay_hosts, self.node_id: self.relay_host()})
+                if node == self.node_id:
                     self.relay_starter(self, room_id, effect.epoch)
                 else:
-                    self._spawn(self._place_relay(room_id, effect.epoch))
+                    self._spawn(self._hand_relay(room_id, effect.epoch, node))
             elif isinstance(effect, StopRelay) and effect.node == self.node_id:
                 if (outbox := self._outboxes.get(relay_conn(room_id, effect.epoch))) is not None:
                     outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "relay moved"))
 
-    async def _place_relay(self, room_id: str, epoch: int) -> None:
-        """The room gave this node relay ``epoch``: run it here, or hand it to the node that should
-        (placement.py) and wake that node up. If the presences or the log cannot be read, it runs here."""
+    async def _hand_relay(self, room_id: str, epoch: int, node: str) -> None:
+        """Hand relay ``epoch``, which the room gave this node, to ``node`` (placement.py), and wake that node
+        up; if the log cannot be reached, the relay runs here."""
         assert self.relay_starter is not None
         try:
-            hosts = await asyncio.wait_for(self.log.relay_hosts(), BOUNDED_APPEND_SECONDS)
+            await asyncio.wait_for(self._append(room_id, RelayHandoff(epoch=epoch, node=node)), BOUNDED_APPEND_SECONDS)
+            await asyncio.wait_for(self.log.hand(node, room_id), BOUNDED_APPEND_SECONDS)
+            log.info("room %s: relay %d handed to node %s", room_id, epoch, node)
         except (BusError, TimeoutError):
-            hosts = {}
-        hosts[self.node_id] = self.relay_host()
-        node = place_relay(self.node_id, hosts)
-        if node != self.node_id:
-            try:
-                await asyncio.wait_for(self._append(room_id, RelayHandoff(epoch=epoch, node=node)),
-                                       BOUNDED_APPEND_SECONDS)
-                await asyncio.wait_for(self.log.hand(node, room_id), BOUNDED_APPEND_SECONDS)
-                log.info("room %s: relay %d handed to node %s", room_id, epoch, node)
-                return
-            except (BusError, TimeoutError):
-                log.warning("room %s: could not hand relay %d to node %s; it runs here", room_id, epoch, node)
-        self.relay_starter(self, room_id, epoch)
+            log.warning("room %s: could not hand relay %d to node %s; it runs here", room_id, epoch, node)
+            self.relay_starter(self, room_id, epoch)
 
     async def _take_handed_relays(self) -> None:
         """Follow the rooms whose relay another node hands to this one: the relay starts as this node's copy of
@@ -423,11 +420,20 @@ class RoomHub:
                 self._blind_until = loop.time() + self.presence_ttl
             if loop.time() >= self._blind_until:
                 await self._sweep()
+            await self._read_relay_hosts()
             now = loop.time()
             for room_id, replica in list(self._replicas.items()):
                 if replica.idle_since is not None and now - replica.idle_since > IDLE_ROOM_SECONDS \
                         and not self._owes_timer(replica):
                     await self._drop(room_id, replica)
+
+    async def _read_relay_hosts(self) -> None:
+        """Read every node's presence, for the placement of the next relays (kept as they were if Redis is
+        away: a relay then stays where the room puts it, most likely)."""
+        if self.relay_starter is None:
+            return
+        with suppress(BusError):
+            self._relay_hosts = await self.log.relay_hosts()
 
     async def _sweep(self) -> None:
         """Declare lost, in every room that still counts on them, the nodes whose presence ran out: those
