@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -106,6 +108,12 @@ def uses_postgres(item: pytest.Item) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Whole runs have taken about a minute to exit after their summary: if this one still has not exited
+    30 s from now, print every thread's stack, to show what it waits for."""
+    faulthandler.dump_traceback_later(30, exit=False, file=sys.__stderr__)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark exactly the tests that use PostgreSQL ``postgres``, so ``-m postgres`` runs that layer alone.
 
