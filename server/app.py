@@ -171,8 +171,8 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         else InProcessThrottle(), metrics)
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
-    # A new deployment's; /readyz says if it cannot be reached, or holds files sealed under another key.
-    storage.prepare(settings.recordings_dir, app[RECORDING_KEY])
+    # Prepared once the database says whether the deployment is new (database_ctx); /readyz says if it cannot
+    # be reached, is not mounted, or holds files sealed under another key.
     app[STORAGE_PROBE] = storage.Probe(settings.recordings_dir, app[RECORDING_KEY])
     app.on_cleanup.append(lambda app: _close_probe(app[STORAGE_PROBE]))
     # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
@@ -182,6 +182,7 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         db = database or Database(settings.database_url)
+        settling: asyncio.Task[None] | None = None
         try:
             if database is None:
                 await prepare_database(db, settings)
@@ -190,9 +191,14 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
             watch_database(metrics, db)
             app[AUDIT] = audit_trail.Batcher(db)
             await _publish_consent_texts(db)
+            settling = await _settle_storage(db, settings, app[RECORDING_KEY])
             await _recover_recordings(db, settings, app[RECORDING_KEY])
             yield
         finally:
+            if settling is not None:
+                settling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await settling
             if AUDIT in app:
                 await app[AUDIT].close()  # the entries still queued, before the database goes
             await db.close()
@@ -332,6 +338,30 @@ async def _publish_consent_texts(database: Database) -> None:
         await consent_templates.publish(database, texts)
     except (OSError, SQLAlchemyError):
         log.exception("could not publish the consent texts; will try at the next start")
+
+
+STORAGE_SETTLE_SECONDS = 5.0  # how often a node that started without its database asks it again
+
+
+async def _settle_storage(database: Database, settings: Settings, key: bytes) -> asyncio.Task[None] | None:
+    """Prepare the recordings directory (its marker only for a new deployment: ``storage.settle``). A database
+    that is down now must not stop the node starting, nor let it guess: it is asked again in the background
+    until it answers (the task returned, to cancel at shutdown)."""
+    try:
+        await storage.settle(database, settings.recordings_dir, key)
+        return None
+    except (OSError, SQLAlchemyError):
+        log.warning("the database does not answer: the recordings directory is prepared once it does")
+
+    async def again() -> None:
+        while True:
+            await asyncio.sleep(STORAGE_SETTLE_SECONDS)
+            try:
+                await storage.settle(database, settings.recordings_dir, key)
+                return
+            except (OSError, SQLAlchemyError):
+                continue
+    return asyncio.create_task(again())
 
 
 async def _recover_recordings(database: Database, settings: Settings, key: bytes) -> None:
