@@ -18,7 +18,8 @@ from server import storage
 from server.api.health import Readiness
 from server.app import create_app, prepare_database
 from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
-from server.consultations.recordings import live_path, recover_interrupted
+from server.consultations.recordings import live_path
+from server.consultations.recovery import recover_interrupted
 from server.db import Database
 from server.models import Recording, RecordingStatus
 from server.settings import Settings
