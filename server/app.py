@@ -375,8 +375,8 @@ async def _settle_storage(database: Database, settings: Settings, key: bytes) ->
 
 
 async def _recover_recordings(database: Database, settings: Settings, key: bytes, run: str) -> None:
-    """Keep what a crash cut off. A database that is down now must not stop the node starting (/readyz
-    says so); the recordings are recovered at the next start."""
+    """Keep what a crash cut off (as this run, ``run``). A database that is down now must not stop the node
+    starting (/readyz says so); the recordings are recovered at the next start, or by another node's sweep."""
     try:
         if recovered := await recovery.recover_interrupted(database, settings.recordings_dir, key, node=run):
             log.warning("kept %d recording(s) that the last shutdown cut off", recovered)
