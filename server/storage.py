@@ -13,6 +13,7 @@ instead of writing files the other nodes cannot open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import hmac
@@ -65,16 +66,20 @@ def mark(directory: Path, key: bytes) -> None:
     marker = directory / MARKER
     if marker.exists():
         return
+    text = f"{MARKER_TEXT}{FINGERPRINT_LINE}{fingerprint(key)}\n"
     fd, aside = tempfile.mkstemp(prefix=f"{MARKER}.", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(f"{MARKER_TEXT}{FINGERPRINT_LINE}{fingerprint(key)}\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         try:
             os.link(aside, marker)
         except FileExistsError:
             pass  # another node wrote it first
+        except OSError:  # a file system without hard links: created exclusively, written at once
+            with contextlib.suppress(FileExistsError), open(marker, "x") as f:
+                f.write(text)
     finally:
         os.unlink(aside)
 

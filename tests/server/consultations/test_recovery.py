@@ -59,7 +59,7 @@ async def _recovered_entries(client: TestClient) -> list[AuditEvent]:
 @asynccontextmanager
 async def writer(directory: Path, key: bytes) -> AsyncIterator[asyncio.subprocess.Process]:
     """A process recording a relay call into ``directory/segment.live`` (holding its lock) until killed."""
-    directory.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.support.recording_child", str(directory), key.hex(), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE)
