@@ -193,6 +193,14 @@ class Probe:
         self._thread.shutdown(wait=False, cancel_futures=True)
 
 
+async def ensure_usable(directory: Path) -> None:
+    """Refuse (503 ``storage-unavailable``) to write a new file while the directory cannot be used: an empty
+    mount point whose storage is not mounted would take it, out of every other node's sight."""
+    if (found := await check(directory)) is not None:
+        log.warning("not writing a file to the recordings directory: %s", found)
+        raise StorageUnavailable()
+
+
 async def unreadable(directory: Path, exc: OSError, missing: str) -> StorageUnavailable | NotFound:
     """The refusal for a file under ``directory`` that could not be opened (``exc``): 503 when the storage
     cannot be reached or read, 404 with ``missing`` only when it can, and the file is not there."""

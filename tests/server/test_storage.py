@@ -95,11 +95,13 @@ async def test_a_node_started_without_the_storage_mounted_does_not_take_the_moun
         settings: Settings, how: str) -> None:
     """Guards the marker's meaning: a node of a deployment whose database knows stored files, started while the
     storage is not mounted (an empty mount point, or no directory at all), writes no marker there: /readyz says
-    ``unmounted``, files answer 503 storage-unavailable, and nothing is created in its place; once the operator
-    mounts the storage the same node serves them, with no restart."""
+    ``unmounted``, files answer 503 storage-unavailable, new ones (an attachment, a signed report) are refused
+    the same way rather than written where no other node sees them, and nothing is created in its place; once
+    the operator mounts the storage the same node serves them, with no restart."""
     client = await _start(settings)
     try:
         recording = await stored_recording(client)
+        booked, _ = await booked_referral(client)
     finally:
         await client.close()
     root = settings.recordings_dir
@@ -113,6 +115,11 @@ async def test_a_node_started_without_the_storage_mounted_does_not_take_the_moun
             doctor = await login(client, "dr.li")
             media = f"/api/recordings/{recording.id}/media"
             await _refused(await client.get(media, headers=doctor), "storage-unavailable", 503)
+            status, refused = await _upload(client, booked["id"], PDF, "ECG.pdf")
+            assert (status, refused["error"]["code"]) == (503, "storage-unavailable"), refused
+            await _refused(await client.post(f"/api/referrals/{booked['id']}/reports", json=REPORT,
+                                             headers=await login(client, "dr.wang")), "storage-unavailable", 503)
+            assert not root.exists() or list(root.iterdir()) == [], "nothing written where the storage should be"
         except BaseException:
             await client.close()
             raise
