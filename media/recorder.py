@@ -24,12 +24,14 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 
+from .errors import RecordingError
 from .forwarding import Publication
 from .passthrough import EncodedFrame, h264_nal_types
-from .sealed import SealedReader, SealedWriter
+from .sealed import SealedReader, SealedWriter, take_over
 
 log = logging.getLogger(__name__)
 
@@ -282,40 +284,71 @@ class Finished:
     streams: list[dict[str, object]]  # kind, codec (and size), and whose (participant_id) if the file says
 
 
-def finalize(live: Path, final: Path, key: bytes) -> Finished:
+def finalize(live: Path, final: Path, key: bytes, *, held: BinaryIO | None = None) -> Finished:
     """Remux a segment, packets copied as they are, into a seekable WebM (or Matroska, for H.264); seal
-    it; remove the live file."""
-    reader = SealedReader(live, key)
-    source = av.open(reader.stream(), "r", format="matroska")
-    out_buffer = io.BytesIO()
-    output = av.open(out_buffer, "w", format=container_format({s.codec_context.name for s in source.streams}))
-    mapping: dict[int, av.stream.Stream] = {}
-    streams: list[dict[str, object]] = []
-    for stream in source.streams:
-        owner = stream.metadata.get(PARTICIPANT_TAG)  # absent in files recorded before it was written
-        streams.append({"kind": stream.type, "codec": stream.codec_context.name,
-                        **({"width": stream.codec_context.width, "height": stream.codec_context.height}
-                           if stream.type == "video" else {}),
-                        **({"participant_id": owner} if owner else {})})
-        mapping[stream.index] = _muxed_stream(output, stream.type, stream.codec_context.name,
-                                              stream.codec_context.width if stream.type == "video" else 0,
-                                              stream.codec_context.height if stream.type == "video" else 0,
-                                              stream if stream.codec_context.name == "h264" else None)
-        if owner:
-            mapping[stream.index].metadata[PARTICIPANT_TAG] = owner
-    end = 0.0
-    for packet in source.demux():
-        if packet.dts is None or packet.stream.index not in mapping:
-            continue  # the flush packet at the end of each stream
-        end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-        packet.stream = mapping[packet.stream.index]
-        output.mux(packet)
-    output.close()
-    source.close()
-    data = out_buffer.getvalue()
-    writer = SealedWriter(final, key)
-    writer.write(data)
-    writer.close()
-    digest = SealedReader(final, key).sha256()
-    live.unlink()
+    it; remove the live file. The live file's lock is held throughout (``held``, when the caller took it
+    already), so no other process finishes the same segment meanwhile; RecordingError if one holds it."""
+    lock = held if held is not None else take_over(live)
+    if lock is None:
+        raise RecordingError(f"{live.name} is being finished by another process")
+    try:
+        reader = SealedReader(live, key)
+        source = av.open(reader.stream(), "r", format="matroska")
+        out_buffer = io.BytesIO()
+        output = av.open(out_buffer, "w", format=container_format({s.codec_context.name for s in source.streams}))
+        mapping: dict[int, av.stream.Stream] = {}
+        streams: list[dict[str, object]] = []
+        for stream in source.streams:
+            streams.append(_described(stream))
+            mapping[stream.index] = _muxed_stream(output, stream.type, stream.codec_context.name,
+                                                  stream.codec_context.width if stream.type == "video" else 0,
+                                                  stream.codec_context.height if stream.type == "video" else 0,
+                                                  stream if stream.codec_context.name == "h264" else None)
+            if owner := stream.metadata.get(PARTICIPANT_TAG):
+                mapping[stream.index].metadata[PARTICIPANT_TAG] = owner
+        end = 0.0
+        for packet in source.demux():
+            if packet.dts is None or packet.stream.index not in mapping:
+                continue  # the flush packet at the end of each stream
+            end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+            packet.stream = mapping[packet.stream.index]
+            output.mux(packet)
+        output.close()
+        source.close()
+        data = out_buffer.getvalue()
+        writer = SealedWriter(final, key)
+        writer.write(data)
+        writer.close()
+        digest = SealedReader(final, key).sha256()
+        live.unlink()  # before the lock goes: a process waiting for it then finds no file
+    finally:
+        if held is None:
+            lock.close()
     return Finished(duration=end, sha256=digest, size=len(data), complete=reader.complete, streams=streams)
+
+
+def examine(final: Path, key: bytes) -> Finished:
+    """What ``finalize`` returned for a segment already finished (``final``, sealed and seekable) whose
+    process died before it was recorded anywhere: its length, hash, size and streams, read back from it."""
+    reader = SealedReader(final, key)
+    if not reader.complete:
+        raise RecordingError(f"{final.name} was cut off while it was being finished")
+    source = av.open(reader.stream(), "r", format="matroska")
+    try:
+        streams = [_described(stream) for stream in source.streams]
+        end = 0.0
+        for packet in source.demux():
+            if packet.dts is not None:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    finally:
+        source.close()
+    return Finished(duration=end, sha256=reader.sha256(), size=reader.size, complete=False, streams=streams)
+
+
+def _described(stream: av.stream.Stream) -> dict[str, object]:
+    """A stream as a recording's row keeps it: kind, codec (and size), and whose, if the file says."""
+    owner = stream.metadata.get(PARTICIPANT_TAG)  # absent in files recorded before it was written
+    return {"kind": stream.type, "codec": stream.codec_context.name,
+            **({"width": stream.codec_context.width, "height": stream.codec_context.height}
+               if stream.type == "video" else {}),
+            **({"participant_id": owner} if owner else {})}

@@ -10,6 +10,7 @@ without the check failing. A file with no final chunk was being written when the
 from __future__ import annotations
 
 import bisect
+import errno
 import fcntl
 import hashlib
 import io
@@ -19,6 +20,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -97,6 +99,27 @@ def being_written(path: Path) -> bool:
             return True
         fcntl.flock(f, fcntl.LOCK_UN)
         return False
+
+
+def take_over(path: Path) -> BinaryIO | None:
+    """Open ``path`` holding its lock, so that one process alone finishes a file whose writer has closed it or
+    died: None if another process holds it (still writing, or finishing it). Raises FileNotFoundError if there
+    is no such file, or if it was removed while its lock was awaited (the process before finished it). Close
+    what it returns to let go; remove the file before that, if it is finished with."""
+    f = open(path, "r+b")  # noqa: SIM115 - the caller closes it; for writing: on NFS an exclusive lock needs it
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    try:
+        same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        f.close()
+        raise FileNotFoundError(errno.ENOENT, "finished by another process", str(path))
+    return f
 
 
 @dataclass(frozen=True)

@@ -184,8 +184,8 @@ async def serve(input_: BinaryIO, output: BinaryIO) -> None:
         reading.cancel()
         return
     # The node died without saying goodbye: die with it, as the relay would have in the node's own process.
-    # A recording's live file keeps what was flushed, and the node finishes it at its next start; finishing
-    # it here would leave a file whose metadata no node wrote.
+    # A recording's live file keeps what was flushed, and another node finishes it once this node is declared
+    # lost (or the node, at its next start); finishing it here would leave a file whose metadata no node wrote.
     log.warning("relay worker: the node has gone; stopping at once")
     os._exit(0)
 

@@ -85,8 +85,9 @@ from .appkeys import (
 from .audit import trail as audit_trail
 from .client_address import client_address_middleware
 from .consent import templates as consent_templates
+from .consultations import recovery
 from .consultations.chat import chat_store
-from .consultations.recordings import DatabaseRecordingStore, recover_interrupted
+from .consultations.recordings import DatabaseRecordingStore
 from .db import Database
 from .errors import SettingsError
 from .http import auth_middleware, error_middleware
@@ -178,17 +179,22 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         else InProcessThrottle(), metrics)
     app[PASSWORDS] = PasswordChecker()
     app[RECORDING_KEY] = load_recording_key(settings)
-    # A new deployment's; /readyz says if it cannot be reached, or holds files sealed under another key.
-    storage.prepare(settings.recordings_dir, app[RECORDING_KEY])
+    # Prepared once the database says whether the deployment is new (database_ctx); /readyz says if it cannot
+    # be reached, is not mounted, or holds files sealed under another key.
     app[STORAGE_PROBE] = storage.Probe(settings.recordings_dir, app[RECORDING_KEY])
     app.on_cleanup.append(lambda app: _close_probe(app[STORAGE_PROBE]))
     # The signing certificate is read (or, for the demo, generated) now: a bad one stops start-up.
     app[REPORTS] = ReportTools(report_signing.load(settings), settings.recordings_dir, app[RECORDING_KEY],
                                settings.default_locale, report_signing.load_hospitals(settings))
     app[RELAYS] = {}
+    # Each start is a run of its own: sockets, grace timers and relays of a run killed a moment ago are not
+    # this run's, and the name tells the other nodes that the run before is gone. Its recordings name it.
+    name = settings.node_id or secrets.token_hex(4)
+    run = f"{name}.{secrets.token_hex(3)}"
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         db = database or Database(settings.database_url)
+        settling: asyncio.Task[None] | None = None
         try:
             if database is None:
                 await prepare_database(db, settings)
@@ -197,9 +203,14 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
             watch_database(metrics, db)
             app[AUDIT] = audit_trail.Batcher(db)
             await _publish_consent_texts(db)
-            await _recover_recordings(db, settings, app[RECORDING_KEY])
+            settling = await _settle_storage(db, settings, app[RECORDING_KEY])
+            await _recover_recordings(db, settings, app[RECORDING_KEY], run)
             yield
         finally:
+            if settling is not None:
+                settling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await settling
             if AUDIT in app:
                 await app[AUDIT].close()  # the entries still queued, before the database goes
             await db.close()
@@ -209,7 +220,7 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         # and the node recovers by itself when it returns.
         room_log = RedisRoomLog(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url \
             else LocalRoomLog()
-        store = DatabaseRecordingStore(app[DATABASE], settings.recordings_dir, app[RECORDING_KEY])
+        store = DatabaseRecordingStore(app[DATABASE], settings.recordings_dir, app[RECORDING_KEY], node=run)
         watch_recordings(metrics, store)
         stun = [RTCIceServer(urls=server["urls"]) for server in settings.ice_servers
                 if "username" not in server]  # the relay has a public address; it needs STUN at most
@@ -220,7 +231,7 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
             (a file another process still writes is locked, and left alone)."""
             for recording_id in recording_ids:
                 store.in_progress.discard(recording_id)
-            await _recover_recordings(app[DATABASE], settings, app[RECORDING_KEY])
+            await _recover_recordings(app[DATABASE], settings, app[RECORDING_KEY], run)
 
         pool = RelayWorkers(workers, WorkerConfig(
             ice_servers=[{"urls": server.urls} for server in stun], key=app[RECORDING_KEY],
@@ -245,15 +256,17 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
                     del app[RELAYS][room_id]
             session.task.add_done_callback(forget)
 
-        # Each start is a run of its own: sockets, grace timers and relays of a run killed a moment ago are
-        # not this run's, and the name tells the other nodes that the run before is gone.
-        name = settings.node_id or secrets.token_hex(4)
-        hub = RoomHub(room_log, node_id=f"{name}.{secrets.token_hex(3)}", node_name=name,
+        lost = asyncio.Event()  # set when this node declares another lost: finish its recordings now
+        hub = RoomHub(room_log, node_id=run, node_name=name,
                       max_participants=settings.room_max_participants, grace_seconds=settings.reconnect_grace,
                       presence_ttl=settings.presence_ttl, chat_store=chat_store(app[DATABASE]),
                       relay_starter=start_relay, media_only=media_only, relay_limit=settings.relay_limit,
-                      relay_count=lambda: len(app[RELAYS]))
+                      relay_count=lambda: len(app[RELAYS]), on_node_lost=lambda node: lost.set())
         await hub.start()
+        # A lost node's recordings are finished here (by one surviving node) rather than at its next start.
+        orphans = asyncio.create_task(recovery.watch_lost(
+            app[DATABASE], settings.recordings_dir, app[RECORDING_KEY], node=run, gone=hub.node_gone, wake=lost,
+            every=settings.presence_ttl))
         app[HUB] = hub
         watch_hub(metrics, hub)
         watch_relays(metrics, app[RELAYS])
@@ -263,6 +276,9 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         try:
             yield
         finally:
+            orphans.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await orphans
             relays = [relay.task for relay in app[RELAYS].values()]
             for relay in app[RELAYS].values():
                 relay.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "server shutting down"))
@@ -344,11 +360,35 @@ async def _publish_consent_texts(database: Database) -> None:
         log.exception("could not publish the consent texts; will try at the next start")
 
 
-async def _recover_recordings(database: Database, settings: Settings, key: bytes) -> None:
-    """Keep what a crash cut off. A database that is down now must not stop the node starting (/readyz
-    says so); the recordings are recovered at the next start."""
+STORAGE_SETTLE_SECONDS = 5.0  # how often a node that started without its database asks it again
+
+
+async def _settle_storage(database: Database, settings: Settings, key: bytes) -> asyncio.Task[None] | None:
+    """Prepare the recordings directory (its marker only for a new deployment: ``storage.settle``). A database
+    that is down now must not stop the node starting, nor let it guess: it is asked again in the background
+    until it answers (the task returned, to cancel at shutdown)."""
     try:
-        if recovered := await recover_interrupted(database, settings.recordings_dir, key):
+        await storage.settle(database, settings.recordings_dir, key)
+        return None
+    except (OSError, SQLAlchemyError):
+        log.warning("the database does not answer: the recordings directory is prepared once it does")
+
+    async def again() -> None:
+        while True:
+            await asyncio.sleep(STORAGE_SETTLE_SECONDS)
+            try:
+                await storage.settle(database, settings.recordings_dir, key)
+                return
+            except (OSError, SQLAlchemyError):
+                continue
+    return asyncio.create_task(again())
+
+
+async def _recover_recordings(database: Database, settings: Settings, key: bytes, run: str) -> None:
+    """Keep what a crash cut off (as this run, ``run``). A database that is down now must not stop the node
+    starting (/readyz says so); the recordings are recovered at the next start, or by another node's sweep."""
+    try:
+        if recovered := await recovery.recover_interrupted(database, settings.recordings_dir, key, node=run):
             log.warning("kept %d recording(s) that the last shutdown cut off", recovered)
     except (OSError, SQLAlchemyError):
         log.exception("could not look for interrupted recordings; will try at the next start")

@@ -40,7 +40,7 @@ from .audit import trail as audit
 from .db import Database, alembic_config
 from .identity.signing_keys import KEY_FILE, RECORDING_KEY_FILE
 from .settings import Settings
-from .storage import MARKER, fingerprint, problem
+from .storage import MARKER, fingerprint, mark, problem
 
 FORMAT = "telemed-backup"
 VERSION = 1
@@ -482,6 +482,10 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
                 _extract(tar, entry, files.joinpath(*relative.parts))
             _put_database(settings, dump, force)
             _put_files(files, settings.recordings_dir)
+            if (key := configured_recording_key(settings)) is not None:
+                # The backup's own marker came back with its files; one made without a marker gets it now:
+                # the restored database knows stored files, so no node would write it (server/storage.py).
+                mark(settings.recordings_dir, key)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     events = asyncio.run(audit_trail(settings.database_url))

@@ -455,6 +455,9 @@ class Recording(SQLModel, table=True):
     # The file's own key (None: sealed under the deployment's recording key, as before per-file keys).
     data_key_id: int | None = Field(default=None, foreign_key="data_key.id")
     purged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # its retention ran out: file gone
+    # The node run (the hub's node id) writing it while it is recording, or finishing it after that node was
+    # lost; None for recordings made before nodes were named here.
+    node: str | None = Field(default=None, max_length=120)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -56,6 +56,7 @@ BOUNDED_APPEND_SECONDS = 2.0  # how long a stopping node tries to tell a room it
 
 ChatStore = Callable[[str, StoreChat], Awaitable[None]]
 RelayStarter = Callable[["RoomHub", str, int], None]  # (hub, room id, relay epoch): run the room's relay here
+NodeLostListener = Callable[[str], None]  # (node id): this node has just declared that node lost
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,13 @@ class RoomHub:
                  presence_ttl: float = 10.0, chat_store: ChatStore | None = None,
                  relay_starter: RelayStarter | None = None, node_name: str | None = None,
                  media_only: bool = False, relay_limit: int | None = None,
-                 relay_count: Callable[[], int] = lambda: 0) -> None:
+                 relay_count: Callable[[], int] = lambda: 0, on_node_lost: NodeLostListener | None = None) -> None:
         """``node_id``: this run of the node, unique to it (a node restarted is a new one); ``node_name``: the
         name it runs under (TELEMED_NODE_ID), whose previous run is declared gone when this one starts.
         ``media_only``: this node serves no participant and runs relays handed to it; ``relay_limit``: the
-        most relays it should run (None: no limit); ``relay_count``: how many it runs now."""
+        most relays it should run (None: no limit); ``relay_count``: how many it runs now. ``on_node_lost``:
+        told of each node this one declares lost (what it left beyond its rooms, its recordings, is the
+        server's to finish)."""
         self.log = log_
         self.node_id = node_id
         self.node_name = node_name
@@ -102,6 +105,7 @@ class RoomHub:
         self.media_only = media_only
         self.relay_limit = relay_limit
         self.relay_count = relay_count
+        self.on_node_lost = on_node_lost
         self._replicas: dict[str, Replica] = {}
         self._outboxes: dict[str, Outbox] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -449,6 +453,16 @@ class RoomHub:
                 log.warning("node %s is gone; its participants are reconnecting in %d room(s)", node, len(room_ids))
                 for room_id in room_ids:
                     self._spawn(self._append_retrying(room_id, NodeLost(node=node)))
+                if self.on_node_lost is not None:
+                    self.on_node_lost(node)
+
+    async def node_gone(self, node: str) -> bool:
+        """Whether ``node``'s presence has run out (killed, or cut off from the others), as the sweep tells it:
+        never this node; never while this node cannot tell (its own presence was just found missing: the log
+        may have lost everyone's), nor when the log does not answer."""
+        if node == self.node_id or asyncio.get_running_loop().time() < self._blind_until:
+            return False
+        return not await self.log.node_alive(node)
 
     def _owes_timer(self, replica: Replica) -> bool:
         """A member is reconnecting whose timer this node runs (it was here, or its node is lost): it will

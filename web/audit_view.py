@@ -85,7 +85,7 @@ ACTIONS: dict[str, str] = {
     "recording.started": N_("Recording started"),
     "recording.finished": N_("Recording finished"),
     "recording.discarded": N_("Recording discarded"),
-    "recording.recovered": N_("Recording recovered after a restart"),
+    "recording.recovered": N_("Recording recovered after a server stopped"),
     "recording.viewed": N_("Recording played"),
     "recording.downloaded": N_("Recording downloaded"),
     "fhir.exported": N_("Record exported as FHIR"),

@@ -15,7 +15,7 @@ from ..outputs import Out
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
 
-Check = Literal["ok", "unreachable", "unavailable", "over-capacity"]
+Check = Literal["ok", "unreachable", "unavailable", "unmounted", "over-capacity"]
 
 
 class RelayLoad(Out):
@@ -76,8 +76,8 @@ async def readyz(request: web.Request) -> web.Response:
             checks["redis"] = "unreachable"
             problems["redis"] = "Redis does not answer"
     if problem := await request.app[STORAGE_PROBE].check():
-        checks["storage"] = "unavailable"
-        problems["storage"] = problem
+        checks["storage"] = problem.check
+        problems["storage"] = problem.words
     else:
         checks["storage"] = "ok"
     relays = relay_load(request.app)

@@ -21,8 +21,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from media.errors import TamperedRecording
-from media.recorder import Finished, SegmentResult, container_format, finalize
-from media.sealed import SealedReader, being_written
+from media.recorder import Finished, SegmentResult, container_format
+from media.sealed import SealedReader
 from media.session import SegmentFile
 from signaling.grants import consultation_of_room
 from signaling.room import Room
@@ -74,7 +74,7 @@ async def key_of(session: AsyncSession, row: Recording, master: bytes) -> bytes:
         raise NotFound(N_("This recording was deleted when its retention period ended.")) from None
 
 
-def _keep(row: Recording, finished: Finished, status: RecordingStatus) -> None:
+def keep_finished(row: Recording, finished: Finished, status: RecordingStatus) -> None:
     row.status, row.ended_at = status, utcnow()
     row.duration, row.size, row.sha256 = finished.duration, finished.size, finished.sha256
 
@@ -83,8 +83,11 @@ class DatabaseRecordingStore:
     """The relay's RecordingStore: a row per segment, its file under ``directory``, sealed under a data key
     of its own when the store is given the deployment's ``key`` to keep it under."""
 
-    def __init__(self, database: Database, directory: Path, key: bytes | None = None) -> None:
-        self.database, self.directory, self.key = database, directory, key
+    def __init__(self, database: Database, directory: Path, key: bytes | None = None, *,
+                 node: str | None = None) -> None:
+        """``node``: this node's run (the hub's node id), named on each recording it writes, so that if it is
+        lost another node finishes them (recovery.py)."""
+        self.database, self.directory, self.key, self.node = database, directory, key, node
         # What this node is recording now and has kept so far, for its metrics (read at each scrape).
         self.in_progress: set[int] = set()  # ids of the segments begun here and not finished yet
         self.bytes_kept = 0  # bytes of the finished segments' files kept since start-up
@@ -100,7 +103,7 @@ class DatabaseRecordingStore:
                 participants=json.dumps([{"participant_id": m.id, "identity": m.identity,
                                           "name": m.participant.name, "role": m.participant.role} for m in seated],
                                         ensure_ascii=False),
-                consent_ids=json.dumps(room.relied_on()))
+                consent_ids=json.dumps(room.relied_on()), node=self.node)
             own = data_keys.new_key() if self.key is not None else None
             if own is not None and self.key is not None:
                 row.data_key_id = await data_keys.keep(session, self.key, own)
@@ -120,8 +123,8 @@ class DatabaseRecordingStore:
             self.bytes_kept += finished.size
         async with self.database.session() as session:
             row = await session.get(Recording, segment.recording_id)
-            if row is None:
-                return
+            if row is None or row.status is not RecordingStatus.RECORDING or row.node != self.node:
+                return  # another node took it for lost, and finished it (recovery.py)
             if not result.tracks and result.error is None:
                 # Nothing reached the file (everyone left, or stopped before media flowed): no recording.
                 await session.delete(row)
@@ -134,50 +137,14 @@ class DatabaseRecordingStore:
             if finished is None:
                 row.status, row.ended_at = RecordingStatus.FAILED, utcnow()
             else:
-                _keep(row, finished, RecordingStatus.READY if finished.complete else RecordingStatus.INTERRUPTED)
+                keep_finished(row, finished,
+                              RecordingStatus.READY if finished.complete else RecordingStatus.INTERRUPTED)
             session.add(row)
             audit.with_commit(session, audit.Entry("system", "recording.finished", row.consultation_id,
                                                    f"recording:{segment.recording_id}",
                                                    {"status": row.status.value,
                                                     "sha256": finished.sha256 if finished else None}))
             await session.commit()
-
-
-async def recover_interrupted(database: Database, directory: Path, key: bytes) -> int:
-    """Finish recordings a crash cut off: what was flushed before it becomes a playable, seekable file. One
-    another node is still writing (the recordings directory is shared) is left to it."""
-    recovered = 0
-    async with database.session() as session:
-        rows = (await session.exec(select(Recording).where(Recording.status == RecordingStatus.RECORDING))).all()
-    for row in rows:
-        file = segment_file(directory, row)
-        try:
-            if await asyncio.to_thread(being_written, file.live_path):
-                continue  # another node, sharing the recordings directory, is recording it now
-        except FileNotFoundError:
-            continue  # on another node's disk, or nothing was ever flushed
-        try:
-            async with database.session() as session:
-                own = await key_of(session, row, key)
-            finished = await asyncio.to_thread(finalize, file.live_path, file.final_path, own)
-        except Exception:
-            log.exception("recording %s could not be recovered", row.id)
-            finished = None
-        status = RecordingStatus.INTERRUPTED if finished is not None else RecordingStatus.FAILED
-        async with database.session() as session:
-            fresh = await session.get(Recording, row.id)
-            assert fresh is not None
-            if finished is None:
-                fresh.status, fresh.ended_at = status, utcnow()
-            else:
-                _keep(fresh, finished, status)
-                fresh.tracks = json.dumps(finished.streams)  # whose track is whose died with the process
-            session.add(fresh)
-            audit.with_commit(session, audit.Entry("system", "recording.recovered", row.consultation_id,
-                                                   f"recording:{row.id}", {"status": status.value}))
-            await session.commit()
-        recovered += 1
-    return recovered
 
 
 # ---- what people do with recordings: consent, list, play ----

@@ -218,6 +218,7 @@ async def attach(database: Database, who: Principal, referral_id: int, read: Upl
     require(can_attach(who, referrals.scope_of(referral, None)), N_("Only the referring doctor adds attachments."))
     if referral.state in CLOSED:
         raise BadRequest(N_("This referral is closed; nothing more can be attached."), code="referral-closed")
+    await storage.ensure_usable(root)
     raw_name, chunks = await read()
     filename = upload_filename(raw_name)
     own = data_keys.new_key()

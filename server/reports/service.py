@@ -392,6 +392,7 @@ async def _issue(session: AsyncSession, who: Principal, referral: Referral, body
                  previous: ConsultationReport | None) -> ConsultationReport:
     """Render, sign and seal a version, add its row and audit entry, and commit (uncommitted work included)."""
     assert referral.id is not None
+    await storage.ensure_usable(tools.root)
     locale = await _reader_locale(session, referral, tools.default_locale)
     signer = tools.signer_for(who.hospital_id)  # the specialist's hospital's
     row = ConsultationReport(referral_id=referral.id, consultation_id=referral.consultation_id,

@@ -176,7 +176,7 @@ def small_backup(tmp_path: Path) -> tuple[Settings, Path]:
     asyncio.run(seed())
     (old.data_dir / "keys").mkdir()
     (old.data_dir / RECORDING_KEY_FILE).write_text(secrets.token_hex(32))
-    storage.prepare(old.recordings_dir, bytes.fromhex((old.data_dir / RECORDING_KEY_FILE).read_text()))  # as a node
+    storage.mark(old.recordings_dir, bytes.fromhex((old.data_dir / RECORDING_KEY_FILE).read_text()))  # as a new node
     (old.recordings_dir / "7").mkdir(parents=True)
     (old.recordings_dir / "7" / "a.rec").write_bytes(b"sealed bytes")
     (old.recordings_dir / "streams" / "v1").mkdir(parents=True)
@@ -221,7 +221,7 @@ def test_force_replaces_what_is_there(tmp_path: Path, small_backup: tuple[Settin
     """Without --force a restore over files refuses and names them; with it, the old files go."""
     old, archive = small_backup
     new = _fresh(tmp_path, old)
-    storage.prepare(new.recordings_dir, bytes.fromhex((new.data_dir / RECORDING_KEY_FILE).read_text()))
+    storage.mark(new.recordings_dir, bytes.fromhex((new.data_dir / RECORDING_KEY_FILE).read_text()))
     assert backups.restore(new, archive).files == 2, "a node started once before the restore is still empty"
     (new.recordings_dir / "9").mkdir(parents=True)
     (new.recordings_dir / "9" / "stray.rec").write_bytes(b"x")
@@ -300,3 +300,21 @@ def test_no_backup_without_the_files(tmp_path: Path, small_backup: tuple[Setting
     with pytest.raises(backups.BackupError, match="is its storage mounted"):
         backups.backup(old, tmp_path / "empty.tar")
     assert not (tmp_path / "empty.tar").exists()
+
+
+def test_a_restore_leaves_the_storage_marked(tmp_path: Path, small_backup: tuple[Settings, Path]) -> None:
+    """A restored deployment's database knows stored files, so no node will write the storage's marker
+    (server/storage.py): the restore must leave it there, the backup's own, or, from an archive without one,
+    written under the configured key. Otherwise the restored deployment would start "unmounted"."""
+    old, archive = small_backup
+    key = bytes.fromhex((old.data_dir / RECORDING_KEY_FILE).read_text())
+
+    def without_marker(manifest: dict) -> None:
+        manifest["files"] = [f for f in manifest["files"] if f["path"] != f"files/{storage.MARKER}"]
+
+    for source in (archive, _with_manifest(archive, tmp_path / "unmarked.tar", without_marker)):
+        new = _fresh(tmp_path, old)
+        backups.restore(new, source)
+        assert storage.problem(new.recordings_dir, writable=True, key=key) is None
+        assert storage.fingerprint(key) in (new.recordings_dir / storage.MARKER).read_text()
+        shutil.rmtree(new.data_dir)

@@ -335,6 +335,8 @@ async def test_a_deployment_with_records_upgrades_from_0012_keeping_them(databas
         "VALUES (1, 1, 'en', 'c.sealed', 'cc')",
         "INSERT INTO patient_invitation (id, consultation_id, patient_id, created_by, created_at, expires_at) "
         "VALUES (1, 1, 1, 1, :now, :now)",
+        "INSERT INTO recording (id, consultation_id, file, status, started_by, started_at, tracks, participants, "
+        "consent_ids) VALUES (1, 1, '1/a.rec', 'recording', 'user:1', :now, '[]', '[]', '[]')",
     ]
     try:
         await db.upgrade("0012")
@@ -346,7 +348,7 @@ async def test_a_deployment_with_records_upgrades_from_0012_keeping_them(databas
         async with db.engine.connect() as conn:
             counts = {table: (await conn.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one()
                       for table in ("user_account", "referral", "appointment", "consultation_report",
-                                    "consultation_report_rendition", "patient_invitation")}
+                                    "consultation_report_rendition", "patient_invitation", "recording")}
             user = (await conn.execute(sa.text(
                 "SELECT licence_number, professional_title, licence_verified_at FROM user_account"))).one()
             referral = (await conn.execute(sa.text("SELECT question, title_wanted FROM referral"))).one()
@@ -354,10 +356,12 @@ async def test_a_deployment_with_records_upgrades_from_0012_keeping_them(databas
                 "SELECT failed_identity_attempts, locked_at FROM patient_invitation"))).one()
             report = (await conn.execute(sa.text(
                 "SELECT data_key_id, purged_at, supersedes_id FROM consultation_report WHERE id = 2"))).one()
+            recording = (await conn.execute(sa.text("SELECT status, node FROM recording"))).one()
         assert counts == {"user_account": 1, "referral": 1, "appointment": 1, "consultation_report": 2,
-                          "consultation_report_rendition": 1, "patient_invitation": 1}
+                          "consultation_report_rendition": 1, "patient_invitation": 1, "recording": 1}
         assert tuple(user) == ("", "none", None), "existing clinicians start unverified"
         assert tuple(referral) == ("", "any") and tuple(invitation) == (0, None)
         assert tuple(report) == (None, None, 1), "older reports stay under the deployment's key"
+        assert tuple(recording) == ("recording", None), "a recording made before names no node"
     finally:
         await db.close()

@@ -72,24 +72,26 @@ async def test_readyz_follows_redis_down_and_back_up(settings: Settings, redis_s
 
 
 async def test_readyz_says_when_the_recordings_storage_is_gone(client: TestClient, settings: Settings) -> None:
-    """Storage that is not mounted (the directory gone, or an empty mount point without the marker) or not
-    writable makes the node not ready, with the reason and without the directory's path; it is ready again
-    once the storage is back."""
+    """Storage that is not mounted (the directory gone, or an empty mount point without the marker: check
+    ``unmounted``) or unusable (``unavailable``) makes the node not ready, with the reason and without the
+    directory's path; it is ready again once the storage is back."""
     directory = settings.recordings_dir
     moved = directory.with_name("elsewhere")
     directory.rename(moved)
     gone = await readiness(client, 503)
-    assert gone.checks == {"database": "ok", "storage": "unavailable", "relays": "ok"}
+    assert gone.checks == {"database": "ok", "storage": "unmounted", "relays": "ok"}
     assert gone.problems == {"storage": "the recordings directory is missing (is its storage mounted?)"}
     assert str(directory) not in json.dumps(gone.model_dump()) and "var" not in gone.problems["storage"]
 
     directory.mkdir()  # an empty mount point: the storage is not mounted on it
     empty = await readiness(client, 503)
-    assert "marker" in empty.problems["storage"]
+    assert empty.checks["storage"] == "unmounted" and "marker" in empty.problems["storage"]
     directory.rmdir()
 
     directory.write_bytes(b"")  # something else where the directory should be
-    assert (await readiness(client, 503)).problems["storage"] == "the recordings directory is not a directory"
+    other = await readiness(client, 503)
+    assert other.checks["storage"] == "unavailable"
+    assert other.problems["storage"] == "the recordings directory is not a directory"
     directory.unlink()
 
     moved.rename(directory)

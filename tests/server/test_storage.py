@@ -12,14 +12,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from server import storage
+from server.api.health import Readiness
+from server.app import create_app, prepare_database
 from server.appkeys import DATABASE, RECORDING_KEY, SETTINGS
-from server.consultations.recordings import live_path, recover_interrupted
+from server.consultations.recordings import live_path
+from server.consultations.recovery import recover_interrupted
+from server.db import Database
 from server.models import Recording, RecordingStatus
+from server.settings import Settings
 
-from ..conftest import login
+from ..conftest import _start, login
 from .api.test_attachments import PDF, _upload
 from .api.test_referrals import booked_referral, create, ids
 from .api.test_reports import BODY as REPORT
@@ -67,6 +72,85 @@ async def test_a_recording_and_an_attachment_out_of_reach_are_unavailable_not_mi
             assert response.headers["Retry-After"] == str(storage.StorageUnavailable.RETRY_AFTER)
     assert (await client.get(media, headers=doctor)).status == 200
     assert await (await client.get(attached["url"], headers=doctor)).read() == PDF
+
+
+async def _started_again(settings: Settings) -> TestClient:
+    """A node of the same deployment started again (its database as it is, not seeded again)."""
+    database = Database(settings.database_url)
+    await prepare_database(database, settings)
+    client = TestClient(TestServer(create_app(settings, database=database), host="127.0.0.1", port=0))
+    await client.start_server()
+    return client
+
+
+async def _storage_check(client: TestClient) -> tuple[str, str]:
+    response = await client.get("/readyz")
+    ready = Readiness.model_validate(await response.json())
+    assert response.status == (200 if ready.status == "ready" else 503)
+    return ready.checks["storage"], ready.problems.get("storage", "")
+
+
+@pytest.mark.parametrize("how", ["gone", "empty mount point"])
+async def test_a_node_started_without_the_storage_mounted_does_not_take_the_mount_point_for_it(
+        settings: Settings, how: str) -> None:
+    """Guards the marker's meaning: a node of a deployment whose database knows stored files, started while the
+    storage is not mounted (an empty mount point, or no directory at all), writes no marker there: /readyz says
+    ``unmounted``, files answer 503 storage-unavailable, new ones (an attachment, a signed report) are refused
+    the same way rather than written where no other node sees them, and nothing is created in its place; once
+    the operator mounts the storage the same node serves them, with no restart."""
+    client = await _start(settings)
+    try:
+        recording = await stored_recording(client)
+        booked, _ = await booked_referral(client)
+    finally:
+        await client.close()
+    root = settings.recordings_dir
+    with storage_gone(root, how):
+        client = await _started_again(settings)
+        try:
+            assert not (root / storage.MARKER).exists() and (how == "gone") == (not root.exists()), \
+                "nothing written where the storage should be"
+            check, words = await _storage_check(client)
+            assert check == "unmounted" and "mounted" in words and str(root) not in words
+            doctor = await login(client, "dr.li")
+            media = f"/api/recordings/{recording.id}/media"
+            await _refused(await client.get(media, headers=doctor), "storage-unavailable", 503)
+            status, refused = await _upload(client, booked["id"], PDF, "ECG.pdf")
+            assert (status, refused["error"]["code"]) == (503, "storage-unavailable"), refused
+            await _refused(await client.post(f"/api/referrals/{booked['id']}/reports", json=REPORT,
+                                             headers=await login(client, "dr.wang")), "storage-unavailable", 503)
+            assert not root.exists() or list(root.iterdir()) == [], "nothing written where the storage should be"
+        except BaseException:
+            await client.close()
+            raise
+    try:
+        assert await _storage_check(client) == ("ok", "")
+        assert (await client.get(media, headers=doctor)).status == 200
+    finally:
+        await client.close()
+
+
+async def test_a_new_deployment_marks_its_storage_and_one_with_files_keeps_its_marker(settings: Settings) -> None:
+    """Guards the other side: the first start of a new deployment (no stored file in its database) writes the
+    marker, naming the key's fingerprint; a later start with files leaves that marker as it is (a marker
+    with another key's fingerprint stays refused, not rewritten)."""
+    client = await _start(settings)
+    marker = settings.recordings_dir / storage.MARKER
+    try:
+        key = client.app[RECORDING_KEY]
+        assert storage.fingerprint(key) in marker.read_text()
+        await stored_recording(client)
+    finally:
+        await client.close()
+    other = storage.MARKER_TEXT + storage.FINGERPRINT_LINE + storage.fingerprint(b"\x02" * 32) + "\n"
+    marker.write_text(other)
+    client = await _started_again(settings)
+    try:
+        check, words = await _storage_check(client)
+        assert check == "unavailable" and "TELEMED_RECORDING_KEY" in words
+        assert marker.read_text() == other
+    finally:
+        await client.close()
 
 
 async def test_a_file_really_missing_is_still_404(client: TestClient) -> None:

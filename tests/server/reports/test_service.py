@@ -19,6 +19,7 @@ from pypdf import PdfReader
 from sqlmodel import select
 
 from media.sealed import SealedReader, SealedWriter
+from server import storage
 from server.audit import trail as audit
 from server.cli import main
 from server.consent import templates as consent_templates
@@ -77,6 +78,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 def tools(tmp_path: Path) -> reports.ReportTools:
     settings = Settings.load(environ={}, data_dir=tmp_path / "var")
+    storage.mark(settings.recordings_dir, b"k" * 32)  # as the first node of a new deployment does
     return reports.ReportTools(signing.load(settings), settings.recordings_dir, b"k" * 32, "zh-CN")
 
 

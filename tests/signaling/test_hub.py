@@ -1,0 +1,64 @@
+"""The hub's word on other nodes, over a real redis-server: which are gone, and who is told when one is
+declared lost (what the server relies on to finish a lost node's recordings, server/consultations/recovery.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from signaling.events import Joining, Where
+from signaling.grants import HOST
+from signaling.hub import RoomHub
+from signaling.log import LocalRoomLog
+from signaling.messages import Participant
+from signaling.redis_log import RedisRoomLog
+
+TTL = 1.0
+
+
+def _join(pid: str, node: str) -> Joining:
+    return Joining(participant=Participant(id=pid, user_id=1, name=pid, role="specialist"), grants=HOST,
+                   identity=f"id:{pid}", at=Where(node=node, conn=pid), resume_hash=f"hash-{pid}")
+
+
+async def test_a_node_whose_presence_ran_out_is_gone_and_the_listener_is_told(redis_url: str) -> None:
+    """Guards ``node_gone`` and ``on_node_lost``: a live node is not gone, nor is the asking node itself; once a
+    node stops announcing itself (killed: no withdrawal) it is gone within the presence TTL, and a node that
+    follows a room where it sat declares it lost there and tells its listener, once."""
+    prefix = f"test-{secrets.token_hex(4)}"
+    told: list[str] = []
+    a = RoomHub(RedisRoomLog(redis_url, prefix=prefix), node_id="a.1", max_participants=4, presence_ttl=TTL)
+    b = RoomHub(RedisRoomLog(redis_url, prefix=prefix), node_id="b.1", max_participants=4, presence_ttl=TTL,
+                on_node_lost=told.append)
+    await a.start()
+    await b.start()
+    try:
+        await a.submit("room-1", _join("li", "a.1"), conn="li")
+        await b.submit("room-1", _join("wang", "b.1"), conn="wang")
+        assert not await b.node_gone("a.1") and not await b.node_gone("b.1")
+        await a.stop()  # as if killed: its presence is not withdrawn, it runs out
+        loop = asyncio.get_running_loop()
+        stopped = loop.time()
+        while not await b.node_gone("a.1"):
+            assert loop.time() - stopped < TTL * 2, "gone within the presence TTL"
+            await asyncio.sleep(0.05)
+        while not told:
+            assert loop.time() - stopped < TTL * 3, "declared lost, and told"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(TTL)
+        assert told == ["a.1"] and not await b.node_gone("b.1")
+    finally:
+        await b.stop()
+        await a.log.close()
+        await b.log.close()
+
+
+async def test_with_one_node_no_other_node_is_ever_gone() -> None:
+    """Guards a single node (the in-process log): it cannot tell another node's presence, so it never takes a
+    recording away from its writer; its own are finished at its start."""
+    hub = RoomHub(LocalRoomLog(), node_id="a.1", max_participants=4, presence_ttl=TTL)
+    await hub.start()
+    try:
+        assert not await hub.node_gone("b.1") and not await hub.node_gone("a.1")
+    finally:
+        await hub.stop()
