@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import functools
 import os
 import secrets
 import sys
+import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import aiortc.rtcrtpreceiver as aiortc_receiver
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
@@ -108,6 +111,21 @@ def uses_postgres(item: pytest.Item) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+class _DaemonThreads:
+    """``threading`` as aiortc's receivers see it in tests: their decoder threads are daemons."""
+
+    Thread = functools.partial(threading.Thread, daemon=True)
+    Event = threading.Event
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """aiortc's receivers decode in threads that are not daemons and end only when the receiver stops. The
+    tests' aiortc peers close connections mid-negotiation (a relay replaced, a node killed), and some receivers
+    are then never stopped: their threads kept a whole run from exiting for a minute, one file of fault tests
+    for good. In tests they are daemons, so the process exits when the tests are done."""
+    aiortc_receiver.threading = _DaemonThreads  # type: ignore[assignment]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Whole runs have taken about a minute to exit after their summary: if this one still has not exited
     30 s from now, print every thread's stack, to show what it waits for."""

@@ -128,6 +128,7 @@ class ResilientPeer:
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._offers = itertools.count(1)
         self._watchers: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Future[None]] = set()  # relay connections being closed
 
     def now(self) -> float:
         return self.loop.time()
@@ -176,6 +177,7 @@ class ResilientPeer:
         for task in (self._negotiation, self._runner):
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     # ---- what a test asks ----
 
@@ -406,5 +408,10 @@ class ResilientPeer:
         for task in watchers:
             task.cancel()
         if media is not None:
-            await media.close()
+            # Closed to the end even when the negotiation doing it is cancelled (a new epoch came): a close cut
+            # short leaves aiortc's receivers running, whose decoder threads then keep the process from exiting.
+            closing = asyncio.ensure_future(media.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            await asyncio.shield(closing)
         await asyncio.gather(*watchers, return_exceptions=True)
