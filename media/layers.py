@@ -16,22 +16,26 @@ more than it is sent, so a still picture's few kilobits must not read as a weak 
 
 The rules, in the manner of the forwarding servers that adapt per viewer (LiveKit, Jitsi's videobridge):
 - **down at once**: a report with more loss than ``LOSS_DOWN`` moves down a step (more than
-  ``LOSS_PAUSE``, straight to paused), and so does an estimate below ``ESTIMATE_SHORT`` of what the
-  relay is sending the viewer; the other streams' reports of the same moment (``DOWN_GRACE_SECONDS``)
-  move it no further;
+  ``LOSS_PAUSE``, straight to paused), and so does an estimate that fell below ``ESTIMATE_SHORT`` of
+  what the relay is sending the viewer; the other streams' reports of the same moment
+  (``DOWN_GRACE_SECONDS``) move it no further;
 - **up slowly**: a step up only after the link has held, without a bad report, for ``hold`` seconds;
   ``hold`` starts at ``HOLD_SECONDS`` and doubles (up to ``HOLD_MAX_SECONDS``) whenever a step up is
   followed by a step down within twice its hold, so a link that cannot carry the higher layer is not
   made to prove it every few seconds; it returns to ``HOLD_SECONDS`` once the high layer has held for
   ``HOLD_MAX_SECONDS``.
 
-What a receiver says right after a change is not always news about its link, and must not undo a climb
-(it did, measured in ``telemed bench impairment``, docs/benchmarks.md):
+Two things a receiver says right after a change are not news about its link, and neither may undo a
+climb (each did, measured in ``telemed bench impairment``, docs/benchmarks.md):
 - **The packets lost before a silence.** A receiver counts a packet lost only once it sees a later one:
   what its link dropped just before its video was paused (or its slot emptied) is counted in the first
   report after the stream resumes, as the relay's sequence numbers go on after them. :class:`StreamLoss`
   reads each report's loss from the difference between it and the one before (cumulative lost, highest
   sequence number received) and leaves out the packets sent before the resume.
+- **An estimate still climbing.** A receiver's estimator (REMB: aiortc's ``AimdRateControl``, the same
+  AIMD as libwebrtc's) lowers its figure only when it finds its link overused, and otherwise raises it
+  by about 8 % a second from where it was; after a step up it still speaks of the lower layer for many seconds. Only an
+  estimate lower than the one before (or the first) counts against the layer being sent.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ class LayerChoice:
         self._changed_at = now
         self._last_up: float | None = None
         self._last_down: float | None = None
+        self._estimate: int | None = None  # the viewer's last estimate
 
     @property
     def layer(self) -> Layer:
@@ -160,11 +165,15 @@ class LayerChoice:
         # An estimate describes what the link carried a moment ago: right after a change it still speaks
         # of the old layer, so it counts only once the layer has been on for ESTIMATE_GRACE_SECONDS. It
         # never holds a climb back: a receiver's estimate grows only with what it is sent, so a link on
-        # the low layer would never be estimated to carry the high one.
-        if report.estimate_bps is not None and report.sending_bps \
-                and report.at - self._changed_at >= ESTIMATE_GRACE_SECONDS \
-                and report.estimate_bps < ESTIMATE_SHORT * report.sending_bps:
-            down = max(down, 1)
+        # the low layer would never be estimated to carry the high one. And only an estimate that fell
+        # counts: one that rose or stayed is the receiver's estimator catching up with a layer just climbed
+        # to, or holding; it lowers its figure only when it finds its link overused.
+        if report.estimate_bps is not None:
+            fell = self._estimate is None or report.estimate_bps < self._estimate
+            self._estimate = report.estimate_bps
+            if fell and report.sending_bps and report.at - self._changed_at >= ESTIMATE_GRACE_SECONDS \
+                    and report.estimate_bps < ESTIMATE_SHORT * report.sending_bps:
+                down = max(down, 1)
         if down > 0:
             if self.auto == Layer.PAUSED:
                 self._good_since = report.at

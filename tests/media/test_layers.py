@@ -1,6 +1,6 @@
 """The per-viewer layer choice (media/layers.py): down at once, up only after the link has held, audio only
-when asked, and a climb that fails makes the next one wait longer; the packets lost before a pause do not
-undo a climb. Tables, no network."""
+when asked, and a climb that fails makes the next one wait longer; neither the packets lost before a pause
+nor an estimate still climbing after a step up undoes a climb. Tables, no network."""
 
 from __future__ import annotations
 
@@ -42,6 +42,17 @@ CASES = [
      [(1, 0.5, None), (1 + HOLD_SECONDS, 0.0, None), (1 + 2 * HOLD_SECONDS, 0.0, None)], Layer.HIGH),
     ("a low estimate right after a climb is the old layer's: ignored",
      [(1, 0.15, None), (1 + HOLD_SECONDS, 0.0, None), (2 + HOLD_SECONDS, None, 200_000, 600_000)], Layer.HIGH),
+    # after a climb at 1 + HOLD_SECONDS the receiver's estimate grows about 8 % a second from the low layer's
+    ("an estimate still climbing after the grace is no weak link",
+     [(1, 0.15, None), (1 + HOLD_SECONDS, 0.0, None), (2 + HOLD_SECONDS, None, 200_000, 150_000),
+      (1.5 + HOLD_SECONDS + ESTIMATE_GRACE_SECONDS, None, 216_000, 3_700_000),
+      (2 + HOLD_SECONDS + ESTIMATE_GRACE_SECONDS, None, 233_000, 3_700_000)], Layer.HIGH),
+    ("nor one that holds where it was",
+     [(1, 0.15, None), (1 + HOLD_SECONDS, 0.0, None), (2 + HOLD_SECONDS, None, 233_000, 150_000),
+      (2 + HOLD_SECONDS + ESTIMATE_GRACE_SECONDS, None, 233_000, 3_700_000)], Layer.HIGH),
+    ("one that falls short of what is sent steps down",
+     [(1, 0.15, None), (1 + HOLD_SECONDS, 0.0, None), (2 + HOLD_SECONDS, None, 2_500_000, 3_700_000),
+      (2 + HOLD_SECONDS + ESTIMATE_GRACE_SECONDS, None, 1_200_000, 3_700_000)], Layer.LOW),
 ]
 
 
