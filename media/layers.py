@@ -8,22 +8,34 @@ paused. A viewer may also ask for audio only, and for video again. (A publisher 
 is forwarded at its only layer where the choice is LOW.)
 
 The viewer's link is one connection (everything is bundled), so one choice covers all its slots. What
-the relay learns of it: receiver reports (the fraction of packets lost since the last report, per
-stream) and REMB (the receiver's estimate of the bitrate its link carries; aiortc and Chromium send it
-when transport-wide feedback is not negotiated, which aiortc never negotiates). An estimate is weighed
+the relay learns of it: receiver reports (per stream, the packets lost: :class:`StreamLoss` reads them)
+and REMB (the receiver's estimate of the bitrate its link carries; aiortc and Chromium send it when
+transport-wide feedback is not negotiated, which aiortc never negotiates). An estimate is weighed
 against what the relay is sending that viewer, never against a fixed figure: a receiver estimates little
 more than it is sent, so a still picture's few kilobits must not read as a weak link.
 
 The rules, in the manner of the forwarding servers that adapt per viewer (LiveKit, Jitsi's videobridge):
 - **down at once**: a report with more loss than ``LOSS_DOWN`` moves down a step (more than
-  ``LOSS_PAUSE``, straight to paused), and so does an estimate below ``ESTIMATE_SHORT`` of what the
-  relay is sending the viewer; the other streams' reports of the same moment (``DOWN_GRACE_SECONDS``)
-  move it no further;
+  ``LOSS_PAUSE``, straight to paused), and so does an estimate that fell below ``ESTIMATE_SHORT`` of
+  what the relay is sending the viewer; the other streams' reports of the same moment
+  (``DOWN_GRACE_SECONDS``) move it no further;
 - **up slowly**: a step up only after the link has held, without a bad report, for ``hold`` seconds;
   ``hold`` starts at ``HOLD_SECONDS`` and doubles (up to ``HOLD_MAX_SECONDS``) whenever a step up is
   followed by a step down within twice its hold, so a link that cannot carry the higher layer is not
   made to prove it every few seconds; it returns to ``HOLD_SECONDS`` once the high layer has held for
   ``HOLD_MAX_SECONDS``.
+
+Two things a receiver says right after a change are not news about its link, and neither may undo a
+climb (each did, measured in ``telemed bench impairment``, docs/benchmarks.md):
+- **The packets lost before a silence.** A receiver counts a packet lost only once it sees a later one:
+  what its link dropped just before its video was paused (or its slot emptied) is counted in the first
+  report after the stream resumes, as the relay's sequence numbers go on after them. :class:`StreamLoss`
+  reads each report's loss from the difference between it and the one before (cumulative lost, highest
+  sequence number received) and leaves out the packets sent before the resume.
+- **An estimate still climbing.** A receiver's estimator (REMB: aiortc's ``AimdRateControl``, the same
+  AIMD as libwebrtc's) lowers its figure only when it finds its link overused, and otherwise raises it
+  by about 8 % a second from where it was; after a step up it still speaks of the lower layer for many seconds. Only an
+  estimate lower than the one before (or the first) counts against the layer being sent.
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ ESTIMATE_GRACE_SECONDS = 3.0
 # for a moment after a step down the other streams' reports still describe the time before it.
 DOWN_GRACE_SECONDS = 1.5
 HOLD_MAX_SECONDS = 60.0
+SEQ_MOD = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,54 @@ class LinkReport:
     lost: float | None = None
     estimate_bps: int | None = None
     sending_bps: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReport:
+    """What one receiver report block says of one stream the relay sends a viewer."""
+
+    fraction_lost: float  # 0-1, of the packets expected since the receiver's previous report
+    cumulative_lost: int  # packets lost since the stream began (may fall: late packets, duplicates)
+    highest: int  # the highest sequence number received (only its low 16 bits are read)
+
+
+class StreamLoss:
+    """The loss of one stream the relay sends a viewer, report by report, as :class:`LinkReport` wants it:
+    the packets lost among those the viewer should have received since the report before, not counting
+    the ones sent before the stream went silent (:meth:`resumed`). Pure."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None  # the report before: highest, cumulative lost
+        self._resumed: int | None = None  # the sequence number the stream went on at after a silence
+
+    def resumed(self, sequence_number: int) -> None:
+        """The stream goes on at ``sequence_number`` after a silence (video paused and resumed, a slot given
+        to another publisher). Whatever the viewer lacks below it was lost before the silence: already
+        counted, or too old to tell anything about its link now."""
+        self._resumed = sequence_number % SEQ_MOD
+
+    def report(self, report: StreamReport) -> float | None:
+        """The share lost (0-1) since the report before, or None when no packet was due (the stream is
+        silent)."""
+        last, self._last = self._last, (report.highest % SEQ_MOD, report.cumulative_lost)
+        if last is None:
+            return report.fraction_lost  # nothing to take a difference from: the receiver's own figure
+        highest, lost = last
+        expected = (report.highest - highest) % SEQ_MOD
+        if expected == 0 or expected >= SEQ_MOD // 2:  # nothing new, or a report older than the last
+            self._last = last
+            return None
+        lost = report.cumulative_lost - lost
+        resumed = self._resumed
+        if resumed is not None:
+            before = (resumed - 1 - highest) % SEQ_MOD  # sent before the silence, beyond what had come
+            if before < SEQ_MOD // 2 and before < expected:  # the resumed stream reached the viewer
+                expected -= before
+                lost -= before
+                self._resumed = None
+            elif before >= SEQ_MOD // 2:  # resumed at or below what the viewer had: nothing to leave out
+                self._resumed = None
+        return min(1.0, max(0, lost) / expected)
 
 
 class LayerChoice:
@@ -76,6 +137,7 @@ class LayerChoice:
         self._changed_at = now
         self._last_up: float | None = None
         self._last_down: float | None = None
+        self._estimate: int | None = None  # the viewer's last estimate
 
     @property
     def layer(self) -> Layer:
@@ -103,11 +165,15 @@ class LayerChoice:
         # An estimate describes what the link carried a moment ago: right after a change it still speaks
         # of the old layer, so it counts only once the layer has been on for ESTIMATE_GRACE_SECONDS. It
         # never holds a climb back: a receiver's estimate grows only with what it is sent, so a link on
-        # the low layer would never be estimated to carry the high one.
-        if report.estimate_bps is not None and report.sending_bps \
-                and report.at - self._changed_at >= ESTIMATE_GRACE_SECONDS \
-                and report.estimate_bps < ESTIMATE_SHORT * report.sending_bps:
-            down = max(down, 1)
+        # the low layer would never be estimated to carry the high one. And only an estimate that fell
+        # counts: one that rose or stayed is the receiver's estimator catching up with a layer just climbed
+        # to, or holding; it lowers its figure only when it finds its link overused.
+        if report.estimate_bps is not None:
+            fell = self._estimate is None or report.estimate_bps < self._estimate
+            self._estimate = report.estimate_bps
+            if fell and report.sending_bps and report.at - self._changed_at >= ESTIMATE_GRACE_SECONDS \
+                    and report.estimate_bps < ESTIMATE_SHORT * report.sending_bps:
+                down = max(down, 1)
         if down > 0:
             if self.auto == Layer.PAUSED:
                 self._good_since = report.at

@@ -252,9 +252,10 @@ class Relay:
         transceiver.direction = "sendonly"
         codec = (self.video_codec if transceiver.kind == "video" else AUDIO_CODEC).split("/")[1]
         sender = rtp_tap.PacketSender(transceiver.sender)
-        sender.on_loss = lambda lost: self._heard(peer, LinkReport(self._clock(), lost=lost))
         sender.on_estimate = lambda bps: self._estimated(peer, bps)
-        return PacketOutput(sender, transceiver.kind, codec, CLOCK_RATES[transceiver.kind])
+        output = PacketOutput(sender, transceiver.kind, codec, CLOCK_RATES[transceiver.kind])
+        output.on_loss = lambda lost: self._heard(peer, LinkReport(self._clock(), lost=lost))
+        return output
 
     def _estimated(self, peer: RelayPeer, bps: int) -> None:
         """A REMB: weighed against what the relay sent this viewer since the one before."""

@@ -5,7 +5,9 @@
   each attached output at once, and key frame requests go upstream at most every
   ``KEYFRAME_REQUEST_INTERVAL`` seconds, as media/forwarding.py does for frames.
 - :class:`PacketOutput` is one viewer's stream: a rewriter and the sender it writes to. NACKs are answered
-  from the cache of the source each lost packet came from; PLI/FIR is passed to the source forwarded.
+  from the cache of the source each lost packet came from; PLI/FIR is passed to the source forwarded; the
+  viewer's receiver reports of the stream become its loss (:class:`media.layers.StreamLoss`, told where
+  the stream resumed after a silence).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiortc.rtp import RtpPacket
 
+from .layers import StreamLoss, StreamReport
 from .rtp_rewrite import PacketCache, RateLimit, StreamRewriter
 from .rtp_tap import PacketSender, TappedPacket
 
@@ -75,8 +78,11 @@ class PacketOutput:
         self.rewriter = StreamRewriter(sender.ssrc, kind, codec, clock_rate)
         self.sources: dict[str, PacketSource] = {}
         self.selected: PacketSource | None = None
+        self.loss = StreamLoss()
+        self.on_loss: Callable[[float], None] = lambda fraction: None  # the share lost, from each report
         sender.on_nack = self.nacked
         sender.on_keyframe_request = self.keyframe_wanted
+        sender.on_report = self.reported
 
     def select(self, source: PacketSource | None) -> None:
         """Forward ``source`` from its next key frame (None: stop). The previous source goes on until then."""
@@ -94,9 +100,12 @@ class PacketOutput:
         if not self.sender.ready:  # not connected yet: a key frame sent now would be lost, wait for the next
             return
         packet = tapped.packet
+        silent = self.rewriter.current is None and self.sender.sent > 0  # paused, or its slot emptied
         out = self.rewriter.rewrite(source.name, packet.sequence_number, packet.timestamp, bool(packet.marker),
                                     packet.payload, tapped.arrived)
         if out is not None:
+            if silent:
+                self.loss.resumed(out.sequence_number)
             self.sender.send(out, packet, report=self._report(source))
         elif self.rewriter.waiting and source is self.selected:
             source.request_keyframe()
@@ -125,6 +134,11 @@ class PacketOutput:
                                       packet.payload)
             if out is not None:
                 self.sender.retransmit(out, packet)
+
+    def reported(self, report: StreamReport) -> None:
+        lost = self.loss.report(report)
+        if lost is not None:
+            self.on_loss(lost)
 
     def keyframe_wanted(self) -> None:
         if self.selected is not None:

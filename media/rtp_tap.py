@@ -29,7 +29,8 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
 3. Feedback. aiortc's RTP router delivers RTCP for a sender's SSRC to ``sender._handle_rtcp_packet``;
    :class:`PacketSender` replaces it per sender: NACKs and PLI/FIR go to callbacks (answered from the
    publisher's cache, passed upstream), receiver reports and REMB still reach aiortc's own handler, and
-   then tell us the viewer's loss and estimated bitrate (media/layers.py chooses from them). The router
+   then tell us the viewer's loss (each report block's fraction and cumulative count lost, and highest
+   sequence number) and estimated bitrate (media/layers.py chooses from them). The router
    hands one REMB to every sender it names; only the sender named first passes its estimate on.
    Sender reports from a publisher reach ``receiver._handle_rtcp_packet``; :func:`tap_packets` wraps it to
    hear each one after aiortc has (the publisher's NTP time for its RTP timestamps).
@@ -72,6 +73,7 @@ from aiortc.rtp import (
     wrap_rtx,
 )
 
+from .layers import StreamReport
 from .rtp_rewrite import Outgoing, keyframe_start
 
 _JITTER = "_RTCRtpReceiver__jitter_buffer"
@@ -178,17 +180,17 @@ class PacketSender:
 
     def __init__(self, sender: RTCRtpSender, *, on_nack: Callable[[list[int]], None] = lambda seqs: None,
                  on_keyframe_request: Callable[[], None] = lambda: None) -> None:
-        """``on_nack`` and ``on_keyframe_request`` take the viewer's feedback; set ``on_loss`` (the fraction
-        of this stream's packets lost, 0-1, from each receiver report) and ``on_estimate`` (the bitrate,
-        in bits per second, the viewer's REMB says its link carries; heard by the sender of the first stream a
-        REMB names, so once per REMB however many of the viewer's streams it names) to learn about the
-        viewer's link."""
+        """``on_nack`` and ``on_keyframe_request`` take the viewer's feedback; set ``on_report`` (what each
+        receiver report says of this stream: a :class:`media.layers.StreamReport`) and ``on_estimate`` (the
+        bitrate, in bits per second, the viewer's REMB says its link carries; heard by the sender of the
+        first stream a REMB names, so once per REMB however many of the viewer's streams it names) to learn
+        about the viewer's link."""
         if not hasattr(sender, "_ssrc") or not hasattr(sender, "_rtx_ssrc") \
                 or not all(hasattr(sender, name) for name in _SENDER_COUNTERS):
             raise _stale("RTCRtpSender's SSRCs or report counters")
         self.sender = sender
         self.on_nack, self.on_keyframe_request = on_nack, on_keyframe_request
-        self.on_loss: Callable[[float], None] = lambda fraction: None
+        self.on_report: Callable[[StreamReport], None] = lambda report: None
         self.on_estimate: Callable[[int], None] = lambda bps: None
         self.payload_type: int | None = None
         self.rtx_payload_type: int | None = None
@@ -303,7 +305,8 @@ class PacketSender:
             if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
                 for report in packet.reports:
                     if report.ssrc == self.sender._ssrc:
-                        self.on_loss(report.fraction_lost / 256)
+                        self.on_report(StreamReport(report.fraction_lost / 256, report.packets_lost,
+                                                    report.highest_sequence))
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
                 with suppress(ValueError):
                     bitrate, ssrcs = unpack_remb_fci(packet.fci)

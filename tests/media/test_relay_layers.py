@@ -27,11 +27,14 @@ class Lossy:
     while its pictures are repaired; aiortc's receiver, unlike a browser's, asks again for a lost
     retransmission only at the next new gap, and would stall on one."""
 
-    def __init__(self, client: RelayClient) -> None:
+    def __init__(self, client: RelayClient, kind: str | None = None) -> None:
+        """``kind``: only that kind's streams lose packets (None: every stream)."""
         self.share = 0.0
         self.dropped = 0
         self._seen: dict[int, int] = {}
         for transceiver in client.pc.getTransceivers():
+            if kind is not None and transceiver.kind != kind:
+                continue
             receiver = transceiver.receiver
             receiver._handle_rtp_packet = self._wrap(receiver, receiver._handle_rtp_packet)  # type: ignore[method-assign]
 
@@ -135,6 +138,45 @@ async def test_a_viewer_may_ask_for_audio_only_and_for_video_again(room) -> None
     assert _layer(relay, "steady") == Layer.HIGH
 
     relay.want_video("weak", True)
+    assert _layer(relay, "weak") == Layer.HIGH
+    await _shows(weak, HIGH_SIZE)
+
+
+async def test_packets_lost_just_before_a_pause_do_not_step_the_resumed_video_down(room) -> None:
+    """A viewer's link drops all its video for half a second, then its video is paused before it has said
+    so: a receiver counts a packet lost only when a later one comes, so its first report after the video
+    resumes counts them (more than 10 % lost, a step down before). The relay leaves out what it sent
+    before the pause: the resumed video stays on the high layer, and is decoded."""
+    relay, clients = room
+    weak = clients["weak"]
+    await weak.wait_for_slot("doctor")
+    await _shows(weak, HIGH_SIZE)
+    slot = next(s for s in relay.peers["weak"].slots if s.owner == "doctor")
+    reports: list[layers.StreamReport] = []
+    heard = slot.video.sender.on_report
+
+    def spy(report: layers.StreamReport) -> None:
+        reports.append(report)
+        heard(report)
+    slot.video.sender.on_report = spy
+    link = Lossy(weak, "video")
+
+    link.share = 1.0
+    await asyncio.sleep(0.5)
+    relay.want_video("weak", False)
+    await asyncio.sleep(0.2)  # what the relay had queued before the pause is lost too
+    link.share = 0.0
+    dropped, paused = link.dropped, len(reports)
+    await until(lambda: len(reports) > paused, seconds=5)  # a report during the pause: nothing lost yet
+    assert reports[-1].fraction_lost == 0 and dropped > 5, (reports[-1], dropped)
+    resumed_at = slot.video.rewriter._next_seq
+
+    relay.want_video("weak", True)
+    assert _layer(relay, "weak") == Layer.HIGH
+    after = len(reports)
+    await until(lambda: sum((r.highest - resumed_at) % 65536 < 32768 for r in reports[after:]) >= 2, seconds=10)
+    first = next(r for r in reports[after:] if (r.highest - resumed_at) % 65536 < 32768)
+    assert first.fraction_lost > layers.LOSS_DOWN, first  # what the receiver said: the packets before the pause
     assert _layer(relay, "weak") == Layer.HIGH
     await _shows(weak, HIGH_SIZE)
 
