@@ -1,6 +1,7 @@
 """Added latency per relay hop: the relay's packet forwarding (media/relay.py) against the frame-level
 forwarding it replaced (media/forwarding.py), each against a direct connection at the same moment.
 ``python -m media.rtp_bench [--seconds S] [--subscribers N] [--json]``
+(``--per-viewer N``: only the per-viewer path's CPU, for N viewers, in process.)
 
 The method of ``telemed bench relay`` (media/bench.py, whose numbered camera it reuses), made robust to
 a busy machine: one camera's 640x480 30 fps frames, whose top rows spell the frame number, go to two
@@ -330,7 +331,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--subscribers", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--per-viewer", type=int, metavar="VIEWERS", default=0,
+                        help="only the whole per-viewer path for this many viewers, 300 packets, in this process "
+                             "(what to run under valgrind --tool=callgrind; see docs/benchmarks.md)")
     args = parser.parse_args(argv)
+    if args.per_viewer:
+        from aiortc.rtp import RtpPacket
+        packets = [RtpPacket(96, 0, seq, seq // 5 * 3000, 1234, b"\x90\x80\x81\x02" + bytes(1100))
+                   for seq in range(300)]
+        print(f"{asyncio.run(_viewer_cost(packets, args.per_viewer))} us per packet and viewer")
+        return 0
     result = asyncio.run(bench(args.seconds, args.subscribers))
     if args.json:
         print(json.dumps(result, indent=2))
