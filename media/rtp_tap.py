@@ -284,7 +284,7 @@ class PacketSender:
         if writer is None or outbox is None:
             return
         outbox.put(self, writer.packet(sequence_number, timestamp, packet.marker, head, packet.tail,
-                                             packet.audio_level, ntp))
+                                       packet.audio_level, ntp))
         self.sent += 1
         self._octets += len(head) + len(packet.tail)
         counters = self._counters
