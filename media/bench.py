@@ -169,7 +169,7 @@ async def _serve(conn: Connection, kind: str, directory: Path) -> None:
             conn.send("ok")
         elif request == "cpu":
             times = os.times()
-            conn.send(times.user + times.system)
+            conn.send((times.user + times.system, _forwarded(relay)))
         elif request == "stop":
             if kind == "segment" and recorder is not None:
                 recorder.stop()
@@ -182,6 +182,14 @@ async def _serve(conn: Connection, kind: str, directory: Path) -> None:
                 await pc.close()
             conn.send("ok")
             return
+
+
+def _forwarded(relay: Any) -> int | None:
+    """RTP packets the relay has sent its viewers so far (None for the baselines, which send frames)."""
+    if relay is None:
+        return None
+    return sum(slot.audio.sender.sent + slot.video.sender.sent for peer in relay.peers.values()
+               for slot in peer.slots)
 
 
 class ServerProcess:
@@ -261,6 +269,8 @@ class Point:
     fps_min: float
     fps_median: float
     delay_ms_median: float | None
+    packets_per_second: float | None = None  # RTP packets the relay sent, all subscribers together
+    cpu_us_per_packet: float | None = None  # the relay's CPU per packet sent: what fewer frames do not skew
 
 
 async def _direct_delay(seconds: float) -> float:
@@ -292,11 +302,11 @@ async def relay_point(mode: str, subscribers: int, seconds: float) -> Point:
             subs = [await _subscriber(lambda sdp: server.ask("subscribe", sdp), camera, probe=i == 0)
                     for i in range(subscribers)]
             await asyncio.sleep(3)  # connect, first key frames, encoders settle
-            cpu0, frames0, t0 = await server.ask("cpu"), [s.frames for s in subs], time.monotonic()
+            (cpu0, sent0), frames0, t0 = await server.ask("cpu"), [s.frames for s in subs], time.monotonic()
             for sub in subs:
                 sub.delays.clear()
             await asyncio.sleep(seconds)
-            cpu1, frames1, t1 = await server.ask("cpu"), [s.frames for s in subs], time.monotonic()
+            (cpu1, sent1), frames1, t1 = await server.ask("cpu"), [s.frames for s in subs], time.monotonic()
         finally:
             await publisher.close()
             for sub in subs:
@@ -306,8 +316,11 @@ async def relay_point(mode: str, subscribers: int, seconds: float) -> Point:
     fps = sorted((b - a) / elapsed for a, b in zip(frames0, frames1, strict=True))
     cpu = (cpu1 - cpu0) / elapsed
     delays = subs[0].delays
+    packets = (sent1 - sent0) / elapsed if sent0 is not None else None
     return Point(mode, subscribers, round(cpu, 4), round(cpu / subscribers, 4), round(fps[0], 1),
-                 round(statistics.median(fps), 1), round(statistics.median(delays), 1) if delays else None)
+                 round(statistics.median(fps), 1), round(statistics.median(delays), 1) if delays else None,
+                 round(packets, 1) if packets is not None else None,
+                 round(cpu / packets * 1e6, 2) if packets else None)
 
 
 async def recording_point(mode: str, seconds: float) -> dict[str, Any]:
@@ -324,9 +337,9 @@ async def recording_point(mode: str, seconds: float) -> dict[str, Any]:
             if mode != "receive":
                 await server.ask("record")
             await asyncio.sleep(1)
-            cpu0, t0 = await server.ask("cpu"), time.monotonic()
+            (cpu0, _), t0 = await server.ask("cpu"), time.monotonic()
             await asyncio.sleep(seconds)
-            cpu1, t1 = await server.ask("cpu"), time.monotonic()
+            (cpu1, _), t1 = await server.ask("cpu"), time.monotonic()
         finally:
             await publisher.close()
             await server.stop()

@@ -23,16 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 from aiortc import (
     AudioStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
-    VideoStreamTrack,
 )
 
+from .load_camera import LoadCamera
 from .netns import CAP, LOSS_PERCENT, ImpairedLink, NamespaceUnavailable
 from .relay import Relay
 
@@ -41,30 +40,6 @@ HIGH_SIZE, LOW_SIZE = (320, 240), (160, 120)
 SAMPLE_SECONDS = 0.05  # how often the relay's choice for each viewer is read
 ROOT = Path(__file__).resolve().parents[1]  # where ``python -m media.impairment_viewer`` is found
 VIEWERS = ("weak", "steady")
-
-
-class LoadCamera(VideoStreamTrack):
-    """``noise``: frames no encoder can squeeze (a high layer at the encoder's full bitrate, more than the
-    cap); else a moving gradient, cheap to encode (a low layer, well under it)."""
-
-    def __init__(self, width: int, height: int, *, noise: bool) -> None:
-        super().__init__()
-        self.width, self.height, self.noise, self.count = width, height, noise, 0
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        self.count += 1
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        y = frame.planes[0]
-        if self.noise:
-            y.update(os.urandom(y.buffer_size))
-        else:
-            row = bytes((x + self.count * 4) & 0xFF for x in range(y.line_size))
-            y.update(row * self.height)
-        for plane in frame.planes[1:]:
-            plane.update(bytes([128]) * plane.buffer_size)
-        frame.pts, frame.time_base = pts, time_base
-        return frame
 
 
 @dataclass

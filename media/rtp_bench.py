@@ -1,6 +1,7 @@
 """Added latency per relay hop: the relay's packet forwarding (media/relay.py) against the frame-level
 forwarding it replaced (media/forwarding.py), each against a direct connection at the same moment.
 ``python -m media.rtp_bench [--seconds S] [--subscribers N] [--json]``
+(``--per-viewer N``: only the per-viewer path's CPU, for N viewers, in process.)
 
 The method of ``telemed bench relay`` (media/bench.py, whose numbered camera it reuses), made robust to
 a busy machine: one camera's 640x480 30 fps frames, whose top rows spell the frame number, go to two
@@ -170,14 +171,22 @@ async def _through(kind: str, subscribers: int, seconds: float, warmup: float) -
             "server_cpu_per_second": round((cpu1 - cpu0) / elapsed, 4), "fps_min": round(min(fps), 1)}
 
 
-async def per_packet_costs(packets: int = 20_000) -> dict[str, float]:
+async def per_packet_costs(packets: int = 20_000, viewers: int = 100) -> dict[str, float]:
     """Microseconds of CPU per forwarded packet for each step of the path, in this process (no network):
     what a viewer's stream costs the relay beyond receiving, and what going below RTCPeerConnection could
-    save at most (the parsing and bookkeeping aiortc does on receive)."""
+    save at most (the parsing and bookkeeping aiortc does on receive).
+
+    Paid once per publisher packet: ``srtp_unprotect_us``, ``rtp_parse_us``, ``aiortc_receiver_us``,
+    ``shared_parse_us`` (what every viewer's copy is made from). Paid per viewer: ``forward_us`` (the
+    rewrite), ``write_us`` (the packet's bytes), ``srtp_protect_us``, and all of it together as the relay
+    runs it, ``viewer_us`` (``viewers`` streams fed the same packets, through their senders, protected on
+    a stand-in transport that drops them). ``rewrite_us`` and ``serialize_us`` are the per-viewer steps as
+    they were before ``forward`` (each viewer parsing the packet and building aiortc's RtpPacket)."""
     from aiortc.rtp import HeaderExtensionsMap, RtpPacket
     from pylibsrtp import Policy, Session
 
-    from .rtp_rewrite import StreamRewriter
+    from .rtp_rewrite import SourcePacket, StreamRewriter
+    from .rtp_wire import RtpWriter
 
     key = bytes(range(30))
     tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
@@ -187,25 +196,90 @@ async def per_packet_costs(packets: int = 20_000) -> dict[str, float]:
     wire = [tx.protect(RtpPacket(96, 0, seq, seq // 5 * 3000, 1234, payload).serialize()) for seq in range(packets)]
     plain = [RtpPacket(96, 0, seq, seq // 5 * 3000, 1234, payload).serialize() for seq in range(packets)]
     parsed = [RtpPacket.parse(data) for data in plain]
-    rewriter = StreamRewriter(99, "video", "VP8", 90_000)
+    rewriter, old_rewriter = StreamRewriter(99, "video", "VP8", 90_000), StreamRewriter(99, "video", "VP8", 90_000)
     rewriter.select("a")
-    out = [rewriter.rewrite("a", p.sequence_number, p.timestamp, False, p.payload, 0.0) for p in parsed[:1]]
+    old_rewriter.select("a")
+    shared = [SourcePacket.parse("VP8", p.sequence_number, p.timestamp, False, p.payload) for p in parsed[:1]]
+    forwarded = [rewriter.forward("a", shared[0], 0.0)]
+    old_rewriter.rewrite("a", 0, 0, False, payload, 0.0)
+    writer = RtpWriter(96, 99, mid="1", mid_id=1, abs_send_time_id=2)
 
     def timed(step: Any) -> float:
         start = time.process_time()
         step()
         return round((time.process_time() - start) / packets * 1e6, 2)
+
+    def parse_all() -> None:
+        shared[:] = [SourcePacket.parse("VP8", p.sequence_number, p.timestamp, False, p.payload) for p in parsed]
     costs = {
         "srtp_unprotect_us": timed(lambda: [rx.unprotect(d) for d in wire]),
         "rtp_parse_us": timed(lambda: [RtpPacket.parse(d, extensions) for d in plain]),
-        "rewrite_us": timed(lambda: out.extend(rewriter.rewrite("a", p.sequence_number, p.timestamp, False,
-                                                                p.payload, 0.0) for p in parsed)),
+        "shared_parse_us": timed(parse_all),
+        "forward_us": timed(lambda: forwarded.extend(rewriter.forward("a", p, 0.0) for p in shared)),
+        "write_us": timed(lambda: [writer.packet(f[0], f[1], p.marker, f[2], p.tail, None, 0)
+                                   for f, p in zip(forwarded[1:], shared, strict=True) if f is not None]),
+        "rewrite_us": timed(lambda: [old_rewriter.rewrite("a", p.sequence_number, p.timestamp, False, p.payload, 0.0)
+                                     for p in parsed]),
         "serialize_us": timed(lambda: [p.serialize(extensions) for p in parsed]),
     }
     tx2 = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     costs["srtp_protect_us"] = timed(lambda: [tx2.protect(d) for d in plain])
     costs["aiortc_receiver_us"] = await _receiver_cost(parsed)
+    costs["viewer_us"] = await _viewer_cost(parsed[:max(2, packets // viewers)], viewers)
     return costs
+
+
+async def _viewer_cost(parsed: list[Any], viewers: int) -> float:
+    """The whole per-viewer path as the relay runs it (media/rtp_forward.py's PacketSource handing each packet
+    to every viewer's PacketOutput, whose PacketSender writes it to its transport), per packet and viewer:
+    ``viewers`` real aiortc senders on a stand-in for their DTLS transport that SRTP-protects each packet as
+    aiortc's does (its own session per viewer), then drops it instead of sending it."""
+    from aiortc import RTCRtpSender
+    from aiortc.rtcrtpparameters import (
+        RTCRtpCodecParameters,
+        RTCRtpHeaderExtensionParameters,
+        RTCRtpSendParameters,
+    )
+    from pylibsrtp import Policy, Session
+
+    from .rtp_forward import PacketOutput, PacketSource
+    from .rtp_tap import PacketSender, TappedPacket
+
+    class Transport:
+        state = "connected"
+
+        def __init__(self) -> None:
+            self.session = Session(Policy(key=bytes(range(30)), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+
+        async def _send_rtp(self, data: bytes) -> None:
+            self.session.protect(data)
+
+    async def nothing(ssrc: int) -> None:
+        return None
+    source = PacketSource("publisher", "video", nothing)
+    parameters = RTCRtpSendParameters(
+        codecs=[RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96),
+                RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90_000, payloadType=97,
+                                      parameters={"apt": 96})],
+        headerExtensions=[RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                          RTCRtpHeaderExtensionParameters(
+                              id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")],
+        muxId="1")
+    senders = []
+    for _ in range(viewers):
+        sender = PacketSender(RTCRtpSender("video", Transport()))  # type: ignore[arg-type]
+        sender._configure(parameters)  # what the peer connection's send(parameters) does once connected
+        PacketOutput(sender, "video", "VP8", 90_000).select(source)
+        senders.append(sender)
+    start = 0.0
+    for n, packet in enumerate(parsed):  # (each payload starts a key frame: every viewer starts at the first)
+        source.deliver(TappedPacket("VP8", 90_000, packet, time.monotonic()))
+        await asyncio.sleep(0)  # the senders' packets go out: SRTP protect
+        if n == 0:
+            start = time.process_time()
+    cost = (time.process_time() - start) / (len(parsed) - 1) / viewers * 1e6
+    assert all(s.sent == len(parsed) for s in senders)
+    return round(cost, 2)
 
 
 async def _receiver_cost(parsed: list[Any]) -> float:
@@ -257,7 +331,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--subscribers", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--per-viewer", type=int, metavar="VIEWERS", default=0,
+                        help="only the whole per-viewer path for this many viewers, 300 packets, in this process "
+                             "(what to run under valgrind --tool=callgrind; see docs/benchmarks.md)")
     args = parser.parse_args(argv)
+    if args.per_viewer:
+        from aiortc.rtp import RtpPacket
+        packets = [RtpPacket(96, 0, seq, seq // 5 * 3000, 1234, b"\x90\x80\x81\x02" + bytes(1100))
+                   for seq in range(300)]
+        print(f"{asyncio.run(_viewer_cost(packets, args.per_viewer))} us per packet and viewer")
+        return 0
     result = asyncio.run(bench(args.seconds, args.subscribers))
     if args.json:
         print(json.dumps(result, indent=2))

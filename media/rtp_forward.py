@@ -3,11 +3,13 @@
 
 - :class:`PacketSource` is one publisher's stream on the relay: every packet goes into its cache and to
   each attached output at once, and key frame requests go upstream at most every
-  ``KEYFRAME_REQUEST_INTERVAL`` seconds, as media/forwarding.py does for frames.
+  ``KEYFRAME_REQUEST_INTERVAL`` seconds, as media/forwarding.py does for frames. What is the same for
+  every viewer (the packet's parse, the time of sending) is worked out once per packet, here.
 - :class:`PacketOutput` is one viewer's stream: a rewriter and the sender it writes to. NACKs are answered
   from the cache of the source each lost packet came from; PLI/FIR is passed to the source forwarded; the
   viewer's receiver reports of the stream become its loss (:class:`media.layers.StreamLoss`, told where
-  the stream resumed after a silence).
+  the stream resumed after a silence). An output that forwards nothing (a viewer whose video is paused)
+  is offered no packets at all.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from aiortc.rtp import RtpPacket
 
 from .layers import StreamLoss, StreamReport
-from .rtp_rewrite import PacketCache, RateLimit, StreamRewriter
+from .rtp_rewrite import TS_MOD, PacketCache, RateLimit, SourcePacket, StreamRewriter
 from .rtp_tap import PacketSender, TappedPacket
+from .rtp_wire import audio_level_byte, ntp_now
 
 KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds, as media/forwarding.py
 CACHE_PACKETS = 1024  # about 2-4 s of a 640x480 stream; NACKs for older packets are too late anyway
@@ -47,8 +50,13 @@ class PacketSource:
         self.packets += 1
         self.ssrc, self.codec = packet.ssrc, tapped.codec
         self.cache.put(packet.sequence_number, packet)
+        if not self.outputs:
+            return
+        shared = SourcePacket.parse(tapped.codec, packet.sequence_number, packet.timestamp, bool(packet.marker),
+                                    packet.payload, audio_level_byte(packet.extensions.audio_level))
+        ntp = ntp_now()
         for output in tuple(self.outputs):
-            output.offer(self, tapped)
+            output.offer(self, shared, tapped.arrived, ntp)
 
     def sender_report(self, ntp: int, rtp: int) -> None:
         """The publisher's sender report: its NTP time at RTP timestamp ``rtp``."""
@@ -85,42 +93,43 @@ class PacketOutput:
         sender.on_report = self.reported
 
     def select(self, source: PacketSource | None) -> None:
-        """Forward ``source`` from its next key frame (None: stop). The previous source goes on until then."""
+        """Forward ``source`` from its next key frame (None: stop now). The previous source goes on until then."""
         if source is self.selected:
             return
         if source is not None:
             self.sources[source.name] = source
             source.outputs.add(self)
+        else:  # stopped at once: no source need offer it anything until it selects one again
+            for known in self.sources.values():
+                known.outputs.discard(self)
         self.selected = source
         self.rewriter.select(None if source is None else source.name)
         if source is not None:
             source.request_keyframe()
 
-    def offer(self, source: PacketSource, tapped: TappedPacket) -> None:
-        if not self.sender.ready:  # not connected yet: a key frame sent now would be lost, wait for the next
+    def offer(self, source: PacketSource, packet: SourcePacket, arrived: float, ntp: int) -> None:
+        """``source``'s packet, which arrived at ``arrived`` (monotonic) and goes out at ``ntp`` (wall clock,
+        64-bit NTP): forward it to this viewer if it is to have it. Once per packet and viewer: kept lean."""
+        sender = self.sender
+        if not sender.ready:  # not connected yet: a key frame sent now would be lost, wait for the next
             return
-        packet = tapped.packet
-        silent = self.rewriter.current is None and self.sender.sent > 0  # paused, or its slot emptied
-        out = self.rewriter.rewrite(source.name, packet.sequence_number, packet.timestamp, bool(packet.marker),
-                                    packet.payload, tapped.arrived)
+        rewriter = self.rewriter
+        silent = rewriter.current is None and sender.sent > 0  # paused, or its slot emptied
+        out = rewriter.forward(source.name, packet, arrived)
         if out is not None:
             if silent:
-                self.loss.resumed(out.sequence_number)
-            self.sender.send(out, packet, report=self._report(source))
-        elif self.rewriter.waiting and source is self.selected:
+                self.loss.resumed(out[0])  # what the viewer lost before the silence is not its link's now
+            # the publisher's last sender report in this stream's timestamps: what keeps a viewer's audio
+            # and video of one publisher in step, as the publisher had them
+            # (moved as this stream moves the source's timestamps: by its timestamp less the source's)
+            reported = source.reported
+            report = None if reported is None else (reported[0], (reported[1] + out[1] - packet.timestamp) % TS_MOD)
+            sender.forward(out[0], out[1], packet, out[2], ntp, report)
+            return
+        if rewriter.waiting and source is self.selected:
             source.request_keyframe()
-        if self.rewriter.current is not None and self.rewriter.current.source != source.name \
-                and source is not self.selected:
+        if rewriter.current is not None and rewriter.current.source != source.name and source is not self.selected:
             source.outputs.discard(self)  # switched away from it for good
-
-    def _report(self, source: PacketSource) -> tuple[int, int] | None:
-        """The publisher's last sender report in this stream's timestamps: what keeps a viewer's audio
-        and video of one publisher in step, as the publisher had them."""
-        segment = self.rewriter.current
-        if source.reported is None or segment is None or segment.source != source.name:
-            return None
-        ntp, rtp = source.reported
-        return ntp, (rtp + segment.ts_offset) % (1 << 32)
 
     def nacked(self, sequence_numbers: list[int]) -> None:
         for seq in sequence_numbers:

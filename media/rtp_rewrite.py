@@ -16,6 +16,10 @@ relay may forward one source, then another (a different publisher, or another la
   FU-A; Opus: any packet). Until then it goes on forwarding the old source (a layer switch without a gap)
   or nothing (a new viewer); :attr:`StreamRewriter.waiting` says so, for the caller to ask for a key frame.
 
+:class:`SourcePacket` is what every viewer's copy of one source packet is made from, parsed once for all of
+them (sequence number, timestamp, whether a stream may start there, the VP8 descriptor, and the payload
+split into the few bytes a stream may rewrite and the rest, shared as it is);
+:meth:`StreamRewriter.forward` is the per-viewer step, which works on it and builds nothing else.
 :class:`PacketCache` is a publisher's ring of recent packets by original sequence number, shared by every
 viewer of that source, from which NACKs are answered. The module knows nothing of aiortc or sockets.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
@@ -44,9 +48,9 @@ def seq_newer(a: int, b: int) -> bool:
 # ---- codec payloads ----
 
 
-@dataclass(frozen=True, slots=True)
-class Vp8Descriptor:
-    """Where the fields of a VP8 payload descriptor (RFC 7741 4.2) are, and what they hold."""
+class Vp8Descriptor(NamedTuple):
+    """Where the fields of a VP8 payload descriptor (RFC 7741 4.2) are, and what they hold. (A named tuple:
+    one is made for every packet forwarded, and a frozen dataclass costs several times as much to make.)"""
 
     start: bool  # S: first packet of a partition
     partition: int  # PID
@@ -141,7 +145,11 @@ def keyframe_start(codec: str, payload: bytes) -> bool:
 
 
 def _write_vp8_ids(payload: bytes, d: Vp8Descriptor, picture_id: int | None, tl0: int | None) -> bytes:
-    if (picture_id is None or d.picture_id is None) and (tl0 is None or d.tl0picidx is None):
+    """``payload`` with ``picture_id`` and ``tl0`` written where descriptor ``d`` has them (the same bytes
+    when they change nothing: a stream whose first source this is keeps its ids)."""
+    if (picture_id is None or d.picture_id is None
+            or picture_id & ((1 << d.picture_id_bits) - 1) == d.picture_id) \
+            and (tl0 is None or d.tl0picidx is None or tl0 & 0xFF == d.tl0picidx):
         return payload
     data = bytearray(payload)
     if picture_id is not None and d.picture_id is not None:
@@ -156,6 +164,41 @@ def _write_vp8_ids(payload: bytes, d: Vp8Descriptor, picture_id: int | None, tl0
 
 
 # ---- one outgoing stream ----
+
+
+@dataclass(slots=True)
+class SourcePacket:
+    """One packet of a source as every viewer's stream reads it, parsed once for all of them.
+
+    ``head`` is the part of the payload a stream may rewrite (a VP8 descriptor carrying a picture id or
+    TL0PICIDX; empty otherwise) and ``tail`` the rest, which every viewer's copy shares as it is.
+    ``audio_level`` is the RFC 6464 byte the publisher sent with it (audio), for the viewers' copies."""
+
+    sequence_number: int
+    timestamp: int
+    marker: bool
+    keyframe: bool  # a stream may switch to its source here (see keyframe_start)
+    vp8: Vp8Descriptor | None  # when it carries a picture id or TL0PICIDX to rewrite
+    head: bytes
+    tail: bytes
+    audio_level: int | None = None
+
+    @classmethod
+    def parse(cls, codec: str, sequence_number: int, timestamp: int, marker: bool, payload: bytes,
+              audio_level: int | None = None) -> SourcePacket:
+        name = codec.upper()
+        if name != "VP8":
+            return cls(sequence_number, timestamp, bool(marker), keyframe_start(name, payload), None, b"", payload,
+                       audio_level)
+        try:
+            d = vp8_descriptor(payload)
+        except ValueError:
+            return cls(sequence_number, timestamp, bool(marker), False, None, b"", payload, audio_level)
+        key = d.start and d.partition == 0 and len(payload) > d.size and not payload[d.size] & 0x01
+        if d.picture_id is None and d.tl0picidx is None:
+            return cls(sequence_number, timestamp, bool(marker), key, None, b"", payload, audio_level)
+        return cls(sequence_number, timestamp, bool(marker), key, d, payload[:d.size], payload[d.size:],
+                   audio_level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +229,8 @@ class _Segment:
 
 class StreamRewriter:
     """One outgoing stream: offer it every packet of the sources it might carry, in arrival order, with
-    :meth:`rewrite`; it forwards those of the selected source, rewritten, and None for the rest."""
+    :meth:`forward` (or :meth:`rewrite`); it forwards those of the selected source, rewritten, and None
+    for the rest."""
 
     def __init__(self, ssrc: int, kind: str, codec: str, clock_rate: int, *, first_sequence: int = 0,
                  first_timestamp: int = 0) -> None:
@@ -212,27 +256,40 @@ class StreamRewriter:
         if source is None:
             self.current = None
 
-    def rewrite(self, source: Hashable, sequence_number: int, timestamp: int, marker: bool, payload: bytes,
-                arrival: float) -> Outgoing | None:
-        """The packet as this stream sends it, or None when it is not to be sent."""
+    def forward(self, source: Hashable, packet: SourcePacket, arrival: float) -> tuple[int, int, bytes] | None:
+        """This stream's sequence number, timestamp and payload head for ``packet`` (its payload is the head
+        followed by ``packet.tail``), or None when it is not to be sent. The per-viewer step of the relay:
+        it allocates nothing but the result (and a rewritten VP8 descriptor)."""
         segment = self.current
-        if source == self.selected and (segment is None or segment.source != source) \
-                and keyframe_start(self.codec, payload):
-            segment = self._switch(source, sequence_number, timestamp, arrival)
-        elif segment is None or segment.source != source:
-            self.dropped += 1
-            return None
-        elif not seq_newer(sequence_number, segment.first_in) and sequence_number != segment.first_in:
+        seq = packet.sequence_number
+        if segment is None or segment.source != source:
+            if source != self.selected or not packet.keyframe:
+                self.dropped += 1
+                return None
+            segment = self._switch(source, seq, packet.timestamp, arrival)
+        elif seq != segment.first_in and (seq - segment.first_in) % SEQ_MOD >= SEQ_MOD // 2:
             self.dropped += 1  # older than the key frame this segment began at: the viewer never needs it
             return None
-        out = self._apply(segment, sequence_number, timestamp, marker, payload)
-        if seq_newer(sequence_number, segment.last_in):
-            segment.last_in = sequence_number
-            self._next_seq = (out.sequence_number + 1) % SEQ_MOD
-            self._last_ts = out.timestamp
+        seq_out = (seq + segment.seq_offset) % SEQ_MOD
+        ts_out = (packet.timestamp + segment.ts_offset) % TS_MOD
+        head = packet.head if packet.vp8 is None else self._vp8(segment, packet.vp8, packet.head)
+        if seq != segment.last_in and (seq - segment.last_in) % SEQ_MOD < SEQ_MOD // 2:  # seq_newer, inlined
+            segment.last_in = seq
+            self._next_seq = (seq_out + 1) % SEQ_MOD
+            self._last_ts = ts_out
             self._last_arrival = arrival
         self.forwarded += 1
-        return out
+        return seq_out, ts_out, head
+
+    def rewrite(self, source: Hashable, sequence_number: int, timestamp: int, marker: bool, payload: bytes,
+                arrival: float) -> Outgoing | None:
+        """The packet as this stream sends it, or None when it is not to be sent (:meth:`forward` on a
+        packet of its own)."""
+        packet = SourcePacket.parse(self.codec, sequence_number, timestamp, marker, payload)
+        out = self.forward(source, packet, arrival)
+        if out is None:
+            return None
+        return Outgoing(self.ssrc, out[0], out[1], packet.marker, out[2] + packet.tail if out[2] else payload)
 
     def original(self, sequence_number: int) -> tuple[Hashable, int] | None:
         """Which source packet (source, its sequence number) went out as ``sequence_number``: for NACKs."""
@@ -250,7 +307,11 @@ class StreamRewriter:
         for segment in reversed(self.segments):
             if segment.source == source and (sequence_number == segment.first_in
                                              or seq_newer(sequence_number, segment.first_in)):
-                return self._apply(segment, sequence_number, timestamp, marker, payload)
+                packet = SourcePacket.parse(self.codec, sequence_number, timestamp, marker, payload)
+                head = packet.head if packet.vp8 is None else self._vp8(segment, packet.vp8, packet.head)
+                return Outgoing(self.ssrc, (sequence_number + segment.seq_offset) % SEQ_MOD,
+                                (timestamp + segment.ts_offset) % TS_MOD, packet.marker,
+                                head + packet.tail if head else payload)
         return None
 
     def _switch(self, source: Hashable, sequence_number: int, timestamp: int, arrival: float) -> _Segment:
@@ -265,18 +326,9 @@ class StreamRewriter:
         self.segments = [*self.segments[-(SEGMENTS_KEPT - 1):], segment]
         return segment
 
-    def _apply(self, segment: _Segment, sequence_number: int, timestamp: int, marker: bool,
-               payload: bytes) -> Outgoing:
-        if self.codec == "VP8":
-            payload = self._vp8(segment, payload)
-        return Outgoing(self.ssrc, (sequence_number + segment.seq_offset) % SEQ_MOD,
-                        (timestamp + segment.ts_offset) % TS_MOD, bool(marker), payload)
-
-    def _vp8(self, segment: _Segment, payload: bytes) -> bytes:
-        try:
-            d = vp8_descriptor(payload)
-        except ValueError:
-            return payload
+    def _vp8(self, segment: _Segment, d: Vp8Descriptor, head: bytes) -> bytes:
+        """``head`` (the payload up to the end of descriptor ``d``) with this stream's picture id and
+        TL0PICIDX written in."""
         pid = tl0 = None
         if d.picture_id is not None:
             if segment.pid_in < 0:
@@ -300,7 +352,7 @@ class StreamRewriter:
             if segment is self.current:
                 self._last_tl0 = tl0 if self._last_tl0 < 0 or (tl0 - self._last_tl0) % 256 < 128 \
                     else self._last_tl0
-        return _write_vp8_ids(payload, d, pid, tl0)
+        return _write_vp8_ids(head, d, pid, tl0)
 
 
 # ---- a publisher's recent packets ----

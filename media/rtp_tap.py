@@ -21,7 +21,8 @@ fails loudly (docs/packet-forwarding.md has the measurements behind the choice):
    and never creates an encoder), learns the negotiated payload types, RTX and MID by wrapping the
    sender's ``send(parameters)`` (called by the peer connection once connected), and writes packets with
    the sender's SSRC (``_ssrc``, ``_rtx_ssrc``) through ``RTCDtlsTransport._send_rtp`` (SRTP protect and
-   send). It keeps the sender's private counters (``_RTCRtpSender__ntp_timestamp``, ``__rtp_timestamp``,
+   send), for every sender of the event loop from one task (:class:`_Outbox`). It keeps the sender's
+   private counters (``_RTCRtpSender__ntp_timestamp``, ``__rtp_timestamp``,
    ``__packet_count``, ``__octet_count``) up to date, so the sender reports aiortc sends every second tie
    our RTP clock to wall time as a browser needs for lip sync.
    Where the publisher has sent a sender report, the counters carry its NTP time and its RTP timestamp
@@ -47,7 +48,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
@@ -74,12 +77,17 @@ from aiortc.rtp import (
 )
 
 from .layers import StreamReport
-from .rtp_rewrite import Outgoing, keyframe_start
+from .rtp_rewrite import Outgoing, SourcePacket, keyframe_start
+from .rtp_wire import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, RtpWriter
 
 _JITTER = "_RTCRtpReceiver__jitter_buffer"
 _CODECS = "_RTCRtpReceiver__codecs"
 _SENDER_COUNTERS = ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp",
                     "_RTCRtpSender__packet_count", "_RTCRtpSender__octet_count")
+_NTP, _RTP, _PACKETS, _OCTETS = _SENDER_COUNTERS
+
+
+logger = logging.getLogger(__name__)
 
 
 def _stale(what: str) -> RuntimeError:
@@ -174,6 +182,46 @@ class _Idle(MediaStreamTrack):
         self._stopped.set()
 
 
+class _Outbox:
+    """Packets on their way to the wire, for every :class:`PacketSender` of one event loop, in the order they
+    were sent. One task writes them all: a packet forwarded to a hundred viewers is a hundred writes in one
+    task, not a hundred tasks (``_send_rtp`` is a coroutine, though it does not wait on loopback or UDP)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[PacketSender, bytes]] = deque()
+        self._writing: asyncio.Future[None] | None = None  # the task writing the queue out, while it runs
+
+    def put(self, sender: PacketSender, data: bytes) -> None:
+        self._queue.append((sender, data))
+        if self._writing is None:
+            self._writing = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                sender, data = queue.popleft()
+                try:
+                    await sender.sender.transport._send_rtp(data)
+                except ConnectionError:
+                    pass  # that viewer's connection is closing: its packets are dropped, the others' go on
+                except Exception:  # one viewer's broken transport must not stop the others' packets
+                    logger.exception("sending an RTP packet failed")
+        finally:
+            self._writing = None
+
+
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = weakref.WeakKeyDictionary()
+
+
+def _outbox() -> _Outbox:
+    loop = asyncio.get_running_loop()
+    outbox = _outboxes.get(loop)
+    if outbox is None:
+        outbox = _outboxes[loop] = _Outbox()
+    return outbox
+
+
 class PacketSender:
     """Sends already-packetized RTP as ``sender``'s stream. Make it before the connection is established
     (right after creating the transceiver, or after ``setRemoteDescription`` for an answerer)."""
@@ -197,10 +245,12 @@ class PacketSender:
         self.mid: str | None = None
         self.sent = self.retransmitted = 0
         self._extensions = HeaderExtensionsMap()
+        self._writer: RtpWriter | None = None
+        self._counters = vars(sender)  # the report counters, written per packet: by key, not by setattr
         self._rtx_seq = 0
         self._octets = 0
-        self._queue: deque[bytes] = deque()
-        self._writing: asyncio.Future[None] | None = None  # the task writing the queue out, while it runs
+        self._outbox: _Outbox | None = None  # this event loop's, once connected
+        self.ready = False  # negotiated and connected: packets can go out
         self._ready = asyncio.Event()
         sender.replaceTrack(_Idle(sender.kind))
         send, handle_rtcp = sender.send, sender._handle_rtcp_packet
@@ -221,43 +271,42 @@ class PacketSender:
         """Payload bytes sent so far (not counting retransmissions)."""
         return self._octets
 
-    @property
-    def ready(self) -> bool:
-        """Negotiated and connected: packets can go out."""
-        return self.payload_type is not None
-
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
-    def send(self, out: Outgoing, source: RtpPacket | None = None, *,
-             report: tuple[int, int] | None = None) -> None:
-        """Queue ``out`` for the wire now, under this sender's SSRC and payload type. ``source`` is the
-        packet it came from, whose audio level travels on. ``report``: the (NTP, RTP timestamp) pair the
-        sender reports of this stream will carry, the publisher's own translated to this stream's
-        timestamps; without it, they tie this packet's timestamp to now. Dropped while not yet connected."""
-        if self.payload_type is None:
+    def forward(self, sequence_number: int, timestamp: int, packet: SourcePacket, head: bytes, ntp: int,
+                report: tuple[int, int] | None = None) -> None:
+        """Queue a packet for the wire now, under this sender's SSRC and payload type: ``packet`` as a viewer's
+        stream rewrote it (its sequence number, timestamp, and ``head`` in place of ``packet.head``), its
+        audio level as the publisher sent it, ``ntp`` (64-bit NTP, now) as its abs-send-time. ``report``:
+        the (NTP, RTP timestamp) pair the sender reports of this stream will carry, the publisher's own
+        translated to this stream's timestamps; without it, they tie this packet's timestamp to ``ntp``.
+        Dropped while not yet connected."""
+        writer, outbox = self._writer, self._outbox
+        if writer is None or outbox is None:
             return
-        packet = self._packet(out, source)
-        self._write(packet.serialize(self._extensions))
+        outbox.put(self, writer.packet(sequence_number, timestamp, packet.marker, head, packet.tail,
+                                       packet.audio_level, ntp))
         self.sent += 1
-        self._octets += len(out.payload)
-        sender = self.sender
-        ntp, rtp = report if report is not None else (clock.current_ntp_time(), out.timestamp)
-        setattr(sender, _SENDER_COUNTERS[0], ntp)
-        setattr(sender, _SENDER_COUNTERS[1], rtp)
-        setattr(sender, _SENDER_COUNTERS[2], self.sent)
-        setattr(sender, _SENDER_COUNTERS[3], self._octets)
+        self._octets += len(head) + len(packet.tail)
+        counters = self._counters
+        if report is None:
+            counters[_NTP], counters[_RTP] = ntp, timestamp
+        else:
+            counters[_NTP], counters[_RTP] = report
+        counters[_PACKETS] = self.sent
+        counters[_OCTETS] = self._octets
 
     def retransmit(self, out: Outgoing, source: RtpPacket | None = None) -> None:
         """Send ``out`` again for a NACK: as RTX when negotiated (RFC 4588), else as it was."""
-        if self.payload_type is None:
+        if self._outbox is None:
             return
         packet = self._packet(out, source)
         if self.rtx_payload_type is not None:
             packet = wrap_rtx(packet, payload_type=self.rtx_payload_type, sequence_number=self._rtx_seq,
                               ssrc=self.sender._rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) % (1 << 16)
-        self._write(packet.serialize(self._extensions))
+        self._outbox.put(self, packet.serialize(self._extensions))  # (an RtpPacket: NACKs are rare)
         self.retransmitted += 1
 
     # ---- internals ----
@@ -268,6 +317,12 @@ class PacketSender:
         self.rtx_payload_type = next((c.payloadType for c in parameters.codecs
                                       if is_rtx(c) and c.parameters.get("apt") == main.payloadType), None)
         self._extensions.configure(parameters)
+        ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
+        self._writer = RtpWriter(main.payloadType, self.sender._ssrc, mid=self.mid, mid_id=ids.get(MID_URI, 0),
+                                 abs_send_time_id=ids.get(ABS_SEND_TIME_URI, 0),
+                                 audio_level_id=ids.get(AUDIO_LEVEL_URI, 0))
+        self._outbox = _outbox()
+        self.ready = True
         self._ready.set()
 
     def _packet(self, out: Outgoing, source: RtpPacket | None) -> RtpPacket:
@@ -279,21 +334,6 @@ class PacketSender:
         if source is not None:
             packet.extensions.audio_level = source.extensions.audio_level
         return packet
-
-    def _write(self, data: bytes) -> None:
-        self._queue.append(data)
-        if self._writing is None:
-            self._writing = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        transport = self.sender.transport
-        try:
-            while self._queue:
-                await transport._send_rtp(self._queue.popleft())
-        except ConnectionError:
-            self._queue.clear()
-        finally:
-            self._writing = None
 
     async def _handle_rtcp(self, packet: object) -> None:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:

@@ -17,22 +17,20 @@ import json
 import multiprocessing
 import tempfile
 import time
-from fractions import Fraction
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import av
 from aiortc import (
     AudioStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
-    VideoStreamTrack,
 )
 
+from media.load_camera import LoadCamera
 from signaling.grants import HOST, RoomClaims
 from signaling.messages import PROTOCOL_VERSION
 
@@ -44,27 +42,7 @@ from .settings import Settings
 
 VIEWERS_PER_ROOM = 10
 MEDIA_ROOM_BASE = 5000
-CAMERA = (320, 180, 15)  # small, so that the load generator can afford ten encoders
-
-
-class SmallCamera(VideoStreamTrack):
-    """A cheap moving picture: what the relay forwards costs the same whatever the frames show."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    async def recv(self) -> av.VideoFrame:
-        width, height, fps = CAMERA
-        await asyncio.sleep(1 / fps)
-        self.count += 1
-        frame = av.VideoFrame(width, height, "yuv420p")
-        frame.planes[0].update(bytes(((x + self.count * 8) & 0xFF) for x in range(frame.planes[0].line_size))
-                               * height)
-        for plane in frame.planes[1:]:
-            plane.update(bytes([128]) * plane.buffer_size)
-        frame.pts, frame.time_base = self.count * (90000 // fps), Fraction(1, 90000)
-        return frame
+CAMERA = (320, 180, 15)  # width, height, fps: small, so that the load generator can afford ten encoders
 
 
 class MediaPeer:
@@ -75,7 +53,7 @@ class MediaPeer:
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         if publish:
             self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-            self.pc.addTransceiver(SmallCamera(), direction="sendonly")
+            self.pc.addTransceiver(LoadCamera(CAMERA[0], CAMERA[1], fps=CAMERA[2]), direction="sendonly")
         for _ in range(slots):
             self.pc.addTransceiver("audio", direction="recvonly")
             self.pc.addTransceiver("video", direction="recvonly")

@@ -18,7 +18,7 @@ def _bench(*args: str) -> dict:
 
 def test_bench_relay_measures_the_relay_and_its_baselines_side_by_side() -> None:
     """One run measures the packet relay, the frame forwarding it replaced and aiortc's MediaRelay, each
-    delivering frames, with the relay's CPU ratio to both baselines."""
+    delivering frames, with the relay's CPU ratio to both baselines, and the relay's CPU per packet sent."""
     report = _bench("relay", "--subscribers", "1", "--seconds", "2")
     assert [p["mode"] for p in report["points"]] == ["relay", "frames", "mediarelay"]
     for point in report["points"]:
@@ -26,6 +26,8 @@ def test_bench_relay_measures_the_relay_and_its_baselines_side_by_side() -> None
         assert point["fps_min"] > 0, "frames reached the subscriber"
         assert point["delay_ms_median"] is not None
     assert report["points"][0]["cpu_ratio_to_mediarelay"] > 0 and report["points"][0]["cpu_ratio_to_frames"] > 0
+    relay = report["points"][0]
+    assert relay["packets_per_second"] > 0 and relay["cpu_us_per_packet"] > 0, "the relay counts what it sent"
     assert report["direct_delay_ms"] > 0
 
 

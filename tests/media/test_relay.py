@@ -15,7 +15,7 @@ from aiortc.rtp import RTCP_PSFB_FIR, RtcpPsfbPacket, RtcpSrPacket
 
 from media import passthrough, rtp_forward
 from media.errors import NegotiationFailed, NotInRelay
-from media.impairment import LoadCamera
+from media.load_camera import LoadCamera
 from media.passthrough import EncodedFrame
 from media.recorder import vp8_size
 from media.relay import Relay

@@ -18,7 +18,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from media.passthrough import EncodedFrame, tap_receiver
 from media.rtp_forward import PacketOutput, PacketSource
-from media.rtp_rewrite import vp8_descriptor
+from media.rtp_rewrite import SourcePacket, vp8_descriptor
 from media.rtp_tap import PacketSender, TappedPacket, request_keyframe, tap_packets
 
 from ..support.peers import PatternTrack, palette_index, until
@@ -174,14 +174,14 @@ async def test_a_viewers_nack_is_answered_from_the_publishers_cache() -> None:
         nacked: list[int] = []
         answer = c.output.nacked
 
-        def lose_one(source: PacketSource, tapped: TappedPacket) -> None:
-            payload = tapped.packet.payload
-            if not withheld and source.packets > 30 and tapped.packet.marker and payload[0] & 0x10:
-                out = c.output.rewriter.rewrite(source.name, tapped.packet.sequence_number,
-                                                tapped.packet.timestamp, True, payload, tapped.arrived)
-                withheld.append((out, payload[vp8_descriptor(payload).size:]))  # a whole frame in one packet
+        def lose_one(source: PacketSource, packet: SourcePacket, arrived: float, ntp: int) -> None:
+            payload = packet.head + packet.tail
+            if not withheld and source.packets > 30 and packet.marker and payload[0] & 0x10:
+                out = c.output.rewriter.forward(source.name, packet, arrived)
+                assert out is not None
+                withheld.append((out[0], payload[vp8_descriptor(payload).size:]))  # a whole frame in one packet
                 return
-            offer(source, tapped)
+            offer(source, packet, arrived, ntp)
 
         def spy(seqs: list[int]) -> None:
             nacked.extend(seqs)
@@ -189,8 +189,31 @@ async def test_a_viewers_nack_is_answered_from_the_publishers_cache() -> None:
         c.output.offer = lose_one  # type: ignore[method-assign]
         c.sender.on_nack = spy
         await until(lambda: withheld and c.sender.retransmitted, 10)
-        assert withheld[0][0].sequence_number in nacked
+        assert withheld[0][0] in nacked
         await until(lambda: any(f.data == withheld[0][1] for f in c.viewer_frames), 5)
+
+
+async def test_a_paused_output_is_offered_nothing_and_resumes_at_a_key_frame() -> None:
+    """A viewer's stream that forwards nothing (its video paused) leaves its source's fan-out, so the relay
+    does no work for it per packet; selected again, it is back in it, asks for a key frame and the viewer
+    decodes on, on the same stream."""
+    async with chain("video", "VP8", 90_000) as c:
+        await until(lambda: c.viewer_tracks and c.sender.sent > 10, 10)
+        track = c.viewer_tracks[0]
+        await asyncio.wait_for(track.recv(), 10)
+        assert c.source is not None and c.output in c.source.outputs
+        c.output.select(None)
+        assert c.output not in c.source.outputs
+        sent, packets = c.sender.sent, c.source.packets
+        await until(lambda: c.source.packets > packets + 20, 5)
+        assert c.sender.sent == sent, "nothing was forwarded while paused"
+        requests = c.source.keyframe_requests
+        c.output.select(c.source)
+        assert c.output in c.source.outputs
+        await until(lambda: c.sender.sent > sent + 10, 10)
+        assert c.source.keyframe_requests > requests
+        frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(5)]
+        assert {f.width for f in frames} == {320}
 
 
 async def test_a_viewers_keyframe_request_reaches_the_publisher() -> None:
