@@ -19,46 +19,14 @@ from server.models import AuditEvent, Recording
 from server.settings import Settings
 
 from ..support.cluster import Cluster
-from ..support.room_peer import RoomPeer
-from ..support.signaling_client import bearer, connect, expect, signaling_path
+from ..support.recording_node import recording_on
+from ..support.signaling_client import bearer
 from .conftest import PRESENCE_TTL
 
 pytestmark = pytest.mark.faults
 
 # Lost once its presence runs out (within the TTL), seen at the next sweep (every TTL), then remuxed.
 KILL_TO_FINISHED = 2 * PRESENCE_TTL + 10
-
-
-async def _enter(http: aiohttp.ClientSession, base: str, username: str) -> RoomPeer:
-    headers = await bearer(http, base, username)
-    token = (await (await http.post(f"{base}/api/consultations/1/room-token", headers=headers)).json())["token"]
-    ws = await connect(http, token, url=f"{base}{signaling_path()}")
-    return RoomPeer(ws, await expect(ws, "joined"))
-
-
-async def _recording_on(http: aiohttp.ClientSession, base: str) -> tuple[RoomPeer, RoomPeer]:
-    """dr.li and dr.wang on ``base``'s node, recorded there (with the patient's consent given through dr.li),
-    media flowing into the recording."""
-    verbal = await http.post(f"{base}/api/consultations/1/consents", json={"purpose": "recording"},
-                             headers=await bearer(http, base, "dr.li"))
-    assert verbal.status == 201, await verbal.text()
-    li, wang = await _enter(http, base, "dr.li"), await _enter(http, base, "dr.wang")
-    try:
-        for username in ("dr.li", "dr.wang"):
-            await http.post(f"{base}/api/consultations/1/recording-consent", json={"given": True},
-                            headers=await bearer(http, base, username))
-        for _ in range(2):
-            await li.next("consent")
-        await li.send({"type": "recording", "on": True})
-        mode = await li.next("mode")
-        await asyncio.gather(li.join_relay(mode["relay_slots"]), wang.join_relay(mode["relay_slots"]))
-        assert (await li.next("recording"))["on"]
-        await wang.media.wait_for_slot(li.id)  # type: ignore[union-attr]
-    except BaseException:
-        await li.close()
-        await wang.close()
-        raise
-    return li, wang
 
 
 async def test_a_killed_nodes_recording_is_finished_by_one_other_node(
@@ -69,7 +37,7 @@ async def test_a_killed_nodes_recording_is_finished_by_one_other_node(
     (tracks, duration), sealed, and playable through that node; the killed node stays down. Exactly one
     node finishes it: one ``recording.recovered`` entry, and the recording names that node."""
     a, b = cluster.url("a").rstrip("/"), cluster.url("b").rstrip("/")
-    li, wang = await _recording_on(http, a)
+    li, wang = await recording_on(http, a)
     try:
         await asyncio.sleep(4)
         killed = time.monotonic()

@@ -13,37 +13,19 @@ import av
 
 from server.devprocs import TelemedNode
 
-from ..support.room_peer import RoomPeer
-from ..support.signaling_client import bearer, connect, expect, signaling_path
-
-
-async def _enter(session: aiohttp.ClientSession, base: str, username: str) -> RoomPeer:
-    headers = await bearer(session, base, username)
-    token = (await (await session.post(f"{base}/api/consultations/1/room-token", headers=headers)).json())["token"]
-    ws = await connect(session, token, url=f"{base}{signaling_path()}")
-    return RoomPeer(ws, await expect(ws, "joined"))
+from ..support.recording_node import recording_on
+from ..support.signaling_client import bearer
 
 
 async def test_recording_cut_off_by_sigkill_is_kept_at_the_next_start(tmp_path: Path) -> None:
+    """Guards a lone node killed mid-recording: at its next start the recording is finished from what was
+    flushed, ``interrupted``, with both participants' tracks, and plays (its video decodes)."""
     node = await asyncio.to_thread(TelemedNode(tmp_path).start)
     base = node.url.rstrip("/")
     async with aiohttp.ClientSession() as session:
         # the patient, beside dr.li, agrees to the recording; dr.li records it
-        verbal = await session.post(f"{base}/api/consultations/1/consents", json={"purpose": "recording"},
-                                    headers=await bearer(session, base, "dr.li"))
-        assert verbal.status == 201, await verbal.text()
-        li, wang = await _enter(session, base, "dr.li"), await _enter(session, base, "dr.wang")
+        li, wang = await recording_on(session, base)
         try:
-            for username in ("dr.li", "dr.wang"):
-                await session.post(f"{base}/api/consultations/1/recording-consent", json={"given": True},
-                                   headers=await bearer(session, base, username))
-            for _ in range(2):
-                await li.next("consent")
-            await li.send({"type": "recording", "on": True})
-            mode = await li.next("mode")
-            await asyncio.gather(li.join_relay(mode["relay_slots"]), wang.join_relay(mode["relay_slots"]))
-            assert (await li.next("recording"))["on"]
-            await wang.media.wait_for_slot(li.id)  # type: ignore[union-attr]
             await asyncio.sleep(4)
             node.stop(signal.SIGKILL)
         finally:

@@ -128,7 +128,7 @@ class ResilientPeer:
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._offers = itertools.count(1)
         self._watchers: list[asyncio.Task[None]] = []
-        self._closing: set[asyncio.Future[None]] = set()  # relay connections being closed
+        self._closing_media: set[asyncio.Future[None]] = set()  # relay connections being closed
 
     def now(self) -> float:
         return self.loop.time()
@@ -177,7 +177,7 @@ class ResilientPeer:
         for task in (self._negotiation, self._runner):
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
-        await asyncio.gather(*self._closing, return_exceptions=True)
+        await asyncio.gather(*self._closing_media, return_exceptions=True)
 
     # ---- what a test asks ----
 
@@ -411,7 +411,7 @@ class ResilientPeer:
             # Closed to the end even when the negotiation doing it is cancelled (a new epoch came): a close cut
             # short leaves aiortc's receivers running, whose decoder threads then keep the process from exiting.
             closing = asyncio.ensure_future(media.close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            self._closing_media.add(closing)
+            closing.add_done_callback(self._closing_media.discard)
             await asyncio.shield(closing)
         await asyncio.gather(*watchers, return_exceptions=True)
