@@ -110,7 +110,6 @@ class RoomHub:
         self._outboxes: dict[str, Outbox] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._presence: asyncio.Task[None] | None = None
-        self._handed: asyncio.Task[None] | None = None
         self._relay_hosts: dict[str, RelayHost] = {}  # every node's presence, as last read
         self.stopping = False  # shutting down: no join or resume is taken here any more
         self._blind_until = 0.0  # until then, another node's missing presence proves nothing (see _sweep)
@@ -127,8 +126,6 @@ class RoomHub:
             await self.log.succeed(self.node_name, self.node_id)
         await self._read_relay_hosts()
         self._presence = asyncio.create_task(self._keep_presence())
-        if self.relay_starter is not None:
-            self._handed = asyncio.create_task(self._take_handed_relays())
 
     def relay_host(self) -> RelayHost:
         """What this node says about itself in its presence, for the placement of relays."""
@@ -179,7 +176,7 @@ class RoomHub:
 
     async def stop(self) -> None:
         replicas = (r.task for r in self._replicas.values())
-        tasks = [t for t in (self._presence, self._handed, *self._tasks, *replicas) if t]
+        tasks = [t for t in (self._presence, *self._tasks, *replicas) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -360,12 +357,6 @@ class RoomHub:
             log.warning("room %s: could not hand relay %d to node %s; it runs here", room_id, epoch, node)
             self.relay_starter(self, room_id, epoch)
 
-    async def _take_handed_relays(self) -> None:
-        """Follow the rooms whose relay another node hands to this one: the relay starts as this node's copy of
-        the room catches up (see ``_follow``), and the room is forgotten like any once its relay has gone."""
-        async for room_id in self.log.handed(self.node_id):
-            self._spawn(self._follow_handed(room_id))
-
     async def _follow_handed(self, room_id: str) -> None:
         try:
             replica = await self._replica(room_id)
@@ -433,11 +424,15 @@ class RoomHub:
 
     async def _read_relay_hosts(self) -> None:
         """Read every node's presence, for the placement of the next relays (kept as they were if Redis is
-        away: a relay then stays where the room puts it, most likely)."""
+        away: a relay then stays where the room puts it, most likely); and follow the rooms whose relay
+        another node handed to this one since the last time: the relay starts as this node's copy of the room
+        catches up (see ``_follow``), and the room is forgotten like any once its relay has gone."""
         if self.relay_starter is None:
             return
         with suppress(BusError):
             self._relay_hosts = await self.log.relay_hosts()
+            for room_id in await self.log.take_handed(self.node_id):
+                self._spawn(self._follow_handed(room_id))
 
     async def _sweep(self) -> None:
         """Declare lost, in every room that still counts on them, the nodes whose presence ran out: those

@@ -74,8 +74,9 @@ class RoomLog(Protocol):
     async def hand(self, node: str, room_id: str) -> None:
         """Tell ``node`` that a room's relay was handed to it (it may not follow that room yet)."""
 
-    def handed(self, node: str) -> AsyncIterator[str]:
-        """The rooms whose relay is handed to ``node``, as they are (a node reads its own, for good)."""
+    async def take_handed(self, node: str) -> list[str]:
+        """The rooms whose relay was handed to ``node`` since it last asked, each once. Raises BusError if
+        they cannot be read."""
         ...
 
     async def succeed(self, name: str, node: str) -> None:
@@ -127,7 +128,7 @@ class LocalRoomLog:
         # Hubs sharing this log (tests run several nodes in one process): their presences, and the rooms
         # whose relay one hands another.
         self._hosts: dict[str, RelayHost] = {}
-        self._handed: dict[str, asyncio.Queue[str]] = {}
+        self._handed: dict[str, list[str]] = {}
 
     async def reseed(self, room_id: str, snapshot: RoomEvent) -> bool:
         return False  # this log is never lost
@@ -174,12 +175,10 @@ class LocalRoomLog:
         return dict(self._hosts)
 
     async def hand(self, node: str, room_id: str) -> None:
-        self._handed.setdefault(node, asyncio.Queue()).put_nowait(room_id)
+        self._handed.setdefault(node, []).append(room_id)
 
-    async def handed(self, node: str) -> AsyncIterator[str]:
-        queue = self._handed.setdefault(node, asyncio.Queue())
-        while True:
-            yield await queue.get()
+    async def take_handed(self, node: str) -> list[str]:
+        return self._handed.pop(node, [])
 
     async def succeed(self, name: str, node: str) -> None:
         pass

@@ -24,7 +24,7 @@ RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
 POOL_SIZE = 64
 POOL_WAIT_SECONDS = 5
 HANDED_TTL_SECONDS = 60  # rooms handed to a node that never read them (it died) are dropped after this
-HANDED_WAIT_SECONDS = 1.0  # a node's wait for rooms handed to it, in one BLPOP
+HANDED_AT_ONCE = 100  # rooms handed to a node that it takes in one read
 
 # Append and announce in one atomic step, so the order of announcements is the order of the log. ARGV[3]:
 # "any" appends; "existing" only to a log that exists (the appender's copy has a history: a log gone since
@@ -258,19 +258,13 @@ class RedisRoomLog:
             self._mark(False, exc)
             raise BusError("the bus between nodes is unreachable") from exc
 
-    async def handed(self, node: str) -> AsyncIterator[str]:
-        attempt = 0
-        while True:
-            try:
-                item = await self._redis.blpop([self.handed_key(node)], timeout=HANDED_WAIT_SECONDS)
-            except (RedisError, OSError) as exc:
-                self._mark(False, exc)
-                await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
-                attempt += 1
-                continue
-            attempt = 0
-            if item is not None:
-                yield item[1].decode()
+    async def take_handed(self, node: str) -> list[str]:
+        try:
+            rooms = await self._redis.lpop(self.handed_key(node), HANDED_AT_ONCE)
+        except (RedisError, OSError) as exc:
+            self._mark(False, exc)
+            raise BusError("the bus between nodes is unreachable") from exc
+        return [room.decode() for room in rooms or []]
 
     async def succeed(self, name: str, node: str) -> None:
         try:
