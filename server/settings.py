@@ -191,11 +191,14 @@ def _parse_log_level(raw: str) -> str:
     return level
 
 
-def _parse_log_format(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in LOG_FORMATS:
-        raise ValueError(f"expected {' or '.join(LOG_FORMATS)}")
-    return value
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser of a word among ``choices``, in any case."""
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected {' or '.join(choices)}")
+        return value
+    return parse
 
 
 def _parse_recording_key(raw: str) -> Secret:
@@ -214,23 +217,7 @@ def _parse_url_list(raw: str) -> tuple[str, ...]:
 
 
 ICE_TRANSPORT_POLICIES = ("all", "relay")
-
-
-def _parse_ice_transport_policy(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in ICE_TRANSPORT_POLICIES:
-        raise ValueError(f"expected {' or '.join(ICE_TRANSPORT_POLICIES)}")
-    return value
-
-
 NODE_ROLES = ("all", "media")
-
-
-def _parse_node_role(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in NODE_ROLES:
-        raise ValueError(f"expected {' or '.join(NODE_ROLES)}")
-    return value
 
 
 def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
@@ -318,7 +305,7 @@ class Settings:
         None, _parse_secret, "Shared secret with coturn (static-auth-secret) that signs TURN credentials.",
     )
     ice_transport_policy: str = _setting(
-        "all", _parse_ice_transport_policy,
+        "all", _one_of(ICE_TRANSPORT_POLICIES),
         "Browsers' iceTransportPolicy: all (direct, STUN and TURN paths) or relay (media only through TURN, "
         "for networks that allow nothing else, and to test TURN).",
     )
@@ -362,7 +349,7 @@ class Settings:
         "over-capacity. Unset: no limit.",
     )
     node_role: str = _setting(
-        "all", _parse_node_role,
+        "all", _one_of(NODE_ROLES),
         "What this node does: all (pages, API, signaling and relays) or media (only the relays other nodes "
         "hand it, and /healthz, /readyz and /metrics; needs TELEMED_REDIS_URL). Also `telemed serve --role`.",
     )
@@ -417,7 +404,7 @@ class Settings:
     )
     log_level: str = _setting("INFO", _parse_log_level, "DEBUG, INFO, WARNING or ERROR.")
     log_format: str = _setting(
-        "text", _parse_log_format,
+        "text", _one_of(LOG_FORMATS),
         "How log lines are written: text (readable lines) or json (one JSON object per line with time, level, "
         "logger, message and, when known, request_id, room and participant).",
     )
