@@ -21,12 +21,13 @@ from collections.abc import Awaitable, Callable
 from aiortc.rtp import RtpPacket
 
 from .layers import StreamLoss, StreamReport
-from .rtp_rewrite import TS_MOD, PacketCache, RateLimit, SourcePacket, StreamRewriter
+from .rtp_rewrite import TS_MOD, Outgoing, PacketCache, RateLimit, SourcePacket, StreamRewriter
 from .rtp_tap import PacketSender, TappedPacket
 from .rtp_wire import audio_level_byte, ntp_now
 
 KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds, as media/forwarding.py
 CACHE_PACKETS = 1024  # about 2-4 s of a 640x480 stream; NACKs for older packets are too late anyway
+PADDING_KEPT = 256  # the padding packets last sent (about 12 s of them), to send again on a NACK
 
 
 class PacketSource:
@@ -88,6 +89,8 @@ class PacketOutput:
         self.selected: PacketSource | None = None
         self.loss = StreamLoss()
         self.on_loss: Callable[[float], None] = lambda fraction: None  # the share lost, from each report
+        self._padding = False  # silent, and sending padding instead
+        self._padded: PacketCache[int] | None = None  # the padding sent lately: its timestamps, to send again
         sender.on_nack = self.nacked
         sender.on_keyframe_request = self.keyframe_wanted
         sender.on_report = self.reported
@@ -119,6 +122,7 @@ class PacketOutput:
         if out is not None:
             if silent:
                 self.loss.resumed(out[0])  # what the viewer lost before the silence is not its link's now
+                self._padding = False
             # the publisher's last sender report in this stream's timestamps: what keeps a viewer's audio
             # and video of one publisher in step, as the publisher had them
             # (moved as this stream moves the source's timestamps: by its timestamp less the source's)
@@ -131,9 +135,31 @@ class PacketOutput:
         if rewriter.current is not None and rewriter.current.source != source.name and source is not self.selected:
             source.outputs.discard(self)  # switched away from it for good
 
+    def pad(self) -> bool:
+        """One padding-only packet on this stream while it forwards nothing, so the viewer's reports on it
+        go on saying what its link loses (with its video paused, a browser reports otherwise on its audio
+        alone, Chromium every 5 s or so); False, and nothing sent, while it forwards or is not connected."""
+        if not self.sender.ready:
+            return False
+        place = self.rewriter.padding()
+        if place is None:
+            return False
+        if not self._padding:  # what the viewer lost before the silence is not its link's now
+            self.loss.resumed(place[0])
+            self._padding = True
+        if self._padded is None:
+            self._padded = PacketCache(PADDING_KEPT)
+        self._padded.put(*place)
+        self.sender.pad(*place)
+        return True
+
     def nacked(self, sequence_numbers: list[int]) -> None:
         for seq in sequence_numbers:
             origin = self.rewriter.original(seq)
+            if origin is None and self._padded is not None and (timestamp := self._padded.get(seq)) is not None:
+                # as for any packet: a receiver that waits on what it lacks (aiortc's does) would stall
+                self.sender.retransmit(Outgoing(self.rewriter.ssrc, seq, timestamp, False, b""))
+                continue
             if origin is None or origin[0] not in self.sources:
                 continue
             packet = self.sources[origin[0]].cache.get(origin[1])

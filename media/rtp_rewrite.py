@@ -291,6 +291,16 @@ class StreamRewriter:
             return None
         return Outgoing(self.ssrc, out[0], out[1], packet.marker, out[2] + packet.tail if out[2] else payload)
 
+    def padding(self) -> tuple[int, int] | None:
+        """The sequence number and timestamp of a padding-only packet on this stream while it forwards
+        nothing (paused, or its slot empty): its next sequence number, its last timestamp. None while a
+        source is forwarded (its packets keep the sequence)."""
+        if self.current is not None:
+            return None
+        seq = self._next_seq
+        self._next_seq = (seq + 1) % SEQ_MOD
+        return seq, self._last_ts
+
     def original(self, sequence_number: int) -> tuple[Hashable, int] | None:
         """Which source packet (source, its sequence number) went out as ``sequence_number``: for NACKs."""
         for segment in reversed(self.segments):

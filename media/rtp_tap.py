@@ -243,7 +243,7 @@ class PacketSender:
         self.payload_type: int | None = None
         self.rtx_payload_type: int | None = None
         self.mid: str | None = None
-        self.sent = self.retransmitted = 0
+        self.sent = self.retransmitted = self.padded = 0
         self._extensions = HeaderExtensionsMap()
         self._writer: RtpWriter | None = None
         self._counters = vars(sender)  # the report counters, written per packet: by key, not by setattr
@@ -309,6 +309,16 @@ class PacketSender:
         self._outbox.put(self, packet.serialize(self._extensions))  # (an RtpPacket: NACKs are rare)
         self.retransmitted += 1
 
+    def pad(self, sequence_number: int, timestamp: int) -> None:
+        """Queue a padding-only packet (no payload, one byte of padding: RFC 3550 section 5.1) as this
+        stream's ``sequence_number``: a receiver counts it, and reports what it lost, as for any packet.
+        Dropped while not yet connected."""
+        if self._outbox is None:
+            return
+        packet = self._packet(Outgoing(self.sender._ssrc, sequence_number, timestamp, False, b""), None)
+        self._outbox.put(self, packet.serialize(self._extensions))
+        self.padded += 1
+
     # ---- internals ----
 
     def _configure(self, parameters: RTCRtpSendParameters) -> None:
@@ -331,6 +341,8 @@ class PacketSender:
                            ssrc=self.sender._ssrc, payload=out.payload)
         packet.extensions.mid = self.mid
         packet.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        if not out.payload:
+            packet.padding_size = 1  # padding only (as RTX, sent again, the original sequence number is all)
         if source is not None:
             packet.extensions.audio_level = source.extensions.audio_level
         return packet

@@ -284,6 +284,25 @@ def test_deselecting_stops_at_once_and_the_next_start_waits_for_a_key_frame() ->
     assert back is not None and back.sequence_number == 1
 
 
+def test_padding_on_a_paused_stream_takes_the_next_numbers_and_the_video_goes_on_after_them() -> None:
+    """While a stream forwards nothing, padding takes its next sequence numbers at its last timestamp (so
+    the viewer's reports go on counting, and the stream stays continuous); none while it forwards; the
+    video that resumes goes on after the padding, and a NACK for a padding number maps to no source
+    packet."""
+    rw = StreamRewriter(1, "video", "VP8", 90_000, first_sequence=500)
+    feed = Feed(rw)
+    rw.select("a")
+    last = feed("a", 40, 9000, vp8(key=True))
+    assert rw.padding() is None, "not while it forwards"
+    rw.select(None)
+    assert [rw.padding() for _ in range(3)] == [(501, last.timestamp), (502, last.timestamp), (503, last.timestamp)]
+    rw.select("a")
+    back = feed("a", 50, 39000, vp8(key=True), after=1.0)
+    assert back.sequence_number == 504 and back.timestamp != last.timestamp
+    assert rw.padding() is None
+    assert rw.original(502) is None and rw.original(504) == ("a", 50)
+
+
 def test_the_cache_keeps_the_newest_packets_by_sequence_number() -> None:
     """A NACK for a packet the ring has overwritten gets nothing, not a different packet."""
     cache: PacketCache[str] = PacketCache(4)

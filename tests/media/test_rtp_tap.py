@@ -16,6 +16,7 @@ from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpSe
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
+from media.layers import StreamReport
 from media.passthrough import EncodedFrame, tap_receiver
 from media.rtp_forward import PacketOutput, PacketSource
 from media.rtp_rewrite import SourcePacket, vp8_descriptor
@@ -214,6 +215,43 @@ async def test_a_paused_output_is_offered_nothing_and_resumes_at_a_key_frame() -
         assert c.source.keyframe_requests > requests
         frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(5)]
         assert {f.width for f in frames} == {320}
+
+
+async def test_padding_on_a_paused_stream_is_reported_on_sent_again_when_nacked_and_the_video_goes_on() -> None:
+    """While a viewer's video is paused the relay may send padding-only packets on its stream: the viewer's
+    receiver reports count them (what the layer choice learns the link from), one the viewer lacks is
+    sent again when it NACKs it (aiortc's receiver would otherwise wait on it), and the video that
+    resumes after them is assembled into frames."""
+    async with chain("video", "VP8", 90_000, viewer_taps_frames=True) as c:
+        reports: list[StreamReport] = []
+        nacked: list[int] = []
+        heard, answer, pad = c.sender.on_report, c.sender.on_nack, c.sender.pad
+
+        def spy_report(report: StreamReport) -> None:
+            reports.append(report)
+            heard(report)
+
+        def spy_nack(seqs: list[int]) -> None:
+            nacked.extend(seqs)
+            answer(seqs)
+        padded: list[int] = []
+
+        def lose_the_fifth(seq: int, timestamp: int) -> None:
+            padded.append(seq)
+            if len(padded) != 5:
+                pad(seq, timestamp)
+        c.sender.on_report, c.sender.on_nack, c.sender.pad = spy_report, spy_nack, lose_the_fifth  # type: ignore[method-assign]
+        await until(lambda: len(c.viewer_frames) > 10, 10)
+        assert c.output.pad() is False, "not while it forwards"
+        c.output.select(None)
+        for _ in range(20):
+            assert c.output.pad()
+            await asyncio.sleep(0.05)
+        await until(lambda: any(r.highest % 65536 == padded[-1] for r in reports), 5)
+        assert padded[4] in nacked and c.sender.retransmitted >= 1
+        frames = len(c.viewer_frames)
+        c.output.select(c.source)
+        await until(lambda: len(c.viewer_frames) > frames + 10, 10)
 
 
 async def test_a_viewers_keyframe_request_reaches_the_publisher() -> None:
