@@ -48,6 +48,12 @@ Layout = dict[str, str]  # slot's video mid -> participant id
 VIDEO_CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 AUDIO_CODEC = "audio/opus"
 CLOCK_RATES = {"audio": 48_000, "video": 90_000}
+# A viewer whose link paused its video is sent this many padding-only packets a second on one of its video
+# streams (about 10 kbit/s), so that its reports go on saying what its link loses: with no video coming, a
+# browser reports otherwise on its audio alone, and Chromium does so every 5 s or so, which kept it paused
+# up to 10 s after its link was back. 20 a second: on a link that still loses 5 %, a second with no loss
+# comes one time in three, and the four in a row a climb needs, rarely.
+PADDING_PER_SECOND = 20
 
 
 @dataclass
@@ -96,10 +102,12 @@ class Relay:
         # Packets pass through untouched, so the whole room speaks one video codec (and Opus).
         self.video_codec = VIDEO_CODECS[video_codec]
         self.peers: dict[str, RelayPeer] = {}
+        self.sharing: frozenset[str] = frozenset()  # who shares a screen (share_screens)
         self._clock = clock
         self._names = itertools.count()  # a source's name is unique: a participant who reconnects is a new source
         self._on_layout = on_layout or (lambda pid, layout: None)
         self._on_publication = on_publication or (lambda publication: None)
+        self._padding: asyncio.Task[None] | None = None
 
     # ---- negotiation ----
 
@@ -117,6 +125,7 @@ class Relay:
         choice = before.choice if before is not None else LayerChoice(self._clock())
         peer = RelayPeer(participant_id, pc, publish=publish, subscribe=subscribe, choice=choice)
         self.peers[participant_id] = peer
+        self._start_padding()  # a viewer paused by its link before it reconnected still is
         pc.on("track", lambda track: self._on_track(peer, track))
         pc.on("connectionstatechange", lambda: self._on_state(peer))
         try:
@@ -148,6 +157,16 @@ class Relay:
             raise NegotiationFailed("That ICE candidate could not be read.") from None
         ice.sdpMid, ice.sdpMLineIndex = sdp_mid, sdp_mline_index
         await peer.pc.addIceCandidate(ice)
+
+    def share_screens(self, sharing: frozenset[str]) -> None:
+        """Who shares a screen now. A shared screen is what the others are there to look at: it reaches those
+        who chose audio only too (not those whose link the relay paused, which cannot carry it)."""
+        if sharing == self.sharing:
+            return
+        self.sharing = sharing
+        for peer in self.peers.values():
+            if not peer.choice.video_wanted:
+                self._choose(peer, changed=True)
 
     def want_video(self, participant_id: str, wanted: bool) -> None:
         """The participant asked for audio only (False) or for the others' video again (True)."""
@@ -181,8 +200,49 @@ class Relay:
         await peer.pc.close()
 
     async def close(self) -> None:
+        self._stop_padding()
         for participant_id in list(self.peers):
             await self.remove(participant_id)
+        self._stop_padding()  # one that a report started while the peers closed
+
+    def _stop_padding(self) -> None:
+        if self._padding is not None:
+            self._padding.cancel()
+            self._padding = None
+
+    @property
+    def padding(self) -> bool:
+        """Whether the relay is sending padding: only while some viewer's link has paused its video."""
+        return self._padding is not None
+
+    def pad(self) -> bool:
+        """One padding-only packet to each viewer whose link paused its video (not one who chose audio only:
+        the relay need not know how its link does until it asks for video again), on one of its video
+        streams: what its link loses of them tells the layer choice when it may climb. False when no viewer
+        wants padding."""
+        padded = [peer for peer in self.peers.values() if _wants_padding(peer)]
+        for peer in padded:
+            any(slot.video.pad() for slot in peer.slots)  # the first that can: the link is one
+        return bool(padded)
+
+    def _start_padding(self) -> None:
+        """Pad from now on if a viewer wants it. The task ends with the last such viewer, so a relay where
+        every link keeps up is not woken 20 times a second for nothing."""
+        if self._padding is None and any(_wants_padding(peer) for peer in self.peers.values()):
+            self._padding = asyncio.create_task(self._pad_on(), name="relay-padding")
+
+    async def _pad_on(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(1 / PADDING_PER_SECOND)
+                try:
+                    if not self.pad():
+                        return
+                except Exception:  # one viewer's trouble must not stop the others' padding
+                    log.exception("relay: padding failed")
+        finally:
+            if self._padding is asyncio.current_task():
+                self._padding = None
 
     # ---- what is flowing ----
 
@@ -202,6 +262,18 @@ class Relay:
                 selected = slot.video.selected
                 layout[slot.video_mid] = selected.layer if selected is not None else Layer.PAUSED
         return layout
+
+    def audio_only(self, publisher_id: str) -> list[str]:
+        """Who gets none of this participant's video (their link cannot carry it, or they asked for audio
+        only): the viewers the layer choice has paused who have a slot of theirs. Empty for one who sends no
+        video. (Not a slot whose video is merely not connected yet.)"""
+        publisher = self.peers.get(publisher_id)
+        if publisher is None or not (Layer.HIGH in publisher.sources or Layer.LOW in publisher.sources):
+            return []
+        return sorted(viewer.participant_id for viewer in self.peers.values()
+                      if viewer is not publisher and viewer.choice.layer == Layer.PAUSED
+                      and self._video_for(viewer, publisher) is None
+                      and any(slot.owner == publisher_id for slot in viewer.slots))
 
     def census(self) -> tuple[dict[str, int], dict[str, int]]:
         """What this relay forwards now: streams by kind (outputs with a source selected), and viewers (those
@@ -267,8 +339,11 @@ class Relay:
 
     def _heard(self, peer: RelayPeer, report: LinkReport) -> None:
         if self.peers.get(peer.participant_id) is peer:
-            before = peer.choice.layer
-            self._choose(peer, changed=peer.choice.report(report) != before)
+            layer, auto = peer.choice.layer, peer.choice.auto
+            changed = peer.choice.report(report) != layer
+            # One who chose audio only is sent a shared screen as their link allows: it follows the link.
+            screen = bool(self.sharing) and not peer.choice.video_wanted and peer.choice.auto != auto
+            self._choose(peer, changed=changed or screen)
 
     def _choose(self, peer: RelayPeer, *, changed: bool) -> None:
         """Point each of the viewer's video slots at the layer its choice says, and say so if it changed."""
@@ -279,10 +354,12 @@ class Relay:
             slot.video.select(self._video_for(peer, owner) if owner is not None else None)
         log.info("relay: %s now gets %s video", peer.participant_id, peer.choice.layer)
         self._announce(peer)
+        self._start_padding()
 
-    @staticmethod
-    def _video_for(viewer: RelayPeer, publisher: RelayPeer) -> PacketSource | None:
+    def _video_for(self, viewer: RelayPeer, publisher: RelayPeer) -> PacketSource | None:
         layer = viewer.choice.layer
+        if layer == Layer.PAUSED and not viewer.choice.video_wanted and publisher.participant_id in self.sharing:
+            layer = viewer.choice.auto  # audio only by choice, but this is a shared screen: as the link allows
         if layer == Layer.PAUSED:
             return None
         if layer == Layer.LOW and Layer.LOW in publisher.sources:
@@ -346,6 +423,9 @@ class Relay:
             task = asyncio.ensure_future(self.remove(peer.participant_id))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
+
+def _wants_padding(peer: RelayPeer) -> bool:
+    return peer.choice.auto == Layer.PAUSED and peer.choice.video_wanted
 
 
 def is_media_offer(sdp: str) -> bool:

@@ -26,7 +26,14 @@ from signaling.effects import relay_conn
 from signaling.errors import SignalingError
 from signaling.events import FromRelay, RoomEvent
 from signaling.hub import RoomHub
-from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer, RelayedReceiveVideo
+from signaling.messages import (
+    ParticipantLeft,
+    ParticipantResumed,
+    RecordingState,
+    RelayedCandidate,
+    RelayedOffer,
+    RelayedReceiveVideo,
+)
 from signaling.outbox import CloseRequest, OutboxItem
 from signaling.room import Room
 
@@ -61,18 +68,21 @@ class RecordingStore(Protocol):
 @dataclass(frozen=True)
 class RelayView:
     """The room as its relay needs to see it now: what each seated member may do (publish, subscribe),
-    whether anyone is left, whether a recording is wanted."""
+    whether anyone is left, whether a recording is wanted, who shares a screen."""
 
     grants: dict[str, tuple[bool, bool]]
     occupied: bool
     recording: bool
+    sharing: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, room: Room | None) -> RelayView:
         if room is None:
             return cls({}, occupied=False, recording=False)
-        return cls({m.id: (m.grants.publish, m.grants.subscribe) for m in room.members.values() if m.seated},
-                   occupied=bool(room.participants), recording=room.recording)
+        seated = [m for m in room.members.values() if m.seated]
+        return cls({m.id: (m.grants.publish, m.grants.subscribe) for m in seated},
+                   occupied=bool(room.participants), recording=room.recording,
+                   sharing=frozenset(m.id for m in seated if m.participant.media.screen_sharing))
 
 
 class RelayHost(Protocol):
@@ -176,6 +186,7 @@ class RelaySession:
         self._rolling = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._outgoing = InOrder(self._submit)
+        self._audiences: dict[str, list[str]] = {}  # what each publisher was last told of who gets audio only
         self.task = asyncio.create_task(self._run(), context=logcontext.room_context(room_id))  # lines name the room
 
     @classmethod
@@ -218,12 +229,15 @@ class RelaySession:
     async def _handle(self, item: object) -> bool:
         """Act on one delivery; False when the room has nobody left to relay for."""
         view = self.host.view()
+        self.relay.share_screens(view.sharing)  # (a screen share's start or end comes as media-state)
         if isinstance(item, RelayedOffer):
             grants = view.grants.get(item.from_)
             if grants is None:
                 return True
             answer = await self.relay.answer(item.from_, item.sdp, publish=grants[0], subscribe=grants[1])
             self._send(FromRelay(epoch=self.epoch, to=item.from_, type="answer", sdp=answer, offer_id=item.offer_id))
+            self._audiences.pop(item.from_, None)  # a new connection to us starts with nobody told
+            self._tell_audiences()
         elif isinstance(item, RelayedReceiveVideo):
             self.relay.want_video(item.from_, item.video)
         elif isinstance(item, RelayedCandidate):
@@ -231,10 +245,17 @@ class RelaySession:
             await self.relay.add_candidate(item.from_, candidate.candidate if candidate else None,
                                            candidate.sdpMid if candidate else None,
                                            candidate.sdpMLineIndex if candidate else None)
+        elif isinstance(item, ParticipantResumed):
+            # What we sent while their socket was down is lost with it: their layout and audience again.
+            peer = self.relay.peers.get(item.participant_id)
+            if peer is not None:
+                self._layout(item.participant_id, peer.layout())
+            self._tell_audiences(again=item.participant_id)
         elif isinstance(item, ParticipantLeft):
             await self.relay.remove(item.participant_id)
             if not view.occupied:
                 return False
+            self._tell_audiences()  # one who got someone's audio only is gone, even if they saw nobody
         elif isinstance(item, RecordingState):
             if item.on:
                 await self._start_recording()
@@ -325,6 +346,18 @@ class RelaySession:
         self._send(FromRelay(epoch=self.epoch, to=participant_id, type="layout", layout=layout,
                              audio_layout=self.relay.audio_layout(participant_id),
                              video_layout=self.relay.video_layout(participant_id)))
+        self._tell_audiences()
+
+    def _tell_audiences(self, *, again: str | None = None) -> None:
+        """Tell each publisher who gets only their audio now, where that changed (a relay starts with
+        nobody told: everyone gets video), and ``again`` whatever it is."""
+        for publisher_id in self.relay.peers:
+            audio_only = self.relay.audio_only(publisher_id)
+            if self._audiences.get(publisher_id, []) != audio_only or publisher_id == again:
+                self._audiences[publisher_id] = audio_only
+                self._send(FromRelay(epoch=self.epoch, to=publisher_id, type="audience", audio_only=audio_only))
+        for gone in self._audiences.keys() - self.relay.peers.keys():
+            del self._audiences[gone]
 
     def _send(self, event: RoomEvent) -> None:
         self._outgoing.put(event)

@@ -42,7 +42,15 @@ from signaling.effects import relay_conn
 from signaling.errors import SignalingError
 from signaling.events import FromRelay, RelayLost, RoomEvent, decode
 from signaling.hub import RoomHub
-from signaling.messages import ParticipantLeft, RecordingState, RelayedCandidate, RelayedOffer, RelayedReceiveVideo
+from signaling.messages import (
+    MediaStateChanged,
+    ParticipantLeft,
+    ParticipantResumed,
+    RecordingState,
+    RelayedCandidate,
+    RelayedOffer,
+    RelayedReceiveVideo,
+)
 from signaling.outbox import CloseRequest
 
 from .recorder import Finished, SegmentResult
@@ -57,7 +65,8 @@ QUICK_DEATH_SECONDS = 5.0  # a worker that dies sooner than this is replaced aft
 MAX_RESPAWN_PAUSE = 30.0
 
 # What a room delivers that a relay acts on (session.py); anything else (a slow-consumer notice) stays here.
-Delivery = RelayedOffer | RelayedCandidate | RelayedReceiveVideo | ParticipantLeft | RecordingState
+Delivery = (RelayedOffer | RelayedCandidate | RelayedReceiveVideo | ParticipantLeft | ParticipantResumed
+            | RecordingState | MediaStateChanged)
 delivery_adapter: pydantic.TypeAdapter[Delivery] = pydantic.TypeAdapter(
     Annotated[Delivery, pydantic.Field(discriminator="type")])
 result_adapter: pydantic.TypeAdapter[SegmentResult] = pydantic.TypeAdapter(SegmentResult)
@@ -86,12 +95,13 @@ async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any] | None:
 
 def view_to_json(view: RelayView) -> dict[str, Any]:
     return {"grants": {k: list(v) for k, v in view.grants.items()}, "occupied": view.occupied,
-            "recording": view.recording}
+            "recording": view.recording, "sharing": sorted(view.sharing)}
 
 
 def view_from_json(data: dict[str, Any]) -> RelayView:
     return RelayView({k: (bool(v[0]), bool(v[1])) for k, v in data["grants"].items()},
-                     occupied=bool(data["occupied"]), recording=bool(data["recording"]))
+                     occupied=bool(data["occupied"]), recording=bool(data["recording"]),
+                     sharing=frozenset(data.get("sharing", ())))
 
 
 def segment_to_json(segment: SegmentFile) -> dict[str, Any]:

@@ -186,19 +186,20 @@ class Recording(_Event):
 
 
 class FromRelay(_Event):
-    """The media relay's answer (to the offer ``offer_id``), layout or error for one participant, from the
+    """The media relay's answer (to the offer ``offer_id``), layout, audience or error for one participant, from the
     relay of ``epoch``: a relay the room has replaced may still be closing, and its last layouts (everyone
     gone) must not reach a client already connected to its successor."""
 
     kind: Literal["from-relay"] = "from-relay"
     epoch: int = 0  # 0: written by a node older than this field (a rolling upgrade), passed on as before
     to: str
-    type: Literal["answer", "layout", "error"]
+    type: Literal["answer", "layout", "audience", "error"]
     sdp: str | None = None
     offer_id: str | None = None
     layout: dict[str, str] = {}  # slot's video mid -> participant id
     audio_layout: dict[str, str] = {}  # slot's audio mid -> participant id
     video_layout: dict[str, str] = {}  # slot's video mid -> "high", "low" or "paused"
+    audio_only: list[str] = []  # (audience) who gets none of this participant's video from the relay
     code: str = ""
     message: str = ""
 

@@ -345,6 +345,15 @@ class RelayLayout(_Message):
     video: dict[str, Literal["high", "low", "paused"]] = {}
 
 
+class RelayAudience(_Message):
+    """Who gets only your audio through the relay: ``audio_only`` names the participants to whom the relay
+    forwards none of your video (their link cannot carry it, or they asked for audio only); empty when all
+    get it. Sent by the relay whenever that set changes."""
+
+    type: Literal["audience"] = "audience"
+    audio_only: list[str] = []
+
+
 class RecordingState(_Message):
     """Recording started or stopped; ``by`` names who started it, or who stopped it by hand (null when
     the server stopped it)."""
@@ -383,7 +392,8 @@ ServerMessage = (
     Joined | InLobby | LobbyUpdate | ParticipantJoined | ParticipantLeft | ParticipantReconnecting
     | ParticipantResumed | RelayedOffer | RelayedAnswer | RelayedCandidate | RelayedIceRestart | RelayedReceiveVideo
     | MediaStateChanged
-    | ChatMessage | RoomMode | RelayLayout | RecordingState | ConsentState | Denied | Removed | Ping | Pong | Error
+    | ChatMessage | RoomMode | RelayLayout | RelayAudience | RecordingState | ConsentState | Denied | Removed
+    | Ping | Pong | Error
 )
 server_adapter: pydantic.TypeAdapter[ServerMessage] = pydantic.TypeAdapter(
     Annotated[ServerMessage, pydantic.Field(discriminator="type")]

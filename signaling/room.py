@@ -470,7 +470,8 @@ class Room(MediaRules):
         what it must act on."""
         effects: list[Effect] = [Deliver(m.at, message) for m in self.members.values()
                                  if m.status is Status.PRESENT and m.id != but]
-        if self.relay_at is not None and isinstance(message, ParticipantLeft | RecordingState):
+        if self.relay_at is not None and isinstance(
+                message, ParticipantLeft | ParticipantResumed | RecordingState | MediaStateChanged):
             effects.append(Deliver(self.relay_at, message))
         return effects
 

@@ -9,7 +9,16 @@ from .effects import Deliver, Effect, StartRelay, StopRelay, relay_conn
 from .errors import ConsentMissing, NotRelayed, SignalingError, UnknownParticipant
 from .events import Consenting, FromRelay, NodeStopping, Recording, RelayHandoff, RelayLost, Where
 from .members import Status
-from .messages import ConsentState, Error, RecordingState, RelayedAnswer, RelayLayout, RoomMode, ServerMessage
+from .messages import (
+    ConsentState,
+    Error,
+    RecordingState,
+    RelayAudience,
+    RelayedAnswer,
+    RelayLayout,
+    RoomMode,
+    ServerMessage,
+)
 
 RELAY_ID = "relay"  # the media relay, as participants address it: offers and candidates go ``to: "relay"``
 RELAY_FROM = 3  # seated participants from which media goes through the relay
@@ -137,6 +146,8 @@ class MediaRules:
         elif event.type == "layout":
             message = RelayLayout(slots=event.layout, audio_slots=event.audio_layout,
                                   video=event.video_layout)  # type: ignore[arg-type]
+        elif event.type == "audience":
+            message = RelayAudience(audio_only=event.audio_only)
         else:
             message = Error(code=event.code, message=event.message)
         return [Deliver(self.members[event.to].at, message)]

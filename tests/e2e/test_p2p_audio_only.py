@@ -69,13 +69,13 @@ async def received(page: Page) -> dict[str, int]:
 
 
 async def video_stalls(page: Page) -> dict[str, int]:
-    """Wait until no video bytes arrive (what was on its way has landed), then hold that for two seconds
-    more, while audio keeps arriving. Returns the last figures."""
+    """Wait until no video bytes arrive and no frame is decoded (what was on its way has landed and been
+    decoded), then hold that for two seconds more, while audio keeps arriving. Returns the last figures."""
     before = await received(page)
     for _attempt in range(20):
         await page.wait_for_timeout(1000)
         now = await received(page)
-        if now["bytes"] == before["bytes"]:
+        if (now["bytes"], now["frames"]) == (before["bytes"], before["frames"]):
             break
         before = now
     else:
@@ -115,6 +115,16 @@ async def _decoding(page: Page) -> dict[str, Any]:
             return now
         await page.wait_for_timeout(100)
     raise AssertionError(f"no video decoded: {now}")
+
+
+async def _decoding_more(page: Page, since: dict[str, int]) -> dict[str, int]:
+    """More than ten frames decoded since ``since``, within ten seconds."""
+    for _attempt in range(100):
+        now = await received(page)
+        if now["frames"] > since["frames"] + 10:
+            return now
+        await page.wait_for_timeout(100)
+    raise AssertionError(f"no video came: {since} -> {now}")
 
 
 async def doctor_and_patient(client: TestClient, browser: Browser, locale: str) -> tuple[Page, Page]:
@@ -162,7 +172,10 @@ async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_
     frames while audio keeps coming, and the doctor's tile says "Audio only, as you chose" with the button
     now "Show video", which brings frames back with a key frame. Chosen again, it holds when the specialist
     joins (relayed: the relay pauses the patient's video) and when the relay is lost and the two are peer
-    to peer again; "Show video" then brings the doctor's video back on the new call."""
+    to peer again; "Show video" then brings the doctor's video back on the new call. For as long as the
+    patient takes audio only, the doctor's page marks the patient's tile "gets only your audio", peer to
+    peer and through the relay (where the specialist's page says it too, from the relay's "audience").
+    A screen the doctor shares reaches the patient all the same, and the mark goes while it does."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     doctor, patient = await doctor_and_patient(client, browser, locale)
@@ -176,13 +189,28 @@ async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_
     await expect(tile.locator(".video-note")).to_have_text(_("Audio only, as you chose. The sound goes on."))
     stalled = await video_stalls(patient)
     await sending_stalls(doctor)
+    takes_audio_only = doctor.locator("figure.remote [data-badge=audience]")
+    await expect(takes_audio_only).to_have_text(_("gets only your audio"))
     await checked(patient, f"room-p2p-audio-only-phone-patient-{locale}")
-    await screenshot(doctor, f"room-p2p-audio-only-desktop-doctor-{locale}")
+    await checked(doctor, f"room-p2p-audio-only-desktop-doctor-{locale}")
+
+    # A shared screen is what the patient is there to look at: it comes, audio only or not.
+    await doctor.get_by_role("button", name=_("Share screen")).click()
+    await expect(tile).to_have_attribute("data-video", "high", timeout=10_000)
+    await expect(tile.locator(".video-note")).to_have_count(0)
+    await expect(takes_audio_only).to_have_count(0)
+    stalled = await _decoding_more(patient, stalled)
+    await screenshot(patient, f"room-p2p-audio-only-screen-shared-phone-patient-{locale}")
+    await doctor.get_by_role("button", name=_("Stop sharing")).click()
+    await expect(tile).to_have_attribute("data-video", "paused", timeout=10_000)
+    await expect(takes_audio_only).to_have_count(1)
+    stalled = await video_stalls(patient)
 
     # Video again: frames come back, from a key frame, and the note goes.
     await show_video.click()
     await expect(patient.get_by_role("button", name=_("Audio only"))).to_have_attribute("aria-pressed", "false")
     await expect(tile.locator(".video-note")).to_have_count(0)
+    await expect(takes_audio_only).to_have_count(0)
     await frames_come_back(patient, stalled)
 
     # Chosen again, then a third person: relayed, the relay is asked at once and the tiles keep the note.
@@ -199,6 +227,21 @@ async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_
                 and set(session.relay.video_layout(seat).values()) == {"paused"}, seconds=20)
     await video_stalls(patient)
     await screenshot(patient, f"room-relayed-audio-only-kept-phone-patient-{locale}")
+    # Through the relay, the others hear it from the relay: one mark each, on the patient's tile.
+    for page in (doctor, specialist):
+        await expect(page.locator("[data-badge=audience]")).to_have_count(1, timeout=20_000)
+        await expect(page.locator(f'figure[data-participant="{seat}"] [data-badge=audience]')).to_have_text(
+            _("gets only your audio"))
+    await checked(specialist, f"room-relayed-audio-only-desktop-specialist-{locale}")
+    # Through the relay too, the doctor's shared screen reaches the patient, and only the doctor's mark goes.
+    doctor_tile = patient.locator(f'figure[data-participant="{await doctor.evaluate("window.telemedCall.self.id")}"]')
+    await doctor.get_by_role("button", name=_("Share screen")).click()
+    await expect(doctor_tile).to_have_attribute("data-video", "high", timeout=15_000)
+    await expect(doctor.locator("[data-badge=audience]")).to_have_count(0, timeout=10_000)
+    await expect(specialist.locator("[data-badge=audience]")).to_have_count(1)
+    await doctor.get_by_role("button", name=_("Stop sharing")).click()
+    await expect(doctor_tile).to_have_attribute("data-video", "paused", timeout=15_000)
+    await expect(doctor.locator("[data-badge=audience]")).to_have_count(1, timeout=10_000)
 
     # The specialist leaves and the relay is lost: two again, peer to peer, still audio only.
     await specialist.get_by_role("button", name=_("Hang up")).click()
@@ -212,8 +255,10 @@ async def test_audio_only_in_a_call_of_two_stops_the_video_and_carries_over_the_
     assert await patient.evaluate("window.telemedCall.mode") == "p2p"
     back = await video_stalls(patient)
     await sending_stalls(doctor)
+    await expect(takes_audio_only).to_have_count(1)
     await show_video.click()
     await expect(tile.locator(".video-note")).to_have_count(0)
+    await expect(takes_audio_only).to_have_count(0)
     await frames_come_back(patient, back)
 
 

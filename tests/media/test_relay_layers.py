@@ -13,7 +13,7 @@ import pytest
 
 from media import layers
 from media.layers import Layer
-from media.relay import Relay
+from media.relay import Relay, Slot
 
 from ..support.peers import LOW_SIZE, RelayClient, palette_index, until
 
@@ -81,15 +81,23 @@ async def _shows(client: RelayClient, size: tuple[int, int], publisher: str = "d
             in_a_row = in_a_row + 1 if ok else 0
 
 
+async def _weak_watching_the_doctor(relay: Relay, clients: dict[str, RelayClient]) -> Slot:
+    """Once the weak viewer decodes the doctor's high layer: its slot for the doctor on the relay."""
+    await clients["weak"].wait_for_slot("doctor")
+    await _shows(clients["weak"], HIGH_SIZE)
+    return next(s for s in relay.peers["weak"].slots if s.owner == "doctor")
+
+
 def _audio_packets(relay: Relay, viewer: str) -> int:
     return sum(slot.audio.rewriter.forwarded for slot in relay.peers[viewer].slots)
 
 
 async def test_a_lossy_viewer_steps_down_to_low_then_audio_only_while_the_other_keeps_high(room) -> None:
     """15 % loss at one viewer gives it the publisher's low layer, which it keeps at 5 % loss and decodes
-    at the low layer's size; 40 % pauses its video while its audio keeps coming. The other viewer keeps
-    the high layer throughout. Once the loss stops, the weak viewer climbs back, a step at a time, to the
-    high layer."""
+    at the low layer's size; 40 % pauses its video while its audio keeps coming, and the publisher is told
+    that viewer gets only its audio (not while it is on the low layer). The other viewer keeps the high
+    layer throughout. Once the loss stops, the weak viewer climbs back, a step at a time, to the high
+    layer."""
     relay, clients = room
     weak, steady = clients["weak"], clients["steady"]
     await weak.wait_for_slot("doctor")
@@ -104,6 +112,7 @@ async def test_a_lossy_viewer_steps_down_to_low_then_audio_only_while_the_other_
     await _shows(weak, LOW_SIZE)
     assert _layer(relay, "weak") == Layer.LOW
     assert _layer(relay, "steady") == Layer.HIGH
+    assert relay.audio_only("doctor") == [], "a viewer on the low layer still sees the publisher"
     await _shows(steady, HIGH_SIZE)
 
     link.share = 0.4
@@ -112,6 +121,7 @@ async def test_a_lossy_viewer_steps_down_to_low_then_audio_only_while_the_other_
     await asyncio.sleep(1)
     assert _audio_packets(relay, "weak") > audio + 25, "audio goes on while video is paused"
     assert _layer(relay, "steady") == Layer.HIGH
+    assert relay.audio_only("doctor") == ["weak"]
 
     link.share = 0.0
     await until(lambda: _layer(relay, "weak") == Layer.LOW, seconds=15)
@@ -120,14 +130,44 @@ async def test_a_lossy_viewer_steps_down_to_low_then_audio_only_while_the_other_
     assert link.dropped > 0
 
 
+async def test_a_viewer_paused_by_its_link_is_sent_padding_and_climbs_on_what_it_reports_of_it(room) -> None:
+    """With its video paused, a browser reports otherwise on its audio alone, Chromium every 5 s or so,
+    which kept it paused up to 10 s after its link was back. The relay sends a viewer its link paused
+    padding on one video stream, 20 packets a second, and the viewer's reports on them are enough to
+    climb on: here the relay hears nothing of the weak viewer's audio, and it climbs to the low layer
+    once its link has held. A viewer who chose audio only is sent no padding, and while no link is paused
+    the relay sends none at all (its padding task is not running)."""
+    relay, clients = room
+    await _weak_watching_the_doctor(relay, clients)
+    assert not relay.padding
+    weak = relay.peers["weak"]
+    link = Lossy(clients["weak"])
+    link.share = 0.4
+    await until(lambda: _layer(relay, "weak") == Layer.PAUSED, seconds=15)
+    for slot in weak.slots:  # as if the viewer reported on its audio rarely: the relay hears none of it
+        slot.audio.on_loss = lambda lost: None
+    padded = sum(slot.video.sender.padded for slot in weak.slots)
+    await asyncio.sleep(1)
+    assert sum(slot.video.sender.padded for slot in weak.slots) >= padded + 15
+    link.share = 0.0
+    cleared = asyncio.get_running_loop().time()
+    await until(lambda: _layer(relay, "weak") == Layer.LOW, seconds=HOLD * 4 + 3)
+    assert asyncio.get_running_loop().time() - cleared >= HOLD * 0.9, "not before the link has held"
+    await _shows(clients["weak"], LOW_SIZE)
+    await until(lambda: not relay.padding, seconds=1)
+
+    steady = relay.peers["steady"]
+    relay.want_video("steady", False)
+    await asyncio.sleep(0.5)
+    assert sum(slot.video.sender.padded for slot in steady.slots) == 0
+    assert not relay.padding
+
+
 async def test_a_viewer_may_ask_for_audio_only_and_for_video_again(room) -> None:
     """"Audio only" stops the video forwarded to that viewer (its audio goes on, nobody else's changes);
     asking for video again brings the high layer back on a clean link."""
     relay, clients = room
-    weak = clients["weak"]
-    await weak.wait_for_slot("doctor")
-    await _shows(weak, HIGH_SIZE)
-    slot = next(s for s in relay.peers["weak"].slots if s.owner == "doctor")
+    slot = await _weak_watching_the_doctor(relay, clients)
 
     relay.want_video("weak", False)
     assert _layer(relay, "weak") == Layer.PAUSED and slot.video.selected is None
@@ -139,7 +179,46 @@ async def test_a_viewer_may_ask_for_audio_only_and_for_video_again(room) -> None
 
     relay.want_video("weak", True)
     assert _layer(relay, "weak") == Layer.HIGH
-    await _shows(weak, HIGH_SIZE)
+    await _shows(clients["weak"], HIGH_SIZE)
+
+
+async def test_a_shared_screen_reaches_a_viewer_who_chose_audio_only(room) -> None:
+    """A viewer who chose audio only still gets what a publisher shares of their screen (the others are
+    there to look at it), and the publisher no longer counts it among those who get only its audio; when
+    the share ends the viewer is back to audio only. A viewer whose link the relay paused is not sent it."""
+    relay, clients = room
+    slot = await _weak_watching_the_doctor(relay, clients)
+    relay.want_video("weak", False)
+    assert slot.video.selected is None and relay.audio_only("doctor") == ["weak"]
+
+    relay.share_screens(frozenset({"doctor"}))
+    assert slot.video.selected is not None and relay.video_layout("weak") == {slot.video_mid: Layer.HIGH}
+    assert relay.audio_only("doctor") == [] and relay.peers["weak"].choice.layer == Layer.PAUSED, "still chosen"
+    forwarded = slot.video.rewriter.forwarded
+    await until(lambda: slot.video.rewriter.forwarded > forwarded + 20, seconds=10)
+
+    relay.share_screens(frozenset())
+    assert slot.video.selected is None and relay.audio_only("doctor") == ["weak"]
+
+    relay.peers["weak"].choice.auto = Layer.PAUSED  # as the link's reports would make it
+    relay.share_screens(frozenset({"doctor"}))
+    assert slot.video.selected is None, "a link too weak for video is not sent the screen either"
+
+
+async def test_a_shared_screen_follows_the_link_of_a_viewer_who_chose_audio_only(room) -> None:
+    """A viewer who chose audio only is sent a publisher's shared screen as its link allows: when its reports
+    of loss step its link down, the screen moves to the low layer with it, though the layer it chose (audio
+    only) did not change."""
+    relay, clients = room
+    slot = await _weak_watching_the_doctor(relay, clients)
+    relay.want_video("weak", False)
+    relay.share_screens(frozenset({"doctor"}))
+    assert relay.video_layout("weak") == {slot.video_mid: Layer.HIGH}
+    link = Lossy(clients["weak"])
+    link.share = 0.15
+    await until(lambda: relay.video_layout("weak") == {slot.video_mid: Layer.LOW}, seconds=15)
+    assert relay.peers["weak"].choice.layer == Layer.PAUSED, "still audio only by choice"
+    assert slot.video.selected is not None and slot.video.selected.layer == Layer.LOW
 
 
 async def test_packets_lost_just_before_a_pause_do_not_step_the_resumed_video_down(room) -> None:
@@ -148,10 +227,7 @@ async def test_packets_lost_just_before_a_pause_do_not_step_the_resumed_video_do
     resumes counts them (more than 10 % lost, a step down before). The relay leaves out what it sent
     before the pause: the resumed video stays on the high layer, and is decoded."""
     relay, clients = room
-    weak = clients["weak"]
-    await weak.wait_for_slot("doctor")
-    await _shows(weak, HIGH_SIZE)
-    slot = next(s for s in relay.peers["weak"].slots if s.owner == "doctor")
+    slot = await _weak_watching_the_doctor(relay, clients)
     reports: list[layers.StreamReport] = []
     heard = slot.video.sender.on_report
 
@@ -159,7 +235,7 @@ async def test_packets_lost_just_before_a_pause_do_not_step_the_resumed_video_do
         reports.append(report)
         heard(report)
     slot.video.sender.on_report = spy
-    link = Lossy(weak, "video")
+    link = Lossy(clients["weak"], "video")
 
     link.share = 1.0
     await asyncio.sleep(0.5)
@@ -178,7 +254,7 @@ async def test_packets_lost_just_before_a_pause_do_not_step_the_resumed_video_do
     first = next(r for r in reports[after:] if (r.highest - resumed_at) % 65536 < 32768)
     assert first.fraction_lost > layers.LOSS_DOWN, first  # what the receiver said: the packets before the pause
     assert _layer(relay, "weak") == Layer.HIGH
-    await _shows(weak, HIGH_SIZE)
+    await _shows(clients["weak"], HIGH_SIZE)
 
 
 async def test_the_low_layer_is_not_recorded_and_a_single_layer_publisher_is_forwarded_at_low() -> None:

@@ -122,3 +122,20 @@ async def test_a_worker_killed_mid_recording_leaves_a_recording_that_is_kept(cli
         assert sorted(t["kind"] for t in recording["tracks"]) == ["audio"] * 3 + ["video"] * 3, recording
     finally:
         await asyncio.gather(*(peer.close() for peer in peers))
+
+
+def test_what_a_worker_is_told_of_the_room_says_who_shares_a_screen() -> None:
+    """The room as a worker's relay sees it crosses the pipe whole, who shares a screen included (a shared
+    screen reaches those who chose audio only), and a screen share's media-state is passed down to it."""
+    from media.session import RelayView
+    from media.workers import delivery_adapter, view_from_json, view_to_json
+    from signaling.messages import MediaState, MediaStateChanged
+
+    view = RelayView({"d": (True, True), "s": (True, False)}, occupied=True, recording=False,
+                     sharing=frozenset({"d"}))
+    assert view_from_json(view_to_json(view)) == view
+    older = view_to_json(view)
+    del older["sharing"]  # from a node older than the field
+    assert view_from_json(older).sharing == frozenset()
+    item = MediaStateChanged(participant_id="d", media=MediaState(screen_sharing=True))
+    assert delivery_adapter.validate_python(item.model_dump(by_alias=True)) == item

@@ -287,11 +287,17 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
     ],
 )
 def test_event_produces(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
+    """Each row: the room after some events, one more event, and the messages, closes, timers and relay moves it
+    produces, in order: joining and the lobby, admitting and denying, the room's and the lobby's limits, removing and
+    expelling, negotiation, audio-only wishes, chat kept before it is shown, leaving, dropping and resuming, lost and
+    stopping nodes, and a relay lost or handed over."""
     room = room_after(*before)
     assert summary(room.apply(event, len(before) + 1)) == expected
 
 
 def test_refused_events_change_nothing() -> None:
+    """A join to a full room, removing someone unknown and an offer from someone unknown leave every member and their
+    status as they were."""
     room = room_after(DOC, SPEC, join("t"))
     snapshot = [(m.id, m.status) for m in room.members.values()]
     room.apply(join("u"), 4)
@@ -301,6 +307,7 @@ def test_refused_events_change_nothing() -> None:
 
 
 def test_refusal_answers_without_changing_the_room() -> None:
+    """Asked beforehand, a full room refuses another clinician (room-full) but not a guest, and asking adds nobody."""
     room = room_after(DOC, SPEC, join("t"))
     assert room.refusal(join("u")).code == "room-full"
     assert room.refusal(join("v", host=False)) is None
@@ -308,6 +315,8 @@ def test_refusal_answers_without_changing_the_room() -> None:
 
 
 def test_a_reconnecting_participant_keeps_their_seat() -> None:
+    """A reconnecting participant's seat stays theirs: a newcomer to the full room is refused until the grace period
+    runs out, then takes it."""
     room = room_after(DOC, SPEC, join("t"), Disconnected(participant_id="t", at=at("t")))
     assert summary(room.apply(join("u"), 5))[0] == ("u", "error", "room-full")
     room.apply(GraceExpired(participant_id="t", epoch=1), 6)
@@ -315,6 +324,8 @@ def test_a_reconnecting_participant_keeps_their_seat() -> None:
 
 
 def test_newcomers_see_the_chat_so_far_and_hosts_see_the_lobby() -> None:
+    """A clinician joining gets, in their joined message, the chat kept so far and, as a host, who is waiting in the
+    lobby."""
     room = room_after(DOC, PAT, Chatting(participant_id="d", text="first", at_time=1.0),
                       ChatStored(seq=3, stored=True))
     joined = room.apply(SPEC, 5)[0]
@@ -344,6 +355,8 @@ def test_an_admitted_patient_sees_the_chat_from_their_admission_on() -> None:
 
 
 def test_guests_never_see_the_lobby_list() -> None:
+    """An admitted guest gets no lobby update when the host turns away another guest: who else is waiting is not a
+    patient's to know."""
     room = room_after(DOC, PAT, join("q", host=False), Admitting(by="d", participant_id="p"))
     assert all(not (isinstance(e, Deliver) and e.at.conn == "p" and e.message.type == "lobby-update")
                for e in room.apply(Denying(by="d", participant_id="q"), 5))
@@ -360,10 +373,14 @@ def test_guests_never_see_the_lobby_list() -> None:
     ],
 )
 def test_sends_media(sdp: str, sends: bool) -> None:
+    """Each row: whether an SDP sends media: a section that is sendrecv or sendonly does; receive-only and inactive
+    sections, a rejected section (port 0) and a data channel do not."""
     assert sends_media(sdp) is sends
 
 
 def test_without_the_publish_grant_only_receive_only_offers_pass() -> None:
+    """A participant without the publish grant cannot offer to send media (not-allowed), but their receive-only offer
+    and answer still reach the other side."""
     viewer = Joining(participant=Participant(id="v", user_id=9, name="V", role="specialist"),
                      grants=HOST.model_copy(update={"publish": False}), identity="id:v", at=at("v"),
                      resume_hash="h")
@@ -426,12 +443,22 @@ OFFER_TO_RELAY = Relaying(sender="d", to="relay", type="offer", sdp="v=0\r\nm=au
         ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True)), Recording(by="d", on=False),
          [("d", "recording", (False, "stopped")), ("s", "recording", (False, "stopped")),
           (RELAY, "recording", (False, "stopped"))]),
+        # one who resumes in a relayed room: the relay hears it too (what it sent them meanwhile is lost)
+        ((DOC, SPEC, join("t"), Disconnected(participant_id="s", at=at("s"))),
+         Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
+                  new_resume_hash="h2"),
+         [("s2", "joined", ("d", "t")), ("d", "participant-resumed", "s"), ("t", "participant-resumed", "s"),
+          (RELAY, "participant-resumed", "s")]),
         # the relay's answers go to the one participant
         ((DOC, SPEC, join("t")), FromRelay(epoch=1, to="s", type="answer", sdp="v=0"), [("s", "answer", "relay")]),
         ((DOC, SPEC, join("t")), FromRelay(epoch=1, to="gone", type="answer", sdp="v=0"), []),
     ],
 )
 def test_media_events_produce(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
+    """Each row, as in test_event_produces, for media: the third seat switches the room to the relay (with one notice
+    each), offers to the relay pass only in relay mode, recording starts only with everyone's consent and never at a
+    patient's request, a withdrawal, a newcomer without consent or a stop by hand ends it, a resume is told to the
+    relay too, and the relay's answers go to their one participant."""
     room = room_after(*before)
     assert summary(room.apply(event, len(before) + 1)) == expected
 
@@ -461,16 +488,23 @@ STARTED = [("start-relay", "n1", 1), ("d", "mode", "relay"), ("s", "mode", "rela
 )
 def test_a_recording_needs_the_patients_consent_in_the_room_or_not(before: tuple[RoomEvent, ...], event: RoomEvent,
                                                                    expected: list[tuple]) -> None:
+    """Each row: when the doctor's token names a patient who is not in the room, recording waits for that patient's
+    consent too, given in the room or on record before the doctor joined, and their withdrawal stops it; with no
+    patient named, the clinicians' consent is enough."""
     room = room_after(*before)
     assert summary(room.apply(event, len(before) + 1)) == expected
 
 
 def test_a_recording_relies_on_the_patients_consent_too() -> None:
+    """The consents a recording relies on are each clinician's and that of the patient named in the doctor's token,
+    though the patient is not in the room."""
     room = room_after(DOC_WITH_PATIENT, SPEC, consenting("d", 3), consenting("s", 4), consenting("p", 9))
     assert room.relied_on() == [3, 4, 9]
 
 
 def test_consent_given_before_joining_travels_with_the_join() -> None:
+    """A recording consent given before joining comes with the join: the room counts it for that participant, and
+    their participant entry shows it."""
     room = room_after(DOC, SPEC.model_copy(update={"consent_id": 3}))
     assert room.consents() == {"d": None, "s": 3}
     assert room.member("s").participant.recording_consent
@@ -555,6 +589,16 @@ def test_a_layout_names_the_audio_slots_and_what_each_forwards_of_the_video() ->
         "video": {"3": "low", "5": "paused"}}
 
 
+def test_a_publisher_hears_who_gets_only_their_audio_and_only_from_the_relay_of_the_day() -> None:
+    """The relay tells a participant who gets none of their video (a weak link, or audio only chosen), so
+    the doctor knows the specialist cannot see them; a relay the room has replaced says nothing more."""
+    room = room_after(DOC, SPEC, join("t"))
+    (audience,) = room.apply(FromRelay(epoch=1, to="d", type="audience", audio_only=["s", "t"]), 4)
+    assert isinstance(audience, Deliver) and audience.at == room.members["d"].at
+    assert json.loads(dump(audience.message)) == {"type": "audience", "audio_only": ["s", "t"]}
+    assert room.apply(FromRelay(epoch=7, to="d", type="audience", audio_only=["s"]), 5) == []
+
+
 def test_asking_the_relay_for_audio_only_reaches_the_relay_and_nobody_else() -> None:
     """"receive" goes to the relay's connection as the sender's wish; in a peer-to-peer room there is no
     relay to ask, and the sender is told so."""
@@ -565,6 +609,18 @@ def test_asking_the_relay_for_audio_only_reaches_the_relay_and_nobody_else() -> 
     (refused,) = room_after(DOC, SPEC).apply(Relaying(sender="d", to="relay", type="receive", video=True), 3)
     assert isinstance(refused, Deliver) and refused.message.type == "error"
     assert refused.message.code == "not-relayed"
+
+
+def test_a_screen_share_in_a_relayed_room_is_told_to_the_relay_too() -> None:
+    """The relay forwards a shared screen even to those who chose audio only, so it must hear when someone
+    starts or stops sharing; a peer-to-peer room has no relay to tell."""
+    room = room_after(DOC, SPEC, join("t"))
+    effects = room.apply(MediaChanged(participant_id="s", media=MediaState(screen_sharing=True)), 4)
+    assert sorted((e.at == room.relay_at, e.message.type) for e in effects if isinstance(e, Deliver)) == [
+        (False, "media-state"), (False, "media-state"), (True, "media-state")]
+    assert room.members["s"].participant.media.screen_sharing
+    p2p = room_after(DOC, SPEC).apply(MediaChanged(participant_id="s", media=MediaState(screen_sharing=True)), 3)
+    assert [e.message.type for e in p2p if isinstance(e, Deliver)] == ["media-state"]
 
 
 def test_asking_a_participant_for_audio_only_reaches_them_alone_in_the_relays_shape() -> None:

@@ -77,6 +77,8 @@ export class ConsultationCall {
     this.toldVideo = new Map();
     /** @type {Set<string>} the participants who asked us for audio only: our calls with them carry no video */
     this.audioOnlyFor = new Set();
+    /** @type {Set<string>} who the relay we are connected to forwards none of our video (its "audience") */
+    this.relayAudience = new Set();
 
     /** @type {(state: CallState) => void} */
     this.onstatechange = () => {};
@@ -97,6 +99,9 @@ export class ConsultationCall {
     /** @type {(participantId: string, video: "high"|"low"|"paused") => void} what comes to us of someone's
      * video: through the relay, what it forwards; peer to peer, "paused" while we chose audio only, else "high" */
     this.onvideostate = () => {};
+    /** @type {(audioOnly: Set<string>) => void} who gets only our audio now: peer to peer, those who asked
+     * us for it; through the relay, those it forwards none of our video to (their choice or their link) */
+    this.onaudience = () => {};
     /** @type {(participantId: string, media: MediaState) => void} */
     this.onmedia = () => {};
     /** @type {(state: {on: boolean, by: string | null, reason: string}) => void} */
@@ -171,7 +176,11 @@ export class ConsultationCall {
     const video = this._outgoingVideo();
     await this.relay?.setVideo(video);
     for (const peer of this.peers.values()) await this._sendVideo(peer.pc, video);
+    // A shared screen goes to those who asked for audio only too (the relay does the same): it is what
+    // they are there to look at.
+    for (const peer of this.peers.values()) this._applyVideoWish(peer);
     this._sendMediaState({ screen_sharing: Boolean(screen) });
+    this._announceAudience();
   }
 
   /** @returns {MediaStreamTrack | null} */
@@ -270,8 +279,10 @@ export class ConsultationCall {
         this.participants.delete(message.participant_id);
         this.toldVideo.delete(message.participant_id);
         this.audioOnlyFor.delete(message.participant_id);
+        this.relayAudience.delete(message.participant_id);
         this._closePeer(message.participant_id);
         this._announceParticipants();
+        this._announceAudience();
         break;
       case "participant-reconnecting":
         this.onpeerstatus(message.participant_id, "reconnecting");
@@ -288,8 +299,13 @@ export class ConsultationCall {
         else this.audioOnlyFor.add(message.from);
         const peer = this.peers.get(message.from);
         if (peer) this._applyVideoWish(peer);
+        this._announceAudience();
         break;
       }
+      case "audience":
+        this.relayAudience = new Set(message.audio_only);
+        this._announceAudience();
+        break;
       case "lobby-update":
         this.onlobby(message.waiting);
         break;
@@ -329,6 +345,7 @@ export class ConsultationCall {
         const participant = this.participants.get(message.participant_id);
         if (participant) participant.media = message.media;
         this.onmedia(message.participant_id, message.media);
+        if (!this.relay && this.peers.has(message.participant_id)) this._showPeerVideo(message.participant_id);
         break;
       }
       case "chat":
@@ -421,6 +438,8 @@ export class ConsultationCall {
       relay.onstatechange = () => this._updateState();
       relay.onvideostate = (id, video) => this.onvideostate(id, video);
       this.relay = relay;
+      this.relayAudience = new Set();  // a new relay forwards everyone's video until it says otherwise
+      this._announceAudience();
       relay.offer().catch((err) => console.error("relay offer failed", err));
     } else if (changed) {
       this._closeRelay();
@@ -446,9 +465,11 @@ export class ConsultationCall {
     }
   }
 
-  /** Peer to peer, mark someone's picture as we chose: paused (audio only) or not. @param {string} id */
+  /** Peer to peer, mark someone's picture as we chose: paused (audio only) or not; a screen they share
+   * comes all the same. @param {string} id */
   _showPeerVideo(id) {
-    this.onvideostate(id, this.audioOnly ? "paused" : "high");
+    const sharing = this.participants.get(id)?.media?.screen_sharing ?? false;
+    this.onvideostate(id, this.audioOnly && !sharing ? "paused" : "high");
   }
 
   /**
@@ -461,7 +482,7 @@ export class ConsultationCall {
    */
   _applyVideoWish(peer) {
     peer.videoWish = peer.videoWish.then(async () => {
-      const active = !this.audioOnlyFor.has(peer.participant.id);
+      const active = !this.audioOnlyFor.has(peer.participant.id) || this.screen !== null;
       for (const transceiver of peer.pc.getTransceivers()) {
         if (transceiver.receiver.track.kind !== "video" || transceiver.stopped) continue;
         const parameters = transceiver.sender.getParameters();
@@ -479,6 +500,13 @@ export class ConsultationCall {
     for (const slot of this.relay.slots) if (slot.owner) this.onparticipantleft(slot.owner);
     this.relay.close();
     this.relay = null;
+    this._announceAudience();  // peer to peer again: the wishes sent to us count
+  }
+
+  /** Say who gets only our audio: the relay's word while relayed, else the wishes the others sent us
+   * (nobody while we share a screen, which they get all the same). */
+  _announceAudience() {
+    this.onaudience(new Set(this.relay ? this.relayAudience : this.screen ? [] : this.audioOnlyFor));
   }
 
   /**

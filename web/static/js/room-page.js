@@ -34,6 +34,8 @@ let call = null;
 let localStream = null;
 /** Stops the countdown shown, when another takes its place. */
 let countdown = new AbortController();
+/** @type {Set<string>} who gets only our audio (call.onaudience): their tiles say so */
+let takesOnlyOurAudio = new Set();
 
 // Token refusals after which asking again cannot help, and the state the call ends in. A patient's link
 // expires when the room closes, so for them an expired or closed link means the same as a closed room.
@@ -231,9 +233,15 @@ function wire(call) {
   call.onremotestream = (participant, stream) => {
     stage.show(participant, stream);
     stage.badge(participant.id, "no-consent", strings.noConsent, !participant.recording_consent);
+    stage.badge(participant.id, "audience", strings.getsAudioOnly, takesOnlyOurAudio.has(participant.id));
     stage.setScreen(participant.id, Boolean(participant.media?.screen_sharing));
   };
   call.onparticipantleft = (id) => stage.remove(id);
+  call.onaudience = (audioOnly) => {
+    const before = takesOnlyOurAudio;
+    takesOnlyOurAudio = audioOnly;
+    for (const id of new Set([...before, ...audioOnly])) stage.badge(id, "audience", strings.getsAudioOnly, audioOnly.has(id));
+  };
   call.onvideostate = (id, video) => stage.setVideo(id, video, { chosen: call.audioOnly, retry: () => call.retryVideo() });
   call.onpeerstatus = (id, status) => {
     stage.tileOf(id)?.toggleAttribute("data-reconnecting", status === "reconnecting");
