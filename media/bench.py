@@ -2,14 +2,18 @@
 
 The server side (relay or recorder) runs in a child process of its own, so its CPU time is measured
 apart from the load generator's. The publisher sends 640x480 VP8 at 30 fps whose top rows carry the
-frame number in black and white blocks; subscribers count frames without decoding (media/passthrough.py
-on the client side), except one *probe* that decodes, reads the number and so the end-to-end delay.
+frame number in black and white blocks; one subscriber, the *probe*, decodes, reads the number and so
+the end-to-end delay. The others count frames by their last packet (RTP marker bit) through
+media/rtp_tap.py's tap, with no jitter buffer and no decoding, in load processes of their own (one per
+150 subscribers, at most one per core), so that a few hundred of them do not make one event loop fall
+behind, lose packets and have the relay do work (NACKs, key frames, lower layers) no real viewer asks for.
 "Added latency" is the probe's delay through the server minus its delay on a direct connection,
 measured in the same run.
 
 Baselines, measured in the same run: the frame-level forwarding the relay used before it forwarded packets
 (media/forwarding.py's ``ForwardedTrack``: whole frames out of aiortc's jitter buffer), aiortc's
-``MediaRelay`` (decodes once, encodes per subscriber) and ``MediaRecorder`` (decodes and encodes into WebM).
+``MediaRelay`` (decodes once, encodes per subscriber) and ``MediaRecorder`` (decodes and encodes into WebM);
+and, for the relay's fixed cost, the floor under it (media/wakeup_floor.py).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from aiortc import (
 )
 from aiortc.contrib.media import MediaRecorder, MediaRelay
 
-from .passthrough import tap_receiver
+from .rtp_tap import TappedPacket, tap_packets
+from .wakeup_floor import wakeup_floor
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 BITS = 16  # frame number bits drawn in the top band
@@ -94,7 +99,7 @@ def _server_main(conn: Connection, kind: str, directory: str) -> None:
 def frame_publication(pc: RTCPeerConnection, track: Any) -> Any:
     """The frame-level baseline's publisher side: ``track``'s encoded frames as a Publication."""
     from .forwarding import Publication
-    from .passthrough import request_keyframe
+    from .passthrough import request_keyframe, tap_receiver
 
     receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
     publication = Publication("publisher", track.kind, lambda: request_keyframe(receiver))
@@ -169,7 +174,7 @@ async def _serve(conn: Connection, kind: str, directory: Path) -> None:
             conn.send("ok")
         elif request == "cpu":
             times = os.times()
-            conn.send((times.user + times.system, _forwarded(relay)))
+            conn.send((times.user + times.system, _forwarded(relay), relay.census()[1] if relay is not None else None))
         elif request == "stop":
             if kind == "segment" and recorder is not None:
                 recorder.stop()
@@ -184,12 +189,12 @@ async def _serve(conn: Connection, kind: str, directory: Path) -> None:
             return
 
 
-def _forwarded(relay: Any) -> int | None:
-    """RTP packets the relay has sent its viewers so far (None for the baselines, which send frames)."""
+def _forwarded(relay: Any) -> dict[str, int] | None:
+    """RTP packets the relay has sent so far, by viewer (None for the baselines, which send frames)."""
     if relay is None:
         return None
-    return sum(slot.audio.sender.sent + slot.video.sender.sent for peer in relay.peers.values()
-               for slot in peer.slots)
+    return {peer_id: sum(slot.audio.sender.sent + slot.video.sender.sent for slot in peer.slots)
+            for peer_id, peer in relay.peers.items()}
 
 
 class ServerProcess:
@@ -217,13 +222,18 @@ class Subscriber:
     frames: int = 0
     delays: list[float] = field(default_factory=list)
 
+    def count(self, tapped: TappedPacket) -> None:
+        """A frame's last packet (RTP marker bit) counts the frame: no jitter buffer, no reassembly."""
+        if tapped.packet.marker:
+            self.frames += 1
+
 
 async def _connect(pc: RTCPeerConnection, answer: Any) -> None:
     await pc.setLocalDescription(await pc.createOffer())
     await pc.setRemoteDescription(RTCSessionDescription(await answer(pc.localDescription.sdp), "answer"))
 
 
-async def _subscriber(server_answer: Any, camera: NumberedCamera, *, probe: bool) -> Subscriber:
+async def _subscriber(server_answer: Any, camera: NumberedCamera | None, *, probe: bool) -> Subscriber:
     pc = RTCPeerConnection(_config())
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
@@ -234,10 +244,11 @@ async def _subscriber(server_answer: Any, camera: NumberedCamera, *, probe: bool
         if track.kind != "video":
             return
         if probe:
+            assert camera is not None, "the probe reads the camera's frame numbers"
             asyncio.ensure_future(_probe(track, camera, sub))
         else:
             receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-            tap_receiver(receiver, lambda frame: setattr(sub, "frames", sub.frames + 1))
+            tap_packets(receiver, sub.count)
     await _connect(pc, server_answer)
     return sub
 
@@ -271,6 +282,8 @@ class Point:
     delay_ms_median: float | None
     packets_per_second: float | None = None  # RTP packets the relay sent, all subscribers together
     cpu_us_per_packet: float | None = None  # the relay's CPU per packet sent: what fewer frames do not skew
+    viewers_by_layer: dict[str, int] | None = None  # the relay's: how many viewers get high, low, no video
+    load_cpu_per_second: float | None = None  # the load generator's: publisher, probe and subscribers
 
 
 async def _direct_delay(seconds: float) -> float:
@@ -292,35 +305,127 @@ async def _direct_delay(seconds: float) -> float:
     return statistics.median(sub.delays[len(sub.delays) // 3:]) if sub.delays else float("nan")
 
 
+class LoadProcess:
+    """Subscribers in a process of their own, so that hundreds of them are not one event loop's work (the
+    load generator must not be what falls behind). Each subscriber's offer comes up the pipe to be answered
+    by the server; ``frames()`` reads every subscriber's count."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_load_main, args=(child,), daemon=True)
+        self.process.start()
+
+    async def subscribe(self, count: int, server_answer: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self.conn.send(("subscribe", count))
+        while True:
+            message, *args = await loop.run_in_executor(None, self.conn.recv)
+            if message == "done":
+                return
+            self.conn.send(await server_answer(args[0]))
+
+    async def frames(self) -> tuple[list[int], float]:
+        """Each subscriber's frames so far, and the CPU time (user and system) this process has used."""
+        loop = asyncio.get_running_loop()
+        self.conn.send(("frames",))
+        return await loop.run_in_executor(None, self.conn.recv)
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.conn.send(("stop",))
+        await loop.run_in_executor(None, self.conn.recv)
+        self.process.join(10)
+
+
+def _load_main(conn: Connection) -> None:
+    asyncio.run(_load(conn))
+
+
+async def _load(conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    subs: list[Subscriber] = []
+
+    async def ask_parent(sdp: str) -> str:
+        conn.send(("offer", sdp))
+        return await loop.run_in_executor(None, conn.recv)
+    while True:
+        request, *args = await loop.run_in_executor(None, conn.recv)
+        if request == "subscribe":
+            for _ in range(args[0]):
+                subs.append(await _subscriber(ask_parent, None, probe=False))
+            conn.send(("done",))
+        elif request == "frames":
+            times = os.times()
+            conn.send(([sub.frames for sub in subs], times.user + times.system))
+        elif request == "stop":
+            for sub in subs:
+                await sub.pc.close()
+            conn.send("ok")
+            return
+
+
+SUBSCRIBERS_PER_LOAD_PROCESS = 150
+
+
+def load_processes(subscribers: int) -> int:
+    """How many load processes carry the subscribers other than the probe: one per 150, at most one per
+    core (none for the probe alone)."""
+    others = subscribers - 1
+    return min(os.cpu_count() or 1, -(-others // SUBSCRIBERS_PER_LOAD_PROCESS))
+
+
 async def relay_point(mode: str, subscribers: int, seconds: float) -> Point:
+    """``subscribers`` through server ``mode``: the probe (which decodes) in this process beside the
+    publisher, the others spread over :func:`load_processes` processes."""
     with tempfile.TemporaryDirectory() as directory:
         server = ServerProcess(mode, Path(directory))
         camera = NumberedCamera()
         publisher = _publisher(camera)
+        loaders = [LoadProcess() for _ in range(load_processes(subscribers))]
+        probe: Subscriber | None = None
+
+        def answer(sdp: str) -> Any:
+            return server.ask("subscribe", sdp)
+
+        async def frames() -> tuple[list[int], float]:
+            """Every subscriber's frames so far, and the CPU the load side (this process and the load
+            processes) has used."""
+            counts, times = [probe.frames] if probe is not None else [], os.times()
+            cpu = times.user + times.system
+            for loader in loaders:
+                theirs, their_cpu = await loader.frames()
+                counts += theirs
+                cpu += their_cpu
+            return counts, cpu
         try:
             await _connect(publisher, lambda sdp: server.ask("publish", sdp))
-            subs = [await _subscriber(lambda sdp: server.ask("subscribe", sdp), camera, probe=i == 0)
-                    for i in range(subscribers)]
+            probe = await _subscriber(answer, camera, probe=True)
+            others = subscribers - 1
+            for n, loader in enumerate(loaders):  # as evenly as they go
+                await loader.subscribe(others // len(loaders) + (n < others % len(loaders)), answer)
             await asyncio.sleep(3)  # connect, first key frames, encoders settle
-            (cpu0, sent0), frames0, t0 = await server.ask("cpu"), [s.frames for s in subs], time.monotonic()
-            for sub in subs:
-                sub.delays.clear()
+            (cpu0, sent0, _), (frames0, load0), t0 = await server.ask("cpu"), await frames(), time.monotonic()
+            probe.delays.clear()
             await asyncio.sleep(seconds)
-            (cpu1, sent1), frames1, t1 = await server.ask("cpu"), [s.frames for s in subs], time.monotonic()
+            (cpu1, sent1, layers), (frames1, load1), t1 = await server.ask("cpu"), await frames(), time.monotonic()
         finally:
             await publisher.close()
-            for sub in subs:
-                await sub.pc.close()
+            if probe is not None:
+                await probe.pc.close()
+            for loader in loaders:
+                await loader.stop()
             await server.stop()
     elapsed = t1 - t0
     fps = sorted((b - a) / elapsed for a, b in zip(frames0, frames1, strict=True))
     cpu = (cpu1 - cpu0) / elapsed
-    delays = subs[0].delays
-    packets = (sent1 - sent0) / elapsed if sent0 is not None else None
+    delays = probe.delays
+    # (a viewer whose connection failed meanwhile is gone from the second count: only those in both count)
+    packets = sum(sent1[p] - sent0[p] for p in sent0.keys() & sent1.keys()) / elapsed if sent0 is not None else None
     return Point(mode, subscribers, round(cpu, 4), round(cpu / subscribers, 4), round(fps[0], 1),
                  round(statistics.median(fps), 1), round(statistics.median(delays), 1) if delays else None,
                  round(packets, 1) if packets is not None else None,
-                 round(cpu / packets * 1e6, 2) if packets else None)
+                 round(cpu / packets * 1e6, 2) if packets else None, layers, round((load1 - load0) / elapsed, 3))
 
 
 async def recording_point(mode: str, seconds: float) -> dict[str, Any]:
@@ -337,9 +442,9 @@ async def recording_point(mode: str, seconds: float) -> dict[str, Any]:
             if mode != "receive":
                 await server.ask("record")
             await asyncio.sleep(1)
-            (cpu0, _), t0 = await server.ask("cpu"), time.monotonic()
+            (cpu0, *_), t0 = await server.ask("cpu"), time.monotonic()
             await asyncio.sleep(seconds)
-            (cpu1, _), t1 = await server.ask("cpu"), time.monotonic()
+            (cpu1, *_), t1 = await server.ask("cpu"), time.monotonic()
         finally:
             await publisher.close()
             await server.stop()
@@ -383,6 +488,14 @@ async def bench_relay(sizes: list[int], seconds: float, capacity: int | None) ->
                                                             3) if base.cpu_per_subscriber else None
     result: dict[str, Any] = {"direct_delay_ms": round(direct, 1), "points": rows,
                               "note": "delay_ms_median is added latency: through the server minus direct"}
+    # What no Python receive path goes below, at the rate the publisher sent to the fewest subscribers.
+    fewest = next(p for p in points if p.mode == "relay" and p.subscribers == min(sizes))
+    if fewest.packets_per_second:
+        floor = await wakeup_floor(fewest.packets_per_second / fewest.subscribers, seconds)
+        floor["relay_subscribers"] = fewest.subscribers
+        floor["relay_cpu_ratio_to_floor"] = round(fewest.cpu_per_second / floor["cpu_per_second"], 2) \
+            if floor["cpu_per_second"] else None
+        result["wakeup_floor"] = floor
     if capacity:
         point = await relay_point("relay", capacity, seconds)
         result["capacity"] = asdict(point)
@@ -403,6 +516,12 @@ def main_relay(sizes: list[int], seconds: float, capacity: int | None, as_json: 
         print(f"direct connection delay (probe): {result['direct_delay_ms']} ms")
         _print("relay (packets) against frame forwarding and aiortc MediaRelay, 640x480 VP8 30 fps:",
                result["points"])
+        if "wakeup_floor" in result:
+            floor = result["wakeup_floor"]
+            print(f"the floor, a process woken for each of {floor['packets_per_second']} packets a second and doing "
+                  f"nothing with them: {floor['cpu_per_second']} CPU-s/s ({floor['cpu_us_per_packet']} µs a packet); "
+                  f"the relay at {floor['relay_subscribers']} subscriber(s): {floor['relay_cpu_ratio_to_floor']} "
+                  f"times that")
         if "capacity" in result:
             _print("capacity run:", [result["capacity"]])
     return 0

@@ -185,14 +185,18 @@ async def _publish(relay: Relay) -> RTCPeerConnection:
 
 
 async def run(link: ImpairedLink, *, clear_seconds: float = 5, capped_seconds: float = 20,
-              recovery_seconds: float = 60, settled_seconds: float = 10) -> dict[str, Any]:
+              recovery_seconds: float = 60, settled_seconds: float = 10, browser: bool = False) -> dict[str, Any]:
     """The scenario on an open ``link``; the report (times in seconds from when the cap was applied).
     Phases: *clear* before the cap, *capped*, *recovering* from the lift until the relay gives the weak
     viewer the high layer again, and *recovered*: ``settled_seconds`` from when its first high-layer frame
-    is decoded again (absent if it never came back within ``recovery_seconds``)."""
+    is decoded again (absent if it never came back within ``recovery_seconds``). ``browser``: the weak
+    viewer is Chromium (media/impairment_browser.py), as a patient's would be, not an aiortc peer."""
+    from .impairment_browser import BrowserViewer
+
     relay = Relay()
     publisher = await _publish(relay)
-    viewers = {"weak": await ViewerProcess.start(2, link), "steady": await ViewerProcess.start(2)}
+    weak_viewer = await (BrowserViewer if browser else ViewerProcess).start(2, link)
+    viewers: dict[str, ViewerProcess | BrowserViewer] = {"weak": weak_viewer, "steady": await ViewerProcess.start(2)}
     sampling: asyncio.Future[None] | None = None
     try:
         for name, viewer in viewers.items():
@@ -251,6 +255,7 @@ async def run(link: ImpairedLink, *, clear_seconds: float = 5, capped_seconds: f
         return None if t is None else round(t - capped_at, 2)
     return {
         "link": {"cap": " ".join(CAP), "loss_percent": LOSS_PERCENT, "frozen_gap_s": FROZEN_GAP},
+        "weak_viewer": "chromium" if browser else "aiortc",
         "phases": {name: [since_cap(a), since_cap(b)] for name, (a, b) in phases.items()},
         "viewers": {name: {"layers": [[since_cap(t), layer] for t, layer in viewer.seen.layers],
                            "phases": {phase: figures(viewer.seen, a, b) for phase, (a, b) in phases.items()}}
@@ -262,8 +267,10 @@ async def run(link: ImpairedLink, *, clear_seconds: float = 5, capped_seconds: f
 
 def as_text(report: dict[str, Any]) -> str:
     link = report["link"]
-    lines = [f"one publisher (two layers) relayed to two viewers; the weak one's link capped ({link['cap']}) "
-             f"with {link['loss_percent']} % loss from t=0 to t={report['phases']['capped'][1]} s", ""]
+    weak = report.get("weak_viewer", "aiortc")  # (runs recorded before the field are aiortc's)
+    lines = [f"one publisher (two layers) relayed to two viewers; the weak one ({weak}) has its "
+             f"link capped ({link['cap']}) with {link['loss_percent']} % loss from t=0 to "
+             f"t={report['phases']['capped'][1]} s", ""]
     for name, viewer in report["viewers"].items():
         changes = ", ".join(f"{layer} at {t:+.1f} s" for t, layer in viewer["layers"])
         lines.append(f"{name} viewer: {changes}")
@@ -283,8 +290,10 @@ def as_text(report: dict[str, Any]) -> str:
 
 
 def main(as_json: bool, *, clear_seconds: float, capped_seconds: float, recovery_seconds: float,
-         settled_seconds: float) -> int:
-    """``telemed bench impairment``: 1 with the reason where no impaired link can be made."""
+         settled_seconds: float, browser: bool = False) -> int:
+    """``telemed bench impairment``: 1 with the reason where no impaired link (or no browser) can be made."""
+    from .impairment_browser import BrowserUnavailable
+
     try:
         link = ImpairedLink().open()
     except NamespaceUnavailable as error:
@@ -292,8 +301,9 @@ def main(as_json: bool, *, clear_seconds: float, capped_seconds: float, recovery
         return 1
     try:
         report = asyncio.run(run(link, clear_seconds=clear_seconds, capped_seconds=capped_seconds,
-                                 recovery_seconds=recovery_seconds, settled_seconds=settled_seconds))
-    except TimeoutError as error:  # the viewers never got going: nothing to measure
+                                 recovery_seconds=recovery_seconds, settled_seconds=settled_seconds,
+                                 browser=browser))
+    except (TimeoutError, BrowserUnavailable) as error:  # the viewers never got going: nothing to measure
         print(f"telemed bench impairment: {error}", file=sys.stderr)
         return 1
     finally:

@@ -395,7 +395,8 @@ def cmd_bench_impairment(args: argparse.Namespace) -> int:
     from media.impairment import main as impairment_main
 
     return impairment_main(args.json, clear_seconds=args.clear_seconds, capped_seconds=args.capped_seconds,
-                           recovery_seconds=args.recovery_seconds, settled_seconds=args.settled_seconds)
+                           recovery_seconds=args.recovery_seconds, settled_seconds=args.settled_seconds,
+                           browser=args.browser)
 
 
 def cmd_bench_signaling(args: argparse.Namespace) -> int:
@@ -692,6 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="longest wait for the high layer once the cap is lifted (default 60)")
     impairment_bench.add_argument("--settled-seconds", type=float, default=10.0,
                                   help="seconds measured once the high layer is back (default 10)")
+    impairment_bench.add_argument("--browser", action="store_true",
+                                  help="the weak viewer is Chromium (Debian's, through Playwright: what "
+                                       "`make install-test` installs) instead of an aiortc peer")
     impairment_bench.add_argument("--json", action="store_true", help="print JSON instead of text")
     impairment_bench.set_defaults(func=cmd_bench_impairment)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,17 +19,38 @@ def _bench(*args: str) -> dict:
 
 def test_bench_relay_measures_the_relay_and_its_baselines_side_by_side() -> None:
     """One run measures the packet relay, the frame forwarding it replaced and aiortc's MediaRelay, each
-    delivering frames, with the relay's CPU ratio to both baselines, and the relay's CPU per packet sent."""
-    report = _bench("relay", "--subscribers", "1", "--seconds", "2")
+    delivering frames to the probe and to a subscriber in a load process, with the relay's CPU ratio to both
+    baselines, the relay's CPU per packet sent, each viewer's layer, and the load generator's own CPU; and,
+    at the rate its publisher sent, the floor: a process only woken for each packet, against the relay."""
+    report = _bench("relay", "--subscribers", "2", "--seconds", "2")
     assert [p["mode"] for p in report["points"]] == ["relay", "frames", "mediarelay"]
     for point in report["points"]:
-        assert point["subscribers"] == 1 and point["cpu_per_second"] > 0
-        assert point["fps_min"] > 0, "frames reached the subscriber"
+        assert point["subscribers"] == 2 and point["cpu_per_second"] > 0
+        assert point["fps_min"] > 0, "frames reached both subscribers, the probe and the one in a load process"
         assert point["delay_ms_median"] is not None
+        assert point["load_cpu_per_second"] > 0
     assert report["points"][0]["cpu_ratio_to_mediarelay"] > 0 and report["points"][0]["cpu_ratio_to_frames"] > 0
     relay = report["points"][0]
     assert relay["packets_per_second"] > 0 and relay["cpu_us_per_packet"] > 0, "the relay counts what it sent"
+    assert sum(relay["viewers_by_layer"].values()) == 2, relay["viewers_by_layer"]
+    assert report["points"][1]["viewers_by_layer"] is None, "the baselines choose no layers"
     assert report["direct_delay_ms"] > 0
+    floor = report["wakeup_floor"]
+    rate = relay["packets_per_second"] / 2
+    assert abs(floor["packets_per_second"] - rate) < rate * 0.2, (floor, rate)
+    assert floor["cpu_per_second"] > 0 and floor["cpu_us_per_packet"] > 0
+    assert floor["relay_subscribers"] == 2 and floor["relay_cpu_ratio_to_floor"] > 0
+
+
+def test_subscribers_other_than_the_probe_are_spread_over_at_most_one_load_process_per_core() -> None:
+    """The load generator's split: none for the probe alone, one per 150 others, never more than the cores."""
+    from media.bench import load_processes
+
+    cores = os.cpu_count() or 1
+    assert load_processes(1) == 0
+    assert load_processes(2) == 1 and load_processes(151) == 1
+    assert load_processes(152) == min(2, cores)
+    assert load_processes(10_000) == cores
 
 
 def test_bench_recording_measures_the_floor_ours_and_mediarecorder() -> None:

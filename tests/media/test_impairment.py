@@ -60,6 +60,29 @@ async def test_a_viewer_behind_a_capped_lossy_link_steps_down_and_the_others_kee
     # at least: a first climb may be undone after 3 s, docs/benchmarks.md)
 
 
+async def test_a_chromium_viewer_behind_the_capped_lossy_link_steps_down_keeps_its_sound_and_comes_back(
+        link: ImpairedLink) -> None:
+    """The same link, with Chromium as the weak viewer (what a patient's phone or laptop runs: its own jitter
+    buffer, concealment and bandwidth estimate): the relay moves it to the low layer or to audio only while
+    the steady viewer keeps the high layer at full frame rate; its sound keeps playing (it receives nearly
+    as many audio packets as the steady viewer, and plays 50 frames of 20 ms a second, concealing what was
+    lost); lifting the cap brings it back to the high layer, decoded at a good rate."""
+    report = await run(link, clear_seconds=2, capped_seconds=6, recovery_seconds=45, settled_seconds=3, browser=True)
+    print(as_text(report))
+    assert report["weak_viewer"] == "chromium"
+    weak, steady = (report["viewers"][name]["phases"] for name in ("weak", "steady"))
+    capped = weak["capped"]
+    assert set(capped["layer_seconds"]) & {"low", "paused"}, capped
+    assert steady["capped"]["layer_seconds"] == {"high": steady["capped"]["seconds"]}, steady["capped"]
+    assert steady["capped"]["fps"] >= 25, steady["capped"]
+    assert capped["audio_received"] >= 0.85 * steady["capped"]["audio_received"], (capped, steady["capped"])
+    assert capped["audio_frames_per_s"] >= 45, capped  # the browser plays its sound on throughout
+    assert weak["clear"]["fps"] >= 25 and weak["clear"]["sizes"].get("320x240"), weak["clear"]
+
+    assert report["recovery"]["to_high_layer_s"] is not None, report["recovery"]
+    assert weak["recovered"]["sizes"].get("320x240", 0) >= 30, weak["recovered"]
+
+
 def _seen(video: list[float], layers: list[tuple[float, str]], audio: list[tuple[float, float]] = (),
           packets: list[tuple[float, int, int]] = ()) -> Seen:
     return Seen(video=[(t, "320x240") for t in video], audio=list(audio), packets=list(packets), layers=layers)
