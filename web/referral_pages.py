@@ -75,14 +75,19 @@ def _error_text(request: web.Request, error: TelemedError, labels: dict[str, str
     return refusal_text(error, translator(request), labels)
 
 
-def _page_link(request: web.Request, key: str, page: int) -> str:
-    """This list's address at another page of one of its sections, keeping the search and the other's page."""
+def _page_link(request: web.Request, key: str, page: int, *, keep: bool = True) -> str:
+    """This list's address at another page of one of its sections, keeping the search and the other's page
+    (not a search that could not be read: the pages shown are then the unsearched list's)."""
+    if not keep:
+        return str(request.rel_url.with_query({key: str(page)}))
     return str(request.rel_url.update_query({key: str(page)}))
 
 
 @routes.get("/referrals", name="referrals")
 async def referral_list(request: web.Request) -> web.Response:
-    """The caller's referrals, a page at a time, searchable; a coordinator's inbox first, and each referral once."""
+    """The caller's referrals, a page at a time, searchable; a coordinator's inbox first, and each referral once.
+    A search that cannot be read is a 422 like the other lists', its alert naming each field, above the first
+    page of all the caller's referrals."""
     who = caller(request).principal
     require(has_referrals(who), N_("Only clinicians and coordinators work with referrals."))
     error = None
@@ -102,8 +107,10 @@ async def referral_list(request: web.Request) -> web.Response:
         "referrals": [described[r.id] for r in rest.items], "page": rest,
         "search": search, "states": list(ReferralState), "error": error, "searched": bool(search.name or search.state),
         "receiving": not can_refer(who), "zone": zone,
-        "zone_short": zone_names([], zone), "page_link": lambda key: lambda n: _page_link(request, key, n),
-        "can_refer": can_refer(who)})
+        "zone_short": zone_names([], zone),
+        "page_link": lambda key: lambda n: _page_link(request, key, n, keep=error is None),
+        "can_refer": can_refer(who), "typed_name": request.query.get("name", "")},  # kept to be put right
+        status=422 if error else 200)
 
 
 async def _new_form_choices(request: web.Request) -> dict[str, Any]:

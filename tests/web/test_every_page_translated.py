@@ -296,7 +296,7 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await check("new patient refused", "POST", "/patients/new", status=422,
                 data={"name": "", "birth_year": "1800", "national_id": "12345", "phone": "x" * 40})
     await check("referrals", "GET", "/referrals", route="/referrals")
-    await check("referral search refused", "GET", "/referrals?state=nonsense&name=" + "x" * 300)
+    await check("referral search refused", "GET", "/referrals?state=nonsense&name=" + "x" * 300, status=422)
     await check("new referral", "GET", "/referrals/new", route="/referrals/new")
     await check("new referral without consent", "POST", "/referrals/new", status=422, data={
         "patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",

@@ -4,6 +4,7 @@ shown on the page with its reason and changes nothing, and the new-referral form
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 from zoneinfo import ZoneInfo
 
@@ -31,6 +32,7 @@ async def _referral(client: TestClient) -> int:
 
 
 async def test_outsider_gets_a_403_page(client: TestClient) -> None:
+    """A doctor of another county hospital gets a 403 page for a referral, with nothing of its reason."""
     referral = await _referral(client)
     await form_login(client, "dr.chen")
     page = await client.get(f"/referrals/{referral}", headers=EN)
@@ -38,6 +40,9 @@ async def test_outsider_gets_a_403_page(client: TestClient) -> None:
 
 
 async def test_refused_action_is_explained_on_the_page(client: TestClient) -> None:
+    """A coordinator who tries to complete a referral gets a 403 page saying only the booked specialist completes it by
+    signing its report, and a decline without a reason is a 422 asking for one; accepting then works, and the page
+    shows the referral accepted with its booking calendar."""
     referral = await _referral(client)
     await form_login(client, "coord.zhao")
     refused = await client.post(f"/referrals/{referral}/action", data={"action": "complete"},
@@ -55,20 +60,32 @@ async def test_refused_action_is_explained_on_the_page(client: TestClient) -> No
 
 
 async def test_new_referral_form_names_the_problem_and_keeps_the_input(client: TestClient) -> None:
+    """A referral to the doctor's own hospital is refused: the form comes back as a 422 page keeping the reason, with
+    "not a partner hospital of yours" beside the hospital list and tied to it for a screen reader."""
     await form_login(client, "dr.li")
     form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "2",
             "reason": "Palpitations", "summary": "kept"}  # 2: the doctor's own hospital
     response = await client.post("/referrals/new", data=form, headers=EN, allow_redirects=False)
     text = await response.text()
-    assert response.status == 422 and "target_hospital_id" in text and "Palpitations" in text
+    assert response.status == 422 and "Palpitations" in text
+    hospital = re.search(r'<select name="target_hospital_id"[^>]*>', text)
+    assert hospital and 'aria-describedby="error-target_hospital_id"' in hospital.group(0)
+    assert '<span class="field-error" id="error-target_hospital_id">not a partner hospital of yours</span>' in text
 
 
 async def test_the_form_records_the_patients_consent_and_refuses_to_send_without_it(client: TestClient) -> None:
+    """The new-referral form asks for the patient's consent to sharing and will not send without it (422, the
+    reason beside the checkbox in the reader's language and tied to it for screen readers); sent with it, the
+    referral offers to record a withdrawal, and once it is withdrawn the receiving coordinator sees the
+    records withheld, neither the reason nor the summary."""
     await form_login(client, "dr.li")
     form = {"patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
             "reason": "Palpitations", "summary": "Holter attached"}
     refused = await client.post("/referrals/new", data=form, headers=EN, allow_redirects=False)
-    assert refused.status == 422 and "sharing_consent" in await refused.text()
+    assert refused.status == 422
+    english = re.search(r'<span class="field-error" id="error-sharing_consent">([^<]+)</span>', await refused.text())
+    assert english and html.unescape(english.group(1)) == (
+        "the patient's consent to sharing their records with the partner hospital is needed to send the referral")
     # the refusal sits beside the checkbox too, tied to it for a screen reader, in the reader's language
     chinese = await (await client.post("/referrals/new", data=form, headers={"Accept-Language": "zh-CN"},
                                        allow_redirects=False)).text()
@@ -202,6 +219,11 @@ async def test_the_inbox_lists_each_referral_once_with_its_sender_and_when_it_ca
 
 
 async def test_the_list_is_searched_by_patient_name_and_state(client: TestClient) -> None:
+    """The referral list is searched by patient name (only matching patients, with a way to show
+    all) and by state (drafts only); a search with no match says so, and a page number below 1 or
+    a state there is not is said in an alert naming both fields on the list, which answers 422
+    and shows the first page unsearched (every state, the same referrals as with no search), with the
+    name typed kept in its field."""
     await add_referrals(client.app[DATABASE], 30)
     await form_login(client, "dr.li")
     found = await (await client.get("/referrals?name=patient+2&state=", headers=EN)).text()
@@ -211,8 +233,25 @@ async def test_the_list_is_searched_by_patient_name_and_state(client: TestClient
     assert set(re.findall(r'data-state="(\w+)"', drafts.partition('id="others"')[2])) == {"draft"}
     nothing = await (await client.get("/referrals?name=nobody", headers=EN)).text()
     assert "No referral matches this search." in nothing
-    wrong = await client.get("/referrals?page=0&state=lost", headers=EN)
-    assert wrong.status == 200 and "Page: At least 1." in await wrong.text() and 'role="alert"' in await wrong.text()
+    wrong = await client.get("/referrals?page=0&state=lost&name=patient+2", headers=EN)
+    text = await wrong.text()
+    alert = re.search(r'<p class="error" role="alert">([^<]+)</p>', text)
+    assert wrong.status == 422 and alert and alert.group(1) == "State: Choose one of the options.; Page: At least 1."
+    unsearched = await (await client.get("/referrals", headers=EN)).text()
+    assert re.findall(r'data-referral-id="(\d+)"', text) == re.findall(r'data-referral-id="(\d+)"', unsearched)
+    assert len(set(re.findall(r'data-state="(\w+)"', text))) > 1, "no state filter was applied"
+    assert '<input name="name" value="patient 2"' in text, "what was typed is kept, to be put right"
+
+
+async def test_a_refused_search_pages_through_the_unsearched_list(client: TestClient) -> None:
+    """Under a search that could not be read (422), the list shown is the unsearched one, and so are the pages
+    its pager leads to: not the refused search again, which would be refused on every page."""
+    await add_referrals(client.app[DATABASE], 60)
+    await form_login(client, "dr.li")
+    response = await client.get("/referrals?page=0&state=lost&name=x", headers=EN)
+    text = await response.text()
+    assert response.status == 422
+    assert re.findall(r'href="([^"]*)" rel="next"', text) == ["/referrals?page=2"]
 
 
 async def test_attachments_open_in_the_viewer_in_the_reader_s_language(client: TestClient) -> None:
