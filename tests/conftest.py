@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import aiohttp.web_app
 import aiortc.rtcrtpreceiver as aiortc_receiver
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -124,6 +125,19 @@ def pytest_configure(config: pytest.Config) -> None:
     are then never stopped: their threads kept a whole run from exiting for a minute, one file of fault tests
     for good. In tests they are daemons, so the process exits when the tests are done."""
     aiortc_receiver.threading = _DaemonThreads  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def _forget_finished_apps() -> Iterator[None]:
+    """aiohttp memoizes each app's middleware chain in a module-level cache of 1024 entries
+    (``aiohttp.web_app._cached_build_middleware``), whose closures hold the app: in a process that makes an
+    app per test, the last 1024 apps, each with its routes and SQLAlchemy metadata, stayed alive. The whole
+    run's heap grew to tens of millions of objects, every full collection walked them all, and the last one
+    (pytest's own, after the summary) took over 30 s. A server makes one app; the tests forget theirs."""
+    yield
+    cache = getattr(aiohttp.web_app, "_cached_build_middleware", None)
+    if cache is not None:
+        cache.cache_clear()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
