@@ -58,6 +58,8 @@ def test_nodes_on_other_hosts_are_named_upstream(tmp_path: Path) -> None:
 
 
 def test_a_missing_value_is_named() -> None:
+    """A template's placeholders are filled and nginx's own $variables left alone; a placeholder with no value stops
+    the rendering with an error naming it, never an empty hole."""
     render = load_pilot().render
     assert render("listen ${PORT}; proxy_set_header Host $host;", {"PORT": "443"}) == \
         "listen 443; proxy_set_header Host $host;"

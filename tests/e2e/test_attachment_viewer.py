@@ -59,6 +59,10 @@ async def attached_referral(client: TestClient) -> dict:
 
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_images_dicom_and_pdf_on_the_referral_page(client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese, on the referral page: an image zooms by buttons, wheel and keys, rotates and fits
+    again; a three-frame DICOM image steps through its frames and shows its facts, never the patient's name or ID
+    from the file; a PDF opens in the browser's own viewer; a DICOM compression the server cannot draw is said
+    plainly, with a download; each passes axe-core, and closing the viewer gives focus back to the link."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     referral = await attached_referral(client)

@@ -44,6 +44,9 @@ async def _trail(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_an_auditor_reads_and_filters_the_trail(client: TestClient, browser: Browser, locale: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """In English and in Chinese: the auditor reads entries as people and phrases, the raw entry folded away; a
+    record viewed at 23:30 UTC shows, and is found, on the next day of the auditor's Shanghai clock; a day range the
+    wrong way round is refused beside its field; a name shows that person's entries only; each state passes axe-core."""
     t = translations(locale).gettext
     await _trail(client, monkeypatch)
     base = str(client.make_url("")).rstrip("/")

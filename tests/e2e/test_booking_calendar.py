@@ -65,6 +65,10 @@ async def _coordinator(browser: Browser, base: str, locale: str, t: Callable[[st
                          ids=["en", "zh-CN", "zh-CN-390x844"])
 async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, browser: Browser, locale: str,
                                                            phone: bool) -> None:
+    """In English, in Chinese, and in Chinese on a 390x844 phone: the inbox shows the referral once, with its
+    hospital, doctor, urgency and a CST time, in cells wide enough for Chinese; the calendar names its zone and shows
+    next week's booked 09:00 with no button; the free 08:00 chosen is the appointment at 08:00 CST; cancelling asks
+    for confirmation; every page passes axe-core."""
     base = str(client.make_url("")).rstrip("/")
     t = translations(locale).gettext
     monday = week_of(datetime.now(SHANGHAI).date()) + timedelta(weeks=1)

@@ -48,6 +48,10 @@ async def _refer_to_wang(client: TestClient, reason: str) -> None:
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_clinic_pages(client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese: a county doctor is told of a missing field beside it, registers a patient and finds
+    them by national ID typed in lower case; sets up a consultation with two specialists and invites the patient, the
+    QR code loading under the CSP and the link copied to the clipboard; a specialist adds weekly hours and time off;
+    opening a notification lowers the unread count and marking all read clears it."""
     base = str(client.make_url("")).rstrip("/")
     t = translations(locale).gettext
 

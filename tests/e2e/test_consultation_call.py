@@ -140,6 +140,10 @@ async def assert_receiving(page: Page, peers: int = 1) -> None:
 
 async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(client: TestClient,
                                                                              browser: Browser) -> None:
+    """Doctor and specialist see and hear each other peer to peer, a screen share too; the invited patient waits in
+    the lobby with no media while the doctor sees their device check, and once admitted all three see and hear each
+    other through the relay; mute and camera off disable the doctor's tracks and the others see the muted badge; a
+    shared screen reaches everyone; chat reaches the patient too; hanging up takes the doctor's tile away."""
     base = str(client.make_url("")).rstrip("/")
     doctor = await open_consultation(browser, base, "dr.li")
     await expect(doctor.locator("#connection-state")).to_have_attribute("data-state", "waiting")
@@ -221,6 +225,8 @@ async def test_doctor_specialist_and_admitted_patient_see_and_hear_each_other(cl
 
 
 async def test_a_dropped_connection_resumes_and_media_keeps_flowing(client: TestClient, browser: Browser) -> None:
+    """When the specialist's signaling connection drops, the doctor sees them reconnecting and then back; the
+    specialist keeps the same seat, the doctor still has one remote tile, and video and audio keep flowing both ways."""
     base = str(client.make_url("")).rstrip("/")
     doctor = await open_consultation(browser, base, "dr.li")
     specialist = await open_consultation(browser, base, "dr.wang")

@@ -21,6 +21,9 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_an_auditor_places_and_releases_a_hold_the_doctor_sees(client: TestClient, browser: Browser,
                                                                      locale: str) -> None:
+    """In English and in Chinese: an auditor places a legal hold on a patient (nothing is placed until its number is
+    given); the patient's doctor, on a phone, sees the hold on the chart but not the auditor's reason; once the
+    auditor releases it, the chart no longer shows it; each page passes axe-core."""
     t = translations(locale).gettext
 
     base = str(client.make_url("")).rstrip("/")

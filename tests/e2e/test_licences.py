@@ -22,6 +22,9 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_an_administrator_verifies_a_licence_the_specialist_waits_for(client: TestClient, browser: Browser,
                                                                             locale: str) -> None:
+    """In English and in Chinese: a mistyped licence number is refused and the licence stays verified; a new number
+    and title leave it unverified, and the specialist, on a phone, is told they cannot host, be booked or sign until
+    it is verified; once the administrator verifies it the notice goes; each page passes axe-core."""
     t = translations(locale).gettext
     base = str(client.make_url("")).rstrip("/")
     admin = await (await _context(browser, locale)).new_page()

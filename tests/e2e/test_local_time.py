@@ -44,6 +44,9 @@ def _browser_clock(moment: datetime, locale: str) -> tuple[str, tuple[str, ...]]
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_the_patient_reads_the_opening_on_their_phones_clock(client: TestClient, browser: Browser,
                                                                    locale: str) -> None:
+    """In English and in Chinese: a patient's phone in Los Angeles shows when the room opens on its own clock, with
+    the day and the zone's label, while the countdown runs, though the hospital keeps New York time; a doctor whose
+    browser is in the same zone reads the hospital's time; both pages pass axe-core."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     await _set_zone(client, "dr.li", HOSPITAL_ZONE)

@@ -27,6 +27,10 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_referral_from_request_to_opinion_in_the_browser(client: TestClient, browser: Browser) -> None:
+    """A referral through the pages: the county doctor refers with the patient's agreement and attaches an ECG; the
+    coordinator accepts it from the inbox and books the specialist asked for at her first free slot (in CST); the
+    patient invited from the room waits and the specialist admits them; withdrawing the invitation puts the patient
+    out at once, told why; the specialist signs the report and the county doctor reads it."""
     base = str(client.make_url("")).rstrip("/")
 
     doctor = await logged_in(browser, base, "dr.li")

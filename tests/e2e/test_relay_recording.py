@@ -48,6 +48,9 @@ async def play_a_ready_recording(page: Page, recordings_url: str) -> dict[str, A
 
 async def test_doctor_records_with_everyones_consent_and_the_recording_plays(client: TestClient,
                                                                             browser: Browser) -> None:
+    """Three in the room: the doctor's first attempt to record is refused for want of consent; once all three
+    consent, everyone sees the recording indicator until the doctor stops it, and the finished recording (six tracks,
+    3 to 6 s) plays and seeks in the browser."""
     base = str(client.make_url("")).rstrip("/")
     doctor = await open_consultation(browser, base, "dr.li")
     specialist = await open_consultation(browser, base, "dr.wang")

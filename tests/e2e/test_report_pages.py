@@ -21,6 +21,9 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_the_report_is_signed_and_acknowledged_from_the_referral_page(client: TestClient, browser: Browser,
                                                                             locale: str) -> None:
+    """In English and in Chinese: the specialist gets ICD-10 suggestions for a word and signs the report from the
+    referral page; the referring doctor downloads the signed PDF, acknowledges receipt and sees the signature hold;
+    the pages pass axe-core, and the signed report fits a 390 px phone."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     referral, _known = await booked_referral(client)

@@ -23,6 +23,9 @@ RESULTS = "心电图：V4-V6 导联 ST 段压低 0.1 mV。肌钙蛋白 I 阴性�
 
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_a_request_is_sent_and_read_as_the_paper_form(client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese: the county doctor fills in and sends the request, an ICD-10 code suggested as they
+    type; the coordinator on a phone and the specialist read every field under its heading within their screen's
+    width, print without the top bar and tools, and download the request as a PDF; each page passes axe-core."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
 

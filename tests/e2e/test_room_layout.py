@@ -124,6 +124,8 @@ async def horizontal_overflow(page: Page) -> int:
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_a_room_not_open_yet_counts_down_and_opens_by_itself(client: TestClient, browser: Browser,
                                                                    locale: str) -> None:
+    """In English and in Chinese: a room opening in 25 s shows when, on the hospital's clock (CST), and counts down,
+    with no video stage and no room token asked for; at the opening the page joins by itself, with one token."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     opens = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=25)
@@ -162,6 +164,9 @@ async def test_a_room_not_open_yet_counts_down_and_opens_by_itself(client: TestC
 
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_a_closed_room_says_so_and_stops_asking(client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese: a closed room says so, links back to the consultations, and asks for no token and
+    opens no socket; when the room closes while the page is open, the next reconnection is refused and the page says
+    so, asks no more, and lets go of the camera."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     await plan(client, 1, datetime.now(UTC) - timedelta(days=1))
@@ -198,6 +203,9 @@ async def test_a_closed_room_says_so_and_stops_asking(client: TestClient, browse
 
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_pin_enlarge_and_full_screen(client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese, two in a call: the other person is large and oneself small at the bottom right; a
+    click on a tile pins it large and a second unpins it, as Enter and Space do on its pin button; Enlarge widens the
+    videos; Full screen shows the large tile through the Fullscreen API, and its button exits."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     doctor, _specialist = await in_call(browser, base, locale)
@@ -270,6 +278,9 @@ async def test_the_large_tile_follows_whoever_speaks(client: TestClient, browser
 
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_a_shared_screen_is_large_and_whole(client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese: a shared screen is the viewer's large tile, shown whole (not cut off or stretched,
+    filling its tile's width or height) with the self-view moved out of the way; the sharer's own view of it is not
+    mirrored."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     doctor, specialist = await in_call(browser, base, locale)
@@ -297,6 +308,9 @@ async def test_a_shared_screen_is_large_and_whole(client: TestClient, browser: B
 
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_a_patient_on_a_phone(client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese: a patient on a 390x844 phone waits in the lobby and, once admitted, gets the video
+    large, no recording, screen sharing or enlarge controls, controls at least 44 px square on screen between the
+    video and the chat, and nothing to scroll sideways; the page passes axe-core."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     patient, _guest = await patient_on_a_phone(browser, base, client, locale)
@@ -335,6 +349,9 @@ async def test_a_patient_on_a_phone(client: TestClient, browser: Browser, locale
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_the_specialist_reads_the_referral_and_signs_the_report_without_leaving_the_call(
         client: TestClient, browser: Browser, locale: str) -> None:
+    """In English and in Chinese, in the call: the specialist reads the referral and its attachment's link in the
+    side panel; a report of blanks is refused beside its field in the reader's words, and a signed one completes the
+    referral, both without leaving the call; on a phone the panel fits the screen."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     referral, _known = await booked_referral(client)

@@ -17,6 +17,21 @@ from ..support.recording_node import recording_on
 from ..support.signaling_client import bearer
 
 
+def _live_sizes(data_dir: Path) -> set[int]:
+    return {path.stat().st_size for path in data_dir.rglob("*.live")}
+
+
+async def media_flushed(data_dir: Path, seconds: float = 15) -> None:
+    """Until the live segment under ``data_dir`` has grown on two flushes: its media has begun to reach the
+    disk. (Counting from "recording on" instead left a loaded run to spend most of its wait on the
+    recorder's wait for key frames, and to keep 1.4 s.)"""
+    sizes: set[int] = set()
+    async with asyncio.timeout(seconds):
+        while len(sizes - {0}) < 2:
+            sizes |= await asyncio.to_thread(_live_sizes, data_dir)
+            await asyncio.sleep(0.05)
+
+
 async def test_recording_cut_off_by_sigkill_is_kept_at_the_next_start(tmp_path: Path) -> None:
     """Guards a lone node killed mid-recording: at its next start the recording is finished from what was
     flushed, ``interrupted``, with both participants' tracks, and plays (its video decodes)."""
@@ -26,7 +41,8 @@ async def test_recording_cut_off_by_sigkill_is_kept_at_the_next_start(tmp_path: 
         # the patient, beside dr.li, agrees to the recording; dr.li records it
         li, wang = await recording_on(session, base)
         try:
-            await asyncio.sleep(4)
+            await media_flushed(tmp_path)
+            await asyncio.sleep(3)
             node.stop(signal.SIGKILL)
         finally:
             await li.close()

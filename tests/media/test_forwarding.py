@@ -28,6 +28,8 @@ async def _nothing() -> None:
 
 
 async def test_ten_late_joiners_cause_one_keyframe_request() -> None:
+    """Ten subscribers waiting for a key frame cost the publisher one key frame request, not ten; with still none
+    after KEYFRAME_REQUEST_INTERVAL, one more."""
     clock = FakeClock()
     publication = Publication("doctor", "video", _nothing, clock=clock)
     tracks = [ForwardedTrack("video") for _ in range(10)]
@@ -47,6 +49,8 @@ async def test_ten_late_joiners_cause_one_keyframe_request() -> None:
     ([frame(0, key=True), frame(3000), frame(6000)], 3),
 ])
 async def test_video_waits_for_a_keyframe(frames, forwarded) -> None:
+    """Each row: the frames a publication delivers and how many a subscriber's video gets: none before the first key
+    frame, every one from it on."""
     publication = Publication("doctor", "video", _nothing)
     track = ForwardedTrack("video")
     track.attach(publication)
@@ -56,6 +60,8 @@ async def test_video_waits_for_a_keyframe(frames, forwarded) -> None:
 
 
 async def test_a_subscriber_that_falls_behind_starts_again_at_a_keyframe() -> None:
+    """A subscriber whose queue overflows drops everything it held, and gets nothing more until the next key frame,
+    rather than frames it could not decode."""
     publication = Publication("doctor", "video", _nothing)
     track = ForwardedTrack("video", queue_frames=3)
     track.attach(publication)
@@ -70,6 +76,8 @@ async def test_a_subscriber_that_falls_behind_starts_again_at_a_keyframe() -> No
 
 
 async def test_timeline_is_continuous_across_a_change_of_source() -> None:
+    """A forwarded track's timestamps start at 0 and run on without a jump when it switches publisher: one frame step
+    after the last."""
     first, second = Publication("a", "video", _nothing), Publication("b", "video", _nothing)
     track = ForwardedTrack("video")
     track.attach(first)
@@ -83,6 +91,7 @@ async def test_timeline_is_continuous_across_a_change_of_source() -> None:
 
 
 async def test_ended_publication_leaves_subscribers_idle() -> None:
+    """When a publication ends, its subscribers' tracks are left with no source and it keeps no subscriber."""
     publication = Publication("doctor", "video", _nothing)
     track = ForwardedTrack("video")
     track.attach(publication)

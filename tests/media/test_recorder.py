@@ -129,6 +129,8 @@ async def test_h264_recording_is_matroska_with_the_streams_own_parameters(tmp_pa
 
 
 def test_sealed_file_detects_tampering(tmp_path: Path) -> None:
+    """A sealed file reads back with its key, whole and by range; intact, it is refused (TamperedRecording) with
+    another key; with one bit flipped on disk it is refused with its key or another."""
     from media.sealed import SealedWriter
     writer = SealedWriter(tmp_path / "x", KEY, chunk_bytes=16)
     writer.write(b"consultation recording, private" * 3)
@@ -136,6 +138,8 @@ def test_sealed_file_detects_tampering(tmp_path: Path) -> None:
     reader = SealedReader(tmp_path / "x", KEY)
     assert reader.complete and reader.read_all() == b"consultation recording, private" * 3
     assert b"".join(reader.read_range(10, 40)) == (b"consultation recording, private" * 3)[10:40]
+    with pytest.raises(TamperedRecording):
+        SealedReader(tmp_path / "x", secrets.token_bytes(32)).read_all()
     raw = bytearray((tmp_path / "x").read_bytes())
     raw[40] ^= 1
     (tmp_path / "x").write_bytes(bytes(raw))

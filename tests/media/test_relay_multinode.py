@@ -27,6 +27,9 @@ async def _patient_through(http: aiohttp.ClientSession, node: TelemedNode, host_
 
 async def test_relay_serves_participants_on_both_nodes(nodes: tuple[TelemedNode, TelemedNode],
                                                       http: aiohttp.ClientSession) -> None:
+    """With participants on two nodes (the patient invited on one and admitted from the other), the third seat
+    switches the room to the relay and everyone receives everyone through it; when the specialist leaves, the others'
+    layouts drop them and the patient still receives the doctor."""
     a, b = nodes
     li = RoomPeer(*await enter(http, a, "dr.li"))
     wang = RoomPeer(*await enter(http, b, "dr.wang"))

@@ -103,6 +103,8 @@ def test_each_participants_file_shows_that_participant(call: RecordedCall) -> No
 @pytest.mark.parametrize(("codecs", "expected"), [
     (("opus", "vp8"), WEBM), (("opus",), WEBM), (("vp8",), WEBM), (("opus", "h264"), MP4), (("H264",), MP4)])
 def test_the_container_follows_the_video_codec(codecs: tuple[str, ...], expected: remux.PartFormat) -> None:
+    """Each row: a part's codecs and its container: H.264 video (in either case) goes in MP4; VP8, or Opus alone, in
+    WebM."""
     assert part_format(codecs) == expected
 
 

@@ -15,6 +15,8 @@ def _layouts(count: int) -> list[FromRelay]:
 
 
 async def test_events_are_submitted_in_the_order_they_were_put_when_earlier_ones_are_slower() -> None:
+    """Events land in the order they were put even when each submission is quicker than the one before, so the last
+    layout a participant gets is the latest."""
     landed: list[RoomEvent] = []
 
     async def submit(event: RoomEvent) -> None:
@@ -33,6 +35,7 @@ async def test_events_are_submitted_in_the_order_they_were_put_when_earlier_ones
 
 
 async def test_a_failed_submission_does_not_stop_the_ones_after_it() -> None:
+    """A submission that fails is passed over: the events after it are still submitted, in order."""
     landed: list[RoomEvent] = []
     layouts = _layouts(3)
 

@@ -20,6 +20,7 @@ import pytest
 from server.audit import trail as audit
 from server.db import Database
 from server.devprocs import TelemedNode
+from server.models import AuditEvent
 
 TELEMED = [sys.executable, "-m", "server.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +55,9 @@ def post_json(url: str, body: dict) -> dict:
 
 
 def test_serve_demo_answers_health_and_login_and_prints_the_logins(tmp_path: Path) -> None:
+    """``telemed serve --demo`` on a free port answers /healthz and the login page (in English when asked), prints the
+    demo accounts' usernames and their password, keeps its SQLite database in the data directory, and ends cleanly on
+    SIGTERM."""
     with serving(tmp_path / "var") as (url, printed):
         assert get(f"{url}/healthz") == (200, '{"status": "ok"}')
         status, page = get(f"{url}/login", {"Accept-Language": "en"})
@@ -65,6 +69,8 @@ def test_serve_demo_answers_health_and_login_and_prints_the_logins(tmp_path: Pat
 
 
 def test_a_restart_does_not_log_anyone_out(tmp_path: Path) -> None:
+    """A token issued by one run of ``telemed serve`` is still accepted by the next on the same data directory: a
+    restart or a deploy logs nobody out."""
     with serving(tmp_path / "var") as (url, _):
         token = post_json(f"{url}/api/auth/login", {"username": "dr.li", "password": "telemed-demo"})["access_token"]
     with serving(tmp_path / "var") as (url, _):
@@ -73,18 +79,26 @@ def test_a_restart_does_not_log_anyone_out(tmp_path: Path) -> None:
 
 
 def test_bad_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    """A malformed setting (TELEMED_PORT=http) stops ``telemed serve`` with exit status 2 and a message naming the
+    variable, not a traceback."""
     result = run("serve", data_dir=tmp_path, env={"TELEMED_PORT": "http"})
     assert result.returncode == 2
     assert "TELEMED_PORT" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_serve_refuses_a_shared_database_that_is_behind(tmp_path: Path, postgres_url: str) -> None:
+    """``telemed serve`` on a PostgreSQL database whose schema is behind (here, empty) refuses to start, exit status 2,
+    and tells the operator to run ``telemed db upgrade``."""
     result = run("serve", "--port", "0", data_dir=tmp_path, env={"TELEMED_DATABASE_URL": postgres_url})
     assert result.returncode == 2
     assert "telemed db upgrade" in result.stderr
 
 
 def test_db_upgrade_then_demo_then_user_create(tmp_path: Path, postgres_url: str) -> None:
+    """An operator's first steps on a shared PostgreSQL database: ``db upgrade`` reaches the head revision, ``demo``
+    seeds and the second time says it is already there, and ``user create`` makes an account (a Chinese display name,
+    the hospital by name, the password on stdin); a taken username, a password under 10 characters and an unknown
+    hospital are each refused with exit status 2 and the reason."""
     env = {"TELEMED_DATABASE_URL": postgres_url}
     upgraded = run("db", "upgrade", data_dir=tmp_path, env=env)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -120,12 +134,15 @@ def test_db_upgrade_then_demo_then_user_create(tmp_path: Path, postgres_url: str
     ],
 )
 def test_help_says_what_each_command_does(tmp_path: Path, args: list[str], says: str) -> None:
+    """Each row: ``--help`` of a command (the top level, serve, db upgrade, demo, user create) exits 0 and says what
+    that command does or offers."""
     result = run(*args, "--help", data_dir=tmp_path)
     assert result.returncode == 0
     assert says in result.stdout
 
 
 def test_console_script_is_installed() -> None:
+    """Installing the package puts a ``telemed`` command beside the interpreter."""
     assert shutil.which("telemed", path=str(Path(sys.executable).parent)), "pip install should create `telemed`"
 
 
@@ -152,6 +169,10 @@ async def test_sigterm_closes_signaling_sockets_with_1001_and_exits_promptly(tmp
 
 
 def test_audit_verify_reports_the_first_altered_removed_or_inserted_entry(tmp_path: Path) -> None:
+    """``telemed audit verify`` passes an untouched trail and counts its entries (exit 0); an entry altered in the
+    database is named (entry 2: altered, exit 1), and, that undone, with entry 3 deleted, entry 4 is named as one before
+    which an entry was removed or inserted; it still is once a forged entry, linked to entry 2 and hashed right, is
+    inserted in the gap. (The unique ``prev_hash`` refuses an entry linked to entry 2 while entry 3 stands.)"""
     assert run("demo", data_dir=tmp_path).returncode == 0
     database_file = tmp_path / "telemed.db"
 
@@ -175,3 +196,19 @@ def test_audit_verify_reports_the_first_altered_removed_or_inserted_entry(tmp_pa
         db.execute("DELETE FROM audit_event WHERE id = 3")
     removed = run("audit", "verify", data_dir=tmp_path)
     assert removed.returncode == 1 and "entry 4: an entry before it was removed or inserted" in removed.stderr
+
+    async def insert() -> None:
+        database = Database(f"sqlite+aiosqlite:///{database_file}")
+        async with database.session() as session:
+            second = await session.get(AuditEvent, 2)
+            assert second is not None
+            forged = audit.Entry("user:999", "patient.viewed", subject="patient:1").after(second.hash)
+            forged.id = 3
+            session.add(forged)
+            await session.commit()
+        await database.close()
+    asyncio.run(insert())
+    with sqlite3.connect(database_file) as db:
+        assert db.execute("SELECT actor FROM audit_event WHERE id = 3").fetchone() == ("user:999",)
+    inserted = run("audit", "verify", data_dir=tmp_path)
+    assert inserted.returncode == 1 and "entry 4: an entry before it was removed or inserted" in inserted.stderr

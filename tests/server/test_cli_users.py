@@ -38,6 +38,9 @@ def _read(data_dir: Path, username: str) -> tuple[User, list[tuple[str, str]]]:
 
 
 def test_user_list_narrows_by_each_option(data_dir: Path) -> None:
+    """``user list`` prints every account, sorted by username, with its role and status; ``--role`` with ``--search``
+    narrows to the one match and counts it on stderr; with one account disabled, ``--status disabled`` lists that one
+    alone and ``--status active`` every other; an unknown ``--hospital`` is refused with exit status 2, naming it."""
     listed = run("user", "list", data_dir=data_dir)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
@@ -46,11 +49,21 @@ def test_user_list_narrows_by_each_option(data_dir: Path) -> None:
     specialists = run("user", "list", "--role", "specialist", "--search", "wang", data_dir=data_dir)
     assert [line.split()[0] for line in specialists.stdout.splitlines()] == ["dr.wang"]
     assert "1 account(s)." in specialists.stderr
+    assert run("user", "disable", "dr.li", data_dir=data_dir).returncode == 0
+    disabled = run("user", "list", "--status", "disabled", data_dir=data_dir)
+    assert [line.split()[:3] for line in disabled.stdout.splitlines()] == [["dr.li", "county_doctor", "disabled"]]
+    active = run("user", "list", "--status", "active", data_dir=data_dir)
+    assert [line.split()[0] for line in active.stdout.splitlines()] == [
+        line.split()[0] for line in lines if line.split()[0] != "dr.li"]
+    assert {line.split()[2] for line in active.stdout.splitlines()} == {"active"}
     nowhere = run("user", "list", "--hospital", "Nowhere", data_dir=data_dir)
     assert nowhere.returncode == 2 and "no hospital 'Nowhere'" in nowhere.stderr
 
 
 def test_disable_enable_and_the_last_administrator(data_dir: Path) -> None:
+    """``user disable`` deactivates an account and says its sessions have ended, ``--status disabled`` lists it, ``user
+    enable`` brings it back, both audited as the shell; disabling the last active administrator is refused (exit 2, the
+    reason, no traceback), and so is an account that does not exist."""
     disabled = run("user", "disable", "dr.li", data_dir=data_dir)
     assert disabled.returncode == 0 and "sessions have ended" in disabled.stdout
     assert not _read(data_dir, "dr.li")[0].is_active
@@ -67,6 +80,9 @@ def test_disable_enable_and_the_last_administrator(data_dir: Path) -> None:
 
 
 def test_reset_password_generated_or_given(data_dir: Path) -> None:
+    """``user reset-password --generate`` prints a new password that verifies, moves the account's session generation on
+    (its logins end) and is audited as the shell; ``--password-stdin`` sets the one given without printing a password,
+    and a short one is refused with exit status 2."""
     generated = run("user", "reset-password", "dr.li", "--generate", data_dir=data_dir)
     assert generated.returncode == 0, generated.stderr
     password = generated.stdout.split("privately): ", 1)[1].split()[0]
@@ -83,6 +99,8 @@ def test_reset_password_generated_or_given(data_dir: Path) -> None:
 
 
 def test_user_create_goes_through_the_console_and_is_audited(data_dir: Path) -> None:
+    """``user create`` goes through the console's service: the account is made (the hospital by id) and audited as
+    created by the shell; a username with a space is refused with exit status 2, naming the username."""
     created = run("user", "create", "--username", "dr.sun", "--display-name", "孙涛", "--role", "county_doctor",
                   "--hospital", "2", "--password-stdin", data_dir=data_dir, stdin="a long enough password\n")
     assert created.returncode == 0, created.stderr

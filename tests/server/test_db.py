@@ -52,6 +52,8 @@ async def test_migrations_reach_head_and_match_the_models(database: Database) ->
 
 
 async def test_upgrade_twice_is_harmless(database: Database) -> None:
+    """Upgrading a database already at head again succeeds and leaves it at head, on both databases: an operator may run
+    ``telemed db upgrade`` once too often."""
     await database.upgrade()
     assert await database.current_revision() == Database.head_revision()
 
@@ -77,6 +79,8 @@ async def test_times_come_back_aware_and_in_utc(database: Database) -> None:
 
 
 async def test_naive_datetimes_are_refused(database: Database) -> None:
+    """A time without a time zone is refused at commit, on both databases, rather than stored as an instant nobody can
+    be sure of."""
     await seed_demo(database)
     async with database.session() as session:
         doctor = (await session.exec(select(User).where(User.username == "dr.li"))).one()
@@ -87,6 +91,8 @@ async def test_naive_datetimes_are_refused(database: Database) -> None:
 
 
 async def test_demo_seed_is_idempotent(database: Database) -> None:
+    """Seeding the demo says it seeded the first time and not the second, and leaves accounts of every role and the demo
+    consultation's two participants, not twice as many."""
     assert await seed_demo(database) is True
     assert await seed_demo(database) is False
     async with database.session() as session:
@@ -97,6 +103,8 @@ async def test_demo_seed_is_idempotent(database: Database) -> None:
 
 
 async def test_usernames_are_unique(database: Database) -> None:
+    """A second account with a taken username is refused by the database itself (an integrity error), on both
+    databases."""
     await seed_demo(database)
     async with database.session() as session:
         hospital = (await session.exec(select(Hospital))).first()
@@ -116,6 +124,8 @@ async def test_foreign_keys_are_enforced(database: Database) -> None:
 
 
 async def test_enums_are_checked_on_the_way_in(database: Database) -> None:
+    """A hospital level written as text comes back as the enum member, and a level the enum does not know (village) is
+    refused when the insert is made, on both databases."""
     async with database.session() as session:
         await session.exec(sa.insert(Hospital).values(name="h", level="county", region="r", timezone="Asia/Shanghai"))
         await session.commit()
@@ -151,6 +161,7 @@ async def test_ping_raises_at_once_when_the_database_cannot_answer(where: str, t
 
 
 async def test_created_at_defaults_to_now(database: Database) -> None:
+    """A row committed without a created_at gets the current time, aware of its zone and within 30 s of now."""
     async with database.session() as session:
         hospital = Hospital(name="h", level=HospitalLevel.COUNTY, region="r")
         session.add(hospital)

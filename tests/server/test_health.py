@@ -43,6 +43,9 @@ async def test_healthz_and_readyz(client: TestClient) -> None:
 
 
 async def test_readyz_is_503_when_the_database_is_gone(settings: Settings) -> None:
+    """With the database unreachable, /readyz is 503 not-ready, its database check unreachable and its problem saying
+    the database does not answer without showing the database's URL; /healthz still answers 200, so the node is taken
+    out of rotation, not restarted."""
     # Port 9 (discard) has nothing listening here: connections are refused at once.
     unreachable = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none")
     client = TestClient(TestServer(create_app(settings, database=unreachable), host="127.0.0.1", port=0))

@@ -38,18 +38,23 @@ BAD_KEYS = ["", "x" * 129, "é", "tab\there", "new\nline"]
 
 @pytest.mark.parametrize("key", GOOD_KEYS)
 def test_a_key_is_1_to_128_printable_ascii_characters(key: str) -> None:
+    """Guards the keys a client may choose; each row: a key of 1 to 128 printable ASCII characters (a UUID, spaces and
+    punctuation too) is kept as given, with a 64-character fingerprint of the request."""
     once = Once.of(key, "user:1", "POST", "/api/referrals", {"a": 1})
     assert once is not None and once.key == key and len(once.fingerprint) == 64
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)
 def test_anything_else_is_a_400_naming_the_header(key: str) -> None:
+    """Guards the keys refused; each row: an empty key, one of 129 characters, one not ASCII, or one with a tab or a
+    newline is a bad request (bad-idempotency-key) whose message names the Idempotency-Key header."""
     with pytest.raises(BadRequest) as refused:
         Once.of(key, "user:1", "POST", "/api/referrals", {})
     assert refused.value.code == "bad-idempotency-key" and "Idempotency-Key" in refused.value.message
 
 
 def test_no_header_no_key() -> None:
+    """Guards the default at its source: a request without the header has no key to keep."""
     assert Once.of(None, "user:1", "POST", "/api/referrals", {}) is None
 
 

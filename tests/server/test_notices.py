@@ -25,6 +25,7 @@ SAMPLES = [Notice.referral_state(7, "accepted"), Notice.booked(7, SLOT), Notice.
 
 
 def test_every_kind_has_a_sample() -> None:
+    """The samples cover every kind of notification, so no kind escapes the every-language test."""
     assert {n.kind for n in SAMPLES} == set(KINDS)
 
 
@@ -39,6 +40,8 @@ def test_every_kind_reads_in_every_language(locale: str, notice: Notice) -> None
 
 
 def test_chinese_words_and_local_time() -> None:
+    """A Chinese reader gets Chinese words with the time in the zone given (12:30 +06 in Ürümqi for a slot at 06:30
+    UTC), and a reason the user wrote keeps its braces instead of being taken for placeholders."""
     zh = translations("zh-CN").gettext
     assert notices.words("appointment.booked", Notice.booked(7, SLOT).params, zh,
                          ZoneInfo("Asia/Urumqi")) == "转诊 #7：已预约 2026-12-01 12:30 +06"
@@ -49,12 +52,16 @@ def test_chinese_words_and_local_time() -> None:
 
 
 def test_the_stored_text_is_english_in_utc() -> None:
+    """The text stored with a notification is English with the time in UTC; its kind and its link to the referral are
+    stored with it."""
     row = Notice.booked(7, SLOT).to(user_id=1)
     assert row.text == "Referral #7: appointment booked for 2026-12-01 06:30 UTC"
     assert row.kind == "appointment.booked" and row.link == "/referrals/7"
 
 
 def test_rows_without_a_kind_or_with_broken_facts_show_their_stored_text() -> None:
+    """A notification stored without a kind, or whose stored facts no longer fill its words (a booking without its
+    time), is shown with its stored text."""
     zh = translations("zh-CN").gettext
     old = Notification(id=1, user_id=1, text="Referral #2: accepted")
     broken = Notification(id=2, user_id=1, kind="appointment.booked", params='{"referral": 2}', text="stored")
@@ -69,6 +76,9 @@ async def _booked_notice(client: TestClient, headers: dict[str, str]) -> dict:
 
 
 async def test_each_reader_gets_their_language_and_their_hospitals_time(client: TestClient) -> None:
+    """A booking notice reads in Chinese by default and in English when asked, with the appointment in the reader's
+    hospital's time (Beijing, CST) and its created_at at +08:00; once dr.li's hospital keeps Xinjiang time, the same
+    notice reads two hours earlier, at +06."""
     booked, _ = await booked_referral(client)
     starts = datetime.fromisoformat(booked["appointment"]["starts_at"])
     li = await login(client, "dr.li")
@@ -94,6 +104,8 @@ async def test_each_reader_gets_their_language_and_their_hospitals_time(client: 
 
 
 async def test_the_dashboard_shows_notifications_in_the_readers_language(client: TestClient) -> None:
+    """The dashboard shows dr.li's booking notice in Chinese, the server's default language, not in the stored English
+    text."""
     booked, _ = await booked_referral(client)
     page = await client.get("/", headers=await login(client, "dr.li"))
     assert page.status == 200

@@ -13,6 +13,8 @@ from server.permissions import Principal
 
 
 async def test_marking_read_touches_only_the_callers_unread_notifications(client: TestClient) -> None:
+    """Marking read marks the caller's own two unread notifications and leaves another user's unread; a second call
+    finds nothing left to mark."""
     database = client.app[DATABASE]
     async with database.session() as session:
         users = {u.username: u for u in (await session.exec(select(User))).all()}

@@ -33,6 +33,8 @@ async def _seed(client: TestClient) -> tuple[Principal, Principal, list[int], in
 
 
 async def test_following_one_marks_it_read_and_the_count_drops(client: TestClient) -> None:
+    """Following a notification leads to its link and marks it read, so the unread count drops by one; following it
+    again still leads there; another user's notification is not found for the caller and stays unread for its owner."""
     li, wang, ids, theirs = await _seed(client)
     async with client.app[DATABASE].session() as session:
         assert await notices.unread_count(session, li) == 3
@@ -45,6 +47,8 @@ async def test_following_one_marks_it_read_and_the_count_drops(client: TestClien
 
 
 async def test_marking_some_read_touches_only_the_callers(client: TestClient) -> None:
+    """Marking chosen ids read marks only the caller's own among them (another user's stays unread); marking all then
+    marks the caller's remaining two, leaving none unread."""
     li, wang, ids, theirs = await _seed(client)
     async with client.app[DATABASE].session() as session:
         assert await notices.mark_read(session, li, MarkRead(ids=[ids[1], theirs])) == 1
@@ -54,6 +58,9 @@ async def test_marking_some_read_touches_only_the_callers(client: TestClient) ->
 
 
 async def test_the_api_counts_and_marks(client: TestClient) -> None:
+    """Over the API: the list gives the caller's three notifications and the unread count; marking ids read marks only
+    the caller's (1 of the 2 sent), an id that is not a number is a 422 naming ids.0, and marking with no body marks the
+    rest, leaving the count at 0."""
     _, _, ids, theirs = await _seed(client)
     headers = await login(client, "dr.li")
     listed = await (await client.get("/api/notifications", headers=headers)).json()

@@ -58,6 +58,10 @@ async def test_each_documented_operation_reaches_its_handler(client: TestClient)
 
 
 async def test_bodies_parameters_and_openness_are_described(client: TestClient) -> None:
+    """The document tells an integrator what to send and what comes back: a referral's required fields and its
+    sharing_consent, a path id as a bounded integer, the created referral's schema, the slots query's date (required)
+    and days (optional, at most 31), a PDF and a calendar by media type, an upload as multipart with its file required,
+    and the guest room token open without a login while other routes need one by default."""
     document = await (await client.get("/api/openapi.json")).json()
     create = document["paths"]["/api/referrals"]["post"]
     schema_ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -89,6 +89,10 @@ promoted = Principal(10, Role.ADMIN, COUNTY)
          "coordinator of participant hospital", "coordinator elsewhere", "admin", "auditor", "promoted"],
 )
 def test_view_and_join(who: Principal, view: bool, join: bool) -> None:
+    """Each row: who may see a consultation's record and who may join its room. Participants see and join; a coordinator
+    of a participating hospital sees but does not join; a doctor elsewhere, a participant's colleague, a coordinator
+    elsewhere, an administrator and an auditor do neither; a participant since made an administrator keeps the record
+    but not the room."""
     assert can_view_consultation(who, SCOPE) is view
     assert can_join_consultation(who, SCOPE) is join
 
@@ -98,6 +102,7 @@ def test_view_and_join(who: Principal, view: bool, join: bool) -> None:
     [(li, True), (wang, True), (zhao, True), (admin, False), (auditor, False)],
 )
 def test_create(who: Principal, allowed: bool) -> None:
+    """Each row: clinicians and coordinators may set up a consultation; administrators and auditors may not."""
     assert can_create_consultation(who) is allowed
 
 
@@ -118,6 +123,8 @@ def test_who_takes_part_in_what_they_plan(who: Principal, joins: bool) -> None:
     ],
 )
 def test_add_participant(invitee_role: Role, invitee_hospital: int, allowed: bool) -> None:
+    """Each row: whom a county doctor may invite: a clinician of a partner hospital or of their own; not a specialist of
+    a hospital outside the partnerships, nor a coordinator or an auditor, who are no clinicians."""
     partners = frozenset({COUNTY, PROVINCIAL, OTHER_COUNTY})
     assert can_add_participant(li, invitee_role, invitee_hospital, partners) is allowed
 

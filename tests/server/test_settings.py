@@ -25,6 +25,9 @@ def test_defaults_are_embedded() -> None:
 
 
 def test_reads_environment_and_flags_override_it(tmp_path: Path) -> None:
+    """Each TELEMED_ variable set here is read into its setting (host, data directory, a shared database, Redis, the JWT
+    secret and its predecessors, secure cookies, ICE servers as a list, the default language and time zone, the token
+    lifetime), and a command-line flag (the port) wins over the environment."""
     env = {
         "TELEMED_PORT": "9000",
         "TELEMED_HOST": "0.0.0.0",
@@ -63,6 +66,8 @@ def test_metrics_are_for_loopback_by_default() -> None:
 
 
 def test_ice_servers_as_json_keep_turn_credentials() -> None:
+    """ICE servers given as JSON are kept whole, a TURN server's username and credential with it, for browsers to use
+    the relay."""
     raw = '[{"urls": ["turn:t.example.org"], "username": "u", "credential": "c"}]'
     settings = Settings.load(environ={"TELEMED_ICE_SERVERS": raw})
     assert settings.ice_servers == ({"urls": ["turn:t.example.org"], "username": "u", "credential": "c"},)
@@ -93,6 +98,9 @@ def test_ice_servers_as_json_keep_turn_credentials() -> None:
     ],
 )
 def test_malformed_setting_names_the_variable(variable: str, value: str, says: str) -> None:
+    """Each row: a malformed value of one setting is refused with a message that starts with the variable's name and
+    says what is wanted (a number in range, a URL scheme, a length, a form, the choices); a path given as the time zone
+    is refused like an unknown zone."""
     with pytest.raises(SettingsError) as caught:
         Settings.load(environ={variable: value})
     assert caught.value.message.startswith(f"{variable}:")
@@ -141,11 +149,13 @@ def test_a_secret_is_not_a_string_that_leaks_by_joining() -> None:
 
 
 def test_settings_are_frozen() -> None:
+    """Loaded settings cannot be changed: assigning to one raises."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings.load(environ={}).port = 1  # type: ignore[misc]
 
 
 def test_every_setting_is_documented() -> None:
+    """Every setting has a row for --help and the README, named as its TELEMED_ variable and described."""
     rows = describe()
     assert len(rows) == len(dataclasses.fields(Settings))
     assert all(name.startswith("TELEMED_") and doc for name, _, doc in rows)

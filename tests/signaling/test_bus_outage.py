@@ -23,6 +23,9 @@ async def ready_status(client) -> int:  # type: ignore[no-untyped-def]
 
 async def test_losing_redis_refuses_joins_then_recovers(settings: Settings, redis_server: RedisServer,
                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A node that loses Redis reports itself not ready (503), logs that the bus is unreachable, and refuses a join
+    with error unavailable (saying to try again) and close 4503; once Redis is back, even empty, the node is ready
+    again by itself and a new join reaches the participant already in the room."""
     client = await _start(dataclasses.replace(settings, redis_url=redis_server.url, presence_ttl=1.0))
     try:
         li = await connect(client, await room_token(client, "dr.li"))

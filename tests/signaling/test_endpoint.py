@@ -41,6 +41,9 @@ async def enter(client: TestClient, username: str):  # type: ignore[no-untyped-d
 
 
 async def test_two_clinicians_meet_and_exchange_negotiation_in_order(room_client: TestClient) -> None:
+    """Two clinicians meet: each is told of the other; offer, answer, twenty ICE candidates, media state and
+    audio-only wishes reach the one named, in the order sent; a leave tells the other (reason left) and closes with
+    1000."""
     li, li_joined = await enter(room_client, "dr.li")
     assert li_joined["participants"] == [] and li_joined["self"]["name"] == "李明 Li Ming"
     assert li_joined["resume"].startswith(li_joined["self"]["id"] + ".")
@@ -73,6 +76,8 @@ async def test_two_clinicians_meet_and_exchange_negotiation_in_order(room_client
 
 
 async def test_chat_is_ordered_the_same_for_everyone_and_kept(room_client: TestClient) -> None:
+    """Chat sent by two clinicians at once reaches both in one and the same order, each one's lines as they sent
+    them; all 10 lines are stored within about 2.5 s, and the consultation's chat API gives them back in that order."""
     li, _ = await enter(room_client, "dr.li")
     wang, _ = await enter(room_client, "dr.wang")
     await expect(li, "participant-joined")
@@ -89,6 +94,7 @@ async def test_chat_is_ordered_the_same_for_everyone_and_kept(room_client: TestC
         if len(kept) == 10:
             break
         await asyncio.sleep(0.05)
+    assert len(kept) == 10, f"{len(kept)} of the 10 chat lines were stored within about 2.5 s"
     response = await room_client.get("/api/consultations/1/chat", headers=await bearer(room_client, "", "dr.wang"))
     assert [line["text"] for line in (await response.json())["chat"]] == [m["text"] for m in seen_by_li]
     await li.close()
@@ -96,6 +102,9 @@ async def test_chat_is_ordered_the_same_for_everyone_and_kept(room_client: TestC
 
 
 async def test_a_guest_waits_in_the_lobby_until_admitted(room_client: TestClient) -> None:
+    """A patient's guest token puts them in the lobby, and the host sees them waiting; until admitted they cannot
+    negotiate (not-joined); admitted, they join the host and the lobby empties; as a guest they may not admit anyone
+    (not-allowed)."""
     li, joined = await enter(room_client, "dr.li")
     guest = await connect(room_client, await guest_token(room_client))
     lobby = await expect(guest, "lobby")
@@ -119,6 +128,8 @@ async def test_a_guest_waits_in_the_lobby_until_admitted(room_client: TestClient
 
 
 async def test_a_guest_turned_away_is_told_and_disconnected(room_client: TestClient) -> None:
+    """A guest the host turns away gets a denied message with a reason and is closed with 4403, and the host's lobby
+    list empties."""
     li, _ = await enter(room_client, "dr.li")
     guest = await connect(room_client, await guest_token(room_client))
     lobby = await expect(guest, "lobby")
@@ -149,6 +160,8 @@ async def test_a_dropped_participant_resumes_the_same_seat(room_client: TestClie
 
 
 async def test_resume_needs_the_secret_and_the_same_person(room_client: TestClient) -> None:
+    """A dropped seat cannot be taken over: a resume with the wrong secret, or with the right secret on another
+    clinician's token, gets resume-failed."""
     li, _ = await enter(room_client, "dr.li")
     wang, wang_joined = await enter(room_client, "dr.wang")
     await expect(li, "participant-joined")
@@ -164,6 +177,8 @@ async def test_resume_needs_the_secret_and_the_same_person(room_client: TestClie
 
 
 async def test_a_seat_not_reclaimed_within_the_grace_period_is_freed(room_client: TestClient) -> None:
+    """A dropped participant not back within the grace period (2 s here) leaves with reason timeout; their old resume
+    secret then fails, and joining again gives them a new seat."""
     li, _ = await enter(room_client, "dr.li")
     wang, wang_joined = await enter(room_client, "dr.wang")
     await expect(li, "participant-joined")
@@ -225,6 +240,9 @@ async def keep_alive(ws) -> None:  # type: ignore[no-untyped-def]
 )
 async def test_bad_messages_get_an_error_and_the_connection_stays(room_client: TestClient, payload: str,
                                                                   code: str) -> None:
+    """Each row: a bad message (broken JSON, an unknown type, a field missing or of the wrong type, an unknown
+    participant, a second join, too large, or numbers and nesting past the parser's limits) is answered with that
+    error code and a message, and the connection stays open and still answers a ping."""
     ws, _ = await enter(room_client, "dr.li")
     await ws.send_str(payload)
     error = await expect(ws, "error")
@@ -354,6 +372,7 @@ async def test_a_socket_that_never_joins_is_closed_at_the_join_deadline(room_cli
 
 
 async def test_negotiation_before_joining_is_refused(room_client: TestClient) -> None:
+    """An offer sent before joining is refused with error not-joined."""
     ws = await room_client.ws_connect("/api/consultations/1/signaling")
     await ws.send_json({"type": "offer", "to": "x", "sdp": "v=0"})
     assert (await expect(ws, "error"))["code"] == "not-joined"
@@ -368,6 +387,8 @@ async def _refused(client: TestClient, token: str, code: int, url: str = "") -> 
 
 
 async def test_forged_expired_and_other_room_tokens_are_refused(room_client: TestClient) -> None:
+    """A forged token, an expired room token or an API access token (the wrong audience) is refused as
+    unauthenticated with close 4401; a valid room token for another consultation is forbidden, with close 4403."""
     app = room_client.app
     settings, keys = app[SETTINGS], app[KEYS]
     claims = RoomClaims(identity="user:1", room="consultation:1", name="x", role="county_doctor", user_id=1,
@@ -382,6 +403,7 @@ async def test_forged_expired_and_other_room_tokens_are_refused(room_client: Tes
 
 
 async def test_unsupported_protocol_version_closes_with_4400(room_client: TestClient) -> None:
+    """A join with protocol version 1 gets error unsupported-version and the socket closes with 4400."""
     ws = await room_client.ws_connect("/api/consultations/1/signaling")
     await ws.send_json({"type": "join", "protocol": 1, "token": await token_for(room_client, "dr.li")})
     assert (await expect(ws, "error"))["code"] == "unsupported-version"
@@ -389,6 +411,8 @@ async def test_unsupported_protocol_version_closes_with_4400(room_client: TestCl
 
 
 async def test_huge_frame_closes_with_1009_and_the_server_lives_on(room_client: TestClient) -> None:
+    """A 1 MiB frame, past what the WebSocket layer takes (four times the message limit), closes that socket with
+    1009, and the same clinician can join again at once."""
     ws, _ = await enter(room_client, "dr.li")
     await ws.send_str("x" * (1024 * 1024))
     await expect_closed(ws, 1009)
@@ -397,15 +421,29 @@ async def test_huge_frame_closes_with_1009_and_the_server_lives_on(room_client: 
 
 
 async def test_flooding_is_rate_limited_then_closed(room_client: TestClient) -> None:
+    """A client that floods past the burst is answered until the bucket is empty, then has messages dropped
+    with error "rate-limited", and, flooding on, is closed with 4429 after error "abuse". The flood goes on
+    until that close: a fixed number of messages sent on a loaded machine, whose bucket refills while the
+    server reads them, may never reach the abuse count."""
     ws, _ = await enter(room_client, "dr.li")
-    for n in range(400):
-        await ws.send_json({"type": "ping", "id": n})
-    codes = []
-    while True:
-        message = await ws.receive(timeout=5)
-        if message.type != WSMsgType.TEXT:
-            break
-        codes.append(message.json().get("code") or message.json()["type"])
+    codes: list[str] = []
+
+    async def read() -> None:
+        while (message := await ws.receive()).type == WSMsgType.TEXT:
+            codes.append(message.json().get("code") or message.json()["type"])
+
+    reader = asyncio.create_task(read())
+    async with asyncio.timeout(60):
+        sent = 0
+        while not reader.done():
+            try:
+                await ws.send_json({"type": "ping", "id": sent})
+            except ConnectionResetError:
+                break  # closed under the flood: the reader has the close
+            sent += 1
+            if sent % 50 == 0:
+                await asyncio.sleep(0)  # let the reader keep up
+        await reader
     assert "pong" in codes and "rate-limited" in codes and codes[-1] == "abuse"
     assert ws.close_code == 4429
 
@@ -414,6 +452,8 @@ async def test_flooding_is_rate_limited_then_closed(room_client: TestClient) -> 
                          [("dr.chen", 1, 403), ("coord.zhao", 1, 403), ("dr.li", 404, 404), (None, 1, 401)])
 async def test_room_tokens_only_for_participating_clinicians(room_client: TestClient, username: str | None,
                                                              consultation: int, status: int) -> None:
+    """Each row: a room token is for participating clinicians only: a county doctor not in the consultation and a
+    coordinator get 403, dr.li asking for a consultation that does not exist 404, and a caller not logged in 401."""
     headers = await bearer(room_client, "", username) if username else {}
     response = await room_client.post(f"/api/consultations/{consultation}/room-token", headers=headers)
     assert response.status == status

@@ -46,6 +46,8 @@ async def collect(log: RoomLog, room: str, count: int) -> tuple[list[int], int]:
 
 
 async def test_a_follower_sees_history_then_live_events_in_order(logs: tuple[RoomLog, RoomLog]) -> None:
+    """A node that starts following a room's log gets the five events already in it, then CAUGHT_UP, then the five
+    appended afterwards, all in order."""
     a, b = logs
     for n in range(5):
         await a.append("r1", event(n))
@@ -58,6 +60,7 @@ async def test_a_follower_sees_history_then_live_events_in_order(logs: tuple[Roo
 
 
 async def test_following_while_appends_race_loses_and_doubles_nothing(logs: tuple[RoomLog, RoomLog]) -> None:
+    """A follower that starts while 300 events are being appended gets each of them once, in order."""
     a, b = logs
 
     async def append_many() -> None:
@@ -74,6 +77,7 @@ async def test_following_while_appends_race_loses_and_doubles_nothing(logs: tupl
 
 
 async def test_rooms_do_not_hear_each_other(logs: tuple[RoomLog, RoomLog]) -> None:
+    """A follower of one room gets that room's event only, none of the twenty appended to another room meanwhile."""
     a, b = logs
     follower = asyncio.create_task(collect(b, "quiet", 1))
     await asyncio.sleep(0.2)

@@ -54,6 +54,9 @@ LIMIT = 64 * 1024
     ],
 )
 def test_valid_messages_parse_to_their_type(text: str, expected: object) -> None:
+    """Each row: a valid client message (join with or without resume, offer, ICE restart, media state, chat in
+    Chinese, admit, pong, candidate, ping with a number or a string id, receive) parses to its typed message, fields
+    and all."""
     assert parse(text, max_bytes=LIMIT) == expected
 
 
@@ -103,6 +106,8 @@ def test_browser_candidate_json_parses() -> None:
     ],
 )
 def test_bad_messages_say_what_is_wrong(text: str | bytes, error: type[SignalingError], says: str) -> None:
+    """Each row: a bad message raises its SignalingError (malformed or unknown type), and the error's message names
+    what is wrong: not JSON, the field, the type, or a number or nesting past the limits."""
     with pytest.raises(error) as caught:
         parse(text, max_bytes=LIMIT)
     assert says in caught.value.message
@@ -116,6 +121,8 @@ def test_nesting_up_to_the_limit_is_only_judged_by_the_fields() -> None:
 
 
 def test_size_limit_counts_bytes_not_characters() -> None:
+    """The size limit counts UTF-8 bytes: an offer of 100 Chinese characters, under 200 characters but over 200
+    bytes, is too large for a 200-byte limit."""
     text = json.dumps({"type": "offer", "to": "p", "sdp": "会" * 100}, ensure_ascii=False)
     assert len(text) < 200 < len(text.encode())
     with pytest.raises(MessageTooLarge):
@@ -123,6 +130,7 @@ def test_size_limit_counts_bytes_not_characters() -> None:
 
 
 def test_server_messages_use_wire_names() -> None:
+    """Server messages go out with their wire field names (self, from), not the Python ones (self_, from_)."""
     me = Participant(id="a", user_id=1, name="李明", role="county_doctor")
     assert json.loads(dump(Joined(self_=me, participants=())))["self"]["name"] == "李明"
     assert json.loads(dump(RelayedCandidate(from_="a", candidate=None))) == {

@@ -16,6 +16,8 @@ from ..support.signaling_client import expect
 
 async def test_participants_on_different_nodes_meet_negotiate_and_chat_in_order(
         nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
+    """Two clinicians on two nodes meet: offer and answer cross between the nodes, thirty ICE candidates arrive in
+    the order sent, and chat sent from both at once shows in the same order on both nodes."""
     a, b = nodes
     li, li_joined = await enter(http, a, "dr.li")
     wang, wang_joined = await enter(http, b, "dr.wang")
@@ -54,6 +56,8 @@ async def doctor_on_a_specialist_on_b(http: aiohttp.ClientSession, a: TelemedNod
 
 async def test_a_participant_dropped_on_one_node_resumes_on_the_other(
         nodes: tuple[TelemedNode, TelemedNode], http: aiohttp.ClientSession) -> None:
+    """A participant dropped on node b resumes through node a with their secret: the same seat, and the other side
+    sees them reconnecting, then resumed."""
     a, b = nodes
     li, wang, wang_joined = await doctor_on_a_specialist_on_b(http, a, b)
     await wang.close(code=4000)

@@ -71,6 +71,10 @@ events = st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(st.lists(events, min_size=1, max_size=40))
 def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> None:
+    """Whatever events arrive in whatever order: only members (before or after the event), the connection that sent
+    it and the room's relay hear anything, and the relay only offers, candidates, departures and recording state; a
+    relay never runs on a lost or stopping node; at most three are seated and three waiting, nobody both; nobody
+    waiting holds a seat, and no host waits."""
     room = Room("consultation:1", max_participants=MAX)
     for seq, event in enumerate(sequence, start=1):
         members_before = {m.at for m in room.members.values()}

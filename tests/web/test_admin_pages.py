@@ -56,6 +56,10 @@ async def _one(client: TestClient, model: type, **where: object):  # type: ignor
 
 @pytest.mark.parametrize("username", ["dr.li", "coord.zhao", "auditor"])
 async def test_only_administrators_see_the_console(client: TestClient, username: str) -> None:
+    """Each row (a county doctor, a coordinator, an auditor): no link to the console on their home page,
+    a 403 "Only administrators" page for every console page, and a 403 for every console form posted
+    (creating an account or a hospital, disabling, resetting a password, removing a partnership's
+    member); the account the disable form named stays active."""
     await form_login(client, username)
     assert 'href="/admin"' not in await (await client.get("/", headers=EN)).text(), "no link for them"
     for path in PAGES:
@@ -72,11 +76,15 @@ async def test_only_administrators_see_the_console(client: TestClient, username:
 
 
 async def test_anonymous_visitors_are_sent_to_log_in(client: TestClient) -> None:
+    """A visitor without a session who opens a console page is sent to log in, with that page as
+    the one to come back to."""
     response = await client.get("/admin/users", allow_redirects=False)
     assert response.status == 303 and response.headers["Location"].startswith("/login?next=/admin/users")
 
 
 async def test_administrators_get_a_link_and_an_overview_with_counts(client: TestClient) -> None:
+    """An administrator's home page links to the console, whose overview (marked as the current page) counts the active
+    and disabled accounts, active administrators, hospitals, departments, specialties and partnerships."""
     await form_login(client, "admin")
     home = await (await client.get("/", headers=EN)).text()
     assert '<a href="/admin" class="admin-link">Administration</a>' in home
@@ -88,6 +96,9 @@ async def test_administrators_get_a_link_and_an_overview_with_counts(client: Tes
 
 
 async def test_the_account_list_searches_filters_and_pages(client: TestClient) -> None:
+    """The account list finds accounts by text and role a page at a time, its next-page link keeping the filters; a
+    Chinese display name finds its account, creation times are on the administrator's hospital's clock with the zone's
+    short name (CST), no match says so, and an unknown role with page 0 is a 422 naming each."""
     await form_login(client, "admin")
     async with client.app[DATABASE].session() as session:
         session.add_all([User(username=f"nurse{n:02}", display_name=f"护士 Nurse {n}", password_hash="x",
@@ -112,6 +123,8 @@ async def test_the_account_list_searches_filters_and_pages(client: TestClient) -
 
 
 async def test_a_new_account_with_a_generated_password_shown_once(client: TestClient) -> None:
+    """A new account with a generated password answers 201 with the password, shown in that answer only (not on the
+    account's page afterwards), and the password logs the new user in."""
     await form_login(client, "admin")
     response = await post(client, "/admin/users/new", {
         "username": "dr.sun", "display_name": "孙涛 Sun Tao", "role": "specialist", "hospital_id": "1",
@@ -128,6 +141,9 @@ async def test_a_new_account_with_a_generated_password_shown_once(client: TestCl
 
 
 async def test_a_new_account_form_that_fails_keeps_what_was_typed_and_names_fields(client: TestClient) -> None:
+    """A refused new-account form is a 422 naming the username and password fields and keeping what was typed, escaped,
+    but never the password typed; a "set" password left empty, a department of another hospital and a username already
+    taken, whatever its letter case (409), are each refused in words."""
     await form_login(client, "admin")
     response = await post(client, "/admin/users/new", {
         "username": "has space", "display_name": "<b>Sun</b>", "role": "county_doctor", "hospital_id": "2",
@@ -163,6 +179,8 @@ async def test_the_form_and_the_api_refuse_the_same_input(client: TestClient) ->
 
 
 async def test_role_change_and_the_last_administrator(client: TestClient) -> None:
+    """A role change is saved and the account's page says so and shows the new role; the last active administrator can
+    neither demote nor disable themselves (409, in words), and stays an active administrator."""
     await form_login(client, "admin")
     li = await _user(client, "dr.li")
     saved = await post(client, f"/admin/users/{li.id}", {"display_name": "李明", "role": "coordinator",
@@ -181,6 +199,9 @@ async def test_role_change_and_the_last_administrator(client: TestClient) -> Non
 
 
 async def test_disable_and_enable_from_the_list_end_sessions(client: TestClient) -> None:
+    """Disabling an account from the list returns to the list as filtered (its old notice replaced), says the account's
+    sessions have ended and shows it disabled, and its API token is refused (401); enabling it with another site as the
+    way back lands on this site's home, and the account is active again."""
     li_headers = await login(client, "dr.li")
     await form_login(client, "admin")
     li = await _user(client, "dr.li")
@@ -197,6 +218,8 @@ async def test_disable_and_enable_from_the_list_end_sessions(client: TestClient)
 
 
 async def test_reset_password_generated_or_set(client: TestClient) -> None:
+    """An administrator resets a password either generated (shown in the answer) or typed (a short one is a 422 naming
+    the field); the typed one replaces the generated one, which no longer logs in, while the typed one does."""
     await form_login(client, "admin")
     li = await _user(client, "dr.li")
     generated = await post(client, f"/admin/users/{li.id}/password", {"password_mode": "generate"})
@@ -215,6 +238,8 @@ async def test_reset_password_generated_or_set(client: TestClient) -> None:
 
 
 async def test_cross_site_forms_are_refused(client: TestClient) -> None:
+    """A console form posted with another site's Origin is refused (403), and the account it
+    would have disabled stays active."""
     await form_login(client, "admin")
     li = await _user(client, "dr.li")
     response = await post(client, f"/admin/users/{li.id}/disable", {}, headers={"Origin": "https://evil.example"})
@@ -222,6 +247,9 @@ async def test_cross_site_forms_are_refused(client: TestClient) -> None:
 
 
 async def test_hospitals_and_departments(client: TestClient) -> None:
+    """An administrator creates a hospital in a time zone (its page offering the zones to pick from) and changes its
+    zone; adds a department, refused under a name the hospital already has (409) or under no name (422 naming it), and
+    renames it with a specialty; the list shows the hospital and its level in words."""
     await form_login(client, "admin")
     created = await post(client, "/admin/hospitals", {"name": "高山县医院 Gaoshan", "level": "county",
                                                       "region": "西川省", "timezone": "Asia/Urumqi"})
@@ -250,6 +278,8 @@ async def test_hospitals_and_departments(client: TestClient) -> None:
 
 
 async def test_specialties(client: TestClient) -> None:
+    """A specialty is created; an edit with an appointment length the rules refuse is a 422 naming the field and
+    keeping the value typed, and the stored length is unchanged."""
     await form_login(client, "admin")
     created = await post(client, "/admin/specialties", {"code": "dermatology", "name_zh": "皮肤科",
                                                         "name_en": "Dermatology", "slot_minutes": "20"})
@@ -263,6 +293,9 @@ async def test_specialties(client: TestClient) -> None:
 
 
 async def test_partnerships_with_their_members(client: TestClient) -> None:
+    """A partnership is created with its members listed, loses a member and gets it back, and is
+    renamed; its lead hospital cannot be removed (409, saying to make another the lead first), and a
+    form refused for an empty name keeps the members ticked."""
     await form_login(client, "admin")
     created = await post(client, "/admin/partnerships", [("name", "白河医联体"), ("lead_hospital_id", "3"),
                                                          ("member_ids", "1"), ("member_ids", "2")])
@@ -287,6 +320,8 @@ async def test_partnerships_with_their_members(client: TestClient) -> None:
 
 
 async def test_empty_states_say_so(client: TestClient) -> None:
+    """With no partnerships the partnership list says there are none yet, and a hospital without
+    departments says so on its page."""
     async with client.app[DATABASE].session() as session:
         await session.exec(delete(PartnershipMember))  # type: ignore[call-overload]
         await session.exec(delete(PartnershipSupervisor))  # type: ignore[call-overload]
@@ -356,6 +391,7 @@ async def test_chinese_pages_have_no_english_left(client: TestClient) -> None:
 
 
 async def test_a_disabled_specialist_is_no_longer_offered_for_referrals(client: TestClient) -> None:
+    """Once an administrator disables a specialist, the county doctor's new-referral form no longer offers them."""
     await form_login(client, "dr.li")
     assert "王芳 Wang Fang" in await (await client.get("/referrals/new", headers=EN)).text()
     client.session.cookie_jar.clear()
@@ -367,6 +403,8 @@ async def test_a_disabled_specialist_is_no_longer_offered_for_referrals(client: 
 
 
 async def test_an_administrator_who_gives_up_the_role_lands_on_the_dashboard(client: TestClient) -> None:
+    """An administrator who makes themselves an auditor (another administrator remaining) is sent to the dashboard, not
+    to a console page they may no longer open: /admin is then 403."""
     await form_login(client, "admin")
     created = await post(client, "/admin/users/new", {"username": "admin2", "display_name": "Second", "role": "admin",
                                                       "hospital_id": "1", "password_mode": "set",

@@ -206,6 +206,8 @@ def test_an_entry_in_words(event: AuditEvent, locale: str, actor: tuple[str, str
 
 
 def test_patients_are_masked() -> None:
+    """The audit view masks a patient's name to each word's first character and a star for each other one (张伟 as
+    张*, Zhang Wei as Z**** W**); an empty name stays empty."""
     assert review.masked("张伟") == "张*" and review.masked("张伟 Zhang Wei") == "张* Z**** W**"
     assert review.masked("") == ""
 

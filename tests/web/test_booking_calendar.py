@@ -42,6 +42,10 @@ def _calendar(page: str) -> str:
 
 
 async def test_the_calendar_shows_the_week_by_day_and_specialist_on_the_hospital_s_clock(client: TestClient) -> None:
+    """An accepted referral's calendar heads the week's seven days by date and weekday, a row per specialist of the
+    referral's specialty; free slots are buttons in the clinic hours on the hospital's clock (08:00 CST, midnight UTC),
+    Monday to Saturday, with the zone named and Sunday without hours; the referral's urgency, reason and sender are
+    shown, and the weeks before and after are a link away."""
     referral = await _accepted(client)
     monday = _next_monday()
     page = await client.get(f"/referrals/{referral}?week={monday}", headers=EN)
@@ -65,6 +69,8 @@ async def test_the_calendar_shows_the_week_by_day_and_specialist_on_the_hospital
 
 
 async def test_the_calendar_speaks_chinese(client: TestClient) -> None:
+    """To a Chinese reader the calendar names weekdays (星期一...) and dates (月日) in Chinese, links
+    上一周 and 下一周, and still names the zone CST."""
     referral = await _accepted(client)
     calendar = _calendar(await (await client.get(f"/referrals/{referral}?week={_next_monday()}", headers=ZH)).text())
     assert re.findall(r'<span class="weekday">([^<]+)</span>', calendar)[:3] == ["星期一", "星期二", "星期三"]

@@ -41,6 +41,8 @@ async def _create(client: TestClient, headers: dict[str, str] = EN, **changes: o
 
 
 async def test_the_form_offers_the_partner_specialists_and_names_the_clock(client: TestClient) -> None:
+    """The new-consultation form offers the partner hospital's specialists, preselects the patient it was opened for,
+    and says the start is read on the hospital's clock (Asia/Shanghai, CST)."""
     await form_login(client, "dr.li")
     page = await (await client.get("/consultations/new?patient_id=1", headers=EN)).text()
     for name in ("王芳 Wang Fang", "周杰 Zhou Jie", "何静 He Jing"):
@@ -50,6 +52,10 @@ async def test_the_form_offers_the_partner_specialists_and_names_the_clock(clien
 
 
 async def test_a_doctor_sets_up_a_multi_party_consultation_and_invites_the_patient(client: TestClient) -> None:
+    """A doctor's consultation with two specialists is stored with its start read on the hospital's clock and its
+    length, with one invitation, and leads to the invitation page: the whole link to copy, a QR code that is an SVG
+    without script, and a message ready to send naming the patient, the doctor, the hospital, the time and the link; for
+    a Chinese reader the message and the copy button are in Chinese."""
     await form_login(client, "dr.li")
     start = _local()
     created = await _create(client, planned_start=start)
@@ -86,6 +92,7 @@ async def test_a_doctor_sets_up_a_multi_party_consultation_and_invites_the_patie
 
 
 async def test_without_the_invitation_the_doctor_goes_back_to_the_dashboard(client: TestClient) -> None:
+    """A consultation set up without inviting the patient leads back to the dashboard, which lists it."""
     await form_login(client, "dr.li")
     created = await _create(client, invite="")
     assert created.status == 303 and created.headers["Location"] == "/"
@@ -104,6 +111,9 @@ async def test_without_the_invitation_the_doctor_goes_back_to_the_dashboard(clie
 ])
 async def test_refusals_are_shown_beside_the_field_and_the_api_refuses_alike(
         client: TestClient, changes: dict, api: dict, english: str, chinese: str) -> None:
+    """Each row: a start in the past or unreadable, an empty title, no participant, or a coordinator slipped into a
+    tampered form is a 422 with the reason beside the field in English and in Chinese, keeping what was typed and
+    writing nothing; the API refuses the same input with a 422 naming that field alone."""
     [field] = changes
     await form_login(client, "dr.li")
     refused = await _create(client, **changes)
@@ -126,6 +136,7 @@ async def test_refusals_are_shown_beside_the_field_and_the_api_refuses_alike(
 
 @pytest.mark.parametrize("username", ["auditor", "admin"])
 async def test_administrators_and_auditors_are_refused(client: TestClient, username: str) -> None:
+    """Each row (an auditor, an administrator): the new-consultation form and its post are 403."""
     await form_login(client, username)
     assert (await client.get("/consultations/new", headers=EN)).status == 403
     assert (await _create(client)).status == 403
@@ -139,6 +150,8 @@ async def test_a_coordinator_is_not_offered_to_invite(client: TestClient) -> Non
 
 
 async def test_links_are_withdrawn_and_made_again_only_by_participants(client: TestClient) -> None:
+    """A participant withdraws the patient's link (the page then says no link works) and makes a new one, the only one
+    shown; a doctor who takes no part gets 403 for the invitation page and for making a link."""
     await form_login(client, "dr.li")
     target = (await _create(client)).headers["Location"]
     page = await (await client.get(target, headers=EN)).text()
@@ -159,6 +172,8 @@ async def test_links_are_withdrawn_and_made_again_only_by_participants(client: T
 
 
 async def test_the_room_page_offers_to_copy_the_link_and_points_to_the_qr_code(client: TestClient) -> None:
+    """The room page offers to copy the patient's link and links to the invitation page with its QR code; the copy
+    script it loads is served and writes to the clipboard."""
     await form_login(client, "dr.li")
     room = await (await client.get("/consultations/1", headers=EN)).text()
     assert 'data-copy="#invite-link"' in room and 'href="/consultations/1/invitations"' in room

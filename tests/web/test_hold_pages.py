@@ -27,6 +27,8 @@ async def _holds(client: TestClient) -> list[LegalHold]:
 ])
 async def test_an_auditor_places_and_releases_a_hold(client: TestClient, language: str, headers: dict, placed: str,
                                                      released: str) -> None:
+    """Each row, a language: an auditor opens the holds page (linked from the top bar), places a hold on a consultation
+    with its reason and releases it, each answer saying so in that language and listing the hold as active, then not."""
     await form_login(client, "auditor")
     page = await client.get("/holds", headers=headers)
     assert page.status == 200 and page.headers["Content-Language"] == language
@@ -46,6 +48,9 @@ async def test_an_auditor_places_and_releases_a_hold(client: TestClient, languag
 @pytest.mark.parametrize(("headers", "required"), [(EN, "Please fill this in."), (ZH, "请填写此项。")])
 async def test_a_refused_form_says_why_beside_the_field_and_keeps_what_was_typed(client: TestClient, headers: dict,
                                                                                  required: str) -> None:
+    """Each row, a language: a hold without a number or a reason is a 422 with the reason beside the field,
+    keeping the reason typed, and a patient who does not exist is a 404, none of them placing a hold; a release
+    without a reason is a 422 and the hold stays in force."""
     await form_login(client, "admin")
     empty = await post(client, "/holds", {"subject": "patient", "number": "", "reason": "kept"}, headers)
     text = await empty.text()
@@ -64,6 +69,8 @@ async def test_a_refused_form_says_why_beside_the_field_and_keeps_what_was_typed
 
 @pytest.mark.parametrize("username", ["dr.li", "coord.zhao", "dr.wang"])
 async def test_others_are_turned_away(client: TestClient, username: str) -> None:
+    """Each row (a county doctor, a coordinator, a specialist): the holds page and its form are
+    403, and their top bar has no link to it."""
     await form_login(client, username)
     assert (await client.get("/holds", headers=EN)).status == 403
     assert (await post(client, "/holds", {"subject": "patient", "number": "1", "reason": "x"})).status == 403
@@ -88,6 +95,8 @@ async def test_the_hold_shows_on_the_chart_and_the_recordings(client: TestClient
 
 
 async def test_the_chinese_page_has_no_english_left(client: TestClient) -> None:
+    """The Chinese holds page, with holds placed and one released, has no English word left but for people's names,
+    zone names, the language switcher's "English" and CST."""
     await form_login(client, "admin")
     await post(client, "/holds", {"subject": "patient", "number": "1", "reason": "诉讼"})
     await post(client, "/holds", {"subject": "consultation", "number": "1", "reason": "投诉"})
@@ -142,6 +151,8 @@ async def test_purged_files_show_as_deleted_not_as_links(client: TestClient, hea
                                                             (ZH, "保存期满，已删除", "设立法律保全")])
 async def test_the_audit_page_tells_purges_and_holds_in_words(client: TestClient, headers: dict, purged: str,
                                                               placed: str) -> None:
+    """Each row, a language: the audit page tells a recording's purge and a hold placed in words, and filtered to
+    retention actions it keeps the purge and leaves out the hold."""
     from datetime import timedelta
 
     from server.appkeys import SETTINGS

@@ -30,10 +30,14 @@ ROOT = Path(__file__).resolve().parents[2]
     ],
 )
 def test_accept_language(header: str | None, expected: str) -> None:
+    """Each row: an Accept-Language header and the language chosen, by quality then order: any Simplified Chinese tag is
+    zh-CN, English wins when it is the supported language most preferred, English at q=0 or with a quality that cannot
+    be read is passed over, and no header or no supported language gives the zh-CN default."""
     assert negotiate(header, default="zh-CN") == expected
 
 
 def test_default_applies_when_nothing_matches() -> None:
+    """When no supported language matches, the default the caller names is chosen, not a fixed one."""
     assert negotiate("de", default="en") == "en"
 
 
@@ -58,5 +62,7 @@ def test_every_message_has_a_chinese_translation() -> None:
 
 
 def test_catalog_compiles_and_translates() -> None:
+    """The Chinese catalog compiles at first use and translates ("Log in" is 登录); English, the
+    source language, shows the message as written."""
     assert translations("zh-CN").gettext("Log in") == "登录"
     assert translations("en").gettext("Log in") == "Log in"

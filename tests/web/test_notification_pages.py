@@ -32,6 +32,9 @@ def _count(page: str) -> int:
 
 
 async def test_the_count_drops_as_notifications_are_opened(client: TestClient) -> None:
+    """A specialist's unread count shows in the top bar of every page (home, patients, hours, notifications), and their
+    notices are linked from the list and the dashboard; opening one leads to its referral and drops the count by one,
+    another user's notice is a 404 to them, and "mark all read" returns to the page named and leaves nothing unread."""
     mine = await _notify(client, "dr.wang", 7, 8, 9)
     theirs = await _notify(client, "dr.li", 7)
     await form_login(client, "dr.wang")
@@ -54,6 +57,8 @@ async def test_the_count_drops_as_notifications_are_opened(client: TestClient) -
 
 
 async def test_empty_and_in_chinese(client: TestClient) -> None:
+    """With no notifications the page says so and the top bar shows no count; with one, the Chinese page has its
+    heading, "mark all read" and the unread count in Chinese, and the notice itself too."""
     await form_login(client, "dr.zhou")
     page = await (await client.get("/notifications", headers=EN)).text()
     assert "You have no notifications." in page and 'id="unread-count"' not in page
@@ -64,6 +69,9 @@ async def test_empty_and_in_chinese(client: TestClient) -> None:
 
 
 async def test_the_top_bar_shows_what_the_role_may_open(client: TestClient) -> None:
+    """The top bar links each role only to what it may open: a county doctor their
+    consultations, referrals, patients and notifications, a specialist and a coordinator clinic
+    hours too, an auditor the audit trail, holds and notifications."""
     links = {}
     for username in ("dr.li", "dr.wang", "coord.zhao", "auditor"):
         client.session.cookie_jar.clear()

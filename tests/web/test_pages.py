@@ -23,6 +23,8 @@ async def form_login(client: TestClient, username: str, next_path: str = "/", pa
 
 
 async def test_anonymous_visitor_is_sent_to_login_and_back(client: TestClient) -> None:
+    """A visitor without a session is sent to log in, the page they wanted kept in the form, and
+    is sent back to it once logged in."""
     first = await client.get("/consultations/1", allow_redirects=False)
     assert first.status == 303
     assert first.headers["Location"].startswith("/login?next=")
@@ -35,6 +37,8 @@ async def test_anonymous_visitor_is_sent_to_login_and_back(client: TestClient) -
 
 
 async def test_wrong_password_shows_the_form_again_with_401(client: TestClient) -> None:
+    """A wrong password shows the login form again with a 401 and says so, keeping the username,
+    and sets no session cookie."""
     response = await form_login(client, "dr.li", password="wrong-password")
     assert response.status == 401
     text = await response.text()
@@ -45,11 +49,16 @@ async def test_wrong_password_shows_the_form_again_with_401(client: TestClient) 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
 async def test_login_never_redirects_off_site(client: TestClient, target: str) -> None:
+    """Each row, a next address off this site (absolute, scheme-relative, with a backslash):
+    after logging in the browser is sent home instead."""
     response = await form_login(client, "dr.li", target)
     assert response.headers["Location"] == "/"
 
 
 async def test_dashboard_lists_own_consultations_only(client: TestClient) -> None:
+    """A participant's dashboard lists the consultation with its start on the hospital's clock,
+    labelled with the zone's short name (CST) rather than its IANA name; a doctor who takes no part
+    sees none of it and is told they have no consultations."""
     await form_login(client, "dr.wang")
     text = await (await client.get("/", headers=EN)).text()
     assert "Chest pain follow-up" in text and 'href="/consultations/1"' in text
@@ -65,6 +74,8 @@ async def test_dashboard_lists_own_consultations_only(client: TestClient) -> Non
 
 
 async def test_dashboard_offers_clinicians_their_calendar_feed(client: TestClient) -> None:
+    """A specialist's dashboard offers a calendar feed address, which answers 200; an auditor's
+    dashboard has no calendar."""
     await form_login(client, "dr.wang")
     text = await (await client.get("/", headers=EN)).text()
     feed = re.search(r'value="(http://[^"]+/calendar/[^"]+\.ics)"', text)
@@ -76,6 +87,8 @@ async def test_dashboard_offers_clinicians_their_calendar_feed(client: TestClien
 
 
 async def test_room_page_carries_its_config_and_security_headers(client: TestClient) -> None:
+    """The room page carries its room-token address in its config and loads its script from this site, under a CSP
+    allowing only this site's scripts and with no-store caching; the call script is served."""
     await form_login(client, "dr.li")
     response = await client.get("/consultations/1", headers=EN)
     assert response.status == 200
@@ -89,6 +102,8 @@ async def test_room_page_carries_its_config_and_security_headers(client: TestCli
 
 
 async def test_non_participant_gets_a_403_page(client: TestClient) -> None:
+    """A doctor who takes no part in a consultation gets a 403 page saying so; a consultation
+    that does not exist is a 404."""
     await form_login(client, "dr.chen")
     response = await client.get("/consultations/1", headers=EN)
     assert response.status == 403
@@ -111,6 +126,8 @@ async def test_titles_cannot_break_out_of_the_page(client: TestClient) -> None:
 
 
 async def test_pages_speak_chinese_by_default_and_english_when_asked(client: TestClient) -> None:
+    """The login page is in Chinese when the browser asks for no language (Content-Language
+    zh-CN) and in English when it asks for English."""
     chinese = await client.get("/login")
     assert "<h1>登录</h1>" in await chinese.text()
     assert chinese.headers["Content-Language"] == "zh-CN"
@@ -119,6 +136,8 @@ async def test_pages_speak_chinese_by_default_and_english_when_asked(client: Tes
 
 
 async def test_language_choice_is_kept_on_the_account(client: TestClient) -> None:
+    """A language chosen on the page is saved on the account, and after logging in again it
+    beats the browser's Chinese Accept-Language."""
     await form_login(client, "dr.wang")
     chosen = await client.post("/language", data={"locale": "en", "next": "/"}, allow_redirects=False)
     assert chosen.status == 303
@@ -133,11 +152,14 @@ async def test_language_choice_is_kept_on_the_account(client: TestClient) -> Non
 
 
 async def test_unknown_language_is_ignored(client: TestClient) -> None:
+    """A language the site does not offer is ignored: choosing it redirects and sets no language cookie."""
     response = await client.post("/language", data={"locale": "xx", "next": "/login"}, allow_redirects=False)
     assert response.status == 303 and "telemed_lang" not in response.cookies
 
 
 async def test_logout_from_the_page_ends_the_session(client: TestClient) -> None:
+    """Logging out from the page leads to the login page and revokes the session's token on the server: the old cookie's
+    token is refused (401, token-revoked), not only forgotten by the browser."""
     await form_login(client, "dr.li")
     token = client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE_NAME].value
     response = await client.post("/logout", allow_redirects=False)
@@ -148,6 +170,8 @@ async def test_logout_from_the_page_ends_the_session(client: TestClient) -> None
 
 
 def test_guest_links_never_reach_the_access_log() -> None:
+    """The access log writes a patient's invitation path without its token, which is the key to
+    the visit; other paths are written as they are."""
     from server.accesslog import loggable_path
 
     assert loggable_path("/visit/eyJhbGciOi.secret.sig") == "/visit/…"

@@ -31,6 +31,10 @@ def _error_beside(page: str, field: str) -> str:
 
 
 async def test_a_doctor_registers_finds_and_opens_a_patient(client: TestClient) -> None:
+    """A county doctor registers a patient and lands on the chart, which shows the national ID only by its
+    last four characters and offers to set up a consultation; the patient is found by part of the name or
+    by the national ID in lower case (not shown back), an ID with a wrong check character is refused
+    beside its field, and a search that finds no one says so."""
     await form_login(client, "dr.li")
     registered = await _register(client)
     assert registered.status == 303
@@ -75,6 +79,7 @@ async def test_refusals_are_shown_beside_the_fields_in_the_readers_language(clie
 
 
 async def test_a_second_record_of_one_person_points_to_the_first(client: TestClient) -> None:
+    """Registering the same national ID again under another name is a 409 whose page links to the first record."""
     await form_login(client, "dr.li")
     first = (await _register(client)).headers["Location"]
     again = await _register(client, name="another spelling")
@@ -83,6 +88,8 @@ async def test_a_second_record_of_one_person_points_to_the_first(client: TestCli
 
 
 async def test_the_list_is_paged(client: TestClient) -> None:
+    """The patient list shows a page at a time, with the total and links between the pages (22 patients: 20,
+    then 2), and a page number below 1 is a 422 saying so."""
     headers = await login(client, "dr.li")
     for n in range(21):
         assert (await client.post("/api/patients", json={"name": f"Liu {n:02d}"}, headers=headers)).status == 201
@@ -102,6 +109,9 @@ async def test_the_list_is_paged(client: TestClient) -> None:
     ("dr.li", "/patients/999", 404),
 ])
 async def test_others_are_refused(client: TestClient, username: str, path: str, status: int) -> None:
+    """Each row: an administrator or an auditor on the patient pages, a doctor of another county hospital or the partner
+    hospital's specialist with no shared referral on the demo patient's chart, is refused (403), and a chart that does
+    not exist is a 404; no answer shows the patient's name."""
     await form_login(client, username)
     response = await client.get(path, headers=EN)
     assert response.status == status
@@ -109,6 +119,7 @@ async def test_others_are_refused(client: TestClient, username: str, path: str, 
 
 
 async def test_the_chart_lists_the_patients_consultations(client: TestClient) -> None:
+    """The patient's chart lists their consultation with its start on the hospital's clock, the zone named (CST)."""
     await form_login(client, "dr.li")
     chart = await (await client.get("/patients/1", headers=EN)).text()
     assert 'data-consultation-id="1"' in chart and "Chest pain follow-up" in chart
@@ -116,6 +127,7 @@ async def test_the_chart_lists_the_patients_consultations(client: TestClient) ->
 
 
 async def test_the_pages_speak_chinese(client: TestClient) -> None:
+    """The patient list and the registration form are in Chinese for a Chinese reader."""
     await form_login(client, "dr.li")
     listed = await (await client.get("/patients", headers=ZH)).text()
     assert "<h1>患者</h1>" in listed and "登记患者" in listed and "张伟 Zhang Wei" in listed

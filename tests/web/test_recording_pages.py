@@ -54,6 +54,7 @@ async def test_the_list_shows_each_recording_in_the_viewers_time_zone(client: Te
 
 
 async def test_the_list_speaks_chinese(client: TestClient) -> None:
+    """A participant's recordings list is in Chinese for a Chinese reader and links back to the room."""
     await stored_call(client.app, seconds=1.5)
     await form_login(client, "dr.wang")
     text = await (await client.get("/consultations/1/recordings", headers=ZH)).text()
@@ -63,6 +64,8 @@ async def test_the_list_speaks_chinese(client: TestClient) -> None:
 
 @pytest.mark.parametrize("path", ["/consultations/1/recordings", "/recordings/{id}"])
 async def test_the_pages_refuse_those_the_rules_refuse(client: TestClient, path: str) -> None:
+    """Each row, the recordings list and the player: a doctor who takes no part in the consultation gets a 403 HTML
+    page, and the refusal adds nothing to the audit trail."""
     row = await stored_recording(client)
     await form_login(client, "dr.chen")
     before = await audit_tail(client.app[DATABASE])
@@ -118,6 +121,7 @@ async def test_the_player_runs_no_inline_script(client: TestClient) -> None:
 
 
 async def test_an_unfinished_recording_has_no_player(client: TestClient) -> None:
+    """A recording still being made has no player: its page is a 503 saying it is not finished yet."""
     row = await stored_recording(client, RecordingStatus.RECORDING)
     await form_login(client, "dr.wang")
     response = await client.get(f"/recordings/{row.id}", headers=EN)
@@ -125,6 +129,8 @@ async def test_an_unfinished_recording_has_no_player(client: TestClient) -> None
 
 
 async def test_the_room_and_the_audit_trail_lead_to_the_recordings(client: TestClient) -> None:
+    """The room links to its recordings, and the auditor's trail of a recording viewed links to
+    that recording and to the consultation's recordings."""
     row = await stored_recording(client)
     await form_login(client, "dr.li")
     room = await (await client.get("/consultations/1", headers=EN)).text()

@@ -51,6 +51,7 @@ def test_every_error_code_has_words_in_chinese() -> None:
 
 
 def test_every_field_label_has_words_in_chinese() -> None:
+    """Every field label the pages use to name a refused field has Chinese words."""
     assert all(chinese(zh(label)) for label in FIELD_LABELS.values())
 
 
@@ -101,6 +102,8 @@ def test_a_reason_without_words_is_never_shown_in_english_to_a_chinese_reader() 
 
 
 def test_a_refused_transition_names_the_state_in_the_readers_words() -> None:
+    """A refused referral transition names the referral's state in the reader's words: 已安排 in
+    Chinese, the English sentence as written."""
     error = IllegalTransition("A referral that is scheduled cannot be accepted.", state="scheduled",
                               action="accept")
     assert error_text(error, zh) == "该转诊当前状态为“已安排”，无法接受。"
@@ -108,6 +111,8 @@ def test_a_refused_transition_names_the_state_in_the_readers_words() -> None:
 
 
 def test_a_message_with_values_in_it_falls_back_to_its_codes_sentence() -> None:
+    """A refusal whose message has a value in it (an id) has no words of its own in the catalog, so the reader gets its
+    error code's sentence instead, in Chinese and in English alike."""
     assert error_text(TelemedError("There is no referral 999.", code="not-found"), zh) == "这里没有内容，或您无权查看。"
     assert error_text(TelemedError("'abc' is not a referral id.", code="bad-id"), en) == \
         "This address does not name anything: its number is not valid."
@@ -142,12 +147,16 @@ async def test_an_unknown_address_is_a_translated_page(client: TestClient, heade
                                                 (EN, "This page cannot be opened that way.")])
 async def test_a_wrong_method_is_a_translated_page_that_says_what_is_allowed(client: TestClient, headers: dict,
                                                                               words: str) -> None:
+    """Each row, a language: opening the POST-only logout address with GET is a 405 page in the
+    reader's language, with an Allow header naming POST."""
     response = await client.get("/logout", headers=headers)
     assert response.status == 405 and words in await response.text()
     assert response.headers["Allow"] == "POST"
 
 
 async def test_the_patients_error_page_offers_nothing_of_an_account(client: TestClient) -> None:
+    """A patient's bad invitation link gets an error page, in either language, with a hint and
+    nothing of an account: no home link, no "my consultations"."""
     for headers in (ZH, EN):
         text = await (await client.get("/visit/not-a-token", headers=headers)).text()
         assert 'id="error-home"' not in text and "我的会诊" not in text and "my consultations" not in text
@@ -160,6 +169,8 @@ async def test_the_patients_error_page_offers_nothing_of_an_account(client: Test
 ])
 async def test_a_refused_form_names_the_field_by_its_label(client: TestClient, headers: dict, label: str,
                                                            reason: str) -> None:
+    """Each row, a language: a referral sent without the patient's consent to sharing is a 422 naming the field by its
+    label with the reason, never by its code name sharing_consent."""
     await form_login(client, "dr.li")
     refused = await client.post("/referrals/new", headers=headers, allow_redirects=False, data={
         "patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",
@@ -172,6 +183,8 @@ async def test_a_refused_form_names_the_field_by_its_label(client: TestClient, h
                                                 (EN, "A referral that is accepted cannot be accepted.")])
 async def test_accepting_an_accepted_referral_is_refused_in_the_readers_words(client: TestClient, headers: dict,
                                                                              words: str) -> None:
+    """Each row, a language: a coordinator accepting a referral already accepted gets a 409 saying, in the
+    reader's words, that an accepted referral cannot be accepted."""
     await form_login(client, "dr.li")
     created = await client.post("/referrals/new", headers=headers, allow_redirects=False, data={
         "patient_id": "1", "specialty": "cardiology", "urgency": "urgent", "target_hospital_id": "1",

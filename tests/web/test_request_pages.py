@@ -31,6 +31,8 @@ async def _referral(client: TestClient, **changes: str) -> str:
 
 
 async def test_the_form_names_a_missing_question_and_a_bad_code_beside_them(client: TestClient) -> None:
+    """A new referral without a question for the specialist and with an unknown diagnosis code is a 422 with a Chinese
+    reason beside each field, each marked invalid, and the request as typed is kept (its history, the title wanted)."""
     await form_login(client, "dr.li")
     refused = await client.post("/referrals/new", data={**FORM, "question": "", "diagnosis_code": "X99.99"},
                                 headers=ZH, allow_redirects=False)
@@ -75,6 +77,9 @@ async def test_the_receiving_side_reads_the_request_laid_out_on_its_clock(client
 
 
 async def test_the_request_withholds_the_patient_once_consent_is_withdrawn(client: TestClient) -> None:
+    """Once the patient's consent to sharing is withdrawn, the receiving coordinator's request page
+    says the records are withheld and shows neither the patient's name nor the question, history or
+    reason; the PDF has neither the name nor the question."""
     referral = await _referral(client)
     withdrawn = await client.post(f"{referral}/sharing-consent/withdraw", headers=EN, allow_redirects=False)
     assert withdrawn.status == 303
@@ -88,6 +93,7 @@ async def test_the_request_withholds_the_patient_once_consent_is_withdrawn(clien
 
 
 async def test_outsiders_are_refused_the_request_page_and_pdf(client: TestClient) -> None:
+    """A doctor of another county hospital gets 403 for a referral's request page, its PDF and its edit form."""
     referral = await _referral(client)
     await form_login(client, "dr.chen")
     for path in (f"{referral}/request", f"{referral}/request.pdf", f"{referral}/request/edit"):

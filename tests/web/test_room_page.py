@@ -51,6 +51,9 @@ def _shanghai(moment: datetime) -> str:
 
 async def test_a_room_not_open_yet_says_when_it_opens_on_the_readers_clock(client: TestClient,
                                                                           settings: Settings) -> None:
+    """Two hours before the start the room page says the room is not open yet and when it opens, on the doctor's
+    hospital's clock (CST), in English and in Chinese; the closed notice and the call are hidden, and the page's config
+    carries the window's state, its opening and the server's time now."""
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
     await _plan(client, 1, start)
     opens = start - timedelta(minutes=settings.room_opens_minutes_before)
@@ -71,6 +74,8 @@ async def test_a_room_not_open_yet_says_when_it_opens_on_the_readers_clock(clien
 
 
 async def test_the_patient_waits_for_the_opening_too(client: TestClient, settings: Settings) -> None:
+    """The invited patient, having consented, also sees that the room is not open yet and when
+    it opens (CST), the config's window not open either."""
     guest = await invite(client)
     await consent(client, guest)
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=40)
@@ -82,6 +87,9 @@ async def test_the_patient_waits_for_the_opening_too(client: TestClient, setting
 
 
 async def test_a_closed_room_says_so_and_offers_the_way_back(client: TestClient) -> None:
+    """A consultation planned a day ago has a closed room: the page says nobody can join it any
+    more and offers the way back to the reader's consultations, in English and in Chinese; the
+    not-open notice is hidden and the config's window is closed."""
     await _plan(client, 1, datetime.now(UTC) - timedelta(days=1))
     await form_login(client, "dr.li")
     page = await (await client.get("/consultations/1", headers=EN)).text()
@@ -94,6 +102,8 @@ async def test_a_closed_room_says_so_and_offers_the_way_back(client: TestClient)
 
 
 async def test_an_open_room_shows_the_call_and_no_notice(client: TestClient) -> None:
+    """While the room is open the page shows the call with both notices hidden, and no referral
+    panel for a consultation booked for none."""
     await form_login(client, "dr.li")
     page = await (await client.get("/consultations/1", headers=EN)).text()
     assert _config(page)["window"]["state"] == "open"
@@ -109,6 +119,8 @@ def test_every_signaling_error_has_words() -> None:
 
 
 async def test_the_page_carries_each_signaling_errors_words_in_the_readers_language(client: TestClient) -> None:
+    """The room page hands its script a sentence for every signaling error code in the reader's language, e.g. Chinese
+    for a full room and for a recording still missing consent."""
     await form_login(client, "dr.li")
     errors = _strings(await (await client.get("/consultations/1", headers=ZH)).text())["errors"]
     assert set(errors) == {kind.code for kind in ErrorCode}
@@ -133,6 +145,10 @@ async def _room(client: TestClient, username: str, consultation: int) -> str:
 
 
 async def test_the_referral_is_beside_the_call_with_only_what_the_viewer_may_see(client: TestClient) -> None:
+    """In a booked consultation's room the booked specialist and the referring doctor see the referral beside the
+    call (reason, summary, question, a link to the whole request, attachments for the viewer), the report form for
+    the specialist alone; once the patient withdraws consent to sharing, the specialist sees none of the records or
+    files, while the referring doctor still sees their own."""
     referral, consultation, _ = await _booked(client)
     reason, summary = "Chest pain on exertion, ECG changes", "68-year-old man; ST depression in V4-V6."
     for username in ("dr.wang", "dr.li"):
@@ -165,6 +181,8 @@ async def test_the_referral_is_beside_the_call_with_only_what_the_viewer_may_see
 
 
 async def test_a_participant_who_may_not_see_the_referral_gets_no_panel(client: TestClient) -> None:
+    """Another specialist added to a booked consultation, not the one booked for its referral,
+    gets the room without the referral panel or its summary."""
     _, consultation, known = await _booked(client)
     async with client.app[DATABASE].session() as session:
         session.add(ConsultationParticipant(consultation_id=consultation, user_id=known["dr.zhou"]))
@@ -175,6 +193,7 @@ async def test_a_participant_who_may_not_see_the_referral_gets_no_panel(client: 
 
 
 async def test_the_patient_sees_nothing_of_the_referral(client: TestClient) -> None:
+    """The invited patient's room shows no referral panel, nothing of its summary and no attachment."""
     _, consultation, _ = await _booked(client)
     guest = await invite(client, consultation=consultation)
     await consent(client, guest)
@@ -217,6 +236,8 @@ async def test_the_specialist_signs_the_report_from_the_room(client: TestClient)
 
 
 async def test_only_the_booked_specialist_may_sign_the_report(client: TestClient) -> None:
+    """The referring doctor's report from the room is a 403 saying only the booked specialist signs it, a doctor of
+    another hospital is refused too (403), and the referral stays scheduled."""
     referral, consultation, _ = await _booked(client)
     await _room(client, "dr.li", consultation)
     refused = await client.post(f"/consultations/{consultation}/report", headers=EN, allow_redirects=False,

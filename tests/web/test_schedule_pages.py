@@ -30,6 +30,9 @@ async def _hours(client: TestClient, specialist: int = WANG) -> list[dict]:
 
 
 async def test_a_specialist_strikes_out_a_period_and_adds_one(client: TestClient) -> None:
+    """A specialist's hours link leads to their own week, on the hospital's clock and saying so;
+    striking out Monday afternoon and adding a Sunday period saves the whole week as the API
+    then reads it, and the page says it was saved."""
     await form_login(client, "dr.wang")
     index = await client.get("/hours", headers=EN, allow_redirects=False)
     assert index.status == 303 and index.headers["Location"] == f"/specialists/{WANG}/hours"
@@ -54,6 +57,8 @@ async def test_a_specialist_strikes_out_a_period_and_adds_one(client: TestClient
 ])
 async def test_refusals_are_shown_beside_the_row_and_nothing_changes(client: TestClient, headers: dict,
                                                                       overlap: str, order: str) -> None:
+    """Each row, a language: a new period overlapping another, or a period changed to start after it ends, is refused
+    with the reason beside its row (422), keeping what was typed, and the stored hours do not change."""
     await form_login(client, "dr.wang")
     before = await _hours(client)
     form = _week_form(await (await client.get(f"/specialists/{WANG}/hours", headers=headers)).text())
@@ -70,6 +75,9 @@ async def test_refusals_are_shown_beside_the_row_and_nothing_changes(client: Tes
 
 
 async def test_time_off_as_a_run_of_days(client: TestClient) -> None:
+    """A coordinator finds their hospital's specialists listed, adds time off over a run of days (a day each, shown as
+    one run with its note), is refused a run ending before it starts (422, in Chinese beside the last day), and
+    removes the run whole; a tampered list of ids is a 400."""
     await form_login(client, "coord.zhao")
     index = await (await client.get("/hours", headers=EN)).text()
     assert f'href="/specialists/{ZHOU}/hours"' in index and f'href="/specialists/{WANG}/hours"' in index
@@ -101,6 +109,9 @@ async def test_time_off_as_a_run_of_days(client: TestClient) -> None:
     ("dr.wang", "/specialists/1/hours", 404),  # not a specialist
 ])
 async def test_others_are_refused(client: TestClient, username: str, path: str, status: int) -> None:
+    """Each row: a county doctor or an auditor on the hours index, another specialist or a county doctor on a
+    specialist's hours, a specialist on the hours of an account that is no specialist (404): the page answers with that
+    status, and for a specialist's page so does its time-off form."""
     await form_login(client, username)
     assert (await client.get(path, headers=EN)).status == status
     if path.startswith("/specialists/"):
@@ -109,6 +120,7 @@ async def test_others_are_refused(client: TestClient, username: str, path: str, 
 
 
 async def test_the_editor_speaks_chinese(client: TestClient) -> None:
+    """The hours editor is in Chinese: its heading with the specialist's name, the weekdays and its buttons."""
     await form_login(client, "dr.wang")
     page = await (await client.get(f"/specialists/{WANG}/hours", headers=ZH)).text()
     assert "王芳 Wang Fang的出诊时间" in page and "星期一" in page and "保存每周出诊时间" in page and "添加停诊" in page

@@ -38,12 +38,14 @@ def test_the_committed_copies_are_the_pinned_files(package: vendor.Package) -> N
 
 
 def test_axe_core_is_pinned_to_a_4x_release_with_its_licences() -> None:
+    """axe-core is pinned to a 4.x release, and its pinned files include the minified script and its LICENSE."""
     axe = next(p for p in vendor.PINNED if p.name == "axe-core")
     assert axe.version.startswith("4.")
     assert {"axe.min.js", "LICENSE"} <= set(axe.files)
 
 
 def test_a_tarball_that_is_not_the_pinned_one_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A downloaded tarball that differs from the pinned one is refused with an integrity error."""
     files = {"lib.js": b"console.log(1)"}
     package = _package(files, _tarball(files))
     tampered = _tarball({"lib.js": b"console.log(2)"})
@@ -61,6 +63,9 @@ def test_a_tarball_that_is_not_the_pinned_one_is_refused(monkeypatch: pytest.Mon
 
 
 def test_only_pinned_files_are_written_and_each_is_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Installing writes only the pinned files, never another file of the tarball nor one whose path climbs
+    out of the vendor directory; a file whose SHA-256 differs from its pin is refused and not written, and a
+    pinned file missing from the tarball is refused by name."""
     files = {"lib.js": b"console.log(1)", "LICENSE": b"MIT"}
     tarball = _tarball({**files, "../../escape.js": b"x", "other.js": b"y"})
     package = _package(files, tarball)

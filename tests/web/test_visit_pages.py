@@ -29,6 +29,10 @@ async def _answer(client: TestClient, guest: str, purpose: str, answer: str) -> 
 
 
 async def test_the_link_asks_for_each_consent_before_anything_else(client: TestClient) -> None:
+    """An invitation link first asks for consent to the video visit and, apart, to recording, without
+    naming the hospital; the check and room pages send back to it until the video consent is given,
+    then open (the room with the guest's room-token address and the recording consent's full text),
+    and withdrawing that consent closes the room at once."""
     guest = await invite(client)
     page = await client.get(f"/visit/{guest}", headers=EN)
     text = await page.text()
@@ -55,12 +59,15 @@ async def test_the_link_asks_for_each_consent_before_anything_else(client: TestC
 
 
 async def test_the_consent_page_is_in_the_patients_language(client: TestClient) -> None:
+    """The consent page heads both consents in Chinese for a Chinese browser."""
     guest = await invite(client)
     text = await (await client.get(f"/visit/{guest}", headers={"Accept-Language": "zh-CN"})).text()
     assert "远程视频会诊知情同意" in text and "会诊录制知情同意" in text
 
 
 async def test_a_bad_answer_is_explained_and_records_nothing(client: TestClient) -> None:
+    """A consent answer for a purpose that does not exist is explained as not recorded, and the
+    page offers no way on to the visit."""
     guest = await invite(client)
     response = await client.post(f"/visit/{guest}/consent", headers=EN, data={"purpose": "all", "answer": "agree"})
     text = await response.text()
@@ -70,21 +77,27 @@ async def test_a_bad_answer_is_explained_and_records_nothing(client: TestClient)
 @pytest.mark.parametrize("link", ["/visit/not-a-token", "/visit/eyJhbGciOiJIUzI1NiJ9.e30.x",
                                   "/visit/not-a-token/check", "/visit/not-a-token/room"])
 async def test_a_bad_link_explains_itself_instead_of_asking_for_a_login(client: TestClient, link: str) -> None:
+    """Each row, a malformed or forged token on one of the visit's pages: a 401 HTML page in the browser's
+    language asking for a new link from the doctor, not a login."""
     page = await client.get(link, headers=EN, allow_redirects=False)
     assert page.status == 401 and page.content_type == "text/html" and page.headers["Content-Language"] == "en"
     assert "Please ask the doctor for a new one." in await page.text()
 
 
 async def test_a_revoked_link_says_so(client: TestClient) -> None:
+    """A link the doctor has withdrawn (the withdrawal answered 200) answers 401, saying it was withdrawn."""
     guest = await invite(client)
     listed = await client.get("/api/consultations/1/invitations", headers=await login(client, "dr.li"))
     number = (await listed.json())["invitations"][0]["id"]
-    await client.delete(f"/api/invitations/{number}", headers=await login(client, "dr.li"))
+    revoked = await client.delete(f"/api/invitations/{number}", headers=await login(client, "dr.li"))
+    assert revoked.status == 200, await revoked.text()
     page = await client.get(f"/visit/{guest}", headers=EN)
     assert page.status == 401 and "This invitation was withdrawn." in await page.text()
 
 
 async def test_a_link_stops_working_when_the_consultation_ends(client: TestClient) -> None:
+    """Once the consultation is completed the patient's link answers 401 saying it no longer
+    works, and no room token is given for it."""
     guest = await invite(client)
     async with client.app[DATABASE].session() as session:
         consultation = await session.get(Consultation, 1)

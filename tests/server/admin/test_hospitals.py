@@ -36,6 +36,8 @@ async def _actions(database: Database) -> list[tuple[str, str]]:
 
 
 async def test_a_hospital_is_created_and_edited_with_a_real_time_zone(database: Database, admin: Principal) -> None:
+    """An administrator creates a hospital in an IANA time zone and changes its level and zone; it is listed, and the
+    trail holds its creation and an update naming each change with its before and after."""
     async with database.session() as session:
         created = await hospitals.create(session, admin, HospitalInput.model_validate(MOUNTAIN))
         edited = await hospitals.update(session, admin, created.id, HospitalInput.model_validate(
@@ -54,12 +56,16 @@ async def test_a_hospital_is_created_and_edited_with_a_real_time_zone(database: 
     ({"level": "quaternary"}, "level"), ({"name": ""}, "name"), ({"region": "x" * 201}, "region"),
 ])
 def test_hospital_fields_are_checked(fields: dict, field: str) -> None:
+    """Each row: an unknown time zone, an abbreviation (CST) instead of an IANA zone, an unknown level, an empty name or
+    a region over 200 characters is refused, the error naming that field alone."""
     with pytest.raises(pydantic.ValidationError) as caught:
         HospitalInput.model_validate({**MOUNTAIN, **fields})
     assert [e["loc"] for e in caught.value.errors()] == [(field,)]
 
 
 async def test_hospital_names_are_unique(database: Database, admin: Principal) -> None:
+    """A hospital cannot be created, or renamed, under a name another hospital has (a conflict); saving a hospital again
+    under its own name is allowed."""
     async with database.session() as session:
         first = await hospitals.create(session, admin, HospitalInput.model_validate(MOUNTAIN))
         with pytest.raises(Conflict):
@@ -71,6 +77,9 @@ async def test_hospital_names_are_unique(database: Database, admin: Principal) -
 
 
 async def test_departments_belong_to_a_hospital_and_name_a_specialty(database: Database, admin: Principal) -> None:
+    """A department is added to a hospital, once per name there; an unknown specialty is refused naming specialty_id,
+    and an unknown hospital is not found; an edit renames it and gives it a specialty, and the creation and the edit are
+    audited."""
     async with database.session() as session:
         hospital = await hospitals.create(session, admin, HospitalInput.model_validate(MOUNTAIN))
         cardiology = (await session.exec(select(Specialty).where(Specialty.code == "cardiology"))).one()
@@ -93,6 +102,9 @@ async def test_departments_belong_to_a_hospital_and_name_a_specialty(database: D
 
 
 async def test_specialties_are_created_and_edited_by_code(database: Database, admin: Principal) -> None:
+    """A specialty is created once per code (the same code again is a conflict) and its slot length edited, and the list
+    comes sorted by code; a code with capitals and a space, slots of 7 or 0 minutes and an empty Chinese name are
+    refused."""
     body = SpecialtyInput(code="dermatology", name_zh="皮肤科", name_en="Dermatology", slot_minutes=20)
     async with database.session() as session:
         created = await specialties.create(session, admin, body)
@@ -136,6 +148,8 @@ async def test_a_partnership_joins_its_hospitals_for_referrals(database: Databas
 
 
 async def test_partnerships_name_hospitals_that_exist(database: Database, admin: Principal) -> None:
+    """A partnership whose lead, or one of whose members, is no hospital is refused naming that field, and one named
+    like an existing partnership is a conflict."""
     async with database.session() as session:
         for body, field in ((NewPartnership(name="P", lead_hospital_id=999), "lead_hospital_id"),
                             (NewPartnership(name="P", lead_hospital_id=1, member_ids=[2, 999]), "member_ids")):
@@ -149,6 +163,8 @@ async def test_partnerships_name_hospitals_that_exist(database: Database, admin:
 
 @pytest.mark.parametrize("username", ["dr.li", "coord.zhao", "auditor"])
 async def test_only_administrators_keep_hospitals_and_partnerships(database: Database, username: str) -> None:
+    """Each row: a county doctor, a coordinator or an auditor is forbidden to list or create hospitals, to list
+    specialties or partnerships, and to add a hospital to a partnership."""
     who = await principal(database, username)
     async with database.session() as session:
         for attempt in (hospitals.list_all(session, who),

@@ -45,6 +45,8 @@ OPERATIONS = [
 
 @pytest.mark.parametrize("username", ["dr.li", "dr.wang", "coord.zhao", "auditor"])
 async def test_everyone_but_administrators_is_refused(client: TestClient, username: str) -> None:
+    """Each row, a county doctor, a specialist, a coordinator or an auditor: every admin operation, even with a valid
+    body, answers 403 `forbidden`; and with no token at all the account list answers 401."""
     headers = await login(client, username)
     for method, path, body in OPERATIONS:
         response = await client.request(method, path, json=body, headers=headers)
@@ -55,6 +57,8 @@ async def test_everyone_but_administrators_is_refused(client: TestClient, userna
 
 
 async def test_every_operation_answers_an_administrator(client: TestClient) -> None:
+    """An administrator gets 200 or 201 from every admin operation in the table, so the refusals of the other roles come
+    from the role, not from the request."""
     headers = await login(client, "admin")
     for method, path, body in OPERATIONS:
         response = await client.request(method, path, json=body, headers=headers)
@@ -79,6 +83,8 @@ async def test_every_operation_answers_an_administrator(client: TestClient) -> N
 ])
 async def test_bad_fields_are_named(client: TestClient, method: str, path: str, body: dict | None,
                                     fields: set[str]) -> None:
+    """Each row: a bad body or query to an admin operation answers 422 `validation-failed` naming exactly the fields
+    that are wrong, no more and no fewer, so the administrator sees which ones to correct."""
     response = await client.request(method, path, json=body, headers=await login(client, "admin"))
     assert response.status == 422, await response.text()
     error = (await response.json())["error"]
@@ -86,6 +92,9 @@ async def test_bad_fields_are_named(client: TestClient, method: str, path: str, 
 
 
 async def test_the_last_administrator_is_kept(client: TestClient) -> None:
+    """The last active administrator can neither disable their own account nor give it another role (409
+    `last-administrator`, saying why), and is still an administrator afterwards: the system is never left with nobody to
+    run it."""
     headers = await login(client, "admin")
     me = (await (await client.get("/api/me", headers=headers)).json())["id"]
     for method, path, body in [("POST", f"/api/admin/accounts/{me}/disable", None),
@@ -104,6 +113,8 @@ async def _login_status(client: TestClient, username: str, password: str) -> int
 
 
 async def test_a_disabled_account_cannot_log_in_and_its_sessions_end_for_good(client: TestClient) -> None:
+    """Disabling an account ends its open session at once (401 `account-disabled`) and refuses its password; enabling it
+    again lets it log in afresh but does not revive the session disabling ended (401 `session-ended`)."""
     admin = await login(client, "admin")
     li = await login(client, "dr.li")
     li_id = (await (await client.get("/api/me", headers=li)).json())["id"]
@@ -122,6 +133,8 @@ async def test_a_disabled_account_cannot_log_in_and_its_sessions_end_for_good(cl
 
 
 async def test_a_reset_password_logs_in_and_ends_the_old_sessions(client: TestClient) -> None:
+    """A reset with no password chosen answers a generated one of at least 10 characters that logs in, while the old
+    password and the open session stop working; a password the administrator chooses is not echoed back and logs in."""
     admin = await login(client, "admin")
     li = await login(client, "dr.li")
     li_id = (await (await client.get("/api/me", headers=li)).json())["id"]
@@ -139,6 +152,8 @@ async def test_a_reset_password_logs_in_and_ends_the_old_sessions(client: TestCl
 
 
 async def test_a_new_role_takes_effect_on_the_next_request(client: TestClient) -> None:
+    """A changed role applies to the account's existing token on its very next request: the county doctor refused the
+    audit log (403) reads it as an auditor with the same token."""
     admin = await login(client, "admin")
     chen = await login(client, "dr.chen")
     me = await (await client.get("/api/me", headers=chen)).json()
@@ -150,6 +165,9 @@ async def test_a_new_role_takes_effect_on_the_next_request(client: TestClient) -
 
 
 async def test_accounts_are_created_found_and_listed_a_page_at_a_time(client: TestClient) -> None:
+    """A new specialist account takes its specialty from its department and gets a generated password that logs in and
+    is not shown when the account is read again; the same username in capitals is refused 409; a search by name and role
+    finds the account alone on one page."""
     admin = await login(client, "admin")
     created = await client.post("/api/admin/accounts", headers=admin, json={
         "username": "dr.sun", "display_name": "孙涛 Sun Tao", "role": "specialist", "hospital_id": 1,
@@ -167,6 +185,8 @@ async def test_accounts_are_created_found_and_listed_a_page_at_a_time(client: Te
 
 
 async def test_a_hospital_and_a_partnership_through_the_api(client: TestClient) -> None:
+    """A hospital created with its own time zone keeps it and joins a new partnership as a member; the partnership's
+    lead hospital cannot be removed from it (409), the member can."""
     admin = await login(client, "admin")
     hospital = await (await client.post("/api/admin/hospitals", json=HOSPITAL, headers=admin)).json()
     assert hospital["timezone"] == "Asia/Urumqi"
@@ -181,6 +201,8 @@ async def test_a_hospital_and_a_partnership_through_the_api(client: TestClient) 
 
 
 async def test_the_openapi_document_names_the_bodies(client: TestClient) -> None:
+    """The OpenAPI document refers the admin request bodies to their named schemas (NewAccount, HospitalInput,
+    PasswordReset, MemberInput), and HospitalInput declares the time zone."""
     document = await (await client.get("/api/openapi.json")).json()
     for path, method, model in [("/api/admin/accounts", "post", "NewAccount"),
                                 ("/api/admin/hospitals", "post", "HospitalInput"),

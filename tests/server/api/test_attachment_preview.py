@@ -66,6 +66,8 @@ async def test_the_partner_sees_the_frame_windowed_and_it_is_audited(client: Tes
 
 
 async def test_a_frame_of_three(client: TestClient) -> None:
+    """Each frame of a three-frame DICOM is drawn on its own, the brighter frames brighter, with its number and the
+    count; asking for a fourth frame answers 422 saying which frames there are."""
     frames = np.stack([gradient() // 4 + 1000 * k for k in range(3)])
     _referral, row = await attached(client, dicom_file(frames, window=(1500, 3000)))
     headers = await login(client, "coord.zhao")
@@ -115,6 +117,8 @@ async def test_the_api_answers_as_the_download_does(client: TestClient) -> None:
 ])
 async def test_what_cannot_be_drawn_is_a_422_with_its_code(client: TestClient, data: bytes, name: str,
                                                            code: str) -> None:
+    """Each row, a file the viewer cannot draw: a JPEG-compressed DICOM answers 422 `dicom-compressed`; a DICOM with no
+    image in it, or a PNG, answers 422 `no-preview`."""
     _referral, row = await attached(client, data, name)
     response = await client.get(f"/api/attachments/{row['id']}/preview", headers=await login(client, "dr.li"))
     assert response.status == 422 and (await response.json())["error"]["code"] == code
@@ -122,6 +126,8 @@ async def test_what_cannot_be_drawn_is_a_422_with_its_code(client: TestClient, d
 
 @pytest.mark.parametrize("frame", ["-1", "one", "１", "99999999", ""])
 async def test_a_frame_that_is_not_a_whole_number_is_a_422(client: TestClient, frame: str) -> None:
+    """Each row, a frame that is negative, a word, a full-width digit, empty or far past the last: the preview answers
+    422 naming the `frame` field."""
     _referral, row = await attached(client, dicom_file())
     response = await client.get(f"/api/attachments/{row['id']}/preview?frame={frame}",
                                 headers=await login(client, "dr.li"))
@@ -129,6 +135,8 @@ async def test_a_frame_that_is_not_a_whole_number_is_a_422(client: TestClient, f
 
 
 async def test_what_cannot_be_drawn_is_said_in_the_reader_s_language(client: TestClient) -> None:
+    """A compressed DICOM's refusal is said in the reader's language (Chinese for zh-CN) and names the file's transfer
+    syntax, so the doctor learns why it cannot be shown."""
     _referral, row = await attached(client, dicom_file(syntax=JPEG_DICOM_SYNTAX), "jpeg.dcm")
     headers = {**await login(client, "dr.li"), "Accept-Language": "zh-CN"}
     answer = await (await client.get(f"/api/attachments/{row['id']}/preview", headers=headers)).json()

@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from server.appkeys import DATABASE, SETTINGS
 from server.audit import trail as audit
+from server.http import MAX_JSON_BODY
 from server.models import Attachment
 from server.referrals.attachments import sniff
 
@@ -22,6 +23,8 @@ DICOM = bytes(128) + b"DICM" + bytes(64)
 
 
 def test_types_are_told_by_their_bytes() -> None:
+    """A file's type is told by its first bytes: PNG, PDF, JPEG, DICOM and WebP are recognised; a RIFF that is not WebP,
+    an executable and HTML are not."""
     assert sniff(PNG).content_type == "image/png" and sniff(PDF).content_type == "application/pdf"
     assert sniff(b"\xff\xd8\xff\xe0" + bytes(10)).content_type == "image/jpeg"
     assert sniff(DICOM).content_type == "application/dicom"
@@ -44,6 +47,9 @@ async def _upload(client: TestClient, referral: int, data: bytes, filename: str,
 
 
 async def test_the_referring_doctor_attaches_and_the_partner_downloads(client: TestClient) -> None:
+    """The referring doctor's upload is typed by its bytes, not by what the browser claimed, and sealed on disk; the
+    partner's coordinator lists it and downloads the same bytes under its Chinese name in a sandbox, and both the adding
+    and the download are audited."""
     referral = await create(client, await ids(client))
     status, attached = await _upload(client, referral["id"], PDF, "心电图 ECG.pdf", content_type="image/png")
     assert status == 201, attached
@@ -67,6 +73,9 @@ async def test_the_referring_doctor_attaches_and_the_partner_downloads(client: T
 
 
 async def test_others_neither_attach_nor_read(client: TestClient) -> None:
+    """Only the referring doctor attaches (the partner's coordinator and another county's doctor get 403); the other
+    county's doctor cannot download, nor can the partner once the patient withdraws consent (403 `records-withheld`),
+    while the referring doctor still can."""
     referral = await create(client, await ids(client))
     status, attached = await _upload(client, referral["id"], PNG, "x.png")
     assert status == 201
@@ -87,6 +96,8 @@ async def test_others_neither_attach_nor_read(client: TestClient) -> None:
 ])
 async def test_refused_files_leave_nothing_behind(client: TestClient, data: bytes, name: str, status: int,
                                                   code: str) -> None:
+    """Each row, an executable named .png or an empty file: 415 `unsupported-type`, and neither a row nor a file, not
+    even a part of one, is left behind."""
     referral = await create(client, await ids(client))
     got, body = await _upload(client, referral["id"], data, name)
     assert (got, body["error"]["code"]) == (status, code)
@@ -101,21 +112,28 @@ async def _nothing_stored(client: TestClient) -> None:
 
 
 async def test_a_file_over_the_limit_is_refused_and_leaves_nothing(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A file over the configured attachment limit answers 413 naming the limit and leaves nothing stored; a file within
+    the limit, though larger than the JSON body limit (MAX_JSON_BODY, which uploads do not go by), is accepted whole."""
     from dataclasses import replace
 
-    client = await _start(replace(settings, attachment_max_bytes=300_000))
+    limit = 2 * MAX_JSON_BODY
+    client = await _start(replace(settings, attachment_max_bytes=limit))
     try:
         referral = await create(client, await ids(client))
-        got, body = await _upload(client, referral["id"], PNG + bytes(400_000), "big.png")
-        assert got == 413 and body["error"]["max_bytes"] == 300_000
+        got, body = await _upload(client, referral["id"], PNG + bytes(limit), "big.png")
+        assert got == 413 and body["error"]["max_bytes"] == limit
         await _nothing_stored(client)
-        fits, _ = await _upload(client, referral["id"], PNG + bytes(250_000), "fits.png")
-        assert fits == 201, "larger than the JSON body limit, within the attachment limit"
+        data = PNG + bytes(MAX_JSON_BODY + 100_000)
+        assert MAX_JSON_BODY < len(data) < limit
+        fits, attached = await _upload(client, referral["id"], data, "fits.png")
+        assert fits == 201, ("larger than the JSON body limit, within the attachment limit", attached)
+        assert attached["size"] == len(data)
     finally:
         await client.close()
 
 
 async def test_a_request_without_a_file_is_explained(client: TestClient) -> None:
+    """An upload sent as JSON instead of a multipart file answers 400 `bad-upload` rather than failing obscurely."""
     referral = await create(client, await ids(client))
     response = await client.post(f"/api/referrals/{referral['id']}/attachments", json={"file": "x"},
                                  headers=await login(client, "dr.li"))

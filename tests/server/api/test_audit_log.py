@@ -28,6 +28,8 @@ async def _activity(client: TestClient) -> None:
 
 @pytest.mark.parametrize("username", ["dr.li", "dr.wang", "coord.zhao", "admin"])
 async def test_only_auditors_read_and_export_the_trail(client: TestClient, username: str) -> None:
+    """Each row, a county doctor, a specialist, a coordinator or an administrator: the audit trail's API, its export and
+    its page all answer 403; reading who did what is the auditor's alone."""
     headers = await login(client, username)
     for path in ("/api/audit", "/api/audit/export?format=csv", "/audit"):
         response = await client.get(path, headers={**headers, **EN})
@@ -35,6 +37,9 @@ async def test_only_auditors_read_and_export_the_trail(client: TestClient, usern
 
 
 async def test_filters_narrow_the_trail(client: TestClient) -> None:
+    """The whole trail comes newest first with its chain holding; an action prefix, an actor with a consultation, a
+    single action and a date range each narrow it to exactly the matching entries, and a range with no activity to
+    none."""
     await _activity(client)
     auditor = await login(client, "auditor")
     everything = await (await client.get("/api/audit", headers=auditor)).json()
@@ -56,11 +61,16 @@ async def test_filters_narrow_the_trail(client: TestClient) -> None:
 @pytest.mark.parametrize(("query", "field"), [("since=yesterday", "since"), ("consultation=one", "consultation"),
                                               ("format=xml", "format")])
 async def test_bad_filters_are_named(client: TestClient, query: str, field: str) -> None:
+    """Each row, a date that is not a date, a consultation that is not a number or an unknown format: the export answers
+    422 naming that field."""
     response = await client.get(f"/api/audit/export?{query}", headers=await login(client, "auditor"))
     assert response.status == 422 and field in (await response.json())["error"]["fields"]
 
 
 async def test_exports_hold_the_chain_and_are_themselves_audited(client: TestClient) -> None:
+    """The CSV export is a download with a byte-order mark (for spreadsheets), oldest first, each row with its hash and
+    the previous one and its detail; the JSON export states its filter; and each export is itself audited as the
+    auditor's, with its format, filter and count."""
     await _activity(client)
     auditor = await login(client, "auditor")
     exported = await client.get("/api/audit/export?action=consent.&format=csv", headers=auditor)
@@ -85,6 +95,9 @@ async def test_exports_hold_the_chain_and_are_themselves_audited(client: TestCli
 
 
 async def test_the_page_shows_the_trail_and_a_broken_chain(client: TestClient) -> None:
+    """The auditor's page lists the filtered entries with the chain holding and offers the CSV export of the same
+    filter; once an entry is altered in the database the page says the chain is broken; a bad date answers 422 naming
+    it."""
     await _activity(client)
     await client.post("/login", data={"username": "auditor", "password": "telemed-demo"})
     page = await client.get("/audit?action=consent.", headers=EN)

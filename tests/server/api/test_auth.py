@@ -18,6 +18,8 @@ from ...conftest import login
 
 
 async def test_login_returns_a_bearer_token_that_works(client: TestClient) -> None:
+    """A good login answers a Bearer token with its lifetime and the user, without the password hash, and the token
+    opens /api/me as that user."""
     response = await client.post("/api/auth/login", json={"username": "dr.wang", "password": "telemed-demo"})
     assert response.status == 200
     body = await response.json()
@@ -47,6 +49,8 @@ async def test_wrong_credentials_are_401_with_one_message(client: TestClient, us
     ],
 )
 async def test_malformed_login_says_what_is_wrong(client: TestClient, body: str, status: int, code: str) -> None:
+    """Each row: a body that is not JSON answers 400 `bad-json`; a missing or empty field, or an array instead of an
+    object, answers 422 `validation-failed` naming fields."""
     response = await client.post("/api/auth/login", data=body, headers={"Content-Type": "application/json"})
     assert response.status == status
     error = (await response.json())["error"]
@@ -65,12 +69,15 @@ async def test_malformed_login_says_what_is_wrong(client: TestClient, body: str,
     ],
 )
 async def test_api_refuses_missing_or_malformed_tokens(client: TestClient, headers: dict, code: str) -> None:
+    """Each row: no credentials answer 401 `login-required`; Basic credentials, an empty Bearer token or one that is not
+    a JWT answer 401 `token-invalid`."""
     response = await client.get("/api/consultations", headers=headers)
     assert response.status == 401
     assert (await response.json())["error"]["code"] == code
 
 
 async def test_expired_token_is_401_with_a_message(client: TestClient) -> None:
+    """A signed token past its lifetime answers 401 `token-expired` with a message telling the user to log in again."""
     settings = client.app[SETTINGS]
     token = AccessToken(issuer=settings.jwt_issuer, ttl=60).with_identity("1").to_jwt(
         client.app[KEYS], now=time.time() - 3600)
@@ -81,6 +88,8 @@ async def test_expired_token_is_401_with_a_message(client: TestClient) -> None:
 
 
 async def test_logout_ends_the_token_before_it_expires(client: TestClient) -> None:
+    """After logout the same token answers 401 `token-revoked` though it has not expired, while a new login still
+    works."""
     headers = await login(client, "dr.li")
     assert (await client.post("/api/auth/logout", headers=headers)).status == 200
     response = await client.get("/api/me", headers=headers)
@@ -91,6 +100,8 @@ async def test_logout_ends_the_token_before_it_expires(client: TestClient) -> No
 
 
 async def test_disabled_account_loses_access_at_once(client: TestClient) -> None:
+    """An account disabled in the database loses its open session on the next request (401 `account-disabled`) and
+    cannot log in again."""
     headers = await login(client, "dr.chen")
     async with client.app[DATABASE].session() as session:
         user = (await session.exec(select(User).where(User.username == "dr.chen"))).one()
@@ -105,6 +116,8 @@ async def test_disabled_account_loses_access_at_once(client: TestClient) -> None
 
 
 async def test_session_cookie_authenticates_api_and_refuses_cross_site_writes(client: TestClient) -> None:
+    """The page login sets an HttpOnly, SameSite=Lax cookie that authenticates the API; a write from another site's
+    origin with that cookie is refused 403 `cross-site` and changes nothing (the session is not logged out)."""
     form = await client.post("/login", data={"username": "dr.li", "password": "telemed-demo", "next": "/"},
                              allow_redirects=False)
     assert form.status == 303
@@ -118,6 +131,7 @@ async def test_session_cookie_authenticates_api_and_refuses_cross_site_writes(cl
 
 
 async def test_unknown_api_route_is_json_404(client: TestClient) -> None:
+    """An unknown path under /api answers 404 as JSON (`not-found`), not an HTML page, so API clients can read it."""
     response = await client.get("/api/nothing-here", headers=await login(client, "dr.li"))
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "not-found"
@@ -141,6 +155,8 @@ async def test_password_guessing_is_slowed_to_429(client: TestClient) -> None:
 
 
 async def test_logins_and_failed_logins_are_audited(client: TestClient) -> None:
+    """A failed login is audited as anonymous naming the username, and a good one as the user's; the wrong password
+    itself is written nowhere in the trail."""
     bad = await client.post("/api/auth/login", json={"username": "dr.li", "password": "wrong password"})
     assert bad.status == 401
     await login(client, "dr.li")

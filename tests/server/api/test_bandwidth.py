@@ -37,6 +37,8 @@ async def test_the_download_is_as_many_random_bytes_as_asked_never_cached(client
 
 
 async def test_the_upload_answers_how_many_bytes_arrived(client: TestClient) -> None:
+    """A confirmed guest's upload probe answers how many bytes arrived, so the device check can time the patient's
+    upstream link."""
     guest = await invite(client)
     response = await client.post(UPLOAD, json=as_guest(guest, data="x" * 256 * 1024))
     assert response.status == 200, await response.text()

@@ -17,6 +17,8 @@ async def _ids(client: TestClient, username: str) -> list[int]:
 
 
 async def test_each_user_lists_only_their_own_consultations(client: TestClient) -> None:
+    """The demo consultation is listed to its two participants, the county doctor and the specialist, and not to a
+    county doctor of another hospital."""
     assert await _ids(client, "dr.li") == [1]
     assert await _ids(client, "dr.wang") == [1]
     assert await _ids(client, "dr.chen") == []
@@ -30,6 +32,7 @@ async def test_auditors_and_administrators_list_no_consultations(client: TestCli
 
 
 async def test_participant_reads_the_consultation(client: TestClient) -> None:
+    """A participant opens the consultation and sees its participants by name, in order, and the patient it is about."""
     response = await client.get("/api/consultations/1", headers=await login(client, "dr.wang"))
     assert response.status == 200
     body = await response.json()
@@ -50,6 +53,8 @@ async def test_participant_reads_the_consultation(client: TestClient) -> None:
 )
 async def test_who_may_open_a_consultation(client: TestClient, username: str, path: str, status: int,
                                            code: str | None) -> None:
+    """Each row: another county's doctor, an administrator and an auditor get 403 `forbidden` with a message; an unknown
+    id is 404 and an id that is not a number 400 `bad-id`; the partner hospital's coordinator opens it."""
     response = await client.get(path, headers=await login(client, username))
     assert response.status == status
     if code:
@@ -66,6 +71,8 @@ def _new(**changes: object) -> dict:
 
 
 async def test_county_doctor_creates_a_consultation_with_a_partner_specialist(client: TestClient) -> None:
+    """A county doctor's new consultation with a partner specialist includes its creator, and is listed to the
+    specialist but not to a county doctor of another hospital."""
     headers = await login(client, "dr.li")
     response = await client.post("/api/consultations", json=_new(patient_id=1), headers=headers)
     assert response.status == 201, await response.text()
@@ -89,6 +96,8 @@ async def test_county_doctor_creates_a_consultation_with_a_partner_specialist(cl
 )
 async def test_invalid_consultation_is_422_naming_the_field_and_writes_nothing(
         client: TestClient, changes: dict, field: str) -> None:
+    """Each row, a start without a time zone, no participant, an unknown one or a coordinator, an empty title, an
+    unknown patient or an unknown field: 422 naming that field, and the doctor's list of consultations is unchanged."""
     headers = await login(client, "dr.li")
     before = await _ids(client, "dr.li")
     response = await client.post("/api/consultations", json=_new(**changes), headers=headers)
@@ -107,6 +116,7 @@ async def test_patient_of_another_hospital_cannot_be_attached(client: TestClient
 
 @pytest.mark.parametrize("username", ["auditor", "admin"])
 async def test_non_clinical_roles_cannot_create(client: TestClient, username: str) -> None:
+    """Each row, an auditor or an administrator: setting up a consultation is refused 403."""
     response = await client.post("/api/consultations", json=_new(), headers=await login(client, username))
     assert response.status == 403
 

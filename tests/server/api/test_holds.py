@@ -9,6 +9,8 @@ from ...conftest import login
 
 
 async def test_place_list_release_over_rest(client: TestClient) -> None:
+    """An auditor places a hold on a consultation, an administrator finds it among the active holds, and the auditor
+    releases it; releasing it again is 409 and no active hold is left."""
     auditor = await login(client, "auditor")
     placed = await client.post("/api/holds", json={"consultation_id": 1, "reason": "Regulator's inquiry"},
                                headers=auditor)
@@ -25,14 +27,22 @@ async def test_place_list_release_over_rest(client: TestClient) -> None:
 
 
 async def test_others_are_refused_and_bad_bodies_are_422(client: TestClient) -> None:
+    """A county doctor can neither list nor place holds (403); an administrator's hold on neither or both of a patient
+    and a consultation, on a patient id that is not a number, or without a reason is 422 `validation-failed` naming
+    the wrong field in `fields` (`patient_id`, `reason`; `body` for neither or both, a rule over two fields); an unknown
+    patient is 404 and a hold id that is not a number 400."""
     doctor = await login(client, "dr.li")
     assert (await client.get("/api/holds", headers=doctor)).status == 403
     assert (await client.post("/api/holds", json={"patient_id": 1, "reason": "x"}, headers=doctor)).status == 403
     admin = await login(client, "admin")
-    for body in ({"reason": "nobody"}, {"patient_id": 1, "consultation_id": 1, "reason": "both"},
-                 {"patient_id": "one", "reason": "x"}, {"patient_id": 1}):
+    for body, field in (({"reason": "nobody"}, "body"),
+                        ({"patient_id": 1, "consultation_id": 1, "reason": "both"}, "body"),
+                        ({"patient_id": "one", "reason": "x"}, "patient_id"),
+                        ({"patient_id": 1}, "reason")):
         answer = await client.post("/api/holds", json=body, headers=admin)
         assert answer.status == 422, (body, await answer.text())
-        assert (await answer.json())["error"]["code"] == "validation-failed"
+        error = (await answer.json())["error"]
+        assert error["code"] == "validation-failed"
+        assert list(error["fields"]) == [field], (body, error)
     assert (await client.post("/api/holds", json={"patient_id": 999, "reason": "x"}, headers=admin)).status == 404
     assert (await client.post("/api/holds/abc/release", json={"reason": "x"}, headers=admin)).status == 400

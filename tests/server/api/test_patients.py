@@ -20,6 +20,8 @@ NATIONAL_ID = "11010519491231002X"  # the standard's own example, with a valid c
 
 
 def test_national_ids_are_checked_by_their_check_character() -> None:
+    """A national ID is trimmed and its check character upper-cased; a wrong check character, too few digits or a letter
+    other than X at the end is refused with the reason."""
     assert normalise_national_id(" 11010519491231002x ") == NATIONAL_ID
     for bad, why in [("110105194912310021", "check character"), ("1101051949123100", "17 digits"),
                      ("11010519491231002Y", "17 digits")]:
@@ -35,6 +37,9 @@ async def _register(client: TestClient, username: str = "dr.li", **fields: objec
 
 
 async def test_the_national_id_is_kept_only_as_a_hash_and_matches_once(client: TestClient) -> None:
+    """The national ID is stored only as a hash and shown only by its last four; the same ID again at the same hospital,
+    under another name, is 409 `duplicate-patient` naming the record, while another hospital keeps its own; a search by
+    the ID finds the record and is audited without the ID in it."""
     status, patient = await _register(client)
     assert status == 201 and patient["national_id_last4"] == "002X" and "national_id" not in patient
     async with client.app[DATABASE].session() as session:
@@ -58,6 +63,8 @@ async def test_the_national_id_is_kept_only_as_a_hash_and_matches_once(client: T
                                                ({"phone": "call me"}, "phone"), ({"name": ""}, "name")])
 async def test_bad_patient_fields_are_named_and_nothing_is_written(client: TestClient, fields: dict,
                                                                    field: str) -> None:
+    """Each row, a national ID with a wrong check character, an impossible birth year, a phone that is not a number or
+    an empty name: 422 naming that field, and no patient is added."""
     status, body = await _register(client, **fields)
     assert status == 422 and field in body["error"]["fields"]
     async with client.app[DATABASE].session() as session:
@@ -66,6 +73,8 @@ async def test_bad_patient_fields_are_named_and_nothing_is_written(client: TestC
 
 @pytest.mark.parametrize("username", ["admin", "auditor"])
 async def test_administrators_and_auditors_see_no_health_records(client: TestClient, username: str) -> None:
+    """Each row, an administrator or an auditor: registering a patient and reading a patient's record are both refused
+    403."""
     assert (await _register(client, username))[0] == 403
     response = await client.get("/api/patients/1", headers=await login(client, username))
     assert response.status == 403
@@ -81,6 +90,10 @@ async def _refer(client: TestClient) -> dict:
 
 
 async def test_records_reach_the_partner_hospital_only_while_the_patient_consents(client: TestClient) -> None:
+    """With the patient's verbal consent the partner's coordinator reads the referral and the record (without the phone)
+    and another county's doctor does not; only the referring doctor withdraws the consent, once; after that the partner
+    sees neither patient nor clinical text, while the referring hospital keeps its record; every view of the record is
+    audited, and only those."""
     referral = await _refer(client)
     consent = referral["sharing_consent"]
     assert (consent["method"], consent["recorded_by"], consent["purpose"]) == ("verbal", 1, "record_sharing")
@@ -115,6 +128,8 @@ async def test_records_reach_the_partner_hospital_only_while_the_patient_consent
 
 
 async def test_a_referral_is_not_sent_without_the_patients_consent(client: TestClient) -> None:
+    """A referral sent without the patient's consent to sharing is 422 naming `sharing_consent`; a draft needs none, but
+    submitting it without consent is the same 422 and it stays a draft."""
     doctor = await login(client, "dr.li")
     body = {"patient_id": 1, "specialty": "cardiology", "urgency": "routine", "reason": "Review",
             "question": "Is the murmur significant?", "target_hospital_id": 1}
@@ -129,6 +144,9 @@ async def test_a_referral_is_not_sent_without_the_patients_consent(client: TestC
 
 
 async def test_a_doctor_records_the_patients_verbal_consent_in_the_consultation(client: TestClient) -> None:
+    """A participating doctor records the patient's verbal consent to recording, as given by the patient and recorded by
+    the doctor, and it is listed; a doctor outside the consultation is refused 403, and consent to record sharing is not
+    a consultation's to record (400)."""
     doctor = await login(client, "dr.li")
     given = await client.post("/api/consultations/1/consents", json={"purpose": "recording"}, headers=doctor)
     body = await given.json()
@@ -144,6 +162,7 @@ async def test_a_doctor_records_the_patients_verbal_consent_in_the_consultation(
 
 
 async def test_the_list_is_searched_by_name_and_paged(client: TestClient) -> None:
+    """A search by name ignores case and pages by twenty: 21 matches are two pages, the second holding the last one."""
     headers = await login(client, "dr.li")
     for n in range(21):
         response = await client.post("/api/patients", json={"name": f"Liu {n:02d}"}, headers=headers)
@@ -157,5 +176,6 @@ async def test_the_list_is_searched_by_name_and_paged(client: TestClient) -> Non
 @pytest.mark.parametrize(("query", "field"), [("page=0", "page"), ("page=x", "page"),
                                               ("national_id=123", "national_id")])
 async def test_a_bad_search_is_named(client: TestClient, query: str, field: str) -> None:
+    """Each row, a page 0, a page that is not a number or a partial national ID: 422 naming that parameter."""
     response = await client.get(f"/api/patients?{query}", headers=await login(client, "dr.li"))
     assert response.status == 422 and field in (await response.json())["error"]["fields"]

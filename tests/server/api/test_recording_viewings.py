@@ -17,6 +17,9 @@ from ..consultations.test_recordings import audit_tail, stored_recording
 
 
 async def test_a_viewing_is_audited_once_whatever_ranges_the_player_asks_for(client: TestClient) -> None:
+    """Opening a viewing lists each participant's stream by name and role and adds one audit entry; each stream then
+    answers whole, in byte ranges and as a tail with the right lengths, adding up to a playable file, and 416 past its
+    end, with no further audit entry: the player's range requests are not separate viewings."""
     database = client.app[DATABASE]
     row = await stored_call(client.app)
     wang = await login(client, "dr.wang")
@@ -53,6 +56,9 @@ async def test_a_viewing_is_audited_once_whatever_ranges_the_player_asks_for(cli
 
 
 async def test_a_participants_stream_needs_the_viewers_own_viewing(client: TestClient) -> None:
+    """A participant's stream answers 401 without a viewing, with a forged one, with someone else's, with one for
+    another recording or with no login, and 404 for a participant number that is not there or not in ASCII digits; each
+    refusal carries a message."""
     row = await stored_call(client.app, seconds=1.5)
     wang, auditor = await login(client, "dr.wang"), await login(client, "auditor")
     viewing = await (await client.post(f"/api/recordings/{row.id}/viewings", headers=wang)).json()
@@ -76,6 +82,8 @@ async def test_a_participants_stream_needs_the_viewers_own_viewing(client: TestC
 @pytest.mark.parametrize(("username", "status"), [("dr.li", 201), ("auditor", 201), ("dr.chen", 403),
                                                   ("coord.zhao", 403), ("admin", 403)])
 async def test_viewings_are_for_participants_and_auditors(client: TestClient, username: str, status: int) -> None:
+    """Each row: a participating doctor or an auditor opens a viewing, audited once; another county's doctor, a
+    coordinator and an administrator are refused 403 and nothing is audited."""
     row = await stored_recording(client)
     headers = await login(client, username)  # a login is audited too: count after it
     before = len(await audit_tail(client.app[DATABASE]))
@@ -85,6 +93,7 @@ async def test_viewings_are_for_participants_and_auditors(client: TestClient, us
 
 
 async def test_the_list_points_at_the_player(client: TestClient) -> None:
+    """The consultation's list of recordings gives each one's viewings endpoint and its player page."""
     row = await stored_recording(client)
     listed = await (await client.get("/api/consultations/1/recordings", headers=await login(client, "auditor"))).json()
     assert listed["recordings"][0]["viewings_url"] == f"/api/recordings/{row.id}/viewings"

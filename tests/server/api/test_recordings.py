@@ -14,6 +14,8 @@ from ...conftest import login
 @pytest.mark.parametrize(("username", "status"), [("dr.li", 201), ("dr.chen", 403), ("auditor", 403)])
 async def test_only_participating_clinicians_record_their_consent(client: TestClient, username: str,
                                                                   status: int) -> None:
+    """Each row: a participating doctor records their consent to recording (201); another county's doctor and an auditor
+    are refused 403."""
     response = await client.post("/api/consultations/1/recording-consent", json={"given": True},
                                  headers=await login(client, username))
     assert response.status == status, await response.text()
@@ -25,6 +27,7 @@ async def test_only_participating_clinicians_record_their_consent(client: TestCl
     ({"given": True, "extra": 1}, 422, "validation-failed"),
 ])
 async def test_bad_consent_bodies_say_what_is_wrong(client: TestClient, body: dict, status: int, code: str) -> None:
+    """Each row, a `given` that is not a boolean, a missing one or an unknown field: 422 `validation-failed`."""
     response = await client.post("/api/consultations/1/recording-consent", json=body,
                                  headers=await login(client, "dr.li"))
     assert response.status == status
@@ -32,6 +35,7 @@ async def test_bad_consent_bodies_say_what_is_wrong(client: TestClient, body: di
 
 
 async def test_a_guest_needs_a_valid_link_to_consent(client: TestClient) -> None:
+    """A guest's consent to recording with a forged link is refused 401."""
     response = await client.post("/api/guest/recording-consent", json={"guest": "forged", "given": True})
     assert response.status == 401
 
@@ -40,6 +44,8 @@ async def test_a_guest_needs_a_valid_link_to_consent(client: TestClient) -> None
                                                   ("coord.zhao", 403)])
 async def test_recordings_are_for_participants_and_auditors(client: TestClient, username: str,
                                                             status: int) -> None:
+    """Each row: a participant and an auditor list the consultation's recordings (none yet); another county's doctor and
+    a coordinator are refused 403."""
     response = await client.get("/api/consultations/1/recordings", headers=await login(client, username))
     assert response.status == status, await response.text()
     if status == 200:
@@ -48,12 +54,14 @@ async def test_recordings_are_for_participants_and_auditors(client: TestClient, 
 
 @pytest.mark.parametrize(("path", "status"), [("/api/recordings/999/media", 404), ("/api/recordings/x/media", 400)])
 async def test_missing_or_malformed_recording(client: TestClient, path: str, status: int) -> None:
+    """Each row: an unknown recording's media is 404 and an id that is not a number 400, each with a message."""
     response = await client.get(path, headers=await login(client, "dr.li"))
     assert response.status == status
     assert "message" in (await response.json())["error"]
 
 
 async def test_recordings_need_a_login(client: TestClient) -> None:
+    """Listing a consultation's recordings without logging in is refused 401."""
     assert (await client.get("/api/consultations/1/recordings")).status == 401
 
 

@@ -40,6 +40,8 @@ async def test_the_request_travels_with_the_referral_and_reads_whole(client: Tes
 
 
 async def test_the_request_is_refused_to_whoever_may_not_see_the_referral(client: TestClient) -> None:
+    """The consultation request is refused 403 to another county's doctor, an administrator and a receiving specialist
+    the referral does not name; an unknown referral's is 404."""
     referral = await create(client, await ids(client), **REQUEST)
     for username, status in (("dr.chen", 403), ("admin", 403), ("dr.wang", 403)):
         response = await client.get(f"/api/referrals/{referral['id']}/request", headers=await login(client, username))
@@ -48,6 +50,8 @@ async def test_the_request_is_refused_to_whoever_may_not_see_the_referral(client
 
 
 async def test_submitting_without_a_question_names_it(client: TestClient) -> None:
+    """A referral sent without the question for the specialist is 422 naming the question alone; one with a diagnosis
+    code not in the list is 422 naming `diagnosis_code`."""
     known = await ids(client)
     refused = await client.post("/api/referrals", json=new_referral(known, question=""),
                                 headers=await login(client, "dr.li"))

@@ -74,6 +74,10 @@ async def booked_referral(client: TestClient) -> tuple[dict[str, Any], dict[str,
 
 
 async def test_referral_journey_from_request_to_opinion(client: TestClient) -> None:
+    """The whole journey: the coordinator's inbox puts the urgent referral before the routine one; accepted, it is
+    offered for booking; booked, it becomes a consultation for both doctors at the slot's time, the slot is no longer
+    offered and the referring doctor is notified; the specialist cannot complete it without a report, and signing one
+    completes it, its opinion and every step shown to the referring doctor and audited."""
     known = await ids(client)
     routine = await create(client, known, urgency="routine", reason="Palpitations, routine review")
     urgent = await create(client, known, target_specialist_id=known["dr.wang"])
@@ -143,6 +147,10 @@ FORBIDDEN = [
 @pytest.mark.parametrize(("username", "action", "fields"), FORBIDDEN)
 async def test_forbidden_actions_are_403_and_change_nothing(client: TestClient, username: str, action: str,
                                                             fields: dict) -> None:
+    """Each row, someone trying an action that is not theirs on a submitted referral (the referrer accepting, another
+    county cancelling, a specialist not asked for accepting, the specialist submitting, the coordinator completing, an
+    administrator declining, an auditor accepting): 403 with a message, and the referral is still submitted with no
+    event added."""
     known = await ids(client)
     referral = await create(client, known, target_specialist_id=known["dr.wang"])
     response = await act(client, username, referral["id"], action, **fields)
@@ -154,6 +162,8 @@ async def test_forbidden_actions_are_403_and_change_nothing(client: TestClient, 
 
 @pytest.mark.parametrize("username", ["dr.chen", "dr.zhou", "admin", "auditor"])
 async def test_outsiders_cannot_see_a_referral(client: TestClient, username: str) -> None:
+    """Each row, another county's doctor, a receiving specialist not asked for, an administrator or an auditor: the
+    referral is 403 and missing from their list, keeping the patient's details from those with no part in it."""
     known = await ids(client)
     referral = await create(client, known, target_specialist_id=known["dr.wang"])
     response = await client.get(f"/api/referrals/{referral['id']}", headers=await login(client, username))
@@ -162,18 +172,22 @@ async def test_outsiders_cannot_see_a_referral(client: TestClient, username: str
     assert referral["id"] not in [r["id"] for r in listed["referrals"]]
 
 
-@pytest.mark.parametrize(("username", "body"), [
-    ("coord.zhao", {}),  # coordinators do not refer
-    ("dr.wang", {}),
-    ("auditor", {}),
+@pytest.mark.parametrize("username", [
+    "coord.zhao",  # coordinators do not refer
+    "dr.wang",
+    "auditor",
 ])
-async def test_only_county_doctors_refer(client: TestClient, username: str, body: dict) -> None:
+async def test_only_county_doctors_refer(client: TestClient, username: str) -> None:
+    """Each row, a coordinator, a specialist or an auditor: sending a referral is refused 403."""
     known = await ids(client)
     response = await client.post("/api/referrals", json=new_referral(known), headers=await login(client, username))
     assert response.status == 403
 
 
 async def test_only_receiving_coordinators_book_and_move(client: TestClient) -> None:
+    """Neither the referring doctor nor the specialist may book an accepted referral's appointment or move it (403); the
+    receiving coordinator books it, then moves it to another specialist at another time with a reason, the consultation
+    following to the new specialist and the first one told why."""
     known = await ids(client)
     referral = await create(client, known)
     await act(client, "coord.zhao", referral["id"], "accept")
@@ -205,6 +219,11 @@ async def test_only_receiving_coordinators_book_and_move(client: TestClient) -> 
 
 
 async def test_illegal_transitions_are_409_with_a_message(client: TestClient) -> None:
+    """A declined referral keeps the reason given; accepting it afterwards is 409 `illegal-transition` with a message
+    saying why, and so is booking it: 409 `illegal-transition`, not 422. Booking checks the body first (a specialist
+    of the receiving hospital, the start of one of their future slots: else 422 naming the field), then the state; the
+    body here names a real slot (09:00 in Shanghai on a Monday, in dr.wang's morning clinic), so what refuses it is the
+    state, a declined referral not being one that can be scheduled; and it stays declined."""
     known = await ids(client)
     referral = await create(client, known)
     declined = await act(client, "coord.zhao", referral["id"], "decline", reason="Please refer to neurology")
@@ -215,13 +234,23 @@ async def test_illegal_transitions_are_409_with_a_message(client: TestClient) ->
     error = (await again.json())["error"]
     assert error["code"] == "illegal-transition"
     assert error["message"] == "A referral that is declined cannot be accepted."
+    today = datetime.now(UTC).date()
+    monday = today + timedelta(days=14 + -today.weekday() % 7)  # a Monday two weeks or more ahead, any day it runs
+    nine_in_shanghai = datetime(monday.year, monday.month, monday.day, 1, tzinfo=UTC).isoformat()
     early = await client.post(f"/api/referrals/{referral['id']}/appointment",
-                              json={"specialist_id": known["dr.wang"], "starts_at": "2030-01-07T01:00:00+00:00"},
+                              json={"specialist_id": known["dr.wang"], "starts_at": nine_in_shanghai},
                               headers=await login(client, "coord.zhao"))
-    assert early.status in (409, 422)
+    assert early.status == 409, await early.text()
+    error = (await early.json())["error"]
+    assert error["code"] == "illegal-transition"
+    assert error["message"] == "A referral that is declined cannot be scheduled."
+    after = await (await client.get(f"/api/referrals/{referral['id']}", headers=await login(client, "dr.li"))).json()
+    assert after["state"] == "declined" and after["appointment"] is None
 
 
 async def test_redirect_hands_the_referral_to_another_specialist(client: TestClient) -> None:
+    """The specialist asked for redirects the referral, with a reason, to a colleague: it is then the colleague's to
+    accept, no longer theirs (403)."""
     known = await ids(client)
     referral = await create(client, known, target_specialist_id=known["dr.wang"])
     moved = await act(client, "dr.wang", referral["id"], "redirect", reason="Dr Zhou runs the arrhythmia clinic",
@@ -243,6 +272,8 @@ async def test_redirect_hands_the_referral_to_another_specialist(client: TestCli
 ])
 async def test_invalid_referral_is_422_naming_the_field_and_writes_nothing(client: TestClient, changes: dict,
                                                                           field: str) -> None:
+    """Each row, an unknown urgency, an empty reason, an unknown specialty, patient or hospital, a target who is not a
+    specialist, or an unknown field: 422 naming that field, and no referral is written."""
     known = await ids(client)
     headers = await login(client, "dr.li")
     response = await client.post("/api/referrals", json=new_referral(known, **changes), headers=headers)
@@ -252,6 +283,7 @@ async def test_invalid_referral_is_422_naming_the_field_and_writes_nothing(clien
 
 
 async def test_slot_search_validates_its_query(client: TestClient) -> None:
+    """A slot search without a specialty and with a date that is not a date is 422 naming both."""
     response = await client.get("/api/slots?date=tomorrow", headers=await login(client, "coord.zhao"))
     assert response.status == 422
     assert set((await response.json())["error"]["fields"]) == {"specialty", "date"}
@@ -298,6 +330,8 @@ async def test_concurrent_bookings_of_one_slot_exactly_one_wins(settings: Settin
 
 
 async def test_cancelling_a_scheduled_referral_frees_its_slot(client: TestClient) -> None:
+    """The referring doctor cancels a scheduled referral only with a reason (422 without one); cancelled, it has no
+    appointment left and its slot is offered again."""
     known = await ids(client)
     referral = await create(client, known)
     await act(client, "coord.zhao", referral["id"], "accept")

@@ -25,6 +25,9 @@ async def _feed(client: TestClient, username: str) -> str:
 
 
 async def test_the_calendar_feed_is_valid_icalendar_in_the_hospitals_zone(client: TestClient) -> None:
+    """The specialist's feed is valid iCalendar with the booked appointment confirmed, in the hospital's time zone, at
+    its time and length, linking to the consultation and saying nothing about the patient; the referring doctor's feed
+    has it too, an outsider's does not."""
     referral, _ = await booked_referral(client)
     url = await _feed(client, "dr.wang")
     assert url.startswith("http://") and "/calendar/" in url
@@ -57,6 +60,8 @@ async def _events(client: TestClient, username: str) -> list:
 
 
 async def test_a_coordinator_follows_every_appointment_of_their_hospitals_specialists(client: TestClient) -> None:
+    """The coordinator who booked an appointment has it in their feed without taking part in it; a coordinator of the
+    referring county hospital and an administrator have none of the provincial hospital's appointments."""
     referral, _ = await booked_referral(client)
     [event] = await _events(client, "coord.zhao")  # booked it, takes no part in it
     assert f"/consultations/{referral['consultation_id']}" in event["URL"]
@@ -76,6 +81,8 @@ def _path(client: TestClient, url: str) -> str:
 
 
 async def test_a_rotated_feed_url_stops_working_and_a_forged_one_never_did(client: TestClient) -> None:
+    """After the feed's URL is rotated the old one answers 401 and the new one works, so a leaked link can be shut off;
+    a made-up token is 401."""
     old = _path(client, await _feed(client, "dr.wang"))
     assert (await client.get(old)).status == 200
     rotated = await client.post("/api/calendar/rotate", headers=await login(client, "dr.wang"))
@@ -85,6 +92,8 @@ async def test_a_rotated_feed_url_stops_working_and_a_forged_one_never_did(clien
 
 
 async def test_a_cancelled_appointment_shows_as_cancelled(client: TestClient) -> None:
+    """An appointment whose referral is cancelled stays in the specialist's feed marked CANCELLED rather than vanishing,
+    so a subscribed calendar learns it is off."""
     referral, _ = await booked_referral(client)
     cancelled = await act(client, "dr.li", referral["id"], "cancel", reason="patient admitted locally")
     assert cancelled.status == 200
@@ -94,6 +103,8 @@ async def test_a_cancelled_appointment_shows_as_cancelled(client: TestClient) ->
 
 
 async def test_both_doctors_are_reminded_once_before_the_start(client: TestClient) -> None:
+    """No reminder two hours before an appointment; within the half-hour before it, the specialist and the referring
+    doctor are each reminded once, with the time left and a link to the consultation, and a second run sends nothing."""
     referral, known = await booked_referral(client)
     database = client.app[DATABASE]
     async with database.session() as session:
@@ -111,6 +122,9 @@ async def test_both_doctors_are_reminded_once_before_the_start(client: TestClien
 
 
 async def test_a_specialist_and_their_coordinators_edit_the_hours(client: TestClient) -> None:
+    """A specialist's clinic hours are set by the specialist or their hospital's coordinator (another specialist and a
+    county doctor get 403) and shown in the hospital's zone; they make the half-hour slots offered; a day off, added by
+    the specialist and removed by the coordinator, takes that day's slots away."""
     known = await ids(client)
     wang = known["dr.wang"]
     hours = {"hours": [{"weekday": 0, "start": "09:00", "end": "11:00"}, {"weekday": 0, "start": "13:00",
@@ -150,6 +164,8 @@ async def test_a_specialist_and_their_coordinators_edit_the_hours(client: TestCl
      "hours.1"),
 ])
 async def test_bad_hours_are_named_and_the_old_ones_kept(client: TestClient, body: dict, field: str) -> None:
+    """Each row, a weekday out of range, an end before its start, a time that is not HH:MM or periods that overlap: 422
+    naming that entry, and the hours kept are unchanged."""
     known = await ids(client)
     headers = await login(client, "dr.wang")
     before = await (await client.get(f"/api/specialists/{known['dr.wang']}/availability", headers=headers)).json()
@@ -167,6 +183,8 @@ async def test_bad_hours_are_named_and_the_old_ones_kept(client: TestClient, bod
     ({"first_day": "2030-05-03", "note": "x" * 201}, "note"),
 ])
 async def test_bad_time_off_is_named(client: TestClient, body: dict, field: str) -> None:
+    """Each row, a last day before the first, a span over 92 days, a day that is not a date or a note over 200
+    characters: 422 naming that field."""
     known = await ids(client)
     response = await client.post(f"/api/specialists/{known['dr.wang']}/time-off", json=body,
                                  headers=await login(client, "dr.wang"))
@@ -174,6 +192,9 @@ async def test_bad_time_off_is_named(client: TestClient, body: dict, field: str)
 
 
 async def test_time_off_and_the_specialists_one_keeps(client: TestClient) -> None:
+    """The specialist's coordinator enters time off over three days (another specialist and a county doctor get 403) and
+    it is kept as one exception per day; the coordinator lists the specialists of their hospital, which a county doctor
+    may not (403)."""
     known = await ids(client)
     body = {"first_day": "2030-05-03", "last_day": "2030-05-05", "note": "course"}
     for username, status in [("dr.zhou", 403), ("dr.li", 403), ("coord.zhao", 201)]:

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from server.appkeys import DATABASE, KEYS, SETTINGS
 from server.audit import trail as audit
 from server.consultations.room_window import RoomWindow
-from server.models import AuditEvent, Consent, ConsentTemplate, Consultation, PatientInvitation, utcnow
+from server.models import AuditEvent, Consent, ConsentTemplate, Consultation, PatientInvitation, User, utcnow
 from server.patients.invitations import invitation_token
 from server.settings import Settings
 
@@ -30,6 +30,9 @@ async def _room_token(client: TestClient, guest: str) -> tuple[int, dict]:
 
 
 async def test_the_video_consent_opens_the_waiting_room_and_nothing_else(client: TestClient) -> None:
+    """Without the video consent the patient gets no room token (403 `consent-required`); the consent is kept as clicked
+    by the patient, with the text's version, the address and the browser; the room token then names the patient, lets
+    them admit nobody and carries no consent to recording."""
     guest = await invite(client)
     status, body = await _room_token(client, guest)
     assert (status, body["error"]["code"]) == (403, "consent-required")
@@ -46,6 +49,10 @@ async def test_the_video_consent_opens_the_waiting_room_and_nothing_else(client:
 
 
 async def test_each_purpose_is_its_own_consent_and_withdrawal_ends_it(client: TestClient) -> None:
+    """The patient is offered the video (required) and recording (optional) consents, and no record sharing without a
+    referral; each is a consent of its own, agreeing twice is one consent, and withdrawing recording leaves video
+    standing; a second withdrawal is 409 `no-consent`, sharing is 409 `no-referral`, and the trail holds each giving and
+    withdrawal once."""
     guest = await invite(client)
     listed = await (await client.post("/api/guest/consents/list", json={"guest": guest})).json()
     assert [c["purpose"] for c in listed["consents"]] == ["video", "recording"], "no referral: nothing to share"
@@ -78,6 +85,8 @@ async def test_each_purpose_is_its_own_consent_and_withdrawal_ends_it(client: Te
     {"given": True},
 ])
 async def test_bad_consent_answers_say_what_is_wrong_and_record_nothing(client: TestClient, body: dict) -> None:
+    """Each row, a `given` that is not a boolean, an unknown purpose or none: 422 naming fields, and no consent is
+    recorded."""
     guest = await invite(client)
     response = await client.post("/api/guest/consents", json={"guest": guest, **body})
     assert response.status == 422
@@ -87,6 +96,8 @@ async def test_bad_consent_answers_say_what_is_wrong_and_record_nothing(client: 
 
 
 async def test_consenting_to_an_outdated_text_is_refused(client: TestClient) -> None:
+    """Agreeing to a consent text since replaced by a newer version is refused 409 `consent-text-changed`, so a patient
+    never consents to words that are no longer in force."""
     guest = await invite(client)
     async with client.app[DATABASE].session() as session:
         shown = (await session.exec(select(ConsentTemplate).where(ConsentTemplate.purpose == "video",
@@ -102,6 +113,8 @@ async def test_consenting_to_an_outdated_text_is_refused(client: TestClient) -> 
 
 
 async def test_only_participants_invite_and_only_a_patient_can_be_invited(client: TestClient) -> None:
+    """Another county's doctor, a coordinator and an auditor cannot invite a patient into the consultation (403); a
+    consultation with no patient has nobody to invite (409 `no-patient`)."""
     for username, status in [("dr.chen", 403), ("coord.zhao", 403), ("auditor", 403)]:
         response = await client.post("/api/consultations/1/invitations", json={},
                                      headers=await login(client, username))
@@ -116,6 +129,9 @@ async def test_only_participants_invite_and_only_a_patient_can_be_invited(client
 
 
 async def test_a_revoked_link_stops_at_once_and_only_participants_revoke(client: TestClient) -> None:
+    """A doctor outside the consultation cannot revoke the link (403) and it keeps working; once a participant revokes
+    it, it opens neither the room (401 `link-revoked`) nor the consents, and is listed as inactive; an unknown
+    invitation is 404."""
     guest = await invite(client)
     await consent(client, guest)
     async with client.app[DATABASE].session() as session:
@@ -136,6 +152,8 @@ async def test_a_revoked_link_stops_at_once_and_only_participants_revoke(client:
 
 
 async def test_a_link_expires_and_cannot_be_stretched(client: TestClient) -> None:
+    """An invitation link expires when the room stops letting people in; a link past its expiry is 401 `token-expired`,
+    and one altered by hand is 401."""
     guest = await invite(client)
     async with client.app[DATABASE].session() as session:
         invitation = (await session.exec(select(PatientInvitation))).one()
@@ -155,6 +173,8 @@ async def test_a_link_expires_and_cannot_be_stretched(client: TestClient) -> Non
                                              (timedelta(hours=-3), "room-closed")])
 async def test_the_room_opens_shortly_before_the_start_and_closes_after_the_end(
         client: TestClient, shift: timedelta, code: str) -> None:
+    """Each row, a consultation two hours ahead or started three hours ago: the patient and the doctor alike get 409,
+    `room-not-open` or `room-closed`."""
     guest = await invite(client)
     await consent(client, guest)
     async with client.app[DATABASE].session() as session:
@@ -169,11 +189,18 @@ async def test_the_room_opens_shortly_before_the_start_and_closes_after_the_end(
 
 
 async def test_invitations_are_audited(client: TestClient) -> None:
+    """Inviting a patient leaves one `invitation.created` entry in the audit trail: by the inviting doctor, on the
+    consultation, naming the invitation the link opens and its patient."""
     guest = await invite(client)
-    assert guest
+    number = jwt.decode(guest, options={"verify_signature": False})["inv"]
     async with client.app[DATABASE].session() as session:
-        actions = (await session.exec(select(AuditEvent.action).order_by(col(AuditEvent.id)))).all()
-    assert "invitation.created" in actions
+        li = (await session.exec(select(User).where(User.username == "dr.li"))).one()
+        invitation = await session.get(PatientInvitation, number)
+        entries = (await session.exec(select(AuditEvent).where(AuditEvent.action == "invitation.created")
+                                      .order_by(col(AuditEvent.id)))).all()
+    assert invitation is not None
+    assert [(e.actor, e.consultation_id, e.subject) for e in entries] == [(f"user:{li.id}", 1, f"invitation:{number}")]
+    assert json.loads(entries[0].detail)["patient"] == invitation.patient_id
 
 
 async def _admitted_patient(client: TestClient) -> tuple[Any, Any, str]:
@@ -210,6 +237,8 @@ async def test_a_patient_in_the_call_leaves_it_at_once(client: TestClient, how: 
 
 
 async def test_the_admitting_doctor_sees_what_the_patients_device_check_found(client: TestClient) -> None:
+    """The doctor in the room sees the patient's device check findings in the lobby; the same patient coming back by
+    another link without the check replaces their first place and arrives with no findings."""
     li = await connect(client, await room_token(client, "dr.li"))
     await expect(li, "joined")
     guest = await invite(client)
@@ -243,6 +272,8 @@ async def test_the_admitting_doctor_sees_what_the_patients_device_check_found(cl
 ])
 async def test_bad_device_check_findings_are_422_naming_the_field(client: TestClient, check: dict,
                                                                    field: str) -> None:
+    """Each row, a camera that is not a boolean, a negative round trip or download speed, an upload speed that is not a
+    number, or an unknown finding: the room token is 422 naming that field."""
     guest = await invite(client)
     await consent(client, guest)
     answer = await client.post("/api/guest/room-token", json={"guest": guest, "device_check": check})

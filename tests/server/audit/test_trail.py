@@ -15,6 +15,8 @@ from server.models import AuditEvent, Notification, User
 
 
 async def test_chain_verifies_and_shows_where_it_was_altered(database_url: str) -> None:
+    """Six entries written at once by concurrent writers form one chain that verifies, each linked to a different
+    predecessor; an entry's actor altered in the table makes verification name that entry, on both databases."""
     database = Database(database_url)
     await database.upgrade()
     try:
@@ -40,6 +42,9 @@ async def _count(database: Database, model: type) -> int:
 
 
 async def test_a_change_and_its_audit_entry_land_together_or_not_at_all(database_url: str) -> None:
+    """No change without its audit entry and no entry without its change: an entry that cannot be made stops the
+    change's commit, a change the database refuses leaves no entry, and an entry abandoned by a rollback does not ride
+    on the session's next commit."""
     database = Database(database_url)
     await database.upgrade()
     await seed_demo(database)
@@ -79,6 +84,8 @@ async def test_a_change_and_its_audit_entry_land_together_or_not_at_all(database
 
 
 async def test_entries_made_in_concurrent_transactions_form_one_chain(database_url: str) -> None:
+    """Eight interleaved transactions each commit a change with its entry: all eight changes and entries land, and the
+    trail still verifies as one chain."""
     database = Database(database_url)
     await database.upgrade()
     await seed_demo(database)
@@ -129,6 +136,8 @@ async def test_a_batcher_writes_a_crowd_of_entries_in_a_few_transactions_in_orde
 
 async def test_a_batcher_retries_a_failed_write_and_logs_what_it_could_not_write(
         tmp_path: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A batched entry whose write fails twice is written on the third try; one whose write still fails after three
+    tries is left out, and the log says so, naming it."""
     database = Database(f"sqlite+aiosqlite:///{tmp_path}/audit.db")
     await database.upgrade()
     monkeypatch.setattr(audit.Batcher, "RETRY_SECONDS", (0.0, 0.0))

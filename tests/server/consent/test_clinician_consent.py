@@ -57,6 +57,9 @@ async def test_only_a_participating_clinician_records_a_patients_verbal_consent(
 
 
 async def test_the_recorded_consent_names_the_clinician_and_is_audited_with_it(client: TestClient) -> None:
+    """A participating doctor records a patient's verbal consent to video: the record names them as recorder, against
+    the video text, and the audit entry names them, the consultation and the consent; consent to share records is
+    refused here (it is recorded on the referral)."""
     database = client.app[DATABASE]
     li = await principal(database, "dr.li")
     consultation = await demo_consultation(database)
@@ -75,6 +78,9 @@ async def test_the_recorded_consent_names_the_clinician_and_is_audited_with_it(c
 @pytest.mark.parametrize("username", ["dr.zhou", "coord.zhao", "auditor"])
 async def test_a_patients_consent_is_withdrawn_only_by_a_clinician_of_the_consultation(client: TestClient,
                                                                                        username: str) -> None:
+    """Each row: a specialist who is no participant, a coordinator or an auditor is forbidden to withdraw a patient's
+    consent, and nothing is audited; a participating specialist other than the doctor who recorded it withdraws it,
+    named in the record and in the audit entry."""
     database = client.app[DATABASE]
     li, wang, other = [await principal(database, name) for name in ("dr.li", "dr.wang", username)]
     consultation = await demo_consultation(database)

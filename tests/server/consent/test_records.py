@@ -36,6 +36,10 @@ REFERRAL = Scope(referral_id=1)
 ])
 def test_consent_rules(purpose: ConsentPurpose, consenter: Consenter, scope: Scope, how: How,
                        problem: str | None) -> None:
+    """Each row: which consent records may exist. Consent to video is the patient's, for a consultation, clicked or
+    verbal; to recording, for a consultation, a participant's own only by clicking; to sharing records, the patient's,
+    for a referral; a verbal consent names who recorded it. A row that breaks a rule is refused naming the field at
+    fault."""
     if problem is None:
         check(purpose, consenter, scope, how)
         return
@@ -45,6 +49,8 @@ def test_consent_rules(purpose: ConsentPurpose, consenter: Consenter, scope: Sco
 
 
 def test_every_purpose_has_a_text_in_both_languages() -> None:
+    """The consent texts shipped cover every purpose in Chinese and English, each with a title and a body long enough
+    (over 120 characters) to consent to."""
     texts = consent_templates.read_texts()
     assert {(t.purpose, t.locale) for t in texts} == {(p, loc) for p in ConsentPurpose for loc in ("zh_CN", "en")}
     for text in texts:
@@ -69,6 +75,8 @@ def _complete(directory: Path) -> None:
     ("video.v1.en.md", "No title line\n\nBody", "first line is the title"),
 ])
 def test_malformed_texts_stop_the_start(tmp_path: Path, name: str, text: str, complaint: str) -> None:
+    """Each row: consent texts with a version missing in one language, an unknown language or purpose, version 0, or no
+    title line are refused with a settings error saying what is wrong, which stops the start."""
     _complete(tmp_path)
     _write(tmp_path, name, text)
     with pytest.raises(SettingsError, match=complaint.replace("<", ".").replace(">", ".")):
@@ -76,6 +84,9 @@ def test_malformed_texts_stop_the_start(tmp_path: Path, name: str, text: str, co
 
 
 async def test_a_published_text_can_only_be_replaced_by_a_new_version(tmp_path: Path) -> None:
+    """Publishing writes each text once (six, then none); a published text edited in place is refused, since people
+    consented to its words, while a new version is published beside it; the newest version in the reader's language is
+    current, and English serves a language without one."""
     _complete(tmp_path)
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
     await database.upgrade()

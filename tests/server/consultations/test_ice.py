@@ -13,12 +13,17 @@ SECRET = "s" * 40
 
 
 def test_credential_is_hmac_sha1_of_expiry_and_identity() -> None:
+    """A TURN username is the expiry time and the identity, and its password the base64 HMAC-SHA1 of that username under
+    the shared secret: what coturn recomputes to let the browser use the relay."""
     username, password = turn_credential(SECRET, "user:7", 1_800_000_000)
     assert username == "1800000000:user:7"
     assert base64.b64decode(password) == hmac.new(SECRET.encode(), username.encode(), hashlib.sha1).digest()
 
 
 def test_ice_servers_add_turn_with_expiring_credentials_only_when_configured() -> None:
+    """Without TURN settings a caller gets the STUN servers configured and nothing more; with them, a TURN server whose
+    username expires the configured lifetime from now and whose credential is computed for that caller, a guest
+    included."""
     plain = Settings.load({"TELEMED_ICE_SERVERS": "stun:stun.example.cn:3478"})
     assert ice_servers_for(plain, "user:7") == [{"urls": "stun:stun.example.cn:3478"}]
     turn = Settings.load({"TELEMED_TURN_URLS": "turn:turn.example.cn:3478?transport=udp",

@@ -52,23 +52,30 @@ SEATED = [{"participant_id": "p1", "identity": "user:1", "name": "李明", "role
     ([], []),
 ])
 def test_participants_of_a_recording(tracks: list[dict], expected: list[tuple]) -> None:
+    """Each row: a recording's tracks grouped into participants, numbered in order, with their streams and kinds. Tagged
+    tracks group by participant in order of first appearance, named from who was seated (someone not seated has no name;
+    a camera off leaves audio alone); untagged tracks from before tagging go in file order, a repeated kind starting the
+    next participant; no tracks, no participants."""
     found = participants_of(_row(tracks, SEATED))
     assert [(p.participant_id, p.name, p.role, p.streams, p.kinds) for p in found] == expected
     assert [p.number for p in found] == list(range(len(expected)))
 
 
 def test_h264_participants_play_as_mp4() -> None:
+    """A participant whose video is H.264 plays as video/mp4, with video."""
     found = participants_of(_row([{"kind": "audio", "codec": "opus", "participant_id": "p1"},
                                   {"kind": "video", "codec": "H264", "participant_id": "p1"}]))
     assert found[0].format.media_type == "video/mp4" and found[0].has_video
 
 
 def test_a_viewing_token_names_its_viewer_recording_and_viewing() -> None:
+    """A viewing token verifies back to the claims it was made with: the viewing, its viewer and the recording."""
     token = viewing_token(KEYRING, ISSUER, ViewingClaims("v1", 4, 12))
     assert verify_viewing(KEYRING, ISSUER, token) == ViewingClaims("v1", 4, 12)
 
 
 def test_an_expired_viewing_says_so() -> None:
+    """A viewing token past its lifetime is refused as token-expired, telling the viewer to open the recording again."""
     token = viewing_token(KEYRING, ISSUER, ViewingClaims("v1", 4, 12), ttl=60)
     with pytest.raises(Unauthenticated) as refused:
         verify_viewing(KEYRING, ISSUER, token, now=time.time() + 3600)
@@ -81,6 +88,8 @@ def test_an_expired_viewing_says_so() -> None:
     "not-a-token",
 ])
 def test_other_tokens_are_not_viewings(token: str) -> None:
+    """Each row: a login token carrying viewing claims, a viewing signed with another key, and a string that is no token
+    are each refused as a viewing (unauthenticated)."""
     with pytest.raises(Unauthenticated):
         verify_viewing(KEYRING, ISSUER, token)
 

@@ -79,6 +79,9 @@ async def test_only_participants_and_auditors_list_or_play_recordings(client: Te
                                                              ("auditor", True, "recording.downloaded")])
 async def test_every_playback_is_audited_with_its_range(client: TestClient, username: str, download: bool,
                                                         action: str) -> None:
+    """Each row: a participating specialist watching, or an auditor downloading, sees the recording listed and gets the
+    range asked for, decrypted; the audit entry names them, the consultation, the recording and the byte range, as
+    viewed or as downloaded."""
     database = client.app[DATABASE]
     row = await stored_recording(client)
     assert row.id is not None
@@ -130,6 +133,8 @@ async def test_the_api_streams_the_range_the_service_opened(client: TestClient) 
 @pytest.mark.parametrize("username", ["dr.chen", "coord.zhao", "auditor"])
 async def test_only_a_clinician_of_the_consultation_consents_to_being_recorded(client: TestClient,
                                                                                username: str) -> None:
+    """Each row: a doctor outside the consultation, a coordinator or an auditor is forbidden to give a clinician's
+    consent to being recorded, and nothing is audited."""
     database = client.app[DATABASE]
     before = await audit_tail(database)
     with pytest.raises(Forbidden):
@@ -139,6 +144,9 @@ async def test_only_a_clinician_of_the_consultation_consents_to_being_recorded(c
 
 
 async def test_a_clinicians_recording_consent_and_its_withdrawal_are_audited(client: TestClient) -> None:
+    """A participating doctor's consent to being recorded is stored under their identity and audited as given;
+    withdrawing it marks the same record withdrawn and is audited; withdrawing again, with nothing standing, returns
+    nothing."""
     database = client.app[DATABASE]
     li = await principal(database, "dr.li")
     given = await recordings.clinician_consent(database, None, li, 1, ConsentAnswer(given=True), locale="en",

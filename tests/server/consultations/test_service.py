@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlmodel import col, select
+from sqlmodel import select
 
 from server.appkeys import DATABASE
 from server.consultations import service as consultations
@@ -55,6 +55,8 @@ async def _load(client: TestClient, consultation_id: int) -> consultations.Consu
     ({"patient_id": 999}, "patient_id"),
 ])
 async def test_what_is_wrong_is_named_and_nothing_is_written(client: TestClient, changes: dict, field: str) -> None:
+    """Each row: a start in the past, an unknown participant, a coordinator as participant or an unknown patient is
+    refused naming that field, and neither a consultation nor an audit entry is written."""
     database = client.app[DATABASE]
     li = await principal(database, "dr.li")
     before = await last_entry(database)
@@ -68,6 +70,8 @@ async def test_what_is_wrong_is_named_and_nothing_is_written(client: TestClient,
 
 
 async def test_a_disabled_account_cannot_be_invited(client: TestClient) -> None:
+    """A specialist whose account is disabled cannot be made a participant: the consultation is refused naming
+    participant_ids alone."""
     database = client.app[DATABASE]
     async with database.session() as session:
         zhou = (await session.exec(select(User).where(User.username == "dr.zhou"))).one()
@@ -83,10 +87,19 @@ async def test_a_disabled_account_cannot_be_invited(client: TestClient) -> None:
 
 @pytest.mark.parametrize("username", ["admin", "auditor"])
 async def test_administrators_and_auditors_set_up_nothing(client: TestClient, username: str) -> None:
+    """Each row: an administrator or an auditor is forbidden to set up a consultation; no consultation is added and the
+    audit trail holds as many entries, and as many `consultation.created` ones, after the refusal as before it."""
     database = client.app[DATABASE]
     who = await principal(database, username)
+
+    async def counts() -> tuple[int, int, int]:
+        async with database.session() as session:
+            entries = (await session.exec(select(AuditEvent.action))).all()
+            rows = (await session.exec(select(Consultation.id))).all()
+        return len(rows), len(entries), entries.count("consultation.created")
+
+    before = await counts()
     async with database.session() as session:
         with pytest.raises(Forbidden):
             await consultations.create(session, who, _new(patient_id=None))
-        assert (await session.exec(select(AuditEvent).where(col(AuditEvent.action) == "consultation.created"))
-                ).first() is None
+    assert await counts() == before

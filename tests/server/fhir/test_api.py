@@ -166,6 +166,8 @@ async def test_the_opinion_is_a_diagnostic_report_with_author_and_time(client: T
 
 
 async def test_a_moved_appointment_keeps_its_cancelled_predecessor(client: TestClient) -> None:
+    """A moved referral's first booking is still served as a valid R4 Appointment: cancelled, its reason beginning with
+    rescheduled, at the time first booked."""
     first = (await completed_and_moved(client))["first_appointment"]
     old = await fhir_get(client, f"/fhir/Appointment/{first['id']}")
     assert old["status"] == "cancelled" and old["cancelationReason"]["text"].startswith("rescheduled: ")

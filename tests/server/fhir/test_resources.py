@@ -37,6 +37,11 @@ async def _completed_referral(client: TestClient) -> dict[str, Any]:
 
 
 async def test_a_completed_referral_exports_as_valid_r4(client: TestClient) -> None:
+    """A completed referral's older /api exports are valid R4: the ServiceRequest completed and urgent, with its
+    patient, requester and encounter and without the specialist's opinion; the Appointment fulfilled, with its virtual
+    address and its participants accepted; the Encounter finished and virtual, from the start to the opinion, based on
+    the request; the sharing Consent active, for the request, naming who recorded it. Each export is audited under the
+    patient, in order."""
     referral = await _completed_referral(client)
     number, consultation = referral["id"], referral["consultation_id"]
 
@@ -77,6 +82,9 @@ async def test_a_completed_referral_exports_as_valid_r4(client: TestClient) -> N
 
 
 async def test_a_withdrawn_consent_exports_inactive_and_withholds_the_referral(client: TestClient) -> None:
+    """Once the patient's consent to share records is withdrawn (by the referring doctor), the Consent exports inactive
+    with its period ended, and the referral's export is refused: 403 records-withheld for the receiving coordinator, 403
+    for a doctor of another county hospital."""
     known = await ids(client)
     referral = await create(client, known)
     consent_id = referral["sharing_consent"]["id"]
@@ -91,6 +99,8 @@ async def test_a_withdrawn_consent_exports_inactive_and_withholds_the_referral(c
 
 
 async def test_a_patients_clicked_recording_consent_exports_with_its_text(client: TestClient) -> None:
+    """A patient's clicked consent to recording exports with the action collect, the consent text (version 1) as its
+    source attachment, and the method, clicked, as its extension."""
     from ...support.visits import consent, invite
 
     given = await consent(client, await invite(client), "recording")

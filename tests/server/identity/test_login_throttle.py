@@ -36,6 +36,10 @@ def throttle() -> LoginThrottle:
     ],
 )
 def test_retry_after(failures: list, ask: tuple[str, str], at: float, expected: float | None) -> None:
+    """Each row: the wait the throttle asks of an address and username after some failures: none under the per-user
+    limit or once the window has passed, the time until the oldest counted failure expires once at it, the same for
+    the username written in other case, none for another address or user, and a wait for an address that sprays one
+    guess at each of many usernames."""
     t = throttle()
     for address, username, when in failures:
         t.failed(address, username, when)
@@ -43,15 +47,23 @@ def test_retry_after(failures: list, ask: tuple[str, str], at: float, expected: 
 
 
 def test_success_clears_the_users_count_but_not_the_addresss() -> None:
+    """A successful login forgets that user's earlier failures from that address, so a doctor who mistyped twice and
+    then got in is not locked out by the next typo; the address keeps counting those failures, so a guesser cannot
+    reset its per-address count by logging in to an account of its own."""
     t = throttle()
     for when in range(2):
         t.failed("ip1", "li", when)
     t.succeeded("ip1", "li")
     t.failed("ip1", "li", 3)
     assert t.retry_after("ip1", "li", now=4) is None
+    for when in (5, 6):  # the address's 4th and 5th failures only if the two before the success still count
+        t.failed("ip1", "wang", when)
+    assert t.retry_after("ip1", "zhou", now=7) == 53, "held until the address's first failure (at 0) expires"
 
 
 def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many addresses fail, the throttle remembers no more than its cap of keys, so a flood of guesses from
+    many addresses cannot grow the server's memory without bound."""
     import server.identity.login_throttle as module
 
     monkeypatch.setattr(module, "MAX_TRACKED", 10)

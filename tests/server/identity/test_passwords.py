@@ -22,6 +22,8 @@ FAST = ScryptParams(n=2**10, r=8, p=1)
 
 
 def test_right_password_verifies_and_wrong_does_not() -> None:
+    """The right password verifies against its stored hash; one differing only in a letter's case, or an empty one,
+    does not."""
     stored = hash_password("correct horse battery", FAST)
     assert verify_password("correct horse battery", stored)
     assert not verify_password("correct horse batterY", stored)
@@ -29,10 +31,14 @@ def test_right_password_verifies_and_wrong_does_not() -> None:
 
 
 def test_same_password_hashes_differently_each_time() -> None:
+    """Hashing the same password twice gives two different hashes (a fresh salt each time), so equal passwords cannot
+    be spotted in a stolen table."""
     assert hash_password("same password", FAST) != hash_password("same password", FAST)
 
 
 def test_hash_names_scheme_and_parameters_not_the_password() -> None:
+    """A stored hash starts with its scheme and scrypt parameters, so they can be raised later, and does not contain
+    the password's text."""
     stored = hash_password("a secret phrase", FAST)
     assert stored.startswith("scrypt$1024$8$1$")
     assert "secret" not in stored
@@ -48,10 +54,14 @@ def test_default_parameters_are_memory_hard() -> None:
 @pytest.mark.parametrize(
     "stored", ["", "plain", "bcrypt$1$2$3$4$5", "scrypt$x$8$1$AAAA$AAAA", "scrypt$1024$8$1$!!$AAAA"])
 def test_malformed_hash_never_verifies(stored: str) -> None:
+    """Each row: a damaged or foreign stored hash (empty, plain text, another scheme, a non-numeric parameter, bad
+    base64) never verifies any password, and raises nothing."""
     assert not verify_password("anything", stored)
 
 
 def test_weaker_hashes_ask_to_be_rehashed() -> None:
+    """A hash made with weaker parameters than the defaults, or one that cannot be parsed, asks to be rehashed; one
+    made with the current parameters does not."""
     assert needs_rehash(hash_password("pw for rehash", FAST))
     assert not needs_rehash("scrypt$16384$8$1$AAAA$AAAA")
     assert needs_rehash("garbage")
@@ -59,6 +69,7 @@ def test_weaker_hashes_ask_to_be_rehashed() -> None:
 
 @pytest.mark.parametrize(("password", "problem"), [("short", True), ("long enough!", False)])
 def test_new_password_length(password: str, problem: bool) -> None:
+    """Each row: a new password shorter than the minimum length has a problem; a long enough one has none."""
     assert (password_problem(password) is not None) is problem
 
 

@@ -13,6 +13,8 @@ from server.settings import Settings
 
 
 def test_generated_once_and_kept_across_restarts(tmp_path: Path) -> None:
+    """Without a configured key, a signing key of at least 32 bytes is generated once and read back the same on the
+    next start (a restart logs no one out), in a file only its owner can read, with no temporary file left beside it."""
     settings = Settings.load(environ={}, data_dir=tmp_path)
     first = load_keyring(settings)
     second = load_keyring(settings)
@@ -24,12 +26,15 @@ def test_generated_once_and_kept_across_restarts(tmp_path: Path) -> None:
 
 
 def test_configured_key_wins_and_writes_nothing(tmp_path: Path) -> None:
+    """A TELEMED_JWT_SECRET is the signing key used, and no key file is written to the data directory."""
     settings = Settings.load(environ={"TELEMED_JWT_SECRET": "x" * 40}, data_dir=tmp_path)
     assert load_keyring(settings).current.reveal() == "x" * 40
     assert not (tmp_path / KEY_FILE).exists()
 
 
 def test_a_damaged_key_file_stops_start_up(tmp_path: Path) -> None:
+    """A key file holding too short a key stops start-up with a settings error that names TELEMED_JWT_SECRET, rather
+    than signing tokens with a weak key."""
     (tmp_path / KEY_FILE).write_text("short")
     with pytest.raises(SettingsError, match="TELEMED_JWT_SECRET"):
         load_keyring(Settings.load(environ={}, data_dir=tmp_path))

@@ -37,6 +37,8 @@ def _b64(data: dict) -> str:
 
 
 def test_round_trip_carries_identity_claims_and_kid() -> None:
+    """A token made and then verified gives back its subject, role and audience, lives for its TTL, and names the
+    signing key's id in its header."""
     token = make()
     claims = verifier().verify(token)
     assert claims["sub"] == "7"
@@ -47,10 +49,13 @@ def test_round_trip_carries_identity_claims_and_kid() -> None:
 
 
 def test_each_token_has_its_own_id() -> None:
+    """Two tokens made alike carry different ids (jti), so one can be told from the other."""
     assert verifier().verify(make())["jti"] != verifier().verify(make())["jti"]
 
 
 def test_expired_token_is_refused_with_its_own_code() -> None:
+    """An expired token is refused with 401 and its own code, token-expired, so a client can tell an expired session
+    from a forged token."""
     token = make(ttl=60, now=time.time() - 3600)
     with pytest.raises(TokenExpired) as caught:
         verifier().verify(token)
@@ -59,6 +64,8 @@ def test_expired_token_is_refused_with_its_own_code() -> None:
 
 
 def test_expiry_allows_small_clock_skew_only() -> None:
+    """A token still verifies 5 s after it expired (within the leeway for clock skew) but is refused as expired 15 s
+    after."""
     token = make(ttl=60, now=1_000_000)
     assert verifier().verify(token, now=1_000_000 + 65)["sub"] == "7"  # within the 10 s leeway
     with pytest.raises(TokenExpired):
@@ -66,6 +73,7 @@ def test_expiry_allows_small_clock_skew_only() -> None:
 
 
 def test_token_from_the_future_is_refused() -> None:
+    """A token issued an hour in the future is refused as not valid yet."""
     token = make(now=time.time() + 3600)
     with pytest.raises(Unauthenticated, match="not valid yet"):
         verifier().verify(token)
@@ -91,6 +99,8 @@ def test_token_from_the_future_is_refused() -> None:
     ],
 )
 def test_forged_tokens_are_refused(description: str, token_factory) -> None:  # type: ignore[no-untyped-def]
+    """Each row: a forged or malformed token (another key under our kid, an unknown key, the wrong audience or
+    issuer, alg none, HS512, no jti, not a JWT, an altered payload) is refused as token-invalid."""
     with pytest.raises(Unauthenticated) as caught:
         verifier().verify(token_factory())
     assert caught.value.code == "token-invalid", description
@@ -112,5 +122,6 @@ def test_rotation_accepts_previous_key_and_signs_with_the_new_one() -> None:
 
 
 def test_a_token_needs_an_identity() -> None:
+    """A token without a subject cannot be signed: making one raises ValueError."""
     with pytest.raises(ValueError):
         AccessToken(issuer=ISSUER).to_jwt(KEYS)

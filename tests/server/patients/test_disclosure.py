@@ -47,6 +47,10 @@ async def _seen(client: TestClient, username: str, referral: dict) -> dict[str, 
 
 @pytest.mark.parametrize("username", ["dr.wang", "coord.zhao"])
 async def test_a_withdrawal_hides_the_reason_on_every_route(client: TestClient, username: str) -> None:
+    """Each row: once the patient withdraws consent to sharing, the receiving hospital's specialist or coordinator
+    finds the referral's reason, the summary and the patient's name on none of the routes that show the referral or
+    its consultation (API, pages, notifications, calendar feed), where the reason showed before; the consultation is
+    either not listed or listed with its records withheld and no title."""
     referral, _ = await booked_referral(client)
     before = await _seen(client, username, referral)
     assert REASON in before[f"/api/consultations/{referral['consultation_id']}"], "shown while consent stands"
@@ -63,11 +67,18 @@ async def test_a_withdrawal_hides_the_reason_on_every_route(client: TestClient, 
 
 
 async def test_the_referring_hospital_keeps_its_own_record(client: TestClient) -> None:
+    """After the patient withdraws consent to sharing (the withdrawal succeeds, and the partner's specialist no
+    longer reads the reason), the referring county doctor still reads the reason on their own hospital's
+    consultation: the withdrawal hides the record from the partner, not from the hospital that holds it."""
     referral, _ = await booked_referral(client)
     consent = referral["sharing_consent"]["id"]
-    await client.post(f"/api/consents/{consent}/withdraw", headers=await login(client, "dr.li"))
-    own = await client.get(f"/api/consultations/{referral['consultation_id']}", headers=await login(client, "dr.li"))
-    assert REASON in await own.text()
+    withdrawn = await client.post(f"/api/consents/{consent}/withdraw", headers=await login(client, "dr.li"))
+    assert withdrawn.status == 200, await withdrawn.text()
+    path = f"/api/consultations/{referral['consultation_id']}"
+    partner = await client.get(path, headers=await login(client, "dr.wang"))
+    assert partner.status == 200 and REASON not in await partner.text(), "the withdrawal took effect"
+    own = await client.get(path, headers=await login(client, "dr.li"))
+    assert own.status == 200 and REASON in await own.text()
 
 
 async def test_a_list_of_consultations_is_disclosed_with_a_constant_number_of_queries(client: TestClient) -> None:

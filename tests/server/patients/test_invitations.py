@@ -84,6 +84,9 @@ REFUSED = [
 
 @pytest.mark.parametrize(("username", "seated"), REFUSED)
 async def test_only_the_consultations_clinicians_invite(client: TestClient, username: str, seated: bool) -> None:
+    """Each row: someone who is not a clinician of the consultation (a county doctor or a specialist outside it, the
+    auditor, a coordinator or an administrator even when seated in it) may neither invite its patient nor list its
+    invitations, and the refusal writes no invitation or audit entry."""
     database = client.app[DATABASE]
     who = await principal(database, username, seated=seated)
     before = await state(database)
@@ -97,6 +100,8 @@ async def test_only_the_consultations_clinicians_invite(client: TestClient, user
 
 @pytest.mark.parametrize(("username", "seated"), REFUSED)
 async def test_only_the_consultations_clinicians_revoke(client: TestClient, username: str, seated: bool) -> None:
+    """Each row: the same people cannot revoke a clinician's invitation: refused, the invitation stays unrevoked with
+    no audit entry, and the room is told nothing."""
     database = client.app[DATABASE]
     invitation, _ = await invite(client, await principal(database, "dr.li"))
     who, rooms = await principal(database, username, seated=seated), Rooms()
@@ -110,6 +115,9 @@ async def test_only_the_consultations_clinicians_revoke(client: TestClient, user
 @pytest.mark.parametrize("username", ["dr.li", "dr.wang"])
 async def test_an_invitation_lands_with_its_entry_and_its_link_opens_the_visit(client: TestClient,
                                                                               username: str) -> None:
+    """Each row: a clinician of the consultation invites its patient: the invitation is theirs, for that patient and
+    not yet expired, is written with exactly one invitation.created audit entry, is listed to them, and its link
+    opens the visit as that patient."""
     database = client.app[DATABASE]
     who = await principal(database, username)
     _, trail_before = await state(database)
@@ -126,6 +134,9 @@ async def test_an_invitation_lands_with_its_entry_and_its_link_opens_the_visit(c
 
 
 async def test_a_revocation_lands_with_its_entry_and_tells_the_room(client: TestClient) -> None:
+    """A clinician revokes a colleague's invitation: it is marked revoked by them with one invitation.revoked audit
+    entry, and the room is told to expel the patient; revoking it again writes no second entry but tells the room
+    again."""
     database = client.app[DATABASE]
     li, wang, rooms = await principal(database, "dr.li"), await principal(database, "dr.wang"), Rooms()
     invitation, _ = await invite(client, li)
@@ -142,6 +153,7 @@ async def test_a_revocation_lands_with_its_entry_and_tells_the_room(client: Test
 
 
 async def test_a_failed_invitation_leaves_neither_row_nor_entry(client: TestClient) -> None:
+    """When the database fails at the invitation's commit, neither the invitation nor its audit entry is kept."""
     database = client.app[DATABASE]
     who = await principal(database, "dr.li")
     before = await state(database)
@@ -151,6 +163,8 @@ async def test_a_failed_invitation_leaves_neither_row_nor_entry(client: TestClie
 
 
 async def test_a_failed_revocation_leaves_the_link_working_no_entry_and_the_room_untold(client: TestClient) -> None:
+    """When the database fails at a revocation's commit, the invitation stays unrevoked with no audit entry, the room
+    is not told, and the patient's link still opens the visit."""
     database = client.app[DATABASE]
     who, rooms = await principal(database, "dr.li"), Rooms()
     invitation, token = await invite(client, who)
@@ -164,6 +178,8 @@ async def test_a_failed_revocation_leaves_the_link_working_no_entry_and_the_room
 
 
 async def test_what_cannot_be_invited_or_revoked_writes_nothing(client: TestClient) -> None:
+    """A consultation without a patient cannot be invited to (Conflict) and an invitation that does not exist cannot
+    be revoked (NotFound); neither writes anything or tells the room."""
     database = client.app[DATABASE]
     who, rooms = await principal(database, "dr.li"), Rooms()
     async with database.session() as session:

@@ -88,6 +88,9 @@ async def test_the_rule_lets_clinicians_and_coordinators_act_and_each_act_is_aud
 
 
 async def test_a_registration_lands_with_its_entry(client: TestClient) -> None:
+    """A registered patient belongs to the registrar's hospital and is stored with the national ID's last four
+    characters and a keyed hash of it, a lower-case x read as X; the latest audit entry is its patient.registered by
+    the registrar."""
     database = client.app[DATABASE]
     who = await principal(database, "dr.li")
     async with database.session() as session:
@@ -103,6 +106,8 @@ async def test_a_registration_lands_with_its_entry(client: TestClient) -> None:
 
 
 async def test_a_search_is_audited_with_what_it_found_never_the_id(client: TestClient) -> None:
+    """A look-up by national ID finds the patient and is audited once, naming the patient found but never the ID
+    searched for; listing the hospital's patients without an ID is not audited as a search."""
     database = client.app[DATABASE]
     who = await principal(database, "dr.li")
     async with database.session() as session:
@@ -119,6 +124,8 @@ async def test_a_search_is_audited_with_what_it_found_never_the_id(client: TestC
 
 
 async def test_a_view_is_audited_saying_where_it_was_shown(client: TestClient) -> None:
+    """The patient's own hospital is shown the phone number, and the view leaves one patient.viewed entry naming the
+    patient and where it was shown."""
     database = client.app[DATABASE]
     who = await principal(database, "dr.li")
     async with database.session() as session:
@@ -146,6 +153,8 @@ async def test_a_registration_that_fails_in_the_database_leaves_neither_row_nor_
 ])
 async def test_a_refused_registration_writes_nothing(client: TestClient, body: NewPatient,
                                                       error: type[Exception]) -> None:
+    """Each row: a registration refused for a national ID with a wrong check character, or for one already registered
+    at the hospital, writes neither a patient nor an audit entry."""
     database = client.app[DATABASE]
     who = await principal(database, "dr.li")
     async with database.session() as session:

@@ -32,6 +32,8 @@ async def _add(client: TestClient, hospital_id: int, names: list[str]) -> None:
     ("nobody", []),
 ])
 async def test_by_a_part_of_the_name(client: TestClient, name: str, expected: list[str]) -> None:
+    """Each row: a name search matches any part of the name in any case, Chinese too, takes % and _ literally, finds
+    only the caller's own hospital's patients, and counts as many as it lists."""
     who = await principal(client.app[DATABASE], "dr.li")
     await _add(client, who.hospital_id, ["张三 Zhang San", "100% sure", "snake_case", "1000 sure"])
     await _add(client, 3, ["张四 Zhang Si"])  # Baihe's: never shown to Qingshan
@@ -41,6 +43,8 @@ async def test_by_a_part_of_the_name(client: TestClient, name: str, expected: li
 
 
 async def test_a_page_at_a_time(client: TestClient) -> None:
+    """Forty-six patients come 20 to a page over three pages, then an empty fourth; each page gives the same total
+    and page count, and together they list every patient once, in name order."""
     who = await principal(client.app[DATABASE], "dr.li")
     await _add(client, who.hospital_id, [f"Patient {n:02d}" for n in range(45)])
     pages = []

@@ -50,6 +50,8 @@ def test_the_file_s_window_is_applied() -> None:
 
 
 def test_without_a_window_the_frame_s_range_is_spread_from_black_to_white() -> None:
+    """A file without a window is drawn from the frame's own range: its lowest value black, its highest white, mid
+    grey between, the window reported as min-max."""
     rendering = render(dicom_file(window=None))
     pixels = png_pixels(rendering.png)
     assert rendering.window is not None and rendering.window.source == "min-max"
@@ -86,6 +88,8 @@ def test_the_facts_shown_and_the_identity_left_out() -> None:
 
 
 def test_rle_is_decoded_without_plug_ins() -> None:
+    """An RLE Lossless file is drawn pixel for pixel as the same image uncompressed, with what the server installs
+    and no decoder plug-in."""
     assert np.array_equal(png_pixels(render(dicom_file(syntax=RLELossless)).png), png_pixels(render(dicom_file()).png))
 
 
@@ -98,6 +102,7 @@ def test_a_compression_without_a_decoder_is_named() -> None:
 
 @pytest.mark.parametrize("data", [b"not a DICOM file" * 20, bytes(128) + b"DICM" + bytes(64)])
 def test_unreadable_files_and_files_without_an_image(data: bytes) -> None:
+    """Each row: a file that is not DICOM, or a DICOM header with no image, is refused with 422 as having no preview."""
     with pytest.raises(NoPreview) as refused:
         render(data)
     assert refused.value.status == 422

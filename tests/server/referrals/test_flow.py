@@ -91,6 +91,9 @@ CASES = [
 
 @pytest.mark.parametrize(("who", "action", "state", "booked", "expected"), CASES)
 def test_transition(who: Actor, action: ReferralAction, state: ReferralState, booked: bool, expected) -> None:
+    """Each row: an action by one kind of caller from one state, booked or not, either leads to the expected state
+    and is among the caller's open actions, or raises the expected error (forbidden to this caller, or illegal from
+    this state) and is not offered."""
     if isinstance(expected, ReferralState):
         assert decide(who, facts(state, booked=booked), request(action)) is expected
         assert action in open_actions(who, facts(state, booked=booked))
@@ -102,11 +105,15 @@ def test_transition(who: Actor, action: ReferralAction, state: ReferralState, bo
 
 @pytest.mark.parametrize("state", list(ReferralState))
 def test_terminal_states_allow_nothing(state: ReferralState) -> None:
+    """Each row, one per state: the referring doctor, the receiving coordinator and the booked specialist are offered
+    no action at all exactly when the referral is declined, completed or cancelled."""
     actions = {a for who in (li, zhao, wang) for a in open_actions(who, facts(state, booked=True))}
     assert (actions == set()) is (state in (S.DECLINED, S.COMPLETED, S.CANCELLED))
 
 
 def test_illegal_transition_says_what_and_from_where() -> None:
+    """An action the referral's state does not allow is refused with 409, a sentence naming the state and the action,
+    and both in the details, so a client can say why."""
     with pytest.raises(IllegalTransition) as caught:
         decide(zhao, facts(S.COMPLETED), request(A.ACCEPT))
     assert caught.value.status == 409
@@ -123,6 +130,9 @@ def test_illegal_transition_says_what_and_from_where() -> None:
     (A.REDIRECT, {"redirect_to": Redirection(PROVINCIAL, wang.user_id)}, "redirect_to"),  # where it is already
 ])
 def test_missing_or_wrong_details_name_the_field(action: ReferralAction, change: dict, field: str) -> None:
+    """Each row: a decline or cancellation without a reason, completing without a signed report, or a redirection
+    with no target, to a hospital outside the partnership or to where the referral already is, is refused naming the
+    field at fault."""
     who, state = {A.DECLINE: (zhao, S.SUBMITTED), A.CANCEL: (li, S.SUBMITTED), A.COMPLETE: (wang, S.IN_CONSULTATION),
                   A.REDIRECT: (zhao, S.SUBMITTED)}[action]
     base = request(action)
@@ -134,6 +144,8 @@ def test_missing_or_wrong_details_name_the_field(action: ReferralAction, change:
 
 
 def test_redirect_to_another_specialist_of_the_same_hospital_is_allowed() -> None:
+    """A coordinator may redirect a submitted referral to another specialist of the same hospital; only a redirection
+    to where it already is is refused."""
     to = Request(A.REDIRECT, reason="Dr Zhou leads the arrhythmia clinic", redirect_to=Redirection(PROVINCIAL, 21),
                  partner_hospital_ids=PARTNERS)
     assert decide(zhao, facts(S.SUBMITTED), to) is S.REDIRECTED

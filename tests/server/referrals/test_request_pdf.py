@@ -46,6 +46,8 @@ def test_every_field_of_the_request_is_in_the_pdf(locale: str, labels: list[str]
 
 
 def test_times_are_on_the_readers_clock_with_the_zone_named() -> None:
+    """A reader in Urumqi sees the submission time on their own clock (06:30 UTC printed as 12:30) with the zone and
+    its offset named, not on Shanghai's clock."""
     text = pdf_text(render(FACTS, "en", "Asia/Urumqi", printed_at=PRINTED))
     assert "2030-05-0312:30(Asia/Urumqi,UTC+06:00)" in text, "submitted 06:30 UTC, read in Urumqi"
     assert "2030-05-0314:30" not in text, "not on another hospital's clock"

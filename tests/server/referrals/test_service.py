@@ -77,6 +77,8 @@ async def test_the_inbox_and_the_rest_list_each_referral_once(database: Database
 
 
 async def test_a_page_holds_page_size_rows_and_counts_them_all(database: Database) -> None:
+    """The first page of the coordinator's other referrals is full and the page count covers the total; a page beyond
+    the last is empty but still gives the total."""
     await add_referrals(database, 70)
     async with database.session() as session:
         who = await principal(session, "coord.zhao")
@@ -108,6 +110,8 @@ async def test_a_name_finds_only_referrals_whose_records_the_caller_sees(databas
 
 
 async def test_a_name_is_matched_literally_and_a_state_filters(database: Database) -> None:
+    """A name search for % or _ finds nothing (taken literally, not as wildcards); a state filter lists only
+    referrals in that state, and a waiting state finds none outside the inbox."""
     await add_referrals(database, 30)
     async with database.session() as session:
         who = await principal(session, "dr.li")

@@ -4,7 +4,7 @@ each fail the check."""
 
 from __future__ import annotations
 
-import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -58,11 +58,13 @@ def test_a_signed_report_holds(signer: signing.ReportSigner) -> None:
 
 
 def test_a_changed_byte_breaks_the_signature(signer: signing.ReportSigner) -> None:
-    """Altering the signed content (here the diagnosis code's digits) is caught."""
-    signed = bytearray(signer.sign(render(dataclasses.replace(FACTS, diagnosis_code="I20.8"), "en"), name="x",
-                                   reason="r", location="l"))
-    at = signed.find(b"/Producer")
-    signed[at + 1:at + 2] = b"Q"  # /Producer -> /Qroducer, inside the signed range
+    """Altering one byte of what the report's page draws (inside its compressed content stream, where the text,
+    diagnosis included, is drawn; in the signed range) leaves a signature that no longer checks out."""
+    signed = bytearray(signer.sign(render(FACTS, "en"), name="x", reason="r", location="l"))
+    contents = re.search(rb"/Contents (\d+) 0 R", signed)
+    assert contents, "the page names the stream that draws it"
+    drawing = signed.index(b"stream\n", signed.index(b"\n" + contents[1] + b" 0 obj\n")) + len(b"stream\n")
+    signed[drawing + 100] ^= 0x01  # a bit of the compressed drawing, well inside the stream
     found = signing.check(bytes(signed), signer)
     assert found.signed and not found.intact and not found.holds
 
@@ -84,6 +86,7 @@ def test_another_partys_certificate_is_not_trusted(tmp_path: Path, signer: signi
 
 
 def test_an_unsigned_or_unreadable_file(signer: signing.ReportSigner) -> None:
+    """An unsigned report, and bytes that are no PDF at all, both check as not signed."""
     assert not signing.check(render(FACTS, "en"), signer).signed
     assert not signing.check(b"not a pdf", signer).signed
 

@@ -85,5 +85,6 @@ def test_dry_run_then_held_then_purged(tmp_path: Path) -> None:
 
 
 def test_a_malformed_now_is_refused(tmp_path: Path) -> None:
+    """A --now that is not an ISO 8601 date or time is refused with exit status 2 and a message saying so."""
     result = run("retention", "run", "--now", "next tuesday", data_dir=tmp_path)
     assert result.returncode == 2 and "is not an ISO 8601 date or time" in result.stderr

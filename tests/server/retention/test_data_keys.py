@@ -11,6 +11,8 @@ from server.retention import data_keys
 
 
 def test_a_wrapped_key_opens_only_under_its_master() -> None:
+    """A wrapped data key does not show the key in the clear, unwraps to it under its master key, comes out different
+    each time it is wrapped, and cannot be unwrapped under another master."""
     master, other, key = secrets.token_bytes(32), secrets.token_bytes(32), data_keys.new_key()
     wrapped = data_keys.wrap(master, key)
     assert key.hex() not in wrapped, "the key is not stored in the clear"
@@ -21,6 +23,8 @@ def test_a_wrapped_key_opens_only_under_its_master() -> None:
 
 
 async def test_a_file_without_its_own_key_uses_the_master_and_a_shredded_one_opens_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    """A file with no data key of its own opens with the deployment's key, a kept data key is read back as it was,
+    and once its row is deleted asking for it raises KeyShredded rather than giving any key."""
     from server.appkeys import DATABASE
     from server.models import DataKey
 

@@ -20,6 +20,9 @@ from .test_purge import who
 
 
 async def test_a_hold_is_placed_listed_shown_and_released_with_audit(client: TestClient) -> None:
+    """An auditor places a hold on a patient (the reason trimmed); it stands and is listed as active until an
+    administrator releases it with a reason; released, it stays listed, a second release is a conflict, and the trail
+    holds one placed and one released entry, each with its reason."""
     database = client.app[DATABASE]
     auditor = await who(client, "auditor")
     async with database.session() as session:
@@ -41,6 +44,8 @@ async def test_a_hold_is_placed_listed_shown_and_released_with_audit(client: Tes
 
 @pytest.mark.parametrize("username", ["dr.li", "dr.wang", "coord.zhao"])
 async def test_clinicians_and_coordinators_may_not_place_list_or_release(client: TestClient, username: str) -> None:
+    """Each row: a county doctor, a specialist or a coordinator is refused placing a hold, listing the holds, and
+    releasing one an administrator placed."""
     database = client.app[DATABASE]
     async with database.session() as session:
         hold = await holds.place(session, await who(client, "admin"), PlaceHold(consultation_id=1, reason="x"))
@@ -61,11 +66,15 @@ async def test_clinicians_and_coordinators_may_not_place_list_or_release(client:
     {"patient_id": 1, "reason": "x" * 501},
 ])
 def test_a_hold_names_one_subject_and_a_reason(body: dict) -> None:
+    """Each row: a hold that names neither a patient nor a consultation, or both, or has a blank or over-long reason,
+    or a patient id of 0, is refused by the input model."""
     with pytest.raises(pydantic.ValidationError):
         PlaceHold.model_validate(body)
 
 
 async def test_a_hold_on_nobody_is_404(client: TestClient) -> None:
+    """A hold on a patient or a consultation that does not exist, and the release of a hold that does not exist, are
+    refused as not found."""
     async with client.app[DATABASE].session() as session:
         admin = await who(client, "admin")
         with pytest.raises(NotFound):

@@ -37,14 +37,18 @@ def test_verdict(item: Item, holds: Holds, now: datetime, expected: Verdict) -> 
 
 
 def test_an_item_without_a_patient_is_held_only_by_its_consultation() -> None:
-    """A consultation with no patient is not held by a hold on "no patient"."""
+    """A recording of a consultation with no patient, once run out, is not held by a hold on a patient (here
+    patient 1) nor on another consultation; only a hold on its own consultation keeps it."""
     orphan = Item(Kind.RECORDING, 3, T0, patient_id=None, consultation_id=5)
     late = T0 + timedelta(days=4 * 365)
     assert verdict(orphan, PERIODS, Holds(patient_ids=frozenset({1})), late) is Verdict.PURGE
+    assert verdict(orphan, PERIODS, Holds(consultation_ids=frozenset({6})), late) is Verdict.PURGE
     assert verdict(orphan, PERIODS, Holds(consultation_ids=frozenset({5})), late) is Verdict.HELD
 
 
 def test_sort_keeps_order_and_expiry_is_anchor_plus_period() -> None:
+    """Items sorted by verdict keep their given order within each (one purged, the two under their patient's hold
+    held, none kept), and an item expires at its anchor plus its kind's period."""
     late = T0 + timedelta(days=16 * 365)
     second = Item(Kind.RECORDING, 9, T0 + timedelta(days=1), patient_id=1, consultation_id=1)
     sorted_ = sort([second, REC, ATT], PERIODS, Holds(patient_ids=frozenset({7})), late)

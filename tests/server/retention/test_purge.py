@@ -231,6 +231,8 @@ async def test_a_run_cut_off_after_the_commit_is_finished_by_the_next(client: Te
 
 
 async def test_a_dry_run_changes_nothing(client: TestClient) -> None:
+    """A dry run lists the expired recording as one it would purge, and leaves the recording unpurged, its key row
+    and its file in place, and no purge entry in the audit trail."""
     row = await recorded(client, 1)
     outcome = await run(client, dry_run=True)
     assert [p["id"] for p in outcome.purged] == [row.id] and outcome.dry_run

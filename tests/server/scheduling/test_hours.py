@@ -97,12 +97,18 @@ async def test_overlapping_hours_are_refused_and_nothing_is_written(client: Test
 
 
 async def test_only_specialists_have_hours_and_only_their_own_exceptions_are_removed(client: TestClient) -> None:
+    """A county doctor has no clinic hours to show (not found), and a specialist cannot remove another specialist's
+    exception through their own hours: not found, and the other specialist's exception is still there."""
     database = client.app[DATABASE]
     wang, zhou, li = [await principal(database, name) for name in ("dr.wang", "dr.zhou", "dr.li")]
     async with database.session() as session:
         with pytest.raises(NotFound):
             await hours.show(session, li, li.user_id)
         shown = await hours.add_exception(session, zhou, zhou.user_id, NewException(day=date(2030, 1, 7)))
-        assert shown.exceptions[0].id is not None
+        kept = shown.exceptions[0].id
+        assert kept is not None
         with pytest.raises(NotFound):
-            await hours.remove_exception(session, wang, wang.user_id, shown.exceptions[0].id)
+            await hours.remove_exception(session, wang, wang.user_id, kept)
+    async with database.session() as session:
+        after = await hours.show(session, zhou, zhou.user_id)
+    assert [(e.id, e.day) for e in after.exceptions] == [(kept, date(2030, 1, 7))]

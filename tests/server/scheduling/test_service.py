@@ -70,6 +70,10 @@ async def _accepted(database: Database, *, asked_for: User | None = None) -> int
 
 
 async def test_the_week_lists_the_specialty_s_specialists_by_day_on_the_hospital_s_clock(database: Database) -> None:
+    """The coordinator's booking week runs Monday to Sunday, never before this week; it lists only the specialty's
+    specialists, the one asked for first, with each day's slots on the hospital's clock (08:00 in Shanghai is 00:00
+    UTC; 16 on a Monday, none on Sunday), some free, a way to the next week, and a way back only when it opened after
+    the current week."""
     users = await _users(database)
     referral = await _accepted(database, asked_for=users["dr.zhou"])
     async with database.session() as session:
@@ -92,6 +96,8 @@ async def test_the_week_lists_the_specialty_s_specialists_by_day_on_the_hospital
 
 
 async def test_a_booked_slot_is_shown_booked_and_past_slots_past(database: Database) -> None:
+    """A booked slot of next week shows as booked, and that week links back to the one before; in the current week no
+    slot that has already begun shows as free, only as past or booked."""
     users = await _users(database)
     referral = await _accepted(database)
     coordinator = _who(users["coord.zhao"])
@@ -130,6 +136,8 @@ async def test_without_a_week_the_first_with_a_free_slot_is_shown(database: Data
 
 
 async def test_a_week_is_kept_between_this_one_and_a_year_ahead(database: Database) -> None:
+    """A week asked for before this one opens on this one, with no way further back; one asked for years ahead opens
+    on the furthest week allowed, with no way further on."""
     users = await _users(database)
     referral = await _accepted(database)
     monday = week_of(datetime.now(ZONE).date())
@@ -142,6 +150,8 @@ async def test_a_week_is_kept_between_this_one_and_a_year_ahead(database: Databa
 
 @pytest.mark.parametrize("username", ["dr.li", "dr.wang"])
 async def test_only_the_receiving_coordinators_get_the_booking_week(database: Database, username: str) -> None:
+    """Each row: the referring county doctor, and even the specialist asked for, are refused the booking week:
+    booking is the receiving coordinators' job."""
     users = await _users(database)
     referral = await _accepted(database, asked_for=users["dr.wang"])
     async with database.session() as session:

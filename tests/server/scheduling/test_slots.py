@@ -34,10 +34,14 @@ def utc(hour: int, minute: int = 0, day: int = 23) -> datetime:
     (MONDAY, [DayChange(date(2026, 11, 30), 0, 1440, False)], [(540, 720), (840, 900)]),  # another Monday
 ])
 def test_open_minutes(day: date, changes: list[DayChange], expected: list[tuple[int, int]]) -> None:
+    """Each row: a day's open minutes are its weekday's hours: none on a day without hours or on a day off, split
+    around an hour off, merged with extra hours that touch them, and unchanged by another day's exception."""
     assert open_minutes(day, WEEK, changes) == expected
 
 
 def test_slots_are_in_the_hospital_s_zone_and_whole() -> None:
+    """Slots start on the hospital's clock (09:00 in Shanghai is 01:00 UTC), each lasts its full length, and only
+    whole slots fit into a stretch of open hours."""
     slots = day_slots(MONDAY, "Asia/Shanghai", WEEK, [], 45)
     # 09:00-12:00 holds four 45-minute slots (the last 09:00+180); 14:00-15:00 holds one.
     assert [s.starts_at for s in slots] == [utc(1), utc(1, 45), utc(2, 30), utc(3, 15), utc(6)]
@@ -45,6 +49,7 @@ def test_slots_are_in_the_hospital_s_zone_and_whole() -> None:
 
 
 def test_booked_and_past_slots_are_not_offered() -> None:
+    """Slots already booked, and those starting before the earliest time allowed, are not offered."""
     slots = day_slots(MONDAY, "Asia/Shanghai", WEEK, [], 60, booked=[utc(2)], not_before=utc(1, 30))
     assert [s.starts_at for s in slots] == [utc(3), utc(6)]
 
@@ -57,6 +62,8 @@ def test_daylight_saving_zone_keeps_local_hours() -> None:
 
 
 def test_is_slot_accepts_only_real_starts() -> None:
+    """A time is accepted as a slot only when it is a slot's start within the day's hours: not off the grid, not in
+    the lunch break, not on a day without hours."""
     assert is_slot(utc(1), "Asia/Shanghai", WEEK, [], 30) is not None
     assert is_slot(utc(1, 10), "Asia/Shanghai", WEEK, [], 30) is None  # not on the grid
     assert is_slot(utc(5), "Asia/Shanghai", WEEK, [], 30) is None  # 13:00 local: lunch
@@ -75,6 +82,9 @@ F, B, P = SlotStatus.FREE, SlotStatus.BOOKED, SlotStatus.PAST
 ])
 def test_a_calendar_day_shows_every_slot_free_booked_or_past(booked: list[datetime], now: datetime,
                                                              expected: list[SlotStatus]) -> None:
+    """Each row: a calendar day shows every slot of its hours as free, booked (still booked once past) or past (a
+    slot starting now is still free), counts the free ones, and is not marked as time off; a booking on another
+    Monday does not show."""
     hours = [Hours(0, 9 * 60, 12 * 60), Hours(0, 14 * 60, 15 * 60)]
     day = shown_day(MONDAY, "Asia/Shanghai", hours, [], 60, booked=booked, now=now)
     assert [s.status for s in day.slots] == expected
@@ -89,6 +99,8 @@ def test_a_calendar_day_shows_every_slot_free_booked_or_past(booked: list[dateti
     ([DayChange(date(2026, 11, 30), 0, 1440, False)], 8, False),  # next Monday off
 ])
 def test_a_calendar_day_says_when_time_off_emptied_it(changes: list[DayChange], slots: int, time_off: bool) -> None:
+    """Each row: a calendar day is marked as time off when an exception on that day took slots away, the whole day or
+    an hour of it, and not otherwise (another Monday's day off does not count)."""
     day = shown_day(MONDAY, "Asia/Shanghai", WEEK, changes, 30, booked=[], now=utc(0))
     assert (len(day.slots), day.time_off) == (slots, time_off)
 
@@ -98,4 +110,5 @@ def test_a_calendar_day_says_when_time_off_emptied_it(changes: list[DayChange], 
     (date(2027, 1, 2), date(2026, 12, 28)),  # across the new year
 ])
 def test_week_of_is_its_monday(day: date, monday: date) -> None:
+    """Each row: a day's week starts on its Monday, also across the end of a year."""
     assert week_of(day) == monday

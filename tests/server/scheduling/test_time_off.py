@@ -38,11 +38,16 @@ def _row(id: int, day: str, note: str = "", *, available: bool = False, start: i
 ])
 def test_days_off_are_shown_as_runs(rows: list[AvailabilityException], runs: list[DaysOff],
                                     others: list[int]) -> None:
+    """Each row: whole days off with the same note on consecutive days are shown as one run, a gap or another note
+    starts a new one, and extra hours and part days are listed one by one."""
     found_runs, found_others = hours.days_off(rows)
     assert found_runs == runs and [r.id for r in found_others] == others
 
 
 async def test_a_run_of_days_off_is_one_change(client: TestClient) -> None:
+    """A coordinator adds five days off for a specialist as one change with one audit entry by them, shown as one
+    run; removing the run with one id that is not his is refused and removes nothing; removing the run alone removes
+    all five, with an entry that mentions its last day."""
     database = client.app[DATABASE]
     wang, zhao = await principal(database, "dr.wang"), await principal(database, "coord.zhao")
     async with database.session() as session:
@@ -66,6 +71,8 @@ async def test_a_run_of_days_off_is_one_change(client: TestClient) -> None:
 @pytest.mark.parametrize(("username", "kept"), [("dr.wang", ["王芳 Wang Fang"]),
                                                 ("coord.zhao", ["何静 He Jing", "周杰 Zhou Jie", "王芳 Wang Fang"])])
 async def test_who_keeps_whose_hours(client: TestClient, username: str, kept: list[str]) -> None:
+    """Each row: a specialist keeps their own hours only; their hospital's coordinator keeps every specialist's
+    there."""
     who = await principal(client.app[DATABASE], username)
     async with client.app[DATABASE].session() as session:
         found = await hours.editable_specialists(session, who)
@@ -74,6 +81,8 @@ async def test_who_keeps_whose_hours(client: TestClient, username: str, kept: li
 
 @pytest.mark.parametrize("username", ["dr.li", "admin", "auditor"])
 async def test_others_keep_no_hours(client: TestClient, username: str) -> None:
+    """Each row: a county doctor, an administrator or an auditor is refused the list of specialists whose hours they
+    may keep."""
     who = await principal(client.app[DATABASE], username)
     async with client.app[DATABASE].session() as session:
         with pytest.raises(Forbidden):
