@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -17,7 +18,9 @@ from server.settings import Settings
 from ..conftest import _start, login
 
 JSON = {"Content-Type": "application/json"}
-CONSULTATION = {"title": "Follow-up", "planned_start": "2030-01-01T10:00:00+08:00", "participant_ids": [2]}
+# a start in the future whatever the day the tests run: only the field each test spoils is wrong
+CONSULTATION = {"title": "Follow-up", "planned_start": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+                "participant_ids": [2]}
 
 
 @pytest.fixture

@@ -128,7 +128,7 @@ async def test_refusals_are_shown_beside_the_field_and_the_api_refuses_alike(
     async with client.app[DATABASE].session() as session:
         assert len((await session.exec(select(Consultation))).all()) == 1, "nothing written"
 
-    body = {"title": "多学科会诊 MDT", "patient_id": 1, "planned_start": "2030-01-01T09:00:00+08:00",
+    body = {"title": "多学科会诊 MDT", "patient_id": 1, "planned_start": _local() + ":00+08:00",
             "participant_ids": [2, 7], **api}
     answer = await client.post("/api/consultations", json=body, headers=await login(client, "dr.li"))
     assert answer.status == 422 and list((await answer.json())["error"]["fields"]) == [field]
