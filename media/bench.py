@@ -19,16 +19,18 @@ and, for the relay's fixed cost, the floor under it (media/wakeup_floor.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import av
 from aiortc import (
@@ -197,21 +199,51 @@ def _forwarded(relay: Any) -> dict[str, int] | None:
             for peer_id, peer in relay.peers.items()}
 
 
-class ServerProcess:
-    def __init__(self, kind: str, directory: Path) -> None:
+class PipedProcess:
+    """A spawned process of the bench, spoken to over a pipe whose far end only it holds: if it dies,
+    reading from it fails at once with its exit code, instead of the bench waiting for ever."""
+
+    def __init__(self, name: str, target: Callable[..., None], *args: Any) -> None:
         context = multiprocessing.get_context("spawn")
+        self.name = name
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_server_main, args=(child, kind, str(directory)), daemon=True)
+        self.process = context.Process(target=target, args=(child, *args), daemon=True)
         self.process.start()
+        child.close()  # the child's end is its own now
+
+    async def send(self, message: Any) -> None:
+        try:
+            self.conn.send(message)
+        except OSError:
+            await self._gone()
+
+    async def recv(self) -> Any:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
+        except (EOFError, OSError):
+            await self._gone()
 
     async def ask(self, *request: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        self.conn.send(request)
-        return await loop.run_in_executor(None, self.conn.recv)
+        await self.send(request)
+        return await self.recv()
+
+    async def _gone(self) -> NoReturn:
+        await asyncio.get_running_loop().run_in_executor(None, self.process.join, 5)
+        raise RuntimeError(f"{self.name} exited (code {self.process.exitcode})") from None
 
     async def stop(self) -> None:
-        await self.ask("stop")
-        self.process.join(10)
+        """Ask it to stop and wait for it; one that died already has nothing to say (an error about it is
+        on its way from where the bench failed)."""
+        with contextlib.suppress(OSError, RuntimeError):
+            await self.ask("stop")
+        await asyncio.get_running_loop().run_in_executor(None, self.process.join, 10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+class ServerProcess(PipedProcess):
+    def __init__(self, kind: str, directory: Path) -> None:
+        super().__init__(f"the bench's {kind} server", _server_main, kind, str(directory))
 
 
 # ---- the load side ----
@@ -305,37 +337,23 @@ async def _direct_delay(seconds: float) -> float:
     return statistics.median(sub.delays[len(sub.delays) // 3:]) if sub.delays else float("nan")
 
 
-class LoadProcess:
+class LoadProcess(PipedProcess):
     """Subscribers in a process of their own, so that hundreds of them are not one event loop's work (the
     load generator must not be what falls behind). Each subscriber's offer comes up the pipe to be answered
     by the server; ``frames()`` reads every subscriber's count."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_load_main, args=(child,), daemon=True)
-        self.process.start()
+        super().__init__("a load process", _load_main)
 
     async def subscribe(self, count: int, server_answer: Any) -> None:
-        loop = asyncio.get_running_loop()
-        self.conn.send(("subscribe", count))
-        while True:
-            message, *args = await loop.run_in_executor(None, self.conn.recv)
-            if message == "done":
-                return
-            self.conn.send(await server_answer(args[0]))
+        message, *args = await self.ask("subscribe", count)
+        while message != "done":
+            await self.send(await server_answer(args[0]))
+            message, *args = await self.recv()
 
     async def frames(self) -> tuple[list[int], float]:
         """Each subscriber's frames so far, and the CPU time (user and system) this process has used."""
-        loop = asyncio.get_running_loop()
-        self.conn.send(("frames",))
-        return await loop.run_in_executor(None, self.conn.recv)
-
-    async def stop(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.conn.send(("stop",))
-        await loop.run_in_executor(None, self.conn.recv)
-        self.process.join(10)
+        return await self.ask("frames")
 
 
 def _load_main(conn: Connection) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from aiortc.contrib.media import MediaRelay
 from .bench import (
     BITS,
     NumberedCamera,
+    PipedProcess,
     Subscriber,
     _config,
     _connect,
@@ -83,20 +83,9 @@ async def _serve(conn: Connection, kind: str) -> None:
             return
 
 
-class _Server:
+class _Server(PipedProcess):
     def __init__(self, kind: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_server_main, args=(child, kind), daemon=True)
-        self.process.start()
-
-    async def ask(self, *request: Any) -> Any:
-        self.conn.send(request)
-        return await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
-
-    async def stop(self) -> None:
-        await self.ask("stop")
-        self.process.join(10)
+        super().__init__(f"the {kind} server", _server_main, kind)
 
 
 @dataclass

@@ -13,6 +13,7 @@ and its workers used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import tempfile
@@ -166,10 +167,16 @@ async def _one(name: str, workers: str, clients: int, rate: int, seconds: float,
         load = context.Process(target=_media_main, args=(theirs, node.url, _media_tokens(data, streams)),
                                daemon=True)
         load.start()
+        theirs.close()  # the load's end is its own now: if it dies, polling ours sees it
         try:
             if not await asyncio.get_running_loop().run_in_executor(None, ours.poll, 300):
                 raise RuntimeError("the media rooms did not connect within 300 s")
-            if (said := ours.recv()) != "connected":
+            try:
+                said = ours.recv()
+            except EOFError:
+                load.join(5)
+                said = f"the load process exited (code {load.exitcode})"
+            if said != "connected":
                 raise RuntimeError(f"the media rooms: {said}")
             async with aiohttp.ClientSession() as http:
                 for _ in range(60):  # every viewer has had its first key frame
@@ -183,7 +190,8 @@ async def _one(name: str, workers: str, clients: int, rate: int, seconds: float,
             await _run_setup(busy, [node.url], [node], data, [rate], seconds, split_rooms=False)
             node_cpu = (_cpu_seconds(node.pid) - cpu_before) / (time.perf_counter() - wall_before)
         finally:
-            ours.send("stop")
+            with contextlib.suppress(OSError):  # a load that died has no end to hear it
+                ours.send("stop")
             load.join(30)
             if load.is_alive():
                 load.kill()

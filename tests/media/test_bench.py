@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 
+import pytest
+
+from media.bench import PipedProcess
 from server.devprocs import ROOT
 
 
@@ -61,3 +65,19 @@ def test_bench_recording_measures_the_floor_ours_and_mediarecorder() -> None:
     floor, ours, theirs = report["points"]
     assert floor["bytes_written"] == 0 and ours["bytes_written"] > 0 and theirs["bytes_written"] > 0
     assert report["cpu_ratio_to_mediarecorder"] > 0
+
+
+def _exit_at_once(conn: object, code: int) -> None:
+    """A bench child that dies before it answers anything."""
+    os._exit(code)
+
+
+async def test_a_bench_process_that_dies_ends_the_bench_with_its_exit_code_instead_of_hanging_it() -> None:
+    """Guards PipedProcess: the parent closes its copy of the child's pipe end, so a child that dies (here
+    before its first answer) makes the next question fail at once, naming the child and its exit code; before,
+    the parent's read waited for ever. Stopping it afterwards is quiet."""
+    child = PipedProcess("the test's child", _exit_at_once, 3)
+    with pytest.raises(RuntimeError, match=r"the test's child exited \(code 3\)"):
+        await asyncio.wait_for(child.ask("cpu"), 60)
+    await child.stop()
+    assert not child.process.is_alive()
