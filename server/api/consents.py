@@ -52,8 +52,8 @@ async def list_templates(request: web.Request) -> web.Response:
 async def consultation_consents(request: web.Request) -> web.Response:
     """Every consent given in this consultation, standing or withdrawn, for its participants."""
     async with request.app[DATABASE].session() as session:
-        rows = await consents.list_for_consultation(session, caller(request).principal, consultation_id(request))
-    return json_response(consents.ConsentList(consents=[consents.shown(c, t) for c, t in rows]))
+        shown = await consents.list_for_consultation(session, caller(request).principal, consultation_id(request))
+    return json_response(consents.ConsentList(consents=shown))
 
 
 @routes.post("/api/consultations/{consultation_id}/consents")

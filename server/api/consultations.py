@@ -80,9 +80,7 @@ async def get_consultation(request: web.Request) -> web.Response:
 @routes.get("/api/consultations/{consultation_id}/chat")
 @answers(chat.Chat)
 async def consultation_chat(request: web.Request) -> web.Response:
-    """The consultation's chat, as its participants saw it."""
-    view = await load_authorized(request, can_view_consultation)
-    assert view.consultation.id is not None
+    """The consultation's chat, as its participants saw it (withheld from the partner hospital without the
+    patient's consent to sharing)."""
     async with request.app[DATABASE].session() as session:
-        lines = await chat.chat_lines(session, view.consultation.id)
-    return json_response(chat.shown(lines))
+        return json_response(await chat.read(session, caller(request).principal, consultation_id(request)))

@@ -8,7 +8,6 @@ so what each recording or each sharing relied on stays on record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pydantic
@@ -253,12 +252,15 @@ async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Princ
     return await withdraw(database, rooms, consent.id, f"user:{who.user_id}")
 
 
-async def list_for_consultation(session: AsyncSession, who: Principal,
-                                consultation_id: int) -> Sequence[tuple[Consent, ConsentTemplate]]:
-    """Every consent given in a consultation, standing or withdrawn, with its text, for its clinicians."""
-    await consultations.visible(session, who, consultation_id, can_join_consultation)
-    return (await session.exec(select(Consent, ConsentTemplate).join(ConsentTemplate).where(
+async def list_for_consultation(session: AsyncSession, who: Principal, consultation_id: int) -> list[ConsentShown]:
+    """Every consent given in a consultation, standing or withdrawn, with its text, for its clinicians; on
+    another hospital than the patient's, without the patient's consent to sharing their records, the
+    patient's own consents say what and when, not who or from where (``unnamed``)."""
+    view = await consultations.visible(session, who, consultation_id, can_join_consultation)
+    rows = (await session.exec(select(Consent, ConsentTemplate).join(ConsentTemplate).where(
         Consent.consultation_id == consultation_id).order_by(col(Consent.id)))).all()
+    return [unnamed(shown(c, t)) if view.withheld and c.subject is ConsentSubject.PATIENT else shown(c, t)
+            for c, t in rows]
 
 
 class ConsentShown(Out):
@@ -299,6 +301,13 @@ def shown(consent: Consent, template: ConsentTemplate | None = None) -> ConsentS
         version=template.version if template else None, locale=template.locale if template else None,
         given_at=consent.given_at, ip=consent.ip, user_agent=consent.user_agent, withdrawn_at=consent.withdrawn_at,
         withdrawn_by=consent.withdrawn_by or None)
+
+
+def unnamed(consent: ConsentShown) -> ConsentShown:
+    """A patient's consent with nothing that says who they are: no name, no ``patient:<id>``, no address or
+    browser (and the withdrawal's author, the same patient or their doctor, unsaid)."""
+    return consent.model_copy(update={"identity": "patient", "name": "", "ip": None, "user_agent": None,
+                                      "withdrawn_by": None})
 
 
 def describe(consent: Consent, template: ConsentTemplate | None = None) -> dict:

@@ -15,6 +15,8 @@ from signaling.hub import ChatStore
 from ..db import Database
 from ..models import ChatLine
 from ..outputs import Instant, Out
+from ..permissions import Principal, can_view_consultation
+from .service import visible
 
 
 class ChatLineShown(Out):
@@ -29,14 +31,25 @@ class ChatLineShown(Out):
 
 
 class Chat(Out):
-    """The consultation's chat, in the order participants saw it."""
+    """The consultation's chat, in the order participants saw it; none of it, and ``records_withheld``, for a
+    reader on another hospital than the patient's while the patient has not consented to sharing their
+    records (what was said is about the patient, and names them)."""
 
     chat: list[ChatLineShown]
+    records_withheld: bool = False
 
 
 def shown(lines: list[ChatLine]) -> Chat:
     return Chat(chat=[ChatLineShown(participant_id=line.participant_id, user_id=line.user_id, name=line.name,
                                     text=line.text, sent_at=line.sent_at) for line in lines])
+
+
+async def read(session: AsyncSession, who: Principal, consultation_id: int) -> Chat:
+    """The chat, for those who may see the consultation's record, as they may see it."""
+    view = await visible(session, who, consultation_id, can_view_consultation)
+    if view.withheld:
+        return Chat(chat=[], records_withheld=True)
+    return shown(await chat_lines(session, consultation_id))
 
 
 def chat_store(database: Database) -> ChatStore:

@@ -30,10 +30,10 @@ from ..errors import N_, NotFound, TokenExpired, Unauthenticated, Unavailable
 from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
 from ..models import Recording, RecordingStatus
 from ..parsing import Id
-from ..permissions import Principal, can_access_recordings
+from ..permissions import Principal
 from ..settings import DEFAULT_TIMEZONE
-from .recordings import Playback, key_of
-from .service import ConsultationView, visible
+from .recordings import Playback, key_of, recordings_visible
+from .service import ConsultationView
 
 VIEWING_AUDIENCE = "telemed-recording-viewing"
 VIEWING_TTL = 2 * 3600  # a viewing outlasts a paused 15-minute segment; after it, opening again is a new one
@@ -150,7 +150,7 @@ async def shelf(database: Database, who: Principal, consultation_id: int,
     """The consultation's recordings, oldest first, for its participants and auditors (listing opens no
     recording, so it is not audited)."""
     async with database.session() as session:
-        view = await visible(session, who, consultation_id, can_access_recordings)
+        view = await recordings_visible(session, who, consultation_id)
         rows = (await session.exec(select(Recording).where(Recording.consultation_id == consultation_id)
                                    .order_by(col(Recording.id)))).all()
         zone = await zones.reader_zone(session, who, fallback)
@@ -166,7 +166,7 @@ async def open_viewing(database: Database, who: Principal, recording_id: Id, *, 
         row = await session.get(Recording, recording_id)
         if row is None:
             raise NotFound(N_("No such recording."))
-        view = await visible(session, who, row.consultation_id, can_access_recordings)
+        view = await recordings_visible(session, who, row.consultation_id)
         zone = await zones.reader_zone(session, who, fallback)
         own = await key_of(session, row, key)
     if row.status not in PLAYABLE:
@@ -193,7 +193,7 @@ async def participant_stream(database: Database, who: Principal, recording_id: I
         row = await session.get(Recording, recording_id)
         if row is None:
             raise NotFound(N_("No such recording."))
-        await visible(session, who, row.consultation_id, can_access_recordings)
+        await recordings_visible(session, who, row.consultation_id)
         own = await key_of(session, row, key)
     if row.status not in PLAYABLE:
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")

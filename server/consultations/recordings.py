@@ -32,13 +32,13 @@ from ..audit import trail as audit
 from ..consent import records as consents
 from ..consent.records import Consenter, How, Scope
 from ..db import Database
-from ..errors import N_, NotFound, Unavailable
+from ..errors import N_, Forbidden, NotFound, Unavailable
 from ..models import Consent, ConsentPurpose, ConsentSubject, Recording, RecordingStatus, User, utcnow
 from ..parsing import Id
 from ..permissions import Principal, can_access_recordings, can_join_consultation
 from ..retention import data_keys
 from .room_notifier import RoomNotifier
-from .service import visible
+from .service import ConsultationView, visible
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +192,21 @@ def media_type(row: Recording) -> tuple[str, str]:
     return "video/webm", "webm"
 
 
+async def recordings_visible(session: AsyncSession, who: Principal, consultation_id: int) -> ConsultationView:
+    """The consultation, if the caller may access its recordings (403 or 404 otherwise): its participants and
+    auditors, and on another hospital than the patient's only while the patient's consent to sharing their
+    records stands (403 ``records-withheld``): a recording is the patient's record, their face and voice."""
+    view = await visible(session, who, consultation_id, can_access_recordings)
+    if view.withheld:
+        raise Forbidden(N_("The patient has not consented to sharing their records with your hospital."),
+                        code="records-withheld")
+    return view
+
+
 async def list_for(database: Database, who: Principal, consultation_id: int) -> list[Recording]:
-    """A consultation's recordings, oldest first, to its participants and auditors."""
+    """A consultation's recordings, oldest first, to those who may access them (``recordings_visible``)."""
     async with database.session() as session:
-        await visible(session, who, consultation_id, can_access_recordings)
+        await recordings_visible(session, who, consultation_id)
         return list((await session.exec(select(Recording).where(Recording.consultation_id == consultation_id)
                                         .order_by(col(Recording.id)))).all())
 
@@ -221,7 +232,7 @@ async def play(database: Database, who: Principal, recording_id: int, *, root: P
         row = await session.get(Recording, recording_id)
         if row is None:
             raise NotFound(N_("No such recording."))
-        await visible(session, who, row.consultation_id, can_access_recordings)
+        await recordings_visible(session, who, row.consultation_id)
         own = await key_of(session, row, key)
     if row.status not in (RecordingStatus.READY, RecordingStatus.INTERRUPTED):
         raise Unavailable(N_("This recording is not finished yet."), code="recording-not-ready")

@@ -9,10 +9,22 @@ import json
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
+from sqlmodel import select
 
 from server.appkeys import DATABASE
 from server.consultations import service as consultations
-from server.models import Role
+from server.models import (
+    ChatLine,
+    Consent,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentSubject,
+    ConsentTemplate,
+    Recording,
+    RecordingStatus,
+    Role,
+    utcnow,
+)
 from server.permissions import Principal
 
 from ...conftest import login
@@ -95,3 +107,71 @@ async def test_a_list_of_consultations_is_disclosed_with_a_constant_number_of_qu
         finally:
             sa.event.remove(database.engine.sync_engine, "before_cursor_execute", count)
     assert len(shown) == 50 and len(statements) <= 2
+
+
+async def _seat_the_patient(client: TestClient, consultation_id: int) -> None:
+    """What a video visit leaves in a consultation the patient joined: their video consent (from their browser),
+    a chat line of theirs, and a recording that names them among its participants."""
+    async with client.app[DATABASE].session() as session:
+        template = (await session.exec(select(ConsentTemplate).where(
+            ConsentTemplate.purpose == ConsentPurpose.VIDEO))).first()
+        assert template is not None and template.id is not None
+        session.add(Consent(purpose=ConsentPurpose.VIDEO, template_id=template.id, subject=ConsentSubject.PATIENT,
+                            identity="patient:1", patient_id=1, name="张伟 Zhang Wei", consultation_id=consultation_id,
+                            method=ConsentMethod.CLICKED, ip="203.0.113.9", user_agent="PatientPhone/1.0"))
+        session.add(ChatLine(consultation_id=consultation_id, session="s1", seq=1, participant_id="p-patient",
+                             name="张伟 Zhang Wei", text="My chest hurts when I climb stairs", sent_at=utcnow()))
+        session.add(Recording(consultation_id=consultation_id, file="x.webm", status=RecordingStatus.READY,
+                              started_by="user:1", tracks=json.dumps(
+                                  [{"participant_id": "p-patient", "kind": kind, "codec": codec}
+                                   for kind, codec in (("audio", "opus"), ("video", "VP8"))]),
+                              participants=json.dumps(
+                                  [{"participant_id": "p-patient", "identity": "patient:1", "name": "张伟 Zhang Wei",
+                                    "role": "patient"}], ensure_ascii=False)))
+        await session.commit()
+
+
+async def test_a_withdrawal_hides_the_patient_in_the_consultations_consents_chat_and_recordings(
+        client: TestClient) -> None:
+    """Guards the consultation's own records on the partner's side: while sharing stands the partner's specialist
+    reads the patient's name in the consents list, the chat and the recordings; once the patient withdraws, the
+    consents list keeps the patient's consent (what, when) without their name, identity, address or browser, the
+    chat is withheld (none of it, ``records_withheld``), and the recordings list, page and player are refused
+    403 ``records-withheld``; the referring doctor still reads all of it."""
+    referral, _ = await booked_referral(client)
+    consultation = referral["consultation_id"]
+    await _seat_the_patient(client, consultation)
+    paths = {"consents": f"/api/consultations/{consultation}/consents",
+             "chat": f"/api/consultations/{consultation}/chat",
+             "recordings": f"/api/consultations/{consultation}/recordings",
+             "recordings page": f"/consultations/{consultation}/recordings"}
+
+    async def read(username: str) -> dict[str, tuple[int, str]]:
+        headers = await login(client, username)
+        answers = {name: await client.get(path, headers=headers) for name, path in paths.items()}
+        return {name: (answer.status, await answer.text()) for name, answer in answers.items()}
+
+    before = await read("dr.wang")
+    assert all(status == 200 and PATIENT in text for status, text in before.values()), {
+        name: (status, PATIENT in text) for name, (status, text) in before.items()}
+
+    consent = referral["sharing_consent"]["id"]
+    assert (await client.post(f"/api/consents/{consent}/withdraw", headers=await login(client, "dr.li"))).status == 200
+
+    after = await read("dr.wang")
+    status, text = after["consents"]
+    patients = [c for c in json.loads(text)["consents"] if c["subject"] == "patient"]
+    assert status == 200 and [c["purpose"] for c in patients] == ["video"]
+    assert patients[0]["name"] == "" and patients[0]["identity"] == "patient"
+    assert patients[0]["ip"] is None and patients[0]["user_agent"] is None
+    assert PATIENT not in text and "203.0.113.9" not in text and "patient:1" not in text
+    status, text = after["chat"]
+    assert status == 200 and json.loads(text) == {"chat": [], "records_withheld": True}
+    for name in ("recordings", "recordings page"):
+        status, text = after[name]
+        assert status == 403 and PATIENT not in text, name
+    assert json.loads(after["recordings"][1])["error"]["code"] == "records-withheld"
+
+    own = await read("dr.li")
+    assert all(status == 200 and PATIENT in text for status, text in own.values()), {
+        name: (status, PATIENT in text) for name, (status, text) in own.items()}
