@@ -108,7 +108,8 @@ FAMILIES: dict[str, str] = {
 }
 ROLE_LABELS: dict[str, str] = {
     Role.COUNTY_DOCTOR: N_("County doctor"), Role.SPECIALIST: N_("Specialist"), Role.COORDINATOR: N_("Coordinator"),
-    Role.ADMIN: N_("Administrator"), Role.AUDITOR: N_("Auditor"), "patient": N_("Patient"),
+    Role.ADMIN: N_("Administrator"), Role.AUDITOR: N_("Auditor"), Role.SUPERVISOR: N_("Supervisor"),
+    "patient": N_("Patient"),
 }
 # Actors that are no one's account.
 OTHER_ACTORS = {
@@ -145,14 +146,14 @@ DETAIL_LABELS = {
     "since": N_("From"), "until": N_("Until"),
     "hold": N_("Legal hold"), "reason": N_("Reason"), "kind": N_("Kind"), "id": N_("Number"),
     "patient_id": N_("Patient"), "anchor": N_("Kept from"), "expired_at": N_("Kept until"),
-    "period_days": N_("Days kept"), "file": N_("File"), "key": N_("Key"),
+    "period_days": N_("Days kept"), "file": N_("File"), "key": N_("Encryption key"),
     "locale": N_("Language"), "renditions": N_("Other languages"), "signer": N_("Signed with"),
     "diagnosis": N_("Diagnosis"), "supersedes": N_("Replaces version"), "codes": N_("Codes"),
     "reports": N_("Report versions read"),
     "licence_number": N_("Licence number"), "professional_title": N_("Professional title"),
-    "verification_cleared": N_("Earlier verification cleared"),
+    "verification_cleared": N_("Earlier verification cleared"), "user_id": N_("Account"),
 }
-TIMES = {"starts_at", "expires_at", "planned_start", "since", "until"}
+TIMES = {"starts_at", "expires_at", "planned_start", "since", "until", "anchor", "expired_at"}
 WORDS: dict[str, dict[str, str]] = {
     "purpose": {"video": N_("Taking part by video"), "recording": N_("Being recorded"),
                 "record_sharing": N_("Sharing records with the partner hospital")},
@@ -167,6 +168,14 @@ WORDS: dict[str, dict[str, str]] = {
     "by": {"national_id": N_("National ID")},
     "professional_title": TITLE_LABELS,
     "via": {"chart": N_("the patient's chart"), "api": N_("the API")},
+    # what a retention purge deleted, why, and what became of its key (server/retention/purge.py)
+    "kind": {"recording": N_("Recording"), "attachment": N_("Attachment"), "report": N_("Consultation report")},
+    "reason": {"retention period ended": N_("Its retention period ended")},
+    "key": {"own key deleted": N_("Its own key deleted: no copy can be read any more"),
+            "deployment key (backups stay readable)": N_("Sealed under the deployment's key: backups stay readable")},
+    # how a consultation request was read (server/referrals/request.py); an export's format stays as written
+    "format": {"request-page": N_("Its page"), "request-pdf": N_("PDF"), "request-json": N_("JSON (API)")},
+    "locale": {"zh-CN": N_("Simplified Chinese"), "en": N_("English")},
 }
 
 

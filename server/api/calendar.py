@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..appkeys import DATABASE, KEYS, SETTINGS
 from ..errors import Unauthenticated
-from ..http import json_response
+from ..http import json_response, translator
 from ..identity.auth import caller, public
 from ..models import utcnow
 from ..openapi import answers, answers_media
@@ -53,7 +53,7 @@ async def calendar_feed(request: web.Request) -> web.Response:
                                                request.match_info["token"], origin=str(request.url.origin()),
                                                default_locale=request.app[SETTINGS].default_locale)
     except Unauthenticated as exc:
-        return web.Response(status=401, text=f"{exc.message}\n")
+        return web.Response(status=401, text=f"{translator(request)(exc.message)}\n")  # (its language, if it said)
     body = build(entries, host=request.url.host or "telemed", name=f"Telemed · {user.display_name}", now=utcnow())
     return web.Response(body=body, content_type="text/calendar", charset="utf-8",
                         headers={"Content-Disposition": 'inline; filename="telemed.ics"'})

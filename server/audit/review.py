@@ -92,7 +92,7 @@ REFERENCES = {
     "department_id": "department", "participants": "user", "patient": "patient", "found": "patient",
     "for": "identity", "actor": "identity", "subject": "identity", "via": "identity",
     "referral": "referral", "attachment": "attachment", "appointment": "appointment", "invitation": "invitation",
-    "consents": "consent", "template": "template",
+    "consents": "consent", "template": "template", "user_id": "user",
 }
 COUNTED = {"participants"}  # a whole number under these keys is a count (recording.viewed), not an id
 _IDENTITY = re.compile(r"^(?P<kind>[a-z_]+):(?P<id>\S+)$")

@@ -89,14 +89,14 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise Unauthenticated("The access token is malformed.", code="token-invalid") from None
+            raise Unauthenticated(N_("The access token is malformed."), code="token-invalid") from None
         # Only our own algorithm: refuses "none" and key-confusion tricks before any key is looked up.
         if header.get("alg") != ALGORITHM:
-            raise Unauthenticated("The access token uses an algorithm this server does not accept.",
+            raise Unauthenticated(N_("The access token uses an algorithm this server does not accept."),
                                   code="token-invalid")
         secret = self.keys.lookup(str(header.get("kid", "")))
         if secret is None:
-            raise Unauthenticated("The access token was signed with an unknown key.", code="token-invalid")
+            raise Unauthenticated(N_("The access token was signed with an unknown key."), code="token-invalid")
         try:
             # Time claims are checked below against one clock reading, so tests can pass ``now``.
             claims = jwt.decode(
@@ -112,14 +112,15 @@ class TokenVerifier:
                     "verify_iat": False,
                 },
             )
-        except jwt.InvalidTokenError as exc:
-            raise Unauthenticated(f"The access token is not valid: {exc}.", code="token-invalid") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated(N_("The access token is not valid for this server or this use."),
+                                  code="token-invalid") from None
         clock = time.time() if now is None else now
         expires, not_before = claims["exp"], claims.get("nbf", 0)
         if not isinstance(expires, int | float) or not isinstance(not_before, int | float):
-            raise Unauthenticated("The access token's time claims are malformed.", code="token-invalid")
+            raise Unauthenticated(N_("The access token's time claims are malformed."), code="token-invalid")
         if expires + self.leeway < clock:
             raise TokenExpired(N_("The access token has expired; please log in again."))
         if not_before - self.leeway > clock:
-            raise Unauthenticated("The access token is not valid yet.", code="token-invalid")
+            raise Unauthenticated(N_("The access token is not valid yet."), code="token-invalid")
         return claims

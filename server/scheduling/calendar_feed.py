@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
 from ..errors import N_, Unauthenticated
+from ..i18n import translations
 from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
 from ..models import (
     Appointment,
@@ -76,7 +77,7 @@ def read_feed_token(keys: KeyRing, issuer: str, token: str) -> tuple[int, str]:
     claims = TokenVerifier(keys, issuer=issuer, audience=CALENDAR_AUDIENCE).verify(token)
     subject, nonce = str(claims["sub"]), claims.get("nonce")
     if not subject.startswith("user:") or not subject[5:].isdigit() or not isinstance(nonce, str):
-        raise Unauthenticated("The calendar link is not valid.", code="token-invalid")
+        raise Unauthenticated(N_("The calendar link is not valid."), code="token-invalid")
     return int(subject[5:]), nonce
 
 
@@ -132,8 +133,9 @@ async def feed_entries(session: AsyncSession, keys: KeyRing, issuer: str, token:
         .order_by(col(Appointment.starts_at)))).all()
     referrers = {u.id: u.display_name for u in (await session.exec(
         select(User).where(col(User.id).in_({r.referring_doctor_id for _, r, _, _, _ in rows})))).all()}
-    chinese = (user.locale or default_locale) == "zh-CN"
-    label = "远程会诊" if chinese else "Remote consultation"
+    locale = user.locale or default_locale
+    chinese = locale == "zh-CN"
+    label = translations(locale).gettext(N_("Remote consultation"))  # (a calendar program sends no language)
     return user, [CalendarEntry(
         appointment_id=a.id or 0, starts_at=a.starts_at, ends_at=a.ends_at, timezone=hospital.timezone,
         cancelled=a.status.value != "booked",

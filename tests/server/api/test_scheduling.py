@@ -207,3 +207,20 @@ async def test_time_off_and_the_specialists_one_keeps(client: TestClient) -> Non
     assert sorted(s["id"] for s in kept["specialists"]) == sorted([known["dr.wang"], known["dr.zhou"], known["dr.he"]])
     refused = await client.get("/api/specialists", headers=await login(client, "dr.li"))
     assert refused.status == 403
+
+
+@pytest.mark.parametrize(("locale", "summary"), [("zh-CN", "远程会诊: 心血管内科"),
+                                                 ("en", "Remote consultation: Cardiology")])
+async def test_the_feed_speaks_its_owners_language(client: TestClient, locale: str, summary: str) -> None:
+    """Each row: an appointment's title in the feed is in the language of the account that subscribed (a calendar
+    program says none), from the catalog; a refused link says why in the language the request asked for."""
+    await booked_referral(client)
+    async with client.app[DATABASE].session() as session:
+        wang = (await session.exec(select(User).where(User.username == "dr.wang"))).one()
+        wang.locale = locale
+        await session.commit()
+    [event] = await _events(client, "dr.wang")
+    assert str(event["SUMMARY"]).startswith(summary), event["SUMMARY"]
+    refused = await client.get("/calendar/not-a-token.ics", headers={"Accept-Language": locale})
+    assert refused.status == 401
+    assert await refused.text() == {"zh-CN": "访问令牌格式有误。\n", "en": "The access token is malformed.\n"}[locale]
