@@ -138,8 +138,10 @@ async def give(database: Database, rooms: RoomNotifier | None, template: Consent
     consent = new_record(template, consenter, scope, how)
     async with database.session() as session:
         await idempotency.claim(session, reply)
+        # (sharing is the referral's, whichever consultation it was given in: one standing at a time)
         already = await standing(session, template.purpose, identity=consenter.identity,
-                                 consultation_id=scope.consultation_id, referral_id=scope.referral_id)
+                                 consultation_id=None if scope.referral_id else scope.consultation_id,
+                                 referral_id=scope.referral_id)
         if already is not None and already.template_id == template.id:
             await idempotency.commit(session, reply, (already, template))  # the key, if any
             return already  # giving it twice is not two consents
@@ -174,11 +176,20 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
         assert consent is not None, "callers load and authorize the consent first"
         if consent.withdrawn_at is not None:
             raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
-        consent.withdrawn_at, consent.withdrawn_by = utcnow(), by
-        session.add(consent)
-        audit.with_commit(session, audit.Entry(
-            by, "consent.withdrawn", consent.consultation_id, f"consent:{consent.id}",
-            {"purpose": consent.purpose.value, "for": consent.identity, "referral": consent.referral_id}))
+        ended = [consent]
+        if consent.purpose is ConsentPurpose.RECORD_SHARING and consent.referral_id is not None:
+            # Sharing stops when it is withdrawn, whatever other record of it stands (one given twice, in the
+            # doctor's office and on the patient's page, before ``give`` kept one a referral).
+            ended += [c for c in (await session.exec(select(Consent).where(
+                Consent.purpose == ConsentPurpose.RECORD_SHARING, Consent.referral_id == consent.referral_id,
+                Consent.identity == consent.identity, col(Consent.withdrawn_at).is_(None),
+                Consent.id != consent.id))).all()]
+        for each in ended:
+            each.withdrawn_at, each.withdrawn_by = utcnow(), by
+            session.add(each)
+            audit.with_commit(session, audit.Entry(
+                by, "consent.withdrawn", each.consultation_id, f"consent:{each.id}",
+                {"purpose": each.purpose.value, "for": each.identity, "referral": each.referral_id}))
         await idempotency.commit(session, reply, consent)
     if rooms is not None and consent.consultation_id is not None:
         if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second

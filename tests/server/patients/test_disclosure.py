@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from server.appkeys import DATABASE
+from server.consent import records as consents
+from server.consent.records import Consenter, How, Scope
 from server.consultations import service as consultations
 from server.models import (
     ChatLine,
@@ -175,3 +177,32 @@ async def test_a_withdrawal_hides_the_patient_in_the_consultations_consents_chat
     own = await read("dr.li")
     assert all(status == 200 and PATIENT in text for status, text in own.values()), {
         name: (status, PATIENT in text) for name, (status, text) in own.items()}
+
+
+async def test_sharing_given_again_on_the_patients_page_is_one_consent_and_one_withdrawal_ends_it(
+        client: TestClient) -> None:
+    """Guards one standing sharing consent per referral: the patient agreeing on their visit page (the consultation's
+    scope, with the referral) to the text the doctor already recorded for them is the same consent, not a second
+    one; and a withdrawal ends every standing record of it (one given twice before this rule), so the partner's
+    specialist no longer reads the reason."""
+    referral, _ = await booked_referral(client)
+    database = client.app[DATABASE]
+    recorded = referral["sharing_consent"]
+    async with database.session() as session:
+        template = await session.get(ConsentTemplate, recorded["template_id"])
+    assert template is not None
+    patient = Consenter(ConsentSubject.PATIENT, recorded["identity"], recorded["name"], patient_id=1)
+    scope = Scope(consultation_id=referral["consultation_id"], referral_id=referral["id"])
+    again = await consents.give(database, None, template, patient, scope, How(ConsentMethod.CLICKED))
+    assert again.id == recorded["id"], "the same consent, not a second record of it"
+
+    async with database.session() as session:  # a second record, as one given twice before the rule
+        session.add(consents.new_record(template, patient, scope, How(ConsentMethod.CLICKED)))
+        await session.commit()
+    withdrawn = await client.post(f"/api/consents/{recorded['id']}/withdraw", headers=await login(client, "dr.li"))
+    assert withdrawn.status == 200
+    async with database.session() as session:
+        assert await consents.standing(session, ConsentPurpose.RECORD_SHARING, referral_id=referral["id"]) is None
+    partner = await client.get(f"/api/consultations/{referral['consultation_id']}",
+                               headers=await login(client, "dr.wang"))
+    assert partner.status == 200 and REASON not in await partner.text()
