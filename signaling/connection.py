@@ -24,6 +24,7 @@ from .errors import (
     HeartbeatTimeout,
     InvitationRevoked,
     JoinTimeout,
+    NoLongerParticipant,
     NotAllowed,
     NotJoined,
     RateLimited,
@@ -299,7 +300,7 @@ class SignalingConnection:
             return Admitting(by=host, participant_id=participant_id)  # the room answers unknown-participant
         try:
             await self.gate.check(waiting.identity, waiting.invitation)
-        except (InvitationRevoked, ConsentWithdrawn) as barred:
+        except (InvitationRevoked, ConsentWithdrawn, NoLongerParticipant) as barred:
             await self.hub.submit(self.room_id, Expelling(identity=waiting.identity, reason=barred.code,
                                                           invitation=waiting.invitation), conn=self.conn)
             raise NotAllowed(f"{waiting.participant.name} can no longer be admitted: {barred.message}") from None

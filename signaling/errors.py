@@ -34,7 +34,8 @@ class CloseCode(enum.IntEnum):
     BAD_REQUEST = 4400, "`join` with another protocol version", True
     UNAUTHENTICATED = 4401, "the room token is forged, expired, or not a room token", True
     FORBIDDEN = (4403, "the room token is for another consultation; turned away from the lobby (`denied`), "
-                 "removed (`removed`), the invitation revoked or the video consent withdrawn", True)
+                 "removed (`removed`), the invitation revoked, the video consent withdrawn, or no longer a "
+                 "participant", True)
     TIMEOUT = 4408, "no sign of life within the heartbeat timeout, or no valid `join` in time", False
     ROOM_FULL = 4409, "joining a full room or a full lobby", True
     REPLACED = 4410, "the same participant resumed, or the same identity joined, on a newer socket", True
@@ -82,6 +83,9 @@ class ErrorCode(enum.Enum):
                           "`join` by a patient whose invitation was revoked after their room token was issued")
     CONSENT_WITHDRAWN = ("consent-withdrawn", CloseCode.FORBIDDEN,
                          "`join` by a patient who withdrew their video consent after their room token was issued")
+    NOT_A_PARTICIPANT = ("not-a-participant", CloseCode.FORBIDDEN,
+                         "`join` by a clinician taken off the consultation (an appointment moved to another "
+                         "specialist) or whose account was disabled after their room token was issued")
     ROOM_FULL = "room-full", CloseCode.ROOM_FULL, "joining a full room or a full lobby"
     TIMEOUT = "timeout", CloseCode.TIMEOUT, "no sign of life within the heartbeat timeout"
     JOIN_TIMEOUT = "join-timeout", CloseCode.TIMEOUT, "no valid `join` within 10 s of opening the socket"
@@ -198,6 +202,13 @@ class ConsentWithdrawn(SignalingError):
     """The patient withdrew their consent to the video visit after their room token was issued."""
 
     kind = ErrorCode.CONSENT_WITHDRAWN
+
+
+class NoLongerParticipant(SignalingError):
+    """The clinician was taken off the consultation, or their account disabled, after their room token was
+    issued."""
+
+    kind = ErrorCode.NOT_A_PARTICIPANT
 
 
 class RoomFull(SignalingError):

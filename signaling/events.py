@@ -123,12 +123,12 @@ class Removing(_Event):
 
 class Expelling(_Event):
     """Everyone in the room with this identity must go, now: they withdrew their consent to the video
-    visit, or (only those who came in by it) their ``invitation`` was revoked. Appended by the server,
-    never by a participant's message."""
+    visit, (only those who came in by it) their ``invitation`` was revoked, or a clinician was taken off
+    the consultation. Appended by the server, never by a participant's message."""
 
     kind: Literal["expel"] = "expel"
     identity: str
-    reason: Literal["invitation-revoked", "consent-withdrawn"]
+    reason: Literal["invitation-revoked", "consent-withdrawn", "not-a-participant"]
     invitation: int | None = None
 
 

@@ -244,7 +244,7 @@ class ParticipantLeft(_Message):
     type: Literal["participant-left"] = "participant-left"
     participant_id: str
     reason: Literal["left", "timeout", "removed", "node-lost", "consent-withdrawn", "invitation-revoked",
-                    "replaced"] = "left"
+                    "not-a-participant", "replaced"] = "left"
 
 
 class ParticipantReconnecting(_Message):

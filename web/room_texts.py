@@ -37,6 +37,7 @@ SIGNALING_ERRORS: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: N_("This pass is for another consultation."),
     ErrorCode.INVITATION_REVOKED: N_("Your invitation to this consultation was withdrawn."),
     ErrorCode.CONSENT_WITHDRAWN: N_("You withdrew your consent to the video consultation, so you have left it."),
+    ErrorCode.NOT_A_PARTICIPANT: N_("You are no longer a participant of this consultation."),
     ErrorCode.TIMEOUT: N_("Nothing was heard from this page for too long."),
     ErrorCode.JOIN_TIMEOUT: N_("Joining took too long."),
     ErrorCode.REPLACED: N_("You joined this consultation from another tab or device, so this page left it."),

@@ -7,7 +7,7 @@ from datetime import date
 from aiohttp import web
 
 from .. import idempotency, notices
-from ..appkeys import DATABASE, SETTINGS
+from ..appkeys import DATABASE, ROOMS, SETTINGS
 from ..consent.records import How
 from ..errors import ValidationFailed
 from ..http import answer_once, json_response, locale_for, parse_body, parse_form, path_id, translator
@@ -169,7 +169,7 @@ async def move_appointment(request: web.Request) -> web.Response:
     body = await parse_body(request, Rebooking)
     async with request.app[DATABASE].session() as session:
         moved = await scheduling.move(session, who, referral_id(request), body.specialist_id, body.starts_at,
-                                      body.reason)
+                                      body.reason, rooms=request.app[ROOMS])
         referral, _ = await referrals.load_visible(session, who, moved.referral_id)
         data = await views.describe(session, who, referral, full=True)
     return json_response(data)

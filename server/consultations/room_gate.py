@@ -1,19 +1,24 @@
 """The server's side of signaling's ``Gate``: room tokens are verified with this deployment's keys, and a
 patient is let into the room (and admitted from its lobby) only while their invitation and their consent
-to the video visit stand, however fresh their room token."""
+to the video visit stand, a clinician only while they are one of the consultation's participants and their
+account is active, however fresh their room token."""
 
 from __future__ import annotations
 
-from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked
+import logging
+
+from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked, NoLongerParticipant
 from signaling.grants import RoomClaims
 
 from ..audit import trail as audit
 from ..consent.records import standing
-from ..db import Database
+from ..db import Database, unreachable
 from ..errors import Unauthenticated
 from ..identity.tokens import KeyRing
-from ..models import ConsentPurpose, PatientInvitation
+from ..models import ConsentPurpose, ConsultationParticipant, PatientInvitation, User
 from .room_tokens import verify_room_token
+
+log = logging.getLogger(__name__)
 
 
 class RoomGate:
@@ -44,7 +49,8 @@ class RoomGate:
 
     async def check(self, identity: str, invitation: int | None) -> None:
         if invitation is None:
-            return  # clinicians: their room token is only issued to participants, and lasts minutes
+            await self._still_participant(identity)
+            return
         async with self.database.session() as session:
             link = await session.get(PatientInvitation, invitation)
             if link is None or link.revoked_at is not None or link.consultation_id != self.consultation_id:
@@ -53,3 +59,23 @@ class RoomGate:
                                    consultation_id=self.consultation_id)
         if video is None:
             raise ConsentWithdrawn("You withdrew your consent to the video consultation.")
+
+    async def _still_participant(self, identity: str) -> None:
+        """A clinician's room token is only issued to participants and lasts minutes; one taken off the
+        consultation since (an appointment moved to another specialist), or disabled, is not let in with it."""
+        kind, _, number = identity.partition(":")
+        if kind != "user" or not number.isascii() or not number.isdigit():
+            return
+        try:
+            async with self.database.session() as session:
+                seat = await session.get(ConsultationParticipant, (self.consultation_id, int(number)))
+                user = await session.get(User, int(number)) if seat is not None else None
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            # A database outage must not cost a clinician their call (a resume after their node died): their
+            # token was issued to a participant minutes ago, and a removal sends them away as it happens.
+            log.warning("room gate: database unreachable; %s let in on their room token", identity)
+            return
+        if user is None or not user.is_active:
+            raise NoLongerParticipant("You are no longer a participant of this consultation.")

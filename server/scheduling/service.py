@@ -20,8 +20,11 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling.events import Expelling
+
 from .. import idempotency
 from ..audit import trail as audit
+from ..consultations.room_notifier import RoomNotifier
 from ..consultations.service import partner_hospital_ids
 from ..errors import N_, Conflict, Forbidden, ValidationFailed
 from ..models import (
@@ -273,8 +276,9 @@ async def book(session: AsyncSession, who: Principal, referral_id: int, speciali
 
 
 async def move(session: AsyncSession, who: Principal, referral_id: int, specialist_id: int, starts_at: datetime,
-               reason: str) -> Appointment:
-    """Reschedule a scheduled referral's appointment (the receiving coordinators), with a reason."""
+               reason: str, *, rooms: RoomNotifier | None = None) -> Appointment:
+    """Reschedule a scheduled referral's appointment (the receiving coordinators), with a reason. A specialist
+    the appointment moves away from is no longer a participant: if they are in its room, they leave it now."""
     referral, appointment = await load_visible(session, who, referral_id)
     if not may(actor(who), facts_of(referral, appointment), ReferralAction.SCHEDULE):  # whoever books, moves
         raise Forbidden(N_("Only the receiving hospital's coordinators reschedule an appointment."))
@@ -307,6 +311,9 @@ async def move(session: AsyncSession, who: Principal, referral_id: int, speciali
         session.add(notice.to(user_id))
     audit.with_commit(session, _booking_entry(who, "appointment.moved", moved))
     await session.commit()
+    if rooms is not None and appointment.consultation_id is not None and specialist_id != appointment.specialist_id:
+        await rooms.tell(appointment.consultation_id, Expelling(identity=f"user:{appointment.specialist_id}",
+                                                                reason="not-a-participant"))
     return moved
 
 

@@ -177,6 +177,9 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
          Expelling(identity="id:p", reason="invitation-revoked"),  # gone already: no seat held for a return
          [("d", "participant-left", ("p", "invitation-revoked"))]),
         ((DOC,), Expelling(identity="id:nobody", reason="invitation-revoked"), []),
+        # a clinician taken off the consultation (its appointment moved to another specialist)
+        ((DOC, SPEC), Expelling(identity="id:s", reason="not-a-participant"),
+         [("s", "removed", None), ("close", "s", 4403), ("d", "participant-left", ("s", "not-a-participant"))]),
         # revoking one invitation expels only whoever came in by it, not the same patient by another link
         ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=2), []),
         ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=1),

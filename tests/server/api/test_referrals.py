@@ -19,6 +19,7 @@ from server.models import Appointment, AppointmentStatus, Consultation, Hospital
 from server.settings import Settings
 
 from ...conftest import _start, login
+from ...support.signaling_client import connect, expect, expect_closed, room_token, signaling_path
 from ..referrals.test_views import add_referrals, statements
 
 
@@ -378,3 +379,42 @@ async def test_the_list_and_the_inbox_cost_the_same_queries_for_five_referrals_a
     many, with_many = await listed()
     assert 0 < len(few) < len(many)
     assert len(with_many) == len(with_few), with_many
+
+
+async def test_a_specialist_the_appointment_moves_away_from_leaves_its_room_and_cannot_come_back(
+        client: TestClient) -> None:
+    """Guards membership in the room after a move: the coordinator moving a booked appointment to another specialist
+    takes the first one off the consultation, and if they are in its room they get `removed` and their socket closes
+    (4403) while the referring doctor sees them leave (`not-a-participant`); their room token, still unexpired, no
+    longer lets them in (error `not-a-participant`, 4403), and no new one is issued to them."""
+    referral, known = await booked_referral(client)
+    consultation = referral["consultation_id"]
+    async with client.app[DATABASE].session() as session:  # the room open now, as at the appointment's time
+        row = await session.get(Consultation, consultation)
+        assert row is not None
+        row.planned_start, row.planned_end = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
+        await session.commit()
+    path = signaling_path(consultation)
+    li = await connect(client, await room_token(client, "dr.li", consultation), url=path)
+    await expect(li, "joined")
+    wang_token = await room_token(client, "dr.wang", consultation)
+    wang = await connect(client, wang_token, url=path)
+    await expect(wang, "joined")
+    await expect(li, "participant-joined")
+
+    slot = await first_free_slot(client, "coord.zhao", known["dr.zhou"])
+    moved = await client.put(f"/api/referrals/{referral['id']}/appointment",
+                             json={"specialist_id": known["dr.zhou"], "starts_at": slot["starts_at"],
+                                   "reason": "Dr Wang is away"}, headers=await login(client, "coord.zhao"))
+    assert moved.status == 200, await moved.text()
+    assert (await expect(wang, "removed"))["message"]
+    await expect_closed(wang, 4403)
+    left = await expect(li, "participant-left")
+    assert left["reason"] == "not-a-participant"
+
+    again = await connect(client, wang_token, url=path)
+    assert (await expect(again, "error"))["code"] == "not-a-participant"
+    await expect_closed(again, 4403)
+    refused = await client.post(f"/api/consultations/{consultation}/room-token", headers=await login(client, "dr.wang"))
+    assert refused.status == 403
+    await li.close()

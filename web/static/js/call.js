@@ -14,7 +14,7 @@ import { SignalingSession } from "./signaling.js";
 /**
  * @typedef {import("./signaling.js").Participant} Participant
  * @typedef {import("./signaling.js").MediaState} MediaState
- * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"room-closed"} CallState
+ * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"not-a-participant"|"room-closed"} CallState
  * @typedef {{pc: RTCPeerConnection, participant: Participant, polite: boolean, makingOffer: boolean,
  *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream,
  *            videoWish: Promise<void>}} Peer   videoWish: our video's encodings being turned off or on, one at a time
@@ -22,7 +22,7 @@ import { SignalingSession } from "./signaling.js";
 
 /** Why the server may send someone away for good: a host removed them, they withdrew their consent to
  * the video visit, or their invitation was revoked. Each is a final state of the call. */
-const GONE = ["removed", "consent-withdrawn", "invitation-revoked"];
+const GONE = ["removed", "consent-withdrawn", "invitation-revoked", "not-a-participant"];
 /** Every state the call ends in for good: nothing after it changes the state. */
 const ENDINGS = ["ended", "denied", "failed", "room-closed", ...GONE];
 

@@ -46,7 +46,8 @@ const FINAL_REFUSALS = {
   ...(config.guest ? { [API_ERRORS.LINK_CLOSED]: "room-closed", [API_ERRORS.TOKEN_EXPIRED]: "room-closed",
                       [API_ERRORS.LINK_LOCKED]: "invitation-revoked" } : {}),
 };
-const ENDED = ["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked", "room-closed"];
+const ENDED = ["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked", "not-a-participant",
+  "room-closed"];
 
 /** @param {string} state */
 function showState(state) {

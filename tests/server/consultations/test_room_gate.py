@@ -1,0 +1,58 @@
+"""The room's gate for clinicians: a room token lets a clinician in only while they are one of the
+consultation's participants and active, and a database outage does not cost them their call."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlmodel import select
+
+from server.appkeys import DATABASE, KEYS, SETTINGS
+from server.consultations.room_gate import RoomGate
+from server.db import Database
+from server.models import User
+from signaling.errors import NoLongerParticipant
+
+
+def _gate(client: TestClient, database: Database | None = None) -> RoomGate:
+    app = client.app
+    return RoomGate(database or app[DATABASE], app[KEYS], app[SETTINGS].jwt_issuer, 1)
+
+
+async def _user(client: TestClient, username: str) -> User:
+    async with client.app[DATABASE].session() as session:
+        return (await session.exec(select(User).where(User.username == username))).one()
+
+
+async def test_a_participant_passes_and_one_taken_off_or_disabled_does_not(client: TestClient) -> None:
+    """dr.li, a participant of the demo consultation, passes; dr.chen of another county, never one, is refused
+    `not-a-participant` (as one taken off it would be); dr.li disabled is refused too. Patients' identities are the
+    invitation's business, not this check's."""
+    gate = _gate(client)
+    li, chen = await _user(client, "dr.li"), await _user(client, "dr.chen")
+    await gate.check(f"user:{li.id}", None)
+    with pytest.raises(NoLongerParticipant):
+        await gate.check(f"user:{chen.id}", None)
+    async with client.app[DATABASE].session() as session:
+        row = await session.get(User, li.id)
+        assert row is not None
+        row.is_active = False
+        await session.commit()
+    with pytest.raises(NoLongerParticipant):
+        await gate.check(f"user:{li.id}", None)
+
+
+async def test_a_database_outage_lets_a_clinician_in_on_their_token(client: TestClient,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """With the database unreachable (nothing listens on its port), a clinician's join or resume is let through on
+    their room token, with a warning, instead of failing: their node dying during an outage must not end their
+    call."""
+    gone = Database("postgresql+asyncpg://telemed@127.0.0.1:1/telemed")
+    try:
+        with caplog.at_level(logging.WARNING, logger="server.consultations.room_gate"):
+            await _gate(client, gone).check("user:1", None)
+    finally:
+        await gone.close()
+    assert "database unreachable" in caplog.text
