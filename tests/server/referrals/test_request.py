@@ -17,7 +17,7 @@ from server.consent.records import How
 from server.db import Database
 from server.demo import seed_demo
 from server.errors import Forbidden, ValidationFailed
-from server.models import AuditEvent, Consent, ConsentMethod, Hospital, Referral, ReferralState, TitleWanted
+from server.models import AuditEvent, Consent, ConsentMethod, Hospital, Referral, ReferralState, TitleWanted, utcnow
 from server.referrals import request as consultation_request
 from server.referrals import service as referrals
 from server.referrals.inputs import ReferralCreate, ReferralRequestEdit
@@ -192,19 +192,20 @@ async def test_reading_the_request_with_the_patient_is_audited(database: Databas
 
 
 async def test_the_status_is_the_consent_in_force_when_a_newer_one_was_withdrawn(database: Database) -> None:
-    """Two sharing consents on file (say, a verbal one and one the patient clicked later), the newer withdrawn:
-    the older still stands, so the request says given and shows the clinical content, as disclosure does."""
+    """Two sharing consents on file, the newer withdrawn and the older standing (rows written before a withdrawal
+    ended every standing record of it, which ``consents.withdraw`` now does): the request's status is the one in
+    force, not the latest row, so it says given and shows the clinical content, as disclosure does."""
     referral = await _refer(database)
     assert referral.id is not None
     async with database.session() as session:
         first = await referrals.sharing_consent(session, referral)
         assert first is not None
         second = Consent(**first.model_dump(exclude={"id"}))
+        second.withdrawn_at, second.withdrawn_by = utcnow(), "user:1"
         session.add(second)
         await session.commit()
         await session.refresh(second)
         assert second.id is not None and second.id > (first.id or 0)
-    await consents.withdraw(database, None, second.id, "user:1")
     async with database.session() as session:
         facts = await consultation_request.gather(session, await principal(session, "coord.zhao"), referral.id)
     assert facts.consent.status == "given" and facts.clinical is not None
