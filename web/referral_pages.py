@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.appkeys import DATABASE, RECORDING_KEY, REPORTS, SETTINGS
+from server.appkeys import DATABASE, RECORDING_KEY, REPORTS, ROOMS, SETTINGS
 from server.consent import records as consents
 from server.consent import templates as consent_templates
 from server.consent.records import How
@@ -41,7 +41,7 @@ from server.referrals import attachments, choices, request_pdf, views
 from server.referrals import request as consultation_request
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
-from server.referrals.inputs import Booking, ReferralCreate, ReferralRequestEdit, ReferralSearch
+from server.referrals.inputs import Booking, Rebooking, ReferralCreate, ReferralRequestEdit, ReferralSearch
 from server.reports import service as reports
 from server.reports.inputs import ReportInput
 from server.scheduling import service as scheduling
@@ -164,7 +164,7 @@ async def referral_page(request: web.Request) -> web.Response:
 
 async def _render_referral(request: web.Request, referral_id: int, *, error: str | None = None,
                            status: int = 200, week_raw: str | None = None,
-                           report_form: dict[str, str] | None = None) -> web.Response:
+                           report_form: dict[str, str] | None = None, move_reason: str = "") -> web.Response:
     who = caller(request).principal
     week_raw = week_raw or request.query.get("week")
     async with request.app[DATABASE].session() as session:
@@ -176,7 +176,7 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         zone = await views.reader_zone(session, who, request.app[SETTINGS].default_timezone)
         hospitals, specialists = await choices.partners(session, referral.target_hospital_id)
         week = None
-        if data["can_book"]:
+        if data["can_book"] or data["can_move"]:
             week = await scheduling.booking_week(session, who, referral_id, _day(week_raw))
     await views.audit_patient_view(request.app[DATABASE], who, data)
     files: list[attachments.AttachmentShown] = []
@@ -194,8 +194,8 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         "can_edit_request": can_edit_referral_request(who, scope, referral.state),
         "can_acknowledge_report": can_acknowledge_report(who, scope),
         "report_form": report_form or {"findings": "", "diagnosis_code": "", "recommendations": ""},
-        "calendar": calendar(week, locale_for(request)) if week else None,
-        "asked_week": bool(week_raw), "error": error}, status)
+        "calendar": calendar(week, locale_for(request)) if week else None, "moving": data["can_move"],
+        "move_reason": move_reason, "asked_week": bool(week_raw), "error": error}, status)
 
 
 REQUEST_FIELDS = tuple(ReferralRequestEdit.model_fields)
@@ -365,6 +365,33 @@ async def referral_book(request: web.Request) -> web.Response:
         return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status,
                                       week_raw=week)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}#appointment")
+
+
+@routes.post("/referrals/{referral_id}/move")
+async def referral_move(request: web.Request) -> web.Response:
+    """Another slot chosen in the calendar for a booked appointment, with the reason both sides are told: read
+    into the API's own ``Rebooking`` and moved by the same service as ``PUT /api/referrals/{id}/appointment``
+    (a specialist it moves away from leaves the consultation, and its room if they are in it)."""
+    who = caller(request).principal
+    referral_id = path_id(request, "referral_id")
+    form = await read_form(request)
+    week, reason = form.get("week"), form.get("reason", "")
+    specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
+    if not specialist_raw or not starts_raw:
+        return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422,
+                                      week_raw=week, move_reason=reason)
+    try:
+        body = parse_form({"specialist_id": specialist_raw, "starts_at": starts_raw, "reason": reason}, Rebooking)
+        async with request.app[DATABASE].session() as session:
+            await scheduling.move(session, who, referral_id, body.specialist_id, body.starts_at, body.reason,
+                                  rooms=request.app[ROOMS])
+    except TelemedError as exc:
+        return await _render_referral(request, referral_id, error=_error_text(request, exc, MOVE_LABELS),
+                                      status=exc.status, week_raw=week, move_reason=reason)
+    raise web.HTTPSeeOther(f"/referrals/{referral_id}#appointment")
+
+
+MOVE_LABELS = {"reason": N_("Why it moves (both sides are told)")}
 
 
 @routes.post("/referrals/{referral_id}/sharing-consent/withdraw")

@@ -35,7 +35,7 @@ from ..outputs import Named, Out, Person
 from ..patients import disclosure
 from ..permissions import Principal, can_join_consultation
 from ..settings import DEFAULT_TIMEZONE
-from .flow import open_actions
+from .flow import may, open_actions
 from .service import actor, facts_of, sharing_consent
 
 _Row = TypeVar("_Row", Patient, Specialty, Hospital, User)
@@ -97,7 +97,8 @@ class ReferralEventShown(Out):
 class ReferralDetail(ReferralShown):
     """A referral in full: its clinical summary (null where withheld), history, and what the caller may do
     next: ``actions`` through ``POST /api/referrals/{id}/actions``, ``can_book`` a slot
-    (``POST /api/referrals/{id}/appointment``), ``can_sign_report`` (``POST /api/referrals/{id}/reports``)."""
+    (``POST /api/referrals/{id}/appointment``), ``can_move`` its booked appointment to another slot
+    (``PUT /api/referrals/{id}/appointment``), ``can_sign_report`` (``POST /api/referrals/{id}/reports``)."""
 
     summary: str | None
     # the consultation request's clinical content, null where withheld (``GET .../request`` shows it whole)
@@ -115,6 +116,7 @@ class ReferralDetail(ReferralShown):
     events: list[ReferralEventShown]
     actions: list[ReferralAction]
     can_book: bool
+    can_move: bool
     can_sign_report: bool
     can_join_room: bool
 
@@ -228,10 +230,13 @@ _ELSEWHERE = {ReferralAction.SCHEDULE: "can_book", ReferralAction.COMPLETE: "can
 
 def _next_steps(who: Principal, referral: Referral, appointment: Appointment | None) -> dict[str, Any]:
     """``actions``: what the caller may send to the actions endpoint now; ``can_book``, ``can_sign_report``:
-    the two steps that have endpoints of their own."""
-    open_now = open_actions(actor(who), facts_of(referral, appointment))
+    the two steps that have endpoints of their own; ``can_move``: the booked appointment, by whoever books."""
+    facts = facts_of(referral, appointment)
+    open_now = open_actions(actor(who), facts)
+    movable = referral.state is ReferralState.SCHEDULED and appointment is not None
     return {"actions": [a.value for a in open_now if a not in _ELSEWHERE],
-            **{flag: action in open_now for action, flag in _ELSEWHERE.items()}}
+            **{flag: action in open_now for action, flag in _ELSEWHERE.items()},
+            "can_move": movable and may(actor(who), facts, ReferralAction.SCHEDULE)}
 
 
 async def audit_patient_view(database: Database, who: Principal, data: dict[str, Any]) -> None:

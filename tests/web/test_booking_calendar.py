@@ -113,7 +113,8 @@ async def test_a_slot_booked_from_the_calendar_shows_at_the_time_chosen(client: 
     page = await (await client.get(f"/referrals/{referral}", headers=EN)).text()
     appointment = page.partition('id="appointment"')[2].partition("</dd>")[0]
     assert f">{monday:%Y-%m-%d} {shown} CST</time>" in appointment and shown == "08:00"
-    assert "王芳 Wang Fang" in appointment and 'data-state="scheduled"' in page and 'id="booking"' not in page
+    assert "王芳 Wang Fang" in appointment and 'data-state="scheduled"' in page
+    assert '<details class="action" id="move">' in page, "the calendar waits, closed, behind Move the appointment"
     assert "UTC" not in page
     async with client.app[DATABASE].session() as session:
         event = await session.get(ReferralEvent, 1)
@@ -157,3 +158,62 @@ async def test_only_the_receiving_coordinator_sees_the_calendar_and_cancel_asks_
     assert '<summary class="quiet-danger">Cancel referral</summary>' in cancel
     assert 'name="reason" required' in cancel and 'class="danger">Yes, cancel the referral</button>' in cancel
     assert page.count('class="danger"') == 1
+
+
+async def _booked(client: TestClient) -> tuple[int, list[tuple[str, str, str]]]:
+    """An accepted referral booked from the calendar on next Monday's first slot; and that week's slots as the
+    calendar offered them before."""
+    referral = await _accepted(client)
+    monday = _next_monday()
+    slots = SLOT.findall(_calendar(await (await client.get(f"/referrals/{referral}?week={monday}", headers=EN)).text()))
+    specialist, starts_at, _ = slots[0]
+    booked = await client.post(f"/referrals/{referral}/book", data={"slot": f"{specialist}@{starts_at}"},
+                               headers=EN, allow_redirects=False)
+    assert booked.status == 303
+    return referral, slots
+
+
+async def test_a_booked_appointment_moves_to_another_slot_from_the_calendar_with_its_reason(
+        client: TestClient) -> None:
+    """The receiving coordinator moves a booked appointment from the referral's page: the week's calendar behind
+    *Move the appointment* (改约 in Chinese), a reason asked first, a free slot chosen moves it by the service the
+    API uses (to Zhou Jie at 08:00 here), the page then shows the new time and specialist on the hospital's clock,
+    and the first specialist is told why."""
+    referral, slots = await _booked(client)
+    chinese = await (await client.get(f"/referrals/{referral}", headers=ZH)).text()
+    assert "<summary>改约</summary>" in chinese and "改约原因（双方都会收到通知）" in chinese
+    zhou, starts_at, shown = next(slot for slot in slots if slot[0] != slots[0][0])
+    moved = await client.post(f"/referrals/{referral}/move", headers=EN, allow_redirects=False, data={
+        "slot": f"{zhou}@{starts_at}", "reason": "Dr Wang is at a congress", "week": _next_monday().isoformat()})
+    assert moved.status == 303 and moved.headers["Location"] == f"/referrals/{referral}#appointment"
+    page = await (await client.get(f"/referrals/{referral}", headers=EN)).text()
+    appointment = page.partition('id="appointment"')[2].partition("</dd>")[0]
+    assert f">{_next_monday():%Y-%m-%d} {shown} CST</time>" in appointment and "周杰 Zhou Jie" in appointment
+    notices = await (await client.get("/api/notifications", headers=await login(client, "dr.wang"))).json()
+    assert any("Dr Wang is at a congress" in n["text"] for n in notices["notifications"])
+
+
+async def test_a_move_without_a_reason_or_by_another_is_refused_and_moves_nothing(client: TestClient) -> None:
+    """A move with no reason is a 422 naming the reason's field in the page's language (English and Chinese), the
+    calendar open where it was, the appointment where it was; one with no slot asks to choose one; the referring
+    doctor may not move it (403)."""
+    referral, slots = await _booked(client)
+    specialist, starts_at, _ = slots[1]
+    for headers, words in ((EN, "Why it moves (both sides are told)"), (ZH, "改约原因（双方都会收到通知）")):
+        refused = await client.post(f"/referrals/{referral}/move", headers=headers,
+                                    data={"slot": f"{specialist}@{starts_at}", "reason": " "})
+        text = await refused.text()
+        assert refused.status == 422 and f'<p class="error" role="alert">{words}' in text
+        assert '<details class="action" id="move" open>' in text
+    nothing = await client.post(f"/referrals/{referral}/move", headers=EN, data={"reason": "clinic overrun"})
+    nothing_text = await nothing.text()
+    assert nothing.status == 422 and "Choose a slot." in nothing_text and ">clinic overrun</textarea>" in nothing_text
+    appointment = (await (await client.get(f"/api/referrals/{referral}", headers=await login(client, "coord.zhao")))
+                   .json())["appointment"]
+    assert appointment["starts_at"] == datetime.fromisoformat(slots[0][1]).isoformat()
+    await form_login(client, "dr.li")
+    page = await (await client.get(f"/referrals/{referral}", headers=EN)).text()
+    assert 'id="move"' not in page
+    doctor = await client.post(f"/referrals/{referral}/move", headers=EN,
+                               data={"slot": f"{specialist}@{starts_at}", "reason": "sooner please"})
+    assert doctor.status == 403

@@ -356,6 +356,8 @@ async def test_every_page_and_every_refusal_speaks_chinese(client: TestClient, p
     await check("book without a slot", "POST", f"/referrals/{referral}/book", status=422, data={})
     await check("book a bad slot", "POST", f"/referrals/{referral}/book", status=(400, 409, 422),
                 data={"slot": "2@nonsense"})
+    await check("move without a reason", "POST", f"/referrals/{referral}/move", status=422,
+                data={"slot": "2@2031-01-06T08:00+08:00", "reason": ""})
     await check("redirect nowhere", "POST", f"/referrals/{referral}/action", status=(400, 409, 422),
                 data={"action": "redirect", "hospital_id": "x"})
 
