@@ -299,3 +299,12 @@ async def test_the_consent_recorded_as_the_consultation_is_set_up_shares_it_at_o
         "title": "Case discussion", "planned_start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         "participant_ids": [await _user_id(client, "dr.wang")], "sharing_consent": "verbal"})
     assert refused.status == 422 and list((await refused.json())["error"]["fields"]) == ["sharing_consent"]
+
+
+async def test_a_booked_referrals_consultation_takes_no_consent_to_sharing_of_its_own(client: TestClient) -> None:
+    """Guards one sharing consent per record: in a consultation booked for a referral, the patient's consent to
+    sharing is the referral's, so recording one on the consultation is 400 `wrong-scope`."""
+    referral, _ = await booked_referral(client)
+    wrong = await client.post(f"/api/consultations/{referral['consultation_id']}/consents",
+                              json={"purpose": "record_sharing"}, headers=await login(client, "dr.li"))
+    assert wrong.status == 400 and (await wrong.json())["error"]["code"] == "wrong-scope"
