@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import col, select
 
 from .consent import templates as consent_templates
-from .consent.records import How
+from .consent.rules import Consenter, How, Scope, new_record, patient_identity
 from .db import Database
 from .identity.passwords import hash_password
 from .models import (
     Availability,
     ConsentMethod,
+    ConsentPurpose,
+    ConsentSubject,
     Consultation,
     ConsultationParticipant,
     ConsultationStatus,
@@ -88,6 +90,7 @@ def demo_start() -> datetime:
 async def seed_demo(database: Database) -> bool:
     """Add the demo partnership unless it is already there, and plan the demo consultation for now, so
     README's walk-through works on any day the demo is started. Returns True if it seeded anything."""
+    await consent_templates.publish(database)  # the demo patient's consent to sharing names its text
     async with database.session() as session:
         if (await session.exec(select(Hospital).where(Hospital.name == LEAD_HOSPITAL))).first():
             demo = (await session.exec(select(Consultation).where(Consultation.title == DEMO_TITLE)
@@ -169,6 +172,12 @@ async def seed_demo(database: Database) -> bool:
             ConsultationParticipant(consultation_id=consultation.id, user_id=users[name].id)
             for name in ("dr.li", "dr.wang")
         ])
+        # The patient agreed, to dr.li, to their record being shared with dr.wang's hospital for it.
+        sharing = await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, "zh-CN")
+        assert patient.id is not None and consultation.id is not None
+        session.add(new_record(sharing, Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name,
+                                                  patient_id=patient.id), Scope(consultation_id=consultation.id),
+                               How(ConsentMethod.VERBAL, users["dr.li"].id)))
         await session.commit()
     return True
 

@@ -47,7 +47,9 @@ class ErrorCode(enum.Enum):
     BAD_NUMBER = "bad-number", 400, "a number in a JSON body outside the signed 64-bit range, or too long"
     TOO_DEEP = "too-deep", 400, "a JSON body nesting arrays or objects more than 32 deep"
     REFERRAL_CLOSED = "referral-closed", 400, "attaching a file to a closed referral"
-    WRONG_SCOPE = "wrong-scope", 400, "consent to sharing records, given on a consultation (it goes on the referral)"
+    WRONG_SCOPE = ("wrong-scope", 400,
+                   "consent to sharing records, given on a consultation booked for a referral (it goes on the "
+                   "referral)")
     CHOICE_REQUIRED = "choice-required", 400, "a form sent without one of its choices (pages)"
     BAD_IDEMPOTENCY_KEY = ("bad-idempotency-key", 400,
                            "an `Idempotency-Key` header that is not 1 to 128 printable ASCII characters")
@@ -101,7 +103,8 @@ class ErrorCode(enum.Enum):
     DUPLICATE_PATIENT = ("duplicate-patient", 409,
                          "a patient with this national ID is already registered (`patient_id` names them)")
     NO_REFERRAL = ("no-referral", 409,
-                   "consent to sharing records, for a consultation that was not booked through a referral")
+                   "consent to sharing records, for a consultation neither booked through a referral nor with "
+                   "clinicians of another hospital taking part")
     IDEMPOTENCY_KEY_IN_USE = ("idempotency-key-in-use", 409,
                               "a request with the same `Idempotency-Key` is still being handled; try again")
     TOO_LARGE = ("too-large", 413,

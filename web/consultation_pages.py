@@ -15,13 +15,15 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from server.appkeys import DATABASE, KEYS, ROOMS, SETTINGS
+from server.consent import templates as consent_templates
+from server.consent.rules import How
 from server.consultations import choices
 from server.consultations import service as consultations
 from server.consultations.inputs import DURATIONS, ConsultationSearch, NewConsultation
 from server.errors import N_, TelemedError, ValidationFailed
 from server.http import locale_for, parse_form, path_id, read_form, translator
 from server.identity.auth import caller
-from server.models import ConsultationStatus
+from server.models import ConsentPurpose, ConsultationStatus
 from server.parsing import parse_id
 from server.patients import invitations
 from server.permissions import can_create_consultation, can_join_consultation, can_list_consultations, require
@@ -34,7 +36,7 @@ from .render import RENDERER, page_zone
 
 routes = web.RouteTableDef()
 
-FIELDS = ("title", "planned_start", "duration_minutes", "patient_id")
+FIELDS = ("title", "planned_start", "duration_minutes", "patient_id", "sharing_consent", "sharing_template_id")
 
 # The message a doctor pastes into an SMS or WeChat; in the page's language, for the patient to read.
 MESSAGE = N_("Hello %(patient)s, this is %(inviter)s of %(hospital)s. You are invited to a video "
@@ -55,11 +57,13 @@ async def _form_page(request: web.Request, form: dict[str, Any], *, errors: dict
                      error: str | None = None, status: int = 200) -> web.Response:
     async with request.app[DATABASE].session() as session:
         offered = await choices.for_new_consultation(session, caller(request).principal)
+        sharing = await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, locale_for(request))
     zone = offered.hospital.timezone
     form.setdefault("planned_start", _default_start(zone))
     form.setdefault("duration_minutes", "30")
     return request.app[RENDERER].render(request, "consultation_new.html", {
         "choices": offered, "form": form, "errors": errors or {}, "error": error, "durations": DURATIONS,
+        "sharing_text": sharing,
         "zone": zone_label(zone)}, status=status)
 
 
@@ -117,7 +121,8 @@ async def consultation_create(request: web.Request) -> web.Response:
         values = {**form, "planned_start": on_clock(form["planned_start"], hospital_zone)}
         body = parse_form(values, NewConsultation)
         async with request.app[DATABASE].session() as session:
-            created = await consultations.create(session, who, body)
+            created = await consultations.create(session, who, body, locale=locale_for(request),
+                                                 how=How.verbal(request, who.user_id))
     except TelemedError as exc:
         return await _form_page(request, form, errors=field_errors(exc, gettext), error=summary(exc, gettext),
                                 status=exc.status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from server.consultations.service import NOBODY_ELSE_TAKES_PART
 from server.errors import N_, ErrorCode, TelemedError
 from server.i18n import knows
 from server.notices import STATE_LABELS
@@ -30,7 +31,8 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.BAD_NUMBER: N_("A number in the request is too large."),
     ErrorCode.TOO_DEEP: N_("The request could not be read. Go back and try again."),
     ErrorCode.REFERRAL_CLOSED: N_("This referral is closed: nothing more can be attached to it."),
-    ErrorCode.WRONG_SCOPE: N_("Consent to sharing records is given on the referral, not on a consultation."),
+    ErrorCode.WRONG_SCOPE: N_("This consultation was booked for a referral: consent to sharing records is given on "
+                              "the referral."),
     ErrorCode.CHOICE_REQUIRED: N_("Choose from the lists."),
     ErrorCode.BAD_IDEMPOTENCY_KEY: N_("The request could not be read. Go back and try again."),
     ErrorCode.UNAUTHENTICATED: N_("Please log in."),
@@ -70,7 +72,7 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.CONSENT_WITHDRAWN: N_("This consent was already withdrawn."),
     ErrorCode.CONSENT_TEXT_CHANGED: N_("The consent text has changed since this page was opened. Read it again."),
     ErrorCode.DUPLICATE_PATIENT: N_("A patient with this national ID is already registered."),
-    ErrorCode.NO_REFERRAL: N_("This consultation was not booked through a referral."),
+    ErrorCode.NO_REFERRAL: NOBODY_ELSE_TAKES_PART,
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: N_("The same request is still being handled. Try again in a moment."),
     ErrorCode.TOO_LARGE: N_("The file is too large."),
     ErrorCode.UNSUPPORTED_TYPE: N_("Only PDF, PNG, JPEG, WebP and DICOM files can be attached."),

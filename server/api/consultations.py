@@ -7,10 +7,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..appkeys import DATABASE, SETTINGS
+from ..consent.rules import How
 from ..consultations import chat
 from ..consultations import service as consultations
 from ..consultations.inputs import ConsultationSearch, NewConsultation
-from ..http import json_response, parse_body, parse_form, path_id
+from ..http import json_response, locale_for, parse_body, parse_form, path_id
 from ..identity.auth import caller
 from ..openapi import accepts, answers, queries
 from ..permissions import ConsultationScope, Principal, can_view_consultation
@@ -60,11 +61,14 @@ async def create_consultation(request: web.Request) -> web.Response:
     """Set up a consultation at the caller's hospital with clinicians of it or of a partner hospital.
 
     The start must be in the future; ``duration_minutes`` sets its planned end (when its room closes
-    follows from it). A 422 names each field that is wrong."""
+    follows from it). With clinicians of another hospital and a patient, ``sharing_consent: "verbal"``
+    records the patient's consent to their record being shared with them (without it they see neither the
+    patient nor the title). A 422 names each field that is wrong."""
     who = caller(request).principal
     body = await parse_body(request, NewConsultation)
     async with request.app[DATABASE].session() as session:
-        created = await consultations.create(session, who, body)
+        created = await consultations.create(session, who, body, locale=locale_for(request),
+                                             how=How.verbal(request, who.user_id))
         assert created.id is not None
         view = await consultations.load(session, created.id)
     return json_response(view.shown(), status=201)

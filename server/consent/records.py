@@ -8,10 +8,8 @@ so what each recording or each sharing relied on stays on record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pydantic
-from aiohttp import web
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,53 +17,16 @@ from signaling.events import Consenting, Expelling
 
 from .. import idempotency
 from ..audit import trail as audit
-from ..client_address import client_address
 from ..consultations import service as consultations
 from ..consultations.room_notifier import RoomNotifier
 from ..db import Database
-from ..errors import N_, BadRequest, Conflict, NotFound, ValidationFailed
+from ..errors import N_, BadRequest, Conflict, NotFound
 from ..models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral, utcnow
 from ..outputs import Instant, Out
 from ..parsing import Id
 from ..permissions import Principal, can_join_consultation, can_withdraw_consent, require
 from . import templates as consent_templates
-
-
-@dataclass(frozen=True)
-class Consenter:
-    """The person the consent is about."""
-
-    subject: ConsentSubject
-    identity: str  # user:<id> for a clinician, patient:<id> for a patient
-    name: str
-    user_id: int | None = None
-    patient_id: int | None = None
-
-
-@dataclass(frozen=True)
-class How:
-    """How the consent was given: clicked by the person, or said to a doctor who recorded it."""
-
-    method: ConsentMethod
-    recorded_by: int | None = None
-    ip: str = ""
-    user_agent: str = ""
-
-    @classmethod
-    def clicked(cls, request: web.Request) -> How:
-        return cls(ConsentMethod.CLICKED, None, *where(request))
-
-    @classmethod
-    def verbal(cls, request: web.Request, doctor_id: int) -> How:
-        return cls(ConsentMethod.VERBAL, doctor_id, *where(request))
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What the consent is for: a consultation (video, recording) or a referral (record sharing)."""
-
-    consultation_id: int | None = None
-    referral_id: int | None = None
+from .rules import Consenter, How, Scope, given_entry, new_record, patient_identity
 
 
 class VerbalConsent(pydantic.BaseModel):
@@ -75,35 +36,6 @@ class VerbalConsent(pydantic.BaseModel):
 
     purpose: ConsentPurpose
     template_id: Id | None = None  # the text read to the patient; the current one if left out
-
-
-def where(request: web.Request) -> tuple[str, str]:
-    """From where a consent is given: the client's address (not the proxy's) and its browser."""
-    return client_address(request)[:64], request.headers.get("User-Agent", "")[:300]
-
-
-def patient_identity(patient_id: int) -> str:
-    return f"patient:{patient_id}"
-
-
-def check(purpose: ConsentPurpose, consenter: Consenter, scope: Scope, how: How) -> None:
-    """The rules a consent record must keep, before anything is written."""
-    problems: dict[str, str] = {}
-    if purpose is ConsentPurpose.RECORD_SHARING:
-        if scope.referral_id is None:
-            problems["referral"] = "sharing records is consented to for one referral"
-        if consenter.subject is not ConsentSubject.PATIENT:
-            problems["subject"] = "only the patient consents to sharing their records"
-    elif scope.consultation_id is None:
-        problems["consultation"] = f"{purpose} consent is for one consultation"
-    if purpose is ConsentPurpose.VIDEO and consenter.subject is not ConsentSubject.PATIENT:
-        problems["subject"] = "video consent is the patient's"
-    if how.method is ConsentMethod.VERBAL and how.recorded_by is None:
-        problems["recorded_by"] = "a verbal consent names the doctor who recorded it"
-    if how.method is ConsentMethod.VERBAL and consenter.subject is not ConsentSubject.PATIENT:
-        problems["method"] = "clinicians consent for themselves, by clicking"
-    if problems:
-        raise ValidationFailed(problems)
 
 
 async def standing(session: AsyncSession, purpose: ConsentPurpose, *, identity: str | None = None,
@@ -117,15 +49,6 @@ async def standing(session: AsyncSession, purpose: ConsentPurpose, *, identity: 
     if referral_id is not None:
         query = query.where(Consent.referral_id == referral_id)
     return (await session.exec(query.order_by(col(Consent.id).desc()).limit(1))).first()
-
-
-def new_record(template: ConsentTemplate, consenter: Consenter, scope: Scope, how: How) -> Consent:
-    """A consent row, checked against the rules; the caller adds it to a session with its ``given_entry``."""
-    check(template.purpose, consenter, scope, how)
-    return Consent(purpose=template.purpose, template_id=template.id, subject=consenter.subject,
-                   identity=consenter.identity, user_id=consenter.user_id, patient_id=consenter.patient_id,
-                   name=consenter.name, consultation_id=scope.consultation_id, referral_id=scope.referral_id,
-                   method=how.method, recorded_by=how.recorded_by, ip=how.ip, user_agent=how.user_agent)
 
 
 Given = tuple[Consent, ConsentTemplate]
@@ -158,14 +81,6 @@ async def give(database: Database, rooms: RoomNotifier | None, template: Consent
     return consent
 
 
-def given_entry(consent: Consent, template: ConsentTemplate) -> audit.Entry:
-    """The audit entry of a consent given (called once the consent has its id)."""
-    actor = f"user:{consent.recorded_by}" if consent.method is ConsentMethod.VERBAL else consent.identity
-    return audit.Entry(actor, "consent.given", consent.consultation_id, f"consent:{consent.id}",
-                       {"purpose": consent.purpose.value, "template": template.id, "version": template.version,
-                        "method": consent.method.value, "for": consent.identity, "referral": consent.referral_id})
-
-
 async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: int, by: str, *,
                    reply: idempotency.Reply[Consent] | None = None) -> Consent:
     """End a consent now, with its audit entry. Withdrawing one already withdrawn answers 409 and changes
@@ -177,13 +92,14 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
         if consent.withdrawn_at is not None:
             raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
         ended = [consent]
-        if consent.purpose is ConsentPurpose.RECORD_SHARING and consent.referral_id is not None:
+        if consent.purpose is ConsentPurpose.RECORD_SHARING:
             # Sharing stops when it is withdrawn, whatever other record of it stands (one given twice, in the
             # doctor's office and on the patient's page, before ``give`` kept one a referral).
+            same = (Consent.referral_id == consent.referral_id if consent.referral_id is not None else
+                    sa.and_(col(Consent.referral_id).is_(None), Consent.consultation_id == consent.consultation_id))
             ended += [c for c in (await session.exec(select(Consent).where(
-                Consent.purpose == ConsentPurpose.RECORD_SHARING, Consent.referral_id == consent.referral_id,
-                Consent.identity == consent.identity, col(Consent.withdrawn_at).is_(None),
-                Consent.id != consent.id))).all()]
+                Consent.purpose == ConsentPurpose.RECORD_SHARING, same, Consent.identity == consent.identity,
+                col(Consent.withdrawn_at).is_(None), Consent.id != consent.id))).all()]
         for each in ended:
             each.withdrawn_at, each.withdrawn_by = utcnow(), by
             session.add(each)
@@ -226,14 +142,21 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
                         body: VerbalConsent, *, locale: str, how: How,
                         reply: idempotency.Reply[Given] | None = None) -> Given:
     """A participating clinician records the patient's verbal consent (the patient is with them, without a
-    device of their own), for the video visit or for recording; ``how`` names the clinician."""
+    device of their own), for the video visit or for recording; and, a clinician of the patient's own
+    hospital, to sharing their record with the other hospitals taking part in a consultation set up without a
+    referral (a referral's is recorded on the referral). ``how`` names the clinician."""
     async with database.session() as session:
         view = await consultations.visible(session, who, consultation_id, can_join_consultation)
+        if body.purpose is ConsentPurpose.RECORD_SHARING:
+            if (await session.exec(select(Referral).where(Referral.consultation_id == consultation_id))).first():
+                raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
+            require(who.hospital_id == view.consultation.hospital_id,
+                    N_("Only the patient's own hospital records their consent to sharing their record."))
+            if not await consultations.others_take_part(session, view.consultation):
+                raise Conflict(consultations.NOBODY_ELSE_TAKES_PART, code="no-referral")
     patient = view.patient
     if patient is None or patient.id is None:
         raise Conflict(N_("This consultation has no patient to consent."), code="no-patient")
-    if body.purpose is ConsentPurpose.RECORD_SHARING:
-        raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
     async with database.session() as session:
         template = await consent_templates.offered(session, body.purpose, body.template_id, locale)
     consent = await give(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Literal
 
 import pydantic
 
@@ -27,6 +28,11 @@ class NewConsultation(pydantic.BaseModel):
     duration_minutes: int | None = pydantic.Field(default=None, ge=5, le=480)
     participant_ids: list[Id] = pydantic.Field(min_length=1, max_length=16)
     patient_id: Id | None = None
+    # "verbal": the patient agreed, to the doctor setting it up, to their record being shared with the
+    # clinicians of another hospital taking part (the current record-sharing text, or sharing_template_id).
+    # Without it those clinicians, and their hospital's coordinators, see neither the patient nor the title.
+    sharing_consent: Literal["verbal"] | None = None
+    sharing_template_id: Id | None = None
 
 
 # Finding consultations in the caller's list: a part of the patient's name or of the title (only among those

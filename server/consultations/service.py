@@ -15,8 +15,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .. import zones
 from ..audit import trail as audit
+from ..consent import templates as consent_templates
+from ..consent.rules import Consenter, How, Scope, given_entry, new_record, patient_identity
 from ..errors import N_, NotFound, ValidationFailed
 from ..models import (
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentSubject,
     Consultation,
     ConsultationParticipant,
     ConsultationStatus,
@@ -141,8 +146,10 @@ async def disclosed(session: AsyncSession, who: Principal,
     """The views as the caller may see them: every view of a consultation goes through here (or ``visible``)."""
     ids = [v.consultation.id for v in views]
     booked = (await session.exec(select(Referral).where(col(Referral.consultation_id).in_(ids)))).all()
-    shared = await disclosure.shared_referrals(session, who, booked)
-    withheld = {r.consultation_id for r in booked if r.id not in shared}
+    direct = {v.consultation.id: v.consultation for v in views} | {r.consultation_id: None for r in booked}
+    shared, shown = await disclosure.shared_records(session, who, booked, [c for c in direct.values() if c is not None])
+    withheld = {r.consultation_id for r in booked if r.id not in shared} \
+        | {i for i, c in direct.items() if c is not None and i not in shown}
     return [replace(v, patient=None, withheld=True) if v.consultation.id in withheld else v for v in views]
 
 
@@ -183,9 +190,12 @@ def _visible(who: Principal) -> sa.ColumnElement[bool]:
 
 
 def _withheld(who: Principal) -> sa.ColumnElement[bool]:
-    """``disclosed``'s rule as a condition: booked for a referral whose records the caller may not see."""
-    return sa.exists().where(col(Referral.consultation_id) == col(Consultation.id),
-                             sa.not_(disclosure.shared_condition(who)))
+    """``disclosed``'s rule as a condition: booked for a referral whose records the caller may not see, or
+    set up without one and its patient not shared with the caller's hospital."""
+    booked = sa.exists().where(col(Referral.consultation_id) == col(Consultation.id))
+    unshared = sa.exists().where(col(Referral.consultation_id) == col(Consultation.id),
+                                 sa.not_(disclosure.shared_condition(who)))
+    return sa.or_(unshared, sa.and_(sa.not_(booked), sa.not_(disclosure.consultation_shared_condition(who))))
 
 
 async def find(session: AsyncSession, who: Principal, search: ConsultationSearch, *,
@@ -218,6 +228,20 @@ async def find(session: AsyncSession, who: Principal, search: ConsultationSearch
     return Page(views, search.page, PAGE_SIZE, total)
 
 
+# Why a consent to sharing the patient's record has nothing to cover (409 ``no-referral``).
+NOBODY_ELSE_TAKES_PART = N_("Nobody of another hospital takes part in this consultation: no records are shared.")
+
+
+async def others_take_part(session: AsyncSession, consultation: Consultation) -> bool:
+    """Whether a clinician of another hospital than the consultation's takes part in it: then its patient's
+    record reaches that hospital only with the patient's consent to sharing (``disclose``)."""
+    found = await session.exec(select(User.id).join(
+        ConsultationParticipant, col(ConsultationParticipant.user_id) == col(User.id)).where(
+        ConsultationParticipant.consultation_id == consultation.id, User.hospital_id != consultation.hospital_id)
+        .limit(1))
+    return found.first() is not None
+
+
 async def partner_hospital_ids(session: AsyncSession, hospital_id: int) -> frozenset[int]:
     """Every hospital that shares a medical partnership with this one (leads count as members)."""
     member_of = select(PartnershipMember.partnership_id).where(PartnershipMember.hospital_id == hospital_id)
@@ -233,13 +257,15 @@ async def partner_hospital_ids(session: AsyncSession, hospital_id: int) -> froze
 
 
 async def create(session: AsyncSession, who: Principal, body: NewConsultation, *,
-                 now: datetime | None = None) -> Consultation:
+                 now: datetime | None = None, locale: str = "zh-CN", how: How | None = None) -> Consultation:
     """Set up a consultation at the caller's hospital, with the caller (if a clinician) and the named
-    clinicians taking part, audited in the same transaction.
+    clinicians taking part, audited in the same transaction; with the patient's consent to sharing their
+    record with the other hospitals taking part when the doctor records it (``sharing_consent``, ``how``),
+    in the same transaction too.
 
     Every invitee must be an active clinician of the caller's hospital or a partner hospital; the patient
-    must be registered at the caller's hospital; the start must be in the future. Nothing is written
-    unless all of that holds, and a 422 names each field that does not.
+    must be registered at the caller's hospital; the start must be in the future; a consent needs a
+    patient. Nothing is written unless all of that holds, and a 422 names each field that does not.
     """
     require(can_create_consultation(who), N_("Only doctors, specialists and coordinators create consultations."))
     problems: dict[str, str] = {}
@@ -253,12 +279,20 @@ async def create(session: AsyncSession, who: Principal, body: NewConsultation, *
         if user is None or not user.is_active \
                 or not can_add_participant(who, user.role, user.hospital_id, partners):
             problems["participant_ids"] = N_("Choose active clinicians of your hospital or of a partner hospital.")
-    if body.patient_id is not None:
-        patient = await session.get(Patient, body.patient_id)
-        if patient is None or patient.hospital_id != who.hospital_id:
-            problems["patient_id"] = N_("Choose a patient registered at your hospital.")
+    patient = await session.get(Patient, body.patient_id) if body.patient_id is not None else None
+    if body.patient_id is not None and (patient is None or patient.hospital_id != who.hospital_id):
+        problems["patient_id"] = N_("Choose a patient registered at your hospital.")
+    if body.sharing_consent is not None and body.patient_id is None:
+        problems["sharing_consent"] = N_("Only a patient consents to sharing their record: choose the patient.")
     if problems:
         raise ValidationFailed(problems)
+    sharing = None
+    if body.sharing_consent == "verbal" and patient is not None and patient.id is not None:
+        template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING,
+                                                   body.sharing_template_id, locale)
+        patient_consents = Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name,
+                                     patient_id=patient.id)
+        sharing = (template, patient_consents, how or How(ConsentMethod.VERBAL, who.user_id))
 
     planned_end = body.planned_start + timedelta(minutes=body.duration_minutes) if body.duration_minutes else None
     consultation = Consultation(
@@ -277,6 +311,11 @@ async def create(session: AsyncSession, who: Principal, body: NewConsultation, *
         f"user:{who.user_id}", "consultation.created", consultation.id, f"consultation:{consultation.id}",
         {"participants": sorted(members), "patient": body.patient_id,
          "planned_start": body.planned_start.isoformat()}))
+    if sharing is not None:
+        template, consenter, verbal = sharing
+        consent = new_record(template, consenter, Scope(consultation_id=consultation.id), verbal)
+        session.add(consent)
+        audit.with_commit(session, lambda: given_entry(consent, template))
     await session.commit()
     await session.refresh(consultation)
     return consultation

@@ -259,31 +259,36 @@ def shown(invitation: PatientInvitation) -> InvitationShown:
 
 async def scope_of(session: AsyncSession, visit: Visit, purpose: ConsentPurpose) -> Scope:
     """What a patient's consent for this purpose covers: the consultation, or for record sharing the
-    referral the consultation was booked for (409 ``no-referral`` if there is none)."""
+    referral the consultation was booked for, or the consultation itself when clinicians of another hospital
+    take part without a referral (409 ``no-referral`` if neither: nothing is shared)."""
     if purpose is not ConsentPurpose.RECORD_SHARING:
         return Scope(consultation_id=visit.consultation.id)
     referral = (await session.exec(select(Referral).where(
         Referral.consultation_id == visit.consultation.id))).first()
-    if referral is None:
-        raise Conflict(N_("This consultation was not booked through a referral: no records are shared."),
-                       code="no-referral")
-    return Scope(consultation_id=visit.consultation.id, referral_id=referral.id)
+    if referral is not None:
+        return Scope(consultation_id=visit.consultation.id, referral_id=referral.id)
+    if not await consultations.others_take_part(session, visit.consultation):
+        raise Conflict(consultations.NOBODY_ELSE_TAKES_PART, code="no-referral")
+    return Scope(consultation_id=visit.consultation.id)
 
 
 async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> list[ConsentAsked]:
     """Each purpose the patient is asked about: its current text and whether their consent stands (record
-    sharing only where the consultation was booked for a referral)."""
+    sharing only where the consultation was booked for a referral, or clinicians of another hospital take
+    part)."""
     referral = (await session.exec(select(Referral).where(
         Referral.consultation_id == visit.consultation.id))).first()
+    shared = referral is not None or await consultations.others_take_part(session, visit.consultation)
     answers = []
     for purpose in ConsentPurpose:
-        if purpose is ConsentPurpose.RECORD_SHARING and referral is None:
+        if purpose is ConsentPurpose.RECORD_SHARING and not shared:
             continue
         template = await consent_templates.current(session, purpose, locale)
+        by_referral = purpose is ConsentPurpose.RECORD_SHARING and referral is not None
         found = await consents.standing(
             session, purpose, identity=visit.identity,
-            consultation_id=None if purpose is ConsentPurpose.RECORD_SHARING else visit.consultation.id,
-            referral_id=referral.id if purpose is ConsentPurpose.RECORD_SHARING and referral else None)
+            consultation_id=None if by_referral else visit.consultation.id,
+            referral_id=referral.id if by_referral and referral else None)
         answers.append(ConsentAsked(purpose=purpose, template=consent_templates.shown(template),
                                     required=purpose is ConsentPurpose.VIDEO,
                                     consent=consents.shown(found) if found else None))

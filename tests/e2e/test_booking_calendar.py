@@ -67,8 +67,9 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
                                                            phone: bool) -> None:
     """In English, in Chinese, and in Chinese on a 390x844 phone: the inbox shows the referral once, with its
     hospital, doctor, urgency and a CST time, in cells wide enough for Chinese; the calendar names its zone and shows
-    next week's booked 09:00 with no button; the free 08:00 chosen is the appointment at 08:00 CST; cancelling asks
-    for confirmation; every page passes axe-core."""
+    next week's booked 09:00 with no button; the free 08:00 chosen is the appointment at 08:00 CST; moving it asks
+    for a reason first, then Zhou Jie's 10:00 chosen is the appointment; cancelling asks for confirmation; every page
+    passes axe-core."""
     base = str(client.make_url("")).rstrip("/")
     t = translations(locale).gettext
     monday = week_of(datetime.now(SHANGHAI).date()) + timedelta(weeks=1)
@@ -127,9 +128,28 @@ async def test_the_coordinator_books_from_the_week_calendar(client: TestClient, 
     await expect(page.locator("#referral-state")).to_have_text(t("Scheduled"))
     await expect(page.locator("#appointment")).to_contain_text(f"{monday} 08:00 CST")
     await expect(page.locator("#appointment")).not_to_contain_text("UTC")
-    await expect(page.locator("#booking")).to_have_count(0)
+    await expect(page.locator("#booking")).to_be_hidden()  # behind "Move the appointment" now
     await assert_accessible(page)
     await screenshot(page, f"referral-booked-{locale}{'-390x844' if phone else ''}")
+
+    # Moving it: the calendar behind a quiet button, a reason first (the browser asks for it), then a slot.
+    await page.locator("#move summary").click()
+    move = page.locator("#move")
+    await expect(move.get_by_label(t("Why it moves (both sides are told)"))).to_be_visible()
+    if not await move.locator(f"table[data-week='{monday}']").count():
+        await move.get_by_role("link", name=t("Next week ›")).click()  # the page comes back with it open
+    await assert_accessible(page)
+    await screenshot(page, f"referral-move-{locale}{'-390x844' if phone else ''}")
+    zhou_monday = move.locator("tr", has_text="周杰 Zhou Jie").locator(f"td[data-day='{monday}']")
+    await zhou_monday.get_by_role("button", name=re.compile("^10:00")).click()  # no reason yet: not sent
+    reason = move.get_by_label(t("Why it moves (both sides are told)"))
+    assert await reason.evaluate("field => field.validity.valueMissing")
+    await expect(page.locator("#appointment")).to_contain_text(f"{monday} 08:00 CST")
+    await move.get_by_label(t("Why it moves (both sides are told)")).fill("王医生外出开会 Dr Wang is away")
+    await zhou_monday.get_by_role("button", name=re.compile("^10:00")).click()
+    await expect(page.locator("#appointment")).to_contain_text(f"{monday} 10:00 CST")
+    await expect(page.locator("#appointment")).to_contain_text("周杰 Zhou Jie")
+    await screenshot(page, f"referral-moved-{locale}{'-390x844' if phone else ''}")
 
     # Cancel is a quiet button that opens a confirmation, not the page's loudest element.
     await page.locator("#cancel summary").click()

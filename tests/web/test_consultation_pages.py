@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server.appkeys import DATABASE
-from server.models import Consultation, PatientInvitation
+from server.models import Consent, Consultation, PatientInvitation
 
 from ..conftest import login
 from .test_pages import EN, form_login
@@ -180,3 +180,28 @@ async def test_the_room_page_offers_to_copy_the_link_and_points_to_the_qr_code(c
     assert 'src="/static/js/copy.js"' in room
     script = await client.get("/static/js/copy.js")
     assert script.status == 200 and "navigator.clipboard.writeText" in await script.text()
+
+
+async def test_the_form_records_the_patients_consent_to_sharing_with_the_other_hospital(client: TestClient) -> None:
+    """The form shows the record-sharing text and a box for the doctor to record the patient's word (in Chinese
+    too); ticked, the consultation is set up with the patient's consent to sharing, verbal and named for the doctor,
+    so the provincial specialists invited read who it is for; unticked, they do not."""
+    await form_login(client, "dr.li")
+    chinese = await (await client.get("/consultations/new?patient_id=1", headers=ZH)).text()
+    assert "患者提供病历知情同意" in chinese and 'name="sharing_consent" value="verbal"' in chinese
+    template = re.search(r'name="sharing_template_id" value="(\d+)"', chinese)
+    assert template is not None
+    consented = await _create(client, invite="", sharing_consent="verbal", sharing_template_id=template.group(1))
+    assert consented.status == 303, await consented.text()
+    silent = await _create(client, invite="", title="另一次会诊 Another")
+    assert silent.status == 303
+    async with client.app[DATABASE].session() as session:
+        rows = (await session.exec(select(Consultation).order_by(col(Consultation.id)))).all()
+        first, second = rows[-2], rows[-1]
+        consent = (await session.exec(select(Consent).where(Consent.consultation_id == first.id))).one()
+        assert (await session.exec(select(Consent).where(Consent.consultation_id == second.id))).all() == []
+    assert (consent.method.value, consent.purpose.value, consent.template_id) == (
+        "verbal", "record_sharing", int(template.group(1)))
+    wang = await login(client, "dr.wang")
+    seen = [await (await client.get(f"/api/consultations/{c.id}", headers=wang)).json() for c in (first, second)]
+    assert [s["title"] for s in seen] == ["多学科会诊 MDT", None]

@@ -145,8 +145,9 @@ async def test_a_referral_is_not_sent_without_the_patients_consent(client: TestC
 
 async def test_a_doctor_records_the_patients_verbal_consent_in_the_consultation(client: TestClient) -> None:
     """A participating doctor records the patient's verbal consent to recording, as given by the patient and recorded by
-    the doctor, and it is listed; a doctor outside the consultation is refused 403, and consent to record sharing is not
-    a consultation's to record (400)."""
+    the doctor, and it is listed beside the demo's consent to sharing; a doctor outside the consultation is refused 403,
+    and consent to record sharing, which already stands, is the same consent recorded again (the demo's consultation
+    has no referral, and a specialist of another hospital takes part)."""
     doctor = await login(client, "dr.li")
     given = await client.post("/api/consultations/1/consents", json={"purpose": "recording"}, headers=doctor)
     body = await given.json()
@@ -156,9 +157,10 @@ async def test_a_doctor_records_the_patients_verbal_consent_in_the_consultation(
                                  headers=await login(client, "dr.chen"))
     assert outsider.status == 403
     listed = await (await client.get("/api/consultations/1/consents", headers=doctor)).json()
-    assert [c["purpose"] for c in listed["consents"]] == ["recording"]
-    wrong = await client.post("/api/consultations/1/consents", json={"purpose": "record_sharing"}, headers=doctor)
-    assert wrong.status == 400
+    assert [c["purpose"] for c in listed["consents"]] == ["record_sharing", "recording"]
+    sharing = await client.post("/api/consultations/1/consents", json={"purpose": "record_sharing"},
+                                headers={**doctor, "Accept-Language": "zh-CN"})  # the language it was read in
+    assert sharing.status == 201 and (await sharing.json())["id"] == listed["consents"][0]["id"]
 
 
 async def test_the_list_is_searched_by_name_and_paged(client: TestClient) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -49,14 +49,16 @@ async def test_the_video_consent_opens_the_waiting_room_and_nothing_else(client:
 
 
 async def test_each_purpose_is_its_own_consent_and_withdrawal_ends_it(client: TestClient) -> None:
-    """The patient is offered the video (required) and recording (optional) consents, and no record sharing without a
-    referral; each is a consent of its own, agreeing twice is one consent, and withdrawing recording leaves video
-    standing; a second withdrawal is 409 `no-consent`, sharing is 409 `no-referral`, and the trail holds each giving and
-    withdrawal once."""
+    """The patient is offered the video (required) and recording (optional) consents, and record sharing (optional:
+    a specialist of another hospital takes part in the demo's consultation, and the demo's doctor recorded the
+    patient's word for it); each is a consent of its own, agreeing twice is one consent, and withdrawing recording
+    leaves video standing; a second withdrawal is 409 `no-consent`, and the trail holds each giving and withdrawal
+    once."""
     guest = await invite(client)
     listed = await (await client.post("/api/guest/consents/list", json={"guest": guest})).json()
-    assert [c["purpose"] for c in listed["consents"]] == ["video", "recording"], "no referral: nothing to share"
-    assert [c["required"] for c in listed["consents"]] == [True, False]
+    assert [c["purpose"] for c in listed["consents"]] == ["video", "recording", "record_sharing"]
+    assert [c["required"] for c in listed["consents"]] == [True, False, False]
+    assert [c["consent"] is not None for c in listed["consents"]] == [False, False, True]
     video = await consent(client, guest, "video")
     recording = await consent(client, guest, "recording")
     assert video["id"] != recording["id"]
@@ -70,9 +72,6 @@ async def test_each_purpose_is_its_own_consent_and_withdrawal_ends_it(client: Te
     assert (response.status, (await response.json())["error"]["code"]) == (409, "no-consent")
     status, _ = await _room_token(client, guest)
     assert status == 200, "the video consent still stands"
-    sharing = await client.post("/api/guest/consents", json={"guest": guest, "purpose": "record_sharing",
-                                                              "given": True})
-    assert (sharing.status, (await sharing.json())["error"]["code"]) == (409, "no-referral")
 
     actions = [(e.action, json.loads(e.detail)["purpose"]) for e in await audit.trail(client.app[DATABASE], 1)
                if e.action.startswith("consent.")]
@@ -88,11 +87,13 @@ async def test_bad_consent_answers_say_what_is_wrong_and_record_nothing(client: 
     """Each row, a `given` that is not a boolean, an unknown purpose or none: 422 naming fields, and no consent is
     recorded."""
     guest = await invite(client)
+    async with client.app[DATABASE].session() as session:
+        kept = (await session.exec(select(Consent))).all()  # the demo's: the patient's consent to sharing
     response = await client.post("/api/guest/consents", json={"guest": guest, **body})
     assert response.status == 422
     assert (await response.json())["error"]["fields"]
     async with client.app[DATABASE].session() as session:
-        assert (await session.exec(select(Consent))).all() == []
+        assert (await session.exec(select(Consent))).all() == kept
 
 
 async def test_consenting_to_an_outdated_text_is_refused(client: TestClient) -> None:
@@ -439,3 +440,21 @@ async def test_room_tokens_carry_the_ice_transport_policy(settings: Settings) ->
             assert (await answer.json())["ice_transport_policy"] == policy
         finally:
             await client.close()
+
+
+async def test_without_another_hospital_taking_part_there_is_nothing_to_share(client: TestClient) -> None:
+    """A consultation of dr.li's with only their own hospital's clinicians and no referral: its patient is not asked
+    about sharing their record, and agreeing to it anyway is 409 `no-referral`, recording nothing."""
+    headers = await login(client, "dr.li")
+    async with client.app[DATABASE].session() as session:
+        li = (await session.exec(select(User).where(User.username == "dr.li"))).one()
+    start = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    created = await client.post("/api/consultations", headers=headers, json={
+        "title": "Ward round", "planned_start": start, "participant_ids": [li.id], "patient_id": 1})
+    assert created.status == 201, await created.text()
+    guest = await invite(client, consultation=(await created.json())["id"])
+    listed = await (await client.post("/api/guest/consents/list", json={"guest": guest})).json()
+    assert [c["purpose"] for c in listed["consents"]] == ["video", "recording"]
+    sharing = await client.post("/api/guest/consents", json={"guest": guest, "purpose": "record_sharing",
+                                                              "given": True})
+    assert (sharing.status, (await sharing.json())["error"]["code"]) == (409, "no-referral")

@@ -11,7 +11,7 @@ from server.appkeys import DATABASE
 from server.consent import records as consents
 from server.consent.records import How, VerbalConsent
 from server.db import Database
-from server.errors import BadRequest, Forbidden
+from server.errors import Forbidden
 from server.models import AuditEvent, Consent, ConsentMethod, ConsentPurpose, Consultation, User
 from server.permissions import Principal
 
@@ -49,17 +49,20 @@ async def test_only_a_participating_clinician_records_a_patients_verbal_consent(
     who = await principal(database, username)
     consultation = await demo_consultation(database)
     before = await audit_tail(database)
+    async with database.session() as session:
+        kept = (await session.exec(select(Consent))).all()  # the demo's: the patient's consent to sharing
     with pytest.raises(Forbidden):
         await consents.record_verbal(database, None, who, consultation, VIDEO, locale="en", how=verbal(who))
     assert await audit_tail(database) == before
     async with database.session() as session:
-        assert (await session.exec(select(Consent))).all() == []
+        assert (await session.exec(select(Consent))).all() == kept
 
 
 async def test_the_recorded_consent_names_the_clinician_and_is_audited_with_it(client: TestClient) -> None:
     """A participating doctor records a patient's verbal consent to video: the record names them as recorder, against
-    the video text, and the audit entry names them, the consultation and the consent; consent to share records is
-    refused here (it is recorded on the referral)."""
+    the video text, and the audit entry names them, the consultation and the consent; consent to share records with
+    the other hospital taking part is the consultation's (no referral), and the demo's already stands: the same one;
+    a specialist of that other hospital may not record it (only the patient's own hospital does)."""
     database = client.app[DATABASE]
     li = await principal(database, "dr.li")
     consultation = await demo_consultation(database)
@@ -70,9 +73,14 @@ async def test_the_recorded_consent_names_the_clinician_and_is_audited_with_it(c
     entry = (await audit_tail(database))[-1]
     assert (entry.actor, entry.action, entry.consultation_id, entry.subject) == (
         f"user:{li.user_id}", "consent.given", consultation, f"consent:{consent.id}")
-    with pytest.raises(BadRequest):
-        await consents.record_verbal(database, None, li, consultation,
-                                     VerbalConsent(purpose=ConsentPurpose.RECORD_SHARING), locale="en", how=verbal(li))
+    sharing = VerbalConsent(purpose=ConsentPurpose.RECORD_SHARING)
+    shared, _ = await consents.record_verbal(database, None, li, consultation, sharing, locale="zh-CN",
+                                             how=verbal(li))  # the text the demo's was read in
+    assert (shared.consultation_id, shared.referral_id, shared.withdrawn_at) == (consultation, None, None)
+    assert (await audit_tail(database))[-1].subject == f"consent:{consent.id}", "the same consent: nothing written"
+    wang = await principal(database, "dr.wang")
+    with pytest.raises(Forbidden):
+        await consents.record_verbal(database, None, wang, consultation, sharing, locale="en", how=verbal(wang))
 
 
 @pytest.mark.parametrize("username", ["dr.zhou", "coord.zhao", "auditor"])

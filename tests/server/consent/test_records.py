@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from server.consent import templates as consent_templates
-from server.consent.records import Consenter, How, Scope, check
+from server.consent.rules import Consenter, How, Scope, check
 from server.db import Database
 from server.errors import SettingsError, ValidationFailed
 from server.models import ConsentMethod, ConsentPurpose, ConsentSubject
@@ -30,7 +30,8 @@ REFERRAL = Scope(referral_id=1)
     (ConsentPurpose.RECORDING, DOCTOR, CONSULTATION, VERBAL, "method"),
     (ConsentPurpose.RECORDING, PATIENT, Scope(), CLICKED, "consultation"),
     (ConsentPurpose.RECORD_SHARING, PATIENT, REFERRAL, VERBAL, None),
-    (ConsentPurpose.RECORD_SHARING, PATIENT, CONSULTATION, CLICKED, "referral"),
+    (ConsentPurpose.RECORD_SHARING, PATIENT, CONSULTATION, CLICKED, None),  # one set up without a referral
+    (ConsentPurpose.RECORD_SHARING, PATIENT, Scope(), CLICKED, "referral"),
     (ConsentPurpose.RECORD_SHARING, DOCTOR, REFERRAL, CLICKED, "subject"),
     (ConsentPurpose.RECORD_SHARING, PATIENT, REFERRAL, How(ConsentMethod.VERBAL), "recorded_by"),
 ])
@@ -38,8 +39,8 @@ def test_consent_rules(purpose: ConsentPurpose, consenter: Consenter, scope: Sco
                        problem: str | None) -> None:
     """Each row: which consent records may exist. Consent to video is the patient's, for a consultation, clicked or
     verbal; to recording, for a consultation, a participant's own only by clicking; to sharing records, the patient's,
-    for a referral; a verbal consent names who recorded it. A row that breaks a rule is refused naming the field at
-    fault."""
+    for a referral or a consultation; a verbal consent names who recorded it. A row that breaks a rule is refused
+    naming the field at fault."""
     if problem is None:
         check(purpose, consenter, scope, how)
         return

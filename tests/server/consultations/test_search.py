@@ -17,6 +17,11 @@ from server.db import Database
 from server.demo import seed_demo
 from server.errors import Forbidden
 from server.models import (
+    Consent,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentSubject,
+    ConsentTemplate,
     Consultation,
     ConsultationParticipant,
     ConsultationStatus,
@@ -50,12 +55,17 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 async def add_consultations(database: Database, count: int) -> None:
     """``count`` consultations varied by their number: at either county hospital or the provincial one, with
     two of the clinicians taking part, every status, half with a patient, every tenth booked for a referral
-    to the provincial hospital without a consent to sharing (so withheld from it), an hour apart."""
+    to the provincial hospital without a consent to sharing (so withheld from it), the others with a patient
+    shared with other hospitals by the patient's consent but for every sixth from the second (withheld from
+    them), an hour apart."""
     async with database.session() as session:
         users = {u.username: u for u in (await session.exec(select(User))).all()}
         hospitals = (await session.exec(select(Hospital).order_by(Hospital.id))).all()
         partnership = (await session.exec(select(Partnership))).one()
         specialty = (await session.exec(select(Specialty))).first()
+        sharing = (await session.exec(select(ConsentTemplate).where(
+            ConsentTemplate.purpose == ConsentPurpose.RECORD_SHARING))).first()
+        assert sharing is not None and sharing.id is not None
         clinicians = [users[n] for n in USERS[:5]]
         for i in range(count):
             hospital = hospitals[i % len(hospitals)]
@@ -74,6 +84,11 @@ async def add_consultations(database: Database, count: int) -> None:
                 taking_part.add(users["dr.wang"].id)
             for user in taking_part:
                 session.add(ConsultationParticipant(consultation_id=consultation.id, user_id=user))
+            if patient is not None and i % 10 and i % 6 != 2:
+                session.add(Consent(purpose=ConsentPurpose.RECORD_SHARING, template_id=sharing.id,
+                                    subject=ConsentSubject.PATIENT, identity=f"patient:{patient.id}",
+                                    patient_id=patient.id, name=patient.name, consultation_id=consultation.id,
+                                    method=ConsentMethod.VERBAL, recorded_by=users["dr.li"].id))
             if i % 10 == 0:
                 session.add(Referral(
                     patient_id=patient.id, referring_doctor_id=users["dr.li"].id, referring_hospital_id=hospital.id,
@@ -123,17 +138,20 @@ async def test_those_who_see_no_records_are_refused(database: Database, username
 
 
 async def test_a_search_never_finds_what_is_withheld(database: Database) -> None:
-    """Guards disclosure: the receiving side finds a consultation booked for an unshared referral by neither
-    its patient's name nor its title (both would tell who it is), and sees it withheld in the list."""
+    """Guards disclosure: the receiving side finds a consultation booked for an unshared referral, or one set up
+    without a referral whose patient did not consent to sharing with it, by neither its patient's name nor its
+    title (both would tell who it is), and sees it withheld in the list."""
     await add_consultations(database, 30)
     # i=10: at Qingshan, "Patient 10", referred to the provincial hospital without consent; dr.wang takes part
     for username in ("dr.wang", "coord.zhao"):
         everything = {v.consultation.title: v for v in await _everything(database, username, ConsultationSearch())}
         hidden = [v for v in everything.values() if v.withheld]
         assert len(hidden) >= 2 and all(v.patient is None and v.title is None for v in hidden)
-        for q in ("Patient 10", "Title 10", "title 10"):
+        assert {"Title 10", "Title 2"} <= {v.consultation.title for v in hidden}, username
+        for q, title in (("Patient 10", "Title 10"), ("Title 10", "Title 10"), ("title 10", "Title 10"),
+                         ("Patient 2", "Title 2"), ("Title 2", "Title 2")):  # i=2: at Baihe, dr.wang takes part
             found = await _everything(database, username, ConsultationSearch(q=q))
-            assert all(v.consultation.title != "Title 10" for v in found), (username, q)
+            assert all(v.consultation.title != title for v in found), (username, q)
     by_referrer = await _everything(database, "dr.li", ConsultationSearch(q="patient 10"))
     assert [v.patient.name for v in by_referrer if v.patient] == ["Patient 10"], "the referring side finds it"
 

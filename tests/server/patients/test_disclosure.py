@@ -5,6 +5,8 @@ any route that shows a consultation, referral, patient, FHIR resource, notificat
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +18,7 @@ from server.consent import records as consents
 from server.consent.records import Consenter, How, Scope
 from server.consultations import service as consultations
 from server.models import (
+    AuditEvent,
     ChatLine,
     Consent,
     ConsentMethod,
@@ -25,6 +28,7 @@ from server.models import (
     Recording,
     RecordingStatus,
     Role,
+    User,
     utcnow,
 )
 from server.permissions import Principal
@@ -206,3 +210,101 @@ async def test_sharing_given_again_on_the_patients_page_is_one_consent_and_one_w
     partner = await client.get(f"/api/consultations/{referral['consultation_id']}",
                                headers=await login(client, "dr.wang"))
     assert partner.status == 200 and REASON not in await partner.text()
+
+
+async def _direct(client: TestClient, **extra: object) -> int:
+    """A consultation dr.li sets up without a referral, with dr.wang of the provincial hospital and the demo
+    patient, its title naming the patient (as titles often do)."""
+    start = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    wang = await _user_id(client, "dr.wang")
+    created = await client.post("/api/consultations", headers=await login(client, "dr.li"), json={
+        "title": f"Follow-up for {PATIENT}", "planned_start": start, "participant_ids": [wang], "patient_id": 1,
+        **extra})
+    assert created.status == 201, await created.text()
+    return (await created.json())["id"]
+
+
+async def _user_id(client: TestClient, username: str) -> int:
+    async with client.app[DATABASE].session() as session:
+        user = (await session.exec(select(User).where(User.username == username))).one()
+    assert user.id is not None
+    return user.id
+
+
+async def _partner_reads(client: TestClient, consultation: int) -> dict[str, str]:
+    """What the partner hospital's specialist and coordinator read of this consultation: it, its FHIR Encounter,
+    its row in the lists (the dashboard's and the consultations page's), and what a search by the patient's name
+    finds of it (the demo's own consultation, shared with consent, names the same patient: left out)."""
+    seen = {}
+    for username in ("dr.wang", "coord.zhao"):
+        headers = await login(client, username)
+        for path in (f"/api/consultations/{consultation}", f"/api/consultations/{consultation}/fhir",
+                     f"/api/consultations?q={PATIENT.split()[0]}", "/consultations", "/"):
+            answer = await client.get(path, headers=headers)
+            assert answer.status == 200, (username, path, answer.status)
+            text = await answer.text()
+            if path.startswith("/api/consultations?"):
+                text = json.dumps([c for c in json.loads(text)["consultations"] if c["id"] == consultation])
+            elif not path.startswith("/api/"):
+                row = re.search(rf'<tr data-consultation-id="{consultation}">.*?</tr>', text, re.S)
+                text = row.group(0) if row else ""
+            seen[f"{username} {path}"] = text
+    return seen
+
+
+async def test_a_consultation_set_up_with_another_hospital_shows_its_patient_there_only_with_consent(
+        client: TestClient) -> None:
+    """Guards disclosure without a referral: a consultation the county doctor sets up with a provincial specialist
+    shows the partner hospital (the specialist, its coordinator) neither the patient nor the title that names them, on
+    any route, until the doctor records the patient's consent to sharing (verbal, on the consultation); then both
+    show, and once it is withdrawn they are hidden again. The county doctor always reads their own."""
+    consultation = await _direct(client)
+    hidden = await _partner_reads(client, consultation)
+    leaks = [where for where, text in hidden.items() if PATIENT in text]
+    assert not leaks, f"the patient reached the partner hospital without consent: {leaks}"
+    shown = json.loads(hidden[f"dr.wang /api/consultations/{consultation}"])
+    assert shown["records_withheld"] is True and shown["title"] is None
+    own = await client.get(f"/api/consultations/{consultation}", headers=await login(client, "dr.li"))
+    assert PATIENT in await own.text()
+
+    recorded = await client.post(f"/api/consultations/{consultation}/consents", json={"purpose": "record_sharing"},
+                                 headers=await login(client, "dr.li"))
+    assert recorded.status == 201, await recorded.text()
+    sharing = await recorded.json()
+    assert (sharing["consultation_id"], sharing["referral_id"], sharing["method"]) == (consultation, None, "verbal")
+    now = await _partner_reads(client, consultation)
+    assert PATIENT in now[f"dr.wang /api/consultations/{consultation}"]
+    assert PATIENT in now[f"coord.zhao /api/consultations?q={PATIENT.split()[0]}"]
+
+    withdrawn = await client.post(f"/api/consents/{sharing['id']}/withdraw", headers=await login(client, "dr.li"))
+    assert withdrawn.status == 200
+    again = await _partner_reads(client, consultation)
+    assert not [where for where, text in again.items() if PATIENT in text]
+
+
+async def test_the_consent_recorded_as_the_consultation_is_set_up_shares_it_at_once(client: TestClient) -> None:
+    """``sharing_consent: "verbal"`` on a new consultation records the patient's consent in the same step, named for
+    the doctor and audited: the partner's specialist reads the patient and the title straight away. Without a
+    patient there is nobody to consent: 422 on ``sharing_consent``, nothing set up."""
+    consultation = await _direct(client, sharing_consent="verbal")
+    partner = await client.get(f"/api/consultations/{consultation}", headers=await login(client, "dr.wang"))
+    assert PATIENT in await partner.text()
+    async with client.app[DATABASE].session() as session:
+        [row] = (await session.exec(select(Consent).where(Consent.consultation_id == consultation))).all()
+        entries = (await session.exec(select(AuditEvent).where(AuditEvent.subject == f"consent:{row.id}"))).all()
+    assert (row.purpose, row.method, row.recorded_by, row.referral_id) == (
+        ConsentPurpose.RECORD_SHARING, ConsentMethod.VERBAL, await _user_id(client, "dr.li"), None)
+    assert [e.action for e in entries] == ["consent.given"]
+    refused = await client.post("/api/consultations", headers=await login(client, "dr.li"), json={
+        "title": "Case discussion", "planned_start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "participant_ids": [await _user_id(client, "dr.wang")], "sharing_consent": "verbal"})
+    assert refused.status == 422 and list((await refused.json())["error"]["fields"]) == ["sharing_consent"]
+
+
+async def test_a_booked_referrals_consultation_takes_no_consent_to_sharing_of_its_own(client: TestClient) -> None:
+    """Guards one sharing consent per record: in a consultation booked for a referral, the patient's consent to
+    sharing is the referral's, so recording one on the consultation is 400 `wrong-scope`."""
+    referral, _ = await booked_referral(client)
+    wrong = await client.post(f"/api/consultations/{referral['consultation_id']}/consents",
+                              json={"purpose": "record_sharing"}, headers=await login(client, "dr.li"))
+    assert wrong.status == 400 and (await wrong.json())["error"]["code"] == "wrong-scope"
