@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .consent import templates as consent_templates
 from .consent.rules import Consenter, How, Scope, new_record, patient_identity
@@ -13,6 +14,7 @@ from .db import Database
 from .identity.passwords import hash_password
 from .models import (
     Availability,
+    Consent,
     ConsentMethod,
     ConsentPurpose,
     ConsentSubject,
@@ -100,6 +102,7 @@ async def seed_demo(database: Database) -> bool:
                 if demo.status in (ConsultationStatus.COMPLETED, ConsultationStatus.CANCELLED):
                     demo.status = ConsultationStatus.SCHEDULED
                 session.add(demo)
+                await _share_demo_consultation(session, demo)  # (a demo seeded before consultations took one)
                 await session.commit()
             return False
         specialties = {
@@ -172,14 +175,25 @@ async def seed_demo(database: Database) -> bool:
             ConsultationParticipant(consultation_id=consultation.id, user_id=users[name].id)
             for name in ("dr.li", "dr.wang")
         ])
-        # The patient agreed, to dr.li, to their record being shared with dr.wang's hospital for it.
-        sharing = await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, "zh-CN")
-        assert patient.id is not None and consultation.id is not None
-        session.add(new_record(sharing, Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name,
-                                                  patient_id=patient.id), Scope(consultation_id=consultation.id),
-                               How(ConsentMethod.VERBAL, users["dr.li"].id)))
+        await _share_demo_consultation(session, consultation)
         await session.commit()
     return True
+
+
+async def _share_demo_consultation(session: AsyncSession, consultation: Consultation) -> None:
+    """The demo patient agreed, to dr.li who set it up, to their record being shared with dr.wang's hospital for
+    the demo consultation, so dr.wang sees who it is for: the consent, unless one stands."""
+    assert consultation.id is not None and consultation.patient_id is not None
+    if (await session.exec(select(Consent).where(
+            Consent.consultation_id == consultation.id, Consent.purpose == ConsentPurpose.RECORD_SHARING,
+            col(Consent.withdrawn_at).is_(None)))).first() is not None:
+        return
+    patient = await session.get(Patient, consultation.patient_id)
+    assert patient is not None and patient.id is not None
+    sharing = await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, "zh-CN")
+    session.add(new_record(sharing, Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name,
+                                              patient_id=patient.id), Scope(consultation_id=consultation.id),
+                           How(ConsentMethod.VERBAL, consultation.created_by)))
 
 
 # The demo's referrals from dr.li at Qingshan to the provincial hospital, each with its consultation request

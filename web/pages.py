@@ -279,7 +279,8 @@ async def _room(request: web.Request, consultation_id: int, *, report_form: dict
         # the patient beside the doctor consents to recording through them
         "patientConsentUrl": f"/api/consultations/{view.consultation.id}/consents" if beside_patient else None,
         "consentUrl": f"/api/consultations/{view.consultation.id}/recording-consent",
-        "recordingsUrl": f"/api/consultations/{view.consultation.id}/recordings",
+        # (a partner the patient is withheld from may not open them: no link to a refusal)
+        "recordingsUrl": None if view.withheld else f"/api/consultations/{view.consultation.id}/recordings",
     }
     title = view.title or translator(request)(N_("Consultation #%(number)s")) % {"number": view.consultation.id}
     async with request.app[DATABASE].session() as session:  # links the patient's identity check locked

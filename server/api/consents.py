@@ -62,8 +62,9 @@ async def consultation_consents(request: web.Request) -> web.Response:
 @idempotent
 async def record_verbal_consent(request: web.Request) -> web.Response:
     """A participating clinician records the patient's verbal consent (the patient is with them, without a
-    device of their own), for the video visit or for recording. The clinician is named on the record. Once
-    per ``Idempotency-Key``."""
+    device of their own), for the video visit or for recording; a clinician of the patient's own hospital, to
+    sharing their record with the other hospitals taking part in a consultation set up without a referral.
+    The clinician is named on the record. Once per ``Idempotency-Key``."""
     who = caller(request).principal
     body = await parse_body(request, VerbalConsent)
     return await answer_once(
@@ -77,7 +78,7 @@ async def record_verbal_consent(request: web.Request) -> web.Response:
 @answers(consents.ConsentShown, description="The consent, withdrawn.")
 async def withdraw_consent(request: web.Request) -> web.Response:
     """Withdraw a consent now. Clinicians withdraw their own; a patient's is withdrawn on their word by the
-    referring doctor (record sharing) or by a participating clinician (video, recording)."""
-    withdrawn = await consents.withdraw_as(request.app[DATABASE], request.app[ROOMS], caller(request).principal,
-                                           path_id(request, "consent_id"))
-    return json_response(consents.shown(withdrawn))
+    referring doctor (record sharing of a referral), a clinician of the patient's hospital taking part (record
+    sharing of a consultation without a referral) or by a participating clinician (video, recording)."""
+    return json_response(await consents.withdraw_as(request.app[DATABASE], request.app[ROOMS],
+                                                    caller(request).principal, path_id(request, "consent_id")))

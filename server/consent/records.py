@@ -24,7 +24,7 @@ from ..errors import N_, BadRequest, Conflict, NotFound
 from ..models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral, utcnow
 from ..outputs import Instant, Out
 from ..parsing import Id
-from ..permissions import Principal, can_join_consultation, can_withdraw_consent, require
+from ..permissions import Principal, can_join_consultation, can_speak_for_patient, can_withdraw_consent, require
 from . import templates as consent_templates
 from .rules import Consenter, How, Scope, given_entry, new_record, patient_identity
 
@@ -150,7 +150,7 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
         if body.purpose is ConsentPurpose.RECORD_SHARING:
             if (await session.exec(select(Referral).where(Referral.consultation_id == consultation_id))).first():
                 raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
-            require(who.hospital_id == view.consultation.hospital_id,
+            require(can_speak_for_patient(who, view.consultation.hospital_id),
                     N_("Only the patient's own hospital records their consent to sharing their record."))
             if not await consultations.others_take_part(session, view.consultation):
                 raise Conflict(consultations.NOBODY_ELSE_TAKES_PART, code="no-referral")
@@ -166,9 +166,14 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
     return consent, template
 
 
-async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Principal, consent_id: int) -> Consent:
+async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Principal,
+                      consent_id: int) -> ConsentShown:
     """The caller withdraws a consent now: clinicians their own; a patient's on the patient's word, by the
-    referring doctor (record sharing) or by a clinician who may join the consultation (video, recording)."""
+    referring doctor (record sharing of a referral), a clinician of the patient's own hospital taking part
+    (record sharing of a consultation set up without one) or by a clinician who may join the consultation
+    (video, recording). The withdrawn consent as the caller may see it (``unnamed`` where the patient is
+    withheld from them)."""
+    withheld = False
     async with database.session() as session:
         consent = await session.get(Consent, consent_id)
         if consent is None:
@@ -177,13 +182,19 @@ async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Princ
         participant = consent.user_id if consent.subject is ConsentSubject.PARTICIPANT else None
         if participant is None and referral is None:
             assert consent.consultation_id is not None
-            await consultations.visible(session, who, consent.consultation_id, can_join_consultation)  # 403 if not
+            view = await consultations.visible(session, who, consent.consultation_id, can_join_consultation)
+            withheld = view.withheld
+            if consent.purpose is ConsentPurpose.RECORD_SHARING:
+                require(can_speak_for_patient(who, view.consultation.hospital_id),
+                        N_("Only the patient's own hospital records their consent to sharing their record."))
+        template = await session.get(ConsentTemplate, consent.template_id)
     require(can_withdraw_consent(who, participant_consent_of=participant,
                                  referring_doctor_id=referral.referring_doctor_id if referral else None,
                                  in_consultation=True),
             N_("Only the person who consented, or the doctor recording their word, withdraws it."))
     assert consent.id is not None
-    return await withdraw(database, rooms, consent.id, f"user:{who.user_id}")
+    withdrawn = shown(await withdraw(database, rooms, consent.id, f"user:{who.user_id}"), template)
+    return unnamed(withdrawn) if withheld and consent.subject is ConsentSubject.PATIENT else withdrawn
 
 
 async def list_for_consultation(session: AsyncSession, who: Principal, consultation_id: int) -> list[ConsentShown]:

@@ -43,6 +43,7 @@ from ..permissions import (
     can_add_participant,
     can_create_consultation,
     can_list_consultations,
+    can_speak_for_patient,
     joins_what_they_plan,
     require,
 )
@@ -93,8 +94,9 @@ class ConsultationView:
     hospital: Hospital
     participants: tuple[User, ...]
     patient: Patient | None
-    # Booked for a referral whose patient has not (or no longer) consented to sharing their records with the
-    # caller's hospital: no patient, and no title (it was taken from the referral's reason).
+    # The patient's record is not shared with the caller's hospital (``disclosed``): booked for a referral whose
+    # patient has not (or no longer) consented to sharing their records with it, or set up without one and no
+    # consent given for it. No patient, and no title (it names the patient, or was taken from the reason).
     withheld: bool = False
 
     @property
@@ -284,12 +286,19 @@ async def create(session: AsyncSession, who: Principal, body: NewConsultation, *
         problems["patient_id"] = N_("Choose a patient registered at your hospital.")
     if body.sharing_consent is not None and body.patient_id is None:
         problems["sharing_consent"] = N_("Only a patient consents to sharing their record: choose the patient.")
+    elif body.sharing_consent is not None and all(u.hospital_id == who.hospital_id for u in invitees):
+        problems["sharing_consent"] = NOBODY_ELSE_TAKES_PART
     if problems:
         raise ValidationFailed(problems)
     sharing = None
     if body.sharing_consent == "verbal" and patient is not None and patient.id is not None:
-        template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING,
-                                                   body.sharing_template_id, locale)
+        require(can_speak_for_patient(who, patient.hospital_id),
+                N_("Only a clinician at the patient's side records their consent to sharing their record."))
+        try:
+            template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING,
+                                                       body.sharing_template_id, locale)
+        except NotFound:
+            raise ValidationFailed({"sharing_template_id": N_("Choose a consent text that exists.")}) from None
         patient_consents = Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name,
                                      patient_id=patient.id)
         sharing = (template, patient_consents, how or How(ConsentMethod.VERBAL, who.user_id))

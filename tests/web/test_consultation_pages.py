@@ -185,7 +185,8 @@ async def test_the_room_page_offers_to_copy_the_link_and_points_to_the_qr_code(c
 async def test_the_form_records_the_patients_consent_to_sharing_with_the_other_hospital(client: TestClient) -> None:
     """The form shows the record-sharing text and a box for the doctor to record the patient's word (in Chinese
     too); ticked, the consultation is set up with the patient's consent to sharing, verbal and named for the doctor,
-    so the provincial specialists invited read who it is for; unticked, they do not."""
+    so the provincial specialists invited read who it is for; unticked, they do not. A coordinator, not at the
+    patient's side, is not offered the box."""
     await form_login(client, "dr.li")
     chinese = await (await client.get("/consultations/new?patient_id=1", headers=ZH)).text()
     assert "患者提供病历知情同意" in chinese and 'name="sharing_consent" value="verbal"' in chinese
@@ -205,3 +206,6 @@ async def test_the_form_records_the_patients_consent_to_sharing_with_the_other_h
     wang = await login(client, "dr.wang")
     seen = [await (await client.get(f"/api/consultations/{c.id}", headers=wang)).json() for c in (first, second)]
     assert [s["title"] for s in seen] == ["多学科会诊 MDT", None]
+    await form_login(client, "coord.zhao")
+    coordinator = await (await client.get("/consultations/new", headers=EN)).text()
+    assert "New consultation" in coordinator and 'id="sharing"' not in coordinator, "not at the patient's side"

@@ -257,7 +257,8 @@ async def test_a_consultation_set_up_with_another_hospital_shows_its_patient_the
     """Guards disclosure without a referral: a consultation the county doctor sets up with a provincial specialist
     shows the partner hospital (the specialist, its coordinator) neither the patient nor the title that names them, on
     any route, until the doctor records the patient's consent to sharing (verbal, on the consultation); then both
-    show, and once it is withdrawn they are hidden again. The county doctor always reads their own."""
+    show, and once it is withdrawn (by the patient's own hospital, not the partner's specialist) they are hidden
+    again. The county doctor always reads their own."""
     consultation = await _direct(client)
     hidden = await _partner_reads(client, consultation)
     leaks = [where for where, text in hidden.items() if PATIENT in text]
@@ -276,6 +277,8 @@ async def test_a_consultation_set_up_with_another_hospital_shows_its_patient_the
     assert PATIENT in now[f"dr.wang /api/consultations/{consultation}"]
     assert PATIENT in now[f"coord.zhao /api/consultations?q={PATIENT.split()[0]}"]
 
+    partner = await client.post(f"/api/consents/{sharing['id']}/withdraw", headers=await login(client, "dr.wang"))
+    assert partner.status == 403, "the patient's word is recorded by their own hospital"
     withdrawn = await client.post(f"/api/consents/{sharing['id']}/withdraw", headers=await login(client, "dr.li"))
     assert withdrawn.status == 200
     again = await _partner_reads(client, consultation)
@@ -284,8 +287,9 @@ async def test_a_consultation_set_up_with_another_hospital_shows_its_patient_the
 
 async def test_the_consent_recorded_as_the_consultation_is_set_up_shares_it_at_once(client: TestClient) -> None:
     """``sharing_consent: "verbal"`` on a new consultation records the patient's consent in the same step, named for
-    the doctor and audited: the partner's specialist reads the patient and the title straight away. Without a
-    patient there is nobody to consent: 422 on ``sharing_consent``, nothing set up."""
+    the doctor and audited: the partner's specialist reads the patient and the title straight away. Refused, with
+    nothing set up: without a patient, or with nobody of another hospital, 422 on ``sharing_consent``; a text that
+    does not exist, 422 on ``sharing_template_id``; a coordinator, who is not at the patient's side, 403."""
     consultation = await _direct(client, sharing_consent="verbal")
     partner = await client.get(f"/api/consultations/{consultation}", headers=await login(client, "dr.wang"))
     assert PATIENT in await partner.text()
@@ -299,6 +303,27 @@ async def test_the_consent_recorded_as_the_consultation_is_set_up_shares_it_at_o
         "title": "Case discussion", "planned_start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         "participant_ids": [await _user_id(client, "dr.wang")], "sharing_consent": "verbal"})
     assert refused.status == 422 and list((await refused.json())["error"]["fields"]) == ["sharing_consent"]
+    li = await _user_id(client, "dr.li")
+    for extra, status, field in (({"participant_ids": [li]}, 422, "sharing_consent"),
+                                 ({"sharing_template_id": 99999}, 422, "sharing_template_id")):
+        answer = await client.post("/api/consultations", headers=await login(client, "dr.li"), json={
+            "title": "Follow-up", "planned_start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+            "participant_ids": [await _user_id(client, "dr.wang")], "patient_id": 1, "sharing_consent": "verbal",
+            **extra})
+        assert answer.status == status and list((await answer.json())["error"]["fields"]) == [field], extra
+    async with client.app[DATABASE].session() as session:  # a coordinator of the patient's own hospital
+        zhao = (await session.exec(select(User).where(User.username == "coord.zhao"))).one()
+        doctor = await session.get(User, li)
+        assert doctor is not None
+        session.add(User(username="coord.sun", display_name="Sun", role=Role.COORDINATOR,
+                         hospital_id=doctor.hospital_id, password_hash=zhao.password_hash))
+        await session.commit()
+    coordinator = await client.post("/api/consultations", headers=await login(client, "coord.sun"), json={
+        "title": "Follow-up", "planned_start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "participant_ids": [await _user_id(client, "dr.wang")], "patient_id": 1, "sharing_consent": "verbal"})
+    assert coordinator.status == 403, await coordinator.text()
+    async with client.app[DATABASE].session() as session:
+        assert len((await session.exec(select(Consent).where(Consent.consultation_id > consultation))).all()) == 0
 
 
 async def test_a_booked_referrals_consultation_takes_no_consent_to_sharing_of_its_own(client: TestClient) -> None:
