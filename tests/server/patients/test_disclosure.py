@@ -141,7 +141,8 @@ async def test_a_withdrawal_hides_the_patient_in_the_consultations_consents_chat
         client: TestClient) -> None:
     """Guards the consultation's own records on the partner's side: while sharing stands the partner's specialist
     reads the patient's name in the consents list, the chat and the recordings; once the patient withdraws, the
-    consents list keeps the patient's consent (what, when) without their name, identity, address or browser, the
+    consents list keeps the patient's consent (what, when) without their name, identity, address or browser (and so
+    does the answer when the specialist withdraws that consent on the patient's word), the
     chat is withheld (none of it, ``records_withheld``), and the recordings list, page and player are refused
     403 ``records-withheld``; the referring doctor still reads all of it."""
     referral, _ = await booked_referral(client)
@@ -171,6 +172,9 @@ async def test_a_withdrawal_hides_the_patient_in_the_consultations_consents_chat
     assert patients[0]["name"] == "" and patients[0]["identity"] == "patient"
     assert patients[0]["ip"] is None and patients[0]["user_agent"] is None
     assert PATIENT not in text and "203.0.113.9" not in text and "patient:1" not in text
+    withdrawn = await client.post(f"/api/consents/{patients[0]['id']}/withdraw",  # on the patient's word, in the call
+                                  headers=await login(client, "dr.wang"))
+    assert withdrawn.status == 200 and PATIENT not in await withdrawn.text(), "answered as the caller may see it"
     status, text = after["chat"]
     assert status == 200 and json.loads(text) == {"chat": [], "records_withheld": True}
     for name in ("recordings", "recordings page"):
