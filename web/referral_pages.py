@@ -347,31 +347,21 @@ async def referral_report_verification(request: web.Request) -> web.Response:
 
 @routes.post("/referrals/{referral_id}/book")
 async def referral_book(request: web.Request) -> web.Response:
-    """A slot chosen in the calendar: its button sends ``<specialist id>@<start>``, read into the API's own
-    ``Booking`` and booked by the same service as ``POST /api/referrals/{id}/appointment``."""
-    who = caller(request).principal
-    referral_id = path_id(request, "referral_id")
-    form = await read_form(request)
-    week = form.get("week")
-    specialist_raw, _, starts_raw = form.get("slot", "").partition("@")
-    if not specialist_raw or not starts_raw:
-        return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422,
-                                      week_raw=week)
-    try:
-        body = parse_form({"specialist_id": specialist_raw, "starts_at": starts_raw}, Booking)
-        async with request.app[DATABASE].session() as session:
-            await scheduling.book(session, who, referral_id, body.specialist_id, body.starts_at)
-    except TelemedError as exc:
-        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status,
-                                      week_raw=week)
-    raise web.HTTPSeeOther(f"/referrals/{referral_id}#appointment")
+    """A slot chosen in the calendar, booked by the same service as ``POST /api/referrals/{id}/appointment``."""
+    return await _take_slot(request, moving=False)
 
 
 @routes.post("/referrals/{referral_id}/move")
 async def referral_move(request: web.Request) -> web.Response:
-    """Another slot chosen in the calendar for a booked appointment, with the reason both sides are told: read
-    into the API's own ``Rebooking`` and moved by the same service as ``PUT /api/referrals/{id}/appointment``
-    (a specialist it moves away from leaves the consultation, and its room if they are in it)."""
+    """Another slot chosen in the calendar for a booked appointment, with the reason both sides are told, moved by
+    the same service as ``PUT /api/referrals/{id}/appointment`` (a specialist it moves away from leaves the
+    consultation, and its room if they are in it)."""
+    return await _take_slot(request, moving=True)
+
+
+async def _take_slot(request: web.Request, *, moving: bool) -> web.Response:
+    """The calendar's slot button sends ``<specialist id>@<start>``, read into the API's own ``Booking`` (or, moving,
+    ``Rebooking`` with the reason); a refusal shows the calendar again, at the week it was, with what was typed."""
     who = caller(request).principal
     referral_id = path_id(request, "referral_id")
     form = await read_form(request)
@@ -380,11 +370,17 @@ async def referral_move(request: web.Request) -> web.Response:
     if not specialist_raw or not starts_raw:
         return await _render_referral(request, referral_id, error=_text(request, N_("Choose a slot.")), status=422,
                                       week_raw=week, move_reason=reason)
+    slot = {"specialist_id": specialist_raw, "starts_at": starts_raw}
     try:
-        body = parse_form({"specialist_id": specialist_raw, "starts_at": starts_raw, "reason": reason}, Rebooking)
-        async with request.app[DATABASE].session() as session:
-            await scheduling.move(session, who, referral_id, body.specialist_id, body.starts_at, body.reason,
-                                  rooms=request.app[ROOMS])
+        if moving:
+            move = parse_form({**slot, "reason": reason}, Rebooking)
+            async with request.app[DATABASE].session() as session:
+                await scheduling.move(session, who, referral_id, move.specialist_id, move.starts_at, move.reason,
+                                      rooms=request.app[ROOMS])
+        else:
+            booking = parse_form(slot, Booking)
+            async with request.app[DATABASE].session() as session:
+                await scheduling.book(session, who, referral_id, booking.specialist_id, booking.starts_at)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc, MOVE_LABELS),
                                       status=exc.status, week_raw=week, move_reason=reason)

@@ -193,8 +193,7 @@ async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Princ
                                  in_consultation=True),
             N_("Only the person who consented, or the doctor recording their word, withdraws it."))
     assert consent.id is not None
-    withdrawn = shown(await withdraw(database, rooms, consent.id, f"user:{who.user_id}"), template)
-    return unnamed(withdrawn) if withheld and consent.subject is ConsentSubject.PATIENT else withdrawn
+    return seen(await withdraw(database, rooms, consent.id, f"user:{who.user_id}"), template, withheld=withheld)
 
 
 async def list_for_consultation(session: AsyncSession, who: Principal, consultation_id: int) -> list[ConsentShown]:
@@ -204,8 +203,7 @@ async def list_for_consultation(session: AsyncSession, who: Principal, consultat
     view = await consultations.visible(session, who, consultation_id, can_join_consultation)
     rows = (await session.exec(select(Consent, ConsentTemplate).join(ConsentTemplate).where(
         Consent.consultation_id == consultation_id).order_by(col(Consent.id)))).all()
-    return [unnamed(shown(c, t)) if view.withheld and c.subject is ConsentSubject.PATIENT else shown(c, t)
-            for c, t in rows]
+    return [seen(c, t, withheld=view.withheld) for c, t in rows]
 
 
 class ConsentShown(Out):
@@ -246,6 +244,12 @@ def shown(consent: Consent, template: ConsentTemplate | None = None) -> ConsentS
         version=template.version if template else None, locale=template.locale if template else None,
         given_at=consent.given_at, ip=consent.ip, user_agent=consent.user_agent, withdrawn_at=consent.withdrawn_at,
         withdrawn_by=consent.withdrawn_by or None)
+
+
+def seen(consent: Consent, template: ConsentTemplate | None, *, withheld: bool) -> ConsentShown:
+    """``shown``, or for a patient's consent ``unnamed`` where the patient is withheld from the reader."""
+    return unnamed(shown(consent, template)) if withheld and consent.subject is ConsentSubject.PATIENT \
+        else shown(consent, template)
 
 
 def unnamed(consent: ConsentShown) -> ConsentShown:
