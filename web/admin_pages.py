@@ -11,6 +11,7 @@ post that made it, once, and kept nowhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -36,7 +37,7 @@ from server.admin.inputs import (
     SupervisorInput,
     time_zones,
 )
-from server.appkeys import DATABASE, SETTINGS
+from server.appkeys import DATABASE, ROOMS, SETTINGS
 from server.errors import N_, TelemedError, ValidationFailed
 from server.http import parse_form, path_id, read_form, translator
 from server.identity.auth import caller
@@ -256,7 +257,7 @@ async def _switch(request: web.Request, operation: Callable[..., Any], done: str
 
 @routes.post("/admin/users/{user_id}/disable")
 async def user_disable(request: web.Request) -> web.Response:
-    return await _switch(request, accounts.disable, "disabled")
+    return await _switch(request, functools.partial(accounts.disable, rooms=request.app[ROOMS]), "disabled")
 
 
 @routes.post("/admin/users/{user_id}/enable")

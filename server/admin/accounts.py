@@ -19,16 +19,31 @@ import asyncio
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling.events import Expelling
+
 from ..audit import trail as audit
+from ..consultations.room_notifier import RoomNotifier
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..identity.passwords import hash_password
-from ..models import Department, Hospital, ProfessionalTitle, Role, Specialty, User, utcnow
+from ..models import (
+    Consultation,
+    ConsultationParticipant,
+    ConsultationStatus,
+    Department,
+    Hospital,
+    ProfessionalTitle,
+    Role,
+    Specialty,
+    User,
+    utcnow,
+)
 from ..outputs import Instant, Named, Out
 from ..paging import LIKE_ESCAPE, Page, PageShown, like_pattern, offset, pages_for
 from ..permissions import Principal, needs_licence
@@ -346,19 +361,40 @@ LICENCE_CHANGED = N_("The licence was changed since you read it: check the numbe
                      "verify again.")
 
 
-async def disable(session: AsyncSession, who: Principal, user_id: int) -> Account:
-    """The account can no longer log in, and every session it had ends at its next request. Disabling a
-    disabled account changes nothing."""
+async def disable(session: AsyncSession, who: Principal, user_id: int, *,
+                  rooms: RoomNotifier | None = None) -> Account:
+    """The account can no longer log in, and every session it had ends at its next request; if it is in a
+    consultation's room now, it is sent away (``not-a-participant``, as the room's gate refuses it from now
+    on). Disabling a disabled account changes nothing."""
     require_administrator(who)
     user = await _user(session, user_id)
-    if user.is_active:
-        await _keep_an_administrator(session, user, role=user.role, active=False)
-        user.is_active = False
-        user.session_generation += 1
-        session.add(user)
-        audit.with_commit(session, audit.Entry(actor(who), "account.disabled", subject=f"user:{user_id}"))
-        await session.commit()
+    if not user.is_active:
+        return (await describe(session, [user]))[0]
+    await _keep_an_administrator(session, user, role=user.role, active=False)
+    user.is_active = False
+    user.session_generation += 1
+    session.add(user)
+    audit.with_commit(session, audit.Entry(actor(who), "account.disabled", subject=f"user:{user_id}"))
+    await session.commit()
+    if rooms is not None:
+        for consultation_id in await _rooms_open_to(session, user_id):
+            await rooms.tell(consultation_id, Expelling(identity=f"user:{user_id}", reason="not-a-participant"))
     return (await describe(session, [user]))[0]
+
+
+ROOM_REACH = timedelta(days=1)  # a room opens well within this before its consultation's planned start
+
+
+async def _rooms_open_to(session: AsyncSession, user_id: int) -> list[int]:
+    """The consultations whose rooms the user may be in now: those they take part in that have not ended and
+    start before ``ROOM_REACH`` from now (a room token is issued only while its room is open)."""
+    return list((await session.exec(
+        select(ConsultationParticipant.consultation_id)
+        .join(Consultation, col(Consultation.id) == col(ConsultationParticipant.consultation_id))
+        .where(ConsultationParticipant.user_id == user_id,
+               col(Consultation.status).in_([ConsultationStatus.SCHEDULED, ConsultationStatus.IN_PROGRESS]),
+               col(Consultation.planned_start) <= utcnow() + ROOM_REACH)
+        .order_by(col(ConsultationParticipant.consultation_id)))).all())
 
 
 async def enable(session: AsyncSession, who: Principal, user_id: int) -> Account:

@@ -21,7 +21,7 @@ from ..admin.inputs import (
     SpecialtyInput,
     SupervisorInput,
 )
-from ..appkeys import DATABASE
+from ..appkeys import DATABASE, ROOMS
 from ..http import json_response, parse_body, parse_form, path_id
 from ..identity.auth import caller
 from ..openapi import accepts, answers, queries
@@ -86,10 +86,11 @@ async def update_account(request: web.Request) -> web.Response:
 @routes.post("/api/admin/accounts/{user_id}/disable")
 @answers(accounts.AccountShown)
 async def disable_account(request: web.Request) -> web.Response:
-    """The account can no longer log in, and its sessions end at once. 409 ``last-administrator`` for the
-    last active administrator."""
+    """The account can no longer log in, its sessions end at once, and it is sent away from any consultation's
+    room it is in. 409 ``last-administrator`` for the last active administrator."""
     async with request.app[DATABASE].session() as session:
-        account = await accounts.disable(session, caller(request).principal, path_id(request, "user_id"))
+        account = await accounts.disable(session, caller(request).principal, path_id(request, "user_id"),
+                                         rooms=request.app[ROOMS])
     return json_response(account.shown())
 
 

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from ...conftest import login
+from ...support.signaling_client import connect, expect, expect_closed, room_token
 
 HOSPITAL = {"name": "高山县医院 Gaoshan County Hospital", "level": "county", "region": "西川省 Xichuan",
             "timezone": "Asia/Urumqi"}
@@ -130,6 +131,28 @@ async def test_a_disabled_account_cannot_log_in_and_its_sessions_end_for_good(cl
     assert revived.status == 401 and (await revived.json())["error"]["code"] == "session-ended", \
         "re-enabling does not bring back the sessions disabling ended"
     assert (await client.get("/api/me", headers=await login(client, "dr.li"))).status == 200
+
+
+async def test_a_disabled_account_is_sent_away_from_the_room_it_is_in(client: TestClient) -> None:
+    """Guards disabling a clinician in a call: dr.wang, in the demo consultation's room with dr.li, gets `removed` and
+    his socket closes (4403) the moment an administrator disables him, dr.li sees him leave (`not-a-participant`), and
+    his room token, still unexpired, no longer lets him in."""
+    admin = await login(client, "admin")
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    wang_token = await room_token(client, "dr.wang")
+    wang = await connect(client, wang_token)
+    await expect(wang, "joined")
+    await expect(li, "participant-joined")
+    wang_id = (await (await client.get("/api/me", headers=await login(client, "dr.wang"))).json())["id"]
+
+    disabled = await client.post(f"/api/admin/accounts/{wang_id}/disable", headers=admin)
+    assert disabled.status == 200, await disabled.text()
+    assert (await expect(wang, "removed"))["message"]
+    await expect_closed(wang, 4403)
+    assert (await expect(li, "participant-left"))["reason"] == "not-a-participant"
+    again = await connect(client, wang_token)
+    assert (await expect(again, "error"))["code"] == "not-a-participant"
 
 
 async def test_a_reset_password_logs_in_and_ends_the_old_sessions(client: TestClient) -> None:
