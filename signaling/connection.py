@@ -285,7 +285,8 @@ class SignalingConnection:
             event = Joining(participant=self._participant(pid, claims), grants=claims.grants,
                             identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
                             consent_id=claims.consent_id, patient=claims.patient,
-                            patient_consent_id=claims.patient_consent_id, invitation=claims.invitation)
+                            patient_consent_id=claims.patient_consent_id, invitation=claims.invitation,
+                            chat_history=claims.chat_history)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
         logcontext.participant.set(pid)

@@ -36,6 +36,7 @@ class Joining(_Event):
     patient: str | None = None  # the consultation's patient, whose consent a recording needs
     patient_consent_id: int | None = None  # their recording consent on record, if given
     invitation: int | None = None  # the invitation link a patient came in by
+    chat_history: bool = True  # shown the chat said before they came (RoomClaims.chat_history)
 
 
 class Leaving(_Event):

@@ -28,8 +28,9 @@ class Member:
     consent_id: int | None = None  # the recording consent on record, if given
     invitation: int | None = None  # the invitation link a patient came in by
     epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
-    # A guest (a patient) sees the chat from their first seating on, not what clinicians said before:
-    # the first chat line id they may see; None for clinicians, who see it all.
+    # The first chat line id they may see; None for those who see it all. A guest (a patient) sees the chat
+    # from their first seating on, not what clinicians said before; a clinician whose token withholds the chat's
+    # history (RoomClaims.chat_history) sees it from when they asked to join.
     chat_from: int | None = None
 
     @property

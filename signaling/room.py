@@ -204,7 +204,8 @@ class Room(MediaRules):
         if participant.recording_consent != (event.consent_id is not None):  # else shared, not copied, per member
             participant = participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
-                        seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation)
+                        seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation,
+                        chat_from=None if event.chat_history else self.seq)
         self.members[member.id] = member
         if status is Status.WAITING:
             return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]

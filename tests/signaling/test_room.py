@@ -357,6 +357,26 @@ def test_an_admitted_patient_sees_the_chat_from_their_admission_on() -> None:
     assert [line.text for line in doc_view.chat] == ["before the patient"], "clinicians see it all"
 
 
+def test_a_clinician_whose_token_withholds_the_chat_history_sees_only_what_is_said_after() -> None:
+    """Guards the patient's withheld records in the room: a clinician whose room token says ``chat_history`` false (of
+    another hospital, the patient not consenting to sharing) gets no earlier line in ``joined``, nor on resuming, while
+    lines said after they came reach them; a clinician without that mark joining the same room sees the whole chat."""
+    partner = join("s").model_copy(update={"chat_history": False})
+    room = room_after(DOC, Chatting(participant_id="d", text="about the patient", at_time=1.0),
+                      ChatStored(seq=2, stored=True))
+    joined = [e for e in room.apply(partner, 4) if isinstance(e, Deliver) and isinstance(e.message, Joined)]
+    assert [line.text for line in joined[0].message.chat] == []
+    room.apply(Chatting(participant_id="d", text="hello", at_time=2.0), 5)
+    room.apply(ChatStored(seq=5, stored=True), 6)
+    room.apply(Disconnected(participant_id="s", at=at("s")), 7)
+    resumed = [e for e in room.apply(Resuming(participant_id="s", identity="id:s", at=at("s", generation=1),
+                                              resume_hash="hash-s", new_resume_hash="hash-s2"), 8)
+               if isinstance(e, Deliver) and isinstance(e.message, Joined)]
+    assert [line.text for line in resumed[0].message.chat] == ["hello"]
+    whole = [e for e in room.apply(join("t"), 9) if isinstance(e, Deliver) and isinstance(e.message, Joined)]
+    assert [line.text for line in whole[0].message.chat] == ["about the patient", "hello"]
+
+
 def test_guests_never_see_the_lobby_list() -> None:
     """An admitted guest gets no lobby update when the host turns away another guest: who else is waiting is not a
     patient's to know."""

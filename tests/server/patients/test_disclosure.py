@@ -25,6 +25,7 @@ from server.models import (
     ConsentPurpose,
     ConsentSubject,
     ConsentTemplate,
+    Consultation,
     Recording,
     RecordingStatus,
     Role,
@@ -34,6 +35,7 @@ from server.models import (
 from server.permissions import Principal
 
 from ...conftest import login
+from ...support.signaling_client import connect, expect, room_token, signaling_path
 from ..api.test_referrals import booked_referral
 
 REASON = "Chest pain on exertion"
@@ -185,6 +187,44 @@ async def test_a_withdrawal_hides_the_patient_in_the_consultations_consents_chat
     own = await read("dr.li")
     assert all(status == 200 and PATIENT in text for status, text in own.values()), {
         name: (status, PATIENT in text) for name, (status, text) in own.items()}
+
+
+async def test_the_room_shows_the_partner_no_earlier_chat_once_the_patient_withdraws(client: TestClient) -> None:
+    """Guards the chat in the room, as the API guards it: while sharing stands, the partner's specialist joining the
+    consultation's room is shown what was said before; after the patient withdraws, a room token issued to him shows
+    him none of it in ``joined``, though lines said after he came reach him; the referring doctor still sees it all."""
+    referral, _ = await booked_referral(client)
+    consultation = referral["consultation_id"]
+    async with client.app[DATABASE].session() as session:  # the room open now, as at the appointment's time
+        row = await session.get(Consultation, consultation)
+        assert row is not None
+        row.planned_start, row.planned_end = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
+        await session.commit()
+    path = signaling_path(consultation)
+    li = await connect(client, await room_token(client, "dr.li", consultation), url=path)
+    await expect(li, "joined")
+    await li.send_json({"type": "chat", "text": "Zhang Wei's ECG is attached"})
+    await expect(li, "chat")
+
+    async def chat_shown(username: str) -> list[str]:
+        ws = await connect(client, await room_token(client, username, consultation), url=path)
+        lines = [line["text"] for line in (await expect(ws, "joined"))["chat"]]
+        await ws.send_json({"type": "leave"})
+        await expect(li, "participant-joined")
+        await expect(li, "participant-left")
+        return lines
+
+    assert await chat_shown("dr.wang") == ["Zhang Wei's ECG is attached"]
+    consent = referral["sharing_consent"]["id"]
+    assert (await client.post(f"/api/consents/{consent}/withdraw", headers=await login(client, "dr.li"))).status == 200
+    wang = await connect(client, await room_token(client, "dr.wang", consultation), url=path)
+    assert (await expect(wang, "joined"))["chat"] == []
+    await expect(li, "participant-joined")
+    await li.send_json({"type": "chat", "text": "Can you see the trace?"})
+    assert (await expect(wang, "chat"))["text"] == "Can you see the trace?"
+    own = await connect(client, await room_token(client, "dr.li", consultation), url=path)  # dr.li, another device
+    assert [line["text"] for line in (await expect(own, "joined"))["chat"]] == [
+        "Zhang Wei's ECG is attached", "Can you see the trace?"]
 
 
 async def test_sharing_given_again_on_the_patients_page_is_one_consent_and_one_withdrawal_ends_it(
