@@ -291,6 +291,18 @@ class SignalingConnection:
         self.participant_id = pid
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
+        await self._check_again(claims)
+
+    async def _check_again(self, claims: RoomClaims) -> None:
+        """Ask the gate once more now that the join is in the room's log: the server may have barred them
+        between the first check and the join's arrival (an appointment moved, an invitation revoked), and told
+        the room before the join was there to be sent away. Whatever bars them from now on is seen here, or its
+        own expulsion comes after the join."""
+        try:
+            await self.gate.check(claims.identity, claims.invitation)
+        except (InvitationRevoked, ConsentWithdrawn, NoLongerParticipant) as barred:
+            await self.hub.submit(self.room_id, Expelling(identity=claims.identity, reason=barred.code,
+                                                          invitation=claims.invitation), conn=self.conn)
 
     async def _admitting(self, host: str, participant_id: str) -> RoomEvent:
         """Admit someone from the lobby, unless the server has barred them since they joined it: then they are

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from server.appkeys import DATABASE
 from server.audit import trail as audit
+from server.consultations.room_gate import RoomGate
 from server.db import Database
 from server.models import Appointment, AppointmentStatus, Consultation, Hospital, User
 from server.settings import Settings
@@ -418,3 +419,36 @@ async def test_a_specialist_the_appointment_moves_away_from_leaves_its_room_and_
     refused = await client.post(f"/api/consultations/{consultation}/room-token", headers=await login(client, "dr.wang"))
     assert refused.status == 403
     await li.close()
+
+
+async def test_a_move_that_lands_while_the_specialist_is_joining_still_sends_them_away(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guards the window between the room's gate letting a clinician in and their join reaching the room: the
+    appointment moves to another specialist right after dr.wang's gate check passed, so the room is told to expel
+    him before his join is there; asked again once he is seated, the gate sends him away (`removed`, 4403)."""
+    referral, known = await booked_referral(client)
+    consultation = referral["consultation_id"]
+    async with client.app[DATABASE].session() as session:  # the room open now, as at the appointment's time
+        row = await session.get(Consultation, consultation)
+        assert row is not None
+        row.planned_start, row.planned_end = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
+        await session.commit()
+    wang_token = await room_token(client, "dr.wang", consultation)
+    slot = await first_free_slot(client, "coord.zhao", known["dr.zhou"])
+    coordinator = await login(client, "coord.zhao")
+    checked = RoomGate.check
+    moved: list[int] = []
+
+    async def check_then_move(gate: RoomGate, identity: str, invitation: int | None) -> None:
+        await checked(gate, identity, invitation)
+        if not moved:  # the first check, of the join, passed: now the appointment moves
+            answer = await client.put(f"/api/referrals/{referral['id']}/appointment", headers=coordinator, json={
+                "specialist_id": known["dr.zhou"], "starts_at": slot["starts_at"], "reason": "Dr Wang is away"})
+            moved.append(answer.status)
+
+    monkeypatch.setattr(RoomGate, "check", check_then_move)
+    wang = await connect(client, wang_token, url=signaling_path(consultation))
+    await expect(wang, "joined")
+    assert moved == [200]
+    assert (await expect(wang, "removed"))["message"]
+    await expect_closed(wang, 4403)
