@@ -37,6 +37,7 @@ from web import (
     patient_pages,
     recording_pages,
     referral_pages,
+    room_pages,
     schedule_pages,
     supervision_pages,
     visit_pages,
@@ -124,7 +125,7 @@ ROUTE_MODULES = (
     rooms_api, admin_api, holds_api, supervision_api,
     # before pages: /consultations/new must not be read as /consultations/{consultation_id}
     consultation_pages, patient_pages, schedule_pages, notification_pages,
-    pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, account_pages, codes,
+    pages, room_pages, referral_pages, visit_pages, audit_pages, admin_pages, recording_pages, account_pages, codes,
     hold_pages, supervision_pages,
 )
 

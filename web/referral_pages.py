@@ -398,11 +398,11 @@ async def withdraw_sharing(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as session:
         referral, _ = await referrals.load_visible(session, who, referral_id)
         consent = await referrals.sharing_consent(session, referral)
-    if referral.referring_doctor_id != who.user_id:
-        return await _render_referral(request, referral_id, status=403, error=_text(
-            request, N_("Only the referring doctor records the patient's withdrawal.")))
-    if consent is not None and consent.id is not None:
-        await consents.withdraw(request.app[DATABASE], None, consent.id, f"user:{who.user_id}")
+    try:
+        if consent is not None and consent.id is not None:  # (withdrawn meanwhile: nothing left to withdraw)
+            await consents.withdraw_as(request.app[DATABASE], request.app[ROOMS], who, consent.id)
+    except TelemedError as exc:
+        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
 
 

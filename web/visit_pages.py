@@ -24,8 +24,8 @@ from server.patients.identity_check import IdentityAnswer
 from server.patients.invitations import Visit
 
 from .forms import field_errors
-from .pages import render_room
 from .render import RENDERER
+from .room_pages import render_room
 
 routes = web.RouteTableDef()
 

@@ -8,6 +8,8 @@ so what each recording or each sharing relied on stays on record.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pydantic
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -51,6 +53,14 @@ async def standing(session: AsyncSession, purpose: ConsentPurpose, *, identity: 
     return (await session.exec(query.order_by(col(Consent.id).desc()).limit(1))).first()
 
 
+async def standing_in(session: AsyncSession, purpose: ConsentPurpose, identity: str, scope: Scope) -> Consent | None:
+    """The person's consent in force for this purpose in ``scope``: a referral's (sharing) whichever of its
+    consultations it was given in, else the consultation's."""
+    return await standing(session, purpose, identity=identity,
+                          consultation_id=None if scope.referral_id else scope.consultation_id,
+                          referral_id=scope.referral_id)
+
+
 Given = tuple[Consent, ConsentTemplate]
 
 
@@ -61,10 +71,8 @@ async def give(database: Database, rooms: RoomNotifier | None, template: Consent
     consent = new_record(template, consenter, scope, how)
     async with database.session() as session:
         await idempotency.claim(session, reply)
-        # (sharing is the referral's, whichever consultation it was given in: one standing at a time)
-        already = await standing(session, template.purpose, identity=consenter.identity,
-                                 consultation_id=None if scope.referral_id else scope.consultation_id,
-                                 referral_id=scope.referral_id)
+        # (one standing at a time: the same consent given again is not a second one)
+        already = await standing_in(session, template.purpose, consenter.identity, scope)
         if already is not None and already.template_id == template.id:
             await idempotency.commit(session, reply, (already, template))  # the key, if any
             return already  # giving it twice is not two consents
@@ -130,9 +138,7 @@ async def withdraw_own(database: Database, rooms: RoomNotifier | None, purpose: 
                        reply: idempotency.Reply[Consent] | None = None) -> Consent | None:
     """The person withdraws their own standing consent for this purpose and scope; None if none stood."""
     async with database.session() as session:
-        found = await standing(session, purpose, identity=consenter.identity,
-                               consultation_id=None if scope.referral_id else scope.consultation_id,
-                               referral_id=scope.referral_id)
+        found = await standing_in(session, purpose, consenter.identity, scope)
     if found is None or found.id is None:
         return None
     return await withdraw(database, rooms, found.id, consenter.identity, reply=reply)
@@ -148,7 +154,7 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
     async with database.session() as session:
         view = await consultations.visible(session, who, consultation_id, can_join_consultation)
         if body.purpose is ConsentPurpose.RECORD_SHARING:
-            if (await session.exec(select(Referral).where(Referral.consultation_id == consultation_id))).first():
+            if await _booked_for_referral(session, consultation_id):
                 raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
             require(can_speak_for_patient(who, view.consultation.hospital_id),
                     N_("Only the patient's own hospital records their consent to sharing their record."))
@@ -164,6 +170,37 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
         Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name, patient_id=patient.id),
         Scope(consultation_id=consultation_id), how, reply=reply)
     return consent, template
+
+
+async def _booked_for_referral(session: AsyncSession, consultation_id: int) -> bool:
+    return (await session.exec(select(Referral.id).where(Referral.consultation_id == consultation_id))).first() \
+        is not None
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """The patient's consent to sharing their record with the other hospitals taking part in a consultation
+    set up without a referral, for a clinician of the patient's hospital to record or withdraw on their word:
+    the one standing, if any, and the text to read the patient first."""
+
+    consent: Consent | None
+    text: ConsentTemplate
+
+
+async def sharing_in(session: AsyncSession, who: Principal, consultation_id: int, *, locale: str) -> Sharing | None:
+    """The patient's consent to sharing as the caller may record it (``record_verbal``, ``withdraw_as``); None
+    where there is none for them to record: a consultation booked for a referral (its referral holds it),
+    without a patient or another hospital taking part, or a caller not of the patient's hospital."""
+    view = await consultations.visible(session, who, consultation_id, can_join_consultation)
+    patient = view.patient
+    if patient is None or patient.id is None or not can_speak_for_patient(who, view.consultation.hospital_id):
+        return None
+    if await _booked_for_referral(session, consultation_id) or \
+            not await consultations.others_take_part(session, view.consultation):
+        return None
+    consent = await standing_in(session, ConsentPurpose.RECORD_SHARING, patient_identity(patient.id),
+                                Scope(consultation_id=consultation_id))
+    return Sharing(consent, await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, locale))
 
 
 async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Principal,

@@ -285,10 +285,8 @@ async def consents_asked(session: AsyncSession, visit: Visit, locale: str) -> li
             continue
         template = await consent_templates.current(session, purpose, locale)
         by_referral = purpose is ConsentPurpose.RECORD_SHARING and referral is not None
-        found = await consents.standing(
-            session, purpose, identity=visit.identity,
-            consultation_id=None if by_referral else visit.consultation.id,
-            referral_id=referral.id if by_referral and referral else None)
+        found = await consents.standing_in(session, purpose, visit.identity, Scope(
+            consultation_id=visit.consultation.id, referral_id=referral.id if by_referral and referral else None))
         answers.append(ConsentAsked(purpose=purpose, template=consent_templates.shown(template),
                                     required=purpose is ConsentPurpose.VIDEO,
                                     consent=consents.shown(found) if found else None))

@@ -469,6 +469,14 @@ if (referralPanel) {
   });
 }
 
+// The patient's consent to sharing, recorded or withdrawn by their doctor, without leaving the call.
+const sharingCard = $("sharing-consent");
+if (sharingCard) {
+  postInPlace(sharingCard, {
+    onreplaced: (card) => card.querySelector('[role="alert"]')?.scrollIntoView({ block: "nearest" }),
+  });
+}
+
 if (config.window.state === "closed") {
   showState("room-closed");
 } else {
