@@ -108,13 +108,22 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
             ended += [c for c in (await session.exec(select(Consent).where(
                 Consent.purpose == ConsentPurpose.RECORD_SHARING, same, Consent.identity == consent.identity,
                 col(Consent.withdrawn_at).is_(None), Consent.id != consent.id))).all()]
+        now = utcnow()
         for each in ended:
-            each.withdrawn_at, each.withdrawn_by = utcnow(), by
-            session.add(each)
+            # Stamped only if still standing when written: of two withdrawals at once (the patient's click and
+            # their doctor's button), one is told it came second, and the trail says it once.
+            stamped = await session.exec(sa.update(Consent).where(  # type: ignore[call-overload]
+                col(Consent.id) == each.id, col(Consent.withdrawn_at).is_(None)).values(
+                withdrawn_at=now, withdrawn_by=by))
+            if stamped.rowcount != 1:
+                if each is consent:
+                    await session.rollback()
+                    raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
+                continue  # another record of the same sharing, ended meanwhile by another withdrawal
             audit.with_commit(session, audit.Entry(
                 by, "consent.withdrawn", each.consultation_id, f"consent:{each.id}",
                 {"purpose": each.purpose.value, "for": each.identity, "referral": each.referral_id}))
-        await idempotency.commit(session, reply, consent)
+        await idempotency.commit(session, reply, consent)  # (the update set them on ``consent`` too)
     if rooms is not None and consent.consultation_id is not None:
         if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second
             await rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=None))

@@ -3,6 +3,8 @@ written with the record."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlmodel import col, select
@@ -11,7 +13,8 @@ from server.appkeys import DATABASE
 from server.consent import records as consents
 from server.consent.records import How, VerbalConsent
 from server.db import Database
-from server.errors import Forbidden
+from server.demo import seed_demo
+from server.errors import Conflict, Forbidden
 from server.models import AuditEvent, Consent, ConsentMethod, ConsentPurpose, Consultation, User
 from server.permissions import Principal
 
@@ -104,3 +107,30 @@ async def test_a_patients_consent_is_withdrawn_only_by_a_clinician_of_the_consul
     entry = (await audit_tail(database))[-1]
     assert (entry.actor, entry.action, entry.subject) == (
         f"user:{wang.user_id}", "consent.withdrawn", f"consent:{consent.id}")
+
+
+async def test_two_withdrawals_at_once_end_the_consent_once(database_url: str) -> None:
+    """Guards concurrent withdrawals (the patient's click on their page and their doctor's button at the same moment),
+    on SQLite and PostgreSQL: both read the consent standing, one ends it and the other is told 409
+    ``consent-withdrawn``, and the audit trail says it was withdrawn once, by whoever won, as the row does."""
+    database = Database(database_url)
+    await database.upgrade()
+    await seed_demo(database)
+    try:
+        async with database.session() as session:
+            demo = (await session.exec(select(Consent).where(
+                Consent.purpose == ConsentPurpose.RECORD_SHARING, col(Consent.withdrawn_at).is_(None)))).one()
+        assert demo.id is not None
+        outcomes = await asyncio.gather(*(consents.withdraw(database, None, demo.id, by)
+                                          for by in ("patient:1", "user:1")), return_exceptions=True)
+        won = [o for o in outcomes if isinstance(o, Consent)]
+        lost = [o for o in outcomes if not isinstance(o, Consent)]
+        assert len(won) == 1 and len(lost) == 1 and isinstance(lost[0], Conflict), outcomes
+        assert lost[0].code == "consent-withdrawn" and won[0].withdrawn_at is not None
+        async with database.session() as session:
+            row = await session.get(Consent, demo.id)
+            entries = (await session.exec(select(AuditEvent).where(
+                AuditEvent.action == "consent.withdrawn", AuditEvent.subject == f"consent:{demo.id}"))).all()
+        assert row is not None and [e.actor for e in entries] == [row.withdrawn_by] == [won[0].withdrawn_by]
+    finally:
+        await database.close()
