@@ -343,7 +343,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_disable(args: argparse.Namespace) -> int:
     async def disable(session: AsyncSession) -> None:
         account = await accounts.by_username(session, SHELL, args.username)
-        await accounts.disable(session, SHELL, account.id)
+        await accounts.disable(session, SHELL, account.id, rooms=None)  # (no room log reached from here)
         print(f"Disabled {args.username!r}: it cannot log in, and its sessions have ended.")
 
     return _as_shell(args, disable)

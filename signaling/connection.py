@@ -272,6 +272,7 @@ class SignalingConnection:
         if claims.room != self.room_id:
             raise WrongRoom("This room token is for another consultation.")
         await self.gate.check(claims.identity, claims.invitation)
+        history = await self.gate.shows_history(claims.identity)
         self.resume_secret = secrets.token_urlsafe(24)
         self.joining_afresh = not message.resume
         self.claims = claims if self.joining_afresh and self.on_seated is not None else None
@@ -279,14 +280,14 @@ class SignalingConnection:
             pid, _, secret = message.resume.partition(".")
             event: RoomEvent = Resuming(participant_id=pid, identity=claims.identity, at=self.at,
                                         resume_hash=resume_hash(secret),
-                                        new_resume_hash=resume_hash(self.resume_secret))
+                                        new_resume_hash=resume_hash(self.resume_secret), chat_history=history)
         else:
             pid = secrets.token_urlsafe(9)
             event = Joining(participant=self._participant(pid, claims), grants=claims.grants,
                             identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
                             consent_id=claims.consent_id, patient=claims.patient,
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation,
-                            chat_history=claims.chat_history)
+                            chat_history=history)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         self.participant_id = pid
         logcontext.participant.set(pid)
@@ -303,6 +304,8 @@ class SignalingConnection:
         except (InvitationRevoked, ConsentWithdrawn, NoLongerParticipant) as barred:
             await self.hub.submit(self.room_id, Expelling(identity=claims.identity, reason=barred.code,
                                                           invitation=claims.invitation), conn=self.conn)
+        except Exception:  # the gate cannot answer now (its database): they passed it a moment ago
+            log.warning("signaling %s: the gate could not be asked again after the join", self.conn, exc_info=True)
 
     async def _admitting(self, host: str, participant_id: str) -> RoomEvent:
         """Admit someone from the lobby, unless the server has barred them since they joined it: then they are

@@ -36,7 +36,7 @@ class Joining(_Event):
     patient: str | None = None  # the consultation's patient, whose consent a recording needs
     patient_consent_id: int | None = None  # their recording consent on record, if given
     invitation: int | None = None  # the invitation link a patient came in by
-    chat_history: bool = True  # shown the chat said before they came (RoomClaims.chat_history)
+    chat_history: bool = True  # shown the chat said before they came (Gate.shows_history)
 
 
 class Leaving(_Event):
@@ -60,6 +60,7 @@ class Resuming(_Event):
     at: Where
     resume_hash: str
     new_resume_hash: str
+    chat_history: bool = True  # still shown the chat said before they came (Gate.shows_history): never widens
 
 
 class GraceExpired(_Event):
@@ -219,6 +220,7 @@ class MemberState(_Event):
     invitation: int | None = None
     epoch: int = 0
     chat_from: int | None = None
+    history: bool = True
 
 
 class PendingChat(_Event):

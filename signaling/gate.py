@@ -18,3 +18,8 @@ class Gate(Protocol):
         while ``identity`` may not be in the room; asked when they join and again when a host admits them,
         since a room token outlives the invitation or consent it was issued under."""
         ...
+
+    async def shows_history(self, identity: str) -> bool:
+        """Whether ``identity`` may be shown the chat said before they came into the room; asked when they join
+        and when they resume (the answer may have changed since)."""
+        ...

@@ -57,9 +57,6 @@ class RoomClaims(pydantic.BaseModel):
     patient_consent_id: int | None = None
     device_check: DeviceCheck | None = None  # a patient's device check, for the doctor admitting them
     invitation: int | None = None  # the invitation link a patient came in by (revoking it expels them)
-    # Whether the chat said before they came is shown to them: not to a clinician of another hospital than the
-    # patient's while the patient's records are withheld from it (the chat is about the patient, and names them).
-    chat_history: bool = True
 
     @property
     def is_guest(self) -> bool:

@@ -29,9 +29,11 @@ class Member:
     invitation: int | None = None  # the invitation link a patient came in by
     epoch: int = 0  # counts disconnections, so a grace timer from an earlier one is ignored
     # The first chat line id they may see; None for those who see it all. A guest (a patient) sees the chat
-    # from their first seating on, not what clinicians said before; a clinician whose token withholds the chat's
-    # history (RoomClaims.chat_history) sees it from when they asked to join.
+    # from their first seating on, not what clinicians said before, and so does a clinician without ``history``.
     chat_from: int | None = None
+    # Shown the chat said before they came (Gate.shows_history): not a clinician of another hospital than the
+    # patient's while the patient's records are withheld from it (the chat is about the patient, and names them).
+    history: bool = True
 
     @property
     def id(self) -> str:

@@ -205,7 +205,7 @@ class Room(MediaRules):
             participant = participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
                         seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation,
-                        chat_from=None if event.chat_history else self.seq)
+                        history=event.chat_history)
         self.members[member.id] = member
         if status is Status.WAITING:
             return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]
@@ -248,6 +248,10 @@ class Room(MediaRules):
             effects.append(Close(member.at, CloseCode.REPLACED, "replaced"))
         member.at, member.resume_hash, member.epoch = event.at, event.new_resume_hash, member.epoch + 1
         member.status = Status.PRESENT if member.seated else Status.WAITING
+        if not event.chat_history and member.history:  # withheld since they came: from now on only
+            member.history = False
+            if member.seated and member.chat_from is None:
+                member.chat_from = self.seq
         if member.status is Status.WAITING:
             return [*effects, Deliver(member.at, InLobby(self_=member.participant))]
         placed = self._ensure_mode(member.at.node, but=member.id)  # a relay waiting for a node starts here
@@ -442,13 +446,15 @@ class Room(MediaRules):
             return self._refuse(ChatNotStored("Your message could not be saved with the consultation, so nobody "
                                               "was shown it; please send it again."), self._origin(sender))
         self.chat = [*self.chat[-(CHAT_KEPT - 1):], line]
-        return self._to_seated(line)
+        # (not to one who came after it was said, before it was kept: it is not theirs, as in their joined)
+        return [Deliver(m.at, line) for m in self.members.values()
+                if m.status is Status.PRESENT and line.id >= (m.chat_from or 0)]
 
     # ---- helpers ----
 
     def _seat(self, member: Member) -> list[Effect]:
         """A member has just taken a seat: tell it and the others; the room may change how media flows."""
-        if member.participant.guest and member.chat_from is None:
+        if (member.participant.guest or not member.history) and member.chat_from is None:
             member.chat_from = self.seq  # lines said before (lower in the log), even if kept after, are not theirs
         effects: list[Effect] = [
             *self._to_seated(ParticipantJoined(participant=member.participant), but=member.id)]

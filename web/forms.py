@@ -41,6 +41,7 @@ FIELD_LABELS = {
     "history": N_("Relevant history"), "results": N_("Relevant results"),
     "title_wanted": N_("Professional title wanted"),
     "sharing_consent": N_("Consent to sharing the patient's records"), "action": N_("Action"),
+    "template_id": N_("Consent text"), "sharing_template_id": N_("Consent text"),
     "redirect_to": N_("Redirect to hospital"), "redirect_to.hospital_id": N_("Redirect to hospital"),
     "redirect_to.specialist_id": N_("Specialist (optional)"), "opinion": N_("Opinion"),
     "recommendations": N_("Recommendations"), "state": N_("State"), "file": N_("File"),

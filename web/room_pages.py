@@ -28,7 +28,7 @@ from server.reports import service as reports
 from server.reports.inputs import ReportInput
 
 from .clock import zoned
-from .forms import field_errors, summary
+from .forms import field_errors, refusal_text, summary
 from .referral_pages import URGENCY_LABELS
 from .render import RENDERER
 from .room_texts import api_errors, signaling_errors
@@ -83,20 +83,21 @@ async def record_sharing(request: web.Request) -> web.Response:
                                      locale=locale_for(request), how=How.verbal(request, who.user_id))
     except TelemedError as exc:
         return await _room(request, consultation_id, status=exc.status,
-                           sharing_error=summary(exc, translator(request)))
+                           sharing_error=refusal_text(exc, translator(request)))
     raise web.HTTPSeeOther(f"/consultations/{consultation_id}#sharing-consent")
 
 
-@routes.post("/consultations/{consultation_id}/consents/{consent_id}/withdraw")
+@routes.post("/consultations/{consultation_id}/sharing-consent/withdraw")
 async def withdraw_sharing(request: web.Request) -> web.Response:
-    """The patient's doctor records, on the patient's word, that they withdraw a consent (``withdraw_as``)."""
+    """The patient's doctor records, on the patient's word, that they withdraw their consent to sharing
+    (``withdraw_sharing_in``); 409 if it was withdrawn meanwhile (a page left open)."""
     consultation_id = path_id(request, "consultation_id")
     try:
-        await consents.withdraw_as(request.app[DATABASE], request.app[ROOMS], caller(request).principal,
-                                   path_id(request, "consent_id"))
+        await consents.withdraw_sharing_in(request.app[DATABASE], request.app[ROOMS], caller(request).principal,
+                                           consultation_id)
     except TelemedError as exc:
         return await _room(request, consultation_id, status=exc.status,
-                           sharing_error=summary(exc, translator(request)))
+                           sharing_error=refusal_text(exc, translator(request)))
     raise web.HTTPSeeOther(f"/consultations/{consultation_id}#sharing-consent")
 
 

@@ -35,7 +35,6 @@ from ..identity.passwords import hash_password
 from ..models import (
     Consultation,
     ConsultationParticipant,
-    ConsultationStatus,
     Department,
     Hospital,
     ProfessionalTitle,
@@ -361,11 +360,10 @@ LICENCE_CHANGED = N_("The licence was changed since you read it: check the numbe
                      "verify again.")
 
 
-async def disable(session: AsyncSession, who: Principal, user_id: int, *,
-                  rooms: RoomNotifier | None = None) -> Account:
+async def disable(session: AsyncSession, who: Principal, user_id: int, *, rooms: RoomNotifier | None) -> Account:
     """The account can no longer log in, and every session it had ends at its next request; if it is in a
     consultation's room now, it is sent away (``not-a-participant``, as the room's gate refuses it from now
-    on). Disabling a disabled account changes nothing."""
+    on), given the ``rooms`` to tell (the shell has none). Disabling a disabled account changes nothing."""
     require_administrator(who)
     user = await _user(session, user_id)
     if not user.is_active:
@@ -377,23 +375,23 @@ async def disable(session: AsyncSession, who: Principal, user_id: int, *,
     audit.with_commit(session, audit.Entry(actor(who), "account.disabled", subject=f"user:{user_id}"))
     await session.commit()
     if rooms is not None:
-        for consultation_id in await _rooms_open_to(session, user_id):
-            await rooms.tell(consultation_id, Expelling(identity=f"user:{user_id}", reason="not-a-participant"))
+        expel = Expelling(identity=f"user:{user_id}", reason="not-a-participant")
+        await asyncio.gather(*(rooms.tell(c, expel) for c in await _rooms_open_to(session, user_id)))
     return (await describe(session, [user]))[0]
 
 
-ROOM_REACH = timedelta(days=1)  # a room opens well within this before its consultation's planned start
+ROOM_REACH = timedelta(days=1)  # a room opens and closes well within this of its consultation's planned start
 
 
 async def _rooms_open_to(session: AsyncSession, user_id: int) -> list[int]:
-    """The consultations whose rooms the user may be in now: those they take part in that have not ended and
-    start before ``ROOM_REACH`` from now (a room token is issued only while its room is open)."""
+    """The consultations whose rooms the user may be in now: those they take part in planned to start within
+    ``ROOM_REACH`` of now, whatever their state (a call goes on after its report completes the consultation)."""
+    now = utcnow()
     return list((await session.exec(
         select(ConsultationParticipant.consultation_id)
         .join(Consultation, col(Consultation.id) == col(ConsultationParticipant.consultation_id))
         .where(ConsultationParticipant.user_id == user_id,
-               col(Consultation.status).in_([ConsultationStatus.SCHEDULED, ConsultationStatus.IN_PROGRESS]),
-               col(Consultation.planned_start) <= utcnow() + ROOM_REACH)
+               col(Consultation.planned_start).between(now - ROOM_REACH, now + ROOM_REACH))
         .order_by(col(ConsultationParticipant.consultation_id)))).all())
 
 

@@ -57,8 +57,7 @@ def token_answer(request: web.Request, claims: RoomClaims) -> web.Response:
 async def issue_room_token(request: web.Request) -> web.Response:
     """A participating clinician's pass into the room: hosts may admit, remove and record. A clinician whose
     licence is not verified yet comes in as a guest (``permissions.can_host``): they wait in the lobby for a
-    host, and the answer's grants have no admit, record or moderate. A clinician of another hospital than the
-    patient's, while the patient's records are withheld from it, is not shown the chat said before they came."""
+    host, and the answer's grants have no admit, record or moderate."""
     view = await load_authorized(request, can_join_consultation)
     RoomWindow.of(view.consultation, request.app[SETTINGS]).check(utcnow())
     user = caller(request).user
@@ -72,7 +71,7 @@ async def issue_room_token(request: web.Request) -> web.Response:
         identity=identity, room=room_id_for(view.consultation.id), name=user.display_name,
         role=user.role.value, user_id=user.id, grants=HOST if can_host(caller(request).principal) else GUEST,
         consent_id=consent_id, patient=patient,
-        patient_consent_id=patient_consent, chat_history=not view.withheld))
+        patient_consent_id=patient_consent))
 
 
 @routes.get("/api/consultations/{consultation_id}/signaling")

@@ -22,7 +22,7 @@ from ..audit import trail as audit
 from ..consultations import service as consultations
 from ..consultations.room_notifier import RoomNotifier
 from ..db import Database
-from ..errors import N_, BadRequest, Conflict, NotFound
+from ..errors import N_, BadRequest, Conflict, Forbidden, NotFound, TelemedError
 from ..models import Consent, ConsentMethod, ConsentPurpose, ConsentSubject, ConsentTemplate, Referral, utcnow
 from ..outputs import Instant, Out
 from ..parsing import Id
@@ -108,21 +108,20 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
             ended += [c for c in (await session.exec(select(Consent).where(
                 Consent.purpose == ConsentPurpose.RECORD_SHARING, same, Consent.identity == consent.identity,
                 col(Consent.withdrawn_at).is_(None), Consent.id != consent.id))).all()]
-        now = utcnow()
+        # Stamped only if still standing when written: of two withdrawals at once (the patient's click and their
+        # doctor's button), one is told it came second, and the trail says it once. One statement for them all,
+        # so two withdrawals of the same records cannot take their rows in opposite orders and deadlock.
+        stamped = set((await session.exec(sa.update(Consent).where(  # type: ignore[call-overload]
+            col(Consent.id).in_([each.id for each in ended]), col(Consent.withdrawn_at).is_(None))
+            .values(withdrawn_at=utcnow(), withdrawn_by=by).returning(col(Consent.id)))).scalars().all())
+        if consent.id not in stamped:
+            await session.rollback()
+            raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
         for each in ended:
-            # Stamped only if still standing when written: of two withdrawals at once (the patient's click and
-            # their doctor's button), one is told it came second, and the trail says it once.
-            stamped = await session.exec(sa.update(Consent).where(  # type: ignore[call-overload]
-                col(Consent.id) == each.id, col(Consent.withdrawn_at).is_(None)).values(
-                withdrawn_at=now, withdrawn_by=by))
-            if stamped.rowcount != 1:
-                if each is consent:
-                    await session.rollback()
-                    raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
-                continue  # another record of the same sharing, ended meanwhile by another withdrawal
-            audit.with_commit(session, audit.Entry(
-                by, "consent.withdrawn", each.consultation_id, f"consent:{each.id}",
-                {"purpose": each.purpose.value, "for": each.identity, "referral": each.referral_id}))
+            if each.id in stamped:  # (another record of the same sharing may have been ended meanwhile)
+                audit.with_commit(session, audit.Entry(
+                    by, "consent.withdrawn", each.consultation_id, f"consent:{each.id}",
+                    {"purpose": each.purpose.value, "for": each.identity, "referral": each.referral_id}))
         await idempotency.commit(session, reply, consent)  # (the update set them on ``consent`` too)
     if rooms is not None and consent.consultation_id is not None:
         if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second
@@ -162,16 +161,11 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
     referral (a referral's is recorded on the referral). ``how`` names the clinician."""
     async with database.session() as session:
         view = await consultations.visible(session, who, consultation_id, can_join_consultation)
-        if body.purpose is ConsentPurpose.RECORD_SHARING:
-            if await _booked_for_referral(session, consultation_id):
-                raise BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
-            require(can_speak_for_patient(who, view.consultation.hospital_id),
-                    N_("Only the patient's own hospital records their consent to sharing their record."))
-            if not await consultations.others_take_part(session, view.consultation):
-                raise Conflict(consultations.NOBODY_ELSE_TAKES_PART, code="no-referral")
+        if body.purpose is ConsentPurpose.RECORD_SHARING and (refused := await _sharing_refused(session, who, view)):
+            raise refused
     patient = view.patient
     if patient is None or patient.id is None:
-        raise Conflict(N_("This consultation has no patient to consent."), code="no-patient")
+        raise Conflict(NO_PATIENT, code="no-patient")
     async with database.session() as session:
         template = await consent_templates.offered(session, body.purpose, body.template_id, locale)
     consent = await give(
@@ -181,9 +175,23 @@ async def record_verbal(database: Database, rooms: RoomNotifier | None, who: Pri
     return consent, template
 
 
-async def _booked_for_referral(session: AsyncSession, consultation_id: int) -> bool:
-    return (await session.exec(select(Referral.id).where(Referral.consultation_id == consultation_id))).first() \
-        is not None
+NO_PATIENT = N_("This consultation has no patient to consent.")
+
+
+async def _sharing_refused(session: AsyncSession, who: Principal,
+                           view: consultations.ConsultationView) -> TelemedError | None:
+    """Why the caller may not record the patient's consent to sharing in this consultation, or its withdrawal,
+    if they may not: a consultation booked for a referral (its referral holds it), a caller not of the
+    patient's hospital, or nobody of another hospital taking part to share with."""
+    if (await session.exec(select(Referral.id).where(Referral.consultation_id == view.consultation.id))).first():
+        return BadRequest(N_("Consent to sharing records is recorded on the referral."), code="wrong-scope")
+    if not can_speak_for_patient(who, view.consultation.hospital_id):
+        return Forbidden(N_("Only the patient's own hospital records their consent to sharing their record."))
+    if not await consultations.others_take_part(session, view.consultation):
+        return Conflict(consultations.NOBODY_ELSE_TAKES_PART, code="no-referral")
+    if view.patient is None or view.patient.id is None:
+        return Conflict(NO_PATIENT, code="no-patient")
+    return None
 
 
 @dataclass(frozen=True)
@@ -201,15 +209,29 @@ async def sharing_in(session: AsyncSession, who: Principal, consultation_id: int
     where there is none for them to record: a consultation booked for a referral (its referral holds it),
     without a patient or another hospital taking part, or a caller not of the patient's hospital."""
     view = await consultations.visible(session, who, consultation_id, can_join_consultation)
-    patient = view.patient
-    if patient is None or patient.id is None or not can_speak_for_patient(who, view.consultation.hospital_id):
+    if await _sharing_refused(session, who, view) is not None:
         return None
-    if await _booked_for_referral(session, consultation_id) or \
-            not await consultations.others_take_part(session, view.consultation):
-        return None
-    consent = await standing_in(session, ConsentPurpose.RECORD_SHARING, patient_identity(patient.id),
+    assert view.patient is not None and view.patient.id is not None
+    consent = await standing_in(session, ConsentPurpose.RECORD_SHARING, patient_identity(view.patient.id),
                                 Scope(consultation_id=consultation_id))
     return Sharing(consent, await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, locale))
+
+
+async def withdraw_sharing_in(database: Database, rooms: RoomNotifier | None, who: Principal,
+                              consultation_id: int) -> Consent:
+    """A clinician of the patient's hospital taking part records, on the patient's word, that they withdraw
+    their consent to sharing in this consultation (as ``sharing_in`` lets them record it); 409
+    ``consent-withdrawn`` if none stands (withdrawn meanwhile)."""
+    async with database.session() as session:
+        view = await consultations.visible(session, who, consultation_id, can_join_consultation)
+        if refused := await _sharing_refused(session, who, view):
+            raise refused
+        assert view.patient is not None and view.patient.id is not None
+        consent = await standing_in(session, ConsentPurpose.RECORD_SHARING, patient_identity(view.patient.id),
+                                    Scope(consultation_id=consultation_id))
+    if consent is None or consent.id is None:
+        raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
+    return await withdraw(database, rooms, consent.id, f"user:{who.user_id}")
 
 
 async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Principal,

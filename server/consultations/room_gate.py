@@ -1,7 +1,8 @@
 """The server's side of signaling's ``Gate``: room tokens are verified with this deployment's keys, and a
 patient is let into the room (and admitted from its lobby) only while their invitation and their consent
 to the video visit stand, a clinician only while they are one of the consultation's participants and their
-account is active, however fresh their room token."""
+account is active, however fresh their room token; and a clinician is shown the chat said before they came
+only while the patient's records are not withheld from their hospital."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from signaling.grants import RoomClaims
 from ..audit import trail as audit
 from ..consent.records import standing
 from ..db import Database, unreachable
-from ..errors import Unauthenticated
+from ..errors import TelemedError, Unauthenticated
 from ..identity.tokens import KeyRing
 from ..models import ConsentPurpose, ConsultationParticipant, PatientInvitation, User
+from ..permissions import can_join_consultation, principal_of
 from .room_tokens import verify_room_token
+from .service import visible
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,28 @@ class RoomGate:
                                    consultation_id=self.consultation_id)
         if video is None:
             raise ConsentWithdrawn("You withdrew your consent to the video consultation.")
+
+    async def shows_history(self, identity: str) -> bool:
+        """A clinician of another hospital than the patient's is not shown the chat said before they came while
+        the patient's records are withheld from that hospital (``ConsultationView.withheld``), nor anyone while
+        the database cannot say (a patient sees the chat from their admission on whatever this answers)."""
+        kind, _, number = identity.partition(":")
+        if kind != "user" or not number.isascii() or not number.isdigit():
+            return True
+        try:
+            async with self.database.session() as session:
+                user = await session.get(User, int(number))
+                if user is None:
+                    return False
+                view = await visible(session, principal_of(user), self.consultation_id, can_join_consultation)
+        except TelemedError:
+            return False
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            log.warning("room gate: database unreachable; %s is not shown the chat said before they came", identity)
+            return False
+        return not view.withheld
 
     async def _still_participant(self, identity: str) -> None:
         """A clinician's room token is only issued to participants and lasts minutes; one taken off the

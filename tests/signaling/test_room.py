@@ -357,10 +357,10 @@ def test_an_admitted_patient_sees_the_chat_from_their_admission_on() -> None:
     assert [line.text for line in doc_view.chat] == ["before the patient"], "clinicians see it all"
 
 
-def test_a_clinician_whose_token_withholds_the_chat_history_sees_only_what_is_said_after() -> None:
-    """Guards the patient's withheld records in the room: a clinician whose room token says ``chat_history`` false (of
-    another hospital, the patient not consenting to sharing) gets no earlier line in ``joined``, nor on resuming, while
-    lines said after they came reach them; a clinician without that mark joining the same room sees the whole chat."""
+def test_a_clinician_not_shown_the_chat_history_sees_only_what_is_said_after() -> None:
+    """Guards the patient's withheld records in the room: a clinician joining with ``chat_history`` false (of another
+    hospital, the patient not consenting to sharing) gets no earlier line in ``joined``, nor on resuming, while lines
+    said after they came reach them; a clinician without that mark joining the same room sees the whole chat."""
     partner = join("s").model_copy(update={"chat_history": False})
     room = room_after(DOC, Chatting(participant_id="d", text="about the patient", at_time=1.0),
                       ChatStored(seq=2, stored=True))
@@ -375,6 +375,48 @@ def test_a_clinician_whose_token_withholds_the_chat_history_sees_only_what_is_sa
     assert [line.text for line in resumed[0].message.chat] == ["hello"]
     whole = [e for e in room.apply(join("t"), 9) if isinstance(e, Deliver) and isinstance(e.message, Joined)]
     assert [line.text for line in whole[0].message.chat] == ["about the patient", "hello"]
+
+
+def test_the_chat_history_withheld_since_a_clinician_came_narrows_at_their_resume_and_never_widens() -> None:
+    """Guards a withdrawal during the call: a clinician who came while the history was shown, resuming with
+    ``chat_history`` false, gets only lines said from their resume on (not the whole chat again); resuming later with it
+    true does not bring the earlier lines back."""
+    room = room_after(DOC, Chatting(participant_id="d", text="about the patient", at_time=1.0),
+                      ChatStored(seq=2, stored=True), join("s"), Disconnected(participant_id="s", at=at("s")))
+
+    def resumed(seq: int, generation: int, history: bool) -> list[str]:
+        event = Resuming(participant_id="s", identity="id:s", at=at("s", generation=generation),
+                         resume_hash=f"hash-s{generation - 1 or ''}", new_resume_hash=f"hash-s{generation}",
+                         chat_history=history)
+        joined = [e for e in room.apply(event, seq) if isinstance(e, Deliver) and isinstance(e.message, Joined)]
+        return [line.text for line in joined[0].message.chat]
+
+    assert resumed(6, 1, history=False) == []
+    room.apply(Chatting(participant_id="d", text="after", at_time=2.0), 7)
+    room.apply(ChatStored(seq=7, stored=True), 8)
+    room.apply(Disconnected(participant_id="s", at=at("s", generation=1)), 9)
+    assert resumed(10, 2, history=True) == ["after"]
+
+
+def test_a_clinician_not_shown_the_history_who_waits_in_the_lobby_sees_the_chat_from_their_admission() -> None:
+    """Guards the lobby: lines said while a clinician without ``chat_history`` (an unverified licence makes them a
+    guest) waits in the lobby are not replayed when the host admits them."""
+    waiting = Joining(participant=Participant(id="s", user_id=7, name="S", role="specialist", guest=False),
+                      grants=GUEST, identity="id:s", at=at("s"), resume_hash="hash-s", chat_history=False)
+    room = room_after(DOC, waiting, Chatting(participant_id="d", text="said while they wait", at_time=1.0),
+                      ChatStored(seq=3, stored=True))
+    joined = [e for e in room.apply(Admitting(by="d", participant_id="s"), 5)
+              if isinstance(e, Deliver) and isinstance(e.message, Joined) and e.at.conn == "s"]
+    assert [line.text for line in joined[0].message.chat] == []
+
+
+def test_a_line_said_before_someone_came_but_kept_after_is_not_sent_to_them() -> None:
+    """Guards the chat's boundary live: a patient admitted between a line being said and being kept (their node's
+    write) is not sent that line when it is kept, as their ``joined`` did not carry it; the clinicians are."""
+    room = room_after(DOC, PAT, Chatting(participant_id="d", text="before the patient", at_time=1.0),
+                      Admitting(by="d", participant_id="p"))
+    sent = room.apply(ChatStored(seq=3, stored=True), 5)
+    assert [e.at.conn for e in sent if isinstance(e, Deliver) and isinstance(e.message, ChatMessage)] == ["d"]
 
 
 def test_guests_never_see_the_lobby_list() -> None:

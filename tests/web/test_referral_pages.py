@@ -102,6 +102,11 @@ async def test_the_form_records_the_patients_consent_and_refuses_to_send_without
     referral = sent.headers["Location"]
     shown = await (await client.get(referral, headers=EN)).text()
     assert 'data-state="submitted"' in shown and "Record the patient's withdrawal" in shown
+    await form_login(client, "coord.zhao")  # the receiving side may read it, not withdraw the patient's consent
+    refused = await client.post(f"{referral}/sharing-consent/withdraw", headers=EN, allow_redirects=False)
+    assert refused.status == 403 and "Only the person who consented" in await refused.text()
+    assert "Palpitations" in await (await client.get(referral, headers=EN)).text(), "the consent still stands"
+    await form_login(client, "dr.li")
     withdrawn = await client.post(f"{referral}/sharing-consent/withdraw", headers=EN, allow_redirects=False)
     assert withdrawn.status == 303
     await form_login(client, "coord.zhao")

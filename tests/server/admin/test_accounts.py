@@ -159,8 +159,8 @@ async def test_disable_ends_sessions_for_good_and_enable_lets_the_password_in(da
     re-enabling does not revive them; the password still verifies, unchanged, and each step is audited once."""
     li = await _user(database, "dr.li")
     async with database.session() as session:
-        disabled = await service.disable(session, admin, li.id)
-        await service.disable(session, admin, li.id)  # twice: nothing more happens
+        disabled = await service.disable(session, admin, li.id, rooms=None)
+        await service.disable(session, admin, li.id, rooms=None)  # twice: nothing more happens
     after = await _user(database, "dr.li")
     assert not disabled.user.is_active and after.session_generation == li.session_generation + 1
     async with database.session() as session:
@@ -195,7 +195,8 @@ async def test_the_last_administrator_cannot_be_disabled_or_demoted(database: Da
     """Refused with last-administrator, changing nothing, until another administrator exists."""
     me = await _user(database, "admin")
     demote = AccountUpdate(display_name=me.display_name, role=Role.AUDITOR, hospital_id=me.hospital_id)
-    for attempt in (lambda s: service.disable(s, admin, me.id), lambda s: service.update(s, admin, me.id, demote)):
+    for attempt in (lambda s: service.disable(s, admin, me.id, rooms=None),
+                    lambda s: service.update(s, admin, me.id, demote)):
         async with database.session() as session:
             with pytest.raises(Conflict) as caught:
                 await attempt(session)
@@ -208,7 +209,7 @@ async def test_the_last_administrator_cannot_be_disabled_or_demoted(database: Da
         await service.update(session, admin, me.id, demote)
     async with database.session() as session:
         with pytest.raises(Conflict):  # admin2 is now the last one
-            await service.disable(session, await principal(database, "admin2"), other.id)
+            await service.disable(session, await principal(database, "admin2"), other.id, rooms=None)
 
 
 async def test_two_administrators_demoting_each_other_at_once_leave_one(database: Database, admin: Principal) -> None:
@@ -241,7 +242,7 @@ async def test_only_administrators_run_accounts(database: Database, username: st
     li = await _user(database, "dr.li")
     async with database.session() as session:
         for attempt in (service.search(session, who, AccountQuery()), service.get(session, who, li.id),
-                        service.disable(session, who, li.id), service.enable(session, who, li.id),
+                        service.disable(session, who, li.id, rooms=None), service.enable(session, who, li.id),
                         service.reset_password(session, who, li.id, PasswordReset())):
             with pytest.raises(Forbidden):
                 await attempt
@@ -253,7 +254,7 @@ async def test_the_shell_acts_as_an_administrator_named_shell(database: Database
     disables it, and the audit entry names ``shell`` as the actor."""
     async with database.session() as session:
         account = await service.by_username(session, SHELL, "dr.li")
-        await service.disable(session, SHELL, account.id)
+        await service.disable(session, SHELL, account.id, rooms=None)
         with pytest.raises(NotFound):
             await service.by_username(session, SHELL, "nobody")
     [entry] = await _entries(database, "account.disabled")

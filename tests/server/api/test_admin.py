@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.appkeys import DATABASE
+from server.models import Consultation, ConsultationStatus
+
 from ...conftest import login
 from ...support.signaling_client import connect, expect, expect_closed, room_token
 
@@ -135,8 +138,9 @@ async def test_a_disabled_account_cannot_log_in_and_its_sessions_end_for_good(cl
 
 async def test_a_disabled_account_is_sent_away_from_the_room_it_is_in(client: TestClient) -> None:
     """Guards disabling a clinician in a call: dr.wang, in the demo consultation's room with dr.li, gets `removed` and
-    his socket closes (4403) the moment an administrator disables him, dr.li sees him leave (`not-a-participant`), and
-    his room token, still unexpired, no longer lets him in."""
+    his socket closes (4403) the moment an administrator disables him, though the consultation was completed during
+    the call (as signing its report does); dr.li sees him leave (`not-a-participant`), and his room token, still
+    unexpired, no longer lets him in."""
     admin = await login(client, "admin")
     li = await connect(client, await room_token(client, "dr.li"))
     await expect(li, "joined")
@@ -145,6 +149,11 @@ async def test_a_disabled_account_is_sent_away_from_the_room_it_is_in(client: Te
     await expect(wang, "joined")
     await expect(li, "participant-joined")
     wang_id = (await (await client.get("/api/me", headers=await login(client, "dr.wang"))).json())["id"]
+    async with client.app[DATABASE].session() as session:
+        consultation = await session.get(Consultation, 1)
+        assert consultation is not None
+        consultation.status = ConsultationStatus.COMPLETED
+        await session.commit()
 
     disabled = await client.post(f"/api/admin/accounts/{wang_id}/disable", headers=admin)
     assert disabled.status == 200, await disabled.text()

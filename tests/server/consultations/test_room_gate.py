@@ -10,9 +10,10 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from server.appkeys import DATABASE, KEYS, SETTINGS
+from server.consent import records as consents
 from server.consultations.room_gate import RoomGate
 from server.db import Database
-from server.models import User
+from server.models import Consent, ConsentPurpose, User
 from signaling.errors import NoLongerParticipant
 
 
@@ -56,3 +57,30 @@ async def test_a_database_outage_lets_a_clinician_in_on_their_token(client: Test
     finally:
         await gone.close()
     assert "database unreachable" in caplog.text
+
+
+async def test_the_partner_is_shown_the_chat_history_only_while_the_patient_shares_their_record(
+        client: TestClient) -> None:
+    """Guards ``shows_history``: in the demo consultation (set up without a referral, the patient's consent to sharing
+    given), dr.li and dr.wang are shown the chat said before they came; once the patient withdraws it, dr.wang (the
+    partner hospital) is not, dr.li (the patient's own) still is, and a guest's answer is left to the room (true)."""
+    gate = _gate(client)
+    li, wang = await _user(client, "dr.li"), await _user(client, "dr.wang")
+    assert await gate.shows_history(f"user:{li.id}") and await gate.shows_history(f"user:{wang.id}")
+    async with client.app[DATABASE].session() as session:
+        consent = (await session.exec(select(Consent).where(
+            Consent.consultation_id == 1, Consent.purpose == ConsentPurpose.RECORD_SHARING))).one()
+    assert consent.id is not None
+    await consents.withdraw(client.app[DATABASE], None, consent.id, f"user:{li.id}")
+    assert not await gate.shows_history(f"user:{wang.id}")
+    assert await gate.shows_history(f"user:{li.id}") and await gate.shows_history("guest:abc")
+
+
+async def test_a_database_outage_shows_no_chat_history(client: TestClient) -> None:
+    """With the database unreachable, whether a clinician may see the chat said before they came cannot be known:
+    they are not shown it (the patient's privacy first), and the join goes on."""
+    gone = Database("postgresql+asyncpg://telemed@127.0.0.1:1/telemed")
+    try:
+        assert not await _gate(client, gone).shows_history("user:1")
+    finally:
+        await gone.close()
