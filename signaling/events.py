@@ -2,11 +2,15 @@
 
 Each node feeds the same events in the same order to its own copy of the pure ``Room``, so all copies
 agree. Events are JSON on the wire between nodes (the Redis log), hence pydantic models.
+
+A field added to an event leaves it on the wire while it has the value the older nodes behave as
+(``_UNSAID``): during a rolling upgrade a node of the previous release, which refuses fields it does not know,
+reads every event that asks nothing new of it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -16,6 +20,11 @@ from .messages import ChatMessage, IceCandidate, MediaState, Participant
 
 class _Event(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+def _unsaid(older: object) -> Any:
+    """A field newer than some nodes: defaults to what they do, and is left off the wire while it says that."""
+    return pydantic.Field(default=older, exclude_if=lambda value: value == older)
 
 
 class Where(_Event):
@@ -36,7 +45,7 @@ class Joining(_Event):
     patient: str | None = None  # the consultation's patient, whose consent a recording needs
     patient_consent_id: int | None = None  # their recording consent on record, if given
     invitation: int | None = None  # the invitation link a patient came in by
-    chat_history: bool = True  # shown the chat said before they came (Gate.shows_history)
+    chat_history: bool = _unsaid(True)  # shown the chat said before they came (Gate.shows_history)
 
 
 class Leaving(_Event):
@@ -60,7 +69,7 @@ class Resuming(_Event):
     at: Where
     resume_hash: str
     new_resume_hash: str
-    chat_history: bool = True  # still shown the chat said before they came (Gate.shows_history): never widens
+    chat_history: bool = _unsaid(True)  # still shown the chat said before they came (Gate.shows_history): never widens
 
 
 class GraceExpired(_Event):
@@ -220,7 +229,7 @@ class MemberState(_Event):
     invitation: int | None = None
     epoch: int = 0
     chat_from: int | None = None
-    history: bool = True
+    history: bool = _unsaid(True)
 
 
 class PendingChat(_Event):
