@@ -4,7 +4,7 @@ Each node feeds the same events in the same order to its own copy of the pure ``
 agree. Events are JSON on the wire between nodes (the Redis log), hence pydantic models.
 
 A field added to an event leaves it on the wire while it has the value the older nodes behave as
-(``_UNSAID``): during a rolling upgrade a node of the previous release, which refuses fields it does not know,
+(``_unsaid``): during a rolling upgrade a node of the previous release, which refuses fields it does not know,
 reads every event that asks nothing new of it.
 """
 

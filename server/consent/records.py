@@ -205,9 +205,10 @@ class Sharing:
 
 
 async def sharing_in(session: AsyncSession, who: Principal, consultation_id: int, *, locale: str) -> Sharing | None:
-    """The patient's consent to sharing as the caller may record it (``record_verbal``, ``withdraw_as``); None
-    where there is none for them to record: a consultation booked for a referral (its referral holds it),
-    without a patient or another hospital taking part, or a caller not of the patient's hospital."""
+    """The patient's consent to sharing as the caller may record it (``record_verbal``) or its withdrawal
+    (``withdraw_sharing_in``); None where there is none for them to record: a consultation booked for a referral
+    (its referral holds it), without a patient or another hospital taking part, or a caller not of the patient's
+    hospital."""
     view = await consultations.visible(session, who, consultation_id, can_join_consultation)
     if await _sharing_refused(session, who, view) is not None:
         return None
