@@ -62,6 +62,15 @@ async def first_free_slot(client: TestClient, username: str, specialist: int) ->
     return found[0]["slots"][0]
 
 
+async def open_room_now(client: TestClient, consultation: int) -> None:
+    """The consultation planned from now for an hour, so its room lets people in, as at the appointment's time."""
+    async with client.app[DATABASE].session() as session:
+        row = await session.get(Consultation, consultation)
+        assert row is not None
+        row.planned_start, row.planned_end = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
+        await session.commit()
+
+
 async def booked_referral(client: TestClient) -> tuple[dict[str, Any], dict[str, int]]:
     """A referral from dr.li to dr.wang, accepted and booked on dr.wang's first free slot; and the ids."""
     known = await ids(client)
@@ -390,11 +399,7 @@ async def test_a_specialist_the_appointment_moves_away_from_leaves_its_room_and_
     longer lets them in (error `not-a-participant`, 4403), and no new one is issued to them."""
     referral, known = await booked_referral(client)
     consultation = referral["consultation_id"]
-    async with client.app[DATABASE].session() as session:  # the room open now, as at the appointment's time
-        row = await session.get(Consultation, consultation)
-        assert row is not None
-        row.planned_start, row.planned_end = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
-        await session.commit()
+    await open_room_now(client, consultation)
     path = signaling_path(consultation)
     li = await connect(client, await room_token(client, "dr.li", consultation), url=path)
     await expect(li, "joined")
@@ -428,11 +433,7 @@ async def test_a_move_that_lands_while_the_specialist_is_joining_still_sends_the
     him before his join is there; asked again once he is seated, the gate sends him away (`removed`, 4403)."""
     referral, known = await booked_referral(client)
     consultation = referral["consultation_id"]
-    async with client.app[DATABASE].session() as session:  # the room open now, as at the appointment's time
-        row = await session.get(Consultation, consultation)
-        assert row is not None
-        row.planned_start, row.planned_end = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
-        await session.commit()
+    await open_room_now(client, consultation)
     wang_token = await room_token(client, "dr.wang", consultation)
     slot = await first_free_slot(client, "coord.zhao", known["dr.zhou"])
     coordinator = await login(client, "coord.zhao")

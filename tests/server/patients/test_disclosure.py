@@ -25,7 +25,6 @@ from server.models import (
     ConsentPurpose,
     ConsentSubject,
     ConsentTemplate,
-    Consultation,
     Recording,
     RecordingStatus,
     Role,
@@ -36,7 +35,7 @@ from server.permissions import Principal
 
 from ...conftest import login
 from ...support.signaling_client import connect, expect, room_token, signaling_path
-from ..api.test_referrals import booked_referral
+from ..api.test_referrals import booked_referral, open_room_now
 
 REASON = "Chest pain on exertion"
 SUMMARY = "ST depression"
@@ -191,15 +190,11 @@ async def test_a_withdrawal_hides_the_patient_in_the_consultations_consents_chat
 
 async def test_the_room_shows_the_partner_no_earlier_chat_once_the_patient_withdraws(client: TestClient) -> None:
     """Guards the chat in the room, as the API guards it: while sharing stands, the partner's specialist joining the
-    consultation's room is shown what was said before; after the patient withdraws, a room token issued to him shows
-    him none of it in ``joined``, though lines said after he came reach him; the referring doctor still sees it all."""
+    consultation's room is shown what was said before; after the patient withdraws, joining again shows him none of it
+    in ``joined``, though lines said after he came reach him; the referring doctor still sees it all."""
     referral, _ = await booked_referral(client)
     consultation = referral["consultation_id"]
-    async with client.app[DATABASE].session() as session:  # the room open now, as at the appointment's time
-        row = await session.get(Consultation, consultation)
-        assert row is not None
-        row.planned_start, row.planned_end = datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1)
-        await session.commit()
+    await open_room_now(client, consultation)
     path = signaling_path(consultation)
     li = await connect(client, await room_token(client, "dr.li", consultation), url=path)
     await expect(li, "joined")
