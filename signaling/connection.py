@@ -89,7 +89,7 @@ OnSeated = Callable[[RoomClaims, str], Awaitable[None]]
 # Told after each client message is handled, whether or not it was refused: its type and the seconds it took
 # (the server's metrics time them; signaling knows nothing of them).
 OnHandled = Callable[[str, float], None]
-_TOLD: set[asyncio.Task[None]] = set()  # on_seated calls under way (held so they are not collected), all connections
+_TOLD: set[asyncio.Task[None]] = set()  # on_seated calls and gate re-checks under way (held so they are not collected)
 
 _DONE = object()  # tells the writer that the reader has finished: flush what is queued, then stop
 FLUSH_SECONDS = 5.0
@@ -292,18 +292,21 @@ class SignalingConnection:
         self.participant_id = pid
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
-        await self._check_again(claims)
+        # beside the connection, as on_seated: the participant's first messages need not wait for it
+        task = asyncio.ensure_future(self._check_again(claims))
+        _TOLD.add(task)
+        task.add_done_callback(_TOLD.discard)
 
     async def _check_again(self, claims: RoomClaims) -> None:
         """Ask the gate once more now that the join is in the room's log: the server may have barred them
         between the first check and the join's arrival (an appointment moved, an invitation revoked), and told
         the room before the join was there to be sent away. Whatever bars them from now on is seen here, or its
-        own expulsion comes after the join."""
+        own expulsion comes after the join. Never raises."""
         try:
             await self.gate.check(claims.identity, claims.invitation)
         except (InvitationRevoked, ConsentWithdrawn, NoLongerParticipant) as barred:
-            await self.hub.submit(self.room_id, Expelling(identity=claims.identity, reason=barred.code,
-                                                          invitation=claims.invitation), conn=self.conn)
+            await self.hub.tell(self.room_id, Expelling(identity=claims.identity, reason=barred.code,
+                                                        invitation=claims.invitation))  # (retried if the bus is away)
         except Exception:  # the gate cannot answer now (its database): they passed it a moment ago
             log.warning("signaling %s: the gate could not be asked again after the join", self.conn, exc_info=True)
 
