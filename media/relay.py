@@ -380,6 +380,7 @@ class Relay:
             return  # not allowed to publish, or a track beyond those forwarded
         source = PacketSource(f"{peer.participant_id}/{key}/{next(self._names)}", kind,
                               lambda ssrc: rtp_tap.request_keyframe(receiver, ssrc), layer=key)
+        first_video = kind == "video" and not (Layer.HIGH in peer.sources or Layer.LOW in peer.sources)
         peer.sources[key] = source
         if key == Layer.LOW:  # viewers only: the recording keeps the camera's own picture
             rtp_tap.tap_packets(receiver, source.deliver, on_sender_report=source.sender_report)
@@ -391,13 +392,15 @@ class Relay:
             peer.publications[kind] = publication
         for other in self.peers.values():
             if other is not peer:
-                self._fill_slots(other)
+                # Its first video names its slots in each viewer's video layout (paused for one who asked
+                # for audio only: the selected source stays None, and that alone would tell them nothing).
+                self._fill_slots(other, changed=first_video)
         if key != Layer.LOW:
             self._on_publication(publication)
 
-    def _fill_slots(self, peer: RelayPeer) -> None:
-        """Give every other publishing participant a slot of this peer's, and attach its tracks."""
-        changed = False
+    def _fill_slots(self, peer: RelayPeer, *, changed: bool = False) -> None:
+        """Give every other publishing participant a slot of this peer's, and attach its tracks; announce
+        the peer's layout if that changed what it shows (or ``changed`` says so)."""
         for other in self.peers.values():
             if other is peer or not other.sources:
                 continue

@@ -182,6 +182,35 @@ async def test_a_viewer_may_ask_for_audio_only_and_for_video_again(room) -> None
     await _shows(clients["weak"], HIGH_SIZE)
 
 
+async def test_a_viewer_who_chose_audio_only_is_told_a_newcomers_video_is_paused() -> None:
+    """A viewer who asked for audio only before a publisher came is told, by the layouts the relay
+    announces, that the newcomer's slot carries no video ("paused", so the page marks it), not left to
+    take it for the high layer: the newcomer's audio reaches the relay first and fills the slot, and its
+    video, arriving after, changes no forwarding (nothing is selected for this viewer) but must still be
+    said."""
+    clients: dict[str, RelayClient] = {}
+    told: dict[str, dict[str, str]] = {}
+
+    def on_layout(pid: str, layout: dict[str, str]) -> None:
+        clients[pid].on_layout(layout)
+        told[pid] = dict(relay.video_layout(pid))  # what the relay's session sends with each layout
+
+    relay = Relay(on_layout=on_layout)
+    clients["weak"] = RelayClient("weak", slots=2, camera=False)
+    clients["doctor"] = RelayClient("doctor", slots=2, low_layer=True)
+    try:
+        await clients["weak"].join(relay)
+        relay.want_video("weak", False)
+        await clients["doctor"].join(relay)
+        await clients["weak"].wait_for_slot("doctor")
+        (mid,) = (mid for mid, owner in clients["weak"].layout.items() if owner == "doctor")
+        assert told["weak"] == {mid: Layer.PAUSED}
+        assert relay.audio_only("doctor") == ["weak"]
+    finally:
+        await relay.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
+
+
 async def test_a_shared_screen_reaches_a_viewer_who_chose_audio_only(room) -> None:
     """A viewer who chose audio only still gets what a publisher shares of their screen (the others are
     there to look at it), and the publisher no longer counts it among those who get only its audio; when
