@@ -35,7 +35,7 @@ from .events import (
     RoomEvent,
     Snapshot,
 )
-from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, RoomLog
+from .log import CAUGHT_UP, LOG_LOST, UNREADABLE, BusError, LogLost, RoomLog
 from .members import Status
 from .outbox import OUTBOX_LIMIT, CloseRequest, Outbox
 from .placement import RelayHost, place_relay
@@ -279,6 +279,8 @@ class RoomHub:
                 self._spawn(self._reseed_retrying(room_id, replica))
                 continue
             seq = item.seq if isinstance(item, Snapshot) else seq + 1
+            if item is UNREADABLE:  # logged by the log; it still takes its place, as on every other node
+                continue
             try:
                 effects = replica.room.apply(item, seq)  # type: ignore[arg-type]
             except Exception:  # a bug must not stop the room for everyone on this node

@@ -36,6 +36,9 @@ CAUGHT_UP = Marker("CAUGHT_UP")
 # The log this follower was reading is gone (Redis restarted empty): what follows is a new log, which
 # starts with a snapshot of the room (RoomHub re-seeds it from its copy, unless another node did first).
 LOG_LOST = Marker("LOG_LOST")
+# An entry this node cannot read (written by a newer release that says something this one does not know,
+# or damaged): it keeps its place in the log (events are counted by position), and changes nothing here.
+UNREADABLE = Marker("UNREADABLE")
 
 
 class RoomLog(Protocol):
@@ -55,7 +58,8 @@ class RoomLog(Protocol):
 
     def follow(self, room_id: str) -> AsyncIterator[RoomEvent | Marker]:
         """Every event of the room from the first, then CAUGHT_UP, then new ones as they come; LOG_LOST
-        when the log vanished, then the new log's events."""
+        when the log vanished, then the new log's events; UNREADABLE in the place of an entry that could not
+        be read."""
         ...
 
     async def forget(self, room_id: str) -> None:

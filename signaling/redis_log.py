@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from .events import RoomEvent, decode, encode
-from .log import CAUGHT_UP, LOG_LOST, BusError, LogLost, Marker
+from .log import CAUGHT_UP, LOG_LOST, UNREADABLE, BusError, LogLost, Marker
 from .placement import RelayHost
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,18 @@ return id
 """
 
 
+def _read(stream: str, entry_id: str, data: bytes) -> RoomEvent | Marker:
+    """The event in a log entry, or UNREADABLE: one entry this release cannot read (a newer node's, in a
+    rolling upgrade, or damaged) must not stop the reader that serves every room this node follows. Logged
+    without its content, which may be a chat line or a patient's name."""
+    try:
+        return decode(data)
+    except ValueError as error:  # pydantic's ValidationError is one; so is a UnicodeDecodeError
+        kind = error.errors()[0]["type"] if isinstance(error, ValidationError) and error.errors() else "bytes"
+        log.warning("%s: entry %s cannot be read by this release (%s); skipped", stream, entry_id, kind)
+        return UNREADABLE
+
+
 def _id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -64,6 +77,10 @@ class RedisRoomLog:
         self._healthy = True
         self._followers: dict[str, set[_Follower]] = {}  # channel -> followers of that room on this node
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        # One (un)subscription at a time: redis-py's PubSub connects on its first command, and two first
+        # commands at once (two rooms followed at once on a new node) each made a connection, the second
+        # replacing the first, whose room was then subscribed on a connection nobody read.
+        self._subscribing = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._unsubscribe: set[str] = set()  # channels no follower needs any more
 
@@ -144,7 +161,8 @@ class RedisRoomLog:
         attempt = 0
         while True:
             try:
-                await self._pubsub.subscribe(channel)
+                async with self._subscribing:
+                    await self._pubsub.subscribe(channel)
                 break
             except (RedisError, OSError) as exc:
                 self._mark(False, exc)
@@ -167,7 +185,7 @@ class RedisRoomLog:
             self._mark(True)
             for entry_id, fields in entries:
                 last = entry_id.decode()
-                yield last, decode(fields[b"e"])
+                yield last, _read(key, last, fields[b"e"])
             if len(entries) < PAGE:
                 return
 
@@ -187,7 +205,8 @@ class RedisRoomLog:
                     channels = [c for c in self._unsubscribe if c not in self._followers]
                     self._unsubscribe.clear()
                     if channels:
-                        await self._pubsub.unsubscribe(*channels)
+                        async with self._subscribing:
+                            await self._pubsub.unsubscribe(*channels)
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
                 self._mark(False, exc)
@@ -195,18 +214,20 @@ class RedisRoomLog:
                 continue
             if message is None or message.get("type") != "message":
                 continue
-            entry_id, _, payload = message["data"].decode().partition(" ")
+            raw_id, _, payload = message["data"].partition(b" ")
+            entry_id = raw_id.decode("ascii", "replace")
             for follower in self._followers.get(message["channel"].decode(), ()):
-                follower.queue.put_nowait((entry_id, decode(payload)))
+                follower.queue.put_nowait((entry_id, _read(follower.stream, entry_id, payload)))
 
     async def _recover(self) -> bool:
         """After a lost connection: subscribe again, then fetch from each stream what was published meanwhile."""
-        with suppress(RedisError, OSError):
-            await self._pubsub.aclose()
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
-            if self._followers:
-                await self._pubsub.subscribe(*self._followers)
+            async with self._subscribing:
+                with suppress(RedisError, OSError):
+                    await self._pubsub.aclose()
+                self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                if self._followers:
+                    await self._pubsub.subscribe(*self._followers)
             for followers in list(self._followers.values()):
                 for follower in list(followers):
                     start = f"({follower.last}" if follower.last != "0-0" else "-"
@@ -219,7 +240,8 @@ class RedisRoomLog:
                         start = "-"
                     entries = await self._redis.xrange(follower.stream, min=start)
                     for entry_id, fields in entries:
-                        follower.queue.put_nowait((entry_id.decode(), decode(fields[b"e"])))
+                        follower.queue.put_nowait((entry_id.decode(), _read(follower.stream, entry_id.decode(),
+                                                                             fields[b"e"])))
         except (RedisError, OSError) as exc:
             self._mark(False, exc)
             return False

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from signaling.events import GraceExpired
-from signaling.log import CAUGHT_UP, LocalRoomLog, RoomLog
+from signaling.log import CAUGHT_UP, UNREADABLE, LocalRoomLog, RoomLog
 from signaling.redis_log import RedisRoomLog
 
 
@@ -86,3 +86,61 @@ async def test_rooms_do_not_hear_each_other(logs: tuple[RoomLog, RoomLog]) -> No
     await a.append("quiet", event(99))
     seen, _ = await asyncio.wait_for(follower, 10)
     assert seen == [99]
+
+
+async def test_an_entry_this_release_cannot_read_is_skipped_in_its_place_and_the_reader_goes_on(
+        redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """An entry in a room's Redis log that this release cannot read (a newer node's event kind in a rolling
+    upgrade, or damaged bytes) comes to the follower as UNREADABLE in its place, both when replayed and live,
+    and is logged without its content; the node's one reader goes on serving every room it follows (it
+    stopped at the first such entry, and with it every room on the node)."""
+    prefix = f"test-{secrets.token_hex(4)}"
+    a, b = RedisRoomLog(redis_url, prefix=prefix), RedisRoomLog(redis_url, prefix=prefix)
+
+    async def write_raw(room: str, data: bytes) -> None:  # as a newer release's node would append it
+        await a._append(keys=[a.stream_key(room), a.channel(room)], args=[data, 60, "any"])
+
+    async def items(room: str, count: int) -> list[object]:
+        seen: list[object] = []
+        async for item in b.follow(room):
+            if item is not CAUGHT_UP:
+                seen.append(item.epoch if isinstance(item, GraceExpired) else item)
+            if len(seen) == count:
+                return seen
+        return seen
+
+    try:
+        await a.append("r1", event(1))
+        await write_raw("r1", b'{"kind": "from-a-newer-release", "secret": "Zhang Wei"}')
+        await a.append("r1", event(2))
+        r1 = asyncio.create_task(items("r1", 6))
+        r2 = asyncio.create_task(items("r2", 1))
+        await asyncio.sleep(0.3)
+        await write_raw("r1", b"\xff\xfe not even text")
+        await a.append("r1", event(3))
+        await write_raw("r1", b'{"kind": "expire", "participant_id": 7}')
+        await a.append("r2", event(9))
+        await a.append("r1", event(4))
+        assert await asyncio.wait_for(r1, 10) == [1, UNREADABLE, 2, UNREADABLE, 3, UNREADABLE]
+        assert await asyncio.wait_for(r2, 10) == [9]
+        assert await asyncio.wait_for(items("r1", 7), 10) == [1, UNREADABLE, 2, UNREADABLE, 3, UNREADABLE, 4]
+    finally:
+        await a.close()
+        await b.close()
+    skipped = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(skipped) >= 3 and not any("Zhang Wei" in line for line in skipped)
+
+
+async def test_two_rooms_followed_at_once_by_a_new_node_both_hear_what_comes_next(
+        logs: tuple[RoomLog, RoomLog]) -> None:
+    """A node that starts following two rooms at the same moment (its first two) hears each room's new
+    events live: two first subscriptions at once each opened a Redis connection, the second replacing the
+    first, and the first room's events then went to a connection nobody read."""
+    a, b = logs
+    await a.append("first", event(0))
+    first = asyncio.create_task(collect(b, "first", 2))
+    second = asyncio.create_task(collect(b, "second", 1))
+    await asyncio.sleep(0.3)
+    await a.append("first", event(1))
+    await a.append("second", event(2))
+    assert await asyncio.wait_for(asyncio.gather(first, second), 5) == [([0, 1], 1), ([2], 0)]
