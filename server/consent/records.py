@@ -61,6 +61,25 @@ async def standing_in(session: AsyncSession, purpose: ConsentPurpose, identity: 
                           referral_id=scope.referral_id)
 
 
+def _alongside(consent: Consent) -> sa.ColumnElement[bool]:
+    """The records of the same consent as ``consent``: its purpose, its person, its scope (a referral's,
+    whichever of its consultations each was given in, else the consultation's). Two gives at once (the
+    patient's click and their doctor's button) can leave two of them standing: each says the same."""
+    same = (Consent.referral_id == consent.referral_id if consent.referral_id is not None else
+            sa.and_(col(Consent.referral_id).is_(None), Consent.consultation_id == consent.consultation_id))
+    return sa.and_(Consent.purpose == consent.purpose, same, Consent.identity == consent.identity)
+
+
+async def _end(session: AsyncSession, where: sa.ColumnElement[bool], by: str) -> set[int]:
+    """Stamp the standing records ``where`` says as withdrawn now by ``by``; the ids stamped. Only those still
+    standing when written: of two at once, the second stamps none, and the trail says it once. One statement
+    for them all, so two of them cannot take their rows in opposite orders and deadlock."""
+    stamped = (await session.exec(sa.update(Consent).where(  # type: ignore[call-overload]
+        where, col(Consent.withdrawn_at).is_(None))
+        .values(withdrawn_at=utcnow(), withdrawn_by=by).returning(col(Consent.id)))).scalars().all()
+    return set(stamped)
+
+
 Given = tuple[Consent, ConsentTemplate]
 
 
@@ -76,10 +95,9 @@ async def give(database: Database, rooms: RoomNotifier | None, template: Consent
         if already is not None and already.template_id == template.id:
             await idempotency.commit(session, reply, (already, template))  # the key, if any
             return already  # giving it twice is not two consents
+        if already is not None:  # the same consent to a newer text replaces the older one (any record of it)
+            await _end(session, _alongside(consent), consenter.identity)
         session.add(consent)
-        if already is not None:  # the same consent to a newer text replaces the older one
-            already.withdrawn_at, already.withdrawn_by = utcnow(), consenter.identity
-            session.add(already)
         audit.with_commit(session, lambda: given_entry(consent, template))
         # Nothing is read back after the commit: a database lost just after it cannot turn a consent that
         # was given into an error (the session keeps what it wrote).
@@ -99,21 +117,13 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
         assert consent is not None, "callers load and authorize the consent first"
         if consent.withdrawn_at is not None:
             raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
-        ended = [consent]
-        if consent.purpose is ConsentPurpose.RECORD_SHARING:
-            # Sharing stops when it is withdrawn, whatever other record of it stands (one given twice, in the
-            # doctor's office and on the patient's page, before ``give`` kept one a referral).
-            same = (Consent.referral_id == consent.referral_id if consent.referral_id is not None else
-                    sa.and_(col(Consent.referral_id).is_(None), Consent.consultation_id == consent.consultation_id))
-            ended += [c for c in (await session.exec(select(Consent).where(
-                Consent.purpose == ConsentPurpose.RECORD_SHARING, same, Consent.identity == consent.identity,
-                col(Consent.withdrawn_at).is_(None), Consent.id != consent.id))).all()]
-        # Stamped only if still standing when written: of two withdrawals at once (the patient's click and their
-        # doctor's button), one is told it came second, and the trail says it once. One statement for them all,
-        # so two withdrawals of the same records cannot take their rows in opposite orders and deadlock.
-        stamped = set((await session.exec(sa.update(Consent).where(  # type: ignore[call-overload]
-            col(Consent.id).in_([each.id for each in ended]), col(Consent.withdrawn_at).is_(None))
-            .values(withdrawn_at=utcnow(), withdrawn_by=by).returning(col(Consent.id)))).scalars().all())
+        # The consent stops when it is withdrawn, whatever other record of it stands (two given at once; a
+        # sharing given twice, in the doctor's office and on the patient's page, before ``give`` kept one a
+        # referral): a withdrawal that left one standing would go on recording, or sharing, against the word.
+        ended = [consent, *(await session.exec(select(Consent).where(
+            _alongside(consent), col(Consent.withdrawn_at).is_(None), Consent.id != consent.id))).all()]
+        # Of two withdrawals at once (the patient's click and their doctor's button), one is told it came second.
+        stamped = await _end(session, col(Consent.id).in_([each.id for each in ended]), by)
         if consent.id not in stamped:
             await session.rollback()
             raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")

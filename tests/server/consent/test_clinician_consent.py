@@ -11,11 +11,13 @@ from sqlmodel import col, select
 
 from server.appkeys import DATABASE
 from server.consent import records as consents
+from server.consent import templates as consent_templates
 from server.consent.records import How, VerbalConsent
+from server.consent.rules import Consenter, Scope, new_record, patient_identity
 from server.db import Database
 from server.demo import seed_demo
 from server.errors import Conflict, Forbidden
-from server.models import AuditEvent, Consent, ConsentMethod, ConsentPurpose, Consultation, User
+from server.models import AuditEvent, Consent, ConsentMethod, ConsentPurpose, ConsentSubject, Consultation, User
 from server.permissions import Principal
 
 VIDEO = VerbalConsent(purpose=ConsentPurpose.VIDEO)
@@ -132,5 +134,42 @@ async def test_two_withdrawals_at_once_end_the_consent_once(database_url: str) -
             entries = (await session.exec(select(AuditEvent).where(
                 AuditEvent.action == "consent.withdrawn", AuditEvent.subject == f"consent:{demo.id}"))).all()
         assert row is not None and [e.actor for e in entries] == [row.withdrawn_by] == [won[0].withdrawn_by]
+    finally:
+        await database.close()
+
+
+async def test_withdrawing_a_consent_ends_every_record_of_it_that_stands(database_url: str) -> None:
+    """Guards a withdrawal against a consent given twice at once (the patient's click and their doctor's button
+    each found none standing, and each wrote one): the patient's withdrawal of their video consent ends both
+    records, not only the newest, so no record of it stands to let them into the call again; the trail says
+    each record was withdrawn. A record of another consultation or purpose stands on."""
+    database = Database(database_url)
+    await database.upgrade()
+    await seed_demo(database)
+    try:
+        consultation_id = await demo_consultation(database)
+        async with database.session() as session:
+            consultation = await session.get(Consultation, consultation_id)
+            assert consultation is not None
+            patient = Consenter(ConsentSubject.PATIENT, patient_identity(consultation.patient_id), "张伟",
+                                patient_id=consultation.patient_id)
+            template = await consent_templates.current(session, ConsentPurpose.VIDEO, "zh-CN")
+            twins = [new_record(template, patient, Scope(consultation_id=consultation_id), How(ConsentMethod.CLICKED))
+                     for _ in range(2)]
+            recording = new_record(await consent_templates.current(session, ConsentPurpose.RECORDING, "zh-CN"),
+                                   patient, Scope(consultation_id=consultation_id), How(ConsentMethod.CLICKED))
+            session.add_all([*twins, recording])
+            await session.commit()
+        withdrawn = await consents.withdraw_own(database, None, ConsentPurpose.VIDEO, patient,
+                                                Scope(consultation_id=consultation_id))
+        assert withdrawn is not None and withdrawn.id == twins[1].id
+        async with database.session() as session:
+            assert await consents.standing_in(session, ConsentPurpose.VIDEO, patient.identity,
+                                              Scope(consultation_id=consultation_id)) is None
+            ended = {e.subject for e in (await session.exec(select(AuditEvent).where(
+                AuditEvent.action == "consent.withdrawn"))).all()}
+            still = await session.get(Consent, recording.id)
+        assert ended == {f"consent:{twin.id}" for twin in twins}
+        assert still is not None and still.withdrawn_at is None
     finally:
         await database.close()
