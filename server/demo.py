@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .audit import trail as audit
 from .consent import templates as consent_templates
-from .consent.rules import Consenter, How, Scope, new_record, patient_identity
+from .consent.rules import Consenter, How, Scope, given_entry, new_record, patient_identity
 from .db import Database
 from .identity.passwords import hash_password
 from .models import (
@@ -191,9 +192,11 @@ async def _share_demo_consultation(session: AsyncSession, consultation: Consulta
     patient = await session.get(Patient, consultation.patient_id)
     assert patient is not None and patient.id is not None
     sharing = await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, "zh-CN")
-    session.add(new_record(sharing, Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name,
-                                              patient_id=patient.id), Scope(consultation_id=consultation.id),
-                           How(ConsentMethod.VERBAL, consultation.created_by)))
+    consent = new_record(sharing, Consenter(ConsentSubject.PATIENT, patient_identity(patient.id), patient.name,
+                                            patient_id=patient.id), Scope(consultation_id=consultation.id),
+                         How(ConsentMethod.VERBAL, consultation.created_by))
+    session.add(consent)
+    audit.with_commit(session, lambda: given_entry(consent, sharing))  # on the trail, as every consent given
 
 
 # The demo's referrals from dr.li at Qingshan to the provincial hospital, each with its consultation request

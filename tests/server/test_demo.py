@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,17 @@ from server.app import prepare_database
 from server.consultations.room_window import RoomWindow
 from server.db import Database
 from server.demo import DEMO_TITLE, seed_demo, seed_demo_referrals
-from server.models import Consultation, ConsultationStatus, Referral, ReferralState, TitleWanted, utcnow
+from server.models import (
+    AuditEvent,
+    Consent,
+    Consultation,
+    ConsultationStatus,
+    Referral,
+    ReferralState,
+    TitleWanted,
+    User,
+    utcnow,
+)
 from server.referrals import service as referrals
 from server.settings import Settings
 
@@ -60,5 +71,23 @@ async def test_the_demo_referrals_carry_a_whole_request_once(tmp_path: Path) -> 
         assert "冠脉造影" in sent.question and sent.diagnosis_code == "I20.0" and sent.history and sent.results
         assert sent.title_wanted is TitleWanted.ASSOCIATE_CHIEF
         assert draft.state is ReferralState.DRAFT and draft.question == "" and draft.results
+    finally:
+        await database.close()
+
+
+async def test_the_demo_patients_consent_to_sharing_is_on_the_audit_trail(tmp_path: Path) -> None:
+    """The consent to sharing the demo seeds for its consultation is on the audit trail as any consent given:
+    recorded by dr.li (verbal), for the patient; the trail of a fresh demo names every consent it holds."""
+    settings = Settings.load(environ={}, data_dir=tmp_path / "var", port=0)
+    database = Database(settings.database_url)
+    await prepare_database(database, settings)
+    try:
+        await seed_demo(database)
+        async with database.session() as session:
+            [consent] = (await session.exec(select(Consent))).all()
+            entries = (await session.exec(select(AuditEvent).where(AuditEvent.action == "consent.given"))).all()
+            li = (await session.exec(select(User).where(User.username == "dr.li"))).one()
+        assert [e.subject for e in entries] == [f"consent:{consent.id}"]
+        assert entries[0].actor == f"user:{li.id}" and json.loads(entries[0].detail)["for"] == consent.identity
     finally:
         await database.close()

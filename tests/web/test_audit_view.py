@@ -373,7 +373,8 @@ async def test_the_trail_pages_back_and_returns_to_the_newest(client: TestClient
     link = (older[1] or older[2]).replace("&amp;", "&")
     assert "action=consent." in link and "before=" in link
     second = await (await client.get(link, headers=EN)).text()
-    assert second.count('data-action="consent.') == 1 and 'href="/audit?action=consent."' in second
+    # four consent entries: the demo's consent to sharing (seeded) and the three of _activity
+    assert second.count('data-action="consent.') == 2 and 'href="/audit?action=consent."' in second
 
 
 async def test_an_auditor_without_a_hospital_reads_the_deployments_default_zone(client: TestClient) -> None:
