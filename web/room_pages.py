@@ -122,7 +122,7 @@ async def _room(request: web.Request, consultation_id: int, *, report_form: dict
     title = view.title or translator(request)(N_("Consultation #%(number)s")) % {"number": view.consultation.id}
     async with request.app[DATABASE].session() as session:  # links the patient's identity check locked
         locked = len(await invitations.locked_for(session, who, consultation_id)) if view.patient else 0
-        sharing = await consents.sharing_in(session, who, consultation_id, locale=locale_for(request))
+        sharing = await consents.sharing_in(session, who, view, locale=locale_for(request))
     referral = await _referral_panel(request, consultation_id)
     if referral is not None and report_form is not None:
         referral["report_form"] = report_form

@@ -214,17 +214,15 @@ class Sharing:
     text: ConsentTemplate
 
 
-async def sharing_in(session: AsyncSession, who: Principal, consultation_id: int, *, locale: str) -> Sharing | None:
+async def sharing_in(session: AsyncSession, who: Principal, view: consultations.ConsultationView, *,
+                     locale: str) -> Sharing | None:
     """The patient's consent to sharing as the caller may record it (``record_verbal``) or its withdrawal
-    (``withdraw_sharing_in``); None where there is none for them to record: a consultation booked for a referral
-    (its referral holds it), without a patient or another hospital taking part, or a caller not of the patient's
-    hospital."""
-    view = await consultations.visible(session, who, consultation_id, can_join_consultation)
-    if await _sharing_refused(session, who, view) is not None:
+    (``withdraw_sharing_in``), in the consultation of ``view`` (``consultations.visible``'s, for the caller);
+    None where there is none for them to record: a consultation booked for a referral (its referral holds it),
+    without a patient or another hospital taking part, or a caller not of the patient's hospital."""
+    refused, consent = await _sharing_standing(session, who, view)
+    if refused is not None:
         return None
-    assert view.patient is not None and view.patient.id is not None
-    consent = await standing_in(session, ConsentPurpose.RECORD_SHARING, patient_identity(view.patient.id),
-                                Scope(consultation_id=consultation_id))
     return Sharing(consent, await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, locale))
 
 
@@ -235,14 +233,22 @@ async def withdraw_sharing_in(database: Database, rooms: RoomNotifier | None, wh
     ``consent-withdrawn`` if none stands (withdrawn meanwhile)."""
     async with database.session() as session:
         view = await consultations.visible(session, who, consultation_id, can_join_consultation)
-        if refused := await _sharing_refused(session, who, view):
-            raise refused
-        assert view.patient is not None and view.patient.id is not None
-        consent = await standing_in(session, ConsentPurpose.RECORD_SHARING, patient_identity(view.patient.id),
-                                    Scope(consultation_id=consultation_id))
+        refused, consent = await _sharing_standing(session, who, view)
+    if refused is not None:
+        raise refused
     if consent is None or consent.id is None:
         raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
     return await withdraw(database, rooms, consent.id, f"user:{who.user_id}")
+
+
+async def _sharing_standing(session: AsyncSession, who: Principal, view: consultations.ConsultationView
+                            ) -> tuple[TelemedError | None, Consent | None]:
+    """Why the caller may not record sharing here (``_sharing_refused``), or the consent standing (or None)."""
+    if (refused := await _sharing_refused(session, who, view)) is not None:
+        return refused, None
+    assert view.patient is not None and view.patient.id is not None and view.consultation.id is not None
+    return None, await standing_in(session, ConsentPurpose.RECORD_SHARING, patient_identity(view.patient.id),
+                                   Scope(consultation_id=view.consultation.id))
 
 
 async def withdraw_as(database: Database, rooms: RoomNotifier | None, who: Principal,
