@@ -202,10 +202,10 @@ class RedisRoomLog:
                 self._mark(True)
             try:
                 if self._unsubscribe:
-                    channels = [c for c in self._unsubscribe if c not in self._followers]
-                    self._unsubscribe.clear()
-                    if channels:
-                        async with self._subscribing:
+                    async with self._subscribing:  # (a room followed again meanwhile is subscribed after this)
+                        channels = [c for c in self._unsubscribe if c not in self._followers]
+                        self._unsubscribe.clear()
+                        if channels:
                             await self._pubsub.unsubscribe(*channels)
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
