@@ -212,6 +212,10 @@ class RedisRoomLog:
                 self._mark(False, exc)
                 lost = True
                 continue
+            except Exception:  # a bug here must not stop every room this node follows: read them all again
+                log.exception("the reader of the rooms' channels failed; subscribing again")
+                lost = True
+                continue
             if message is None or message.get("type") != "message":
                 continue
             raw_id, _, payload = message["data"].partition(b" ")

@@ -144,3 +144,28 @@ async def test_two_rooms_followed_at_once_by_a_new_node_both_hear_what_comes_nex
     await a.append("first", event(1))
     await a.append("second", event(2))
     assert await asyncio.wait_for(asyncio.gather(first, second), 5) == [([0, 1], 1), ([2], 0)]
+
+
+async def test_a_reader_that_fails_unexpectedly_subscribes_again_and_loses_nothing(redis_url: str) -> None:
+    """The node's one reader of its rooms' channels meets an error that is not Redis's (a bug, a library's
+    surprise): it logs it, subscribes again and reads what it missed from the streams, so the room's follower
+    gets every event, in order; before, the reader ended and every room on the node went deaf."""
+    prefix = f"test-{secrets.token_hex(4)}"
+    a, b = RedisRoomLog(redis_url, prefix=prefix), RedisRoomLog(redis_url, prefix=prefix)
+    try:
+        follower = asyncio.create_task(collect(b, "r1", 3))
+        await asyncio.sleep(0.3)
+        pubsub = b._pubsub
+        real = pubsub.get_message
+
+        async def failing(*args: object, **kwargs: object) -> object:
+            pubsub.get_message = real  # type: ignore[method-assign]
+            raise RuntimeError("a surprise")
+
+        pubsub.get_message = failing  # type: ignore[method-assign]
+        for n in range(3):
+            await a.append("r1", event(n))
+        assert await asyncio.wait_for(follower, 10) == ([0, 1, 2], 0)
+    finally:
+        await a.close()
+        await b.close()
