@@ -280,6 +280,7 @@ class RoomHub:
                 continue
             seq = item.seq if isinstance(item, Snapshot) else seq + 1
             if item is UNREADABLE:  # logged by the log; it still takes its place, as on every other node
+                replica.room.seq = seq  # (a snapshot of this copy says where it stands)
                 continue
             try:
                 effects = replica.room.apply(item, seq)  # type: ignore[arg-type]

@@ -185,13 +185,13 @@ class RedisRoomLog:
             self._mark(True)
             for entry_id, fields in entries:
                 last = entry_id.decode()
-                yield last, _read(key, last, fields[b"e"])
+                yield last, _read(key, last, fields.get(b"e", b""))
             if len(entries) < PAGE:
                 return
 
     async def _read_channels(self) -> None:
         """This node's one reader of every room it follows."""
-        attempt, lost = 0, False
+        attempt, surprises, lost = 0, 0, False
         while self._followers:
             if lost:  # subscribe again and refill the gap; until that works, nothing can be read
                 if not await self._recover():
@@ -201,27 +201,34 @@ class RedisRoomLog:
                 lost, attempt = False, 0
                 self._mark(True)
             try:
-                if self._unsubscribe:
-                    async with self._subscribing:  # (a room followed again meanwhile is subscribed after this)
-                        channels = [c for c in self._unsubscribe if c not in self._followers]
-                        self._unsubscribe.clear()
-                        if channels:
-                            await self._pubsub.unsubscribe(*channels)
-                message = await self._pubsub.get_message(timeout=1.0)
+                if await self._read_once():
+                    surprises = 0
             except (RedisError, OSError) as exc:
                 self._mark(False, exc)
                 lost = True
-                continue
             except Exception:  # a bug here must not stop every room this node follows: read them all again
                 log.exception("the reader of the rooms' channels failed; subscribing again")
                 lost = True
-                continue
-            if message is None or message.get("type") != "message":
-                continue
-            raw_id, _, payload = message["data"].partition(b" ")
-            entry_id = raw_id.decode("ascii", "replace")
-            for follower in self._followers.get(message["channel"].decode(), ()):
-                follower.queue.put_nowait((entry_id, _read(follower.stream, entry_id, payload)))
+                await asyncio.sleep(RETRY_SECONDS[min(surprises, len(RETRY_SECONDS) - 1)])  # not in a tight loop
+                surprises += 1
+
+    async def _read_once(self) -> bool:
+        """Unsubscribe what no follower needs, then hand the next message (if one comes within a second) to
+        its room's followers; whether one was handed."""
+        if self._unsubscribe:
+            async with self._subscribing:  # (a room followed again meanwhile is subscribed after this)
+                channels = [c for c in self._unsubscribe if c not in self._followers]
+                self._unsubscribe.clear()
+                if channels:
+                    await self._pubsub.unsubscribe(*channels)
+        message = await self._pubsub.get_message(timeout=1.0)
+        if message is None or message.get("type") != "message":
+            return False
+        raw_id, _, payload = message["data"].partition(b" ")
+        entry_id = raw_id.decode("ascii", "replace")
+        for follower in self._followers.get(message["channel"].decode(), ()):
+            follower.queue.put_nowait((entry_id, _read(follower.stream, entry_id, payload)))
+        return True
 
     async def _recover(self) -> bool:
         """After a lost connection: subscribe again, then fetch from each stream what was published meanwhile."""
@@ -245,9 +252,12 @@ class RedisRoomLog:
                     entries = await self._redis.xrange(follower.stream, min=start)
                     for entry_id, fields in entries:
                         follower.queue.put_nowait((entry_id.decode(), _read(follower.stream, entry_id.decode(),
-                                                                             fields[b"e"])))
+                                                                             fields.get(b"e", b""))))
         except (RedisError, OSError) as exc:
             self._mark(False, exc)
+            return False
+        except Exception:  # as in the reader: tried again, never the end of every room's reading
+            log.exception("the rooms' channels could not be subscribed again")
             return False
         return True
 
