@@ -183,11 +183,11 @@ async def seed_demo(database: Database) -> bool:
 
 async def _share_demo_consultation(session: AsyncSession, consultation: Consultation) -> None:
     """The demo patient agreed, to dr.li who set it up, to their record being shared with dr.wang's hospital for
-    the demo consultation, so dr.wang sees who it is for: the consent, unless one stands."""
+    the demo consultation, so dr.wang sees who it is for: the consent, unless one was ever recorded (a withdrawal
+    made in the demo stands, and the trail is not given a consent dr.li never recorded)."""
     assert consultation.id is not None and consultation.patient_id is not None
-    if (await session.exec(select(Consent).where(
-            Consent.consultation_id == consultation.id, Consent.purpose == ConsentPurpose.RECORD_SHARING,
-            col(Consent.withdrawn_at).is_(None)))).first() is not None:
+    if (await session.exec(select(Consent.id).where(
+            Consent.consultation_id == consultation.id, Consent.purpose == ConsentPurpose.RECORD_SHARING))).first():
         return
     patient = await session.get(Patient, consultation.patient_id)
     assert patient is not None and patient.id is not None

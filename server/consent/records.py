@@ -70,12 +70,13 @@ def _alongside(consent: Consent) -> sa.ColumnElement[bool]:
     return sa.and_(Consent.purpose == consent.purpose, same, Consent.identity == consent.identity)
 
 
-async def _end(session: AsyncSession, where: sa.ColumnElement[bool], by: str) -> set[int]:
-    """Stamp the standing records ``where`` says as withdrawn now by ``by``; the ids stamped. Only those still
-    standing when written: of two at once, the second stamps none, and the trail says it once. One statement
-    for them all, so two of them cannot take their rows in opposite orders and deadlock."""
+async def _end(session: AsyncSession, ids: sa.ColumnElement[bool], by: str) -> set[int]:
+    """Stamp the standing records of ``ids`` (an ``id IN ...``) as withdrawn now by ``by``; the ids stamped. Only
+    those still standing when written: of two at once, the second stamps none, and the trail says it once. One
+    statement for them all, by their ids (as every caller names them), so two of them cannot take the same
+    rows in opposite orders and deadlock."""
     stamped = (await session.exec(sa.update(Consent).where(  # type: ignore[call-overload]
-        where, col(Consent.withdrawn_at).is_(None))
+        ids, col(Consent.withdrawn_at).is_(None))
         .values(withdrawn_at=utcnow(), withdrawn_by=by).returning(col(Consent.id)))).scalars().all()
     return set(stamped)
 
@@ -95,8 +96,11 @@ async def give(database: Database, rooms: RoomNotifier | None, template: Consent
         if already is not None and already.template_id == template.id:
             await idempotency.commit(session, reply, (already, template))  # the key, if any
             return already  # giving it twice is not two consents
-        if already is not None:  # the same consent to a newer text replaces the older one (any record of it)
-            await _end(session, _alongside(consent), consenter.identity)
+        if already is not None:  # the same consent to a newer text replaces the older one (any record of it;
+            # not audited as a withdrawal: the consent goes on, and its consent.given names the newer text)
+            replaced = (await session.exec(select(Consent.id).where(
+                _alongside(consent), col(Consent.withdrawn_at).is_(None)))).all()
+            await _end(session, col(Consent.id).in_(replaced), consenter.identity)
         session.add(consent)
         audit.with_commit(session, lambda: given_entry(consent, template))
         # Nothing is read back after the commit: a database lost just after it cannot turn a consent that

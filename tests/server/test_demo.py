@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from server.app import prepare_database
+from server.consent import records as consents
 from server.consultations.room_window import RoomWindow
 from server.db import Database
 from server.demo import DEMO_TITLE, seed_demo, seed_demo_referrals
@@ -77,7 +78,8 @@ async def test_the_demo_referrals_carry_a_whole_request_once(tmp_path: Path) -> 
 
 async def test_the_demo_patients_consent_to_sharing_is_on_the_audit_trail(tmp_path: Path) -> None:
     """The consent to sharing the demo seeds for its consultation is on the audit trail as any consent given:
-    recorded by dr.li (verbal), for the patient; the trail of a fresh demo names every consent it holds."""
+    recorded by dr.li (verbal), for the patient; the trail of a fresh demo names every consent it holds. Once
+    withdrawn, the next start does not give it again (nor write that dr.li recorded it)."""
     settings = Settings.load(environ={}, data_dir=tmp_path / "var", port=0)
     database = Database(settings.database_url)
     await prepare_database(database, settings)
@@ -89,5 +91,12 @@ async def test_the_demo_patients_consent_to_sharing_is_on_the_audit_trail(tmp_pa
             li = (await session.exec(select(User).where(User.username == "dr.li"))).one()
         assert [e.subject for e in entries] == [f"consent:{consent.id}"]
         assert entries[0].actor == f"user:{li.id}" and json.loads(entries[0].detail)["for"] == consent.identity
+
+        assert consent.id is not None
+        await consents.withdraw(database, None, consent.id, consent.identity)
+        await seed_demo(database)  # the next start: the withdrawal stands, and nobody is said to have given it again
+        async with database.session() as session:
+            assert len((await session.exec(select(Consent))).all()) == 1
+            assert len((await session.exec(select(AuditEvent).where(AuditEvent.action == "consent.given"))).all()) == 1
     finally:
         await database.close()

@@ -75,7 +75,8 @@ async def test_each_purpose_is_its_own_consent_and_withdrawal_ends_it(client: Te
 
     actions = [(e.action, json.loads(e.detail)["purpose"]) for e in await audit.trail(client.app[DATABASE], 1)
                if e.action.startswith("consent.")]
-    assert actions == [("consent.given", "video"), ("consent.given", "recording"), ("consent.withdrawn", "recording")]
+    assert actions == [("consent.given", "record_sharing"),  # the demo's, seeded
+                       ("consent.given", "video"), ("consent.given", "recording"), ("consent.withdrawn", "recording")]
 
 
 @pytest.mark.parametrize("body", [

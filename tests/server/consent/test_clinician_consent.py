@@ -17,7 +17,16 @@ from server.consent.rules import Consenter, Scope, new_record, patient_identity
 from server.db import Database
 from server.demo import seed_demo
 from server.errors import Conflict, Forbidden
-from server.models import AuditEvent, Consent, ConsentMethod, ConsentPurpose, ConsentSubject, Consultation, User
+from server.models import (
+    AuditEvent,
+    Consent,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentSubject,
+    ConsentTemplate,
+    Consultation,
+    User,
+)
 from server.permissions import Principal
 
 VIDEO = VerbalConsent(purpose=ConsentPurpose.VIDEO)
@@ -142,7 +151,7 @@ async def test_withdrawing_a_consent_ends_every_record_of_it_that_stands(databas
     """Guards a withdrawal against a consent given twice at once (the patient's click and their doctor's button
     each found none standing, and each wrote one): the patient's withdrawal of their video consent ends both
     records, not only the newest, so no record of it stands to let them into the call again; the trail says
-    each record was withdrawn. A record of another consultation or purpose stands on."""
+    each record was withdrawn. Their consent for another purpose (recording) stands on."""
     database = Database(database_url)
     await database.upgrade()
     await seed_demo(database)
@@ -171,5 +180,41 @@ async def test_withdrawing_a_consent_ends_every_record_of_it_that_stands(databas
             still = await session.get(Consent, recording.id)
         assert ended == {f"consent:{twin.id}" for twin in twins}
         assert still is not None and still.withdrawn_at is None
+    finally:
+        await database.close()
+
+
+async def test_consent_to_a_newer_text_replaces_every_record_of_the_older_that_stands(database_url: str) -> None:
+    """Guards ``give`` to a newer version of a consent's text while two records of the older stand (given twice
+    at once): both are ended, by the person, and the new one alone stands; the same text given again writes
+    nothing new."""
+    database = Database(database_url)
+    await database.upgrade()
+    await seed_demo(database)
+    try:
+        consultation_id = await demo_consultation(database)
+        scope = Scope(consultation_id=consultation_id)
+        async with database.session() as session:
+            consultation = await session.get(Consultation, consultation_id)
+            assert consultation is not None
+            patient = Consenter(ConsentSubject.PATIENT, patient_identity(consultation.patient_id), "张伟",
+                                patient_id=consultation.patient_id)
+            older = await consent_templates.current(session, ConsentPurpose.VIDEO, "zh-CN")
+            twins = [new_record(older, patient, scope, How(ConsentMethod.CLICKED)) for _ in range(2)]
+            newer = ConsentTemplate(purpose=ConsentPurpose.VIDEO, version=older.version + 1, locale="zh_CN",
+                                    title="视频问诊知情同意（第二版）", body=older.body + "\n\n第二版。",
+                                    sha256="0" * 64)
+            session.add_all([*twins, newer])
+            await session.commit()
+        given = await consents.give(database, None, newer, patient, scope, How(ConsentMethod.CLICKED))
+        again = await consents.give(database, None, newer, patient, scope, How(ConsentMethod.CLICKED))
+        assert again.id == given.id
+        async with database.session() as session:
+            rows = {c.id: c for c in (await session.exec(select(Consent).where(
+                Consent.purpose == ConsentPurpose.VIDEO, Consent.identity == patient.identity))).all()}
+        assert set(rows) == {given.id, *(twin.id for twin in twins)}
+        assert all(rows[twin.id].withdrawn_at is not None and rows[twin.id].withdrawn_by == patient.identity
+                   for twin in twins)
+        assert rows[given.id].withdrawn_at is None and rows[given.id].template_id == newer.id
     finally:
         await database.close()
