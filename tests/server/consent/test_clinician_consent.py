@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.appkeys import DATABASE
 from server.consent import records as consents
@@ -44,6 +45,14 @@ async def demo_consultation(database: Database) -> int:
         found = (await session.exec(select(Consultation.id))).first()
     assert found is not None
     return found
+
+
+async def demo_patient(session: AsyncSession, consultation_id: int) -> Consenter:
+    """The demo consultation's patient, as one who consents on their own device."""
+    consultation = await session.get(Consultation, consultation_id)
+    assert consultation is not None
+    return Consenter(ConsentSubject.PATIENT, patient_identity(consultation.patient_id), "张伟",
+                     patient_id=consultation.patient_id)
 
 
 async def audit_tail(database: Database) -> list[AuditEvent]:
@@ -158,10 +167,7 @@ async def test_withdrawing_a_consent_ends_every_record_of_it_that_stands(databas
     try:
         consultation_id = await demo_consultation(database)
         async with database.session() as session:
-            consultation = await session.get(Consultation, consultation_id)
-            assert consultation is not None
-            patient = Consenter(ConsentSubject.PATIENT, patient_identity(consultation.patient_id), "张伟",
-                                patient_id=consultation.patient_id)
+            patient = await demo_patient(session, consultation_id)
             template = await consent_templates.current(session, ConsentPurpose.VIDEO, "zh-CN")
             twins = [new_record(template, patient, Scope(consultation_id=consultation_id), How(ConsentMethod.CLICKED))
                      for _ in range(2)]
@@ -195,10 +201,7 @@ async def test_consent_to_a_newer_text_replaces_every_record_of_the_older_that_s
         consultation_id = await demo_consultation(database)
         scope = Scope(consultation_id=consultation_id)
         async with database.session() as session:
-            consultation = await session.get(Consultation, consultation_id)
-            assert consultation is not None
-            patient = Consenter(ConsentSubject.PATIENT, patient_identity(consultation.patient_id), "张伟",
-                                patient_id=consultation.patient_id)
+            patient = await demo_patient(session, consultation_id)
             older = await consent_templates.current(session, ConsentPurpose.VIDEO, "zh-CN")
             twins = [new_record(older, patient, scope, How(ConsentMethod.CLICKED)) for _ in range(2)]
             newer = ConsentTemplate(purpose=ConsentPurpose.VIDEO, version=older.version + 1, locale="zh_CN",
