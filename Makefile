@@ -5,7 +5,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# `make test PYTEST_ARGS="-m e2e"` runs just that selection, in one process.
 PYTEST_ARGS ?=
+WORKERS ?= 2
 
 .PHONY: demo test install install-test system-packages lint
 
@@ -28,5 +30,15 @@ demo: install
 lint: install-test
 	$(BIN)/ruff check .
 
+# The whole suite in two passes: the tests not marked `alone` $(WORKERS) at a time (pytest-xdist, one per
+# core), then those marked `alone` (media, browsers, killed processes, benchmarks) one at a time with the
+# machine to themselves. Both passes run; either failing fails the target.
 test: install-test lint
+ifeq ($(strip $(PYTEST_ARGS)),)
+	status=0; \
+	$(BIN)/pytest -rs -n $(WORKERS) -m "not alone" || status=1; \
+	$(BIN)/pytest -rs -m alone || status=1; \
+	exit $$status
+else
 	$(BIN)/pytest -rs $(PYTEST_ARGS)
+endif

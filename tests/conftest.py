@@ -146,12 +146,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     faulthandler.dump_traceback_later(30, exit=False, file=sys.__stderr__)
 
 
+# Layers whose tests measure time or media on real peers, browsers and processes: `make test` runs them
+# (marked ``alone``) after the others, with the machine to themselves; the others run two at a time.
+ALONE_LAYERS = ("e2e", "faults", "deploy", "media")
+TESTS = Path(__file__).parent
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark exactly the tests that use PostgreSQL ``postgres``, so ``-m postgres`` runs that layer alone.
+    The marker follows the fixtures, not the file: a module-wide mark would select SQLite variants too.
 
-    The marker follows the fixtures, not the file: a module-wide mark would select SQLite variants too."""
+    Mark every test of ``ALONE_LAYERS`` ``alone``."""
     misplaced = []
     for item in items:
+        if item.path.is_relative_to(TESTS) and item.path.relative_to(TESTS).parts[0] in ALONE_LAYERS:
+            item.add_marker(pytest.mark.alone)
         if uses_postgres(item):
             item.add_marker(pytest.mark.postgres)
         elif item.get_closest_marker("postgres") is not None:

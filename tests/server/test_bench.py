@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from server.devprocs import ROOT
+
+pytestmark = pytest.mark.alone  # a benchmark: its figures need the machine to themselves
 
 
 def test_bench_signaling_reports_both_setups_as_json() -> None:

@@ -7,7 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from server.devprocs import ROOT
+
+pytestmark = pytest.mark.alone  # a benchmark: its figures need the machine to themselves
 
 
 def test_bench_mixed_measures_signaling_alone_and_beside_relayed_streams_in_both_relay_setups() -> None:

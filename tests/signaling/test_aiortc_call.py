@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp.test_utils import TestClient
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..support.media import SolidColourTrack, mean_yuv
 from ..support.signaling_client import expect
 from .test_endpoint import enter
+
+pytestmark = pytest.mark.alone  # real media between real peers
 
 RED = (81, 90, 240)
 BLUE = (41, 240, 110)

@@ -7,11 +7,14 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from server.devprocs import RedisServer, TelemedNode
 
 from ..support.nodes import PRESENCE_TTL, connect_at, enter
 from ..support.signaling_client import expect
+
+pytestmark = pytest.mark.alone  # node processes timed against their presence TTL
 
 
 async def test_participants_on_different_nodes_meet_negotiate_and_chat_in_order(
