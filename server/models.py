@@ -348,6 +348,9 @@ class Consent(SQLModel, table=True):
     user_agent: str = Field(default="", max_length=300)
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     withdrawn_by: str = Field(default="", max_length=80)  # identity
+    # While the record stands, what makes it this consent (rules.standing_key: purpose, person, scope); None
+    # once withdrawn. Unique, so two gives at once cannot leave the same consent standing twice.
+    standing_key: str | None = Field(default=None, max_length=160, unique=True, index=True)
 
 
 class PatientInvitation(SQLModel, table=True):

@@ -61,24 +61,13 @@ async def standing_in(session: AsyncSession, purpose: ConsentPurpose, identity: 
                           referral_id=scope.referral_id)
 
 
-def _alongside(consent: Consent) -> sa.ColumnElement[bool]:
-    """The records of the same consent as ``consent``: its purpose, its person, its scope (a referral's,
-    whichever of its consultations each was given in, else the consultation's). Two gives at once (the
-    patient's click and their doctor's button) can leave two of them standing: each says the same."""
-    same = (Consent.referral_id == consent.referral_id if consent.referral_id is not None else
-            sa.and_(col(Consent.referral_id).is_(None), Consent.consultation_id == consent.consultation_id))
-    return sa.and_(Consent.purpose == consent.purpose, same, Consent.identity == consent.identity)
-
-
-async def _end(session: AsyncSession, ids: sa.ColumnElement[bool], by: str) -> set[int]:
-    """Stamp the standing records of ``ids`` (an ``id IN ...``) as withdrawn now by ``by``; the ids stamped. Only
-    those still standing when written: of two at once, the second stamps none, and the trail says it once. One
-    statement for them all, by their ids (as every caller names them), so two of them cannot take the same
-    rows in opposite orders and deadlock."""
+async def _end(session: AsyncSession, consent_id: int, by: str) -> bool:
+    """Stamp the record withdrawn now by ``by``, if it still stands when written; whether it did. Of two at
+    once, the second stamps nothing, and the trail says it once."""
     stamped = (await session.exec(sa.update(Consent).where(  # type: ignore[call-overload]
-        ids, col(Consent.withdrawn_at).is_(None))
-        .values(withdrawn_at=utcnow(), withdrawn_by=by).returning(col(Consent.id)))).scalars().all()
-    return set(stamped)
+        Consent.id == consent_id, col(Consent.withdrawn_at).is_(None))
+        .values(withdrawn_at=utcnow(), withdrawn_by=by, standing_key=None).returning(col(Consent.id)))).first()
+    return stamped is not None
 
 
 Given = tuple[Consent, ConsentTemplate]
@@ -87,7 +76,29 @@ Given = tuple[Consent, ConsentTemplate]
 async def give(database: Database, rooms: RoomNotifier | None, template: ConsentTemplate, consenter: Consenter,
                scope: Scope, how: How, *, reply: idempotency.Reply[Given] | None = None) -> Consent:
     """Write the consent (unless the same one already stands) with its audit entry, and tell the room. Given
-    a ``reply``, the request's idempotency key and answer are stored with the consent."""
+    a ``reply``, the request's idempotency key and answer are stored with the consent.
+
+    Of two gives of the same consent at once (the patient's click and their doctor's button) the database
+    lets one stand (``Consent.standing_key``); the other is then made again, and finds it standing."""
+    given = await _give_once(database, template, consenter, scope, how, reply)
+    if given is None:
+        given = await _give_once(database, template, consenter, scope, how, reply)
+    if given is None:  # beaten twice: a third give of it at the same moment
+        raise Conflict(GIVEN_MEANWHILE, code="conflict")
+    consent, new = given
+    if (new and consent.purpose is ConsentPurpose.RECORDING and rooms is not None
+            and consent.consultation_id is not None):
+        await rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=consent.id))
+    return consent
+
+
+GIVEN_MEANWHILE = N_("This consent was changed by someone else a moment ago; try again.")
+
+
+async def _give_once(database: Database, template: ConsentTemplate, consenter: Consenter, scope: Scope, how: How,
+                     reply: idempotency.Reply[Given] | None) -> tuple[Consent, bool] | None:
+    """``give``'s transaction: the consent standing after it and whether it is new; None, with nothing written,
+    if another request wrote the same consent meanwhile."""
     consent = new_record(template, consenter, scope, how)
     async with database.session() as session:
         await idempotency.claim(session, reply)
@@ -95,20 +106,21 @@ async def give(database: Database, rooms: RoomNotifier | None, template: Consent
         already = await standing_in(session, template.purpose, consenter.identity, scope)
         if already is not None and already.template_id == template.id:
             await idempotency.commit(session, reply, (already, template))  # the key, if any
-            return already  # giving it twice is not two consents
-        if already is not None:  # the same consent to a newer text replaces the older one (any record of it;
-            # not audited as a withdrawal: the consent goes on, and its consent.given names the newer text)
-            replaced = (await session.exec(select(Consent.id).where(
-                _alongside(consent), col(Consent.withdrawn_at).is_(None)))).all()
-            await _end(session, col(Consent.id).in_(replaced), consenter.identity)
+            return already, False  # giving it twice is not two consents
+        if already is not None:  # the same consent to a newer text replaces the older one (not audited as a
+            # withdrawal: the consent goes on, and its consent.given names the newer text)
+            await _end(session, already.id, consenter.identity)
         session.add(consent)
+        try:
+            await session.flush()
+        except sa.exc.IntegrityError:  # its standing key, taken by the same consent given meanwhile
+            await session.rollback()
+            return None
         audit.with_commit(session, lambda: given_entry(consent, template))
         # Nothing is read back after the commit: a database lost just after it cannot turn a consent that
         # was given into an error (the session keeps what it wrote).
         await idempotency.commit(session, reply, (consent, template))
-    if consent.purpose is ConsentPurpose.RECORDING and rooms is not None and consent.consultation_id is not None:
-        await rooms.tell(consent.consultation_id, Consenting(identity=consent.identity, consent_id=consent.id))
-    return consent
+    return consent, True
 
 
 async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: int, by: str, *,
@@ -121,21 +133,14 @@ async def withdraw(database: Database, rooms: RoomNotifier | None, consent_id: i
         assert consent is not None, "callers load and authorize the consent first"
         if consent.withdrawn_at is not None:
             raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
-        # The consent stops when it is withdrawn, whatever other record of it stands (two given at once; a
-        # sharing given twice, in the doctor's office and on the patient's page, before ``give`` kept one a
-        # referral): a withdrawal that left one standing would go on recording, or sharing, against the word.
-        ended = [consent, *(await session.exec(select(Consent).where(
-            _alongside(consent), col(Consent.withdrawn_at).is_(None), Consent.id != consent.id))).all()]
         # Of two withdrawals at once (the patient's click and their doctor's button), one is told it came second.
-        stamped = await _end(session, col(Consent.id).in_([each.id for each in ended]), by)
-        if consent.id not in stamped:
+        # (No other record of the same consent stands beside it: ``Consent.standing_key`` is unique.)
+        if not await _end(session, consent_id, by):
             await session.rollback()
             raise Conflict(N_("This consent was already withdrawn."), code="consent-withdrawn")
-        for each in ended:
-            if each.id in stamped:  # (another record of the same sharing may have been ended meanwhile)
-                audit.with_commit(session, audit.Entry(
-                    by, "consent.withdrawn", each.consultation_id, f"consent:{each.id}",
-                    {"purpose": each.purpose.value, "for": each.identity, "referral": each.referral_id}))
+        audit.with_commit(session, audit.Entry(
+            by, "consent.withdrawn", consent.consultation_id, f"consent:{consent.id}",
+            {"purpose": consent.purpose.value, "for": consent.identity, "referral": consent.referral_id}))
         await idempotency.commit(session, reply, consent)  # (the update set them on ``consent`` too)
     if rooms is not None and consent.consultation_id is not None:
         if consent.purpose is ConsentPurpose.RECORDING:  # a recording stops within the second

@@ -63,6 +63,15 @@ def patient_identity(patient_id: int) -> str:
     return f"patient:{patient_id}"
 
 
+def standing_key(purpose: ConsentPurpose, identity: str, scope: Scope) -> str:
+    """What makes two standing records the same consent: its purpose, its person and its scope (a referral's,
+    whichever of its consultations it was given in, else the consultation's). A record carries it while it
+    stands, and the database lets one record at a time carry it."""
+    where = (f"referral:{scope.referral_id}" if scope.referral_id is not None
+             else f"consultation:{scope.consultation_id}")
+    return f"{purpose.value}|{identity}|{where}"
+
+
 def check(purpose: ConsentPurpose, consenter: Consenter, scope: Scope, how: How) -> None:
     """The rules a consent record must keep, before anything is written."""
     problems: dict[str, str] = {}
@@ -89,7 +98,8 @@ def new_record(template: ConsentTemplate, consenter: Consenter, scope: Scope, ho
     return Consent(purpose=template.purpose, template_id=template.id, subject=consenter.subject,
                    identity=consenter.identity, user_id=consenter.user_id, patient_id=consenter.patient_id,
                    name=consenter.name, consultation_id=scope.consultation_id, referral_id=scope.referral_id,
-                   method=how.method, recorded_by=how.recorded_by, ip=how.ip, user_agent=how.user_agent)
+                   method=how.method, recorded_by=how.recorded_by, ip=how.ip, user_agent=how.user_agent,
+                   standing_key=standing_key(template.purpose, consenter.identity, scope))
 
 
 def given_entry(consent: Consent, template: ConsentTemplate) -> audit.Entry:

@@ -318,7 +318,8 @@ async def test_a_deployment_with_records_upgrades_from_0012_keeping_them(databas
     """The migrations after 0012 run on a database that has rows in every table they alter: accounts that
     consultations and referrals refer to, referrals with appointments, report versions with renditions and
     amendments, invitations. (On SQLite a migration that copies such a table fails: foreign keys are on.)
-    Every row is kept, with the new columns' defaults."""
+    Every row is kept, with the new columns' defaults; of a consent standing twice, the older record is ended
+    and the newer one keyed."""
     db = Database(database_url)
     now = datetime(2026, 11, 1, tzinfo=UTC)
     statements = [
@@ -348,12 +349,22 @@ async def test_a_deployment_with_records_upgrades_from_0012_keeping_them(databas
         "VALUES (1, 1, 1, 1, :now, :now)",
         "INSERT INTO recording (id, consultation_id, file, status, started_by, started_at, tracks, participants, "
         "consent_ids) VALUES (1, 1, '1/a.rec', 'recording', 'user:1', :now, '[]', '[]', '[]')",
+        "INSERT INTO consent_template (id, purpose, version, locale, title, body, sha256, published_at) "
+        "VALUES (1, 'recording', 1, 'zh-CN', 't', 'b', 's', :now)",
+        *(f"INSERT INTO consent (id, purpose, template_id, subject, identity, user_id, patient_id, name, "
+          f"consultation_id, referral_id, method, given_at, ip, user_agent, withdrawn_at, withdrawn_by) VALUES "
+          f"({values}, '')" for values in [
+              # the same consent standing twice (two gives at once), one withdrawn, one standing alone
+              "1, 'recording', 1, 'participant', 'user:1', 1, NULL, 'Dr', 1, NULL, 'clicked', :now, '', '', NULL",
+              "2, 'recording', 1, 'participant', 'user:1', 1, NULL, 'Dr', 1, NULL, 'clicked', :later, '', '', NULL",
+              "3, 'record_sharing', 1, 'patient', 'patient:1', NULL, 1, 'p', 1, 1, 'verbal', :now, '', '', :later",
+              "4, 'record_sharing', 1, 'patient', 'patient:1', NULL, 1, 'p', 1, 1, 'verbal', :later, '', '', NULL"]),
     ]
     try:
         await db.upgrade("0012")
         async with db.engine.begin() as conn:
             for statement in statements:
-                await conn.execute(sa.text(statement), {"now": now})
+                await conn.execute(sa.text(statement), {"now": now, "later": now + timedelta(minutes=1)})
         await db.upgrade()
         assert await db.current_revision() == Database.head_revision()
         async with db.engine.connect() as conn:
@@ -368,11 +379,20 @@ async def test_a_deployment_with_records_upgrades_from_0012_keeping_them(databas
             report = (await conn.execute(sa.text(
                 "SELECT data_key_id, purged_at, supersedes_id FROM consultation_report WHERE id = 2"))).one()
             recording = (await conn.execute(sa.text("SELECT status, node FROM recording"))).one()
+            consents = (await conn.execute(sa.select(  # (by the model: its times come back aware, on both)
+                Consent.id, Consent.withdrawn_at, Consent.withdrawn_by, Consent.standing_key)
+                .order_by(Consent.id))).all()
         assert counts == {"user_account": 1, "referral": 1, "appointment": 1, "consultation_report": 2,
                           "consultation_report_rendition": 1, "patient_invitation": 1, "recording": 1}
         assert tuple(user) == ("", "none", None), "existing clinicians start unverified"
         assert tuple(referral) == ("", "any") and tuple(invitation) == (0, None)
         assert tuple(report) == (None, None, 1), "older reports stay under the deployment's key"
         assert tuple(recording) == ("recording", None), "a recording made before names no node"
+        later = now + timedelta(minutes=1)
+        assert [tuple(row) for row in consents] == [
+            (1, later, "user:1", None),  # the older of the two, ended as a newer give would end it
+            (2, None, "", "recording|user:1|consultation:1"),
+            (3, later, "", None),
+            (4, None, "", "record_sharing|patient:1|referral:1")], "one standing record per consent, keyed"
     finally:
         await db.close()

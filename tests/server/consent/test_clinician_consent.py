@@ -14,7 +14,7 @@ from server.appkeys import DATABASE
 from server.consent import records as consents
 from server.consent import templates as consent_templates
 from server.consent.records import How, VerbalConsent
-from server.consent.rules import Consenter, Scope, new_record, patient_identity
+from server.consent.rules import Consenter, Scope, patient_identity
 from server.db import Database
 from server.demo import seed_demo
 from server.errors import Conflict, Forbidden
@@ -156,44 +156,58 @@ async def test_two_withdrawals_at_once_end_the_consent_once(database_url: str) -
         await database.close()
 
 
-async def test_withdrawing_a_consent_ends_every_record_of_it_that_stands(database_url: str) -> None:
-    """Guards a withdrawal against a consent given twice at once (the patient's click and their doctor's button
-    each found none standing, and each wrote one): the patient's withdrawal of their video consent ends both
-    records, not only the newest, so no record of it stands to let them into the call again; the trail says
-    each record was withdrawn. Their consent for another purpose (recording) stands on."""
+async def test_two_gives_of_the_same_consent_at_once_leave_one_standing(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guards the patient's click and their doctor's button giving the same consent at the same moment. Both find
+    none standing (made certain here: each waits for the other before writing); the database lets one record
+    stand, and the other give, made again, finds it: both answer that record, and the trail says consent.given
+    once. Withdrawing it then leaves none standing (two would have let the patient back into the call), and
+    their consent for another purpose (recording) stands on."""
     database = Database(database_url)
     await database.upgrade()
     await seed_demo(database)
     try:
         consultation_id = await demo_consultation(database)
+        scope = Scope(consultation_id=consultation_id)
         async with database.session() as session:
             patient = await demo_patient(session, consultation_id)
-            template = await consent_templates.current(session, ConsentPurpose.VIDEO, "zh-CN")
-            twins = [new_record(template, patient, Scope(consultation_id=consultation_id), How(ConsentMethod.CLICKED))
-                     for _ in range(2)]
-            recording = new_record(await consent_templates.current(session, ConsentPurpose.RECORDING, "zh-CN"),
-                                   patient, Scope(consultation_id=consultation_id), How(ConsentMethod.CLICKED))
-            session.add_all([*twins, recording])
-            await session.commit()
-        withdrawn = await consents.withdraw_own(database, None, ConsentPurpose.VIDEO, patient,
-                                                Scope(consultation_id=consultation_id))
-        assert withdrawn is not None and withdrawn.id == twins[1].id
+            video = await consent_templates.current(session, ConsentPurpose.VIDEO, "zh-CN")
+            recording = await consent_templates.current(session, ConsentPurpose.RECORDING, "zh-CN")
+        kept = await consents.give(database, None, recording, patient, scope, How(ConsentMethod.CLICKED))
+        before = len(await audit_tail(database))
+        first_reads: list[Consent | None] = []
+        both_read = asyncio.Barrier(2)
+        read = consents.standing_in
+
+        async def standing_in_together(*args, **kwargs):  # type: ignore[no-untyped-def]
+            found = await read(*args, **kwargs)
+            if len(first_reads) < 2:
+                first_reads.append(found)
+                await both_read.wait()
+            return found
+
+        monkeypatch.setattr(consents, "standing_in", standing_in_together)
+        given = await asyncio.gather(*(consents.give(database, None, video, patient, scope,
+                                                     How(ConsentMethod.CLICKED)) for _ in range(2)))
+        assert first_reads == [None, None], "both looked before either wrote"
+        assert given[0].id == given[1].id
         async with database.session() as session:
-            assert await consents.standing_in(session, ConsentPurpose.VIDEO, patient.identity,
-                                              Scope(consultation_id=consultation_id)) is None
-            ended = {e.subject for e in (await session.exec(select(AuditEvent).where(
-                AuditEvent.action == "consent.withdrawn"))).all()}
-            still = await session.get(Consent, recording.id)
-        assert ended == {f"consent:{twin.id}" for twin in twins}
-        assert still is not None and still.withdrawn_at is None
+            rows = (await session.exec(select(Consent).where(
+                Consent.purpose == ConsentPurpose.VIDEO, Consent.identity == patient.identity))).all()
+        assert [(row.id, row.withdrawn_at) for row in rows] == [(given[0].id, None)]
+        assert [e.action for e in (await audit_tail(database))[before:]] == ["consent.given"]
+        withdrawn = await consents.withdraw_own(database, None, ConsentPurpose.VIDEO, patient, scope)
+        assert withdrawn is not None and withdrawn.id == given[0].id and withdrawn.standing_key is None
+        async with database.session() as session:
+            assert await read(session, ConsentPurpose.VIDEO, patient.identity, scope) is None
+            assert (await read(session, ConsentPurpose.RECORDING, patient.identity, scope)).id == kept.id
     finally:
         await database.close()
 
 
-async def test_consent_to_a_newer_text_replaces_every_record_of_the_older_that_stands(database_url: str) -> None:
-    """Guards ``give`` to a newer version of a consent's text while two records of the older stand (given twice
-    at once): both are ended, by the person, and the new one alone stands; the same text given again writes
-    nothing new."""
+async def test_consent_to_a_newer_text_replaces_the_older(database_url: str) -> None:
+    """Guards ``give`` to a newer version of a consent's text: the older record is ended, by the person, and
+    the new one alone stands; the same text given again writes nothing new."""
     database = Database(database_url)
     await database.upgrade()
     await seed_demo(database)
@@ -203,21 +217,20 @@ async def test_consent_to_a_newer_text_replaces_every_record_of_the_older_that_s
         async with database.session() as session:
             patient = await demo_patient(session, consultation_id)
             older = await consent_templates.current(session, ConsentPurpose.VIDEO, "zh-CN")
-            twins = [new_record(older, patient, scope, How(ConsentMethod.CLICKED)) for _ in range(2)]
             newer = ConsentTemplate(purpose=ConsentPurpose.VIDEO, version=older.version + 1, locale="zh_CN",
                                     title="视频问诊知情同意（第二版）", body=older.body + "\n\n第二版。",
                                     sha256="0" * 64)
-            session.add_all([*twins, newer])
+            session.add(newer)
             await session.commit()
+        first = await consents.give(database, None, older, patient, scope, How(ConsentMethod.CLICKED))
         given = await consents.give(database, None, newer, patient, scope, How(ConsentMethod.CLICKED))
         again = await consents.give(database, None, newer, patient, scope, How(ConsentMethod.CLICKED))
-        assert again.id == given.id
+        assert again.id == given.id != first.id
         async with database.session() as session:
             rows = {c.id: c for c in (await session.exec(select(Consent).where(
                 Consent.purpose == ConsentPurpose.VIDEO, Consent.identity == patient.identity))).all()}
-        assert set(rows) == {given.id, *(twin.id for twin in twins)}
-        assert all(rows[twin.id].withdrawn_at is not None and rows[twin.id].withdrawn_by == patient.identity
-                   for twin in twins)
+        assert set(rows) == {first.id, given.id}
+        assert rows[first.id].withdrawn_at is not None and rows[first.id].withdrawn_by == patient.identity
         assert rows[given.id].withdrawn_at is None and rows[given.id].template_id == newer.id
     finally:
         await database.close()

@@ -201,7 +201,7 @@ async def test_the_status_is_the_consent_in_force_when_a_newer_one_was_withdrawn
         first = await referrals.sharing_consent(session, referral)
         assert first is not None
         second = Consent(**first.model_dump(exclude={"id"}))
-        second.withdrawn_at, second.withdrawn_by = utcnow(), "user:1"
+        second.withdrawn_at, second.withdrawn_by, second.standing_key = utcnow(), "user:1", None
         session.add(second)
         await session.commit()
         await session.refresh(second)
