@@ -46,6 +46,7 @@ from web.render import RENDERER, Renderer
 
 from . import storage
 from .accesslog import request_id_header, request_id_middleware
+from .admin import account_sweep
 from .api import admin as admin_api
 from .api import attachments as attachments_api
 from .api import audit_log as audit_api
@@ -274,12 +275,15 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         if settings.redis_url:
             watch_redis(metrics, hub)
         app[ROOMS] = HubRooms(hub)
+        disabled = asyncio.create_task(account_sweep.run(app[DATABASE], hub.here, app[ROOMS],
+                                                         settings.account_sweep_seconds))
         try:
             yield
         finally:
-            orphans.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await orphans
+            for task in (orphans, disabled):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             relays = [relay.task for relay in app[RELAYS].values()]
             for relay in app[RELAYS].values():
                 relay.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "server shutting down"))

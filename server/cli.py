@@ -343,7 +343,8 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_disable(args: argparse.Namespace) -> int:
     async def disable(session: AsyncSession) -> None:
         account = await accounts.by_username(session, SHELL, args.username)
-        await accounts.disable(session, SHELL, account.id, rooms=None)  # (no room log reached from here)
+        # (no room reached from here: each node sends it out of its calls at its next account sweep)
+        await accounts.disable(session, SHELL, account.id, rooms=None)
         print(f"Disabled {args.username!r}: it cannot log in, and its sessions have ended.")
 
     return _as_shell(args, disable)

@@ -431,6 +431,11 @@ class Settings:
         "Seconds within which the other nodes declare a crashed node lost (its participants then reconnect "
         "elsewhere, or leave one TTL later; a relay it ran moves).",
     )
+    account_sweep_seconds: float = _setting(
+        15.0, _parse_positive_float,
+        "Seconds between a node's looks for clinicians in its calls whose account was disabled where no room "
+        "could be told (the console); they are sent out of the call.",
+    )
     node_id: str = _setting(
         "", _parse_node_id, "This node's name among several (each start is a new run of it, and the run before "
         "is declared lost at once). Default: a random name at each start."

@@ -218,6 +218,15 @@ class RoomHub:
         return Census(rooms=len(self._replicas), participants=participants,
                       connections=sum(1 for conn in self._outboxes if not is_relay_conn(conn)))
 
+    def here(self) -> dict[str, set[str]]:
+        """Who sits or waits in a room on this node now, by identity: the rooms each is in."""
+        found: dict[str, set[str]] = {}
+        for room_id, replica in self._replicas.items():
+            for member in replica.room.members.values():
+                if member.at.node == self.node_id:
+                    found.setdefault(member.identity, set()).add(room_id)
+        return found
+
     def room(self, room_id: str) -> Room | None:
         replica = self._replicas.get(room_id)
         return replica.room if replica else None

@@ -1,0 +1,77 @@
+"""A node's sweep for clinicians in its calls whose account was disabled where no room could be told (the
+console): they are sent out of the call, and no one else is."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlmodel import select
+
+from server.admin import SHELL, account_sweep
+from server.admin import accounts as account_service
+from server.db import Database
+from server.models import User
+from server.settings import Settings
+from signaling.events import Expelling, RoomEvent
+
+from ...conftest import _start
+from ...support.signaling_client import connect, expect, expect_closed, room_token
+from ..test_cli import run
+
+
+class ToldRooms:
+    """A ``RoomNotifier`` that keeps what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[int, RoomEvent]] = []
+
+    async def tell(self, consultation_id: int, event: RoomEvent) -> None:
+        self.told.append((consultation_id, event))
+
+
+async def _user_id(database: Database, username: str) -> int:
+    async with database.session() as session:
+        user = (await session.exec(select(User).where(User.username == username))).one()
+    assert user.id is not None
+    return user.id
+
+
+async def test_only_disabled_or_missing_accounts_are_sent_out_of_their_rooms(database: Database) -> None:
+    """Of the identities in this node's rooms, a disabled clinician is sent out of each consultation room he is
+    in, and an id with no account too; an active clinician, a patient and a guest are left where they are."""
+    wang, li = await _user_id(database, "dr.wang"), await _user_id(database, "dr.li")
+    async with database.session() as session:
+        await account_service.disable(session, SHELL, wang, rooms=None)
+    here = {f"user:{wang}": {"consultation:1", "consultation:3"}, f"user:{li}": {"consultation:1"},
+            "user:999999": {"consultation:2"}, "patient:1": {"consultation:1"}, "guest:7": {"consultation:1"}}
+    rooms = ToldRooms()
+    assert await account_sweep.sweep(database, here, rooms) == {wang, 999999}
+    assert sorted((room, event.identity) for room, event in rooms.told) == [  # type: ignore[attr-defined]
+        (1, f"user:{wang}"), (2, "user:999999"), (3, f"user:{wang}")]
+    assert {event.reason for _, event in rooms.told} == {"not-a-participant"}  # type: ignore[attr-defined]
+    assert {type(event) for _, event in rooms.told} == {Expelling}
+    rooms.told.clear()
+    assert await account_sweep.sweep(database, {f"user:{li}": {"consultation:1"}}, rooms) == set()
+    assert rooms.told == []
+
+
+async def test_a_clinician_disabled_on_the_console_is_sent_out_of_the_call(tmp_path: Path) -> None:
+    """Guards `telemed user disable` reaching a live call: it runs in a process of its own, which reaches no room;
+    within a sweep of the node (0.3 s here) dr.wang gets `removed` and his socket closes (4403), dr.li sees him
+    leave (`not-a-participant`) and stays in the call."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "0.3"}, data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        li = await connect(client, await room_token(client, "dr.li"))
+        await expect(li, "joined")
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        await expect(wang, "joined")
+        await expect(li, "participant-joined")
+        disabled = await asyncio.to_thread(run, "user", "disable", "dr.wang", data_dir=settings.data_dir)
+        assert disabled.returncode == 0, disabled.stderr
+        assert (await expect(wang, "removed"))["message"]
+        await expect_closed(wang, 4403)
+        assert (await expect(li, "participant-left"))["reason"] == "not-a-participant"
+        await li.send_json({"type": "chat", "text": "还在吗"})
+        assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
+        await li.close()
