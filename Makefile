@@ -36,9 +36,9 @@ lint: install-test
 test: install-test lint
 ifeq ($(strip $(PYTEST_ARGS)),)
 	status=0; \
-	$(BIN)/pytest -rs -n $(WORKERS) -m "not alone" || status=1; \
-	$(BIN)/pytest -rs -m alone || status=1; \
+	$(BIN)/pytest -rfEs -n $(WORKERS) -m "not alone" || status=1; \
+	$(BIN)/pytest -rfEs -m alone || status=1; \
 	exit $$status
 else
-	$(BIN)/pytest -rs $(PYTEST_ARGS)
+	$(BIN)/pytest -rfEs $(PYTEST_ARGS)
 endif
