@@ -40,6 +40,7 @@ from .members import Status
 from .outbox import OUTBOX_LIMIT, CloseRequest, Outbox
 from .placement import RelayHost, place_relay
 from .room import Room
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,7 @@ class RoomHub:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._replicas.clear()
 
     # ---- connections ----
@@ -481,8 +481,6 @@ class RoomHub:
     async def _drop(self, room_id: str, replica: Replica) -> None:
         self._replicas.pop(room_id, None)
         if replica.task is not None:
-            replica.task.cancel()
-            with suppress(asyncio.CancelledError):
-                await replica.task
+            await cancel_and_wait(replica.task)
         if replica.room.is_empty:
             await self.log.forget(room_id)

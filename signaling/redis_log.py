@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from .events import RoomEvent, decode, encode
 from .log import CAUGHT_UP, LOG_LOST, UNREADABLE, BusError, LogLost, Marker
 from .placement import RelayHost
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -333,9 +334,7 @@ class RedisRoomLog:
 
     async def close(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._reader
+            await cancel_and_wait(self._reader)
         with suppress(RedisError, OSError):
             await self._pubsub.aclose()
         await self._redis.aclose()

@@ -142,7 +142,10 @@ def _forget_finished_apps() -> Iterator[None]:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Whole runs have taken about a minute to exit after their summary: if this one still has not exited
-    30 s from now, print every thread's stack, to show what it waits for."""
+    30 s from now, print every thread's stack, to show what it waits for. (Not in an xdist worker: one that has
+    run its share waits, rightly, for the others.)"""
+    if hasattr(config, "workerinput"):
+        return
     faulthandler.dump_traceback_later(30, exit=False, file=sys.__stderr__)
 
 

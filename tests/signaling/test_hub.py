@@ -9,11 +9,13 @@ import secrets
 
 import pytest
 
+from signaling import hub as hub_module
 from signaling.events import Joining, Where
 from signaling.grants import HOST
 from signaling.hub import RoomHub
 from signaling.log import LocalRoomLog
 from signaling.messages import Participant
+from signaling.placement import RelayHost
 from signaling.redis_log import RedisRoomLog
 
 from ..support.peers import until
@@ -119,3 +121,46 @@ async def test_here_names_this_nodes_members_and_their_rooms(redis_url: str) -> 
         await b.stop()
         await a.log.close()
         await b.log.close()
+
+
+class SlowToLeave(LocalRoomLog):
+    """The in-process log, whose followers take a moment to end (as a Redis follower closing its subscription
+    does), and say when one starts to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leaving = asyncio.Event()
+        self.announced = 0
+
+    async def announce(self, node: str, ttl: float, host: RelayHost | None = None) -> bool:
+        self.announced += 1
+        return await super().announce(node, ttl, host)
+
+    async def follow(self, room_id: str):  # type: ignore[no-untyped-def, override]
+        try:
+            async for entry in super().follow(room_id):
+                yield entry
+        finally:
+            self.leaving.set()
+            await asyncio.sleep(0.5)
+
+
+async def test_a_hub_stopped_while_it_drops_an_idle_room_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guards the stop of a node whose presence loop is dropping a room nobody here is in any more (a test run
+    hung here, in CI): the stop ends that loop too, within seconds, instead of waiting for it for good."""
+    monkeypatch.setattr(hub_module, "IDLE_ROOM_SECONDS", 0.0)
+    log = SlowToLeave()
+    hub = RoomHub(log, node_id="a.1", max_participants=4, presence_ttl=0.2)
+    await hub.start()
+    await hub.submit("room-1", _join("li", "a.1"), conn="li")
+    hub.attach("li", room_id="room-1")
+    hub.detach("li", "room-1")  # nobody here any more: the presence loop drops the room
+    await asyncio.wait_for(log.leaving.wait(), 5)
+    stop = asyncio.create_task(hub.stop())
+    done, _ = await asyncio.wait({stop}, timeout=5)  # (not wait_for: cancelling the stop would end the loop)
+    if not done:
+        stop.cancel()
+    assert done == {stop}, "the stop returned (it waited for the presence loop, which went on for good)"
+    stopped = log.announced
+    await asyncio.sleep(0.2)  # eight turns of the presence loop, had it gone on
+    assert log.announced == stopped, "the presence loop ended with the stop"
