@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -23,6 +22,7 @@ from signaling.hub import RoomHub
 from signaling.log import LocalRoomLog
 from signaling.outbox import CloseRequest
 from signaling.redis_log import RedisRoomLog
+from signaling.tasks import cancel_and_wait
 from web import (
     STATIC_DIR,
     account_pages,
@@ -210,9 +210,7 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
             yield
         finally:
             if settling is not None:
-                settling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await settling
+                await cancel_and_wait(settling)
             if AUDIT in app:
                 await app[AUDIT].close()  # the entries still queued, before the database goes
             await db.close()
@@ -281,9 +279,7 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
             yield
         finally:
             for task in (orphans, disabled):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
             relays = [relay.task for relay in app[RELAYS].values()]
             for relay in app[RELAYS].values():
                 relay.outbox.put_control(CloseRequest(CloseCode.GOING_AWAY, "server shutting down"))
@@ -297,9 +293,7 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
     async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(reminders.run(app[DATABASE], timedelta(minutes=settings.reminder_minutes_before)))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
         task = None
@@ -310,9 +304,7 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
                 interval=settings.retention_interval))
         yield
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def close_login(app: web.Application) -> None:
         await app[LOGIN_THROTTLE].close()

@@ -1,4 +1,4 @@
-"""Ending a task from another: the one way this package cancels a task and waits for it."""
+"""Ending a task from another: the one way the signaling package and the server cancel a task and wait for it."""
 
 from __future__ import annotations
 
