@@ -365,7 +365,7 @@ def cmd_user_reset_password(args: argparse.Namespace) -> int:
 
     async def reset(session: AsyncSession) -> None:
         account = await accounts.by_username(session, SHELL, args.username)
-        generated = await accounts.reset_password(session, SHELL, account.id, body)
+        generated = await accounts.reset_password(session, SHELL, account.id, body, rooms=None)
         if generated:
             print(f"New password for {args.username!r} (shown this once; give it to them privately): {generated}")
         print(f"The password of {args.username!r} was reset, and its sessions have ended. It is temporary: "

@@ -17,14 +17,12 @@ from aiohttp import WSMsgType, web
 
 from . import logcontext
 from .errors import (
+    BARRED,
     Abuse,
     AlreadyJoined,
     CloseCode,
-    ConsentWithdrawn,
     HeartbeatTimeout,
-    InvitationRevoked,
     JoinTimeout,
-    NoLongerParticipant,
     NotAllowed,
     NotJoined,
     RateLimited,
@@ -271,7 +269,7 @@ class SignalingConnection:
         claims = self.gate.verify(message.token)
         if claims.room != self.room_id:
             raise WrongRoom("This room token is for another consultation.")
-        await self.gate.check(claims.identity, claims.invitation)
+        await self.gate.check(claims.identity, claims.invitation, claims.generation)
         history = await self.gate.shows_history(claims.identity)
         self.resume_secret = secrets.token_urlsafe(24)
         self.joining_afresh = not message.resume
@@ -303,8 +301,8 @@ class SignalingConnection:
         the room before the join was there to be sent away. Whatever bars them from now on is seen here, or its
         own expulsion comes after the join. Never raises."""
         try:
-            await self.gate.check(claims.identity, claims.invitation)
-        except (InvitationRevoked, ConsentWithdrawn, NoLongerParticipant) as barred:
+            await self.gate.check(claims.identity, claims.invitation, claims.generation)
+        except BARRED as barred:
             await self.hub.tell(self.room_id, Expelling(identity=claims.identity, reason=barred.code,
                                                         invitation=claims.invitation))  # (retried if the bus is away)
         except Exception:  # the gate cannot answer now (its database): they passed it a moment ago
@@ -319,7 +317,7 @@ class SignalingConnection:
             return Admitting(by=host, participant_id=participant_id)  # the room answers unknown-participant
         try:
             await self.gate.check(waiting.identity, waiting.invitation)
-        except (InvitationRevoked, ConsentWithdrawn, NoLongerParticipant) as barred:
+        except BARRED as barred:
             await self.hub.submit(self.room_id, Expelling(identity=waiting.identity, reason=barred.code,
                                                           invitation=waiting.invitation), conn=self.conn)
             raise NotAllowed(f"{waiting.participant.name} can no longer be admitted: {barred.message}") from None

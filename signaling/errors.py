@@ -34,8 +34,8 @@ class CloseCode(enum.IntEnum):
     BAD_REQUEST = 4400, "`join` with another protocol version", True
     UNAUTHENTICATED = 4401, "the room token is forged, expired, or not a room token", True
     FORBIDDEN = (4403, "the room token is for another consultation; turned away from the lobby (`denied`), "
-                 "removed (`removed`), the invitation revoked, the video consent withdrawn, or no longer a "
-                 "participant", True)
+                 "removed (`removed`), the invitation revoked, the video consent withdrawn, no longer a "
+                 "participant, or the account's session ended", True)
     TIMEOUT = 4408, "no sign of life within the heartbeat timeout, or no valid `join` in time", False
     ROOM_FULL = 4409, "joining a full room or a full lobby", True
     REPLACED = 4410, "the same participant resumed, or the same identity joined, on a newer socket", True
@@ -86,6 +86,8 @@ class ErrorCode(enum.Enum):
     NOT_A_PARTICIPANT = ("not-a-participant", CloseCode.FORBIDDEN,
                          "`join` by a clinician taken off the consultation (an appointment moved to another "
                          "specialist) or whose account was disabled after their room token was issued")
+    SESSION_ENDED = ("session-ended", CloseCode.FORBIDDEN,
+                     "`join` with a room token issued before the clinician's password was reset or changed")
     ROOM_FULL = "room-full", CloseCode.ROOM_FULL, "joining a full room or a full lobby"
     TIMEOUT = "timeout", CloseCode.TIMEOUT, "no sign of life within the heartbeat timeout"
     JOIN_TIMEOUT = "join-timeout", CloseCode.TIMEOUT, "no valid `join` within 10 s of opening the socket"
@@ -209,6 +211,17 @@ class NoLongerParticipant(SignalingError):
     issued."""
 
     kind = ErrorCode.NOT_A_PARTICIPANT
+
+
+class SessionEnded(SignalingError):
+    """The clinician's password was reset (or changed) after their room token was issued: the session that
+    token came from has ended."""
+
+    kind = ErrorCode.SESSION_ENDED
+
+
+# Why the server's gate may bar someone it let in before (``Gate.check``): each sends them out of the room.
+BARRED = (InvitationRevoked, ConsentWithdrawn, NoLongerParticipant, SessionEnded)
 
 
 class RoomFull(SignalingError):

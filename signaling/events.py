@@ -134,12 +134,13 @@ class Removing(_Event):
 
 class Expelling(_Event):
     """Everyone in the room with this identity must go, now: they withdrew their consent to the video
-    visit, (only those who came in by it) their ``invitation`` was revoked, or a clinician was taken off
-    the consultation. Appended by the server, never by a participant's message."""
+    visit, (only those who came in by it) their ``invitation`` was revoked, a clinician was taken off
+    the consultation, or an administrator reset their password. Appended by the server, never by a
+    participant's message."""
 
     kind: Literal["expel"] = "expel"
     identity: str
-    reason: Literal["invitation-revoked", "consent-withdrawn", "not-a-participant"]
+    reason: Literal["invitation-revoked", "consent-withdrawn", "not-a-participant", "session-ended"]
     invitation: int | None = None
 
 

@@ -13,10 +13,11 @@ class Gate(Protocol):
         """The claims of a room token this deployment issued; raises ``InvalidToken`` otherwise."""
         ...
 
-    async def check(self, identity: str, invitation: int | None) -> None:
-        """Raises a ``SignalingError`` that closes the socket (``InvitationRevoked``, ``ConsentWithdrawn``)
-        while ``identity`` may not be in the room; asked when they join and again when a host admits them,
-        since a room token outlives the invitation or consent it was issued under."""
+    async def check(self, identity: str, invitation: int | None, generation: int | None = None) -> None:
+        """Raises one of ``errors.BARRED``, which closes the socket, while ``identity`` may not be in the room;
+        asked when they join and again when a host admits them, since a room token outlives the invitation,
+        consent, participation or session it was issued under. ``generation`` is the token's (a clinician's
+        session generation when it was issued), None when a host admits them (the room keeps no token)."""
         ...
 
     async def shows_history(self, identity: str) -> bool:

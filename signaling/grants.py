@@ -57,6 +57,9 @@ class RoomClaims(pydantic.BaseModel):
     patient_consent_id: int | None = None
     device_check: DeviceCheck | None = None  # a patient's device check, for the doctor admitting them
     invitation: int | None = None  # the invitation link a patient came in by (revoking it expels them)
+    # A clinician's session generation when the token was issued: the server's gate refuses the token once the
+    # account has moved on (its password reset or changed since), as it refuses the session it came from.
+    generation: int | None = None
 
     @property
     def is_guest(self) -> bool:

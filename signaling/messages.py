@@ -244,7 +244,7 @@ class ParticipantLeft(_Message):
     type: Literal["participant-left"] = "participant-left"
     participant_id: str
     reason: Literal["left", "timeout", "removed", "node-lost", "consent-withdrawn", "invitation-revoked",
-                    "not-a-participant", "replaced"] = "left"
+                    "not-a-participant", "session-ended", "replaced"] = "left"
 
 
 class ParticipantReconnecting(_Message):

@@ -357,6 +357,7 @@ class Room(MediaRules):
         "invitation-revoked": "Your invitation to this consultation was withdrawn.",
         "consent-withdrawn": "You withdrew your consent to the video consultation, so you have left it.",
         "not-a-participant": "You are no longer a participant of this consultation.",
+        "session-ended": "Your session has ended: your password was reset. Please log in again.",
     }
 
     def _on_Expelling(self, event: Expelling, seq: int) -> list[Effect]:

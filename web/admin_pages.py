@@ -272,7 +272,8 @@ async def user_password(request: web.Request) -> web.Response:
     try:
         body = parse_form({"password": _chosen_password(form)}, PasswordReset)  # as the API's
         async with request.app[DATABASE].session() as session:
-            generated = await accounts.reset_password(session, caller(request).principal, user_id, body)
+            generated = await accounts.reset_password(session, caller(request).principal, user_id, body,
+                                                      rooms=request.app[ROOMS])
     except TelemedError as exc:
         return await _account_page(request, user_id, failure=FormError(request, exc), status=exc.status)
     if generated is None:

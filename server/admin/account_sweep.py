@@ -1,13 +1,18 @@
-"""Calls that outlive their account. Disabling an account on a page or through the API sends it out of the
-rooms it is in at once; the console (``telemed user disable``) runs in a process of its own, which reaches no
-room. So each node looks, every ``TELEMED_ACCOUNT_SWEEP_SECONDS``, for the clinicians in its rooms whose
-account is disabled or gone, and sends them out as the page would (``not-a-participant``)."""
+"""Calls that outlive their account's session. Disabling an account or resetting its password on a page or
+through the API sends it out of the rooms it is in at once; the console (``telemed user disable``,
+``reset-password``) runs in a process of its own, which reaches no room. So each node looks, every
+``TELEMED_ACCOUNT_SWEEP_SECONDS``, for the clinicians in its rooms whose account is disabled or gone, and sends
+them out as the page would (``not-a-participant``), and for those whose password an administrator reset and
+who have not set their own yet (``session-ended``): while that password stands no room token can be issued to
+them (``identity/auth.py`` sends them to change it first), so they are in the call on a session that has ended.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Literal
 
 from sqlmodel import col, select
 
@@ -25,22 +30,25 @@ USER = "user:"
 
 async def sweep(database: Database, here: dict[str, set[str]], rooms: RoomNotifier) -> set[int]:
     """Send out of their rooms the clinicians of ``here`` (identity -> the rooms it is in on this node) whose
-    account is no longer active; their ids."""
+    account is no longer active, or whose session ended with a reset of their password; their ids."""
     users = {int(identity.removeprefix(USER)): identity for identity in here
              if identity.startswith(USER) and identity.removeprefix(USER).isdigit()}
     if not users:
         return set()  # (no query while only patients, or nobody, are here)
     async with database.session() as session:
-        active = set((await session.exec(select(User.id).where(
+        standing = dict((await session.exec(select(User.id, User.must_change_password).where(
             col(User.id).in_(users), col(User.is_active).is_(True)))).all())
-    gone = set(users) - active
-    for user_id in sorted(gone):
+    reasons: dict[int, Literal["not-a-participant", "session-ended"]] = {
+        **{user_id: "not-a-participant" for user_id in set(users) - set(standing)},
+        **{user_id: "session-ended" for user_id, reset in standing.items() if reset}}
+    for user_id, reason in sorted(reasons.items()):
         identity = users[user_id]
-        log.info("%s is in a call with an account that is disabled or gone; sending it out", identity)
-        expel = Expelling(identity=identity, reason="not-a-participant")
+        log.info("%s is in a call with an account that is disabled, gone or reset (%s); sending it out",
+                 identity, reason)
+        expel = Expelling(identity=identity, reason=reason)
         await asyncio.gather(*(rooms.tell(consultation_of_room(room_id), expel)
                                for room_id in sorted(here[identity]) if room_id.startswith(ROOM_PREFIX)))
-    return gone
+    return set(reasons)
 
 
 async def run(database: Database, here: Callable[[], dict[str, set[str]]], rooms: RoomNotifier,
@@ -53,4 +61,4 @@ async def run(database: Database, here: Callable[[], dict[str, set[str]]], rooms
             await sweep(database, here(), rooms)
         except Exception as exc:
             if not database.down(exc):
-                log.exception("the sweep for disabled accounts in calls failed; trying again in %.0f s", every)
+                log.exception("the sweep for disabled or reset accounts in calls failed; trying again in %.0f s", every)

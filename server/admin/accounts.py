@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import col, func, or_, select
@@ -375,9 +375,15 @@ async def disable(session: AsyncSession, who: Principal, user_id: int, *, rooms:
     audit.with_commit(session, audit.Entry(actor(who), "account.disabled", subject=f"user:{user_id}"))
     await session.commit()
     if rooms is not None:
-        expel = Expelling(identity=f"user:{user_id}", reason="not-a-participant")
-        await asyncio.gather(*(rooms.tell(c, expel) for c in await _rooms_open_to(session, user_id)))
+        await _send_out(session, rooms, user_id, "not-a-participant")
     return (await describe(session, [user]))[0]
+
+
+async def _send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int,
+                    reason: Literal["not-a-participant", "session-ended"]) -> None:
+    """Send the user out of every consultation's room they may be in now."""
+    expel = Expelling(identity=f"user:{user_id}", reason=reason)
+    await asyncio.gather(*(rooms.tell(c, expel) for c in await _rooms_open_to(session, user_id)))
 
 
 ROOM_REACH = timedelta(days=1)  # a room opens and closes well within this of its consultation's planned start
@@ -407,10 +413,12 @@ async def enable(session: AsyncSession, who: Principal, user_id: int) -> Account
     return (await describe(session, [user]))[0]
 
 
-async def reset_password(session: AsyncSession, who: Principal, user_id: int, body: PasswordReset) -> str | None:
+async def reset_password(session: AsyncSession, who: Principal, user_id: int, body: PasswordReset, *,
+                         rooms: RoomNotifier | None) -> str | None:
     """Give the account a new password (the one sent, or a generated one, which is returned to be shown once)
-    and end its sessions. The password is temporary: its user must set their own at the next login. The audit
-    entry says whether it was generated, never what it is."""
+    and end its sessions, a call it is in too (``session-ended``, given the ``rooms`` to tell; the shell has
+    none, and each node's ``account_sweep`` sends it out). The password is temporary: its user must set their
+    own at the next login. The audit entry says whether it was generated, never what it is."""
     require_administrator(who)
     user = await _user(session, user_id)
     generated = None if body.password else generate_password()
@@ -421,5 +429,7 @@ async def reset_password(session: AsyncSession, who: Principal, user_id: int, bo
     audit.with_commit(session, audit.Entry(actor(who), "account.password_reset", subject=f"user:{user_id}",
                                            detail={"generated": generated is not None}))
     await session.commit()
+    if rooms is not None:
+        await _send_out(session, rooms, user_id, "session-ended")
     return generated
 

@@ -107,12 +107,13 @@ async def enable_account(request: web.Request) -> web.Response:
 @answers(accounts.GeneratedPassword)
 @accepts(PasswordReset)
 async def reset_password(request: web.Request) -> web.Response:
-    """A new password for the account, which ends its sessions. Without a ``password`` one is generated and
-    returned in ``password``, this once."""
+    """A new password for the account, which ends its sessions, and sends it away from any consultation's room
+    it is in (``session-ended``). Without a ``password`` one is generated and returned in ``password``, this
+    once."""
     body = await parse_body(request, PasswordReset)
     async with request.app[DATABASE].session() as session:
         generated = await accounts.reset_password(session, caller(request).principal, path_id(request, "user_id"),
-                                                  body)
+                                                  body, rooms=request.app[ROOMS])
     return json_response(accounts.GeneratedPassword(password=generated))
 
 

@@ -71,7 +71,7 @@ async def issue_room_token(request: web.Request) -> web.Response:
         identity=identity, room=room_id_for(view.consultation.id), name=user.display_name,
         role=user.role.value, user_id=user.id, grants=HOST if can_host(caller(request).principal) else GUEST,
         consent_id=consent_id, patient=patient,
-        patient_consent_id=patient_consent))
+        patient_consent_id=patient_consent, generation=user.session_generation))
 
 
 @routes.get("/api/consultations/{consultation_id}/signaling")

@@ -1,14 +1,15 @@
 """The server's side of signaling's ``Gate``: room tokens are verified with this deployment's keys, and a
 patient is let into the room (and admitted from its lobby) only while their invitation and their consent
-to the video visit stand, a clinician only while they are one of the consultation's participants and their
-account is active, however fresh their room token; and a clinician is shown the chat said before they came
-only while the patient's records are not withheld from their hospital."""
+to the video visit stand, a clinician only while they are one of the consultation's participants, their
+account is active and the session their room token came from stands, however fresh the token; and a
+clinician is shown the chat said before they came only while the patient's records are not withheld from
+their hospital."""
 
 from __future__ import annotations
 
 import logging
 
-from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked, NoLongerParticipant
+from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked, NoLongerParticipant, SessionEnded
 from signaling.grants import RoomClaims
 
 from ..audit import trail as audit
@@ -50,9 +51,9 @@ class RoomGate:
             await audit.record(self.database, actor=entry.actor, action=entry.action,
                                consultation_id=entry.consultation_id, subject=entry.subject, detail=entry.detail)
 
-    async def check(self, identity: str, invitation: int | None) -> None:
+    async def check(self, identity: str, invitation: int | None, generation: int | None = None) -> None:
         if invitation is None:
-            await self._still_participant(identity)
+            await self._still_participant(identity, generation)
             return
         async with self.database.session() as session:
             link = await session.get(PatientInvitation, invitation)
@@ -85,9 +86,13 @@ class RoomGate:
             return False
         return not view.withheld
 
-    async def _still_participant(self, identity: str) -> None:
+    async def _still_participant(self, identity: str, generation: int | None) -> None:
         """A clinician's room token is only issued to participants and lasts minutes; one taken off the
-        consultation since (an appointment moved to another specialist), or disabled, is not let in with it."""
+        consultation since (an appointment moved to another specialist), or disabled, is not let in with it,
+        nor with a token of an earlier session generation (``generation``, the token's) than the account's:
+        its password was reset or changed since. Admitting from the lobby asks without a generation: then a
+        password an administrator set and the user has not replaced yet says the same (while it stands, no
+        room token can be issued to them: ``identity/auth.py`` sends them to change it first)."""
         kind, _, number = identity.partition(":")
         if kind != "user" or not number.isascii() or not number.isdigit():
             return
@@ -104,3 +109,5 @@ class RoomGate:
             return
         if user is None or not user.is_active:
             raise NoLongerParticipant("You are no longer a participant of this consultation.")
+        if user.must_change_password or generation not in (None, user.session_generation):
+            raise SessionEnded("Your session has ended: your password was reset or changed. Please log in again.")

@@ -23,7 +23,7 @@ def room_token(keys: KeyRing, issuer: str, claims: RoomClaims, *, ttl: int = ROO
                      grants=claims.grants.model_dump(), consent_id=claims.consent_id, patient=claims.patient,
                      patient_consent_id=claims.patient_consent_id,
                      device_check=claims.device_check.model_dump() if claims.device_check else None,
-                     invitation=claims.invitation)
+                     invitation=claims.invitation, generation=claims.generation)
         .to_jwt(keys)
     )
 
@@ -36,6 +36,7 @@ def verify_room_token(keys: KeyRing, issuer: str, token: str) -> RoomClaims:
                           user_id=payload.get("user_id"), grants=Grants.model_validate(payload["grants"]),
                           consent_id=payload.get("consent_id"), patient=payload.get("patient"),
                           patient_consent_id=payload.get("patient_consent_id"),
-                          device_check=payload.get("device_check"), invitation=payload.get("invitation"))
+                          device_check=payload.get("device_check"), invitation=payload.get("invitation"),
+                          generation=payload.get("generation"))
     except (KeyError, pydantic.ValidationError):
         raise Unauthenticated("The room token lacks the room, name or grants.", code="token-invalid") from None

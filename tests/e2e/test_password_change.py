@@ -29,8 +29,9 @@ async def _log_in(page: Page, base: str, t, username: str, password: str) -> Non
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_reset_login_forced_change_dashboard(client: TestClient, browser: Browser, locale: str) -> None:
     """In English and in Chinese: a doctor logging in with the password an administrator reset must first set their
-    own, and another page leads back there; a too-short one is refused beside the field; the new one reaches the
-    dashboard; a later change asks for the current password; each page passes axe-core."""
+    own, and another page leads back there; a too-short one is refused beside the field; the new one goes on to the
+    page asked for on the way, and the dashboard opens; a later change asks for the current password; each page
+    passes axe-core."""
     t = translations(locale).gettext
     base = str(client.make_url("")).rstrip("/")
     admin = await (await browser.new_context(locale=locale)).new_page()
@@ -60,6 +61,8 @@ async def test_reset_login_forced_change_dashboard(client: TestClient, browser: 
     await doctor.locator("input[name=new_password]").fill("li-own-password-1")
     await doctor.locator("input[name=new_password_again]").fill("li-own-password-1")
     await doctor.get_by_role("button", name=t("Change password")).click()
+    await expect(doctor).to_have_url(f"{base}/patients")  # the page asked for on the way
+    await doctor.goto(f"{base}/")
     await expect(doctor.get_by_role("heading", name=t("My consultations"))).to_be_visible()
     await checked(doctor, f"password-dashboard-{locale}")
 

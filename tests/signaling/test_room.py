@@ -180,6 +180,9 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
         # a clinician taken off the consultation (its appointment moved to another specialist)
         ((DOC, SPEC), Expelling(identity="id:s", reason="not-a-participant"),
          [("s", "removed", None), ("close", "s", 4403), ("d", "participant-left", ("s", "not-a-participant"))]),
+        # a clinician whose password an administrator reset
+        ((DOC, SPEC), Expelling(identity="id:s", reason="session-ended"),
+         [("s", "removed", None), ("close", "s", 4403), ("d", "participant-left", ("s", "session-ended"))]),
         # revoking one invitation expels only whoever came in by it, not the same patient by another link
         ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=2), []),
         ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=1),

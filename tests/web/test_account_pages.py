@@ -31,7 +31,7 @@ def _error(page: str, field: str) -> str:
 async def _reset(client: TestClient, username: str) -> None:
     async with client.app[DATABASE].session() as session:
         user = (await session.exec(select(User).where(User.username == username))).one()
-        await admin_accounts.reset_password(session, SHELL, user.id, PasswordReset(password=TEMPORARY))
+        await admin_accounts.reset_password(session, SHELL, user.id, PasswordReset(password=TEMPORARY), rooms=None)
 
 
 async def test_after_a_reset_every_page_leads_to_the_change_first(client: TestClient) -> None:
@@ -42,7 +42,7 @@ async def test_after_a_reset_every_page_leads_to_the_change_first(client: TestCl
     assert (await form_login(client, "dr.li", password=TEMPORARY)).status == 303
     for path in ("/", "/referrals", "/consultations", "/patients/new", "/notifications"):
         answer = await client.get(path, allow_redirects=False, headers=EN)
-        assert (answer.status, answer.headers.get("Location")) == (303, "/account/password"), path
+        assert (answer.status, answer.headers.get("Location")) == (303, f"/account/password?next={path}"), path
     for headers in (bearer, {}):  # by token, and by the session cookie
         refused = await client.get("/api/consultations", headers=headers)
         assert refused.status == 403 and (await refused.json())["error"]["code"] == "password-change-required"
@@ -72,6 +72,30 @@ async def test_after_a_reset_every_page_leads_to_the_change_first(client: TestCl
     async with client.app[DATABASE].session() as session:
         entries = (await session.exec(select(AuditEvent).where(AuditEvent.action == "account.password_changed"))).all()
     assert [(e.actor, audit.to_json(e)["detail"]) for e in entries] == [("user:1", {"temporary": True})]
+
+
+async def test_a_forced_change_goes_on_to_the_page_asked_for(client: TestClient) -> None:
+    """Guards the way back after a reset (a clinician sent out of a call logs in again on the way to its room): the
+    page asked for with a temporary password is carried through the change (``next``) and opened after it, and
+    only a path of this site is (an open redirect would let a phishing link borrow the change)."""
+    await _reset(client, "dr.li")
+    assert (await form_login(client, "dr.li", password=TEMPORARY)).status == 303
+    sent = await client.get("/consultations/1?tab=chat", allow_redirects=False, headers=EN)
+    assert sent.status == 303 and sent.headers["Location"].startswith("/account/password?next=")
+    page = await (await client.get(sent.headers["Location"], headers=EN)).text()
+    assert 'name="next" value="/consultations/1?tab=chat"' in page.replace("&amp;", "&")
+    offsite = await (await client.get("/account/password?next=//evil.example/x", headers=EN)).text()
+    assert 'name="next" value="/"' in offsite
+    refused = await client.post("/account/password", allow_redirects=False, headers=EN,
+                                data={"new_password": "my-own-password", "new_password_again": "my-own-password",
+                                      "next": "/\\evil.example/x"})
+    assert (refused.status, refused.headers["Location"]) == (303, "/")
+    await _reset(client, "dr.li")
+    assert (await form_login(client, "dr.li", password=TEMPORARY)).status == 303
+    done = await client.post("/account/password", allow_redirects=False, headers=EN,
+                             data={"new_password": "my-own-password", "new_password_again": "my-own-password",
+                                   "next": "/consultations/1?tab=chat"})
+    assert (done.status, done.headers["Location"]) == (303, "/consultations/1?tab=chat")
 
 
 async def test_a_new_account_sets_its_own_password_at_the_first_login(client: TestClient) -> None:

@@ -1,5 +1,5 @@
-"""A node's sweep for clinicians in its calls whose account was disabled where no room could be told (the
-console): they are sent out of the call, and no one else is."""
+"""A node's sweep for clinicians in its calls whose account was disabled, or whose password was reset, where no
+room could be told (the console): they are sent out of the call, and no one else is."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from server.admin import SHELL, account_sweep
 from server.admin import accounts as account_service
+from server.admin.inputs import PasswordReset
 from server.db import Database
 from server.models import User
 from server.settings import Settings
@@ -37,19 +38,23 @@ async def _user_id(database: Database, username: str) -> int:
     return user.id
 
 
-async def test_only_disabled_or_missing_accounts_are_sent_out_of_their_rooms(database: Database) -> None:
+async def test_only_disabled_missing_or_reset_accounts_are_sent_out_of_their_rooms(database: Database) -> None:
     """Of the identities in this node's rooms, a disabled clinician is sent out of each consultation room he is
-    in, and an id with no account too; an active clinician, a patient and a guest are left where they are."""
-    wang, li = await _user_id(database, "dr.wang"), await _user_id(database, "dr.li")
+    in, and an id with no account too (`not-a-participant`), and a clinician whose password was reset and not yet
+    replaced (`session-ended`); an active clinician, a patient and a guest are left where they are."""
+    wang, li, zhou = (await _user_id(database, "dr.wang"), await _user_id(database, "dr.li"),
+                      await _user_id(database, "dr.zhou"))
     async with database.session() as session:
         await account_service.disable(session, SHELL, wang, rooms=None)
+        await account_service.reset_password(session, SHELL, zhou, PasswordReset(), rooms=None)
     here = {f"user:{wang}": {"consultation:1", "consultation:3"}, f"user:{li}": {"consultation:1"},
-            "user:999999": {"consultation:2"}, "patient:1": {"consultation:1"}, "guest:7": {"consultation:1"}}
+            f"user:{zhou}": {"consultation:4"}, "user:999999": {"consultation:2"}, "patient:1": {"consultation:1"},
+            "guest:7": {"consultation:1"}}
     rooms = ToldRooms()
-    assert await account_sweep.sweep(database, here, rooms) == {wang, 999999}
-    assert sorted((room, event.identity) for room, event in rooms.told) == [  # type: ignore[attr-defined]
-        (1, f"user:{wang}"), (2, "user:999999"), (3, f"user:{wang}")]
-    assert {event.reason for _, event in rooms.told} == {"not-a-participant"}  # type: ignore[attr-defined]
+    assert await account_sweep.sweep(database, here, rooms) == {wang, zhou, 999999}
+    assert sorted((room, event.identity, event.reason) for room, event in rooms.told) == [  # type: ignore[attr-defined]
+        (1, f"user:{wang}", "not-a-participant"), (2, "user:999999", "not-a-participant"),
+        (3, f"user:{wang}", "not-a-participant"), (4, f"user:{zhou}", "session-ended")]
     assert {type(event) for _, event in rooms.told} == {Expelling}
     rooms.told.clear()
     assert await account_sweep.sweep(database, {f"user:{li}": {"consultation:1"}}, rooms) == set()
@@ -72,6 +77,28 @@ async def test_a_clinician_disabled_on_the_console_is_sent_out_of_the_call(tmp_p
         assert (await expect(wang, "removed"))["message"]
         await expect_closed(wang, 4403)
         assert (await expect(li, "participant-left"))["reason"] == "not-a-participant"
+        await li.send_json({"type": "chat", "text": "还在吗"})
+        assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
+        await li.close()
+
+
+async def test_a_clinician_whose_password_is_reset_on_the_console_is_sent_out_of_the_call(tmp_path: Path) -> None:
+    """Guards `telemed user reset-password` reaching a live call (the password may be known to someone else, who
+    must not stay in the call): within a sweep of the node (0.3 s here) dr.wang gets `removed` and his socket closes
+    (4403), dr.li sees him leave (`session-ended`) and stays in the call."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "0.3"}, data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        li = await connect(client, await room_token(client, "dr.li"))
+        await expect(li, "joined")
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        await expect(wang, "joined")
+        await expect(li, "participant-joined")
+        reset = await asyncio.to_thread(run, "user", "reset-password", "dr.wang", "--generate",
+                                        data_dir=settings.data_dir)
+        assert reset.returncode == 0, reset.stderr
+        assert (await expect(wang, "removed"))["message"]
+        await expect_closed(wang, 4403)
+        assert (await expect(li, "participant-left"))["reason"] == "session-ended"
         await li.send_json({"type": "chat", "text": "还在吗"})
         assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
         await li.close()

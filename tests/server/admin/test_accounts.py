@@ -181,7 +181,7 @@ async def test_reset_password_sets_a_new_one_and_ends_sessions(database: Databas
     li = await _user(database, "dr.li")
     async with database.session() as session:
         shown = await service.reset_password(session, admin, li.id, PasswordReset(password=None if generate
-                                                                                   else PASSWORD))
+                                                                                   else PASSWORD), rooms=None)
     new = shown if generate else PASSWORD
     assert (shown is not None) is generate
     after = await _user(database, "dr.li")
@@ -243,7 +243,7 @@ async def test_only_administrators_run_accounts(database: Database, username: st
     async with database.session() as session:
         for attempt in (service.search(session, who, AccountQuery()), service.get(session, who, li.id),
                         service.disable(session, who, li.id, rooms=None), service.enable(session, who, li.id),
-                        service.reset_password(session, who, li.id, PasswordReset())):
+                        service.reset_password(session, who, li.id, PasswordReset(), rooms=None)):
             with pytest.raises(Forbidden):
                 await attempt
     assert (await _user(database, "dr.li")).is_active

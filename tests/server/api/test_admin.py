@@ -164,6 +164,49 @@ async def test_a_disabled_account_is_sent_away_from_the_room_it_is_in(client: Te
     assert (await expect(again, "error"))["code"] == "not-a-participant"
 
 
+async def test_a_reset_password_sends_its_account_away_from_the_room_it_is_in(client: TestClient) -> None:
+    """Guards a password reset ending the call too, not only the HTTP sessions (an administrator resets a password
+    that may be known to someone else): dr.wang, in the demo consultation's room with dr.li, gets `removed` and his
+    socket closes (4403) the moment an administrator resets his password; dr.li sees him leave (`session-ended`)
+    and stays in the call; his room token, still unexpired, no longer lets him in (`session-ended`), and he gets a
+    new one only after he has logged in with the new password and replaced it with his own."""
+    admin = await login(client, "admin")
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    wang_token = await room_token(client, "dr.wang")
+    wang = await connect(client, wang_token)
+    await expect(wang, "joined")
+    await expect(li, "participant-joined")
+    wang_id = (await (await client.get("/api/me", headers=await login(client, "dr.wang"))).json())["id"]
+
+    reset = await client.post(f"/api/admin/accounts/{wang_id}/password", json={"password": "temporary-pass-1"},
+                              headers=admin)
+    assert reset.status == 200, await reset.text()
+    assert (await expect(wang, "removed"))["message"]
+    await expect_closed(wang, 4403)
+    assert (await expect(li, "participant-left"))["reason"] == "session-ended"
+    await li.send_json({"type": "chat", "text": "还在吗"})
+    assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
+    again = await connect(client, wang_token)
+    assert (await expect(again, "error"))["code"] == "session-ended"
+    await expect_closed(again, 4403)
+
+    temporary = await login(client, "dr.wang", "temporary-pass-1")
+    refused = await client.post("/api/consultations/1/room-token", headers=temporary)
+    assert refused.status == 403, await refused.text()
+    assert (await refused.json())["error"]["code"] == "password-change-required"
+    changed = await client.post("/api/me/password", json={"new_password": "his-own-pass-2"}, headers=temporary)
+    assert changed.status == 200, await changed.text()
+    own = {"Authorization": f"Bearer {(await changed.json())['access_token']}"}
+    issued = await client.post("/api/consultations/1/room-token", headers=own)
+    assert issued.status == 200, await issued.text()
+    back = await connect(client, (await issued.json())["token"])
+    await expect(back, "joined")
+    assert (await expect(li, "participant-joined"))["participant"]["name"]
+    await li.close()
+    await back.close()
+
+
 async def test_a_reset_password_logs_in_and_ends_the_old_sessions(client: TestClient) -> None:
     """A reset with no password chosen answers a generated one of at least 10 characters that logs in, while the old
     password and the open session stop working; a password the administrator chooses is not echoed back and logs in."""

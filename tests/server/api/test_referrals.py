@@ -440,8 +440,9 @@ async def test_a_move_that_lands_while_the_specialist_is_joining_still_sends_the
     checked = RoomGate.check
     moved: list[int] = []
 
-    async def check_then_move(gate: RoomGate, identity: str, invitation: int | None) -> None:
-        await checked(gate, identity, invitation)
+    async def check_then_move(gate: RoomGate, identity: str, invitation: int | None,
+                              generation: int | None = None) -> None:
+        await checked(gate, identity, invitation, generation)
         if not moved:  # the first check, of the join, passed: now the appointment moves
             answer = await client.put(f"/api/referrals/{referral['id']}/appointment", headers=coordinator, json={
                 "specialist_id": known["dr.zhou"], "starts_at": slot["starts_at"], "reason": "Dr Wang is away"})

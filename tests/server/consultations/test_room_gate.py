@@ -1,5 +1,6 @@
 """The room's gate for clinicians: a room token lets a clinician in only while they are one of the
-consultation's participants and active, and a database outage does not cost them their call."""
+consultation's participants and active and the session it came from stands, and a database outage does not cost
+them their call."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from server.consent import records as consents
 from server.consultations.room_gate import RoomGate
 from server.db import Database
 from server.models import Consent, ConsentPurpose, User
-from signaling.errors import NoLongerParticipant
+from signaling.errors import NoLongerParticipant, SessionEnded
 
 
 def _gate(client: TestClient, database: Database | None = None) -> RoomGate:
@@ -43,6 +44,34 @@ async def test_a_participant_passes_and_one_taken_off_or_disabled_does_not(clien
         await session.commit()
     with pytest.raises(NoLongerParticipant):
         await gate.check(f"user:{li.id}", None)
+
+
+async def test_a_token_of_an_ended_session_is_refused(client: TestClient) -> None:
+    """Guards a reset password ending what the session before it could do in a room: dr.li's room token of the
+    account's generation passes, one of an earlier generation (issued before her password was reset or changed)
+    is refused `session-ended`, and one without a generation (older tokens) passes while her password is her own;
+    while a password an administrator set stands (she has not replaced it yet), she is refused with or without a
+    generation, as when a host admits her from the lobby (the room keeps no token)."""
+    gate = _gate(client)
+    li = await _user(client, "dr.li")
+    await gate.check(f"user:{li.id}", None, li.session_generation)
+    async with client.app[DATABASE].session() as session:
+        row = await session.get(User, li.id)
+        assert row is not None
+        row.session_generation += 1
+        await session.commit()
+    with pytest.raises(SessionEnded):
+        await gate.check(f"user:{li.id}", None, li.session_generation)
+    await gate.check(f"user:{li.id}", None, li.session_generation + 1)
+    await gate.check(f"user:{li.id}", None)
+    async with client.app[DATABASE].session() as session:
+        row = await session.get(User, li.id)
+        assert row is not None
+        row.must_change_password = True
+        await session.commit()
+    for generation in (None, li.session_generation + 1):
+        with pytest.raises(SessionEnded):
+            await gate.check(f"user:{li.id}", None, generation)
 
 
 async def test_a_database_outage_lets_a_clinician_in_on_their_token(client: TestClient,

@@ -14,15 +14,16 @@ import { SignalingSession } from "./signaling.js";
 /**
  * @typedef {import("./signaling.js").Participant} Participant
  * @typedef {import("./signaling.js").MediaState} MediaState
- * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"not-a-participant"|"room-closed"} CallState
+ * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"not-a-participant"|"session-ended"|"room-closed"} CallState
  * @typedef {{pc: RTCPeerConnection, participant: Participant, polite: boolean, makingOffer: boolean,
  *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream,
  *            videoWish: Promise<void>}} Peer   videoWish: our video's encodings being turned off or on, one at a time
  */
 
 /** Why the server may send someone away for good: a host removed them, they withdrew their consent to
- * the video visit, or their invitation was revoked. Each is a final state of the call. */
-const GONE = ["removed", "consent-withdrawn", "invitation-revoked", "not-a-participant"];
+ * the video visit, their invitation was revoked, they were taken off the consultation (or their account
+ * disabled), or their password was reset. Each is a final state of the call. */
+const GONE = ["removed", "consent-withdrawn", "invitation-revoked", "not-a-participant", "session-ended"];
 /** Every state the call ends in for good: nothing after it changes the state. */
 const ENDINGS = ["ended", "denied", "failed", "room-closed", ...GONE];
 
@@ -149,6 +150,8 @@ export class ConsultationCall {
       else if (GONE.includes(reason) || reason === "room-closed") this._setState(/** @type {CallState} */ (reason));
       else if (code !== CLOSE.NORMAL) this._setState("failed");
       this._endMedia();
+      // Sent away for good: the camera and the microphone (and a shared screen) are let go, as hanging up does.
+      if (ENDINGS.includes(this.state)) this._releaseDevices();
     };
     this.signaling.start();
   }
@@ -248,9 +251,13 @@ export class ConsultationCall {
   hangUp() {
     this.signaling.close();
     this._endMedia();
+    this._releaseDevices();
+    this._setState("ended");
+  }
+
+  _releaseDevices() {
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
     this.screen?.stop();
-    this._setState("ended");
   }
 
   /** @param {Partial<MediaState>} change */

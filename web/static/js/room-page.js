@@ -43,11 +43,12 @@ const FINAL_REFUSALS = {
   [API_ERRORS.ROOM_CLOSED]: "room-closed",
   [API_ERRORS.LINK_REVOKED]: "invitation-revoked",
   [API_ERRORS.CONSENT_REQUIRED]: "consent-withdrawn",
+  [API_ERRORS.SESSION_ENDED]: "session-ended",
   ...(config.guest ? { [API_ERRORS.LINK_CLOSED]: "room-closed", [API_ERRORS.TOKEN_EXPIRED]: "room-closed",
                       [API_ERRORS.LINK_LOCKED]: "invitation-revoked" } : {}),
 };
 const ENDED = ["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked", "not-a-participant",
-  "room-closed"];
+  "session-ended", "room-closed"];
 
 /** @param {string} state */
 function showState(state) {
@@ -56,6 +57,7 @@ function showState(state) {
   $("lobby-notice").hidden = state !== "lobby";
   $("room-not-open").hidden = state !== "not-open";
   if (state === "room-closed") showClosed();
+  if (state === "session-ended") showSessionEnded();
   if (ENDED.includes(state)) endControls(state === "ended");
 }
 
@@ -64,6 +66,17 @@ function showClosed() {
   countdown.abort();
   $("room-closed").hidden = false;
   $("room-not-open").hidden = true;
+  leaveStage();
+}
+
+/** The session this page was opened in has ended (the password was reset): nothing of the call stays on the
+ * screen, only the way back in, logging in again. */
+function showSessionEnded() {
+  $("session-ended").hidden = false;
+  leaveStage();
+}
+
+function leaveStage() {
   $("stage").hidden = true;
   $("chat-panel").hidden = true;
   for (const track of localStream?.getTracks() ?? []) track.stop();
