@@ -1,20 +1,37 @@
-"""A clinician in a call whose password an administrator resets, in real Chromium, in English and in Chinese: the
-room page says their session has ended, in their language, and offers the way back (log in again, then the
-room)."""
+"""A clinician in a call whose password an administrator resets, or whose session ends on this browser (it expires,
+or is logged out in another tab), in real Chromium, in English and in Chinese: the room page says their session
+has ended and why, in their language, and offers the way back (log in again, then the room)."""
 
 from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from server.i18n import translations
+from server.identity.auth import COOKIE_NAME
 
 from ..conftest import login
 from .conftest import checked, screenshot
 
 pytestmark = pytest.mark.e2e
 TEMPORARY = "temporary-pass-1"
+
+
+async def _in_the_room(browser: Browser, base: str, locale: str) -> Page:
+    """dr.li logged in through the form, in the demo consultation's room (alone: waiting for the others)."""
+    t = translations(locale).gettext
+    page = await (await browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})).new_page()
+    page.on("pageerror", lambda error: print(f"[dr.li] page error: {error}"))
+    await page.goto(f"{base}/login")
+    await page.locator("input[name=username]").fill("dr.li")
+    await page.locator("input[name=password]").fill("telemed-demo")
+    await page.get_by_role("button", name=t("Log in")).click()
+    await expect(page.get_by_role("heading", name=t("My consultations"))).to_be_visible()
+    await page.goto(f"{base}/consultations/1")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "waiting")
+    await expect(page.locator("#session-ended")).to_be_hidden()
+    return page
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
@@ -27,17 +44,8 @@ async def test_a_reset_password_ends_the_call_with_the_way_back(client: TestClie
     back to the room; the page passes axe-core and fits a 390 px phone."""
     t = translations(locale).gettext
     base = str(client.make_url("")).rstrip("/")
-    page = await (await browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})).new_page()
-    page.on("pageerror", lambda error: print(f"[dr.li] page error: {error}"))
-    await page.goto(f"{base}/login")
-    await page.locator("input[name=username]").fill("dr.li")
-    await page.locator("input[name=password]").fill("telemed-demo")
-    await page.get_by_role("button", name=t("Log in")).click()
-    await expect(page.get_by_role("heading", name=t("My consultations"))).to_be_visible()
-    await page.goto(f"{base}/consultations/1")
+    page = await _in_the_room(browser, base, locale)
     state = page.locator("#connection-state")
-    await expect(state).to_have_attribute("data-state", "waiting")
-    await expect(page.locator("#session-ended")).to_be_hidden()
 
     me = await client.get("/api/me", headers=await login(client, "dr.li"))
     reset = await client.post(f"/api/admin/accounts/{(await me.json())['id']}/password",
@@ -70,5 +78,39 @@ async def test_a_reset_password_ends_the_call_with_the_way_back(client: TestClie
     await page.locator("input[name=new_password]").fill("her-own-pass-2")
     await page.locator("input[name=new_password_again]").fill("her-own-pass-2")
     await page.get_by_role("button", name=t("Change password")).click()
+    await expect(page).to_have_url(f"{base}/consultations/1")
+    await expect(state).to_have_attribute("data-state", "waiting")
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+async def test_a_session_logged_out_elsewhere_ends_the_call_at_its_next_reconnect(client: TestClient, browser: Browser,
+                                                                                  locale: str) -> None:
+    """Guards a clinician whose session on this browser ended while the call went on (logged out in another tab,
+    or expired after a shift): the call itself goes on, but when its connection drops the room token is refused
+    (401), and instead of reconnecting for ever the page says in her language that she is no longer logged in,
+    lets go of the camera and offers *Log in again*, which leads to the login page and back to the room."""
+    t = translations(locale).gettext
+    base = str(client.make_url("")).rstrip("/")
+    page = await _in_the_room(browser, base, locale)
+    state = page.locator("#connection-state")
+    [session] = [c for c in await page.context.cookies() if c["name"] == COOKIE_NAME]
+    out = await client.post("/api/auth/logout", headers={"Authorization": f"Bearer {session['value']}"})
+    assert out.status == 200, await out.text()
+    await page.evaluate("window.telemedCall.signaling.dropConnection()")
+
+    await expect(state).to_have_attribute("data-state", "logged-out")
+    await expect(state).to_have_text(t("You are no longer logged in"))
+    ended = page.locator("#session-ended")
+    await expect(ended.locator("#session-ended-logged-out")).to_be_visible()
+    await expect(ended.locator("#session-ended-reset")).to_be_hidden()
+    await expect(page.locator("#stage")).to_be_hidden()
+    assert await page.evaluate("window.telemedCall.localStream.getTracks().every((t) => t.readyState === 'ended')")
+    await checked(page, f"room-logged-out-{locale}")
+
+    await ended.get_by_role("link", name=t("Log in again")).click()
+    await expect(page.get_by_text(t("Please log in to continue."))).to_be_visible()
+    await page.locator("input[name=username]").fill("dr.li")
+    await page.locator("input[name=password]").fill("telemed-demo")
+    await page.get_by_role("button", name=t("Log in")).click()
     await expect(page).to_have_url(f"{base}/consultations/1")
     await expect(state).to_have_attribute("data-state", "waiting")

@@ -14,7 +14,7 @@ import { SignalingSession } from "./signaling.js";
 /**
  * @typedef {import("./signaling.js").Participant} Participant
  * @typedef {import("./signaling.js").MediaState} MediaState
- * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"not-a-participant"|"session-ended"|"room-closed"} CallState
+ * @typedef {"idle"|"connecting"|"not-open"|"lobby"|"waiting"|"connected"|"reconnecting"|"failed"|"ended"|"denied"|"removed"|"consent-withdrawn"|"invitation-revoked"|"not-a-participant"|"session-ended"|"logged-out"|"room-closed"} CallState
  * @typedef {{pc: RTCPeerConnection, participant: Participant, polite: boolean, makingOffer: boolean,
  *            ignoreOffer: boolean, pendingCandidates: RTCIceCandidateInit[], stream: MediaStream,
  *            videoWish: Promise<void>}} Peer   videoWish: our video's encodings being turned off or on, one at a time
@@ -22,8 +22,10 @@ import { SignalingSession } from "./signaling.js";
 
 /** Why the server may send someone away for good: a host removed them, they withdrew their consent to
  * the video visit, their invitation was revoked, they were taken off the consultation (or their account
- * disabled), or their password was reset. Each is a final state of the call. */
-const GONE = ["removed", "consent-withdrawn", "invitation-revoked", "not-a-participant", "session-ended"];
+ * disabled), their password was reset, or (refusing a room token) they are no longer logged in. Each is a
+ * final state of the call. */
+const GONE = ["removed", "consent-withdrawn", "invitation-revoked", "not-a-participant", "session-ended",
+  "logged-out"];
 /** Every state the call ends in for good: nothing after it changes the state. */
 const ENDINGS = ["ended", "denied", "failed", "room-closed", ...GONE];
 

@@ -45,10 +45,13 @@ const FINAL_REFUSALS = {
   [API_ERRORS.CONSENT_REQUIRED]: "consent-withdrawn",
   [API_ERRORS.SESSION_ENDED]: "session-ended",
   ...(config.guest ? { [API_ERRORS.LINK_CLOSED]: "room-closed", [API_ERRORS.TOKEN_EXPIRED]: "room-closed",
-                      [API_ERRORS.LINK_LOCKED]: "invitation-revoked" } : {}),
+                      [API_ERRORS.LINK_LOCKED]: "invitation-revoked" }
+    : { [API_ERRORS.ACCOUNT_DISABLED]: "not-a-participant" }),
 };
 const ENDED = ["ended", "denied", "removed", "consent-withdrawn", "invitation-revoked", "not-a-participant",
-  "session-ended", "room-closed"];
+  "session-ended", "logged-out", "room-closed"];
+// The ends after which this browser must log in again, and why the login page is told it was sent there.
+const LOG_IN_AGAIN = { "session-ended": "session-ended", "logged-out": "login-required" };
 
 /** @param {string} state */
 function showState(state) {
@@ -57,7 +60,7 @@ function showState(state) {
   $("lobby-notice").hidden = state !== "lobby";
   $("room-not-open").hidden = state !== "not-open";
   if (state === "room-closed") showClosed();
-  if (state === "session-ended") showSessionEnded();
+  if (LOG_IN_AGAIN[state]) showSessionEnded(state);
   if (ENDED.includes(state)) endControls(state === "ended");
 }
 
@@ -69,10 +72,15 @@ function showClosed() {
   leaveStage();
 }
 
-/** The session this page was opened in has ended (the password was reset): nothing of the call stays on the
- * screen, only the way back in, logging in again. */
-function showSessionEnded() {
+/** The session this page was opened in has ended (the password was reset, or it expired or was logged out):
+ * nothing of the call stays on the screen, only why and the way back in, logging in again.
+ * @param {"session-ended" | "logged-out"} state */
+function showSessionEnded(state) {
   $("session-ended").hidden = false;
+  $("session-ended-reset").hidden = state !== "session-ended";
+  $("session-ended-logged-out").hidden = state !== "logged-out";
+  const next = encodeURIComponent(location.pathname + location.search);
+  /** @type {HTMLAnchorElement} */ ($("log-in-again")).href = `/login?reason=${LOG_IN_AGAIN[state]}&next=${next}`;
   leaveStage();
 }
 
@@ -132,6 +140,9 @@ async function fetchToken() {
       throw new TokenRefused("not-open", opensAt - clock());
     }
     if (FINAL_REFUSALS[error.code]) throw new TokenRefused(FINAL_REFUSALS[error.code]);
+    // A clinician no longer logged in on this browser (the session expired, or was logged out in another tab):
+    // asking again cannot help, logging in can.
+    if (!config.guest && response.status === 401) throw new TokenRefused("logged-out");
     throw new Error(`room token refused: ${response.status}`);
   }
   const answer = await response.json();
