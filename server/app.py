@@ -273,12 +273,12 @@ def create_app(settings: Settings, *, database: Database | None = None, warm_rel
         if settings.redis_url:
             watch_redis(metrics, hub)
         app[ROOMS] = HubRooms(hub)
-        disabled = asyncio.create_task(account_sweep.run(app[DATABASE], hub.here, app[ROOMS],
-                                                         settings.account_sweep_seconds))
+        sweep = asyncio.create_task(account_sweep.run(app[DATABASE], hub.here, app[ROOMS],
+                                                      settings.account_sweep_seconds))
         try:
             yield
         finally:
-            for task in (orphans, disabled):
+            for task in (orphans, sweep):
                 await cancel_and_wait(task)
             relays = [relay.task for relay in app[RELAYS].values()]
             for relay in app[RELAYS].values():

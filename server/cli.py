@@ -365,6 +365,7 @@ def cmd_user_reset_password(args: argparse.Namespace) -> int:
 
     async def reset(session: AsyncSession) -> None:
         account = await accounts.by_username(session, SHELL, args.username)
+        # (no room reached from here: each node sends it out of its calls at its next account sweep)
         generated = await accounts.reset_password(session, SHELL, account.id, body, rooms=None)
         if generated:
             print(f"New password for {args.username!r} (shown this once; give it to them privately): {generated}")

@@ -271,7 +271,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise Forbidden(N_("Your password is a temporary one: set a new password first."),
                             code="password-change-required")
         # back to the page asked for once the password is the user's own (a form's post cannot be repeated)
-        back = f"?next={quote(request.path_qs, safe='')}" if request.method == "GET" else ""
+        back = f"?next={quote(request.path_qs, safe='/')}" if request.method == "GET" else ""
         raise web.HTTPSeeOther(CHANGE_PAGE + back)
     return await handler(request)
 

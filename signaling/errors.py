@@ -87,7 +87,8 @@ class ErrorCode(enum.Enum):
                          "`join` by a clinician taken off the consultation (an appointment moved to another "
                          "specialist) or whose account was disabled after their room token was issued")
     SESSION_ENDED = ("session-ended", CloseCode.FORBIDDEN,
-                     "`join` with a room token issued before the clinician's password was reset or changed")
+                     "`join` with a room token issued before the clinician's password was reset or changed, or "
+                     "their sessions otherwise ended, or while a password an administrator set stands")
     ROOM_FULL = "room-full", CloseCode.ROOM_FULL, "joining a full room or a full lobby"
     TIMEOUT = "timeout", CloseCode.TIMEOUT, "no sign of life within the heartbeat timeout"
     JOIN_TIMEOUT = "join-timeout", CloseCode.TIMEOUT, "no valid `join` within 10 s of opening the socket"
@@ -214,8 +215,8 @@ class NoLongerParticipant(SignalingError):
 
 
 class SessionEnded(SignalingError):
-    """The clinician's password was reset (or changed) after their room token was issued: the session that
-    token came from has ended."""
+    """The session the clinician's room token came from has ended since it was issued (their password was reset
+    or changed, or an administrator ended their sessions), or they are on a password an administrator set."""
 
     kind = ErrorCode.SESSION_ENDED
 

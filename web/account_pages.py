@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.appkeys import DATABASE, PASSWORDS
+from server.appkeys import DATABASE, PASSWORDS, ROOMS
 from server.errors import TelemedError
 from server.http import CHANGE_PAGE, parse_form, read_form, translator
 from server.identity import accounts
@@ -53,7 +53,8 @@ async def password_change(request: web.Request) -> web.Response:
     try:
         body = parse_form(form, PasswordChange)
         async with request.app[DATABASE].session() as session:
-            user = await accounts.change_password(session, who.principal, body, verify=request.app[PASSWORDS].verify)
+            user = await accounts.change_password(session, who.principal, body, verify=request.app[PASSWORDS].verify,
+                                                  rooms=request.app[ROOMS])
     except TelemedError as exc:
         return _render(request, next_path=next_path, errors=field_errors(exc, gettext), error=summary(exc, gettext),
                        status=exc.status)

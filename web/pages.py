@@ -44,7 +44,8 @@ routes = web.RouteTableDef()
 LOGIN_REASONS = {
     "token-expired": N_("Your session has expired. Please log in again."),
     "token-revoked": N_("You have logged out. Please log in again."),
-    "session-ended": N_("An administrator has ended your session. Please log in again."),
+    "session-ended": N_("Your session has ended: your password was changed or reset, or an administrator "
+                        "ended it. Please log in again."),
     "login-required": N_("Please log in to continue."),
 }
 STATUS_LABELS = {

@@ -40,7 +40,8 @@ BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.TOKEN_INVALID: N_("This link or pass is not valid."),
     ErrorCode.TOKEN_EXPIRED: N_("Your session has expired. Please log in again."),
     ErrorCode.TOKEN_REVOKED: N_("You have logged out. Please log in again."),
-    ErrorCode.SESSION_ENDED: N_("An administrator has ended your session. Please log in again."),
+    ErrorCode.SESSION_ENDED: N_("Your session has ended: your password was changed or reset, or an administrator "
+                                "ended it. Please log in again."),
     ErrorCode.ACCOUNT_DISABLED: N_("This account is disabled."),
     ErrorCode.PASSWORD_CHANGE_REQUIRED: N_("Your password is temporary: choose your own password before you go on."),
     ErrorCode.BAD_CREDENTIALS: N_("Wrong username or password."),

@@ -38,8 +38,8 @@ SIGNALING_ERRORS: dict[ErrorCode, str] = {
     ErrorCode.INVITATION_REVOKED: N_("Your invitation to this consultation was withdrawn."),
     ErrorCode.CONSENT_WITHDRAWN: N_("You withdrew your consent to the video consultation, so you have left it."),
     ErrorCode.NOT_A_PARTICIPANT: N_("You are no longer a participant of this consultation."),
-    ErrorCode.SESSION_ENDED: N_("Your password was reset or changed, so you left the consultation. Log in again "
-                                "to come back to it."),
+    ErrorCode.SESSION_ENDED: N_("Your password was reset or changed, or an administrator ended your sessions, so "
+                                "you left the consultation. Log in again to come back to it."),
     ErrorCode.TIMEOUT: N_("Nothing was heard from this page for too long."),
     ErrorCode.JOIN_TIMEOUT: N_("Joining took too long."),
     ErrorCode.REPLACED: N_("You joined this consultation from another tab or device, so this page left it."),

@@ -5,6 +5,7 @@ through the API sends it out of the rooms it is in at once; the console (``telem
 them out as the page would (``not-a-participant``), and for those whose password an administrator reset and
 who have not set their own yet (``session-ended``): while that password stands no room token can be issued to
 them (``identity/auth.py`` sends them to change it first), so they are in the call on a session that has ended.
+Setting their own sends them out too (``identity/accounts.change_password``), should that come first.
 """
 
 from __future__ import annotations

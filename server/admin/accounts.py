@@ -19,22 +19,17 @@ import asyncio
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from signaling.events import Expelling
-
 from ..audit import trail as audit
-from ..consultations.room_notifier import RoomNotifier
+from ..consultations.room_notifier import RoomNotifier, send_out
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..identity.passwords import hash_password
 from ..models import (
-    Consultation,
-    ConsultationParticipant,
     Department,
     Hospital,
     ProfessionalTitle,
@@ -375,30 +370,8 @@ async def disable(session: AsyncSession, who: Principal, user_id: int, *, rooms:
     audit.with_commit(session, audit.Entry(actor(who), "account.disabled", subject=f"user:{user_id}"))
     await session.commit()
     if rooms is not None:
-        await _send_out(session, rooms, user_id, "not-a-participant")
+        await send_out(session, rooms, user_id, "not-a-participant")
     return (await describe(session, [user]))[0]
-
-
-async def _send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int,
-                    reason: Literal["not-a-participant", "session-ended"]) -> None:
-    """Send the user out of every consultation's room they may be in now."""
-    expel = Expelling(identity=f"user:{user_id}", reason=reason)
-    await asyncio.gather(*(rooms.tell(c, expel) for c in await _rooms_open_to(session, user_id)))
-
-
-ROOM_REACH = timedelta(days=1)  # a room opens and closes well within this of its consultation's planned start
-
-
-async def _rooms_open_to(session: AsyncSession, user_id: int) -> list[int]:
-    """The consultations whose rooms the user may be in now: those they take part in planned to start within
-    ``ROOM_REACH`` of now, whatever their state (a call goes on after its report completes the consultation)."""
-    now = utcnow()
-    return list((await session.exec(
-        select(ConsultationParticipant.consultation_id)
-        .join(Consultation, col(Consultation.id) == col(ConsultationParticipant.consultation_id))
-        .where(ConsultationParticipant.user_id == user_id,
-               col(Consultation.planned_start).between(now - ROOM_REACH, now + ROOM_REACH))
-        .order_by(col(ConsultationParticipant.consultation_id)))).all())
 
 
 async def enable(session: AsyncSession, who: Principal, user_id: int) -> Account:
@@ -430,6 +403,6 @@ async def reset_password(session: AsyncSession, who: Principal, user_id: int, bo
                                            detail={"generated": generated is not None}))
     await session.commit()
     if rooms is not None:
-        await _send_out(session, rooms, user_id, "session-ended")
+        await send_out(session, rooms, user_id, "session-ended")
     return generated
 

@@ -7,7 +7,7 @@ from typing import Literal
 import pydantic
 from aiohttp import web
 
-from ..appkeys import DATABASE, PASSWORDS, SETTINGS
+from ..appkeys import DATABASE, PASSWORDS, ROOMS, SETTINGS
 from ..http import json_response, parse_body
 from ..identity import accounts
 from ..identity.accounts import PasswordChange
@@ -105,7 +105,8 @@ async def change_password(request: web.Request) -> web.Response:
     who = caller(request)
     body = await parse_body(request, PasswordChange)
     async with request.app[DATABASE].session() as session:
-        user = await accounts.change_password(session, who.principal, body, verify=request.app[PASSWORDS].verify)
+        user = await accounts.change_password(session, who.principal, body, verify=request.app[PASSWORDS].verify,
+                                              rooms=request.app[ROOMS])
     token = issue_token(request, user)
     response = json_response({"access_token": token, "token_type": "Bearer",
                               "expires_in": request.app[SETTINGS].access_token_ttl, "user": user_json(user)})

@@ -1,11 +1,21 @@
 """How the server's domain tells a consultation's room what happened (a consent given or withdrawn, an
-invitation revoked), without knowing how rooms are run: the app factory fills it with the signaling hub."""
+invitation revoked, an account's session ended), without knowing how rooms are run: the app factory fills it
+with the signaling hub."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from datetime import timedelta
+from typing import Literal, Protocol
 
-from signaling.events import RoomEvent
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from signaling.events import Expelling, RoomEvent
+
+from ..models import Consultation, ConsultationParticipant, utcnow
+
+ROOM_REACH = timedelta(days=1)  # a room opens and closes well within this of its consultation's planned start
 
 
 class RoomNotifier(Protocol):
@@ -14,3 +24,19 @@ class RoomNotifier(Protocol):
         next (say, start a recording right after a consent's 201) comes after it in the room; if the log
         cannot be reached now, it is appended later, retried. Never raises."""
         ...
+
+
+async def send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int,
+                   reason: Literal["not-a-participant", "session-ended"]) -> None:
+    """Send a clinician out of every consultation's room they may be in now: those they take part in planned to
+    start within ``ROOM_REACH`` of now, whatever their state (a call goes on after its report completes the
+    consultation)."""
+    now = utcnow()
+    consultations = (await session.exec(
+        select(ConsultationParticipant.consultation_id)
+        .join(Consultation, col(Consultation.id) == col(ConsultationParticipant.consultation_id))
+        .where(ConsultationParticipant.user_id == user_id,
+               col(Consultation.planned_start).between(now - ROOM_REACH, now + ROOM_REACH))
+        .order_by(col(ConsultationParticipant.consultation_id)))).all()
+    expel = Expelling(identity=f"user:{user_id}", reason=reason)
+    await asyncio.gather(*(rooms.tell(consultation, expel) for consultation in consultations))

@@ -10,6 +10,7 @@ import pydantic
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
+from ..consultations.room_notifier import RoomNotifier, send_out
 from ..errors import N_, NotFound, ValidationFailed
 from ..i18n import SUPPORTED_LOCALES
 from ..models import User
@@ -48,11 +49,17 @@ class PasswordChange(pydantic.BaseModel):
         return value
 
 
-async def change_password(session: AsyncSession, who: Principal, body: PasswordChange, *, verify: Verify) -> User:
+async def change_password(session: AsyncSession, who: Principal, body: PasswordChange, *, verify: Verify,
+                          rooms: RoomNotifier | None) -> User:
     """Set the caller's own password. The current one must be given and right, unless the password is a
     temporary one (``must_change_password``); the new one must differ from it. Every session of the account
     ends (its generation moves on), the flag is cleared, and the change is audited; the caller gets the account
-    back to give this session a new token."""
+    back to give this session a new token.
+
+    Replacing a temporary password also sends the account out of any room it is still in (given the ``rooms``
+    to tell): no room token can be issued on a temporary password, so whoever sits there came in on the session
+    the administrator's reset ended, and a console reset only reaches them at a node's next account sweep. A
+    change of one's own password otherwise leaves one's call alone."""
     user = await session.get(User, who.user_id)
     if user is None:
         raise NotFound(N_("There is no such account."))
@@ -71,5 +78,7 @@ async def change_password(session: AsyncSession, who: Principal, body: PasswordC
     audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "account.password_changed",
                                            subject=f"user:{who.user_id}", detail={"temporary": forced}))
     await session.commit()
+    if forced and rooms is not None:
+        await send_out(session, rooms, who.user_id, "session-ended")
     await session.refresh(user)
     return user

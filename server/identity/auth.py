@@ -104,7 +104,8 @@ async def authenticate(request: web.Request) -> Caller:
     if user is None or not user.is_active:
         raise Unauthenticated(N_("This account no longer exists or has been disabled."), code="account-disabled")
     if claims.get(GENERATION_CLAIM, 0) != user.session_generation:
-        raise Unauthenticated(N_("An administrator has ended this session; please log in again."),
+        raise Unauthenticated(N_("This session has ended (the password was changed or reset, or an administrator "
+                                 "ended it); please log in again."),
                               code="session-ended")
     return Caller(user=user, claims=claims)
 

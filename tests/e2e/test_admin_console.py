@@ -126,7 +126,8 @@ async def test_an_administrator_runs_the_console(client: TestClient, browser: Br
     await user.reload()
     await expect(user).to_have_url(re.compile(r"/login\?"))
     await expect(user.locator(".notice")).to_have_text(
-        t("An administrator has ended your session. Please log in again."))
+        t("Your session has ended: your password was changed or reset, or an administrator ended it. "
+          "Please log in again."))
     password, temporary = "gao-own-password-2", password
     await _log_in(user, base, locale, username, temporary, then_change_to=password)
 

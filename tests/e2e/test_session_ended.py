@@ -56,10 +56,11 @@ async def test_a_reset_password_ends_the_call_with_the_way_back(client: TestClie
     await expect(state).to_have_text(t("Your session has ended"))
     ended = page.locator("#session-ended")
     await expect(ended.get_by_role("heading", name=t("Your session has ended"))).to_be_visible()
-    await expect(ended).to_contain_text(t("Your password was reset or changed, so you left the consultation. "
-                                          "Log in again to come back to it."))
-    await expect(page.locator("#stage")).to_be_hidden()
-    await expect(page.locator("#chat-panel")).to_be_hidden()
+    await expect(ended).to_contain_text(t("Your password was reset or changed, or an administrator ended your "
+                                          "sessions, so you left the consultation. Log in again to come back to it."))
+    for gone in ("#stage", "#side", "#lobby-notice", ".room-head .muted >> nth=0", "#sharing-consent"):
+        await expect(page.locator(gone)).to_be_hidden()  # nothing of the consultation but its title
+    await expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert await page.evaluate("window.telemedCall.localStream.getTracks().every((t) => t.readyState === 'ended')"), \
         "the camera and microphone are let go"
     await checked(page, f"room-session-ended-{locale}")
@@ -70,7 +71,8 @@ async def test_a_reset_password_ends_the_call_with_the_way_back(client: TestClie
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
 
     await again.click()
-    await expect(page.get_by_text(t("An administrator has ended your session. Please log in again."))).to_be_visible()
+    await expect(page.get_by_text(t("Your session has ended: your password was changed or reset, or an "
+                                    "administrator ended it. Please log in again."))).to_be_visible()
     await page.locator("input[name=username]").fill("dr.li")
     await page.locator("input[name=password]").fill(TEMPORARY)
     await page.get_by_role("button", name=t("Log in")).click()

@@ -80,10 +80,12 @@ async def test_a_forced_change_goes_on_to_the_page_asked_for(client: TestClient)
     only a path of this site is (an open redirect would let a phishing link borrow the change)."""
     await _reset(client, "dr.li")
     assert (await form_login(client, "dr.li", password=TEMPORARY)).status == 303
-    sent = await client.get("/consultations/1?tab=chat", allow_redirects=False, headers=EN)
+    sent = await client.get("/consultations?status=scheduled&page=1", allow_redirects=False, headers=EN)
     assert sent.status == 303 and sent.headers["Location"].startswith("/account/password?next=")
     page = await (await client.get(sent.headers["Location"], headers=EN)).text()
-    assert 'name="next" value="/consultations/1?tab=chat"' in page.replace("&amp;", "&")
+    assert 'name="next" value="/consultations?status=scheduled&amp;page=1"' in page
+    quoted = await (await client.get('/account/password?next=/consultations?q="><script>', headers=EN)).text()
+    assert 'name="next" value="/consultations?q=&#34;&gt;&lt;script&gt;"' in quoted
     offsite = await (await client.get("/account/password?next=//evil.example/x", headers=EN)).text()
     assert 'name="next" value="/"' in offsite
     refused = await client.post("/account/password", allow_redirects=False, headers=EN,
@@ -94,8 +96,8 @@ async def test_a_forced_change_goes_on_to_the_page_asked_for(client: TestClient)
     assert (await form_login(client, "dr.li", password=TEMPORARY)).status == 303
     done = await client.post("/account/password", allow_redirects=False, headers=EN,
                              data={"new_password": "my-own-password", "new_password_again": "my-own-password",
-                                   "next": "/consultations/1?tab=chat"})
-    assert (done.status, done.headers["Location"]) == (303, "/consultations/1?tab=chat")
+                                   "next": "/consultations?status=scheduled&page=1"})
+    assert (done.status, done.headers["Location"]) == (303, "/consultations?status=scheduled&page=1")
 
 
 async def test_a_new_account_sets_its_own_password_at_the_first_login(client: TestClient) -> None:

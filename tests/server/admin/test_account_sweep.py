@@ -11,12 +11,13 @@ from sqlmodel import select
 from server.admin import SHELL, account_sweep
 from server.admin import accounts as account_service
 from server.admin.inputs import PasswordReset
+from server.appkeys import DATABASE
 from server.db import Database
 from server.models import User
 from server.settings import Settings
 from signaling.events import Expelling, RoomEvent
 
-from ...conftest import _start
+from ...conftest import _start, login
 from ...support.signaling_client import connect, expect, expect_closed, room_token
 from ..test_cli import run
 
@@ -102,3 +103,32 @@ async def test_a_clinician_whose_password_is_reset_on_the_console_is_sent_out_of
         await li.send_json({"type": "chat", "text": "还在吗"})
         assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
         await li.close()
+
+
+async def test_replacing_a_console_reset_password_sends_the_old_session_out_at_once(tmp_path: Path) -> None:
+    """Guards a console reset whose user sets their own password before a node's sweep comes round (an hour here):
+    that change sends out of the call whoever still sits there on the session the reset ended (no room token can
+    be issued on a temporary password), and their new session can join again."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        li = await connect(client, await room_token(client, "dr.li"))
+        await expect(li, "joined")
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        await expect(wang, "joined")
+        await expect(li, "participant-joined")
+        database = client.app[DATABASE]
+        async with database.session() as session:
+            await account_service.reset_password(session, SHELL, await _user_id(database, "dr.wang"),
+                                                 PasswordReset(password="temporary-pass-1"), rooms=None)
+        temporary = await login(client, "dr.wang", "temporary-pass-1")
+        changed = await client.post("/api/me/password", json={"new_password": "his-own-pass-2"}, headers=temporary)
+        assert changed.status == 200, await changed.text()
+        await expect(wang, "removed")
+        await expect_closed(wang, 4403)
+        assert (await expect(li, "participant-left"))["reason"] == "session-ended"
+        own = {"Authorization": f"Bearer {(await changed.json())['access_token']}"}
+        issued = await client.post("/api/consultations/1/room-token", headers=own)
+        back = await connect(client, (await issued.json())["token"])
+        await expect(back, "joined")
+        await li.close()
+        await back.close()

@@ -153,7 +153,7 @@ export class ConsultationCall {
       else if (code !== CLOSE.NORMAL) this._setState("failed");
       this._endMedia();
       // Sent away for good: the camera and the microphone (and a shared screen) are let go, as hanging up does.
-      if (ENDINGS.includes(this.state)) this._releaseDevices();
+      if (GONE.includes(this.state) || this.state === "denied" || this.state === "room-closed") this._releaseDevices();
     };
     this.signaling.start();
   }

@@ -66,14 +66,14 @@ function showState(state) {
 
 /** The room has closed: say so, with the way back, and let go of the camera. */
 function showClosed() {
-  countdown.abort();
   $("room-closed").hidden = false;
   $("room-not-open").hidden = true;
   leaveStage();
 }
 
 /** The session this page was opened in has ended (the password was reset, or it expired or was logged out):
- * nothing of the call stays on the screen, only why and the way back in, logging in again.
+ * nothing of the consultation stays on the screen but its title (not the patient, the referral, the lobby or
+ * the chat), only why and the way back in, logging in again.
  * @param {"session-ended" | "logged-out"} state */
 function showSessionEnded(state) {
   $("session-ended").hidden = false;
@@ -82,9 +82,13 @@ function showSessionEnded(state) {
   const next = encodeURIComponent(location.pathname + location.search);
   /** @type {HTMLAnchorElement} */ ($("log-in-again")).href = `/login?reason=${LOG_IN_AGAIN[state]}&next=${next}`;
   leaveStage();
+  const gone = ":scope > :not(.room-head, #session-ended), .room-head > :first-child > :not(h1)";
+  for (const element of $("room").querySelectorAll(gone)) /** @type {HTMLElement} */ (element).hidden = true;
 }
 
+/** The call is over on this page: stop counting down to the room's opening, let go of the camera. */
 function leaveStage() {
+  countdown.abort();
   $("stage").hidden = true;
   $("chat-panel").hidden = true;
   for (const track of localStream?.getTracks() ?? []) track.stop();
