@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+from aiohttp import ClientWebSocketResponse
+from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from server.admin import SHELL, account_sweep
@@ -62,44 +65,32 @@ async def test_only_disabled_missing_or_reset_accounts_are_sent_out_of_their_roo
     assert rooms.told == []
 
 
-async def test_a_clinician_disabled_on_the_console_is_sent_out_of_the_call(tmp_path: Path) -> None:
-    """Guards `telemed user disable` reaching a live call: it runs in a process of its own, which reaches no room;
-    within a sweep of the node (0.3 s here) dr.wang gets `removed` and his socket closes (4403), dr.li sees him
-    leave (`not-a-participant`) and stays in the call."""
-    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "0.3"}, data_dir=tmp_path / "var", port=0)
-    async with await _start(settings) as client:
-        li = await connect(client, await room_token(client, "dr.li"))
-        await expect(li, "joined")
-        wang = await connect(client, await room_token(client, "dr.wang"))
-        await expect(wang, "joined")
-        await expect(li, "participant-joined")
-        disabled = await asyncio.to_thread(run, "user", "disable", "dr.wang", data_dir=settings.data_dir)
-        assert disabled.returncode == 0, disabled.stderr
-        assert (await expect(wang, "removed"))["message"]
-        await expect_closed(wang, 4403)
-        assert (await expect(li, "participant-left"))["reason"] == "not-a-participant"
-        await li.send_json({"type": "chat", "text": "还在吗"})
-        assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
-        await li.close()
+async def _li_and_wang(client: TestClient) -> tuple[ClientWebSocketResponse, ClientWebSocketResponse]:
+    """dr.li and dr.wang in the demo consultation's room, each seeing the other."""
+    li = await connect(client, await room_token(client, "dr.li"))
+    await expect(li, "joined")
+    wang = await connect(client, await room_token(client, "dr.wang"))
+    await expect(wang, "joined")
+    await expect(li, "participant-joined")
+    return li, wang
 
 
-async def test_a_clinician_whose_password_is_reset_on_the_console_is_sent_out_of_the_call(tmp_path: Path) -> None:
-    """Guards `telemed user reset-password` reaching a live call (the password may be known to someone else, who
-    must not stay in the call): within a sweep of the node (0.3 s here) dr.wang gets `removed` and his socket closes
-    (4403), dr.li sees him leave (`session-ended`) and stays in the call."""
+@pytest.mark.parametrize(("command", "reason"), [(["disable"], "not-a-participant"),
+                                                 (["reset-password", "--generate"], "session-ended")])
+async def test_a_clinician_disabled_or_reset_on_the_console_is_sent_out_of_the_call(tmp_path: Path, command: list[str],
+                                                                                     reason: str) -> None:
+    """Guards `telemed user disable` and `telemed user reset-password` reaching a live call (a reset password may be
+    known to someone else, who must not stay in the call): the console runs in a process of its own, which reaches
+    no room; within a sweep of the node (0.3 s here) dr.wang gets `removed` and his socket closes (4403), dr.li
+    sees him leave (`not-a-participant`, `session-ended`) and stays in the call."""
     settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "0.3"}, data_dir=tmp_path / "var", port=0)
     async with await _start(settings) as client:
-        li = await connect(client, await room_token(client, "dr.li"))
-        await expect(li, "joined")
-        wang = await connect(client, await room_token(client, "dr.wang"))
-        await expect(wang, "joined")
-        await expect(li, "participant-joined")
-        reset = await asyncio.to_thread(run, "user", "reset-password", "dr.wang", "--generate",
-                                        data_dir=settings.data_dir)
-        assert reset.returncode == 0, reset.stderr
+        li, wang = await _li_and_wang(client)
+        done = await asyncio.to_thread(run, "user", command[0], "dr.wang", *command[1:], data_dir=settings.data_dir)
+        assert done.returncode == 0, done.stderr
         assert (await expect(wang, "removed"))["message"]
         await expect_closed(wang, 4403)
-        assert (await expect(li, "participant-left"))["reason"] == "session-ended"
+        assert (await expect(li, "participant-left"))["reason"] == reason
         await li.send_json({"type": "chat", "text": "还在吗"})
         assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
         await li.close()
@@ -111,11 +102,7 @@ async def test_replacing_a_console_reset_password_sends_the_old_session_out_at_o
     be issued on a temporary password), and their new session can join again."""
     settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
     async with await _start(settings) as client:
-        li = await connect(client, await room_token(client, "dr.li"))
-        await expect(li, "joined")
-        wang = await connect(client, await room_token(client, "dr.wang"))
-        await expect(wang, "joined")
-        await expect(li, "participant-joined")
+        li, wang = await _li_and_wang(client)
         database = client.app[DATABASE]
         async with database.session() as session:
             await account_service.reset_password(session, SHELL, await _user_id(database, "dr.wang"),

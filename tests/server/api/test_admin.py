@@ -5,6 +5,7 @@ server."""
 from __future__ import annotations
 
 import pytest
+from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient
 
 from server.appkeys import DATABASE
@@ -136,12 +137,8 @@ async def test_a_disabled_account_cannot_log_in_and_its_sessions_end_for_good(cl
     assert (await client.get("/api/me", headers=await login(client, "dr.li"))).status == 200
 
 
-async def test_a_disabled_account_is_sent_away_from_the_room_it_is_in(client: TestClient) -> None:
-    """Guards disabling a clinician in a call: dr.wang, in the demo consultation's room with dr.li, gets `removed` and
-    his socket closes (4403) the moment an administrator disables him, though the consultation was completed during
-    the call (as signing its report does); dr.li sees him leave (`not-a-participant`), and his room token, still
-    unexpired, no longer lets him in."""
-    admin = await login(client, "admin")
+async def _li_and_wang(client: TestClient) -> tuple[ClientWebSocketResponse, ClientWebSocketResponse, str, int]:
+    """dr.li and dr.wang in the demo consultation's room, each seeing the other; dr.wang's room token and id."""
     li = await connect(client, await room_token(client, "dr.li"))
     await expect(li, "joined")
     wang_token = await room_token(client, "dr.wang")
@@ -149,6 +146,16 @@ async def test_a_disabled_account_is_sent_away_from_the_room_it_is_in(client: Te
     await expect(wang, "joined")
     await expect(li, "participant-joined")
     wang_id = (await (await client.get("/api/me", headers=await login(client, "dr.wang"))).json())["id"]
+    return li, wang, wang_token, wang_id
+
+
+async def test_a_disabled_account_is_sent_away_from_the_room_it_is_in(client: TestClient) -> None:
+    """Guards disabling a clinician in a call: dr.wang, in the demo consultation's room with dr.li, gets `removed` and
+    his socket closes (4403) the moment an administrator disables him, though the consultation was completed during
+    the call (as signing its report does); dr.li sees him leave (`not-a-participant`), and his room token, still
+    unexpired, no longer lets him in."""
+    admin = await login(client, "admin")
+    li, wang, wang_token, wang_id = await _li_and_wang(client)
     async with client.app[DATABASE].session() as session:
         consultation = await session.get(Consultation, 1)
         assert consultation is not None
@@ -171,13 +178,7 @@ async def test_a_reset_password_sends_its_account_away_from_the_room_it_is_in(cl
     and stays in the call; his room token, still unexpired, no longer lets him in (`session-ended`), and he gets a
     new one only after he has logged in with the new password and replaced it with his own."""
     admin = await login(client, "admin")
-    li = await connect(client, await room_token(client, "dr.li"))
-    await expect(li, "joined")
-    wang_token = await room_token(client, "dr.wang")
-    wang = await connect(client, wang_token)
-    await expect(wang, "joined")
-    await expect(li, "participant-joined")
-    wang_id = (await (await client.get("/api/me", headers=await login(client, "dr.wang"))).json())["id"]
+    li, wang, wang_token, wang_id = await _li_and_wang(client)
 
     reset = await client.post(f"/api/admin/accounts/{wang_id}/password", json={"password": "temporary-pass-1"},
                               headers=admin)

@@ -28,6 +28,15 @@ async def _user(client: TestClient, username: str) -> User:
         return (await session.exec(select(User).where(User.username == username))).one()
 
 
+async def _change(client: TestClient, user: User, **fields: object) -> None:
+    async with client.app[DATABASE].session() as session:
+        row = await session.get(User, user.id)
+        assert row is not None
+        for name, value in fields.items():
+            setattr(row, name, value)
+        await session.commit()
+
+
 async def test_a_participant_passes_and_one_taken_off_or_disabled_does_not(client: TestClient) -> None:
     """dr.li, a participant of the demo consultation, passes; dr.chen of another county, never one, is refused
     `not-a-participant` (as one taken off it would be); dr.li disabled is refused too. Patients' identities are the
@@ -37,11 +46,7 @@ async def test_a_participant_passes_and_one_taken_off_or_disabled_does_not(clien
     await gate.check(f"user:{li.id}", None)
     with pytest.raises(NoLongerParticipant):
         await gate.check(f"user:{chen.id}", None)
-    async with client.app[DATABASE].session() as session:
-        row = await session.get(User, li.id)
-        assert row is not None
-        row.is_active = False
-        await session.commit()
+    await _change(client, li, is_active=False)
     with pytest.raises(NoLongerParticipant):
         await gate.check(f"user:{li.id}", None)
 
@@ -55,20 +60,12 @@ async def test_a_token_of_an_ended_session_is_refused(client: TestClient) -> Non
     gate = _gate(client)
     li = await _user(client, "dr.li")
     await gate.check(f"user:{li.id}", None, li.session_generation)
-    async with client.app[DATABASE].session() as session:
-        row = await session.get(User, li.id)
-        assert row is not None
-        row.session_generation += 1
-        await session.commit()
+    await _change(client, li, session_generation=li.session_generation + 1)
     with pytest.raises(SessionEnded):
         await gate.check(f"user:{li.id}", None, li.session_generation)
     await gate.check(f"user:{li.id}", None, li.session_generation + 1)
     await gate.check(f"user:{li.id}", None)
-    async with client.app[DATABASE].session() as session:
-        row = await session.get(User, li.id)
-        assert row is not None
-        row.must_change_password = True
-        await session.commit()
+    await _change(client, li, must_change_password=True)
     for generation in (None, li.session_generation + 1):
         with pytest.raises(SessionEnded):
             await gate.check(f"user:{li.id}", None, generation)
