@@ -310,10 +310,12 @@ async def test_one_guest_token_on_many_sockets_holds_one_lobby_place(room_client
     last = None
     for _ in range(12):
         ws = await connect(room_client, token)
-        await expect(ws, "lobby")
+        # (a patient's join asks the database twice and, on the Redis bus, goes round Redis: on a machine busy
+        # with the other test worker one of the twelve once took over the usual 5 s)
+        await expect(ws, "lobby", within=15)
         if last is not None:
-            assert (await expect(last, "error"))["code"] == "replaced"
-            await expect_closed(last, 4410)
+            assert (await expect(last, "error", within=15))["code"] == "replaced"
+            await expect_closed(last, 4410, within=15)
         last = ws
     room = room_client.app[HUB].room("consultation:1")
     assert room is not None and [p.name for p in room.waiting] == ["张伟 Zhang Wei"]
