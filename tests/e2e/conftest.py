@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from server.i18n import translations
 from web import STATIC_DIR
 
 AXE = STATIC_DIR / "vendor" / "axe-core" / "axe.min.js"  # vendored by web/vendor.py
@@ -105,3 +106,10 @@ async def pass_identity_check(page: Page, base: str, guest: str, *, name: str = 
     await page.locator("input[name=id_last4]").fill(last4)
     await page.locator("form[action$='/identity'] button[type=submit]").click()
     await page.wait_for_url(f"{base}/visit/{guest}")
+
+
+async def submit_login(page: Page, locale: str, username: str, password: str) -> None:
+    """Fill in the login form the page shows, as a person would, and send it (the button in ``locale``)."""
+    await page.locator("input[name=username]").fill(username)
+    await page.locator("input[name=password]").fill(password)
+    await page.get_by_role("button", name=translations(locale).gettext("Log in")).click()

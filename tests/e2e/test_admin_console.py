@@ -15,7 +15,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from server.i18n import translations
 
-from .conftest import checked
+from .conftest import checked, submit_login
 
 pytestmark = pytest.mark.e2e
 QINGSHAN = "青山县人民医院 Qingshan County People's Hospital"
@@ -31,9 +31,7 @@ async def _log_in(page: Page, base: str, locale: str, username: str, password: s
     """Log in; with a temporary password, set ``then_change_to`` first, as every page then asks."""
     t = translations(locale).gettext
     await page.goto(f"{base}/login")
-    await page.locator("input[name=username]").fill(username)
-    await page.locator("input[name=password]").fill(password)
-    await page.get_by_role("button", name=t("Log in")).click()
+    await submit_login(page, locale, username, password)
     if then_change_to:
         await expect(page.locator("#forced")).to_be_visible()
         await page.locator("input[name=new_password]").fill(then_change_to)

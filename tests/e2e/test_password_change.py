@@ -13,17 +13,15 @@ from playwright.async_api import Browser, Page, expect
 
 from server.i18n import translations
 
-from .conftest import checked
+from .conftest import checked, submit_login
 
 pytestmark = pytest.mark.e2e
 
 
 
-async def _log_in(page: Page, base: str, t, username: str, password: str) -> None:  # noqa: ANN001
+async def _log_in(page: Page, base: str, locale: str, username: str, password: str) -> None:
     await page.goto(f"{base}/login")
-    await page.locator("input[name=username]").fill(username)
-    await page.locator("input[name=password]").fill(password)
-    await page.get_by_role("button", name=t("Log in")).click()
+    await submit_login(page, locale, username, password)
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
@@ -35,13 +33,13 @@ async def test_reset_login_forced_change_dashboard(client: TestClient, browser: 
     t = translations(locale).gettext
     base = str(client.make_url("")).rstrip("/")
     admin = await (await browser.new_context(locale=locale)).new_page()
-    await _log_in(admin, base, t, "admin", "telemed-demo")
+    await _log_in(admin, base, locale, "admin", "telemed-demo")
     await admin.goto(f"{base}/admin/users/1")  # dr.li
     await admin.locator("#reset-password").get_by_role("button", name=t("Reset password")).click()
     temporary = await admin.locator("#generated-password output").inner_text()
 
     doctor = await (await browser.new_context(locale=locale)).new_page()
-    await _log_in(doctor, base, t, "dr.li", temporary)
+    await _log_in(doctor, base, locale, "dr.li", temporary)
     await expect(doctor.get_by_role("heading", name=t("Change your password"))).to_be_visible()
     await expect(doctor.locator("#forced")).to_be_visible()
     await expect(doctor.locator("input[name=current_password]")).to_have_count(0)

@@ -12,7 +12,7 @@ from server.i18n import translations
 from server.identity.auth import COOKIE_NAME
 
 from ..conftest import login
-from .conftest import checked, screenshot
+from .conftest import checked, screenshot, submit_login
 
 pytestmark = pytest.mark.e2e
 TEMPORARY = "temporary-pass-1"
@@ -24,9 +24,7 @@ async def _in_the_room(browser: Browser, base: str, locale: str) -> Page:
     page = await (await browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})).new_page()
     page.on("pageerror", lambda error: print(f"[dr.li] page error: {error}"))
     await page.goto(f"{base}/login")
-    await page.locator("input[name=username]").fill("dr.li")
-    await page.locator("input[name=password]").fill("telemed-demo")
-    await page.get_by_role("button", name=t("Log in")).click()
+    await submit_login(page, locale, "dr.li", "telemed-demo")
     await expect(page.get_by_role("heading", name=t("My consultations"))).to_be_visible()
     await page.goto(f"{base}/consultations/1")
     await expect(page.locator("#connection-state")).to_have_attribute("data-state", "waiting")
@@ -73,9 +71,7 @@ async def test_a_reset_password_ends_the_call_with_the_way_back(client: TestClie
     await again.click()
     await expect(page.get_by_text(t("Your session has ended: your password was changed or reset, or an "
                                     "administrator ended it. Please log in again."))).to_be_visible()
-    await page.locator("input[name=username]").fill("dr.li")
-    await page.locator("input[name=password]").fill(TEMPORARY)
-    await page.get_by_role("button", name=t("Log in")).click()
+    await submit_login(page, locale, "dr.li", TEMPORARY)
     await expect(page.locator("#forced")).to_be_visible()
     await page.locator("input[name=new_password]").fill("her-own-pass-2")
     await page.locator("input[name=new_password_again]").fill("her-own-pass-2")
@@ -111,8 +107,6 @@ async def test_a_session_logged_out_elsewhere_ends_the_call_at_its_next_reconnec
 
     await ended.get_by_role("link", name=t("Log in again")).click()
     await expect(page.get_by_text(t("Please log in to continue."))).to_be_visible()
-    await page.locator("input[name=username]").fill("dr.li")
-    await page.locator("input[name=password]").fill("telemed-demo")
-    await page.get_by_role("button", name=t("Log in")).click()
+    await submit_login(page, locale, "dr.li", "telemed-demo")
     await expect(page).to_have_url(f"{base}/consultations/1")
     await expect(state).to_have_attribute("data-state", "waiting")
