@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Literal
 
 from sqlmodel import col, select
 
 from signaling.events import Expelling
 from signaling.grants import ROOM_PREFIX, consultation_of_room
 
-from ..consultations.room_notifier import RoomNotifier
+from ..consultations.room_notifier import RoomNotifier, SentOut
 from ..db import Database
 from ..models import User
 
@@ -39,7 +38,7 @@ async def sweep(database: Database, here: dict[str, set[str]], rooms: RoomNotifi
     async with database.session() as session:
         standing = dict((await session.exec(select(User.id, User.must_change_password).where(
             col(User.id).in_(users), col(User.is_active).is_(True)))).all())
-    reasons: dict[int, Literal["not-a-participant", "session-ended"]] = {
+    reasons: dict[int, SentOut] = {
         **{user_id: "not-a-participant" for user_id in set(users) - set(standing)},
         **{user_id: "session-ended" for user_id, reset in standing.items() if reset}}
     for user_id, reason in sorted(reasons.items()):

@@ -15,6 +15,9 @@ from signaling.events import Expelling, RoomEvent
 
 from ..models import Consultation, ConsultationParticipant, utcnow
 
+# Why the server sends a clinician out of their rooms: taken off the consultation or disabled, or their session
+# ended (their password reset): the reasons of ``Expelling`` that are about a clinician's account.
+SentOut = Literal["not-a-participant", "session-ended"]
 ROOM_REACH = timedelta(days=1)  # a room opens and closes well within this of its consultation's planned start
 
 
@@ -26,8 +29,7 @@ class RoomNotifier(Protocol):
         ...
 
 
-async def send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int,
-                   reason: Literal["not-a-participant", "session-ended"]) -> None:
+async def send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int, reason: SentOut) -> None:
     """Send a clinician out of every consultation's room they may be in now: those they take part in planned to
     start within ``ROOM_REACH`` of now, whatever their state (a call goes on after its report completes the
     consultation)."""
