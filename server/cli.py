@@ -302,10 +302,11 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 async def _licence(session: AsyncSession, user_id: int, username: str, body: LicenceInput, verify: bool) -> None:
     """Enter a clinician's licence (and title) and, asked to, verify it, as an administrator would in the
     console; the audit trail names the shell."""
-    account = await accounts.set_licence(session, SHELL, user_id, body)
+    account = await accounts.set_licence(session, SHELL, user_id, body, rooms=None)
     if verify:
         account = await accounts.verify_licence(session, SHELL, user_id, LicenceInput(
-            licence_number=account.user.licence_number, professional_title=account.user.professional_title))
+            licence_number=account.user.licence_number, professional_title=account.user.professional_title),
+            rooms=None)
     state = "verified" if account.user.licence_verified else "not verified"
     print(f"Licence of {username!r}: {account.user.licence_number or '(none)'}, "
           f"{account.user.professional_title.value} ({state}).")

@@ -42,6 +42,7 @@ from .events import (
     Leaving,
     MediaChanged,
     Recording,
+    Regranting,
     Relaying,
     Removing,
     Resuming,
@@ -49,7 +50,7 @@ from .events import (
     Where,
 )
 from .gate import Gate
-from .grants import RoomClaims
+from .grants import Grants, RoomClaims
 from .hub import RoomHub
 from .messages import (
     PROTOCOL_VERSION,
@@ -269,7 +270,7 @@ class SignalingConnection:
         claims = self.gate.verify(message.token)
         if claims.room != self.room_id:
             raise WrongRoom("This room token is for another consultation.")
-        await self.gate.check(claims.identity, claims.invitation, claims.generation)
+        grants = await self.gate.check(claims.identity, claims.invitation, claims.generation) or claims.grants
         history = await self.gate.shows_history(claims.identity)
         self.resume_secret = secrets.token_urlsafe(24)
         self.joining_afresh = not message.resume
@@ -281,7 +282,7 @@ class SignalingConnection:
                                         new_resume_hash=resume_hash(self.resume_secret), chat_history=history)
         else:
             pid = secrets.token_urlsafe(9)
-            event = Joining(participant=self._participant(pid, claims), grants=claims.grants,
+            event = Joining(participant=self._participant(pid, claims), grants=grants,
                             identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
                             consent_id=claims.consent_id, patient=claims.patient,
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation,
@@ -291,17 +292,20 @@ class SignalingConnection:
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
         # beside the connection, as on_seated: the participant's first messages need not wait for it
-        task = asyncio.ensure_future(self._check_again(claims))
+        task = asyncio.ensure_future(self._check_again(claims, grants))
         _TOLD.add(task)
         task.add_done_callback(_TOLD.discard)
 
-    async def _check_again(self, claims: RoomClaims) -> None:
+    async def _check_again(self, claims: RoomClaims, grants: Grants) -> None:
         """Ask the gate once more now that the join is in the room's log: the server may have barred them
-        between the first check and the join's arrival (an appointment moved, an invitation revoked), and told
-        the room before the join was there to be sent away. Whatever bars them from now on is seen here, or its
-        own expulsion comes after the join. Never raises."""
+        between the first check and the join's arrival (an appointment moved, an invitation revoked), or changed
+        what they may do (``grants``: what they joined with), and told the room before the join was there to
+        hear it. Whatever changes from now on is seen here, or its own event comes after the join. Never
+        raises."""
         try:
-            await self.gate.check(claims.identity, claims.invitation, claims.generation)
+            now = await self.gate.check(claims.identity, claims.invitation, claims.generation)
+            if now is not None and now != grants:
+                await self.hub.tell(self.room_id, Regranting(identity=claims.identity, grants=now))
         except BARRED as barred:
             await self.hub.tell(self.room_id, Expelling(identity=claims.identity, reason=barred.code,
                                                         invitation=claims.invitation))  # (retried if the bus is away)

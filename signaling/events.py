@@ -144,6 +144,16 @@ class Expelling(_Event):
     invitation: int | None = None
 
 
+class Regranting(_Event):
+    """Everyone in the room with this identity may do what ``grants`` says from now on: an administrator changed
+    the clinician's account so that they may host (their licence verified), or no longer. Appended by the
+    server, never by a participant's message."""
+
+    kind: Literal["regrant"] = "regrant"
+    identity: str
+    grants: Grants
+
+
 class Relaying(_Event):
     """Negotiation from one participant to another, or to the relay: offer, answer, candidate or ice-restart;
     or whether the sender receives video (``receive``: of everyone, from the relay; of one participant's
@@ -262,8 +272,8 @@ class Snapshot(_Event):
 
 RoomEvent = (
     Joining | Leaving | Disconnected | Resuming | GraceExpired | NodeLost | NodeStopping | RelayLost | RelayHandoff
-    | Admitting | Denying | Removing | Expelling | Relaying | MediaChanged | Chatting | ChatStored | Consenting
-    | Recording | FromRelay | Snapshot
+    | Admitting | Denying | Removing | Expelling | Regranting | Relaying | MediaChanged | Chatting | ChatStored
+    | Consenting | Recording | FromRelay | Snapshot
 )
 event_adapter: pydantic.TypeAdapter[RoomEvent] = pydantic.TypeAdapter(
     Annotated[RoomEvent, pydantic.Field(discriminator="kind")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pydantic
 
-from .messages import DeviceCheck
+from .messages import DeviceCheck, Grants
 
 ROOM_PREFIX = "consultation:"
 
@@ -21,18 +21,6 @@ def consultation_of_room(room_id: str) -> int:
     if number == room_id or not number.isdigit():
         raise ValueError(f"{room_id!r} is not a consultation's room")
     return int(number)
-
-
-class Grants(pydantic.BaseModel):
-    """What a participant may do in the room, in the manner of LiveKit's video grants."""
-
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
-    publish: bool = True  # send camera, microphone, screen
-    subscribe: bool = True  # receive the others' media
-    admit: bool = False  # enter without waiting; let others in from the lobby, or turn them away
-    record: bool = False  # start and stop recording (through the media relay)
-    moderate: bool = False  # remove participants
 
 
 HOST = Grants(publish=True, subscribe=True, admit=True, record=True, moderate=True)

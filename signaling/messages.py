@@ -55,6 +55,19 @@ class DeviceCheck(_Message):
     up_kbps: int | None = pydantic.Field(default=None, ge=0, le=10_000_000)
 
 
+class Grants(pydantic.BaseModel):
+    """What a participant may do in the room, in the manner of LiveKit's video grants (a room token names them; see
+    grants.py for the host's and the guest's)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    publish: bool = True  # send camera, microphone, screen
+    subscribe: bool = True  # receive the others' media
+    admit: bool = False  # enter without waiting; let others in from the lobby, or turn them away
+    record: bool = False  # start and stop recording (through the media relay)
+    moderate: bool = False  # remove participants
+
+
 class Participant(_Message):
     """Someone in the room. ``id`` names the seat, kept across reconnects; one user in two tabs is two."""
 
@@ -235,6 +248,14 @@ class LobbyUpdate(_Message):
     waiting: tuple[Participant, ...]
 
 
+class GrantsChanged(_Message):
+    """To a participant: what they may do in the room now (an administrator changed their account: a licence
+    verified, or no longer). Whoever was let in stays in; what they may do from now on is this."""
+
+    type: Literal["grants"] = "grants"
+    grants: Grants
+
+
 class ParticipantJoined(_Message):
     type: Literal["participant-joined"] = "participant-joined"
     participant: Participant
@@ -389,7 +410,7 @@ class Error(_Message):
 
 
 ServerMessage = (
-    Joined | InLobby | LobbyUpdate | ParticipantJoined | ParticipantLeft | ParticipantReconnecting
+    Joined | InLobby | LobbyUpdate | GrantsChanged | ParticipantJoined | ParticipantLeft | ParticipantReconnecting
     | ParticipantResumed | RelayedOffer | RelayedAnswer | RelayedCandidate | RelayedIceRestart | RelayedReceiveVideo
     | MediaStateChanged
     | ChatMessage | RoomMode | RelayLayout | RelayAudience | RecordingState | ConsentState | Denied | Removed

@@ -35,6 +35,7 @@ from .events import (
     MediaChanged,
     NodeLost,
     Recording,
+    Regranting,
     Relaying,
     Removing,
     Resuming,
@@ -47,6 +48,7 @@ from .messages import (
     ChatMessage,
     Denied,
     Error,
+    GrantsChanged,
     InLobby,
     Joined,
     LobbyUpdate,
@@ -368,6 +370,26 @@ class Room(MediaRules):
                 effects += [Deliver(target.at, Removed(message=self.EXPELLED[event.reason])),
                             Close(target.at, CloseCode.FORBIDDEN, event.reason)]
             effects += self._drop(target, event.reason)
+        return effects
+
+    def _on_Regranting(self, event: Regranting, seq: int) -> list[Effect]:
+        """Whoever has this identity may do what ``event.grants`` says from now on, where they are: one with a
+        seat keeps it (a host who may no longer admit stops seeing the lobby; a recording they started goes on,
+        under the consent it was started with), one waiting in the lobby who may now admit takes a free seat.
+        One reconnecting is told nothing: the room token they come back with says the same."""
+        effects: list[Effect] = []
+        for member in [m for m in self.members.values() if m.identity == event.identity]:
+            if member.grants == event.grants:
+                continue
+            member.grants = event.grants
+            if member.status is Status.RECONNECTING:
+                continue
+            effects.append(Deliver(member.at, GrantsChanged(grants=event.grants)))
+            if member.seated and event.grants.admit:
+                effects.append(Deliver(member.at, LobbyUpdate(waiting=self.waiting)))
+            elif not member.seated and event.grants.admit and len(self.participants) < self.max_participants:
+                member.status, member.seated = Status.PRESENT, True
+                effects += [*self._seat(member), *self._lobby_update()]
         return effects
 
     # what participants send each other

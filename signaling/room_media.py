@@ -84,6 +84,8 @@ class MediaRules:
                 *self._to_seated(self._mode_message())]
 
     def _check_Recording(self, event: Recording) -> SignalingError | None:
+        if not event.on and event.by == self.recording_by:
+            return self._speaker(event.by)  # who started it may stop it, even if they may no longer record
         if error := self._host(event.by, "record"):
             return error
         if event.on and not self.recording:

@@ -232,7 +232,7 @@ async def user_update(request: web.Request) -> web.Response:
     try:
         body = parse_form(form, AccountUpdate)
         async with request.app[DATABASE].session() as session:
-            await accounts.update(session, caller(request).principal, user_id, body)
+            await accounts.update(session, caller(request).principal, user_id, body, rooms=request.app[ROOMS])
     except TelemedError as exc:
         return await _account_page(request, user_id, form=form, failure=FormError(request, exc), status=exc.status)
     if user_id == caller(request).user.id and body.role is not Role.ADMIN:
@@ -288,7 +288,7 @@ async def user_licence(request: web.Request) -> web.Response:
     try:
         body = parse_form(form, LicenceInput)  # as PUT /api/admin/accounts/{id}/licence
         async with request.app[DATABASE].session() as session:
-            await accounts.set_licence(session, caller(request).principal, user_id, body)
+            await accounts.set_licence(session, caller(request).principal, user_id, body, rooms=request.app[ROOMS])
     except TelemedError as exc:
         return await _account_page(request, user_id, licence_form=form, failure=FormError(request, exc),
                                    status=exc.status)
@@ -302,7 +302,8 @@ async def user_licence_verify(request: web.Request) -> web.Response:
     try:
         seen = parse_form({k: form.get(k, "") for k in ("licence_number", "professional_title")}, LicenceInput)
         async with request.app[DATABASE].session() as session:
-            await accounts.verify_licence(session, caller(request).principal, user_id, seen)
+            await accounts.verify_licence(session, caller(request).principal, user_id, seen,
+                                          rooms=request.app[ROOMS])
     except TelemedError as exc:
         return await _account_page(request, user_id, failure=FormError(request, exc), status=exc.status)
     raise _see(f"/admin/users/{user_id}", "licence-verified")

@@ -10,7 +10,9 @@ until it is given again the clinician cannot host a consultation, be booked or s
 
 Disabling an account or resetting its password moves the account to a new session generation, which ends
 every session it had (``identity/auth.py`` refuses tokens of an earlier one); re-enabling it does not bring
-them back. The platform always keeps an active administrator: disabling or demoting the last one is refused.
+them back. Each of these, and a change of role or of the licence's verification, reaches the calls the account
+is in at once (given the rooms to tell: the shell has none; ``account_sweep`` and the rooms' gate make up for
+it). The platform always keeps an active administrator: disabling or demoting the last one is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from sqlmodel import col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..audit import trail as audit
-from ..consultations.room_notifier import RoomNotifier, send_out
+from ..consultations.room_notifier import RoomNotifier, regrant, send_out
+from ..consultations.room_tokens import clinician_grants
 from ..errors import N_, Conflict, NotFound, ValidationFailed
 from ..identity.passwords import hash_password
 from ..models import (
@@ -40,7 +43,7 @@ from ..models import (
 )
 from ..outputs import Instant, Named, Out
 from ..paging import LIKE_ESCAPE, Page, PageShown, like_pattern, offset, pages_for
-from ..permissions import Principal, needs_licence
+from ..permissions import Principal, needs_licence, principal_of
 from . import SHELL, actor, commit, require_administrator
 from .inputs import AccountQuery, AccountUpdate, LicenceInput, NewAccount, PasswordReset
 
@@ -264,11 +267,14 @@ async def create(session: AsyncSession, who: Principal, body: NewAccount) -> tup
 _EDITABLE = ("display_name", "role", "hospital_id", "department_id", "specialty_id")
 
 
-async def update(session: AsyncSession, who: Principal, user_id: int, body: AccountUpdate) -> Account:
+async def update(session: AsyncSession, who: Principal, user_id: int, body: AccountUpdate, *,
+                 rooms: RoomNotifier | None) -> Account:
     """Change an account's name, role or place of work; the audit entry keeps each change's before and after.
-    A role takes effect at the account's next request: roles are read from the account, not the token."""
+    A role takes effect at the account's next request (roles are read from the account, not the token), and in
+    the rooms it is in at once, given the ``rooms`` to tell (``_follow_in_rooms``)."""
     require_administrator(who)
     user = await _user(session, user_id)
+    before = principal_of(user)
     specialty_id = await _placement(session, body.role, body.hospital_id, body.department_id, body.specialty_id)
     await _keep_an_administrator(session, user, role=body.role, active=user.is_active)
     after = {**body.model_dump(include=set(_EDITABLE)), "specialty_id": specialty_id}
@@ -281,7 +287,22 @@ async def update(session: AsyncSession, who: Principal, user_id: int, body: Acco
         audit.with_commit(session, audit.Entry(actor(who), "account.updated", subject=f"user:{user_id}",
                                                detail={"changes": changes}))
         await commit(session)
+        await _follow_in_rooms(session, rooms, before, user)
     return (await describe(session, [user]))[0]
+
+
+async def _follow_in_rooms(session: AsyncSession, rooms: RoomNotifier | None, before: Principal, user: User) -> None:
+    """A change to an account reaches the calls it is in as it reaches its next request: no longer a clinician,
+    it is sent out of them (``not-a-participant``, as the rooms' gate refuses it from now on); a clinician whose
+    licence was verified, or no longer is, may host there now, or no longer (a seat taken stays taken). Without
+    ``rooms`` (the shell), the change reaches a call when the clinician comes back to it (the gate's grants)."""
+    after = principal_of(user)
+    if rooms is None or after.user_id is None:
+        return
+    if needs_licence(before.role) and not needs_licence(after.role):
+        await send_out(session, rooms, after.user_id, "not-a-participant")
+    elif needs_licence(after.role) and clinician_grants(after) != clinician_grants(before):
+        await regrant(session, rooms, after.user_id, clinician_grants(after))
 
 
 def _plain(value: object) -> object:
@@ -291,12 +312,15 @@ def _plain(value: object) -> object:
 _LICENCE = ("licence_number", "professional_title")
 
 
-async def set_licence(session: AsyncSession, who: Principal, user_id: int, body: LicenceInput) -> Account:
+async def set_licence(session: AsyncSession, who: Principal, user_id: int, body: LicenceInput, *,
+                      rooms: RoomNotifier | None) -> Account:
     """Enter or correct a clinician's licence number and title; the audit entry keeps each change's before and
     after. A change to either clears an earlier verification (the entry says so): what was verified is no
-    longer what is on record. 422 naming the field for an account that is not a clinician's."""
+    longer what is on record, and in a call the clinician no longer hosts (``_follow_in_rooms``). 422 naming the
+    field for an account that is not a clinician's."""
     require_administrator(who)
     user = await _user(session, user_id)
+    before = principal_of(user)
     if not needs_licence(user.role) and (body.licence_number or body.professional_title is not ProfessionalTitle.NONE):
         raise ValidationFailed({"licence_number" if body.licence_number else "professional_title":
                                 N_("Only clinicians (county doctors and specialists) have a practising licence.")})
@@ -312,18 +336,22 @@ async def set_licence(session: AsyncSession, who: Principal, user_id: int, body:
         audit.with_commit(session, audit.Entry(actor(who), "account.licence_changed", subject=f"user:{user_id}",
                                                detail={"changes": changes, "verification_cleared": cleared}))
         await commit(session)
+        await _follow_in_rooms(session, rooms, before, user)
     return (await describe(session, [user]))[0]
 
 
-async def verify_licence(session: AsyncSession, who: Principal, user_id: int, seen: LicenceInput) -> Account:
+async def verify_licence(session: AsyncSession, who: Principal, user_id: int, seen: LicenceInput, *,
+                         rooms: RoomNotifier | None) -> Account:
     """Record that an administrator checked the clinician's licence number and title (against the certificate
     or the national register): who and when, on the account and in the audit trail, with what was verified.
     ``seen`` is the number and title they checked: if the account holds others now (changed by someone else
     since they read it), nothing is verified and 409 says so; the update is conditional on them, so a change
-    racing the verification cannot be verified unseen. Verifying a verified licence changes nothing. 422 naming
-    ``licence_number`` while there is none to verify."""
+    racing the verification cannot be verified unseen. Verifying a verified licence changes nothing. A clinician
+    in a call hosts it from now on (``_follow_in_rooms``). 422 naming ``licence_number`` while there is none to
+    verify."""
     require_administrator(who)
     user = await _user(session, user_id)
+    before = principal_of(user)
     if not needs_licence(user.role):
         raise ValidationFailed({"licence_number": N_("Only clinicians (county doctors and specialists) have a "
                                                      "practising licence.")})
@@ -348,6 +376,7 @@ async def verify_licence(session: AsyncSession, who: Principal, user_id: int, se
                                                        "professional_title": seen.professional_title.value}))
         await commit(session)
         await session.refresh(user)
+        await _follow_in_rooms(session, rooms, before, user)
     return (await describe(session, [user]))[0]
 
 

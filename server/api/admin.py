@@ -79,7 +79,8 @@ async def update_account(request: web.Request) -> web.Response:
     demoting the last active administrator."""
     body = await parse_body(request, AccountUpdate)
     async with request.app[DATABASE].session() as session:
-        account = await accounts.update(session, caller(request).principal, path_id(request, "user_id"), body)
+        account = await accounts.update(session, caller(request).principal, path_id(request, "user_id"), body,
+                                        rooms=request.app[ROOMS])
     return json_response(account.shown())
 
 
@@ -126,7 +127,8 @@ async def set_licence(request: web.Request) -> web.Response:
     that is not a clinician's."""
     body = await parse_body(request, LicenceInput)
     async with request.app[DATABASE].session() as session:
-        account = await accounts.set_licence(session, caller(request).principal, path_id(request, "user_id"), body)
+        account = await accounts.set_licence(session, caller(request).principal, path_id(request, "user_id"), body,
+                                             rooms=request.app[ROOMS])
     return json_response(account.shown())
 
 
@@ -140,7 +142,7 @@ async def verify_licence(request: web.Request) -> web.Response:
     body = await parse_body(request, LicenceInput)
     async with request.app[DATABASE].session() as session:
         account = await accounts.verify_licence(session, caller(request).principal, path_id(request, "user_id"),
-                                                body)
+                                                body, rooms=request.app[ROOMS])
     return json_response(account.shown())
 
 

@@ -7,21 +7,21 @@ from typing import Any, Literal
 from aiohttp import web
 
 from signaling.connection import Limits, SignalingConnection
-from signaling.grants import GUEST, HOST, Grants, RoomClaims, consultation_of_room, room_id_for
+from signaling.grants import Grants, RoomClaims, consultation_of_room, room_id_for
 
 from ..appkeys import AUDIT, DATABASE, HUB, KEYS, METRICS, SETTINGS
 from ..consent.records import patient_identity
 from ..consultations.ice import ice_servers_for
 from ..consultations.recordings import consent_on_record
 from ..consultations.room_gate import RoomGate
-from ..consultations.room_tokens import ROOM_TOKEN_TTL, room_token
+from ..consultations.room_tokens import ROOM_TOKEN_TTL, clinician_grants, room_token
 from ..consultations.room_window import RoomWindow
 from ..http import json_response
 from ..identity.auth import caller, public
 from ..models import utcnow
 from ..openapi import answers, answers_empty
 from ..outputs import Out
-from ..permissions import can_host, can_join_consultation
+from ..permissions import can_join_consultation
 from .consultations import consultation_id, load_authorized
 
 routes = web.RouteTableDef()
@@ -69,7 +69,7 @@ async def issue_room_token(request: web.Request) -> web.Response:
         patient_consent = await consent_on_record(session, view.consultation.id, patient) if patient else None
     return token_answer(request, RoomClaims(
         identity=identity, room=room_id_for(view.consultation.id), name=user.display_name,
-        role=user.role.value, user_id=user.id, grants=HOST if can_host(caller(request).principal) else GUEST,
+        role=user.role.value, user_id=user.id, grants=clinician_grants(caller(request).principal),
         consent_id=consent_id, patient=patient,
         patient_consent_id=patient_consent, generation=user.session_generation))
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 
 from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked, NoLongerParticipant, SessionEnded
-from signaling.grants import RoomClaims
+from signaling.grants import Grants, RoomClaims
 
 from ..audit import trail as audit
 from ..consent.records import standing
 from ..db import Database, unreachable
-from ..errors import TelemedError, Unauthenticated
+from ..errors import NotFound, TelemedError, Unauthenticated
 from ..identity.tokens import KeyRing
-from ..models import ConsentPurpose, ConsultationParticipant, PatientInvitation, User
+from ..models import ConsentPurpose, PatientInvitation, User
 from ..permissions import can_join_consultation, principal_of
-from .room_tokens import verify_room_token
-from .service import visible
+from .room_tokens import clinician_grants, verify_room_token
+from .service import load, visible
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,9 @@ class RoomGate:
             await audit.record(self.database, actor=entry.actor, action=entry.action,
                                consultation_id=entry.consultation_id, subject=entry.subject, detail=entry.detail)
 
-    async def check(self, identity: str, invitation: int | None, generation: int | None = None) -> None:
+    async def check(self, identity: str, invitation: int | None, generation: int | None = None) -> Grants | None:
         if invitation is None:
-            await self._still_participant(identity, generation)
-            return
+            return await self._still_participant(identity, generation)
         async with self.database.session() as session:
             link = await session.get(PatientInvitation, invitation)
             if link is None or link.revoked_at is not None or link.consultation_id != self.consultation_id:
@@ -63,6 +62,7 @@ class RoomGate:
                                    consultation_id=self.consultation_id)
         if video is None:
             raise ConsentWithdrawn("You withdrew your consent to the video consultation.")
+        return None
 
     async def shows_history(self, identity: str) -> bool:
         """A clinician of another hospital than the patient's is not shown the chat said before they came while
@@ -86,28 +86,33 @@ class RoomGate:
             return False
         return not view.withheld
 
-    async def _still_participant(self, identity: str, generation: int | None) -> None:
+    async def _still_participant(self, identity: str, generation: int | None) -> Grants | None:
         """A clinician's room token is only issued to participants and lasts minutes; one taken off the
-        consultation since (an appointment moved to another specialist), or disabled, is not let in with it,
+        consultation since (an appointment moved to another specialist), disabled or made other than a clinician
+        is not let in with it,
         nor with a token of an earlier session generation (``generation``, the token's) than the account's:
         its password was reset or changed since. Admitting from the lobby asks without a generation: then a
         password an administrator set and the user has not replaced yet says the same (while it stands, no
-        room token can be issued to them: ``identity/auth.py`` sends them to change it first)."""
+        room token can be issued to them: ``identity/auth.py`` sends them to change it first). What they may
+        do is the account's now, not the token's (a licence verified, or no longer, since it was issued)."""
         kind, _, number = identity.partition(":")
         if kind != "user" or not number.isascii() or not number.isdigit():
-            return
+            return None
         try:
             async with self.database.session() as session:
-                seat = await session.get(ConsultationParticipant, (self.consultation_id, int(number)))
-                user = await session.get(User, int(number)) if seat is not None else None
+                user = await session.get(User, int(number))
+                scope = (await load(session, self.consultation_id)).scope if user is not None else None
+        except NotFound:
+            scope = None  # (the consultation is gone)
         except Exception as exc:
             if not unreachable(exc):
                 raise
             # A database outage must not cost a clinician their call (a resume after their node died): their
             # token was issued to a participant minutes ago, and a removal sends them away as it happens.
             log.warning("room gate: database unreachable; %s let in on their room token", identity)
-            return
-        if user is None or not user.is_active:
+            return None
+        if user is None or scope is None or not user.is_active or not can_join_consultation(principal_of(user), scope):
             raise NoLongerParticipant("You are no longer a participant of this consultation.")
         if user.must_change_password or generation not in (None, user.session_generation):
             raise SessionEnded("Your session has ended: your password was reset or changed. Please log in again.")
+        return clinician_grants(principal_of(user))

@@ -1,6 +1,6 @@
 """How the server's domain tells a consultation's room what happened (a consent given or withdrawn, an
-invitation revoked, an account's session ended), without knowing how rooms are run: the app factory fills it
-with the signaling hub."""
+invitation revoked, an account's session ended or what it may do changed), without knowing how rooms are run:
+the app factory fills it with the signaling hub."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Literal, Protocol
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from signaling.events import Expelling, RoomEvent
+from signaling.events import Expelling, Regranting, RoomEvent
+from signaling.grants import Grants
 
 from ..models import Consultation, ConsultationParticipant, utcnow
 
@@ -30,9 +31,18 @@ class RoomNotifier(Protocol):
 
 
 async def send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int, reason: SentOut) -> None:
-    """Send a clinician out of every consultation's room they may be in now: those they take part in planned to
-    start within ``ROOM_REACH`` of now, whatever their state (a call goes on after its report completes the
-    consultation)."""
+    """Send a clinician out of every consultation's room they may be in now."""
+    await _tell_rooms_of(session, rooms, user_id, Expelling(identity=f"user:{user_id}", reason=reason))
+
+
+async def regrant(session: AsyncSession, rooms: RoomNotifier, user_id: int, grants: Grants) -> None:
+    """Tell every consultation's room a clinician may be in now what they may do there from now on."""
+    await _tell_rooms_of(session, rooms, user_id, Regranting(identity=f"user:{user_id}", grants=grants))
+
+
+async def _tell_rooms_of(session: AsyncSession, rooms: RoomNotifier, user_id: int, event: RoomEvent) -> None:
+    """The rooms a clinician may be in now: of the consultations they take part in planned to start within
+    ``ROOM_REACH`` of now, whatever their state (a call goes on after its report completes the consultation)."""
     now = utcnow()
     consultations = (await session.exec(
         select(ConsultationParticipant.consultation_id)
@@ -40,5 +50,4 @@ async def send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int, rea
         .where(ConsultationParticipant.user_id == user_id,
                col(Consultation.planned_start).between(now - ROOM_REACH, now + ROOM_REACH))
         .order_by(col(ConsultationParticipant.consultation_id)))).all()
-    expel = Expelling(identity=f"user:{user_id}", reason=reason)
-    await asyncio.gather(*(rooms.tell(consultation, expel) for consultation in consultations))
+    await asyncio.gather(*(rooms.tell(consultation, event) for consultation in consultations))

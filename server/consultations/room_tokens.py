@@ -6,13 +6,20 @@ from typing import Any
 
 import pydantic
 
-from signaling.grants import Grants, RoomClaims
+from signaling.grants import GUEST, HOST, Grants, RoomClaims
 
 from ..errors import Unauthenticated
 from ..identity.tokens import AccessToken, KeyRing, TokenVerifier
+from ..permissions import Principal, can_host
 
 ROOM_AUDIENCE = "telemed-room"
 ROOM_TOKEN_TTL = 10 * 60  # long enough to join or rejoin; the page asks for a fresh one each time
+
+
+def clinician_grants(who: Principal) -> Grants:
+    """What a participating clinician may do in the room: host (``permissions.can_host``), or take part as a
+    guest does, admitted from the lobby."""
+    return HOST if can_host(who) else GUEST
 
 
 def room_token(keys: KeyRing, issuer: str, claims: RoomClaims, *, ttl: int = ROOM_TOKEN_TTL) -> str:

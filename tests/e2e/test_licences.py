@@ -1,7 +1,8 @@
 """Clinicians' licences in real Chromium, in English and in Chinese: an administrator enters a specialist's licence
 number and title on the account page, which leaves it unverified; the specialist, logged in on a phone, sees on
 their dashboard why they cannot host, be booked or sign; the administrator verifies the licence and the notice
-goes. Each page passes axe-core.
+goes; a host in a call whose licence changes loses, then gets back, the host's controls there at once. Each
+page passes axe-core.
 
 Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each page there (for looking at them)."""
 
@@ -13,8 +14,12 @@ from playwright.async_api import Browser, expect
 
 from server.i18n import translations
 
-from .conftest import checked
+from ..conftest import login
+from ..support.signaling_client import connect, guest_token
+from ..support.signaling_client import expect as expect_message
+from .conftest import checked, screenshot
 from .test_admin_console import PHONE, _context, _log_in
+from .test_session_ended import _in_the_room
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +74,46 @@ async def test_an_administrator_verifies_a_licence_the_specialist_waits_for(clie
     await specialist.reload()
     await expect(specialist.get_by_role("heading", name=t("My consultations"))).to_be_visible()
     await expect(specialist.locator("#licence-notice")).to_have_count(0)
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+async def test_a_licence_changed_during_a_call_changes_the_host_controls(client: TestClient, browser: Browser,
+                                                                        locale: str) -> None:
+    """Guards what a host sees when an administrator changes their licence during a call: dr.li, in the demo
+    consultation's room with the patient waiting in the lobby, is told in her language that she can no longer admit,
+    record or remove, and at once the lobby (its names are for hosts) and the record button go while the call goes
+    on; when the administrator verifies the new licence she is told she can again, and both come back. The page
+    passes axe-core and is looked at on a 390 px phone."""
+    t = translations(locale).gettext
+    base = str(client.make_url("")).rstrip("/")
+    page = await _in_the_room(browser, base, locale)
+    lobby, record = page.locator("#lobby-panel"), page.locator("#toggle-recording")
+    message = page.locator("#call-message")
+    patient = await connect(client, await guest_token(client))
+    await expect_message(patient, "lobby")
+    await expect(lobby).to_be_visible()
+    await expect(record).to_be_visible()
+    admin = await login(client, "admin")
+    li_id = (await (await client.get("/api/me", headers=await login(client, "dr.li"))).json())["id"]
+    account = await (await client.get(f"/api/admin/accounts/{li_id}", headers=admin)).json()
+    title = account["licence"]["professional_title"]
+
+    changed = await client.put(f"/api/admin/accounts/{li_id}/licence", headers=admin,
+                               json={"licence_number": "110320000601234", "professional_title": title})
+    assert changed.status == 200, await changed.text()
+    await expect(message).to_have_text(t("An administrator changed your account: you can no longer admit, record or "
+                                         "remove participants in this call."))
+    await expect(lobby).to_be_hidden()
+    await expect(record).to_be_hidden()
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "waiting")
+    await checked(page, f"room-no-longer-host-{locale}")
+    await screenshot(page, f"room-no-longer-host-{locale}", phone=True)
+
+    verified = await client.post(f"/api/admin/accounts/{li_id}/licence/verify", headers=admin,
+                                 json={"licence_number": "110320000601234", "professional_title": title})
+    assert verified.status == 200, await verified.text()
+    await expect(message).to_have_text(t("An administrator verified your licence: you can now admit, record and "
+                                         "remove participants in this call."))
+    await expect(lobby).to_be_visible()
+    await expect(record).to_be_visible()
+    await patient.close()

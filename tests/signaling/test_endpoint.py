@@ -341,7 +341,8 @@ async def test_resuming_on_a_new_socket_while_the_old_one_is_open(room_client: T
 
 async def test_a_socket_that_never_joins_is_closed_at_the_join_deadline(room_client: TestClient) -> None:
     """Pinging is not joining: a socket with no valid join by Limits.join_within gets error "join-timeout"
-    and closes with 4408 (the server's own join deadline is 10 s; here a short one, on the same hub)."""
+    and closes with 4408 (the server's own join deadline is 10 s; here a short one, on the same hub, long enough
+    for four pings on a busy machine)."""
     assert Limits().join_within == 10.0
     app = room_client.app
 
@@ -349,7 +350,7 @@ async def test_a_socket_that_never_joins_is_closed_at_the_join_deadline(room_cli
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         gate = RoomGate(app[DATABASE], app[KEYS], app[SETTINGS].jwt_issuer, 1)
-        await SignalingConnection(ws, app[HUB], "consultation:1", gate=gate, limits=Limits(join_within=0.6)).run()
+        await SignalingConnection(ws, app[HUB], "consultation:1", gate=gate, limits=Limits(join_within=1.5)).run()
         return ws
     small = web.Application()
     small.router.add_get("/signaling", signaling)
@@ -360,14 +361,14 @@ async def test_a_socket_that_never_joins_is_closed_at_the_join_deadline(room_cli
             await idle.send_json({"type": "ping", "id": n})
             assert (await expect(idle, "pong"))["id"] == n
             await asyncio.sleep(0.1)
-        error = await expect(idle, "error", within=2)
+        error = await expect(idle, "error", within=3)
         assert error["code"] == "join-timeout"
         await expect_closed(idle, 4408)
-        assert 0.5 < time.monotonic() - started < 1.5
+        assert 1.4 < time.monotonic() - started < 2.5
 
         joined = await connect(http, await token_for(room_client, "dr.li"), url=str(server.make_url("/signaling")))
         await expect(joined, "joined")
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(1.8)
         await joined.send_json({"type": "ping", "id": 1})
         assert (await expect(joined, "pong"))["id"] == 1, "a joined socket is not held to the deadline"
         await joined.close()

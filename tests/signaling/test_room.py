@@ -28,6 +28,7 @@ from signaling.events import (
     NodeLost,
     NodeStopping,
     Recording,
+    Regranting,
     RelayHandoff,
     Relaying,
     RelayLost,
@@ -41,6 +42,7 @@ from signaling.messages import (
     ChatMessage,
     ConsentState,
     Error,
+    GrantsChanged,
     InLobby,
     Joined,
     LobbyUpdate,
@@ -97,6 +99,8 @@ def _detail(m: Any) -> Any:
         return (m.on, m.reason)
     if isinstance(m, ConsentState):
         return (m.participant_id, m.recording)
+    if isinstance(m, GrantsChanged):
+        return "host" if m.grants == HOST else "guest" if m.grants == GUEST else m.grants
     return getattr(m, "from_", None)
 
 
@@ -130,6 +134,7 @@ def room_after(*events: RoomEvent) -> Room:
 
 
 DOC, SPEC, PAT = join("d"), join("s"), join("p", host=False)
+UNVERIFIED = join("u").model_copy(update={"grants": GUEST})  # a clinician whose licence is not verified yet
 PAT_BY_LINK_1 = PAT.model_copy(update={"invitation": 1})
 OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
 
@@ -187,6 +192,28 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
         ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=2), []),
         ((DOC, PAT_BY_LINK_1), Expelling(identity="id:p", reason="invitation-revoked", invitation=1),
          [("p", "removed", None), ("close", "p", 4403), ("d", "lobby-update", ())]),
+        # an administrator changed what a clinician may do (a licence verified, or no longer): a seated host
+        # who may no longer host keeps the seat but not the lobby nor admitting; a clinician waiting in the lobby
+        # who may now host takes a free seat (and, seated, sees the lobby); one reconnecting is told nothing
+        ((DOC, SPEC, PAT), Regranting(identity="id:s", grants=GUEST), [("s", "grants", "guest")]),
+        ((DOC, SPEC, PAT, Regranting(identity="id:s", grants=GUEST)), Admitting(by="s", participant_id="p"),
+         [("s", "error", "not-allowed")]),
+        ((DOC, SPEC, Regranting(identity="id:s", grants=GUEST)), PAT,
+         [("p", "lobby", "p"), ("d", "lobby-update", ("p",))]),
+        ((DOC, PAT, UNVERIFIED), Regranting(identity="id:u", grants=HOST),
+         [("u", "grants", "host"), ("u", "joined", ("d",)), ("d", "participant-joined", "u"),
+          ("d", "lobby-update", ("p",)), ("u", "lobby-update", ("p",))]),
+        ((DOC, PAT, UNVERIFIED, Admitting(by="d", participant_id="u")), Regranting(identity="id:u", grants=HOST),
+         [("u", "grants", "host"), ("u", "lobby-update", ("p",))]),
+        ((DOC, SPEC, join("t"), UNVERIFIED), Regranting(identity="id:u", grants=HOST),
+         [("u", "grants", "host")]),  # no free seat: waits on, as a host admitting them would be told
+        ((DOC, SPEC), Regranting(identity="id:s", grants=HOST), []),  # nothing changed
+        ((DOC,), Regranting(identity="id:nobody", grants=GUEST), []),
+        ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), Regranting(identity="id:s", grants=GUEST), []),
+        ((DOC, SPEC, PAT, Disconnected(participant_id="s", at=at("s")), Regranting(identity="id:s", grants=GUEST),
+          Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
+                   new_resume_hash="h2")),
+         Admitting(by="s", participant_id="p"), [("s2", "error", "not-allowed")]),  # kept across the resume
         # negotiation and media state
         ((DOC, SPEC), Relaying(sender="d", to="s", type="offer", sdp=OFFER), [("s", "offer", "d")]),
         ((DOC, SPEC), Relaying(sender="s", to="d", type="candidate", candidate=IceCandidate(candidate="c")),
@@ -295,8 +322,8 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
 def test_event_produces(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
     """Each row: the room after some events, one more event, and the messages, closes, timers and relay moves it
     produces, in order: joining and the lobby, admitting and denying, the room's and the lobby's limits, removing and
-    expelling, negotiation, audio-only wishes, chat kept before it is shown, leaving, dropping and resuming, lost and
-    stopping nodes, and a relay lost or handed over."""
+    expelling, a clinician's grants changed by an administrator, negotiation, audio-only wishes, chat kept before
+    it is shown, leaving, dropping and resuming, lost and stopping nodes, and a relay lost or handed over."""
     room = room_after(*before)
     assert summary(room.apply(event, len(before) + 1)) == expected
 
@@ -511,6 +538,16 @@ OFFER_TO_RELAY = Relaying(sender="d", to="relay", type="offer", sdp="v=0\r\nm=au
         ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True)), Recording(by="d", on=False),
          [("d", "recording", (False, "stopped")), ("s", "recording", (False, "stopped")),
           (RELAY, "recording", (False, "stopped"))]),
+        # who started a recording may stop it after losing the record grant; nobody else without it may
+        ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True),
+          Regranting(identity="id:d", grants=GUEST)), Recording(by="d", on=False),
+         [("d", "recording", (False, "stopped")), ("s", "recording", (False, "stopped")),
+          (RELAY, "recording", (False, "stopped"))]),
+        ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True),
+          Regranting(identity="id:s", grants=GUEST)), Recording(by="s", on=False), [("s", "error", "not-allowed")]),
+        ((DOC, SPEC, consenting("d"), consenting("s"), Recording(by="d", on=True),
+          Regranting(identity="id:d", grants=GUEST), Recording(by="d", on=False)), Recording(by="d", on=True),
+         [("d", "error", "not-allowed")]),
         # one who resumes in a relayed room: the relay hears it too (what it sent them meanwhile is lost)
         ((DOC, SPEC, join("t"), Disconnected(participant_id="s", at=at("s"))),
          Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
@@ -525,7 +562,8 @@ OFFER_TO_RELAY = Relaying(sender="d", to="relay", type="offer", sdp="v=0\r\nm=au
 def test_media_events_produce(before: tuple[RoomEvent, ...], event: RoomEvent, expected: list[tuple]) -> None:
     """Each row, as in test_event_produces, for media: the third seat switches the room to the relay (with one notice
     each), offers to the relay pass only in relay mode, recording starts only with everyone's consent and never at a
-    patient's request, a withdrawal, a newcomer without consent or a stop by hand ends it, a resume is told to the
+    patient's request, a withdrawal, a newcomer without consent or a stop by hand ends it (by its starter even once
+    they may no longer record, who cannot start another), a resume is told to the
     relay too, and the relay's answers go to their one participant."""
     room = room_after(*before)
     assert summary(room.apply(event, len(before) + 1)) == expected

@@ -145,8 +145,8 @@ async def test_a_role_change_is_audited_with_before_and_after(database: Database
     body = AccountUpdate(display_name="李明 Li Ming", role=Role.COORDINATOR, hospital_id=li.hospital_id,
                          department_id=li.department_id)
     async with database.session() as session:
-        account = await service.update(session, admin, li.id, body)
-        again = await service.update(session, admin, li.id, body)
+        account = await service.update(session, admin, li.id, body, rooms=None)
+        again = await service.update(session, admin, li.id, body, rooms=None)
     assert account.user.role is Role.COORDINATOR and again.user.role is Role.COORDINATOR
     [entry] = await _entries(database, "account.updated")
     assert json.loads(entry.detail) == {"changes": {"role": ["county_doctor", "coordinator"]}}, \
@@ -196,7 +196,7 @@ async def test_the_last_administrator_cannot_be_disabled_or_demoted(database: Da
     me = await _user(database, "admin")
     demote = AccountUpdate(display_name=me.display_name, role=Role.AUDITOR, hospital_id=me.hospital_id)
     for attempt in (lambda s: service.disable(s, admin, me.id, rooms=None),
-                    lambda s: service.update(s, admin, me.id, demote)):
+                    lambda s: service.update(s, admin, me.id, demote, rooms=None)):
         async with database.session() as session:
             with pytest.raises(Conflict) as caught:
                 await attempt(session)
@@ -206,7 +206,7 @@ async def test_the_last_administrator_cannot_be_disabled_or_demoted(database: Da
 
     other, _ = await _new(database, admin, username="admin2", role="admin")
     async with database.session() as session:
-        await service.update(session, admin, me.id, demote)
+        await service.update(session, admin, me.id, demote, rooms=None)
     async with database.session() as session:
         with pytest.raises(Conflict):  # admin2 is now the last one
             await service.disable(session, await principal(database, "admin2"), other.id, rooms=None)
@@ -222,7 +222,7 @@ async def test_two_administrators_demoting_each_other_at_once_leave_one(database
         body = AccountUpdate(display_name=user.display_name, role=Role.AUDITOR, hospital_id=user.hospital_id)
         try:
             async with database.session() as session:
-                await service.update(session, who, user.id, body)
+                await service.update(session, who, user.id, body, rooms=None)
         except Conflict as exc:
             return exc.code
         return "done"

@@ -1,6 +1,6 @@
 """/api/admin: administrators only (403 for everyone else), 422 naming each bad field, the last active
-administrator kept, and a disabled account or a reset password ending the sessions it had, through a real
-server."""
+administrator kept, and a disabled account, a reset password or a clinician made other than one ending the
+sessions and calls it had, through a real server."""
 
 from __future__ import annotations
 
@@ -206,6 +206,30 @@ async def test_a_reset_password_sends_its_account_away_from_the_room_it_is_in(cl
     assert (await expect(li, "participant-joined"))["participant"]["name"]
     await li.close()
     await back.close()
+
+
+async def test_a_clinician_made_a_coordinator_is_sent_away_from_the_room_they_are_in(client: TestClient) -> None:
+    """Guards a role change reaching a call at once: dr.wang, in the demo consultation's room with dr.li, is sent away
+    (`removed`, 4403) the moment an administrator makes him a coordinator, who takes no part in calls; dr.li sees him
+    leave (`not-a-participant`), and his room token from before, still unexpired, no longer lets him in. Renaming him
+    alone, before that, touched nothing in the call."""
+    admin = await login(client, "admin")
+    li, wang, wang_token, wang_id = await _li_and_wang(client)
+    me = await (await client.get(f"/api/admin/accounts/{wang_id}", headers=admin)).json()
+    account = {"display_name": me["display_name"], "role": me["role"], "hospital_id": me["hospital"]["id"],
+               "department_id": me["department"]["id"] if me["department"] else None}
+
+    renamed = await client.put(f"/api/admin/accounts/{wang_id}", headers=admin,
+                               json={**account, "display_name": "王伟 Wang Wei (cardiology)"})
+    assert renamed.status == 200, await renamed.text()
+    made = await client.put(f"/api/admin/accounts/{wang_id}", headers=admin, json={**account, "role": "coordinator"})
+    assert made.status == 200, await made.text()
+    assert (await expect(wang, "removed"))["message"], "removed, and nothing before it"
+    await expect_closed(wang, 4403)
+    assert (await expect(li, "participant-left"))["reason"] == "not-a-participant"
+    again = await connect(client, wang_token)
+    assert (await expect(again, "error"))["code"] == "not-a-participant"
+    await li.close()
 
 
 async def test_a_reset_password_logs_in_and_ends_the_old_sessions(client: TestClient) -> None:

@@ -1,6 +1,6 @@
 """Clinicians' licences through the REST API: an administrator enters and verifies them (audited with who and
 when); an unverified specialist is not offered for booking nor bookable, signs no report, and enters a room as a
-guest rather than its host."""
+guest rather than its host; a change in a call reaches it at once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from server.appkeys import DATABASE
 from server.models import AuditEvent, User
 
 from ...conftest import login
+from ...support.signaling_client import connect, expect, room_token
 from .test_referrals import act, booked_referral, create, ids
 from .test_reports import BODY
 
@@ -162,3 +163,43 @@ async def test_a_licence_changed_since_it_was_read_is_not_verified(client: TestC
     shown = await client.get(f"/api/admin/accounts/{known['dr.he']}", headers=await login(client, "admin"))
     assert (await shown.json())["licence"]["verified_at"] is None
     assert (await _verify(client, known["dr.he"])).status == 200
+
+
+async def test_a_licence_changed_during_a_call_changes_what_its_clinician_may_do_there(client: TestClient) -> None:
+    """Guards an administrator's licence change reaching a call at once, as it reaches the next request: dr.wang,
+    host in the demo consultation's room with dr.li, gets `grants` without admit, record or moderate the moment his
+    licence number is changed (which clears its verification), and removing dr.li is then refused while dr.li stays;
+    the room token he took before the change now enters the lobby, not the room; verifying the new number makes him
+    a host again in the call at once (he leaves the lobby for a seat)."""
+    li = await connect(client, await room_token(client, "dr.li"))
+    li_id = (await expect(li, "joined"))["self"]["id"]
+    wang_token = await room_token(client, "dr.wang")
+    wang = await connect(client, wang_token)
+    await expect(wang, "joined")
+    await expect(li, "participant-joined")
+    wang_id = (await (await client.get("/api/me", headers=await login(client, "dr.wang"))).json())["id"]
+    title = (await (await client.get(f"/api/admin/accounts/{wang_id}", headers=await login(client, "admin")))
+             .json())["licence"]["professional_title"]
+
+    changed = await _licence(client, wang_id, licence_number=LICENCE, professional_title=title)
+    assert changed.status == 200, await changed.text()
+    assert (await expect(wang, "grants"))["grants"] == {"publish": True, "subscribe": True, "admit": False,
+                                                       "record": False, "moderate": False}
+    await wang.send_json({"type": "remove", "participant_id": li_id})
+    assert (await expect(wang, "error"))["code"] == "not-allowed"
+    await li.send_json({"type": "chat", "text": "还在"})
+    assert (await expect(li, "chat"))["text"] == "还在", "dr.li is still in the call"
+    assert (await expect(wang, "chat"))["text"] == "还在", "and dr.wang too"
+
+    again = await connect(client, wang_token)  # issued while he was a host
+    assert (await expect(again, "lobby"))["self"]["user_id"] == wang_id
+    assert (await expect(wang, "error"))["code"] == "replaced"
+    assert (await expect(li, "participant-left"))["reason"] == "replaced"
+    assert [p["user_id"] for p in (await expect(li, "lobby-update"))["waiting"]] == [wang_id]
+
+    verified = await _verify(client, wang_id)
+    assert verified.status == 200, await verified.text()
+    assert (await expect(again, "grants"))["grants"]["admit"] is True
+    assert [p["id"] for p in (await expect(again, "joined"))["participants"]] == [li_id]
+    await li.close()
+    await again.close()

@@ -93,6 +93,9 @@ export class ConsultationCall {
     this.onparticipants = () => {};
     /** @type {(waiting: Participant[]) => void} only for those who may admit */
     this.onlobby = () => {};
+    /** @type {(grants: {publish: boolean, subscribe: boolean, admit: boolean, record: boolean, moderate: boolean}) => void}
+     * what we may do in the room now (an administrator changed our account during the call) */
+    this.ongrants = () => {};
     /** @type {(line: {id: number, from: string, name: string, text: string, at: number}) => void} */
     this.onchat = () => {};
     /** @type {(participantId: string, status: "reconnecting"|"back") => void} */
@@ -317,6 +320,9 @@ export class ConsultationCall {
         break;
       case "lobby-update":
         this.onlobby(message.waiting);
+        break;
+      case "grants":
+        this.ongrants(message.grants);
         break;
       case "offer":
       case "answer":

@@ -28,6 +28,8 @@ const fullscreenButton = $("fullscreen");
 const consentBox = $("recording-consent");
 const clock = serverClock(config.window.now);
 let grants = { admit: false, moderate: false, record: false, publish: false };
+/** @type {string | null} who started the recording running, if one is */
+let recordingBy = null;
 /** @type {ConsultationCall | null} */
 let call = null;
 /** @type {MediaStream | null} */
@@ -219,6 +221,12 @@ function consentMissingText(error) {
   return config.hasPatient ? strings.consentMissingPatient : errorText(error);
 }
 
+/** The record button: for those who may record, and for whoever started the recording running, to stop it
+ * (after an administrator's change, they may no longer start one). */
+function showRecordButton() {
+  recordButton.hidden = !grants.record && !(recordingBy !== null && recordingBy === call?.self?.id);
+}
+
 /** Into the room: camera and microphone, then the call. */
 async function join() {
   $("stage").hidden = false;
@@ -278,7 +286,8 @@ function wire(call) {
   };
   call.onrecording = (state) => {
     $("recording-indicator").hidden = !state.on;
-    recordButton.hidden = !grants.record;
+    recordingBy = state.on ? state.by : null;
+    showRecordButton();
     recordButton.setAttribute("aria-pressed", String(state.on));
     label(recordButton, state.on ? strings.stopRecording : strings.startRecording);
     const reasons = { "consent-withdrawn": strings.recordingConsentWithdrawn, "consent-missing": strings.recordingConsentMissing,
@@ -308,6 +317,15 @@ function wire(call) {
     stage.badge(id, "muted", strings.muted, media.muted);
     stage.badge(id, "screen", strings.sharingScreen, media.screen_sharing);
     stage.setScreen(id, media.screen_sharing);
+  };
+  call.ongrants = (now) => {
+    const hosted = grants.admit;
+    grants = now;
+    showRecordButton();
+    shareButton.hidden = !(grants.publish && navigator.mediaDevices?.getDisplayMedia);
+    stage.allowRemoving();
+    if (!grants.admit) call.onlobby([]);  // the lobby's names are for hosts only
+    if (hosted !== grants.admit) $("call-message").textContent = grants.admit ? strings.nowHost : strings.noLongerHost;
   };
   call.onlobby = (waiting) => {
     $("lobby-panel").hidden = !grants.admit || waiting.length === 0;

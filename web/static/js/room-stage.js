@@ -77,21 +77,40 @@ export class RoomStage {
     pin.setAttribute("aria-label", this.strings.pin.replace("{name}", person.name));
     pin.append(icon("i-pin"));
     tile.append(video, caption, badges, pin);
-    if (this.canRemove()) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "remove";
-      remove.textContent = this.strings.remove;
-      remove.addEventListener("click", (event) => {
-        event.stopPropagation();
-        this.onremove(person);
-      });
-      tile.append(remove);
-    }
+    this._removeButton(tile, person);
     this._wire(tile, person.id);
     this.container.append(tile);
     this.layout();
     return tile;
+  }
+
+  /** Each tile has its Remove button while we may remove participants (``canRemove``), and only then: call
+   * after what we may do changed. */
+  allowRemoving() {
+    for (const tile of this.container.querySelectorAll("figure.tile.remote")) {
+      const caption = tile.querySelector("figcaption");
+      this._removeButton(/** @type {HTMLElement} */ (tile),
+        { id: /** @type {HTMLElement} */ (tile).dataset.participant ?? "", name: caption?.textContent ?? "" });
+    }
+  }
+
+  /** @param {HTMLElement} tile @param {Person} person */
+  _removeButton(tile, person) {
+    const button = tile.querySelector("button.remove");
+    if (!this.canRemove()) {
+      button?.remove();
+      return;
+    }
+    if (button) return;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = this.strings.remove;
+    remove.addEventListener("click", (event) => {
+      event.stopPropagation();
+      this.onremove(person);
+    });
+    tile.append(remove);
   }
 
   /**
