@@ -19,6 +19,7 @@ from ..support.signaling_client import connect, guest_token
 from ..support.signaling_client import expect as expect_message
 from .conftest import checked, screenshot
 from .test_admin_console import PHONE, _context, _log_in
+from .test_consultation_call import open_consultation
 from .test_session_ended import _in_the_room
 
 pytestmark = pytest.mark.e2e
@@ -80,9 +81,10 @@ async def test_an_administrator_verifies_a_licence_the_specialist_waits_for(clie
 async def test_a_licence_changed_during_a_call_changes_the_host_controls(client: TestClient, browser: Browser,
                                                                         locale: str) -> None:
     """Guards what a host sees when an administrator changes their licence during a call: dr.li, in the demo
-    consultation's room with the patient waiting in the lobby, is told in her language that she can no longer admit,
-    record or remove, and at once the lobby (its names are for hosts) and the record button go while the call goes
-    on; when the administrator verifies the new licence she is told she can again, and both come back. The page
+    consultation's room with dr.wang and the patient waiting in the lobby, is told in her language that she can no
+    longer admit, record or remove, and at once the lobby (its names are for hosts), the record button and the
+    Remove button on dr.wang's tile go while the call goes on; when the administrator verifies the new licence she
+    is told she can again, and they come back. The page
     passes axe-core and is looked at on a 390 px phone."""
     t = translations(locale).gettext
     base = str(client.make_url("")).rstrip("/")
@@ -93,6 +95,9 @@ async def test_a_licence_changed_during_a_call_changes_the_host_controls(client:
     await expect_message(patient, "lobby")
     await expect(lobby).to_be_visible()
     await expect(record).to_be_visible()
+    wang = await open_consultation(browser, base, "dr.wang")  # his tile on her page has a Remove button
+    removes = page.locator("figure.tile.remote button.remove")
+    await expect(removes).to_have_count(1, timeout=30_000)
     admin = await login(client, "admin")
     li_id = (await (await client.get("/api/me", headers=await login(client, "dr.li"))).json())["id"]
     account = await (await client.get(f"/api/admin/accounts/{li_id}", headers=admin)).json()
@@ -105,7 +110,9 @@ async def test_a_licence_changed_during_a_call_changes_the_host_controls(client:
                                          "remove participants in this call."))
     await expect(lobby).to_be_hidden()
     await expect(record).to_be_hidden()
-    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "waiting")
+    await expect(removes).to_have_count(0)
+    await expect(page.locator("figure.tile.remote")).to_have_count(1)
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "connected")
     await checked(page, f"room-no-longer-host-{locale}")
     await screenshot(page, f"room-no-longer-host-{locale}", phone=True)
 
@@ -116,4 +123,6 @@ async def test_a_licence_changed_during_a_call_changes_the_host_controls(client:
                                          "remove participants in this call."))
     await expect(lobby).to_be_visible()
     await expect(record).to_be_visible()
+    await expect(removes).to_have_count(1)
     await patient.close()
+    await wang.context.close()
