@@ -1,11 +1,13 @@
-"""Calls that outlive their account's session. Disabling an account or resetting its password on a page or
-through the API sends it out of the rooms it is in at once; the console (``telemed user disable``,
-``reset-password``) runs in a process of its own, which reaches no room. So each node looks, every
-``TELEMED_ACCOUNT_SWEEP_SECONDS``, for the clinicians in its rooms whose account is disabled or gone, and sends
-them out as the page would (``not-a-participant``), and for those whose password an administrator reset and
-who have not set their own yet (``session-ended``): while that password stands no room token can be issued to
-them (``identity/auth.py`` sends them to change it first), so they are in the call on a session that has ended.
-Setting their own sends them out too (``identity/accounts.change_password``), should that come first.
+"""Calls that outlive a change to their account. Disabling an account, resetting its password or changing its
+role or licence on a page or through the API reaches the rooms it is in at once; the console (``telemed user
+disable``, ``reset-password``, ``licence``) runs in a process of its own, which reaches no room. So each node
+looks, every ``TELEMED_ACCOUNT_SWEEP_SECONDS``, at the clinicians in its rooms: those whose account is disabled,
+gone or no longer a clinician's it sends out as the page would (``not-a-participant``); those whose password an
+administrator reset and who have not set their own yet too (``session-ended``): while that password stands no
+room token can be issued to them (``identity/auth.py`` sends them to change it first), so they are in the call
+on a session that has ended. Setting their own sends them out too (``identity/accounts.change_password``),
+should that come first. Of the others, one who holds other grants in a room than their account gives now (a
+licence verified, or no longer) is given those (``Regranting``).
 """
 
 from __future__ import annotations
@@ -16,34 +18,43 @@ from collections.abc import Callable
 
 from sqlmodel import col, select
 
-from signaling.events import Expelling
-from signaling.grants import ROOM_PREFIX, consultation_of_room
+from signaling.events import Expelling, Regranting
+from signaling.grants import ROOM_PREFIX, Grants, consultation_of_room
 
 from ..consultations.room_notifier import RoomNotifier, SentOut
+from ..consultations.room_tokens import clinician_grants
 from ..db import Database
 from ..models import User
+from ..permissions import CLINICAL_ROLES, principal_of
 
 log = logging.getLogger(__name__)
 
 USER = "user:"
 
 
-async def sweep(database: Database, here: dict[str, set[str]], rooms: RoomNotifier) -> set[int]:
-    """Send out of their rooms the clinicians of ``here`` (identity -> the rooms it is in on this node) whose
-    account is no longer active, or whose session ended with a reset of their password; their ids."""
+async def sweep(database: Database, here: dict[str, dict[str, Grants]], rooms: RoomNotifier) -> set[int]:
+    """Send out of their rooms the clinicians of ``here`` (identity -> the rooms it is in on this node, with the
+    grants it holds in each) whose account is no longer active or a clinician's, or whose session ended with a
+    reset of their password; give the others the grants their account gives now where they hold others. The
+    ids of those sent out."""
     users = {int(identity.removeprefix(USER)): identity for identity in here
              if identity.startswith(USER) and identity.removeprefix(USER).isdigit()}
     if not users:
         return set()  # (no query while only patients, or nobody, are here)
     async with database.session() as session:
-        standing = dict((await session.exec(select(User.id, User.must_change_password).where(
-            col(User.id).in_(users), col(User.is_active).is_(True)))).all())
-    reasons: dict[int, SentOut] = {
-        **{user_id: "not-a-participant" for user_id in set(users) - set(standing)},
-        **{user_id: "session-ended" for user_id, reset in standing.items() if reset}}
-    for user_id, reason in sorted(reasons.items()):
+        accounts = {user.id: user for user in (await session.exec(select(User).where(col(User.id).in_(users)))).all()}
+    reasons: dict[int, SentOut] = {}
+    for user_id in sorted(users):
+        user = accounts.get(user_id)
+        if user is None or not user.is_active or user.role not in CLINICAL_ROLES:
+            reasons[user_id] = "not-a-participant"
+        elif user.must_change_password:
+            reasons[user_id] = "session-ended"
+        else:
+            await _regrant(users[user_id], here[users[user_id]], clinician_grants(principal_of(user)), rooms)
+    for user_id, reason in reasons.items():
         identity = users[user_id]
-        log.info("%s is in a call with an account that is disabled, gone or reset (%s); sending it out",
+        log.info("%s is in a call with an account that is disabled, gone, changed or reset (%s); sending it out",
                  identity, reason)
         expel = Expelling(identity=identity, reason=reason)
         await asyncio.gather(*(rooms.tell(consultation_of_room(room_id), expel)
@@ -51,7 +62,17 @@ async def sweep(database: Database, here: dict[str, set[str]], rooms: RoomNotifi
     return set(reasons)
 
 
-async def run(database: Database, here: Callable[[], dict[str, set[str]]], rooms: RoomNotifier,
+async def _regrant(identity: str, held: dict[str, Grants], grants: Grants, rooms: RoomNotifier) -> None:
+    """Tell each room where ``identity`` holds other grants than ``grants`` that it holds these now."""
+    stale = sorted(room_id for room_id, there in held.items() if there != grants and room_id.startswith(ROOM_PREFIX))
+    if stale:
+        log.info("%s holds other grants in %d room(s) than its account gives now; changing them", identity,
+                 len(stale))
+        await asyncio.gather(*(rooms.tell(consultation_of_room(room_id), Regranting(identity=identity, grants=grants))
+                               for room_id in stale))
+
+
+async def run(database: Database, here: Callable[[], dict[str, dict[str, Grants]]], rooms: RoomNotifier,
               every: float) -> None:
     """``sweep`` every ``every`` seconds, for good; a database that is down is counted as an outage (logged
     once, by ``Database.down``) and asked again at the next turn."""
@@ -61,4 +82,4 @@ async def run(database: Database, here: Callable[[], dict[str, set[str]]], rooms
             await sweep(database, here(), rooms)
         except Exception as exc:
             if not database.down(exc):
-                log.exception("the sweep for disabled or reset accounts in calls failed; trying again in %.0f s", every)
+                log.exception("the sweep for changed accounts in calls failed; trying again in %.0f s", every)

@@ -43,7 +43,7 @@ from ..models import (
 )
 from ..outputs import Instant, Named, Out
 from ..paging import LIKE_ESCAPE, Page, PageShown, like_pattern, offset, pages_for
-from ..permissions import Principal, needs_licence, principal_of
+from ..permissions import CLINICAL_ROLES, Principal, needs_licence, principal_of
 from . import SHELL, actor, commit, require_administrator
 from .inputs import AccountQuery, AccountUpdate, LicenceInput, NewAccount, PasswordReset
 
@@ -299,9 +299,9 @@ async def _follow_in_rooms(session: AsyncSession, rooms: RoomNotifier | None, be
     after = principal_of(user)
     if rooms is None or after.user_id is None:
         return
-    if needs_licence(before.role) and not needs_licence(after.role):
+    if before.role in CLINICAL_ROLES and after.role not in CLINICAL_ROLES:
         await send_out(session, rooms, after.user_id, "not-a-participant")
-    elif needs_licence(after.role) and clinician_grants(after) != clinician_grants(before):
+    elif after.role in CLINICAL_ROLES and clinician_grants(after) != clinician_grants(before):
         await regrant(session, rooms, after.user_id, clinician_grants(after))
 
 

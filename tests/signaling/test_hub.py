@@ -11,7 +11,7 @@ import pytest
 
 from signaling import hub as hub_module
 from signaling.events import Joining, Where
-from signaling.grants import HOST
+from signaling.grants import GUEST, HOST
 from signaling.hub import RoomHub
 from signaling.log import LocalRoomLog
 from signaling.messages import Participant
@@ -100,7 +100,8 @@ async def test_an_unreadable_entry_keeps_its_place_in_the_rooms_count(
 
 async def test_here_names_this_nodes_members_and_their_rooms(redis_url: str) -> None:
     """Guards ``here`` (what a node's account sweep checks): each identity sitting in a room on this node, with
-    every room it is in; a member of the same room on another node is that node's to check, not this one's."""
+    every room it is in and its grants there; a member of the same room on another node is that node's to check,
+    not this one's."""
     prefix = f"test-{secrets.token_hex(4)}"
     a = RoomHub(RedisRoomLog(redis_url, prefix=prefix), node_id="a.1", max_participants=4, presence_ttl=TTL)
     b = RoomHub(RedisRoomLog(redis_url, prefix=prefix), node_id="b.1", max_participants=4, presence_ttl=TTL)
@@ -110,12 +111,12 @@ async def test_here_names_this_nodes_members_and_their_rooms(redis_url: str) -> 
         await a.submit("room-1", _join("li", "a.1"), conn="li")
         await a.submit("room-2", _join("li", "a.1").model_copy(update={"at": Where(node="a.1", conn="li-2")}),
                        conn="li-2")
-        await b.submit("room-1", _join("wang", "b.1"), conn="wang")
+        await b.submit("room-1", _join("wang", "b.1").model_copy(update={"grants": GUEST}), conn="wang")
         room = a.room("room-1")
         assert room is not None
         await until(lambda: "wang" in room.members, seconds=5)
-        assert a.here() == {"id:li": {"room-1", "room-2"}}
-        assert b.here() == {"id:wang": {"room-1"}}
+        assert a.here() == {"id:li": {"room-1": HOST, "room-2": HOST}}
+        assert b.here() == {"id:wang": {"room-1": GUEST}}
     finally:
         await a.stop()
         await b.stop()

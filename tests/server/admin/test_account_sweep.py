@@ -1,5 +1,6 @@
-"""A node's sweep for clinicians in its calls whose account was disabled, or whose password was reset, where no
-room could be told (the console): they are sent out of the call, and no one else is."""
+"""A node's sweep for clinicians in its calls whose account was changed where no room could be told (the console):
+disabled, reset or no longer a clinician's, they are sent out of the call, and no one else is; a licence changed
+or verified changes what they may do there."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from sqlmodel import select
 
 from server.admin import SHELL, account_sweep
 from server.admin import accounts as account_service
-from server.admin.inputs import PasswordReset
+from server.admin.inputs import LicenceInput, PasswordReset
 from server.appkeys import DATABASE
 from server.db import Database
 from server.models import User
 from server.settings import Settings
-from signaling.events import Expelling, RoomEvent
+from signaling.events import Expelling, Regranting, RoomEvent
+from signaling.grants import GUEST, HOST
 
 from ...conftest import _start, login
 from ...support.signaling_client import connect, expect, expect_closed, room_token
@@ -44,25 +46,43 @@ async def _user_id(database: Database, username: str) -> int:
 
 async def test_only_disabled_missing_or_reset_accounts_are_sent_out_of_their_rooms(database: Database) -> None:
     """Of the identities in this node's rooms, a disabled clinician is sent out of each consultation room he is
-    in, and an id with no account too (`not-a-participant`), and a clinician whose password was reset and not yet
-    replaced (`session-ended`); an active clinician, a patient and a guest are left where they are."""
-    wang, li, zhou = (await _user_id(database, "dr.wang"), await _user_id(database, "dr.li"),
-                      await _user_id(database, "dr.zhou"))
+    in, and an id with no account too, and a clinician made a coordinator (`not-a-participant`), and a clinician
+    whose password was reset and not yet replaced (`session-ended`); an active clinician, a patient and a guest
+    are left where they are."""
+    wang, li, zhou, zhao = [await _user_id(database, name) for name in ("dr.wang", "dr.li", "dr.zhou", "coord.zhao")]
     async with database.session() as session:
         await account_service.disable(session, SHELL, wang, rooms=None)
         await account_service.reset_password(session, SHELL, zhou, PasswordReset(), rooms=None)
-    here = {f"user:{wang}": {"consultation:1", "consultation:3"}, f"user:{li}": {"consultation:1"},
-            f"user:{zhou}": {"consultation:4"}, "user:999999": {"consultation:2"}, "patient:1": {"consultation:1"},
-            "guest:7": {"consultation:1"}}
+    here = {f"user:{wang}": {"consultation:1": HOST, "consultation:3": HOST}, f"user:{li}": {"consultation:1": HOST},
+            f"user:{zhou}": {"consultation:4": HOST}, "user:999999": {"consultation:2": HOST},
+            f"user:{zhao}": {"consultation:5": HOST}, "patient:1": {"consultation:1": GUEST},
+            "guest:7": {"consultation:1": GUEST}}
     rooms = ToldRooms()
-    assert await account_sweep.sweep(database, here, rooms) == {wang, zhou, 999999}
+    assert await account_sweep.sweep(database, here, rooms) == {wang, zhou, zhao, 999999}
     assert sorted((room, event.identity, event.reason) for room, event in rooms.told) == [  # type: ignore[attr-defined]
         (1, f"user:{wang}", "not-a-participant"), (2, "user:999999", "not-a-participant"),
-        (3, f"user:{wang}", "not-a-participant"), (4, f"user:{zhou}", "session-ended")]
+        (3, f"user:{wang}", "not-a-participant"), (4, f"user:{zhou}", "session-ended"),
+        (5, f"user:{zhao}", "not-a-participant")]
     assert {type(event) for _, event in rooms.told} == {Expelling}
     rooms.told.clear()
-    assert await account_sweep.sweep(database, {f"user:{li}": {"consultation:1"}}, rooms) == set()
+    assert await account_sweep.sweep(database, {f"user:{li}": {"consultation:1": HOST}}, rooms) == set()
     assert rooms.told == []
+
+
+async def test_a_clinician_holding_other_grants_than_their_account_gives_is_given_those(database: Database) -> None:
+    """Guards the sweep's other half (a licence changed or verified on the console, which reaches no room): a
+    clinician whose licence is no longer verified but who hosts is made a guest in that room, one verified who
+    holds a guest's grants is made a host, and nobody is sent out or told anything where the grants match."""
+    li, wang = await _user_id(database, "dr.li"), await _user_id(database, "dr.wang")
+    async with database.session() as session:
+        await account_service.set_licence(session, SHELL, wang, LicenceInput(licence_number="110320000601234"),
+                                          rooms=None)
+    here = {f"user:{wang}": {"consultation:1": HOST, "consultation:2": GUEST},
+            f"user:{li}": {"consultation:1": GUEST, "consultation:3": HOST}}
+    rooms = ToldRooms()
+    assert await account_sweep.sweep(database, here, rooms) == set()
+    assert sorted(rooms.told, key=lambda told: (told[0], told[1].identity)) == [  # type: ignore[union-attr]
+        (1, Regranting(identity=f"user:{li}", grants=HOST)), (1, Regranting(identity=f"user:{wang}", grants=GUEST))]
 
 
 async def _li_and_wang(client: TestClient) -> tuple[ClientWebSocketResponse, ClientWebSocketResponse]:
@@ -94,6 +114,29 @@ async def test_a_clinician_disabled_or_reset_on_the_console_is_sent_out_of_the_c
         await li.send_json({"type": "chat", "text": "还在吗"})
         assert (await expect(li, "chat"))["text"] == "还在吗", "dr.li is still in the call"
         await li.close()
+
+
+async def test_a_licence_changed_on_the_console_reaches_the_call_within_a_sweep(tmp_path: Path) -> None:
+    """Guards `telemed user licence` reaching a live call: dr.wang, a host in the demo consultation's room, gets
+    `grants` without admit, record or moderate within a sweep (0.3 s here) of his licence number being changed at
+    the shell, keeps his seat, and is refused when he then tries to remove dr.li; `--verify` gives them back."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "0.3"}, data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        li = await connect(client, await room_token(client, "dr.li"))
+        li_id = (await expect(li, "joined"))["self"]["id"]
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        await expect(wang, "joined")
+        done = await asyncio.to_thread(run, "user", "licence", "dr.wang", "--number", "110320000601234",
+                                       data_dir=settings.data_dir)
+        assert done.returncode == 0, done.stderr
+        assert (await expect(wang, "grants"))["grants"]["admit"] is False
+        await wang.send_json({"type": "remove", "participant_id": li_id})
+        assert (await expect(wang, "error"))["code"] == "not-allowed"
+        done = await asyncio.to_thread(run, "user", "licence", "dr.wang", "--verify", data_dir=settings.data_dir)
+        assert done.returncode == 0, done.stderr
+        assert (await expect(wang, "grants"))["grants"]["admit"] is True
+        await li.close()
+        await wang.close()
 
 
 async def test_replacing_a_console_reset_password_sends_the_old_session_out_at_once(tmp_path: Path) -> None:
