@@ -50,6 +50,9 @@ async def record_call(directory: Path, key: bytes, participants: tuple[str, ...]
         live, final = directory / f"{name}.live", directory / f"{name}.rec"
         segment = Segment(live, key, relay.publications())
         await asyncio.sleep(seconds)
+        # On a busy machine the key frames the segment asked for may come later than ``seconds``: a file with
+        # nothing muxed in it yet is no recording to test with.
+        await until(lambda: segment.result.packets > 0, seconds=20)
         segment.stop()
         result = await asyncio.to_thread(segment.join, 10)
     finally:
