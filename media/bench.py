@@ -509,11 +509,20 @@ async def bench_relay(sizes: list[int], seconds: float, capacity: int | None) ->
     # What no Python receive path goes below, at the rate the publisher sent to the fewest subscribers.
     fewest = next(p for p in points if p.mode == "relay" and p.subscribers == min(sizes))
     if fewest.packets_per_second:
-        floor = await wakeup_floor(fewest.packets_per_second / fewest.subscribers, seconds)
+        rate = fewest.packets_per_second / fewest.subscribers
+        floor = await wakeup_floor(rate, seconds)
         floor["relay_subscribers"] = fewest.subscribers
         floor["relay_cpu_ratio_to_floor"] = round(fewest.cpu_per_second / floor["cpu_per_second"], 2) \
             if floor["cpu_per_second"] else None
         result["wakeup_floor"] = floor
+        # The least a relay of our own below aiortc would pay at each size: SRTP in and out, headers, sends.
+        result["forwarding_floor"] = []
+        for size in sizes:
+            bare = await wakeup_floor(rate, seconds, viewers=size)
+            ours = next(p for p in points if p.mode == "relay" and p.subscribers == size)
+            bare["relay_cpu_ratio_to_floor"] = round(ours.cpu_per_second / bare["cpu_per_second"], 2) \
+                if bare["cpu_per_second"] else None
+            result["forwarding_floor"].append(bare)
     if capacity:
         point = await relay_point("relay", capacity, seconds)
         result["capacity"] = asdict(point)
@@ -540,6 +549,10 @@ def main_relay(sizes: list[int], seconds: float, capacity: int | None, as_json: 
                   f"nothing with them: {floor['cpu_per_second']} CPU-s/s ({floor['cpu_us_per_packet']} µs a packet); "
                   f"the relay at {floor['relay_subscribers']} subscriber(s): {floor['relay_cpu_ratio_to_floor']} "
                   f"times that")
+        for bare in result.get("forwarding_floor", []):
+            print(f"the floor of forwarding below aiortc to {bare['viewers']} viewer(s) (SRTP in and out, headers, "
+                  f"sends; no ICE, DTLS or RTCP): {bare['cpu_per_second']} CPU-s/s, {bare['cpu_per_viewer']} a "
+                  f"viewer; the relay: {bare['relay_cpu_ratio_to_floor']} times that")
         if "capacity" in result:
             _print("capacity run:", [result["capacity"]])
     return 0

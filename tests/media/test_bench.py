@@ -25,7 +25,8 @@ def test_bench_relay_measures_the_relay_and_its_baselines_side_by_side() -> None
     """One run measures the packet relay, the frame forwarding it replaced and aiortc's MediaRelay, each
     delivering frames to the probe and to a subscriber in a load process, with the relay's CPU ratio to both
     baselines, the relay's CPU per packet sent, each viewer's layer, and the load generator's own CPU; and,
-    at the rate its publisher sent, the floor: a process only woken for each packet, against the relay."""
+    at the rate its publisher sent, the floor: a process only woken for each packet, and the floor of forwarding
+    below aiortc (SRTP in, and out to each viewer), against the relay."""
     report = _bench("relay", "--subscribers", "2", "--seconds", "2")
     assert [p["mode"] for p in report["points"]] == ["relay", "frames", "mediarelay"]
     for point in report["points"]:
@@ -44,6 +45,10 @@ def test_bench_relay_measures_the_relay_and_its_baselines_side_by_side() -> None
     assert abs(floor["packets_per_second"] - rate) < rate * 0.2, (floor, rate)
     assert floor["cpu_per_second"] > 0 and floor["cpu_us_per_packet"] > 0
     assert floor["relay_subscribers"] == 2 and floor["relay_cpu_ratio_to_floor"] > 0
+    [bare] = report["forwarding_floor"]
+    assert bare["viewers"] == 2 and bare["cpu_per_viewer"] > 0 and bare["relay_cpu_ratio_to_floor"] > 0
+    assert bare["cpu_per_second"] > floor["cpu_per_second"] / 2, "it does more than the floor: unprotect, sends"
+    assert 1.8 <= bare["forwarded_per_packet"] <= 2.0, "every packet went out to both viewers"
 
 
 def test_subscribers_other_than_the_probe_are_spread_over_at_most_one_load_process_per_core() -> None:
