@@ -295,7 +295,8 @@ async def _follow_in_rooms(session: AsyncSession, rooms: RoomNotifier | None, be
     """A change to an account reaches the calls it is in as it reaches its next request: no longer a clinician,
     it is sent out of them (``not-a-participant``, as the rooms' gate refuses it from now on); a clinician whose
     licence was verified, or no longer is, may host there now, or no longer (a seat taken stays taken). Without
-    ``rooms`` (the shell), the change reaches a call when the clinician comes back to it (the gate's grants)."""
+    ``rooms`` (the shell), the change reaches a call at the next ``account_sweep`` of its node, or when the
+    clinician comes back to it (the gate's grants), whichever comes first."""
     after = principal_of(user)
     if rooms is None or after.user_id is None:
         return

@@ -89,12 +89,12 @@ class RoomGate:
     async def _still_participant(self, identity: str, generation: int | None) -> Grants | None:
         """A clinician's room token is only issued to participants and lasts minutes; one taken off the
         consultation since (an appointment moved to another specialist), disabled or made other than a clinician
-        is not let in with it,
-        nor with a token of an earlier session generation (``generation``, the token's) than the account's:
-        its password was reset or changed since. Admitting from the lobby asks without a generation: then a
-        password an administrator set and the user has not replaced yet says the same (while it stands, no
-        room token can be issued to them: ``identity/auth.py`` sends them to change it first). What they may
-        do is the account's now, not the token's (a licence verified, or no longer, since it was issued)."""
+        is not let in with it, nor with a token of an earlier session generation (``generation``, the token's)
+        than the account's: its password was reset or changed since. Admitting from the lobby asks without a
+        generation: then a password an administrator set and the user has not replaced yet says the same (while
+        it stands, no room token can be issued to them: ``identity/auth.py`` sends them to change it first).
+        What they may do is the account's now, not the token's (a licence verified, or no longer, since it was
+        issued)."""
         kind, _, number = identity.partition(":")
         if kind != "user" or not number.isascii() or not number.isdigit():
             return None
