@@ -101,16 +101,7 @@ export class RoomStage {
       button?.remove();
       return;
     }
-    if (button) return;
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "remove";
-    remove.textContent = this.strings.remove;
-    remove.addEventListener("click", (event) => {
-      event.stopPropagation();
-      this.onremove(person);
-    });
-    tile.append(remove);
+    if (!button) tile.append(tileButton("remove", this.strings.remove, () => this.onremove(person)));
   }
 
   /**
@@ -285,15 +276,7 @@ export class RoomStage {
 
   /** @param {HTMLElement} tile @param {string} id */
   _wire(tile, id) {
-    const exit = document.createElement("button");
-    exit.type = "button";
-    exit.className = "exit-fullscreen";
-    exit.textContent = this.strings.exitFullscreen;
-    exit.addEventListener("click", (event) => {
-      event.stopPropagation();
-      document.exitFullscreen();
-    });
-    tile.append(exit);
+    tile.append(tileButton("exit-fullscreen", this.strings.exitFullscreen, () => document.exitFullscreen()));
     // The pin button is the way in for keyboards and screen readers; a click anywhere on the picture
     // does the same for a mouse or a finger.
     tile.addEventListener("click", (event) => {
@@ -313,4 +296,20 @@ function icon(name) {
   use.setAttribute("href", `#${name}`);
   svg.append(use);
   return svg;
+}
+
+/**
+ * A button on a tile that does its own thing, not what a click on the tile does (pin it).
+ * @param {string} className @param {string} text @param {() => void} onclick
+ */
+function tileButton(className, text, onclick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = className;
+  button.textContent = text;
+  button.addEventListener("click", (event) => {
+    event.stopPropagation();
+    onclick();
+  });
+  return button;
 }
