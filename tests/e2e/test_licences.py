@@ -126,3 +126,35 @@ async def test_a_licence_changed_during_a_call_changes_the_host_controls(client:
     await expect(removes).to_have_count(1)
     await patient.close()
     await wang.context.close()
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+async def test_a_clinician_waiting_for_want_of_a_verified_licence_is_let_in_when_it_is_verified(
+        client: TestClient, browser: Browser, locale: str) -> None:
+    """Guards the way in for a clinician whose licence is not verified yet: dr.li's room page says in her
+    language why she waits in the lobby; the moment an administrator verifies her licence she takes her seat
+    without anyone admitting her, the page says she can now admit, record and remove, and the notice that she
+    joins as a guest goes."""
+    t = translations(locale).gettext
+    base = str(client.make_url("")).rstrip("/")
+    admin = await login(client, "admin")
+    li_id = (await (await client.get("/api/me", headers=await login(client, "dr.li"))).json())["id"]
+    licence = (await (await client.get(f"/api/admin/accounts/{li_id}", headers=admin)).json())["licence"]
+    cleared = await client.put(f"/api/admin/accounts/{li_id}/licence", headers=admin,
+                               json={"licence_number": "110320000601234",
+                                     "professional_title": licence["professional_title"]})
+    assert cleared.status == 200, await cleared.text()
+    page = await _in_the_room(browser, base, locale, state="lobby")
+    notice = page.locator("#licence-notice")
+    await expect(notice).to_be_visible()
+    await checked(page, f"room-licence-unverified-{locale}")
+
+    verified = await client.post(f"/api/admin/accounts/{li_id}/licence/verify", headers=admin,
+                                 json={"licence_number": "110320000601234",
+                                       "professional_title": licence["professional_title"]})
+    assert verified.status == 200, await verified.text()
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "waiting")
+    await expect(page.locator("#call-message")).to_have_text(t(
+        "An administrator verified your licence: you can now admit, record and remove participants in this call."))
+    await expect(notice).to_be_hidden()
+    await expect(page.locator("#toggle-recording")).to_be_visible()

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.e2e
 TEMPORARY = "temporary-pass-1"
 
 
-async def _in_the_room(browser: Browser, base: str, locale: str) -> Page:
-    """dr.li logged in through the form, in the demo consultation's room (alone: waiting for the others)."""
+async def _in_the_room(browser: Browser, base: str, locale: str, *, state: str = "waiting") -> Page:
+    """dr.li logged in through the form, in the demo consultation's room (alone: waiting for the others; or,
+    with ``state`` "lobby", in its lobby)."""
     t = translations(locale).gettext
     page = await (await browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})).new_page()
     page.on("pageerror", lambda error: print(f"[dr.li] page error: {error}"))
@@ -27,7 +28,7 @@ async def _in_the_room(browser: Browser, base: str, locale: str) -> Page:
     await submit_login(page, locale, "dr.li", "telemed-demo")
     await expect(page.get_by_role("heading", name=t("My consultations"))).to_be_visible()
     await page.goto(f"{base}/consultations/1")
-    await expect(page.locator("#connection-state")).to_have_attribute("data-state", "waiting")
+    await expect(page.locator("#connection-state")).to_have_attribute("data-state", state)
     await expect(page.locator("#session-ended")).to_be_hidden()
     return page
 

@@ -326,6 +326,8 @@ function wire(call) {
     stage.allowRemoving();
     if (!grants.admit) call.onlobby([]);  // the lobby's names are for hosts only
     if (hosted !== grants.admit) $("call-message").textContent = grants.admit ? strings.nowHost : strings.noLongerHost;
+    const unverified = $("licence-notice");  // said when the page was drawn: true no longer once they may host
+    if (unverified) unverified.hidden = grants.admit;
   };
   call.onlobby = (waiting) => {
     $("lobby-panel").hidden = !grants.admit || waiting.length === 0;
