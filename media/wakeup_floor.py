@@ -106,16 +106,23 @@ async def wakeup_floor(packets_per_second: float, seconds: float, viewers: int =
     conn, child = context.Pipe()
     key = os.urandom(30)  # SRTP master key and salt
     outbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
-    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    drained, forwarded = threading.Event(), [0]
-    drain = threading.Thread(target=_drain, args=(sink, drained, forwarded), daemon=True)
-    drain.start()
-    process = context.Process(target=_receiver_main, args=(child, viewers, sink.getsockname()[1], key), daemon=True)
-    process.start()
-    child.close()  # the receiver's end is its own now: if it dies, reading ours ends instead of waiting
     loop = asyncio.get_running_loop()
+    drained, forwarded = threading.Event(), [0]
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # where the viewers' copies go (unused without)
+    drain = threading.Thread(target=_drain, args=(sink, drained, forwarded), daemon=True)
+    try:
+        sink.bind(("127.0.0.1", 0))
+        if viewers:
+            sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            drain.start()
+        process = context.Process(target=_receiver_main, args=(child, viewers, sink.getsockname()[1], key),
+                                  daemon=True)
+        process.start()
+    except BaseException:
+        drained.set()
+        sink.close()
+        raise
+    child.close()  # the receiver's end is its own now: if it dies, reading ours ends instead of waiting
 
     def answer() -> Any:
         if not conn.poll(ANSWER_WITHIN):
@@ -161,7 +168,8 @@ async def wakeup_floor(packets_per_second: float, seconds: float, viewers: int =
             process.kill()
         conn.close()
         drained.set()
-        await loop.run_in_executor(None, drain.join)
+        if drain.is_alive():
+            await loop.run_in_executor(None, drain.join)
         sink.close()
     cpu, taken = cpu1 - cpu0, taken1 - taken0
     found = {"packets_per_second": round(taken / (t1 - t0), 1), "cpu_per_second": round(cpu / (t1 - t0), 4),

@@ -292,16 +292,17 @@ class SignalingConnection:
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
         # beside the connection, as on_seated: the participant's first messages need not wait for it
-        task = asyncio.ensure_future(self._check_again(claims, grants))
+        task = asyncio.ensure_future(self._check_again(claims, None if message.resume else grants))
         _TOLD.add(task)
         task.add_done_callback(_TOLD.discard)
 
-    async def _check_again(self, claims: RoomClaims, grants: Grants) -> None:
+    async def _check_again(self, claims: RoomClaims, grants: Grants | None) -> None:
         """Ask the gate once more now that the join is in the room's log: the server may have barred them
         between the first check and the join's arrival (an appointment moved, an invitation revoked), or changed
-        what they may do (``grants``: what they joined with), and told the room before the join was there to
-        hear it. Whatever changes from now on is seen here, or its own event comes after the join. Never
-        raises."""
+        what they may do (``grants``: what they joined with; None for a resume, which keeps the seat's grants,
+        so the room is told the account's in any case and changes nothing if they are the same), and told the
+        room before the join was there to hear it. Whatever changes from now on is seen here, or its own event
+        comes after the join. Never raises."""
         try:
             now = await self.gate.check(claims.identity, claims.invitation, claims.generation)
             if now is not None and now != grants:

@@ -254,6 +254,10 @@ class Room(MediaRules):
             member.history = False
             if member.seated and member.chat_from is None:
                 member.chat_from = self.seq
+        if member.status is Status.WAITING and member.grants.admit and len(self.participants) < self.max_participants:
+            # Made a host while they were away (Regranting): a host does not wait in the lobby.
+            member.status, member.seated = Status.PRESENT, True
+            return [*effects, *self._seat(member), *self._lobby_update()]
         if member.status is Status.WAITING:
             return [*effects, Deliver(member.at, InLobby(self_=member.participant))]
         placed = self._ensure_mode(member.at.node, but=member.id)  # a relay waiting for a node starts here
@@ -375,8 +379,9 @@ class Room(MediaRules):
     def _on_Regranting(self, event: Regranting, seq: int) -> list[Effect]:
         """Whoever has this identity may do what ``event.grants`` says from now on, where they are: one with a
         seat keeps it (a host who may no longer admit stops seeing the lobby; a recording they started goes on,
-        under the consent it was started with), one waiting in the lobby who may now admit takes a free seat.
-        One reconnecting is told nothing: the room token they come back with says the same."""
+        under the consent it was started with), one waiting in the lobby who may now admit takes a free seat (in
+        a full room they wait on, until a host admits them). One reconnecting is told nothing now: the room token
+        they come back with says the same, and one waiting takes their seat when they resume."""
         effects: list[Effect] = []
         for member in [m for m in self.members.values() if m.identity == event.identity]:
             if member.grants == event.grants:

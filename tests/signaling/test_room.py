@@ -210,6 +210,11 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
         ((DOC, SPEC), Regranting(identity="id:s", grants=HOST), []),  # nothing changed
         ((DOC,), Regranting(identity="id:nobody", grants=GUEST), []),
         ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), Regranting(identity="id:s", grants=GUEST), []),
+        ((DOC, PAT, UNVERIFIED, Disconnected(participant_id="u", at=at("u")), Regranting(identity="id:u", grants=HOST)),
+         Resuming(participant_id="u", identity="id:u", at=at("u", generation=2), resume_hash="hash-u",
+                  new_resume_hash="h2"),  # made a host while away: seated on coming back, not put in the lobby
+         [("u2", "joined", ("d",)), ("d", "participant-joined", "u"), ("d", "lobby-update", ("p",)),
+          ("u2", "lobby-update", ("p",))]),
         ((DOC, SPEC, PAT, Disconnected(participant_id="s", at=at("s")), Regranting(identity="id:s", grants=GUEST),
           Resuming(participant_id="s", identity="id:s", at=at("s", generation=2), resume_hash="hash-s",
                    new_resume_hash="h2")),

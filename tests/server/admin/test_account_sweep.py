@@ -139,6 +139,30 @@ async def test_a_licence_changed_on_the_console_reaches_the_call_within_a_sweep(
         await wang.close()
 
 
+async def test_a_console_licence_change_reaches_a_clinician_who_resumes_before_the_sweep(tmp_path: Path) -> None:
+    """Guards a resume after a change no room was told of (the console; the node's sweep an hour away): the seat
+    kept its host's grants, but the room takes the account's when dr.wang resumes, so he gets `grants` without
+    admit, and removing dr.li is refused, though no sweep came."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        li = await connect(client, await room_token(client, "dr.li"))
+        li_id = (await expect(li, "joined"))["self"]["id"]
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        seat = await expect(wang, "joined")
+        await expect(li, "participant-joined")
+        database = client.app[DATABASE]
+        async with database.session() as session:
+            await account_service.set_licence(session, SHELL, await _user_id(database, "dr.wang"),
+                                              LicenceInput(licence_number="110320000601234"), rooms=None)
+        back = await connect(client, await room_token(client, "dr.wang"), resume=seat["resume"])
+        assert (await expect(back, "joined"))["resumed"] is True
+        assert (await expect(back, "grants"))["grants"]["admit"] is False
+        await back.send_json({"type": "remove", "participant_id": li_id})
+        assert (await expect(back, "error"))["code"] == "not-allowed"
+        await li.close()
+        await back.close()
+
+
 async def test_replacing_a_console_reset_password_sends_the_old_session_out_at_once(tmp_path: Path) -> None:
     """Guards a console reset whose user sets their own password before a node's sweep comes round (an hour here):
     that change sends out of the call whoever still sits there on the session the reset ended (no room token can

@@ -152,8 +152,7 @@ async function fetchToken() {
     throw new Error(`room token refused: ${response.status}`);
   }
   const answer = await response.json();
-  grants = answer.grants;
-  shareButton.hidden = !(grants.publish && navigator.mediaDevices?.getDisplayMedia);
+  applyGrants(answer.grants);
   return { token: answer.token, iceServers: answer.ice_servers, iceTransportPolicy: answer.ice_transport_policy };
 }
 const signalingPath = `/api/consultations/${config.consultationId}/signaling`;
@@ -221,6 +220,21 @@ function consentMissingText(error) {
   return config.hasPatient ? strings.consentMissingPatient : errorText(error);
 }
 
+/** What we may do in the room (a room token's grants, or the server's `grants` message during the call), and
+ * the controls that follow it. @param {typeof grants} now */
+function applyGrants(now) {
+  grants = now;
+  shareButton.hidden = !(grants.publish && navigator.mediaDevices?.getDisplayMedia);
+  showRecordButton();
+  stage.allowRemoving();
+  if (!grants.admit) {  // the lobby's names are for hosts only
+    $("lobby-panel").hidden = true;
+    $("lobby-list").replaceChildren();
+  }
+  const unverified = $("licence-notice");  // said when the page was drawn: true no longer once they may host
+  if (unverified) unverified.hidden = grants.admit;
+}
+
 /** The record button: for those who may record, and for whoever started the recording running, to stop it
  * (after an administrator's change, they may no longer start one). */
 function showRecordButton() {
@@ -286,7 +300,7 @@ function wire(call) {
   };
   call.onrecording = (state) => {
     $("recording-indicator").hidden = !state.on;
-    recordingBy = state.on ? state.by : null;
+    recordingBy = state.on ? (state.by ?? recordingBy) : null;  // a resume's "joined" says on, not by whom
     showRecordButton();
     recordButton.setAttribute("aria-pressed", String(state.on));
     label(recordButton, state.on ? strings.stopRecording : strings.startRecording);
@@ -320,14 +334,8 @@ function wire(call) {
   };
   call.ongrants = (now) => {
     const hosted = grants.admit;
-    grants = now;
-    showRecordButton();
-    shareButton.hidden = !(grants.publish && navigator.mediaDevices?.getDisplayMedia);
-    stage.allowRemoving();
-    if (!grants.admit) call.onlobby([]);  // the lobby's names are for hosts only
+    applyGrants(now);
     if (hosted !== grants.admit) $("call-message").textContent = grants.admit ? strings.nowHost : strings.noLongerHost;
-    const unverified = $("licence-notice");  // said when the page was drawn: true no longer once they may host
-    if (unverified) unverified.hidden = grants.admit;
   };
   call.onlobby = (waiting) => {
     $("lobby-panel").hidden = !grants.admit || waiting.length === 0;
