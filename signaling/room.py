@@ -256,8 +256,7 @@ class Room(MediaRules):
                 member.chat_from = self.seq
         if member.status is Status.WAITING and member.grants.admit and len(self.participants) < self.max_participants:
             # Made a host while they were away (Regranting): a host does not wait in the lobby.
-            member.status, member.seated = Status.PRESENT, True
-            return [*effects, *self._seat(member), *self._lobby_update()]
+            return [*effects, *self._out_of_the_lobby(member)]
         if member.status is Status.WAITING:
             return [*effects, Deliver(member.at, InLobby(self_=member.participant))]
         placed = self._ensure_mode(member.at.node, but=member.id)  # a relay waiting for a node starts here
@@ -326,8 +325,7 @@ class Room(MediaRules):
         if error := self._check_Admitting(event):
             return self._refuse(error, self._origin(event.by))
         target = self.members[event.participant_id]
-        target.status, target.seated = Status.PRESENT, True
-        return [*self._seat(target), *self._lobby_update()]
+        return self._out_of_the_lobby(target)
 
     def _check_Denying(self, event: Denying) -> SignalingError | None:
         if error := self._host(event.by, "admit"):
@@ -393,8 +391,7 @@ class Room(MediaRules):
             if member.seated and event.grants.admit:
                 effects.append(Deliver(member.at, LobbyUpdate(waiting=self.waiting)))
             elif not member.seated and event.grants.admit and len(self.participants) < self.max_participants:
-                member.status, member.seated = Status.PRESENT, True
-                effects += [*self._seat(member), *self._lobby_update()]
+                effects += self._out_of_the_lobby(member)
         return effects
 
     # what participants send each other
@@ -479,6 +476,12 @@ class Room(MediaRules):
                 if m.status is Status.PRESENT and line.id >= (m.chat_from or 0)]
 
     # ---- helpers ----
+
+    def _out_of_the_lobby(self, member: Member) -> list[Effect]:
+        """A member waiting in the lobby takes a seat (admitted, or made a host): they and the others are told,
+        and those who may admit see the lobby without them."""
+        member.status, member.seated = Status.PRESENT, True
+        return [*self._seat(member), *self._lobby_update()]
 
     def _seat(self, member: Member) -> list[Effect]:
         """A member has just taken a seat: tell it and the others; the room may change how media flows."""
