@@ -137,7 +137,8 @@ class Room(MediaRules):
         """Apply one event from the room's log; ``seq`` is its position there."""
         self.seq = seq
         handler = getattr(self, f"_on_{type(event).__name__}")
-        return handler(event, seq)
+        effects = handler(event, seq)
+        return effects if isinstance(event, Snapshot) else effects + self._seat_waiting_hosts()
 
     def refusal(self, event: RoomEvent) -> SignalingError | None:
         """Why this event would be refused now, or None. Lets a node answer at once without a round trip."""
@@ -378,8 +379,8 @@ class Room(MediaRules):
         """Whoever has this identity may do what ``event.grants`` says from now on, where they are: one with a
         seat keeps it (a host who may no longer admit stops seeing the lobby; a recording they started goes on,
         under the consent it was started with), one waiting in the lobby who may now admit takes a free seat (in
-        a full room they wait on, until a host admits them). One reconnecting is told nothing now: the room token
-        they come back with says the same, and one waiting takes their seat when they resume."""
+        a full room, the first that frees). One reconnecting is told nothing now: the room token they come back
+        with says the same, and one waiting takes their seat when they resume."""
         effects: list[Effect] = []
         for member in [m for m in self.members.values() if m.identity == event.identity]:
             if member.grants == event.grants:
@@ -390,9 +391,7 @@ class Room(MediaRules):
             effects.append(Deliver(member.at, GrantsChanged(grants=event.grants)))
             if member.seated and event.grants.admit:
                 effects.append(Deliver(member.at, LobbyUpdate(waiting=self.waiting)))
-            elif not member.seated and event.grants.admit and len(self.participants) < self.max_participants:
-                effects += self._out_of_the_lobby(member)
-        return effects
+        return effects  # (one waiting who may now admit takes a free seat: _seat_waiting_hosts, after each event)
 
     # what participants send each other
 
@@ -476,6 +475,17 @@ class Room(MediaRules):
                 if m.status is Status.PRESENT and line.id >= (m.chat_from or 0)]
 
     # ---- helpers ----
+
+    def _seat_waiting_hosts(self) -> list[Effect]:
+        """Nobody who may admit waits in the lobby while a seat is free: a clinician made a host while waiting
+        (Regranting), in a full room or not, takes the first seat that frees, in the order they came. (Asked
+        after every event; one reconnecting takes it when they resume.)"""
+        effects: list[Effect] = []
+        for member in [m for m in self.members.values() if m.status is Status.WAITING and m.grants.admit]:
+            if len(self.participants) >= self.max_participants:
+                break
+            effects += self._out_of_the_lobby(member)
+        return effects
 
     def _out_of_the_lobby(self, member: Member) -> list[Effect]:
         """A member waiting in the lobby takes a seat (admitted, or made a host): they and the others are told,

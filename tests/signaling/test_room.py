@@ -139,6 +139,17 @@ PAT_BY_LINK_1 = PAT.model_copy(update={"invitation": 1})
 OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"
 
 
+def host_seated_for(reason: str, lobby: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """A clinician ``u`` made a host while waiting in a full room (d, s, t seated, relayed), once t's seat frees
+    (``reason``): t's leaving is told, then u takes the seat and, with the others who may admit, sees the
+    lobby without them (``lobby``: who still waits)."""
+    left = ("t", reason)
+    return [("d", "participant-left", left), ("s", "participant-left", left),
+            ("relay:consultation:1:1", "participant-left", left),
+            ("u", "joined", ("d", "s")), ("d", "participant-joined", "u"), ("s", "participant-joined", "u"),
+            ("d", "lobby-update", lobby), ("s", "lobby-update", lobby), ("u", "lobby-update", lobby)]
+
+
 def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
     """``sender`` asks ``to`` for audio only (or for video again) on their peer-to-peer call."""
     return Relaying(sender=sender, to=to, type="receive", video=video)
@@ -207,6 +218,22 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
          [("u", "grants", "host"), ("u", "lobby-update", ("p",))]),
         ((DOC, SPEC, join("t"), UNVERIFIED), Regranting(identity="id:u", grants=HOST),
          [("u", "grants", "host")]),  # no free seat: waits on, as a host admitting them would be told
+        # ... and takes the first seat that frees, however it frees (in the order they came, if two wait)
+        ((DOC, SPEC, join("t"), UNVERIFIED, Regranting(identity="id:u", grants=HOST)),
+         Leaving(participant_id="t", at=at("t")), host_seated_for("left")),
+        ((DOC, SPEC, join("t"), UNVERIFIED, Regranting(identity="id:u", grants=HOST),
+          Disconnected(participant_id="t", at=at("t"))), GraceExpired(participant_id="t", epoch=1),
+         host_seated_for("timeout")),
+        ((DOC, SPEC, join("t"), UNVERIFIED, Regranting(identity="id:u", grants=HOST)),
+         Removing(by="d", participant_id="t"),
+         [("t", "removed", None), ("close", "t", 4403), *host_seated_for("removed")]),
+        ((DOC, SPEC, join("t"), UNVERIFIED, join("v").model_copy(update={"grants": GUEST}),
+          Regranting(identity="id:v", grants=HOST), Regranting(identity="id:u", grants=HOST)),
+         Leaving(participant_id="t", at=at("t")), host_seated_for("left", lobby=("v",))),
+        # one waiting who is reconnecting takes no seat now (they take it when they resume)
+        ((DOC, SPEC, join("t"), UNVERIFIED, Regranting(identity="id:u", grants=HOST),
+          Disconnected(participant_id="u", at=at("u"))), Leaving(participant_id="t", at=at("t")),
+         host_seated_for("left")[:3]),
         ((DOC, SPEC), Regranting(identity="id:s", grants=HOST), []),  # nothing changed
         ((DOC,), Regranting(identity="id:nobody", grants=GUEST), []),
         ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), Regranting(identity="id:s", grants=GUEST), []),
