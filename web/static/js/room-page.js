@@ -233,6 +233,9 @@ function applyGrants(now) {
   }
   const unverified = $("licence-notice");  // said when the page was drawn: true no longer once they may host
   if (unverified) unverified.hidden = grants.admit;
+  // Nobody lets a host in: one waits in the lobby only while the room is full, and takes the first seat that frees.
+  $("lobby-notice-guest").hidden = grants.admit;
+  $("lobby-notice-full").hidden = !grants.admit;
 }
 
 /** The record button: for those who may record, and for whoever started the recording running, to stop it

@@ -1,0 +1,103 @@
+"""A full room in real Chromium, in English and in Chinese: a clinician made a host while waiting in the lobby of a
+full room is told they will join as soon as someone leaves, and takes the first seat that frees, with nobody
+admitting them. Rooms here hold two, so that a host and an admitted patient fill one.
+
+Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each page there (for looking at them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, expect
+
+from server.i18n import translations
+from server.settings import Settings
+
+from ..conftest import login
+from ..support.signaling_client import connect, guest_token, room_token
+from ..support.signaling_client import expect as expect_message
+from .conftest import checked, screenshot
+from .test_session_ended import _in_the_room
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Rooms of two seats (and two lobby places)."""
+    return Settings.load(environ={"TELEMED_ROOM_MAX_PARTICIPANTS": "2"}, data_dir=tmp_path / "var", port=0)
+
+
+async def _answer_pings(ws: ClientWebSocketResponse) -> None:
+    """Keep a signaling client that takes no further part alive: answer the server's pings, drop the rest."""
+    async for message in ws:
+        if message.type is not WSMsgType.TEXT:
+            return
+        data = json.loads(message.data)
+        if data["type"] == "ping":
+            await ws.send_json({"type": "pong", "id": data.get("id")})
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+async def test_a_clinician_made_a_host_in_a_full_room_takes_the_first_seat_that_frees(
+        client: TestClient, browser: Browser, locale: str) -> None:
+    """Guards the way in for a clinician whose licence is verified while they wait in a full room: dr.li, waiting
+    in the lobby (her licence not yet verified) while dr.wang and the patient he admitted fill the room of two, is
+    told in her language, once an administrator verifies her licence, that she can now host and that she will join
+    as soon as someone leaves (not that a doctor will let her in); when the patient leaves she takes the seat with
+    nobody admitting her, and the lobby notice goes. The page passes axe-core and is looked at on a 390 px phone."""
+    t = translations(locale).gettext
+    base = str(client.make_url("")).rstrip("/")
+    admin = await login(client, "admin")
+    li_id = (await (await client.get("/api/me", headers=await login(client, "dr.li"))).json())["id"]
+    licence = (await (await client.get(f"/api/admin/accounts/{li_id}", headers=admin)).json())["licence"]
+    cleared = await client.put(f"/api/admin/accounts/{li_id}/licence", headers=admin,
+                               json={"licence_number": "110320000601234",
+                                     "professional_title": licence["professional_title"]})
+    assert cleared.status == 200, await cleared.text()
+
+    wang = await connect(client, await room_token(client, "dr.wang"))
+    await expect_message(wang, "joined")
+    patient = await connect(client, await guest_token(client))
+    waiting = await expect_message(patient, "lobby")
+    await expect_message(wang, "lobby-update")
+    await wang.send_json({"type": "admit", "participant_id": waiting["self"]["id"]})
+    await expect_message(patient, "joined")
+    keep_alive = asyncio.ensure_future(_answer_pings(wang))
+    try:
+        page = await _in_the_room(browser, base, locale, state="lobby")  # the room is full
+        guest_notice, full_notice = page.locator("#lobby-notice-guest"), page.locator("#lobby-notice-full")
+        await expect(guest_notice).to_be_visible()
+        await expect(full_notice).to_be_hidden()
+
+        verified = await client.post(f"/api/admin/accounts/{li_id}/licence/verify", headers=admin,
+                                     json={"licence_number": "110320000601234",
+                                           "professional_title": licence["professional_title"]})
+        assert verified.status == 200, await verified.text()
+        await expect(page.locator("#call-message")).to_have_text(t(
+            "An administrator verified your licence: you can now admit, record and remove participants in this "
+            "call."))
+        await expect(full_notice).to_have_text(t(
+            "The room is full: you will join the call as soon as someone leaves. Keep this page open."))
+        await expect(guest_notice).to_be_hidden()
+        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "lobby")
+        await checked(page, f"room-full-host-waits-{locale}")
+        await screenshot(page, f"room-full-host-waits-{locale}", phone=True)
+
+        await patient.send_json({"type": "leave"})
+        await expect(page.locator("#lobby-notice")).to_be_hidden()
+        # seated with dr.wang, whose test client answers no offer: the call is connecting to him
+        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "connecting")
+        await expect(page.locator("#waiting-note")).to_be_hidden()
+    finally:
+        keep_alive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keep_alive
+        await patient.close()
+        await wang.close()
