@@ -19,10 +19,10 @@ from playwright.async_api import Browser, expect
 from server.i18n import translations
 from server.settings import Settings
 
-from ..conftest import login
 from ..support.signaling_client import connect, guest_token, room_token
 from ..support.signaling_client import expect as expect_message
 from .conftest import checked, screenshot
+from .test_licences import unverified
 from .test_session_ended import _in_the_room
 
 pytestmark = pytest.mark.e2e
@@ -54,14 +54,7 @@ async def test_a_clinician_made_a_host_in_a_full_room_takes_the_first_seat_that_
     nobody admitting her, and the lobby notice goes. The page passes axe-core and is looked at on a 390 px phone."""
     t = translations(locale).gettext
     base = str(client.make_url("")).rstrip("/")
-    admin = await login(client, "admin")
-    li_id = (await (await client.get("/api/me", headers=await login(client, "dr.li"))).json())["id"]
-    licence = (await (await client.get(f"/api/admin/accounts/{li_id}", headers=admin)).json())["licence"]
-    cleared = await client.put(f"/api/admin/accounts/{li_id}/licence", headers=admin,
-                               json={"licence_number": "110320000601234",
-                                     "professional_title": licence["professional_title"]})
-    assert cleared.status == 200, await cleared.text()
-
+    verify = await unverified(client, "dr.li")
     wang = await connect(client, await room_token(client, "dr.wang"))
     await expect_message(wang, "joined")
     patient = await connect(client, await guest_token(client))
@@ -76,10 +69,7 @@ async def test_a_clinician_made_a_host_in_a_full_room_takes_the_first_seat_that_
         await expect(guest_notice).to_be_visible()
         await expect(full_notice).to_be_hidden()
 
-        verified = await client.post(f"/api/admin/accounts/{li_id}/licence/verify", headers=admin,
-                                     json={"licence_number": "110320000601234",
-                                           "professional_title": licence["professional_title"]})
-        assert verified.status == 200, await verified.text()
+        await verify()
         await expect(page.locator("#call-message")).to_have_text(t(
             "An administrator verified your licence: you can now admit, record and remove participants in this "
             "call."))

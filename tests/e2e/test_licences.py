@@ -8,6 +8,8 @@ Set TELEMED_TEST_SCREENSHOTS to a directory to keep a screenshot of each page th
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
@@ -23,6 +25,23 @@ from .test_consultation_call import open_consultation
 from .test_session_ended import _in_the_room
 
 pytestmark = pytest.mark.e2e
+NEW_LICENCE = "110320000601234"
+
+
+async def unverified(client: TestClient, username: str) -> Callable[[], Awaitable[None]]:
+    """An administrator enters a new licence number for ``username`` (their title kept), which leaves the licence
+    unverified; returns how the administrator then verifies it."""
+    admin = await login(client, "admin")
+    user_id = (await (await client.get("/api/me", headers=await login(client, username))).json())["id"]
+    licence = (await (await client.get(f"/api/admin/accounts/{user_id}", headers=admin)).json())["licence"]
+    form = {"licence_number": NEW_LICENCE, "professional_title": licence["professional_title"]}
+    cleared = await client.put(f"/api/admin/accounts/{user_id}/licence", headers=admin, json=form)
+    assert cleared.status == 200, await cleared.text()
+
+    async def verify() -> None:
+        verified = await client.post(f"/api/admin/accounts/{user_id}/licence/verify", headers=admin, json=form)
+        assert verified.status == 200, await verified.text()
+    return verify
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
@@ -48,7 +67,7 @@ async def test_an_administrator_verifies_a_licence_the_specialist_waits_for(clie
         t("A practising licence number (执业证书编码) is 15 digits."))
     await expect(admin.locator("#licence-state")).to_have_text(t("Verified"))
     licence = admin.locator("#licence")
-    await licence.get_by_label(t("Licence number")).fill("110320000601234")
+    await licence.get_by_label(t("Licence number")).fill(NEW_LICENCE)
     await licence.get_by_label(t("Professional title")).select_option(label=t("Chief physician"))
     await licence.get_by_role("button", name=t("Save licence")).click()
     await expect(admin.locator("#licence-state")).to_have_text(t("Not verified"))
@@ -98,14 +117,8 @@ async def test_a_licence_changed_during_a_call_changes_the_host_controls(client:
     wang = await open_consultation(browser, base, "dr.wang")  # his tile on her page has a Remove button
     removes = page.locator("figure.tile.remote button.remove")
     await expect(removes).to_have_count(1, timeout=30_000)
-    admin = await login(client, "admin")
-    li_id = (await (await client.get("/api/me", headers=await login(client, "dr.li"))).json())["id"]
-    account = await (await client.get(f"/api/admin/accounts/{li_id}", headers=admin)).json()
-    title = account["licence"]["professional_title"]
 
-    changed = await client.put(f"/api/admin/accounts/{li_id}/licence", headers=admin,
-                               json={"licence_number": "110320000601234", "professional_title": title})
-    assert changed.status == 200, await changed.text()
+    verify = await unverified(client, "dr.li")
     await expect(message).to_have_text(t("An administrator changed your account: you can no longer admit, record or "
                                          "remove participants in this call."))
     await expect(lobby).to_be_hidden()
@@ -116,9 +129,7 @@ async def test_a_licence_changed_during_a_call_changes_the_host_controls(client:
     await checked(page, f"room-no-longer-host-{locale}")
     await screenshot(page, f"room-no-longer-host-{locale}", phone=True)
 
-    verified = await client.post(f"/api/admin/accounts/{li_id}/licence/verify", headers=admin,
-                                 json={"licence_number": "110320000601234", "professional_title": title})
-    assert verified.status == 200, await verified.text()
+    await verify()
     await expect(message).to_have_text(t("An administrator verified your licence: you can now admit, record and "
                                          "remove participants in this call."))
     await expect(lobby).to_be_visible()
@@ -137,22 +148,13 @@ async def test_a_clinician_waiting_for_want_of_a_verified_licence_is_let_in_when
     joins as a guest goes."""
     t = translations(locale).gettext
     base = str(client.make_url("")).rstrip("/")
-    admin = await login(client, "admin")
-    li_id = (await (await client.get("/api/me", headers=await login(client, "dr.li"))).json())["id"]
-    licence = (await (await client.get(f"/api/admin/accounts/{li_id}", headers=admin)).json())["licence"]
-    cleared = await client.put(f"/api/admin/accounts/{li_id}/licence", headers=admin,
-                               json={"licence_number": "110320000601234",
-                                     "professional_title": licence["professional_title"]})
-    assert cleared.status == 200, await cleared.text()
+    verify = await unverified(client, "dr.li")
     page = await _in_the_room(browser, base, locale, state="lobby")
     notice = page.locator("#licence-notice")
     await expect(notice).to_be_visible()
     await checked(page, f"room-licence-unverified-{locale}")
 
-    verified = await client.post(f"/api/admin/accounts/{li_id}/licence/verify", headers=admin,
-                                 json={"licence_number": "110320000601234",
-                                       "professional_title": licence["professional_title"]})
-    assert verified.status == 200, await verified.text()
+    await verify()
     await expect(page.locator("#connection-state")).to_have_attribute("data-state", "waiting")
     await expect(page.locator("#call-message")).to_have_text(t(
         "An administrator verified your licence: you can now admit, record and remove participants in this call."))
