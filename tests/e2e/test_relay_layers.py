@@ -8,8 +8,11 @@ Screenshots are saved to screenshots/ (not committed) for a person to look at.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -50,6 +53,28 @@ def settings(settings: Settings) -> Settings:
 def _relay(client: TestClient) -> Relay:
     (session,) = client.app[RELAYS].values()
     return session.relay
+
+
+@contextlib.asynccontextmanager
+async def _lossy_link(relay: Relay, participant: str) -> AsyncIterator[None]:
+    """While in it, the relay hears every half second that the viewer's link lost 5 % of its packets, as
+    such a link's receiver reports would say: too many for the link to count as holding (so the relay
+    does not climb a layer after its hold, as it would on the good link of this test's loopback), too few
+    to step down. Without it the browser's own reports (no loss) would bring the video back after four
+    seconds, and a slow machine takes longer than that to screenshot and check the page."""
+
+    async def report() -> None:
+        while True:
+            relay._heard(relay.peers[participant], LinkReport(time.monotonic(), lost=0.05))
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(report())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _audio_flows(page: Page) -> None:
@@ -99,25 +124,26 @@ async def test_two_layers_audio_only_by_choice_and_video_paused_for_a_weak_link(
     await expect(notes).to_have_count(0, timeout=10_000)
     await expect(patient.locator('figure.remote[data-video="high"]')).to_have_count(2, timeout=10_000)
 
-    # The doctor's link: the relay judges it too weak for video.
-    peer = relay.peers[seats["doctor"]]
-    relay._heard(peer, LinkReport(time.monotonic(), lost=0.5))
-    weak = doctor.locator("figure.remote .video-note")
-    await expect(weak).to_have_count(2, timeout=10_000)
-    on_main = doctor.locator('figure.remote[data-role="main"] .video-note')
-    await expect(on_main).to_contain_text(_("Video paused: your connection is too weak for it just now. The "
-                                            "sound goes on."))
-    await _audio_flows(doctor)
-    await screenshot(doctor, f"room-video-paused-desktop-doctor-{locale}")
-    await assert_accessible(doctor)
-    await on_main.get_by_role("button", name=_("Try video again")).click()
-    await expect(doctor.locator('figure.remote[data-video="low"]')).to_have_count(2, timeout=10_000)
-    await expect(doctor.locator("figure.remote").first.locator('[data-badge="low"]')).to_have_text(_("lower quality"))
-    await expect(weak).to_have_count(0)
-    # The low layer plays: the doctor's video elements have pictures of the low layer's size.
-    for _attempt in range(150):  # (wait_for_function evaluates a string, which the page's CSP forbids)
-        if await doctor.evaluate(LOW_PICTURES):
-            break
-        await doctor.wait_for_timeout(100)
-    assert await doctor.evaluate(LOW_PICTURES)
-    await screenshot(doctor, f"room-video-low-desktop-doctor-{locale}")
+    # The doctor's link: the relay judges it too weak for video, and it stays weak.
+    async with _lossy_link(relay, seats["doctor"]):
+        relay._heard(relay.peers[seats["doctor"]], LinkReport(time.monotonic(), lost=0.5))
+        weak = doctor.locator("figure.remote .video-note")
+        await expect(weak).to_have_count(2, timeout=10_000)
+        on_main = doctor.locator('figure.remote[data-role="main"] .video-note')
+        await expect(on_main).to_contain_text(_("Video paused: your connection is too weak for it just now. The "
+                                                "sound goes on."))
+        await _audio_flows(doctor)
+        await screenshot(doctor, f"room-video-paused-desktop-doctor-{locale}")
+        await assert_accessible(doctor)
+        await on_main.get_by_role("button", name=_("Try video again")).click()
+        await expect(doctor.locator('figure.remote[data-video="low"]')).to_have_count(2, timeout=10_000)
+        badge = doctor.locator("figure.remote").first.locator('[data-badge="low"]')
+        await expect(badge).to_have_text(_("lower quality"))
+        await expect(weak).to_have_count(0)
+        # The low layer plays: the doctor's video elements have pictures of the low layer's size.
+        for _attempt in range(150):  # (wait_for_function evaluates a string, which the page's CSP forbids)
+            if await doctor.evaluate(LOW_PICTURES):
+                break
+            await doctor.wait_for_timeout(100)
+        assert await doctor.evaluate(LOW_PICTURES)
+        await screenshot(doctor, f"room-video-low-desktop-doctor-{locale}")
