@@ -288,21 +288,27 @@ class SignalingConnection:
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation,
                             chat_history=history)
         await self.hub.submit(self.room_id, event, conn=self.conn)
+        seated: Grants | None = grants  # what the room holds they may do, as far as this node's copy knows
+        if message.resume:
+            room = self.hub.room(self.room_id)  # (loaded by submit)
+            seat = room.members.get(pid) if room is not None else None
+            seated = seat.grants if seat is not None else None
         self.participant_id = pid
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
         # beside the connection, as on_seated: the participant's first messages need not wait for it
-        task = asyncio.ensure_future(self._check_again(claims, None if message.resume else grants))
+        task = asyncio.ensure_future(self._check_again(claims, seated))
         _TOLD.add(task)
         task.add_done_callback(_TOLD.discard)
 
     async def _check_again(self, claims: RoomClaims, grants: Grants | None) -> None:
         """Ask the gate once more now that the join is in the room's log: the server may have barred them
         between the first check and the join's arrival (an appointment moved, an invitation revoked), or changed
-        what they may do (``grants``: what they joined with; None for a resume, which keeps the seat's grants,
-        so the room is told the account's in any case and changes nothing if they are the same), and told the
-        room before the join was there to hear it. Whatever changes from now on is seen here, or its own event
-        comes after the join. Never raises."""
+        what they may do, and told the room before the join was there to hear it. ``grants`` is what they
+        joined with, or for a resume (which keeps the seat) the seat's grants in this node's copy of the room, so
+        that an unchanged account adds nothing to the log; None if the copy has no such seat: the room is told
+        the account's in any case. (A change the copy has not applied yet is in the log as its own event.)
+        Whatever changes from now on is seen here, or its own event comes after the join. Never raises."""
         try:
             now = await self.gate.check(claims.identity, claims.invitation, claims.generation)
             if now is not None and now != grants:

@@ -15,12 +15,14 @@ from sqlmodel import select
 from server.admin import SHELL, account_sweep
 from server.admin import accounts as account_service
 from server.admin.inputs import LicenceInput, PasswordReset
-from server.appkeys import DATABASE
+from server.appkeys import DATABASE, HUB
 from server.db import Database
 from server.models import User
 from server.settings import Settings
-from signaling.events import Expelling, Regranting, RoomEvent
-from signaling.grants import GUEST, HOST
+from signaling import connection
+from signaling.events import Expelling, Regranting, Resuming, RoomEvent
+from signaling.grants import GUEST, HOST, room_id_for
+from signaling.log import CAUGHT_UP
 
 from ...conftest import _start, login
 from ...support.signaling_client import connect, expect, expect_closed, room_token
@@ -159,6 +161,38 @@ async def test_a_console_licence_change_reaches_a_clinician_who_resumes_before_t
         assert (await expect(back, "grants"))["grants"]["admit"] is False
         await back.send_json({"type": "remove", "participant_id": li_id})
         assert (await expect(back, "error"))["code"] == "not-allowed"
+        await li.close()
+        await back.close()
+
+
+async def _logged(client: TestClient) -> list[RoomEvent]:
+    """Consultation 1's room log as it stands, from its first event."""
+    logged: list[RoomEvent] = []
+    async for item in client.app[HUB].log.follow(room_id_for(1)):
+        if item is CAUGHT_UP:
+            return logged
+        if isinstance(item, RoomEvent):
+            logged.append(item)
+    return logged
+
+
+async def test_a_resume_with_the_grants_the_seat_has_adds_nothing_to_the_room_log(tmp_path: Path) -> None:
+    """Guards the room's log against an entry per resume: a clinician whose account did not change resumes,
+    and the gate's second look finds what his seat already has, so no `Regranting` is appended (the console
+    change of the test above still is)."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        li = await connect(client, await room_token(client, "dr.li"))
+        await expect(li, "joined")
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        seat = await expect(wang, "joined")
+        await expect(li, "participant-joined")
+        back = await connect(client, await room_token(client, "dr.wang"), resume=seat["resume"])
+        assert (await expect(back, "joined"))["resumed"] is True
+        await asyncio.gather(*connection._TOLD)  # the gate's second look, and what it told the room, are done
+        logged = await _logged(client)
+        assert any(isinstance(event, Resuming) for event in logged)
+        assert not [event for event in logged if isinstance(event, Regranting)]
         await li.close()
         await back.close()
 
