@@ -18,7 +18,8 @@ const FULL_DOWNLOAD = 2 * 1024 * 1024;  // the probe's most; only when the first
 const FAST_ENOUGH_MS = 1000;
 const UPLOAD = 256 * 1024;
 
-const passed = { camera: false, microphone: false, speaker: false, network: false };
+// Each check's outcome: true (passed), false (failed), null (not finished yet).
+const passed = { camera: null, microphone: null, speaker: null, network: null };
 // What the doctor sees: true (works), false (does not), null (not tried); bandwidth in kbit/s or null.
 const found = { camera: null, microphone: null, speaker: null, rtt_ms: null, down_kbps: null, up_kbps: null };
 const TOKEN = location.pathname.split("/")[2];  // /visit/<token>/check
@@ -31,9 +32,12 @@ function mark(name, ok, note = "") {
   item.querySelector(".result").textContent = `${ok ? "✓ " + strings.ok : "✗ " + strings.failed}${note ? " · " + note : ""}`;
   passed[name] = ok;
   if (name !== "network") found[name] = ok;
-  const all = Object.values(passed).every(Boolean);
+  const outcomes = Object.values(passed);
+  const all = outcomes.every((outcome) => outcome === true);
   $("to-room").setAttribute("aria-disabled", String(!all));
-  $("check-summary").textContent = all ? strings.allGood : strings.someFailed;
+  // Nothing is said of the whole while a check that has not failed is still running.
+  const failed = outcomes.includes(false);
+  $("check-summary").textContent = all ? strings.allGood : failed ? strings.someFailed : "";
 }
 
 async function checkCamera(stream) {
@@ -186,13 +190,14 @@ $("start-check").addEventListener("click", async () => {
     $("start-check").disabled = false;
     return;
   }
-  $("play-tone").disabled = false;
-  await Promise.all([checkCamera(stream), checkMicrophone(stream, audio)]);
+  // The test sound is offered while the camera and the microphone are being checked, and answers at once.
   $("play-tone").addEventListener("click", () => playTone(audio));
   $("heard-yes").addEventListener("click", () => mark("speaker", true));
   $("heard-no").addEventListener("click", () => mark("speaker", false, strings.notHeard));
   // The waiting room opens its own camera: let this one go.
   window.addEventListener("pagehide", () => stream.getTracks().forEach((t) => t.stop()));
+  $("play-tone").disabled = false;
+  await Promise.all([checkCamera(stream), checkMicrophone(stream, audio)]);
 });
 
 function keepFindings() {
