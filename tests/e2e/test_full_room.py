@@ -62,7 +62,8 @@ async def test_a_clinician_made_a_host_in_a_full_room_takes_the_first_seat_that_
     await expect_message(wang, "lobby-update")
     await wang.send_json({"type": "admit", "participant_id": waiting["self"]["id"]})
     await expect_message(patient, "joined")
-    keep_alive = asyncio.ensure_future(_answer_pings(wang))
+    # Both answer pings: a silent socket is dropped after 45 s, which a slow machine's page checks can outlast.
+    keep_alive = asyncio.ensure_future(asyncio.gather(_answer_pings(wang), _answer_pings(patient)))
     try:
         page = await _in_the_room(browser, base, locale, state="lobby")  # the room is full
         guest_notice, full_notice = page.locator("#lobby-notice-guest"), page.locator("#lobby-notice-full")

@@ -26,7 +26,9 @@ async def test_pages_connect_to_the_new_relay_when_its_node_stops(settings: Sett
     arrival on node b starts the relay there; node b stops (SIGTERM's path: the room moves the relay to node a
     with a new epoch); the doctor's and specialist's pages, on node a, connect to the new relay and decode
     each other again."""
-    shared = dataclasses.replace(settings, redis_url=redis_server.url, presence_ttl=2.0, drain_seconds=2.0)
+    # (The default presence TTL: node b withdraws its own when it stops. A short one would let a slow machine
+    # declare a live node lost, both nodes and the browsers sharing one loop here, before the stop is tried.)
+    shared = dataclasses.replace(settings, redis_url=redis_server.url, drain_seconds=2.0)
     a = await _start(dataclasses.replace(shared, node_id="node-a"))
     b = TestClient(TestServer(create_app(dataclasses.replace(shared, node_id="node-b")), host="127.0.0.1", port=0))
     await b.start_server()

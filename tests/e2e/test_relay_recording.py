@@ -68,6 +68,8 @@ async def test_doctor_records_with_everyones_consent_and_the_recording_plays(cli
     for page in pages:
         await page.locator("#recording-consent").check()
     await expect(doctor.locator("[data-badge=no-consent]")).to_have_count(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     await record.click()
     for page in pages:
         await expect(page.locator("#recording-indicator")).to_be_visible()
@@ -75,9 +77,10 @@ async def test_doctor_records_with_everyones_consent_and_the_recording_plays(cli
     await doctor.get_by_role("button", name="Stop recording").click()
     for page in pages:
         await expect(page.locator("#recording-indicator")).to_be_hidden()
+    recorded = loop.time() - started  # at most: from the click to start to everyone seeing it stopped
 
     played = await play_a_ready_recording(doctor, "/api/consultations/1/recordings")
-    assert played["tracks"] == 6 and 3 <= played["duration"] <= 6, played
+    assert played["tracks"] == 6 and 3 <= played["duration"] <= recorded + 1, (played, recorded)
     # Decoded pictures, not a frame rate: three browsers on a busy 2-core machine send their cameras at a few
     # frames a second (the relay and recorder keep what they get; tests/media checks recorded frame rates).
     assert played["width"] > 0 and played["currentTime"] > 0.5 and played["decoded"] >= 3, played
