@@ -72,6 +72,11 @@ from .room_media import RELAY_FROM, RELAY_ID, MediaRules, sends_media
 __all__ = ["CHAT_KEPT", "RELAY_FROM", "RELAY_ID", "Member", "Room", "Status", "sends_media"]
 
 CHAT_KEPT = 200  # chat lines a newcomer sees; the whole chat is kept in the database
+# After these a clinician made a host while waiting may find a free seat: one left, timed out, was removed or
+# expelled (a seat frees), one waiting was denied or sent away (the seat a reload left, which was theirs), or
+# someone's grants changed. Not after a join: it frees a seat only by replacing its holder (another tab, a
+# reload), and that seat is kept for them to be admitted back to, not taken by whoever waits.
+FREE_A_SEAT = (Leaving, GraceExpired, Removing, Expelling, Denying, Regranting)
 
 
 class Room(MediaRules):
@@ -138,7 +143,7 @@ class Room(MediaRules):
         self.seq = seq
         handler = getattr(self, f"_on_{type(event).__name__}")
         effects = handler(event, seq)
-        return effects if isinstance(event, Snapshot) else effects + self._seat_waiting_hosts()
+        return effects + self._seat_waiting_hosts() if isinstance(event, FREE_A_SEAT) else effects
 
     def refusal(self, event: RoomEvent) -> SignalingError | None:
         """Why this event would be refused now, or None. Lets a node answer at once without a round trip."""
@@ -477,9 +482,9 @@ class Room(MediaRules):
     # ---- helpers ----
 
     def _seat_waiting_hosts(self) -> list[Effect]:
-        """Nobody who may admit waits in the lobby while a seat is free: a clinician made a host while waiting
-        (Regranting), in a full room or not, takes the first seat that frees, in the order they came. (Asked
-        after every event; one reconnecting takes it when they resume.)"""
+        """A clinician made a host while waiting in the lobby (Regranting), in a full room or not, takes the
+        first seat that frees, in the order they came: asked after each event of ``FREE_A_SEAT``. One
+        reconnecting takes it when they resume."""
         effects: list[Effect] = []
         for member in [m for m in self.members.values() if m.status is Status.WAITING and m.grants.admit]:
             if len(self.participants) >= self.max_participants:

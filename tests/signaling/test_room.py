@@ -150,6 +150,14 @@ def host_seated_for(reason: str, lobby: tuple[str, ...] = ()) -> list[tuple[Any,
             ("d", "lobby-update", lobby), ("s", "lobby-update", lobby), ("u", "lobby-update", lobby)]
 
 
+# A full room (d, s and the admitted patient t) with u, made a host, waiting; then t reloads (a new join of
+# the same identity, as t2).
+RELOAD_IN_FULL_ROOM = (DOC, SPEC, join("t", host=False), Admitting(by="d", participant_id="t"), UNVERIFIED,
+                       Regranting(identity="id:u", grants=HOST))
+RELOADED = join("t", host=False).model_copy(update={
+    "participant": join("t", host=False).participant.model_copy(update={"id": "t2"}), "at": at("t2")})
+
+
 def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
     """``sender`` asks ``to`` for audio only (or for video again) on their peer-to-peer call."""
     return Relaying(sender=sender, to=to, type="receive", video=video)
@@ -230,6 +238,19 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
         ((DOC, SPEC, join("t"), UNVERIFIED, join("v").model_copy(update={"grants": GUEST}),
           Regranting(identity="id:v", grants=HOST), Regranting(identity="id:u", grants=HOST)),
          Leaving(participant_id="t", at=at("t")), host_seated_for("left", lobby=("v",))),
+        # a seated patient who reloads goes through the lobby again, and the seat they left is theirs to be
+        # admitted back to, not the waiting host's; if they are sent away instead, the host takes it
+        (RELOAD_IN_FULL_ROOM, RELOADED,
+         [("t", "error", "replaced"), ("close", "t", 4410),
+          *[(to, "participant-left", ("t", "replaced")) for to in ("d", "s", "relay:consultation:1:1")],
+          ("t2", "lobby", "t2"), ("d", "lobby-update", ("u", "t2")), ("s", "lobby-update", ("u", "t2"))]),
+        ((*RELOAD_IN_FULL_ROOM, RELOADED), Admitting(by="d", participant_id="t2"),
+         [("t2", "joined", ("d", "s")), ("d", "participant-joined", "t2"), ("s", "participant-joined", "t2"),
+          ("d", "lobby-update", ("u",)), ("s", "lobby-update", ("u",))]),
+        ((*RELOAD_IN_FULL_ROOM, RELOADED), Denying(by="d", participant_id="t2"),
+         [("t2", "denied", None), ("close", "t2", 4403), ("d", "lobby-update", ("u",)), ("s", "lobby-update", ("u",)),
+          ("u", "joined", ("d", "s")), ("d", "participant-joined", "u"), ("s", "participant-joined", "u"),
+          ("d", "lobby-update", ()), ("s", "lobby-update", ()), ("u", "lobby-update", ())]),
         # one waiting who is reconnecting takes no seat now (they take it when they resume)
         ((DOC, SPEC, join("t"), UNVERIFIED, Regranting(identity="id:u", grants=HOST),
           Disconnected(participant_id="u", at=at("u"))), Leaving(participant_id="t", at=at("t")),
