@@ -234,13 +234,13 @@ class Relay:
     async def _pad_on(self) -> None:
         # On a schedule, not a sleep after each packet: on a busy loop every wake-up is late, and sleeps
         # added to the lateness would send fewer packets than the viewer's reports need. Late by more than
-        # a beat, it makes up one packet at most, not all it missed in a burst.
+        # a beat, it sends one at once and goes on from there, not all it missed in a burst.
         loop = asyncio.get_running_loop()
         beat = 1 / PADDING_PER_SECOND
         due = loop.time()
         try:
             while True:
-                due = max(due + beat, loop.time() - beat)
+                due = max(due + beat, loop.time())
                 await asyncio.sleep(due - loop.time())
                 try:
                     if not self.pad():

@@ -26,6 +26,20 @@ AnalyserNode.prototype.getFloatTimeDomainData = function (samples) {
 """
 
 
+# The browser's prompt for the camera and microphone refused once (the patient tapped "Block"), then allowed.
+REFUSED_ONCE = """
+let refused = false;
+const open = MediaDevices.prototype.getUserMedia;
+MediaDevices.prototype.getUserMedia = function (constraints) {
+  if (!refused) {
+    refused = true;
+    return Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+  }
+  return open.call(this, constraints);
+};
+"""
+
+
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_the_test_sound_answers_while_the_microphone_is_still_being_checked(client: TestClient,
                                                                                  browser: Browser,
@@ -55,10 +69,44 @@ async def test_the_test_sound_answers_while_the_microphone_is_still_being_checke
     assert await microphone.get_attribute("data-state") != "ok"  # still listening: the tap came first
     await expect(patient.locator("#to-room")).to_have_attribute("aria-disabled", "true")
     await expect(summary).to_have_text("")  # not "some checks did not pass": none has failed
-    await checked(patient, f"check-early-tap-phone-{locale}")
 
     await patient.evaluate("window.telemedQuiet = false")
     await expect(microphone).to_have_attribute("data-state", "ok", timeout=10_000)
     await expect(patient.locator("#to-room")).to_have_attribute("aria-disabled", "false", timeout=10_000)
+    await expect(summary).to_have_text(_("Everything works. You can go to the waiting room."))
+    await checked(patient, f"check-early-tap-phone-{locale}")
+    await patient.context.close()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_trying_again_after_refusing_the_camera_starts_the_camera_and_microphone_afresh(
+        client: TestClient, browser: Browser, locale: str) -> None:
+    """Guards the second try: a patient who refused the camera and microphone (the browser's prompt) is told the
+    checks did not pass; when they start the check again and allow them, the two rows are running again, not
+    still marked refused, and the summary says nothing until they pass (it once went on saying some checks did
+    not pass)."""
+    _ = words(locale)
+    base = str(client.make_url("")).rstrip("/")
+    patient, _guest = await patient_on_a_phone(browser, base, client, locale, page="check")
+    await patient.add_init_script(REFUSED_ONCE + QUIET_MICROPHONE)
+    await patient.reload()
+    start = patient.get_by_role("button", name=_("Start the check"))
+    await start.click()
+    camera, microphone = patient.locator("#check-camera"), patient.locator("#check-microphone")
+    await expect(camera).to_have_attribute("data-state", "failed")
+    await expect(microphone).to_have_attribute("data-state", "failed")
+    summary = patient.locator("#check-summary")
+    await expect(summary).to_have_text(_("Some checks did not pass. You can still join; the doctor may be able "
+                                         "to help."))
+    await checked(patient, f"check-refused-phone-{locale}")
+
+    await start.click()  # allowed this time; the room is quiet, so the microphone is still listening
+    await expect(camera).to_have_attribute("data-state", "ok", timeout=10_000)
+    assert await microphone.get_attribute("data-state") == "waiting"
+    await patient.get_by_role("button", name=_("Play a test sound")).click()
+    await patient.get_by_role("button", name=_("Yes")).click()
+    await expect(summary).to_have_text("")
+    await patient.evaluate("window.telemedQuiet = false")
+    await expect(microphone).to_have_attribute("data-state", "ok", timeout=10_000)
     await expect(summary).to_have_text(_("Everything works. You can go to the waiting room."))
     await patient.context.close()

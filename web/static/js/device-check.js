@@ -177,10 +177,19 @@ $("start-audio-only").addEventListener("change", (event) => {
   sessionStorage.setItem(AUDIO_ONLY_KEY, String(/** @type {HTMLInputElement} */ (event.target).checked));
 });
 
+let networkChecked = false;
 $("start-check").addEventListener("click", async () => {
   $("start-check").disabled = true;
   const audio = new AudioContext();
-  checkNetwork().then(measureBandwidth);  // one after the other: the pings would slow the download
+  if (!networkChecked) {  // once: a second try (after a denial) is the camera's and the microphone's
+    networkChecked = true;
+    checkNetwork().then(measureBandwidth);  // one after the other: the pings would slow the download
+  }
+  for (const name of ["camera", "microphone"]) {  // tried again (after a denial): not failed while it runs
+    passed[name] = null;
+    $(`check-${name}`).dataset.state = "waiting";
+    $(`check-${name}`).querySelector(".result").textContent = "";
+  }
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
