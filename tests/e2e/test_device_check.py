@@ -81,10 +81,10 @@ async def test_the_test_sound_answers_while_the_microphone_is_still_being_checke
 @pytest.mark.parametrize("locale", LOCALES)
 async def test_trying_again_after_refusing_the_camera_starts_the_camera_and_microphone_afresh(
         client: TestClient, browser: Browser, locale: str) -> None:
-    """Guards the second try: a patient who refused the camera and microphone (the browser's prompt) is told the
-    checks did not pass; when they start the check again and allow them, the two rows are running again, not
-    still marked refused, and the summary says nothing until they pass (it once went on saying some checks did
-    not pass)."""
+    """Guards the second try: a patient who refused the camera and microphone (the browser's prompt) is told why
+    once, on the camera's row, and that the checks did not pass; when they start the check again and allow
+    them, the two rows are running again, not still marked refused, and the summary says nothing until they
+    pass (it once went on saying some checks did not pass)."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     patient, _guest = await patient_on_a_phone(browser, base, client, locale, page="check")
@@ -95,6 +95,10 @@ async def test_trying_again_after_refusing_the_camera_starts_the_camera_and_micr
     camera, microphone = patient.locator("#check-camera"), patient.locator("#check-microphone")
     await expect(camera).to_have_attribute("data-state", "failed")
     await expect(microphone).to_have_attribute("data-state", "failed")
+    denied = _("The browser was not allowed to use the camera and microphone. Allow them in the address bar, "
+               "then start again.")
+    await expect(camera.locator(".result")).to_contain_text(denied)
+    await expect(microphone.locator(".result")).not_to_contain_text(denied)  # said once, for both
     summary = patient.locator("#check-summary")
     await expect(summary).to_have_text(_("Some checks did not pass. You can still join; the doctor may be able "
                                          "to help."))

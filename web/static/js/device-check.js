@@ -195,7 +195,7 @@ $("start-check").addEventListener("click", async () => {
     stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   } catch {
     mark("camera", false, strings.denied);
-    mark("microphone", false, strings.denied);
+    mark("microphone", false);  // (the camera's row says why, of both)
     $("start-check").disabled = false;
     return;
   }
