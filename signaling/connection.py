@@ -142,6 +142,9 @@ class SignalingConnection:
         self.on_handled = on_handled
         self.claims: RoomClaims | None = None
         self.joining_afresh = False  # a join, not a resume, waits to be seated
+        # Until seated: the claims they joined with, for the gate's look if they take a seat from the lobby.
+        self.unseated: RoomClaims | None = None
+        self.in_lobby = False
 
     async def run(self) -> None:
         # This task is the connection's alone, so what it sets names only its lines. The room is set before
@@ -275,6 +278,7 @@ class SignalingConnection:
         self.resume_secret = secrets.token_urlsafe(24)
         self.joining_afresh = not message.resume
         self.claims = claims if self.joining_afresh and self.on_seated is not None else None
+        self.unseated, self.in_lobby = claims, False
         if message.resume:
             pid, _, secret = message.resume.partition(".")
             event: RoomEvent = Resuming(participant_id=pid, identity=claims.identity, at=self.at,
@@ -334,6 +338,16 @@ class SignalingConnection:
             raise NotAllowed(f"{waiting.participant.name} can no longer be admitted: {barred.message}") from None
         return Admitting(by=host, participant_id=participant_id)
 
+    def _check_seated(self, claims: RoomClaims, participant_id: str) -> None:
+        """One leaving the lobby for a seat is asked about once more (beside the connection): a host made so
+        while waiting takes a seat that frees with nobody admitting them, maybe long after the gate last
+        looked, and the account may have been disabled since where no room was told (the console)."""
+        room = self.hub.room(self.room_id)
+        seat = room.members.get(participant_id) if room is not None else None
+        task = asyncio.ensure_future(self._check_again(claims, seat.grants if seat is not None else None))
+        _TOLD.add(task)
+        task.add_done_callback(_TOLD.discard)
+
     def _tell_seated(self, participant_id: str) -> None:
         """Run ``on_seated`` beside the connection: a slow or failing listener must not hold up messages."""
         if self.on_seated is None or self.claims is None:
@@ -374,6 +388,12 @@ class SignalingConnection:
     async def _send(self, message: ServerMessage) -> None:
         if isinstance(message, Error) and message.code == ResumeFailed.code:
             self.participant_id = None  # the room refused the seat: the client may join afresh here
+        if isinstance(message, InLobby):
+            self.in_lobby = True
+        elif isinstance(message, Joined):
+            if self.in_lobby and self.unseated is not None:
+                self._check_seated(self.unseated, message.self_.id)
+            self.unseated, self.in_lobby = None, False
         if isinstance(message, Joined) and self.joining_afresh:
             self.joining_afresh = False
             self._tell_seated(message.self_.id)

@@ -15,7 +15,7 @@ from sqlmodel import select
 from server.admin import SHELL, account_sweep
 from server.admin import accounts as account_service
 from server.admin.inputs import LicenceInput, PasswordReset
-from server.appkeys import DATABASE, HUB
+from server.appkeys import DATABASE, HUB, ROOMS
 from server.db import Database
 from server.models import User
 from server.settings import Settings
@@ -25,7 +25,7 @@ from signaling.grants import GUEST, HOST, room_id_for
 from signaling.log import CAUGHT_UP
 
 from ...conftest import _start, login
-from ...support.signaling_client import connect, expect, expect_closed, room_token
+from ...support.signaling_client import connect, expect, expect_closed, guest_token, receive, room_token
 from ..test_cli import run
 
 
@@ -195,6 +195,52 @@ async def test_a_resume_with_the_grants_the_seat_has_adds_nothing_to_the_room_lo
         assert not [event for event in logged if isinstance(event, Regranting)]
         await li.close()
         await back.close()
+
+
+async def _until(ws: ClientWebSocketResponse, kind: str, **fields: object) -> list[str]:
+    """The types of the messages before the first of ``kind`` (with those ``fields``), which must come."""
+    before: list[str] = []
+    while True:
+        message = await receive(ws)
+        if message["type"] == kind and all(message.get(name) == value for name, value in fields.items()):
+            return before
+        before.append(message["type"])
+
+
+async def test_a_host_seated_from_the_lobby_after_a_console_disable_is_sent_out(tmp_path: Path) -> None:
+    """Guards the seat a waiting host takes with nobody admitting them: dr.li, unverified, waits in a full room of
+    two (dr.wang and the patient he admitted); her licence is verified (the room is told: she may host), then her
+    account is disabled on the console (no room told; the sweep an hour away). When the patient leaves she takes
+    the seat, and the gate's look at that moment sends her out (`not-a-participant`), as a host's admitting her
+    would have refused her; dr.wang sees her come and go."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600", "TELEMED_ROOM_MAX_PARTICIPANTS": "2"},
+                             data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        database = client.app[DATABASE]
+        li_id = await _user_id(database, "dr.li")
+        licence = LicenceInput(licence_number="110320000601234")
+        async with database.session() as session:
+            await account_service.set_licence(session, SHELL, li_id, licence, rooms=None)
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        await expect(wang, "joined")
+        patient = await connect(client, await guest_token(client, host="dr.wang"))
+        waiting = await expect(patient, "lobby")
+        await expect(wang, "lobby-update")
+        await wang.send_json({"type": "admit", "participant_id": waiting["self"]["id"]})
+        await expect(patient, "joined")
+        li = await connect(client, await room_token(client, "dr.li"))
+        await expect(li, "lobby")
+        async with database.session() as session:
+            await account_service.verify_licence(session, SHELL, li_id, licence, rooms=client.app[ROOMS])
+        assert (await expect(li, "grants"))["grants"]["admit"] is True
+        async with database.session() as session:
+            await account_service.disable(session, SHELL, li_id, rooms=None)
+
+        await patient.send_json({"type": "leave"})
+        assert "joined" in await _until(li, "removed")  # the seat that freed, then sent out
+        await expect_closed(li, 4403)
+        assert "participant-joined" in await _until(wang, "participant-left", reason="not-a-participant")
+        await wang.close()
 
 
 async def test_replacing_a_console_reset_password_sends_the_old_session_out_at_once(tmp_path: Path) -> None:
