@@ -27,8 +27,10 @@ from signaling.events import (
 from signaling.grants import GUEST, HOST
 from signaling.messages import (
     MediaState,
+    MediaStateChanged,
     Participant,
     ParticipantLeft,
+    ParticipantResumed,
     RecordingState,
     RelayedCandidate,
     RelayedOffer,
@@ -36,6 +38,8 @@ from signaling.messages import (
 from signaling.room import Room, Status
 
 MAX = 3
+# What the relay acts on: offers and candidates to it, who left or came back, whose media changed, the recording.
+RELAY_HEARS = (RelayedOffer, RelayedCandidate, ParticipantLeft, ParticipantResumed, MediaStateChanged, RecordingState)
 pids = st.sampled_from(["a", "b", "c", "d", "e"])
 nodes = st.sampled_from(["n1", "n2", "n3"])
 wheres = st.builds(Where, node=nodes, conn=st.sampled_from(["x", "y", "z", "w"]))
@@ -72,7 +76,8 @@ events = st.one_of(
 @given(st.lists(events, min_size=1, max_size=40))
 def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> None:
     """Whatever events arrive in whatever order: only members (before or after the event), the connection that sent
-    it and the room's relay hear anything, and the relay only offers, candidates, departures and recording state; a
+    it and the room's relay hear anything, and the relay only what it acts on (``RELAY_HEARS``: a resume and a
+    media change were once missing from the list, and a rare sequence hypothesis found failed on them); a
     relay never runs on a lost or stopping node; at most three are seated and three waiting, nobody both; nobody
     waiting holds a seat, and no host waits."""
     room = Room("consultation:1", max_participants=MAX)
@@ -89,8 +94,7 @@ def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> No
                 assert effect.at in members_before | {m.at for m in room.members.values()} | {asking} | relays, \
                     (event, effect)
                 if effect.at in relays and effect.at not in members_before:
-                    assert isinstance(effect, Deliver) and isinstance(
-                        effect.message, RelayedOffer | RelayedCandidate | ParticipantLeft | RecordingState), effect
+                    assert isinstance(effect, Deliver) and isinstance(effect.message, RELAY_HEARS), effect
         if room.relay_node is not None:
             assert room.mode == "relay" and room.live(room.relay_node), "a relay never runs on a going node"
         assert len(room.participants) <= MAX
