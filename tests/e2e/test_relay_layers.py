@@ -88,10 +88,11 @@ async def _audio_flows(page: Page) -> None:
 async def test_two_layers_audio_only_by_choice_and_video_paused_for_a_weak_link(client: TestClient, browser: Browser,
                                                                                 locale: str) -> None:
     """Three in the room, so relayed: each browser publishes a low layer besides its camera. The patient
-    (on a phone) chooses audio only: the relay sends them no video, every tile says so and that the sound
-    goes on, their audio keeps coming; "Show video" brings the pictures back. The relay then judges the
-    doctor's link too weak (the report it acts on is fed in as its receiver-report path would): the
-    doctor's tiles say why and offer to try again, which brings the low layer, marked "lower quality"."""
+    (on a phone), whose link has paused their video, chooses audio only: the relay sends them no video, every
+    tile says it is their choice (not their link's) and that the sound goes on, their audio keeps coming;
+    "Show video" brings the pictures back. The relay then judges the doctor's link too weak (the report it
+    acts on is fed in as its receiver-report path would): the doctor's tiles say why and offer to try again,
+    which brings the low layer, marked "lower quality"."""
     _ = words(locale)
     base = str(client.make_url("")).rstrip("/")
     doctor, specialist = await in_call(browser, base, locale)
@@ -107,22 +108,27 @@ async def test_two_layers_audio_only_by_choice_and_video_paused_for_a_weak_link(
     await until(lambda: all({"high", "low"} <= set(relay.peers[s].sources) for s in seats.values()), seconds=20)
     await until(lambda: all(relay.peers[s].sources[Layer.LOW].packets > 30 for s in seats.values()), seconds=20)
 
-    # The patient chooses audio only.
+    # The patient's link pauses their video (as a busy phone's may), and they choose audio only: the tiles
+    # say it is their choice now, not their link's (once they went on offering to try video again).
     audio_only = patient.get_by_role("button", name=_("Audio only"))
     await expect(audio_only).to_be_visible()
-    await audio_only.click()
-    await expect(patient.get_by_role("button", name=_("Show video"))).to_have_attribute("aria-pressed", "true")
     notes = patient.locator("figure.remote .video-note")
-    await expect(notes).to_have_count(2, timeout=10_000)
-    await expect(patient.locator('figure.remote[data-role="main"] .video-note')).to_have_text(
-        _("Audio only, as you chose. The sound goes on."))
-    assert set(relay.video_layout(seats["patient"]).values()) == {"paused"}
-    await _audio_flows(patient)
-    await screenshot(patient, f"room-audio-only-phone-patient-{locale}")
-    await assert_accessible(patient)
+    async with _lossy_link(relay, seats["patient"]):
+        relay._heard(relay.peers[seats["patient"]], LinkReport(time.monotonic(), lost=0.5))
+        await expect(patient.locator('figure.remote[data-video="paused"]')).to_have_count(2, timeout=10_000)
+        await audio_only.click()
+        await expect(patient.get_by_role("button", name=_("Show video"))).to_have_attribute("aria-pressed", "true")
+        await expect(notes).to_have_count(2, timeout=10_000)
+        await expect(patient.locator('figure.remote[data-role="main"] .video-note')).to_have_text(
+            _("Audio only, as you chose. The sound goes on."))
+        assert set(relay.video_layout(seats["patient"]).values()) == {"paused"}
+        await _audio_flows(patient)
+        await screenshot(patient, f"room-audio-only-phone-patient-{locale}")
+        await assert_accessible(patient)
     await patient.get_by_role("button", name=_("Show video")).click()
     await expect(notes).to_have_count(0, timeout=10_000)
-    await expect(patient.locator('figure.remote[data-video="high"]')).to_have_count(2, timeout=10_000)
+    # (the low layer at once, the high one once the link has held: HOLD_SECONDS)
+    await expect(patient.locator('figure.remote[data-video="high"]')).to_have_count(2, timeout=30_000)
 
     # The doctor's link: the relay judges it too weak for video, and it stays weak.
     async with _lossy_link(relay, seats["doctor"]):

@@ -127,6 +127,7 @@ export class ConsultationCall {
   setAudioOnly(on) {
     this.audioOnly = on;
     this.relay?.receiveVideo(!on);
+    this.relay?.showVideoStates();  // a pause our link caused is now one we chose, or no longer
     this._tellVideoWish();
     if (!this.relay) for (const id of this.peers.keys()) this._showPeerVideo(id);
   }

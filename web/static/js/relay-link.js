@@ -143,6 +143,13 @@ export class RelayLink {
     }
   }
 
+  /** Say again what each slot carries (the page words a pause by whether we chose audio only, which changed). */
+  showVideoStates() {
+    for (const slot of this.slots) {
+      if (slot.owner && slot.videoState) this.onvideostate(slot.owner, slot.videoState);
+    }
+  }
+
   /**
    * Receive the others' video (true; also "try again" after the relay paused it for our link) or audio only.
    * @param {boolean} video
