@@ -292,11 +292,8 @@ class SignalingConnection:
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation,
                             chat_history=history)
         await self.hub.submit(self.room_id, event, conn=self.conn)
-        seated: Grants | None = grants  # what the room holds they may do, as far as this node's copy knows
-        if message.resume:
-            room = self.hub.room(self.room_id)  # (loaded by submit)
-            seat = room.members.get(pid) if room is not None else None
-            seated = seat.grants if seat is not None else None
+        # what the room holds they may do, as far as this node's copy knows (loaded by submit)
+        seated = self._seat_grants(pid) if message.resume else grants
         self.participant_id = pid
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
@@ -342,11 +339,15 @@ class SignalingConnection:
         """One leaving the lobby for a seat is asked about once more (beside the connection): a host made so
         while waiting takes a seat that frees with nobody admitting them, maybe long after the gate last
         looked, and the account may have been disabled since where no room was told (the console)."""
-        room = self.hub.room(self.room_id)
-        seat = room.members.get(participant_id) if room is not None else None
-        task = asyncio.ensure_future(self._check_again(claims, seat.grants if seat is not None else None))
+        task = asyncio.ensure_future(self._check_again(claims, self._seat_grants(participant_id)))
         _TOLD.add(task)
         task.add_done_callback(_TOLD.discard)
+
+    def _seat_grants(self, participant_id: str) -> Grants | None:
+        """What this node's copy of the room says the participant may do; None if it has no such member."""
+        room = self.hub.room(self.room_id)
+        member = room.members.get(participant_id) if room is not None else None
+        return member.grants if member is not None else None
 
     def _tell_seated(self, participant_id: str) -> None:
         """Run ``on_seated`` beside the connection: a slow or failing listener must not hold up messages."""
