@@ -32,6 +32,11 @@ function mark(name, ok, note = "") {
   item.querySelector(".result").textContent = `${ok ? "✓ " + strings.ok : "✗ " + strings.failed}${note ? " · " + note : ""}`;
   passed[name] = ok;
   if (name !== "network") found[name] = ok;
+  summarize();
+}
+
+/** The room button and the summary line, from every check's outcome so far. */
+function summarize() {
   const outcomes = Object.values(passed);
   const all = outcomes.every((outcome) => outcome === true);
   $("to-room").setAttribute("aria-disabled", String(!all));
@@ -190,6 +195,7 @@ $("start-check").addEventListener("click", async () => {
     $(`check-${name}`).dataset.state = "waiting";
     $(`check-${name}`).querySelector(".result").textContent = "";
   }
+  summarize();
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
