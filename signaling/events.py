@@ -241,6 +241,7 @@ class MemberState(_Event):
     epoch: int = 0
     chat_from: int | None = None
     history: bool = _unsaid(True)
+    keeps_seat: bool = _unsaid(False)
 
 
 class PendingChat(_Event):

@@ -34,6 +34,9 @@ class Member:
     # Shown the chat said before they came (Gate.shows_history): not a clinician of another hospital than the
     # patient's while the patient's records are withheld from it (the chat is about the patient, and names them).
     history: bool = True
+    # Waits in the lobby with a seat kept for them: their seat's holder joined again (a reload, another tab)
+    # and came back through the lobby. Nobody else takes that seat until they are seated, denied or leave.
+    keeps_seat: bool = False
 
     @property
     def id(self) -> str:

@@ -177,9 +177,8 @@ class Room(MediaRules):
         if event.participant.id in self.members:
             return AlreadyJoined("You have already joined this room.")
         old = self._same_identity(event.identity)  # its place is freed for the newcomer
-        seated = len(self.participants) - (1 if old is not None and old.seated else 0)
         waiting = len(self.waiting) - (1 if old is not None and not old.seated else 0)
-        if event.grants.admit and seated >= self.max_participants:
+        if event.grants.admit and self._seats_taken(but=old) >= self.max_participants:
             return RoomFull(f"The room is full ({self.max_participants} participants).")
         if not event.grants.admit and waiting >= self.max_participants:
             return RoomFull("The waiting room is full; please try again later.")
@@ -191,7 +190,9 @@ class Room(MediaRules):
         effects: list[Effect] = []
         if (old := self._same_identity(event.identity)) is not None:
             effects = self._replace(old)
-        return effects + self._enter(event)
+        # A seat's holder who comes back through the lobby keeps the seat (as one who came back before did)
+        keeps_seat = old is not None and (old.seated or old.keeps_seat)
+        return effects + self._enter(event, keeps_seat=keeps_seat)
 
     def _replace(self, old: Member) -> list[Effect]:
         """The same identity joined again (another tab, another device, a reload): the newer socket wins.
@@ -203,7 +204,7 @@ class Room(MediaRules):
                                              "this one is closed."), old.at)
         return effects + self._drop(old, "replaced")
 
-    def _enter(self, event: Joining) -> list[Effect]:
+    def _enter(self, event: Joining, *, keeps_seat: bool) -> list[Effect]:
         self.session = self.session or event.participant.id
         if event.patient is not None:  # the newest token knows best (Consenting events keep it current)
             self.patient, self.patient_consent_id = event.patient, event.patient_consent_id
@@ -213,7 +214,7 @@ class Room(MediaRules):
             participant = participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
                         seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation,
-                        history=event.chat_history)
+                        history=event.chat_history, keeps_seat=keeps_seat and status is Status.WAITING)
         self.members[member.id] = member
         if status is Status.WAITING:
             return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]
@@ -260,7 +261,8 @@ class Room(MediaRules):
             member.history = False
             if member.seated and member.chat_from is None:
                 member.chat_from = self.seq
-        if member.status is Status.WAITING and member.grants.admit and len(self.participants) < self.max_participants:
+        if (member.status is Status.WAITING and member.grants.admit
+                and self._seats_taken(but=member) < self.max_participants):
             # Made a host while they were away (Regranting): a host does not wait in the lobby.
             return [*effects, *self._out_of_the_lobby(member)]
         if member.status is Status.WAITING:
@@ -323,7 +325,11 @@ class Room(MediaRules):
             return error
         if target is None or target.status is not Status.WAITING:
             return UnknownParticipant(f"Nobody {event.participant_id!r} is waiting in the lobby.")
-        if len(self.participants) >= self.max_participants:
+        if self._seats_taken(but=target) >= self.max_participants:
+            kept = [m.participant.name for m in self.members.values() if m.keeps_seat and m is not target]
+            if kept:
+                return NoSeat(f"The room is full ({self.max_participants} participants): a seat is kept for "
+                              f"{', '.join(kept)}, who joined again; admit or deny them first.")
             return NoSeat(f"The room is full ({self.max_participants} participants); someone must leave first.")
         return None
 
@@ -487,15 +493,20 @@ class Room(MediaRules):
         reconnecting takes it when they resume."""
         effects: list[Effect] = []
         for member in [m for m in self.members.values() if m.status is Status.WAITING and m.grants.admit]:
-            if len(self.participants) >= self.max_participants:
-                break
+            if self._seats_taken(but=member) >= self.max_participants:
+                continue  # (one who keeps a seat may still take theirs)
             effects += self._out_of_the_lobby(member)
         return effects
+
+    def _seats_taken(self, *, but: Member | None = None) -> int:
+        """Seats held (reconnecting ones too) or kept for someone waiting who joined again from one, not
+        counting ``but``'s: the seat one who joins again leaves is theirs to come back to."""
+        return sum(1 for m in self.members.values() if (m.seated or m.keeps_seat) and m is not but)
 
     def _out_of_the_lobby(self, member: Member) -> list[Effect]:
         """A member waiting in the lobby takes a seat (admitted, or made a host): they and the others are told,
         and those who may admit see the lobby without them."""
-        member.status, member.seated = Status.PRESENT, True
+        member.status, member.seated, member.keeps_seat = Status.PRESENT, True, False
         return [*self._seat(member), *self._lobby_update()]
 
     def _seat(self, member: Member) -> list[Effect]:

@@ -324,6 +324,32 @@ async def test_one_guest_token_on_many_sockets_holds_one_lobby_place(room_client
     await li.close()
 
 
+async def test_a_patient_who_reloads_in_a_full_room_keeps_their_seat(room_settings: Settings) -> None:
+    """Guards the seat of a patient who reloads their page in a full room of two: their new socket waits in the
+    lobby, and dr.wang, joining afresh in that moment, is refused (room-full, 4409) instead of taking the seat;
+    dr.li admits the patient back to it."""
+    async with await _start(dataclasses.replace(room_settings, room_max_participants=2)) as client:
+        li, _ = await enter(client, "dr.li")
+        token = await guest_token(client)
+        patient = await connect(client, token)
+        waiting = await expect(patient, "lobby", within=15)
+        await expect(li, "lobby-update")
+        await li.send_json({"type": "admit", "participant_id": waiting["self"]["id"]})
+        await expect(patient, "joined")
+        await expect(li, "participant-joined")
+
+        reloaded = await connect(client, token)  # the page reloads: the same link, a new socket
+        back = await expect(reloaded, "lobby", within=15)
+        await expect_closed(patient, 4410)
+        wang = await connect(client, await token_for(client, "dr.wang"))
+        assert (await expect(wang, "error"))["code"] == "room-full"
+        await expect_closed(wang, 4409)
+        await li.send_json({"type": "admit", "participant_id": back["self"]["id"]})
+        assert [p["name"] for p in (await expect(reloaded, "joined"))["participants"]] == ["李明 Li Ming"]
+        await li.close()
+        await reloaded.close()
+
+
 async def test_resuming_on_a_new_socket_while_the_old_one_is_open(room_client: TestClient) -> None:
     """A resume (another tab with the secret, or a client that noticed the drop first) still takes back
     the same seat: the old socket closes with 4410, the others see the same participant come back."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from signaling.events import Joining, Resuming, Where, decode, encode
-from signaling.grants import HOST
+from signaling.events import Admitting, Joining, Resuming, Where, decode, encode
+from signaling.grants import GUEST, HOST
 from signaling.messages import Participant
 from signaling.room import Room
 from signaling.snapshots import restore, take
@@ -43,3 +43,26 @@ def test_a_snapshot_keeps_a_members_withheld_history() -> None:
     restore(again, decode(encode(take(room))))  # type: ignore[arg-type]
     assert again.members["s"].history is False and again.members["d"].history is True
     assert again.members["s"].chat_from == room.members["s"].chat_from == 1
+
+
+def test_a_snapshot_keeps_the_seat_kept_for_one_who_joined_again() -> None:
+    """Guards re-seeding a room's log: the seat a reload left, kept for its holder while they wait in the lobby, is
+    still kept in the room restored from the snapshot (a clinician joining afresh is refused); others are written
+    without the field, so a node of the previous release reads them."""
+    patient = Participant(id="p", user_id=None, name="P", role="patient", guest=True)
+    room = Room("consultation:1", max_participants=2)
+    room.apply(Joining(participant=SPECIALIST, grants=HOST, identity="user:7", at=Where(node="n1", conn="c"),
+                       resume_hash="h"), 1)
+    room.apply(Joining(participant=patient, grants=GUEST, identity="patient:1", at=Where(node="n1", conn="p"),
+                       resume_hash="h"), 2)
+    room.apply(Admitting(by="s", participant_id="p"), 3)
+    room.apply(Joining(participant=patient.model_copy(update={"id": "p2"}), grants=GUEST, identity="patient:1",
+                       at=Where(node="n1", conn="p2"), resume_hash="h"), 4)  # the patient reloads
+    written = json.loads(encode(take(room)))
+    assert [m.get("keeps_seat") for m in written["members"]] == [None, True]
+    again = Room("consultation:1", max_participants=2)
+    restore(again, decode(encode(take(room))))  # type: ignore[arg-type]
+    assert again.members["p2"].keeps_seat is True
+    newcomer = Joining(participant=SPECIALIST.model_copy(update={"id": "d", "user_id": 8}), grants=HOST,
+                       identity="user:8", at=Where(node="n1", conn="d"), resume_hash="h")
+    assert again.refusal(newcomer) is not None and again.refusal(newcomer).code == "room-full"  # type: ignore[union-attr]

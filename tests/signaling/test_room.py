@@ -156,6 +156,10 @@ RELOAD_IN_FULL_ROOM = (DOC, SPEC, join("t", host=False), Admitting(by="d", parti
                        Regranting(identity="id:u", grants=HOST))
 RELOADED = join("t", host=False).model_copy(update={
     "participant": join("t", host=False).participant.model_copy(update={"id": "t2"}), "at": at("t2")})
+RELOADED_AGAIN = RELOADED.model_copy(update={
+    "participant": RELOADED.participant.model_copy(update={"id": "t3"}), "at": at("t3")})
+# The same full room with nobody waiting; then t reloads.
+FULL_THEN_RELOADED = (DOC, SPEC, join("t", host=False), Admitting(by="d", participant_id="t"), RELOADED)
 
 
 def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
@@ -251,6 +255,20 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
          [("t2", "denied", None), ("close", "t2", 4403), ("d", "lobby-update", ("u",)), ("s", "lobby-update", ("u",)),
           ("u", "joined", ("d", "s")), ("d", "participant-joined", "u"), ("s", "participant-joined", "u"),
           ("d", "lobby-update", ()), ("s", "lobby-update", ()), ("u", "lobby-update", ())]),
+        # ... nor a clinician joining afresh, nor one a host admits from the lobby instead, while t2 waits (and
+        # one reloading again keeps it): once t2 leaves the lobby the seat is free again
+        (FULL_THEN_RELOADED, join("v"), [("v", "error", "room-full"), ("close", "v", 4409)]),
+        ((*FULL_THEN_RELOADED, RELOADED_AGAIN), join("v"), [
+            ("v", "error", "room-full"), ("close", "v", 4409)]),
+        ((*FULL_THEN_RELOADED, PAT), Admitting(by="d", participant_id="p"), [("d", "error", "room-full")]),
+        ((*FULL_THEN_RELOADED, Leaving(participant_id="t2", at=at("t2"))), join("v"),
+         [("v", "joined", ("d", "s")), ("d", "participant-joined", "v"), ("s", "participant-joined", "v")]),
+        ((*FULL_THEN_RELOADED, RELOADED_AGAIN), Admitting(by="d", participant_id="t3"),
+         [("t3", "joined", ("d", "s")), ("d", "participant-joined", "t3"), ("s", "participant-joined", "t3"),
+          ("d", "lobby-update", ()), ("s", "lobby-update", ())]),
+        ((*FULL_THEN_RELOADED, Admitting(by="d", participant_id="t2"), Leaving(participant_id="s", at=at("s"))),
+         join("v"),  # seated again, they keep no second seat
+         [("v", "joined", ("d", "t2")), ("d", "participant-joined", "v"), ("t2", "participant-joined", "v")]),
         # one waiting who is reconnecting takes no seat now (they take it when they resume)
         ((DOC, SPEC, join("t"), UNVERIFIED, Regranting(identity="id:u", grants=HOST),
           Disconnected(participant_id="u", at=at("u"))), Leaving(participant_id="t", at=at("t")),

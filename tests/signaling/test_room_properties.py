@@ -78,8 +78,8 @@ def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> No
     """Whatever events arrive in whatever order: only members (before or after the event), the connection that sent
     it and the room's relay hear anything, and the relay only what it acts on (``RELAY_HEARS``: a resume and a
     media change were once missing from the list, and a rare sequence hypothesis found failed on them); a
-    relay never runs on a lost or stopping node; at most three are seated and three waiting, nobody both; nobody
-    waiting holds a seat, and no host waits."""
+    relay never runs on a lost or stopping node; at most three are seated and three waiting, nobody both, and
+    seats kept for one who joined again count among the three; nobody waiting holds a seat, and no host waits."""
     room = Room("consultation:1", max_participants=MAX)
     for seq, event in enumerate(sequence, start=1):
         members_before = {m.at for m in room.members.values()}
@@ -98,6 +98,7 @@ def test_any_sequence_keeps_the_room_consistent(sequence: list[RoomEvent]) -> No
         if room.relay_node is not None:
             assert room.mode == "relay" and room.live(room.relay_node), "a relay never runs on a going node"
         assert len(room.participants) <= MAX
+        assert sum(1 for m in room.members.values() if m.seated or m.keeps_seat) <= MAX, "a kept seat is a seat"
         assert len(room.waiting) <= MAX
         assert not {p.id for p in room.participants} & {p.id for p in room.waiting}
         for member in room.members.values():
