@@ -65,6 +65,8 @@ class ErrorCode(enum.Enum):
     UNKNOWN_PARTICIPANT = "unknown-participant", None, "`to` or `participant_id` names nobody it could"
     NOT_ALLOWED = "not-allowed", None, "beyond one's grants"
     NO_SEAT = "room-full", None, "admitting into a full room (to the host)"
+    SEAT_KEPT = ("seat-kept", None, "admitting someone else into the seat kept for one who joined again from it "
+                 "and waits in the lobby (to the host): admit or deny them first")
     RESUME_FAILED = "resume-failed", None, "the seat is gone or the secret is wrong"
     RATE_LIMITED = "rate-limited", None, "over the message rate; the message was dropped"
     NOT_RELAYED = "not-relayed", None, 'an offer or candidate `to: "relay"` while the room is `p2p`'
@@ -233,6 +235,12 @@ class NoSeat(SignalingError):
     """Admitting someone into a full room: refused, and the host's connection stays."""
 
     kind = ErrorCode.NO_SEAT
+
+
+class SeatKept(SignalingError):
+    """Admitting someone into the seat kept for one who joined again (a reload): refused, the connection stays."""
+
+    kind = ErrorCode.SEAT_KEPT
 
 
 class HeartbeatTimeout(SignalingError):

@@ -19,6 +19,7 @@ from .errors import (
     Replaced,
     ResumeFailed,
     RoomFull,
+    SeatKept,
     SignalingError,
     UnknownParticipant,
 )
@@ -326,10 +327,9 @@ class Room(MediaRules):
         if target is None or target.status is not Status.WAITING:
             return UnknownParticipant(f"Nobody {event.participant_id!r} is waiting in the lobby.")
         if self._seats_taken(but=target) >= self.max_participants:
-            kept = [m.participant.name for m in self.members.values() if m.keeps_seat and m is not target]
-            if kept:
-                return NoSeat(f"The room is full ({self.max_participants} participants): a seat is kept for "
-                              f"{', '.join(kept)}, who joined again; admit or deny them first.")
+            if kept := [m.participant.name for m in self.members.values() if m.keeps_seat and m is not target]:
+                return SeatKept(f"The room is full ({self.max_participants} participants): a seat is kept for "
+                                f"{', '.join(kept)}, who joined again; admit or deny them first.")
             return NoSeat(f"The room is full ({self.max_participants} participants); someone must leave first.")
         return None
 

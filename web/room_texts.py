@@ -23,6 +23,8 @@ SIGNALING_ERRORS: dict[ErrorCode, str] = {
     # NO_SEAT and ROOM_FULL share their wire code, so they share their words too.
     ErrorCode.NO_SEAT: N_("The room is full: nobody more can join now."),
     ErrorCode.ROOM_FULL: N_("The room is full: nobody more can join now."),
+    ErrorCode.SEAT_KEPT: N_("A seat is kept for someone who joined again and waits in the lobby: admit them or "
+                            "turn them away first."),
     ErrorCode.RESUME_FAILED: N_("Your place in the room was not kept; joining again."),
     ErrorCode.RATE_LIMITED: N_("Too much at once: the last thing you sent was dropped."),
     ErrorCode.NOT_RELAYED: N_("The video was being set up the wrong way; it is set up again."),

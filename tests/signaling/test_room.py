@@ -260,7 +260,7 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
         (FULL_THEN_RELOADED, join("v"), [("v", "error", "room-full"), ("close", "v", 4409)]),
         ((*FULL_THEN_RELOADED, RELOADED_AGAIN), join("v"), [
             ("v", "error", "room-full"), ("close", "v", 4409)]),
-        ((*FULL_THEN_RELOADED, PAT), Admitting(by="d", participant_id="p"), [("d", "error", "room-full")]),
+        ((*FULL_THEN_RELOADED, PAT), Admitting(by="d", participant_id="p"), [("d", "error", "seat-kept")]),
         ((*FULL_THEN_RELOADED, Leaving(participant_id="t2", at=at("t2"))), join("v"),
          [("v", "joined", ("d", "s")), ("d", "participant-joined", "v"), ("s", "participant-joined", "v")]),
         ((*FULL_THEN_RELOADED, RELOADED_AGAIN), Admitting(by="d", participant_id="t3"),
