@@ -106,9 +106,20 @@ async def test_a_lossy_viewer_steps_down_to_low_then_audio_only_while_the_other_
     assert _layer(relay, "weak") == Layer.HIGH
     link = Lossy(weak)
 
+    told = weak.on_layout
+
+    def ease_at_the_step(layout: dict[str, str]) -> None:
+        """5 % loss from the moment the relay steps down: neither bad enough to step down again nor good enough
+        to climb, so the viewer stays on low. Eased here, not after polling for the step, so a busy loop cannot
+        leave 15 % on past the step's grace and have the next report pause the video."""
+        told(layout)
+        if link.share == 0.15 and _layer(relay, "weak") == Layer.LOW:
+            link.share = 0.05
+
+    weak.on_layout = ease_at_the_step  # type: ignore[method-assign]
     link.share = 0.15
     await until(lambda: _layer(relay, "weak") == Layer.LOW, seconds=15)
-    link.share = 0.05  # neither bad enough to step down nor good enough to climb: the viewer stays on low
+    assert link.share == 0.05
     await _shows(weak, LOW_SIZE)
     assert _layer(relay, "weak") == Layer.LOW
     assert _layer(relay, "steady") == Layer.HIGH
