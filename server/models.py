@@ -236,6 +236,10 @@ class User(SQLModel, table=True):
                                                   sa_column_kwargs={"server_default": ProfessionalTitle.NONE.value})
     licence_verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     licence_verified_by: int | None = Field(default=None, foreign_key="user_account.id")
+    # Counts the changes to what the account lets its clinician do in a consultation's room (host or not:
+    # role, licence verified), raised in the same UPDATE as the change: a room told of two changes in the
+    # other order, or of one late, keeps the later (signaling ``Regranting.revision``).
+    grants_revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
     @property

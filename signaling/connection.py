@@ -50,7 +50,7 @@ from .events import (
     Where,
 )
 from .gate import Gate
-from .grants import Grants, RoomClaims
+from .grants import Granted, RoomClaims
 from .hub import RoomHub
 from .messages import (
     PROTOCOL_VERSION,
@@ -273,7 +273,8 @@ class SignalingConnection:
         claims = self.gate.verify(message.token)
         if claims.room != self.room_id:
             raise WrongRoom("This room token is for another consultation.")
-        grants = await self.gate.check(claims.identity, claims.invitation, claims.generation) or claims.grants
+        granted = await self.gate.check(claims.identity, claims.invitation, claims.generation) \
+            or Granted(claims.grants, None)
         history = await self.gate.shows_history(claims.identity)
         self.resume_secret = secrets.token_urlsafe(24)
         self.joining_afresh = not message.resume
@@ -286,14 +287,14 @@ class SignalingConnection:
                                         new_resume_hash=resume_hash(self.resume_secret), chat_history=history)
         else:
             pid = secrets.token_urlsafe(9)
-            event = Joining(participant=self._participant(pid, claims), grants=grants,
+            event = Joining(participant=self._participant(pid, claims), grants=granted.grants,
                             identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
                             consent_id=claims.consent_id, patient=claims.patient,
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation,
-                            chat_history=history)
+                            chat_history=history, grants_revision=granted.revision)
         await self.hub.submit(self.room_id, event, conn=self.conn)
         # what the room holds they may do, as far as this node's copy knows (loaded by submit)
-        seated = self._seat_grants(pid) if message.resume else grants
+        seated = self._seat_grants(pid) if message.resume else granted
         self.participant_id = pid
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
@@ -302,18 +303,20 @@ class SignalingConnection:
         _TOLD.add(task)
         task.add_done_callback(_TOLD.discard)
 
-    async def _check_again(self, claims: RoomClaims, grants: Grants | None) -> None:
+    async def _check_again(self, claims: RoomClaims, granted: Granted | None) -> None:
         """Ask the gate once more now that the join is in the room's log: the server may have barred them
         between the first check and the join's arrival (an appointment moved, an invitation revoked), or changed
-        what they may do, and told the room before the join was there to hear it. ``grants`` is what they
-        joined with, or for a resume (which keeps the seat) the seat's grants in this node's copy of the room, so
-        that an unchanged account adds nothing to the log; None if the copy has no such seat: the room is told
-        the account's in any case. (A change the copy has not applied yet is in the log as its own event.)
+        what they may do, and told the room before the join was there to hear it. ``granted`` is what they
+        joined with, or for a resume (which keeps the seat) the seat's grants and their revision in this node's
+        copy of the room, so that an unchanged account adds nothing to the log; None if the copy has no such
+        seat: the room is told the account's in any case. A change the copy has not applied yet, or one still on
+        its way to the log, is older than what the gate reads now: the room does not apply it over this one.
         Whatever changes from now on is seen here, or its own event comes after the join. Never raises."""
         try:
             now = await self.gate.check(claims.identity, claims.invitation, claims.generation)
-            if now is not None and now != grants:
-                await self.hub.tell(self.room_id, Regranting(identity=claims.identity, grants=now))
+            if now is not None and now != granted:
+                await self.hub.tell(self.room_id, Regranting(identity=claims.identity, grants=now.grants,
+                                                             revision=now.revision))
         except BARRED as barred:
             await self.hub.tell(self.room_id, Expelling(identity=claims.identity, reason=barred.code,
                                                         invitation=claims.invitation))  # (retried if the bus is away)
@@ -343,11 +346,11 @@ class SignalingConnection:
         _TOLD.add(task)
         task.add_done_callback(_TOLD.discard)
 
-    def _seat_grants(self, participant_id: str) -> Grants | None:
+    def _seat_grants(self, participant_id: str) -> Granted | None:
         """What this node's copy of the room says the participant may do; None if it has no such member."""
         room = self.hub.room(self.room_id)
         member = room.members.get(participant_id) if room is not None else None
-        return member.grants if member is not None else None
+        return Granted(member.grants, member.grants_revision) if member is not None else None
 
     def _tell_seated(self, participant_id: str) -> None:
         """Run ``on_seated`` beside the connection: a slow or failing listener must not hold up messages."""

@@ -46,6 +46,7 @@ class Joining(_Event):
     patient_consent_id: int | None = None  # their recording consent on record, if given
     invitation: int | None = None  # the invitation link a patient came in by
     chat_history: bool = _unsaid(True)  # shown the chat said before they came (Gate.shows_history)
+    grants_revision: int | None = _unsaid(None)  # of the account's, when its grants were read (Granted)
 
 
 class Leaving(_Event):
@@ -152,6 +153,10 @@ class Regranting(_Event):
     kind: Literal["regrant"] = "regrant"
     identity: str
     grants: Grants
+    # The account's count of such changes when these grants were read (``Granted.revision``): a room applies a
+    # change only over an older one, so one told late (or read before another) cannot undo a later one. None:
+    # applied whatever the seat's (an older node's).
+    revision: int | None = _unsaid(None)
 
 
 class Relaying(_Event):
@@ -242,6 +247,7 @@ class MemberState(_Event):
     chat_from: int | None = None
     history: bool = _unsaid(True)
     keeps_seat: bool = _unsaid(False)
+    grants_revision: int | None = _unsaid(None)
 
 
 class PendingChat(_Event):

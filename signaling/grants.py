@@ -3,6 +3,8 @@ and verifies the tokens (``server/consultations/room_tokens.py``); signaling onl
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pydantic
 
 from .messages import DeviceCheck, Grants
@@ -21,6 +23,14 @@ def consultation_of_room(room_id: str) -> int:
     if number == room_id or not number.isdigit():
         raise ValueError(f"{room_id!r} is not a consultation's room")
     return int(number)
+
+
+class Granted(NamedTuple):
+    """What a clinician's account lets them do in a room now, and the account's count of changes to that
+    (``revision``), which orders changes told to a room by different paths (a page, the sweep, a resume)."""
+
+    grants: Grants
+    revision: int | None
 
 
 HOST = Grants(publish=True, subscribe=True, admit=True, record=True, moderate=True)

@@ -37,6 +37,7 @@ class Member:
     # Waits in the lobby with a seat kept for them: their seat's holder joined again (a reload, another tab)
     # and came back through the lobby. Nobody else takes that seat until they are seated, denied or leave.
     keeps_seat: bool = False
+    grants_revision: int | None = None  # which of the account's changes ``grants`` are (None: not known)
 
     @property
     def id(self) -> str:

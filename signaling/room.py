@@ -215,7 +215,8 @@ class Room(MediaRules):
             participant = participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
                         seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation,
-                        history=event.chat_history, keeps_seat=keeps_seat and status is Status.WAITING)
+                        history=event.chat_history, keeps_seat=keeps_seat and status is Status.WAITING,
+                        grants_revision=event.grants_revision)
         self.members[member.id] = member
         if status is Status.WAITING:
             return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]
@@ -391,9 +392,14 @@ class Room(MediaRules):
         seat keeps it (a host who may no longer admit stops seeing the lobby; a recording they started goes on,
         under the consent it was started with), one waiting in the lobby who may now admit takes a free seat (in
         a full room, the first that frees). One reconnecting is told nothing now: the room token they come back
-        with says the same, and one waiting takes their seat when they resume."""
+        with says the same, and one waiting takes their seat when they resume. A change older than the one the
+        member's grants are (``revision``) is not applied: it was told late, after a later one."""
         effects: list[Effect] = []
         for member in [m for m in self.members.values() if m.identity == event.identity]:
+            if event.revision is not None and member.grants_revision is not None \
+                    and event.revision < member.grants_revision:
+                continue
+            member.grants_revision = event.revision if event.revision is not None else member.grants_revision
             if member.grants == event.grants:
                 continue
             member.grants = event.grants

@@ -18,7 +18,8 @@ def take(room: Room) -> Snapshot:
         members=[MemberState(participant=m.participant, grants=m.grants, identity=m.identity, at=m.at,
                              resume_hash=m.resume_hash, status=m.status.value, seated=m.seated,
                              consent_id=m.consent_id, invitation=m.invitation, epoch=m.epoch,
-                             chat_from=m.chat_from, history=m.history, keeps_seat=m.keeps_seat)
+                             chat_from=m.chat_from, history=m.history, keeps_seat=m.keeps_seat,
+                             grants_revision=m.grants_revision)
                  for m in room.members.values()],
         pending_chat=[PendingChat(seq=seq, sender=sender, node=node, line=line)
                       for seq, (sender, node, line) in room.pending_chat.items()],
@@ -32,7 +33,8 @@ def restore(room: Room, snapshot: Snapshot) -> None:
     room.seq, room.session, room.chat, room.mode = snapshot.seq, snapshot.session, list(snapshot.chat), snapshot.mode
     room.members = {m.participant.id: Member(m.participant, m.grants, m.identity, m.at, m.resume_hash,
                                              Status(m.status), m.seated, m.consent_id, m.invitation, m.epoch,
-                                             m.chat_from, m.history, m.keeps_seat) for m in snapshot.members}
+                                             m.chat_from, m.history, m.keeps_seat, m.grants_revision)
+                    for m in snapshot.members}
     room.pending_chat = {p.seq: (p.sender, p.node, p.line) for p in snapshot.pending_chat}
     room.relay_node, room.relay_epoch = snapshot.relay_node, snapshot.relay_epoch
     room.lost_nodes, room.stopping = set(snapshot.lost_nodes), set(snapshot.stopping)

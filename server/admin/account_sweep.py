@@ -19,7 +19,7 @@ from collections.abc import Callable
 from sqlmodel import col, select
 
 from signaling.events import Expelling, Regranting
-from signaling.grants import ROOM_PREFIX, Grants, consultation_of_room
+from signaling.grants import ROOM_PREFIX, Granted, Grants, consultation_of_room
 
 from ..consultations.room_notifier import RoomNotifier, SentOut
 from ..consultations.room_tokens import clinician_grants
@@ -51,7 +51,8 @@ async def sweep(database: Database, here: dict[str, dict[str, Grants]], rooms: R
         elif user.must_change_password:
             reasons[user_id] = "session-ended"
         else:
-            await _regrant(users[user_id], here[users[user_id]], clinician_grants(principal_of(user)), rooms)
+            await _regrant(users[user_id], here[users[user_id]],
+                           Granted(clinician_grants(principal_of(user)), user.grants_revision), rooms)
     for user_id, reason in reasons.items():
         identity = users[user_id]
         log.info("%s is in a call with an account that is disabled, gone, changed or reset (%s); sending it out",
@@ -62,14 +63,15 @@ async def sweep(database: Database, here: dict[str, dict[str, Grants]], rooms: R
     return set(reasons)
 
 
-async def _regrant(identity: str, held: dict[str, Grants], grants: Grants, rooms: RoomNotifier) -> None:
-    """Tell each room where ``identity`` holds other grants than ``grants`` that it holds these now."""
-    stale = sorted(room_id for room_id, there in held.items() if there != grants and room_id.startswith(ROOM_PREFIX))
+async def _regrant(identity: str, held: dict[str, Grants], granted: Granted, rooms: RoomNotifier) -> None:
+    """Tell each room where ``identity`` holds other grants than ``granted`` that it holds these now."""
+    stale = sorted(room_id for room_id, there in held.items()
+                   if there != granted.grants and room_id.startswith(ROOM_PREFIX))
     if stale:
         log.info("%s holds other grants in %d room(s) than its account gives now; changing them", identity,
                  len(stale))
-        await asyncio.gather(*(rooms.tell(consultation_of_room(room_id), Regranting(identity=identity, grants=grants))
-                               for room_id in stale))
+        regrant = Regranting(identity=identity, grants=granted.grants, revision=granted.revision)
+        await asyncio.gather(*(rooms.tell(consultation_of_room(room_id), regrant) for room_id in stale))
 
 
 async def run(database: Database, here: Callable[[], dict[str, dict[str, Grants]]], rooms: RoomNotifier,

@@ -27,6 +27,8 @@ import sqlalchemy as sa
 from sqlmodel import col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from signaling.grants import Granted
+
 from ..audit import trail as audit
 from ..consultations.room_notifier import RoomNotifier, regrant, send_out
 from ..consultations.room_tokens import clinician_grants
@@ -283,10 +285,12 @@ async def update(session: AsyncSession, who: Principal, user_id: int, body: Acco
     if changes:
         for name in changes:
             setattr(user, name, after[name])
+        _count_grants_change(user, before)
         session.add(user)
         audit.with_commit(session, audit.Entry(actor(who), "account.updated", subject=f"user:{user_id}",
                                                detail={"changes": changes}))
         await commit(session)
+        await session.refresh(user)
         await _follow_in_rooms(session, rooms, before, user)
     return (await describe(session, [user]))[0]
 
@@ -303,7 +307,14 @@ async def _follow_in_rooms(session: AsyncSession, rooms: RoomNotifier | None, be
     if before.role in CLINICAL_ROLES and after.role not in CLINICAL_ROLES:
         await send_out(session, rooms, after.user_id, "not-a-participant")
     elif after.role in CLINICAL_ROLES and clinician_grants(after) != clinician_grants(before):
-        await regrant(session, rooms, after.user_id, clinician_grants(after))
+        await regrant(session, rooms, after.user_id, Granted(clinician_grants(after), user.grants_revision))
+
+
+def _count_grants_change(user: User, before: Principal) -> None:
+    """Count a change to what the account lets its clinician do in a room (``User.grants_revision``), in the
+    UPDATE that makes it: raised by the database, so two changes at once are counted twice."""
+    if clinician_grants(principal_of(user)) != clinician_grants(before):
+        user.grants_revision = col(User.grants_revision) + 1  # type: ignore[assignment]
 
 
 def _plain(value: object) -> object:
@@ -333,10 +344,12 @@ async def set_licence(session: AsyncSession, who: Principal, user_id: int, body:
         for name in changes:
             setattr(user, name, after[name])
         user.licence_verified_at = user.licence_verified_by = None
+        _count_grants_change(user, before)
         session.add(user)
         audit.with_commit(session, audit.Entry(actor(who), "account.licence_changed", subject=f"user:{user_id}",
                                                detail={"changes": changes, "verification_cleared": cleared}))
         await commit(session)
+        await session.refresh(user)
         await _follow_in_rooms(session, rooms, before, user)
     return (await describe(session, [user]))[0]
 
@@ -365,7 +378,8 @@ async def verify_licence(session: AsyncSession, who: Principal, user_id: int, se
         verified = await session.exec(sa.update(table).where(  # type: ignore[call-overload]
             table.c.id == user_id, table.c.licence_number == seen.licence_number,
             table.c.professional_title == seen.professional_title, table.c.licence_verified_at.is_(None))
-            .values(licence_verified_at=utcnow(), licence_verified_by=None if who == SHELL else who.user_id))
+            .values(licence_verified_at=utcnow(), licence_verified_by=None if who == SHELL else who.user_id,
+                    grants_revision=table.c.grants_revision + 1))
         if verified.rowcount != 1:  # type: ignore[attr-defined]
             await session.rollback()
             user = await _user(session, user_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from signaling.errors import ConsentWithdrawn, InvalidToken, InvitationRevoked, NoLongerParticipant, SessionEnded
-from signaling.grants import Grants, RoomClaims
+from signaling.grants import Granted, RoomClaims
 
 from ..audit import trail as audit
 from ..consent.records import standing
@@ -51,7 +51,7 @@ class RoomGate:
             await audit.record(self.database, actor=entry.actor, action=entry.action,
                                consultation_id=entry.consultation_id, subject=entry.subject, detail=entry.detail)
 
-    async def check(self, identity: str, invitation: int | None, generation: int | None = None) -> Grants | None:
+    async def check(self, identity: str, invitation: int | None, generation: int | None = None) -> Granted | None:
         if invitation is None:
             return await self._still_participant(identity, generation)
         async with self.database.session() as session:
@@ -86,7 +86,7 @@ class RoomGate:
             return False
         return not view.withheld
 
-    async def _still_participant(self, identity: str, generation: int | None) -> Grants | None:
+    async def _still_participant(self, identity: str, generation: int | None) -> Granted | None:
         """A clinician's room token is only issued to participants and lasts minutes; one taken off the
         consultation since (an appointment moved to another specialist), disabled or made other than a clinician
         is not let in with it, nor with a token of an earlier session generation (``generation``, the token's)
@@ -115,4 +115,4 @@ class RoomGate:
             raise NoLongerParticipant("You are no longer a participant of this consultation.")
         if user.must_change_password or generation not in (None, user.session_generation):
             raise SessionEnded("Your session has ended: your password was reset or changed. Please log in again.")
-        return clinician_grants(principal_of(user))
+        return Granted(clinician_grants(principal_of(user)), user.grants_revision)

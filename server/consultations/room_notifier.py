@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from signaling.events import Expelling, Regranting, RoomEvent
-from signaling.grants import Grants
+from signaling.grants import Granted
 
 from ..models import Consultation, ConsultationParticipant, utcnow
 
@@ -35,9 +35,10 @@ async def send_out(session: AsyncSession, rooms: RoomNotifier, user_id: int, rea
     await _tell_rooms_of(session, rooms, user_id, Expelling(identity=f"user:{user_id}", reason=reason))
 
 
-async def regrant(session: AsyncSession, rooms: RoomNotifier, user_id: int, grants: Grants) -> None:
+async def regrant(session: AsyncSession, rooms: RoomNotifier, user_id: int, granted: Granted) -> None:
     """Tell every consultation's room a clinician may be in now what they may do there from now on."""
-    await _tell_rooms_of(session, rooms, user_id, Regranting(identity=f"user:{user_id}", grants=grants))
+    await _tell_rooms_of(session, rooms, user_id, Regranting(identity=f"user:{user_id}", grants=granted.grants,
+                                                            revision=granted.revision))
 
 
 async def _tell_rooms_of(session: AsyncSession, rooms: RoomNotifier, user_id: int, event: RoomEvent) -> None:

@@ -274,6 +274,16 @@ def wish(sender: str, to: str, *, video: bool = False) -> Relaying:
           Disconnected(participant_id="u", at=at("u"))), Leaving(participant_id="t", at=at("t")),
          host_seated_for("left")[:3]),
         ((DOC, SPEC), Regranting(identity="id:s", grants=HOST), []),  # nothing changed
+        # a change is applied only over an older one (its account's revision): one told late, after a later
+        # one (even one that changed nothing here), is not; one of no known revision (an older node's) is
+        ((DOC, SPEC, Regranting(identity="id:s", grants=GUEST, revision=2)),
+         Regranting(identity="id:s", grants=HOST, revision=1), []),
+        ((DOC, SPEC, Regranting(identity="id:s", grants=HOST, revision=2)),
+         Regranting(identity="id:s", grants=GUEST, revision=1), []),
+        ((DOC, SPEC, Regranting(identity="id:s", grants=HOST, revision=2)),
+         Regranting(identity="id:s", grants=GUEST, revision=3), [("s", "grants", "guest")]),
+        ((DOC, SPEC, Regranting(identity="id:s", grants=GUEST, revision=2)),
+         Regranting(identity="id:s", grants=HOST), [("s", "grants", "host"), ("s", "lobby-update", ())]),
         ((DOC,), Regranting(identity="id:nobody", grants=GUEST), []),
         ((DOC, SPEC, Disconnected(participant_id="s", at=at("s"))), Regranting(identity="id:s", grants=GUEST), []),
         ((DOC, PAT, UNVERIFIED, Disconnected(participant_id="u", at=at("u")), Regranting(identity="id:u", grants=HOST)),

@@ -74,7 +74,9 @@ async def test_only_disabled_missing_or_reset_accounts_are_sent_out_of_their_roo
 async def test_a_clinician_holding_other_grants_than_their_account_gives_is_given_those(database: Database) -> None:
     """Guards the sweep's other half (a licence changed or verified on the console, which reaches no room): a
     clinician whose licence is no longer verified but who hosts is made a guest in that room, one verified who
-    holds a guest's grants is made a host, and nobody is sent out or told anything where the grants match."""
+    holds a guest's grants is made a host, and nobody is sent out or told anything where the grants match. Each
+    change carries the account's revision (dr.wang's licence change counted once), so that a room keeps it over an
+    older one told late."""
     li, wang = await _user_id(database, "dr.li"), await _user_id(database, "dr.wang")
     async with database.session() as session:
         await account_service.set_licence(session, SHELL, wang, LicenceInput(licence_number="110320000601234"),
@@ -84,7 +86,8 @@ async def test_a_clinician_holding_other_grants_than_their_account_gives_is_give
     rooms = ToldRooms()
     assert await account_sweep.sweep(database, here, rooms) == set()
     assert sorted(rooms.told, key=lambda told: (told[0], told[1].identity)) == [  # type: ignore[union-attr]
-        (1, Regranting(identity=f"user:{li}", grants=HOST)), (1, Regranting(identity=f"user:{wang}", grants=GUEST))]
+        (1, Regranting(identity=f"user:{li}", grants=HOST, revision=0)),
+        (1, Regranting(identity=f"user:{wang}", grants=GUEST, revision=1))]
 
 
 async def _li_and_wang(client: TestClient) -> tuple[ClientWebSocketResponse, ClientWebSocketResponse]:
@@ -161,6 +164,39 @@ async def test_a_console_licence_change_reaches_a_clinician_who_resumes_before_t
         assert (await expect(back, "grants"))["grants"]["admit"] is False
         await back.send_json({"type": "remove", "participant_id": li_id})
         assert (await expect(back, "error"))["code"] == "not-allowed"
+        await li.close()
+        await back.close()
+
+
+async def test_a_page_change_told_late_does_not_undo_a_later_console_change(tmp_path: Path) -> None:
+    """Guards the order of grant changes reaching a room by different paths: a page takes dr.wang's licence
+    verification away (its telling of the room held back, as if still on its way), the console verifies it again
+    (no room told), and dr.wang resumes: the gate's second look finds what his seat has (a host's) but of a later
+    change, and tells the room so; the page's change, arriving after, is older and not applied. He is never told
+    he may no longer host, and the room keeps him a host."""
+    settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
+    async with await _start(settings) as client:
+        li = await connect(client, await room_token(client, "dr.li"))
+        await expect(li, "joined")
+        wang = await connect(client, await room_token(client, "dr.wang"))
+        seat = await expect(wang, "joined")
+        await expect(li, "participant-joined")
+        database, wang_id = client.app[DATABASE], await _user_id(client.app[DATABASE], "dr.wang")
+        licence, on_its_way = LicenceInput(licence_number="110320000601234"), ToldRooms()
+        async with database.session() as session:
+            await account_service.set_licence(session, SHELL, wang_id, licence, rooms=on_its_way)
+            await account_service.verify_licence(session, SHELL, wang_id, licence, rooms=None)
+        [(_, late)] = on_its_way.told
+        assert isinstance(late, Regranting) and late.grants == GUEST
+
+        back = await connect(client, await room_token(client, "dr.wang"), resume=seat["resume"])
+        assert (await expect(back, "joined"))["resumed"] is True
+        await asyncio.gather(*connection._TOLD)  # the gate's second look, and what it told the room, are done
+        await client.app[ROOMS].tell(1, late)
+        await back.send_json({"type": "chat", "text": "血压 150/95"})  # after the late change in the room's log
+        assert "grants" not in await _until(back, "chat")
+        room = client.app[HUB].room(room_id_for(1))
+        assert room is not None and room.members[seat["self"]["id"]].grants == HOST
         await li.close()
         await back.close()
 

@@ -18,6 +18,7 @@ from server.consultations.room_gate import RoomGate
 from server.db import Database
 from server.models import Appointment, AppointmentStatus, Consultation, Hospital, User
 from server.settings import Settings
+from signaling.grants import Granted
 
 from ...conftest import _start, login
 from ...support.signaling_client import connect, expect, expect_closed, room_token, signaling_path
@@ -441,12 +442,13 @@ async def test_a_move_that_lands_while_the_specialist_is_joining_still_sends_the
     moved: list[int] = []
 
     async def check_then_move(gate: RoomGate, identity: str, invitation: int | None,
-                              generation: int | None = None) -> None:
-        await checked(gate, identity, invitation, generation)
+                              generation: int | None = None) -> Granted | None:
+        granted = await checked(gate, identity, invitation, generation)
         if not moved:  # the first check, of the join, passed: now the appointment moves
             answer = await client.put(f"/api/referrals/{referral['id']}/appointment", headers=coordinator, json={
                 "specialist_id": known["dr.zhou"], "starts_at": slot["starts_at"], "reason": "Dr Wang is away"})
             moved.append(answer.status)
+        return granted
 
     monkeypatch.setattr(RoomGate, "check", check_then_move)
     wang = await connect(client, wang_token, url=signaling_path(consultation))
