@@ -79,6 +79,9 @@ class Participant(_Message):
     media: MediaState = MediaState()
     recording_consent: bool = False
     device_check: DeviceCheck | None = None  # patients who took the check on their way in
+    # In the lobby: one who held a seat and joined again (a reload), whose seat is kept for them. Said only when
+    # true (as the room's lobby shows it, never in the log's events, which older nodes read).
+    seat_kept: bool = pydantic.Field(default=False, exclude_if=lambda kept: not kept)
 
 
 PeerId = Annotated[str, pydantic.Field(min_length=1, max_length=64)]

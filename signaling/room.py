@@ -116,7 +116,9 @@ class Room(MediaRules):
 
     @property
     def waiting(self) -> tuple[Participant, ...]:
-        return tuple(m.participant for m in self.members.values() if not m.seated)
+        """Those in the lobby, as hosts see them: whether a seat is kept for them too."""
+        return tuple(m.participant.model_copy(update={"seat_kept": True}) if m.keeps_seat else m.participant
+                     for m in self.members.values() if not m.seated)
 
     @property
     def is_empty(self) -> bool:

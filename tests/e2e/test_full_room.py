@@ -92,3 +92,47 @@ async def test_a_clinician_made_a_host_in_a_full_room_takes_the_first_seat_that_
             await keep_alive
         await patient.close()
         await wang.close()
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+async def test_a_host_is_told_the_seat_of_a_patient_who_reloaded_is_kept_for_them(
+        client: TestClient, browser: Browser, locale: str) -> None:
+    """Guards the seat a patient's reload leaves, as the host meets it: dr.li admits the patient from her lobby
+    list (the room of two full); the patient's page reloads and they wait in the lobby again, beside dr.wang (his
+    licence not verified, so he waits too). Her lobby list marks the patient's seat as kept; admitting dr.wang is
+    refused, and dr.li is told in her language that a seat is kept for someone who joined again (not that nobody
+    more can join); admitting the patient seats them.
+    The page passes axe-core."""
+    t = translations(locale).gettext
+    base = str(client.make_url("")).rstrip("/")
+    page = await _in_the_room(browser, base, locale)
+    lobby = page.locator("#lobby-list li")
+    token = await guest_token(client)
+    patient = await connect(client, token)
+    waiting = (await expect_message(patient, "lobby"))["self"]
+    await lobby.filter(has_text=waiting["name"]).get_by_role("button", name=t("Admit")).click()
+    await expect_message(patient, "joined")
+    await unverified(client, "dr.wang")
+    wang = await connect(client, await room_token(client, "dr.wang"))
+    wang_name = (await expect_message(wang, "lobby"))["self"]["name"]
+    reloaded = await connect(client, token)  # the patient's page reloads
+    await expect_message(reloaded, "lobby")
+    keep_alive = asyncio.ensure_future(asyncio.gather(_answer_pings(wang), _answer_pings(patient)))
+    try:
+        await expect(lobby).to_have_count(2)
+        await expect(lobby.filter(has_text=waiting["name"])).to_contain_text(t("was in the call: seat kept"))
+        await expect(lobby.filter(has_text=wang_name)).not_to_contain_text(t("was in the call: seat kept"))
+        await lobby.filter(has_text=wang_name).get_by_role("button", name=t("Admit")).click()
+        await expect(page.locator("#call-message")).to_have_text(t(
+            "A seat is kept for someone who joined again and waits in the lobby: admit them or turn them away "
+            "first."))
+        await checked(page, f"seat-kept-{locale}")
+        await lobby.filter(has_text=waiting["name"]).get_by_role("button", name=t("Admit")).click()
+        assert (await expect_message(reloaded, "joined"))["participants"][0]["name"] == "李明 Li Ming"
+        await expect(lobby).to_have_count(1)
+    finally:
+        keep_alive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keep_alive
+        await reloaded.close()
+        await wang.close()

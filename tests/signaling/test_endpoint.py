@@ -326,8 +326,8 @@ async def test_one_guest_token_on_many_sockets_holds_one_lobby_place(room_client
 
 async def test_a_patient_who_reloads_in_a_full_room_keeps_their_seat(room_settings: Settings) -> None:
     """Guards the seat of a patient who reloads their page in a full room of two: their new socket waits in the
-    lobby, and dr.wang, joining afresh in that moment, is refused (room-full, 4409) instead of taking the seat;
-    dr.li admits the patient back to it."""
+    lobby, marked for dr.li as one whose seat is kept (``seat_kept``), and dr.wang, joining afresh in that moment,
+    is refused (room-full, 4409) instead of taking the seat; dr.li admits the patient back to it."""
     async with await _start(dataclasses.replace(room_settings, room_max_participants=2)) as client:
         li, _ = await enter(client, "dr.li")
         token = await guest_token(client)
@@ -337,10 +337,14 @@ async def test_a_patient_who_reloads_in_a_full_room_keeps_their_seat(room_settin
         await li.send_json({"type": "admit", "participant_id": waiting["self"]["id"]})
         await expect(patient, "joined")
         await expect(li, "participant-joined")
+        assert (await expect(li, "lobby-update"))["waiting"] == []
 
         reloaded = await connect(client, token)  # the page reloads: the same link, a new socket
         back = await expect(reloaded, "lobby", within=15)
         await expect_closed(patient, 4410)
+        assert "seat_kept" not in back["self"]
+        assert (await expect(li, "participant-left"))["reason"] == "replaced"
+        assert [p.get("seat_kept") for p in (await expect(li, "lobby-update"))["waiting"]] == [True]
         wang = await connect(client, await token_for(client, "dr.wang"))
         assert (await expect(wang, "error"))["code"] == "room-full"
         await expect_closed(wang, 4409)

@@ -356,7 +356,14 @@ function wire(call) {
       deny.type = "button";
       deny.textContent = strings.deny;
       deny.addEventListener("click", () => call.deny(guest.id));
-      item.append(name, checkSummary(guest.device_check), admit, deny);
+      item.append(name, checkSummary(guest.device_check));
+      if (guest.seat_kept) {  // they held a seat and joined again (a reload): it is kept for them
+        const kept = document.createElement("span");
+        kept.className = "seat-kept";
+        kept.textContent = strings.seatKept;
+        item.append(kept);
+      }
+      item.append(admit, deny);
       return item;
     }));
   };
