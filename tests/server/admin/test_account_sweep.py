@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse
@@ -100,6 +101,16 @@ async def _li_and_wang(client: TestClient) -> tuple[ClientWebSocketResponse, Cli
     return li, wang
 
 
+async def _wang_beside_li(client: TestClient) -> tuple[ClientWebSocketResponse, str, dict[str, Any]]:
+    """dr.li in the demo consultation's room, and dr.wang joining her: her socket and participant id, and his
+    ``joined`` (his seat, and the secret to resume it)."""
+    li = await connect(client, await room_token(client, "dr.li"))
+    li_id = (await expect(li, "joined"))["self"]["id"]
+    seat = await expect(await connect(client, await room_token(client, "dr.wang")), "joined")
+    await expect(li, "participant-joined")
+    return li, li_id, seat
+
+
 @pytest.mark.parametrize(("command", "reason"), [(["disable"], "not-a-participant"),
                                                  (["reset-password", "--generate"], "session-ended")])
 async def test_a_clinician_disabled_or_reset_on_the_console_is_sent_out_of_the_call(tmp_path: Path, command: list[str],
@@ -150,11 +161,7 @@ async def test_a_console_licence_change_reaches_a_clinician_who_resumes_before_t
     admit, and removing dr.li is refused, though no sweep came."""
     settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
     async with await _start(settings) as client:
-        li = await connect(client, await room_token(client, "dr.li"))
-        li_id = (await expect(li, "joined"))["self"]["id"]
-        wang = await connect(client, await room_token(client, "dr.wang"))
-        seat = await expect(wang, "joined")
-        await expect(li, "participant-joined")
+        li, li_id, seat = await _wang_beside_li(client)
         database = client.app[DATABASE]
         async with database.session() as session:
             await account_service.set_licence(session, SHELL, await _user_id(database, "dr.wang"),
@@ -176,11 +183,7 @@ async def test_a_page_change_told_late_does_not_undo_a_later_console_change(tmp_
     he may no longer host, and the room keeps him a host."""
     settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
     async with await _start(settings) as client:
-        li = await connect(client, await room_token(client, "dr.li"))
-        await expect(li, "joined")
-        wang = await connect(client, await room_token(client, "dr.wang"))
-        seat = await expect(wang, "joined")
-        await expect(li, "participant-joined")
+        li, _, seat = await _wang_beside_li(client)
         database, wang_id = client.app[DATABASE], await _user_id(client.app[DATABASE], "dr.wang")
         licence, on_its_way = LicenceInput(licence_number="110320000601234"), ToldRooms()
         async with database.session() as session:
@@ -218,11 +221,7 @@ async def test_a_resume_with_the_grants_the_seat_has_adds_nothing_to_the_room_lo
     change of the test above still is)."""
     settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
     async with await _start(settings) as client:
-        li = await connect(client, await room_token(client, "dr.li"))
-        await expect(li, "joined")
-        wang = await connect(client, await room_token(client, "dr.wang"))
-        seat = await expect(wang, "joined")
-        await expect(li, "participant-joined")
+        li, _, seat = await _wang_beside_li(client)
         back = await connect(client, await room_token(client, "dr.wang"), resume=seat["resume"])
         assert (await expect(back, "joined"))["resumed"] is True
         await asyncio.gather(*connection._TOLD)  # the gate's second look, and what it told the room, are done
