@@ -291,10 +291,11 @@ class SignalingConnection:
                             identity=claims.identity, at=self.at, resume_hash=resume_hash(self.resume_secret),
                             consent_id=claims.consent_id, patient=claims.patient,
                             patient_consent_id=claims.patient_consent_id, invitation=claims.invitation,
-                            chat_history=history, grants_revision=granted.revision)
+                            chat_history=history)
         await self.hub.submit(self.room_id, event, conn=self.conn)
-        # what the room holds they may do, as far as this node's copy knows (loaded by submit)
-        seated = self._seat_grants(pid) if message.resume else granted
+        # What the room holds they may do, as far as this node's copy knows (loaded by submit). A join carries
+        # no revision (a node of the previous release would not read it), so the second look tells it.
+        seated = self._seat_grants(pid) if message.resume else Granted(granted.grants, None)
         self.participant_id = pid
         logcontext.participant.set(pid)
         log.info("signaling %s: %s", self.conn, "resumed" if message.resume else "joined")
@@ -307,9 +308,10 @@ class SignalingConnection:
         """Ask the gate once more now that the join is in the room's log: the server may have barred them
         between the first check and the join's arrival (an appointment moved, an invitation revoked), or changed
         what they may do, and told the room before the join was there to hear it. ``granted`` is what they
-        joined with, or for a resume (which keeps the seat) the seat's grants and their revision in this node's
-        copy of the room, so that an unchanged account adds nothing to the log; None if the copy has no such
-        seat: the room is told the account's in any case. A change the copy has not applied yet, or one still on
+        joined with (of no revision: a clinician's join is followed by the revision of their grants), or for a
+        resume (which keeps the seat) the seat's grants and their revision in this node's copy of the room, so
+        that an unchanged account adds nothing to the log; None if the copy has no such seat: the room is told
+        the account's in any case. A change the copy has not applied yet, or one still on
         its way to the log, is older than what the gate reads now: the room does not apply it over this one.
         Whatever changes from now on is seen here, or its own event comes after the join. Never raises."""
         try:

@@ -46,7 +46,6 @@ class Joining(_Event):
     patient_consent_id: int | None = None  # their recording consent on record, if given
     invitation: int | None = None  # the invitation link a patient came in by
     chat_history: bool = _unsaid(True)  # shown the chat said before they came (Gate.shows_history)
-    grants_revision: int | None = _unsaid(None)  # of the account's, when its grants were read (Granted)
 
 
 class Leaving(_Event):

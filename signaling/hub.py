@@ -35,7 +35,7 @@ from .events import (
     RoomEvent,
     Snapshot,
 )
-from .grants import Grants
+from .grants import Granted
 from .log import CAUGHT_UP, LOG_LOST, UNREADABLE, BusError, LogLost, RoomLog
 from .members import Status
 from .outbox import OUTBOX_LIMIT, CloseRequest, Outbox
@@ -219,14 +219,14 @@ class RoomHub:
         return Census(rooms=len(self._replicas), participants=participants,
                       connections=sum(1 for conn in self._outboxes if not is_relay_conn(conn)))
 
-    def here(self) -> dict[str, dict[str, Grants]]:
+    def here(self) -> dict[str, dict[str, Granted]]:
         """Who sits or waits in a room on this node now, by identity: the rooms each is in, with what it may do
-        in each."""
-        found: dict[str, dict[str, Grants]] = {}
+        in each (and which of its account's changes that is, if known)."""
+        found: dict[str, dict[str, Granted]] = {}
         for room_id, replica in self._replicas.items():
             for member in replica.room.members.values():
                 if member.at.node == self.node_id:
-                    found.setdefault(member.identity, {})[room_id] = member.grants
+                    found.setdefault(member.identity, {})[room_id] = Granted(member.grants, member.grants_revision)
         return found
 
     def room(self, room_id: str) -> Room | None:

@@ -217,8 +217,7 @@ class Room(MediaRules):
             participant = participant.model_copy(update={"recording_consent": event.consent_id is not None})
         member = Member(participant, event.grants, event.identity, event.at, event.resume_hash, status,
                         seated=status is Status.PRESENT, consent_id=event.consent_id, invitation=event.invitation,
-                        history=event.chat_history, keeps_seat=keeps_seat and status is Status.WAITING,
-                        grants_revision=event.grants_revision)
+                        history=event.chat_history, keeps_seat=keeps_seat and status is Status.WAITING)
         self.members[member.id] = member
         if status is Status.WAITING:
             return [Deliver(member.at, InLobby(self_=member.participant)), *self._lobby_update()]

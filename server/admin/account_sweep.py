@@ -7,7 +7,8 @@ administrator reset and who have not set their own yet too (``session-ended``): 
 room token can be issued to them (``identity/auth.py`` sends them to change it first), so they are in the call
 on a session that has ended. Setting their own sends them out too (``identity/accounts.change_password``),
 should that come first. Of the others, one who holds other grants in a room than their account gives now (a
-licence verified, or no longer) is given those (``Regranting``).
+licence verified, or no longer) is given those (``Regranting``), and so is one who holds them as of an older
+change of the account than its latest, which a change told late would otherwise undo.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from sqlmodel import col, select
 
 from signaling.events import Expelling, Regranting
-from signaling.grants import ROOM_PREFIX, Granted, Grants, consultation_of_room
+from signaling.grants import ROOM_PREFIX, Granted, consultation_of_room
 
 from ..consultations.room_notifier import RoomNotifier, SentOut
 from ..consultations.room_tokens import clinician_grants
@@ -32,11 +33,11 @@ log = logging.getLogger(__name__)
 USER = "user:"
 
 
-async def sweep(database: Database, here: dict[str, dict[str, Grants]], rooms: RoomNotifier) -> set[int]:
+async def sweep(database: Database, here: dict[str, dict[str, Granted]], rooms: RoomNotifier) -> set[int]:
     """Send out of their rooms the clinicians of ``here`` (identity -> the rooms it is in on this node, with the
-    grants it holds in each) whose account is no longer active or a clinician's, or whose session ended with a
-    reset of their password; give the others the grants their account gives now where they hold others. The
-    ids of those sent out."""
+    grants it holds in each and their revision) whose account is no longer active or a clinician's, or whose
+    session ended with a reset of their password; give the others the grants their account gives now where
+    they hold others, or the same of an older change. The ids of those sent out."""
     users = {int(identity.removeprefix(USER)): identity for identity in here
              if identity.startswith(USER) and identity.removeprefix(USER).isdigit()}
     if not users:
@@ -63,18 +64,19 @@ async def sweep(database: Database, here: dict[str, dict[str, Grants]], rooms: R
     return set(reasons)
 
 
-async def _regrant(identity: str, held: dict[str, Grants], granted: Granted, rooms: RoomNotifier) -> None:
-    """Tell each room where ``identity`` holds other grants than ``granted`` that it holds these now."""
-    stale = sorted(room_id for room_id, there in held.items()
-                   if there != granted.grants and room_id.startswith(ROOM_PREFIX))
+async def _regrant(identity: str, held: dict[str, Granted], granted: Granted, rooms: RoomNotifier) -> None:
+    """Tell each room where ``identity`` holds other grants than ``granted``, or the same of another of the
+    account's changes, that it holds these now: a change told late after one no room was told of (the console)
+    would otherwise be applied over it."""
+    stale = sorted(room_id for room_id, there in held.items() if there != granted and room_id.startswith(ROOM_PREFIX))
     if stale:
-        log.info("%s holds other grants in %d room(s) than its account gives now; changing them", identity,
-                 len(stale))
+        log.info("%s holds other grants (or of an older change) in %d room(s) than its account gives now; "
+                 "changing them", identity, len(stale))
         regrant = Regranting(identity=identity, grants=granted.grants, revision=granted.revision)
         await asyncio.gather(*(rooms.tell(consultation_of_room(room_id), regrant) for room_id in stale))
 
 
-async def run(database: Database, here: Callable[[], dict[str, dict[str, Grants]]], rooms: RoomNotifier,
+async def run(database: Database, here: Callable[[], dict[str, dict[str, Granted]]], rooms: RoomNotifier,
               every: float) -> None:
     """``sweep`` every ``every`` seconds, for good; a database that is down is counted as an outage (logged
     once, by ``Database.down``) and asked again at the next turn."""

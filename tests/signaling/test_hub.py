@@ -11,7 +11,7 @@ import pytest
 
 from signaling import hub as hub_module
 from signaling.events import Joining, Where
-from signaling.grants import GUEST, HOST
+from signaling.grants import GUEST, HOST, Granted
 from signaling.hub import RoomHub
 from signaling.log import LocalRoomLog
 from signaling.messages import Participant
@@ -115,8 +115,8 @@ async def test_here_names_this_nodes_members_and_their_rooms(redis_url: str) -> 
         room = a.room("room-1")
         assert room is not None
         await until(lambda: "wang" in room.members, seconds=5)
-        assert a.here() == {"id:li": {"room-1": HOST, "room-2": HOST}}
-        assert b.here() == {"id:wang": {"room-1": GUEST}}
+        assert a.here() == {"id:li": {"room-1": Granted(HOST, None), "room-2": Granted(HOST, None)}}
+        assert b.here() == {"id:wang": {"room-1": Granted(GUEST, None)}}
     finally:
         await a.stop()
         await b.stop()

@@ -22,12 +22,15 @@ from server.models import User
 from server.settings import Settings
 from signaling import connection
 from signaling.events import Expelling, Regranting, Resuming, RoomEvent
-from signaling.grants import GUEST, HOST, room_id_for
+from signaling.grants import GUEST, HOST, Granted, room_id_for
 from signaling.log import CAUGHT_UP
 
 from ...conftest import _start, login
+from ...support.peers import until
 from ...support.signaling_client import connect, expect, expect_closed, guest_token, receive, room_token
 from ..test_cli import run
+
+HOSTS = Granted(HOST, 0)  # a host's grants, of a demo account's first revision
 
 
 class ToldRooms:
@@ -56,10 +59,10 @@ async def test_only_disabled_missing_or_reset_accounts_are_sent_out_of_their_roo
     async with database.session() as session:
         await account_service.disable(session, SHELL, wang, rooms=None)
         await account_service.reset_password(session, SHELL, zhou, PasswordReset(), rooms=None)
-    here = {f"user:{wang}": {"consultation:1": HOST, "consultation:3": HOST}, f"user:{li}": {"consultation:1": HOST},
-            f"user:{zhou}": {"consultation:4": HOST}, "user:999999": {"consultation:2": HOST},
-            f"user:{zhao}": {"consultation:5": HOST}, "patient:1": {"consultation:1": GUEST},
-            "guest:7": {"consultation:1": GUEST}}
+    here = {f"user:{wang}": {"consultation:1": HOSTS, "consultation:3": HOSTS}, f"user:{li}": {"consultation:1": HOSTS},
+            f"user:{zhou}": {"consultation:4": HOSTS}, "user:999999": {"consultation:2": HOSTS},
+            f"user:{zhao}": {"consultation:5": HOSTS}, "patient:1": {"consultation:1": Granted(GUEST, None)},
+            "guest:7": {"consultation:1": Granted(GUEST, None)}}
     rooms = ToldRooms()
     assert await account_sweep.sweep(database, here, rooms) == {wang, zhou, zhao, 999999}
     assert sorted((room, event.identity, event.reason) for room, event in rooms.told) == [  # type: ignore[attr-defined]
@@ -68,27 +71,30 @@ async def test_only_disabled_missing_or_reset_accounts_are_sent_out_of_their_roo
         (5, f"user:{zhao}", "not-a-participant")]
     assert {type(event) for _, event in rooms.told} == {Expelling}
     rooms.told.clear()
-    assert await account_sweep.sweep(database, {f"user:{li}": {"consultation:1": HOST}}, rooms) == set()
+    assert await account_sweep.sweep(database, {f"user:{li}": {"consultation:1": HOSTS}}, rooms) == set()
     assert rooms.told == []
 
 
 async def test_a_clinician_holding_other_grants_than_their_account_gives_is_given_those(database: Database) -> None:
     """Guards the sweep's other half (a licence changed or verified on the console, which reaches no room): a
     clinician whose licence is no longer verified but who hosts is made a guest in that room, one verified who
-    holds a guest's grants is made a host, and nobody is sent out or told anything where the grants match. Each
-    change carries the account's revision (dr.wang's licence change counted once), so that a room keeps it over an
-    older one told late."""
+    holds a guest's grants is made a host, and nobody is sent out or told anything where the grants and their
+    revision match. Each change carries the account's revision (dr.wang's licence change counted once), and one
+    who holds the account's grants of an older change (a change told late would undo the console's) is told them
+    again of the latest."""
     li, wang = await _user_id(database, "dr.li"), await _user_id(database, "dr.wang")
     async with database.session() as session:
         await account_service.set_licence(session, SHELL, wang, LicenceInput(licence_number="110320000601234"),
                                           rooms=None)
-    here = {f"user:{wang}": {"consultation:1": HOST, "consultation:2": GUEST},
-            f"user:{li}": {"consultation:1": GUEST, "consultation:3": HOST}}
+    here = {f"user:{wang}": {"consultation:1": HOSTS, "consultation:2": Granted(GUEST, 1),
+                             "consultation:4": Granted(GUEST, 0)},
+            f"user:{li}": {"consultation:1": Granted(GUEST, 0), "consultation:3": HOSTS}}
     rooms = ToldRooms()
     assert await account_sweep.sweep(database, here, rooms) == set()
     assert sorted(rooms.told, key=lambda told: (told[0], told[1].identity)) == [  # type: ignore[union-attr]
         (1, Regranting(identity=f"user:{li}", grants=HOST, revision=0)),
-        (1, Regranting(identity=f"user:{wang}", grants=GUEST, revision=1))]
+        (1, Regranting(identity=f"user:{wang}", grants=GUEST, revision=1)),
+        (4, Regranting(identity=f"user:{wang}", grants=GUEST, revision=1))]
 
 
 async def _li_and_wang(client: TestClient) -> tuple[ClientWebSocketResponse, ClientWebSocketResponse]:
@@ -216,18 +222,26 @@ async def _logged(client: TestClient) -> list[RoomEvent]:
 
 
 async def test_a_resume_with_the_grants_the_seat_has_adds_nothing_to_the_room_log(tmp_path: Path) -> None:
-    """Guards the room's log against an entry per resume: a clinician whose account did not change resumes,
-    and the gate's second look finds what his seat already has, so no `Regranting` is appended (the console
-    change of the test above still is)."""
+    """Guards the room's log against an entry per resume: a clinician's join is followed by one `Regranting`, the
+    revision of his grants (a join carries none, for older nodes), and once his seat has it, a resume of an
+    account that did not change finds what the seat has, so none is appended after it (the console change of the
+    test above still is)."""
     settings = Settings.load(environ={"TELEMED_ACCOUNT_SWEEP_SECONDS": "3600"}, data_dir=tmp_path / "var", port=0)
     async with await _start(settings) as client:
         li, _, seat = await _wang_beside_li(client)
+        await asyncio.gather(*connection._TOLD)  # the joins' second looks, which told the room the revisions
+        room = client.app[HUB].room(room_id_for(1))
+        assert room is not None
+        await until(lambda: room.members[seat["self"]["id"]].grants_revision == 0)
         back = await connect(client, await room_token(client, "dr.wang"), resume=seat["resume"])
         assert (await expect(back, "joined"))["resumed"] is True
         await asyncio.gather(*connection._TOLD)  # the gate's second look, and what it told the room, are done
         logged = await _logged(client)
-        assert any(isinstance(event, Resuming) for event in logged)
-        assert not [event for event in logged if isinstance(event, Regranting)]
+        resumed = next(i for i, event in enumerate(logged) if isinstance(event, Resuming))
+        joined = sorted([f"user:{await _user_id(client.app[DATABASE], 'dr.li')}",
+                         f"user:{await _user_id(client.app[DATABASE], 'dr.wang')}"])
+        assert sorted(event.identity for event in logged[:resumed] if isinstance(event, Regranting)) == joined
+        assert not [event for event in logged[resumed:] if isinstance(event, Regranting)]
         await li.close()
         await back.close()
 
