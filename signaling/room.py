@@ -400,7 +400,8 @@ class Room(MediaRules):
             if event.revision is not None and member.grants_revision is not None \
                     and event.revision < member.grants_revision:
                 continue
-            member.grants_revision = event.revision if event.revision is not None else member.grants_revision
+            if event.revision is not None:
+                member.grants_revision = event.revision
             if member.grants == event.grants:
                 continue
             member.grants = event.grants

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,19 @@ async def _answer_pings(ws: ClientWebSocketResponse) -> None:
             await ws.send_json({"type": "pong", "id": data.get("id")})
 
 
+@contextlib.asynccontextmanager
+async def _answering_pings(*sockets: ClientWebSocketResponse) -> AsyncIterator[None]:
+    """While inside, ``sockets`` answer the server's pings (``_answer_pings``): a silent socket is dropped after
+    45 s, which a slow machine's page checks can outlast."""
+    keep_alive = asyncio.ensure_future(asyncio.gather(*(_answer_pings(ws) for ws in sockets)))
+    try:
+        yield
+    finally:
+        keep_alive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keep_alive
+
+
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 async def test_a_clinician_made_a_host_in_a_full_room_takes_the_first_seat_that_frees(
         client: TestClient, browser: Browser, locale: str) -> None:
@@ -62,34 +76,30 @@ async def test_a_clinician_made_a_host_in_a_full_room_takes_the_first_seat_that_
     await expect_message(wang, "lobby-update")
     await wang.send_json({"type": "admit", "participant_id": waiting["self"]["id"]})
     await expect_message(patient, "joined")
-    # Both answer pings: a silent socket is dropped after 45 s, which a slow machine's page checks can outlast.
-    keep_alive = asyncio.ensure_future(asyncio.gather(_answer_pings(wang), _answer_pings(patient)))
     try:
-        page = await _in_the_room(browser, base, locale, state="lobby")  # the room is full
-        guest_notice, full_notice = page.locator("#lobby-notice-guest"), page.locator("#lobby-notice-full")
-        await expect(guest_notice).to_be_visible()
-        await expect(full_notice).to_be_hidden()
+        async with _answering_pings(wang, patient):
+            page = await _in_the_room(browser, base, locale, state="lobby")  # the room is full
+            guest_notice, full_notice = page.locator("#lobby-notice-guest"), page.locator("#lobby-notice-full")
+            await expect(guest_notice).to_be_visible()
+            await expect(full_notice).to_be_hidden()
 
-        await verify()
-        await expect(page.locator("#call-message")).to_have_text(t(
-            "An administrator verified your licence: you can now admit, record and remove participants in this "
-            "call."))
-        await expect(full_notice).to_have_text(t(
-            "The room is full: you will join the call as soon as someone leaves. Keep this page open."))
-        await expect(guest_notice).to_be_hidden()
-        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "lobby")
-        await checked(page, f"room-full-host-waits-{locale}")
-        await screenshot(page, f"room-full-host-waits-{locale}", phone=True)
+            await verify()
+            await expect(page.locator("#call-message")).to_have_text(t(
+                "An administrator verified your licence: you can now admit, record and remove participants in this "
+                "call."))
+            await expect(full_notice).to_have_text(t(
+                "The room is full: you will join the call as soon as someone leaves. Keep this page open."))
+            await expect(guest_notice).to_be_hidden()
+            await expect(page.locator("#connection-state")).to_have_attribute("data-state", "lobby")
+            await checked(page, f"room-full-host-waits-{locale}")
+            await screenshot(page, f"room-full-host-waits-{locale}", phone=True)
 
-        await patient.send_json({"type": "leave"})
-        await expect(page.locator("#lobby-notice")).to_be_hidden()
-        # seated with dr.wang, whose test client answers no offer: the call is connecting to him
-        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "connecting")
-        await expect(page.locator("#waiting-note")).to_be_hidden()
+            await patient.send_json({"type": "leave"})
+            await expect(page.locator("#lobby-notice")).to_be_hidden()
+            # seated with dr.wang, whose test client answers no offer: the call is connecting to him
+            await expect(page.locator("#connection-state")).to_have_attribute("data-state", "connecting")
+            await expect(page.locator("#waiting-note")).to_be_hidden()
     finally:
-        keep_alive.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keep_alive
         await patient.close()
         await wang.close()
 
@@ -117,22 +127,19 @@ async def test_a_host_is_told_the_seat_of_a_patient_who_reloaded_is_kept_for_the
     wang_name = (await expect_message(wang, "lobby"))["self"]["name"]
     reloaded = await connect(client, token)  # the patient's page reloads
     await expect_message(reloaded, "lobby")
-    keep_alive = asyncio.ensure_future(asyncio.gather(_answer_pings(wang), _answer_pings(patient)))
     try:
-        await expect(lobby).to_have_count(2)
-        await expect(lobby.filter(has_text=waiting["name"])).to_contain_text(t("was in the call: seat kept"))
-        await expect(lobby.filter(has_text=wang_name)).not_to_contain_text(t("was in the call: seat kept"))
-        await lobby.filter(has_text=wang_name).get_by_role("button", name=t("Admit")).click()
-        await expect(page.locator("#call-message")).to_have_text(t(
-            "A seat is kept for someone who joined again and waits in the lobby: admit them or turn them away "
-            "first."))
-        await checked(page, f"seat-kept-{locale}")
-        await lobby.filter(has_text=waiting["name"]).get_by_role("button", name=t("Admit")).click()
-        assert (await expect_message(reloaded, "joined"))["participants"][0]["name"] == "李明 Li Ming"
-        await expect(lobby).to_have_count(1)
+        async with _answering_pings(wang, patient):
+            await expect(lobby).to_have_count(2)
+            await expect(lobby.filter(has_text=waiting["name"])).to_contain_text(t("was in the call: seat kept"))
+            await expect(lobby.filter(has_text=wang_name)).not_to_contain_text(t("was in the call: seat kept"))
+            await lobby.filter(has_text=wang_name).get_by_role("button", name=t("Admit")).click()
+            await expect(page.locator("#call-message")).to_have_text(t(
+                "A seat is kept for someone who joined again and waits in the lobby: admit them or turn them away "
+                "first."))
+            await checked(page, f"seat-kept-{locale}")
+            await lobby.filter(has_text=waiting["name"]).get_by_role("button", name=t("Admit")).click()
+            assert (await expect_message(reloaded, "joined"))["participants"][0]["name"] == "李明 Li Ming"
+            await expect(lobby).to_have_count(1)
     finally:
-        keep_alive.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keep_alive
         await reloaded.close()
         await wang.close()
