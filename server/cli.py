@@ -27,6 +27,8 @@ from .admin import SHELL, accounts
 from .admin.inputs import AccountQuery, LicenceInput, NewAccount, PasswordReset
 from .app import create_app, prepare_database
 from .audit import trail as audit
+from .console_rooms import ConsoleRooms
+from .consultations.room_notifier import RoomNotifier
 from .db import Database
 from .demo import DEMO_PASSWORD, demo_logins, seed_demo, seed_demo_referrals
 from .errors import SettingsError, TelemedError
@@ -263,6 +265,36 @@ def _as_shell(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable
     return _with_database(_settings(args), run)
 
 
+def _as_shell_telling_rooms(args: argparse.Namespace,
+                            work: Callable[[AsyncSession, RoomNotifier | None], Awaitable[None]]) -> int:
+    """A console operation a live call must hear of (an account disabled, reset, its licence changed): where the
+    nodes share a Redis it tells the rooms itself (``console_rooms``); otherwise, or for a room the bus did not
+    answer for, each node's account sweep carries it. The shell is told which."""
+    settings = _settings(args)
+    rooms: ConsoleRooms | None = None
+
+    async def telling(session: AsyncSession) -> None:
+        nonlocal rooms
+        rooms = ConsoleRooms(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url else None
+        try:
+            await work(session, rooms)
+        finally:
+            if rooms is not None:
+                await rooms.close()
+
+    done = _as_shell(args, telling)
+    within = f"within {settings.account_sweep_seconds:g} s, at each server's next account sweep"
+    if rooms is None:
+        print(f"A call it is in follows {within} (no TELEMED_REDIS_URL: the shell reaches no call itself).",
+              file=sys.stderr)
+    elif rooms.missed:
+        print(f"The bus (Redis) did not answer for {rooms.missed} room(s): a call there follows {within}.",
+              file=sys.stderr)
+    else:
+        print(f"Told the {rooms.told} open room(s) of its consultations.", file=sys.stderr)
+    return done
+
+
 async def _hospital_id(session: AsyncSession, name_or_id: str) -> int:
     hospital_filter = [Hospital.name == name_or_id]
     if name_or_id.isdigit():
@@ -294,33 +326,34 @@ def cmd_user_create(args: argparse.Namespace) -> int:
         print(f"Created {account.user.role.value} {account.user.username!r} (id {account.id}) "
               f"at {account.hospital.name}.")
         if args.licence or args.title or args.verified:
-            await _licence(session, account.id, args.username, licence, args.verified)
+            await _licence(session, account.id, args.username, licence, args.verified, rooms=None)  # in no room
 
     return _as_shell(args, create)
 
 
-async def _licence(session: AsyncSession, user_id: int, username: str, body: LicenceInput, verify: bool) -> None:
+async def _licence(session: AsyncSession, user_id: int, username: str, body: LicenceInput, verify: bool, *,
+                   rooms: RoomNotifier | None) -> None:
     """Enter a clinician's licence (and title) and, asked to, verify it, as an administrator would in the
     console; the audit trail names the shell."""
-    account = await accounts.set_licence(session, SHELL, user_id, body, rooms=None)
+    account = await accounts.set_licence(session, SHELL, user_id, body, rooms=rooms)
     if verify:
         account = await accounts.verify_licence(session, SHELL, user_id, LicenceInput(
             licence_number=account.user.licence_number, professional_title=account.user.professional_title),
-            rooms=None)
+            rooms=rooms)
     state = "verified" if account.user.licence_verified else "not verified"
     print(f"Licence of {username!r}: {account.user.licence_number or '(none)'}, "
           f"{account.user.professional_title.value} ({state}).")
 
 
 def cmd_user_licence(args: argparse.Namespace) -> int:
-    async def licence(session: AsyncSession) -> None:
+    async def licence(session: AsyncSession, rooms: RoomNotifier | None) -> None:
         account = await accounts.by_username(session, SHELL, args.username)
         body = _input(LicenceInput,
                       licence_number=account.user.licence_number if args.number is None else args.number,
                       professional_title=account.user.professional_title.value if args.title is None else args.title)
-        await _licence(session, account.id, args.username, body, args.verify)
+        await _licence(session, account.id, args.username, body, args.verify, rooms=rooms)
 
-    return _as_shell(args, licence)
+    return _as_shell_telling_rooms(args, licence)
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
@@ -342,13 +375,12 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_disable(args: argparse.Namespace) -> int:
-    async def disable(session: AsyncSession) -> None:
+    async def disable(session: AsyncSession, rooms: RoomNotifier | None) -> None:
         account = await accounts.by_username(session, SHELL, args.username)
-        # (no room reached from here: each node sends it out of its calls at its next account sweep)
-        await accounts.disable(session, SHELL, account.id, rooms=None)
+        await accounts.disable(session, SHELL, account.id, rooms=rooms)
         print(f"Disabled {args.username!r}: it cannot log in, and its sessions have ended.")
 
-    return _as_shell(args, disable)
+    return _as_shell_telling_rooms(args, disable)
 
 
 def cmd_user_enable(args: argparse.Namespace) -> int:
@@ -364,16 +396,15 @@ def cmd_user_reset_password(args: argparse.Namespace) -> int:
     password = None if args.generate else _read_password(args)
     body = _input(PasswordReset, password=password)
 
-    async def reset(session: AsyncSession) -> None:
+    async def reset(session: AsyncSession, rooms: RoomNotifier | None) -> None:
         account = await accounts.by_username(session, SHELL, args.username)
-        # (no room reached from here: each node sends it out of its calls at its next account sweep)
-        generated = await accounts.reset_password(session, SHELL, account.id, body, rooms=None)
+        generated = await accounts.reset_password(session, SHELL, account.id, body, rooms=rooms)
         if generated:
             print(f"New password for {args.username!r} (shown this once; give it to them privately): {generated}")
         print(f"The password of {args.username!r} was reset, and its sessions have ended. It is temporary: "
               "they set their own at their next login.")
 
-    return _as_shell(args, reset)
+    return _as_shell_telling_rooms(args, reset)
 
 
 def cmd_bench_relay(args: argparse.Namespace) -> int:

@@ -434,8 +434,8 @@ class Settings:
     account_sweep_seconds: float = _setting(
         15.0, _parse_positive_float,
         "Seconds between a node's looks for clinicians in its calls whose account was changed where no room "
-        "could be told (the console): disabled or reset, they are sent out of the call; a licence changed or "
-        "verified changes what they may do there.",
+        "could be told (the console without a Redis, or one the bus did not answer for): disabled or reset, they "
+        "are sent out of the call; a licence changed or verified changes what they may do there.",
     )
     node_id: str = _setting(
         "", _parse_node_id, "This node's name among several (each start is a new run of it, and the run before "

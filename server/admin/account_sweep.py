@@ -1,6 +1,7 @@
 """Calls that outlive a change to their account. Disabling an account, resetting its password or changing its
 role or licence on a page or through the API reaches the rooms it is in at once; the console (``telemed user
-disable``, ``reset-password``, ``licence``) runs in a process of its own, which reaches no room. So each node
+disable``, ``reset-password``, ``licence``) runs in a process of its own, which reaches a room only where the
+nodes share a Redis and it answers (``server/console_rooms.py``). So each node
 looks, every ``TELEMED_ACCOUNT_SWEEP_SECONDS``, at the clinicians in its rooms: those whose account is disabled,
 gone or no longer a clinician's it sends out as the page would (``not-a-participant``); those whose password an
 administrator reset and who have not set their own yet too (``session-ended``): while that password stands no

@@ -130,6 +130,7 @@ async def test_a_clinician_disabled_or_reset_on_the_console_is_sent_out_of_the_c
         li, wang = await _li_and_wang(client)
         done = await asyncio.to_thread(run, "user", command[0], "dr.wang", *command[1:], data_dir=settings.data_dir)
         assert done.returncode == 0, done.stderr
+        assert "next account sweep" in done.stderr, "the shell says when the call follows"
         assert (await expect(wang, "removed"))["message"]
         await expect_closed(wang, 4403)
         assert (await expect(li, "participant-left"))["reason"] == reason
