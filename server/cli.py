@@ -251,7 +251,8 @@ def _input(model: type[Model], **values: object) -> Model:
         raise SettingsError("; ".join(f"{k}: {v}" for k, v in validation_fields(exc).items())) from None
 
 
-def _as_shell(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[None]]) -> int:
+def _as_shell(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[None]], *,
+              settings: Settings | None = None) -> int:
     """Run one console operation as the shell (an administrator: it holds the machine); an error the operation
     refuses with (no such account, the last administrator...) is printed like a bad setting, exit status 2."""
 
@@ -262,7 +263,7 @@ def _as_shell(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable
             except TelemedError as exc:
                 raise SettingsError(exc.message) from None
 
-    return _with_database(_settings(args), run)
+    return _with_database(settings or _settings(args), run)
 
 
 def _as_shell_telling_rooms(args: argparse.Namespace,
@@ -282,7 +283,7 @@ def _as_shell_telling_rooms(args: argparse.Namespace,
             if rooms is not None:
                 await rooms.close()
 
-    done = _as_shell(args, telling)
+    done = _as_shell(args, telling, settings=settings)
     within = f"within {settings.account_sweep_seconds:g} s, at each server's next account sweep"
     if rooms is None:
         print(f"A call it is in follows {within} (no TELEMED_REDIS_URL: the shell reaches no call itself).",
