@@ -124,16 +124,21 @@ def has_calendar_feed(role: Role) -> bool:
 
 @dataclass(frozen=True)
 class ReferralScope:
-    """What the rules need to know about one referral: who sent it, to whom, and who is booked."""
+    """What the rules need to know about one referral: who sent it, to whom, who is booked, and whether it is
+    still a draft (not yet sent: its referring doctor's alone)."""
 
     referring_doctor_id: int
     target_hospital_id: int
     target_specialist_id: int | None
     booked_specialist_id: int | None
+    draft: bool = False
 
 
 def can_view_referral(who: Principal, scope: ReferralScope) -> bool:
-    """The referring doctor, the receiving hospital's coordinators, and the specialists asked for or booked."""
+    """The referring doctor; once it is sent, the receiving hospital's coordinators and the specialists asked
+    for or booked too (a draft is not theirs to see: the doctor may still change it, or never send it)."""
+    if scope.draft:
+        return who.user_id == scope.referring_doctor_id
     if who.user_id in (scope.referring_doctor_id, scope.target_specialist_id, scope.booked_specialist_id):
         return True
     return who.role is Role.COORDINATOR and who.hospital_id == scope.target_hospital_id

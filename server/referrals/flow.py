@@ -72,7 +72,8 @@ def may(actor: Actor, facts: ReferralFacts, action: ReferralAction) -> bool:
     rule is ``permissions.may_act_on_referral``."""
     scope = ReferralScope(referring_doctor_id=facts.referring_doctor_id, target_hospital_id=facts.target_hospital_id,
                           target_specialist_id=facts.target_specialist_id,
-                          booked_specialist_id=facts.assigned_specialist_id)
+                          booked_specialist_id=facts.assigned_specialist_id,
+                          draft=facts.state is ReferralState.DRAFT)
     return may_act_on_referral(actor, scope, facts.state, action)
 
 

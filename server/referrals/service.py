@@ -119,7 +119,8 @@ def scope_of(referral: Referral, appointment: Appointment | None) -> ReferralSco
     return ReferralScope(referring_doctor_id=referral.referring_doctor_id,
                          target_hospital_id=referral.target_hospital_id,
                          target_specialist_id=referral.target_specialist_id,
-                         booked_specialist_id=appointment.specialist_id if appointment else None)
+                         booked_specialist_id=appointment.specialist_id if appointment else None,
+                         draft=referral.state is ReferralState.DRAFT)
 
 
 def can_view(who: Principal, referral: Referral, appointment: Appointment | None) -> bool:
@@ -392,16 +393,18 @@ async def _notify(session: AsyncSession, who: Principal, referral: Referral, app
 
 
 def _visible(who: Principal) -> sa.ColumnElement[bool] | None:
-    """Which referrals are the caller's to list, as a condition (None: none are): made by them, asked of them
-    or booked with them, or (coordinators) sent to their hospital."""
+    """Which referrals are the caller's to list, as a condition (None: none are): made by them, or, once sent
+    (``can_view_referral``: a draft is its doctor's alone), asked of them or booked with them, or
+    (coordinators) sent to their hospital."""
+    sent = col(Referral.state) != ReferralState.DRAFT
     if who.role is Role.COORDINATOR:
-        return col(Referral.target_hospital_id) == who.hospital_id
+        return sa.and_(col(Referral.target_hospital_id) == who.hospital_id, sent)
     if who.role is Role.COUNTY_DOCTOR:
         return col(Referral.referring_doctor_id) == who.user_id
     if who.role is Role.SPECIALIST:
         booked = select(Appointment.referral_id).where(Appointment.specialist_id == who.user_id,
                                                        Appointment.status == AppointmentStatus.BOOKED)
-        return sa.or_(col(Referral.target_specialist_id) == who.user_id, col(Referral.id).in_(booked))
+        return sa.and_(sa.or_(col(Referral.target_specialist_id) == who.user_id, col(Referral.id).in_(booked)), sent)
     return None
 
 

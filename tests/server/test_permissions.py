@@ -144,6 +144,8 @@ REFERRAL = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, 
                          booked_specialist_id=None)
 BOOKED = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=None,
                        booked_specialist_id=31)
+DRAFT = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,
+                      booked_specialist_id=None, draft=True)
 
 
 @pytest.mark.parametrize(("who", "scope", "view", "attach"), [
@@ -156,10 +158,13 @@ BOOKED = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, ta
     (chen, REFERRAL, False, False),  # another county doctor
     (admin, REFERRAL, False, False),
     (auditor, REFERRAL, False, False),
+    (li, DRAFT, True, True),  # a draft is its doctor's alone...
+    (wang, DRAFT, False, False),  # ... not yet the specialist's it names
+    (zhao, DRAFT, False, False),  # ... nor the receiving hospital's coordinator's
 ])
 def test_who_sees_a_referral_and_adds_to_it(who: Principal, scope: ReferralScope, view: bool, attach: bool) -> None:
     """Referrals are seen by the referrer, the receiving coordinators and the specialists asked for or
-    booked; only the referrer attaches results."""
+    booked, a draft only by its referrer; only the referrer attaches results."""
     assert can_view_referral(who, scope) is view
     assert can_attach(who, scope) is attach
 

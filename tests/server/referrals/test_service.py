@@ -12,6 +12,7 @@ from sqlmodel import select
 from server.consent import templates as consent_templates
 from server.db import Database
 from server.demo import seed_demo
+from server.errors import Forbidden
 from server.models import (
     Consent,
     ConsentMethod,
@@ -141,3 +142,25 @@ async def test_a_referral_with_several_consents_is_found_once(database: Database
         await session.commit()
     found = await _all_pages(database, "coord.zhao", ReferralSearch(name="Patient 3"), "all")
     assert [r.id for r in found] == [referral.id]
+
+
+@pytest.mark.parametrize("username", ["coord.zhao", "dr.wang"])
+async def test_a_draft_is_neither_listed_nor_shown_to_the_receiving_side(database: Database, username: str) -> None:
+    """Guards a draft staying its doctor's alone: the receiving hospital's coordinator and the specialist a draft
+    names find no draft in their lists (the inbox, the rest, a search by state) and are refused one by its
+    number, while the referring doctor lists theirs."""
+    await add_referrals(database, 30)
+    async with database.session() as session:
+        who = await principal(session, username)
+        listed = await referrals.list_for(session, who)
+        found = await referrals.find(session, who, ReferralSearch(state=ReferralState.DRAFT), box="all")
+        drafts = (await session.exec(select(Referral).where(Referral.state == ReferralState.DRAFT))).all()
+        assert listed and drafts, "the receiving side has referrals, and drafts exist"
+        assert ReferralState.DRAFT not in {r.state for r in listed}
+        assert found.total == 0
+        for draft in drafts:
+            assert draft.id is not None
+            with pytest.raises(Forbidden):
+                await referrals.load_visible(session, who, draft.id)
+        li = await principal(session, "dr.li")
+        assert ReferralState.DRAFT in {r.state for r in await referrals.list_for(session, li)}

@@ -103,7 +103,7 @@ async def add_referrals(database: Database, count: int, *, first: int = 0) -> No
                                ends_at=starts + timedelta(minutes=30), booked_by=users["coord.zhao"].id)
             if i % 5 in (0, 1):  # a cancelled booking first; the live one after it
                 session.add(Appointment(**appointment, status=AppointmentStatus.CANCELLED, cancel_reason="moved"))
-            if i % 5 == 0:
+            if i % 5 == 0 and referral.state is not ReferralState.DRAFT:  # a draft is booked with nobody
                 session.add(Appointment(**appointment, consultation_id=referral.consultation_id))
             if i % 3 != 2:
                 session.add(Consent(
@@ -179,13 +179,13 @@ async def one_at_a_time(session: AsyncSession, who: Principal, referral: Referra
     ("dr.zhou", False),  # booked with him
     ("dr.he", True),  # asked of him
 ])
-async def test_a_list_takes_the_same_few_queries_for_five_referrals_as_for_two_hundred(
+async def test_a_list_takes_the_same_few_queries_for_six_referrals_as_for_two_hundred(
         database: Database, username: str, inbox: bool) -> None:
     """The list and the inbox ask the database a fixed number of times however long they are: no query per
     referral for its patient, specialty, hospital, referrer, appointment or sharing consent."""
-    await add_referrals(database, 5)
+    await add_referrals(database, 6)
     few, with_few = await listed(database, username, inbox=inbox)
-    await add_referrals(database, 195, first=5)
+    await add_referrals(database, 194, first=6)
     many, with_many = await listed(database, username, inbox=inbox)
 
     assert 0 < len(few) < len(many), "the mix gives this caller referrals to list, more of them the second time"
