@@ -178,6 +178,9 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         week = None
         if data["can_book"] or data["can_move"]:
             week = await scheduling.booking_week(session, who, referral_id, _day(week_raw))
+        sharing_text = None  # read out to the patient as a draft saved without their consent is submitted
+        if "submit" in data["actions"] and not data["sharing_consent"]:
+            sharing_text = await consent_templates.current(session, ConsentPurpose.RECORD_SHARING, locale_for(request))
     await views.audit_patient_view(request.app[DATABASE], who, data)
     files: list[attachments.AttachmentShown] = []
     if not data["records_withheld"]:
@@ -195,7 +198,8 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         "can_acknowledge_report": can_acknowledge_report(who, scope),
         "report_form": report_form or {"findings": "", "diagnosis_code": "", "recommendations": ""},
         "calendar": calendar(week, locale_for(request)) if week else None, "moving": data["can_move"],
-        "move_reason": move_reason, "asked_week": bool(week_raw), "error": error}, status)
+        "move_reason": move_reason, "asked_week": bool(week_raw), "sharing_text": sharing_text,
+        "error": error}, status)
 
 
 REQUEST_FIELDS = tuple(ReferralRequestEdit.model_fields)
@@ -281,16 +285,23 @@ async def referral_action(request: web.Request) -> web.Response:
         if action is ReferralAction.REDIRECT:
             target = Redirection(_int(form.get("hospital_id")),
                                  _int(form["specialist_id"]) if form.get("specialist_id") else None)
+        sharing = referrals.SharingSaid(How.verbal(request, who.user_id), locale_for(request),
+                                        parse_id(form.get("sharing_template_id"))) \
+            if form.get("sharing_consent") == "verbal" else None
         async with request.app[DATABASE].session() as session:
             await referrals.act(session, who, referral_id, action, reason=form.get("reason", ""),
-                                redirect_to=target)
+                                redirect_to=target, sharing=sharing)
     except ValueError:
         return await _render_referral(request, referral_id, error=_text(request, N_("Unknown action.")), status=400)
     except TelemedError as exc:
-        return await _render_referral(request, referral_id, error=_error_text(request, exc), status=exc.status)
+        return await _render_referral(request, referral_id, error=_error_text(request, exc, SUBMIT_LABELS),
+                                      status=exc.status)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
 
 
+# what a submit may find missing, named as the pages name them
+SUBMIT_LABELS = {"question": N_("Question for the specialist"),
+                 "sharing_consent": N_("The patient's consent to sharing their records")}
 REPORT_FIELDS = ("findings", "diagnosis_code", "recommendations")
 
 

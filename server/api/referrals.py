@@ -105,15 +105,18 @@ async def edit_request(request: web.Request) -> web.Response:
 @accepts(ReferralActionBody)
 @answers(views.ReferralDetail, description="The referral, moved on.")
 async def act_on_referral(request: web.Request) -> web.Response:
-    """Move a referral on: submit, accept, decline, redirect, start or cancel (409 if it cannot). A referral is
+    """Move a referral on: submit, accept, decline, redirect, start or cancel (409 if it cannot). A draft saved
+    without the patient's consent to sharing is submitted with it (``sharing_consent: "verbal"``). A referral is
     completed by signing its consultation report (``POST /api/referrals/{id}/reports``), not here: ``complete``
     answers 422."""
     who = caller(request).principal
     body = await parse_body(request, ReferralActionBody)
     target = Redirection(body.redirect_to.hospital_id, body.redirect_to.specialist_id) if body.redirect_to else None
+    sharing = referrals.SharingSaid(How.verbal(request, who.user_id), locale_for(request), body.sharing_template_id) \
+        if body.sharing_consent == "verbal" else None
     async with request.app[DATABASE].session() as session:
         referral = await referrals.act(session, who, referral_id(request), body.action, reason=body.reason,
-                                       redirect_to=target)
+                                       redirect_to=target, sharing=sharing)
         data = await views.describe(session, who, referral, full=True)
     return json_response(data)
 

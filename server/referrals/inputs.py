@@ -73,6 +73,10 @@ class ReferralActionBody(_Body):
     action: ReferralAction
     reason: str = pydantic.Field(default="", max_length=1000)
     redirect_to: RedirectTarget | None = None
+    # With ``submit``, for a draft saved without it: the patient's consent to sharing their records, given
+    # verbally to the referring doctor (the current text, or the one in sharing_template_id).
+    sharing_consent: Literal["verbal"] | None = None
+    sharing_template_id: Id | None = None
 
 
 class Booking(_Body):

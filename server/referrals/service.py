@@ -169,9 +169,7 @@ async def refer(session: AsyncSession, who: Principal, body: ReferralCreate, *, 
     await idempotency.claim(session, reply)
     sharing = None
     if body.sharing_consent == "verbal":
-        template = await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING,
-                                                   body.sharing_template_id, locale)
-        sharing = (template, how)
+        sharing = (await _sharing_text(session, body.sharing_template_id, locale), how)
     fields = body.model_dump(exclude={"sharing_consent", "sharing_template_id"})
     return await create(session, who, NewReferral(**fields, sharing_consent=sharing), reply=reply)
 
@@ -220,13 +218,8 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
     audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "referral.created", subject=f"referral:{referral.id}",
                                            detail={"state": ReferralState.DRAFT.value}))
     if new.sharing_consent is not None:
-        assert patient is not None and patient.id is not None
-        template, how = new.sharing_consent
-        consent = consents.new_record(template, consents.Consenter(
-            ConsentSubject.PATIENT, consents.patient_identity(patient.id), patient.name, patient_id=patient.id),
-            consents.Scope(referral_id=referral.id), how)
-        session.add(consent)
-        audit.with_commit(session, lambda: consents.given_entry(consent, template))
+        assert patient is not None
+        _add_sharing_consent(session, patient, referral.id, *new.sharing_consent)
     if new.submit:
         await require_complete(session, referral)
         await apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
@@ -235,6 +228,32 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
 
 
 QUESTION_NEEDED = N_("the question for the specialist is needed to submit the referral")
+
+
+@dataclass(frozen=True)
+class SharingSaid:
+    """The patient's consent to sharing their records, said to the referring doctor who records it as they send a
+    draft saved without it: on the current text in the doctor's language, or the one they read out
+    (``template_id``, refused if no longer current)."""
+
+    how: How
+    locale: str
+    template_id: int | None = None
+
+
+async def _sharing_text(session: AsyncSession, template_id: int | None, locale: str) -> ConsentTemplate:
+    return await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING, template_id, locale)
+
+
+def _add_sharing_consent(session: AsyncSession, patient: Patient, referral_id: int, template: ConsentTemplate,
+                         how: How) -> None:
+    """The patient's consent to sharing their records for this referral, and its audit entry, uncommitted."""
+    assert patient.id is not None
+    consent = consents.new_record(template, consents.Consenter(
+        ConsentSubject.PATIENT, consents.patient_identity(patient.id), patient.name, patient_id=patient.id),
+        consents.Scope(referral_id=referral_id), how)
+    session.add(consent)
+    audit.with_commit(session, lambda: consents.given_entry(consent, template))
 
 
 async def _diagnosis_code(session: AsyncSession, raw: str, problems: dict[str, str]) -> str:
@@ -313,13 +332,22 @@ async def shared_partnership(session: AsyncSession, hospital_a: int, hospital_b:
 
 
 async def act(session: AsyncSession, who: Principal, referral_id: int, action: ReferralAction, *, reason: str = "",
-              redirect_to: Redirection | None = None) -> Referral:
-    """Take ``action`` on a referral the caller can see, and commit it with its event and notifications. (A
-    referral is completed by signing its report, server/reports/service.py: ``complete`` here answers 422.)"""
+              redirect_to: Redirection | None = None, sharing: SharingSaid | None = None) -> Referral:
+    """Take ``action`` on a referral the caller can see, and commit it with its event and notifications; a
+    submit may record the patient's consent to sharing in the same transaction (``sharing``). (A referral is
+    completed by signing its report, server/reports/service.py: ``complete`` here answers 422.)"""
     referral, appointment = await load_visible(session, who, referral_id)
     if action is ReferralAction.SCHEDULE:
         raise ValidationFailed({"action": N_("a referral is scheduled by booking a slot for it")})
+    if sharing is not None and action is not ReferralAction.SUBMIT:
+        raise ValidationFailed({"sharing_consent": N_("recorded here only as the referral is submitted")})
     if action is ReferralAction.SUBMIT and may(actor(who), facts_of(referral, appointment), action):
+        if sharing is not None and await sharing_consent(session, referral) is None:
+            assert referral.id is not None
+            patient = await session.get(Patient, referral.patient_id)
+            assert patient is not None
+            _add_sharing_consent(session, patient, referral.id,
+                                 await _sharing_text(session, sharing.template_id, sharing.locale), sharing.how)
         await require_complete(session, referral)
     partners = await partner_hospital_ids(session, referral.target_hospital_id)
     request = Request(action, reason=reason, redirect_to=redirect_to, partner_hospital_ids=partners)

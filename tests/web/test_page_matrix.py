@@ -79,13 +79,16 @@ def test_the_matrix_names_every_page(client: TestClient) -> None:
 
 @pytest.mark.parametrize("username", ROLES)
 async def test_each_role_opens_what_the_rules_allow(client: TestClient, username: str) -> None:
-    """Guards the role/page matrix: allowed pages answer (200, or a redirect to the role's own version), the
-    others 403 with the translated error page, and the top bar links to none of the forbidden ones."""
+    """Guards the role/page matrix: allowed pages answer (200, or a redirect to the role's own version) with a
+    title of plain words (no markup in the browser's tab), the others 403 with the translated error page, and
+    the top bar links to none of the forbidden ones."""
     await form_login(client, username)
     for path, allowed in sorted(MATRIX.values()):
         answer = await client.get(path, allow_redirects=False, headers=ZH)
         if username in allowed:
             assert answer.status in (200, 303), (username, path, answer.status)
+            title = re.search(r"<title>(.*?)</title>", await answer.text(), re.S)
+            assert answer.status == 303 or (title and not re.search(r"[<>]|&lt;|&gt;", title[1])), (path, title)
         else:
             assert answer.status == 403, (username, path, answer.status)
             page = await answer.text()

@@ -283,3 +283,39 @@ async def test_attachments_open_in_the_viewer_in_the_reader_s_language(client: T
     served = await client.get(pdf.group(1))
     policy = served.headers["Content-Security-Policy"]
     assert "sandbox" in policy and "frame-ancestors 'self'" in policy
+
+
+async def test_a_draft_is_submitted_from_its_page_with_the_patients_consent(client: TestClient) -> None:
+    """Guards sending a draft from the pages (before, its page offered only cancelling it): the draft's page shows
+    dr.li a submit form with the sharing text to read out; submitting without ticking the patient's consent is a
+    422 naming it, and leaves the draft unsent with no consent recorded; with it ticked, the referral is
+    submitted, its consent recorded by dr.li, and the receiving coordinator then sees it."""
+    doctor = await login(client, "dr.li")
+    response = await client.post("/api/referrals", headers=doctor, json={
+        "patient_id": 1, "specialty": "cardiology", "urgency": "urgent", "reason": "Palpitations",
+        "target_hospital_id": 1, "question": "Holter needed?", "submit": False})
+    assert response.status == 201, await response.text()
+    draft = (await response.json())["id"]
+    await form_login(client, "dr.li")
+    page = await (await client.get(f"/referrals/{draft}", headers=EN)).text()
+    form = page.partition('id="submit-form"')[2].partition("</form>")[0]
+    assert 'name="sharing_consent"' in form and 'name="sharing_template_id"' in form
+    template = re.search(r'name="sharing_template_id" value="(\d+)"', form)
+    assert template is not None
+
+    unticked = await client.post(f"/referrals/{draft}/action", headers=EN, allow_redirects=False,
+                                 data={"action": "submit", "sharing_template_id": template[1]})
+    assert unticked.status == 422
+    assert "The patient&#39;s consent to sharing their records: " in await unticked.text()
+    described = await (await client.get(f"/api/referrals/{draft}", headers=doctor)).json()
+    assert described["state"] == "draft" and described["sharing_consent"] is None
+
+    sent = await client.post(f"/referrals/{draft}/action", headers=EN, allow_redirects=False, data={
+        "action": "submit", "sharing_consent": "verbal", "sharing_template_id": template[1]})
+    assert sent.status == 303, await sent.text()
+    described = await (await client.get(f"/api/referrals/{draft}", headers=doctor)).json()
+    assert described["state"] == "submitted" and described["sharing_consent"]["method"] == "verbal"
+    page = await (await client.get(f"/referrals/{draft}", headers=EN)).text()
+    assert 'id="submit-form"' not in page
+    coordinator = await client.get(f"/api/referrals/{draft}", headers=await login(client, "coord.zhao"))
+    assert coordinator.status == 200

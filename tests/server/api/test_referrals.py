@@ -456,3 +456,24 @@ async def test_a_move_that_lands_while_the_specialist_is_joining_still_sends_the
     assert moved == [200]
     assert (await expect(wang, "removed"))["message"]
     await expect_closed(wang, 4403)
+
+
+async def test_a_draft_saved_without_consent_is_submitted_with_it(client: TestClient) -> None:
+    """Guards the only way a draft saved without the patient's consent to sharing could ever be sent (there was
+    none): submitting it alone is 422 naming `sharing_consent`; a consent offered with another action is 422
+    and records nothing; submitting with `sharing_consent: "verbal"` records the consent (by dr.li) and sends
+    the referral in one step."""
+    known = await ids(client)
+    draft = await create(client, known, submit=False, sharing_consent=None)
+    assert draft["state"] == "draft" and draft["sharing_consent"] is None
+    alone = await act(client, "dr.li", draft["id"], "submit")
+    assert alone.status == 422 and "sharing_consent" in (await alone.json())["error"]["fields"]
+    wrong = await act(client, "dr.li", draft["id"], "cancel", reason="x", sharing_consent="verbal")
+    assert wrong.status == 422 and "sharing_consent" in (await wrong.json())["error"]["fields"]
+    still = await (await client.get(f"/api/referrals/{draft['id']}", headers=await login(client, "dr.li"))).json()
+    assert still["state"] == "draft" and still["sharing_consent"] is None
+    sent = await act(client, "dr.li", draft["id"], "submit", sharing_consent="verbal")
+    assert sent.status == 200, await sent.text()
+    body = await sent.json()
+    assert body["state"] == "submitted"
+    assert body["sharing_consent"]["method"] == "verbal" and body["sharing_consent"]["recorded_by"] == known["dr.li"]
