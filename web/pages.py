@@ -28,6 +28,7 @@ from server.permissions import (
     Principal,
     awaits_licence,
     can_administer,
+    can_list_consultations,
     can_read_audit,
     can_supervise,
     has_calendar_feed,
@@ -184,8 +185,9 @@ async def choose_language(request: web.Request) -> web.Response:
 @routes.get("/", name="dashboard")
 async def dashboard(request: web.Request) -> web.Response:
     who = caller(request)
+    takes_part = can_list_consultations(who.principal)  # the others' work is elsewhere (``workspace``)
     async with request.app[DATABASE].session() as session:
-        views = await consultations.list_for(session, who.principal)
+        views = await consultations.list_for(session, who.principal) if takes_part else []
         zone = await page_zone(request, session)
         notifications = await notices.latest(session, who.user, translator(request), limit=10,
                                              fallback=request.app[SETTINGS].default_timezone)
@@ -194,9 +196,9 @@ async def dashboard(request: web.Request) -> web.Response:
             path = await calendar_feed.feed_path(session, who.principal, request.app[KEYS],
                                                  request.app[SETTINGS].jwt_issuer, rotate=False)
             calendar_url = str(request.url.with_path(path).with_query(None))
-    context = {"consultations": views, "status_labels": STATUS_LABELS, "notifications": notifications,
-               "calendar_url": calendar_url, "zone": zone, "workspace": workspace(who.principal),
-               "licence_notice": awaits_licence(who.principal)}
+    context = {"takes_part": takes_part, "consultations": views, "status_labels": STATUS_LABELS,
+               "notifications": notifications, "calendar_url": calendar_url, "zone": zone,
+               "workspace": workspace(who.principal), "licence_notice": awaits_licence(who.principal)}
     return request.app[RENDERER].render(request, "dashboard.html", context)
 
 
