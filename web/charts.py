@@ -46,8 +46,9 @@ def nice_top(largest: float) -> float:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= largest)
 
 
-def bars(points: list[tuple[str, float | None]]) -> Chart:
-    """One bar per point, left to right, scaled to a round maximum, with six ticks (fifths) on the value axis."""
+def bars(points: list[tuple[str, float | None]], *, counts: bool = False) -> Chart:
+    """One bar per point, left to right, scaled to a round maximum, with six ticks (fifths) on the value axis;
+    for ``counts``, whole numbers only (an axis up to 2 is ticked 0, 1, 2, not in fifths)."""
     top = nice_top(max((v for _, v in points if v is not None), default=0.0))
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_width / max(1, len(points))
@@ -57,5 +58,6 @@ def bars(points: list[tuple[str, float | None]]) -> Chart:
         height = 0.0 if value is None else plot_height * value / top
         x, y = round(LEFT + i * slot + slot * 0.15, 1), round(TOP + plot_height - height, 1)
         shown.append(Bar(label, label if i % every == 0 else "", value, x, y, round(slot * 0.7, 1), round(height, 1)))
-    ticks = [Tick(round(top * k / 5, 2), round(TOP + plot_height * (1 - k / 5), 1)) for k in range(6)]
+    steps = int(top) if counts and top < 5 else 5
+    ticks = [Tick(round(top * k / steps, 2), round(TOP + plot_height * (1 - k / steps), 1)) for k in range(steps + 1)]
     return Chart(shown, ticks)

@@ -31,3 +31,12 @@ def test_month_labels_are_thinned_so_they_do_not_overlap(months: int, labelled: 
     chart = bars([(f"2026-{m:02d}", 1.0) for m in range(1, months + 1)])
     assert chart.bars[0].tick_label == "2026-01"
     assert len([b for b in chart.bars if b.tick_label]) == labelled
+
+
+@pytest.mark.parametrize(("largest", "ticks"), [(0, [0, 1]), (1, [0, 1]), (2, [0, 1, 2]), (3, [0, 1, 2, 3, 4, 5]),
+                                                (12, [0, 4, 8, 12, 16, 20])])
+def test_a_count_is_ticked_in_whole_numbers(largest: int, ticks: list[int]) -> None:
+    """Guards the axis of a count (consultations, referrals): no 0.2 or 0.4 of a referral on it; a median in
+    hours is still ticked in fifths."""
+    assert [t.value for t in bars([("2026-03", float(largest))], counts=True).ticks] == ticks
+    assert [t.value for t in bars([("2026-03", 1.0)]).ticks] == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
