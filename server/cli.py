@@ -289,10 +289,14 @@ def _as_shell_telling_rooms(args: argparse.Namespace,
         print(f"A call it is in follows {within} (no TELEMED_REDIS_URL: the shell reaches no call itself).",
               file=sys.stderr)
     elif rooms.missed:
-        print(f"The bus (Redis) did not answer for {rooms.missed} room(s): a call there follows {within}.",
+        print(f"The bus (Redis) did not answer for {len(rooms.missed)} room(s): a call there follows {within}.",
               file=sys.stderr)
+    elif rooms.told:
+        print(f"Told the {len(rooms.told)} open room(s) of its consultations.", file=sys.stderr)
     else:
-        print(f"Told the {rooms.told} open room(s) of its consultations.", file=sys.stderr)
+        print(f"Told no room: none of its consultations has a room open under TELEMED_REDIS_PREFIX "
+              f"{settings.redis_prefix!r} (a call on servers with another prefix follows {within}).",
+              file=sys.stderr)
     return done
 
 

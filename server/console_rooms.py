@@ -20,14 +20,15 @@ TELL_SECONDS = 2.0  # how long the console waits for the bus before leaving a ro
 
 
 class ConsoleRooms:
-    """The console's ``RoomNotifier`` on a Redis bus. Only a room with a log is told (a room nobody has opened
-    needs nothing, and an event alone must not start its log); one the bus does not answer for is counted in
-    ``missed``, for the console to say that the sweep will carry the change there."""
+    """The console's ``RoomNotifier`` on a Redis bus (under the nodes' ``TELEMED_REDIS_PREFIX``). Only a room
+    with a log is told (a room nobody has opened needs nothing, and an event alone must not start its log); the
+    consultations whose room was told, and those the bus did not answer for (``missed``: the sweep carries the
+    change there), are kept for the console to say."""
 
     def __init__(self, redis_url: str, *, prefix: str) -> None:
         self._log = RedisRoomLog(redis_url, prefix=prefix)
-        self.told = 0  # rooms whose log took the change
-        self.missed = 0  # rooms the bus did not answer for in time
+        self.told: set[int] = set()  # consultations whose room's log took the change
+        self.missed: set[int] = set()  # consultations whose room the bus did not answer for in time
 
     async def tell(self, consultation_id: int, event: RoomEvent) -> None:
         try:
@@ -36,9 +37,9 @@ class ConsoleRooms:
         except LogLost:
             return  # no room was opened for it (or its log has expired): nobody in a call there to tell
         except (BusError, TimeoutError):
-            self.missed += 1
+            self.missed.add(consultation_id)
             return
-        self.told += 1
+        self.told.add(consultation_id)
 
     async def close(self) -> None:
         await self._log.close()

@@ -124,20 +124,20 @@ def has_calendar_feed(role: Role) -> bool:
 
 @dataclass(frozen=True)
 class ReferralScope:
-    """What the rules need to know about one referral: who sent it, to whom, who is booked, and whether it is
-    still a draft (not yet sent: its referring doctor's alone)."""
+    """What the rules need to know about one referral: who sent it, to whom, who is booked, and whether it was
+    ever sent (until then it is its referring doctor's alone, also once cancelled unsent)."""
 
     referring_doctor_id: int
     target_hospital_id: int
     target_specialist_id: int | None
     booked_specialist_id: int | None
-    draft: bool = False
+    sent: bool
 
 
 def can_view_referral(who: Principal, scope: ReferralScope) -> bool:
     """The referring doctor; once it is sent, the receiving hospital's coordinators and the specialists asked
     for or booked too (a draft is not theirs to see: the doctor may still change it, or never send it)."""
-    if scope.draft:
+    if not scope.sent:
         return who.user_id == scope.referring_doctor_id
     if who.user_id in (scope.referring_doctor_id, scope.target_specialist_id, scope.booked_specialist_id):
         return True

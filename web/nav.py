@@ -16,6 +16,7 @@ from server.http import Handler, is_api
 from server.identity.auth import CALLER
 from server.permissions import (
     Principal,
+    can_administer,
     can_handle_patients,
     can_list_consultations,
     can_manage_holds,
@@ -51,6 +52,8 @@ def links(who: Principal) -> list[NavLink]:
         shown.append(NavLink("/holds", N_("Legal holds")))
     if can_supervise(who):
         shown.append(NavLink("/supervision", N_("Supervision")))
+    if can_administer(who):
+        shown.append(NavLink("/admin", N_("Administration")))
     return shown
 
 

@@ -41,7 +41,14 @@ from server.referrals import attachments, choices, request_pdf, views
 from server.referrals import request as consultation_request
 from server.referrals import service as referrals
 from server.referrals.flow import Redirection, ReferralAction
-from server.referrals.inputs import Booking, Rebooking, ReferralCreate, ReferralRequestEdit, ReferralSearch
+from server.referrals.inputs import (
+    Booking,
+    Rebooking,
+    ReferralActionBody,
+    ReferralCreate,
+    ReferralRequestEdit,
+    ReferralSearch,
+)
 from server.reports import service as reports
 from server.reports.inputs import ReportInput
 from server.scheduling import service as scheduling
@@ -163,7 +170,7 @@ async def referral_page(request: web.Request) -> web.Response:
 
 
 async def _render_referral(request: web.Request, referral_id: int, *, error: str | None = None,
-                           status: int = 200, week_raw: str | None = None,
+                           errors: dict[str, str] | None = None, status: int = 200, week_raw: str | None = None,
                            report_form: dict[str, str] | None = None, move_reason: str = "") -> web.Response:
     who = caller(request).principal
     week_raw = week_raw or request.query.get("week")
@@ -199,7 +206,7 @@ async def _render_referral(request: web.Request, referral_id: int, *, error: str
         "report_form": report_form or {"findings": "", "diagnosis_code": "", "recommendations": ""},
         "calendar": calendar(week, locale_for(request)) if week else None, "moving": data["can_move"],
         "move_reason": move_reason, "asked_week": bool(week_raw), "sharing_text": sharing_text,
-        "error": error}, status)
+        "error": error, "errors": errors or {}}, status)
 
 
 REQUEST_FIELDS = tuple(ReferralRequestEdit.model_fields)
@@ -280,22 +287,21 @@ async def referral_action(request: web.Request) -> web.Response:
     referral_id = path_id(request, "referral_id")
     form = {k: v.strip() for k, v in (await read_form(request)).items()}
     try:
-        action = ReferralAction(form.get("action", ""))
+        ReferralAction(form.get("action", ""))  # (a tampered form's action: 400, before the model names it)
+        body = parse_form(form, ReferralActionBody)  # the API's model; a redirect's target from its two lists
         target = None
-        if action is ReferralAction.REDIRECT:
+        if body.action is ReferralAction.REDIRECT:
             target = Redirection(_int(form.get("hospital_id")),
                                  _int(form["specialist_id"]) if form.get("specialist_id") else None)
-        sharing = referrals.SharingSaid(How.verbal(request, who.user_id), locale_for(request),
-                                        parse_id(form.get("sharing_template_id"))) \
-            if form.get("sharing_consent") == "verbal" else None
         async with request.app[DATABASE].session() as session:
-            await referrals.act(session, who, referral_id, action, reason=form.get("reason", ""),
-                                redirect_to=target, sharing=sharing)
+            await referrals.act(session, who, referral_id, body.action, reason=body.reason, redirect_to=target,
+                                sharing=referrals.SharingSaid.of(body, How.verbal(request, who.user_id),
+                                                                 locale_for(request)))
     except ValueError:
         return await _render_referral(request, referral_id, error=_text(request, N_("Unknown action.")), status=400)
     except TelemedError as exc:
         return await _render_referral(request, referral_id, error=_error_text(request, exc, SUBMIT_LABELS),
-                                      status=exc.status)
+                                      errors=field_errors(exc, translator(request)), status=exc.status)
     raise web.HTTPSeeOther(f"/referrals/{referral_id}")
 
 

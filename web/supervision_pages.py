@@ -52,7 +52,7 @@ async def supervision_page(request: web.Request) -> web.Response:
             errors, failure, status = field_errors(exc, gettext), summary(exc, gettext), exc.status
             stats = await statistics.compute(session, who, StatisticsQuery(), zone)
     charts = [{"key": key, "title": title, "desc": desc, "unit": unit,
-               "chart": bars([(row["month"], row[key]) for row in stats.totals], counts=not unit)}
+               "chart": bars([(row["month"], row[key]) for row in stats.totals], counts=not unit)}  # unitless: a count
               for key, title, desc, unit in CHARTS]
     active = [r for r in stats.rows if any(r[k] for k in statistics.COUNTS)]
     query_string = urlencode({k: v for k, v in form.items() if v})

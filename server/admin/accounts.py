@@ -11,8 +11,9 @@ until it is given again the clinician cannot host a consultation, be booked or s
 Disabling an account or resetting its password moves the account to a new session generation, which ends
 every session it had (``identity/auth.py`` refuses tokens of an earlier one); re-enabling it does not bring
 them back. Each of these, and a change of role or of the licence's verification, reaches the calls the account
-is in at once (given the rooms to tell: the shell has none; ``account_sweep`` and the rooms' gate make up for
-it). The platform always keeps an active administrator: disabling or demoting the last one is refused.
+is in at once (given the rooms to tell: the shell's reach them only through a shared Redis,
+``server/console_rooms.py``; ``account_sweep`` and the rooms' gate make up for what is not told). The
+platform always keeps an active administrator: disabling or demoting the last one is refused.
 """
 
 from __future__ import annotations
@@ -299,8 +300,8 @@ async def _follow_in_rooms(session: AsyncSession, rooms: RoomNotifier | None, be
     """A change to an account reaches the calls it is in as it reaches its next request: no longer a clinician,
     it is sent out of them (``not-a-participant``, as the rooms' gate refuses it from now on); a clinician whose
     licence was verified, or no longer is, may host there now, or no longer (a seat taken stays taken). Without
-    ``rooms`` (the shell), the change reaches a call at the next ``account_sweep`` of its node, or when the
-    clinician comes back to it (the gate's grants), whichever comes first."""
+    ``rooms`` (the shell without a Redis), the change reaches a call at the next ``account_sweep`` of its node,
+    or when the clinician comes back to it (the gate's grants), whichever comes first."""
     after = principal_of(user)
     if rooms is None or after.user_id is None:
         return
@@ -402,7 +403,8 @@ LICENCE_CHANGED = N_("The licence was changed since you read it: check the numbe
 async def disable(session: AsyncSession, who: Principal, user_id: int, *, rooms: RoomNotifier | None) -> Account:
     """The account can no longer log in, and every session it had ends at its next request; if it is in a
     consultation's room now, it is sent away (``not-a-participant``, as the room's gate refuses it from now
-    on), given the ``rooms`` to tell (the shell has none). Disabling a disabled account changes nothing."""
+    on), given the ``rooms`` to tell (the shell without a Redis has none: each node's ``account_sweep`` sends it
+    out). Disabling a disabled account changes nothing."""
     require_administrator(who)
     user = await _user(session, user_id)
     if not user.is_active:
@@ -433,9 +435,9 @@ async def enable(session: AsyncSession, who: Principal, user_id: int) -> Account
 async def reset_password(session: AsyncSession, who: Principal, user_id: int, body: PasswordReset, *,
                          rooms: RoomNotifier | None) -> str | None:
     """Give the account a new password (the one sent, or a generated one, which is returned to be shown once)
-    and end its sessions, a call it is in too (``session-ended``, given the ``rooms`` to tell; the shell has
-    none, and each node's ``account_sweep`` sends it out). The password is temporary: its user must set their
-    own at the next login. The audit entry says whether it was generated, never what it is."""
+    and end its sessions, a call it is in too (``session-ended``, given the ``rooms`` to tell; the shell without
+    a Redis has none, and each node's ``account_sweep`` sends it out). The password is temporary: its user must
+    set their own at the next login. The audit entry says whether it was generated, never what it is."""
     require_administrator(who)
     user = await _user(session, user_id)
     generated = None if body.password else generate_password()

@@ -112,11 +112,11 @@ async def act_on_referral(request: web.Request) -> web.Response:
     who = caller(request).principal
     body = await parse_body(request, ReferralActionBody)
     target = Redirection(body.redirect_to.hospital_id, body.redirect_to.specialist_id) if body.redirect_to else None
-    sharing = referrals.SharingSaid(How.verbal(request, who.user_id), locale_for(request), body.sharing_template_id) \
-        if body.sharing_consent == "verbal" else None
     async with request.app[DATABASE].session() as session:
         referral = await referrals.act(session, who, referral_id(request), body.action, reason=body.reason,
-                                       redirect_to=target, sharing=sharing)
+                                       redirect_to=target,
+                                       sharing=referrals.SharingSaid.of(body, How.verbal(request, who.user_id),
+                                                                        locale_for(request)))
         data = await views.describe(session, who, referral, full=True)
     return json_response(data)
 

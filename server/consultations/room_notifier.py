@@ -1,6 +1,6 @@
 """How the server's domain tells a consultation's room what happened (a consent given or withdrawn, an
 invitation revoked, an account's session ended or what it may do changed), without knowing how rooms are run:
-the app factory fills it with the signaling hub."""
+the app factory fills it with the signaling hub, the console with the rooms' Redis logs (``console_rooms``)."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def may(actor: Actor, facts: ReferralFacts, action: ReferralAction) -> bool:
     scope = ReferralScope(referring_doctor_id=facts.referring_doctor_id, target_hospital_id=facts.target_hospital_id,
                           target_specialist_id=facts.target_specialist_id,
                           booked_specialist_id=facts.assigned_specialist_id,
-                          draft=facts.state is ReferralState.DRAFT)
+                          sent=facts.state is not ReferralState.DRAFT)  # (no action's rule looks at it)
     return may_act_on_referral(actor, scope, facts.state, action)
 
 

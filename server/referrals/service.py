@@ -50,6 +50,7 @@ from ..permissions import (
     ReferralScope,
     can_edit_referral_request,
     can_refer,
+    can_speak_for_patient,
     can_view_referral,
     require,
 )
@@ -64,7 +65,7 @@ from .flow import (
     decide,
     may,
 )
-from .inputs import ReferralCreate, ReferralRequestEdit, ReferralSearch
+from .inputs import ReferralActionBody, ReferralCreate, ReferralRequestEdit, ReferralSearch
 
 CONSULTATION_FOLLOWS = {
     ReferralAction.START: ConsultationStatus.IN_PROGRESS,
@@ -120,7 +121,7 @@ def scope_of(referral: Referral, appointment: Appointment | None) -> ReferralSco
                          target_hospital_id=referral.target_hospital_id,
                          target_specialist_id=referral.target_specialist_id,
                          booked_specialist_id=appointment.specialist_id if appointment else None,
-                         draft=referral.state is ReferralState.DRAFT)
+                         sent=referral.submitted_at is not None)
 
 
 def can_view(who: Principal, referral: Referral, appointment: Appointment | None) -> bool:
@@ -219,7 +220,7 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
                                            detail={"state": ReferralState.DRAFT.value}))
     if new.sharing_consent is not None:
         assert patient is not None
-        _add_sharing_consent(session, patient, referral.id, *new.sharing_consent)
+        await _add_sharing_consent(session, patient, referral.id, *new.sharing_consent)
     if new.submit:
         await require_complete(session, referral)
         await apply(session, who, referral, None, Request(ReferralAction.SUBMIT))
@@ -228,6 +229,7 @@ async def create(session: AsyncSession, who: Principal, new: NewReferral, *,
 
 
 QUESTION_NEEDED = N_("the question for the specialist is needed to submit the referral")
+CHANGED_MEANWHILE = N_("Someone else changed this referral a moment ago; reload it and try again.")
 
 
 @dataclass(frozen=True)
@@ -240,19 +242,30 @@ class SharingSaid:
     locale: str
     template_id: int | None = None
 
+    @classmethod
+    def of(cls, body: ReferralActionBody, how: How, locale: str) -> SharingSaid | None:
+        """What an action's body says of the consent (the API's and the page's alike): None if nothing."""
+        return cls(how, locale, body.sharing_template_id) if body.sharing_consent == "verbal" else None
+
 
 async def _sharing_text(session: AsyncSession, template_id: int | None, locale: str) -> ConsentTemplate:
     return await consent_templates.offered(session, ConsentPurpose.RECORD_SHARING, template_id, locale)
 
 
-def _add_sharing_consent(session: AsyncSession, patient: Patient, referral_id: int, template: ConsentTemplate,
+async def _add_sharing_consent(session: AsyncSession, patient: Patient, referral_id: int, template: ConsentTemplate,
                          how: How) -> None:
-    """The patient's consent to sharing their records for this referral, and its audit entry, uncommitted."""
+    """The patient's consent to sharing their records for this referral, and its audit entry, uncommitted; a
+    conflict (nothing written) if the same consent was recorded meanwhile (two submits of one draft at once)."""
     assert patient.id is not None
     consent = consents.new_record(template, consents.Consenter(
         ConsentSubject.PATIENT, consents.patient_identity(patient.id), patient.name, patient_id=patient.id),
         consents.Scope(referral_id=referral_id), how)
     session.add(consent)
+    try:
+        await session.flush()
+    except sa.exc.IntegrityError:  # its standing key, taken meanwhile
+        await session.rollback()
+        raise Conflict(CHANGED_MEANWHILE, code="referral-changed") from None
     audit.with_commit(session, lambda: consents.given_entry(consent, template))
 
 
@@ -283,8 +296,7 @@ async def edit_request(session: AsyncSession, who: Principal, referral_id: int, 
         sa.update(Referral).where(col(Referral.id) == referral_id, col(Referral.version) == referral.version)
         .values(**values))
     if updated.rowcount != 1:
-        raise Conflict(N_("Someone else changed this referral a moment ago; reload it and try again."),
-                       code="referral-changed")
+        raise Conflict(CHANGED_MEANWHILE, code="referral-changed")
     audit.with_commit(session, audit.Entry(f"user:{who.user_id}", "referral.request_edited",
                                            subject=f"referral:{referral_id}",
                                            detail={"state": referral.state.value}))
@@ -346,7 +358,9 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
             assert referral.id is not None
             patient = await session.get(Patient, referral.patient_id)
             assert patient is not None
-            _add_sharing_consent(session, patient, referral.id,
+            require(can_speak_for_patient(who, patient.hospital_id),
+                    N_("Only a clinician at the patient's side records their consent to sharing their record."))
+            await _add_sharing_consent(session, patient, referral.id,
                                  await _sharing_text(session, sharing.template_id, sharing.locale), sharing.how)
         await require_complete(session, referral)
     partners = await partner_hospital_ids(session, referral.target_hospital_id)
@@ -386,8 +400,7 @@ async def apply(session: AsyncSession, who: Principal, referral: Referral, appoi
         sa.update(Referral).where(col(Referral.id) == referral.id, col(Referral.version) == referral.version)
         .values(**values))
     if updated.rowcount != 1:
-        raise Conflict(N_("Someone else changed this referral a moment ago; reload it and try again."),
-                       code="referral-changed")
+        raise Conflict(CHANGED_MEANWHILE, code="referral-changed")
     if action is ReferralAction.CANCEL and appointment is not None:
         appointment.status, appointment.cancel_reason = AppointmentStatus.CANCELLED, request.reason.strip()
         session.add(appointment)
@@ -406,15 +419,18 @@ async def apply(session: AsyncSession, who: Principal, referral: Referral, appoi
 
 async def _notify(session: AsyncSession, who: Principal, referral: Referral, appointment: Appointment | None,
                   notice: Notice, also: int | None = None) -> None:
-    """Tell everyone on the referral but the one who acted: the referrer, the receiving side, the specialist."""
+    """Tell everyone on the referral but the one who acted: the referrer, the receiving side, the specialist;
+    of a referral never sent (a draft cancelled), nobody but its referrer: it was never the others'."""
     recipients = {referral.referring_doctor_id} | ({also} if also else set())
-    if referral.target_specialist_id:
-        recipients.add(referral.target_specialist_id)
-    if appointment is not None:
-        recipients.add(appointment.specialist_id)
-    coordinators = await session.exec(select(User.id).where(User.hospital_id == referral.target_hospital_id,
-                                                           User.role == Role.COORDINATOR, User.is_active == True))  # noqa: E712
-    recipients |= {c for c in coordinators.all() if c is not None}
+    if referral.submitted_at is not None:
+        if referral.target_specialist_id:
+            recipients.add(referral.target_specialist_id)
+        if appointment is not None:
+            recipients.add(appointment.specialist_id)
+        coordinators = await session.exec(select(User.id).where(
+            User.hospital_id == referral.target_hospital_id, User.role == Role.COORDINATOR,
+            User.is_active == True))  # noqa: E712
+        recipients |= {c for c in coordinators.all() if c is not None}
     recipients.discard(who.user_id)
     for user_id in sorted(recipients):
         session.add(notice.to(user_id))
@@ -424,7 +440,7 @@ def _visible(who: Principal) -> sa.ColumnElement[bool] | None:
     """Which referrals are the caller's to list, as a condition (None: none are): made by them, or, once sent
     (``can_view_referral``: a draft is its doctor's alone), asked of them or booked with them, or
     (coordinators) sent to their hospital."""
-    sent = col(Referral.state) != ReferralState.DRAFT
+    sent = col(Referral.submitted_at).is_not(None)
     if who.role is Role.COORDINATOR:
         return sa.and_(col(Referral.target_hospital_id) == who.hospital_id, sent)
     if who.role is Role.COUNTY_DOCTOR:

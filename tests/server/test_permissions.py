@@ -141,11 +141,11 @@ def test_only_administrators_run_the_platform(who: Principal, allowed: bool) -> 
 
 
 REFERRAL = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,
-                         booked_specialist_id=None)
+                         booked_specialist_id=None, sent=True)
 BOOKED = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=None,
-                       booked_specialist_id=31)
+                       booked_specialist_id=31, sent=True)
 DRAFT = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,
-                      booked_specialist_id=None, draft=True)
+                      booked_specialist_id=None, sent=False)
 
 
 @pytest.mark.parametrize(("who", "scope", "view", "attach"), [
@@ -184,7 +184,7 @@ def test_only_the_referrer_rewrites_a_draft_request(who: Principal, state: Refer
 
 
 BOOKED_WANG = ReferralScope(referring_doctor_id=10, target_hospital_id=PROVINCIAL, target_specialist_id=20,
-                            booked_specialist_id=20)
+                            booked_specialist_id=20, sent=True)
 
 
 @pytest.mark.parametrize(("who", "scope", "sign", "acknowledge"), [

@@ -87,7 +87,8 @@ async def test_administrators_get_a_link_and_an_overview_with_counts(client: Tes
     and disabled accounts, active administrators, hospitals, departments, specialties and partnerships."""
     await form_login(client, "admin")
     home = await (await client.get("/", headers=EN)).text()
-    assert '<a href="/admin" class="admin-link">Administration</a>' in home
+    main_nav = home.partition('<nav class="topbar-links"')[2].partition("</nav>")[0]
+    assert '<a href="/admin">Administration</a>' in main_nav, "with the other sections, not the account's links"
     text = await (await client.get("/admin", headers=EN)).text()
     counts = [(label, int(n)) for n, label in re.findall(r'<span class="count">(\d+)</span>([^<]+)</a>', text)]
     assert counts == [("Active accounts", 9), ("Disabled accounts", 0), ("Active administrators", 1),

@@ -306,7 +306,9 @@ async def test_a_draft_is_submitted_from_its_page_with_the_patients_consent(clie
     unticked = await client.post(f"/referrals/{draft}/action", headers=EN, allow_redirects=False,
                                  data={"action": "submit", "sharing_template_id": template[1]})
     assert unticked.status == 422
-    assert "The patient&#39;s consent to sharing their records: " in await unticked.text()
+    refused = await unticked.text()
+    assert "The patient&#39;s consent to sharing their records: " in refused
+    assert re.search(r'name="sharing_consent"[^>]*aria-invalid="true"', refused), "the box marked beside it"
     described = await (await client.get(f"/api/referrals/{draft}", headers=doctor)).json()
     assert described["state"] == "draft" and described["sharing_consent"] is None
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server.appkeys import DATABASE
 from server.audit import trail as audit
 from server.consultations.room_gate import RoomGate
 from server.db import Database
-from server.models import Appointment, AppointmentStatus, Consultation, Hospital, User
+from server.models import Appointment, AppointmentStatus, Consent, Consultation, Hospital, Notification, User
 from server.settings import Settings
 from signaling.grants import Granted
 
@@ -477,3 +477,40 @@ async def test_a_draft_saved_without_consent_is_submitted_with_it(client: TestCl
     body = await sent.json()
     assert body["state"] == "submitted"
     assert body["sharing_consent"]["method"] == "verbal" and body["sharing_consent"]["recorded_by"] == known["dr.li"]
+
+
+async def test_a_draft_cancelled_unsent_stays_its_doctors_alone(client: TestClient) -> None:
+    """Guards a draft never reaching the receiving side, even as it ends: dr.li cancels a draft naming dr.wang;
+    neither dr.wang nor coord.zhao is notified of it (the notice's link would only be refused) nor may open it,
+    cancelled; a referral that was sent and then cancelled still notifies them."""
+    known = await ids(client)
+    draft = await create(client, known, submit=False, target_specialist_id=known["dr.wang"])
+    sent = await create(client, known, target_specialist_id=known["dr.wang"])
+    for referral in (draft, sent):
+        assert (await act(client, "dr.li", referral["id"], "cancel", reason="No longer needed")).status == 200
+    async with client.app[DATABASE].session() as session:
+        told = (await session.exec(select(Notification).where(
+            col(Notification.user_id).in_([known["dr.wang"], known["coord.zhao"]])))).all()
+    links = {n.link for n in told}
+    assert f"/referrals/{sent['id']}" in links and f"/referrals/{draft['id']}" not in links
+    for username in ("dr.wang", "coord.zhao"):
+        answer = await client.get(f"/api/referrals/{draft['id']}", headers=await login(client, username))
+        assert answer.status == 403, username
+
+
+async def test_consent_on_submit_is_recorded_only_with_a_submit_that_goes_through(client: TestClient) -> None:
+    """Guards the one transaction of a submit with the patient's consent: a draft without its question is refused
+    (422 naming `question`) and keeps no consent; the receiving coordinator or another county doctor offering the
+    consent is refused (403) and records none; dr.li then fills in the question and sends it."""
+    known = await ids(client)
+    draft = await create(client, known, submit=False, sharing_consent=None, question="")
+    refused = await act(client, "dr.li", draft["id"], "submit", sharing_consent="verbal")
+    assert refused.status == 422 and set((await refused.json())["error"]["fields"]) == {"question"}
+    for username in ("coord.zhao", "dr.chen"):
+        assert (await act(client, username, draft["id"], "submit", sharing_consent="verbal")).status == 403
+    async with client.app[DATABASE].session() as session:
+        assert (await session.exec(select(Consent).where(Consent.referral_id == draft["id"]))).all() == []
+    edited = await client.put(f"/api/referrals/{draft['id']}/request", headers=await login(client, "dr.li"),
+                              json={"reason": draft["reason"], "question": "Is there myocardial ischaemia?"})
+    assert edited.status == 200, await edited.text()
+    assert (await act(client, "dr.li", draft["id"], "submit", sharing_consent="verbal")).status == 200

@@ -3,16 +3,18 @@ and a search by the patient's name never finds a referral whose records the call
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server.consent import templates as consent_templates
+from server.consent.records import How
 from server.db import Database
 from server.demo import seed_demo
-from server.errors import Forbidden
+from server.errors import Conflict, Forbidden
 from server.models import (
     Consent,
     ConsentMethod,
@@ -22,11 +24,12 @@ from server.models import (
     Patient,
     Referral,
     ReferralState,
+    Urgency,
 )
 from server.referrals import service as referrals
 from server.referrals import views
-from server.referrals.flow import WAITING_FOR_RECEIVER
-from server.referrals.inputs import ReferralSearch
+from server.referrals.flow import WAITING_FOR_RECEIVER, ReferralAction
+from server.referrals.inputs import ReferralCreate, ReferralSearch
 
 from .test_views import BASE, add_referrals, principal
 
@@ -164,3 +167,28 @@ async def test_a_draft_is_neither_listed_nor_shown_to_the_receiving_side(databas
                 await referrals.load_visible(session, who, draft.id)
         li = await principal(session, "dr.li")
         assert ReferralState.DRAFT in {r.state for r in await referrals.list_for(session, li)}
+
+
+async def test_two_submits_of_a_draft_at_once_send_it_once_with_one_consent(database: Database) -> None:
+    """Guards a double tap on a draft's Submit (two requests recording the patient's consent at once): one sends
+    the referral, the other is a 409 (`referral-changed`), never a 500 from the consent's unique key; exactly
+    one consent stands."""
+    async with database.session() as session:
+        li = await principal(session, "dr.li")
+        body = ReferralCreate(patient_id=1, specialty="cardiology", urgency=Urgency.URGENT, reason="Syncope",
+                              target_hospital_id=1, question="Cardiac?", submit=False)
+        draft = await referrals.refer(session, li, body, locale="en", how=How(ConsentMethod.VERBAL, li.user_id))
+    assert draft.id is not None
+
+    async def submit() -> Referral:
+        async with database.session() as session:
+            return await referrals.act(session, li, draft.id, ReferralAction.SUBMIT,
+                                       sharing=referrals.SharingSaid(How(ConsentMethod.VERBAL, li.user_id), "en"))
+    first, second = await asyncio.gather(submit(), submit(), return_exceptions=True)
+    outcomes = sorted([first, second], key=lambda o: isinstance(o, Exception))
+    assert isinstance(outcomes[0], Referral) and outcomes[0].state is ReferralState.SUBMITTED, outcomes
+    assert isinstance(outcomes[1], Conflict) and outcomes[1].code == "referral-changed", outcomes
+    async with database.session() as session:
+        standing = (await session.exec(select(Consent).where(Consent.referral_id == draft.id,
+                                                             col(Consent.withdrawn_at).is_(None)))).all()
+    assert len(standing) == 1
