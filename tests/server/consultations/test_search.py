@@ -94,7 +94,7 @@ async def add_consultations(database: Database, count: int) -> None:
                     patient_id=patient.id, referring_doctor_id=users["dr.li"].id, referring_hospital_id=hospital.id,
                     partnership_id=partnership.id, specialty_id=specialty.id, target_hospital_id=hospitals[0].id,
                     urgency=Urgency.ROUTINE, reason=f"Reason {i}", summary="", state=ReferralState.SCHEDULED,
-                    consultation_id=consultation.id))
+                    consultation_id=consultation.id, submitted_at=BASE - timedelta(days=1)))
         await session.commit()
 
 

@@ -101,7 +101,8 @@ async def booked(database: Database, state: ReferralState = ReferralState.IN_CON
             partnership_id=(await session.exec(select(Partnership))).one().id,
             specialty_id=(await session.exec(select(Specialty))).first().id,
             target_hospital_id=hospitals["江南省人民医院"].id, target_specialist_id=users["dr.wang"].id,
-            urgency=Urgency.URGENT, reason="Chest pain", state=state, consultation_id=consultation.id)
+            urgency=Urgency.URGENT, reason="Chest pain", state=state, consultation_id=consultation.id,
+            submitted_at=BASE - timedelta(days=1))  # (sent: the receiving side sees it)
         session.add(referral)
         await session.flush()
         session.add(Appointment(referral_id=referral.id, specialist_id=users["dr.wang"].id, starts_at=BASE,

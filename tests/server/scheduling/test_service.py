@@ -62,7 +62,8 @@ async def _accepted(database: Database, *, asked_for: User | None = None) -> int
                             referring_hospital_id=users["dr.li"].hospital_id, partnership_id=partnership.id,
                             specialty_id=cardiology.id, target_hospital_id=users["coord.zhao"].hospital_id,
                             target_specialist_id=asked_for.id if asked_for else None, urgency=Urgency.URGENT,
-                            reason="Chest pain", state=ReferralState.ACCEPTED)
+                            reason="Chest pain", state=ReferralState.ACCEPTED,
+                            submitted_at=datetime.now(UTC))  # (sent: the receiving side sees it)
         session.add(referral)
         await session.commit()
         assert referral.id is not None
