@@ -360,8 +360,8 @@ async def act(session: AsyncSession, who: Principal, referral_id: int, action: R
             assert patient is not None
             require(can_speak_for_patient(who, patient.hospital_id),
                     N_("Only a clinician at the patient's side records their consent to sharing their record."))
-            await _add_sharing_consent(session, patient, referral.id,
-                                 await _sharing_text(session, sharing.template_id, sharing.locale), sharing.how)
+            template = await _sharing_text(session, sharing.template_id, sharing.locale)
+            await _add_sharing_consent(session, patient, referral.id, template, sharing.how)
         await require_complete(session, referral)
     partners = await partner_hospital_ids(session, referral.target_hospital_id)
     request = Request(action, reason=reason, redirect_to=redirect_to, partner_hospital_ids=partners)
