@@ -253,7 +253,7 @@ async def _sharing_text(session: AsyncSession, template_id: int | None, locale: 
 
 
 async def _add_sharing_consent(session: AsyncSession, patient: Patient, referral_id: int, template: ConsentTemplate,
-                         how: How) -> None:
+                               how: How) -> None:
     """The patient's consent to sharing their records for this referral, and its audit entry, uncommitted; a
     conflict (nothing written) if the same consent was recorded meanwhile (two submits of one draft at once)."""
     assert patient.id is not None

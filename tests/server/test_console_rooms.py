@@ -5,7 +5,6 @@ log; a bus that does not answer leaves the change to the sweep, and the change i
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sqlmodel import select
 
 from server.appkeys import DATABASE
 from server.console_rooms import ConsoleRooms
+from server.devprocs import free_port
 from server.models import User
 from server.settings import Settings
 from signaling.events import Expelling
@@ -26,13 +26,6 @@ from .identity.test_redis_throttle import fresh_prefix
 from .test_cli import run
 
 NO_SWEEP = "3600"  # the nodes' account sweep: an hour away, so only the console's telling can reach the call
-
-
-def _closed_port() -> int:
-    """A port nothing listens on (a Redis that is away)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _node(tmp_path: Path, redis_url: str) -> tuple[Settings, dict[str, str]]:
@@ -109,7 +102,7 @@ async def test_a_bus_that_does_not_answer_leaves_the_call_to_the_sweep(tmp_path:
     async with await _start(settings) as client:
         started = time.monotonic()
         done = await asyncio.to_thread(run, "user", "disable", "dr.wang", data_dir=settings.data_dir,
-                                       env={"TELEMED_REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"})
+                                       env={"TELEMED_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
         assert done.returncode == 0, done.stderr
         assert "did not answer for 1 room(s)" in done.stderr and "account sweep" in done.stderr
         assert time.monotonic() - started < 30, "the console waits for the bus a bounded time"
@@ -136,7 +129,7 @@ async def test_told_and_missed_are_counted_per_room(redis_url: str) -> None:
     finally:
         await redis.aclose()
         await rooms.close()
-    away = ConsoleRooms(f"redis://127.0.0.1:{_closed_port()}/0", prefix=prefix)
+    away = ConsoleRooms(f"redis://127.0.0.1:{free_port()}/0", prefix=prefix)
     try:
         await away.tell(7, event)
         assert (away.told, away.missed) == (set(), {7})
