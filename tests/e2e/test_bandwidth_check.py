@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -38,7 +39,9 @@ def speed(kbps: int, _: Any) -> str:
         return _("more than 100 Mbit/s")
     if kbps < 1000:
         return _("{n} kbit/s").format(n=kbps)
-    return _("{n} Mbit/s").format(n=f"{kbps / 1000:.1f}")
+    # halves away from zero on the exact decimal, as the page's Intl.NumberFormat does (54050 kbit/s is 54.1, where
+    # the binary float's :.1f said 54.0)
+    return _("{n} Mbit/s").format(n=(Decimal(kbps) / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 async def measured(row: Locator) -> tuple[int, int]:
